@@ -6,7 +6,15 @@
 //! errors. The binaries turn flags into calls and data into tables, JSON or YAML.
 
 pub mod cluster;
+pub mod dbiso;
 pub mod findings;
+pub mod inject;
 pub mod inventory;
+pub mod mesh;
 pub mod netpol;
+pub mod policies;
+pub mod postrender;
+pub mod spire;
+pub mod workload;
+
 pub mod yaml;

@@ -1,1 +1,199 @@
-//! Harness for end-to-end tests.
+//! Harness for end-to-end tests: run the built plugin binaries (building them once if needed),
+//! with the real tools from the test venv (`target/venv`, made by `tests/tools/setup-venv.sh`) on
+//! `PATH`, in a temporary directory.
+//!
+//! Missing real tools fail the test with instructions; nothing is skipped silently.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+pub const PLUGINS: [&str; 3] = ["mesh-migrate", "spire-check", "dbiso"];
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
+}
+
+/// Directory holding the freshly built `kubectl-*` binaries. Builds them once per test process
+/// (`cargo build` is a no-op when they are up to date).
+pub fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(root()).args(["build", "--quiet", "--bins"]);
+        for p in PLUGINS {
+            cmd.args(["-p", p]);
+        }
+        let status = cmd.status().expect("running cargo build");
+        assert!(status.success(), "building the plugin binaries failed");
+        target_dir().join("debug")
+    })
+}
+
+/// Path of a built plugin binary, e.g. `bin("mesh-migrate")`.
+pub fn bin(plugin: &str) -> PathBuf {
+    bin_dir().join(format!("kubectl-{plugin}{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// Path of a tool from the test venv (`kubectl`, `python`, `kubernetes-validate`).
+pub fn venv_tool(name: &str) -> PathBuf {
+    let venv = std::env::var_os("MESHMOVE_VENV").map(PathBuf::from).unwrap_or_else(|| target_dir().join("venv"));
+    let path = venv.join("bin").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `tests/tools/setup-venv.sh` (or the README's test command) to install the real test tools",
+        path.display()
+    );
+    path
+}
+
+/// A krew-style installation of the three plugins, made from the real release archives:
+/// `krew-manifests/release.sh --no-build` packages the freshly built binaries, the archives are
+/// unpacked into `store/<plugin>/`, and `bin/` gets the links krew makes (`kubectl-mesh_migrate`:
+/// kubectl maps `kubectl mesh-migrate` to that name) plus the completion helpers the manifests'
+/// caveats tell users to link. Returns the `bin/` directory.
+pub fn krew_bin() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root_dir = std::env::temp_dir().join(format!("meshmove-krew-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root_dir);
+        let out = root_dir.join("artifacts");
+        std::fs::create_dir_all(&out).unwrap();
+        let python_dir = venv_tool("python").parent().unwrap().to_path_buf();
+        let path = std::env::join_paths(std::iter::once(python_dir).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()))).unwrap();
+        let r = run(
+            &root().join("krew-manifests/release.sh"),
+            &["v0.1.0", "--no-build", "--bin-dir", bin_dir().to_str().unwrap(), "--out-dir", out.to_str().unwrap()],
+            None,
+            &[("PATH", path.to_str().unwrap())],
+        );
+        assert_eq!(r.code, 0, "release.sh failed\n{}\n{}", r.stdout, r.stderr);
+        let bin = root_dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for p in PLUGINS {
+            let store = root_dir.join("store").join(p);
+            std::fs::create_dir_all(&store).unwrap();
+            let archive = std::fs::read_dir(&out)
+                .unwrap()
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .find(|f| f.file_name().unwrap().to_string_lossy().starts_with(&format!("{p}_")) && f.extension().is_some_and(|e| e == "gz"))
+                .unwrap_or_else(|| panic!("no archive for {p} in {}", out.display()));
+            let st = Command::new("tar").arg("-xzf").arg(&archive).arg("-C").arg(&store).status().unwrap();
+            assert!(st.success(), "unpacking {}", archive.display());
+            let us = p.replace('-', "_");
+            std::os::unix::fs::symlink(store.join(format!("kubectl-{p}")), bin.join(format!("kubectl-{us}"))).unwrap();
+            std::os::unix::fs::symlink(store.join(format!("kubectl_complete-{us}")), bin.join(format!("kubectl_complete-{us}"))).unwrap();
+        }
+        bin
+    })
+}
+
+/// PATH with the krew-style plugin links first, then the venv tools, then the inherited PATH.
+pub fn krew_path() -> std::ffi::OsString {
+    let mut dirs = vec![krew_bin().to_path_buf(), venv_tool("python").parent().unwrap().to_path_buf()];
+    dirs.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    std::env::join_paths(dirs).expect("PATH")
+}
+
+/// Result of running a command.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Self {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Assert the exit code, showing both streams when it differs.
+    #[track_caller]
+    pub fn expect_code(self, code: i32) -> Self {
+        assert_eq!(self.code, code, "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// Run a program with args and optional stdin, with a clean, predictable environment:
+/// no colours, no user kubeconfig unless the test passes one. The working directory is the
+/// workspace root, so fixture paths in output are stable.
+pub fn run(program: &Path, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(program);
+    cmd.current_dir(root())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env("HOME", std::env::temp_dir())
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    if let Some(input) = stdin {
+        use std::io::Write;
+        let mut pipe = child.stdin.take().unwrap();
+        let input = input.to_string();
+        // Write on a thread so a child that does not read stdin cannot dead-lock the test.
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(input.as_bytes());
+        });
+    }
+    Run::from(child.wait_with_output().expect("waiting for child"))
+}
+
+/// Run a plugin binary directly.
+pub fn plugin(name: &str, args: &[&str]) -> Run {
+    run(&bin(name), args, None, &[])
+}
+
+/// A fixture path under the workspace root.
+pub fn fixture(rel: &str) -> PathBuf {
+    root().join(rel)
+}
+
+/// Compare `actual` with the golden file `tests/e2e/golden/<name>`; with `UPDATE_GOLDEN=1` write
+/// it instead. A mismatch shows a line diff.
+#[track_caller]
+pub fn golden(name: &str, actual: &str) {
+    let path = root().join("tests/e2e/golden").join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", path.display()));
+    if expected != actual {
+        let mut diff = String::new();
+        for (i, (e, a)) in expected.lines().zip(actual.lines()).enumerate() {
+            if e != a {
+                diff.push_str(&format!("line {}:\n  expected: {e}\n  actual:   {a}\n", i + 1));
+            }
+        }
+        panic!(
+            "{} differs from the output ({} vs {} lines); rerun with UPDATE_GOLDEN=1 if the change is intended\n{diff}",
+            path.display(),
+            expected.lines().count(),
+            actual.lines().count()
+        );
+    }
+}

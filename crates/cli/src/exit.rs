@@ -1,0 +1,54 @@
+//! The exit-code contract, identical for every plugin and every output format:
+//!
+//! | code | meaning |
+//! |------|---------|
+//! | 0 | nothing at or above the `--fail-on` threshold |
+//! | 1 | findings at or above the threshold (or a check failed) |
+//! | 2 | usage or input error (bad flag, unreadable or invalid manifest, bad config) |
+//! | 3 | cluster unreachable, credentials rejected, or an API error stopped the command |
+
+use std::process::ExitCode;
+
+use meshmove_core::cluster::ClusterError;
+
+/// How a command ended, when it did not end in an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Ok,
+    Findings,
+}
+
+pub const OK: u8 = 0;
+pub const FINDINGS: u8 = 1;
+pub const USAGE: u8 = 2;
+pub const CLUSTER: u8 = 3;
+
+/// Exit code for an error: cluster errors are 3, everything else (input, usage) is 2.
+pub fn code_for(err: &anyhow::Error) -> u8 {
+    if err.chain().any(|e| e.downcast_ref::<ClusterError>().is_some()) {
+        CLUSTER
+    } else {
+        USAGE
+    }
+}
+
+/// The whole of a plugin's `main`: run, print the error chain on stderr, map to an exit code.
+/// A closed stdout (`| head`) ends the run quietly with the code it would have had.
+pub fn run_main(tool: &str, run: impl FnOnce() -> anyhow::Result<Exit>) -> ExitCode {
+    match run() {
+        Ok(Exit::Ok) => ExitCode::from(OK),
+        Ok(Exit::Findings) => ExitCode::from(FINDINGS),
+        Err(err) if crate::output::is_broken_pipe(&err) => ExitCode::from(OK),
+        Err(err) => {
+            let mut msg = format!("{tool}: error: {err}");
+            for cause in err.chain().skip(1) {
+                let cause = cause.to_string();
+                if !msg.contains(&cause) {
+                    msg.push_str(&format!("\n  caused by: {cause}"));
+                }
+            }
+            eprintln!("{msg}");
+            ExitCode::from(code_for(&err))
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! Listing kinds from a cluster into an inventory: each kind once, paginated, concurrently.
+
+use std::collections::BTreeMap;
+
+use futures::{StreamExt, stream};
+use kube::api::{ApiResource, DynamicObject, ListParams};
+use kube::core::{GroupVersionKind, Request};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{ClusterError, Connection};
+use crate::inventory::{Inventory, Kind, Object, Origin, SourceInfo, Unavailable};
+
+/// Page size for LIST calls (kubectl uses 500 too).
+pub const PAGE_SIZE: u32 = 500;
+const CONCURRENT_LISTS: usize = 6;
+
+#[derive(Deserialize)]
+struct ListPage {
+    #[serde(default)]
+    metadata: ListMeta,
+    #[serde(default)]
+    items: Vec<Value>,
+}
+
+/// List `kinds` from the cluster. Namespaced kinds are listed in `namespace` (all namespaces when
+/// `None`); cluster-scoped kinds cluster-wide. A kind whose CRD is absent (404) or whose list is
+/// forbidden (403) is recorded as unavailable and the load continues; unreachable servers and
+/// rejected credentials stop it.
+pub async fn load(conn: &Connection, kinds: &[&'static Kind], namespace: Option<&str>) -> Result<Inventory, ClusterError> {
+    let mut wanted: Vec<&'static Kind> = kinds.to_vec();
+    wanted.sort();
+    wanted.dedup();
+    let results: Vec<_> = stream::iter(wanted.iter().map(|&k| async move { (k, list_kind(conn, k, namespace).await) }))
+        .buffer_unordered(CONCURRENT_LISTS)
+        .collect()
+        .await;
+    let mut listed = BTreeMap::new();
+    let mut per_kind: BTreeMap<&'static Kind, Vec<Object>> = BTreeMap::new();
+    for (kind, result) in results {
+        match result? {
+            Ok(objects) => {
+                listed.insert(kind, None);
+                per_kind.insert(kind, objects);
+            }
+            Err(why) => {
+                listed.insert(kind, Some(why));
+            }
+        }
+    }
+    // Deterministic order whatever order the lists finished in: by kind, then as listed.
+    let objects = per_kind.into_values().flatten().collect();
+    let source = SourceInfo::Cluster { context: conn.context.clone(), namespace: namespace.map(str::to_string) };
+    Ok(Inventory::from_cluster(objects, listed, source, conn.namespace.clone()))
+}
+
+type KindResult = Result<Result<Vec<Object>, Unavailable>, ClusterError>;
+
+async fn list_kind(conn: &Connection, kind: &'static Kind, namespace: Option<&str>) -> KindResult {
+    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(kind.group, kind.version, kind.kind), kind.plural);
+    let ns = if kind.namespaced { namespace } else { None };
+    let request = Request::new(<DynamicObject as kube::Resource>::url_path(&ar, ns));
+    let mut objects = Vec::new();
+    let mut params = ListParams::default().limit(PAGE_SIZE);
+    loop {
+        let http_req = request.list(&params).map_err(|e| api_error(conn, kind, ns, kube::Error::BuildRequest(e)))?;
+        let page: ListPage = match conn.client.request(http_req).await {
+            Ok(page) => page,
+            Err(kube::Error::Api(status)) if status.code == 404 => return Ok(Err(Unavailable::NotServed)),
+            Err(kube::Error::Api(status)) if status.code == 403 => {
+                let message = if status.message.is_empty() {
+                    format!("forbidden: cannot list {} ({})", kind.resource(), scope(ns))
+                } else {
+                    status.message.clone()
+                };
+                return Ok(Err(Unavailable::Forbidden { message }));
+            }
+            Err(e) => return Err(api_error(conn, kind, ns, e)),
+        };
+        let origin = Origin::Cluster { context: conn.context.clone() };
+        for item in page.items {
+            objects.push(to_object(item, kind, origin.clone()));
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params.continue_token = Some(token),
+            None => break,
+        }
+    }
+    Ok(Ok(objects))
+}
+
+fn scope(ns: Option<&str>) -> String {
+    ns.map_or_else(|| "all namespaces".to_string(), |n| format!("namespace {n}"))
+}
+
+fn to_object(mut value: Value, kind: &'static Kind, origin: Origin) -> Object {
+    // LIST items may omit kind/apiVersion; the inventory needs them on every object.
+    if let Value::Object(map) = &mut value {
+        map.entry("apiVersion").or_insert_with(|| Value::String(kind.api_version()));
+        map.entry("kind").or_insert_with(|| Value::String(kind.kind.to_string()));
+    }
+    let meta = value.get("metadata");
+    let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or_default().to_string();
+    let namespace = meta.and_then(|m| m.get("namespace")).and_then(Value::as_str).map(str::to_string);
+    Object { api_version: kind.api_version(), kind: kind.kind.to_string(), namespace, name, value, origin }
+}
+
+/// Classify a failed call: unreachable, unauthorized, or another API error naming verb and resource.
+pub(crate) fn api_error(conn: &Connection, kind: &Kind, ns: Option<&str>, e: kube::Error) -> ClusterError {
+    let context = conn.context.clone();
+    match &e {
+        kube::Error::Api(status) if status.code == 401 => ClusterError::Unauthorized {
+            context,
+            code: 401,
+            message: status.message.clone(),
+            source: e,
+        },
+        kube::Error::Api(status) => ClusterError::Api {
+            verb: "list",
+            resource: format!("{} ({})", kind.resource(), scope(ns)),
+            message: format!("{} {}", status.code, status.message),
+            source: e,
+        },
+        _ => ClusterError::Unreachable { context, source: e },
+    }
+}

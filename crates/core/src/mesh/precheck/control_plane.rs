@@ -1,0 +1,223 @@
+//! Is there a control plane to migrate onto?
+//!
+//! Injection needs Istio's CRDs and a running istiod; ambient mode also needs the per-node
+//! ztunnel and istio-cni DaemonSets. Revisions and revision tags are reported as information,
+//! because which one a namespace selects is the first decision of a migration.
+//!
+//! A cluster load limited to one namespace does not list Deployments and DaemonSets in
+//! `istio-system`; absence there proves nothing, so that case is reported as "not checked"
+//! (MM1008) instead of "missing".
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use super::{MeshMode, PrecheckOptions, join_and};
+use crate::findings::{Analyzer, Finding};
+use crate::inventory::{Inventory, Kind, Object, SourceInfo, kinds};
+use crate::mesh::catalog::*;
+
+static REQUIRES: &[&Kind] = &[&kinds::CRD, &kinds::DEPLOYMENT];
+static USES: &[&Kind] = &[&kinds::DAEMON_SET, &kinds::MUTATING_WEBHOOK];
+
+/// Istio CRDs, control plane Deployment, ambient DaemonSets, revisions and tags.
+pub struct ControlPlane(pub PrecheckOptions);
+
+const ISTIO_CRD_GROUPS: &[&str] = &["networking.istio.io", "security.istio.io"];
+
+/// istiod Deployments (label `app=istiod`).
+pub(crate) fn istiods(inventory: &Inventory) -> impl Iterator<Item = &Object> {
+    inventory.of(&kinds::DEPLOYMENT).filter(|o| o.label("app") == Some("istiod"))
+}
+
+fn is_ztunnel(o: &Object) -> bool {
+    o.label("app") == Some("ztunnel") || o.name == "ztunnel"
+}
+
+fn is_istio_cni(o: &Object) -> bool {
+    o.label("k8s-app") == Some("istio-cni-node") || o.name == "istio-cni-node"
+}
+
+/// Every control-plane workload in the inventory (istiod, ztunnel, istio-cni).
+pub(crate) fn components(inventory: &Inventory) -> impl Iterator<Item = &Object> {
+    istiods(inventory).chain(inventory.of(&kinds::DAEMON_SET).filter(|o| is_ztunnel(o) || is_istio_cni(o)))
+}
+
+/// The namespace a cluster load was limited to, when it was.
+pub(crate) fn listed_only_in(inventory: &Inventory) -> Option<&str> {
+    match &inventory.source {
+        SourceInfo::Cluster { namespace: Some(ns), .. } => Some(ns),
+        _ => None,
+    }
+}
+
+/// The revision an istiod serves (`default` when unlabelled, as istioctl installs it).
+pub(crate) fn revision_of(istiod: &Object) -> &str {
+    istiod.label("istio.io/rev").unwrap_or("default")
+}
+
+/// Revisions and tags seen on Istio's injection webhooks (cluster-scoped, so visible from any
+/// namespace scope): `(revisions, tag -> revision)`.
+pub(crate) fn webhook_revisions(inventory: &Inventory) -> (BTreeSet<String>, BTreeMap<String, String>) {
+    let mut revisions = BTreeSet::new();
+    let mut tags = BTreeMap::new();
+    for w in inventory.of(&kinds::MUTATING_WEBHOOK) {
+        let injector = w.label("app") == Some("sidecar-injector") || w.name.starts_with("istio-sidecar-injector");
+        match (w.label("istio.io/tag"), w.label("istio.io/rev")) {
+            (Some(tag), Some(rev)) => {
+                tags.insert(tag.to_string(), rev.to_string());
+            }
+            (None, Some(rev)) if injector => {
+                revisions.insert(rev.to_string());
+            }
+            (None, None) if injector => {
+                revisions.insert("default".to_string());
+            }
+            _ => {}
+        }
+    }
+    (revisions, tags)
+}
+
+fn int(v: &Value, pointer: &str) -> Option<u64> {
+    v.pointer(pointer).and_then(Value::as_u64)
+}
+
+fn image_of(o: &Object) -> Option<&str> {
+    let containers = o.value.pointer("/spec/template/spec/containers")?.as_array()?;
+    let c = containers
+        .iter()
+        .find(|c| c.get("name").and_then(Value::as_str) == Some("discovery"))
+        .or_else(|| containers.first())?;
+    c.get("image")?.as_str()
+}
+
+impl ControlPlane {
+    fn crds(&self, inventory: &Inventory, out: &mut Vec<Finding>) {
+        let present: BTreeSet<&str> =
+            inventory.of(&kinds::CRD).filter_map(|c| c.value.pointer("/spec/group").and_then(Value::as_str)).collect();
+        let missing: Vec<String> =
+            ISTIO_CRD_GROUPS.iter().filter(|g| !present.contains(**g)).map(|g| format!("`{g}`")).collect();
+        if !missing.is_empty() {
+            out.push(Finding::new(
+                &CODE_ISTIO_CRDS_MISSING,
+                format!("no CustomResourceDefinition of API group {} is installed", join_and(&missing)),
+            ));
+        }
+    }
+
+    fn istiod(&self, inventory: &Inventory, out: &mut Vec<Finding>, unseen: &mut Vec<String>) {
+        let found: Vec<&Object> = istiods(inventory).collect();
+        if found.is_empty() {
+            match listed_only_in(inventory) {
+                Some(ns) => unseen.push(format!("istiod (Deployments were listed in namespace {ns} only)")),
+                None => out.push(Finding::new(
+                    &CODE_ISTIOD_MISSING,
+                    "no Deployment labelled app=istiod was found in any namespace",
+                )),
+            }
+        }
+        for d in found {
+            let rev = revision_of(d);
+            let desired = int(&d.value, "/spec/replicas").unwrap_or(1);
+            let readiness = match d.value.get("status") {
+                Some(status) => {
+                    let ready = int(status, "/readyReplicas").unwrap_or(0);
+                    if ready == 0 {
+                        out.push(
+                            Finding::new(
+                                &CODE_ISTIOD_NOT_READY,
+                                format!("istiod revision `{rev}` has 0 of {desired} replicas ready"),
+                            )
+                            .on(d),
+                        );
+                    }
+                    format!("{ready}/{desired} replicas ready")
+                }
+                None => format!("{desired} replicas, readiness not reported (read from manifests)"),
+            };
+            let image = image_of(d).map(|i| format!(", image {i}")).unwrap_or_default();
+            out.push(Finding::new(&CODE_ISTIOD_REVISION, format!("istiod revision `{rev}`{image}: {readiness}")).on(d));
+        }
+    }
+
+    fn tags(&self, inventory: &Inventory, out: &mut Vec<Finding>) {
+        let revisions: BTreeSet<&str> = istiods(inventory).map(revision_of).collect();
+        for w in inventory.of(&kinds::MUTATING_WEBHOOK) {
+            let (Some(tag), Some(rev)) = (w.label("istio.io/tag"), w.label("istio.io/rev")) else { continue };
+            let note = if !revisions.is_empty() && !revisions.contains(rev) {
+                " (no istiod of that revision was found)"
+            } else {
+                ""
+            };
+            out.push(
+                Finding::new(&CODE_REVISION_TAG, format!("revision tag `{tag}` points at revision `{rev}`{note}"))
+                    .on(w),
+            );
+        }
+    }
+
+    fn node_agent(
+        &self,
+        inventory: &Inventory,
+        out: &mut Vec<Finding>,
+        unseen: &mut Vec<String>,
+        (code, what, expected_name): (&'static crate::findings::Code, &str, &str),
+        is_it: fn(&Object) -> bool,
+    ) {
+        let found: Vec<&Object> = inventory.of(&kinds::DAEMON_SET).filter(|o| is_it(o)).collect();
+        if found.is_empty() {
+            let not_listed = inventory.is_live() && !inventory.has(&kinds::DAEMON_SET);
+            match listed_only_in(inventory) {
+                Some(ns) => unseen.push(format!("{what} (DaemonSets were listed in namespace {ns} only)")),
+                None if not_listed => unseen.push(format!("{what} (DaemonSets could not be listed)")),
+                None => out.push(Finding::new(
+                    code,
+                    format!("ambient mode needs the {what} DaemonSet (`{expected_name}`), and none was found"),
+                )),
+            }
+        }
+        for ds in found {
+            let Some(status) = ds.value.get("status") else { continue };
+            let desired = int(status, "/desiredNumberScheduled").unwrap_or(0);
+            let ready = int(status, "/numberReady").unwrap_or(0);
+            if desired == 0 || ready < desired {
+                out.push(Finding::new(code, format!("{what} is ready on {ready} of {desired} scheduled nodes")).on(ds));
+            }
+        }
+    }
+}
+
+impl Analyzer for ControlPlane {
+    fn name(&self) -> &'static str {
+        "control-plane"
+    }
+
+    fn requires(&self) -> &'static [&'static Kind] {
+        REQUIRES
+    }
+
+    fn uses(&self) -> &'static [&'static Kind] {
+        USES
+    }
+
+    fn analyze(&self, inventory: &Inventory, out: &mut Vec<Finding>) {
+        let mut unseen = Vec::new();
+        self.crds(inventory, out);
+        self.istiod(inventory, out, &mut unseen);
+        self.tags(inventory, out);
+        if self.0.mode == MeshMode::Ambient {
+            self.node_agent(inventory, out, &mut unseen, (&CODE_ZTUNNEL_MISSING, "ztunnel", "ztunnel"), is_ztunnel);
+            self.node_agent(
+                inventory,
+                out,
+                &mut unseen,
+                (&CODE_ISTIO_CNI_MISSING, "istio-cni node agent", "istio-cni-node"),
+                is_istio_cni,
+            );
+        }
+        if !unseen.is_empty() {
+            out.push(Finding::new(&CODE_CONTROL_PLANE_OUT_OF_SCOPE, format!("not checked: {}", join_and(&unseen))));
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! `precheck`: is this namespace (or cluster) ready to move onto Istio?
+//!
+//! Moving a namespace onto the mesh changes every pod in it at once: a restart adds a proxy
+//! (sidecar mode) or redirects its traffic through the node's ztunnel (ambient mode). Problems
+//! that surface afterwards are expensive: Jobs that never finish, ports that lose their protocol,
+//! NetworkPolicies that silently drop the tunnel, nodes that cannot fit the proxies. precheck finds
+//! them beforehand, from the same [`Inventory`] whether it was read from a cluster or rendered
+//! manifests, and changes nothing.
+//!
+//! Each check is an [`Analyzer`] value built from [`PrecheckOptions`] (no global state), declaring
+//! the kinds it cannot work without (`requires`) so that, say, the capacity check is reported as
+//! skipped for rendered charts rather than passing on no data. Which checks run depends on the
+//! [`MeshMode`]: ambient has no per-pod proxy, so the Job and capacity checks are sidecar-only.
+//!
+//! Which namespaces are "being migrated" is decided once, by [`Scope`]: the namespaces named in
+//! the options; else the namespace a cluster load was limited to; else every namespace in the
+//! inventory except Kubernetes' own and the ones the Istio control plane runs in (a mesh does not
+//! migrate itself, and flagging ztunnel for using the host network would be noise).
+
+mod capacity;
+mod control_plane;
+mod disruption;
+mod namespaces;
+mod netpol;
+mod services;
+mod workloads;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use kube::core::{Selector, SelectorExt};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::findings::Analyzer;
+use crate::inventory::{Inventory, Kind, Object, SourceInfo, kinds};
+
+pub use capacity::Capacity;
+pub use control_plane::ControlPlane;
+pub use disruption::DisruptionBudgets;
+pub use namespaces::NamespaceLabels;
+pub use netpol::MeshPorts;
+pub use services::ServicePorts;
+pub use workloads::{HostNetwork, JobCompletion, TelemetryLabels};
+
+/// The data-plane mode a namespace moves to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MeshMode {
+    /// An `istio-proxy` container injected into every pod.
+    #[default]
+    Sidecar,
+    /// Traffic redirected to the node's ztunnel (HBONE on port 15008); no per-pod proxy.
+    Ambient,
+}
+
+/// Proxy CPU request assumed per injected pod when the pod does not set
+/// `sidecar.istio.io/proxyCPU` (the seed plans measured 10m–50m; the top of the range is used).
+pub const DEFAULT_PROXY_CPU_MILLIS: u64 = 50;
+/// Proxy memory request assumed per injected pod when the pod does not set
+/// `sidecar.istio.io/proxyMemory` (the seed plans measured 50Mi–100Mi; the top is used).
+pub const DEFAULT_PROXY_MEMORY_BYTES: u64 = 100 * 1024 * 1024;
+
+/// What precheck checks and with which assumptions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrecheckOptions {
+    pub mode: MeshMode,
+    /// Namespaces being migrated; `None`: see [`Scope`].
+    pub namespaces: Option<Vec<String>>,
+    /// CPU request of one sidecar, in millicores.
+    pub proxy_cpu_millis: u64,
+    /// Memory request of one sidecar, in bytes.
+    pub proxy_memory_bytes: u64,
+    /// Namespaces Prometheus scrapes from (the telemetry-port check looks for rules admitting them).
+    pub monitoring_namespaces: Vec<String>,
+}
+
+impl Default for PrecheckOptions {
+    fn default() -> Self {
+        PrecheckOptions {
+            mode: MeshMode::Sidecar,
+            namespaces: None,
+            proxy_cpu_millis: DEFAULT_PROXY_CPU_MILLIS,
+            proxy_memory_bytes: DEFAULT_PROXY_MEMORY_BYTES,
+            monitoring_namespaces: vec!["monitoring".to_string(), "istio-system".to_string()],
+        }
+    }
+}
+
+/// The precheck analyzers for `options.mode`, each holding a copy of the options.
+pub fn analyzers(options: &PrecheckOptions) -> Vec<Box<dyn Analyzer>> {
+    let o = || options.clone();
+    let mut out: Vec<Box<dyn Analyzer>> = vec![
+        Box::new(ControlPlane(o())),
+        Box::new(NamespaceLabels(o())),
+        Box::new(HostNetwork(o())),
+        Box::new(TelemetryLabels(o())),
+        Box::new(ServicePorts(o())),
+        Box::new(DisruptionBudgets(o())),
+        Box::new(MeshPorts(o())),
+    ];
+    if options.mode == MeshMode::Sidecar {
+        out.push(Box::new(JobCompletion(o())));
+        out.push(Box::new(Capacity(o())));
+    }
+    out
+}
+
+/// Every kind the analyzers require or use, sorted and deduplicated: what a cluster load lists.
+pub fn kinds(analyzers: &[Box<dyn Analyzer>]) -> Vec<&'static Kind> {
+    let mut all: Vec<&'static Kind> =
+        analyzers.iter().flat_map(|a| a.requires().iter().chain(a.uses()).copied()).collect();
+    all.sort();
+    all.dedup();
+    all
+}
+
+/// The kinds that carry pod templates.
+pub(crate) static WORKLOAD_KINDS: &[&Kind] = &[
+    &kinds::DEPLOYMENT,
+    &kinds::STATEFUL_SET,
+    &kinds::DAEMON_SET,
+    &kinds::REPLICA_SET,
+    &kinds::JOB,
+    &kinds::CRON_JOB,
+    &kinds::POD,
+];
+
+/// Kubernetes' own namespaces, never migrated.
+const SYSTEM_NAMESPACES: &[&str] = &["kube-system", "kube-public", "kube-node-lease", "istio-system"];
+
+/// The namespaces being migrated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Exactly these (named in the options, or the one namespace a cluster load listed).
+    Only(BTreeSet<String>),
+    /// Every namespace except these (system namespaces and the control plane's).
+    AllBut(BTreeSet<String>),
+}
+
+impl Scope {
+    pub fn new(options: &PrecheckOptions, inventory: &Inventory) -> Scope {
+        if let Some(list) = &options.namespaces {
+            return Scope::Only(list.iter().cloned().collect());
+        }
+        if let SourceInfo::Cluster { namespace: Some(ns), .. } = &inventory.source {
+            return Scope::Only(BTreeSet::from([ns.clone()]));
+        }
+        let mut excluded: BTreeSet<String> = SYSTEM_NAMESPACES.iter().map(|s| s.to_string()).collect();
+        excluded.extend(control_plane::components(inventory).filter_map(|o| o.namespace.clone()));
+        Scope::AllBut(excluded)
+    }
+
+    pub fn contains(&self, namespace: &str) -> bool {
+        match self {
+            Scope::Only(set) => set.contains(namespace),
+            Scope::AllBut(set) => !set.contains(namespace),
+        }
+    }
+
+    fn contains_object(&self, o: &Object) -> bool {
+        o.namespace.as_deref().is_some_and(|ns| self.contains(ns))
+    }
+}
+
+/// How many pods a workload runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Replicas {
+    Known(u64),
+    /// A DaemonSet read from files: one per eligible node, unknown offline.
+    Unknown,
+    /// Jobs and CronJobs: pods that run to completion.
+    Batch,
+}
+
+/// One pod template in scope, with the object that owns it.
+pub(crate) struct Workload<'a> {
+    pub object: &'a Object,
+    pub meta: ObjectMeta,
+    pub spec: PodSpec,
+    pub replicas: Replicas,
+}
+
+impl Workload<'_> {
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        self.meta.labels.clone().unwrap_or_default()
+    }
+
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.meta.labels.as_ref()?.get(key).map(String::as_str)
+    }
+
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.meta.annotations.as_ref()?.get(key).map(String::as_str)
+    }
+
+    /// A pod-template setting Istio reads from a label or (older form) an annotation.
+    pub fn label_or_annotation(&self, key: &str) -> Option<&str> {
+        self.label(key).or_else(|| self.annotation(key))
+    }
+
+    /// Whether the template opts out of injection.
+    pub fn opts_out_of_injection(&self) -> bool {
+        self.label_or_annotation("sidecar.istio.io/inject") == Some("false")
+    }
+
+    pub fn host_network(&self) -> bool {
+        self.spec.host_network == Some(true)
+    }
+
+    /// `Kind/namespace/name` of the owning object.
+    pub fn display(&self) -> String {
+        self.object.object_ref().to_string()
+    }
+}
+
+fn deserialize<T: for<'de> Deserialize<'de>>(v: Option<&Value>) -> Option<T> {
+    T::deserialize(v?).ok()
+}
+
+/// Kind of the controlling owner (or the first owner) of an object.
+fn owner_kind(o: &Object) -> Option<&str> {
+    let refs = o.value.pointer("/metadata/ownerReferences")?.as_array()?;
+    let r = refs.iter().find(|r| r.get("controller").and_then(Value::as_bool) == Some(true)).or(refs.first())?;
+    r.get("kind")?.as_str()
+}
+
+fn count(v: Option<&Value>) -> Option<u64> {
+    v.and_then(Value::as_u64)
+}
+
+/// The pod template an object carries, if it is a workload kind; `None` for objects whose
+/// template cannot be read (they are reported by the loader's own validation, not here).
+pub(crate) fn workload_of(o: &Object) -> Option<Workload<'_>> {
+    let v = &o.value;
+    let (template, replicas) = match (o.group(), o.kind.as_str()) {
+        ("apps", "Deployment" | "StatefulSet") => {
+            (v.pointer("/spec/template"), Replicas::Known(count(v.pointer("/spec/replicas")).unwrap_or(1)))
+        }
+        ("apps", "ReplicaSet") if owner_kind(o) != Some("Deployment") => {
+            (v.pointer("/spec/template"), Replicas::Known(count(v.pointer("/spec/replicas")).unwrap_or(1)))
+        }
+        ("apps", "DaemonSet") => {
+            let desired = count(v.pointer("/status/desiredNumberScheduled"));
+            (v.pointer("/spec/template"), desired.map_or(Replicas::Unknown, Replicas::Known))
+        }
+        ("batch", "Job") if owner_kind(o) != Some("CronJob") => (v.pointer("/spec/template"), Replicas::Batch),
+        ("batch", "CronJob") => (v.pointer("/spec/jobTemplate/spec/template"), Replicas::Batch),
+        // Pods of a workload are judged through its template; pods of an operator's custom
+        // resource (a database cluster, say) have no template in the inventory and stand alone.
+        ("", "Pod") if !owner_kind(o).is_some_and(|k| WORKLOAD_KINDS.iter().any(|w| w.kind == k)) => {
+            // A finished bare pod is history, not a workload that will restart into the mesh.
+            if matches!(v.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed")) {
+                return None;
+            }
+            let meta = deserialize(v.get("metadata")).unwrap_or_default();
+            let spec = deserialize(v.get("spec"))?;
+            return Some(Workload { object: o, meta, spec, replicas: Replicas::Known(1) });
+        }
+        _ => return None,
+    };
+    let template: PodTemplateSpec = deserialize(template)?;
+    Some(Workload { object: o, meta: template.metadata.unwrap_or_default(), spec: template.spec?, replicas })
+}
+
+/// Every workload in scope, in kind-table order then load order.
+pub(crate) fn workloads<'a>(inventory: &'a Inventory, scope: &Scope) -> Vec<Workload<'a>> {
+    WORKLOAD_KINDS
+        .iter()
+        .flat_map(|k| inventory.of(k))
+        .filter(|o| scope.contains_object(o))
+        .filter_map(workload_of)
+        .collect()
+}
+
+/// A LabelSelector as a matcher; `None` when it cannot be interpreted (an unknown operator).
+pub(crate) fn selector(ls: &LabelSelector) -> Option<Selector> {
+    Selector::try_from(ls.clone()).ok()
+}
+
+/// Whether a set selector (`None`: selects nothing) matches labels.
+pub(crate) fn selects(sel: Option<&LabelSelector>, labels: &BTreeMap<String, String>) -> bool {
+    sel.and_then(selector).is_some_and(|s| s.matches(labels))
+}
+
+/// Namespace labels as NetworkPolicy namespace selectors see them: the object's labels (when the
+/// Namespace is in the inventory) plus the immutable `kubernetes.io/metadata.name`.
+pub(crate) fn namespace_labels(inventory: &Inventory, namespace: &str) -> BTreeMap<String, String> {
+    let mut labels: BTreeMap<String, String> = inventory
+        .get(&kinds::NAMESPACE, None, namespace)
+        .map(|n| n.labels().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        .unwrap_or_default();
+    labels.insert("kubernetes.io/metadata.name".to_string(), namespace.to_string());
+    labels
+}
+
+/// `a, b and c`.
+pub(crate) fn join_and(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests;

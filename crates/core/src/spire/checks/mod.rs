@@ -1,0 +1,25 @@
+//! The built-in check categories, in report order.
+
+pub mod agents;
+pub mod certificates;
+pub mod identities;
+pub mod istio;
+pub mod registration;
+pub mod server;
+pub mod trust;
+
+use super::context::SpireContext;
+use super::model::CategoryDef;
+
+/// Every built-in category, in the order they are reported.
+pub fn categories<'a>() -> Vec<CategoryDef<SpireContext<'a>>> {
+    vec![
+        server::category(),
+        agents::category(),
+        registration::category(),
+        identities::category(),
+        trust::category(),
+        certificates::category(),
+        istio::category(),
+    ]
+}

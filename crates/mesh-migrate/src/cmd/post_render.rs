@@ -1,0 +1,169 @@
+//! `post-render`: Helm post-renderer (Helm 3 `--post-renderer`, Helm 4 `postrenderer/v1` plugin).
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use meshmove_cli::{Exit, Out};
+use meshmove_core::inject::{JobPolicy, MeshMode};
+use meshmove_core::postrender::{self, PostRenderConfig};
+
+use super::Mode;
+
+#[derive(Args)]
+#[command(after_help = "Examples:\n  \
+    helm install shop ./chart --post-renderer kubectl-mesh-migrate --post-renderer-args post-render   (Helm 3)\n  \
+    helm install shop ./chart --post-renderer mesh-migrate   (Helm 4, after `helm plugin install <dir>`)\n  \
+    helm template shop ./chart | kubectl mesh-migrate post-render --diff\n  \
+    helm template shop ./chart | kubectl mesh-migrate post-render --mode ambient --report > out.yaml")]
+pub struct PostRenderArgs {
+    /// YAML configuration file (schema in the README); flags override it
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Mesh data-plane mode
+    #[arg(long, value_enum)]
+    mode: Option<Mode>,
+    /// Istio revision to pin (`istio.io/rev`)
+    #[arg(long, value_name = "REV")]
+    revision: Option<String>,
+    /// Request SPIRE-issued identities (`inject.istio.io/templates: sidecar,spire`)
+    #[arg(long)]
+    spire: bool,
+    /// Jobs and CronJobs in sidecar mode: exclude them from injection, or inject native sidecars
+    #[arg(long, value_enum, value_name = "POLICY")]
+    jobs: Option<Jobs>,
+    /// Release name for generated object names (default: the workloads' app.kubernetes.io/instance)
+    #[arg(long, value_name = "NAME")]
+    release: Option<String>,
+    /// Do not inject mesh, app and version labels
+    #[arg(long)]
+    no_labels: bool,
+    /// Do not add probes
+    #[arg(long)]
+    no_probes: bool,
+    /// Do not generate NetworkPolicies
+    #[arg(long)]
+    no_network_policies: bool,
+    /// HTTP path for added readiness probes (default: TCP probes)
+    #[arg(long, value_name = "PATH")]
+    readiness_path: Option<String>,
+    /// HTTP path for added liveness probes (default: TCP probes)
+    #[arg(long, value_name = "PATH")]
+    liveness_path: Option<String>,
+    /// HTTP path for added startup probes (default: TCP probes)
+    #[arg(long, value_name = "PATH")]
+    startup_path: Option<String>,
+    /// Namespace of an ingress gateway or controller allowed to reach exposed workloads (repeatable; replaces the defaults)
+    #[arg(long = "ingress-namespace", value_name = "NS")]
+    ingress_namespaces: Vec<String>,
+    /// Namespace of monitoring allowed to scrape mesh metrics (repeatable; replaces the default)
+    #[arg(long = "monitoring-namespace", value_name = "NS")]
+    monitoring_namespaces: Vec<String>,
+    /// Also isolate egress (allows DNS, the control plane and the release's own Services)
+    #[arg(long)]
+    egress: bool,
+    /// Do not restrict database pods to the workloads that reference them
+    #[arg(long)]
+    no_database_isolation: bool,
+    /// Print a unified diff of input and output instead of the output
+    #[arg(long)]
+    diff: bool,
+    /// Print a table of what was injected where on stderr
+    #[arg(long)]
+    report: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Jobs {
+    Exclude,
+    Native,
+}
+
+impl PostRenderArgs {
+    /// The configuration file (if any) with flags on top.
+    fn config(&self) -> Result<PostRenderConfig> {
+        let mut cfg = match &self.config {
+            Some(path) => PostRenderConfig::load(path)?,
+            None => PostRenderConfig::default(),
+        };
+        if let Some(mode) = self.mode {
+            cfg.mode = match mode {
+                Mode::Sidecar => MeshMode::Sidecar,
+                Mode::Ambient => MeshMode::Ambient,
+                Mode::None => MeshMode::None,
+            };
+        }
+        if self.revision.is_some() {
+            cfg.revision.clone_from(&self.revision);
+        }
+        cfg.spire |= self.spire;
+        if let Some(j) = self.jobs {
+            cfg.jobs = match j {
+                Jobs::Exclude => JobPolicy::Exclude,
+                Jobs::Native => JobPolicy::Native,
+            };
+        }
+        if self.release.is_some() {
+            cfg.release.clone_from(&self.release);
+        }
+        cfg.inject.labels &= !self.no_labels;
+        cfg.inject.probes &= !self.no_probes;
+        cfg.inject.network_policies &= !self.no_network_policies;
+        for (flag, field) in [
+            (&self.readiness_path, &mut cfg.probes.readiness_path),
+            (&self.liveness_path, &mut cfg.probes.liveness_path),
+            (&self.startup_path, &mut cfg.probes.startup_path),
+        ] {
+            if flag.is_some() {
+                field.clone_from(flag);
+            }
+        }
+        if !self.ingress_namespaces.is_empty() {
+            cfg.network_policies.ingress_namespaces.clone_from(&self.ingress_namespaces);
+        }
+        if !self.monitoring_namespaces.is_empty() {
+            cfg.network_policies.monitoring_namespaces.clone_from(&self.monitoring_namespaces);
+        }
+        cfg.network_policies.egress |= self.egress;
+        cfg.network_policies.database_isolation &= !self.no_database_isolation;
+        Ok(cfg)
+    }
+}
+
+pub fn run(args: &PostRenderArgs) -> Result<Exit> {
+    let cfg = args.config()?;
+    let mut input = String::new();
+    std::io::stdin().read_to_string(&mut input).context("reading the rendered manifests from stdin")?;
+    // Everything is computed before the first byte is written: on error stdout stays empty.
+    let rendered = postrender::post_render(&input, &cfg)?;
+    let mut out = Out::new();
+    if args.diff {
+        let diff = similar::TextDiff::from_lines(&input, &rendered.output);
+        out.write_str(&diff.unified_diff().context_radius(3).header("rendered", "post-rendered").to_string())?;
+    } else {
+        out.write_str(&rendered.output)?;
+    }
+    out.flush()?;
+    if args.report {
+        report(&rendered.summary);
+    }
+    Ok(Exit::Ok)
+}
+
+fn report(s: &postrender::Summary) {
+    let rows = s
+        .injections
+        .iter()
+        .map(|i| vec![i.workload.clone(), i.container.clone().unwrap_or_else(|| "-".into()), i.change.clone()])
+        .chain(s.generated.iter().map(|g| vec![format!("NetworkPolicy/{g}"), "-".into(), "generated".into()]))
+        .collect();
+    eprint!("{}", meshmove_cli::render::table(&["WORKLOAD", "CONTAINER", "CHANGE"], rows));
+    eprintln!(
+        "{} documents, {} changed, {} injections, {} NetworkPolicies generated",
+        s.documents,
+        s.changed,
+        s.injections.iter().filter(|i| !i.skipped).count(),
+        s.generated.len()
+    );
+}
