@@ -10,8 +10,9 @@ use crate::flags::{KubeFlags, OutputFlags, ReportFlags, SourceFlags};
 use crate::output::Out;
 
 /// Load the inventory the command analyzes: manifests when `-f` is given, else the cluster
-/// (listing `kinds` in the namespace scope from `-n`/`-A`/the context).
-pub fn load_inventory(kube: &KubeFlags, source: &SourceFlags, kinds: &[&'static Kind]) -> Result<Inventory> {
+/// (listing `kinds` in the namespace scope from `-n`/`-A`/the context, and `cluster_wide` kinds
+/// in every namespace).
+pub fn load_inventory(kube: &KubeFlags, source: &SourceFlags, kinds: &[&'static Kind], cluster_wide: &[&'static Kind]) -> Result<Inventory> {
     let opts = kube.options();
     if !source.filename.is_empty() {
         let default_ns = opts.default_namespace();
@@ -24,8 +25,23 @@ pub fn load_inventory(kube: &KubeFlags, source: &SourceFlags, kinds: &[&'static 
         crate::debug!(1, "loading {} kinds from context {} ({})", kinds.len(), conn.context,
             if conn.all_namespaces { "all namespaces".to_string() } else { format!("namespace {}", conn.namespace) });
         let scope = if conn.all_namespaces { None } else { Some(conn.namespace.as_str()) };
-        Ok(meshmove_core::cluster::load(&conn, kinds, scope).await?)
+        Ok(meshmove_core::cluster::load(&conn, kinds, cluster_wide, scope).await?)
     })
+}
+
+/// Load what `analyzers` need (from `-f` or the cluster), run them, print the report.
+pub fn analyze(
+    tool: &'static str,
+    command: &str,
+    analyzers: &[&dyn Analyzer],
+    kube: &KubeFlags,
+    source: &SourceFlags,
+    flags: &ReportFlags,
+    output: &OutputFlags,
+) -> Result<Exit> {
+    let (kinds, wide) = findings::wanted_kinds(analyzers);
+    let inventory = load_inventory(kube, source, &kinds, &wide)?;
+    report(tool, command, &inventory, analyzers, flags, output)
 }
 
 /// Run analyzers over an inventory and print the report; returns the exit status.

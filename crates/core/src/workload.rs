@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::inventory::{Inventory, Object, kinds};
 
 /// The kinds that run pods, in the order reports list them.
-pub static WORKLOAD_KINDS: [&kinds::Kind; 7] = [
+pub static WORKLOAD_KINDS: &[&kinds::Kind] = &[
     &kinds::DEPLOYMENT,
     &kinds::STATEFUL_SET,
     &kinds::DAEMON_SET,

@@ -9,13 +9,13 @@
 //! Trust bundles are never committed (they would expire): `input.yaml` holds placeholders that
 //! are replaced with certificates generated here, valid relative to the fixed clock [`NOW`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use meshmove_core::findings::{FailOn, Suppression};
-use meshmove_core::inventory::{self, Inventory, Object};
+use meshmove_core::inventory::{self, Inventory, Kind, Object, Origin, SourceInfo, Unavailable, kinds};
 use meshmove_core::spire::{self, CheckStatus, IdentityStatus, SpireOptions, SpireReport, TrustBundle};
 
 /// 2031-06-15T12:00:00Z: the injected clock of every fixture.
@@ -165,6 +165,7 @@ fn fixture_grid() {
         "wrong-id-template",
         "missing-csi-mount",
         "double-match",
+        "hardened-chart-offline",
     ] {
         assert!(cases.iter().any(|c| c == required), "fixture case {required} is missing");
     }
@@ -348,4 +349,107 @@ fn catalog_codes_are_unique_well_formed_and_documented() {
         assert!(!code.title.is_empty() && code.hint.ends_with('.'), "{} needs a title and a one-sentence hint", code.code);
     }
     assert_eq!(spire::CATALOG.tool, "spire-check");
+}
+
+/// The healthy fixture as a live cluster would list it: the Deployments' pods exist (injected,
+/// with the socket volume), and every kind spire-check reads was listed.
+fn live(case: &str, edit: impl Fn(&mut Vec<Object>, &mut BTreeMap<&'static Kind, Option<Unavailable>>)) -> Inventory {
+    let origin = Origin::Cluster { context: "test".into() };
+    let mut objects: Vec<Object> = load(case).objects().iter().cloned().map(|o| Object { origin: origin.clone(), ..o }).collect();
+    let object = |value: serde_json::Value| {
+        let meta = &value["metadata"];
+        Object {
+            api_version: value["apiVersion"].as_str().unwrap().into(),
+            kind: value["kind"].as_str().unwrap().into(),
+            namespace: meta["namespace"].as_str().map(str::to_string),
+            name: meta["name"].as_str().unwrap().into(),
+            value: value.clone(),
+            origin: origin.clone(),
+        }
+    };
+    for (app, pods) in [("cart", &["node-1", "node-2"][..]), ("checkout", &["node-2"][..])] {
+        objects.push(object(serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": format!("{app}-5f7"), "namespace": "shop",
+                         "ownerReferences": [{"kind": "Deployment", "name": app, "controller": true}]},
+            "spec": {"template": {"metadata": {"labels": {"app": app}}}}
+        })));
+        for (i, node) in pods.iter().enumerate() {
+            objects.push(object(serde_json::json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": format!("{app}-5f7-{i}"), "namespace": "shop", "uid": format!("uid-{app}-{i}"),
+                             "labels": {"app": app, "spiffe.io/spire-managed-identity": "true"},
+                             "annotations": {"inject.istio.io/templates": "sidecar,spire"},
+                             "ownerReferences": [{"kind": "ReplicaSet", "name": format!("{app}-5f7"), "controller": true}]},
+                "spec": {"serviceAccountName": app, "nodeName": node,
+                         "containers": [{"name": app, "image": "registry.example/app:1"},
+                                        {"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.22.0",
+                                         "volumeMounts": [{"name": "workload-socket", "mountPath": "/run/secrets/workload-spiffe-uds", "readOnly": true}]}],
+                         "volumes": [{"name": "workload-socket", "csi": {"driver": "csi.spiffe.io", "readOnly": true}}]},
+                "status": {"phase": "Running"}
+            })));
+        }
+    }
+    let mut listed: BTreeMap<&'static Kind, Option<Unavailable>> = spire::KINDS.iter().map(|k| (*k, None)).collect();
+    edit(&mut objects, &mut listed);
+    Inventory::from_cluster(objects, listed, SourceInfo::Cluster { context: "test".into(), namespace: None }, "default".into())
+}
+
+fn non_ok(report: &SpireReport) -> BTreeSet<String> {
+    lines(report)
+}
+
+#[test]
+fn live_cluster_healthy() {
+    let inv = live("healthy", |_, _| {});
+    let report = spire::check(&inv, &options());
+    assert!(non_ok(&report).is_empty(), "{}", explain(&report));
+    // Pods are grouped under their Deployment: one identity row per workload.
+    let rows = spire::identities(&inv, &options());
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows.iter().all(|r| r.status == IdentityStatus::Ok && r.workload.kind == "Deployment"));
+}
+
+#[test]
+fn live_cluster_without_mesh_config_assumes_istio_default() {
+    let inv = live("healthy", |objects, _| objects.retain(|o| !(o.kind == "ConfigMap" && o.name == "istio")));
+    let report = spire::check(&inv, &options());
+    assert_eq!(non_ok(&report), BTreeSet::from(["SC2401 error".to_string(), "SC2402 warning".to_string()]), "{}", explain(&report));
+}
+
+#[test]
+fn live_cluster_without_the_crd() {
+    let inv = live("healthy", |objects, listed| {
+        objects.retain(|o| o.kind != "ClusterSPIFFEID");
+        listed.insert(&kinds::CLUSTER_SPIFFE_ID, Some(Unavailable::NotServed));
+    });
+    let report = spire::check(&inv, &options());
+    let got = non_ok(&report);
+    assert!(got.contains("SC2208 error"), "{got:?}");
+    assert!(got.contains("SC2201 skipped") && got.contains("SC2604 skipped"), "{got:?}");
+    assert!(!report.success);
+}
+
+#[test]
+fn live_cluster_pod_injected_without_the_socket() {
+    let inv = live("healthy", |objects, _| {
+        let pod = objects.iter_mut().find(|o| o.kind == "Pod" && o.name == "cart-5f7-0").unwrap();
+        pod.value["spec"]["volumes"] = serde_json::json!([]);
+    });
+    let report = spire::check(&inv, &options());
+    assert_eq!(non_ok(&report), BTreeSet::from(["SC2603 error Deployment/shop/cart".to_string()]), "{}", explain(&report));
+}
+
+#[test]
+fn live_cluster_with_forbidden_pods() {
+    let inv = live("healthy", |objects, listed| {
+        objects.retain(|o| o.kind != "Pod");
+        listed.insert(&kinds::POD, Some(Unavailable::Forbidden { message: "pods is forbidden: cannot list pods".into() }));
+    });
+    let report = spire::check(&inv, &options());
+    let registration = report.categories.iter().find(|c| c.name == "registration").unwrap();
+    assert!(registration.checks.iter().all(|c| c.result == CheckStatus::Skipped));
+    assert_eq!(registration.checks[0].details[0].message, "pods is forbidden: cannot list pods");
+    // Without Pods the per-node checks cannot run either.
+    assert!(non_ok(&report).contains("SC2103 skipped"));
 }

@@ -82,9 +82,8 @@ fn run(cli: Cli) -> Result<Exit> {
         Command::Precheck { source, report, mode } => {
             let options = PrecheckOptions { mode: mode.into(), ..PrecheckOptions::default() };
             let analyzers = precheck::analyzers(&options);
-            let inventory = analysis::load_inventory(&cli.kube, &source, &precheck::kinds(&analyzers))?;
             let refs: Vec<_> = analyzers.iter().map(|a| a.as_ref()).collect();
-            analysis::report(TOOL, "precheck", &inventory, &refs, &report, &cli.output)
+            analysis::analyze(TOOL, "precheck", &refs, &cli.kube, &source, &report, &cli.output)
         }
         Command::PostRender(args) => cmd::post_render::run(&args),
         Command::Completion { shell } => {

@@ -197,10 +197,15 @@ pub fn strip_volatile(v: &mut Value) {
     }
 }
 
-/// A kubeconfig for a double.
+/// A kubeconfig for a double. Values are double-quoted so names such as
+/// `y` or `on` stay strings.
 pub fn kubeconfig_yaml(server: &str, namespace: &str, token: &str) -> String {
+    let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: double\n  cluster:\n    server: {server}\ncontexts:\n- name: double\n  context:\n    cluster: double\n    user: double\n    namespace: {namespace}\ncurrent-context: double\nusers:\n- name: double\n  user:\n    token: {token}\npreferences: {{}}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: double\n  cluster:\n    server: {}\ncontexts:\n- name: double\n  context:\n    cluster: double\n    user: double\n    namespace: {}\ncurrent-context: double\nusers:\n- name: double\n  user:\n    token: {}\npreferences: {{}}\n",
+        q(server),
+        q(namespace),
+        q(token)
     )
 }
 

@@ -7,7 +7,7 @@ use common::{Env, WEB_APP, pod_names};
 use serde_json::{Value, json};
 
 fn ns_yaml(name: &str, labels: &str) -> String {
-    format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels: {{{labels}}}\n")
+    format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: \"{name}\"\n  labels: {{{labels}}}\n")
 }
 
 fn pod(ns: &str, name: &str, labels: Value) -> Value {
@@ -219,7 +219,8 @@ fn rollout_restart_status_scale_and_wait() {
     assert_eq!(pod_names(&env, "shop", "db-"), vec!["db-0", "db-1"]);
     env.ok(&["scale", "statefulset/db", "--replicas=3"]);
     let out = env.ok(&["rollout", "status", "statefulset/db", "--timeout=20s"]);
-    assert!(out.contains("3 pods") || out.contains("rolling update complete"), "{out}");
+    // The real server defaults `partition: 0`, so kubectl reports a partitioned rollout.
+    assert!(out.contains("partitioned roll out complete: 3 new pods have been updated"), "{out}");
     assert_eq!(pod_names(&env, "shop", "db-"), vec!["db-0", "db-1", "db-2"]);
 }
 
@@ -277,7 +278,13 @@ fn custom_resources_follow_their_crds() {
     assert!(out.contains("condition met"), "{out}");
     env.ok(&["delete", "crd", "virtualservices.networking.istio.io"]);
     let err = env.fail(&["get", "virtualservices"]);
-    assert!(err.contains("doesn't have a resource type"), "{err}");
+    assert!(
+        err.contains("Unable to list \"networking.istio.io/v1, Resource=virtualservices\": the server could not find the requested resource"),
+        "kubectl's cached discovery still knows the kind, the server does not: {err}"
+    );
+    let fresh = env.dir.path().join("fresh-cache");
+    let err = env.fail(&["--cache-dir", fresh.to_str().unwrap(), "get", "virtualservices"]);
+    assert!(err.contains("doesn't have a resource type \"virtualservices\""), "{err}");
 }
 
 #[test]

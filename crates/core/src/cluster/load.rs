@@ -25,14 +25,22 @@ struct ListPage {
 }
 
 /// List `kinds` from the cluster. Namespaced kinds are listed in `namespace` (all namespaces when
-/// `None`); cluster-scoped kinds cluster-wide. A kind whose CRD is absent (404) or whose list is
+/// `None`), except those in `cluster_wide`; cluster-scoped kinds cluster-wide. A kind whose CRD is absent (404) or whose list is
 /// forbidden (403) is recorded as unavailable and the load continues; unreachable servers and
 /// rejected credentials stop it.
-pub async fn load(conn: &Connection, kinds: &[&'static Kind], namespace: Option<&str>) -> Result<Inventory, ClusterError> {
+pub async fn load(
+    conn: &Connection,
+    kinds: &[&'static Kind],
+    cluster_wide: &[&'static Kind],
+    namespace: Option<&str>,
+) -> Result<Inventory, ClusterError> {
     let mut wanted: Vec<&'static Kind> = kinds.to_vec();
     wanted.sort();
     wanted.dedup();
-    let results: Vec<_> = stream::iter(wanted.iter().map(|&k| async move { (k, list_kind(conn, k, namespace).await) }))
+    let results: Vec<_> = stream::iter(wanted.iter().map(|&k| async move {
+        let ns = if cluster_wide.contains(&k) { None } else { namespace };
+        (k, list_kind(conn, k, ns).await)
+    }))
         .buffer_unordered(CONCURRENT_LISTS)
         .collect()
         .await;
@@ -52,7 +60,8 @@ pub async fn load(conn: &Connection, kinds: &[&'static Kind], namespace: Option<
     // Deterministic order whatever order the lists finished in: by kind, then as listed.
     let objects = per_kind.into_values().flatten().collect();
     let source = SourceInfo::Cluster { context: conn.context.clone(), namespace: namespace.map(str::to_string) };
-    Ok(Inventory::from_cluster(objects, listed, source, conn.namespace.clone()))
+    let wide = cluster_wide.iter().copied().filter(|k| k.namespaced).collect();
+    Ok(Inventory::from_cluster(objects, listed, source, conn.namespace.clone()).with_cluster_wide(wide))
 }
 
 type KindResult = Result<Result<Vec<Object>, Unavailable>, ClusterError>;

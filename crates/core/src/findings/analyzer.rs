@@ -15,7 +15,28 @@ pub trait Analyzer: Sync {
     fn uses(&self) -> &'static [&'static Kind] {
         &[]
     }
+    /// Kinds that must be listed across all namespaces even when the command is scoped to one
+    /// (the Istio control plane lives elsewhere; node capacity needs every Pod).
+    fn cluster_wide(&self) -> &'static [&'static Kind] {
+        &[]
+    }
     fn analyze(&self, inventory: &Inventory, out: &mut Vec<Finding>);
+}
+
+/// What a cluster load must list for these analyzers: every required and used kind, and the
+/// subset to list cluster-wide. Both sorted and deduplicated.
+pub fn wanted_kinds(analyzers: &[&dyn Analyzer]) -> (Vec<&'static Kind>, Vec<&'static Kind>) {
+    let mut all: Vec<&'static Kind> = Vec::new();
+    let mut wide: Vec<&'static Kind> = Vec::new();
+    for a in analyzers {
+        all.extend(a.requires().iter().chain(a.uses()).chain(a.cluster_wide()));
+        wide.extend(a.cluster_wide());
+    }
+    all.sort();
+    all.dedup();
+    wide.sort();
+    wide.dedup();
+    (all, wide)
 }
 
 /// Run analyzers over an inventory and assemble an unfinished report (call

@@ -15,7 +15,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-pub use analyzer::{Analyzer, run};
+pub use analyzer::{Analyzer, run, wanted_kinds};
 
 use crate::inventory::{ObjectRef, SourceInfo};
 

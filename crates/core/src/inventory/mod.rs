@@ -170,6 +170,8 @@ pub struct Inventory {
     objects: Vec<Object>,
     by_kind: HashMap<(String, String), Vec<usize>>,
     listed: Option<BTreeMap<&'static Kind, Option<Unavailable>>>,
+    /// Namespaced kinds a scoped cluster load still listed in every namespace.
+    wide: Vec<&'static Kind>,
     pub source: SourceInfo,
     /// Namespace for objects that name none, and the scope commands act on by default.
     pub default_namespace: String,
@@ -201,7 +203,22 @@ impl Inventory {
         for (i, o) in objects.iter().enumerate() {
             by_kind.entry((o.group().to_string(), o.kind.clone())).or_default().push(i);
         }
-        Inventory { objects, by_kind, listed, source, default_namespace }
+        Inventory { objects, by_kind, listed, wide: Vec::new(), source, default_namespace }
+    }
+
+    /// Record kinds that were listed across all namespaces by a namespace-scoped cluster load.
+    pub fn with_cluster_wide(mut self, kinds: Vec<&'static Kind>) -> Self {
+        self.wide = kinds;
+        self
+    }
+
+    /// Whether every object of `kind` that exists is in the inventory: true for files, for
+    /// cluster-scoped kinds, for unscoped loads and for kinds listed cluster-wide.
+    pub fn complete_across_namespaces(&self, kind: &Kind) -> bool {
+        match &self.source {
+            SourceInfo::Cluster { namespace: Some(_), .. } => !kind.namespaced || self.wide.contains(&kind),
+            _ => true,
+        }
     }
 
     pub fn is_live(&self) -> bool {

@@ -130,6 +130,10 @@ impl Analyzer for Capacity {
         REQUIRES
     }
 
+    fn cluster_wide(&self) -> &'static [&'static Kind] {
+        CLUSTER_WIDE
+    }
+
     fn analyze(&self, inventory: &Inventory, out: &mut Vec<Finding>) {
         let scope = Scope::new(&self.0, inventory);
         let pods: Vec<(Option<&str>, Pod)> =
@@ -182,7 +186,7 @@ impl Analyzer for Capacity {
             if ns_list.len() == 1 { "" } else { "s" },
             join_and(&ns_list)
         );
-        let caveat = match listed_only_in(inventory) {
+        let caveat = match listed_only_in(inventory, &kinds::POD) {
             Some(ns) => format!("; only Pods of namespace {ns} were listed, so the real free capacity is lower still"),
             None => String::new(),
         };
@@ -247,3 +251,6 @@ mod tests {
         assert_eq!(pod_requests(&pod(serde_json::json!({"containers": [{"name": "a"}]}))), Resources::default());
     }
 }
+
+/// Listed in every namespace even when the command is scoped to one.
+static CLUSTER_WIDE: &[&Kind] = &[&kinds::POD];

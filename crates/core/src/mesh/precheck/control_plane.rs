@@ -43,10 +43,10 @@ pub(crate) fn components(inventory: &Inventory) -> impl Iterator<Item = &Object>
     istiods(inventory).chain(inventory.of(&kinds::DAEMON_SET).filter(|o| is_ztunnel(o) || is_istio_cni(o)))
 }
 
-/// The namespace a cluster load was limited to, when it was.
-pub(crate) fn listed_only_in(inventory: &Inventory) -> Option<&str> {
+/// The namespace a cluster load was limited to, when `kind` was not also listed cluster-wide.
+pub(crate) fn listed_only_in<'a>(inventory: &'a Inventory, kind: &Kind) -> Option<&'a str> {
     match &inventory.source {
-        SourceInfo::Cluster { namespace: Some(ns), .. } => Some(ns),
+        SourceInfo::Cluster { namespace: Some(ns), .. } if !inventory.complete_across_namespaces(kind) => Some(ns),
         _ => None,
     }
 }
@@ -109,7 +109,7 @@ impl ControlPlane {
     fn istiod(&self, inventory: &Inventory, out: &mut Vec<Finding>, unseen: &mut Vec<String>) {
         let found: Vec<&Object> = istiods(inventory).collect();
         if found.is_empty() {
-            match listed_only_in(inventory) {
+            match listed_only_in(inventory, &kinds::DEPLOYMENT) {
                 Some(ns) => unseen.push(format!("istiod (Deployments were listed in namespace {ns} only)")),
                 None => out.push(Finding::new(
                     &CODE_ISTIOD_MISSING,
@@ -168,7 +168,7 @@ impl ControlPlane {
         let found: Vec<&Object> = inventory.of(&kinds::DAEMON_SET).filter(|o| is_it(o)).collect();
         if found.is_empty() {
             let not_listed = inventory.is_live() && !inventory.has(&kinds::DAEMON_SET);
-            match listed_only_in(inventory) {
+            match listed_only_in(inventory, &kinds::DAEMON_SET) {
                 Some(ns) => unseen.push(format!("{what} (DaemonSets were listed in namespace {ns} only)")),
                 None if not_listed => unseen.push(format!("{what} (DaemonSets could not be listed)")),
                 None => out.push(Finding::new(
@@ -201,6 +201,10 @@ impl Analyzer for ControlPlane {
         USES
     }
 
+    fn cluster_wide(&self) -> &'static [&'static Kind] {
+        CLUSTER_WIDE
+    }
+
     fn analyze(&self, inventory: &Inventory, out: &mut Vec<Finding>) {
         let mut unseen = Vec::new();
         self.crds(inventory, out);
@@ -221,3 +225,6 @@ impl Analyzer for ControlPlane {
         }
     }
 }
+
+/// Listed in every namespace even when the command is scoped to one.
+static CLUSTER_WIDE: &[&Kind] = &[&kinds::DEPLOYMENT, &kinds::DAEMON_SET];

@@ -34,7 +34,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::findings::Analyzer;
-use crate::inventory::{Inventory, Kind, Object, SourceInfo, kinds};
+use crate::inventory::{Inventory, Object, SourceInfo, kinds};
 
 pub use capacity::Capacity;
 pub use control_plane::ControlPlane;
@@ -106,25 +106,8 @@ pub fn analyzers(options: &PrecheckOptions) -> Vec<Box<dyn Analyzer>> {
     out
 }
 
-/// Every kind the analyzers require or use, sorted and deduplicated: what a cluster load lists.
-pub fn kinds(analyzers: &[Box<dyn Analyzer>]) -> Vec<&'static Kind> {
-    let mut all: Vec<&'static Kind> =
-        analyzers.iter().flat_map(|a| a.requires().iter().chain(a.uses()).copied()).collect();
-    all.sort();
-    all.dedup();
-    all
-}
 
-/// The kinds that carry pod templates.
-pub(crate) static WORKLOAD_KINDS: &[&Kind] = &[
-    &kinds::DEPLOYMENT,
-    &kinds::STATEFUL_SET,
-    &kinds::DAEMON_SET,
-    &kinds::REPLICA_SET,
-    &kinds::JOB,
-    &kinds::CRON_JOB,
-    &kinds::POD,
-];
+pub(crate) use crate::workload::WORKLOAD_KINDS;
 
 /// Kubernetes' own namespaces, never migrated.
 const SYSTEM_NAMESPACES: &[&str] = &["kube-system", "kube-public", "kube-node-lease", "istio-system"];
@@ -220,9 +203,7 @@ fn deserialize<T: for<'de> Deserialize<'de>>(v: Option<&Value>) -> Option<T> {
 
 /// Kind of the controlling owner (or the first owner) of an object.
 fn owner_kind(o: &Object) -> Option<&str> {
-    let refs = o.value.pointer("/metadata/ownerReferences")?.as_array()?;
-    let r = refs.iter().find(|r| r.get("controller").and_then(Value::as_bool) == Some(true)).or(refs.first())?;
-    r.get("kind")?.as_str()
+    crate::workload::owner(o).map(|(kind, _)| kind)
 }
 
 fn count(v: Option<&Value>) -> Option<u64> {

@@ -102,7 +102,12 @@ fn analyzers_depend_on_the_mode_and_kinds_are_their_union() {
     assert!(names(&sidecar).contains(&"job-completion") && names(&sidecar).contains(&"capacity"));
     assert!(!names(&ambient).contains(&"job-completion") && !names(&ambient).contains(&"capacity"));
 
-    let k = kinds(&sidecar);
+    let kinds_of = |a: &[Box<dyn Analyzer>]| {
+        let refs: Vec<&dyn Analyzer> = a.iter().map(|a| a.as_ref()).collect();
+        crate::findings::wanted_kinds(&refs)
+    };
+    let (k, wide) = kinds_of(&sidecar);
+    assert_eq!(wide, [&kinds::POD, &kinds::DAEMON_SET, &kinds::DEPLOYMENT], "control plane and capacity list cluster-wide");
     assert!(k.windows(2).all(|w| w[0] < w[1]), "sorted and unique");
     for a in &sidecar {
         for kind in a.requires().iter().chain(a.uses()) {
@@ -110,7 +115,7 @@ fn analyzers_depend_on_the_mode_and_kinds_are_their_union() {
         }
     }
     assert!(k.contains(&&kinds::NODE) && k.contains(&&kinds::CRD) && k.contains(&&kinds::MUTATING_WEBHOOK));
-    assert!(!kinds(&ambient).contains(&&kinds::NODE), "ambient lists no Nodes: nothing uses them");
+    assert!(!kinds_of(&ambient).0.contains(&&kinds::NODE), "ambient lists no Nodes: nothing uses them");
 }
 
 #[test]

@@ -113,6 +113,9 @@ fn opt_in_registered(cx: &SpireContext<'_>) -> Verdict {
     if super::registration::available(cx).is_err() {
         return Verdict::Skip("registration cannot be checked (no ClusterSPIFFEIDs or pods in the input)".into());
     }
+    if super::registration::crd_missing(cx) {
+        return Verdict::Skip("the ClusterSPIFFEID CRD is not installed (SC2208)".into());
+    }
     let problems = sidecars(cx)
         .filter(|(i, s)| gets_socket(cx, s) && cx.registrations[*i].ids.is_empty())
         .map(|(i, s)| {

@@ -42,7 +42,8 @@ pub fn available(cx: &SpireContext<'_>) -> Result<(), String> {
     }
 }
 
-fn crd_missing(cx: &SpireContext<'_>) -> bool {
+/// On a live cluster, whether the ClusterSPIFFEID CRD is not served.
+pub fn crd_missing(cx: &SpireContext<'_>) -> bool {
     cx.live() && cx.ids_availability() == Some(Unavailable::NotServed)
 }
 
