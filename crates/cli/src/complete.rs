@@ -97,7 +97,8 @@ fn find_flag<'a>(current: &'a Command, root: &'a Command, word: &str) -> Option<
 }
 
 fn takes_value(arg: &clap::Arg) -> bool {
-    arg.get_num_args().is_some_and(|n| n.takes_values())
+    // `num_args` is only filled in when the command is built; the action is known before.
+    arg.get_num_args().map_or_else(|| arg.get_action().takes_values(), |n| n.takes_values())
 }
 
 #[cfg(test)]

@@ -222,7 +222,11 @@ fn categories_without_inputs_are_skipped_whole() {
     let report = spire::check(&inv, &options());
     let by_name = |n: &str| report.categories.iter().find(|c| c.name == n).unwrap();
     for skipped in ["spire-agent", "registration", "identities", "trust", "certificates"] {
-        assert!(by_name(skipped).checks.iter().all(|c| c.result == CheckStatus::Skipped), "{skipped}: {}", explain(&report));
+        assert!(
+            by_name(skipped).checks.iter().all(|c| c.result == CheckStatus::Skipped),
+            "{skipped}: {}",
+            explain(&report)
+        );
     }
     // The server category runs (Deployments are present) and finds no server.
     let server = by_name("spire-server");
@@ -246,7 +250,10 @@ fn json_shape() {
     assert_eq!(node_check["result"], "error");
     assert_eq!(node_check["description"], "Every schedulable node runs a SPIRE agent");
     assert!(node_check["hint"].as_str().unwrap().starts_with("docs/findings.md#sc2103: "));
-    assert_eq!(node_check["details"], serde_json::json!(["Node/node-2: no running SPIRE agent pod of DaemonSet/spire/spire-agent"]));
+    assert_eq!(
+        node_check["details"],
+        serde_json::json!(["Node/node-2: no running SPIRE agent pod of DaemonSet/spire/spire-agent"])
+    );
 }
 
 #[test]
@@ -279,8 +286,18 @@ fn identities_table() {
     assert_eq!(
         got,
         [
-            ("Deployment/shop/cart".to_string(), "spiffe://example.org/ns/shop/sa/cart", Some("spiffe://example.org/ns/shop/sa/cart"), IdentityStatus::Ok),
-            ("Deployment/shop/checkout".to_string(), "spiffe://example.org/ns/shop/sa/checkout", Some("spiffe://example.org/ns/shop/sa/checkout"), IdentityStatus::Ok),
+            (
+                "Deployment/shop/cart".to_string(),
+                "spiffe://example.org/ns/shop/sa/cart",
+                Some("spiffe://example.org/ns/shop/sa/cart"),
+                IdentityStatus::Ok
+            ),
+            (
+                "Deployment/shop/checkout".to_string(),
+                "spiffe://example.org/ns/shop/sa/checkout",
+                Some("spiffe://example.org/ns/shop/sa/checkout"),
+                IdentityStatus::Ok
+            ),
         ]
     );
     assert_eq!(rows[0].cluster_spiffe_id.as_deref(), Some("istio-workloads"));
@@ -342,11 +359,16 @@ fn catalog_codes_are_unique_well_formed_and_documented() {
     assert!(docs.contains("\n## spire-check\n"), "docs/findings.md has a ## spire-check section");
     let mut seen = BTreeSet::new();
     for code in spire::CATALOG.codes {
-        let well_formed = code.code.len() == 6 && code.code.starts_with("SC") && code.code[2..].chars().all(|c| c.is_ascii_digit());
+        let well_formed =
+            code.code.len() == 6 && code.code.starts_with("SC") && code.code[2..].chars().all(|c| c.is_ascii_digit());
         assert!(well_formed, "{} does not match ^SC\\d{{4}}$", code.code);
         assert!(seen.insert(code.code), "{} is listed twice", code.code);
         assert!(headings.contains(code.code), "{} has no ### heading in docs/findings.md", code.code);
-        assert!(!code.title.is_empty() && code.hint.ends_with('.'), "{} needs a title and a one-sentence hint", code.code);
+        assert!(
+            !code.title.is_empty() && code.hint.ends_with('.'),
+            "{} needs a title and a one-sentence hint",
+            code.code
+        );
     }
     assert_eq!(spire::CATALOG.tool, "spire-check");
 }
@@ -355,7 +377,8 @@ fn catalog_codes_are_unique_well_formed_and_documented() {
 /// with the socket volume), and every kind spire-check reads was listed.
 fn live(case: &str, edit: impl Fn(&mut Vec<Object>, &mut BTreeMap<&'static Kind, Option<Unavailable>>)) -> Inventory {
     let origin = Origin::Cluster { context: "test".into() };
-    let mut objects: Vec<Object> = load(case).objects().iter().cloned().map(|o| Object { origin: origin.clone(), ..o }).collect();
+    let mut objects: Vec<Object> =
+        load(case).objects().iter().cloned().map(|o| Object { origin: origin.clone(), ..o }).collect();
     let object = |value: serde_json::Value| {
         let meta = &value["metadata"];
         Object {
@@ -392,7 +415,12 @@ fn live(case: &str, edit: impl Fn(&mut Vec<Object>, &mut BTreeMap<&'static Kind,
     }
     let mut listed: BTreeMap<&'static Kind, Option<Unavailable>> = spire::KINDS.iter().map(|k| (*k, None)).collect();
     edit(&mut objects, &mut listed);
-    Inventory::from_cluster(objects, listed, SourceInfo::Cluster { context: "test".into(), namespace: None }, "default".into())
+    Inventory::from_cluster(
+        objects,
+        listed,
+        SourceInfo::Cluster { context: "test".into(), namespace: None },
+        "default".into(),
+    )
 }
 
 fn non_ok(report: &SpireReport) -> BTreeSet<String> {
@@ -414,7 +442,12 @@ fn live_cluster_healthy() {
 fn live_cluster_without_mesh_config_assumes_istio_default() {
     let inv = live("healthy", |objects, _| objects.retain(|o| !(o.kind == "ConfigMap" && o.name == "istio")));
     let report = spire::check(&inv, &options());
-    assert_eq!(non_ok(&report), BTreeSet::from(["SC2401 error".to_string(), "SC2402 warning".to_string()]), "{}", explain(&report));
+    assert_eq!(
+        non_ok(&report),
+        BTreeSet::from(["SC2401 error".to_string(), "SC2402 warning".to_string()]),
+        "{}",
+        explain(&report)
+    );
 }
 
 #[test]
@@ -437,14 +470,22 @@ fn live_cluster_pod_injected_without_the_socket() {
         pod.value["spec"]["volumes"] = serde_json::json!([]);
     });
     let report = spire::check(&inv, &options());
-    assert_eq!(non_ok(&report), BTreeSet::from(["SC2603 error Deployment/shop/cart".to_string()]), "{}", explain(&report));
+    assert_eq!(
+        non_ok(&report),
+        BTreeSet::from(["SC2603 error Deployment/shop/cart".to_string()]),
+        "{}",
+        explain(&report)
+    );
 }
 
 #[test]
 fn live_cluster_with_forbidden_pods() {
     let inv = live("healthy", |objects, listed| {
         objects.retain(|o| o.kind != "Pod");
-        listed.insert(&kinds::POD, Some(Unavailable::Forbidden { message: "pods is forbidden: cannot list pods".into() }));
+        listed.insert(
+            &kinds::POD,
+            Some(Unavailable::Forbidden { message: "pods is forbidden: cannot list pods".into() }),
+        );
     });
     let report = spire::check(&inv, &options());
     let registration = report.categories.iter().find(|c| c.name == "registration").unwrap();

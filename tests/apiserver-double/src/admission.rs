@@ -20,7 +20,8 @@ fn dns_subdomain(name: &str) -> bool {
             !b.is_empty()
                 && b[0].is_ascii_alphanumeric()
                 && b[b.len() - 1].is_ascii_alphanumeric()
-                && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+                && b.iter()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         })
 }
 
@@ -32,60 +33,129 @@ fn dns_label(name: &str) -> bool {
 pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
     let name = meta_str(obj, "name").unwrap_or_default().to_string();
     let mut causes: Vec<(String, String, String)> = Vec::new();
-    let mut add = |field: &str, reason: &str, msg: String| causes.push((field.to_string(), reason.to_string(), msg));
+    let mut add = |field: &str, reason: &str, msg: String| {
+        causes.push((field.to_string(), reason.to_string(), msg))
+    };
     let name_ok = match (rt.group.as_str(), rt.kind.as_str()) {
         ("", "Namespace") | ("", "Service") => dns_label(&name),
         _ => dns_subdomain(&name),
     };
     if name.is_empty() {
-        add("metadata.name", "FieldValueRequired", "Required value: name or generateName is required".into());
+        add(
+            "metadata.name",
+            "FieldValueRequired",
+            "Required value: name or generateName is required".into(),
+        );
     } else if !name_ok {
-        let (what, re) = if matches!(rt.kind.as_str(), "Namespace" | "Service") && rt.group.is_empty() {
-            ("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')", "")
+        let (what, re) = if matches!(rt.kind.as_str(), "Namespace" | "Service")
+            && rt.group.is_empty()
+        {
+            (
+                "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+                "",
+            )
         } else {
-            ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')", "")
+            (
+                "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+                "",
+            )
         };
-        add("metadata.name", "FieldValueInvalid", format!("Invalid value: \"{name}\": {what}{re}"));
+        add(
+            "metadata.name",
+            "FieldValueInvalid",
+            format!("Invalid value: \"{name}\": {what}{re}"),
+        );
     }
     if let Some(labels) = get_path(obj, &["metadata", "labels"]).and_then(Value::as_object) {
         for (k, v) in labels {
             if !valid_label_key(k) {
-                add("metadata.labels", "FieldValueInvalid", format!("Invalid value: \"{k}\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"));
+                add(
+                    "metadata.labels",
+                    "FieldValueInvalid",
+                    format!(
+                        "Invalid value: \"{k}\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+                    ),
+                );
             }
             match v.as_str() {
                 Some(s) if valid_label_value(s) => {}
-                Some(s) => add("metadata.labels", "FieldValueInvalid", format!("Invalid value: \"{s}\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character")),
-                None => add("metadata.labels", "FieldValueInvalid", format!("Invalid value: {v}: label values must be strings")),
+                Some(s) => add(
+                    "metadata.labels",
+                    "FieldValueInvalid",
+                    format!(
+                        "Invalid value: \"{s}\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+                    ),
+                ),
+                None => add(
+                    "metadata.labels",
+                    "FieldValueInvalid",
+                    format!("Invalid value: {v}: label values must be strings"),
+                ),
             }
         }
     }
     if let Some(ann) = get_path(obj, &["metadata", "annotations"]).and_then(Value::as_object) {
         for (k, v) in ann {
             if !valid_label_key(k) {
-                add("metadata.annotations", "FieldValueInvalid", format!("Invalid value: \"{k}\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"));
+                add(
+                    "metadata.annotations",
+                    "FieldValueInvalid",
+                    format!(
+                        "Invalid value: \"{k}\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+                    ),
+                );
             }
             if !v.is_string() {
-                add("metadata.annotations", "FieldValueInvalid", format!("Invalid value: {v}: annotation values must be strings"));
+                add(
+                    "metadata.annotations",
+                    "FieldValueInvalid",
+                    format!("Invalid value: {v}: annotation values must be strings"),
+                );
             }
         }
     }
     match (rt.group.as_str(), rt.kind.as_str()) {
         ("apps", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet") => {
             match get_path(obj, &["spec", "selector"]) {
-                None => add("spec.selector", "FieldValueRequired", "Required value".into()),
+                None => add(
+                    "spec.selector",
+                    "FieldValueRequired",
+                    "Required value".into(),
+                ),
                 Some(sel) => match LabelSelector::from_object(sel) {
-                    Err(e) => add("spec.selector", "FieldValueInvalid", format!("Invalid value: {e}")),
-                    Ok(s) if s.is_empty() => add("spec.selector", "FieldValueInvalid", "Invalid value: \"null\": empty selector is invalid for deployment".into()),
+                    Err(e) => add(
+                        "spec.selector",
+                        "FieldValueInvalid",
+                        format!("Invalid value: {e}"),
+                    ),
+                    Ok(s) if s.is_empty() => add(
+                        "spec.selector",
+                        "FieldValueInvalid",
+                        "Invalid value: \"null\": empty selector is invalid for deployment".into(),
+                    ),
                     Ok(s) => {
-                        let tl = get_path(obj, &["spec", "template", "metadata", "labels"]).and_then(Value::as_object);
+                        let tl = get_path(obj, &["spec", "template", "metadata", "labels"])
+                            .and_then(Value::as_object);
                         if !s.matches(tl) {
-                            let shown = tl.map(|m| Value::Object(m.clone()).to_string()).unwrap_or_else(|| "null".into());
-                            add("spec.template.metadata.labels", "FieldValueInvalid", format!("Invalid value: {shown}: `selector` does not match template `labels`"));
+                            let shown = tl
+                                .map(|m| Value::Object(m.clone()).to_string())
+                                .unwrap_or_else(|| "null".into());
+                            add(
+                                "spec.template.metadata.labels",
+                                "FieldValueInvalid",
+                                format!(
+                                    "Invalid value: {shown}: `selector` does not match template `labels`"
+                                ),
+                            );
                         }
                     }
                 },
             }
-            validate_pod_spec(get_path(obj, &["spec", "template", "spec"]), "spec.template.spec", &mut add);
+            validate_pod_spec(
+                get_path(obj, &["spec", "template", "spec"]),
+                "spec.template.spec",
+                &mut add,
+            );
         }
         ("", "Pod") => validate_pod_spec(obj.get("spec"), "spec", &mut add),
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
@@ -95,36 +165,86 @@ pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
                 add("spec.group", "FieldValueRequired", "Required value".into());
             }
             if plural.is_empty() {
-                add("spec.names.plural", "FieldValueRequired", "Required value".into());
+                add(
+                    "spec.names.plural",
+                    "FieldValueRequired",
+                    "Required value".into(),
+                );
             }
-            if get_str(obj, &["spec", "names", "kind"]).unwrap_or_default().is_empty() {
-                add("spec.names.kind", "FieldValueRequired", "Required value".into());
+            if get_str(obj, &["spec", "names", "kind"])
+                .unwrap_or_default()
+                .is_empty()
+            {
+                add(
+                    "spec.names.kind",
+                    "FieldValueRequired",
+                    "Required value".into(),
+                );
             }
             if !group.is_empty() && !plural.is_empty() && name != format!("{plural}.{group}") {
-                add("metadata.name", "FieldValueInvalid", format!("Invalid value: \"{name}\": must be spec.names.plural+\".\"+spec.group"));
+                add(
+                    "metadata.name",
+                    "FieldValueInvalid",
+                    format!(
+                        "Invalid value: \"{name}\": must be spec.names.plural+\".\"+spec.group"
+                    ),
+                );
             }
             let versions = get_path(obj, &["spec", "versions"]).and_then(Value::as_array);
             if versions.is_none_or(|v| v.is_empty()) {
-                add("spec.versions", "FieldValueInvalid", "Invalid value: null: must have exactly one version marked as storage version".into());
+                add(
+                    "spec.versions",
+                    "FieldValueInvalid",
+                    "Invalid value: null: must have exactly one version marked as storage version"
+                        .into(),
+                );
             }
         }
         _ => {}
     }
-    if causes.is_empty() { Ok(()) } else { Err(ApiError::invalid(&rt.group, &rt.kind, &name, &causes)) }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(&rt.group, &rt.kind, &name, &causes))
+    }
 }
 
 fn validate_pod_spec(spec: Option<&Value>, prefix: &str, add: &mut impl FnMut(&str, &str, String)) {
-    let containers = spec.and_then(|s| s.get("containers")).and_then(Value::as_array);
+    let containers = spec
+        .and_then(|s| s.get("containers"))
+        .and_then(Value::as_array);
     match containers {
-        None => add(&format!("{prefix}.containers"), "FieldValueRequired", "Required value".into()),
-        Some(cs) if cs.is_empty() => add(&format!("{prefix}.containers"), "FieldValueRequired", "Required value".into()),
+        None => add(
+            &format!("{prefix}.containers"),
+            "FieldValueRequired",
+            "Required value".into(),
+        ),
+        Some(cs) if cs.is_empty() => add(
+            &format!("{prefix}.containers"),
+            "FieldValueRequired",
+            "Required value".into(),
+        ),
         Some(cs) => {
             for (i, c) in cs.iter().enumerate() {
-                if c.get("name").and_then(Value::as_str).is_none_or(str::is_empty) {
-                    add(&format!("{prefix}.containers[{i}].name"), "FieldValueRequired", "Required value".into());
+                if c.get("name")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
+                    add(
+                        &format!("{prefix}.containers[{i}].name"),
+                        "FieldValueRequired",
+                        "Required value".into(),
+                    );
                 }
-                if c.get("image").and_then(Value::as_str).is_none_or(str::is_empty) {
-                    add(&format!("{prefix}.containers[{i}].image"), "FieldValueRequired", "Required value".into());
+                if c.get("image")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
+                    add(
+                        &format!("{prefix}.containers[{i}].image"),
+                        "FieldValueRequired",
+                        "Required value".into(),
+                    );
                 }
             }
         }
@@ -152,10 +272,14 @@ pub fn default_on_create(rt: &ResourceType, obj: &mut Value, ctx: &AdmissionCtx<
     let name = meta_str(obj, "name").unwrap_or_default().to_string();
     match (rt.group.as_str(), rt.kind.as_str()) {
         ("", "Namespace") => {
-            ensure_object(obj, &["metadata", "labels"]).insert("kubernetes.io/metadata.name".into(), json!(name));
+            ensure_object(obj, &["metadata", "labels"])
+                .insert("kubernetes.io/metadata.name".into(), json!(name));
             let spec = ensure_object(obj, &["spec"]);
-            spec.entry("finalizers").or_insert_with(|| json!(["kubernetes"]));
-            ensure_object(obj, &["status"]).entry("phase").or_insert_with(|| json!("Active"));
+            spec.entry("finalizers")
+                .or_insert_with(|| json!(["kubernetes"]));
+            ensure_object(obj, &["status"])
+                .entry("phase")
+                .or_insert_with(|| json!("Active"));
         }
         ("", "Service") => default_service(obj, ctx),
         ("apps", "Deployment") => {
@@ -169,13 +293,17 @@ pub fn default_on_create(rt: &ResourceType, obj: &mut Value, ctx: &AdmissionCtx<
         ("apps", "StatefulSet") => {
             let spec = ensure_object(obj, &["spec"]);
             spec.entry("replicas").or_insert(json!(1));
-            spec.entry("podManagementPolicy").or_insert(json!("OrderedReady"));
-            spec.entry("updateStrategy")
-                .or_insert_with(|| json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
+            spec.entry("podManagementPolicy")
+                .or_insert(json!("OrderedReady"));
+            spec.entry("updateStrategy").or_insert_with(
+                || json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+            );
             spec.entry("revisionHistoryLimit").or_insert(json!(10));
         }
         ("apps", "ReplicaSet") => {
-            ensure_object(obj, &["spec"]).entry("replicas").or_insert(json!(1));
+            ensure_object(obj, &["spec"])
+                .entry("replicas")
+                .or_insert(json!(1));
         }
         ("apps", "DaemonSet") => {
             let spec = ensure_object(obj, &["spec"]);
@@ -190,14 +318,19 @@ pub fn default_on_create(rt: &ResourceType, obj: &mut Value, ctx: &AdmissionCtx<
             }
             if let Some(node) = &ctx.node_name {
                 let spec = ensure_object(obj, &["spec"]);
-                if spec.get("nodeName").is_none_or(|n| n.as_str().is_none_or(str::is_empty)) {
+                if spec
+                    .get("nodeName")
+                    .is_none_or(|n| n.as_str().is_none_or(str::is_empty))
+                {
                     spec.insert("nodeName".into(), json!(node));
                 }
             }
             if ctx.kubelet {
                 run_pod(obj, &ctx.pod_ip);
             } else {
-                ensure_object(obj, &["status"]).entry("phase").or_insert(json!("Pending"));
+                ensure_object(obj, &["status"])
+                    .entry("phase")
+                    .or_insert(json!("Pending"));
             }
         }
         _ => {}
@@ -206,7 +339,12 @@ pub fn default_on_create(rt: &ResourceType, obj: &mut Value, ctx: &AdmissionCtx<
 
 fn default_service(obj: &mut Value, ctx: &AdmissionCtx<'_>) {
     let spec = ensure_object(obj, &["spec"]);
-    let ty = spec.entry("type").or_insert(json!("ClusterIP")).as_str().unwrap_or("ClusterIP").to_string();
+    let ty = spec
+        .entry("type")
+        .or_insert(json!("ClusterIP"))
+        .as_str()
+        .unwrap_or("ClusterIP")
+        .to_string();
     if ty != "ExternalName" {
         let ip = match spec.get("clusterIP").and_then(Value::as_str) {
             Some(ip) if !ip.is_empty() => ip.to_string(),
@@ -215,10 +353,13 @@ fn default_service(obj: &mut Value, ctx: &AdmissionCtx<'_>) {
         spec.insert("clusterIP".into(), json!(ip));
         spec.entry("clusterIPs").or_insert_with(|| json!([ip]));
         spec.entry("ipFamilies").or_insert_with(|| json!(["IPv4"]));
-        spec.entry("ipFamilyPolicy").or_insert_with(|| json!("SingleStack"));
-        spec.entry("internalTrafficPolicy").or_insert_with(|| json!("Cluster"));
+        spec.entry("ipFamilyPolicy")
+            .or_insert_with(|| json!("SingleStack"));
+        spec.entry("internalTrafficPolicy")
+            .or_insert_with(|| json!("Cluster"));
     }
-    spec.entry("sessionAffinity").or_insert_with(|| json!("None"));
+    spec.entry("sessionAffinity")
+        .or_insert_with(|| json!("None"));
     if let Some(Value::Array(ports)) = spec.get_mut("ports") {
         for p in ports {
             if let Some(m) = p.as_object_mut() {
@@ -229,7 +370,9 @@ fn default_service(obj: &mut Value, ctx: &AdmissionCtx<'_>) {
             }
         }
     }
-    ensure_object(obj, &["status"]).entry("loadBalancer").or_insert_with(|| json!({}));
+    ensure_object(obj, &["status"])
+        .entry("loadBalancer")
+        .or_insert_with(|| json!({}));
 }
 
 /// Keeps a Service's allocated cluster IP across updates that omit it.
@@ -245,20 +388,31 @@ pub fn preserve_on_update(rt: &ResourceType, old: &Value, new: &mut Value) {
     }
     if rt.group.is_empty() && rt.kind == "Namespace" {
         let name = meta_str(new, "name").unwrap_or_default().to_string();
-        ensure_object(new, &["metadata", "labels"]).insert("kubernetes.io/metadata.name".into(), json!(name));
+        ensure_object(new, &["metadata", "labels"])
+            .insert("kubernetes.io/metadata.name".into(), json!(name));
     }
 }
 
 fn crd_status(obj: &mut Value) {
-    let names = get_path(obj, &["spec", "names"]).cloned().unwrap_or(json!({}));
+    let names = get_path(obj, &["spec", "names"])
+        .cloned()
+        .unwrap_or(json!({}));
     let mut accepted = names.clone();
     if let Some(m) = accepted.as_object_mut() {
         if !m.contains_key("singular") {
-            let kind = m.get("kind").and_then(Value::as_str).unwrap_or_default().to_lowercase();
+            let kind = m
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_lowercase();
             m.insert("singular".into(), json!(kind));
         }
         if !m.contains_key("listKind") {
-            let kind = m.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+            let kind = m
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             m.insert("listKind".into(), json!(format!("{kind}List")));
         }
     }
@@ -298,7 +452,9 @@ pub fn wants_injection(pod: &Value, ns_labels: Option<&Map<String, Value>>) -> b
     if get_path(pod, &["spec", "hostNetwork"]).and_then(Value::as_bool) == Some(true) {
         return false;
     }
-    ns("istio-injection") == Some("enabled") || ns("istio.io/rev").is_some() || pod_label == Some("true")
+    ns("istio-injection") == Some("enabled")
+        || ns("istio.io/rev").is_some()
+        || pod_label == Some("true")
 }
 
 /// Adds `istio-init` and `istio-proxy` the way the classic injector does.
@@ -308,7 +464,10 @@ pub fn inject_sidecar(pod: &mut Value, ns_labels: Option<&Map<String, Value>>) {
     }
     let has_proxy = get_path(pod, &["spec", "containers"])
         .and_then(Value::as_array)
-        .is_some_and(|cs| cs.iter().any(|c| c.get("name").and_then(Value::as_str) == Some("istio-proxy")));
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.get("name").and_then(Value::as_str) == Some("istio-proxy"))
+        });
     if has_proxy {
         return;
     }
@@ -366,8 +525,12 @@ pub fn inject_sidecar(pod: &mut Value, ns_labels: Option<&Map<String, Value>>) {
     }
     let labels = ensure_object(pod, &["metadata", "labels"]);
     labels.insert("security.istio.io/tlsMode".into(), json!("istio"));
-    labels.entry("service.istio.io/canonical-name").or_insert(json!(canonical));
-    labels.entry("service.istio.io/canonical-revision").or_insert(json!("latest"));
+    labels
+        .entry("service.istio.io/canonical-name")
+        .or_insert(json!(canonical));
+    labels
+        .entry("service.istio.io/canonical-revision")
+        .or_insert(json!("latest"));
     let status = json!({"initContainers": ["istio-init"], "containers": ["istio-proxy"], "volumes": ["workload-socket", "istio-envoy"], "imagePullSecrets": null, "revision": revision}).to_string();
     let default_container = get_path(pod, &["spec", "containers"])
         .and_then(Value::as_array)
@@ -378,7 +541,8 @@ pub fn inject_sidecar(pod: &mut Value, ns_labels: Option<&Map<String, Value>>) {
         .to_string();
     let ann = ensure_object(pod, &["metadata", "annotations"]);
     ann.insert("sidecar.istio.io/status".into(), json!(status));
-    ann.entry("kubectl.kubernetes.io/default-container").or_insert(json!(default_container));
+    ann.entry("kubectl.kubernetes.io/default-container")
+        .or_insert(json!(default_container));
     ann.insert("istio.io/rev".into(), json!(revision));
 }
 
@@ -441,7 +605,10 @@ mod tests {
     use crate::registry::builtin_types;
 
     fn rt(kind: &str) -> ResourceType {
-        builtin_types().into_iter().find(|t| t.kind == kind).unwrap()
+        builtin_types()
+            .into_iter()
+            .find(|t| t.kind == kind)
+            .unwrap()
     }
 
     #[test]
@@ -451,9 +618,18 @@ mod tests {
         let bad = json!({"metadata": {"name": "Web_1"}});
         let e = validate(&rt("ConfigMap"), &bad).unwrap_err();
         assert_eq!(e.code, 422);
-        assert!(e.message.starts_with("ConfigMap \"Web_1\" is invalid: metadata.name: Invalid value: \"Web_1\""), "{}", e.message);
+        assert!(
+            e.message.starts_with(
+                "ConfigMap \"Web_1\" is invalid: metadata.name: Invalid value: \"Web_1\""
+            ),
+            "{}",
+            e.message
+        );
         let bad = json!({"metadata": {"name": "x", "labels": {"app": "-nope"}}});
-        assert_eq!(validate(&rt("ConfigMap"), &bad).unwrap_err().reason, "Invalid");
+        assert_eq!(
+            validate(&rt("ConfigMap"), &bad).unwrap_err().reason,
+            "Invalid"
+        );
         assert!(validate(&rt("Namespace"), &json!({"metadata": {"name": "a.b"}})).is_err());
     }
 
@@ -462,18 +638,37 @@ mod tests {
         let d = json!({"metadata": {"name": "web"}, "spec": {"selector": {"matchLabels": {"app": "web"}},
             "template": {"metadata": {"labels": {"app": "other"}}, "spec": {"containers": [{"name": "a", "image": "b"}]}}}});
         let e = validate(&rt("Deployment"), &d).unwrap_err();
-        assert!(e.message.contains("`selector` does not match template `labels`"), "{}", e.message);
+        assert!(
+            e.message
+                .contains("`selector` does not match template `labels`"),
+            "{}",
+            e.message
+        );
         let d = json!({"metadata": {"name": "web"}, "spec": {"selector": {"matchLabels": {"app": "web"}},
             "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "a"}]}}}});
         let e = validate(&rt("Deployment"), &d).unwrap_err();
-        assert!(e.message.contains("spec.template.spec.containers[0].image: Required value"), "{}", e.message);
+        assert!(
+            e.message
+                .contains("spec.template.spec.containers[0].image: Required value"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
     fn injection_rules() {
-        let ns_on: Map<String, Value> = json!({"istio-injection": "enabled"}).as_object().unwrap().clone();
-        let ns_rev: Map<String, Value> = json!({"istio.io/rev": "canary"}).as_object().unwrap().clone();
-        let ns_off: Map<String, Value> = json!({"istio-injection": "disabled"}).as_object().unwrap().clone();
+        let ns_on: Map<String, Value> = json!({"istio-injection": "enabled"})
+            .as_object()
+            .unwrap()
+            .clone();
+        let ns_rev: Map<String, Value> = json!({"istio.io/rev": "canary"})
+            .as_object()
+            .unwrap()
+            .clone();
+        let ns_off: Map<String, Value> = json!({"istio-injection": "disabled"})
+            .as_object()
+            .unwrap()
+            .clone();
         let pod = json!({"metadata": {"name": "p", "labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "x"}]}});
         assert!(wants_injection(&pod, Some(&ns_on)));
         assert!(wants_injection(&pod, Some(&ns_rev)));
@@ -487,10 +682,21 @@ mod tests {
         assert!(!wants_injection(&opt_out, Some(&ns_on)));
         let mut injected = pod.clone();
         inject_sidecar(&mut injected, Some(&ns_rev));
-        let names: Vec<&str> = injected["spec"]["containers"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = injected["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
         assert_eq!(names, vec!["app", "istio-proxy"]);
-        assert_eq!(injected["metadata"]["labels"]["service.istio.io/canonical-name"], "web");
-        assert_eq!(injected["metadata"]["annotations"]["istio.io/rev"], "canary");
+        assert_eq!(
+            injected["metadata"]["labels"]["service.istio.io/canonical-name"],
+            "web"
+        );
+        assert_eq!(
+            injected["metadata"]["annotations"]["istio.io/rev"],
+            "canary"
+        );
         let again = injected.clone();
         inject_sidecar(&mut injected, Some(&ns_rev));
         assert_eq!(again, injected, "injection is idempotent");

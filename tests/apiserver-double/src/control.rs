@@ -25,23 +25,46 @@ use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 
 fn reply(code: u16, v: &Value) -> Response<Body> {
-    text(code, "application/json", serde_json::to_vec(v).unwrap_or_default())
+    text(
+        code,
+        "application/json",
+        serde_json::to_vec(v).unwrap_or_default(),
+    )
 }
 
 fn text(code: u16, ct: &'static str, body: Vec<u8>) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed());
+    let mut r = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
     *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
     r
 }
 
 fn id_of(k: &crate::store::Key) -> String {
-    let g = if k.group.is_empty() { String::new() } else { format!(".{}", k.group) };
-    if k.namespace.is_empty() { format!("{}{g}/{}", k.resource, k.name) } else { format!("{}{g}/{}/{}", k.resource, k.namespace, k.name) }
+    let g = if k.group.is_empty() {
+        String::new()
+    } else {
+        format!(".{}", k.group)
+    };
+    if k.namespace.is_empty() {
+        format!("{}{g}/{}", k.resource, k.name)
+    } else {
+        format!("{}{g}/{}/{}", k.resource, k.namespace, k.name)
+    }
 }
 
 /// Handles one control request.
-pub fn handle(shared: &Shared, method: &str, path: &str, params: &[(String, String)], body: &[u8]) -> Response<Body> {
+pub fn handle(
+    shared: &Shared,
+    method: &str,
+    path: &str,
+    params: &[(String, String)],
+    body: &[u8],
+) -> Response<Body> {
     let param = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
     let rest = path.trim_start_matches("/__double").trim_start_matches('/');
     let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
@@ -49,12 +72,19 @@ pub fn handle(shared: &Shared, method: &str, path: &str, params: &[(String, Stri
     match (method, segs.as_slice()) {
         ("GET", ["health"]) => reply(200, &json!({"ok": true})),
         ("GET", ["kubeconfig"]) => {
-            let cfg = crate::kubeconfig_yaml(&format!("http://{}", shared.addr), param("namespace").unwrap_or("default"), &shared.lock().opts.token);
+            let cfg = crate::kubeconfig_yaml(
+                &format!("http://{}", shared.addr),
+                param("namespace").unwrap_or("default"),
+                &shared.lock().opts.token,
+            );
             text(200, "application/yaml", cfg.into_bytes())
         }
         ("POST", ["load"]) => match crate::parse_documents(&body_text) {
             Ok(docs) => match shared.lock().load_many(docs) {
-                Ok(keys) => reply(200, &json!({"loaded": keys.iter().map(id_of).collect::<Vec<_>>()})),
+                Ok(keys) => reply(
+                    200,
+                    &json!({"loaded": keys.iter().map(id_of).collect::<Vec<_>>()}),
+                ),
                 Err(e) => error_response(&e),
             },
             Err(e) => error_response(&ApiError::bad_request(e.to_string())),
@@ -75,7 +105,10 @@ pub fn handle(shared: &Shared, method: &str, path: &str, params: &[(String, Stri
         },
         ("POST", ["crds", name]) => match crate::crds::preset(name) {
             Some(crds) => match shared.lock().load_many(crds) {
-                Ok(keys) => reply(200, &json!({"loaded": keys.iter().map(id_of).collect::<Vec<_>>()})),
+                Ok(keys) => reply(
+                    200,
+                    &json!({"loaded": keys.iter().map(id_of).collect::<Vec<_>>()}),
+                ),
                 Err(e) => error_response(&e),
             },
             None => error_response(&ApiError::not_found("", "presets", name)),
@@ -84,7 +117,11 @@ pub fn handle(shared: &Shared, method: &str, path: &str, params: &[(String, Stri
         ("GET", ["requests"]) => {
             let re = match param("path").map(regex::Regex::new).transpose() {
                 Ok(r) => r,
-                Err(e) => return error_response(&ApiError::bad_request(format!("invalid path regex: {e}"))),
+                Err(e) => {
+                    return error_response(&ApiError::bad_request(format!(
+                        "invalid path regex: {e}"
+                    )));
+                }
             };
             let method_filter = param("method").map(str::to_uppercase);
             let records: Vec<_> = shared
@@ -121,6 +158,10 @@ pub fn handle(shared: &Shared, method: &str, path: &str, params: &[(String, Stri
             shared.lock().reset();
             reply(200, &json!({"reset": true}))
         }
-        _ => error_response(&ApiError::new(404, "NotFound", format!("unknown control endpoint {method} {path}"))),
+        _ => error_response(&ApiError::new(
+            404,
+            "NotFound",
+            format!("unknown control endpoint {method} {path}"),
+        )),
     }
 }

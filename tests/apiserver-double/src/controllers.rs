@@ -53,7 +53,12 @@ pub fn settle(state: &mut State) {
         let batch = std::mem::take(&mut state.dirty);
         let mut todo: BTreeSet<Key> = BTreeSet::new();
         for (key, obj) in batch {
-            if key.group == "apps" && matches!(key.resource.as_str(), "deployments" | "replicasets" | "statefulsets" | "daemonsets") {
+            if key.group == "apps"
+                && matches!(
+                    key.resource.as_str(),
+                    "deployments" | "replicasets" | "statefulsets" | "daemonsets"
+                )
+            {
                 todo.insert(key.clone());
             }
             if key.group.is_empty() && key.resource == "nodes" {
@@ -65,7 +70,9 @@ pub fn settle(state: &mut State) {
                     .collect();
                 todo.extend(all);
             }
-            if let Some(refs) = get_path(&obj, &["metadata", "ownerReferences"]).and_then(Value::as_array) {
+            if let Some(refs) =
+                get_path(&obj, &["metadata", "ownerReferences"]).and_then(Value::as_array)
+            {
                 for r in refs {
                     if let Some(k) = owner_key(&key.namespace, r) {
                         todo.insert(k);
@@ -94,8 +101,19 @@ fn live(state: &State, key: &Key) -> Option<Arc<Value>> {
     Some(s.obj.clone())
 }
 
-fn owned(state: &State, group: &str, resource: &str, ns: &str, owner_uid: &str) -> Vec<(Key, Arc<Value>)> {
-    let start = Key { group: group.into(), resource: resource.into(), namespace: ns.into(), name: String::new() };
+fn owned(
+    state: &State,
+    group: &str,
+    resource: &str,
+    ns: &str,
+    owner_uid: &str,
+) -> Vec<(Key, Arc<Value>)> {
+    let start = Key {
+        group: group.into(),
+        resource: resource.into(),
+        namespace: ns.into(),
+        name: String::new(),
+    };
     state
         .objects
         .range(start..)
@@ -105,7 +123,8 @@ fn owned(state: &State, group: &str, resource: &str, ns: &str, owner_uid: &str) 
                 .and_then(Value::as_array)
                 .is_some_and(|refs| {
                     refs.iter().any(|r| {
-                        r.get("uid").and_then(Value::as_str) == Some(owner_uid) && r.get("controller").and_then(Value::as_bool) == Some(true)
+                        r.get("uid").and_then(Value::as_str) == Some(owner_uid)
+                            && r.get("controller").and_then(Value::as_bool) == Some(true)
                     })
                 })
         })
@@ -125,14 +144,19 @@ fn owner_ref(kind: &str, obj: &Value) -> Value {
 }
 
 fn replicas(obj: &Value) -> i64 {
-    get_path(obj, &["spec", "replicas"]).and_then(Value::as_i64).unwrap_or(1)
+    get_path(obj, &["spec", "replicas"])
+        .and_then(Value::as_i64)
+        .unwrap_or(1)
 }
 
 fn is_ready(pod: &Value) -> bool {
     get_path(pod, &["status", "conditions"])
         .and_then(Value::as_array)
         .is_some_and(|cs| {
-            cs.iter().any(|c| c.get("type").and_then(Value::as_str) == Some("Ready") && c.get("status").and_then(Value::as_str) == Some("True"))
+            cs.iter().any(|c| {
+                c.get("type").and_then(Value::as_str) == Some("Ready")
+                    && c.get("status").and_then(Value::as_str) == Some("True")
+            })
         })
 }
 
@@ -159,7 +183,13 @@ fn put(state: &mut State, group: &str, resource: &str, obj: Value) {
     }
 }
 
-fn put_status(state: &mut State, group: &str, resource: &str, obj: &Value, status: Map<String, Value>) {
+fn put_status(
+    state: &mut State,
+    group: &str,
+    resource: &str,
+    obj: &Value,
+    status: Map<String, Value>,
+) {
     let old_status = obj.get("status").cloned().unwrap_or(json!({}));
     let mut status = Value::Object(status);
     keep_condition_times(&old_status, &mut status);
@@ -174,8 +204,12 @@ fn put_status(state: &mut State, group: &str, resource: &str, obj: &Value, statu
 }
 
 fn keep_condition_times(old: &Value, new: &mut Value) {
-    let Some(old_conds) = old.get("conditions").and_then(Value::as_array) else { return };
-    let Some(Value::Array(new_conds)) = new.get_mut("conditions") else { return };
+    let Some(old_conds) = old.get("conditions").and_then(Value::as_array) else {
+        return;
+    };
+    let Some(Value::Array(new_conds)) = new.get_mut("conditions") else {
+        return;
+    };
     for c in new_conds {
         let ty = c.get("type").cloned();
         if let Some(o) = old_conds.iter().find(|o| o.get("type") == ty.as_ref())
@@ -198,9 +232,17 @@ fn nonzero(m: &mut Map<String, Value>, k: &str, v: i64) {
     }
 }
 
-fn new_pod(owner_kind: &str, owner: &Value, name: &str, template: &Value, extra_labels: &[(&str, String)]) -> Value {
+fn new_pod(
+    owner_kind: &str,
+    owner: &Value,
+    name: &str,
+    template: &Value,
+    extra_labels: &[(&str, String)],
+) -> Value {
     let ns = meta_str(owner, "namespace").unwrap_or("default");
-    let mut labels = get_path(template, &["metadata", "labels"]).cloned().unwrap_or(json!({}));
+    let mut labels = get_path(template, &["metadata", "labels"])
+        .cloned()
+        .unwrap_or(json!({}));
     for (k, v) in extra_labels {
         labels[*k] = json!(v);
     }
@@ -216,14 +258,32 @@ fn reconcile_deployment(state: &mut State, key: &Key) {
     let uid = meta_str(&d, "uid").unwrap_or("").to_string();
     let name = key.name.clone();
     let want = replicas(&d);
-    let template = d.get("spec").and_then(|s| s.get("template")).cloned().unwrap_or(json!({}));
+    let template = d
+        .get("spec")
+        .and_then(|s| s.get("template"))
+        .cloned()
+        .unwrap_or(json!({}));
     let rss = owned(state, "apps", "replicasets", &key.namespace, &uid);
-    let current = rss
-        .iter()
-        .find(|(_, rs)| template_without_hash(rs.get("spec").and_then(|s| s.get("template")).unwrap_or(&Value::Null)) == template_without_hash(&template));
+    let current = rss.iter().find(|(_, rs)| {
+        template_without_hash(
+            rs.get("spec")
+                .and_then(|s| s.get("template"))
+                .unwrap_or(&Value::Null),
+        ) == template_without_hash(&template)
+    });
     let max_rev = rss
         .iter()
-        .filter_map(|(_, rs)| get_str(rs, &["metadata", "annotations", "deployment.kubernetes.io/revision"]).and_then(|r| r.parse::<i64>().ok()))
+        .filter_map(|(_, rs)| {
+            get_str(
+                rs,
+                &[
+                    "metadata",
+                    "annotations",
+                    "deployment.kubernetes.io/revision",
+                ],
+            )
+            .and_then(|r| r.parse::<i64>().ok())
+        })
         .max()
         .unwrap_or(0);
     let new_name = match current {
@@ -231,7 +291,8 @@ fn reconcile_deployment(state: &mut State, key: &Key) {
             if replicas(rs) != want {
                 let mut rs = (**rs).clone();
                 rs["spec"]["replicas"] = json!(want);
-                rs["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] = json!(want.to_string());
+                rs["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] =
+                    json!(want.to_string());
                 put(state, "apps", "replicasets", rs);
             }
             k.name.clone()
@@ -240,13 +301,24 @@ fn reconcile_deployment(state: &mut State, key: &Key) {
             let hash = template_hash(&template_without_hash(&template));
             let mut rs_name = format!("{name}-{hash}");
             let mut n = 0;
-            while state.objects.contains_key(&Key { name: rs_name.clone(), resource: "replicasets".into(), ..key.clone() }) {
+            while state.objects.contains_key(&Key {
+                name: rs_name.clone(),
+                resource: "replicasets".into(),
+                ..key.clone()
+            }) {
                 n += 1;
-                rs_name = format!("{name}-{}", template_hash(&json!([template_without_hash(&template), n])));
+                rs_name = format!(
+                    "{name}-{}",
+                    template_hash(&json!([template_without_hash(&template), n]))
+                );
             }
             let mut tpl = template.clone();
             tpl["metadata"]["labels"]["pod-template-hash"] = json!(hash);
-            let mut selector = d.get("spec").and_then(|s| s.get("selector")).cloned().unwrap_or(json!({}));
+            let mut selector = d
+                .get("spec")
+                .and_then(|s| s.get("selector"))
+                .cloned()
+                .unwrap_or(json!({}));
             selector["matchLabels"]["pod-template-hash"] = json!(hash);
             let rs = json!({
                 "apiVersion": "apps/v1", "kind": "ReplicaSet",
@@ -278,15 +350,29 @@ fn reconcile_deployment(state: &mut State, key: &Key) {
         reconcile_replicaset(state, k);
     }
     let rss = owned(state, "apps", "replicasets", &key.namespace, &uid);
-    let stat = |rs: &Value, f: &str| get_path(rs, &["status", f]).and_then(Value::as_i64).unwrap_or(0);
+    let stat = |rs: &Value, f: &str| {
+        get_path(rs, &["status", f])
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+    };
     let total: i64 = rss.iter().map(|(_, rs)| stat(rs, "replicas")).sum();
     let ready: i64 = rss.iter().map(|(_, rs)| stat(rs, "readyReplicas")).sum();
-    let available: i64 = rss.iter().map(|(_, rs)| stat(rs, "availableReplicas")).sum();
-    let updated: i64 = rss.iter().filter(|(k, _)| k.name == new_name).map(|(_, rs)| stat(rs, "replicas")).sum();
+    let available: i64 = rss
+        .iter()
+        .map(|(_, rs)| stat(rs, "availableReplicas"))
+        .sum();
+    let updated: i64 = rss
+        .iter()
+        .filter(|(k, _)| k.name == new_name)
+        .map(|(_, rs)| stat(rs, "replicas"))
+        .sum();
     let Some(d) = live(state, key) else { return };
     let now = crate::util::now_rfc3339();
     let mut st = Map::new();
-    st.insert("observedGeneration".into(), d["metadata"]["generation"].clone());
+    st.insert(
+        "observedGeneration".into(),
+        d["metadata"]["generation"].clone(),
+    );
     nonzero(&mut st, "replicas", total);
     nonzero(&mut st, "updatedReplicas", updated);
     nonzero(&mut st, "readyReplicas", ready);
@@ -311,13 +397,22 @@ fn reconcile_replicaset(state: &mut State, key: &Key) {
     let Some(rs) = live(state, key) else { return };
     let uid = meta_str(&rs, "uid").unwrap_or("").to_string();
     let want = replicas(&rs).max(0) as usize;
-    let template = rs.get("spec").and_then(|s| s.get("template")).cloned().unwrap_or(json!({}));
+    let template = rs
+        .get("spec")
+        .and_then(|s| s.get("template"))
+        .cloned()
+        .unwrap_or(json!({}));
     let mut pods = owned(state, "", "pods", &key.namespace, &uid);
     pods.retain(|(_, p)| get_path(p, &["metadata", "deletionTimestamp"]).is_none());
     if pods.len() < want {
         for _ in pods.len()..want {
             let mut name = format!("{}-{}", key.name, random_suffix(5));
-            while state.objects.contains_key(&Key { group: String::new(), resource: "pods".into(), namespace: key.namespace.clone(), name: name.clone() }) {
+            while state.objects.contains_key(&Key {
+                group: String::new(),
+                resource: "pods".into(),
+                namespace: key.namespace.clone(),
+                name: name.clone(),
+            }) {
                 name = format!("{}-{}", key.name, random_suffix(5));
             }
             let mut pod = new_pod("ReplicaSet", &rs, &name, &template, &[]);
@@ -325,7 +420,13 @@ fn reconcile_replicaset(state: &mut State, key: &Key) {
             put(state, "", "pods", pod);
         }
     } else if pods.len() > want {
-        pods.sort_by_key(|(_, p)| std::cmp::Reverse(meta_str(p, "resourceVersion").and_then(|r| r.parse::<u64>().ok()).unwrap_or(0)));
+        pods.sort_by_key(|(_, p)| {
+            std::cmp::Reverse(
+                meta_str(p, "resourceVersion")
+                    .and_then(|r| r.parse::<u64>().ok())
+                    .unwrap_or(0),
+            )
+        });
         for (k, _) in pods.iter().take(pods.len() - want) {
             state.remove(k, Some("Background"), true);
         }
@@ -339,7 +440,10 @@ fn reconcile_replicaset(state: &mut State, key: &Key) {
     nonzero(&mut st, "fullyLabeledReplicas", n);
     nonzero(&mut st, "readyReplicas", ready);
     nonzero(&mut st, "availableReplicas", ready);
-    st.insert("observedGeneration".into(), rs["metadata"]["generation"].clone());
+    st.insert(
+        "observedGeneration".into(),
+        rs["metadata"]["generation"].clone(),
+    );
     put_status(state, "apps", "replicasets", &rs, st);
 }
 
@@ -347,20 +451,35 @@ fn reconcile_statefulset(state: &mut State, key: &Key) {
     let Some(sts) = live(state, key) else { return };
     let uid = meta_str(&sts, "uid").unwrap_or("").to_string();
     let want = replicas(&sts).max(0);
-    let template = sts.get("spec").and_then(|s| s.get("template")).cloned().unwrap_or(json!({}));
+    let template = sts
+        .get("spec")
+        .and_then(|s| s.get("template"))
+        .cloned()
+        .unwrap_or(json!({}));
     let revision = format!("{}-{}", key.name, template_hash(&template));
     let service = get_str(&sts, &["spec", "serviceName"]).map(str::to_string);
     let pods = owned(state, "", "pods", &key.namespace, &uid);
     for (k, p) in &pods {
-        let ordinal = k.name.rsplit('-').next().and_then(|o| o.parse::<i64>().ok()).unwrap_or(i64::MAX);
-        let stale = get_str(p, &["metadata", "labels", "controller-revision-hash"]) != Some(revision.as_str());
+        let ordinal = k
+            .name
+            .rsplit('-')
+            .next()
+            .and_then(|o| o.parse::<i64>().ok())
+            .unwrap_or(i64::MAX);
+        let stale = get_str(p, &["metadata", "labels", "controller-revision-hash"])
+            != Some(revision.as_str());
         if ordinal >= want || stale {
             state.remove(k, Some("Background"), true);
         }
     }
     for ordinal in 0..want {
         let name = format!("{}-{ordinal}", key.name);
-        let pk = Key { group: String::new(), resource: "pods".into(), namespace: key.namespace.clone(), name: name.clone() };
+        let pk = Key {
+            group: String::new(),
+            resource: "pods".into(),
+            namespace: key.namespace.clone(),
+            name: name.clone(),
+        };
         if state.objects.contains_key(&pk) {
             continue;
         }
@@ -386,7 +505,10 @@ fn reconcile_statefulset(state: &mut State, key: &Key) {
     let ready = pods.iter().filter(|(_, p)| is_ready(p)).count() as i64;
     let Some(sts) = live(state, key) else { return };
     let mut st = Map::new();
-    st.insert("observedGeneration".into(), sts["metadata"]["generation"].clone());
+    st.insert(
+        "observedGeneration".into(),
+        sts["metadata"]["generation"].clone(),
+    );
     st.insert("replicas".into(), json!(n));
     nonzero(&mut st, "readyReplicas", ready);
     nonzero(&mut st, "currentReplicas", n);
@@ -401,9 +523,18 @@ fn reconcile_statefulset(state: &mut State, key: &Key) {
 fn reconcile_daemonset(state: &mut State, key: &Key) {
     let Some(ds) = live(state, key) else { return };
     let uid = meta_str(&ds, "uid").unwrap_or("").to_string();
-    let template = ds.get("spec").and_then(|s| s.get("template")).cloned().unwrap_or(json!({}));
+    let template = ds
+        .get("spec")
+        .and_then(|s| s.get("template"))
+        .cloned()
+        .unwrap_or(json!({}));
     let revision = template_hash(&template);
-    let node_start = Key { group: String::new(), resource: "nodes".into(), namespace: String::new(), name: String::new() };
+    let node_start = Key {
+        group: String::new(),
+        resource: "nodes".into(),
+        namespace: String::new(),
+        name: String::new(),
+    };
     let nodes: Vec<String> = state
         .objects
         .range(node_start..)
@@ -414,7 +545,8 @@ fn reconcile_daemonset(state: &mut State, key: &Key) {
     let mut covered = BTreeSet::new();
     for (k, p) in &pods {
         let node = get_str(p, &["spec", "nodeName"]).unwrap_or("").to_string();
-        let stale = get_str(p, &["metadata", "labels", "controller-revision-hash"]) != Some(revision.as_str());
+        let stale = get_str(p, &["metadata", "labels", "controller-revision-hash"])
+            != Some(revision.as_str());
         if !nodes.contains(&node) || stale || covered.contains(&node) {
             state.remove(k, Some("Background"), true);
         } else {
@@ -426,7 +558,13 @@ fn reconcile_daemonset(state: &mut State, key: &Key) {
             continue;
         }
         let name = format!("{}-{}", key.name, random_suffix(5));
-        let mut pod = new_pod("DaemonSet", &ds, &name, &template, &[("controller-revision-hash", revision.clone())]);
+        let mut pod = new_pod(
+            "DaemonSet",
+            &ds,
+            &name,
+            &template,
+            &[("controller-revision-hash", revision.clone())],
+        );
         pod["spec"]["nodeName"] = json!(node);
         pod["metadata"]["generateName"] = json!(format!("{}-", key.name));
         put(state, "", "pods", pod);
@@ -440,7 +578,10 @@ fn reconcile_daemonset(state: &mut State, key: &Key) {
     st.insert("desiredNumberScheduled".into(), json!(nodes.len()));
     st.insert("numberMisscheduled".into(), json!(0));
     st.insert("numberReady".into(), json!(ready));
-    st.insert("observedGeneration".into(), ds["metadata"]["generation"].clone());
+    st.insert(
+        "observedGeneration".into(),
+        ds["metadata"]["generation"].clone(),
+    );
     nonzero(&mut st, "updatedNumberScheduled", n);
     nonzero(&mut st, "numberAvailable", ready);
     nonzero(&mut st, "numberUnavailable", nodes.len() as i64 - ready);
@@ -463,7 +604,9 @@ mod tests {
         state
             .objects
             .iter()
-            .filter(|(k, _)| k.resource == "pods" && k.namespace == ns && k.name.starts_with(prefix))
+            .filter(|(k, _)| {
+                k.resource == "pods" && k.namespace == ns && k.name.starts_with(prefix)
+            })
             .map(|(_, s)| s.obj.clone())
             .collect()
     }
@@ -472,75 +615,134 @@ mod tests {
     fn deployment_rollout_and_restart() {
         let mut s = State::new(DoubleOptions::default());
         let t = s.registry.find_any_version("apps", "deployments").unwrap();
-        let o = WriteOpts { manager: "t".into(), explicit_manager: true, ..WriteOpts::default() };
+        let o = WriteOpts {
+            manager: "t".into(),
+            explicit_manager: true,
+            ..WriteOpts::default()
+        };
         s.create(&t, "default", deployment("web", 3), &o).unwrap();
         settle(&mut s);
         let pods = pods_of(&s, "default", "web-");
         assert_eq!(pods.len(), 3);
-        let first_names: BTreeSet<String> = pods.iter().map(|p| meta_str(p, "name").unwrap().to_string()).collect();
-        let rs_name = pods[0]["metadata"]["ownerReferences"][0]["name"].as_str().unwrap().to_string();
-        assert!(pods.iter().all(|p| meta_str(p, "name").unwrap().starts_with(&format!("{rs_name}-"))));
+        let first_names: BTreeSet<String> = pods
+            .iter()
+            .map(|p| meta_str(p, "name").unwrap().to_string())
+            .collect();
+        let rs_name = pods[0]["metadata"]["ownerReferences"][0]["name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(pods.iter().all(|p| {
+            meta_str(p, "name")
+                .unwrap()
+                .starts_with(&format!("{rs_name}-"))
+        }));
         assert!(pods.iter().all(|p| is_ready(p)));
         let d = s.get(&t, "default", "web").unwrap().obj.clone();
         assert_eq!(d["status"]["readyReplicas"], 3);
         assert_eq!(d["status"]["updatedReplicas"], 3);
-        assert_eq!(d["status"]["observedGeneration"], d["metadata"]["generation"]);
+        assert_eq!(
+            d["status"]["observedGeneration"],
+            d["metadata"]["generation"]
+        );
         let restart = br#"{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":"2025-01-01T00:00:00Z"}}}}}"#;
-        s.patch(&t, "default", "web", PatchType::Strategic, restart, &o).unwrap();
+        s.patch(&t, "default", "web", PatchType::Strategic, restart, &o)
+            .unwrap();
         settle(&mut s);
         let pods = pods_of(&s, "default", "web-");
         assert_eq!(pods.len(), 3);
-        assert!(pods.iter().all(|p| !first_names.contains(meta_str(p, "name").unwrap())), "all pods replaced");
+        assert!(
+            pods.iter()
+                .all(|p| !first_names.contains(meta_str(p, "name").unwrap())),
+            "all pods replaced"
+        );
         let d = s.get(&t, "default", "web").unwrap().obj.clone();
         assert_eq!(d["metadata"]["generation"], 2);
         assert_eq!(d["status"]["observedGeneration"], 2);
         assert_eq!(d["status"]["updatedReplicas"], 3);
         assert_eq!(d["status"]["replicas"], 3);
-        s.patch(&t, "default", "web", PatchType::Merge, br#"{"spec":{"replicas":1}}"#, &o).unwrap();
+        s.patch(
+            &t,
+            "default",
+            "web",
+            PatchType::Merge,
+            br#"{"spec":{"replicas":1}}"#,
+            &o,
+        )
+        .unwrap();
         settle(&mut s);
         assert_eq!(pods_of(&s, "default", "web-").len(), 1);
         let del = crate::store::DeleteOpts::default();
         s.delete(&t, "default", "web", &del).unwrap();
         settle(&mut s);
-        assert!(pods_of(&s, "default", "web-").is_empty(), "garbage collected");
+        assert!(
+            pods_of(&s, "default", "web-").is_empty(),
+            "garbage collected"
+        );
         assert!(!s.objects.keys().any(|k| k.resource == "replicasets"));
     }
 
     #[test]
     fn deleted_pod_is_replaced_and_statefulset_ordinals() {
         let mut s = State::new(DoubleOptions::default());
-        let o = WriteOpts { manager: "t".into(), explicit_manager: true, ..WriteOpts::default() };
+        let o = WriteOpts {
+            manager: "t".into(),
+            explicit_manager: true,
+            ..WriteOpts::default()
+        };
         let sts_t = s.registry.find_any_version("apps", "statefulsets").unwrap();
         let mut sts = deployment("db", 2);
         sts["kind"] = json!("StatefulSet");
         sts["spec"]["serviceName"] = json!("db");
         s.create(&sts_t, "default", sts, &o).unwrap();
         settle(&mut s);
-        let names: Vec<String> = pods_of(&s, "default", "db-").iter().map(|p| meta_str(p, "name").unwrap().to_string()).collect();
+        let names: Vec<String> = pods_of(&s, "default", "db-")
+            .iter()
+            .map(|p| meta_str(p, "name").unwrap().to_string())
+            .collect();
         assert_eq!(names, vec!["db-0", "db-1"]);
         let pods_t = s.registry.find_any_version("", "pods").unwrap();
-        s.delete(&pods_t, "default", "db-1", &crate::store::DeleteOpts::default()).unwrap();
+        s.delete(
+            &pods_t,
+            "default",
+            "db-1",
+            &crate::store::DeleteOpts::default(),
+        )
+        .unwrap();
         settle(&mut s);
         assert_eq!(pods_of(&s, "default", "db-").len(), 2, "recreated");
         let st = s.get(&sts_t, "default", "db").unwrap().obj.clone();
         assert_eq!(st["status"]["readyReplicas"], 2);
-        assert_eq!(st["status"]["currentRevision"], st["status"]["updateRevision"]);
+        assert_eq!(
+            st["status"]["currentRevision"],
+            st["status"]["updateRevision"]
+        );
     }
 
     #[test]
     fn injection_follows_namespace_label() {
         let mut s = State::new(DoubleOptions::default());
-        let o = WriteOpts { manager: "t".into(), explicit_manager: true, ..WriteOpts::default() };
+        let o = WriteOpts {
+            manager: "t".into(),
+            explicit_manager: true,
+            ..WriteOpts::default()
+        };
         let ns_t = s.registry.find_any_version("", "namespaces").unwrap();
         s.create(&ns_t, "", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "mesh", "labels": {"istio-injection": "enabled"}}}), &o).unwrap();
         let t = s.registry.find_any_version("apps", "deployments").unwrap();
         s.create(&t, "mesh", deployment("api", 1), &o).unwrap();
         let mut opted_out = deployment("batch", 1);
-        opted_out["spec"]["template"]["metadata"]["labels"]["sidecar.istio.io/inject"] = json!("false");
+        opted_out["spec"]["template"]["metadata"]["labels"]["sidecar.istio.io/inject"] =
+            json!("false");
         s.create(&t, "mesh", opted_out, &o).unwrap();
         settle(&mut s);
         let api = pods_of(&s, "mesh", "api-");
-        let containers: Vec<&str> = api[0]["spec"]["containers"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+        let containers: Vec<&str> = api[0]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
         assert_eq!(containers, vec!["app", "istio-proxy"]);
         let batch = pods_of(&s, "mesh", "batch-");
         assert_eq!(batch[0]["spec"]["containers"].as_array().unwrap().len(), 1);
@@ -549,7 +751,11 @@ mod tests {
     #[test]
     fn daemonset_follows_nodes() {
         let mut s = State::new(DoubleOptions::default());
-        let o = WriteOpts { manager: "t".into(), explicit_manager: true, ..WriteOpts::default() };
+        let o = WriteOpts {
+            manager: "t".into(),
+            explicit_manager: true,
+            ..WriteOpts::default()
+        };
         let ds_t = s.registry.find_any_version("apps", "daemonsets").unwrap();
         let mut ds = deployment("agent", 1);
         ds["kind"] = json!("DaemonSet");
@@ -559,11 +765,20 @@ mod tests {
         assert!(pods_of(&s, "default", "agent-").is_empty());
         let node_t = s.registry.find_any_version("", "nodes").unwrap();
         for n in ["n1", "n2"] {
-            s.create(&node_t, "", json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": n}}), &o).unwrap();
+            s.create(
+                &node_t,
+                "",
+                json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": n}}),
+                &o,
+            )
+            .unwrap();
         }
         settle(&mut s);
         let pods = pods_of(&s, "default", "agent-");
-        let nodes: BTreeSet<&str> = pods.iter().map(|p| p["spec"]["nodeName"].as_str().unwrap()).collect();
+        let nodes: BTreeSet<&str> = pods
+            .iter()
+            .map(|p| p["spec"]["nodeName"].as_str().unwrap())
+            .collect();
         assert_eq!(nodes, BTreeSet::from(["n1", "n2"]));
         let st = s.get(&ds_t, "default", "agent").unwrap().obj.clone();
         assert_eq!(st["status"]["desiredNumberScheduled"], 2);

@@ -60,12 +60,17 @@ impl Crd {
     }
     /// Adds a scale subresource.
     pub fn scale(mut self, spec_path: &str, status_path: &str, selector_path: Option<&str>) -> Crd {
-        self.scale = Some((spec_path.into(), status_path.into(), selector_path.map(str::to_string)));
+        self.scale = Some((
+            spec_path.into(),
+            status_path.into(),
+            selector_path.map(str::to_string),
+        ));
         self
     }
     /// Adds a printer column.
     pub fn column(mut self, name: &str, ty: &str, json_path: &str) -> Crd {
-        self.columns.push(json!({"name": name, "type": ty, "jsonPath": json_path}));
+        self.columns
+            .push(json!({"name": name, "type": ty, "jsonPath": json_path}));
         self
     }
     /// Adds the conventional `Age` column.
@@ -132,20 +137,34 @@ pub fn istio() -> Vec<Value> {
     let sec = ["istio-io", "security-istio-io"];
     let nv = ["v1", "v1beta1", "v1alpha3"];
     vec![
-        Crd::new("networking.istio.io", "VirtualService", "virtualservices", &nv)
-            .short(&["vs"])
+        Crd::new(
+            "networking.istio.io",
+            "VirtualService",
+            "virtualservices",
+            &nv,
+        )
+        .short(&["vs"])
+        .categories(&net)
+        .column("Gateways", "string", ".spec.gateways")
+        .column("Hosts", "string", ".spec.hosts")
+        .age()
+        .build(),
+        Crd::new(
+            "networking.istio.io",
+            "DestinationRule",
+            "destinationrules",
+            &nv,
+        )
+        .short(&["dr"])
+        .categories(&net)
+        .column("Host", "string", ".spec.host")
+        .age()
+        .build(),
+        Crd::new("networking.istio.io", "Gateway", "gateways", &nv)
+            .short(&["gw"])
             .categories(&net)
-            .column("Gateways", "string", ".spec.gateways")
-            .column("Hosts", "string", ".spec.hosts")
             .age()
             .build(),
-        Crd::new("networking.istio.io", "DestinationRule", "destinationrules", &nv)
-            .short(&["dr"])
-            .categories(&net)
-            .column("Host", "string", ".spec.host")
-            .age()
-            .build(),
-        Crd::new("networking.istio.io", "Gateway", "gateways", &nv).short(&["gw"]).categories(&net).age().build(),
         Crd::new("networking.istio.io", "ServiceEntry", "serviceentries", &nv)
             .short(&["se"])
             .categories(&net)
@@ -154,37 +173,99 @@ pub fn istio() -> Vec<Value> {
             .column("Resolution", "string", ".spec.resolution")
             .age()
             .build(),
-        Crd::new("networking.istio.io", "Sidecar", "sidecars", &nv).categories(&net).age().build(),
-        Crd::new("networking.istio.io", "WorkloadEntry", "workloadentries", &nv).short(&["we"]).categories(&net).age().build(),
-        Crd::new("networking.istio.io", "WorkloadGroup", "workloadgroups", &nv).short(&["wg"]).categories(&net).age().build(),
-        Crd::new("networking.istio.io", "EnvoyFilter", "envoyfilters", &["v1alpha3"]).categories(&net).age().build(),
-        Crd::new("networking.istio.io", "ProxyConfig", "proxyconfigs", &["v1beta1"]).categories(&net).age().build(),
-        Crd::new("security.istio.io", "PeerAuthentication", "peerauthentications", &["v1", "v1beta1"])
-            .short(&["pa"])
-            .categories(&sec)
-            .column("Mode", "string", ".spec.mtls.mode")
+        Crd::new("networking.istio.io", "Sidecar", "sidecars", &nv)
+            .categories(&net)
             .age()
             .build(),
-        Crd::new("security.istio.io", "AuthorizationPolicy", "authorizationpolicies", &["v1", "v1beta1"])
-            .short(&["ap"])
-            .categories(&sec)
-            .column("Action", "string", ".spec.action")
-            .age()
-            .build(),
-        Crd::new("security.istio.io", "RequestAuthentication", "requestauthentications", &["v1", "v1beta1"])
-            .short(&["ra"])
-            .categories(&sec)
-            .age()
-            .build(),
-        Crd::new("telemetry.istio.io", "Telemetry", "telemetries", &["v1", "v1alpha1"])
-            .short(&["telemetry"])
-            .categories(&["istio-io", "telemetry-istio-io"])
-            .age()
-            .build(),
-        Crd::new("extensions.istio.io", "WasmPlugin", "wasmplugins", &["v1alpha1"])
-            .categories(&["istio-io", "extensions-istio-io"])
-            .age()
-            .build(),
+        Crd::new(
+            "networking.istio.io",
+            "WorkloadEntry",
+            "workloadentries",
+            &nv,
+        )
+        .short(&["we"])
+        .categories(&net)
+        .age()
+        .build(),
+        Crd::new(
+            "networking.istio.io",
+            "WorkloadGroup",
+            "workloadgroups",
+            &nv,
+        )
+        .short(&["wg"])
+        .categories(&net)
+        .age()
+        .build(),
+        Crd::new(
+            "networking.istio.io",
+            "EnvoyFilter",
+            "envoyfilters",
+            &["v1alpha3"],
+        )
+        .categories(&net)
+        .age()
+        .build(),
+        Crd::new(
+            "networking.istio.io",
+            "ProxyConfig",
+            "proxyconfigs",
+            &["v1beta1"],
+        )
+        .categories(&net)
+        .age()
+        .build(),
+        Crd::new(
+            "security.istio.io",
+            "PeerAuthentication",
+            "peerauthentications",
+            &["v1", "v1beta1"],
+        )
+        .short(&["pa"])
+        .categories(&sec)
+        .column("Mode", "string", ".spec.mtls.mode")
+        .age()
+        .build(),
+        Crd::new(
+            "security.istio.io",
+            "AuthorizationPolicy",
+            "authorizationpolicies",
+            &["v1", "v1beta1"],
+        )
+        .short(&["ap"])
+        .categories(&sec)
+        .column("Action", "string", ".spec.action")
+        .age()
+        .build(),
+        Crd::new(
+            "security.istio.io",
+            "RequestAuthentication",
+            "requestauthentications",
+            &["v1", "v1beta1"],
+        )
+        .short(&["ra"])
+        .categories(&sec)
+        .age()
+        .build(),
+        Crd::new(
+            "telemetry.istio.io",
+            "Telemetry",
+            "telemetries",
+            &["v1", "v1alpha1"],
+        )
+        .short(&["telemetry"])
+        .categories(&["istio-io", "telemetry-istio-io"])
+        .age()
+        .build(),
+        Crd::new(
+            "extensions.istio.io",
+            "WasmPlugin",
+            "wasmplugins",
+            &["v1alpha1"],
+        )
+        .categories(&["istio-io", "extensions-istio-io"])
+        .age()
+        .build(),
     ]
 }
 
@@ -224,10 +305,21 @@ pub fn cnpg() -> Vec<Value> {
             .column("PG Name", "string", ".spec.name")
             .column("Applied", "boolean", ".status.applied")
             .build(),
-        Crd::new(g, "Publication", "publications", &["v1"]).age().build(),
-        Crd::new(g, "Subscription", "subscriptions", &["v1"]).age().build(),
-        Crd::new(g, "ImageCatalog", "imagecatalogs", &["v1"]).without_status().age().build(),
-        Crd::new(g, "ClusterImageCatalog", "clusterimagecatalogs", &["v1"]).cluster_scoped().without_status().age().build(),
+        Crd::new(g, "Publication", "publications", &["v1"])
+            .age()
+            .build(),
+        Crd::new(g, "Subscription", "subscriptions", &["v1"])
+            .age()
+            .build(),
+        Crd::new(g, "ImageCatalog", "imagecatalogs", &["v1"])
+            .without_status()
+            .age()
+            .build(),
+        Crd::new(g, "ClusterImageCatalog", "clusterimagecatalogs", &["v1"])
+            .cluster_scoped()
+            .without_status()
+            .age()
+            .build(),
     ]
 }
 
@@ -235,13 +327,27 @@ pub fn cnpg() -> Vec<Value> {
 pub fn spire() -> Vec<Value> {
     let g = "spire.spiffe.io";
     vec![
-        Crd::new(g, "ClusterSPIFFEID", "clusterspiffeids", &["v1alpha1"]).cluster_scoped().build(),
-        Crd::new(g, "ClusterFederatedTrustDomain", "clusterfederatedtrustdomains", &["v1alpha1"])
+        Crd::new(g, "ClusterSPIFFEID", "clusterspiffeids", &["v1alpha1"])
             .cluster_scoped()
-            .column("Trust Domain", "string", ".spec.trustDomain")
-            .column("Endpoint URL", "string", ".spec.bundleEndpointURL")
             .build(),
-        Crd::new(g, "ClusterStaticEntry", "clusterstaticentries", &["v1alpha1"]).cluster_scoped().build(),
+        Crd::new(
+            g,
+            "ClusterFederatedTrustDomain",
+            "clusterfederatedtrustdomains",
+            &["v1alpha1"],
+        )
+        .cluster_scoped()
+        .column("Trust Domain", "string", ".spec.trustDomain")
+        .column("Endpoint URL", "string", ".spec.bundleEndpointURL")
+        .build(),
+        Crd::new(
+            g,
+            "ClusterStaticEntry",
+            "clusterstaticentries",
+            &["v1alpha1"],
+        )
+        .cluster_scoped()
+        .build(),
     ]
 }
 
@@ -254,7 +360,11 @@ pub fn gateway_api() -> Vec<Value> {
             .short(&["gc"])
             .categories(&["gateway-api"])
             .column("Controller", "string", ".spec.controllerName")
-            .column("Accepted", "string", ".status.conditions[?(@.type==\"Accepted\")].status")
+            .column(
+                "Accepted",
+                "string",
+                ".status.conditions[?(@.type==\"Accepted\")].status",
+            )
             .age()
             .build(),
         Crd::new(g, "Gateway", "gateways", &["v1", "v1beta1"])
@@ -268,7 +378,10 @@ pub fn gateway_api() -> Vec<Value> {
             .column("Hostnames", "string", ".spec.hostnames")
             .age()
             .build(),
-        Crd::new(g, "GRPCRoute", "grpcroutes", &["v1"]).categories(&["gateway-api"]).age().build(),
+        Crd::new(g, "GRPCRoute", "grpcroutes", &["v1"])
+            .categories(&["gateway-api"])
+            .age()
+            .build(),
         Crd::new(g, "ReferenceGrant", "referencegrants", &["v1beta1"])
             .short(&["refgrant"])
             .categories(&["gateway-api"])
@@ -300,14 +413,24 @@ mod tests {
             for crd in preset(name).unwrap() {
                 let types = types_from_crd(&crd).unwrap();
                 assert!(!types.is_empty(), "{crd}");
-                assert_eq!(crd["metadata"]["name"], format!("{}.{}", crd["spec"]["names"]["plural"].as_str().unwrap(), crd["spec"]["group"].as_str().unwrap()));
+                assert_eq!(
+                    crd["metadata"]["name"],
+                    format!(
+                        "{}.{}",
+                        crd["spec"]["names"]["plural"].as_str().unwrap(),
+                        crd["spec"]["group"].as_str().unwrap()
+                    )
+                );
             }
         }
         let vs = types_from_crd(&istio()[0]).unwrap();
         assert_eq!(vs[0].version, "v1");
         assert_eq!(vs[0].short_names, vec!["vs"]);
         let cluster = types_from_crd(&cnpg()[0]).unwrap();
-        assert_eq!(cluster[0].scale.as_ref().unwrap().spec_replicas, ".spec.instances");
+        assert_eq!(
+            cluster[0].scale.as_ref().unwrap().spec_replicas,
+            ".spec.instances"
+        );
         assert!(!types_from_crd(&spire()[0]).unwrap()[0].namespaced);
         assert!(preset("nope").is_none());
     }

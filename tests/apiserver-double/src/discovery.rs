@@ -7,7 +7,8 @@ use crate::registry::{Registry, ResourceType};
 use serde_json::{Value, json};
 
 /// The content type of aggregated discovery responses.
-pub const AGGREGATED_CONTENT_TYPE: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+pub const AGGREGATED_CONTENT_TYPE: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
 /// `/version`.
 pub fn version() -> Value {
@@ -71,7 +72,10 @@ pub fn group_list(reg: &Registry) -> Value {
 
 /// `/apis/{group}` (legacy).
 pub fn group(reg: &Registry, group: &str) -> Option<Value> {
-    let (g, vs) = reg.groups().into_iter().find(|(g, _)| g == group && !g.is_empty())?;
+    let (g, vs) = reg
+        .groups()
+        .into_iter()
+        .find(|(g, _)| g == group && !g.is_empty())?;
     let mut e = group_entry(&g, &vs);
     e["kind"] = json!("APIGroup");
     e["apiVersion"] = json!("v1");
@@ -115,7 +119,9 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
         }
     }
     let gv = crate::util::join_api_version(group, version);
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+    )
 }
 
 fn aggregated_resource(t: &ResourceType) -> Value {
@@ -156,7 +162,11 @@ pub fn aggregated(reg: &Registry, core: bool) -> Value {
             let versions: Vec<Value> = vs
                 .iter()
                 .map(|v| {
-                    let resources: Vec<Value> = reg.types_in(&g, v).iter().map(|t| aggregated_resource(t)).collect();
+                    let resources: Vec<Value> = reg
+                        .types_in(&g, v)
+                        .iter()
+                        .map(|t| aggregated_resource(t))
+                        .collect();
                     json!({"version": v, "resources": resources, "freshness": "Current"})
                 })
                 .collect();
@@ -175,8 +185,15 @@ pub fn openapi_v3_index(reg: &Registry) -> Value {
     let mut paths = serde_json::Map::new();
     for (g, vs) in reg.groups() {
         for v in vs {
-            let key = if g.is_empty() { format!("api/{v}") } else { format!("apis/{g}/{v}") };
-            let url = format!("/openapi/v3/{key}?hash={}", crate::util::template_hash(&json!([key, reg.types_in(&g, &v).len()])));
+            let key = if g.is_empty() {
+                format!("api/{v}")
+            } else {
+                format!("apis/{g}/{v}")
+            };
+            let url = format!(
+                "/openapi/v3/{key}?hash={}",
+                crate::util::template_hash(&json!([key, reg.types_in(&g, &v).len()]))
+            );
             paths.insert(key, json!({"serverRelativeURL": url}));
         }
     }
@@ -194,9 +211,20 @@ pub fn openapi_v3_group_version(reg: &Registry, group: &str, version: &str) -> O
     if types.is_empty() {
         return None;
     }
-    let prefix = if group.is_empty() { format!("/api/{version}") } else { format!("/apis/{group}/{version}") };
+    let prefix = if group.is_empty() {
+        format!("/api/{version}")
+    } else {
+        format!("/apis/{group}/{version}")
+    };
     let q = |name: &str| json!({"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": true}});
-    let write_params = || json!([q("dryRun"), q("fieldManager"), q("fieldValidation"), q("pretty")]);
+    let write_params = || {
+        json!([
+            q("dryRun"),
+            q("fieldManager"),
+            q("fieldValidation"),
+            q("pretty")
+        ])
+    };
     let mut patch_params = write_params();
     if let Some(a) = patch_params.as_array_mut() {
         a.push(json!({"name": "force", "in": "query", "schema": {"type": "boolean", "uniqueItems": true}}));
@@ -205,7 +233,16 @@ pub fn openapi_v3_group_version(reg: &Registry, group: &str, version: &str) -> O
     let mut schemas = serde_json::Map::new();
     for t in &types {
         let gvk = json!({"group": t.group, "version": t.version, "kind": t.kind});
-        let schema_name = format!("{}.{}.{}", if t.group.is_empty() { "io.k8s.api.core" } else { &t.group }, t.version, t.kind);
+        let schema_name = format!(
+            "{}.{}.{}",
+            if t.group.is_empty() {
+                "io.k8s.api.core"
+            } else {
+                &t.group
+            },
+            t.version,
+            t.kind
+        );
         schemas.insert(
             schema_name.clone(),
             json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true, "x-kubernetes-group-version-kind": [gvk.clone()]}),
@@ -221,8 +258,15 @@ pub fn openapi_v3_group_version(reg: &Registry, group: &str, version: &str) -> O
                 "x-kubernetes-group-version-kind": gvk.clone()
             })
         };
-        let base = if t.namespaced { format!("{prefix}/namespaces/{{namespace}}/{}", t.plural) } else { format!("{prefix}/{}", t.plural) };
-        paths.insert(base.clone(), json!({"get": op("list", json!([])), "post": op("post", write_params())}));
+        let base = if t.namespaced {
+            format!("{prefix}/namespaces/{{namespace}}/{}", t.plural)
+        } else {
+            format!("{prefix}/{}", t.plural)
+        };
+        paths.insert(
+            base.clone(),
+            json!({"get": op("list", json!([])), "post": op("post", write_params())}),
+        );
         paths.insert(
             format!("{base}/{{name}}"),
             json!({"get": op("get", json!([])), "put": op("put", write_params()), "patch": op("patch", patch_params.clone()), "delete": op("delete", write_params())}),
@@ -245,18 +289,31 @@ mod tests {
         let kubectl = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
         assert!(wants_aggregated(kubectl));
         assert!(!wants_aggregated("application/json, */*"));
-        assert!(!wants_aggregated("application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"));
+        assert!(!wants_aggregated(
+            "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
+        ));
     }
 
     #[test]
     fn legacy_documents() {
         let reg = Registry::new(vec![]);
         let apps = resource_list(&reg, "apps", "v1").unwrap();
-        let names: Vec<&str> = apps["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = apps["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
         assert!(names.contains(&"deployments/scale") && names.contains(&"deployments/status"));
         assert!(resource_list(&reg, "networking.istio.io", "v1").is_none());
         let groups = group_list(&reg);
-        assert!(groups["groups"].as_array().unwrap().iter().any(|g| g["name"] == "apps"));
+        assert!(
+            groups["groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|g| g["name"] == "apps")
+        );
         let agg = aggregated(&reg, true);
         assert_eq!(agg["items"][0]["versions"][0]["version"], "v1");
     }

@@ -35,7 +35,10 @@ pub struct RequestRecord {
 impl RequestRecord {
     /// A decoded query parameter.
     pub fn param(&self, name: &str) -> Option<String> {
-        crate::util::parse_query(&self.query).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+        crate::util::parse_query(&self.query)
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
     }
 }
 
@@ -129,7 +132,11 @@ impl FaultRule {
     /// defaults to [`FaultAction::Pass`].
     pub fn on(method: &str, path_regex: &str) -> FaultRule {
         FaultRule {
-            method: if method == "*" { None } else { Some(method.to_uppercase()) },
+            method: if method == "*" {
+                None
+            } else {
+                Some(method.to_uppercase())
+            },
             path: path_regex.to_string(),
             query: None,
             nth: None,
@@ -140,17 +147,27 @@ impl FaultRule {
     }
     /// Respond with a Status of this code and message.
     pub fn status(mut self, code: u16, message: &str) -> Self {
-        self.action = FaultAction::Status { code, reason: None, message: Some(message.to_string()) };
+        self.action = FaultAction::Status {
+            code,
+            reason: None,
+            message: Some(message.to_string()),
+        };
         self
     }
     /// Respond with a Status with an explicit reason.
     pub fn status_reason(mut self, code: u16, reason: &str, message: &str) -> Self {
-        self.action = FaultAction::Status { code, reason: Some(reason.into()), message: Some(message.into()) };
+        self.action = FaultAction::Status {
+            code,
+            reason: Some(reason.into()),
+            message: Some(message.into()),
+        };
         self
     }
     /// Respond 403 Forbidden for `user`.
     pub fn forbidden(mut self, user: &str) -> Self {
-        self.action = FaultAction::Forbidden { user: user.to_string() };
+        self.action = FaultAction::Forbidden {
+            user: user.to_string(),
+        };
         self
     }
     /// Respond with a raw JSON body.
@@ -231,14 +248,25 @@ pub struct RuleInfo {
 impl FaultSet {
     /// Adds a rule; returns its id.
     pub fn add(&mut self, rule: FaultRule) -> Result<u64, ApiError> {
-        let path = Regex::new(&rule.path).map_err(|e| ApiError::bad_request(format!("invalid path regex: {e}")))?;
+        let path = Regex::new(&rule.path)
+            .map_err(|e| ApiError::bad_request(format!("invalid path regex: {e}")))?;
         let query = match &rule.query {
-            Some(q) => Some(Regex::new(q).map_err(|e| ApiError::bad_request(format!("invalid query regex: {e}")))?),
+            Some(q) => Some(
+                Regex::new(q)
+                    .map_err(|e| ApiError::bad_request(format!("invalid query regex: {e}")))?,
+            ),
             None => None,
         };
         self.next_id += 1;
         let id = self.next_id;
-        self.rules.push(ActiveRule { id, rule, path, query, matched: 0, fired: 0 });
+        self.rules.push(ActiveRule {
+            id,
+            rule,
+            path,
+            query,
+            matched: 0,
+            fired: 0,
+        });
         Ok(id)
     }
     /// Removes one rule.
@@ -255,7 +283,12 @@ impl FaultSet {
     pub fn list(&self) -> Vec<RuleInfo> {
         self.rules
             .iter()
-            .map(|r| RuleInfo { id: r.id, rule: r.rule.clone(), matched: r.matched, fired: r.fired })
+            .map(|r| RuleInfo {
+                id: r.id,
+                rule: r.rule.clone(),
+                matched: r.matched,
+                fired: r.fired,
+            })
             .collect()
     }
     /// Evaluates the rules for a request, updating counters.
@@ -286,7 +319,11 @@ impl FaultSet {
                 continue;
             }
             r.fired += 1;
-            return Some(Fired { id: r.id, delay: Duration::from_millis(r.rule.delay_ms), action: r.rule.action.clone() });
+            return Some(Fired {
+                id: r.id,
+                delay: Duration::from_millis(r.rule.delay_ms),
+                action: r.rule.action.clone(),
+            });
         }
         None
     }
@@ -299,14 +336,28 @@ mod tests {
     #[test]
     fn nth_and_times() {
         let mut f = FaultSet::default();
-        f.add(FaultRule::on("GET", "^/api/v1/pods$").status(500, "boom").nth(2)).unwrap();
-        f.add(FaultRule::on("*", "/configmaps").forbidden("u").times(1)).unwrap();
+        f.add(
+            FaultRule::on("GET", "^/api/v1/pods$")
+                .status(500, "boom")
+                .nth(2),
+        )
+        .unwrap();
+        f.add(FaultRule::on("*", "/configmaps").forbidden("u").times(1))
+            .unwrap();
         assert!(f.evaluate("GET", "/api/v1/pods", "").is_none());
         assert!(f.evaluate("GET", "/api/v1/pods", "").is_some());
         assert!(f.evaluate("GET", "/api/v1/pods", "").is_none());
         assert!(f.evaluate("POST", "/api/v1/pods", "").is_none());
-        assert!(matches!(f.evaluate("DELETE", "/api/v1/namespaces/x/configmaps/y", "").unwrap().action, FaultAction::Forbidden { .. }));
-        assert!(f.evaluate("DELETE", "/api/v1/namespaces/x/configmaps/y", "").is_none());
+        assert!(matches!(
+            f.evaluate("DELETE", "/api/v1/namespaces/x/configmaps/y", "")
+                .unwrap()
+                .action,
+            FaultAction::Forbidden { .. }
+        ));
+        assert!(
+            f.evaluate("DELETE", "/api/v1/namespaces/x/configmaps/y", "")
+                .is_none()
+        );
         let info = f.list();
         assert_eq!((info[0].matched, info[0].fired), (3, 1));
         assert!(f.add(FaultRule::on("GET", "(")).is_err());
@@ -314,13 +365,21 @@ mod tests {
 
     #[test]
     fn rules_round_trip_as_json() {
-        let r = FaultRule::on("get", "^/api").forbidden("x").nth(1).delay(Duration::from_millis(5));
+        let r = FaultRule::on("get", "^/api")
+            .forbidden("x")
+            .nth(1)
+            .delay(Duration::from_millis(5));
         let j = serde_json::to_value(&r).unwrap();
-        assert_eq!(j["action"], serde_json::json!({"type": "forbidden", "user": "x"}));
+        assert_eq!(
+            j["action"],
+            serde_json::json!({"type": "forbidden", "user": "x"})
+        );
         assert_eq!(j["delayMs"], 5);
         let back: FaultRule = serde_json::from_value(j).unwrap();
         assert_eq!(back, r);
-        let minimal: FaultRule = serde_json::from_value(serde_json::json!({"path": "x", "action": {"type": "reset"}})).unwrap();
+        let minimal: FaultRule =
+            serde_json::from_value(serde_json::json!({"path": "x", "action": {"type": "reset"}}))
+                .unwrap();
         assert_eq!(minimal.action, FaultAction::Reset);
     }
 }

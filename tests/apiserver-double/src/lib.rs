@@ -33,7 +33,9 @@
 //!   every write, `/status` and `/scale` subresources.
 //! * **Errors** are `Status` objects with the real reasons, codes, `details`
 //!   and message wording (see [`status`]).
-//! * **Server-side printing**: `Table` responses for `kubectl get`.
+//! * **Server-side printing**: `Table` responses for `kubectl get` (also for
+//!   `kubectl get -w`), with the real column sets of the common kinds and the
+//!   `additionalPrinterColumns` of CRDs.
 //!
 //! # What is simplified
 //!
@@ -41,9 +43,22 @@
 //!   which is only checked with [`DoubleOptions::require_token`]; RBAC
 //!   denials are produced by fault rules. `SelfSubjectAccessReview` always
 //!   allows.
-//! * No OpenAPI documents (`/openapi/v2`, `/openapi/v3` answer 404); kubectl
-//!   falls back to its compiled-in schemas, so client-side `kubectl apply`
-//!   still computes strategic merge patches for built-in kinds.
+//! * OpenAPI: `/openapi/v3` serves an index and one minimal document per
+//!   group/version (paths, verbs, `x-kubernetes-group-version-kind` and the
+//!   `fieldValidation`/`fieldManager`/`dryRun`/`force` parameters, open
+//!   schemas). That is what `kubectl apply` (client- and server-side) checks
+//!   before sending `fieldValidation=Strict`; without it kubectl refuses with
+//!   "failed to download openapi". `/openapi/v2` answers 404, so client-side
+//!   apply computes its strategic merge patches from kubectl's compiled-in
+//!   types (and JSON merge patches for custom resources), as it does against
+//!   a real server whose schemas lack the patch metadata. `kubectl explain`
+//!   has no schemas to show. Unknown fields are not rejected.
+//! * Protobuf: request bodies of typed clients (`kubectl create
+//!   namespace|configmap|secret|serviceaccount`, `kubectl auth can-i`) are
+//!   decoded (see [`protobuf`]); other kinds sent as protobuf (e.g. `kubectl
+//!   create deployment`) get a 415 naming the kind. Responses are JSON.
+//! * No `log`, `exec`, `attach`, `portforward`, `proxy`, `eviction` or
+//!   `binding` subresources (404).
 //! * Little defaulting (namespaces, Service cluster IPs and port defaults,
 //!   workload replicas/strategy, CRD status) and validation (names, labels,
 //!   annotations, workload selectors vs. template labels, containers, CRD
@@ -66,6 +81,10 @@
 //! request log ([`DoubleHandle::requests`]) and fault rules
 //! ([`DoubleHandle::add_fault`]) are available from Rust and over HTTP under
 //! `/__double/` (see [`control`]).
+
+// `ApiError` mirrors a `Status` body and is returned by value on purpose;
+// boxing it would only add noise to a test double.
+#![allow(clippy::result_large_err)]
 
 pub mod admission;
 pub mod control;
@@ -159,15 +178,16 @@ pub enum DoubleError {
 /// YAML stream. Empty documents are skipped.
 pub fn parse_documents(text: &str) -> Result<Vec<Value>, DoubleError> {
     let trimmed = text.trim_start();
-    if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        if let Ok(v) = serde_json::from_str::<Value>(text) {
-            return Ok(match v {
-                Value::Array(items) => items,
-                other => vec![other],
-            });
-        }
+    if (trimmed.starts_with('{') || trimmed.starts_with('['))
+        && let Ok(v) = serde_json::from_str::<Value>(text)
+    {
+        return Ok(match v {
+            Value::Array(items) => items,
+            other => vec![other],
+        });
     }
-    let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| DoubleError::Parse(e.to_string()))?;
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(text).map_err(|e| DoubleError::Parse(e.to_string()))?;
     Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
 }
 
@@ -238,15 +258,23 @@ impl Snapshot {
 
     /// Drops entries whose id starts with one of `prefixes` (e.g. `"Event/"`).
     pub fn without(mut self, prefixes: &[&str]) -> Snapshot {
-        self.objects.retain(|k, _| !prefixes.iter().any(|p| k.starts_with(p)));
+        self.objects
+            .retain(|k, _| !prefixes.iter().any(|p| k.starts_with(p)));
         self
     }
 }
 
 pub(crate) fn create_in_state(st: &mut State, obj: Value) -> Result<Value, ApiError> {
     let rt = type_of(st, &obj)?;
-    let ns = util::meta_str(&obj, "namespace").filter(|s| !s.is_empty()).unwrap_or("default").to_string();
-    let o = WriteOpts { manager: "apiserver-double".into(), explicit_manager: true, ..WriteOpts::default() };
+    let ns = util::meta_str(&obj, "namespace")
+        .filter(|s| !s.is_empty())
+        .unwrap_or("default")
+        .to_string();
+    let o = WriteOpts {
+        manager: "apiserver-double".into(),
+        explicit_manager: true,
+        ..WriteOpts::default()
+    };
     let out = st.create(&rt, &ns, obj, &o)?;
     controllers::settle(st);
     Ok(out)
@@ -256,9 +284,11 @@ fn type_of(st: &State, obj: &Value) -> Result<Arc<ResourceType>, ApiError> {
     let av = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
     let (g, v) = util::split_api_version(av);
-    st.registry
-        .find_kind(g, v, kind)
-        .ok_or_else(|| ApiError::bad_request(format!("no matches for kind \"{kind}\" in version \"{av}\"")))
+    st.registry.find_kind(g, v, kind).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "no matches for kind \"{kind}\" in version \"{av}\""
+        ))
+    })
 }
 
 fn find_type(st: &State, api_version: &str, kind: &str) -> Option<Arc<ResourceType>> {
@@ -286,10 +316,18 @@ impl Double {
     pub async fn start(opts: DoubleOptions) -> io::Result<DoubleHandle> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port)).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared { state: Mutex::new(State::new(opts)), addr });
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::new(opts)),
+            addr,
+        });
         let (tx, rx) = watch::channel(false);
         tokio::spawn(server::serve(listener, shared.clone(), rx));
-        Ok(DoubleHandle { inner: Arc::new(Inner { shared, shutdown: tx }) })
+        Ok(DoubleHandle {
+            inner: Arc::new(Inner {
+                shared,
+                shutdown: tx,
+            }),
+        })
     }
 
     /// Starts a double on its own thread and runtime, for synchronous tests.
@@ -297,31 +335,41 @@ impl Double {
     pub fn spawn_blocking_runtime(opts: DoubleOptions) -> io::Result<BlockingDouble> {
         let (handle_tx, handle_rx) = std::sync::mpsc::channel::<io::Result<DoubleHandle>>();
         let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::Builder::new().name("apiserver-double".into()).spawn(move || {
-            let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    let _ = handle_tx.send(Err(e));
-                    return;
-                }
-            };
-            let started = rt.block_on(Double::start(opts));
-            let handle = match started {
-                Ok(h) => h,
-                Err(e) => {
-                    let _ = handle_tx.send(Err(e));
-                    return;
-                }
-            };
-            let _ = handle_tx.send(Ok(handle.clone()));
-            let _ = stop_rx.recv();
-            drop(handle);
-            rt.shutdown_timeout(std::time::Duration::from_secs(2));
-        })?;
+        let thread = std::thread::Builder::new()
+            .name("apiserver-double".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = handle_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let started = rt.block_on(Double::start(opts));
+                let handle = match started {
+                    Ok(h) => h,
+                    Err(e) => {
+                        let _ = handle_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = handle_tx.send(Ok(handle.clone()));
+                let _ = stop_rx.recv();
+                drop(handle);
+                rt.shutdown_timeout(std::time::Duration::from_secs(2));
+            })?;
         let handle = handle_rx
             .recv()
             .map_err(|_| io::Error::other("the double's thread exited before starting"))??;
-        Ok(BlockingDouble { handle: Some(handle), stop: Some(stop_tx), thread: Some(thread) })
+        Ok(BlockingDouble {
+            handle: Some(handle),
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
     }
 }
 
@@ -369,7 +417,10 @@ impl DoubleHandle {
     }
 
     /// Stores objects as given.
-    pub fn load_values(&self, objs: impl IntoIterator<Item = Value>) -> Result<Vec<ObjectKey>, DoubleError> {
+    pub fn load_values(
+        &self,
+        objs: impl IntoIterator<Item = Value>,
+    ) -> Result<Vec<ObjectKey>, DoubleError> {
         Ok(self.state().load_many(objs.into_iter().collect())?)
     }
 
@@ -390,9 +441,17 @@ impl DoubleHandle {
     pub fn apply(&self, obj: Value, manager: &str, force: bool) -> Result<Value, DoubleError> {
         let mut st = self.state();
         let rt = type_of(&st, &obj)?;
-        let ns = util::meta_str(&obj, "namespace").filter(|s| !s.is_empty()).unwrap_or("default").to_string();
+        let ns = util::meta_str(&obj, "namespace")
+            .filter(|s| !s.is_empty())
+            .unwrap_or("default")
+            .to_string();
         let name = util::meta_str(&obj, "name").unwrap_or("").to_string();
-        let o = WriteOpts { manager: manager.into(), explicit_manager: true, force, ..WriteOpts::default() };
+        let o = WriteOpts {
+            manager: manager.into(),
+            explicit_manager: true,
+            force,
+            ..WriteOpts::default()
+        };
         let body = serde_json::to_vec(&obj).unwrap_or_default();
         let out = st.apply(&rt, &ns, &name, &body, &o)?;
         controllers::settle(&mut st);
@@ -400,16 +459,26 @@ impl DoubleHandle {
     }
 
     /// Gets an object as served (with managedFields).
-    pub fn get(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
+    pub fn get(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
         let st = self.state();
         let rt = find_type(&st, api_version, kind)?;
-        st.get(&rt, namespace.unwrap_or(""), name).ok().map(|s| st.served(&rt, s))
+        st.get(&rt, namespace.unwrap_or(""), name)
+            .ok()
+            .map(|s| st.served(&rt, s))
     }
 
     /// Lists objects of a kind (all namespaces if `namespace` is `None`).
     pub fn list(&self, api_version: &str, kind: &str, namespace: Option<&str>) -> Vec<Value> {
         let st = self.state();
-        let Some(rt) = find_type(&st, api_version, kind) else { return vec![] };
+        let Some(rt) = find_type(&st, api_version, kind) else {
+            return vec![];
+        };
         match st.list(&rt, namespace, &store::ListQuery::default()) {
             Ok(page) => page.items.iter().map(|s| st.served(&rt, s)).collect(),
             Err(_) => vec![],
@@ -417,18 +486,34 @@ impl DoubleHandle {
     }
 
     /// Deletes an object with API semantics.
-    pub fn delete(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> Result<(), DoubleError> {
+    pub fn delete(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<(), DoubleError> {
         let mut st = self.state();
-        let rt = find_type(&st, api_version, kind)
-            .ok_or_else(|| ApiError::bad_request(format!("no matches for kind \"{kind}\" in version \"{api_version}\"")))?;
-        st.delete(&rt, namespace.unwrap_or(""), name, &store::DeleteOpts::default())?;
+        let rt = find_type(&st, api_version, kind).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "no matches for kind \"{kind}\" in version \"{api_version}\""
+            ))
+        })?;
+        st.delete(
+            &rt,
+            namespace.unwrap_or(""),
+            name,
+            &store::DeleteOpts::default(),
+        )?;
         controllers::settle(&mut st);
         Ok(())
     }
 
     /// All objects with volatile fields removed (see [`strip_volatile`]).
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot { objects: self.state().snapshot() }
+        Snapshot {
+            objects: self.state().snapshot(),
+        }
     }
 
     /// The request log (API requests only, in arrival order).
@@ -525,8 +610,18 @@ mod tests {
 
     #[test]
     fn snapshot_diff_reports_changes() {
-        let a = Snapshot { objects: BTreeMap::from([("x".to_string(), serde_json::json!(1)), ("y".to_string(), serde_json::json!(2))]) };
-        let b = Snapshot { objects: BTreeMap::from([("x".to_string(), serde_json::json!(3)), ("z".to_string(), serde_json::json!(2))]) };
+        let a = Snapshot {
+            objects: BTreeMap::from([
+                ("x".to_string(), serde_json::json!(1)),
+                ("y".to_string(), serde_json::json!(2)),
+            ]),
+        };
+        let b = Snapshot {
+            objects: BTreeMap::from([
+                ("x".to_string(), serde_json::json!(3)),
+                ("z".to_string(), serde_json::json!(2)),
+            ]),
+        };
         let d = a.diff(&b);
         assert_eq!(d.len(), 3);
         assert!(a.diff(&a.clone()).is_empty());

@@ -28,16 +28,34 @@ fn usage() -> String {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args { opts: DoubleOptions::default(), namespace: "default".into(), dir: None, loads: vec![], crds: vec![] };
+    let mut a = Args {
+        opts: DoubleOptions::default(),
+        namespace: "default".into(),
+        dir: None,
+        loads: vec![],
+        crds: vec![],
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
-        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value\n{}", usage()));
+        let mut value = |name: &str| {
+            it.next()
+                .ok_or_else(|| format!("{name} needs a value\n{}", usage()))
+        };
         match arg.as_str() {
-            "--port" => a.opts.port = value("--port")?.parse().map_err(|e| format!("--port: {e}"))?,
+            "--port" => {
+                a.opts.port = value("--port")?
+                    .parse()
+                    .map_err(|e| format!("--port: {e}"))?
+            }
             "--namespace" | "-n" => a.namespace = value("--namespace")?,
             "--dir" => a.dir = Some(PathBuf::from(value("--dir")?)),
             "--load" => a.loads.push(PathBuf::from(value("--load")?)),
-            "--crds" => a.crds.extend(value("--crds")?.split(',').filter(|s| !s.is_empty()).map(str::to_string)),
+            "--crds" => a.crds.extend(
+                value("--crds")?
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
+            ),
             "--no-controllers" => a.opts.simulate_controllers = false,
             "--no-injection" => a.opts.istio_injection = false,
             "--require-token" => a.opts.require_token = true,
@@ -51,13 +69,14 @@ fn parse_args() -> Result<Args, String> {
 async fn wait_for_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -77,7 +96,11 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start runtime: {e}");
@@ -101,22 +124,25 @@ fn main() {
                     }
                 }
                 None => {
-                    eprintln!("unknown CRD preset {name:?} (known: istio, cnpg, spire, gateway-api)");
+                    eprintln!(
+                        "unknown CRD preset {name:?} (known: istio, cnpg, spire, gateway-api)"
+                    );
                     return 2;
                 }
             }
         }
         for f in &args.loads {
-            let loaded = std::fs::read_to_string(f).map_err(|e| e.to_string()).and_then(|t| handle.load_yaml(&t).map_err(|e| e.to_string()));
+            let loaded = std::fs::read_to_string(f)
+                .map_err(|e| e.to_string())
+                .and_then(|t| handle.load_yaml(&t).map_err(|e| e.to_string()));
             if let Err(e) = loaded {
                 eprintln!("cannot load {}: {e}", f.display());
                 return 1;
             }
         }
-        let dir = args
-            .dir
-            .clone()
-            .unwrap_or_else(|| std::env::temp_dir().join(format!("apiserver-double-{}", std::process::id())));
+        let dir = args.dir.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("apiserver-double-{}", std::process::id()))
+        });
         let path = match handle.write_kubeconfig(&dir, &args.namespace) {
             Ok(p) => p,
             Err(e) => {

@@ -32,7 +32,9 @@ pub enum ListStrategy {
 /// positions omitted). `builtin` selects the built-in kinds' schema; custom
 /// resources only get the `metadata` rules.
 pub fn list_strategy(builtin: bool, kind: &str, path: &[&str]) -> ListStrategy {
-    let Some((&last, parent)) = path.split_last() else { return ListStrategy::Atomic };
+    let Some((&last, parent)) = path.split_last() else {
+        return ListStrategy::Atomic;
+    };
     if parent == ["metadata"] {
         return match last {
             "finalizers" => ListStrategy::Set,
@@ -55,7 +57,9 @@ pub fn list_strategy(builtin: bool, kind: &str, path: &[&str]) -> ListStrategy {
         "volumeMounts" if in_container => ListStrategy::Map("mountPath"),
         "volumeDevices" if in_container => ListStrategy::Map("devicePath"),
         "resizePolicy" if in_container => ListStrategy::Atomic,
-        "volumes" | "imagePullSecrets" | "resourceClaims" | "schedulingGates" => ListStrategy::Map("name"),
+        "volumes" | "imagePullSecrets" | "resourceClaims" | "schedulingGates" => {
+            ListStrategy::Map("name")
+        }
         "hostAliases" => ListStrategy::Map("ip"),
         "topologySpreadConstraints" => ListStrategy::Map("topologyKey"),
         "conditions" if parent.first() == Some(&"status") => ListStrategy::Map("type"),
@@ -99,7 +103,10 @@ fn decode_pointer(p: &str) -> Result<Vec<String>, JsonPatchError> {
     let rest = p
         .strip_prefix('/')
         .ok_or_else(|| JsonPatchError::Malformed(format!("invalid JSON pointer {p:?}")))?;
-    Ok(rest.split('/').map(|s| s.replace("~1", "/").replace("~0", "~")).collect())
+    Ok(rest
+        .split('/')
+        .map(|s| s.replace("~1", "/").replace("~0", "~"))
+        .collect())
 }
 
 fn array_index(tok: &str, len: usize, allow_end: bool) -> Result<usize, JsonPatchError> {
@@ -109,9 +116,15 @@ fn array_index(tok: &str, len: usize, allow_end: bool) -> Result<usize, JsonPatc
     let idx: usize = tok
         .parse()
         .map_err(|_| JsonPatchError::Failed(format!("invalid array index {tok:?}")))?;
-    let max = if allow_end { len } else { len.saturating_sub(1) };
+    let max = if allow_end {
+        len
+    } else {
+        len.saturating_sub(1)
+    };
     if idx > max || (!allow_end && len == 0) {
-        return Err(JsonPatchError::Failed(format!("array index {idx} out of bounds")));
+        return Err(JsonPatchError::Failed(format!(
+            "array index {idx} out of bounds"
+        )));
     }
     Ok(idx)
 }
@@ -128,7 +141,11 @@ fn pointer_get<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {
     Some(cur)
 }
 
-fn parent_mut<'a>(v: &'a mut Value, path: &[String], full: &str) -> Result<&'a mut Value, JsonPatchError> {
+fn parent_mut<'a>(
+    v: &'a mut Value,
+    path: &[String],
+    full: &str,
+) -> Result<&'a mut Value, JsonPatchError> {
     let mut cur = v;
     for tok in path {
         cur = match cur {
@@ -141,7 +158,12 @@ fn parent_mut<'a>(v: &'a mut Value, path: &[String], full: &str) -> Result<&'a m
     Ok(cur)
 }
 
-fn op_add(doc: &mut Value, path: &[String], value: Value, full: &str) -> Result<(), JsonPatchError> {
+fn op_add(
+    doc: &mut Value,
+    path: &[String],
+    value: Value,
+    full: &str,
+) -> Result<(), JsonPatchError> {
     let Some((last, parent)) = path.split_last() else {
         *doc = value;
         return Ok(());
@@ -156,18 +178,24 @@ fn op_add(doc: &mut Value, path: &[String], value: Value, full: &str) -> Result<
             a.insert(i, value);
             Ok(())
         }
-        _ => Err(JsonPatchError::Failed(format!("cannot add at {full:?}: parent is not a container"))),
+        _ => Err(JsonPatchError::Failed(format!(
+            "cannot add at {full:?}: parent is not a container"
+        ))),
     }
 }
 
 fn op_remove(doc: &mut Value, path: &[String], full: &str) -> Result<Value, JsonPatchError> {
     let Some((last, parent)) = path.split_last() else {
-        return Err(JsonPatchError::Failed("cannot remove the document root".into()));
+        return Err(JsonPatchError::Failed(
+            "cannot remove the document root".into(),
+        ));
     };
     match parent_mut(doc, parent, full)? {
-        Value::Object(m) => m
-            .shift_remove(last)
-            .ok_or_else(|| JsonPatchError::Failed(format!("unable to remove nonexistent key: {last}: missing value"))),
+        Value::Object(m) => m.shift_remove(last).ok_or_else(|| {
+            JsonPatchError::Failed(format!(
+                "unable to remove nonexistent key: {last}: missing value"
+            ))
+        }),
         Value::Array(a) => {
             let i = array_index(last, a.len(), false)?;
             Ok(a.remove(i))
@@ -178,30 +206,28 @@ fn op_remove(doc: &mut Value, path: &[String], full: &str) -> Result<Value, Json
 
 /// Applies an RFC 6902 JSON patch and returns the new document.
 pub fn json_patch(doc: &Value, ops: &Value) -> Result<Value, JsonPatchError> {
-    let ops = ops
-        .as_array()
-        .ok_or_else(|| JsonPatchError::Malformed("json patch must be a JSON array of operations".into()))?;
+    let ops = ops.as_array().ok_or_else(|| {
+        JsonPatchError::Malformed("json patch must be a JSON array of operations".into())
+    })?;
     let mut doc = doc.clone();
     for op in ops {
         let name = op
             .get("op")
             .and_then(Value::as_str)
             .ok_or_else(|| JsonPatchError::Malformed("operation without \"op\"".into()))?;
-        let path_s = op
-            .get("path")
-            .and_then(Value::as_str)
-            .ok_or_else(|| JsonPatchError::Malformed(format!("operation {name:?} without \"path\"")))?;
+        let path_s = op.get("path").and_then(Value::as_str).ok_or_else(|| {
+            JsonPatchError::Malformed(format!("operation {name:?} without \"path\""))
+        })?;
         let path = decode_pointer(path_s)?;
         let value = || {
-            op.get("value")
-                .cloned()
-                .ok_or_else(|| JsonPatchError::Malformed(format!("operation {name:?} without \"value\"")))
+            op.get("value").cloned().ok_or_else(|| {
+                JsonPatchError::Malformed(format!("operation {name:?} without \"value\""))
+            })
         };
         let from = || -> Result<(String, Vec<String>), JsonPatchError> {
-            let f = op
-                .get("from")
-                .and_then(Value::as_str)
-                .ok_or_else(|| JsonPatchError::Malformed(format!("operation {name:?} without \"from\"")))?;
+            let f = op.get("from").and_then(Value::as_str).ok_or_else(|| {
+                JsonPatchError::Malformed(format!("operation {name:?} without \"from\""))
+            })?;
             Ok((f.to_string(), decode_pointer(f)?))
         };
         match name {
@@ -225,27 +251,41 @@ pub fn json_patch(doc: &Value, ops: &Value) -> Result<Value, JsonPatchError> {
             "move" => {
                 let (fs, f) = from()?;
                 if path.starts_with(&f) && path.len() > f.len() {
-                    return Err(JsonPatchError::Failed(format!("cannot move {fs:?} into its own child {path_s:?}")));
+                    return Err(JsonPatchError::Failed(format!(
+                        "cannot move {fs:?} into its own child {path_s:?}"
+                    )));
                 }
                 let v = op_remove(&mut doc, &f, &fs)?;
                 op_add(&mut doc, &path, v, path_s)?;
             }
             "copy" => {
                 let (fs, f) = from()?;
-                let v = pointer_get(&doc, &f)
-                    .cloned()
-                    .ok_or_else(|| JsonPatchError::Failed(format!("copy from {fs:?}: missing value")))?;
+                let v = pointer_get(&doc, &f).cloned().ok_or_else(|| {
+                    JsonPatchError::Failed(format!("copy from {fs:?}: missing value"))
+                })?;
                 op_add(&mut doc, &path, v, path_s)?;
             }
             "test" => {
                 let expected = value()?;
                 match pointer_get(&doc, &path) {
                     Some(actual) if *actual == expected => {}
-                    Some(_) => return Err(JsonPatchError::Failed(format!("testing value {path_s} failed: test failed"))),
-                    None => return Err(JsonPatchError::Failed(format!("testing value {path_s} failed: missing value"))),
+                    Some(_) => {
+                        return Err(JsonPatchError::Failed(format!(
+                            "testing value {path_s} failed: test failed"
+                        )));
+                    }
+                    None => {
+                        return Err(JsonPatchError::Failed(format!(
+                            "testing value {path_s} failed: missing value"
+                        )));
+                    }
                 }
             }
-            other => return Err(JsonPatchError::Malformed(format!("unexpected kind: {other}"))),
+            other => {
+                return Err(JsonPatchError::Malformed(format!(
+                    "unexpected kind: {other}"
+                )));
+            }
         }
     }
     Ok(doc)
@@ -261,7 +301,11 @@ pub struct SmpContext<'a> {
 }
 
 /// Applies a strategic merge patch in place.
-pub fn strategic_merge_patch(target: &mut Value, patch: &Value, ctx: SmpContext<'_>) -> Result<(), String> {
+pub fn strategic_merge_patch(
+    target: &mut Value,
+    patch: &Value,
+    ctx: SmpContext<'_>,
+) -> Result<(), String> {
     let mut path = Vec::new();
     if smp_map(target, patch, ctx, &mut path)? {
         *target = Value::Object(Map::new());
@@ -271,7 +315,12 @@ pub fn strategic_merge_patch(target: &mut Value, patch: &Value, ctx: SmpContext<
 
 /// Merges patch map into target. Returns `true` if the target map must be
 /// deleted (`$patch: delete`).
-fn smp_map(target: &mut Value, patch: &Value, ctx: SmpContext<'_>, path: &mut Vec<String>) -> Result<bool, String> {
+fn smp_map(
+    target: &mut Value,
+    patch: &Value,
+    ctx: SmpContext<'_>,
+    path: &mut Vec<String>,
+) -> Result<bool, String> {
     let Value::Object(p) = patch else {
         *target = patch.clone();
         return Ok(false);
@@ -321,7 +370,10 @@ fn smp_map(target: &mut Value, patch: &Value, ctx: SmpContext<'_>, path: &mut Ve
             Value::Array(items) => {
                 let refs: Vec<&str> = path.iter().map(String::as_str).collect();
                 let strategy = list_strategy(ctx.builtin, ctx.kind, &refs);
-                let existing = t.get_mut(k).map(Value::take).unwrap_or(Value::Array(vec![]));
+                let existing = t
+                    .get_mut(k)
+                    .map(Value::take)
+                    .unwrap_or(Value::Array(vec![]));
                 let merged = smp_list(existing, items, strategy, ctx, path)?;
                 t.insert(k.clone(), merged);
             }
@@ -338,8 +390,15 @@ fn smp_map(target: &mut Value, patch: &Value, ctx: SmpContext<'_>, path: &mut Ve
     }
     for (k, v) in p {
         if let (Some(field), Some(order)) = (k.strip_prefix("$setElementOrder/"), v.as_array()) {
-            let refs: Vec<&str> = path.iter().map(String::as_str).chain(std::iter::once(field)).collect();
-            if let (ListStrategy::Map(key), Some(Value::Array(list))) = (list_strategy(ctx.builtin, ctx.kind, &refs), t.get_mut(field)) {
+            let refs: Vec<&str> = path
+                .iter()
+                .map(String::as_str)
+                .chain(std::iter::once(field))
+                .collect();
+            if let (ListStrategy::Map(key), Some(Value::Array(list))) = (
+                list_strategy(ctx.builtin, ctx.kind, &refs),
+                t.get_mut(field),
+            ) {
                 reorder(list, order, key);
             }
         }
@@ -364,14 +423,17 @@ fn smp_list(
     ctx: SmpContext<'_>,
     path: &mut Vec<String>,
 ) -> Result<Value, String> {
-    let replace_all = patch
-        .iter()
-        .any(|x| x.get("$patch").and_then(Value::as_str) == Some("replace") && x.as_object().is_some_and(|m| m.len() == 1));
+    let replace_all = patch.iter().any(|x| {
+        x.get("$patch").and_then(Value::as_str) == Some("replace")
+            && x.as_object().is_some_and(|m| m.len() == 1)
+    });
     if replace_all {
         return Ok(Value::Array(
             patch
                 .iter()
-                .filter(|x| !(x.get("$patch").is_some() && x.as_object().is_some_and(|m| m.len() == 1)))
+                .filter(|x| {
+                    !(x.get("$patch").is_some() && x.as_object().is_some_and(|m| m.len() == 1))
+                })
                 .cloned()
                 .collect(),
         ));
@@ -393,7 +455,9 @@ fn smp_list(
         ListStrategy::Map(key) => {
             for item in patch {
                 let Some(k) = item.get(key) else {
-                    return Err(format!("map: {item} does not contain declared merge key: {key}"));
+                    return Err(format!(
+                        "map: {item} does not contain declared merge key: {key}"
+                    ));
                 };
                 let pos = list.iter().position(|x| x.get(key) == Some(k));
                 if item.get("$patch").and_then(Value::as_str) == Some("delete") {
@@ -455,17 +519,44 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(out, json!({"metadata": {"labels": {"app": "web", "a/b": "x"}}, "spec": {"list": [9, 3, 4], "moved": "web"}}));
-        let err = json_patch(&doc, &json!([{"op": "test", "path": "/metadata/labels/app", "value": "api"}])).unwrap_err();
+        assert_eq!(
+            out,
+            json!({"metadata": {"labels": {"app": "web", "a/b": "x"}}, "spec": {"list": [9, 3, 4], "moved": "web"}})
+        );
+        let err = json_patch(
+            &doc,
+            &json!([{"op": "test", "path": "/metadata/labels/app", "value": "api"}]),
+        )
+        .unwrap_err();
         assert!(matches!(err, JsonPatchError::Failed(ref m) if m.contains("test failed")));
-        assert!(matches!(json_patch(&doc, &json!({"op": "add"})), Err(JsonPatchError::Malformed(_))));
-        assert!(matches!(json_patch(&doc, &json!([{"op": "replace", "path": "/nope", "value": 1}])), Err(JsonPatchError::Failed(_))));
-        assert!(matches!(json_patch(&doc, &json!([{"op": "remove", "path": "/spec/list/7"}])), Err(JsonPatchError::Failed(_))));
+        assert!(matches!(
+            json_patch(&doc, &json!({"op": "add"})),
+            Err(JsonPatchError::Malformed(_))
+        ));
+        assert!(matches!(
+            json_patch(
+                &doc,
+                &json!([{"op": "replace", "path": "/nope", "value": 1}])
+            ),
+            Err(JsonPatchError::Failed(_))
+        ));
+        assert!(matches!(
+            json_patch(&doc, &json!([{"op": "remove", "path": "/spec/list/7"}])),
+            Err(JsonPatchError::Failed(_))
+        ));
     }
 
     fn smp(target: Value, patch: Value) -> Value {
         let mut t = target;
-        strategic_merge_patch(&mut t, &patch, SmpContext { builtin: true, kind: "Deployment" }).unwrap();
+        strategic_merge_patch(
+            &mut t,
+            &patch,
+            SmpContext {
+                builtin: true,
+                kind: "Deployment",
+            },
+        )
+        .unwrap();
         t
     }
 
@@ -485,11 +576,21 @@ mod tests {
         let c = &out["spec"]["template"]["spec"]["containers"];
         assert_eq!(c.as_array().unwrap().len(), 3);
         assert_eq!(c[0]["image"], "a:2");
-        assert_eq!(c[0]["env"], json!([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]));
-        assert_eq!(c[0]["ports"], json!([{"containerPort": 80, "name": "http"}]));
+        assert_eq!(
+            c[0]["env"],
+            json!([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}])
+        );
+        assert_eq!(
+            c[0]["ports"],
+            json!([{"containerPort": 80, "name": "http"}])
+        );
         assert_eq!(c[1]["name"], "side");
         assert_eq!(c[2]["name"], "new");
-        assert_eq!(out["spec"]["template"]["spec"]["tolerations"], json!([{"key": "y"}]), "lists without strategy are replaced");
+        assert_eq!(
+            out["spec"]["template"]["spec"]["tolerations"],
+            json!([{"key": "y"}]),
+            "lists without strategy are replaced"
+        );
     }
 
     #[test]
@@ -505,33 +606,81 @@ mod tests {
         );
         assert_eq!(out["metadata"]["finalizers"], json!(["a", "b"]));
         assert_eq!(out["metadata"]["labels"], json!({"y": "2"}));
-        assert_eq!(out["spec"]["template"]["spec"]["containers"], json!([{"name": "b", "image": "2"}]));
-        assert_eq!(out["spec"]["template"]["spec"]["volumes"], json!([{"name": "w", "configMap": {"name": "c"}}]));
-        let out = smp(base.clone(), json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}}));
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"],
+            json!([{"name": "b", "image": "2"}])
+        );
+        assert_eq!(
+            out["spec"]["template"]["spec"]["volumes"],
+            json!([{"name": "w", "configMap": {"name": "c"}}])
+        );
+        let out = smp(
+            base.clone(),
+            json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}}),
+        );
         assert_eq!(out["metadata"]["finalizers"], json!([]));
-        let out = smp(base.clone(), json!({"metadata": {"labels": {"$patch": "replace", "z": "3"}}}));
+        let out = smp(
+            base.clone(),
+            json!({"metadata": {"labels": {"$patch": "replace", "z": "3"}}}),
+        );
         assert_eq!(out["metadata"]["labels"], json!({"z": "3"}));
         let out = smp(
             base,
             json!({"spec": {"template": {"spec": {"$setElementOrder/containers": [{"name": "b"}, {"name": "a"}], "containers": [{"name": "a", "image": "9"}]}}}}),
         );
-        assert_eq!(out["spec"]["template"]["spec"]["containers"], json!([{"name": "b", "image": "2"}, {"name": "a", "image": "9"}]));
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"],
+            json!([{"name": "b", "image": "2"}, {"name": "a", "image": "9"}])
+        );
     }
 
     #[test]
     fn smp_service_ports_and_missing_key() {
         let mut svc = json!({"spec": {"ports": [{"port": 80, "targetPort": 8080}]}});
-        strategic_merge_patch(&mut svc, &json!({"spec": {"ports": [{"port": 80, "name": "http"}, {"port": 443}]}}), SmpContext { builtin: true, kind: "Service" }).unwrap();
-        assert_eq!(svc["spec"]["ports"], json!([{"port": 80, "targetPort": 8080, "name": "http"}, {"port": 443}]));
+        strategic_merge_patch(
+            &mut svc,
+            &json!({"spec": {"ports": [{"port": 80, "name": "http"}, {"port": 443}]}}),
+            SmpContext {
+                builtin: true,
+                kind: "Service",
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            svc["spec"]["ports"],
+            json!([{"port": 80, "targetPort": 8080, "name": "http"}, {"port": 443}])
+        );
         let mut d = json!({"spec": {"template": {"spec": {"containers": []}}}});
-        assert!(strategic_merge_patch(&mut d, &json!({"spec": {"template": {"spec": {"containers": [{"image": "x"}]}}}}), SmpContext { builtin: true, kind: "Deployment" }).is_err());
+        assert!(
+            strategic_merge_patch(
+                &mut d,
+                &json!({"spec": {"template": {"spec": {"containers": [{"image": "x"}]}}}}),
+                SmpContext {
+                    builtin: true,
+                    kind: "Deployment"
+                }
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn custom_resources_use_atomic_lists() {
-        assert_eq!(list_strategy(false, "VirtualService", &["spec", "containers"]), ListStrategy::Atomic);
-        assert_eq!(list_strategy(false, "VirtualService", &["metadata", "finalizers"]), ListStrategy::Set);
-        assert_eq!(list_strategy(true, "Pod", &["spec", "containers", "ports"]), ListStrategy::Map("containerPort"));
-        assert_eq!(list_strategy(true, "NetworkPolicy", &["spec", "ingress", "ports"]), ListStrategy::Atomic);
+        assert_eq!(
+            list_strategy(false, "VirtualService", &["spec", "containers"]),
+            ListStrategy::Atomic
+        );
+        assert_eq!(
+            list_strategy(false, "VirtualService", &["metadata", "finalizers"]),
+            ListStrategy::Set
+        );
+        assert_eq!(
+            list_strategy(true, "Pod", &["spec", "containers", "ports"]),
+            ListStrategy::Map("containerPort")
+        );
+        assert_eq!(
+            list_strategy(true, "NetworkPolicy", &["spec", "ingress", "ports"]),
+            ListStrategy::Atomic
+        );
     }
 }

@@ -33,11 +33,21 @@ struct Fd {
 }
 
 const fn f(num: u64, name: &'static str, ty: Ty) -> Fd {
-    Fd { num, name, ty, repeated: false }
+    Fd {
+        num,
+        name,
+        ty,
+        repeated: false,
+    }
 }
 
 const fn rep(num: u64, name: &'static str, ty: Ty) -> Fd {
-    Fd { num, name, ty, repeated: true }
+    Fd {
+        num,
+        name,
+        ty,
+        repeated: true,
+    }
 }
 
 const OWNER_REF: &[Fd] = &[
@@ -77,7 +87,14 @@ const NAMESPACE_CONDITION: &[Fd] = &[
 const NAMESPACE: &[Fd] = &[
     f(1, "metadata", Ty::Msg(OBJECT_META)),
     f(2, "spec", Ty::Msg(&[rep(1, "finalizers", Ty::Str)])),
-    f(3, "status", Ty::Msg(&[f(1, "phase", Ty::Str), rep(2, "conditions", Ty::Msg(NAMESPACE_CONDITION))])),
+    f(
+        3,
+        "status",
+        Ty::Msg(&[
+            f(1, "phase", Ty::Str),
+            rep(2, "conditions", Ty::Msg(NAMESPACE_CONDITION)),
+        ]),
+    ),
 ];
 
 const CONFIG_MAP: &[Fd] = &[
@@ -129,13 +146,22 @@ const SELF_SUBJECT_ACCESS_REVIEW: &[Fd] = &[
         "spec",
         Ty::Msg(&[
             f(1, "resourceAttributes", Ty::Msg(RESOURCE_ATTRIBUTES)),
-            f(2, "nonResourceAttributes", Ty::Msg(&[f(1, "path", Ty::Str), f(2, "verb", Ty::Str)])),
+            f(
+                2,
+                "nonResourceAttributes",
+                Ty::Msg(&[f(1, "path", Ty::Str), f(2, "verb", Ty::Str)]),
+            ),
         ]),
     ),
     f(
         3,
         "status",
-        Ty::Msg(&[f(1, "allowed", Ty::Bool), f(2, "reason", Ty::Str), f(3, "evaluationError", Ty::Str), f(4, "denied", Ty::Bool)]),
+        Ty::Msg(&[
+            f(1, "allowed", Ty::Bool),
+            f(2, "reason", Ty::Str),
+            f(3, "evaluationError", Ty::Str),
+            f(4, "denied", Ty::Bool),
+        ]),
     ),
 ];
 
@@ -169,7 +195,10 @@ impl<'a> Reader<'a> {
     fn varint(&mut self) -> Result<u64, ApiError> {
         let mut out = 0u64;
         for shift in (0..64).step_by(7) {
-            let byte = *self.b.get(self.pos).ok_or_else(|| malformed("truncated varint"))?;
+            let byte = *self
+                .b
+                .get(self.pos)
+                .ok_or_else(|| malformed("truncated varint"))?;
             self.pos += 1;
             out |= u64::from(byte & 0x7f) << shift;
             if byte & 0x80 == 0 {
@@ -179,7 +208,11 @@ impl<'a> Reader<'a> {
         Err(malformed("varint too long"))
     }
     fn take(&mut self, n: usize) -> Result<&'a [u8], ApiError> {
-        let end = self.pos.checked_add(n).filter(|e| *e <= self.b.len()).ok_or_else(|| malformed("truncated field"))?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|e| *e <= self.b.len())
+            .ok_or_else(|| malformed("truncated field"))?;
         let s = &self.b[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -235,7 +268,11 @@ fn decode_time(b: &[u8]) -> Result<Option<String>, ApiError> {
             (_, w) => r.skip(w)?,
         }
     }
-    Ok(if secs == 0 { None } else { Some(crate::util::rfc3339(secs)) })
+    Ok(if secs == 0 {
+        None
+    } else {
+        Some(crate::util::rfc3339(secs))
+    })
 }
 
 fn decode_message(b: &[u8], schema: &[Fd], path: &str) -> Result<Map<String, Value>, ApiError> {
@@ -248,7 +285,9 @@ fn decode_message(b: &[u8], schema: &[Fd], path: &str) -> Result<Map<String, Val
             return Err(ApiError::new(
                 415,
                 "UnsupportedMediaType",
-                format!("the API-server double cannot decode protobuf field {num} of {path}; send this object as JSON"),
+                format!(
+                    "the API-server double cannot decode protobuf field {num} of {path}; send this object as JSON"
+                ),
             ));
         };
         let value = match (fd.ty, wire) {
@@ -273,7 +312,10 @@ fn decode_message(b: &[u8], schema: &[Fd], path: &str) -> Result<Map<String, Val
             },
             (Ty::MapStr | Ty::MapBytes, 2) => {
                 let (k, v) = decode_map_entry(r.len_delimited()?, matches!(fd.ty, Ty::MapBytes))?;
-                match out.entry(fd.name.to_string()).or_insert_with(|| Value::Object(Map::new())) {
+                match out
+                    .entry(fd.name.to_string())
+                    .or_insert_with(|| Value::Object(Map::new()))
+                {
                     Value::Object(m) => {
                         m.insert(k, v);
                     }
@@ -281,11 +323,23 @@ fn decode_message(b: &[u8], schema: &[Fd], path: &str) -> Result<Map<String, Val
                 }
                 continue;
             }
-            (Ty::Msg(sub), 2) => Value::Object(decode_message(r.len_delimited()?, sub, &format!("{path}.{}", fd.name))?),
-            _ => return Err(malformed(&format!("unexpected wire type {wire} for {path}.{}", fd.name))),
+            (Ty::Msg(sub), 2) => Value::Object(decode_message(
+                r.len_delimited()?,
+                sub,
+                &format!("{path}.{}", fd.name),
+            )?),
+            _ => {
+                return Err(malformed(&format!(
+                    "unexpected wire type {wire} for {path}.{}",
+                    fd.name
+                )));
+            }
         };
         if fd.repeated {
-            match out.entry(fd.name.to_string()).or_insert_with(|| Value::Array(vec![])) {
+            match out
+                .entry(fd.name.to_string())
+                .or_insert_with(|| Value::Array(vec![]))
+            {
                 Value::Array(a) => a.push(value),
                 _ => return Err(malformed("repeated field redeclared")),
             }
@@ -298,7 +352,9 @@ fn decode_message(b: &[u8], schema: &[Fd], path: &str) -> Result<Map<String, Val
 
 /// Decodes a protobuf-encoded object into its JSON form.
 pub fn decode_object(body: &[u8]) -> Result<Value, ApiError> {
-    let payload = body.strip_prefix(b"k8s\0").ok_or_else(|| malformed("missing k8s envelope magic"))?;
+    let payload = body
+        .strip_prefix(b"k8s\0")
+        .ok_or_else(|| malformed("missing k8s envelope magic"))?;
     let mut r = Reader::new(payload);
     let (mut api_version, mut kind, mut raw) = (String::new(), String::new(), &[][..]);
     while !r.done() {
@@ -406,7 +462,12 @@ mod tests {
         let mut body = b"k8s\0".to_vec();
         ld(1, &tm, &mut body);
         ld(2, &ns, &mut body);
-        assert!(decode_object(&body).unwrap_err().message.contains("field 9 of Namespace"));
+        assert!(
+            decode_object(&body)
+                .unwrap_err()
+                .message
+                .contains("field 9 of Namespace")
+        );
         assert_eq!(decode_object(b"{}").unwrap_err().code, 400);
     }
 }

@@ -136,7 +136,16 @@ impl ResourceType {
 }
 
 /// The verbs of an ordinary resource.
-pub const STANDARD_VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+pub const STANDARD_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 
 /// The built-in kinds served by the double.
 pub fn builtin_types() -> Vec<ResourceType> {
@@ -145,20 +154,45 @@ pub fn builtin_types() -> Vec<ResourceType> {
         R::builtin("", "v1", "Namespace", "namespaces", false)
             .short(&["ns"])
             .with_status()
-            .verbs(&["create", "delete", "get", "list", "patch", "update", "watch"]),
-        R::builtin("", "v1", "Pod", "pods", true).short(&["po"]).cats(&["all"]).with_status().with_generation(),
+            .verbs(&[
+                "create", "delete", "get", "list", "patch", "update", "watch",
+            ]),
+        R::builtin("", "v1", "Pod", "pods", true)
+            .short(&["po"])
+            .cats(&["all"])
+            .with_status()
+            .with_generation(),
         R::builtin("", "v1", "Service", "services", true)
             .short(&["svc"])
             .cats(&["all"])
             .with_status()
-            .verbs(&["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]),
+            .verbs(&[
+                "create",
+                "delete",
+                "deletecollection",
+                "get",
+                "list",
+                "patch",
+                "update",
+                "watch",
+            ]),
         R::builtin("", "v1", "Endpoints", "endpoints", true).short(&["ep"]),
         R::builtin("", "v1", "ServiceAccount", "serviceaccounts", true).short(&["sa"]),
         R::builtin("", "v1", "ConfigMap", "configmaps", true).short(&["cm"]),
         R::builtin("", "v1", "Secret", "secrets", true),
-        R::builtin("", "v1", "Node", "nodes", false).short(&["no"]).with_status(),
+        R::builtin("", "v1", "Node", "nodes", false)
+            .short(&["no"])
+            .with_status(),
         R::builtin("", "v1", "Event", "events", true).short(&["ev"]),
-        R::builtin("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true).short(&["pvc"]).with_status(),
+        R::builtin(
+            "",
+            "v1",
+            "PersistentVolumeClaim",
+            "persistentvolumeclaims",
+            true,
+        )
+        .short(&["pvc"])
+        .with_status(),
         R::builtin("apps", "v1", "Deployment", "deployments", true)
             .short(&["deploy"])
             .cats(&["all"])
@@ -182,33 +216,67 @@ pub fn builtin_types() -> Vec<ResourceType> {
             .with_status()
             .with_scale()
             .with_generation(),
-        R::builtin("batch", "v1", "Job", "jobs", true).cats(&["all"]).with_status().with_generation(),
+        R::builtin("batch", "v1", "Job", "jobs", true)
+            .cats(&["all"])
+            .with_status()
+            .with_generation(),
         R::builtin("batch", "v1", "CronJob", "cronjobs", true)
             .short(&["cj"])
             .cats(&["all"])
             .with_status()
             .with_generation(),
-        R::builtin("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true)
-            .short(&["netpol"])
-            .with_generation(),
+        R::builtin(
+            "networking.k8s.io",
+            "v1",
+            "NetworkPolicy",
+            "networkpolicies",
+            true,
+        )
+        .short(&["netpol"])
+        .with_generation(),
         R::builtin("networking.k8s.io", "v1", "Ingress", "ingresses", true)
             .short(&["ing"])
             .with_status()
             .with_generation(),
-        R::builtin("networking.k8s.io", "v1", "IngressClass", "ingressclasses", false).with_generation(),
-        R::builtin("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true)
-            .short(&["pdb"])
-            .with_status()
-            .with_generation(),
+        R::builtin(
+            "networking.k8s.io",
+            "v1",
+            "IngressClass",
+            "ingressclasses",
+            false,
+        )
+        .with_generation(),
+        R::builtin(
+            "policy",
+            "v1",
+            "PodDisruptionBudget",
+            "poddisruptionbudgets",
+            true,
+        )
+        .short(&["pdb"])
+        .with_status()
+        .with_generation(),
         R::builtin("storage.k8s.io", "v1", "CSIDriver", "csidrivers", false).with_generation(),
-        R::builtin("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", false)
-            .short(&["crd", "crds"])
-            .cats(&["api-extensions"])
-            .with_status()
-            .with_generation(),
+        R::builtin(
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+            false,
+        )
+        .short(&["crd", "crds"])
+        .cats(&["api-extensions"])
+        .with_status()
+        .with_generation(),
         R::builtin("coordination.k8s.io", "v1", "Lease", "leases", true),
-        R::builtin("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", false)
-            .verbs(&["create"]),
+        R::builtin(
+            "authorization.k8s.io",
+            "v1",
+            "SelfSubjectAccessReview",
+            "selfsubjectaccessreviews",
+            false,
+        )
+        .verbs(&["create"]),
     ]
 }
 
@@ -251,9 +319,13 @@ pub struct Registry {
 impl Registry {
     /// A registry with the built-in types and `extra` ones.
     pub fn new(extra: Vec<ResourceType>) -> Self {
-        let mut builtin: Vec<Arc<ResourceType>> = builtin_types().into_iter().map(Arc::new).collect();
+        let mut builtin: Vec<Arc<ResourceType>> =
+            builtin_types().into_iter().map(Arc::new).collect();
         builtin.extend(extra.into_iter().map(Arc::new));
-        Registry { builtin, custom: BTreeMap::new() }
+        Registry {
+            builtin,
+            custom: BTreeMap::new(),
+        }
     }
 
     /// Every servable type.
@@ -277,7 +349,9 @@ impl Registry {
 
     /// Any served version of group/plural (used for storage-level operations).
     pub fn find_any_version(&self, group: &str, plural: &str) -> Option<Arc<ResourceType>> {
-        self.all().find(|t| t.group == group && t.plural == plural).cloned()
+        self.all()
+            .find(|t| t.group == group && t.plural == plural)
+            .cloned()
     }
 
     /// Whether a group/version is served at all.
@@ -306,7 +380,10 @@ impl Registry {
 
     /// Types of one group/version in registration order.
     pub fn types_in(&self, group: &str, version: &str) -> Vec<Arc<ResourceType>> {
-        self.all().filter(|t| t.group == group && t.version == version).cloned().collect()
+        self.all()
+            .filter(|t| t.group == group && t.version == version)
+            .cloned()
+            .collect()
     }
 
     /// Replaces the CRD-contributed types with those derived from `crds`.
@@ -315,8 +392,11 @@ impl Registry {
         self.custom.clear();
         for crd in crds {
             if let Some(types) = types_from_crd(crd) {
-                let name = get_str(crd, &["metadata", "name"]).unwrap_or_default().to_string();
-                self.custom.insert(name, types.into_iter().map(Arc::new).collect());
+                let name = get_str(crd, &["metadata", "name"])
+                    .unwrap_or_default()
+                    .to_string();
+                self.custom
+                    .insert(name, types.into_iter().map(Arc::new).collect());
             }
         }
     }
@@ -333,7 +413,10 @@ impl Registry {
             .all()
             .filter(|t| group.as_deref().is_none_or(|g| t.group == g))
             .filter(|t| {
-                t.plural == res || t.singular == res || t.kind.to_lowercase() == res || t.short_names.iter().any(|s| *s == res)
+                t.plural == res
+                    || t.singular == res
+                    || t.kind.to_lowercase() == res
+                    || t.short_names.contains(&res)
             })
             .collect();
         candidates.sort_by(|a, b| version_priority(&a.version, &b.version));
@@ -355,24 +438,39 @@ pub fn types_from_crd(crd: &Value) -> Option<Vec<ResourceType>> {
         .unwrap_or_else(|| kind.to_lowercase());
     let strings = |v: Option<&Value>| -> Vec<String> {
         v.and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let short_names = strings(names.get("shortNames"));
     let categories = strings(names.get("categories"));
-    let namespaced = spec.get("scope").and_then(Value::as_str).unwrap_or("Namespaced") == "Namespaced";
+    let namespaced = spec
+        .get("scope")
+        .and_then(Value::as_str)
+        .unwrap_or("Namespaced")
+        == "Namespaced";
     let crd_name = get_str(crd, &["metadata", "name"]).map(str::to_string);
     let mut out = Vec::new();
     for v in spec.get("versions")?.as_array()? {
         if v.get("served").and_then(Value::as_bool) == Some(false) {
             continue;
         }
-        let Some(version) = v.get("name").and_then(Value::as_str) else { continue };
+        let Some(version) = v.get("name").and_then(Value::as_str) else {
+            continue;
+        };
         let sub = v.get("subresources");
         let status_subresource = sub.and_then(|s| s.get("status")).is_some();
         let scale = sub.and_then(|s| s.get("scale")).map(|s| ScalePaths {
-            spec_replicas: get_str(s, &["specReplicasPath"]).unwrap_or(".spec.replicas").to_string(),
-            status_replicas: get_str(s, &["statusReplicasPath"]).unwrap_or(".status.replicas").to_string(),
+            spec_replicas: get_str(s, &["specReplicasPath"])
+                .unwrap_or(".spec.replicas")
+                .to_string(),
+            status_replicas: get_str(s, &["statusReplicasPath"])
+                .unwrap_or(".status.replicas")
+                .to_string(),
             label_selector: get_str(s, &["labelSelectorPath"]).map(str::to_string),
         });
         let printer_columns = v
@@ -383,10 +481,18 @@ pub fn types_from_crd(crd: &Value) -> Option<Vec<ResourceType>> {
                     .filter_map(|c| {
                         Some(PrinterColumn {
                             name: c.get("name")?.as_str()?.to_string(),
-                            type_: c.get("type").and_then(Value::as_str).unwrap_or("string").to_string(),
+                            type_: c
+                                .get("type")
+                                .and_then(Value::as_str)
+                                .unwrap_or("string")
+                                .to_string(),
                             json_path: c.get("jsonPath")?.as_str()?.to_string(),
                             priority: c.get("priority").and_then(Value::as_i64).unwrap_or(0),
-                            description: c.get("description").and_then(Value::as_str).unwrap_or("").to_string(),
+                            description: c
+                                .get("description")
+                                .and_then(Value::as_str)
+                                .unwrap_or("")
+                                .to_string(),
                         })
                     })
                     .collect()
@@ -421,9 +527,16 @@ mod tests {
 
     #[test]
     fn version_priority_orders_like_kubernetes() {
-        let mut v = vec!["v1alpha1", "v1beta1", "v2", "v1", "v10beta3", "foo", "v1beta2"];
+        let mut v = vec![
+            "v1alpha1", "v1beta1", "v2", "v1", "v10beta3", "foo", "v1beta2",
+        ];
         v.sort_by(|a, b| version_priority(a, b));
-        assert_eq!(v, vec!["v2", "v1", "v10beta3", "v1beta2", "v1beta1", "v1alpha1", "foo"]);
+        assert_eq!(
+            v,
+            vec![
+                "v2", "v1", "v10beta3", "v1beta2", "v1beta1", "v1alpha1", "foo"
+            ]
+        );
     }
 
     #[test]
@@ -446,7 +559,13 @@ mod tests {
         assert!(r.find("example.com", "v1alpha1", "widgets").is_none());
         assert_eq!(r.resolve_name("wd").unwrap().version, "v1");
         let groups = r.groups();
-        assert_eq!(groups.last().unwrap(), &("example.com".to_string(), vec!["v1".to_string(), "v1beta1".to_string()]));
+        assert_eq!(
+            groups.last().unwrap(),
+            &(
+                "example.com".to_string(),
+                vec!["v1".to_string(), "v1beta1".to_string()]
+            )
+        );
         r.set_crds(std::iter::empty());
         assert!(r.find("example.com", "v1", "widgets").is_none());
     }

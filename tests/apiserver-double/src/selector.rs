@@ -35,7 +35,11 @@ fn valid_key(k: &str) -> bool {
         None => (None, k),
     };
     if let Some(p) = prefix
-        && (p.is_empty() || p.len() > 253 || !p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.'))
+        && (p.is_empty()
+            || p.len() > 253
+            || !p
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.'))
     {
         return false;
     }
@@ -51,7 +55,8 @@ pub fn valid_label_value(v: &str) -> bool {
     v.len() <= 63
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
 /// Whether `k` is a valid (optionally prefixed) label key.
@@ -79,24 +84,43 @@ impl LabelSelector {
         let mut reqs = Vec::new();
         if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
             for (k, v) in m {
-                reqs.push(Requirement::In(k.clone(), vec![v.as_str().unwrap_or_default().to_string()]));
+                reqs.push(Requirement::In(
+                    k.clone(),
+                    vec![v.as_str().unwrap_or_default().to_string()],
+                ));
             }
         }
         if let Some(exprs) = sel.get("matchExpressions").and_then(Value::as_array) {
             for e in exprs {
-                let key = e.get("key").and_then(Value::as_str).ok_or("matchExpressions entry without key")?.to_string();
+                let key = e
+                    .get("key")
+                    .and_then(Value::as_str)
+                    .ok_or("matchExpressions entry without key")?
+                    .to_string();
                 let values: Vec<String> = e
                     .get("values")
                     .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_string)
+                            .collect()
+                    })
                     .unwrap_or_default();
-                let op = e.get("operator").and_then(Value::as_str).unwrap_or_default();
+                let op = e
+                    .get("operator")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 reqs.push(match op {
                     "In" => Requirement::In(key, values),
                     "NotIn" => Requirement::NotIn(key, values),
                     "Exists" => Requirement::Exists(key),
                     "DoesNotExist" => Requirement::NotExists(key),
-                    other => return Err(format!("\"{other}\" is not a valid label selector operator")),
+                    other => {
+                        return Err(format!(
+                            "\"{other}\" is not a valid label selector operator"
+                        ));
+                    }
                 });
             }
         }
@@ -116,8 +140,12 @@ impl LabelSelector {
             Requirement::NotExists(k) => get(k).is_none(),
             Requirement::In(k, vs) => get(k).is_some_and(|v| vs.iter().any(|x| x == v)),
             Requirement::NotIn(k, vs) => get(k).is_none_or(|v| !vs.iter().any(|x| x == v)),
-            Requirement::Gt(k, n) => get(k).and_then(|v| v.parse::<i64>().ok()).is_some_and(|v| v > *n),
-            Requirement::Lt(k, n) => get(k).and_then(|v| v.parse::<i64>().ok()).is_some_and(|v| v < *n),
+            Requirement::Gt(k, n) => get(k)
+                .and_then(|v| v.parse::<i64>().ok())
+                .is_some_and(|v| v > *n),
+            Requirement::Lt(k, n) => get(k)
+                .and_then(|v| v.parse::<i64>().ok())
+                .is_some_and(|v| v < *n),
         })
     }
 
@@ -157,7 +185,9 @@ fn split_top_level(s: &str) -> Result<Vec<&str>, String> {
             ')' => {
                 depth -= 1;
                 if depth < 0 {
-                    return Err(format!("unable to parse requirement: unexpected ')' in {s:?}"));
+                    return Err(format!(
+                        "unable to parse requirement: unexpected ')' in {s:?}"
+                    ));
                 }
             }
             ',' if depth == 0 => {
@@ -168,7 +198,9 @@ fn split_top_level(s: &str) -> Result<Vec<&str>, String> {
         }
     }
     if depth != 0 {
-        return Err(format!("unable to parse requirement: unclosed '(' in {s:?}"));
+        return Err(format!(
+            "unable to parse requirement: unclosed '(' in {s:?}"
+        ));
     }
     parts.push(&s[start..]);
     Ok(parts)
@@ -178,7 +210,9 @@ fn check_key(k: &str) -> Result<String, String> {
     if valid_key(k) {
         Ok(k.to_string())
     } else {
-        Err(format!("unable to parse requirement: invalid label key \"{k}\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"))
+        Err(format!(
+            "unable to parse requirement: invalid label key \"{k}\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+        ))
     }
 }
 
@@ -186,7 +220,9 @@ fn check_value(v: &str) -> Result<String, String> {
     if valid_label_value(v) {
         Ok(v.to_string())
     } else {
-        Err(format!("unable to parse requirement: invalid label value: \"{v}\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"))
+        Err(format!(
+            "unable to parse requirement: invalid label value: \"{v}\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+        ))
     }
 }
 
@@ -204,13 +240,22 @@ fn parse_requirement(p: &str) -> Result<Requirement, String> {
         return Ok(Requirement::NotExists(check_key(k.trim())?));
     }
     if let Some(i) = p.find("!=") {
-        return Ok(Requirement::NotIn(check_key(p[..i].trim())?, vec![check_value(p[i + 2..].trim())?]));
+        return Ok(Requirement::NotIn(
+            check_key(p[..i].trim())?,
+            vec![check_value(p[i + 2..].trim())?],
+        ));
     }
     if let Some(i) = p.find("==") {
-        return Ok(Requirement::In(check_key(p[..i].trim())?, vec![check_value(p[i + 2..].trim())?]));
+        return Ok(Requirement::In(
+            check_key(p[..i].trim())?,
+            vec![check_value(p[i + 2..].trim())?],
+        ));
     }
     if let Some(i) = p.find('=') {
-        return Ok(Requirement::In(check_key(p[..i].trim())?, vec![check_value(p[i + 1..].trim())?]));
+        return Ok(Requirement::In(
+            check_key(p[..i].trim())?,
+            vec![check_value(p[i + 1..].trim())?],
+        ));
     }
     for (op, gt) in [('>', true), ('<', false)] {
         if let Some(i) = p.find(op) {
@@ -219,7 +264,11 @@ fn parse_requirement(p: &str) -> Result<Requirement, String> {
                 .trim()
                 .parse()
                 .map_err(|_| format!("unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer: {p:?}"))?;
-            return Ok(if gt { Requirement::Gt(key, n) } else { Requirement::Lt(key, n) });
+            return Ok(if gt {
+                Requirement::Gt(key, n)
+            } else {
+                Requirement::Lt(key, n)
+            });
         }
     }
     let words: Vec<&str> = p.splitn(2, char::is_whitespace).collect();
@@ -232,7 +281,9 @@ fn parse_requirement(p: &str) -> Result<Requirement, String> {
         if let Some(r) = rest.strip_prefix("in") {
             return Ok(Requirement::In(key, parse_set(r)?));
         }
-        return Err(format!("unable to parse requirement: found '{rest}', expected: in, notin, =, ==, !=, gt, lt"));
+        return Err(format!(
+            "unable to parse requirement: found '{rest}', expected: in, notin, =, ==, !=, gt, lt"
+        ));
     }
     Ok(Requirement::Exists(check_key(p)?))
 }
@@ -304,14 +355,22 @@ impl FieldSelector {
             } else if let Some(i) = part.find('=') {
                 (&part[..i], &part[i + 1..], false)
             } else {
-                return Err(format!("invalid selector: '{part}'; can't understand '{part}'"));
+                return Err(format!(
+                    "invalid selector: '{part}'; can't understand '{part}'"
+                ));
             };
             let field = field.trim();
-            let known = field == "metadata.name" || field == "metadata.namespace" || selectable_fields(group, kind).contains(&field);
+            let known = field == "metadata.name"
+                || field == "metadata.namespace"
+                || selectable_fields(group, kind).contains(&field);
             if !known {
                 return Err(format!("field label not supported: {field}"));
             }
-            reqs.push(FieldRequirement { field: field.to_string(), value: value.trim().to_string(), negated });
+            reqs.push(FieldRequirement {
+                field: field.to_string(),
+                value: value.trim().to_string(),
+                negated,
+            });
         }
         Ok(FieldSelector(reqs))
     }
@@ -323,7 +382,10 @@ impl FieldSelector {
 
     /// The value of `metadata.name=x` if the selector pins a single name.
     pub fn exact_name(&self) -> Option<&str> {
-        self.0.iter().find(|r| r.field == "metadata.name" && !r.negated).map(|r| r.value.as_str())
+        self.0
+            .iter()
+            .find(|r| r.field == "metadata.name" && !r.negated)
+            .map(|r| r.value.as_str())
     }
 
     /// Matches an object.
@@ -391,7 +453,7 @@ mod tests {
         assert!(m(""));
         assert!(m("app=web,zone in (b)"));
         assert!(!m("app=web,zone in (c)"));
-        assert!(LabelSelector::parse("x").unwrap().matches(None) == false);
+        assert!(!LabelSelector::parse("x").unwrap().matches(None));
         assert!(LabelSelector::parse("!x").unwrap().matches(None));
     }
 
@@ -408,7 +470,12 @@ mod tests {
     fn from_object_and_back() {
         let s = LabelSelector::from_object(&json!({"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}]})).unwrap();
         assert_eq!(s.to_selector_string(), "app=web,tier in (a,b)");
-        assert!(LabelSelector::from_object(&json!({"matchExpressions": [{"key": "x", "operator": "Bogus"}]})).is_err());
+        assert!(
+            LabelSelector::from_object(
+                &json!({"matchExpressions": [{"key": "x", "operator": "Bogus"}]})
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -420,8 +487,16 @@ mod tests {
         assert!(!f("metadata.name!=p1"));
         assert!(f("status.phase=Running,spec.nodeName=n1"));
         assert!(f("spec.hostNetwork=false"));
-        assert_eq!(FieldSelector::parse("spec.bogus=1", "", "Pod").unwrap_err(), "field label not supported: spec.bogus");
+        assert_eq!(
+            FieldSelector::parse("spec.bogus=1", "", "Pod").unwrap_err(),
+            "field label not supported: spec.bogus"
+        );
         assert!(FieldSelector::parse("status.phase=Running", "", "ConfigMap").is_err());
-        assert_eq!(FieldSelector::parse("metadata.name=x", "", "Pod").unwrap().exact_name(), Some("x"));
+        assert_eq!(
+            FieldSelector::parse("metadata.name=x", "", "Pod")
+                .unwrap()
+                .exact_name(),
+            Some("x")
+        );
     }
 }

@@ -7,7 +7,9 @@ use crate::faults::{FaultAction, RequestRecord};
 use crate::registry::ResourceType;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
-use crate::store::{DeleteOpts, EventType, Key, ListQuery, PatchType, State, WatchEvent, WriteOpts};
+use crate::store::{
+    DeleteOpts, EventType, Key, ListQuery, PatchType, State, WatchEvent, WriteOpts,
+};
 use crate::util::{get_path, meta_str, parse_query};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -49,7 +51,11 @@ struct ConnCtx {
 }
 
 /// Accepts connections until `shutdown` flips.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -63,7 +69,11 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: wat
     }
 }
 
-async fn serve_conn(stream: tokio::net::TcpStream, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+async fn serve_conn(
+    stream: tokio::net::TcpStream,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let _ = stream.set_nodelay(true);
     let (stream, dup) = match stream.into_std().and_then(|s| {
         let d = s.try_clone()?;
@@ -72,14 +82,19 @@ async fn serve_conn(stream: tokio::net::TcpStream, shared: Arc<Shared>, mut shut
         Ok(x) => x,
         Err(_) => return,
     };
-    let ctx = Arc::new(ConnCtx { dup: Mutex::new(Some(dup)), kill: Notify::new() });
+    let ctx = Arc::new(ConnCtx {
+        dup: Mutex::new(Some(dup)),
+        kill: Notify::new(),
+    });
     let svc_ctx = ctx.clone();
     let svc = service_fn(move |req| {
         let shared = shared.clone();
         let ctx = svc_ctx.clone();
         async move { Ok::<_, Infallible>(handle(shared, ctx, req).await) }
     });
-    let conn = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), svc);
+    let conn = http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), svc);
     tokio::select! {
         _ = conn => {}
         _ = ctx.kill.notified() => {}
@@ -102,7 +117,9 @@ fn reset_connection(ctx: &ConnCtx) {
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 fn respond(code: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
@@ -111,12 +128,19 @@ fn respond(code: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Bo
     if let Ok(v) = HeaderValue::from_str(content_type) {
         r.headers_mut().insert(header::CONTENT_TYPE, v);
     }
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
     r
 }
 
 fn json_response(code: u16, v: &Value) -> Response<Body> {
-    respond(code, "application/json", serde_json::to_vec(v).unwrap_or_default())
+    respond(
+        code,
+        "application/json",
+        serde_json::to_vec(v).unwrap_or_default(),
+    )
 }
 
 /// Renders an [`ApiError`] as a `Status` response.
@@ -147,7 +171,10 @@ struct Req {
 
 impl Req {
     fn param(&self, name: &str) -> Option<&str> {
-        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
     fn flag(&self, name: &str) -> bool {
         matches!(self.param(name), Some("true") | Some("1") | Some(""))
@@ -155,7 +182,12 @@ impl Req {
 }
 
 async fn handle(shared: Arc<Shared>, conn: Arc<ConnCtx>, req: Request<Incoming>) -> Response<Body> {
-    let header_str = |h: &header::HeaderName| req.headers().get(h).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let header_str = |h: &header::HeaderName| {
+        req.headers()
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
     let r = Req {
         method: req.method().clone(),
         path: req.uri().path().to_string(),
@@ -167,10 +199,18 @@ async fn handle(shared: Arc<Shared>, conn: Arc<ConnCtx>, req: Request<Incoming>)
         authorization: header_str(&header::AUTHORIZATION),
     };
     if r.path == "/__double" || r.path.starts_with("/__double/") {
-        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let body = req
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         return crate::control::handle(&shared, r.method.as_str(), &r.path, &r.params, &body);
     }
-    let fired = shared.lock().faults.evaluate(r.method.as_str(), &r.path, &r.query);
+    let fired = shared
+        .lock()
+        .faults
+        .evaluate(r.method.as_str(), &r.path, &r.query);
     let mut fault_id = None;
     if let Some(f) = fired {
         fault_id = Some(f.id);
@@ -179,8 +219,14 @@ async fn handle(shared: Arc<Shared>, conn: Arc<ConnCtx>, req: Request<Incoming>)
         }
         let resp = match &f.action {
             FaultAction::Pass => None,
-            FaultAction::Status { code, reason, message } => {
-                let reason = reason.clone().unwrap_or_else(|| ApiError::default_reason(*code).to_string());
+            FaultAction::Status {
+                code,
+                reason,
+                message,
+            } => {
+                let reason = reason
+                    .clone()
+                    .unwrap_or_else(|| ApiError::default_reason(*code).to_string());
                 let message = message.clone().unwrap_or_else(|| reason.clone());
                 let mut e = ApiError::new(*code, reason, message);
                 if *code == 429 {
@@ -189,7 +235,9 @@ async fn handle(shared: Arc<Shared>, conn: Arc<ConnCtx>, req: Request<Incoming>)
                 }
                 Some(error_response(&e))
             }
-            FaultAction::Forbidden { user } => Some(error_response(&forbidden_for(&shared, &r, user))),
+            FaultAction::Forbidden { user } => {
+                Some(error_response(&forbidden_for(&shared, &r, user)))
+            }
             FaultAction::Body { code, body } => Some(json_response(*code, body)),
             FaultAction::Reset => {
                 log(&shared, &r, 0, fault_id, false);
@@ -218,7 +266,11 @@ fn log(shared: &Shared, r: &Req, status: u16, fault: Option<u64>, watch: bool) {
         path: r.path.clone(),
         query: r.query.clone(),
         content_type: r.content_type.clone(),
-        accept: if r.accept.is_empty() { None } else { Some(r.accept.clone()) },
+        accept: if r.accept.is_empty() {
+            None
+        } else {
+            Some(r.accept.clone())
+        },
         user_agent: r.user_agent.clone(),
         status,
         fault,
@@ -236,20 +288,37 @@ struct Target {
 
 enum Route {
     Page(Response<Body>),
-    Api { group: String, version: String, segs: Vec<String> },
+    Api {
+        group: String,
+        version: String,
+        segs: Vec<String>,
+    },
 }
 
 fn route(shared: &Shared, r: &Req) -> Route {
-    let segs: Vec<String> = r.path.split('/').filter(|s| !s.is_empty()).map(str::to_string).collect();
+    let segs: Vec<String> = r
+        .path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
     let st = shared.lock();
     let get_only = r.method == Method::GET;
     let page = |v: Value| Route::Page(json_response(200, &v));
     let agg = discovery::wants_aggregated(&r.accept) && st.opts.aggregated_discovery;
-    let aggregated = |v: Value| Route::Page(respond(200, discovery::AGGREGATED_CONTENT_TYPE, serde_json::to_vec(&v).unwrap_or_default()));
+    let aggregated = |v: Value| {
+        Route::Page(respond(
+            200,
+            discovery::AGGREGATED_CONTENT_TYPE,
+            serde_json::to_vec(&v).unwrap_or_default(),
+        ))
+    };
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     match s.as_slice() {
         ["version"] if get_only => page(discovery::version()),
-        ["healthz" | "readyz" | "livez"] if get_only => Route::Page(respond(200, "text/plain; charset=utf-8", "ok")),
+        ["healthz" | "readyz" | "livez"] if get_only => {
+            Route::Page(respond(200, "text/plain; charset=utf-8", "ok"))
+        }
         ["api"] if get_only => {
             if agg {
                 aggregated(discovery::aggregated(&st.registry, true))
@@ -277,23 +346,38 @@ fn route(shared: &Shared, r: &Req) -> Route {
             None => Route::Page(not_found_page()),
         },
         ["openapi", "v3"] if get_only => page(discovery::openapi_v3_index(&st.registry)),
-        ["openapi", "v3", "api", v] if get_only => match discovery::openapi_v3_group_version(&st.registry, "", v) {
-            Some(doc) => page(doc),
-            None => Route::Page(not_found_page()),
+        ["openapi", "v3", "api", v] if get_only => {
+            match discovery::openapi_v3_group_version(&st.registry, "", v) {
+                Some(doc) => page(doc),
+                None => Route::Page(not_found_page()),
+            }
+        }
+        ["openapi", "v3", "apis", g, v] if get_only => {
+            match discovery::openapi_v3_group_version(&st.registry, g, v) {
+                Some(doc) => page(doc),
+                None => Route::Page(not_found_page()),
+            }
+        }
+        ["api", "v1", rest @ ..] if !rest.is_empty() => Route::Api {
+            group: String::new(),
+            version: "v1".into(),
+            segs: segs[2..].to_vec(),
         },
-        ["openapi", "v3", "apis", g, v] if get_only => match discovery::openapi_v3_group_version(&st.registry, g, v) {
-            Some(doc) => page(doc),
-            None => Route::Page(not_found_page()),
-        },
-        ["api", "v1", rest @ ..] if !rest.is_empty() => Route::Api { group: String::new(), version: "v1".into(), segs: segs[2..].to_vec() },
         ["apis", g, v, rest @ ..] if !rest.is_empty() => {
             if st.registry.has_group_version(g, v) {
-                Route::Api { group: g.to_string(), version: v.to_string(), segs: segs[3..].to_vec() }
+                Route::Api {
+                    group: g.to_string(),
+                    version: v.to_string(),
+                    segs: segs[3..].to_vec(),
+                }
             } else {
                 Route::Page(not_found_page())
             }
         }
-        ["api" | "apis" | "version" | "healthz" | "readyz" | "livez", ..] => Route::Page(error_response(&ApiError::method_not_allowed())),
+        [
+            "api" | "apis" | "version" | "healthz" | "readyz" | "livez",
+            ..,
+        ] => Route::Page(error_response(&ApiError::method_not_allowed())),
         _ => Route::Page(not_found_page()),
     }
 }
@@ -302,12 +386,20 @@ fn resolve(st: &State, group: &str, version: &str, segs: &[String]) -> Result<Ta
     let reg = &st.registry;
     let namespaced_path = segs.len() >= 3
         && segs[0] == "namespaces"
-        && reg.find(group, version, &segs[2]).is_some_and(|t| t.namespaced);
-    let (ns, rest) = if namespaced_path { (Some(segs[1].clone()), &segs[2..]) } else { (None, segs) };
+        && reg
+            .find(group, version, &segs[2])
+            .is_some_and(|t| t.namespaced);
+    let (ns, rest) = if namespaced_path {
+        (Some(segs[1].clone()), &segs[2..])
+    } else {
+        (None, segs)
+    };
     if rest.len() > 3 {
         return Err(ApiError::no_such_resource());
     }
-    let rt = reg.find(group, version, &rest[0]).ok_or_else(ApiError::no_such_resource)?;
+    let rt = reg
+        .find(group, version, &rest[0])
+        .ok_or_else(ApiError::no_such_resource)?;
     let name = rest.get(1).cloned();
     let sub = rest.get(2).cloned();
     if rt.namespaced && ns.is_none() && name.is_some() {
@@ -319,7 +411,12 @@ fn resolve(st: &State, group: &str, version: &str, segs: &[String]) -> Result<Ta
             return Err(ApiError::no_such_resource());
         }
     }
-    Ok(Target { rt, namespace: ns, name, sub })
+    Ok(Target {
+        rt,
+        namespace: ns,
+        name,
+        sub,
+    })
 }
 
 fn dispatch(shared: &Arc<Shared>, r: &Req, body: &Bytes) -> (Response<Body>, bool) {
@@ -334,7 +431,11 @@ fn dispatch(shared: &Arc<Shared>, r: &Req, body: &Bytes) -> (Response<Body>, boo
     }
     let (group, version, segs) = match route(shared, r) {
         Route::Page(p) => return (p, false),
-        Route::Api { group, version, segs } => (group, version, segs),
+        Route::Api {
+            group,
+            version,
+            segs,
+        } => (group, version, segs),
     };
     let target = {
         let st = shared.lock();
@@ -361,20 +462,40 @@ fn write_opts(r: &Req, sub: Option<&str>) -> Result<WriteOpts, ApiError> {
     let dry_run = match r.param("dryRun") {
         None | Some("") => false,
         Some("All") => true,
-        Some(other) => return Err(ApiError::bad_request(format!("Invalid dry run value: {other:?}; supported values: \"All\""))),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid dry run value: {other:?}; supported values: \"All\""
+            )));
+        }
     };
     let explicit = r.param("fieldManager").filter(|m| !m.is_empty());
     if let Some(m) = explicit
         && m.len() > 128
     {
-        return Err(ApiError::invalid("", "", "", &[("fieldManager".into(), "FieldValueTooLong".into(), "Too long: may not be more than 128 bytes".into())]));
+        return Err(ApiError::invalid(
+            "",
+            "",
+            "",
+            &[(
+                "fieldManager".into(),
+                "FieldValueTooLong".into(),
+                "Too long: may not be more than 128 bytes".into(),
+            )],
+        ));
     }
     let manager = match explicit {
         Some(m) => m.to_string(),
         None => r
             .user_agent
             .as_deref()
-            .map(|ua| ua.split('/').next().unwrap_or(ua).chars().take(128).collect())
+            .map(|ua| {
+                ua.split('/')
+                    .next()
+                    .unwrap_or(ua)
+                    .chars()
+                    .take(128)
+                    .collect()
+            })
             .filter(|s: &String| !s.is_empty())
             .unwrap_or_else(|| "unknown".to_string()),
     };
@@ -388,22 +509,42 @@ fn write_opts(r: &Req, sub: Option<&str>) -> Result<WriteOpts, ApiError> {
 }
 
 fn list_query(r: &Req, rt: &ResourceType) -> Result<ListQuery, ApiError> {
-    let labels = LabelSelector::parse(r.param("labelSelector").unwrap_or("")).map_err(ApiError::bad_request)?;
-    let fields = FieldSelector::parse(r.param("fieldSelector").unwrap_or(""), &rt.group, &rt.kind).map_err(ApiError::bad_request)?;
+    let labels = LabelSelector::parse(r.param("labelSelector").unwrap_or(""))
+        .map_err(ApiError::bad_request)?;
+    let fields = FieldSelector::parse(r.param("fieldSelector").unwrap_or(""), &rt.group, &rt.kind)
+        .map_err(ApiError::bad_request)?;
     let limit = match r.param("limit") {
         None | Some("") => 0,
-        Some(l) => l.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid limit: {l}")))?.max(0) as usize,
+        Some(l) => l
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_request(format!("invalid limit: {l}")))?
+            .max(0) as usize,
     };
-    let continue_token = r.param("continue").filter(|c| !c.is_empty()).map(str::to_string);
-    Ok(ListQuery { labels, fields, limit, continue_token })
+    let continue_token = r
+        .param("continue")
+        .filter(|c| !c.is_empty())
+        .map(str::to_string);
+    Ok(ListQuery {
+        labels,
+        fields,
+        limit,
+        continue_token,
+    })
 }
 
 fn wants_table(accept: &str) -> bool {
-    accept.split(',').next().is_some_and(|first| first.contains("as=Table"))
+    accept
+        .split(',')
+        .next()
+        .is_some_and(|first| first.contains("as=Table"))
 }
 
 fn table_content_type(accept: &str) -> &'static str {
-    if accept.split(',').next().is_some_and(|p| p.contains("v=v1beta1")) {
+    if accept
+        .split(',')
+        .next()
+        .is_some_and(|p| p.contains("v=v1beta1"))
+    {
         "application/json;as=Table;v=v1beta1;g=meta.k8s.io"
     } else {
         "application/json;as=Table;v=v1;g=meta.k8s.io"
@@ -416,16 +557,31 @@ fn scale_of(rt: &ResourceType, obj: &Value) -> Value {
         status_replicas: ".status.replicas".into(),
         label_selector: None,
     });
-    let at = |p: &str| crate::table::eval_json_path(obj, p).first().and_then(|v| v.as_i64()).unwrap_or(0);
+    let at = |p: &str| {
+        crate::table::eval_json_path(obj, p)
+            .first()
+            .and_then(|v| v.as_i64())
+            .unwrap_or(0)
+    };
     let selector = match &paths.label_selector {
-        Some(p) => crate::table::eval_json_path(obj, p).first().and_then(|v| v.as_str()).unwrap_or("").to_string(),
+        Some(p) => crate::table::eval_json_path(obj, p)
+            .first()
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string(),
         None => get_path(obj, &["spec", "selector"])
             .and_then(|s| LabelSelector::from_object(s).ok())
             .map(|s| s.to_selector_string())
             .unwrap_or_default(),
     };
     let mut meta = Map::new();
-    for f in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+    for f in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
         if let Some(v) = get_path(obj, &["metadata", f]) {
             meta.insert(f.into(), v.clone());
         }
@@ -438,7 +594,11 @@ fn scale_of(rt: &ResourceType, obj: &Value) -> Value {
 }
 
 fn replicas_patch(rt: &ResourceType, replicas: i64) -> Value {
-    let path = rt.scale.as_ref().map(|s| s.spec_replicas.clone()).unwrap_or_else(|| ".spec.replicas".into());
+    let path = rt
+        .scale
+        .as_ref()
+        .map(|s| s.spec_replicas.clone())
+        .unwrap_or_else(|| ".spec.replicas".into());
     let mut v = json!(replicas);
     for seg in path.trim_start_matches('.').split('.').rev() {
         let mut m = Map::new();
@@ -457,7 +617,13 @@ fn ok_json(code: u16, v: &Value) -> ApiResult {
 fn api_call(shared: &Arc<Shared>, r: &Req, t: &Target, body: &Bytes) -> ApiResult {
     let rt = &t.rt;
     let ns = t.namespace.clone().unwrap_or_default();
-    let verb_ok = |v: &str| if rt.supports(v) { Ok(()) } else { Err(ApiError::method_not_allowed()) };
+    let verb_ok = |v: &str| {
+        if rt.supports(v) {
+            Ok(())
+        } else {
+            Err(ApiError::method_not_allowed())
+        }
+    };
     let mut st = shared.lock();
     match (&r.method, &t.name) {
         (&Method::GET, None) => {
@@ -467,15 +633,30 @@ fn api_call(shared: &Arc<Shared>, r: &Req, t: &Target, body: &Bytes) -> ApiResul
             if wants_table(&r.accept) {
                 let objs: Vec<Value> = page.items.iter().map(|s| st.served(rt, s)).collect();
                 let mut meta = Map::new();
-                meta.insert("resourceVersion".into(), json!(page.resource_version.to_string()));
+                meta.insert(
+                    "resourceVersion".into(),
+                    json!(page.resource_version.to_string()),
+                );
                 if let Some(c) = &page.continue_token {
                     meta.insert("continue".into(), json!(c));
                 }
                 if let Some(n) = page.remaining {
                     meta.insert("remainingItemCount".into(), json!(n));
                 }
-                let table = crate::table::to_table(rt, &objs, r.param("includeObject").unwrap_or("Metadata"), meta);
-                return Ok((200, Some(respond(200, table_content_type(&r.accept), serde_json::to_vec(&table).unwrap_or_default()))));
+                let table = crate::table::to_table(
+                    rt,
+                    &objs,
+                    r.param("includeObject").unwrap_or("Metadata"),
+                    meta,
+                );
+                return Ok((
+                    200,
+                    Some(respond(
+                        200,
+                        table_content_type(&r.accept),
+                        serde_json::to_vec(&table).unwrap_or_default(),
+                    )),
+                ));
             }
             let bytes = st.list_json(rt, &page);
             Ok((200, Some(respond(200, "application/json", bytes))))
@@ -490,11 +671,28 @@ fn api_call(shared: &Arc<Shared>, r: &Req, t: &Target, body: &Bytes) -> ApiResul
                 let obj = st.served(rt, stored);
                 let mut meta = Map::new();
                 meta.insert("resourceVersion".into(), json!(stored.resource_version()));
-                let table = crate::table::to_table(rt, &[obj], r.param("includeObject").unwrap_or("Metadata"), meta);
-                return Ok((200, Some(respond(200, table_content_type(&r.accept), serde_json::to_vec(&table).unwrap_or_default()))));
+                let table = crate::table::to_table(
+                    rt,
+                    &[obj],
+                    r.param("includeObject").unwrap_or("Metadata"),
+                    meta,
+                );
+                return Ok((
+                    200,
+                    Some(respond(
+                        200,
+                        table_content_type(&r.accept),
+                        serde_json::to_vec(&table).unwrap_or_default(),
+                    )),
+                ));
             }
-            if stored.obj.get("apiVersion").and_then(Value::as_str) == Some(rt.api_version().as_str()) {
-                return Ok((200, Some(respond(200, "application/json", stored.json.clone()))));
+            if stored.obj.get("apiVersion").and_then(Value::as_str)
+                == Some(rt.api_version().as_str())
+            {
+                return Ok((
+                    200,
+                    Some(respond(200, "application/json", stored.json.clone())),
+                ));
             }
             ok_json(200, &st.served(rt, stored))
         }
@@ -521,7 +719,9 @@ fn api_call(shared: &Arc<Shared>, r: &Req, t: &Target, body: &Bytes) -> ApiResul
             let obj = parse_json_or_yaml(body, r.content_type.as_deref())?;
             let o = write_opts(r, t.sub.as_deref())?;
             if t.sub.as_deref() == Some("scale") {
-                let replicas = get_path(&obj, &["spec", "replicas"]).and_then(Value::as_i64).unwrap_or(0);
+                let replicas = get_path(&obj, &["spec", "replicas"])
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
                 let current = st.get(rt, &ns, name)?.clone();
                 if let Some(rv) = meta_str(&obj, "resourceVersion")
                     && !rv.is_empty()
@@ -530,7 +730,10 @@ fn api_call(shared: &Arc<Shared>, r: &Req, t: &Target, body: &Bytes) -> ApiResul
                     return Err(ApiError::conflict(&rt.group, &rt.plural, name));
                 }
                 let patch = serde_json::to_vec(&replicas_patch(rt, replicas)).unwrap_or_default();
-                let o = WriteOpts { subresource: None, ..o };
+                let o = WriteOpts {
+                    subresource: None,
+                    ..o
+                };
                 let updated = st.patch(rt, &ns, name, PatchType::Merge, &patch, &o)?;
                 crate::controllers::settle(&mut st);
                 return ok_json(200, &scale_of(rt, &updated));
@@ -554,16 +757,25 @@ fn api_call(shared: &Arc<Shared>, r: &Req, t: &Target, body: &Bytes) -> ApiResul
             if t.sub.as_deref() == Some("scale") {
                 let current = st.get(rt, &ns, name)?.clone();
                 let scale = scale_of(rt, &current.obj);
-                let ptype = if ptype == PatchType::Apply { PatchType::Merge } else { ptype };
+                let ptype = if ptype == PatchType::Apply {
+                    PatchType::Merge
+                } else {
+                    ptype
+                };
                 let patched = st.patched_value(rt, &scale, ptype, body)?;
                 if let Some(rv) = meta_str(&patched, "resourceVersion")
                     && rv != current.resource_version()
                 {
                     return Err(ApiError::conflict(&rt.group, &rt.plural, name));
                 }
-                let replicas = get_path(&patched, &["spec", "replicas"]).and_then(Value::as_i64).unwrap_or(0);
+                let replicas = get_path(&patched, &["spec", "replicas"])
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
                 let patch = serde_json::to_vec(&replicas_patch(rt, replicas)).unwrap_or_default();
-                let o = WriteOpts { subresource: None, ..o };
+                let o = WriteOpts {
+                    subresource: None,
+                    ..o
+                };
                 let updated = st.patch(rt, &ns, name, PatchType::Merge, &patch, &o)?;
                 crate::controllers::settle(&mut st);
                 return ok_json(200, &scale_of(rt, &updated));
@@ -601,54 +813,92 @@ fn parse_json_or_yaml(body: &[u8], content_type: Option<&str>) -> Result<Value, 
         return Err(ApiError::new(
             415,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {ct})"),
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {ct})"
+            ),
         ));
     }
     if let Ok(v) = serde_json::from_slice::<Value>(body) {
         return Ok(v);
     }
-    let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("request body is not valid UTF-8"))?;
-    serde_saphyr::from_str::<Value>(text).map_err(|e| ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}")))
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::bad_request("request body is not valid UTF-8"))?;
+    serde_saphyr::from_str::<Value>(text).map_err(|e| {
+        ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
+    })
 }
 
 fn delete_opts(r: &Req, body: &[u8]) -> Result<DeleteOpts, ApiError> {
-    let protobuf = r.content_type.as_deref().is_some_and(|c| c.contains("protobuf"));
+    let protobuf = r
+        .content_type
+        .as_deref()
+        .is_some_and(|c| c.contains("protobuf"));
     let b: Value = if protobuf || body.iter().all(|c| c.is_ascii_whitespace()) {
         json!({})
     } else {
-        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
     };
-    let dry_body = b.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|x| x == "All"));
+    let dry_body = b
+        .get("dryRun")
+        .and_then(Value::as_array)
+        .is_some_and(|a| a.iter().any(|x| x == "All"));
     let w = write_opts(r, None)?;
     let mut propagation = r
         .param("propagationPolicy")
         .map(str::to_string)
-        .or_else(|| b.get("propagationPolicy").and_then(Value::as_str).map(str::to_string));
-    let orphan = r.param("orphanDependents") == Some("true") || b.get("orphanDependents").and_then(Value::as_bool) == Some(true);
+        .or_else(|| {
+            b.get("propagationPolicy")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
+    let orphan = r.param("orphanDependents") == Some("true")
+        || b.get("orphanDependents").and_then(Value::as_bool) == Some(true);
     if orphan && propagation.is_none() {
         propagation = Some("Orphan".into());
     }
     Ok(DeleteOpts {
         dry_run: w.dry_run || dry_body,
         propagation,
-        uid: get_path(&b, &["preconditions", "uid"]).and_then(Value::as_str).map(str::to_string),
-        resource_version: get_path(&b, &["preconditions", "resourceVersion"]).and_then(Value::as_str).map(str::to_string),
+        uid: get_path(&b, &["preconditions", "uid"])
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        resource_version: get_path(&b, &["preconditions", "resourceVersion"])
+            .and_then(Value::as_str)
+            .map(str::to_string),
     })
 }
 
 fn forbidden_for(shared: &Shared, r: &Req, user: &str) -> ApiError {
-    let segs: Vec<String> = r.path.split('/').filter(|s| !s.is_empty()).map(str::to_string).collect();
+    let segs: Vec<String> = r
+        .path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
     let (group, gv_len) = match segs.first().map(String::as_str) {
         Some("api") => (String::new(), 2),
         Some("apis") if segs.len() >= 3 => (segs[1].clone(), 3),
         _ => {
-            return ApiError::new(403, "Forbidden", format!("forbidden: User \"{user}\" cannot {} path \"{}\"", r.method.as_str().to_lowercase(), r.path))
-                .with_details(json!({}));
+            return ApiError::new(
+                403,
+                "Forbidden",
+                format!(
+                    "forbidden: User \"{user}\" cannot {} path \"{}\"",
+                    r.method.as_str().to_lowercase(),
+                    r.path
+                ),
+            )
+            .with_details(json!({}));
         }
     };
     let rest = &segs[gv_len.min(segs.len())..];
     let namespaced_path = rest.len() >= 3 && rest[0] == "namespaces";
-    let (ns, rest) = if namespaced_path { (Some(rest[1].as_str()), &rest[2..]) } else { (None, rest) };
+    let (ns, rest) = if namespaced_path {
+        (Some(rest[1].as_str()), &rest[2..])
+    } else {
+        (None, rest)
+    };
     let resource = rest.first().cloned().unwrap_or_default();
     let name = rest.get(1).map(String::as_str);
     let sub = rest.get(2).map(String::as_str);
@@ -741,20 +991,39 @@ fn watch(shared: &Arc<Shared>, r: &Req, t: &Target) -> Response<Body> {
     let bookmarks = r.flag("allowWatchBookmarks");
     let started = {
         let st = shared.lock();
-        st.watch_start(&t.rt, t.namespace.as_deref(), &q, r.param("resourceVersion"), send_initial)
+        st.watch_start(
+            &t.rt,
+            t.namespace.as_deref(),
+            &q,
+            r.param("resourceVersion"),
+            send_initial,
+        )
     };
-    let table = wants_table(&r.accept).then(|| r.param("includeObject").unwrap_or("Metadata").to_string());
-    let filter = Arc::new(WatchFilter { rt: t.rt.clone(), ns: t.namespace.clone(), q, table });
+    let table =
+        wants_table(&r.accept).then(|| r.param("includeObject").unwrap_or("Metadata").to_string());
+    let filter = Arc::new(WatchFilter {
+        rt: t.rt.clone(),
+        ns: t.namespace.clone(),
+        q,
+        table,
+    });
     let timeout = r
         .param("timeoutSeconds")
         .and_then(|s| s.parse::<u64>().ok())
         .unwrap_or(1800)
         .min(3600);
-    let content_type = if filter.table.is_some() { table_content_type(&r.accept) } else { "application/json" };
+    let content_type = if filter.table.is_some() {
+        table_content_type(&r.accept)
+    } else {
+        "application/json"
+    };
     let (initial, rx, rv) = match started {
         Ok(x) => x,
         Err(e) if e.code == 410 => {
-            let line = event_line("ERROR", &serde_json::to_vec(&e.to_status()).unwrap_or_default());
+            let line = event_line(
+                "ERROR",
+                &serde_json::to_vec(&e.to_status()).unwrap_or_default(),
+            );
             return respond(200, "application/json", line);
         }
         Err(e) => return error_response(&e),
@@ -763,10 +1032,17 @@ fn watch(shared: &Arc<Shared>, r: &Req, t: &Target) -> Response<Body> {
     if send_initial && bookmarks {
         let bm = json!({"kind": t.rt.kind, "apiVersion": t.rt.api_version(),
             "metadata": {"resourceVersion": rv.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}});
-        first.push(event_line("BOOKMARK", &serde_json::to_vec(&bm).unwrap_or_default()));
+        first.push(event_line(
+            "BOOKMARK",
+            &serde_json::to_vec(&bm).unwrap_or_default(),
+        ));
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
-    let initial_stream = futures::stream::iter(first.into_iter().map(|b| Ok::<_, Infallible>(Frame::data(b))));
+    let initial_stream = futures::stream::iter(
+        first
+            .into_iter()
+            .map(|b| Ok::<_, Infallible>(Frame::data(b))),
+    );
     let live_filter = filter.clone();
     let live = futures::stream::unfold(rx, move |mut rx: broadcast::Receiver<Arc<WatchEvent>>| {
         let filter = live_filter.clone();
@@ -790,7 +1066,11 @@ fn watch(shared: &Arc<Shared>, r: &Req, t: &Target) -> Response<Body> {
     });
     let stream = initial_stream.chain(live);
     let mut resp = Response::new(BodyExt::boxed(StreamBody::new(stream)));
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
     resp
 }

@@ -145,7 +145,13 @@ pub fn leaf_set(obj: &Value, ctx: Ctx<'_>) -> FieldSet {
     out
 }
 
-fn walk<'v>(v: &'v Value, path: &mut FieldPath, names: &mut Vec<&'v str>, ctx: Ctx<'_>, out: &mut FieldSet) {
+fn walk<'v>(
+    v: &'v Value,
+    path: &mut FieldPath,
+    names: &mut Vec<&'v str>,
+    ctx: Ctx<'_>,
+    out: &mut FieldSet,
+) {
     match v {
         Value::Object(m) if !m.is_empty() => {
             for (k, c) in m {
@@ -228,7 +234,10 @@ pub fn render_path(path: &[PathElement]) -> String {
 }
 
 fn overlapping<'a>(set: &'a FieldSet, p: &FieldPath) -> Vec<&'a FieldPath> {
-    let mut out: Vec<&FieldPath> = set.range(p.clone()..).take_while(|q| q.starts_with(p)).collect();
+    let mut out: Vec<&FieldPath> = set
+        .range(p.clone()..)
+        .take_while(|q| q.starts_with(p))
+        .collect();
     for i in 1..p.len() {
         if let Some(q) = set.get(&p[..i]) {
             out.push(q);
@@ -259,14 +268,20 @@ pub fn conflict_message(conflicts: &[Conflict]) -> String {
         }
     }
     let n = conflicts.len();
-    let mut msg = format!("Apply failed with {n} conflict{}: ", if n == 1 { "" } else { "s" });
+    let mut msg = format!(
+        "Apply failed with {n} conflict{}: ",
+        if n == 1 { "" } else { "s" }
+    );
     let sections: Vec<String> = by_manager
         .iter()
         .map(|(m, av, paths)| {
             if paths.len() == 1 {
                 format!("conflict with \"{m}\" using {av}: {}", paths[0])
             } else {
-                format!("conflicts with \"{m}\" using {av}:\n- {}", paths.join("\n- "))
+                format!(
+                    "conflicts with \"{m}\" using {av}:\n- {}",
+                    paths.join("\n- ")
+                )
             }
         })
         .collect();
@@ -277,14 +292,21 @@ pub fn conflict_message(conflicts: &[Conflict]) -> String {
 /// Removes the value at `path`; afterwards prunes objects that became empty
 /// and list items left with nothing but their key (never `metadata` itself).
 fn remove_path(v: &mut Value, path: &[PathElement]) {
-    let Some((last, parent)) = path.split_last() else { return };
-    let Some(container) = value_at_mut(v, parent) else { return };
+    let Some((last, parent)) = path.split_last() else {
+        return;
+    };
+    let Some(container) = value_at_mut(v, parent) else {
+        return;
+    };
     match (last, container) {
         (PathElement::Field(f), Value::Object(m)) => {
             m.shift_remove(f);
         }
         (PathElement::Key(k), Value::Array(a)) => {
-            if let Some((kf, kv)) = serde_json::from_str::<Value>(k).ok().and_then(|x| x.as_object().and_then(|m| m.iter().next().map(|(a, b)| (a.clone(), b.clone())))) {
+            if let Some((kf, kv)) = serde_json::from_str::<Value>(k).ok().and_then(|x| {
+                x.as_object()
+                    .and_then(|m| m.iter().next().map(|(a, b)| (a.clone(), b.clone())))
+            }) {
                 a.retain(|i| i.get(&kf) != Some(&kv));
             }
         }
@@ -324,7 +346,9 @@ fn value_at_mut<'a>(v: &'a mut Value, path: &[PathElement]) -> Option<&'a mut Va
             PathElement::Key(k) => {
                 let key: Value = serde_json::from_str(k).ok()?;
                 let (kf, kv) = key.as_object()?.iter().next()?;
-                cur.as_array_mut()?.iter_mut().find(|i| i.get(kf) == Some(kv))?
+                cur.as_array_mut()?
+                    .iter_mut()
+                    .find(|i| i.get(kf) == Some(kv))?
             }
             PathElement::Value(j) => {
                 let want: Value = serde_json::from_str(j).ok()?;
@@ -361,7 +385,9 @@ fn merge_rec(target: &mut Value, config: &Value, ctx: Ctx<'_>, names: &mut Vec<S
         Value::Array(items) => {
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
             match list_strategy(ctx.builtin, ctx.kind, &refs) {
-                ListStrategy::Map(key) if target.is_array() && items.iter().all(|i| i.get(key).is_some()) => {
+                ListStrategy::Map(key)
+                    if target.is_array() && items.iter().all(|i| i.get(key).is_some()) =>
+                {
                     let list = target.as_array_mut().expect("checked above");
                     for item in items {
                         match list.iter_mut().find(|x| x.get(key) == item.get(key)) {
@@ -429,7 +455,10 @@ pub fn apply(req: ApplyRequest<'_>) -> Result<ApplyOutcome, Vec<Conflict>> {
         fields,
     };
     let Some(live) = req.live else {
-        return Ok(ApplyOutcome { object: req.config.clone(), managed: vec![entry(applied)] });
+        return Ok(ApplyOutcome {
+            object: req.config.clone(),
+            managed: vec![entry(applied)],
+        });
     };
     let mut managed: Vec<ManagedEntry> = req.managed.to_vec();
     if managed.is_empty() {
@@ -439,10 +468,22 @@ pub fn apply(req: ApplyRequest<'_>) -> Result<ApplyOutcome, Vec<Conflict>> {
             api_version: req.api_version.to_string(),
             time: req.now.to_string(),
             subresource: None,
-            fields: leaf_set(live, Ctx { scope: if ctx.scope == Scope::StatusOnly { Scope::MainNoStatus } else { ctx.scope }, ..ctx }),
+            fields: leaf_set(
+                live,
+                Ctx {
+                    scope: if ctx.scope == Scope::StatusOnly {
+                        Scope::MainNoStatus
+                    } else {
+                        ctx.scope
+                    },
+                    ..ctx
+                },
+            ),
         });
     }
-    let is_self = |e: &ManagedEntry| e.manager == req.manager && e.operation == Operation::Apply && e.subresource == subresource;
+    let is_self = |e: &ManagedEntry| {
+        e.manager == req.manager && e.operation == Operation::Apply && e.subresource == subresource
+    };
     let mut conflicts = Vec::new();
     let mut to_strip: Vec<(usize, FieldPath)> = Vec::new();
     for (idx, e) in managed.iter().enumerate() {
@@ -453,7 +494,11 @@ pub fn apply(req: ApplyRequest<'_>) -> Result<ApplyOutcome, Vec<Conflict>> {
             for q in overlapping(&e.fields, p) {
                 let shorter: &[PathElement] = if q.len() < p.len() { q } else { p };
                 if value_at(live, shorter) != value_at(req.config, shorter) {
-                    conflicts.push(Conflict { manager: e.manager.clone(), api_version: e.api_version.clone(), path: q.clone() });
+                    conflicts.push(Conflict {
+                        manager: e.manager.clone(),
+                        api_version: e.api_version.clone(),
+                        path: q.clone(),
+                    });
                     to_strip.push((idx, q.clone()));
                 }
             }
@@ -466,7 +511,11 @@ pub fn apply(req: ApplyRequest<'_>) -> Result<ApplyOutcome, Vec<Conflict>> {
     for (idx, q) in to_strip {
         managed[idx].fields.remove(&q);
     }
-    let previously: FieldSet = managed.iter().filter(|e| is_self(e)).flat_map(|e| e.fields.iter().cloned()).collect();
+    let previously: FieldSet = managed
+        .iter()
+        .filter(|e| is_self(e))
+        .flat_map(|e| e.fields.iter().cloned())
+        .collect();
     let mut object = live.clone();
     for r in previously.difference(&applied) {
         let owned_elsewhere = managed
@@ -500,7 +549,11 @@ pub fn record_update(
         None => (new_set.clone(), FieldSet::new()),
         Some(o) => {
             let old_set = leaf_set(o, ctx);
-            let changed = new_set.iter().filter(|p| value_at(o, p) != value_at(new, p)).cloned().collect();
+            let changed = new_set
+                .iter()
+                .filter(|p| value_at(o, p) != value_at(new, p))
+                .cloned()
+                .collect();
             let removed = old_set.difference(&new_set).cloned().collect();
             (changed, removed)
         }
@@ -510,7 +563,8 @@ pub fn record_update(
         return out;
     }
     for e in &mut out {
-        if e.manager == manager && e.operation == Operation::Update && e.subresource == subresource {
+        if e.manager == manager && e.operation == Operation::Update && e.subresource == subresource
+        {
             continue;
         }
         for p in changed.iter().chain(removed.iter()) {
@@ -520,10 +574,9 @@ pub fn record_update(
             }
         }
     }
-    match out
-        .iter_mut()
-        .find(|e| e.manager == manager && e.operation == Operation::Update && e.subresource == subresource)
-    {
+    match out.iter_mut().find(|e| {
+        e.manager == manager && e.operation == Operation::Update && e.subresource == subresource
+    }) {
         Some(e) => {
             e.fields.extend(changed);
             for r in &removed {
@@ -590,7 +643,9 @@ fn decode_rec(v: &Value, path: &mut FieldPath, out: &mut FieldSet) {
         let el = if let Some(f) = k.strip_prefix("f:") {
             PathElement::Field(f.to_string())
         } else if let Some(j) = k.strip_prefix("k:") {
-            let canonical = serde_json::from_str::<Value>(j).map(|x| x.to_string()).unwrap_or_else(|_| j.to_string());
+            let canonical = serde_json::from_str::<Value>(j)
+                .map(|x| x.to_string())
+                .unwrap_or_else(|_| j.to_string());
             PathElement::Key(canonical)
         } else if let Some(j) = k.strip_prefix("v:") {
             PathElement::Value(j.to_string())
@@ -613,7 +668,14 @@ pub fn to_managed_fields(entries: &[ManagedEntry]) -> Value {
             .map(|e| {
                 let mut m = Map::new();
                 m.insert("manager".into(), json!(e.manager));
-                m.insert("operation".into(), json!(if e.operation == Operation::Apply { "Apply" } else { "Update" }));
+                m.insert(
+                    "operation".into(),
+                    json!(if e.operation == Operation::Apply {
+                        "Apply"
+                    } else {
+                        "Update"
+                    }),
+                );
                 m.insert("apiVersion".into(), json!(e.api_version));
                 m.insert("time".into(), json!(e.time));
                 m.insert("fieldsType".into(), json!("FieldsV1"));
@@ -629,14 +691,20 @@ pub fn to_managed_fields(entries: &[ManagedEntry]) -> Value {
 
 /// Parses `metadata.managedFields` (entries without FieldsV1 are skipped).
 pub fn from_managed_fields(v: &Value) -> Vec<ManagedEntry> {
-    let Some(items) = v.as_array() else { return vec![] };
+    let Some(items) = v.as_array() else {
+        return vec![];
+    };
     items
         .iter()
         .filter_map(|e| {
             let s = |k: &str| e.get(k).and_then(Value::as_str).map(str::to_string);
             Some(ManagedEntry {
                 manager: s("manager")?,
-                operation: if s("operation").as_deref() == Some("Apply") { Operation::Apply } else { Operation::Update },
+                operation: if s("operation").as_deref() == Some("Apply") {
+                    Operation::Apply
+                } else {
+                    Operation::Update
+                },
                 api_version: s("apiVersion").unwrap_or_default(),
                 time: s("time").unwrap_or_default(),
                 subresource: s("subresource"),
@@ -650,7 +718,9 @@ pub fn from_managed_fields(v: &Value) -> Vec<ManagedEntry> {
 pub fn ownership_summary(entries: &[ManagedEntry]) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for e in entries {
-        out.entry(e.manager.clone()).or_default().extend(e.fields.iter().map(|p| render_path(p)));
+        out.entry(e.manager.clone())
+            .or_default()
+            .extend(e.fields.iter().map(|p| render_path(p)));
     }
     out
 }
@@ -659,15 +729,34 @@ pub fn ownership_summary(entries: &[ManagedEntry]) -> BTreeMap<String, Vec<Strin
 mod tests {
     use super::*;
 
-    const CTX: Ctx<'static> = Ctx { builtin: true, kind: "Deployment", scope: Scope::MainNoStatus };
+    const CTX: Ctx<'static> = Ctx {
+        builtin: true,
+        kind: "Deployment",
+        scope: Scope::MainNoStatus,
+    };
 
     fn deploy(replicas: i64, image: &str) -> Value {
         json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "labels": {"app": "web"}},
             "spec": {"replicas": replicas, "template": {"spec": {"containers": [{"name": "app", "image": image}]}}}})
     }
 
-    fn do_apply(live: Option<&Value>, managed: &[ManagedEntry], config: &Value, manager: &str, force: bool) -> Result<ApplyOutcome, Vec<Conflict>> {
-        apply(ApplyRequest { live, managed, config, manager, force, api_version: "apps/v1", now: "t", ctx: CTX })
+    fn do_apply(
+        live: Option<&Value>,
+        managed: &[ManagedEntry],
+        config: &Value,
+        manager: &str,
+        force: bool,
+    ) -> Result<ApplyOutcome, Vec<Conflict>> {
+        apply(ApplyRequest {
+            live,
+            managed,
+            config,
+            manager,
+            force,
+            api_version: "apps/v1",
+            now: "t",
+            ctx: CTX,
+        })
     }
 
     #[test]
@@ -688,14 +777,41 @@ mod tests {
     #[test]
     fn create_then_conflict_then_force() {
         let first = do_apply(None, &[], &deploy(2, "a"), "alice", false).unwrap();
-        let again = do_apply(Some(&first.object), &first.managed, &deploy(2, "a"), "bob", false).unwrap();
+        let again = do_apply(
+            Some(&first.object),
+            &first.managed,
+            &deploy(2, "a"),
+            "bob",
+            false,
+        )
+        .unwrap();
         let owners = ownership_summary(&again.managed);
         assert!(owners["alice"].contains(&".spec.replicas".to_string()));
-        assert!(owners["bob"].contains(&".spec.replicas".to_string()), "same value is shared");
-        let err = do_apply(Some(&first.object), &first.managed, &deploy(3, "a"), "bob", false).unwrap_err();
+        assert!(
+            owners["bob"].contains(&".spec.replicas".to_string()),
+            "same value is shared"
+        );
+        let err = do_apply(
+            Some(&first.object),
+            &first.managed,
+            &deploy(3, "a"),
+            "bob",
+            false,
+        )
+        .unwrap_err();
         assert_eq!(err.len(), 1);
-        assert_eq!(conflict_message(&err), "Apply failed with 1 conflict: conflict with \"alice\" using apps/v1: .spec.replicas");
-        let forced = do_apply(Some(&first.object), &first.managed, &deploy(3, "b"), "bob", true).unwrap();
+        assert_eq!(
+            conflict_message(&err),
+            "Apply failed with 1 conflict: conflict with \"alice\" using apps/v1: .spec.replicas"
+        );
+        let forced = do_apply(
+            Some(&first.object),
+            &first.managed,
+            &deploy(3, "b"),
+            "bob",
+            true,
+        )
+        .unwrap();
         assert_eq!(forced.object["spec"]["replicas"], 3);
         let owners = ownership_summary(&forced.managed);
         assert!(!owners["alice"].contains(&".spec.replicas".to_string()));
@@ -705,9 +821,21 @@ mod tests {
     #[test]
     fn multiple_conflicts_are_listed() {
         let first = do_apply(None, &[], &deploy(2, "a"), "alice", false).unwrap();
-        let err = do_apply(Some(&first.object), &first.managed, &deploy(5, "z"), "bob", false).unwrap_err();
+        let err = do_apply(
+            Some(&first.object),
+            &first.managed,
+            &deploy(5, "z"),
+            "bob",
+            false,
+        )
+        .unwrap_err();
         let msg = conflict_message(&err);
-        assert!(msg.starts_with("Apply failed with 2 conflicts: conflicts with \"alice\" using apps/v1:\n- "), "{msg}");
+        assert!(
+            msg.starts_with(
+                "Apply failed with 2 conflicts: conflicts with \"alice\" using apps/v1:\n- "
+            ),
+            "{msg}"
+        );
         assert!(msg.contains("- .spec.template.spec.containers[name=\"app\"].image"));
     }
 
@@ -716,20 +844,50 @@ mod tests {
         let mut cfg = deploy(2, "a");
         cfg["metadata"]["labels"]["tier"] = json!("front");
         let first = do_apply(None, &[], &cfg, "alice", false).unwrap();
-        let out = do_apply(Some(&first.object), &first.managed, &deploy(2, "a"), "alice", false).unwrap();
+        let out = do_apply(
+            Some(&first.object),
+            &first.managed,
+            &deploy(2, "a"),
+            "alice",
+            false,
+        )
+        .unwrap();
         assert_eq!(out.object["metadata"]["labels"], json!({"app": "web"}));
         let shared = do_apply(Some(&first.object), &first.managed, &cfg, "bob", false).unwrap();
-        let out = do_apply(Some(&shared.object), &shared.managed, &deploy(2, "a"), "alice", false).unwrap();
-        assert_eq!(out.object["metadata"]["labels"]["tier"], "front", "still owned by bob");
+        let out = do_apply(
+            Some(&shared.object),
+            &shared.managed,
+            &deploy(2, "a"),
+            "alice",
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            out.object["metadata"]["labels"]["tier"], "front",
+            "still owned by bob"
+        );
     }
 
     #[test]
     fn removed_container_item_disappears() {
         let mut two = deploy(1, "a");
-        two["spec"]["template"]["spec"]["containers"].as_array_mut().unwrap().push(json!({"name": "side", "image": "s"}));
+        two["spec"]["template"]["spec"]["containers"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "side", "image": "s"}));
         let first = do_apply(None, &[], &two, "alice", false).unwrap();
-        let out = do_apply(Some(&first.object), &first.managed, &deploy(1, "a"), "alice", false).unwrap();
-        assert_eq!(out.object["spec"]["template"]["spec"]["containers"], json!([{"name": "app", "image": "a"}]));
+        let out = do_apply(
+            Some(&first.object),
+            &first.managed,
+            &deploy(1, "a"),
+            "alice",
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            out.object["spec"]["template"]["spec"]["containers"],
+            json!([{"name": "app", "image": "a"}])
+        );
     }
 
     #[test]
@@ -744,7 +902,15 @@ mod tests {
         let first = do_apply(None, &[], &deploy(2, "a"), "alice", false).unwrap();
         let mut edited = first.object.clone();
         edited["spec"]["replicas"] = json!(7);
-        let managed = record_update(Some(&first.object), &edited, &first.managed, "kubectl-edit", "apps/v1", "t", CTX);
+        let managed = record_update(
+            Some(&first.object),
+            &edited,
+            &first.managed,
+            "kubectl-edit",
+            "apps/v1",
+            "t",
+            CTX,
+        );
         let owners = ownership_summary(&managed);
         assert_eq!(owners["kubectl-edit"], vec![".spec.replicas".to_string()]);
         assert!(!owners["alice"].contains(&".spec.replicas".to_string()));

@@ -27,7 +27,11 @@ impl std::error::Error for ApiError {}
 
 /// `resource` or `resource.group`, as used in messages ("deployments.apps").
 pub fn qualified(group: &str, resource: &str) -> String {
-    if group.is_empty() { resource.to_string() } else { format!("{resource}.{group}") }
+    if group.is_empty() {
+        resource.to_string()
+    } else {
+        format!("{resource}.{group}")
+    }
 }
 
 fn details(group: &str, resource: &str, name: Option<&str>) -> Value {
@@ -45,7 +49,13 @@ fn details(group: &str, resource: &str, name: Option<&str>) -> Value {
 impl ApiError {
     /// A failure with an arbitrary code, reason and message.
     pub fn new(code: u16, reason: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError { code, reason: reason.into(), message: message.into(), details: None, retry_after: None }
+        ApiError {
+            code,
+            reason: reason.into(),
+            message: message.into(),
+            details: None,
+            retry_after: None,
+        }
     }
 
     /// Attaches `details`.
@@ -56,19 +66,32 @@ impl ApiError {
 
     /// `404 NotFound`: `deployments.apps "web" not found`.
     pub fn not_found(group: &str, resource: &str, name: &str) -> Self {
-        Self::new(404, "NotFound", format!("{} \"{name}\" not found", qualified(group, resource)))
-            .with_details(details(group, resource, Some(name)))
+        Self::new(
+            404,
+            "NotFound",
+            format!("{} \"{name}\" not found", qualified(group, resource)),
+        )
+        .with_details(details(group, resource, Some(name)))
     }
 
     /// `404 NotFound` for a path the server does not serve.
     pub fn no_such_resource() -> Self {
-        Self::new(404, "NotFound", "the server could not find the requested resource").with_details(json!({}))
+        Self::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+        .with_details(json!({}))
     }
 
     /// `409 AlreadyExists`.
     pub fn already_exists(group: &str, resource: &str, name: &str) -> Self {
-        Self::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", qualified(group, resource)))
-            .with_details(details(group, resource, Some(name)))
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", qualified(group, resource)),
+        )
+        .with_details(details(group, resource, Some(name)))
     }
 
     /// `409 Conflict` for a stale `resourceVersion`.
@@ -115,16 +138,36 @@ impl ApiError {
     }
 
     /// `422 Invalid` with field causes: `Deployment.apps "web" is invalid: spec.x: Required value`.
-    pub fn invalid(group: &str, kind: &str, name: &str, causes: &[(String, String, String)]) -> Self {
-        let summary: Vec<String> = causes.iter().map(|(field, _, msg)| format!("{field}: {msg}")).collect();
-        let summary = if summary.len() == 1 { summary[0].clone() } else { format!("[{}]", summary.join(", ")) };
+    pub fn invalid(
+        group: &str,
+        kind: &str,
+        name: &str,
+        causes: &[(String, String, String)],
+    ) -> Self {
+        let summary: Vec<String> = causes
+            .iter()
+            .map(|(field, _, msg)| format!("{field}: {msg}"))
+            .collect();
+        let summary = if summary.len() == 1 {
+            summary[0].clone()
+        } else {
+            format!("[{}]", summary.join(", "))
+        };
         let causes_json: Vec<Value> = causes
             .iter()
             .map(|(field, reason, msg)| json!({"reason": reason, "message": msg, "field": field}))
             .collect();
         let mut d = details(group, kind, Some(name));
         d["causes"] = Value::Array(causes_json);
-        Self::new(422, "Invalid", format!("{} \"{name}\" is invalid: {summary}", qualified(group, kind))).with_details(d)
+        Self::new(
+            422,
+            "Invalid",
+            format!(
+                "{} \"{name}\" is invalid: {summary}",
+                qualified(group, kind)
+            ),
+        )
+        .with_details(d)
     }
 
     /// `400 BadRequest`.
@@ -134,8 +177,12 @@ impl ApiError {
 
     /// `405 MethodNotAllowed`.
     pub fn method_not_allowed() -> Self {
-        Self::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
-            .with_details(json!({}))
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
+        .with_details(json!({}))
     }
 
     /// `415 UnsupportedMediaType` for patch bodies.
@@ -152,8 +199,12 @@ impl ApiError {
 
     /// `500 InternalError`.
     pub fn internal(message: &str) -> Self {
-        Self::new(500, "InternalError", format!("Internal error occurred: {message}"))
-            .with_details(json!({"causes": [{"message": message}]}))
+        Self::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {message}"),
+        )
+        .with_details(json!({"causes": [{"message": message}]}))
     }
 
     /// `410 Expired` (stale continue token or watch resourceVersion).
@@ -221,8 +272,19 @@ mod tests {
     #[test]
     fn forbidden_message_matches_rbac_wording() {
         let e = ApiError::forbidden("x", "list", "", "pods", None, Some("y"), None);
-        assert_eq!(e.message, "pods is forbidden: User \"x\" cannot list resource \"pods\" in API group \"\" in the namespace \"y\"");
-        let e = ApiError::forbidden("u", "patch", "apps", "deployments", Some("scale"), Some("n"), Some("web"));
+        assert_eq!(
+            e.message,
+            "pods is forbidden: User \"x\" cannot list resource \"pods\" in API group \"\" in the namespace \"y\""
+        );
+        let e = ApiError::forbidden(
+            "u",
+            "patch",
+            "apps",
+            "deployments",
+            Some("scale"),
+            Some("n"),
+            Some("web"),
+        );
         assert_eq!(
             e.message,
             "deployments.apps \"web\" is forbidden: User \"u\" cannot patch resource \"deployments/scale\" in API group \"apps\" in the namespace \"n\""
@@ -236,8 +298,18 @@ mod tests {
 
     #[test]
     fn not_found_and_conflict_wording() {
-        assert_eq!(ApiError::not_found("", "pods", "a").message, "pods \"a\" not found");
-        assert_eq!(ApiError::already_exists("apps", "deployments", "a").message, "deployments.apps \"a\" already exists");
-        assert!(ApiError::conflict("", "configmaps", "a").message.starts_with("Operation cannot be fulfilled on configmaps \"a\""));
+        assert_eq!(
+            ApiError::not_found("", "pods", "a").message,
+            "pods \"a\" not found"
+        );
+        assert_eq!(
+            ApiError::already_exists("apps", "deployments", "a").message,
+            "deployments.apps \"a\" already exists"
+        );
+        assert!(
+            ApiError::conflict("", "configmaps", "a")
+                .message
+                .starts_with("Operation cannot be fulfilled on configmaps \"a\"")
+        );
     }
 }

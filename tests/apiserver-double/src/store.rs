@@ -2,6 +2,7 @@
 //! create, update, patch (merge, JSON, strategic, apply), delete, list with
 //! selectors and pagination, watch history, preloading and snapshots.
 
+use crate::DoubleOptions;
 use crate::admission::{self, AdmissionCtx};
 use crate::faults::{FaultSet, RequestLog};
 use crate::patch::{JsonPatchError, SmpContext, json_patch, merge_patch, strategic_merge_patch};
@@ -9,8 +10,9 @@ use crate::registry::{Registry, ResourceType};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::ssa::{self, Ctx, ManagedEntry, Scope};
 use crate::status::{ApiError, success_status};
-use crate::util::{get_path, get_str, meta_mut, meta_str, new_uid, now_rfc3339, random_suffix, split_api_version};
-use crate::DoubleOptions;
+use crate::util::{
+    get_path, get_str, meta_mut, meta_str, new_uid, now_rfc3339, random_suffix, split_api_version,
+};
 use base64::Engine;
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
@@ -38,7 +40,11 @@ impl Key {
         Key {
             group: rt.group.clone(),
             resource: rt.plural.clone(),
-            namespace: if rt.namespaced { namespace.to_string() } else { String::new() },
+            namespace: if rt.namespaced {
+                namespace.to_string()
+            } else {
+                String::new()
+            },
             name: name.to_string(),
         }
     }
@@ -64,7 +70,11 @@ impl Stored {
             meta_mut(&mut full).insert("managedFields".into(), ssa::to_managed_fields(&managed));
             Bytes::from(serde_json::to_vec(&full).unwrap_or_default())
         };
-        Stored { obj: Arc::new(obj), managed, json }
+        Stored {
+            obj: Arc::new(obj),
+            managed,
+            json,
+        }
     }
 
     /// The object as served (with `managedFields`).
@@ -166,7 +176,9 @@ impl PatchType {
             "application/merge-patch+json" => Some(PatchType::Merge),
             "application/json-patch+json" => Some(PatchType::Json),
             "application/strategic-merge-patch+json" => Some(PatchType::Strategic),
-            "application/apply-patch+yaml" | "application/apply-patch+json" | "application/apply-patch+cbor" => Some(PatchType::Apply),
+            "application/apply-patch+yaml"
+            | "application/apply-patch+json"
+            | "application/apply-patch+cbor" => Some(PatchType::Apply),
             _ => None,
         }
     }
@@ -196,6 +208,35 @@ pub struct ListPage<'a> {
     /// List resourceVersion.
     pub resource_version: u64,
 }
+
+/// How [`State::commit`] stores an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Commit {
+    /// Store it, assigning identity (uid, creationTimestamp) to new objects.
+    Store,
+    /// Validate and render only (`dryRun=All`).
+    DryRun,
+    /// Store it keeping the uid/creationTimestamp it carries.
+    Preload,
+}
+
+impl Commit {
+    fn from_dry_run(dry_run: bool) -> Commit {
+        if dry_run {
+            Commit::DryRun
+        } else {
+            Commit::Store
+        }
+    }
+}
+
+/// What [`State::watch_start`] returns: the events to send first, a receiver
+/// for later changes, and the resourceVersion at subscription time.
+pub type WatchStart = (
+    Vec<Arc<WatchEvent>>,
+    broadcast::Receiver<Arc<WatchEvent>>,
+    u64,
+);
 
 /// The whole mutable state of a double.
 pub struct State {
@@ -232,7 +273,11 @@ fn scope_for(rt: &ResourceType, sub: Option<&str>) -> Scope {
 }
 
 fn ctx_for<'a>(rt: &'a ResourceType, sub: Option<&str>) -> Ctx<'a> {
-    Ctx { builtin: !rt.custom, kind: &rt.kind, scope: scope_for(rt, sub) }
+    Ctx {
+        builtin: !rt.custom,
+        kind: &rt.kind,
+        scope: scope_for(rt, sub),
+    }
 }
 
 /// Puts `kind` and `apiVersion` first, like the real server's encoder.
@@ -265,7 +310,12 @@ fn without(obj: &Value, fields: &[&str]) -> Value {
 fn owner_uids(obj: &Value) -> Vec<String> {
     get_path(obj, &["metadata", "ownerReferences"])
         .and_then(Value::as_array)
-        .map(|refs| refs.iter().filter_map(|r| r.get("uid").and_then(Value::as_str)).map(str::to_string).collect())
+        .map(|refs| {
+            refs.iter()
+                .filter_map(|r| r.get("uid").and_then(Value::as_str))
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -273,8 +323,10 @@ fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
     if let Ok(v) = serde_json::from_slice::<Value>(body) {
         return Ok(v);
     }
-    let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("request body is not valid UTF-8"))?;
-    serde_saphyr::from_str::<Value>(text).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::bad_request("request body is not valid UTF-8"))?;
+    serde_saphyr::from_str::<Value>(text)
+        .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
 }
 
 impl State {
@@ -304,7 +356,8 @@ impl State {
     pub fn seed(&mut self) {
         if self.opts.default_namespaces {
             for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-                let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+                let obj =
+                    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
                 let _ = self.load_one(obj);
             }
         }
@@ -346,17 +399,34 @@ impl State {
     }
 
     fn namespace_labels(&self, ns: &str) -> Option<&Map<String, Value>> {
-        let key = Key { group: String::new(), resource: "namespaces".into(), namespace: String::new(), name: ns.into() };
-        self.objects.get(&key).and_then(|s| crate::util::labels(&s.obj))
+        let key = Key {
+            group: String::new(),
+            resource: "namespaces".into(),
+            namespace: String::new(),
+            name: ns.into(),
+        };
+        self.objects
+            .get(&key)
+            .and_then(|s| crate::util::labels(&s.obj))
     }
 
     fn namespace_exists(&self, ns: &str) -> bool {
-        let key = Key { group: String::new(), resource: "namespaces".into(), namespace: String::new(), name: ns.into() };
+        let key = Key {
+            group: String::new(),
+            resource: "namespaces".into(),
+            namespace: String::new(),
+            name: ns.into(),
+        };
         self.objects.contains_key(&key)
     }
 
     fn first_node(&self) -> Option<String> {
-        let start = Key { group: String::new(), resource: "nodes".into(), namespace: String::new(), name: String::new() };
+        let start = Key {
+            group: String::new(),
+            resource: "nodes".into(),
+            namespace: String::new(),
+            name: String::new(),
+        };
         let count = self
             .objects
             .range(start.clone()..)
@@ -375,7 +445,9 @@ impl State {
 
     fn check_type_meta(&self, rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
         if !obj.is_object() {
-            return Err(ApiError::bad_request("the request body must be a JSON or YAML object"));
+            return Err(ApiError::bad_request(
+                "the request body must be a JSON or YAML object",
+            ));
         }
         if let Some(kind) = obj.get("kind").and_then(Value::as_str)
             && !kind.is_empty()
@@ -400,7 +472,12 @@ impl State {
         Ok(())
     }
 
-    fn check_namespace(&self, rt: &ResourceType, url_ns: &str, obj: &Value) -> Result<(), ApiError> {
+    fn check_namespace(
+        &self,
+        rt: &ResourceType,
+        url_ns: &str,
+        obj: &Value,
+    ) -> Result<(), ApiError> {
         if !rt.namespaced {
             return Ok(());
         }
@@ -415,14 +492,32 @@ impl State {
         Ok(())
     }
 
-    fn admission_ctx(&mut self, rt: &ResourceType, ns: &str) -> (bool, bool, String, String, Option<String>) {
+    fn admission_ctx(
+        &mut self,
+        rt: &ResourceType,
+        ns: &str,
+    ) -> (bool, bool, String, String, Option<String>) {
         let is_pod = rt.group.is_empty() && rt.kind == "Pod";
         let is_svc = rt.group.is_empty() && rt.kind == "Service";
-        let cluster_ip = if is_svc { self.next_ip("10.96") } else { String::new() };
-        let pod_ip = if is_pod { self.next_ip("10.244") } else { String::new() };
+        let cluster_ip = if is_svc {
+            self.next_ip("10.96")
+        } else {
+            String::new()
+        };
+        let pod_ip = if is_pod {
+            self.next_ip("10.244")
+        } else {
+            String::new()
+        };
         let node = if is_pod { self.first_node() } else { None };
         let _ = ns;
-        (self.opts.istio_injection, self.opts.simulate_controllers, cluster_ip, pod_ip, node)
+        (
+            self.opts.istio_injection,
+            self.opts.simulate_controllers,
+            cluster_ip,
+            pod_ip,
+            node,
+        )
     }
 
     fn run_admission(&mut self, rt: &ResourceType, ns: &str, obj: &mut Value) {
@@ -440,15 +535,33 @@ impl State {
     }
 
     /// POST: creates an object.
-    pub fn create(&mut self, rt: &Arc<ResourceType>, ns: &str, mut obj: Value, o: &WriteOpts) -> Result<Value, ApiError> {
+    pub fn create(
+        &mut self,
+        rt: &Arc<ResourceType>,
+        ns: &str,
+        mut obj: Value,
+        o: &WriteOpts,
+    ) -> Result<Value, ApiError> {
         self.check_type_meta(rt, &obj)?;
         self.check_namespace(rt, ns, &obj)?;
         {
             let m = meta_mut(&mut obj);
-            for f in ["resourceVersion", "uid", "creationTimestamp", "generation", "managedFields", "deletionTimestamp", "selfLink"] {
+            for f in [
+                "resourceVersion",
+                "uid",
+                "creationTimestamp",
+                "generation",
+                "managedFields",
+                "deletionTimestamp",
+                "selfLink",
+            ] {
                 m.shift_remove(f);
             }
-            let name = m.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+            let name = m
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             if name.is_empty()
                 && let Some(g) = m.get("generateName").and_then(Value::as_str)
                 && !g.is_empty()
@@ -477,8 +590,16 @@ impl State {
         }
         self.run_admission(rt, ns, &mut obj);
         admission::validate(rt, &obj)?;
-        let managed = ssa::record_update(None, &obj, &[], &o.manager, &rt.api_version(), &now_rfc3339(), ctx_for(rt, None));
-        self.commit(rt, key, None, obj, managed, o.dry_run, false)
+        let managed = ssa::record_update(
+            None,
+            &obj,
+            &[],
+            &o.manager,
+            &rt.api_version(),
+            &now_rfc3339(),
+            ctx_for(rt, None),
+        );
+        self.commit(rt, key, None, obj, managed, Commit::from_dry_run(o.dry_run))
     }
 
     /// Stores a new version of an object: fills server-owned metadata, bumps
@@ -490,9 +611,10 @@ impl State {
         old: Option<&Stored>,
         obj: Value,
         managed: Vec<ManagedEntry>,
-        dry_run: bool,
-        keep_identity: bool,
+        mode: Commit,
     ) -> Result<Value, ApiError> {
+        let dry_run = mode == Commit::DryRun;
+        let keep_identity = mode == Commit::Preload;
         let mut obj = canonical_layout(rt, obj);
         {
             let m = meta_mut(&mut obj);
@@ -505,7 +627,12 @@ impl State {
         match old {
             Some(o) => {
                 let m = meta_mut(&mut obj);
-                for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"] {
+                for f in [
+                    "uid",
+                    "creationTimestamp",
+                    "deletionTimestamp",
+                    "deletionGracePeriodSeconds",
+                ] {
                     match get_path(&o.obj, &["metadata", f]) {
                         Some(v) => {
                             m.insert(f.into(), v.clone());
@@ -516,18 +643,32 @@ impl State {
                     }
                 }
                 if rt.has_generation {
-                    let old_gen = get_path(&o.obj, &["metadata", "generation"]).and_then(Value::as_i64).unwrap_or(1);
-                    let ignore: &[&str] = if rt.status_subresource { &["metadata", "status"] } else { &["metadata"] };
+                    let old_gen = get_path(&o.obj, &["metadata", "generation"])
+                        .and_then(Value::as_i64)
+                        .unwrap_or(1);
+                    let ignore: &[&str] = if rt.status_subresource {
+                        &["metadata", "status"]
+                    } else {
+                        &["metadata"]
+                    };
                     let changed = without(&o.obj, ignore) != without(&obj, ignore);
-                    meta_mut(&mut obj).insert("generation".into(), json!(if changed { old_gen + 1 } else { old_gen }));
+                    meta_mut(&mut obj).insert(
+                        "generation".into(),
+                        json!(if changed { old_gen + 1 } else { old_gen }),
+                    );
                 }
             }
             None => {
                 let m = meta_mut(&mut obj);
-                if !(keep_identity && m.get("uid").and_then(Value::as_str).is_some_and(|u| !u.is_empty())) {
+                if !(keep_identity
+                    && m.get("uid")
+                        .and_then(Value::as_str)
+                        .is_some_and(|u| !u.is_empty()))
+                {
                     m.insert("uid".into(), json!(new_uid()));
                 }
-                if !(keep_identity && m.get("creationTimestamp").and_then(Value::as_str).is_some()) {
+                if !(keep_identity && m.get("creationTimestamp").and_then(Value::as_str).is_some())
+                {
                     m.insert("creationTimestamp".into(), json!(now_rfc3339()));
                 }
                 if rt.has_generation && !(keep_identity && m.contains_key("generation")) {
@@ -548,7 +689,10 @@ impl State {
         let finalizers_empty = get_path(&obj, &["metadata", "finalizers"])
             .and_then(Value::as_array)
             .is_none_or(|f| f.is_empty());
-        if old.is_some() && get_path(&obj, &["metadata", "deletionTimestamp"]).is_some() && finalizers_empty {
+        if old.is_some()
+            && get_path(&obj, &["metadata", "deletionTimestamp"]).is_some()
+            && finalizers_empty
+        {
             let removed = self.remove(&key, None, false);
             return Ok(removed.map(|v| (*v).clone()).unwrap_or(obj));
         }
@@ -556,7 +700,11 @@ impl State {
         meta_mut(&mut obj).insert("resourceVersion".into(), json!(self.rv.to_string()));
         let stored = Stored::new(obj, managed);
         let full = stored.full();
-        let event_kind = if old.is_some() { EventType::Modified } else { EventType::Added };
+        let event_kind = if old.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
         self.index_owners(&key, old.map(|o| &*o.obj), Some(&stored.obj));
         let ev = WatchEvent {
             rv: self.rv,
@@ -614,14 +762,22 @@ impl State {
         let crds: Vec<Arc<Value>> = self
             .objects
             .range(start..)
-            .take_while(|(k, _)| k.group == "apiextensions.k8s.io" && k.resource == "customresourcedefinitions")
+            .take_while(|(k, _)| {
+                k.group == "apiextensions.k8s.io" && k.resource == "customresourcedefinitions"
+            })
             .filter(|(_, s)| get_path(&s.obj, &["metadata", "deletionTimestamp"]).is_none())
             .map(|(_, s)| s.obj.clone())
             .collect();
         self.registry.set_crds(crds.iter().map(|c| &**c));
     }
 
-    fn merge_subresource(&self, rt: &ResourceType, old: &Value, new: Value, sub: Option<&str>) -> Value {
+    fn merge_subresource(
+        &self,
+        rt: &ResourceType,
+        old: &Value,
+        new: Value,
+        sub: Option<&str>,
+    ) -> Value {
         match sub {
             Some("status") => {
                 let mut out = old.clone();
@@ -668,17 +824,43 @@ impl State {
         admission::validate(rt, &new)?;
         let sub = o.subresource.as_deref().filter(|s| *s == "status");
         let managed = managed.unwrap_or_else(|| {
-            ssa::record_update(Some(&old.obj), &new, &old.managed, &o.manager, &rt.api_version(), &now_rfc3339(), ctx_for(rt, sub))
+            ssa::record_update(
+                Some(&old.obj),
+                &new,
+                &old.managed,
+                &o.manager,
+                &rt.api_version(),
+                &now_rfc3339(),
+                ctx_for(rt, sub),
+            )
         });
-        self.commit(rt, key, Some(old), new, managed, o.dry_run, false)
+        self.commit(
+            rt,
+            key,
+            Some(old),
+            new,
+            managed,
+            Commit::from_dry_run(o.dry_run),
+        )
     }
 
     /// PUT: replaces an object (or its status).
-    pub fn update(&mut self, rt: &Arc<ResourceType>, ns: &str, name: &str, obj: Value, o: &WriteOpts) -> Result<Value, ApiError> {
+    pub fn update(
+        &mut self,
+        rt: &Arc<ResourceType>,
+        ns: &str,
+        name: &str,
+        obj: Value,
+        o: &WriteOpts,
+    ) -> Result<Value, ApiError> {
         self.check_type_meta(rt, &obj)?;
         self.check_namespace(rt, ns, &obj)?;
         let key = Key::of(rt, ns, name);
-        let old = self.objects.get(&key).cloned().ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
+        let old = self
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
         if let Some(n) = meta_str(&obj, "name")
             && n != name
         {
@@ -710,7 +892,11 @@ impl State {
             return self.apply(rt, ns, name, body, o);
         }
         let key = Key::of(rt, ns, name);
-        let old = self.objects.get(&key).cloned().ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
+        let old = self
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
         let patched = self.patched_value(rt, &old.obj, ptype, body)?;
         if let Some(rv) = meta_str(&patched, "resourceVersion")
             && !rv.is_empty()
@@ -730,16 +916,26 @@ impl State {
     }
 
     /// Applies a non-apply patch to a document.
-    pub fn patched_value(&self, rt: &ResourceType, current: &Value, ptype: PatchType, body: &[u8]) -> Result<Value, ApiError> {
+    pub fn patched_value(
+        &self,
+        rt: &ResourceType,
+        current: &Value,
+        ptype: PatchType,
+        body: &[u8],
+    ) -> Result<Value, ApiError> {
         match ptype {
             PatchType::Merge => {
-                let p: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding merge patch: {e}")))?;
+                let p: Value = serde_json::from_slice(body).map_err(|e| {
+                    ApiError::bad_request(format!("error decoding merge patch: {e}"))
+                })?;
                 let mut v = current.clone();
                 merge_patch(&mut v, &p);
                 Ok(v)
             }
             PatchType::Json => {
-                let p: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding json patch: {e}")))?;
+                let p: Value = serde_json::from_slice(body).map_err(|e| {
+                    ApiError::bad_request(format!("error decoding json patch: {e}"))
+                })?;
                 json_patch(current, &p).map_err(|e| match e {
                     JsonPatchError::Malformed(m) => ApiError::bad_request(m),
                     JsonPatchError::Failed(m) => ApiError::new(422, "Invalid", m),
@@ -753,9 +949,19 @@ impl State {
                         "application/apply-patch+yaml",
                     ]));
                 }
-                let p: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding strategic merge patch: {e}")))?;
+                let p: Value = serde_json::from_slice(body).map_err(|e| {
+                    ApiError::bad_request(format!("error decoding strategic merge patch: {e}"))
+                })?;
                 let mut v = current.clone();
-                strategic_merge_patch(&mut v, &p, SmpContext { builtin: true, kind: &rt.kind }).map_err(ApiError::bad_request)?;
+                strategic_merge_patch(
+                    &mut v,
+                    &p,
+                    SmpContext {
+                        builtin: true,
+                        kind: &rt.kind,
+                    },
+                )
+                .map_err(ApiError::bad_request)?;
                 Ok(v)
             }
             PatchType::Apply => Err(ApiError::bad_request("apply patches are not valid here")),
@@ -763,21 +969,44 @@ impl State {
     }
 
     /// Server-side apply (`application/apply-patch+yaml`).
-    pub fn apply(&mut self, rt: &Arc<ResourceType>, ns: &str, name: &str, body: &[u8], o: &WriteOpts) -> Result<Value, ApiError> {
+    pub fn apply(
+        &mut self,
+        rt: &Arc<ResourceType>,
+        ns: &str,
+        name: &str,
+        body: &[u8],
+        o: &WriteOpts,
+    ) -> Result<Value, ApiError> {
         if !o.explicit_manager || o.manager.is_empty() {
-            return Err(ApiError::bad_request("PATCH request with apply-patch content type requires a fieldManager: fieldManager is required for apply requests"));
+            return Err(ApiError::bad_request(
+                "PATCH request with apply-patch content type requires a fieldManager: fieldManager is required for apply requests",
+            ));
         }
         let mut config = parse_body(body)?;
         if !config.is_object() {
-            return Err(ApiError::bad_request("the applied configuration must be an object"));
+            return Err(ApiError::bad_request(
+                "the applied configuration must be an object",
+            ));
         }
-        let kind = config.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
-        let av = config.get("apiVersion").and_then(Value::as_str).unwrap_or("").to_string();
+        let kind = config
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let av = config
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         if kind.is_empty() {
-            return Err(ApiError::bad_request(format!("Object 'Kind' is missing in '{config}'")));
+            return Err(ApiError::bad_request(format!(
+                "Object 'Kind' is missing in '{config}'"
+            )));
         }
         if av.is_empty() {
-            return Err(ApiError::bad_request(format!("Object 'apiVersion' is missing in '{config}'")));
+            return Err(ApiError::bad_request(format!(
+                "Object 'apiVersion' is missing in '{config}'"
+            )));
         }
         self.check_type_meta(rt, &config)?;
         self.check_namespace(rt, ns, &config)?;
@@ -798,7 +1027,14 @@ impl State {
         }
         {
             let m = meta_mut(&mut config);
-            for f in ["resourceVersion", "uid", "creationTimestamp", "generation", "managedFields", "selfLink"] {
+            for f in [
+                "resourceVersion",
+                "uid",
+                "creationTimestamp",
+                "generation",
+                "managedFields",
+                "selfLink",
+            ] {
                 m.shift_remove(f);
             }
             m.insert("name".into(), json!(name));
@@ -810,7 +1046,9 @@ impl State {
         let ctx = ctx_for(rt, sub);
         if let Some(m) = config.as_object_mut() {
             match ctx.scope {
-                Scope::StatusOnly => m.retain(|k, _| matches!(k.as_str(), "apiVersion" | "kind" | "metadata" | "status")),
+                Scope::StatusOnly => m.retain(|k, _| {
+                    matches!(k.as_str(), "apiVersion" | "kind" | "metadata" | "status")
+                }),
                 Scope::MainNoStatus => {
                     m.shift_remove("status");
                 }
@@ -859,15 +1097,32 @@ impl State {
                 let mut obj = outcome.object;
                 self.run_admission(rt, ns, &mut obj);
                 admission::validate(rt, &obj)?;
-                self.commit(rt, key, None, obj, outcome.managed, o.dry_run, false)
+                self.commit(
+                    rt,
+                    key,
+                    None,
+                    obj,
+                    outcome.managed,
+                    Commit::from_dry_run(o.dry_run),
+                )
             }
         }
     }
 
     /// DELETE of one object. Returns the response body.
-    pub fn delete(&mut self, rt: &Arc<ResourceType>, ns: &str, name: &str, o: &DeleteOpts) -> Result<Value, ApiError> {
+    pub fn delete(
+        &mut self,
+        rt: &Arc<ResourceType>,
+        ns: &str,
+        name: &str,
+        o: &DeleteOpts,
+    ) -> Result<Value, ApiError> {
         let key = Key::of(rt, ns, name);
-        let old = self.objects.get(&key).cloned().ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
+        let old = self
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
         if let Some(uid) = &o.uid
             && Some(uid.as_str()) != meta_str(&old.obj, "uid")
         {
@@ -899,7 +1154,11 @@ impl State {
             .and_then(Value::as_array)
             .is_some_and(|f| !f.is_empty());
         if o.dry_run {
-            return Ok(if rt.custom || has_finalizers { old.full() } else { success_status(&rt.group, &rt.plural, name, uid.as_deref()) });
+            return Ok(if rt.custom || has_finalizers {
+                old.full()
+            } else {
+                success_status(&rt.group, &rt.plural, name, uid.as_deref())
+            });
         }
         if has_finalizers {
             if get_path(&old.obj, &["metadata", "deletionTimestamp"]).is_some() {
@@ -933,11 +1192,21 @@ impl State {
         }
         let removed = self.remove(&key, o.propagation.as_deref(), true);
         let final_obj = removed.map(|v| (*v).clone()).unwrap_or(Value::Null);
-        Ok(if rt.custom { final_obj } else { success_status(&rt.group, &rt.plural, name, uid.as_deref()) })
+        Ok(if rt.custom {
+            final_obj
+        } else {
+            success_status(&rt.group, &rt.plural, name, uid.as_deref())
+        })
     }
 
     /// DELETE on a collection (`deletecollection`).
-    pub fn delete_collection(&mut self, rt: &Arc<ResourceType>, ns: Option<&str>, q: &ListQuery, o: &DeleteOpts) -> Result<Value, ApiError> {
+    pub fn delete_collection(
+        &mut self,
+        rt: &Arc<ResourceType>,
+        ns: Option<&str>,
+        q: &ListQuery,
+        o: &DeleteOpts,
+    ) -> Result<Value, ApiError> {
         let keys: Vec<(String, String)> = {
             let mut q = q.clone();
             q.limit = 0;
@@ -945,7 +1214,12 @@ impl State {
             let page = self.list(rt, ns, &q)?;
             page.items
                 .iter()
-                .map(|s| (meta_str(&s.obj, "namespace").unwrap_or("").to_string(), meta_str(&s.obj, "name").unwrap_or("").to_string()))
+                .map(|s| {
+                    (
+                        meta_str(&s.obj, "namespace").unwrap_or("").to_string(),
+                        meta_str(&s.obj, "name").unwrap_or("").to_string(),
+                    )
+                })
                 .collect()
         };
         let mut items = Vec::new();
@@ -957,7 +1231,9 @@ impl State {
                 items.push(b);
             }
         }
-        Ok(json!({"kind": rt.list_kind(), "apiVersion": rt.api_version(), "metadata": {"resourceVersion": self.rv.to_string()}, "items": items}))
+        Ok(
+            json!({"kind": rt.list_kind(), "apiVersion": rt.api_version(), "metadata": {"resourceVersion": self.rv.to_string()}, "items": items}),
+        )
     }
 
     /// Removes an object for good, cascading to namespace contents, custom
@@ -966,17 +1242,32 @@ impl State {
         let old = self.objects.remove(key)?;
         self.index_owners(key, Some(&old.obj), None);
         let is_ns = key.group.is_empty() && key.resource == "namespaces";
-        let is_crd = key.group == "apiextensions.k8s.io" && key.resource == "customresourcedefinitions";
+        let is_crd =
+            key.group == "apiextensions.k8s.io" && key.resource == "customresourcedefinitions";
         if is_ns {
-            let victims: Vec<Key> = self.objects.keys().filter(|k| !k.namespace.is_empty() && k.namespace == key.name).cloned().collect();
+            let victims: Vec<Key> = self
+                .objects
+                .keys()
+                .filter(|k| !k.namespace.is_empty() && k.namespace == key.name)
+                .cloned()
+                .collect();
             for v in victims {
                 self.remove(&v, Some("Background"), false);
             }
         }
         if is_crd {
-            let group = get_str(&old.obj, &["spec", "group"]).unwrap_or("").to_string();
-            let plural = get_str(&old.obj, &["spec", "names", "plural"]).unwrap_or("").to_string();
-            let victims: Vec<Key> = self.objects.keys().filter(|k| k.group == group && k.resource == plural).cloned().collect();
+            let group = get_str(&old.obj, &["spec", "group"])
+                .unwrap_or("")
+                .to_string();
+            let plural = get_str(&old.obj, &["spec", "names", "plural"])
+                .unwrap_or("")
+                .to_string();
+            let victims: Vec<Key> = self
+                .objects
+                .keys()
+                .filter(|k| k.group == group && k.resource == plural)
+                .cloned()
+                .collect();
             for v in victims {
                 self.remove(&v, Some("Background"), false);
             }
@@ -1002,7 +1293,11 @@ impl State {
             && self.opts.simulate_controllers
             && let Some(uid) = meta_str(&old.obj, "uid")
         {
-            let dependents: Vec<Key> = self.owners.get(uid).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+            let dependents: Vec<Key> = self
+                .owners
+                .get(uid)
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default();
             for d in dependents {
                 if propagation == Some("Orphan") {
                     self.orphan(&d, uid);
@@ -1010,7 +1305,11 @@ impl State {
                     let others_alive = self
                         .objects
                         .get(&d)
-                        .map(|s| owner_uids(&s.obj).iter().any(|u| u != uid && self.uid_exists(u)))
+                        .map(|s| {
+                            owner_uids(&s.obj)
+                                .iter()
+                                .any(|u| u != uid && self.uid_exists(u))
+                        })
                         .unwrap_or(false);
                     if !others_alive {
                         self.remove(&d, propagation, true);
@@ -1022,23 +1321,35 @@ impl State {
     }
 
     fn uid_exists(&self, uid: &str) -> bool {
-        self.objects.values().any(|s| meta_str(&s.obj, "uid") == Some(uid))
+        self.objects
+            .values()
+            .any(|s| meta_str(&s.obj, "uid") == Some(uid))
     }
 
     fn orphan(&mut self, key: &Key, owner_uid: &str) {
-        let Some(old) = self.objects.get(key).cloned() else { return };
-        let Some(rt) = self.registry.find_any_version(&key.group, &key.resource) else { return };
+        let Some(old) = self.objects.get(key).cloned() else {
+            return;
+        };
+        let Some(rt) = self.registry.find_any_version(&key.group, &key.resource) else {
+            return;
+        };
         let mut obj = (*old.obj).clone();
         if let Some(Value::Array(refs)) = meta_mut(&mut obj).get_mut("ownerReferences") {
             refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(owner_uid));
         }
         let managed = old.managed.clone();
-        let _ = self.commit(&rt, key.clone(), Some(&old), obj, managed, false, false);
+        let _ = self.commit(&rt, key.clone(), Some(&old), obj, managed, Commit::Store);
     }
 
     /// Internal write used by simulated controllers: stores `obj` (create or
     /// replace) as `manager`, bypassing admission except defaulting on create.
-    pub fn put_internal(&mut self, rt: &Arc<ResourceType>, obj: Value, manager: &str, status_only: bool) -> Option<Value> {
+    pub fn put_internal(
+        &mut self,
+        rt: &Arc<ResourceType>,
+        obj: Value,
+        manager: &str,
+        status_only: bool,
+    ) -> Option<Value> {
         let ns = meta_str(&obj, "namespace").unwrap_or("").to_string();
         let name = meta_str(&obj, "name").unwrap_or("").to_string();
         let key = Key::of(rt, &ns, &name);
@@ -1046,15 +1357,36 @@ impl State {
         let sub = status_only.then_some("status");
         match old {
             Some(old) => {
-                let new = if status_only { self.merge_subresource(rt, &old.obj, obj, Some("status")) } else { obj };
-                let managed = ssa::record_update(Some(&old.obj), &new, &old.managed, manager, &rt.api_version(), &now_rfc3339(), ctx_for(rt, sub));
-                self.commit(rt, key, Some(&old), new, managed, false, false).ok()
+                let new = if status_only {
+                    self.merge_subresource(rt, &old.obj, obj, Some("status"))
+                } else {
+                    obj
+                };
+                let managed = ssa::record_update(
+                    Some(&old.obj),
+                    &new,
+                    &old.managed,
+                    manager,
+                    &rt.api_version(),
+                    &now_rfc3339(),
+                    ctx_for(rt, sub),
+                );
+                self.commit(rt, key, Some(&old), new, managed, Commit::Store)
+                    .ok()
             }
             None => {
                 let mut obj = obj;
                 self.run_admission(rt, &ns, &mut obj);
-                let managed = ssa::record_update(None, &obj, &[], manager, &rt.api_version(), &now_rfc3339(), ctx_for(rt, None));
-                self.commit(rt, key, None, obj, managed, false, false).ok()
+                let managed = ssa::record_update(
+                    None,
+                    &obj,
+                    &[],
+                    manager,
+                    &rt.api_version(),
+                    &now_rfc3339(),
+                    ctx_for(rt, None),
+                );
+                self.commit(rt, key, None, obj, managed, Commit::Store).ok()
             }
         }
     }
@@ -1064,16 +1396,29 @@ impl State {
     /// run admission or controllers. Namespaced objects without a namespace go
     /// to `default`.
     pub fn load_one(&mut self, obj: Value) -> Result<Key, ApiError> {
-        let av = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("").to_string();
-        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
+        let av = obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let kind = obj
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let (g, v) = split_api_version(&av);
         let rt = self.registry.find_kind(g, v, &kind).ok_or_else(|| {
             ApiError::bad_request(format!("no matches for kind \"{kind}\" in version \"{av}\" (is its CustomResourceDefinition loaded first?)"))
         })?;
         let mut obj = obj;
-        let managed = get_path(&obj, &["metadata", "managedFields"]).map(ssa::from_managed_fields).unwrap_or_default();
+        let managed = get_path(&obj, &["metadata", "managedFields"])
+            .map(ssa::from_managed_fields)
+            .unwrap_or_default();
         let ns = if rt.namespaced {
-            meta_str(&obj, "namespace").filter(|s| !s.is_empty()).unwrap_or("default").to_string()
+            meta_str(&obj, "namespace")
+                .filter(|s| !s.is_empty())
+                .unwrap_or("default")
+                .to_string()
         } else {
             String::new()
         };
@@ -1082,17 +1427,28 @@ impl State {
         }
         let name = meta_str(&obj, "name").unwrap_or("").to_string();
         if rt.group.is_empty() && rt.kind == "Namespace" {
-            crate::util::ensure_object(&mut obj, &["metadata", "labels"]).insert("kubernetes.io/metadata.name".into(), json!(name));
-            crate::util::ensure_object(&mut obj, &["status"]).entry("phase").or_insert(json!("Active"));
+            crate::util::ensure_object(&mut obj, &["metadata", "labels"])
+                .insert("kubernetes.io/metadata.name".into(), json!(name));
+            crate::util::ensure_object(&mut obj, &["status"])
+                .entry("phase")
+                .or_insert(json!("Active"));
         }
-        if rt.group == "apiextensions.k8s.io" && get_path(&obj, &["status", "conditions"]).is_none() {
-            let ctx = AdmissionCtx { namespace_labels: None, istio_injection: false, kubelet: false, cluster_ip: String::new(), pod_ip: String::new(), node_name: None };
+        if rt.group == "apiextensions.k8s.io" && get_path(&obj, &["status", "conditions"]).is_none()
+        {
+            let ctx = AdmissionCtx {
+                namespace_labels: None,
+                istio_injection: false,
+                kubelet: false,
+                cluster_ip: String::new(),
+                pod_ip: String::new(),
+                node_name: None,
+            };
             admission::default_on_create(&rt, &mut obj, &ctx);
         }
         admission::validate(&rt, &obj)?;
         let key = Key::of(&rt, &ns, &name);
         let old = self.objects.get(&key).cloned();
-        self.commit(&rt, key.clone(), None, obj, managed, false, true)?;
+        self.commit(&rt, key.clone(), None, obj, managed, Commit::Preload)?;
         if let Some(o) = old {
             self.index_owners(&key, Some(&o.obj), None);
             if let Some(s) = self.objects.get(&key) {
@@ -1110,7 +1466,10 @@ impl State {
         for o in objs {
             flatten(o, &mut flat);
         }
-        let rank = |o: &Value| match (o.get("kind").and_then(Value::as_str), o.get("apiVersion").and_then(Value::as_str)) {
+        let rank = |o: &Value| match (
+            o.get("kind").and_then(Value::as_str),
+            o.get("apiVersion").and_then(Value::as_str),
+        ) {
             (Some("CustomResourceDefinition"), _) => 0,
             (Some("Namespace"), Some("v1")) => 1,
             _ => 2,
@@ -1125,7 +1484,12 @@ impl State {
     }
 
     /// Lists one page.
-    pub fn list(&self, rt: &ResourceType, ns: Option<&str>, q: &ListQuery) -> Result<ListPage<'_>, ApiError> {
+    pub fn list(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        q: &ListQuery,
+    ) -> Result<ListPage<'_>, ApiError> {
         let ns = if rt.namespaced { ns } else { None };
         let mut start_ns = ns.unwrap_or("").to_string();
         let mut start_name = String::new();
@@ -1140,12 +1504,28 @@ impl State {
             start_name = tname;
             exclusive = true;
         }
-        let start = Key { group: rt.group.clone(), resource: rt.plural.clone(), namespace: start_ns, name: start_name };
-        let lower = if exclusive { Bound::Excluded(start) } else { Bound::Included(start) };
-        let in_range = |k: &Key| k.group == rt.group && k.resource == rt.plural && ns.is_none_or(|n| k.namespace == n);
-        let matches = |s: &Stored| q.labels.matches_object(&s.obj) && (q.fields.is_empty() || q.fields.matches(&s.obj));
+        let start = Key {
+            group: rt.group.clone(),
+            resource: rt.plural.clone(),
+            namespace: start_ns,
+            name: start_name,
+        };
+        let lower = if exclusive {
+            Bound::Excluded(start)
+        } else {
+            Bound::Included(start)
+        };
+        let in_range = |k: &Key| {
+            k.group == rt.group && k.resource == rt.plural && ns.is_none_or(|n| k.namespace == n)
+        };
+        let matches = |s: &Stored| {
+            q.labels.matches_object(&s.obj) && (q.fields.is_empty() || q.fields.matches(&s.obj))
+        };
         let mut items = Vec::new();
-        let mut iter = self.objects.range((lower, Bound::Unbounded)).take_while(|(k, _)| in_range(k));
+        let mut iter = self
+            .objects
+            .range((lower, Bound::Unbounded))
+            .take_while(|(k, _)| in_range(k));
         let mut last: Option<&Key> = None;
         let mut more = false;
         if let (Some(name), Some(n)) = (q.fields.exact_name(), ns)
@@ -1156,7 +1536,12 @@ impl State {
             {
                 items.push(s);
             }
-            return Ok(ListPage { items, continue_token: None, remaining: None, resource_version: self.rv });
+            return Ok(ListPage {
+                items,
+                continue_token: None,
+                remaining: None,
+                resource_version: self.rv,
+            });
         }
         for (k, s) in iter.by_ref() {
             if !matches(s) {
@@ -1172,7 +1557,11 @@ impl State {
         let selectors = !q.labels.is_empty() || !q.fields.is_empty();
         let (continue_token, remaining) = if more {
             let k = last.expect("a full page has a last item");
-            let rel = if ns.is_some() || !rt.namespaced { k.name.clone() } else { format!("{}/{}", k.namespace, k.name) };
+            let rel = if ns.is_some() || !rt.namespaced {
+                k.name.clone()
+            } else {
+                format!("{}/{}", k.namespace, k.name)
+            };
             let remaining = if selectors {
                 None
             } else {
@@ -1183,7 +1572,12 @@ impl State {
         } else {
             (None, None)
         };
-        Ok(ListPage { items, continue_token, remaining, resource_version: self.rv })
+        Ok(ListPage {
+            items,
+            continue_token,
+            remaining,
+            resource_version: self.rv,
+        })
     }
 
     /// Serializes a list page the way the real server does.
@@ -1191,9 +1585,17 @@ impl State {
         let total: usize = page.items.iter().map(|s| s.json.len() + 1).sum();
         let mut out = Vec::with_capacity(total + 256);
         out.extend_from_slice(b"{\"kind\":");
-        out.extend_from_slice(serde_json::to_string(&rt.list_kind()).unwrap_or_default().as_bytes());
+        out.extend_from_slice(
+            serde_json::to_string(&rt.list_kind())
+                .unwrap_or_default()
+                .as_bytes(),
+        );
         out.extend_from_slice(b",\"apiVersion\":");
-        out.extend_from_slice(serde_json::to_string(&rt.api_version()).unwrap_or_default().as_bytes());
+        out.extend_from_slice(
+            serde_json::to_string(&rt.api_version())
+                .unwrap_or_default()
+                .as_bytes(),
+        );
         out.extend_from_slice(b",\"metadata\":{\"resourceVersion\":\"");
         out.extend_from_slice(page.resource_version.to_string().as_bytes());
         out.push(b'"');
@@ -1232,7 +1634,7 @@ impl State {
         q: &ListQuery,
         resource_version: Option<&str>,
         send_initial: bool,
-    ) -> Result<(Vec<Arc<WatchEvent>>, broadcast::Receiver<Arc<WatchEvent>>, u64), ApiError> {
+    ) -> Result<WatchStart, ApiError> {
         let rx = self.events.subscribe();
         let ns = if rt.namespaced { ns } else { None };
         let rv_param = resource_version.unwrap_or("");
@@ -1243,8 +1645,19 @@ impl State {
             q2.continue_token = None;
             for s in self.list(rt, ns, &q2)?.items {
                 let rv = s.resource_version().parse().unwrap_or(0);
-                let key = Key::of(rt, meta_str(&s.obj, "namespace").unwrap_or(""), meta_str(&s.obj, "name").unwrap_or(""));
-                initial.push(Arc::new(WatchEvent { rv, kind: EventType::Added, key, prev: None, obj: s.obj.clone(), json: s.json.clone() }));
+                let key = Key::of(
+                    rt,
+                    meta_str(&s.obj, "namespace").unwrap_or(""),
+                    meta_str(&s.obj, "name").unwrap_or(""),
+                );
+                initial.push(Arc::new(WatchEvent {
+                    rv,
+                    kind: EventType::Added,
+                    key,
+                    prev: None,
+                    obj: s.obj.clone(),
+                    json: s.json.clone(),
+                }));
             }
             return Ok((initial, rx, self.rv));
         }
@@ -1252,7 +1665,10 @@ impl State {
             .parse()
             .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv_param}")))?;
         if since < self.history_floor {
-            return Err(ApiError::expired(format!("too old resource version: {since} ({})", self.history_floor + 1)));
+            return Err(ApiError::expired(format!(
+                "too old resource version: {since} ({})",
+                self.history_floor + 1
+            )));
         }
         for ev in &self.history {
             if ev.rv > since && ev.key.group == rt.group && ev.key.resource == rt.plural {
@@ -1268,9 +1684,21 @@ impl State {
         for (k, s) in &self.objects {
             let mut v = (*s.obj).clone();
             crate::strip_volatile(&mut v);
-            let kind = s.obj.get("kind").and_then(Value::as_str).unwrap_or(&k.resource);
-            let kind_group = if k.group.is_empty() { kind.to_string() } else { format!("{kind}.{}", k.group) };
-            let id = if k.namespace.is_empty() { format!("{kind_group}/{}", k.name) } else { format!("{kind_group}/{}/{}", k.namespace, k.name) };
+            let kind = s
+                .obj
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or(&k.resource);
+            let kind_group = if k.group.is_empty() {
+                kind.to_string()
+            } else {
+                format!("{kind}.{}", k.group)
+            };
+            let id = if k.namespace.is_empty() {
+                format!("{kind_group}/{}", k.name)
+            } else {
+                format!("{kind_group}/{}/{}", k.namespace, k.name)
+            };
             out.insert(id, v);
         }
         out
@@ -1278,7 +1706,11 @@ impl State {
 }
 
 fn flatten(o: Value, out: &mut Vec<Value>) {
-    let is_list = o.get("kind").and_then(Value::as_str).is_some_and(|k| k == "List" || k.ends_with("List")) && o.get("items").is_some_and(Value::is_array);
+    let is_list = o
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k == "List" || k.ends_with("List"))
+        && o.get("items").is_some_and(Value::is_array);
     if is_list {
         if let Some(Value::Array(items)) = o.get("items").cloned() {
             for i in items {
@@ -1292,13 +1724,18 @@ fn flatten(o: Value, out: &mut Vec<Value>) {
 
 /// Encodes a continue token in the real server's format.
 pub fn encode_continue(rv: u64, start: &str) -> String {
-    let raw = json!({"v": "meta.k8s.io/v1", "rv": rv, "start": format!("{start}\u{0}")}).to_string();
+    let raw =
+        json!({"v": "meta.k8s.io/v1", "rv": rv, "start": format!("{start}\u{0}")}).to_string();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
 }
 
 /// Decodes a continue token into (namespace, name) of the last item served.
 pub fn decode_continue(tok: &str, single_scope: bool) -> Result<(String, String), ApiError> {
-    let bad = || ApiError::bad_request("continue key is not valid: the provided continue parameter is not valid");
+    let bad = || {
+        ApiError::bad_request(
+            "continue key is not valid: the provided continue parameter is not valid",
+        )
+    };
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(tok.trim_end_matches('='))
         .map_err(|_| bad())?;
@@ -1321,7 +1758,10 @@ mod tests {
     use super::*;
 
     fn state() -> State {
-        State::new(DoubleOptions { simulate_controllers: false, ..DoubleOptions::default() })
+        State::new(DoubleOptions {
+            simulate_controllers: false,
+            ..DoubleOptions::default()
+        })
     }
 
     fn rt(s: &State, g: &str, p: &str) -> Arc<ResourceType> {
@@ -1329,7 +1769,11 @@ mod tests {
     }
 
     fn opts(m: &str) -> WriteOpts {
-        WriteOpts { manager: m.into(), explicit_manager: true, ..WriteOpts::default() }
+        WriteOpts {
+            manager: m.into(),
+            explicit_manager: true,
+            ..WriteOpts::default()
+        }
     }
 
     fn cm(name: &str, labels: Value) -> Value {
@@ -1341,7 +1785,8 @@ mod tests {
         let mut s = state();
         let pods = rt(&s, "", "pods");
         for ns in ["a", "b"] {
-            s.load_one(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})).unwrap();
+            s.load_one(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+                .unwrap();
             for i in 0..25 {
                 s.load_one(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": format!("p{i:02}"), "namespace": ns, "labels": {"i": i.to_string()}}, "spec": {"containers": [{"name": "c", "image": "i"}]}})).unwrap();
             }
@@ -1351,11 +1796,19 @@ mod tests {
             let mut tok = None;
             let mut pages = 0;
             loop {
-                let q = ListQuery { limit: 7, continue_token: tok.clone(), ..ListQuery::default() };
+                let q = ListQuery {
+                    limit: 7,
+                    continue_token: tok.clone(),
+                    ..ListQuery::default()
+                };
                 let page = s.list(&pods, ns, &q).unwrap();
                 pages += 1;
                 for it in &page.items {
-                    seen.push(format!("{}/{}", meta_str(&it.obj, "namespace").unwrap(), meta_str(&it.obj, "name").unwrap()));
+                    seen.push(format!(
+                        "{}/{}",
+                        meta_str(&it.obj, "namespace").unwrap(),
+                        meta_str(&it.obj, "name").unwrap()
+                    ));
                 }
                 if let Some(r) = page.remaining {
                     let total = if ns.is_some() { 25 } else { 50 };
@@ -1372,11 +1825,21 @@ mod tests {
             assert_eq!(unique.len(), expected);
             assert_eq!(pages, expected.div_ceil(7));
         }
-        let q = ListQuery { labels: LabelSelector::parse("i in (1,2,3)").unwrap(), limit: 2, ..ListQuery::default() };
+        let q = ListQuery {
+            labels: LabelSelector::parse("i in (1,2,3)").unwrap(),
+            limit: 2,
+            ..ListQuery::default()
+        };
         let page = s.list(&pods, Some("b"), &q).unwrap();
         assert_eq!(page.items.len(), 2);
-        assert!(page.remaining.is_none(), "no remainingItemCount with selectors");
-        let q2 = ListQuery { continue_token: page.continue_token.clone(), ..q };
+        assert!(
+            page.remaining.is_none(),
+            "no remainingItemCount with selectors"
+        );
+        let q2 = ListQuery {
+            continue_token: page.continue_token.clone(),
+            ..q
+        };
         assert_eq!(s.list(&pods, Some("b"), &q2).unwrap().items.len(), 1);
         assert_eq!(decode_continue("bm9wZQ", true).unwrap_err().code, 400);
     }
@@ -1385,19 +1848,40 @@ mod tests {
     fn create_update_conflict_and_generation() {
         let mut s = state();
         let cms = rt(&s, "", "configmaps");
-        let created = s.create(&cms, "default", cm("c1", json!({"a": "1"})), &opts("test")).unwrap();
+        let created = s
+            .create(&cms, "default", cm("c1", json!({"a": "1"})), &opts("test"))
+            .unwrap();
         assert_eq!(created["kind"], "ConfigMap");
-        let rv = created["metadata"]["resourceVersion"].as_str().unwrap().to_string();
-        assert_eq!(s.create(&cms, "default", cm("c1", json!({})), &opts("test")).unwrap_err().reason, "AlreadyExists");
-        assert_eq!(s.create(&cms, "nope", cm("c2", json!({})), &opts("test")).unwrap_err().message, "namespaces \"nope\" not found");
+        let rv = created["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            s.create(&cms, "default", cm("c1", json!({})), &opts("test"))
+                .unwrap_err()
+                .reason,
+            "AlreadyExists"
+        );
+        assert_eq!(
+            s.create(&cms, "nope", cm("c2", json!({})), &opts("test"))
+                .unwrap_err()
+                .message,
+            "namespaces \"nope\" not found"
+        );
         let mut upd = cm("c1", json!({"a": "2"}));
         upd["metadata"]["resourceVersion"] = json!("1");
-        assert_eq!(s.update(&cms, "default", "c1", upd.clone(), &opts("test")).unwrap_err().code, 409);
+        assert_eq!(
+            s.update(&cms, "default", "c1", upd.clone(), &opts("test"))
+                .unwrap_err()
+                .code,
+            409
+        );
         upd["metadata"]["resourceVersion"] = json!(rv);
         let updated = s.update(&cms, "default", "c1", upd, &opts("test")).unwrap();
         assert_eq!(updated["metadata"]["labels"]["a"], "2");
         assert_eq!(updated["metadata"]["uid"], created["metadata"]["uid"]);
-        let gen_name = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "cfg-"}});
+        let gen_name =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "cfg-"}});
         let g = s.create(&cms, "default", gen_name, &opts("t")).unwrap();
         assert!(g["metadata"]["name"].as_str().unwrap().starts_with("cfg-"));
         let deps = rt(&s, "apps", "deployments");
@@ -1406,13 +1890,58 @@ mod tests {
         let d = s.create(&deps, "default", d, &opts("t")).unwrap();
         assert_eq!(d["metadata"]["generation"], 1);
         assert_eq!(d["spec"]["replicas"], 1, "defaulted");
-        let d2 = s.patch(&deps, "default", "web", PatchType::Merge, br#"{"metadata":{"labels":{"x":"y"}}}"#, &opts("t")).unwrap();
-        assert_eq!(d2["metadata"]["generation"], 1, "metadata changes keep the generation");
-        let d3 = s.patch(&deps, "default", "web", PatchType::Merge, br#"{"spec":{"replicas":3}}"#, &opts("t")).unwrap();
+        let d2 = s
+            .patch(
+                &deps,
+                "default",
+                "web",
+                PatchType::Merge,
+                br#"{"metadata":{"labels":{"x":"y"}}}"#,
+                &opts("t"),
+            )
+            .unwrap();
+        assert_eq!(
+            d2["metadata"]["generation"], 1,
+            "metadata changes keep the generation"
+        );
+        let d3 = s
+            .patch(
+                &deps,
+                "default",
+                "web",
+                PatchType::Merge,
+                br#"{"spec":{"replicas":3}}"#,
+                &opts("t"),
+            )
+            .unwrap();
         assert_eq!(d3["metadata"]["generation"], 2);
-        let d4 = s.patch(&deps, "default", "web", PatchType::Merge, br#"{"status":{"replicas":3}}"#, &opts("t")).unwrap();
-        assert!(d4.get("status").is_none(), "status is ignored on the main resource");
-        let d5 = s.patch(&deps, "default", "web", PatchType::Merge, br#"{"status":{"replicas":3},"spec":{"replicas":9}}"#, &WriteOpts { subresource: Some("status".into()), ..opts("t") }).unwrap();
+        let d4 = s
+            .patch(
+                &deps,
+                "default",
+                "web",
+                PatchType::Merge,
+                br#"{"status":{"replicas":3}}"#,
+                &opts("t"),
+            )
+            .unwrap();
+        assert!(
+            d4.get("status").is_none(),
+            "status is ignored on the main resource"
+        );
+        let d5 = s
+            .patch(
+                &deps,
+                "default",
+                "web",
+                PatchType::Merge,
+                br#"{"status":{"replicas":3},"spec":{"replicas":9}}"#,
+                &WriteOpts {
+                    subresource: Some("status".into()),
+                    ..opts("t")
+                },
+            )
+            .unwrap();
         assert_eq!(d5["status"]["replicas"], 3);
         assert_eq!(d5["spec"]["replicas"], 3, "spec is ignored on /status");
     }
@@ -1422,7 +1951,17 @@ mod tests {
         let mut s = state();
         let cms = rt(&s, "", "configmaps");
         let rv = s.rv;
-        let out = s.create(&cms, "default", cm("dry", json!({})), &WriteOpts { dry_run: true, ..opts("t") }).unwrap();
+        let out = s
+            .create(
+                &cms,
+                "default",
+                cm("dry", json!({})),
+                &WriteOpts {
+                    dry_run: true,
+                    ..opts("t")
+                },
+            )
+            .unwrap();
         assert_eq!(out["metadata"]["name"], "dry");
         assert!(s.get(&cms, "default", "dry").is_err());
         assert_eq!(s.rv, rv);
@@ -1435,10 +1974,20 @@ mod tests {
         let mut c = cm("f", json!({}));
         c["metadata"]["finalizers"] = json!(["example.com/hold"]);
         s.create(&cms, "default", c, &opts("t")).unwrap();
-        let r = s.delete(&cms, "default", "f", &DeleteOpts::default()).unwrap();
+        let r = s
+            .delete(&cms, "default", "f", &DeleteOpts::default())
+            .unwrap();
         assert!(r["metadata"]["deletionTimestamp"].is_string());
         assert!(s.get(&cms, "default", "f").is_ok());
-        s.patch(&cms, "default", "f", PatchType::Merge, br#"{"metadata":{"finalizers":null}}"#, &opts("t")).unwrap();
+        s.patch(
+            &cms,
+            "default",
+            "f",
+            PatchType::Merge,
+            br#"{"metadata":{"finalizers":null}}"#,
+            &opts("t"),
+        )
+        .unwrap();
         assert!(s.get(&cms, "default", "f").is_err());
     }
 
@@ -1447,8 +1996,15 @@ mod tests {
         let mut s = state();
         let nss = rt(&s, "", "namespaces");
         let cms = rt(&s, "", "configmaps");
-        s.create(&nss, "", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "gone"}}), &opts("t")).unwrap();
-        s.create(&cms, "gone", cm("x", json!({})), &opts("t")).unwrap();
+        s.create(
+            &nss,
+            "",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "gone"}}),
+            &opts("t"),
+        )
+        .unwrap();
+        s.create(&cms, "gone", cm("x", json!({})), &opts("t"))
+            .unwrap();
         s.delete(&nss, "", "gone", &DeleteOpts::default()).unwrap();
         assert!(s.get(&cms, "gone", "x").is_err());
     }
@@ -1457,20 +2013,75 @@ mod tests {
     fn server_side_apply_through_the_store() {
         let mut s = state();
         let cms = rt(&s, "", "configmaps");
-        let body = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"ssa"},"data":{"a":"1"}}"#;
-        let created = s.patch(&cms, "default", "ssa", PatchType::Apply, body, &opts("alice")).unwrap();
+        let body =
+            br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"ssa"},"data":{"a":"1"}}"#;
+        let created = s
+            .patch(
+                &cms,
+                "default",
+                "ssa",
+                PatchType::Apply,
+                body,
+                &opts("alice"),
+            )
+            .unwrap();
         assert_eq!(created["metadata"]["managedFields"][0]["manager"], "alice");
-        let body2 = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"ssa"},"data":{"a":"2"}}"#;
-        let err = s.patch(&cms, "default", "ssa", PatchType::Apply, body2, &opts("bob")).unwrap_err();
+        let body2 =
+            br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"ssa"},"data":{"a":"2"}}"#;
+        let err = s
+            .patch(
+                &cms,
+                "default",
+                "ssa",
+                PatchType::Apply,
+                body2,
+                &opts("bob"),
+            )
+            .unwrap_err();
         assert_eq!(err.code, 409);
-        assert_eq!(err.message, "Apply failed with 1 conflict: conflict with \"alice\" using v1: .data.a");
-        assert_eq!(err.details.as_ref().unwrap()["causes"][0]["field"], ".data.a");
-        let forced = s.patch(&cms, "default", "ssa", PatchType::Apply, body2, &WriteOpts { force: true, ..opts("bob") }).unwrap();
+        assert_eq!(
+            err.message,
+            "Apply failed with 1 conflict: conflict with \"alice\" using v1: .data.a"
+        );
+        assert_eq!(
+            err.details.as_ref().unwrap()["causes"][0]["field"],
+            ".data.a"
+        );
+        let forced = s
+            .patch(
+                &cms,
+                "default",
+                "ssa",
+                PatchType::Apply,
+                body2,
+                &WriteOpts {
+                    force: true,
+                    ..opts("bob")
+                },
+            )
+            .unwrap();
         assert_eq!(forced["data"]["a"], "2");
         let yaml = b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\ndata:\n  b: '3'\n";
-        let merged = s.patch(&cms, "default", "ssa", PatchType::Apply, yaml, &opts("carol")).unwrap();
+        let merged = s
+            .patch(
+                &cms,
+                "default",
+                "ssa",
+                PatchType::Apply,
+                yaml,
+                &opts("carol"),
+            )
+            .unwrap();
         assert_eq!(merged["data"], json!({"a": "2", "b": "3"}));
-        let no_mgr = WriteOpts { explicit_manager: false, ..opts("x") };
-        assert_eq!(s.patch(&cms, "default", "ssa", PatchType::Apply, yaml, &no_mgr).unwrap_err().code, 400);
+        let no_mgr = WriteOpts {
+            explicit_manager: false,
+            ..opts("x")
+        };
+        assert_eq!(
+            s.patch(&cms, "default", "ssa", PatchType::Apply, yaml, &no_mgr)
+                .unwrap_err()
+                .code,
+            400
+        );
     }
 }

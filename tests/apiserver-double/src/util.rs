@@ -96,7 +96,11 @@ pub fn human_duration(secs: i64) -> String {
     let minutes = secs / 60;
     if minutes < 10 {
         let s = secs % 60;
-        return if s == 0 { format!("{minutes}m") } else { format!("{minutes}m{s}s") };
+        return if s == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{s}s")
+        };
     }
     if minutes < 180 {
         return format!("{minutes}m");
@@ -104,7 +108,11 @@ pub fn human_duration(secs: i64) -> String {
     let hours = secs / 3600;
     if hours < 8 {
         let m = minutes % 60;
-        return if m == 0 { format!("{hours}h") } else { format!("{hours}h{m}m") };
+        return if m == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{m}m")
+        };
     }
     if hours < 48 {
         return format!("{hours}h");
@@ -112,7 +120,11 @@ pub fn human_duration(secs: i64) -> String {
     if hours < 24 * 8 {
         let h = hours % 24;
         let d = hours / 24;
-        return if h == 0 { format!("{d}d") } else { format!("{d}d{h}h") };
+        return if h == 0 {
+            format!("{d}d")
+        } else {
+            format!("{d}d{h}h")
+        };
     }
     if hours < 24 * 365 * 2 {
         return format!("{}d", hours / 24);
@@ -120,7 +132,11 @@ pub fn human_duration(secs: i64) -> String {
     let years = hours / 24 / 365;
     if hours < 24 * 365 * 8 {
         let dy = (hours / 24) % 365;
-        return if dy == 0 { format!("{years}y") } else { format!("{years}y{dy}d") };
+        return if dy == 0 {
+            format!("{years}y")
+        } else {
+            format!("{years}y{dy}d")
+        };
     }
     format!("{years}y")
 }
@@ -141,7 +157,9 @@ pub fn next_random() -> u64 {
         cur = RNG_STATE.load(Ordering::Relaxed);
     }
     let mut z = cur.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    while let Err(actual) = RNG_STATE.compare_exchange_weak(cur, z, Ordering::Relaxed, Ordering::Relaxed) {
+    while let Err(actual) =
+        RNG_STATE.compare_exchange_weak(cur, z, Ordering::Relaxed, Ordering::Relaxed)
+    {
         cur = actual;
         z = cur.wrapping_add(0x9E37_79B9_7F4A_7C15);
     }
@@ -170,7 +188,14 @@ pub fn new_uid() -> String {
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 /// FNV-1a 32-bit hash of the JSON form, rendered like the controller
@@ -248,7 +273,9 @@ pub fn ensure_object<'a>(v: &'a mut Value, path: &[&str]) -> &'a mut Map<String,
             *cur = Value::Object(Map::new());
         }
         let map = cur.as_object_mut().expect("object ensured above");
-        cur = map.entry(p.to_string()).or_insert_with(|| Value::Object(Map::new()));
+        cur = map
+            .entry(p.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
     }
     if !cur.is_object() {
         *cur = Value::Object(Map::new());
@@ -281,7 +308,11 @@ pub fn split_api_version(api_version: &str) -> (&str, &str) {
 
 /// Joins group and version into an `apiVersion` string.
 pub fn join_api_version(group: &str, version: &str) -> String {
-    if group.is_empty() { version.to_string() } else { format!("{group}/{version}") }
+    if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    }
 }
 
 #[cfg(test)]
@@ -293,7 +324,10 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(parse_rfc3339("2023-11-14T22:13:20Z"), Some(1_700_000_000));
-        assert_eq!(parse_rfc3339("2023-11-14T23:13:20.123+01:00"), Some(1_700_000_000));
+        assert_eq!(
+            parse_rfc3339("2023-11-14T23:13:20.123+01:00"),
+            Some(1_700_000_000)
+        );
         assert_eq!(parse_rfc3339("garbage"), None);
     }
 
@@ -312,7 +346,10 @@ mod tests {
     #[test]
     fn query_decoding() {
         let q = parse_query("labelSelector=app%3Dweb%2Ctier+in+%28a%2Cb%29&limit=500&watch");
-        assert_eq!(q[0], ("labelSelector".into(), "app=web,tier in (a,b)".into()));
+        assert_eq!(
+            q[0],
+            ("labelSelector".into(), "app=web,tier in (a,b)".into())
+        );
         assert_eq!(q[1], ("limit".into(), "500".into()));
         assert_eq!(q[2], ("watch".into(), String::new()));
         assert_eq!(percent_decode("100%"), "100%");

@@ -200,7 +200,6 @@ pub(crate) struct CPod {
     pub info: PodInfo,
     pub ns: usize,
     pub labels: Labels,
-    pub class: usize,
 }
 
 /// The compiled model: policies, pods and namespaces indexed for queries.
@@ -395,7 +394,6 @@ impl Engine {
                 info: p.clone(),
                 ns: ns_index[&p.namespace],
                 labels,
-                class: usize::MAX,
             });
         }
 
@@ -457,7 +455,6 @@ impl Engine {
             .enumerate()
             .map(|(i, w)| (w, i))
             .collect();
-        let mut pod_classes = Vec::with_capacity(self.pods.len());
         for pod in &self.pods {
             let labels: Labels = pod
                 .labels
@@ -507,10 +504,6 @@ impl Engine {
             };
             let w = workload_ids[&pod.info.workload()];
             idx.classes[class].workloads.push(w);
-            pod_classes.push(class);
-        }
-        for (pod, class) in self.pods.iter_mut().zip(pod_classes) {
-            pod.class = class;
         }
         idx.profiles = vec![Vec::new(); profile_ids.len()];
         for (profile, id) in profile_ids {

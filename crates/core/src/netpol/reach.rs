@@ -144,7 +144,7 @@ impl Reach {
         Some(&self.conns[self.entries[i].2 as usize])
     }
 
-    /// Every endpoint that appears in some entry, sorted.
+    /// Every workload of the model and every external CIDR that appears in some entry, sorted.
     pub fn endpoints(&self) -> &[Endpoint] {
         &self.endpoints
     }

@@ -53,7 +53,13 @@ impl BundleCert {
 
     /// `#2 (CN=spire, expires 2031-01-01T00:00:00Z)`
     pub fn label(&self) -> String {
-        format!("#{} ({}, valid {} to {})", self.index, self.subject, show_time(self.not_before), show_time(self.not_after))
+        format!(
+            "#{} ({}, valid {} to {})",
+            self.index,
+            self.subject,
+            show_time(self.not_before),
+            show_time(self.not_after)
+        )
     }
 
     /// The trust domain named by the certificate's SPIFFE ID, if it has one.
@@ -103,7 +109,10 @@ impl TrustBundle {
         let ders: Vec<Vec<u8>> = if first == Some(&b'{') {
             bundle.format = BundleFormat::SpiffeJson;
             let doc: Value = serde_json::from_slice(bytes).map_err(|e| unreadable(format!("not valid JSON: {e}")))?;
-            let keys = doc.get("keys").and_then(Value::as_array).ok_or_else(|| unreadable("no `keys` list (not a SPIFFE bundle)".into()))?;
+            let keys = doc
+                .get("keys")
+                .and_then(Value::as_array)
+                .ok_or_else(|| unreadable("no `keys` list (not a SPIFFE bundle)".into()))?;
             bundle.refresh_hint = doc.get("spiffe_refresh_hint").and_then(Value::as_u64).map(Duration::from_secs);
             bundle.sequence = doc.get("spiffe_sequence").and_then(Value::as_u64);
             let mut ders = Vec::new();
@@ -115,7 +124,9 @@ impl TrustBundle {
                             .and_then(Value::as_array)
                             .filter(|a| a.len() == 1)
                             .and_then(|a| a[0].as_str())
-                            .ok_or_else(|| unreadable(format!("key {} (x509-svid) needs exactly one x5c certificate", i + 1)))?;
+                            .ok_or_else(|| {
+                                unreadable(format!("key {} (x509-svid) needs exactly one x5c certificate", i + 1))
+                            })?;
                         let der = base64::engine::general_purpose::STANDARD
                             .decode(x5c)
                             .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(x5c))
@@ -257,15 +268,11 @@ pub fn rotation_problems(bundle: &TrustBundle, ca_ttl: Duration, now: i64) -> Ve
         bundle.certificates.iter().filter(|c| c.is_ca && c.not_after > now && c.not_before <= now).collect();
     let mut out = Vec::new();
     for long_lived in [false, true] {
-        let newest = live
-            .iter()
-            .filter(|c| is_long_lived(c, ca_ttl) == long_lived)
-            .max_by_key(|c| c.not_after);
+        let newest = live.iter().filter(|c| is_long_lived(c, ca_ttl) == long_lived).max_by_key(|c| c.not_after);
         let Some(c) = newest else { continue };
-        let has_successor = bundle
-            .certificates
-            .iter()
-            .any(|o| o.is_ca && o.index != c.index && o.not_after > c.not_after && is_long_lived(o, ca_ttl) == long_lived);
+        let has_successor = bundle.certificates.iter().any(|o| {
+            o.is_ca && o.index != c.index && o.not_after > c.not_after && is_long_lived(o, ca_ttl) == long_lived
+        });
         if has_successor {
             continue;
         }
@@ -298,7 +305,8 @@ pub fn foreign_trust_domains(bundle: &TrustBundle, trust_domain: &str) -> Vec<St
         .iter()
         .filter_map(|c| {
             let td = c.trust_domain()?;
-            (td != trust_domain).then(|| format!("certificate {} names trust domain {td}, not {trust_domain}", c.label()))
+            (td != trust_domain)
+                .then(|| format!("certificate {} names trust domain {td}, not {trust_domain}", c.label()))
         })
         .collect()
 }
@@ -351,7 +359,9 @@ mod tests {
     fn long_lived_roots_use_a_fixed_window() {
         let now = 1_000_000 * H;
         let year = 365 * 24 * H;
-        assert!(rotation_problems(&bundle(vec![cert(1, now - year + 60 * 24 * H, now + 60 * 24 * H)]), DAY, now).is_empty());
+        assert!(
+            rotation_problems(&bundle(vec![cert(1, now - year + 60 * 24 * H, now + 60 * 24 * H)]), DAY, now).is_empty()
+        );
         let p = rotation_problems(&bundle(vec![cert(1, now - year + 10 * 24 * H, now + 10 * 24 * H)]), DAY, now);
         assert_eq!(p.len(), 1);
         assert!(p[0].contains("does not rotate"));
@@ -370,6 +380,41 @@ mod tests {
         assert!(expired(&b, now)[0].contains("expired 24h ago"));
         assert_eq!(not_yet_valid(&b, now).len(), 1);
         assert_eq!(non_ca(&b).len(), 1);
+    }
+
+    /// A certificate made with rcgen, valid from `from` to `to` (Unix seconds).
+    fn generated(is_ca: bool, spiffe_id: &str, from: i64, to: i64) -> String {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca =
+            if is_ca { rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained) } else { rcgen::IsCa::ExplicitNoCa };
+        params.subject_alt_names = vec![rcgen::SanType::URI(rcgen::string::Ia5String::try_from(spiffe_id).unwrap())];
+        let epoch = rcgen::date_time_ymd(1970, 1, 1);
+        params.not_before = epoch + Duration::from_secs(from as u64);
+        params.not_after = epoch + Duration::from_secs(to as u64);
+        params.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap().pem()
+    }
+
+    #[test]
+    fn pem_bundles_are_summarized() {
+        let now = 2_000_000_000;
+        let pem = format!(
+            "{}{}",
+            generated(true, "spiffe://example.org", now - H, now + 23 * H),
+            generated(false, "spiffe://other.test/ns/a/sa/b", now - H, now + H)
+        );
+        let b = TrustBundle::parse("bundle.pem", pem.as_bytes()).unwrap();
+        assert_eq!(b.format, BundleFormat::Pem);
+        assert_eq!(b.certificates.len(), 2);
+        let (ca, leaf) = (&b.certificates[0], &b.certificates[1]);
+        assert!(ca.is_ca && !leaf.is_ca);
+        assert_eq!((ca.not_before, ca.not_after), (now - H, now + 23 * H));
+        assert_eq!(ca.lifetime(), DAY);
+        assert_eq!(ca.trust_domain(), Some("example.org"));
+        assert_eq!(non_ca(&b).len(), 1);
+        let foreign = foreign_trust_domains(&b, "example.org");
+        assert_eq!(foreign.len(), 1);
+        assert!(foreign[0].contains("other.test"), "{}", foreign[0]);
+        assert!(rotation_problems(&b, DAY, now).is_empty());
     }
 
     #[test]

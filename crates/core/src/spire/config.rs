@@ -334,37 +334,40 @@ pub fn parse_injector_templates(text: &str) -> Result<BTreeMap<String, String>, 
 /// structure is checked; when templating makes it unreadable, the driver name and the path must
 /// both appear in it.
 pub fn template_mounts_socket(template: &str, socket_path: &str) -> Result<(), String> {
-    if let Ok(v) = parse_yaml(template) {
-        if let Some(spec) = v.get("spec") {
-            let volumes: Vec<&str> = spec
-                .get("volumes")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter(|vol| vol.pointer("/csi/driver").and_then(Value::as_str) == Some(crate::spire::CSI_DRIVER_NAME))
-                .filter_map(|vol| vol.get("name").and_then(Value::as_str))
-                .collect();
-            if volumes.is_empty() {
-                return Err(format!("adds no volume with CSI driver {}", crate::spire::CSI_DRIVER_NAME));
-            }
-            let mounted = spec
-                .get("containers")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter(|c| c.get("name").and_then(Value::as_str) == Some("istio-proxy"))
-                .flat_map(|c| c.get("volumeMounts").and_then(Value::as_array).into_iter().flatten())
-                .any(|m| {
-                    m.get("name").and_then(Value::as_str).is_some_and(|n| volumes.contains(&n))
-                        && m.get("mountPath").and_then(Value::as_str).map(|p| p.trim_end_matches('/'))
-                            == Some(socket_path.trim_end_matches('/'))
-                });
-            return if mounted {
-                Ok(())
-            } else {
-                Err(format!("does not mount the {} volume into istio-proxy at {socket_path}", crate::spire::CSI_DRIVER_NAME))
-            };
+    if let Ok(v) = parse_yaml(template)
+        && let Some(spec) = v.get("spec")
+    {
+        let volumes: Vec<&str> = spec
+            .get("volumes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|vol| vol.pointer("/csi/driver").and_then(Value::as_str) == Some(crate::spire::CSI_DRIVER_NAME))
+            .filter_map(|vol| vol.get("name").and_then(Value::as_str))
+            .collect();
+        if volumes.is_empty() {
+            return Err(format!("adds no volume with CSI driver {}", crate::spire::CSI_DRIVER_NAME));
         }
+        let mounted = spec
+            .get("containers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|c| c.get("name").and_then(Value::as_str) == Some("istio-proxy"))
+            .flat_map(|c| c.get("volumeMounts").and_then(Value::as_array).into_iter().flatten())
+            .any(|m| {
+                m.get("name").and_then(Value::as_str).is_some_and(|n| volumes.contains(&n))
+                    && m.get("mountPath").and_then(Value::as_str).map(|p| p.trim_end_matches('/'))
+                        == Some(socket_path.trim_end_matches('/'))
+            });
+        return if mounted {
+            Ok(())
+        } else {
+            Err(format!(
+                "does not mount the {} volume into istio-proxy at {socket_path}",
+                crate::spire::CSI_DRIVER_NAME
+            ))
+        };
     }
     match (template.contains(crate::spire::CSI_DRIVER_NAME), template.contains(socket_path)) {
         (true, true) => Ok(()),
@@ -446,8 +449,51 @@ plugins {
         assert_eq!(c.federates_with["half.test"].profile, None);
         assert_eq!(
             c.bundle_notifier,
-            Some(BundleNotifier { namespace: "spire-system".into(), config_map: "spire-bundle".into(), key: "bundle.crt".into() })
+            Some(BundleNotifier {
+                namespace: "spire-system".into(),
+                config_map: "spire-bundle".into(),
+                key: "bundle.crt".into()
+            })
         );
+    }
+
+    #[test]
+    fn server_conf_hcl_with_object_attributes_and_old_field_names() {
+        // The shape of Istio's older SPIRE quickstart: `ca_subject` as an object with commas,
+        // `default_svid_ttl`, and a notifier writing another ConfigMap and key.
+        let conf = r#"
+server {
+  trust_domain = "example.org"
+  default_svid_ttl = "1h"
+  ca_subject = {
+    country = ["US"],
+    organization = ["SPIFFE"],
+    common_name = "",
+  }
+}
+plugins {
+  KeyManager "memory" {
+    plugin_data {
+    }
+  }
+  Notifier "k8sbundle" {
+    plugin_data {
+      namespace = "spire"
+      config_map = "trust-bundle"
+      config_map_key = "root-cert.pem"
+    }
+  }
+}
+health_checks {
+  listener_enabled = true
+}
+"#;
+        let c = parse_server_conf(conf).unwrap();
+        assert_eq!(c.trust_domain.as_deref(), Some("example.org"));
+        assert_eq!(c.x509_svid_ttl.as_ref().map(|(raw, _)| raw.as_str()), Some("1h"));
+        assert_eq!(c.ca_ttl(), DEFAULT_CA_TTL);
+        let n = c.bundle_notifier.unwrap();
+        assert_eq!((n.config_map.as_str(), n.key.as_str()), ("trust-bundle", "root-cert.pem"));
     }
 
     #[test]
@@ -510,10 +556,16 @@ plugins {
         assert!(template_mounts_socket(good, "/run/secrets/workload-spiffe-uds").is_ok());
         assert!(template_mounts_socket(good, "/other").is_err());
         let no_volume = good.replace("csi.spiffe.io", "other.csi");
-        assert!(template_mounts_socket(&no_volume, "/run/secrets/workload-spiffe-uds").unwrap_err().contains("no volume"));
+        assert!(
+            template_mounts_socket(&no_volume, "/run/secrets/workload-spiffe-uds").unwrap_err().contains("no volume")
+        );
         let templated = "spec:\n  containers:\n  {{- if true }}\n  - name: istio-proxy\n  volumes: [{name: s, csi: {driver: csi.spiffe.io}}] # /run/secrets/workload-spiffe-uds\n";
         assert!(template_mounts_socket(templated, "/run/secrets/workload-spiffe-uds").is_ok());
-        let templates = parse_injector_templates(&format!("policy: enabled\ntemplates:\n  sidecar: |\n    spec: {{}}\n  spire: |\n{}", good.lines().map(|l| format!("    {l}\n")).collect::<String>())).unwrap();
+        let templates = parse_injector_templates(&format!(
+            "policy: enabled\ntemplates:\n  sidecar: |\n    spec: {{}}\n  spire: |\n{}",
+            good.lines().map(|l| format!("    {l}\n")).collect::<String>()
+        ))
+        .unwrap();
         assert!(templates.contains_key("sidecar"));
         assert!(template_mounts_socket(&templates["spire"], "/run/secrets/workload-spiffe-uds").is_ok());
     }

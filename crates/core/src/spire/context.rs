@@ -133,6 +133,7 @@ pub struct Registration {
 
 /// The SPIRE server configuration, if one was found.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // one value per run
 pub enum ServerConfigState<'a> {
     NotFound,
     Found { object: &'a Object, parsed: Result<ServerConfig, String> },
@@ -143,10 +144,19 @@ pub enum ServerConfigState<'a> {
 pub enum BundleState<'a> {
     /// `SpireOptions::trust_bundle` (a `--bundle` file).
     Given(&'a TrustBundle),
-    Found { object: &'a Object, key: String, parsed: Result<TrustBundle, BundleError> },
+    Found {
+        object: &'a Object,
+        key: String,
+        parsed: Result<TrustBundle, BundleError>,
+    },
     /// The ConfigMap exists without the key (Helm creates it empty, the notifier fills it).
-    Empty { object: &'a Object, key: String },
-    Missing { looked_for: String },
+    Empty {
+        object: &'a Object,
+        key: String,
+    },
+    Missing {
+        looked_for: String,
+    },
 }
 
 impl BundleState<'_> {
@@ -159,6 +169,9 @@ impl BundleState<'_> {
     }
 }
 
+/// A configuration document and what reading it gave.
+pub type Parsed<'a, T> = (&'a Object, Result<T, String>);
+
 /// The inputs of every check.
 pub struct SpireContext<'a> {
     pub inventory: &'a Inventory,
@@ -170,11 +183,11 @@ pub struct SpireContext<'a> {
     pub csi_drivers: Vec<&'a Object>,
     pub server_config: ServerConfigState<'a>,
     /// The controller manager configuration, when a ConfigMap holds one.
-    pub controller: Option<(&'a Object, Result<ControllerConfig, String>)>,
+    pub controller: Option<Parsed<'a, ControllerConfig>>,
     /// Istio mesh configs (one per revision).
-    pub meshes: Vec<(&'a Object, Result<MeshConfig, String>)>,
+    pub meshes: Vec<Parsed<'a, MeshConfig>>,
     /// Sidecar injector configs (one per revision): template name → template text.
-    pub injectors: Vec<(&'a Object, Result<BTreeMap<String, String>, String>)>,
+    pub injectors: Vec<Parsed<'a, BTreeMap<String, String>>>,
     pub bundle: BundleState<'a>,
     pub ids: Vec<SpiffeIdSpec<'a>>,
     pub subjects: Vec<Subject<'a>>,
@@ -214,9 +227,9 @@ impl<'a> SpireContext<'a> {
             &Component { name: "spiffe-csi-driver", chart_name: "spiffe-csi-driver" },
         );
         let server_config = find_server_config(inventory, &servers, options.namespace.as_deref());
-        let controller = inventory.of(&kinds::CONFIG_MAP).find_map(|cm| {
-            data(cm).find_map(|(_, text)| config::parse_controller_config(text)).map(|r| (cm, r))
-        });
+        let controller = inventory
+            .of(&kinds::CONFIG_MAP)
+            .find_map(|cm| data(cm).find_map(|(_, text)| config::parse_controller_config(text)).map(|r| (cm, r)));
         let meshes = inventory
             .of(&kinds::CONFIG_MAP)
             .filter(|cm| cm.name == "istio" || cm.name.starts_with("istio-"))
@@ -232,10 +245,8 @@ impl<'a> SpireContext<'a> {
             Some((_, Ok(c))) => Some(c),
             _ => None,
         };
-        let ids = inventory
-            .of(&kinds::CLUSTER_SPIFFE_ID)
-            .map(|o| parse_spiffe_id(o, controller_cfg))
-            .collect::<Vec<_>>();
+        let ids =
+            inventory.of(&kinds::CLUSTER_SPIFFE_ID).map(|o| parse_spiffe_id(o, controller_cfg)).collect::<Vec<_>>();
         let subjects = find_subjects(inventory, &namespaces);
         let default_controller = ControllerConfig::default();
         let ignore: Vec<NamespacePattern> = controller_cfg
@@ -379,8 +390,7 @@ fn namespace_labels(inventory: &Inventory) -> BTreeMap<String, Labels> {
     }
     for o in inventory.objects() {
         if let Some(ns) = &o.namespace {
-            out.entry(ns.clone())
-                .or_insert_with(|| [("kubernetes.io/metadata.name".to_string(), ns.clone())].into());
+            out.entry(ns.clone()).or_insert_with(|| [("kubernetes.io/metadata.name".to_string(), ns.clone())].into());
         }
     }
     out
@@ -433,7 +443,11 @@ fn find_components<'a>(
         .collect()
 }
 
-fn find_server_config<'a>(inventory: &'a Inventory, servers: &[&'a Object], namespace: Option<&str>) -> ServerConfigState<'a> {
+fn find_server_config<'a>(
+    inventory: &'a Inventory,
+    servers: &[&'a Object],
+    namespace: Option<&str>,
+) -> ServerConfigState<'a> {
     let candidates: Vec<&Object> =
         inventory.of(&kinds::CONFIG_MAP).filter(|cm| data_key(cm, "server.conf").is_some()).collect();
     let mounted = |cm: &&Object| {
@@ -565,16 +579,16 @@ fn dataplane(ns: &Labels, labels: &Labels, annotations: &Labels, pod: &Value) ->
         .or_else(|| annotations.get("sidecar.istio.io/inject"))
         .map(String::as_str);
     let ns_injection = ns.get("istio-injection").map(String::as_str);
-    if inject != Some("false") && ns_injection != Some("disabled") {
-        if inject == Some("true")
-            || ns_injection == Some("enabled")
-            || (ns_injection.is_none() && (ns.contains_key("istio.io/rev") || labels.contains_key("istio.io/rev")))
-        {
-            return Some(Dataplane::Sidecar);
-        }
+    let wants_sidecar = inject == Some("true")
+        || ns_injection == Some("enabled")
+        || (ns_injection.is_none() && (ns.contains_key("istio.io/rev") || labels.contains_key("istio.io/rev")));
+    if inject != Some("false") && ns_injection != Some("disabled") && wants_sidecar {
+        return Some(Dataplane::Sidecar);
     }
     let pod_mode = labels.get("istio.io/dataplane-mode").map(String::as_str);
-    if pod_mode == Some("ambient") || (pod_mode != Some("none") && ns.get("istio.io/dataplane-mode").map(String::as_str) == Some("ambient")) {
+    if pod_mode == Some("ambient")
+        || (pod_mode != Some("none") && ns.get("istio.io/dataplane-mode").map(String::as_str) == Some("ambient"))
+    {
         return Some(Dataplane::Ambient);
     }
     None
@@ -584,11 +598,16 @@ fn find_subjects<'a>(inventory: &'a Inventory, namespaces: &BTreeMap<String, Lab
     let units: Vec<(&'a Object, &'a Object, &'a Value, bool)> = if inventory.is_live() {
         inventory
             .of(&kinds::POD)
-            .filter(|p| !matches!(p.value.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed")))
+            .filter(|p| {
+                !matches!(p.value.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"))
+            })
             .map(|p| (workload::pod_owner(inventory, p).unwrap_or(p), p, &p.value, true))
             .collect()
     } else {
-        workload::workloads(inventory).into_iter().map(|w| (w.object, w.object, w.template, w.kind() == "Pod")).collect()
+        workload::workloads(inventory)
+            .into_iter()
+            .map(|w| (w.object, w.object, w.template, w.kind() == "Pod"))
+            .collect()
     };
     let empty = Labels::new();
     units
@@ -603,7 +622,17 @@ fn find_subjects<'a>(inventory: &'a Inventory, namespaces: &BTreeMap<String, Lab
                 .find_map(|p| pod.pointer(p).and_then(Value::as_str).filter(|s| !s.is_empty()))
                 .unwrap_or("default")
                 .to_string();
-            Some(Subject { workload: top, object, pod, namespace, labels, annotations, service_account, live, dataplane: mode })
+            Some(Subject {
+                workload: top,
+                object,
+                pod,
+                namespace,
+                labels,
+                annotations,
+                service_account,
+                live,
+                dataplane: mode,
+            })
         })
         .collect()
 }
@@ -649,9 +678,17 @@ mod tests {
             dataplane(&l(&[("istio-injection", "disabled")]), &l(&[("sidecar.istio.io/inject", "true")]), &none, &pod),
             None
         );
-        assert_eq!(dataplane(&l(&[("istio.io/dataplane-mode", "ambient")]), &none, &none, &pod), Some(Dataplane::Ambient));
         assert_eq!(
-            dataplane(&l(&[("istio.io/dataplane-mode", "ambient")]), &l(&[("istio.io/dataplane-mode", "none")]), &none, &pod),
+            dataplane(&l(&[("istio.io/dataplane-mode", "ambient")]), &none, &none, &pod),
+            Some(Dataplane::Ambient)
+        );
+        assert_eq!(
+            dataplane(
+                &l(&[("istio.io/dataplane-mode", "ambient")]),
+                &l(&[("istio.io/dataplane-mode", "none")]),
+                &none,
+                &pod
+            ),
             None
         );
         let injected = serde_json::json!({"spec": {"containers": [{"name": "app"}, {"name": "istio-proxy"}]}});

@@ -32,7 +32,9 @@ pub use bundle::{BundleError, TrustBundle};
 pub use catalog::CATALOG;
 pub use checks::identities::{IdentityRow, IdentityStatus};
 pub use context::SpireContext;
-pub use model::{Category, CategoryDef, CheckDef, CheckResult, CheckStatus, Detail, SpireReport, Verdict, run_category};
+pub use model::{
+    Category, CategoryDef, CheckDef, CheckResult, CheckStatus, Detail, SpireReport, Verdict, run_category,
+};
 pub use selector::LabelQuery;
 
 use crate::inventory::{Inventory, Kind, kinds};

@@ -16,7 +16,7 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
-use crate::findings::{Code, FailOn, Finding, Report, Severity, Skipped, Summary, Suppression, REPORT_SCHEMA};
+use crate::findings::{Code, FailOn, Finding, REPORT_SCHEMA, Report, Severity, Skipped, Summary, Suppression};
 use crate::inventory::{Object, ObjectRef, SourceInfo};
 
 /// One line of a check's details, optionally about one object.
@@ -206,10 +206,13 @@ impl CheckResult {
     /// The finding for one failure detail (or for the check as a whole when it has none).
     fn finding(&self, detail: Option<&Detail>) -> Finding {
         let severity = if self.unsuppressed == CheckStatus::Error { Severity::Error } else { Severity::Warning };
-        let mut f = Finding::new(self.spec, match detail {
-            Some(d) => format!("{}: {}", self.description, d.message),
-            None => self.description.clone(),
-        })
+        let mut f = Finding::new(
+            self.spec,
+            match detail {
+                Some(d) => format!("{}: {}", self.description, d.message),
+                None => self.description.clone(),
+            },
+        )
         .severity(severity);
         if let Some(d) = detail {
             f.object = d.object.clone();
@@ -265,8 +268,11 @@ impl CheckResult {
         self.suppressed.extend(gone);
         if self.details.is_empty() {
             self.result = CheckStatus::Skipped;
-            self.details =
-                vec![Detail::new(format!("suppressed by --suppress {} ({} finding(s))", self.code, self.suppressed.len()))];
+            self.details = vec![Detail::new(format!(
+                "suppressed by --suppress {} ({} finding(s))",
+                self.code,
+                self.suppressed.len()
+            ))];
         }
     }
 }
@@ -425,7 +431,7 @@ mod tests {
     fn targeted_suppression_removes_only_matching_details() {
         let report = SpireReport::new(vec![run_category(&category(), &Input { nodes: 3 })]);
         let sup: Suppression = "SC2103=Node/n1".parse().unwrap();
-        let report = report.finish(&[sup.clone()]);
+        let report = report.finish(std::slice::from_ref(&sup));
         let check = &report.categories[0].checks[0];
         assert_eq!(check.result, CheckStatus::Error);
         assert_eq!(check.details.len(), 1);

@@ -114,7 +114,8 @@ impl FromStr for LabelQuery {
     fn from_str(s: &str) -> Result<Self, String> {
         let mut reqs = Vec::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let valid_key = |k: &str| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
+            let valid_key =
+                |k: &str| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
             let (key, op) = if let Some((k, v)) = part.split_once("!=") {
                 (k.trim(), Op::NotIn(vec![v.trim().to_string()]))
             } else if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
@@ -445,7 +446,8 @@ mod tests {
         assert_eq!(daemon_excluded_from(Some(&everything), &node), None);
         let wrong_value = json!({"tolerations": [{"key": "gpu", "operator": "Equal", "value": "false"}]});
         assert!(daemon_excluded_from(Some(&wrong_value), &node).is_some());
-        let prefer = json!({"metadata": {"name": "n2"}, "spec": {"taints": [{"key": "x", "effect": "PreferNoSchedule"}]}});
+        let prefer =
+            json!({"metadata": {"name": "n2"}, "spec": {"taints": [{"key": "x", "effect": "PreferNoSchedule"}]}});
         assert_eq!(daemon_excluded_from(None, &prefer), None);
         let not_ready = json!({"metadata": {"name": "n3"}, "spec": {"taints": [{"key": "node.kubernetes.io/not-ready", "effect": "NoExecute"}]}});
         assert_eq!(daemon_excluded_from(None, &not_ready), None);

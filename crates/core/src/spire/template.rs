@@ -48,7 +48,9 @@ impl fmt::Display for RenderError {
             RenderError::Syntax(m) => write!(f, "template syntax: {m}"),
             RenderError::Unsupported(m) => write!(f, "unsupported template construct: {m}"),
             RenderError::Execution(m) => write!(f, "template execution: {m}"),
-            RenderError::InvalidId { rendered, reason } => write!(f, "renders `{rendered}`, not a valid SPIFFE ID: {reason}"),
+            RenderError::InvalidId { rendered, reason } => {
+                write!(f, "renders `{rendered}`, not a valid SPIFFE ID: {reason}")
+            }
         }
     }
 }
@@ -96,7 +98,11 @@ pub fn render_spiffe_id(template: &str, data: &TemplateData) -> Result<String, R
 
 fn eval_action(body: &str, data: &TemplateData) -> Result<String, RenderError> {
     if body.starts_with("/*") {
-        return if body.ends_with("*/") { Ok(String::new()) } else { Err(RenderError::Syntax("unclosed comment".into())) };
+        return if body.ends_with("*/") {
+            Ok(String::new())
+        } else {
+            Err(RenderError::Syntax("unclosed comment".into()))
+        };
     }
     let tokens = tokenize(body)?;
     match tokens.as_slice() {
@@ -349,7 +355,8 @@ mod tests {
         assert_eq!(render_spiffe_id(ISTIO, &data()).unwrap(), "spiffe://example.org/ns/shop/sa/web-sa");
         let tight = "spiffe://{{.TrustDomain}}/ns/{{.PodMeta.Namespace}}/sa/{{.PodSpec.ServiceAccountName}}";
         assert_eq!(render_spiffe_id(tight, &data()).unwrap(), "spiffe://example.org/ns/shop/sa/web-sa");
-        let trimmed = "spiffe://{{- .TrustDomain -}}/ns/{{ .PodMeta.Namespace -}} /sa/ {{- .PodSpec.ServiceAccountName }}";
+        let trimmed =
+            "spiffe://{{- .TrustDomain -}}/ns/{{ .PodMeta.Namespace -}} /sa/ {{- .PodSpec.ServiceAccountName }}";
         assert_eq!(render_spiffe_id(trimmed, &data()).unwrap(), "spiffe://example.org/ns/shop/sa/web-sa");
     }
 

@@ -13,11 +13,18 @@ use std::process::{Command, Output};
 pub fn kubectl_path() -> PathBuf {
     if let Ok(p) = std::env::var("MESHMOVE_KUBECTL") {
         let p = PathBuf::from(p);
-        assert!(p.is_file(), "MESHMOVE_KUBECTL points to {} which does not exist", p.display());
+        assert!(
+            p.is_file(),
+            "MESHMOVE_KUBECTL points to {} which does not exist",
+            p.display()
+        );
         return p;
     }
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let candidates = [workspace.join("target/venv/bin/kubectl"), PathBuf::from("/tmp/pyv/bin/kubectl")];
+    let candidates = [
+        workspace.join("target/venv/bin/kubectl"),
+        PathBuf::from("/tmp/pyv/bin/kubectl"),
+    ];
     for c in &candidates {
         if c.is_file() {
             return c.clone();
@@ -49,8 +56,15 @@ impl Env {
         let kubectl = kubectl_path();
         let double = Double::spawn_blocking_runtime(opts).expect("double starts");
         let dir = tempfile::tempdir().expect("tempdir");
-        let kubeconfig = double.write_kubeconfig(dir.path(), namespace).expect("kubeconfig");
-        Env { double, dir, kubeconfig, kubectl }
+        let kubeconfig = double
+            .write_kubeconfig(dir.path(), namespace)
+            .expect("kubeconfig");
+        Env {
+            double,
+            dir,
+            kubeconfig,
+            kubectl,
+        }
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
@@ -72,7 +86,12 @@ impl Env {
             .stderr(std::process::Stdio::piped());
         let mut child = cmd.spawn().expect("kubectl runs");
         if let Some(input) = stdin {
-            child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input.as_bytes())
+                .expect("write stdin");
         }
         drop(child.stdin.take());
         child.wait_with_output().expect("kubectl finishes")

@@ -6,14 +6,17 @@
 //! are not expected to run it (and cannot run meshed workloads that need it either, unless those
 //! tolerate more than the agent does, which this check does not try to prove).
 
+use std::collections::BTreeSet;
+
 use serde_json::Value;
 
+use super::server::Readiness;
 use crate::inventory::{Object, ObjectRef, Unavailable, kinds};
+use crate::spire::CSI_DRIVER_NAME;
 use crate::spire::catalog;
 use crate::spire::context::SpireContext;
 use crate::spire::model::{CategoryDef, CheckDef, Detail, Verdict};
 use crate::spire::selector::daemon_excluded_from;
-use crate::spire::CSI_DRIVER_NAME;
 use crate::workload::{self, Workload};
 
 pub fn category<'a>() -> CategoryDef<SpireContext<'a>> {
@@ -48,15 +51,15 @@ fn agent_found(cx: &SpireContext<'_>) -> Verdict {
     Verdict::Pass(cx.agents.iter().map(|a| Detail::on(a, "SPIRE agent")).collect())
 }
 
-/// `desiredNumberScheduled` against `numberReady`; `Err` when the object has no status.
-fn daemon_problem(ds: &Object, live: bool) -> Result<Option<String>, ()> {
+/// `desiredNumberScheduled` against `numberReady`.
+fn daemon_readiness(ds: &Object, live: bool) -> Readiness {
     let status = ds.value.get("status").filter(|s| s.as_object().is_some_and(|m| !m.is_empty()));
     if status.is_none() && !live {
-        return Err(());
+        return Readiness::NoStatus;
     }
     let n = |k: &str| ds.value.pointer(&format!("/status/{k}")).and_then(Value::as_i64).unwrap_or(0);
     let (desired, ready) = (n("desiredNumberScheduled"), n("numberReady"));
-    Ok((ready < desired).then(|| format!("{ready}/{desired} pods ready")))
+    if ready < desired { Readiness::NotReady(format!("{ready}/{desired} pods ready")) } else { Readiness::Ready }
 }
 
 fn daemons_ready(cx: &SpireContext<'_>, daemons: &[&Object], what: &str) -> Verdict {
@@ -66,10 +69,10 @@ fn daemons_ready(cx: &SpireContext<'_>, daemons: &[&Object], what: &str) -> Verd
     let mut problems = Vec::new();
     let mut info = Vec::new();
     for ds in daemons {
-        match daemon_problem(ds, cx.live()) {
-            Ok(Some(p)) => problems.push(Detail::on(ds, p)),
-            Ok(None) => info.push(Detail::on(ds, "all pods ready")),
-            Err(()) => {}
+        match daemon_readiness(ds, cx.live()) {
+            Readiness::NotReady(p) => problems.push(Detail::on(ds, p)),
+            Readiness::Ready => info.push(Detail::on(ds, "all pods ready")),
+            Readiness::NoStatus => {}
         }
     }
     if problems.is_empty() && info.is_empty() {
@@ -90,25 +93,34 @@ fn nodes_missing(cx: &SpireContext<'_>, daemons: &[&Object], what: &str) -> Verd
     if !cx.inventory.has(&kinds::NODE) || !cx.inventory.has(&kinds::POD) {
         return Verdict::Skip("needs Nodes and Pods (a live cluster)".into());
     }
+    // Nodes with a Running pod of each DaemonSet, computed once per DaemonSet.
+    let running: Vec<BTreeSet<&str>> = daemons
+        .iter()
+        .map(|ds| {
+            cx.inventory
+                .of(&kinds::POD)
+                .filter(|p| {
+                    p.namespace == ds.namespace
+                        && workload::owner(p) == Some(("DaemonSet", ds.name.as_str()))
+                        && p.value.pointer("/status/phase").and_then(Value::as_str) == Some("Running")
+                })
+                .filter_map(|p| p.value.pointer("/spec/nodeName").and_then(Value::as_str))
+                .collect()
+        })
+        .collect();
     let mut problems = Vec::new();
     let mut excluded = Vec::new();
     let mut covered = 0usize;
     for node in cx.inventory.of(&kinds::NODE) {
         let mut expected = false;
-        for ds in daemons {
+        for (ds, on_nodes) in daemons.iter().zip(&running) {
             let spec = Workload::of(ds).and_then(|w| w.pod_spec());
             if let Some(why) = daemon_excluded_from(spec, &node.value) {
                 excluded.push(format!("{} ({why})", node.name));
                 continue;
             }
             expected = true;
-            let running = cx.inventory.of(&kinds::POD).any(|p| {
-                p.namespace == ds.namespace
-                    && workload::owner(p) == Some(("DaemonSet", ds.name.as_str()))
-                    && p.value.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node.name.as_str())
-                    && p.value.pointer("/status/phase").and_then(Value::as_str) == Some("Running")
-            });
-            if !running {
+            if !on_nodes.contains(node.name.as_str()) {
                 problems.push(Detail::on(node, format!("no running {what} pod of {}", ds.object_ref())));
             }
         }
@@ -147,10 +159,10 @@ fn csi_registered(cx: &SpireContext<'_>) -> Verdict {
     if !cx.live() && !cx.inventory.has(&kinds::CSI_DRIVER) && cx.csi_drivers.is_empty() {
         return Verdict::Skip("no CSIDriver in the input".into());
     }
-    if cx.live() {
-        if let Some(Unavailable::Forbidden { message }) = cx.inventory.availability(&kinds::CSI_DRIVER) {
-            return Verdict::Skip(message);
-        }
+    if cx.live()
+        && let Some(Unavailable::Forbidden { message }) = cx.inventory.availability(&kinds::CSI_DRIVER)
+    {
+        return Verdict::Skip(message);
     }
     Verdict::Fail(vec![Detail::on_ref(
         ObjectRef::new("CSIDriver", None, CSI_DRIVER_NAME),

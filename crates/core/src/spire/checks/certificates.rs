@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::inventory::kinds;
 use crate::spire::bundle::{self, BundleFormat};
 use crate::spire::catalog;
-use crate::spire::config::{show_duration, ServerConfig};
+use crate::spire::config::{ServerConfig, show_duration};
 use crate::spire::context::{BundleState, ServerConfigState, SpireContext};
 use crate::spire::model::{CategoryDef, CheckDef, Detail, Verdict};
 
@@ -40,10 +40,13 @@ pub fn category<'a>() -> CategoryDef<SpireContext<'a>> {
 fn published(cx: &SpireContext<'_>) -> Verdict {
     match &cx.bundle {
         BundleState::Given(b) => Verdict::Pass(vec![Detail::new(format!("bundle given: {}", b.source))]),
-        BundleState::Found { object, key, .. } => Verdict::Pass(vec![Detail::on(object, format!("publishes the bundle under {key}"))]),
-        BundleState::Empty { object, key } if cx.live() => {
-            Verdict::Fail(vec![Detail::on(object, format!("has no {key}: is the server's k8sbundle notifier running?"))])
+        BundleState::Found { object, key, .. } => {
+            Verdict::Pass(vec![Detail::on(object, format!("publishes the bundle under {key}"))])
         }
+        BundleState::Empty { object, key } if cx.live() => Verdict::Fail(vec![Detail::on(
+            object,
+            format!("has no {key}: is the server's k8sbundle notifier running?"),
+        )]),
         BundleState::Missing { looked_for } if cx.live() && !cx.servers.is_empty() => {
             Verdict::Fail(vec![Detail::new(format!("{looked_for} not found"))])
         }
@@ -67,7 +70,11 @@ fn readable(cx: &SpireContext<'_>) -> Verdict {
                         b.refresh_hint.map_or(String::new(), |h| format!(", refresh hint {}", show_duration(h)))
                     ),
                 };
-                Verdict::Pass(vec![Detail::new(format!("{}: {} certificate(s), {form}", b.source, b.certificates.len()))])
+                Verdict::Pass(vec![Detail::new(format!(
+                    "{}: {} certificate(s), {form}",
+                    b.source,
+                    b.certificates.len()
+                ))])
             }
             None => Verdict::Skip("no trust bundle available".into()),
         },
@@ -109,28 +116,43 @@ fn svid_ttl_fits(cx: &SpireContext<'_>) -> Verdict {
     let max = bundle::activation_window(ca);
     let src = |set: bool| if set { "" } else { " (default)" };
     let info = vec![
-        Detail::on(object, format!(
-            "X509-SVID TTL {}{}: agents renew SVIDs when half their lifetime is left, about every {}",
-            show_duration(svid), src(server.x509_svid_ttl.is_some()), show_duration(svid / 2)
-        )),
-        Detail::on(object, format!(
-            "CA TTL {}{}: the next CA is prepared {} and activated {} before the current one expires",
-            show_duration(ca), src(server.ca_ttl.is_some()),
-            show_duration(bundle::preparation_window(ca)), show_duration(max)
-        )),
+        Detail::on(
+            object,
+            format!(
+                "X509-SVID TTL {}{}: agents renew SVIDs when half their lifetime is left, about every {}",
+                show_duration(svid),
+                src(server.x509_svid_ttl.is_some()),
+                show_duration(svid / 2)
+            ),
+        ),
+        Detail::on(
+            object,
+            format!(
+                "CA TTL {}{}: the next CA is prepared {} and activated {} before the current one expires",
+                show_duration(ca),
+                src(server.ca_ttl.is_some()),
+                show_duration(bundle::preparation_window(ca)),
+                show_duration(max)
+            ),
+        ),
     ];
     let mut problems = Vec::new();
     if svid > max {
-        problems.push(Detail::on(object, format!(
-            "default_x509_svid_ttl {} exceeds {} (ca_ttl/6, at most 7 days): SVIDs are cut short at CA rotation",
-            show_duration(svid), show_duration(max)
-        )));
+        problems.push(Detail::on(
+            object,
+            format!(
+                "default_x509_svid_ttl {} exceeds {} (ca_ttl/6, at most 7 days): SVIDs are cut short at CA rotation",
+                show_duration(svid),
+                show_duration(max)
+            ),
+        ));
     }
     for id in &cx.ids {
         if let Some(ttl) = id.ttl.filter(|t| *t > max) {
-            problems.push(Detail::on(id.object, format!(
-                "spec.ttl {} exceeds {} (ca_ttl/6, at most 7 days)", show_duration(ttl), show_duration(max)
-            )));
+            problems.push(Detail::on(
+                id.object,
+                format!("spec.ttl {} exceeds {} (ca_ttl/6, at most 7 days)", show_duration(ttl), show_duration(max)),
+            ));
         }
     }
     Verdict::from_problems_or(problems, info)

@@ -133,7 +133,11 @@ fn from_rows(cx: &SpireContext<'_>, status: IdentityStatus) -> Verdict {
                 r.cluster_spiffe_id.as_deref().unwrap_or("-"),
                 r.note.as_deref().unwrap_or("")
             );
-            let origin = cx.subjects.iter().find(|s| s.workload.object_ref() == r.workload).map(|s| s.workload.origin.to_string());
+            let origin = cx
+                .subjects
+                .iter()
+                .find(|s| s.workload.object_ref() == r.workload)
+                .map(|s| s.workload.origin.to_string());
             Detail { object: Some(r.workload.clone()), origin, message: msg }
         })
         .collect();

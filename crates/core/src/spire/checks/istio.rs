@@ -50,21 +50,25 @@ fn spire_template(cx: &SpireContext<'_>) -> Verdict {
         match templates {
             Err(e) => problems.push(Detail::on(o, e.clone())),
             Ok(t) if t.contains_key("spire") => info.push(Detail::on(o, "has the spire template")),
-            Ok(t) => problems.push(Detail::on(o, format!(
-                "templates are {}; no spire template",
-                if t.is_empty() { "the built-in ones".to_string() } else { t.keys().cloned().collect::<Vec<_>>().join(", ") }
-            ))),
+            Ok(t) => problems.push(Detail::on(
+                o,
+                format!(
+                    "templates are {}; no spire template",
+                    if t.is_empty() {
+                        "the built-in ones".to_string()
+                    } else {
+                        t.keys().cloned().collect::<Vec<_>>().join(", ")
+                    }
+                ),
+            )),
         }
     }
     Verdict::from_problems_or(problems, info)
 }
 
 fn template_mounts(cx: &SpireContext<'_>) -> Verdict {
-    let with_template: Vec<_> = cx
-        .injectors
-        .iter()
-        .filter_map(|(o, t)| Some((o, t.as_ref().ok()?.get("spire")?)))
-        .collect();
+    let with_template: Vec<_> =
+        cx.injectors.iter().filter_map(|(o, t)| Some((o, t.as_ref().ok()?.get("spire")?))).collect();
     if with_template.is_empty() {
         return Verdict::Skip("no spire injection template found".into());
     }
@@ -72,7 +76,9 @@ fn template_mounts(cx: &SpireContext<'_>) -> Verdict {
     Verdict::from_problems(
         with_template
             .into_iter()
-            .filter_map(|(o, t)| template_mounts_socket(t, path).err().map(|e| Detail::on(o, format!("the spire template {e}"))))
+            .filter_map(|(o, t)| {
+                template_mounts_socket(t, path).err().map(|e| Detail::on(o, format!("the spire template {e}")))
+            })
             .collect(),
     )
 }
@@ -82,13 +88,17 @@ fn template_mounts(cx: &SpireContext<'_>) -> Verdict {
 fn injector_provides_socket(cx: &SpireContext<'_>) -> bool {
     cx.injectors.is_empty()
         || cx.injectors.iter().any(|(_, t)| {
-            t.as_ref().ok().and_then(|t| t.get("spire")).is_some_and(|t| template_mounts_socket(t, &cx.options.socket_path).is_ok())
+            t.as_ref()
+                .ok()
+                .and_then(|t| t.get("spire"))
+                .is_some_and(|t| template_mounts_socket(t, &cx.options.socket_path).is_ok())
         })
 }
 
 /// Whether a sidecar pod gets the Workload API socket, by itself or through the spire template.
 fn gets_socket(cx: &SpireContext<'_>, s: &Subject<'_>) -> bool {
-    s.mounts_socket(&cx.options.socket_path) || (!s.has_proxy() && s.opts_into_spire_template() && injector_provides_socket(cx))
+    s.mounts_socket(&cx.options.socket_path)
+        || (!s.has_proxy() && s.opts_into_spire_template() && injector_provides_socket(cx))
 }
 
 fn workload_socket(cx: &SpireContext<'_>) -> Verdict {
@@ -119,10 +129,13 @@ fn opt_in_registered(cx: &SpireContext<'_>) -> Verdict {
     let problems = sidecars(cx)
         .filter(|(i, s)| gets_socket(cx, s) && cx.registrations[*i].ids.is_empty())
         .map(|(i, s)| {
-            Detail::on(s.workload, format!(
-                "will hang unready: no registration entry ({})",
-                super::registration::unregistered_reason(cx, i)
-            ))
+            Detail::on(
+                s.workload,
+                format!(
+                    "will hang unready: no registration entry ({})",
+                    super::registration::unregistered_reason(cx, i)
+                ),
+            )
         })
         .collect();
     Verdict::from_problems(problems)

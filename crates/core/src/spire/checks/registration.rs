@@ -17,16 +17,22 @@ use crate::spire::template::render_spiffe_id;
 pub fn category<'a>() -> CategoryDef<SpireContext<'a>> {
     CategoryDef {
         name: "registration",
-        available: available,
+        available,
         checks: vec![
             CheckDef::new(&catalog::CRD_INSTALLED, crd_installed),
             CheckDef::new(&catalog::SPEC_VALID, spec_valid),
             CheckDef::new(&catalog::CLASS_SERVED, class_served),
             CheckDef::new(&catalog::WORKLOAD_REGISTERED, registered),
             CheckDef::new(&catalog::SINGLE_REGISTRATION, single),
-            CheckDef::new(&catalog::NO_RENDER_FAILURES, |cx| stat(cx, "podEntryRenderFailures", "selected pods could not be rendered into an entry")),
-            CheckDef::new(&catalog::NO_MASKED_ENTRIES, |cx| stat(cx, "entriesMasked", "entries are masked by another ClusterSPIFFEID's identical entries")),
-            CheckDef::new(&catalog::NO_ENTRY_FAILURES, |cx| stat(cx, "entryFailures", "entries could not be created or updated on the SPIRE server")),
+            CheckDef::new(&catalog::NO_RENDER_FAILURES, |cx| {
+                stat(cx, "podEntryRenderFailures", "selected pods could not be rendered into an entry")
+            }),
+            CheckDef::new(&catalog::NO_MASKED_ENTRIES, |cx| {
+                stat(cx, "entriesMasked", "entries are masked by another ClusterSPIFFEID's identical entries")
+            }),
+            CheckDef::new(&catalog::NO_ENTRY_FAILURES, |cx| {
+                stat(cx, "entryFailures", "entries could not be created or updated on the SPIRE server")
+            }),
         ],
     }
 }
@@ -167,8 +173,12 @@ fn stat(cx: &SpireContext<'_>, field: &str, what: &str) -> Verdict {
                 let v = &id.object.value;
                 Detail::on(
                     id.object,
-                    format!("{} {what} (status.stats.{field}; {} pod(s) selected, {} entries to set)",
-                        n(v, field), n(v, "podsSelected"), n(v, "entriesToSet")),
+                    format!(
+                        "{} {what} (status.stats.{field}; {} pod(s) selected, {} entries to set)",
+                        n(v, field),
+                        n(v, "podsSelected"),
+                        n(v, "entriesToSet")
+                    ),
                 )
             })
             .collect(),

@@ -46,15 +46,23 @@ fn unique(cx: &SpireContext<'_>) -> Verdict {
     Verdict::Fail(cx.servers.iter().map(|s| Detail::on(s, "looks like a SPIRE server")).collect())
 }
 
-/// `status.readyReplicas` against `spec.replicas`, or why it cannot be read.
-pub fn replica_problem(o: &Object, live: bool) -> Result<Option<String>, ()> {
+/// What an object's status says about readiness.
+pub enum Readiness {
+    /// Manifests carry no status.
+    NoStatus,
+    Ready,
+    NotReady(String),
+}
+
+/// `status.readyReplicas` against `spec.replicas`.
+fn replica_readiness(o: &Object, live: bool) -> Readiness {
     let status = o.value.get("status").filter(|s| s.as_object().is_some_and(|m| !m.is_empty()));
     if status.is_none() && !live {
-        return Err(());
+        return Readiness::NoStatus;
     }
     let want = o.value.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
     let ready = o.value.pointer("/status/readyReplicas").and_then(Value::as_i64).unwrap_or(0);
-    Ok((ready < want).then(|| format!("{ready}/{want} replicas ready")))
+    if ready < want { Readiness::NotReady(format!("{ready}/{want} replicas ready")) } else { Readiness::Ready }
 }
 
 fn ready(cx: &SpireContext<'_>) -> Verdict {
@@ -64,10 +72,10 @@ fn ready(cx: &SpireContext<'_>) -> Verdict {
     let mut problems = Vec::new();
     let mut info = Vec::new();
     for s in &cx.servers {
-        match replica_problem(s, cx.live()) {
-            Ok(Some(p)) => problems.push(Detail::on(s, p)),
-            Ok(None) => info.push(Detail::on(s, "all replicas ready")),
-            Err(()) => {}
+        match replica_readiness(s, cx.live()) {
+            Readiness::NotReady(p) => problems.push(Detail::on(s, p)),
+            Readiness::Ready => info.push(Detail::on(s, "all replicas ready")),
+            Readiness::NoStatus => {}
         }
     }
     if problems.is_empty() && info.is_empty() {
@@ -84,7 +92,10 @@ fn config_found(cx: &SpireContext<'_>) -> Verdict {
             Verdict::Skip("no ConfigMap in the input".into())
         }
         ServerConfigState::NotFound => Verdict::Fail(
-            cx.servers.iter().map(|s| Detail::on(s, "no ConfigMap with a server.conf key next to this server")).collect(),
+            cx.servers
+                .iter()
+                .map(|s| Detail::on(s, "no ConfigMap with a server.conf key next to this server"))
+                .collect(),
         ),
     }
 }

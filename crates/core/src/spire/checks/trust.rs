@@ -20,7 +20,10 @@ pub fn category<'a>() -> CategoryDef<SpireContext<'a>> {
     CategoryDef {
         name: "trust",
         available: |cx| {
-            if matches!(cx.server_config, ServerConfigState::Found { .. }) || !cx.meshes.is_empty() || cx.controller.is_some() {
+            if matches!(cx.server_config, ServerConfigState::Found { .. })
+                || !cx.meshes.is_empty()
+                || cx.controller.is_some()
+            {
                 Ok(())
             } else {
                 Err("no SPIRE server, controller manager or Istio configuration in the input".into())
@@ -81,13 +84,20 @@ fn trust_domain_match(cx: &SpireContext<'_>) -> Verdict {
             info.push(Detail::on(o, format!("trust domain {spire} on both sides")));
             continue;
         }
-        let how = if m.trust_domain_set { "meshConfig.trustDomain" } else { "Istio's default (meshConfig.trustDomain unset)" };
+        let how = if m.trust_domain_set {
+            "meshConfig.trustDomain"
+        } else {
+            "Istio's default (meshConfig.trustDomain unset)"
+        };
         let alias = if m.trust_domain_aliases.contains(&spire) {
             " (it is listed in trustDomainAliases, which lets policies match but does not make Istio issue or expect it)"
         } else {
             ""
         };
-        problems.push(Detail::on(o, format!("{how} is {}, the SPIRE server's trust_domain is {spire}{alias}", m.trust_domain)));
+        problems.push(Detail::on(
+            o,
+            format!("{how} is {}, the SPIRE server's trust_domain is {spire}{alias}", m.trust_domain),
+        ));
     }
     Verdict::from_problems_or(problems, info)
 }
@@ -101,9 +111,10 @@ fn controller_trust_domain(cx: &SpireContext<'_>) -> Verdict {
     };
     match &ctrl.trust_domain {
         None => Verdict::Fail(vec![Detail::on(object, "trustDomain is not set (the controller manager requires it)")]),
-        Some(td) if *td != spire => {
-            Verdict::Fail(vec![Detail::on(object, format!("trustDomain is {td}, the server's trust_domain is {spire}"))])
-        }
+        Some(td) if *td != spire => Verdict::Fail(vec![Detail::on(
+            object,
+            format!("trustDomain is {td}, the server's trust_domain is {spire}"),
+        )]),
         Some(td) => Verdict::Pass(vec![Detail::on(object, format!("trust domain {td}"))]),
     }
 }
@@ -133,7 +144,10 @@ fn federation_configured(cx: &SpireContext<'_>) -> Verdict {
             .into_iter()
             .filter(|(_, td)| !have.contains(*td))
             .map(|(id, td)| {
-                Detail::on(id.object, format!("federatesWith {td}, but the server has no federation relationship with it"))
+                Detail::on(
+                    id.object,
+                    format!("federatesWith {td}, but the server has no federation relationship with it"),
+                )
             })
             .collect(),
     )

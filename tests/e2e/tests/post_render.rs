@@ -1,0 +1,192 @@
+//! The post-renderer against real Helm: Helm 4's `install --dry-run=client` through the shipped
+//! `postrenderer/v1` plugin (all three post-render strategies), and Helm 3's exec contract
+//! (the rendered stream piped through the binary). Every output is schema-validated, checked for
+//! YAML 1.1 meaning with PyYAML, and re-run for idempotence.
+
+use std::path::Path;
+
+use e2e::{bin, krew_path, root, run, venv_tool};
+
+fn python(script: &str, args: &[&str]) -> e2e::Run {
+    let path = krew_path();
+    let mut all = vec![root().join("tests/tools").join(script).to_str().unwrap().to_string()];
+    all.extend(args.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    run(&venv_tool("python"), &refs, None, &[("PATH", path.to_str().unwrap())])
+}
+
+/// The demo chart as `helm template` renders it (real Helm 4 engine).
+fn rendered_demo() -> String {
+    python("helm_render.py", &["charts/demo-platform", "demo", "pyairtable"]).expect_code(0).stdout
+}
+
+fn post_render(input: &str, args: &[&str]) -> e2e::Run {
+    let mut all = vec!["post-render"];
+    all.extend(args);
+    run(&bin("mesh-migrate"), &all, Some(input), &[])
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+/// Strict schema validation (Kubernetes 1.37) of a stream, custom resources skipped.
+fn validate(dir: &Path, text: &str) {
+    let f = write(dir, "validate.yaml", text);
+    let r = run(&root().join("tests/tools/validate.sh"), &[&f], None, &[("PATH", krew_path().to_str().unwrap())]);
+    assert_eq!(r.code, 0, "schema validation failed:\n{}\n{}", r.stdout, r.stderr);
+}
+
+/// PyYAML (YAML 1.1) reads the output as the input, apart from what was injected.
+fn same_meaning(dir: &Path, before: &str, after: &str) {
+    let a = write(dir, "before.yaml", before);
+    let b = write(dir, "after.yaml", after);
+    python("yaml11_roundtrip.py", &["--ignore-injected", &a, &b]).expect_code(0);
+}
+
+#[test]
+fn helm3_exec_contract_on_the_demo_chart() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = rendered_demo();
+    let out = post_render(&input, &[]).expect_code(0);
+    assert!(out.stderr.is_empty(), "stderr must stay quiet without --report: {}", out.stderr);
+    validate(dir.path(), &out.stdout);
+    same_meaning(dir.path(), &input, &out.stdout);
+
+    // Untouched documents are byte-identical: every Service and Secret chunk appears verbatim.
+    for chunk in input.split("\n---\n").filter(|c| c.contains("\nkind: Service\n") || c.contains("\nkind: Secret\n")) {
+        assert!(out.stdout.contains(chunk), "untouched document changed:\n{chunk}");
+    }
+    // Mesh labels on every long-running workload, Jobs opted out, probes, policies.
+    assert_eq!(out.stdout.matches("sidecar.istio.io/inject: \"true\"").count(), 11, "{}", out.stdout);
+    assert_eq!(out.stdout.matches("sidecar.istio.io/inject: \"false\"").count(), 2);
+    assert!(out.stdout.contains("name: demo-postgres-core-ingress"));
+    assert!(out.stdout.contains("startupProbe:"), "slow starter gets a startup probe");
+
+    // Idempotent: post-rendering the output again gives the same bytes.
+    let again = post_render(&out.stdout, &[]).expect_code(0);
+    assert_eq!(again.stdout, out.stdout, "second run changed the output");
+}
+
+#[test]
+fn ambient_mode_and_diff_and_report() {
+    let input = rendered_demo();
+    let out = post_render(&input, &["--mode", "ambient", "--report"]).expect_code(0);
+    assert!(out.stdout.contains("istio.io/dataplane-mode: ambient"));
+    assert!(!out.stdout.contains("sidecar.istio.io/inject"));
+    assert!(out.stdout.contains("port: 15008"), "ambient policies admit HBONE");
+    assert!(out.stderr.contains("NetworkPolicies generated"), "{}", out.stderr);
+    let diff = post_render(&input, &["--diff"]).expect_code(0);
+    assert!(diff.stdout.starts_with("--- rendered\n+++ post-rendered\n"), "{}", diff.stdout);
+    assert!(diff.stdout.lines().any(|l| l == "+        sidecar.istio.io/inject: \"true\""), "{}", diff.stdout);
+}
+
+#[test]
+fn bad_input_fails_with_nothing_on_stdout() {
+    let cases: [(&str, &[&str], &str); 4] = [
+        ("---\n# Source: c/templates/a.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\n# Source: c/templates/b.yaml\nkind: [unclosed\n", &[], "c/templates/b.yaml"),
+        ("---\n# Source: c/templates/a.yaml\n- just\n- a list\n", &[], "document 1 (# Source: c/templates/a.yaml)"),
+        ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  name: b\n", &[], "duplicate"),
+        ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n", &["--config", "/nonexistent/mesh.yaml"], "/nonexistent/mesh.yaml"),
+    ];
+    for (input, args, needle) in cases {
+        let r = post_render(input, args);
+        assert_eq!(r.code, 2, "{r:?}");
+        assert!(r.stdout.is_empty(), "partial output on error: {}", r.stdout);
+        assert!(r.stderr.contains(needle), "stderr should name {needle}: {}", r.stderr);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "mesh.yaml", "mode: ambient\ninject:\n  probez: false\n");
+    let r = post_render("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n", &["--config", &cfg]);
+    assert_eq!(r.code, 2);
+    assert!(r.stdout.is_empty());
+    assert!(r.stderr.contains("probez"), "{}", r.stderr);
+}
+
+#[test]
+fn passthrough_of_crds_lists_and_comments() {
+    let input = "# leading comment\n---\n# only a comment\n---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: x.example.com\nspec: {group: example.com}\n---\napiVersion: v1\nkind: List\nitems: []\n---\n---\napiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec:\n  on: yes\n";
+    let r = post_render(input, &[]).expect_code(0);
+    assert_eq!(r.stdout, input, "nothing to inject: output must equal input byte for byte");
+}
+
+fn helm_install(strategy: &str, extra: &[&str]) -> serde_json::Value {
+    let plugins = tempfile::tempdir().unwrap();
+    // Install the shipped plugin directory the way `helm plugin install <dir>` lays it out.
+    let dest = plugins.path().join("mesh-migrate");
+    std::fs::create_dir_all(&dest).unwrap();
+    std::fs::copy(root().join("charts/helm-plugin/mesh-migrate/plugin.yaml"), dest.join("plugin.yaml")).unwrap();
+    let mut args = vec![
+        "charts/demo-platform",
+        "demo",
+        "pyairtable",
+        "--post-renderer",
+        "mesh-migrate",
+        "--strategy",
+        strategy,
+        "--plugins-dir",
+        plugins.path().to_str().unwrap(),
+    ];
+    args.extend(extra);
+    let r = python("helm_install.py", &args);
+    let json = r.json();
+    assert_eq!(r.code, 0, "helm install failed: {}\n{}", r.stderr, json["error"]);
+    json
+}
+
+#[test]
+fn real_helm4_install_through_the_plugin_all_strategies() {
+    let dir = tempfile::tempdir().unwrap();
+    for strategy in ["combined", "separate", "nohooks"] {
+        let json = helm_install(strategy, &[]);
+        let manifest = json["manifest"].as_str().unwrap();
+        validate(dir.path(), manifest);
+        assert!(manifest.contains("sidecar.istio.io/inject: \"true\""), "{strategy}: not injected");
+        // Generated policies appear exactly once, under the plugin's file name.
+        let n = manifest.matches("name: demo-api-gateway-ingress\n").count();
+        assert_eq!(n, 1, "{strategy}: demo-api-gateway-ingress appears {n} times");
+        assert!(manifest.contains("# Source: mesh-migrate/networkpolicies.yaml"), "{strategy}");
+        // Helm 4 strips its own file-name annotation again.
+        assert!(!manifest.contains("postrenderer.helm.sh/postrender-filename"), "{strategy}");
+        let invocations = json["post_renderer_invocations"].as_array().unwrap();
+        assert!(invocations.iter().all(|i| i["exit_code"] == 0), "{strategy}: {invocations:?}");
+        if strategy == "separate" {
+            assert_eq!(invocations.len(), 2, "hooks and manifests post-rendered separately");
+            let hook_run = invocations[0]["stdout"].as_str().unwrap();
+            assert!(!hook_run.contains("kind: NetworkPolicy"), "nothing is generated from hooks");
+        }
+        let hooks = json["hooks"].as_array().unwrap();
+        let migrate = hooks.iter().find(|h| h["kind"] == "Job").expect("db-migrate hook");
+        let hook_manifest = migrate["manifest"].as_str().unwrap();
+        if strategy == "nohooks" {
+            assert!(!hook_manifest.contains("sidecar.istio.io/inject"), "nohooks: hooks bypass the post-renderer");
+        } else {
+            assert!(hook_manifest.contains("sidecar.istio.io/inject: \"false\""), "{strategy}: hook Job must stay completable");
+        }
+    }
+}
+
+#[test]
+fn real_helm4_passes_flags_and_fails_whole_on_bad_config() {
+    let json = helm_install("combined", &["--post-renderer-arg=--mode", "--post-renderer-arg=ambient"]);
+    assert!(json["manifest"].as_str().unwrap().contains("istio.io/dataplane-mode: ambient"));
+
+    let plugins = tempfile::tempdir().unwrap();
+    let dest = plugins.path().join("mesh-migrate");
+    std::fs::create_dir_all(&dest).unwrap();
+    std::fs::copy(root().join("charts/helm-plugin/mesh-migrate/plugin.yaml"), dest.join("plugin.yaml")).unwrap();
+    let r = python(
+        "helm_install.py",
+        &["charts/demo-platform", "demo", "pyairtable", "--post-renderer", "mesh-migrate", "--plugins-dir",
+          plugins.path().to_str().unwrap(), "--post-renderer-arg=--config", "--post-renderer-arg=/nonexistent.yaml"],
+    );
+    assert_eq!(r.code, 1, "Helm must refuse the release when the post-renderer fails");
+    let json = r.json();
+    assert!(json["manifest"].is_null(), "no partial release");
+    let inv = &json["post_renderer_invocations"][0];
+    assert_eq!(inv["exit_code"], 2);
+    assert_eq!(inv["stdout"], "", "nothing on stdout");
+    assert!(inv["stderr"].as_str().unwrap().contains("/nonexistent.yaml"));
+}
