@@ -91,6 +91,7 @@ kinds! {
     HTTP_ROUTE = "gateway.networking.k8s.io" "v1" "HTTPRoute" "httproutes" true true;
     CNPG_CLUSTER = "postgresql.cnpg.io" "v1" "Cluster" "clusters" true true;
     CLUSTER_SPIFFE_ID = "spire.spiffe.io" "v1alpha1" "ClusterSPIFFEID" "clusterspiffeids" false true;
+    CLUSTER_FEDERATED_TRUST_DOMAIN = "spire.spiffe.io" "v1alpha1" "ClusterFederatedTrustDomain" "clusterfederatedtrustdomains" false true;
 }
 
 /// Look a kind up by `apiVersion` and `kind` as written in a manifest. Istio's older API versions

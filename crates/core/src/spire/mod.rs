@@ -59,6 +59,7 @@ pub static KINDS: &[&Kind] = &[
     &kinds::CRON_JOB,
     &kinds::CSI_DRIVER,
     &kinds::CLUSTER_SPIFFE_ID,
+    &kinds::CLUSTER_FEDERATED_TRUST_DOMAIN,
 ];
 
 /// What to look for and when "now" is.
