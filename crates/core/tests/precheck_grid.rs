@@ -80,7 +80,8 @@ fn load(case: &Path, options: &PrecheckOptions, cluster_namespace: Option<&str>)
         .into_iter()
         .chain(precheck::analyzers(options))
         .collect::<Vec<_>>();
-    let listed = precheck::kinds(&analyzers).into_iter().map(|k| (k, None)).collect();
+    let refs: Vec<&dyn meshmove_core::findings::Analyzer> = analyzers.iter().map(|a| a.as_ref()).collect();
+    let listed = meshmove_core::findings::wanted_kinds(&refs).0.into_iter().map(|k| (k, None)).collect();
     let objects = files.objects().iter().filter(|o| o.namespace.as_deref().is_none_or(|n| n == ns)).cloned().collect();
     let source = SourceInfo::Cluster { context: "fixture".into(), namespace: Some(ns.to_string()) };
     Inventory::from_cluster(objects, listed, source, ns.to_string())

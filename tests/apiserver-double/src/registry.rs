@@ -270,6 +270,13 @@ pub fn builtin_types() -> Vec<ResourceType> {
         .with_generation(),
         R::builtin("coordination.k8s.io", "v1", "Lease", "leases", true),
         R::builtin(
+            "admissionregistration.k8s.io",
+            "v1",
+            "MutatingWebhookConfiguration",
+            "mutatingwebhookconfigurations",
+            false,
+        ),
+        R::builtin(
             "authorization.k8s.io",
             "v1",
             "SelfSubjectAccessReview",

@@ -76,7 +76,8 @@ pub fn run(tool: &'static str, command: &str, analyzers: &[&dyn Analyzer], inven
 fn describe(kind: &Kind, why: &Unavailable) -> String {
     match why {
         Unavailable::NotInFiles => format!("no {} in the input", kind.kind),
-        Unavailable::NotServed => format!("{} is not served by the cluster (CRD not installed)", kind.resource()),
+        Unavailable::NotServed if kind.custom => format!("{} is not served by the cluster (CRD not installed)", kind.resource()),
+        Unavailable::NotServed => format!("{} is not served by the cluster", kind.resource()),
         Unavailable::Forbidden { message } => message.clone(),
     }
 }

@@ -31,8 +31,10 @@ use crate::findings::{Analyzer, Finding};
 use crate::inventory::{Inventory, Kind, Object, kinds};
 use crate::mesh::catalog::*;
 
-static REQUIRES: &[&Kind] = &[&kinds::NETWORK_POLICY];
+// No NetworkPolicy in the input means none exists, which blocks nothing: nothing is required.
+static REQUIRES: &[&Kind] = &[];
 static USES: &[&Kind] = &[
+    &kinds::NETWORK_POLICY,
     &kinds::DEPLOYMENT,
     &kinds::STATEFUL_SET,
     &kinds::DAEMON_SET,
