@@ -1,26 +1,114 @@
-//! `kubectl dbiso`: Each service owns its database: audit reachability and isolate databases. Glue only: the work is in `meshmove-core`.
+//! `kubectl dbiso`: each service owns its database. Audit who shares and who can reach each
+//! database, explain single connections, and write or apply the NetworkPolicies that isolate
+//! them. Glue only: flags to calls, results to renderers; the work is in `meshmove-core`.
 
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{CommandFactory, Parser, Subcommand};
-use meshmove_cli::{Exit, KubeFlags, OutputFlags, complete};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use meshmove_cli::{Exit, KubeFlags, OutputFlags, OutputFormat, ReportFlags, SourceFlags, complete};
+
+mod apply;
+mod explain;
+mod generate;
+mod reach;
 
 const TOOL: &str = "dbiso";
 
 #[derive(Parser)]
-#[command(name = "kubectl-dbiso", bin_name = "kubectl dbiso", version, about = "Each service owns its database: audit reachability and isolate databases")]
+#[command(
+    name = "kubectl-dbiso",
+    bin_name = "kubectl dbiso",
+    version,
+    about = "Each service owns its database: audit reachability and isolate databases",
+    after_help = "Examples:\n  \
+        kubectl dbiso audit -n shop\n  \
+        helm template shop ./chart | kubectl dbiso audit -f - -n shop\n  \
+        kubectl dbiso explain deployment/api sts/postgres 5432 -n shop\n  \
+        kubectl dbiso generate -n shop | kubectl apply -f -\n  \
+        kubectl dbiso apply -n shop --dry-run=server"
+)]
 struct Cli {
     #[command(flatten)]
     kube: KubeFlags,
     #[command(flatten)]
-    output: OutputFlags,
+    output: Output,
     #[command(subcommand)]
     command: Command,
 }
 
+/// `-o` of this plugin: the shared formats plus `txt` for `reach`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+enum Format {
+    /// Aligned table, coloured on a terminal
+    #[default]
+    Table,
+    /// Table with more columns
+    Wide,
+    /// JSON with a stable schema
+    Json,
+    /// The same document as YAML
+    Yaml,
+    /// `reach` only: one `src => dst : conn` line per pair
+    Txt,
+}
+
+/// Output flags, as `meshmove_cli::OutputFlags` with `txt` added.
+#[derive(Debug, Clone, Args)]
+struct Output {
+    /// Output format (txt: reach only)
+    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t, help_heading = "Output")]
+    format: Format,
+    /// Never colour output (also: the NO_COLOR environment variable)
+    #[arg(long, global = true, help_heading = "Output")]
+    no_color: bool,
+    /// Diagnostics level on stderr, like kubectl's -v (0-9)
+    #[arg(short = 'v', long = "v", global = true, value_name = "LEVEL", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=9), help_heading = "Output")]
+    verbosity: u8,
+}
+
+impl Output {
+    /// The shared output flags, for commands that do not take `txt`.
+    fn shared(&self, command: &str) -> Result<OutputFlags> {
+        let output = match self.format {
+            Format::Table => OutputFormat::Table,
+            Format::Wide => OutputFormat::Wide,
+            Format::Json => OutputFormat::Json,
+            Format::Yaml => OutputFormat::Yaml,
+            Format::Txt => anyhow::bail!("-o txt is only supported by `reach`; `{command}` prints table, wide, json or yaml"),
+        };
+        Ok(OutputFlags { output, no_color: self.no_color, verbosity: self.verbosity })
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Find shared databases and who can reach each database port under NetworkPolicy
+    #[command(after_help = "Examples:\n  kubectl dbiso audit -n shop\n  kubectl dbiso audit -A -o json\n  kubectl dbiso audit -f rendered.yaml -n shop --fail-on warning")]
+    Audit {
+        #[command(flatten)]
+        source: SourceFlags,
+        #[command(flatten)]
+        report: ReportFlags,
+    },
+    /// All-pairs reachability between workloads (and addresses outside the cluster)
+    #[command(after_help = "Examples:\n  kubectl dbiso reach -n shop -o txt\n  kubectl dbiso reach -f rendered.yaml -o json")]
+    Reach(reach::ReachArgs),
+    /// Explain whether SRC can open a connection to DST on a port, policy by policy
+    #[command(after_help = "SRC and DST: KIND/NAME (namespace from -n), KIND/NAMESPACE/NAME, or cidr:ADDRESS[/BITS].\n\
+        Kinds: deployment, statefulset, daemonset, replicaset, job, cronjob, pod, service, cluster (CloudNativePG).\n\
+        PORT: 5432, 5432/TCP, 53/UDP or a container port name of DST; default: DST's database port or first port.\n\
+        Exit status: 0 when the connection is allowed, 1 when it is denied.\n\n\
+        Examples:\n  kubectl dbiso explain deployment/api statefulset/postgres 5432 -n shop\n  \
+        kubectl dbiso explain cidr:0.0.0.0/0 svc/postgres -n shop\n  \
+        kubectl dbiso explain deploy/web/frontend cluster/shop/orders-db -o json")]
+    Explain(explain::ExplainArgs),
+    /// Print NetworkPolicies that isolate every database (YAML on stdout)
+    #[command(after_help = "Examples:\n  kubectl dbiso generate -n shop | kubectl apply -f -\n  kubectl dbiso generate -f rendered.yaml -n shop --monitoring-namespace observability")]
+    Generate(generate::GenerateArgs),
+    /// Apply the isolating NetworkPolicies with server-side apply, then audit again
+    #[command(after_help = "Examples:\n  kubectl dbiso apply -n shop --dry-run=client\n  kubectl dbiso apply -n shop --dry-run=server\n  kubectl dbiso apply -n shop")]
+    Apply(apply::ApplyArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell)
     Completion { shell: clap_complete::Shell },
 }
@@ -35,11 +123,46 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<Exit> {
-    let _ = (&cli.kube, &cli.output);
     match cli.command {
+        Command::Audit { source, report } => audit(&cli.kube, &source, &report, &cli.output.shared("audit")?),
+        Command::Reach(args) => reach::run(&cli.kube, &args, cli.output.format),
+        Command::Explain(args) => explain::run(&cli.kube, &args, &cli.output.shared("explain")?),
+        Command::Generate(args) => generate::run(&cli.kube, &args, &cli.output.shared("generate")?),
+        Command::Apply(args) => apply::run(&cli.kube, &args, &cli.output.shared("apply")?),
         Command::Completion { shell } => {
             complete::script(&mut Cli::command(), shell, &mut std::io::stdout());
             Ok(Exit::Ok)
         }
+    }
+}
+
+/// `audit`: load what the analyzers need (from `-f` or the cluster), run them, print the report.
+pub fn audit(kube: &KubeFlags, source: &SourceFlags, report: &ReportFlags, output: &OutputFlags) -> Result<Exit> {
+    use meshmove_core::dbiso::{self, AuditOptions};
+    use meshmove_core::findings::{self, Analyzer};
+    let analyzers = dbiso::analyzers(&AuditOptions { live: source.filename.is_empty() });
+    let refs: Vec<&dyn Analyzer> = analyzers.iter().map(|a| a.as_ref()).collect();
+    let (kinds, wide) = findings::wanted_kinds(&refs);
+    let inventory = meshmove_cli::analysis::load_inventory(kube, source, &kinds, &wide)?;
+    debug_ownership(&inventory);
+    meshmove_cli::analysis::report(TOOL, "audit", &inventory, &refs, report, output)
+}
+
+/// `-v 2`: the databases and the references found (where, never what: no secret value).
+fn debug_ownership(inventory: &meshmove_core::inventory::Inventory) {
+    use meshmove_core::dbiso::{discover, owners};
+    if meshmove_cli::log::level() < 2 {
+        return;
+    }
+    let dbs = discover::databases(inventory);
+    let (refs, unresolved) = owners::references(inventory, &dbs);
+    for db in &dbs {
+        meshmove_cli::debug!(2, "database {} ({}, ports {:?}, services {})", db.object, db.engine_name(), db.ports, db.services.join(","));
+    }
+    for r in &refs {
+        meshmove_cli::debug!(2, "reference {} (service {}) -> {} via {}", r.workload, r.service, r.database, r.via);
+    }
+    for u in &unresolved {
+        meshmove_cli::debug!(3, "unresolved host {} in {} via {}", u.host.as_deref().unwrap_or("(from a Secret, not shown)"), u.workload, u.via);
     }
 }

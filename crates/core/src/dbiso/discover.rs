@@ -1,5 +1,8 @@
-//! Finding databases: CloudNativePG clusters, workloads running database images, and the Services
-//! in front of them.
+//! Finding databases: CloudNativePG clusters, long-running workloads running database images, and
+//! the Services in front of them.
+//!
+//! Jobs and CronJobs are never databases, whatever they run: a CronJob running `postgres:16` is
+//! a `pg_dump` client, and a migration Job shipping a database image is a client too.
 
 use std::collections::BTreeMap;
 
@@ -7,6 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::inventory::{Inventory, Object, ObjectRef, kinds};
+use crate::netpol::{WorkloadKind, WorkloadRef};
 use crate::workload::{Workload, string_map, workloads};
 
 /// Database engines recognised by image name or by CloudNativePG.
@@ -63,11 +67,32 @@ pub struct Database {
     pub services: Vec<String>,
     /// `true` for CloudNativePG clusters (operator ports 8000/9187 must stay reachable).
     pub cnpg: bool,
+    /// Ports Prometheus scrapes: CloudNativePG's 9187; for workloads, container ports named
+    /// like `metrics` or `*-exporter` and the `prometheus.io/port` pod annotation.
+    pub metrics_ports: Vec<u16>,
 }
 
 impl Database {
     pub fn namespace(&self) -> &str {
         self.object.namespace.as_deref().unwrap_or("default")
+    }
+
+    /// How messages name the engine: `PostgreSQL`, `MySQL`, `Redis`, `MongoDB`; CloudNativePG
+    /// clusters are `PostgreSQL cluster`.
+    pub fn engine_name(&self) -> &'static str {
+        match (self.engine, self.cnpg) {
+            (_, true) => "PostgreSQL cluster",
+            (Engine::Postgres, false) => "PostgreSQL",
+            (Engine::Mysql, false) => "MySQL",
+            (Engine::Redis, false) => "Redis",
+            (Engine::Mongo, false) => "MongoDB",
+        }
+    }
+
+    /// The workload the reachability engine groups the database's pods under: the StatefulSet
+    /// (or other workload) itself, or the CloudNativePG `Cluster` that owns its instance pods.
+    pub fn workload_ref(&self) -> WorkloadRef {
+        WorkloadRef::new(WorkloadKind::parse(&self.object.kind), self.namespace(), &self.object.name)
     }
 }
 
@@ -89,9 +114,10 @@ pub fn databases(inventory: &Inventory) -> Vec<Database> {
             object: cluster.object_ref(),
             engine: Engine::Postgres,
             pod_labels,
-            ports: vec![5432],
+            ports: vec![Engine::Postgres.default_port()],
             services,
             cnpg: true,
+            metrics_ports: vec![CNPG_METRICS_PORT],
         });
     }
     for w in workloads(inventory) {
@@ -99,19 +125,33 @@ pub fn databases(inventory: &Inventory) -> Vec<Database> {
         if w.pod_labels().contains_key("cnpg.io/cluster") {
             continue;
         }
+        if matches!(w.kind(), "Job" | "CronJob") {
+            continue;
+        }
         let Some(engine) = w.images().find_map(Engine::from_image) else { continue };
         let pod_labels = w.pod_labels();
+        // Client ports: the database containers' ports, except metrics ports (an exporter
+        // sidecar or a port named `metrics` is for Prometheus, not for clients).
+        let mut metrics_ports: Vec<u16> = w.ports().into_iter().filter(|p| is_metrics_port(p.name.as_deref())).map(|p| p.port).collect();
+        if let Some(p) = w.pod_annotations().get("prometheus.io/port").and_then(|p| p.parse::<u16>().ok()) {
+            metrics_ports.push(p);
+        }
         let mut ports: Vec<u16> = w
             .containers()
             .filter(|c| c.get("image").and_then(Value::as_str).and_then(Engine::from_image).is_some())
             .flat_map(|c| c.get("ports").and_then(Value::as_array).into_iter().flatten())
+            .filter(|p| !is_metrics_port(p.get("name").and_then(Value::as_str)))
             .filter_map(|p| p.get("containerPort").and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok()))
+            .filter(|p| !metrics_ports.contains(p))
             .collect();
         if ports.is_empty() {
             ports.push(engine.default_port());
         }
         ports.sort_unstable();
         ports.dedup();
+        metrics_ports.retain(|p| !ports.contains(p));
+        metrics_ports.sort_unstable();
+        metrics_ports.dedup();
         out.push(Database {
             object: w.object.object_ref(),
             engine,
@@ -119,10 +159,17 @@ pub fn databases(inventory: &Inventory) -> Vec<Database> {
             pod_labels,
             ports,
             cnpg: false,
+            metrics_ports,
         });
     }
     out.sort_by(|a, b| a.object.cmp(&b.object));
     out
+}
+
+/// Whether a container port name marks a metrics endpoint (`metrics`, `http-metrics`,
+/// `exporter`, `pg-exporter`).
+fn is_metrics_port(name: Option<&str>) -> bool {
+    name.is_some_and(|n| n.contains("metrics") || n.contains("exporter"))
 }
 
 /// Names of the Services in `namespace` whose selector matches `pod_labels`.

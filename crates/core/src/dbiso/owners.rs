@@ -1,40 +1,51 @@
 //! Who uses which database: connection strings and hosts in environment variables, Secrets and
-//! ConfigMaps, resolved through Services to the databases behind them.
+//! ConfigMaps (through `env`, `envFrom` and mounted volumes), resolved through Services to the
+//! databases behind them, plus CloudNativePG credential Secrets, which name their cluster.
+//!
+//! Ownership is decided per *service*, not per workload: a service's Deployment and its
+//! migration Job using one database is normal, two services using it is the coupling `dbiso`
+//! exists to find. [`service_of`] reads a workload's own identity from its labels;
+//! [`services`] adds the one inference the labels cannot make, attributing a Job or CronJob to
+//! the service whose long-running workloads run the same image.
 //!
 //! Secret values are read to find hosts but never leave this module: a [`Reference`] says *where*
-//! a reference was found (`env DATABASE_URL from Secret api-db key url`), never what it contained.
+//! a reference was found (`env DATABASE_URL from Secret api-db key url`), never what it
+//! contained, and an [`Unresolved`] host that was read from a Secret is withheld (`host: None`),
+//! since a host is part of the Secret's value.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use base64::Engine as _;
 use serde::Serialize;
 use serde_json::Value;
 
 use super::discover::Database;
-use crate::inventory::{Inventory, ObjectRef, kinds};
+use crate::inventory::{Inventory, ObjectRef, SourceInfo, kinds};
 use crate::workload::{Workload, workloads};
 
 /// A workload's use of a database.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Reference {
     pub workload: ObjectRef,
-    /// The service the workload belongs to (`app.kubernetes.io/name`, else `app`, else its name).
+    /// The service the workload belongs to (see [`services`]).
     pub service: String,
     pub database: ObjectRef,
     /// Where the reference was found; never contains a secret value.
     pub via: String,
 }
 
-/// A host a workload names that matches no Service (kept for diagnostics).
+/// A database-looking host a workload names that matches no Service of the inventory.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Unresolved {
     pub workload: ObjectRef,
-    pub host: String,
+    /// The host, or `None` when it was read from a Secret (then it is part of a secret value and
+    /// is not shown).
+    pub host: Option<String>,
     pub via: String,
 }
 
-/// The service identity of a workload, used to tell "two services share a database" from "one
-/// service's Deployment and its migration Job use it".
+/// The service identity of a workload from its own labels: `app.kubernetes.io/name`, else
+/// `app`, else its name.
 pub fn service_of(w: &Workload<'_>) -> String {
     let labels = w.pod_labels();
     labels
@@ -44,43 +55,132 @@ pub fn service_of(w: &Workload<'_>) -> String {
         .unwrap_or_else(|| w.name().to_string())
 }
 
+/// Kinds that run a service's long-lived pods (as opposed to its batch tasks).
+fn long_running(kind: &str) -> bool {
+    matches!(kind, "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Pod")
+}
+
+/// An image reference without tag and digest: `docker.io/a/b:1.2@sha256:..` -> `docker.io/a/b`.
+pub fn image_repository(image: &str) -> &str {
+    let no_digest = image.split('@').next().unwrap_or(image);
+    match no_digest.rsplit_once(':') {
+        // A colon after the last slash is a tag; before it, a registry port.
+        Some((repo, tag)) if !tag.contains('/') => repo,
+        _ => no_digest,
+    }
+}
+
+/// The service of every workload, keyed by its object reference: [`service_of`], except for a
+/// Job or CronJob whose images are all run by long-running workloads of exactly one service of
+/// its namespace: it is that service's task (a migration, a backup) and belongs to it.
+pub fn services(ws: &[Workload<'_>]) -> HashMap<ObjectRef, String> {
+    // (namespace, image repository) -> services of the long-running workloads running it.
+    let mut runners: HashMap<(&str, &str), BTreeSet<String>> = HashMap::new();
+    for w in ws.iter().filter(|w| long_running(w.kind())) {
+        let service = service_of(w);
+        for image in w.images() {
+            runners.entry((w.namespace(), image_repository(image))).or_default().insert(service.clone());
+        }
+    }
+    ws.iter()
+        .map(|w| {
+            let own = service_of(w);
+            let service = if long_running(w.kind()) {
+                own
+            } else {
+                let mut candidates: BTreeSet<&String> = BTreeSet::new();
+                let mut all_known = true;
+                for image in w.images() {
+                    match runners.get(&(w.namespace(), image_repository(image))) {
+                        Some(s) => candidates.extend(s),
+                        None => all_known = false,
+                    }
+                }
+                match (all_known, candidates.len()) {
+                    (true, 1) => candidates.into_iter().next().cloned().unwrap_or(own),
+                    _ => own,
+                }
+            };
+            (w.object.object_ref(), service)
+        })
+        .collect()
+}
+
 /// One value a workload receives, with where it came from.
 struct EnvValue {
     key: String,
     value: String,
     via: String,
+    /// Read from a Secret: never shown, not even in part.
+    secret: bool,
 }
 
-/// Map every workload's database references. Returns references and hosts that look like
-/// database hosts but resolve to nothing.
+/// What a workload reads: values, and the names of the Secrets it reads them from (also those
+/// absent from the inventory, such as the ones an operator creates).
+struct Inputs {
+    values: Vec<EnvValue>,
+    /// Secret name -> where it is used (first place found).
+    secrets: BTreeMap<String, String>,
+}
+
+/// Map every workload's database references. Returns references and the database-looking hosts
+/// that resolve to nothing.
 pub fn references(inventory: &Inventory, dbs: &[Database]) -> (Vec<Reference>, Vec<Unresolved>) {
+    let ws = workloads(inventory);
+    let service_map = services(&ws);
+    let secret_index: HashMap<(&str, &str), &Value> = inventory
+        .of(&kinds::SECRET)
+        .map(|s| ((s.namespace.as_deref().unwrap_or_default(), s.name.as_str()), &s.value))
+        .collect();
+    let configmap_index: HashMap<(&str, &str), &Value> = inventory
+        .of(&kinds::CONFIG_MAP)
+        .map(|c| ((c.namespace.as_deref().unwrap_or_default(), c.name.as_str()), &c.value))
+        .collect();
+    let service_names: BTreeSet<(&str, &str)> = inventory
+        .of(&kinds::SERVICE)
+        .map(|s| (s.namespace.as_deref().unwrap_or_default(), s.name.as_str()))
+        .collect();
+    let credential_secrets: Vec<(&Database, BTreeSet<String>)> =
+        dbs.iter().filter(|d| d.cnpg).map(|d| (d, cnpg_credential_secrets(inventory, d))).collect();
+
     let mut refs = Vec::new();
     let mut unresolved = Vec::new();
-    for w in workloads(inventory) {
+    for w in &ws {
         let ns = w.namespace();
         let me = w.object.object_ref();
-        if dbs.iter().any(|d| d.object == me) {
+        // Databases do not own databases; CloudNativePG's own instance pods are the database.
+        if dbs.iter().any(|d| d.object == me) || w.pod_labels().contains_key("cnpg.io/cluster") {
             continue;
         }
-        let service = service_of(&w);
-        for ev in env_values(inventory, &w) {
-            // A CloudNativePG application Secret is a reference by itself.
-            for db in dbs.iter().filter(|d| d.cnpg && d.namespace() == ns) {
-                let cluster = &db.object.name;
-                if ev.via.contains(&format!("Secret {cluster}-app ")) || ev.via.contains(&format!("Secret {cluster}-superuser ")) {
-                    refs.push(Reference { workload: me.clone(), service: service.clone(), database: db.object.clone(), via: ev.via.clone() });
+        let service = service_map.get(&me).cloned().unwrap_or_else(|| service_of(w));
+        let mut push = |db: &Database, via: &str| {
+            refs.push(Reference { workload: me.clone(), service: service.clone(), database: db.object.clone(), via: via.to_string() })
+        };
+        let inputs = inputs_of(w, &secret_index, &configmap_index);
+        for (db, names) in &credential_secrets {
+            if db.namespace() != ns {
+                continue;
+            }
+            for (secret, via) in &inputs.secrets {
+                if names.contains(secret) {
+                    push(db, via);
                 }
             }
+        }
+        for ev in &inputs.values {
             for host in hosts_in(&ev.key, &ev.value) {
                 match resolve_host(&host, ns, dbs) {
-                    Some(db) => refs.push(Reference {
-                        workload: me.clone(),
-                        service: service.clone(),
-                        database: db.object.clone(),
-                        via: ev.via.clone(),
-                    }),
-                    None if looks_like_database_key(&ev.key) && inventory_lacks_service(inventory, &host, ns) => {
-                        unresolved.push(Unresolved { workload: me.clone(), host, via: ev.via.clone() })
+                    Some(db) => push(db, &ev.via),
+                    None if looks_like_database_key(&ev.key)
+                        && is_cluster_name(&host)
+                        && visible(inventory, &host, ns)
+                        && !names_service(&service_names, &host, ns) =>
+                    {
+                        unresolved.push(Unresolved {
+                            workload: me.clone(),
+                            host: (!ev.secret).then_some(host),
+                            via: ev.via.clone(),
+                        })
                     }
                     None => {}
                 }
@@ -94,52 +194,101 @@ pub fn references(inventory: &Inventory, dbs: &[Database]) -> (Vec<Reference>, V
     (refs, unresolved)
 }
 
-fn env_values(inventory: &Inventory, w: &Workload<'_>) -> Vec<EnvValue> {
-    let ns = Some(w.namespace());
-    let mut out = Vec::new();
+/// Secrets that carry a CloudNativePG cluster's credentials: the operator's `<cluster>-app` and
+/// `<cluster>-superuser`, the bootstrap owner Secret, and managed roles' password Secrets.
+fn cnpg_credential_secrets(inventory: &Inventory, db: &Database) -> BTreeSet<String> {
+    let name = &db.object.name;
+    let mut out: BTreeSet<String> = [format!("{name}-app"), format!("{name}-superuser")].into();
+    let Some(cluster) = inventory.get(&kinds::CNPG_CLUSTER, db.object.namespace.as_deref(), name) else { return out };
+    let spec = &cluster.value["spec"];
+    for ptr in ["/bootstrap/initdb/secret/name", "/bootstrap/pg_basebackup/secret/name", "/superuserSecret/name"] {
+        if let Some(s) = spec.pointer(ptr).and_then(Value::as_str) {
+            out.insert(s.to_string());
+        }
+    }
+    for role in spec.pointer("/managed/roles").and_then(Value::as_array).into_iter().flatten() {
+        if let Some(s) = role.pointer("/passwordSecret/name").and_then(Value::as_str) {
+            out.insert(s.to_string());
+        }
+    }
+    out
+}
+
+type Index<'a> = HashMap<(&'a str, &'a str), &'a Value>;
+
+fn inputs_of(w: &Workload<'_>, secrets: &Index<'_>, configmaps: &Index<'_>) -> Inputs {
+    let ns = w.namespace();
+    let mut inputs = Inputs { values: Vec::new(), secrets: BTreeMap::new() };
+    let secret = |name: &str| secrets.get(&(ns, name)).map(|s| secret_data(s)).unwrap_or_default();
+    let configmap = |name: &str| configmaps.get(&(ns, name)).map(|c| configmap_data(c)).unwrap_or_default();
     for c in w.containers().chain(w.init_containers()) {
         for e in c.get("env").and_then(Value::as_array).into_iter().flatten() {
             let Some(key) = e.get("name").and_then(Value::as_str) else { continue };
             if let Some(v) = e.get("value").and_then(Value::as_str) {
-                out.push(EnvValue { key: key.into(), value: v.into(), via: format!("env {key}") });
+                inputs.values.push(EnvValue { key: key.into(), value: v.into(), via: format!("env {key}"), secret: false });
             } else if let Some(r) = e.pointer("/valueFrom/secretKeyRef") {
                 let (name, k) = (str_of(r, "name"), str_of(r, "key"));
                 let via = format!("env {key} from Secret {name} key {k}");
-                let value = secret_data(inventory, ns, name).remove(k).unwrap_or_default();
-                out.push(EnvValue { key: key.into(), value, via });
+                inputs.secrets.entry(name.to_string()).or_insert_with(|| via.clone());
+                let value = secret(name).remove(k).unwrap_or_default();
+                inputs.values.push(EnvValue { key: key.into(), value, via, secret: true });
             } else if let Some(r) = e.pointer("/valueFrom/configMapKeyRef") {
                 let (name, k) = (str_of(r, "name"), str_of(r, "key"));
                 let via = format!("env {key} from ConfigMap {name} key {k}");
-                let value = configmap_data(inventory, ns, name).remove(k).unwrap_or_default();
-                out.push(EnvValue { key: key.into(), value, via });
+                let value = configmap(name).remove(k).unwrap_or_default();
+                inputs.values.push(EnvValue { key: key.into(), value, via, secret: false });
             }
         }
         for e in c.get("envFrom").and_then(Value::as_array).into_iter().flatten() {
             let prefix = e.get("prefix").and_then(Value::as_str).unwrap_or("");
             if let Some(name) = e.pointer("/secretRef/name").and_then(Value::as_str) {
-                for (k, v) in secret_data(inventory, ns, name) {
-                    out.push(EnvValue { key: format!("{prefix}{k}"), value: v, via: format!("envFrom Secret {name} key {k}") });
+                inputs.secrets.entry(name.to_string()).or_insert_with(|| format!("envFrom Secret {name}"));
+                for (k, v) in secret(name) {
+                    let via = format!("envFrom Secret {name} key {k}");
+                    inputs.values.push(EnvValue { key: format!("{prefix}{k}"), value: v, via, secret: true });
                 }
             }
             if let Some(name) = e.pointer("/configMapRef/name").and_then(Value::as_str) {
-                for (k, v) in configmap_data(inventory, ns, name) {
-                    out.push(EnvValue { key: format!("{prefix}{k}"), value: v, via: format!("envFrom ConfigMap {name} key {k}") });
+                for (k, v) in configmap(name) {
+                    let via = format!("envFrom ConfigMap {name} key {k}");
+                    inputs.values.push(EnvValue { key: format!("{prefix}{k}"), value: v, via, secret: false });
                 }
             }
         }
     }
-    out
+    // Mounted Secrets and ConfigMaps: the file name plays the part of the key.
+    for v in w.pod_spec().and_then(|s| s.get("volumes")).and_then(Value::as_array).into_iter().flatten() {
+        let vol = v.get("name").and_then(Value::as_str).unwrap_or("");
+        let projected = v.pointer("/projected/sources").and_then(Value::as_array).into_iter().flatten();
+        let sources = std::iter::once(v).chain(projected);
+        for src in sources {
+            let secret_name = src.pointer("/secret/secretName").or_else(|| src.pointer("/secret/name")).and_then(Value::as_str);
+            if let Some(name) = secret_name {
+                inputs.secrets.entry(name.to_string()).or_insert_with(|| format!("volume {vol} from Secret {name}"));
+                for (k, value) in secret(name) {
+                    let via = format!("volume {vol} from Secret {name} key {k}");
+                    inputs.values.push(EnvValue { key: k, value, via, secret: true });
+                }
+            }
+            if let Some(name) = src.pointer("/configMap/name").and_then(Value::as_str) {
+                for (k, value) in configmap(name) {
+                    let via = format!("volume {vol} from ConfigMap {name} key {k}");
+                    inputs.values.push(EnvValue { key: k, value, via, secret: false });
+                }
+            }
+        }
+    }
+    inputs
 }
 
 fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
-/// A Secret's values (`stringData` and base64-decoded `data`); empty when absent or undecodable.
-fn secret_data(inventory: &Inventory, ns: Option<&str>, name: &str) -> BTreeMap<String, String> {
-    let Some(secret) = inventory.get(&kinds::SECRET, ns, name) else { return BTreeMap::new() };
+/// A Secret's values (`stringData` and base64-decoded `data`); undecodable entries are skipped.
+fn secret_data(secret: &Value) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    for (k, v) in secret.value.get("data").and_then(Value::as_object).into_iter().flatten() {
+    for (k, v) in secret.get("data").and_then(Value::as_object).into_iter().flatten() {
         let decoded = v
             .as_str()
             .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s.trim()).ok())
@@ -148,7 +297,7 @@ fn secret_data(inventory: &Inventory, ns: Option<&str>, name: &str) -> BTreeMap<
             out.insert(k.clone(), d);
         }
     }
-    for (k, v) in secret.value.get("stringData").and_then(Value::as_object).into_iter().flatten() {
+    for (k, v) in secret.get("stringData").and_then(Value::as_object).into_iter().flatten() {
         if let Some(s) = v.as_str() {
             out.insert(k.clone(), s.to_string());
         }
@@ -156,10 +305,9 @@ fn secret_data(inventory: &Inventory, ns: Option<&str>, name: &str) -> BTreeMap<
     out
 }
 
-fn configmap_data(inventory: &Inventory, ns: Option<&str>, name: &str) -> BTreeMap<String, String> {
-    inventory
-        .get(&kinds::CONFIG_MAP, ns, name)
-        .and_then(|c| c.value.get("data"))
+fn configmap_data(configmap: &Value) -> BTreeMap<String, String> {
+    configmap
+        .get("data")
         .and_then(Value::as_object)
         .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
         .unwrap_or_default()
@@ -167,17 +315,18 @@ fn configmap_data(inventory: &Inventory, ns: Option<&str>, name: &str) -> BTreeM
 
 fn looks_like_database_key(key: &str) -> bool {
     let k = key.to_ascii_uppercase();
-    ["DATABASE", "DB_", "_DB", "POSTGRES", "PG", "MYSQL", "REDIS", "MONGO", "JDBC"].iter().any(|m| k.contains(m))
+    ["DATABASE", "DB_", "_DB", "POSTGRES", "PG", "MYSQL", "MARIADB", "REDIS", "MONGO", "JDBC"].iter().any(|m| k.contains(m))
 }
 
 /// Hosts named by a value: URLs (`postgresql://u:p@host:5432/db`, `jdbc:mysql://h1,h2/db`,
-/// `redis://host:6379`) anywhere in the value, or the whole value for `*_HOST`-style keys.
+/// `redis://host:6379`) anywhere in the value, libpq keyword strings (`host=db port=5432`), or
+/// the whole value for `*_HOST`-style keys.
 pub fn hosts_in(key: &str, value: &str) -> Vec<String> {
     let mut hosts = Vec::new();
     let mut rest = value;
     while let Some(i) = rest.find("://") {
         let after = &rest[i + 3..];
-        let end = after.find(['/', '?', '#', ' ', '"', '\'']).unwrap_or(after.len());
+        let end = after.find(['/', '?', '#', ' ', '"', '\'', ';']).unwrap_or(after.len());
         let authority = &after[..end];
         let hostlist = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
         for h in hostlist.split(',') {
@@ -187,8 +336,20 @@ pub fn hosts_in(key: &str, value: &str) -> Vec<String> {
         }
         rest = &after[end..];
     }
+    if hosts.is_empty() {
+        // libpq keyword/value connection strings.
+        for token in value.split([' ', ';', '\n', '\t']) {
+            if let Some(list) = token.strip_prefix("host=").or_else(|| token.strip_prefix("hostaddr=")) {
+                for h in list.trim_matches(['\'', '"']).split(',') {
+                    if let Some(host) = strip_port(h) {
+                        hosts.push(host);
+                    }
+                }
+            }
+        }
+    }
     let k = key.to_ascii_uppercase();
-    let host_key = ["HOST", "_SERVER", "_ADDR", "_ADDRESS", "HOSTNAME"].iter().any(|s| k.ends_with(s));
+    let host_key = ["HOST", "_SERVER", "_ADDR", "_ADDRESS", "HOSTNAME", "HOSTS"].iter().any(|s| k.ends_with(s));
     if hosts.is_empty() && host_key && !value.contains(char::is_whitespace) {
         for h in value.split(',') {
             if let Some(host) = strip_port(h) {
@@ -208,28 +369,66 @@ fn strip_port(h: &str) -> Option<String> {
         .then(|| host.to_ascii_lowercase())
 }
 
+/// Whether a host could be a name cluster DNS answers: not an IP address, not `localhost` (a
+/// proxy sidecar such as cloud-sql-proxy), and either short (`svc`, `svc.ns`, `pod.svc.ns`) or
+/// under `.svc` / `.svc.cluster.local`. Other fully qualified names are outside the cluster.
+pub fn is_cluster_name(host: &str) -> bool {
+    let h = host.trim_end_matches('.');
+    if h.parse::<std::net::IpAddr>().is_ok() || h == "localhost" || !h.contains(|c: char| c.is_ascii_alphabetic()) {
+        return false;
+    }
+    if h.ends_with(".svc") || h.ends_with(".svc.cluster.local") {
+        return true;
+    }
+    let labels: Vec<&str> = h.split('.').collect();
+    let last = labels.last().copied().unwrap_or_default();
+    labels.len() <= 3 && (labels.len() == 1 || !PUBLIC_SUFFIXES.contains(&last))
+}
+
+/// Last labels that mark a name as outside the cluster (a namespace of that name is possible but
+/// far less likely than a public or private domain).
+const PUBLIC_SUFFIXES: &[&str] = &[
+    "com", "net", "org", "io", "dev", "app", "cloud", "co", "ai", "info", "biz", "eu", "us", "uk", "de", "fr", "local",
+    "internal", "lan", "corp", "home", "localdomain",
+];
+
 /// Resolve a DNS name as cluster DNS would, from a client in `client_ns`: `svc`, `svc.ns`,
-/// `svc.ns.svc`, `svc.ns.svc.cluster.local`, and StatefulSet pod names `pod.svc.ns...`.
+/// `svc.ns.svc`, `svc.ns.svc.cluster.local`, and StatefulSet pod names `pod.svc[.ns...]`.
 pub fn resolve_host<'a>(host: &str, client_ns: &str, dbs: &'a [Database]) -> Option<&'a Database> {
-    let trimmed = host.trim_end_matches('.');
-    let trimmed = trimmed.strip_suffix(".cluster.local").unwrap_or(trimmed);
-    let trimmed = trimmed.strip_suffix(".svc").unwrap_or(trimmed);
-    let labels: Vec<&str> = trimmed.split('.').collect();
-    let candidates: Vec<(&str, &str)> = match labels.as_slice() {
-        [svc] => vec![(*svc, client_ns)],
-        [svc, ns] => vec![(*svc, *ns), (*ns, client_ns)],
-        [_pod, svc, ns] => vec![(*svc, *ns)],
-        _ => vec![],
-    };
-    candidates
+    candidates(host, client_ns)
         .into_iter()
         .find_map(|(svc, ns)| dbs.iter().find(|d| d.namespace() == ns && d.services.iter().any(|s| s == svc)))
 }
 
-fn inventory_lacks_service(inventory: &Inventory, host: &str, ns: &str) -> bool {
-    let first = host.split('.').next().unwrap_or(host);
-    let ns = host.split('.').nth(1).filter(|n| *n != "svc").unwrap_or(ns);
-    inventory.get(&kinds::SERVICE, Some(ns), first).is_none() && !host.contains("amazonaws") && host.contains(|c: char| c.is_ascii_alphabetic())
+/// (service, namespace) pairs a name may denote, in the order the DNS search path tries them.
+fn candidates<'h>(host: &'h str, client_ns: &'h str) -> Vec<(&'h str, &'h str)> {
+    let trimmed = host.trim_end_matches('.');
+    let trimmed = trimmed.strip_suffix(".cluster.local").unwrap_or(trimmed);
+    let trimmed = trimmed.strip_suffix(".svc").unwrap_or(trimmed);
+    let labels: Vec<&str> = trimmed.split('.').collect();
+    match labels.as_slice() {
+        [svc] => vec![(*svc, client_ns)],
+        // `svc.ns`, or `pod.svc` in the client's namespace.
+        [first, second] => vec![(*first, *second), (*second, client_ns)],
+        [_pod, svc, ns] => vec![(*svc, *ns)],
+        _ => vec![],
+    }
+}
+
+/// Whether every Service the name may denote would be in the inventory: always for files and
+/// unscoped loads; for a load limited to one namespace, only names within it.
+fn visible(inventory: &Inventory, host: &str, client_ns: &str) -> bool {
+    if inventory.complete_across_namespaces(&kinds::SERVICE) {
+        return true;
+    }
+    match &inventory.source {
+        SourceInfo::Cluster { namespace: Some(scope), .. } => candidates(host, client_ns).iter().all(|(_, ns)| ns == scope),
+        _ => true,
+    }
+}
+
+fn names_service(services: &BTreeSet<(&str, &str)>, host: &str, client_ns: &str) -> bool {
+    candidates(host, client_ns).into_iter().any(|(svc, ns)| services.contains(&(ns, svc)))
 }
 
 #[cfg(test)]
@@ -243,7 +442,26 @@ mod tests {
         assert_eq!(hosts_in("REDIS_URL", "redis://redis.cache.svc.cluster.local:6379/0"), ["redis.cache.svc.cluster.local"]);
         assert_eq!(hosts_in("REDIS_HOST", "redis:6379"), ["redis"]);
         assert_eq!(hosts_in("DB_HOST", "Postgres-Core"), ["postgres-core"]);
+        assert_eq!(hosts_in("PG_DSN", "host=pg-main port=5432 dbname=app user=x"), ["pg-main"]);
+        assert_eq!(hosts_in("MSSQL", "jdbc:sqlserver://sql.data:1433;databaseName=x"), ["sql.data"]);
         assert!(hosts_in("GREETING", "hello world").is_empty());
         assert!(hosts_in("MODE", "redis").is_empty(), "plain values of non-host keys are not hosts");
+    }
+
+    #[test]
+    fn cluster_names_exclude_addresses_loopback_and_external_domains() {
+        for yes in ["pg", "pg.data", "pg-0.pg.data", "pg.data.svc", "pg.data.svc.cluster.local"] {
+            assert!(is_cluster_name(yes), "{yes}");
+        }
+        for no in ["10.0.0.7", "localhost", "db.abc123.eu-west-1.rds.amazonaws.com", "pg.corp.example.com", "db.internal", "db.example.com"] {
+            assert!(!is_cluster_name(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn image_repositories_drop_tags_and_digests_but_keep_registry_ports() {
+        assert_eq!(image_repository("pyairtable/api-gateway:1.8.0"), "pyairtable/api-gateway");
+        assert_eq!(image_repository("registry:5000/team/app"), "registry:5000/team/app");
+        assert_eq!(image_repository("registry:5000/team/app:2@sha256:abc"), "registry:5000/team/app");
     }
 }

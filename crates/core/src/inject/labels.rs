@@ -16,7 +16,7 @@ pub const NATIVE_SIDECAR_ANNOTATION: &str = "sidecar.istio.io/nativeSidecar";
 pub fn inject_labels(object: &mut Value, kind: &str, name: &str, template_ptr: &str, opts: &LabelOptions) -> Vec<Injection> {
     let workload = format!("{kind}/{name}");
     let batch = matches!(kind, "Job" | "CronJob");
-    let Some(template) = (if template_ptr.is_empty() { Some(&mut *object) } else { object.pointer_mut(template_ptr) }) else {
+    let Some(template) = (if template_ptr.is_empty() { Some(&mut *object) } else { super::at_mut(object, template_ptr) }) else {
         return Vec::new();
     };
     let Some(template) = template.as_object_mut() else { return Vec::new() };
@@ -78,7 +78,7 @@ pub fn inject_labels(object: &mut Value, kind: &str, name: &str, template_ptr: &
 /// Tag of the first container image, unless absent, a digest, or `latest` (which says nothing
 /// about the version).
 fn first_image_tag(spec: Option<&Value>) -> Option<String> {
-    let image = spec?.pointer("/containers/0/image")?.as_str()?;
+    let image = super::at(spec?, "/containers/0/image")?.as_str()?;
     let image = image.split('@').next()?;
     let last = image.rsplit('/').next()?;
     let (_, tag) = last.split_once(':')?;

@@ -73,3 +73,60 @@ pub(crate) fn object_entry<'a>(map: &'a mut serde_json::Map<String, Value>, key:
     }
     entry.as_object_mut()
 }
+
+/// `Value::pointer` without its allocations (serde_json unescapes every segment into a new
+/// `String`, which shows when it runs for every document of a large stream). Same results.
+pub(crate) fn at<'a>(v: &'a Value, ptr: &str) -> Option<&'a Value> {
+    if ptr.contains('~') {
+        return v.pointer(ptr);
+    }
+    if ptr.is_empty() {
+        return Some(v);
+    }
+    ptr.strip_prefix('/')?.split('/').try_fold(v, |v, segment| match v {
+        Value::Object(map) => map.get(segment),
+        Value::Array(items) => array_index(segment).and_then(|i| items.get(i)),
+        _ => None,
+    })
+}
+
+/// [`at`] for `Value::pointer_mut`.
+pub(crate) fn at_mut<'a>(v: &'a mut Value, ptr: &str) -> Option<&'a mut Value> {
+    if ptr.contains('~') {
+        return v.pointer_mut(ptr);
+    }
+    if ptr.is_empty() {
+        return Some(v);
+    }
+    ptr.strip_prefix('/')?.split('/').try_fold(v, |v, segment| match v {
+        Value::Object(map) => map.get_mut(segment),
+        Value::Array(items) => array_index(segment).and_then(|i| items.get_mut(i)),
+        _ => None,
+    })
+}
+
+/// A JSON pointer array index as serde_json reads it: digits, no sign, no leading zero.
+fn array_index(segment: &str) -> Option<usize> {
+    if segment.starts_with('+') || (segment.starts_with('0') && segment.len() > 1) {
+        return None;
+    }
+    segment.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn at_reads_like_pointer() {
+        let mut v = json!({"a": {"b/c": [10, {"d": 1}], "": 2, "e~f": 3}, "x": [1]});
+        for ptr in ["", "/a", "/a/b~1c", "/a/b~1c/1/d", "/a/b~1c/01", "/a/b~1c/+1", "/a/b~1c/2", "/a/", "/a/e~0f", "/x/0", "/x/a", "a", "/nope/x", "/a/b~1c/0/x"] {
+            assert_eq!(at(&v, ptr), v.pointer(ptr), "{ptr}");
+        }
+        *at_mut(&mut v, "/x/0").unwrap() = json!(5);
+        assert_eq!(v["x"][0], 5);
+        assert!(at_mut(&mut v, "/x/1").is_none());
+    }
+}
+

@@ -53,8 +53,7 @@ pub fn inject_probes(object: &mut Value, workload: &str, template_ptr: &str, set
     if settings.skip {
         return Vec::new();
     }
-    let template = if template_ptr.is_empty() { Some(object) } else { object.pointer_mut(template_ptr) };
-    let Some(containers) = template.and_then(|t| t.pointer_mut("/spec/containers")).and_then(Value::as_array_mut) else {
+    let Some(containers) = super::at_mut(object, template_ptr).and_then(|t| super::at_mut(t, "/spec/containers")).and_then(Value::as_array_mut) else {
         return Vec::new();
     };
     let mut done = Vec::new();

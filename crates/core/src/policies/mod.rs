@@ -94,20 +94,31 @@ pub fn generate(inventory: &Inventory, release: &str, mode: MeshMode, opts: &Pol
     let dbs = if opts.database_isolation { discover::databases(inventory) } else { Vec::new() };
     let (refs, _) = owners::references(inventory, &dbs);
     let exposed = exposed_services(inventory);
+    let services = ServiceIndex::new(inventory);
+    // The Services selecting each workload and their target ports, computed once: egress rules
+    // need every other workload's ports.
+    let selecting: Vec<Vec<&crate::inventory::Object>> = ws.iter().map(|w| services.selecting(w)).collect();
+    let ports: Vec<BTreeSet<Port>> = selecting.iter().map(|ss| ss.iter().flat_map(|s| target_ports(s)).collect()).collect();
+    // The same for every workload of the release: built once, on first use.
+    let mut peers: Option<Vec<Value>> = None;
     let mut out = Vec::new();
 
-    for w in &ws {
+    for (i, w) in ws.iter().enumerate() {
         let my_ref = w.object.object_ref();
         let db = dbs.iter().find(|d| d.object == my_ref);
-        let ports = service_target_ports(inventory, w);
         let mut rules: Vec<Value> = Vec::new();
         match db {
             Some(db) => rules.extend(database_rules(db, &refs, &ws, opts)),
             None => {
-                if !ports.is_empty() {
-                    rules.push(json!({"from": release_peers(&ws, &dbs, release), "ports": ports.iter().map(Port::json).collect::<Vec<_>>()}));
+                if !ports[i].is_empty() {
+                    let from = peers.get_or_insert_with(|| release_peers(&ws, &dbs, release)).clone();
+                    let mut rule = Map::new();
+                    rule.insert("from".into(), Value::Array(from));
+                    rule.insert("ports".into(), ports[i].iter().map(Port::json).collect());
+                    rules.push(Value::Object(rule));
                 }
-                let exposed_ports: BTreeSet<Port> = selecting_services(inventory, w)
+                let exposed_ports: BTreeSet<Port> = selecting[i]
+                    .iter()
                     .filter(|s| exposed.contains(&(s.namespace.clone().unwrap_or_default(), s.name.clone())))
                     .flat_map(|s| target_ports(s))
                     .collect();
@@ -127,7 +138,7 @@ pub fn generate(inventory: &Inventory, release: &str, mode: MeshMode, opts: &Pol
             })),
             _ => {}
         }
-        let mut spec = Map::new();
+    let mut spec = Map::new();
         spec.insert("podSelector".into(), pod_selector(w));
         let mut types = vec![json!("Ingress")];
         if opts.egress {
@@ -136,7 +147,7 @@ pub fn generate(inventory: &Inventory, release: &str, mode: MeshMode, opts: &Pol
         spec.insert("policyTypes".into(), Value::Array(types));
         spec.insert("ingress".into(), Value::Array(rules));
         if opts.egress {
-            spec.insert("egress".into(), Value::Array(egress_rules(inventory, &ws, w, mode, opts)));
+            spec.insert("egress".into(), Value::Array(egress_rules(&ws, &ports, w, mode, opts)));
         }
         let name = policy_name(release, w.name());
         let namespace = w.object.namespace.clone().filter(|ns| !ns.is_empty());
@@ -149,25 +160,56 @@ pub fn generate(inventory: &Inventory, release: &str, mode: MeshMode, opts: &Pol
             "labels".into(),
             json!({GENERATED_LABEL: "true", "app.kubernetes.io/instance": release}),
         );
-        let object = json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": metadata, "spec": spec});
+        let object = network_policy(metadata, spec);
         out.push(Generated { name, namespace: namespace.unwrap_or_default(), object, protects: format!("{}/{}", w.kind(), w.name()) });
     }
     // CloudNativePG clusters run pods the stream does not contain: protect them by their label.
     for db in dbs.iter().filter(|d| d.cnpg) {
-        let rules = database_rules(db, &refs, &ws, opts);
         let name = policy_name(release, &db.object.name);
-        let mut metadata = Map::new();
-        metadata.insert("name".into(), json!(name));
-        if let Some(ns) = db.object.namespace.as_ref().filter(|ns| !ns.is_empty()) {
-            metadata.insert("namespace".into(), json!(ns));
-        }
-        metadata.insert("labels".into(), json!({GENERATED_LABEL: "true", "app.kubernetes.io/instance": release}));
-        let object = json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": metadata,
-            "spec": {"podSelector": {"matchLabels": db.pod_labels}, "policyTypes": ["Ingress"], "ingress": rules}});
+        let labels = json!({GENERATED_LABEL: "true", "app.kubernetes.io/instance": release});
+        let object = database_policy(db, &refs, &ws, opts, &name, labels);
         out.push(Generated { name, namespace: db.namespace().to_string(), object, protects: format!("Cluster/{}", db.object.name) });
     }
+    unique_names(&mut out, release);
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
+}
+
+/// A NetworkPolicy object. (Built from its parts rather than with `json!`, which would copy
+/// them: it serializes interpolated values.)
+fn network_policy(metadata: Map<String, Value>, spec: Map<String, Value>) -> Value {
+    let mut object = Map::new();
+    object.insert("apiVersion".into(), json!("networking.k8s.io/v1"));
+    object.insert("kind".into(), json!("NetworkPolicy"));
+    object.insert("metadata".into(), Value::Object(metadata));
+    object.insert("spec".into(), Value::Object(spec));
+    Value::Object(object)
+}
+
+/// Two objects of different kinds may share a name (a Deployment and a StatefulSet `api`, a
+/// workload and a CloudNativePG cluster), and so would their policies: a release holding two
+/// NetworkPolicies of one name does not install. The first keeps the name (workloads in
+/// [`crate::workload::WORKLOAD_KINDS`] order, then clusters); later ones get their kind in it.
+fn unique_names(out: &mut [Generated], release: &str) {
+    let mut taken: BTreeSet<(String, String)> = BTreeSet::new();
+    for g in out.iter_mut() {
+        if taken.insert((g.namespace.clone(), g.name.clone())) {
+            continue;
+        }
+        let (kind, name) = g.protects.split_once('/').unwrap_or(("", g.protects.as_str()));
+        let base = format!("{name}-{}", kind.to_ascii_lowercase());
+        let mut candidate = policy_name(release, &base);
+        let mut n = 2;
+        while taken.contains(&(g.namespace.clone(), candidate.clone())) {
+            candidate = policy_name(release, &format!("{base}-{n}"));
+            n += 1;
+        }
+        taken.insert((g.namespace.clone(), candidate.clone()));
+        if let Some(meta) = g.object.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.insert("name".into(), json!(candidate));
+        }
+        g.name = candidate;
+    }
 }
 
 /// Peers for "any workload of this release": one selector on the release label when every
@@ -185,8 +227,35 @@ fn release_peers(ws: &[Workload<'_>], dbs: &[Database], release: &str) -> Vec<Va
 /// Helm's recommended release label.
 pub const RELEASE_LABEL: &str = "app.kubernetes.io/instance";
 
-/// Rules that let only a database's referencing workloads in, plus operator and metrics access.
-fn database_rules(db: &Database, refs: &[owners::Reference], ws: &[Workload<'_>], opts: &PolicyOptions) -> Vec<Value> {
+/// One ingress policy isolating a database: its pods (selected by the workload's own selector,
+/// or CloudNativePG's `cnpg.io/cluster` label) admit only [`database_rules`]. `kubectl dbiso
+/// generate` writes these; the post-renderer writes the same for CloudNativePG clusters.
+pub fn database_policy(
+    db: &Database,
+    refs: &[owners::Reference],
+    ws: &[Workload<'_>],
+    opts: &PolicyOptions,
+    name: &str,
+    labels: Value,
+) -> Value {
+    let selector = match ws.iter().find(|w| !db.cnpg && w.object.object_ref() == db.object) {
+        Some(w) => pod_selector(w),
+        None => json!({"matchLabels": db.pod_labels}),
+    };
+    let mut metadata = Map::new();
+    metadata.insert("name".into(), json!(name));
+    if let Some(ns) = db.object.namespace.as_ref().filter(|ns| !ns.is_empty()) {
+        metadata.insert("namespace".into(), json!(ns));
+    }
+    metadata.insert("labels".into(), labels);
+    json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": metadata,
+        "spec": {"podSelector": selector, "policyTypes": ["Ingress"], "ingress": database_rules(db, refs, ws, opts)}})
+}
+
+/// Rules that let only a database's referencing workloads in on its client ports, plus the
+/// CloudNativePG operator (status and metrics ports) and replication between a cluster's
+/// instances, and the monitoring namespaces on the database's metrics ports.
+pub fn database_rules(db: &Database, refs: &[owners::Reference], ws: &[Workload<'_>], opts: &PolicyOptions) -> Vec<Value> {
     let mut rules = Vec::new();
     let clients: Vec<Value> = refs
         .iter()
@@ -212,24 +281,24 @@ fn database_rules(db: &Database, refs: &[owners::Reference], ws: &[Workload<'_>]
         }));
         // Instances of one cluster replicate to each other.
         rules.push(json!({"from": [{"podSelector": {"matchLabels": db.pod_labels}}]}));
-        if !opts.monitoring_namespaces.is_empty() {
-            rules.push(json!({
-                "from": [{"namespaceSelector": namespaces_selector(&opts.monitoring_namespaces)}],
-                "ports": [{"protocol": "TCP", "port": CNPG_METRICS_PORT}],
-            }));
-        }
+    }
+    if !db.metrics_ports.is_empty() && !opts.monitoring_namespaces.is_empty() {
+        rules.push(json!({
+            "from": [{"namespaceSelector": namespaces_selector(&opts.monitoring_namespaces)}],
+            "ports": db.metrics_ports.iter().map(|p| json!({"protocol": "TCP", "port": p})).collect::<Vec<_>>(),
+        }));
     }
     rules
 }
 
-fn egress_rules(inventory: &Inventory, ws: &[Workload<'_>], me: &Workload<'_>, mode: MeshMode, opts: &PolicyOptions) -> Vec<Value> {
+fn egress_rules(ws: &[Workload<'_>], ports: &[BTreeSet<Port>], me: &Workload<'_>, mode: MeshMode, opts: &PolicyOptions) -> Vec<Value> {
     let mut rules = vec![json!({
         "to": [{"namespaceSelector": namespaces_selector(std::slice::from_ref(&opts.dns_namespace)),
                 "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
         "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
     })];
-    for other in ws.iter().filter(|o| o.object.object_ref() != me.object.object_ref()) {
-        let ports = service_target_ports(inventory, other);
+    let same = |o: &Workload<'_>| o.object.kind == me.object.kind && o.object.namespace == me.object.namespace && o.object.name == me.object.name;
+    for (other, ports) in ws.iter().zip(ports).filter(|(o, _)| !same(o)) {
         if !ports.is_empty() {
             rules.push(json!({"to": [{"podSelector": pod_selector(other)}], "ports": ports.iter().map(Port::json).collect::<Vec<_>>()}));
         }
@@ -279,12 +348,31 @@ fn namespaces_selector(names: &[String]) -> Value {
     json!({"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": names}]})
 }
 
-fn selecting_services<'a>(inventory: &'a Inventory, w: &Workload<'a>) -> impl Iterator<Item = &'a crate::inventory::Object> + 'a {
-    let labels = w.pod_labels();
-    let ns = w.object.namespace.clone();
-    inventory
-        .of(&kinds::SERVICE)
-        .filter(move |s| s.namespace == ns && discover::service_selects(s, &labels))
+/// The Services of an inventory with their selectors, read once. A Service without a selector
+/// selects nothing (as in [`discover::service_selects`]).
+struct ServiceIndex<'a> {
+    services: Vec<(&'a crate::inventory::Object, BTreeMap<String, String>)>,
+}
+
+impl<'a> ServiceIndex<'a> {
+    fn new(inventory: &'a Inventory) -> Self {
+        let services = inventory
+            .of(&kinds::SERVICE)
+            .map(|s| (s, string_map(s.value.pointer("/spec/selector"))))
+            .filter(|(_, selector)| !selector.is_empty())
+            .collect();
+        ServiceIndex { services }
+    }
+
+    /// The Services in the workload's namespace whose selector matches its pod labels.
+    fn selecting(&self, w: &Workload<'_>) -> Vec<&'a crate::inventory::Object> {
+        let labels = w.pod_labels();
+        self.services
+            .iter()
+            .filter(|(s, selector)| s.namespace == w.object.namespace && selector.iter().all(|(k, v)| labels.get(k) == Some(v)))
+            .map(|(s, _)| *s)
+            .collect()
+    }
 }
 
 /// Target ports of a Service (the pod ports a NetworkPolicy must name), TCP only.
@@ -302,10 +390,6 @@ fn target_ports(service: &crate::inventory::Object) -> Vec<Port> {
             _ => None,
         })
         .collect()
-}
-
-fn service_target_ports(inventory: &Inventory, w: &Workload<'_>) -> BTreeSet<Port> {
-    selecting_services(inventory, w).flat_map(target_ports).collect()
 }
 
 /// Services reached from outside: Ingress backends, VirtualService and HTTPRoute destinations.
@@ -357,14 +441,27 @@ fn exposed_services(inventory: &Inventory) -> BTreeSet<(String, String)> {
 /// The release name the stream belongs to: the most common `app.kubernetes.io/instance` label
 /// (then Helm's older `release` label) of its workloads.
 pub fn infer_release(inventory: &Inventory) -> Option<String> {
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for w in workloads(inventory) {
-        let labels = string_map(w.object.value.pointer("/metadata/labels"));
-        if let Some(r) = labels.get("app.kubernetes.io/instance").or_else(|| labels.get("release")) {
-            *counts.entry(r.clone()).or_default() += 1;
-        }
+    let ws = workloads(inventory);
+    most_common_first(ws.iter().filter_map(|w| release_label(w.object))).into_iter().next().map(|(name, _)| name)
+}
+
+/// The release an object says it belongs to: its `app.kubernetes.io/instance` label, else Helm's
+/// older `release` label.
+pub fn release_label(object: &crate::inventory::Object) -> Option<&str> {
+    let labels = object.value.get("metadata")?.get("labels")?;
+    labels.get(RELEASE_LABEL).and_then(Value::as_str).or_else(|| labels.get("release")?.as_str())
+}
+
+/// Distinct names with their counts, the most common first, ties by name.
+pub fn most_common_first<'a>(names: impl Iterator<Item = &'a str>) -> Vec<(String, usize)> {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for name in names {
+        *counts.entry(name).or_default() += 1;
     }
-    counts.into_iter().max_by_key(|(name, n)| (*n, std::cmp::Reverse(name.clone()))).map(|(name, _)| name)
+    let mut out: Vec<(String, usize)> = counts.into_iter().map(|(name, n)| (name.to_string(), n)).collect();
+    // Stable: equal counts keep the map's (name) order.
+    out.sort_by(|a, b| b.1.cmp(&a.1));
+    out
 }
 
 #[cfg(test)]

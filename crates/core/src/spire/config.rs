@@ -91,6 +91,9 @@ pub const DEFAULT_X509_SVID_TTL: Duration = Duration::from_secs(3600);
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ServerConfig {
     pub trust_domain: Option<String>,
+    /// `server.socket_path`: the Server API socket the `spire-server` CLI talks to (SPIRE's
+    /// default, `/tmp/spire-server/private/api.sock`, when unset).
+    pub socket_path: Option<String>,
     /// `ca_ttl` as written, and parsed.
     pub ca_ttl: Option<(String, Duration)>,
     /// `default_x509_svid_ttl` (or the older `default_svid_ttl`) as written, and parsed.
@@ -165,7 +168,11 @@ pub fn parse_server_conf(text: &str) -> Result<ServerConfig, String> {
         hcl::from_str(text).map_err(|e| format!("server.conf is not valid HCL: {e}"))?
     };
     let server = block(&root, "server").ok_or("server.conf has no `server` block")?;
-    let mut cfg = ServerConfig { trust_domain: scalar(&server, "trust_domain"), ..ServerConfig::default() };
+    let mut cfg = ServerConfig {
+        trust_domain: scalar(&server, "trust_domain"),
+        socket_path: scalar(&server, "socket_path"),
+        ..ServerConfig::default()
+    };
     let mut duration = |key: &str| {
         let raw = scalar(&server, key)?;
         match parse_duration(&raw) {
@@ -401,6 +408,7 @@ server {
     bind_port = "8081"
     trust_domain = "example.org"
     data_dir = "/run/spire/data"
+    socket_path = "/run/spire/sockets/server.sock"
     ca_ttl = "48h"
     default_x509_svid_ttl = "2h"
     # federation with a partner
@@ -442,6 +450,7 @@ plugins {
         assert_eq!(c.trust_domain.as_deref(), Some("example.org"));
         assert_eq!(c.ca_ttl(), Duration::from_secs(48 * 3600));
         assert_eq!(c.x509_svid_ttl(), Duration::from_secs(2 * 3600));
+        assert_eq!(c.socket_path.as_deref(), Some("/run/spire/sockets/server.sock"));
         assert!(c.bundle_endpoint);
         let p = &c.federates_with["partner.test"];
         assert_eq!(p.bundle_endpoint_url.as_deref(), Some("https://spire.partner.test:8443"));
@@ -504,6 +513,7 @@ health_checks {
         let c = parse_server_conf(json).unwrap();
         assert_eq!(c.trust_domain.as_deref(), Some("prod.example"));
         assert_eq!(c.x509_svid_ttl(), DEFAULT_X509_SVID_TTL);
+        assert_eq!(c.socket_path, None);
         assert!(c.bundle_endpoint);
         assert_eq!(c.bundle_notifier.unwrap().config_map, "bundle");
     }

@@ -247,7 +247,10 @@ impl<'a> SpireContext<'a> {
         };
         let ids =
             inventory.of(&kinds::CLUSTER_SPIFFE_ID).map(|o| parse_spiffe_id(o, controller_cfg)).collect::<Vec<_>>();
-        let subjects = find_subjects(inventory, &namespaces);
+        let subjects: Vec<Subject<'a>> = find_subjects(inventory, &namespaces)
+            .into_iter()
+            .filter(|s| options.workload_namespace.as_deref().is_none_or(|ns| s.namespace == ns))
+            .collect();
         let default_controller = ControllerConfig::default();
         let ignore: Vec<NamespacePattern> = controller_cfg
             .unwrap_or(&default_controller)

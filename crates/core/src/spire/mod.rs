@@ -74,6 +74,9 @@ pub struct SpireOptions {
     /// The namespace of the SPIRE server. Agents and the CSI driver are looked up in every
     /// namespace, since the hardened charts put them in another one than the server.
     pub namespace: Option<String>,
+    /// Only meshed workloads in this namespace are checked (registration, identities, Istio
+    /// integration); SPIRE's own components are found in every namespace regardless.
+    pub workload_namespace: Option<String>,
     /// A trust bundle to check instead of the `spire-bundle` ConfigMap (`--bundle FILE`).
     pub trust_bundle: Option<TrustBundle>,
     /// The Workload API socket directory inside istio-proxy.
@@ -89,6 +92,7 @@ impl Default for SpireOptions {
             agent_selector: None,
             csi_selector: None,
             namespace: None,
+            workload_namespace: None,
             trust_bundle: None,
             socket_path: DEFAULT_SOCKET_PATH.to_string(),
             now: SystemTime::now(),

@@ -35,8 +35,13 @@ const MAX_IMPLICIT_KEY: usize = 1000;
 #[must_use]
 pub fn to_yaml_string(value: &Value) -> String {
     let mut out = String::with_capacity(1024);
-    write_node(&mut out, value, 0, Pos::Top);
+    write_yaml(&mut out, value);
     out
+}
+
+/// [`to_yaml_string`], appending to `out` (no intermediate string when writing a stream).
+pub fn write_yaml(out: &mut String, value: &Value) {
+    write_node(out, value, 0, Pos::Top);
 }
 
 /// Where a node is written.

@@ -38,7 +38,7 @@ mod tests;
 
 use std::fmt;
 
-pub use emit::to_yaml_string;
+pub use emit::{to_yaml_string, write_yaml};
 pub use parse::parse_document;
 pub use stream::{RawDocument, split_stream};
 

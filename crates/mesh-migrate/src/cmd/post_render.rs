@@ -139,7 +139,9 @@ pub fn run(args: &PostRenderArgs) -> Result<Exit> {
     let rendered = postrender::post_render(&input, &cfg)?;
     let mut out = Out::new();
     if args.diff {
-        let diff = similar::TextDiff::from_lines(&input, &rendered.output);
+        // Compare with the changed documents re-emitted as they were, so only injections show.
+        let before = postrender::normalized_input(&input, &rendered.summary)?;
+        let diff = similar::TextDiff::from_lines(&before, &rendered.output);
         out.write_str(&diff.unified_diff().context_radius(3).header("rendered", "post-rendered").to_string())?;
     } else {
         out.write_str(&rendered.output)?;

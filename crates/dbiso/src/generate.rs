@@ -1,0 +1,93 @@
+//! `generate`: the isolating NetworkPolicies as a YAML stream (or a JSON `List`) on stdout.
+
+use anyhow::Result;
+use clap::Args;
+use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat, SourceFlags};
+use meshmove_core::dbiso::generate::{self, GenerateOptions, Generation};
+use meshmove_core::inventory::{Inventory, Kind, kinds};
+use meshmove_core::workload::WORKLOAD_KINDS;
+use serde_json::json;
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub source: SourceFlags,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+/// Who besides the owners reaches a database.
+#[derive(Args)]
+pub struct PolicyArgs {
+    /// Namespace of the CloudNativePG operator (admitted on ports 8000 and 9187 of the instances)
+    #[arg(long, value_name = "NS", default_value = "cnpg-system", help_heading = "Policies")]
+    pub cnpg_namespace: String,
+    /// Namespace of monitoring, admitted on metrics ports (repeatable; replaces the default)
+    #[arg(long = "monitoring-namespace", value_name = "NS", default_values_t = ["monitoring".to_string()], help_heading = "Policies")]
+    pub monitoring_namespaces: Vec<String>,
+    /// Also isolate databases no workload references (their policy admits no client)
+    #[arg(long, help_heading = "Policies")]
+    pub deny_unowned: bool,
+}
+
+impl PolicyArgs {
+    pub fn options(&self) -> GenerateOptions {
+        GenerateOptions {
+            cnpg_namespace: self.cnpg_namespace.clone(),
+            monitoring_namespaces: self.monitoring_namespaces.clone(),
+            deny_unowned: self.deny_unowned,
+        }
+    }
+}
+
+/// What generating policies reads: workloads, the Services, Secrets and ConfigMaps that name
+/// databases, CloudNativePG clusters; `apply` also diffs against existing NetworkPolicies.
+pub fn kinds(with_policies: bool) -> Vec<&'static Kind> {
+    let mut k: Vec<&'static Kind> = WORKLOAD_KINDS.to_vec();
+    k.extend([&kinds::SERVICE, &kinds::SECRET, &kinds::CONFIG_MAP, &kinds::CNPG_CLUSTER]);
+    if with_policies {
+        k.push(&kinds::NETWORK_POLICY);
+    }
+    k
+}
+
+/// Generate, with a note on stderr for every database left without a policy.
+pub fn policies(inventory: &Inventory, args: &PolicyArgs) -> Generation {
+    let generation = generate::generate(inventory, &args.options());
+    for (db, why) in &generation.skipped {
+        meshmove_cli::log::note(format_args!("{db}: no policy generated: {why}"));
+    }
+    for p in &generation.policies {
+        let owners: Vec<String> = p.owners.iter().map(|o| format!("{}/{}", o.kind, o.name)).collect();
+        meshmove_cli::debug!(1, "{}/{} isolates {} for {}", p.namespace, p.name, p.database, owners.join(", "));
+    }
+    generation
+}
+
+/// The policies as a YAML stream (`---` before each document), or a JSON `List`.
+pub fn print(out: &mut Out, format: OutputFormat, generation: &Generation) -> Result<()> {
+    match format {
+        OutputFormat::Json => {
+            let items: Vec<_> = generation.policies.iter().map(|p| p.object.clone()).collect();
+            let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
+            out.write_str(&serde_json::to_string_pretty(&list)?)?;
+            out.write_str("\n")?;
+        }
+        _ => {
+            for p in &generation.policies {
+                out.write_str("---\n")?;
+                out.write_str(&meshmove_core::yaml::to_yaml_string(&p.object))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn run(kube: &KubeFlags, args: &GenerateArgs, output: &OutputFlags) -> Result<Exit> {
+    let inventory = meshmove_cli::analysis::load_inventory(kube, &args.source, &kinds(false), &[])?;
+    let generation = policies(&inventory, &args.policy);
+    let mut out = Out::new();
+    print(&mut out, output.output, &generation)?;
+    out.flush()?;
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,90 @@
+//! `reach`: all-pairs reachability, as the engine's `Reach` (JSON/YAML), `src => dst : conn`
+//! lines (`-o txt`) or a table. Also the model loading `explain` shares.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use meshmove_cli::{Exit, KubeFlags, Out, OutputFormat, SourceFlags};
+use meshmove_core::dbiso::model::{self, Model, ModelOptions};
+use meshmove_core::inventory::{Inventory, Kind, Unavailable, kinds};
+use meshmove_core::netpol::{Engine, EngineOptions};
+use meshmove_core::workload::WORKLOAD_KINDS;
+
+use super::Format;
+
+#[derive(Args)]
+pub struct ReachArgs {
+    #[command(flatten)]
+    source: SourceFlags,
+}
+
+/// What the engine's model is made of; `explain` also resolves Services.
+pub fn model_kinds(with_services: bool) -> Vec<&'static Kind> {
+    let mut k: Vec<&'static Kind> = WORKLOAD_KINDS.to_vec();
+    k.extend([&kinds::NETWORK_POLICY, &kinds::NAMESPACE, &kinds::CNPG_CLUSTER]);
+    if with_services {
+        k.push(&kinds::SERVICE);
+    }
+    k
+}
+
+/// An inventory, its model (without probe pods) and the engine over it. Invalid policies are left
+/// out with a note on stderr, as the API server would never have stored them.
+pub fn load(kube: &KubeFlags, source: &SourceFlags, with_services: bool) -> Result<(Inventory, Model, Engine)> {
+    let inventory = meshmove_cli::analysis::load_inventory(kube, source, &model_kinds(with_services), &[])?;
+    for (kind, why) in inventory.unavailable() {
+        let why = match why {
+            Unavailable::Forbidden { message } => message,
+            Unavailable::NotServed => "not served by the cluster".to_string(),
+            Unavailable::NotInFiles => "not in the input".to_string(),
+        };
+        meshmove_cli::log::note(format_args!("{} are left out: {why}", kind.resource()));
+    }
+    let model = model::build(&inventory, ModelOptions::default());
+    let (engine, rejected) = Engine::build_lenient(&model.cluster, EngineOptions::default()).context("building the reachability model")?;
+    for e in &rejected {
+        meshmove_cli::log::note(format_args!("{e}: left out (the API server rejects this policy)"));
+    }
+    for p in &model.unreadable_policies {
+        meshmove_cli::log::note(format_args!("NetworkPolicy {}/{}: {}: left out", p.namespace, p.name, p.message));
+    }
+    for (pod, problem) in &model.dropped_ports {
+        meshmove_cli::debug!(1, "{pod}: {problem}: port left out");
+    }
+    meshmove_cli::debug!(
+        1,
+        "{} pods ({} from pod templates), {} policies, {} namespaces, {} equivalence classes",
+        model.cluster.pods.len(),
+        model.template_pods,
+        model.cluster.policies.len(),
+        model.cluster.namespaces.len(),
+        engine.class_count()
+    );
+    Ok((inventory, model, engine))
+}
+
+pub fn run(kube: &KubeFlags, args: &ReachArgs, format: Format) -> Result<Exit> {
+    let (_, _, engine) = load(kube, &args.source, false)?;
+    let reach = engine.reach();
+    let mut out = Out::new();
+    match format {
+        Format::Json | Format::Yaml => {
+            let f = if format == Format::Json { OutputFormat::Json } else { OutputFormat::Yaml };
+            meshmove_cli::render::structured(&mut out, f, &reach)?;
+        }
+        Format::Txt => {
+            for e in reach.iter() {
+                out.line(format_args!("{} => {} : {}", e.src, e.dst, e.conn))?;
+            }
+        }
+        Format::Table | Format::Wide => {
+            if reach.is_empty() {
+                out.line("No traffic is allowed between any two endpoints.")?;
+            } else {
+                let rows = reach.iter().map(|e| vec![e.src.to_string(), e.dst.to_string(), e.conn.to_string()]).collect();
+                out.write_str(&meshmove_cli::render::table(&["SOURCE", "DESTINATION", "ALLOWED"], rows))?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(Exit::Ok)
+}

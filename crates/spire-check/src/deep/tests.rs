@@ -1,0 +1,581 @@
+//! The deep checks over captured command outputs.
+//!
+//! The JSON below is written in the shape of SPIRE 1.x's `-output json` (the server API's protobuf
+//! JSON with unpopulated fields emitted): SPIFFE IDs as `{trust_domain, path}`, selectors as
+//! `{type, value}`, int64 fields as strings. The cluster is a small live inventory: two nodes with
+//! agent pods, a server pod, and two meshed pods that mount the Workload API socket.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, UNIX_EPOCH};
+
+use meshmove_core::inventory::{Inventory, Kind, Object, Origin, SourceInfo};
+use meshmove_core::spire::{self, CheckStatus, SpireContext, SpireOptions, run_category};
+use serde_json::{Value, json};
+
+use super::*;
+
+/// 2031-06-15T12:00:00Z.
+const NOW: i64 = 1_939_291_200;
+
+const ENTRIES: &str = r#"{
+  "entries": [
+    {
+      "id": "7b1c1d1e-0001-4a4b-9c9d-000000000001",
+      "spiffe_id": {"trust_domain": "example.org", "path": "/ns/shop/sa/cart"},
+      "parent_id": {"trust_domain": "example.org", "path": "/spire/agent/k8s_psat/demo-cluster/uid-node-1"},
+      "selectors": [{"type": "k8s", "value": "pod-uid:uid-cart-0"}],
+      "x509_svid_ttl": 3600,
+      "federates_with": [],
+      "admin": false,
+      "downstream": false,
+      "expires_at": "0",
+      "dns_names": ["cart-0"],
+      "revision_number": "2",
+      "store_svid": false,
+      "jwt_svid_ttl": 300,
+      "hint": "",
+      "created_at": "1939287600"
+    },
+    {
+      "id": "7b1c1d1e-0002-4a4b-9c9d-000000000002",
+      "spiffe_id": {"trust_domain": "example.org", "path": "/ns/shop/sa/checkout"},
+      "parent_id": {"trust_domain": "example.org", "path": "/spire/agent/k8s_psat/demo-cluster/uid-node-2"},
+      "selectors": [{"type": "k8s", "value": "pod-uid:uid-checkout-0"}],
+      "x509_svid_ttl": 3600,
+      "federates_with": [],
+      "admin": false,
+      "downstream": false,
+      "expires_at": "0",
+      "dns_names": [],
+      "revision_number": "0",
+      "store_svid": false,
+      "jwt_svid_ttl": 300,
+      "hint": "",
+      "created_at": "1939287600"
+    },
+    {
+      "id": "7b1c1d1e-0003-4a4b-9c9d-000000000003",
+      "spiffe_id": {"trust_domain": "example.org", "path": "/spire/agent/k8s_psat/demo-cluster"},
+      "parent_id": {"trust_domain": "example.org", "path": "/spire/server"},
+      "selectors": [{"type": "k8s_psat", "value": "cluster:demo-cluster"}],
+      "x509_svid_ttl": 0,
+      "federates_with": [],
+      "admin": false,
+      "downstream": false,
+      "expires_at": "0",
+      "dns_names": [],
+      "revision_number": "0",
+      "store_svid": false,
+      "jwt_svid_ttl": 0,
+      "hint": "",
+      "created_at": "1939280000"
+    },
+    {
+      "id": "7b1c1d1e-0004-4a4b-9c9d-000000000004",
+      "spiffe_id": {"trust_domain": "example.org", "path": "/host/backup"},
+      "parent_id": {"trust_domain": "example.org", "path": "/spire/agent/k8s_psat/demo-cluster/uid-node-1"},
+      "selectors": [{"type": "unix", "value": "uid:0"}],
+      "x509_svid_ttl": 3600,
+      "federates_with": [],
+      "admin": false,
+      "downstream": false,
+      "expires_at": "0",
+      "dns_names": [],
+      "revision_number": "0",
+      "store_svid": false,
+      "jwt_svid_ttl": 300,
+      "hint": "",
+      "created_at": "1939280000"
+    }
+  ],
+  "next_page_token": ""
+}"#;
+
+fn agent_json(node: &str, banned: bool, expires: i64) -> Value {
+    json!({
+        "id": {"trust_domain": "example.org", "path": format!("/spire/agent/k8s_psat/demo-cluster/uid-{node}")},
+        "attestation_type": "k8s_psat",
+        "x509svid_serial_number": "281715470147913728055350377728086773688",
+        "x509svid_expires_at": expires.to_string(),
+        "selectors": [
+            {"type": "k8s_psat", "value": "agent_node_ip:10.0.0.1"},
+            {"type": "k8s_psat", "value": format!("agent_node_name:{node}")},
+            {"type": "k8s_psat", "value": format!("agent_node_uid:uid-{node}")},
+            {"type": "k8s_psat", "value": "agent_ns:spire"},
+            {"type": "k8s_psat", "value": "agent_sa:spire-agent"},
+            {"type": "k8s_psat", "value": "cluster:demo-cluster"}
+        ],
+        "banned": banned,
+        "can_reattest": true
+    })
+}
+
+fn agents(list: &[Value]) -> String {
+    serde_json::to_string_pretty(&json!({"agents": list, "next_page_token": ""})).unwrap()
+}
+
+fn healthy_agents() -> String {
+    agents(&[agent_json("node-1", false, NOW + 1800), agent_json("node-2", false, NOW + 1800)])
+}
+
+fn object(value: Value) -> Object {
+    let meta = &value["metadata"];
+    Object {
+        api_version: value["apiVersion"].as_str().unwrap().into(),
+        kind: value["kind"].as_str().unwrap().into(),
+        namespace: meta["namespace"].as_str().map(str::to_string),
+        name: meta["name"].as_str().unwrap().into(),
+        value: value.clone(),
+        origin: Origin::Cluster { context: "test".into() },
+    }
+}
+
+fn app_pod(app: &str, node: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": format!("{app}-0"), "namespace": "shop", "uid": format!("uid-{app}-0"),
+                     "labels": {"app": app, "spiffe.io/spire-managed-identity": "true"},
+                     "annotations": {"inject.istio.io/templates": "sidecar,spire"}},
+        "spec": {"serviceAccountName": app, "nodeName": node,
+                 "containers": [{"name": app, "image": "registry.example/app:1"},
+                                {"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.22.0",
+                                 "volumeMounts": [{"name": "workload-socket", "mountPath": "/run/secrets/workload-spiffe-uds"}]}],
+                 "volumes": [{"name": "workload-socket", "csi": {"driver": "csi.spiffe.io", "readOnly": true}}]},
+        "status": {"phase": "Running"}
+    })
+}
+
+fn owned_pod(name: &str, owner_kind: &str, owner: &str, node: &str, containers: Value, phase: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "spire", "uid": format!("uid-{name}"),
+                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": owner_kind, "name": owner, "controller": true}]},
+        "spec": {"nodeName": node, "containers": containers},
+        "status": {"phase": phase}
+    })
+}
+
+/// The cluster. `server_conf` replaces the server's configuration.
+fn cluster(server_conf: &str) -> Inventory {
+    let mut objects: Vec<Object> = vec![
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "spire"}}),
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "labels": {"istio-injection": "enabled"}}}),
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1", "uid": "uid-node-1"}}),
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-2", "uid": "uid-node-2"}}),
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "spire-server", "namespace": "spire"},
+               "data": {"server.conf": server_conf}}),
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+               "metadata": {"name": "spire-server", "namespace": "spire", "labels": {"app": "spire-server"}},
+               "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "spire-server"}},
+                        "template": {"metadata": {"labels": {"app": "spire-server"}},
+                                     "spec": {"containers": [
+                                         {"name": "spire-server", "image": "ghcr.io/spiffe/spire-server:1.9.6"},
+                                         {"name": "spire-controller-manager", "image": "ghcr.io/spiffe/spire-controller-manager:0.5.0"}],
+                                              "volumes": [{"name": "config", "configMap": {"name": "spire-server"}}]}}},
+               "status": {"replicas": 1, "readyReplicas": 1}}),
+        json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+               "metadata": {"name": "spire-agent", "namespace": "spire", "labels": {"app": "spire-agent"}},
+               "spec": {"selector": {"matchLabels": {"app": "spire-agent"}},
+                        "template": {"metadata": {"labels": {"app": "spire-agent"}},
+                                     "spec": {"containers": [{"name": "spire-agent", "image": "ghcr.io/spiffe/spire-agent:1.9.6"}]}}},
+               "status": {"desiredNumberScheduled": 2, "numberReady": 2}}),
+        json!({"apiVersion": "spire.spiffe.io/v1alpha1", "kind": "ClusterSPIFFEID", "metadata": {"name": "istio-workloads"},
+               "spec": {"spiffeIDTemplate": "spiffe://{{ .TrustDomain }}/ns/{{ .PodMeta.Namespace }}/sa/{{ .PodSpec.ServiceAccountName }}",
+                        "podSelector": {"matchLabels": {"spiffe.io/spire-managed-identity": "true"}}}}),
+        // The controller manager runs in the server pod: the pending replacement pod sorts first
+        // by name but is not Running, so the exec target is spire-server-1.
+        owned_pod("spire-server-0", "StatefulSet", "spire-server", "node-1",
+                  json!([{"name": "spire-server", "image": "ghcr.io/spiffe/spire-server:1.9.6"}]), "Pending"),
+        owned_pod("spire-server-1", "StatefulSet", "spire-server", "node-2",
+                  json!([{"name": "spire-controller-manager", "image": "ghcr.io/spiffe/spire-controller-manager:0.5.0"},
+                         {"name": "server", "image": "ghcr.io/spiffe/spire-server:1.9.6"}]), "Running"),
+        owned_pod("spire-agent-a", "DaemonSet", "spire-agent", "node-1", json!([{"name": "spire-agent"}]), "Running"),
+        owned_pod("spire-agent-b", "DaemonSet", "spire-agent", "node-2", json!([{"name": "spire-agent"}]), "Running"),
+        app_pod("cart", "node-1"),
+        app_pod("checkout", "node-2"),
+    ]
+    .into_iter()
+    .map(object)
+    .collect();
+    objects.sort_by(|a, b| a.kind.cmp(&b.kind));
+    let listed: BTreeMap<&'static Kind, Option<meshmove_core::inventory::Unavailable>> =
+        spire::KINDS.iter().map(|k| (*k, None)).collect();
+    Inventory::from_cluster(
+        objects,
+        listed,
+        SourceInfo::Cluster { context: "test".into(), namespace: None },
+        "default".into(),
+    )
+}
+
+const SERVER_CONF: &str = "server {\n  trust_domain = \"example.org\"\n}\n";
+
+fn options() -> SpireOptions {
+    SpireOptions { now: UNIX_EPOCH + Duration::from_secs(NOW as u64), ..SpireOptions::default() }
+}
+
+fn ok(stdout: &str) -> CommandOutput {
+    CommandOutput { stdout: stdout.into(), stderr: String::new(), status: Ok(()) }
+}
+
+fn gathered(cx: &SpireContext<'_>, entries: &str, agents: &str) -> Gathered {
+    Gathered {
+        target: target(cx).unwrap(),
+        healthcheck: ok("Server is healthy.\n"),
+        entries: Ok(ok(entries)),
+        agents: Ok(ok(agents)),
+    }
+}
+
+/// `CODE result [object]` for every check that is not ok, as in the core's fixture grid.
+fn non_ok(input: &DeepInput<'_, '_>) -> BTreeSet<String> {
+    let cat = run_category(&category(), input);
+    assert_eq!(cat.name, CATEGORY);
+    assert_eq!(cat.checks.iter().map(|c| c.code).collect::<Vec<_>>(), CODES.map(|c| c.code));
+    let mut out = BTreeSet::new();
+    for c in cat.checks.iter().filter(|c| c.result != CheckStatus::Ok) {
+        if c.result == CheckStatus::Skipped {
+            out.insert(format!("{} skipped", c.code));
+            continue;
+        }
+        for d in &c.details {
+            out.insert(match &d.object {
+                Some(o) => format!("{} {} {o}", c.code, c.result),
+                None => format!("{} {}", c.code, c.result),
+            });
+        }
+    }
+    out
+}
+
+fn details(input: &DeepInput<'_, '_>, code: &str) -> Vec<String> {
+    let cat = run_category(&category(), input);
+    cat.checks.iter().find(|c| c.code == code).unwrap().details.iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn parses_entry_show_json() {
+    let entries = parse_entries(ENTRIES).unwrap();
+    assert_eq!(entries.len(), 4);
+    assert_eq!(entries[0].id, "7b1c1d1e-0001-4a4b-9c9d-000000000001");
+    assert_eq!(entries[0].spiffe_id, "spiffe://example.org/ns/shop/sa/cart");
+    assert_eq!(entries[0].parent_id, "spiffe://example.org/spire/agent/k8s_psat/demo-cluster/uid-node-1");
+    assert_eq!(entries[0].selectors, [Selector { kind: "k8s".into(), value: "pod-uid:uid-cart-0".into() }]);
+    assert_eq!(entries[2].selectors[0].to_string(), "k8s_psat:cluster:demo-cluster");
+    assert_eq!(parse_entries(r#"{"entries": [], "next_page_token": ""}"#).unwrap(), []);
+}
+
+#[test]
+fn parses_agent_list_json() {
+    let list = parse_agents(&agents(&[
+        agent_json("node-1", true, NOW),
+        json!({
+            "id": {"trust_domain": "example.org", "path": "/spire/agent/join_token/abc"},
+            "attestation_type": "join_token", "x509svid_serial_number": "1", "x509svid_expires_at": 0,
+            "selectors": [], "banned": false
+        }),
+    ]))
+    .unwrap();
+    assert_eq!(list[0].id, "spiffe://example.org/spire/agent/k8s_psat/demo-cluster/uid-node-1");
+    assert_eq!(list[0].node_name(), Some("node-1"));
+    assert!(list[0].banned);
+    assert_eq!(list[0].expires_at, Some(NOW));
+    assert_eq!(list[1].attestation_type, "join_token");
+    assert_eq!(list[1].node_name(), None);
+    assert_eq!(list[1].expires_at, None, "0 means unknown, as a number or a string");
+}
+
+#[test]
+fn parse_errors_name_the_command() {
+    let e = parse_entries("Error: flag provided but not defined: -output").unwrap_err();
+    assert!(e.contains("entry show -output json") && e.contains("did not print JSON"), "{e}");
+    let e = parse_agents(r#"{"next_page_token": ""}"#).unwrap_err();
+    assert!(e.contains("no `agents` list"), "{e}");
+    let e =
+        parse_entries(r#"{"entries": [{"id": "x", "parent_id": {"trust_domain": "t", "path": "/p"}}]}"#).unwrap_err();
+    assert!(e.contains("entry 1: a missing SPIFFE ID"), "{e}");
+    let e = parse_entries(r#"{"entries": [{"id": "x", "spiffe_id": "spiffe://t/a", "parent_id": "spiffe://t/p", "selectors": [{"type": "k8s"}]}]}"#)
+        .unwrap_err();
+    assert!(e.contains("a selector without `value`"), "{e}");
+}
+
+#[test]
+fn k8s_selectors_against_a_pod() {
+    let pod = app_pod("cart", "node-1");
+    let mut owned = pod.clone();
+    owned["metadata"]["ownerReferences"] = json!([{"kind": "ReplicaSet", "name": "cart-5f7", "uid": "rs-uid"}]);
+    for (sel, want) in [
+        ("ns:shop", Some(true)),
+        ("ns:other", Some(false)),
+        ("sa:cart", Some(true)),
+        ("pod-uid:uid-cart-0", Some(true)),
+        ("pod-name:cart-1", Some(false)),
+        ("node-name:node-1", Some(true)),
+        ("pod-label:app:cart", Some(true)),
+        ("pod-label:app:checkout", Some(false)),
+        ("pod-label:spiffe.io/spire-managed-identity:true", Some(true)),
+        ("container-name:istio-proxy", Some(true)),
+        ("container-image:docker.io/istio/proxyv2:1.22.0", Some(true)),
+        ("pod-image-count:2", None),
+    ] {
+        assert_eq!(k8s_selector_holds(sel, &pod), want, "{sel}");
+    }
+    assert_eq!(k8s_selector_holds("pod-owner:ReplicaSet:cart-5f7", &owned), Some(true));
+    assert_eq!(k8s_selector_holds("pod-owner-uid:rs-uid", &owned), Some(true));
+    assert_eq!(k8s_selector_holds("pod-owner:ReplicaSet:cart-5f7", &pod), Some(false));
+    let entry = |sels: &[(&str, &str)]| Entry {
+        id: "e".into(),
+        spiffe_id: "spiffe://example.org/x".into(),
+        parent_id: "spiffe://example.org/p".into(),
+        selectors: sels.iter().map(|(k, v)| Selector { kind: k.to_string(), value: v.to_string() }).collect(),
+    };
+    assert!(entry_selects(&entry(&[("k8s", "ns:shop"), ("k8s", "sa:cart")]), &pod));
+    assert!(!entry_selects(&entry(&[("k8s", "ns:shop"), ("k8s", "sa:checkout")]), &pod));
+    assert!(
+        !entry_selects(&entry(&[("k8s", "ns:shop"), ("unix", "uid:0")]), &pod),
+        "a non-k8s selector never matches a pod"
+    );
+    assert!(!entry_selects(&entry(&[]), &pod), "an entry without selectors matches nothing");
+}
+
+#[test]
+fn target_is_the_running_server_pod_and_its_server_container() {
+    let inv =
+        cluster("server {\n  trust_domain = \"example.org\"\n  socket_path = \"/run/spire/sockets/server.sock\"\n}\n");
+    let opts = options();
+    let cx = SpireContext::new(&inv, &opts);
+    let t = target(&cx).unwrap();
+    assert_eq!(t.pod.to_string(), "Pod/spire/spire-server-1");
+    assert_eq!(t.container, "server", "found by image when no container is named spire-server");
+    assert_eq!(
+        t.command(&["entry", "show", "-output", "json"]),
+        [
+            "/opt/spire/bin/spire-server",
+            "entry",
+            "show",
+            "-output",
+            "json",
+            "-socketPath",
+            "/run/spire/sockets/server.sock"
+        ]
+    );
+    let inv = cluster(SERVER_CONF);
+    let cx = SpireContext::new(&inv, &opts);
+    assert_eq!(target(&cx).unwrap().command(&["healthcheck"]), ["/opt/spire/bin/spire-server", "healthcheck"]);
+}
+
+#[test]
+fn no_target_without_a_running_server_pod() {
+    let inv = cluster(SERVER_CONF);
+    let objects: Vec<Object> = inv.objects().iter().filter(|o| o.name != "spire-server-1").cloned().collect();
+    let listed = spire::KINDS.iter().map(|k| (*k, None)).collect();
+    let inv = Inventory::from_cluster(objects, listed, inv.source.clone(), "default".into());
+    let opts = options();
+    let cx = SpireContext::new(&inv, &opts);
+    assert_eq!(target(&cx).unwrap_err(), "StatefulSet/spire/spire-server: no Running pod to exec into");
+}
+
+#[test]
+fn healthy_server_passes_every_deep_check() {
+    let inv = cluster(SERVER_CONF);
+    let opts = options();
+    let cx = SpireContext::new(&inv, &opts);
+    let input = DeepInput { cx: &cx, gathered: Ok(gathered(&cx, ENTRIES, &healthy_agents())) };
+    assert_eq!(non_ok(&input), BTreeSet::new());
+    assert_eq!(details(&input, "SC2702"), ["Pod/spire/spire-server-1: Server is healthy."]);
+    assert_eq!(details(&input, "SC2703"), ["2 meshed pod(s) checked against 4 entries"]);
+    assert_eq!(details(&input, "SC2705"), ["2 node(s) with agent pods, 2 attested agent(s)"]);
+}
+
+#[test]
+fn exec_unavailable_fails_the_first_check_and_skips_the_rest() {
+    let inv = cluster(SERVER_CONF);
+    let opts = options();
+    let cx = SpireContext::new(&inv, &opts);
+    let why = "Pod/spire/spire-server-1: exec not available: HTTP 404 the server could not find the requested resource";
+    let input = DeepInput { cx: &cx, gathered: Err(why.into()) };
+    let cat = run_category(&category(), &input);
+    assert_eq!(cat.checks[0].result, CheckStatus::Error);
+    assert_eq!(cat.checks[0].details[0].to_string(), why);
+    for c in &cat.checks[1..] {
+        assert_eq!(c.result, CheckStatus::Skipped, "{}", c.code);
+        assert_eq!(c.details[0].message, NEEDS_EXEC);
+    }
+    let report = spire::SpireReport::new(vec![cat]);
+    assert!(!report.success);
+    assert_eq!(report.findings()[0].docs, "docs/findings.md#sc2701");
+}
+
+#[test]
+fn failing_healthcheck_is_an_error_with_what_the_server_said() {
+    let inv = cluster(SERVER_CONF);
+    let opts = options();
+    let cx = SpireContext::new(&inv, &opts);
+    let mut g = gathered(&cx, ENTRIES, &healthy_agents());
+    g.healthcheck = CommandOutput {
+        stdout: String::new(),
+        stderr: "\nServer is unhealthy: unable to determine health\n".into(),
+        status: Err("exit code 1".into()),
+    };
+    let input = DeepInput { cx: &cx, gathered: Ok(g) };
+    assert_eq!(non_ok(&input), BTreeSet::from(["SC2702 error Pod/spire/spire-server-1".to_string()]));
+    assert_eq!(
+        details(&input, "SC2702"),
+        [
+            "Pod/spire/spire-server-1: `spire-server healthcheck` failed (exit code 1: Server is unhealthy: unable to determine health)"
+        ]
+    );
+}
+
+#[test]
+fn entries_are_compared_with_the_pods() {
+    let inv = cluster(SERVER_CONF);
+    let opts = options();
+    let cx = SpireContext::new(&inv, &opts);
+    // cart: its entry renders the pod name instead of Istio's ID, and hangs off node-2's agent
+    // although the pod runs on node-1. checkout: no entry at all.
+    let mut doc: Value = serde_json::from_str(ENTRIES).unwrap();
+    doc["entries"][0]["spiffe_id"]["path"] = json!("/ns/shop/pod/cart-0");
+    doc["entries"][0]["parent_id"]["path"] = json!("/spire/agent/k8s_psat/demo-cluster/uid-node-2");
+    doc["entries"].as_array_mut().unwrap().remove(1);
+    let input = DeepInput { cx: &cx, gathered: Ok(gathered(&cx, &doc.to_string(), &healthy_agents())) };
+    assert_eq!(
+        non_ok(&input),
+        BTreeSet::from([
+            "SC2703 error Pod/shop/checkout-0".to_string(),
+            "SC2704 error Pod/shop/cart-0".to_string(),
+            "SC2706 error Pod/shop/cart-0".to_string(),
+        ])
+    );
+    assert_eq!(
+        details(&input, "SC2703"),
+        ["Pod/shop/checkout-0: no registration entry selects this pod (3 entries on the server)"]
+    );
+    assert_eq!(
+        details(&input, "SC2704"),
+        [
+            "Pod/shop/cart-0: entry 7b1c1d1e-0001-4a4b-9c9d-000000000001 gives spiffe://example.org/ns/shop/pod/cart-0; Istio expects spiffe://example.org/ns/shop/sa/cart"
+        ]
+    );
+    assert_eq!(
+        details(&input, "SC2706"),
+        [
+            "Pod/shop/cart-0: entry 7b1c1d1e-0001-4a4b-9c9d-000000000001 belongs to the agent of node node-2, but the pod runs on node-1"
+        ]
+    );
+}
+
+#[test]
+fn entries_under_a_node_alias_or_an_unknown_parent() {
+    let inv = cluster(SERVER_CONF);
+    let opts = options();
+    let cx = SpireContext::new(&inv, &opts);
+    let mut doc: Value = serde_json::from_str(ENTRIES).unwrap();
+    // cart hangs off the node alias (fine); checkout off an agent the server does not know.
+    doc["entries"][0]["parent_id"]["path"] = json!("/spire/agent/k8s_psat/demo-cluster");
+    doc["entries"][1]["parent_id"]["path"] = json!("/spire/agent/k8s_psat/demo-cluster/uid-gone");
+    let input = DeepInput { cx: &cx, gathered: Ok(gathered(&cx, &doc.to_string(), &healthy_agents())) };
+    assert_eq!(non_ok(&input), BTreeSet::from(["SC2706 error Pod/shop/checkout-0".to_string()]));
+    assert_eq!(
+        details(&input, "SC2706"),
+        [
+            "Pod/shop/checkout-0: entry 7b1c1d1e-0002-4a4b-9c9d-000000000002 has parent spiffe://example.org/spire/agent/k8s_psat/demo-cluster/uid-gone, which is no attested agent"
+        ]
+    );
+}
+
+#[test]
+fn agents_banned_expired_or_missing() {
+    let inv = cluster(SERVER_CONF);
+    let opts = options();
+    let cx = SpireContext::new(&inv, &opts);
+    // node-1's agent is banned; node-2 has only an expired one.
+    let list = agents(&[agent_json("node-1", true, NOW + 1800), agent_json("node-2", false, NOW - 60)]);
+    let input = DeepInput { cx: &cx, gathered: Ok(gathered(&cx, ENTRIES, &list)) };
+    let got = non_ok(&input);
+    assert!(got.contains("SC2705 error Node/node-1") && got.contains("SC2705 error Node/node-2"), "{got:?}");
+    // The entries of both pods now hang off unusable agents.
+    assert!(
+        got.contains("SC2706 error Pod/shop/cart-0") && got.contains("SC2706 error Pod/shop/checkout-0"),
+        "{got:?}"
+    );
+    let d = details(&input, "SC2705");
+    assert_eq!(d[0], "Node/node-1: agent spiffe://example.org/spire/agent/k8s_psat/demo-cluster/uid-node-1 is banned");
+    assert_eq!(
+        d[1],
+        "Node/node-2: agent spiffe://example.org/spire/agent/k8s_psat/demo-cluster/uid-node-2 has an expired SVID (expired 2031-06-15T11:59:00Z)"
+    );
+    // No agent at all for node-2.
+    let list = agents(&[agent_json("node-1", false, NOW + 1800)]);
+    let input = DeepInput { cx: &cx, gathered: Ok(gathered(&cx, ENTRIES, &list)) };
+    assert_eq!(
+        details(&input, "SC2705"),
+        ["Node/node-2: agent pod Pod/spire/spire-agent-b runs here, but no attested agent names this node"]
+    );
+}
+
+#[test]
+fn agents_without_node_names_cannot_be_matched() {
+    let inv = cluster(SERVER_CONF);
+    let opts = options();
+    let cx = SpireContext::new(&inv, &opts);
+    let list =
+        agents(&[json!({"id": "spiffe://example.org/spire/agent/join_token/t1", "attestation_type": "join_token",
+                                "selectors": [], "banned": false, "x509svid_expires_at": "0"})]);
+    let input = DeepInput { cx: &cx, gathered: Ok(gathered(&cx, ENTRIES, &list)) };
+    let cat = run_category(&category(), &input);
+    let c = cat.checks.iter().find(|c| c.code == "SC2705").unwrap();
+    assert_eq!(c.result, CheckStatus::Skipped);
+    assert!(c.details[0].message.contains("attestation: join_token"), "{}", c.details[0]);
+}
+
+#[test]
+fn a_server_without_json_output_skips_the_comparisons() {
+    let inv = cluster(SERVER_CONF);
+    let opts = options();
+    let cx = SpireContext::new(&inv, &opts);
+    let mut g = gathered(&cx, ENTRIES, &healthy_agents());
+    g.entries = Ok(CommandOutput {
+        stdout: String::new(),
+        stderr: "flag provided but not defined: -output\nUsage of entry show:\n".into(),
+        status: Err("exit code 1".into()),
+    });
+    let input = DeepInput { cx: &cx, gathered: Ok(g) };
+    assert_eq!(
+        non_ok(&input),
+        BTreeSet::from(["SC2703 skipped".to_string(), "SC2704 skipped".to_string(), "SC2706 skipped".to_string()])
+    );
+    assert_eq!(
+        details(&input, "SC2703"),
+        ["`spire-server entry show -output json` failed (exit code 1: flag provided but not defined: -output)"]
+    );
+}
+
+#[test]
+fn pods_outside_the_workload_namespace_are_not_compared() {
+    let inv = cluster(SERVER_CONF);
+    let opts = SpireOptions { workload_namespace: Some("other".into()), ..options() };
+    let cx = SpireContext::new(&inv, &opts);
+    let input = DeepInput { cx: &cx, gathered: Ok(gathered(&cx, r#"{"entries": []}"#, &healthy_agents())) };
+    assert_eq!(non_ok(&input), BTreeSet::new());
+    assert_eq!(details(&input, "SC2703"), ["0 meshed pod(s) checked against 0 entries"]);
+}
+
+#[test]
+fn codes_are_outside_the_core_catalog_and_well_formed() {
+    for c in CODES {
+        assert!(spire::CATALOG.get(c.code).is_none(), "{} collides with a built-in check", c.code);
+        assert!(c.code.starts_with("SC27"), "{}", c.code);
+        assert!(c.hint.ends_with('.') && !c.title.ends_with('.'), "{}", c.code);
+    }
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/findings.md")).unwrap();
+    for c in CODES {
+        let section =
+            docs.split(&format!("\n### {}\n", c.code)).nth(1).unwrap_or_else(|| panic!("{} is not documented", c.code));
+        assert!(
+            section.trim_start().starts_with(&format!("**{}** ({})", c.title, c.severity)),
+            "{}: heading line",
+            c.code
+        );
+    }
+}

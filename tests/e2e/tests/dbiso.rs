@@ -1,0 +1,332 @@
+//! `kubectl dbiso` end to end: the demo chart rendered by real Helm, audited from files and live
+//! against the API double, isolated with server-side apply (read back with real kubectl), and
+//! audited again; the generated policies pass strict schema validation; no output ever carries
+//! a secret value.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use apiserver_double::{BlockingDouble, Double, DoubleOptions, crds};
+use e2e::{bin, krew_path, root, run, venv_tool};
+use serde_json::{Value, json};
+
+const NS: &str = "pyairtable";
+
+/// The demo chart as `helm template` renders it (real Helm 4 engine).
+fn rendered_demo() -> String {
+    let path = krew_path();
+    let script = root().join("tests/tools/helm_render.py");
+    run(&venv_tool("python"), &[script.to_str().unwrap(), "charts/demo-platform", "demo", NS], None, &[("PATH", path.to_str().unwrap())])
+        .expect_code(0)
+        .stdout
+}
+
+/// A Secret with a value no output may show, and a workload that reads it: the password and the
+/// host (which resolves to nothing) are both part of the value.
+const PLANTED: &str = "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: reports-db\nstringData:\n  DATABASE_URL: \"postgresql://reports:planted-Q7vX2-password@ghost-db-planted:5432/reports\"\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: reports\nspec:\n  selector:\n    matchLabels: {app: reports}\n  template:\n    metadata:\n      labels: {app: reports}\n    spec:\n      containers:\n      - name: reports\n        image: pyairtable/reports:1.0\n        env:\n        - name: DATABASE_URL\n          valueFrom: {secretKeyRef: {name: reports-db, key: DATABASE_URL}}\n";
+const SECRET_VALUES: &[&str] = &["planted-Q7vX2-password", "ghost-db-planted", "not-a-real-password"];
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+fn dbiso(args: &[&str], env: &[(&str, &str)]) -> e2e::Run {
+    run(&bin("dbiso"), args, None, env)
+}
+
+/// Findings without the fields that say where objects were read from.
+fn findings(report: &Value) -> Vec<Value> {
+    report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| {
+            let mut f = f.clone();
+            f.as_object_mut().unwrap().remove("origin");
+            f
+        })
+        .collect()
+}
+
+fn codes_on(report: &Value, object: &str) -> Vec<String> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| {
+            let o = &f["object"];
+            format!("{}/{}/{}", o["kind"].as_str().unwrap_or(""), o["namespace"].as_str().unwrap_or(""), o["name"].as_str().unwrap_or("")) == object
+        })
+        .map(|f| f["code"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The rendered objects as the cluster stores them: in the namespace, CloudNativePG's CRD served.
+fn double_with(objects: &str) -> BlockingDouble {
+    let double = Double::spawn_blocking_runtime(DoubleOptions::default()).expect("double starts");
+    double.install_crds(crds::cnpg()).unwrap();
+    double.load_values([json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})]).unwrap();
+    let mut docs = apiserver_double::parse_documents(objects).unwrap();
+    for d in &mut docs {
+        d["metadata"]["namespace"] = json!(NS);
+    }
+    double.load_values(docs).unwrap();
+    double
+}
+
+#[test]
+fn the_demo_charts_shared_database_is_found_in_the_rendered_chart() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "demo.yaml", &rendered_demo());
+    let r = dbiso(&["audit", "-f", &file, "-n", NS, "-o", "json"], &[]).expect_code(1);
+    let report = r.json();
+    let shared: Vec<&Value> = report["findings"].as_array().unwrap().iter().filter(|f| f["code"] == "DB3001").collect();
+    let core = shared
+        .iter()
+        .find(|f| f["object"]["name"] == "postgres-core" && f["object"]["kind"] == "StatefulSet")
+        .unwrap_or_else(|| panic!("no DB3001 on postgres-core: {}", r.stdout));
+    let message = core["message"].as_str().unwrap();
+    assert!(message.contains("api-gateway") && message.contains("platform-services"), "{message}");
+    assert!(message.contains("2 services"), "the migration Job belongs to api-gateway: {message}");
+    assert_eq!(core["severity"], "error");
+    assert_eq!(core["object"]["namespace"], NS);
+    // postgres-llm has one owner: not shared, but open to everything without policies.
+    let llm = codes_on(&report, "StatefulSet/pyairtable/postgres-llm");
+    assert!(!llm.contains(&"DB3001".to_string()), "{llm:?}");
+    for code in ["DB3010", "DB3011", "DB3012", "DB3014"] {
+        assert!(llm.contains(&code.to_string()), "{code} missing on postgres-llm: {llm:?}");
+    }
+    // The table says the same, and names the design problem in the hint.
+    let t = dbiso(&["audit", "-f", &file, "-n", NS, "-o", "wide"], &[]).expect_code(1);
+    assert!(t.stdout.lines().any(|l| l.contains("DB3001") && l.contains("StatefulSet/pyairtable/postgres-core")), "{}", t.stdout);
+    assert!(t.stdout.contains("NetworkPolicies cannot fix"), "{}", t.stdout);
+}
+
+#[test]
+fn generated_policies_pass_strict_validation_and_isolate_the_databases() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = rendered_demo();
+    let file = write(dir.path(), "demo.yaml", &demo);
+    let generated = dbiso(&["generate", "-f", &file, "-n", NS], &[]).expect_code(0);
+    assert_eq!(generated.stdout.matches("kind: NetworkPolicy").count(), 3, "{}", generated.stdout);
+    for name in ["dbiso-postgres-core", "dbiso-postgres-llm", "dbiso-redis"] {
+        assert!(generated.stdout.contains(&format!("name: {name}\n")), "{name}: {}", generated.stdout);
+    }
+    let policies = write(dir.path(), "policies.yaml", &generated.stdout);
+    let v = run(&root().join("tests/tools/validate.sh"), &[&policies], None, &[("PATH", krew_path().to_str().unwrap())]);
+    assert_eq!(v.code, 0, "schema validation failed:\n{}\n{}", v.stdout, v.stderr);
+    assert!(v.stdout.contains("validated 3 objects: 0 failed"), "{}", v.stdout);
+
+    // With the policies, only sharing remains: nobody but the owners reaches a database port.
+    let both = write(dir.path(), "both.yaml", &format!("{demo}\n{}", generated.stdout));
+    let report = dbiso(&["audit", "-f", &both, "-n", NS, "-o", "json"], &[]).expect_code(1).json();
+    let codes: Vec<&str> = report["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap()).collect();
+    assert!(codes.iter().all(|c| *c == "DB3001"), "{codes:?}");
+    // The engine agrees pair by pair: owners in, others out.
+    let reach = dbiso(&["reach", "-f", &both, "-n", NS, "-o", "txt"], &[]).expect_code(0).stdout;
+    let into_core: Vec<&str> = reach.lines().filter(|l| l.contains("=> StatefulSet/pyairtable/postgres-core :")).collect();
+    assert_eq!(
+        into_core,
+        [
+            "Deployment/pyairtable/api-gateway => StatefulSet/pyairtable/postgres-core : TCP 5432",
+            "Job/pyairtable/db-migrate => StatefulSet/pyairtable/postgres-core : TCP 5432",
+            "Deployment/pyairtable/platform-services => StatefulSet/pyairtable/postgres-core : TCP 5432",
+        ]
+    );
+    let explained = dbiso(&["explain", "deploy/frontend", "sts/postgres-core", "-f", &both, "-n", NS], &[]).expect_code(1);
+    assert!(explained.stdout.contains("NetworkPolicy pyairtable/dbiso-postgres-core: does not admit"), "{}", explained.stdout);
+    let allowed = dbiso(&["explain", "deploy/api-gateway", "sts/postgres-core", "-f", &both, "-n", NS, "-o", "json"], &[]).expect_code(0).json();
+    assert_eq!(allowed["explanation"]["allowed"], true);
+    assert_eq!(allowed["explanation"]["port"], 5432, "the database port is the default");
+}
+
+#[test]
+fn reach_json_is_the_engines_serialization() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "demo.yaml", &rendered_demo());
+    let json = dbiso(&["reach", "-f", &file, "-n", NS, "-o", "json"], &[]).expect_code(0).json();
+    let entries = json.as_array().expect("a list");
+    let entry = entries
+        .iter()
+        .find(|e| e["src"]["name"] == "frontend" && e["dst"]["name"] == "postgres-core")
+        .expect("without policies frontend reaches postgres-core");
+    assert_eq!(entry["src"], json!({"kind": "Deployment", "namespace": NS, "name": "frontend"}));
+    assert_eq!(entry["conn"], "all");
+    assert!(entries.iter().any(|e| e["src"] == json!({"kind": "External", "cidr": "0.0.0.0/0"})), "External entries");
+    let yaml = dbiso(&["reach", "-f", &file, "-n", NS, "-o", "yaml"], &[]).expect_code(0).stdout;
+    assert!(yaml.starts_with("- src:\n"), "{}", &yaml[..yaml.len().min(200)]);
+    let txt = dbiso(&["audit", "-f", &file, "-n", NS, "-o", "txt"], &[]);
+    assert_eq!(txt.code, 2, "txt is reach's only: {txt:?}");
+    assert!(txt.stderr.contains("only supported by `reach`"), "{}", txt.stderr);
+}
+
+#[test]
+fn no_output_carries_a_secret_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "demo.yaml", &format!("{}\n{PLANTED}", rendered_demo()));
+    let mut outputs = Vec::new();
+    for o in ["table", "wide", "json", "yaml"] {
+        for v in ["0", "9"] {
+            outputs.push(dbiso(&["audit", "-f", &file, "-n", NS, "-o", o, "-v", v], &[]));
+        }
+    }
+    for o in ["table", "json", "yaml", "txt"] {
+        outputs.push(dbiso(&["reach", "-f", &file, "-n", NS, "-o", o, "-v", "9"], &[]));
+    }
+    for o in ["table", "json", "yaml"] {
+        outputs.push(dbiso(&["explain", "deploy/reports", "svc/postgres-core", "-f", &file, "-n", NS, "-o", o, "-v", "9"], &[]));
+        outputs.push(dbiso(&["generate", "-f", &file, "-n", NS, "-o", o, "-v", "9"], &[]));
+    }
+    outputs.push(dbiso(&["apply", "-f", &file, "-n", NS, "--dry-run=client", "-v", "9"], &[]));
+    for r in &outputs {
+        assert!(r.code == 0 || r.code == 1, "{r:?}");
+        for secret in SECRET_VALUES {
+            assert!(!r.stdout.contains(secret) && !r.stderr.contains(secret), "{secret} printed:\n{}\n{}", r.stdout, r.stderr);
+        }
+    }
+    // The planted reference is still reported, by Secret and key.
+    let json = dbiso(&["audit", "-f", &file, "-n", NS, "-o", "json"], &[]).json();
+    let unresolved = json["findings"].as_array().unwrap().iter().find(|f| f["code"] == "DB3003").expect("DB3003 for the planted host");
+    assert!(unresolved["message"].as_str().unwrap().contains("Secret reports-db key DATABASE_URL"), "{unresolved}");
+    // -v 9 really is more verbose: the test would prove nothing otherwise.
+    let loud = dbiso(&["audit", "-f", &file, "-n", NS, "-v", "9"], &[]);
+    assert!(loud.stderr.contains("reference Deployment/pyairtable/api-gateway"), "{}", loud.stderr);
+}
+
+/// Requests that list a collection (pagination continuations are part of the same list).
+fn lists(double: &BlockingDouble) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for r in double.requests() {
+        if r.method == "GET" && !r.watch && r.param("continue").is_none() && r.param("limit").is_some() {
+            *out.entry(r.path.clone()).or_default() += 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn live_audit_apply_and_audit_again_against_the_api_double() {
+    let demo = rendered_demo();
+    let double = double_with(&demo);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = double.write_kubeconfig(dir.path(), NS).unwrap();
+    let kc = kubeconfig.to_str().unwrap();
+    let env = [("KUBECONFIG", kc)];
+
+    // Live audit: the shared database, every kind listed exactly once.
+    double.clear_requests();
+    let live = dbiso(&["audit", "-o", "json"], &env).expect_code(1);
+    let live_report = live.json();
+    assert_eq!(live_report["source"], json!({"type": "cluster", "context": "double", "namespace": NS}));
+    assert!(codes_on(&live_report, "StatefulSet/pyairtable/postgres-core").contains(&"DB3001".to_string()), "{}", live.stdout);
+    let listed = lists(&double);
+    let expected: Vec<String> = [
+        "/api/v1/namespaces",
+        "/api/v1/namespaces/pyairtable/configmaps",
+        "/api/v1/namespaces/pyairtable/pods",
+        "/api/v1/namespaces/pyairtable/secrets",
+        "/api/v1/namespaces/pyairtable/services",
+        "/apis/apps/v1/namespaces/pyairtable/daemonsets",
+        "/apis/apps/v1/namespaces/pyairtable/deployments",
+        "/apis/apps/v1/namespaces/pyairtable/replicasets",
+        "/apis/apps/v1/namespaces/pyairtable/statefulsets",
+        "/apis/batch/v1/namespaces/pyairtable/cronjobs",
+        "/apis/batch/v1/namespaces/pyairtable/jobs",
+        "/apis/networking.k8s.io/v1/namespaces/pyairtable/networkpolicies",
+        "/apis/postgresql.cnpg.io/v1/namespaces/pyairtable/clusters",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_eq!(listed.keys().cloned().collect::<Vec<_>>(), expected, "kinds listed: {listed:?}");
+    assert!(listed.values().all(|&n| n == 1), "a kind was listed more than once: {listed:?}");
+    let others: Vec<String> = double.requests().iter().filter(|r| r.method != "GET").map(|r| format!("{} {}", r.method, r.path)).collect();
+    assert!(others.is_empty(), "audit only reads: {others:?}");
+
+    // The same objects from files give the same findings.
+    let file = write(dir.path(), "demo.yaml", &demo);
+    let offline = dbiso(&["audit", "-f", &file, "-n", NS, "-o", "json"], &[]).expect_code(1).json();
+    assert_eq!(findings(&offline), findings(&live_report), "-f and live audits differ");
+
+    // Client dry run: a diff, nothing sent.
+    double.clear_requests();
+    let diff = dbiso(&["apply", "--dry-run=client"], &env).expect_code(0);
+    assert!(diff.stdout.contains("+++ b/NetworkPolicy/pyairtable/dbiso-postgres-core (kubectl-dbiso)"), "{}", diff.stdout);
+    assert!(diff.stderr.contains("dbiso-redis created (dry run)"), "{}", diff.stderr);
+    assert!(double.requests().iter().all(|r| r.method == "GET"), "client dry run sent a write");
+
+    // Server dry run: every object sent with dryRun=All, nothing stored.
+    double.clear_requests();
+    let dry = dbiso(&["apply", "--dry-run=server", "-o", "json"], &env).expect_code(0).json();
+    assert_eq!(dry.as_array().unwrap().len(), 3, "{dry}");
+    assert!(dry.as_array().unwrap().iter().all(|a| a["outcome"] == "created" && a["dryRun"] == true), "{dry}");
+    let patches: Vec<_> = double.requests().into_iter().filter(|r| r.method == "PATCH").collect();
+    assert_eq!(patches.len(), 3);
+    assert!(patches.iter().all(|r| r.param("dryRun").as_deref() == Some("All")), "{patches:?}");
+    assert!(double.list("networking.k8s.io/v1", "NetworkPolicy", Some(NS)).is_empty(), "a dry run stored policies");
+
+    // Apply: server-side apply as kubectl-dbiso, then the audit of the isolated cluster.
+    let applied = dbiso(&["apply", "-o", "json"], &env).expect_code(1);
+    for name in ["dbiso-postgres-core", "dbiso-postgres-llm", "dbiso-redis"] {
+        assert!(applied.stderr.contains(&format!("networkpolicy.networking.k8s.io/{name} created")), "{}", applied.stderr);
+    }
+    let after = applied.json();
+    let codes: Vec<&str> = after["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap()).collect();
+    assert!(codes.contains(&"DB3001"), "sharing is a design problem and remains: {codes:?}");
+    assert!(codes.iter().all(|c| *c == "DB3001"), "isolation findings remain after apply: {}", applied.stdout);
+
+    // Real kubectl reads the policies back, managed by kubectl-dbiso.
+    let got = run(&venv_tool("kubectl"), &["--kubeconfig", kc, "get", "networkpolicies", "-n", NS, "-o", "json", "--show-managed-fields"], None, &[]).expect_code(0).json();
+    let items = got["items"].as_array().unwrap();
+    let names: Vec<&str> = items.iter().map(|i| i["metadata"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["dbiso-postgres-core", "dbiso-postgres-llm", "dbiso-redis"]);
+    for i in items {
+        let managers: Vec<&str> = i["metadata"]["managedFields"].as_array().unwrap().iter().map(|m| m["manager"].as_str().unwrap()).collect();
+        assert_eq!(managers, ["kubectl-dbiso"], "{i}");
+        assert_eq!(i["metadata"]["managedFields"][0]["operation"], "Apply");
+    }
+    let core = items.iter().find(|i| i["metadata"]["name"] == "dbiso-postgres-core").unwrap();
+    assert_eq!(core["spec"]["ingress"][0]["ports"], json!([{"protocol": "TCP", "port": 5432}]));
+
+    // Again: unchanged, and the audit says the same.
+    let again = dbiso(&["apply"], &env).expect_code(1);
+    assert!(again.stderr.contains("dbiso-postgres-core unchanged"), "{}", again.stderr);
+    let table = dbiso(&["audit", "-o", "wide"], &env).expect_code(1);
+    assert!(table.stdout.contains("NetworkPolicies cannot fix"), "{}", table.stdout);
+}
+
+#[test]
+fn apply_does_not_force_another_managers_fields() {
+    let double = double_with(&rendered_demo());
+    // Someone else owns the port list of the policy dbiso wants to write.
+    let theirs = json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "dbiso-postgres-llm", "namespace": NS},
+        "spec": {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "postgres-llm", "app.kubernetes.io/instance": "demo"}},
+                 "policyTypes": ["Ingress"],
+                 "ingress": [{"ports": [{"protocol": "TCP", "port": 5433}]}]}
+    });
+    double.apply(theirs, "platform-team", false).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = double.write_kubeconfig(dir.path(), NS).unwrap();
+    let r = dbiso(&["apply"], &[("KUBECONFIG", kubeconfig.to_str().unwrap())]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.stderr.contains("platform-team"), "the conflict names the other manager: {}", r.stderr);
+    assert!(r.stderr.contains("dbiso-postgres-llm"), "{}", r.stderr);
+    let stored = double.get("networking.k8s.io/v1", "NetworkPolicy", Some(NS), "dbiso-postgres-llm").unwrap();
+    assert_eq!(stored["spec"]["ingress"][0]["ports"][0]["port"], 5433, "the other manager's value was kept");
+}
+
+#[test]
+fn cluster_errors_exit_3_and_completion_lists_the_commands() {
+    let r = dbiso(&["audit", "--kubeconfig", "/nonexistent/kubeconfig"], &[]);
+    assert_eq!(r.code, 3, "{r:?}");
+    let c = dbiso(&["completion", "bash"], &[]).expect_code(0);
+    for sub in ["audit", "reach", "explain", "generate", "apply"] {
+        assert!(c.stdout.contains(sub), "{sub} missing from the completion script");
+    }
+    let r = dbiso(&["__complete", "reach", "-o", ""], &[]).expect_code(0);
+    assert!(r.stdout.lines().any(|l| l == "txt"), "{}", r.stdout);
+}
