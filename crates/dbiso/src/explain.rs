@@ -1,4 +1,5 @@
-//! `explain SRC DST [PORT]`: the engine's `Explanation` of one connection, as text or JSON/YAML.
+//! `explain SRC DST [PORT]`: the engine's `Explanation` of one connection, as text, or as the
+//! engine serializes it (JSON/YAML). Which pod stood for a workload is in the text, and at `-v 1`.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +9,6 @@ use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat, SourceFlags}
 use meshmove_core::dbiso::discover;
 use meshmove_core::dbiso::target::{self, TargetSpec};
 use meshmove_core::netpol::{Explanation, PeerDetail, PortDetail, SideExplanation, Target};
-use serde::Serialize;
 
 #[derive(Args)]
 pub struct ExplainArgs {
@@ -23,15 +23,6 @@ pub struct ExplainArgs {
     port: Option<String>,
     #[command(flatten)]
     source: SourceFlags,
-}
-
-/// The JSON/YAML document: which pods stood for the ends, and the engine's explanation.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Document<'a> {
-    source: &'a str,
-    destination: &'a str,
-    explanation: &'a Explanation,
 }
 
 pub fn run(kube: &KubeFlags, args: &ExplainArgs, output: &OutputFlags) -> Result<Exit> {
@@ -60,8 +51,8 @@ pub fn run(kube: &KubeFlags, args: &ExplainArgs, output: &OutputFlags) -> Result
     let mut out = Out::new();
     match output.output {
         OutputFormat::Json | OutputFormat::Yaml => {
-            let doc = Document { source: &src.description, destination: &dst.description, explanation: &explanation };
-            meshmove_cli::render::structured(&mut out, output.output, &doc)?;
+            meshmove_cli::debug!(1, "source: {}; destination: {}", src.description, dst.description);
+            meshmove_cli::render::structured(&mut out, output.output, &explanation)?;
         }
         OutputFormat::Table | OutputFormat::Wide => out.write_str(&text(&explanation, &src.description, &dst.description))?,
     }

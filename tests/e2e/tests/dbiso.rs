@@ -138,8 +138,9 @@ fn generated_policies_pass_strict_validation_and_isolate_the_databases() {
     let explained = dbiso(&["explain", "deploy/frontend", "sts/postgres-core", "-f", &both, "-n", NS], &[]).expect_code(1);
     assert!(explained.stdout.contains("NetworkPolicy pyairtable/dbiso-postgres-core: does not admit"), "{}", explained.stdout);
     let allowed = dbiso(&["explain", "deploy/api-gateway", "sts/postgres-core", "-f", &both, "-n", NS, "-o", "json"], &[]).expect_code(0).json();
-    assert_eq!(allowed["explanation"]["allowed"], true);
-    assert_eq!(allowed["explanation"]["port"], 5432, "the database port is the default");
+    assert_eq!(allowed["allowed"], true);
+    assert_eq!(allowed["port"], 5432, "the database port is the default");
+    assert_eq!(allowed["src"], json!({"kind": "Pod", "namespace": NS, "name": "api-gateway"}), "the pod template stands for the Deployment");
 }
 
 #[test]

@@ -70,7 +70,8 @@ pub struct Audit {
     pub references: Vec<Reference>,
     pub unresolved: Vec<Unresolved>,
     pub model: Model,
-    /// `None` when the engine refused the model (reason in `engine_error`).
+    /// `None` when the engine refused the model (reason in `engine_error`). Models from
+    /// [`model::build`] hold each namespace, pod and policy once, so the engine accepts them.
     pub engine: Option<Engine>,
     pub engine_error: Option<String>,
     pub reach: Reach,
@@ -132,11 +133,9 @@ impl Audit {
                 incoming[i].push((e.src, e.conn));
             }
         }
-        let mut pods: HashMap<&WorkloadRef, Vec<PodId>> = HashMap::new();
+        let mut pods: HashMap<WorkloadRef, Vec<PodId>> = HashMap::new();
         for (id, p) in engine.pods() {
-            if let Some(o) = &p.owner {
-                pods.entry(o).or_default().push(id);
-            }
+            pods.entry(p.workload()).or_default().push(id);
         }
         let mut out = Vec::new();
         for (i, db) in self.databases.iter().enumerate() {

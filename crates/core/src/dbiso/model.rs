@@ -28,7 +28,7 @@ use serde_json::Value;
 
 use crate::inventory::{Inventory, Object, kinds};
 use crate::netpol::{ClusterModel, ContainerPort, NAMESPACE_NAME_LABEL, NamespaceInfo, PodInfo, Protocol, WorkloadKind, WorkloadRef};
-use crate::workload::{Workload, owner, pod_owner, template_pointer, workloads};
+use crate::workload::{Workload, owner, template_pointer, workloads};
 
 /// The namespace of the probe pod that stands for any namespace the inventory does not show. Not a
 /// valid namespace name, so it cannot collide with a real one.
@@ -129,8 +129,8 @@ fn host_network(spec: Option<&Value>) -> bool {
 /// The workload a live pod is grouped under: its top-level owner in the inventory, else what its
 /// controller reference says (a ReplicaSet named `<deployment>-<pod-template-hash>` is reported
 /// as that Deployment), else the pod itself (`None`).
-fn live_owner(inventory: &Inventory, pod: &Object, labels: &BTreeMap<String, String>) -> Option<WorkloadRef> {
-    if let Some(top) = pod_owner(inventory, pod) {
+fn live_owner(index: &OwnerIndex<'_>, pod: &Object, labels: &BTreeMap<String, String>) -> Option<WorkloadRef> {
+    if let Some(top) = index.top_owner(pod) {
         return Some(workload_ref(top));
     }
     let (kind, name) = owner(pod)?;
@@ -145,7 +145,34 @@ fn live_owner(inventory: &Inventory, pod: &Object, labels: &BTreeMap<String, Str
     Some(WorkloadRef::new(WorkloadKind::parse(kind), ns, name))
 }
 
-fn pod_from_live(inventory: &Inventory, pod: &Object, dropped: &mut Vec<(String, String)>) -> PodInfo {
+/// Workload objects by (kind, namespace, name), to follow owner references without scanning.
+struct OwnerIndex<'a>(HashMap<(&'a str, &'a str, &'a str), &'a Object>);
+
+impl<'a> OwnerIndex<'a> {
+    fn new(inventory: &'a Inventory) -> Self {
+        let objects = crate::workload::WORKLOAD_KINDS.iter().filter(|k| k.kind != "Pod").flat_map(|k| inventory.of(k));
+        OwnerIndex(objects.map(|o| ((o.kind.as_str(), o.namespace.as_deref().unwrap_or_default(), o.name.as_str()), o)).collect())
+    }
+
+    /// The top-level workload of the inventory a pod belongs to (Pod -> ReplicaSet -> Deployment,
+    /// Pod -> Job -> CronJob), as [`crate::workload::pod_owner`] finds it.
+    fn top_owner(&self, pod: &'a Object) -> Option<&'a Object> {
+        let ns = pod.namespace.as_deref().unwrap_or_default();
+        let (mut kind, mut name) = owner(pod)?;
+        let mut found = None;
+        for _ in 0..3 {
+            let Some(&o) = self.0.get(&(kind, ns, name)) else { break };
+            found = Some(o);
+            match owner(o) {
+                Some((k, n)) if template_pointer(k).is_some() => (kind, name) = (k, n),
+                _ => break,
+            }
+        }
+        found
+    }
+}
+
+fn pod_from_live(index: &OwnerIndex<'_>, pod: &Object, dropped: &mut Vec<(String, String)>) -> PodInfo {
     let ns = pod.namespace.clone().unwrap_or_else(|| "default".into());
     let labels = string_labels(pod.value.pointer("/metadata/labels"));
     let spec = pod.value.get("spec");
@@ -160,7 +187,7 @@ fn pod_from_live(inventory: &Inventory, pod: &Object, dropped: &mut Vec<(String,
         }
     }
     PodInfo {
-        owner: live_owner(inventory, pod, &labels),
+        owner: live_owner(index, pod, &labels),
         namespace: ns,
         name: pod.name.clone(),
         labels,
@@ -214,9 +241,10 @@ pub fn build(inventory: &Inventory, options: ModelOptions) -> Model {
     let mut model = Model::default();
 
     // Live pods, grouped by the workload they belong to.
+    let index = OwnerIndex::new(inventory);
     let mut live: Vec<PodInfo> = Vec::new();
     for pod in inventory.of(&kinds::POD).filter(|p| !is_finished(p)) {
-        live.push(pod_from_live(inventory, pod, &mut model.dropped_ports));
+        live.push(pod_from_live(&index, pod, &mut model.dropped_ports));
     }
     let with_pods: BTreeSet<WorkloadRef> = live.iter().map(PodInfo::workload).collect();
     let mut pods = live;
@@ -241,6 +269,8 @@ pub fn build(inventory: &Inventory, options: ModelOptions) -> Model {
         .of(&kinds::NAMESPACE)
         .map(|n| NamespaceInfo::new(n.name.clone(), string_labels(n.value.pointer("/metadata/labels"))))
         .collect();
+    let mut seen = BTreeSet::new();
+    namespaces.retain(|n| seen.insert(n.name.clone()));
 
     let mut policies = Vec::new();
     for o in inventory.of(&kinds::NETWORK_POLICY) {
@@ -253,8 +283,9 @@ pub fn build(inventory: &Inventory, options: ModelOptions) -> Model {
             }),
         }
     }
-    // One object per name: a second policy of the same name (two files defining it) would make
-    // the engine refuse the whole model, and only one can exist in a cluster.
+    // One object per name (also for namespaces and pods above): a second policy of the same name
+    // (two files defining it) would make the engine refuse the whole model, and only one can
+    // exist in a cluster.
     let mut seen = BTreeSet::new();
     policies.retain(|p| seen.insert((p.metadata.namespace.clone(), p.metadata.name.clone())));
 
@@ -310,20 +341,6 @@ fn add_probes(namespaces: &mut Vec<NamespaceInfo>, pods: &mut Vec<PodInfo>, poli
         pods.push(PodInfo::new(ns.clone(), PROBE_POD));
         probes.push(ns);
     }
-}
-
-/// Pods of the model grouped by workload (the engine's grouping), as indexes into `pods`.
-pub fn pods_by_workload(pods: &[PodInfo]) -> HashMap<WorkloadRef, Vec<usize>> {
-    let mut out: HashMap<WorkloadRef, Vec<usize>> = HashMap::new();
-    for (i, p) in pods.iter().enumerate() {
-        out.entry(p.workload()).or_default().push(i);
-    }
-    out
-}
-
-/// Whether a kind name is one whose objects run pods (or own them, like a CloudNativePG Cluster).
-pub fn runs_pods(kind: &str) -> bool {
-    template_pointer(kind).is_some() || kind == kinds::CNPG_CLUSTER.kind
 }
 
 #[cfg(test)]

@@ -1,0 +1,296 @@
+//! End-to-end cost of `kubectl dbiso` on a large cluster: 10,000 pods (1,000 workloads in 50
+//! namespaces, 400 of them databases), 1,000 Services, 1,000 NetworkPolicies, plus the Secrets,
+//! ConfigMaps, ReplicaSets and Namespaces that go with them.
+//!
+//! * `audit -A -o json` against the API double (in this process, over HTTP on 127.0.0.1, pages of
+//!   500), run as the release binary under `/usr/bin/time -v`: wall time, peak RSS, and the LIST
+//!   requests per kind from the double's request log (pagination counts as one list);
+//! * `reach -f <file> -A -o json` over the same objects written to one YAML file.
+//!
+//! Run: `cargo bench -p dbiso --bench audit` (prints a table; best of 3 runs each).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use apiserver_double::{Double, DoubleOptions};
+use serde_json::{Value, json};
+
+const NAMESPACES: usize = 50;
+const WORKLOADS_PER_NS: usize = 20;
+const PODS_PER_WORKLOAD: usize = 10;
+const POLICIES_PER_NS: usize = 20;
+const TIERS: [&str; 5] = ["web", "api", "db", "cache", "worker"];
+
+/// Deterministic xorshift so every run measures the same cluster.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn ns_name(i: usize) -> String {
+    format!("team-{i:02}")
+}
+
+fn labels(app: &str, tier: &str, w: usize) -> Value {
+    json!({"app.kubernetes.io/name": app, "tier": tier, "version": format!("v{}", w % 3)})
+}
+
+/// The pod template of a workload: image and ports by tier, database references by env.
+fn template(app: &str, tier: &str, w: usize) -> Value {
+    let (image, ports, env) = match tier {
+        "web" => ("acme/web:3.1", json!([{"name": "http", "containerPort": 8080}]), json!([{"name": "API_URL", "value": format!("http://api-{}:9090", (w + 19) % 20)}])),
+        "api" => (
+            "acme/api:7.0",
+            json!([{"name": "http", "containerPort": 9090}, {"name": "grpc", "containerPort": 9091}]),
+            json!([{"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": format!("{app}-db"), "key": "url"}}}]),
+        ),
+        "db" if w % 2 == 0 => ("postgres:16", json!([{"name": "db", "containerPort": 5432}, {"name": "metrics", "containerPort": 9187}]), json!([])),
+        "db" => ("mysql:8.4", json!([{"name": "db", "containerPort": 3306}]), json!([])),
+        "cache" => ("redis:7", json!([{"name": "redis", "containerPort": 6379}]), json!([])),
+        _ => ("acme/worker:7.0", json!([{"name": "metrics", "containerPort": 9100}]), json!([{"name": "QUEUE_REDIS_HOST", "valueFrom": {"configMapKeyRef": {"name": "queues", "key": "host"}}}])),
+    };
+    json!({
+        "metadata": {"labels": labels(app, tier, w)},
+        "spec": {"containers": [{"name": tier, "image": image, "ports": ports, "env": env,
+                                 "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}}}]}
+    })
+}
+
+/// Every object of the cluster, in load order.
+fn cluster() -> Vec<Value> {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut out = Vec::new();
+    for n in 0..NAMESPACES {
+        let ns = ns_name(n);
+        out.push(json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": ns, "labels": {"team": format!("t{}", n % 5), "env": if n % 2 == 0 { "prod" } else { "dev" }}}}));
+        out.push(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "queues", "namespace": ns},
+            "data": {"host": format!("cache-{}", 3)}}));
+        for w in 0..WORKLOADS_PER_NS {
+            let tier = TIERS[w % TIERS.len()];
+            let app = format!("{tier}-{w}");
+            let tpl = template(&app, tier, w);
+            let selector = json!({"matchLabels": {"app.kubernetes.io/name": app}});
+            let stateful = matches!(tier, "db" | "cache") && w % 10 != 8;
+            let uid = format!("uid-{n}-{w}");
+            let (owner_kind, owner_name) = if stateful {
+                out.push(json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": app, "namespace": ns, "uid": uid},
+                    "spec": {"serviceName": app, "replicas": PODS_PER_WORKLOAD, "selector": selector, "template": tpl}}));
+                ("StatefulSet", app.clone())
+            } else {
+                let hash = format!("{:08x}", rng.next() as u32);
+                let rs = format!("{app}-{hash}");
+                out.push(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": app, "namespace": ns, "uid": uid},
+                    "spec": {"replicas": PODS_PER_WORKLOAD, "selector": selector, "template": tpl}}));
+                let mut rs_tpl = tpl.clone();
+                rs_tpl["metadata"]["labels"]["pod-template-hash"] = json!(hash);
+                out.push(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": rs, "namespace": ns, "uid": format!("{uid}-rs"),
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": app, "uid": uid, "controller": true}]},
+                    "spec": {"replicas": PODS_PER_WORKLOAD, "selector": selector, "template": rs_tpl}}));
+                ("ReplicaSet", rs)
+            };
+            for p in 0..PODS_PER_WORKLOAD {
+                let mut pod = tpl.clone();
+                let name = if stateful { format!("{app}-{p}") } else { format!("{owner_name}-{p:05}") };
+                pod["apiVersion"] = json!("v1");
+                pod["kind"] = json!("Pod");
+                pod["metadata"]["name"] = json!(name);
+                pod["metadata"]["namespace"] = json!(ns);
+                pod["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": owner_kind, "name": owner_name, "uid": "u", "controller": true}]);
+                if let Some(hash) = owner_name.strip_prefix(&format!("{app}-")).filter(|_| !stateful) {
+                    pod["metadata"]["labels"]["pod-template-hash"] = json!(hash);
+                }
+                let ip = format!("10.{n}.{w}.{}", p + 1);
+                pod["status"] = json!({"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]});
+                out.push(pod);
+            }
+            let port = match tier {
+                "web" => 8080,
+                "api" => 9090,
+                "db" if w % 2 == 0 => 5432,
+                "db" => 3306,
+                "cache" => 6379,
+                _ => 9100,
+            };
+            out.push(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": app, "namespace": ns},
+                "spec": {"selector": {"app.kubernetes.io/name": app}, "ports": [{"port": port, "targetPort": port}]}}));
+            if tier == "api" {
+                // Each API reads the database two workloads on: db-(w+1).
+                let db = format!("db-{}", w + 1);
+                out.push(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": format!("{app}-db"), "namespace": ns},
+                    "type": "Opaque", "stringData": {"url": format!("postgresql://{app}:bench-password@{db}:5432/{app}")}}));
+            }
+        }
+        let mut policies: Vec<(String, Value)> = Vec::new();
+        for w in (0..WORKLOADS_PER_NS).filter(|w| TIERS[w % TIERS.len()] == "db") {
+            policies.push((
+                format!("db-{w}-isolation"),
+                json!({"podSelector": {"matchLabels": {"app.kubernetes.io/name": format!("db-{w}")}}, "policyTypes": ["Ingress"],
+                       "ingress": [{"from": [{"podSelector": {"matchLabels": {"tier": "api"}}}], "ports": [{"port": "db"}]}]}),
+            ));
+        }
+        if n % 5 != 4 {
+            policies.push(("default-deny-ingress".into(), json!({"podSelector": {}, "policyTypes": ["Ingress"]})));
+        }
+        if n % 3 == 0 {
+            policies.push(("default-deny-egress".into(), json!({"podSelector": {}, "policyTypes": ["Egress"]})));
+            policies.push((
+                "allow-dns".into(),
+                json!({"podSelector": {}, "policyTypes": ["Egress"], "egress": [
+                    {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                             "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+                     "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}]}),
+            ));
+            policies.push((
+                "api-egress".into(),
+                json!({"podSelector": {"matchLabels": {"tier": "api"}}, "policyTypes": ["Egress"],
+                       "egress": [{"to": [{"podSelector": {"matchExpressions": [{"key": "tier", "operator": "In", "values": ["db", "cache"]}]}}]},
+                                  {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8"]}}], "ports": [{"port": 443}]}]}),
+            ));
+        }
+        policies.push((
+            "allow-monitoring".into(),
+            json!({"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "t0"}},
+                                                              "podSelector": {"matchLabels": {"tier": "worker"}}}],
+                                                   "ports": [{"port": "metrics"}]}]}),
+        ));
+        policies.push((
+            "web-from-internet".into(),
+            json!({"podSelector": {"matchLabels": {"tier": "web"}},
+                   "ingress": [{"from": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8"]}}], "ports": [{"port": "http"}]}]}),
+        ));
+        while policies.len() < POLICIES_PER_NS {
+            let w = rng.below(WORKLOADS_PER_NS);
+            let target = json!({"matchLabels": {"app.kubernetes.io/name": format!("{}-{w}", TIERS[w % TIERS.len()])}});
+            let spec = match rng.below(5) {
+                0 => json!({"podSelector": target, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": format!("t{}", rng.below(5))}}}]}]}),
+                1 => json!({"podSelector": target, "ingress": [{"from": [
+                        {"namespaceSelector": {"matchExpressions": [{"key": "env", "operator": "NotIn", "values": ["dev"]}]},
+                         "podSelector": {"matchLabels": {"tier": "worker"}}}], "ports": [{"port": 8000, "endPort": 9999}]}]}),
+                2 => {
+                    let b = rng.below(NAMESPACES);
+                    json!({"podSelector": target, "ingress": [{"from": [{"ipBlock": {"cidr": format!("10.{b}.0.0/16"), "except": [format!("10.{b}.1.0/24")]}}]}]})
+                }
+                3 => json!({"podSelector": target, "ingress": [{"ports": [{"port": "http"}, {"protocol": "UDP"}]}]}),
+                _ => json!({"podSelector": {"matchLabels": {"tier": "cache"}}, "ingress": [{"from": [
+                        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns_name(rng.below(NAMESPACES))}}}]}]}),
+            };
+            policies.push((format!("p{}", policies.len()), spec));
+        }
+        for (name, spec) in policies {
+            out.push(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name, "namespace": ns}, "spec": spec}));
+        }
+    }
+    out
+}
+
+struct Measure {
+    wall_ms: f64,
+    rss_mb: f64,
+    code: i32,
+    stdout_bytes: usize,
+}
+
+/// Run `bin args` under `/usr/bin/time -v`: wall time and peak RSS of the child.
+fn measure(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Measure {
+    let mut cmd = Command::new("/usr/bin/time");
+    cmd.arg("-v").arg(bin).args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let t0 = Instant::now();
+    let out = cmd.output().expect("/usr/bin/time runs (apt-get install time)");
+    let wall_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let rss_kb: f64 = stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no RSS in /usr/bin/time output:\n{stderr}"));
+    let code = stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Exit status: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(-1);
+    Measure { wall_ms, rss_mb: rss_kb / 1024.0, code, stdout_bytes: out.stdout.len() }
+}
+
+fn best_of(n: usize, f: impl Fn() -> Measure) -> Measure {
+    (0..n).map(|_| f()).min_by(|a, b| a.wall_ms.total_cmp(&b.wall_ms)).expect("n > 0")
+}
+
+fn main() {
+    let bin = env!("CARGO_BIN_EXE_kubectl-dbiso");
+    let objects = cluster();
+    let count = |kind: &str| objects.iter().filter(|o| o["kind"] == kind).count();
+    println!(
+        "cluster: {} namespaces, {} pods, {} Services, {} NetworkPolicies, {} Deployments, {} StatefulSets, {} ReplicaSets, {} Secrets ({} objects)",
+        count("Namespace"),
+        count("Pod"),
+        count("Service"),
+        count("NetworkPolicy"),
+        count("Deployment"),
+        count("StatefulSet"),
+        count("ReplicaSet"),
+        count("Secret"),
+        objects.len()
+    );
+
+    let dir = std::env::temp_dir().join(format!("dbiso-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let double = Double::spawn_blocking_runtime(DoubleOptions { watch_history: 10, ..DoubleOptions::default() }).expect("double starts");
+    double.load_values(objects.clone()).expect("objects load");
+    let kubeconfig = double.write_kubeconfig(&dir, "default").unwrap();
+    let env = [("KUBECONFIG", kubeconfig.to_str().unwrap()), ("NO_COLOR", "1")];
+
+    double.clear_requests();
+    let first = measure(bin, &["audit", "-A", "-o", "json"], &env);
+    assert!(first.code == 0 || first.code == 1, "audit failed with exit {}", first.code);
+    let mut lists: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for r in double.requests() {
+        if r.method == "GET" && !r.watch {
+            let e = lists.entry(r.path.clone()).or_default();
+            if r.param("continue").is_none() {
+                e.0 += 1;
+            }
+            e.1 += 1;
+        }
+    }
+    let audit = best_of(3, || measure(bin, &["audit", "-A", "-o", "json"], &env));
+
+    let file = dir.join("cluster.yaml");
+    let mut text = String::new();
+    for o in &objects {
+        text.push_str("---\n");
+        text.push_str(&serde_json::to_string(o).unwrap());
+        text.push('\n');
+    }
+    std::fs::write(&file, &text).unwrap();
+    let file_arg = file.to_str().unwrap();
+    let reach = best_of(3, || measure(bin, &["reach", "-f", file_arg, "-A", "-o", "json"], &env));
+    let audit_files = best_of(3, || measure(bin, &["audit", "-f", file_arg, "-A", "-o", "json"], &env));
+
+    println!("\nLIST requests during one live audit (path: lists, requests including continuations):");
+    for (path, (lists, requests)) in &lists {
+        println!("  {path}: {lists} list, {requests} request(s)");
+    }
+    let once = lists.values().all(|(l, _)| *l == 1);
+    println!("  one list per kind: {once}");
+    println!("\n{:<40} {:>10} {:>14} {:>12}", "command (best of 3)", "wall ms", "peak RSS MB", "stdout KB");
+    for (name, m) in [("audit -A -o json (live, double)", &audit), ("audit -f cluster.yaml -A -o json", &audit_files), ("reach -f cluster.yaml -A -o json", &reach)] {
+        println!("{name:<40} {:>10.0} {:>14.1} {:>12}", m.wall_ms, m.rss_mb, m.stdout_bytes / 1024);
+    }
+    println!("\ninput file: {} MB", text.len() / (1024 * 1024));
+    let _ = std::fs::remove_dir_all(Path::new(&dir));
+}
