@@ -1014,6 +1014,16 @@ proptest! {
     }
 
     #[test]
+    fn releases_of_one_stream_stay_apart(spec in stream()) {
+        let mut spec = spec;
+        spec.two_releases = true;
+        spec.docs.iter_mut().for_each(|d| d.unlabelled = false);
+        let input = spec.render("");
+        let output = postrender::post_render(&input, &PostRenderConfig::default()).unwrap().output;
+        releases_stay_apart(&input, &output)?;
+    }
+
+    #[test]
     fn hooks_never_give_rise_to_policies(spec in stream()) {
         let cfg = PostRenderConfig::default();
         let with_hooks = spec.render("");
@@ -1029,6 +1039,35 @@ proptest! {
         prop_assert!(r.summary.generated.is_empty(), "a hook-only stream generated {:?}", r.summary.generated);
         prop_assert_eq!(generated_part(&hooks, &r.output), "");
     }
+}
+
+/// Several releases in one stream (`helmfile template`, concatenated `helm template` outputs)
+/// stay apart: each policy is named and labelled after the release of the workload it protects,
+/// and admits pods of that release only.
+fn releases_stay_apart(input: &str, output: &str) -> Result<(), TestCaseError> {
+    let in_values: Vec<Value> = yaml::split_stream(input).iter().filter_map(|d| yaml::parse_document(d).unwrap()).collect();
+    let generated: Vec<Value> = yaml::split_stream(&generated_part(input, output)).iter().filter_map(|d| yaml::parse_document(d).unwrap()).collect();
+    for p in &generated {
+        let release = p.pointer("/metadata/labels/app.kubernetes.io~1instance").and_then(Value::as_str).unwrap_or_default();
+        let name = p.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        prop_assert!(name.starts_with(&format!("{release}-")), "{name} is not named after its release {release}");
+        let selectors = p.pointer("/spec/ingress").and_then(Value::as_array).into_iter().flatten()
+            .flat_map(|rule| rule.get("from").and_then(Value::as_array).into_iter().flatten())
+            .filter_map(|peer| peer.pointer("/podSelector/matchLabels/app.kubernetes.io~1instance"))
+            .chain(p.pointer("/spec/podSelector/matchLabels/app.kubernetes.io~1instance"));
+        for s in selectors {
+            prop_assert_eq!(s.as_str(), Some(release), "{} selects pods of another release", name);
+        }
+    }
+    // Every release with workloads gets policies of its own.
+    let with_workloads: BTreeSet<&str> = in_values
+        .iter()
+        .filter(|v| template_ptr(v.get("kind").and_then(Value::as_str).unwrap_or_default()).is_some() && !is_hook(v))
+        .filter_map(|v| v.pointer("/metadata/labels/app.kubernetes.io~1instance").and_then(Value::as_str))
+        .collect();
+    let named: BTreeSet<&str> = generated.iter().filter_map(|p| p.pointer("/metadata/labels/app.kubernetes.io~1instance").and_then(Value::as_str)).collect();
+    prop_assert_eq!(named, with_workloads);
+    Ok(())
 }
 
 /// The stream with its hook documents cut out (the other documents' bytes unchanged).
@@ -1229,14 +1268,15 @@ fn target_dir() -> PathBuf {
 }
 
 /// `target/debug/kubectl-mesh-migrate`, built once per test process (`cargo build` is a no-op
-/// when it is up to date).
+/// when it is up to date). The command is the end-to-end tests' own (`tests/e2e/src/lib.rs`),
+/// so that both share one build of the plugin binaries.
 fn binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let status = Command::new(cargo)
             .current_dir(root())
-            .args(["build", "--quiet", "-p", "mesh-migrate", "--bin", "kubectl-mesh-migrate"])
+            .args(["build", "--quiet", "--bins", "-p", "mesh-migrate", "-p", "spire-check", "-p", "dbiso"])
             .status()
             .expect("running cargo build");
         assert!(status.success(), "`cargo build -p mesh-migrate` failed: the binary test needs target/debug/kubectl-mesh-migrate");
