@@ -1011,6 +1011,9 @@ proptest! {
         let rendered = postrender::post_render(&input, &cfg);
         prop_assert!(rendered.is_ok(), "a valid stream is refused: {}\n{input}", rendered.unwrap_err());
         check_accepted(&input, &cfg)?;
+        // One policy per workload that is not a hook, also when names repeat across kinds.
+        let workloads = spec.docs.iter().filter(|d| matches!(d.body, Body::Workload(_)) && !d.hook).count();
+        prop_assert_eq!(rendered.unwrap().summary.generated.len(), workloads);
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //!   requests per kind from the double's request log (pagination counts as one list);
 //! * `reach -f <file> -A -o json` over the same objects written to one YAML file.
 //!
-//! Run: `cargo bench -p dbiso --bench audit` (prints a table; best of 3 runs each).
+//! Run: `cargo bench -p dbiso --bench audit` (prints a table; best of 3 runs each). With
+//! `DBISO_BENCH_KEEP=<dir>` the cluster file (`cluster.yaml`) stays in `<dir>` for profiling.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -247,7 +248,8 @@ fn main() {
         objects.len()
     );
 
-    let dir = std::env::temp_dir().join(format!("dbiso-bench-{}", std::process::id()));
+    let keep = std::env::var_os("DBISO_BENCH_KEEP").map(std::path::PathBuf::from);
+    let dir = keep.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("dbiso-bench-{}", std::process::id())));
     std::fs::create_dir_all(&dir).unwrap();
     let double = Double::spawn_blocking_runtime(DoubleOptions { watch_history: 10, ..DoubleOptions::default() }).expect("double starts");
     double.load_values(objects.clone()).expect("objects load");
@@ -292,5 +294,7 @@ fn main() {
         println!("{name:<40} {:>10.0} {:>14.1} {:>12}", m.wall_ms, m.rss_mb, m.stdout_bytes / 1024);
     }
     println!("\ninput file: {} MB", text.len() / (1024 * 1024));
-    let _ = std::fs::remove_dir_all(Path::new(&dir));
+    if keep.is_none() {
+        let _ = std::fs::remove_dir_all(Path::new(&dir));
+    }
 }

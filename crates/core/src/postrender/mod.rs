@@ -193,8 +193,8 @@ fn push_reemitted(output: &mut String, text: &str, value: &Value) {
         let line = if start == 0 { line.strip_prefix('\u{feff}').unwrap_or(line) } else { line };
         if is_marker(line, "---") {
             let after = line[3..].trim_start_matches([' ', '\t']);
-            if !after.is_empty() {
-                marker_with_node = false;
+            if !after.is_empty() && !after.starts_with('#') {
+                marker_with_node = true;
                 break;
             }
         } else {
