@@ -12,6 +12,7 @@ pub mod inject;
 pub mod inventory;
 pub mod mesh;
 pub mod netpol;
+pub mod nsmigrate;
 pub mod policies;
 pub mod postrender;
 pub mod spire;

@@ -1,0 +1,470 @@
+//! The migration state machine. The state lives in the cluster (see [`super::run`]); every
+//! command reads it and asks the functions here whether its step follows from it. A step that does
+//! not is refused with a message saying which step would.
+//!
+//! ```text
+//!   (none) --create--> Created(0 %) --shift--> Shifting(1..100 %) --complete--> Completed
+//!                         ^   |                   |    |  gate fails
+//!                         |   |                   |    +--> Aborted (back to 0 %, default)
+//!                         |   |                   |    +--> Frozen (weight held, --on-failure freeze)
+//!                         |   +------rollback-----+--> RolledBack (0 %, mesh side scaled to 0)
+//!                         +------create (scale the mesh side up again)------+
+//! ```
+//!
+//! Weights are integers 0–100 and only grow unless `--allow-decrease` is given; `ns rollback`
+//! is the way back to 0 % from anywhere (also after `complete`, as long as the legacy side was
+//! only scaled down, not deleted).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::gates::GateResult;
+use super::{DataPlane, Sides};
+
+/// Where a migration stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// Mesh side created, routing at 0 %.
+    Created,
+    /// Some traffic on the mesh side.
+    Shifting,
+    /// A gate failed and the weight is held for a human (`--on-failure freeze`).
+    Frozen,
+    /// A gate failed and traffic went back to 0 % automatically; the mesh side still runs.
+    Aborted,
+    /// 100 % on the mesh side, legacy scaled to zero (or deleted).
+    Completed,
+    /// 0 % and the mesh side scaled to zero.
+    RolledBack,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Created => "created",
+            Phase::Shifting => "shifting",
+            Phase::Frozen => "frozen",
+            Phase::Aborted => "aborted",
+            Phase::Completed => "completed",
+            Phase::RolledBack => "rolled-back",
+        })
+    }
+}
+
+/// A copied workload: `Kind/name` and the replicas the legacy side had when it was copied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadRecord {
+    pub kind: String,
+    pub name: String,
+    pub replicas: i64,
+}
+
+/// One line of history: who did what, when, and what the gates said.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    /// RFC 3339 time.
+    pub at: String,
+    pub who: String,
+    /// `create`, `shift`, `gate-failed`, `complete`, `rollback`.
+    pub action: String,
+    pub from: u8,
+    pub to: u8,
+    /// `ok`, `started`, `failed: ...`, `rolled back to 0 %`, `frozen at 50 %`.
+    pub result: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<GateResult>,
+}
+
+/// A step that started and has not recorded its end (an interrupted step).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pending {
+    pub action: String,
+    pub to: u8,
+    pub at: String,
+    pub who: String,
+    /// The error that stopped it, when the process lived to record it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A running schedule (`--steps`), so `status` can say where it is and a rerun can resume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Schedule {
+    pub steps: Vec<u8>,
+    pub interval_ms: u64,
+}
+
+/// The recorded state of one migration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NsState {
+    pub legacy: String,
+    pub mesh: String,
+    pub phase: Phase,
+    /// Mesh weight in percent.
+    pub weight: u8,
+    /// The weight at which a gate last failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_at: Option<u8>,
+    pub data_plane: DataPlane,
+    /// Services routed by weight.
+    pub services: Vec<String>,
+    /// Workloads copied to the mesh side.
+    pub workloads: Vec<WorkloadRecord>,
+    /// Legacy replicas before `complete` scaled them to zero (`Kind/name` → replicas).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub legacy_replicas: BTreeMap<String, i64>,
+    #[serde(default)]
+    pub legacy_deleted: bool,
+    /// Container restarts on the mesh side when the current weight was set.
+    #[serde(default)]
+    pub restart_baseline: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Schedule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Pending>,
+    #[serde(default)]
+    pub history: Vec<Event>,
+}
+
+impl NsState {
+    pub fn new(sides: &Sides, data_plane: DataPlane) -> NsState {
+        NsState {
+            legacy: sides.legacy.clone(),
+            mesh: sides.mesh.clone(),
+            phase: Phase::Created,
+            weight: 0,
+            failed_at: None,
+            data_plane,
+            services: Vec::new(),
+            workloads: Vec::new(),
+            legacy_replicas: BTreeMap::new(),
+            legacy_deleted: false,
+            restart_baseline: 0,
+            schedule: None,
+            pending: None,
+            history: Vec::new(),
+        }
+    }
+
+    /// What the next sensible command is, for `status`.
+    pub fn next_step(&self) -> String {
+        let ns = &self.legacy;
+        if let Some(p) = &self.pending {
+            return format!(
+                "a `{}` to {} % started at {} by {} did not finish{}: run it again to resume, or `kubectl mesh-migrate ns rollback {ns}`",
+                p.action,
+                p.to,
+                p.at,
+                p.who,
+                p.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+            );
+        }
+        match self.phase {
+            Phase::Created => format!("kubectl mesh-migrate ns shift {ns} 10 (or --steps 10,25,50,75,100)"),
+            Phase::Shifting if self.weight == 100 => format!("kubectl mesh-migrate ns complete {ns}"),
+            Phase::Shifting => format!("kubectl mesh-migrate ns shift {ns} {}", next_default_step(self.weight)),
+            Phase::Frozen => format!(
+                "a gate failed at {} %: investigate, then `kubectl mesh-migrate ns shift {ns} {}` (gates are checked again) or `kubectl mesh-migrate ns rollback {ns}`",
+                self.failed_at.unwrap_or(self.weight),
+                self.weight
+            ),
+            Phase::Aborted => format!(
+                "a gate failed at {} % and traffic went back to 0 %; the mesh side still runs for diagnosis: fix it and shift again, or `kubectl mesh-migrate ns rollback {ns}` to scale it down",
+                self.failed_at.unwrap_or(0)
+            ),
+            Phase::Completed if self.legacy_deleted => "none: the migration is complete and the legacy workloads are deleted".into(),
+            Phase::Completed => format!(
+                "none: the migration is complete; legacy workloads are scaled to zero (`ns complete {ns} --delete-legacy` deletes them, `ns rollback {ns}` returns)"
+            ),
+            Phase::RolledBack => format!("none: rolled back; `kubectl mesh-migrate ns create {ns}` starts again"),
+        }
+    }
+}
+
+/// The seed plans' schedule.
+pub const DEFAULT_STEPS: [u8; 5] = [10, 25, 50, 75, 100];
+
+fn next_default_step(weight: u8) -> u8 {
+    DEFAULT_STEPS.iter().copied().find(|s| *s > weight).unwrap_or(100)
+}
+
+/// Parse a weight: an integer 0–100 (a trailing `%` is allowed).
+pub fn parse_weight(s: &str) -> Result<u8, String> {
+    let t = s.trim().trim_end_matches('%');
+    let n: i64 = t.parse().map_err(|_| format!("weight `{s}` is not an integer percentage (0-100)"))?;
+    if !(0..=100).contains(&n) {
+        return Err(format!("weight `{s}` is out of range: use 0-100"));
+    }
+    Ok(n as u8)
+}
+
+/// Parse `--steps 10,25,50,75,100`: weights, strictly increasing.
+pub fn parse_steps(s: &str) -> Result<Vec<u8>, String> {
+    let steps = s.split(',').map(|p| parse_weight(p).map_err(|e| format!("--steps: {e}"))).collect::<Result<Vec<_>, _>>()?;
+    if steps.is_empty() {
+        return Err("--steps: no weights given".into());
+    }
+    for w in steps.windows(2) {
+        if w[1] <= w[0] {
+            return Err(format!("--steps must increase: {} follows {}", w[1], w[0]));
+        }
+    }
+    Ok(steps)
+}
+
+/// What `create` may do from the recorded state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateMode {
+    /// Nothing recorded: create everything.
+    Fresh,
+    /// Created (or aborted at 0 %) before: apply again, which resumes an interrupted create and
+    /// changes nothing otherwise.
+    Resume,
+    /// Rolled back: scale the mesh side up again.
+    Recreate,
+}
+
+pub fn check_create(state: Option<&NsState>) -> Result<CreateMode, String> {
+    let Some(s) = state else { return Ok(CreateMode::Fresh) };
+    let ns = &s.legacy;
+    match s.phase {
+        Phase::Created | Phase::Aborted => Ok(CreateMode::Resume),
+        Phase::RolledBack => Ok(CreateMode::Recreate),
+        Phase::Shifting | Phase::Frozen => Err(format!(
+            "{ns} is already migrating ({} % on {}): `ns create` would reset the routing; next: `kubectl mesh-migrate ns shift {ns} <percent>` or `kubectl mesh-migrate ns rollback {ns}`",
+            s.weight, s.mesh
+        )),
+        Phase::Completed => Err(format!("the migration of {ns} is complete: there is nothing to create (`ns rollback {ns}` returns to the legacy side)")),
+    }
+}
+
+/// What a shift to one weight amounts to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShiftDecision {
+    /// The weight is already there (the routing is applied again to finish an interrupted shift).
+    Same,
+    /// Move from `from` to `to`.
+    Move { from: u8, to: u8 },
+}
+
+fn refuse_unshiftable(s: &NsState) -> Option<String> {
+    let ns = &s.legacy;
+    match s.phase {
+        Phase::RolledBack => Some(format!(
+            "the migration of {ns} was rolled back and the mesh side is scaled to zero: run `kubectl mesh-migrate ns create {ns}` to bring it back first"
+        )),
+        Phase::Completed => Some(format!(
+            "the migration of {ns} is complete (100 %, legacy scaled to zero): nothing to shift; `kubectl mesh-migrate ns rollback {ns}` returns to the legacy side"
+        )),
+        _ => None,
+    }
+}
+
+pub fn check_shift(state: Option<&NsState>, legacy: &str, to: u8, allow_decrease: bool) -> Result<ShiftDecision, String> {
+    let Some(s) = state else {
+        return Err(format!("no migration of {legacy} is recorded: run `kubectl mesh-migrate ns create {legacy}` first"));
+    };
+    if let Some(why) = refuse_unshiftable(s) {
+        return Err(why);
+    }
+    let ns = &s.legacy;
+    if to == s.weight {
+        return Ok(ShiftDecision::Same);
+    }
+    if to < s.weight && !allow_decrease {
+        return Err(format!(
+            "{ns} is at {} %: shifting to {to} % would move traffic back; pass --allow-decrease to do that (or `kubectl mesh-migrate ns rollback {ns}` for 0 % and the mesh side scaled down)",
+            s.weight
+        ));
+    }
+    Ok(ShiftDecision::Move { from: s.weight, to })
+}
+
+/// The steps of a schedule still to run from the recorded weight: steps at or below it are done
+/// (a rerun of an interrupted schedule resumes after the last weight reached).
+pub fn remaining_steps(state: Option<&NsState>, legacy: &str, steps: &[u8]) -> Result<Vec<u8>, String> {
+    let Some(s) = state else {
+        return Err(format!("no migration of {legacy} is recorded: run `kubectl mesh-migrate ns create {legacy}` first"));
+    };
+    if let Some(why) = refuse_unshiftable(s) {
+        return Err(why);
+    }
+    // The recorded weight is written only once a step's routing is fully applied, so an
+    // interrupted step is simply still ahead.
+    Ok(steps.iter().copied().filter(|w| *w > s.weight).collect())
+}
+
+/// What `complete` may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompleteMode {
+    /// Shift to 100 %, then scale (or delete) the legacy side.
+    Complete,
+    /// Already complete; delete the scaled-down legacy workloads now.
+    DeleteLegacy,
+    /// Already complete (and nothing more asked).
+    Done,
+}
+
+pub fn check_complete(state: Option<&NsState>, legacy: &str, delete_legacy: bool) -> Result<CompleteMode, String> {
+    let Some(s) = state else {
+        return Err(format!("no migration of {legacy} is recorded: run `kubectl mesh-migrate ns create {legacy}` first"));
+    };
+    let ns = &s.legacy;
+    match s.phase {
+        Phase::Shifting => Ok(CompleteMode::Complete),
+        Phase::Completed if delete_legacy && !s.legacy_deleted => Ok(CompleteMode::DeleteLegacy),
+        Phase::Completed => Ok(CompleteMode::Done),
+        Phase::Created | Phase::Aborted => Err(format!(
+            "{ns} is at 0 %: shift traffic first (`kubectl mesh-migrate ns shift {ns} --steps 10,25,50,75`); `ns complete` takes the last step to 100 % and retires the legacy side"
+        )),
+        Phase::Frozen => Err(format!(
+            "{ns} is frozen at {} % after a failed gate: resolve it and run `kubectl mesh-migrate ns shift {ns} {}` (gates are checked again), or `kubectl mesh-migrate ns rollback {ns}`",
+            s.weight, s.weight
+        )),
+        Phase::RolledBack => Err(format!("the migration of {ns} was rolled back: `kubectl mesh-migrate ns create {ns}` starts again")),
+    }
+}
+
+/// Whether `rollback` may run.
+pub fn check_rollback(state: Option<&NsState>, legacy: &str) -> Result<(), String> {
+    let Some(s) = state else {
+        return Err(format!("no migration of {legacy} is recorded: nothing to roll back"));
+    };
+    if s.legacy_deleted {
+        return Err(format!(
+            "the legacy workloads of {} were deleted by `ns complete --delete-legacy`: there is no legacy side to return to",
+            s.legacy
+        ));
+    }
+    Ok(())
+}
+
+/// What to do when a gate fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Back to 0 % at once (the mesh side keeps running for diagnosis).
+    #[default]
+    Rollback,
+    /// Hold the weight for a human.
+    Freeze,
+}
+
+/// The state after a gate failed at the current weight.
+pub fn after_gate_failure(state: &mut NsState, policy: OnFailure) {
+    state.failed_at = Some(state.weight);
+    state.schedule = None;
+    match policy {
+        OnFailure::Rollback => {
+            state.phase = Phase::Aborted;
+            state.weight = 0;
+        }
+        OnFailure::Freeze => state.phase = Phase::Frozen,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(phase: Phase, weight: u8) -> NsState {
+        let mut s = NsState::new(&Sides::new("shop").unwrap(), DataPlane::Sidecar);
+        s.phase = phase;
+        s.weight = weight;
+        s
+    }
+
+    #[test]
+    fn weights_are_integers_in_range() {
+        assert_eq!(parse_weight("25").unwrap(), 25);
+        assert_eq!(parse_weight("100%").unwrap(), 100);
+        assert_eq!(parse_weight("0").unwrap(), 0);
+        assert!(parse_weight("101").unwrap_err().contains("out of range"));
+        assert!(parse_weight("-1").unwrap_err().contains("out of range"));
+        assert!(parse_weight("12.5").unwrap_err().contains("not an integer"));
+        assert!(parse_weight("ten").unwrap_err().contains("`ten`"));
+    }
+
+    #[test]
+    fn steps_must_increase() {
+        assert_eq!(parse_steps("10,25,50,75,100").unwrap(), DEFAULT_STEPS.to_vec());
+        assert!(parse_steps("10,25,25").unwrap_err().contains("25 follows 25"));
+        assert!(parse_steps("50,10").unwrap_err().contains("10 follows 50"));
+        assert!(parse_steps("10,x").unwrap_err().starts_with("--steps: weight `x`"));
+        assert!(parse_steps("10,200").is_err());
+    }
+
+    #[test]
+    fn shifts_follow_from_the_recorded_state() {
+        assert!(check_shift(None, "shop", 10, false).unwrap_err().contains("ns create shop"));
+        assert_eq!(check_shift(Some(&state(Phase::Created, 0)), "shop", 10, false), Ok(ShiftDecision::Move { from: 0, to: 10 }));
+        assert_eq!(check_shift(Some(&state(Phase::Shifting, 25)), "shop", 25, false), Ok(ShiftDecision::Same));
+        let down = check_shift(Some(&state(Phase::Shifting, 50)), "shop", 25, false).unwrap_err();
+        assert!(down.contains("at 50 %") && down.contains("--allow-decrease"), "{down}");
+        assert_eq!(check_shift(Some(&state(Phase::Shifting, 50)), "shop", 25, true), Ok(ShiftDecision::Move { from: 50, to: 25 }));
+        assert_eq!(check_shift(Some(&state(Phase::Frozen, 50)), "shop", 75, false), Ok(ShiftDecision::Move { from: 50, to: 75 }));
+        assert_eq!(check_shift(Some(&state(Phase::Aborted, 0)), "shop", 10, false), Ok(ShiftDecision::Move { from: 0, to: 10 }));
+        assert!(check_shift(Some(&state(Phase::RolledBack, 0)), "shop", 10, false).unwrap_err().contains("ns create shop"));
+        assert!(check_shift(Some(&state(Phase::Completed, 100)), "shop", 50, true).unwrap_err().contains("complete"));
+    }
+
+    #[test]
+    fn schedules_resume_after_the_last_weight_reached() {
+        let s = state(Phase::Shifting, 25);
+        assert_eq!(remaining_steps(Some(&s), "shop", &DEFAULT_STEPS).unwrap(), vec![50, 75, 100]);
+        let mut interrupted = s.clone();
+        interrupted.pending = Some(Pending { action: "shift".into(), to: 50, at: "t".into(), who: "a".into(), error: None });
+        assert_eq!(remaining_steps(Some(&interrupted), "shop", &DEFAULT_STEPS).unwrap(), vec![50, 75, 100]);
+        assert!(remaining_steps(Some(&state(Phase::Shifting, 100)), "shop", &DEFAULT_STEPS).unwrap().is_empty());
+        assert!(remaining_steps(None, "shop", &DEFAULT_STEPS).is_err());
+    }
+
+    #[test]
+    fn create_complete_and_rollback_follow_from_the_state() {
+        assert_eq!(check_create(None), Ok(CreateMode::Fresh));
+        assert_eq!(check_create(Some(&state(Phase::Created, 0))), Ok(CreateMode::Resume));
+        assert_eq!(check_create(Some(&state(Phase::RolledBack, 0))), Ok(CreateMode::Recreate));
+        assert!(check_create(Some(&state(Phase::Shifting, 25))).unwrap_err().contains("ns shift shop"));
+        assert!(check_complete(Some(&state(Phase::Created, 0)), "shop", false).unwrap_err().contains("at 0 %"));
+        assert!(check_complete(Some(&state(Phase::Frozen, 50)), "shop", false).unwrap_err().contains("frozen at 50 %"));
+        assert_eq!(check_complete(Some(&state(Phase::Shifting, 75)), "shop", false), Ok(CompleteMode::Complete));
+        assert_eq!(check_complete(Some(&state(Phase::Completed, 100)), "shop", true), Ok(CompleteMode::DeleteLegacy));
+        assert_eq!(check_complete(Some(&state(Phase::Completed, 100)), "shop", false), Ok(CompleteMode::Done));
+        assert!(check_rollback(None, "shop").is_err());
+        assert!(check_rollback(Some(&state(Phase::Completed, 100)), "shop").is_ok());
+        let mut deleted = state(Phase::Completed, 100);
+        deleted.legacy_deleted = true;
+        assert!(check_rollback(Some(&deleted), "shop").unwrap_err().contains("--delete-legacy"));
+    }
+
+    #[test]
+    fn failed_gates_roll_back_or_freeze() {
+        let mut s = state(Phase::Shifting, 50);
+        after_gate_failure(&mut s, OnFailure::Rollback);
+        assert_eq!((s.phase, s.weight, s.failed_at), (Phase::Aborted, 0, Some(50)));
+        assert!(s.next_step().contains("failed at 50 %"));
+        let mut s = state(Phase::Shifting, 50);
+        after_gate_failure(&mut s, OnFailure::Freeze);
+        assert_eq!((s.phase, s.weight, s.failed_at), (Phase::Frozen, 50, Some(50)));
+        assert!(s.next_step().contains("ns shift shop 50"));
+    }
+
+    #[test]
+    fn state_round_trips_as_json() {
+        let mut s = state(Phase::Shifting, 25);
+        s.history.push(Event { at: "2026-01-01T00:00:00Z".into(), who: "me".into(), action: "shift".into(), from: 10, to: 25, result: "ok".into(), gates: vec![] });
+        let j = serde_json::to_value(&s).unwrap();
+        assert_eq!(j["phase"], "shifting");
+        assert_eq!(j["dataPlane"]["mode"], "sidecar");
+        let back: NsState = serde_json::from_value(j).unwrap();
+        assert_eq!(back, s);
+    }
+}
