@@ -23,8 +23,17 @@ pub const FINDINGS: u8 = 1;
 pub const USAGE: u8 = 2;
 pub const CLUSTER: u8 = 3;
 
-/// Exit code for an error: cluster errors are 3, everything else (input, usage) is 2.
+/// Exit code for an error: cluster errors are 3, everything else (input, usage) is 2; plan errors
+/// by their class (a readiness timeout or drift found by rollback is a failed check: 1).
 pub fn code_for(err: &anyhow::Error) -> u8 {
+    use meshmove_core::plan::{ErrorClass, PlanError};
+    if let Some(p) = err.chain().find_map(|e| e.downcast_ref::<PlanError>()) {
+        return match p.class() {
+            ErrorClass::Cluster => CLUSTER,
+            ErrorClass::Failed => FINDINGS,
+            ErrorClass::Input => USAGE,
+        };
+    }
     if err.chain().any(|e| e.downcast_ref::<ClusterError>().is_some()) {
         CLUSTER
     } else {

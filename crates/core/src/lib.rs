@@ -13,6 +13,7 @@ pub mod inventory;
 pub mod mesh;
 pub mod netpol;
 pub mod nsmigrate;
+pub mod plan;
 pub mod policies;
 pub mod postrender;
 pub mod spire;

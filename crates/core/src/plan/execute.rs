@@ -1,0 +1,228 @@
+//! Executing a plan: journal first, then the writes, in order.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::client::{self, api_error, contains, field_ops, project};
+use super::journal::{Journal, Prior, StepRecord, StepStatus, now};
+use super::wait::wait_ready;
+use super::{Action, Change, DryRun, ExecOptions, Outcome, Plan, PlanError, Progress, Target, restart_pointer};
+use crate::cluster::Connection;
+
+/// Attempts for a JSON patch whose `test` failed because the object changed in between.
+const PATCH_ATTEMPTS: usize = 3;
+
+/// Execute `plan`; see the module docs. Stops at the first error; the journal then says the step
+/// failed, and re-running the step resumes it.
+pub async fn execute(
+    conn: &Connection,
+    plan: &Plan,
+    options: &ExecOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Vec<Outcome>, PlanError> {
+    let journal = Journal::load(conn, &plan.namespace).await?;
+    let mut run = Run { conn, plan, options, journal: journal.unwrap_or_else(|| Journal::new(&plan.namespace)), begun: false };
+    let mut outcomes = Vec::new();
+    for change in &plan.changes {
+        match run.change(change, progress).await {
+            Ok(o) => {
+                progress(super::Progress::Done(o.clone()));
+                outcomes.push(o);
+            }
+            Err(e) => {
+                if run.begun {
+                    // Best effort: the error that stopped the step matters more than this one.
+                    let _ = run.finish(StepStatus::Failed, Some(e.to_string())).await;
+                }
+                return Err(e);
+            }
+        }
+    }
+    if options.dry_run == DryRun::None {
+        let stored = run.journal.resource_version.is_some();
+        let completed = run.journal.last_run(&plan.step).is_some_and(|s| s.status == StepStatus::Completed);
+        if run.begun || (stored && !completed) {
+            run.finish(StepStatus::Completed, None).await?;
+        }
+    }
+    Ok(outcomes)
+}
+
+struct Run<'a> {
+    conn: &'a Connection,
+    plan: &'a Plan,
+    options: &'a ExecOptions,
+    journal: Journal,
+    /// Whether this run recorded its step as started.
+    begun: bool,
+}
+
+impl Run<'_> {
+    fn dry(&self) -> bool {
+        self.options.dry_run == DryRun::Server
+    }
+
+    fn outcome(&self, target: Target, action: Action, detail: &str) -> Outcome {
+        Outcome { target, action, dry_run: self.options.dry_run, detail: detail.to_string() }
+    }
+
+    /// Store the journal (recording the step as started on first use).
+    async fn persist(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<(), PlanError> {
+        if !self.begun {
+            self.journal.steps.push(StepRecord {
+                step: self.plan.step.clone(),
+                who: self.options.actor.clone(),
+                started_at: now(),
+                finished_at: None,
+                status: StepStatus::Started,
+                error: None,
+            });
+            self.begun = true;
+        }
+        self.journal.save(self.conn).await?;
+        progress(Progress::Journaled { entries: self.journal.entries.len() });
+        Ok(())
+    }
+
+    async fn finish(&mut self, status: StepStatus, error: Option<String>) -> Result<(), PlanError> {
+        if !self.begun {
+            self.journal.steps.push(StepRecord {
+                step: self.plan.step.clone(),
+                who: self.options.actor.clone(),
+                started_at: now(),
+                finished_at: None,
+                status,
+                error: None,
+            });
+        }
+        let rec = self.journal.steps.last_mut().expect("a step record exists");
+        rec.status = status;
+        rec.finished_at = Some(now());
+        rec.error = error;
+        self.journal.save(self.conn).await
+    }
+
+    async fn change(&mut self, change: &Change, progress: &mut dyn FnMut(Progress)) -> Result<Outcome, PlanError> {
+        match change {
+            Change::Apply { object } => self.apply(object, progress).await,
+            Change::Set { target, fields } => self.set(target, fields, Action::Configured, progress).await,
+            Change::Scale { target, replicas } => {
+                let fields = BTreeMap::from([("/spec/replicas".to_string(), Some(json!(replicas)))]);
+                self.set(target, &fields, Action::Scaled, progress).await
+            }
+            Change::Restart { target } => self.restart(target, progress).await,
+            Change::Delete { target } => self.delete(target, progress).await,
+            Change::WaitReady { targets } => {
+                let first = targets.first().cloned().unwrap_or_else(|| Target::namespace(&self.plan.namespace));
+                let detail = format!("({} workload{})", targets.len(), if targets.len() == 1 { "" } else { "s" });
+                if self.options.dry_run != DryRun::None || targets.is_empty() {
+                    return Ok(self.outcome(first, Action::Skipped, &detail));
+                }
+                wait_ready(self.conn, targets, self.options.timeout, progress).await?;
+                Ok(self.outcome(first, Action::Ready, &detail))
+            }
+        }
+    }
+
+    async fn apply(&mut self, object: &Value, progress: &mut dyn FnMut(Progress)) -> Result<Outcome, PlanError> {
+        let target = Target::of(object);
+        let current = client::get(self.conn, &target).await?;
+        if self.options.dry_run == DryRun::Client {
+            let action = match &current {
+                None => Action::Created,
+                Some(c) if contains(c, object) => Action::Unchanged,
+                Some(_) => Action::Configured,
+            };
+            return Ok(self.outcome(target, action, ""));
+        }
+        if self.options.dry_run == DryRun::None && self.journal.record_object(&self.plan.step, &target, current.as_ref()) {
+            self.persist(progress).await?;
+        }
+        let after = client::apply(self.conn, object, self.dry()).await?;
+        let action = match &current {
+            None => Action::Created,
+            Some(c) if project(c, object) == project(&after, object) => Action::Unchanged,
+            Some(_) => Action::Configured,
+        };
+        Ok(self.outcome(target, action, ""))
+    }
+
+    async fn set(
+        &mut self,
+        target: &Target,
+        fields: &BTreeMap<String, Option<Value>>,
+        done: Action,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Outcome, PlanError> {
+        let mut current = self.require(target).await?;
+        let mut recorded = false;
+        for attempt in 1..=PATCH_ATTEMPTS {
+            let ops: Vec<Value> = fields.iter().filter_map(|(p, v)| field_ops(&current, p, v.as_ref())).flatten().collect();
+            if ops.is_empty() {
+                return Ok(self.outcome(target.clone(), Action::Unchanged, ""));
+            }
+            if self.options.dry_run == DryRun::Client {
+                return Ok(self.outcome(target.clone(), done, ""));
+            }
+            if self.options.dry_run == DryRun::None && !recorded {
+                if self.journal.record_fields(&self.plan.step, target, &current, fields) {
+                    self.persist(progress).await?;
+                }
+                recorded = true;
+            }
+            match client::json_patch(self.conn, target, &ops, self.dry()).await {
+                Ok(_) => return Ok(self.outcome(target.clone(), done, "")),
+                // A `test` failed: the object changed since it was read. Read it again.
+                Err(kube::Error::Api(s)) if (s.code == 422 || s.code == 409) && attempt < PATCH_ATTEMPTS => {
+                    current = self.require(target).await?;
+                }
+                Err(kube::Error::Api(s)) if s.code == 422 || s.code == 409 => {
+                    return Err(PlanError::Conflict {
+                        target: target.clone(),
+                        message: format!("the object kept changing while it was patched ({}); rerun the step", s.message),
+                        source: kube::Error::Api(s),
+                    });
+                }
+                Err(e) => return Err(api_error(self.conn, "patch", target, e)),
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    async fn restart(&mut self, target: &Target, progress: &mut dyn FnMut(Progress)) -> Result<Outcome, PlanError> {
+        let current = self.require(target).await?;
+        let pointer = restart_pointer();
+        // A restart this journal recorded and that is still in place is not done twice.
+        if let Some(entry) = self.journal.entry(target)
+            && let Prior::Fields { fields } = &entry.prior
+            && let Some(rec) = fields.get(&pointer)
+            && rec.written.is_some()
+            && rec.written.as_ref() == current.pointer(&pointer)
+        {
+            return Ok(self.outcome(target.clone(), Action::Unchanged, "(restarted earlier by this step)"));
+        }
+        let fields = BTreeMap::from([(pointer, Some(json!(now())))]);
+        self.set(target, &fields, Action::Restarted, progress).await
+    }
+
+    async fn delete(&mut self, target: &Target, progress: &mut dyn FnMut(Progress)) -> Result<Outcome, PlanError> {
+        let Some(current) = client::get(self.conn, target).await? else {
+            return Ok(self.outcome(target.clone(), Action::Skipped, "(already absent)"));
+        };
+        if self.options.dry_run == DryRun::Client {
+            return Ok(self.outcome(target.clone(), Action::Deleted, ""));
+        }
+        if self.options.dry_run == DryRun::None && self.journal.record_object(&self.plan.step, target, Some(&current)) {
+            self.persist(progress).await?;
+        }
+        let existed = client::delete(self.conn, target, self.dry()).await?;
+        Ok(self.outcome(target.clone(), if existed { Action::Deleted } else { Action::Skipped }, ""))
+    }
+
+    async fn require(&self, target: &Target) -> Result<Value, PlanError> {
+        client::get(self.conn, target)
+            .await?
+            .ok_or_else(|| PlanError::Invalid { target: target.clone(), message: "not found: the plan expects it to exist".to_string() })
+    }
+}

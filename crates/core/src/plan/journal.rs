@@ -1,0 +1,274 @@
+//! The journal: a ConfigMap in the step's namespace holding what rollback needs.
+
+use std::collections::BTreeMap;
+
+use kube::api::{DeleteParams, Preconditions};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::client::{self, api_error};
+use super::{JOURNAL_KEY, JOURNAL_NAME, MANAGED_BY, PlanError, Target};
+use crate::cluster::Connection;
+
+/// How a step ended (or that it has not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum StepStatus {
+    Started,
+    Completed,
+    Failed,
+    RolledBack,
+}
+
+impl std::fmt::Display for StepStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StepStatus::Started => "started",
+            StepStatus::Completed => "completed",
+            StepStatus::Failed => "failed",
+            StepStatus::RolledBack => "rolled back",
+        })
+    }
+}
+
+/// One run of a step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepRecord {
+    pub step: String,
+    pub who: String,
+    pub started_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    pub status: StepStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A field's value before the tool first wrote it, and the last value the tool wrote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldRecord {
+    /// `None`: the field was absent.
+    pub prior: Option<Value>,
+    /// `None`: the tool removed it.
+    pub written: Option<Value>,
+    /// When the field was absent: the outermost of its parents that was absent too (e.g.
+    /// `/metadata/labels` of an object without labels), which rollback removes again once
+    /// nothing else is in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub absent_from: Option<String>,
+}
+
+/// An object's state before the tool first touched it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "state")]
+pub enum Prior {
+    /// The object did not exist: the tool created it.
+    Absent,
+    /// The whole object (without server-owned fields): the tool applied over it or deleted it.
+    Object { object: Value },
+    /// Single fields, by JSON pointer.
+    Fields { fields: BTreeMap<String, FieldRecord> },
+}
+
+/// What rollback needs for one object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JournalEntry {
+    pub target: Target,
+    /// The step that touched the object first.
+    pub step: String,
+    pub recorded_at: String,
+    pub prior: Prior,
+}
+
+/// The journal of one namespace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Journal {
+    /// Format version (1).
+    pub version: u32,
+    pub namespace: String,
+    pub steps: Vec<StepRecord>,
+    pub entries: Vec<JournalEntry>,
+    /// Data other parts of the tool keep with the journal, by key (the namespace-based path
+    /// keeps its state and history under `nsMigration`). The engine round-trips it untouched.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extensions: BTreeMap<String, Value>,
+    /// The ConfigMap's resourceVersion when read (`None`: not stored yet).
+    #[serde(skip)]
+    pub resource_version: Option<String>,
+}
+
+/// RFC 3339 time in seconds, UTC, as kubectl writes `restartedAt`.
+pub(crate) fn now() -> String {
+    k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn target(namespace: &str) -> Target {
+    Target::new("v1", "ConfigMap", Some(namespace), JOURNAL_NAME)
+}
+
+impl Journal {
+    pub fn new(namespace: &str) -> Self {
+        Journal {
+            version: 1,
+            namespace: namespace.to_string(),
+            steps: Vec::new(),
+            entries: Vec::new(),
+            extensions: BTreeMap::new(),
+            resource_version: None,
+        }
+    }
+
+    /// Read the journal of `namespace`; `None` when there is none.
+    pub async fn load(conn: &Connection, namespace: &str) -> Result<Option<Journal>, PlanError> {
+        let Some(cm) = client::get(conn, &target(namespace)).await? else { return Ok(None) };
+        Self::from_config_map(namespace, &cm).map(Some)
+    }
+
+    /// Parse the journal out of its ConfigMap.
+    pub fn from_config_map(namespace: &str, cm: &Value) -> Result<Journal, PlanError> {
+        let bad = |reason: String| PlanError::BadJournal { namespace: namespace.to_string(), reason };
+        let text = cm
+            .pointer(&format!("/data/{}", super::pointer_escape(JOURNAL_KEY)))
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad(format!("it has no data key {JOURNAL_KEY}")))?;
+        let mut j: Journal = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        if j.version != 1 {
+            return Err(bad(format!("format version {} is not 1", j.version)));
+        }
+        j.resource_version = cm.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_string);
+        Ok(j)
+    }
+
+    /// The ConfigMap holding this journal.
+    pub fn to_config_map(&self) -> Value {
+        let mut cm = json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": JOURNAL_NAME,
+                "namespace": self.namespace,
+                "labels": {MANAGED_BY.0: MANAGED_BY.1},
+                "annotations": {"mesh-migrate.meshmove.io/purpose": "what `kubectl mesh-migrate rollback` needs to restore this namespace; do not edit"}
+            },
+            "data": {JOURNAL_KEY: serde_json::to_string_pretty(self).unwrap_or_default()}
+        });
+        if let Some(rv) = &self.resource_version {
+            cm["metadata"]["resourceVersion"] = json!(rv);
+        }
+        cm
+    }
+
+    /// Store the journal: create it, or update it at the resourceVersion it was read at (a
+    /// concurrent change is a [`PlanError::JournalConflict`]).
+    pub async fn save(&mut self, conn: &Connection) -> Result<(), PlanError> {
+        let cm = self.to_config_map();
+        let t = target(&self.namespace);
+        let stored = match &self.resource_version {
+            None => client::create(conn, &cm, false).await.map_err(|e| match e {
+                PlanError::Cluster(crate::cluster::ClusterError::Api { source: source @ kube::Error::Api(_), .. })
+                    if matches!(&source, kube::Error::Api(s) if s.code == 409) =>
+                {
+                    PlanError::JournalConflict { namespace: self.namespace.clone(), source }
+                }
+                other => other,
+            })?,
+            Some(_) => match client::replace(conn, &cm, false).await {
+                Ok(v) => v,
+                Err(source @ kube::Error::Api(_)) if matches!(&source, kube::Error::Api(s) if s.code == 409) => {
+                    return Err(PlanError::JournalConflict { namespace: self.namespace.clone(), source });
+                }
+                Err(e) => return Err(api_error(conn, "update", &t, e)),
+            },
+        };
+        self.resource_version = stored.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_string);
+        Ok(())
+    }
+
+    /// Delete the journal ConfigMap (only the version read: a concurrent change is a conflict).
+    pub(crate) async fn remove(&self, conn: &Connection) -> Result<(), PlanError> {
+        let t = target(&self.namespace);
+        let dp = DeleteParams {
+            preconditions: Some(Preconditions { resource_version: self.resource_version.clone(), uid: None }),
+            ..DeleteParams::default()
+        };
+        let req = kube::core::Request::new(format!("/api/v1/namespaces/{}/configmaps", self.namespace))
+            .delete(JOURNAL_NAME, &dp)
+            .map_err(|e| api_error(conn, "delete", &t, kube::Error::BuildRequest(e)))?;
+        match conn.client.request::<Value>(req).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(source @ kube::Error::Api(_)) if matches!(&source, kube::Error::Api(s) if s.code == 409) => {
+                Err(PlanError::JournalConflict { namespace: self.namespace.clone(), source })
+            }
+            Err(e) => Err(api_error(conn, "delete", &t, e)),
+        }
+    }
+
+    pub fn entry(&self, target: &Target) -> Option<&JournalEntry> {
+        self.entries.iter().find(|e| &e.target == target)
+    }
+
+    pub(crate) fn entry_mut(&mut self, target: &Target) -> Option<&mut JournalEntry> {
+        self.entries.iter_mut().find(|e| &e.target == target)
+    }
+
+    /// The last run of `step`, if any.
+    pub fn last_run(&self, step: &str) -> Option<&StepRecord> {
+        self.steps.iter().rev().find(|s| s.step == step)
+    }
+
+    /// Record the prior state of a whole object unless the object is recorded already. Returns
+    /// whether the journal changed.
+    pub(crate) fn record_object(&mut self, step: &str, target: &Target, current: Option<&Value>) -> bool {
+        if self.entry(target).is_some() {
+            return false;
+        }
+        let prior = match current {
+            None => Prior::Absent,
+            Some(v) => Prior::Object { object: client::portable(v) },
+        };
+        self.entries.push(JournalEntry { target: target.clone(), step: step.to_string(), recorded_at: now(), prior });
+        true
+    }
+
+    /// Record the prior values of fields not recorded yet and the values about to be written.
+    /// Objects recorded whole need nothing more. Returns whether the journal changed.
+    pub(crate) fn record_fields(&mut self, step: &str, target: &Target, current: &Value, writes: &BTreeMap<String, Option<Value>>) -> bool {
+        if self.entry(target).is_none() {
+            self.entries.push(JournalEntry {
+                target: target.clone(),
+                step: step.to_string(),
+                recorded_at: now(),
+                prior: Prior::Fields { fields: BTreeMap::new() },
+            });
+        }
+        let entry = self.entry_mut(target).expect("inserted above");
+        let Prior::Fields { fields } = &mut entry.prior else { return false };
+        let mut changed = false;
+        for (pointer, value) in writes {
+            match fields.get_mut(pointer) {
+                Some(rec) if rec.written == *value => {}
+                Some(rec) => {
+                    rec.written = value.clone();
+                    changed = true;
+                }
+                None => {
+                    fields.insert(
+                        pointer.clone(),
+                        FieldRecord {
+                            prior: current.pointer(pointer).cloned(),
+                            written: value.clone(),
+                            absent_from: client::first_absent(current, pointer),
+                        },
+                    );
+                    changed = true;
+                }
+            }
+        }
+        changed
+    }
+}

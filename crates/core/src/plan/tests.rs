@@ -1,0 +1,158 @@
+//! Offline tests of the pieces that need no cluster: pointers, JSON-patch building, the journal's
+//! recording rules, readiness, projection and plan rendering.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::client::{contains, field_ops, project, set_pointer};
+use super::*;
+
+#[test]
+fn pointers_escape_label_keys() {
+    assert_eq!(label_pointer("istio.io/rev"), "/metadata/labels/istio.io~1rev");
+    assert_eq!(restart_pointer(), "/spec/template/metadata/annotations/kubectl.kubernetes.io~1restartedAt");
+    let mut v = json!({});
+    set_pointer(&mut v, &label_pointer("a/b~c"), json!("x"));
+    assert_eq!(v, json!({"metadata": {"labels": {"a/b~c": "x"}}}));
+    assert_eq!(pointer_get(&v, &label_pointer("a/b~c")), Some(&json!("x")));
+}
+
+#[test]
+fn field_ops_guard_what_they_overwrite() {
+    let ns = json!({"metadata": {"name": "shop", "resourceVersion": "7", "labels": {"team": "a"}}});
+    // Unchanged: nothing to send.
+    assert_eq!(field_ops(&ns, &label_pointer("team"), Some(&json!("a"))), None);
+    assert_eq!(field_ops(&ns, &label_pointer("gone"), None), None);
+    // Replace and remove test the value read.
+    assert_eq!(
+        field_ops(&ns, &label_pointer("team"), Some(&json!("b"))).unwrap(),
+        vec![
+            json!({"op": "test", "path": "/metadata/labels/team", "value": "a"}),
+            json!({"op": "replace", "path": "/metadata/labels/team", "value": "b"})
+        ]
+    );
+    assert_eq!(field_ops(&ns, &label_pointer("team"), None).unwrap()[1], json!({"op": "remove", "path": "/metadata/labels/team"}));
+    // Adding tests the resourceVersion and creates missing parents in one value.
+    assert_eq!(
+        field_ops(&ns, &label_pointer("istio-injection"), Some(&json!("enabled"))).unwrap(),
+        vec![
+            json!({"op": "test", "path": "/metadata/resourceVersion", "value": "7"}),
+            json!({"op": "add", "path": "/metadata/labels/istio-injection", "value": "enabled"})
+        ]
+    );
+    let deploy = json!({"metadata": {"resourceVersion": "3"}, "spec": {"template": {"metadata": {"labels": {"app": "x"}}}}});
+    assert_eq!(
+        field_ops(&deploy, &restart_pointer(), Some(&json!("t"))).unwrap()[1],
+        json!({"op": "add", "path": "/spec/template/metadata/annotations", "value": {"kubectl.kubernetes.io/restartedAt": "t"}})
+    );
+}
+
+#[test]
+fn the_journal_records_prior_state_once() {
+    let mut j = Journal::new("shop");
+    let ns = Target::namespace("shop");
+    let before = json!({"metadata": {"name": "shop", "labels": {"istio-injection": "disabled"}}});
+    let writes = BTreeMap::from([(label_pointer("istio-injection"), Some(json!("enabled")))]);
+    assert!(j.record_fields("enable", &ns, &before, &writes));
+    // The same write again records nothing new.
+    let after = json!({"metadata": {"name": "shop", "labels": {"istio-injection": "enabled"}}});
+    assert!(!j.record_fields("enable", &ns, &after, &writes));
+    // A later step writing another value keeps the first prior and updates what was written.
+    let removal = BTreeMap::from([(label_pointer("istio-injection"), None)]);
+    assert!(j.record_fields("other", &ns, &after, &removal));
+    let Prior::Fields { fields } = &j.entry(&ns).unwrap().prior else { panic!("fields") };
+    assert_eq!(fields[&label_pointer("istio-injection")], FieldRecord { prior: Some(json!("disabled")), written: None, absent_from: None });
+    assert_eq!(j.entry(&ns).unwrap().step, "enable", "the first step that touched it");
+
+    // Objects: absent once, never re-recorded.
+    let gw = Target::new("networking.istio.io/v1", "Gateway", Some("shop"), "shop-gateway");
+    assert!(j.record_object("enable", &gw, None));
+    assert!(!j.record_object("enable", &gw, Some(&json!({"metadata": {"uid": "u"}}))));
+    assert_eq!(j.entry(&gw).unwrap().prior, Prior::Absent);
+    // Objects that existed are kept without server-owned fields.
+    let cm = Target::new("v1", "ConfigMap", Some("shop"), "c");
+    let live = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "shop", "uid": "u", "resourceVersion": "9",
+        "managedFields": [], "creationTimestamp": "2024-01-01T00:00:00Z"}, "data": {"a": "1"}});
+    assert!(j.record_object("expose", &cm, Some(&live)));
+    assert_eq!(
+        j.entry(&cm).unwrap().prior,
+        Prior::Object { object: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "shop"}, "data": {"a": "1"}}) }
+    );
+
+    // Round trip through the ConfigMap.
+    let mut cm = j.to_config_map();
+    assert_eq!(cm["metadata"]["labels"]["app.kubernetes.io/managed-by"], "kubectl-mesh-migrate");
+    cm["metadata"]["resourceVersion"] = json!("42");
+    let back = Journal::from_config_map("shop", &cm).unwrap();
+    assert_eq!(back.entries, j.entries);
+    assert_eq!(back.resource_version.as_deref(), Some("42"));
+    let bad = json!({"data": {"journal.json": "{not json"}});
+    let err = Journal::from_config_map("shop", &bad).unwrap_err().to_string();
+    assert!(err.contains("shop/mesh-migrate-journal") && err.contains("not a journal"), "{err}");
+}
+
+#[test]
+fn readiness_follows_rollout_status() {
+    let mut d = json!({"metadata": {"generation": 2}, "spec": {"replicas": 2},
+        "status": {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2}});
+    assert!(workload_ready("Deployment", &d).reason.contains("generation 2"));
+    d["status"]["observedGeneration"] = json!(2);
+    assert!(workload_ready("Deployment", &d).ready);
+    d["status"]["replicas"] = json!(3);
+    assert!(workload_ready("Deployment", &d).reason.contains("old pod"));
+    d["status"]["replicas"] = json!(2);
+    d["status"]["readyReplicas"] = json!(1);
+    let s = workload_ready("Deployment", &d);
+    assert!(!s.ready);
+    assert_eq!(s.to_string(), "2/2 updated, 1/2 ready (waiting for pods to become ready)");
+    let ds = json!({"metadata": {"generation": 1}, "status": {"observedGeneration": 1, "desiredNumberScheduled": 3, "updatedNumberScheduled": 3, "numberReady": 3}});
+    assert!(workload_ready("DaemonSet", &ds).ready);
+}
+
+#[test]
+fn projection_and_containment_ignore_server_additions() {
+    let want = json!({"spec": {"ports": [{"port": 80}], "selector": {"app": "a"}}});
+    let have = json!({"metadata": {"uid": "x"}, "spec": {"ports": [{"port": 80, "protocol": "TCP"}], "selector": {"app": "a"}, "type": "ClusterIP"}});
+    assert!(contains(&have, &want));
+    assert_eq!(project(&have, &want), json!({"spec": {"ports": [{"port": 80}], "selector": {"app": "a"}}}));
+    let other = json!({"spec": {"ports": [{"port": 81}], "selector": {"app": "a"}}});
+    assert!(!contains(&have, &other));
+    assert!(!contains(&json!({"spec": {"ports": []}}), &want));
+}
+
+#[test]
+fn plans_render_their_objects_and_outcomes_read_like_kubectl() {
+    let mut plan = Plan::new("enable", "shop");
+    let ns = Target::namespace("shop");
+    let deploy = Target::new("apps/v1", "Deployment", Some("shop"), "api");
+    plan.push(Change::label(ns.clone(), "istio-injection", Some("enabled")))
+        .push(Change::Apply { object: json!({"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication", "metadata": {"name": "default", "namespace": "shop"}, "spec": {"mtls": {"mode": "PERMISSIVE"}}}) })
+        .push(Change::Restart { target: deploy.clone() })
+        .push(Change::WaitReady { targets: vec![deploy.clone()] })
+        .push(Change::Scale { target: deploy.clone(), replicas: 3 })
+        .push(Change::Delete { target: Target::new("networking.k8s.io/v1", "Ingress", Some("shop"), "old") });
+    assert_eq!(plan.writes(), 5);
+    let objects = plan.objects();
+    assert_eq!(objects.len(), 4, "deletes and waits send no object");
+    assert_eq!(objects[0], json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "labels": {"istio-injection": "enabled"}}}));
+    assert_eq!(objects[2]["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT], "<time of the restart>");
+    assert_eq!(objects[3]["spec"]["replicas"], 3);
+    let o = Outcome { target: deploy.clone(), action: Action::Restarted, dry_run: DryRun::Server, detail: String::new() };
+    assert_eq!(o.to_string(), "deployment.apps/api restarted (namespace shop) (server dry run)");
+    assert_eq!(Outcome { target: ns, action: Action::Configured, dry_run: DryRun::None, detail: String::new() }.to_string(), "namespace/shop configured");
+    // Plans serialize (the journal and -o json use it).
+    let json = serde_json::to_value(&plan).unwrap();
+    assert_eq!(json["changes"][2], json!({"type": "restart", "target": {"apiVersion": "apps/v1", "kind": "Deployment", "namespace": "shop", "name": "api"}}));
+    let back: Plan = serde_json::from_value(json).unwrap();
+    assert_eq!(back, plan);
+}
+
+#[test]
+fn error_classes_map_to_exit_codes() {
+    let t = Target::namespace("shop");
+    assert_eq!(PlanError::NoJournal { namespace: "shop".into() }.class(), ErrorClass::Input);
+    let drift = PlanError::Drifted { target: t, pointer: "/p".into(), current: "\"b\"".into(), written: "\"a\"".into(), prior: "absent".into() };
+    assert_eq!(drift.class(), ErrorClass::Failed);
+    assert!(drift.to_string().contains("--force"), "{drift}");
+}
