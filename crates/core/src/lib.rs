@@ -11,6 +11,7 @@ pub mod findings;
 pub mod inject;
 pub mod inventory;
 pub mod mesh;
+pub mod migrate;
 pub mod netpol;
 pub mod nsmigrate;
 pub mod plan;

@@ -45,6 +45,22 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Mode::Sidecar)]
         mode: Mode,
     },
+    /// Quick win: one multi-host Ingress for the namespace's Services (<service>.<domain>)
+    #[command(after_help = "Examples:\n  kubectl mesh-migrate expose -n shop --domain shop.local --ingress-class nginx\n  kubectl mesh-migrate expose -n shop --host frontend=shop.local --dry-run=client\n  kubectl mesh-migrate expose -n shop --cleanup")]
+    Expose(cmd::expose::ExposeArgs),
+    /// Put the namespace on the mesh: injection labels, Gateway, VirtualServices, DestinationRules,
+    /// PeerAuthentication PERMISSIVE, restarts in batches
+    #[command(after_help = "Examples:\n  kubectl mesh-migrate enable -n shop --dry-run=client\n  kubectl mesh-migrate enable -n shop --revision 1-24 --batch-size 2\n  kubectl mesh-migrate enable -n shop --mode ambient --profile traffic.yaml")]
+    Enable(cmd::enable::EnableArgs),
+    /// Mutual TLS: `mtls strict` checks that nothing would break, then requires it
+    #[command(subcommand)]
+    Mtls(cmd::mtls::MtlsCommand),
+    /// Per workload: meshed or not, proxy revision; mTLS mode, Istio objects, steps done and pending
+    #[command(after_help = "Examples:\n  kubectl mesh-migrate status -n shop\n  kubectl mesh-migrate status -n shop -o json")]
+    Status,
+    /// Return the namespace to its state before the first step (from the journal in it)
+    #[command(after_help = "Examples:\n  kubectl mesh-migrate rollback -n shop --dry-run=client\n  kubectl mesh-migrate rollback -n shop\n  kubectl mesh-migrate rollback -n shop --step mtls-strict")]
+    Rollback(cmd::rollback::RollbackArgs),
     /// Helm post-renderer: inject mesh labels, probes and NetworkPolicies into rendered manifests
     PostRender(cmd::post_render::PostRenderArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell)
@@ -85,6 +101,11 @@ fn run(cli: Cli) -> Result<Exit> {
             let refs: Vec<_> = analyzers.iter().map(|a| a.as_ref()).collect();
             analysis::analyze(TOOL, "precheck", &refs, &cli.kube, &source, &report, &cli.output)
         }
+        Command::Expose(args) => cmd::expose::run(&cli.kube, &cli.output, &args),
+        Command::Enable(args) => cmd::enable::run(&cli.kube, &cli.output, &args),
+        Command::Mtls(command) => cmd::mtls::run(&cli.kube, &cli.output, &command),
+        Command::Status => cmd::status::run(&cli.kube, &cli.output),
+        Command::Rollback(args) => cmd::rollback::run(&cli.kube, &cli.output, &args),
         Command::PostRender(args) => cmd::post_render::run(&args),
         Command::Completion { shell } => {
             complete::script(&mut Cli::command(), shell, &mut std::io::stdout());

@@ -1,6 +1,12 @@
 //! Subcommands of `kubectl mesh-migrate`.
 
+pub mod enable;
+pub mod expose;
+pub mod live;
+pub mod mtls;
 pub mod post_render;
+pub mod rollback;
+pub mod status;
 
 /// Mesh data-plane mode as a flag value.
 #[derive(Clone, Copy, clap::ValueEnum)]

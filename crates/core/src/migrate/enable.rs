@@ -1,0 +1,248 @@
+//! `enable`: put a namespace on the mesh in place.
+//!
+//! Order of the plan: the namespace labels first (so pods created from then on are injected),
+//! the PeerAuthentication `PERMISSIVE` (meshed and plaintext clients both work), the Gateway and
+//! one VirtualService and DestinationRule per HTTP Service, then restarts in batches with a wait
+//! after each. In sidecar mode only workloads whose pods would be injected and do not carry the
+//! proxy yet are restarted; ambient mode restarts nothing (ztunnel captures running pods).
+//!
+//! Batches never hold two workloads whose pods the same PodDisruptionBudget guards, so a budget
+//! only ever sees one of its workloads rolling; within a workload the controller's own
+//! `maxUnavailable` applies. Jobs and CronJobs are not restarted.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::{MigrateError, PEER_AUTHENTICATION, STEP_ENABLE, TrafficProfile, has_proxy, http_services, namespace_object};
+use crate::inventory::{Inventory, Object, kinds};
+use crate::plan::{Change, MANAGED_BY, Plan, Target};
+use crate::workload::{Workload, pod_owner};
+
+/// Data-plane mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Sidecar,
+    Ambient,
+}
+
+/// Options of `enable`.
+#[derive(Debug, Clone)]
+pub struct EnableOptions {
+    pub mode: Mode,
+    /// Injection by revision label (`istio.io/rev`) instead of `istio-injection=enabled`.
+    pub revision: Option<String>,
+    pub profile: TrafficProfile,
+    /// Hosts on the Gateway are `<service>.<domain>`; default `<namespace>.local`.
+    pub domain: Option<String>,
+    /// Workloads restarted together at most.
+    pub batch_size: usize,
+    /// Label selector value of the ingress gateway pods (`istio: <value>`).
+    pub gateway_selector: String,
+}
+
+impl Default for EnableOptions {
+    fn default() -> Self {
+        EnableOptions {
+            mode: Mode::Sidecar,
+            revision: None,
+            profile: TrafficProfile::default(),
+            domain: None,
+            batch_size: 3,
+            gateway_selector: "ingressgateway".into(),
+        }
+    }
+}
+
+/// Name of the Gateway `enable` creates.
+pub fn gateway_name(namespace: &str) -> String {
+    format!("{namespace}-gateway")
+}
+
+fn managed(api_version: &str, kind: &str, namespace: &str, name: &str, spec: Value) -> Value {
+    json!({"apiVersion": api_version, "kind": kind,
+           "metadata": {"name": name, "namespace": namespace, "labels": {MANAGED_BY.0: MANAGED_BY.1}},
+           "spec": spec})
+}
+
+/// Whether Istio's injector would add a sidecar to this template (by its own labels and
+/// annotations; namespace labels are what `enable` sets).
+fn opted_out(w: &Workload<'_>) -> bool {
+    let labels = w.pod_labels();
+    let ann = w.pod_annotations();
+    let v = labels.get("sidecar.istio.io/inject").or(ann.get("sidecar.istio.io/inject"));
+    v.is_some_and(|v| v == "false")
+        || w.pod_spec().and_then(|s| s.get("hostNetwork")).and_then(Value::as_bool) == Some(true)
+}
+
+/// Workloads to restart: Deployments, StatefulSets and DaemonSets of the namespace that would
+/// be injected and have a pod without the proxy (or no pod listed at all while scaled up).
+pub fn to_restart<'a>(inventory: &'a Inventory, namespace: &str) -> Vec<&'a Object> {
+    let mut unmeshed: BTreeMap<(String, String), bool> = BTreeMap::new();
+    for pod in inventory.of(&kinds::POD).filter(|p| p.namespace.as_deref() == Some(namespace)) {
+        if let Some(owner) = pod_owner(inventory, pod) {
+            let e = unmeshed.entry((owner.kind.clone(), owner.name.clone())).or_insert(false);
+            *e |= !has_proxy(&pod.value);
+        }
+    }
+    let pods_listed = inventory.has(&kinds::POD);
+    [&kinds::DEPLOYMENT, &kinds::STATEFUL_SET, &kinds::DAEMON_SET]
+        .iter()
+        .flat_map(|k| inventory.of(k))
+        .filter(|o| o.namespace.as_deref() == Some(namespace))
+        .filter(|o| Workload::of(o).is_some_and(|w| !opted_out(&w)))
+        .filter(|o| match unmeshed.get(&(o.kind.clone(), o.name.clone())) {
+            Some(any_unmeshed) => *any_unmeshed,
+            // No pod listed: restart unless it runs none (scaled to zero) and pods were listed.
+            None => !pods_listed || Workload::of(o).and_then(|w| w.replicas()).unwrap_or(1) > 0,
+        })
+        .collect()
+}
+
+/// PodDisruptionBudgets of the namespace guarding each workload's pods (by template labels).
+fn budgets(inventory: &Inventory, namespace: &str, w: &Object) -> Vec<String> {
+    let Some(view) = Workload::of(w) else { return Vec::new() };
+    let labels = view.pod_labels();
+    inventory
+        .of(&kinds::POD_DISRUPTION_BUDGET)
+        .filter(|p| p.namespace.as_deref() == Some(namespace))
+        .filter(|p| {
+            let sel = p.value.pointer("/spec/selector");
+            let ml = sel.and_then(|s| s.get("matchLabels")).and_then(Value::as_object);
+            let has_expr = sel.and_then(|s| s.get("matchExpressions")).and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+            // matchExpressions are rare on budgets: treat them as guarding (a conservative batch).
+            has_expr || ml.is_some_and(|ml| !ml.is_empty() && ml.iter().all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str()))
+        })
+        .map(|p| p.name.clone())
+        .collect()
+}
+
+/// Group restarts into batches of at most `size`, never two workloads sharing a budget.
+pub fn batches<'a>(inventory: &Inventory, namespace: &str, workloads: &[&'a Object], size: usize) -> Vec<Vec<&'a Object>> {
+    let mut out: Vec<(Vec<&Object>, Vec<String>)> = Vec::new();
+    for w in workloads {
+        let b = budgets(inventory, namespace, w);
+        let slot = out.iter_mut().find(|(ws, used)| ws.len() < size.max(1) && !b.iter().any(|x| used.contains(x)));
+        match slot {
+            Some((ws, used)) => {
+                ws.push(w);
+                used.extend(b);
+            }
+            None => out.push((vec![w], b)),
+        }
+    }
+    out.into_iter().map(|(ws, _)| ws).collect()
+}
+
+fn target(o: &Object) -> Target {
+    Target::new(&o.api_version, &o.kind, o.namespace.as_deref(), &o.name)
+}
+
+/// Build the `enable` plan.
+pub fn plan(inventory: &Inventory, namespace: &str, options: &EnableOptions) -> Result<Plan, MigrateError> {
+    let ns = namespace_object(inventory, namespace).ok_or_else(|| MigrateError::NoNamespace { namespace: namespace.to_string() })?;
+    options.profile.validate().map_err(|message| MigrateError::BadOption { what: "traffic profile".into(), message })?;
+    if let Some(rev) = &options.revision
+        && (rev.is_empty() || rev.len() > 63 || !rev.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_'))
+    {
+        return Err(MigrateError::BadOption { what: "--revision".into(), message: format!("`{rev}` is not a valid label value") });
+    }
+    if options.mode == Mode::Ambient && options.revision.is_some() {
+        return Err(MigrateError::BadOption { what: "--revision".into(), message: "applies to sidecar mode only".into() });
+    }
+    let mut plan = Plan::new(STEP_ENABLE, namespace);
+    let ns_target = Target::namespace(namespace);
+    let mut labels: BTreeMap<String, Option<Value>> = BTreeMap::new();
+    let label = |k: &str| crate::plan::label_pointer(k);
+    match (options.mode, &options.revision) {
+        (Mode::Sidecar, None) => {
+            labels.insert(label("istio-injection"), Some(json!("enabled")));
+            if ns.label("istio.io/rev").is_some() {
+                labels.insert(label("istio.io/rev"), None);
+            }
+        }
+        (Mode::Sidecar, Some(rev)) => {
+            // istio-injection wins over istio.io/rev: it must go.
+            labels.insert(label("istio.io/rev"), Some(json!(rev)));
+            if ns.label("istio-injection").is_some() {
+                labels.insert(label("istio-injection"), None);
+            }
+        }
+        (Mode::Ambient, _) => {
+            labels.insert(label("istio.io/dataplane-mode"), Some(json!("ambient")));
+            if ns.label("istio-injection") == Some("enabled") || ns.label("istio.io/rev").is_some() {
+                return Err(MigrateError::BadOption {
+                    what: "--mode ambient".into(),
+                    message: format!("namespace {namespace} is labelled for sidecar injection; roll that back first"),
+                });
+            }
+        }
+    }
+    plan.push(Change::Set { target: ns_target, fields: labels });
+    plan.push(Change::Apply {
+        object: managed("security.istio.io/v1", "PeerAuthentication", namespace, PEER_AUTHENTICATION, json!({"mtls": {"mode": "PERMISSIVE"}})),
+    });
+
+    let (services, _) = http_services(inventory, namespace);
+    let domain = options.domain.clone().unwrap_or_else(|| format!("{namespace}.local"));
+    let gw = gateway_name(namespace);
+    if !services.is_empty() {
+        let hosts: Vec<String> = services.iter().map(|s| format!("{}.{domain}", s.name)).collect();
+        plan.push(Change::Apply {
+            object: managed(
+                "networking.istio.io/v1",
+                "Gateway",
+                namespace,
+                &gw,
+                json!({"selector": {"istio": options.gateway_selector},
+                       "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": hosts}]}),
+            ),
+        });
+    }
+    for s in &services {
+        let fqdn = format!("{}.{namespace}.svc.cluster.local", s.name);
+        plan.push(Change::Apply {
+            object: managed(
+                "networking.istio.io/v1",
+                "VirtualService",
+                namespace,
+                &s.name,
+                json!({"hosts": [s.name, format!("{}.{domain}", s.name)],
+                       "gateways": [gw, "mesh"],
+                       "http": [{"route": [{"destination": {"host": fqdn, "port": {"number": s.port}}}]}]}),
+            ),
+        });
+        plan.push(Change::Apply {
+            object: managed("networking.istio.io/v1", "DestinationRule", namespace, &s.name, json!({"host": fqdn, "trafficPolicy": options.profile.traffic_policy()})),
+        });
+    }
+    if options.mode == Mode::Sidecar {
+        let restart = to_restart(inventory, namespace);
+        for batch in batches(inventory, namespace, &restart, options.batch_size) {
+            for w in &batch {
+                plan.push(Change::Restart { target: target(w) });
+            }
+            plan.push(Change::WaitReady { targets: batch.iter().map(|w| target(w)).collect() });
+        }
+    }
+    Ok(plan)
+}
+
+/// After `enable`: pods of the namespace's restarted workloads that still lack the proxy
+/// (`kind/name: pod`), from an inventory read after the rollout.
+pub fn unmeshed_pods(inventory: &Inventory, namespace: &str, workloads: &[Target]) -> Vec<String> {
+    inventory
+        .of(&kinds::POD)
+        .filter(|p| p.namespace.as_deref() == Some(namespace))
+        .filter(|p| p.value.pointer("/status/phase").and_then(Value::as_str) != Some("Succeeded"))
+        .filter_map(|p| {
+            let owner = pod_owner(inventory, p)?;
+            workloads
+                .iter()
+                .any(|t| t.kind == owner.kind && t.name == owner.name)
+                .then_some(p)
+                .filter(|p| !has_proxy(&p.value))
+                .map(|p| format!("{}/{}: pod {}", owner.kind, owner.name, p.name))
+        })
+        .collect()
+}

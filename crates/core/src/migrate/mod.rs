@@ -1,0 +1,145 @@
+//! In-place migration of a namespace onto Istio: the plan builders behind `kubectl mesh-migrate
+//! expose`, `enable`, `mtls strict` and `status`.
+//!
+//! Every builder is a pure function of an [`Inventory`] (read once from the cluster) and options,
+//! returning a [`Plan`](crate::plan::Plan) that the [`plan`](crate::plan) engine previews,
+//! executes, journals and rolls back. Nothing here talks to the network, so each decision is
+//! unit-tested offline.
+//!
+//! * [`expose`] — the quick win: one multi-host Ingress (`<service>.<domain>`) for the HTTP
+//!   Services of the namespace, plus the hosts-file lines to reach it. `expose --cleanup` is a
+//!   rollback of the `expose` step only: it removes exactly what `expose` created.
+//! * [`enable`] — namespace injection labels (sidecar, a revision, or ambient), an Istio Gateway,
+//!   a VirtualService and a DestinationRule per HTTP Service from a [`TrafficProfile`],
+//!   PeerAuthentication `PERMISSIVE`, and restarts in batches that never restart two workloads
+//!   guarded by the same PodDisruptionBudget at once, each batch waited for.
+//! * [`mtls`] — the readiness check for `STRICT` (every pod meshed; no unmeshed namespace whose
+//!   pods NetworkPolicy lets reach these pods) and the plan that switches the PeerAuthentication.
+//! * [`status`] — per workload: meshed, proxy revision; per namespace: mode, mTLS mode, Istio
+//!   objects present, journal steps.
+
+pub mod enable;
+pub mod expose;
+pub mod mtls;
+pub mod profile;
+pub mod status;
+
+use serde_json::Value;
+
+use crate::inventory::{Inventory, Object, kinds};
+
+pub use profile::TrafficProfile;
+
+/// Step names as the journal records them.
+pub const STEP_EXPOSE: &str = "expose";
+pub const STEP_ENABLE: &str = "enable";
+pub const STEP_MTLS: &str = "mtls-strict";
+
+/// The PeerAuthentication `enable` creates and `mtls strict` switches.
+pub const PEER_AUTHENTICATION: &str = "default";
+
+/// Errors building a plan: bad input, never a cluster problem.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error("namespace {namespace} does not exist")]
+    NoNamespace { namespace: String },
+    #[error("namespace {namespace} has no Service with an HTTP port to route to{}", if .skipped.is_empty() { String::new() } else { format!(" (skipped: {})", .skipped.join("; ")) })]
+    NoServices { namespace: String, skipped: Vec<String> },
+    #[error("traffic profile {path}: {message}")]
+    BadProfile { path: String, message: String },
+    #[error("{what}: {message}")]
+    BadOption { what: String, message: String },
+}
+
+/// Well-known ports of databases and caches: no Ingress or HTTP route for them.
+const NON_HTTP_PORTS: &[i64] = &[5432, 3306, 6379, 27017, 9042, 5672, 9092, 2181, 11211];
+
+/// A Service port to route HTTP to.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpService {
+    pub name: String,
+    pub port: i64,
+}
+
+/// The Services of `namespace` that carry HTTP, with the port to use, and the ones left out with
+/// the reason. A port counts as HTTP unless its `appProtocol` or name says otherwise (`tcp`,
+/// `grpc` is kept) or it is a well-known database port; headless and ExternalName Services are
+/// left out (an Ingress cannot route to them).
+pub fn http_services(inventory: &Inventory, namespace: &str) -> (Vec<HttpService>, Vec<String>) {
+    let mut out = Vec::new();
+    let mut skipped = Vec::new();
+    let mut services: Vec<&Object> = inventory.of(&kinds::SERVICE).filter(|s| s.namespace.as_deref() == Some(namespace)).collect();
+    services.sort_by(|a, b| a.name.cmp(&b.name));
+    for s in services {
+        let spec = s.value.get("spec");
+        let ty = spec.and_then(|s| s.get("type")).and_then(Value::as_str).unwrap_or("ClusterIP");
+        if ty == "ExternalName" {
+            skipped.push(format!("{}: ExternalName", s.name));
+            continue;
+        }
+        if spec.and_then(|s| s.get("clusterIP")).and_then(Value::as_str) == Some("None") {
+            skipped.push(format!("{}: headless", s.name));
+            continue;
+        }
+        let ports: Vec<&Value> = spec.and_then(|s| s.get("ports")).and_then(Value::as_array).into_iter().flatten().collect();
+        let http = |p: &&Value| {
+            let proto = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
+            let name = p.get("name").and_then(Value::as_str).unwrap_or("");
+            let app = p.get("appProtocol").and_then(Value::as_str).unwrap_or("");
+            let port = p.get("port").and_then(Value::as_i64).unwrap_or(0);
+            let named_other = ["tcp", "mongo", "mysql", "redis", "postgres", "udp", "tls", "https"].iter().any(|x| name == *x || name.starts_with(&format!("{x}-")));
+            proto == "TCP" && !NON_HTTP_PORTS.contains(&port) && !named_other && (app.is_empty() || app.starts_with("http") || app.contains("grpc"))
+        };
+        // Prefer a port named http, then the first HTTP-looking one.
+        let chosen = ports
+            .iter()
+            .find(|p| http(p) && p.get("name").and_then(Value::as_str).is_some_and(|n| n == "http" || n.starts_with("http-")))
+            .or_else(|| ports.iter().find(|p| http(p)));
+        match chosen.and_then(|p| p.get("port")).and_then(Value::as_i64) {
+            Some(port) => out.push(HttpService { name: s.name.clone(), port }),
+            None => skipped.push(format!("{}: no HTTP port", s.name)),
+        }
+    }
+    (out, skipped)
+}
+
+/// Whether a pod carries Istio's proxy: an `istio-proxy` container (classic or native sidecar)
+/// or the injector's status annotation.
+pub fn has_proxy(pod: &Value) -> bool {
+    let named = |key: &str| {
+        pod.pointer(&format!("/spec/{key}"))
+            .and_then(Value::as_array)
+            .is_some_and(|cs| cs.iter().any(|c| c.get("name").and_then(Value::as_str) == Some("istio-proxy")))
+    };
+    named("containers") || named("initContainers")
+}
+
+/// The proxy revision of a meshed pod (`istio.io/rev` annotation, else `default`).
+pub fn proxy_revision(pod: &Value) -> Option<String> {
+    has_proxy(pod).then(|| {
+        pod.pointer("/metadata/annotations/istio.io~1rev").and_then(Value::as_str).unwrap_or("default").to_string()
+    })
+}
+
+/// The namespace object, if loaded.
+pub fn namespace_object<'a>(inventory: &'a Inventory, namespace: &str) -> Option<&'a Object> {
+    inventory.get(&kinds::NAMESPACE, None, namespace)
+}
+
+/// Data-plane mode of a namespace from its labels: `ambient`, `sidecar` (with revision), or none.
+pub fn namespace_mode(ns: &Object) -> Option<String> {
+    if ns.label("istio.io/dataplane-mode") == Some("ambient") {
+        return Some("ambient".to_string());
+    }
+    if ns.label("istio-injection") == Some("disabled") {
+        return None;
+    }
+    if let Some(rev) = ns.label("istio.io/rev") {
+        return Some(format!("sidecar (revision {rev})"));
+    }
+    (ns.label("istio-injection") == Some("enabled")).then(|| "sidecar".to_string())
+}
+
+#[cfg(test)]
+mod tests;

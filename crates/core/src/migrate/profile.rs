@@ -1,0 +1,89 @@
+//! The traffic profile of the DestinationRules `enable` writes: circuit breaking and connection
+//! pooling. The defaults are the migration plans' values; a YAML file and flags override them.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::MigrateError;
+
+/// Connection pool and outlier detection for every Service's DestinationRule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct TrafficProfile {
+    /// `outlierDetection.consecutive5xxErrors`
+    pub consecutive_5xx_errors: u32,
+    /// `outlierDetection.interval`
+    pub interval: String,
+    /// `outlierDetection.baseEjectionTime`
+    pub base_ejection_time: String,
+    /// `outlierDetection.maxEjectionPercent`
+    pub max_ejection_percent: u32,
+    /// `connectionPool.tcp.maxConnections`
+    pub max_connections: u32,
+    /// `connectionPool.tcp.connectTimeout`
+    pub connect_timeout: String,
+    /// `connectionPool.http.http1MaxPendingRequests`
+    pub http1_max_pending_requests: u32,
+    /// `connectionPool.http.maxRequestsPerConnection`
+    pub max_requests_per_connection: u32,
+}
+
+impl Default for TrafficProfile {
+    fn default() -> Self {
+        TrafficProfile {
+            consecutive_5xx_errors: 5,
+            interval: "30s".into(),
+            base_ejection_time: "30s".into(),
+            max_ejection_percent: 50,
+            max_connections: 100,
+            connect_timeout: "30s".into(),
+            http1_max_pending_requests: 1000,
+            max_requests_per_connection: 10,
+        }
+    }
+}
+
+fn duration_ok(s: &str) -> bool {
+    // Istio durations: a number and a unit (h, m, s, ms), at least 1ms.
+    let Some(pos) = s.find(|c: char| !c.is_ascii_digit() && c != '.') else { return false };
+    pos > 0 && s[..pos].parse::<f64>().is_ok_and(|n| n > 0.0) && matches!(&s[pos..], "h" | "m" | "s" | "ms")
+}
+
+impl TrafficProfile {
+    /// Read a profile from YAML: unknown keys are errors naming the key; omitted keys keep the
+    /// defaults.
+    pub fn from_yaml(path: &str, text: &str) -> Result<Self, MigrateError> {
+        let p: TrafficProfile = serde_saphyr::from_str(text).map_err(|e| MigrateError::BadProfile { path: path.to_string(), message: e.to_string() })?;
+        p.validate().map_err(|message| MigrateError::BadProfile { path: path.to_string(), message })?;
+        Ok(p)
+    }
+
+    /// Check durations and the percentage.
+    pub fn validate(&self) -> Result<(), String> {
+        for (key, v) in [("interval", &self.interval), ("baseEjectionTime", &self.base_ejection_time), ("connectTimeout", &self.connect_timeout)] {
+            if !duration_ok(v) {
+                return Err(format!("{key}: `{v}` is not a duration like 30s, 1m or 500ms"));
+            }
+        }
+        if self.max_ejection_percent > 100 {
+            return Err(format!("maxEjectionPercent: {} is more than 100", self.max_ejection_percent));
+        }
+        Ok(())
+    }
+
+    /// The DestinationRule `trafficPolicy`.
+    pub fn traffic_policy(&self) -> Value {
+        json!({
+            "connectionPool": {
+                "tcp": {"maxConnections": self.max_connections, "connectTimeout": self.connect_timeout},
+                "http": {"http1MaxPendingRequests": self.http1_max_pending_requests, "maxRequestsPerConnection": self.max_requests_per_connection}
+            },
+            "outlierDetection": {
+                "consecutive5xxErrors": self.consecutive_5xx_errors,
+                "interval": self.interval,
+                "baseEjectionTime": self.base_ejection_time,
+                "maxEjectionPercent": self.max_ejection_percent
+            }
+        })
+    }
+}

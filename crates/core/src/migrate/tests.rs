@@ -1,0 +1,219 @@
+//! Offline tests of the plan builders on small inventories.
+
+use serde_json::json;
+
+use super::enable::{self, EnableOptions, Mode};
+use super::expose::{self, ExposeOptions};
+use super::*;
+use crate::inventory::Inventory;
+use crate::plan::{Change, label_pointer};
+
+const SHOP: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {istio.io/rev: canary}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec: {selector: {app: web}, ports: [{name: metrics-tcp, port: 9000, appProtocol: tcp}, {name: http, port: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: db, namespace: shop}
+spec: {selector: {app: db}, ports: [{name: postgres, port: 5432}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: db-headless, namespace: shop}
+spec: {clusterIP: None, selector: {app: db}, ports: [{port: 5432}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: shop}
+spec: {selector: {app: api}, ports: [{port: 8000}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec: {replicas: 2, selector: {matchLabels: {app: web}}, template: {metadata: {labels: {app: web, tier: front}}, spec: {containers: [{name: web, image: web}]}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api, namespace: shop}
+spec: {selector: {matchLabels: {app: api}}, template: {metadata: {labels: {app: api, tier: front}}, spec: {containers: [{name: api, image: api}]}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: batch, namespace: shop}
+spec: {selector: {matchLabels: {app: batch}}, template: {metadata: {labels: {app: batch}}, spec: {containers: [{name: b, image: b}]}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: legacy, namespace: shop}
+spec: {selector: {matchLabels: {app: legacy}}, template: {metadata: {labels: {app: legacy, sidecar.istio.io/inject: "false"}}, spec: {containers: [{name: l, image: l}]}}}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: shop}
+spec: {selector: {matchLabels: {app: db}}, template: {metadata: {labels: {app: db}}, spec: {containers: [{name: db, image: postgres:16}]}}}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: front, namespace: shop}
+spec: {minAvailable: 1, selector: {matchLabels: {tier: front}}}
+"#;
+
+fn load(text: &str, ns: &str) -> Inventory {
+    let objects = crate::inventory::load_str(text, None, ns).unwrap();
+    Inventory::from_files(objects, vec!["test.yaml".into()], ns.into())
+}
+
+fn inv() -> Inventory {
+    load(SHOP, "shop")
+}
+
+#[test]
+fn http_services_skip_databases_and_headless_services() {
+    let (svcs, skipped) = http_services(&inv(), "shop");
+    assert_eq!(svcs, vec![HttpService { name: "api".into(), port: 8000 }, HttpService { name: "web".into(), port: 8080 }]);
+    assert_eq!(skipped, vec!["db: no HTTP port", "db-headless: headless"]);
+}
+
+#[test]
+fn expose_routes_each_service_on_its_host() {
+    let opts = ExposeOptions { domain: Some("shop.test".into()), ingress_class: Some("nginx".into()), hosts: [("web".to_string(), "shop.test".to_string())].into() };
+    let e = expose::plan(&inv(), "shop", &opts).unwrap();
+    let Change::Apply { object } = &e.plan.changes[0] else { panic!() };
+    assert_eq!(object["spec"]["ingressClassName"], "nginx");
+    assert_eq!(object["spec"]["rules"][0]["host"], "api.shop.test");
+    assert_eq!(object["spec"]["rules"][0]["http"]["paths"][0]["backend"], json!({"service": {"name": "api", "port": {"number": 8000}}}));
+    assert_eq!(object["spec"]["rules"][1]["host"], "shop.test");
+    assert_eq!(e.hosts_lines(), vec!["127.0.0.1 api.shop.test shop.test"]);
+    let bad = ExposeOptions { domain: Some("Bad_Domain".into()), ingress_class: None, hosts: Default::default() };
+    assert!(expose::plan(&inv(), "shop", &bad).unwrap_err().to_string().contains("Bad_Domain"));
+    let unknown = ExposeOptions { domain: None, ingress_class: None, hosts: [("nope".to_string(), "x.y".to_string())].into() };
+    assert!(expose::plan(&inv(), "shop", &unknown).unwrap_err().to_string().contains("no Service nope"));
+    let empty = load("apiVersion: v1\nkind: Namespace\nmetadata: {name: e}\n", "e");
+    assert!(matches!(expose::plan(&empty, "e", &ExposeOptions { domain: None, ingress_class: None, hosts: Default::default() }), Err(MigrateError::NoServices { .. })));
+}
+
+#[test]
+fn enable_labels_routes_and_restarts_in_budget_aware_batches() {
+    let p = enable::plan(&inv(), "shop", &EnableOptions::default()).unwrap();
+    // The revision label would win over istio-injection: enable removes it.
+    assert_eq!(
+        p.changes[0],
+        Change::Set {
+            target: crate::plan::Target::namespace("shop"),
+            fields: [(label_pointer("istio-injection"), Some(json!("enabled"))), (label_pointer("istio.io/rev"), None)].into()
+        }
+    );
+    let kinds: Vec<String> = p.changes.iter().map(|c| match c {
+        Change::Apply { object } => format!("{}/{}", object["kind"].as_str().unwrap(), object["metadata"]["name"].as_str().unwrap()),
+        Change::Restart { target } => format!("restart {}", target.name),
+        Change::WaitReady { targets } => format!("wait {}", targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(",")),
+        other => other.verb().to_string(),
+    }).collect();
+    assert_eq!(
+        kinds,
+        [
+            "set", "PeerAuthentication/default", "Gateway/shop-gateway",
+            "VirtualService/api", "DestinationRule/api", "VirtualService/web", "DestinationRule/web",
+            // api and web share the PodDisruptionBudget `front`: never in one batch. legacy opts out.
+            "restart web", "restart batch", "restart db", "wait web,batch,db", "restart api", "wait api"
+        ]
+    );
+    let Change::Apply { object: dr } = &p.changes[4] else { panic!() };
+    assert_eq!(dr["spec"]["host"], "api.shop.svc.cluster.local");
+    assert_eq!(dr["spec"]["trafficPolicy"]["outlierDetection"], json!({"consecutive5xxErrors": 5, "interval": "30s", "baseEjectionTime": "30s", "maxEjectionPercent": 50}));
+    assert_eq!(dr["spec"]["trafficPolicy"]["connectionPool"]["http"], json!({"http1MaxPendingRequests": 1000, "maxRequestsPerConnection": 10}));
+    let Change::Apply { object: vs } = &p.changes[3] else { panic!() };
+    assert_eq!(vs["spec"]["gateways"], json!(["shop-gateway", "mesh"]));
+    assert_eq!(vs["spec"]["hosts"], json!(["api", "api.shop.local"]));
+
+    // A revision keeps istio.io/rev; batch size 1 restarts one at a time.
+    let rev = enable::plan(&inv(), "shop", &EnableOptions { revision: Some("1-24".into()), batch_size: 1, ..EnableOptions::default() }).unwrap();
+    assert_eq!(rev.changes[0], Change::label(crate::plan::Target::namespace("shop"), "istio.io/rev", Some("1-24")));
+    assert_eq!(rev.changes.iter().filter(|c| matches!(c, Change::WaitReady { .. })).count(), 4);
+    // Ambient: its label, no restarts; refused while sidecar labels are set.
+    let err = enable::plan(&inv(), "shop", &EnableOptions { mode: Mode::Ambient, ..EnableOptions::default() }).unwrap_err();
+    assert!(err.to_string().contains("sidecar injection"), "{err}");
+    assert!(enable::plan(&inv(), "nope", &EnableOptions::default()).is_err());
+}
+
+#[test]
+fn traffic_profiles_read_yaml_and_reject_unknown_keys() {
+    let p = TrafficProfile::from_yaml("p.yaml", "maxConnections: 10\ninterval: 10s\n").unwrap();
+    assert_eq!((p.max_connections, p.interval.as_str(), p.max_ejection_percent), (10, "10s", 50));
+    let e = TrafficProfile::from_yaml("p.yaml", "maxConnection: 10\n").unwrap_err().to_string();
+    assert!(e.contains("p.yaml") && e.contains("maxConnection"), "{e}");
+    let e = TrafficProfile::from_yaml("p.yaml", "interval: soon\n").unwrap_err().to_string();
+    assert!(e.contains("interval") && e.contains("soon"), "{e}");
+    assert!(TrafficProfile::from_yaml("p.yaml", "maxEjectionPercent: 150\n").is_err());
+}
+
+#[test]
+fn mtls_readiness_names_unmeshed_pods_and_plaintext_clients() {
+    let text = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {istio-injection: enabled}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: reports}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: meshed, labels: {istio-injection: enabled}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: api-1, namespace: shop, labels: {app: api}}
+spec: {containers: [{name: api, image: api}, {name: istio-proxy, image: proxy}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: old-1, namespace: shop, labels: {app: old}}
+spec: {containers: [{name: old, image: old}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: reporter, namespace: reports}
+spec: {selector: {matchLabels: {app: reporter}}, template: {metadata: {labels: {app: reporter}}, spec: {containers: [{name: r, image: r}]}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: friend, namespace: meshed}
+spec: {selector: {matchLabels: {app: friend}}, template: {metadata: {labels: {app: friend}}, spec: {containers: [{name: f, image: f}]}}}
+"#;
+    let inv = load(text, "shop");
+    let r = mtls::readiness(&inv, "shop");
+    assert_eq!(
+        r.blockers,
+        vec![
+            mtls::Blocker::UnmeshedPod { workload: "Pod/shop/old-1".into(), pod: "old-1".into() },
+            mtls::Blocker::PlaintextClient { client: "Deployment/reports/reporter".into(), reaches: vec!["Pod/api-1".into(), "Pod/old-1".into()] },
+        ]
+    );
+    // A policy admitting only the namespace's own pods removes the client.
+    let isolated = format!("{text}\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: own, namespace: shop}}\nspec: {{podSelector: {{}}, ingress: [{{from: [{{podSelector: {{}}}}]}}]}}\n");
+    let inv = load(&isolated, "shop");
+    let r = mtls::readiness(&inv, "shop");
+    assert_eq!(r.blockers.len(), 1, "{:?}", r.blockers);
+    assert_eq!(mtls::plan("shop").changes.len(), 1);
+}
+
+#[test]
+fn status_reports_workloads_mode_and_pending_steps() {
+    let text = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {istio-injection: enabled}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: api-1, namespace: shop, annotations: {istio.io/rev: default}}\nspec: {containers: [{name: api, image: api}, {name: istio-proxy, image: p}]}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: web-1, namespace: shop}\nspec: {containers: [{name: web, image: web}]}\n---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default, namespace: shop}\nspec: {mtls: {mode: PERMISSIVE}}\n";
+    let inv = load(text, "shop");
+    let s = status::status(&inv, "shop", None);
+    assert_eq!(s.mode.as_deref(), Some("sidecar"));
+    assert_eq!(s.mtls.as_deref(), Some("PERMISSIVE"));
+    assert_eq!(s.istio_objects["PeerAuthentication"], vec!["default"]);
+    let states: Vec<(&str, &str)> = s.workloads.iter().map(|w| (w.name.as_str(), w.state.as_str())).collect();
+    assert_eq!(states, [("api-1", "meshed"), ("web-1", "not meshed")]);
+    assert_eq!(s.pending, ["enable: some workloads are not meshed yet", "mtls strict: require mutual TLS"]);
+}

@@ -1,0 +1,138 @@
+//! `enable`: injection labels, Gateway, VirtualServices, DestinationRules, PeerAuthentication
+//! PERMISSIVE, restarts in batches with readiness waits, and a check that new pods carry the proxy.
+
+use anyhow::{Context, Result, anyhow};
+use clap::Args;
+use meshmove_cli::{Exit, KubeFlags, OutputFlags};
+use meshmove_core::inventory::kinds;
+use meshmove_core::migrate::TrafficProfile;
+use meshmove_core::migrate::enable::{self, EnableOptions, Mode};
+use meshmove_core::plan::{Change, DryRun};
+
+use super::live::{Live, MutateFlags};
+
+#[derive(Args)]
+pub struct EnableArgs {
+    /// Data-plane mode
+    #[arg(long, value_enum, default_value_t = super::Mode::Sidecar)]
+    mode: super::Mode,
+    /// Inject by revision (istio.io/rev=REV) instead of istio-injection=enabled
+    #[arg(long, value_name = "REV")]
+    revision: Option<String>,
+    /// Gateway hosts are <service>.<DOMAIN> (default: <namespace>.local)
+    #[arg(long, value_name = "DOMAIN")]
+    domain: Option<String>,
+    /// Workloads restarted at once (never two guarded by the same PodDisruptionBudget)
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
+    batch_size: u16,
+    /// `istio` label of the ingress gateway pods the Gateway selects
+    #[arg(long, value_name = "VALUE", default_value = "ingressgateway")]
+    gateway_selector: String,
+    /// Traffic profile YAML (camelCase keys as the flags below); flags override it
+    #[arg(long, value_name = "FILE", help_heading = "Traffic profile")]
+    profile: Option<std::path::PathBuf>,
+    /// outlierDetection.consecutive5xxErrors [default: 5]
+    #[arg(long, value_name = "N", help_heading = "Traffic profile")]
+    consecutive_5xx_errors: Option<u32>,
+    /// outlierDetection.interval [default: 30s]
+    #[arg(long, value_name = "DURATION", help_heading = "Traffic profile")]
+    interval: Option<String>,
+    /// outlierDetection.baseEjectionTime [default: 30s]
+    #[arg(long, value_name = "DURATION", help_heading = "Traffic profile")]
+    base_ejection_time: Option<String>,
+    /// outlierDetection.maxEjectionPercent [default: 50]
+    #[arg(long, value_name = "PERCENT", help_heading = "Traffic profile")]
+    max_ejection_percent: Option<u32>,
+    /// connectionPool.tcp.maxConnections [default: 100]
+    #[arg(long, value_name = "N", help_heading = "Traffic profile")]
+    max_connections: Option<u32>,
+    /// connectionPool.tcp.connectTimeout [default: 30s]
+    #[arg(long, value_name = "DURATION", help_heading = "Traffic profile")]
+    connect_timeout: Option<String>,
+    /// connectionPool.http.http1MaxPendingRequests [default: 1000]
+    #[arg(long, value_name = "N", help_heading = "Traffic profile")]
+    http1_max_pending_requests: Option<u32>,
+    /// connectionPool.http.maxRequestsPerConnection [default: 10]
+    #[arg(long, value_name = "N", help_heading = "Traffic profile")]
+    max_requests_per_connection: Option<u32>,
+    #[command(flatten)]
+    changes: MutateFlags,
+}
+
+fn profile(args: &EnableArgs) -> Result<TrafficProfile> {
+    let mut p = match &args.profile {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading traffic profile {}", path.display()))?;
+            TrafficProfile::from_yaml(&path.display().to_string(), &text).map_err(|e| anyhow!(e))?
+        }
+        None => TrafficProfile::default(),
+    };
+    macro_rules! set {
+        ($($f:ident),*) => { $( if let Some(v) = &args.$f { p.$f = v.clone(); } )* };
+    }
+    set!(consecutive_5xx_errors, interval, base_ejection_time, max_ejection_percent, max_connections, connect_timeout, http1_max_pending_requests, max_requests_per_connection);
+    p.validate().map_err(|e| anyhow!("traffic profile: {e}"))?;
+    Ok(p)
+}
+
+pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &EnableArgs) -> Result<Exit> {
+    let mode = match args.mode {
+        super::Mode::Sidecar => Mode::Sidecar,
+        super::Mode::Ambient => Mode::Ambient,
+        super::Mode::None => anyhow::bail!("--mode none: enable puts a namespace on the mesh; use sidecar or ambient"),
+    };
+    let options = EnableOptions {
+        mode,
+        revision: args.revision.clone(),
+        profile: profile(args)?,
+        domain: args.domain.clone(),
+        batch_size: usize::from(args.batch_size),
+        gateway_selector: args.gateway_selector.clone(),
+    };
+    let live = Live::connect(kube)?;
+    let ns = live.namespace().to_string();
+    let workload_kinds = [
+        &kinds::NAMESPACE,
+        &kinds::SERVICE,
+        &kinds::DEPLOYMENT,
+        &kinds::STATEFUL_SET,
+        &kinds::DAEMON_SET,
+        &kinds::REPLICA_SET,
+        &kinds::POD,
+        &kinds::POD_DISRUPTION_BUDGET,
+    ];
+    let inventory = live.inventory(&workload_kinds, &[])?;
+    let plan = enable::plan(&inventory, &ns, &options).map_err(|e| anyhow!(e))?;
+    super::live::run_plan(&live, &plan, &args.changes, output.output)?;
+    if args.changes.dry_run.into_core() != DryRun::None {
+        return Ok(Exit::Ok);
+    }
+    if mode == Mode::Ambient {
+        eprintln!("ambient mode: no restart needed; ztunnel captures the namespace's pods");
+        return Ok(Exit::Ok);
+    }
+    // The new pods must carry the proxy.
+    let restarted: Vec<_> = plan.changes.iter().filter_map(|c| if let Change::Restart { target } = c { Some(target.clone()) } else { None }).collect();
+    let after = live.inventory(&[&kinds::POD, &kinds::REPLICA_SET, &kinds::DEPLOYMENT, &kinds::STATEFUL_SET, &kinds::DAEMON_SET], &[])?;
+    let missing = enable::unmeshed_pods(&after, &ns, &restarted);
+    if missing.is_empty() {
+        eprintln!("verified: every pod of the {} restarted workload(s) carries the istio-proxy sidecar", restarted.len());
+        Ok(Exit::Ok)
+    } else {
+        eprintln!("these pods came up without the istio-proxy sidecar (is the injector running for this namespace?):");
+        for m in &missing {
+            eprintln!("  {m}");
+        }
+        Ok(Exit::Findings)
+    }
+}
+
+trait IntoCore {
+    fn into_core(self) -> DryRun;
+}
+
+impl IntoCore for super::live::DryRunArg {
+    fn into_core(self) -> DryRun {
+        self.into()
+    }
+}

@@ -1,0 +1,38 @@
+//! `rollback`: back to the state before the first step, from the journal in the namespace.
+
+use anyhow::Result;
+use clap::Args;
+use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat};
+use meshmove_core::plan::{self, RollbackOptions};
+
+use super::live::{Live, MutateFlags, progress};
+
+#[derive(Args)]
+pub struct RollbackArgs {
+    /// Undo only what this step recorded first (expose, enable, mtls-strict)
+    #[arg(long, value_name = "STEP", value_parser = ["expose", "enable", "mtls-strict"])]
+    step: Option<String>,
+    /// Restore fields even when someone changed them after this tool wrote them
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    changes: MutateFlags,
+}
+
+pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &RollbackArgs) -> Result<Exit> {
+    let live = Live::connect(kube)?;
+    let ns = live.namespace().to_string();
+    let table = matches!(output.output, OutputFormat::Table | OutputFormat::Wide);
+    let options = RollbackOptions {
+        dry_run: args.changes.dry_run.into(),
+        step: args.step.clone(),
+        force: args.force,
+        timeout: args.changes.timeout,
+        actor: live.actor(),
+    };
+    let outcomes = live.rt.block_on(plan::rollback(&live.conn, &ns, &options, &mut progress(table)))?;
+    if !table {
+        meshmove_cli::render::structured(&mut Out::new(), output.output, &outcomes)?;
+    }
+    Ok(Exit::Ok)
+}

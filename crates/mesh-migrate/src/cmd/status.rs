@@ -1,0 +1,91 @@
+//! `status`: meshed or not per workload, proxy revision, mTLS mode, Istio objects, journal steps.
+
+use anyhow::Result;
+use meshmove_cli::render::{structured, table};
+use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat};
+use meshmove_core::inventory::kinds;
+use meshmove_core::migrate::status::{self, NamespaceStatus};
+use meshmove_core::plan::Journal;
+
+use super::live::Live;
+
+pub fn run(kube: &KubeFlags, output: &OutputFlags) -> Result<Exit> {
+    let live = Live::connect(kube)?;
+    let ns = live.namespace().to_string();
+    let inventory = live.inventory(
+        &[
+            &kinds::NAMESPACE,
+            &kinds::POD,
+            &kinds::REPLICA_SET,
+            &kinds::DEPLOYMENT,
+            &kinds::STATEFUL_SET,
+            &kinds::DAEMON_SET,
+            &kinds::JOB,
+            &kinds::CRON_JOB,
+            &kinds::ISTIO_GATEWAY,
+            &kinds::VIRTUAL_SERVICE,
+            &kinds::DESTINATION_RULE,
+            &kinds::PEER_AUTHENTICATION,
+        ],
+        &[],
+    )?;
+    for (kind, why) in inventory.unavailable() {
+        meshmove_cli::debug!(1, "{kind} not listed: {why:?}");
+    }
+    let journal = live.rt.block_on(Journal::load(&live.conn, &ns))?;
+    let s = status::status(&inventory, &ns, journal.as_ref());
+    let mut out = Out::new();
+    match output.output {
+        OutputFormat::Json | OutputFormat::Yaml => structured(&mut out, output.output, &s)?,
+        OutputFormat::Table | OutputFormat::Wide => out.write_str(&render(&s, output.output == OutputFormat::Wide))?,
+    }
+    out.flush()?;
+    Ok(Exit::Ok)
+}
+
+fn render(s: &NamespaceStatus, wide: bool) -> String {
+    let mut text = String::new();
+    let objects = if s.istio_objects.is_empty() {
+        "none".to_string()
+    } else {
+        s.istio_objects.iter().map(|(k, v)| format!("{k} {}", v.len())).collect::<Vec<_>>().join(", ")
+    };
+    text.push_str(&format!("Namespace:  {}\n", s.namespace));
+    text.push_str(&format!("Mode:       {}\n", s.mode.as_deref().unwrap_or("not on the mesh")));
+    text.push_str(&format!("mTLS:       {}\n", s.mtls.as_deref().unwrap_or("no PeerAuthentication (mesh default)")));
+    text.push_str(&format!("Istio:      {objects}\n"));
+    if s.steps.is_empty() {
+        text.push_str("Steps:      none recorded\n");
+    } else {
+        text.push_str("Steps:\n");
+        for st in &s.steps {
+            let mut line = format!("  {:<14}{:<12}{}  {}", st.step, st.status.to_string(), st.started_at, st.who);
+            if wide && let Some(e) = &st.error {
+                line.push_str(&format!("  ({e})"));
+            }
+            text.push_str(line.trim_end());
+            text.push('\n');
+        }
+    }
+    text.push('\n');
+    let rows = s
+        .workloads
+        .iter()
+        .map(|w| {
+            vec![
+                format!("{}/{}", w.kind, w.name),
+                format!("{}/{}", w.meshed_pods, w.pods),
+                if w.revisions.is_empty() { "-".into() } else { w.revisions.join(",") },
+                w.state.clone(),
+            ]
+        })
+        .collect();
+    text.push_str(&table(&["WORKLOAD", "MESHED", "REVISION", "STATE"], rows));
+    if !s.pending.is_empty() {
+        text.push_str("\nPending:\n");
+        for p in &s.pending {
+            text.push_str(&format!("  {p}\n"));
+        }
+    }
+    text
+}

@@ -1,0 +1,316 @@
+//! `kubectl mesh-migrate` in place, end to end against the API double: the demo platform created
+//! through the API (so controllers run its pods), then precheck → expose → enable → mtls strict →
+//! status → rollback with the built binary, and the objects read back with real kubectl equal the
+//! ones before. Dry runs write nothing; faults at writes leave a state that a re-run completes or
+//! rollback restores; conflicts and unready namespaces are reported, not overwritten.
+
+use apiserver_double::{BlockingDouble, Double, DoubleOptions, FaultRule, crds};
+use e2e::{Run, bin, fixture, run, venv_tool};
+use serde_json::{Value, json};
+
+const NS: &str = "pyairtable";
+
+/// The demo chart's objects from the fixture (below its `# demo chart` line), in a namespace
+/// without mesh labels, plus an Istio control plane namespace.
+fn platform() -> Vec<Value> {
+    let text = std::fs::read_to_string(fixture("tests/e2e/fixtures/platform.yaml")).unwrap();
+    let chart = &text[text.find("\n# demo chart").expect("demo chart marker")..];
+    let mut docs = vec![
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}),
+    ];
+    docs.extend(apiserver_double::parse_documents(chart).unwrap().into_iter().filter(|d| d["kind"] != "Pod"));
+    docs
+}
+
+/// A double holding the platform, created with API semantics: controllers start the pods.
+fn double() -> BlockingDouble {
+    let d = Double::spawn_blocking_runtime(DoubleOptions::default()).expect("double starts");
+    d.install_crds(crds::istio()).unwrap();
+    for doc in platform() {
+        let what = format!("{}/{}", doc["kind"], doc["metadata"]["name"]);
+        d.create(doc).unwrap_or_else(|e| panic!("creating {what}: {e}"));
+    }
+    d
+}
+
+struct Env {
+    _dir: tempfile::TempDir,
+    kubeconfig: String,
+}
+
+fn env(d: &BlockingDouble) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = d.write_kubeconfig(dir.path(), NS).unwrap().to_str().unwrap().to_string();
+    Env { _dir: dir, kubeconfig }
+}
+
+fn mm(e: &Env, args: &[&str]) -> Run {
+    run(&bin("mesh-migrate"), args, None, &[("KUBECONFIG", &e.kubeconfig), ("USER", "tester")])
+}
+
+/// What real kubectl reads back of the namespace and its mesh state, without what the server
+/// changes by itself: resourceVersion, managedFields, generation, status, and the Deployment
+/// controller's `deployment.kubernetes.io/revision` counter. Pods and ReplicaSets are left out
+/// (restarts replace them by design; the tests check their proxies separately).
+fn read_back(e: &Env) -> Value {
+    let kinds = "namespaces,deployments,statefulsets,daemonsets,services,configmaps,secrets,serviceaccounts,ingresses,poddisruptionbudgets,cronjobs,jobs,networkpolicies,gateways.networking.istio.io,virtualservices,destinationrules,peerauthentications";
+    let r = run(&venv_tool("kubectl"), &["--kubeconfig", &e.kubeconfig, "get", kinds, "-n", NS, "-o", "json"], None, &[]).expect_code(0);
+    let mut v = r.json();
+    let ns = run(&venv_tool("kubectl"), &["--kubeconfig", &e.kubeconfig, "get", "namespace", NS, "-o", "json"], None, &[]).expect_code(0).json();
+    let items = v["items"].as_array_mut().unwrap();
+    items.push(ns);
+    for item in items.iter_mut() {
+        let m = item["metadata"].as_object_mut().unwrap();
+        for k in ["resourceVersion", "managedFields", "generation"] {
+            m.shift_remove(k);
+        }
+        if let Some(a) = m.get_mut("annotations").and_then(Value::as_object_mut) {
+            a.shift_remove("deployment.kubernetes.io/revision");
+            if a.is_empty() {
+                m.shift_remove("annotations");
+            }
+        }
+        item.as_object_mut().unwrap().shift_remove("status");
+    }
+    items.sort_by_key(|i| format!("{}/{}", i["kind"], i["metadata"]["name"]));
+    v
+}
+
+fn pods(d: &BlockingDouble) -> Vec<(String, bool)> {
+    d.list("v1", "Pod", Some(NS))
+        .iter()
+        .filter(|p| p["status"]["phase"] != "Succeeded")
+        .map(|p| {
+            let meshed = p["spec"]["containers"].as_array().unwrap().iter().any(|c| c["name"] == "istio-proxy");
+            (p["metadata"]["name"].as_str().unwrap().to_string(), meshed)
+        })
+        .collect()
+}
+
+fn writes(d: &BlockingDouble) -> Vec<String> {
+    d.requests().into_iter().filter(|r| r.method != "GET").map(|r| format!("{} {} {}", r.method, r.path, r.query)).collect()
+}
+
+#[test]
+fn the_whole_path_and_rollback_to_the_exact_prior_state() {
+    let d = double();
+    let e = env(&d);
+    let before = read_back(&e);
+    let initial = pods(&d);
+    assert!(initial.len() >= 10 && initial.iter().all(|(_, m)| !m), "{initial:?}");
+
+    // precheck reads the live namespace.
+    let pre = mm(&e, &["precheck", "-o", "json"]);
+    assert!(pre.code == 0 || pre.code == 1, "{pre:?}");
+    assert_eq!(pre.json()["source"], json!({"type": "cluster", "context": "double", "namespace": NS}));
+
+    // expose: one Ingress, hosts-file lines printed.
+    let exp = mm(&e, &["expose", "--domain", "pyairtable.local", "--ingress-class", "nginx", "--host", "frontend=pyairtable.local"]).expect_code(0);
+    assert!(exp.stdout.contains("ingress.networking.k8s.io/mesh-migrate-expose created (namespace pyairtable)"), "{}", exp.stdout);
+    assert!(exp.stdout.contains("127.0.0.1 airtable-gateway.pyairtable.local api-gateway.pyairtable.local"), "{}", exp.stdout);
+    let ing = d.get("networking.k8s.io/v1", "Ingress", Some(NS), "mesh-migrate-expose").unwrap();
+    let hosts: Vec<&str> = ing["spec"]["rules"].as_array().unwrap().iter().map(|r| r["host"].as_str().unwrap()).collect();
+    assert!(hosts.contains(&"pyairtable.local") && hosts.contains(&"llm-orchestrator.pyairtable.local"), "{hosts:?}");
+    assert!(!hosts.iter().any(|h| h.starts_with("postgres") || h.starts_with("redis")), "databases are not exposed: {hosts:?}");
+
+    // enable: labels, Istio objects, restarts in batches, every new pod carries the proxy.
+    let en = mm(&e, &["enable", "--timeout", "30s"]).expect_code(0);
+    assert!(en.stdout.contains("namespace/pyairtable configured"), "{}", en.stdout);
+    assert!(en.stdout.contains("peerauthentication.security.istio.io/default created"), "{}", en.stdout);
+    assert!(en.stdout.contains("destinationrule.networking.istio.io/api-gateway created"), "{}", en.stdout);
+    assert!(en.stdout.contains("deployment.apps/api-gateway restarted"), "{}", en.stdout);
+    assert!(en.stderr.contains("verified: every pod"), "{}", en.stderr);
+    let after_enable = pods(&d);
+    assert!(after_enable.iter().all(|(_, m)| *m), "{after_enable:?}");
+    let dr = d.get("networking.istio.io/v1", "DestinationRule", Some(NS), "api-gateway").unwrap();
+    assert_eq!(dr["spec"]["trafficPolicy"]["outlierDetection"]["consecutive5xxErrors"], 5);
+    assert_eq!(dr["spec"]["trafficPolicy"]["connectionPool"]["tcp"]["maxConnections"], 100);
+    // A second run changes nothing.
+    d.clear_requests();
+    let again = mm(&e, &["enable"]).expect_code(0);
+    assert!(!again.stdout.contains("restarted") && !again.stdout.contains("created"), "{}", again.stdout);
+    assert!(writes(&d).iter().all(|w| w.starts_with("PATCH") && w.contains("fieldManager=kubectl-mesh-migrate")), "{:#?}", writes(&d));
+
+    // mtls strict: ready (only the control plane lives elsewhere).
+    let strict = mm(&e, &["mtls", "strict"]).expect_code(0);
+    assert!(strict.stdout.contains("peerauthentication.security.istio.io/default configured"), "{}", strict.stdout);
+    let pa = d.get("security.istio.io/v1", "PeerAuthentication", Some(NS), "default").unwrap();
+    assert_eq!(pa["spec"]["mtls"]["mode"], "STRICT");
+
+    // status.
+    let st = mm(&e, &["status", "-o", "json"]).expect_code(0).json();
+    assert_eq!(st["mode"], "sidecar");
+    assert_eq!(st["mtls"], "STRICT");
+    let steps: Vec<(&str, &str)> = st["steps"].as_array().unwrap().iter().map(|s| (s["step"].as_str().unwrap(), s["status"].as_str().unwrap())).collect();
+    assert_eq!(steps, [("expose", "completed"), ("enable", "completed"), ("mtls-strict", "completed")]);
+    assert!(st["steps"][0]["who"].as_str().unwrap().starts_with("tester@double"), "{}", st["steps"][0]);
+    assert!(st["workloads"].as_array().unwrap().iter().filter(|w| w["kind"] == "Deployment").all(|w| w["state"] == "meshed"), "{st}");
+    let table = mm(&e, &["status"]).expect_code(0);
+    assert!(table.stdout.contains("Deployment/api-gateway") && table.stdout.contains("mTLS:       STRICT"), "{}", table.stdout);
+
+    // rollback: everything as before, pods without the proxy.
+    let rb = mm(&e, &["rollback", "--timeout", "30s"]).expect_code(0);
+    assert!(rb.stdout.contains("ingress.networking.k8s.io/mesh-migrate-expose deleted"), "{}", rb.stdout);
+    assert!(pods(&d).iter().all(|(_, m)| !m), "{:?}", pods(&d));
+    let after = read_back(&e);
+    assert_eq!(after, before, "objects differ after rollback");
+    let none = mm(&e, &["rollback"]);
+    assert_eq!(none.code, 2, "{none:?}");
+    assert!(none.stderr.contains("no journal in namespace pyairtable"), "{}", none.stderr);
+}
+
+#[test]
+fn dry_runs_write_nothing() {
+    let d = double();
+    let e = env(&d);
+    let before = d.snapshot();
+    for args in [&["expose"][..], &["enable"], &["mtls", "strict", "--force"]] {
+        // client: reads only, a diff on stdout
+        d.clear_requests();
+        let c = mm(&e, &[args, &["--dry-run=client"]].concat()).expect_code(0);
+        assert!(c.stdout.contains("+++ b/"), "{args:?}: {}", c.stdout);
+        assert!(writes(&d).is_empty(), "{args:?} client dry run wrote: {:#?}", writes(&d));
+        // -o yaml: the objects
+        let y = mm(&e, &[args, &["--dry-run=client", "-o", "yaml"]].concat()).expect_code(0);
+        assert!(y.stdout.starts_with("---\napiVersion: "), "{args:?}: {}", y.stdout);
+        // server: every write with dryRun=All, no journal
+        d.clear_requests();
+        let s = mm(&e, &[args, &["--dry-run=server"]].concat()).expect_code(0);
+        assert!(s.stdout.contains("(server dry run)"), "{args:?}: {}", s.stdout);
+        let w = writes(&d);
+        assert!(!w.is_empty() && w.iter().all(|w| w.contains("dryRun=All")), "{args:?}: {w:#?}");
+    }
+    assert!(before.diff(&d.snapshot()).is_empty(), "{:#?}", before.diff(&d.snapshot()));
+}
+
+/// The double's objects of the namespace, normalized as [`read_back`] does (a quick check for
+/// loops; the final state is also read back with kubectl).
+fn snap(d: &BlockingDouble) -> Vec<(String, Value)> {
+    let mut out: Vec<(String, Value)> = d
+        .snapshot()
+        .objects
+        .into_iter()
+        .filter(|(k, _)| (k.contains(&format!("/{NS}/")) || k == &format!("Namespace/{NS}")) && !k.starts_with("Pod/") && !k.starts_with("ReplicaSet.apps/"))
+        .map(|(k, mut v)| {
+            v.as_object_mut().unwrap().shift_remove("status");
+            if let Some(a) = v.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut) {
+                a.shift_remove("deployment.kubernetes.io/revision");
+                if a.is_empty() {
+                    v["metadata"].as_object_mut().unwrap().shift_remove("annotations");
+                }
+            }
+            (k, v)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[test]
+fn faults_at_writes_then_rerun_or_rollback() {
+    let d = double();
+    let e = env(&d);
+    let before = read_back(&e);
+    let before_snap = snap(&d);
+    // The writes of a clean `enable`, then back.
+    d.clear_requests();
+    mm(&e, &["enable"]).expect_code(0);
+    let clean: Vec<(String, String)> = d.requests().into_iter().filter(|r| r.method != "GET").map(|r| (r.method, r.path)).collect();
+    mm(&e, &["rollback"]).expect_code(0);
+    assert_eq!(snap(&d), before_snap);
+    assert!(clean.len() > 20, "{clean:#?}");
+    // The engine's own tests put a fault at every write; here every third one (and the last),
+    // through the binary, with 500, 409 and a timeout in turn, finishing alternately with a
+    // rollback and a rerun.
+    let picked: Vec<usize> = (0..clean.len()).filter(|n| n % 3 == 0 || *n == clean.len() - 1).collect();
+    for (i, &n) in picked.iter().enumerate() {
+        let (method, path) = &clean[n];
+        let k = clean[..=n].iter().filter(|(m, p)| m == method && p == path).count() as u64;
+        let rule = FaultRule::on(method, &format!("^{}$", escape(path))).nth(k).times(1);
+        let (name, rule) = match i % 3 {
+            0 => ("500", rule.status(500, "etcd leader changed")),
+            1 => ("409", rule.status(409, "Operation cannot be fulfilled on the object: it has been modified")),
+            _ => ("timeout", rule.delay(std::time::Duration::from_millis(1500))),
+        };
+        let case = format!("{name} at write {} ({method} {path})", n + 1);
+        let id = d.add_fault(rule).unwrap();
+        let failed = mm(&e, &["enable", "--request-timeout", "1s"]);
+        if name == "timeout" {
+            std::thread::sleep(std::time::Duration::from_millis(700)); // the delayed write lands
+        }
+        d.remove_fault(id);
+        match (name, method.as_str()) {
+            // A failed JSON-patch `test` is retried after reading the object again.
+            ("409", "PATCH") if failed.code == 0 => {}
+            _ => assert_eq!(failed.code, 3, "{case}: {failed:?}"),
+        }
+        if i % 2 == 0 {
+            mm(&e, &["rollback"]).expect_code(0);
+            assert_eq!(snap(&d), before_snap, "{case}, then rollback");
+            assert!(pods(&d).iter().all(|(_, m)| !m), "{case}, then rollback");
+        } else {
+            mm(&e, &["enable"]).expect_code(0);
+            assert!(pods(&d).iter().all(|(_, m)| *m), "{case}, then rerun");
+            let st = mm(&e, &["status", "-o", "json"]).expect_code(0).json();
+            assert_eq!(st["steps"].as_array().unwrap().last().unwrap()["status"], "completed", "{case}");
+            mm(&e, &["rollback"]).expect_code(0);
+            assert_eq!(snap(&d), before_snap, "{case}, rerun, then rollback");
+        }
+    }
+    assert_eq!(read_back(&e), before);
+}
+
+#[test]
+fn mtls_strict_lists_what_would_break_and_force_overrides() {
+    let d = double();
+    d.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "reports"}})).unwrap();
+    d.create(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "reporter", "namespace": "reports"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "reporter"}},
+                 "template": {"metadata": {"labels": {"app": "reporter"}}, "spec": {"containers": [{"name": "r", "image": "reports:1"}]}}}}))
+        .unwrap();
+    let e = env(&d);
+    // Before enable: the namespace's own pods are unmeshed too.
+    let r = mm(&e, &["mtls", "strict"]).expect_code(1);
+    assert!(r.stderr.contains("has no Istio proxy"), "{}", r.stderr);
+    mm(&e, &["enable"]).expect_code(0);
+    d.clear_requests();
+    let r = mm(&e, &["mtls", "strict", "-o", "json"]).expect_code(1);
+    assert!(r.stderr.contains("Deployment/reports/reporter is outside the mesh and can reach"), "{}", r.stderr);
+    assert_eq!(r.json()["ready"], false);
+    assert!(writes(&d).is_empty(), "{:#?}", writes(&d));
+    let f = mm(&e, &["mtls", "strict", "--force"]).expect_code(0);
+    assert!(f.stderr.contains("switching anyway"), "{}", f.stderr);
+    assert_eq!(d.get("security.istio.io/v1", "PeerAuthentication", Some(NS), "default").unwrap()["spec"]["mtls"]["mode"], "STRICT");
+}
+
+#[test]
+fn conflicts_are_reported_and_completion_knows_the_commands() {
+    let d = double();
+    d.apply(
+        json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "metadata": {"name": "frontend", "namespace": NS},
+               "spec": {"host": "frontend.pyairtable.svc.cluster.local", "trafficPolicy": {"connectionPool": {"tcp": {"maxConnections": 7}}}}}),
+        "platform-team",
+        false,
+    )
+    .unwrap();
+    let e = env(&d);
+    let r = mm(&e, &["enable"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.stderr.contains("platform-team") && r.stderr.contains("DestinationRule/pyairtable/frontend"), "{}", r.stderr);
+    let dr = d.get("networking.istio.io/v1", "DestinationRule", Some(NS), "frontend").unwrap();
+    assert_eq!(dr["spec"]["trafficPolicy"]["connectionPool"]["tcp"]["maxConnections"], 7);
+    let c = mm(&e, &["__complete", "enable", "--mode", ""]).expect_code(0);
+    assert!(c.stdout.lines().any(|l| l == "ambient"), "{}", c.stdout);
+    let c = mm(&e, &["__complete", "rollback", "--step", ""]).expect_code(0);
+    assert!(c.stdout.lines().any(|l| l == "mtls-strict"), "{}", c.stdout);
+    let c = mm(&e, &["__complete", ""]).expect_code(0);
+    for sub in ["expose", "enable", "mtls", "status", "rollback"] {
+        assert!(c.stdout.lines().any(|l| l.starts_with(sub)), "{sub}: {}", c.stdout);
+    }
+}
+
+/// `path` as a regex matching only itself.
+fn escape(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '/' || c == '-' { c.to_string() } else { format!("\\{c}") }).collect()
+}
