@@ -63,6 +63,9 @@ enum Command {
     Rollback(cmd::rollback::RollbackArgs),
     /// Helm post-renderer: inject mesh labels, probes and NetworkPolicies into rendered manifests
     PostRender(cmd::post_render::PostRenderArgs),
+    /// Namespace-based migration: a meshed copy beside the namespace, traffic shifted in steps
+    #[command(subcommand)]
+    Ns(cmd::ns::NsCommand),
     /// Print a shell completion script (bash, zsh, fish, powershell)
     Completion {
         shell: clap_complete::Shell,
@@ -107,6 +110,7 @@ fn run(cli: Cli) -> Result<Exit> {
         Command::Status => cmd::status::run(&cli.kube, &cli.output),
         Command::Rollback(args) => cmd::rollback::run(&cli.kube, &cli.output, &args),
         Command::PostRender(args) => cmd::post_render::run(&args),
+        Command::Ns(command) => cmd::ns::run(&cli.kube, &cli.output, command),
         Command::Completion { shell } => {
             complete::script(&mut Cli::command(), shell, &mut std::io::stdout());
             Ok(Exit::Ok)

@@ -93,6 +93,7 @@ pub mod crds;
 pub mod discovery;
 pub mod faults;
 pub mod patch;
+pub mod prometheus;
 pub mod protobuf;
 pub mod registry;
 pub mod selector;

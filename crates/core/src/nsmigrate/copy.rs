@@ -268,7 +268,9 @@ fn service(v: &mut Value, id: &str, rw: &Rewriter, adj: &mut Vec<Adjustment>) {
     let ty = spec.get("type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
     if ty == "NodePort" || ty == "LoadBalancer" {
         spec.insert("type".into(), json!("ClusterIP"));
-        for f in ["loadBalancerIP", "loadBalancerSourceRanges", "loadBalancerClass", "externalTrafficPolicy", "allocateLoadBalancerNodePorts"] {
+        for f in
+            ["loadBalancerIP", "loadBalancerSourceRanges", "loadBalancerClass", "externalTrafficPolicy", "allocateLoadBalancerNodePorts"]
+        {
             spec.remove(f);
         }
         adj.push(Adjustment {
@@ -278,7 +280,11 @@ fn service(v: &mut Value, id: &str, rw: &Rewriter, adj: &mut Vec<Adjustment>) {
         });
     }
     if spec.remove("externalIPs").is_some() {
-        adj.push(Adjustment { object: id.into(), field: "spec.externalIPs".into(), change: "removed (they stay with the legacy Service)".into() });
+        adj.push(Adjustment {
+            object: id.into(),
+            field: "spec.externalIPs".into(),
+            change: "removed (they stay with the legacy Service)".into(),
+        });
     }
     if let Some(Value::Array(ports)) = spec.get_mut("ports") {
         for p in ports {
@@ -501,9 +507,8 @@ pub fn pod_security_problems(spec: &Value, level: PodSecurity) -> Vec<String> {
             if get("/runAsUser").and_then(Value::as_i64) == Some(0) {
                 out.push(format!("container {name}: runAsUser must not be 0"));
             }
-            let drops_all = get("/capabilities/drop")
-                .and_then(Value::as_array)
-                .is_some_and(|d| d.iter().any(|c| c.as_str() == Some("ALL")));
+            let drops_all =
+                get("/capabilities/drop").and_then(Value::as_array).is_some_and(|d| d.iter().any(|c| c.as_str() == Some("ALL")));
             if !drops_all {
                 out.push(format!("container {name}: capabilities must drop ALL"));
             }
@@ -637,7 +642,8 @@ mod tests {
         let opts = CopyOptions { secrets: true, ..CopyOptions::default() };
         let set = copy_namespace(&sides(), &objects(), &opts);
         let s = find(&set, "Secret", "creds");
-        let decoded = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(s["data"]["url"].as_str().unwrap()).unwrap()).unwrap();
+        let decoded =
+            String::from_utf8(base64::engine::general_purpose::STANDARD.decode(s["data"]["url"].as_str().unwrap()).unwrap()).unwrap();
         assert_eq!(decoded, "postgres://u:s3cr3t-value@db.shop-mesh.svc.cluster.local/x");
         let a = set.adjustments.iter().find(|a| a.object == "Secret/creds").unwrap();
         assert_eq!(a.change, "namespace references adjusted (value not shown)");
@@ -654,12 +660,16 @@ mod tests {
         assert_eq!(l["istio-injection"], "enabled");
         assert_eq!(l["pod-security.kubernetes.io/enforce"], "restricted");
         assert_eq!(l["pod-security.kubernetes.io/enforce-version"], "latest");
-        let amb = mesh_namespace(&sides(), &CopyOptions { data_plane: DataPlane::Ambient, pod_security: PodSecurity::None, secrets: false });
+        let amb =
+            mesh_namespace(&sides(), &CopyOptions { data_plane: DataPlane::Ambient, pod_security: PodSecurity::None, secrets: false });
         let l = amb["metadata"]["labels"].as_object().unwrap();
         assert_eq!(l["istio.io/dataplane-mode"], "ambient");
         assert!(!l.contains_key("istio-injection"));
         assert!(!l.keys().any(|k| k.starts_with("pod-security")));
-        let rev = mesh_namespace(&sides(), &CopyOptions { data_plane: DataPlane::SidecarRevision { revision: "1-24".into() }, ..Default::default() });
+        let rev = mesh_namespace(
+            &sides(),
+            &CopyOptions { data_plane: DataPlane::SidecarRevision { revision: "1-24".into() }, ..Default::default() },
+        );
         assert_eq!(rev["metadata"]["labels"]["istio.io/rev"], "1-24");
     }
 

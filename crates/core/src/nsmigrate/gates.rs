@@ -63,7 +63,13 @@ pub fn failures(results: &[GateResult]) -> String {
     results
         .iter()
         .filter(|g| !g.passed)
-        .map(|g| if g.detail.is_empty() { format!("{} {} (needs {})", g.gate, g.observed, g.threshold) } else { format!("{}: {}", g.gate, g.detail) })
+        .map(|g| {
+            if g.detail.is_empty() {
+                format!("{} {} (needs {})", g.gate, g.observed, g.threshold)
+            } else {
+                format!("{}: {}", g.gate, g.detail)
+            }
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -124,21 +130,36 @@ pub fn restarts(total: u64, baseline: u64, th: &Thresholds) -> GateResult {
         passed,
         format!("{new} new"),
         format!("<= {}", th.max_restarts),
-        if passed { String::new() } else { format!("{new} container restarts on the mesh side since the weight was set (allowed {})", th.max_restarts) },
+        if passed {
+            String::new()
+        } else {
+            format!("{new} container restarts on the mesh side since the weight was set (allowed {})", th.max_restarts)
+        },
     )
 }
 
-/// The PromQL for the success rate of a namespace's workloads (ratio 0–1).
+/// The PromQL for the success rate of a namespace's workloads (ratio 0–1), as their proxies
+/// report it.
 pub fn success_rate_query(namespace: &str, window: &str) -> String {
+    success_rate_query_by(namespace, "destination", window)
+}
+
+/// The success rate as `reporter` (`source` or `destination`) proxies report it.
+pub fn success_rate_query_by(namespace: &str, reporter: &str, window: &str) -> String {
     format!(
-        "sum(rate(istio_requests_total{{reporter=\"destination\",destination_workload_namespace=\"{namespace}\",response_code!~\"5..\"}}[{window}])) / sum(rate(istio_requests_total{{reporter=\"destination\",destination_workload_namespace=\"{namespace}\"}}[{window}]))"
+        "sum(rate(istio_requests_total{{reporter=\"{reporter}\",destination_workload_namespace=\"{namespace}\",response_code!~\"5..\"}}[{window}])) / sum(rate(istio_requests_total{{reporter=\"{reporter}\",destination_workload_namespace=\"{namespace}\"}}[{window}]))"
     )
 }
 
 /// The PromQL for the p99 latency (milliseconds) of a namespace's workloads.
 pub fn p99_query(namespace: &str, window: &str) -> String {
+    p99_query_by(namespace, "destination", window)
+}
+
+/// The p99 latency as `reporter` proxies report it.
+pub fn p99_query_by(namespace: &str, reporter: &str, window: &str) -> String {
     format!(
-        "histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{{reporter=\"destination\",destination_workload_namespace=\"{namespace}\"}}[{window}])) by (le))"
+        "histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{{reporter=\"{reporter}\",destination_workload_namespace=\"{namespace}\"}}[{window}])) by (le))"
     )
 }
 
@@ -155,7 +176,13 @@ pub fn success_rate(sample: &Sample, th: &Thresholds) -> GateResult {
             let detail = if passed { String::new() } else { format!("{} % of requests succeeded, below {threshold}", fmt_num(pct)) };
             GateResult::new("success-rate", passed, format!("{} %", fmt_num(pct)), threshold, detail)
         }
-        Ok(None) => GateResult::new("success-rate", false, "no samples".into(), threshold, "no requests measured on the mesh side: is traffic reaching it?".into()),
+        Ok(None) => GateResult::new(
+            "success-rate",
+            false,
+            "no samples".into(),
+            threshold,
+            "no requests measured on the mesh side: is traffic reaching it?".into(),
+        ),
         Err(e) => GateResult::new("success-rate", false, "error".into(), threshold, e.clone()),
     }
 }
@@ -169,7 +196,9 @@ pub fn latency(sample: &Sample, th: &Thresholds) -> GateResult {
             let detail = if passed { String::new() } else { format!("p99 latency {} ms, above {threshold}", fmt_num(*ms)) };
             GateResult::new("p99-latency", passed, format!("{} ms", fmt_num(*ms)), threshold, detail)
         }
-        Ok(None) => GateResult::new("p99-latency", false, "no samples".into(), threshold, "no request durations measured on the mesh side".into()),
+        Ok(None) => {
+            GateResult::new("p99-latency", false, "no samples".into(), threshold, "no request durations measured on the mesh side".into())
+        }
         Err(e) => GateResult::new("p99-latency", false, "error".into(), threshold, e.clone()),
     }
 }
@@ -211,7 +240,9 @@ mod tests {
 
     #[test]
     fn restarts_count_since_the_baseline() {
-        let pods = [json!({"status": {"containerStatuses": [{"restartCount": 2}, {"restartCount": 1}], "initContainerStatuses": [{"restartCount": 1}]}})];
+        let pods = [
+            json!({"status": {"containerStatuses": [{"restartCount": 2}, {"restartCount": 1}], "initContainerStatuses": [{"restartCount": 1}]}}),
+        ];
         assert_eq!(restart_count(&pods), 4);
         let th = Thresholds::default();
         assert!(restarts(4, 4, &th).passed);
@@ -232,7 +263,10 @@ mod tests {
         assert!(latency(&Ok(Some(120.0)), &th).passed);
         let slow = latency(&Ok(Some(812.5)), &th);
         assert!(!slow.passed && slow.observed == "812.5 ms", "{slow:?}");
-        assert_eq!(failures(&[low, slow]), "success-rate: 80 % of requests succeeded, below >= 99 %; p99-latency: p99 latency 812.5 ms, above <= 500 ms");
+        assert_eq!(
+            failures(&[low, slow]),
+            "success-rate: 80 % of requests succeeded, below >= 99 %; p99-latency: p99 latency 812.5 ms, above <= 500 ms"
+        );
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod copy;
 pub mod gates;
 pub mod prometheus;
 pub mod routing;
+pub mod run;
 pub mod state;
 
 /// The field manager of every write (shared with the in-place path).
@@ -87,7 +88,9 @@ pub enum DataPlane {
     /// Sidecar injection: `istio-injection: enabled`, or `istio.io/rev: <revision>`.
     #[default]
     Sidecar,
-    SidecarRevision { revision: String },
+    SidecarRevision {
+        revision: String,
+    },
     /// Ambient: `istio.io/dataplane-mode: ambient`.
     Ambient,
 }

@@ -120,11 +120,7 @@ pub fn parse_response(status: u16, body: &[u8]) -> Result<Option<f64>, String> {
         Some("scalar") => data.get("result").cloned(),
         other => return Err(format!("unexpected result type {}", other.unwrap_or("(none)"))),
     };
-    let text = sample
-        .as_ref()
-        .and_then(|s| s.get(1))
-        .and_then(Value::as_str)
-        .ok_or("sample without a value")?;
+    let text = sample.as_ref().and_then(|s| s.get(1)).and_then(Value::as_str).ok_or("sample without a value")?;
     let x: f64 = match text {
         "NaN" => return Ok(None),
         "+Inf" => f64::INFINITY,
@@ -157,7 +153,10 @@ mod tests {
         assert!(Prometheus::new("ftp://x").is_err());
         assert!(Prometheus::new("http://x/?a=b").unwrap_err().contains("query string"));
         let p = Prometheus::new("http://gw:8080/prom/").unwrap();
-        assert_eq!(p.query_url("sum(x{a=\"b\"})", Some(12.5)), "http://gw:8080/prom/api/v1/query?query=sum%28x%7Ba%3D%22b%22%7D%29&time=12.500");
+        assert_eq!(
+            p.query_url("sum(x{a=\"b\"})", Some(12.5)),
+            "http://gw:8080/prom/api/v1/query?query=sum%28x%7Ba%3D%22b%22%7D%29&time=12.500"
+        );
     }
 
     #[test]

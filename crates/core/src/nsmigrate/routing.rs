@@ -91,9 +91,11 @@ pub fn routable(services: &[Value]) -> (Vec<&Value>, Vec<Unrouted>) {
             Some("headless Service: clients address pods directly")
         } else if s.pointer("/spec/ports").and_then(Value::as_array).is_none_or(|p| p.is_empty()) {
             Some("no ports")
-        } else if s.pointer("/spec/ports").and_then(Value::as_array).is_some_and(|p| {
-            p.iter().all(|p| p.get("protocol").and_then(Value::as_str).is_some_and(|pr| pr != "TCP"))
-        }) {
+        } else if s
+            .pointer("/spec/ports")
+            .and_then(Value::as_array)
+            .is_some_and(|p| p.iter().all(|p| p.get("protocol").and_then(Value::as_str).is_some_and(|pr| pr != "TCP")))
+        {
             Some("only UDP/SCTP ports: Istio does not route them")
         } else {
             None
@@ -241,7 +243,10 @@ mod tests {
         let tcp = vs["spec"]["tcp"].as_array().unwrap();
         assert_eq!(http.len(), 2, "http port and the detected one");
         assert_eq!(tcp.len(), 2, "redis and the detected one");
-        assert_eq!(http[0]["route"][0], json!({"destination": {"host": "api.shop.svc.cluster.local", "port": {"number": 80}}, "weight": 75}));
+        assert_eq!(
+            http[0]["route"][0],
+            json!({"destination": {"host": "api.shop.svc.cluster.local", "port": {"number": 80}}, "weight": 75})
+        );
         assert_eq!(http[0]["route"][1]["destination"]["host"], "api.shop-mesh.svc.cluster.local");
         assert_eq!(http[0]["route"][1]["weight"], 25);
         assert_eq!(weight_of(&sides, &vs), Some(25));

@@ -242,7 +242,9 @@ pub fn check_create(state: Option<&NsState>) -> Result<CreateMode, String> {
             "{ns} is already migrating ({} % on {}): `ns create` would reset the routing; next: `kubectl mesh-migrate ns shift {ns} <percent>` or `kubectl mesh-migrate ns rollback {ns}`",
             s.weight, s.mesh
         )),
-        Phase::Completed => Err(format!("the migration of {ns} is complete: there is nothing to create (`ns rollback {ns}` returns to the legacy side)")),
+        Phase::Completed => {
+            Err(format!("the migration of {ns} is complete: there is nothing to create (`ns rollback {ns}` returns to the legacy side)"))
+        }
     }
 }
 
@@ -460,7 +462,15 @@ mod tests {
     #[test]
     fn state_round_trips_as_json() {
         let mut s = state(Phase::Shifting, 25);
-        s.history.push(Event { at: "2026-01-01T00:00:00Z".into(), who: "me".into(), action: "shift".into(), from: 10, to: 25, result: "ok".into(), gates: vec![] });
+        s.history.push(Event {
+            at: "2026-01-01T00:00:00Z".into(),
+            who: "me".into(),
+            action: "shift".into(),
+            from: 10,
+            to: 25,
+            result: "ok".into(),
+            gates: vec![],
+        });
         let j = serde_json::to_value(&s).unwrap();
         assert_eq!(j["phase"], "shifting");
         assert_eq!(j["dataPlane"]["mode"], "sidecar");

@@ -4,6 +4,7 @@ pub mod enable;
 pub mod expose;
 pub mod live;
 pub mod mtls;
+pub mod ns;
 pub mod post_render;
 pub mod rollback;
 pub mod status;

@@ -1,0 +1,1084 @@
+//! The `ns` commands against a cluster.
+//!
+//! Every write goes through the shared plan engine ([`crate::plan`]): server-side apply under the
+//! field manager `kubectl-mesh-migrate`, conflicts reported rather than forced, `--dry-run`
+//! client (diffs from reads) and server (`dryRun=All`), and the journal recording prior state
+//! before the first write. The journal lives in the **legacy** namespace (it exists before the
+//! first step, while `<ns>-mesh` does not), and it also carries this path's state and history
+//! under the extension key [`STATE_KEY`]: phase, weight, gate results, who did what and when.
+//! Every command reads that state first and refuses steps that do not follow from it
+//! ([`super::state`]); before its first write a step records itself as pending, so an
+//! interrupted step shows in `ns status` and is resumed by running it again.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::Sides;
+use super::copy::{self, CopyOptions, CopySet};
+use super::gates::{self, GateResult, Thresholds};
+use super::prometheus::Prometheus;
+use super::routing::{self, TrafficPolicy};
+use super::state::{self, CompleteMode, CreateMode, Event, NsState, OnFailure, Pending, Phase, ShiftDecision, WorkloadRecord};
+use crate::cluster::{self, ClusterError, Connection};
+use crate::inventory::{Kind, kinds};
+use crate::plan::{self, Change, DryRun, ExecOptions, Journal, Outcome, Plan, PlanError, Preview, Progress, Target};
+
+/// Journal extension key of this path's state.
+pub const STATE_KEY: &str = "nsMigration";
+
+/// Errors of the `ns` commands.
+#[derive(Debug, thiserror::Error)]
+pub enum NsError {
+    /// The step does not follow from the recorded state (or the input is unusable); the message
+    /// says what would.
+    #[error("{message}")]
+    Refused { message: String },
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("the journal in namespace {namespace} holds a migration state this version cannot read: {reason}")]
+    BadState { namespace: String, reason: String },
+}
+
+impl From<ClusterError> for NsError {
+    fn from(e: ClusterError) -> Self {
+        NsError::Plan(PlanError::Cluster(e))
+    }
+}
+
+fn refused(message: impl Into<String>) -> NsError {
+    NsError::Refused { message: message.into() }
+}
+
+/// Progress of a command, for the binary to show on stderr.
+#[derive(Debug, Clone)]
+pub enum NsEvent {
+    /// From the plan engine.
+    Plan(Progress),
+    /// A line about the migration itself (`weight 10 % -> 25 %`, `watching for 30m`).
+    Note(String),
+    /// A gate check finished.
+    Gates { weight: u8, results: Vec<GateResult> },
+}
+
+/// Options shared by the mutating commands.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub dry_run: DryRun,
+    /// Longest wait for a rollout.
+    pub timeout: Duration,
+    pub actor: String,
+}
+
+/// Gate configuration.
+#[derive(Debug, Clone, Default)]
+pub struct GateOptions {
+    pub thresholds: Thresholds,
+    pub prometheus: Option<Prometheus>,
+    pub on_failure: OnFailure,
+    /// How long each weight is watched before the next step (0: check once, at once).
+    pub interval: Duration,
+    /// How often gates are checked while watching.
+    pub check_every: Duration,
+}
+
+/// What a command did, for rendering.
+#[derive(Debug, Clone, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub namespace: String,
+    pub mesh_namespace: String,
+    pub command: String,
+    pub dry_run: DryRun,
+    pub outcomes: Vec<Outcome>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub previews: Vec<Preview>,
+    /// Objects the plan would send (`-o yaml|json` with `--dry-run=client`); Secret values
+    /// redacted.
+    #[serde(skip)]
+    pub objects: Vec<Value>,
+    pub weight: u8,
+    pub phase: Option<Phase>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<GateResult>,
+    /// False when a gate failed (the exit code says so too).
+    pub passed: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copy: Option<CopySummary>,
+}
+
+/// What `create` copied, skipped and adjusted.
+#[derive(Debug, Clone, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CopySummary {
+    pub copied: Vec<String>,
+    pub skipped: Vec<copy::Skipped>,
+    pub adjustments: Vec<copy::Adjustment>,
+    pub unrouted: Vec<routing::Unrouted>,
+}
+
+fn now() -> String {
+    k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// State in the journal
+
+/// The journal of the legacy namespace and the migration state in it.
+pub async fn load_state(conn: &Connection, sides: &Sides) -> Result<(Option<Journal>, Option<NsState>), NsError> {
+    let journal = Journal::load(conn, &sides.legacy).await?;
+    let state = match journal.as_ref().and_then(|j| j.extensions.get(STATE_KEY)) {
+        None => None,
+        Some(v) => Some(
+            serde_json::from_value::<NsState>(v.clone())
+                .map_err(|e| NsError::BadState { namespace: sides.legacy.clone(), reason: e.to_string() })?,
+        ),
+    };
+    Ok((journal, state))
+}
+
+/// Read the state, change it, write it back at the version read (a concurrent change by another
+/// operator is a [`PlanError::JournalConflict`]).
+async fn update_state(conn: &Connection, sides: &Sides, f: impl FnOnce(&mut NsState)) -> Result<NsState, NsError> {
+    let journal = Journal::load(conn, &sides.legacy).await?;
+    let mut journal = journal.unwrap_or_else(|| Journal::new(&sides.legacy));
+    let mut st = match journal.extensions.get(STATE_KEY) {
+        Some(v) => serde_json::from_value::<NsState>(v.clone())
+            .map_err(|e| NsError::BadState { namespace: sides.legacy.clone(), reason: e.to_string() })?,
+        None => NsState::new(sides, Default::default()),
+    };
+    f(&mut st);
+    journal.extensions.insert(STATE_KEY.to_string(), serde_json::to_value(&st).expect("state serializes"));
+    journal.save(conn).await?;
+    Ok(st)
+}
+
+fn event(opts: &RunOptions, action: &str, from: u8, to: u8, result: impl Into<String>, gates: Vec<GateResult>) -> Event {
+    Event { at: now(), who: opts.actor.clone(), action: action.into(), from, to, result: result.into(), gates }
+}
+
+/// Record that a step begins (before its first write).
+async fn begin(conn: &Connection, sides: &Sides, opts: &RunOptions, action: &str, to: u8) -> Result<(), NsError> {
+    if opts.dry_run != DryRun::None {
+        return Ok(());
+    }
+    let pending = Pending { action: action.into(), to, at: now(), who: opts.actor.clone(), error: None };
+    update_state(conn, sides, |s| s.pending = Some(pending)).await?;
+    Ok(())
+}
+
+/// Record the error that stopped a step (best effort: the original error is what matters).
+async fn record_failure(conn: &Connection, sides: &Sides, opts: &RunOptions, err: &NsError) {
+    if opts.dry_run != DryRun::None {
+        return;
+    }
+    let message = err.to_string();
+    let _ = update_state(conn, sides, |s| {
+        if let Some(p) = &mut s.pending {
+            p.error = Some(message.clone());
+            let e = Event {
+                at: now(),
+                who: opts.actor.clone(),
+                action: p.action.clone(),
+                from: s.weight,
+                to: p.to,
+                result: format!("failed: {message}"),
+                gates: vec![],
+            };
+            s.history.push(e);
+        }
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading the cluster
+
+const LEGACY_KINDS: [&Kind; 8] = [
+    &kinds::DEPLOYMENT,
+    &kinds::STATEFUL_SET,
+    &kinds::DAEMON_SET,
+    &kinds::SERVICE,
+    &kinds::SERVICE_ACCOUNT,
+    &kinds::CONFIG_MAP,
+    &kinds::JOB,
+    &kinds::CRON_JOB,
+];
+
+fn is_workload(kind: &str) -> bool {
+    copy::WORKLOAD_KINDS.contains(&kind)
+}
+
+fn workload_kind(kind: &str) -> &'static Kind {
+    match kind {
+        "StatefulSet" => &kinds::STATEFUL_SET,
+        "DaemonSet" => &kinds::DAEMON_SET,
+        _ => &kinds::DEPLOYMENT,
+    }
+}
+
+async fn namespace_exists(conn: &Connection, name: &str) -> Result<bool, NsError> {
+    let api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(conn.client.clone());
+    match api.get_opt(name).await {
+        Ok(ns) => Ok(ns.is_some()),
+        Err(e) => Err(NsError::Plan(PlanError::Cluster(ClusterError::Api {
+            verb: "get",
+            resource: format!("namespaces/{name}"),
+            message: e.to_string(),
+            source: e,
+        }))),
+    }
+}
+
+async fn objects(conn: &Connection, kinds: &[&'static Kind], namespace: &str) -> Result<Vec<Value>, NsError> {
+    let inv = cluster::load(conn, kinds, &[], Some(namespace)).await?;
+    for k in kinds {
+        if let Some(why) = inv.availability(k) {
+            return Err(refused(format!("cannot read {} in namespace {namespace}: {why:?}", k.resource())));
+        }
+    }
+    Ok(inv.objects().iter().map(|o| o.value.clone()).collect())
+}
+
+fn name_of(v: &Value) -> &str {
+    v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default()
+}
+
+fn kind_of(v: &Value) -> &str {
+    v.get("kind").and_then(Value::as_str).unwrap_or_default()
+}
+
+fn target_of(kind: &str, namespace: &str, name: &str) -> Target {
+    let k = workload_kind(kind);
+    Target::new(&k.api_version(), k.kind, Some(namespace), name)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plans
+
+async fn run_plan(
+    conn: &Connection,
+    plan: &Plan,
+    opts: &RunOptions,
+    report: &mut Report,
+    events: &mut dyn FnMut(NsEvent),
+) -> Result<(), NsError> {
+    match opts.dry_run {
+        DryRun::Client => {
+            let mut previews = plan::preview(conn, plan).await?;
+            for p in &mut previews {
+                if p.target.kind == "Secret" && !p.diff.is_empty() {
+                    p.diff = format!("--- a/{t}\n+++ b/{t}\n(Secret values are not shown)\n", t = p.target);
+                }
+            }
+            report.previews.extend(previews);
+            report.objects.extend(plan.objects().into_iter().map(redact));
+            let exec = ExecOptions { dry_run: DryRun::Client, timeout: opts.timeout, actor: opts.actor.clone() };
+            let out = plan::execute(conn, plan, &exec, &mut |p| events(NsEvent::Plan(p))).await?;
+            report.outcomes.extend(out);
+        }
+        mode => {
+            let exec = ExecOptions { dry_run: mode, timeout: opts.timeout, actor: opts.actor.clone() };
+            let out = plan::execute(conn, plan, &exec, &mut |p| events(NsEvent::Plan(p))).await?;
+            report.outcomes.extend(out);
+        }
+    }
+    Ok(())
+}
+
+/// Secret values never leave the process: `data`/`stringData` values are replaced.
+fn redact(mut v: Value) -> Value {
+    if kind_of(&v) == "Secret" {
+        for key in ["data", "stringData"] {
+            if let Some(m) = v.get_mut(key).and_then(Value::as_object_mut) {
+                for val in m.values_mut() {
+                    *val = json!("<redacted>");
+                }
+            }
+        }
+    }
+    v
+}
+
+/// The routing plan for `weight` over the recorded Services (built from their mesh copies, which
+/// have the legacy Services' ports).
+async fn routing_changes(conn: &Connection, sides: &Sides, st: &NsState, weight: u8) -> Result<Vec<Change>, NsError> {
+    let services = objects(conn, &[&kinds::SERVICE], &sides.mesh).await?;
+    let mut changes = Vec::new();
+    for name in &st.services {
+        let Some(svc) = services.iter().find(|s| name_of(s) == name) else {
+            return Err(refused(format!(
+                "Service {}/{name} is missing: the mesh side is incomplete; run `kubectl mesh-migrate ns create {}` again (it resumes) or `ns rollback {}`",
+                sides.mesh, sides.legacy, sides.legacy
+            )));
+        };
+        changes.push(Change::Apply { object: routing::virtual_service(sides, svc, weight) });
+    }
+    Ok(changes)
+}
+
+// ---------------------------------------------------------------------------------------------
+// create
+
+/// `ns create`.
+pub async fn create(
+    conn: &Connection,
+    sides: &Sides,
+    copy_opts: &CopyOptions,
+    policy: &TrafficPolicy,
+    allow_pod_security_violations: bool,
+    opts: &RunOptions,
+    events: &mut dyn FnMut(NsEvent),
+) -> Result<Report, NsError> {
+    let (_, st) = load_state(conn, sides).await?;
+    let mode = state::check_create(st.as_ref()).map_err(refused)?;
+    if !namespace_exists(conn, &sides.legacy).await? {
+        return Err(refused(format!("namespace {} does not exist", sides.legacy)));
+    }
+    let mut wanted: Vec<&'static Kind> = LEGACY_KINDS.to_vec();
+    if copy_opts.secrets {
+        wanted.push(&kinds::SECRET);
+    }
+    let legacy = objects(conn, &wanted, &sides.legacy).await?;
+    // The Istio routing kinds must be served (Istio's CRDs installed).
+    let istio = cluster::load(conn, &[&kinds::VIRTUAL_SERVICE, &kinds::DESTINATION_RULE], &[], Some(&sides.legacy)).await?;
+    for k in [&kinds::VIRTUAL_SERVICE, &kinds::DESTINATION_RULE] {
+        if istio.availability(k).is_some() {
+            return Err(refused(format!(
+                "the cluster does not serve {} ({}): install Istio (its CRDs) before creating the mesh side",
+                k.kind,
+                k.api_version()
+            )));
+        }
+    }
+    let set: CopySet = copy::copy_namespace(sides, &legacy, copy_opts);
+    if !set.violations.is_empty() && !allow_pod_security_violations {
+        let list: Vec<String> = set.violations.iter().map(|v| format!("  {}: {}", v.object, v.problem)).collect();
+        return Err(refused(format!(
+            "{} would reject these pods of the copies (Pod Security level {:?} on {}):\n{}\nfix the pod templates, or choose a level with --pod-security (or pass --allow-pod-security-violations to label the namespace anyway)",
+            sides.mesh,
+            copy_opts.pod_security,
+            sides.mesh,
+            list.join("\n")
+        )));
+    }
+    let legacy_services: Vec<Value> = legacy.iter().filter(|o| kind_of(o) == "Service").cloned().collect();
+    let (routable, unrouted) = routing::routable(&legacy_services);
+    let workloads: Vec<WorkloadRecord> = set
+        .objects
+        .iter()
+        .filter(|o| is_workload(kind_of(o)))
+        .map(|o| WorkloadRecord {
+            kind: kind_of(o).to_string(),
+            name: name_of(o).to_string(),
+            replicas: o.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1),
+        })
+        .collect();
+    let service_names: Vec<String> = routable.iter().map(|s| name_of(s).to_string()).collect();
+
+    let mut plan = Plan::new("ns-create", &sides.legacy);
+    plan.push(Change::Apply { object: set.namespace.clone() });
+    let mesh_exists = namespace_exists(conn, &sides.mesh).await?;
+    let mut report = Report {
+        namespace: sides.legacy.clone(),
+        mesh_namespace: sides.mesh.clone(),
+        command: "create".into(),
+        dry_run: opts.dry_run,
+        weight: 0,
+        passed: true,
+        ..Report::default()
+    };
+    // A server dry run cannot create objects in a namespace it did not create.
+    let partial_dry_run = opts.dry_run == DryRun::Server && !mesh_exists;
+    if partial_dry_run {
+        report.notes.push(format!(
+            "server dry run: namespace {} does not exist yet, so only the Namespace was sent; its {} objects were not",
+            sides.mesh,
+            set.objects.len() + 2 * routable.len()
+        ));
+    } else {
+        for o in &set.objects {
+            plan.push(Change::Apply { object: o.clone() });
+        }
+        if mode == CreateMode::Recreate {
+            for w in &workloads {
+                plan.push(Change::Scale { target: target_of(&w.kind, &sides.mesh, &w.name), replicas: w.replicas });
+            }
+        }
+        let targets: Vec<Target> = workloads.iter().map(|w| target_of(&w.kind, &sides.mesh, &w.name)).collect();
+        if !targets.is_empty() {
+            plan.push(Change::WaitReady { targets });
+        }
+        for s in &routable {
+            plan.push(Change::Apply { object: routing::destination_rule(sides, s, policy) });
+        }
+        for s in &routable {
+            plan.push(Change::Apply { object: routing::virtual_service(sides, s, 0) });
+        }
+    }
+    if mode == CreateMode::Resume && st.as_ref().is_some_and(|s| s.phase == Phase::Aborted) {
+        report.notes.push("the last gate failure left the routing at 0 %; applying the mesh side again".into());
+    }
+    report.copy = Some(CopySummary {
+        copied: set.objects.iter().map(copy::object_name).collect(),
+        skipped: set.skipped.clone(),
+        adjustments: set.adjustments.clone(),
+        unrouted: unrouted.clone(),
+    });
+    for v in &set.violations {
+        report.notes.push(format!("pod security: {}: {}", v.object, v.problem));
+    }
+    if !copy_opts.secrets {
+        report.notes.push("Secrets are not copied (--copy-secrets copies them)".into());
+    }
+
+    begin(conn, sides, opts, "create", 0).await?;
+    if let Err(e) = run_plan(conn, &plan, opts, &mut report, events).await {
+        record_failure(conn, sides, opts, &e).await;
+        return Err(e);
+    }
+    if opts.dry_run != DryRun::None {
+        report.phase = st.as_ref().map(|s| s.phase);
+        return Ok(report);
+    }
+    let restarts = mesh_restarts(conn, sides).await?;
+    let data_plane = copy_opts.data_plane.clone();
+    let who = opts.clone();
+    let st = update_state(conn, sides, move |s| {
+        let from = s.weight;
+        s.phase = Phase::Created;
+        s.weight = 0;
+        s.data_plane = data_plane;
+        s.services = service_names;
+        s.workloads = workloads;
+        s.restart_baseline = restarts;
+        s.pending = None;
+        s.failed_at = None;
+        let what = match mode {
+            CreateMode::Fresh => "mesh side created",
+            CreateMode::Resume => "mesh side applied again",
+            CreateMode::Recreate => "mesh side scaled up again",
+        };
+        s.history.push(event(&who, "create", from, 0, what, vec![]));
+    })
+    .await?;
+    report.phase = Some(st.phase);
+    Ok(report)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gates
+
+async fn mesh_restarts(conn: &Connection, sides: &Sides) -> Result<u64, NsError> {
+    let pods = objects(conn, &[&kinds::POD], &sides.mesh).await?;
+    Ok(gates::restart_count(&pods))
+}
+
+/// Check every gate now.
+pub async fn check_gates(conn: &Connection, sides: &Sides, st: &NsState, g: &GateOptions) -> Result<Vec<GateResult>, NsError> {
+    let live = objects(conn, &[&kinds::DEPLOYMENT, &kinds::STATEFUL_SET, &kinds::DAEMON_SET, &kinds::POD], &sides.mesh).await?;
+    let mut present = Vec::new();
+    let mut missing = Vec::new();
+    for w in &st.workloads {
+        match live.iter().find(|o| kind_of(o) == w.kind && name_of(o) == w.name) {
+            Some(o) => present.push(o.clone()),
+            None => missing.push(format!("{}/{}", w.kind, w.name)),
+        }
+    }
+    let pods: Vec<Value> = live.iter().filter(|o| kind_of(o) == "Pod").cloned().collect();
+    let mut results =
+        vec![gates::readiness(&present, &missing), gates::restarts(gates::restart_count(&pods), st.restart_baseline, &g.thresholds)];
+    if let Some(prom) = &g.prometheus {
+        let t = Some(unix_now());
+        let window = &g.thresholds.window;
+        let sr = prom.query(&gates::success_rate_query(&sides.mesh, window), t).await;
+        results.push(gates::success_rate(&sr, &g.thresholds));
+        let p99 = prom.query(&gates::p99_query(&sides.mesh, window), t).await;
+        results.push(gates::latency(&p99, &g.thresholds));
+    }
+    Ok(results)
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// Watch the gates for `g.interval` (checking every `g.check_every`); the first failed check
+/// ends the watch. With a zero interval the gates are checked once.
+async fn watch(
+    conn: &Connection,
+    sides: &Sides,
+    st: &NsState,
+    g: &GateOptions,
+    events: &mut dyn FnMut(NsEvent),
+) -> Result<Vec<GateResult>, NsError> {
+    let start = Instant::now();
+    if !g.interval.is_zero() {
+        events(NsEvent::Note(format!("watching {} % for {} before the next step", st.weight, human(g.interval))));
+    }
+    loop {
+        let elapsed = start.elapsed();
+        let remaining = g.interval.saturating_sub(elapsed);
+        if !remaining.is_zero() {
+            let every = if g.check_every.is_zero() { remaining } else { g.check_every.min(remaining) };
+            tokio::time::sleep(every).await;
+        }
+        let results = check_gates(conn, sides, st, g).await?;
+        events(NsEvent::Gates { weight: st.weight, results: results.clone() });
+        if !gates::all_passed(&results) || start.elapsed() >= g.interval {
+            return Ok(results);
+        }
+    }
+}
+
+/// `30m`, `1h30m`, `250ms`.
+pub fn human(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let s = d.as_secs();
+    let (h, m, s) = (s / 3600, (s % 3600) / 60, s % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if s > 0 || out.is_empty() {
+        out.push_str(&format!("{s}s"));
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// shift
+
+/// `ns shift`: one weight, or a schedule of weights (`steps`), gates between steps.
+pub async fn shift(
+    conn: &Connection,
+    sides: &Sides,
+    steps: &[u8],
+    allow_decrease: bool,
+    g: &GateOptions,
+    opts: &RunOptions,
+    events: &mut dyn FnMut(NsEvent),
+) -> Result<Report, NsError> {
+    let (_, st) = load_state(conn, sides).await?;
+    let mut report = Report {
+        namespace: sides.legacy.clone(),
+        mesh_namespace: sides.mesh.clone(),
+        command: "shift".into(),
+        dry_run: opts.dry_run,
+        passed: true,
+        ..Report::default()
+    };
+    let todo: Vec<u8> = if steps.len() == 1 {
+        // `Same` is applied again too: it finishes a shift that was interrupted half-way.
+        match state::check_shift(st.as_ref(), &sides.legacy, steps[0], allow_decrease).map_err(refused)? {
+            ShiftDecision::Same | ShiftDecision::Move { .. } => vec![steps[0]],
+        }
+    } else {
+        let rest = state::remaining_steps(st.as_ref(), &sides.legacy, steps).map_err(refused)?;
+        let done: Vec<String> = steps.iter().filter(|w| !rest.contains(w)).map(|w| format!("{w} %")).collect();
+        if !done.is_empty() {
+            report.notes.push(format!("already reached: {} (resuming the schedule)", done.join(", ")));
+        }
+        rest
+    };
+    let mut st = st.expect("checked above");
+    report.weight = st.weight;
+    report.phase = Some(st.phase);
+    if let Some(p) = &st.pending {
+        report.notes.push(format!("the `{}` to {} % started at {} by {} did not finish; resuming", p.action, p.to, p.at, p.who));
+    }
+    if todo.is_empty() {
+        report.notes.push(format!("nothing to do: {} is at {} %", sides.legacy, st.weight));
+        return Ok(report);
+    }
+    if opts.dry_run != DryRun::None {
+        // Preview the first step only: later steps depend on the gates.
+        let to = todo[0];
+        let mut plan = Plan::new("ns-shift", &sides.legacy);
+        plan.changes = routing_changes(conn, sides, &st, to).await?;
+        run_plan(conn, &plan, opts, &mut report, events).await?;
+        if todo.len() > 1 {
+            report
+                .notes
+                .push(format!("then, if the gates pass: {}", todo[1..].iter().map(|w| format!("{w} %")).collect::<Vec<_>>().join(", ")));
+        }
+        report.weight = to;
+        return Ok(report);
+    }
+    if todo.len() > 1 {
+        let schedule = state::Schedule { steps: steps.to_vec(), interval_ms: g.interval.as_millis() as u64 };
+        st = update_state(conn, sides, |s| s.schedule = Some(schedule)).await?;
+    }
+    let last = *todo.last().expect("non-empty");
+    for to in todo {
+        let from = st.weight;
+        events(NsEvent::Note(format!("weight {from} % -> {to} %")));
+        st = set_weight(conn, sides, &st, to, "shift", opts, &mut report, events).await?;
+        report.weight = st.weight;
+        report.phase = Some(st.phase);
+        let results = watch(conn, sides, &st, g, events).await?;
+        report.gates = results.clone();
+        if !gates::all_passed(&results) {
+            report.passed = false;
+            st = gate_failed(conn, sides, &st, results, g.on_failure, opts, &mut report, events).await?;
+            report.weight = st.weight;
+            report.phase = Some(st.phase);
+            return Ok(report);
+        }
+        let gr = results.clone();
+        let who = opts.clone();
+        let schedule_done = to == last;
+        st = update_state(conn, sides, move |s| {
+            s.history.push(event(&who, "gates", s.weight, s.weight, "passed", gr));
+            if schedule_done {
+                s.schedule = None;
+            }
+        })
+        .await?;
+    }
+    Ok(report)
+}
+
+/// Apply the routing at `to` and record it (pending first, then the new weight).
+#[allow(clippy::too_many_arguments)]
+async fn set_weight(
+    conn: &Connection,
+    sides: &Sides,
+    st: &NsState,
+    to: u8,
+    action: &str,
+    opts: &RunOptions,
+    report: &mut Report,
+    events: &mut dyn FnMut(NsEvent),
+) -> Result<NsState, NsError> {
+    let mut plan = Plan::new("ns-shift", &sides.legacy);
+    plan.changes = routing_changes(conn, sides, st, to).await?;
+    begin(conn, sides, opts, action, to).await?;
+    if let Err(e) = run_plan(conn, &plan, opts, report, events).await {
+        record_failure(conn, sides, opts, &e).await;
+        return Err(e);
+    }
+    let restarts = mesh_restarts(conn, sides).await?;
+    let who = opts.clone();
+    let action = action.to_string();
+    update_state(conn, sides, move |s| {
+        let from = s.weight;
+        s.weight = to;
+        s.phase = if to == 0 { Phase::Created } else { Phase::Shifting };
+        s.failed_at = None;
+        s.pending = None;
+        s.restart_baseline = restarts;
+        s.history.push(event(&who, &action, from, to, "ok", vec![]));
+    })
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn gate_failed(
+    conn: &Connection,
+    sides: &Sides,
+    st: &NsState,
+    results: Vec<GateResult>,
+    policy: OnFailure,
+    opts: &RunOptions,
+    report: &mut Report,
+    events: &mut dyn FnMut(NsEvent),
+) -> Result<NsState, NsError> {
+    let at = st.weight;
+    let why = gates::failures(&results);
+    match policy {
+        OnFailure::Rollback => {
+            events(NsEvent::Note(format!("gate failed at {at} %: {why}; moving traffic back to 0 %")));
+            let mut plan = Plan::new("ns-shift", &sides.legacy);
+            plan.changes = routing_changes(conn, sides, st, 0).await?;
+            begin(conn, sides, opts, "gate-rollback", 0).await?;
+            if let Err(e) = run_plan(conn, &plan, opts, report, events).await {
+                record_failure(conn, sides, opts, &e).await;
+                return Err(e);
+            }
+            report.notes.push(format!("gate failed at {at} %: {why}; traffic is back at 0 %, the mesh side still runs"));
+        }
+        OnFailure::Freeze => {
+            events(NsEvent::Note(format!("gate failed at {at} %: {why}; holding the weight")));
+            report.notes.push(format!("gate failed at {at} %: {why}; the weight is frozen at {at} % for a human to decide"));
+        }
+    }
+    let who = opts.clone();
+    update_state(conn, sides, move |s| {
+        s.pending = None;
+        state::after_gate_failure(s, policy);
+        let result = match policy {
+            OnFailure::Rollback => format!("rolled back to 0 %: {why}"),
+            OnFailure::Freeze => format!("frozen at {at} %: {why}"),
+        };
+        s.history.push(event(&who, "gate-failed", at, s.weight, result, results));
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// complete and rollback
+
+async fn legacy_workloads(conn: &Connection, sides: &Sides) -> Result<Vec<Value>, NsError> {
+    objects(conn, &[&kinds::DEPLOYMENT, &kinds::STATEFUL_SET, &kinds::DAEMON_SET], &sides.legacy).await
+}
+
+/// `ns complete`: 100 % (gates checked), then the legacy workloads scaled to zero (or deleted).
+pub async fn complete(
+    conn: &Connection,
+    sides: &Sides,
+    delete_legacy: bool,
+    g: &GateOptions,
+    opts: &RunOptions,
+    events: &mut dyn FnMut(NsEvent),
+) -> Result<Report, NsError> {
+    let (_, st) = load_state(conn, sides).await?;
+    let mode = state::check_complete(st.as_ref(), &sides.legacy, delete_legacy).map_err(refused)?;
+    let mut st = st.expect("checked above");
+    let mut report = Report {
+        namespace: sides.legacy.clone(),
+        mesh_namespace: sides.mesh.clone(),
+        command: "complete".into(),
+        dry_run: opts.dry_run,
+        weight: st.weight,
+        phase: Some(st.phase),
+        passed: true,
+        ..Report::default()
+    };
+    if mode == CompleteMode::Done {
+        report.notes.push(format!("nothing to do: the migration of {} is complete", sides.legacy));
+        return Ok(report);
+    }
+    let legacy = legacy_workloads(conn, sides).await?;
+    let recorded: Vec<&WorkloadRecord> = st.workloads.iter().collect();
+    let targets: Vec<(Target, i64)> = legacy
+        .iter()
+        .filter(|o| recorded.iter().any(|w| w.kind == kind_of(o) && w.name == name_of(o)))
+        .map(|o| (target_of(kind_of(o), &sides.legacy, name_of(o)), o.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)))
+        .collect();
+    if opts.dry_run != DryRun::None {
+        let mut plan = Plan::new("ns-complete", &sides.legacy);
+        if mode == CompleteMode::Complete && st.weight < 100 {
+            plan.changes = routing_changes(conn, sides, &st, 100).await?;
+        }
+        for (t, _) in &targets {
+            plan.push(if delete_legacy { Change::Delete { target: t.clone() } } else { Change::Scale { target: t.clone(), replicas: 0 } });
+        }
+        run_plan(conn, &plan, opts, &mut report, events).await?;
+        report.weight = 100;
+        return Ok(report);
+    }
+    if mode == CompleteMode::Complete {
+        // The mesh side must be healthy at its current weight before taking all traffic.
+        if st.weight < 100 {
+            events(NsEvent::Note(format!("weight {} % -> 100 %", st.weight)));
+            st = set_weight(conn, sides, &st, 100, "shift", opts, &mut report, events).await?;
+            report.weight = 100;
+        }
+        let gw = GateOptions { interval: g.interval, ..g.clone() };
+        let results = watch(conn, sides, &st, &gw, events).await?;
+        report.gates = results.clone();
+        if !gates::all_passed(&results) {
+            report.passed = false;
+            st = gate_failed(conn, sides, &st, results, g.on_failure, opts, &mut report, events).await?;
+            report.weight = st.weight;
+            report.phase = Some(st.phase);
+            return Ok(report);
+        }
+    }
+    let replicas: BTreeMap<String, i64> = targets.iter().map(|(t, r)| (format!("{}/{}", t.kind, t.name), *r)).collect();
+    let keep = replicas.clone();
+    begin(conn, sides, opts, "complete", 100).await?;
+    // Remember the legacy replicas before the first scale, unless an earlier run did.
+    update_state(conn, sides, move |s| {
+        for (k, v) in keep {
+            if v > 0 {
+                s.legacy_replicas.entry(k).or_insert(v);
+            }
+        }
+    })
+    .await?;
+    let mut plan = Plan::new("ns-complete", &sides.legacy);
+    for (t, _) in &targets {
+        plan.push(if delete_legacy { Change::Delete { target: t.clone() } } else { Change::Scale { target: t.clone(), replicas: 0 } });
+    }
+    if let Err(e) = run_plan(conn, &plan, opts, &mut report, events).await {
+        record_failure(conn, sides, opts, &e).await;
+        return Err(e);
+    }
+    let who = opts.clone();
+    let st = update_state(conn, sides, move |s| {
+        s.phase = Phase::Completed;
+        s.pending = None;
+        s.schedule = None;
+        s.legacy_deleted = s.legacy_deleted || delete_legacy;
+        let what = if delete_legacy { "legacy workloads deleted" } else { "legacy workloads scaled to zero" };
+        s.history.push(event(&who, "complete", s.weight, 100, what, vec![]));
+    })
+    .await?;
+    report.phase = Some(st.phase);
+    report.weight = st.weight;
+    Ok(report)
+}
+
+/// `ns rollback`: 0 %, then the mesh workloads scaled to zero; the legacy side is untouched
+/// (after `complete` its workloads are first scaled back to their recorded replicas and waited
+/// for).
+pub async fn rollback(conn: &Connection, sides: &Sides, opts: &RunOptions, events: &mut dyn FnMut(NsEvent)) -> Result<Report, NsError> {
+    let (_, st) = load_state(conn, sides).await?;
+    state::check_rollback(st.as_ref(), &sides.legacy).map_err(refused)?;
+    let st = st.expect("checked above");
+    let mut report = Report {
+        namespace: sides.legacy.clone(),
+        mesh_namespace: sides.mesh.clone(),
+        command: "rollback".into(),
+        dry_run: opts.dry_run,
+        weight: st.weight,
+        phase: Some(st.phase),
+        passed: true,
+        ..Report::default()
+    };
+    let mut plan = Plan::new("ns-rollback", &sides.legacy);
+    if !st.legacy_replicas.is_empty() {
+        let mut targets = Vec::new();
+        for (key, replicas) in &st.legacy_replicas {
+            let (kind, name) = key.split_once('/').unwrap_or(("Deployment", key));
+            let t = target_of(kind, &sides.legacy, name);
+            plan.push(Change::Scale { target: t.clone(), replicas: *replicas });
+            targets.push(t);
+        }
+        plan.push(Change::WaitReady { targets });
+    }
+    plan.changes.extend(routing_changes(conn, sides, &st, 0).await?);
+    let mesh_live = objects(conn, &[&kinds::DEPLOYMENT, &kinds::STATEFUL_SET, &kinds::DAEMON_SET], &sides.mesh).await?;
+    for w in &st.workloads {
+        if w.kind == "DaemonSet" {
+            continue;
+        }
+        if mesh_live.iter().any(|o| kind_of(o) == w.kind && name_of(o) == w.name) {
+            plan.push(Change::Scale { target: target_of(&w.kind, &sides.mesh, &w.name), replicas: 0 });
+        }
+    }
+    if st.workloads.iter().any(|w| w.kind == "DaemonSet") {
+        report.notes.push("DaemonSets cannot be scaled: their copies keep running (with no traffic routed to them)".into());
+    }
+    begin(conn, sides, opts, "rollback", 0).await?;
+    if let Err(e) = run_plan(conn, &plan, opts, &mut report, events).await {
+        record_failure(conn, sides, opts, &e).await;
+        return Err(e);
+    }
+    if opts.dry_run != DryRun::None {
+        report.weight = 0;
+        return Ok(report);
+    }
+    let who = opts.clone();
+    let st = update_state(conn, sides, move |s| {
+        let from = s.weight;
+        s.phase = Phase::RolledBack;
+        s.weight = 0;
+        s.pending = None;
+        s.schedule = None;
+        s.legacy_replicas.clear();
+        s.history.push(event(&who, "rollback", from, 0, "traffic at 0 %, mesh side scaled to zero", vec![]));
+    })
+    .await?;
+    report.phase = Some(st.phase);
+    report.weight = 0;
+    Ok(report)
+}
+
+// ---------------------------------------------------------------------------------------------
+// status and monitor
+
+/// The routing as it is in the cluster, per Service.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteState {
+    pub service: String,
+    /// `None`: missing, or its routes disagree.
+    pub weight: Option<u8>,
+    pub present: bool,
+}
+
+/// `ns status`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    pub namespace: String,
+    pub mesh_namespace: String,
+    pub state: Option<NsState>,
+    pub routes: Vec<RouteState>,
+    /// Differences between the recorded state and the cluster, explained.
+    pub problems: Vec<String>,
+    /// The journal's record of the last `ns-*` engine step that did not complete.
+    pub next: String,
+}
+
+pub async fn status(conn: &Connection, sides: &Sides) -> Result<Status, NsError> {
+    let (journal, st) = load_state(conn, sides).await?;
+    let mut problems = Vec::new();
+    let mut routes = Vec::new();
+    let Some(s) = st else {
+        return Ok(Status {
+            namespace: sides.legacy.clone(),
+            mesh_namespace: sides.mesh.clone(),
+            state: None,
+            routes,
+            problems,
+            next: format!("kubectl mesh-migrate ns create {}", sides.legacy),
+        });
+    };
+    if namespace_exists(conn, &sides.mesh).await? {
+        let vss = objects(conn, &[&kinds::VIRTUAL_SERVICE], &sides.mesh).await.unwrap_or_default();
+        for name in &s.services {
+            let vs = vss.iter().find(|v| name_of(v) == name);
+            let weight = vs.and_then(|v| routing::weight_of(sides, v));
+            routes.push(RouteState { service: name.clone(), weight, present: vs.is_some() });
+            match (vs, weight) {
+                (None, _) if s.phase != Phase::RolledBack || s.weight > 0 => {
+                    problems.push(format!("VirtualService {}/{name} is missing", sides.mesh))
+                }
+                (Some(_), None) => problems.push(format!("VirtualService {}/{name}: its routes disagree or do not sum to 100 (edited by hand?)", sides.mesh)),
+                (Some(_), Some(w)) if w != s.weight && s.pending.is_none() => problems.push(format!(
+                    "VirtualService {}/{name} routes {w} % to the mesh, but the recorded weight is {} %: it was changed outside this tool; `ns shift {} {}` (with --allow-decrease if lower) restores the recorded weight",
+                    sides.mesh, s.weight, sides.legacy, s.weight
+                )),
+                _ => {}
+            }
+        }
+    } else {
+        problems.push(format!("namespace {} does not exist", sides.mesh));
+    }
+    if let Some(p) = &s.pending {
+        let applied: Vec<String> = routes.iter().filter(|r| r.weight == Some(p.to)).map(|r| r.service.clone()).collect();
+        let mut msg = format!("the `{}` to {} % started at {} by {} did not finish", p.action, p.to, p.at, p.who);
+        if let Some(e) = &p.error {
+            msg.push_str(&format!(": {e}"));
+        }
+        if p.action == "shift" || p.action == "gate-rollback" {
+            msg.push_str(&format!(
+                "; {} of {} VirtualServices already route {} % (the recorded weight stays {} % until all do)",
+                applied.len(),
+                routes.len(),
+                p.to,
+                s.weight
+            ));
+        }
+        problems.push(msg);
+    }
+    if let Some(j) = &journal
+        && let Some(last) = j.steps.iter().rev().find(|r| r.step.starts_with("ns-"))
+        && last.status == plan::StepStatus::Failed
+        && s.pending.is_some()
+    {
+        problems.push(format!(
+            "journal: step {} by {} at {} failed{}",
+            last.step,
+            last.who,
+            last.started_at,
+            last.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+        ));
+    }
+    let next = s.next_step();
+    Ok(Status { namespace: sides.legacy.clone(), mesh_namespace: sides.mesh.clone(), state: Some(s), routes, problems, next })
+}
+
+/// One side in a monitor sample.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SideSample {
+    pub namespace: String,
+    pub ready_pods: i64,
+    pub desired_pods: i64,
+    pub restarts: u64,
+    /// Percent, when Prometheus answered.
+    pub success_rate: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
+/// One refresh of `ns monitor`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sample {
+    pub at: String,
+    pub phase: Option<Phase>,
+    /// The recorded weight.
+    pub weight: u8,
+    pub legacy: SideSample,
+    pub mesh: SideSample,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+async fn side(
+    conn: &Connection,
+    ns: &str,
+    names: &[WorkloadRecord],
+    prom: Option<&Prometheus>,
+    reporter: &str,
+    window: &str,
+) -> Result<(SideSample, Vec<String>), NsError> {
+    let mut notes = Vec::new();
+    let live = if namespace_exists(conn, ns).await? {
+        objects(conn, &[&kinds::DEPLOYMENT, &kinds::STATEFUL_SET, &kinds::DAEMON_SET, &kinds::POD], ns).await?
+    } else {
+        Vec::new()
+    };
+    let mut ready = 0;
+    let mut desired = 0;
+    for w in names {
+        if let Some(o) = live.iter().find(|o| kind_of(o) == w.kind && name_of(o) == w.name) {
+            let r = plan::workload_ready(&w.kind, o);
+            ready += r.ready_pods;
+            desired += r.desired;
+        }
+    }
+    let pods: Vec<Value> = live.iter().filter(|o| kind_of(o) == "Pod").cloned().collect();
+    let mut s = SideSample {
+        namespace: ns.to_string(),
+        ready_pods: ready,
+        desired_pods: desired,
+        restarts: gates::restart_count(&pods),
+        success_rate: None,
+        p99_ms: None,
+    };
+    if let Some(p) = prom {
+        let t = Some(unix_now());
+        match p.query(&gates::success_rate_query_by(ns, reporter, window), t).await {
+            Ok(v) => s.success_rate = v.map(|r| r * 100.0),
+            Err(e) => notes.push(e),
+        }
+        match p.query(&gates::p99_query_by(ns, reporter, window), t).await {
+            Ok(v) => s.p99_ms = v,
+            Err(e) => notes.push(e),
+        }
+    }
+    Ok((s, notes))
+}
+
+/// One monitor sample: weight, and per side readiness, restarts, success rate and p99.
+pub async fn sample(conn: &Connection, sides: &Sides, prom: Option<&Prometheus>, window: &str) -> Result<Sample, NsError> {
+    let (_, st) = load_state(conn, sides).await?;
+    let Some(st) = st else {
+        return Err(refused(format!(
+            "no migration of {} is recorded: run `kubectl mesh-migrate ns create {}` first",
+            sides.legacy, sides.legacy
+        )));
+    };
+    // The legacy side has no proxies (sidecar mode): its traffic is what meshed callers report.
+    let (legacy, mut notes) = side(conn, &sides.legacy, &st.workloads, prom, "source", window).await?;
+    let (mesh, more) = side(conn, &sides.mesh, &st.workloads, prom, "destination", window).await?;
+    notes.extend(more);
+    notes.dedup();
+    Ok(Sample { at: now(), phase: Some(st.phase), weight: st.weight, legacy, mesh, notes })
+}

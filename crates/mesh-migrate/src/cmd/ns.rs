@@ -1,0 +1,628 @@
+//! `kubectl mesh-migrate ns`: the namespace-based migration path. Glue only: flags to options,
+//! reports to text; the work is in `meshmove_core::nsmigrate`.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow};
+use clap::{Args, Subcommand, ValueEnum};
+use meshmove_cli::render::{structured, table};
+use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat};
+use meshmove_core::cluster::{Connection, parse_timeout};
+use meshmove_core::nsmigrate::copy::CopyOptions;
+use meshmove_core::nsmigrate::gates::{GateResult, Thresholds, fmt_num};
+use meshmove_core::nsmigrate::prometheus::Prometheus;
+use meshmove_core::nsmigrate::routing::TrafficPolicy;
+use meshmove_core::nsmigrate::run::{self, GateOptions, NsError, NsEvent, Report, RunOptions};
+use meshmove_core::nsmigrate::state::{self, OnFailure};
+use meshmove_core::nsmigrate::{DataPlane, PodSecurity, Sides};
+use meshmove_core::plan::{self, DryRun, Progress};
+
+#[derive(Subcommand)]
+pub enum NsCommand {
+    /// Create <ns>-mesh beside <ns>: copies of the workloads, Services, ServiceAccounts and
+    /// ConfigMaps, injection and Pod Security labels, routing at 0 %
+    #[command(
+        after_help = "Examples:\n  kubectl mesh-migrate ns create shop\n  kubectl mesh-migrate ns create shop --mode ambient --dry-run=client\n  kubectl mesh-migrate ns create shop --copy-secrets --pod-security baseline"
+    )]
+    Create(CreateArgs),
+    /// Set the share of traffic the mesh side gets (0-100), or run a schedule of steps with
+    /// gates between them
+    #[command(
+        after_help = "Examples:\n  kubectl mesh-migrate ns shift shop 10\n  kubectl mesh-migrate ns shift shop --steps 10,25,50,75,100 --interval 30m --prometheus-url http://localhost:9090\n  kubectl mesh-migrate ns shift shop 25 --allow-decrease"
+    )]
+    Shift(ShiftArgs),
+    /// Watch weight, readiness, restarts, success rate and latency of both sides
+    #[command(
+        after_help = "Examples:\n  kubectl mesh-migrate ns monitor shop --for 30m --prometheus-url http://localhost:9090\n  kubectl mesh-migrate ns monitor shop --for 0s -o json"
+    )]
+    Monitor(MonitorArgs),
+    /// Phase, weight, routing, last gate results and history, from the cluster
+    Status(NsArg),
+    /// Shift to 100 % (gates checked), then scale the legacy workloads to zero
+    #[command(after_help = "Examples:\n  kubectl mesh-migrate ns complete shop\n  kubectl mesh-migrate ns complete shop --delete-legacy")]
+    Complete(CompleteArgs),
+    /// Back to 0 %, mesh workloads scaled to zero; the legacy side is left as it is
+    Rollback(RollbackArgs),
+}
+
+#[derive(Args)]
+pub struct NsArg {
+    /// The legacy namespace (default: -n, else the kubeconfig context's namespace)
+    #[arg(value_name = "NAMESPACE")]
+    namespace: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DryRunArg {
+    /// Write for real
+    None,
+    /// Send nothing: print a diff per object (-o yaml|json: the objects)
+    Client,
+    /// Send every write with dryRun=All: the server validates and persists nothing
+    Server,
+}
+
+#[derive(Args)]
+pub struct WriteArgs {
+    /// none, client or server
+    #[arg(long, value_enum, value_name = "MODE", default_value = "none", num_args = 0..=1, default_missing_value = "client")]
+    dry_run: DryRunArg,
+    /// Longest wait for a rollout
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_timeout)]
+    timeout: Duration,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    Sidecar,
+    Ambient,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PodSecurityArg {
+    Restricted,
+    Baseline,
+    Privileged,
+    /// No Pod Security labels
+    None,
+}
+
+#[derive(Args)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    ns: NsArg,
+    /// Data-plane mode of the mesh namespace
+    #[arg(long, value_enum, default_value = "sidecar")]
+    mode: ModeArg,
+    /// Istio revision to inject (sidecar mode): labels istio.io/rev instead of istio-injection
+    #[arg(long, value_name = "REVISION")]
+    revision: Option<String>,
+    /// Pod Security level the mesh namespace enforces
+    #[arg(long, value_enum, default_value = "restricted")]
+    pod_security: PodSecurityArg,
+    /// Label the namespace even when copies would violate the Pod Security level
+    #[arg(long)]
+    allow_pod_security_violations: bool,
+    /// Copy Secrets too (their values are never printed)
+    #[arg(long)]
+    copy_secrets: bool,
+    #[command(flatten)]
+    write: WriteArgs,
+}
+
+#[derive(Args, Clone)]
+pub struct GateArgs {
+    /// Prometheus base URL for the success-rate and latency gates (its HTTP query API)
+    #[arg(long, value_name = "URL", help_heading = "Gates")]
+    prometheus_url: Option<String>,
+    /// Lowest acceptable success rate of the mesh side, in percent
+    #[arg(long, value_name = "PERCENT", default_value_t = 99.0, help_heading = "Gates")]
+    min_success_rate: f64,
+    /// Highest acceptable p99 latency of the mesh side
+    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = parse_timeout, help_heading = "Gates")]
+    max_p99: Duration,
+    /// Container restarts allowed on the mesh side per step
+    #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Gates")]
+    max_restarts: u64,
+    /// PromQL rate window
+    #[arg(long, value_name = "RANGE", default_value = "5m", value_parser = prom_range, help_heading = "Gates")]
+    window: String,
+    /// What a failed gate does: back to 0 % at once, or hold the weight for a human
+    #[arg(long, value_enum, default_value = "rollback", help_heading = "Gates")]
+    on_failure: OnFailureArg,
+    /// How often gates are checked while a step is watched
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_timeout, help_heading = "Gates")]
+    check_every: Duration,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnFailureArg {
+    Rollback,
+    Freeze,
+}
+
+#[derive(Args)]
+pub struct ShiftArgs {
+    /// The legacy namespace
+    #[arg(value_name = "NAMESPACE")]
+    namespace: Option<String>,
+    /// Mesh weight, 0-100
+    #[arg(value_name = "PERCENT", value_parser = parse_weight, conflicts_with = "steps", required_unless_present = "steps")]
+    percent: Option<u8>,
+    /// Run a schedule of weights, gates checked after each (e.g. 10,25,50,75,100)
+    #[arg(long, value_name = "W1,W2,...", value_parser = parse_steps)]
+    steps: Option<Steps>,
+    /// How long each weight is watched before the next (default 30m with --steps, else 0: check once)
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    interval: Option<Duration>,
+    /// Allow a lower weight than the current one
+    #[arg(long)]
+    allow_decrease: bool,
+    #[command(flatten)]
+    gates: GateArgs,
+    #[command(flatten)]
+    write: WriteArgs,
+}
+
+#[derive(Clone)]
+pub struct Steps(Vec<u8>);
+
+#[derive(Args)]
+pub struct MonitorArgs {
+    #[command(flatten)]
+    ns: NsArg,
+    /// How long to watch (0: one sample)
+    #[arg(long = "for", value_name = "DURATION", default_value = "0s", value_parser = parse_timeout)]
+    duration: Duration,
+    /// Time between refreshes
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
+    every: Duration,
+    /// Prometheus base URL (success rate and latency per side)
+    #[arg(long, value_name = "URL")]
+    prometheus_url: Option<String>,
+    /// PromQL rate window
+    #[arg(long, value_name = "RANGE", default_value = "5m", value_parser = prom_range)]
+    window: String,
+}
+
+#[derive(Args)]
+pub struct CompleteArgs {
+    #[command(flatten)]
+    ns: NsArg,
+    /// Delete the legacy workloads instead of scaling them to zero (no way back afterwards)
+    #[arg(long)]
+    delete_legacy: bool,
+    /// How long 100 % is watched before the legacy side is retired (0: check once)
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_timeout)]
+    interval: Duration,
+    #[command(flatten)]
+    gates: GateArgs,
+    #[command(flatten)]
+    write: WriteArgs,
+}
+
+#[derive(Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    ns: NsArg,
+    #[command(flatten)]
+    write: WriteArgs,
+}
+
+fn parse_weight(s: &str) -> Result<u8, String> {
+    state::parse_weight(s)
+}
+
+fn parse_steps(s: &str) -> Result<Steps, String> {
+    state::parse_steps(s).map(Steps).map_err(|e| e.trim_start_matches("--steps: ").to_string())
+}
+
+/// A PromQL range: digits and a unit (ms, s, m, h, d, w, y), possibly combined (`1h30m`).
+fn prom_range(s: &str) -> Result<String, String> {
+    let re_ok = !s.is_empty() && {
+        let mut rest = s;
+        let mut ok = true;
+        while !rest.is_empty() && ok {
+            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            if digits == 0 {
+                ok = false;
+                break;
+            }
+            rest = &rest[digits..];
+            let unit = ["ms", "s", "m", "h", "d", "w", "y"].into_iter().find(|u| rest.starts_with(u));
+            match unit {
+                Some(u) => rest = &rest[u.len()..],
+                None => ok = false,
+            }
+        }
+        ok
+    };
+    if re_ok { Ok(s.to_string()) } else { Err(format!("`{s}` is not a PromQL range: use e.g. 30s, 5m, 1h")) }
+}
+
+impl WriteArgs {
+    fn options(&self, conn: &Connection) -> RunOptions {
+        let dry_run = match self.dry_run {
+            DryRunArg::None => DryRun::None,
+            DryRunArg::Client => DryRun::Client,
+            DryRunArg::Server => DryRun::Server,
+        };
+        RunOptions { dry_run, timeout: self.timeout, actor: plan::actor(Some(&conn.context)) }
+    }
+}
+
+impl GateArgs {
+    fn options(&self, interval: Duration) -> Result<GateOptions> {
+        if !(0.0..=100.0).contains(&self.min_success_rate) {
+            return Err(anyhow!("--min-success-rate {} is out of range: use 0-100", self.min_success_rate));
+        }
+        let prometheus = self.prometheus_url.as_deref().map(Prometheus::new).transpose().map_err(|e| anyhow!(e))?;
+        Ok(GateOptions {
+            thresholds: Thresholds {
+                min_success_rate: self.min_success_rate,
+                max_p99_ms: self.max_p99.as_secs_f64() * 1000.0,
+                max_restarts: self.max_restarts,
+                window: self.window.clone(),
+            },
+            prometheus,
+            on_failure: match self.on_failure {
+                OnFailureArg::Rollback => OnFailure::Rollback,
+                OnFailureArg::Freeze => OnFailure::Freeze,
+            },
+            interval,
+            check_every: self.check_every,
+        })
+    }
+}
+
+fn legacy_namespace(kube: &KubeFlags, positional: &Option<String>) -> Result<Sides> {
+    let ns = positional.clone().unwrap_or_else(|| kube.options().default_namespace());
+    Sides::new(&ns).map_err(|e| anyhow!(e))
+}
+
+/// Turn a core error into the exit-code contract: refused steps and bad input 2; plan errors by
+/// their class (cluster and conflicts 3, rollout timeouts 1), as `meshmove_cli::exit` maps them.
+fn fail(e: NsError) -> Result<Exit> {
+    match e {
+        NsError::Plan(p) => Err(anyhow::Error::new(p)),
+        other => Err(anyhow::Error::new(other)),
+    }
+}
+
+/// stderr progress: notes, gate checks, rollout waits.
+fn progress(verbose: bool) -> impl FnMut(NsEvent) {
+    let tty = std::io::stderr().is_terminal();
+    move |e| match e {
+        NsEvent::Note(n) => eprintln!("{n}"),
+        NsEvent::Gates { weight, results } => {
+            let summary: Vec<String> =
+                results.iter().map(|g| format!("{} {} {}", g.gate, g.observed, if g.passed { "ok" } else { "FAILED" })).collect();
+            eprintln!("gates at {weight} %: {}", summary.join(", "));
+        }
+        NsEvent::Plan(Progress::Waiting { ready, total, pending }) => {
+            let what = pending.map(|(t, s)| format!(": {} {s}", t.kubectl_name())).unwrap_or_default();
+            if tty {
+                eprint!("\rwaiting for rollouts: {ready}/{total} ready{what}\x1b[K");
+                if ready == total {
+                    eprintln!();
+                }
+            } else if verbose || ready == total {
+                eprintln!("waiting for rollouts: {ready}/{total} ready{what}");
+            }
+        }
+        NsEvent::Plan(Progress::Done(o)) if verbose => eprintln!("{o}"),
+        NsEvent::Plan(_) => {}
+    }
+}
+
+pub fn run(kube: &KubeFlags, output: &OutputFlags, command: NsCommand) -> Result<Exit> {
+    let rt = meshmove_cli::runtime()?;
+    rt.block_on(async {
+        let conn = kube.options().connect().await?;
+        let verbose = output.verbosity > 0;
+        let mut events = progress(verbose);
+        let result = match &command {
+            NsCommand::Create(a) => {
+                let sides = legacy_namespace(kube, &a.ns.namespace)?;
+                let data_plane = match (a.mode, &a.revision) {
+                    (ModeArg::Ambient, Some(_)) => return Err(anyhow!("--revision applies to sidecar mode only")),
+                    (ModeArg::Ambient, None) => DataPlane::Ambient,
+                    (ModeArg::Sidecar, Some(r)) => DataPlane::SidecarRevision { revision: r.clone() },
+                    (ModeArg::Sidecar, None) => DataPlane::Sidecar,
+                };
+                let pod_security = match a.pod_security {
+                    PodSecurityArg::Restricted => PodSecurity::Restricted,
+                    PodSecurityArg::Baseline => PodSecurity::Baseline,
+                    PodSecurityArg::Privileged => PodSecurity::Privileged,
+                    PodSecurityArg::None => PodSecurity::None,
+                };
+                let copy = CopyOptions { data_plane, pod_security, secrets: a.copy_secrets };
+                let opts = a.write.options(&conn);
+                run::create(&conn, &sides, &copy, &TrafficPolicy::default(), a.allow_pod_security_violations, &opts, &mut events).await
+            }
+            NsCommand::Shift(a) => {
+                let sides = legacy_namespace(kube, &a.namespace)?;
+                let (steps, default_interval) = match (&a.steps, a.percent) {
+                    (Some(Steps(s)), _) => (s.clone(), Duration::from_secs(30 * 60)),
+                    (None, Some(p)) => (vec![p], Duration::ZERO),
+                    (None, None) => return Err(anyhow!("give a weight (0-100) or --steps")),
+                };
+                let g = a.gates.options(a.interval.unwrap_or(default_interval))?;
+                let opts = a.write.options(&conn);
+                run::shift(&conn, &sides, &steps, a.allow_decrease, &g, &opts, &mut events).await
+            }
+            NsCommand::Complete(a) => {
+                let sides = legacy_namespace(kube, &a.ns.namespace)?;
+                let g = a.gates.options(a.interval)?;
+                let opts = a.write.options(&conn);
+                run::complete(&conn, &sides, a.delete_legacy, &g, &opts, &mut events).await
+            }
+            NsCommand::Rollback(a) => {
+                let sides = legacy_namespace(kube, &a.ns.namespace)?;
+                let opts = a.write.options(&conn);
+                run::rollback(&conn, &sides, &opts, &mut events).await
+            }
+            NsCommand::Status(a) => {
+                let sides = legacy_namespace(kube, &a.namespace)?;
+                return match run::status(&conn, &sides).await {
+                    Ok(s) => print_status(output, &s),
+                    Err(e) => fail(e),
+                };
+            }
+            NsCommand::Monitor(a) => {
+                let sides = legacy_namespace(kube, &a.ns.namespace)?;
+                let prom = a.prometheus_url.as_deref().map(Prometheus::new).transpose().map_err(|e| anyhow!(e))?;
+                return monitor(&conn, &sides, prom.as_ref(), a, output).await;
+            }
+        };
+        match result {
+            Ok(report) => print_report(output, &report),
+            Err(e) => fail(e),
+        }
+    })
+}
+
+fn pct(w: u8) -> String {
+    format!("{w} %")
+}
+
+fn gate_rows(results: &[GateResult]) -> Vec<Vec<String>> {
+    results
+        .iter()
+        .map(|g| {
+            vec![
+                g.gate.clone(),
+                if g.passed { "passed".into() } else { "FAILED".into() },
+                g.observed.clone(),
+                g.threshold.clone(),
+                g.detail.clone(),
+            ]
+        })
+        .collect()
+}
+
+fn print_report(output: &OutputFlags, r: &Report) -> Result<Exit> {
+    let mut out = Out::new();
+    let exit = if r.passed { Exit::Ok } else { Exit::Findings };
+    match output.output {
+        OutputFormat::Json | OutputFormat::Yaml if r.dry_run == DryRun::Client => {
+            let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": r.objects});
+            if output.output == OutputFormat::Yaml {
+                for o in &r.objects {
+                    out.write_str("---\n")?;
+                    out.write_str(&meshmove_core::yaml::to_yaml_string(o))?;
+                }
+            } else {
+                structured(&mut out, output.output, &list)?;
+            }
+        }
+        OutputFormat::Json | OutputFormat::Yaml => structured(&mut out, output.output, r)?,
+        OutputFormat::Table | OutputFormat::Wide => {
+            if r.dry_run == DryRun::Client {
+                for p in &r.previews {
+                    out.write_str(&p.diff)?;
+                }
+            }
+            for o in &r.outcomes {
+                if o.action == plan::Action::Skipped && o.target.kind != "ConfigMap" && r.dry_run != DryRun::None {
+                    continue;
+                }
+                out.line(o)?;
+            }
+            if let Some(c) = &r.copy {
+                if !c.skipped.is_empty() {
+                    let rows = c.skipped.iter().map(|s| vec![s.object.clone(), s.reason.clone()]).collect();
+                    out.write_str("\n")?;
+                    out.write_str(&table(&["NOT COPIED", "WHY"], rows))?;
+                }
+                if !c.adjustments.is_empty() {
+                    let rows = c.adjustments.iter().map(|a| vec![a.object.clone(), a.field.clone(), a.change.clone()]).collect();
+                    out.write_str("\n")?;
+                    out.write_str(&table(&["ADJUSTED", "FIELD", "CHANGE"], rows))?;
+                }
+                if !c.unrouted.is_empty() {
+                    let rows = c.unrouted.iter().map(|u| vec![u.service.clone(), u.reason.clone()]).collect();
+                    out.write_str("\n")?;
+                    out.write_str(&table(&["NOT ROUTED", "WHY"], rows))?;
+                }
+            }
+            if !r.gates.is_empty() {
+                out.write_str("\n")?;
+                out.write_str(&table(&["GATE", "RESULT", "OBSERVED", "THRESHOLD", "DETAIL"], gate_rows(&r.gates)))?;
+            }
+            for n in &r.notes {
+                out.line(format_args!("note: {n}"))?;
+            }
+            let phase = r.phase.map(|p| format!(" ({p})")).unwrap_or_default();
+            let dry = match r.dry_run {
+                DryRun::None => "",
+                DryRun::Client => " (dry run)",
+                DryRun::Server => " (server dry run)",
+            };
+            out.line(format_args!("{}: {} to {}{phase}{dry}", r.namespace, pct(r.weight), r.mesh_namespace))?;
+        }
+    }
+    out.flush()?;
+    Ok(exit)
+}
+
+fn print_status(output: &OutputFlags, s: &run::Status) -> Result<Exit> {
+    let mut out = Out::new();
+    let exit = if s.problems.is_empty() { Exit::Ok } else { Exit::Findings };
+    if matches!(output.output, OutputFormat::Json | OutputFormat::Yaml) {
+        structured(&mut out, output.output, s)?;
+        out.flush()?;
+        return Ok(exit);
+    }
+    let Some(st) = &s.state else {
+        out.line(format_args!("no migration of {} is recorded", s.namespace))?;
+        out.line(format_args!("next: {}", s.next))?;
+        out.flush()?;
+        return Ok(exit);
+    };
+    let schedule = st
+        .schedule
+        .as_ref()
+        .map(|sc| {
+            format!(
+                "{} every {}",
+                sc.steps.iter().map(u8::to_string).collect::<Vec<_>>().join(","),
+                run::human(Duration::from_millis(sc.interval_ms))
+            )
+        })
+        .unwrap_or_else(|| "-".into());
+    let plane = match &st.data_plane {
+        DataPlane::Sidecar => "sidecar".to_string(),
+        DataPlane::SidecarRevision { revision } => format!("sidecar ({revision})"),
+        DataPlane::Ambient => "ambient".to_string(),
+    };
+    out.write_str(&table(
+        &["NAMESPACE", "MESH NAMESPACE", "PHASE", "WEIGHT", "MODE", "SCHEDULE"],
+        vec![vec![s.namespace.clone(), s.mesh_namespace.clone(), st.phase.to_string(), pct(st.weight), plane, schedule]],
+    ))?;
+    if !s.routes.is_empty() {
+        let rows = s
+            .routes
+            .iter()
+            .map(|r| {
+                vec![
+                    r.service.clone(),
+                    match (r.present, r.weight) {
+                        (false, _) => "missing".into(),
+                        (true, None) => "inconsistent".into(),
+                        (true, Some(w)) => format!("{} legacy / {} mesh", pct(100 - w), pct(w)),
+                    },
+                ]
+            })
+            .collect();
+        out.write_str("\n")?;
+        out.write_str(&table(&["SERVICE", "ROUTING"], rows))?;
+    }
+    if let Some(last) = st.history.iter().rev().find(|e| !e.gates.is_empty()) {
+        out.write_str("\n")?;
+        out.line(format_args!("last gates ({} at {} %, {}):", last.at, last.from, last.result))?;
+        out.write_str(&table(&["GATE", "RESULT", "OBSERVED", "THRESHOLD", "DETAIL"], gate_rows(&last.gates)))?;
+    }
+    if !st.history.is_empty() {
+        let rows = st
+            .history
+            .iter()
+            .map(|e| {
+                let weight = if e.from == e.to { pct(e.to) } else { format!("{} -> {}", pct(e.from), pct(e.to)) };
+                vec![e.at.clone(), e.who.clone(), e.action.clone(), weight, e.result.clone()]
+            })
+            .collect();
+        out.write_str("\n")?;
+        out.write_str(&table(&["TIME", "WHO", "ACTION", "WEIGHT", "RESULT"], rows))?;
+    }
+    out.write_str("\n")?;
+    for p in &s.problems {
+        out.line(format_args!("problem: {p}"))?;
+    }
+    out.line(format_args!("next: {}", s.next))?;
+    out.flush()?;
+    Ok(exit)
+}
+
+fn metric(v: Option<f64>, unit: &str) -> String {
+    v.map_or_else(|| "-".into(), |x| format!("{}{unit}", fmt_num(x)))
+}
+
+fn sample_rows(s: &run::Sample) -> Vec<Vec<String>> {
+    [("legacy", &s.legacy), ("mesh", &s.mesh)]
+        .into_iter()
+        .map(|(name, side)| {
+            let weight = if name == "mesh" { s.weight } else { 100 - s.weight };
+            vec![
+                format!("{name} ({})", side.namespace),
+                pct(weight),
+                format!("{}/{}", side.ready_pods, side.desired_pods),
+                side.restarts.to_string(),
+                metric(side.success_rate, " %"),
+                metric(side.p99_ms, " ms"),
+            ]
+        })
+        .collect()
+}
+
+const MONITOR_HEADERS: [&str; 6] = ["SIDE", "WEIGHT", "READY", "RESTARTS", "SUCCESS", "P99"];
+
+async fn monitor(conn: &Connection, sides: &Sides, prom: Option<&Prometheus>, a: &MonitorArgs, output: &OutputFlags) -> Result<Exit> {
+    let start = Instant::now();
+    let tty = std::io::stdout().is_terminal() && matches!(output.output, OutputFormat::Table | OutputFormat::Wide);
+    let mut drawn_lines = 0usize;
+    loop {
+        let s = match run::sample(conn, sides, prom, &a.window).await {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
+        let mut out = Out::new();
+        match output.output {
+            OutputFormat::Json => out.line(serde_json::to_string(&s)?)?,
+            OutputFormat::Yaml => {
+                out.write_str("---\n")?;
+                out.write_str(&meshmove_core::yaml::to_yaml_string(&serde_json::to_value(&s)?))?;
+            }
+            _ if tty => {
+                // Redraw in place: back over the last frame, clear, draw.
+                if drawn_lines > 0 {
+                    out.write_str(&format!("\x1b[{drawn_lines}A\x1b[J"))?;
+                }
+                let phase = s.phase.map(|p| p.to_string()).unwrap_or_default();
+                let mut frame = format!("{} {} ({phase}), refreshed {}\n", sides.legacy, pct(s.weight), s.at);
+                frame.push_str(&table(&MONITOR_HEADERS, sample_rows(&s)));
+                for n in &s.notes {
+                    frame.push_str(&format!("note: {n}\n"));
+                }
+                drawn_lines = frame.lines().count();
+                out.write_str(&frame)?;
+            }
+            _ => {
+                let side = |n: &str, x: &run::SideSample| {
+                    format!(
+                        "{n} ready={}/{} restarts={} success={} p99={}",
+                        x.ready_pods,
+                        x.desired_pods,
+                        x.restarts,
+                        metric(x.success_rate, "%"),
+                        metric(x.p99_ms, "ms")
+                    )
+                };
+                out.line(format_args!("{} weight={}% {} | {}", s.at, s.weight, side("legacy", &s.legacy), side("mesh", &s.mesh)))?;
+                for n in &s.notes {
+                    eprintln!("note: {n}");
+                }
+            }
+        }
+        out.flush()?;
+        drop(out);
+        let elapsed = start.elapsed();
+        if elapsed >= a.duration {
+            break;
+        }
+        tokio::time::sleep(a.every.min(a.duration - elapsed)).await;
+    }
+    let _ = std::io::stdout().flush();
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,336 @@
+//! `kubectl mesh-migrate ns` end to end: the namespace-based migration against the API double
+//! through a kubeconfig, with a fake Prometheus answering the gates' queries. A healthy schedule
+//! to 100 % and complete; a gate failing at 50 % with automatic rollback, and with freeze; faults
+//! and a foreign field manager between steps, with `ns status` explaining the state; dry runs
+//! that write nothing.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use apiserver_double::prometheus::{FakePrometheus, PromQuery, Reply, Script};
+use apiserver_double::{BlockingDouble, Double, DoubleHandle, DoubleOptions, FaultRule, crds};
+use e2e::{Run, bin, root, run};
+use serde_json::{Value, json};
+
+struct Env {
+    double: BlockingDouble,
+    _dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+}
+
+fn env() -> Env {
+    let double = Double::spawn_blocking_runtime(DoubleOptions::default()).expect("double starts");
+    double.install_crds(crds::istio()).unwrap();
+    let text = std::fs::read_to_string(root().join("tests/e2e/fixtures/ns-migrate/shop.yaml")).unwrap();
+    for doc in apiserver_double::parse_documents(&text).unwrap() {
+        double.create(doc).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = double.write_kubeconfig(dir.path(), "default").unwrap();
+    Env { double, _dir: dir, kubeconfig }
+}
+
+impl Env {
+    fn mm(&self, args: &[&str]) -> Run {
+        let mut all = vec!["--kubeconfig", self.kubeconfig.to_str().unwrap()];
+        all.extend_from_slice(args);
+        run(&bin("mesh-migrate"), &all, None, &[("USER", "alice")])
+    }
+
+    fn get(&self, api_version: &str, kind: &str, ns: &str, name: &str) -> Option<Value> {
+        self.double.get(api_version, kind, Some(ns), name)
+    }
+
+    fn weight(&self, service: &str) -> Option<i64> {
+        mesh_weight(&self.double, service)
+    }
+
+    fn replicas(&self, ns: &str, name: &str) -> i64 {
+        self.get("apps/v1", "Deployment", ns, name).unwrap()["spec"]["replicas"].as_i64().unwrap()
+    }
+
+    fn state(&self) -> Value {
+        let cm = self.get("v1", "ConfigMap", "shop", "mesh-migrate-journal").expect("journal ConfigMap in the legacy namespace");
+        let journal: Value = serde_json::from_str(cm["data"]["journal.json"].as_str().unwrap()).unwrap();
+        journal["extensions"]["nsMigration"].clone()
+    }
+
+    fn writes(&self) -> Vec<apiserver_double::RequestRecord> {
+        self.double.requests().into_iter().filter(|r| r.method != "GET").collect()
+    }
+}
+
+/// The mesh weight the VirtualService for `service` routes (every route must agree).
+fn mesh_weight(double: &DoubleHandle, service: &str) -> Option<i64> {
+    let vs = double.get("networking.istio.io/v1", "VirtualService", Some("shop-mesh"), service)?;
+    let mut weights = Vec::new();
+    for section in ["http", "tcp"] {
+        for r in vs["spec"][section].as_array().into_iter().flatten() {
+            let mesh =
+                r["route"].as_array().unwrap().iter().find(|d| d["destination"]["host"].as_str().unwrap().contains(".shop-mesh.")).unwrap();
+            weights.push(mesh["weight"].as_i64().unwrap());
+        }
+    }
+    weights.dedup();
+    assert_eq!(weights.len(), 1, "routes of {service} disagree: {vs}");
+    Some(weights[0])
+}
+
+/// Healthy metrics, except a success rate of 80 % while `api` routes at least `fail_from` % to
+/// the mesh (never, with 101).
+fn metrics(double: DoubleHandle, fail_from: i64) -> Script {
+    Arc::new(move |q: &PromQuery| {
+        let w = mesh_weight(&double, "api").unwrap_or(0);
+        if q.query.contains("istio_requests_total") {
+            Reply::Value(if w >= fail_from { 0.8 } else { 0.9995 })
+        } else if q.query.contains("histogram_quantile") {
+            Reply::Value(42.5)
+        } else {
+            Reply::Empty
+        }
+    })
+}
+
+const FAST: [&str; 4] = ["--interval", "30ms", "--check-every", "10ms"];
+
+#[test]
+fn a_healthy_schedule_reaches_100_percent_and_completes() {
+    let e = env();
+    let prom = FakePrometheus::start(metrics((*e.double).clone(), 101)).unwrap();
+    let url = prom.url();
+
+    let r = e.mm(&["ns", "create", "shop"]).expect_code(0);
+    assert!(r.stdout.contains("namespace/shop-mesh created"), "{}", r.stdout);
+    assert!(r.stdout.contains("shop: 0 % to shop-mesh (created)"), "{}", r.stdout);
+    assert!(r.stdout.contains("note: Secrets are not copied (--copy-secrets copies them)"), "{}", r.stdout);
+    assert!(!r.stdout.contains("tour-secret-pw") && !r.stderr.contains("tour-secret-pw"));
+    let ns = e.double.get("v1", "Namespace", None, "shop-mesh").unwrap();
+    assert_eq!(ns["metadata"]["labels"]["istio-injection"], "enabled");
+    assert_eq!(ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"], "restricted");
+    // Copies: references adjusted, the sidecar injected by the namespace label, routing at 0 %.
+    let web = e.get("apps/v1", "Deployment", "shop-mesh", "web").unwrap();
+    assert_eq!(web["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"], "api.shop-mesh:8080");
+    assert_eq!(web["status"]["readyReplicas"], 2);
+    let cm = e.get("v1", "ConfigMap", "shop-mesh", "web-config").unwrap();
+    assert_eq!(cm["data"]["API_URL"], "http://api.shop-mesh.svc.cluster.local:8080");
+    let pods = e.double.list("v1", "Pod", Some("shop-mesh"));
+    assert_eq!(pods.len(), 5);
+    assert!(pods.iter().all(|p| p["spec"]["containers"].as_array().unwrap().iter().any(|c| c["name"] == "istio-proxy")));
+    assert_eq!(e.weight("api"), Some(0));
+    assert_eq!(e.weight("web"), Some(0));
+    let dr = e.get("networking.istio.io/v1", "DestinationRule", "shop-mesh", "api").unwrap();
+    assert_eq!(dr["spec"]["trafficPolicy"]["outlierDetection"]["consecutive5xxErrors"], 5);
+    // Every write went through server-side apply (or patches) as kubectl-mesh-migrate.
+    for w in e.writes() {
+        assert_eq!(w.param("fieldManager").as_deref(), Some("kubectl-mesh-migrate"), "{w:?}");
+    }
+    // Re-running create changes nothing.
+    let again = e.mm(&["ns", "create", "shop"]).expect_code(0);
+    assert!(!again.stdout.contains(" created") && !again.stdout.contains(" configured"), "{}", again.stdout);
+
+    let mut args = vec!["ns", "shift", "shop", "--steps", "10,25,50,75", "--prometheus-url", &url];
+    args.extend(FAST);
+    let r = e.mm(&args).expect_code(0);
+    assert!(r.stderr.contains("weight 50 % -> 75 %"), "{}", r.stderr);
+    assert!(r.stderr.contains("gates at 75 %: readiness 2/2 workloads ready ok"), "{}", r.stderr);
+    assert_eq!(e.weight("api"), Some(75));
+    assert_eq!(e.weight("web"), Some(75));
+    let st = e.state();
+    assert_eq!(st["phase"], "shifting");
+    let shifts: Vec<i64> =
+        st["history"].as_array().unwrap().iter().filter(|h| h["action"] == "shift").map(|h| h["to"].as_i64().unwrap()).collect();
+    assert_eq!(shifts, [10, 25, 50, 75]);
+    assert!(st["history"].as_array().unwrap().iter().all(|h| h["who"] == "alice@double"));
+    assert!(prom.queries().iter().any(|q| q.query.contains("destination_workload_namespace=\"shop-mesh\"") && q.time.is_some()));
+
+    // Monitor: one sample, plain lines when stdout is not a terminal.
+    let m = e.mm(&["ns", "monitor", "shop", "--prometheus-url", &url]).expect_code(0);
+    assert_eq!(m.stdout.lines().count(), 1, "{}", m.stdout);
+    assert!(m.stdout.contains("weight=75% legacy ready=5/5"), "{}", m.stdout);
+    assert!(m.stdout.contains("mesh ready=5/5 restarts=0 success=99.95% p99=42.5ms"), "{}", m.stdout);
+    let m = e.mm(&["ns", "monitor", "shop", "--for", "1s", "--every", "50ms", "-o", "json"]).expect_code(0);
+    assert!(m.stdout.lines().count() >= 2, "refreshed until --for ran out: {}", m.stdout);
+    for line in m.stdout.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["weight"], 75);
+    }
+
+    let r = e.mm(&["ns", "complete", "shop", "--prometheus-url", &url]).expect_code(0);
+    assert!(r.stdout.contains("shop: 100 % to shop-mesh (completed)"), "{}", r.stdout);
+    assert_eq!(e.weight("api"), Some(100));
+    assert_eq!((e.replicas("shop", "api"), e.replicas("shop", "web")), (0, 0));
+    assert_eq!(e.replicas("shop-mesh", "api"), 3);
+    let s = e.mm(&["ns", "status", "shop"]).expect_code(0);
+    assert!(s.stdout.contains("completed") && s.stdout.contains("0 % legacy / 100 % mesh"), "{}", s.stdout);
+    assert!(s.stdout.contains("legacy workloads scaled to zero"), "{}", s.stdout);
+    // Nothing more to shift; rollback returns even from here: legacy back first, then traffic.
+    assert!(e.mm(&["ns", "shift", "shop", "50", "--allow-decrease"]).expect_code(2).stderr.contains("complete"));
+    e.mm(&["ns", "rollback", "shop"]).expect_code(0);
+    assert_eq!((e.replicas("shop", "api"), e.replicas("shop", "web")), (3, 2));
+    assert_eq!(e.weight("api"), Some(0));
+    assert_eq!(e.replicas("shop-mesh", "api"), 0);
+    assert_eq!(e.state()["phase"], "rolled-back");
+}
+
+#[test]
+fn a_gate_failing_at_50_percent_rolls_back_to_0() {
+    let e = env();
+    let prom = FakePrometheus::start(metrics((*e.double).clone(), 50)).unwrap();
+    let url = prom.url();
+    e.mm(&["ns", "create", "shop"]).expect_code(0);
+    let mut args = vec!["ns", "shift", "shop", "--steps", "10,25,50,75,100", "--prometheus-url", &url];
+    args.extend(FAST);
+    let r = e.mm(&args).expect_code(1);
+    assert!(r.stdout.lines().any(|l| l.starts_with("success-rate") && l.contains("FAILED") && l.contains("80 %")), "{}", r.stdout);
+    assert!(r.stdout.contains("gate failed at 50 %"), "{}", r.stdout);
+    assert!(!r.stderr.contains("-> 75 %"), "the schedule stopped: {}", r.stderr);
+    assert_eq!(e.weight("api"), Some(0));
+    assert_eq!(e.weight("web"), Some(0));
+    // The mesh side keeps running for diagnosis.
+    assert_eq!(e.replicas("shop-mesh", "api"), 3);
+    let st = e.state();
+    assert_eq!((st["phase"].as_str(), st["weight"].as_i64(), st["failedAt"].as_i64()), (Some("aborted"), Some(0), Some(50)));
+    let s = e.mm(&["ns", "status", "shop"]).expect_code(0);
+    assert!(s.stdout.contains("aborted"), "{}", s.stdout);
+    assert!(s.stdout.contains("gate-failed") && s.stdout.contains("rolled back to 0 %"), "{}", s.stdout);
+    assert!(s.stdout.contains("a gate failed at 50 % and traffic went back to 0 %"), "{}", s.stdout);
+    // Complete is refused from here; rollback scales the mesh side down, legacy untouched.
+    assert!(e.mm(&["ns", "complete", "shop"]).expect_code(2).stderr.contains("at 0 %"));
+    e.mm(&["ns", "rollback", "shop"]).expect_code(0);
+    assert_eq!(e.replicas("shop-mesh", "api"), 0);
+    assert_eq!((e.replicas("shop", "api"), e.replicas("shop", "web")), (3, 2));
+}
+
+#[test]
+fn a_gate_failing_at_50_percent_with_freeze_holds_the_weight() {
+    let e = env();
+    let prom = FakePrometheus::start(metrics((*e.double).clone(), 50)).unwrap();
+    let url = prom.url();
+    e.mm(&["ns", "create", "shop"]).expect_code(0);
+    let mut args = vec!["ns", "shift", "shop", "--steps", "10,25,50,75,100", "--on-failure", "freeze", "--prometheus-url", &url];
+    args.extend(FAST);
+    let r = e.mm(&args).expect_code(1);
+    assert!(r.stdout.contains("frozen at 50 %"), "{}", r.stdout);
+    assert_eq!(e.weight("api"), Some(50));
+    assert_eq!(e.state()["phase"], "frozen");
+    let c = e.mm(&["ns", "complete", "shop"]).expect_code(2);
+    assert!(c.stderr.contains("frozen at 50 % after a failed gate"), "{}", c.stderr);
+    // A human fixed it: the metrics are healthy again and the schedule resumes after 50 %.
+    prom.set_script(metrics((*e.double).clone(), 101));
+    let mut args = vec!["ns", "shift", "shop", "--steps", "10,25,50,75,100", "--prometheus-url", &url];
+    args.extend(FAST);
+    let r = e.mm(&args).expect_code(0);
+    assert!(r.stdout.contains("already reached: 10 %, 25 %, 50 %"), "{}", r.stdout);
+    assert_eq!(e.weight("api"), Some(100));
+    assert_eq!(e.state()["phase"], "shifting");
+}
+
+#[test]
+fn faults_between_steps_leave_a_consistent_state_that_status_explains() {
+    let e = env();
+    e.mm(&["ns", "create", "shop"]).expect_code(0);
+    e.mm(&["ns", "shift", "shop", "10"]).expect_code(0);
+    // The second VirtualService write fails: api is at 25 %, web still at 10 %.
+    e.double
+        .add_fault(
+            FaultRule::on("PATCH", "^/apis/networking.istio.io/v1/namespaces/shop-mesh/virtualservices/web$")
+                .status(500, "etcd timeout")
+                .times(1),
+        )
+        .unwrap();
+    let r = e.mm(&["ns", "shift", "shop", "25"]).expect_code(3);
+    assert!(r.stderr.contains("etcd timeout"), "{}", r.stderr);
+    assert_eq!((e.weight("api"), e.weight("web")), (Some(25), Some(10)));
+    assert_eq!(e.state()["weight"], 10, "the recorded weight moves only once every route is applied");
+    let s = e.mm(&["ns", "status", "shop"]).expect_code(1);
+    assert!(s.stdout.contains("problem: the `shift` to 25 % started at"), "{}", s.stdout);
+    assert!(s.stdout.contains("1 of 2 VirtualServices already route 25 %"), "{}", s.stdout);
+    assert!(s.stdout.contains("etcd timeout"), "{}", s.stdout);
+    assert!(s.stdout.contains("run it again to resume"), "{}", s.stdout);
+    // Resuming finishes it.
+    e.mm(&["ns", "shift", "shop", "25"]).expect_code(0);
+    assert_eq!((e.weight("api"), e.weight("web")), (Some(25), Some(25)));
+    let s = e.mm(&["ns", "status", "shop"]).expect_code(0);
+    assert!(!s.stdout.contains("problem:"), "{}", s.stdout);
+
+    // The journal write itself fails before any routing write: nothing changes.
+    e.double
+        .add_fault(FaultRule::on("PUT", "^/api/v1/namespaces/shop/configmaps/mesh-migrate-journal$").status(500, "storage full").times(1))
+        .unwrap();
+    e.mm(&["ns", "shift", "shop", "50"]).expect_code(3);
+    assert_eq!((e.weight("api"), e.weight("web")), (Some(25), Some(25)));
+
+    // Someone else took over the weights with another field manager: reported, not overwritten.
+    let mut vs = e.get("networking.istio.io/v1", "VirtualService", "shop-mesh", "web").unwrap();
+    let obj = json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+        "metadata": {"name": "web", "namespace": "shop-mesh"},
+        "spec": {"hosts": vs["spec"]["hosts"].take(), "http": [{"name": "port-80", "match": [{"port": 80}], "route": [
+            {"destination": {"host": "web.shop.svc.cluster.local", "port": {"number": 80}}, "weight": 60},
+            {"destination": {"host": "web.shop-mesh.svc.cluster.local", "port": {"number": 80}}, "weight": 40}]}]}});
+    e.double.apply(obj, "platform-team", true).unwrap();
+    let s = e.mm(&["ns", "status", "shop"]).expect_code(1);
+    assert!(s.stdout.contains("routes 40 % to the mesh, but the recorded weight is 25 %"), "{}", s.stdout);
+    let r = e.mm(&["ns", "shift", "shop", "50"]).expect_code(3);
+    assert!(r.stderr.contains("platform-team"), "the conflict names the other manager: {}", r.stderr);
+    assert_eq!(e.weight("web"), Some(40));
+}
+
+#[test]
+fn dry_runs_write_nothing() {
+    let e = env();
+    let before = e.double.snapshot();
+    e.double.clear_requests();
+    let r = e.mm(&["ns", "create", "shop", "--dry-run=client", "--copy-secrets"]).expect_code(0);
+    assert!(r.stdout.contains("+++ b/Deployment/shop-mesh/web (kubectl-mesh-migrate)"), "{}", r.stdout);
+    assert!(r.stdout.contains("(Secret values are not shown)"), "{}", r.stdout);
+    assert!(!r.stdout.contains("tour-secret-pw") && !r.stdout.contains("dG91ci1zZWNyZXQtcHc"), "{}", r.stdout);
+    let y = e.mm(&["ns", "create", "shop", "--dry-run=client", "--copy-secrets", "-o", "yaml"]).expect_code(0);
+    assert!(y.stdout.contains("kind: VirtualService") && y.stdout.contains("<redacted>"), "{}", y.stdout);
+    assert!(!y.stdout.contains("tour-secret-pw"), "{}", y.stdout);
+    let s = e.mm(&["ns", "create", "shop", "--dry-run=server"]).expect_code(0);
+    assert!(s.stdout.contains("only the Namespace was sent"), "{}", s.stdout);
+    assert_eq!(e.writes().iter().filter(|w| w.param("dryRun").is_none()).count(), 0, "{:?}", e.writes());
+    assert!(e.double.snapshot().diff(&before).is_empty());
+
+    e.mm(&["ns", "create", "shop"]).expect_code(0);
+    e.mm(&["ns", "shift", "shop", "10"]).expect_code(0);
+    let before = e.double.snapshot();
+    e.double.clear_requests();
+    let c = e.mm(&["ns", "shift", "shop", "25", "--dry-run=client"]).expect_code(0);
+    assert!(c.stdout.contains("-    weight: 10") || c.stdout.contains("-      weight: 10"), "{}", c.stdout);
+    e.mm(&["ns", "shift", "shop", "25", "--dry-run=server"]).expect_code(0);
+    e.mm(&["ns", "complete", "shop", "--dry-run=server"]).expect_code(0);
+    e.mm(&["ns", "rollback", "shop", "--dry-run=client"]).expect_code(0);
+    let writes = e.writes();
+    assert!(!writes.is_empty(), "server dry runs send their writes");
+    assert!(writes.iter().all(|w| w.param("dryRun").as_deref() == Some("All")), "{writes:?}");
+    assert!(e.double.snapshot().diff(&before).is_empty());
+    assert_eq!(e.state()["weight"], 10);
+}
+
+#[test]
+fn steps_that_do_not_follow_from_the_state_are_refused() {
+    let e = env();
+    let r = e.mm(&["ns", "shift", "shop", "10"]).expect_code(2);
+    assert!(r.stderr.contains("run `kubectl mesh-migrate ns create shop` first"), "{}", r.stderr);
+    assert!(e.mm(&["ns", "shift", "shop", "101"]).expect_code(2).stderr.contains("out of range"));
+    assert!(e.mm(&["ns", "shift", "shop", "--steps", "10,50,25"]).expect_code(2).stderr.contains("25 follows 50"));
+    assert!(e.mm(&["ns", "create", "shop-mesh"]).expect_code(2).stderr.contains("name the legacy namespace"));
+    assert!(e.mm(&["ns", "create", "nosuch"]).expect_code(2).stderr.contains("namespace nosuch does not exist"));
+    e.mm(&["ns", "create", "shop"]).expect_code(0);
+    e.mm(&["ns", "shift", "shop", "50"]).expect_code(0);
+    let r = e.mm(&["ns", "shift", "shop", "25"]).expect_code(2);
+    assert!(r.stderr.contains("shop is at 50 %") && r.stderr.contains("--allow-decrease"), "{}", r.stderr);
+    assert!(e.mm(&["ns", "create", "shop"]).expect_code(2).stderr.contains("already migrating"));
+    e.mm(&["ns", "shift", "shop", "25", "--allow-decrease"]).expect_code(0);
+    assert_eq!(e.weight("api"), Some(25));
+    // A Pod Security violation in a copy is refused before anything is written.
+    let e2 = env();
+    let mut d = e2.get("apps/v1", "Deployment", "shop", "web").unwrap();
+    d["spec"]["template"]["spec"]["hostNetwork"] = json!(true);
+    e2.double.apply(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"}, "spec": {"selector": d["spec"]["selector"].take(), "template": d["spec"]["template"].take()}}), "test", true).unwrap();
+    e2.double.clear_requests();
+    let r = e2.mm(&["ns", "create", "shop"]).expect_code(2);
+    assert!(r.stderr.contains("Deployment/web: hostNetwork: true is not allowed"), "{}", r.stderr);
+    assert!(e2.writes().is_empty(), "{:?}", e2.writes());
+}
