@@ -106,6 +106,57 @@ fn bad_input_fails_with_nothing_on_stdout() {
 }
 
 #[test]
+fn helm4_bad_document_is_named_by_its_filename_annotation() {
+    // Helm 4's post-renderer input: no `# Source:` lines, the file name in an annotation. The
+    // second document breaks after its annotation, so it only can be found by reading lines.
+    let input = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  annotations:\n    postrenderer.helm.sh/postrender-filename: 'demo/templates/cm.yaml'\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\n  annotations:\n    postrenderer.helm.sh/postrender-filename: 'demo/templates/deploy.yaml'\nspec:\n  replicas: {1\n";
+    let r = post_render(input, &[]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stdout.is_empty(), "partial output on error: {}", r.stdout);
+    assert!(
+        r.stderr.contains("document 2 (postrenderer.helm.sh/postrender-filename: demo/templates/deploy.yaml), line 15"),
+        "stderr should name the document and its file: {}",
+        r.stderr
+    );
+}
+
+#[test]
+fn hook_migration_job_reaches_its_database_only_as_a_configured_client() {
+    // The demo chart's pre-install/pre-upgrade hook Job `db-migrate` talks to `postgres-core`.
+    // Policies are never derived from hooks, so the generated database policy blocks it unless
+    // the configuration names it as a client. The exact engine of `kubectl dbiso explain`
+    // judges both outputs.
+    let dir = tempfile::tempdir().unwrap();
+    let input = rendered_demo();
+    let cfg = write(
+        dir.path(),
+        "mesh.yaml",
+        "networkPolicies:\n  databaseClients:\n  - database: postgres-core\n    podSelector:\n      matchLabels:\n        app.kubernetes.io/name: db-migrate\n",
+    );
+    let plain = post_render(&input, &[]).expect_code(0).stdout;
+    let with = post_render(&input, &["--config", &cfg]).expect_code(0).stdout;
+    validate(dir.path(), &with);
+    let explain = |text: &str, file: &str| {
+        let f = write(dir.path(), file, text);
+        run(&bin("dbiso"), &["explain", "job/db-migrate", "sts/postgres-core", "5432", "-f", &f, "-n", "pyairtable"], None, &[])
+    };
+    let denied = explain(&plain, "plain.yaml");
+    assert_eq!(denied.code, 1, "{denied:?}");
+    assert!(denied.stdout.contains("DENIED by ingress of pod pyairtable/postgres-core"), "{}", denied.stdout);
+    let allowed = explain(&with, "with.yaml");
+    assert_eq!(allowed.code, 0, "{allowed:?}");
+    assert!(allowed.stdout.contains("ALLOWED: pod pyairtable/db-migrate -> pod pyairtable/postgres-core on TCP 5432"), "{}", allowed.stdout);
+    // Nothing else changes: the API still reaches it, another workload still does not.
+    for (src, code) in [("deploy/api-gateway", 0), ("deploy/worker", 1)] {
+        let f = dir.path().join("with.yaml");
+        let r = run(&bin("dbiso"), &["explain", src, "sts/postgres-core", "5432", "-f", f.to_str().unwrap(), "-n", "pyairtable"], None, &[]);
+        assert_eq!(r.code, code, "{src}: {r:?}");
+    }
+    // Idempotent with the configuration too.
+    assert_eq!(post_render(&with, &["--config", &cfg]).expect_code(0).stdout, with);
+}
+
+#[test]
 fn passthrough_of_crds_lists_and_comments() {
     let input = "# leading comment\n---\n# only a comment\n---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: x.example.com\nspec: {group: example.com}\n---\napiVersion: v1\nkind: List\nitems: []\n---\n---\napiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec:\n  on: yes\n";
     let r = post_render(input, &[]).expect_code(0);

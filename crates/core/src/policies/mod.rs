@@ -40,6 +40,116 @@ pub struct PolicyOptions {
     pub egress: bool,
     /// Restrict database pods to the workloads that reference them.
     pub database_isolation: bool,
+    /// Clients of a database that the manifests do not show (or that are Helm hooks, which
+    /// policies are never derived from), admitted on the database's client ports.
+    pub database_clients: Vec<DatabaseClient>,
+}
+
+/// An extra client of a database: pods selected by labels (in the database's namespace unless
+/// `namespace` is set). The typical one is a Helm hook Job that migrates the schema: hooks are
+/// never used to derive policies, so without this entry the database policy blocks it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DatabaseClient {
+    /// Name of the database: the StatefulSet or Deployment running it, or the CloudNativePG
+    /// `Cluster`, as rendered.
+    pub database: String,
+    /// The client pods.
+    pub pod_selector: ClientSelector,
+    /// Namespace of the client pods, when they do not run in the database's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// A label selector as NetworkPolicy peers take it, checked as the API server would check it:
+/// it must select by something, `In`/`NotIn` need values, `Exists`/`DoesNotExist` take none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", try_from = "ClientSelectorSpec")]
+pub struct ClientSelector {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub match_labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_expressions: Vec<SelectorRequirement>,
+}
+
+impl ClientSelector {
+    /// The selector as a NetworkPolicy peer's `podSelector`.
+    pub fn json(&self) -> Value {
+        let mut sel = Map::new();
+        if !self.match_labels.is_empty() {
+            sel.insert("matchLabels".into(), json!(self.match_labels));
+        }
+        if !self.match_expressions.is_empty() {
+            let exprs = self
+                .match_expressions
+                .iter()
+                .map(|r| {
+                    let mut e = Map::new();
+                    e.insert("key".into(), json!(r.key));
+                    e.insert("operator".into(), json!(format!("{:?}", r.operator)));
+                    if !r.values.is_empty() {
+                        e.insert("values".into(), json!(r.values));
+                    }
+                    Value::Object(e)
+                })
+                .collect();
+            sel.insert("matchExpressions".into(), Value::Array(exprs));
+        }
+        Value::Object(sel)
+    }
+}
+
+/// [`ClientSelector`] as written, before it is checked.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ClientSelectorSpec {
+    #[serde(default)]
+    match_labels: BTreeMap<String, String>,
+    #[serde(default)]
+    match_expressions: Vec<SelectorRequirement>,
+}
+
+impl TryFrom<ClientSelectorSpec> for ClientSelector {
+    type Error = String;
+
+    fn try_from(spec: ClientSelectorSpec) -> Result<Self, String> {
+        if spec.match_labels.is_empty() && spec.match_expressions.is_empty() {
+            return Err("podSelector needs matchLabels or matchExpressions: an empty selector would admit every pod of the namespace \
+                        (to stop isolating databases, set databaseIsolation: false)"
+                .into());
+        }
+        for r in &spec.match_expressions {
+            match r.operator {
+                SelectorOperator::In | SelectorOperator::NotIn if r.values.is_empty() => {
+                    return Err(format!("matchExpressions key `{}`: operator {:?} needs values", r.key, r.operator));
+                }
+                SelectorOperator::Exists | SelectorOperator::DoesNotExist if !r.values.is_empty() => {
+                    return Err(format!("matchExpressions key `{}`: operator {:?} takes no values", r.key, r.operator));
+                }
+                _ => {}
+            }
+        }
+        Ok(ClientSelector { match_labels: spec.match_labels, match_expressions: spec.match_expressions })
+    }
+}
+
+/// One `matchExpressions` requirement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SelectorRequirement {
+    pub key: String,
+    pub operator: SelectorOperator,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+}
+
+/// Label selector operators (spelled as in the API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SelectorOperator {
+    In,
+    NotIn,
+    Exists,
+    DoesNotExist,
 }
 
 impl Default for PolicyOptions {
@@ -52,6 +162,7 @@ impl Default for PolicyOptions {
             istio_namespace: "istio-system".into(),
             egress: false,
             database_isolation: true,
+            database_clients: Vec::new(),
         }
     }
 }
@@ -252,7 +363,8 @@ pub fn database_policy(
         "spec": {"podSelector": selector, "policyTypes": ["Ingress"], "ingress": database_rules(db, refs, ws, opts)}})
 }
 
-/// Rules that let only a database's referencing workloads in on its client ports, plus the
+/// Rules that let only a database's referencing workloads (and the configured
+/// [`PolicyOptions::database_clients`] of it) in on its client ports, plus the
 /// CloudNativePG operator (status and metrics ports) and replication between a cluster's
 /// instances, and the monitoring namespaces on the database's metrics ports.
 pub fn database_rules(db: &Database, refs: &[owners::Reference], ws: &[Workload<'_>], opts: &PolicyOptions) -> Vec<Value> {
@@ -269,6 +381,14 @@ pub fn database_rules(db: &Database, refs: &[owners::Reference], ws: &[Workload<
             peer.insert("podSelector".into(), pod_selector(w));
             Value::Object(peer)
         })
+        .chain(opts.database_clients.iter().filter(|c| c.database == db.object.name).map(|c| {
+            let mut peer = Map::new();
+            if let Some(ns) = &c.namespace {
+                peer.insert("namespaceSelector".into(), namespaces_selector(std::slice::from_ref(ns)));
+            }
+            peer.insert("podSelector".into(), c.pod_selector.json());
+            Value::Object(peer)
+        }))
         .collect();
     if !clients.is_empty() {
         let ports: Vec<Value> = db.ports.iter().map(|p| json!({"protocol": "TCP", "port": p})).collect();
@@ -426,11 +546,11 @@ fn exposed_services(inventory: &Inventory) -> BTreeSet<(String, String)> {
         let ns = route.namespace.clone().unwrap_or_default();
         for rule in route.value.pointer("/spec/rules").and_then(Value::as_array).into_iter().flatten() {
             for b in rule.get("backendRefs").and_then(Value::as_array).into_iter().flatten() {
-                if b.get("kind").and_then(Value::as_str).is_none_or(|k| k == "Service") {
-                    if let Some(name) = b.get("name").and_then(Value::as_str) {
-                        let bns = b.get("namespace").and_then(Value::as_str).map_or_else(|| ns.clone(), str::to_string);
-                        out.insert((bns, name.to_string()));
-                    }
+                if b.get("kind").and_then(Value::as_str).is_none_or(|k| k == "Service")
+                    && let Some(name) = b.get("name").and_then(Value::as_str)
+                {
+                    let bns = b.get("namespace").and_then(Value::as_str).map_or_else(|| ns.clone(), str::to_string);
+                    out.insert((bns, name.to_string()));
                 }
             }
         }
@@ -460,7 +580,7 @@ pub fn most_common_first<'a>(names: impl Iterator<Item = &'a str>) -> Vec<(Strin
     }
     let mut out: Vec<(String, usize)> = counts.into_iter().map(|(name, n)| (name.to_string(), n)).collect();
     // Stable: equal counts keep the map's (name) order.
-    out.sort_by(|a, b| b.1.cmp(&a.1));
+    out.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
     out
 }
 

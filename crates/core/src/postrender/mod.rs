@@ -34,17 +34,106 @@ pub const HELM4_FILENAME_ANNOTATION: &str = "postrenderer.helm.sh/postrender-fil
 /// `# Source:` path (and Helm 4 file name) of generated documents.
 pub const GENERATED_SOURCE: &str = "mesh-migrate/networkpolicies.yaml";
 
-/// Why a stream could not be post-rendered. Every variant names the document.
+/// Why a stream could not be post-rendered. Every variant names the document (its 1-based
+/// position in the stream) and, when it can be told, the template it came from.
 #[derive(Debug, thiserror::Error)]
 pub enum PostRenderError {
-    #[error(transparent)]
-    Yaml(#[from] YamlError),
-    #[error("document {index}{}: {problem}", source_suffix(.template))]
-    Document { index: usize, template: Option<String>, problem: String },
+    /// A document is not valid YAML (or not valid for Kubernetes' YAML reader).
+    #[error("document {}{}, line {}, column {}: {}", .yaml.document, origin_suffix(.origin), .yaml.line, .yaml.column, .yaml.message)]
+    Yaml { yaml: YamlError, origin: Option<DocumentOrigin> },
+    /// A document is valid YAML but not something a manifest stream may hold.
+    #[error("document {index}{}: {problem}", origin_suffix(.origin))]
+    Document { index: usize, origin: Option<DocumentOrigin>, problem: String },
 }
 
-fn source_suffix(template: &Option<String>) -> String {
-    template.as_ref().map(|s| format!(" (# Source: {s})")).unwrap_or_default()
+/// The template a document came from, as the stream says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocumentOrigin {
+    /// Helm's `# Source: <path>` comment at the top of the document (`helm template`, Helm 3).
+    Source(String),
+    /// Helm 4's `postrenderer.helm.sh/postrender-filename` annotation (Helm 4 writes no
+    /// `# Source:` lines into the post-renderer's input).
+    Helm4Filename(String),
+}
+
+impl std::fmt::Display for DocumentOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DocumentOrigin::Source(path) => write!(f, "# Source: {path}"),
+            DocumentOrigin::Helm4Filename(path) => write!(f, "{HELM4_FILENAME_ANNOTATION}: {path}"),
+        }
+    }
+}
+
+fn origin_suffix(origin: &Option<DocumentOrigin>) -> String {
+    origin.as_ref().map(|o| format!(" ({o})")).unwrap_or_default()
+}
+
+/// Where a document came from: its `# Source:` comment, else its Helm 4 file-name annotation,
+/// read from the parsed object when there is one, else found by a line scan of the text (so a
+/// document that does not parse is still named).
+pub fn document_origin(raw: &yaml::RawDocument<'_>, value: Option<&Value>) -> Option<DocumentOrigin> {
+    if let Some(source) = &raw.source {
+        return Some(DocumentOrigin::Source(source.clone()));
+    }
+    value
+        .and_then(|v| annotation(v, HELM4_FILENAME_ANNOTATION))
+        .map(str::to_string)
+        .or_else(|| scan_helm4_filename(raw.text))
+        .filter(|f| !f.is_empty())
+        .map(DocumentOrigin::Helm4Filename)
+}
+
+/// The value of the first `postrenderer.helm.sh/postrender-filename` key in `text`, read line
+/// by line without parsing: block style (`key: 'value'`, as Helm 4 writes it, or plain or
+/// double-quoted) and flow style (`{"key": "value", ...}`). Only for error messages: the text is
+/// a document that failed to parse, so it is read leniently.
+fn scan_helm4_filename(text: &str) -> Option<String> {
+    for line in text.lines() {
+        let Some(at) = line.find(HELM4_FILENAME_ANNOTATION) else { continue };
+        let rest = &line[at + HELM4_FILENAME_ANNOTATION.len()..];
+        // The key may be quoted; the value follows the `:`.
+        let rest = rest.strip_prefix(['"', '\'']).unwrap_or(rest).trim_start();
+        let Some(value) = rest.strip_prefix(':') else { continue };
+        let value = value.trim_start();
+        let found = if let Some(v) = value.strip_prefix('\'') {
+            // Single quotes: `''` is an escaped quote.
+            let mut out = String::new();
+            let mut chars = v.chars().peekable();
+            while let Some(c) = chars.next() {
+                if c == '\'' {
+                    if chars.peek() == Some(&'\'') {
+                        chars.next();
+                        out.push('\'');
+                        continue;
+                    }
+                    break;
+                }
+                out.push(c);
+            }
+            out
+        } else if let Some(v) = value.strip_prefix('"') {
+            // Double quotes: keep escaped characters as written, minus the backslash.
+            let mut out = String::new();
+            let mut chars = v.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '"' => break,
+                    '\\' => out.extend(chars.next()),
+                    c => out.push(c),
+                }
+            }
+            out
+        } else {
+            // Plain: up to a comment, or the end of a flow entry.
+            let end = [value.find(" #"), value.find(','), value.find('}')].into_iter().flatten().min().unwrap_or(value.len());
+            value[..end].trim_end().to_string()
+        };
+        if !found.is_empty() {
+            return Some(found);
+        }
+    }
+    None
 }
 
 /// What the run did, for `--report`.
@@ -81,15 +170,15 @@ pub fn post_render(input: &str, cfg: &PostRenderConfig) -> Result<Rendered, Post
     let raws = yaml::split_stream(input);
     let mut docs = Vec::with_capacity(raws.len());
     for raw in raws {
-        let value = yaml::parse_document(&raw)?;
-        if let Some(v) = &value {
-            if !v.is_object() {
-                return Err(PostRenderError::Document {
-                    index: raw.index,
-                    template: raw.source.clone(),
-                    problem: format!("expected a mapping (a Kubernetes object), found {}", kind_of(v)),
-                });
-            }
+        let value = yaml::parse_document(&raw).map_err(|yaml| PostRenderError::Yaml { origin: document_origin(&raw, None), yaml })?;
+        if let Some(v) = &value
+            && !v.is_object()
+        {
+            return Err(PostRenderError::Document {
+                index: raw.index,
+                origin: document_origin(&raw, None),
+                problem: format!("expected a mapping (a Kubernetes object), found {}", kind_of(v)),
+            });
         }
         docs.push(Doc { raw, value });
     }
@@ -135,7 +224,21 @@ pub fn post_render(input: &str, cfg: &PostRenderConfig) -> Result<Rendered, Post
 
     // Generated policies come from the non-hook objects as the chart rendered them (the
     // originals, not the injected copies); generation takes them over, so nothing is copied.
-    let generated = if cfg.inject.network_policies { generate(docs, cfg) } else { Vec::new() };
+    let (generated, databases) = if cfg.inject.network_policies { generate(docs, cfg) } else { (Vec::new(), BTreeSet::new()) };
+    if cfg.inject.network_policies && cfg.network_policies.database_isolation {
+        // A configured client of a database the stream does not run is reported (a typo, or a
+        // run over hooks only), not an error: the same configuration serves every run.
+        for (i, c) in cfg.network_policies.database_clients.iter().enumerate() {
+            if !databases.contains(&c.database) {
+                summary.injections.push(Injection {
+                    workload: format!("networkPolicies.databaseClients[{i}]"),
+                    container: None,
+                    change: format!("not used: no database `{}` in this stream", c.database),
+                    skipped: true,
+                });
+            }
+        }
+    }
     for g in generated {
         // Not twice: neither a policy the input already has (a second run over our own output)
         // nor one generated for another release of the stream under the same name.
@@ -144,10 +247,8 @@ pub fn post_render(input: &str, cfg: &PostRenderConfig) -> Result<Rendered, Post
             continue;
         }
         let mut object = g.object;
-        if helm4 {
-            if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-                meta.insert("annotations".into(), serde_json::json!({HELM4_FILENAME_ANNOTATION: GENERATED_SOURCE}));
-            }
+        if helm4 && let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.insert("annotations".into(), serde_json::json!({HELM4_FILENAME_ANNOTATION: GENERATED_SOURCE}));
         }
         if !output.is_empty() && !output.ends_with('\n') {
             output.push('\n');
@@ -167,7 +268,7 @@ pub fn post_render(input: &str, cfg: &PostRenderConfig) -> Result<Rendered, Post
 pub fn normalized_input(input: &str, summary: &Summary) -> Result<String, PostRenderError> {
     let mut out = String::with_capacity(input.len());
     for raw in yaml::split_stream(input) {
-        match yaml::parse_document(&raw)? {
+        match yaml::parse_document(&raw).map_err(|yaml| PostRenderError::Yaml { origin: document_origin(&raw, None), yaml })? {
             Some(value) if summary.changed_documents.contains(&raw.index) => push_reemitted(&mut out, raw.text, &value),
             _ => out.push_str(raw.text),
         }
@@ -259,7 +360,9 @@ fn is_marker(line: &str, marker: &str) -> bool {
 /// its policies are named and labelled after it, and "workloads of the same release" means
 /// its own workloads, never those of the other releases (which would open every release to all
 /// the others, and make the output grow with the square of the stream). See [`release_groups`].
-fn generate(docs: Vec<Doc<'_>>, cfg: &PostRenderConfig) -> Vec<policies::Generated> {
+///
+/// Also returns the names of the databases found, when database clients are configured.
+fn generate(docs: Vec<Doc<'_>>, cfg: &PostRenderConfig) -> (Vec<policies::Generated>, BTreeSet<String>) {
     let objects: Vec<Classified> = docs
         .into_iter()
         .filter_map(|d| {
@@ -284,12 +387,17 @@ fn generate(docs: Vec<Doc<'_>>, cfg: &PostRenderConfig) -> Vec<policies::Generat
         })
         .collect();
     let mut out = Vec::new();
+    let mut databases = BTreeSet::new();
+    let clients = cfg.network_policies.database_isolation && !cfg.network_policies.database_clients.is_empty();
     for (release, objects) in release_groups(objects, cfg.release.as_deref()) {
         let inventory = Inventory::from_files(objects, vec!["-".into()], "default".into());
+        if clients {
+            databases.extend(crate::dbiso::discover::databases(&inventory).into_iter().map(|d| d.object.name));
+        }
         out.extend(policies::generate(&inventory, &release, cfg.mode, &cfg.network_policies));
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
-    out
+    (out, databases)
 }
 
 /// An object for policy generation, with what [`release_groups`] needs to know about it.
@@ -364,5 +472,252 @@ fn kind_of(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "a sequence",
         Value::Object(_) => "a mapping",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK_DOC: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  annotations:\n    postrenderer.helm.sh/postrender-filename: 'app/templates/cm.yaml'\n";
+
+    fn err(input: &str) -> PostRenderError {
+        post_render(input, &PostRenderConfig::default()).expect_err("input is bad")
+    }
+
+    #[test]
+    fn helm4_document_that_does_not_parse_is_named_by_its_annotation() {
+        // As Helm 4 sends it: no `# Source:` lines, the annotation last in `metadata`; the
+        // broken part comes after the annotation, so the document as a whole does not parse.
+        let input = format!(
+            "{OK_DOC}---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\n  annotations:\n    postrenderer.helm.sh/postrender-filename: 'app/templates/deploy.yaml'\nspec:\n  template: [unclosed\n"
+        );
+        let e = err(&input);
+        let PostRenderError::Yaml { yaml, origin } = &e else { panic!("{e:?}") };
+        assert_eq!(yaml.document, 2);
+        assert_eq!(origin, &Some(DocumentOrigin::Helm4Filename("app/templates/deploy.yaml".into())));
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("document 2 (postrenderer.helm.sh/postrender-filename: app/templates/deploy.yaml), line 15, column "),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_in_a_helm4_document_are_named_too() {
+        let input = format!(
+            "{OK_DOC}---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n  name: t\n  annotations:\n    postrenderer.helm.sh/postrender-filename: app/templates/secret.yaml\n"
+        );
+        let msg = err(&input).to_string();
+        assert!(msg.starts_with("document 2 (postrenderer.helm.sh/postrender-filename: app/templates/secret.yaml), line 12, column 3: duplicate"), "{msg}");
+    }
+
+    #[test]
+    fn a_document_that_is_not_a_mapping_is_named_by_its_annotation() {
+        let input = format!(
+            "{OK_DOC}---\n- metadata:\n    annotations:\n      postrenderer.helm.sh/postrender-filename: 'app/templates/list.yaml'\n"
+        );
+        let e = err(&input);
+        assert!(matches!(&e, PostRenderError::Document { index: 2, .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "document 2 (postrenderer.helm.sh/postrender-filename: app/templates/list.yaml): expected a mapping (a Kubernetes object), found a sequence"
+        );
+        // A scalar document carries no annotation: only its position is known.
+        assert_eq!(
+            err(&format!("{OK_DOC}---\njust a string\n")).to_string(),
+            "document 2: expected a mapping (a Kubernetes object), found a string"
+        );
+    }
+
+    #[test]
+    fn source_comment_wins_over_the_annotation() {
+        let input = "---\n# Source: app/templates/x.yaml\nmetadata:\n  annotations:\n    postrenderer.helm.sh/postrender-filename: 'other.yaml'\n  bad: [\n";
+        let msg = err(input).to_string();
+        assert!(msg.starts_with("document 1 (# Source: app/templates/x.yaml), line "), "{msg}");
+        let msg = err("---\n# Source: app/templates/l.yaml\n- 1\n").to_string();
+        assert_eq!(msg, "document 1 (# Source: app/templates/l.yaml): expected a mapping (a Kubernetes object), found a sequence");
+    }
+
+    #[test]
+    fn without_any_origin_the_position_alone_is_given() {
+        let msg = err("a: 1\n---\nb: [\n").to_string();
+        assert!(msg.starts_with("document 2, line 3, column "), "{msg}");
+    }
+
+    #[test]
+    fn filename_scan_reads_every_quoting_and_flow_style() {
+        let k = HELM4_FILENAME_ANNOTATION;
+        for (text, want) in [
+            (format!("    {k}: 'a/t/x.yaml'\n"), Some("a/t/x.yaml")),
+            (format!("    {k}: 'it''s.yaml'\n"), Some("it's.yaml")),
+            (format!("    {k}: \"a/t/\\\"q\\\".yaml\"\n"), Some("a/t/\"q\".yaml")),
+            (format!("    {k}: a/t/plain.yaml # comment\n"), Some("a/t/plain.yaml")),
+            (format!("    \"{k}\": a/t/quoted-key.yaml\n"), Some("a/t/quoted-key.yaml")),
+            (format!("metadata: {{annotations: {{\"{k}\": \"a/t/flow.yaml\", other: x}}}}\n"), Some("a/t/flow.yaml")),
+            (format!("metadata: {{annotations: {{{k}: a/t/flow-plain.yaml, other: x}}}}\n"), Some("a/t/flow-plain.yaml")),
+            (format!("    {k}: ''\n    {k}: second.yaml\n"), Some("second.yaml")),
+            (format!("    # mentions {k} without a value\n"), None),
+            ("    other: x\n".to_string(), None),
+        ] {
+            assert_eq!(scan_helm4_filename(&text).as_deref(), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn origin_of_a_parsed_document_comes_from_its_annotation() {
+        let docs = yaml::split_stream(OK_DOC);
+        let v = yaml::parse_document(&docs[0]).unwrap();
+        assert_eq!(document_origin(&docs[0], v.as_ref()), Some(DocumentOrigin::Helm4Filename("app/templates/cm.yaml".into())));
+        let docs = yaml::split_stream("---\n# Source: c/t/a.yaml\na: 1\n");
+        assert_eq!(document_origin(&docs[0], None), Some(DocumentOrigin::Source("c/t/a.yaml".into())));
+    }
+}
+
+#[cfg(test)]
+mod database_client_tests {
+    use super::*;
+
+    /// A release with a PostgreSQL StatefulSet, an API that references it, and a pre-upgrade
+    /// hook Job that migrates it.
+    const STREAM: &str = "---
+# Source: app/templates/db.yaml
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: pg, labels: {app.kubernetes.io/instance: rel}}
+spec:
+  serviceName: pg
+  selector: {matchLabels: {app: pg}}
+  template:
+    metadata: {labels: {app: pg, app.kubernetes.io/instance: rel}}
+    spec:
+      containers: [{name: pg, image: 'postgres:16', ports: [{containerPort: 5432}]}]
+---
+# Source: app/templates/db-svc.yaml
+apiVersion: v1
+kind: Service
+metadata: {name: pg, labels: {app.kubernetes.io/instance: rel}}
+spec: {selector: {app: pg}, ports: [{port: 5432}]}
+---
+# Source: app/templates/api.yaml
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api, labels: {app.kubernetes.io/instance: rel}}
+spec:
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api, app.kubernetes.io/instance: rel}}
+    spec:
+      containers: [{name: api, image: acme/api, ports: [{containerPort: 8080}], env: [{name: DATABASE_URL, value: 'postgres://u@pg:5432/db'}]}]
+---
+# Source: app/templates/migrate.yaml
+apiVersion: batch/v1
+kind: Job
+metadata: {name: migrate, labels: {app.kubernetes.io/instance: rel}, annotations: {helm.sh/hook: pre-upgrade}}
+spec:
+  template:
+    metadata: {labels: {app: migrate, app.kubernetes.io/instance: rel}}
+    spec:
+      restartPolicy: Never
+      containers: [{name: m, image: acme/migrate, env: [{name: DATABASE_URL, value: 'postgres://u@pg:5432/db'}]}]
+";
+
+    fn config(text: &str) -> PostRenderConfig {
+        PostRenderConfig::parse(text).unwrap()
+    }
+
+    /// The `from` peers of the database policy's rule on the client port 5432.
+    fn database_peers(cfg: &PostRenderConfig) -> (Vec<Value>, Summary) {
+        let r = post_render(STREAM, cfg).unwrap();
+        let policy = yaml::split_stream(&r.output)
+            .iter()
+            .filter_map(|d| yaml::parse_document(d).unwrap())
+            .find(|v| at(v, "/metadata/name").and_then(Value::as_str) == Some("rel-pg-ingress"))
+            .expect("database policy generated");
+        let rule = at(&policy, "/spec/ingress")
+            .and_then(Value::as_array)
+            .unwrap()
+            .iter()
+            .find(|r| r.get("ports") == Some(&serde_json::json!([{"protocol": "TCP", "port": 5432}])))
+            .expect("rule on the client port")
+            .clone();
+        (rule["from"].as_array().unwrap().clone(), r.summary)
+    }
+
+    #[test]
+    fn without_configuration_the_hook_job_is_not_a_client() {
+        let (peers, _) = database_peers(&PostRenderConfig::default());
+        assert_eq!(peers, [serde_json::json!({"podSelector": {"matchLabels": {"app": "api"}}})]);
+    }
+
+    #[test]
+    fn configured_clients_are_admitted_on_the_database_ports() {
+        let cfg = config(
+            "networkPolicies:\n  databaseClients:\n  - database: pg\n    podSelector:\n      matchLabels: {app: migrate}\n  - database: pg\n    namespace: batch\n    podSelector:\n      matchExpressions:\n      - {key: team, operator: In, values: [data]}\n      - {key: tier, operator: Exists}\n",
+        );
+        let (peers, summary) = database_peers(&cfg);
+        assert_eq!(
+            peers,
+            [
+                serde_json::json!({"podSelector": {"matchLabels": {"app": "api"}}}),
+                serde_json::json!({"podSelector": {"matchLabels": {"app": "migrate"}}}),
+                serde_json::json!({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "batch"}},
+                                   "podSelector": {"matchExpressions": [{"key": "team", "operator": "In", "values": ["data"]},
+                                                                        {"key": "tier", "operator": "Exists"}]}}),
+            ]
+        );
+        assert!(summary.injections.iter().all(|i| !i.workload.starts_with("networkPolicies.")), "{:?}", summary.injections);
+        // Only the named database's policy changes.
+        let plain = post_render(STREAM, &PostRenderConfig::default()).unwrap().output;
+        let with = post_render(STREAM, &cfg).unwrap().output;
+        let api_policy = |s: &str| {
+            let from = s.find("name: rel-api-ingress").unwrap();
+            s[from..from + s[from..].find("\n---").unwrap()].to_string()
+        };
+        assert_eq!(api_policy(&plain), api_policy(&with));
+    }
+
+    #[test]
+    fn a_client_of_an_unknown_database_is_reported_not_used() {
+        let cfg = config("networkPolicies:\n  databaseClients:\n  - database: pq\n    podSelector: {matchLabels: {app: migrate}}\n");
+        let (peers, summary) = database_peers(&cfg);
+        assert_eq!(peers.len(), 1);
+        let note = summary.injections.iter().find(|i| i.workload == "networkPolicies.databaseClients[0]").expect("note");
+        assert!(note.skipped);
+        assert_eq!(note.change, "not used: no database `pq` in this stream");
+    }
+
+    #[test]
+    fn hook_only_runs_generate_nothing_even_with_clients() {
+        let cfg = config("networkPolicies:\n  databaseClients:\n  - database: pg\n    podSelector: {matchLabels: {app: migrate}}\n");
+        let hooks_only = &STREAM[STREAM.find("---\n# Source: app/templates/migrate.yaml").unwrap()..];
+        let r = post_render(hooks_only, &cfg).unwrap();
+        assert!(r.summary.generated.is_empty());
+        assert!(!r.output.contains("NetworkPolicy"));
+    }
+
+    #[test]
+    fn client_selectors_are_checked_like_the_api_server_does() {
+        for (text, needle) in [
+            ("networkPolicies:\n  databaseClients:\n  - database: pg\n    podSelector: {}\n", "podSelector needs matchLabels or matchExpressions"),
+            ("networkPolicies:\n  databaseClients:\n  - database: pg\n", "podSelector"),
+            (
+                "networkPolicies:\n  databaseClients:\n  - database: pg\n    podSelector: {matchExpressions: [{key: a, operator: In}]}\n",
+                "operator In needs values",
+            ),
+            (
+                "networkPolicies:\n  databaseClients:\n  - database: pg\n    podSelector: {matchExpressions: [{key: a, operator: Exists, values: [x]}]}\n",
+                "operator Exists takes no values",
+            ),
+            (
+                "networkPolicies:\n  databaseClients:\n  - database: pg\n    podSelector: {matchExpressions: [{key: a, operator: Has}]}\n",
+                "Has",
+            ),
+            ("networkPolicies:\n  databaseClients:\n  - database: pg\n    podSelectr: {matchLabels: {a: b}}\n", "podSelectr"),
+            ("networkPolicies:\n  databaseClients:\n  - database: pg\n    podSelector: {matchLabel: {a: b}}\n", "matchLabel"),
+        ] {
+            let e = PostRenderConfig::parse(text).expect_err(text).to_string();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
     }
 }
