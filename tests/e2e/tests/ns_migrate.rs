@@ -102,7 +102,13 @@ fn a_healthy_schedule_reaches_100_percent_and_completes() {
     let r = e.mm(&["ns", "create", "shop"]).expect_code(0);
     assert!(r.stdout.contains("namespace/shop-mesh created"), "{}", r.stdout);
     assert!(r.stdout.contains("shop: 0 % to shop-mesh (created)"), "{}", r.stdout);
-    assert!(r.stdout.contains("note: Secrets are not copied (--copy-secrets copies them)"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(
+            "note: Deployment/api reads Secret api-db, which is not copied: create it in shop-mesh (or rerun with --copy-secrets)"
+        ),
+        "{}",
+        r.stdout
+    );
     assert!(!r.stdout.contains("tour-secret-pw") && !r.stderr.contains("tour-secret-pw"));
     let ns = e.double.get("v1", "Namespace", None, "shop-mesh").unwrap();
     assert_eq!(ns["metadata"]["labels"]["istio-injection"], "enabled");
@@ -154,6 +160,12 @@ fn a_healthy_schedule_reaches_100_percent_and_completes() {
         let v: Value = serde_json::from_str(line).unwrap();
         assert_eq!(v["weight"], 75);
     }
+
+    // On a terminal the view is redrawn in place (cursor up over the last frame, clear below).
+    let cmd = format!("{} --kubeconfig {} ns monitor shop --for 1s --every 100ms", bin("mesh-migrate").display(), e.kubeconfig.display());
+    let tty = run(std::path::Path::new("script"), &["-qec", &cmd, "/dev/null"], None, &[]).expect_code(0);
+    assert!(tty.stdout.contains("\x1b[4A\x1b[J"), "no in-place refresh: {:?}", tty.stdout);
+    assert!(tty.stdout.contains("mesh (shop-mesh)    75 %"), "{}", tty.stdout);
 
     let r = e.mm(&["ns", "complete", "shop", "--prometheus-url", &url]).expect_code(0);
     assert!(r.stdout.contains("shop: 100 % to shop-mesh (completed)"), "{}", r.stdout);

@@ -69,6 +69,9 @@ pub struct CopySet {
     pub skipped: Vec<Skipped>,
     pub adjustments: Vec<Adjustment>,
     pub violations: Vec<Violation>,
+    /// Secrets the copies read (env, envFrom, volumes, image pull secrets) that are not copied:
+    /// `Kind/name` of the workload and the Secret's name.
+    pub uncopied_secrets: Vec<(String, String)>,
 }
 
 /// Kinds the copy reads from the legacy namespace.
@@ -177,6 +180,13 @@ pub fn copy_namespace(sides: &Sides, objects: &[Value], opts: &CopyOptions) -> C
                         }
                     }
                 }
+                if !opts.secrets
+                    && let Some(spec) = obj.pointer("/spec/template/spec")
+                {
+                    for secret in secret_refs(spec) {
+                        set.uncopied_secrets.push((id.clone(), secret));
+                    }
+                }
                 let level = opts.pod_security;
                 if let Some(spec) = obj.pointer("/spec/template/spec") {
                     for problem in pod_security_problems(spec, level) {
@@ -211,7 +221,8 @@ fn skip_reason(kind: &str, name: &str, obj: &Value, opts: &CopyOptions) -> Optio
             Some("published into every namespace by the cluster".into())
         }
         "ConfigMap" if obj.pointer("/metadata/labels/app.kubernetes.io~1managed-by").and_then(Value::as_str) == Some(MANAGED_BY) => {
-            Some("written by mesh-migrate itself".into())
+            // The journal and other bookkeeping of this tool: not part of the application.
+            Some(String::new())
         }
         "ConfigMap" => None,
         "Secret" if !opts.secrets => Some("Secrets are copied only with --copy-secrets".into()),
@@ -460,6 +471,37 @@ impl Rewriter {
     }
 }
 
+/// The Secrets a pod spec reads: env `secretKeyRef`, `envFrom` `secretRef`, secret volumes
+/// (also in projected volumes) and image pull secrets. Names only, sorted, without duplicates.
+pub fn secret_refs(spec: &Value) -> Vec<String> {
+    let mut out = BTreeSet::new();
+    let mut add = |v: Option<&Value>| {
+        if let Some(n) = v.and_then(Value::as_str) {
+            out.insert(n.to_string());
+        }
+    };
+    for list in ["initContainers", "containers"] {
+        for c in spec.get(list).and_then(Value::as_array).into_iter().flatten() {
+            for e in c.get("env").and_then(Value::as_array).into_iter().flatten() {
+                add(e.pointer("/valueFrom/secretKeyRef/name"));
+            }
+            for e in c.get("envFrom").and_then(Value::as_array).into_iter().flatten() {
+                add(e.pointer("/secretRef/name"));
+            }
+        }
+    }
+    for v in spec.get("volumes").and_then(Value::as_array).into_iter().flatten() {
+        add(v.pointer("/secret/secretName"));
+        for src in v.pointer("/projected/sources").and_then(Value::as_array).into_iter().flatten() {
+            add(src.pointer("/secret/name"));
+        }
+    }
+    for s in spec.get("imagePullSecrets").and_then(Value::as_array).into_iter().flatten() {
+        add(s.get("name"));
+    }
+    out.into_iter().collect()
+}
+
 /// What Pod Security `level` would reject in a pod spec (empty for `baseline` and looser levels
 /// when nothing privileged is used). Covers the checks of the `restricted` and `baseline` profiles
 /// that pod templates commonly trip over.
@@ -650,6 +692,22 @@ mod tests {
         let all = serde_json::to_string(&(&set.adjustments, &set.skipped, &set.violations)).unwrap();
         assert!(!all.contains("s3cr3t"));
         assert!(set.skipped.iter().any(|s| s.object == "Secret/tok"));
+    }
+
+    #[test]
+    fn secrets_the_copies_read_are_listed_when_not_copied() {
+        let spec = json!({"containers": [{"name": "c", "env": [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "db", "key": "k"}}}],
+            "envFrom": [{"secretRef": {"name": "env"}}, {"configMapRef": {"name": "cfg"}}]}],
+            "volumes": [{"name": "v", "secret": {"secretName": "tls"}}, {"name": "p", "projected": {"sources": [{"secret": {"name": "db"}}]}}],
+            "imagePullSecrets": [{"name": "registry"}]});
+        assert_eq!(secret_refs(&spec), ["db", "env", "registry", "tls"]);
+        let objs =
+            vec![json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api"}, "spec": {"template": {"spec": spec}}})];
+        let set = copy_namespace(&sides(), &objs, &CopyOptions::default());
+        assert_eq!(set.uncopied_secrets.len(), 4);
+        assert_eq!(set.uncopied_secrets[0], ("Deployment/api".to_string(), "db".to_string()));
+        let with = copy_namespace(&sides(), &objs, &CopyOptions { secrets: true, ..Default::default() });
+        assert!(with.uncopied_secrets.is_empty());
     }
 
     #[test]

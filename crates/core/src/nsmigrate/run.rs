@@ -433,7 +433,20 @@ pub async fn create(
         report.notes.push(format!("pod security: {}: {}", v.object, v.problem));
     }
     if !copy_opts.secrets {
-        report.notes.push("Secrets are not copied (--copy-secrets copies them)".into());
+        let mut by_secret: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (w, secret) in &set.uncopied_secrets {
+            by_secret.entry(secret.as_str()).or_default().push(w.as_str());
+        }
+        for (secret, users) in by_secret {
+            report.notes.push(format!(
+                "{} reads Secret {secret}, which is not copied: create it in {} (or rerun with --copy-secrets) before its pods can start",
+                users.join(", "),
+                sides.mesh
+            ));
+        }
+        if set.uncopied_secrets.is_empty() {
+            report.notes.push("Secrets are not copied (--copy-secrets copies them)".into());
+        }
     }
 
     begin(conn, sides, opts, "create", 0).await?;
