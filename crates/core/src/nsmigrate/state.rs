@@ -170,7 +170,10 @@ impl NsState {
         match self.phase {
             Phase::Created => format!("kubectl mesh-migrate ns shift {ns} 10 (or --steps 10,25,50,75,100)"),
             Phase::Shifting if self.weight == 100 => format!("kubectl mesh-migrate ns complete {ns}"),
-            Phase::Shifting => format!("kubectl mesh-migrate ns shift {ns} {}", next_default_step(self.weight)),
+            Phase::Shifting => format!(
+                "kubectl mesh-migrate ns shift {ns} {} (or `ns complete {ns}`: 100 % and the legacy side scaled to zero)",
+                next_default_step(self.weight)
+            ),
             Phase::Frozen => format!(
                 "a gate failed at {} %: investigate, then `kubectl mesh-migrate ns shift {ns} {}` (gates are checked again) or `kubectl mesh-migrate ns rollback {ns}`",
                 self.failed_at.unwrap_or(self.weight),
