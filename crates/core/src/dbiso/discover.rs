@@ -1,5 +1,5 @@
-//! Finding databases: CloudNativePG clusters, long-running workloads running database images, and
-//! the Services in front of them.
+//! Finding databases: CloudNativePG clusters, long-running workloads running database images or
+//! exposed by a Service on a database port, and the Services in front of them.
 //!
 //! Jobs and CronJobs are never databases, whatever they run: a CronJob running `postgres:16` is
 //! a `pg_dump` client, and a migration Job shipping a database image is a client too.
@@ -128,7 +128,12 @@ pub fn databases(inventory: &Inventory) -> Vec<Database> {
         if matches!(w.kind(), "Job" | "CronJob") {
             continue;
         }
-        let Some(engine) = w.images().find_map(Engine::from_image) else { continue };
+        let Some(engine) = w.images().find_map(Engine::from_image) else {
+            if let Some(db) = behind_database_port(inventory, &w) {
+                out.push(db);
+            }
+            continue;
+        };
         let pod_labels = w.pod_labels();
         // Client ports: the database containers' ports, except metrics ports (an exporter
         // sidecar or a port named `metrics` is for Prometheus, not for clients).
@@ -164,6 +169,57 @@ pub fn databases(inventory: &Inventory) -> Vec<Database> {
     }
     out.sort_by(|a, b| a.object.cmp(&b.object));
     out
+}
+
+impl Engine {
+    /// The engine whose well-known port this is.
+    pub fn from_port(port: u16) -> Option<Engine> {
+        [Engine::Postgres, Engine::Mysql, Engine::Redis, Engine::Mongo].into_iter().find(|e| e.default_port() == port)
+    }
+}
+
+/// A workload whose image names no engine but that a Service exposes on a database's well-known
+/// port (5432, 3306, 6379, 27017, as the Service port or the target port): a custom database
+/// image, or a proxy or pooler in front of one (PgBouncer, ProxySQL), which clients treat as
+/// the database. Its client ports are the target ports of those Service ports, resolved against
+/// the container ports.
+fn behind_database_port(inventory: &Inventory, w: &Workload<'_>) -> Option<Database> {
+    let pod_labels = w.pod_labels();
+    let container_ports = w.ports();
+    let mut engine = None;
+    let mut ports = Vec::new();
+    let mut services = Vec::new();
+    for svc in inventory.of(&kinds::SERVICE).filter(|s| s.namespace.as_deref() == Some(w.namespace()) && service_selects(s, &pod_labels)) {
+        let mut on_db_port = false;
+        for p in svc.value.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
+            if p.get("protocol").and_then(Value::as_str).is_some_and(|proto| proto != "TCP") {
+                continue;
+            }
+            let port = p.get("port").and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok());
+            let target = match p.get("targetPort") {
+                Some(Value::Number(n)) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
+                Some(Value::String(name)) => name
+                    .parse::<u16>()
+                    .ok()
+                    .or_else(|| container_ports.iter().find(|c| c.name.as_deref() == Some(name.as_str())).map(|c| c.port)),
+                _ => port,
+            };
+            let Some(found) = port.and_then(Engine::from_port).or_else(|| target.and_then(Engine::from_port)) else { continue };
+            engine.get_or_insert(found);
+            on_db_port = true;
+            ports.extend(target);
+        }
+        if on_db_port {
+            services.push(svc.name.clone());
+        }
+    }
+    let engine = engine?;
+    ports.sort_unstable();
+    ports.dedup();
+    if ports.is_empty() {
+        ports.push(engine.default_port());
+    }
+    Some(Database { object: w.object.object_ref(), engine, services, pod_labels, ports, cnpg: false, metrics_ports: Vec::new() })
 }
 
 /// Whether a container port name marks a metrics endpoint (`metrics`, `http-metrics`,
