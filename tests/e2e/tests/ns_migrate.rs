@@ -149,6 +149,26 @@ fn a_healthy_schedule_reaches_100_percent_and_completes() {
     assert!(st["history"].as_array().unwrap().iter().all(|h| h["who"] == "alice@double"));
     assert!(prom.queries().iter().any(|q| q.query.contains("destination_workload_namespace=\"shop-mesh\"") && q.time.is_some()));
 
+    // Real kubectl reads the same routing back.
+    let kc = run(
+        &e2e::venv_tool("kubectl"),
+        &[
+            "--kubeconfig",
+            e.kubeconfig.to_str().unwrap(),
+            "get",
+            "virtualservice",
+            "web",
+            "-n",
+            "shop-mesh",
+            "-o",
+            "jsonpath={.spec.http[0].route[*].weight}",
+        ],
+        None,
+        &[],
+    )
+    .expect_code(0);
+    assert_eq!(kc.stdout, "25 75");
+
     // Monitor: one sample, plain lines when stdout is not a terminal.
     let m = e.mm(&["ns", "monitor", "shop", "--prometheus-url", &url]).expect_code(0);
     assert_eq!(m.stdout.lines().count(), 1, "{}", m.stdout);
@@ -270,6 +290,22 @@ fn faults_between_steps_leave_a_consistent_state_that_status_explains() {
         .add_fault(FaultRule::on("PUT", "^/api/v1/namespaces/shop/configmaps/mesh-migrate-journal$").status(500, "storage full").times(1))
         .unwrap();
     e.mm(&["ns", "shift", "shop", "50"]).expect_code(3);
+    assert_eq!((e.weight("api"), e.weight("web")), (Some(25), Some(25)));
+
+    // Another operator wrote the journal in between (409 on its update): stopped, nothing written.
+    e.double
+        .add_fault(
+            FaultRule::on("PUT", "^/api/v1/namespaces/shop/configmaps/mesh-migrate-journal$")
+                .status_reason(
+                    409,
+                    "Conflict",
+                    "the object has been modified; please apply your changes to the latest version and try again",
+                )
+                .times(1),
+        )
+        .unwrap();
+    let r = e.mm(&["ns", "shift", "shop", "50"]).expect_code(3);
+    assert!(r.stderr.contains("another operator may be migrating this namespace"), "{}", r.stderr);
     assert_eq!((e.weight("api"), e.weight("web")), (Some(25), Some(25)));
 
     // Someone else took over the weights with another field manager: reported, not overwritten.

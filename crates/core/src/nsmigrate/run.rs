@@ -405,7 +405,7 @@ pub async fn create(
             plan.push(Change::Apply { object: o.clone() });
         }
         if mode == CreateMode::Recreate {
-            for w in &workloads {
+            for w in workloads.iter().filter(|w| w.kind != "DaemonSet") {
                 plan.push(Change::Scale { target: target_of(&w.kind, &sides.mesh, &w.name), replicas: w.replicas });
             }
         }
@@ -774,8 +774,21 @@ pub async fn complete(
     }
     let legacy = legacy_workloads(conn, sides).await?;
     let recorded: Vec<&WorkloadRecord> = st.workloads.iter().collect();
+    let kept: Vec<String> = legacy
+        .iter()
+        .filter(|o| kind_of(o) == "DaemonSet" && !delete_legacy && recorded.iter().any(|w| w.kind == "DaemonSet" && w.name == name_of(o)))
+        .map(|o| format!("DaemonSet/{}", name_of(o)))
+        .collect();
+    if !kept.is_empty() {
+        report.notes.push(format!(
+            "{} cannot be scaled to zero and keeps running in {} (no traffic is routed to it; --delete-legacy deletes it)",
+            kept.join(", "),
+            sides.legacy
+        ));
+    }
     let targets: Vec<(Target, i64)> = legacy
         .iter()
+        .filter(|o| delete_legacy || kind_of(o) != "DaemonSet")
         .filter(|o| recorded.iter().any(|w| w.kind == kind_of(o) && w.name == name_of(o)))
         .map(|o| (target_of(kind_of(o), &sides.legacy, name_of(o)), o.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)))
         .collect();
