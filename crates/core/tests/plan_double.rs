@@ -38,7 +38,7 @@ async fn connect(d: &DoubleHandle, dir: &tempfile::TempDir) -> Connection {
     let kubeconfig = d.write_kubeconfig(dir.path(), NS).unwrap();
     let options = ClusterOptions {
         kubeconfig: Some(kubeconfig),
-        request_timeout: Some(Duration::from_secs(1)),
+        request_timeout: Some(Duration::from_millis(500)),
         ..ClusterOptions::default()
     };
     options.connect().await.unwrap()
@@ -263,14 +263,16 @@ async fn a_fault_at_any_write_leaves_a_state_that_a_rerun_completes_or_rollback_
     let completed = across_runs(d.snapshot()).without(&["ConfigMap/"]);
     let clean: Vec<(String, String)> =
         d.requests().into_iter().filter(|r| r.method != "GET").map(|r| (r.method, r.path)).collect();
-    assert!(clean.len() >= 7, "journal writes and changes: {clean:#?}");
+    // One journal write with every prior state, the four changes, the journal's "completed".
+    let methods: Vec<&str> = clean.iter().map(|(m, _)| m.as_str()).collect();
+    assert_eq!(methods, ["POST", "PATCH", "PATCH", "PATCH", "PATCH", "PUT"], "{clean:#?}");
 
     type Fault = fn(FaultRule) -> FaultRule;
     let faults: [(&str, Fault); 3] = [
         ("500", |r| r.status(500, "etcd leader changed")),
         ("409", |r| r.status(409, "Operation cannot be fulfilled: the object has been modified")),
-        // Longer than the client's 1 s request timeout: the client gives up, the write lands.
-        ("timeout", |r| r.delay(Duration::from_millis(1500))),
+        // Longer than the client's 0.5 s request timeout: the client gives up, the write lands.
+        ("timeout", |r| r.delay(Duration::from_millis(800))),
     ];
     for (n, (method, path)) in clean.iter().enumerate() {
         // The rule fires on this write: the k-th request with its method and path.
@@ -289,7 +291,7 @@ async fn a_fault_at_any_write_leaves_a_state_that_a_rerun_completes_or_rollback_
                 let id = d.add_fault(fault(FaultRule::on(method, &format!("^{}$", regex_escape(path))).nth(k).times(1))).unwrap();
                 let first = run(&conn, &enable_plan(), DryRun::None).await;
                 if *name == "timeout" {
-                    tokio::time::sleep(Duration::from_millis(700)).await;
+                    tokio::time::sleep(Duration::from_millis(400)).await;
                 }
                 let fired = d.faults().iter().find(|f| f.id == id).map(|f| f.fired).unwrap_or(0);
                 assert_eq!(fired, 1, "{case}: the fault did not fire");

@@ -23,6 +23,14 @@ pub async fn execute(
 ) -> Result<Vec<Outcome>, PlanError> {
     let journal = Journal::load(conn, &plan.namespace).await?;
     let mut run = Run { conn, plan, options, journal: journal.unwrap_or_else(|| Journal::new(&plan.namespace)), begun: false };
+    if options.dry_run == DryRun::None
+        && let Err(e) = run.record_all(progress).await
+    {
+        if run.begun {
+            let _ = run.finish(StepStatus::Failed, Some(e.to_string())).await;
+        }
+        return Err(e);
+    }
     let mut outcomes = Vec::new();
     for change in &plan.changes {
         match run.change(change, progress).await {
@@ -101,6 +109,58 @@ impl Run<'_> {
         rec.finished_at = Some(now());
         rec.error = error;
         self.journal.save(self.conn).await
+    }
+
+    /// Record the prior state of everything the plan will touch, in one journal write before
+    /// the first change (each change records again, which is a no-op unless the object changed
+    /// under a resumed step).
+    async fn record_all(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<(), PlanError> {
+        let mut changed = false;
+        let stamp = now();
+        for change in &self.plan.changes {
+            let Some(target) = change.target() else { continue };
+            let current = client::get(self.conn, &target).await?;
+            let step = self.plan.step.clone();
+            changed |= match (change, &current) {
+                (Change::Apply { .. }, _) => self.journal.record_object(&step, &target, current.as_ref()),
+                (Change::Delete { .. }, Some(c)) => self.journal.record_object(&step, &target, Some(c)),
+                (Change::Set { fields, .. }, Some(c)) => {
+                    let ops = fields.iter().any(|(p, v)| field_ops(c, p, v.as_ref()).is_some());
+                    ops && self.journal.record_fields(&step, &target, c, fields)
+                }
+                (Change::Scale { replicas, .. }, Some(c)) => {
+                    let fields = BTreeMap::from([("/spec/replicas".to_string(), Some(json!(replicas)))]);
+                    field_ops(c, "/spec/replicas", Some(&json!(replicas))).is_some() && self.journal.record_fields(&step, &target, c, &fields)
+                }
+                (Change::Restart { .. }, Some(c)) => match self.restart_value(&target, c) {
+                    Some(v) if v == stamp => {
+                        self.journal.record_fields(&step, &target, c, &BTreeMap::from([(restart_pointer(), Some(json!(stamp)))]))
+                    }
+                    _ => false,
+                },
+                _ => false,
+            };
+        }
+        if changed {
+            self.persist(progress).await?;
+        }
+        Ok(())
+    }
+
+    /// The restart annotation value a restart of `target` sets now: the one the journal recorded
+    /// for it (a resumed step), the current time when nothing is recorded, or `None` when the
+    /// recorded restart is in place already.
+    fn restart_value(&self, target: &Target, current: &Value) -> Option<String> {
+        let pointer = restart_pointer();
+        let recorded = self.journal.entry(target).and_then(|e| match &e.prior {
+            Prior::Fields { fields } => fields.get(&pointer).and_then(|r| r.written.clone()),
+            _ => None,
+        });
+        match recorded {
+            Some(w) if current.pointer(&pointer) == Some(&w) => None,
+            Some(Value::String(w)) => Some(w),
+            _ => Some(now()),
+        }
     }
 
     async fn change(&mut self, change: &Change, progress: &mut dyn FnMut(Progress)) -> Result<Outcome, PlanError> {
@@ -192,17 +252,12 @@ impl Run<'_> {
 
     async fn restart(&mut self, target: &Target, progress: &mut dyn FnMut(Progress)) -> Result<Outcome, PlanError> {
         let current = self.require(target).await?;
-        let pointer = restart_pointer();
         // A restart this journal recorded and that is still in place is not done twice.
-        if let Some(entry) = self.journal.entry(target)
-            && let Prior::Fields { fields } = &entry.prior
-            && let Some(rec) = fields.get(&pointer)
-            && rec.written.is_some()
-            && rec.written.as_ref() == current.pointer(&pointer)
-        {
+        let value = if self.options.dry_run == DryRun::None { self.restart_value(target, &current) } else { Some(now()) };
+        let Some(value) = value else {
             return Ok(self.outcome(target.clone(), Action::Unchanged, "(restarted earlier by this step)"));
-        }
-        let fields = BTreeMap::from([(pointer, Some(json!(now())))]);
+        };
+        let fields = BTreeMap::from([(restart_pointer(), Some(json!(value)))]);
         self.set(target, &fields, Action::Restarted, progress).await
     }
 
