@@ -324,6 +324,49 @@ fn faults_between_steps_leave_a_consistent_state_that_status_explains() {
 }
 
 #[test]
+fn a_process_killed_between_writes_is_resumed_by_rerunning_the_step() {
+    let e = env();
+    e.mm(&["ns", "create", "shop"]).expect_code(0);
+    e.mm(&["ns", "shift", "shop", "10"]).expect_code(0);
+    // The write of the second VirtualService hangs; the process is killed while it waits.
+    let id = e
+        .double
+        .add_fault(
+            FaultRule::on("PATCH", "^/apis/networking.istio.io/v1/namespaces/shop-mesh/virtualservices/web$")
+                .delay(std::time::Duration::from_secs(20))
+                .times(1),
+        )
+        .unwrap();
+    let mut child = std::process::Command::new(bin("mesh-migrate"))
+        .args(["--kubeconfig", e.kubeconfig.to_str().unwrap(), "ns", "shift", "shop", "25"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while e.double.faults().iter().find(|f| f.id == id).is_none_or(|f| f.fired == 0) {
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "the web VirtualService was never written");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    e.double.remove_fault(id);
+    assert_eq!((e.weight("api"), e.weight("web")), (Some(25), Some(10)));
+    let st = e.state();
+    assert_eq!((st["weight"].as_i64(), st["pending"]["to"].as_i64()), (Some(10), Some(25)));
+    let s = e.mm(&["ns", "status", "shop"]).expect_code(1);
+    assert!(s.stdout.contains("the `shift` to 25 % started at") && s.stdout.contains("did not finish"), "{}", s.stdout);
+    assert!(s.stdout.contains("1 of 2 VirtualServices already route 25 %"), "{}", s.stdout);
+    // Rerunning the step finishes it; the state is whole again.
+    let r = e.mm(&["ns", "shift", "shop", "25"]).expect_code(0);
+    assert!(r.stdout.contains("note: the `shift` to 25 % started at"), "{}", r.stdout);
+    assert_eq!((e.weight("api"), e.weight("web")), (Some(25), Some(25)));
+    assert_eq!(e.state()["weight"], 25);
+    assert!(e.state().get("pending").is_none());
+    e.mm(&["ns", "status", "shop"]).expect_code(0);
+}
+
+#[test]
 fn dry_runs_write_nothing() {
     let e = env();
     let before = e.double.snapshot();
