@@ -175,7 +175,10 @@ impl Run<'_> {
             Change::Delete { target } => self.delete(target, progress).await,
             Change::WaitReady { targets } => {
                 let first = targets.first().cloned().unwrap_or_else(|| Target::namespace(&self.plan.namespace));
-                let detail = format!("({} workload{})", targets.len(), if targets.len() == 1 { "" } else { "s" });
+                let detail = match targets.len() {
+                    0 | 1 => String::new(),
+                    n => format!("(batch of {n}: {})", targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")),
+                };
                 if self.options.dry_run != DryRun::None || targets.is_empty() {
                     return Ok(self.outcome(first, Action::Skipped, &detail));
                 }

@@ -86,10 +86,9 @@ pub fn progress(table: bool) -> impl FnMut(Progress) {
             }
         }
         Progress::Waiting { ready, total, pending } => {
-            let line = match pending {
-                Some((t, state)) => format!("waiting for rollout: {ready}/{total} ready; {} {state}", t.kubectl_name()),
-                None => format!("rollout complete: {total}/{total} ready"),
-            };
+            // Completion shows as the wait's outcome.
+            let Some((t, state)) = pending else { return };
+            let line = format!("waiting for rollout: {ready}/{total} ready; {} {state}", t.kubectl_name());
             if line != last_wait {
                 eprintln!("{line}");
                 last_wait = line;

@@ -31,6 +31,10 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &RollbackArgs) -> Resul
         actor: live.actor(),
     };
     let outcomes = live.rt.block_on(plan::rollback(&live.conn, &ns, &options, &mut progress(table)))?;
+    if options.dry_run == plan::DryRun::None {
+        let what = args.step.as_deref().map_or_else(|| "every step".to_string(), |s| format!("step {s}"));
+        eprintln!("rolled back {what} in namespace {ns}: {} objects restored", outcomes.len());
+    }
     if !table {
         meshmove_cli::render::structured(&mut Out::new(), output.output, &outcomes)?;
     }

@@ -81,7 +81,9 @@ fn render(s: &NamespaceStatus, wide: bool) -> String {
         })
         .collect();
     text.push_str(&table(&["WORKLOAD", "MESHED", "REVISION", "STATE"], rows));
-    if !s.pending.is_empty() {
+    if s.pending.is_empty() {
+        text.push_str("\nPending:    nothing\n");
+    } else {
         text.push_str("\nPending:\n");
         for p in &s.pending {
             text.push_str(&format!("  {p}\n"));
