@@ -161,30 +161,37 @@ fn event(opts: &RunOptions, action: &str, from: u8, to: u8, result: impl Into<St
     Event { at: now(), who: opts.actor.clone(), action: action.into(), from, to, result: result.into(), gates }
 }
 
-/// Record that a step begins (before its first write).
-async fn begin(conn: &Connection, sides: &Sides, opts: &RunOptions, action: &str, to: u8) -> Result<(), NsError> {
+/// Record that a step begins (before its first write). Returns the record, so that a failure is
+/// written onto this step's record only (never onto another operator's).
+async fn begin(conn: &Connection, sides: &Sides, opts: &RunOptions, action: &str, to: u8) -> Result<Option<Pending>, NsError> {
     if opts.dry_run != DryRun::None {
-        return Ok(());
+        return Ok(None);
     }
     let pending = Pending { action: action.into(), to, at: now(), who: opts.actor.clone(), error: None };
+    let mine = pending.clone();
     update_state(conn, sides, |s| s.pending = Some(pending)).await?;
-    Ok(())
+    Ok(Some(mine))
 }
 
-/// Record the error that stopped a step (best effort: the original error is what matters).
-async fn record_failure(conn: &Connection, sides: &Sides, opts: &RunOptions, err: &NsError) {
-    if opts.dry_run != DryRun::None {
+/// Record the error that stopped a step (best effort: the original error is what matters). Not
+/// when the journal changed under us: then the record may be someone else's.
+async fn record_failure(conn: &Connection, sides: &Sides, opts: &RunOptions, mine: &Option<Pending>, err: &NsError) {
+    let Some(mine) = mine else { return };
+    if matches!(err, NsError::Plan(PlanError::JournalConflict { .. })) {
         return;
     }
     let message = err.to_string();
     let _ = update_state(conn, sides, |s| {
-        if let Some(p) = &mut s.pending {
+        let weight = s.weight;
+        if let Some(p) = &mut s.pending
+            && (Pending { error: None, ..p.clone() }) == *mine
+        {
             p.error = Some(message.clone());
             let e = Event {
                 at: now(),
                 who: opts.actor.clone(),
                 action: p.action.clone(),
-                from: s.weight,
+                from: weight,
                 to: p.to,
                 result: format!("failed: {message}"),
                 gates: vec![],
@@ -449,9 +456,9 @@ pub async fn create(
         }
     }
 
-    begin(conn, sides, opts, "create", 0).await?;
+    let mine = begin(conn, sides, opts, "create", 0).await?;
     if let Err(e) = run_plan(conn, &plan, opts, &mut report, events).await {
-        record_failure(conn, sides, opts, &e).await;
+        record_failure(conn, sides, opts, &mine, &e).await;
         return Err(e);
     }
     if opts.dry_run != DryRun::None {
@@ -676,9 +683,9 @@ async fn set_weight(
 ) -> Result<NsState, NsError> {
     let mut plan = Plan::new("ns-shift", &sides.legacy);
     plan.changes = routing_changes(conn, sides, st, to).await?;
-    begin(conn, sides, opts, action, to).await?;
+    let mine = begin(conn, sides, opts, action, to).await?;
     if let Err(e) = run_plan(conn, &plan, opts, report, events).await {
-        record_failure(conn, sides, opts, &e).await;
+        record_failure(conn, sides, opts, &mine, &e).await;
         return Err(e);
     }
     let restarts = mesh_restarts(conn, sides).await?;
@@ -714,9 +721,9 @@ async fn gate_failed(
             events(NsEvent::Note(format!("gate failed at {at} %: {why}; moving traffic back to 0 %")));
             let mut plan = Plan::new("ns-shift", &sides.legacy);
             plan.changes = routing_changes(conn, sides, st, 0).await?;
-            begin(conn, sides, opts, "gate-rollback", 0).await?;
+            let mine = begin(conn, sides, opts, "gate-rollback", 0).await?;
             if let Err(e) = run_plan(conn, &plan, opts, report, events).await {
-                record_failure(conn, sides, opts, &e).await;
+                record_failure(conn, sides, opts, &mine, &e).await;
                 return Err(e);
             }
             report.notes.push(format!("gate failed at {at} %: {why}; traffic is back at 0 %, the mesh side still runs"));
@@ -824,7 +831,7 @@ pub async fn complete(
     }
     let replicas: BTreeMap<String, i64> = targets.iter().map(|(t, r)| (format!("{}/{}", t.kind, t.name), *r)).collect();
     let keep = replicas.clone();
-    begin(conn, sides, opts, "complete", 100).await?;
+    let mine = begin(conn, sides, opts, "complete", 100).await?;
     // Remember the legacy replicas before the first scale, unless an earlier run did.
     update_state(conn, sides, move |s| {
         for (k, v) in keep {
@@ -839,7 +846,7 @@ pub async fn complete(
         plan.push(if delete_legacy { Change::Delete { target: t.clone() } } else { Change::Scale { target: t.clone(), replicas: 0 } });
     }
     if let Err(e) = run_plan(conn, &plan, opts, &mut report, events).await {
-        record_failure(conn, sides, opts, &e).await;
+        record_failure(conn, sides, opts, &mine, &e).await;
         return Err(e);
     }
     let who = opts.clone();
@@ -898,9 +905,9 @@ pub async fn rollback(conn: &Connection, sides: &Sides, opts: &RunOptions, event
     if st.workloads.iter().any(|w| w.kind == "DaemonSet") {
         report.notes.push("DaemonSets cannot be scaled: their copies keep running (with no traffic routed to them)".into());
     }
-    begin(conn, sides, opts, "rollback", 0).await?;
+    let mine = begin(conn, sides, opts, "rollback", 0).await?;
     if let Err(e) = run_plan(conn, &plan, opts, &mut report, events).await {
-        record_failure(conn, sides, opts, &e).await;
+        record_failure(conn, sides, opts, &mine, &e).await;
         return Err(e);
     }
     if opts.dry_run != DryRun::None {
