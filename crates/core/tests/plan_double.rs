@@ -126,7 +126,7 @@ async fn run(conn: &Connection, p: &Plan, dry: DryRun) -> Result<Vec<plan::Outco
 }
 
 async fn undo(conn: &Connection) -> Result<Vec<plan::Outcome>, PlanError> {
-    let o = RollbackOptions { timeout: Duration::from_secs(10), actor: "tester@double".into(), ..RollbackOptions::default() };
+    let o = RollbackOptions { timeout: Duration::from_secs(10), batch_size: 1, actor: "tester@double".into(), ..RollbackOptions::default() };
     plan::rollback(conn, NS, &o, &mut |_| {}).await
 }
 

@@ -67,7 +67,7 @@
 //! deleted get their prior content back, fields get their prior values (removed when they were
 //! absent). Pod-template annotations of restarted workloads are restored last — after the
 //! namespace labels — which rolls the workloads again, so the new pods come up without the proxy;
-//! rollback waits for them. A field someone changed after the tool wrote it is a
+//! in batches of [`RollbackOptions::batch_size`], each waited for. A field someone changed after the tool wrote it is a
 //! [`PlanError::Drifted`] (reported, not overwritten) unless `force` is set. When everything is
 //! restored the journal itself is deleted, so the namespace is exactly as before. Rolling back
 //! only one step ([`RollbackOptions::step`]) undoes what that step recorded first and keeps the
@@ -402,14 +402,23 @@ pub struct RollbackOptions {
     pub step: Option<String>,
     /// Restore fields even when someone changed them after the tool wrote them.
     pub force: bool,
-    /// Longest wait for the re-rolled workloads.
+    /// Longest wait for a batch of re-rolled workloads.
     pub timeout: Duration,
+    /// Workloads rolled again at once, each batch waited for (0: all at once).
+    pub batch_size: usize,
     pub actor: String,
 }
 
 impl Default for RollbackOptions {
     fn default() -> Self {
-        RollbackOptions { dry_run: DryRun::None, step: None, force: false, timeout: Duration::from_secs(300), actor: actor(None) }
+        RollbackOptions {
+            dry_run: DryRun::None,
+            step: None,
+            force: false,
+            timeout: Duration::from_secs(300),
+            batch_size: 0,
+            actor: actor(None),
+        }
     }
 }
 

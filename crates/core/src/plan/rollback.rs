@@ -34,19 +34,27 @@ pub async fn rollback(
             outcomes.push(o);
         }
     }
-    let mut rerolled = Vec::new();
+    // Workloads roll again in batches, each waited for before the next.
+    let mut batch = Vec::new();
+    let size = if options.batch_size == 0 { usize::MAX } else { options.batch_size };
     for &i in selected.iter().rev() {
         if let Some(o) = r.entry(&journal.entries[i].target, &journal.entries[i].prior, true).await? {
             progress(Progress::Done(o.clone()));
-            rerolled.push(o.target.clone());
+            if o.action == Action::Restarted {
+                batch.push(o.target.clone());
+            }
             outcomes.push(o);
+            if batch.len() >= size && options.dry_run == DryRun::None {
+                wait_ready(conn, &batch, options.timeout, progress).await?;
+                batch.clear();
+            }
         }
     }
     if options.dry_run != DryRun::None {
         return Ok(outcomes);
     }
-    if !rerolled.is_empty() {
-        wait_ready(conn, &rerolled, options.timeout, progress).await?;
+    if !batch.is_empty() {
+        wait_ready(conn, &batch, options.timeout, progress).await?;
     }
     let remaining: Vec<_> = journal.entries.iter().enumerate().filter(|(i, _)| !selected.contains(i)).map(|(_, e)| e.clone()).collect();
     if options.step.is_none() || (remaining.is_empty() && journal.steps.iter().all(|s| Some(&s.step) == options.step.as_ref())) {

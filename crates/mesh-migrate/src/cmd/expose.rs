@@ -46,6 +46,7 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &ExposeArgs) -> Result<
             step: Some(STEP_EXPOSE.to_string()),
             force: false,
             timeout: args.changes.timeout,
+            batch_size: 0,
             actor: live.actor(),
         };
         let outcomes = match live.rt.block_on(plan::rollback(&live.conn, &ns, &options, &mut progress(table))) {

@@ -15,6 +15,9 @@ pub struct RollbackArgs {
     /// Restore fields even when someone changed them after this tool wrote them
     #[arg(long)]
     force: bool,
+    /// Workloads rolled again at once (each batch waited for)
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
+    batch_size: u16,
     #[command(flatten)]
     changes: MutateFlags,
 }
@@ -28,6 +31,7 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &RollbackArgs) -> Resul
         step: args.step.clone(),
         force: args.force,
         timeout: args.changes.timeout,
+        batch_size: usize::from(args.batch_size),
         actor: live.actor(),
     };
     let outcomes = live.rt.block_on(plan::rollback(&live.conn, &ns, &options, &mut progress(table)))?;
