@@ -110,6 +110,7 @@ fn a_healthy_schedule_reaches_100_percent_and_completes() {
         r.stdout
     );
     assert!(!r.stdout.contains("tour-secret-pw") && !r.stderr.contains("tour-secret-pw"));
+    assert!(r.stdout.lines().any(|l| l.starts_with("NetworkPolicy/default-deny") && l.contains("needs its own policies")), "{}", r.stdout);
     let ns = e.double.get("v1", "Namespace", None, "shop-mesh").unwrap();
     assert_eq!(ns["metadata"]["labels"]["istio-injection"], "enabled");
     assert_eq!(ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"], "restricted");
@@ -194,6 +195,10 @@ fn a_healthy_schedule_reaches_100_percent_and_completes() {
     assert_eq!(e.replicas("shop-mesh", "api"), 3);
     let s = e.mm(&["ns", "status", "shop"]).expect_code(0);
     assert!(s.stdout.contains("completed") && s.stdout.contains("0 % legacy / 100 % mesh"), "{}", s.stdout);
+    let j = e.mm(&["ns", "status", "shop", "-o", "json"]).expect_code(0).json();
+    assert_eq!((j["state"]["phase"].as_str(), j["state"]["weight"].as_i64()), (Some("completed"), Some(100)));
+    assert_eq!(j["routes"][0], json!({"service": "api", "weight": 100, "present": true}));
+    assert_eq!(j["state"]["legacyReplicas"], json!({"Deployment/api": 3, "Deployment/web": 2}));
     assert!(s.stdout.contains("legacy workloads scaled to zero"), "{}", s.stdout);
     // Nothing more to shift; rollback returns even from here: legacy back first, then traffic.
     assert!(e.mm(&["ns", "shift", "shop", "50", "--allow-decrease"]).expect_code(2).stderr.contains("complete"));

@@ -232,6 +232,8 @@ fn skip_reason(kind: &str, name: &str, obj: &Value, opts: &CopyOptions) -> Optio
             _ => None,
         },
         "Job" | "CronJob" => Some(format!("{kind}s are not copied: they would run in both namespaces")),
+        "NetworkPolicy" => Some("the mesh namespace needs its own policies (its callers, the mesh ports)".into()),
+        "PodDisruptionBudget" => Some("add one for the copies if they need it".into()),
         _ => Some(String::new()),
     }
 }

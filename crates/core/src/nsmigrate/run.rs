@@ -350,7 +350,10 @@ pub async fn create(
     if copy_opts.secrets {
         wanted.push(&kinds::SECRET);
     }
-    let legacy = objects(conn, &wanted, &sides.legacy).await?;
+    let mut legacy = objects(conn, &wanted, &sides.legacy).await?;
+    // Listed as not copied when readable; a kind that cannot be listed is only not listed.
+    let extra = cluster::load(conn, &[&kinds::NETWORK_POLICY, &kinds::POD_DISRUPTION_BUDGET], &[], Some(&sides.legacy)).await?;
+    legacy.extend(extra.objects().iter().map(|o| o.value.clone()));
     // The Istio routing kinds must be served (Istio's CRDs installed).
     let istio = cluster::load(conn, &[&kinds::VIRTUAL_SERVICE, &kinds::DESTINATION_RULE], &[], Some(&sides.legacy)).await?;
     for k in [&kinds::VIRTUAL_SERVICE, &kinds::DESTINATION_RULE] {
