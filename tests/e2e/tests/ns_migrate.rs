@@ -429,4 +429,12 @@ fn steps_that_do_not_follow_from_the_state_are_refused() {
     let r = e2.mm(&["ns", "create", "shop"]).expect_code(2);
     assert!(r.stderr.contains("Deployment/web: hostNetwork: true is not allowed"), "{}", r.stderr);
     assert!(e2.writes().is_empty(), "{:?}", e2.writes());
+    // Without istio-cni, Pod Security would reject the istio-init container of every injected pod.
+    let e3 = env();
+    e3.double.delete("apps/v1", "DaemonSet", Some("istio-system"), "istio-cni-node").unwrap();
+    e3.double.clear_requests();
+    let r = e3.mm(&["ns", "create", "shop"]).expect_code(2);
+    assert!(r.stderr.contains("no istio-cni-node DaemonSet was found") && r.stderr.contains("--mode ambient"), "{}", r.stderr);
+    assert!(e3.writes().is_empty(), "{:?}", e3.writes());
+    e3.mm(&["ns", "create", "shop", "--mode", "ambient", "--dry-run=client"]).expect_code(0);
 }

@@ -365,6 +365,22 @@ pub async fn create(
             )));
         }
     }
+    // Sidecar injection adds the istio-init container (NET_ADMIN, NET_RAW), which Pod Security
+    // `baseline` and `restricted` reject, unless the istio-cni node agent does its job instead.
+    let mut cni_note = None;
+    if matches!(copy_opts.data_plane, super::DataPlane::Sidecar | super::DataPlane::SidecarRevision { .. })
+        && matches!(copy_opts.pod_security, super::PodSecurity::Restricted | super::PodSecurity::Baseline)
+    {
+        let ds = cluster::load(conn, &[&kinds::DAEMON_SET], &[&kinds::DAEMON_SET], None).await?;
+        if ds.availability(&kinds::DAEMON_SET).is_some() {
+            cni_note = Some("could not list DaemonSets to check for istio-cni: without it, Pod Security rejects the istio-init container of every injected pod".to_string());
+        } else if !ds.of(&kinds::DAEMON_SET).any(|o| o.name == "istio-cni-node" || o.label("k8s-app") == Some("istio-cni-node")) {
+            return Err(refused(format!(
+                "Pod Security {:?} on {} would reject every injected pod: sidecar injection adds the istio-init container (NET_ADMIN, NET_RAW) unless istio-cni is installed, and no istio-cni-node DaemonSet was found; install istio-cni, use --mode ambient, or choose --pod-security privileged",
+                copy_opts.pod_security, sides.mesh
+            )));
+        }
+    }
     let set: CopySet = copy::copy_namespace(sides, &legacy, copy_opts);
     if !set.violations.is_empty() && !allow_pod_security_violations {
         let list: Vec<String> = set.violations.iter().map(|v| format!("  {}: {}", v.object, v.problem)).collect();
@@ -441,6 +457,9 @@ pub async fn create(
     });
     for v in &set.violations {
         report.notes.push(format!("pod security: {}: {}", v.object, v.problem));
+    }
+    if let Some(n) = cni_note {
+        report.notes.push(n);
     }
     if !copy_opts.secrets {
         let mut by_secret: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
