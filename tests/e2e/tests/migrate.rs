@@ -245,10 +245,15 @@ fn faults_at_writes_then_rerun_or_rollback() {
     mm(&e, &["rollback"]).expect_code(0);
     assert_eq!(snap(&d), before_snap);
     assert!(clean.len() > 20, "{clean:#?}");
-    // The engine's own tests put a fault at every write; here every third one (and the last),
-    // through the binary, with 500, 409 and a timeout in turn, finishing alternately with a
-    // rollback and a rerun.
-    let picked: Vec<usize> = (0..clean.len()).filter(|n| n % 3 == 0 || *n == clean.len() - 1).collect();
+    // The engine's own tests put each fault at every write; here one write of each kind, through
+    // the binary: the journal's creation, the namespace label (JSON patch), the first and a middle
+    // server-side apply, the first and the last restart, the journal's completion; with 500, 409
+    // and a timeout in turn, finishing alternately with a rollback and a rerun.
+    let restarts: Vec<usize> = (0..clean.len()).filter(|&n| clean[n].1.contains("/apis/apps/")).collect();
+    let applies: Vec<usize> = (0..clean.len()).filter(|&n| clean[n].1.contains("istio.io")).collect();
+    assert!(restarts.len() >= 10 && applies.len() >= 10, "{clean:#?}");
+    let mut picked = vec![0, 1, applies[0], applies[applies.len() / 2], restarts[0], *restarts.last().unwrap(), clean.len() - 1];
+    picked.dedup();
     let mut before_snap = before_snap;
     for (i, &n) in picked.iter().enumerate() {
         let (method, path) = &clean[n];
