@@ -56,8 +56,8 @@ enum Command {
     #[command(subcommand)]
     Mtls(cmd::mtls::MtlsCommand),
     /// Per workload: meshed or not, proxy revision; mTLS mode, Istio objects, steps done and pending
-    #[command(after_help = "Examples:\n  kubectl mesh-migrate status -n shop\n  kubectl mesh-migrate status -n shop -o json")]
-    Status,
+    #[command(after_help = "Examples:\n  kubectl mesh-migrate status -n shop\n  kubectl mesh-migrate status -n shop -o json\n  kubectl mesh-migrate status -f saved-namespace.yaml -n shop")]
+    Status(cmd::status::StatusArgs),
     /// Return the namespace to its state before the first step (from the journal in it)
     #[command(after_help = "Examples:\n  kubectl mesh-migrate rollback -n shop --dry-run=client\n  kubectl mesh-migrate rollback -n shop\n  kubectl mesh-migrate rollback -n shop --step mtls-strict")]
     Rollback(cmd::rollback::RollbackArgs),
@@ -107,7 +107,7 @@ fn run(cli: Cli) -> Result<Exit> {
         Command::Expose(args) => cmd::expose::run(&cli.kube, &cli.output, &args),
         Command::Enable(args) => cmd::enable::run(&cli.kube, &cli.output, &args),
         Command::Mtls(command) => cmd::mtls::run(&cli.kube, &cli.output, &command),
-        Command::Status => cmd::status::run(&cli.kube, &cli.output),
+        Command::Status(args) => cmd::status::run(&cli.kube, &cli.output, &args),
         Command::Rollback(args) => cmd::rollback::run(&cli.kube, &cli.output, &args),
         Command::PostRender(args) => cmd::post_render::run(&args),
         Command::Ns(command) => cmd::ns::run(&cli.kube, &cli.output, command),

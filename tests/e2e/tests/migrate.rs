@@ -155,6 +155,20 @@ fn the_whole_path_and_rollback_to_the_exact_prior_state() {
     assert_eq!(steps, [("expose", "completed"), ("enable", "completed"), ("mtls-strict", "completed")]);
     assert!(st["steps"][0]["who"].as_str().unwrap().starts_with("tester@double"), "{}", st["steps"][0]);
     assert!(st["workloads"].as_array().unwrap().iter().filter(|w| w["kind"] == "Deployment").all(|w| w["state"] == "meshed"), "{st}");
+    // The same status from what kubectl saved of the namespace (journal included).
+    let saved = run(
+        &venv_tool("kubectl"),
+        &["--kubeconfig", &e.kubeconfig, "get", "-n", NS, "-o", "yaml",
+          "namespaces,pods,replicasets,deployments,statefulsets,daemonsets,jobs,cronjobs,configmaps,gateways.networking.istio.io,virtualservices,destinationrules,peerauthentications"],
+        None,
+        &[],
+    )
+    .expect_code(0);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("saved.yaml");
+    std::fs::write(&file, &saved.stdout).unwrap();
+    let offline = run(&bin("mesh-migrate"), &["status", "-f", file.to_str().unwrap(), "-n", NS, "-o", "json"], None, &[]).expect_code(0).json();
+    assert_eq!(offline, st, "status from files and from the cluster differ");
     let table = mm(&e, &["status"]).expect_code(0);
     assert!(table.stdout.contains("Deployment/api-gateway") && table.stdout.contains("mTLS:       STRICT"), "{}", table.stdout);
 

@@ -2,37 +2,55 @@
 
 use anyhow::Result;
 use meshmove_cli::render::{structured, table};
-use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat};
+use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat, SourceFlags};
 use meshmove_core::inventory::kinds;
 use meshmove_core::migrate::status::{self, NamespaceStatus};
 use meshmove_core::plan::Journal;
 
 use super::live::Live;
 
-pub fn run(kube: &KubeFlags, output: &OutputFlags) -> Result<Exit> {
-    let live = Live::connect(kube)?;
-    let ns = live.namespace().to_string();
-    let inventory = live.inventory(
-        &[
-            &kinds::NAMESPACE,
-            &kinds::POD,
-            &kinds::REPLICA_SET,
-            &kinds::DEPLOYMENT,
-            &kinds::STATEFUL_SET,
-            &kinds::DAEMON_SET,
-            &kinds::JOB,
-            &kinds::CRON_JOB,
-            &kinds::ISTIO_GATEWAY,
-            &kinds::VIRTUAL_SERVICE,
-            &kinds::DESTINATION_RULE,
-            &kinds::PEER_AUTHENTICATION,
-        ],
-        &[],
-    )?;
-    for (kind, why) in inventory.unavailable() {
-        meshmove_cli::debug!(1, "{kind} not listed: {why:?}");
-    }
-    let journal = live.rt.block_on(Journal::load(&live.conn, &ns))?;
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    source: SourceFlags,
+}
+
+const KINDS: &[&meshmove_core::inventory::Kind] = &[
+    &kinds::NAMESPACE,
+    &kinds::POD,
+    &kinds::REPLICA_SET,
+    &kinds::DEPLOYMENT,
+    &kinds::STATEFUL_SET,
+    &kinds::DAEMON_SET,
+    &kinds::JOB,
+    &kinds::CRON_JOB,
+    &kinds::ISTIO_GATEWAY,
+    &kinds::VIRTUAL_SERVICE,
+    &kinds::DESTINATION_RULE,
+    &kinds::PEER_AUTHENTICATION,
+];
+
+pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &StatusArgs) -> Result<Exit> {
+    let (ns, inventory, journal) = if args.source.filename.is_empty() {
+        let live = Live::connect(kube)?;
+        let ns = live.namespace().to_string();
+        let inventory = live.inventory(KINDS, &[])?;
+        for (kind, why) in inventory.unavailable() {
+            meshmove_cli::debug!(1, "{kind} not listed: {why:?}");
+        }
+        let journal = live.rt.block_on(Journal::load(&live.conn, &ns))?;
+        (ns, inventory, journal)
+    } else {
+        // From manifests (e.g. `kubectl get ... -o yaml` saved earlier): the journal, if the
+        // files hold its ConfigMap, is read from there.
+        let inventory = meshmove_cli::analysis::load_inventory(kube, &args.source, KINDS, &[])?;
+        let ns = inventory.default_namespace.clone();
+        let journal = inventory
+            .get(&kinds::CONFIG_MAP, Some(&ns), meshmove_core::plan::JOURNAL_NAME)
+            .map(|cm| Journal::from_config_map(&ns, &cm.value))
+            .transpose()?;
+        (ns, inventory, journal)
+    };
     let s = status::status(&inventory, &ns, journal.as_ref());
     let mut out = Out::new();
     match output.output {
