@@ -326,3 +326,31 @@ async fn a_fault_at_any_write_leaves_a_state_that_a_rerun_completes_or_rollback_
 fn regex_escape(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '/' || c == '-' { c.to_string() } else { format!("\\{c}") }).collect()
 }
+
+#[tokio::test]
+async fn a_journal_changed_by_another_operator_is_a_conflict() {
+    let d = double().await;
+    let dir = tempfile::tempdir().unwrap();
+    let conn = connect(&d, &dir).await;
+    let mut p = Plan::new("enable", NS);
+    p.push(Change::label(Target::namespace(NS), "istio-injection", Some("enabled")));
+    run(&conn, &p, DryRun::None).await.unwrap();
+    // Operator A reads the journal; operator B runs a step meanwhile.
+    let mut stale = plan::Journal::load(&conn, NS).await.unwrap().unwrap();
+    let mut q = Plan::new("other", NS);
+    q.push(Change::label(Target::namespace(NS), "team", Some("checkout")));
+    run(&conn, &q, DryRun::None).await.unwrap();
+    stale.extensions.insert("note".into(), json!("from A"));
+    let err = stale.save(&conn).await.unwrap_err();
+    assert!(matches!(err, PlanError::JournalConflict { .. }), "{err}");
+    assert!(err.to_string().contains("another operator"), "{err}");
+    // B's record survived; A reloads and saves.
+    let mut fresh = plan::Journal::load(&conn, NS).await.unwrap().unwrap();
+    assert_eq!(fresh.steps.iter().map(|s| s.step.as_str()).collect::<Vec<_>>(), ["enable", "other"]);
+    fresh.extensions.insert("note".into(), json!("from A"));
+    fresh.save(&conn).await.unwrap();
+    // Rollback undoes both steps, the label B changed included.
+    undo(&conn).await.unwrap();
+    let ns = d.get("v1", "Namespace", None, NS).unwrap();
+    assert_eq!(ns["metadata"]["labels"], json!({"kubernetes.io/metadata.name": NS, "team": "payments"}));
+}

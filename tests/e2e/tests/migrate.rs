@@ -363,3 +363,28 @@ fn conflicts_are_reported_and_completion_knows_the_commands() {
 fn escape(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '/' || c == '-' { c.to_string() } else { format!("\\{c}") }).collect()
 }
+
+#[test]
+fn ambient_mode_labels_the_namespace_without_restarts() {
+    let d = double();
+    let e = env(&d);
+    let before = read_back(&e);
+    let pods_before: Vec<String> = pods(&d).into_iter().map(|(n, _)| n).collect();
+    let r = mm(&e, &["enable", "--mode", "ambient"]).expect_code(0);
+    assert!(!r.stdout.contains("restarted"), "{}", r.stdout);
+    assert!(r.stderr.contains("ztunnel"), "{}", r.stderr);
+    let ns = d.get("v1", "Namespace", None, NS).unwrap();
+    assert_eq!(ns["metadata"]["labels"]["istio.io/dataplane-mode"], "ambient");
+    let after: Vec<String> = pods(&d).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(after, pods_before, "ambient mode restarts nothing");
+    let st = mm(&e, &["status", "-o", "json"]).expect_code(0).json();
+    assert_eq!(st["mode"], "ambient");
+    mm(&e, &["mtls", "strict"]).expect_code(0);
+    mm(&e, &["rollback"]).expect_code(0);
+    assert_eq!(read_back(&e), before);
+    // Sidecar labels and ambient do not mix.
+    mm(&e, &["enable"]).expect_code(0);
+    let mixed = mm(&e, &["enable", "--mode", "ambient"]);
+    assert_eq!(mixed.code, 2, "{mixed:?}");
+    assert!(mixed.stderr.contains("labelled for sidecar injection"), "{}", mixed.stderr);
+}
