@@ -16,10 +16,11 @@
 #       20 s for 50 releases, 10 minutes for 200), so it runs on the first KUSTOMIZE_RELEASES
 #       releases of the same input, and the post-renderer is measured on that same slice too;
 #    c. the parse-and-emit floor: split + parse + re-emit every document with the same YAML code
-#       in-process (`cargo bench -p meshmove-core --bench postrender`, row `floor`), and the
+#       in-process (the bench target crates/core/benches/postrender.rs, row `floor`), and the
 #       in-process `post_render` call, on the whole stream;
 #    with CPU time (user + sys) and peak RSS (`/usr/bin/time -v`) next to the input size.
 # Prints a Markdown table and the ratios against the targets (>= 10x kustomize, >= 0.5x floor).
+# BENCH_SKIP_BUILD=1 reuses the binaries already built (target/release).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 releases=${1:-1000}
@@ -29,10 +30,16 @@ kubectl=target/venv/bin/kubectl
 [[ -x $kubectl ]] || { echo "postrender.sh: $kubectl missing: run tests/tools/setup-venv.sh" >&2; exit 1; }
 [[ -x /usr/bin/time ]] || { echo "postrender.sh: /usr/bin/time missing (apt-get install time)" >&2; exit 1; }
 
-echo "== build" >&2
-cargo build --release -q -p mesh-migrate
-cargo bench -q -p meshmove-core --bench postrender --no-run
 bin=target/release/kubectl-mesh-migrate
+if [[ ${BENCH_SKIP_BUILD:-0} == 1 ]]; then
+    # Reuse the binaries of an earlier build (e.g. while the tree does not compile).
+    bench_bin=$(ls -t target/release/deps/postrender-* 2>/dev/null | grep -v '\.d$' | head -1)
+    [[ -x $bin && -x $bench_bin ]] || { echo "postrender.sh: BENCH_SKIP_BUILD=1 but no built binaries" >&2; exit 1; }
+else
+    echo "== build" >&2
+    cargo build --release -q -p mesh-migrate
+    bench_bin=$(cargo bench -p meshmove-core --bench postrender --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -1)
+fi
 
 echo "== input" >&2
 stream=$(tests/bench/gen_input.sh "$releases")
@@ -83,7 +90,8 @@ prs=$(measure post-render-slice "$slice" "$bin" post-render)
 echo "== kubectl kustomize, slice ($kz_releases releases)" >&2
 kz=$(measure kustomize - "$kubectl" kustomize "$work/kustomize")
 echo "== in-process floor (cargo bench)" >&2
-bench_out=$(cargo bench -q -p meshmove-core --bench postrender -- "$stream" --runs "$runs")
+echo "bench binary: $bench_bin" >&2
+bench_out=$("$bench_bin" "$stream" --runs "$runs")
 echo "$bench_out" | grep -v '^RESULT' >&2
 median_of() { median $(echo "$bench_out" | awk -v n="$1" '$1 == "RESULT" && $2 == n { print $4 }'); }
 floor_s=$(median_of floor)
