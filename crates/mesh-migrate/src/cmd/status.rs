@@ -47,7 +47,7 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &StatusArgs) -> Result<
         let ns = inventory.default_namespace.clone();
         let journal = inventory
             .get(&kinds::CONFIG_MAP, Some(&ns), meshmove_core::plan::JOURNAL_NAME)
-            .map(|cm| Journal::from_config_map(&ns, &cm.value))
+            .map(|cm| Journal::from_config_map(&ns, &cm.value).map_err(anyhow::Error::from))
             .transpose()?;
         (ns, inventory, journal)
     };
