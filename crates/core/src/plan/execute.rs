@@ -22,7 +22,8 @@ pub async fn execute(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Vec<Outcome>, PlanError> {
     let journal = Journal::load(conn, &plan.namespace).await?;
-    let mut run = Run { conn, plan, options, journal: journal.unwrap_or_else(|| Journal::new(&plan.namespace)), begun: false };
+    let journal = journal.unwrap_or_else(|| Journal::new(&plan.namespace));
+    let mut run = Run { conn, plan, options, journal, begun: false, stamp: now() };
     if options.dry_run == DryRun::None
         && let Err(e) = run.record_all(progress).await
     {
@@ -64,6 +65,8 @@ struct Run<'a> {
     journal: Journal,
     /// Whether this run recorded its step as started.
     begun: bool,
+    /// The time restarts of this run set (one value, so the journal records it up front).
+    stamp: String,
 }
 
 impl Run<'_> {
@@ -116,7 +119,7 @@ impl Run<'_> {
     /// under a resumed step).
     async fn record_all(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<(), PlanError> {
         let mut changed = false;
-        let stamp = now();
+        let stamp = self.stamp.clone();
         for change in &self.plan.changes {
             let Some(target) = change.target() else { continue };
             let current = client::get(self.conn, &target).await?;
@@ -148,7 +151,7 @@ impl Run<'_> {
     }
 
     /// The restart annotation value a restart of `target` sets now: the one the journal recorded
-    /// for it (a resumed step), the current time when nothing is recorded, or `None` when the
+    /// for it (a resumed step), this run's time when nothing is recorded, or `None` when the
     /// recorded restart is in place already.
     fn restart_value(&self, target: &Target, current: &Value) -> Option<String> {
         let pointer = restart_pointer();
@@ -159,7 +162,7 @@ impl Run<'_> {
         match recorded {
             Some(w) if current.pointer(&pointer) == Some(&w) => None,
             Some(Value::String(w)) => Some(w),
-            _ => Some(now()),
+            _ => Some(self.stamp.clone()),
         }
     }
 
@@ -256,7 +259,7 @@ impl Run<'_> {
     async fn restart(&mut self, target: &Target, progress: &mut dyn FnMut(Progress)) -> Result<Outcome, PlanError> {
         let current = self.require(target).await?;
         // A restart this journal recorded and that is still in place is not done twice.
-        let value = if self.options.dry_run == DryRun::None { self.restart_value(target, &current) } else { Some(now()) };
+        let value = if self.options.dry_run == DryRun::None { self.restart_value(target, &current) } else { Some(self.stamp.clone()) };
         let Some(value) = value else {
             return Ok(self.outcome(target.clone(), Action::Unchanged, "(restarted earlier by this step)"));
         };
