@@ -438,3 +438,61 @@ fn steps_that_do_not_follow_from_the_state_are_refused() {
     assert!(e3.writes().is_empty(), "{:?}", e3.writes());
     e3.mm(&["ns", "create", "shop", "--mode", "ambient", "--dry-run=client"]).expect_code(0);
 }
+
+#[test]
+fn all_namespaces_lists_migrations_for_status_and_is_refused_elsewhere() {
+    let e = env();
+    e.double.clear_requests();
+    for args in [
+        ["ns", "create", "shop", "-A"].as_slice(),
+        &["ns", "shift", "shop", "10", "-A"],
+        &["ns", "monitor", "-A"],
+        &["ns", "complete", "shop", "--all-namespaces"],
+        &["ns", "rollback", "-A"],
+    ] {
+        let r = e.mm(args).expect_code(2);
+        assert!(
+            r.stderr.contains("-A/--all-namespaces does not apply to `ns ") && r.stderr.contains("one legacy namespace"),
+            "{}",
+            r.stderr
+        );
+    }
+    let r = e.mm(&["ns", "status", "shop", "-A"]).expect_code(2);
+    assert!(r.stderr.contains("drop it to see shop alone"), "{}", r.stderr);
+    assert!(e.writes().is_empty(), "{:?}", e.writes());
+    assert!(e.mm(&["ns", "status", "-A"]).expect_code(0).stdout.contains("no namespace-based migration is recorded"));
+
+    e.mm(&["ns", "create", "shop"]).expect_code(0);
+    e.mm(&["ns", "shift", "shop", "10"]).expect_code(0);
+    // An in-place migration's journal (no namespace-based state) is not listed; an unreadable
+    // one is, with the reason.
+    let journal = |ns: &str, text: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "mesh-migrate-journal", "namespace": ns, "labels": {"app.kubernetes.io/managed-by": "kubectl-mesh-migrate"}},
+            "data": {"journal.json": text}})
+    };
+    e.double.create(journal("istio-system", r#"{"version": 1, "namespace": "istio-system", "steps": [], "entries": []}"#)).unwrap();
+    e.double.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "cart"}})).unwrap();
+    e.double
+        .create(journal(
+            "cart",
+            r#"{"version": 1, "namespace": "cart", "steps": [], "entries": [], "extensions": {"nsMigration": {"phase": 7}}}"#,
+        ))
+        .unwrap();
+    e.double.clear_requests();
+    let r = e.mm(&["ns", "status", "-A"]).expect_code(1);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", r.stdout);
+    assert!(lines[0].starts_with("NAMESPACE") && lines[0].contains("WEIGHT"), "{}", r.stdout);
+    assert!(lines[1].starts_with("cart ") && lines[1].contains("unreadable") && lines[1].contains("cannot read"), "{}", r.stdout);
+    assert!(lines[2].starts_with("shop ") && lines[2].contains("shifting") && lines[2].contains("10 %"), "{}", r.stdout);
+    assert!(lines[2].contains("gates by alice@double: passed"), "{}", r.stdout);
+    let j = e.mm(&["ns", "status", "-A", "-o", "json"]).expect_code(1).json();
+    let items = j["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!((items[1]["namespace"].as_str(), items[1]["meshNamespace"].as_str()), (Some("shop"), Some("shop-mesh")));
+    assert_eq!((items[1]["state"]["phase"].as_str(), items[1]["state"]["weight"].as_i64()), (Some("shifting"), Some(10)));
+    assert!(items[0]["state"].is_null() && items[0]["problem"].as_str().unwrap().contains("cannot read"));
+    let lists: Vec<_> = e.double.requests().into_iter().filter(|r| r.method == "GET" && r.path == "/api/v1/configmaps").collect();
+    assert_eq!(lists.len(), 2, "one LIST across namespaces per run");
+}

@@ -1048,6 +1048,57 @@ pub async fn status(conn: &Connection, sides: &Sides) -> Result<Status, NsError>
     Ok(Status { namespace: sides.legacy.clone(), mesh_namespace: sides.mesh.clone(), state: Some(s), routes, problems, next })
 }
 
+/// One namespace's migration in `ns status -A`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub namespace: String,
+    pub mesh_namespace: String,
+    /// `None` when the journal could not be read (then `problem` says why).
+    pub state: Option<NsState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// `ns status -A`: every namespace whose journal records a namespace-based migration, from one
+/// LIST of the journal ConfigMaps across namespaces (by their `managed-by` label). Journals of
+/// in-place migrations (no migration state) are left out; a journal that cannot be read is
+/// listed with the reason.
+pub async fn status_all(conn: &Connection) -> Result<Vec<Summary>, NsError> {
+    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::all(conn.client.clone());
+    let lp = kube::api::ListParams::default().labels(&format!("{}={}", plan::MANAGED_BY.0, plan::MANAGED_BY.1));
+    let list = api.list(&lp).await.map_err(|e| {
+        NsError::Plan(PlanError::Cluster(ClusterError::Api {
+            verb: "list",
+            resource: "configmaps (all namespaces)".to_string(),
+            message: e.to_string(),
+            source: e,
+        }))
+    })?;
+    let mut out = Vec::new();
+    for cm in list.items {
+        if cm.metadata.name.as_deref() != Some(plan::JOURNAL_NAME) {
+            continue;
+        }
+        let Some(ns) = cm.metadata.namespace.clone() else { continue };
+        let mesh = format!("{ns}{}", super::MESH_SUFFIX);
+        let value = serde_json::to_value(&cm).unwrap_or_default();
+        let parsed = Journal::from_config_map(&ns, &value).map_err(|e| e.to_string()).and_then(|j| match j.extensions.get(STATE_KEY) {
+            None => Ok(None),
+            Some(v) => serde_json::from_value::<NsState>(v.clone())
+                .map(Some)
+                .map_err(|e| format!("the journal holds a migration state this version cannot read: {e}")),
+        });
+        match parsed {
+            Ok(None) => {}
+            Ok(Some(st)) => out.push(Summary { namespace: ns, mesh_namespace: mesh, state: Some(st), problem: None }),
+            Err(problem) => out.push(Summary { namespace: ns, mesh_namespace: mesh, state: None, problem: Some(problem) }),
+        }
+    }
+    out.sort_by(|a, b| a.namespace.cmp(&b.namespace));
+    Ok(out)
+}
+
 /// One side in a monitor sample.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -37,7 +37,9 @@ pub enum NsCommand {
         after_help = "Examples:\n  kubectl mesh-migrate ns monitor shop --for 30m --prometheus-url http://localhost:9090\n  kubectl mesh-migrate ns monitor shop --for 0s -o json"
     )]
     Monitor(MonitorArgs),
-    /// Phase, weight, routing, last gate results and history, from the cluster
+    /// Phase, weight, routing, last gate results and history, from the cluster (-A: one line
+    /// per namespace with a recorded migration)
+    #[command(after_help = "Examples:\n  kubectl mesh-migrate ns status shop\n  kubectl mesh-migrate ns status -A")]
     Status(NsArg),
     /// Shift to 100 % (gates checked), then scale the legacy workloads to zero
     #[command(after_help = "Examples:\n  kubectl mesh-migrate ns complete shop\n  kubectl mesh-migrate ns complete shop --delete-legacy")]
@@ -49,7 +51,7 @@ pub enum NsCommand {
 #[derive(Args)]
 pub struct NsArg {
     /// The legacy namespace (default: -n, else the kubeconfig context's namespace)
-    #[arg(value_name = "NAMESPACE")]
+    #[arg(id = "legacy_namespace", value_name = "NAMESPACE")]
     namespace: Option<String>,
 }
 
@@ -145,7 +147,7 @@ pub enum OnFailureArg {
 #[derive(Args)]
 pub struct ShiftArgs {
     /// The legacy namespace
-    #[arg(value_name = "NAMESPACE")]
+    #[arg(id = "legacy_namespace", value_name = "NAMESPACE")]
     namespace: Option<String>,
     /// Mesh weight, 0-100
     #[arg(value_name = "PERCENT", value_parser = parse_weight, conflicts_with = "steps", required_unless_present = "steps")]
@@ -276,6 +278,19 @@ impl GateArgs {
     }
 }
 
+impl NsCommand {
+    fn name(&self) -> &'static str {
+        match self {
+            NsCommand::Create(_) => "create",
+            NsCommand::Shift(_) => "shift",
+            NsCommand::Monitor(_) => "monitor",
+            NsCommand::Status(_) => "status",
+            NsCommand::Complete(_) => "complete",
+            NsCommand::Rollback(_) => "rollback",
+        }
+    }
+}
+
 fn legacy_namespace(kube: &KubeFlags, positional: &Option<String>) -> Result<Sides> {
     let ns = positional.clone().unwrap_or_else(|| kube.options().default_namespace());
     Sides::new(&ns).map_err(|e| anyhow!(e))
@@ -317,9 +332,33 @@ fn progress(verbose: bool) -> impl FnMut(NsEvent) {
 }
 
 pub fn run(kube: &KubeFlags, output: &OutputFlags, command: NsCommand) -> Result<Exit> {
+    if kube.all_namespaces {
+        match &command {
+            NsCommand::Status(a) => {
+                if let Some(ns) = &a.namespace {
+                    return Err(anyhow!(
+                        "-A/--all-namespaces lists every namespace's migration: drop it to see {ns} alone, or drop {ns} to list them all"
+                    ));
+                }
+            }
+            other => {
+                return Err(anyhow!(
+                    "-A/--all-namespaces does not apply to `ns {}`: a namespace-based migration works on one legacy namespace and its -mesh copy; name the namespace (`kubectl mesh-migrate ns {} <namespace>`); `ns status -A` lists every namespace's migration",
+                    other.name(),
+                    other.name()
+                ));
+            }
+        }
+    }
     let rt = meshmove_cli::runtime()?;
     rt.block_on(async {
         let conn = kube.options().connect().await?;
+        if kube.all_namespaces {
+            return match run::status_all(&conn).await {
+                Ok(all) => print_status_all(output, &all),
+                Err(e) => fail(e),
+            };
+        }
         let verbose = output.verbosity > 0;
         let mut events = progress(verbose);
         let result = match &command {
@@ -541,6 +580,40 @@ fn print_status(output: &OutputFlags, s: &run::Status) -> Result<Exit> {
         out.line(format_args!("problem: {p}"))?;
     }
     out.line(format_args!("next: {}", s.next))?;
+    out.flush()?;
+    Ok(exit)
+}
+
+/// `ns status -A`: one row per namespace with a recorded migration.
+fn print_status_all(output: &OutputFlags, all: &[run::Summary]) -> Result<Exit> {
+    let mut out = Out::new();
+    let exit = if all.iter().any(|s| s.problem.is_some()) { Exit::Findings } else { Exit::Ok };
+    if matches!(output.output, OutputFormat::Json | OutputFormat::Yaml) {
+        let list = serde_json::json!({"items": all});
+        structured(&mut out, output.output, &list)?;
+        out.flush()?;
+        return Ok(exit);
+    }
+    if all.is_empty() {
+        out.line("no namespace-based migration is recorded in any namespace")?;
+        out.flush()?;
+        return Ok(exit);
+    }
+    let rows = all
+        .iter()
+        .map(|s| match &s.state {
+            Some(st) => {
+                let last =
+                    st.history.last().map(|e| format!("{} {} by {}: {}", e.at, e.action, e.who, e.result)).unwrap_or_else(|| "-".into());
+                let phase = if st.pending.is_some() { format!("{} (step unfinished)", st.phase) } else { st.phase.to_string() };
+                vec![s.namespace.clone(), s.mesh_namespace.clone(), phase, pct(st.weight), last]
+            }
+            None => {
+                vec![s.namespace.clone(), s.mesh_namespace.clone(), "unreadable".into(), "-".into(), s.problem.clone().unwrap_or_default()]
+            }
+        })
+        .collect();
+    out.write_str(&table(&["NAMESPACE", "MESH NAMESPACE", "PHASE", "WEIGHT", "LAST"], rows))?;
     out.flush()?;
     Ok(exit)
 }
