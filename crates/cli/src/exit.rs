@@ -61,3 +61,18 @@ pub fn run_main(tool: &str, run: impl FnOnce() -> anyhow::Result<Exit>) -> ExitC
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshmove_core::plan::{PlanError, Target};
+
+    #[test]
+    fn plan_errors_exit_by_class() {
+        let no_journal = anyhow::Error::from(PlanError::NoJournal { namespace: "shop".into() });
+        assert_eq!(code_for(&no_journal), USAGE);
+        let timeout = PlanError::Timeout { target: Target::namespace("shop"), state: "0/1 ready".into(), timeout: std::time::Duration::from_secs(1) };
+        assert_eq!(code_for(&anyhow::Error::from(timeout).context("enable")), FINDINGS);
+        assert_eq!(code_for(&anyhow::anyhow!("bad flag")), USAGE);
+    }
+}
