@@ -354,3 +354,31 @@ async fn a_journal_changed_by_another_operator_is_a_conflict() {
     let ns = d.get("v1", "Namespace", None, NS).unwrap();
     assert_eq!(ns["metadata"]["labels"], json!({"kubernetes.io/metadata.name": NS, "team": "payments"}));
 }
+
+#[tokio::test]
+async fn a_rollout_that_never_becomes_ready_times_out_and_the_step_is_failed() {
+    let d = double().await;
+    let dir = tempfile::tempdir().unwrap();
+    let conn = connect(&d, &dir).await;
+    // The Deployment as a stuck rollout reports it: one of two pods ready.
+    let mut stuck = d.get("apps/v1", "Deployment", Some(NS), "api").unwrap();
+    stuck["status"] = json!({"observedGeneration": stuck["metadata"]["generation"], "replicas": 2, "updatedReplicas": 2, "readyReplicas": 1});
+    d.add_fault(FaultRule::on("GET", &format!("^/apis/apps/v1/namespaces/{NS}/deployments/api$")).body(200, stuck)).unwrap();
+    let mut p = Plan::new("enable", NS);
+    p.push(Change::label(Target::namespace(NS), "istio-injection", Some("enabled"))).push(Change::WaitReady { targets: vec![deploy("web"), deploy("api")] });
+    let mut waits = Vec::new();
+    let o = ExecOptions { timeout: Duration::from_millis(300), ..options(DryRun::None) };
+    let err = plan::execute(&conn, &p, &o, &mut |e| {
+        if let plan::Progress::Waiting { ready, total, .. } = e {
+            waits.push((ready, total));
+        }
+    })
+    .await
+    .unwrap_err();
+    assert!(matches!(err, PlanError::Timeout { .. }), "{err}");
+    assert_eq!(err.class(), plan::ErrorClass::Failed);
+    assert!(err.to_string().contains("Deployment/shop/api") && err.to_string().contains("1/2 ready"), "{err}");
+    assert!(waits.len() >= 2 && waits.iter().all(|w| *w == (1, 2)), "progress while waiting: {waits:?}");
+    let journal = plan::Journal::load(&conn, NS).await.unwrap().unwrap();
+    assert_eq!(journal.steps[0].status, plan::StepStatus::Failed);
+}
