@@ -388,3 +388,38 @@ fn ambient_mode_labels_the_namespace_without_restarts() {
     assert_eq!(mixed.code, 2, "{mixed:?}");
     assert!(mixed.stderr.contains("labelled for sidecar injection"), "{}", mixed.stderr);
 }
+
+#[test]
+fn a_process_killed_between_writes_is_resumed_by_a_rerun() {
+    let d = double();
+    let e = env(&d);
+    let before = snap(&d);
+    // Hold the first restart long enough to kill the process while it waits for the answer.
+    let path = format!("^/apis/apps/v1/namespaces/{NS}/deployments/[a-z-]+$");
+    let id = d.add_fault(FaultRule::on("PATCH", &path).nth(1).times(1).delay(std::time::Duration::from_millis(1500))).unwrap();
+    let mut child = std::process::Command::new(bin("mesh-migrate"))
+        .args(["enable"])
+        .env("KUBECONFIG", &e.kubeconfig)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while d.faults().iter().find(|f| f.id == id).is_some_and(|f| f.fired == 0) {
+        assert!(start.elapsed() < std::time::Duration::from_secs(60), "the restart was never sent");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1700)); // whatever was in flight lands
+    d.remove_fault(id);
+    let st = mm(&e, &["status", "-o", "json"]).expect_code(0).json();
+    assert_eq!(st["steps"][0]["status"], "started", "the killed run left its step open: {st}");
+    assert!(st["pending"][0].as_str().unwrap().contains("did not complete"), "{st}");
+    // Rerun: done work is unchanged, the rest is done.
+    let again = mm(&e, &["enable"]).expect_code(0);
+    assert!(again.stdout.contains("peerauthentication.security.istio.io/default unchanged"), "{}", again.stdout);
+    assert!(pods(&d).iter().all(|(_, m)| *m), "{:?}", pods(&d));
+    mm(&e, &["rollback"]).expect_code(0);
+    assert_eq!(snap(&d), before);
+}
