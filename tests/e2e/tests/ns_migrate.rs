@@ -496,3 +496,56 @@ fn all_namespaces_lists_migrations_for_status_and_is_refused_elsewhere() {
     let lists: Vec<_> = e.double.requests().into_iter().filter(|r| r.method == "GET" && r.path == "/api/v1/configmaps").collect();
     assert_eq!(lists.len(), 2, "one LIST across namespaces per run");
 }
+
+#[test]
+fn rollback_after_delete_legacy_recreates_the_legacy_workloads_from_the_journal() {
+    let e = env();
+    e.mm(&["ns", "create", "shop"]).expect_code(0);
+    e.mm(&["ns", "shift", "shop", "50"]).expect_code(0);
+    e.mm(&["ns", "complete", "shop"]).expect_code(0);
+    assert_eq!((e.replicas("shop", "api"), e.replicas("shop", "web")), (0, 0));
+    let before = e.get("apps/v1", "Deployment", "shop", "api").unwrap();
+    // Deleted after an earlier scale to zero: the journal keeps the objects and their replicas.
+    e.mm(&["ns", "complete", "shop", "--delete-legacy"]).expect_code(0);
+    assert!(e.get("apps/v1", "Deployment", "shop", "api").is_none() && e.get("apps/v1", "Deployment", "shop", "web").is_none());
+    let st = e.state();
+    assert_eq!(st["legacyDeleted"], true);
+    assert_eq!(st["deletedLegacy"]["Deployment/api"]["spec"]["template"], before["spec"]["template"]);
+    assert!(st["deletedLegacy"]["Deployment/api"]["metadata"].get("uid").is_none());
+    let s = e.mm(&["ns", "status", "shop"]).expect_code(0);
+    assert!(s.stdout.contains("`ns rollback shop` re-creates them from the journal"), "{}", s.stdout);
+
+    // A journal without the objects (an older version wrote it): refused, saying why and what to do.
+    let cm = e.get("v1", "ConfigMap", "shop", "mesh-migrate-journal").unwrap();
+    let text = cm["data"]["journal.json"].as_str().unwrap().to_string();
+    let mut journal: Value = serde_json::from_str(&text).unwrap();
+    journal["extensions"]["nsMigration"].as_object_mut().unwrap().remove("deletedLegacy");
+    let put = |text: String| {
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "mesh-migrate-journal", "namespace": "shop"},
+            "data": {"journal.json": text}});
+        e.double.apply(cm, "kubectl-mesh-migrate", true).unwrap();
+    };
+    put(journal.to_string());
+    e.double.clear_requests();
+    let r = e.mm(&["ns", "rollback", "shop"]).expect_code(2);
+    assert!(r.stderr.contains("were deleted by `ns complete --delete-legacy` and the journal holds no copy of them"), "{}", r.stderr);
+    assert!(r.stderr.contains("re-create the workloads in shop from their source"), "{}", r.stderr);
+    assert!(e.writes().is_empty(), "{:?}", e.writes());
+    put(text);
+
+    let r = e.mm(&["ns", "rollback", "shop"]).expect_code(0);
+    assert!(r.stdout.contains("deployment.apps/api created (namespace shop)"), "{}", r.stdout);
+    let api = e.get("apps/v1", "Deployment", "shop", "api").unwrap();
+    assert_eq!(api["spec"]["template"], before["spec"]["template"]);
+    assert_eq!((e.replicas("shop", "api"), e.replicas("shop", "web")), (3, 2));
+    assert_eq!(api["status"]["readyReplicas"], 3, "waited for");
+    assert_eq!(e.weight("api"), Some(0));
+    assert_eq!(e.replicas("shop-mesh", "api"), 0);
+    let st = e.state();
+    assert_eq!((st["phase"].as_str(), st["legacyDeleted"].as_bool()), (Some("rolled-back"), Some(false)));
+    assert!(st.get("deletedLegacy").is_none());
+    assert_eq!(
+        st["history"].as_array().unwrap().last().unwrap()["result"],
+        "legacy workloads re-created, traffic at 0 %, mesh side scaled to zero"
+    );
+}

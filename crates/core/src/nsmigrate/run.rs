@@ -853,13 +853,27 @@ pub async fn complete(
     }
     let replicas: BTreeMap<String, i64> = targets.iter().map(|(t, r)| (format!("{}/{}", t.kind, t.name), *r)).collect();
     let keep = replicas.clone();
+    // Before a delete, the objects themselves, for rollback to re-create.
+    let doomed: Vec<(String, Value)> = if delete_legacy {
+        legacy
+            .iter()
+            .filter(|o| targets.iter().any(|(t, _)| t.kind == kind_of(o) && t.name == name_of(o)))
+            .map(|o| (format!("{}/{}", kind_of(o), name_of(o)), restorable(o)))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mine = begin(conn, sides, opts, "complete", 100).await?;
-    // Remember the legacy replicas before the first scale, unless an earlier run did.
+    // Remember the legacy replicas (and objects) before the first scale or delete, unless an
+    // earlier run did.
     update_state(conn, sides, move |s| {
         for (k, v) in keep {
-            if v > 0 {
+            if v > 0 && !k.starts_with("DaemonSet/") {
                 s.legacy_replicas.entry(k).or_insert(v);
             }
+        }
+        for (k, o) in doomed {
+            s.deleted_legacy.entry(k).or_insert(o);
         }
     })
     .await?;
@@ -886,9 +900,28 @@ pub async fn complete(
     Ok(report)
 }
 
+/// A legacy workload as `rollback` re-creates it: without what the API server set (uid,
+/// resourceVersion, timestamps, managedFields, status) or the owner references of a release.
+fn restorable(o: &Value) -> Value {
+    let mut v = o.clone();
+    if let Some(m) = v.as_object_mut() {
+        m.remove("status");
+    }
+    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        for f in ["uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink", "ownerReferences"] {
+            meta.remove(f);
+        }
+        if let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+            a.remove("kubectl.kubernetes.io/last-applied-configuration");
+            a.remove("deployment.kubernetes.io/revision");
+        }
+    }
+    v
+}
+
 /// `ns rollback`: 0 %, then the mesh workloads scaled to zero; the legacy side is untouched
-/// (after `complete` its workloads are first scaled back to their recorded replicas and waited
-/// for).
+/// (after `complete` its workloads are first scaled back to their recorded replicas, or
+/// re-created from the journal after `--delete-legacy`, and waited for).
 pub async fn rollback(conn: &Connection, sides: &Sides, opts: &RunOptions, events: &mut dyn FnMut(NsEvent)) -> Result<Report, NsError> {
     let (_, st) = load_state(conn, sides).await?;
     state::check_rollback(st.as_ref(), &sides.legacy).map_err(refused)?;
@@ -904,14 +937,29 @@ pub async fn rollback(conn: &Connection, sides: &Sides, opts: &RunOptions, event
         ..Report::default()
     };
     let mut plan = Plan::new("ns-rollback", &sides.legacy);
-    if !st.legacy_replicas.is_empty() {
-        let mut targets = Vec::new();
-        for (key, replicas) in &st.legacy_replicas {
-            let (kind, name) = key.split_once('/').unwrap_or(("Deployment", key));
-            let t = target_of(kind, &sides.legacy, name);
-            plan.push(Change::Scale { target: t.clone(), replicas: *replicas });
-            targets.push(t);
+    let mut targets = Vec::new();
+    for (key, object) in &st.deleted_legacy {
+        // Re-created as they were, at the replicas they had before `complete` (an earlier
+        // `complete` may have scaled them to zero before the delete).
+        let mut object = object.clone();
+        if let Some(r) = st.legacy_replicas.get(key)
+            && object.pointer("/spec/replicas").is_some()
+        {
+            object["spec"]["replicas"] = json!(r);
         }
+        targets.push(target_of(kind_of(&object), &sides.legacy, name_of(&object)));
+        plan.push(Change::Apply { object });
+    }
+    for (key, replicas) in &st.legacy_replicas {
+        if st.deleted_legacy.contains_key(key) {
+            continue;
+        }
+        let (kind, name) = key.split_once('/').unwrap_or(("Deployment", key));
+        let t = target_of(kind, &sides.legacy, name);
+        plan.push(Change::Scale { target: t.clone(), replicas: *replicas });
+        targets.push(t);
+    }
+    if !targets.is_empty() {
         plan.push(Change::WaitReady { targets });
     }
     plan.changes.extend(routing_changes(conn, sides, &st, 0).await?);
@@ -944,7 +992,15 @@ pub async fn rollback(conn: &Connection, sides: &Sides, opts: &RunOptions, event
         s.pending = None;
         s.schedule = None;
         s.legacy_replicas.clear();
-        s.history.push(event(&who, "rollback", from, 0, "traffic at 0 %, mesh side scaled to zero", vec![]));
+        let recreated = !s.deleted_legacy.is_empty();
+        s.deleted_legacy.clear();
+        s.legacy_deleted = false;
+        let what = if recreated {
+            "legacy workloads re-created, traffic at 0 %, mesh side scaled to zero"
+        } else {
+            "traffic at 0 %, mesh side scaled to zero"
+        };
+        s.history.push(event(&who, "rollback", from, 0, what, vec![]));
     })
     .await?;
     report.phase = Some(st.phase);

@@ -123,6 +123,10 @@ pub struct NsState {
     pub legacy_replicas: BTreeMap<String, i64>,
     #[serde(default)]
     pub legacy_deleted: bool,
+    /// The legacy workloads as they were before `complete --delete-legacy` deleted them
+    /// (`Kind/name` → the object without server-set fields), for `rollback` to re-create.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub deleted_legacy: BTreeMap<String, serde_json::Value>,
     /// Container restarts on the mesh side when the current weight was set.
     #[serde(default)]
     pub restart_baseline: u64,
@@ -147,6 +151,7 @@ impl NsState {
             workloads: Vec::new(),
             legacy_replicas: BTreeMap::new(),
             legacy_deleted: false,
+            deleted_legacy: BTreeMap::new(),
             restart_baseline: 0,
             schedule: None,
             pending: None,
@@ -183,7 +188,12 @@ impl NsState {
                 "a gate failed at {} % and traffic went back to 0 %; the mesh side still runs for diagnosis: fix it and shift again, or `kubectl mesh-migrate ns rollback {ns}` to scale it down",
                 self.failed_at.unwrap_or(0)
             ),
-            Phase::Completed if self.legacy_deleted => "none: the migration is complete and the legacy workloads are deleted".into(),
+            Phase::Completed if self.legacy_deleted && self.deleted_legacy.is_empty() => {
+                "none: the migration is complete and the legacy workloads are deleted".into()
+            }
+            Phase::Completed if self.legacy_deleted => format!(
+                "none: the migration is complete and the legacy workloads are deleted (`ns rollback {ns}` re-creates them from the journal)"
+            ),
             Phase::Completed => format!(
                 "none: the migration is complete; legacy workloads are scaled to zero (`ns complete {ns} --delete-legacy` deletes them, `ns rollback {ns}` returns)"
             ),
@@ -343,10 +353,12 @@ pub fn check_rollback(state: Option<&NsState>, legacy: &str) -> Result<(), Strin
     let Some(s) = state else {
         return Err(format!("no migration of {legacy} is recorded: nothing to roll back"));
     };
-    if s.legacy_deleted {
+    if s.legacy_deleted && s.deleted_legacy.is_empty() {
         return Err(format!(
-            "the legacy workloads of {} were deleted by `ns complete --delete-legacy`: there is no legacy side to return to",
-            s.legacy
+            "the legacy workloads of {ns} were deleted by `ns complete --delete-legacy` and the journal holds no copy of them (it was written by a version that did not keep one), so rollback cannot re-create them; the mesh side in {mesh} keeps serving all traffic. To return: re-create the workloads in {ns} from their source (manifests, Helm chart, GitOps repository), wait until they are ready, then delete the VirtualServices in {mesh} (`kubectl delete virtualservice -n {mesh} -l {role}`): callers then reach the legacy Services directly",
+            ns = s.legacy,
+            mesh = s.mesh,
+            role = super::ROLE_LABEL,
         ));
     }
     Ok(())
@@ -447,7 +459,13 @@ mod tests {
         assert!(check_rollback(Some(&state(Phase::Completed, 100)), "shop").is_ok());
         let mut deleted = state(Phase::Completed, 100);
         deleted.legacy_deleted = true;
-        assert!(check_rollback(Some(&deleted), "shop").unwrap_err().contains("--delete-legacy"));
+        let e = check_rollback(Some(&deleted), "shop").unwrap_err();
+        assert!(e.contains("--delete-legacy") && e.contains("holds no copy") && e.contains("re-create the workloads in shop"), "{e}");
+        assert!(e.contains("kubectl delete virtualservice -n shop-mesh -l mesh-migrate.meshmove.io/role"), "{e}");
+        assert_eq!(deleted.next_step(), "none: the migration is complete and the legacy workloads are deleted");
+        deleted.deleted_legacy.insert("Deployment/api".into(), serde_json::json!({"kind": "Deployment"}));
+        assert!(check_rollback(Some(&deleted), "shop").is_ok());
+        assert!(deleted.next_step().contains("`ns rollback shop` re-creates them"));
     }
 
     #[test]
