@@ -190,6 +190,14 @@ fn a_healthy_schedule_reaches_100_percent_and_completes() {
 
     let r = e.mm(&["ns", "complete", "shop", "--prometheus-url", &url]).expect_code(0);
     assert!(r.stdout.contains("shop: 100 % to shop-mesh (completed)"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("note: callers outside the mesh (pods without a proxy")
+            && r.stdout.contains("legacy Services in shop, whose workloads are scaled to zero: their requests fail")
+            && r.stdout
+                .contains("point them at the mesh side (api.shop-mesh, web.shop-mesh, i.e. `<service>.shop-mesh.svc.cluster.local`)"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(e.weight("api"), Some(100));
     assert_eq!((e.replicas("shop", "api"), e.replicas("shop", "web")), (0, 0));
     assert_eq!(e.replicas("shop-mesh", "api"), 3);
@@ -506,7 +514,8 @@ fn rollback_after_delete_legacy_recreates_the_legacy_workloads_from_the_journal(
     assert_eq!((e.replicas("shop", "api"), e.replicas("shop", "web")), (0, 0));
     let before = e.get("apps/v1", "Deployment", "shop", "api").unwrap();
     // Deleted after an earlier scale to zero: the journal keeps the objects and their replicas.
-    e.mm(&["ns", "complete", "shop", "--delete-legacy"]).expect_code(0);
+    let r = e.mm(&["ns", "complete", "shop", "--delete-legacy"]).expect_code(0);
+    assert!(r.stdout.contains("legacy Services in shop, whose workloads are deleted"), "{}", r.stdout);
     assert!(e.get("apps/v1", "Deployment", "shop", "api").is_none() && e.get("apps/v1", "Deployment", "shop", "web").is_none());
     let st = e.state();
     assert_eq!(st["legacyDeleted"], true);

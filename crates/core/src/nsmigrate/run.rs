@@ -831,6 +831,7 @@ pub async fn complete(
         }
         run_plan(conn, &plan, opts, &mut report, events).await?;
         report.weight = 100;
+        report.notes.push(outside_callers_note(sides, &st.services, delete_legacy));
         return Ok(report);
     }
     if mode == CompleteMode::Complete {
@@ -897,7 +898,23 @@ pub async fn complete(
     .await?;
     report.phase = Some(st.phase);
     report.weight = st.weight;
+    report.notes.push(outside_callers_note(sides, &st.services, st.legacy_deleted));
     Ok(report)
+}
+
+/// What `complete` leaves behind for callers that do not go through the mesh: the weights live
+/// in VirtualServices, which only meshed callers (and gateways) apply; anyone else still reaches
+/// the legacy Service, whose pods are gone.
+fn outside_callers_note(sides: &Sides, services: &[String], deleted: bool) -> String {
+    let gone = if deleted { "deleted" } else { "scaled to zero" };
+    let examples: Vec<String> = services.iter().take(3).map(|s| format!("{s}.{}", sides.mesh)).collect();
+    let more = if services.len() > 3 { ", ..." } else { "" };
+    format!(
+        "callers outside the mesh (pods without a proxy, other clusters, anything not routed by the VirtualServices) still resolve the legacy Services in {legacy}, whose workloads are {gone}: their requests fail. Move those callers into the mesh, or point them at the mesh side ({examples}{more}, i.e. `<service>.{mesh}.svc.cluster.local`)",
+        legacy = sides.legacy,
+        mesh = sides.mesh,
+        examples = if examples.is_empty() { format!("`<service>.{}`", sides.mesh) } else { examples.join(", ") },
+    )
 }
 
 /// A legacy workload as `rollback` re-creates it: without what the API server set (uid,

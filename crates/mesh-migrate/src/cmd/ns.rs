@@ -192,7 +192,8 @@ pub struct MonitorArgs {
 pub struct CompleteArgs {
     #[command(flatten)]
     ns: NsArg,
-    /// Delete the legacy workloads instead of scaling them to zero (no way back afterwards)
+    /// Delete the legacy workloads instead of scaling them to zero (the journal keeps them for
+    /// `ns rollback`)
     #[arg(long)]
     delete_legacy: bool,
     /// How long 100 % is watched before the legacy side is retired (0: check once)
