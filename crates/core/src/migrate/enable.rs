@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::{MigrateError, PEER_AUTHENTICATION, STEP_ENABLE, TrafficProfile, has_proxy, http_services, namespace_object};
+use super::{MigrateError, PEER_AUTHENTICATION, STEP_ENABLE, TrafficProfile, has_proxy, namespace_object, service_routes};
 use crate::inventory::{Inventory, Object, kinds};
 use crate::plan::{Change, MANAGED_BY, Plan, Target};
 use crate::workload::{Workload, pod_owner};
@@ -35,6 +35,9 @@ pub struct EnableOptions {
     pub profile: TrafficProfile,
     /// Hosts on the Gateway are `<service>.<domain>`; default `<namespace>.local`.
     pub domain: Option<String>,
+    /// Per-service host overrides, as `expose --host` takes them: the Gateway serves the same
+    /// hosts as the Ingress of `expose` when given the same `domain` and overrides.
+    pub hosts: BTreeMap<String, String>,
     /// Workloads restarted together at most.
     pub batch_size: usize,
     /// Label selector value of the ingress gateway pods (`istio: <value>`).
@@ -48,6 +51,7 @@ impl Default for EnableOptions {
             revision: None,
             profile: TrafficProfile::default(),
             domain: None,
+            hosts: BTreeMap::new(),
             batch_size: 3,
             gateway_selector: "ingressgateway".into(),
         }
@@ -183,11 +187,10 @@ pub fn plan(inventory: &Inventory, namespace: &str, options: &EnableOptions) -> 
         object: managed("security.istio.io/v1", "PeerAuthentication", namespace, PEER_AUTHENTICATION, json!({"mtls": {"mode": "PERMISSIVE"}})),
     });
 
-    let (services, _) = http_services(inventory, namespace);
-    let domain = options.domain.clone().unwrap_or_else(|| format!("{namespace}.local"));
+    let (routes, _) = service_routes(inventory, namespace, options.domain.as_deref(), &options.hosts)?;
     let gw = gateway_name(namespace);
-    if !services.is_empty() {
-        let hosts: Vec<String> = services.iter().map(|s| format!("{}.{domain}", s.name)).collect();
+    if !routes.is_empty() {
+        let hosts: Vec<&str> = routes.iter().map(|r| r.host.as_str()).collect();
         plan.push(Change::Apply {
             object: managed(
                 "networking.istio.io/v1",
@@ -199,21 +202,21 @@ pub fn plan(inventory: &Inventory, namespace: &str, options: &EnableOptions) -> 
             ),
         });
     }
-    for s in &services {
-        let fqdn = format!("{}.{namespace}.svc.cluster.local", s.name);
+    for r in &routes {
+        let fqdn = format!("{}.{namespace}.svc.cluster.local", r.service);
         plan.push(Change::Apply {
             object: managed(
                 "networking.istio.io/v1",
                 "VirtualService",
                 namespace,
-                &s.name,
-                json!({"hosts": [s.name, format!("{}.{domain}", s.name)],
+                &r.service,
+                json!({"hosts": [r.service, r.host],
                        "gateways": [gw, "mesh"],
-                       "http": [{"route": [{"destination": {"host": fqdn, "port": {"number": s.port}}}]}]}),
+                       "http": [{"route": [{"destination": {"host": fqdn, "port": {"number": r.port}}}]}]}),
             ),
         });
         plan.push(Change::Apply {
-            object: managed("networking.istio.io/v1", "DestinationRule", namespace, &s.name, json!({"host": fqdn, "trafficPolicy": options.profile.traffic_policy()})),
+            object: managed("networking.istio.io/v1", "DestinationRule", namespace, &r.service, json!({"host": fqdn, "trafficPolicy": options.profile.traffic_policy()})),
         });
     }
     if options.mode == Mode::Sidecar {

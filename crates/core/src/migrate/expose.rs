@@ -8,10 +8,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{MigrateError, STEP_EXPOSE, http_services};
+pub use super::Route;
+use super::{MigrateError, STEP_EXPOSE, service_routes};
 use crate::inventory::{Inventory, kinds};
 use crate::plan::{Change, MANAGED_BY, Plan};
 
@@ -27,15 +27,6 @@ pub struct ExposeOptions {
     pub ingress_class: Option<String>,
     /// Per-service host overrides (`frontend` → `pyairtable.local`).
     pub hosts: BTreeMap<String, String>,
-}
-
-/// One routed host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Route {
-    pub host: String,
-    pub service: String,
-    pub port: i64,
 }
 
 /// The plan and what it gives the user.
@@ -56,39 +47,12 @@ impl Exposure {
     }
 }
 
-fn valid_host(h: &str) -> bool {
-    !h.is_empty()
-        && h.len() <= 253
-        && h.split('.').all(|l| {
-            !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') && !l.starts_with('-') && !l.ends_with('-')
-        })
-}
-
 /// Build the `expose` plan for `namespace`.
 pub fn plan(inventory: &Inventory, namespace: &str, options: &ExposeOptions) -> Result<Exposure, MigrateError> {
-    let domain = options.domain.clone().unwrap_or_else(|| format!("{namespace}.local"));
-    if !valid_host(&domain) {
-        return Err(MigrateError::BadOption { what: "--domain".into(), message: format!("`{domain}` is not a valid DNS name") });
-    }
-    let (services, skipped) = http_services(inventory, namespace);
-    for (svc, host) in &options.hosts {
-        if !services.iter().any(|s| &s.name == svc) {
-            return Err(MigrateError::BadOption {
-                what: format!("--host {svc}={host}"),
-                message: format!("no Service {svc} with an HTTP port in namespace {namespace}"),
-            });
-        }
-        if !valid_host(host) {
-            return Err(MigrateError::BadOption { what: format!("--host {svc}={host}"), message: format!("`{host}` is not a valid DNS name") });
-        }
-    }
-    if services.is_empty() {
+    let (routes, skipped) = service_routes(inventory, namespace, options.domain.as_deref(), &options.hosts)?;
+    if routes.is_empty() {
         return Err(MigrateError::NoServices { namespace: namespace.to_string(), skipped });
     }
-    let routes: Vec<Route> = services
-        .iter()
-        .map(|s| Route { host: options.hosts.get(&s.name).cloned().unwrap_or_else(|| format!("{}.{domain}", s.name)), service: s.name.clone(), port: s.port })
-        .collect();
     let rules: Vec<Value> = routes
         .iter()
         .map(|r| {

@@ -104,6 +104,58 @@ pub fn http_services(inventory: &Inventory, namespace: &str) -> (Vec<HttpService
     (out, skipped)
 }
 
+/// One routed host: the Ingress of `expose` and the Gateway and VirtualServices of `enable` serve
+/// the same list.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Route {
+    pub host: String,
+    pub service: String,
+    pub port: i64,
+}
+
+/// Whether `h` is a lowercase DNS name (labels of letters, digits and inner dashes).
+pub fn valid_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|l| {
+            !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') && !l.starts_with('-') && !l.ends_with('-')
+        })
+}
+
+/// The host of each HTTP Service of `namespace` (see [`http_services`]): `<service>.<domain>`
+/// (`domain` defaults to `<namespace>.local`), or the host `overrides` gives the service (the
+/// `--host SERVICE=HOST` flags). Also returns the Services left out, with the reason. An empty
+/// list is no error here; an override naming no HTTP Service, or a bad name, is.
+pub fn service_routes(
+    inventory: &Inventory,
+    namespace: &str,
+    domain: Option<&str>,
+    overrides: &std::collections::BTreeMap<String, String>,
+) -> Result<(Vec<Route>, Vec<String>), MigrateError> {
+    let domain = domain.map_or_else(|| format!("{namespace}.local"), str::to_string);
+    if !valid_host(&domain) {
+        return Err(MigrateError::BadOption { what: "--domain".into(), message: format!("`{domain}` is not a valid DNS name") });
+    }
+    let (services, skipped) = http_services(inventory, namespace);
+    for (svc, host) in overrides {
+        if !services.iter().any(|s| &s.name == svc) {
+            return Err(MigrateError::BadOption {
+                what: format!("--host {svc}={host}"),
+                message: format!("no Service {svc} with an HTTP port in namespace {namespace}"),
+            });
+        }
+        if !valid_host(host) {
+            return Err(MigrateError::BadOption { what: format!("--host {svc}={host}"), message: format!("`{host}` is not a valid DNS name") });
+        }
+    }
+    let routes = services
+        .iter()
+        .map(|s| Route { host: overrides.get(&s.name).cloned().unwrap_or_else(|| format!("{}.{domain}", s.name)), service: s.name.clone(), port: s.port })
+        .collect();
+    Ok((routes, skipped))
+}
+
 /// Whether a pod carries Istio's proxy: an `istio-proxy` container (classic or native sidecar)
 /// or the injector's status annotation.
 pub fn has_proxy(pod: &Value) -> bool {

@@ -99,6 +99,34 @@ fn expose_routes_each_service_on_its_host() {
 }
 
 #[test]
+fn gateway_serves_the_hosts_of_the_ingress_with_the_same_overrides() {
+    let hosts: std::collections::BTreeMap<String, String> = [("web".to_string(), "shop.test".to_string())].into();
+    let e = expose::plan(&inv(), "shop", &ExposeOptions { domain: Some("shop.test".into()), ingress_class: None, hosts: hosts.clone() }).unwrap();
+    let Change::Apply { object: ingress } = &e.plan.changes[0] else { panic!() };
+    let ingress_hosts: Vec<&str> = ingress["spec"]["rules"].as_array().unwrap().iter().map(|r| r["host"].as_str().unwrap()).collect();
+    let p = enable::plan(&inv(), "shop", &EnableOptions { domain: Some("shop.test".into()), hosts, ..EnableOptions::default() }).unwrap();
+    let applied = |kind: &str, name: &str| {
+        p.changes
+            .iter()
+            .find_map(|c| match c {
+                Change::Apply { object } if object["kind"] == kind && object["metadata"]["name"] == name => Some(object.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{kind}/{name} not in the plan"))
+    };
+    let gw = applied("Gateway", "shop-gateway");
+    assert_eq!(ingress_hosts, vec!["api.shop.test", "shop.test"]);
+    assert_eq!(gw["spec"]["servers"][0]["hosts"], json!(ingress_hosts));
+    assert_eq!(applied("VirtualService", "web")["spec"]["hosts"], json!(["web", "shop.test"]));
+    assert_eq!(applied("VirtualService", "api")["spec"]["hosts"], json!(["api", "api.shop.test"]));
+    // The same validation as expose: an override for no HTTP Service, a bad domain.
+    let unknown = EnableOptions { hosts: [("db".to_string(), "db.test".to_string())].into(), ..EnableOptions::default() };
+    assert!(enable::plan(&inv(), "shop", &unknown).unwrap_err().to_string().contains("--host db=db.test: no Service db with an HTTP port"));
+    let bad = EnableOptions { domain: Some("Shop_Test".into()), ..EnableOptions::default() };
+    assert!(enable::plan(&inv(), "shop", &bad).unwrap_err().to_string().contains("`Shop_Test` is not a valid DNS name"));
+}
+
+#[test]
 fn enable_labels_routes_and_restarts_in_budget_aware_batches() {
     let p = enable::plan(&inv(), "shop", &EnableOptions::default()).unwrap();
     // The revision label would win over istio-injection: enable removes it.

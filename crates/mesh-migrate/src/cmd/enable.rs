@@ -22,6 +22,9 @@ pub struct EnableArgs {
     /// Gateway hosts are <service>.<DOMAIN> (default: <namespace>.local)
     #[arg(long, value_name = "DOMAIN")]
     domain: Option<String>,
+    /// Serve a Service on another host, as `expose --host` does, e.g. frontend=shop.local (repeatable)
+    #[arg(long = "host", value_name = "SERVICE=HOST", value_parser = super::expose::parse_host)]
+    hosts: Vec<(String, String)>,
     /// Workloads restarted at once (never two guarded by the same PodDisruptionBudget)
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
     batch_size: u16,
@@ -86,6 +89,7 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &EnableArgs) -> Result<
         revision: args.revision.clone(),
         profile: profile(args)?,
         domain: args.domain.clone(),
+        hosts: args.hosts.iter().cloned().collect(),
         batch_size: usize::from(args.batch_size),
         gateway_selector: args.gateway_selector.clone(),
     };

@@ -29,7 +29,7 @@ pub struct ExposeArgs {
     changes: MutateFlags,
 }
 
-fn parse_host(s: &str) -> Result<(String, String), String> {
+pub(super) fn parse_host(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((svc, host)) if !svc.is_empty() && !host.is_empty() => Ok((svc.to_string(), host.to_string())),
         _ => Err(format!("`{s}`: use SERVICE=HOST, e.g. frontend=shop.local")),
