@@ -75,7 +75,7 @@ measure() {
         cpus+=("$cpu")
         r=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$work/$name.time")
         ((r > rss)) && rss=$r
-        echo "  $name run $i: wall ${walls[-1]} s, cpu $cpu s, peak RSS $((r / 1024)) MB" >&2
+        echo "  $name run $i: wall ${walls[-1]} s, cpu $cpu s, peak RSS $((r / 1024)) MiB" >&2
     done
     echo "$name $(median "${walls[@]}") $(median "${cpus[@]}") $rss"
 }
@@ -112,9 +112,9 @@ awk -v bytes="$bytes" -v sbytes="$slice_bytes" -v pr="$pr_s" -v prc="$pr_cpu" -v
     m = bytes / 1e6; sm = sbytes / 1e6
     printf "\ninput: %d releases of charts/demo-platform, %.1f MB (kustomize slice: %d releases, %.1f MB); median of %d runs\n\n", releases, m, kzrel, sm, runs
     printf "| measurement | input | wall s | MB/s (wall) | CPU s | MB/s (CPU) | peak RSS |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n"
-    printf "| a. `kubectl-mesh-migrate post-render` | %.1f MB | %.2f | %.1f | %.2f | %.1f | %d MB |\n", m, pr, m / pr, prc, m / prc, prr / 1024
-    printf "| a. `kubectl-mesh-migrate post-render` | %.1f MB | %.2f | %.1f | %.2f | %.1f | %d MB |\n", sm, prs, sm / prs, prsc, sm / prsc, prsr / 1024
-    printf "| b. `kubectl kustomize` (label and probe patches) | %.1f MB | %.2f | %.3f | %.2f | %.3f | %d MB |\n", sm, kz, sm / kz, kzc, sm / kzc, kzr / 1024
+    printf "| a. `kubectl-mesh-migrate post-render` | %.1f MB | %.2f | %.1f | %.2f | %.1f | %d MiB |\n", m, pr, m / pr, prc, m / prc, prr / 1024
+    printf "| a. `kubectl-mesh-migrate post-render` | %.1f MB | %.2f | %.1f | %.2f | %.1f | %d MiB |\n", sm, prs, sm / prs, prsc, sm / prsc, prsr / 1024
+    printf "| b. `kubectl kustomize` (label and probe patches) | %.1f MB | %.2f | %.3f | %.2f | %.3f | %d MiB |\n", sm, kz, sm / kz, kzc, sm / kzc, kzr / 1024
     printf "| c. parse-and-emit floor (in process) | %.1f MB | %.2f | %.1f | - | - | - |\n", m, fl, m / fl
     printf "| in-process `post_render` | %.1f MB | %.2f | %.1f | - | - | - |\n", m, ip, m / ip
     printf "| in-process parse only | %.1f MB | %.2f | %.1f | - | - | - |\n", m, pa, m / pa
