@@ -56,7 +56,7 @@ fn template(app: &str, tier: &str, w: usize) -> Value {
             json!([{"name": "http", "containerPort": 9090}, {"name": "grpc", "containerPort": 9091}]),
             json!([{"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": format!("{app}-db"), "key": "url"}}}]),
         ),
-        "db" if w % 2 == 0 => ("postgres:16", json!([{"name": "db", "containerPort": 5432}, {"name": "metrics", "containerPort": 9187}]), json!([])),
+        "db" if w.is_multiple_of(2) => ("postgres:16", json!([{"name": "db", "containerPort": 5432}, {"name": "metrics", "containerPort": 9187}]), json!([])),
         "db" => ("mysql:8.4", json!([{"name": "db", "containerPort": 3306}]), json!([])),
         "cache" => ("redis:7", json!([{"name": "redis", "containerPort": 6379}]), json!([])),
         _ => ("acme/worker:7.0", json!([{"name": "metrics", "containerPort": 9100}]), json!([{"name": "QUEUE_REDIS_HOST", "valueFrom": {"configMapKeyRef": {"name": "queues", "key": "host"}}}])),

@@ -238,10 +238,13 @@ fn ports_text(ports: &[u16]) -> String {
     p.join(", ")
 }
 
+/// Identity of an inventory (its address, its objects' address and count) and its audit.
+type MemoSlot = Option<(usize, usize, usize, Arc<Audit>)>;
+
 /// A shared, per-run cache of the [`Audit`] of the inventory being analyzed.
 #[derive(Default)]
 struct Memo {
-    slot: Mutex<Option<(usize, usize, usize, Arc<Audit>)>>,
+    slot: Mutex<MemoSlot>,
 }
 
 impl Memo {

@@ -111,7 +111,7 @@ pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
     Read { path: String, source: std::io::Error },
     #[error("config {path}: {source}")]
-    Invalid { path: String, source: serde_saphyr::Error },
+    Invalid { path: String, source: Box<serde_saphyr::Error> },
 }
 
 impl PostRenderConfig {
@@ -120,7 +120,7 @@ impl PostRenderConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
-        Self::parse(&text).map_err(|source| ConfigError::Invalid { path: path.display().to_string(), source })
+        Self::parse(&text).map_err(|source| ConfigError::Invalid { path: path.display().to_string(), source: Box::new(source) })
     }
 
     pub fn parse(text: &str) -> Result<Self, serde_saphyr::Error> {
