@@ -256,6 +256,23 @@ pub fn builtin_types() -> Vec<ResourceType> {
         .short(&["pdb"])
         .with_status()
         .with_generation(),
+        R::builtin("rbac.authorization.k8s.io", "v1", "Role", "roles", true),
+        R::builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "RoleBinding",
+            "rolebindings",
+            true,
+        ),
+        R::builtin(
+            "autoscaling",
+            "v2",
+            "HorizontalPodAutoscaler",
+            "horizontalpodautoscalers",
+            true,
+        )
+        .short(&["hpa"])
+        .with_status(),
         R::builtin("storage.k8s.io", "v1", "CSIDriver", "csidrivers", false).with_generation(),
         R::builtin(
             "apiextensions.k8s.io",

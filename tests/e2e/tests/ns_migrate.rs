@@ -379,9 +379,27 @@ fn a_process_killed_between_writes_is_resumed_by_rerunning_the_step() {
     e.mm(&["ns", "status", "shop"]).expect_code(0);
 }
 
+/// A Role, a RoleBinding of the namespace's ServiceAccount `api` (and of one elsewhere) and an
+/// autoscaler of `api`.
+fn rbac_and_autoscaler() -> Vec<Value> {
+    vec![
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "reader", "namespace": "shop"},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}]}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "api-reader", "namespace": "shop"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"},
+            "subjects": [{"kind": "ServiceAccount", "name": "api", "namespace": "shop"}, {"kind": "ServiceAccount", "name": "ci", "namespace": "tools"}]}),
+        json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "api", "namespace": "shop"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "api"}, "minReplicas": 3, "maxReplicas": 6,
+                "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}]}}),
+    ]
+}
+
 #[test]
 fn dry_runs_write_nothing() {
     let e = env();
+    for o in rbac_and_autoscaler() {
+        e.double.create(o).unwrap();
+    }
     let before = e.double.snapshot();
     e.double.clear_requests();
     let r = e.mm(&["ns", "create", "shop", "--dry-run=client", "--copy-secrets"]).expect_code(0);
@@ -391,12 +409,45 @@ fn dry_runs_write_nothing() {
     let y = e.mm(&["ns", "create", "shop", "--dry-run=client", "--copy-secrets", "-o", "yaml"]).expect_code(0);
     assert!(y.stdout.contains("kind: VirtualService") && y.stdout.contains("<redacted>"), "{}", y.stdout);
     assert!(!y.stdout.contains("tour-secret-pw"), "{}", y.stdout);
+    // Roles, RoleBindings and HorizontalPodAutoscalers are copied, and the copies pass strict
+    // schema validation.
+    let copies: Vec<&str> = y
+        .stdout
+        .split("---\n")
+        .filter(|d| ["kind: Role\n", "kind: RoleBinding\n", "kind: HorizontalPodAutoscaler\n"].iter().any(|k| d.contains(k)))
+        .collect();
+    assert_eq!(copies.len(), 3, "{}", y.stdout);
+    assert!(copies.iter().all(|d| d.contains("namespace: shop-mesh")), "{copies:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("copies.yaml");
+    std::fs::write(&file, copies.iter().map(|d| format!("---\n{d}")).collect::<String>()).unwrap();
+    let v = run(&e2e::root().join("tests/tools/validate.sh"), &[file.to_str().unwrap()], None, &[]);
+    assert_eq!(v.code, 0, "schema validation failed:\n{}\n{}", v.stdout, v.stderr);
+    assert!(v.stdout.contains("3 passed") || v.stdout.contains("0 failed"), "{}", v.stdout);
     let s = e.mm(&["ns", "create", "shop", "--dry-run=server"]).expect_code(0);
     assert!(s.stdout.contains("only the Namespace was sent"), "{}", s.stdout);
     assert_eq!(e.writes().iter().filter(|w| w.param("dryRun").is_none()).count(), 0, "{:?}", e.writes());
     assert!(e.double.snapshot().diff(&before).is_empty());
 
-    e.mm(&["ns", "create", "shop"]).expect_code(0);
+    let r = e.mm(&["ns", "create", "shop"]).expect_code(0);
+    for what in ["role.rbac.authorization.k8s.io/reader created", "rolebinding.rbac.authorization.k8s.io/api-reader created"] {
+        assert!(r.stdout.contains(what), "{}", r.stdout);
+    }
+    assert!(r.stdout.contains("horizontalpodautoscaler.autoscaling/api created (namespace shop-mesh)"), "{}", r.stdout);
+    assert!(
+        r.stdout.lines().any(|l| l.starts_with("RoleBinding/api-reader") && l.contains("ServiceAccount shop/api -> shop-mesh/api")),
+        "{}",
+        r.stdout
+    );
+    let rb = e.get("rbac.authorization.k8s.io/v1", "RoleBinding", "shop-mesh", "api-reader").unwrap();
+    assert_eq!(
+        rb["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "api", "namespace": "shop-mesh"}, {"kind": "ServiceAccount", "name": "ci", "namespace": "tools"}])
+    );
+    assert_eq!(rb["roleRef"]["name"], "reader");
+    assert!(e.get("rbac.authorization.k8s.io/v1", "Role", "shop-mesh", "reader").is_some());
+    let hpa = e.get("autoscaling/v2", "HorizontalPodAutoscaler", "shop-mesh", "api").unwrap();
+    assert_eq!(hpa["spec"]["scaleTargetRef"], json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "api"}));
     e.mm(&["ns", "shift", "shop", "10"]).expect_code(0);
     let before = e.double.snapshot();
     e.double.clear_requests();
@@ -444,7 +495,12 @@ fn steps_that_do_not_follow_from_the_state_are_refused() {
     let r = e3.mm(&["ns", "create", "shop"]).expect_code(2);
     assert!(r.stderr.contains("no istio-cni-node DaemonSet was found") && r.stderr.contains("--mode ambient"), "{}", r.stderr);
     assert!(e3.writes().is_empty(), "{:?}", e3.writes());
-    e3.mm(&["ns", "create", "shop", "--mode", "ambient", "--dry-run=client"]).expect_code(0);
+    // Roles that cannot be listed (the `edit` ClusterRole does not grant it) are named, not fatal.
+    e3.double.add_fault(FaultRule::on("GET", "^/apis/rbac.authorization.k8s.io/v1/namespaces/shop/roles$").forbidden("alice")).unwrap();
+    let r = e3.mm(&["ns", "create", "shop", "--mode", "ambient", "--dry-run=client"]).expect_code(0);
+    assert!(r.stdout.contains("note: could not read roles.rbac.authorization.k8s.io in shop (forbidden: "), "{}", r.stdout);
+    assert!(r.stdout.contains("any there are not copied"), "{}", r.stdout);
+    assert!(!r.stdout.contains("could not read rolebindings"), "{}", r.stdout);
 }
 
 #[test]

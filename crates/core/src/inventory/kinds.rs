@@ -80,6 +80,9 @@ kinds! {
     NETWORK_POLICY = "networking.k8s.io" "v1" "NetworkPolicy" "networkpolicies" true false;
     INGRESS = "networking.k8s.io" "v1" "Ingress" "ingresses" true false;
     POD_DISRUPTION_BUDGET = "policy" "v1" "PodDisruptionBudget" "poddisruptionbudgets" true false;
+    ROLE = "rbac.authorization.k8s.io" "v1" "Role" "roles" true false;
+    ROLE_BINDING = "rbac.authorization.k8s.io" "v1" "RoleBinding" "rolebindings" true false;
+    HORIZONTAL_POD_AUTOSCALER = "autoscaling" "v2" "HorizontalPodAutoscaler" "horizontalpodautoscalers" true false;
     CSI_DRIVER = "storage.k8s.io" "v1" "CSIDriver" "csidrivers" false false;
     CRD = "apiextensions.k8s.io" "v1" "CustomResourceDefinition" "customresourcedefinitions" false false;
     MUTATING_WEBHOOK = "admissionregistration.k8s.io" "v1" "MutatingWebhookConfiguration" "mutatingwebhookconfigurations" false false;

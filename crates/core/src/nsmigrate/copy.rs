@@ -1,8 +1,9 @@
 //! The copy transform: the objects of the legacy namespace as they should exist in the mesh
 //! namespace. Pure: objects in, objects out, with a record of every adjustment.
 //!
-//! What is copied: Deployments, StatefulSets and DaemonSets, Services, ServiceAccounts and
-//! ConfigMaps; Secrets only when asked (their values are carried over but never appear in notes
+//! What is copied: Deployments, StatefulSets and DaemonSets, Services, ServiceAccounts, Roles
+//! and RoleBindings (subjects that are ServiceAccounts of the namespace bind the copies),
+//! HorizontalPodAutoscalers (their target keeps its name) and ConfigMaps; Secrets only when asked (their values are carried over but never appear in notes
 //! or errors). What is left behind, with the reason: Jobs and CronJobs (they would run twice),
 //! the `default` ServiceAccount and the ConfigMaps Kubernetes and Istio publish into every
 //! namespace (the new namespace gets its own), service-account token Secrets and Helm release
@@ -64,7 +65,8 @@ pub struct Violation {
 pub struct CopySet {
     /// The mesh Namespace object.
     pub namespace: Value,
-    /// The copies, in apply order: ServiceAccounts, ConfigMaps, Secrets, Services, workloads.
+    /// The copies, in apply order: ServiceAccounts, Roles, RoleBindings, ConfigMaps, Secrets,
+    /// Services, workloads, HorizontalPodAutoscalers.
     pub objects: Vec<Value>,
     pub skipped: Vec<Skipped>,
     pub adjustments: Vec<Adjustment>,
@@ -80,10 +82,13 @@ pub const WORKLOAD_KINDS: [&str; 3] = ["Deployment", "StatefulSet", "DaemonSet"]
 fn order(kind: &str) -> usize {
     match kind {
         "ServiceAccount" => 0,
-        "ConfigMap" => 1,
-        "Secret" => 2,
-        "Service" => 3,
-        _ => 4,
+        "Role" => 1,
+        "RoleBinding" => 2,
+        "ConfigMap" => 3,
+        "Secret" => 4,
+        "Service" => 5,
+        "HorizontalPodAutoscaler" => 7,
+        _ => 6,
     }
 }
 
@@ -154,6 +159,10 @@ pub fn copy_namespace(sides: &Sides, objects: &[Value], opts: &CopyOptions) -> C
             "Service" => service(&mut copy, &id, &rewriter, &mut adj),
             "ConfigMap" => config_map(&mut copy, &id, &rewriter, &mut adj),
             "Secret" => secret(&mut copy, &id, &rewriter, &mut adj),
+            "Role" => {}
+            "RoleBinding" => role_binding(&mut copy, &id, sides, &mut adj),
+            // scaleTargetRef names a workload of the same namespace: its copy has the same name.
+            "HorizontalPodAutoscaler" => {}
             "ServiceAccount" => {
                 // Token Secrets are per namespace; the new namespace mints its own.
                 if let Some(m) = copy.as_object_mut() {
@@ -214,7 +223,7 @@ pub fn copy_namespace(sides: &Sides, objects: &[Value], opts: &CopyOptions) -> C
 /// `Some("")`: ignored silently (a kind the copy does not handle). `Some(reason)`: skipped, listed.
 fn skip_reason(kind: &str, name: &str, obj: &Value, opts: &CopyOptions) -> Option<String> {
     match kind {
-        "Deployment" | "StatefulSet" | "DaemonSet" | "Service" => None,
+        "Deployment" | "StatefulSet" | "DaemonSet" | "Service" | "Role" | "RoleBinding" | "HorizontalPodAutoscaler" => None,
         "ServiceAccount" if name == "default" => Some("every namespace gets its own `default` ServiceAccount".into()),
         "ServiceAccount" => None,
         "ConfigMap" if name == "kube-root-ca.crt" || name == "istio-ca-root-cert" => {
@@ -312,6 +321,26 @@ fn service(v: &mut Value, id: &str, rw: &Rewriter, adj: &mut Vec<Adjustment>) {
     {
         *name = new;
         adj.push(Adjustment { object: id.into(), field: "spec.externalName".into(), change: what });
+    }
+}
+
+/// Subjects that are ServiceAccounts of the legacy namespace bind their copies instead; other
+/// subjects (users, groups, ServiceAccounts of other namespaces) stay as they are. The roleRef
+/// stays: a Role of the namespace is copied under the same name, a ClusterRole is shared.
+fn role_binding(v: &mut Value, id: &str, sides: &Sides, adj: &mut Vec<Adjustment>) {
+    let Some(Value::Array(subjects)) = v.get_mut("subjects") else { return };
+    for s in subjects {
+        if s.get("kind").and_then(Value::as_str) == Some("ServiceAccount")
+            && s.get("namespace").and_then(Value::as_str) == Some(sides.legacy.as_str())
+        {
+            let name = s.get("name").and_then(Value::as_str).unwrap_or("?").to_string();
+            s["namespace"] = json!(sides.mesh);
+            adj.push(Adjustment {
+                object: id.into(),
+                field: "subjects".into(),
+                change: format!("ServiceAccount {}/{name} -> {}/{name}", sides.legacy, sides.mesh),
+            });
+        }
     }
 }
 
@@ -679,6 +708,39 @@ mod tests {
         assert_eq!(db.change, "db.shop.svc.cluster.local -> db.shop-mesh.svc.cluster.local");
         assert!(set.adjustments.iter().all(|a| !a.change.contains("hunter2")));
         assert!(set.adjustments.iter().any(|a| a.object == "Service/cache" && a.change.contains("LoadBalancer -> ClusterIP")));
+    }
+
+    #[test]
+    fn roles_bindings_and_autoscalers_are_copied_with_their_service_accounts_moved() {
+        let objs = vec![
+            json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "api", "namespace": "shop", "uid": "h"},
+                "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "api"}, "minReplicas": 2, "maxReplicas": 5},
+                "status": {"currentReplicas": 2}}),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "api-reader", "namespace": "shop"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"},
+                "subjects": [{"kind": "ServiceAccount", "name": "api", "namespace": "shop"},
+                    {"kind": "ServiceAccount", "name": "ci", "namespace": "tools"},
+                    {"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "shop"}]}),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "reader", "namespace": "shop"},
+                "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]}),
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "api", "namespace": "shop"}}),
+        ];
+        let set = copy_namespace(&sides(), &objs, &CopyOptions::default());
+        let names: Vec<String> = set.objects.iter().map(object_name).collect();
+        assert_eq!(names, ["ServiceAccount/api", "Role/reader", "RoleBinding/api-reader", "HorizontalPodAutoscaler/api"]);
+        let rb = find(&set, "RoleBinding", "api-reader");
+        assert_eq!(rb["metadata"]["namespace"], "shop-mesh");
+        assert_eq!(rb["roleRef"], objs[1]["roleRef"]);
+        assert_eq!(rb["subjects"][0]["namespace"], "shop-mesh");
+        assert_eq!(rb["subjects"][1]["namespace"], "tools");
+        assert_eq!(rb["subjects"][2], objs[1]["subjects"][2]);
+        assert_eq!(set.adjustments.len(), 1);
+        assert_eq!(set.adjustments[0].change, "ServiceAccount shop/api -> shop-mesh/api");
+        let hpa = find(&set, "HorizontalPodAutoscaler", "api");
+        assert_eq!(hpa["spec"], objs[0]["spec"]);
+        assert!(hpa.get("status").is_none() && hpa["metadata"].get("uid").is_none());
+        assert_eq!(find(&set, "Role", "reader")["rules"], objs[2]["rules"]);
+        assert!(set.skipped.is_empty());
     }
 
     #[test]

@@ -9,9 +9,10 @@
 //!
 //! The module is split the way the commands need it:
 //!
-//! * [`copy`]: the pure copy transform (workloads, Services, ServiceAccounts, ConfigMaps, Secrets
-//!   on request) with server-set fields stripped and namespace references adjusted, plus the
-//!   target Namespace with injection (or ambient) and Pod Security labels;
+//! * [`copy`]: the pure copy transform (workloads, Services, ServiceAccounts, Roles and
+//!   RoleBindings, HorizontalPodAutoscalers, ConfigMaps, Secrets on request) with server-set
+//!   fields stripped and namespace references adjusted, plus the target Namespace with injection
+//!   (or ambient) and Pod Security labels;
 //! * [`routing`]: the VirtualServices and DestinationRules for a weight;
 //! * [`state`]: the migration state machine: which step may follow from the recorded state, and
 //!   the message saying what would when a step may not;

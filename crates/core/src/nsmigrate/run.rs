@@ -351,6 +351,20 @@ pub async fn create(
         wanted.push(&kinds::SECRET);
     }
     let mut legacy = objects(conn, &wanted, &sides.legacy).await?;
+    // Copied when readable (listing Roles needs more than the `edit` ClusterRole grants): a
+    // kind that cannot be read is named in a note instead of stopping the copy.
+    let mut unread = Vec::new();
+    let optional = [&kinds::ROLE, &kinds::ROLE_BINDING, &kinds::HORIZONTAL_POD_AUTOSCALER];
+    let opt = cluster::load(conn, &optional, &[], Some(&sides.legacy)).await?;
+    for k in optional {
+        let why = match opt.availability(k) {
+            None => continue,
+            Some(crate::inventory::Unavailable::Forbidden { message }) => format!("forbidden: {message}"),
+            Some(_) => "the cluster does not serve them".to_string(),
+        };
+        unread.push(format!("could not read {} in {} ({why}): any there are not copied", k.resource(), sides.legacy));
+    }
+    legacy.extend(opt.objects().iter().map(|o| o.value.clone()));
     // Listed as not copied when readable; a kind that cannot be listed is only not listed.
     let extra = cluster::load(conn, &[&kinds::NETWORK_POLICY, &kinds::POD_DISRUPTION_BUDGET], &[], Some(&sides.legacy)).await?;
     legacy.extend(extra.objects().iter().map(|o| o.value.clone()));
@@ -461,6 +475,7 @@ pub async fn create(
     if let Some(n) = cni_note {
         report.notes.push(n);
     }
+    report.notes.extend(unread);
     if !copy_opts.secrets {
         let mut by_secret: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for (w, secret) in &set.uncopied_secrets {

@@ -20,8 +20,8 @@ use meshmove_core::plan::{self, DryRun, Progress};
 
 #[derive(Subcommand)]
 pub enum NsCommand {
-    /// Create <ns>-mesh beside <ns>: copies of the workloads, Services, ServiceAccounts and
-    /// ConfigMaps, injection and Pod Security labels, routing at 0 %
+    /// Create <ns>-mesh beside <ns>: copies of the workloads, Services, ServiceAccounts, Roles,
+    /// RoleBindings, autoscalers and ConfigMaps, injection and Pod Security labels, routing at 0 %
     #[command(
         after_help = "Examples:\n  kubectl mesh-migrate ns create shop\n  kubectl mesh-migrate ns create shop --mode ambient --dry-run=client\n  kubectl mesh-migrate ns create shop --copy-secrets --pod-security baseline"
     )]
