@@ -12,6 +12,15 @@
 //! `kubectl rollout status` waits for. Deleting an owner deletes its
 //! dependents (garbage collection) unless `propagationPolicy=Orphan`.
 //! Jobs and CronJobs are not simulated.
+//!
+//! With Istio simulated (`DoubleOptions::istio_injection`), the istio-cni
+//! node agent of ambient mode is too: while a DaemonSet `ztunnel` exists in
+//! `istio-system`, every running pod of a namespace labelled
+//! `istio.io/dataplane-mode=ambient` (or labelled so itself) gets the
+//! annotation `ambient.istio.io/redirection: enabled`, unless the pod opts
+//! out with the label `istio.io/dataplane-mode=none`, uses the host network
+//! or carries a sidecar. Pods that no longer qualify (label removed,
+//! ztunnel deleted) lose it, as the agent removes them from the mesh.
 
 use crate::store::{Key, State};
 use crate::util::{get_path, get_str, meta_str, random_suffix, template_hash};
@@ -52,7 +61,28 @@ pub fn settle(state: &mut State) {
         }
         let batch = std::mem::take(&mut state.dirty);
         let mut todo: BTreeSet<Key> = BTreeSet::new();
+        // Namespaces whose pods the ambient node agent looks at again.
+        let mut capture: BTreeSet<String> = BTreeSet::new();
         for (key, obj) in batch {
+            if key.group.is_empty() && key.resource == "pods" {
+                capture.insert(key.namespace.clone());
+            }
+            if key.group.is_empty() && key.resource == "namespaces" {
+                capture.insert(key.name.clone());
+            }
+            if key.group == "apps"
+                && key.resource == "daemonsets"
+                && key.namespace == "istio-system"
+                && key.name == "ztunnel"
+            {
+                capture.extend(
+                    state
+                        .objects
+                        .keys()
+                        .filter(|k| k.group.is_empty() && k.resource == "namespaces")
+                        .map(|k| k.name.clone()),
+                );
+            }
             if key.group == "apps"
                 && matches!(
                     key.resource.as_str(),
@@ -87,6 +117,11 @@ pub fn settle(state: &mut State) {
                 "statefulsets" => reconcile_statefulset(state, &key),
                 "daemonsets" => reconcile_daemonset(state, &key),
                 _ => {}
+            }
+        }
+        if state.opts.istio_injection {
+            for ns in capture {
+                reconcile_ambient_capture(state, &ns);
             }
         }
     }
@@ -251,6 +286,89 @@ fn new_pod(
         meta["annotations"] = a.clone();
     }
     json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": template.get("spec").cloned().unwrap_or(json!({}))})
+}
+
+/// Field manager of the simulated istio-cni node agent.
+const CNI_MANAGER: &str = "istio-cni";
+/// The annotation istio-cni's node agent keeps on each pod it redirects to ztunnel.
+pub const AMBIENT_REDIRECTION: &str = "ambient.istio.io/redirection";
+
+/// Whether the ambient node agent would capture `pod` (see the module docs).
+pub fn wants_capture(pod: &Value, ns_labels: Option<&Map<String, Value>>, ztunnel: bool) -> bool {
+    let pod_mode = get_str(pod, &["metadata", "labels", "istio.io/dataplane-mode"]);
+    let ns_mode = ns_labels
+        .and_then(|l| l.get("istio.io/dataplane-mode"))
+        .and_then(Value::as_str);
+    let sidecar = ["containers", "initContainers"].iter().any(|k| {
+        get_path(pod, &["spec", k])
+            .and_then(Value::as_array)
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c.get("name").and_then(Value::as_str) == Some("istio-proxy"))
+            })
+    });
+    ztunnel
+        && pod_mode != Some("none")
+        && (pod_mode == Some("ambient") || ns_mode == Some("ambient"))
+        && get_path(pod, &["spec", "hostNetwork"]).and_then(Value::as_bool) != Some(true)
+        && !sidecar
+        && !matches!(
+            get_str(pod, &["status", "phase"]),
+            Some("Succeeded" | "Failed")
+        )
+}
+
+/// Annotate the pods of `ns` the agent captures; drop the annotation from those it no longer
+/// does. A pod annotated `disabled` by its owner is left alone.
+fn reconcile_ambient_capture(state: &mut State, ns: &str) {
+    let ztunnel = live(
+        state,
+        &Key {
+            group: "apps".into(),
+            resource: "daemonsets".into(),
+            namespace: "istio-system".into(),
+            name: "ztunnel".into(),
+        },
+    )
+    .is_some();
+    let ns_labels = state.namespace_labels(ns).cloned();
+    let start = Key {
+        group: String::new(),
+        resource: "pods".into(),
+        namespace: ns.into(),
+        name: String::new(),
+    };
+    let pods: Vec<Arc<Value>> = state
+        .objects
+        .range(start..)
+        .take_while(|(k, _)| k.group.is_empty() && k.resource == "pods" && k.namespace == ns)
+        .filter(|(_, s)| get_path(&s.obj, &["metadata", "deletionTimestamp"]).is_none())
+        .map(|(_, s)| s.obj.clone())
+        .collect();
+    for pod in pods {
+        let current = get_str(&pod, &["metadata", "annotations", AMBIENT_REDIRECTION]);
+        if current.is_some_and(|v| v != "enabled") {
+            continue;
+        }
+        let want = wants_capture(&pod, ns_labels.as_ref(), ztunnel);
+        if want == current.is_some() {
+            continue;
+        }
+        let mut new = (*pod).clone();
+        let meta = new["metadata"].as_object_mut().expect("pod metadata");
+        if want {
+            let ann = meta.entry("annotations").or_insert_with(|| json!({}));
+            ann[AMBIENT_REDIRECTION] = json!("enabled");
+        } else if let Some(Value::Object(ann)) = meta.get_mut("annotations") {
+            ann.shift_remove(AMBIENT_REDIRECTION);
+            if ann.is_empty() {
+                meta.shift_remove("annotations");
+            }
+        }
+        if let Some(t) = rt(state, "", "pods") {
+            state.put_internal(&t, new, CNI_MANAGER, false);
+        }
+    }
 }
 
 fn reconcile_deployment(state: &mut State, key: &Key) {
@@ -746,6 +864,83 @@ mod tests {
         assert_eq!(containers, vec!["app", "istio-proxy"]);
         let batch = pods_of(&s, "mesh", "batch-");
         assert_eq!(batch[0]["spec"]["containers"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn ambient_capture_needs_the_label_and_ztunnel() {
+        let mut s = State::new(DoubleOptions::default());
+        let o = WriteOpts {
+            manager: "t".into(),
+            explicit_manager: true,
+            ..WriteOpts::default()
+        };
+        let ns_t = s.registry.find_any_version("", "namespaces").unwrap();
+        for n in ["mesh", "istio-system"] {
+            s.create(
+                &ns_t,
+                "",
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}),
+                &o,
+            )
+            .unwrap();
+        }
+        let t = s.registry.find_any_version("apps", "deployments").unwrap();
+        s.create(&t, "mesh", deployment("api", 2), &o).unwrap();
+        let mut opted_out = deployment("batch", 1);
+        opted_out["spec"]["template"]["metadata"]["labels"]["istio.io/dataplane-mode"] =
+            json!("none");
+        s.create(&t, "mesh", opted_out, &o).unwrap();
+        settle(&mut s);
+        let captured = |s: &State, prefix: &str| -> Vec<bool> {
+            pods_of(s, "mesh", prefix)
+                .iter()
+                .map(|p| p["metadata"]["annotations"][AMBIENT_REDIRECTION] == "enabled")
+                .collect()
+        };
+        let label = |s: &mut State, v: Value| {
+            let ns = s.get(&ns_t, "", "mesh").unwrap().obj.clone();
+            let mut ns = (*ns).clone();
+            ns["metadata"]["labels"] = v;
+            s.update(&ns_t, "", "mesh", ns, &o).unwrap();
+            settle(s);
+        };
+        // The label alone does nothing without ztunnel.
+        label(&mut s, json!({"istio.io/dataplane-mode": "ambient"}));
+        assert_eq!(captured(&s, "api-"), vec![false, false]);
+        let ds_t = s.registry.find_any_version("apps", "daemonsets").unwrap();
+        let mut ztunnel = deployment("ztunnel", 1);
+        ztunnel["kind"] = json!("DaemonSet");
+        ztunnel["spec"]
+            .as_object_mut()
+            .unwrap()
+            .shift_remove("replicas");
+        s.create(&ds_t, "istio-system", ztunnel, &o).unwrap();
+        settle(&mut s);
+        assert_eq!(captured(&s, "api-"), vec![true, true]);
+        assert_eq!(captured(&s, "batch-"), vec![false], "opted out");
+        let pod = &pods_of(&s, "mesh", "api-")[0];
+        let name = meta_str(pod, "name").unwrap().to_string();
+        let pods_t = s.registry.find_any_version("", "pods").unwrap();
+        let managers: Vec<String> = s
+            .get(&pods_t, "mesh", &name)
+            .unwrap()
+            .managed
+            .iter()
+            .map(|m| m.manager.clone())
+            .collect();
+        assert!(managers.iter().any(|m| m == "istio-cni"), "{managers:?}");
+        // New pods are captured too; removing the label releases every pod.
+        s.delete(&pods_t, "mesh", &name, &crate::store::DeleteOpts::default())
+            .unwrap();
+        settle(&mut s);
+        assert_eq!(captured(&s, "api-"), vec![true, true]);
+        label(&mut s, json!({}));
+        assert_eq!(captured(&s, "api-"), vec![false, false]);
+        assert!(
+            pods_of(&s, "mesh", "api-")
+                .iter()
+                .all(|p| p["metadata"].get("annotations").is_none())
+        );
     }
 
     #[test]

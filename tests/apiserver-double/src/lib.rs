@@ -125,7 +125,8 @@ pub struct DoubleOptions {
     /// Simulate workload controllers, the kubelet and garbage collection
     /// (default `true`).
     pub simulate_controllers: bool,
-    /// Simulate Istio's sidecar injector on pod creation (default `true`).
+    /// Simulate Istio: the sidecar injector on pod creation and the ambient
+    /// node agent that annotates captured pods (default `true`).
     pub istio_injection: bool,
     /// Answer aggregated-discovery requests (default `true`); when off,
     /// clients fall back to legacy discovery.

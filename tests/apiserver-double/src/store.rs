@@ -398,7 +398,7 @@ impl State {
         v
     }
 
-    fn namespace_labels(&self, ns: &str) -> Option<&Map<String, Value>> {
+    pub(crate) fn namespace_labels(&self, ns: &str) -> Option<&Map<String, Value>> {
         let key = Key {
             group: String::new(),
             resource: "namespaces".into(),

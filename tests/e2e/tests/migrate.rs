@@ -364,21 +364,42 @@ fn escape(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '/' || c == '-' { c.to_string() } else { format!("\\{c}") }).collect()
 }
 
+/// Ambient's node proxy: with it in `istio-system`, the double's CNI agent annotates captured pods.
+fn ztunnel(d: &BlockingDouble) {
+    d.create(json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "ztunnel", "namespace": "istio-system"},
+        "spec": {"selector": {"matchLabels": {"app": "ztunnel"}},
+                 "template": {"metadata": {"labels": {"app": "ztunnel"}}, "spec": {"containers": [{"name": "istio-proxy", "image": "istio/ztunnel"}]}}}}))
+    .unwrap();
+}
+
+fn captured(d: &BlockingDouble) -> Vec<(String, bool)> {
+    d.list("v1", "Pod", Some(NS))
+        .iter()
+        .filter(|p| p["status"]["phase"] != "Succeeded")
+        .map(|p| (p["metadata"]["name"].as_str().unwrap().to_string(), p["metadata"]["annotations"]["ambient.istio.io/redirection"] == "enabled"))
+        .collect()
+}
+
 #[test]
 fn ambient_mode_labels_the_namespace_without_restarts() {
     let d = double();
+    ztunnel(&d);
     let e = env(&d);
     let before = read_back(&e);
     let pods_before: Vec<String> = pods(&d).into_iter().map(|(n, _)| n).collect();
+    assert!(captured(&d).iter().all(|(_, c)| !c), "nothing captured before the label");
     let r = mm(&e, &["enable", "--mode", "ambient"]).expect_code(0);
     assert!(!r.stdout.contains("restarted"), "{}", r.stdout);
-    assert!(r.stderr.contains("ztunnel"), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("verified: ztunnel captured every pod of namespace {NS} ({} pod(s)", pods_before.len())), "{}", r.stderr);
     let ns = d.get("v1", "Namespace", None, NS).unwrap();
     assert_eq!(ns["metadata"]["labels"]["istio.io/dataplane-mode"], "ambient");
     let after: Vec<String> = pods(&d).into_iter().map(|(n, _)| n).collect();
     assert_eq!(after, pods_before, "ambient mode restarts nothing");
+    assert!(captured(&d).iter().all(|(_, c)| *c), "{:?}", captured(&d));
     let st = mm(&e, &["status", "-o", "json"]).expect_code(0).json();
     assert_eq!(st["mode"], "ambient");
+    let states: Vec<&str> = st["workloads"].as_array().unwrap().iter().filter(|w| w["pods"] != 0).map(|w| w["state"].as_str().unwrap()).collect();
+    assert!(!states.is_empty() && states.iter().all(|s| *s == "captured"), "{states:?}");
     mm(&e, &["mtls", "strict"]).expect_code(0);
     mm(&e, &["rollback"]).expect_code(0);
     assert_eq!(read_back(&e), before);
@@ -387,6 +408,32 @@ fn ambient_mode_labels_the_namespace_without_restarts() {
     let mixed = mm(&e, &["enable", "--mode", "ambient"]);
     assert_eq!(mixed.code, 2, "{mixed:?}");
     assert!(mixed.stderr.contains("labelled for sidecar injection"), "{}", mixed.stderr);
+}
+
+#[test]
+fn ambient_without_ztunnel_names_the_uncaptured_pods_and_rolls_back() {
+    let d = double();
+    let e = env(&d);
+    let before = read_back(&e);
+    mm(&e, &["--version"]).expect_code(0); // the binary is built before the clock starts
+    let started = std::time::Instant::now();
+    let r = mm(&e, &["enable", "--mode", "ambient", "--timeout", "1s"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "waited {:?}", started.elapsed());
+    let names: Vec<String> = captured(&d).into_iter().map(|(n, _)| n).collect();
+    assert!(r.stderr.contains(&format!("after 1s: {} pod(s) not captured by ztunnel", names.len())), "{}", r.stderr);
+    for n in &names {
+        assert!(r.stderr.contains(&format!("pod {n}\n")), "{n} not named:\n{}", r.stderr);
+    }
+    // Status says so; STRICT is refused; rollback restores the exact prior state.
+    let st = mm(&e, &["status"]).expect_code(0);
+    assert!(st.stdout.contains("not captured"), "{}", st.stdout);
+    assert!(st.stdout.contains("not captured by ztunnel yet"), "{}", st.stdout);
+    let strict = mm(&e, &["mtls", "strict"]);
+    assert_eq!(strict.code, 1, "{strict:?}");
+    mm(&e, &["rollback"]).expect_code(0);
+    assert_eq!(read_back(&e), before);
+    assert!(d.get("v1", "ConfigMap", Some(NS), "mesh-migrate-journal").is_none(), "journal removed");
 }
 
 #[test]

@@ -249,3 +249,18 @@ pub fn unmeshed_pods(inventory: &Inventory, namespace: &str, workloads: &[Target
         })
         .collect()
 }
+
+/// After `enable --mode ambient`: pods of the namespace ztunnel should capture but has not yet
+/// (no `ambient.istio.io/redirection: enabled` annotation from the CNI node agent), as
+/// `kind/name: pod` (`Pod: name` for a bare pod). Opted-out pods are not listed.
+pub fn uncaptured_pods(inventory: &Inventory, namespace: &str) -> Vec<String> {
+    inventory
+        .of(&kinds::POD)
+        .filter(|p| p.namespace.as_deref() == Some(namespace))
+        .filter(|p| super::ambient_candidate(&p.value) && !super::ambient_captured(&p.value))
+        .map(|p| match pod_owner(inventory, p) {
+            Some(owner) => format!("{}/{}: pod {}", owner.kind, owner.name, p.name),
+            None => format!("Pod: {}", p.name),
+        })
+        .collect()
+}

@@ -167,6 +167,26 @@ pub fn has_proxy(pod: &Value) -> bool {
     named("containers") || named("initContainers")
 }
 
+/// The annotation Istio's CNI node agent keeps on every pod it has redirected to ztunnel.
+pub const AMBIENT_REDIRECTION: &str = "ambient.istio.io/redirection";
+
+/// Whether ztunnel has captured the pod: the CNI node agent annotated it
+/// `ambient.istio.io/redirection: enabled`.
+pub fn ambient_captured(pod: &Value) -> bool {
+    pod.pointer("/metadata/annotations/ambient.istio.io~1redirection").and_then(Value::as_str) == Some("enabled")
+}
+
+/// Whether a running pod of an ambient namespace is one ztunnel should capture: not opted out
+/// (`istio.io/dataplane-mode=none` label or `ambient.istio.io/redirection: disabled`), not on the
+/// host network, without a sidecar of its own, not finished.
+pub fn ambient_candidate(pod: &Value) -> bool {
+    pod.pointer("/metadata/labels/istio.io~1dataplane-mode").and_then(Value::as_str) != Some("none")
+        && pod.pointer("/metadata/annotations/ambient.istio.io~1redirection").and_then(Value::as_str) != Some("disabled")
+        && pod.pointer("/spec/hostNetwork").and_then(Value::as_bool) != Some(true)
+        && !has_proxy(pod)
+        && !matches!(pod.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"))
+}
+
 /// The proxy revision of a meshed pod (`istio.io/rev` annotation, else `default`).
 pub fn proxy_revision(pod: &Value) -> Option<String> {
     has_proxy(pod).then(|| {

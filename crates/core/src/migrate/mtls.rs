@@ -5,7 +5,9 @@
 //! check looks for both:
 //!
 //! * a pod of the namespace without the proxy (it cannot speak mTLS itself: with sidecars, a
-//!   workload not restarted or opted out; in ambient mode, a pod opted out of capture);
+//!   workload not restarted or opted out; in ambient mode, a pod ztunnel has not captured: one
+//!   opted out, or one the CNI node agent has not annotated `ambient.istio.io/redirection:
+//!   enabled`);
 //! * a client outside the mesh that still talks plaintext to the namespace: a pod of another
 //!   namespace that is neither meshed nor in a namespace labelled for the mesh, and that
 //!   NetworkPolicy lets reach a pod of this namespace (decided by the exact engine in
@@ -20,7 +22,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{PEER_AUTHENTICATION, STEP_MTLS, has_proxy, namespace_mode, namespace_object};
+use super::{PEER_AUTHENTICATION, STEP_MTLS, ambient_captured, has_proxy, namespace_mode, namespace_object};
 use crate::dbiso::model::{self, ModelOptions};
 use crate::inventory::{Inventory, kinds};
 use crate::netpol::{Engine, EngineOptions};
@@ -71,7 +73,7 @@ fn pod_meshed(inventory: &Inventory, pod: &Value, namespace: &str) -> bool {
         return true;
     }
     let ambient = namespace_object(inventory, namespace).and_then(namespace_mode).is_some_and(|m| m == "ambient");
-    ambient && pod.pointer("/metadata/labels/istio.io~1dataplane-mode").and_then(Value::as_str) != Some("none")
+    ambient && ambient_captured(pod)
 }
 
 /// Check `namespace` for `STRICT`. The inventory should hold Pods, Namespaces, NetworkPolicies

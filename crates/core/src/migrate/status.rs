@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{PEER_AUTHENTICATION, STEP_ENABLE, STEP_MTLS, namespace_mode, namespace_object, proxy_revision};
+use super::{PEER_AUTHENTICATION, STEP_ENABLE, STEP_MTLS, ambient_captured, namespace_mode, namespace_object, proxy_revision};
 use crate::inventory::{Inventory, kinds};
 use crate::plan::{Journal, StepRecord, StepStatus};
 use crate::workload::pod_owner;
@@ -22,7 +22,8 @@ pub struct WorkloadStatus {
     pub meshed_pods: usize,
     /// Proxy revisions of the meshed pods.
     pub revisions: Vec<String>,
-    /// `meshed`, `partly meshed`, `not meshed`, or `no pods`.
+    /// `meshed`, `partly meshed`, `not meshed`, or `no pods`; in an ambient namespace `captured`,
+    /// `partly captured` or `not captured` (by ztunnel, per pod annotation).
     pub state: String,
 }
 
@@ -60,6 +61,8 @@ pub fn status(inventory: &Inventory, namespace: &str, journal: Option<&Journal>)
             istio_objects.insert(k.kind.to_string(), names);
         }
     }
+    // In ambient mode a pod is on the mesh once ztunnel captured it; the label alone is a wish.
+    let ambient = mode.as_deref() == Some("ambient");
     let mut per: BTreeMap<(String, String), (usize, usize, Vec<String>)> = BTreeMap::new();
     for k in [&kinds::DEPLOYMENT, &kinds::STATEFUL_SET, &kinds::DAEMON_SET, &kinds::CRON_JOB, &kinds::JOB] {
         for o in inventory.of(k).filter(in_ns) {
@@ -77,30 +80,29 @@ pub fn status(inventory: &Inventory, namespace: &str, journal: Option<&Journal>)
         let key = pod_owner(inventory, pod).map_or_else(|| ("Pod".to_string(), pod.name.clone()), |o| (o.kind.clone(), o.name.clone()));
         let e = per.entry(key).or_default();
         e.0 += 1;
-        if let Some(rev) = proxy_revision(&pod.value) {
+        if ambient && ambient_captured(&pod.value) {
+            e.1 += 1;
+            if !e.2.iter().any(|r| r == "ztunnel") {
+                e.2.push("ztunnel".to_string());
+            }
+        } else if let Some(rev) = proxy_revision(&pod.value) {
             e.1 += 1;
             if !e.2.contains(&rev) {
                 e.2.push(rev);
             }
         }
     }
-    let ambient = mode.as_deref() == Some("ambient");
+    let word = if ambient { "captured" } else { "meshed" };
     let workloads: Vec<WorkloadStatus> = per
         .into_iter()
-        .map(|((kind, name), (pods, mut meshed, mut revisions))| {
-            if ambient && meshed == 0 {
-                meshed = pods;
-                if pods > 0 {
-                    revisions.push("ztunnel".to_string());
-                }
-            }
+        .map(|((kind, name), (pods, meshed, revisions))| {
             let state = match (pods, meshed) {
-                (0, _) => "no pods",
-                (p, m) if m == p => "meshed",
-                (_, 0) => "not meshed",
-                _ => "partly meshed",
+                (0, _) => "no pods".to_string(),
+                (p, m) if m == p => word.to_string(),
+                (_, 0) => format!("not {word}"),
+                _ => format!("partly {word}"),
             };
-            WorkloadStatus { kind, name, pods, meshed_pods: meshed, revisions, state: state.to_string() }
+            WorkloadStatus { kind, name, pods, meshed_pods: meshed, revisions, state }
         })
         .collect();
     let steps = journal.map(|j| j.steps.clone()).unwrap_or_default();
@@ -114,7 +116,9 @@ pub fn status(inventory: &Inventory, namespace: &str, journal: Option<&Journal>)
     }
     if mode.is_none() {
         pending.push(format!("{STEP_ENABLE}: put the namespace on the mesh"));
-    } else if workloads.iter().any(|w| w.state == "not meshed" || w.state == "partly meshed") {
+    } else if ambient && workloads.iter().any(|w| w.pods > w.meshed_pods) {
+        pending.push(format!("{STEP_ENABLE}: some pods are not captured by ztunnel yet (is ztunnel running on their nodes?)"));
+    } else if workloads.iter().any(|w| w.pods > w.meshed_pods) {
         pending.push(format!("{STEP_ENABLE}: some workloads are not meshed yet"));
     }
     if mode.is_some() && mtls.as_deref() != Some("STRICT") {

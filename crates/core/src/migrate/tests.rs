@@ -245,3 +245,24 @@ fn status_reports_workloads_mode_and_pending_steps() {
     assert_eq!(states, [("api-1", "meshed"), ("web-1", "not meshed")]);
     assert_eq!(s.pending, ["enable: some workloads are not meshed yet", "mtls strict: require mutual TLS"]);
 }
+
+#[test]
+fn ambient_status_and_readiness_count_only_pods_ztunnel_captured() {
+    let text = "apiVersion: v1\nkind: Namespace\nmetadata: {name: amb, labels: {istio.io/dataplane-mode: ambient}}\n---\n\
+apiVersion: v1\nkind: Pod\nmetadata: {name: api-1, namespace: amb, annotations: {ambient.istio.io/redirection: enabled}}\nspec: {containers: [{name: api, image: api}]}\n---\n\
+apiVersion: v1\nkind: Pod\nmetadata: {name: web-1, namespace: amb}\nspec: {containers: [{name: web, image: web}]}\n---\n\
+apiVersion: v1\nkind: Pod\nmetadata: {name: tool-1, namespace: amb, labels: {istio.io/dataplane-mode: none}}\nspec: {containers: [{name: t, image: t}]}\n";
+    let inv = load(text, "amb");
+    let s = status::status(&inv, "amb", None);
+    let states: Vec<(&str, &str, usize)> = s.workloads.iter().map(|w| (w.name.as_str(), w.state.as_str(), w.meshed_pods)).collect();
+    assert_eq!(states, vec![("api-1", "captured", 1), ("tool-1", "not captured", 0), ("web-1", "not captured", 0)]);
+    assert_eq!(s.workloads[0].revisions, vec!["ztunnel"]);
+    assert!(s.pending.iter().any(|p| p.contains("not captured by ztunnel")), "{:?}", s.pending);
+    // Waiting for capture lists the pod ztunnel should take but has not; the opted-out one is not waited for.
+    assert_eq!(enable::uncaptured_pods(&inv, "amb"), vec!["Pod: web-1"]);
+    // STRICT would break both pods outside ztunnel.
+    let r = mtls::readiness(&inv, "amb");
+    let blocked: Vec<String> = r.blockers.iter().map(|b| format!("{b:?}")).collect();
+    assert_eq!(blocked.len(), 2, "{blocked:?}");
+    assert!(blocked.iter().any(|b| b.contains("web-1")) && blocked.iter().any(|b| b.contains("tool-1")), "{blocked:?}");
+}

@@ -112,8 +112,7 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &EnableArgs) -> Result<
         return Ok(Exit::Ok);
     }
     if mode == Mode::Ambient {
-        eprintln!("ambient mode: no restart needed; ztunnel captures the namespace's pods");
-        return Ok(Exit::Ok);
+        return verify_capture(&live, &ns, args.changes.timeout);
     }
     // The new pods must carry the proxy.
     let restarted: Vec<_> = plan.changes.iter().filter_map(|c| if let Change::Restart { target } = c { Some(target.clone()) } else { None }).collect();
@@ -129,6 +128,44 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &EnableArgs) -> Result<
         }
         Ok(Exit::Findings)
     }
+}
+
+/// Ambient mode restarts nothing: wait (up to `timeout`) until the CNI node agent has marked
+/// every pod ztunnel should capture, then say so; otherwise name the pods left out (exit 1). The
+/// step stays recorded, so `rollback` undoes it either way.
+fn verify_capture(live: &Live, ns: &str, timeout: std::time::Duration) -> Result<Exit> {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut last = usize::MAX;
+    loop {
+        let inventory = live.inventory(&[&kinds::POD, &kinds::REPLICA_SET, &kinds::DEPLOYMENT, &kinds::STATEFUL_SET, &kinds::DAEMON_SET], &[])?;
+        let missing = enable::uncaptured_pods(&inventory, ns);
+        if missing.is_empty() {
+            let pods = inventory.of(&kinds::POD).filter(|p| p.namespace.as_deref() == Some(ns) && meshmove_core::migrate::ambient_captured(&p.value)).count();
+            eprintln!("verified: ztunnel captured every pod of namespace {ns} ({pods} pod(s) annotated ambient.istio.io/redirection=enabled); nothing restarted");
+            return Ok(Exit::Ok);
+        }
+        if std::time::Instant::now() >= deadline {
+            eprintln!(
+                "after {}: {} pod(s) not captured by ztunnel (no ambient.istio.io/redirection=enabled annotation; is the ztunnel DaemonSet and the istio-cni node agent running on their nodes?):",
+                humantime(timeout),
+                missing.len()
+            );
+            for m in &missing {
+                eprintln!("  {m}");
+            }
+            eprintln!("the namespace stays labelled; rerun `enable --mode ambient` to check again, or `rollback` to undo");
+            return Ok(Exit::Findings);
+        }
+        if missing.len() != last {
+            eprintln!("waiting for ztunnel to capture {} pod(s)", missing.len());
+            last = missing.len();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200).min(deadline.saturating_duration_since(std::time::Instant::now())));
+    }
+}
+
+fn humantime(d: std::time::Duration) -> String {
+    if d.as_millis().is_multiple_of(1000) { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
 }
 
 trait IntoCore {

@@ -36,7 +36,7 @@ pub struct MutateFlags {
     /// none, client or server (a bare --dry-run means client)
     #[arg(long, value_enum, value_name = "MODE", default_value = "none", num_args = 0..=1, default_missing_value = "client", help_heading = "Changes")]
     pub dry_run: DryRunArg,
-    /// Longest wait for a batch of workloads to roll out, e.g. 5m, 90s
+    /// Longest wait for a batch of workloads to roll out (ambient: for ztunnel to capture the pods), e.g. 5m, 90s
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_timeout, help_heading = "Changes")]
     pub timeout: Duration,
 }
