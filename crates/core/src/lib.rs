@@ -7,6 +7,7 @@
 
 pub mod cluster;
 pub mod dbiso;
+pub mod duration;
 pub mod findings;
 pub mod inject;
 pub mod inventory;

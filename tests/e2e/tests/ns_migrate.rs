@@ -358,7 +358,7 @@ fn a_process_killed_between_writes_is_resumed_by_rerunning_the_step() {
         .unwrap();
     let start = std::time::Instant::now();
     while e.double.faults().iter().find(|f| f.id == id).is_none_or(|f| f.fired == 0) {
-        assert!(start.elapsed() < std::time::Duration::from_secs(20), "the web VirtualService was never written");
+        assert!(start.elapsed() < std::time::Duration::from_secs(60), "the web VirtualService was never written");
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     child.kill().unwrap();

@@ -141,34 +141,7 @@ impl ClusterOptions {
 /// Parse kubectl's `--request-timeout` values: `0` (none), a bare number of seconds, or a
 /// duration with units `h`, `m`, `s`, `ms` combined like `1m30s`.
 pub fn parse_timeout(s: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid timeout `{s}`: use a number of seconds or units like 30s, 1m, 1m30s, 500ms");
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.').ok_or_else(bad)?;
-        if digits == 0 {
-            return Err(bad());
-        }
-        let n: f64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-        let secs = match &rest[..unit_len] {
-            "h" => n * 3600.0,
-            "m" => n * 60.0,
-            "s" => n,
-            "ms" => n / 1000.0,
-            _ => return Err(bad()),
-        };
-        total += Duration::from_secs_f64(secs);
-        rest = &rest[unit_len..];
-    }
-    Ok(total)
+    crate::duration::parse(s).map_err(|e| format!("invalid timeout: {e}"))
 }
 
 #[cfg(test)]

@@ -575,7 +575,7 @@ async fn watch(
 ) -> Result<Vec<GateResult>, NsError> {
     let start = Instant::now();
     if !g.interval.is_zero() {
-        events(NsEvent::Note(format!("watching {} % for {} before the next step", st.weight, human(g.interval))));
+        events(NsEvent::Note(format!("watching {} % for {} before the next step", st.weight, crate::duration::show(g.interval))));
     }
     loop {
         let elapsed = start.elapsed();
@@ -592,26 +592,6 @@ async fn watch(
     }
 }
 
-/// `30m`, `1h30m`, `250ms`.
-pub fn human(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let s = d.as_secs();
-    let (h, m, s) = (s / 3600, (s % 3600) / 60, s % 60);
-    let mut out = String::new();
-    if h > 0 {
-        out.push_str(&format!("{h}h"));
-    }
-    if m > 0 {
-        out.push_str(&format!("{m}m"));
-    }
-    if s > 0 || out.is_empty() {
-        out.push_str(&format!("{s}s"));
-    }
-    out
-}
 
 // ---------------------------------------------------------------------------------------------
 // shift

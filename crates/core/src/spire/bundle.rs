@@ -22,7 +22,7 @@ use serde_json::Value;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::config::show_duration;
+use crate::duration::show as show_duration;
 
 /// How a bundle was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,64 +24,6 @@ pub fn parse_yaml(text: &str) -> Result<Value, String> {
     Ok(Value::Null)
 }
 
-/// Parse a Go duration (`24h`, `1h30m`, `90s`, `1.5h`, `300ms`); a bare integer is seconds, as
-/// SPIRE's HCL accepts for TTLs.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Err("empty duration".into());
-    }
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    let mut total = 0f64;
-    let mut rest = s.strip_prefix('+').unwrap_or(s);
-    if rest.starts_with('-') {
-        return Err(format!("`{s}` is negative"));
-    }
-    while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        if num_len == 0 {
-            return Err(format!("`{s}` is not a duration (like 24h or 1h30m)"));
-        }
-        let n: f64 = rest[..num_len].parse().map_err(|_| format!("`{s}` has a bad number"))?;
-        rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "" => return Err(format!("`{s}` is missing a unit (h, m, s ...)")),
-            u => return Err(format!("`{s}` has an unknown unit `{u}`")),
-        };
-        total += n * scale;
-        rest = &rest[unit_len..];
-    }
-    Ok(Duration::from_secs_f64(total))
-}
-
-/// Format a duration the way TTLs are written: `24h`, `1h30m`, `45s`.
-pub fn show_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    if secs == 0 {
-        return format!("{}ms", d.as_millis());
-    }
-    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
-    let mut out = String::new();
-    if h > 0 {
-        out.push_str(&format!("{h}h"));
-    }
-    if m > 0 {
-        out.push_str(&format!("{m}m"));
-    }
-    if s > 0 || out.is_empty() {
-        out.push_str(&format!("{s}s"));
-    }
-    out
-}
 
 /// SPIRE's defaults when `server.conf` does not set them.
 pub const DEFAULT_CA_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -175,7 +117,7 @@ pub fn parse_server_conf(text: &str) -> Result<ServerConfig, String> {
     };
     let mut duration = |key: &str| {
         let raw = scalar(&server, key)?;
-        match parse_duration(&raw) {
+        match crate::duration::parse(&raw) {
             Ok(d) => Some((raw, d)),
             Err(e) => {
                 cfg.problems.push(format!("{key}: {e}"));
@@ -386,21 +328,6 @@ pub fn template_mounts_socket(template: &str, socket_path: &str) -> Result<(), S
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_like_go() {
-        assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86400));
-        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
-        assert_eq!(parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
-        assert_eq!(parse_duration("300ms").unwrap(), Duration::from_millis(300));
-        assert_eq!(parse_duration("3600").unwrap(), Duration::from_secs(3600));
-        for bad in ["", "h", "10x", "-1h", "1h-", "abc"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-        assert_eq!(show_duration(Duration::from_secs(5400)), "1h30m");
-        assert_eq!(show_duration(Duration::from_secs(45)), "45s");
-        assert_eq!(show_duration(Duration::from_secs(86400)), "24h");
-    }
 
     const HCL: &str = r#"
 server {

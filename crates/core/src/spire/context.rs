@@ -548,7 +548,7 @@ fn parse_spiffe_id<'a>(o: &'a Object, controller: Option<&ControllerConfig>) -> 
         }
     }
     let ttl = match spec.get("ttl").and_then(Value::as_str) {
-        Some(t) => match config::parse_duration(t) {
+        Some(t) => match crate::duration::parse(t) {
             Ok(d) => Some(d),
             Err(e) => {
                 invalid.push(format!("spec.ttl: {e}"));

@@ -147,7 +147,7 @@ fn verify_capture(live: &Live, ns: &str, timeout: std::time::Duration) -> Result
         if std::time::Instant::now() >= deadline {
             eprintln!(
                 "after {}: {} pod(s) not captured by ztunnel (no ambient.istio.io/redirection=enabled annotation; is the ztunnel DaemonSet and the istio-cni node agent running on their nodes?):",
-                humantime(timeout),
+                meshmove_core::duration::show(timeout),
                 missing.len()
             );
             for m in &missing {
@@ -162,10 +162,6 @@ fn verify_capture(live: &Live, ns: &str, timeout: std::time::Duration) -> Result
         }
         std::thread::sleep(std::time::Duration::from_millis(200).min(deadline.saturating_duration_since(std::time::Instant::now())));
     }
-}
-
-fn humantime(d: std::time::Duration) -> String {
-    if d.as_millis().is_multiple_of(1000) { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
 }
 
 trait IntoCore {

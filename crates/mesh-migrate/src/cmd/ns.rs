@@ -528,7 +528,7 @@ fn print_status(output: &OutputFlags, s: &run::Status) -> Result<Exit> {
             format!(
                 "{} every {}",
                 sc.steps.iter().map(u8::to_string).collect::<Vec<_>>().join(","),
-                run::human(Duration::from_millis(sc.interval_ms))
+                meshmove_core::duration::show(Duration::from_millis(sc.interval_ms))
             )
         })
         .unwrap_or_else(|| "-".into());

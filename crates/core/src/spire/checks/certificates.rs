@@ -6,7 +6,8 @@ use std::time::Duration;
 use crate::inventory::kinds;
 use crate::spire::bundle::{self, BundleFormat};
 use crate::spire::catalog;
-use crate::spire::config::{ServerConfig, show_duration};
+use crate::duration::show as show_duration;
+use crate::spire::config::ServerConfig;
 use crate::spire::context::{BundleState, ServerConfigState, SpireContext};
 use crate::spire::model::{CategoryDef, CheckDef, Detail, Verdict};
 
