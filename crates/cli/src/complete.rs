@@ -101,6 +101,22 @@ fn takes_value(arg: &clap::Arg) -> bool {
     arg.get_num_args().map_or_else(|| arg.get_action().takes_values(), |n| n.takes_values())
 }
 
+/// Answer kubectl's plugin-completion call when argv is `<bin> __complete <words...>`: prints the
+/// candidates and returns true. Called before clap parses anything.
+pub fn intercept(cmd: &Command) -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) != Some("__complete") {
+        return false;
+    }
+    let mut out = std::io::stdout().lock();
+    for line in candidates(cmd, &args[1..]) {
+        if writeln!(out, "{line}").is_err() {
+            break;
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,20 +138,4 @@ mod tests {
         assert_eq!(candidates(&c, &["audit".into(), "-o".into(), "j".into()]), vec!["json", ":4"]);
         assert_eq!(candidates(&c, &["audit".into(), "".into()]), vec![":0"]);
     }
-}
-
-/// Answer kubectl's plugin-completion call when argv is `<bin> __complete <words...>`: prints the
-/// candidates and returns true. Called before clap parses anything.
-pub fn intercept(cmd: &Command) -> bool {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) != Some("__complete") {
-        return false;
-    }
-    let mut out = std::io::stdout().lock();
-    for line in candidates(cmd, &args[1..]) {
-        if writeln!(out, "{line}").is_err() {
-            break;
-        }
-    }
-    true
 }

@@ -78,7 +78,7 @@ fn load(case: &Path) -> Case {
         .objects()
         .iter()
         .filter(|o| o.namespace.as_deref().is_none_or(|n| n == ns))
-        .filter(|o| !forbidden.iter().any(|f| *f == o.kind))
+        .filter(|o| !forbidden.contains(&o.kind))
         .cloned()
         .collect();
     let source = SourceInfo::Cluster { context: "fixture".into(), namespace: Some(ns.clone()) };

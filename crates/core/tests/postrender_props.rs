@@ -266,7 +266,7 @@ impl Layout {
 
     /// True with probability 1/n.
     fn chance(&mut self, n: u64) -> bool {
-        self.next() % n == 0
+        self.next().is_multiple_of(n)
     }
 
     fn comment(&mut self) -> &'static str {
@@ -1198,13 +1198,12 @@ fn mutate(mut s: String, m: &Mutation) -> String {
             }
         }
         Mutation::SwapLines(a, b) => {
-            if let (Some(ra), Some(rb)) = (line_range(&s, *a), line_range(&s, *b)) {
-                if ra.end <= rb.start {
+            if let (Some(ra), Some(rb)) = (line_range(&s, *a), line_range(&s, *b))
+                && ra.end <= rb.start {
                     let (la, lb) = (s[ra.clone()].to_string(), s[rb.clone()].to_string());
                     s.replace_range(rb, &la);
                     s.replace_range(ra, &lb);
                 }
-            }
         }
         Mutation::DuplicateKey => {
             // The first `kind:` line, written again right after itself.
@@ -1244,7 +1243,7 @@ fn arbitrary_input() -> impl Strategy<Value = String> {
         1 => any::<String>(),
         1 => prop::collection::vec(any::<u8>(), 0..300).prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
         2 => "[-:#&*!|>'\"%@{}\\[\\],?~. \t\na-z0-9\u{feff}\u{85}\u{2028}]{0,200}",
-        6 => (stream(), prop::collection::vec(mutation(), 1..4)).prop_map(|(spec, ms)| ms.iter().fold(spec.render(""), |s, m| mutate(s, m))),
+        6 => (stream(), prop::collection::vec(mutation(), 1..4)).prop_map(|(spec, ms)| ms.iter().fold(spec.render(""), mutate)),
     ]
 }
 
@@ -1291,7 +1290,7 @@ fn binary() -> &'static Path {
 
 /// Inputs for the binary: mostly broken streams, some raw bytes that are not UTF-8.
 fn binary_input() -> impl Strategy<Value = Vec<u8>> {
-    let broken = (stream(), prop::collection::vec(mutation(), 1..3)).prop_map(|(spec, ms)| ms.iter().fold(spec.render(""), |s, m| mutate(s, m)));
+    let broken = (stream(), prop::collection::vec(mutation(), 1..3)).prop_map(|(spec, ms)| ms.iter().fold(spec.render(""), mutate));
     let must_fail = (stream(), prop::sample::select(vec![Mutation::DuplicateKey, Mutation::NotAMapping("- a\n"), Mutation::NotAMapping("text\n")]))
         .prop_map(|(spec, m)| mutate(spec.render(""), &m));
     prop_oneof![

@@ -47,11 +47,10 @@ pub fn inject_labels(object: &mut Value, kind: &str, name: &str, template_ptr: &
     if get("app").is_none() {
         wanted_labels.push(("app", get("app.kubernetes.io/name").unwrap_or_else(|| name.to_string())));
     }
-    if get("version").is_none() {
-        if let Some(v) = get("app.kubernetes.io/version").or(image_tag) {
+    if get("version").is_none()
+        && let Some(v) = get("app.kubernetes.io/version").or(image_tag) {
             wanted_labels.push(("version", v));
         }
-    }
 
     let mut done = Vec::new();
     for (field, wanted) in [("labels", wanted_labels), ("annotations", wanted_annotations)] {

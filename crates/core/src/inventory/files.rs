@@ -122,14 +122,13 @@ fn push_object(mut value: Value, origin: Origin, index: usize, default_ns: &str,
     let kind = map.get("kind").and_then(Value::as_str).ok_or_else(|| not_object("no `kind`"))?.to_string();
     let api_version =
         map.get("apiVersion").and_then(Value::as_str).ok_or_else(|| not_object("no `apiVersion`"))?.to_string();
-    if kind.ends_with("List") {
-        if let Some(Value::Array(items)) = map.get_mut("items").map(Value::take) {
+    if kind.ends_with("List")
+        && let Some(Value::Array(items)) = map.get_mut("items").map(Value::take) {
             for item in items {
                 push_object(item, origin.clone(), index, default_ns, out)?;
             }
             return Ok(());
         }
-    }
     let meta = value.get("metadata");
     let name = meta
         .and_then(|m| m.get("name").or_else(|| m.get("generateName")))

@@ -173,6 +173,24 @@ async fn begin(conn: &Connection, sides: &Sides, opts: &RunOptions, action: &str
     Ok(Some(mine))
 }
 
+/// Run a step's plan; when it fails, record the error on this step's record (see
+/// [`record_failure`]) before handing it back.
+async fn run_recorded(
+    conn: &Connection,
+    sides: &Sides,
+    opts: &RunOptions,
+    mine: &Option<Pending>,
+    plan: &Plan,
+    report: &mut Report,
+    events: &mut dyn FnMut(NsEvent),
+) -> Result<(), NsError> {
+    let result = run_plan(conn, plan, opts, report, events).await;
+    if let Err(e) = &result {
+        record_failure(conn, sides, opts, mine, e).await;
+    }
+    result
+}
+
 /// Record the error that stopped a step (best effort: the original error is what matters). Not
 /// when the journal changed under us: then the record may be someone else's.
 async fn record_failure(conn: &Connection, sides: &Sides, opts: &RunOptions, mine: &Option<Pending>, err: &NsError) {
@@ -494,10 +512,7 @@ pub async fn create(
     }
 
     let mine = begin(conn, sides, opts, "create", 0).await?;
-    if let Err(e) = run_plan(conn, &plan, opts, &mut report, events).await {
-        record_failure(conn, sides, opts, &mine, &e).await;
-        return Err(e);
-    }
+    run_recorded(conn, sides, opts, &mine, &plan, &mut report, events).await?;
     if opts.dry_run != DryRun::None {
         report.phase = st.as_ref().map(|s| s.phase);
         return Ok(report);
@@ -701,10 +716,7 @@ async fn set_weight(
     let mut plan = Plan::new("ns-shift", &sides.legacy);
     plan.changes = routing_changes(conn, sides, st, to).await?;
     let mine = begin(conn, sides, opts, action, to).await?;
-    if let Err(e) = run_plan(conn, &plan, opts, report, events).await {
-        record_failure(conn, sides, opts, &mine, &e).await;
-        return Err(e);
-    }
+    run_recorded(conn, sides, opts, &mine, &plan, report, events).await?;
     let restarts = mesh_restarts(conn, sides).await?;
     let who = opts.clone();
     let action = action.to_string();
@@ -739,10 +751,7 @@ async fn gate_failed(
             let mut plan = Plan::new("ns-shift", &sides.legacy);
             plan.changes = routing_changes(conn, sides, st, 0).await?;
             let mine = begin(conn, sides, opts, "gate-rollback", 0).await?;
-            if let Err(e) = run_plan(conn, &plan, opts, report, events).await {
-                record_failure(conn, sides, opts, &mine, &e).await;
-                return Err(e);
-            }
+            run_recorded(conn, sides, opts, &mine, &plan, report, events).await?;
             report.notes.push(format!("gate failed at {at} %: {why}; traffic is back at 0 %, the mesh side still runs"));
         }
         OnFailure::Freeze => {
@@ -877,10 +886,7 @@ pub async fn complete(
     for (t, _) in &targets {
         plan.push(if delete_legacy { Change::Delete { target: t.clone() } } else { Change::Scale { target: t.clone(), replicas: 0 } });
     }
-    if let Err(e) = run_plan(conn, &plan, opts, &mut report, events).await {
-        record_failure(conn, sides, opts, &mine, &e).await;
-        return Err(e);
-    }
+    run_recorded(conn, sides, opts, &mine, &plan, &mut report, events).await?;
     let who = opts.clone();
     let st = update_state(conn, sides, move |s| {
         s.phase = Phase::Completed;
@@ -988,10 +994,7 @@ pub async fn rollback(conn: &Connection, sides: &Sides, opts: &RunOptions, event
         report.notes.push("DaemonSets cannot be scaled: their copies keep running (with no traffic routed to them)".into());
     }
     let mine = begin(conn, sides, opts, "rollback", 0).await?;
-    if let Err(e) = run_plan(conn, &plan, opts, &mut report, events).await {
-        record_failure(conn, sides, opts, &mine, &e).await;
-        return Err(e);
-    }
+    run_recorded(conn, sides, opts, &mine, &plan, &mut report, events).await?;
     if opts.dry_run != DryRun::None {
         report.weight = 0;
         return Ok(report);

@@ -219,6 +219,9 @@ impl Analyzer for Capacity {
     }
 }
 
+/// Listed in every namespace even when the command is scoped to one.
+static CLUSTER_WIDE: &[&Kind] = &[&kinds::POD];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +254,3 @@ mod tests {
         assert_eq!(pod_requests(&pod(serde_json::json!({"containers": [{"name": "a"}]}))), Resources::default());
     }
 }
-
-/// Listed in every namespace even when the command is scoped to one.
-static CLUSTER_WIDE: &[&Kind] = &[&kinds::POD];
