@@ -8,7 +8,9 @@
 //! * `reach -f <file> -A -o json` over the same objects written to one YAML file.
 //!
 //! Run: `cargo bench -p dbiso --bench audit` (prints a table; best of 3 runs each). With
-//! `DBISO_BENCH_KEEP=<dir>` the cluster file (`cluster.yaml`) stays in `<dir>` for profiling.
+//! `DBISO_BENCH_KEEP=<dir>` the cluster file (`cluster.yaml`) stays in `<dir>` for profiling; with
+//! `DBISO_BENCH_PROFILE=<command>` (e.g. `heaptrack -o /tmp/audit`) one live audit runs under that
+//! command and the bench stops.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -256,6 +258,18 @@ fn main() {
     let kubeconfig = double.write_kubeconfig(&dir, "default").unwrap();
     let env = [("KUBECONFIG", kubeconfig.to_str().unwrap()), ("NO_COLOR", "1")];
 
+    if let Ok(wrap) = std::env::var("DBISO_BENCH_PROFILE") {
+        // Profile one live audit under a wrapper (e.g. `heaptrack -o /tmp/audit`), then stop.
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{wrap} \"$0\" audit -A -o json >/dev/null"))
+            .arg(bin)
+            .envs(env)
+            .status()
+            .expect("profiler runs");
+        println!("profiled live audit under `{wrap}`: {status}");
+        return;
+    }
     double.clear_requests();
     let first = measure(bin, &["audit", "-A", "-o", "json"], &env);
     assert!(first.code == 0 || first.code == 1, "audit failed with exit {}", first.code);

@@ -108,6 +108,11 @@ fn to_object(mut value: Value, kind: &'static Kind, origin: Origin) -> Object {
     if let Value::Object(map) = &mut value {
         map.entry("apiVersion").or_insert_with(|| Value::String(kind.api_version()));
         map.entry("kind").or_insert_with(|| Value::String(kind.kind.to_string()));
+        // Field ownership records are about as large as the object itself and nothing that reads
+        // an inventory uses them (writes go through server-side apply or strip them anyway).
+        if let Some(Value::Object(meta)) = map.get_mut("metadata") {
+            meta.shift_remove("managedFields");
+        }
     }
     let meta = value.get("metadata");
     let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or_default().to_string();
