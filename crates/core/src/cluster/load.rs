@@ -139,3 +139,25 @@ pub(crate) fn api_error(conn: &Connection, kind: &Kind, ns: Option<&str>, e: kub
         _ => ClusterError::Unreachable { context, source: e },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::kinds;
+
+    #[test]
+    fn listed_items_get_their_kind_and_lose_field_ownership_records() {
+        let item = serde_json::json!({
+            "metadata": {"name": "api", "namespace": "shop", "labels": {"app": "api"},
+                         "managedFields": [{"manager": "helm", "operation": "Apply", "fieldsV1": {"f:spec": {}}}]},
+            "spec": {"replicas": 2}
+        });
+        let o = to_object(item, &kinds::DEPLOYMENT, Origin::Cluster { context: "c".into() });
+        assert_eq!((o.kind.as_str(), o.namespace.as_deref(), o.name.as_str()), ("Deployment", Some("shop"), "api"));
+        assert_eq!(o.value["apiVersion"], "apps/v1");
+        assert_eq!(o.value["kind"], "Deployment");
+        assert!(o.value["metadata"].get("managedFields").is_none(), "{}", o.value);
+        assert_eq!(o.value["metadata"]["labels"]["app"], "api");
+        assert_eq!(o.value["spec"]["replicas"], 2);
+    }
+}
