@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The main job on the bundled demo platform, offline: render charts/demo-platform with real Helm 4,
 # audit the rendered manifests with all three plugins, then install the chart (dry run) with the
-# Helm 4 post-renderer plugin. Installs what it needs (Rust crates, the Python test tools in
+# Helm 4 post-renderer plugin, and take the platform through the in-place migration and back on
+# the bundled API-server double (a stand-in for a cluster). Installs what it needs (Rust crates, the Python test tools in
 # target/venv). Outputs land in target/demo/.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 tests/tools/setup-venv.sh || exit 1
-cargo build --quiet --bins -p mesh-migrate -p spire-check -p dbiso || exit 1
+cargo build --quiet --bins -p mesh-migrate -p spire-check -p dbiso -p apiserver-double || exit 1
 
 out=target/demo
 mkdir -p "$out/bin" "$out/helm-plugins/mesh-migrate"
@@ -51,3 +52,25 @@ print(f"release {r['release']['name']} ({r['release']['status']}): {m.count('kin
       f"{injected} workloads injected, {policies} NetworkPolicies, {len(r['hooks'])} hooks")
 PY
 echo "full result -> $out/helm-install.json"
+
+step "In place on the API-server double: kubectl apply, precheck, expose, enable, mtls strict, status, rollback"
+cluster=$out/cluster
+rm -rf "$cluster" && mkdir -p "$cluster"
+printf 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n---\n' pyairtable istio-system > "$cluster/namespaces.yaml"
+target/debug/apiserver-double --crds istio --namespace pyairtable --dir "$cluster" --load "$cluster/namespaces.yaml" \
+  > "$cluster/double.out" 2> "$cluster/double.err" &
+double_pid=$!
+trap 'kill $double_pid 2>/dev/null' EXIT
+for _ in $(seq 50); do [[ -s $cluster/kubeconfig ]] && grep -q '^URL=' "$cluster/double.out" && break; sleep 0.1; done
+grep -q '^URL=' "$cluster/double.out" || { echo "the API-server double did not start:"; cat "$cluster/double.err"; exit 1; }
+export KUBECONFIG=$PWD/$cluster/kubeconfig
+kubectl apply -n pyairtable -f "$out/rendered.yaml" > /dev/null || exit 1
+echo "applied $out/rendered.yaml to namespace pyairtable ($(kubectl get deploy,sts -n pyairtable -o name | wc -l) workloads)"
+run() { echo "\$ $*"; "$@"; echo "(exit $?)"; }
+run kubectl mesh-migrate precheck -n pyairtable
+run kubectl mesh-migrate expose -n pyairtable --domain pyairtable.local --ingress-class nginx
+run kubectl mesh-migrate enable -n pyairtable --domain pyairtable.local --timeout 2m
+run kubectl mesh-migrate mtls strict -n pyairtable
+run kubectl mesh-migrate status -n pyairtable
+run kubectl mesh-migrate rollback -n pyairtable --timeout 2m
+run kubectl mesh-migrate status -n pyairtable
