@@ -78,8 +78,8 @@ impl Run<'_> {
         Outcome { target, action, dry_run: self.options.dry_run, detail: detail.to_string() }
     }
 
-    /// Store the journal (recording the step as started on first use).
-    async fn persist(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<(), PlanError> {
+    /// Add this step's record (status `started`) to the journal, once.
+    fn begin_record(&mut self) {
         if !self.begun {
             self.journal.steps.push(StepRecord {
                 step: self.plan.step.clone(),
@@ -91,22 +91,18 @@ impl Run<'_> {
             });
             self.begun = true;
         }
+    }
+
+    /// Store the journal (recording the step as started on first use).
+    async fn persist(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<(), PlanError> {
+        self.begin_record();
         self.journal.save(self.conn).await?;
         progress(Progress::Journaled { entries: self.journal.entries.len() });
         Ok(())
     }
 
     async fn finish(&mut self, status: StepStatus, error: Option<String>) -> Result<(), PlanError> {
-        if !self.begun {
-            self.journal.steps.push(StepRecord {
-                step: self.plan.step.clone(),
-                who: self.options.actor.clone(),
-                started_at: now(),
-                finished_at: None,
-                status,
-                error: None,
-            });
-        }
+        self.begin_record();
         let rec = self.journal.steps.last_mut().expect("a step record exists");
         rec.status = status;
         rec.finished_at = Some(now());
