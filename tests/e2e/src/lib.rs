@@ -58,10 +58,18 @@ pub fn venv_tool(name: &str) -> PathBuf {
 /// unpacked into `store/<plugin>/`, and `bin/` gets the links krew makes (`kubectl-mesh_migrate`:
 /// kubectl maps `kubectl mesh-migrate` to that name) plus the completion helpers the manifests'
 /// caveats tell users to link. Returns the `bin/` directory.
+///
+/// The installation lives under the target directory, one per test binary (`target/tmp/krew-dbiso`
+/// for `tests/dbiso.rs`), replaced on each run and without the archives once unpacked, so repeated
+/// runs do not pile up copies of the binaries.
 pub fn krew_bin() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let root_dir = std::env::temp_dir().join(format!("meshmove-krew-{}", std::process::id()));
+        let exe = std::env::current_exe().expect("test binary path");
+        let stem = exe.file_stem().expect("test binary name").to_string_lossy().into_owned();
+        // Cargo names test binaries `<file>-<hash>`; the hash changes with every build.
+        let test_name = stem.rsplit_once('-').map_or(stem.as_str(), |(name, _)| name);
+        let root_dir = target_dir().join("tmp").join(format!("krew-{test_name}"));
         let _ = std::fs::remove_dir_all(&root_dir);
         let out = root_dir.join("artifacts");
         std::fs::create_dir_all(&out).unwrap();
@@ -91,6 +99,7 @@ pub fn krew_bin() -> &'static Path {
             std::os::unix::fs::symlink(store.join(format!("kubectl-{p}")), bin.join(format!("kubectl-{us}"))).unwrap();
             std::os::unix::fs::symlink(store.join(format!("kubectl_complete-{us}")), bin.join(format!("kubectl_complete-{us}"))).unwrap();
         }
+        std::fs::remove_dir_all(&out).unwrap();
         bin
     })
 }
