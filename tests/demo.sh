@@ -56,8 +56,10 @@ echo "full result -> $out/helm-install.json"
 step "In place on the API-server double: kubectl apply, precheck, expose, enable, mtls strict, status, rollback"
 cluster=$out/cluster
 rm -rf "$cluster" && mkdir -p "$cluster"
-printf 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n---\n' pyairtable istio-system > "$cluster/namespaces.yaml"
-target/debug/apiserver-double --crds istio --namespace pyairtable --dir "$cluster" --load "$cluster/namespaces.yaml" \
+printf 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n---\n' pyairtable istio-system > "$cluster/base.yaml"
+# Two worker nodes, so precheck's capacity check has something to sum.
+printf 'apiVersion: v1\nkind: Node\nmetadata:\n  name: %s\nstatus:\n  allocatable: {cpu: 3800m, memory: 14Gi, pods: "110"}\n---\n' worker-1 worker-2 >> "$cluster/base.yaml"
+target/debug/apiserver-double --crds istio --istiod --namespace pyairtable --dir "$cluster" --load "$cluster/base.yaml" \
   > "$cluster/double.out" 2> "$cluster/double.err" &
 double_pid=$!
 trap 'kill $double_pid 2>/dev/null' EXIT

@@ -21,6 +21,8 @@ async fn double() -> DoubleHandle {
 }
 
 fn seed(d: &DoubleHandle) {
+    d.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}})).unwrap();
+    d.create(apiserver_double::istiod(None)).unwrap();
     d.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS, "labels": {"team": "payments"}}})).unwrap();
     for (name, replicas) in [("api", 2), ("web", 1)] {
         d.create(json!({

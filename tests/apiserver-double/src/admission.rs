@@ -8,6 +8,7 @@ use crate::selector::{LabelSelector, valid_label_key, valid_label_value};
 use crate::status::ApiError;
 use crate::util::{ensure_object, get_path, get_str, meta_str, now_rfc3339};
 use serde_json::{Map, Value, json};
+use std::collections::BTreeSet;
 
 /// The proxy image injected into pods.
 pub const ISTIO_PROXY_IMAGE: &str = "docker.io/istio/proxyv2:1.28.0";
@@ -257,6 +258,11 @@ pub struct AdmissionCtx<'a> {
     pub namespace_labels: Option<&'a Map<String, Value>>,
     /// Simulate Istio's sidecar injector.
     pub istio_injection: bool,
+    /// Revisions an injector serves: istiod Deployments (label `app=istiod`, revision from
+    /// `istio.io/rev`, else `default`) and revision tags (webhooks labelled `istio.io/tag`).
+    /// A pod whose revision is not among them is created without a proxy, as on a cluster
+    /// whose webhook has no istiod behind it.
+    pub injector_revisions: BTreeSet<String>,
     /// Simulate a kubelet that runs every pod.
     pub kubelet: bool,
     /// A fresh cluster IP.
@@ -314,7 +320,7 @@ pub fn default_on_create(rt: &ResourceType, obj: &mut Value, ctx: &AdmissionCtx<
         ("apiextensions.k8s.io", "CustomResourceDefinition") => crd_status(obj),
         ("", "Pod") => {
             if ctx.istio_injection {
-                inject_sidecar(obj, ctx.namespace_labels);
+                inject_sidecar(obj, ctx.namespace_labels, &ctx.injector_revisions);
             }
             if let Some(node) = &ctx.node_name {
                 let spec = ensure_object(obj, &["spec"]);
@@ -457,9 +463,20 @@ pub fn wants_injection(pod: &Value, ns_labels: Option<&Map<String, Value>>) -> b
         || pod_label == Some("true")
 }
 
-/// Adds `istio-init` and `istio-proxy` the way the classic injector does.
-pub fn inject_sidecar(pod: &mut Value, ns_labels: Option<&Map<String, Value>>) {
-    if !wants_injection(pod, ns_labels) {
+/// The revision whose injector a pod goes to: the namespace's `istio.io/rev`, else the pod's,
+/// else `default` (what `istio-injection=enabled` selects).
+pub fn selected_revision<'a>(pod: &'a Value, ns_labels: Option<&'a Map<String, Value>>) -> &'a str {
+    ns_labels
+        .and_then(|l| l.get("istio.io/rev"))
+        .and_then(Value::as_str)
+        .or_else(|| get_str(pod, &["metadata", "labels", "istio.io/rev"]))
+        .unwrap_or("default")
+}
+
+/// Adds `istio-init` and `istio-proxy` the way the classic injector does, when an injector
+/// serves the pod's revision (`served`).
+pub fn inject_sidecar(pod: &mut Value, ns_labels: Option<&Map<String, Value>>, served: &BTreeSet<String>) {
+    if !wants_injection(pod, ns_labels) || !served.contains(selected_revision(pod, ns_labels)) {
         return;
     }
     let has_proxy = get_path(pod, &["spec", "containers"])
@@ -471,11 +488,7 @@ pub fn inject_sidecar(pod: &mut Value, ns_labels: Option<&Map<String, Value>>) {
     if has_proxy {
         return;
     }
-    let revision = ns_labels
-        .and_then(|l| l.get("istio.io/rev"))
-        .and_then(Value::as_str)
-        .unwrap_or("default")
-        .to_string();
+    let revision = selected_revision(pod, ns_labels).to_string();
     let canonical = get_str(pod, &["metadata", "labels", "app.kubernetes.io/name"])
         .or_else(|| get_str(pod, &["metadata", "labels", "app"]))
         .or_else(|| meta_str(pod, "generateName").map(|g| g.trim_end_matches('-')))
@@ -680,8 +693,12 @@ mod tests {
         let mut opt_out = pod.clone();
         opt_out["metadata"]["annotations"] = json!({"sidecar.istio.io/inject": "false"});
         assert!(!wants_injection(&opt_out, Some(&ns_on)));
+        let canary: BTreeSet<String> = ["canary".to_string()].into();
+        let mut not_served = pod.clone();
+        inject_sidecar(&mut not_served, Some(&ns_on), &canary);
+        assert_eq!(not_served, pod, "no injector serves the default revision");
         let mut injected = pod.clone();
-        inject_sidecar(&mut injected, Some(&ns_rev));
+        inject_sidecar(&mut injected, Some(&ns_rev), &canary);
         let names: Vec<&str> = injected["spec"]["containers"]
             .as_array()
             .unwrap()
@@ -698,7 +715,7 @@ mod tests {
             "canary"
         );
         let again = injected.clone();
-        inject_sidecar(&mut injected, Some(&ns_rev));
+        inject_sidecar(&mut injected, Some(&ns_rev), &canary);
         assert_eq!(again, injected, "injection is idempotent");
     }
 }

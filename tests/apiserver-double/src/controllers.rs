@@ -847,8 +847,19 @@ mod tests {
         };
         let ns_t = s.registry.find_any_version("", "namespaces").unwrap();
         s.create(&ns_t, "", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "mesh", "labels": {"istio-injection": "enabled"}}}), &o).unwrap();
+        s.create(&ns_t, "", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "canary", "labels": {"istio.io/rev": "canary"}}}), &o).unwrap();
         let t = s.registry.find_any_version("apps", "deployments").unwrap();
+        // No istiod yet: the label alone injects nothing.
+        s.create(&t, "mesh", deployment("early", 1), &o).unwrap();
+        settle(&mut s);
+        assert_eq!(pods_of(&s, "mesh", "early-")[0]["spec"]["containers"].as_array().unwrap().len(), 1);
+        s.create(&ns_t, "", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}), &o).unwrap();
+        let mut istiod = deployment("istiod", 1);
+        istiod["metadata"]["labels"] = json!({"app": "istiod"});
+        s.create(&t, "istio-system", istiod, &o).unwrap();
         s.create(&t, "mesh", deployment("api", 1), &o).unwrap();
+        // The default istiod does not serve revision `canary`.
+        s.create(&t, "canary", deployment("api", 1), &o).unwrap();
         let mut opted_out = deployment("batch", 1);
         opted_out["spec"]["template"]["metadata"]["labels"]["sidecar.istio.io/inject"] =
             json!("false");
@@ -864,6 +875,7 @@ mod tests {
         assert_eq!(containers, vec!["app", "istio-proxy"]);
         let batch = pods_of(&s, "mesh", "batch-");
         assert_eq!(batch[0]["spec"]["containers"].as_array().unwrap().len(), 1);
+        assert_eq!(pods_of(&s, "canary", "api-")[0]["spec"]["containers"].as_array().unwrap().len(), 1);
     }
 
     #[test]

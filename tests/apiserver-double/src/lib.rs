@@ -109,7 +109,7 @@ pub use registry::ResourceType;
 pub use status::ApiError;
 pub use store::Key as ObjectKey;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use server::Shared;
 use std::collections::BTreeMap;
 use std::io;
@@ -125,8 +125,10 @@ pub struct DoubleOptions {
     /// Simulate workload controllers, the kubelet and garbage collection
     /// (default `true`).
     pub simulate_controllers: bool,
-    /// Simulate Istio: the sidecar injector on pod creation and the ambient
-    /// node agent that annotates captured pods (default `true`).
+    /// Simulate Istio: the sidecar injector on pod creation (for the
+    /// revisions an istiod Deployment or a revision tag serves, as a real
+    /// webhook needs istiod behind it) and the ambient node agent that
+    /// annotates captured pods (default `true`).
     pub istio_injection: bool,
     /// Answer aggregated-discovery requests (default `true`); when off,
     /// clients fall back to legacy discovery.
@@ -373,6 +375,26 @@ impl Double {
             thread: Some(thread),
         })
     }
+}
+
+/// A minimal Istio control plane for tests: the `istiod` Deployment in `istio-system`, labelled
+/// `app=istiod` (and `istio.io/rev` when `revision` is given, named `istiod-<revision>`) as
+/// Istio's chart labels it. Created through the API, it runs a ready pod, and the simulated
+/// injector serves its revision (`default` without one). The namespace must exist.
+pub fn istiod(revision: Option<&str>) -> Value {
+    let name = revision.map_or("istiod".to_string(), |r| format!("istiod-{r}"));
+    let mut labels = json!({"app": "istiod", "istio": "pilot"});
+    if let Some(r) = revision {
+        labels["istio.io/rev"] = json!(r);
+    }
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "istio-system", "labels": labels},
+        "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels},
+                              "spec": {"containers": [{"name": "discovery", "image": "docker.io/istio/pilot:1.24.0",
+                                                       "ports": [{"containerPort": 15012, "name": "grpc-xds"}, {"containerPort": 15017, "name": "https-webhooks"}]}]}}}
+    })
 }
 
 /// A running double. Clones share the server; it stops when the last clone

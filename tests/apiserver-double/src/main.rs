@@ -3,8 +3,11 @@
 //! ```text
 //! apiserver-double [--port N] [--namespace NS] [--dir DIR] [--load FILE]...
 //!                  [--crds istio,cnpg,spire,gateway-api] [--no-controllers]
-//!                  [--no-injection] [--require-token]
+//!                  [--no-injection] [--require-token] [--istiod]
 //! ```
+//!
+//! `--istiod` creates an `istiod` Deployment in `istio-system` (the namespace too, if no
+//! loaded file has it), so the simulated injector serves the `default` revision.
 //!
 //! Prints `KUBECONFIG=<path>` and `URL=<url>` on stdout, then serves until
 //! SIGINT or SIGTERM.
@@ -19,11 +22,12 @@ struct Args {
     dir: Option<PathBuf>,
     loads: Vec<PathBuf>,
     crds: Vec<String>,
+    istiod: bool,
 }
 
 fn usage() -> String {
     "usage: apiserver-double [--port N] [--namespace NS] [--dir DIR] [--load FILE]... \
-     [--crds istio,cnpg,spire,gateway-api] [--no-controllers] [--no-injection] [--require-token]"
+     [--crds istio,cnpg,spire,gateway-api] [--no-controllers] [--no-injection] [--require-token] [--istiod]"
         .to_string()
 }
 
@@ -34,6 +38,7 @@ fn parse_args() -> Result<Args, String> {
         dir: None,
         loads: vec![],
         crds: vec![],
+        istiod: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -59,6 +64,7 @@ fn parse_args() -> Result<Args, String> {
             "--no-controllers" => a.opts.simulate_controllers = false,
             "--no-injection" => a.opts.istio_injection = false,
             "--require-token" => a.opts.require_token = true,
+            "--istiod" => a.istiod = true,
             "-h" | "--help" => return Err(usage()),
             other => return Err(format!("unknown argument {other:?}\n{}", usage())),
         }
@@ -137,6 +143,19 @@ fn main() {
                 .and_then(|t| handle.load_yaml(&t).map_err(|e| e.to_string()));
             if let Err(e) = loaded {
                 eprintln!("cannot load {}: {e}", f.display());
+                return 1;
+            }
+        }
+        if args.istiod {
+            let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}});
+            if handle.get("v1", "Namespace", None, "istio-system").is_none()
+                && let Err(e) = handle.create(ns)
+            {
+                eprintln!("cannot create namespace istio-system: {e}");
+                return 1;
+            }
+            if let Err(e) = handle.create(apiserver_double::istiod(None)) {
+                eprintln!("cannot create istiod: {e}");
                 return 1;
             }
         }

@@ -520,11 +520,33 @@ impl State {
         )
     }
 
+    /// Revisions Istio's injector serves here: istiod Deployments (label `app=istiod`) and
+    /// revision tags (MutatingWebhookConfigurations labelled `istio.io/tag`).
+    fn injector_revisions(&self) -> BTreeSet<String> {
+        let of = |group: &str, resource: &str| {
+            let start = Key { group: group.into(), resource: resource.into(), namespace: String::new(), name: String::new() };
+            let (group, resource) = (group.to_string(), resource.to_string());
+            self.objects
+                .range(start..)
+                .take_while(move |(k, _)| k.group == group && k.resource == resource)
+                .filter_map(|(_, s)| crate::util::labels(&s.obj))
+        };
+        let label = |l: &Map<String, Value>, k: &str| l.get(k).and_then(Value::as_str).map(str::to_string);
+        let mut out: BTreeSet<String> = of("apps", "deployments")
+            .filter(|l| l.get("app").and_then(Value::as_str) == Some("istiod"))
+            .map(|l| label(l, "istio.io/rev").unwrap_or_else(|| "default".into()))
+            .collect();
+        out.extend(of("admissionregistration.k8s.io", "mutatingwebhookconfigurations").filter_map(|l| label(l, "istio.io/tag")));
+        out
+    }
+
     fn run_admission(&mut self, rt: &ResourceType, ns: &str, obj: &mut Value) {
         let (istio, kubelet, cluster_ip, pod_ip, node_name) = self.admission_ctx(rt, ns);
         let labels = self.namespace_labels(ns).cloned();
+        let injector_revisions = if istio && rt.group.is_empty() && rt.kind == "Pod" { self.injector_revisions() } else { BTreeSet::new() };
         let ctx = AdmissionCtx {
             namespace_labels: labels.as_ref(),
+            injector_revisions,
             istio_injection: istio,
             kubelet,
             cluster_ip,
@@ -1437,6 +1459,7 @@ impl State {
         {
             let ctx = AdmissionCtx {
                 namespace_labels: None,
+                injector_revisions: BTreeSet::new(),
                 istio_injection: false,
                 kubelet: false,
                 cluster_ip: String::new(),

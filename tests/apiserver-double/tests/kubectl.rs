@@ -149,6 +149,8 @@ fn server_side_apply_creates_and_detects_conflicts() {
     env.double
         .load_yaml(&ns_yaml("shop", "istio-injection: enabled"))
         .unwrap();
+    env.double.load_yaml(&ns_yaml("istio-system", "")).unwrap();
+    env.double.create(apiserver_double::istiod(None)).unwrap();
     let file = env.file("app.yaml", WEB_APP);
     let out = env.ok(&["apply", "--server-side", "-f", &file]);
     assert!(

@@ -53,6 +53,8 @@ fn kubectl_completes_plugins_through_the_shipped_helpers() {
 #[test]
 fn a_live_command_runs_through_kubectl_against_the_double() {
     let d = Double::spawn_blocking_runtime(DoubleOptions::default()).expect("double starts");
+    d.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}})).unwrap();
+    d.create(apiserver_double::istiod(None)).unwrap();
     d.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "labels": {"istio-injection": "enabled"}}})).unwrap();
     d.create(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"},
         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},

@@ -18,6 +18,7 @@ fn platform() -> Vec<Value> {
     let mut docs = vec![
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}),
+        apiserver_double::istiod(None),
     ];
     docs.extend(apiserver_double::parse_documents(chart).unwrap().into_iter().filter(|d| d["kind"] != "Pod"));
     docs
@@ -364,12 +365,18 @@ fn escape(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '/' || c == '-' { c.to_string() } else { format!("\\{c}") }).collect()
 }
 
-/// Ambient's node proxy: with it in `istio-system`, the double's CNI agent annotates captured pods.
+/// Ambient's node agents: with ztunnel in `istio-system`, the double's CNI agent annotates
+/// captured pods; `enable` wants the istio-cni DaemonSet there too.
 fn ztunnel(d: &BlockingDouble) {
-    d.create(json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "ztunnel", "namespace": "istio-system"},
-        "spec": {"selector": {"matchLabels": {"app": "ztunnel"}},
-                 "template": {"metadata": {"labels": {"app": "ztunnel"}}, "spec": {"containers": [{"name": "istio-proxy", "image": "istio/ztunnel"}]}}}}))
-    .unwrap();
+    // A DaemonSet on no node is not ready anywhere.
+    d.create(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"}})).unwrap();
+    for (name, label, image) in [("ztunnel", ("app", "ztunnel"), "istio/ztunnel"), ("istio-cni-node", ("k8s-app", "istio-cni-node"), "istio/install-cni")] {
+        let labels = json!({label.0: label.1});
+        d.create(json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": name, "namespace": "istio-system", "labels": labels},
+            "spec": {"selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "agent", "image": image}]}}}}))
+        .unwrap();
+    }
 }
 
 fn captured(d: &BlockingDouble) -> Vec<(String, bool)> {
@@ -410,14 +417,59 @@ fn ambient_mode_labels_the_namespace_without_restarts() {
     assert!(mixed.stderr.contains("labelled for sidecar injection"), "{}", mixed.stderr);
 }
 
+/// A double with the platform but without istiod.
+fn double_without_istiod() -> BlockingDouble {
+    let d = Double::spawn_blocking_runtime(DoubleOptions::default()).expect("double starts");
+    d.install_crds(crds::istio()).unwrap();
+    for doc in platform().into_iter().filter(|o| o["metadata"]["name"] != "istiod") {
+        d.create(doc).unwrap();
+    }
+    d
+}
+
+#[test]
+fn enable_refuses_without_a_control_plane_for_its_revision_unless_forced() {
+    let d = double_without_istiod();
+    let e = env(&d);
+    let before = read_back(&e);
+    let r = mm(&e, &["enable"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("MM1002 no Deployment labelled app=istiod") && r.stderr.contains("--force"), "{}", r.stderr);
+    assert_eq!(writes(&d), Vec::<String>::new(), "nothing written");
+    let j = mm(&e, &["enable", "-o", "json"]);
+    assert_eq!(j.code, 1, "{j:?}");
+    assert_eq!(j.json()["blockers"][0]["code"], "MM1002");
+    // Forced: the restarted pods come back without a proxy (no injector), which the check
+    // after the rollout reports; rollback restores the namespace.
+    let forced = mm(&e, &["enable", "--force", "--timeout", "1m"]);
+    assert_eq!(forced.code, 1, "{forced:?}");
+    assert!(forced.stderr.contains("going ahead (--force)") && forced.stderr.contains("came up without the istio-proxy sidecar"), "{}", forced.stderr);
+    assert!(pods(&d).iter().all(|(_, meshed)| !meshed), "{:?}", pods(&d));
+    mm(&e, &["rollback", "--timeout", "1m"]).expect_code(0);
+    assert_eq!(read_back(&e), before);
+
+    // With the default istiod, a revision nobody serves is refused too.
+    let d = double();
+    let e = env(&d);
+    let r = mm(&e, &["enable", "--revision", "canary"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("MM1013 no istiod or revision tag serves revision `canary`; installed: `default`"), "{}", r.stderr);
+    assert_eq!(writes(&d), Vec::<String>::new(), "nothing written");
+}
+
 #[test]
 fn ambient_without_ztunnel_names_the_uncaptured_pods_and_rolls_back() {
     let d = double();
     let e = env(&d);
     let before = read_back(&e);
-    mm(&e, &["--version"]).expect_code(0); // the binary is built before the clock starts
+    // Refused up front, naming both node agents.
+    let r = mm(&e, &["enable", "--mode", "ambient"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("MM1006") && r.stderr.contains("MM1007") && r.stderr.contains("nothing changed"), "{}", r.stderr);
+    assert_eq!(writes(&d), Vec::<String>::new());
+    // Forced, the label goes on and the capture wait names every pod left out.
     let started = std::time::Instant::now();
-    let r = mm(&e, &["enable", "--mode", "ambient", "--timeout", "1s"]);
+    let r = mm(&e, &["enable", "--mode", "ambient", "--timeout", "1s", "--force"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(started.elapsed() < std::time::Duration::from_secs(20), "waited {:?}", started.elapsed());
     let names: Vec<String> = captured(&d).into_iter().map(|(n, _)| n).collect();

@@ -24,6 +24,7 @@ use super::routing::{self, TrafficPolicy};
 use super::state::{self, CompleteMode, CreateMode, Event, NsState, OnFailure, Pending, Phase, ShiftDecision, WorkloadRecord};
 use crate::cluster::{self, ClusterError, Connection};
 use crate::inventory::{Kind, kinds};
+use crate::mesh::precheck::{self, MeshMode};
 use crate::plan::{self, Change, DryRun, ExecOptions, Journal, Outcome, Plan, PlanError, Preview, Progress, Target};
 
 /// Journal extension key of this path's state.
@@ -349,13 +350,22 @@ async fn routing_changes(conn: &Connection, sides: &Sides, st: &NsState, weight:
 // ---------------------------------------------------------------------------------------------
 // create
 
+/// Checks of `ns create` a human may override.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CreateOverrides {
+    /// Label the namespace although copies would violate its Pod Security level.
+    pub allow_pod_security_violations: bool,
+    /// Create the mesh side although the Istio control plane check fails.
+    pub ignore_control_plane: bool,
+}
+
 /// `ns create`.
 pub async fn create(
     conn: &Connection,
     sides: &Sides,
     copy_opts: &CopyOptions,
     policy: &TrafficPolicy,
-    allow_pod_security_violations: bool,
+    overrides: CreateOverrides,
     opts: &RunOptions,
     events: &mut dyn FnMut(NsEvent),
 ) -> Result<Report, NsError> {
@@ -363,6 +373,25 @@ pub async fn create(
     let mode = state::check_create(st.as_ref()).map_err(refused)?;
     if !namespace_exists(conn, &sides.legacy).await? {
         return Err(refused(format!("namespace {} does not exist", sides.legacy)));
+    }
+    // The control plane must be able to serve the copies before they are created.
+    let (mesh_mode, revision) = match &copy_opts.data_plane {
+        super::DataPlane::Sidecar => (MeshMode::Sidecar, None),
+        super::DataPlane::SidecarRevision { revision } => (MeshMode::Sidecar, Some(revision.as_str())),
+        super::DataPlane::Ambient => (MeshMode::Ambient, None),
+    };
+    let cp = cluster::load(conn, &[precheck::GATE_KINDS, precheck::GATE_KINDS_WIDE].concat(), precheck::GATE_KINDS_WIDE, None).await?;
+    let gate = precheck::gate(&cp, mesh_mode, revision);
+    if !gate.passed() && !overrides.ignore_control_plane {
+        return Err(refused(format!(
+            "the Istio control plane cannot serve {}:\n{}\nfix these (see `kubectl mesh-migrate precheck`), or pass --force to create it anyway",
+            sides.mesh,
+            gate.explain()
+        )));
+    }
+    let mut gate_notes = gate.notes.clone();
+    if !gate.passed() {
+        gate_notes.push(format!("going ahead despite the control plane check (--force):\n{}", gate.explain()));
     }
     let mut wanted: Vec<&'static Kind> = LEGACY_KINDS.to_vec();
     if copy_opts.secrets {
@@ -414,7 +443,7 @@ pub async fn create(
         }
     }
     let set: CopySet = copy::copy_namespace(sides, &legacy, copy_opts);
-    if !set.violations.is_empty() && !allow_pod_security_violations {
+    if !set.violations.is_empty() && !overrides.allow_pod_security_violations {
         let list: Vec<String> = set.violations.iter().map(|v| format!("  {}: {}", v.object, v.problem)).collect();
         return Err(refused(format!(
             "{} would reject these pods of the copies (Pod Security level {:?} on {}):\n{}\nfix the pod templates, or choose a level with --pod-security (or pass --allow-pod-security-violations to label the namespace anyway)",
@@ -493,6 +522,7 @@ pub async fn create(
     if let Some(n) = cni_note {
         report.notes.push(n);
     }
+    report.notes.extend(gate_notes);
     report.notes.extend(unread);
     if !copy_opts.secrets {
         let mut by_secret: BTreeMap<&str, Vec<&str>> = BTreeMap::new();

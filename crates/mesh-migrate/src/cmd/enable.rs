@@ -3,8 +3,11 @@
 
 use anyhow::{Context, Result, anyhow};
 use clap::Args;
-use meshmove_cli::{Exit, KubeFlags, OutputFlags};
+use serde_json::json;
+use meshmove_cli::render::structured;
+use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat};
 use meshmove_core::inventory::kinds;
+use meshmove_core::mesh::precheck::{self, MeshMode};
 use meshmove_core::migrate::TrafficProfile;
 use meshmove_core::migrate::enable::{self, EnableOptions, Mode};
 use meshmove_core::plan::{Change, DryRun};
@@ -58,6 +61,10 @@ pub struct EnableArgs {
     /// connectionPool.http.maxRequestsPerConnection [default: 10]
     #[arg(long, value_name = "N", help_heading = "Traffic profile")]
     max_requests_per_connection: Option<u32>,
+    /// Go ahead although the Istio control plane check fails (restarted pods then come back
+    /// without a proxy, and the verification afterwards says so)
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     changes: MutateFlags,
 }
@@ -107,6 +114,9 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &EnableArgs) -> Result<
     ];
     let inventory = live.inventory(&workload_kinds, &[])?;
     let plan = enable::plan(&inventory, &ns, &options).map_err(|e| anyhow!(e))?;
+    if let Some(refused) = control_plane_gate(&live, &ns, args, output)? {
+        return Ok(refused);
+    }
     super::live::run_plan(&live, &plan, &args.changes, output.output)?;
     if args.changes.dry_run.into_core() != DryRun::None {
         return Ok(Exit::Ok);
@@ -128,6 +138,38 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &EnableArgs) -> Result<
         }
         Ok(Exit::Findings)
     }
+}
+
+/// The control plane must be able to take the namespace before anything is written: Istio's
+/// CRDs, a ready istiod serving the revision the labels select, ztunnel and istio-cni in ambient
+/// mode. Returns the exit code when `enable` refuses; what could not be checked is a note.
+fn control_plane_gate(live: &Live, ns: &str, args: &EnableArgs, output: &OutputFlags) -> Result<Option<Exit>> {
+    let mode = match args.mode {
+        super::Mode::Ambient => MeshMode::Ambient,
+        _ => MeshMode::Sidecar,
+    };
+    let inventory = live.inventory(precheck::GATE_KINDS, precheck::GATE_KINDS_WIDE)?;
+    let gate = precheck::gate(&inventory, mode, args.revision.as_deref());
+    for n in &gate.notes {
+        meshmove_cli::log::note(n);
+    }
+    if gate.passed() {
+        return Ok(None);
+    }
+    if args.force {
+        eprintln!("enable: the Istio control plane cannot serve namespace {ns}; going ahead (--force):\n{}", gate.explain());
+        return Ok(None);
+    }
+    eprintln!(
+        "enable: the Istio control plane cannot serve namespace {ns}, nothing changed:\n{}\nfix these (see `kubectl mesh-migrate precheck`), or pass --force to go ahead anyway",
+        gate.explain()
+    );
+    if !matches!(output.output, OutputFormat::Table | OutputFormat::Wide) {
+        let mut out = Out::new();
+        structured(&mut out, output.output, &json!({"namespace": ns, "ready": false, "blockers": gate.blockers}))?;
+        out.flush()?;
+    }
+    Ok(Some(Exit::Findings))
 }
 
 /// Ambient mode restarts nothing: wait (up to `timeout`) until the CNI node agent has marked

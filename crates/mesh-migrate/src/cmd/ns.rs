@@ -109,6 +109,9 @@ pub struct CreateArgs {
     /// Copy Secrets too (their values are never printed)
     #[arg(long)]
     copy_secrets: bool,
+    /// Create the mesh side although the Istio control plane check fails
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     write: WriteArgs,
 }
@@ -379,7 +382,8 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, command: NsCommand) -> Result
                 };
                 let copy = CopyOptions { data_plane, pod_security, secrets: a.copy_secrets };
                 let opts = a.write.options(&conn);
-                run::create(&conn, &sides, &copy, &TrafficPolicy::default(), a.allow_pod_security_violations, &opts, &mut events).await
+                let overrides = run::CreateOverrides { allow_pod_security_violations: a.allow_pod_security_violations, ignore_control_plane: a.force };
+                run::create(&conn, &sides, &copy, &TrafficPolicy::default(), overrides, &opts, &mut events).await
             }
             NsCommand::Shift(a) => {
                 let sides = legacy_namespace(kube, &a.namespace)?;

@@ -228,3 +228,74 @@ impl Analyzer for ControlPlane {
 
 /// Listed in every namespace even when the command is scoped to one.
 static CLUSTER_WIDE: &[&Kind] = &[&kinds::DEPLOYMENT, &kinds::DAEMON_SET];
+
+/// Kinds [`gate`] reads: cluster-scoped ones, and the ones listed in every namespace.
+pub static GATE_KINDS: &[&Kind] = &[&kinds::CRD, &kinds::MUTATING_WEBHOOK];
+/// See [`GATE_KINDS`].
+pub static GATE_KINDS_WIDE: &[&Kind] = CLUSTER_WIDE;
+
+/// Whether the control plane can take a namespace onto the mesh: what [`gate`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Gate {
+    /// Error findings: labelling the namespace now would leave its pods outside the mesh.
+    pub blockers: Vec<Finding>,
+    /// What could not be checked (forbidden lists, a control plane out of reach), in plain words.
+    pub notes: Vec<String>,
+}
+
+impl Gate {
+    pub fn passed(&self) -> bool {
+        self.blockers.is_empty()
+    }
+
+    /// The blockers, one `  CODE message` line each with its hint below.
+    pub fn explain(&self) -> String {
+        self.blockers.iter().map(|f| format!("  {} {}\n      hint: {}", f.code, f.message, f.hint)).collect::<Vec<_>>().join("\n")
+    }
+}
+
+/// The control-plane half of precheck, as the commands that label a namespace for the mesh run
+/// it before writing anything: Istio's CRDs, a ready istiod, ztunnel and istio-cni in ambient
+/// mode, and, in sidecar mode, an injector for the revision the namespace will select
+/// (`revision`, or the `default` revision or tag that `istio-injection=enabled` uses).
+///
+/// What the caller may not read is a note, not a blocker: a namespace administrator often
+/// cannot list istio-system, and the proxy check after the restarts still catches a missing
+/// injector.
+pub fn gate(inventory: &Inventory, mode: MeshMode, revision: Option<&str>) -> Gate {
+    let analyzer = ControlPlane(PrecheckOptions { mode, ..PrecheckOptions::default() });
+    let report = crate::findings::run("mesh-migrate", "control-plane", &[&analyzer], inventory);
+    let mut gate = Gate { blockers: Vec::new(), notes: report.notes };
+    for s in &report.skipped {
+        gate.notes.push(format!("the Istio control plane was not checked: {}", s.reason));
+    }
+    for f in report.findings {
+        match f.severity {
+            crate::findings::Severity::Error => gate.blockers.push(f),
+            _ if f.code == CODE_CONTROL_PLANE_OUT_OF_SCOPE.code => gate.notes.push(f.message),
+            _ => {}
+        }
+    }
+    let installed: BTreeSet<&str> = istiods(inventory).map(revision_of).collect();
+    if mode == MeshMode::Sidecar && report.skipped.is_empty() && !installed.is_empty() {
+        let (webhooks, tags) = webhook_revisions(inventory);
+        let wanted = revision.unwrap_or("default");
+        let served = installed.contains(wanted) || webhooks.contains(wanted) || tags.contains_key(wanted);
+        if !served && inventory.availability(&kinds::MUTATING_WEBHOOK).is_some() {
+            gate.notes.push(format!(
+                "revision `{wanted}` has no istiod of its own, and the injection webhooks (where revision tags live) could not be read"
+            ));
+        } else if !served {
+            let list: Vec<String> = installed.iter().map(|r| format!("`{r}`")).chain(tags.keys().map(|t| format!("tag `{t}`"))).collect();
+            let message = match revision {
+                Some(rev) => format!("no istiod or revision tag serves revision `{rev}`; installed: {}", join_and(&list)),
+                None => format!(
+                    "istio-injection=enabled is served by the `default` revision or a `default` tag, and there is neither; installed: {} (pass --revision to select one)",
+                    join_and(&list)
+                ),
+            };
+            gate.blockers.push(Finding::new(&CODE_UNKNOWN_REVISION, message));
+        }
+    }
+    gate
+}

@@ -37,7 +37,7 @@ use crate::findings::Analyzer;
 use crate::inventory::{Inventory, Object, SourceInfo, kinds};
 
 pub use capacity::Capacity;
-pub use control_plane::ControlPlane;
+pub use control_plane::{ControlPlane, GATE_KINDS, GATE_KINDS_WIDE, Gate, gate};
 pub use disruption::DisruptionBudgets;
 pub use namespaces::NamespaceLabels;
 pub use netpol::MeshPorts;

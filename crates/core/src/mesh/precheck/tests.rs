@@ -132,3 +132,116 @@ fn selectors_follow_label_selector_semantics() {
     .unwrap();
     assert!(selects(Some(&in_set), &labels));
 }
+
+mod gate {
+    use super::*;
+    use crate::inventory::{Kind, Unavailable};
+
+    fn crd(group: &str) -> Object {
+        obj(json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                   "metadata": {"name": format!("things.{group}")}, "spec": {"group": group}}))
+    }
+
+    fn istiod(revision: Option<&str>, ready: u64) -> Object {
+        let name = revision.map_or("istiod".to_string(), |r| format!("istiod-{r}"));
+        let mut d = deployment("istio-system", &name);
+        d.value["metadata"]["labels"]["app"] = json!("istiod");
+        if let Some(r) = revision {
+            d.value["metadata"]["labels"]["istio.io/rev"] = json!(r);
+        }
+        d.value["status"] = json!({"readyReplicas": ready});
+        d
+    }
+
+    fn tag(tag: &str, revision: &str) -> Object {
+        obj(json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+                   "metadata": {"name": format!("istio-revision-tag-{tag}"), "labels": {"istio.io/tag": tag, "istio.io/rev": revision}}}))
+    }
+
+    fn ztunnel() -> Object {
+        obj(json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "ztunnel", "namespace": "istio-system", "labels": {"app": "ztunnel"}},
+                   "status": {"desiredNumberScheduled": 2, "numberReady": 2}}))
+    }
+
+    /// A cluster read of every namespace, with `forbidden` kinds refused.
+    fn cluster(mut objects: Vec<Object>, forbidden: &[&'static Kind]) -> Inventory {
+        objects.extend([crd("networking.istio.io"), crd("security.istio.io")]);
+        let mut listed: BTreeMap<&'static Kind, Option<Unavailable>> = BTreeMap::new();
+        for k in GATE_KINDS.iter().chain(GATE_KINDS_WIDE) {
+            let refused = forbidden.contains(k).then(|| Unavailable::Forbidden { message: format!("cannot list {}", k.resource()) });
+            listed.insert(k, refused);
+        }
+        let objects = objects.into_iter().filter(|o| !forbidden.iter().any(|k| k.kind == o.kind)).collect();
+        Inventory::from_cluster(objects, listed, SourceInfo::Cluster { context: "kind".into(), namespace: None }, "default".into())
+    }
+
+    fn codes(g: &Gate) -> Vec<&'static str> {
+        g.blockers.iter().map(|f| f.code).collect()
+    }
+
+    #[test]
+    fn a_ready_default_istiod_lets_sidecar_injection_through() {
+        let g = gate(&cluster(vec![istiod(None, 1)], &[]), MeshMode::Sidecar, None);
+        assert!(g.passed(), "{g:?}");
+        assert!(g.notes.is_empty(), "{g:?}");
+    }
+
+    #[test]
+    fn no_istiod_or_no_ready_replica_blocks() {
+        let g = gate(&cluster(vec![], &[]), MeshMode::Sidecar, None);
+        assert_eq!(codes(&g), ["MM1002"]);
+        let g = gate(&cluster(vec![istiod(None, 0)], &[]), MeshMode::Sidecar, None);
+        assert_eq!(codes(&g), ["MM1003"]);
+        let inv = cluster(vec![istiod(None, 1)], &[]);
+        let without_crds = Inventory::from_cluster(
+            inv.objects().iter().filter(|o| o.kind != "CustomResourceDefinition").cloned().collect(),
+            GATE_KINDS.iter().chain(GATE_KINDS_WIDE).map(|k| (*k, None)).collect(),
+            SourceInfo::Cluster { context: "kind".into(), namespace: None },
+            "default".into(),
+        );
+        assert_eq!(codes(&gate(&without_crds, MeshMode::Sidecar, None)), ["MM1001"]);
+    }
+
+    #[test]
+    fn the_injection_label_needs_an_injector_for_its_revision() {
+        let only_canary = cluster(vec![istiod(Some("1-24"), 1)], &[]);
+        let g = gate(&only_canary, MeshMode::Sidecar, None);
+        assert_eq!(codes(&g), ["MM1013"]);
+        assert!(g.blockers[0].message.contains("--revision") && g.blockers[0].message.contains("`1-24`"), "{g:?}");
+        assert!(gate(&only_canary, MeshMode::Sidecar, Some("1-24")).passed());
+        let g = gate(&only_canary, MeshMode::Sidecar, Some("1-25"));
+        assert_eq!(codes(&g), ["MM1013"]);
+        // A `default` tag pointing at the revision serves istio-injection=enabled; a named tag
+        // serves istio.io/rev=<tag>.
+        let tagged = cluster(vec![istiod(Some("1-24"), 1), tag("default", "1-24"), tag("stable", "1-24")], &[]);
+        assert!(gate(&tagged, MeshMode::Sidecar, None).passed());
+        assert!(gate(&tagged, MeshMode::Sidecar, Some("stable")).passed());
+        // Ambient mode selects no revision.
+        assert_eq!(codes(&gate(&cluster(vec![istiod(Some("1-24"), 1), ztunnel(), cni()], &[]), MeshMode::Ambient, None)), Vec::<&str>::new());
+    }
+
+    fn cni() -> Object {
+        let mut o = ztunnel();
+        o.name = "istio-cni-node".into();
+        o.value["metadata"] = json!({"name": "istio-cni-node", "namespace": "istio-system", "labels": {"k8s-app": "istio-cni-node"}});
+        o
+    }
+
+    #[test]
+    fn ambient_needs_ztunnel_and_the_cni_agent() {
+        let g = gate(&cluster(vec![istiod(None, 1)], &[]), MeshMode::Ambient, None);
+        assert_eq!(codes(&g), ["MM1006", "MM1007"]);
+        assert!(gate(&cluster(vec![istiod(None, 1), ztunnel(), cni()], &[]), MeshMode::Ambient, None).passed());
+    }
+
+    #[test]
+    fn what_cannot_be_read_is_a_note_not_a_blocker() {
+        let g = gate(&cluster(vec![istiod(None, 1)], &[&kinds::DEPLOYMENT]), MeshMode::Sidecar, None);
+        assert!(g.passed(), "{g:?}");
+        assert!(g.notes.iter().any(|n| n.contains("not checked") && n.contains("cannot list deployments")), "{g:?}");
+        // Tags live on webhooks: unreadable, a revision without its own istiod is not refused.
+        let g = gate(&cluster(vec![istiod(Some("1-24"), 1)], &[&kinds::MUTATING_WEBHOOK]), MeshMode::Sidecar, None);
+        assert!(g.passed(), "{g:?}");
+        assert!(g.notes.iter().any(|n| n.contains("revision `default`")), "{g:?}");
+    }
+}
