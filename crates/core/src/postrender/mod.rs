@@ -250,6 +250,8 @@ pub fn post_render(input: &str, cfg: &PostRenderConfig) -> Result<Rendered, Post
         if helm4 && let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
             meta.insert("annotations".into(), serde_json::json!({HELM4_FILENAME_ANNOTATION: GENERATED_SOURCE}));
         }
+        // Helm splits manifests only at a `---` that follows a `\n` (a bare `\r` line end of
+        // the last input document becomes `\r\n`).
         if !output.is_empty() && !output.ends_with('\n') {
             output.push('\n');
         }
