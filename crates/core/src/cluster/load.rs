@@ -114,10 +114,33 @@ fn to_object(mut value: Value, kind: &'static Kind, origin: Origin) -> Object {
             meta.shift_remove("managedFields");
         }
     }
+    compact(&mut value);
     let meta = value.get("metadata");
     let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or_default().to_string();
     let namespace = meta.and_then(|m| m.get("namespace")).and_then(Value::as_str).map(str::to_string);
     Object { api_version: kind.api_version(), kind: kind.kind.to_string(), namespace, name, value, origin }
+}
+
+/// Rebuild every map and array of a listed object at its exact size. Parsing grows them by
+/// doubling, so about a third of their room is spare, and an inventory of a large cluster keeps
+/// every one (most of a live audit's memory is these trees; see BENCHMARKS.md). Lossless: same
+/// keys, same order, same values.
+fn compact(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let mut exact = serde_json::Map::with_capacity(map.len());
+            for (k, mut v) in std::mem::take(map) {
+                compact(&mut v);
+                exact.insert(k, v);
+            }
+            *map = exact;
+        }
+        Value::Array(items) => {
+            items.iter_mut().for_each(compact);
+            items.shrink_to_fit();
+        }
+        _ => {}
+    }
 }
 
 /// Classify a failed call: unreachable, unauthorized, or another API error naming verb and resource.
@@ -159,5 +182,13 @@ mod tests {
         assert!(o.value["metadata"].get("managedFields").is_none(), "{}", o.value);
         assert_eq!(o.value["metadata"]["labels"]["app"], "api");
         assert_eq!(o.value["spec"]["replicas"], 2);
+    }
+
+    #[test]
+    fn compaction_keeps_keys_order_and_values() {
+        let text = r#"{"z": 1, "a": [3, {"y": null, "b": "x"}, []], "m": {}, "k": [true, 2.5]}"#;
+        let mut v: Value = serde_json::from_str(text).unwrap();
+        compact(&mut v);
+        assert_eq!(serde_json::to_string(&v).unwrap(), text.replace(' ', ""));
     }
 }
