@@ -8,6 +8,8 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::core::{Selector, SelectorExt};
 use serde_json::Value;
 
 use crate::inventory::{Inventory, Object, kinds};
@@ -180,4 +182,25 @@ pub fn pod_owner<'a>(inventory: &'a Inventory, pod: &'a Object) -> Option<&'a Ob
         }
     }
     found
+}
+
+/// Names of the PodDisruptionBudgets in a workload's namespace whose selector matches its pod
+/// template labels. As policy/v1 defines it, an empty selector matches every pod of the
+/// namespace and a missing one none; a selector that cannot be interpreted counts as matching,
+/// which only makes restart batches smaller.
+pub fn disruption_budgets(inventory: &Inventory, w: &Object) -> Vec<String> {
+    let Some(view) = Workload::of(w) else { return Vec::new() };
+    let labels = view.pod_labels();
+    inventory
+        .of(&kinds::POD_DISRUPTION_BUDGET)
+        .filter(|p| p.namespace == w.namespace)
+        .filter(|p| match p.value.pointer("/spec/selector") {
+            None | Some(Value::Null) => false,
+            Some(sel) => serde_json::from_value::<LabelSelector>(sel.clone())
+                .ok()
+                .and_then(|ls| Selector::try_from(ls).ok())
+                .is_none_or(|s| s.matches(&labels)),
+        })
+        .map(|p| p.name.clone())
+        .collect()
 }

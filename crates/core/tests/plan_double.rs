@@ -7,7 +7,7 @@ use std::time::Duration;
 use apiserver_double::{Double, DoubleHandle, DoubleOptions, FaultRule, Snapshot, crds};
 use meshmove_core::cluster::{ClusterOptions, Connection};
 use meshmove_core::plan::{
-    self, Action, Change, DryRun, ExecOptions, JOURNAL_NAME, Plan, PlanError, Prior, RollbackOptions, Target, label_pointer,
+    self, Action, Change, DryRun, ExecOptions, JOURNAL_NAME, Plan, PlanError, Prior, Progress, RollbackOptions, Target, label_pointer,
 };
 use serde_json::{Value, json};
 
@@ -383,4 +383,39 @@ async fn a_rollout_that_never_becomes_ready_times_out_and_the_step_is_failed() {
     assert!(waits.len() >= 2 && waits.iter().all(|w| *w == (1, 2)), "progress while waiting: {waits:?}");
     let journal = plan::Journal::load(&conn, NS).await.unwrap().unwrap();
     assert_eq!(journal.steps[0].status, plan::StepStatus::Failed);
+}
+
+/// Rollback rolls workloads again in batches that never hold two guarded by one
+/// PodDisruptionBudget (read at rollback time), whatever `batch_size` allows.
+#[tokio::test]
+async fn rollback_never_rolls_two_workloads_of_one_budget_together() {
+    let d = double().await;
+    let dir = tempfile::tempdir().unwrap();
+    let conn = connect(&d, &dir).await;
+    let rollback_batches = |budget: Option<Value>| {
+        let (d, conn) = (&d, &conn);
+        async move {
+            run(conn, &enable_plan(), DryRun::None).await.unwrap();
+            if let Some(b) = budget {
+                d.create(b).unwrap();
+            }
+            let o = RollbackOptions { timeout: Duration::from_secs(10), batch_size: 3, actor: "tester@double".into(), ..RollbackOptions::default() };
+            // Each wait's workload count, in order, and the restarts between them.
+            let mut events = Vec::new();
+            plan::rollback(conn, NS, &o, &mut |p| match p {
+                Progress::Done(o) if o.action == Action::Restarted => events.push(format!("restart {}", o.target.name)),
+                Progress::Waiting { total, pending: None, .. } => events.push(format!("ready {total}")),
+                _ => {}
+            })
+            .await
+            .unwrap();
+            events
+        }
+    };
+    // No budget: one batch of both.
+    assert_eq!(rollback_batches(None).await, ["restart web", "restart api", "ready 2"]);
+    // One budget over both (matchExpressions, exactly evaluated): one at a time.
+    let pdb = json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "shop", "namespace": NS},
+                     "spec": {"maxUnavailable": 1, "selector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["api", "web"]}]}}});
+    assert_eq!(rollback_batches(Some(pdb)).await, ["restart web", "ready 1", "restart api", "ready 1"]);
 }

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::{MigrateError, PEER_AUTHENTICATION, STEP_ENABLE, TrafficProfile, has_proxy, namespace_object, service_routes};
 use crate::inventory::{Inventory, Object, kinds};
 use crate::plan::{Change, MANAGED_BY, Plan, Target};
-use crate::workload::{Workload, pod_owner};
+use crate::workload::{Workload, disruption_budgets, pod_owner};
 
 /// Data-plane mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,29 +103,11 @@ pub fn to_restart<'a>(inventory: &'a Inventory, namespace: &str) -> Vec<&'a Obje
         .collect()
 }
 
-/// PodDisruptionBudgets of the namespace guarding each workload's pods (by template labels).
-fn budgets(inventory: &Inventory, namespace: &str, w: &Object) -> Vec<String> {
-    let Some(view) = Workload::of(w) else { return Vec::new() };
-    let labels = view.pod_labels();
-    inventory
-        .of(&kinds::POD_DISRUPTION_BUDGET)
-        .filter(|p| p.namespace.as_deref() == Some(namespace))
-        .filter(|p| {
-            let sel = p.value.pointer("/spec/selector");
-            let ml = sel.and_then(|s| s.get("matchLabels")).and_then(Value::as_object);
-            let has_expr = sel.and_then(|s| s.get("matchExpressions")).and_then(Value::as_array).is_some_and(|a| !a.is_empty());
-            // matchExpressions are rare on budgets: treat them as guarding (a conservative batch).
-            has_expr || ml.is_some_and(|ml| !ml.is_empty() && ml.iter().all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str()))
-        })
-        .map(|p| p.name.clone())
-        .collect()
-}
-
 /// Group restarts into batches of at most `size`, never two workloads sharing a budget.
-pub fn batches<'a>(inventory: &Inventory, namespace: &str, workloads: &[&'a Object], size: usize) -> Vec<Vec<&'a Object>> {
+pub fn batches<'a>(inventory: &Inventory, workloads: &[&'a Object], size: usize) -> Vec<Vec<&'a Object>> {
     let mut out: Vec<(Vec<&Object>, Vec<String>)> = Vec::new();
     for w in workloads {
-        let b = budgets(inventory, namespace, w);
+        let b = disruption_budgets(inventory, w);
         let slot = out.iter_mut().find(|(ws, used)| ws.len() < size.max(1) && !b.iter().any(|x| used.contains(x)));
         match slot {
             Some((ws, used)) => {
@@ -221,7 +203,7 @@ pub fn plan(inventory: &Inventory, namespace: &str, options: &EnableOptions) -> 
     }
     if options.mode == Mode::Sidecar {
         let restart = to_restart(inventory, namespace);
-        for batch in batches(inventory, namespace, &restart, options.batch_size) {
+        for batch in batches(inventory, &restart, options.batch_size) {
             for w in &batch {
                 plan.push(Change::Restart { target: target(w) });
             }

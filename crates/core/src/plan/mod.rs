@@ -67,7 +67,9 @@
 //! deleted get their prior content back, fields get their prior values (removed when they were
 //! absent). Pod-template annotations of restarted workloads are restored last — after the
 //! namespace labels — which rolls the workloads again, so the new pods come up without the proxy;
-//! in batches of [`RollbackOptions::batch_size`], each waited for. A field someone changed after the tool wrote it is a
+//! in batches of at most [`RollbackOptions::batch_size`], never two workloads one
+//! PodDisruptionBudget guards (as the budgets are at rollback time), each batch waited for. A
+//! field someone changed after the tool wrote it is a
 //! [`PlanError::Drifted`] (reported, not overwritten) unless `force` is set. When everything is
 //! restored the journal itself is deleted, so the namespace is exactly as before. Rolling back
 //! only one step ([`RollbackOptions::step`]) undoes what that step recorded first and keeps the

@@ -9,6 +9,21 @@ use super::journal::{FieldRecord, Journal, Prior, StepRecord, StepStatus, now};
 use super::wait::wait_ready;
 use super::{Action, DryRun, Outcome, PlanError, Progress, RollbackOptions, Target, restart_pointer};
 use crate::cluster::Connection;
+use crate::inventory::kinds;
+use crate::workload::disruption_budgets;
+
+/// The PodDisruptionBudgets guarding each workload of the namespace, by `(kind, name)`. Budgets
+/// that cannot be listed guard nothing (batches are then by size only).
+async fn guarding_budgets(conn: &Connection, namespace: &str) -> Result<BTreeMap<(String, String), Vec<String>>, PlanError> {
+    let wanted = [&kinds::DEPLOYMENT, &kinds::STATEFUL_SET, &kinds::DAEMON_SET, &kinds::POD_DISRUPTION_BUDGET];
+    let inventory = crate::cluster::load(conn, &wanted, &[], Some(namespace)).await?;
+    Ok(wanted[..3]
+        .iter()
+        .flat_map(|k| inventory.of(k))
+        .map(|w| ((w.kind.clone(), w.name.clone()), disruption_budgets(&inventory, w)))
+        .filter(|(_, b)| !b.is_empty())
+        .collect())
+}
 
 /// Undo what the journal of `namespace` recorded (or only what `options.step` recorded first):
 /// see the module docs for the order. Returns one outcome per object restored.
@@ -34,19 +49,32 @@ pub async fn rollback(
             outcomes.push(o);
         }
     }
-    // Workloads roll again in batches, each waited for before the next.
+    // Workloads roll again in batches, each waited for before the next, never two in one batch
+    // that a PodDisruptionBudget guards together (budgets as they are now, not at enable time).
+    let live = options.dry_run == DryRun::None;
+    let guards = if live { guarding_budgets(conn, namespace).await? } else { BTreeMap::new() };
     let mut batch = Vec::new();
+    let mut guarded: Vec<&String> = Vec::new();
     let size = if options.batch_size == 0 { usize::MAX } else { options.batch_size };
     for &i in selected.iter().rev() {
-        if let Some(o) = r.entry(&journal.entries[i].target, &journal.entries[i].prior, true).await? {
+        let target = &journal.entries[i].target;
+        let budgets = guards.get(&(target.kind.clone(), target.name.clone())).map(Vec::as_slice).unwrap_or_default();
+        if live && budgets.iter().any(|b| guarded.contains(&b)) {
+            wait_ready(conn, &batch, options.timeout, progress).await?;
+            batch.clear();
+            guarded.clear();
+        }
+        if let Some(o) = r.entry(target, &journal.entries[i].prior, true).await? {
             progress(Progress::Done(o.clone()));
             if o.action == Action::Restarted {
                 batch.push(o.target.clone());
+                guarded.extend(budgets);
             }
             outcomes.push(o);
-            if batch.len() >= size && options.dry_run == DryRun::None {
+            if batch.len() >= size && live {
                 wait_ready(conn, &batch, options.timeout, progress).await?;
                 batch.clear();
+                guarded.clear();
             }
         }
     }

@@ -15,7 +15,7 @@ pub struct RollbackArgs {
     /// Restore fields even when someone changed them after this tool wrote them
     #[arg(long)]
     force: bool,
-    /// Workloads rolled again at once (each batch waited for)
+    /// Workloads rolled again at once (each batch waited for; never two guarded by the same PodDisruptionBudget)
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
     batch_size: u16,
     #[command(flatten)]
