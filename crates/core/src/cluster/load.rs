@@ -7,6 +7,7 @@ use kube::api::{ApiResource, DynamicObject, ListParams};
 use kube::core::{GroupVersionKind, Request};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta;
 use serde::Deserialize;
+use serde::de::{MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use super::{ClusterError, Connection};
@@ -21,7 +22,7 @@ struct ListPage {
     #[serde(default)]
     metadata: ListMeta,
     #[serde(default)]
-    items: Vec<Value>,
+    items: Vec<Exact>,
 }
 
 /// List `kinds` from the cluster. Namespaced kinds are listed in `namespace` (all namespaces when
@@ -88,7 +89,7 @@ async fn list_kind(conn: &Connection, kind: &'static Kind, namespace: Option<&st
             Err(e) => return Err(api_error(conn, kind, ns, e)),
         };
         let origin = Origin::Cluster { context: conn.context.clone() };
-        for item in page.items {
+        for Exact(item) in page.items {
             objects.push(to_object(item, kind, origin.clone()));
         }
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
@@ -114,32 +115,89 @@ fn to_object(mut value: Value, kind: &'static Kind, origin: Origin) -> Object {
             meta.shift_remove("managedFields");
         }
     }
-    compact(&mut value);
     let meta = value.get("metadata");
     let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or_default().to_string();
     let namespace = meta.and_then(|m| m.get("namespace")).and_then(Value::as_str).map(str::to_string);
     Object { api_version: kind.api_version(), kind: kind.kind.to_string(), namespace, name, value, origin }
 }
 
-/// Rebuild every map and array of a listed object at its exact size. Parsing grows them by
-/// doubling, so about a third of their room is spare, and an inventory of a large cluster keeps
-/// every one (most of a live audit's memory is these trees; see BENCHMARKS.md). Lossless: same
-/// keys, same order, same values.
-fn compact(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            let mut exact = serde_json::Map::with_capacity(map.len());
-            for (k, mut v) in std::mem::take(map) {
-                compact(&mut v);
-                exact.insert(k, v);
-            }
-            *map = exact;
+/// A JSON value whose maps and arrays are allocated at their exact size. `Value`'s own parser
+/// grows them by doubling, leaving about a third of their room spare, and an inventory of a large
+/// cluster keeps every one (most of a live audit's memory is these trees; see BENCHMARKS.md).
+/// Here a map's entries are gathered first and the map is built once at its size, which also
+/// spares the rehashing of each growth step. Same keys, same order, same values.
+struct Exact(Value);
+
+impl<'de> Deserialize<'de> for Exact {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ExactVisitor)
+    }
+}
+
+struct ExactVisitor;
+
+impl<'de> Visitor<'de> for ExactVisitor {
+    type Value = Exact;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Exact, E> {
+        Ok(Exact(Value::Bool(v)))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Exact, E> {
+        Ok(Exact(Value::Number(v.into())))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Exact, E> {
+        Ok(Exact(Value::Number(v.into())))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Exact, E> {
+        Ok(Exact(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Exact, E> {
+        Ok(Exact(Value::String(v.to_owned())))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Exact, E> {
+        Ok(Exact(Value::String(v)))
+    }
+
+    fn visit_unit<E>(self) -> Result<Exact, E> {
+        Ok(Exact(Value::Null))
+    }
+
+    fn visit_none<E>(self) -> Result<Exact, E> {
+        Ok(Exact(Value::Null))
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Exact, D::Error> {
+        Exact::deserialize(d)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Exact, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(Exact(v)) = seq.next_element()? {
+            items.push(v);
         }
-        Value::Array(items) => {
-            items.iter_mut().for_each(compact);
-            items.shrink_to_fit();
+        items.shrink_to_fit();
+        Ok(Exact(Value::Array(items)))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Exact, A::Error> {
+        let mut entries: Vec<(String, Value)> = Vec::new();
+        while let Some((k, Exact(v))) = map.next_entry::<String, Exact>()? {
+            entries.push((k, v));
         }
-        _ => {}
+        let mut exact = serde_json::Map::with_capacity(entries.len());
+        for (k, v) in entries {
+            exact.insert(k, v);
+        }
+        Ok(Exact(Value::Object(exact)))
     }
 }
 
@@ -185,10 +243,13 @@ mod tests {
     }
 
     #[test]
-    fn compaction_keeps_keys_order_and_values() {
-        let text = r#"{"z": 1, "a": [3, {"y": null, "b": "x"}, []], "m": {}, "k": [true, 2.5]}"#;
-        let mut v: Value = serde_json::from_str(text).unwrap();
-        compact(&mut v);
-        assert_eq!(serde_json::to_string(&v).unwrap(), text.replace(' ', ""));
+    fn exact_values_are_the_values_serde_json_parses() {
+        let text = r#"{"z": 1, "a": [3, {"y": null, "b": "x\u00e9"}, []], "m": {}, "k": [true, 2.5, -7, 18446744073709551615], "d": {"k": 1, "k": 2}}"#;
+        let Exact(v) = serde_json::from_str(text).unwrap();
+        let reference: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(v, reference);
+        assert_eq!(serde_json::to_string(&v).unwrap(), serde_json::to_string(&reference).unwrap(), "same key order");
+        let Value::Object(m) = &v else { panic!() };
+        assert_eq!(m.keys().collect::<Vec<_>>(), ["z", "a", "m", "k", "d"]);
     }
 }

@@ -3,7 +3,6 @@
 
 use anyhow::{Context, Result, anyhow};
 use clap::Args;
-use serde_json::json;
 use meshmove_cli::render::structured;
 use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat};
 use meshmove_core::inventory::kinds;
@@ -11,6 +10,7 @@ use meshmove_core::mesh::precheck::{self, MeshMode};
 use meshmove_core::migrate::TrafficProfile;
 use meshmove_core::migrate::enable::{self, EnableOptions, Mode};
 use meshmove_core::plan::{Change, DryRun};
+use serde_json::json;
 
 use super::live::{Live, MutateFlags};
 
