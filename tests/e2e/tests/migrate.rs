@@ -32,8 +32,13 @@ fn double() -> BlockingDouble {
 }
 
 fn seed(d: &BlockingDouble) {
+    seed_with(d, true);
+}
+
+/// The platform, with or without the `istiod` Deployment.
+fn seed_with(d: &BlockingDouble, istiod: bool) {
     d.install_crds(crds::istio()).unwrap();
-    for doc in platform() {
+    for doc in platform().into_iter().filter(|o| istiod || o["metadata"]["name"] != "istiod") {
         let what = format!("{}/{}", doc["kind"], doc["metadata"]["name"]);
         d.create(doc).unwrap_or_else(|e| panic!("creating {what}: {e}"));
     }
@@ -420,10 +425,7 @@ fn ambient_mode_labels_the_namespace_without_restarts() {
 /// A double with the platform but without istiod.
 fn double_without_istiod() -> BlockingDouble {
     let d = Double::spawn_blocking_runtime(DoubleOptions::default()).expect("double starts");
-    d.install_crds(crds::istio()).unwrap();
-    for doc in platform().into_iter().filter(|o| o["metadata"]["name"] != "istiod") {
-        d.create(doc).unwrap();
-    }
+    seed_with(&d, false);
     d
 }
 

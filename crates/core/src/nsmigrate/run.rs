@@ -389,10 +389,9 @@ pub async fn create(
             gate.explain()
         )));
     }
-    let mut gate_notes = gate.notes.clone();
-    if !gate.passed() {
-        gate_notes.push(format!("going ahead despite the control plane check (--force):\n{}", gate.explain()));
-    }
+    let forced = (!gate.passed()).then(|| format!("going ahead despite the control plane check (--force):\n{}", gate.explain()));
+    let mut gate_notes = gate.notes;
+    gate_notes.extend(forced);
     let mut wanted: Vec<&'static Kind> = LEGACY_KINDS.to_vec();
     if copy_opts.secrets {
         wanted.push(&kinds::SECRET);
