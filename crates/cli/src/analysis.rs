@@ -2,8 +2,8 @@
 //! run analyzers, apply suppressions, render, and decide the exit code.
 
 use anyhow::{Context, Result};
-use meshmove_core::findings::{self, Analyzer, Report};
-use meshmove_core::inventory::{self, Inventory, Kind};
+use meshmove_model::findings::{self, Analyzer, Report};
+use meshmove_model::inventory::{self, Inventory, Kind};
 
 use crate::exit::Exit;
 use crate::flags::{KubeFlags, OutputFlags, ReportFlags, SourceFlags};
@@ -25,7 +25,7 @@ pub fn load_inventory(kube: &KubeFlags, source: &SourceFlags, kinds: &[&'static 
         crate::debug!(1, "loading {} kinds from context {} ({})", kinds.len(), conn.context,
             if conn.all_namespaces { "all namespaces".to_string() } else { format!("namespace {}", conn.namespace) });
         let scope = if conn.all_namespaces { None } else { Some(conn.namespace.as_str()) };
-        Ok(meshmove_core::cluster::load(&conn, kinds, cluster_wide, scope).await?)
+        Ok(meshmove_kube::cluster::load(&conn, kinds, cluster_wide, scope).await?)
     })
 }
 

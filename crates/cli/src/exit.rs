@@ -9,7 +9,7 @@
 
 use std::process::ExitCode;
 
-use meshmove_core::cluster::ClusterError;
+use meshmove_kube::cluster::ClusterError;
 
 /// How a command ended, when it did not end in an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +26,7 @@ pub const CLUSTER: u8 = 3;
 /// Exit code for an error: cluster errors are 3, everything else (input, usage) is 2; plan errors
 /// by their class (a readiness timeout or drift found by rollback is a failed check: 1).
 pub fn code_for(err: &anyhow::Error) -> u8 {
-    use meshmove_core::plan::{ErrorClass, PlanError};
+    use meshmove_kube::plan::{ErrorClass, PlanError};
     if let Some(p) = err.chain().find_map(|e| e.downcast_ref::<PlanError>()) {
         return match p.class() {
             ErrorClass::Cluster => CLUSTER,
@@ -65,7 +65,7 @@ pub fn run_main(tool: &str, run: impl FnOnce() -> anyhow::Result<Exit>) -> ExitC
 #[cfg(test)]
 mod tests {
     use super::*;
-    use meshmove_core::plan::{PlanError, Target};
+    use meshmove_kube::plan::{PlanError, Target};
 
     #[test]
     fn plan_errors_exit_by_class() {

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use meshmove_core::cluster::{ClusterOptions, parse_timeout};
-use meshmove_core::findings::{FailOn, Suppression};
+use meshmove_kube::cluster::{ClusterOptions, parse_timeout};
+use meshmove_model::findings::{FailOn, Suppression};
 
 /// kubectl's cluster-connection flags.
 #[derive(Debug, Clone, Args, Default)]

@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use meshmove_core::postrender::{self, PostRenderConfig};
-use meshmove_core::yaml;
+use meshmove_model::yaml;
 
 fn main() -> ExitCode {
     let mut input_path: Option<PathBuf> = None;

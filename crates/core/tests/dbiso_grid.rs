@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use meshmove_core::dbiso::catalog::CATALOG;
 use meshmove_core::dbiso::generate::{self, GenerateOptions};
 use meshmove_core::dbiso::{self, AuditOptions};
-use meshmove_core::findings::{self, Analyzer, DOCS_PATH, Report};
-use meshmove_core::inventory::{self, Inventory, SourceInfo, Unavailable, kinds};
+use meshmove_model::findings::{self, Analyzer, DOCS_PATH, Report};
+use meshmove_model::inventory::{self, Inventory, SourceInfo, Unavailable, kinds};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dbiso")
@@ -184,7 +184,7 @@ fn generated_policies_isolate_every_owned_database() {
         // The input's own policies may admit more (policies add up): judge the generated ones alone.
         let mut objects: Vec<_> = case.inventory.objects().iter().filter(|o| o.kind != kinds::NETWORK_POLICY.kind).cloned().collect();
         for p in &generation.policies {
-            let yaml = meshmove_core::yaml::to_yaml_string(&p.object);
+            let yaml = meshmove_model::yaml::to_yaml_string(&p.object);
             objects.extend(inventory::load_str(&yaml, None, "default").unwrap());
         }
         let isolated = Inventory::from_files(objects, vec!["generated".into()], "default".into());

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use meshmove_core::inject::{JobPolicy, MeshMode};
 use meshmove_core::postrender::{self, GENERATED_SOURCE, HELM4_FILENAME_ANNOTATION, PostRenderConfig};
-use meshmove_core::yaml::{self, RawDocument};
+use meshmove_model::yaml::{self, RawDocument};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use serde_json::Value;

@@ -15,8 +15,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use meshmove_core::findings::{self, DOCS_PATH, Report};
-use meshmove_core::inventory::{self, Inventory, SourceInfo};
+use meshmove_model::findings::{self, DOCS_PATH, Report};
+use meshmove_model::inventory::{self, Inventory, SourceInfo};
 use meshmove_core::mesh::catalog::CATALOG;
 use meshmove_core::mesh::precheck::{self, MeshMode, PrecheckOptions};
 use meshmove_core::mesh::quantity;
@@ -80,8 +80,8 @@ fn load(case: &Path, options: &PrecheckOptions, cluster_namespace: Option<&str>)
         .into_iter()
         .chain(precheck::analyzers(options))
         .collect::<Vec<_>>();
-    let refs: Vec<&dyn meshmove_core::findings::Analyzer> = analyzers.iter().map(|a| a.as_ref()).collect();
-    let listed = meshmove_core::findings::wanted_kinds(&refs).0.into_iter().map(|k| (k, None)).collect();
+    let refs: Vec<&dyn meshmove_model::findings::Analyzer> = analyzers.iter().map(|a| a.as_ref()).collect();
+    let listed = meshmove_model::findings::wanted_kinds(&refs).0.into_iter().map(|k| (k, None)).collect();
     let objects = files.objects().iter().filter(|o| o.namespace.as_deref().is_none_or(|n| n == ns)).cloned().collect();
     let source = SourceInfo::Cluster { context: "fixture".into(), namespace: Some(ns.to_string()) };
     Inventory::from_cluster(objects, listed, source, ns.to_string())

@@ -6,7 +6,7 @@ use clap::{Args, ValueEnum};
 use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat, ReportFlags, SourceFlags};
 use meshmove_core::dbiso::apply::{self, Applied};
 use meshmove_core::dbiso::generate::{DATABASE_LABEL, FIELD_MANAGER, Generated};
-use meshmove_core::inventory::{Inventory, kinds};
+use meshmove_model::inventory::{Inventory, kinds};
 use serde_json::{Map, Value, json};
 
 use super::generate::{self, PolicyArgs};
@@ -104,14 +104,14 @@ fn managed(v: &Value) -> Value {
 /// A unified diff of the policy in the input (if any) and the generated one, and what applying
 /// would do.
 fn diff(inventory: &Inventory, p: &Generated) -> (String, &'static str) {
-    let new = meshmove_core::yaml::to_yaml_string(&managed(&p.object));
+    let new = meshmove_model::yaml::to_yaml_string(&managed(&p.object));
     let existing = inventory.get(&kinds::NETWORK_POLICY, Some(&p.namespace), &p.name);
     let old = existing.map(|o| {
         let mut v = o.value.clone();
         if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
             m.insert("namespace".into(), json!(p.namespace));
         }
-        meshmove_core::yaml::to_yaml_string(&managed(&v))
+        meshmove_model::yaml::to_yaml_string(&managed(&v))
     });
     let outcome = match &old {
         None => "created",

@@ -8,7 +8,7 @@ use clap::Args;
 use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat, SourceFlags};
 use meshmove_core::dbiso::discover;
 use meshmove_core::dbiso::target::{self, TargetSpec};
-use meshmove_core::netpol::{Explanation, PeerDetail, PortDetail, SideExplanation, Target};
+use meshmove_netpol::{Explanation, PeerDetail, PortDetail, SideExplanation, Target};
 
 #[derive(Args)]
 pub struct ExplainArgs {
@@ -41,7 +41,7 @@ pub fn run(kube: &KubeFlags, args: &ExplainArgs, output: &OutputFlags) -> Result
                 discover::databases(&inventory).into_iter().find(|d| d.workload_ref() == *w).and_then(|d| d.ports.first().copied())
             });
             match (db_port, dst_pod.and_then(|p| p.ports.first())) {
-                (Some(p), _) => (p, meshmove_core::netpol::Protocol::Tcp),
+                (Some(p), _) => (p, meshmove_netpol::Protocol::Tcp),
                 (None, Some(p)) => (p.port, p.protocol),
                 (None, None) => anyhow::bail!("DST declares no port: give one, e.g. `explain SRC DST 5432/TCP`"),
             }
@@ -105,8 +105,8 @@ fn side(s: &SideExplanation, title: &str, text: &mut String) {
     let verdict = if s.allowed { "allowed" } else { "denied" };
     text.push_str(&format!("\n{title}: {verdict}\n  {}\n", s.summary));
     let (peers_word, dir) = match s.direction {
-        meshmove_core::netpol::Direction::Ingress => ("from", "ingress"),
-        meshmove_core::netpol::Direction::Egress => ("to", "egress"),
+        meshmove_netpol::Direction::Ingress => ("from", "ingress"),
+        meshmove_netpol::Direction::Egress => ("to", "egress"),
     };
     for p in &s.policies {
         let admits = if p.allows { "admits" } else { "does not admit" };

@@ -4,8 +4,8 @@ use anyhow::Result;
 use clap::Args;
 use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat, SourceFlags};
 use meshmove_core::dbiso::generate::{self, GenerateOptions, Generation};
-use meshmove_core::inventory::{Inventory, Kind, kinds};
-use meshmove_core::workload::WORKLOAD_KINDS;
+use meshmove_model::inventory::{Inventory, Kind, kinds};
+use meshmove_model::workload::WORKLOAD_KINDS;
 use serde_json::json;
 
 #[derive(Args)]
@@ -76,7 +76,7 @@ pub fn print(out: &mut Out, format: OutputFormat, generation: &Generation) -> Re
         _ => {
             for p in &generation.policies {
                 out.write_str("---\n")?;
-                out.write_str(&meshmove_core::yaml::to_yaml_string(&p.object))?;
+                out.write_str(&meshmove_model::yaml::to_yaml_string(&p.object))?;
             }
         }
     }

@@ -139,7 +139,7 @@ fn run(cli: Cli) -> Result<Exit> {
 /// `audit`: load what the analyzers need (from `-f` or the cluster), run them, print the report.
 pub fn audit(kube: &KubeFlags, source: &SourceFlags, report: &ReportFlags, output: &OutputFlags) -> Result<Exit> {
     use meshmove_core::dbiso::{self, AuditOptions};
-    use meshmove_core::findings::{self, Analyzer};
+    use meshmove_model::findings::{self, Analyzer};
     let analyzers = dbiso::analyzers(&AuditOptions { live: source.filename.is_empty() });
     let refs: Vec<&dyn Analyzer> = analyzers.iter().map(|a| a.as_ref()).collect();
     let (kinds, wide) = findings::wanted_kinds(&refs);
@@ -149,7 +149,7 @@ pub fn audit(kube: &KubeFlags, source: &SourceFlags, report: &ReportFlags, outpu
 }
 
 /// `-v 2`: the databases and the references found (where, never what: no secret value).
-fn debug_ownership(inventory: &meshmove_core::inventory::Inventory) {
+fn debug_ownership(inventory: &meshmove_model::inventory::Inventory) {
     use meshmove_core::dbiso::{discover, owners};
     if meshmove_cli::log::level() < 2 {
         return;

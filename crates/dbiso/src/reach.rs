@@ -4,10 +4,10 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use meshmove_cli::{Exit, KubeFlags, Out, OutputFormat, SourceFlags};
-use meshmove_core::dbiso::model::{self, Model, ModelOptions};
-use meshmove_core::inventory::{Inventory, Kind, Unavailable, kinds};
-use meshmove_core::netpol::{Engine, EngineOptions};
-use meshmove_core::workload::WORKLOAD_KINDS;
+use meshmove_netpol::view::{self as model, Model, ModelOptions};
+use meshmove_model::inventory::{Inventory, Kind, Unavailable, kinds};
+use meshmove_netpol::{Engine, EngineOptions};
+use meshmove_model::workload::WORKLOAD_KINDS;
 
 use super::Format;
 

@@ -89,7 +89,7 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use meshmove_core::spire::bundle::{show_time, unix_seconds};
+    use meshmove_spire::bundle::{show_time, unix_seconds};
 
     fn secs(s: &str) -> i64 {
         unix_seconds(parse_rfc3339(s).unwrap())

@@ -12,11 +12,11 @@
 
 use std::collections::BTreeSet;
 
-use meshmove_core::findings::{Code, Severity};
-use meshmove_core::inventory::{Object, ObjectRef, kinds};
-use meshmove_core::spire::context::Subject;
-use meshmove_core::spire::{CategoryDef, CheckDef, Detail, SpireContext, Verdict};
-use meshmove_core::workload;
+use meshmove_model::findings::{Code, Severity};
+use meshmove_model::inventory::{Object, ObjectRef, kinds};
+use meshmove_spire::context::Subject;
+use meshmove_spire::{CategoryDef, CheckDef, Detail, SpireContext, Verdict};
+use meshmove_model::workload;
 use serde_json::Value;
 
 /// The name of the category the deep checks report under.
@@ -228,7 +228,7 @@ impl Agent {
             Some(t) if t <= now => Err(format!(
                 "agent {} has an expired SVID (expired {})",
                 self.id,
-                meshmove_core::spire::bundle::show_time(t)
+                meshmove_spire::bundle::show_time(t)
             )),
             _ => Ok(()),
         }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, AttachParams};
-use meshmove_core::spire::SpireContext;
+use meshmove_spire::SpireContext;
 use tokio::io::AsyncReadExt;
 
 use crate::deep::{CommandOutput, Gathered, Target};

@@ -1,6 +1,6 @@
 //! `kubectl spire-check`: verify that SPIRE gives every meshed workload the identity Istio
 //! expects. Glue only: flags to calls, results to renderers; the checks are in
-//! `meshmove_core::spire`. The deep checks over `exec` ([`deep`], [`exec`]) are the one piece
+//! `meshmove_spire`. The deep checks over `exec` ([`deep`], [`exec`]) are the one piece
 //! that lives here, since they talk to a pod rather than read objects.
 //!
 //! Scope: SPIRE is cluster infrastructure that lives in its own namespaces, so every kind is read
@@ -16,9 +16,9 @@ use anyhow::{Result, anyhow, bail};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat, ReportFlags, SourceFlags, analysis, complete};
-use meshmove_core::findings::{Code, Finding, Suppression};
-use meshmove_core::inventory::{Inventory, Kind, Unavailable};
-use meshmove_core::spire::{
+use meshmove_model::findings::{Code, Finding, Suppression};
+use meshmove_model::inventory::{Inventory, Kind, Unavailable};
+use meshmove_spire::{self as spire, 
     self, IdentityRow, IdentityStatus, LabelQuery, SpireContext, SpireOptions, TrustBundle, catalog, run_category,
 };
 
@@ -331,7 +331,7 @@ mod tests {
 
     #[test]
     fn identity_rows_are_suppressed_by_code_and_workload() {
-        use meshmove_core::inventory::ObjectRef;
+        use meshmove_model::inventory::ObjectRef;
         let row = |name: &str, status| IdentityRow {
             workload: ObjectRef::new("Deployment", Some("shop"), name),
             service_account: name.into(),

@@ -6,7 +6,7 @@
 //! terminal), so logs and CI output read the same as a terminal. `-o wide` adds the codes, the
 //! details of passing checks and the hint sentence.
 
-use meshmove_core::spire::{CheckResult, CheckStatus, IdentityRow, IdentityStatus, SpireReport};
+use meshmove_spire::{CheckResult, CheckStatus, IdentityRow, IdentityStatus, SpireReport};
 use owo_colors::OwoColorize;
 
 /// The mark of a result.
@@ -117,9 +117,9 @@ pub fn identities(rows: &[IdentityRow], wide: bool, color: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use meshmove_core::inventory::ObjectRef;
-    use meshmove_core::spire::model::Category;
-    use meshmove_core::spire::{CheckResult, Detail, Verdict, catalog};
+    use meshmove_model::inventory::ObjectRef;
+    use meshmove_spire::model::Category;
+    use meshmove_spire::{CheckResult, Detail, Verdict, catalog};
 
     fn report() -> SpireReport {
         SpireReport::new(vec![Category {

@@ -15,7 +15,7 @@ use crate::output::Out;
 pub fn structured<T: Serialize>(out: &mut Out, format: OutputFormat, value: &T) -> Result<()> {
     let json = serde_json::to_value(value)?;
     match format {
-        OutputFormat::Yaml => out.write_str(&meshmove_core::yaml::to_yaml_string(&json))?,
+        OutputFormat::Yaml => out.write_str(&meshmove_model::yaml::to_yaml_string(&json))?,
         _ => {
             out.write_str(&serde_json::to_string_pretty(&json)?)?;
             out.write_str("\n")?;

@@ -1,7 +1,7 @@
 //! Rendering a findings report.
 
 use anyhow::Result;
-use meshmove_core::findings::{Report, Severity};
+use meshmove_model::findings::{Report, Severity};
 use owo_colors::OwoColorize;
 
 use crate::flags::OutputFormat;

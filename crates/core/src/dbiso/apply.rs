@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::generate::{FIELD_MANAGER, Generated};
-use crate::cluster::{ClusterError, Connection};
+use meshmove_kube::cluster::{ClusterError, Connection};
 
 /// What applying one object did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -2,7 +2,7 @@
 //!
 //! Everything the checks need is computed once per inventory into an [`Audit`]: databases,
 //! references, the reachability engine over the inventory's model (with probe pods, see
-//! [`super::model`]) and, per database, every source that reaches a database port. The
+//! [`meshmove_netpol::view`]) and, per database, every source that reaches a database port. The
 //! analyzers are thin: each turns one aspect of the [`Audit`] into findings of one code, and
 //! declares the kinds it reads. They share the computation through a memo keyed by the
 //! inventory, so build them per run ([`analyzers`]) as the binaries do.
@@ -23,12 +23,12 @@ use ipnet::IpNet;
 
 use super::catalog::*;
 use super::discover::{self, Database};
-use super::model::{self, Model, ModelOptions, NEW_NAMESPACE};
+use meshmove_netpol::view::{self as model, Model, ModelOptions, NEW_NAMESPACE};
 use super::owners::{self, Reference, Unresolved};
-use crate::findings::{Analyzer, Finding};
-use crate::inventory::{Inventory, Kind, Object, ObjectRef, kinds};
-use crate::netpol::{Connection, Direction, Endpoint, Engine, EngineOptions, PodId, PolicyError, Protocol, Reach, WorkloadRef};
-use crate::workload::WORKLOAD_KINDS;
+use meshmove_model::findings::{Analyzer, Finding};
+use meshmove_model::inventory::{Inventory, Kind, Object, ObjectRef, kinds};
+use meshmove_netpol::{Connection, Direction, Endpoint, Engine, EngineOptions, PodId, PolicyError, Protocol, Reach, WorkloadRef};
+use meshmove_model::workload::WORKLOAD_KINDS;
 
 /// How the analyzers are set up.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -85,7 +85,7 @@ pub struct Audit {
 /// restores), not services, when counting who shares a database.
 fn is_tooling(inventory: &Inventory, r: &Reference) -> bool {
     let Some(o) = object_of(inventory, &r.workload) else { return false };
-    let Some(w) = crate::workload::Workload::of(o) else { return false };
+    let Some(w) = meshmove_model::workload::Workload::of(o) else { return false };
     let mut images = w.images().peekable();
     images.peek().is_some() && images.all(|i| discover::Engine::from_image(i).is_some())
 }
@@ -210,7 +210,7 @@ impl Audit {
 
 /// The engine's name for an inventory workload.
 fn to_workload(r: &ObjectRef) -> WorkloadRef {
-    WorkloadRef::new(crate::netpol::WorkloadKind::parse(&r.kind), r.namespace.as_deref().unwrap_or("default"), &r.name)
+    WorkloadRef::new(meshmove_netpol::WorkloadKind::parse(&r.kind), r.namespace.as_deref().unwrap_or("default"), &r.name)
 }
 
 /// The inventory object behind a reference (workloads, CloudNativePG clusters, policies).

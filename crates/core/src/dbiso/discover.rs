@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::inventory::{Inventory, Object, ObjectRef, kinds};
-use crate::netpol::{WorkloadKind, WorkloadRef};
-use crate::workload::{Workload, string_map, workloads};
+use meshmove_model::inventory::{Inventory, Object, ObjectRef, kinds};
+use meshmove_netpol::{WorkloadKind, WorkloadRef};
+use meshmove_model::workload::{Workload, string_map, workloads};
 
 /// Database engines recognised by image name or by CloudNativePG.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -97,8 +97,7 @@ impl Database {
 }
 
 /// CloudNativePG operator status port and metrics port.
-pub const CNPG_STATUS_PORT: u16 = 8000;
-pub const CNPG_METRICS_PORT: u16 = 9187;
+pub use meshmove_model::cnpg::{METRICS_PORT as CNPG_METRICS_PORT, STATUS_PORT as CNPG_STATUS_PORT};
 
 /// Find every database of the inventory, sorted by object reference.
 pub fn databases(inventory: &Inventory) -> Vec<Database> {

@@ -18,9 +18,9 @@ use serde_json::{Value, json};
 
 use super::discover::{self, Database};
 use super::owners;
-use crate::inventory::{Inventory, ObjectRef};
+use meshmove_model::inventory::{Inventory, ObjectRef};
 use crate::policies::{self, PolicyOptions};
-use crate::workload::workloads;
+use meshmove_model::workload::workloads;
 
 /// Label on every policy `dbiso` writes, naming the database it isolates.
 pub const DATABASE_LABEL: &str = "dbiso.meshmove.io/database";

@@ -8,8 +8,8 @@
 //!   database images) and the Services in front of them;
 //! * [`owners`] maps which workloads reference which database, through connection strings and
 //!   hosts in their environment, Secrets and ConfigMaps, and groups them into services;
-//! * [`model`] turns the inventory into the input of the NetworkPolicy engine
-//!   ([`crate::netpol`]), which decides who reaches whom;
+//! * [`meshmove_netpol::view`] turns the inventory into the input of the NetworkPolicy engine,
+//!   which decides who reaches whom;
 //! * [`target`] reads the ends of `explain` (`deployment/api`, `cidr:10.0.0.0/8`);
 //! * [`audit`] combines both into findings with the stable codes of [`catalog`];
 //! * [`generate`] writes the policies that isolate each database (reusing the database rules of
@@ -21,7 +21,6 @@ pub mod audit;
 pub mod catalog;
 pub mod discover;
 pub mod generate;
-pub mod model;
 pub mod owners;
 pub mod target;
 

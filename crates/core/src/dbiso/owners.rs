@@ -20,8 +20,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::discover::Database;
-use crate::inventory::{Inventory, ObjectRef, SourceInfo, kinds};
-use crate::workload::{Workload, workloads};
+use meshmove_model::inventory::{Inventory, ObjectRef, SourceInfo, kinds};
+use meshmove_model::workload::{Workload, workloads};
 
 /// A workload's use of a database.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]

@@ -14,9 +14,9 @@ use std::str::FromStr;
 
 use ipnet::IpNet;
 
-use crate::inventory::{Inventory, kinds};
-use crate::netpol::{Engine, PodId, Protocol, Target, WorkloadKind, WorkloadRef};
-use crate::workload::string_map;
+use meshmove_model::inventory::{Inventory, kinds};
+use meshmove_netpol::{Engine, PodId, Protocol, Target, WorkloadKind, WorkloadRef};
+use meshmove_model::workload::string_map;
 
 /// One end as written on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,7 +148,7 @@ fn pick(engine: &Engine, pods: &[PodId], of: &str) -> Result<(PodId, String), St
 }
 
 /// A port as written: `5432`, `5432/TCP`, `53/udp`, `postgres`, `metrics/TCP`.
-pub fn parse_port(s: &str, destination: Option<&crate::netpol::PodInfo>) -> Result<(u16, Protocol), String> {
+pub fn parse_port(s: &str, destination: Option<&meshmove_netpol::PodInfo>) -> Result<(u16, Protocol), String> {
     let (port, proto) = match s.split_once('/') {
         Some((p, proto)) => (p, Some(proto)),
         None => (s, None),
@@ -194,7 +194,7 @@ mod tests {
 
     #[test]
     fn parses_ports_numbers_protocols_and_names() {
-        let pod = crate::netpol::PodInfo::new("d", "pg").with_port(Some("postgres"), 5432, Protocol::Tcp);
+        let pod = meshmove_netpol::PodInfo::new("d", "pg").with_port(Some("postgres"), 5432, Protocol::Tcp);
         assert_eq!(parse_port("5432", None).unwrap(), (5432, Protocol::Tcp));
         assert_eq!(parse_port("53/udp", None).unwrap(), (53, Protocol::Udp));
         assert_eq!(parse_port("postgres", Some(&pod)).unwrap(), (5432, Protocol::Tcp));

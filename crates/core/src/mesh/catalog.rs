@@ -16,7 +16,7 @@
 //!
 //! Each code is also a `pub static` so analyzers refer to it by name, not by a string.
 
-use crate::findings::{Catalog, Code, Severity};
+use meshmove_model::findings::{Catalog, Code, Severity};
 
 macro_rules! codes {
     ($($ident:ident = $code:literal $severity:ident $title:literal, $hint:literal;)*) => {

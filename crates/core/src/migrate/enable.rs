@@ -15,9 +15,9 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::{MigrateError, PEER_AUTHENTICATION, STEP_ENABLE, TrafficProfile, has_proxy, namespace_object, service_routes};
-use crate::inventory::{Inventory, Object, kinds};
-use crate::plan::{Change, MANAGED_BY, Plan, Target};
-use crate::workload::{Workload, disruption_budgets, pod_owner};
+use meshmove_model::inventory::{Inventory, Object, kinds};
+use meshmove_kube::plan::{Change, MANAGED_BY, Plan, Target};
+use meshmove_model::workload::{Workload, disruption_budgets, pod_owner};
 
 /// Data-plane mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,7 +139,7 @@ pub fn plan(inventory: &Inventory, namespace: &str, options: &EnableOptions) -> 
     let mut plan = Plan::new(STEP_ENABLE, namespace);
     let ns_target = Target::namespace(namespace);
     let mut labels: BTreeMap<String, Option<Value>> = BTreeMap::new();
-    let label = |k: &str| crate::plan::label_pointer(k);
+    let label = |k: &str| meshmove_kube::plan::label_pointer(k);
     match (options.mode, &options.revision) {
         (Mode::Sidecar, None) => {
             labels.insert(label("istio-injection"), Some(json!("enabled")));

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 
 pub use super::Route;
 use super::{MigrateError, STEP_EXPOSE, service_routes};
-use crate::inventory::{Inventory, kinds};
-use crate::plan::{Change, MANAGED_BY, Plan};
+use meshmove_model::inventory::{Inventory, kinds};
+use meshmove_kube::plan::{Change, MANAGED_BY, Plan};
 
 /// Name of the Ingress `expose` creates.
 pub const INGRESS_NAME: &str = "mesh-migrate-expose";

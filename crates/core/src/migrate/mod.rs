@@ -2,7 +2,7 @@
 //! expose`, `enable`, `mtls strict` and `status`.
 //!
 //! Every builder is a pure function of an [`Inventory`] (read once from the cluster) and options,
-//! returning a [`Plan`](crate::plan::Plan) that the [`plan`](crate::plan) engine previews,
+//! returning a [`Plan`](meshmove_kube::plan::Plan) that the [`plan`](meshmove_kube::plan) engine previews,
 //! executes, journals and rolls back. Nothing here talks to the network, so each decision is
 //! unit-tested offline.
 //!
@@ -26,7 +26,7 @@ pub mod status;
 
 use serde_json::Value;
 
-use crate::inventory::{Inventory, Object, kinds};
+use meshmove_model::inventory::{Inventory, Object, kinds};
 
 pub use profile::TrafficProfile;
 

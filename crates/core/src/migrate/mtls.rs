@@ -11,7 +11,7 @@
 //! * a client outside the mesh that still talks plaintext to the namespace: a pod of another
 //!   namespace that is neither meshed nor in a namespace labelled for the mesh, and that
 //!   NetworkPolicy lets reach a pod of this namespace (decided by the exact engine in
-//!   [`crate::netpol`]; without policies every pod can reach every other). Workloads that have no
+//!   [`meshmove_netpol`]; without policies every pod can reach every other). Workloads that have no
 //!   pod yet are judged by their template.
 //!
 //! The control plane and system namespaces (`kube-system`, `kube-public`, `kube-node-lease`,
@@ -23,11 +23,11 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{PEER_AUTHENTICATION, STEP_MTLS, ambient_captured, has_proxy, namespace_mode, namespace_object};
-use crate::dbiso::model::{self, ModelOptions};
-use crate::inventory::{Inventory, kinds};
-use crate::netpol::{Engine, EngineOptions};
-use crate::plan::{Change, MANAGED_BY, Plan};
-use crate::workload::pod_owner;
+use meshmove_netpol::view::{self as model, ModelOptions};
+use meshmove_model::inventory::{Inventory, kinds};
+use meshmove_netpol::{Engine, EngineOptions};
+use meshmove_kube::plan::{Change, MANAGED_BY, Plan};
+use meshmove_model::workload::pod_owner;
 
 /// Namespaces never counted as plaintext clients.
 pub const SYSTEM_NAMESPACES: &[&str] = &["kube-system", "kube-public", "kube-node-lease", "istio-system"];

@@ -8,9 +8,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{PEER_AUTHENTICATION, STEP_ENABLE, STEP_MTLS, ambient_captured, namespace_mode, namespace_object, proxy_revision};
-use crate::inventory::{Inventory, kinds};
-use crate::plan::{Journal, StepRecord, StepStatus};
-use crate::workload::pod_owner;
+use meshmove_model::inventory::{Inventory, kinds};
+use meshmove_kube::plan::{Journal, StepRecord, StepStatus};
+use meshmove_model::workload::pod_owner;
 
 /// One workload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -47,7 +47,7 @@ pub struct NamespaceStatus {
 
 /// Build the status of `namespace`.
 pub fn status(inventory: &Inventory, namespace: &str, journal: Option<&Journal>) -> NamespaceStatus {
-    let in_ns = |o: &&crate::inventory::Object| o.namespace.as_deref() == Some(namespace);
+    let in_ns = |o: &&meshmove_model::inventory::Object| o.namespace.as_deref() == Some(namespace);
     let mode = namespace_object(inventory, namespace).and_then(namespace_mode);
     let mtls = inventory
         .of(&kinds::PEER_AUTHENTICATION)
@@ -67,7 +67,7 @@ pub fn status(inventory: &Inventory, namespace: &str, journal: Option<&Journal>)
     for k in [&kinds::DEPLOYMENT, &kinds::STATEFUL_SET, &kinds::DAEMON_SET, &kinds::CRON_JOB, &kinds::JOB] {
         for o in inventory.of(k).filter(in_ns) {
             // Jobs a CronJob made are counted with the CronJob.
-            if o.kind == "Job" && crate::workload::owner(o).is_some() {
+            if o.kind == "Job" && meshmove_model::workload::owner(o).is_some() {
                 continue;
             }
             per.entry((o.kind.clone(), o.name.clone())).or_default();

@@ -5,8 +5,8 @@ use serde_json::json;
 use super::enable::{self, EnableOptions, Mode};
 use super::expose::{self, ExposeOptions};
 use super::*;
-use crate::inventory::Inventory;
-use crate::plan::{Change, label_pointer};
+use meshmove_model::inventory::Inventory;
+use meshmove_kube::plan::{Change, label_pointer};
 
 const SHOP: &str = r#"
 apiVersion: v1
@@ -65,7 +65,7 @@ spec: {minAvailable: 1, selector: {matchLabels: {tier: front}}}
 "#;
 
 fn load(text: &str, ns: &str) -> Inventory {
-    let objects = crate::inventory::load_str(text, None, ns).unwrap();
+    let objects = meshmove_model::inventory::load_str(text, None, ns).unwrap();
     Inventory::from_files(objects, vec!["test.yaml".into()], ns.into())
 }
 
@@ -133,7 +133,7 @@ fn enable_labels_routes_and_restarts_in_budget_aware_batches() {
     assert_eq!(
         p.changes[0],
         Change::Set {
-            target: crate::plan::Target::namespace("shop"),
+            target: meshmove_kube::plan::Target::namespace("shop"),
             fields: [(label_pointer("istio-injection"), Some(json!("enabled"))), (label_pointer("istio.io/rev"), None)].into()
         }
     );
@@ -162,7 +162,7 @@ fn enable_labels_routes_and_restarts_in_budget_aware_batches() {
 
     // A revision keeps istio.io/rev; batch size 1 restarts one at a time.
     let rev = enable::plan(&inv(), "shop", &EnableOptions { revision: Some("1-24".into()), batch_size: 1, ..EnableOptions::default() }).unwrap();
-    assert_eq!(rev.changes[0], Change::label(crate::plan::Target::namespace("shop"), "istio.io/rev", Some("1-24")));
+    assert_eq!(rev.changes[0], Change::label(meshmove_kube::plan::Target::namespace("shop"), "istio.io/rev", Some("1-24")));
     assert_eq!(rev.changes.iter().filter(|c| matches!(c, Change::WaitReady { .. })).count(), 4);
     // Ambient: its label, no restarts; refused while sidecar labels are set.
     let err = enable::plan(&inv(), "shop", &EnableOptions { mode: Mode::Ambient, ..EnableOptions::default() }).unwrap_err();

@@ -19,7 +19,7 @@
 //! * [`gates`]: readiness, restarts, and success rate / p99 latency from Prometheus;
 //! * [`prometheus`]: a small client for Prometheus's HTTP query API;
 //! * [`run`]: the commands against a cluster, writing through the shared plan engine
-//!   ([`crate::plan`]) and keeping state and history in its journal.
+//!   ([`meshmove_kube::plan`]) and keeping state and history in its journal.
 //!
 //! Everything but `prometheus` and `run` is pure and unit-tested offline.
 

@@ -1,6 +1,6 @@
 //! The `ns` commands against a cluster.
 //!
-//! Every write goes through the shared plan engine ([`crate::plan`]): server-side apply under the
+//! Every write goes through the shared plan engine ([`meshmove_kube::plan`]): server-side apply under the
 //! field manager `kubectl-mesh-migrate`, conflicts reported rather than forced, `--dry-run`
 //! client (diffs from reads) and server (`dryRun=All`), and the journal recording prior state
 //! before the first write. The journal lives in the **legacy** namespace (it exists before the
@@ -22,10 +22,10 @@ use super::gates::{self, GateResult, Thresholds};
 use super::prometheus::Prometheus;
 use super::routing::{self, TrafficPolicy};
 use super::state::{self, CompleteMode, CreateMode, Event, NsState, OnFailure, Pending, Phase, ShiftDecision, WorkloadRecord};
-use crate::cluster::{self, ClusterError, Connection};
-use crate::inventory::{Kind, kinds};
+use meshmove_kube::cluster::{self, ClusterError, Connection};
+use meshmove_model::inventory::{Kind, kinds};
 use crate::mesh::precheck::{self, MeshMode};
-use crate::plan::{self, Change, DryRun, ExecOptions, Journal, Outcome, Plan, PlanError, Preview, Progress, Target};
+use meshmove_kube::plan::{self, Change, DryRun, ExecOptions, Journal, Outcome, Plan, PlanError, Preview, Progress, Target};
 
 /// Journal extension key of this path's state.
 pub const STATE_KEY: &str = "nsMigration";
@@ -405,7 +405,7 @@ pub async fn create(
     for k in optional {
         let why = match opt.availability(k) {
             None => continue,
-            Some(crate::inventory::Unavailable::Forbidden { message }) => format!("forbidden: {message}"),
+            Some(meshmove_model::inventory::Unavailable::Forbidden { message }) => format!("forbidden: {message}"),
             Some(_) => "the cluster does not serve them".to_string(),
         };
         unread.push(format!("could not read {} in {} ({why}): any there are not copied", k.resource(), sides.legacy));
@@ -619,7 +619,7 @@ async fn watch(
 ) -> Result<Vec<GateResult>, NsError> {
     let start = Instant::now();
     if !g.interval.is_zero() {
-        events(NsEvent::Note(format!("watching {} % for {} before the next step", st.weight, crate::duration::show(g.interval))));
+        events(NsEvent::Note(format!("watching {} % for {} before the next step", st.weight, meshmove_model::duration::show(g.interval))));
     }
     loop {
         let elapsed = start.elapsed();

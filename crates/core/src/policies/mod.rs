@@ -16,8 +16,8 @@ use serde_json::{Map, Value, json};
 use crate::dbiso::discover::{self, CNPG_METRICS_PORT, CNPG_STATUS_PORT, Database};
 use crate::dbiso::owners;
 use crate::inject::MeshMode;
-use crate::inventory::{Inventory, kinds};
-use crate::workload::{Workload, string_map, workloads};
+use meshmove_model::inventory::{Inventory, kinds};
+use meshmove_model::workload::{Workload, string_map, workloads};
 
 /// Label marking generated objects.
 pub const GENERATED_LABEL: &str = "mesh-migrate.meshmove.io/generated";
@@ -208,7 +208,7 @@ pub fn generate(inventory: &Inventory, release: &str, mode: MeshMode, opts: &Pol
     let services = ServiceIndex::new(inventory);
     // The Services selecting each workload and their target ports, computed once: egress rules
     // need every other workload's ports.
-    let selecting: Vec<Vec<&crate::inventory::Object>> = ws.iter().map(|w| services.selecting(w)).collect();
+    let selecting: Vec<Vec<&meshmove_model::inventory::Object>> = ws.iter().map(|w| services.selecting(w)).collect();
     let ports: Vec<BTreeSet<Port>> = selecting.iter().map(|ss| ss.iter().flat_map(|s| target_ports(s)).collect()).collect();
     // The same for every workload of the release: built once, on first use.
     let mut peers: Option<Vec<Value>> = None;
@@ -300,7 +300,7 @@ fn network_policy(metadata: Map<String, Value>, spec: Map<String, Value>) -> Val
 /// Two objects of different kinds may share a name (a Deployment and a StatefulSet `api`, a
 /// workload and a CloudNativePG cluster), and so would their policies: a release holding two
 /// NetworkPolicies of one name does not install. The first keeps the name (workloads in
-/// [`crate::workload::WORKLOAD_KINDS`] order, then clusters); later ones get their kind in it.
+/// [`meshmove_model::workload::WORKLOAD_KINDS`] order, then clusters); later ones get their kind in it.
 fn unique_names(out: &mut [Generated], release: &str) {
     let mut taken: BTreeSet<(String, String)> = BTreeSet::new();
     for g in out.iter_mut() {
@@ -471,7 +471,7 @@ fn namespaces_selector(names: &[String]) -> Value {
 /// The Services of an inventory with their selectors, read once. A Service without a selector
 /// selects nothing (as in [`discover::service_selects`]).
 struct ServiceIndex<'a> {
-    services: Vec<(&'a crate::inventory::Object, BTreeMap<String, String>)>,
+    services: Vec<(&'a meshmove_model::inventory::Object, BTreeMap<String, String>)>,
 }
 
 impl<'a> ServiceIndex<'a> {
@@ -485,7 +485,7 @@ impl<'a> ServiceIndex<'a> {
     }
 
     /// The Services in the workload's namespace whose selector matches its pod labels.
-    fn selecting(&self, w: &Workload<'_>) -> Vec<&'a crate::inventory::Object> {
+    fn selecting(&self, w: &Workload<'_>) -> Vec<&'a meshmove_model::inventory::Object> {
         let labels = w.pod_labels();
         self.services
             .iter()
@@ -496,7 +496,7 @@ impl<'a> ServiceIndex<'a> {
 }
 
 /// Target ports of a Service (the pod ports a NetworkPolicy must name), TCP only.
-fn target_ports(service: &crate::inventory::Object) -> Vec<Port> {
+fn target_ports(service: &meshmove_model::inventory::Object) -> Vec<Port> {
     service
         .value
         .pointer("/spec/ports")
@@ -567,7 +567,7 @@ pub fn infer_release(inventory: &Inventory) -> Option<String> {
 
 /// The release an object says it belongs to: its `app.kubernetes.io/instance` label, else Helm's
 /// older `release` label.
-pub fn release_label(object: &crate::inventory::Object) -> Option<&str> {
+pub fn release_label(object: &meshmove_model::inventory::Object) -> Option<&str> {
     let labels = object.value.get("metadata")?.get("labels")?;
     labels.get(RELEASE_LABEL).and_then(Value::as_str).or_else(|| labels.get("release")?.as_str())
 }

@@ -23,10 +23,10 @@ use serde_json::Value;
 pub use config::{ConfigError, PostRenderConfig};
 
 use crate::inject::{self, Injection, at};
-use crate::inventory::{Inventory, Object, Origin, kinds};
+use meshmove_model::inventory::{Inventory, Object, Origin, kinds};
 use crate::policies;
-use crate::workload::{WORKLOAD_KINDS, template_pointer};
-use crate::yaml::{self, YamlError};
+use meshmove_model::workload::{WORKLOAD_KINDS, template_pointer};
+use meshmove_model::yaml::{self, YamlError};
 
 /// Helm 4 annotates every document with the file it came from; generated documents get one too
 /// so Helm can place them.
@@ -405,7 +405,7 @@ fn generate(docs: Vec<Doc<'_>>, cfg: &PostRenderConfig) -> (Vec<policies::Genera
 /// An object for policy generation, with what [`release_groups`] needs to know about it.
 struct Classified {
     object: Object,
-    /// A top-level workload, as [`crate::workload::workloads`] counts them.
+    /// A top-level workload, as [`meshmove_model::workload::workloads`] counts them.
     workload: bool,
     /// An object policy generation may give a policy of its own: a top-level workload or a
     /// CloudNativePG cluster.
@@ -447,8 +447,8 @@ fn release_groups(objects: Vec<Classified>, configured: Option<&str>) -> Vec<(St
 }
 
 /// Whether an object of a workload kind is a top-level workload: it has a pod template and no
-/// controller of a workload kind (the rule of [`crate::workload::workloads`], read without
-/// building a [`crate::workload::Workload`]).
+/// controller of a workload kind (the rule of [`meshmove_model::workload::workloads`], read without
+/// building a [`meshmove_model::workload::Workload`]).
 fn is_top_level_workload(value: &Value, kind: &str) -> bool {
     let has_template = template_pointer(kind).is_some_and(|ptr| at(value, ptr).is_some());
     let owner_kind = at(value, "/metadata/ownerReferences").and_then(Value::as_array).and_then(|refs| {

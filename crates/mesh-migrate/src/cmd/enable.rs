@@ -5,11 +5,11 @@ use anyhow::{Context, Result, anyhow};
 use clap::Args;
 use meshmove_cli::render::structured;
 use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat};
-use meshmove_core::inventory::kinds;
+use meshmove_model::inventory::kinds;
 use meshmove_core::mesh::precheck::{self, MeshMode};
 use meshmove_core::migrate::TrafficProfile;
 use meshmove_core::migrate::enable::{self, EnableOptions, Mode};
-use meshmove_core::plan::{Change, DryRun};
+use meshmove_kube::plan::{Change, DryRun};
 use serde_json::json;
 
 use super::live::{Live, MutateFlags};
@@ -189,7 +189,7 @@ fn verify_capture(live: &Live, ns: &str, timeout: std::time::Duration) -> Result
         if std::time::Instant::now() >= deadline {
             eprintln!(
                 "after {}: {} pod(s) not captured by ztunnel (no ambient.istio.io/redirection=enabled annotation; is the ztunnel DaemonSet and the istio-cni node agent running on their nodes?):",
-                meshmove_core::duration::show(timeout),
+                meshmove_model::duration::show(timeout),
                 missing.len()
             );
             for m in &missing {

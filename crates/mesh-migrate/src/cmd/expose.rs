@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use anyhow::{Result, anyhow};
 use clap::Args;
 use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat};
-use meshmove_core::inventory::kinds;
+use meshmove_model::inventory::kinds;
 use meshmove_core::migrate::{STEP_EXPOSE, expose};
-use meshmove_core::plan::{self, PlanError, RollbackOptions};
+use meshmove_kube::plan::{self, PlanError, RollbackOptions};
 
 use super::live::{Live, MutateFlags, progress};
 

@@ -6,9 +6,9 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 use meshmove_cli::{KubeFlags, Out, OutputFormat};
-use meshmove_core::cluster::{Connection, parse_timeout};
-use meshmove_core::inventory::{Inventory, Kind};
-use meshmove_core::plan::{self, DryRun, ExecOptions, Outcome, Plan, Progress};
+use meshmove_kube::cluster::{Connection, parse_timeout};
+use meshmove_model::inventory::{Inventory, Kind};
+use meshmove_kube::plan::{self, DryRun, ExecOptions, Outcome, Plan, Progress};
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DryRunArg {
@@ -65,7 +65,7 @@ impl Live {
     pub fn inventory(&self, kinds: &[&'static Kind], wide: &[&'static Kind]) -> Result<Inventory> {
         let mut all = kinds.to_vec();
         all.extend_from_slice(wide);
-        Ok(self.rt.block_on(meshmove_core::cluster::load(&self.conn, &all, wide, Some(&self.conn.namespace)))?)
+        Ok(self.rt.block_on(meshmove_kube::cluster::load(&self.conn, &all, wide, Some(&self.conn.namespace)))?)
     }
 
     pub fn actor(&self) -> String {
@@ -108,7 +108,7 @@ pub fn print_objects(out: &mut Out, format: OutputFormat, plan: &Plan) -> Result
     } else {
         for o in &objects {
             out.write_str("---\n")?;
-            out.write_str(&meshmove_core::yaml::to_yaml_string(o))?;
+            out.write_str(&meshmove_model::yaml::to_yaml_string(o))?;
         }
     }
     Ok(())

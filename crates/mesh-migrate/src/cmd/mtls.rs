@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use meshmove_cli::render::structured;
 use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat};
-use meshmove_core::inventory::kinds;
+use meshmove_model::inventory::kinds;
 use meshmove_core::migrate::mtls;
 use serde_json::json;
 

@@ -8,7 +8,7 @@ use anyhow::{Result, anyhow};
 use clap::{Args, Subcommand, ValueEnum};
 use meshmove_cli::render::{structured, table};
 use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat};
-use meshmove_core::cluster::{Connection, parse_timeout};
+use meshmove_kube::cluster::{Connection, parse_timeout};
 use meshmove_core::nsmigrate::copy::CopyOptions;
 use meshmove_core::nsmigrate::gates::{GateResult, Thresholds, fmt_num};
 use meshmove_core::nsmigrate::prometheus::Prometheus;
@@ -16,7 +16,7 @@ use meshmove_core::nsmigrate::routing::TrafficPolicy;
 use meshmove_core::nsmigrate::run::{self, GateOptions, NsError, NsEvent, Report, RunOptions};
 use meshmove_core::nsmigrate::state::{self, OnFailure};
 use meshmove_core::nsmigrate::{DataPlane, PodSecurity, Sides};
-use meshmove_core::plan::{self, DryRun, Progress};
+use meshmove_kube::plan::{self, DryRun, Progress};
 
 #[derive(Subcommand)]
 pub enum NsCommand {
@@ -455,7 +455,7 @@ fn print_report(output: &OutputFlags, r: &Report) -> Result<Exit> {
             if output.output == OutputFormat::Yaml {
                 for o in &r.objects {
                     out.write_str("---\n")?;
-                    out.write_str(&meshmove_core::yaml::to_yaml_string(o))?;
+                    out.write_str(&meshmove_model::yaml::to_yaml_string(o))?;
                 }
             } else {
                 structured(&mut out, output.output, &list)?;
@@ -532,7 +532,7 @@ fn print_status(output: &OutputFlags, s: &run::Status) -> Result<Exit> {
             format!(
                 "{} every {}",
                 sc.steps.iter().map(u8::to_string).collect::<Vec<_>>().join(","),
-                meshmove_core::duration::show(Duration::from_millis(sc.interval_ms))
+                meshmove_model::duration::show(Duration::from_millis(sc.interval_ms))
             )
         })
         .unwrap_or_else(|| "-".into());
@@ -660,7 +660,7 @@ async fn monitor(conn: &Connection, sides: &Sides, prom: Option<&Prometheus>, a:
             OutputFormat::Json => out.line(serde_json::to_string(&s)?)?,
             OutputFormat::Yaml => {
                 out.write_str("---\n")?;
-                out.write_str(&meshmove_core::yaml::to_yaml_string(&serde_json::to_value(&s)?))?;
+                out.write_str(&meshmove_model::yaml::to_yaml_string(&serde_json::to_value(&s)?))?;
             }
             _ if tty => {
                 // Redraw in place: back over the last frame, clear, draw.

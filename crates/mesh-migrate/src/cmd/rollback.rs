@@ -3,7 +3,7 @@
 use anyhow::Result;
 use clap::Args;
 use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat};
-use meshmove_core::plan::{self, RollbackOptions};
+use meshmove_kube::plan::{self, RollbackOptions};
 
 use super::live::{Live, MutateFlags, progress};
 

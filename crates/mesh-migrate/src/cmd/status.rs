@@ -3,9 +3,9 @@
 use anyhow::Result;
 use meshmove_cli::render::{structured, table};
 use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat, SourceFlags};
-use meshmove_core::inventory::kinds;
+use meshmove_model::inventory::kinds;
 use meshmove_core::migrate::status::{self, NamespaceStatus};
-use meshmove_core::plan::Journal;
+use meshmove_kube::plan::Journal;
 
 use super::live::Live;
 
@@ -15,7 +15,7 @@ pub struct StatusArgs {
     source: SourceFlags,
 }
 
-const KINDS: &[&meshmove_core::inventory::Kind] = &[
+const KINDS: &[&meshmove_model::inventory::Kind] = &[
     &kinds::NAMESPACE,
     &kinds::POD,
     &kinds::REPLICA_SET,
@@ -46,7 +46,7 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &StatusArgs) -> Result<
         let inventory = meshmove_cli::analysis::load_inventory(kube, &args.source, KINDS, &[])?;
         let ns = inventory.default_namespace.clone();
         let journal = inventory
-            .get(&kinds::CONFIG_MAP, Some(&ns), meshmove_core::plan::JOURNAL_NAME)
+            .get(&kinds::CONFIG_MAP, Some(&ns), meshmove_kube::plan::JOURNAL_NAME)
             .map(|cm| Journal::from_config_map(&ns, &cm.value).map_err(anyhow::Error::from))
             .transpose()?;
         (ns, inventory, journal)

@@ -8,8 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, UNIX_EPOCH};
 
-use meshmove_core::inventory::{Inventory, Kind, Object, Origin, SourceInfo};
-use meshmove_core::spire::{self, CheckStatus, SpireContext, SpireOptions, run_category};
+use meshmove_model::inventory::{Inventory, Kind, Object, Origin, SourceInfo};
+use meshmove_spire::{self as spire, CheckStatus, SpireContext, SpireOptions, run_category};
 use serde_json::{Value, json};
 
 use super::*;
@@ -198,7 +198,7 @@ fn cluster(server_conf: &str) -> Inventory {
     .map(object)
     .collect();
     objects.sort_by(|a, b| a.kind.cmp(&b.kind));
-    let listed: BTreeMap<&'static Kind, Option<meshmove_core::inventory::Unavailable>> =
+    let listed: BTreeMap<&'static Kind, Option<meshmove_model::inventory::Unavailable>> =
         spire::KINDS.iter().map(|k| (*k, None)).collect();
     Inventory::from_cluster(
         objects,

@@ -20,8 +20,8 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
 
 use super::control_plane::listed_only_in;
 use super::{PrecheckOptions, Scope, join_and};
-use crate::findings::{Analyzer, Finding};
-use crate::inventory::{Inventory, Kind, kinds};
+use meshmove_model::findings::{Analyzer, Finding};
+use meshmove_model::inventory::{Inventory, Kind, kinds};
 use crate::mesh::catalog::*;
 
 static REQUIRES: &[&Kind] = &[&kinds::NODE, &kinds::POD];

@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::{MeshMode, PrecheckOptions, join_and};
-use crate::findings::{Analyzer, Finding};
-use crate::inventory::{Inventory, Kind, Object, SourceInfo, kinds};
+use meshmove_model::findings::{Analyzer, Finding};
+use meshmove_model::inventory::{Inventory, Kind, Object, SourceInfo, kinds};
 use crate::mesh::catalog::*;
 
 static REQUIRES: &[&Kind] = &[&kinds::CRD, &kinds::DEPLOYMENT];
@@ -162,7 +162,7 @@ impl ControlPlane {
         inventory: &Inventory,
         out: &mut Vec<Finding>,
         unseen: &mut Vec<String>,
-        (code, what, expected_name): (&'static crate::findings::Code, &str, &str),
+        (code, what, expected_name): (&'static meshmove_model::findings::Code, &str, &str),
         is_it: fn(&Object) -> bool,
     ) {
         let found: Vec<&Object> = inventory.of(&kinds::DAEMON_SET).filter(|o| is_it(o)).collect();
@@ -264,14 +264,14 @@ impl Gate {
 /// injector.
 pub fn gate(inventory: &Inventory, mode: MeshMode, revision: Option<&str>) -> Gate {
     let analyzer = ControlPlane(PrecheckOptions { mode, ..PrecheckOptions::default() });
-    let report = crate::findings::run("mesh-migrate", "control-plane", &[&analyzer], inventory);
+    let report = meshmove_model::findings::run("mesh-migrate", "control-plane", &[&analyzer], inventory);
     let mut gate = Gate { blockers: Vec::new(), notes: report.notes };
     for s in &report.skipped {
         gate.notes.push(format!("the Istio control plane was not checked: {}", s.reason));
     }
     for f in report.findings {
         match f.severity {
-            crate::findings::Severity::Error => gate.blockers.push(f),
+            meshmove_model::findings::Severity::Error => gate.blockers.push(f),
             _ if f.code == CODE_CONTROL_PLANE_OUT_OF_SCOPE.code => gate.notes.push(f.message),
             _ => {}
         }

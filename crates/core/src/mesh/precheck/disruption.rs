@@ -16,8 +16,8 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{PrecheckOptions, Replicas, Scope, WORKLOAD_KINDS, join_and, selects, workloads};
-use crate::findings::{Analyzer, Finding};
-use crate::inventory::{Inventory, Kind, kinds};
+use meshmove_model::findings::{Analyzer, Finding};
+use meshmove_model::inventory::{Inventory, Kind, kinds};
 use crate::mesh::catalog::*;
 
 static REQUIRES: &[&Kind] = &[&kinds::POD_DISRUPTION_BUDGET];

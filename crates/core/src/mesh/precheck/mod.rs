@@ -33,8 +33,8 @@ use kube::core::{Selector, SelectorExt};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::findings::Analyzer;
-use crate::inventory::{Inventory, Object, SourceInfo, kinds};
+use meshmove_model::findings::Analyzer;
+use meshmove_model::inventory::{Inventory, Object, SourceInfo, kinds};
 
 pub use capacity::Capacity;
 pub use control_plane::{ControlPlane, GATE_KINDS, GATE_KINDS_WIDE, Gate, gate};
@@ -107,7 +107,7 @@ pub fn analyzers(options: &PrecheckOptions) -> Vec<Box<dyn Analyzer>> {
 }
 
 
-pub(crate) use crate::workload::WORKLOAD_KINDS;
+pub(crate) use meshmove_model::workload::WORKLOAD_KINDS;
 
 /// Kubernetes' own namespaces, never migrated.
 const SYSTEM_NAMESPACES: &[&str] = &["kube-system", "kube-public", "kube-node-lease", "istio-system"];
@@ -203,7 +203,7 @@ fn deserialize<T: for<'de> Deserialize<'de>>(v: Option<&Value>) -> Option<T> {
 
 /// Kind of the controlling owner (or the first owner) of an object.
 fn owner_kind(o: &Object) -> Option<&str> {
-    crate::workload::owner(o).map(|(kind, _)| kind)
+    meshmove_model::workload::owner(o).map(|(kind, _)| kind)
 }
 
 fn count(v: Option<&Value>) -> Option<u64> {

@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 
 use super::control_plane::{istiods, revision_of, webhook_revisions};
 use super::{MeshMode, PrecheckOptions, Scope, join_and};
-use crate::findings::{Analyzer, Finding};
-use crate::inventory::{Inventory, Kind, kinds};
+use meshmove_model::findings::{Analyzer, Finding};
+use meshmove_model::inventory::{Inventory, Kind, kinds};
 use crate::mesh::catalog::*;
 
 static REQUIRES: &[&Kind] = &[&kinds::NAMESPACE];

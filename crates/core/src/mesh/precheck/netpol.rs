@@ -27,8 +27,8 @@ use kube::core::{Selector, SelectorExt};
 
 use super::control_plane::istiods;
 use super::{MeshMode, PrecheckOptions, Scope, Workload, join_and, namespace_labels, selector, workloads};
-use crate::findings::{Analyzer, Finding};
-use crate::inventory::{Inventory, Kind, Object, kinds};
+use meshmove_model::findings::{Analyzer, Finding};
+use meshmove_model::inventory::{Inventory, Kind, Object, kinds};
 use crate::mesh::catalog::*;
 
 // No NetworkPolicy in the input means none exists, which blocks nothing: nothing is required.

@@ -18,8 +18,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::core::{Selector, SelectorExt};
 
 use super::{PrecheckOptions, Scope, WORKLOAD_KINDS, Workload, join_and, workloads};
-use crate::findings::{Analyzer, Finding};
-use crate::inventory::{Inventory, Kind, Object, kinds};
+use meshmove_model::findings::{Analyzer, Finding};
+use meshmove_model::inventory::{Inventory, Kind, Object, kinds};
 use crate::mesh::catalog::*;
 
 static REQUIRES: &[&Kind] = &[&kinds::SERVICE];

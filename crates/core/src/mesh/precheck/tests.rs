@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::*;
-use crate::inventory::{Object, Origin};
+use meshmove_model::inventory::{Object, Origin};
 
 fn obj(value: serde_json::Value) -> Object {
     let api_version = value["apiVersion"].as_str().unwrap().to_string();
@@ -104,7 +104,7 @@ fn analyzers_depend_on_the_mode_and_kinds_are_their_union() {
 
     let kinds_of = |a: &[Box<dyn Analyzer>]| {
         let refs: Vec<&dyn Analyzer> = a.iter().map(|a| a.as_ref()).collect();
-        crate::findings::wanted_kinds(&refs)
+        meshmove_model::findings::wanted_kinds(&refs)
     };
     let (k, wide) = kinds_of(&sidecar);
     assert_eq!(wide, [&kinds::POD, &kinds::DAEMON_SET, &kinds::DEPLOYMENT], "control plane and capacity list cluster-wide");
@@ -135,7 +135,7 @@ fn selectors_follow_label_selector_semantics() {
 
 mod gate {
     use super::*;
-    use crate::inventory::{Kind, Unavailable};
+    use meshmove_model::inventory::{Kind, Unavailable};
 
     fn crd(group: &str) -> Object {
         obj(json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",

@@ -17,8 +17,8 @@ use serde_json::Value;
 
 use super::control_plane::istiods;
 use super::{PrecheckOptions, Replicas, Scope, WORKLOAD_KINDS, Workload, workloads};
-use crate::findings::{Analyzer, Finding};
-use crate::inventory::{Inventory, Kind, kinds};
+use meshmove_model::findings::{Analyzer, Finding};
+use meshmove_model::inventory::{Inventory, Kind, kinds};
 use crate::mesh::catalog::*;
 
 static JOB_USES: &[&Kind] = &[&kinds::JOB, &kinds::CRON_JOB, &kinds::DEPLOYMENT, &kinds::NODE];

@@ -1,0 +1,1 @@
+//! Istio's rules, written once (placeholder: being filled in).

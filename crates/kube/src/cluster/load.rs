@@ -1,0 +1,255 @@
+//! Listing kinds from a cluster into an inventory: each kind once, paginated, concurrently.
+
+use std::collections::BTreeMap;
+
+use futures::{StreamExt, stream};
+use kube::api::{ApiResource, DynamicObject, ListParams};
+use kube::core::{GroupVersionKind, Request};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta;
+use serde::Deserialize;
+use serde::de::{MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+
+use super::{ClusterError, Connection};
+use meshmove_model::inventory::{Inventory, Kind, Object, Origin, SourceInfo, Unavailable};
+
+/// Page size for LIST calls (kubectl uses 500 too).
+pub const PAGE_SIZE: u32 = 500;
+const CONCURRENT_LISTS: usize = 6;
+
+#[derive(Deserialize)]
+struct ListPage {
+    #[serde(default)]
+    metadata: ListMeta,
+    #[serde(default)]
+    items: Vec<Exact>,
+}
+
+/// List `kinds` from the cluster. Namespaced kinds are listed in `namespace` (all namespaces when
+/// `None`), except those in `cluster_wide`; cluster-scoped kinds cluster-wide. A kind whose CRD is absent (404) or whose list is
+/// forbidden (403) is recorded as unavailable and the load continues; unreachable servers and
+/// rejected credentials stop it.
+pub async fn load(
+    conn: &Connection,
+    kinds: &[&'static Kind],
+    cluster_wide: &[&'static Kind],
+    namespace: Option<&str>,
+) -> Result<Inventory, ClusterError> {
+    let mut wanted: Vec<&'static Kind> = kinds.to_vec();
+    wanted.sort();
+    wanted.dedup();
+    let results: Vec<_> = stream::iter(wanted.iter().map(|&k| async move {
+        let ns = if cluster_wide.contains(&k) { None } else { namespace };
+        (k, list_kind(conn, k, ns).await)
+    }))
+        .buffer_unordered(CONCURRENT_LISTS)
+        .collect()
+        .await;
+    let mut listed = BTreeMap::new();
+    let mut per_kind: BTreeMap<&'static Kind, Vec<Object>> = BTreeMap::new();
+    for (kind, result) in results {
+        match result? {
+            Ok(objects) => {
+                listed.insert(kind, None);
+                per_kind.insert(kind, objects);
+            }
+            Err(why) => {
+                listed.insert(kind, Some(why));
+            }
+        }
+    }
+    // Deterministic order whatever order the lists finished in: by kind, then as listed.
+    let objects = per_kind.into_values().flatten().collect();
+    let source = SourceInfo::Cluster { context: conn.context.clone(), namespace: namespace.map(str::to_string) };
+    let wide = cluster_wide.iter().copied().filter(|k| k.namespaced).collect();
+    Ok(Inventory::from_cluster(objects, listed, source, conn.namespace.clone()).with_cluster_wide(wide))
+}
+
+type KindResult = Result<Result<Vec<Object>, Unavailable>, ClusterError>;
+
+async fn list_kind(conn: &Connection, kind: &'static Kind, namespace: Option<&str>) -> KindResult {
+    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(kind.group, kind.version, kind.kind), kind.plural);
+    let ns = if kind.namespaced { namespace } else { None };
+    let request = Request::new(<DynamicObject as kube::Resource>::url_path(&ar, ns));
+    let mut objects = Vec::new();
+    let mut params = ListParams::default().limit(PAGE_SIZE);
+    loop {
+        let http_req = request.list(&params).map_err(|e| api_error(conn, kind, ns, kube::Error::BuildRequest(e)))?;
+        let page: ListPage = match conn.client.request(http_req).await {
+            Ok(page) => page,
+            Err(kube::Error::Api(status)) if status.code == 404 => return Ok(Err(Unavailable::NotServed)),
+            Err(kube::Error::Api(status)) if status.code == 403 => {
+                let message = if status.message.is_empty() {
+                    format!("forbidden: cannot list {} ({})", kind.resource(), scope(ns))
+                } else {
+                    status.message.clone()
+                };
+                return Ok(Err(Unavailable::Forbidden { message }));
+            }
+            Err(e) => return Err(api_error(conn, kind, ns, e)),
+        };
+        let origin = Origin::Cluster { context: conn.context.clone() };
+        for Exact(item) in page.items {
+            objects.push(to_object(item, kind, origin.clone()));
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params.continue_token = Some(token),
+            None => break,
+        }
+    }
+    Ok(Ok(objects))
+}
+
+fn scope(ns: Option<&str>) -> String {
+    ns.map_or_else(|| "all namespaces".to_string(), |n| format!("namespace {n}"))
+}
+
+fn to_object(mut value: Value, kind: &'static Kind, origin: Origin) -> Object {
+    // LIST items may omit kind/apiVersion; the inventory needs them on every object.
+    if let Value::Object(map) = &mut value {
+        map.entry("apiVersion").or_insert_with(|| Value::String(kind.api_version()));
+        map.entry("kind").or_insert_with(|| Value::String(kind.kind.to_string()));
+        // Field ownership records are about as large as the object itself and nothing that reads
+        // an inventory uses them (writes go through server-side apply or strip them anyway).
+        if let Some(Value::Object(meta)) = map.get_mut("metadata") {
+            meta.shift_remove("managedFields");
+        }
+    }
+    let meta = value.get("metadata");
+    let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or_default().to_string();
+    let namespace = meta.and_then(|m| m.get("namespace")).and_then(Value::as_str).map(str::to_string);
+    Object { api_version: kind.api_version(), kind: kind.kind.to_string(), namespace, name, value, origin }
+}
+
+/// A JSON value whose maps and arrays are allocated at their exact size. `Value`'s own parser
+/// grows them by doubling, leaving about a third of their room spare, and an inventory of a large
+/// cluster keeps every one (most of a live audit's memory is these trees; see BENCHMARKS.md).
+/// Here a map's entries are gathered first and the map is built once at its size, which also
+/// spares the rehashing of each growth step. Same keys, same order, same values.
+struct Exact(Value);
+
+impl<'de> Deserialize<'de> for Exact {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ExactVisitor)
+    }
+}
+
+struct ExactVisitor;
+
+impl<'de> Visitor<'de> for ExactVisitor {
+    type Value = Exact;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Exact, E> {
+        Ok(Exact(Value::Bool(v)))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Exact, E> {
+        Ok(Exact(Value::Number(v.into())))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Exact, E> {
+        Ok(Exact(Value::Number(v.into())))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Exact, E> {
+        Ok(Exact(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Exact, E> {
+        Ok(Exact(Value::String(v.to_owned())))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Exact, E> {
+        Ok(Exact(Value::String(v)))
+    }
+
+    fn visit_unit<E>(self) -> Result<Exact, E> {
+        Ok(Exact(Value::Null))
+    }
+
+    fn visit_none<E>(self) -> Result<Exact, E> {
+        Ok(Exact(Value::Null))
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Exact, D::Error> {
+        Exact::deserialize(d)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Exact, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(Exact(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        items.shrink_to_fit();
+        Ok(Exact(Value::Array(items)))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Exact, A::Error> {
+        let mut entries: Vec<(String, Value)> = Vec::new();
+        while let Some((k, Exact(v))) = map.next_entry::<String, Exact>()? {
+            entries.push((k, v));
+        }
+        let mut exact = serde_json::Map::with_capacity(entries.len());
+        for (k, v) in entries {
+            exact.insert(k, v);
+        }
+        Ok(Exact(Value::Object(exact)))
+    }
+}
+
+/// Classify a failed call: unreachable, unauthorized, or another API error naming verb and resource.
+pub(crate) fn api_error(conn: &Connection, kind: &Kind, ns: Option<&str>, e: kube::Error) -> ClusterError {
+    let context = conn.context.clone();
+    match &e {
+        kube::Error::Api(status) if status.code == 401 => ClusterError::Unauthorized {
+            context,
+            code: 401,
+            message: status.message.clone(),
+            source: e,
+        },
+        kube::Error::Api(status) => ClusterError::Api {
+            verb: "list",
+            resource: format!("{} ({})", kind.resource(), scope(ns)),
+            message: format!("{} {}", status.code, status.message),
+            source: e,
+        },
+        _ => ClusterError::Unreachable { context, source: e },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshmove_model::inventory::kinds;
+
+    #[test]
+    fn listed_items_get_their_kind_and_lose_field_ownership_records() {
+        let item = serde_json::json!({
+            "metadata": {"name": "api", "namespace": "shop", "labels": {"app": "api"},
+                         "managedFields": [{"manager": "helm", "operation": "Apply", "fieldsV1": {"f:spec": {}}}]},
+            "spec": {"replicas": 2}
+        });
+        let o = to_object(item, &kinds::DEPLOYMENT, Origin::Cluster { context: "c".into() });
+        assert_eq!((o.kind.as_str(), o.namespace.as_deref(), o.name.as_str()), ("Deployment", Some("shop"), "api"));
+        assert_eq!(o.value["apiVersion"], "apps/v1");
+        assert_eq!(o.value["kind"], "Deployment");
+        assert!(o.value["metadata"].get("managedFields").is_none(), "{}", o.value);
+        assert_eq!(o.value["metadata"]["labels"]["app"], "api");
+        assert_eq!(o.value["spec"]["replicas"], 2);
+    }
+
+    #[test]
+    fn exact_values_are_the_values_serde_json_parses() {
+        let text = r#"{"z": 1, "a": [3, {"y": null, "b": "x\u00e9"}, []], "m": {}, "k": [true, 2.5, -7, 18446744073709551615], "d": {"k": 1, "k": 2}}"#;
+        let Exact(v) = serde_json::from_str(text).unwrap();
+        let reference: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(v, reference);
+        assert_eq!(serde_json::to_string(&v).unwrap(), serde_json::to_string(&reference).unwrap(), "same key order");
+        let Value::Object(m) = &v else { panic!() };
+        assert_eq!(m.keys().collect::<Vec<_>>(), ["z", "a", "m", "k", "d"]);
+    }
+}

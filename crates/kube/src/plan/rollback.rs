@@ -1,0 +1,235 @@
+//! Rollback from the journal.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::client::{self, api_error, empty_tree, field_ops, portable, remove_pointer, set_pointer};
+use super::journal::{FieldRecord, Journal, Prior, StepRecord, StepStatus, now};
+use super::wait::wait_ready;
+use super::{Action, DryRun, Outcome, PlanError, Progress, RollbackOptions, Target, restart_pointer};
+use crate::cluster::Connection;
+use meshmove_model::inventory::kinds;
+use meshmove_model::workload::disruption_budgets;
+
+/// The PodDisruptionBudgets guarding each workload of the namespace, by `(kind, name)`. Budgets
+/// that cannot be listed guard nothing (batches are then by size only).
+async fn guarding_budgets(conn: &Connection, namespace: &str) -> Result<BTreeMap<(String, String), Vec<String>>, PlanError> {
+    let wanted = [&kinds::DEPLOYMENT, &kinds::STATEFUL_SET, &kinds::DAEMON_SET, &kinds::POD_DISRUPTION_BUDGET];
+    let inventory = crate::cluster::load(conn, &wanted, &[], Some(namespace)).await?;
+    Ok(wanted[..3]
+        .iter()
+        .flat_map(|k| inventory.of(k))
+        .map(|w| ((w.kind.clone(), w.name.clone()), disruption_budgets(&inventory, w)))
+        .filter(|(_, b)| !b.is_empty())
+        .collect())
+}
+
+/// Undo what the journal of `namespace` recorded (or only what `options.step` recorded first):
+/// see the module docs for the order. Returns one outcome per object restored.
+pub async fn rollback(
+    conn: &Connection,
+    namespace: &str,
+    options: &RollbackOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Vec<Outcome>, PlanError> {
+    let Some(mut journal) = Journal::load(conn, namespace).await? else {
+        return Err(PlanError::NoJournal { namespace: namespace.to_string() });
+    };
+    let selected: Vec<usize> = (0..journal.entries.len())
+        .filter(|&i| options.step.as_ref().is_none_or(|s| &journal.entries[i].step == s))
+        .collect();
+    let r = Restore { conn, options };
+    let mut outcomes = Vec::new();
+    // Objects and plain fields first, newest first; pod templates last, once the namespace
+    // labels are back, so the re-rolled pods come up as they were.
+    for &i in selected.iter().rev() {
+        if let Some(o) = r.entry(&journal.entries[i].target, &journal.entries[i].prior, false).await? {
+            progress(Progress::Done(o.clone()));
+            outcomes.push(o);
+        }
+    }
+    // Workloads roll again in batches, each waited for before the next, never two in one batch
+    // that a PodDisruptionBudget guards together (budgets as they are now, not at enable time).
+    let live = options.dry_run == DryRun::None;
+    let guards = if live { guarding_budgets(conn, namespace).await? } else { BTreeMap::new() };
+    let mut batch = Vec::new();
+    let mut guarded: Vec<&String> = Vec::new();
+    let size = if options.batch_size == 0 { usize::MAX } else { options.batch_size };
+    for &i in selected.iter().rev() {
+        let target = &journal.entries[i].target;
+        let budgets = guards.get(&(target.kind.clone(), target.name.clone())).map(Vec::as_slice).unwrap_or_default();
+        if live && budgets.iter().any(|b| guarded.contains(&b)) {
+            wait_ready(conn, &batch, options.timeout, progress).await?;
+            batch.clear();
+            guarded.clear();
+        }
+        if let Some(o) = r.entry(target, &journal.entries[i].prior, true).await? {
+            progress(Progress::Done(o.clone()));
+            if o.action == Action::Restarted {
+                batch.push(o.target.clone());
+                guarded.extend(budgets);
+            }
+            outcomes.push(o);
+            if batch.len() >= size && live {
+                wait_ready(conn, &batch, options.timeout, progress).await?;
+                batch.clear();
+                guarded.clear();
+            }
+        }
+    }
+    if options.dry_run != DryRun::None {
+        return Ok(outcomes);
+    }
+    if !batch.is_empty() {
+        wait_ready(conn, &batch, options.timeout, progress).await?;
+    }
+    let remaining: Vec<_> = journal.entries.iter().enumerate().filter(|(i, _)| !selected.contains(i)).map(|(_, e)| e.clone()).collect();
+    if options.step.is_none() || (remaining.is_empty() && journal.steps.iter().all(|s| Some(&s.step) == options.step.as_ref())) {
+        journal.remove(conn).await?;
+    } else {
+        let step = options.step.clone().unwrap_or_default();
+        journal.entries = remaining;
+        for s in journal.steps.iter_mut().filter(|s| s.step == step) {
+            s.status = StepStatus::RolledBack;
+        }
+        journal.steps.push(StepRecord {
+            step: format!("rollback {step}"),
+            who: options.actor.clone(),
+            started_at: now(),
+            finished_at: Some(now()),
+            status: StepStatus::Completed,
+            error: None,
+        });
+        journal.save(conn).await?;
+    }
+    Ok(outcomes)
+}
+
+struct Restore<'a> {
+    conn: &'a Connection,
+    options: &'a RollbackOptions,
+}
+
+impl Restore<'_> {
+    fn outcome(&self, target: &Target, action: Action, detail: &str) -> Outcome {
+        Outcome { target: target.clone(), action, dry_run: self.options.dry_run, detail: detail.to_string() }
+    }
+
+    fn writes(&self) -> bool {
+        self.options.dry_run != DryRun::Client
+    }
+
+    fn server_dry(&self) -> bool {
+        self.options.dry_run == DryRun::Server
+    }
+
+    /// Restore one entry: in the first pass everything but restart annotations, in the second
+    /// only those. `None` when the pass has nothing to do for it.
+    async fn entry(&self, target: &Target, prior: &Prior, restarts: bool) -> Result<Option<Outcome>, PlanError> {
+        match prior {
+            Prior::Absent if !restarts => {
+                if !self.writes() {
+                    let exists = client::get(self.conn, target).await?.is_some();
+                    return Ok(Some(self.outcome(target, if exists { Action::Deleted } else { Action::Skipped }, "")));
+                }
+                let existed = client::delete(self.conn, target, self.server_dry()).await?;
+                Ok(Some(self.outcome(target, if existed { Action::Deleted } else { Action::Skipped }, if existed { "" } else { "(already absent)" })))
+            }
+            Prior::Object { object } if !restarts => self.object(target, object).await.map(Some),
+            Prior::Fields { fields } => {
+                let rp = restart_pointer();
+                let mine: BTreeMap<&String, &FieldRecord> = fields.iter().filter(|(p, _)| (**p == rp) == restarts).collect();
+                if mine.is_empty() {
+                    return Ok(None);
+                }
+                self.fields(target, &mine, restarts).await
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn object(&self, target: &Target, object: &Value) -> Result<Outcome, PlanError> {
+        let current = client::get(self.conn, target).await?;
+        match current {
+            None => {
+                if self.writes() {
+                    client::create(self.conn, object, self.server_dry()).await?;
+                }
+                Ok(self.outcome(target, Action::Created, "(restored)"))
+            }
+            Some(c) if portable(&c) == *object => Ok(self.outcome(target, Action::Unchanged, "")),
+            Some(c) => {
+                if self.writes() {
+                    let mut put = object.clone();
+                    put["metadata"]["resourceVersion"] = c.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""));
+                    client::replace(self.conn, &put, self.server_dry()).await.map_err(|e| api_error(self.conn, "update", target, e))?;
+                }
+                Ok(self.outcome(target, Action::Configured, "(restored)"))
+            }
+        }
+    }
+
+    async fn fields(&self, target: &Target, fields: &BTreeMap<&String, &FieldRecord>, restarts: bool) -> Result<Option<Outcome>, PlanError> {
+        let done = if restarts { Action::Restarted } else { Action::Configured };
+        for attempt in 1..=3 {
+            let Some(current) = client::get(self.conn, target).await? else {
+                return Ok(Some(self.outcome(target, Action::Skipped, "(object is gone)")));
+            };
+            let mut ops = Vec::new();
+            // Operations apply in sequence: build each against the document as the previous
+            // ones leave it.
+            let mut working = current.clone();
+            for (pointer, rec) in fields {
+                let now = current.pointer(pointer);
+                if now == rec.prior.as_ref() {
+                    continue;
+                }
+                if now != rec.written.as_ref() && !self.options.force {
+                    let show = |v: Option<&Value>| v.map_or_else(|| "absent".to_string(), |v| v.to_string());
+                    return Err(PlanError::Drifted {
+                        target: target.clone(),
+                        pointer: (*pointer).clone(),
+                        current: show(now),
+                        written: show(rec.written.as_ref()),
+                        prior: show(rec.prior.as_ref()),
+                    });
+                }
+                let mut at = (*pointer).clone();
+                if rec.prior.is_none()
+                    && let Some(outer) = rec.absent_from.as_ref().filter(|o| *o != *pointer)
+                    && let Some(sub) = working.pointer(outer)
+                {
+                    // Remove the parent the tool created too, when only this field is in it.
+                    let mut probe = json!({"x": sub.clone()});
+                    remove_pointer(&mut probe, &format!("/x{}", &pointer[outer.len()..]));
+                    if empty_tree(&probe["x"]) {
+                        at = outer.clone();
+                    }
+                }
+                match &rec.prior {
+                    None => {
+                        ops.extend(field_ops(&working, &at, None).unwrap_or_default());
+                        remove_pointer(&mut working, &at);
+                    }
+                    Some(v) => {
+                        ops.extend(field_ops(&working, pointer, Some(v)).unwrap_or_default());
+                        set_pointer(&mut working, pointer, v.clone());
+                    }
+                }
+            }
+            if ops.is_empty() {
+                return Ok(Some(self.outcome(target, Action::Unchanged, "")));
+            }
+            if !self.writes() {
+                return Ok(Some(self.outcome(target, done, "")));
+            }
+            match client::json_patch(self.conn, target, &ops, self.server_dry()).await {
+                Ok(_) => return Ok(Some(self.outcome(target, done, ""))),
+                Err(kube::Error::Api(s)) if (s.code == 422 || s.code == 409) && attempt < 3 => continue,
+                Err(e) => return Err(api_error(self.conn, "patch", target, e)),
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+}

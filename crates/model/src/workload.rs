@@ -1,0 +1,206 @@
+//! Workloads and their pod templates, one view for every kind that runs pods.
+//!
+//! Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, CronJobs and bare Pods all carry a
+//! pod template somewhere different. Analyzers, the post-renderer and the reachability engine want
+//! the same things from each (labels, containers, ports, replicas), so the lookup lives here once.
+//! Pods and ReplicaSets/Jobs created by a controller are grouped under their owner, as users think
+//! of them.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube_core::{Selector, SelectorExt};
+use serde_json::Value;
+
+use crate::inventory::{Inventory, Object, kinds};
+
+/// The kinds that run pods, in the order reports list them.
+pub static WORKLOAD_KINDS: &[&kinds::Kind] = &[
+    &kinds::DEPLOYMENT,
+    &kinds::STATEFUL_SET,
+    &kinds::DAEMON_SET,
+    &kinds::REPLICA_SET,
+    &kinds::JOB,
+    &kinds::CRON_JOB,
+    &kinds::POD,
+];
+
+/// JSON pointer of the pod template inside an object of `kind` (`""` for a Pod itself).
+pub fn template_pointer(kind: &str) -> Option<&'static str> {
+    match kind {
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => Some("/spec/template"),
+        "CronJob" => Some("/spec/jobTemplate/spec/template"),
+        "Pod" => Some(""),
+        _ => None,
+    }
+}
+
+/// A workload: an object that runs pods, with a view of its pod template.
+#[derive(Debug, Clone, Copy)]
+pub struct Workload<'a> {
+    pub object: &'a Object,
+    /// The pod template (`metadata` + `spec`); for a bare Pod, the Pod.
+    pub template: &'a Value,
+}
+
+impl<'a> Workload<'a> {
+    /// View an object as a workload, if its kind runs pods.
+    pub fn of(object: &'a Object) -> Option<Self> {
+        let ptr = template_pointer(&object.kind)?;
+        let template = if ptr.is_empty() { &object.value } else { object.value.pointer(ptr)? };
+        Some(Workload { object, template })
+    }
+
+    pub fn kind(&self) -> &'a str {
+        &self.object.kind
+    }
+
+    pub fn name(&self) -> &'a str {
+        &self.object.name
+    }
+
+    pub fn namespace(&self) -> &'a str {
+        self.object.namespace.as_deref().unwrap_or("default")
+    }
+
+    /// Pod template labels.
+    pub fn pod_labels(&self) -> BTreeMap<String, String> {
+        string_map(self.template.pointer("/metadata/labels"))
+    }
+
+    /// Pod template annotations.
+    pub fn pod_annotations(&self) -> BTreeMap<String, String> {
+        string_map(self.template.pointer("/metadata/annotations"))
+    }
+
+    pub fn pod_spec(&self) -> Option<&'a Value> {
+        self.template.get("spec")
+    }
+
+    /// Main containers (not init containers).
+    pub fn containers(&self) -> impl Iterator<Item = &'a Value> + 'a {
+        self.template.pointer("/spec/containers").and_then(Value::as_array).into_iter().flatten()
+    }
+
+    /// Init containers (including native sidecars, which have `restartPolicy: Always`).
+    pub fn init_containers(&self) -> impl Iterator<Item = &'a Value> + 'a {
+        self.template.pointer("/spec/initContainers").and_then(Value::as_array).into_iter().flatten()
+    }
+
+    /// Container ports of the main containers: (name, number, protocol).
+    pub fn ports(&self) -> Vec<ContainerPort> {
+        self.containers()
+            .flat_map(|c| c.get("ports").and_then(Value::as_array).into_iter().flatten())
+            .filter_map(|p| {
+                Some(ContainerPort {
+                    name: p.get("name").and_then(Value::as_str).map(str::to_string),
+                    port: u16::try_from(p.get("containerPort")?.as_i64()?).ok()?,
+                    protocol: p.get("protocol").and_then(Value::as_str).unwrap_or("TCP").to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Desired replicas: `spec.replicas` (default 1) for scalable kinds, 1 for Pods, Jobs and
+    /// CronJobs, `None` for DaemonSets (one per node).
+    pub fn replicas(&self) -> Option<i64> {
+        match self.kind() {
+            "DaemonSet" => None,
+            "Deployment" | "StatefulSet" | "ReplicaSet" => {
+                Some(self.object.value.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1))
+            }
+            _ => Some(1),
+        }
+    }
+
+    /// Controller owner reference (kind, name), if any.
+    pub fn controller(&self) -> Option<(&'a str, &'a str)> {
+        owner(self.object)
+    }
+
+    /// Images of the main containers.
+    pub fn images(&self) -> impl Iterator<Item = &'a str> + 'a {
+        self.containers().filter_map(|c| c.get("image").and_then(Value::as_str))
+    }
+}
+
+/// A container port.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ContainerPort {
+    pub name: Option<String>,
+    pub port: u16,
+    pub protocol: String,
+}
+
+/// The controller owner (kind, name) of an object, from `metadata.ownerReferences`.
+pub fn owner(object: &Object) -> Option<(&str, &str)> {
+    let refs = object.value.pointer("/metadata/ownerReferences")?.as_array()?;
+    let r = refs
+        .iter()
+        .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
+        .or_else(|| refs.first())?;
+    Some((r.get("kind")?.as_str()?, r.get("name")?.as_str()?))
+}
+
+/// Top-level workloads of an inventory: objects that run pods and are not themselves managed by
+/// another workload in the inventory (a ReplicaSet owned by a Deployment, a Job owned by a
+/// CronJob and a Pod owned by anything are grouped under their owner).
+pub fn workloads(inventory: &Inventory) -> Vec<Workload<'_>> {
+    WORKLOAD_KINDS
+        .iter()
+        .flat_map(|k| inventory.of(k))
+        .filter(|o| match owner(o) {
+            None => true,
+            // A Pod or ReplicaSet whose owner is not a workload kind we know (an operator's CR)
+            // stays a workload of its own.
+            Some((kind, _)) => template_pointer(kind).is_none(),
+        })
+        .filter_map(Workload::of)
+        .collect()
+}
+
+/// Read a JSON object of strings into a sorted map (non-string values are skipped).
+pub fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
+    v.and_then(Value::as_object)
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+        .unwrap_or_default()
+}
+
+/// Resolve the top-level workload a Pod belongs to by following owner references through the
+/// inventory (Pod → ReplicaSet → Deployment, Pod → Job → CronJob).
+pub fn pod_owner<'a>(inventory: &'a Inventory, pod: &'a Object) -> Option<&'a Object> {
+    let ns = pod.namespace.as_deref();
+    let (mut kind, mut name) = owner(pod)?;
+    let mut found = None;
+    for _ in 0..3 {
+        let k = kinds::ALL.iter().find(|k| k.kind == kind && template_pointer(k.kind).is_some())?;
+        let Some(o) = inventory.get(k, ns, name) else { break };
+        found = Some(o);
+        match owner(o) {
+            Some((k2, n2)) if template_pointer(k2).is_some() => (kind, name) = (k2, n2),
+            _ => break,
+        }
+    }
+    found
+}
+
+/// Names of the PodDisruptionBudgets in a workload's namespace whose selector matches its pod
+/// template labels. As policy/v1 defines it, an empty selector matches every pod of the
+/// namespace and a missing one none; a selector that cannot be interpreted counts as matching,
+/// which only makes restart batches smaller.
+pub fn disruption_budgets(inventory: &Inventory, w: &Object) -> Vec<String> {
+    let Some(view) = Workload::of(w) else { return Vec::new() };
+    let labels = view.pod_labels();
+    inventory
+        .of(&kinds::POD_DISRUPTION_BUDGET)
+        .filter(|p| p.namespace == w.namespace)
+        .filter(|p| match p.value.pointer("/spec/selector") {
+            None | Some(Value::Null) => false,
+            Some(sel) => serde_json::from_value::<LabelSelector>(sel.clone())
+                .ok()
+                .and_then(|ls| Selector::try_from(ls).ok())
+                .is_none_or(|s| s.matches(&labels)),
+        })
+        .map(|p| p.name.clone())
+        .collect()
+}

@@ -1,0 +1,409 @@
+//! The reachability engine's view of an inventory: pods, namespaces and NetworkPolicies as a
+//! [`ClusterModel`].
+//!
+//! The same inventory can come from a cluster or from rendered charts, and charts have no Pods.
+//! So every top-level workload is represented by its live pods when the inventory has some
+//! (running or pending; finished pods accept no connection), and otherwise by one pod built from
+//! its pod template: a Deployment scaled to zero, a CronJob between runs and a chart not yet
+//! installed still describe pods that will exist, and policies must be judged against them.
+//! CloudNativePG clusters get a representative instance pod the same way when their pods are
+//! absent (charts hold the `Cluster`, the operator makes the pods).
+//!
+//! Pod IPs come from live pods only. Objects are read from their JSON directly rather than
+//! through typed structs: the model of a 10,000-pod cluster is built in milliseconds.
+//!
+//! With [`ModelOptions::probes`], the model also holds *probe pods*: one unlabelled pod in a
+//! namespace that does not exist ([`NEW_NAMESPACE`]), standing for "a pod in any other
+//! namespace, including one created tomorrow", and one in every namespace that policies name (or
+//! whose labels they select) but whose pods the inventory lacks (a load limited to one
+//! namespace, a chart). They let `audit` tell whether a database is open to other namespaces even
+//! when those namespaces were not loaded. `reach` and `explain` never include them.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube_core::{Selector, SelectorExt};
+use serde_json::Value;
+
+use meshmove_model::cnpg;
+use meshmove_model::inventory::{Inventory, Object, kinds};
+use crate::{ClusterModel, ContainerPort, NAMESPACE_NAME_LABEL, NamespaceInfo, PodInfo, Protocol, WorkloadKind, WorkloadRef};
+use meshmove_model::workload::{Workload, owner, template_pointer, workloads};
+
+/// The namespace of the probe pod that stands for any namespace the inventory does not show. Not a
+/// valid namespace name, so it cannot collide with a real one.
+pub const NEW_NAMESPACE: &str = "(any other namespace)";
+
+/// Name of every probe pod.
+pub const PROBE_POD: &str = "(any pod)";
+
+/// What to put in the model.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ModelOptions {
+    /// Add probe pods (see the module docs).
+    pub probes: bool,
+}
+
+/// A NetworkPolicy that could not be read into the engine's types, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadablePolicy {
+    pub namespace: String,
+    pub name: String,
+    pub message: String,
+}
+
+/// The engine's input, plus what could not go in.
+#[derive(Debug, Clone, Default)]
+pub struct Model {
+    pub cluster: ClusterModel,
+    /// Pods standing for workloads by their template (no live pod was in the inventory).
+    pub template_pods: usize,
+    /// Namespaces holding a probe pod (see the module docs).
+    pub probe_namespaces: Vec<String>,
+    /// Policies whose shape does not fit `networking.k8s.io/v1` (a string where a list belongs).
+    pub unreadable_policies: Vec<UnreadablePolicy>,
+    /// Container ports left out, `(pod, problem)` (a protocol the API does not accept).
+    pub dropped_ports: Vec<(String, String)>,
+}
+
+impl Model {
+    /// Whether a workload reference is a probe pod's.
+    pub fn is_probe(w: &WorkloadRef) -> bool {
+        w.kind == WorkloadKind::Pod && w.name == PROBE_POD
+    }
+}
+
+/// The engine workload of an inventory object (a workload kind or a CloudNativePG `Cluster`).
+pub fn workload_ref(o: &Object) -> WorkloadRef {
+    WorkloadRef::new(WorkloadKind::parse(&o.kind), o.namespace.as_deref().unwrap_or("default"), &o.name)
+}
+
+fn string_labels(v: Option<&Value>) -> BTreeMap<String, String> {
+    meshmove_model::workload::string_map(v)
+}
+
+/// Finished pods (phase Succeeded or Failed) accept and open no connection.
+fn is_finished(pod: &Object) -> bool {
+    matches!(pod.value.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"))
+}
+
+/// Container ports of the main containers and of native sidecars (init containers with
+/// `restartPolicy: Always`); other init containers have exited before the pod serves.
+fn spec_ports(spec: Option<&Value>, what: &str, dropped: &mut Vec<(String, String)>) -> Vec<ContainerPort> {
+    let Some(spec) = spec else { return Vec::new() };
+    let main = spec.get("containers").and_then(Value::as_array).into_iter().flatten();
+    let sidecars = spec
+        .get("initContainers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|c| c.get("restartPolicy").and_then(Value::as_str) == Some("Always"));
+    let mut out = Vec::new();
+    for c in main.chain(sidecars) {
+        for p in c.get("ports").and_then(Value::as_array).into_iter().flatten() {
+            let Some(port) = p.get("containerPort").and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok()).filter(|&n| n != 0)
+            else {
+                dropped.push((what.to_string(), format!("invalid containerPort {}", p.get("containerPort").unwrap_or(&Value::Null))));
+                continue;
+            };
+            let protocol = match p.get("protocol").and_then(Value::as_str) {
+                None => Protocol::Tcp,
+                Some(s) => match s.parse() {
+                    Ok(proto) => proto,
+                    Err(e) => {
+                        dropped.push((what.to_string(), format!("container port {port}: {e}")));
+                        continue;
+                    }
+                },
+            };
+            out.push(ContainerPort::new(p.get("name").and_then(Value::as_str), port, protocol));
+        }
+    }
+    out
+}
+
+fn host_network(spec: Option<&Value>) -> bool {
+    spec.and_then(|s| s.get("hostNetwork")).and_then(Value::as_bool).unwrap_or(false)
+}
+
+/// The workload a live pod is grouped under: its top-level owner in the inventory, else what its
+/// controller reference says (a ReplicaSet named `<deployment>-<pod-template-hash>` is reported
+/// as that Deployment), else the pod itself (`None`).
+fn live_owner(index: &OwnerIndex<'_>, pod: &Object, labels: &BTreeMap<String, String>) -> Option<WorkloadRef> {
+    if let Some(top) = index.top_owner(pod) {
+        return Some(workload_ref(top));
+    }
+    let (kind, name) = owner(pod)?;
+    let ns = pod.namespace.as_deref().unwrap_or("default");
+    if kind == "ReplicaSet"
+        && let Some(hash) = labels.get("pod-template-hash")
+        && let Some(deployment) = name.strip_suffix(hash.as_str()).and_then(|s| s.strip_suffix('-'))
+        && !deployment.is_empty()
+    {
+        return Some(WorkloadRef::new(WorkloadKind::Deployment, ns, deployment));
+    }
+    Some(WorkloadRef::new(WorkloadKind::parse(kind), ns, name))
+}
+
+/// Workload objects by (kind, namespace, name), to follow owner references without scanning.
+struct OwnerIndex<'a>(HashMap<(&'a str, &'a str, &'a str), &'a Object>);
+
+impl<'a> OwnerIndex<'a> {
+    fn new(inventory: &'a Inventory) -> Self {
+        let objects = meshmove_model::workload::WORKLOAD_KINDS.iter().filter(|k| k.kind != "Pod").flat_map(|k| inventory.of(k));
+        OwnerIndex(objects.map(|o| ((o.kind.as_str(), o.namespace.as_deref().unwrap_or_default(), o.name.as_str()), o)).collect())
+    }
+
+    /// The top-level workload of the inventory a pod belongs to (Pod -> ReplicaSet -> Deployment,
+    /// Pod -> Job -> CronJob), as [`meshmove_model::workload::pod_owner`] finds it.
+    fn top_owner(&self, pod: &'a Object) -> Option<&'a Object> {
+        let ns = pod.namespace.as_deref().unwrap_or_default();
+        let (mut kind, mut name) = owner(pod)?;
+        let mut found = None;
+        for _ in 0..3 {
+            let Some(&o) = self.0.get(&(kind, ns, name)) else { break };
+            found = Some(o);
+            match owner(o) {
+                Some((k, n)) if template_pointer(k).is_some() => (kind, name) = (k, n),
+                _ => break,
+            }
+        }
+        found
+    }
+}
+
+fn pod_from_live(index: &OwnerIndex<'_>, pod: &Object, dropped: &mut Vec<(String, String)>) -> PodInfo {
+    let ns = pod.namespace.clone().unwrap_or_else(|| "default".into());
+    let labels = string_labels(pod.value.pointer("/metadata/labels"));
+    let spec = pod.value.get("spec");
+    let what = format!("Pod {ns}/{}", pod.name);
+    let mut ips: Vec<IpAddr> = Vec::new();
+    let listed = pod.value.pointer("/status/podIPs").and_then(Value::as_array).into_iter().flatten().filter_map(|p| p.get("ip"));
+    for ip in pod.value.pointer("/status/podIP").into_iter().chain(listed).filter_map(Value::as_str) {
+        if let Ok(ip) = ip.parse::<IpAddr>()
+            && !ips.contains(&ip)
+        {
+            ips.push(ip);
+        }
+    }
+    PodInfo {
+        owner: live_owner(index, pod, &labels),
+        namespace: ns,
+        name: pod.name.clone(),
+        labels,
+        ports: spec_ports(spec, &what, dropped),
+        ips,
+        host_network: host_network(spec),
+    }
+}
+
+fn pod_from_template(w: &Workload<'_>, dropped: &mut Vec<(String, String)>) -> PodInfo {
+    let owner = workload_ref(w.object);
+    let what = format!("{owner} pod template");
+    PodInfo {
+        namespace: owner.namespace.clone(),
+        name: owner.name.clone(),
+        labels: w.pod_labels(),
+        ports: spec_ports(w.pod_spec(), &what, dropped),
+        ips: Vec::new(),
+        host_network: host_network(w.pod_spec()),
+        owner: Some(owner),
+    }
+}
+
+/// A CloudNativePG instance pod as the operator makes it: the labels its policies select on and
+/// the ports it serves (PostgreSQL, the instance manager's status API, metrics).
+fn cnpg_instance(cluster: &Object) -> PodInfo {
+    let owner = workload_ref(cluster);
+    PodInfo::new(owner.namespace.clone(), format!("{}-1", cluster.name))
+        .with_labels([
+            ("cnpg.io/cluster", cluster.name.as_str()),
+            ("cnpg.io/podRole", "instance"),
+            ("cnpg.io/instanceRole", "primary"),
+            ("role", "primary"),
+        ])
+        .with_port(Some("postgresql"), cnpg::POSTGRES_PORT, Protocol::Tcp)
+        .with_port(Some("status"), cnpg::STATUS_PORT, Protocol::Tcp)
+        .with_port(Some("metrics"), cnpg::METRICS_PORT, Protocol::Tcp)
+        .with_owner(owner)
+}
+
+/// A NetworkPolicy in the engine's types, with the inventory's namespace (manifests often leave
+/// `metadata.namespace` out; the loader knows which namespace they go to).
+pub fn typed_policy(o: &Object) -> Result<NetworkPolicy, String> {
+    let mut np: NetworkPolicy = serde_json::from_value(o.value.clone()).map_err(|e| e.to_string())?;
+    np.metadata.namespace = Some(o.namespace.clone().unwrap_or_else(|| "default".into()));
+    Ok(np)
+}
+
+/// Build the engine's model of `inventory`.
+pub fn build(inventory: &Inventory, options: ModelOptions) -> Model {
+    let mut model = Model::default();
+
+    // Live pods, grouped by the workload they belong to.
+    let index = OwnerIndex::new(inventory);
+    let mut live: Vec<PodInfo> = Vec::new();
+    for pod in inventory.of(&kinds::POD).filter(|p| !is_finished(p)) {
+        live.push(pod_from_live(&index, pod, &mut model.dropped_ports));
+    }
+    let with_pods: BTreeSet<WorkloadRef> = live.iter().map(PodInfo::workload).collect();
+    let mut pods = live;
+    for w in workloads(inventory).iter().filter(|w| w.kind() != "Pod") {
+        if !with_pods.contains(&workload_ref(w.object)) {
+            pods.push(pod_from_template(w, &mut model.dropped_ports));
+            model.template_pods += 1;
+        }
+    }
+    for cluster in inventory.of(&kinds::CNPG_CLUSTER) {
+        if !with_pods.contains(&workload_ref(cluster)) {
+            pods.push(cnpg_instance(cluster));
+            model.template_pods += 1;
+        }
+    }
+    // A pod listed twice (a bare Pod and a template of the same name) would make the engine
+    // refuse the model; the first one wins.
+    let mut seen = BTreeSet::new();
+    pods.retain(|p| seen.insert((p.namespace.clone(), p.name.clone())));
+
+    let mut namespaces: Vec<NamespaceInfo> = inventory
+        .of(&kinds::NAMESPACE)
+        .map(|n| NamespaceInfo::new(n.name.clone(), string_labels(n.value.pointer("/metadata/labels"))))
+        .collect();
+    let mut seen = BTreeSet::new();
+    namespaces.retain(|n| seen.insert(n.name.clone()));
+
+    let mut policies = Vec::new();
+    for o in inventory.of(&kinds::NETWORK_POLICY) {
+        match typed_policy(o) {
+            Ok(np) => policies.push(np),
+            Err(message) => model.unreadable_policies.push(UnreadablePolicy {
+                namespace: o.namespace.clone().unwrap_or_else(|| "default".into()),
+                name: o.name.clone(),
+                message,
+            }),
+        }
+    }
+    // One object per name (also for namespaces and pods above): a second policy of the same name
+    // (two files defining it) would make the engine refuse the whole model, and only one can
+    // exist in a cluster.
+    let mut seen = BTreeSet::new();
+    policies.retain(|p| seen.insert((p.metadata.namespace.clone(), p.metadata.name.clone())));
+
+    if options.probes {
+        add_probes(&mut namespaces, &mut pods, &policies, &mut model.probe_namespaces);
+    }
+    model.cluster = ClusterModel { namespaces, pods, policies };
+    model
+}
+
+/// Probe pods: see the module docs.
+fn add_probes(namespaces: &mut Vec<NamespaceInfo>, pods: &mut Vec<PodInfo>, policies: &[NetworkPolicy], probes: &mut Vec<String>) {
+    let populated: BTreeSet<&str> = pods.iter().map(|p| p.namespace.as_str()).collect();
+    let mut named: BTreeSet<String> = BTreeSet::new();
+    let mut selectors: Vec<Selector> = Vec::new();
+    for np in policies {
+        let Some(spec) = &np.spec else { continue };
+        let peers = spec
+            .ingress
+            .iter()
+            .flatten()
+            .flat_map(|r| r.from.iter().flatten())
+            .chain(spec.egress.iter().flatten().flat_map(|r| r.to.iter().flatten()));
+        for peer in peers {
+            let Some(sel) = &peer.namespace_selector else { continue };
+            if let Some(n) = sel.match_labels.as_ref().and_then(|m| m.get(NAMESPACE_NAME_LABEL)) {
+                named.insert(n.clone());
+            }
+            for e in sel.match_expressions.iter().flatten() {
+                if e.key == NAMESPACE_NAME_LABEL && e.operator == "In" {
+                    named.extend(e.values.iter().flatten().cloned());
+                }
+            }
+            if let Ok(s) = Selector::try_from(sel.clone())
+                && !s.selects_all()
+            {
+                selectors.push(s);
+            }
+        }
+    }
+    let known: BTreeSet<String> = namespaces.iter().map(|n| n.name.clone()).collect();
+    let mut chosen: BTreeSet<String> = named.into_iter().filter(|n| !populated.contains(n.as_str())).collect();
+    for ns in namespaces.iter().filter(|n| !populated.contains(n.name.as_str())) {
+        if selectors.iter().any(|s| s.matches(&ns.labels)) {
+            chosen.insert(ns.name.clone());
+        }
+    }
+    chosen.insert(NEW_NAMESPACE.to_string());
+    for ns in chosen {
+        if !known.contains(&ns) {
+            namespaces.push(NamespaceInfo::new(ns.clone(), BTreeMap::new()));
+        }
+        pods.push(PodInfo::new(ns.clone(), PROBE_POD));
+        probes.push(ns);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshmove_model::inventory::load_str;
+
+    fn inventory(yaml: &str) -> Inventory {
+        let objects = load_str(yaml, None, "shop").unwrap();
+        Inventory::from_files(objects, vec!["test".into()], "shop".into())
+    }
+
+    const DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: api}\nspec:\n  selector: {matchLabels: {app: api}}\n  template:\n    metadata: {labels: {app: api}}\n    spec:\n      containers:\n      - name: c\n        ports: [{containerPort: 8080, name: http}, {containerPort: 53, protocol: udp}]\n";
+
+    #[test]
+    fn templates_stand_for_workloads_without_live_pods() {
+        let inv = inventory(DEPLOYMENT);
+        let m = build(&inv, ModelOptions::default());
+        assert_eq!(m.cluster.pods.len(), 1);
+        let p = &m.cluster.pods[0];
+        assert_eq!((p.namespace.as_str(), p.name.as_str()), ("shop", "api"));
+        assert_eq!(p.workload(), WorkloadRef::new(WorkloadKind::Deployment, "shop", "api"));
+        assert_eq!(p.ports, vec![ContainerPort::new(Some("http"), 8080, Protocol::Tcp)]);
+        assert_eq!(m.dropped_ports.len(), 1, "lower-case protocol is not accepted: {:?}", m.dropped_ports);
+        assert_eq!(m.template_pods, 1);
+        assert!(m.probe_namespaces.is_empty());
+    }
+
+    #[test]
+    fn live_pods_replace_the_template_and_finished_pods_do_not_count() {
+        let pods = "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: api-7d9-x\n  labels: {app: api, pod-template-hash: 7d9}\n  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: api-7d9, uid: u, controller: true}]\nspec: {containers: [{name: c}]}\nstatus: {phase: Running, podIP: 10.1.0.4}\n---\napiVersion: batch/v1\nkind: Job\nmetadata: {name: once}\nspec: {template: {metadata: {labels: {job: once}}, spec: {containers: [{name: c}]}}}\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: once-abc\n  ownerReferences: [{apiVersion: batch/v1, kind: Job, name: once, uid: u, controller: true}]\nspec: {containers: [{name: c}]}\nstatus: {phase: Succeeded}\n";
+        let inv = inventory(&format!("{DEPLOYMENT}{pods}"));
+        let m = build(&inv, ModelOptions::default());
+        let names: Vec<(String, WorkloadRef)> = m.cluster.pods.iter().map(|p| (p.name.clone(), p.workload())).collect();
+        assert_eq!(
+            names,
+            vec![
+                ("api-7d9-x".to_string(), WorkloadRef::new(WorkloadKind::Deployment, "shop", "api")),
+                ("once".to_string(), WorkloadRef::new(WorkloadKind::Job, "shop", "once")),
+            ]
+        );
+        assert_eq!(m.cluster.pods[0].ips, vec!["10.1.0.4".parse::<IpAddr>().unwrap()]);
+    }
+
+    #[test]
+    fn probes_go_to_a_new_namespace_and_to_unloaded_namespaces_policies_name() {
+        let np = "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p}\nspec:\n  podSelector: {}\n  ingress:\n  - from:\n    - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}\n    - namespaceSelector: {matchLabels: {team: data}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: analytics, labels: {team: data}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: web}\n";
+        let inv = inventory(&format!("{DEPLOYMENT}{np}"));
+        let m = build(&inv, ModelOptions { probes: true });
+        assert_eq!(m.probe_namespaces, vec![NEW_NAMESPACE.to_string(), "analytics".into(), "monitoring".into()]);
+        let probes: Vec<&str> = m.cluster.pods.iter().filter(|p| Model::is_probe(&p.workload())).map(|p| p.namespace.as_str()).collect();
+        assert_eq!(probes, m.probe_namespaces);
+        assert_eq!(m.cluster.policies[0].metadata.namespace.as_deref(), Some("shop"), "the loader's namespace is kept");
+    }
+
+    #[test]
+    fn cnpg_clusters_without_pods_get_an_instance_pod() {
+        let inv = inventory("apiVersion: postgresql.cnpg.io/v1\nkind: Cluster\nmetadata: {name: orders-db}\nspec: {instances: 3}\n");
+        let m = build(&inv, ModelOptions::default());
+        let p = &m.cluster.pods[0];
+        assert_eq!(p.labels.get("cnpg.io/cluster").map(String::as_str), Some("orders-db"));
+        assert_eq!(p.workload(), WorkloadRef::new(WorkloadKind::Other("Cluster".into()), "shop", "orders-db"));
+        assert_eq!(p.ports.iter().map(|p| p.port).collect::<Vec<_>>(), vec![5432, 8000, 9187]);
+    }
+}

@@ -1,0 +1,114 @@
+//! `spire-check`: is SPIRE giving every meshed workload the identity Istio expects?
+//!
+//! The migration plans deploy SPIRE next to Istio and then verify it with shell scripts that grep
+//! `kubectl get` and `spire-server entry show` output. Those scripts check that things *exist*; the
+//! failures people actually hit are relational: an agent missing on one node, a ClusterSPIFFEID
+//! whose selector misses a namespace, a template that renders the pod name instead of the service
+//! account, a trust domain that differs between `server.conf` and Istio's mesh config, a trust
+//! bundle whose CA is about to rotate out, a pod that asks for the `spire` injection template but
+//! has no registration entry and hangs unready. This module answers those questions from one
+//! [`Inventory`] (a live cluster or manifests), reporting like `linkerd check`: categories of
+//! checks, each ok / warning / error / skipped, with a stable code (see [`catalog`]) and a hint.
+//!
+//! The pieces: [`context`] discovers the SPIRE server, agents, CSI driver, configurations, trust
+//! bundle, ClusterSPIFFEIDs and meshed pods once; [`checks`] holds the categories, each check a pure
+//! function of that context; [`model`] runs them and builds the [`SpireReport`] and its findings;
+//! [`template`], [`config`], [`bundle`] and [`selector`] reproduce the rules of Go templates, SPIRE
+//! configuration, X.509 bundles and Kubernetes selectors that the checks rely on. Checks that need
+//! `exec` into pods are the binary's: it appends its own [`Category`] with [`SpireReport::push`].
+
+pub mod bundle;
+pub mod catalog;
+pub mod checks;
+pub mod config;
+pub mod context;
+pub mod model;
+pub mod selector;
+pub mod template;
+
+use std::time::SystemTime;
+
+pub use bundle::{BundleError, TrustBundle};
+pub use catalog::CATALOG;
+pub use checks::identities::{IdentityRow, IdentityStatus};
+pub use context::SpireContext;
+pub use model::{
+    Category, CategoryDef, CheckDef, CheckResult, CheckStatus, Detail, SpireReport, Verdict, run_category,
+};
+pub use selector::LabelQuery;
+
+use meshmove_model::inventory::{Inventory, Kind, kinds};
+
+/// The CSI driver name of the SPIFFE CSI driver.
+pub const CSI_DRIVER_NAME: &str = "csi.spiffe.io";
+
+/// Where Istio's SPIRE integration mounts the Workload API socket into istio-proxy.
+pub const DEFAULT_SOCKET_PATH: &str = "/run/secrets/workload-spiffe-uds";
+
+/// The kinds `spire-check` reads; a cluster loader should list all of them.
+pub static KINDS: &[&Kind] = &[
+    &kinds::NAMESPACE,
+    &kinds::NODE,
+    &kinds::POD,
+    &kinds::CONFIG_MAP,
+    &kinds::DEPLOYMENT,
+    &kinds::STATEFUL_SET,
+    &kinds::DAEMON_SET,
+    &kinds::REPLICA_SET,
+    &kinds::JOB,
+    &kinds::CRON_JOB,
+    &kinds::CSI_DRIVER,
+    &kinds::CLUSTER_SPIFFE_ID,
+    &kinds::CLUSTER_FEDERATED_TRUST_DOMAIN,
+];
+
+/// What to look for and when "now" is.
+#[derive(Debug, Clone)]
+pub struct SpireOptions {
+    /// Selects the SPIRE server StatefulSet/Deployment instead of the built-in discovery.
+    pub server_selector: Option<LabelQuery>,
+    /// Selects the SPIRE agent DaemonSet instead of the built-in discovery.
+    pub agent_selector: Option<LabelQuery>,
+    /// Selects the SPIFFE CSI driver DaemonSet instead of the built-in discovery.
+    pub csi_selector: Option<LabelQuery>,
+    /// The namespace of the SPIRE server. Agents and the CSI driver are looked up in every
+    /// namespace, since the hardened charts put them in another one than the server.
+    pub namespace: Option<String>,
+    /// Only meshed workloads in this namespace are checked (registration, identities, Istio
+    /// integration); SPIRE's own components are found in every namespace regardless.
+    pub workload_namespace: Option<String>,
+    /// A trust bundle to check instead of the `spire-bundle` ConfigMap (`--bundle FILE`).
+    pub trust_bundle: Option<TrustBundle>,
+    /// The Workload API socket directory inside istio-proxy.
+    pub socket_path: String,
+    /// The clock for certificate checks.
+    pub now: SystemTime,
+}
+
+impl Default for SpireOptions {
+    fn default() -> Self {
+        SpireOptions {
+            server_selector: None,
+            agent_selector: None,
+            csi_selector: None,
+            namespace: None,
+            workload_namespace: None,
+            trust_bundle: None,
+            socket_path: DEFAULT_SOCKET_PATH.to_string(),
+            now: SystemTime::now(),
+        }
+    }
+}
+
+/// Run every built-in check. Call [`SpireReport::push`] for extra categories, then
+/// [`SpireReport::finish`] with the `--suppress` list.
+pub fn check(inventory: &Inventory, options: &SpireOptions) -> SpireReport {
+    let cx = SpireContext::new(inventory, options);
+    SpireReport::new(checks::categories().iter().map(|c| run_category(c, &cx)).collect())
+}
+
+/// The rows of `spire-check identities`: every meshed workload, the ClusterSPIFFEID that names it,
+/// the ID it renders and the ID Istio expects.
+pub fn identities(inventory: &Inventory, options: &SpireOptions) -> Vec<IdentityRow> {
+    checks::identities::rows(&SpireContext::new(inventory, options))
+}

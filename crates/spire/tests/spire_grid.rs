@@ -1,0 +1,496 @@
+//! The `spire-check` fixture grid, and the catalog's meta-tests.
+//!
+//! Each directory under `tests/fixtures/` is one installation (`input.yaml`) and the checks it
+//! must fail (`expected.txt`). A line of `expected.txt` is `CODE RESULT [Kind/namespace/name]`: one
+//! line per object a non-ok check names, or `CODE RESULT` for a non-ok check about no object
+//! (skipped checks included, so a check that silently stops running shows up). Blank lines and
+//! `#` comments are ignored; every check not listed must be ok.
+//!
+//! Trust bundles are never committed (they would expire): `input.yaml` holds placeholders that
+//! are replaced with certificates generated here, valid relative to the fixed clock [`NOW`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use meshmove_model::findings::{FailOn, Suppression};
+use meshmove_model::inventory::{self, Inventory, Kind, Object, Origin, SourceInfo, Unavailable, kinds};
+use meshmove_spire::{self as spire, CheckStatus, IdentityStatus, SpireOptions, SpireReport, TrustBundle};
+
+/// 2031-06-15T12:00:00Z: the injected clock of every fixture.
+const NOW: i64 = 1_939_291_200;
+const HOUR: i64 = 3600;
+
+fn now() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(NOW as u64)
+}
+
+/// A self-signed SPIRE-like CA certificate (PEM) valid from `now + from` to `now + to` seconds.
+fn ca_pem(from: i64, to: i64) -> String {
+    ca(from, to).0
+}
+
+fn ca(from: i64, to: i64) -> (String, Vec<u8>) {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.distinguished_name.push(rcgen::DnType::CountryName, "US");
+    params.distinguished_name.push(rcgen::DnType::OrganizationName, "SPIFFE");
+    params.subject_alt_names =
+        vec![rcgen::SanType::URI(rcgen::string::Ia5String::try_from("spiffe://example.org").unwrap())];
+    let epoch = rcgen::date_time_ymd(1970, 1, 1);
+    params.not_before = epoch + Duration::from_secs((NOW + from) as u64);
+    params.not_after = epoch + Duration::from_secs((NOW + to) as u64);
+    params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), cert.der().to_vec())
+}
+
+/// Replace each `{{BUNDLE_*}}` placeholder with a PEM bundle, indented like the placeholder.
+fn substitute_bundles(text: &str) -> String {
+    let bundles = [
+        // A 24h CA (SPIRE's default ca_ttl) issued an hour ago.
+        ("{{BUNDLE_VALID}}", ca_pem(-HOUR, 23 * HOUR)),
+        // Expired a day ago.
+        ("{{BUNDLE_EXPIRED}}", ca_pem(-48 * HOUR, -24 * HOUR)),
+        // A 24h CA with 2h left: inside the 4h activation window, and no successor.
+        ("{{BUNDLE_NEAR_EXPIRY}}", ca_pem(-22 * HOUR, 2 * HOUR)),
+    ];
+    let mut out = String::new();
+    for line in text.split_inclusive('\n') {
+        match bundles.iter().find(|(p, _)| line.contains(p)) {
+            Some((placeholder, pem)) => {
+                let indent: String = line.chars().take_while(|c| *c == ' ').collect();
+                assert_eq!(line.trim(), *placeholder, "a bundle placeholder must stand alone on its line");
+                for pem_line in pem.lines() {
+                    out.push_str(&format!("{indent}{pem_line}\n"));
+                }
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn cases() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(fixtures())
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Load a case through the inventory loader. While the loader cannot read YAML yet (the
+/// `yaml_ready` switch in `inventory::files`), each document is converted to JSON with
+/// `meshmove_model::yaml` and loaded as JSON.
+fn load(case: &str) -> Inventory {
+    let path = fixtures().join(case).join("input.yaml");
+    let text = substitute_bundles(&std::fs::read_to_string(&path).unwrap());
+    let mut objects: Vec<Object> = inventory::load_str(&text, Some(&path), "default").unwrap();
+    if objects.is_empty() {
+        let json_path = path.with_extension("json");
+        for doc in meshmove_model::yaml::split_stream(&text) {
+            if let Some(value) = meshmove_model::yaml::parse_document(&doc).unwrap() {
+                objects.extend(inventory::load_str(&value.to_string(), Some(&json_path), "default").unwrap());
+            }
+        }
+    }
+    assert!(!objects.is_empty(), "{case}: no objects loaded");
+    Inventory::from_files(objects, vec![path.display().to_string()], "default".into())
+}
+
+fn options() -> SpireOptions {
+    SpireOptions { now: now(), ..SpireOptions::default() }
+}
+
+/// The report as `expected.txt` lines.
+fn lines(report: &SpireReport) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for c in report.checks().filter(|c| c.result != CheckStatus::Ok) {
+        if c.result == CheckStatus::Skipped || c.details.is_empty() {
+            out.insert(format!("{} {}", c.code, c.result));
+            continue;
+        }
+        for d in &c.details {
+            out.insert(match &d.object {
+                Some(o) => format!("{} {} {o}", c.code, c.result),
+                None => format!("{} {}", c.code, c.result),
+            });
+        }
+    }
+    out
+}
+
+fn expected(case: &str) -> BTreeSet<String> {
+    std::fs::read_to_string(fixtures().join(case).join("expected.txt"))
+        .unwrap()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+fn explain(report: &SpireReport) -> String {
+    let mut s = String::new();
+    for cat in &report.categories {
+        for c in cat.checks.iter().filter(|c| c.result != CheckStatus::Ok) {
+            s.push_str(&format!("  [{}] {} {} {}\n", cat.name, c.code, c.result, c.description));
+            for d in &c.details {
+                s.push_str(&format!("      {d}\n"));
+            }
+        }
+    }
+    s
+}
+
+#[test]
+fn fixture_grid() {
+    let cases = cases();
+    for required in [
+        "healthy",
+        "agent-missing-on-node",
+        "trust-domain-mismatch",
+        "expired-bundle",
+        "near-expiry-bundle",
+        "unmatched-pods",
+        "wrong-id-template",
+        "missing-csi-mount",
+        "double-match",
+        "hardened-chart-offline",
+    ] {
+        assert!(cases.iter().any(|c| c == required), "fixture case {required} is missing");
+    }
+    let mut failures = Vec::new();
+    for case in &cases {
+        let inv = load(case);
+        let report = spire::check(&inv, &options());
+        let (got, want) = (lines(&report), expected(case));
+        if got != want {
+            failures.push(format!(
+                "{case}:\n  unexpected: {:?}\n  missing:    {:?}\n{}",
+                got.difference(&want).collect::<Vec<_>>(),
+                want.difference(&got).collect::<Vec<_>>(),
+                explain(&report)
+            ));
+        }
+        // The report's success flag agrees with the expectations.
+        assert_eq!(report.success, !want.iter().any(|l| l.split(' ').nth(1) == Some("error")), "{case}");
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_check_runs_once_in_the_healthy_case() {
+    let report = spire::check(&load("healthy"), &options());
+    let codes: Vec<&str> = report.checks().map(|c| c.code).collect();
+    let catalog: Vec<&str> = spire::CATALOG.codes.iter().map(|c| c.code).collect();
+    let (mut a, mut b) = (codes.clone(), catalog.clone());
+    a.sort();
+    b.sort();
+    assert_eq!(a, b, "every catalog code is exactly one check");
+    assert!(report.checks().all(|c| c.result == CheckStatus::Ok), "{}", explain(&report));
+    assert!(report.success);
+    assert!(!report.fails(FailOn::Warning));
+    // Categories group codes by their hundreds.
+    let prefixes = ["SC20", "SC21", "SC22", "SC23", "SC24", "SC25", "SC26"];
+    for (cat, prefix) in report.categories.iter().zip(prefixes) {
+        assert!(cat.checks.iter().all(|c| c.code.starts_with(prefix)), "{} holds codes outside {prefix}", cat.name);
+    }
+}
+
+#[test]
+fn categories_without_inputs_are_skipped_whole() {
+    // Only the namespaces and application workloads of the healthy case: no SPIRE objects, no
+    // Istio configuration, no nodes.
+    let inv = load("healthy");
+    let objects: Vec<Object> = inv
+        .objects()
+        .iter()
+        .filter(|o| o.kind == "Namespace" || (o.kind == "Deployment" && o.namespace.as_deref() == Some("shop")))
+        .cloned()
+        .collect();
+    let inv = Inventory::from_files(objects, vec![], "default".into());
+    let report = spire::check(&inv, &options());
+    let by_name = |n: &str| report.categories.iter().find(|c| c.name == n).unwrap();
+    for skipped in ["spire-agent", "registration", "identities", "trust", "certificates"] {
+        assert!(
+            by_name(skipped).checks.iter().all(|c| c.result == CheckStatus::Skipped),
+            "{skipped}: {}",
+            explain(&report)
+        );
+    }
+    // The server category runs (Deployments are present) and finds no server.
+    let server = by_name("spire-server");
+    assert_eq!(server.checks[0].code, "SC2001");
+    assert_eq!(server.checks[0].result, CheckStatus::Error);
+    // Istio integration runs on the sidecar workloads; without injector config the template checks skip.
+    let istio = by_name("istio-integration");
+    assert_eq!(istio.checks[0].result, CheckStatus::Skipped);
+    assert_eq!(istio.checks.iter().find(|c| c.code == "SC2603").unwrap().result, CheckStatus::Ok);
+}
+
+#[test]
+fn json_shape() {
+    let report = spire::check(&load("agent-missing-on-node"), &options());
+    let v = serde_json::to_value(&report).unwrap();
+    assert_eq!(v.as_object().unwrap().keys().collect::<Vec<_>>(), ["success", "categories"]);
+    assert_eq!(v["success"], false);
+    let agents = &v["categories"][1];
+    assert_eq!(agents["name"], "spire-agent");
+    let node_check = agents["checks"].as_array().unwrap().iter().find(|c| c["code"] == "SC2103").unwrap();
+    assert_eq!(node_check["result"], "error");
+    assert_eq!(node_check["description"], "Every schedulable node runs a SPIRE agent");
+    assert!(node_check["hint"].as_str().unwrap().starts_with("docs/findings.md#sc2103: "));
+    assert_eq!(
+        node_check["details"],
+        serde_json::json!(["Node/node-2: no running SPIRE agent pod of DaemonSet/spire/spire-agent"])
+    );
+}
+
+#[test]
+fn suppressions_and_fail_on_work_like_the_other_plugins() {
+    let inv = load("double-match");
+    let report = spire::check(&inv, &options());
+    assert!(report.success, "only warnings");
+    assert!(report.fails(FailOn::Warning));
+    assert!(!report.fails(FailOn::Error));
+    let findings = report.findings();
+    assert_eq!(findings.len(), 3);
+    assert!(findings.iter().all(|f| f.docs.starts_with("docs/findings.md#sc22")));
+
+    let sup: Vec<Suppression> = vec!["SC2202=Deployment/shop/cart".parse().unwrap(), "SC2204".parse().unwrap()];
+    let finished = report.clone().finish(&sup);
+    assert_eq!(finished.findings().len(), 1);
+    let check = finished.checks().find(|c| c.code == "SC2204").unwrap();
+    assert_eq!(check.result, CheckStatus::Skipped);
+    let std = report.finish(&sup).to_report("spire-check", inv.source.clone()).finish(&sup);
+    assert_eq!((std.summary.warnings, std.summary.suppressed), (1, 2));
+}
+
+#[test]
+fn identities_table() {
+    let rows = spire::identities(&load("healthy"), &options());
+    let got: Vec<(String, &str, Option<&str>, IdentityStatus)> = rows
+        .iter()
+        .map(|r| (r.workload.to_string(), r.expected_spiffe_id.as_str(), r.rendered.as_deref(), r.status))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "Deployment/shop/cart".to_string(),
+                "spiffe://example.org/ns/shop/sa/cart",
+                Some("spiffe://example.org/ns/shop/sa/cart"),
+                IdentityStatus::Ok
+            ),
+            (
+                "Deployment/shop/checkout".to_string(),
+                "spiffe://example.org/ns/shop/sa/checkout",
+                Some("spiffe://example.org/ns/shop/sa/checkout"),
+                IdentityStatus::Ok
+            ),
+        ]
+    );
+    assert_eq!(rows[0].cluster_spiffe_id.as_deref(), Some("istio-workloads"));
+    assert_eq!(rows[0].service_account, "cart");
+
+    let rows = spire::identities(&load("wrong-id-template"), &options());
+    assert!(rows.iter().all(|r| r.status == IdentityStatus::NotIstioForm));
+    assert_eq!(rows[0].rendered.as_deref(), Some("spiffe://example.org/cart"));
+
+    let rows = spire::identities(&load("unmatched-pods"), &options());
+    let legacy = rows.iter().find(|r| r.workload.name == "legacy").unwrap();
+    assert_eq!(legacy.status, IdentityStatus::Unregistered);
+    assert_eq!(legacy.cluster_spiffe_id, None);
+    assert_eq!(legacy.service_account, "default");
+    let demo = rows.iter().find(|r| r.workload.name == "demo").unwrap();
+    assert!(demo.note.as_deref().unwrap().contains("ignoreNamespaces `spire`"), "{:?}", demo.note);
+    let json = serde_json::to_value(legacy).unwrap();
+    assert_eq!(json["expectedSpiffeId"], "spiffe://example.org/ns/shop/sa/default");
+    assert_eq!(json["status"], "unregistered");
+}
+
+#[test]
+fn bundle_file_in_pem_and_spiffe_json_forms() {
+    let (_, good_der) = ca(-HOUR, 23 * HOUR);
+    let expired_pem = ca_pem(-48 * HOUR, -24 * HOUR);
+    let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+    let doc = serde_json::json!({
+        "keys": [
+            {"use": "x509-svid", "kty": "EC", "crv": "P-256", "x5c": [b64(&good_der)]},
+            {"use": "jwt-svid", "kty": "EC", "kid": "k1", "crv": "P-256"},
+        ],
+        "spiffe_sequence": 7,
+        "spiffe_refresh_hint": 300,
+    });
+    let bundle = TrustBundle::parse("file bundle.json", doc.to_string().as_bytes()).unwrap();
+    assert_eq!(bundle.certificates.len(), 1);
+    assert_eq!(bundle.jwt_keys, 1);
+    assert_eq!(bundle.refresh_hint, Some(Duration::from_secs(300)));
+    assert_eq!(bundle.certificates[0].spiffe_ids, ["spiffe://example.org"]);
+    assert!(bundle.certificates[0].is_ca);
+
+    // A given bundle replaces the ConfigMap: the expired case passes with a good file...
+    let inv = load("expired-bundle");
+    let report = spire::check(&inv, &SpireOptions { trust_bundle: Some(bundle), ..options() });
+    assert!(report.success, "{}", explain(&report));
+    // ...and the healthy case fails with an expired one, reported against the file.
+    let expired = TrustBundle::parse("file old.pem", expired_pem.as_bytes()).unwrap();
+    let report = spire::check(&load("healthy"), &SpireOptions { trust_bundle: Some(expired), ..options() });
+    let check = report.checks().find(|c| c.code == "SC2501").unwrap();
+    assert_eq!(check.result, CheckStatus::Error);
+    assert!(check.details[0].message.starts_with("file old.pem: certificate #1"), "{}", check.details[0]);
+}
+
+#[test]
+fn catalog_codes_are_unique_well_formed_and_documented() {
+    let docs = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/findings.md"))
+        .expect("docs/findings.md exists");
+    let headings: BTreeSet<&str> = docs.lines().filter_map(|l| l.strip_prefix("### ")).map(str::trim).collect();
+    assert!(docs.contains("\n## spire-check\n"), "docs/findings.md has a ## spire-check section");
+    let mut seen = BTreeSet::new();
+    for code in spire::CATALOG.codes {
+        let well_formed =
+            code.code.len() == 6 && code.code.starts_with("SC") && code.code[2..].chars().all(|c| c.is_ascii_digit());
+        assert!(well_formed, "{} does not match ^SC\\d{{4}}$", code.code);
+        assert!(seen.insert(code.code), "{} is listed twice", code.code);
+        assert!(headings.contains(code.code), "{} has no ### heading in docs/findings.md", code.code);
+        assert!(
+            !code.title.is_empty() && code.hint.ends_with('.'),
+            "{} needs a title and a one-sentence hint",
+            code.code
+        );
+    }
+    assert_eq!(spire::CATALOG.tool, "spire-check");
+}
+
+/// The healthy fixture as a live cluster would list it: the Deployments' pods exist (injected,
+/// with the socket volume), and every kind spire-check reads was listed.
+fn live(case: &str, edit: impl Fn(&mut Vec<Object>, &mut BTreeMap<&'static Kind, Option<Unavailable>>)) -> Inventory {
+    let origin = Origin::Cluster { context: "test".into() };
+    let mut objects: Vec<Object> =
+        load(case).objects().iter().cloned().map(|o| Object { origin: origin.clone(), ..o }).collect();
+    let object = |value: serde_json::Value| {
+        let meta = &value["metadata"];
+        Object {
+            api_version: value["apiVersion"].as_str().unwrap().into(),
+            kind: value["kind"].as_str().unwrap().into(),
+            namespace: meta["namespace"].as_str().map(str::to_string),
+            name: meta["name"].as_str().unwrap().into(),
+            value: value.clone(),
+            origin: origin.clone(),
+        }
+    };
+    for (app, pods) in [("cart", &["node-1", "node-2"][..]), ("checkout", &["node-2"][..])] {
+        objects.push(object(serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": format!("{app}-5f7"), "namespace": "shop",
+                         "ownerReferences": [{"kind": "Deployment", "name": app, "controller": true}]},
+            "spec": {"template": {"metadata": {"labels": {"app": app}}}}
+        })));
+        for (i, node) in pods.iter().enumerate() {
+            objects.push(object(serde_json::json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": format!("{app}-5f7-{i}"), "namespace": "shop", "uid": format!("uid-{app}-{i}"),
+                             "labels": {"app": app, "spiffe.io/spire-managed-identity": "true"},
+                             "annotations": {"inject.istio.io/templates": "sidecar,spire"},
+                             "ownerReferences": [{"kind": "ReplicaSet", "name": format!("{app}-5f7"), "controller": true}]},
+                "spec": {"serviceAccountName": app, "nodeName": node,
+                         "containers": [{"name": app, "image": "registry.example/app:1"},
+                                        {"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.22.0",
+                                         "volumeMounts": [{"name": "workload-socket", "mountPath": "/run/secrets/workload-spiffe-uds", "readOnly": true}]}],
+                         "volumes": [{"name": "workload-socket", "csi": {"driver": "csi.spiffe.io", "readOnly": true}}]},
+                "status": {"phase": "Running"}
+            })));
+        }
+    }
+    let mut listed: BTreeMap<&'static Kind, Option<Unavailable>> = spire::KINDS.iter().map(|k| (*k, None)).collect();
+    edit(&mut objects, &mut listed);
+    Inventory::from_cluster(
+        objects,
+        listed,
+        SourceInfo::Cluster { context: "test".into(), namespace: None },
+        "default".into(),
+    )
+}
+
+fn non_ok(report: &SpireReport) -> BTreeSet<String> {
+    lines(report)
+}
+
+#[test]
+fn live_cluster_healthy() {
+    let inv = live("healthy", |_, _| {});
+    let report = spire::check(&inv, &options());
+    assert!(non_ok(&report).is_empty(), "{}", explain(&report));
+    // Pods are grouped under their Deployment: one identity row per workload.
+    let rows = spire::identities(&inv, &options());
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows.iter().all(|r| r.status == IdentityStatus::Ok && r.workload.kind == "Deployment"));
+}
+
+#[test]
+fn live_cluster_without_mesh_config_assumes_istio_default() {
+    let inv = live("healthy", |objects, _| objects.retain(|o| !(o.kind == "ConfigMap" && o.name == "istio")));
+    let report = spire::check(&inv, &options());
+    assert_eq!(
+        non_ok(&report),
+        BTreeSet::from(["SC2401 error".to_string(), "SC2402 warning".to_string()]),
+        "{}",
+        explain(&report)
+    );
+}
+
+#[test]
+fn live_cluster_without_the_crd() {
+    let inv = live("healthy", |objects, listed| {
+        objects.retain(|o| o.kind != "ClusterSPIFFEID");
+        listed.insert(&kinds::CLUSTER_SPIFFE_ID, Some(Unavailable::NotServed));
+    });
+    let report = spire::check(&inv, &options());
+    let got = non_ok(&report);
+    assert!(got.contains("SC2208 error"), "{got:?}");
+    assert!(got.contains("SC2201 skipped") && got.contains("SC2604 skipped"), "{got:?}");
+    assert!(!report.success);
+}
+
+#[test]
+fn live_cluster_pod_injected_without_the_socket() {
+    let inv = live("healthy", |objects, _| {
+        let pod = objects.iter_mut().find(|o| o.kind == "Pod" && o.name == "cart-5f7-0").unwrap();
+        pod.value["spec"]["volumes"] = serde_json::json!([]);
+    });
+    let report = spire::check(&inv, &options());
+    assert_eq!(
+        non_ok(&report),
+        BTreeSet::from(["SC2603 error Deployment/shop/cart".to_string()]),
+        "{}",
+        explain(&report)
+    );
+}
+
+#[test]
+fn live_cluster_with_forbidden_pods() {
+    let inv = live("healthy", |objects, listed| {
+        objects.retain(|o| o.kind != "Pod");
+        listed.insert(
+            &kinds::POD,
+            Some(Unavailable::Forbidden { message: "pods is forbidden: cannot list pods".into() }),
+        );
+    });
+    let report = spire::check(&inv, &options());
+    let registration = report.categories.iter().find(|c| c.name == "registration").unwrap();
+    assert!(registration.checks.iter().all(|c| c.result == CheckStatus::Skipped));
+    assert_eq!(registration.checks[0].details[0].message, "pods is forbidden: cannot list pods");
+    // Without Pods the per-node checks cannot run either.
+    assert!(non_ok(&report).contains("SC2103 skipped"));
+}
