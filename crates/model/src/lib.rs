@@ -9,5 +9,6 @@ pub mod cnpg;
 pub mod duration;
 pub mod findings;
 pub mod inventory;
+pub mod names;
 pub mod workload;
 pub mod yaml;

@@ -1,5 +1,6 @@
 //! Mesh labels on pod templates.
 
+use meshmove_model::names::is_valid_label_value;
 use serde_json::Value;
 
 use super::{Injection, JobPolicy, LabelOptions, MeshMode, object_entry};
@@ -44,15 +45,39 @@ pub fn inject_labels(object: &mut Value, kind: &str, name: &str, template_ptr: &
     }
     let labels = meta.get("labels").and_then(Value::as_object);
     let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str).map(str::to_string);
-    if get("app").is_none() {
-        wanted_labels.push(("app", get("app.kubernetes.io/name").unwrap_or_else(|| name.to_string())));
-    }
-    if get("version").is_none()
-        && let Some(v) = get("app.kubernetes.io/version").or(image_tag) {
-            wanted_labels.push(("version", v));
-        }
-
     let mut done = Vec::new();
+    // `app` and `version` are what Istio's telemetry and routing read
+    // (https://istio.io/latest/docs/ops/deployment/application-requirements/#pod-labels): mesh
+    // labels, so not added without a mesh. Adding a label to a pod template restarts the
+    // workload on the next upgrade, which is never worth it for nothing.
+    if opts.mode != MeshMode::None {
+        let mut identity: Vec<(&str, String)> = Vec::new();
+        if get("app").is_none() {
+            identity.push(("app", get("app.kubernetes.io/name").unwrap_or_else(|| name.to_string())));
+        }
+        if get("version").is_none()
+            && let Some(v) = get("app.kubernetes.io/version").or(image_tag)
+        {
+            identity.push(("version", v));
+        }
+        for (k, v) in identity {
+            // A value the API server would reject (longer than 63 characters, an image tag
+            // starting with `_`) would fail the whole release: such a label is left out and said.
+            if is_valid_label_value(&v) {
+                wanted_labels.push((k, v));
+            } else {
+                done.push(Injection {
+                    workload: workload.clone(),
+                    container: None,
+                    change: format!(
+                        "label {k} not added: `{v}` is not a valid label value (at most 63 characters of A-Z a-z 0-9 - _ ., alphanumeric at both ends)"
+                    ),
+                    skipped: true,
+                });
+            }
+        }
+    }
+
     for (field, wanted) in [("labels", wanted_labels), ("annotations", wanted_annotations)] {
         if wanted.is_empty() {
             continue;
@@ -142,6 +167,28 @@ mod tests {
         let mut d = deploy();
         inject_labels(&mut d, "Deployment", "api", "/spec/template", &LabelOptions { spire: true, ..Default::default() });
         assert_eq!(d.pointer("/spec/template/metadata/annotations/inject.istio.io~1templates").unwrap(), "sidecar,spire");
+    }
+
+    #[test]
+    fn invalid_identity_values_are_skipped_and_reported() {
+        let mut d = deploy();
+        d["spec"]["template"]["metadata"]["labels"] = json!({});
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("reg/api:_build-7");
+        let long = "a".repeat(70);
+        let done = inject_labels(&mut d, "Deployment", &long, "/spec/template", &LabelOptions::default());
+        let labels = d.pointer("/spec/template/metadata/labels").unwrap().as_object().unwrap();
+        assert!(!labels.contains_key("app") && !labels.contains_key("version"), "{labels:?}");
+        assert!(labels.values().all(|v| is_valid_label_value(v.as_str().unwrap())));
+        assert_eq!(done.iter().filter(|i| i.skipped).count(), 2, "{done:?}");
+    }
+
+    #[test]
+    fn no_mesh_no_mesh_labels() {
+        let mut d = deploy();
+        let before = d.clone();
+        let done = inject_labels(&mut d, "Deployment", "api", "/spec/template", &LabelOptions { mode: MeshMode::None, ..Default::default() });
+        assert!(done.is_empty(), "{done:?}");
+        assert_eq!(d, before);
     }
 
     #[test]
