@@ -50,7 +50,8 @@ pub const IGNORED_NAMESPACES: [&str; 4] = ["kube-system", "kube-public", "kube-n
 /// The injectors installed in the cluster.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Served {
-    /// Revisions with a running istiod. A revisionless install is the revision `default`.
+    /// Revisions with a running istiod. A revisionless install is the revision `default` (and is
+    /// then normally also the `default_revision`).
     pub revisions: BTreeSet<String>,
     /// Revision tags: tag -> revision.
     pub tags: BTreeMap<String, String>,
@@ -60,16 +61,14 @@ pub struct Served {
 }
 
 impl Served {
-    /// The revision whose webhook selects `istio.io/rev=<name>`: a tag, a revision, or `default`
-    /// meaning the default revision. `None`: no webhook selects that value.
+    /// The revision whose webhook selects `istio.io/rev=<name>`: a tag's target, a revision, or
+    /// for `default` the `default` tag's target, else [`Served::default_revision`] (the legacy
+    /// selectors resolve the same way). `None`: no webhook selects that value.
     pub fn resolve(&self, name: &str) -> Option<&str> {
-        if let Some(rev) = self.tags.get(name) {
-            return Some(rev);
+        if name == "default" {
+            return self.tags.get(name).or(self.default_revision.as_ref()).map(String::as_str);
         }
-        if let Some(rev) = self.revisions.get(name) {
-            return Some(rev);
-        }
-        (name == "default").then_some(self.default_revision.as_deref()).flatten()
+        self.tags.get(name).or_else(|| self.revisions.get(name)).map(String::as_str)
     }
 }
 
@@ -127,12 +126,18 @@ pub enum NotInjectedReason {
 /// The outcome of sidecar injection for a pod created now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Injection {
-    Injected { revision: String },
-    NotInjected { reason: NotInjectedReason },
+    Injected {
+        revision: String,
+    },
+    NotInjected {
+        reason: NotInjectedReason,
+    },
     /// The labels select this revision (or tag, or `default`), but no installed injector serves
     /// it. Either no webhook selects the value, and the pod starts without a sidecar; or a tag's
     /// webhook points at a missing istiod, and (with `failurePolicy: Fail`) pod creation fails.
-    NoInjector { revision: String },
+    NoInjector {
+        revision: String,
+    },
 }
 
 /// The data plane a pod will be part of.
@@ -285,7 +290,8 @@ mod tests {
         assert_eq!(injection(&pod(&[("istio-injection", "enabled")], &[], &[]), &s), injected("default"));
         let both = pod(&[("istio-injection", "enabled"), ("istio.io/rev", "canary")], &[], &[]);
         assert_eq!(injection(&both, &s), injected("default"));
-        let disabled = pod(&[("istio-injection", "disabled"), ("istio.io/rev", "canary")], &[("istio.io/rev", "canary")], &[]);
+        let disabled =
+            pod(&[("istio-injection", "disabled"), ("istio.io/rev", "canary")], &[("istio.io/rev", "canary")], &[]);
         assert_eq!(injection(&disabled, &s), not(NotInjectedReason::NamespaceDisabled { value: "disabled".into() }));
         let disabled_opt_in = pod(&[("istio-injection", "disabled")], &[("sidecar.istio.io/inject", "true")], &[]);
         assert!(matches!(injection(&disabled_opt_in, &s), Injection::NotInjected { .. }));
@@ -312,6 +318,11 @@ mod tests {
         let p = pod(&[], &[("sidecar.istio.io/inject", "true"), ("istio.io/rev", "stable")], &[]);
         assert_eq!(injection(&p, &s), injected("canary"));
         assert_eq!(injection(&pod(&[], &[], &[]), &s), not(NotInjectedReason::NotSelected));
+        // The `object.` selector is an exact `In [true]`: `True` selects nothing.
+        assert_eq!(
+            injection(&pod(&[], &[("sidecar.istio.io/inject", "True")], &[]), &s),
+            not(NotInjectedReason::NotSelected)
+        );
     }
 
     #[test]
@@ -351,7 +362,11 @@ mod tests {
         let p = pod(&[], &[], &[("sidecar.istio.io/inject", "true")]);
         assert_eq!(injection(&p, &s), not(NotInjectedReason::AnnotationOnly));
         // The label wins over the annotation.
-        let p = pod(&[("istio-injection", "enabled")], &[("sidecar.istio.io/inject", "true")], &[("sidecar.istio.io/inject", "false")]);
+        let p = pod(
+            &[("istio-injection", "enabled")],
+            &[("sidecar.istio.io/inject", "true")],
+            &[("sidecar.istio.io/inject", "false")],
+        );
         assert_eq!(injection(&p, &s), injected("default"));
         let p = pod(&[("istio-injection", "enabled")], &[], &[("sidecar.istio.io/inject", "on")]);
         assert_eq!(injection(&p, &s), injected("default"));

@@ -150,7 +150,9 @@ impl fmt::Display for Selection {
                 f,
                 "appProtocol `{declared}` is not a protocol Istio knows (and Istio does not fall back to the port name)"
             )?,
-            (Source::PortName, false) => write!(f, "port name `{declared}` does not start with a protocol Istio knows")?,
+            (Source::PortName, false) => {
+                write!(f, "port name `{declared}` does not start with a protocol Istio knows")?
+            }
             (Source::Default, _) => f.write_str("no name and no appProtocol")?,
         }
         match (self.by_well_known_port(), self.port) {
