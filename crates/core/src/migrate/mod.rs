@@ -24,6 +24,7 @@ pub mod mtls;
 pub mod profile;
 pub mod status;
 
+use meshmove_istio::Protocol;
 use serde_json::Value;
 
 use meshmove_model::inventory::{Inventory, Object, kinds};
@@ -51,7 +52,8 @@ pub enum MigrateError {
     BadOption { what: String, message: String },
 }
 
-/// Well-known ports of databases and caches: no Ingress or HTTP route for them.
+/// Well-known ports of databases and caches. A port Istio sniffs (nothing usable declared) may
+/// carry HTTP, except on these: no Ingress or HTTP route for them.
 const NON_HTTP_PORTS: &[i64] = &[5432, 3306, 6379, 27017, 9042, 5672, 9092, 2181, 11211];
 
 /// A Service port to route HTTP to.
@@ -62,10 +64,26 @@ pub struct HttpService {
     pub port: i64,
 }
 
+/// How likely a Service port carries HTTP, from the protocol Istio selects for it
+/// ([`meshmove_istio::protocol::select`]): `Some(0)` declared HTTP/1.1, `Some(1)` another declared
+/// HTTP-family protocol (HTTP2, gRPC, gRPC-Web), `Some(2)` sniffed by Istio and not on a
+/// well-known database port; `None`: Istio treats it as something else (TCP, TLS, a database
+/// protocol, UDP), which an HTTP route cannot serve.
+fn http_rank(port: &Value) -> Option<u8> {
+    let selected = meshmove_istio::protocol::select(port);
+    match selected.protocol {
+        Protocol::Http if selected.explicit => Some(0),
+        p if p.is_http() => Some(1),
+        p if p.is_sniffed() && !selected.port.is_some_and(|n| NON_HTTP_PORTS.contains(&n)) => Some(2),
+        _ => None,
+    }
+}
+
 /// The Services of `namespace` that carry HTTP, with the port to use, and the ones left out with
-/// the reason. A port counts as HTTP unless its `appProtocol` or name says otherwise (`tcp`,
-/// `grpc` is kept) or it is a well-known database port; headless and ExternalName Services are
-/// left out (an Ingress cannot route to them).
+/// the reason. Which ports carry HTTP follows the protocol Istio selects (see [`http_rank`]): a
+/// port declared HTTP/1.1 is preferred, then another HTTP-family one, then one Istio sniffs that
+/// is not a well-known database port. Headless and ExternalName Services are left out (an
+/// Ingress cannot route to them).
 pub fn http_services(inventory: &Inventory, namespace: &str) -> (Vec<HttpService>, Vec<String>) {
     let mut out = Vec::new();
     let mut skipped = Vec::new();
@@ -82,21 +100,10 @@ pub fn http_services(inventory: &Inventory, namespace: &str) -> (Vec<HttpService
             skipped.push(format!("{}: headless", s.name));
             continue;
         }
-        let ports: Vec<&Value> = spec.and_then(|s| s.get("ports")).and_then(Value::as_array).into_iter().flatten().collect();
-        let http = |p: &&Value| {
-            let proto = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
-            let name = p.get("name").and_then(Value::as_str).unwrap_or("");
-            let app = p.get("appProtocol").and_then(Value::as_str).unwrap_or("");
-            let port = p.get("port").and_then(Value::as_i64).unwrap_or(0);
-            let named_other = ["tcp", "mongo", "mysql", "redis", "postgres", "udp", "tls", "https"].iter().any(|x| name == *x || name.starts_with(&format!("{x}-")));
-            proto == "TCP" && !NON_HTTP_PORTS.contains(&port) && !named_other && (app.is_empty() || app.starts_with("http") || app.contains("grpc"))
-        };
-        // Prefer a port named http, then the first HTTP-looking one.
-        let chosen = ports
-            .iter()
-            .find(|p| http(p) && p.get("name").and_then(Value::as_str).is_some_and(|n| n == "http" || n.starts_with("http-")))
-            .or_else(|| ports.iter().find(|p| http(p)));
-        match chosen.and_then(|p| p.get("port")).and_then(Value::as_i64) {
+        let ports = spec.and_then(|s| s.get("ports")).and_then(Value::as_array).into_iter().flatten();
+        // The best rank, first port among equals.
+        let chosen = ports.filter_map(|p| Some((http_rank(p)?, p))).min_by_key(|(rank, _)| *rank);
+        match chosen.and_then(|(_, p)| p.get("port")).and_then(Value::as_i64) {
             Some(port) => out.push(HttpService { name: s.name.clone(), port }),
             None => skipped.push(format!("{}: no HTTP port", s.name)),
         }

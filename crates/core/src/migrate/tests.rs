@@ -80,6 +80,48 @@ fn http_services_skip_databases_and_headless_services() {
     assert_eq!(skipped, vec!["db: no HTTP port", "db-headless: headless"]);
 }
 
+/// Which port `expose` and `enable` route follows the protocol Istio selects
+/// (meshmove_istio::protocol): a declared HTTP-family protocol, else a port Istio sniffs.
+#[test]
+fn http_services_follow_istios_protocol_selection() {
+    let text = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: h2c, namespace: x}
+spec: {ports: [{name: grpc-ish, port: 9000, appProtocol: kubernetes.io/h2c}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: renamed, namespace: x}
+spec: {ports: [{name: http, port: 8080, appProtocol: tcp}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: wss, namespace: x}
+spec: {ports: [{name: web, port: 443, appProtocol: kubernetes.io/wss}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: prefer, namespace: x}
+spec: {ports: [{port: 9100}, {name: grpc, port: 9090}, {name: api, port: 80, appProtocol: kubernetes.io/ws}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: udp, namespace: x}
+spec: {ports: [{name: http, port: 80, protocol: UDP}]}
+"#;
+    let (svcs, skipped) = http_services(&load(text, "x"), "x");
+    assert_eq!(
+        svcs,
+        [
+            HttpService { name: "h2c".into(), port: 9000 },
+            // An HTTP/1.1 declaration (appProtocol kubernetes.io/ws) before gRPC, before sniffing.
+            HttpService { name: "prefer".into(), port: 80 },
+        ]
+    );
+    assert_eq!(skipped, ["renamed: no HTTP port", "udp: no HTTP port", "wss: no HTTP port"]);
+}
+
 #[test]
 fn expose_routes_each_service_on_its_host() {
     let opts = ExposeOptions { domain: Some("shop.test".into()), ingress_class: Some("nginx".into()), hosts: [("web".to_string(), "shop.test".to_string())].into() };

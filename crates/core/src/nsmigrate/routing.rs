@@ -55,21 +55,20 @@ pub enum PortProtocol {
     Detected,
 }
 
-/// Istio's protocol selection for a Service port (explicit `appProtocol`, else the name prefix).
+/// How Istio's protocol selection for a Service port is routed: HTTP-family protocols (HTTP,
+/// HTTP2, gRPC, gRPC-Web) get `http` routes, sniffed ports get both, every other protocol `tcp`
+/// routes. The selection itself is [`meshmove_istio::protocol::port_protocol`], Istio's
+/// `ConvertProtocol` (`appProtocol` when set, with no fallback to the name; `h2c` is no protocol
+/// name Istio knows, only `appProtocol: kubernetes.io/h2c` is).
 pub fn port_protocol(port: &Value) -> PortProtocol {
-    let explicit = port.get("appProtocol").and_then(Value::as_str).map(|p| p.trim_start_matches("kubernetes.io/").to_ascii_lowercase());
-    let named = port.get("name").and_then(Value::as_str).map(|n| n.split('-').next().unwrap_or(n).to_ascii_lowercase());
-    for p in [explicit, named].into_iter().flatten() {
-        match p.as_str() {
-            "http" | "http2" | "grpc" | "grpc-web" | "h2c" => return PortProtocol::Http,
-            "tcp" | "tls" | "https" | "mongo" | "mysql" | "redis" => return PortProtocol::Tcp,
-            _ => {}
-        }
+    let p = meshmove_istio::protocol::port_protocol(port);
+    if p.is_http() {
+        PortProtocol::Http
+    } else if p.is_sniffed() {
+        PortProtocol::Detected
+    } else {
+        PortProtocol::Tcp
     }
-    if port.get("protocol").and_then(Value::as_str).is_some_and(|p| p != "TCP") {
-        return PortProtocol::Tcp;
-    }
-    PortProtocol::Detected
 }
 
 /// A Service that cannot be routed by weight, and why.

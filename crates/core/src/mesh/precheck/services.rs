@@ -1,12 +1,14 @@
 //! Service ports as Istio will read them.
 //!
-//! Istio picks a port's protocol from `appProtocol` when set, else from the port name
-//! `<protocol>[-<suffix>]` (case-insensitive; `grpc-web` is matched before splitting at the first
-//! dash). Known protocols are http, http2, https, grpc, grpc-web, tcp, tls, mongo, mysql, redis
-//! and udp. Anything else is "unsupported": Istio sniffs the first bytes for HTTP and otherwise
-//! treats the connection as opaque TCP, which breaks server-first protocols and loses L7 routing
-//! and metrics. The well-known server-first ports 25, 53, 3306 and 27017 are exempt: Istio already
-//! treats them as TCP when undeclared. UDP and SCTP are never proxied.
+//! Which protocol Istio gives a port is decided by [`meshmove_istio::protocol::select`], the one
+//! copy of istiod's `ConvertProtocol` (istio/istio `pkg/config/kube/conversion.go`; see that
+//! module for the rule and its citations): `appProtocol` when set, with no fallback to the name;
+//! else the port name `<protocol>[-<suffix>]`; the Kubernetes standard values
+//! `kubernetes.io/h2c|ws|wss` are known. Anything else is "unsupported": Istio sniffs the first
+//! bytes for HTTP and otherwise treats the connection as opaque TCP, which breaks server-first
+//! protocols and loses L7 routing and metrics. The well-known server-first ports 25, 53, 3306 and
+//! 27017 are exempt: Istio already treats them as TCP when undeclared. UDP and SCTP are never
+//! proxied.
 //!
 //! A pod port also gets one inbound protocol, so two Services that select the same pods and
 //! target the same port must agree on it.
@@ -16,6 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::{Service, ServicePort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::core::{Selector, SelectorExt};
+use meshmove_istio::protocol::{self, Protocol, Selection, Source};
 
 use super::{PrecheckOptions, Scope, WORKLOAD_KINDS, Workload, join_and, workloads};
 use meshmove_model::findings::{Analyzer, Finding};
@@ -27,31 +30,16 @@ static REQUIRES: &[&Kind] = &[&kinds::SERVICE];
 /// Service ports Istio cannot proxy or cannot classify, and conflicting declarations.
 pub struct ServicePorts(pub PrecheckOptions);
 
-const PROTOCOLS: &[&str] = &["http", "http2", "https", "grpc", "tcp", "tls", "mongo", "mysql", "redis", "udp"];
-
-/// Ports Istio treats as TCP when their protocol is not declared (server-first protocols).
-const WELL_KNOWN_TCP: &[(i32, &str)] = &[(25, "SMTP"), (53, "DNS"), (3306, "MySQL"), (27017, "MongoDB")];
-
-/// The protocol Istio reads from a port name or `appProtocol` value, if it knows it.
-pub fn istio_protocol(declared: &str) -> Option<&'static str> {
-    let lower = declared.to_ascii_lowercase();
-    if lower.starts_with("grpc-web") {
-        return Some("grpc-web");
-    }
-    let prefix = lower.split('-').next().unwrap_or_default();
-    PROTOCOLS.iter().copied().find(|p| *p == prefix)
-}
-
-/// Protocols that share one inbound treatment, for conflict detection.
-fn protocol_class(p: &str) -> &'static str {
+/// How MM1032 groups the protocols Istio selects: declarations in one group get the same inbound
+/// treatment (`grpc`, `grpc-web` and `http2` are all HTTP/2; `https` and `tls` are both passed
+/// through as TLS). This groups [`Protocol`] values; which protocol a port has is Istio's rule,
+/// decided by [`meshmove_istio::protocol`] only.
+fn inbound_group(p: Protocol) -> &'static str {
     match p {
-        "http" => "HTTP/1.1",
-        "http2" | "grpc" | "grpc-web" => "HTTP/2",
-        "https" | "tls" => "TLS",
-        "mongo" => "Mongo",
-        "mysql" => "MySQL",
-        "redis" => "Redis",
-        _ => "TCP",
+        Protocol::Http => "HTTP/1.1",
+        Protocol::Http2 | Protocol::Grpc | Protocol::GrpcWeb => "HTTP/2",
+        Protocol::Https | Protocol::Tls => "TLS",
+        other => other.as_str(),
     }
 }
 
@@ -59,39 +47,53 @@ fn protocol_class(p: &str) -> &'static str {
 enum Treatment {
     /// Not proxied at all; with the reason.
     NotProxied(String),
-    /// Declared protocol.
-    Declared(&'static str),
+    /// Declared protocol, and the `appProtocol` that declared it (`None`: the name did).
+    Declared(Protocol, Option<String>),
     /// Undeclared: sniffed, else TCP; with the reason.
     Unknown(String),
     /// Undeclared but on a well-known server-first port, which Istio treats as TCP.
     WellKnownTcp,
 }
 
+/// Istio's selection for a typed Service port.
+fn selection(port: &ServicePort) -> Selection {
+    protocol::select(&serde_json::to_value(port).unwrap_or_default())
+}
+
 fn treatment(port: &ServicePort) -> Treatment {
-    let k8s_protocol = port.protocol.as_deref().unwrap_or("TCP");
-    if k8s_protocol != "TCP" {
-        return Treatment::NotProxied(format!("protocol {k8s_protocol}"));
+    let s = selection(port);
+    let declared = s.declared.clone().unwrap_or_default();
+    let field = match s.source {
+        Source::AppProtocol => "appProtocol",
+        _ => "name",
+    };
+    if !s.protocol.is_proxied() {
+        return Treatment::NotProxied(match s.source {
+            Source::ServiceProtocol => format!("protocol {declared}"),
+            _ => format!("a TCP port declared as `{declared}` by its {field}, which Istio does not proxy"),
+        });
     }
-    let (declared, why_unknown) = match (&port.app_protocol, &port.name) {
-        (Some(ap), name) => {
-            let shadowed = match name.as_deref().and_then(istio_protocol) {
-                Some(p) => format!(", and it takes precedence over the name's `{p}`"),
+    if s.explicit {
+        return Treatment::Declared(s.protocol, (s.source == Source::AppProtocol).then_some(declared));
+    }
+    if s.by_well_known_port() {
+        return Treatment::WellKnownTcp;
+    }
+    Treatment::Unknown(match s.source {
+        Source::AppProtocol => {
+            // Istio reads only the appProtocol once it is set: a name that would have declared a
+            // protocol is not consulted (`ConvertProtocol`, see meshmove_istio::protocol).
+            let shadowed = match port.name.as_deref().and_then(protocol::known_protocol_name) {
+                Some(p) => format!(", and Istio does not fall back to the name's {p}"),
                 None => String::new(),
             };
-            (istio_protocol(ap), format!("appProtocol `{ap}` is not a protocol Istio knows{shadowed}"))
+            format!("appProtocol `{declared}` is not a protocol Istio knows{shadowed}")
         }
-        (None, Some(name)) if !name.is_empty() => (
-            istio_protocol(name),
-            format!("its name `{name}` does not start with a protocol Istio knows and it has no appProtocol"),
-        ),
-        _ => (None, "it has no name and no appProtocol".to_string()),
-    };
-    match declared {
-        Some("udp") => Treatment::NotProxied("a TCP port declared as `udp`, which Istio does not proxy".to_string()),
-        Some(p) => Treatment::Declared(p),
-        None if WELL_KNOWN_TCP.iter().any(|(n, _)| *n == port.port) => Treatment::WellKnownTcp,
-        None => Treatment::Unknown(why_unknown),
-    }
+        Source::PortName => {
+            format!("its name `{declared}` does not start with a protocol Istio knows and it has no appProtocol")
+        }
+        Source::Default | Source::ServiceProtocol => "it has no name and no appProtocol".to_string(),
+    })
 }
 
 fn port_label(port: &ServicePort) -> String {
@@ -137,10 +139,11 @@ impl ServicePorts {
             let selecting = candidates.iter().filter(|s| s.selector.as_ref().is_some_and(|sel| sel.matches(&labels)));
             for s in selecting {
                 for port in &s.ports {
-                    let Treatment::Declared(p) = treatment(port) else { continue };
+                    let Treatment::Declared(p, app_protocol) = treatment(port) else { continue };
                     let Some(target) = target_port(port, &w) else { continue };
-                    by_port.entry(target).or_default().entry(protocol_class(p)).or_default().insert(format!(
-                        "`{p}` by {} {}",
+                    let via = app_protocol.map(|a| format!(" (appProtocol `{a}`)")).unwrap_or_default();
+                    by_port.entry(target).or_default().entry(inbound_group(p)).or_default().insert(format!(
+                        "{p} by {} {}{via}",
                         s.object.object_ref(),
                         port_label(port)
                     ));
@@ -205,7 +208,7 @@ impl Analyzer for ServicePorts {
                         )
                         .on(o),
                     ),
-                    Treatment::Declared(_) | Treatment::WellKnownTcp => {}
+                    Treatment::Declared(..) | Treatment::WellKnownTcp => {}
                 }
             }
             // A Service without a selector manages no endpoints from pod labels.
@@ -216,38 +219,3 @@ impl Analyzer for ServicePorts {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::istio_protocol;
-
-    #[test]
-    fn protocols_read_from_names_like_istio_does() {
-        let cases = [
-            ("http", Some("http")),
-            ("http-web", Some("http")),
-            ("HTTP-Web", Some("http")),
-            ("http2", Some("http2")),
-            ("grpc", Some("grpc")),
-            ("grpc-web", Some("grpc-web")),
-            ("grpc-web-api", Some("grpc-web")),
-            ("grpc-api", Some("grpc")),
-            ("tcp-db", Some("tcp")),
-            ("tls", Some("tls")),
-            ("https-admin", Some("https")),
-            ("mongo", Some("mongo")),
-            ("mysql-primary", Some("mysql")),
-            ("redis", Some("redis")),
-            ("udp-dns", Some("udp")),
-            ("web", None),
-            ("web-http", None),
-            ("httpx", None),
-            ("h2c", None),
-            ("postgresql", None),
-            ("", None),
-            ("-http", None),
-        ];
-        for (name, want) in cases {
-            assert_eq!(istio_protocol(name), want, "{name:?}");
-        }
-    }
-}

@@ -245,3 +245,109 @@ mod gate {
         assert!(g.notes.iter().any(|n| n.contains("revision `default`")), "{g:?}");
     }
 }
+
+mod service_ports {
+    use super::*;
+    use meshmove_istio::protocol::{self, Protocol};
+    use meshmove_model::findings::Finding;
+
+    fn service(name: &str, ports: serde_json::Value) -> Object {
+        obj(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "shop"},
+                   "spec": {"selector": {"app": name}, "ports": ports}}))
+    }
+
+    fn findings(objects: Vec<Object>) -> Vec<Finding> {
+        let mut out = Vec::new();
+        ServicePorts(PrecheckOptions::default()).analyze(&files(objects), &mut out);
+        out
+    }
+
+    /// Ports over every branch of Istio's selection: appProtocol (known, Kubernetes standard,
+    /// unknown, wrong case), names (known, unknown, `h2c`), UDP/SCTP, well-known ports, nothing.
+    fn grid() -> Vec<serde_json::Value> {
+        let mut ports = Vec::new();
+        for app in [None, Some("http"), Some("kubernetes.io/h2c"), Some("kubernetes.io/ws"), Some("kubernetes.io/wss"), Some("kubernetes.io/H2C"), Some("foo"), Some("GRPC")] {
+            for name in [None, Some("http-web"), Some("h2c"), Some("h2c-x"), Some("tcp"), Some("udp-x"), Some("web")] {
+                for (number, proto) in [(8080, None), (3306, None), (53, Some("UDP")), (9000, Some("SCTP"))] {
+                    let mut p = json!({"port": number});
+                    if let Some(a) = app {
+                        p["appProtocol"] = json!(a);
+                    }
+                    if let Some(n) = name {
+                        p["name"] = json!(n);
+                    }
+                    if let Some(pr) = proto {
+                        p["protocol"] = json!(pr);
+                    }
+                    ports.push(p);
+                }
+            }
+        }
+        ports
+    }
+
+    /// MM1030 and MM1031 are exactly the ports Istio does not proxy and the ports it sniffs, as
+    /// meshmove-istio's selection (Istio's `ConvertProtocol`) decides, over the whole grid.
+    #[test]
+    fn mm1030_and_mm1031_follow_istios_protocol_selection() {
+        for (i, port) in grid().into_iter().enumerate() {
+            let name = format!("s{i}");
+            let f = findings(vec![service(&name, json!([port]))]);
+            let codes: Vec<&str> = f.iter().map(|f| f.code).collect();
+            let selected = protocol::select(&port);
+            let want: Vec<&str> = if !selected.protocol.is_proxied() {
+                vec!["MM1030"]
+            } else if selected.protocol.is_sniffed() {
+                vec!["MM1031"]
+            } else {
+                vec![]
+            };
+            assert_eq!(codes, want, "{port} selects {selected:?}");
+        }
+    }
+
+    #[test]
+    fn h2c_ws_and_wss_app_protocols_are_not_reported_as_mm1031() {
+        let ports = json!([
+            {"name": "h2c", "port": 8081, "appProtocol": "kubernetes.io/h2c"},
+            {"name": "ws", "port": 8082, "appProtocol": "kubernetes.io/ws"},
+            {"name": "wss", "port": 8443, "appProtocol": "kubernetes.io/wss"},
+        ]);
+        assert_eq!(findings(vec![service("events", ports.clone())]), vec![]);
+        let selected: Vec<Protocol> = ports.as_array().unwrap().iter().map(protocol::port_protocol).collect();
+        assert_eq!(selected, [Protocol::Http2, Protocol::Http, Protocol::Https]);
+    }
+
+    #[test]
+    fn unknown_app_protocol_with_an_http_name_is_mm1031_because_istio_does_not_fall_back() {
+        let f = findings(vec![service("web", json!([{"name": "http-web", "port": 8080, "appProtocol": "foo"}]))]);
+        assert_eq!(f.iter().map(|f| f.code).collect::<Vec<_>>(), ["MM1031"]);
+        // The message names the field Istio read and the one it ignored.
+        assert!(f[0].message.contains("appProtocol `foo`") && f[0].message.contains("does not fall back to the name's HTTP"), "{}", f[0].message);
+    }
+
+    #[test]
+    fn h2c_port_name_is_mm1031() {
+        // `h2c` is no protocol name Istio knows: only the appProtocol kubernetes.io/h2c is.
+        let f = findings(vec![service("rpc", json!([{"name": "h2c-x", "port": 8080}]))]);
+        assert_eq!(f.iter().map(|f| f.code).collect::<Vec<_>>(), ["MM1031"]);
+        assert!(protocol::select(&json!({"name": "h2c-x", "port": 8080})).protocol.is_sniffed());
+    }
+
+    #[test]
+    fn mm1032_groups_what_istio_selects_including_app_protocols() {
+        let pod = deployment("shop", "api");
+        let svc = |name: &str, port: serde_json::Value| {
+            obj(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "shop"},
+                       "spec": {"selector": {"app": "api"}, "ports": [port]}}))
+        };
+        // HTTP2 from appProtocol and gRPC by name: one inbound treatment, no conflict.
+        let same = findings(vec![pod.clone(), svc("a", json!({"name": "x", "port": 9090, "appProtocol": "kubernetes.io/h2c"})), svc("b", json!({"name": "grpc", "port": 9090}))]);
+        assert!(same.iter().all(|f| f.code != "MM1032"), "{same:?}");
+        // An appProtocol that replaces an `http` name with `tcp` conflicts with an HTTP port.
+        let conflict = findings(vec![pod, svc("a", json!({"name": "http", "port": 9090, "appProtocol": "tcp"})), svc("b", json!({"name": "http-b", "port": 9090}))]);
+        let f: Vec<&Finding> = conflict.iter().filter(|f| f.code == "MM1032").collect();
+        assert_eq!(f.len(), 1, "{conflict:?}");
+        assert!(f[0].message.contains("TCP by Service/shop/a port 9090 (`http`) (appProtocol `tcp`)"), "{}", f[0].message);
+    }
+}
