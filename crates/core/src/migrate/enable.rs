@@ -14,7 +14,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::{MigrateError, PEER_AUTHENTICATION, STEP_ENABLE, TrafficProfile, has_proxy, namespace_object, service_routes};
+use super::{MigrateError, PEER_AUTHENTICATION, STEP_ENABLE, TrafficProfile, has_proxy, labels_of, namespace_object, selected_dataplane, service_routes};
+use meshmove_istio::injection::{DATAPLANE_MODE_LABEL, INJECTION_LABEL, REV_LABEL};
+use meshmove_istio::{Dataplane, Labels};
 use meshmove_model::inventory::{Inventory, Object, kinds};
 use meshmove_kube::plan::{Change, MANAGED_BY, Plan, Target};
 use meshmove_model::workload::{Workload, disruption_budgets, pod_owner};
@@ -69,19 +71,12 @@ fn managed(api_version: &str, kind: &str, namespace: &str, name: &str, spec: Val
            "spec": spec})
 }
 
-/// Whether Istio's injector would add a sidecar to this template (by its own labels and
-/// annotations; namespace labels are what `enable` sets).
-fn opted_out(w: &Workload<'_>) -> bool {
-    let labels = w.pod_labels();
-    let ann = w.pod_annotations();
-    let v = labels.get("sidecar.istio.io/inject").or(ann.get("sidecar.istio.io/inject"));
-    v.is_some_and(|v| v == "false")
-        || w.pod_spec().and_then(|s| s.get("hostNetwork")).and_then(Value::as_bool) == Some(true)
-}
-
-/// Workloads to restart: Deployments, StatefulSets and DaemonSets of the namespace that would
-/// be injected and have a pod without the proxy (or no pod listed at all while scaled up).
-pub fn to_restart<'a>(inventory: &'a Inventory, namespace: &str) -> Vec<&'a Object> {
+/// Workloads to restart: Deployments, StatefulSets and DaemonSets of the namespace whose pods
+/// Istio would inject once the namespace is labelled `namespace_labels`
+/// ([`selected_dataplane`]: the webhooks' selection, then the injector's policy, so an opt-out
+/// label or annotation, host networking or a system namespace keep a workload out) and that have
+/// a pod without the proxy (or no pod listed at all while scaled up).
+pub fn to_restart<'a>(inventory: &'a Inventory, namespace: &str, namespace_labels: &Labels) -> Vec<&'a Object> {
     let mut unmeshed: BTreeMap<(String, String), bool> = BTreeMap::new();
     for pod in inventory.of(&kinds::POD).filter(|p| p.namespace.as_deref() == Some(namespace)) {
         if let Some(owner) = pod_owner(inventory, pod) {
@@ -90,11 +85,14 @@ pub fn to_restart<'a>(inventory: &'a Inventory, namespace: &str) -> Vec<&'a Obje
         }
     }
     let pods_listed = inventory.has(&kinds::POD);
+    let injected = |w: &Workload<'_>| {
+        matches!(selected_dataplane(namespace, namespace_labels, w.template), Dataplane::Sidecar { .. })
+    };
     [&kinds::DEPLOYMENT, &kinds::STATEFUL_SET, &kinds::DAEMON_SET]
         .iter()
         .flat_map(|k| inventory.of(k))
         .filter(|o| o.namespace.as_deref() == Some(namespace))
-        .filter(|o| Workload::of(o).is_some_and(|w| !opted_out(&w)))
+        .filter(|o| Workload::of(o).is_some_and(|w| injected(&w)))
         .filter(|o| match unmeshed.get(&(o.kind.clone(), o.name.clone())) {
             Some(any_unmeshed) => *any_unmeshed,
             // No pod listed: restart unless it runs none (scaled to zero) and pods were listed.
@@ -138,31 +136,40 @@ pub fn plan(inventory: &Inventory, namespace: &str, options: &EnableOptions) -> 
     }
     let mut plan = Plan::new(STEP_ENABLE, namespace);
     let ns_target = Target::namespace(namespace);
-    let mut labels: BTreeMap<String, Option<Value>> = BTreeMap::new();
-    let label = |k: &str| meshmove_kube::plan::label_pointer(k);
+    // Label changes, and the namespace labels once they are applied.
+    let mut changes: Vec<(&str, Option<&str>)> = Vec::new();
     match (options.mode, &options.revision) {
         (Mode::Sidecar, None) => {
-            labels.insert(label("istio-injection"), Some(json!("enabled")));
-            if ns.label("istio.io/rev").is_some() {
-                labels.insert(label("istio.io/rev"), None);
+            changes.push((INJECTION_LABEL, Some("enabled")));
+            if ns.label(REV_LABEL).is_some() {
+                changes.push((REV_LABEL, None));
             }
         }
         (Mode::Sidecar, Some(rev)) => {
             // istio-injection wins over istio.io/rev: it must go.
-            labels.insert(label("istio.io/rev"), Some(json!(rev)));
-            if ns.label("istio-injection").is_some() {
-                labels.insert(label("istio-injection"), None);
+            changes.push((REV_LABEL, Some(rev)));
+            if ns.label(INJECTION_LABEL).is_some() {
+                changes.push((INJECTION_LABEL, None));
             }
         }
-        (Mode::Ambient, _) => {
-            labels.insert(label("istio.io/dataplane-mode"), Some(json!("ambient")));
-            if ns.label("istio-injection") == Some("enabled") || ns.label("istio.io/rev").is_some() {
-                return Err(MigrateError::BadOption {
-                    what: "--mode ambient".into(),
-                    message: format!("namespace {namespace} is labelled for sidecar injection; roll that back first"),
-                });
-            }
-        }
+        (Mode::Ambient, _) => changes.push((DATAPLANE_MODE_LABEL, Some("ambient"))),
+    }
+    let mut labels_after = labels_of(ns);
+    let mut labels: BTreeMap<String, Option<Value>> = BTreeMap::new();
+    for (key, value) in changes {
+        labels.insert(meshmove_kube::plan::label_pointer(key), value.map(|v| json!(v)));
+        match value {
+            Some(v) => labels_after.insert(key.to_string(), v.to_string()),
+            None => labels_after.remove(key),
+        };
+    }
+    // Injection labels win over ambient (the webhooks inject, the CNI agent skips pods with a
+    // sidecar): an ambient label next to them would not take effect.
+    if options.mode == Mode::Ambient && !matches!(selected_dataplane(namespace, &labels_after, &Value::Null), Dataplane::Ambient) {
+        return Err(MigrateError::BadOption {
+            what: "--mode ambient".into(),
+            message: format!("namespace {namespace} is labelled for sidecar injection; roll that back first"),
+        });
     }
     plan.push(Change::Set { target: ns_target, fields: labels });
     plan.push(Change::Apply {
@@ -202,7 +209,7 @@ pub fn plan(inventory: &Inventory, namespace: &str, options: &EnableOptions) -> 
         });
     }
     if options.mode == Mode::Sidecar {
-        let restart = to_restart(inventory, namespace);
+        let restart = to_restart(inventory, namespace, &labels_after);
         for batch in batches(inventory, &restart, options.batch_size) {
             for w in &batch {
                 plan.push(Change::Restart { target: target(w) });
@@ -239,7 +246,7 @@ pub fn uncaptured_pods(inventory: &Inventory, namespace: &str) -> Vec<String> {
     inventory
         .of(&kinds::POD)
         .filter(|p| p.namespace.as_deref() == Some(namespace))
-        .filter(|p| super::ambient_candidate(&p.value) && !super::ambient_captured(&p.value))
+        .filter(|p| super::ambient_candidate(namespace_object(inventory, namespace), &p.value) && !super::ambient_captured(&p.value))
         .map(|p| match pod_owner(inventory, p) {
             Some(owner) => format!("{}/{}: pod {}", owner.kind, owner.name, p.name),
             None => format!("Pod: {}", p.name),

@@ -24,7 +24,10 @@ pub mod mtls;
 pub mod profile;
 pub mod status;
 
-use meshmove_istio::Protocol;
+use std::collections::{BTreeMap, BTreeSet};
+
+use meshmove_istio::injection::{INJECTION_LABEL, REV_LABEL};
+use meshmove_istio::{Dataplane, Labels, Pod, Protocol, Served, dataplane};
 use serde_json::Value;
 
 use meshmove_model::inventory::{Inventory, Object, kinds};
@@ -163,8 +166,9 @@ pub fn service_routes(
     Ok((routes, skipped))
 }
 
-/// Whether a pod carries Istio's proxy: an `istio-proxy` container (classic or native sidecar)
-/// or the injector's status annotation.
+/// Whether a pod carries Istio's proxy now: an `istio-proxy` container (classic or native
+/// sidecar). This reads the pod as it is; which pods *will* get one is
+/// [`meshmove_istio::injection`] (see [`selected_dataplane`]).
 pub fn has_proxy(pod: &Value) -> bool {
     let named = |key: &str| {
         pod.pointer(&format!("/spec/{key}"))
@@ -178,19 +182,22 @@ pub fn has_proxy(pod: &Value) -> bool {
 pub const AMBIENT_REDIRECTION: &str = "ambient.istio.io/redirection";
 
 /// Whether ztunnel has captured the pod: the CNI node agent annotated it
-/// `ambient.istio.io/redirection: enabled`.
+/// `ambient.istio.io/redirection: enabled`. This reads what the agent did; which pods it
+/// *should* capture is [`meshmove_istio::ambient_captured`] (see [`ambient_candidate`]).
 pub fn ambient_captured(pod: &Value) -> bool {
     pod.pointer("/metadata/annotations/ambient.istio.io~1redirection").and_then(Value::as_str) == Some("enabled")
 }
 
-/// Whether a running pod of an ambient namespace is one ztunnel should capture: not opted out
-/// (`istio.io/dataplane-mode=none` label or `ambient.istio.io/redirection: disabled`), not on the
-/// host network, without a sidecar of its own, not finished.
-pub fn ambient_candidate(pod: &Value) -> bool {
-    pod.pointer("/metadata/labels/istio.io~1dataplane-mode").and_then(Value::as_str) != Some("none")
+/// Whether a running pod is one ztunnel should capture, by the CNI node agent's enablement rule
+/// ([`meshmove_istio::ambient_captured`]: the namespace or the pod labelled
+/// `istio.io/dataplane-mode=ambient`, not opted out with `none`, not on the host network, no
+/// sidecar), not opted out with the legacy `ambient.istio.io/redirection: disabled` annotation,
+/// and not finished.
+pub fn ambient_candidate(namespace: Option<&Object>, pod: &Value) -> bool {
+    let empty = Value::Null;
+    let p = Pod::from_objects(namespace.map_or(&empty, |n| &n.value), pod);
+    meshmove_istio::ambient_captured(&p)
         && pod.pointer("/metadata/annotations/ambient.istio.io~1redirection").and_then(Value::as_str) != Some("disabled")
-        && pod.pointer("/spec/hostNetwork").and_then(Value::as_bool) != Some(true)
-        && !has_proxy(pod)
         && !matches!(pod.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"))
 }
 
@@ -206,18 +213,44 @@ pub fn namespace_object<'a>(inventory: &'a Inventory, namespace: &str) -> Option
     inventory.get(&kinds::NAMESPACE, None, namespace)
 }
 
-/// Data-plane mode of a namespace from its labels: `ambient`, `sidecar` (with revision), or none.
+/// The injectors `status`, `enable` and `mtls strict` assume when they ask which data plane the
+/// labels select: every revision the labels name, and `default`. These commands report or change
+/// what the labels select; whether an injector answers is the control-plane gate's question
+/// (precheck's MM1013, `enable`'s gate) and the proxy check after the restarts.
+fn assume_served(pod: &Pod) -> Served {
+    let mut revisions: BTreeSet<String> = ["default".to_string()].into();
+    revisions.extend(pod.namespace_labels.get(REV_LABEL).cloned());
+    revisions.extend(pod.labels.get(REV_LABEL).cloned());
+    Served { revisions, tags: BTreeMap::new(), default_revision: Some("default".to_string()) }
+}
+
+/// The data plane a pod created now from `template` (`{metadata, spec}`, or a Pod) would join
+/// in a namespace labelled `namespace_labels`, by Istio's webhook selection, injector policy and
+/// ambient enablement ([`meshmove_istio::dataplane`]), with [`assume_served`]'s injectors.
+pub fn selected_dataplane(namespace: &str, namespace_labels: &Labels, template: &Value) -> Dataplane {
+    let mut pod = Pod::from_objects(&Value::Null, template);
+    pod.namespace = namespace.to_string();
+    pod.namespace_labels = namespace_labels.clone();
+    let served = assume_served(&pod);
+    dataplane(&pod, &served)
+}
+
+/// A Namespace object's labels.
+pub fn labels_of(ns: &Object) -> Labels {
+    ns.labels().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// Data-plane mode of a namespace from its labels, as Istio selects it for a pod without labels
+/// of its own ([`selected_dataplane`]): `ambient`, `sidecar` (`istio-injection=enabled`, the
+/// default revision), `sidecar (revision X)` (`istio.io/rev`), or none. `istio-injection` wins
+/// over `istio.io/rev`, and injection over ambient, as the webhooks and the CNI agent decide.
 pub fn namespace_mode(ns: &Object) -> Option<String> {
-    if ns.label("istio.io/dataplane-mode") == Some("ambient") {
-        return Some("ambient".to_string());
+    match selected_dataplane(&ns.name, &labels_of(ns), &Value::Null) {
+        Dataplane::Ambient => Some("ambient".to_string()),
+        Dataplane::Sidecar { .. } if ns.label(INJECTION_LABEL).is_some() => Some("sidecar".to_string()),
+        Dataplane::Sidecar { revision } => Some(format!("sidecar (revision {revision})")),
+        Dataplane::None => None,
     }
-    if ns.label("istio-injection") == Some("disabled") {
-        return None;
-    }
-    if let Some(rev) = ns.label("istio.io/rev") {
-        return Some(format!("sidecar (revision {rev})"));
-    }
-    (ns.label("istio-injection") == Some("enabled")).then(|| "sidecar".to_string())
 }
 
 #[cfg(test)]

@@ -308,3 +308,58 @@ apiVersion: v1\nkind: Pod\nmetadata: {name: tool-1, namespace: amb, labels: {ist
     assert_eq!(blocked.len(), 2, "{blocked:?}");
     assert!(blocked.iter().any(|b| b.contains("web-1")) && blocked.iter().any(|b| b.contains("tool-1")), "{blocked:?}");
 }
+
+fn namespace(labels: serde_json::Value) -> Inventory {
+    load(&format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: shop, labels: {labels}}}\n"), "shop")
+}
+
+/// The namespace's data plane follows Istio's precedence (meshmove_istio::injection):
+/// `istio-injection` over `istio.io/rev`, a disabled `istio-injection` over everything, sidecar
+/// injection over ambient capture.
+#[test]
+fn namespace_mode_follows_istios_label_precedence() {
+    let mode = |labels: serde_json::Value| namespace_mode(namespace_object(&namespace(labels), "shop").unwrap());
+    assert_eq!(mode(json!({"istio-injection": "enabled", "istio.io/rev": "canary"})).as_deref(), Some("sidecar"));
+    assert_eq!(mode(json!({"istio.io/rev": "canary"})).as_deref(), Some("sidecar (revision canary)"));
+    assert_eq!(mode(json!({"istio-injection": "disabled", "istio.io/rev": "canary"})), None);
+    assert_eq!(mode(json!({"istio.io/dataplane-mode": "ambient", "istio-injection": "enabled"})).as_deref(), Some("sidecar"));
+    assert_eq!(mode(json!({"istio.io/dataplane-mode": "ambient", "istio-injection": "disabled"})).as_deref(), Some("ambient"));
+    assert_eq!(mode(json!({})), None);
+}
+
+#[test]
+fn enable_restarts_only_what_the_injector_would_inject() {
+    let text = format!(
+        "{SHOP}---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: declined, namespace: shop}}
+spec: {{selector: {{matchLabels: {{app: declined}}}}, template: {{metadata: {{labels: {{app: declined, sidecar.istio.io/inject: \"no\"}}}}, spec: {{containers: [{{name: d, image: d}}]}}}}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: annotated, namespace: shop}}
+spec: {{selector: {{matchLabels: {{app: annotated}}}}, template: {{metadata: {{labels: {{app: annotated}}, annotations: {{sidecar.istio.io/inject: \"false\"}}}}, spec: {{containers: [{{name: a, image: a}}]}}}}}}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {{name: agent, namespace: shop}}
+spec: {{selector: {{matchLabels: {{app: agent}}}}, template: {{metadata: {{labels: {{app: agent}}}}, spec: {{hostNetwork: true, containers: [{{name: a, image: a}}]}}}}}}
+"
+    );
+    let p = enable::plan(&load(&text, "shop"), "shop", &EnableOptions::default()).unwrap();
+    let restarted: Vec<&str> = p.changes.iter().filter_map(|c| if let Change::Restart { target } = c { Some(target.name.as_str()) } else { None }).collect();
+    // `no` is a false-like the injector declines, the annotation opts out, host networking is
+    // never injected; the SHOP workloads without an opt-out are restarted.
+    assert_eq!(restarted, ["web", "batch", "db", "api"]);
+}
+
+#[test]
+fn ambient_enable_is_refused_only_when_injection_labels_take_effect() {
+    let ambient = EnableOptions { mode: Mode::Ambient, ..EnableOptions::default() };
+    // istio-injection=disabled next to a revision: no webhook injects, so ambient applies.
+    let inv = namespace(json!({"istio-injection": "disabled", "istio.io/rev": "canary"}));
+    assert!(enable::plan(&inv, "shop", &ambient).is_ok());
+    let inv = namespace(json!({"istio.io/rev": "canary"}));
+    assert!(enable::plan(&inv, "shop", &ambient).unwrap_err().to_string().contains("labelled for sidecar injection"));
+}

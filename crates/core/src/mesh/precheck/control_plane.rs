@@ -12,6 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
+use meshmove_istio::injection::{INJECTION_LABEL, REV_LABEL};
+use meshmove_istio::{Injection, Pod, Served, injection};
+
 use super::{MeshMode, PrecheckOptions, join_and};
 use meshmove_model::findings::{Analyzer, Finding};
 use meshmove_model::inventory::{Inventory, Kind, Object, SourceInfo, kinds};
@@ -77,6 +80,32 @@ pub(crate) fn webhook_revisions(inventory: &Inventory) -> (BTreeSet<String>, BTr
         }
     }
     (revisions, tags)
+}
+
+/// The injectors the inventory shows, as [`meshmove_istio::injection`] resolves labels against
+/// them: revisions with an istiod or an injection webhook of their own, revision tags, and the
+/// `default` revision behind the legacy selectors when a revisionless istiod (or one labelled
+/// `default`) is installed; a `default` tag takes precedence, as [`Served::resolve`] applies.
+pub(crate) fn served(inventory: &Inventory) -> Served {
+    let (mut revisions, tags) = webhook_revisions(inventory);
+    revisions.extend(istiods(inventory).map(|d| revision_of(d).to_string()));
+    let default_revision = revisions.contains("default").then(|| "default".to_string());
+    Served { revisions, tags, default_revision }
+}
+
+/// Why `injection` found no injector for the revision the labels select, for MM1013: the name
+/// the labels use, and, when it is a tag, the revision it points at.
+pub(crate) fn unserved(served: &Served, selected: &str, revision: &str) -> String {
+    if served.tags.contains_key(selected) {
+        format!("revision tag `{selected}` points at revision `{revision}`, which no istiod serves")
+    } else {
+        format!("no istiod or revision tag serves revision `{selected}`")
+    }
+}
+
+/// Installed revisions and tags, for messages.
+pub(crate) fn installed_list(served: &Served) -> Vec<String> {
+    served.revisions.iter().map(|r| format!("`{r}`")).chain(served.tags.keys().map(|t| format!("tag `{t}`"))).collect()
 }
 
 fn int(v: &Value, pointer: &str) -> Option<u64> {
@@ -278,23 +307,31 @@ pub fn gate(inventory: &Inventory, mode: MeshMode, revision: Option<&str>) -> Ga
     }
     let installed: BTreeSet<&str> = istiods(inventory).map(revision_of).collect();
     if mode == MeshMode::Sidecar && report.skipped.is_empty() && !installed.is_empty() {
-        let (webhooks, tags) = webhook_revisions(inventory);
+        // The namespace as the command will label it, through Istio's webhook selection.
+        let label = match revision {
+            Some(rev) => (REV_LABEL.to_string(), rev.to_string()),
+            None => (INJECTION_LABEL.to_string(), "enabled".to_string()),
+        };
+        let pod = Pod { namespace_labels: [label].into(), ..Pod::default() };
+        let served = served(inventory);
         let wanted = revision.unwrap_or("default");
-        let served = installed.contains(wanted) || webhooks.contains(wanted) || tags.contains_key(wanted);
-        if !served && inventory.availability(&kinds::MUTATING_WEBHOOK).is_some() {
-            gate.notes.push(format!(
-                "revision `{wanted}` has no istiod of its own, and the injection webhooks (where revision tags live) could not be read"
-            ));
-        } else if !served {
-            let list: Vec<String> = installed.iter().map(|r| format!("`{r}`")).chain(tags.keys().map(|t| format!("tag `{t}`"))).collect();
-            let message = match revision {
-                Some(rev) => format!("no istiod or revision tag serves revision `{rev}`; installed: {}", join_and(&list)),
-                None => format!(
-                    "istio-injection=enabled is served by the `default` revision or a `default` tag, and there is neither; installed: {} (pass --revision to select one)",
-                    join_and(&list)
-                ),
-            };
-            gate.blockers.push(Finding::new(&CODE_UNKNOWN_REVISION, message));
+        if let Injection::NoInjector { revision: missing } = injection(&pod, &served) {
+            if inventory.availability(&kinds::MUTATING_WEBHOOK).is_some() {
+                gate.notes.push(format!(
+                    "revision `{wanted}` has no istiod of its own, and the injection webhooks (where revision tags live) could not be read"
+                ));
+            } else {
+                let list = installed_list(&served);
+                let message = match revision {
+                    Some(_) => format!("{}; installed: {}", unserved(&served, wanted, &missing), join_and(&list)),
+                    None => format!(
+                        "istio-injection=enabled is served by the `default` revision or a `default` tag, and {}; installed: {} (pass --revision to select one)",
+                        if served.tags.contains_key("default") { format!("the `default` tag points at revision `{missing}`, which no istiod serves") } else { "there is neither".to_string() },
+                        join_and(&list)
+                    ),
+                };
+                gate.blockers.push(Finding::new(&CODE_UNKNOWN_REVISION, message));
+            }
         }
     }
     gate

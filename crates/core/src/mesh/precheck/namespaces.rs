@@ -6,10 +6,15 @@
 //! over the ambient label (pods that get a sidecar are skipped by ambient capture), so a namespace
 //! carrying two of them does not do what at least one label says. A revision that no istiod or tag
 //! serves means no webhook matches and pods silently start without a proxy.
+//!
+//! Which revision a namespace's labels select, and whether an injector serves it, is
+//! [`meshmove_istio::injection`] (the webhooks' selectors, cited there), applied to the namespace
+//! labels alone.
 
-use std::collections::BTreeSet;
+use meshmove_istio::injection::{INJECTION_LABEL, REV_LABEL};
+use meshmove_istio::{Injection, Pod, injection};
 
-use super::control_plane::{istiods, revision_of, webhook_revisions};
+use super::control_plane::{installed_list, served, unserved};
 use super::{MeshMode, PrecheckOptions, Scope, join_and};
 use meshmove_model::findings::{Analyzer, Finding};
 use meshmove_model::inventory::{Inventory, Kind, kinds};
@@ -36,16 +41,15 @@ impl Analyzer for NamespaceLabels {
 
     fn analyze(&self, inventory: &Inventory, out: &mut Vec<Finding>) {
         let scope = Scope::new(&self.0, inventory);
-        let (mut revisions, tags) = webhook_revisions(inventory);
-        revisions.extend(istiods(inventory).map(|d| revision_of(d).to_string()));
-        let served: BTreeSet<&str> = revisions.iter().chain(tags.keys()).map(String::as_str).collect();
+        let served = served(inventory);
+        let known = installed_list(&served);
 
         for ns in inventory.of(&kinds::NAMESPACE).filter(|n| scope.contains(&n.name)) {
-            let injection = ns.label("istio-injection");
+            let injection_label = ns.label("istio-injection");
             let rev = ns.label("istio.io/rev");
             let ambient = ns.label("istio.io/dataplane-mode") == Some("ambient");
 
-            if let (Some(inj), Some(rev)) = (injection, rev) {
+            if let (Some(inj), Some(rev)) = (injection_label, rev) {
                 out.push(
                     Finding::new(
                         &CODE_INJECTION_LABEL_CONFLICT,
@@ -57,7 +61,7 @@ impl Analyzer for NamespaceLabels {
                     .on(ns),
                 );
             }
-            if self.0.mode == MeshMode::Sidecar && injection == Some("disabled") {
+            if self.0.mode == MeshMode::Sidecar && injection_label == Some("disabled") {
                 out.push(
                     Finding::new(
                         &CODE_INJECTION_DISABLED,
@@ -68,7 +72,7 @@ impl Analyzer for NamespaceLabels {
             }
             if ambient {
                 let mut sidecar_labels = Vec::new();
-                if injection == Some("enabled") {
+                if injection_label == Some("enabled") {
                     sidecar_labels.push("istio-injection=enabled".to_string());
                 }
                 if let Some(rev) = rev {
@@ -89,21 +93,31 @@ impl Analyzer for NamespaceLabels {
                 }
             }
             // Only judge the revision when the inventory shows which revisions exist.
-            if let Some(rev) = rev
-                && !served.is_empty()
-                && !served.contains(rev)
+            let labels = ns.labels().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            let pod = Pod { namespace: ns.name.clone(), namespace_labels: labels, ..Pod::default() };
+            if !known.is_empty()
+                && let Injection::NoInjector { revision: missing } = injection(&pod, &served)
             {
-                let known: Vec<String> = served.iter().map(|r| format!("`{r}`")).collect();
-                out.push(
-                    Finding::new(
-                        &CODE_UNKNOWN_REVISION,
+                let message = match (injection_label, rev) {
+                    (Some(inj), _) => format!(
+                        "labelled {INJECTION_LABEL}={inj}, which the `default` revision or a `default` tag serves: {} (found {})",
+                        unserved(&served, "default", &missing),
+                        join_and(&known)
+                    ),
+                    (None, Some(rev)) if served.tags.contains_key(rev) => format!(
+                        "labelled {REV_LABEL}={rev}, but {} (found {})",
+                        unserved(&served, rev, &missing),
+                        join_and(&known)
+                    ),
+                    (None, rev) => {
+                        let rev = rev.unwrap_or(missing.as_str());
                         format!(
-                            "labelled istio.io/rev={rev}, but no istiod revision or tag `{rev}` exists (found {})",
+                            "labelled {REV_LABEL}={rev}, but no istiod revision or tag `{rev}` exists (found {})",
                             join_and(&known)
-                        ),
-                    )
-                    .on(ns),
-                );
+                        )
+                    }
+                };
+                out.push(Finding::new(&CODE_UNKNOWN_REVISION, message).on(ns));
             }
         }
     }

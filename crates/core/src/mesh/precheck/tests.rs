@@ -220,6 +220,19 @@ mod gate {
         assert_eq!(codes(&gate(&cluster(vec![istiod(Some("1-24"), 1), ztunnel(), cni()], &[]), MeshMode::Ambient, None)), Vec::<&str>::new());
     }
 
+    /// The gate asks meshmove_istio::injection which injector the new labels reach: a tag whose
+    /// revision has no istiod reaches none.
+    #[test]
+    fn a_tag_without_its_revision_serves_nothing() {
+        let inv = cluster(vec![istiod(Some("1-24"), 1), tag("old", "1-19"), tag("stable", "1-24")], &[]);
+        let g = gate(&inv, MeshMode::Sidecar, Some("old"));
+        assert_eq!(codes(&g), ["MM1013"]);
+        assert!(g.blockers[0].message.starts_with("revision tag `old` points at revision `1-19`, which no istiod serves"), "{g:?}");
+        assert!(gate(&inv, MeshMode::Sidecar, Some("stable")).passed());
+        let g = gate(&cluster(vec![istiod(Some("1-24"), 1), tag("default", "1-19")], &[]), MeshMode::Sidecar, None);
+        assert!(g.blockers[0].message.contains("the `default` tag points at revision `1-19`"), "{g:?}");
+    }
+
     fn cni() -> Object {
         let mut o = ztunnel();
         o.name = "istio-cni-node".into();
@@ -349,5 +362,55 @@ mod service_ports {
         let f: Vec<&Finding> = conflict.iter().filter(|f| f.code == "MM1032").collect();
         assert_eq!(f.len(), 1, "{conflict:?}");
         assert!(f[0].message.contains("TCP by Service/shop/a port 9090 (`http`) (appProtocol `tcp`)"), "{}", f[0].message);
+    }
+}
+
+mod revisions {
+    use super::*;
+    use meshmove_model::findings::Finding;
+
+    fn ns(name: &str, labels: serde_json::Value) -> Object {
+        obj(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}))
+    }
+
+    fn istiod(revision: &str) -> Object {
+        let mut d = deployment("istio-system", &format!("istiod-{revision}"));
+        d.value["metadata"]["labels"] = json!({"app": "istiod", "istio.io/rev": revision});
+        d
+    }
+
+    fn tag(tag: &str, revision: &str) -> Object {
+        obj(json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+                   "metadata": {"name": format!("istio-revision-tag-{tag}"), "labels": {"istio.io/tag": tag, "istio.io/rev": revision}}}))
+    }
+
+    fn mm1013(objects: Vec<Object>) -> Vec<(String, String)> {
+        let mut out: Vec<Finding> = Vec::new();
+        NamespaceLabels(PrecheckOptions::default()).analyze(&files(objects), &mut out);
+        out.into_iter().filter(|f| f.code == "MM1013").map(|f| (f.object.map(|o| o.name).unwrap_or_default(), f.message)).collect()
+    }
+
+    /// MM1013 is reported exactly when Istio's webhook selection (meshmove_istio::injection)
+    /// finds no injector for what the namespace's labels select.
+    #[test]
+    fn mm1013_follows_which_label_istio_reads() {
+        let control_plane = || vec![istiod("1-24"), tag("stable", "1-24"), tag("old", "1-19")];
+        let with = |namespaces: Vec<Object>| [control_plane(), namespaces].concat();
+        // istio-injection wins: a revision nobody serves next to it is not what pods get (MM1010
+        // says so), but `enabled` needs a default revision or tag, and there is none.
+        let found = mm1013(with(vec![ns("both", json!({"istio-injection": "enabled", "istio.io/rev": "nope"}))]));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].1.contains("istio-injection=enabled") && !found[0].1.contains("nope"), "{found:?}");
+        // Disabled: nothing is selected, nothing to serve.
+        assert!(mm1013(with(vec![ns("off", json!({"istio-injection": "disabled", "istio.io/rev": "nope"}))])).is_empty());
+        // A tag is served only when its revision is.
+        assert!(mm1013(with(vec![ns("shop", json!({"istio.io/rev": "stable"}))])).is_empty());
+        let found = mm1013(with(vec![ns("legacy", json!({"istio.io/rev": "old"}))]));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].1.contains("revision tag `old` points at revision `1-19`"), "{found:?}");
+        let found = mm1013(with(vec![ns("typo", json!({"istio.io/rev": "1-25"}))]));
+        assert!(found[0].1.starts_with("labelled istio.io/rev=1-25, but no istiod revision or tag `1-25` exists"), "{found:?}");
+        // A `default` tag serves istio-injection=enabled.
+        assert!(mm1013([control_plane(), vec![tag("default", "1-24"), ns("on", json!({"istio-injection": "enabled"}))]].concat()).is_empty());
     }
 }
