@@ -6,6 +6,7 @@
 //! (from files or from a cluster), runs analyzers over it, builds plans, and returns data and
 //! typed errors. The binaries turn flags into calls and data into tables, JSON or YAML.
 
+pub mod datastore;
 pub mod dbiso;
 pub mod inject;
 pub mod mesh;

@@ -16,18 +16,25 @@ struct Env {
     double: BlockingDouble,
     _dir: tempfile::TempDir,
     kubeconfig: PathBuf,
+    /// The legacy namespace of the fixture.
+    ns: &'static str,
 }
 
 fn env() -> Env {
+    env_of("shop")
+}
+
+/// The double with `tests/e2e/fixtures/ns-migrate/<ns>.yaml` created in it.
+fn env_of(ns: &'static str) -> Env {
     let double = Double::spawn_blocking_runtime(DoubleOptions::default()).expect("double starts");
     double.install_crds(crds::istio()).unwrap();
-    let text = std::fs::read_to_string(root().join("tests/e2e/fixtures/ns-migrate/shop.yaml")).unwrap();
+    let text = std::fs::read_to_string(root().join(format!("tests/e2e/fixtures/ns-migrate/{ns}.yaml"))).unwrap();
     for doc in apiserver_double::parse_documents(&text).unwrap() {
         double.create(doc).unwrap();
     }
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = double.write_kubeconfig(dir.path(), "default").unwrap();
-    Env { double, _dir: dir, kubeconfig }
+    Env { double, _dir: dir, kubeconfig, ns }
 }
 
 impl Env {
@@ -42,7 +49,11 @@ impl Env {
     }
 
     fn weight(&self, service: &str) -> Option<i64> {
-        mesh_weight(&self.double, service)
+        mesh_weight_in(&self.double, self.ns, service)
+    }
+
+    fn mesh(&self) -> String {
+        format!("{}-mesh", self.ns)
     }
 
     fn replicas(&self, ns: &str, name: &str) -> i64 {
@@ -50,7 +61,7 @@ impl Env {
     }
 
     fn state(&self) -> Value {
-        let cm = self.get("v1", "ConfigMap", "shop", "mesh-migrate-journal").expect("journal ConfigMap in the legacy namespace");
+        let cm = self.get("v1", "ConfigMap", self.ns, "mesh-migrate-journal").expect("journal ConfigMap in the legacy namespace");
         let journal: Value = serde_json::from_str(cm["data"]["journal.json"].as_str().unwrap()).unwrap();
         journal["extensions"]["nsMigration"].clone()
     }
@@ -62,12 +73,21 @@ impl Env {
 
 /// The mesh weight the VirtualService for `service` routes (every route must agree).
 fn mesh_weight(double: &DoubleHandle, service: &str) -> Option<i64> {
-    let vs = double.get("networking.istio.io/v1", "VirtualService", Some("shop-mesh"), service)?;
+    mesh_weight_in(double, "shop", service)
+}
+
+fn mesh_weight_in(double: &DoubleHandle, ns: &str, service: &str) -> Option<i64> {
+    let mesh_ns = format!("{ns}-mesh");
+    let vs = double.get("networking.istio.io/v1", "VirtualService", Some(&mesh_ns), service)?;
     let mut weights = Vec::new();
     for section in ["http", "tcp"] {
         for r in vs["spec"][section].as_array().into_iter().flatten() {
-            let mesh =
-                r["route"].as_array().unwrap().iter().find(|d| d["destination"]["host"].as_str().unwrap().contains(".shop-mesh.")).unwrap();
+            let mesh = r["route"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|d| d["destination"]["host"].as_str().unwrap().contains(&format!(".{mesh_ns}.")))
+                .unwrap();
             weights.push(mesh["weight"].as_i64().unwrap());
         }
     }
@@ -618,4 +638,170 @@ fn rollback_after_delete_legacy_recreates_the_legacy_workloads_from_the_journal(
         st["history"].as_array().unwrap().last().unwrap()["result"],
         "legacy workloads re-created, traffic at 0 %, mesh side scaled to zero"
     );
+}
+
+impl Env {
+    fn spec_replicas(&self, kind: &str, ns: &str, name: &str) -> i64 {
+        self.get("apps/v1", kind, ns, name).unwrap_or_else(|| panic!("{kind} {ns}/{name} exists"))["spec"]["replicas"].as_i64().unwrap()
+    }
+
+    /// Every object the double holds in `ns` (any kind), as served.
+    fn all_in(&self, ns: &str) -> Vec<Value> {
+        let kinds = [
+            ("v1", "ConfigMap"),
+            ("v1", "Secret"),
+            ("v1", "Service"),
+            ("v1", "ServiceAccount"),
+            ("apps/v1", "Deployment"),
+            ("apps/v1", "StatefulSet"),
+            ("apps/v1", "DaemonSet"),
+            ("autoscaling/v2", "HorizontalPodAutoscaler"),
+            ("policy/v1", "PodDisruptionBudget"),
+            ("networking.k8s.io/v1", "NetworkPolicy"),
+            ("networking.istio.io/v1", "VirtualService"),
+            ("networking.istio.io/v1", "DestinationRule"),
+        ];
+        kinds.iter().flat_map(|(v, k)| self.double.list(v, k, Some(ns))).collect()
+    }
+}
+
+/// The env of the first container of a Deployment, name to value.
+fn env_values(d: &Value) -> std::collections::BTreeMap<String, String> {
+    d["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| Some((e["name"].as_str()?.to_string(), e["value"].as_str()?.to_string())))
+        .collect()
+}
+
+/// A Secret's value: `data` decoded, or `stringData` (which the double keeps as written).
+fn secret_value(secret: &Value, key: &str) -> String {
+    match secret["data"].get(key) {
+        Some(v) => decode(v),
+        None => secret["stringData"][key].as_str().unwrap_or_else(|| panic!("Secret has no {key}: {secret}")).to_string(),
+    }
+}
+
+/// A base64 value, decoded.
+fn decode(v: &Value) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bits = 0u32;
+    let mut n = 0;
+    let mut out = Vec::new();
+    for c in v.as_str().unwrap().bytes().filter(|c| *c != b'=') {
+        bits = (bits << 6) | ALPHABET.iter().position(|a| *a == c).expect("base64") as u32;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+            bits &= (1 << n) - 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn zamaz_stateful_backends_stay_single_and_the_copies_reach_them_in_the_legacy_namespace() {
+    let e = env_of("zamaz");
+    let mesh = e.mesh();
+    // The plan first: nothing written, shared backends and every rewrite listed, no Secret value.
+    let before = e.double.snapshot();
+    let plan = e.mm(&["ns", "create", "zamaz", "--copy-secrets", "--dry-run=client"]).expect_code(0);
+    assert!(e.double.snapshot().diff(&before).is_empty(), "a client dry run writes nothing");
+    let out = &plan.stdout;
+    assert!(out.contains("shared backends (stay in zamaz):"), "{out}");
+    for (object, service) in [("StatefulSet/postgres", "postgres"), ("Deployment/redis", "redis"), ("StatefulSet/nats", "nats")] {
+        assert!(out.lines().any(|l| l.starts_with(object) && l.contains(service)), "{object} not listed as shared: {out}");
+    }
+    assert!(out.contains("kubectl mesh-migrate enable -n zamaz"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("Deployment/api") && l.contains("env DATABASE_URL") && l.contains("postgres -> postgres.zamaz.svc.cluster.local")), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("Secret/zamaz-db") && l.contains("ata.DATABASE_URL ") && l.contains("value not shown")), "{out}");
+    assert!(!out.contains("zamaz-secret-pw") && !plan.stderr.contains("zamaz-secret-pw"), "a Secret value leaked: {out}");
+    assert!(!out.contains("emFtYXotc2VjcmV0LXB3"), "base64 of the Secret value leaked");
+
+    e.mm(&["ns", "create", "zamaz", "--copy-secrets"]).expect_code(0);
+    // No backend, nor any Service in front of one, is copied; nothing splits their traffic.
+    for (kind, name) in [("StatefulSet", "postgres"), ("Deployment", "redis"), ("StatefulSet", "nats")] {
+        assert!(e.get("apps/v1", kind, &mesh, name).is_none(), "{kind}/{name} was copied");
+    }
+    for name in ["postgres", "redis", "nats"] {
+        assert!(e.get("v1", "Service", &mesh, name).is_none(), "Service {name} was copied");
+        assert!(e.get("networking.istio.io/v1", "VirtualService", &mesh, name).is_none(), "{name} is split by weight");
+        assert!(e.get("networking.istio.io/v1", "DestinationRule", &mesh, name).is_none());
+    }
+    assert!(e.double.list("v1", "PersistentVolumeClaim", Some(&mesh)).is_empty());
+    assert_eq!((e.weight("api"), e.weight("frontend")), (Some(0), Some(0)));
+    assert!(e.get("autoscaling/v2", "HorizontalPodAutoscaler", &mesh, "api").is_some());
+    // The copies reach the backends in zamaz; POSTGRES_DB and the database in a DSN are untouched.
+    let api = e.get("apps/v1", "Deployment", &mesh, "api").unwrap();
+    let env = env_values(&api);
+    assert_eq!(env["DATABASE_URL"], "postgres://zamaz:zamaz-env-pw@postgres.zamaz.svc.cluster.local:5432/zamaz");
+    assert_eq!(env["POSTGRES_DB"], "zamaz");
+    assert_eq!(env["REDIS_ADDR"], "redis.zamaz.svc.cluster.local:6379");
+    assert_eq!(env["NATS_SERVERS"], "nats://nats.zamaz:4222");
+    assert_eq!(env["CACHE_DRIVER"], "redis");
+    let cm = e.get("v1", "ConfigMap", &mesh, "zamaz-config").unwrap();
+    assert_eq!(
+        cm["data"],
+        json!({"DB_HOST": "postgres.zamaz.svc.cluster.local", "POSTGRES_DB": "zamaz",
+            "REDIS_URL": "redis://redis.zamaz.svc.cluster.local:6379/0", "NATS_URL": "nats://nats.zamaz.svc.cluster.local:4222",
+            "API_URL": "http://api.zamaz-mesh.svc.cluster.local:8080"})
+    );
+    let secret = e.get("v1", "Secret", &mesh, "zamaz-db").unwrap();
+    assert_eq!(secret_value(&secret, "DATABASE_URL"), "postgres://zamaz:zamaz-secret-pw@postgres.zamaz.svc.cluster.local:5432/zamaz?sslmode=disable");
+    assert_eq!(env_values(&e.get("apps/v1", "Deployment", &mesh, "frontend").unwrap())["API_URL"], "http://api.zamaz-mesh:8080");
+    // Nothing on the mesh side names a backend in the mesh namespace.
+    for o in e.all_in(&mesh) {
+        let text = o.to_string();
+        for backend in ["postgres", "redis", "nats"] {
+            assert!(!text.contains(&format!("{backend}.zamaz-mesh")), "{} points {backend} at the mesh namespace: {text}", o["metadata"]["name"]);
+        }
+    }
+
+    // Shift, complete: the stateless legacy side is retired, the backends keep their replicas.
+    e.mm(&["ns", "shift", "zamaz", "50"]).expect_code(0);
+    let r = e.mm(&["ns", "complete", "zamaz"]).expect_code(0);
+    assert!(r.stdout.contains("shared backends keep running in zamaz"), "{}", r.stdout);
+    assert_eq!((e.spec_replicas("Deployment", "zamaz", "api"), e.spec_replicas("Deployment", "zamaz", "frontend")), (0, 0));
+    assert_eq!(e.spec_replicas("StatefulSet", "zamaz", "postgres"), 1);
+    assert_eq!(e.spec_replicas("StatefulSet", "zamaz", "nats"), 1);
+    assert_eq!(e.spec_replicas("Deployment", "zamaz", "redis"), 1);
+    let postgres = e.get("apps/v1", "StatefulSet", "zamaz", "postgres").unwrap();
+    assert_eq!(postgres["status"]["readyReplicas"], 1);
+    let st = e.state();
+    assert_eq!(st["legacyReplicas"], json!({"Deployment/api": 2, "Deployment/frontend": 2}));
+    let shared: Vec<&str> = st["shared"].as_array().unwrap().iter().map(|s| s["object"].as_str().unwrap()).collect();
+    assert_eq!(shared, ["Deployment/redis", "StatefulSet/nats", "StatefulSet/postgres"]);
+    // Deleting the legacy side never deletes a backend either.
+    e.mm(&["ns", "complete", "zamaz", "--delete-legacy"]).expect_code(0);
+    assert!(e.get("apps/v1", "Deployment", "zamaz", "api").is_none());
+    assert_eq!(e.spec_replicas("StatefulSet", "zamaz", "postgres"), 1);
+    assert_eq!(e.spec_replicas("Deployment", "zamaz", "redis"), 1);
+}
+
+#[test]
+fn a_stateful_backend_is_copied_only_with_copy_stateful_and_starts_empty() {
+    let e = env_of("zamaz");
+    let mesh = e.mesh();
+    e.double.clear_requests();
+    let r = e.mm(&["ns", "create", "zamaz", "--copy-stateful", "nosuch"]).expect_code(2);
+    assert!(r.stderr.contains("--copy-stateful nosuch: no workload of that name in zamaz"), "{}", r.stderr);
+    assert!(e.writes().is_empty(), "{:?}", e.writes());
+
+    // Redis's pod template does not meet `restricted`: a stateful copy is checked like any other.
+    let r = e.mm(&["ns", "create", "zamaz", "--copy-stateful", "redis"]).expect_code(2);
+    assert!(r.stderr.contains("Deployment/redis: container redis: runAsNonRoot"), "{}", r.stderr);
+    let r = e.mm(&["ns", "create", "zamaz", "--copy-stateful", "redis", "--pod-security", "baseline"]).expect_code(0);
+    assert!(r.stdout.lines().any(|l| l.starts_with("warning: Deployment/redis") && l.contains("starts EMPTY")), "{}", r.stdout);
+    assert!(e.get("apps/v1", "Deployment", &mesh, "redis").is_some());
+    assert!(e.get("v1", "Service", &mesh, "redis").is_some());
+    // The copy serves the mesh side; traffic to the original is never split onto it.
+    assert!(e.get("networking.istio.io/v1", "VirtualService", &mesh, "redis").is_none());
+    assert_eq!(env_values(&e.get("apps/v1", "Deployment", &mesh, "api").unwrap())["REDIS_ADDR"], "redis:6379");
+    assert!(e.get("apps/v1", "StatefulSet", &mesh, "postgres").is_none(), "only the one asked for");
+    e.mm(&["ns", "shift", "zamaz", "100"]).expect_code(0);
+    e.mm(&["ns", "complete", "zamaz"]).expect_code(0);
+    assert_eq!(e.spec_replicas("Deployment", "zamaz", "redis"), 1, "the original keeps its data and runs on");
+    assert_eq!(e.spec_replicas("Deployment", "zamaz", "api"), 0);
 }

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::datastore::Store;
 use meshmove_model::inventory::{Inventory, Object, ObjectRef, kinds};
 use meshmove_netpol::{WorkloadKind, WorkloadRef};
 use meshmove_model::workload::{Workload, string_map, workloads};
@@ -24,28 +25,36 @@ pub enum Engine {
 }
 
 impl Engine {
-    /// The engine's well-known port.
+    /// The engine's well-known port (from [`crate::datastore`]'s table).
     pub fn default_port(self) -> u16 {
+        self.store().default_port().expect("every database engine has a well-known port")
+    }
+
+    /// The data store this engine is.
+    pub fn store(self) -> Store {
         match self {
-            Engine::Postgres => 5432,
-            Engine::Mysql => 3306,
-            Engine::Redis => 6379,
-            Engine::Mongo => 27017,
+            Engine::Postgres => Store::Postgres,
+            Engine::Mysql => Store::Mysql,
+            Engine::Redis => Store::Redis,
+            Engine::Mongo => Store::Mongo,
         }
     }
 
     /// Recognise an engine from a container image reference such as
-    /// `docker.io/bitnami/postgresql:16` or `redis:7-alpine`.
+    /// `docker.io/bitnami/postgresql:16` or `redis:7-alpine`, through the one table of data
+    /// stores ([`crate::datastore`]); the other stores there (message brokers, search, object
+    /// storage) are not databases to isolate.
     pub fn from_image(image: &str) -> Option<Engine> {
-        // Repository part only: drop the digest, the tag, and the registry/organisation path.
-        let repo = image.split('@').next().unwrap_or(image);
-        let last = repo.rsplit('/').next().unwrap_or(repo);
-        let name = last.split(':').next().unwrap_or(last).to_ascii_lowercase();
-        match name.as_str() {
-            "postgres" | "postgresql" | "postgis" | "postgresql-repmgr" | "timescaledb" => Some(Engine::Postgres),
-            "mysql" | "mariadb" | "percona-server" => Some(Engine::Mysql),
-            "redis" | "redis-stack-server" | "valkey" | "keydb" => Some(Engine::Redis),
-            "mongo" | "mongodb" => Some(Engine::Mongo),
+        Store::from_image(image).and_then(Engine::of_store)
+    }
+
+    /// The engine of a data store, if it is one of the databases `dbiso` isolates.
+    pub fn of_store(store: Store) -> Option<Engine> {
+        match store {
+            Store::Postgres => Some(Engine::Postgres),
+            Store::Mysql => Some(Engine::Mysql),
+            Store::Redis => Some(Engine::Redis),
+            Store::Mongo => Some(Engine::Mongo),
             _ => None,
         }
     }
@@ -173,7 +182,7 @@ pub fn databases(inventory: &Inventory) -> Vec<Database> {
 impl Engine {
     /// The engine whose well-known port this is.
     pub fn from_port(port: u16) -> Option<Engine> {
-        [Engine::Postgres, Engine::Mysql, Engine::Redis, Engine::Mongo].into_iter().find(|e| e.default_port() == port)
+        Store::from_port(port).and_then(Engine::of_store)
     }
 }
 

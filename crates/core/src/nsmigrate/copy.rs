@@ -15,19 +15,34 @@
 //! annotations). NodePort and LoadBalancer Services become ClusterIP: the copy is reached through
 //! the mesh, and a second load balancer for the same app is never what anyone wanted.
 //!
-//! Namespace references are adjusted where they are data the pods read: environment values,
-//! command and arguments, ConfigMap (and copied Secret) values, and pod-affinity namespace lists.
-//! `<name>.<ns>.svc[.cluster.local]` always moves to `<ns>-mesh`; the short form `<svc>.<ns>` only
-//! for Services of the namespace and only when it is not part of a longer domain; a value that is
-//! exactly the namespace name becomes the mesh namespace name.
+//! **Stateful backends stay single.** A workload that keeps data (volume claims, a known data
+//! store image or port, a CloudNativePG `Cluster`: [`crate::datastore::stateful_backend`]) is not
+//! copied: a copy would start on a new, empty volume, and a weighted split between two stores
+//! splits the data. Neither are the Services in front of it, nor any Service that fronts no copied
+//! workload (no selector: endpoints kept by hand or by an operator). The copies reach these shared
+//! backends in the legacy namespace. `--copy-stateful NAME` copies one anyway (its copy starts
+//! empty); its Services are copied but never split by weight.
+//!
+//! **Only DNS names are rewritten**, where they are data the pods read: environment values, command
+//! and arguments, ConfigMap (and copied Secret) values, and pod-affinity namespace lists. Names of
+//! copied Services move to `<ns>-mesh`: `<svc>.<ns>.svc[.cluster.local]` (also a StatefulSet pod's
+//! `<pod>.<svc>.<ns>.svc`), and the short `<svc>.<ns>` when it is not part of a longer domain.
+//! Names of shared backends already qualified with `<ns>` keep pointing there; a bare `<svc>` of one,
+//! which from `<ns>-mesh` would resolve to nothing, becomes `<svc>.<ns>.svc.cluster.local` where it
+//! is a host: a URL's host (`postgres://u:p@db:5432/app`), `host:port` with one of the Service's
+//! ports, the value of a host-like key (`DB_HOST=db`, `host=db` in a DSN, `host: db` in a config
+//! file). A value that merely equals the namespace name (`POSTGRES_DB=shop`), a database name in a
+//! DSN path and anything else is left alone. Kubernetes' DNS names for Services:
+//! <https://kubernetes.io/docs/concepts/services-networking/dns-pod-service/>.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::{COPIED_FROM_LABEL, DataPlane, MANAGED_BY, PodSecurity, Sides};
+use crate::datastore;
 
 /// What to copy and how to label the mesh namespace.
 #[derive(Debug, Clone, Default)]
@@ -36,6 +51,21 @@ pub struct CopyOptions {
     pub pod_security: PodSecurity,
     /// Copy Secrets too.
     pub secrets: bool,
+    /// Stateful backends to copy anyway (`--copy-stateful`): workload names, or `Kind/name`.
+    pub copy_stateful: Vec<String>,
+}
+
+/// A stateful backend, or a Service that fronts no copied workload, that stays in the legacy
+/// namespace (or, in [`CopySet::stateful_copies`], a stateful backend copied on request).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct SharedBackend {
+    /// `Kind/name`.
+    pub object: String,
+    /// The Services in front of it: left in the legacy namespace and never split by weight (for a
+    /// stateful copy: copied, never split).
+    pub services: Vec<String>,
+    /// Why it is stateful (or why the Service is not copied).
+    pub reason: String,
 }
 
 /// An object of the legacy namespace that was not copied.
@@ -74,6 +104,21 @@ pub struct CopySet {
     /// Secrets the copies read (env, envFrom, volumes, image pull secrets) that are not copied:
     /// `Kind/name` of the workload and the Secret's name.
     pub uncopied_secrets: Vec<(String, String)>,
+    /// Stateful backends and Services that stay in the legacy namespace.
+    pub shared: Vec<SharedBackend>,
+    /// Stateful backends copied on request (`--copy-stateful`): their copies start EMPTY.
+    pub stateful_copies: Vec<SharedBackend>,
+    /// Copied Services whose traffic is split by weight (copies of stateless workloads).
+    pub routed_services: Vec<String>,
+    /// `--copy-stateful` names that cannot be honoured, with the reason.
+    pub refused: Vec<String>,
+}
+
+impl CopySet {
+    /// Whether a copied workload (`Kind/name`) is a stateful backend copied on request.
+    pub fn is_stateful_copy(&self, id: &str) -> bool {
+        self.stateful_copies.iter().any(|s| s.object == id)
+    }
 }
 
 /// Kinds the copy reads from the legacy namespace.
@@ -126,19 +171,149 @@ pub fn mesh_namespace(sides: &Sides, opts: &CopyOptions) -> Value {
     json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": sides.mesh, "labels": labels}})
 }
 
+/// Whether `--copy-stateful` names this workload (`name` or `Kind/name`).
+fn requested(opts: &CopyOptions, kind: &str, name: &str) -> Option<usize> {
+    opts.copy_stateful.iter().position(|r| r == name || r.eq_ignore_ascii_case(&format!("{kind}/{name}")))
+}
+
+/// Which workloads stay (stateful backends), which are copied, and what happens to each Service.
+struct Classes {
+    /// Workloads left in the legacy namespace (`Kind/name`).
+    kept: BTreeSet<String>,
+    /// Copied Services (their names move to the mesh namespace).
+    moved: BTreeSet<String>,
+    /// Services left in the legacy namespace, with their ports.
+    shared: BTreeMap<String, BTreeSet<u16>>,
+}
+
+fn classify(sides: &Sides, objects: &[Value], opts: &CopyOptions, set: &mut CopySet) -> Classes {
+    let services: Vec<&Value> = objects.iter().filter(|o| str_at(o, "/kind") == Some("Service")).collect();
+    let mut used = vec![false; opts.copy_stateful.len()];
+    let mut kept = BTreeSet::new();
+    // (labels, index into set.shared) of kept workloads; labels of copies (stateful or not).
+    let mut kept_labels: Vec<(BTreeMap<String, String>, usize)> = Vec::new();
+    let mut stateful_copy_labels: Vec<(BTreeMap<String, String>, usize)> = Vec::new();
+    let mut copied_labels: Vec<BTreeMap<String, String>> = Vec::new();
+    let mut clusters: Vec<(String, usize)> = Vec::new();
+    for obj in objects {
+        let kind = str_at(obj, "/kind").unwrap_or_default();
+        let name = str_at(obj, "/metadata/name").unwrap_or_default();
+        let cnpg = kind == "Cluster" && str_at(obj, "/apiVersion").is_some_and(|a| a.starts_with("postgresql.cnpg.io/"));
+        if !WORKLOAD_KINDS.contains(&kind) && !cnpg {
+            continue;
+        }
+        let id = object_name(obj);
+        let labels = datastore::pod_labels(obj);
+        let Some(st) = datastore::stateful_backend(obj, &services) else {
+            if let Some(i) = requested(opts, kind, name) {
+                used[i] = true;
+            }
+            copied_labels.push(labels);
+            continue;
+        };
+        let reason = st.reasons.join("; ");
+        match requested(opts, kind, name) {
+            Some(i) if cnpg => {
+                used[i] = true;
+                set.refused.push(format!(
+                    "--copy-stateful {}: CloudNativePG Cluster {name} is run by its operator, not copied as a workload; it stays in {} (seed a second cluster from a backup or as a replica cluster if you need one)",
+                    opts.copy_stateful[i], sides.legacy
+                ));
+            }
+            Some(i) => {
+                used[i] = true;
+                stateful_copy_labels.push((labels, set.stateful_copies.len()));
+                set.stateful_copies.push(SharedBackend { object: id, services: Vec::new(), reason });
+                continue;
+            }
+            None => {}
+        }
+        kept.insert(id.clone());
+        if cnpg {
+            clusters.push((name.to_string(), set.shared.len()));
+        } else {
+            kept_labels.push((labels, set.shared.len()));
+        }
+        set.shared.push(SharedBackend { object: id, services: Vec::new(), reason });
+    }
+    for (r, _) in opts.copy_stateful.iter().zip(&used).filter(|(_, used)| !**used) {
+        let known: Vec<&str> = set.shared.iter().map(|s| s.object.as_str()).collect();
+        set.refused.push(format!(
+            "--copy-stateful {r}: no workload of that name in {} ({})",
+            sides.legacy,
+            if known.is_empty() { "it has no stateful backends".to_string() } else { format!("its stateful backends: {}", known.join(", ")) }
+        ));
+    }
+    let mut moved = BTreeSet::new();
+    let mut shared = BTreeMap::new();
+    for svc in &services {
+        let name = str_at(svc, "/metadata/name").unwrap_or_default().to_string();
+        let ports: BTreeSet<u16> = svc
+            .pointer("/spec/ports")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.get("port").and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok()))
+            .collect();
+        if str_at(svc, "/spec/type") == Some("ExternalName") {
+            // A DNS alias: copying it is harmless and keeps short names working on the mesh side.
+            moved.insert(name);
+            continue;
+        }
+        // CloudNativePG's Services: owned by their Cluster, selecting its `cnpg.io/cluster` pods.
+        let cluster = clusters.iter().find(|(c, _)| {
+            str_at(svc, &format!("/spec/selector/{}", meshmove_model::cnpg::CLUSTER_LABEL.replace('/', "~1"))) == Some(c.as_str())
+                || svc.pointer("/metadata/ownerReferences").and_then(Value::as_array).is_some_and(|refs| {
+                    refs.iter().any(|r| str_at(r, "/kind") == Some("Cluster") && str_at(r, "/name") == Some(c.as_str()))
+                })
+        });
+        let owner = cluster.map(|(_, i)| *i).or_else(|| kept_labels.iter().find(|(l, _)| datastore::service_selects(svc, l)).map(|(_, i)| *i));
+        if let Some(i) = owner {
+            set.shared[i].services.push(name.clone());
+            shared.insert(name, ports);
+            continue;
+        }
+        if let Some((_, i)) = stateful_copy_labels.iter().find(|(l, _)| datastore::service_selects(svc, l)) {
+            set.stateful_copies[*i].services.push(name.clone());
+            moved.insert(name);
+            continue;
+        }
+        if copied_labels.iter().any(|l| datastore::service_selects(svc, l)) {
+            set.routed_services.push(name.clone());
+            moved.insert(name);
+            continue;
+        }
+        let reason = if svc.pointer("/spec/selector").and_then(Value::as_object).is_none_or(|m| m.is_empty()) {
+            "no selector: its endpoints are kept outside the Service (by hand or by an operator), and a copy would have none".to_string()
+        } else {
+            "selects no workload that is copied (pods of an operator or of an uncopied kind): a copy would have no endpoints".to_string()
+        };
+        set.shared.push(SharedBackend { object: format!("Service/{name}"), services: vec![name.clone()], reason });
+        shared.insert(name, ports);
+    }
+    Classes { kept, moved, shared }
+}
+
 /// Copy the objects of the legacy namespace (any kinds may be passed; others are ignored).
 pub fn copy_namespace(sides: &Sides, objects: &[Value], opts: &CopyOptions) -> CopySet {
-    let services: BTreeSet<String> = objects
-        .iter()
-        .filter(|o| str_at(o, "/kind") == Some("Service"))
-        .filter_map(|o| str_at(o, "/metadata/name").map(str::to_string))
-        .collect();
-    let rewriter = Rewriter::new(sides, services);
     let mut set = CopySet { namespace: mesh_namespace(sides, opts), ..CopySet::default() };
+    let classes = classify(sides, objects, opts, &mut set);
+    let rewriter = Rewriter::new(sides, classes.moved, classes.shared.clone());
     for obj in objects {
         let kind = str_at(obj, "/kind").unwrap_or_default();
         let name = str_at(obj, "/metadata/name").unwrap_or_default();
         let id = object_name(obj);
+        if classes.kept.contains(&id) || (kind == "Service" && classes.shared.contains_key(name)) {
+            // Listed in `set.shared`.
+            continue;
+        }
+        if kind == "HorizontalPodAutoscaler" {
+            let target = format!("{}/{}", str_at(obj, "/spec/scaleTargetRef/kind").unwrap_or("?"), str_at(obj, "/spec/scaleTargetRef/name").unwrap_or("?"));
+            if classes.kept.contains(&target) {
+                set.skipped.push(Skipped { object: id, reason: format!("its target {target} is a shared backend and stays in {}", sides.legacy) });
+                continue;
+            }
+        }
         if let Some(reason) = skip_reason(kind, name, obj, opts) {
             if !reason.is_empty() {
                 set.skipped.push(Skipped { object: id, reason });
@@ -317,7 +492,7 @@ fn service(v: &mut Value, id: &str, rw: &Rewriter, adj: &mut Vec<Adjustment>) {
     }
     if ty == "ExternalName"
         && let Some(Value::String(name)) = spec.get_mut("externalName")
-        && let Some((new, what)) = rw.rewrite(name)
+        && let Some((new, what)) = rw.rewrite(Some("host"), name)
     {
         *name = new;
         adj.push(Adjustment { object: id.into(), field: "spec.externalName".into(), change: what });
@@ -348,7 +523,7 @@ fn config_map(v: &mut Value, id: &str, rw: &Rewriter, adj: &mut Vec<Adjustment>)
     if let Some(data) = v.get_mut("data").and_then(Value::as_object_mut) {
         for (key, val) in data.iter_mut() {
             if let Value::String(s) = val
-                && let Some((new, what)) = rw.rewrite(s)
+                && let Some((new, what)) = rw.rewrite(Some(key), s)
             {
                 *s = new;
                 adj.push(Adjustment { object: id.into(), field: format!("data.{key}"), change: what });
@@ -363,12 +538,12 @@ fn secret(v: &mut Value, id: &str, rw: &Rewriter, adj: &mut Vec<Adjustment>) {
     if let Some(data) = v.get_mut("data").and_then(Value::as_object_mut) {
         for (key, val) in data.iter_mut() {
             let Some(text) = val.as_str().and_then(|s| b64.decode(s).ok()).and_then(|b| String::from_utf8(b).ok()) else { continue };
-            if let Some((new, _)) = rw.rewrite(&text) {
+            if let Some((new, _)) = rw.rewrite(Some(key), &text) {
                 *val = json!(b64.encode(new));
                 adj.push(Adjustment {
                     object: id.into(),
                     field: format!("data.{key}"),
-                    change: "namespace references adjusted (value not shown)".into(),
+                    change: "DNS names adjusted (value not shown)".into(),
                 });
             }
         }
@@ -376,13 +551,13 @@ fn secret(v: &mut Value, id: &str, rw: &Rewriter, adj: &mut Vec<Adjustment>) {
     if let Some(data) = v.get_mut("stringData").and_then(Value::as_object_mut) {
         for (key, val) in data.iter_mut() {
             if let Value::String(s) = val
-                && let Some((new, _)) = rw.rewrite(s)
+                && let Some((new, _)) = rw.rewrite(Some(key), s)
             {
                 *s = new;
                 adj.push(Adjustment {
                     object: id.into(),
                     field: format!("stringData.{key}"),
-                    change: "namespace references adjusted (value not shown)".into(),
+                    change: "DNS names adjusted (value not shown)".into(),
                 });
             }
         }
@@ -398,7 +573,7 @@ fn pod_spec(spec: &mut Value, id: &str, rw: &Rewriter, adj: &mut Vec<Adjustment>
                 for e in env {
                     let ename = e.get("name").and_then(Value::as_str).unwrap_or("?").to_string();
                     if let Some(Value::String(s)) = e.get_mut("value")
-                        && let Some((new, what)) = rw.rewrite(s)
+                        && let Some((new, what)) = rw.rewrite(Some(&ename), s)
                     {
                         *s = new;
                         adj.push(Adjustment { object: id.into(), field: format!("container {cname} env {ename}"), change: what });
@@ -407,11 +582,17 @@ fn pod_spec(spec: &mut Value, id: &str, rw: &Rewriter, adj: &mut Vec<Adjustment>
             }
             for field in ["command", "args"] {
                 if let Some(Value::Array(items)) = c.get_mut(field) {
+                    let mut flag: Option<String> = None;
                     for (i, item) in items.iter_mut().enumerate() {
-                        if let Value::String(s) = item
-                            && let Some((new, what)) = rw.rewrite(s)
-                        {
-                            *s = new;
+                        let Value::String(s) = item else { continue };
+                        // `--db-host=db` or `--db-host db`: the flag is the key of the value.
+                        let (key, value_at) = match s.split_once('=') {
+                            Some((k, _)) if k.starts_with('-') => (Some(k.to_string()), k.len() + 1),
+                            _ => (flag.take(), 0),
+                        };
+                        flag = (s.starts_with('-') && !s.contains('=')).then(|| s.clone());
+                        if let Some((new, what)) = rw.rewrite(key.as_deref(), &s[value_at..]) {
+                            *s = format!("{}{new}", &s[..value_at]);
                             adj.push(Adjustment { object: id.into(), field: format!("container {cname} {field}[{i}]"), change: what });
                         }
                     }
@@ -444,62 +625,170 @@ fn rewrite_affinity_namespaces(spec: &mut Value, rw: &Rewriter, id: &str, adj: &
     }
 }
 
-/// Rewrites references to the legacy namespace in a string.
+/// Whether a key names a host (`DB_HOST`, `PGHOST`, `redis.hostname`, `--nats-server`,
+/// `BROKERS`, `DATABASE_URL`): only then is a bare shared Service name in its value a host.
+pub fn host_key(key: &str) -> bool {
+    let k: String = key.chars().filter(char::is_ascii_alphanumeric).collect::<String>().to_ascii_uppercase();
+    ["HOST", "HOSTNAME", "HOSTS", "SERVER", "SERVERS", "ADDR", "ADDRESS", "ENDPOINT", "BROKER", "BROKERS", "URL", "URI", "DSN", "CONTACTPOINTS"]
+        .iter()
+        .any(|s| k.ends_with(s))
+}
+
+/// The key right before a value inside a text: `host` in `host=db`, `Server=db;`, `host: db`,
+/// `"host": "db"`.
+fn key_before(pre: &str) -> Option<&str> {
+    let p = pre.trim_end_matches(['"', '\'']).trim_end();
+    let p = p.strip_suffix('=').or_else(|| p.strip_suffix(':'))?;
+    let p = p.trim_end().trim_end_matches(['"', '\'']);
+    let start = p.rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))).map_or(0, |i| i + c_len(p, i));
+    Some(&p[start..])
+}
+
+fn c_len(s: &str, i: usize) -> usize {
+    s[i..].chars().next().map_or(1, char::len_utf8)
+}
+
+/// Rewrites DNS names of Services in a string (see the module docs): names of copied Services
+/// move to the mesh namespace; bare host names of shared backends are qualified with the legacy
+/// namespace. Nothing else changes.
 pub struct Rewriter {
     sides: Sides,
-    services: BTreeSet<String>,
-    re: regex::Regex,
+    /// Copied Services.
+    moved: BTreeSet<String>,
+    /// Services that stay in the legacy namespace, and their ports.
+    shared: BTreeMap<String, BTreeSet<u16>>,
+    qualified: regex::Regex,
+    label: regex::Regex,
+}
+
+fn label_char(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'
 }
 
 impl Rewriter {
-    pub fn new(sides: &Sides, services: BTreeSet<String>) -> Rewriter {
+    pub fn new(sides: &Sides, moved: BTreeSet<String>, shared: BTreeMap<String, BTreeSet<u16>>) -> Rewriter {
         let pattern = format!(r"([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.{}(\.svc(\.cluster\.local)?)?", regex::escape(&sides.legacy));
-        Rewriter { sides: sides.clone(), services, re: regex::Regex::new(&pattern).expect("valid pattern") }
+        Rewriter {
+            sides: sides.clone(),
+            moved,
+            shared,
+            qualified: regex::Regex::new(&pattern).expect("valid pattern"),
+            label: regex::Regex::new(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?").expect("valid pattern"),
+        }
     }
 
-    /// The rewritten string and a description of what changed (the references, not the whole
-    /// value), or `None` when nothing refers to the legacy namespace.
-    pub fn rewrite(&self, s: &str) -> Option<(String, String)> {
-        if s == self.sides.legacy {
-            return Some((self.sides.mesh.clone(), format!("{} -> {}", self.sides.legacy, self.sides.mesh)));
+    /// The rewritten string and a description of what changed (the names, never the whole value),
+    /// or `None` when it names no Service that moves. `key` is what holds the value (an env var,
+    /// a ConfigMap key, a `--flag`), if anything.
+    pub fn rewrite(&self, key: Option<&str>, s: &str) -> Option<(String, String)> {
+        let mut changes: Vec<String> = Vec::new();
+        let moved = self.move_copied(s, &mut changes);
+        let out = self.qualify_shared(key, moved.as_deref().unwrap_or(s), &mut changes);
+        if changes.is_empty() {
+            return None;
         }
+        Some((out.or(moved).unwrap_or_else(|| s.to_string()), changes.join(", ")))
+    }
+
+    /// `<svc>.<ns>[.svc[.cluster.local]]` of a copied Service -> `<svc>.<ns>-mesh...`.
+    fn move_copied(&self, s: &str, changes: &mut Vec<String>) -> Option<String> {
         let bytes = s.as_bytes();
-        let label_char = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-';
         let mut out = String::with_capacity(s.len() + 8);
         let mut last = 0;
-        let mut changes: Vec<String> = Vec::new();
-        for caps in self.re.captures_iter(s) {
+        for caps in self.qualified.captures_iter(s) {
             let whole = caps.get(0).expect("match");
             let label = caps.get(1).expect("label");
             let svc_form = caps.get(3).is_some();
             let before = label.start().checked_sub(1).map(|i| bytes[i]);
             let after = bytes.get(whole.end()).copied();
-            // The match must not continue a longer label on either side.
+            // The match must not continue a longer label on either side, nor go on as a longer
+            // domain (`api.shop.example.com`, `api.shop.svc.example.com`).
             if before.is_some_and(label_char) || after.is_some_and(label_char) {
                 continue;
             }
-            // `<svc>.<ns>` without `.svc`: only a Service of the namespace, not inside a longer domain.
-            let ok = svc_form || (self.services.contains(label.as_str()) && before != Some(b'.') && after != Some(b'.'));
-            if !ok {
+            if after == Some(b'.') && bytes.get(whole.end() + 1).copied().is_some_and(label_char) {
+                continue;
+            }
+            if !self.moved.contains(label.as_str()) {
+                continue;
+            }
+            // The short form only on its own (not the tail of a longer name such as `x.api.shop`).
+            if !svc_form && before == Some(b'.') {
                 continue;
             }
             let suffix = caps.get(3).map_or("", |m| m.as_str());
-            let from = whole.as_str().to_string();
             let to = format!("{}.{}{suffix}", label.as_str(), self.sides.mesh);
             out.push_str(&s[last..whole.start()]);
             out.push_str(&to);
             last = whole.end();
-            let c = format!("{from} -> {to}");
+            let c = format!("{} -> {to}", whole.as_str());
             if !changes.contains(&c) {
                 changes.push(c);
             }
         }
-        if changes.is_empty() {
+        if last == 0 {
             return None;
         }
         out.push_str(&s[last..]);
-        Some((out, changes.join(", ")))
+        Some(out)
     }
+
+    /// A bare `<svc>` of a shared backend in a host position -> `<svc>.<ns>.svc.cluster.local`.
+    fn qualify_shared(&self, key: Option<&str>, s: &str, changes: &mut Vec<String>) -> Option<String> {
+        if self.shared.is_empty() {
+            return None;
+        }
+        let bytes = s.as_bytes();
+        let edge = |b: Option<u8>| b.is_some_and(|b| label_char(b) || b == b'.' || b == b'_' || b.is_ascii_uppercase());
+        let mut out = String::with_capacity(s.len() + 24);
+        let mut last = 0;
+        for m in self.label.find_iter(s) {
+            let (start, end) = (m.start(), m.end());
+            if edge(start.checked_sub(1).map(|i| bytes[i])) || edge(bytes.get(end).copied()) {
+                continue;
+            }
+            let Some(ports) = self.shared.get(m.as_str()) else { continue };
+            let whole = start == 0 && end == s.len();
+            if !(whole && key.is_some_and(host_key)) && !host_position(&s[..start], &s[end..], ports) {
+                continue;
+            }
+            let to = format!("{}.{}.svc.cluster.local", m.as_str(), self.sides.legacy);
+            out.push_str(&s[last..start]);
+            out.push_str(&to);
+            last = end;
+            let c = format!("{} -> {to}", m.as_str());
+            if !changes.contains(&c) {
+                changes.push(c);
+            }
+        }
+        if last == 0 {
+            return None;
+        }
+        out.push_str(&s[last..]);
+        Some(out)
+    }
+}
+
+/// Whether a bare name between `pre` and `post` is a host: a URL's host (after `://` with no
+/// user info following, or after the `@` of user info), `name:port` with one of the Service's
+/// `ports` (not `user:password@`), or the value of a host-like key inside the text.
+fn host_position(pre: &str, post: &str, ports: &BTreeSet<u16>) -> bool {
+    if pre.ends_with("://") {
+        let authority = post.find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace()).unwrap_or(post.len());
+        return !post[..authority].contains('@');
+    }
+    if pre.ends_with('@') && pre.contains("://") {
+        return true;
+    }
+    if let Some(rest) = post.strip_prefix(':') {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        if digits > 0 && rest[..digits].parse::<u16>().is_ok_and(|p| ports.contains(&p)) {
+            let next = rest[digits..].chars().next();
+            return !next.is_some_and(|c| c == '@' || c.is_ascii_alphanumeric());
+        }
+    }
+    let ends_value = post.chars().next().is_none_or(|c| c.is_whitespace() || matches!(c, '"' | '\'' | ';' | ',' | '&' | ')' | ':'));
+    ends_value && key_before(pre).is_some_and(host_key)
 }
 
 /// The Secrets a pod spec reads: env `secretKeyRef`, `envFrom` `secretRef`, secret volumes
@@ -620,27 +909,49 @@ mod tests {
                         "spec": {"containers": [{"name": "api", "image": "api:1",
                             "env": [
                                 {"name": "DB", "value": "postgres://u:hunter2@db.shop.svc.cluster.local:5432/x"},
+                                {"name": "DATABASE_URL", "value": "postgres://u:hunter2@db:5432/shop"},
                                 {"name": "CACHE", "value": "cache.shop:6379"},
+                                {"name": "CACHE_ADDR", "value": "cache:6379"},
+                                {"name": "CACHE_DRIVER", "value": "cache"},
+                                {"name": "SELF", "value": "api.shop:8080"},
                                 {"name": "OTHER", "value": "api.shop.example.com"},
                                 {"name": "POD", "value": "db-0.db.shop.svc"},
-                                {"name": "NS", "value": "shop"},
+                                {"name": "POSTGRES_DB", "value": "shop"},
+                                {"name": "DB_HOST", "value": "db"},
+                                {"name": "PG_DSN", "value": "host=db port=5432 dbname=shop user=db"},
                                 {"name": "SHOPPING", "value": "cache.shopping"},
+                                {"name": "IMAGE", "value": "cache:7"},
                                 {"name": "FROM", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}],
-                            "args": ["--upstream=http://cache.shop"]}],
+                            "args": ["--upstream=http://api.shop", "--cache-host", "cache", "--mode", "cache"]}],
                         "affinity": {"podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
                             {"weight": 1, "podAffinityTerm": {"topologyKey": "x", "namespaces": ["shop", "other"]}}]}}}}},
                 "status": {"replicas": 2}}),
+            json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db", "namespace": "shop"},
+                "spec": {"replicas": 1, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
+                    "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "pg", "image": "postgres:16"}]}},
+                    "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"]}}]}}),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "cache", "namespace": "shop"},
+                "spec": {"selector": {"matchLabels": {"app": "cache"}},
+                    "template": {"metadata": {"labels": {"app": "cache"}}, "spec": {"containers": [{"name": "c", "image": "redis:7"}]}}}}),
             json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db", "namespace": "shop"},
-                "spec": {"clusterIP": "None", "ports": [{"port": 5432}]}}),
+                "spec": {"clusterIP": "None", "selector": {"app": "db"}, "ports": [{"port": 5432}]}}),
             json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "cache", "namespace": "shop"},
-                "spec": {"type": "LoadBalancer", "clusterIP": "10.0.0.5", "clusterIPs": ["10.0.0.5"], "externalTrafficPolicy": "Local",
-                    "healthCheckNodePort": 31000, "ports": [{"port": 6379, "nodePort": 30007}]}}),
+                "spec": {"selector": {"app": "cache"}, "ports": [{"port": 6379}]}}),
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "legacy-db", "namespace": "shop"},
+                "spec": {"ports": [{"port": 5432}]}}),
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": "shop"},
+                "spec": {"type": "LoadBalancer", "selector": {"app": "api"}, "clusterIP": "10.0.0.5", "clusterIPs": ["10.0.0.5"], "externalTrafficPolicy": "Local",
+                    "healthCheckNodePort": 31000, "ports": [{"port": 8080, "nodePort": 30007}]}}),
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api-pods", "namespace": "shop"},
+                "spec": {"clusterIP": "None", "selector": {"app": "api"}, "ports": [{"port": 8080}]}}),
             json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": "shop"}}),
             json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "api", "namespace": "shop"}, "secrets": [{"name": "api-token"}]}),
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kube-root-ca.crt", "namespace": "shop"}, "data": {"ca.crt": "x"}}),
-            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "shop"}, "data": {"url": "http://db.shop.svc:5432", "plain": "x"}}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "shop"},
+                "data": {"url": "http://api.shop.svc:8080", "plain": "x", "ns": "shop", "db": "postgres://db/shop",
+                    "config.yaml": "database:\n  host: db\n  name: shop\ncache:\n  driver: cache\n"}}),
             json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds", "namespace": "shop"}, "type": "Opaque",
-                "data": {"url": b64.encode("postgres://u:s3cr3t-value@db.shop.svc.cluster.local/x")}}),
+                "data": {"url": b64.encode("postgres://u:s3cr3t-value@db:5432/shop"), "user": b64.encode("shop")}}),
             json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "tok", "namespace": "shop"}, "type": "kubernetes.io/service-account-token"}),
             json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "nightly", "namespace": "shop"}}),
             json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "api-1", "namespace": "shop"}}),
@@ -654,11 +965,20 @@ mod tests {
             .unwrap_or_else(|| panic!("{kind}/{name} not copied"))
     }
 
+    fn env_of(d: &Value) -> BTreeMap<String, String> {
+        d["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["name"].as_str().unwrap().to_string(), e["value"].as_str().unwrap_or("<from>").to_string()))
+            .collect()
+    }
+
     #[test]
     fn copies_move_to_the_mesh_namespace_without_server_fields() {
         let set = copy_namespace(&sides(), &objects(), &CopyOptions::default());
         let kinds: Vec<String> = set.objects.iter().map(object_name).collect();
-        assert_eq!(kinds, ["ServiceAccount/api", "ConfigMap/cfg", "Service/db", "Service/cache", "Deployment/api"]);
+        assert_eq!(kinds, ["ServiceAccount/api", "ConfigMap/cfg", "Service/api", "Service/api-pods", "Deployment/api"]);
         let d = find(&set, "Deployment", "api");
         assert_eq!(d["metadata"]["namespace"], "shop-mesh");
         for f in ["uid", "resourceVersion", "generation", "creationTimestamp", "managedFields"] {
@@ -668,9 +988,10 @@ mod tests {
         assert_eq!(d["metadata"]["annotations"], json!({"team": "core"}));
         assert_eq!(d["metadata"]["labels"][COPIED_FROM_LABEL], "shop");
         assert!(d["spec"]["template"]["metadata"].get("creationTimestamp").is_none());
-        let cache = find(&set, "Service", "cache");
-        assert_eq!(cache["spec"], json!({"type": "ClusterIP", "ports": [{"port": 6379}]}));
-        assert_eq!(find(&set, "Service", "db")["spec"]["clusterIP"], "None", "headless stays headless");
+        let api = find(&set, "Service", "api");
+        assert_eq!(api["spec"], json!({"type": "ClusterIP", "selector": {"app": "api"}, "ports": [{"port": 8080}]}));
+        assert_eq!(find(&set, "Service", "api-pods")["spec"]["clusterIP"], "None", "headless stays headless");
+        assert_eq!(set.routed_services, ["api", "api-pods"]);
         assert!(find(&set, "ServiceAccount", "api").get("secrets").is_none());
         let skipped: Vec<&str> = set.skipped.iter().map(|s| s.object.as_str()).collect();
         assert_eq!(skipped, ["ServiceAccount/default", "ConfigMap/kube-root-ca.crt", "Secret/creds", "Secret/tok", "CronJob/nightly"]);
@@ -678,36 +999,129 @@ mod tests {
     }
 
     #[test]
-    fn namespace_references_are_adjusted_where_pods_read_them() {
+    fn stateful_backends_and_their_services_stay_in_the_legacy_namespace() {
+        let set = copy_namespace(&sides(), &objects(), &CopyOptions::default());
+        assert!(!set.objects.iter().any(|o| o["kind"] == "StatefulSet" || o["metadata"]["name"] == "cache" || o["metadata"]["name"] == "db"));
+        let shared: Vec<(&str, Vec<&str>)> =
+            set.shared.iter().map(|s| (s.object.as_str(), s.services.iter().map(String::as_str).collect())).collect();
+        assert_eq!(
+            shared,
+            [("StatefulSet/db", vec!["db"]), ("Deployment/cache", vec!["cache"]), ("Service/legacy-db", vec!["legacy-db"])]
+        );
+        assert_eq!(set.shared[0].reason, "volumeClaimTemplates data; image postgres:16 (PostgreSQL); Service db on port 5432 (PostgreSQL)");
+        assert!(set.shared[2].reason.starts_with("no selector"), "{}", set.shared[2].reason);
+        assert!(set.violations.iter().all(|v| v.object == "Deployment/api"), "backends are not checked: they are not copied");
+        assert!(set.stateful_copies.is_empty() && set.refused.is_empty());
+        // An autoscaler of a backend stays with it.
+        let mut objs = objects();
+        objs.push(json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "db", "namespace": "shop"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db"}, "maxReplicas": 3}}));
+        let set = copy_namespace(&sides(), &objs, &CopyOptions::default());
+        assert!(set.skipped.iter().any(|s| s.object == "HorizontalPodAutoscaler/db" && s.reason.contains("StatefulSet/db is a shared backend")));
+    }
+
+    #[test]
+    fn a_stateful_backend_is_copied_only_on_request() {
+        let opts = CopyOptions { copy_stateful: vec!["cache".into(), "StatefulSet/nope".into()], ..CopyOptions::default() };
+        let set = copy_namespace(&sides(), &objects(), &opts);
+        assert!(find(&set, "Deployment", "cache")["metadata"]["namespace"] == "shop-mesh");
+        assert_eq!(find(&set, "Service", "cache")["metadata"]["namespace"], "shop-mesh");
+        assert!(set.is_stateful_copy("Deployment/cache"));
+        assert_eq!(set.stateful_copies[0].services, ["cache"]);
+        assert_eq!(set.routed_services, ["api", "api-pods"], "a stateful copy is never split by weight");
+        assert!(!set.shared.iter().any(|s| s.object == "Deployment/cache"));
+        assert_eq!(set.refused.len(), 1);
+        assert!(set.refused[0].contains("--copy-stateful StatefulSet/nope: no workload of that name in shop"), "{}", set.refused[0]);
+        // Its name now moves with it.
+        let env = env_of(find(&set, "Deployment", "api"));
+        assert_eq!(env["CACHE"], "cache.shop-mesh:6379");
+        assert_eq!(env["CACHE_ADDR"], "cache:6379");
+        let cnpg = json!({"apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster", "metadata": {"name": "pg", "namespace": "shop"}});
+        let rw = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "pg-rw", "namespace": "shop"},
+            "spec": {"selector": {"cnpg.io/cluster": "pg", "role": "primary"}, "ports": [{"port": 5432}]}});
+        let opts = CopyOptions { copy_stateful: vec!["pg".into()], ..CopyOptions::default() };
+        let set = copy_namespace(&sides(), &[cnpg, rw], &opts);
+        assert!(set.refused[0].contains("CloudNativePG Cluster pg is run by its operator"), "{:?}", set.refused);
+        assert_eq!(set.shared[0].object, "Cluster/pg");
+        assert_eq!(set.shared[0].services, ["pg-rw"]);
+        assert!(set.objects.is_empty());
+    }
+
+    #[test]
+    fn only_dns_names_of_services_are_rewritten() {
         let set = copy_namespace(&sides(), &objects(), &CopyOptions::default());
         let d = find(&set, "Deployment", "api");
-        let env: Vec<&str> = d["spec"]["template"]["spec"]["containers"][0]["env"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["value"].as_str().unwrap_or("<from>"))
-            .collect();
-        assert_eq!(
-            env,
-            [
-                "postgres://u:hunter2@db.shop-mesh.svc.cluster.local:5432/x",
-                "cache.shop-mesh:6379",
-                "api.shop.example.com",
-                "db-0.db.shop-mesh.svc",
-                "shop-mesh",
-                "cache.shopping",
-                "<from>"
-            ]
-        );
-        assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["args"][0], "--upstream=http://cache.shop-mesh");
+        let env = env_of(d);
+        let expect = [
+            // Shared backends: already qualified with the legacy namespace, they stay.
+            ("DB", "postgres://u:hunter2@db.shop.svc.cluster.local:5432/x"),
+            ("CACHE", "cache.shop:6379"),
+            ("POD", "db-0.db.shop.svc"),
+            // Bare host names of shared backends are qualified; the database name is not a host.
+            ("DATABASE_URL", "postgres://u:hunter2@db.shop.svc.cluster.local:5432/shop"),
+            ("CACHE_ADDR", "cache.shop.svc.cluster.local:6379"),
+            ("DB_HOST", "db.shop.svc.cluster.local"),
+            ("PG_DSN", "host=db.shop.svc.cluster.local port=5432 dbname=shop user=db"),
+            // Not hosts: a value equal to a Service or namespace name, a port that is not the Service's.
+            ("CACHE_DRIVER", "cache"),
+            ("POSTGRES_DB", "shop"),
+            ("IMAGE", "cache:7"),
+            // Copied Services move to the mesh namespace; other domains stay.
+            ("SELF", "api.shop-mesh:8080"),
+            ("OTHER", "api.shop.example.com"),
+            ("SHOPPING", "cache.shopping"),
+            ("FROM", "<from>"),
+        ];
+        for (k, v) in expect {
+            assert_eq!(env[k], v, "env {k}");
+        }
+        assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["args"], json!(["--upstream=http://api.shop-mesh", "--cache-host", "cache.shop.svc.cluster.local", "--mode", "cache"]));
         let term = &d["spec"]["template"]["spec"]["affinity"]["podAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0];
         assert_eq!(term["podAffinityTerm"]["namespaces"], json!(["shop-mesh", "other"]));
-        assert_eq!(find(&set, "ConfigMap", "cfg")["data"]["url"], "http://db.shop-mesh.svc:5432");
-        // Adjustments name the references, never the whole value (the URL carries a password).
-        let db = set.adjustments.iter().find(|a| a.field == "container api env DB").unwrap();
-        assert_eq!(db.change, "db.shop.svc.cluster.local -> db.shop-mesh.svc.cluster.local");
+        let cfg = find(&set, "ConfigMap", "cfg");
+        assert_eq!(cfg["data"]["url"], "http://api.shop-mesh.svc:8080");
+        assert_eq!(cfg["data"]["ns"], "shop");
+        assert_eq!(cfg["data"]["db"], "postgres://db.shop.svc.cluster.local/shop");
+        assert_eq!(cfg["data"]["config.yaml"], "database:\n  host: db.shop.svc.cluster.local\n  name: shop\ncache:\n  driver: cache\n");
+        // Every rewrite is listed, by name, never with the whole value (the URL carries a password).
+        let listed: Vec<(&str, &str)> = set.adjustments.iter().filter(|a| a.object == "Deployment/api").map(|a| (a.field.as_str(), a.change.as_str())).collect();
+        assert_eq!(
+            listed,
+            [
+                ("container api env DATABASE_URL", "db -> db.shop.svc.cluster.local"),
+                ("container api env CACHE_ADDR", "cache -> cache.shop.svc.cluster.local"),
+                ("container api env SELF", "api.shop -> api.shop-mesh"),
+                ("container api env DB_HOST", "db -> db.shop.svc.cluster.local"),
+                ("container api env PG_DSN", "db -> db.shop.svc.cluster.local"),
+                ("container api args[0]", "api.shop -> api.shop-mesh"),
+                ("container api args[2]", "cache -> cache.shop.svc.cluster.local"),
+                ("affinity.podAffinity.namespaces", "shop -> shop-mesh"),
+            ]
+        );
         assert!(set.adjustments.iter().all(|a| !a.change.contains("hunter2")));
-        assert!(set.adjustments.iter().any(|a| a.object == "Service/cache" && a.change.contains("LoadBalancer -> ClusterIP")));
+        assert!(set.adjustments.iter().any(|a| a.object == "Service/api" && a.change.contains("LoadBalancer -> ClusterIP")));
+    }
+
+    #[test]
+    fn host_positions_are_recognised() {
+        let sides = sides();
+        let shared = BTreeMap::from([("nats".to_string(), BTreeSet::from([4222])), ("postgres".to_string(), BTreeSet::from([5432]))]);
+        let rw = Rewriter::new(&sides, BTreeSet::from(["api".to_string()]), shared);
+        let r = |k: Option<&str>, s: &str| rw.rewrite(k, s).map(|(v, _)| v).unwrap_or_else(|| s.to_string());
+        let fq = "postgres.shop.svc.cluster.local";
+        // The user name and the database name of a DSN are not hosts.
+        assert_eq!(r(None, "postgres://postgres:pw@postgres:5432/postgres"), format!("postgres://postgres:pw@{fq}:5432/postgres"));
+        assert_eq!(r(None, "jdbc:postgresql://postgres/zamaz?user=postgres"), format!("jdbc:postgresql://{fq}/zamaz?user=postgres"));
+        assert_eq!(r(None, "nats://nats:4222,nats://a.b:4222"), "nats://nats.shop.svc.cluster.local:4222,nats://a.b:4222");
+        assert_eq!(r(Some("PGHOST"), "postgres"), fq);
+        assert_eq!(r(Some("POSTGRES_USER"), "postgres"), "postgres");
+        assert_eq!(r(None, "Server=postgres;Database=postgres"), format!("Server={fq};Database=postgres"));
+        assert_eq!(r(None, r#"{"host": "postgres", "db": "postgres"}"#), format!(r#"{{"host": "{fq}", "db": "postgres"}}"#));
+        assert_eq!(r(None, "postgres:6543"), "postgres:6543", "not one of its ports");
+        assert_eq!(r(None, "my-postgres:5432 postgres_x:5432 Postgres:5432"), "my-postgres:5432 postgres_x:5432 Postgres:5432");
+        assert_eq!(r(None, "http://api.shop.svc.cluster.local."), "http://api.shop-mesh.svc.cluster.local.");
+        assert_eq!(r(None, "api.shop.svc.example.com x.api.shop"), "api.shop.svc.example.com x.api.shop");
+        assert_eq!(r(None, "shop"), "shop");
     }
 
     #[test]
@@ -750,9 +1164,13 @@ mod tests {
         let s = find(&set, "Secret", "creds");
         let decoded =
             String::from_utf8(base64::engine::general_purpose::STANDARD.decode(s["data"]["url"].as_str().unwrap()).unwrap()).unwrap();
-        assert_eq!(decoded, "postgres://u:s3cr3t-value@db.shop-mesh.svc.cluster.local/x");
-        let a = set.adjustments.iter().find(|a| a.object == "Secret/creds").unwrap();
-        assert_eq!(a.change, "namespace references adjusted (value not shown)");
+        assert_eq!(decoded, "postgres://u:s3cr3t-value@db.shop.svc.cluster.local:5432/shop");
+        let user = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(s["data"]["user"].as_str().unwrap()).unwrap()).unwrap();
+        assert_eq!(user, "shop", "a value equal to the namespace name is not a DNS name");
+        // Secrets: the key is listed, neither the value nor the names in it.
+        let a: Vec<&Adjustment> = set.adjustments.iter().filter(|a| a.object == "Secret/creds").collect();
+        assert_eq!(a.len(), 1);
+        assert_eq!((a[0].field.as_str(), a[0].change.as_str()), ("data.url", "DNS names adjusted (value not shown)"));
         let all = serde_json::to_string(&(&set.adjustments, &set.skipped, &set.violations)).unwrap();
         assert!(!all.contains("s3cr3t"));
         assert!(set.skipped.iter().any(|s| s.object == "Secret/tok"));
@@ -783,7 +1201,7 @@ mod tests {
         assert_eq!(l["pod-security.kubernetes.io/enforce"], "restricted");
         assert_eq!(l["pod-security.kubernetes.io/enforce-version"], "latest");
         let amb =
-            mesh_namespace(&sides(), &CopyOptions { data_plane: DataPlane::Ambient, pod_security: PodSecurity::None, secrets: false });
+            mesh_namespace(&sides(), &CopyOptions { data_plane: DataPlane::Ambient, pod_security: PodSecurity::None, ..Default::default() });
         let l = amb["metadata"]["labels"].as_object().unwrap();
         assert_eq!(l["istio.io/dataplane-mode"], "ambient");
         assert!(!l.contains_key("istio-injection"));

@@ -108,6 +108,9 @@ pub struct Report {
     pub passed: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// What the user must not miss (a stateful copy starting empty).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub copy: Option<CopySummary>,
 }
@@ -120,6 +123,11 @@ pub struct CopySummary {
     pub skipped: Vec<copy::Skipped>,
     pub adjustments: Vec<copy::Adjustment>,
     pub unrouted: Vec<routing::Unrouted>,
+    /// Stateful backends (and Services fronting no copy) that stay in the legacy namespace.
+    pub shared: Vec<copy::SharedBackend>,
+    /// Stateful backends copied on request: their copies start empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stateful_copies: Vec<copy::SharedBackend>,
 }
 
 fn now() -> String {
@@ -414,6 +422,15 @@ pub async fn create(
     // Listed as not copied when readable; a kind that cannot be listed is only not listed.
     let extra = cluster::load(conn, &[&kinds::NETWORK_POLICY, &kinds::POD_DISRUPTION_BUDGET], &[], Some(&sides.legacy)).await?;
     legacy.extend(extra.objects().iter().map(|o| o.value.clone()));
+    // CloudNativePG clusters are shared backends; without the operator's CRD there are none.
+    let cnpg = cluster::load(conn, &[&kinds::CNPG_CLUSTER], &[], Some(&sides.legacy)).await?;
+    if let Some(meshmove_model::inventory::Unavailable::Forbidden { message }) = cnpg.availability(&kinds::CNPG_CLUSTER) {
+        unread.push(format!(
+            "could not read CloudNativePG clusters in {} (forbidden: {message}): their Services are kept in {} all the same, as they front no copied workload",
+            sides.legacy, sides.legacy
+        ));
+    }
+    legacy.extend(cnpg.objects().iter().map(|o| o.value.clone()));
     // The Istio routing kinds must be served (Istio's CRDs installed).
     let istio = cluster::load(conn, &[&kinds::VIRTUAL_SERVICE, &kinds::DESTINATION_RULE], &[], Some(&sides.legacy)).await?;
     for k in [&kinds::VIRTUAL_SERVICE, &kinds::DESTINATION_RULE] {
@@ -442,6 +459,9 @@ pub async fn create(
         }
     }
     let set: CopySet = copy::copy_namespace(sides, &legacy, copy_opts);
+    if !set.refused.is_empty() {
+        return Err(refused(format!("{}\nnothing was written", set.refused.join("\n"))));
+    }
     if !set.violations.is_empty() && !overrides.allow_pod_security_violations {
         let list: Vec<String> = set.violations.iter().map(|v| format!("  {}: {}", v.object, v.problem)).collect();
         return Err(refused(format!(
@@ -452,7 +472,13 @@ pub async fn create(
             list.join("\n")
         )));
     }
-    let legacy_services: Vec<Value> = legacy.iter().filter(|o| kind_of(o) == "Service").cloned().collect();
+    // Only the copies of stateless workloads are split by weight: shared backends are not
+    // copied, and a stateful copy holds other data than the original.
+    let legacy_services: Vec<Value> = legacy
+        .iter()
+        .filter(|o| kind_of(o) == "Service" && set.routed_services.iter().any(|r| r == name_of(o)))
+        .cloned()
+        .collect();
     let (routable, unrouted) = routing::routable(&legacy_services);
     let workloads: Vec<WorkloadRecord> = set
         .objects
@@ -462,6 +488,7 @@ pub async fn create(
             kind: kind_of(o).to_string(),
             name: name_of(o).to_string(),
             replicas: o.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1),
+            stateful: set.is_stateful_copy(&copy::object_name(o)),
         })
         .collect();
     let service_names: Vec<String> = routable.iter().map(|s| name_of(s).to_string()).collect();
@@ -514,7 +541,21 @@ pub async fn create(
         skipped: set.skipped.clone(),
         adjustments: set.adjustments.clone(),
         unrouted: unrouted.clone(),
+        shared: set.shared.clone(),
+        stateful_copies: set.stateful_copies.clone(),
     });
+    if !set.shared.is_empty() {
+        report.notes.push(format!(
+            "shared backends stay in {legacy} and keep their data: the copies reach them there (`<service>.{legacy}.svc.cluster.local`), and `ns complete` never scales them down; to put them on the mesh in place later: `kubectl mesh-migrate enable -n {legacy}`",
+            legacy = sides.legacy
+        ));
+    }
+    for c in &set.stateful_copies {
+        report.warnings.push(format!(
+            "{} is copied on request (--copy-stateful) and its copy in {} starts EMPTY: new volumes, none of the data of {} ({}); the copies in {} use it, its Services are not split by weight, and `ns complete` does not scale the original down",
+            c.object, sides.mesh, sides.legacy, c.reason, sides.mesh
+        ));
+    }
     for v in &set.violations {
         report.notes.push(format!("pod security: {}: {}", v.object, v.problem));
     }
@@ -548,6 +589,7 @@ pub async fn create(
     }
     let restarts = mesh_restarts(conn, sides).await?;
     let data_plane = copy_opts.data_plane.clone();
+    let shared = set.shared.clone();
     let who = opts.clone();
     let st = update_state(conn, sides, move |s| {
         let from = s.weight;
@@ -556,6 +598,7 @@ pub async fn create(
         s.data_plane = data_plane;
         s.services = service_names;
         s.workloads = workloads;
+        s.shared = shared;
         s.restart_baseline = restarts;
         s.pending = None;
         s.failed_at = None;
@@ -848,10 +891,35 @@ pub async fn complete(
             sides.legacy
         ));
     }
+    // Stateful backends are never scaled down or deleted: copied on request or not, the data is
+    // in the original. Classified again from the live objects, so a journal written before
+    // backends were told apart cannot retire one either.
+    let legacy_services = objects(conn, &[&kinds::SERVICE], &sides.legacy).await?;
+    let service_refs: Vec<&Value> = legacy_services.iter().collect();
+    let stateful: Vec<String> = legacy
+        .iter()
+        .filter(|o| {
+            recorded.iter().any(|w| w.stateful && w.kind == kind_of(o) && w.name == name_of(o))
+                || crate::datastore::stateful_backend(o, &service_refs).is_some()
+        })
+        .map(copy::object_name)
+        .collect();
+    let kept_recorded: Vec<&String> =
+        stateful.iter().filter(|id| recorded.iter().any(|w| format!("{}/{}", w.kind, w.name) == **id)).collect();
+    if !kept_recorded.is_empty() {
+        report.notes.push(format!(
+            "{} {} stateful: left running in {} with its data (not scaled down{})",
+            kept_recorded.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+            if kept_recorded.len() == 1 { "is" } else { "are" },
+            sides.legacy,
+            if delete_legacy { " nor deleted" } else { "" }
+        ));
+    }
     let targets: Vec<(Target, i64)> = legacy
         .iter()
         .filter(|o| delete_legacy || kind_of(o) != "DaemonSet")
         .filter(|o| recorded.iter().any(|w| w.kind == kind_of(o) && w.name == name_of(o)))
+        .filter(|o| !stateful.contains(&copy::object_name(o)))
         .map(|o| (target_of(kind_of(o), &sides.legacy, name_of(o)), o.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)))
         .collect();
     if opts.dry_run != DryRun::None {
@@ -865,6 +933,7 @@ pub async fn complete(
         run_plan(conn, &plan, opts, &mut report, events).await?;
         report.weight = 100;
         report.notes.push(outside_callers_note(sides, &st.services, delete_legacy));
+        report.notes.extend(shared_note(sides, &st.shared));
         return Ok(report);
     }
     if mode == CompleteMode::Complete {
@@ -929,7 +998,20 @@ pub async fn complete(
     report.phase = Some(st.phase);
     report.weight = st.weight;
     report.notes.push(outside_callers_note(sides, &st.services, st.legacy_deleted));
+    report.notes.extend(shared_note(sides, &st.shared));
     Ok(report)
+}
+
+/// The shared backends `complete` leaves running where they are.
+fn shared_note(sides: &Sides, shared: &[copy::SharedBackend]) -> Option<String> {
+    let workloads: Vec<&str> = shared.iter().filter(|s| !s.object.starts_with("Service/")).map(|s| s.object.as_str()).collect();
+    (!workloads.is_empty()).then(|| {
+        format!(
+            "shared backends keep running in {legacy} with their data, serving the mesh side: {}; `kubectl mesh-migrate enable -n {legacy}` puts them on the mesh in place",
+            workloads.join(", "),
+            legacy = sides.legacy
+        )
+    })
 }
 
 /// What `complete` leaves behind for callers that do not go through the mesh: the weights live
@@ -937,6 +1019,7 @@ pub async fn complete(
 /// the legacy Service, whose pods are gone.
 fn outside_callers_note(sides: &Sides, services: &[String], deleted: bool) -> String {
     let gone = if deleted { "deleted" } else { "scaled to zero" };
+    // Shared backends are not among `services` (only routed Services are): they keep serving.
     let examples: Vec<String> = services.iter().take(3).map(|s| format!("{s}.{}", sides.mesh)).collect();
     let more = if services.len() > 3 { ", ..." } else { "" };
     format!(

@@ -61,6 +61,9 @@ pub struct WorkloadRecord {
     pub kind: String,
     pub name: String,
     pub replicas: i64,
+    /// A stateful backend copied on request: `complete` never scales its original down.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stateful: bool,
 }
 
 /// One line of history: who did what, when, and what the gates said.
@@ -118,6 +121,9 @@ pub struct NsState {
     pub services: Vec<String>,
     /// Workloads copied to the mesh side.
     pub workloads: Vec<WorkloadRecord>,
+    /// Stateful backends (and Services fronting no copy) left in the legacy namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared: Vec<super::copy::SharedBackend>,
     /// Legacy replicas before `complete` scaled them to zero (`Kind/name` → replicas).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub legacy_replicas: BTreeMap<String, i64>,
@@ -149,6 +155,7 @@ impl NsState {
             data_plane,
             services: Vec::new(),
             workloads: Vec::new(),
+            shared: Vec::new(),
             legacy_replicas: BTreeMap::new(),
             legacy_deleted: false,
             deleted_legacy: BTreeMap::new(),

@@ -20,10 +20,11 @@ use meshmove_kube::plan::{self, DryRun, Progress};
 
 #[derive(Subcommand)]
 pub enum NsCommand {
-    /// Create <ns>-mesh beside <ns>: copies of the workloads, Services, ServiceAccounts, Roles,
-    /// RoleBindings, autoscalers and ConfigMaps, injection and Pod Security labels, routing at 0 %
+    /// Create <ns>-mesh beside <ns>: copies of the stateless workloads, their Services,
+    /// ServiceAccounts, Roles, RoleBindings, autoscalers and ConfigMaps, injection and Pod Security
+    /// labels, routing at 0 %; stateful backends stay in <ns>, shared with the copies
     #[command(
-        after_help = "Examples:\n  kubectl mesh-migrate ns create shop\n  kubectl mesh-migrate ns create shop --mode ambient --dry-run=client\n  kubectl mesh-migrate ns create shop --copy-secrets --pod-security baseline"
+        after_help = "Examples:\n  kubectl mesh-migrate ns create shop\n  kubectl mesh-migrate ns create shop --mode ambient --dry-run=client\n  kubectl mesh-migrate ns create shop --copy-secrets --pod-security baseline\n  kubectl mesh-migrate ns create shop --copy-stateful redis"
     )]
     Create(CreateArgs),
     /// Set the share of traffic the mesh side gets (0-100), or run a schedule of steps with
@@ -109,6 +110,10 @@ pub struct CreateArgs {
     /// Copy Secrets too (their values are never printed)
     #[arg(long)]
     copy_secrets: bool,
+    /// Copy this stateful backend too (a workload name, or Kind/name; repeatable). Stateful
+    /// backends stay in the legacy namespace by default: a copy starts EMPTY, on new volumes
+    #[arg(long, value_name = "NAME")]
+    copy_stateful: Vec<String>,
     /// Create the mesh side although the Istio control plane check fails
     #[arg(long)]
     force: bool,
@@ -380,7 +385,7 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, command: NsCommand) -> Result
                     PodSecurityArg::Privileged => PodSecurity::Privileged,
                     PodSecurityArg::None => PodSecurity::None,
                 };
-                let copy = CopyOptions { data_plane, pod_security, secrets: a.copy_secrets };
+                let copy = CopyOptions { data_plane, pod_security, secrets: a.copy_secrets, copy_stateful: a.copy_stateful.clone() };
                 let opts = a.write.options(&conn);
                 let overrides = run::CreateOverrides { allow_pod_security_violations: a.allow_pod_security_violations, ignore_control_plane: a.force };
                 run::create(&conn, &sides, &copy, &TrafficPolicy::default(), overrides, &opts, &mut events).await
@@ -490,6 +495,12 @@ fn print_report(output: &OutputFlags, r: &Report) -> Result<Exit> {
                     out.write_str("\n")?;
                     out.write_str(&table(&["NOT ROUTED", "WHY"], rows))?;
                 }
+                if !c.shared.is_empty() {
+                    let rows = c.shared.iter().map(|s| vec![s.object.clone(), s.services.join(", "), s.reason.clone()]).collect();
+                    out.write_str("\n")?;
+                    out.line(format_args!("shared backends (stay in {}):", r.namespace))?;
+                    out.write_str(&table(&["OBJECT", "SERVICES", "WHY"], rows))?;
+                }
             }
             if !r.gates.is_empty() {
                 out.write_str("\n")?;
@@ -497,6 +508,9 @@ fn print_report(output: &OutputFlags, r: &Report) -> Result<Exit> {
             }
             for n in &r.notes {
                 out.line(format_args!("note: {n}"))?;
+            }
+            for w in &r.warnings {
+                out.line(format_args!("warning: {w}"))?;
             }
             let phase = r.phase.map(|p| format!(" ({p})")).unwrap_or_default();
             let dry = match r.dry_run {
