@@ -39,7 +39,7 @@ mod tests;
 use std::fmt;
 
 pub use emit::{to_yaml_string, write_yaml};
-pub use parse::parse_document;
+pub use parse::{MAX_ALIAS_BYTES, MAX_ALIAS_NODES, MAX_DEPTH, parse_document};
 pub use stream::{RawDocument, split_stream};
 
 /// Why a document could not be read.
@@ -58,8 +58,11 @@ pub enum YamlErrorKind {
     Merge,
     /// An alias to an anchor that is still being defined (a recursive structure).
     Alias,
-    /// Aliases expand to more nodes than [`parse_document`] allows (a "billion laughs" guard).
+    /// Aliases expand to more nodes or bytes than [`parse_document`] allows (a "billion laughs"
+    /// guard: [`MAX_ALIAS_NODES`], [`MAX_ALIAS_BYTES`]).
     AliasLimit,
+    /// Mappings and sequences nest deeper than [`MAX_DEPTH`].
+    DepthLimit,
     /// `.inf`, `-.inf` or `.nan`: JSON numbers cannot hold them.
     NonFinite,
 }
@@ -76,9 +79,13 @@ pub struct YamlError {
     pub line: usize,
     /// 1-based column (in characters) on that line.
     pub column: usize,
+    /// The key path of the node the error is about (`data.password`, `spec.containers[0].image`),
+    /// when it is inside a mapping or sequence. The message starts with it too.
+    pub key: Option<String>,
     /// What went wrong, for callers that react to it.
     pub kind: YamlErrorKind,
-    /// A sentence for humans, without the location.
+    /// A sentence for humans, without the line and column. It never quotes a value of the
+    /// document (a Secret's value would end up in logs), only keys.
     pub message: String,
 }
 

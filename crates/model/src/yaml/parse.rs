@@ -16,10 +16,27 @@ use super::{RawDocument, YamlError, YamlErrorKind};
 ///
 /// Every alias is expanded into a copy of its anchor's node (JSON has no references), so a few
 /// lines of nested aliases can describe billions of nodes. Real manifests alias a handful of
-/// small blocks; a million expanded nodes (tens of megabytes of values) is far above that and
-/// far below what would exhaust memory. yaml.v2 has a similar guard based on the ratio of
-/// expanded to parsed nodes.
-pub(crate) const MAX_ALIAS_NODES: usize = 1_000_000;
+/// small blocks; a million expanded nodes is far above that and far below what would exhaust
+/// memory. yaml.v2 has a similar guard based on the ratio of expanded to parsed nodes.
+pub const MAX_ALIAS_NODES: usize = 1_000_000;
+
+/// Most bytes of content (scalar text and mapping keys) that aliases may add to one document by
+/// expansion: 16 MiB.
+///
+/// Counting nodes is not enough: one alias of a 100 KB string is one node, so a 100 KB file of
+/// aliases over such a string expands to gigabytes within the node budget. The API server stores
+/// no object above about 1.5 MiB (etcd's default request limit), so ten times that of expanded
+/// content is more than any manifest can use.
+pub const MAX_ALIAS_BYTES: usize = 16 * 1024 * 1024;
+
+/// Deepest nesting of mappings and sequences in one document, aliases expanded: 512 levels.
+///
+/// The deepest real manifests (CustomResourceDefinitions with nested OpenAPI schemas) stay well
+/// under 100 levels. The parser itself refuses 256 levels of block or of flow collections, but
+/// aliases stack: an anchor that holds an alias of another deep anchor nests deeper again, so a
+/// few kilobytes could describe a tree thousands of levels deep, and the JSON tree is walked and
+/// dropped recursively (a stack overflow, not an error).
+pub const MAX_DEPTH: usize = 512;
 
 const YAML_TAG_NAMESPACE: &str = "tag:yaml.org,2002:";
 
@@ -50,20 +67,27 @@ const YAML_TAG_NAMESPACE: &str = "tag:yaml.org,2002:";
 ///   the point where it appears; entries written later, explicit or merged, replace earlier
 ///   ones. (YAML's merge draft and yaml.v3 let explicit keys win regardless of order; Helm's
 ///   reader does not.) Keys a merge brought in are not duplicates of explicit keys.
-/// * Aliases are expanded; at most one million nodes per document may come from expansion
-///   ([`YamlErrorKind::AliasLimit`] beyond), and an alias inside the node it refers to is an
-///   error.
+/// * Aliases are expanded; at most [`MAX_ALIAS_NODES`] nodes and [`MAX_ALIAS_BYTES`] bytes of
+///   content per document may come from expansion ([`YamlErrorKind::AliasLimit`] beyond), and an
+///   alias inside the node it refers to is an error.
+/// * Mappings and sequences nest at most [`MAX_DEPTH`] levels deep, aliases expanded
+///   ([`YamlErrorKind::DepthLimit`] beyond).
 /// * A block scalar ending the input without a line break gets none (libyaml's behaviour).
 ///
-/// Errors carry the document's index and `# Source:` path and a line and column in the stream.
+/// Errors carry the document's index and `# Source:` path, a line and column in the stream, and
+/// the key path of the node ([`YamlError::key`], also at the start of the message). They never
+/// quote a value: the document may be a Secret, and errors end up in CI logs.
 pub fn parse_document(doc: &RawDocument<'_>) -> Result<Option<Value>, YamlError> {
     let mut options = Options::default();
     options.emit_comments = false;
     options.block_scalar_eof_without_line_feed = true;
     let mut builder = Builder::new(doc);
     for item in Parser::new_from_str_with_options(doc.text, options) {
-        let (event, span) = item.map_err(|e| scan_error(doc, &e))?;
-        match event {
+        let (event, span) = match item {
+            Ok(found) => found,
+            Err(e) => return Err(builder.locate(scan_error(doc, &e))),
+        };
+        let done = match event {
             Event::DocumentStart(..) => {
                 if builder.documents > 0 {
                     return Err(error(
@@ -74,27 +98,29 @@ pub fn parse_document(doc: &RawDocument<'_>) -> Result<Option<Value>, YamlError>
                     ));
                 }
                 builder.documents += 1;
+                Ok(())
             }
             Event::Scalar(text, style, anchor, tag) => {
-                builder.scalar(text, style, anchor, tag.as_deref(), span)?
+                builder.scalar(text, style, anchor, tag.as_deref(), span)
             }
             Event::SequenceStart(_, anchor, _) => {
-                builder.open(Frame::Seq { items: Vec::new() }, anchor, span)?
+                builder.open(Frame::Seq { items: Vec::new() }, anchor, span)
             }
-            Event::MappingStart(_, anchor, _) => {
-                builder.open(
-                    Frame::Map {
-                        map: Map::new(),
-                        key: None,
-                        explicit: None,
-                    },
-                    anchor,
-                    span,
-                )?;
-            }
-            Event::SequenceEnd | Event::MappingEnd => builder.close()?,
-            Event::Alias(id) => builder.alias(id, span)?,
-            _ => {}
+            Event::MappingStart(_, anchor, _) => builder.open(
+                Frame::Map {
+                    map: Map::new(),
+                    key: None,
+                    explicit: None,
+                },
+                anchor,
+                span,
+            ),
+            Event::SequenceEnd | Event::MappingEnd => builder.close(),
+            Event::Alias(id) => builder.alias(id, span),
+            _ => Ok(()),
+        };
+        if let Err(e) = done {
+            return Err(builder.locate(e));
         }
     }
     Ok(builder.root)
@@ -118,9 +144,36 @@ enum Frame {
 struct Open {
     frame: Frame,
     anchor: usize,
-    /// Nodes in this collection, itself included (for the alias budget).
-    nodes: usize,
+    /// What this collection holds so far, itself included (for the alias budget and depth).
+    size: Size,
     start: Marker,
+}
+
+/// How big a node is once expanded: nodes, bytes of content (scalar text and keys) and height
+/// (1 for a scalar or an empty collection).
+#[derive(Clone, Copy)]
+struct Size {
+    nodes: usize,
+    bytes: usize,
+    height: usize,
+}
+
+impl Size {
+    fn scalar(scalar: &Scalar) -> Self {
+        let bytes = match scalar {
+            Scalar::Str(s) => s.len(),
+            // Numbers, booleans and null: a few bytes each.
+            _ => 8,
+        };
+        Size { nodes: 1, bytes, height: 1 }
+    }
+
+    /// Add a child (and the key it sits under, if any).
+    fn add(&mut self, child: Size, key_bytes: usize) {
+        self.nodes = self.nodes.saturating_add(child.nodes);
+        self.bytes = self.bytes.saturating_add(child.bytes).saturating_add(key_bytes);
+        self.height = self.height.max(child.height.saturating_add(1));
+    }
 }
 
 struct PendingKey {
@@ -132,14 +185,15 @@ struct PendingKey {
 /// What an anchor refers to.
 enum Anchored {
     Scalar(Scalar),
-    Tree(Value, usize),
+    Tree(Value, Size),
 }
 
 struct Builder<'d, 'a> {
     doc: &'d RawDocument<'a>,
     stack: Vec<Open>,
     anchors: HashMap<usize, Anchored>,
-    alias_nodes: usize,
+    /// What alias expansion added so far (height unused).
+    aliased: Size,
     documents: usize,
     root: Option<Value>,
 }
@@ -150,10 +204,44 @@ impl<'d, 'a> Builder<'d, 'a> {
             doc,
             stack: Vec::new(),
             anchors: HashMap::new(),
-            alias_nodes: 0,
+            aliased: Size { nodes: 0, bytes: 0, height: 0 },
             documents: 0,
             root: None,
         }
+    }
+
+    /// Where the parser is, as a key path (`spec.template.spec.containers[0].env[1].value`), or
+    /// `None` at the top level. Keys that are not plain words are quoted (`metadata.labels["app.kubernetes.io/name"]`).
+    fn path(&self) -> Option<String> {
+        let mut path = String::new();
+        for open in &self.stack {
+            match &open.frame {
+                Frame::Seq { items } => path.push_str(&format!("[{}]", items.len())),
+                Frame::Map { key: Some(PendingKey { name, .. }), .. } => {
+                    let name = name.as_deref().unwrap_or("<<");
+                    let plain = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                    match (plain, path.is_empty()) {
+                        (true, true) => path.push_str(name),
+                        (true, false) => path.push_str(&format!(".{name}")),
+                        (false, _) => path.push_str(&format!("[{name:?}]")),
+                    }
+                }
+                // Reading a key: the path ends at this mapping.
+                Frame::Map { key: None, .. } => break,
+            }
+        }
+        (!path.is_empty()).then_some(path)
+    }
+
+    /// Add the key path to an error (in [`YamlError::key`] and in front of the message).
+    fn locate(&self, mut e: YamlError) -> YamlError {
+        if e.key.is_none() {
+            e.key = self.path();
+        }
+        if let Some(key) = &e.key {
+            e.message = format!("at key {key}: {}", e.message);
+        }
+        e
     }
 
     fn expecting_key(&self) -> bool {
@@ -221,9 +309,10 @@ impl<'d, 'a> Builder<'d, 'a> {
             self.anchors
                 .insert(anchor, Anchored::Scalar(scalar.clone()));
         }
+        let size = Size::scalar(&scalar);
         let value = scalar_value(scalar)
             .map_err(|msg| error(doc, span.start, YamlErrorKind::NonFinite, msg))?;
-        self.place(value, 1, span.start)
+        self.place(value, size, span.start)
     }
 
     fn open(&mut self, frame: Frame, anchor: usize, span: Span) -> Result<(), YamlError> {
@@ -239,10 +328,18 @@ impl<'d, 'a> Builder<'d, 'a> {
                 format!("{what} cannot be a mapping key: JSON object keys are strings"),
             ));
         }
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(error(
+                self.doc,
+                span.start,
+                YamlErrorKind::DepthLimit,
+                format!("mappings and sequences nest more than {MAX_DEPTH} levels deep here"),
+            ));
+        }
         self.stack.push(Open {
             frame,
             anchor,
-            nodes: 1,
+            size: Size { nodes: 1, bytes: 0, height: 1 },
             start: span.start,
         });
         Ok(())
@@ -258,9 +355,9 @@ impl<'d, 'a> Builder<'d, 'a> {
         };
         if open.anchor != 0 {
             self.anchors
-                .insert(open.anchor, Anchored::Tree(value.clone(), open.nodes));
+                .insert(open.anchor, Anchored::Tree(value.clone(), open.size));
         }
-        self.place(value, open.nodes, open.start)
+        self.place(value, open.size, open.start)
     }
 
     fn alias(&mut self, id: usize, span: Span) -> Result<(), YamlError> {
@@ -273,12 +370,12 @@ impl<'d, 'a> Builder<'d, 'a> {
                 "this alias refers to a node that contains it; recursive structures have no JSON form".to_owned(),
             ));
         };
-        let nodes = match anchored {
-            Anchored::Scalar(_) => 1,
-            Anchored::Tree(_, n) => *n,
+        let size = match anchored {
+            Anchored::Scalar(s) => Size::scalar(s),
+            Anchored::Tree(_, size) => *size,
         };
-        self.alias_nodes = self.alias_nodes.saturating_add(nodes);
-        if self.alias_nodes > MAX_ALIAS_NODES {
+        self.aliased.add(size, 0);
+        if self.aliased.nodes > MAX_ALIAS_NODES {
             return Err(error(
                 doc,
                 span.start,
@@ -286,6 +383,25 @@ impl<'d, 'a> Builder<'d, 'a> {
                 format!(
                     "aliases expand to more than {MAX_ALIAS_NODES} nodes; refusing to expand further"
                 ),
+            ));
+        }
+        if self.aliased.bytes > MAX_ALIAS_BYTES {
+            return Err(error(
+                doc,
+                span.start,
+                YamlErrorKind::AliasLimit,
+                format!(
+                    "aliases expand to more than {} MiB of content; refusing to expand further",
+                    MAX_ALIAS_BYTES / (1024 * 1024)
+                ),
+            ));
+        }
+        if self.stack.len().saturating_add(size.height) > MAX_DEPTH {
+            return Err(error(
+                doc,
+                span.start,
+                YamlErrorKind::DepthLimit,
+                format!("this alias would nest mappings and sequences more than {MAX_DEPTH} levels deep"),
             ));
         }
         if self.expecting_key() {
@@ -302,17 +418,21 @@ impl<'d, 'a> Builder<'d, 'a> {
                 .map_err(|msg| error(doc, span.start, YamlErrorKind::NonFinite, msg))?,
             Anchored::Tree(v, _) => v.clone(),
         };
-        self.place(value, nodes, span.start)
+        self.place(value, size, span.start)
     }
 
     /// Puts a finished node where it belongs: the root, the next item, or the pending key's value.
-    fn place(&mut self, value: Value, nodes: usize, at: Marker) -> Result<(), YamlError> {
+    fn place(&mut self, value: Value, size: Size, at: Marker) -> Result<(), YamlError> {
         let doc = self.doc;
         let Some(parent) = self.stack.last_mut() else {
             self.root = Some(value);
             return Ok(());
         };
-        parent.nodes = parent.nodes.saturating_add(nodes);
+        let key_bytes = match &parent.frame {
+            Frame::Map { key: Some(PendingKey { name: Some(name), .. }), .. } => name.len(),
+            _ => 0,
+        };
+        parent.size.add(size, key_bytes);
         match &mut parent.frame {
             Frame::Seq { items } => items.push(value),
             Frame::Map { map, key, explicit } => {
@@ -325,14 +445,25 @@ impl<'d, 'a> Builder<'d, 'a> {
                     ));
                 };
                 match name {
-                    Some(name) => insert_explicit(map, explicit, name, value).map_err(|dup| {
-                        error(
-                            doc,
-                            key_at,
-                            YamlErrorKind::DuplicateKey,
-                            format!("duplicate mapping key {dup:?}"),
-                        )
-                    })?,
+                    Some(name) => {
+                        if let Err(dup) = insert_explicit(map, explicit, name, value) {
+                            // The key path names the duplicate: the mapping's path plus the key.
+                            let mut e = error(
+                                doc,
+                                key_at,
+                                YamlErrorKind::DuplicateKey,
+                                format!("duplicate mapping key {dup:?}"),
+                            );
+                            let parent = self.path();
+                            let key = if dup.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') && !dup.is_empty() {
+                                parent.map_or_else(|| dup.clone(), |p| format!("{p}.{dup}"))
+                            } else {
+                                format!("{}[{dup:?}]", parent.unwrap_or_default())
+                            };
+                            e.key = Some(key);
+                            return Err(e);
+                        }
+                    }
                     None => merge(map, explicit, value)
                         .map_err(|msg| error(doc, key_at, YamlErrorKind::Merge, msg))?,
                 }
@@ -438,10 +569,7 @@ fn resolve_node(
         Some("binary") => decode_base64(&text).map(Scalar::Str).ok_or_else(|| {
             (
                 YamlErrorKind::Tag,
-                format!(
-                    "{} is tagged !!binary but is not valid base64",
-                    quote_short(&text)
-                ),
+                "the value is tagged !!binary but is not valid base64 (the value is not shown)".to_owned(),
             )
         }),
         Some(want @ ("null" | "bool" | "int" | "float" | "timestamp")) => {
@@ -461,8 +589,7 @@ fn resolve_node(
                 None => Err((
                     YamlErrorKind::Tag,
                     format!(
-                        "{} is tagged !!{want} but reads as {}",
-                        quote_short(&text),
+                        "the value is tagged !!{want} but reads as {} (the value is not shown)",
                         describe_resolved(resolved)
                     ),
                 )),
@@ -535,21 +662,13 @@ fn describe_value(v: &Value) -> &'static str {
     }
 }
 
-/// The text in quotes, shortened for messages.
-fn quote_short(text: &str) -> String {
-    const MAX: usize = 40;
-    match text.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{:?}…", &text[..cut]),
-        None => format!("{text:?}"),
-    }
-}
-
 fn error(doc: &RawDocument<'_>, at: Marker, kind: YamlErrorKind, message: String) -> YamlError {
     YamlError {
         document: doc.index,
         source_path: doc.source.clone(),
         line: doc.line + at.line().saturating_sub(1),
         column: at.col() + 1,
+        key: None,
         kind,
         message,
     }
@@ -760,6 +879,74 @@ n: 2
     }
 
     #[test]
+    fn alias_expansion_is_capped_in_bytes_not_only_nodes() {
+        // A 100 KB string and 26,000 one-node aliases of it: far under the node budget, but 2.6
+        // GB once expanded. The byte budget stops it after about 160 copies.
+        let big = "x".repeat(100 * 1024);
+        let mut text = format!("apiVersion: v1\nkind: ConfigMap\nbig: &b \"{big}\"\nitems:\n");
+        for _ in 0..26_000 {
+            text.push_str("- *b\n");
+        }
+        assert!(text.len() < 300 * 1024);
+        let started = std::time::Instant::now();
+        let e = err(&text);
+        assert_eq!(e.kind, YamlErrorKind::AliasLimit, "{e}");
+        assert!(e.message.contains("16 MiB"), "{e}");
+        assert_eq!(e.key.as_deref(), Some(format!("items[{}]", MAX_ALIAS_BYTES / big.len()).as_str()), "{e}");
+        assert!(e.line > 4 && e.line < 4 + 200, "the error names the line of the alias: {e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "refused early");
+        // Nested aliases over the same string are counted by what they expand to.
+        let mut nested = format!("s: &s \"{big}\"\nl0: &l0 [*s, *s, *s, *s]\n");
+        for i in 1..12 {
+            nested.push_str(&format!("l{i}: &l{i} [*l{p}, *l{p}, *l{p}, *l{p}]\n", p = i - 1));
+        }
+        let e = err(&nested);
+        assert_eq!(e.kind, YamlErrorKind::AliasLimit, "{e}");
+        // Under the budget, expansion works as before.
+        let small = format!("s: &s \"{big}\"\nl: [*s, *s, *s]\n");
+        assert_eq!(val(&small)["l"].as_array().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn nesting_is_capped_with_and_without_aliases() {
+        let nest = |n: usize, inner: &str| format!("{}{inner}{}", "[".repeat(n), "]".repeat(n));
+        // The parser refuses 256 levels of one style by itself.
+        assert!(one(&format!("{}\n", nest(200, "1"))).is_ok());
+        assert_eq!(err(&format!("{}\n", nest(300, "1"))).kind, YamlErrorKind::Syntax);
+        // Aliases stack: each anchor nests the previous one 200 levels deeper.
+        let text = format!("a0: &a0 {}\na1: &a1 {}\n", nest(200, "1"), nest(200, "*a0"));
+        assert!(one(&text).is_ok(), "401 levels are within {MAX_DEPTH}");
+        let text = format!("{text}a2: &a2 {}\n", nest(200, "*a1"));
+        let e = err(&text);
+        assert_eq!(e.kind, YamlErrorKind::DepthLimit, "{e}");
+        assert_eq!((e.line, e.column), (3, 9 + 200), "the alias is named: {e}");
+        assert!(e.message.contains(&MAX_DEPTH.to_string()), "{e}");
+    }
+
+    #[test]
+    fn errors_name_the_key_and_never_the_value() {
+        const SECRET: &str = "S3cretPassw0rd";
+        for tag in ["!!int", "!!bool", "!!float", "!!null", "!!timestamp", "!!binary"] {
+            let text = format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: {tag} {SECRET}\n");
+            let e = err(&text);
+            assert_eq!(e.kind, YamlErrorKind::Tag, "{tag}: {e}");
+            let shown = e.to_string();
+            assert!(!shown.contains(SECRET) && !format!("{e:?}").contains(SECRET), "{tag}: {shown}");
+            assert_eq!(e.key.as_deref(), Some("stringData.password"), "{tag}: {shown}");
+            assert_eq!((e.line, e.column), (6, 13), "{tag}: {shown}");
+            assert!(shown.starts_with("document 1, line 6, column 13: at key stringData.password: the value is tagged"), "{shown}");
+        }
+        // Sequences, keys that are not words, and the top level.
+        let e = err("spec:\n  containers:\n  - env:\n    - name: A\n      value: !!int S3cret\n");
+        assert_eq!(e.key.as_deref(), Some("spec.containers[0].env[0].value"), "{e}");
+        let e = err("metadata:\n  annotations:\n    helm.sh/hook: !!bool S3cret\n");
+        assert_eq!(e.key.as_deref(), Some("metadata.annotations[\"helm.sh/hook\"]"), "{e}");
+        let e = err("!!int S3cret\n");
+        assert_eq!(e.key, None);
+        assert!(!e.to_string().contains("S3cret"), "{e}");
+    }
+
+    #[test]
     fn merge_keys_follow_yaml_v2() {
         let v = val("defaults: &d {a: 1, b: 2}\nextra: &e {b: 20, c: 30}\n\
              one:\n  <<: *d\n  b: 3\n\
@@ -810,9 +997,10 @@ n: 2
         assert_eq!(e.document, 2);
         assert_eq!(e.source_path.as_deref(), Some("app/templates/b.yaml"));
         assert_eq!((e.line, e.column), (9, 3));
+        assert_eq!(e.key.as_deref(), Some("metadata.name"));
         assert_eq!(
             e.to_string(),
-            "document 2 (# Source: app/templates/b.yaml), line 9, column 3: duplicate mapping key \"name\""
+            "document 2 (# Source: app/templates/b.yaml), line 9, column 3: at key metadata.name: duplicate mapping key \"name\""
         );
     }
 
