@@ -7,8 +7,8 @@ use crate::registry::ResourceType;
 use crate::selector::{LabelSelector, valid_label_key, valid_label_value};
 use crate::status::ApiError;
 use crate::util::{ensure_object, get_path, get_str, meta_str, now_rfc3339};
+use meshmove_istio::{Injection, Pod, Served};
 use serde_json::{Map, Value, json};
-use std::collections::BTreeSet;
 
 /// The proxy image injected into pods.
 pub const ISTIO_PROXY_IMAGE: &str = "docker.io/istio/proxyv2:1.28.0";
@@ -258,11 +258,14 @@ pub struct AdmissionCtx<'a> {
     pub namespace_labels: Option<&'a Map<String, Value>>,
     /// Simulate Istio's sidecar injector.
     pub istio_injection: bool,
-    /// Revisions an injector serves: istiod Deployments (label `app=istiod`, revision from
-    /// `istio.io/rev`, else `default`) and revision tags (webhooks labelled `istio.io/tag`).
-    /// A pod whose revision is not among them is created without a proxy, as on a cluster
-    /// whose webhook has no istiod behind it.
-    pub injector_revisions: BTreeSet<String>,
+    /// The object's namespace.
+    pub namespace: &'a str,
+    /// The injectors: istiod Deployments (label `app=istiod`, revision from `istio.io/rev`,
+    /// else `default`, which also serves the legacy selectors) and revision tags (webhooks
+    /// labelled `istio.io/tag`, pointing at their `istio.io/rev`). A pod whose labels select a
+    /// revision without an istiod is created without a proxy, as on a cluster whose webhook has
+    /// no istiod behind it.
+    pub served: Served,
     /// Simulate a kubelet that runs every pod.
     pub kubelet: bool,
     /// A fresh cluster IP.
@@ -320,7 +323,7 @@ pub fn default_on_create(rt: &ResourceType, obj: &mut Value, ctx: &AdmissionCtx<
         ("apiextensions.k8s.io", "CustomResourceDefinition") => crd_status(obj),
         ("", "Pod") => {
             if ctx.istio_injection {
-                inject_sidecar(obj, ctx.namespace_labels, &ctx.injector_revisions);
+                inject_sidecar(obj, ctx.namespace, ctx.namespace_labels, &ctx.served);
             }
             if let Some(node) = &ctx.node_name {
                 let spec = ensure_object(obj, &["spec"]);
@@ -444,41 +447,36 @@ fn crd_status(obj: &mut Value) {
     status.insert("storedVersions".into(), Value::Array(storage));
 }
 
-/// Whether Istio would inject a sidecar into this pod.
-pub fn wants_injection(pod: &Value, ns_labels: Option<&Map<String, Value>>) -> bool {
-    let ns = |k: &str| ns_labels.and_then(|l| l.get(k)).and_then(Value::as_str);
-    let pod_label = get_str(pod, &["metadata", "labels", "sidecar.istio.io/inject"]);
-    let pod_annotation = get_str(pod, &["metadata", "annotations", "sidecar.istio.io/inject"]);
-    if ns("istio-injection") == Some("disabled") {
-        return false;
-    }
-    if pod_label == Some("false") || (pod_label.is_none() && pod_annotation == Some("false")) {
-        return false;
-    }
-    if get_path(pod, &["spec", "hostNetwork"]).and_then(Value::as_bool) == Some(true) {
-        return false;
-    }
-    ns("istio-injection") == Some("enabled")
-        || ns("istio.io/rev").is_some()
-        || pod_label == Some("true")
+/// Istio's injection decision for a pod being created, from `meshmove_istio::injection` — the
+/// same rule the product predicts with (webhook selection as istio/istio
+/// `manifests/charts/istio-control/istio-discovery/templates/mutatingwebhook.yaml` and
+/// `revision-tags.yaml` install it, then the injector's `injectRequired` in
+/// `pkg/kube/inject/inject.go`; see that module for the citations). `served` is what the double
+/// knows of the control plane: a pod whose labels select a revision no istiod serves is
+/// created without a proxy, as on a cluster whose webhook has no istiod behind it.
+pub fn injection_for(
+    pod: &Value,
+    namespace: &str,
+    ns_labels: Option<&Map<String, Value>>,
+    served: &Served,
+) -> Injection {
+    let ns = json!({"metadata": {"name": namespace, "labels": ns_labels.cloned().unwrap_or_default()}});
+    meshmove_istio::injection(&Pod::from_objects(&ns, pod), served)
 }
 
-/// The revision whose injector a pod goes to: the namespace's `istio.io/rev`, else the pod's,
-/// else `default` (what `istio-injection=enabled` selects).
-pub fn selected_revision<'a>(pod: &'a Value, ns_labels: Option<&'a Map<String, Value>>) -> &'a str {
-    ns_labels
-        .and_then(|l| l.get("istio.io/rev"))
-        .and_then(Value::as_str)
-        .or_else(|| get_str(pod, &["metadata", "labels", "istio.io/rev"]))
-        .unwrap_or("default")
-}
-
-/// Adds `istio-init` and `istio-proxy` the way the classic injector does, when an injector
-/// serves the pod's revision (`served`).
-pub fn inject_sidecar(pod: &mut Value, ns_labels: Option<&Map<String, Value>>, served: &BTreeSet<String>) {
-    if !wants_injection(pod, ns_labels) || !served.contains(selected_revision(pod, ns_labels)) {
+/// Adds `istio-init` and `istio-proxy` the way the classic injector does, when Istio would
+/// inject the pod and an injector serves the revision its labels select
+/// ([`injection_for`]). The proxy records the revision of the istiod that injected it (a tag
+/// resolves to its revision), as istiod's injection template does.
+pub fn inject_sidecar(
+    pod: &mut Value,
+    namespace: &str,
+    ns_labels: Option<&Map<String, Value>>,
+    served: &Served,
+) {
+    let Injection::Injected { revision } = injection_for(pod, namespace, ns_labels, served) else {
         return;
-    }
+    };
     let has_proxy = get_path(pod, &["spec", "containers"])
         .and_then(Value::as_array)
         .is_some_and(|cs| {
@@ -488,7 +486,6 @@ pub fn inject_sidecar(pod: &mut Value, ns_labels: Option<&Map<String, Value>>, s
     if has_proxy {
         return;
     }
-    let revision = selected_revision(pod, ns_labels).to_string();
     let canonical = get_str(pod, &["metadata", "labels", "app.kubernetes.io/name"])
         .or_else(|| get_str(pod, &["metadata", "labels", "app"]))
         .or_else(|| meta_str(pod, "generateName").map(|g| g.trim_end_matches('-')))
@@ -668,54 +665,117 @@ mod tests {
         );
     }
 
-    #[test]
-    fn injection_rules() {
-        let ns_on: Map<String, Value> = json!({"istio-injection": "enabled"})
-            .as_object()
-            .unwrap()
-            .clone();
-        let ns_rev: Map<String, Value> = json!({"istio.io/rev": "canary"})
-            .as_object()
-            .unwrap()
-            .clone();
-        let ns_off: Map<String, Value> = json!({"istio-injection": "disabled"})
-            .as_object()
-            .unwrap()
-            .clone();
-        let pod = json!({"metadata": {"name": "p", "labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "x"}]}});
-        assert!(wants_injection(&pod, Some(&ns_on)));
-        assert!(wants_injection(&pod, Some(&ns_rev)));
-        assert!(!wants_injection(&pod, None));
-        let mut opt_in = pod.clone();
-        opt_in["metadata"]["labels"]["sidecar.istio.io/inject"] = json!("true");
-        assert!(wants_injection(&opt_in, None));
-        assert!(!wants_injection(&opt_in, Some(&ns_off)));
-        let mut opt_out = pod.clone();
-        opt_out["metadata"]["annotations"] = json!({"sidecar.istio.io/inject": "false"});
-        assert!(!wants_injection(&opt_out, Some(&ns_on)));
-        let canary: BTreeSet<String> = ["canary".to_string()].into();
-        let mut not_served = pod.clone();
-        inject_sidecar(&mut not_served, Some(&ns_on), &canary);
-        assert_eq!(not_served, pod, "no injector serves the default revision");
-        let mut injected = pod.clone();
-        inject_sidecar(&mut injected, Some(&ns_rev), &canary);
-        let names: Vec<&str> = injected["spec"]["containers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["name"].as_str().unwrap())
-            .collect();
+    fn labels(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    /// An istiod of the default revision and of `canary`, tag `stable` -> `canary`, tag `old`
+    /// -> `1-19` (no istiod).
+    fn served() -> Served {
+        Served {
+            revisions: ["default".to_string(), "canary".to_string()].into(),
+            tags: [("stable".to_string(), "canary".to_string()), ("old".to_string(), "1-19".to_string())].into(),
+            default_revision: Some("default".into()),
+        }
+    }
+
+    fn pod(pod_labels: Value, annotations: Value) -> Value {
+        json!({"metadata": {"name": "p", "labels": pod_labels, "annotations": annotations},
+               "spec": {"containers": [{"name": "app", "image": "x"}]}})
+    }
+
+    /// The revision of the injected proxy, `None` when the pod was left alone.
+    fn injected(pod: &Value, ns: Value, served: &Served) -> Option<String> {
+        let mut p = pod.clone();
+        inject_sidecar(&mut p, "shop", Some(&labels(ns)), served);
+        if p == *pod {
+            return None;
+        }
+        let names: Vec<&str> = p["spec"]["containers"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
         assert_eq!(names, vec!["app", "istio-proxy"]);
-        assert_eq!(
-            injected["metadata"]["labels"]["service.istio.io/canonical-name"],
-            "web"
-        );
-        assert_eq!(
-            injected["metadata"]["annotations"]["istio.io/rev"],
-            "canary"
-        );
-        let again = injected.clone();
-        inject_sidecar(&mut injected, Some(&ns_rev), &canary);
-        assert_eq!(again, injected, "injection is idempotent");
+        let status: Value = serde_json::from_str(p["metadata"]["annotations"]["sidecar.istio.io/status"].as_str().unwrap()).unwrap();
+        assert_eq!(status["revision"], p["metadata"]["annotations"]["istio.io/rev"]);
+        Some(status["revision"].as_str().unwrap().to_string())
+    }
+
+    #[test]
+    fn injection_follows_istios_label_precedence() {
+        let s = served();
+        let plain = pod(json!({"app": "web"}), json!({}));
+        let rev = |r: &str| Some(r.to_string());
+        // istio-injection=enabled wins over a namespace istio.io/rev.
+        assert_eq!(injected(&plain, json!({"istio-injection": "enabled", "istio.io/rev": "canary"}), &s), rev("default"));
+        // istio-injection=disabled beside a revision label: no webhook selects the pod.
+        assert_eq!(injected(&plain, json!({"istio-injection": "disabled", "istio.io/rev": "canary"}), &s), None);
+        let opt_in = pod(json!({"sidecar.istio.io/inject": "true", "istio.io/rev": "canary"}), json!({}));
+        assert_eq!(injected(&opt_in, json!({"istio-injection": "disabled"}), &s), None);
+        // A namespace revision wins over the pod's; a tag injects from its revision.
+        let pod_rev = pod(json!({"istio.io/rev": "default"}), json!({}));
+        assert_eq!(injected(&pod_rev, json!({"istio.io/rev": "stable"}), &s), rev("canary"));
+        // In an unlabelled namespace the pod's own revision label selects.
+        assert_eq!(injected(&pod_rev, json!({}), &s), rev("default"));
+        assert_eq!(injected(&pod(json!({"istio.io/rev": "canary"}), json!({})), json!({}), &s), rev("canary"));
+        // A tag whose revision has no istiod, or an unknown revision: no injector answers.
+        assert_eq!(injected(&plain, json!({"istio.io/rev": "old"}), &s), None);
+        assert_eq!(injected(&plain, json!({"istio.io/rev": "1-25"}), &s), None);
+        // Without a default revision, istio-injection=enabled reaches no injector.
+        let canary_only = Served { revisions: ["canary".to_string()].into(), ..Served::default() };
+        assert_eq!(injected(&plain, json!({"istio-injection": "enabled"}), &canary_only), None);
+        assert_eq!(injected(&plain, json!({"istio.io/rev": "canary"}), &canary_only), rev("canary"));
+        // The legacy annotation opts out but cannot opt in.
+        assert_eq!(injected(&pod(json!({}), json!({"sidecar.istio.io/inject": "false"})), json!({"istio-injection": "enabled"}), &s), None);
+        assert_eq!(injected(&pod(json!({}), json!({"sidecar.istio.io/inject": "true"})), json!({}), &s), None);
+        assert_eq!(injected(&plain, json!({}), &s), None);
+    }
+
+    /// The double injects exactly when meshmove-istio predicts Istio would, from the revision it
+    /// predicts, over every combination of the labels involved.
+    #[test]
+    fn injection_is_meshmove_istios_prediction() {
+        let s = served();
+        let mut checked = 0;
+        for ns_inj in [None, Some("enabled"), Some("disabled")] {
+            for ns_rev in [None, Some("canary"), Some("stable"), Some("old")] {
+                for pod_rev in [None, Some("canary"), Some("default")] {
+                    for inject in [None, Some("true"), Some("false"), Some("no")] {
+                        let mut ns = json!({});
+                        let mut pl = json!({"app": "web"});
+                        if let Some(v) = ns_inj {
+                            ns["istio-injection"] = json!(v);
+                        }
+                        if let Some(v) = ns_rev {
+                            ns["istio.io/rev"] = json!(v);
+                        }
+                        if let Some(v) = pod_rev {
+                            pl["istio.io/rev"] = json!(v);
+                        }
+                        if let Some(v) = inject {
+                            pl["sidecar.istio.io/inject"] = json!(v);
+                        }
+                        let p = pod(pl, json!({}));
+                        let nsv = json!({"metadata": {"name": "shop", "labels": ns}});
+                        let predicted = match meshmove_istio::injection(&Pod::from_objects(&nsv, &p), &s) {
+                            Injection::Injected { revision } => Some(revision),
+                            _ => None,
+                        };
+                        assert_eq!(injected(&p, ns.clone(), &s), predicted, "namespace {ns}, pod {}", p["metadata"]["labels"]);
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 144);
+    }
+
+    #[test]
+    fn injection_adds_the_proxy_once() {
+        let mut p = pod(json!({"app": "web"}), json!({}));
+        let ns = labels(json!({"istio.io/rev": "canary"}));
+        inject_sidecar(&mut p, "shop", Some(&ns), &served());
+        assert_eq!(p["metadata"]["labels"]["service.istio.io/canonical-name"], "web");
+        assert_eq!(p["metadata"]["annotations"]["istio.io/rev"], "canary");
+        let again = p.clone();
+        inject_sidecar(&mut p, "shop", Some(&ns), &served());
+        assert_eq!(again, p, "injection is idempotent");
     }
 }

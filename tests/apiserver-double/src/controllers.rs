@@ -19,7 +19,9 @@
 //! `istio.io/dataplane-mode=ambient` (or labelled so itself) gets the
 //! annotation `ambient.istio.io/redirection: enabled`, unless the pod opts
 //! out with the label `istio.io/dataplane-mode=none`, uses the host network
-//! or carries a sidecar. Pods that no longer qualify (label removed,
+//! or carries a sidecar (the injector's `sidecar.istio.io/status`
+//! annotation); the rule is `meshmove_istio::ambient_captured`, shared with
+//! the product. Pods that no longer qualify (label removed,
 //! ztunnel deleted) lose it, as the agent removes them from the mesh.
 
 use crate::store::{Key, State};
@@ -293,25 +295,14 @@ const CNI_MANAGER: &str = "istio-cni";
 /// The annotation istio-cni's node agent keeps on each pod it redirects to ztunnel.
 pub const AMBIENT_REDIRECTION: &str = "ambient.istio.io/redirection";
 
-/// Whether the ambient node agent would capture `pod` (see the module docs).
+/// Whether the ambient node agent would capture `pod` (see the module docs): while ztunnel runs,
+/// the pods `meshmove_istio::ambient_captured` selects — the CNI agent's enablement rule the
+/// product predicts with (istio/istio `cni/pkg/util/enablement_selector.go`, cited there) —
+/// unless they have finished.
 pub fn wants_capture(pod: &Value, ns_labels: Option<&Map<String, Value>>, ztunnel: bool) -> bool {
-    let pod_mode = get_str(pod, &["metadata", "labels", "istio.io/dataplane-mode"]);
-    let ns_mode = ns_labels
-        .and_then(|l| l.get("istio.io/dataplane-mode"))
-        .and_then(Value::as_str);
-    let sidecar = ["containers", "initContainers"].iter().any(|k| {
-        get_path(pod, &["spec", k])
-            .and_then(Value::as_array)
-            .is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| c.get("name").and_then(Value::as_str) == Some("istio-proxy"))
-            })
-    });
+    let ns = json!({"metadata": {"labels": ns_labels.cloned().unwrap_or_default()}});
     ztunnel
-        && pod_mode != Some("none")
-        && (pod_mode == Some("ambient") || ns_mode == Some("ambient"))
-        && get_path(pod, &["spec", "hostNetwork"]).and_then(Value::as_bool) != Some(true)
-        && !sidecar
+        && meshmove_istio::ambient_captured(&meshmove_istio::Pod::from_objects(&ns, pod))
         && !matches!(
             get_str(pod, &["status", "phase"]),
             Some("Succeeded" | "Failed")
@@ -876,6 +867,62 @@ mod tests {
         let batch = pods_of(&s, "mesh", "batch-");
         assert_eq!(batch[0]["spec"]["containers"].as_array().unwrap().len(), 1);
         assert_eq!(pods_of(&s, "canary", "api-")[0]["spec"]["containers"].as_array().unwrap().len(), 1);
+    }
+
+    /// Through the store: the injectors come from the istiod Deployments and tag webhooks
+    /// created, and the labels are read with Istio's precedence (meshmove_istio::injection).
+    #[test]
+    fn injection_precedence_through_the_store() {
+        let mut s = State::new(DoubleOptions::default());
+        let o = WriteOpts {
+            manager: "t".into(),
+            explicit_manager: true,
+            ..WriteOpts::default()
+        };
+        let ns_t = s.registry.find_any_version("", "namespaces").unwrap();
+        let namespaces = [
+            ("istio-system", json!({})),
+            ("both", json!({"istio-injection": "enabled", "istio.io/rev": "canary"})),
+            ("disabled", json!({"istio-injection": "disabled", "istio.io/rev": "canary"})),
+            ("tagged", json!({"istio.io/rev": "stable"})),
+            ("dangling", json!({"istio.io/rev": "old"})),
+            ("plain", json!({})),
+        ];
+        for (name, labels) in namespaces.clone() {
+            s.create(&ns_t, "", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}), &o).unwrap();
+        }
+        let t = s.registry.find_any_version("apps", "deployments").unwrap();
+        for rev in [None, Some("canary")] {
+            let mut istiod = deployment(&format!("istiod{}", rev.map(|r| format!("-{r}")).unwrap_or_default()), 1);
+            istiod["metadata"]["labels"] = json!({"app": "istiod"});
+            if let Some(r) = rev {
+                istiod["metadata"]["labels"]["istio.io/rev"] = json!(r);
+            }
+            s.create(&t, "istio-system", istiod, &o).unwrap();
+        }
+        let mwc_t = s.registry.find_any_version("admissionregistration.k8s.io", "mutatingwebhookconfigurations").unwrap();
+        for (tag, rev) in [("stable", "canary"), ("old", "1-19")] {
+            s.create(&mwc_t, "", json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+                "metadata": {"name": format!("istio-revision-tag-{tag}"), "labels": {"istio.io/tag": tag, "istio.io/rev": rev}}}), &o).unwrap();
+        }
+        for (name, _) in &namespaces[1..] {
+            s.create(&t, name, deployment("api", 1), &o).unwrap();
+        }
+        let mut pod_rev = deployment("rev", 1);
+        pod_rev["spec"]["template"]["metadata"]["labels"]["istio.io/rev"] = json!("canary");
+        s.create(&t, "plain", pod_rev, &o).unwrap();
+        settle(&mut s);
+        let revision = |ns: &str, prefix: &str| -> Option<String> {
+            let p = &pods_of(&s, ns, prefix)[0];
+            p["metadata"]["annotations"]["istio.io/rev"].as_str().map(str::to_string)
+        };
+        let rev = |r: &str| Some(r.to_string());
+        assert_eq!(revision("both", "api-"), rev("default"), "istio-injection wins over istio.io/rev");
+        assert_eq!(revision("disabled", "api-"), None, "istio-injection=disabled beside a revision");
+        assert_eq!(revision("tagged", "api-"), rev("canary"), "a tag injects from its revision");
+        assert_eq!(revision("dangling", "api-"), None, "a tag without an istiod for its revision");
+        assert_eq!(revision("plain", "api-"), None);
+        assert_eq!(revision("plain", "rev-"), rev("canary"), "a pod's own istio.io/rev in an unlabelled namespace");
     }
 
     #[test]

@@ -125,9 +125,10 @@ pub struct DoubleOptions {
     /// Simulate workload controllers, the kubelet and garbage collection
     /// (default `true`).
     pub simulate_controllers: bool,
-    /// Simulate Istio: the sidecar injector on pod creation (for the
-    /// revisions an istiod Deployment or a revision tag serves, as a real
-    /// webhook needs istiod behind it) and the ambient node agent that
+    /// Simulate Istio: the sidecar injector on pod creation (deciding with
+    /// `meshmove_istio::injection`, the product's own rule, for the revisions
+    /// an istiod Deployment or a revision tag pointing at one serves, as a
+    /// real webhook needs istiod behind it) and the ambient node agent that
     /// annotates captured pods (default `true`).
     pub istio_injection: bool,
     /// Answer aggregated-discovery requests (default `true`); when off,

@@ -15,6 +15,7 @@ use crate::util::{
 };
 use base64::Engine;
 use bytes::Bytes;
+use meshmove_istio::Served;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
@@ -520,9 +521,12 @@ impl State {
         )
     }
 
-    /// Revisions Istio's injector serves here: istiod Deployments (label `app=istiod`) and
-    /// revision tags (MutatingWebhookConfigurations labelled `istio.io/tag`).
-    fn injector_revisions(&self) -> BTreeSet<String> {
+    /// The injectors Istio's webhooks reach here, as `meshmove_istio::Served`: the revisions of
+    /// istiod Deployments (label `app=istiod`, revision from `istio.io/rev`, else `default`,
+    /// which then also serves `istio-injection=enabled`), and revision tags
+    /// (MutatingWebhookConfigurations labelled `istio.io/tag`, pointing at their `istio.io/rev`;
+    /// a `default` tag takes over the legacy selectors).
+    fn injectors(&self) -> Served {
         let of = |group: &str, resource: &str| {
             let start = Key { group: group.into(), resource: resource.into(), namespace: String::new(), name: String::new() };
             let (group, resource) = (group.to_string(), resource.to_string());
@@ -532,21 +536,25 @@ impl State {
                 .filter_map(|(_, s)| crate::util::labels(&s.obj))
         };
         let label = |l: &Map<String, Value>, k: &str| l.get(k).and_then(Value::as_str).map(str::to_string);
-        let mut out: BTreeSet<String> = of("apps", "deployments")
+        let revisions: BTreeSet<String> = of("apps", "deployments")
             .filter(|l| l.get("app").and_then(Value::as_str) == Some("istiod"))
             .map(|l| label(l, "istio.io/rev").unwrap_or_else(|| "default".into()))
             .collect();
-        out.extend(of("admissionregistration.k8s.io", "mutatingwebhookconfigurations").filter_map(|l| label(l, "istio.io/tag")));
-        out
+        let tags = of("admissionregistration.k8s.io", "mutatingwebhookconfigurations")
+            .filter_map(|l| Some((label(l, "istio.io/tag")?, label(l, "istio.io/rev")?)))
+            .collect();
+        let default_revision = revisions.contains("default").then(|| "default".to_string());
+        Served { revisions, tags, default_revision }
     }
 
     fn run_admission(&mut self, rt: &ResourceType, ns: &str, obj: &mut Value) {
         let (istio, kubelet, cluster_ip, pod_ip, node_name) = self.admission_ctx(rt, ns);
         let labels = self.namespace_labels(ns).cloned();
-        let injector_revisions = if istio && rt.group.is_empty() && rt.kind == "Pod" { self.injector_revisions() } else { BTreeSet::new() };
+        let served = if istio && rt.group.is_empty() && rt.kind == "Pod" { self.injectors() } else { Served::default() };
         let ctx = AdmissionCtx {
             namespace_labels: labels.as_ref(),
-            injector_revisions,
+            namespace: ns,
+            served,
             istio_injection: istio,
             kubelet,
             cluster_ip,
@@ -1459,7 +1467,8 @@ impl State {
         {
             let ctx = AdmissionCtx {
                 namespace_labels: None,
-                injector_revisions: BTreeSet::new(),
+                namespace: "",
+                served: Served::default(),
                 istio_injection: false,
                 kubelet: false,
                 cluster_ip: String::new(),
