@@ -805,3 +805,46 @@ fn a_stateful_backend_is_copied_only_with_copy_stateful_and_starts_empty() {
     assert_eq!(e.spec_replicas("Deployment", "zamaz", "redis"), 1, "the original keeps its data and runs on");
     assert_eq!(e.spec_replicas("Deployment", "zamaz", "api"), 0);
 }
+
+#[test]
+fn ns_create_writes_the_seed_plans_destination_rules_and_takes_the_traffic_profile_of_enable() {
+    let e = env_of("zamaz");
+    e.mm(&["ns", "create", "zamaz"]).expect_code(0);
+    // The seed plan's circuit breaker and connection pool, where Istio's DestinationRule API puts them.
+    let seed = json!({
+        "connectionPool": {
+            "tcp": {"maxConnections": 100, "connectTimeout": "30s"},
+            "http": {"http1MaxPendingRequests": 1000, "maxRequestsPerConnection": 10}
+        },
+        "outlierDetection": {
+            "consecutiveGatewayErrors": 5, "consecutive5xxErrors": 5, "interval": "30s", "baseEjectionTime": "30s", "maxEjectionPercent": 50
+        }
+    });
+    for svc in ["api", "frontend"] {
+        let dr = e.get("networking.istio.io/v1", "DestinationRule", "zamaz-mesh", svc).unwrap();
+        assert_eq!(dr["spec"]["host"], format!("{svc}.zamaz-mesh.svc.cluster.local"));
+        assert_eq!(dr["spec"]["trafficPolicy"], seed, "DestinationRule {svc}");
+    }
+
+    // The same --profile file and flags as `enable`: the file over the defaults, flags over the file.
+    let e = env();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("traffic.yaml");
+    std::fs::write(&file, "maxConnections: 250\nconsecutiveGatewayErrors: 3\nmaxRequestsPerConnection: 15\n").unwrap();
+    let f = file.to_str().unwrap();
+    e.mm(&["ns", "create", "shop", "--profile", f, "--max-requests-per-connection", "20", "--interval", "10s"]).expect_code(0);
+    let tp = &e.get("networking.istio.io/v1", "DestinationRule", "shop-mesh", "api").unwrap()["spec"]["trafficPolicy"];
+    assert_eq!(tp["connectionPool"]["tcp"], json!({"maxConnections": 250, "connectTimeout": "30s"}));
+    assert_eq!(tp["connectionPool"]["http"]["maxRequestsPerConnection"], 20);
+    assert_eq!(tp["outlierDetection"]["consecutiveGatewayErrors"], 3);
+    assert_eq!(tp["outlierDetection"]["interval"], "10s");
+    assert_eq!(tp["outlierDetection"]["consecutive5xxErrors"], 5);
+    // A profile `enable` would refuse is refused here too, before anything is written.
+    std::fs::write(&file, "maxConnection: 10\n").unwrap();
+    let e = env();
+    e.double.clear_requests();
+    let r = e.mm(&["ns", "create", "shop", "--profile", f]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(r.stderr.contains("maxConnection"), "{}", r.stderr);
+    assert!(e.writes().is_empty(), "{:?}", e.writes());
+}

@@ -1,5 +1,16 @@
-//! The traffic profile of the DestinationRules `enable` writes: circuit breaking and connection
-//! pooling. The defaults are the migration plans' values; a YAML file and flags override them.
+//! The traffic profile of the DestinationRules `enable` and `ns create` write: circuit breaking
+//! and connection pooling, one profile for both paths. The defaults are the seed plans' values
+//! (Zamaz's "Circuit Breaker Tuning" and "Connection Pool Optimization"); a YAML file and flags
+//! override them.
+//!
+//! The seed plan writes the outlier settings under a `circuitBreaker` key, which Istio does not
+//! have: they belong in `trafficPolicy.outlierDetection`, the pool limits in
+//! `trafficPolicy.connectionPool.tcp` (`maxConnections`, `connectTimeout`) and
+//! `trafficPolicy.connectionPool.http` (`http1MaxPendingRequests`, `maxRequestsPerConnection`),
+//! as Istio's DestinationRule reference places them:
+//! <https://istio.io/latest/docs/reference/config/networking/destination-rule/> (`TrafficPolicy`,
+//! `ConnectionPoolSettings.TCPSettings`, `ConnectionPoolSettings.HTTPSettings`,
+//! `OutlierDetection`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -12,6 +23,8 @@ use super::MigrateError;
 pub struct TrafficProfile {
     /// `outlierDetection.consecutive5xxErrors`
     pub consecutive_5xx_errors: u32,
+    /// `outlierDetection.consecutiveGatewayErrors` (502, 503, 504; for TCP, connect failures)
+    pub consecutive_gateway_errors: u32,
     /// `outlierDetection.interval`
     pub interval: String,
     /// `outlierDetection.baseEjectionTime`
@@ -32,6 +45,7 @@ impl Default for TrafficProfile {
     fn default() -> Self {
         TrafficProfile {
             consecutive_5xx_errors: 5,
+            consecutive_gateway_errors: 5,
             interval: "30s".into(),
             base_ejection_time: "30s".into(),
             max_ejection_percent: 50,
@@ -80,6 +94,7 @@ impl TrafficProfile {
             },
             "outlierDetection": {
                 "consecutive5xxErrors": self.consecutive_5xx_errors,
+                "consecutiveGatewayErrors": self.consecutive_gateway_errors,
                 "interval": self.interval,
                 "baseEjectionTime": self.base_ejection_time,
                 "maxEjectionPercent": self.max_ejection_percent

@@ -196,7 +196,7 @@ fn enable_labels_routes_and_restarts_in_budget_aware_batches() {
     );
     let Change::Apply { object: dr } = &p.changes[4] else { panic!() };
     assert_eq!(dr["spec"]["host"], "api.shop.svc.cluster.local");
-    assert_eq!(dr["spec"]["trafficPolicy"]["outlierDetection"], json!({"consecutive5xxErrors": 5, "interval": "30s", "baseEjectionTime": "30s", "maxEjectionPercent": 50}));
+    assert_eq!(dr["spec"]["trafficPolicy"]["outlierDetection"], json!({"consecutive5xxErrors": 5, "consecutiveGatewayErrors": 5, "interval": "30s", "baseEjectionTime": "30s", "maxEjectionPercent": 50}));
     assert_eq!(dr["spec"]["trafficPolicy"]["connectionPool"]["http"], json!({"http1MaxPendingRequests": 1000, "maxRequestsPerConnection": 10}));
     let Change::Apply { object: vs } = &p.changes[3] else { panic!() };
     assert_eq!(vs["spec"]["gateways"], json!(["shop-gateway", "mesh"]));

@@ -1,7 +1,8 @@
 //! The routing objects of a migration: per Service of the legacy namespace, one VirtualService in
 //! the mesh namespace for the legacy host `<svc>.<ns>.svc.cluster.local` that splits each port's
 //! traffic between the legacy Service and its copy by weight, and one DestinationRule for the copy
-//! with the seed plans' connection pool and outlier detection.
+//! from the traffic profile `enable` uses too ([`TrafficProfile`]: the seed plans' connection pool
+//! and outlier detection by default).
 //!
 //! The VirtualService is bound to the `mesh` gateway (Istio's default when `gateways` is absent):
 //! the split applies to calls made by meshed workloads — the copies themselves, other meshed
@@ -19,32 +20,9 @@ use serde_json::{Value, json};
 
 use super::{COPIED_FROM_LABEL, MANAGED_BY, ROLE_LABEL, Sides};
 
-/// Traffic policy of the DestinationRules (the seed plans' values by default).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TrafficPolicy {
-    pub consecutive_5xx_errors: u32,
-    pub interval: String,
-    pub base_ejection_time: String,
-    pub max_ejection_percent: u32,
-    pub max_connections: u32,
-    pub http1_max_pending_requests: u32,
-    pub max_requests_per_connection: u32,
-}
-
-impl Default for TrafficPolicy {
-    fn default() -> Self {
-        TrafficPolicy {
-            consecutive_5xx_errors: 5,
-            interval: "30s".into(),
-            base_ejection_time: "30s".into(),
-            max_ejection_percent: 50,
-            max_connections: 100,
-            http1_max_pending_requests: 1000,
-            max_requests_per_connection: 10,
-        }
-    }
-}
+/// The traffic profile of the DestinationRules: the one `enable` uses too (the seed plans'
+/// values by default, `--profile FILE` and one flag per key override them).
+pub use crate::migrate::TrafficProfile;
 
 /// How a port's traffic is routed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,8 +132,9 @@ pub fn virtual_service(sides: &Sides, service: &Value, weight: u8) -> Value {
     })
 }
 
-/// The DestinationRule for the copy of `service` in the mesh namespace.
-pub fn destination_rule(sides: &Sides, service: &Value, policy: &TrafficPolicy) -> Value {
+/// The DestinationRule for the copy of `service` in the mesh namespace, its `trafficPolicy` from
+/// the traffic profile (field placement: [`TrafficProfile::traffic_policy`]).
+pub fn destination_rule(sides: &Sides, service: &Value, profile: &TrafficProfile) -> Value {
     let name = service.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
     json!({
         "apiVersion": "networking.istio.io/v1",
@@ -163,21 +142,7 @@ pub fn destination_rule(sides: &Sides, service: &Value, policy: &TrafficPolicy) 
         "metadata": {"name": name, "namespace": sides.mesh, "labels": labels(sides, "traffic-policy")},
         "spec": {
             "host": sides.mesh_host(name),
-            "trafficPolicy": {
-                "connectionPool": {
-                    "tcp": {"maxConnections": policy.max_connections},
-                    "http": {
-                        "http1MaxPendingRequests": policy.http1_max_pending_requests,
-                        "maxRequestsPerConnection": policy.max_requests_per_connection,
-                    },
-                },
-                "outlierDetection": {
-                    "consecutive5xxErrors": policy.consecutive_5xx_errors,
-                    "interval": policy.interval,
-                    "baseEjectionTime": policy.base_ejection_time,
-                    "maxEjectionPercent": policy.max_ejection_percent,
-                },
-            },
+            "trafficPolicy": profile.traffic_policy(),
         },
     })
 }
@@ -275,13 +240,25 @@ mod tests {
     #[test]
     fn destination_rule_uses_the_seed_defaults() {
         let sides = Sides::new("shop").unwrap();
-        let dr = destination_rule(&sides, &svc("api", json!([{"port": 80}])), &TrafficPolicy::default());
+        let dr = destination_rule(&sides, &svc("api", json!([{"port": 80}])), &TrafficProfile::default());
         assert_eq!(dr["spec"]["host"], "api.shop-mesh.svc.cluster.local");
-        let tp = &dr["spec"]["trafficPolicy"];
-        assert_eq!(tp["outlierDetection"]["consecutive5xxErrors"], 5);
-        assert_eq!(tp["outlierDetection"]["maxEjectionPercent"], 50);
-        assert_eq!(tp["connectionPool"]["tcp"]["maxConnections"], 100);
-        assert_eq!(tp["connectionPool"]["http"]["http1MaxPendingRequests"], 1000);
-        assert_eq!(tp["connectionPool"]["http"]["maxRequestsPerConnection"], 10);
+        // Every value of the seed plan (Zamaz), where Istio's DestinationRule API places it.
+        assert_eq!(
+            dr["spec"]["trafficPolicy"],
+            json!({
+                "connectionPool": {
+                    "tcp": {"maxConnections": 100, "connectTimeout": "30s"},
+                    "http": {"http1MaxPendingRequests": 1000, "maxRequestsPerConnection": 10}
+                },
+                "outlierDetection": {
+                    "consecutiveGatewayErrors": 5, "consecutive5xxErrors": 5, "interval": "30s",
+                    "baseEjectionTime": "30s", "maxEjectionPercent": 50
+                }
+            })
+        );
+        let custom = TrafficProfile { max_connections: 7, consecutive_gateway_errors: 2, ..TrafficProfile::default() };
+        let dr = destination_rule(&sides, &svc("api", json!([{"port": 80}])), &custom);
+        assert_eq!(dr["spec"]["trafficPolicy"]["connectionPool"]["tcp"]["maxConnections"], 7);
+        assert_eq!(dr["spec"]["trafficPolicy"]["outlierDetection"]["consecutiveGatewayErrors"], 2);
     }
 }

@@ -20,7 +20,7 @@ use super::Sides;
 use super::copy::{self, CopyOptions, CopySet};
 use super::gates::{self, GateResult, Thresholds};
 use super::prometheus::Prometheus;
-use super::routing::{self, TrafficPolicy};
+use super::routing::{self, TrafficProfile};
 use super::state::{self, CompleteMode, CreateMode, Event, NsState, OnFailure, Pending, Phase, ShiftDecision, WorkloadRecord};
 use meshmove_kube::cluster::{self, ClusterError, Connection};
 use meshmove_model::inventory::{Kind, kinds};
@@ -372,7 +372,7 @@ pub async fn create(
     conn: &Connection,
     sides: &Sides,
     copy_opts: &CopyOptions,
-    policy: &TrafficPolicy,
+    profile: &TrafficProfile,
     overrides: CreateOverrides,
     opts: &RunOptions,
     events: &mut dyn FnMut(NsEvent),
@@ -527,7 +527,7 @@ pub async fn create(
             plan.push(Change::WaitReady { targets });
         }
         for s in &routable {
-            plan.push(Change::Apply { object: routing::destination_rule(sides, s, policy) });
+            plan.push(Change::Apply { object: routing::destination_rule(sides, s, profile) });
         }
         for s in &routable {
             plan.push(Change::Apply { object: routing::virtual_service(sides, s, 0) });

@@ -34,12 +34,29 @@ pub struct EnableArgs {
     /// `istio` label of the ingress gateway pods the Gateway selects
     #[arg(long, value_name = "VALUE", default_value = "ingressgateway")]
     gateway_selector: String,
+    #[command(flatten)]
+    traffic: TrafficProfileArgs,
+    /// Go ahead although the Istio control plane check fails (restarted pods then come back
+    /// without a proxy, and the verification afterwards says so)
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    changes: MutateFlags,
+}
+
+/// The DestinationRule traffic profile flags, shared by `enable` and `ns create`: one profile
+/// (`meshmove_core::migrate::TrafficProfile`) for both paths.
+#[derive(Args, Clone)]
+pub struct TrafficProfileArgs {
     /// Traffic profile YAML (camelCase keys as the flags below); flags override it
     #[arg(long, value_name = "FILE", help_heading = "Traffic profile")]
     profile: Option<std::path::PathBuf>,
     /// outlierDetection.consecutive5xxErrors [default: 5]
     #[arg(long, value_name = "N", help_heading = "Traffic profile")]
     consecutive_5xx_errors: Option<u32>,
+    /// outlierDetection.consecutiveGatewayErrors [default: 5]
+    #[arg(long, value_name = "N", help_heading = "Traffic profile")]
+    consecutive_gateway_errors: Option<u32>,
     /// outlierDetection.interval [default: 30s]
     #[arg(long, value_name = "DURATION", help_heading = "Traffic profile")]
     interval: Option<String>,
@@ -61,28 +78,25 @@ pub struct EnableArgs {
     /// connectionPool.http.maxRequestsPerConnection [default: 10]
     #[arg(long, value_name = "N", help_heading = "Traffic profile")]
     max_requests_per_connection: Option<u32>,
-    /// Go ahead although the Istio control plane check fails (restarted pods then come back
-    /// without a proxy, and the verification afterwards says so)
-    #[arg(long)]
-    force: bool,
-    #[command(flatten)]
-    changes: MutateFlags,
 }
 
-fn profile(args: &EnableArgs) -> Result<TrafficProfile> {
-    let mut p = match &args.profile {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading traffic profile {}", path.display()))?;
-            TrafficProfile::from_yaml(&path.display().to_string(), &text).map_err(|e| anyhow!(e))?
+impl TrafficProfileArgs {
+    /// The defaults, overridden by the file, overridden by the flags.
+    pub fn profile(&self) -> Result<TrafficProfile> {
+        let mut p = match &self.profile {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading traffic profile {}", path.display()))?;
+                TrafficProfile::from_yaml(&path.display().to_string(), &text).map_err(|e| anyhow!(e))?
+            }
+            None => TrafficProfile::default(),
+        };
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = &self.$f { p.$f = v.clone(); } )* };
         }
-        None => TrafficProfile::default(),
-    };
-    macro_rules! set {
-        ($($f:ident),*) => { $( if let Some(v) = &args.$f { p.$f = v.clone(); } )* };
+        set!(consecutive_5xx_errors, consecutive_gateway_errors, interval, base_ejection_time, max_ejection_percent, max_connections, connect_timeout, http1_max_pending_requests, max_requests_per_connection);
+        p.validate().map_err(|e| anyhow!("traffic profile: {e}"))?;
+        Ok(p)
     }
-    set!(consecutive_5xx_errors, interval, base_ejection_time, max_ejection_percent, max_connections, connect_timeout, http1_max_pending_requests, max_requests_per_connection);
-    p.validate().map_err(|e| anyhow!("traffic profile: {e}"))?;
-    Ok(p)
 }
 
 pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &EnableArgs) -> Result<Exit> {
@@ -94,7 +108,7 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &EnableArgs) -> Result<
     let options = EnableOptions {
         mode,
         revision: args.revision.clone(),
-        profile: profile(args)?,
+        profile: args.traffic.profile()?,
         domain: args.domain.clone(),
         hosts: args.hosts.iter().cloned().collect(),
         batch_size: usize::from(args.batch_size),

@@ -12,7 +12,6 @@ use meshmove_kube::cluster::{Connection, parse_timeout};
 use meshmove_core::nsmigrate::copy::CopyOptions;
 use meshmove_core::nsmigrate::gates::{GateResult, Thresholds, fmt_num};
 use meshmove_core::nsmigrate::prometheus::Prometheus;
-use meshmove_core::nsmigrate::routing::TrafficPolicy;
 use meshmove_core::nsmigrate::run::{self, GateOptions, NsError, NsEvent, Report, RunOptions};
 use meshmove_core::nsmigrate::state::{self, OnFailure};
 use meshmove_core::nsmigrate::{DataPlane, PodSecurity, Sides};
@@ -24,7 +23,7 @@ pub enum NsCommand {
     /// ServiceAccounts, Roles, RoleBindings, autoscalers and ConfigMaps, injection and Pod Security
     /// labels, routing at 0 %; stateful backends stay in <ns>, shared with the copies
     #[command(
-        after_help = "Examples:\n  kubectl mesh-migrate ns create shop\n  kubectl mesh-migrate ns create shop --mode ambient --dry-run=client\n  kubectl mesh-migrate ns create shop --copy-secrets --pod-security baseline\n  kubectl mesh-migrate ns create shop --copy-stateful redis"
+        after_help = "Examples:\n  kubectl mesh-migrate ns create shop\n  kubectl mesh-migrate ns create shop --mode ambient --dry-run=client\n  kubectl mesh-migrate ns create shop --copy-secrets --pod-security baseline\n  kubectl mesh-migrate ns create shop --profile traffic.yaml --max-connections 200\n  kubectl mesh-migrate ns create shop --copy-stateful redis"
     )]
     Create(CreateArgs),
     /// Set the share of traffic the mesh side gets (0-100), or run a schedule of steps with
@@ -117,6 +116,8 @@ pub struct CreateArgs {
     /// Create the mesh side although the Istio control plane check fails
     #[arg(long)]
     force: bool,
+    #[command(flatten)]
+    traffic: super::enable::TrafficProfileArgs,
     #[command(flatten)]
     write: WriteArgs,
 }
@@ -388,7 +389,8 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, command: NsCommand) -> Result
                 let copy = CopyOptions { data_plane, pod_security, secrets: a.copy_secrets, copy_stateful: a.copy_stateful.clone() };
                 let opts = a.write.options(&conn);
                 let overrides = run::CreateOverrides { allow_pod_security_violations: a.allow_pod_security_violations, ignore_control_plane: a.force };
-                run::create(&conn, &sides, &copy, &TrafficPolicy::default(), overrides, &opts, &mut events).await
+                let profile = a.traffic.profile()?;
+                run::create(&conn, &sides, &copy, &profile, overrides, &opts, &mut events).await
             }
             NsCommand::Shift(a) => {
                 let sides = legacy_namespace(kube, &a.namespace)?;
