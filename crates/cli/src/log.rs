@@ -26,3 +26,9 @@ macro_rules! debug {
 pub fn note(msg: impl std::fmt::Display) {
     eprintln!("note: {msg}");
 }
+
+/// A warning the user should always see (on stderr): a change that cuts something, a
+/// configuration that names what does not exist.
+pub fn warn(msg: impl std::fmt::Display) {
+    eprintln!("warning: {msg}");
+}

@@ -180,7 +180,7 @@ fn the_grid_exercises_every_code() {
 fn generated_policies_isolate_every_owned_database() {
     for (case, _) in grid().into_iter().filter(|(c, _)| !c.options.live) {
         let generation = generate::generate(&case.inventory, &GenerateOptions::default());
-        let owned: BTreeSet<String> = generation.policies.iter().map(|p| p.database.to_string()).collect();
+        let owned: BTreeSet<String> = generation.policies.iter().map(|p| p.subject.to_string()).collect();
         // The input's own policies may admit more (policies add up): judge the generated ones alone.
         let mut objects: Vec<_> = case.inventory.objects().iter().filter(|o| o.kind != kinds::NETWORK_POLICY.kind).cloned().collect();
         for p in &generation.policies {

@@ -19,15 +19,30 @@ pub struct GenerateArgs {
 /// Who besides the owners reaches a database.
 #[derive(Args)]
 pub struct PolicyArgs {
-    /// Namespace of the CloudNativePG operator (admitted on ports 8000 and 9187 of the instances)
+    /// Namespace of the CloudNativePG operator (admitted on ports 5432 and 8000 of the instances)
     #[arg(long, value_name = "NS", default_value = "cnpg-system", help_heading = "Policies")]
     pub cnpg_namespace: String,
     /// Namespace of monitoring, admitted on metrics ports (repeatable; replaces the default)
     #[arg(long = "monitoring-namespace", value_name = "NS", default_values_t = ["monitoring".to_string()], help_heading = "Policies")]
     pub monitoring_namespaces: Vec<String>,
-    /// Also isolate databases no workload references (their policy admits no client)
-    #[arg(long, help_heading = "Policies")]
-    pub deny_unowned: bool,
+    /// Isolate this database even when its clients cannot all be established (repeatable)
+    #[arg(long = "isolate", value_name = "DATABASE", help_heading = "Policies")]
+    pub isolate: Vec<String>,
+    /// Isolate every database, including those no workload references (their policy admits no
+    /// client) and those whose clients cannot all be established
+    #[arg(long, alias = "deny-unowned", help_heading = "Policies")]
+    pub isolate_all: bool,
+    /// The owner service of a database several services use; only the owner is admitted
+    /// (repeatable)
+    #[arg(long = "owner", value_name = "DATABASE=SERVICE", value_parser = parse_owner, help_heading = "Policies")]
+    pub owners: Vec<(String, String)>,
+}
+
+fn parse_owner(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((db, svc)) if !db.is_empty() && !svc.is_empty() => Ok((db.to_string(), svc.to_string())),
+        _ => Err(format!("`{s}` is not DATABASE=SERVICE")),
+    }
 }
 
 impl PolicyArgs {
@@ -35,7 +50,9 @@ impl PolicyArgs {
         GenerateOptions {
             cnpg_namespace: self.cnpg_namespace.clone(),
             monitoring_namespaces: self.monitoring_namespaces.clone(),
-            deny_unowned: self.deny_unowned,
+            isolate: self.isolate.clone(),
+            isolate_all: self.isolate_all,
+            owners: self.owners.iter().cloned().collect(),
         }
     }
 }
@@ -51,15 +68,22 @@ pub fn kinds(with_policies: bool) -> Vec<&'static Kind> {
     k
 }
 
-/// Generate, with a note on stderr for every database left without a policy.
+/// Generate, with a note on stderr for every database left without a policy (and how to
+/// isolate it anyway), every connection cut on purpose, and every configuration warning.
 pub fn policies(inventory: &Inventory, args: &PolicyArgs) -> Generation {
     let generation = generate::generate(inventory, &args.options());
-    for (db, why) in &generation.skipped {
-        meshmove_cli::log::note(format_args!("{db}: no policy generated: {why}"));
+    for w in &generation.withheld {
+        meshmove_cli::log::note(format_args!("{} (namespace {}): no policy generated: {}; to isolate it anyway: {}", w.subject, w.namespace, w.reason, w.isolate_with));
+    }
+    for c in &generation.cuts {
+        let ports: Vec<String> = c.ports.iter().map(|p| format!("TCP {p}")).collect();
+        meshmove_cli::log::warn(format_args!("cuts {} -> {} on {}: {}", c.from, c.to, ports.join(", "), c.reason));
+    }
+    for n in &generation.notes {
+        meshmove_cli::log::warn(format_args!("{n}"));
     }
     for p in &generation.policies {
-        let owners: Vec<String> = p.owners.iter().map(|o| format!("{}/{}", o.kind, o.name)).collect();
-        meshmove_cli::debug!(1, "{}/{} isolates {} for {}", p.namespace, p.name, p.database, owners.join(", "));
+        meshmove_cli::debug!(1, "{}/{} isolates {}; admits {}", p.namespace, p.name, p.protects, p.admits.join("; "));
     }
     generation
 }

@@ -102,14 +102,15 @@ fn run(cli: Cli) -> Result<Exit> {
             let options = PrecheckOptions { mode: mode.into(), ..PrecheckOptions::default() };
             let analyzers = precheck::analyzers(&options);
             let refs: Vec<_> = analyzers.iter().map(|a| a.as_ref()).collect();
-            analysis::analyze(TOOL, "precheck", &refs, &cli.kube, &source, &report, &cli.output)
+            let unread = &meshmove_core::mesh::catalog::CODE_UNREAD_INPUT;
+            analysis::analyze(TOOL, "precheck", &refs, unread, &cli.kube, &source, &report, &cli.output)
         }
         Command::Expose(args) => cmd::expose::run(&cli.kube, &cli.output, &args),
         Command::Enable(args) => cmd::enable::run(&cli.kube, &cli.output, &args),
         Command::Mtls(command) => cmd::mtls::run(&cli.kube, &cli.output, &command),
         Command::Status(args) => cmd::status::run(&cli.kube, &cli.output, &args),
         Command::Rollback(args) => cmd::rollback::run(&cli.kube, &cli.output, &args),
-        Command::PostRender(args) => cmd::post_render::run(&args),
+        Command::PostRender(args) => cmd::post_render::run(&args, &cli.output),
         Command::Ns(command) => cmd::ns::run(&cli.kube, &cli.output, command),
         Command::Completion { shell } => {
             complete::script(&mut Cli::command(), shell, &mut std::io::stdout());

@@ -68,6 +68,10 @@ pub struct Exposure {
 pub struct Audit {
     pub databases: Vec<Database>,
     pub references: Vec<Reference>,
+    /// Per database, the workloads entitled to reach it: every referencing workload, except
+    /// when several services use it and one is its owner (the rule policy generation applies:
+    /// [`crate::policies`]), then the owner's workloads, Helm hooks and database tooling.
+    pub owners: HashMap<ObjectRef, BTreeSet<WorkloadRef>>,
     pub unresolved: Vec<Unresolved>,
     pub model: Model,
     /// `None` when the engine refused the model (reason in `engine_error`). Models from
@@ -93,7 +97,21 @@ fn is_tooling(inventory: &Inventory, r: &Reference) -> bool {
 impl Audit {
     pub fn new(inventory: &Inventory) -> Audit {
         let databases = discover::databases(inventory);
-        let (references, unresolved) = owners::references(inventory, &databases);
+        let usage = owners::usage(inventory, &databases);
+        let ws = meshmove_model::workload::workloads(inventory);
+        let entitled: HashMap<ObjectRef, BTreeSet<WorkloadRef>> = databases
+            .iter()
+            .map(|db| {
+                let found = crate::policies::clients::database_clients(db, &ws, &usage, &databases, None);
+                let set: BTreeSet<WorkloadRef> = if found.violators.is_empty() {
+                    usage.references.iter().filter(|r| r.database == db.object).map(|r| to_workload(&r.workload)).collect()
+                } else {
+                    found.admitted.iter().map(|(i, _)| to_workload(&ws[*i].object.object_ref())).collect()
+                };
+                (db.object.clone(), set)
+            })
+            .collect();
+        let owners::Usage { references, unresolved, .. } = usage;
         let model = model::build(inventory, ModelOptions { probes: true });
         let (engine, engine_error, rejected) = match Engine::build_lenient(&model.cluster, EngineOptions::default()) {
             Ok((e, rejected)) => (Some(e), None, rejected),
@@ -102,6 +120,7 @@ impl Audit {
         let mut audit = Audit {
             databases,
             references,
+            owners: entitled,
             unresolved,
             model,
             reach: engine.as_ref().map(Engine::reach).unwrap_or_default(),
@@ -116,9 +135,9 @@ impl Audit {
         audit
     }
 
-    /// Owner workloads of a database, as the engine names them.
+    /// Owner workloads of a database, as the engine names them (see [`Audit::owners`]).
     pub fn owners_of(&self, db: &ObjectRef) -> BTreeSet<WorkloadRef> {
-        self.references.iter().filter(|r| &r.database == db).map(|r| to_workload(&r.workload)).collect()
+        self.owners.get(db).cloned().unwrap_or_default()
     }
 
     fn compute_exposures(&self) -> Vec<Exposure> {
@@ -420,7 +439,12 @@ impl Analyzer for DbisoAnalyzer {
 fn shared(inventory: &Inventory, audit: &Audit, out: &mut Vec<Finding>) {
     for db in &audit.databases {
         let mut by_service: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
-        for r in audit.references.iter().filter(|r| r.database == db.object && !is_tooling(inventory, r)) {
+        // Helm hooks (a migration Job, a `helm test` Pod) are the release's own tasks, not
+        // another service.
+        let hook = |r: &Reference| {
+            object_of(inventory, &r.workload).is_some_and(|o| o.annotation("helm.sh/hook").is_some())
+        };
+        for r in audit.references.iter().filter(|r| r.database == db.object && !is_tooling(inventory, r) && !hook(r)) {
             by_service.entry(&r.service).or_default().insert(format!("{}/{}", r.workload.kind, r.workload.name));
         }
         if by_service.len() < 2 {
@@ -510,7 +534,7 @@ impl DbisoAnalyzer {
                     Finding::new(
                         &CODE_NON_OWNER_REACHABLE,
                         format!(
-                            "{} of {db} is reachable by {} workload(s) that do not reference it: {}{because}",
+                            "{} of {db} is reachable by {} workload(s) that do not own it: {}{because}",
                             ports_text(&x.ports),
                             names.len(),
                             list(&names, 8)

@@ -133,7 +133,8 @@ pub fn databases(inventory: &Inventory) -> Vec<Database> {
         if w.pod_labels().contains_key("cnpg.io/cluster") {
             continue;
         }
-        if matches!(w.kind(), "Job" | "CronJob") {
+        // Batch work and Helm hooks (run to completion around an install) hold no data.
+        if matches!(w.kind(), "Job" | "CronJob") || w.object.annotation("helm.sh/hook").is_some() {
             continue;
         }
         let Some(engine) = w.images().find_map(Engine::from_image) else {

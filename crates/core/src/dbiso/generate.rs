@@ -1,26 +1,27 @@
-//! `generate`: one NetworkPolicy per database that isolates it.
+//! `generate`: one NetworkPolicy per database that isolates it, from the one generator the
+//! post-renderer also uses ([`crate::policies`]), so a chart installed through the post-renderer
+//! and a cluster isolated with `dbiso` admit the same clients: the database's owner service (every
+//! workload of it that references the database), Helm hooks and database tooling, CloudNativePG's
+//! operator on 5432 and 8000, replication between a cluster's instances, and the monitoring
+//! namespaces (that exist) on metrics ports. A service using another service's database is cut,
+//! and the cut is reported.
 //!
-//! The rules are the post-renderer's database rules ([`crate::policies::database_policy`]), so a
-//! chart installed through the post-renderer and a cluster isolated with `dbiso` admit the same
-//! clients: default-deny ingress for the database pods, the owners (every workload that
-//! references the database) on its client ports, CloudNativePG's operator on the instance
-//! manager and metrics ports, replication between a cluster's instances, and the monitoring
-//! namespaces on metrics ports.
-//!
-//! A database nobody references is left alone unless asked ([`GenerateOptions::deny_unowned`]):
-//! its policy would admit no client, and a reference `dbiso` could not read (a host in a config
-//! file, a client in another cluster) would be cut off. Policies are additive, so these policies
-//! do not remove what other policies selecting the same pods already admit.
+//! Every policy is proven with the reachability engine before it is printed: one that would cut
+//! a connection in use is withheld. A database whose clients cannot be established (nobody
+//! references it; a workload of its namespace reads a Secret the input lacks; several services
+//! use it and none is its owner by name) is left alone unless asked
+//! ([`GenerateOptions::isolate`]). Policies are additive, so these policies do not remove what
+//! other policies selecting the same pods already admit.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::discover::{self, Database};
-use super::owners;
-use meshmove_model::inventory::{Inventory, ObjectRef};
-use crate::policies::{self, PolicyOptions};
-use meshmove_model::workload::workloads;
+use super::discover;
+use crate::policies::{self, PolicyOptions, Request, Subjects};
+use meshmove_model::inventory::Inventory;
+
+pub use crate::policies::{Generated, Generation};
 
 /// Label on every policy `dbiso` writes, naming the database it isolates.
 pub const DATABASE_LABEL: &str = "dbiso.meshmove.io/database";
@@ -30,90 +31,60 @@ pub const FIELD_MANAGER: &str = "kubectl-dbiso";
 /// Who needs to reach the databases besides their owners.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GenerateOptions {
-    /// Namespace of the CloudNativePG operator (ports 8000 and 9187 of the instances).
+    /// Namespace of the CloudNativePG operator (ports 5432 and 8000 of the instances).
     pub cnpg_namespace: String,
     /// Namespaces of Prometheus (metrics ports).
     pub monitoring_namespaces: Vec<String>,
-    /// Also isolate databases without a known owner (their policy admits no client).
-    pub deny_unowned: bool,
+    /// Databases (by name) to isolate even when their clients cannot all be established.
+    pub isolate: Vec<String>,
+    /// Isolate every database, whatever is known of its clients.
+    pub isolate_all: bool,
+    /// Owner service of shared databases, by database name.
+    pub owners: BTreeMap<String, String>,
 }
 
 impl Default for GenerateOptions {
     fn default() -> Self {
-        GenerateOptions { cnpg_namespace: "cnpg-system".into(), monitoring_namespaces: vec!["monitoring".into()], deny_unowned: false }
+        GenerateOptions {
+            cnpg_namespace: "cnpg-system".into(),
+            monitoring_namespaces: vec!["monitoring".into()],
+            isolate: Vec::new(),
+            isolate_all: false,
+            owners: BTreeMap::new(),
+        }
     }
 }
 
-/// One generated policy.
-#[derive(Debug, Clone)]
-pub struct Generated {
-    pub database: ObjectRef,
-    pub namespace: String,
-    pub name: String,
-    /// The owner workloads it admits.
-    pub owners: Vec<ObjectRef>,
-    pub object: Value,
-}
-
-/// The policies, and the databases left without one (with the reason).
-#[derive(Debug, Clone, Default)]
-pub struct Generation {
-    pub policies: Vec<Generated>,
-    pub skipped: Vec<(ObjectRef, String)>,
-}
-
-/// `dbiso-<database>`, with the kind added when two databases of one namespace share a name, and
-/// shortened with a stable hash beyond 63 characters.
-fn policy_name(db: &Database, dbs: &[Database]) -> String {
-    let clash = dbs.iter().filter(|d| d.namespace() == db.namespace() && d.object.name == db.object.name).count() > 1;
-    let name = if clash {
-        format!("dbiso-{}-{}", db.object.kind.to_ascii_lowercase(), db.object.name)
-    } else {
-        format!("dbiso-{}", db.object.name)
-    };
-    if name.len() <= 63 {
-        return name;
-    }
-    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-    format!("{}-{:08x}", name[..54].trim_end_matches(['-', '.']), hash as u32)
-}
-
-/// Generate the isolation policies of every database of the inventory, sorted by namespace and
-/// name.
+/// Generate and prove the isolation policies of every database of the inventory, sorted by
+/// namespace and name.
 pub fn generate(inventory: &Inventory, options: &GenerateOptions) -> Generation {
-    let dbs = discover::databases(inventory);
-    let (refs, _) = owners::references(inventory, &dbs);
-    let ws = workloads(inventory);
+    let mut isolate = options.isolate.clone();
+    if options.isolate_all {
+        isolate.extend(discover::databases(inventory).into_iter().map(|d| d.object.name));
+    }
     let opts = PolicyOptions {
         monitoring_namespaces: options.monitoring_namespaces.clone(),
         cnpg_operator_namespace: options.cnpg_namespace.clone(),
         database_isolation: true,
+        isolate_anyway: isolate,
+        database_owners: options.owners.clone(),
         ..PolicyOptions::default()
     };
-    let mut out = Generation::default();
-    for db in &dbs {
-        let owners: BTreeSet<ObjectRef> = refs.iter().filter(|r| r.database == db.object).map(|r| r.workload.clone()).collect();
-        if owners.is_empty() && !options.deny_unowned {
-            out.skipped.push((
-                db.object.clone(),
-                "no workload references it, so its policy would admit no client (use --deny-unowned to isolate it anyway)".into(),
-            ));
-            continue;
+    let req = Request {
+        subjects: Subjects::Databases,
+        release: "",
+        mode: None,
+        options: &opts,
+        labels: json!({"app.kubernetes.io/managed-by": FIELD_MANAGER}),
+    };
+    let mut generation = policies::generate(inventory, &req);
+    for p in &mut generation.policies {
+        if let Some(labels) = p.object.pointer_mut("/metadata/labels").and_then(Value::as_object_mut) {
+            labels.insert(DATABASE_LABEL.into(), json!(p.subject.name));
         }
-        let name = policy_name(db, &dbs);
-        let labels = json!({"app.kubernetes.io/managed-by": FIELD_MANAGER, DATABASE_LABEL: db.object.name});
-        let mut object = policies::database_policy(db, &refs, &ws, &opts, &name, labels);
-        if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.insert("namespace".into(), json!(db.namespace()));
+        if let Some(meta) = p.object.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.insert("namespace".into(), json!(p.namespace));
         }
-        out.policies.push(Generated {
-            database: db.object.clone(),
-            namespace: db.namespace().to_string(),
-            name,
-            owners: owners.into_iter().collect(),
-            object,
-        });
     }
-    out.policies.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-    out
+    generation
 }

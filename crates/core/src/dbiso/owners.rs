@@ -113,6 +113,9 @@ struct EnvValue {
     via: String,
     /// Read from a Secret: never shown, not even in part.
     secret: bool,
+    /// A word of a container's command or arguments (`nc -z postgres 5432`): a host only when it
+    /// names a Service or database of the inventory, never reported as unresolved.
+    token: bool,
 }
 
 /// What a workload reads: values, and the names of the Secrets it reads them from (also those
@@ -126,6 +129,50 @@ struct Inputs {
 /// Map every workload's database references. Returns references and the database-looking hosts
 /// that resolve to nothing.
 pub fn references(inventory: &Inventory, dbs: &[Database]) -> (Vec<Reference>, Vec<Unresolved>) {
+    let u = usage(inventory, dbs);
+    (u.references, u.unresolved)
+}
+
+/// A Secret a workload reads that the inventory does not hold (created by hand, by an operator,
+/// or by another chart): what the workload learns from it cannot be seen, so it may connect to
+/// any database.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Opaque {
+    pub workload: ObjectRef,
+    pub secret: String,
+    /// Where it is read (`env DATABASE_URL from Secret api-db key url`).
+    pub via: String,
+}
+
+/// Everything [`references`] finds, plus the [`Opaque`] inputs.
+#[derive(Debug, Clone, Default)]
+pub struct Usage {
+    pub references: Vec<Reference>,
+    pub unresolved: Vec<Unresolved>,
+    pub opaque: Vec<Opaque>,
+    /// Every cluster host each workload names, database or not (hooks and databases included).
+    pub hosts: Vec<NamedHost>,
+}
+
+/// A cluster DNS name a workload names somewhere in its pod spec or the values it reads.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NamedHost {
+    pub workload: ObjectRef,
+    pub host: String,
+    /// Where it was found; never a value.
+    pub via: String,
+}
+
+/// The words of a command or argument that could be a host: split at blanks, quotes and shell
+/// punctuation (`sh -c "until nc -z db 5432; do sleep 1; done"`).
+fn command_words(arg: &str) -> impl Iterator<Item = &str> {
+    arg.split(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ';' | '&' | '|' | '(' | ')' | '`' | '=' | ','))
+        .filter(|w| w.contains(|c: char| c.is_ascii_alphabetic()) && !w.starts_with('-') && !w.starts_with('$'))
+}
+
+/// Map every workload's database references, the hosts that resolve to nothing, and the Secrets
+/// it reads that the inventory lacks.
+pub fn usage(inventory: &Inventory, dbs: &[Database]) -> Usage {
     let ws = workloads(inventory);
     let service_map = services(&ws);
     let secret_index: HashMap<(&str, &str), &Value> = inventory
@@ -145,9 +192,21 @@ pub fn references(inventory: &Inventory, dbs: &[Database]) -> (Vec<Reference>, V
 
     let mut refs = Vec::new();
     let mut unresolved = Vec::new();
+    let mut opaque = Vec::new();
+    let mut named = Vec::new();
     for w in &ws {
         let ns = w.namespace();
         let me = w.object.object_ref();
+        let inputs = inputs_of(w, &secret_index, &configmap_index);
+        for ev in &inputs.values {
+            let mut hosts = hosts_in(&ev.key, &ev.value);
+            if ev.token && hosts.is_empty() {
+                hosts.extend(strip_port(&ev.value));
+            }
+            for host in hosts.into_iter().filter(|h| is_cluster_name(h)) {
+                named.push(NamedHost { workload: me.clone(), host, via: ev.via.clone() });
+            }
+        }
         // Databases do not own databases; CloudNativePG's own instance pods are the database.
         if dbs.iter().any(|d| d.object == me) || w.pod_labels().contains_key("cnpg.io/cluster") {
             continue;
@@ -156,7 +215,6 @@ pub fn references(inventory: &Inventory, dbs: &[Database]) -> (Vec<Reference>, V
         let mut push = |db: &Database, via: &str| {
             refs.push(Reference { workload: me.clone(), service: service.clone(), database: db.object.clone(), via: via.to_string() })
         };
-        let inputs = inputs_of(w, &secret_index, &configmap_index);
         for (db, names) in &credential_secrets {
             if db.namespace() != ns {
                 continue;
@@ -167,11 +225,19 @@ pub fn references(inventory: &Inventory, dbs: &[Database]) -> (Vec<Reference>, V
                 }
             }
         }
+        for secret in inputs.secrets.iter().filter(|(name, _)| !secret_index.contains_key(&(ns, name.as_str()))) {
+            opaque.push(Opaque { workload: me.clone(), secret: secret.0.clone(), via: secret.1.clone() });
+        }
         for ev in &inputs.values {
-            for host in hosts_in(&ev.key, &ev.value) {
+            let mut hosts = hosts_in(&ev.key, &ev.value);
+            if ev.token && hosts.is_empty() {
+                hosts.extend(strip_port(&ev.value));
+            }
+            for host in hosts {
                 match resolve_host(&host, ns, dbs) {
                     Some(db) => push(db, &ev.via),
-                    None if looks_like_database_key(&ev.key)
+                    None if !ev.token
+                        && looks_like_database_key(&ev.key)
                         && is_cluster_name(&host)
                         && visible(inventory, &host, ns)
                         && !names_service(&service_names, &host, ns) =>
@@ -191,7 +257,11 @@ pub fn references(inventory: &Inventory, dbs: &[Database]) -> (Vec<Reference>, V
     refs.dedup();
     unresolved.sort();
     unresolved.dedup();
-    (refs, unresolved)
+    opaque.sort();
+    opaque.dedup();
+    named.sort();
+    named.dedup();
+    Usage { references: refs, unresolved, opaque, hosts: named }
 }
 
 /// Secrets that carry a CloudNativePG cluster's credentials: the operator's `<cluster>-app` and
@@ -222,21 +292,30 @@ fn inputs_of(w: &Workload<'_>, secrets: &Index<'_>, configmaps: &Index<'_>) -> I
     let secret = |name: &str| secrets.get(&(ns, name)).map(|s| secret_data(s)).unwrap_or_default();
     let configmap = |name: &str| configmaps.get(&(ns, name)).map(|c| configmap_data(c)).unwrap_or_default();
     for c in w.containers().chain(w.init_containers()) {
+        let cname = c.get("name").and_then(Value::as_str).unwrap_or("");
+        for field in ["command", "args"] {
+            for arg in c.get(field).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+                for word in command_words(arg) {
+                    let via = format!("{field} of container {cname}");
+                    inputs.values.push(EnvValue { key: field.into(), value: word.to_string(), via, secret: false, token: true });
+                }
+            }
+        }
         for e in c.get("env").and_then(Value::as_array).into_iter().flatten() {
             let Some(key) = e.get("name").and_then(Value::as_str) else { continue };
             if let Some(v) = e.get("value").and_then(Value::as_str) {
-                inputs.values.push(EnvValue { key: key.into(), value: v.into(), via: format!("env {key}"), secret: false });
+                inputs.values.push(EnvValue { key: key.into(), value: v.into(), via: format!("env {key}"), secret: false, token: false });
             } else if let Some(r) = e.pointer("/valueFrom/secretKeyRef") {
                 let (name, k) = (str_of(r, "name"), str_of(r, "key"));
                 let via = format!("env {key} from Secret {name} key {k}");
                 inputs.secrets.entry(name.to_string()).or_insert_with(|| via.clone());
                 let value = secret(name).remove(k).unwrap_or_default();
-                inputs.values.push(EnvValue { key: key.into(), value, via, secret: true });
+                inputs.values.push(EnvValue { key: key.into(), value, via, secret: true, token: false });
             } else if let Some(r) = e.pointer("/valueFrom/configMapKeyRef") {
                 let (name, k) = (str_of(r, "name"), str_of(r, "key"));
                 let via = format!("env {key} from ConfigMap {name} key {k}");
                 let value = configmap(name).remove(k).unwrap_or_default();
-                inputs.values.push(EnvValue { key: key.into(), value, via, secret: false });
+                inputs.values.push(EnvValue { key: key.into(), value, via, secret: false, token: false });
             }
         }
         for e in c.get("envFrom").and_then(Value::as_array).into_iter().flatten() {
@@ -245,13 +324,13 @@ fn inputs_of(w: &Workload<'_>, secrets: &Index<'_>, configmaps: &Index<'_>) -> I
                 inputs.secrets.entry(name.to_string()).or_insert_with(|| format!("envFrom Secret {name}"));
                 for (k, v) in secret(name) {
                     let via = format!("envFrom Secret {name} key {k}");
-                    inputs.values.push(EnvValue { key: format!("{prefix}{k}"), value: v, via, secret: true });
+                    inputs.values.push(EnvValue { key: format!("{prefix}{k}"), value: v, via, secret: true, token: false });
                 }
             }
             if let Some(name) = e.pointer("/configMapRef/name").and_then(Value::as_str) {
                 for (k, v) in configmap(name) {
                     let via = format!("envFrom ConfigMap {name} key {k}");
-                    inputs.values.push(EnvValue { key: format!("{prefix}{k}"), value: v, via, secret: false });
+                    inputs.values.push(EnvValue { key: format!("{prefix}{k}"), value: v, via, secret: false, token: false });
                 }
             }
         }
@@ -267,13 +346,13 @@ fn inputs_of(w: &Workload<'_>, secrets: &Index<'_>, configmaps: &Index<'_>) -> I
                 inputs.secrets.entry(name.to_string()).or_insert_with(|| format!("volume {vol} from Secret {name}"));
                 for (k, value) in secret(name) {
                     let via = format!("volume {vol} from Secret {name} key {k}");
-                    inputs.values.push(EnvValue { key: k, value, via, secret: true });
+                    inputs.values.push(EnvValue { key: k, value, via, secret: true, token: false });
                 }
             }
             if let Some(name) = src.pointer("/configMap/name").and_then(Value::as_str) {
                 for (k, value) in configmap(name) {
                     let via = format!("volume {vol} from ConfigMap {name} key {k}");
-                    inputs.values.push(EnvValue { key: k, value, via, secret: false });
+                    inputs.values.push(EnvValue { key: k, value, via, secret: false, token: false });
                 }
             }
         }
@@ -401,7 +480,8 @@ pub fn resolve_host<'a>(host: &str, client_ns: &str, dbs: &'a [Database]) -> Opt
 }
 
 /// (service, namespace) pairs a name may denote, in the order the DNS search path tries them.
-fn candidates<'h>(host: &'h str, client_ns: &'h str) -> Vec<(&'h str, &'h str)> {
+/// The `(service, namespace)` pairs a DNS name may denote from a client in `client_ns`.
+pub fn candidates<'h>(host: &'h str, client_ns: &'h str) -> Vec<(&'h str, &'h str)> {
     let trimmed = host.trim_end_matches('.');
     let trimmed = trimmed.strip_suffix(".cluster.local").unwrap_or(trimmed);
     let trimmed = trimmed.strip_suffix(".svc").unwrap_or(trimmed);

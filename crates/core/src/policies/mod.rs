@@ -1,294 +1,548 @@
-//! Generating NetworkPolicies from what the objects say about themselves.
+//! The one NetworkPolicy generator: what the post-renderer and `kubectl dbiso generate|apply`
+//! write, proven by the exact engine before anything is emitted.
 //!
-//! The Helm post-renderer and `kubectl dbiso generate` share this: a default-deny ingress policy
-//! per workload (selecting that workload's pods only, never a whole namespace), opened for exactly
-//! the traffic the manifests explain — Services between workloads of the same release, ingress
-//! controllers to exposed workloads, mesh ports, and database clients that reference a database.
+//! For every workload (the post-renderer) or every database (`dbiso`) it builds one candidate
+//! policy that isolates the workload's pods for ingress (and egress, when asked) and admits
+//! exactly the traffic the input explains ([`clients`]): Service callers, database clients,
+//! Helm hooks, the CloudNativePG operator, ingress controllers, monitoring, and the mesh's own
+//! ports. Then [`proof`] runs the engine on the input with and without the candidates: a
+//! candidate that would cut a connection in use is withheld, and the report says which
+//! connection and how to isolate the workload anyway. Violations are the exception: a service
+//! using another service's database is cut on purpose, and every such cut is reported.
 //!
-//! Policies are additive in Kubernetes: one policy per workload that both isolates and allows is
-//! the smallest set that is easy to read and to delete.
+//! A workload whose clients cannot be established (a Secret outside the input may hold the
+//! database's address; a Service nobody in the input names) is not isolated by default:
+//! [`PolicyOptions::isolate_anyway`] says otherwise.
+//!
+//! Mesh ports (Istio: <https://istio.io/latest/docs/ops/deployment/application-requirements/#ports-used-by-istio>):
+//! in sidecar mode the monitoring namespaces reach 15020 and 15090; in ambient mode every meshed
+//! connection arrives on HBONE (TCP 15008) to the destination pod, so 15008 goes into the *same*
+//! rules, with the same peers, as the application ports (a bare 15008 rule would let any pod
+//! through the tunnel), and the kubelet's probes, which ztunnel rewrites to come from
+//! 169.254.7.127, are admitted from that address only
+//! (<https://istio.io/latest/docs/ambient/usage/networkpolicy/>).
+//!
+//! Size: peers are the release's one label selector when every workload carries it, else only
+//! the callers the input shows, so the output grows with the number of connections, never with
+//! the square of the workloads.
+
+pub(crate) mod clients;
+pub mod options;
+mod proof;
+pub mod rules;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use meshmove_model::inventory::{Inventory, ObjectRef, kinds};
+use meshmove_model::names::generated_name;
+use meshmove_model::workload::{Workload, workloads};
+use meshmove_netpol::WorkloadRef;
+use meshmove_netpol::view::{self, ModelOptions};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::dbiso::discover::{self, CNPG_METRICS_PORT, CNPG_STATUS_PORT, Database};
+pub use clients::is_hook;
+pub use options::{ClientSelector, DatabaseClient, PolicyOptions, SelectorOperator, SelectorRequirement};
+use proof::{Candidate, From, Use};
+use rules::{Port, ServiceIndex, namespaces_selector, pod_selector, target_ports, workload_peer};
+
+use crate::dbiso::discover::{self, CNPG_STATUS_PORT, Database};
 use crate::dbiso::owners;
 use crate::inject::MeshMode;
-use meshmove_model::inventory::{Inventory, kinds};
-use meshmove_model::workload::{Workload, string_map, workloads};
 
 /// Label marking generated objects.
 pub const GENERATED_LABEL: &str = "mesh-migrate.meshmove.io/generated";
-
-/// Namespaces that need access, and what to generate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-pub struct PolicyOptions {
-    /// Namespaces of ingress gateways and ingress controllers.
-    pub ingress_namespaces: Vec<String>,
-    /// Namespaces of Prometheus and friends (scrape mesh and database metrics).
-    pub monitoring_namespaces: Vec<String>,
-    /// Namespace of cluster DNS (pods labelled `k8s-app: kube-dns`).
-    pub dns_namespace: String,
-    /// Namespace of the CloudNativePG operator.
-    pub cnpg_operator_namespace: String,
-    /// Namespace of istiod (for egress to the control plane).
-    pub istio_namespace: String,
-    /// Also isolate egress (allowing DNS, the control plane and the release's own Services).
-    pub egress: bool,
-    /// Restrict database pods to the workloads that reference them.
-    pub database_isolation: bool,
-    /// Clients of a database that the manifests do not show (or that are Helm hooks, which
-    /// policies are never derived from), admitted on the database's client ports.
-    pub database_clients: Vec<DatabaseClient>,
-}
-
-/// An extra client of a database: pods selected by labels (in the database's namespace unless
-/// `namespace` is set). The typical one is a Helm hook Job that migrates the schema: hooks are
-/// never used to derive policies, so without this entry the database policy blocks it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct DatabaseClient {
-    /// Name of the database: the StatefulSet or Deployment running it, or the CloudNativePG
-    /// `Cluster`, as rendered.
-    pub database: String,
-    /// The client pods.
-    pub pod_selector: ClientSelector,
-    /// Namespace of the client pods, when they do not run in the database's namespace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-}
-
-/// A label selector as NetworkPolicy peers take it, checked as the API server would check it:
-/// it must select by something, `In`/`NotIn` need values, `Exists`/`DoesNotExist` take none.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", try_from = "ClientSelectorSpec")]
-pub struct ClientSelector {
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub match_labels: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub match_expressions: Vec<SelectorRequirement>,
-}
-
-impl ClientSelector {
-    /// The selector as a NetworkPolicy peer's `podSelector`.
-    pub fn json(&self) -> Value {
-        let mut sel = Map::new();
-        if !self.match_labels.is_empty() {
-            sel.insert("matchLabels".into(), json!(self.match_labels));
-        }
-        if !self.match_expressions.is_empty() {
-            let exprs = self
-                .match_expressions
-                .iter()
-                .map(|r| {
-                    let mut e = Map::new();
-                    e.insert("key".into(), json!(r.key));
-                    e.insert("operator".into(), json!(format!("{:?}", r.operator)));
-                    if !r.values.is_empty() {
-                        e.insert("values".into(), json!(r.values));
-                    }
-                    Value::Object(e)
-                })
-                .collect();
-            sel.insert("matchExpressions".into(), Value::Array(exprs));
-        }
-        Value::Object(sel)
-    }
-}
-
-/// [`ClientSelector`] as written, before it is checked.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ClientSelectorSpec {
-    #[serde(default)]
-    match_labels: BTreeMap<String, String>,
-    #[serde(default)]
-    match_expressions: Vec<SelectorRequirement>,
-}
-
-impl TryFrom<ClientSelectorSpec> for ClientSelector {
-    type Error = String;
-
-    fn try_from(spec: ClientSelectorSpec) -> Result<Self, String> {
-        if spec.match_labels.is_empty() && spec.match_expressions.is_empty() {
-            return Err("podSelector needs matchLabels or matchExpressions: an empty selector would admit every pod of the namespace \
-                        (to stop isolating databases, set databaseIsolation: false)"
-                .into());
-        }
-        for r in &spec.match_expressions {
-            match r.operator {
-                SelectorOperator::In | SelectorOperator::NotIn if r.values.is_empty() => {
-                    return Err(format!("matchExpressions key `{}`: operator {:?} needs values", r.key, r.operator));
-                }
-                SelectorOperator::Exists | SelectorOperator::DoesNotExist if !r.values.is_empty() => {
-                    return Err(format!("matchExpressions key `{}`: operator {:?} takes no values", r.key, r.operator));
-                }
-                _ => {}
-            }
-        }
-        Ok(ClientSelector { match_labels: spec.match_labels, match_expressions: spec.match_expressions })
-    }
-}
-
-/// One `matchExpressions` requirement.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SelectorRequirement {
-    pub key: String,
-    pub operator: SelectorOperator,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub values: Vec<String>,
-}
-
-/// Label selector operators (spelled as in the API).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SelectorOperator {
-    In,
-    NotIn,
-    Exists,
-    DoesNotExist,
-}
-
-impl Default for PolicyOptions {
-    fn default() -> Self {
-        PolicyOptions {
-            ingress_namespaces: vec!["istio-ingress".into(), "istio-system".into(), "ingress-nginx".into()],
-            monitoring_namespaces: vec!["monitoring".into()],
-            dns_namespace: "kube-system".into(),
-            cnpg_operator_namespace: "cnpg-system".into(),
-            istio_namespace: "istio-system".into(),
-            egress: false,
-            database_isolation: true,
-            database_clients: Vec::new(),
-        }
-    }
-}
-
+/// Helm's recommended release label.
+pub const RELEASE_LABEL: &str = "app.kubernetes.io/instance";
 /// Ports Istio needs open on meshed pods: HBONE (ambient), Envoy telemetry and merged metrics.
 pub const HBONE_PORT: u16 = 15008;
 pub const ENVOY_TELEMETRY_PORT: u16 = 15090;
 pub const MERGED_METRICS_PORT: u16 = 15020;
+/// The address ztunnel gives kubelet probes of ambient pods.
+pub const AMBIENT_PROBE_SOURCE: &str = "169.254.7.127/32";
+/// Labels of the CloudNativePG operator's pods, as its Helm chart and manifests set them.
+const CNPG_OPERATOR_LABELS: [(&str, &str); 1] = [("app.kubernetes.io/name", "cloudnative-pg")];
 
-/// A target port: a number or a named container port.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Port {
-    Number(u16),
-    Named(String),
+/// What to generate policies for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subjects {
+    /// Every top-level workload and database of one release (the post-renderer).
+    Release,
+    /// Databases only (`kubectl dbiso generate`).
+    Databases,
 }
 
-impl Port {
-    fn json(&self) -> Value {
-        match self {
-            Port::Number(n) => json!({"protocol": "TCP", "port": n}),
-            Port::Named(s) => json!({"protocol": "TCP", "port": s}),
-        }
-    }
+/// One generation request.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    pub subjects: Subjects,
+    /// Release name: prefixes policy names, and its label selects the release's workloads.
+    pub release: &'a str,
+    /// Data-plane mode; `None` reads it per namespace (`istio.io/dataplane-mode=ambient`).
+    pub mode: Option<MeshMode>,
+    pub options: &'a PolicyOptions,
+    /// Labels every generated policy carries.
+    pub labels: Value,
 }
 
 /// One generated policy and why it exists.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Generated {
     pub name: String,
     pub namespace: String,
+    #[serde(skip)]
     pub object: Value,
     /// The workload (or database) it protects, `Kind/name`.
     pub protects: String,
+    #[serde(skip)]
+    pub subject: ObjectRef,
+    /// Who it admits, in words (`Deployment/api on TCP 5432`).
+    pub admits: Vec<String>,
 }
 
-/// Generate one ingress policy per workload of `inventory` (which should hold one release's
-/// objects, hooks excluded). `release` prefixes names; `mode` decides mesh ports.
-pub fn generate(inventory: &Inventory, release: &str, mode: MeshMode, opts: &PolicyOptions) -> Vec<Generated> {
-    let ws = workloads(inventory);
-    let dbs = if opts.database_isolation { discover::databases(inventory) } else { Vec::new() };
-    let (refs, _) = owners::references(inventory, &dbs);
-    let exposed = exposed_services(inventory);
-    let services = ServiceIndex::new(inventory);
-    // The Services selecting each workload and their target ports, computed once: egress rules
-    // need every other workload's ports.
-    let selecting: Vec<Vec<&meshmove_model::inventory::Object>> = ws.iter().map(|w| services.selecting(w)).collect();
-    let ports: Vec<BTreeSet<Port>> = selecting.iter().map(|ss| ss.iter().flat_map(|s| target_ports(s)).collect()).collect();
-    // The same for every workload of the release: built once, on first use.
-    let mut peers: Option<Vec<Value>> = None;
-    let mut out = Vec::new();
+/// A workload left without a policy, and how to isolate it anyway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Withheld {
+    pub subject: String,
+    pub namespace: String,
+    pub reason: String,
+    /// The configuration that isolates it regardless.
+    pub isolate_with: String,
+}
 
-    for (i, w) in ws.iter().enumerate() {
-        let my_ref = w.object.object_ref();
-        let db = dbs.iter().find(|d| d.object == my_ref);
-        let mut rules: Vec<Value> = Vec::new();
-        match db {
-            Some(db) => rules.extend(database_rules(db, &refs, &ws, opts)),
-            None => {
-                if !ports[i].is_empty() {
-                    let from = peers.get_or_insert_with(|| release_peers(&ws, &dbs, release)).clone();
-                    let mut rule = Map::new();
-                    rule.insert("from".into(), Value::Array(from));
-                    rule.insert("ports".into(), ports[i].iter().map(Port::json).collect());
-                    rules.push(Value::Object(rule));
-                }
+/// A connection in use that the generated policies cut on purpose.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cut {
+    pub from: String,
+    pub to: String,
+    pub ports: Vec<u16>,
+    pub reason: String,
+    /// The configuration that keeps it.
+    pub keep_with: String,
+}
+
+/// Everything a generation run produced.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Generation {
+    pub policies: Vec<Generated>,
+    pub withheld: Vec<Withheld>,
+    pub cuts: Vec<Cut>,
+    /// Warnings about the configuration (a monitoring namespace that does not exist).
+    pub notes: Vec<String>,
+}
+
+impl Generation {
+    pub fn extend(&mut self, other: Generation) {
+        self.policies.extend(other.policies);
+        self.withheld.extend(other.withheld);
+        self.cuts.extend(other.cuts);
+        self.notes.extend(other.notes);
+    }
+}
+
+/// A candidate before the proof.
+struct Draft {
+    subject: ObjectRef,
+    engine_ref: WorkloadRef,
+    protects: String,
+    namespace: String,
+    /// `-ingress` name base (post-renderer) or `dbiso-<db>`.
+    name: String,
+    spec: Map<String, Value>,
+    admits: Vec<String>,
+}
+
+fn port_numbers(ports: &BTreeSet<Port>, w: Option<&Workload<'_>>) -> Vec<u16> {
+    let named = w.map(Workload::ports).unwrap_or_default();
+    let mut out: Vec<u16> = ports
+        .iter()
+        .filter_map(|p| match p {
+            Port::Number(n) => Some(*n),
+            Port::Named(name) => named.iter().find(|c| c.name.as_deref() == Some(name)).map(|c| c.port),
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+fn with_hbone(mut ports: Vec<Value>, ambient: bool) -> Vec<Value> {
+    if ambient {
+        ports.push(json!({"protocol": "TCP", "port": HBONE_PORT}));
+    }
+    ports
+}
+
+fn short(w: &Workload<'_>) -> String {
+    format!("{}/{}", w.kind(), w.name())
+}
+
+/// Whether `namespace` exists as far as the input can tell: only a cluster's list of Namespaces
+/// says (files hold the release's own Namespaces at most).
+fn namespace_exists(inventory: &Inventory, namespace: &str) -> Option<bool> {
+    (inventory.is_live() && inventory.has(&kinds::NAMESPACE)).then(|| inventory.get(&kinds::NAMESPACE, None, namespace).is_some())
+}
+
+/// Generate, prove, and report.
+pub fn generate(inventory: &Inventory, req: &Request<'_>) -> Generation {
+    let opts = req.options;
+    let ws = workloads(inventory);
+    let dbs: Vec<Database> =
+        if opts.database_isolation || req.subjects == Subjects::Databases { discover::databases(inventory) } else { Vec::new() };
+    let usage = owners::usage(inventory, &dbs);
+    let services = ServiceIndex::new(inventory);
+    let selecting: Vec<Vec<&meshmove_model::inventory::Object>> = ws.iter().map(|w| services.selecting(w)).collect();
+    let svc_ports: Vec<BTreeSet<Port>> = selecting.iter().map(|ss| ss.iter().flat_map(|s| target_ports(s)).collect()).collect();
+    let callers = clients::service_callers(&ws, &usage, &services, &selecting);
+    let exposed = rules::exposed_services(inventory);
+    let is_db = |w: &Workload<'_>| dbs.iter().any(|d| d.object == w.object.object_ref());
+    let ambient_ns = |ns: &str| match req.mode {
+        Some(m) => m == MeshMode::Ambient,
+        None => clients::namespace_is_ambient(inventory, ns),
+    };
+    let sidecar = req.mode == Some(MeshMode::Sidecar);
+
+    let mut out = Generation::default();
+    // Monitoring and operator namespaces a live input shows do not exist are warned about.
+    let monitoring: Vec<String> = opts
+        .monitoring_namespaces
+        .iter()
+        .filter(|ns| {
+            let exists = namespace_exists(inventory, ns) != Some(false);
+            if !exists {
+                out.notes.push(format!("monitoring namespace {ns} does not exist: no metrics port is opened to it"));
+            }
+            exists
+        })
+        .cloned()
+        .collect();
+    if dbs.iter().any(|d| d.cnpg) && namespace_exists(inventory, &opts.cnpg_operator_namespace) == Some(false) {
+        out.notes.push(format!(
+            "the CloudNativePG operator namespace {} does not exist: the policies admit the operator from it; set cnpgOperatorNamespace to where the operator runs",
+            opts.cnpg_operator_namespace
+        ));
+    }
+
+    // Clients of the release: one selector when every non-database workload carries the
+    // release label, else only the callers the input shows.
+    let release_clients: Vec<&Workload<'_>> = ws.iter().filter(|w| !is_db(w)).collect();
+    let all_labelled = !req.release.is_empty()
+        && !release_clients.is_empty()
+        && release_clients.iter().all(|w| w.pod_labels().get(RELEASE_LABEL).is_some_and(|r| r == req.release));
+
+    let mut drafts: Vec<Draft> = Vec::new();
+    let mut uses: Vec<Use> = Vec::new();
+    let isolate_anyway = |name: &str| opts.isolate_anyway.iter().any(|n| n == name);
+
+    if req.subjects == Subjects::Release {
+        for (i, w) in ws.iter().enumerate() {
+            if is_db(w) || is_hook(w) || w.pod_labels().contains_key(meshmove_model::cnpg::CLUSTER_LABEL) {
+                continue;
+            }
+            let ns = w.namespace();
+            let ambient = ambient_ns(ns);
+            let me = view::workload_ref(w.object);
+            let ports = port_numbers(&svc_ports[i], Some(w));
+            let port_json: Vec<Value> = svc_ports[i].iter().map(Port::json).collect();
+            let mut rules: Vec<Value> = Vec::new();
+            let mut admits: Vec<String> = Vec::new();
+            let ports_text = ports.iter().map(|p| format!("TCP {p}")).collect::<Vec<_>>().join(", ");
+            for c in &callers[i] {
+                let client = &ws[c.client];
+                uses.push(Use {
+                    from: From::Workload(view::workload_ref(client.object)),
+                    from_name: short(client),
+                    to: me.clone(),
+                    ports: port_numbers(&c.ports, Some(w)),
+                    why: c.via.clone(),
+                    violation: None,
+                });
+            }
+            if !port_json.is_empty() {
+                let peers: Vec<Value> = if all_labelled {
+                    admits.push(format!("the workloads of release {} on {ports_text}", req.release));
+                    vec![json!({"podSelector": {"matchLabels": {RELEASE_LABEL: req.release}}})]
+                } else {
+                    let mut seen = BTreeSet::new();
+                    callers[i]
+                        .iter()
+                        .filter(|c| seen.insert(c.client))
+                        .map(|c| {
+                            admits.push(format!("{} on {ports_text}", short(&ws[c.client])));
+                            workload_peer(&ws[c.client], ns)
+                        })
+                        .collect()
+                };
                 let exposed_ports: BTreeSet<Port> = selecting[i]
                     .iter()
                     .filter(|s| exposed.contains(&(s.namespace.clone().unwrap_or_default(), s.name.clone())))
                     .flat_map(|s| target_ports(s))
                     .collect();
+                let known = all_labelled || !peers.is_empty() || !exposed_ports.is_empty();
+                if !known && !isolate_anyway(w.name()) {
+                    let names: Vec<&str> = selecting[i].iter().map(|s| s.name.as_str()).collect();
+                    out.withheld.push(Withheld {
+                        subject: short(w),
+                        namespace: ns.to_string(),
+                        reason: format!(
+                            "its callers are unknown: no workload in the input names its Service {} and nothing exposes it",
+                            names.join(", ")
+                        ),
+                        isolate_with: format!("networkPolicies.isolateAnyway: [{}]", w.name()),
+                    });
+                    continue;
+                }
+                if !peers.is_empty() {
+                    rules.push(json!({"from": peers, "ports": with_hbone(port_json.clone(), ambient)}));
+                }
                 if !exposed_ports.is_empty() && !opts.ingress_namespaces.is_empty() {
+                    let exposed_numbers = port_numbers(&exposed_ports, Some(w));
+                    admits.push(format!("ingress namespaces {} on the exposed ports", opts.ingress_namespaces.join(", ")));
                     rules.push(json!({
                         "from": [{"namespaceSelector": namespaces_selector(&opts.ingress_namespaces)}],
-                        "ports": exposed_ports.iter().map(Port::json).collect::<Vec<_>>(),
+                        "ports": with_hbone(exposed_ports.iter().map(Port::json).collect(), ambient),
                     }));
+                    for ingress_ns in &opts.ingress_namespaces {
+                        uses.push(Use {
+                            from: From::Namespace { namespace: ingress_ns.clone(), labels: BTreeMap::new() },
+                            from_name: format!("namespace {ingress_ns}"),
+                            to: me.clone(),
+                            ports: exposed_numbers.clone(),
+                            why: "the workload is exposed (Ingress, VirtualService or HTTPRoute)".into(),
+                            violation: None,
+                        });
+                    }
                 }
             }
+            if let Some(p) = clients::scrape_port(w).filter(|_| !monitoring.is_empty()) {
+                admits.push(format!("monitoring namespaces {} on TCP {p} (prometheus.io/port)", monitoring.join(", ")));
+                rules.push(json!({
+                    "from": [{"namespaceSelector": namespaces_selector(&monitoring)}],
+                    "ports": with_hbone(vec![json!({"protocol": "TCP", "port": p})], ambient),
+                }));
+            }
+            mesh_rules(&mut rules, &mut admits, ambient, sidecar, &monitoring);
+            let mut spec = Map::new();
+            spec.insert("podSelector".into(), pod_selector(w));
+            spec.insert("ingress".into(), Value::Array(rules));
+            if opts.egress {
+                spec.insert("egress".into(), Value::Array(egress_rules(&ws, &svc_ports, i, &callers, all_labelled, req, ambient)));
+            }
+            drafts.push(Draft {
+                subject: w.object.object_ref(),
+                engine_ref: me,
+                protects: short(w),
+                namespace: ns.to_string(),
+                name: policy_name(req.release, w.name()),
+                spec,
+                admits,
+            });
         }
-        match mode {
-            MeshMode::Ambient => rules.push(json!({"ports": [{"protocol": "TCP", "port": HBONE_PORT}]})),
-            MeshMode::Sidecar if !opts.monitoring_namespaces.is_empty() => rules.push(json!({
-                "from": [{"namespaceSelector": namespaces_selector(&opts.monitoring_namespaces)}],
-                "ports": [{"protocol": "TCP", "port": ENVOY_TELEMETRY_PORT}, {"protocol": "TCP", "port": MERGED_METRICS_PORT}],
-            })),
-            _ => {}
+    }
+
+    for db in &dbs {
+        let configured_owner = opts.database_owners.get(&db.object.name).map(String::as_str);
+        let found = clients::database_clients(db, &ws, &usage, &dbs, configured_owner);
+        let ns = db.namespace().to_string();
+        let ambient = ambient_ns(&ns);
+        let me = db.workload_ref();
+        let protects = if db.cnpg { format!("Cluster/{}", db.object.name) } else { format!("{}/{}", db.object.kind, db.object.name) };
+        let configured: Vec<&DatabaseClient> = opts.database_clients.iter().filter(|c| c.database == db.object.name).collect();
+        let forced = isolate_anyway(&db.object.name);
+        let withhold = |reason: String, out: &mut Generation| {
+            out.withheld.push(Withheld {
+                subject: protects.clone(),
+                namespace: ns.clone(),
+                reason,
+                isolate_with: format!("networkPolicies.isolateAnyway: [{}] (dbiso: --isolate {})", db.object.name, db.object.name),
+            })
+        };
+        if !found.unknown.is_empty() && !forced {
+            withhold(format!("its clients cannot all be established: {}", found.unknown.join("; ")), &mut out);
+            continue;
         }
-    let mut spec = Map::new();
-        spec.insert("podSelector".into(), pod_selector(w));
-        let mut types = vec![json!("Ingress")];
-        if opts.egress {
-            types.push(json!("Egress"));
+        if found.admitted.is_empty() && configured.is_empty() && !forced {
+            withhold("no workload references it, so its policy would admit no client".into(), &mut out);
+            continue;
         }
-        spec.insert("policyTypes".into(), Value::Array(types));
+        let ports: Vec<Value> = with_hbone(db.ports.iter().map(|p| json!({"protocol": "TCP", "port": p})).collect(), ambient);
+        let ports_text = db.ports.iter().map(|p| format!("TCP {p}")).collect::<Vec<_>>().join(", ");
+        let mut admits = Vec::new();
+        let mut peers: Vec<Value> = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (i, via) in &found.admitted {
+            let client = &ws[*i];
+            uses.push(Use {
+                from: From::Workload(view::workload_ref(client.object)),
+                from_name: short(client),
+                to: me.clone(),
+                ports: db.ports.clone(),
+                why: via.clone(),
+                violation: None,
+            });
+            if seen.insert(*i) {
+                admits.push(format!("{} on {ports_text}", short(client)));
+                peers.push(workload_peer(client, &ns));
+            }
+        }
+        for (i, reason) in &found.violators {
+            let client = &ws[*i];
+            uses.push(Use {
+                from: From::Workload(view::workload_ref(client.object)),
+                from_name: short(client),
+                to: me.clone(),
+                ports: db.ports.clone(),
+                why: reason.clone(),
+                violation: Some(reason.clone()),
+            });
+        }
+        for c in &configured {
+            let mut peer = Map::new();
+            if let Some(cns) = &c.namespace {
+                peer.insert("namespaceSelector".into(), namespaces_selector(std::slice::from_ref(cns)));
+            }
+            peer.insert("podSelector".into(), c.pod_selector.json());
+            admits.push(format!("configured client {} on {ports_text}", serde_json::to_string(&c.pod_selector.json()).unwrap_or_default()));
+            peers.push(Value::Object(peer));
+        }
+        let mut rules = Vec::new();
+        if !peers.is_empty() {
+            rules.push(json!({"from": peers, "ports": ports}));
+        }
+        if db.cnpg {
+            // CloudNativePG's operator reaches every instance on the instance manager's status
+            // port and on PostgreSQL; instances replicate to each other
+            // (https://cloudnative-pg.io/documentation/current/networking/).
+            let operator_ports = [meshmove_model::cnpg::POSTGRES_PORT, CNPG_STATUS_PORT];
+            admits.push(format!("the CloudNativePG operator (namespace {}) on TCP 5432, 8000", opts.cnpg_operator_namespace));
+            rules.push(json!({
+                "from": [{"namespaceSelector": namespaces_selector(std::slice::from_ref(&opts.cnpg_operator_namespace)),
+                          "podSelector": {"matchLabels": BTreeMap::from(CNPG_OPERATOR_LABELS)}}],
+                "ports": with_hbone(operator_ports.iter().map(|p| json!({"protocol": "TCP", "port": p})).collect(), ambient),
+            }));
+            uses.push(Use {
+                from: From::Namespace {
+                    namespace: opts.cnpg_operator_namespace.clone(),
+                    labels: CNPG_OPERATOR_LABELS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                },
+                from_name: format!("the CloudNativePG operator ({})", opts.cnpg_operator_namespace),
+                to: me.clone(),
+                ports: operator_ports.to_vec(),
+                why: "the operator manages the instances".into(),
+                violation: None,
+            });
+            admits.push("the cluster's own instances (replication)".into());
+            rules.push(json!({"from": [{"podSelector": {"matchLabels": db.pod_labels}}]}));
+        }
+        if !db.metrics_ports.is_empty() && !monitoring.is_empty() {
+            admits.push(format!("monitoring namespaces {} on the metrics ports", monitoring.join(", ")));
+            rules.push(json!({
+                "from": [{"namespaceSelector": namespaces_selector(&monitoring)}],
+                "ports": with_hbone(db.metrics_ports.iter().map(|p| json!({"protocol": "TCP", "port": p})).collect(), ambient),
+            }));
+        }
+        mesh_rules(&mut rules, &mut admits, ambient, sidecar, &monitoring);
+        let selector = match ws.iter().find(|w| !db.cnpg && w.object.object_ref() == db.object) {
+            Some(w) => pod_selector(w),
+            None => json!({"matchLabels": db.pod_labels}),
+        };
+        let mut spec = Map::new();
+        spec.insert("podSelector".into(), selector);
         spec.insert("ingress".into(), Value::Array(rules));
-        if opts.egress {
-            spec.insert("egress".into(), Value::Array(egress_rules(&ws, &ports, w, mode, opts)));
-        }
-        let name = policy_name(release, w.name());
-        let namespace = w.object.namespace.clone().filter(|ns| !ns.is_empty());
-        let mut metadata = Map::new();
-        metadata.insert("name".into(), json!(name));
-        if let Some(ns) = &namespace {
-            metadata.insert("namespace".into(), json!(ns));
-        }
-        metadata.insert(
-            "labels".into(),
-            json!({GENERATED_LABEL: "true", "app.kubernetes.io/instance": release}),
-        );
-        let object = network_policy(metadata, spec);
-        out.push(Generated { name, namespace: namespace.unwrap_or_default(), object, protects: format!("{}/{}", w.kind(), w.name()) });
+        let name = match req.subjects {
+            Subjects::Release => policy_name(req.release, &db.object.name),
+            Subjects::Databases => {
+                let clash = dbs.iter().filter(|d| d.namespace() == db.namespace() && d.object.name == db.object.name).count() > 1;
+                if clash {
+                    generated_name(&format!("dbiso-{}-{}", db.object.kind.to_ascii_lowercase(), db.object.name))
+                } else {
+                    generated_name(&format!("dbiso-{}", db.object.name))
+                }
+            }
+        };
+        drafts.push(Draft { subject: db.object.clone(), engine_ref: me, protects, namespace: ns, name, spec, admits });
     }
-    // CloudNativePG clusters run pods the stream does not contain: protect them by their label.
-    for db in dbs.iter().filter(|d| d.cnpg) {
-        let name = policy_name(release, &db.object.name);
-        let labels = json!({GENERATED_LABEL: "true", "app.kubernetes.io/instance": release});
-        let object = database_policy(db, &refs, &ws, opts, &name, labels);
-        out.push(Generated { name, namespace: db.namespace().to_string(), object, protects: format!("Cluster/{}", db.object.name) });
+
+    // Prove: the input's engine model, before and with the candidates.
+    let model = view::build(inventory, ModelOptions { probes: false });
+    let candidates: Vec<Candidate> = drafts.iter().map(|d| Candidate { subject: d.engine_ref.clone(), policy: typed(d, req) }).collect();
+    let verdict = proof::prove(&model.cluster, &candidates, &uses);
+    for (i, d) in drafts.into_iter().enumerate() {
+        if let Some((u, ports)) = verdict.withhold.get(&i) {
+            let reason = match uses.get(*u) {
+                Some(u) => format!(
+                    "its policy would cut {} -> {} on {} ({}), a connection the input shows in use",
+                    u.from_name,
+                    d.protects,
+                    ports.iter().map(|p| format!("TCP {p}")).collect::<Vec<_>>().join(", "),
+                    u.why
+                ),
+                None => "the reachability engine could not build the input with its policy".into(),
+            };
+            out.withheld.push(Withheld {
+                subject: d.protects.clone(),
+                namespace: d.namespace.clone(),
+                reason,
+                isolate_with: "add the connection to the policy by hand (the generator never cuts a connection it sees in use)".into(),
+            });
+            continue;
+        }
+        let object = policy_object(&d, req);
+        out.policies.push(Generated { name: d.name, namespace: d.namespace, object, protects: d.protects, subject: d.subject, admits: d.admits });
     }
-    unique_names(&mut out, release);
-    out.sort_by(|a, b| a.name.cmp(&b.name));
+    for (u, ports) in &verdict.cut {
+        let u = &uses[*u];
+        out.cuts.push(Cut {
+            from: u.from_name.clone(),
+            to: format!("{}/{}", u.to.kind.as_str(), u.to.name),
+            ports: ports.clone(),
+            reason: u.violation.clone().unwrap_or_default(),
+            keep_with: format!(
+                "networkPolicies.databaseClients: [{{database: {}, podSelector: {{matchLabels: ...}}}}] (dbiso: fix the violation, or --isolate only the databases you mean)",
+                u.to.name
+            ),
+        });
+    }
+    unique_names(&mut out.policies, req.release);
+    out.policies.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    out.withheld.sort_by(|a, b| (&a.namespace, &a.subject).cmp(&(&b.namespace, &b.subject)));
     out
 }
 
-/// A NetworkPolicy object. (Built from its parts rather than with `json!`, which would copy
-/// them: it serializes interpolated values.)
-fn network_policy(metadata: Map<String, Value>, spec: Map<String, Value>) -> Value {
+/// Mesh rules of every isolated pod: monitoring on the sidecar's telemetry ports, or the
+/// ambient probe source.
+fn mesh_rules(rules: &mut Vec<Value>, admits: &mut Vec<String>, ambient: bool, sidecar: bool, monitoring: &[String]) {
+    if ambient {
+        admits.push(format!("kubelet probes through ztunnel (from {AMBIENT_PROBE_SOURCE})"));
+        rules.push(json!({"from": [{"ipBlock": {"cidr": AMBIENT_PROBE_SOURCE}}]}));
+    } else if sidecar && !monitoring.is_empty() {
+        admits.push(format!("monitoring namespaces {} on TCP {ENVOY_TELEMETRY_PORT}, {MERGED_METRICS_PORT}", monitoring.join(", ")));
+        rules.push(json!({
+            "from": [{"namespaceSelector": namespaces_selector(monitoring)}],
+            "ports": [{"protocol": "TCP", "port": ENVOY_TELEMETRY_PORT}, {"protocol": "TCP", "port": MERGED_METRICS_PORT}],
+        }));
+    }
+}
+
+/// The spec's `policyTypes` and the whole object, as it will be written.
+fn policy_object(d: &Draft, req: &Request<'_>) -> Value {
+    let mut spec = d.spec.clone();
+    let mut types = vec![json!("Ingress")];
+    if spec.contains_key("egress") {
+        types.push(json!("Egress"));
+    }
+    spec.insert("policyTypes".into(), Value::Array(types));
+    let mut metadata = Map::new();
+    metadata.insert("name".into(), json!(d.name));
+    if !d.namespace.is_empty() {
+        metadata.insert("namespace".into(), json!(d.namespace));
+    }
+    metadata.insert("labels".into(), req.labels.clone());
     let mut object = Map::new();
     object.insert("apiVersion".into(), json!("networking.k8s.io/v1"));
     object.insert("kind".into(), json!("NetworkPolicy"));
@@ -297,10 +551,71 @@ fn network_policy(metadata: Map<String, Value>, spec: Map<String, Value>) -> Val
     Value::Object(object)
 }
 
+/// The candidate in the engine's types, in its namespace as the engine's model names it.
+fn typed(d: &Draft, req: &Request<'_>) -> NetworkPolicy {
+    let mut np: NetworkPolicy = serde_json::from_value(policy_object(d, req)).unwrap_or_default();
+    np.metadata.namespace = Some(d.engine_ref.namespace.clone());
+    np
+}
+
+fn egress_rules(
+    ws: &[Workload<'_>],
+    svc_ports: &[BTreeSet<Port>],
+    me: usize,
+    callers: &[Vec<clients::Call>],
+    all_labelled: bool,
+    req: &Request<'_>,
+    ambient: bool,
+) -> Vec<Value> {
+    let opts = req.options;
+    let mut rules = vec![json!({
+        "to": [{"namespaceSelector": namespaces_selector(std::slice::from_ref(&opts.dns_namespace)),
+                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+    })];
+    if all_labelled {
+        // Every Service port of the release: one peer, the union of their ports.
+        let ports: BTreeSet<&Port> = svc_ports.iter().enumerate().filter(|(i, _)| *i != me).flat_map(|(_, p)| p).collect();
+        if !ports.is_empty() {
+            rules.push(json!({"to": [{"podSelector": {"matchLabels": {RELEASE_LABEL: req.release}}}],
+                "ports": with_hbone(ports.into_iter().map(Port::json).collect(), ambient)}));
+        }
+    } else {
+        // The workloads this one is seen calling.
+        for (target, calls) in callers.iter().enumerate() {
+            if let Some(c) = calls.iter().find(|c| c.client == me) {
+                rules.push(json!({"to": [workload_peer(&ws[target], ws[me].namespace())],
+                    "ports": with_hbone(c.ports.iter().map(Port::json).collect(), ambient)}));
+            }
+        }
+    }
+    match req.mode {
+        Some(MeshMode::Sidecar) => rules.push(json!({
+            "to": [{"namespaceSelector": namespaces_selector(std::slice::from_ref(&opts.istio_namespace)),
+                    "podSelector": {"matchLabels": {"app": "istiod"}}}],
+            "ports": [{"protocol": "TCP", "port": 15012}, {"protocol": "TCP", "port": 15017}],
+        })),
+        _ if ambient => rules.push(json!({"ports": [{"protocol": "TCP", "port": HBONE_PORT}]})),
+        _ => {}
+    }
+    rules
+}
+
+/// `<release>-<workload>-ingress`, without doubling a release prefix the workload already has,
+/// a valid name of at most 63 characters ([`generated_name`]).
+pub fn policy_name(release: &str, workload: &str) -> String {
+    let base = if release.is_empty() || workload == release || workload.starts_with(&format!("{release}-")) {
+        workload.to_string()
+    } else {
+        format!("{release}-{workload}")
+    };
+    generated_name(&format!("{base}-ingress"))
+}
+
 /// Two objects of different kinds may share a name (a Deployment and a StatefulSet `api`, a
 /// workload and a CloudNativePG cluster), and so would their policies: a release holding two
-/// NetworkPolicies of one name does not install. The first keeps the name (workloads in
-/// [`meshmove_model::workload::WORKLOAD_KINDS`] order, then clusters); later ones get their kind in it.
+/// NetworkPolicies of one name does not install. The first keeps the name; later ones get their
+/// kind in it.
 fn unique_names(out: &mut [Generated], release: &str) {
     let mut taken: BTreeSet<(String, String)> = BTreeSet::new();
     for g in out.iter_mut() {
@@ -321,241 +636,6 @@ fn unique_names(out: &mut [Generated], release: &str) {
         }
         g.name = candidate;
     }
-}
-
-/// Peers for "any workload of this release": one selector on the release label when every
-/// (non-database) workload carries it, else one selector per workload.
-fn release_peers(ws: &[Workload<'_>], dbs: &[Database], release: &str) -> Vec<Value> {
-    let clients: Vec<&Workload<'_>> = ws.iter().filter(|w| !dbs.iter().any(|d| d.object == w.object.object_ref())).collect();
-    let all_labelled = !release.is_empty()
-        && clients.iter().all(|w| w.pod_labels().get(RELEASE_LABEL).is_some_and(|r| r == release));
-    if all_labelled {
-        return vec![json!({"podSelector": {"matchLabels": {RELEASE_LABEL: release}}})];
-    }
-    clients.iter().map(|w| json!({"podSelector": pod_selector(w)})).collect()
-}
-
-/// Helm's recommended release label.
-pub const RELEASE_LABEL: &str = "app.kubernetes.io/instance";
-
-/// One ingress policy isolating a database: its pods (selected by the workload's own selector,
-/// or CloudNativePG's `cnpg.io/cluster` label) admit only [`database_rules`]. `kubectl dbiso
-/// generate` writes these; the post-renderer writes the same for CloudNativePG clusters.
-pub fn database_policy(
-    db: &Database,
-    refs: &[owners::Reference],
-    ws: &[Workload<'_>],
-    opts: &PolicyOptions,
-    name: &str,
-    labels: Value,
-) -> Value {
-    let selector = match ws.iter().find(|w| !db.cnpg && w.object.object_ref() == db.object) {
-        Some(w) => pod_selector(w),
-        None => json!({"matchLabels": db.pod_labels}),
-    };
-    let mut metadata = Map::new();
-    metadata.insert("name".into(), json!(name));
-    if let Some(ns) = db.object.namespace.as_ref().filter(|ns| !ns.is_empty()) {
-        metadata.insert("namespace".into(), json!(ns));
-    }
-    metadata.insert("labels".into(), labels);
-    json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": metadata,
-        "spec": {"podSelector": selector, "policyTypes": ["Ingress"], "ingress": database_rules(db, refs, ws, opts)}})
-}
-
-/// Rules that let only a database's referencing workloads (and the configured
-/// [`PolicyOptions::database_clients`] of it) in on its client ports, plus the
-/// CloudNativePG operator (status and metrics ports) and replication between a cluster's
-/// instances, and the monitoring namespaces on the database's metrics ports.
-pub fn database_rules(db: &Database, refs: &[owners::Reference], ws: &[Workload<'_>], opts: &PolicyOptions) -> Vec<Value> {
-    let mut rules = Vec::new();
-    let clients: Vec<Value> = refs
-        .iter()
-        .filter(|r| r.database == db.object)
-        .filter_map(|r| ws.iter().find(|w| w.object.object_ref() == r.workload))
-        .map(|w| {
-            let mut peer = Map::new();
-            if w.namespace() != db.namespace() {
-                peer.insert("namespaceSelector".into(), namespaces_selector(&[w.namespace().to_string()]));
-            }
-            peer.insert("podSelector".into(), pod_selector(w));
-            Value::Object(peer)
-        })
-        .chain(opts.database_clients.iter().filter(|c| c.database == db.object.name).map(|c| {
-            let mut peer = Map::new();
-            if let Some(ns) = &c.namespace {
-                peer.insert("namespaceSelector".into(), namespaces_selector(std::slice::from_ref(ns)));
-            }
-            peer.insert("podSelector".into(), c.pod_selector.json());
-            Value::Object(peer)
-        }))
-        .collect();
-    if !clients.is_empty() {
-        let ports: Vec<Value> = db.ports.iter().map(|p| json!({"protocol": "TCP", "port": p})).collect();
-        rules.push(json!({"from": clients, "ports": ports}));
-    }
-    if db.cnpg {
-        rules.push(json!({
-            "from": [{"namespaceSelector": namespaces_selector(std::slice::from_ref(&opts.cnpg_operator_namespace))}],
-            "ports": [{"protocol": "TCP", "port": CNPG_STATUS_PORT}, {"protocol": "TCP", "port": CNPG_METRICS_PORT}],
-        }));
-        // Instances of one cluster replicate to each other.
-        rules.push(json!({"from": [{"podSelector": {"matchLabels": db.pod_labels}}]}));
-    }
-    if !db.metrics_ports.is_empty() && !opts.monitoring_namespaces.is_empty() {
-        rules.push(json!({
-            "from": [{"namespaceSelector": namespaces_selector(&opts.monitoring_namespaces)}],
-            "ports": db.metrics_ports.iter().map(|p| json!({"protocol": "TCP", "port": p})).collect::<Vec<_>>(),
-        }));
-    }
-    rules
-}
-
-fn egress_rules(ws: &[Workload<'_>], ports: &[BTreeSet<Port>], me: &Workload<'_>, mode: MeshMode, opts: &PolicyOptions) -> Vec<Value> {
-    let mut rules = vec![json!({
-        "to": [{"namespaceSelector": namespaces_selector(std::slice::from_ref(&opts.dns_namespace)),
-                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
-        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-    })];
-    let same = |o: &Workload<'_>| o.object.kind == me.object.kind && o.object.namespace == me.object.namespace && o.object.name == me.object.name;
-    for (other, ports) in ws.iter().zip(ports).filter(|(o, _)| !same(o)) {
-        if !ports.is_empty() {
-            rules.push(json!({"to": [{"podSelector": pod_selector(other)}], "ports": ports.iter().map(Port::json).collect::<Vec<_>>()}));
-        }
-    }
-    match mode {
-        MeshMode::Sidecar => rules.push(json!({
-            "to": [{"namespaceSelector": namespaces_selector(std::slice::from_ref(&opts.istio_namespace)),
-                    "podSelector": {"matchLabels": {"app": "istiod"}}}],
-            "ports": [{"protocol": "TCP", "port": 15012}, {"protocol": "TCP", "port": 15017}],
-        })),
-        MeshMode::Ambient => rules.push(json!({"ports": [{"protocol": "TCP", "port": HBONE_PORT}]})),
-        MeshMode::None => {}
-    }
-    rules
-}
-
-/// `<release>-<workload>-ingress`, without doubling a release prefix the workload already has,
-/// shortened with a stable hash when longer than a label value allows.
-pub fn policy_name(release: &str, workload: &str) -> String {
-    let base = if release.is_empty() || workload == release || workload.starts_with(&format!("{release}-")) {
-        workload.to_string()
-    } else {
-        format!("{release}-{workload}")
-    };
-    let name = format!("{base}-ingress");
-    if name.len() <= 63 {
-        return name;
-    }
-    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-    format!("{}-{:08x}", name[..54].trim_end_matches(['-', '.']), hash as u32)
-}
-
-/// The selector of a workload's own pods: its `spec.selector` where it has one, else its pod
-/// template labels.
-fn pod_selector(w: &Workload<'_>) -> Value {
-    let sel = w.object.value.pointer("/spec/selector");
-    match (w.kind(), sel) {
-        ("Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet", Some(sel)) if sel.is_object() => sel.clone(),
-        _ => json!({"matchLabels": w.pod_labels()}),
-    }
-}
-
-fn namespaces_selector(names: &[String]) -> Value {
-    if let [one] = names {
-        return json!({"matchLabels": {"kubernetes.io/metadata.name": one}});
-    }
-    json!({"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": names}]})
-}
-
-/// The Services of an inventory with their selectors, read once. A Service without a selector
-/// selects nothing (as in [`discover::service_selects`]).
-struct ServiceIndex<'a> {
-    services: Vec<(&'a meshmove_model::inventory::Object, BTreeMap<String, String>)>,
-}
-
-impl<'a> ServiceIndex<'a> {
-    fn new(inventory: &'a Inventory) -> Self {
-        let services = inventory
-            .of(&kinds::SERVICE)
-            .map(|s| (s, string_map(s.value.pointer("/spec/selector"))))
-            .filter(|(_, selector)| !selector.is_empty())
-            .collect();
-        ServiceIndex { services }
-    }
-
-    /// The Services in the workload's namespace whose selector matches its pod labels.
-    fn selecting(&self, w: &Workload<'_>) -> Vec<&'a meshmove_model::inventory::Object> {
-        let labels = w.pod_labels();
-        self.services
-            .iter()
-            .filter(|(s, selector)| s.namespace == w.object.namespace && selector.iter().all(|(k, v)| labels.get(k) == Some(v)))
-            .map(|(s, _)| *s)
-            .collect()
-    }
-}
-
-/// Target ports of a Service (the pod ports a NetworkPolicy must name), TCP only.
-fn target_ports(service: &meshmove_model::inventory::Object) -> Vec<Port> {
-    service
-        .value
-        .pointer("/spec/ports")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter(|p| p.get("protocol").and_then(Value::as_str).is_none_or(|proto| proto == "TCP"))
-        .filter_map(|p| match p.get("targetPort").or_else(|| p.get("port"))? {
-            Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()).map(Port::Number),
-            Value::String(s) => Some(s.parse::<u16>().map_or_else(|_| Port::Named(s.clone()), Port::Number)),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Services reached from outside: Ingress backends, VirtualService and HTTPRoute destinations.
-fn exposed_services(inventory: &Inventory) -> BTreeSet<(String, String)> {
-    let mut out = BTreeSet::new();
-    for ing in inventory.of(&kinds::INGRESS) {
-        let ns = ing.namespace.clone().unwrap_or_default();
-        let mut backends: Vec<&Value> = ing.value.pointer("/spec/defaultBackend").into_iter().collect();
-        for rule in ing.value.pointer("/spec/rules").and_then(Value::as_array).into_iter().flatten() {
-            backends.extend(rule.pointer("/http/paths").and_then(Value::as_array).into_iter().flatten().filter_map(|p| p.get("backend")));
-        }
-        for b in backends {
-            if let Some(name) = b.pointer("/service/name").and_then(Value::as_str) {
-                out.insert((ns.clone(), name.to_string()));
-            }
-        }
-    }
-    for vs in inventory.of(&kinds::VIRTUAL_SERVICE) {
-        let ns = vs.namespace.clone().unwrap_or_default();
-        for section in ["http", "tcp", "tls"] {
-            for route in vs.value.pointer(&format!("/spec/{section}")).and_then(Value::as_array).into_iter().flatten() {
-                for dest in route.get("route").and_then(Value::as_array).into_iter().flatten() {
-                    if let Some(host) = dest.pointer("/destination/host").and_then(Value::as_str) {
-                        let mut parts = host.split('.');
-                        let svc = parts.next().unwrap_or_default().to_string();
-                        let svc_ns = parts.next().filter(|p| *p != "svc").map_or_else(|| ns.clone(), str::to_string);
-                        out.insert((svc_ns, svc));
-                    }
-                }
-            }
-        }
-    }
-    for route in inventory.of(&kinds::HTTP_ROUTE) {
-        let ns = route.namespace.clone().unwrap_or_default();
-        for rule in route.value.pointer("/spec/rules").and_then(Value::as_array).into_iter().flatten() {
-            for b in rule.get("backendRefs").and_then(Value::as_array).into_iter().flatten() {
-                if b.get("kind").and_then(Value::as_str).is_none_or(|k| k == "Service")
-                    && let Some(name) = b.get("name").and_then(Value::as_str)
-                {
-                    let bns = b.get("namespace").and_then(Value::as_str).map_or_else(|| ns.clone(), str::to_string);
-                    out.insert((bns, name.to_string()));
-                }
-            }
-        }
-    }
-    out
 }
 
 /// The release name the stream belongs to: the most common `app.kubernetes.io/instance` label
@@ -579,22 +659,9 @@ pub fn most_common_first<'a>(names: impl Iterator<Item = &'a str>) -> Vec<(Strin
         *counts.entry(name).or_default() += 1;
     }
     let mut out: Vec<(String, usize)> = counts.into_iter().map(|(name, n)| (name.to_string(), n)).collect();
-    // Stable: equal counts keep the map's (name) order.
     out.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
     out
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_are_stable_short_and_not_doubled() {
-        assert_eq!(policy_name("shop", "api"), "shop-api-ingress");
-        assert_eq!(policy_name("shop", "shop-api"), "shop-api-ingress");
-        let long = policy_name("release", &"x".repeat(80));
-        assert!(long.len() <= 63, "{long}");
-        assert_eq!(long, policy_name("release", &"x".repeat(80)));
-        assert_ne!(long, policy_name("release", &"x".repeat(81)));
-    }
-}
+mod tests;

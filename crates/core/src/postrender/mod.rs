@@ -146,6 +146,14 @@ pub struct Summary {
     pub injections: Vec<Injection>,
     /// Names of generated NetworkPolicies.
     pub generated: Vec<String>,
+    /// The generated policies with what each admits.
+    pub policies: Vec<policies::Generated>,
+    /// Workloads left without a policy, why, and how to isolate them anyway.
+    pub withheld: Vec<policies::Withheld>,
+    /// Connections in use the policies cut on purpose (a service using another's database).
+    pub cuts: Vec<policies::Cut>,
+    /// Warnings about the policy configuration.
+    pub notes: Vec<String>,
 }
 
 /// The result: the full output stream and a summary.
@@ -224,7 +232,11 @@ pub fn post_render(input: &str, cfg: &PostRenderConfig) -> Result<Rendered, Post
 
     // Generated policies come from the non-hook objects as the chart rendered them (the
     // originals, not the injected copies); generation takes them over, so nothing is copied.
-    let (generated, databases) = if cfg.inject.network_policies { generate(docs, cfg) } else { (Vec::new(), BTreeSet::new()) };
+    let (generation, databases) = if cfg.inject.network_policies { generate(docs, cfg) } else { Default::default() };
+    let policies::Generation { policies: generated, withheld, cuts, notes } = generation;
+    summary.withheld = withheld;
+    summary.cuts = cuts;
+    summary.notes = notes;
     if cfg.inject.network_policies && cfg.network_policies.database_isolation {
         // A configured client of a database the stream does not run is reported (a typo, or a
         // run over hooks only), not an error: the same configuration serves every run.
@@ -246,7 +258,7 @@ pub fn post_render(input: &str, cfg: &PostRenderConfig) -> Result<Rendered, Post
         if !existing.insert((ns, g.name.clone())) {
             continue;
         }
-        let mut object = g.object;
+        let mut object = g.object.clone();
         if helm4 && let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
             meta.insert("annotations".into(), serde_json::json!({HELM4_FILENAME_ANNOTATION: GENERATED_SOURCE}));
         }
@@ -259,7 +271,8 @@ pub fn post_render(input: &str, cfg: &PostRenderConfig) -> Result<Rendered, Post
         output.push_str(GENERATED_SOURCE);
         output.push('\n');
         yaml::write_yaml(&mut output, &object);
-        summary.generated.push(g.name);
+        summary.generated.push(g.name.clone());
+        summary.policies.push(g);
     }
     Ok(Rendered { output, summary })
 }
@@ -352,8 +365,9 @@ fn is_marker(line: &str, marker: &str) -> bool {
     line.starts_with(marker) && matches!(line.as_bytes().get(3), None | Some(b' ' | b'\t'))
 }
 
-/// NetworkPolicies for the non-hook objects of `docs` (which it takes over: no object is copied
-/// unless several releases share it, below).
+/// NetworkPolicies for the workloads of `docs` (which it takes over: no object is copied unless
+/// several releases share it, below). Helm hooks are read as clients (a migration Job connects
+/// to its database) but never get a policy.
 ///
 /// A post-renderer sees one release, and its objects usually all carry the release's
 /// `app.kubernetes.io/instance` label. A stream can hold several releases, though
@@ -364,14 +378,11 @@ fn is_marker(line: &str, marker: &str) -> bool {
 /// the others, and make the output grow with the square of the stream). See [`release_groups`].
 ///
 /// Also returns the names of the databases found, when database clients are configured.
-fn generate(docs: Vec<Doc<'_>>, cfg: &PostRenderConfig) -> (Vec<policies::Generated>, BTreeSet<String>) {
+fn generate(docs: Vec<Doc<'_>>, cfg: &PostRenderConfig) -> (policies::Generation, BTreeSet<String>) {
     let objects: Vec<Classified> = docs
         .into_iter()
         .filter_map(|d| {
             let v = d.value?;
-            if annotation(&v, "helm.sh/hook").is_some() {
-                return None;
-            }
             let api_version = v.get("apiVersion")?.as_str()?.to_string();
             let kind = v.get("kind")?.as_str()?.to_string();
             let name = at(&v, "/metadata/name")?.as_str()?.to_string();
@@ -388,7 +399,7 @@ fn generate(docs: Vec<Doc<'_>>, cfg: &PostRenderConfig) -> (Vec<policies::Genera
             Some(Classified { object, workload, subject })
         })
         .collect();
-    let mut out = Vec::new();
+    let mut out = policies::Generation::default();
     let mut databases = BTreeSet::new();
     let clients = cfg.network_policies.database_isolation && !cfg.network_policies.database_clients.is_empty();
     for (release, objects) in release_groups(objects, cfg.release.as_deref()) {
@@ -396,9 +407,16 @@ fn generate(docs: Vec<Doc<'_>>, cfg: &PostRenderConfig) -> (Vec<policies::Genera
         if clients {
             databases.extend(crate::dbiso::discover::databases(&inventory).into_iter().map(|d| d.object.name));
         }
-        out.extend(policies::generate(&inventory, &release, cfg.mode, &cfg.network_policies));
+        let req = policies::Request {
+            subjects: policies::Subjects::Release,
+            release: &release,
+            mode: Some(cfg.mode),
+            options: &cfg.network_policies,
+            labels: serde_json::json!({policies::GENERATED_LABEL: "true", policies::RELEASE_LABEL: release}),
+        };
+        out.extend(policies::generate(&inventory, &req));
     }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out.policies.sort_by(|a, b| a.name.cmp(&b.name));
     (out, databases)
 }
 
@@ -646,10 +664,18 @@ spec:
         (rule["from"].as_array().unwrap().clone(), r.summary)
     }
 
+    /// A Helm hook of the release that names the database (a schema migration) is one of its
+    /// clients: cutting it would fail the next `helm upgrade`.
     #[test]
-    fn without_configuration_the_hook_job_is_not_a_client() {
+    fn a_hook_job_that_names_the_database_is_a_client() {
         let (peers, _) = database_peers(&PostRenderConfig::default());
-        assert_eq!(peers, [serde_json::json!({"podSelector": {"matchLabels": {"app": "api"}}})]);
+        assert_eq!(
+            peers,
+            [
+                serde_json::json!({"podSelector": {"matchLabels": {"app": "api"}}}),
+                serde_json::json!({"podSelector": {"matchLabels": {"app": "migrate", "app.kubernetes.io/instance": "rel"}}}),
+            ]
+        );
     }
 
     #[test]
@@ -662,6 +688,7 @@ spec:
             peers,
             [
                 serde_json::json!({"podSelector": {"matchLabels": {"app": "api"}}}),
+                serde_json::json!({"podSelector": {"matchLabels": {"app": "migrate", "app.kubernetes.io/instance": "rel"}}}),
                 serde_json::json!({"podSelector": {"matchLabels": {"app": "migrate"}}}),
                 serde_json::json!({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "batch"}},
                                    "podSelector": {"matchExpressions": [{"key": "team", "operator": "In", "values": ["data"]},
@@ -683,7 +710,7 @@ spec:
     fn a_client_of_an_unknown_database_is_reported_not_used() {
         let cfg = config("networkPolicies:\n  databaseClients:\n  - database: pq\n    podSelector: {matchLabels: {app: migrate}}\n");
         let (peers, summary) = database_peers(&cfg);
-        assert_eq!(peers.len(), 1);
+        assert_eq!(peers.len(), 2, "api and the hook, nothing configured: {peers:?}");
         let note = summary.injections.iter().find(|i| i.workload == "networkPolicies.databaseClients[0]").expect("note");
         assert!(note.skipped);
         assert_eq!(note.change, "not used: no database `pq` in this stream");

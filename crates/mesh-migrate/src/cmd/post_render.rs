@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use meshmove_cli::{Exit, Out};
+use meshmove_cli::{Exit, Out, OutputFlags, OutputFormat};
 use meshmove_core::inject::{JobPolicy, MeshMode};
 use meshmove_core::postrender::{self, PostRenderConfig};
 
@@ -69,7 +69,9 @@ pub struct PostRenderArgs {
     /// Print a unified diff of input and output instead of the output
     #[arg(long)]
     diff: bool,
-    /// Print a table of what was injected where on stderr
+    /// Print what was injected where, what each generated policy admits, the workloads left
+    /// unisolated and why, and every connection cut, on stderr (`-o json|yaml` for a structured
+    /// report; stdout keeps the manifests)
     #[arg(long)]
     report: bool,
 }
@@ -131,24 +133,41 @@ impl PostRenderArgs {
     }
 }
 
-pub fn run(args: &PostRenderArgs) -> Result<Exit> {
+pub fn run(args: &PostRenderArgs, output: &OutputFlags) -> Result<Exit> {
+    if output.output != OutputFormat::Table && !args.report {
+        anyhow::bail!("post-render writes manifests on stdout; -o {:?} applies to its --report (on stderr): add --report", output.output);
+    }
     let cfg = args.config()?;
     let mut input = String::new();
     std::io::stdin().read_to_string(&mut input).context("reading the rendered manifests from stdin")?;
+    if !super::mask::has_objects(&input) {
+        // Helm never sends an empty stream and refuses an empty output: empty input is a mistake.
+        anyhow::bail!("stdin holds no Kubernetes object (it is empty, blank or comments only): nothing to post-render");
+    }
     // Everything is computed before the first byte is written: on error stdout stays empty.
     let rendered = postrender::post_render(&input, &cfg)?;
     let mut out = Out::new();
     if args.diff {
         // Compare with the changed documents re-emitted as they were, so only injections show.
+        // Secret values are masked as `kubectl diff` masks them (see `mask`).
         let before = postrender::normalized_input(&input, &rendered.summary)?;
-        let diff = similar::TextDiff::from_lines(&before, &rendered.output);
-        out.write_str(&diff.unified_diff().context_radius(3).header("rendered", "post-rendered").to_string())?;
+        out.write_str(&super::mask::masked_diff(&before, &rendered.output, ("rendered", "post-rendered")))?;
     } else {
         out.write_str(&rendered.output)?;
     }
     out.flush()?;
     if args.report {
-        report(&rendered.summary);
+        match output.output {
+            OutputFormat::Json | OutputFormat::Yaml => {
+                let json = serde_json::to_value(&rendered.summary)?;
+                let text = match output.output {
+                    OutputFormat::Yaml => meshmove_model::yaml::to_yaml_string(&json),
+                    _ => format!("{}\n", serde_json::to_string_pretty(&json)?),
+                };
+                eprint!("{text}");
+            }
+            OutputFormat::Table | OutputFormat::Wide => report(&rendered.summary),
+        }
     }
     Ok(Exit::Ok)
 }
@@ -158,14 +177,24 @@ fn report(s: &postrender::Summary) {
         .injections
         .iter()
         .map(|i| vec![i.workload.clone(), i.container.clone().unwrap_or_else(|| "-".into()), i.change.clone()])
-        .chain(s.generated.iter().map(|g| vec![format!("NetworkPolicy/{g}"), "-".into(), "generated".into()]))
+        .chain(s.policies.iter().map(|g| vec![format!("NetworkPolicy/{}", g.name), "-".into(), format!("isolates {}; admits {}", g.protects, g.admits.join("; "))]))
+        .chain(s.withheld.iter().map(|w| vec![w.subject.clone(), "-".into(), format!("not isolated: {}; to isolate it anyway: {}", w.reason, w.isolate_with)]))
+        .chain(s.cuts.iter().map(|c| {
+            let ports: Vec<String> = c.ports.iter().map(|p| format!("TCP {p}")).collect();
+            vec![c.to.clone(), "-".into(), format!("cuts {} on {}: {}; to keep it: {}", c.from, ports.join(", "), c.reason, c.keep_with)]
+        }))
         .collect();
     eprint!("{}", meshmove_cli::render::table(&["WORKLOAD", "CONTAINER", "CHANGE"], rows));
+    for n in &s.notes {
+        eprintln!("warning: {n}");
+    }
     eprintln!(
-        "{} documents, {} changed, {} injections, {} NetworkPolicies generated",
+        "{} documents, {} changed, {} injections, {} NetworkPolicies generated, {} workloads not isolated, {} connections cut",
         s.documents,
         s.changed,
         s.injections.iter().filter(|i| !i.skipped).count(),
-        s.generated.len()
+        s.generated.len(),
+        s.withheld.len(),
+        s.cuts.len()
     );
 }

@@ -1,0 +1,200 @@
+//! Proof before writing: the exact NetworkPolicy engine decides, on the input as it is and with
+//! the candidate policies added, whether every connection the input shows in use survives.
+//!
+//! For each connection in use ([`Use`]) the engine answers which of its ports are allowed
+//! *before* (existing policies only). Those ports must still be allowed *after* the candidates
+//! are added, unless the connection is a violation the policies exist to cut. When a port is
+//! lost, the candidate responsible is the one isolating the destination's ingress (or the
+//! source's egress); it is withheld and the proof runs again, until nothing in use is cut. A
+//! withheld candidate only removes restrictions, so this ends after at most one round per
+//! candidate, and usually after one.
+//!
+//! Sources that are not workloads of the input (the CloudNativePG operator, ingress
+//! controllers, monitoring) stand in the model as one synthetic pod in their namespace with the
+//! labels the policy admits them by.
+
+use std::collections::{BTreeMap, HashMap};
+
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use meshmove_netpol::{ClusterModel, Connection, Engine, EngineOptions, NamespaceInfo, PodId, PodInfo, Protocol, Target, WorkloadRef};
+
+/// Where a connection comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum From {
+    Workload(WorkloadRef),
+    /// Pods of a namespace outside the input (an operator, ingress controllers, monitoring),
+    /// with the labels the generated rule selects them by.
+    Namespace { namespace: String, labels: BTreeMap<String, String> },
+}
+
+/// A connection the input shows in use.
+#[derive(Debug, Clone)]
+pub struct Use {
+    pub from: From,
+    /// How reports name the source.
+    pub from_name: String,
+    pub to: WorkloadRef,
+    /// TCP ports.
+    pub ports: Vec<u16>,
+    pub why: String,
+    /// `Some(reason)`: a connection the policies are meant to cut.
+    pub violation: Option<String>,
+}
+
+/// A candidate policy and the workload whose pods it selects.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub subject: WorkloadRef,
+    pub policy: NetworkPolicy,
+}
+
+/// The outcome: candidates to withhold (with the connection each would cut) and the violations
+/// the remaining policies do cut.
+#[derive(Debug, Clone, Default)]
+pub struct Verdict {
+    /// Candidate index -> (use index, ports it would cut).
+    pub withhold: BTreeMap<usize, (usize, Vec<u16>)>,
+    /// Use index -> ports cut (violations only).
+    pub cut: Vec<(usize, Vec<u16>)>,
+    /// Uses whose source or destination has no pod in the model (not checked).
+    pub unchecked: Vec<usize>,
+}
+
+struct Pods {
+    by_workload: HashMap<WorkloadRef, Vec<PodId>>,
+}
+
+impl Pods {
+    fn new(engine: &Engine) -> Pods {
+        let mut by_workload: HashMap<WorkloadRef, Vec<PodId>> = HashMap::new();
+        for (id, p) in engine.pods() {
+            by_workload.entry(p.workload()).or_default().push(id);
+        }
+        Pods { by_workload }
+    }
+
+    fn of(&self, w: &WorkloadRef) -> &[PodId] {
+        self.by_workload.get(w).map_or(&[], Vec::as_slice)
+    }
+}
+
+const SOURCE_POD: &str = "(source)";
+
+/// Add one synthetic pod per distinct namespace source (and its namespace when absent).
+fn with_sources(model: &ClusterModel, uses: &[Use]) -> (ClusterModel, Vec<Option<WorkloadRef>>) {
+    let mut model = model.clone();
+    let mut names: BTreeMap<(String, BTreeMap<String, String>), WorkloadRef> = BTreeMap::new();
+    let mut source_of = Vec::with_capacity(uses.len());
+    for u in uses {
+        match &u.from {
+            From::Workload(w) => source_of.push(Some(w.clone())),
+            From::Namespace { namespace, labels } => {
+                let next = names.len();
+                let w = names.entry((namespace.clone(), labels.clone())).or_insert_with(|| {
+                    let name = format!("{SOURCE_POD}-{next}");
+                    if !model.namespaces.iter().any(|n| &n.name == namespace) {
+                        model.namespaces.push(NamespaceInfo::new(namespace.clone(), BTreeMap::new()));
+                    }
+                    let pod = PodInfo::new(namespace.clone(), name).with_labels(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                    let r = pod.workload();
+                    model.pods.push(pod);
+                    r
+                });
+                source_of.push(Some(w.clone()));
+            }
+        }
+    }
+    (model, source_of)
+}
+
+fn allowed_ports(conn: &Connection, ports: &[u16]) -> Vec<u16> {
+    ports.iter().copied().filter(|&p| conn.allows(Protocol::Tcp, p)).collect()
+}
+
+/// Prove `candidates` against `uses` on `model` (the input's engine model).
+pub fn prove(model: &ClusterModel, candidates: &[Candidate], uses: &[Use]) -> Verdict {
+    let (base, source_of) = with_sources(model, uses);
+    let Ok((before, _)) = Engine::build_lenient(&base, EngineOptions::default()) else {
+        // The input's own model does not build (a duplicate object): nothing can be shown safe.
+        return Verdict {
+            withhold: (0..candidates.len()).map(|i| (i, (usize::MAX, Vec::new()))).collect(),
+            ..Verdict::default()
+        };
+    };
+    let pods = Pods::new(&before);
+    // The ports of each use allowed before, per (source pod, destination pod).
+    let mut pairs: Vec<Vec<(PodId, PodId, Vec<u16>)>> = Vec::with_capacity(uses.len());
+    let mut verdict = Verdict::default();
+    for (i, u) in uses.iter().enumerate() {
+        let src = source_of[i].as_ref().and_then(|w| pods.of(w).first().copied());
+        let dsts = pods.of(&u.to);
+        let Some(src) = src.filter(|_| !dsts.is_empty()) else {
+            verdict.unchecked.push(i);
+            pairs.push(Vec::new());
+            continue;
+        };
+        pairs.push(
+            dsts.iter()
+                .map(|&dst| (src, dst, allowed_ports(&before.allowed(src, dst), &u.ports)))
+                .filter(|(_, _, p)| !p.is_empty())
+                .collect(),
+        );
+    }
+    let by_subject: HashMap<&WorkloadRef, Vec<usize>> = candidates.iter().enumerate().fold(HashMap::new(), |mut m, (i, c)| {
+        m.entry(&c.subject).or_default().push(i);
+        m
+    });
+    loop {
+        // Applying a candidate replaces a policy of the same name (a second run over its own
+        // output, or `dbiso apply` over what it applied before).
+        let mut after_model = base.clone();
+        let active: Vec<&NetworkPolicy> =
+            candidates.iter().enumerate().filter(|(i, _)| !verdict.withhold.contains_key(i)).map(|(_, c)| &c.policy).collect();
+        let replaced: std::collections::HashSet<(&Option<String>, &Option<String>)> =
+            active.iter().map(|p| (&p.metadata.namespace, &p.metadata.name)).collect();
+        after_model.policies.retain(|p| !replaced.contains(&(&p.metadata.namespace, &p.metadata.name)));
+        after_model.policies.extend(active.into_iter().cloned());
+        let Ok((after, _)) = Engine::build_lenient(&after_model, EngineOptions::default()) else {
+            // A candidate the engine cannot build with: withhold them all.
+            for i in 0..candidates.len() {
+                verdict.withhold.entry(i).or_insert((usize::MAX, Vec::new()));
+            }
+            verdict.cut.clear();
+            return verdict;
+        };
+        // Pod ids are positions in the model, which only gained policies: they carry over.
+        let mut blamed = false;
+        verdict.cut.clear();
+        for (i, u) in uses.iter().enumerate() {
+            let mut lost_all: Vec<u16> = Vec::new();
+            for (src, dst, required) in &pairs[i] {
+                let now = after.allowed(*src, *dst);
+                let lost: Vec<u16> = required.iter().copied().filter(|&p| !now.allows(Protocol::Tcp, p)).collect();
+                if lost.is_empty() {
+                    continue;
+                }
+                if u.violation.is_some() {
+                    lost_all.extend(&lost);
+                    continue;
+                }
+                // The destination's ingress, else the source's egress, is what cut it.
+                let ingress_cuts = lost.iter().any(|&p| !after.ingress(*dst, Target::Pod(*src)).allows(Protocol::Tcp, p));
+                let culprit = if ingress_cuts { &u.to } else { &after.pod(*src).workload() };
+                for &c in by_subject.get(culprit).into_iter().flatten() {
+                    if let std::collections::btree_map::Entry::Vacant(e) = verdict.withhold.entry(c) {
+                        e.insert((i, lost.clone()));
+                        blamed = true;
+                    }
+                }
+            }
+            if !lost_all.is_empty() {
+                lost_all.sort_unstable();
+                lost_all.dedup();
+                verdict.cut.push((i, lost_all));
+            }
+        }
+        if !blamed {
+            return verdict;
+        }
+    }
+}
