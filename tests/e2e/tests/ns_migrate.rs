@@ -848,3 +848,91 @@ fn ns_create_writes_the_seed_plans_destination_rules_and_takes_the_traffic_profi
     assert!(r.stderr.contains("maxConnection"), "{}", r.stderr);
     assert!(e.writes().is_empty(), "{:?}", e.writes());
 }
+
+impl Env {
+    /// Patch the status of a pod of `workload` in the mesh namespace with real kubectl, as the
+    /// kubelet would report it; returns the pod's name.
+    fn patch_mesh_pod_status(&self, workload: &str, status: Value) -> String {
+        let mesh = self.mesh();
+        let pod = self
+            .double
+            .list("v1", "Pod", Some(&mesh))
+            .into_iter()
+            .find(|p| p["metadata"]["labels"]["app"] == workload)
+            .unwrap_or_else(|| panic!("no pod of {workload} in {mesh}"));
+        let name = pod["metadata"]["name"].as_str().unwrap().to_string();
+        let patch = json!({"status": status}).to_string();
+        run(
+            &e2e::venv_tool("kubectl"),
+            &["--kubeconfig", self.kubeconfig.to_str().unwrap(), "patch", "pod", &name, "-n", &mesh, "--subresource=status", "--type=merge", "-p", &patch],
+            None,
+            &[],
+        )
+        .expect_code(0);
+        name
+    }
+
+    fn vs_generation(&self, service: &str) -> i64 {
+        self.get("networking.istio.io/v1", "VirtualService", &self.mesh(), service).unwrap()["metadata"]["generation"].as_i64().unwrap()
+    }
+}
+
+#[test]
+fn gates_on_the_current_state_are_checked_before_the_next_weight_is_written() {
+    let e = env();
+    e.mm(&["ns", "create", "shop"]).expect_code(0);
+    e.mm(&["ns", "shift", "shop", "10"]).expect_code(0);
+    let generation = e.vs_generation("api");
+    // A mesh pod stops being ready while 10 % of the traffic goes to the mesh side.
+    let pod = e.patch_mesh_pod_status("api", json!({"conditions": [{"type": "Ready", "status": "False", "reason": "ContainersNotReady"}]}));
+    assert_eq!(e.get("apps/v1", "Deployment", "shop-mesh", "api").unwrap()["status"]["readyReplicas"], 2);
+    e.double.clear_requests();
+    let r = e.mm(&["ns", "shift", "shop", "25", "--on-failure", "freeze"]).expect_code(1);
+    assert!(r.stdout.contains(&format!("Pod/{pod}: not ready")), "the reason is named: {}", r.stdout);
+    // 25 % was never written: no VirtualService write at all, the weight holds.
+    assert!(!e.writes().iter().any(|w| w.path.contains("/virtualservices")), "{:?}", e.writes());
+    assert_eq!((e.weight("api"), e.weight("web")), (Some(10), Some(10)));
+    assert_eq!(e.vs_generation("api"), generation);
+    let st = e.state();
+    assert_eq!((st["phase"].as_str(), st["weight"].as_i64()), (Some("frozen"), Some(10)));
+    let last = st["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["action"], "gate-failed");
+    let readiness = last["gates"].as_array().unwrap().iter().find(|g| g["gate"] == "readiness").unwrap();
+    assert_eq!(readiness["passed"], false);
+    assert!(readiness["detail"].as_str().unwrap().contains(&pod), "{readiness}");
+    // The default policy takes the unhealthy mesh side out of traffic: one write, to 0 %.
+    e.mm(&["ns", "shift", "shop", "25"]).expect_code(1);
+    assert_eq!((e.weight("api"), e.weight("web")), (Some(0), Some(0)));
+    assert_eq!(e.vs_generation("api"), generation + 1, "25 % was never written on the way to 0 %");
+    assert_eq!(e.state()["phase"], "aborted");
+    // `complete` checks before it writes 100 % as well.
+    let e = env();
+    e.mm(&["ns", "create", "shop"]).expect_code(0);
+    e.mm(&["ns", "shift", "shop", "50"]).expect_code(0);
+    let generation = e.vs_generation("web");
+    e.patch_mesh_pod_status("web", json!({"conditions": [{"type": "Ready", "status": "False"}]}));
+    e.mm(&["ns", "complete", "shop", "--on-failure", "freeze"]).expect_code(1);
+    assert_eq!((e.weight("web"), e.vs_generation("web")), (Some(50), generation));
+    assert_eq!((e.replicas("shop", "api"), e.replicas("shop", "web")), (3, 2), "the legacy side is not retired");
+}
+
+#[test]
+fn restarts_count_from_the_migration_start_or_the_last_passed_step_not_from_each_weight() {
+    let e = env();
+    e.mm(&["ns", "create", "shop"]).expect_code(0);
+    e.mm(&["ns", "shift", "shop", "10"]).expect_code(0);
+    // Two restarts of a mesh container after 10 % was set and its gates passed.
+    let restarted = json!({"containerStatuses": [
+        {"name": "web", "ready": true, "restartCount": 2, "image": "shop/web:1.4", "imageID": "", "started": true, "state": {"running": {}}},
+        {"name": "istio-proxy", "ready": true, "restartCount": 0, "image": "istio/proxyv2", "imageID": "", "started": true, "state": {"running": {}}}]});
+    e.patch_mesh_pod_status("web", restarted);
+    let r = e.mm(&["ns", "shift", "shop", "25", "--on-failure", "freeze"]).expect_code(1);
+    assert!(r.stdout.lines().any(|l| l.starts_with("restarts") && l.contains("FAILED") && l.contains("2 new")), "{}", r.stdout);
+    assert_eq!(e.weight("web"), Some(10), "not written");
+    // Accepted once (--max-restarts 2): the step passes, and the baseline moves to it.
+    e.mm(&["ns", "shift", "shop", "25", "--max-restarts", "2"]).expect_code(0);
+    assert_eq!(e.weight("web"), Some(25));
+    let r = e.mm(&["ns", "shift", "shop", "50"]).expect_code(0);
+    assert!(r.stderr.contains("gates at 25 %: readiness 2/2 workloads ready ok, restarts 0 new ok"), "{}", r.stderr);
+    assert_eq!(e.weight("web"), Some(50));
+}

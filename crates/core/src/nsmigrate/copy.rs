@@ -749,7 +749,8 @@ impl Rewriter {
             }
             let Some(ports) = self.shared.get(m.as_str()) else { continue };
             let whole = start == 0 && end == s.len();
-            if !(whole && key.is_some_and(host_key)) && !host_position(&s[..start], &s[end..], ports) {
+            let is_host = (whole && key.is_some_and(host_key)) || host_position(&s[..start], &s[end..], ports);
+            if !is_host {
                 continue;
             }
             let to = format!("{}.{}.svc.cluster.local", m.as_str(), self.sides.legacy);

@@ -1,8 +1,13 @@
 //! Gates: the checks between two weights.
 //!
-//! Always: **readiness** (every copied workload rolled out: observed generation current, all
-//! replicas updated and ready) and **restarts** (container restarts on the mesh side since the
-//! current weight was set, at most `max_restarts`). With a Prometheus URL, from Istio's standard
+//! Gates are checked on the current state **before** a higher weight is written (a mesh side that
+//! is unhealthy now gets no more traffic) and, while a weight is watched, after it. Always:
+//! **readiness** (every copied workload rolled out: observed generation current, all replicas
+//! updated and ready; and every pod of the mesh namespace Ready, so one unready pod is enough to
+//! stop) and **restarts** (container restarts on the mesh side since the baseline, at most
+//! `max_restarts`; the baseline is taken per pod when the mesh side is created and moved only
+//! when a step's gates pass, so restarts between two commands are not forgotten). With a
+//! Prometheus URL, from Istio's standard
 //! metrics as the mesh side's proxies report them (`reporter="destination"`): the **success rate**
 //! (non-5xx share of requests) and the **p99 latency** over a window, against configurable
 //! thresholds. A query that returns no samples fails its gate: no traffic measured is not
@@ -19,7 +24,8 @@ pub struct Thresholds {
     pub min_success_rate: f64,
     /// Highest acceptable p99 latency, in milliseconds.
     pub max_p99_ms: f64,
-    /// Most container restarts allowed on the mesh side since the weight was set.
+    /// Most container restarts allowed on the mesh side since the baseline (migration start or
+    /// the last step whose gates passed).
     pub max_restarts: u64,
     /// Range of the PromQL rate windows (`1m`, `5m`).
     pub window: String,
@@ -99,12 +105,38 @@ pub fn not_ready(workload: &Value) -> Option<String> {
     None
 }
 
-/// Readiness of the mesh side's workloads (`missing`: copied workloads that do not exist).
-pub fn readiness(workloads: &[Value], missing: &[String]) -> GateResult {
+/// `Some(why)` for a pod that should be serving and is not Ready (pods being deleted, and pods
+/// that ran to completion or failed, are not serving and not counted; a workload short of ready
+/// replicas shows in its own status).
+pub fn pod_not_ready(pod: &Value) -> Option<String> {
+    if pod.pointer("/metadata/deletionTimestamp").is_some()
+        || matches!(pod.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"))
+    {
+        return None;
+    }
+    let name = pod.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("?");
+    let ready = pod
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|cs| cs.iter().find(|c| c.get("type").and_then(Value::as_str) == Some("Ready")));
+    match ready {
+        Some(c) if c.get("status").and_then(Value::as_str) == Some("True") => None,
+        Some(c) => Some(format!(
+            "Pod/{name}: not ready{}",
+            c.get("reason").and_then(Value::as_str).map(|r| format!(" ({r})")).unwrap_or_default()
+        )),
+        None => Some(format!("Pod/{name}: not ready (no Ready condition yet)")),
+    }
+}
+
+/// Readiness of the mesh side: its workloads rolled out (`missing`: copied workloads that do not
+/// exist) and each of its `pods` Ready.
+pub fn readiness(workloads: &[Value], missing: &[String], pods: &[Value]) -> GateResult {
     let mut problems: Vec<String> = missing.iter().map(|m| format!("{m}: missing")).collect();
     problems.extend(workloads.iter().filter_map(not_ready));
     let total = workloads.len() + missing.len();
     let ready = total - problems.len().min(total);
+    problems.extend(pods.iter().filter_map(pod_not_ready));
     GateResult::new("readiness", problems.is_empty(), format!("{ready}/{total} workloads ready"), "all ready".into(), problems.join("; "))
 }
 
@@ -121,9 +153,31 @@ pub fn restart_count(pods: &[Value]) -> u64 {
         .sum()
 }
 
-/// Restarts since `baseline` against the allowance.
-pub fn restarts(total: u64, baseline: u64, th: &Thresholds) -> GateResult {
-    let new = total.saturating_sub(baseline);
+fn pod_restarts(pod: &Value) -> u64 {
+    ["initContainerStatuses", "containerStatuses"]
+        .into_iter()
+        .filter_map(|k| pod.pointer(&format!("/status/{k}")).and_then(Value::as_array))
+        .flatten()
+        .filter_map(|c| c.get("restartCount").and_then(Value::as_u64))
+        .sum()
+}
+
+fn pod_key(pod: &Value) -> String {
+    pod.pointer("/metadata/uid").or_else(|| pod.pointer("/metadata/name")).and_then(Value::as_str).unwrap_or("?").to_string()
+}
+
+/// Container restarts per pod (by uid: a pod replaced under the same name starts from zero).
+pub fn restart_counts(pods: &[Value]) -> std::collections::BTreeMap<String, u64> {
+    pods.iter().map(|p| (pod_key(p), pod_restarts(p))).collect()
+}
+
+/// Restarts since `baseline` (per pod; a pod not in it is new, all its restarts count).
+pub fn new_restarts(pods: &[Value], baseline: &std::collections::BTreeMap<String, u64>) -> u64 {
+    pods.iter().map(|p| pod_restarts(p).saturating_sub(baseline.get(&pod_key(p)).copied().unwrap_or(0))).sum()
+}
+
+/// `new` restarts since the baseline against the allowance.
+pub fn restarts(new: u64, th: &Thresholds) -> GateResult {
     let passed = new <= th.max_restarts;
     GateResult::new(
         "restarts",
@@ -133,7 +187,7 @@ pub fn restarts(total: u64, baseline: u64, th: &Thresholds) -> GateResult {
         if passed {
             String::new()
         } else {
-            format!("{new} container restarts on the mesh side since the weight was set (allowed {})", th.max_restarts)
+            format!("{new} container restarts on the mesh side since the migration started or its last passed step (allowed {})", th.max_restarts)
         },
     )
 }
@@ -223,32 +277,53 @@ mod tests {
 
     #[test]
     fn readiness_needs_every_workload_rolled_out() {
-        let ok = readiness(&[deploy("a", 2, 2, 2, 3, 3)], &[]);
+        let ok = readiness(&[deploy("a", 2, 2, 2, 3, 3)], &[], &[]);
         assert!(ok.passed, "{ok:?}");
         assert_eq!(ok.observed, "1/1 workloads ready");
-        let slow = readiness(&[deploy("a", 2, 1, 2, 3, 3), deploy("b", 1, 1, 1, 2, 1)], &[]);
+        let slow = readiness(&[deploy("a", 2, 1, 2, 3, 3), deploy("b", 1, 1, 1, 2, 1)], &[], &[]);
         assert!(!slow.passed);
         assert!(slow.detail.contains("Deployment/a: 1/2 ready"), "{}", slow.detail);
         assert!(slow.detail.contains("Deployment/b: generation 2 not observed"), "{}", slow.detail);
-        let gone = readiness(&[], &["Deployment/api".into()]);
+        let gone = readiness(&[], &["Deployment/api".into()], &[]);
         assert!(!gone.passed && gone.detail.contains("Deployment/api: missing"));
         let ds = json!({"kind": "DaemonSet", "metadata": {"name": "d"}, "status": {"desiredNumberScheduled": 2, "updatedNumberScheduled": 2, "numberReady": 1}});
         assert!(not_ready(&ds).unwrap().contains("1/2 ready"));
         // Scaled to zero is rolled out.
         assert!(not_ready(&deploy("z", 0, 0, 0, 1, 1)).is_none());
+        // One unready pod is enough, whatever the workload status says.
+        let pod = |name: &str, ready: &str, extra: Value| {
+            let mut p = json!({"metadata": {"name": name}, "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": ready, "reason": "ContainersNotReady"}]}});
+            if let (Some(m), Some(e)) = (p.as_object_mut(), extra.as_object()) {
+                m.extend(e.clone());
+            }
+            p
+        };
+        let r = readiness(&[deploy("a", 2, 2, 2, 3, 3)], &[], &[pod("a-1", "True", json!({})), pod("a-2", "False", json!({}))]);
+        assert!(!r.passed);
+        assert_eq!(r.observed, "1/1 workloads ready");
+        assert_eq!(r.detail, "Pod/a-2: not ready (ContainersNotReady)");
+        let done = pod("job-1", "False", json!({"status": {"phase": "Succeeded"}}));
+        let leaving = pod("a-3", "False", json!({"metadata": {"name": "a-3", "deletionTimestamp": "2026-01-01T00:00:00Z"}}));
+        assert!(readiness(&[], &[], &[done, leaving]).passed);
     }
 
     #[test]
-    fn restarts_count_since_the_baseline() {
-        let pods = [
-            json!({"status": {"containerStatuses": [{"restartCount": 2}, {"restartCount": 1}], "initContainerStatuses": [{"restartCount": 1}]}}),
-        ];
+    fn restarts_count_since_the_baseline_per_pod() {
+        let pod = |uid: &str, n: u64| json!({"metadata": {"uid": uid, "name": "p"}, "status": {"containerStatuses": [{"restartCount": n}, {"restartCount": 1}], "initContainerStatuses": [{"restartCount": 1}]}});
+        let pods = [pod("u1", 2)];
         assert_eq!(restart_count(&pods), 4);
+        let base = restart_counts(&pods);
+        assert_eq!(base, std::collections::BTreeMap::from([("u1".to_string(), 4)]));
+        assert_eq!(new_restarts(&pods, &base), 0);
+        assert_eq!(new_restarts(&[pod("u1", 4)], &base), 2);
+        // A replacement pod (new uid, same name) counts from zero: its restarts are new, and the
+        // old pod's higher count does not hide them.
+        assert_eq!(new_restarts(&[pod("u2", 0)], &base), 2);
         let th = Thresholds::default();
-        assert!(restarts(4, 4, &th).passed);
-        let r = restarts(6, 4, &th);
+        assert!(restarts(0, &th).passed);
+        let r = restarts(2, &th);
         assert!(!r.passed && r.detail.contains("2 container restarts"), "{r:?}");
-        assert!(restarts(6, 4, &Thresholds { max_restarts: 2, ..th }).passed);
+        assert!(restarts(2, &Thresholds { max_restarts: 2, ..th }).passed);
     }
 
     #[test]

@@ -587,7 +587,7 @@ pub async fn create(
         report.phase = st.as_ref().map(|s| s.phase);
         return Ok(report);
     }
-    let restarts = mesh_restarts(conn, sides).await?;
+    let restarts = mesh_restart_counts(conn, sides).await?;
     let data_plane = copy_opts.data_plane.clone();
     let shared = set.shared.clone();
     let who = opts.clone();
@@ -599,7 +599,9 @@ pub async fn create(
         s.services = service_names;
         s.workloads = workloads;
         s.shared = shared;
-        s.restart_baseline = restarts;
+        // The restarts gate counts from here until a step's gates pass.
+        s.restart_baseline = restarts.values().sum();
+        s.restart_baselines = restarts;
         s.pending = None;
         s.failed_at = None;
         let what = match mode {
@@ -617,13 +619,22 @@ pub async fn create(
 // ---------------------------------------------------------------------------------------------
 // Gates
 
-async fn mesh_restarts(conn: &Connection, sides: &Sides) -> Result<u64, NsError> {
+async fn mesh_restart_counts(conn: &Connection, sides: &Sides) -> Result<BTreeMap<String, u64>, NsError> {
     let pods = objects(conn, &[&kinds::POD], &sides.mesh).await?;
-    Ok(gates::restart_count(&pods))
+    Ok(gates::restart_counts(&pods))
 }
 
-/// Check every gate now.
-pub async fn check_gates(conn: &Connection, sides: &Sides, st: &NsState, g: &GateOptions) -> Result<Vec<GateResult>, NsError> {
+/// One check of the gates.
+#[derive(Debug, Clone)]
+pub struct GateCheck {
+    pub results: Vec<GateResult>,
+    /// Container restarts per mesh pod at the check: the next baseline when the gates passed.
+    pub restarts: BTreeMap<String, u64>,
+}
+
+/// Check every gate now. Without `metrics` the Prometheus gates are left out: before the first
+/// step no traffic reaches the mesh side, and "no samples" would fail them.
+pub async fn check_gates(conn: &Connection, sides: &Sides, st: &NsState, g: &GateOptions, metrics: bool) -> Result<GateCheck, NsError> {
     let live = objects(conn, &[&kinds::DEPLOYMENT, &kinds::STATEFUL_SET, &kinds::DAEMON_SET, &kinds::POD], &sides.mesh).await?;
     let mut present = Vec::new();
     let mut missing = Vec::new();
@@ -634,9 +645,14 @@ pub async fn check_gates(conn: &Connection, sides: &Sides, st: &NsState, g: &Gat
         }
     }
     let pods: Vec<Value> = live.iter().filter(|o| kind_of(o) == "Pod").cloned().collect();
-    let mut results =
-        vec![gates::readiness(&present, &missing), gates::restarts(gates::restart_count(&pods), st.restart_baseline, &g.thresholds)];
-    if let Some(prom) = &g.prometheus {
+    // Journals written before per-pod baselines hold only the total.
+    let new = if st.restart_baselines.is_empty() && st.restart_baseline > 0 {
+        gates::restart_count(&pods).saturating_sub(st.restart_baseline)
+    } else {
+        gates::new_restarts(&pods, &st.restart_baselines)
+    };
+    let mut results = vec![gates::readiness(&present, &missing, &pods), gates::restarts(new, &g.thresholds)];
+    if metrics && let Some(prom) = &g.prometheus {
         let t = Some(unix_now());
         let window = &g.thresholds.window;
         let sr = prom.query(&gates::success_rate_query(&sides.mesh, window), t).await;
@@ -644,7 +660,7 @@ pub async fn check_gates(conn: &Connection, sides: &Sides, st: &NsState, g: &Gat
         let p99 = prom.query(&gates::p99_query(&sides.mesh, window), t).await;
         results.push(gates::latency(&p99, &g.thresholds));
     }
-    Ok(results)
+    Ok(GateCheck { results, restarts: gates::restart_counts(&pods) })
 }
 
 fn unix_now() -> f64 {
@@ -659,7 +675,7 @@ async fn watch(
     st: &NsState,
     g: &GateOptions,
     events: &mut dyn FnMut(NsEvent),
-) -> Result<Vec<GateResult>, NsError> {
+) -> Result<GateCheck, NsError> {
     let start = Instant::now();
     if !g.interval.is_zero() {
         events(NsEvent::Note(format!("watching {} % for {} before the next step", st.weight, meshmove_model::duration::show(g.interval))));
@@ -671,14 +687,54 @@ async fn watch(
             let every = if g.check_every.is_zero() { remaining } else { g.check_every.min(remaining) };
             tokio::time::sleep(every).await;
         }
-        let results = check_gates(conn, sides, st, g).await?;
-        events(NsEvent::Gates { weight: st.weight, results: results.clone() });
-        if !gates::all_passed(&results) || start.elapsed() >= g.interval {
-            return Ok(results);
+        let check = check_gates(conn, sides, st, g, st.weight > 0).await?;
+        events(NsEvent::Gates { weight: st.weight, results: check.results.clone() });
+        if !gates::all_passed(&check.results) || start.elapsed() >= g.interval {
+            return Ok(check);
         }
     }
 }
 
+
+/// The gates on the current state, before a higher weight is written. `Ok(None)`: they passed
+/// (go ahead). `Ok(Some(state))`: they failed, nothing of the next weight was written, and the
+/// report says why; at a weight above 0 the failure policy applied (back to 0 %, or frozen), at
+/// 0 % nothing moved (the metrics gates wait for traffic; readiness and restarts do not).
+#[allow(clippy::too_many_arguments)]
+async fn gates_before(
+    conn: &Connection,
+    sides: &Sides,
+    st: &NsState,
+    to: u8,
+    g: &GateOptions,
+    opts: &RunOptions,
+    report: &mut Report,
+    events: &mut dyn FnMut(NsEvent),
+) -> Result<Option<NsState>, NsError> {
+    let from = st.weight;
+    let check = check_gates(conn, sides, st, g, from > 0).await?;
+    events(NsEvent::Gates { weight: from, results: check.results.clone() });
+    if gates::all_passed(&check.results) {
+        return Ok(None);
+    }
+    report.passed = false;
+    report.gates = check.results.clone();
+    let why = gates::failures(&check.results);
+    report.notes.push(format!("not shifting to {to} %: the gates fail on the current state at {from} %: {why}"));
+    if opts.dry_run != DryRun::None {
+        return Ok(Some(st.clone()));
+    }
+    if from > 0 {
+        return gate_failed(conn, sides, st, check.results, g.on_failure, opts, report, events).await.map(Some);
+    }
+    let who = opts.clone();
+    let results = check.results;
+    update_state(conn, sides, move |s| {
+        s.history.push(event(&who, "gate-failed", from, from, format!("not shifted to {to} %: {why}"), results));
+    })
+    .await
+    .map(Some)
+}
 
 // ---------------------------------------------------------------------------------------------
 // shift
@@ -728,6 +784,9 @@ pub async fn shift(
     if opts.dry_run != DryRun::None {
         // Preview the first step only: later steps depend on the gates.
         let to = todo[0];
+        if to > st.weight && gates_before(conn, sides, &st, to, g, opts, &mut report, events).await?.is_some() {
+            return Ok(report);
+        }
         let mut plan = Plan::new("ns-shift", &sides.legacy);
         plan.changes = routing_changes(conn, sides, &st, to).await?;
         run_plan(conn, &plan, opts, &mut report, events).await?;
@@ -744,33 +803,54 @@ pub async fn shift(
         st = update_state(conn, sides, |s| s.schedule = Some(schedule)).await?;
     }
     let last = *todo.last().expect("non-empty");
+    // Whether the gates passed on the current state within this run (the watch of the previous
+    // step ends with a check): then the next weight follows at once.
+    let mut checked = false;
     for to in todo {
         let from = st.weight;
+        if to > from && !checked {
+            // No more traffic to a mesh side that is unhealthy now.
+            if let Some(after) = gates_before(conn, sides, &st, to, g, opts, &mut report, events).await? {
+                report.weight = after.weight;
+                report.phase = Some(after.phase);
+                if after.schedule.is_some() && after.weight == from {
+                    // Refused at 0 %: the schedule has not started, nothing is running.
+                    update_state(conn, sides, |s| s.schedule = None).await?;
+                }
+                return Ok(report);
+            }
+        }
         events(NsEvent::Note(format!("weight {from} % -> {to} %")));
         st = set_weight(conn, sides, &st, to, "shift", opts, &mut report, events).await?;
         report.weight = st.weight;
         report.phase = Some(st.phase);
-        let results = watch(conn, sides, &st, g, events).await?;
-        report.gates = results.clone();
-        if !gates::all_passed(&results) {
+        let check = watch(conn, sides, &st, g, events).await?;
+        report.gates = check.results.clone();
+        if !gates::all_passed(&check.results) {
             report.passed = false;
-            st = gate_failed(conn, sides, &st, results, g.on_failure, opts, &mut report, events).await?;
+            st = gate_failed(conn, sides, &st, check.results, g.on_failure, opts, &mut report, events).await?;
             report.weight = st.weight;
             report.phase = Some(st.phase);
             return Ok(report);
         }
-        let gr = results.clone();
-        let who = opts.clone();
-        let schedule_done = to == last;
-        st = update_state(conn, sides, move |s| {
-            s.history.push(event(&who, "gates", s.weight, s.weight, "passed", gr));
-            if schedule_done {
-                s.schedule = None;
-            }
-        })
-        .await?;
+        checked = true;
+        st = gates_passed(conn, sides, opts, check, to == last).await?;
     }
     Ok(report)
+}
+
+/// Record a step whose gates passed; its restart counts become the baseline of the next.
+async fn gates_passed(conn: &Connection, sides: &Sides, opts: &RunOptions, check: GateCheck, schedule_done: bool) -> Result<NsState, NsError> {
+    let who = opts.clone();
+    update_state(conn, sides, move |s| {
+        s.history.push(event(&who, "gates", s.weight, s.weight, "passed", check.results));
+        s.restart_baseline = check.restarts.values().sum();
+        s.restart_baselines = check.restarts;
+        if schedule_done {
+            s.schedule = None;
+        }
+    })
+    .await
 }
 
 /// Apply the routing at `to` and record it (pending first, then the new weight).
@@ -789,16 +869,16 @@ async fn set_weight(
     plan.changes = routing_changes(conn, sides, st, to).await?;
     let mine = begin(conn, sides, opts, action, to).await?;
     run_recorded(conn, sides, opts, &mine, &plan, report, events).await?;
-    let restarts = mesh_restarts(conn, sides).await?;
     let who = opts.clone();
     let action = action.to_string();
+    // The restart baseline stays where the migration started or its last step passed: restarts
+    // since then count against the new weight too.
     update_state(conn, sides, move |s| {
         let from = s.weight;
         s.weight = to;
         s.phase = if to == 0 { Phase::Created } else { Phase::Shifting };
         s.failed_at = None;
         s.pending = None;
-        s.restart_baseline = restarts;
         s.history.push(event(&who, &action, from, to, "ok", vec![]));
     })
     .await
@@ -939,20 +1019,26 @@ pub async fn complete(
     if mode == CompleteMode::Complete {
         // The mesh side must be healthy at its current weight before taking all traffic.
         if st.weight < 100 {
+            if let Some(after) = gates_before(conn, sides, &st, 100, g, opts, &mut report, events).await? {
+                report.weight = after.weight;
+                report.phase = Some(after.phase);
+                return Ok(report);
+            }
             events(NsEvent::Note(format!("weight {} % -> 100 %", st.weight)));
             st = set_weight(conn, sides, &st, 100, "shift", opts, &mut report, events).await?;
             report.weight = 100;
         }
         let gw = GateOptions { interval: g.interval, ..g.clone() };
-        let results = watch(conn, sides, &st, &gw, events).await?;
-        report.gates = results.clone();
-        if !gates::all_passed(&results) {
+        let check = watch(conn, sides, &st, &gw, events).await?;
+        report.gates = check.results.clone();
+        if !gates::all_passed(&check.results) {
             report.passed = false;
-            st = gate_failed(conn, sides, &st, results, g.on_failure, opts, &mut report, events).await?;
+            st = gate_failed(conn, sides, &st, check.results, g.on_failure, opts, &mut report, events).await?;
             report.weight = st.weight;
             report.phase = Some(st.phase);
             return Ok(report);
         }
+        gates_passed(conn, sides, opts, check, true).await?;
     }
     let replicas: BTreeMap<String, i64> = targets.iter().map(|(t, r)| (format!("{}/{}", t.kind, t.name), *r)).collect();
     let keep = replicas.clone();

@@ -133,9 +133,14 @@ pub struct NsState {
     /// (`Kind/name` → the object without server-set fields), for `rollback` to re-create.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub deleted_legacy: BTreeMap<String, serde_json::Value>,
-    /// Container restarts on the mesh side when the current weight was set.
+    /// Container restarts on the mesh side (all pods) at the baseline; read from journals written
+    /// before [`NsState::restart_baselines`] existed.
     #[serde(default)]
     pub restart_baseline: u64,
+    /// Container restarts per mesh pod (by uid) when the mesh side was created or the last step's
+    /// gates passed: the restarts gate counts from here, whatever weights were written since.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub restart_baselines: BTreeMap<String, u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<Schedule>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -160,6 +165,7 @@ impl NsState {
             legacy_deleted: false,
             deleted_legacy: BTreeMap::new(),
             restart_baseline: 0,
+            restart_baselines: BTreeMap::new(),
             schedule: None,
             pending: None,
             history: Vec::new(),
