@@ -34,7 +34,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use meshmove_model::findings::Analyzer;
-use meshmove_model::inventory::{Inventory, Object, SourceInfo, kinds};
+use meshmove_model::inventory::{Inventory, Object, SourceInfo};
 
 pub use capacity::Capacity;
 pub use control_plane::{ControlPlane, GATE_KINDS, GATE_KINDS_WIDE, Gate, gate};
@@ -262,17 +262,6 @@ pub(crate) fn selector(ls: &LabelSelector) -> Option<Selector> {
 /// Whether a set selector (`None`: selects nothing) matches labels.
 pub(crate) fn selects(sel: Option<&LabelSelector>, labels: &BTreeMap<String, String>) -> bool {
     sel.and_then(selector).is_some_and(|s| s.matches(labels))
-}
-
-/// Namespace labels as NetworkPolicy namespace selectors see them: the object's labels (when the
-/// Namespace is in the inventory) plus the immutable `kubernetes.io/metadata.name`.
-pub(crate) fn namespace_labels(inventory: &Inventory, namespace: &str) -> BTreeMap<String, String> {
-    let mut labels: BTreeMap<String, String> = inventory
-        .get(&kinds::NAMESPACE, None, namespace)
-        .map(|n| n.labels().map(|(k, v)| (k.to_string(), v.to_string())).collect())
-        .unwrap_or_default();
-    labels.insert("kubernetes.io/metadata.name".to_string(), namespace.to_string());
-    labels
 }
 
 /// `a, b and c`.

@@ -15,18 +15,23 @@
 //! Health checks on 15021 are not checked: they come from the kubelet on the pod's own node,
 //! which NetworkPolicy always admits.
 //!
-//! Policies are additive, so each pod is judged on the union of the policies selecting it. Only
-//! definite blocks are reported: a rule whose peers cannot be evaluated offline (an `ipBlock`, a
-//! pod selector inside a namespace selector) is assumed to admit the traffic.
+//! Every question is answered by the exact NetworkPolicy engine ([`meshmove_netpol`], the one
+//! behind `kubectl dbiso reach`), on the engine's model of the input
+//! ([`meshmove_netpol::view`]): policies add up, `policyTypes` default as the API server
+//! defaults them, named ports resolve against the pod's containers (and the sidecar's
+//! `http-envoy-prom` when one will be injected), `ipBlock`s and namespace selectors are
+//! evaluated, not assumed. The sources a pod is checked against are the model's pods (one per
+//! namespace and label set), a pod of a namespace the input does not show, and addresses outside
+//! the cluster; monitoring and istiod stand in as one pod in their namespaces when the input has
+//! none.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::core::{Selector, SelectorExt};
+use meshmove_netpol::view::{self, ModelOptions};
+use meshmove_netpol::{Connection, Direction, Engine, EngineOptions, NamespaceInfo, PodId, PodInfo, Protocol, Target};
 
 use super::control_plane::istiods;
-use super::{MeshMode, PrecheckOptions, Scope, Workload, join_and, namespace_labels, selector, workloads};
+use super::{MeshMode, PrecheckOptions, Scope, join_and, workloads};
 use meshmove_model::findings::{Analyzer, Finding};
 use meshmove_model::inventory::{Inventory, Kind, Object, kinds};
 use crate::mesh::catalog::*;
@@ -48,217 +53,87 @@ static USES: &[&Kind] = &[
 /// HBONE, telemetry and istiod ports against the NetworkPolicies of the migrated namespaces.
 pub struct MeshPorts(pub PrecheckOptions);
 
-const HBONE: i32 = 15008;
-const MERGED_METRICS: i32 = 15020;
-const ENVOY_METRICS: i32 = 15090;
-const ISTIOD_XDS: i32 = 15012;
+const HBONE: u16 = 15008;
+const MERGED_METRICS: u16 = 15020;
+const ENVOY_METRICS: u16 = 15090;
+const ISTIOD_XDS: u16 = 15012;
 
-/// Container ports the injected sidecar declares by name (NetworkPolicy may refer to them).
-const SIDECAR_NAMED_PORTS: &[(&str, i32)] = &[("http-envoy-prom", ENVOY_METRICS)];
+/// The container port the injected sidecar declares by name (NetworkPolicy may refer to it).
+const SIDECAR_PROM_PORT: (&str, u16) = ("http-envoy-prom", ENVOY_METRICS);
 
-struct Rule {
-    peers: Vec<NetworkPolicyPeer>,
-    ports: Vec<NetworkPolicyPort>,
-}
+const MONITORING_POD: &str = "(monitoring)";
+const ISTIOD_POD: &str = "(istiod)";
 
-struct Policy<'a> {
-    object: &'a Object,
-    selector: Selector,
-    /// Ingress rules when the policy isolates ingress.
-    ingress: Option<Vec<Rule>>,
-    /// Egress rules when the policy isolates egress.
-    egress: Option<Vec<Rule>>,
-}
-
-fn rules<R>(rules: Option<Vec<R>>, split: impl Fn(R) -> Rule) -> Vec<Rule> {
-    rules.into_iter().flatten().map(split).collect()
-}
-
-fn policy(o: &Object) -> Option<Policy<'_>> {
-    let np = o.typed::<NetworkPolicy>().ok()?;
-    let spec = np.spec.unwrap_or_default();
-    let selector = selector(&spec.pod_selector.unwrap_or_default())?;
-    let types = spec.policy_types;
-    let isolates = |t: &str, has_rules: bool| types.as_ref().map_or(has_rules, |ts| ts.iter().any(|x| x == t));
-    let ingress_isolated = isolates("Ingress", true);
-    let egress_isolated = isolates("Egress", spec.egress.is_some());
-    let ingress =
-        rules(spec.ingress, |r| Rule { peers: r.from.unwrap_or_default(), ports: r.ports.unwrap_or_default() });
-    let egress = rules(spec.egress, |r| Rule { peers: r.to.unwrap_or_default(), ports: r.ports.unwrap_or_default() });
-    Some(Policy {
-        object: o,
-        selector,
-        ingress: ingress_isolated.then_some(ingress),
-        egress: egress_isolated.then_some(egress),
-    })
-}
-
-/// Whether a rule's ports admit TCP `port` (named ports resolved against `named`).
-fn ports_admit(ports: &[NetworkPolicyPort], port: i32, named: &[(String, i32)]) -> bool {
-    ports.is_empty()
-        || ports.iter().any(|p| {
-            p.protocol.as_deref().unwrap_or("TCP") == "TCP"
-                && match &p.port {
-                    None => true,
-                    Some(IntOrString::Int(n)) => *n == port || p.end_port.is_some_and(|end| *n <= port && port <= end),
-                    Some(IntOrString::String(name)) => named.iter().any(|(k, v)| k == name && *v == port),
-                }
-        })
-}
-
-/// Whether a rule's peers may admit traffic from or to namespace `ns` (see the module docs).
-fn peers_admit(peers: &[NetworkPolicyPeer], policy_ns: &str, ns: &str, inventory: &Inventory) -> bool {
-    peers.is_empty()
-        || peers.iter().any(|peer| {
-            if peer.ip_block.is_some() {
-                return true;
-            }
-            match &peer.namespace_selector {
-                Some(sel) => selector(sel).is_some_and(|s| s.matches(&namespace_labels(inventory, ns))),
-                None => ns == policy_ns,
-            }
-        })
-}
-
-fn describe_ports(ports: &[NetworkPolicyPort]) -> String {
-    if ports.is_empty() {
-        return "all ports".to_string();
+/// Whether a connection admits anything at all.
+fn admits_any(c: &Connection) -> bool {
+    match c {
+        Connection::All => true,
+        Connection::Ports(p) => !p.is_empty(),
     }
-    let shown: Vec<String> = ports
-        .iter()
-        .map(|p| {
-            let proto = p.protocol.as_deref().unwrap_or("TCP");
-            match (&p.port, p.end_port) {
-                (None, _) => format!("all {proto} ports"),
-                (Some(IntOrString::Int(n)), Some(end)) => format!("{proto} {n}-{end}"),
-                (Some(IntOrString::Int(n)), None) => format!("{proto} {n}"),
-                (Some(IntOrString::String(name)), _) => format!("{proto} `{name}`"),
-            }
-        })
-        .collect();
-    join_and(&shown)
 }
 
-/// Named container ports of a pod template, plus the sidecar's when it will be injected.
-fn named_ports(w: &Workload<'_>, with_sidecar: bool) -> Vec<(String, i32)> {
-    let mut named: Vec<(String, i32)> = w
-        .spec
-        .containers
-        .iter()
-        .flat_map(|c| c.ports.iter().flatten())
-        .filter_map(|p| Some((p.name.clone()?, p.container_port)))
-        .collect();
-    if with_sidecar {
-        named.extend(SIDECAR_NAMED_PORTS.iter().map(|(n, p)| (n.to_string(), *p)));
-    }
-    named
-}
-
-/// Findings grouped by the policy to change: the policy, then the workloads it affects.
+/// Findings grouped by the policy to change: the policy, the workloads it affects, and a detail.
 type ByPolicy<'a> = BTreeMap<String, (&'a Object, BTreeSet<String>, String)>;
 
+/// The engine over the input, with monitoring and istiod pods added where the input has none,
+/// and the sidecar's named metrics port on the pods that will get one.
+struct Model {
+    engine: Engine,
+    monitoring: Vec<PodId>,
+    istiod: Vec<PodId>,
+}
+
+fn model(inventory: &Inventory, options: &PrecheckOptions, sidecar_pods: &BTreeSet<meshmove_netpol::WorkloadRef>, istiod_ns: &[String]) -> Option<Model> {
+    let mut m = view::build(inventory, ModelOptions { probes: true }).cluster;
+    let ensure_ns = |m: &mut meshmove_netpol::ClusterModel, ns: &str| {
+        if !m.namespaces.iter().any(|n| n.name == ns) {
+            m.namespaces.push(NamespaceInfo::new(ns, BTreeMap::new()));
+        }
+    };
+    for ns in &options.monitoring_namespaces {
+        ensure_ns(&mut m, ns);
+        m.pods.push(PodInfo::new(ns.clone(), MONITORING_POD));
+    }
+    if !m.pods.iter().any(|p| p.labels.get("app").is_some_and(|a| a == "istiod")) {
+        for ns in istiod_ns {
+            ensure_ns(&mut m, ns);
+            m.pods.push(PodInfo::new(ns.clone(), ISTIOD_POD).with_labels([("app", "istiod")]));
+        }
+    }
+    for p in m.pods.iter_mut().filter(|p| sidecar_pods.contains(&p.workload())) {
+        *p = p.clone().with_port(Some(SIDECAR_PROM_PORT.0), SIDECAR_PROM_PORT.1, Protocol::Tcp);
+    }
+    let (engine, _) = Engine::build_lenient(&m, EngineOptions::default()).ok()?;
+    let monitoring = engine.pods().filter(|(_, p)| p.name == MONITORING_POD).map(|(id, _)| id).collect();
+    let istiod = engine.pods().filter(|(_, p)| p.name == ISTIOD_POD || p.labels.get("app").is_some_and(|a| a == "istiod")).map(|(id, _)| id).collect();
+    Some(Model { engine, monitoring, istiod })
+}
+
+/// One source pod per (namespace, labels): pods alike are selected alike.
+fn sources(engine: &Engine) -> Vec<PodId> {
+    let mut seen: BTreeSet<(&str, &BTreeMap<String, String>)> = BTreeSet::new();
+    engine.pods().filter(|(_, p)| seen.insert((p.namespace.as_str(), &p.labels))).map(|(id, _)| id).collect()
+}
+
 impl MeshPorts {
-    fn hbone<'a>(&self, w: &Workload<'_>, selecting: &[&Policy<'a>], by_policy: &mut ByPolicy<'a>) {
-        let isolating: Vec<&Policy<'a>> = selecting.iter().copied().filter(|p| p.ingress.is_some()).collect();
-        let rules: Vec<&Rule> = isolating.iter().flat_map(|p| p.ingress.iter().flatten()).collect();
-        let named = named_ports(w, false);
-        // A pod that admits nothing loses nothing; one whose rules admit 15008 is fine.
-        if rules.is_empty() || rules.iter().any(|r| ports_admit(&r.ports, HBONE, &named)) {
-            return;
-        }
-        for p in isolating.iter().filter(|p| p.ingress.as_ref().is_some_and(|r| !r.is_empty())) {
-            let admitted: Vec<String> = p.ingress.iter().flatten().map(|r| describe_ports(&r.ports)).collect();
-            let entry = by_policy.entry(p.object.object_ref().to_string()).or_insert_with(|| {
-                (p.object, BTreeSet::new(), format!("its ingress rules admit only {}", join_and(&admitted)))
-            });
-            entry.1.insert(w.display());
-        }
+    /// The policies selecting `pod` for ingress that have ingress rules: the ones whose rules
+    /// decide what gets in, and so the ones to change.
+    fn admitting<'a>(inventory: &'a Inventory, engine: &Engine, pod: PodId) -> Vec<&'a Object> {
+        Self::selecting(inventory, engine, pod, Direction::Ingress)
+            .into_iter()
+            .filter(|o| o.value.pointer("/spec/ingress").and_then(serde_json::Value::as_array).is_some_and(|r| !r.is_empty()))
+            .collect()
     }
 
-    fn telemetry<'a>(
-        &self,
-        w: &Workload<'_>,
-        selecting: &[&Policy<'a>],
-        inventory: &Inventory,
-        by_policy: &mut ByPolicy<'a>,
-    ) {
-        let isolating: Vec<&Policy<'a>> = selecting.iter().copied().filter(|p| p.ingress.is_some()).collect();
-        let named = named_ports(w, true);
-        let monitoring = &self.0.monitoring_namespaces;
-        let from_monitoring = |p: &Policy<'_>, r: &Rule| {
-            let policy_ns = p.object.namespace.as_deref().unwrap_or_default();
-            monitoring.iter().any(|m| peers_admit(&r.peers, policy_ns, m, inventory))
-        };
-        let mut scraping_rules = Vec::new();
-        for p in &isolating {
-            for r in p.ingress.iter().flatten().filter(|r| from_monitoring(p, r)) {
-                scraping_rules.push((*p, r));
-            }
-        }
-        // No rule lets monitoring in at all: nothing was scraped before either.
-        if scraping_rules.is_empty()
-            || scraping_rules.iter().any(|(_, r)| {
-                ports_admit(&r.ports, MERGED_METRICS, &named) || ports_admit(&r.ports, ENVOY_METRICS, &named)
+    /// The policies isolating `pod` in `direction`, as inventory objects.
+    fn selecting<'a>(inventory: &'a Inventory, engine: &Engine, pod: PodId, direction: Direction) -> Vec<&'a Object> {
+        engine
+            .selecting_policies(pod, direction)
+            .into_iter()
+            .filter_map(|(ns, name)| {
+                inventory.get(&kinds::NETWORK_POLICY, Some(&ns), &name).or_else(|| inventory.get(&kinds::NETWORK_POLICY, None, &name))
             })
-        {
-            return;
-        }
-        for (p, _) in &scraping_rules {
-            let admitted: Vec<String> = scraping_rules
-                .iter()
-                .filter(|(q, _)| std::ptr::eq(*q, *p))
-                .map(|(_, r)| describe_ports(&r.ports))
-                .collect();
-            let entry = by_policy.entry(p.object.object_ref().to_string()).or_insert_with(|| {
-                (
-                    p.object,
-                    BTreeSet::new(),
-                    format!(
-                        "it admits the monitoring namespaces ({}) only on {}",
-                        join_and(monitoring),
-                        join_and(&admitted)
-                    ),
-                )
-            });
-            entry.1.insert(w.display());
-        }
-    }
-
-    fn istiod_egress(
-        &self,
-        w: &Workload<'_>,
-        selecting: &[&Policy<'_>],
-        istiod_ns: &[String],
-        inventory: &Inventory,
-        out: &mut Vec<Finding>,
-    ) {
-        let isolating: Vec<&Policy<'_>> = selecting.iter().copied().filter(|p| p.egress.is_some()).collect();
-        if isolating.is_empty() {
-            return;
-        }
-        let admits = isolating.iter().any(|p| {
-            let policy_ns = p.object.namespace.as_deref().unwrap_or_default();
-            p.egress.iter().flatten().any(|r| {
-                ports_admit(&r.ports, ISTIOD_XDS, &[])
-                    && istiod_ns.iter().any(|ns| peers_admit(&r.peers, policy_ns, ns, inventory))
-            })
-        });
-        if admits {
-            return;
-        }
-        let names: Vec<String> = isolating.iter().map(|p| p.object.object_ref().to_string()).collect();
-        out.push(
-            Finding::new(
-                &CODE_NETPOL_BLOCKS_ISTIOD,
-                format!(
-                    "egress is isolated by {} and no rule admits TCP {ISTIOD_XDS} to namespace {}: the sidecar cannot \
-                     reach istiod for its configuration and certificate, so the pods never become ready",
-                    join_and(&names),
-                    join_and(istiod_ns)
-                ),
-            )
-            .on(w.object),
-        );
+            .collect()
     }
 }
 
@@ -276,40 +151,89 @@ impl Analyzer for MeshPorts {
     }
 
     fn analyze(&self, inventory: &Inventory, out: &mut Vec<Finding>) {
-        let scope = Scope::new(&self.0, inventory);
-        let mut policies: BTreeMap<Option<&str>, Vec<Policy<'_>>> = BTreeMap::new();
-        for p in inventory.of(&kinds::NETWORK_POLICY).filter_map(policy) {
-            policies.entry(p.object.namespace.as_deref()).or_default().push(p);
+        if inventory.of(&kinds::NETWORK_POLICY).next().is_none() {
+            return;
         }
+        let scope = Scope::new(&self.0, inventory);
         let mut istiod_ns: Vec<String> = istiods(inventory).filter_map(|d| d.namespace.clone()).collect();
         istiod_ns.sort();
         istiod_ns.dedup();
         if istiod_ns.is_empty() {
             istiod_ns.push("istio-system".to_string());
         }
+        let in_scope: Vec<_> = workloads(inventory, &scope).into_iter().filter(|w| !w.host_network()).collect();
+        let sidecar = |w: &super::Workload<'_>| self.0.mode == MeshMode::Sidecar && !w.opts_out_of_injection();
+        let sidecar_pods = in_scope.iter().filter(|w| sidecar(w)).map(|w| view::workload_ref(w.object)).collect();
+        let Some(Model { engine, monitoring, istiod }) = model(inventory, &self.0, &sidecar_pods, &istiod_ns) else { return };
+        let all_sources = sources(&engine);
+        let outside: ipnet::IpNet = "0.0.0.0/0".parse().unwrap_or_default();
         let mut hbone = ByPolicy::new();
         let mut telemetry = ByPolicy::new();
-        for w in workloads(inventory, &scope) {
-            if w.host_network() {
-                continue;
-            }
-            let labels = w.labels();
-            let selecting: Vec<&Policy<'_>> = policies
-                .get(&w.object.namespace.as_deref())
-                .into_iter()
-                .flatten()
-                .filter(|p| p.selector.matches(&labels))
-                .collect();
-            if selecting.is_empty() {
-                continue;
-            }
+        for w in &in_scope {
+            let me = view::workload_ref(w.object);
+            let Some(pod) = engine.pods().find(|(_, p)| p.workload() == me).map(|(id, _)| id) else { continue };
             match self.0.mode {
-                MeshMode::Ambient => self.hbone(&w, &selecting, &mut hbone),
-                MeshMode::Sidecar if !w.opts_out_of_injection() => {
-                    self.telemetry(&w, &selecting, inventory, &mut telemetry);
-                    self.istiod_egress(&w, &selecting, &istiod_ns, inventory, out);
+                MeshMode::Ambient if engine.is_isolated(pod, Direction::Ingress) => {
+                    // Every source admitted on some port must also be admitted on 15008: the
+                    // connection arrives through the tunnel.
+                    let lost: Vec<String> = all_sources
+                        .iter()
+                        .map(|&s| (engine.pod(s), engine.ingress(pod, Target::Pod(s))))
+                        .filter(|(_, c)| admits_any(c) && !c.allows(Protocol::Tcp, HBONE))
+                        .map(|(p, c)| format!("{}/{} on {c}", p.namespace, p.name))
+                        .chain({
+                            let c = engine.ingress(pod, Target::External(outside));
+                            (admits_any(&c) && !c.allows(Protocol::Tcp, HBONE)).then(|| format!("addresses outside the cluster on {c}"))
+                        })
+                        .collect();
+                    if !lost.is_empty() {
+                        for p in Self::admitting(inventory, &engine, pod) {
+                            let detail = format!("it admits {} but not TCP {HBONE}", join_and(&lost.iter().take(3).cloned().collect::<Vec<_>>()));
+                            hbone.entry(p.object_ref().to_string()).or_insert_with(|| (p, BTreeSet::new(), detail)).1.insert(w.display());
+                        }
+                    }
                 }
-                MeshMode::Sidecar => {}
+                MeshMode::Sidecar if sidecar(w) => {
+                    // Prometheus runs in one of the monitoring namespaces: a pod loses its mesh
+                    // telemetry when they are let in on something, but none on 15020 or 15090.
+                    let admitted: Vec<Connection> =
+                        monitoring.iter().map(|&m| engine.ingress(pod, Target::Pod(m))).filter(admits_any).collect();
+                    let scraped = admitted
+                        .iter()
+                        .any(|c| c.allows(Protocol::Tcp, MERGED_METRICS) || c.allows(Protocol::Tcp, ENVOY_METRICS));
+                    if !admitted.is_empty() && !scraped {
+                        let shown: Vec<String> = admitted.iter().map(ToString::to_string).collect();
+                        for p in Self::admitting(inventory, &engine, pod) {
+                            let detail = format!(
+                                "it admits the monitoring namespaces ({}) only on {}",
+                                join_and(&self.0.monitoring_namespaces),
+                                join_and(&shown)
+                            );
+                            telemetry.entry(p.object_ref().to_string()).or_insert_with(|| (p, BTreeSet::new(), detail)).1.insert(w.display());
+                        }
+                    }
+                    if engine.is_isolated(pod, Direction::Egress)
+                        && !istiod.iter().any(|&i| engine.egress(pod, Target::Pod(i)).allows(Protocol::Tcp, ISTIOD_XDS))
+                    {
+                        let names: Vec<String> = Self::selecting(inventory, &engine, pod, Direction::Egress)
+                            .iter()
+                            .map(|o| o.object_ref().to_string())
+                            .collect();
+                        out.push(
+                            Finding::new(
+                                &CODE_NETPOL_BLOCKS_ISTIOD,
+                                format!(
+                                    "egress is isolated by {} and no rule admits TCP {ISTIOD_XDS} to istiod in namespace {}: the \
+                                     sidecar cannot reach istiod for its configuration and certificate, so the pods never become ready",
+                                    join_and(&names),
+                                    join_and(&istiod_ns)
+                                ),
+                            )
+                            .on(w.object),
+                        );
+                    }
+                }
+                _ => {}
             }
         }
         for (object, workloads, detail) in hbone.into_values() {
@@ -318,8 +242,8 @@ impl Analyzer for MeshPorts {
                 Finding::new(
                     &CODE_NETPOL_BLOCKS_HBONE,
                     format!(
-                        "selects {}; {detail}, and no NetworkPolicy selecting these pods admits TCP {HBONE}: ambient \
-                         traffic arrives over HBONE on that port and will be dropped",
+                        "selects {}; {detail}, and no NetworkPolicy selecting these pods admits it from there: ambient \
+                         traffic arrives over HBONE (TCP {HBONE}) and will be dropped",
                         join_and(&names)
                     ),
                 )

@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::*;
-use meshmove_model::inventory::{Object, Origin};
+use meshmove_model::inventory::{Object, Origin, kinds};
 
 fn obj(value: serde_json::Value) -> Object {
     let api_version = value["apiVersion"].as_str().unwrap().to_string();
