@@ -715,6 +715,11 @@ fn zamaz_stateful_backends_stay_single_and_the_copies_reach_them_in_the_legacy_n
         assert!(out.lines().any(|l| l.starts_with(object) && l.contains(service)), "{object} not listed as shared: {out}");
     }
     assert!(out.contains("kubectl mesh-migrate enable -n zamaz"), "{out}");
+    // Its NetworkPolicies admit only pods of zamaz to the backends: the copies would be refused.
+    assert!(
+        out.lines().any(|l| l.starts_with("warning: NetworkPolicy default-deny, postgres-from-api in zamaz admit no pod of another namespace to StatefulSet/postgres")),
+        "{out}"
+    );
     assert!(out.lines().any(|l| l.starts_with("Deployment/api") && l.contains("env DATABASE_URL") && l.contains("postgres -> postgres.zamaz.svc.cluster.local")), "{out}");
     assert!(out.lines().any(|l| l.starts_with("Secret/zamaz-db") && l.contains("ata.DATABASE_URL ") && l.contains("value not shown")), "{out}");
     assert!(!out.contains("zamaz-secret-pw") && !plan.stderr.contains("zamaz-secret-pw"), "a Secret value leaked: {out}");
@@ -773,6 +778,8 @@ fn zamaz_stateful_backends_stay_single_and_the_copies_reach_them_in_the_legacy_n
     assert_eq!(st["legacyReplicas"], json!({"Deployment/api": 2, "Deployment/frontend": 2}));
     let shared: Vec<&str> = st["shared"].as_array().unwrap().iter().map(|s| s["object"].as_str().unwrap()).collect();
     assert_eq!(shared, ["Deployment/redis", "StatefulSet/nats", "StatefulSet/postgres"]);
+    let s = e.mm(&["ns", "status", "zamaz"]).expect_code(0);
+    assert!(s.stdout.contains("shared backends (stay in zamaz): Deployment/redis (redis), StatefulSet/nats (nats), StatefulSet/postgres (postgres)"), "{}", s.stdout);
     // Deleting the legacy side never deletes a backend either.
     e.mm(&["ns", "complete", "zamaz", "--delete-legacy"]).expect_code(0);
     assert!(e.get("apps/v1", "Deployment", "zamaz", "api").is_none());

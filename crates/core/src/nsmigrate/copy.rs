@@ -294,6 +294,68 @@ fn classify(sides: &Sides, objects: &[Value], opts: &CopyOptions, set: &mut Copy
     Classes { kept, moved, shared }
 }
 
+/// Whether a NetworkPolicy's `podSelector` (a LabelSelector) selects pods with `labels`; a
+/// selector that cannot be read counts as selecting, which only makes the warning louder.
+fn label_selector_matches(sel: &Value, labels: &BTreeMap<String, String>) -> bool {
+    use kube::core::{Selector, SelectorExt};
+    serde_json::from_value::<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>(sel.clone())
+        .ok()
+        .and_then(|ls| Selector::try_from(ls).ok())
+        .is_none_or(|s| s.matches(labels))
+}
+
+/// Shared backends the copies cannot reach: NetworkPolicies of the legacy namespace isolate the
+/// backend's pods for ingress and none of them has a rule that can admit a pod of another
+/// namespace (a rule without `from`, a `namespaceSelector` or an `ipBlock` peer can; a bare
+/// `podSelector` peer selects pods of the policy's own namespace only, and a policy without
+/// `policyTypes` isolates for ingress:
+/// <https://kubernetes.io/docs/concepts/services-networking/network-policies/>). One line per
+/// backend, naming the policies and what to add.
+pub fn unreachable_backends(sides: &Sides, objects: &[Value], shared: &[SharedBackend]) -> Vec<String> {
+    let policies: Vec<&Value> = objects.iter().filter(|o| str_at(o, "/kind") == Some("NetworkPolicy")).collect();
+    let mut out = Vec::new();
+    for b in shared {
+        let Some(obj) = objects.iter().find(|o| object_name(o) == b.object && WORKLOAD_KINDS.contains(&str_at(o, "/kind").unwrap_or_default()))
+        else {
+            continue;
+        };
+        let labels = datastore::pod_labels(obj);
+        let isolating: Vec<&&Value> = policies
+            .iter()
+            .filter(|p| {
+                let types = p.pointer("/spec/policyTypes").and_then(Value::as_array);
+                types.is_none_or(|t| t.iter().any(|t| t.as_str() == Some("Ingress")))
+                    && p.pointer("/spec/podSelector").is_some_and(|sel| label_selector_matches(sel, &labels))
+            })
+            .collect();
+        if isolating.is_empty() {
+            continue;
+        }
+        let admits_other_namespaces = isolating.iter().any(|p| {
+            p.pointer("/spec/ingress").and_then(Value::as_array).into_iter().flatten().any(|rule| {
+                match rule.get("from").and_then(Value::as_array) {
+                    None => true,
+                    Some(from) if from.is_empty() => true,
+                    Some(from) => from.iter().any(|peer| peer.get("namespaceSelector").is_some() || peer.get("ipBlock").is_some()),
+                }
+            })
+        });
+        if admits_other_namespaces {
+            continue;
+        }
+        let names: Vec<&str> = isolating.iter().filter_map(|p| str_at(p, "/metadata/name")).collect();
+        out.push(format!(
+            "NetworkPolicy {} in {legacy} admit{} no pod of another namespace to {}: its clients in {mesh} will be refused; before shifting traffic, admit them (an ingress rule `from: [{{namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {mesh}}}}}, podSelector: <the callers>}}]`)",
+            names.join(", "),
+            if names.len() == 1 { "s" } else { "" },
+            b.object,
+            legacy = sides.legacy,
+            mesh = sides.mesh,
+        ));
+    }
+    out
+}
+
 /// Copy the objects of the legacy namespace (any kinds may be passed; others are ignored).
 pub fn copy_namespace(sides: &Sides, objects: &[Value], opts: &CopyOptions) -> CopySet {
     let mut set = CopySet { namespace: mesh_namespace(sides, opts), ..CopySet::default() };
@@ -1101,6 +1163,24 @@ mod tests {
         );
         assert!(set.adjustments.iter().all(|a| !a.change.contains("hunter2")));
         assert!(set.adjustments.iter().any(|a| a.object == "Service/api" && a.change.contains("LoadBalancer -> ClusterIP")));
+    }
+
+    #[test]
+    fn backends_isolated_to_their_namespace_are_named() {
+        let mut objs = objects();
+        let np = |name: &str, spec: Value| json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name, "namespace": "shop"}, "spec": spec});
+        objs.push(np("default-deny", json!({"podSelector": {}, "policyTypes": ["Ingress"]})));
+        objs.push(np("db-from-api", json!({"podSelector": {"matchLabels": {"app": "db"}},
+            "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "api"}}}], "ports": [{"port": 5432}]}]})));
+        objs.push(np("cache-from-all", json!({"podSelector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["cache"]}]},
+            "policyTypes": ["Ingress"], "ingress": [{"from": [{"namespaceSelector": {}}]}]})));
+        let set = copy_namespace(&sides(), &objs, &CopyOptions::default());
+        let w = unreachable_backends(&sides(), &objs, &set.shared);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].starts_with("NetworkPolicy default-deny, db-from-api in shop admit no pod of another namespace to StatefulSet/db"), "{}", w[0]);
+        assert!(w[0].contains("kubernetes.io/metadata.name: shop-mesh"), "{}", w[0]);
+        // Without policies nothing is isolated.
+        assert!(unreachable_backends(&sides(), &objects(), &set.shared).is_empty());
     }
 
     #[test]

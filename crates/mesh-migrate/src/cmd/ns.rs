@@ -579,6 +579,11 @@ fn print_status(output: &OutputFlags, s: &run::Status) -> Result<Exit> {
         out.write_str("\n")?;
         out.write_str(&table(&["SERVICE", "ROUTING"], rows))?;
     }
+    if !st.shared.is_empty() {
+        let list: Vec<String> = st.shared.iter().map(|b| format!("{} ({})", b.object, b.services.join(", "))).collect();
+        out.write_str("\n")?;
+        out.line(format_args!("shared backends (stay in {}): {}", s.namespace, list.join(", ")))?;
+    }
     if let Some(last) = st.history.iter().rev().find(|e| !e.gates.is_empty()) {
         out.write_str("\n")?;
         out.line(format_args!("last gates ({} at {} %, {}):", last.at, last.from, last.result))?;
