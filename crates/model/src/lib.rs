@@ -10,5 +10,7 @@ pub mod duration;
 pub mod findings;
 pub mod inventory;
 pub mod names;
+pub mod selector;
+pub mod redact;
 pub mod workload;
 pub mod yaml;

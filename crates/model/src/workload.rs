@@ -8,8 +8,6 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube_core::{Selector, SelectorExt};
 use serde_json::Value;
 
 use crate::inventory::{Inventory, Object, kinds};
@@ -196,10 +194,10 @@ pub fn disruption_budgets(inventory: &Inventory, w: &Object) -> Vec<String> {
         .filter(|p| p.namespace == w.namespace)
         .filter(|p| match p.value.pointer("/spec/selector") {
             None | Some(Value::Null) => false,
-            Some(sel) => serde_json::from_value::<LabelSelector>(sel.clone())
-                .ok()
-                .and_then(|ls| Selector::try_from(ls).ok())
-                .is_none_or(|s| s.matches(&labels)),
+            // policy/v1: an empty selector selects every pod of the namespace. One the API
+            // server would reject counts as selecting the workload (smaller batches, never a
+            // budget ignored).
+            Some(sel) => crate::selector::LabelSelector::from_json(Some(sel)).map_or(true, |s| s.matches(&labels)),
         })
         .map(|p| p.name.clone())
         .collect()

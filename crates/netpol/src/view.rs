@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube_core::{Selector, SelectorExt};
+use meshmove_model::selector::LabelSelector;
 use serde_json::Value;
 
 use meshmove_model::cnpg;
@@ -301,7 +301,7 @@ pub fn build(inventory: &Inventory, options: ModelOptions) -> Model {
 fn add_probes(namespaces: &mut Vec<NamespaceInfo>, pods: &mut Vec<PodInfo>, policies: &[NetworkPolicy], probes: &mut Vec<String>) {
     let populated: BTreeSet<&str> = pods.iter().map(|p| p.namespace.as_str()).collect();
     let mut named: BTreeSet<String> = BTreeSet::new();
-    let mut selectors: Vec<Selector> = Vec::new();
+    let mut selectors: Vec<LabelSelector> = Vec::new();
     for np in policies {
         let Some(spec) = &np.spec else { continue };
         let peers = spec
@@ -320,8 +320,8 @@ fn add_probes(namespaces: &mut Vec<NamespaceInfo>, pods: &mut Vec<PodInfo>, poli
                     named.extend(e.values.iter().flatten().cloned());
                 }
             }
-            if let Ok(s) = Selector::try_from(sel.clone())
-                && !s.selects_all()
+            if let Ok(s) = LabelSelector::from_typed(sel)
+                && !s.is_everything()
             {
                 selectors.push(s);
             }

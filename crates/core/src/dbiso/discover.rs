@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::datastore::Store;
 use meshmove_model::inventory::{Inventory, Object, ObjectRef, kinds};
 use meshmove_netpol::{WorkloadKind, WorkloadRef};
-use meshmove_model::workload::{Workload, string_map, workloads};
+use meshmove_model::workload::{Workload, workloads};
 
 /// Database engines recognised by image name or by CloudNativePG.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -249,8 +249,7 @@ pub fn selecting_services(inventory: &Inventory, namespace: Option<&str>, pod_la
 
 /// Whether a Service's selector matches pod labels (a Service without selector selects nothing).
 pub fn service_selects(service: &Object, pod_labels: &BTreeMap<String, String>) -> bool {
-    let selector = string_map(service.value.pointer("/spec/selector"));
-    !selector.is_empty() && selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v))
+    meshmove_model::selector::service_selects(&service.value, pod_labels)
 }
 
 /// Whether a workload is one of the databases.

@@ -68,12 +68,13 @@ impl<'a> ServiceIndex<'a> {
         ServiceIndex { services }
     }
 
-    /// The Services in the workload's namespace whose selector matches its pod labels.
+    /// The Services in the workload's namespace whose selector matches its pod labels
+    /// ([`meshmove_model::selector::service_selects`]).
     pub fn selecting(&self, w: &Workload<'_>) -> Vec<&'a Object> {
         let labels = w.pod_labels();
         self.services
             .iter()
-            .filter(|(s, selector)| s.namespace == w.object.namespace && selector.iter().all(|(k, v)| labels.get(k) == Some(v)))
+            .filter(|(s, _)| s.namespace == w.object.namespace && meshmove_model::selector::service_selects(&s.value, &labels))
             .map(|(s, _)| *s)
             .collect()
     }

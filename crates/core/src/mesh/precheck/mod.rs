@@ -29,7 +29,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-use kube::core::{Selector, SelectorExt};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -254,9 +253,10 @@ pub(crate) fn workloads<'a>(inventory: &'a Inventory, scope: &Scope) -> Vec<Work
         .collect()
 }
 
-/// A LabelSelector as a matcher; `None` when it cannot be interpreted (an unknown operator).
-pub(crate) fn selector(ls: &LabelSelector) -> Option<Selector> {
-    Selector::try_from(ls.clone()).ok()
+/// A LabelSelector as a matcher ([`meshmove_model::selector`]); `None` when the API server would
+/// reject it (an unknown operator, `In` without values).
+pub(crate) fn selector(ls: &LabelSelector) -> Option<meshmove_model::selector::LabelSelector> {
+    meshmove_model::selector::LabelSelector::from_typed(ls).ok()
 }
 
 /// Whether a set selector (`None`: selects nothing) matches labels.

@@ -17,7 +17,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{Service, ServicePort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::core::{Selector, SelectorExt};
 use meshmove_istio::protocol::{self, Protocol, Selection, Source};
 
 use super::{PrecheckOptions, Scope, WORKLOAD_KINDS, Workload, join_and, workloads};
@@ -121,7 +120,8 @@ fn target_port(port: &ServicePort, w: &Workload<'_>) -> Option<i32> {
 
 struct Svc<'a> {
     object: &'a Object,
-    selector: Option<Selector>,
+    /// `spec.selector`; `None` when absent or empty (the Service selects no pod).
+    selector: Option<BTreeMap<String, String>>,
     ports: Vec<ServicePort>,
 }
 
@@ -136,7 +136,7 @@ impl ServicePorts {
             let labels = w.labels();
             // pod port -> (class -> declarations)
             let mut by_port: BTreeMap<i32, BTreeMap<&'static str, BTreeSet<String>>> = BTreeMap::new();
-            let selecting = candidates.iter().filter(|s| s.selector.as_ref().is_some_and(|sel| sel.matches(&labels)));
+            let selecting = candidates.iter().filter(|s| meshmove_model::selector::service_selects(&s.object.value, &labels));
             for s in selecting {
                 for port in &s.ports {
                     let Treatment::Declared(p, app_protocol) = treatment(port) else { continue };
@@ -212,7 +212,7 @@ impl Analyzer for ServicePorts {
                 }
             }
             // A Service without a selector manages no endpoints from pod labels.
-            let selector = spec.selector.filter(|s| !s.is_empty()).map(|s| s.into_iter().collect::<Selector>());
+            let selector = spec.selector.filter(|s| !s.is_empty());
             services.push(Svc { object: o, selector, ports });
         }
         self.conflicts(&services, inventory, &scope, out);
