@@ -524,3 +524,181 @@ fn a_process_killed_between_writes_is_resumed_by_a_rerun() {
     mm(&e, &["rollback"]).expect_code(0);
     assert_eq!(snap(&d), before);
 }
+
+fn kubectl(e: &Env, args: &[&str]) -> Run {
+    run(&venv_tool("kubectl"), &[&["--kubeconfig", &e.kubeconfig][..], args].concat(), None, &[])
+}
+
+fn peer_authentication(ns: &str, name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication", "metadata": {"name": name, "namespace": ns}, "spec": spec})
+}
+
+/// `(namespace/name, mode)` of every PeerAuthentication, as real kubectl reads them.
+fn peer_authentications(e: &Env) -> Vec<(String, String)> {
+    let list = kubectl(e, &["get", "peerauthentications.security.istio.io", "-A", "-o", "json"]).expect_code(0).json();
+    let mut out: Vec<(String, String)> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let name = format!("{}/{}", p["metadata"]["namespace"].as_str().unwrap(), p["metadata"]["name"].as_str().unwrap());
+            (name, p["spec"]["mtls"]["mode"].as_str().unwrap_or("UNSET").to_string())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A mesh-wide STRICT policy in the root namespace: `enable` must not lower it with a namespace
+/// PERMISSIVE one, and says why; `mtls strict` then pins STRICT on the namespace; rollback
+/// restores the exact prior state.
+#[test]
+fn enable_never_lowers_a_mesh_wide_strict() {
+    let d = double();
+    d.create(peer_authentication("istio-system", "default", json!({"mtls": {"mode": "STRICT"}}))).unwrap();
+    let e = env(&d);
+    let before = read_back(&e);
+    let en = mm(&e, &["enable", "--timeout", "30s"]).expect_code(0);
+    assert!(!en.stdout.contains("peerauthentication"), "{}", en.stdout);
+    assert!(
+        en.stderr.contains("PeerAuthentication pyairtable/default PERMISSIVE not written: the namespace is already STRICT (mesh-wide PeerAuthentication istio-system/default)"),
+        "{}",
+        en.stderr
+    );
+    assert_eq!(peer_authentications(&e), [("istio-system/default".to_string(), "STRICT".to_string())]);
+    let st = mm(&e, &["status", "-o", "json"]).expect_code(0).json();
+    assert_eq!((st["mtls"].as_str(), st["mtlsDecidedBy"].as_str()), (Some("STRICT"), Some("mesh-wide PeerAuthentication istio-system/default")));
+    assert!(st["workloads"].as_array().unwrap().iter().filter(|w| w["kind"] == "Deployment").all(|w| w["mtls"]["mode"] == "STRICT"), "{st}");
+    // STRICT already applies; the namespace policy pins it (nothing raised).
+    let strict = mm(&e, &["mtls", "strict"]).expect_code(0);
+    assert!(strict.stderr.contains("PeerAuthentication pyairtable/default to STRICT raises 0 workload port(s)"), "{}", strict.stderr);
+    assert_eq!(
+        peer_authentications(&e),
+        [("istio-system/default".to_string(), "STRICT".to_string()), ("pyairtable/default".to_string(), "STRICT".to_string())]
+    );
+    mm(&e, &["rollback", "--timeout", "30s"]).expect_code(0);
+    assert_eq!(read_back(&e), before);
+}
+
+/// An older namespace-wide PeerAuthentication under another name is the one Istio applies:
+/// `enable` leaves it, `mtls strict` sets its mode (a `default` next to it would change nothing),
+/// `status` reports its mode, and rollback restores it.
+#[test]
+fn mtls_strict_sets_the_older_namespace_policy_istio_applies() {
+    let d = double();
+    d.create(peer_authentication(NS, "legacy", json!({"mtls": {"mode": "PERMISSIVE"}}))).unwrap();
+    let e = env(&d);
+    let before = read_back(&e);
+    let en = mm(&e, &["enable", "--timeout", "30s"]).expect_code(0);
+    assert!(en.stderr.contains("pyairtable/legacy is the oldest namespace-wide policy, which Istio applies (mode PERMISSIVE)"), "{}", en.stderr);
+    assert_eq!(peer_authentications(&e), [(format!("{NS}/legacy"), "PERMISSIVE".to_string())]);
+    // A `default` created later (by someone else) is shadowed by the older `legacy`.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    d.create(peer_authentication(NS, "default", json!({"mtls": {"mode": "STRICT"}}))).unwrap();
+    let st = mm(&e, &["status", "-o", "json"]).expect_code(0).json();
+    assert_eq!((st["mtls"].as_str(), st["mtlsDecidedBy"].as_str()), (Some("PERMISSIVE"), Some("namespace-wide PeerAuthentication pyairtable/legacy")));
+    let strict = mm(&e, &["mtls", "strict"]).expect_code(0);
+    assert!(strict.stderr.contains("PeerAuthentication pyairtable/legacy is the oldest namespace-wide policy"), "{}", strict.stderr);
+    assert!(strict.stdout.contains("peerauthentication.security.istio.io/legacy configured"), "{}", strict.stdout);
+    assert_eq!(peer_authentications(&e), [(format!("{NS}/default"), "STRICT".to_string()), (format!("{NS}/legacy"), "STRICT".to_string())]);
+    let st = mm(&e, &["status", "-o", "json"]).expect_code(0).json();
+    assert_eq!((st["mtls"].as_str(), st["mtlsDecidedBy"].as_str()), (Some("STRICT"), Some("namespace-wide PeerAuthentication pyairtable/legacy")));
+    // Rollback restores legacy's mode; the `default` someone else created stays theirs.
+    mm(&e, &["rollback", "--timeout", "30s"]).expect_code(0);
+    assert_eq!(peer_authentications(&e), [(format!("{NS}/default"), "STRICT".to_string()), (format!("{NS}/legacy"), "PERMISSIVE".to_string())]);
+    kubectl(&e, &["delete", "peerauthentication.security.istio.io", "default", "-n", NS]).expect_code(0);
+    assert_eq!(read_back(&e), before);
+}
+
+/// A workload-level policy keeps a port PERMISSIVE: a plaintext client that reaches only that
+/// port does not block `mtls strict`, which says the port stays PERMISSIVE.
+#[test]
+fn mtls_strict_counts_workload_and_port_level_policies() {
+    let d = double();
+    d.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "reports"}})).unwrap();
+    d.create(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "reporter", "namespace": "reports"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "reporter"}},
+                 "template": {"metadata": {"labels": {"app": "reporter"}}, "spec": {"containers": [{"name": "r", "image": "reports:1"}]}}}}))
+        .unwrap();
+    let e = env(&d);
+    mm(&e, &["enable", "--timeout", "30s"]).expect_code(0);
+    // The reporter may reach the frontend's port 3000 only.
+    let frontend = d.get("apps/v1", "Deployment", Some(NS), "frontend").unwrap();
+    let labels = frontend["spec"]["template"]["metadata"]["labels"].clone();
+    let port = frontend["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"].as_u64().unwrap();
+    d.create(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "own", "namespace": NS},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{"from": [{"podSelector": {}}]}]}}))
+        .unwrap();
+    d.create(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "reports-to-frontend", "namespace": NS},
+        "spec": {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "frontend"}}, "policyTypes": ["Ingress"], "ingress": [
+            {"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "reports"}}}], "ports": [{"port": port}]}]}}))
+        .unwrap();
+    let refused = mm(&e, &["mtls", "strict", "-o", "json"]).expect_code(1);
+    assert!(refused.stderr.contains(&format!("Deployment/reports/reporter is outside the mesh and can reach Deployment/frontend port {port}")), "{}", refused.stderr);
+    // The frontend keeps PERMISSIVE on that port by its own policy: nothing breaks.
+    let mut selector = serde_json::Map::new();
+    for (k, v) in labels.as_object().unwrap() {
+        if k == "app" || k == "app.kubernetes.io/name" {
+            selector.insert(k.clone(), v.clone());
+        }
+    }
+    d.create(peer_authentication(NS, "frontend", json!({"selector": {"matchLabels": selector}, "portLevelMtls": {port.to_string(): {"mode": "PERMISSIVE"}}}))).unwrap();
+    let ok = mm(&e, &["mtls", "strict"]).expect_code(0);
+    assert!(ok.stderr.contains(&format!("not raised, a workload-level policy decides: Deployment/frontend port {port}: stays PERMISSIVE (portLevelMtls of PeerAuthentication pyairtable/frontend)")), "{}", ok.stderr);
+    let st = mm(&e, &["status", "-o", "json"]).expect_code(0).json();
+    let fe = st["workloads"].as_array().unwrap().iter().find(|w| w["name"] == "frontend").unwrap().clone();
+    assert_eq!(fe["mtls"]["mode"], "STRICT", "{fe}");
+    assert_eq!(fe["mtls"]["ports"][port.to_string()]["mode"], "PERMISSIVE", "{fe}");
+}
+
+/// Injection precedence, end to end: the double injects with meshmove-istio's rule and the
+/// product reports with the same rule, read back through real kubectl.
+#[test]
+fn namespace_label_precedence_in_the_double_and_in_status() {
+    let d = double();
+    d.create(apiserver_double::istiod(Some("canary"))).unwrap();
+    let e = env(&d);
+    // istio-injection=enabled wins over istio.io/rev: the default revision injects.
+    kubectl(&e, &["label", "namespace", NS, "istio-injection=enabled", "istio.io/rev=canary"]).expect_code(0);
+    kubectl(&e, &["rollout", "restart", "deployment/frontend", "-n", NS]).expect_code(0);
+    let revisions = |e: &Env| -> Vec<String> {
+        let pods = kubectl(e, &["get", "pods", "-n", NS, "-l", "app.kubernetes.io/name=frontend", "-o", "json"]).expect_code(0).json();
+        pods["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .map(|p| p["metadata"]["annotations"]["istio.io/rev"].as_str().unwrap_or("none").to_string())
+            .collect()
+    };
+    let wait = |e: &Env, want: &str| {
+        let start = std::time::Instant::now();
+        loop {
+            let r = revisions(e);
+            if !r.is_empty() && r.iter().all(|x| x == want) {
+                return;
+            }
+            assert!(start.elapsed() < std::time::Duration::from_secs(30), "revisions {r:?}, want {want}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    wait(&e, "default");
+    let st = mm(&e, &["status", "-o", "json"]).expect_code(0).json();
+    assert_eq!(st["mode"], "sidecar", "{st}");
+    // istio-injection=disabled beside a revision: nothing injects, and status says the
+    // namespace is off the mesh.
+    kubectl(&e, &["label", "--overwrite", "namespace", NS, "istio-injection=disabled"]).expect_code(0);
+    // kubectl refuses a second restart within a second.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    kubectl(&e, &["rollout", "restart", "deployment/frontend", "-n", NS]).expect_code(0);
+    wait(&e, "none");
+    let st = mm(&e, &["status", "-o", "json"]).expect_code(0).json();
+    assert!(st["mode"].is_null(), "{st}");
+    // The revision label alone: the canary istiod injects.
+    kubectl(&e, &["label", "namespace", NS, "istio-injection-"]).expect_code(0);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    kubectl(&e, &["rollout", "restart", "deployment/frontend", "-n", NS]).expect_code(0);
+    wait(&e, "canary");
+    let st = mm(&e, &["status", "-o", "json"]).expect_code(0).json();
+    assert_eq!(st["mode"], "sidecar (revision canary)", "{st}");
+}

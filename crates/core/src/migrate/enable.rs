@@ -1,7 +1,8 @@
 //! `enable`: put a namespace on the mesh in place.
 //!
 //! Order of the plan: the namespace labels first (so pods created from then on are injected),
-//! the PeerAuthentication `PERMISSIVE` (meshed and plaintext clients both work), the Gateway and
+//! the PeerAuthentication `PERMISSIVE` (meshed and plaintext clients both work) unless that would
+//! lower a workload's effective mode or be ignored ([`permissive`]), the Gateway and
 //! one VirtualService and DestinationRule per HTTP Service, then restarts in batches with a wait
 //! after each. In sidecar mode only workloads whose pods would be injected and do not carry the
 //! proxy yet are restarted; ambient mode restarts nothing (ztunnel captures running pods).
@@ -14,9 +15,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use super::peer_auth::{self, PortMode};
 use super::{MigrateError, PEER_AUTHENTICATION, STEP_ENABLE, TrafficProfile, has_proxy, labels_of, namespace_object, selected_dataplane, service_routes};
 use meshmove_istio::injection::{DATAPLANE_MODE_LABEL, INJECTION_LABEL, REV_LABEL};
-use meshmove_istio::{Dataplane, Labels};
+use meshmove_istio::{Dataplane, Labels, Level, Mode as MtlsMode, MtlsSource, PeerAuthentications};
 use meshmove_model::inventory::{Inventory, Object, kinds};
 use meshmove_kube::plan::{Change, MANAGED_BY, Plan, Target};
 use meshmove_model::workload::{Workload, disruption_budgets, pod_owner};
@@ -44,6 +46,10 @@ pub struct EnableOptions {
     pub batch_size: usize,
     /// Label selector value of the ingress gateway pods (`istio: <value>`).
     pub gateway_selector: String,
+    /// The mesh's PeerAuthentications, or why they are unknown, when the caller read them
+    /// separately (a namespace administrator may not list them in every namespace); `None`: read
+    /// them from the inventory. See [`permissive`].
+    pub policies: Option<Result<PeerAuthentications, String>>,
 }
 
 impl Default for EnableOptions {
@@ -56,6 +62,7 @@ impl Default for EnableOptions {
             hosts: BTreeMap::new(),
             batch_size: 3,
             gateway_selector: "ingressgateway".into(),
+            policies: None,
         }
     }
 }
@@ -122,6 +129,60 @@ fn target(o: &Object) -> Target {
     Target::new(&o.api_version, &o.kind, o.namespace.as_deref(), &o.name)
 }
 
+/// Whether `enable` writes the namespace's PeerAuthentication `default` with mode `PERMISSIVE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Permissive {
+    /// Written: meshed and plaintext clients both keep working while the namespace moves. The
+    /// modes it changes (raised from `DISABLE`), proven with `changes()`; usually none, when it
+    /// only pins the mode Istio would apply anyway.
+    Write { raised: Vec<PortMode> },
+    /// Not written, and why: it would lower a mode, it would be ignored, or the policies are not
+    /// known well enough to prove it lowers nothing.
+    Skip { reason: String },
+}
+
+/// The `PERMISSIVE` PeerAuthentication `enable` writes, if it can prove that doing so lowers no
+/// workload port's effective mode ([`meshmove_istio::PeerAuthentications::changes`] and
+/// `lowered()`): a
+/// mesh-wide or namespace-wide `STRICT` stays in force, and so does an older namespace-wide policy
+/// Istio applies instead of `default`. `policies` are the mesh's PeerAuthentications
+/// ([`peer_auth::policies`]: every namespace's, as the mesh-wide ones live in the root
+/// namespace), or why they are unknown, in which case nothing is written.
+pub fn permissive(inventory: &Inventory, namespace: &str, policies: Result<PeerAuthentications, String>) -> Permissive {
+    let skip = |reason: String| Permissive::Skip { reason: format!("PeerAuthentication {namespace}/{PEER_AUTHENTICATION} PERMISSIVE not written: {reason}") };
+    if namespace == peer_auth::ROOT_NAMESPACE {
+        return skip("this is the mesh root namespace, where a namespace-wide policy applies to the whole mesh".into());
+    }
+    let before = match policies {
+        Ok(p) => p,
+        Err(e) => return skip(format!("{e}; without them it cannot be shown not to lower a STRICT mode (the mode Istio applies is left as it is)")),
+    };
+    let proposed = peer_auth::proposed(&before, namespace, PEER_AUTHENTICATION, MtlsMode::Permissive);
+    let after = before.apply(proposed.clone());
+    let workloads = peer_auth::workload_targets(inventory, namespace, &before);
+    let changes = before.changes(proposed, &peer_auth::all_targets(&workloads));
+    let (ns_before, ns_after) = (before.namespace_mode(namespace), after.namespace_mode(namespace));
+    let modes = peer_auth::port_modes(&workloads, &before, &after);
+    if changes.iter().any(|c| c.lowered()) || ns_after.mode < ns_before.mode {
+        let lowered: Vec<String> = modes.iter().filter(|m| m.after != m.before).map(|m| m.to_string()).collect();
+        let what = if lowered.is_empty() { "the namespace-wide mode".to_string() } else { lowered.join("; ") };
+        return skip(format!(
+            "the namespace is already {} ({}), and PERMISSIVE would lower {what}",
+            ns_before.mode,
+            peer_auth::decided_by(&ns_before)
+        ));
+    }
+    if let MtlsSource::Policy { policy, level: Level::Namespace } = &ns_before.from
+        && policy.name != PEER_AUTHENTICATION
+    {
+        return skip(format!(
+            "{policy} is the oldest namespace-wide policy, which Istio applies (mode {}), so a `{PEER_AUTHENTICATION}` next to it would be ignored",
+            ns_before.mode
+        ));
+    }
+    Permissive::Write { raised: modes.into_iter().filter(|m| m.after != m.before).collect() }
+}
+
 /// Build the `enable` plan.
 pub fn plan(inventory: &Inventory, namespace: &str, options: &EnableOptions) -> Result<Plan, MigrateError> {
     let ns = namespace_object(inventory, namespace).ok_or_else(|| MigrateError::NoNamespace { namespace: namespace.to_string() })?;
@@ -172,9 +233,12 @@ pub fn plan(inventory: &Inventory, namespace: &str, options: &EnableOptions) -> 
         });
     }
     plan.push(Change::Set { target: ns_target, fields: labels });
-    plan.push(Change::Apply {
-        object: managed("security.istio.io/v1", "PeerAuthentication", namespace, PEER_AUTHENTICATION, json!({"mtls": {"mode": "PERMISSIVE"}})),
-    });
+    let policies = options.policies.clone().unwrap_or_else(|| peer_auth::policies(inventory));
+    if let Permissive::Write { .. } = permissive(inventory, namespace, policies) {
+        plan.push(Change::Apply {
+            object: managed("security.istio.io/v1", "PeerAuthentication", namespace, PEER_AUTHENTICATION, json!({"mtls": {"mode": "PERMISSIVE"}})),
+        });
+    }
 
     let (routes, _) = service_routes(inventory, namespace, options.domain.as_deref(), &options.hosts)?;
     let gw = gateway_name(namespace);
@@ -241,12 +305,17 @@ pub fn unmeshed_pods(inventory: &Inventory, namespace: &str, workloads: &[Target
 
 /// After `enable --mode ambient`: pods of the namespace ztunnel should capture but has not yet
 /// (no `ambient.istio.io/redirection: enabled` annotation from the CNI node agent), as
-/// `kind/name: pod` (`Pod: name` for a bare pod). Opted-out pods are not listed.
+/// `kind/name: pod` (`Pod: name` for a bare pod). Opted-out pods are not listed. Which pods
+/// qualify follows the CNI agent's rule ([`super::ambient_candidate`]) with the Namespace of the
+/// inventory; without it, the namespace is taken as `enable --mode ambient` labelled it.
 pub fn uncaptured_pods(inventory: &Inventory, namespace: &str) -> Vec<String> {
+    let labels = namespace_object(inventory, namespace)
+        .map(labels_of)
+        .unwrap_or_else(|| [(DATAPLANE_MODE_LABEL.to_string(), "ambient".to_string())].into());
     inventory
         .of(&kinds::POD)
         .filter(|p| p.namespace.as_deref() == Some(namespace))
-        .filter(|p| super::ambient_candidate(namespace_object(inventory, namespace), &p.value) && !super::ambient_captured(&p.value))
+        .filter(|p| super::ambient_candidate(namespace, &labels, &p.value) && !super::ambient_captured(&p.value))
         .map(|p| match pod_owner(inventory, p) {
             Some(owner) => format!("{}/{}: pod {}", owner.kind, owner.name, p.name),
             None => format!("Pod: {}", p.name),

@@ -11,16 +11,23 @@
 //!   rollback of the `expose` step only: it removes exactly what `expose` created.
 //! * [`enable`] — namespace injection labels (sidecar, a revision, or ambient), an Istio Gateway,
 //!   a VirtualService and a DestinationRule per HTTP Service from a [`TrafficProfile`],
-//!   PeerAuthentication `PERMISSIVE`, and restarts in batches that never restart two workloads
-//!   guarded by the same PodDisruptionBudget at once, each batch waited for.
-//! * [`mtls`] — the readiness check for `STRICT` (every pod meshed; no unmeshed namespace whose
-//!   pods NetworkPolicy lets reach these pods) and the plan that switches the PeerAuthentication.
-//! * [`status`] — per workload: meshed, proxy revision; per namespace: mode, mTLS mode, Istio
-//!   objects present, journal steps.
+//!   PeerAuthentication `PERMISSIVE` unless that would lower a workload's effective mTLS mode or
+//!   be ignored, and restarts in batches that never restart two workloads guarded by the same
+//!   PodDisruptionBudget at once, each batch waited for.
+//! * [`mtls`] — the namespace-wide PeerAuthentication Istio applies to `STRICT`, proven to raise
+//!   what it claims, and the readiness check per workload port (every pod meshed; no unmeshed
+//!   client that NetworkPolicy lets reach a port that becomes `STRICT`).
+//! * [`status`] — per workload: meshed, proxy revision, effective mTLS mode; per namespace: mode,
+//!   namespace-wide mTLS mode, Istio objects present, journal steps.
+//!
+//! Istio's own rules — which protocol a port has, which pods get a sidecar or join ambient, which
+//! PeerAuthentication decides a port's mode — come from [`meshmove_istio`] only;
+//! [`peer_auth`] feeds it the mesh's policies and the namespace's workload ports.
 
 pub mod enable;
 pub mod expose;
 pub mod mtls;
+pub mod peer_auth;
 pub mod profile;
 pub mod status;
 
@@ -53,6 +60,9 @@ pub enum MigrateError {
     BadProfile { path: String, message: String },
     #[error("{what}: {message}")]
     BadOption { what: String, message: String },
+    /// The PeerAuthentications cannot be known, or the write would not do what the step claims.
+    #[error("namespace {namespace}: {message}")]
+    PeerAuthentication { namespace: String, message: String },
 }
 
 /// Well-known ports of databases and caches. A port Istio sniffs (nothing usable declared) may
@@ -193,9 +203,10 @@ pub fn ambient_captured(pod: &Value) -> bool {
 /// `istio.io/dataplane-mode=ambient`, not opted out with `none`, not on the host network, no
 /// sidecar), not opted out with the legacy `ambient.istio.io/redirection: disabled` annotation,
 /// and not finished.
-pub fn ambient_candidate(namespace: Option<&Object>, pod: &Value) -> bool {
-    let empty = Value::Null;
-    let p = Pod::from_objects(namespace.map_or(&empty, |n| &n.value), pod);
+pub fn ambient_candidate(namespace: &str, namespace_labels: &Labels, pod: &Value) -> bool {
+    let mut p = Pod::from_objects(&Value::Null, pod);
+    p.namespace = namespace.to_string();
+    p.namespace_labels = namespace_labels.clone();
     meshmove_istio::ambient_captured(&p)
         && pod.pointer("/metadata/annotations/ambient.istio.io~1redirection").and_then(Value::as_str) != Some("disabled")
         && !matches!(pod.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"))
@@ -253,5 +264,7 @@ pub fn namespace_mode(ns: &Object) -> Option<String> {
     }
 }
 
+#[cfg(test)]
+mod peer_auth_tests;
 #[cfg(test)]
 mod tests;

@@ -259,20 +259,23 @@ metadata: {name: friend, namespace: meshed}
 spec: {selector: {matchLabels: {app: friend}}, template: {metadata: {labels: {app: friend}}, spec: {containers: [{name: f, image: f}]}}}
 "#;
     let inv = load(text, "shop");
-    let r = mtls::readiness(&inv, "shop");
+    let r = mtls::strict(&inv, "shop").unwrap().readiness;
     assert_eq!(
         r.blockers,
         vec![
             mtls::Blocker::UnmeshedPod { workload: "Pod/shop/old-1".into(), pod: "old-1".into() },
-            mtls::Blocker::PlaintextClient { client: "Deployment/reports/reporter".into(), reaches: vec!["Pod/api-1".into(), "Pod/old-1".into()] },
+            mtls::Blocker::PlaintextClient {
+                client: "Deployment/reports/reporter".into(),
+                reaches: vec!["Pod/api-1 other ports".into(), "Pod/old-1 other ports".into()]
+            },
         ]
     );
     // A policy admitting only the namespace's own pods removes the client.
     let isolated = format!("{text}\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: own, namespace: shop}}\nspec: {{podSelector: {{}}, ingress: [{{from: [{{podSelector: {{}}}}]}}]}}\n");
     let inv = load(&isolated, "shop");
-    let r = mtls::readiness(&inv, "shop");
-    assert_eq!(r.blockers.len(), 1, "{:?}", r.blockers);
-    assert_eq!(mtls::plan("shop").changes.len(), 1);
+    let s = mtls::strict(&inv, "shop").unwrap();
+    assert_eq!(s.readiness.blockers.len(), 1, "{:?}", s.readiness.blockers);
+    assert_eq!(s.plan.changes.len(), 1);
 }
 
 #[test]
@@ -303,7 +306,7 @@ apiVersion: v1\nkind: Pod\nmetadata: {name: tool-1, namespace: amb, labels: {ist
     // Waiting for capture lists the pod ztunnel should take but has not; the opted-out one is not waited for.
     assert_eq!(enable::uncaptured_pods(&inv, "amb"), vec!["Pod: web-1"]);
     // STRICT would break both pods outside ztunnel.
-    let r = mtls::readiness(&inv, "amb");
+    let r = mtls::strict(&inv, "amb").unwrap().readiness;
     let blocked: Vec<String> = r.blockers.iter().map(|b| format!("{b:?}")).collect();
     assert_eq!(blocked.len(), 2, "{blocked:?}");
     assert!(blocked.iter().any(|b| b.contains("web-1")) && blocked.iter().any(|b| b.contains("tool-1")), "{blocked:?}");

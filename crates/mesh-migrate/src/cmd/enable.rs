@@ -113,6 +113,7 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &EnableArgs) -> Result<
         hosts: args.hosts.iter().cloned().collect(),
         batch_size: usize::from(args.batch_size),
         gateway_selector: args.gateway_selector.clone(),
+        policies: None,
     };
     let live = Live::connect(kube)?;
     let ns = live.namespace().to_string();
@@ -127,7 +128,19 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &EnableArgs) -> Result<
         &kinds::POD_DISRUPTION_BUDGET,
     ];
     let inventory = live.inventory(&workload_kinds, &[])?;
+    // PeerAuthentication PERMISSIVE only where it provably lowers no workload's mTLS mode: the
+    // mesh's policies are read on their own (a namespace administrator may not list them).
+    let options = EnableOptions { policies: Some(live.peer_authentications()?), ..options };
+    let permissive = enable::permissive(&inventory, &ns, options.policies.clone().expect("read above"));
     let plan = enable::plan(&inventory, &ns, &options).map_err(|e| anyhow!(e))?;
+    match &permissive {
+        enable::Permissive::Skip { reason } => eprintln!("enable: {reason}"),
+        enable::Permissive::Write { raised } => {
+            for r in raised {
+                eprintln!("enable: mTLS raised: {r}");
+            }
+        }
+    }
     if let Some(refused) = control_plane_gate(&live, &ns, args, output)? {
         return Ok(refused);
     }

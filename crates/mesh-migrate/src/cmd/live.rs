@@ -8,6 +8,7 @@ use clap::{Args, ValueEnum};
 use meshmove_cli::{KubeFlags, Out, OutputFormat};
 use meshmove_kube::cluster::{Connection, parse_timeout};
 use meshmove_model::inventory::{Inventory, Kind};
+use meshmove_core::migrate::peer_auth::Policies;
 use meshmove_kube::plan::{self, DryRun, ExecOptions, Outcome, Plan, Progress};
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -70,6 +71,16 @@ impl Live {
 
     pub fn actor(&self) -> String {
         plan::actor(Some(&self.conn.context))
+    }
+
+    /// The mesh's PeerAuthentications, listed in every namespace (the mesh-wide ones live in the
+    /// root namespace), or why they cannot be known. A list the cluster refuses is an answer here,
+    /// not an error: `enable` then writes no PeerAuthentication and `status` shows the modes as
+    /// unknown, saying why.
+    pub fn peer_authentications(&self) -> Result<Policies> {
+        let kind = [&meshmove_model::inventory::kinds::PEER_AUTHENTICATION];
+        let inventory = self.rt.block_on(meshmove_kube::cluster::load(&self.conn, &kind, &kind, Some(&self.conn.namespace)))?;
+        Ok(meshmove_core::migrate::peer_auth::policies(&inventory))
     }
 }
 

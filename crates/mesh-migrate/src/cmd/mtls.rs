@@ -1,4 +1,5 @@
-//! `mtls strict`: the readiness check, then the PeerAuthentication to STRICT.
+//! `mtls strict`: the proof that the write raises what it claims, the readiness check, then the
+//! namespace-wide PeerAuthentication Istio applies to STRICT.
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
@@ -41,30 +42,51 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, command: &MtlsCommand) -> Res
         &kinds::JOB,
         &kinds::CRON_JOB,
         &kinds::NETWORK_POLICY,
+        &kinds::SERVICE,
+        &kinds::PEER_AUTHENTICATION,
     ];
     let inventory = live.inventory(&[], &everywhere)?;
-    let readiness = mtls::readiness(&inventory, &ns);
-    for n in &readiness.notes {
+    let table = matches!(output.output, OutputFormat::Table | OutputFormat::Wide);
+    let refuse = |body: serde_json::Value| -> Result<Exit> {
+        let mut out = Out::new();
+        if !table {
+            structured(&mut out, output.output, &body)?;
+        }
+        out.flush()?;
+        Ok(Exit::Findings)
+    };
+    // A write that would not take effect, or policies it cannot see, is refused even with
+    // --force: --force overrides what would break, never the proof of what the write does.
+    let strict = match mtls::strict(&inventory, &ns) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("mtls strict: not switching: {e}");
+            return refuse(json!({"namespace": ns, "ready": false, "error": e.to_string()}));
+        }
+    };
+    for n in &strict.readiness.notes {
         meshmove_cli::log::note(n);
     }
-    let table = matches!(output.output, OutputFormat::Table | OutputFormat::Wide);
-    if !readiness.ready() {
+    if let Some(why) = &strict.instead_of_default {
+        eprintln!("mtls strict: {why}");
+    }
+    for p in strict.kept_lower() {
+        eprintln!("mtls strict: not raised, a workload-level policy decides: {p}");
+    }
+    if !strict.readiness.ready() {
         let verb = if args.force { "switching anyway (--force)" } else { "not switching" };
         eprintln!("mtls strict: namespace {ns} is not ready, {verb}; under STRICT these would break:");
-        for b in &readiness.blockers {
+        for b in &strict.readiness.blockers {
             eprintln!("  - {b}");
         }
         if !args.force {
-            let mut out = Out::new();
-            if !table {
-                structured(&mut out, output.output, &json!({"namespace": ns, "ready": false, "blockers": readiness.blockers}))?;
-            }
-            out.flush()?;
-            return Ok(Exit::Findings);
+            return refuse(json!({"namespace": ns, "ready": false, "blockers": strict.readiness.blockers, "ports": strict.ports}));
         }
     } else {
-        eprintln!("mtls strict: every pod of {ns} is meshed and no client outside the mesh reaches it");
+        eprintln!("mtls strict: every pod of {ns} is meshed and no client outside the mesh reaches a port that becomes STRICT");
     }
-    super::live::run_plan(&live, &mtls::plan(&ns), &args.changes, output.output)?;
+    let raised = strict.raised().count();
+    eprintln!("mtls strict: PeerAuthentication {} to STRICT raises {raised} workload port(s) to STRICT", strict.policy);
+    super::live::run_plan(&live, &strict.plan, &args.changes, output.output)?;
     Ok(Exit::Ok)
 }

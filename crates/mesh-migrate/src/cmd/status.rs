@@ -1,4 +1,5 @@
-//! `status`: meshed or not per workload, proxy revision, mTLS mode, Istio objects, journal steps.
+//! `status`: meshed or not per workload, proxy revision, effective mTLS modes (namespace-wide and
+//! per workload), Istio objects, journal steps.
 
 use anyhow::Result;
 use meshmove_cli::render::{structured, table};
@@ -31,7 +32,7 @@ const KINDS: &[&meshmove_model::inventory::Kind] = &[
 ];
 
 pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &StatusArgs) -> Result<Exit> {
-    let (ns, inventory, journal) = if args.source.filename.is_empty() {
+    let (ns, inventory, journal, policies) = if args.source.filename.is_empty() {
         let live = Live::connect(kube)?;
         let ns = live.namespace().to_string();
         let inventory = live.inventory(KINDS, &[])?;
@@ -39,7 +40,9 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &StatusArgs) -> Result<
             meshmove_cli::debug!(1, "{kind} not listed: {why:?}");
         }
         let journal = live.rt.block_on(Journal::load(&live.conn, &ns))?;
-        (ns, inventory, journal)
+        // The mesh-wide policies live in the root namespace: listed in every namespace.
+        let policies = live.peer_authentications()?;
+        (ns, inventory, journal, policies)
     } else {
         // From manifests (e.g. `kubectl get ... -o yaml` saved earlier): the journal, if the
         // files hold its ConfigMap, is read from there.
@@ -49,9 +52,10 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &StatusArgs) -> Result<
             .get(&kinds::CONFIG_MAP, Some(&ns), meshmove_kube::plan::JOURNAL_NAME)
             .map(|cm| Journal::from_config_map(&ns, &cm.value).map_err(anyhow::Error::from))
             .transpose()?;
-        (ns, inventory, journal)
+        let policies = meshmove_core::migrate::peer_auth::policies(&inventory);
+        (ns, inventory, journal, policies)
     };
-    let s = status::status(&inventory, &ns, journal.as_ref());
+    let s = status::status_with(&inventory, policies, &ns, journal.as_ref());
     let mut out = Out::new();
     match output.output {
         OutputFormat::Json | OutputFormat::Yaml => structured(&mut out, output.output, &s)?,
@@ -70,7 +74,10 @@ fn render(s: &NamespaceStatus, wide: bool) -> String {
     };
     text.push_str(&format!("Namespace:  {}\n", s.namespace));
     text.push_str(&format!("Mode:       {}\n", s.mode.as_deref().unwrap_or("not on the mesh")));
-    text.push_str(&format!("mTLS:       {}\n", s.mtls.as_deref().unwrap_or("no PeerAuthentication (mesh default)")));
+    match &s.mtls {
+        Some(mode) => text.push_str(&format!("mTLS:       {mode} ({})\n", s.mtls_decided_by)),
+        None => text.push_str(&format!("mTLS:       unknown ({})\n", s.mtls_decided_by)),
+    }
     text.push_str(&format!("Istio:      {objects}\n"));
     if s.steps.is_empty() {
         text.push_str("Steps:      none recorded\n");
@@ -95,10 +102,11 @@ fn render(s: &NamespaceStatus, wide: bool) -> String {
                 format!("{}/{}", w.meshed_pods, w.pods),
                 if w.revisions.is_empty() { "-".into() } else { w.revisions.join(",") },
                 w.state.clone(),
+                w.mtls.as_ref().map_or_else(|| "-".to_string(), |m| m.summary()),
             ]
         })
         .collect();
-    text.push_str(&table(&["WORKLOAD", "MESHED", "REVISION", "STATE"], rows));
+    text.push_str(&table(&["WORKLOAD", "MESHED", "REVISION", "STATE", "MTLS"], rows));
     if s.pending.is_empty() {
         text.push_str("\nPending:    nothing\n");
     } else {

@@ -1,0 +1,249 @@
+//! PeerAuthentication as the in-place steps read it.
+//!
+//! `enable`, `mtls strict` and `status` all ask one question: which mTLS mode does Istio enforce
+//! on each workload port of the namespace, now and after a write? The answer is
+//! [`meshmove_istio::PeerAuthentications::effective`] (workload over namespace over mesh, the
+//! oldest policy of a level, `portLevelMtls`, UNSET inheriting; see that module for the rules and
+//! their upstream sources). This module only feeds it: the mesh's policies from the inventory,
+//! and the workload ports of a namespace as targets.
+//!
+//! A workload's ports are the TCP ports its containers declare, the target ports of the Services
+//! that select its pods, and the ports a `portLevelMtls` entry of a policy selecting it names.
+//! [`ANY_PORT`] stands for every other port: traffic to a port nobody declared still gets the
+//! workload-level mode.
+
+use std::collections::BTreeSet;
+
+use meshmove_istio::{
+    DEFAULT_ROOT_NAMESPACE, Effective, Labels, Level, Mode, MtlsSource, PeerAuthentication, PeerAuthentications, Target,
+};
+use meshmove_model::inventory::{Inventory, Unavailable, kinds};
+use meshmove_netpol::view::{self as model, ModelOptions};
+use meshmove_netpol::{PodInfo, Protocol};
+use serde::Serialize;
+use serde_json::Value;
+
+/// The target port standing for "every port without a `portLevelMtls` entry of its own". No
+/// policy can name it: Istio's validation admits ports 1 to 65535 only.
+pub const ANY_PORT: u16 = 0;
+
+/// The mesh root namespace these commands assume (MeshConfig `rootNamespace`, Istio's default).
+pub const ROOT_NAMESPACE: &str = DEFAULT_ROOT_NAMESPACE;
+
+/// The mesh's PeerAuthentications, or why they cannot be known (see [`policies`]).
+pub type Policies = Result<PeerAuthentications, String>;
+
+/// Every PeerAuthentication of the mesh, or why they cannot be known: a list the cluster refused,
+/// a load that saw only one namespace (the mesh-wide policies live in the root namespace), or a
+/// malformed object.
+pub fn policies(inventory: &Inventory) -> Policies {
+    let kind = &kinds::PEER_AUTHENTICATION;
+    match inventory.availability(kind) {
+        // Not served (no Istio CRDs) or none in the files: there are none.
+        None | Some(Unavailable::NotInFiles | Unavailable::NotServed) => {}
+        Some(Unavailable::Forbidden { message }) => return Err(format!("PeerAuthentications could not be read ({message})")),
+        // Any other way the cluster did not answer the list.
+        #[allow(unreachable_patterns)]
+        Some(other) => return Err(format!("PeerAuthentications could not be read ({other:?})")),
+    }
+    if !inventory.complete_across_namespaces(kind) {
+        return Err(format!(
+            "PeerAuthentications were listed in one namespace only, so the mesh-wide ones in {ROOT_NAMESPACE} were not seen"
+        ));
+    }
+    let objects: Vec<Value> = inventory
+        .of(kind)
+        .map(|o| {
+            let mut v = o.value.clone();
+            // Manifests often leave the namespace to the loader.
+            if v.pointer("/metadata/namespace").is_none()
+                && let (Some(ns), Some(meta)) = (&o.namespace, v.get_mut("metadata").and_then(Value::as_object_mut))
+            {
+                meta.insert("namespace".into(), Value::String(ns.clone()));
+            }
+            v
+        })
+        .collect();
+    PeerAuthentications::from_values(ROOT_NAMESPACE, &objects).map_err(|e| e.to_string())
+}
+
+/// What decided an effective mode, in words.
+pub fn decided_by(e: &Effective) -> String {
+    match &e.from {
+        MtlsSource::Default => "Istio's default: no PeerAuthentication sets a mode".to_string(),
+        MtlsSource::Policy { policy, level: Level::Mesh } => format!("mesh-wide PeerAuthentication {policy}"),
+        MtlsSource::Policy { policy, level: Level::Namespace } => format!("namespace-wide PeerAuthentication {policy}"),
+        MtlsSource::Policy { policy, level: Level::Workload } if e.port_override => {
+            format!("portLevelMtls of PeerAuthentication {policy}")
+        }
+        MtlsSource::Policy { policy, level: Level::Workload } => format!("workload PeerAuthentication {policy}"),
+    }
+}
+
+/// `port 8080`, or `other ports` for [`ANY_PORT`].
+pub fn port_words(port: u16) -> String {
+    if port == ANY_PORT { "other ports".to_string() } else { format!("port {port}") }
+}
+
+/// The ports of one pod (live or a workload's template) as PeerAuthentication targets: its TCP
+/// container ports, the target ports of `services` selecting it, the `portLevelMtls` ports of
+/// policies in its namespace selecting it, and [`ANY_PORT`]; sorted.
+pub fn pod_ports(pod: &PodInfo, services: &[&Value], policies: &PeerAuthentications) -> BTreeSet<u16> {
+    let mut ports: BTreeSet<u16> = [ANY_PORT].into();
+    ports.extend(pod.ports.iter().filter(|p| p.protocol == Protocol::Tcp).map(|p| p.port));
+    for svc in services {
+        let selector = Labels::from_iter(
+            svc.pointer("/spec/selector")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))),
+        );
+        if selector.is_empty() || !selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v)) {
+            continue;
+        }
+        for p in svc.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
+            if p.get("protocol").and_then(Value::as_str).is_some_and(|pr| pr != "TCP") {
+                continue;
+            }
+            let target = match p.get("targetPort") {
+                Some(Value::String(name)) => pod.ports.iter().find(|c| c.name.as_deref() == Some(name)).map(|c| c.port),
+                Some(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
+                None => p.get("port").and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok()),
+            };
+            ports.extend(target.filter(|t| *t > 0));
+        }
+    }
+    for policy in policies.policies().iter().filter(|p| p.policy.namespace == pod.namespace) {
+        if policy.selector.as_ref().is_some_and(|s| s.iter().all(|(k, v)| pod.labels.get(k) == Some(v))) {
+            ports.extend(policy.port_level.keys());
+        }
+    }
+    ports
+}
+
+/// The Services of `namespace`.
+pub fn services<'a>(inventory: &'a Inventory, namespace: &str) -> Vec<&'a Value> {
+    inventory.of(&kinds::SERVICE).filter(|s| s.namespace.as_deref() == Some(namespace)).map(|s| &s.value).collect()
+}
+
+/// One workload of a namespace (`Deployment/api`, or `Pod/debug` for a bare pod) and its pods'
+/// ports as targets, one per distinct label set and port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadTargets {
+    pub kind: String,
+    pub name: String,
+    pub targets: Vec<Target>,
+}
+
+impl WorkloadTargets {
+    pub fn workload(&self) -> String {
+        format!("{}/{}", self.kind, self.name)
+    }
+}
+
+/// The workloads of `namespace` with their live pods, or their template when no pod is listed,
+/// as the NetworkPolicy view sees them ([`meshmove_netpol::view`]); sorted by kind and name.
+pub fn workload_targets(inventory: &Inventory, namespace: &str, policies: &PeerAuthentications) -> Vec<WorkloadTargets> {
+    let services = services(inventory, namespace);
+    let m = model::build(inventory, ModelOptions::default());
+    let mut out: Vec<WorkloadTargets> = Vec::new();
+    for pod in m.cluster.pods.iter().filter(|p| p.namespace == namespace) {
+        let w = pod.workload();
+        let (kind, name) = (w.kind.as_str().to_string(), w.name.clone());
+        let i = match out.iter().position(|t| t.kind == kind && t.name == name) {
+            Some(i) => i,
+            None => {
+                out.push(WorkloadTargets { kind, name, targets: Vec::new() });
+                out.len() - 1
+            }
+        };
+        for port in pod_ports(pod, &services, policies) {
+            let t = Target { namespace: namespace.to_string(), labels: pod.labels.clone(), port };
+            if !out[i].targets.contains(&t) {
+                out[i].targets.push(t);
+            }
+        }
+    }
+    out.sort_by(|a, b| (&a.kind, &a.name).cmp(&(&b.kind, &b.name)));
+    out
+}
+
+/// Every target of `workloads`.
+pub fn all_targets(workloads: &[WorkloadTargets]) -> Vec<Target> {
+    workloads.iter().flat_map(|w| w.targets.iter().cloned()).collect()
+}
+
+/// A workload port's effective mode before and after a write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortMode {
+    /// `Deployment/api`.
+    pub workload: String,
+    /// `None`: every port without a `portLevelMtls` entry of its own.
+    pub port: Option<u16>,
+    pub before: String,
+    pub after: String,
+    /// What decides the mode after the write.
+    pub decided_by: String,
+}
+
+impl std::fmt::Display for PortMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let port = port_words(self.port.unwrap_or(ANY_PORT));
+        if self.before == self.after {
+            write!(f, "{} {port}: stays {} ({})", self.workload, self.after, self.decided_by)
+        } else {
+            write!(f, "{} {port}: {} -> {} ({})", self.workload, self.before, self.after, self.decided_by)
+        }
+    }
+}
+
+/// The mode of every workload port before (`before`) and after (`after`), one entry per
+/// workload and port (the strictest label set of a workload's pods counts least: the entry shows
+/// the lowest mode any of its pods gets).
+pub fn port_modes(workloads: &[WorkloadTargets], before: &PeerAuthentications, after: &PeerAuthentications) -> Vec<PortMode> {
+    let mut out: Vec<PortMode> = Vec::new();
+    for w in workloads {
+        let mut ports: Vec<u16> = w.targets.iter().map(|t| t.port).collect();
+        ports.sort_unstable();
+        ports.dedup();
+        for port in ports {
+            let lowest = |set: &PeerAuthentications| {
+                w.targets
+                    .iter()
+                    .filter(|t| t.port == port)
+                    .map(|t| set.effective(&t.namespace, &t.labels, t.port))
+                    .min_by_key(|e| e.mode)
+                    .expect("a target of this port")
+            };
+            let (b, a) = (lowest(before), lowest(after));
+            out.push(PortMode {
+                workload: w.workload(),
+                port: (port != ANY_PORT).then_some(port),
+                before: b.mode.to_string(),
+                after: a.mode.to_string(),
+                decided_by: decided_by(&a),
+            });
+        }
+    }
+    out
+}
+
+/// A new namespace-wide PeerAuthentication `namespace/name` with `mode`, as it will be once
+/// server-side applied over what exists: an existing object of that name keeps its other fields
+/// (its selector, its `portLevelMtls`, its creation time), because the apply sets only
+/// `spec.mtls.mode`.
+pub fn proposed(policies: &PeerAuthentications, namespace: &str, name: &str, mode: Mode) -> PeerAuthentication {
+    let existing = policies.policies().iter().find(|p| p.policy.namespace == namespace && p.policy.name == name);
+    match existing {
+        Some(p) => PeerAuthentication { mode: Some(mode), ..p.clone() },
+        None => PeerAuthentication {
+            policy: meshmove_istio::PolicyRef { namespace: namespace.to_string(), name: name.to_string() },
+            created: None,
+            selector: None,
+            mode: Some(mode),
+            port_level: Default::default(),
+        },
+    }
+}
