@@ -62,7 +62,8 @@ fn helm3_exec_contract_on_the_demo_chart() {
     // Mesh labels on every long-running workload, Jobs opted out, probes, policies.
     assert_eq!(out.stdout.matches("sidecar.istio.io/inject: \"true\"").count(), 11, "{}", out.stdout);
     assert_eq!(out.stdout.matches("sidecar.istio.io/inject: \"false\"").count(), 2);
-    assert!(out.stdout.contains("name: demo-postgres-core-ingress"));
+    assert!(out.stdout.contains("name: demo-postgres-llm-ingress"), "a database with one owner service is isolated");
+    assert!(!out.stdout.contains("name: demo-postgres-core-ingress"), "a shared database without an owner is not");
     assert!(out.stdout.contains("startupProbe:"), "slow starter gets a startup probe");
 
     // Idempotent: post-rendering the output again gives the same bytes.

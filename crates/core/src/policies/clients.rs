@@ -90,6 +90,8 @@ pub struct DatabaseClients {
     pub owner: Option<String>,
     /// Why the clients cannot be established (then the database is not isolated by default).
     pub unknown: Vec<String>,
+    /// Several services use it and none is its owner by configuration or name.
+    pub shared_without_owner: bool,
 }
 
 /// Images of database engines: a workload running only these is database tooling (a dump, a
@@ -143,12 +145,20 @@ pub fn database_clients(
                 }
             }
         }
-        None if services.len() > 1 => out.unknown.push(format!(
-            "it is used by {} services ({}) and which one owns it cannot be told from the names",
-            services.len(),
-            services.join(", ")
-        )),
-        None => {}
+        None => {
+            if services.len() > 1 {
+                out.unknown.push(format!(
+                    "it is used by {} services ({}) and which one owns it cannot be told from the names",
+                    services.len(),
+                    services.join(", ")
+                ));
+                out.shared_without_owner = true;
+            }
+            // Isolated anyway, it keeps every service that uses it and shuts out the rest.
+            for clients in by_service.values() {
+                out.admitted.extend(clients.iter().map(|&(i, via)| (i, via.to_string())));
+            }
+        }
     }
     out.admitted.sort();
     out.violators.sort();

@@ -354,13 +354,17 @@ pub fn generate(inventory: &Inventory, req: &Request<'_>) -> Generation {
         let protects = if db.cnpg { format!("Cluster/{}", db.object.name) } else { format!("{}/{}", db.object.kind, db.object.name) };
         let configured: Vec<&DatabaseClient> = opts.database_clients.iter().filter(|c| c.database == db.object.name).collect();
         let forced = isolate_anyway(&db.object.name);
+        let name = &db.object.name;
+        let isolate_with = if found.shared_without_owner {
+            format!(
+                "networkPolicies.databaseOwners: {{{name}: <owner service>}} to admit the owner and cut the others, or \
+                 networkPolicies.isolateAnyway: [{name}] to admit every service that uses it (dbiso: --owner {name}=SERVICE or --isolate {name})"
+            )
+        } else {
+            format!("networkPolicies.isolateAnyway: [{name}] (dbiso: --isolate {name})")
+        };
         let withhold = |reason: String, out: &mut Generation| {
-            out.withheld.push(Withheld {
-                subject: protects.clone(),
-                namespace: ns.clone(),
-                reason,
-                isolate_with: format!("networkPolicies.isolateAnyway: [{}] (dbiso: --isolate {})", db.object.name, db.object.name),
-            })
+            out.withheld.push(Withheld { subject: protects.clone(), namespace: ns.clone(), reason, isolate_with: isolate_with.clone() })
         };
         if !found.unknown.is_empty() && !forced {
             withhold(format!("its clients cannot all be established: {}", found.unknown.join("; ")), &mut out);

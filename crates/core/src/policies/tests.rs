@@ -278,6 +278,15 @@ fn an_owner_that_cannot_be_told_leaves_a_shared_database_open() {
     let g = generate(&input, &req);
     let w = g.withheld.iter().find(|w| w.subject.ends_with("shared-db")).expect("not isolated");
     assert!(w.reason.contains("2 services"), "{w:?}");
+    assert!(w.isolate_with.contains("databaseOwners"), "{w:?}");
+    // Isolated anyway: every service that uses it keeps it, strangers are shut out.
+    let opts = PolicyOptions { isolate_anyway: vec!["shared-db".into()], ..PolicyOptions::default() };
+    let req = Request { subjects: Subjects::Databases, release: "", mode: None, options: &opts, labels: json!({}) };
+    let g = generate(&input, &req);
+    assert!(g.cuts.is_empty(), "{:?}", g.cuts);
+    let o = Oracle::new(&input, &g);
+    assert!(o.reaches("assets", "shared-db", 5432) && o.reaches("quality-analyzer", "shared-db", 5432));
+    assert!(!o.reaches("stranger", "shared-db", 5432));
     // Told the owner, it cuts the other service.
     let opts = PolicyOptions { database_owners: [("shared-db".to_string(), "assets".to_string())].into(), ..PolicyOptions::default() };
     let req = Request { subjects: Subjects::Databases, release: "", mode: None, options: &opts, labels: json!({}) };
