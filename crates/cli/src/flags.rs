@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use meshmove_kube::cluster::{ClusterOptions, parse_timeout};
+use meshmove_kube::cluster::{ClusterOptions, parse_request_timeout};
 use meshmove_model::findings::{FailOn, Suppression};
 
 /// kubectl's cluster-connection flags.
@@ -35,8 +35,8 @@ pub struct KubeFlags {
     /// Group to impersonate (repeatable)
     #[arg(long = "as-group", global = true, value_name = "GROUP", help_heading = "Cluster")]
     pub as_group: Vec<String>,
-    /// Time to wait for a server response, e.g. 30s, 1m; 0 waits forever
-    #[arg(long, global = true, value_name = "DURATION", default_value = "0", value_parser = parse_timeout, help_heading = "Cluster")]
+    /// Time to wait for a server response, e.g. 30s, 1m (a bare integer is seconds, as in kubectl); 0 waits forever
+    #[arg(long, global = true, value_name = "DURATION", default_value = "0", value_parser = parse_request_timeout, help_heading = "Cluster")]
     pub request_timeout: Duration,
 }
 

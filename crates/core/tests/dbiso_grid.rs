@@ -88,7 +88,10 @@ fn load(case: &Path) -> Case {
 fn audit(inventory: &Inventory, options: &AuditOptions) -> Report {
     let analyzers = dbiso::analyzers(options);
     let refs: Vec<&dyn Analyzer> = analyzers.iter().map(|a| a.as_ref()).collect();
-    findings::run(CATALOG.tool, "audit", &refs, inventory).finish(&[])
+    // As `kubectl dbiso audit` reports it: with one DB3000 per kind the cluster refused.
+    let mut report = findings::run(CATALOG.tool, "audit", &refs, inventory);
+    report.findings.extend(findings::unread_findings(&meshmove_core::dbiso::catalog::CODE_UNREAD_INPUT, inventory));
+    report.finish(&[])
 }
 
 fn lines_of(report: &Report) -> Vec<String> {

@@ -6,8 +6,10 @@
 //! lists one line per finding, `CODE Kind/namespace/name` (`CODE -` for findings about the whole
 //! input), and one line `skipped <analyzer>` per analyzer that could not run; blank lines and
 //! `#` comments are ignored and order does not matter. An optional `options.txt` sets
-//! `namespaces = a, b`, `proxy-cpu = 100m`, `proxy-memory = 128Mi`, or `source = cluster/<ns>`
-//! (treat the input as a live load limited to that namespace: every kind counts as listed).
+//! `namespaces = a, b`, `proxy-cpu = 100m`, `proxy-memory = 128Mi`, `source = cluster/<ns>`
+//! (treat the input as a live load limited to that namespace: every kind counts as listed), and
+//! with it `forbidden = Node, Pod` (those kinds' lists were refused: their objects are dropped and
+//! the report carries MM1000 for each, as the CLI's report does).
 //!
 //! The grid fails on any difference and prints every failing case with a diff. It also checks
 //! that the grid exercises every catalog code, so a new check cannot land without a case.
@@ -36,11 +38,13 @@ fn cases() -> Vec<PathBuf> {
     dirs
 }
 
-/// `options.txt`: the precheck options and, for `source = cluster/<ns>`, the namespace.
-fn options(case: &Path) -> (PrecheckOptions, Option<String>) {
+/// `options.txt`: the precheck options and, for `source = cluster/<ns>`, the namespace and the
+/// kinds whose lists are refused.
+fn options(case: &Path) -> (PrecheckOptions, Option<String>, Vec<String>) {
     let mut options = PrecheckOptions::default();
     let mut cluster_namespace = None;
-    let Ok(text) = std::fs::read_to_string(case.join("options.txt")) else { return (options, None) };
+    let mut forbidden = Vec::new();
+    let Ok(text) = std::fs::read_to_string(case.join("options.txt")) else { return (options, None, forbidden) };
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
         let (key, value) =
             line.split_once('=').unwrap_or_else(|| panic!("{}: `{line}` is not key = value", case.display()));
@@ -53,10 +57,12 @@ fn options(case: &Path) -> (PrecheckOptions, Option<String>) {
                 let ns = value.strip_prefix("cluster/").unwrap_or_else(|| panic!("source must be cluster/<ns>"));
                 cluster_namespace = Some(ns.to_string());
             }
+            "forbidden" => forbidden = value.split(',').map(|s| s.trim().to_string()).collect(),
             other => panic!("{}: unknown option `{other}`", case.display()),
         }
     }
-    (options, cluster_namespace)
+    assert!(forbidden.is_empty() || cluster_namespace.is_some(), "{}: `forbidden` needs `source = cluster/<ns>`", case.display());
+    (options, cluster_namespace, forbidden)
 }
 
 fn input_of(case: &Path) -> PathBuf {
@@ -68,7 +74,7 @@ fn input_of(case: &Path) -> PathBuf {
     }
 }
 
-fn load(case: &Path, options: &PrecheckOptions, cluster_namespace: Option<&str>) -> Inventory {
+fn load(case: &Path, options: &PrecheckOptions, cluster_namespace: Option<&str>, forbidden: &[String]) -> Inventory {
     let input = input_of(case);
     let files = inventory::load_paths(std::slice::from_ref(&input), "default", None)
         .unwrap_or_else(|e| panic!("{}: {e}", input.display()));
@@ -81,16 +87,31 @@ fn load(case: &Path, options: &PrecheckOptions, cluster_namespace: Option<&str>)
         .chain(precheck::analyzers(options))
         .collect::<Vec<_>>();
     let refs: Vec<&dyn meshmove_model::findings::Analyzer> = analyzers.iter().map(|a| a.as_ref()).collect();
-    let listed = meshmove_model::findings::wanted_kinds(&refs).0.into_iter().map(|k| (k, None)).collect();
-    let objects = files.objects().iter().filter(|o| o.namespace.as_deref().is_none_or(|n| n == ns)).cloned().collect();
+    let refused = |k: &inventory::Kind| {
+        forbidden.iter().any(|f| f == k.kind).then(|| inventory::Unavailable::Forbidden {
+            message: format!("{} is forbidden: User \"jane\" cannot list resource \"{}\"", k.resource(), k.plural),
+        })
+    };
+    let listed = meshmove_model::findings::wanted_kinds(&refs).0.into_iter().map(|k| (k, refused(k))).collect();
+    let objects = files
+        .objects()
+        .iter()
+        .filter(|o| o.namespace.as_deref().is_none_or(|n| n == ns))
+        .filter(|o| !forbidden.contains(&o.kind))
+        .cloned()
+        .collect();
     let source = SourceInfo::Cluster { context: "fixture".into(), namespace: Some(ns.to_string()) };
     Inventory::from_cluster(objects, listed, source, ns.to_string())
 }
 
+/// What `kubectl mesh-migrate precheck` reports: the analyzers' findings and one MM1000 per kind
+/// the cluster refused.
 fn run(inventory: &Inventory, options: &PrecheckOptions) -> Report {
     let analyzers = precheck::analyzers(options);
     let refs: Vec<&dyn findings::Analyzer> = analyzers.iter().map(|a| a.as_ref()).collect();
-    findings::run(CATALOG.tool, "precheck", &refs, inventory).finish(&[])
+    let mut report = findings::run(CATALOG.tool, "precheck", &refs, inventory);
+    report.findings.extend(findings::unread_findings(&meshmove_core::mesh::catalog::CODE_UNREAD_INPUT, inventory));
+    report.finish(&[])
 }
 
 fn lines_of(report: &Report) -> Vec<String> {
@@ -116,13 +137,13 @@ fn grid() -> Vec<(String, MeshMode, String, Report)> {
     let mut out = Vec::new();
     for case in cases() {
         let name = case.file_name().unwrap().to_string_lossy().to_string();
-        let (base, cluster_ns) = options(&case);
+        let (base, cluster_ns, forbidden) = options(&case);
         let mut modes = 0;
         for (file, mode) in [("expected.txt", MeshMode::Sidecar), ("expected.ambient.txt", MeshMode::Ambient)] {
             let Ok(expected) = std::fs::read_to_string(case.join(file)) else { continue };
             modes += 1;
             let options = PrecheckOptions { mode, ..base.clone() };
-            let inventory = load(&case, &options, cluster_ns.as_deref());
+            let inventory = load(&case, &options, cluster_ns.as_deref(), &forbidden);
             out.push((format!("{name}/{file}"), mode, expected, run(&inventory, &options)));
         }
         assert!(modes > 0, "{name}: no expected.txt or expected.ambient.txt");

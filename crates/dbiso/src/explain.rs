@@ -26,6 +26,8 @@ pub struct ExplainArgs {
 }
 
 pub fn run(kube: &KubeFlags, args: &ExplainArgs, output: &OutputFlags) -> Result<Exit> {
+    // Exit 1 means "denied": a verdict over policies or pods that could not be read would be a
+    // guess, so a partial read is an error here (`reach::load` with `explain`).
     let (inventory, _, engine) = super::reach::load(kube, &args.source, true)?;
     let ns = inventory.default_namespace.clone();
     let src = args.src.resolve(&engine, &inventory, &ns).map_err(|e| anyhow!("SRC: {e}"))?;

@@ -143,9 +143,10 @@ pub fn audit(kube: &KubeFlags, source: &SourceFlags, report: &ReportFlags, outpu
     let analyzers = dbiso::analyzers(&AuditOptions { live: source.filename.is_empty() });
     let refs: Vec<&dyn Analyzer> = analyzers.iter().map(|a| a.as_ref()).collect();
     let (kinds, wide) = findings::wanted_kinds(&refs);
-    let inventory = meshmove_cli::analysis::load_inventory(kube, source, &kinds, &wide)?;
+    let inventory = meshmove_cli::analysis::load_inventory_partial(kube, source, &kinds, &wide)?;
     debug_ownership(&inventory);
-    meshmove_cli::analysis::report(TOOL, "audit", &inventory, &refs, report, output)
+    let unread = &dbiso::catalog::CODE_UNREAD_INPUT;
+    meshmove_cli::analysis::report(TOOL, "audit", &inventory, &refs, unread, report, output)
 }
 
 /// `-v 2`: the databases and the references found (where, never what: no secret value).

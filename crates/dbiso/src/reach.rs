@@ -28,14 +28,23 @@ pub fn model_kinds(with_services: bool) -> Vec<&'static Kind> {
 }
 
 /// An inventory, its model (without probe pods) and the engine over it. Invalid policies are left
-/// out with a note on stderr, as the API server would never have stored them.
-pub fn load(kube: &KubeFlags, source: &SourceFlags, with_services: bool) -> Result<(Inventory, Model, Engine)> {
-    let inventory = meshmove_cli::analysis::load_inventory(kube, source, &model_kinds(with_services), &[])?;
-    for (kind, why) in inventory.unavailable() {
+/// out with a note on stderr, as the API server would never have stored them. `explain` (which
+/// also resolves Services) gives a verdict and refuses a partial read; `reach` shows what it could
+/// read and fails the run for what it could not.
+pub fn load(kube: &KubeFlags, source: &SourceFlags, explain: bool) -> Result<(Inventory, Model, Engine)> {
+    let kinds = model_kinds(explain);
+    let inventory = if explain {
+        meshmove_cli::analysis::load_inventory(kube, source, &kinds, &[])?
+    } else {
+        meshmove_cli::analysis::load_inventory_partial(kube, source, &kinds, &[])?
+    };
+    // Kinds the cluster refused or did not find are errors (`warn_unread`, or refused outright by
+    // `explain`); only absent ones are left out with a note.
+    for (kind, why) in inventory.unavailable().into_iter().filter(|(_, why)| !why.is_read_failure()) {
         let why = match why {
-            Unavailable::Forbidden { message } => message,
             Unavailable::NotServed => "not served by the cluster".to_string(),
             Unavailable::NotInFiles => "not in the input".to_string(),
+            Unavailable::Forbidden { message } | Unavailable::NotFound { message } => message,
         };
         meshmove_cli::log::note(format_args!("{} are left out: {why}", kind.resource()));
     }
@@ -63,7 +72,7 @@ pub fn load(kube: &KubeFlags, source: &SourceFlags, with_services: bool) -> Resu
 }
 
 pub fn run(kube: &KubeFlags, args: &ReachArgs, format: Format) -> Result<Exit> {
-    let (_, _, engine) = load(kube, &args.source, false)?;
+    let (inventory, _, engine) = load(kube, &args.source, false)?;
     let reach = engine.reach();
     let mut out = Out::new();
     match format {
@@ -86,5 +95,8 @@ pub fn run(kube: &KubeFlags, args: &ReachArgs, format: Format) -> Result<Exit> {
         }
     }
     out.flush()?;
-    Ok(Exit::Ok)
+    // What could be read is shown (as `kubectl get` shows the kinds it may list); what could not
+    // makes the run fail: pairs through unread policies or pods are missing or wrong.
+    let incomplete = meshmove_cli::analysis::warn_unread(super::TOOL, &inventory);
+    Ok(if incomplete { Exit::Findings } else { Exit::Ok })
 }

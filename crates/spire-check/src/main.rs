@@ -17,7 +17,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat, ReportFlags, SourceFlags, analysis, complete};
 use meshmove_model::findings::{Code, Finding, Suppression};
-use meshmove_model::inventory::{Inventory, Kind, Unavailable};
+use meshmove_model::inventory::{Inventory, Kind};
 use meshmove_spire::{self as spire, 
     self, IdentityRow, IdentityStatus, LabelQuery, SpireContext, SpireOptions, TrustBundle, catalog, run_category,
 };
@@ -181,18 +181,13 @@ fn options(kube: &KubeFlags, args: &SpireArgs) -> Result<SpireOptions> {
     })
 }
 
-/// Read every kind spire-check needs, in every namespace (see the module docs).
+/// Read every kind spire-check needs, in every namespace (see the module docs). Kinds the cluster
+/// refused are reported by the `inputs` check (SC2000) of `check`, and by `identities` as errors.
 fn load(kube: &KubeFlags, args: &SpireArgs) -> Result<Inventory> {
     let mut everywhere = kube.clone();
     everywhere.all_namespaces = true;
     let namespaced: Vec<&'static Kind> = spire::KINDS.iter().copied().filter(|k| k.namespaced).collect();
-    let inventory = analysis::load_inventory(&everywhere, &args.source, spire::KINDS, &namespaced)?;
-    for (kind, why) in inventory.unavailable() {
-        if let Unavailable::Forbidden { message } = why {
-            meshmove_cli::log::note(format_args!("cannot list {}: {message}", kind.resource()));
-        }
-    }
-    Ok(inventory)
+    analysis::load_inventory_partial(&everywhere, &args.source, spire::KINDS, &namespaced)
 }
 
 fn check(kube: &KubeFlags, output: &OutputFlags, args: &CheckArgs) -> Result<Exit> {
@@ -278,7 +273,9 @@ fn identities(kube: &KubeFlags, output: &OutputFlags, args: &SpireArgs) -> Resul
     }
     let fail_on = args.report.fail_on();
     let failing = rows.iter().filter_map(|r| code_of(r.status)).any(|c| fail_on.fails(c.severity));
-    Ok(if failing { Exit::Findings } else { Exit::Ok })
+    // Rows over pods or ClusterSPIFFEIDs the cluster refused are missing or wrong: never a pass.
+    let incomplete = analysis::warn_unread(TOOL, &inventory);
+    Ok(if failing || incomplete { Exit::Findings } else { Exit::Ok })
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The `spire-check` finding codes.
 //!
 //! Codes are grouped by the category of check that produces them, so a code alone tells a reader
-//! where to look: SC20xx server, SC21xx agents, SC22xx registration, SC23xx identities, SC24xx
+//! where to look: SC2000 the input itself, SC20xx server, SC21xx agents, SC22xx registration, SC23xx identities, SC24xx
 //! trust, SC25xx certificates, SC26xx Istio integration. Each code is one check: its severity is
 //! the result the check has when it fails, its title is the check's description, and its hint is
 //! what the operator should do next. `docs/findings.md` has a section per code.
@@ -20,6 +20,9 @@ macro_rules! codes {
 }
 
 codes! {
+    // inputs
+    INPUTS_READ = "SC2000" Error "Every kind the checks need could be read"
+        "Grant the named `list` permissions (see the README's RBAC section) or run with -f on manifests; the checks that needed the kind were skipped, not passed.";
     // server
     SERVER_FOUND = "SC2001" Error "SPIRE server is deployed"
         "Install the SPIRE server (hardened Helm chart or Istio's sample), or point --server-selector / --spire-namespace at it.";

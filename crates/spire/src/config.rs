@@ -117,7 +117,10 @@ pub fn parse_server_conf(text: &str) -> Result<ServerConfig, String> {
     };
     let mut duration = |key: &str| {
         let raw = scalar(&server, key)?;
-        match meshmove_model::duration::parse(&raw) {
+        // SPIRE reads these strings with Go's time.ParseDuration (spiffe/spire
+        // cmd/spire-server/cli/run/run.go): a bare number, `ca_ttl = 86400` or "86400", fails
+        // there with "missing unit in duration", so it is a problem here too.
+        match meshmove_model::duration::parse(&raw, meshmove_model::duration::Mode::Units) {
             Ok(d) => Some((raw, d)),
             Err(e) => {
                 cfg.problems.push(format!("{key}: {e}"));

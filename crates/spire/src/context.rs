@@ -17,7 +17,7 @@ use super::config::{self, ControllerConfig, MeshConfig, ServerConfig};
 use super::selector::{LabelSelector, Labels, NamespacePattern};
 use super::template::TemplateData;
 use super::{CSI_DRIVER_NAME, SpireOptions};
-use meshmove_model::inventory::{Inventory, Object, Unavailable, kinds};
+use meshmove_model::inventory::{Inventory, Kind, Object, Unavailable, kinds};
 use meshmove_model::workload::{self, Workload, string_map};
 
 /// How a meshed pod reaches the mesh.
@@ -285,6 +285,15 @@ impl<'a> SpireContext<'a> {
         self.inventory.is_live()
     }
 
+    /// Why the cluster did not let the checks read `kinds` (the first refused or not found), if
+    /// it did not. A live check must not read "none listed" as "none exist" for such a kind: it is
+    /// skipped, and the `inputs` category reports the failed read.
+    pub fn unread(&self, kinds: &[&Kind]) -> Option<String> {
+        kinds
+            .iter()
+            .find_map(|k| self.inventory.availability(k).filter(Unavailable::is_read_failure).map(|why| why.describe(k)))
+    }
+
     /// The parsed server configuration, if it was found and is readable.
     pub fn server(&self) -> Option<&ServerConfig> {
         match &self.server_config {
@@ -358,7 +367,7 @@ impl<'a> SpireContext<'a> {
         if self.live() {
             return match self.inventory.availability(&kinds::POD) {
                 None => Ok(()),
-                Some(Unavailable::Forbidden { message }) => Err(message),
+                Some(why) if why.is_read_failure() => Err(why.describe(&kinds::POD)),
                 Some(_) => Err("Pods are not listed".into()),
             };
         }
@@ -548,7 +557,8 @@ fn parse_spiffe_id<'a>(o: &'a Object, controller: Option<&ControllerConfig>) -> 
         }
     }
     let ttl = match spec.get("ttl").and_then(Value::as_str) {
-        Some(t) => match meshmove_model::duration::parse(t) {
+        // metav1.Duration: Go's time.ParseDuration, every number with a unit.
+        Some(t) => match meshmove_model::duration::parse(t, meshmove_model::duration::Mode::Units) {
             Ok(d) => Some(d),
             Err(e) => {
                 invalid.push(format!("spec.ttl: {e}"));

@@ -200,8 +200,8 @@ fn every_check_runs_once_in_the_healthy_case() {
     assert!(report.checks().all(|c| c.result == CheckStatus::Ok), "{}", explain(&report));
     assert!(report.success);
     assert!(!report.fails(FailOn::Warning));
-    // Categories group codes by their hundreds.
-    let prefixes = ["SC20", "SC21", "SC22", "SC23", "SC24", "SC25", "SC26"];
+    // Categories group codes by their hundreds (SC2000, the input itself, comes first).
+    let prefixes = ["SC2000", "SC20", "SC21", "SC22", "SC23", "SC24", "SC25", "SC26"];
     for (cat, prefix) in report.categories.iter().zip(prefixes) {
         assert!(cat.checks.iter().all(|c| c.code.starts_with(prefix)), "{} holds codes outside {prefix}", cat.name);
     }
@@ -244,7 +244,9 @@ fn json_shape() {
     let v = serde_json::to_value(&report).unwrap();
     assert_eq!(v.as_object().unwrap().keys().collect::<Vec<_>>(), ["success", "categories"]);
     assert_eq!(v["success"], false);
-    let agents = &v["categories"][1];
+    assert_eq!(v["categories"][0]["name"], "inputs");
+    assert_eq!(v["categories"][0]["checks"][0]["result"], "ok", "files are read whole");
+    let agents = &v["categories"][2];
     assert_eq!(agents["name"], "spire-agent");
     let node_check = agents["checks"].as_array().unwrap().iter().find(|c| c["code"] == "SC2103").unwrap();
     assert_eq!(node_check["result"], "error");
@@ -493,4 +495,10 @@ fn live_cluster_with_forbidden_pods() {
     assert_eq!(registration.checks[0].details[0].message, "pods is forbidden: cannot list pods");
     // Without Pods the per-node checks cannot run either.
     assert!(non_ok(&report).contains("SC2103 skipped"));
+    // Skipped is not passed: the refused list is an error of its own, and the run fails.
+    let inputs = report.checks().find(|c| c.code == "SC2000").unwrap();
+    assert_eq!(inputs.result, CheckStatus::Error);
+    assert_eq!(inputs.details[0].message, "pods could not be listed: pods is forbidden: cannot list pods");
+    assert!(!report.success);
+    assert!(report.fails(FailOn::Error));
 }

@@ -1,7 +1,7 @@
 //! One analysis, two sources: the same objects read from a file (`-f`) and from a cluster (the
 //! API double through a real kubeconfig) must give the same findings, in every output format,
 //! with the same exit code. Also: each kind is listed once (paginated), RBAC denials are named
-//! and the run continues, and an unreachable cluster exits 3.
+//! (as error findings) and the run continues, and an unreachable cluster exits 3.
 
 use apiserver_double::{Double, DoubleOptions, FaultRule};
 use e2e::{bin, root, run, venv_tool};
@@ -137,15 +137,22 @@ fn forbidden_lists_are_named_and_the_run_continues() {
     let r = precheck(&["--kubeconfig", kc.to_str().unwrap(), "-o", "json"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     let json = r.json();
-    let notes = json["notes"].as_array().unwrap();
+    // The refused list is an error finding of its own (MM1000), not a note.
+    let unread: Vec<&str> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "MM1000")
+        .map(|f| f["message"].as_str().unwrap())
+        .collect();
     assert!(
-        notes.iter().any(|n| n.as_str().unwrap().contains("pods is forbidden") && n.as_str().unwrap().contains("cannot list")),
-        "{notes:?}"
+        unread.len() == 1 && unread[0].contains("pods is forbidden") && unread[0].contains("cannot list"),
+        "{unread:?}"
     );
     let skipped = json["skipped"].as_array().unwrap();
     assert!(skipped.iter().any(|s| s["analyzer"] == "capacity"), "capacity needs Pods: {skipped:?}");
     let table = precheck(&["--kubeconfig", kc.to_str().unwrap()]);
-    assert!(table.stderr.contains("pods is forbidden"), "{}", table.stderr);
+    assert!(table.stdout.contains("MM1000") && table.stdout.contains("pods is forbidden"), "{}", table.stdout);
 }
 
 #[test]

@@ -66,7 +66,7 @@ fn substitute(text: &str) -> String {
 }
 
 fn fixtures() -> PathBuf {
-    e2e::root().join("crates/core/tests/fixtures/spire")
+    e2e::root().join("crates/spire/tests/fixtures")
 }
 
 fn cases() -> Vec<String> {

@@ -6,6 +6,7 @@
 //!
 //! | range  | group                                                        |
 //! |--------|--------------------------------------------------------------|
+//! | DB3000 | the input: kinds the cluster did not let it read             |
 //! | DB300x | ownership: who uses the database, and what cannot be mapped   |
 //! | DB301x | reachability under NetworkPolicy, per database port          |
 //! | DB302x | the NetworkPolicies themselves                               |
@@ -36,6 +37,8 @@ macro_rules! codes {
 }
 
 codes! {
+    CODE_UNREAD_INPUT = "DB3000" Error "Part of the input could not be read",
+        "Grant the named `list` permissions (see the README's RBAC section) or run with -f on manifests; the checks that needed the kind were skipped, not passed.";
     CODE_SHARED_DATABASE = "DB3001" Error "Database is used by more than one service",
         "Give each service its own database and credentials and let the others call its API; this is a design problem that NetworkPolicies cannot fix, so `dbiso apply` leaves it in place.";
     CODE_NO_OWNER = "DB3002" Info "Database has no known owner",

@@ -6,6 +6,7 @@
 //!
 //! | range    | group                                   |
 //! |----------|-----------------------------------------|
+//! | MM1000   | the input: kinds the cluster did not let it read |
 //! | MM100x   | precheck: Istio control plane           |
 //! | MM101x   | precheck: namespace labels              |
 //! | MM102x   | precheck: workloads and pod templates   |
@@ -40,6 +41,8 @@ macro_rules! codes {
 }
 
 codes! {
+    CODE_UNREAD_INPUT = "MM1000" Error "Part of the input could not be read",
+        "Grant the named `list` permissions (see the README's RBAC section) or run with -f on manifests; the checks that needed the kind were skipped, not passed.";
     CODE_ISTIO_CRDS_MISSING = "MM1001" Error "Istio CRDs are not installed",
         "Install Istio's base chart (or `istioctl install`) so the networking.istio.io and security.istio.io CRDs exist.";
     CODE_ISTIOD_MISSING = "MM1002" Error "istiod is not running",

@@ -67,7 +67,7 @@ impl TrafficProfile {
     /// Read a profile from YAML: unknown keys are errors naming the key; omitted keys keep the
     /// defaults.
     pub fn from_yaml(path: &str, text: &str) -> Result<Self, MigrateError> {
-        let p: TrafficProfile = serde_saphyr::from_str(text).map_err(|e| MigrateError::BadProfile { path: path.to_string(), message: e.to_string() })?;
+        let p: TrafficProfile = serde_saphyr::from_str(text).map_err(|e| MigrateError::BadProfile { path: path.to_string(), message: crate::postrender::config::describe(&e) })?;
         p.validate().map_err(|message| MigrateError::BadProfile { path: path.to_string(), message })?;
         Ok(p)
     }

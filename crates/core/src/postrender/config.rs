@@ -110,8 +110,16 @@ pub struct PostRenderConfig {
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
     Read { path: String, source: std::io::Error },
-    #[error("config {path}: {source}")]
-    Invalid { path: String, source: Box<serde_saphyr::Error> },
+    /// `detail` names the line, column and what is wrong, never the file's text (see
+    /// [`meshmove_model::redact`]).
+    #[error("config {path}: {detail}")]
+    Invalid { path: String, detail: String },
+}
+
+/// A YAML reader's error on a configuration file, without the file's text: line, column and
+/// what is wrong (serde-saphyr would also render the lines around it and quote the value).
+pub fn describe(e: &serde_saphyr::Error) -> String {
+    meshmove_model::redact::yaml_error(&e.without_snippet().to_string(), e.location().map(|l| (l.line(), l.column())))
 }
 
 impl PostRenderConfig {
@@ -120,7 +128,7 @@ impl PostRenderConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
-        Self::parse(&text).map_err(|source| ConfigError::Invalid { path: path.display().to_string(), source: Box::new(source) })
+        Self::parse(&text).map_err(|e| ConfigError::Invalid { path: path.display().to_string(), detail: describe(&e) })
     }
 
     pub fn parse(text: &str) -> Result<Self, serde_saphyr::Error> {

@@ -26,9 +26,11 @@ struct ListPage {
 }
 
 /// List `kinds` from the cluster. Namespaced kinds are listed in `namespace` (all namespaces when
-/// `None`), except those in `cluster_wide`; cluster-scoped kinds cluster-wide. A kind whose CRD is absent (404) or whose list is
-/// forbidden (403) is recorded as unavailable and the load continues; unreachable servers and
-/// rejected credentials stop it.
+/// `None`), except those in `cluster_wide`; cluster-scoped kinds cluster-wide. A kind whose CRD is
+/// absent (404 for a custom kind), whose list is forbidden (403), or a built-in kind the server
+/// does not find (404, [`Unavailable::NotFound`]) is recorded as unavailable and the load
+/// continues; unreachable servers and rejected credentials stop it. Commands that read the cluster
+/// for a report use [`load_readable`], which also stops when nothing at all could be read.
 pub async fn load(
     conn: &Connection,
     kinds: &[&'static Kind],
@@ -65,6 +67,88 @@ pub async fn load(
     Ok(Inventory::from_cluster(objects, listed, source, conn.namespace.clone()).with_cluster_wide(wide))
 }
 
+/// [`load`], then refuse a load that read nothing: when every list was refused or not found there
+/// is nothing to check, and a report of "no findings" would be a lie. The error (exit code 3)
+/// names each failed list and the RBAC the command needs.
+pub async fn load_readable(
+    conn: &Connection,
+    kinds: &[&'static Kind],
+    cluster_wide: &[&'static Kind],
+    namespace: Option<&str>,
+) -> Result<Inventory, ClusterError> {
+    let inventory = load(conn, kinds, cluster_wide, namespace).await?;
+    let unread = inventory.unread();
+    if !unread.is_empty() && !inventory.listed_any() {
+        let (failures, hint) = describe_unread(&inventory);
+        return Err(ClusterError::NothingRead { context: conn.context.clone(), failures, hint });
+    }
+    Ok(inventory)
+}
+
+/// The error of a command that cannot work from a partial view (`action`, e.g. "generate
+/// NetworkPolicies"), when some kinds of `inventory` could not be read; `None` when every kind was.
+pub fn unread_error(inventory: &Inventory, action: &str) -> Option<ClusterError> {
+    if inventory.unread().is_empty() {
+        return None;
+    }
+    let context = match &inventory.source {
+        SourceInfo::Cluster { context, .. } => context.clone(),
+        SourceInfo::Files { .. } => return None,
+    };
+    let (failures, hint) = describe_unread(inventory);
+    Some(ClusterError::Unread { context, action: action.to_string(), failures, hint })
+}
+
+/// One line per unread kind, and a hint naming the `list` permissions (by resource and scope)
+/// that would let the command read them.
+fn describe_unread(inventory: &Inventory) -> (Vec<String>, String) {
+    let unread = inventory.unread();
+    let failures = unread.iter().map(|(k, why)| format!("list {}: {}", k.resource(), why.describe(k))).collect();
+    let scoped_ns = match &inventory.source {
+        SourceInfo::Cluster { namespace: Some(ns), .. } => Some(ns.clone()),
+        _ => None,
+    };
+    let mut in_namespace = Vec::new();
+    let mut everywhere = Vec::new();
+    let mut cluster_scoped = Vec::new();
+    let mut not_found = false;
+    for (kind, why) in &unread {
+        not_found |= matches!(why, Unavailable::NotFound { .. });
+        if !kind.namespaced {
+            cluster_scoped.push(kind.resource());
+        } else if scoped_ns.is_some() && !inventory.complete_across_namespaces(kind) {
+            in_namespace.push(kind.resource());
+        } else {
+            everywhere.push(kind.resource());
+        }
+    }
+    let mut grants = Vec::new();
+    if let Some(ns) = &scoped_ns
+        && !in_namespace.is_empty()
+    {
+        grants.push(format!("`list` on {} in namespace {ns} (a Role)", in_namespace.join(", ")));
+    }
+    if !everywhere.is_empty() {
+        grants.push(format!("`list` on {} in all namespaces (a ClusterRole)", everywhere.join(", ")));
+    }
+    if !cluster_scoped.is_empty() {
+        grants.push(format!("`list` on {} (cluster-scoped: a ClusterRole)", cluster_scoped.join(", ")));
+    }
+    let first = &unread[0].0;
+    let check = match (&scoped_ns, first.namespaced && !inventory.complete_across_namespaces(first)) {
+        (Some(ns), true) => format!("kubectl auth can-i list {} -n {ns}", first.resource()),
+        _ if first.namespaced => format!("kubectl auth can-i list {} -A", first.resource()),
+        _ => format!("kubectl auth can-i list {}", first.resource()),
+    };
+    let mut hint = format!("this command needs {}; check with `{check}`", grants.join(", and "));
+    if not_found {
+        hint.push_str(
+            "; built-in kinds answered 404 Not Found, so also check that the kubeconfig's server URL is a Kubernetes API server (with any path prefix a proxy needs)",
+        );
+    }
+    (failures, hint)
+}
+
 type KindResult = Result<Result<Vec<Object>, Unavailable>, ClusterError>;
 
 async fn list_kind(conn: &Connection, kind: &'static Kind, namespace: Option<&str>) -> KindResult {
@@ -77,7 +161,19 @@ async fn list_kind(conn: &Connection, kind: &'static Kind, namespace: Option<&st
         let http_req = request.list(&params).map_err(|e| api_error(conn, kind, ns, kube::Error::BuildRequest(e)))?;
         let page: ListPage = match conn.client.request(http_req).await {
             Ok(page) => page,
-            Err(kube::Error::Api(status)) if status.code == 404 => return Ok(Err(Unavailable::NotServed)),
+            // An absent CRD is an answer (the kind does not exist there); a built-in kind that is
+            // not found means the server is not the Kubernetes API it should be.
+            Err(kube::Error::Api(status)) if status.code == 404 && kind.custom => return Ok(Err(Unavailable::NotServed)),
+            Err(kube::Error::Api(status)) if status.code == 404 => {
+                let said = if status.message.is_empty() { String::new() } else { format!(" ({})", status.message) };
+                let place = if kind.namespaced { scope(ns) } else { "cluster-scoped".to_string() };
+                return Ok(Err(Unavailable::NotFound {
+                    message: format!(
+                        "404 Not Found for list {} ({place}){said}, a kind every Kubernetes API server serves",
+                        kind.resource(),
+                    ),
+                }));
+            }
             Err(kube::Error::Api(status)) if status.code == 403 => {
                 let message = if status.message.is_empty() {
                     format!("forbidden: cannot list {} ({})", kind.resource(), scope(ns))

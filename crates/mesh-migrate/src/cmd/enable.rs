@@ -128,6 +128,12 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &EnableArgs) -> Result<
         &kinds::POD_DISRUPTION_BUDGET,
     ];
     let inventory = live.inventory(&workload_kinds, &[])?;
+    // Restart batches are planned around the pods and PodDisruptionBudgets it can see.
+    if args.force {
+        meshmove_cli::analysis::warn_unread("mesh-migrate", &inventory);
+    } else {
+        meshmove_cli::analysis::require_complete(&inventory, "plan the restarts (pass --force to plan from what can be read)")?;
+    }
     // PeerAuthentication PERMISSIVE only where it provably lowers no workload's mTLS mode: the
     // mesh's policies are read on their own (a namespace administrator may not list them).
     let options = EnableOptions { policies: Some(live.peer_authentications()?), ..options };
@@ -154,8 +160,21 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &EnableArgs) -> Result<
     // The new pods must carry the proxy.
     let restarted: Vec<_> = plan.changes.iter().filter_map(|c| if let Change::Restart { target } = c { Some(target.clone()) } else { None }).collect();
     let after = live.inventory(&[&kinds::POD, &kinds::REPLICA_SET, &kinds::DEPLOYMENT, &kinds::STATEFUL_SET, &kinds::DAEMON_SET], &[])?;
+    meshmove_cli::analysis::require_complete(&after, "verify that the restarted pods carry the sidecar")?;
+    // OnDelete workloads were not rolled (their controller replaces no pod by itself): their
+    // pods are not "came up without the sidecar", they never came up again.
+    let (manual, restarted): (Vec<_>, Vec<_>) = restarted.into_iter().partition(|t| super::live::on_delete(&after, t));
+    for t in &manual {
+        eprintln!(
+            "{}: updateStrategy OnDelete: its pods keep running without the istio-proxy sidecar until they are deleted (kubectl delete pod -n {ns} <pod>, one at a time)",
+            t.kubectl_name()
+        );
+    }
     let missing = enable::unmeshed_pods(&after, &ns, &restarted);
-    if missing.is_empty() {
+    if !manual.is_empty() && missing.is_empty() {
+        eprintln!("verified: every pod of the other {} restarted workload(s) carries the istio-proxy sidecar", restarted.len());
+        Ok(Exit::Findings)
+    } else if missing.is_empty() {
         eprintln!("verified: every pod of the {} restarted workload(s) carries the istio-proxy sidecar", restarted.len());
         Ok(Exit::Ok)
     } else {
@@ -207,6 +226,7 @@ fn verify_capture(live: &Live, ns: &str, timeout: std::time::Duration) -> Result
     let mut last = usize::MAX;
     loop {
         let inventory = live.inventory(&[&kinds::POD, &kinds::REPLICA_SET, &kinds::DEPLOYMENT, &kinds::STATEFUL_SET, &kinds::DAEMON_SET], &[])?;
+        meshmove_cli::analysis::require_complete(&inventory, "verify that ztunnel captured the pods")?;
         let missing = enable::uncaptured_pods(&inventory, ns);
         if missing.is_empty() {
             let pods = inventory.of(&kinds::POD).filter(|p| p.namespace.as_deref() == Some(ns) && meshmove_core::migrate::ambient_captured(&p.value)).count();

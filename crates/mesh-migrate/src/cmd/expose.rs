@@ -62,6 +62,7 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &ExposeArgs) -> Result<
         return Ok(Exit::Ok);
     }
     let inventory = live.inventory(&[&kinds::NAMESPACE], &[&kinds::SERVICE])?;
+    meshmove_cli::analysis::require_complete(&inventory, "plan the Ingress")?;
     let options = expose::ExposeOptions {
         domain: args.domain.clone(),
         ingress_class: args.ingress_class.clone(),

@@ -66,7 +66,7 @@ impl Live {
     pub fn inventory(&self, kinds: &[&'static Kind], wide: &[&'static Kind]) -> Result<Inventory> {
         let mut all = kinds.to_vec();
         all.extend_from_slice(wide);
-        Ok(self.rt.block_on(meshmove_kube::cluster::load(&self.conn, &all, wide, Some(&self.conn.namespace)))?)
+        Ok(self.rt.block_on(meshmove_kube::cluster::load_readable(&self.conn, &all, wide, Some(&self.conn.namespace)))?)
     }
 
     pub fn actor(&self) -> String {
@@ -82,6 +82,20 @@ impl Live {
         let inventory = self.rt.block_on(meshmove_kube::cluster::load(&self.conn, &kind, &kind, Some(&self.conn.namespace)))?;
         Ok(meshmove_core::migrate::peer_auth::policies(&inventory))
     }
+}
+
+/// Whether `target` is a StatefulSet or DaemonSet with `updateStrategy.type: OnDelete` in
+/// `inventory`: its controller replaces a pod only when someone deletes it, so a restart changes
+/// its template and nothing else (see `meshmove_kube::plan::Rollout::Manual`).
+pub fn on_delete(inventory: &Inventory, target: &meshmove_kube::plan::Target) -> bool {
+    matches!(target.kind.as_str(), "StatefulSet" | "DaemonSet")
+        && inventory
+            .objects()
+            .iter()
+            .find(|o| o.kind == target.kind && o.name == target.name && o.namespace == target.namespace)
+            .and_then(|o| o.value.pointer("/spec/updateStrategy/type"))
+            .and_then(serde_json::Value::as_str)
+            == Some("OnDelete")
 }
 
 /// Progress on stderr: each outcome as it happens (on stdout in table mode, as kubectl prints

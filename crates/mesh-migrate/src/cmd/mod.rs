@@ -3,6 +3,7 @@
 pub mod enable;
 pub mod expose;
 pub mod live;
+pub mod mask;
 pub mod mtls;
 pub mod ns;
 pub mod post_render;

@@ -46,6 +46,12 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, command: &MtlsCommand) -> Res
         &kinds::PEER_AUTHENTICATION,
     ];
     let inventory = live.inventory(&[], &everywhere)?;
+    // "Nothing would break" over clients it could not list would be a guess.
+    if args.force {
+        meshmove_cli::analysis::warn_unread("mesh-migrate", &inventory);
+    } else {
+        meshmove_cli::analysis::require_complete(&inventory, "tell what STRICT would break (pass --force to switch anyway)")?;
+    }
     let table = matches!(output.output, OutputFormat::Table | OutputFormat::Wide);
     let refuse = |body: serde_json::Value| -> Result<Exit> {
         let mut out = Out::new();

@@ -36,7 +36,7 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &StatusArgs) -> Result<
         let live = Live::connect(kube)?;
         let ns = live.namespace().to_string();
         let inventory = live.inventory(KINDS, &[])?;
-        for (kind, why) in inventory.unavailable() {
+        for (kind, why) in inventory.unavailable().into_iter().filter(|(_, why)| !why.is_read_failure()) {
             meshmove_cli::debug!(1, "{kind} not listed: {why:?}");
         }
         let journal = live.rt.block_on(Journal::load(&live.conn, &ns))?;
@@ -62,7 +62,10 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &StatusArgs) -> Result<
         OutputFormat::Table | OutputFormat::Wide => out.write_str(&render(&s, output.output == OutputFormat::Wide))?,
     }
     out.flush()?;
-    Ok(Exit::Ok)
+    // A status over kinds the cluster refused (pods, Istio objects) is incomplete: show it, say
+    // what is missing, and do not exit 0.
+    let incomplete = meshmove_cli::analysis::warn_unread("mesh-migrate", &inventory);
+    Ok(if incomplete { Exit::Findings } else { Exit::Ok })
 }
 
 fn render(s: &NamespaceStatus, wide: bool) -> String {

@@ -1,11 +1,12 @@
 //! Analyzers: pure functions from an inventory to findings.
 
-use super::{Finding, Report, Skipped, Summary, REPORT_SCHEMA};
-use crate::inventory::{Inventory, Kind, Unavailable};
+use super::{Code, Finding, Report, Severity, Skipped, Summary, REPORT_SCHEMA};
+use crate::inventory::{Inventory, Kind, Origin, SourceInfo};
 
 /// One analysis over the inventory. It declares the kinds it needs: when one of them is
 /// unavailable (not in the files, CRD not served, forbidden), the analyzer is skipped and listed
-/// in the report instead of producing wrong "all clear" results.
+/// in the report instead of producing wrong "all clear" results. A kind it only *uses* is read as
+/// "none" when absent, but not when the cluster refused it: then the analyzer is skipped too.
 pub trait Analyzer: Sync {
     /// Stable name, shown when skipped.
     fn name(&self) -> &'static str;
@@ -41,14 +42,19 @@ pub fn wanted_kinds(analyzers: &[&dyn Analyzer]) -> (Vec<&'static Kind>, Vec<&'s
 
 /// Run analyzers over an inventory and assemble an unfinished report (call
 /// [`Report::finish`] with the suppressions).
+///
+/// Kinds the cluster should have answered for and did not ([`Inventory::unread`]) are not notes:
+/// the caller turns them into error findings with its catalog's code ([`unread_findings`]).
 pub fn run(tool: &'static str, command: &str, analyzers: &[&dyn Analyzer], inventory: &Inventory) -> Report {
     let mut findings = Vec::new();
     let mut skipped = Vec::new();
     for a in analyzers {
+        let refused = a.uses().iter().filter(|k| inventory.availability(k).is_some_and(|why| why.is_read_failure()));
         let missing: Vec<String> = a
             .requires()
             .iter()
-            .filter_map(|k| inventory.availability(k).map(|why| describe(k, &why)))
+            .chain(refused)
+            .filter_map(|k| inventory.availability(k).map(|why| why.describe(k)))
             .collect();
         if missing.is_empty() {
             a.analyze(inventory, &mut findings);
@@ -59,7 +65,8 @@ pub fn run(tool: &'static str, command: &str, analyzers: &[&dyn Analyzer], inven
     let notes = inventory
         .unavailable()
         .into_iter()
-        .map(|(k, why)| describe(k, &why))
+        .filter(|(_, why)| !why.is_read_failure())
+        .map(|(k, why)| why.describe(k))
         .collect();
     Report {
         schema: REPORT_SCHEMA,
@@ -73,11 +80,20 @@ pub fn run(tool: &'static str, command: &str, analyzers: &[&dyn Analyzer], inven
     }
 }
 
-fn describe(kind: &Kind, why: &Unavailable) -> String {
-    match why {
-        Unavailable::NotInFiles => format!("no {} in the input", kind.kind),
-        Unavailable::NotServed if kind.custom => format!("{} is not served by the cluster (CRD not installed)", kind.resource()),
-        Unavailable::NotServed => format!("{} is not served by the cluster", kind.resource()),
-        Unavailable::Forbidden { message } => message.clone(),
-    }
+/// One error finding per kind the cluster should have answered for and did not (RBAC denied the
+/// list, or a built-in kind was not found), under the tool's `code` for unread input. A check
+/// whose input could not be read has not passed; these findings make the run say so.
+pub fn unread_findings(code: &'static Code, inventory: &Inventory) -> Vec<Finding> {
+    inventory
+        .unread()
+        .into_iter()
+        .map(|(kind, why)| {
+            let mut f = Finding::new(code, format!("could not list {}: {}", kind.resource(), why.describe(kind))).severity(Severity::Error);
+            // Where the list was made, as an object listed from there would say it.
+            if let SourceInfo::Cluster { context, .. } = &inventory.source {
+                f.origin = Some(Origin::Cluster { context: context.clone() }.to_string());
+            }
+            f
+        })
+        .collect()
 }

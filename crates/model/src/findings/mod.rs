@@ -15,7 +15,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-pub use analyzer::{Analyzer, run, wanted_kinds};
+pub use analyzer::{Analyzer, run, unread_findings, wanted_kinds};
 
 use crate::inventory::{ObjectRef, SourceInfo};
 

@@ -17,8 +17,10 @@ use crate::yaml::{self, YamlError};
 pub enum InventoryError {
     #[error("cannot read {path}: {source}")]
     Io { path: String, source: std::io::Error },
-    #[error(transparent)]
-    Yaml(#[from] YamlError),
+    /// Invalid YAML: the file (or `stdin`), then the document, line, column and key; never a
+    /// value (see [`YamlError`]).
+    #[error("{path}: {source}")]
+    Yaml { path: String, source: YamlError },
     #[error("{origin}: invalid JSON: {source}")]
     Json { origin: String, source: serde_json::Error },
     #[error("{origin}: document {index} is not a Kubernetes object: {problem}")]
@@ -27,11 +29,17 @@ pub enum InventoryError {
     Shape { origin: String, object: String, source: serde_json::Error },
     #[error("{path}: no YAML or JSON manifests found")]
     Empty { path: String },
+    /// The input was read but holds no Kubernetes object (empty, blank, comments only, or empty
+    /// `List`s). Nothing checked is not "nothing wrong": this is an input error, not a pass.
+    #[error("{path}: no Kubernetes object in the input (it is empty, blank or comments only)")]
+    NoObjects { path: String },
 }
 
 /// Load every manifest under `paths` (`-` is stdin). Directories are walked recursively, taking
 /// `*.yaml`, `*.yml` and `*.json` files in name order so that results are deterministic.
 /// With `only_namespace`, objects of other namespaces are dropped (cluster-scoped ones are kept).
+/// Each path must hold at least one object ([`InventoryError::NoObjects`]): an empty stdin or file
+/// is a mistake upstream (a failed `helm template`), never a clean report.
 pub fn load_paths(
     paths: &[PathBuf],
     default_namespace: &str,
@@ -39,12 +47,16 @@ pub fn load_paths(
 ) -> Result<Inventory, InventoryError> {
     let mut objects = Vec::new();
     for path in paths {
+        let before = objects.len();
         if path.as_os_str() == "-" {
             let mut text = String::new();
             std::io::stdin()
                 .read_to_string(&mut text)
                 .map_err(|source| InventoryError::Io { path: "stdin".into(), source })?;
             load_text(&text, None, default_namespace, &mut objects)?;
+            if objects.len() == before {
+                return Err(InventoryError::NoObjects { path: "stdin".into() });
+            }
             continue;
         }
         let files = collect_files(path)?;
@@ -55,6 +67,9 @@ pub fn load_paths(
             let text = std::fs::read_to_string(&file)
                 .map_err(|source| InventoryError::Io { path: file.display().to_string(), source })?;
             load_text(&text, Some(&file), default_namespace, &mut objects)?;
+        }
+        if objects.len() == before {
+            return Err(InventoryError::NoObjects { path: path.display().to_string() });
         }
     }
     if let Some(ns) = only_namespace {
@@ -104,8 +119,10 @@ fn load_text(text: &str, path: Option<&Path>, default_ns: &str, out: &mut Vec<Ob
             .map_err(|source| InventoryError::Json { origin: origin.to_string(), source })?;
         return push_object(value, origin, 1, default_ns, out);
     }
+    let shown = || path.map_or_else(|| "stdin".to_string(), |p| p.display().to_string());
     for doc in yaml::split_stream(text) {
-        let Some(value) = yaml::parse_document(&doc)? else { continue };
+        let parsed = yaml::parse_document(&doc).map_err(|source| InventoryError::Yaml { path: shown(), source })?;
+        let Some(value) = parsed else { continue };
         let origin = origin_at(doc.line, doc.source.clone());
         push_object(value, origin, doc.index, default_ns, out)?;
     }

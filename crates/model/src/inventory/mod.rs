@@ -7,7 +7,10 @@
 //! The inventory also records which kinds were *available*: listed from the cluster (even if
 //! empty), or present in the files. An analyzer whose required kinds are unavailable is skipped and
 //! reported as skipped, never failed: Pods are absent when only charts are given, Istio kinds are
-//! absent from a cluster without Istio's CRDs.
+//! absent from a cluster without Istio's CRDs. A kind the cluster *should* have answered for but
+//! did not (RBAC denied the list, or the server answered 404 for a built-in kind) is also
+//! [`Inventory::unread`]: the run could not see part of its input, and reports say so as an error
+//! rather than passing the checks that needed it.
 
 pub mod files;
 pub mod kinds;
@@ -144,6 +147,29 @@ pub enum Unavailable {
     NotServed,
     /// RBAC denied the list; the message names the verb and resource.
     Forbidden { message: String },
+    /// The server answered 404 Not Found for a built-in kind, which every Kubernetes API server
+    /// serves: the server is not (only) a Kubernetes API server, or the URL is wrong.
+    NotFound { message: String },
+}
+
+impl Unavailable {
+    /// Whether the kind should have been read and was not: a list denied by RBAC, or a built-in
+    /// kind the server did not find. Absent CRDs and kinds missing from files are not failures.
+    pub fn is_read_failure(&self) -> bool {
+        matches!(self, Unavailable::Forbidden { .. } | Unavailable::NotFound { .. })
+    }
+
+    /// The reason in words, for notes, skipped checks and findings.
+    pub fn describe(&self, kind: &Kind) -> String {
+        match self {
+            Unavailable::NotInFiles => format!("no {} in the input", kind.kind),
+            Unavailable::NotServed if kind.custom => {
+                format!("{} is not served by the cluster (CRD not installed)", kind.resource())
+            }
+            Unavailable::NotServed => format!("{} is not served by the cluster", kind.resource()),
+            Unavailable::Forbidden { message } | Unavailable::NotFound { message } => message.clone(),
+        }
+    }
 }
 
 /// Where the inventory was loaded from.
@@ -272,5 +298,16 @@ impl Inventory {
             .flatten()
             .filter_map(|(k, v)| v.clone().map(|v| (*k, v)))
             .collect()
+    }
+
+    /// Kinds a cluster load should have read and could not ([`Unavailable::is_read_failure`]).
+    /// Empty for files: a file that cannot be read is an error before there is an inventory.
+    pub fn unread(&self) -> Vec<(&'static Kind, Unavailable)> {
+        self.unavailable().into_iter().filter(|(_, why)| why.is_read_failure()).collect()
+    }
+
+    /// Whether a cluster load listed at least one kind (false when it asked for none).
+    pub fn listed_any(&self) -> bool {
+        self.listed.iter().flatten().any(|(_, v)| v.is_none())
     }
 }

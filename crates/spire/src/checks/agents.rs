@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use super::server::Readiness;
-use meshmove_model::inventory::{Object, ObjectRef, Unavailable, kinds};
+use meshmove_model::inventory::{Object, ObjectRef, kinds};
 use crate::CSI_DRIVER_NAME;
 use crate::catalog;
 use crate::context::SpireContext;
@@ -23,7 +23,9 @@ pub fn category<'a>() -> CategoryDef<SpireContext<'a>> {
     CategoryDef {
         name: "spire-agent",
         available: |cx| {
-            if cx.live() || cx.inventory.has(&kinds::DAEMON_SET) {
+            if let Some(why) = cx.unread(&[&kinds::DAEMON_SET]) {
+                Err(why)
+            } else if cx.live() || cx.inventory.has(&kinds::DAEMON_SET) {
                 Ok(())
             } else {
                 Err("no DaemonSet in the input".into())
@@ -159,10 +161,8 @@ fn csi_registered(cx: &SpireContext<'_>) -> Verdict {
     if !cx.live() && !cx.inventory.has(&kinds::CSI_DRIVER) && cx.csi_drivers.is_empty() {
         return Verdict::Skip("no CSIDriver in the input".into());
     }
-    if cx.live()
-        && let Some(Unavailable::Forbidden { message }) = cx.inventory.availability(&kinds::CSI_DRIVER)
-    {
-        return Verdict::Skip(message);
+    if let Some(why) = cx.unread(&[&kinds::CSI_DRIVER]) {
+        return Verdict::Skip(why);
     }
     Verdict::Fail(vec![Detail::on_ref(
         ObjectRef::new("CSIDriver", None, CSI_DRIVER_NAME),

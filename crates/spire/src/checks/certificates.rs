@@ -39,6 +39,11 @@ pub fn category<'a>() -> CategoryDef<SpireContext<'a>> {
 }
 
 fn published(cx: &SpireContext<'_>) -> Verdict {
+    if matches!(cx.bundle, BundleState::Missing { .. })
+        && let Some(why) = cx.unread(&[&kinds::CONFIG_MAP])
+    {
+        return Verdict::Skip(why);
+    }
     match &cx.bundle {
         BundleState::Given(b) => Verdict::Pass(vec![Detail::new(format!("bundle given: {}", b.source))]),
         BundleState::Found { object, key, .. } => {

@@ -3,6 +3,7 @@
 pub mod agents;
 pub mod certificates;
 pub mod identities;
+pub mod inputs;
 pub mod istio;
 pub mod registration;
 pub mod server;
@@ -14,6 +15,7 @@ use super::model::CategoryDef;
 /// Every built-in category, in the order they are reported.
 pub fn categories<'a>() -> Vec<CategoryDef<SpireContext<'a>>> {
     vec![
+        inputs::category(),
         server::category(),
         agents::category(),
         registration::category(),

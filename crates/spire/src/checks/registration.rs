@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use meshmove_model::inventory::Unavailable;
+use meshmove_model::inventory::{Unavailable, kinds};
 use crate::catalog;
 use crate::context::{SpireContext, Subject};
 use crate::model::{CategoryDef, CheckDef, Detail, Verdict};
@@ -43,7 +43,7 @@ pub fn available(cx: &SpireContext<'_>) -> Result<(), String> {
     match cx.ids_availability() {
         None => Ok(()),
         Some(Unavailable::NotServed) if cx.live() => Ok(()),
-        Some(Unavailable::Forbidden { message }) => Err(message),
+        Some(why) if why.is_read_failure() => Err(why.describe(&kinds::CLUSTER_SPIFFE_ID)),
         Some(_) => Err("no ClusterSPIFFEID in the input".into()),
     }
 }

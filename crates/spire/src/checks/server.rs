@@ -11,7 +11,9 @@ pub fn category<'a>() -> CategoryDef<SpireContext<'a>> {
     CategoryDef {
         name: "spire-server",
         available: |cx| {
-            if cx.live() || cx.inventory.has(&kinds::STATEFUL_SET) || cx.inventory.has(&kinds::DEPLOYMENT) {
+            if let Some(why) = cx.unread(&[&kinds::STATEFUL_SET, &kinds::DEPLOYMENT]) {
+                Err(why)
+            } else if cx.live() || cx.inventory.has(&kinds::STATEFUL_SET) || cx.inventory.has(&kinds::DEPLOYMENT) {
                 Ok(())
             } else {
                 Err("no StatefulSet or Deployment in the input".into())

@@ -11,6 +11,8 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
+use meshmove_model::inventory::kinds;
+
 use crate::catalog;
 use crate::config::ISTIO_DEFAULT_TRUST_DOMAIN;
 use crate::context::{ServerConfigState, SpireContext};
@@ -46,6 +48,9 @@ fn server_td(cx: &SpireContext<'_>) -> Option<String> {
 
 fn mesh_found(cx: &SpireContext<'_>) -> Verdict {
     if cx.meshes.is_empty() {
+        if let Some(why) = cx.unread(&[&kinds::CONFIG_MAP]) {
+            return Verdict::Skip(why);
+        }
         if !cx.live() {
             return Verdict::Skip("no istio mesh ConfigMap in the input".into());
         }
@@ -69,6 +74,9 @@ fn trust_domain_match(cx: &SpireContext<'_>) -> Verdict {
     let mut problems = Vec::new();
     let mut info = Vec::new();
     if cx.meshes.is_empty() {
+        if let Some(why) = cx.unread(&[&kinds::CONFIG_MAP]) {
+            return Verdict::Skip(why);
+        }
         if !cx.live() {
             return Verdict::Skip("no istio mesh ConfigMap in the input".into());
         }
