@@ -162,10 +162,7 @@ fn str_at<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
 
 /// Whether a Service's selector selects pods with `labels` (a Service without a selector selects
 /// nothing: its endpoints are maintained by someone else).
-pub fn service_selects(service: &Value, labels: &BTreeMap<String, String>) -> bool {
-    let Some(sel) = service.pointer("/spec/selector").and_then(Value::as_object) else { return false };
-    !sel.is_empty() && sel.iter().all(|(k, v)| v.as_str().is_some_and(|v| labels.get(k).map(String::as_str) == Some(v)))
-}
+pub use meshmove_model::selector::service_selects;
 
 /// The pod template labels of a workload.
 pub fn pod_labels(workload: &Value) -> BTreeMap<String, String> {

@@ -943,3 +943,26 @@ fn restarts_count_from_the_migration_start_or_the_last_passed_step_not_from_each
     assert!(r.stderr.contains("gates at 25 %: readiness 2/2 workloads ready ok, restarts 0 new ok"), "{}", r.stderr);
     assert_eq!(e.weight("web"), Some(50));
 }
+
+#[test]
+fn complete_never_retires_a_backend_a_journal_of_an_older_version_recorded_as_copied() {
+    let e = env_of("zamaz");
+    e.mm(&["ns", "create", "zamaz"]).expect_code(0);
+    e.mm(&["ns", "shift", "zamaz", "100"]).expect_code(0);
+    // An older version copied postgres (an empty one) and recorded it among the copied workloads.
+    let legacy = e.get("apps/v1", "StatefulSet", "zamaz", "postgres").unwrap();
+    e.double
+        .create(json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "postgres", "namespace": "zamaz-mesh"}, "spec": legacy["spec"]}))
+        .unwrap();
+    let cm = e.get("v1", "ConfigMap", "zamaz", "mesh-migrate-journal").unwrap();
+    let mut journal: Value = serde_json::from_str(cm["data"]["journal.json"].as_str().unwrap()).unwrap();
+    journal["extensions"]["nsMigration"]["workloads"].as_array_mut().unwrap().push(json!({"kind": "StatefulSet", "name": "postgres", "replicas": 1}));
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "mesh-migrate-journal", "namespace": "zamaz"},
+        "data": {"journal.json": journal.to_string()}});
+    e.double.apply(cm, "kubectl-mesh-migrate", true).unwrap();
+    let r = e.mm(&["ns", "complete", "zamaz", "--delete-legacy"]).expect_code(0);
+    assert!(r.stdout.contains("StatefulSet/postgres is stateful: left running in zamaz"), "{}", r.stdout);
+    assert_eq!(e.spec_replicas("StatefulSet", "zamaz", "postgres"), 1);
+    assert!(e.get("apps/v1", "Deployment", "zamaz", "api").is_none(), "the stateless side is retired");
+    assert!(e.state()["deletedLegacy"].get("StatefulSet/postgres").is_none());
+}

@@ -297,11 +297,7 @@ fn classify(sides: &Sides, objects: &[Value], opts: &CopyOptions, set: &mut Copy
 /// Whether a NetworkPolicy's `podSelector` (a LabelSelector) selects pods with `labels`; a
 /// selector that cannot be read counts as selecting, which only makes the warning louder.
 fn label_selector_matches(sel: &Value, labels: &BTreeMap<String, String>) -> bool {
-    use kube::core::{Selector, SelectorExt};
-    serde_json::from_value::<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>(sel.clone())
-        .ok()
-        .and_then(|ls| Selector::try_from(ls).ok())
-        .is_none_or(|s| s.matches(labels))
+    meshmove_model::selector::LabelSelector::from_json(Some(sel)).map_or(true, |s| s.matches(labels))
 }
 
 /// Shared backends the copies cannot reach: NetworkPolicies of the legacy namespace isolate the

@@ -9,14 +9,17 @@
 //!
 //! The module is split the way the commands need it:
 //!
-//! * [`copy`]: the pure copy transform (workloads, Services, ServiceAccounts, Roles and
-//!   RoleBindings, HorizontalPodAutoscalers, ConfigMaps, Secrets on request) with server-set
-//!   fields stripped and namespace references adjusted, plus the target Namespace with injection
-//!   (or ambient) and Pod Security labels;
-//! * [`routing`]: the VirtualServices and DestinationRules for a weight;
+//! * [`copy`]: the pure copy transform (stateless workloads and the Services in front of them,
+//!   ServiceAccounts, Roles and RoleBindings, HorizontalPodAutoscalers, ConfigMaps, Secrets on
+//!   request) with server-set fields stripped and Service DNS names adjusted, plus the target
+//!   Namespace with injection (or ambient) and Pod Security labels; stateful backends
+//!   ([`crate::datastore`]) stay in the legacy namespace, shared by both sides;
+//! * [`routing`]: the VirtualServices and DestinationRules for a weight (the DestinationRules from
+//!   the traffic profile `enable` uses, [`crate::migrate::TrafficProfile`]);
 //! * [`state`]: the migration state machine: which step may follow from the recorded state, and
 //!   the message saying what would when a step may not;
-//! * [`gates`]: readiness, restarts, and success rate / p99 latency from Prometheus;
+//! * [`gates`]: readiness, restarts, and success rate / p99 latency from Prometheus, checked
+//!   before a higher weight is written and while it is watched;
 //! * [`prometheus`]: a small client for Prometheus's HTTP query API;
 //! * [`run`]: the commands against a cluster, writing through the shared plan engine
 //!   ([`meshmove_kube::plan`]) and keeping state and history in its journal.

@@ -1004,6 +1004,9 @@ pub async fn complete(
         .map(|o| (target_of(kind_of(o), &sides.legacy, name_of(o)), o.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)))
         .collect();
     if opts.dry_run != DryRun::None {
+        if mode == CompleteMode::Complete && st.weight < 100 && gates_before(conn, sides, &st, 100, g, opts, &mut report, events).await?.is_some() {
+            return Ok(report);
+        }
         let mut plan = Plan::new("ns-complete", &sides.legacy);
         if mode == CompleteMode::Complete && st.weight < 100 {
             plan.changes = routing_changes(conn, sides, &st, 100).await?;

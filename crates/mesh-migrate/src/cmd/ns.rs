@@ -41,7 +41,8 @@ pub enum NsCommand {
     /// per namespace with a recorded migration)
     #[command(after_help = "Examples:\n  kubectl mesh-migrate ns status shop\n  kubectl mesh-migrate ns status -A")]
     Status(NsArg),
-    /// Shift to 100 % (gates checked), then scale the legacy workloads to zero
+    /// Shift to 100 % (gates checked first), then scale the legacy workloads to zero (stateful
+    /// backends stay, serving the mesh side)
     #[command(after_help = "Examples:\n  kubectl mesh-migrate ns complete shop\n  kubectl mesh-migrate ns complete shop --delete-legacy")]
     Complete(CompleteArgs),
     /// Back to 0 %, mesh workloads scaled to zero; the legacy side is left as it is
