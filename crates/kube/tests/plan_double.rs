@@ -385,6 +385,80 @@ async fn a_rollout_that_never_becomes_ready_times_out_and_the_step_is_failed() {
     assert_eq!(journal.steps[0].status, plan::StepStatus::Failed);
 }
 
+#[tokio::test]
+async fn a_deployment_past_its_progress_deadline_stops_the_wait_at_once() {
+    let d = double().await;
+    let dir = tempfile::tempdir().unwrap();
+    let conn = connect(&d, &dir).await;
+    // The Deployment as the controller reports a rollout past its deadline.
+    let mut stuck = d.get("apps/v1", "Deployment", Some(NS), "api").unwrap();
+    stuck["status"] = json!({"observedGeneration": stuck["metadata"]["generation"], "replicas": 3, "updatedReplicas": 1, "readyReplicas": 2,
+        "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+                        "message": "ReplicaSet \"api-5c7\" has timed out progressing."}]});
+    d.add_fault(FaultRule::on("GET", &format!("^/apis/apps/v1/namespaces/{NS}/deployments/api$")).body(200, stuck)).unwrap();
+    let mut p = Plan::new("enable", NS);
+    p.push(Change::label(Target::namespace(NS), "istio-injection", Some("enabled"))).push(Change::WaitReady { targets: vec![deploy("web"), deploy("api")] });
+    let started = std::time::Instant::now();
+    let o = ExecOptions { timeout: Duration::from_secs(60), ..options(DryRun::None) };
+    let err = plan::execute(&conn, &p, &o, &mut |_| {}).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(10), "no wait for a rollout that failed: {:?}", started.elapsed());
+    assert!(matches!(err, PlanError::RolloutFailed { .. }), "{err}");
+    assert_eq!(err.class(), plan::ErrorClass::Failed);
+    assert_eq!(err.to_string(), "Deployment/shop/api exceeded its progress deadline: ReplicaSet \"api-5c7\" has timed out progressing.");
+    let journal = plan::Journal::load(&conn, NS).await.unwrap().unwrap();
+    assert_eq!(journal.steps[0].status, plan::StepStatus::Failed);
+}
+
+#[tokio::test]
+async fn on_delete_workloads_are_restarted_but_not_waited_for() {
+    let d = double().await;
+    let dir = tempfile::tempdir().unwrap();
+    let conn = connect(&d, &dir).await;
+    d.create(json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "db", "namespace": NS, "labels": {"app": "db"}},
+        "spec": {"replicas": 2, "serviceName": "db", "updateStrategy": {"type": "OnDelete"},
+                 "selector": {"matchLabels": {"app": "db"}},
+                 "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "db", "image": "postgres:17"}]}}}
+    }))
+    .unwrap();
+    let pod_uids = |d: &DoubleHandle| -> Vec<String> {
+        let mut uids: Vec<String> = d
+            .list("v1", "Pod", Some(NS))
+            .iter()
+            .filter(|p| p["metadata"]["name"].as_str().is_some_and(|n| n.starts_with("db-")))
+            .map(|p| p["metadata"]["uid"].as_str().unwrap().to_string())
+            .collect();
+        uids.sort();
+        uids
+    };
+    let before = pod_uids(&d);
+    assert_eq!(before.len(), 2);
+    let sts = Target::new("apps/v1", "StatefulSet", Some(NS), "db");
+    let mut p = Plan::new("enable", NS);
+    p.push(Change::label(Target::namespace(NS), "istio-injection", Some("enabled")))
+        .push(Change::Restart { target: sts.clone() })
+        .push(Change::Restart { target: deploy("web") })
+        .push(Change::WaitReady { targets: vec![sts.clone(), deploy("web")] });
+    let mut outcomes = Vec::new();
+    let started = std::time::Instant::now();
+    let o = ExecOptions { timeout: Duration::from_secs(60), ..options(DryRun::None) };
+    plan::execute(&conn, &p, &o, &mut |e| {
+        if let Progress::Done(o) = e {
+            outcomes.push(o);
+        }
+    })
+    .await
+    .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10), "no wait for a rollout that never comes: {:?}", started.elapsed());
+    let skipped: Vec<String> = outcomes.iter().filter(|o| o.action == Action::Skipped).map(ToString::to_string).collect();
+    assert_eq!(skipped.len(), 1, "{outcomes:?}");
+    assert!(skipped[0].starts_with("statefulset.apps/db skipped") && skipped[0].contains("not waited for: updateStrategy OnDelete"), "{skipped:?}");
+    assert!(skipped[0].contains("2 of 2 pod(s) keep the old template until someone deletes them"), "{skipped:?}");
+    assert!(outcomes.iter().any(|o| o.action == Action::Ready), "the Deployment was waited for: {outcomes:?}");
+    assert_eq!(pod_uids(&d), before, "the controller replaced no pod");
+}
+
 /// Rollback rolls workloads again in batches that never hold two guarded by one
 /// PodDisruptionBudget (read at rollback time), whatever `batch_size` allows.
 #[tokio::test]

@@ -567,6 +567,8 @@ fn reconcile_statefulset(state: &mut State, key: &Key) {
         .unwrap_or(json!({}));
     let revision = format!("{}-{}", key.name, template_hash(&template));
     let service = get_str(&sts, &["spec", "serviceName"]).map(str::to_string);
+    // `updateStrategy.type: OnDelete`: a pod of an old template stays until someone deletes it.
+    let on_delete = get_str(&sts, &["spec", "updateStrategy", "type"]) == Some("OnDelete");
     let pods = owned(state, "", "pods", &key.namespace, &uid);
     for (k, p) in &pods {
         let ordinal = k
@@ -577,7 +579,7 @@ fn reconcile_statefulset(state: &mut State, key: &Key) {
             .unwrap_or(i64::MAX);
         let stale = get_str(p, &["metadata", "labels", "controller-revision-hash"])
             != Some(revision.as_str());
-        if ordinal >= want || stale {
+        if ordinal >= want || (stale && !on_delete) {
             state.remove(k, Some("Background"), true);
         }
     }
@@ -612,6 +614,12 @@ fn reconcile_statefulset(state: &mut State, key: &Key) {
     let pods = owned(state, "", "pods", &key.namespace, &uid);
     let n = pods.len() as i64;
     let ready = pods.iter().filter(|(_, p)| is_ready(p)).count() as i64;
+    let updated = pods
+        .iter()
+        .filter(|(_, p)| {
+            get_str(p, &["metadata", "labels", "controller-revision-hash"]) == Some(revision.as_str())
+        })
+        .count() as i64;
     let Some(sts) = live(state, key) else { return };
     let mut st = Map::new();
     st.insert(
@@ -621,7 +629,7 @@ fn reconcile_statefulset(state: &mut State, key: &Key) {
     st.insert("replicas".into(), json!(n));
     nonzero(&mut st, "readyReplicas", ready);
     nonzero(&mut st, "currentReplicas", n);
-    nonzero(&mut st, "updatedReplicas", n);
+    nonzero(&mut st, "updatedReplicas", updated);
     nonzero(&mut st, "availableReplicas", ready);
     st.insert("currentRevision".into(), json!(revision));
     st.insert("updateRevision".into(), json!(revision));
@@ -638,6 +646,8 @@ fn reconcile_daemonset(state: &mut State, key: &Key) {
         .cloned()
         .unwrap_or(json!({}));
     let revision = template_hash(&template);
+    // `updateStrategy.type: OnDelete`: a pod of an old template stays until someone deletes it.
+    let on_delete = get_str(&ds, &["spec", "updateStrategy", "type"]) == Some("OnDelete");
     let node_start = Key {
         group: String::new(),
         resource: "nodes".into(),
@@ -656,7 +666,7 @@ fn reconcile_daemonset(state: &mut State, key: &Key) {
         let node = get_str(p, &["spec", "nodeName"]).unwrap_or("").to_string();
         let stale = get_str(p, &["metadata", "labels", "controller-revision-hash"])
             != Some(revision.as_str());
-        if !nodes.contains(&node) || stale || covered.contains(&node) {
+        if !nodes.contains(&node) || (stale && !on_delete) || covered.contains(&node) {
             state.remove(k, Some("Background"), true);
         } else {
             covered.insert(node);
@@ -681,6 +691,12 @@ fn reconcile_daemonset(state: &mut State, key: &Key) {
     let pods = owned(state, "", "pods", &key.namespace, &uid);
     let n = pods.len() as i64;
     let ready = pods.iter().filter(|(_, p)| is_ready(p)).count() as i64;
+    let updated = pods
+        .iter()
+        .filter(|(_, p)| {
+            get_str(p, &["metadata", "labels", "controller-revision-hash"]) == Some(revision.as_str())
+        })
+        .count() as i64;
     let Some(ds) = live(state, key) else { return };
     let mut st = Map::new();
     st.insert("currentNumberScheduled".into(), json!(n));
@@ -691,7 +707,7 @@ fn reconcile_daemonset(state: &mut State, key: &Key) {
         "observedGeneration".into(),
         ds["metadata"]["generation"].clone(),
     );
-    nonzero(&mut st, "updatedNumberScheduled", n);
+    nonzero(&mut st, "updatedNumberScheduled", updated);
     nonzero(&mut st, "numberAvailable", ready);
     nonzero(&mut st, "numberUnavailable", nodes.len() as i64 - ready);
     put_status(state, "apps", "daemonsets", &ds, st);
@@ -789,6 +805,40 @@ mod tests {
             "garbage collected"
         );
         assert!(!s.objects.keys().any(|k| k.resource == "replicasets"));
+    }
+
+    #[test]
+    fn on_delete_statefulsets_keep_their_old_pods_until_deleted() {
+        let mut s = State::new(DoubleOptions::default());
+        let o = WriteOpts {
+            manager: "t".into(),
+            explicit_manager: true,
+            ..WriteOpts::default()
+        };
+        let sts_t = s.registry.find_any_version("apps", "statefulsets").unwrap();
+        let mut sts = deployment("db", 2);
+        sts["kind"] = json!("StatefulSet");
+        sts["spec"]["updateStrategy"] = json!({"type": "OnDelete"});
+        s.create(&sts_t, "default", sts, &o).unwrap();
+        settle(&mut s);
+        let uids = |s: &State| -> Vec<String> {
+            pods_of(s, "default", "db-").iter().map(|p| meta_str(p, "uid").unwrap().to_string()).collect()
+        };
+        let before = uids(&s);
+        let mut changed = s.get(&sts_t, "default", "db").unwrap().obj.as_ref().clone();
+        changed["spec"]["template"]["metadata"]["annotations"] = json!({"restartedAt": "now"});
+        s.update(&sts_t, "default", "db", changed, &o).unwrap();
+        settle(&mut s);
+        assert_eq!(uids(&s), before, "OnDelete: no pod is replaced by the controller");
+        let st = s.get(&sts_t, "default", "db").unwrap().obj.clone();
+        assert_eq!(st["status"]["replicas"], 2);
+        assert!(st["status"].get("updatedReplicas").is_none(), "{}", st["status"]);
+        // Deleting a pod brings it back on the new template.
+        let pods_t = s.registry.find_any_version("", "pods").unwrap();
+        s.delete(&pods_t, "default", "db-0", &crate::store::DeleteOpts::default()).unwrap();
+        settle(&mut s);
+        let st = s.get(&sts_t, "default", "db").unwrap().obj.clone();
+        assert_eq!(st["status"]["updatedReplicas"], 1);
     }
 
     #[test]

@@ -188,18 +188,23 @@ pub(crate) async fn apply(conn: &Connection, object: &Value, dry_run: bool) -> R
     conn.client.request::<Value>(req).await.map_err(|e| api_error(conn, "apply", &target, e))
 }
 
-/// A JSON patch (RFC 6902) as [`FIELD_MANAGER`]. Errors are returned raw: callers retry failed
-/// `test` operations.
+/// A JSON patch (RFC 6902) as [`FIELD_MANAGER`], sent as kube's typed [`Patch::Json`] (content
+/// type `application/json-patch+json`, set by kube from the variant). The operations are checked
+/// against RFC 6902's shape before anything is sent. Errors are returned raw: callers retry
+/// failed `test` operations.
 pub(crate) async fn json_patch(conn: &Connection, target: &Target, ops: &[Value], dry_run: bool) -> Result<Value, kube::Error> {
     let kind = kind_of(target).map_err(|e| kube::Error::Service(e.to_string().into()))?;
     let mut params = PatchParams { field_manager: Some(FIELD_MANAGER.to_string()), ..PatchParams::default() };
     params.dry_run = dry_run;
-    let body = Value::Array(ops.to_vec());
-    let mut req = request(kind, target.namespace.as_deref())
-        .patch(&target.name, &params, &Patch::Merge(&body))
+    let req = request(kind, target.namespace.as_deref())
+        .patch(&target.name, &params, &json_patch_body(ops)?)
         .map_err(kube::Error::BuildRequest)?;
-    req.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json-patch+json"));
     conn.client.request::<Value>(req).await
+}
+
+/// The operations as a typed JSON patch.
+pub(crate) fn json_patch_body(ops: &[Value]) -> Result<Patch<()>, kube::Error> {
+    Ok(Patch::Json(serde_json::from_value(Value::Array(ops.to_vec())).map_err(kube::Error::SerdeError)?))
 }
 
 /// POST.
@@ -280,5 +285,28 @@ pub(crate) fn project(have: &Value, want: &Value) -> Value {
             Value::Array(h.iter().zip(w).map(|(a, b)| project(a, b)).collect())
         }
         (h, _) => h.clone(),
+    }
+}
+
+#[cfg(test)]
+mod json_patch_tests {
+    use super::*;
+    use meshmove_model::inventory::kinds;
+
+    #[test]
+    fn json_patches_are_typed_json_patches_on_the_wire() {
+        let ops = vec![
+            serde_json::json!({"op": "test", "path": "/metadata/labels/app", "value": "api"}),
+            serde_json::json!({"op": "add", "path": "/metadata/labels/istio-injection", "value": "enabled"}),
+            serde_json::json!({"op": "remove", "path": "/metadata/annotations/a~1b"}),
+        ];
+        let params = PatchParams { field_manager: Some(FIELD_MANAGER.to_string()), ..PatchParams::default() };
+        let req = request(&kinds::DEPLOYMENT, Some("shop")).patch("api", &params, &json_patch_body(&ops).unwrap()).unwrap();
+        assert_eq!(req.headers()[http::header::CONTENT_TYPE], "application/json-patch+json");
+        let sent: Value = serde_json::from_slice(req.body()).unwrap();
+        assert_eq!(sent, Value::Array(ops));
+        // Not an RFC 6902 operation: refused before anything is sent.
+        assert!(json_patch_body(&[serde_json::json!({"op": "merge", "path": "/x"})]).is_err());
+        assert!(json_patch_body(&[serde_json::json!({"op": "add", "path": "no-slash", "value": 1})]).is_err());
     }
 }

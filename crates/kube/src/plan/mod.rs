@@ -100,7 +100,7 @@ pub use execute::execute;
 pub use journal::{FieldRecord, Journal, JournalEntry, Prior, StepRecord, StepStatus};
 pub use preview::{Preview, preview};
 pub use rollback::rollback;
-pub use wait::{ReadyState, workload_ready};
+pub use wait::{ReadyState, Rollout, workload_ready};
 
 use crate::cluster::ClusterError;
 
@@ -463,6 +463,10 @@ pub enum PlanError {
     /// A workload did not roll out in time.
     #[error("timed out after {}s waiting for {target}: {state}", .timeout.as_secs())]
     Timeout { target: Target, state: String, timeout: Duration },
+    /// A Deployment exceeded its progress deadline (its `Progressing` condition has reason
+    /// `ProgressDeadlineExceeded`): waiting longer cannot help. `message` is the condition's.
+    #[error("{target} exceeded its progress deadline: {message}")]
+    RolloutFailed { target: Target, message: String },
     /// A kind outside the table of kinds the tool knows how to address.
     #[error("{api_version} {kind} is not a kind this tool writes")]
     UnknownKind { api_version: String, kind: String },
@@ -486,7 +490,7 @@ impl PlanError {
     pub fn class(&self) -> ErrorClass {
         match self {
             PlanError::Cluster(_) | PlanError::Conflict { .. } | PlanError::JournalConflict { .. } => ErrorClass::Cluster,
-            PlanError::Timeout { .. } | PlanError::Drifted { .. } => ErrorClass::Failed,
+            PlanError::Timeout { .. } | PlanError::RolloutFailed { .. } | PlanError::Drifted { .. } => ErrorClass::Failed,
             PlanError::BadJournal { .. } | PlanError::NoJournal { .. } | PlanError::UnknownKind { .. } | PlanError::Invalid { .. } => {
                 ErrorClass::Input
             }

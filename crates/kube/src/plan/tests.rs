@@ -156,3 +156,53 @@ fn error_classes_map_to_exit_codes() {
     assert_eq!(drift.class(), ErrorClass::Failed);
     assert!(drift.to_string().contains("--force"), "{drift}");
 }
+
+#[test]
+fn a_deployment_past_its_progress_deadline_has_failed() {
+    let mut d = json!({"metadata": {"generation": 3}, "spec": {"replicas": 2, "progressDeadlineSeconds": 60},
+        "status": {"observedGeneration": 3, "replicas": 3, "updatedReplicas": 1, "readyReplicas": 2,
+            "conditions": [
+                {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+                {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated", "message": "ReplicaSet \"api-7d9\" is progressing."}]}});
+    assert_eq!(workload_ready("Deployment", &d).rollout, Rollout::InProgress);
+    d["status"]["conditions"][1] = json!({"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+        "message": "ReplicaSet \"api-7d9\" has timed out progressing."});
+    let s = workload_ready("Deployment", &d);
+    assert!(!s.ready);
+    assert_eq!(s.rollout, Rollout::Failed { message: "ReplicaSet \"api-7d9\" has timed out progressing.".into() });
+    assert!(s.to_string().contains("progress deadline exceeded: ReplicaSet \"api-7d9\" has timed out progressing."), "{s}");
+    // The condition is about the generation the controller saw: a newer template is a new rollout.
+    d["metadata"]["generation"] = json!(4);
+    assert_eq!(workload_ready("Deployment", &d).rollout, Rollout::InProgress);
+    // Without a message, the deadline is named.
+    d["metadata"]["generation"] = json!(3);
+    d["status"]["conditions"][1]["message"] = json!("");
+    assert_eq!(workload_ready("Deployment", &d).rollout, Rollout::Failed { message: "the rollout made no progress for 60s".into() });
+    // Only Deployments have the condition.
+    assert_eq!(workload_ready("StatefulSet", &d).rollout, Rollout::InProgress);
+    let err = PlanError::RolloutFailed { target: Target::namespace("shop"), message: "x".into() };
+    assert_eq!(err.class(), ErrorClass::Failed);
+}
+
+#[test]
+fn on_delete_workloads_are_not_rolled_out_by_their_controller() {
+    let mut sts = json!({"metadata": {"generation": 2}, "spec": {"replicas": 3, "updateStrategy": {"type": "OnDelete"}},
+        "status": {"observedGeneration": 2, "replicas": 3, "updatedReplicas": 1, "readyReplicas": 3}});
+    let s = workload_ready("StatefulSet", &sts);
+    assert!(!s.ready);
+    let Rollout::Manual { reason } = &s.rollout else { panic!("{s:?}") };
+    assert!(reason.contains("OnDelete") && reason.contains("2 of 3"), "{reason}");
+    // Once every pod was deleted and replaced, it is an ordinary ready StatefulSet.
+    sts["status"]["updatedReplicas"] = json!(3);
+    assert_eq!(workload_ready("StatefulSet", &sts).rollout, Rollout::Complete);
+    // Replaced but not ready yet: waiting helps.
+    sts["status"]["readyReplicas"] = json!(2);
+    assert_eq!(workload_ready("StatefulSet", &sts).rollout, Rollout::InProgress);
+    let ds = json!({"metadata": {"generation": 5}, "spec": {"updateStrategy": {"type": "OnDelete"}},
+        "status": {"observedGeneration": 5, "desiredNumberScheduled": 4, "updatedNumberScheduled": 0, "numberReady": 4}});
+    assert!(matches!(workload_ready("DaemonSet", &ds).rollout, Rollout::Manual { .. }));
+    // RollingUpdate (the default) is waited for.
+    let ds = json!({"metadata": {"generation": 5}, "spec": {"updateStrategy": {"type": "RollingUpdate"}},
+        "status": {"observedGeneration": 5, "desiredNumberScheduled": 4, "updatedNumberScheduled": 0, "numberReady": 4}});
+    assert_eq!(workload_ready("DaemonSet", &ds).rollout, Rollout::InProgress);
+}

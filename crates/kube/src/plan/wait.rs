@@ -1,18 +1,52 @@
-//! Waiting for rollouts, as `kubectl rollout status` decides it.
+//! Waiting for rollouts, as `kubectl rollout status` decides it (kubernetes/kubectl
+//! `pkg/polymorphichelpers/rollout_status.go`), including the two cases where waiting longer
+//! cannot help:
+//!
+//! * A Deployment whose `Progressing` condition has reason `ProgressDeadlineExceeded` has failed:
+//!   "Once the deadline has been exceeded, the Deployment controller adds a DeploymentCondition
+//!   with ... type: Progressing, status: "False", reason: ProgressDeadlineExceeded" and stops
+//!   retrying until the template changes again (Kubernetes docs, Concepts > Workloads >
+//!   Deployments > "Failed Deployment"; `kubectl rollout status` exits with "exceeded its
+//!   progress deadline"). The wait stops with the condition's message ([`Rollout::Failed`]).
+//! * A StatefulSet or DaemonSet with `updateStrategy.type: OnDelete` never replaces its pods
+//!   when the template changes: "the StatefulSet controller will not automatically update the
+//!   Pods ... Users must manually delete Pods to cause the controller to create new Pods"
+//!   (Kubernetes docs, StatefulSets > "Update strategies"); "new DaemonSet pods will only be
+//!   created when you manually delete old DaemonSet pods" (Tasks > Perform a Rolling Update on a
+//!   DaemonSet > "DaemonSet Update Strategy"). `kubectl rollout status` refuses them ("rollout
+//!   status is only available for RollingUpdate strategy type"). They are not waited for, and
+//!   the outcome says so ([`Rollout::Manual`]).
 
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{PlanError, Progress, Target, client};
+use super::{Action, DryRun, Outcome, PlanError, Progress, Target, client};
 use crate::cluster::Connection;
+
+/// Where a workload's rollout stands, beyond the pod counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "state")]
+pub enum Rollout {
+    /// Rolled out and ready.
+    Complete,
+    /// Still rolling out: waiting can help.
+    InProgress,
+    /// The Deployment exceeded its progress deadline; `message` is the condition's message.
+    Failed { message: String },
+    /// The controller does not replace pods on its own (`updateStrategy: OnDelete`): the
+    /// rollout happens only as pods are deleted, so there is nothing to wait for.
+    Manual { reason: String },
+}
 
 /// How far a workload's rollout is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReadyState {
     pub ready: bool,
+    /// Whether waiting can still make it ready.
+    pub rollout: Rollout,
     /// Desired pods.
     pub desired: i64,
     /// Pods of the current template.
@@ -39,7 +73,9 @@ fn int(v: &Value, p: &str) -> Option<i64> {
 
 /// Whether a Deployment, StatefulSet or DaemonSet has rolled out its current template and all
 /// its pods are ready: the controller saw the latest generation, every pod runs the current
-/// template, no old pod is left, and all are ready.
+/// template, no old pod is left, and all are ready. A Deployment past its progress deadline is
+/// [`Rollout::Failed`]; a StatefulSet or DaemonSet whose update strategy is `OnDelete` and whose
+/// pods are not all of the current template is [`Rollout::Manual`] (see the module docs).
 pub fn workload_ready(kind: &str, w: &Value) -> ReadyState {
     let generation = int(w, "/metadata/generation").unwrap_or(0);
     let observed = int(w, "/status/observedGeneration").unwrap_or(0);
@@ -69,10 +105,56 @@ pub fn workload_ready(kind: &str, w: &Value) -> ReadyState {
     } else {
         String::new()
     };
-    ReadyState { ready: reason.is_empty(), desired, updated, ready_pods, reason }
+    let on_delete = matches!(kind, "StatefulSet" | "DaemonSet")
+        && w.pointer("/spec/updateStrategy/type").and_then(Value::as_str) == Some("OnDelete");
+    let rollout = if reason.is_empty() {
+        Rollout::Complete
+    } else if let Some(message) = deadline_exceeded(kind, w, observed >= generation) {
+        Rollout::Failed { message }
+    } else if on_delete && observed >= generation && updated < desired {
+        Rollout::Manual {
+            reason: format!(
+                "updateStrategy OnDelete: the {kind} controller replaces a pod only when it is deleted, so {} of {desired} pod(s) keep the old template until someone deletes them",
+                desired - updated
+            ),
+        }
+    } else {
+        Rollout::InProgress
+    };
+    let reason = match &rollout {
+        Rollout::Failed { message } => format!("progress deadline exceeded: {message}"),
+        Rollout::Manual { reason } => reason.clone(),
+        _ => reason,
+    };
+    ReadyState { ready: rollout == Rollout::Complete, rollout, desired, updated, ready_pods, reason }
+}
+
+/// A Deployment's `Progressing` condition when its reason is `ProgressDeadlineExceeded` (only
+/// once the controller has seen the current generation, as `kubectl rollout status` checks it):
+/// its message, or a sentence when it has none.
+fn deadline_exceeded(kind: &str, w: &Value, current: bool) -> Option<String> {
+    if kind != "Deployment" || !current {
+        return None;
+    }
+    let conditions = w.pointer("/status/conditions")?.as_array()?;
+    let progressing = conditions.iter().find(|c| c.get("type").and_then(Value::as_str) == Some("Progressing"))?;
+    if progressing.get("reason").and_then(Value::as_str) != Some("ProgressDeadlineExceeded") {
+        return None;
+    }
+    let message = progressing.get("message").and_then(Value::as_str).unwrap_or_default();
+    Some(if message.is_empty() {
+        let secs = int(w, "/spec/progressDeadlineSeconds").unwrap_or(600);
+        format!("the rollout made no progress for {secs}s")
+    } else {
+        message.to_string()
+    })
 }
 
 /// Poll until every target is ready or `timeout` passes (backing off from 100 ms to 2 s).
+///
+/// A Deployment past its progress deadline ends the wait at once ([`PlanError::RolloutFailed`]).
+/// A workload the controller does not roll out by itself (`OnDelete`) is not waited for: it is
+/// reported once as a skipped outcome naming the reason, and counts as done.
 pub(crate) async fn wait_ready(
     conn: &Connection,
     targets: &[Target],
@@ -81,14 +163,43 @@ pub(crate) async fn wait_ready(
 ) -> Result<(), PlanError> {
     let start = Instant::now();
     let mut delay = Duration::from_millis(100);
+    let mut manual: Vec<Target> = Vec::new();
     loop {
         let mut pending: Option<(Target, ReadyState)> = None;
         let mut ready = 0;
         for t in targets {
+            if manual.contains(t) {
+                ready += 1;
+                continue;
+            }
             let state = match client::get(conn, t).await? {
                 Some(w) => workload_ready(&t.kind, &w),
-                None => ReadyState { ready: false, desired: 0, updated: 0, ready_pods: 0, reason: "not found".to_string() },
+                None => ReadyState {
+                    ready: false,
+                    rollout: Rollout::InProgress,
+                    desired: 0,
+                    updated: 0,
+                    ready_pods: 0,
+                    reason: "not found".to_string(),
+                },
             };
+            match &state.rollout {
+                Rollout::Failed { message } => {
+                    return Err(PlanError::RolloutFailed { target: t.clone(), message: message.clone() });
+                }
+                Rollout::Manual { reason } => {
+                    progress(Progress::Done(Outcome {
+                        target: t.clone(),
+                        action: Action::Skipped,
+                        dry_run: DryRun::None,
+                        detail: format!("not waited for: {reason}"),
+                    }));
+                    manual.push(t.clone());
+                    ready += 1;
+                    continue;
+                }
+                Rollout::Complete | Rollout::InProgress => {}
+            }
             if state.ready {
                 ready += 1;
             } else if pending.is_none() {
