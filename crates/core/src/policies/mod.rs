@@ -535,12 +535,17 @@ fn mesh_rules(rules: &mut Vec<Value>, admits: &mut Vec<String>, ambient: bool, s
 
 /// The spec's `policyTypes` and the whole object, as it will be written.
 fn policy_object(d: &Draft, req: &Request<'_>) -> Value {
-    let mut spec = d.spec.clone();
+    // podSelector, policyTypes, then the rules: the order people write them in.
     let mut types = vec![json!("Ingress")];
-    if spec.contains_key("egress") {
+    if d.spec.contains_key("egress") {
         types.push(json!("Egress"));
     }
+    let mut spec = Map::new();
+    spec.insert("podSelector".into(), d.spec.get("podSelector").cloned().unwrap_or_else(|| json!({})));
     spec.insert("policyTypes".into(), Value::Array(types));
+    for (k, v) in d.spec.iter().filter(|(k, _)| k.as_str() != "podSelector") {
+        spec.insert(k.clone(), v.clone());
+    }
     let mut metadata = Map::new();
     metadata.insert("name".into(), json!(d.name));
     if !d.namespace.is_empty() {
