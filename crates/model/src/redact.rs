@@ -4,26 +4,40 @@
 //! they did not expect (`invalid type: string "..."`) and render the lines around an error; these
 //! helpers keep their description and drop the rest.
 
-/// Replace the contents of every quoted span (`"..."`, `'...'`) longer than one character with
-/// `…`: in YAML and serde messages quotes hold values from the input (a single quoted character
-/// is the reader naming a YAML indicator, like `':'`). A single quote inside a word (`don't`)
-/// opens nothing.
+/// Replace the contents of every quoted span that holds a value with `…`: in YAML and serde
+/// messages quotes hold values from the input. That is every `"..."`, every `'...'` longer than
+/// one character (a single quoted character is the reader naming a YAML indicator, like `':'`),
+/// and a backquoted span after the words serde puts before a value (`unknown variant `…``,
+/// `integer `…``, `boolean `…``, `floating point `…``, `character `…``); backquoted field names
+/// (`unknown field `tokn``) are keys and stay. A single quote inside a word (`don't`) opens
+/// nothing.
 pub fn quoted(text: &str) -> String {
+    const VALUE_WORDS: [&str; 5] = ["variant ", "integer ", "boolean ", "floating point ", "character "];
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(at) = rest.find(['"', '\'']) {
+    while let Some(at) = rest.find(['"', '\'', '`']) {
         let quote = rest[at..].chars().next().unwrap_or('"');
-        let opens = quote == '"' || at == 0 || rest[..at].ends_with([' ', ':', '(']);
+        let before = &rest[..at];
+        let opens = match quote {
+            '"' => true,
+            '`' => true,
+            _ => at == 0 || before.ends_with([' ', ':', '(']),
+        };
         let close = rest[at + 1..].find(quote).map(|end| at + 1 + end);
         out.push_str(&rest[..=at]);
         match close {
             Some(end) if opens => {
                 let inner = &rest[at + 1..end];
-                out.push_str(if inner.chars().count() <= 1 { inner } else { "…" });
+                let keep = match quote {
+                    '`' => !VALUE_WORDS.iter().any(|w| before.ends_with(w)),
+                    '\'' => inner.chars().count() <= 1,
+                    _ => false,
+                };
+                out.push_str(if keep { inner } else { "…" });
                 out.push(quote);
                 rest = &rest[end + 1..];
             }
-            None if opens => {
+            None if opens && quote != '`' => {
                 out.push('…');
                 rest = "";
             }
@@ -68,6 +82,10 @@ mod tests {
         assert_eq!(quoted("don't stop"), "don't stop");
         assert_eq!(quoted("illegal placement of ':' indicator"), "illegal placement of ':' indicator");
         assert_eq!(quoted(r#"unterminated "s3cret"#), r#"unterminated "…"#);
+        assert_eq!(quoted("unknown variant `s3cret`, expected one of sidecar, ambient"), "unknown variant `…`, expected one of sidecar, ambient");
+        assert_eq!(quoted("invalid value: integer `12345`, expected u8"), "invalid value: integer `…`, expected u8");
+        assert_eq!(quoted("invalid type: boolean `true`, expected a string"), "invalid type: boolean `…`, expected a string");
+        assert_eq!(quoted("unknown field `tokn`, expected one of `token`, `username`"), "unknown field `tokn`, expected one of `token`, `username`");
     }
 
     #[test]

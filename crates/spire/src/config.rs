@@ -101,13 +101,28 @@ fn scalar(v: &Value, key: &str) -> Option<String> {
     }
 }
 
+/// An HCL error without the configuration's text: the parser's own message quotes the whole
+/// line it failed on, and `server.conf` holds plugin data such as a datastore's
+/// `connection_string` with its password. Line, column and what was expected only.
+fn hcl_problem(e: &hcl::Error) -> String {
+    match e {
+        hcl::Error::Parse(p) => format!(
+            "line {}, column {}: {}",
+            p.location().line(),
+            p.location().column(),
+            meshmove_model::redact::quoted(p.message())
+        ),
+        other => meshmove_model::redact::quoted(other.to_string().lines().next().unwrap_or_default()),
+    }
+}
+
 /// Parse `server.conf`, HCL or JSON.
 pub fn parse_server_conf(text: &str) -> Result<ServerConfig, String> {
     let trimmed = text.trim_start();
     let root: Value = if trimmed.starts_with('{') {
-        serde_json::from_str(trimmed).map_err(|e| format!("server.conf is not valid JSON: {e}"))?
+        serde_json::from_str(trimmed).map_err(|e| format!("server.conf is not valid JSON: {}", meshmove_model::redact::quoted(&e.to_string())))?
     } else {
-        hcl::from_str(text).map_err(|e| format!("server.conf is not valid HCL: {e}"))?
+        hcl::from_str(text).map_err(|e| format!("server.conf is not valid HCL: {}", hcl_problem(&e)))?
     };
     let server = block(&root, "server").ok_or("server.conf has no `server` block")?;
     let mut cfg = ServerConfig {
@@ -373,6 +388,16 @@ plugins {
     }
 }
 "#;
+
+    #[test]
+    fn syntax_errors_never_quote_the_configuration() {
+        let conf = "server {\n  trust_domain = \"example.org\"\n}\nplugins {\n  DataStore \"sql\" {\n    plugin_data {\n      connection_string = \"postgres://spire:S3cretPassw0rd@db/spire\" ]\n    }\n  }\n}\n";
+        let e = parse_server_conf(conf).unwrap_err();
+        assert!(!e.contains("S3cret") && !e.contains("postgres://"), "{e}");
+        assert!(e.starts_with("server.conf is not valid HCL: line 7, column "), "{e}");
+        let e = parse_server_conf("{\"server\": {\"trust_domain\": \"S3cret").unwrap_err();
+        assert!(!e.contains("S3cret"), "{e}");
+    }
 
     #[test]
     fn server_conf_hcl() {

@@ -25,8 +25,10 @@ pub enum InventoryError {
     Json { origin: String, source: serde_json::Error },
     #[error("{origin}: document {index} is not a Kubernetes object: {problem}")]
     NotAnObject { origin: String, index: usize, problem: String },
-    #[error("{origin}: {object} does not have the expected shape: {source}")]
-    Shape { origin: String, object: String, source: serde_json::Error },
+    /// `detail` is serde's message with quoted values removed (see [`crate::redact`]): the object
+    /// may be a Secret.
+    #[error("{origin}: {object} does not have the expected shape: {detail}")]
+    Shape { origin: String, object: String, detail: String },
     #[error("{path}: no YAML or JSON manifests found")]
     Empty { path: String },
     /// The input was read but holds no Kubernetes object (empty, blank, comments only, or empty

@@ -129,10 +129,10 @@ impl Object {
 
     /// Deserialize into a typed k8s-openapi struct (no copy of the JSON tree is made).
     pub fn typed<T: DeserializeOwned>(&self) -> Result<T, InventoryError> {
-        T::deserialize(&self.value).map_err(|source| InventoryError::Shape {
+        T::deserialize(&self.value).map_err(|e| InventoryError::Shape {
             origin: self.origin.to_string(),
             object: self.object_ref().to_string(),
-            source,
+            detail: crate::redact::quoted(&e.to_string()),
         })
     }
 }
