@@ -25,8 +25,8 @@ mod timestamp;
 pub use error::Error;
 pub use injection::{Dataplane, Injection, NotInjectedReason, Pod, Served, ambient_captured, dataplane, injection};
 pub use peer_authentication::{
-    Change, DEFAULT_ROOT_NAMESPACE, Effective, Ignored, Level, Mode, PeerAuthentication, PeerAuthentications,
-    PolicyRef, Source as MtlsSource, Target,
+    Change, DEFAULT_ROOT_NAMESPACE, Effective, Ignored, Level, Mode, PROXY_PORTS, PeerAuthentication,
+    PeerAuthentications, PolicyRef, Source as MtlsSource, Target,
 };
 pub use protocol::{Protocol, Selection, known_app_protocol, known_protocol_name, port_protocol};
 pub use timestamp::Timestamp;

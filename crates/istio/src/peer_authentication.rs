@@ -37,6 +37,15 @@ pub use policy::{Mode, PeerAuthentication, PolicyRef};
 /// Istio's default root namespace (MeshConfig `rootNamespace`).
 pub const DEFAULT_ROOT_NAMESPACE: &str = "istio-system";
 
+/// Ports of the sidecar itself (Envoy and pilot-agent: admin, outbound and inbound capture,
+/// HBONE, merged metrics, health, Envoy's Prometheus endpoint), from Istio's "Application
+/// Requirements" page, section "Ports used by Istio". Applications must not use them, and what
+/// arrives on them is not the workload's inbound traffic: 15020, 15021 and 15090 are excluded from
+/// the inbound redirect (`istio-iptables -d 15090,15021,15020` in the injected init container), so
+/// PeerAuthentication does not govern them. A pod's ports list them only because the injected
+/// `istio-proxy` container declares them.
+pub const PROXY_PORTS: [u16; 8] = [15000, 15001, 15004, 15006, 15008, 15020, 15021, 15090];
+
 /// The level a policy applies at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Level {

@@ -164,8 +164,16 @@ pub fn permissive(inventory: &Inventory, namespace: &str, policies: Result<PeerA
     let (ns_before, ns_after) = (before.namespace_mode(namespace), after.namespace_mode(namespace));
     let modes = peer_auth::port_modes(&workloads, &before, &after);
     if changes.iter().any(|c| c.lowered()) || ns_after.mode < ns_before.mode {
-        let lowered: Vec<String> = modes.iter().filter(|m| m.after != m.before).map(|m| m.to_string()).collect();
-        let what = if lowered.is_empty() { "the namespace-wide mode".to_string() } else { lowered.join("; ") };
+        let lowered: Vec<&PortMode> = modes.iter().filter(|m| m.after != m.before).collect();
+        let mut workloads: Vec<&str> = lowered.iter().map(|m| m.workload.as_str()).collect();
+        workloads.dedup();
+        let what = match (lowered.len(), workloads.as_slice()) {
+            (0, _) => "the namespace-wide mode".to_string(),
+            (1, _) => lowered[0].to_string(),
+            (n, [w]) => format!("{n} ports of {w}"),
+            (n, ws) if ws.len() <= 3 => format!("{n} ports of {}", ws.join(", ")),
+            (n, ws) => format!("{n} ports of {} workloads ({}, {} and {} more)", ws.len(), ws[0], ws[1], ws.len() - 2),
+        };
         return skip(format!(
             "the namespace is already {} ({}), and PERMISSIVE would lower {what}",
             ns_before.mode,

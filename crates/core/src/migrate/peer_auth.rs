@@ -15,9 +15,10 @@
 use std::collections::BTreeSet;
 
 use meshmove_istio::{
-    DEFAULT_ROOT_NAMESPACE, Effective, Labels, Level, Mode, MtlsSource, PeerAuthentication, PeerAuthentications, Target,
+    DEFAULT_ROOT_NAMESPACE, Effective, Labels, Level, Mode, MtlsSource, PROXY_PORTS, PeerAuthentication,
+    PeerAuthentications, Target,
 };
-use meshmove_model::inventory::{Inventory, Unavailable, kinds};
+use meshmove_model::inventory::{Inventory, kinds};
 use meshmove_netpol::view::{self as model, ModelOptions};
 use meshmove_netpol::{PodInfo, Protocol};
 use serde::Serialize;
@@ -38,13 +39,9 @@ pub type Policies = Result<PeerAuthentications, String>;
 /// malformed object.
 pub fn policies(inventory: &Inventory) -> Policies {
     let kind = &kinds::PEER_AUTHENTICATION;
-    match inventory.availability(kind) {
-        // Not served (no Istio CRDs) or none in the files: there are none.
-        None | Some(Unavailable::NotInFiles | Unavailable::NotServed) => {}
-        Some(Unavailable::Forbidden { message }) => return Err(format!("PeerAuthentications could not be read ({message})")),
-        // Any other way the cluster did not answer the list.
-        #[allow(unreachable_patterns)]
-        Some(other) => return Err(format!("PeerAuthentications could not be read ({other:?})")),
+    // Not served (no Istio CRDs) or none in the files: there are none. Refused or not found: unknown.
+    if let Some(why) = inventory.availability(kind).filter(|w| w.is_read_failure()) {
+        return Err(format!("PeerAuthentications could not be read ({})", why.describe(kind)));
     }
     if !inventory.complete_across_namespaces(kind) {
         return Err(format!(
@@ -87,10 +84,12 @@ pub fn port_words(port: u16) -> String {
 
 /// The ports of one pod (live or a workload's template) as PeerAuthentication targets: its TCP
 /// container ports, the target ports of `services` selecting it, the `portLevelMtls` ports of
-/// policies in its namespace selecting it, and [`ANY_PORT`]; sorted.
+/// policies in its namespace selecting it, and [`ANY_PORT`]; sorted. The sidecar's own ports
+/// ([`meshmove_istio::PROXY_PORTS`], declared by an injected `istio-proxy` container) are not the
+/// workload's and are left out.
 pub fn pod_ports(pod: &PodInfo, services: &[&Value], policies: &PeerAuthentications) -> BTreeSet<u16> {
     let mut ports: BTreeSet<u16> = [ANY_PORT].into();
-    ports.extend(pod.ports.iter().filter(|p| p.protocol == Protocol::Tcp).map(|p| p.port));
+    ports.extend(pod.ports.iter().filter(|p| p.protocol == Protocol::Tcp && !PROXY_PORTS.contains(&p.port)).map(|p| p.port));
     for svc in services {
         let selector = Labels::from_iter(
             svc.pointer("/spec/selector")

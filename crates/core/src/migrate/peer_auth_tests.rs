@@ -166,7 +166,7 @@ fn enable_skips_permissive_under_a_mesh_wide_strict_and_says_why() {
     let inv = load(&[namespace("shop", json!({})), namespace("istio-system", json!({})), deployment("shop", "api", 8080), pa("istio-system", "default", T1, mode("STRICT"))]);
     let Permissive::Skip { reason } = enable::permissive(&inv, "shop", peer_auth::policies(&inv)) else { panic!("written") };
     assert!(reason.contains("already STRICT (mesh-wide PeerAuthentication istio-system/default)"), "{reason}");
-    assert!(reason.contains("Deployment/api port 8080: STRICT -> PERMISSIVE"), "{reason}");
+    assert!(reason.ends_with("PERMISSIVE would lower 2 ports of Deployment/api"), "{reason}");
     // Under a mesh-wide DISABLE, PERMISSIVE raises: written, and the raise is reported.
     let inv = load(&[namespace("shop", json!({})), namespace("istio-system", json!({})), deployment("shop", "api", 8080), pa("istio-system", "default", T1, mode("DISABLE"))]);
     let Permissive::Write { raised } = enable::permissive(&inv, "shop", peer_auth::policies(&inv)) else { panic!("skipped") };
@@ -327,4 +327,13 @@ fn status_shows_the_effective_modes_istio_applies() {
     assert_eq!(api.ports[&9090].mode, before.effective("shop", &labels, 9090).mode.as_str());
     // Still pending: the namespace is not STRICT.
     assert!(s.pending.iter().any(|p| p == "mtls strict: require mutual TLS"), "{:?}", s.pending);
+}
+
+#[test]
+fn the_sidecars_own_ports_are_not_workload_ports() {
+    let mut pod = meshed_pod("shop", "api");
+    pod["spec"]["containers"][1]["ports"] = json!([{"containerPort": 15090, "name": "http-envoy-prom"}, {"containerPort": 15021}]);
+    let inv = load(&[namespace("shop", json!({})), pod]);
+    let ports: Vec<u16> = targets(&inv, "shop").iter().map(|t| t.port).collect();
+    assert_eq!(ports, [ANY_PORT, 8080]);
 }

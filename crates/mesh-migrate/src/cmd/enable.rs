@@ -126,6 +126,9 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &EnableArgs) -> Result<
         &kinds::REPLICA_SET,
         &kinds::POD,
         &kinds::POD_DISRUPTION_BUDGET,
+        // Their pods count when proving the PeerAuthentication lowers no mode.
+        &kinds::JOB,
+        &kinds::CRON_JOB,
     ];
     let inventory = live.inventory(&workload_kinds, &[])?;
     // Restart batches are planned around the pods and PodDisruptionBudgets it can see.
