@@ -2,10 +2,10 @@
 //!
 //! | code | meaning |
 //! |------|---------|
-//! | 0 | nothing at or above the `--fail-on` threshold |
-//! | 1 | findings at or above the threshold (or a check failed) |
-//! | 2 | usage or input error (bad flag, unreadable or invalid manifest, bad config) |
-//! | 3 | cluster unreachable, credentials rejected, or an API error stopped the command |
+//! | 0 | nothing at or above the `--fail-on` threshold, and every input was read |
+//! | 1 | findings at or above the threshold (or a check failed); a kind the cluster refused or did not find is an error finding, so a partial read is 1 |
+//! | 2 | usage or input error (bad flag, unreadable, invalid or empty manifest input, bad config, a duration without a unit) |
+//! | 3 | cluster unreachable, credentials rejected, nothing could be read (every list refused or not found), a partial view a command cannot work from, or an API error stopped the command |
 
 use std::process::ExitCode;
 
