@@ -103,13 +103,17 @@ impl Capacity {
     /// The proxy request one pod would add, or `None` when it would get no proxy.
     fn proxy_for(&self, pod: &Pod) -> Option<Resources> {
         let meta = &pod.metadata;
-        let label = |k: &str| meta.labels.as_ref().and_then(|m| m.get(k)).map(String::as_str);
         let annotation = |k: &str| meta.annotations.as_ref().and_then(|m| m.get(k)).map(String::as_str);
         let spec = pod.spec.as_ref()?;
-        let opted_out = label("sidecar.istio.io/inject").or(annotation("sidecar.istio.io/inject")) == Some("false");
+        let declines = super::injector_declines(
+            pod.metadata.namespace.as_deref().unwrap_or("default"),
+            meta.labels.clone().unwrap_or_default(),
+            meta.annotations.clone().unwrap_or_default(),
+            spec.host_network == Some(true),
+        );
         let injected = annotation("sidecar.istio.io/status").is_some()
             || spec.containers.iter().chain(spec.init_containers.iter().flatten()).any(|c| c.name == "istio-proxy");
-        if finished(pod) || opted_out || injected || spec.host_network == Some(true) {
+        if finished(pod) || declines || injected {
             return None;
         }
         let cpu = annotation("sidecar.istio.io/proxyCPU").and_then(|q| quantity::cpu_millis(q).ok());

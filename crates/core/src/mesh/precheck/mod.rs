@@ -176,14 +176,13 @@ impl Workload<'_> {
         self.meta.annotations.as_ref()?.get(key).map(String::as_str)
     }
 
-    /// A pod-template setting Istio reads from a label or (older form) an annotation.
-    pub fn label_or_annotation(&self, key: &str) -> Option<&str> {
-        self.label(key).or_else(|| self.annotation(key))
-    }
-
-    /// Whether the template opts out of injection.
+    /// Whether Istio's injector would leave this template without a sidecar once its namespace
+    /// is labelled for injection ([`injector_declines`]): an opt-out label or annotation, the
+    /// host network, or a system namespace.
     pub fn opts_out_of_injection(&self) -> bool {
-        self.label_or_annotation("sidecar.istio.io/inject") == Some("false")
+        let ns = self.object.namespace.as_deref().unwrap_or("default");
+        let annotations = self.meta.annotations.clone().unwrap_or_default();
+        injector_declines(ns, self.labels(), annotations, self.host_network())
     }
 
     pub fn host_network(&self) -> bool {
@@ -262,6 +261,33 @@ pub(crate) fn selector(ls: &LabelSelector) -> Option<meshmove_model::selector::L
 /// Whether a set selector (`None`: selects nothing) matches labels.
 pub(crate) fn selects(sel: Option<&LabelSelector>, labels: &BTreeMap<String, String>) -> bool {
     sel.and_then(selector).is_some_and(|s| s.matches(labels))
+}
+
+/// Whether Istio's injector would leave a pod of `namespace` without a sidecar even once the
+/// namespace is labelled for injection: [`meshmove_istio::injection`] with the namespace labelled
+/// `istio-injection=enabled` and its revision served, so only the pod's own choices count (the
+/// `sidecar.istio.io/inject` label, else the legacy annotation, read as the injector reads them:
+/// anything but empty or `y`/`yes`/`true`/`on` opts out), the host network, and the namespaces
+/// the injector ignores.
+pub(crate) fn injector_declines(
+    namespace: &str,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    host_network: bool,
+) -> bool {
+    let pod = meshmove_istio::Pod {
+        namespace: namespace.to_string(),
+        namespace_labels: [(meshmove_istio::injection::INJECTION_LABEL.to_string(), "enabled".to_string())].into(),
+        labels,
+        annotations,
+        host_network,
+    };
+    let served = meshmove_istio::Served {
+        revisions: ["default".to_string()].into(),
+        tags: BTreeMap::new(),
+        default_revision: Some("default".to_string()),
+    };
+    !matches!(meshmove_istio::injection(&pod, &served), meshmove_istio::Injection::Injected { .. })
 }
 
 /// `a, b and c`.

@@ -252,10 +252,11 @@ mod gate {
         let g = gate(&cluster(vec![istiod(None, 1)], &[&kinds::DEPLOYMENT]), MeshMode::Sidecar, None);
         assert!(g.passed(), "{g:?}");
         assert!(g.notes.iter().any(|n| n.contains("not checked") && n.contains("cannot list deployments")), "{g:?}");
-        // Tags live on webhooks: unreadable, a revision without its own istiod is not refused.
+        // Tags live on webhooks: unreadable, a revision without its own istiod is not refused. The
+        // control-plane check reads the webhooks, so it is skipped as a whole, which is a note.
         let g = gate(&cluster(vec![istiod(Some("1-24"), 1)], &[&kinds::MUTATING_WEBHOOK]), MeshMode::Sidecar, None);
         assert!(g.passed(), "{g:?}");
-        assert!(g.notes.iter().any(|n| n.contains("revision `default`")), "{g:?}");
+        assert!(g.notes.iter().any(|n| n.contains("not checked") && n.contains("cannot list mutatingwebhookconfigurations")), "{g:?}");
     }
 }
 
@@ -412,5 +413,47 @@ mod revisions {
         assert!(found[0].1.starts_with("labelled istio.io/rev=1-25, but no istiod revision or tag `1-25` exists"), "{found:?}");
         // A `default` tag serves istio-injection=enabled.
         assert!(mm1013([control_plane(), vec![tag("default", "1-24"), ns("on", json!({"istio-injection": "enabled"}))]].concat()).is_empty());
+    }
+}
+
+mod injector_policy {
+    use super::*;
+    use meshmove_istio::{Injection, Pod, Served};
+    use meshmove_model::findings::Finding;
+
+    fn job(labels: serde_json::Value, annotations: serde_json::Value) -> Object {
+        obj(json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "migrate", "namespace": "shop"},
+                   "spec": {"template": {"metadata": {"labels": labels, "annotations": annotations},
+                                         "spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": "m"}]}}}}))
+    }
+
+    /// MM1024 (a Job whose pods would get a sidecar) follows the injector's own reading of the
+    /// opt-out label and annotation, as meshmove_istio::injection decides it.
+    #[test]
+    fn mm1024_follows_the_injectors_opt_out_rule() {
+        let cases = [
+            (json!({}), json!({})),
+            (json!({"sidecar.istio.io/inject": "false"}), json!({})),
+            (json!({"sidecar.istio.io/inject": "no"}), json!({})),
+            (json!({}), json!({"sidecar.istio.io/inject": "FALSE"})),
+            (json!({"sidecar.istio.io/inject": "true"}), json!({"sidecar.istio.io/inject": "false"})),
+            (json!({}), json!({"sidecar.istio.io/inject": "true"})),
+        ];
+        for (labels, annotations) in cases {
+            let mut out: Vec<Finding> = Vec::new();
+            JobCompletion(PrecheckOptions::default()).analyze(&files(vec![job(labels.clone(), annotations.clone())]), &mut out);
+            let reported = out.iter().any(|f| f.code == "MM1024");
+            let string_map = |v: &serde_json::Value| v.as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect();
+            let pod = Pod {
+                namespace: "shop".into(),
+                namespace_labels: [("istio-injection".to_string(), "enabled".to_string())].into(),
+                labels: string_map(&labels),
+                annotations: string_map(&annotations),
+                host_network: false,
+            };
+            let served = Served { revisions: ["default".to_string()].into(), default_revision: Some("default".into()), ..Served::default() };
+            let injected = matches!(meshmove_istio::injection(&pod, &served), Injection::Injected { .. });
+            assert_eq!(reported, injected, "labels {labels}, annotations {annotations}: {out:?}");
+        }
     }
 }
