@@ -715,9 +715,11 @@ fn zamaz_stateful_backends_stay_single_and_the_copies_reach_them_in_the_legacy_n
         assert!(out.lines().any(|l| l.starts_with(object) && l.contains(service)), "{object} not listed as shared: {out}");
     }
     assert!(out.contains("kubectl mesh-migrate enable -n zamaz"), "{out}");
-    // Its NetworkPolicies admit only pods of zamaz to the backends: the copies would be refused.
+    // Its NetworkPolicies admit only pods of zamaz to the backends: the engine finds the api's
+    // copy refused where the original is admitted.
     assert!(
-        out.lines().any(|l| l.starts_with("warning: NetworkPolicy default-deny, postgres-from-api in zamaz admit no pod of another namespace to StatefulSet/postgres")),
+        out.lines().any(|l| l.starts_with("warning: NetworkPolicy default-deny, postgres-from-api in zamaz admit Deployment/api but not zamaz-mesh's copies, which will be refused by StatefulSet/postgres")
+            && l.contains("lost: Deployment/api (TCP 5432)")),
         "{out}"
     );
     assert!(out.lines().any(|l| l.starts_with("Deployment/api") && l.contains("env DATABASE_URL") && l.contains("postgres -> postgres.zamaz.svc.cluster.local")), "{out}");

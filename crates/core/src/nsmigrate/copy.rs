@@ -294,60 +294,91 @@ fn classify(sides: &Sides, objects: &[Value], opts: &CopyOptions, set: &mut Copy
     Classes { kept, moved, shared }
 }
 
-/// Whether a NetworkPolicy's `podSelector` (a LabelSelector) selects pods with `labels`; a
-/// selector that cannot be read counts as selecting, which only makes the warning louder.
-fn label_selector_matches(sel: &Value, labels: &BTreeMap<String, String>) -> bool {
-    meshmove_model::selector::LabelSelector::from_json(Some(sel)).map_or(true, |s| s.matches(labels))
-}
+/// Shared backends the copies cannot reach, decided by the exact NetworkPolicy engine
+/// ([`meshmove_netpol`]) on the legacy namespace, the mesh namespace as it will be labelled and
+/// the copies as they will be applied: for every copied workload whose original reaches a
+/// shared backend on some port, the copy must reach it on the same ports. One line per backend,
+/// naming the copies refused, the policies that select the backend and what to add.
+pub fn unreachable_backends(sides: &Sides, legacy: &[Value], set: &CopySet) -> Vec<String> {
+    use meshmove_model::inventory::{Inventory, Object, Origin};
+    use meshmove_netpol::view::{self, ModelOptions};
+    use meshmove_netpol::{Direction, Engine, EngineOptions, Protocol, WorkloadKind, WorkloadRef};
 
-/// Shared backends the copies cannot reach: NetworkPolicies of the legacy namespace isolate the
-/// backend's pods for ingress and none of them has a rule that can admit a pod of another
-/// namespace (a rule without `from`, a `namespaceSelector` or an `ipBlock` peer can; a bare
-/// `podSelector` peer selects pods of the policy's own namespace only, and a policy without
-/// `policyTypes` isolates for ingress:
-/// <https://kubernetes.io/docs/concepts/services-networking/network-policies/>). One line per
-/// backend, naming the policies and what to add.
-pub fn unreachable_backends(sides: &Sides, objects: &[Value], shared: &[SharedBackend]) -> Vec<String> {
-    let policies: Vec<&Value> = objects.iter().filter(|o| str_at(o, "/kind") == Some("NetworkPolicy")).collect();
+    let object = |v: &Value, namespace: Option<&str>| -> Option<Object> {
+        Some(Object {
+            api_version: str_at(v, "/apiVersion")?.to_string(),
+            kind: str_at(v, "/kind")?.to_string(),
+            namespace: str_at(v, "/metadata/namespace").or(namespace).map(str::to_string),
+            name: str_at(v, "/metadata/name")?.to_string(),
+            value: v.clone(),
+            origin: Origin::Cluster { context: String::new() },
+        })
+    };
+    if set.shared.is_empty() || !legacy.iter().any(|o| str_at(o, "/kind") == Some("NetworkPolicy")) {
+        return Vec::new();
+    }
+    let mut objects: Vec<Object> = legacy.iter().filter_map(|v| object(v, Some(&sides.legacy))).collect();
+    objects.extend(set.objects.iter().filter_map(|v| object(v, Some(&sides.mesh))));
+    objects.extend(object(&set.namespace, None));
+    let inventory = Inventory::from_files(objects, Vec::new(), sides.legacy.clone());
+    let model = view::build(&inventory, ModelOptions { probes: false });
+    let Ok((engine, _)) = Engine::build_lenient(&model.cluster, EngineOptions::default()) else { return Vec::new() };
+    let first_pod = |kind: &str, ns: &str, name: &str| {
+        let w = WorkloadRef::new(WorkloadKind::parse(kind), ns, name);
+        engine.pods().find(|(_, p)| p.workload() == w).map(|(id, _)| id)
+    };
+    let copies: Vec<(&str, &str)> = set
+        .objects
+        .iter()
+        .filter_map(|o| Some((str_at(o, "/kind")?, str_at(o, "/metadata/name")?)))
+        .filter(|(kind, _)| WORKLOAD_KINDS.contains(kind))
+        .collect();
     let mut out = Vec::new();
-    for b in shared {
-        let Some(obj) = objects.iter().find(|o| object_name(o) == b.object && WORKLOAD_KINDS.contains(&str_at(o, "/kind").unwrap_or_default()))
-        else {
-            continue;
-        };
-        let labels = datastore::pod_labels(obj);
-        let isolating: Vec<&&Value> = policies
-            .iter()
-            .filter(|p| {
-                let types = p.pointer("/spec/policyTypes").and_then(Value::as_array);
-                types.is_none_or(|t| t.iter().any(|t| t.as_str() == Some("Ingress")))
-                    && p.pointer("/spec/podSelector").is_some_and(|sel| label_selector_matches(sel, &labels))
-            })
-            .collect();
-        if isolating.is_empty() {
-            continue;
-        }
-        let admits_other_namespaces = isolating.iter().any(|p| {
-            p.pointer("/spec/ingress").and_then(Value::as_array).into_iter().flatten().any(|rule| {
-                match rule.get("from").and_then(Value::as_array) {
-                    None => true,
-                    Some(from) if from.is_empty() => true,
-                    Some(from) => from.iter().any(|peer| peer.get("namespaceSelector").is_some() || peer.get("ipBlock").is_some()),
+    for b in &set.shared {
+        let Some((kind, name)) = b.object.split_once('/') else { continue };
+        let Some(backend) = first_pod(kind, &sides.legacy, name) else { continue };
+        // The backend's TCP ports: its containers' and its Services' target ports (charts often
+        // declare only the Service's).
+        let mut ports: Vec<u16> = engine.pod(backend).ports.iter().filter(|p| p.protocol == Protocol::Tcp).map(|p| p.port).collect();
+        for svc in legacy.iter().filter(|o| str_at(o, "/kind") == Some("Service") && b.services.iter().any(|n| str_at(o, "/metadata/name") == Some(n))) {
+            for sp in svc.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
+                if sp.get("protocol").and_then(Value::as_str).is_none_or(|p| p == "TCP")
+                    && let Some(p) = sp.get("targetPort").filter(|t| t.is_u64()).or_else(|| sp.get("port")).and_then(Value::as_u64)
+                {
+                    ports.extend(u16::try_from(p).ok());
                 }
-            })
-        });
-        if admits_other_namespaces {
+            }
+        }
+        ports.sort_unstable();
+        ports.dedup();
+        let mut refused: Vec<String> = Vec::new();
+        for (kind, name) in &copies {
+            let (Some(original), Some(copy)) = (first_pod(kind, &sides.legacy, name), first_pod(kind, &sides.mesh, name)) else { continue };
+            let (before, after) = (engine.allowed(original, backend), engine.allowed(copy, backend));
+            let lost: Vec<String> = ports
+                .iter()
+                .filter(|&&p| before.allows(Protocol::Tcp, p) && !after.allows(Protocol::Tcp, p))
+                .map(|p| format!("TCP {p}"))
+                .collect();
+            if !lost.is_empty() {
+                refused.push(format!("{kind}/{name} ({})", lost.join(", ")));
+            }
+        }
+        if refused.is_empty() {
             continue;
         }
-        let names: Vec<&str> = isolating.iter().filter_map(|p| str_at(p, "/metadata/name")).collect();
+        let mut policies: Vec<String> = engine.selecting_policies(backend, Direction::Ingress).into_iter().map(|(_, n)| n).collect();
+        policies.sort();
         out.push(format!(
-            "NetworkPolicy {} in {legacy} admit{} no pod of another namespace to {}: its clients in {mesh} will be refused; before shifting traffic, admit them (an ingress rule `from: [{{namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {mesh}}}}}, podSelector: <the callers>}}]`)",
-            names.join(", "),
-            if names.len() == 1 { "s" } else { "" },
+            "NetworkPolicy {} in {legacy} admit{} {} but not {mesh}'s copies, which will be refused by {}: before shifting traffic, admit them (an ingress rule `from: [{{namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {mesh}}}}}, podSelector: <the callers>}}]`)",
+            policies.join(", "),
+            if policies.len() == 1 { "s" } else { "" },
+            refused.iter().map(|r| r.split(" (").next().unwrap_or_default().to_string()).collect::<Vec<_>>().join(", "),
             b.object,
             legacy = sides.legacy,
             mesh = sides.mesh,
         ));
+        out.last_mut().map(|w| w.push_str(&format!("; lost: {}", refused.join("; "))));
     }
     out
 }
@@ -1171,12 +1202,20 @@ mod tests {
         objs.push(np("cache-from-all", json!({"podSelector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["cache"]}]},
             "policyTypes": ["Ingress"], "ingress": [{"from": [{"namespaceSelector": {}}]}]})));
         let set = copy_namespace(&sides(), &objs, &CopyOptions::default());
-        let w = unreachable_backends(&sides(), &objs, &set.shared);
+        let w = unreachable_backends(&sides(), &objs, &set);
         assert_eq!(w.len(), 1, "{w:?}");
-        assert!(w[0].starts_with("NetworkPolicy default-deny, db-from-api in shop admit no pod of another namespace to StatefulSet/db"), "{}", w[0]);
+        assert!(w[0].starts_with("NetworkPolicy db-from-api, default-deny in shop admit Deployment/api but not shop-mesh's copies, which will be refused by StatefulSet/db"), "{}", w[0]);
         assert!(w[0].contains("kubernetes.io/metadata.name: shop-mesh"), "{}", w[0]);
+        assert!(w[0].contains("lost: Deployment/api (TCP 5432)"), "{}", w[0]);
         // Without policies nothing is isolated.
-        assert!(unreachable_backends(&sides(), &objects(), &set.shared).is_empty());
+        let plain = copy_namespace(&sides(), &objects(), &CopyOptions::default());
+        assert!(unreachable_backends(&sides(), &objects(), &plain).is_empty());
+        // A rule that admits the mesh namespace by its name keeps the copies.
+        let mut objs = objs;
+        objs.push(np("db-from-mesh", json!({"podSelector": {"matchLabels": {"app": "db"}},
+            "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "shop-mesh"}}, "podSelector": {"matchLabels": {"app": "api"}}}]}]})));
+        let set = copy_namespace(&sides(), &objs, &CopyOptions::default());
+        assert!(unreachable_backends(&sides(), &objs, &set).is_empty());
     }
 
     #[test]

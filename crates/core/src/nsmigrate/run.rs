@@ -550,7 +550,7 @@ pub async fn create(
             legacy = sides.legacy
         ));
     }
-    report.warnings.extend(copy::unreachable_backends(sides, &legacy, &set.shared));
+    report.warnings.extend(copy::unreachable_backends(sides, &legacy, &set));
     for c in &set.stateful_copies {
         report.warnings.push(format!(
             "{} is copied on request (--copy-stateful) and its copy in {} starts EMPTY: new volumes, none of the data of {} ({}); the copies in {} use it, its Services are not split by weight, and `ns complete` does not scale the original down",
