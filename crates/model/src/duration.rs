@@ -148,6 +148,26 @@ pub fn show(d: Duration) -> String {
     out
 }
 
+/// Format a duration as people say it in a sentence: the two largest units, in days, hours,
+/// minutes and seconds, separated by a space and without zero parts (`35d`, `5d 4h`, `2h 30m`,
+/// `45s`), or milliseconds under a second (`250ms`). Smaller units are truncated, never rounded
+/// up: `35d 0h 0m 11s` is `35d`, and an expiry never reads later than it is. For messages only;
+/// [`show`] writes what a flag or config file accepts back.
+pub fn human(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs == 0 {
+        return format!("{}ms", d.as_millis());
+    }
+    let parts = [(secs / 86_400, "d"), (secs % 86_400 / 3600, "h"), (secs % 3600 / 60, "m"), (secs % 60, "s")];
+    let first = parts.iter().position(|(n, _)| *n > 0).unwrap_or(3);
+    parts[first..(first + 2).min(parts.len())]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,6 +234,21 @@ mod tests {
             let e = units(bad).unwrap_err();
             assert!(bad.is_empty() || e.contains(bad.trim()), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn human_durations_read_like_speech() {
+        let d = |s: u64| Duration::from_secs(s);
+        assert_eq!(human(d(840 * 3600 + 11)), "35d");
+        assert_eq!(human(d(5 * 86_400 + 4 * 3600 + 59 * 60)), "5d 4h");
+        assert_eq!(human(d(86_400)), "1d");
+        assert_eq!(human(d(2 * 3600 + 30 * 60 + 5)), "2h 30m");
+        assert_eq!(human(d(3600 + 7)), "1h");
+        assert_eq!(human(d(90)), "1m 30s");
+        assert_eq!(human(d(45)), "45s");
+        assert_eq!(human(Duration::from_millis(250)), "250ms");
+        assert_eq!(human(Duration::from_millis(1999)), "1s");
+        assert_eq!(human(Duration::ZERO), "0ms");
     }
 
     #[test]
