@@ -58,9 +58,12 @@ impl Default for TrafficProfile {
 }
 
 fn duration_ok(s: &str) -> bool {
-    // Istio durations: a number and a unit (h, m, s, ms), at least 1ms.
-    let Some(pos) = s.find(|c: char| !c.is_ascii_digit() && c != '.') else { return false };
-    pos > 0 && s[..pos].parse::<f64>().is_ok_and(|n| n > 0.0) && matches!(&s[pos..], "h" | "m" | "s" | "ms")
+    // Istio durations: a number and a unit (h, m, s, ms), at least 1ms. The value is read by the
+    // one duration parser (integer nanoseconds); the shape check keeps compound forms (`1m30s`)
+    // out of what is written into a DestinationRule.
+    use meshmove_model::duration::{Mode, parse};
+    let single = s.find(|c: char| !c.is_ascii_digit() && c != '.').is_some_and(|pos| pos > 0 && matches!(&s[pos..], "h" | "m" | "s" | "ms"));
+    single && parse(s, Mode::Units).is_ok_and(|d| d >= std::time::Duration::from_millis(1))
 }
 
 impl TrafficProfile {
@@ -100,5 +103,22 @@ impl TrafficProfile {
                 "maxEjectionPercent": self.max_ejection_percent
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::*;
+
+    #[test]
+    fn profile_durations_need_a_unit_and_at_least_a_millisecond() {
+        for ok in ["30s", "1m", "500ms", "1.5h", "1ms"] {
+            assert!(duration_ok(ok), "{ok}");
+        }
+        for bad in ["30", "0", "0.5ms", "1m30s", "ms", "1d", "", "-1s"] {
+            assert!(!duration_ok(bad), "{bad}");
+        }
+        let p = TrafficProfile { interval: "30".into(), ..TrafficProfile::default() };
+        assert!(p.validate().unwrap_err().starts_with("interval: `30` is not a duration"));
     }
 }
