@@ -10,6 +10,10 @@
 # (parallel tests) are serialised with a lock. Needs only python3 with the
 # venv module and network access to the package index; prints a single line
 # on success and fails loudly otherwise.
+#
+# It first runs setup-node.sh, which installs Istio's CRD schemas (npm
+# @kubernetes-models/istio, pinned by tests/tools/package-lock.json) into
+# target/node-tools the same way (needs node and npm; one more line).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -25,6 +29,7 @@ die() {
 
 command -v "$python" >/dev/null 2>&1 || die "'$python' not found on PATH (python3 3.9 or newer is required)"
 [ -f "$requirements" ] || die "missing $requirements"
+"$here/setup-node.sh"
 
 hash_file() {
   "$python" - "$@" <<'PY'
