@@ -8,6 +8,9 @@ small stand-ins for the plugin binaries, so it needs no cargo build:
 
   * both charts render through Helm (helm_render.py) and every object passes
     strict schema validation (CloudNativePG Cluster: skipped);
+  * validate.sh checks Istio objects against Istio's CRD schemas: valid ones
+    pass, a wrong type, an unknown field or an unknown Istio kind fail, and
+    other custom resources stay SKIP;
   * the YAML-1.1 trap values of demo-platform load as strings with PyYAML;
   * yaml11_roundtrip.py accepts an identical stream and names quoting damage;
   * charts/helm-plugin/mesh-migrate/plugin.yaml is accepted by Helm 4 and runs
@@ -55,6 +58,84 @@ TRAPS = {
     "on": "enabled",
     "yes": "no",
 }
+
+# Valid Istio objects of the kinds the suite writes or may meet, a SPIRE
+# resource (custom, skipped) and a core object.
+ISTIO_VALID = """\
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: shop-gateway, namespace: shop}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: [api.shop.local]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: api, namespace: shop}
+spec:
+  hosts: [api, api.shop.local]
+  gateways: [shop-gateway, mesh]
+  http:
+  - route:
+    - destination: {host: api.shop.svc.cluster.local, port: {number: 8080}}
+      weight: 100
+    timeout: 5s
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: api, namespace: shop}
+spec:
+  host: api.shop.svc.cluster.local
+  trafficPolicy:
+    connectionPool:
+      tcp: {maxConnections: 100, connectTimeout: 10s}
+    outlierDetection:
+      consecutive5xxErrors: 5
+      interval: 30s
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: shop}
+spec:
+  mtls: {mode: STRICT}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: api, namespace: shop}
+spec:
+  selector: {matchLabels: {app: api}}
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: [cluster.local/ns/shop/sa/web]}}]
+    to: [{operation: {methods: [GET], ports: ["8080"]}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: payments, namespace: shop}
+spec:
+  hosts: [payments.example.com]
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: DNS
+  location: MESH_EXTERNAL
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: shop}
+spec:
+  egress: [{hosts: ["./*", "istio-system/*"]}]
+---
+apiVersion: spire.spiffe.io/v1alpha1
+kind: ClusterSPIFFEID
+metadata: {name: shop}
+spec: {spiffeIDTemplate: "spiffe://example.org/ns/{{ .PodMeta.Namespace }}/sa/{{ .PodSpec.ServiceAccountName }}"}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg, namespace: shop}
+data: {a: "1"}
+"""
 
 # A stand-in post-renderer: labels every object it sees and logs to stderr.
 STAND_IN = """#!{python}
@@ -164,6 +245,55 @@ class SelfTest:
         assert proc.returncode == 1, proc.stdout
         assert "ConfigMap/platform-config: /data/FEATURE_NEW_UI: A has 'yes' (str), B has True (bool)" in proc.stdout, proc.stdout
 
+    # -- Istio schemas ----------------------------------------------------
+
+    def validate_text(self, text: str, name: str) -> subprocess.CompletedProcess[str]:
+        path = os.path.join(self.work, name)
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        return run([os.path.join(HERE, "validate.sh"), path])
+
+    def test_istio_schemas(self) -> None:
+        valid = ISTIO_VALID
+        proc = self.validate_text(valid, "istio-valid.yaml")
+        assert proc.returncode == 0, f"valid Istio objects rejected:\n{proc.stdout}{proc.stderr}"
+        for kind in ("VirtualService", "DestinationRule", "Gateway", "PeerAuthentication", "AuthorizationPolicy",
+                     "ServiceEntry", "Sidecar"):
+            assert f"/{kind} (@kubernetes-models/istio 3.0.1)" in proc.stdout, f"{kind} not validated:\n{proc.stdout}"
+        assert "SKIP " in proc.stdout and "spire.spiffe.io/v1alpha1" in proc.stdout, proc.stdout
+        assert proc.stdout.splitlines()[-1] == "validated 8 objects: 0 failed, 1 skipped (custom resources)", proc.stdout
+
+        # Each broken copy fails, naming the document, the field and the schema's message.
+        broken = {
+            "connectTimeout: 10s": ("connectTimeout: 30", "destinationrule/api (networking.istio.io/v1)",
+                                    "/spec/trafficPolicy/connectionPool/tcp/connectTimeout: must be string"),
+            "timeout: 5s": ("timeout: 5", "virtualservice/api", "/spec/http/0/timeout: must be string"),
+            "weight: 100": ("weight: \"100\"", "virtualservice/api", "/spec/http/0/route/0/weight: must be integer"),
+            "mode: STRICT": ("mode: strict", "peerauthentication/default", "/spec/mtls/mode: must be equal to one"),
+            "    outlierDetection:": ("    outlierDetecton:", "destinationrule/api",
+                                     '/spec/trafficPolicy/outlierDetecton: unknown field "outlierDetecton"'),
+            "kind: Sidecar": ("kind: SideCar", "sidecar/default", "no kind SideCar in networking.istio.io/v1"),
+            "security.istio.io/v1\nkind: AuthorizationPolicy": (
+                "security.istio.io/v2\nkind: AuthorizationPolicy", "authorizationpolicy/api",
+                "no schema for security.istio.io/v2"),
+        }
+        for n, (good, (bad, what, message)) in enumerate(broken.items()):
+            assert valid.count(good) == 1, good
+            proc = self.validate_text(valid.replace(good, bad), f"istio-broken-{n}.yaml")
+            assert proc.returncode == 1, f"{bad!r} accepted:\n{proc.stdout}"
+            errors = [line for line in proc.stdout.splitlines() if line.startswith("ERROR ")]
+            assert len(errors) == 1 and what in errors[0] and message in errors[0], f"{bad!r}:\n{proc.stdout}"
+            assert proc.stdout.splitlines()[-1] == "validated 8 objects: 1 failed, 1 skipped (custom resources)", proc.stdout
+
+        # The validator on its own reads YAML too; without the Istio schemas nothing passes.
+        path = os.path.join(self.work, "istio-valid.yaml")
+        node = shutil.which("node")
+        assert node, "node not on PATH"
+        proc = run([node, os.path.join(HERE, "validate_istio.mjs"), "--quiet", path])
+        assert proc.returncode == 0 and proc.stdout == "validated 7 Istio objects: 0 failed, 2 skipped (not Istio)\n", proc.stdout + proc.stderr
+        proc = run([PY, os.path.join(HERE, "validate_manifests.py"), "--quiet", "--node-dir", self.work, path])
+        assert proc.returncode == 1 and proc.stdout.count("ERROR ") == 7 and "setup-node.sh" in proc.stdout, proc.stdout
+
     # -- Helm plugin ------------------------------------------------------
 
     def test_helm_plugin(self) -> None:
@@ -259,6 +389,7 @@ def main() -> int:
         suite.check("demo-platform renders and validates", suite.test_demo_platform)
         suite.check("demo-platform YAML 1.1 traps stay strings", suite.test_traps)
         suite.check("cnpg-service renders and validates", suite.test_cnpg_service)
+        suite.check("Istio objects are validated against Istio's CRD schemas", suite.test_istio_schemas)
         suite.check("yaml11_roundtrip.py detects lost quotes", suite.test_roundtrip_tool)
         suite.check("Helm 4 runs the mesh-migrate post-renderer plugin", suite.test_helm_plugin)
         suite.check("krew manifests validate", suite.test_krew_manifests)
