@@ -158,6 +158,19 @@ fn some_reads_failed_is_an_error_finding_per_kind_and_exit_1() {
     d.remove_fault(policies);
     tool("dbiso", &with_kubeconfig(&["reach", "-o", "txt"], kc)).expect_code(0);
 
+    // mesh-migrate status shows what it could read and fails for Pods it could not; expose
+    // (a write) refuses to plan from a partial view.
+    let pods = d.add_fault(FaultRule::on("GET", "/pods$").forbidden("jane")).unwrap();
+    let r = tool("mesh-migrate", &with_kubeconfig(&["status"], kc)).expect_code(1);
+    assert!(r.stdout.contains("Namespace:  pyairtable"), "{}", r.stdout);
+    assert!(r.stderr.contains("mesh-migrate: error: could not list pods: pods is forbidden"), "{}", r.stderr);
+    d.remove_fault(pods);
+    tool("mesh-migrate", &with_kubeconfig(&["status"], kc)).expect_code(0);
+    let services = d.add_fault(FaultRule::on("GET", "/services$").forbidden("jane")).unwrap();
+    let r = tool("mesh-migrate", &with_kubeconfig(&["expose", "--domain", "shop.local", "--dry-run=client"], kc)).expect_code(3);
+    assert!(r.stderr.contains("cannot plan the Ingress from a partial view") && r.stderr.contains("list services"), "{}", r.stderr);
+    d.remove_fault(services);
+
     // spire-check: Nodes refused: the per-node checks are skipped and SC2000 fails the run.
     let nodes = d.add_fault(FaultRule::on("GET", "^/api/v1/nodes$").forbidden("jane")).unwrap();
     let r = tool("spire-check", &with_kubeconfig(&["-o", "json"], kc)).expect_code(1);
