@@ -37,6 +37,12 @@ pub struct ApplyArgs {
 pub fn run(kube: &KubeFlags, args: &ApplyArgs, output: &OutputFlags) -> Result<Exit> {
     let inventory = meshmove_cli::analysis::load_inventory(kube, &args.source, &generate::kinds(true), &[])?;
     let generation = generate::policies(&inventory, &args.policy);
+    let companions = generation.policies.iter().filter(|p| p.authorization.is_some()).count();
+    if companions > 0 {
+        meshmove_cli::log::warn(format_args!(
+            "{companions} database(s) run in ambient namespaces: `apply` writes their NetworkPolicies only; apply the AuthorizationPolicies `kubectl dbiso generate` prints with them (kubectl apply -f -) so ztunnel also limits the ports"
+        ));
+    }
     let mut out = Out::new();
     match args.dry_run {
         DryRun::Client => {

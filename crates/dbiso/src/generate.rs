@@ -92,15 +92,16 @@ pub fn policies(inventory: &Inventory, args: &PolicyArgs) -> Generation {
 pub fn print(out: &mut Out, format: OutputFormat, generation: &Generation) -> Result<()> {
     match format {
         OutputFormat::Json => {
-            let items: Vec<_> = generation.policies.iter().map(|p| p.object.clone()).collect();
+            let items: Vec<_> = generation.policies.iter().flat_map(|p| std::iter::once(p.object.clone()).chain(p.authorization.clone())).collect();
             let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
             out.write_str(&serde_json::to_string_pretty(&list)?)?;
             out.write_str("\n")?;
         }
         _ => {
-            for p in &generation.policies {
+            // In ambient namespaces each policy's L4 AuthorizationPolicy follows it.
+            for object in generation.policies.iter().flat_map(|p| std::iter::once(&p.object).chain(p.authorization.as_ref())) {
                 out.write_str("---\n")?;
-                out.write_str(&meshmove_model::yaml::to_yaml_string(&p.object))?;
+                out.write_str(&meshmove_model::yaml::to_yaml_string(object))?;
             }
         }
     }

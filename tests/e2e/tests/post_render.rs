@@ -78,6 +78,18 @@ fn ambient_mode_and_diff_and_report() {
     assert!(out.stdout.contains("istio.io/dataplane-mode: ambient"));
     assert!(!out.stdout.contains("sidecar.istio.io/inject"));
     assert!(out.stdout.contains("port: 15008"), "ambient policies admit HBONE");
+    // Each NetworkPolicy comes with the L4 AuthorizationPolicy ztunnel enforces, of the same name.
+    // (The generated documents, as the post-renderer writes them: `kind:` and `metadata.name`
+    // at fixed indentation.)
+    let names = |kind: &str| -> std::collections::BTreeSet<String> {
+        out.stdout
+            .split("\n---\n")
+            .filter(|d| d.starts_with("# Source: mesh-migrate/") && d.lines().any(|l| l == format!("kind: {kind}")))
+            .filter_map(|d| d.lines().find_map(|l| l.strip_prefix("  name: ")).map(str::to_string))
+            .collect()
+    };
+    let (nps, aps) = (names("NetworkPolicy"), names("AuthorizationPolicy"));
+    assert!(!aps.is_empty() && aps.is_subset(&nps), "AuthorizationPolicies {aps:?} for NetworkPolicies {nps:?}");
     assert!(out.stderr.contains("NetworkPolicies generated"), "{}", out.stderr);
     let diff = post_render(&input, &["--diff"]).expect_code(0);
     assert!(diff.stdout.starts_with("--- rendered\n+++ post-rendered\n"), "{}", diff.stdout);

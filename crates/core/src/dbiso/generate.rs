@@ -79,11 +79,14 @@ pub fn generate(inventory: &Inventory, options: &GenerateOptions) -> Generation 
     };
     let mut generation = policies::generate(inventory, &req);
     for p in &mut generation.policies {
-        if let Some(labels) = p.object.pointer_mut("/metadata/labels").and_then(Value::as_object_mut) {
-            labels.insert(DATABASE_LABEL.into(), json!(p.subject.name));
-        }
-        if let Some(meta) = p.object.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.insert("namespace".into(), json!(p.namespace));
+        let (database, namespace) = (p.subject.name.clone(), p.namespace.clone());
+        for object in std::iter::once(&mut p.object).chain(p.authorization.as_mut()) {
+            if let Some(labels) = object.pointer_mut("/metadata/labels").and_then(Value::as_object_mut) {
+                labels.insert(DATABASE_LABEL.into(), json!(database));
+            }
+            if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.insert("namespace".into(), json!(namespace));
+            }
         }
     }
     generation

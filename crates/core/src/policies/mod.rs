@@ -26,6 +26,7 @@
 //! the callers the input shows, so the output grows with the number of connections, never with
 //! the square of the workloads.
 
+mod authz;
 pub(crate) mod clients;
 pub mod options;
 mod proof;
@@ -100,6 +101,10 @@ pub struct Generated {
     pub subject: ObjectRef,
     /// Who it admits, in words (`Deployment/api on TCP 5432`).
     pub admits: Vec<String>,
+    /// In ambient mode, the L4 AuthorizationPolicy ztunnel enforces with the same peers and
+    /// ports (see [`authz`]); `None` elsewhere or when it cannot be expressed (said in notes).
+    #[serde(skip)]
+    pub authorization: Option<Value>,
 }
 
 /// A workload left without a policy, and how to isolate it anyway.
@@ -148,6 +153,7 @@ impl Generation {
 /// A candidate before the proof.
 struct Draft {
     subject: ObjectRef,
+    ambient: bool,
     engine_ref: WorkloadRef,
     protects: String,
     namespace: String,
@@ -335,6 +341,7 @@ pub fn generate(inventory: &Inventory, req: &Request<'_>) -> Generation {
             }
             drafts.push(Draft {
                 subject: w.object.object_ref(),
+                ambient,
                 engine_ref: me,
                 protects: short(w),
                 namespace: ns.to_string(),
@@ -469,7 +476,7 @@ pub fn generate(inventory: &Inventory, req: &Request<'_>) -> Generation {
                 }
             }
         };
-        drafts.push(Draft { subject: db.object.clone(), engine_ref: me, protects, namespace: ns, name, spec, admits });
+        drafts.push(Draft { subject: db.object.clone(), ambient, engine_ref: me, protects, namespace: ns, name, spec, admits });
     }
 
     // Prove: the input's engine model, before and with the candidates.
@@ -497,7 +504,30 @@ pub fn generate(inventory: &Inventory, req: &Request<'_>) -> Generation {
             continue;
         }
         let object = policy_object(&d, req);
-        out.policies.push(Generated { name: d.name, namespace: d.namespace, object, protects: d.protects, subject: d.subject, admits: d.admits });
+        let authorization = if d.ambient {
+            let subject = ws.iter().find(|w| w.object.object_ref() == d.subject);
+            match authz::companion(&d.name, &d.namespace, &req.labels, &d.spec, subject, &ws) {
+                Ok(ap) => Some(ap),
+                Err(why) => {
+                    out.notes.push(format!(
+                        "{}: no AuthorizationPolicy goes with its NetworkPolicy ({why}): peers it admits reach every port of it through the ambient tunnel",
+                        d.protects
+                    ));
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        out.policies.push(Generated {
+            name: d.name,
+            namespace: d.namespace,
+            object,
+            protects: d.protects,
+            subject: d.subject,
+            admits: d.admits,
+            authorization,
+        });
     }
     for (u, ports) in &verdict.cut {
         let u = &uses[*u];
@@ -640,8 +670,10 @@ fn unique_names(out: &mut [Generated], release: &str) {
             n += 1;
         }
         taken.insert((g.namespace.clone(), candidate.clone()));
-        if let Some(meta) = g.object.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.insert("name".into(), json!(candidate));
+        for object in std::iter::once(&mut g.object).chain(g.authorization.as_mut()) {
+            if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.insert("name".into(), json!(candidate));
+            }
         }
         g.name = candidate;
     }

@@ -141,6 +141,34 @@ fn ambient_admits_hbone_only_with_the_application_peers() {
 
 use ipnet::IpNet;
 
+/// In ambient mode a peer admitted on 15008 reaches every port through the tunnel: each policy
+/// comes with an L4 AuthorizationPolicy that names the same peers (as service-account
+/// principals) and the same ports, which ztunnel enforces.
+#[test]
+fn ambient_policies_come_with_an_authorization_policy_of_the_same_peers_and_ports() {
+    let input = inventory(&SHOP.replace("spec:\n      containers: [{name: api,", "spec:\n      serviceAccountName: api-sa\n      containers: [{name: api,"));
+    let opts = PolicyOptions::default();
+    let g = generate(&input, &release(&opts, MeshMode::Ambient));
+    let db = g.policies.iter().find(|p| p.protects == "StatefulSet/db").expect("db policy");
+    let ap = db.authorization.as_ref().expect("an AuthorizationPolicy goes with it");
+    assert_eq!(ap["apiVersion"], "security.istio.io/v1");
+    assert_eq!(ap["spec"]["action"], "ALLOW");
+    assert_eq!(ap["spec"]["selector"], json!({"matchLabels": {"app": "db"}}));
+    let rules = ap["spec"]["rules"].as_array().unwrap();
+    // The client rule: api's service account, on 5432 and HBONE (what the NetworkPolicy admits).
+    assert!(
+        rules.iter().any(|r| r["from"] == json!([{"source": {"principals": ["*/ns/shop/sa/api-sa"]}}])
+            && r["to"] == json!([{"operation": {"ports": ["15008", "5432"]}}])),
+        "{rules:?}"
+    );
+    // The probe rule: ztunnel's probe address, every port.
+    assert!(rules.iter().any(|r| r["from"] == json!([{"source": {"ipBlocks": ["169.254.7.127/32"]}}]) && r.get("to").is_none()), "{rules:?}");
+    // Sidecar mode: none.
+    let g = generate(&input, &release(&opts, MeshMode::Sidecar));
+    assert!(g.policies.iter().all(|p| p.authorization.is_none()));
+}
+
+
 /// A chart whose API reads its database URL from a Secret that is not in the chart: the
 /// generator does not isolate the database (its clients cannot be established). With an init
 /// container that waits for the database (`nc -z db 5432`), the API is a client it can see.

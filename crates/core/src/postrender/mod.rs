@@ -197,6 +197,7 @@ pub fn post_render(input: &str, cfg: &PostRenderConfig) -> Result<Rendered, Post
     let mut output = String::with_capacity(input.len() + input.len() / 8);
     let label_opts = cfg.label_options();
     let mut existing: BTreeSet<(Option<String>, String)> = BTreeSet::new();
+    let mut existing_authz: BTreeSet<(Option<String>, String)> = BTreeSet::new();
     for doc in &docs {
         let Some(value) = &doc.value else {
             output.push_str(doc.raw.text);
@@ -207,6 +208,9 @@ pub fn post_render(input: &str, cfg: &PostRenderConfig) -> Result<Rendered, Post
         if kind == "NetworkPolicy" {
             let ns = at(value, "/metadata/namespace").and_then(Value::as_str).map(str::to_string);
             existing.insert((ns, name.to_string()));
+        } else if kind == "AuthorizationPolicy" {
+            let ns = at(value, "/metadata/namespace").and_then(Value::as_str).map(str::to_string);
+            existing_authz.insert((ns, name.to_string()));
         }
         let Some(ptr) = template_pointer(kind).filter(|_| !name.is_empty() && (cfg.inject.labels || cfg.inject.probes)) else {
             output.push_str(doc.raw.text);
@@ -258,19 +262,23 @@ pub fn post_render(input: &str, cfg: &PostRenderConfig) -> Result<Rendered, Post
         if !existing.insert((ns, g.name.clone())) {
             continue;
         }
-        let mut object = g.object.clone();
-        if helm4 && let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.insert("annotations".into(), serde_json::json!({HELM4_FILENAME_ANNOTATION: GENERATED_SOURCE}));
-        }
-        // Helm splits manifests only at a `---` that follows a `\n` (a bare `\r` line end of
-        // the last input document becomes `\r\n`).
-        if !output.is_empty() && !output.ends_with('\n') {
+        // The ambient companion goes with its NetworkPolicy, once.
+        let authz_key = ((!g.namespace.is_empty()).then(|| g.namespace.clone()), g.name.clone());
+        let companion = g.authorization.clone().filter(|_| existing_authz.insert(authz_key));
+        for mut object in std::iter::once(g.object.clone()).chain(companion) {
+            if helm4 && let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.insert("annotations".into(), serde_json::json!({HELM4_FILENAME_ANNOTATION: GENERATED_SOURCE}));
+            }
+            // Helm splits manifests only at a `---` that follows a `\n` (a bare `\r` line end of
+            // the last input document becomes `\r\n`).
+            if !output.is_empty() && !output.ends_with('\n') {
+                output.push('\n');
+            }
+            output.push_str("---\n# Source: ");
+            output.push_str(GENERATED_SOURCE);
             output.push('\n');
+            yaml::write_yaml(&mut output, &object);
         }
-        output.push_str("---\n# Source: ");
-        output.push_str(GENERATED_SOURCE);
-        output.push('\n');
-        yaml::write_yaml(&mut output, &object);
         summary.generated.push(g.name.clone());
         summary.policies.push(g);
     }
