@@ -4,18 +4,20 @@
 //!
 //! * A Deployment whose `Progressing` condition has reason `ProgressDeadlineExceeded` has failed:
 //!   "Once the deadline has been exceeded, the Deployment controller adds a DeploymentCondition
-//!   with ... type: Progressing, status: "False", reason: ProgressDeadlineExceeded" and stops
-//!   retrying until the template changes again (Kubernetes docs, Concepts > Workloads >
-//!   Deployments > "Failed Deployment"; `kubectl rollout status` exits with "exceeded its
-//!   progress deadline"). The wait stops with the condition's message ([`Rollout::Failed`]).
+//!   with ... type: Progressing, status: "False", reason: ProgressDeadlineExceeded"; Kubernetes
+//!   takes no other action on a stalled rollout, so the condition stays until the rollout
+//!   progresses or the template changes again (Kubernetes docs,
+//!   <https://kubernetes.io/docs/concepts/workloads/controllers/deployment/#failed-deployment>;
+//!   `kubectl rollout status` exits with "exceeded its progress deadline"). The wait stops with
+//!   the condition's message ([`Rollout::Failed`]).
 //! * A StatefulSet or DaemonSet with `updateStrategy.type: OnDelete` never replaces its pods
 //!   when the template changes: "the StatefulSet controller will not automatically update the
 //!   Pods ... Users must manually delete Pods to cause the controller to create new Pods"
-//!   (Kubernetes docs, StatefulSets > "Update strategies"); "new DaemonSet pods will only be
-//!   created when you manually delete old DaemonSet pods" (Tasks > Perform a Rolling Update on a
-//!   DaemonSet > "DaemonSet Update Strategy"). `kubectl rollout status` refuses them ("rollout
-//!   status is only available for RollingUpdate strategy type"). They are not waited for, and
-//!   the outcome says so ([`Rollout::Manual`]).
+//!   (<https://kubernetes.io/docs/concepts/workloads/controllers/statefulset/#update-strategies>);
+//!   "new DaemonSet pods will only be created when you manually delete old DaemonSet pods"
+//!   (<https://kubernetes.io/docs/tasks/manage-daemon/update-daemon-set/#daemonset-update-strategy>).
+//!   `kubectl rollout status` refuses them ("rollout status is only available for RollingUpdate
+//!   strategy type"). They are not waited for, and the outcome says so ([`Rollout::Manual`]).
 
 use std::time::{Duration, Instant};
 
