@@ -32,7 +32,11 @@ pub fn load_inventory_partial(kube: &KubeFlags, source: &SourceFlags, kinds: &[&
     if !source.filename.is_empty() {
         let default_ns = opts.default_namespace();
         let only = if kube.all_namespaces { None } else { kube.namespace.as_deref() };
-        return inventory::load_paths(&source.filename, &default_ns, only).context("reading manifests");
+        let inventory = inventory::load_paths(&source.filename, &default_ns, only).context("reading manifests")?;
+        for skipped in inventory.skipped_files() {
+            crate::log::warn(format_args!("skipped {skipped}"));
+        }
+        return Ok(inventory);
     }
     let rt = crate::runtime()?;
     rt.block_on(async {

@@ -28,10 +28,17 @@ pub struct ExplainArgs {
 pub fn run(kube: &KubeFlags, args: &ExplainArgs, output: &OutputFlags) -> Result<Exit> {
     // Exit 1 means "denied": a verdict over policies or pods that could not be read would be a
     // guess, so a partial read is an error here (`reach::load` with `explain`).
-    let (inventory, _, engine) = super::reach::load(kube, &args.source, true)?;
+    let named: Vec<String> = [&args.src, &args.dst]
+        .into_iter()
+        .filter_map(|t| match t {
+            TargetSpec::Object { namespace, .. } => namespace.clone(),
+            TargetSpec::Cidr(_) => None,
+        })
+        .collect();
+    let (inventory, _, engine) = super::reach::load_for_explain(kube, &args.source, &named)?;
     let ns = inventory.default_namespace.clone();
-    let src = args.src.resolve(&engine, &inventory, &ns).map_err(|e| anyhow!("SRC: {e}"))?;
-    let dst = args.dst.resolve(&engine, &inventory, &ns).map_err(|e| anyhow!("DST: {e}"))?;
+    let src = args.src.resolve(&engine, &inventory, &ns).map_err(|e| anyhow!("SRC: {e}{}", elsewhere(&engine, &args.src)))?;
+    let dst = args.dst.resolve(&engine, &inventory, &ns).map_err(|e| anyhow!("DST: {e}{}", elsewhere(&engine, &args.dst)))?;
     let dst_pod = match dst.target {
         Target::Pod(id) => Some(engine.pod(id)),
         Target::External(_) => None,
@@ -60,6 +67,22 @@ pub fn run(kube: &KubeFlags, args: &ExplainArgs, output: &OutputFlags) -> Result
     }
     out.flush()?;
     Ok(if explanation.allowed { Exit::Ok } else { Exit::Findings })
+}
+
+/// For an end written without a namespace that is not in the default one: where workloads of that
+/// kind and name are (`; the input has Deployment/web/frontend: write deployment/web/frontend`).
+fn elsewhere(engine: &meshmove_netpol::Engine, spec: &TargetSpec) -> String {
+    let TargetSpec::Object { kind: target::ObjectKind::Workload(kind), namespace: None, name } = spec else { return String::new() };
+    let found: Vec<String> = engine
+        .workloads()
+        .iter()
+        .filter(|w| &w.kind == kind && &w.name == name)
+        .map(|w| format!("{}/{}/{}", w.kind.as_str().to_ascii_lowercase(), w.namespace, w.name))
+        .collect();
+    if found.is_empty() {
+        return String::new();
+    }
+    format!("; the input has it in another namespace: write {} (or -n NAMESPACE)", found.join(" or "))
 }
 
 fn labels(m: &BTreeMap<String, String>) -> String {

@@ -38,6 +38,42 @@ pub fn load(kube: &KubeFlags, source: &SourceFlags, explain: bool) -> Result<(In
     } else {
         meshmove_cli::analysis::load_inventory_partial(kube, source, &kinds, &[])?
     };
+    model_of(inventory)
+}
+
+/// What `explain` reads when its ends name namespaces (`deploy/web/frontend`): from files, every
+/// namespace of the input (`-n` only says where objects without a namespace go and where ends
+/// without one are looked up); from a cluster, the namespace scope plus each namespace named,
+/// one scoped load each, so no cluster-wide list permission is needed. A partial read is refused.
+pub fn load_for_explain(kube: &KubeFlags, source: &SourceFlags, named: &[String]) -> Result<(Inventory, Model, Engine)> {
+    let kinds = model_kinds(true);
+    if !source.filename.is_empty() || kube.all_namespaces {
+        let mut everywhere = kube.clone();
+        everywhere.all_namespaces = true;
+        return model_of(meshmove_cli::analysis::load_inventory(&everywhere, source, &kinds, &[])?);
+    }
+    let default = kube.options().default_namespace();
+    let mut scopes = vec![default.clone()];
+    for ns in named {
+        if !scopes.contains(ns) {
+            scopes.push(ns.clone());
+        }
+    }
+    if scopes.len() == 1 {
+        return model_of(meshmove_cli::analysis::load_inventory(kube, source, &kinds, &[])?);
+    }
+    let mut parts = Vec::new();
+    for ns in &scopes {
+        let mut scoped = kube.clone();
+        scoped.namespace = Some(ns.clone());
+        meshmove_cli::debug!(1, "explain: reading namespace {ns}");
+        parts.push(meshmove_cli::analysis::load_inventory(&scoped, source, &kinds, &[])?);
+    }
+    model_of(Inventory::merge_scopes(parts, default))
+}
+
+/// The engine's model of an inventory and the engine over it, with notes for what is left out.
+pub fn model_of(inventory: Inventory) -> Result<(Inventory, Model, Engine)> {
     // Kinds the cluster refused or did not find are errors (`warn_unread`, or refused outright by
     // `explain`); only absent ones are left out with a note.
     for (kind, why) in inventory.unavailable().into_iter().filter(|(_, why)| !why.is_read_failure()) {

@@ -345,3 +345,104 @@ fn cluster_errors_exit_3_and_completion_lists_the_commands() {
     let r = dbiso(&["__complete", "reach", "-o", ""], &[]).expect_code(0);
     assert!(r.stdout.lines().any(|l| l == "txt"), "{}", r.stdout);
 }
+
+/// A saved cluster state: raw API lists (items without kind or apiVersion), one of them JSON.
+const LIST_DUMP: &str = "apiVersion: v1\nkind: NamespaceList\nitems:\n- metadata: {name: web, labels: {kubernetes.io/metadata.name: web}}\n- metadata: {name: data, labels: {kubernetes.io/metadata.name: data}}\n---\napiVersion: apps/v1\nkind: DeploymentList\nitems:\n- metadata: {name: frontend, namespace: web}\n  spec:\n    selector: {matchLabels: {app: frontend}}\n    template:\n      metadata: {labels: {app: frontend}}\n      spec: {containers: [{name: web, image: shop/web:1, env: [{name: PGHOST, value: orders-db.data}]}]}\n---\napiVersion: apps/v1\nkind: StatefulSetList\nitems:\n- metadata: {name: orders-db, namespace: data}\n  spec:\n    serviceName: orders-db\n    selector: {matchLabels: {app: orders-db}}\n    template:\n      metadata: {labels: {app: orders-db}}\n      spec: {containers: [{name: pg, image: postgres:16, ports: [{containerPort: 5432, name: postgres}]}]}\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicyList\nitems:\n- metadata: {name: orders-db, namespace: data}\n  spec:\n    podSelector: {matchLabels: {app: orders-db}}\n    ingress:\n    - from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: web}}}]\n      ports: [{port: 5432}]\n";
+const SERVICE_LIST_JSON: &str = r#"{"kind": "ServiceList", "apiVersion": "v1", "metadata": {"resourceVersion": "9"}, "items": [{"metadata": {"name": "orders-db", "namespace": "data"}, "spec": {"selector": {"app": "orders-db"}, "ports": [{"port": 5432}]}}]}"#;
+
+#[test]
+fn api_list_dumps_load_and_a_directory_skips_what_is_not_kubernetes() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    write(&state, "lists.yaml", LIST_DUMP);
+    write(&state, "services.json", SERVICE_LIST_JSON);
+    // A saved report and a README beside the manifests; a secret-looking value in the README.
+    let report = dbiso(&["audit", "-f", &format!("{}/lists.yaml", state.display()), "-A", "-o", "json"], &[]).stdout;
+    write(&state, "report.json", &report);
+    write(&state, "README.yaml", "Saved with kubectl get --raw. Password: not-a-real-password, see: the wiki\n  - [\n");
+    let dir_arg = state.to_str().unwrap();
+
+    let r = dbiso(&["reach", "-f", dir_arg, "-o", "json"], &[]).expect_code(0);
+    let pairs: Vec<String> = r.json().as_array().unwrap().iter().map(|e| format!("{}/{} -> {}/{}", e["src"]["kind"], e["src"]["name"], e["dst"]["kind"], e["dst"]["name"])).collect();
+    assert!(pairs.contains(&"\"Deployment\"/\"frontend\" -> \"StatefulSet\"/\"orders-db\"".to_string()), "{pairs:?}");
+    for skipped in ["report.json", "README.yaml"] {
+        assert!(
+            r.stderr.lines().any(|l| l.starts_with("warning: skipped ") && l.contains(skipped) && l.contains("not a Kubernetes manifest")),
+            "{skipped}: {}",
+            r.stderr
+        );
+    }
+    assert!(!r.stderr.contains("lists.yaml") && !r.stderr.contains("services.json"), "{}", r.stderr);
+    for secret in SECRET_VALUES {
+        assert!(!r.stderr.contains(secret) && !r.stdout.contains(secret), "{secret}: {}", r.stderr);
+    }
+    // The audit reads the same directory: the Service from the JSON list fronts the database.
+    let audit = dbiso(&["audit", "-f", dir_arg, "-A", "-o", "json"], &[]).json();
+    assert_eq!(audit["source"]["paths"], json!([dir_arg]));
+
+    // Named explicitly, a file that is not Kubernetes is an input error.
+    let named = dbiso(&["reach", "-f", &format!("{dir_arg}/report.json")], &[]).expect_code(2);
+    assert!(named.stderr.contains("report.json:1: document 1 is not a Kubernetes object: no `kind`"), "{}", named.stderr);
+    // An item without a name is pointed at inside its list.
+    let broken = write(dir.path(), "broken.yaml", "apiVersion: v1\nkind: PodList\nitems:\n- metadata: {name: ok}\n- metadata: {namespace: web}\n");
+    let r = dbiso(&["reach", "-f", &broken], &[]).expect_code(2);
+    assert!(r.stderr.contains("broken.yaml:1: document 1, items[1] of the PodList is not a Kubernetes object: no `metadata.name`"), "{}", r.stderr);
+}
+
+#[test]
+fn explain_resolves_namespaced_ends_without_all_namespaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "lists.yaml", LIST_DUMP);
+    // From files, with -n naming another namespace than the ends'.
+    for extra in [&[][..], &["-n", "web"][..], &["-n", "elsewhere"][..]] {
+        let mut args = vec!["explain", "deploy/web/frontend", "sts/data/orders-db", "-f", &file];
+        args.extend(extra);
+        let r = dbiso(&args, &[]).expect_code(0);
+        assert!(r.stdout.contains("ALLOWED: pod web/frontend -> pod data/orders-db on TCP 5432"), "{extra:?}: {}", r.stdout);
+    }
+    // One end without a namespace is looked up in -n's.
+    let r = dbiso(&["explain", "deploy/frontend", "sts/data/orders-db", "postgres", "-f", &file, "-n", "web"], &[]).expect_code(0);
+    assert!(r.stdout.contains("on TCP 5432: ALLOWED"), "{}", r.stdout);
+
+    // Live: each namespace named is read with namespaced lists, nothing cluster-wide but
+    // Namespaces (which are cluster-scoped).
+    let double = Double::spawn_blocking_runtime(DoubleOptions::default()).expect("double starts");
+    double.install_crds(crds::cnpg()).unwrap();
+    let docs = e2e_objects(&[LIST_DUMP]);
+    double.load_values(docs).unwrap();
+    let kubeconfig = double.write_kubeconfig(dir.path(), "web").unwrap();
+    let env = [("KUBECONFIG", kubeconfig.to_str().unwrap())];
+    double.clear_requests();
+    let r = dbiso(&["explain", "deploy/frontend", "sts/data/orders-db"], &env).expect_code(0);
+    assert!(r.stdout.contains("ALLOWED: pod web/frontend -> pod data/orders-db on TCP 5432"), "{}\n{}", r.stdout, r.stderr);
+    let listed = lists(&double);
+    assert!(listed.keys().any(|p| p == "/apis/apps/v1/namespaces/data/statefulsets"), "{listed:?}");
+    assert!(listed.keys().any(|p| p == "/apis/apps/v1/namespaces/web/deployments"), "{listed:?}");
+    assert!(!listed.keys().any(|p| p == "/apis/apps/v1/deployments" || p == "/apis/networking.k8s.io/v1/networkpolicies"), "cluster-wide lists: {listed:?}");
+    // Both ends in the scope's namespace: the database's own pod is not in namespace web.
+    let r = dbiso(&["explain", "sts/data/orders-db", "sts/orders-db", "-n", "data"], &env).expect_code(1);
+    assert!(r.stdout.contains("DENIED"), "{}", r.stdout);
+}
+
+/// The objects of YAML streams of typed lists, as the API stores them (for the double).
+fn e2e_objects(streams: &[&str]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for s in streams {
+        for doc in apiserver_double::parse_documents(s).unwrap() {
+            match doc["items"].as_array() {
+                Some(items) => {
+                    let kind = doc["kind"].as_str().unwrap().strip_suffix("List").unwrap().to_string();
+                    for item in items {
+                        let mut item = item.clone();
+                        item["kind"] = json!(kind);
+                        item["apiVersion"] = doc["apiVersion"].clone();
+                        out.push(item);
+                    }
+                }
+                None => out.push(doc),
+            }
+        }
+    }
+    out
+}
