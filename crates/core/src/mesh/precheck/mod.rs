@@ -27,7 +27,7 @@ mod workloads;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
+use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use serde::Deserialize;
 use serde_json::Value;
@@ -199,57 +199,36 @@ fn deserialize<T: for<'de> Deserialize<'de>>(v: Option<&Value>) -> Option<T> {
     T::deserialize(v?).ok()
 }
 
-/// Kind of the controlling owner (or the first owner) of an object.
-fn owner_kind(o: &Object) -> Option<&str> {
-    meshmove_model::workload::owner(o).map(|(kind, _)| kind)
-}
-
 fn count(v: Option<&Value>) -> Option<u64> {
     v.and_then(Value::as_u64)
 }
 
-/// The pod template an object carries, if it is a workload kind; `None` for objects whose
-/// template cannot be read (they are reported by the loader's own validation, not here).
-pub(crate) fn workload_of(o: &Object) -> Option<Workload<'_>> {
+/// The typed pod template of a top-level workload ([`meshmove_model::workload`] decides what a
+/// workload is and where its template lives); `None` for a finished bare Pod (history, not a
+/// workload that will restart into the mesh) and for a template that cannot be read (the
+/// loader's own validation reports those).
+fn typed(view: meshmove_model::workload::Workload<'_>) -> Option<Workload<'_>> {
+    let o = view.object;
     let v = &o.value;
-    let (template, replicas) = match (o.group(), o.kind.as_str()) {
-        ("apps", "Deployment" | "StatefulSet") => {
-            (v.pointer("/spec/template"), Replicas::Known(count(v.pointer("/spec/replicas")).unwrap_or(1)))
-        }
-        ("apps", "ReplicaSet") if owner_kind(o) != Some("Deployment") => {
-            (v.pointer("/spec/template"), Replicas::Known(count(v.pointer("/spec/replicas")).unwrap_or(1)))
-        }
-        ("apps", "DaemonSet") => {
-            let desired = count(v.pointer("/status/desiredNumberScheduled"));
-            (v.pointer("/spec/template"), desired.map_or(Replicas::Unknown, Replicas::Known))
-        }
-        ("batch", "Job") if owner_kind(o) != Some("CronJob") => (v.pointer("/spec/template"), Replicas::Batch),
-        ("batch", "CronJob") => (v.pointer("/spec/jobTemplate/spec/template"), Replicas::Batch),
-        // Pods of a workload are judged through its template; pods of an operator's custom
-        // resource (a database cluster, say) have no template in the inventory and stand alone.
-        ("", "Pod") if !owner_kind(o).is_some_and(|k| WORKLOAD_KINDS.iter().any(|w| w.kind == k)) => {
-            // A finished bare pod is history, not a workload that will restart into the mesh.
+    let replicas = match o.kind.as_str() {
+        "Deployment" | "StatefulSet" | "ReplicaSet" => Replicas::Known(count(v.pointer("/spec/replicas")).unwrap_or(1)),
+        "DaemonSet" => count(v.pointer("/status/desiredNumberScheduled")).map_or(Replicas::Unknown, Replicas::Known),
+        "Job" | "CronJob" => Replicas::Batch,
+        _ => {
             if matches!(v.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed")) {
                 return None;
             }
-            let meta = deserialize(v.get("metadata")).unwrap_or_default();
-            let spec = deserialize(v.get("spec"))?;
-            return Some(Workload { object: o, meta, spec, replicas: Replicas::Known(1) });
+            Replicas::Known(1)
         }
-        _ => return None,
     };
-    let template: PodTemplateSpec = deserialize(template)?;
-    Some(Workload { object: o, meta: template.metadata.unwrap_or_default(), spec: template.spec?, replicas })
+    let meta = deserialize(view.template.get("metadata")).unwrap_or_default();
+    let spec = deserialize(view.template.get("spec"))?;
+    Some(Workload { object: o, meta, spec, replicas })
 }
 
-/// Every workload in scope, in kind-table order then load order.
+/// Every top-level workload in scope, typed, in kind-table order then load order.
 pub(crate) fn workloads<'a>(inventory: &'a Inventory, scope: &Scope) -> Vec<Workload<'a>> {
-    WORKLOAD_KINDS
-        .iter()
-        .flat_map(|k| inventory.of(k))
-        .filter(|o| scope.contains_object(o))
-        .filter_map(workload_of)
-        .collect()
+    meshmove_model::workload::workloads(inventory).into_iter().filter(|w| scope.contains_object(w.object)).filter_map(typed).collect()
 }
 
 /// A LabelSelector as a matcher ([`meshmove_model::selector`]); `None` when the API server would

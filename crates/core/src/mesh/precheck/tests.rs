@@ -86,12 +86,18 @@ fn owned_objects_are_not_workloads_of_their_own() {
                      "ownerReferences": [{"kind": "CronJob", "name": "nightly", "controller": true}]},
         "spec": {"template": {"spec": {"containers": [{"name": "c"}]}}}
     }));
-    assert!(workload_of(&owned_rs).is_none());
-    assert!(workload_of(&owned_pod).is_none());
-    assert!(workload_of(&finished_pod).is_none());
-    assert!(workload_of(&job_of_cron).is_none());
-    assert_eq!(workload_of(&bare_pod).map(|w| w.replicas), Some(Replicas::Known(1)));
-    assert_eq!(workload_of(&deployment("shop", "api")).map(|w| w.replicas), Some(Replicas::Known(2)));
+    // The workloads precheck judges, of an inventory holding just `o`.
+    let replicas = |o: &Object| -> Option<Replicas> {
+        let inventory = Inventory::from_files(vec![o.clone()], vec!["test".into()], "shop".into());
+        let scope = Scope::new(&PrecheckOptions::default(), &inventory);
+        workloads(&inventory, &scope).first().map(|w| w.replicas)
+    };
+    assert!(replicas(&owned_rs).is_none());
+    assert!(replicas(&owned_pod).is_none());
+    assert!(replicas(&finished_pod).is_none());
+    assert!(replicas(&job_of_cron).is_none());
+    assert_eq!(replicas(&bare_pod), Some(Replicas::Known(1)));
+    assert_eq!(replicas(&deployment("shop", "api")), Some(Replicas::Known(2)));
 }
 
 #[test]
