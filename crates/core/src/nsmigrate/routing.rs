@@ -9,10 +9,12 @@
 //! namespaces and ingress gateways routing to the legacy host. Callers without a proxy resolve the
 //! legacy Service directly and keep reaching the legacy side until they join the mesh.
 //!
-//! Port protocols follow Istio's rules: ports named or `appProtocol`-tagged `http`, `http2`,
-//! `grpc`, `grpc-web` or `h2c` get `http` routes; `tcp`, `tls`, `mongo`, `mysql` and `redis` get
-//! `tcp` routes; ports whose protocol Istio detects at run time get both, so the split holds
-//! whichever way the traffic is classified. Headless and ExternalName Services are not routed
+//! Port protocols are Istio's selection ([`meshmove_istio::protocol`]: `appProtocol` first,
+//! including `kubernetes.io/h2c`, else the port name's prefix): HTTP, HTTP2, gRPC and gRPC-Web
+//! ports get `http` routes; TCP, TLS, Mongo, MySQL and Redis ports get `tcp` routes; ports whose
+//! protocol Istio detects at run time (no known name, or an `appProtocol` Istio does not know —
+//! it never falls back to the name) get both, so the split holds whichever way the traffic is
+//! classified. Headless and ExternalName Services are not routed
 //! (there is no virtual IP to split), which the plan lists.
 
 use serde::Serialize;
