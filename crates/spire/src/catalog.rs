@@ -85,18 +85,18 @@ codes! {
     ISTIO_CA_TRUST_DOMAINS = "SC2406" Warning "Istio caCertificates name known trust domains"
         "Name in meshConfig.caCertificates[].trustDomains only the SPIRE trust domain and trust domains the server federates with.";
     // certificates
-    BUNDLE_NOT_EXPIRED = "SC2501" Error "No trust bundle certificate has expired"
-        "Check the SPIRE server's CA rotation and the k8sbundle notifier; remove expired roots from a hand-made bundle.";
-    BUNDLE_ROTATION = "SC2502" Warning "The trust bundle has a CA with time left or a successor"
-        "SPIRE should have published the next CA by now: check the server's logs for CA preparation errors, or renew the upstream root.";
+    BUNDLE_NOT_EXPIRED = "SC2501" Error "No trust bundle authority has expired"
+        "Check the SPIRE server's CA and JWT key rotation and the plugin that publishes the bundle; remove expired roots from a hand-made bundle.";
+    BUNDLE_ROTATION = "SC2502" Warning "The trust bundle's authorities have time left or a successor"
+        "SPIRE should have published the next CA (or JWT key) by now: check the server's logs for preparation errors, or renew the upstream root.";
     BUNDLE_VALID_NOW = "SC2503" Warning "No trust bundle certificate is valid only in the future"
         "Check the clocks of the SPIRE server and the nodes, or the notBefore of a hand-made root.";
     BUNDLE_ONLY_CAS = "SC2504" Error "The trust bundle holds only CA certificates"
         "Remove leaf certificates from the bundle: trust anchors must be CA certificates.";
     BUNDLE_READABLE = "SC2505" Error "The trust bundle can be read"
-        "Provide the bundle as PEM certificates or a SPIFFE bundle (JWKS with x5c) document.";
+        "Provide the bundle as PEM certificates, a SPIFFE bundle (JWKS with x5c) or `spire-server bundle show -output json`.";
     BUNDLE_PUBLISHED = "SC2506" Warning "The trust bundle ConfigMap is published"
-        "Enable the server's k8sbundle notifier (or spire-bundle ConfigMap) so agents and Istio can fetch the bundle.";
+        "Configure BundlePublisher k8s_configmap (the official chart's default) or Notifier k8sbundle in server.conf, and read the server's logs if it writes nothing.";
     SVID_TTL_FITS = "SC2507" Warning "The X509-SVID TTL fits the CA TTL"
         "Keep default_x509_svid_ttl (and ClusterSPIFFEID ttl) at most ca_ttl/6 (and 7 days) so CA rotation does not cut SVIDs short.";
     BUNDLE_TRUST_DOMAIN = "SC2508" Warning "Bundle CAs belong to the SPIRE trust domain"

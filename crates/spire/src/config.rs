@@ -44,8 +44,9 @@ pub struct ServerConfig {
     pub bundle_endpoint: bool,
     /// `federation.federates_with` relationships by trust domain.
     pub federates_with: BTreeMap<String, FederationRelationship>,
-    /// Where the `k8sbundle` notifier publishes the bundle, when that plugin is configured.
-    pub bundle_notifier: Option<BundleNotifier>,
+    /// Where the server publishes its bundle into a ConfigMap of this cluster: the `k8sbundle`
+    /// notifier and the `k8s_configmap` BundlePublisher, when configured.
+    pub bundle_targets: Vec<BundleTarget>,
     /// Fields that are present but unreadable (bad durations), in words.
     pub problems: Vec<String>,
 }
@@ -68,12 +69,45 @@ pub struct FederationRelationship {
     pub profile: Option<String>,
 }
 
-/// The `k8sbundle` notifier's target.
+/// The plugin that writes a bundle ConfigMap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BundlePlugin {
+    /// `Notifier "k8sbundle"`: PEM (spiffe/spire `doc/plugin_server_notifier_k8sbundle.md`;
+    /// deprecated in favour of BundlePublisher, `doc/spire_server.md`).
+    K8sBundleNotifier,
+    /// `BundlePublisher "k8s_configmap"` (spiffe/spire
+    /// `doc/plugin_server_bundlepublisher_k8s_configmap.md`): `spiffe`, `jwks` or `pem`.
+    K8sConfigMapPublisher,
+}
+
+impl std::fmt::Display for BundlePlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BundlePlugin::K8sBundleNotifier => "Notifier k8sbundle",
+            BundlePlugin::K8sConfigMapPublisher => "BundlePublisher k8s_configmap",
+        })
+    }
+}
+
+/// A ConfigMap key the server keeps its trust bundle in.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BundleNotifier {
+pub struct BundleTarget {
+    pub plugin: BundlePlugin,
     pub namespace: String,
     pub config_map: String,
     pub key: String,
+    /// The BundlePublisher's `format` (`spiffe`, `jwks`, `pem`); the notifier writes PEM.
+    pub format: Option<String>,
+}
+
+impl std::fmt::Display for BundleTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.plugin)?;
+        if let Some(format) = &self.format {
+            write!(f, " (format {format})")?;
+        }
+        Ok(())
+    }
 }
 
 /// Read a configuration block that HCL (and HCL-flavoured JSON) may give as an object, as a list
@@ -166,16 +200,50 @@ pub fn parse_server_conf(text: &str) -> Result<ServerConfig, String> {
             }
         }
     }
-    let notifier = block(&root, "plugins")
-        .and_then(|p| block(&p, "Notifier").map(|n| n.into_owned()))
-        .and_then(|n| block(&n, "k8sbundle").map(|k| k.into_owned()));
-    if let Some(k8sbundle) = notifier {
-        let data = block(&k8sbundle, "plugin_data").map(|d| d.into_owned()).unwrap_or(Value::Null);
-        cfg.bundle_notifier = Some(BundleNotifier {
+    let plugins = block(&root, "plugins").map(|p| p.into_owned()).unwrap_or(Value::Null);
+    let plugin_data = |kind: &str, name: &str| -> Option<Value> {
+        let plugin = block(&plugins, kind).and_then(|k| block(&k, name).map(|n| n.into_owned()))?;
+        Some(block(&plugin, "plugin_data").map(|d| d.into_owned()).unwrap_or(Value::Null))
+    };
+    if let Some(data) = plugin_data("Notifier", "k8sbundle")
+        // With kube_config_file_path the notifier writes to another cluster.
+        && scalar(&data, "kube_config_file_path").is_none()
+    {
+        // Defaults from doc/plugin_server_notifier_k8sbundle.md.
+        cfg.bundle_targets.push(BundleTarget {
+            plugin: BundlePlugin::K8sBundleNotifier,
             namespace: scalar(&data, "namespace").unwrap_or_else(|| "spire".into()),
             config_map: scalar(&data, "config_map").unwrap_or_else(|| "spire-bundle".into()),
             key: scalar(&data, "config_map_key").unwrap_or_else(|| "bundle.crt".into()),
+            format: None,
         });
+    }
+    if let Some(data) = plugin_data("BundlePublisher", "k8s_configmap")
+        && let Some(clusters) = block(&data, "clusters")
+    {
+        // Every field but kubeconfig_path is required; a cluster with kubeconfig_path is
+        // another cluster (the chart's externalK8sConfigMap), not this one.
+        for cluster in clusters.as_object().into_iter().flat_map(|m| m.values()) {
+            let cluster = match cluster {
+                Value::Array(items) => items.first().cloned().unwrap_or(Value::Null),
+                other => other.clone(),
+            };
+            if scalar(&cluster, "kubeconfig_path").is_some_and(|p| !p.is_empty()) {
+                continue;
+            }
+            let (Some(namespace), Some(config_map), Some(key)) =
+                (scalar(&cluster, "namespace"), scalar(&cluster, "configmap_name"), scalar(&cluster, "configmap_key"))
+            else {
+                continue;
+            };
+            cfg.bundle_targets.push(BundleTarget {
+                plugin: BundlePlugin::K8sConfigMapPublisher,
+                namespace,
+                config_map,
+                key,
+                format: scalar(&cluster, "format"),
+            });
+        }
     }
     Ok(cfg)
 }
@@ -287,13 +355,87 @@ pub fn parse_mesh_config(text: &str) -> Result<MeshConfig, String> {
     })
 }
 
-/// The sidecar injector's templates, by name.
-pub fn parse_injector_templates(text: &str) -> Result<BTreeMap<String, String>, String> {
+/// The sidecar injector's configuration: its templates by name, and the templates pods get when
+/// they name none (`defaultTemplates`, `[sidecar]` when unset; istio/istio
+/// `pkg/kube/inject/webhook.go`, `Config.DefaultTemplates`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InjectorConfig {
+    pub templates: BTreeMap<String, String>,
+    pub default_templates: Vec<String>,
+}
+
+/// Parse the `config` key of the `istio-sidecar-injector` ConfigMap.
+pub fn parse_injector_config(text: &str) -> Result<InjectorConfig, String> {
     let v = parse_yaml(text).map_err(|e| format!("injector config is not valid YAML: {e}"))?;
-    Ok(v.get("templates")
-        .and_then(Value::as_object)
-        .map(|m| m.iter().filter_map(|(k, t)| Some((k.clone(), t.as_str()?.to_string()))).collect())
-        .unwrap_or_default())
+    let default_templates: Vec<String> = v
+        .get("defaultTemplates")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect())
+        .filter(|d: &Vec<String>| !d.is_empty())
+        .unwrap_or_else(|| vec!["sidecar".to_string()]);
+    Ok(InjectorConfig {
+        templates: v
+            .get("templates")
+            .and_then(Value::as_object)
+            .map(|m| m.iter().filter_map(|(k, t)| Some((k.clone(), t.as_str()?.to_string()))).collect())
+            .unwrap_or_default(),
+        default_templates,
+    })
+}
+
+/// What an injection template adds to a pod's metadata. Istio renders the template and merges
+/// it into the pod; its SPIRE integration guide (istio.io `docs/ops/integrations/spire`) writes
+/// the label its ClusterSPIFFEID selects, `spiffe.io/spire-managed-identity: "true"`, in the
+/// `spire` template as a top-level `labels:` block, and Istio's own templates use
+/// `metadata.labels`; both are read. Lines with template actions (`{{ ... }}`) are left out when
+/// the template does not read as YAML as it is: what they compute cannot be predicted.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TemplateMetadata {
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Parse a template as YAML, or failing that, without the lines that are template actions.
+fn template_yaml(template: &str) -> Option<Value> {
+    if let Ok(v) = parse_yaml(template)
+        && v.is_object()
+    {
+        return Some(v);
+    }
+    let plain: String = template
+        .lines()
+        .filter(|l| !l.contains("{{"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    parse_yaml(&plain).ok().filter(Value::is_object)
+}
+
+/// The labels and annotations a template adds (see [`TemplateMetadata`]).
+pub fn template_metadata(template: &str) -> TemplateMetadata {
+    let Some(v) = template_yaml(template) else { return TemplateMetadata::default() };
+    // Label values are strings; an unquoted `true` in the template is the string "true" on the pod.
+    let strings = |m: Option<&Value>| -> BTreeMap<String, String> {
+        m.and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| {
+                let s = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Bool(b) => b.to_string(),
+                    Value::Number(n) => n.to_string(),
+                    _ => return None,
+                };
+                (!k.contains("{{") && !s.contains("{{")).then(|| (k.clone(), s))
+            })
+            .collect()
+    };
+    let mut out = TemplateMetadata {
+        labels: strings(v.pointer("/metadata/labels")),
+        annotations: strings(v.pointer("/metadata/annotations")),
+    };
+    out.labels.extend(strings(v.get("labels")));
+    out.annotations.extend(strings(v.get("annotations")));
+    out
 }
 
 /// Whether an injection template mounts a `csi.spiffe.io` volume into `istio-proxy` at
@@ -412,12 +554,14 @@ plugins {
         assert_eq!(p.profile.as_deref(), Some("https_spiffe"));
         assert_eq!(c.federates_with["half.test"].profile, None);
         assert_eq!(
-            c.bundle_notifier,
-            Some(BundleNotifier {
+            c.bundle_targets,
+            [BundleTarget {
+                plugin: BundlePlugin::K8sBundleNotifier,
                 namespace: "spire-system".into(),
                 config_map: "spire-bundle".into(),
-                key: "bundle.crt".into()
-            })
+                key: "bundle.crt".into(),
+                format: None,
+            }]
         );
     }
 
@@ -456,7 +600,7 @@ health_checks {
         assert_eq!(c.trust_domain.as_deref(), Some("example.org"));
         assert_eq!(c.x509_svid_ttl.as_ref().map(|(raw, _)| raw.as_str()), Some("1h"));
         assert_eq!(c.ca_ttl(), DEFAULT_CA_TTL);
-        let n = c.bundle_notifier.unwrap();
+        let n = &c.bundle_targets[0];
         assert_eq!((n.config_map.as_str(), n.key.as_str()), ("trust-bundle", "root-cert.pem"));
     }
 
@@ -470,7 +614,36 @@ health_checks {
         assert_eq!(c.x509_svid_ttl(), DEFAULT_X509_SVID_TTL);
         assert_eq!(c.socket_path, None);
         assert!(c.bundle_endpoint);
-        assert_eq!(c.bundle_notifier.unwrap().config_map, "bundle");
+        assert_eq!(c.bundle_targets[0].config_map, "bundle");
+    }
+
+    #[test]
+    fn bundle_publisher_as_the_official_chart_renders_it() {
+        // The chart renders its YAML configuration to JSON with plugins as lists of one-key
+        // objects, and BundlePublisher k8s_configmap's clusters as a list (chart-internal, plus
+        // one per external cluster, which has a kubeconfig_path).
+        let json = r#"{"server": {"trust_domain": "example.org"},
+            "plugins": {"BundlePublisher": [{"k8s_configmap": {"plugin_data": {"clusters": [
+                {"chart-internal": {"configmap_key": "bundle.spiffe", "configmap_name": "spire-bundle", "format": "spiffe", "namespace": "spire-system"}},
+                {"edge": {"kubeconfig_path": "/kubeconfigs/edge", "configmap_key": "bundle.spiffe", "configmap_name": "spire-bundle-upstream", "format": "spiffe", "namespace": "spire-system"}}
+            ]}}}]}}"#;
+        let c = parse_server_conf(json).unwrap();
+        assert_eq!(
+            c.bundle_targets,
+            [BundleTarget {
+                plugin: BundlePlugin::K8sConfigMapPublisher,
+                namespace: "spire-system".into(),
+                config_map: "spire-bundle".into(),
+                key: "bundle.spiffe".into(),
+                format: Some("spiffe".into()),
+            }]
+        );
+        assert_eq!(c.bundle_targets[0].to_string(), "BundlePublisher k8s_configmap (format spiffe)");
+        // HCL, as SPIRE's documentation writes it.
+        let hcl = "server { trust_domain = \"x\" }\nplugins {\n  BundlePublisher \"k8s_configmap\" {\n    plugin_data {\n      clusters = {\n        \"local\" = {\n          configmap_name = \"example.org\"\n          configmap_key = \"bundle\"\n          namespace = \"spire\"\n          format = \"pem\"\n        }\n      }\n    }\n  }\n}\n";
+        let c = parse_server_conf(hcl).unwrap();
+        assert_eq!(c.bundle_targets.len(), 1);
+        assert_eq!((c.bundle_targets[0].key.as_str(), c.bundle_targets[0].format.as_deref()), ("bundle", Some("pem")));
     }
 
     #[test]
@@ -526,12 +699,34 @@ health_checks {
         );
         let templated = "spec:\n  containers:\n  {{- if true }}\n  - name: istio-proxy\n  volumes: [{name: s, csi: {driver: csi.spiffe.io}}] # /run/secrets/workload-spiffe-uds\n";
         assert!(template_mounts_socket(templated, "/run/secrets/workload-spiffe-uds").is_ok());
-        let templates = parse_injector_templates(&format!(
+        let injector = parse_injector_config(&format!(
             "policy: enabled\ntemplates:\n  sidecar: |\n    spec: {{}}\n  spire: |\n{}",
             good.lines().map(|l| format!("    {l}\n")).collect::<String>()
         ))
         .unwrap();
-        assert!(templates.contains_key("sidecar"));
-        assert!(template_mounts_socket(&templates["spire"], "/run/secrets/workload-spiffe-uds").is_ok());
+        assert!(injector.templates.contains_key("sidecar"));
+        assert_eq!(injector.default_templates, ["sidecar"]);
+        assert!(template_mounts_socket(&injector.templates["spire"], "/run/secrets/workload-spiffe-uds").is_ok());
+        let custom = parse_injector_config("defaultTemplates: [sidecar, spire]\ntemplates: {}\n").unwrap();
+        assert_eq!(custom.default_templates, ["sidecar", "spire"]);
+    }
+
+    #[test]
+    fn template_metadata_in_both_forms() {
+        // Istio's SPIRE guide writes the label at the top of the template...
+        let guide = "labels:\n  spiffe.io/spire-managed-identity: \"true\"\nspec:\n  volumes: []\n";
+        let m = template_metadata(guide);
+        assert_eq!(m.labels.get("spiffe.io/spire-managed-identity").map(String::as_str), Some("true"));
+        // ...Istio's own templates under metadata; unquoted booleans become the string label.
+        let meta = "metadata:\n  labels:\n    spiffe.io/spire-managed-identity: true\n  annotations:\n    a: b\n";
+        let m = template_metadata(meta);
+        assert_eq!(m.labels.get("spiffe.io/spire-managed-identity").map(String::as_str), Some("true"));
+        assert_eq!(m.annotations.get("a").map(String::as_str), Some("b"));
+        // Template actions on lines of their own are dropped; values computed by them are not
+        // predicted.
+        let templated = "{{- if true }}\nmetadata:\n  labels:\n    fixed: \"yes\"\n    rev: {{ .Revision }}\n{{- end }}\n";
+        let m = template_metadata(templated);
+        assert_eq!(m.labels.keys().collect::<Vec<_>>(), ["fixed"]);
+        assert_eq!(template_metadata("{{ not yaml"), TemplateMetadata::default());
     }
 }

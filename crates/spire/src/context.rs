@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::bundle::{BundleError, TrustBundle, unix_seconds};
-use super::config::{self, ControllerConfig, MeshConfig, ServerConfig};
+use super::config::{self, BundleTarget, ControllerConfig, InjectorConfig, MeshConfig, ServerConfig};
 use super::selector::{LabelSelector, Labels, NamespacePattern};
 use super::template::TemplateData;
 use super::{CSI_DRIVER_NAME, SpireOptions};
@@ -37,12 +37,21 @@ pub struct Subject<'a> {
     /// The pod (or template): `metadata` and `spec`.
     pub pod: &'a Value,
     pub namespace: String,
+    /// The pod's labels, with those its injection templates add (see [`Subject::injected_labels`]).
     pub labels: Labels,
+    /// The pod's annotations, with those its injection templates add.
     pub annotations: Labels,
     pub service_account: String,
     /// A real Pod rather than a template.
     pub live: bool,
     pub dataplane: Dataplane,
+    /// The injection templates the sidecar injector applies: `inject.istio.io/templates`, or the
+    /// injector's `defaultTemplates` (sidecar subjects only; empty otherwise).
+    pub templates: Vec<String>,
+    /// Labels the injection templates add that the pod template does not carry itself: injection
+    /// is predicted for pod templates that are not injected yet, so that ClusterSPIFFEIDs see the
+    /// labels the pods will have.
+    pub injected_labels: Labels,
 }
 
 impl Subject<'_> {
@@ -57,9 +66,10 @@ impl Subject<'_> {
         Some(a.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect())
     }
 
-    /// Whether the pod asks for Istio's `spire` injection template.
+    /// Whether the injector applies Istio's `spire` template to the pod (asked for by annotation,
+    /// or one of the injector's default templates).
     pub fn opts_into_spire_template(&self) -> bool {
-        self.requested_templates().is_some_and(|t| t.iter().any(|t| t == "spire"))
+        self.templates.iter().any(|t| t == "spire")
     }
 
     /// Whether the pod itself mounts a `csi.spiffe.io` volume at `socket_path` (into istio-proxy
@@ -139,32 +149,52 @@ pub enum ServerConfigState<'a> {
     Found { object: &'a Object, parsed: Result<ServerConfig, String> },
 }
 
+/// One ConfigMap the trust bundle was looked for in, and what it held.
+#[derive(Debug, Clone)]
+pub struct BundleSource<'a> {
+    /// The server.conf plugins that write into it; empty when server.conf names none (or is not
+    /// available) and the usual place, `spire-bundle`, was looked up.
+    pub targets: Vec<BundleTarget>,
+    /// `ConfigMap spire-system/spire-bundle`, or `ConfigMap spire-bundle` in no namespace in particular.
+    pub place: String,
+    pub object: Option<&'a Object>,
+    /// Every key holding a bundle (the targets' keys and the usual names), each read.
+    pub read: Vec<(String, Result<TrustBundle, BundleError>)>,
+    /// Keys a target writes that are absent or empty, with the target.
+    pub empty: Vec<(String, BundleTarget)>,
+}
+
 /// Where the trust bundle comes from.
 #[derive(Debug, Clone)]
 pub enum BundleState<'a> {
     /// `SpireOptions::trust_bundle` (a `--bundle` file).
     Given(&'a TrustBundle),
-    Found {
-        object: &'a Object,
-        key: String,
-        parsed: Result<TrustBundle, BundleError>,
-    },
-    /// The ConfigMap exists without the key (Helm creates it empty, the notifier fills it).
-    Empty {
-        object: &'a Object,
-        key: String,
-    },
-    Missing {
-        looked_for: String,
-    },
+    /// The ConfigMaps server.conf publishes into (or `spire-bundle`), found or not.
+    Sources(Vec<BundleSource<'a>>),
 }
 
+/// Keys the bundle is found under when no plugin configuration names one: the k8sbundle
+/// notifier's default (`bundle.crt`) and the official chart's BundlePublisher keys
+/// (`bundle.<format>`: `bundle.spiffe` by default, `bundle.pem`, `bundle.jwks`).
+pub const USUAL_BUNDLE_KEYS: &[&str] = &["bundle.crt", "bundle.jwks", "bundle.pem", "bundle.spiffe"];
+
 impl BundleState<'_> {
-    pub fn bundle(&self) -> Option<&TrustBundle> {
+    /// Every readable bundle: the ConfigMap (none for a `--bundle` file), its key, the bundle.
+    pub fn bundles(&self) -> Vec<(Option<&Object>, &str, &TrustBundle)> {
         match self {
-            BundleState::Given(b) => Some(b),
-            BundleState::Found { parsed: Ok(b), .. } => Some(b),
-            _ => None,
+            BundleState::Given(b) => vec![(None, "", *b)],
+            BundleState::Sources(sources) => sources
+                .iter()
+                .flat_map(|s| s.read.iter().filter_map(move |(k, r)| Some((s.object, k.as_str(), r.as_ref().ok()?))))
+                .collect(),
+        }
+    }
+
+    /// Whether a bundle or a bundle ConfigMap was found at all.
+    pub fn seen(&self) -> bool {
+        match self {
+            BundleState::Given(_) => true,
+            BundleState::Sources(sources) => sources.iter().any(|s| s.object.is_some()),
         }
     }
 }
@@ -186,8 +216,8 @@ pub struct SpireContext<'a> {
     pub controller: Option<Parsed<'a, ControllerConfig>>,
     /// Istio mesh configs (one per revision).
     pub meshes: Vec<Parsed<'a, MeshConfig>>,
-    /// Sidecar injector configs (one per revision): template name → template text.
-    pub injectors: Vec<Parsed<'a, BTreeMap<String, String>>>,
+    /// Sidecar injector configs (one per revision).
+    pub injectors: Vec<Parsed<'a, InjectorConfig>>,
     pub bundle: BundleState<'a>,
     pub ids: Vec<SpiffeIdSpec<'a>>,
     pub subjects: Vec<Subject<'a>>,
@@ -238,8 +268,8 @@ impl<'a> SpireContext<'a> {
         let injectors = inventory
             .of(&kinds::CONFIG_MAP)
             .filter(|cm| cm.name == "istio-sidecar-injector" || cm.name.starts_with("istio-sidecar-injector-"))
-            .filter_map(|cm| Some((cm, config::parse_injector_templates(data_key(cm, "config")?))))
-            .collect();
+            .filter_map(|cm| Some((cm, config::parse_injector_config(data_key(cm, "config")?))))
+            .collect::<Vec<_>>();
         let bundle = find_bundle(inventory, options, &servers, &server_config);
         let controller_cfg = match &controller {
             Some((_, Ok(c))) => Some(c),
@@ -247,10 +277,13 @@ impl<'a> SpireContext<'a> {
         };
         let ids =
             inventory.of(&kinds::CLUSTER_SPIFFE_ID).map(|o| parse_spiffe_id(o, controller_cfg)).collect::<Vec<_>>();
-        let subjects: Vec<Subject<'a>> = find_subjects(inventory, &namespaces)
+        let mut subjects: Vec<Subject<'a>> = find_subjects(inventory, &namespaces)
             .into_iter()
             .filter(|s| options.workload_namespace.as_deref().is_none_or(|ns| s.namespace == ns))
             .collect();
+        for s in &mut subjects {
+            predict_injection(s, &injectors, &namespaces);
+        }
         let default_controller = ControllerConfig::default();
         let ignore: Vec<NamespacePattern> = controller_cfg
             .unwrap_or(&default_controller)
@@ -355,6 +388,11 @@ impl<'a> SpireContext<'a> {
                 .unwrap_or_else(|| serde_json::json!({ "name": node_name })),
             node_spec: node.and_then(|n| n.value.get("spec").cloned()).unwrap_or(Value::Null),
         }
+    }
+
+    /// The sidecar injector that serves a subject (see [`injector_for`]).
+    pub fn injector_for(&self, s: &Subject<'_>) -> Option<&Parsed<'a, InjectorConfig>> {
+        injector_for(s, &self.injectors, &self.namespaces)
     }
 
     /// Whether the ClusterSPIFFEID kind can be relied on, or why not.
@@ -501,32 +539,56 @@ fn find_bundle<'a>(
     if let Some(b) = &options.trust_bundle {
         return BundleState::Given(b);
     }
-    let notifier = match server_config {
-        ServerConfigState::Found { parsed: Ok(c), .. } => c.bundle_notifier.clone(),
-        _ => None,
+    let targets = match server_config {
+        ServerConfigState::Found { parsed: Ok(c), .. } => c.bundle_targets.clone(),
+        _ => Vec::new(),
     };
-    let (name, key, ns) = match &notifier {
-        Some(n) => (n.config_map.clone(), n.key.clone(), Some(n.namespace.clone())),
-        None => ("spire-bundle".to_string(), "bundle.crt".to_string(), None),
-    };
-    let mut candidates: Vec<&Object> = inventory
-        .of(&kinds::CONFIG_MAP)
-        .filter(|cm| cm.name == name && ns.as_ref().is_none_or(|ns| cm.namespace.as_ref() == Some(ns)))
-        .collect();
-    // Prefer the server's namespace when the notifier did not say.
-    candidates.sort_by_key(|cm| !servers.iter().any(|s| s.namespace == cm.namespace));
-    let Some(cm) = candidates.first() else {
-        let place = ns.map_or_else(|| format!("ConfigMap {name}"), |ns| format!("ConfigMap {ns}/{name}"));
-        return BundleState::Missing { looked_for: format!("{place} (key {key})") };
-    };
-    match data_key(cm, &key) {
-        Some(text) if !text.trim().is_empty() => BundleState::Found {
-            object: cm,
-            key: key.clone(),
-            parsed: TrustBundle::parse(format!("{} key {key}", cm.object_ref()), text.as_bytes()),
-        },
-        _ => BundleState::Empty { object: cm, key },
+    // One lookup per ConfigMap: (namespace, name) → the targets writing into it.
+    let mut places: Vec<(Option<String>, String, Vec<BundleTarget>)> = Vec::new();
+    for t in targets {
+        match places.iter_mut().find(|(ns, name, _)| ns.as_deref() == Some(&t.namespace) && *name == t.config_map) {
+            Some((_, _, ts)) => ts.push(t),
+            None => places.push((Some(t.namespace.clone()), t.config_map.clone(), vec![t])),
+        }
     }
+    if places.is_empty() {
+        // The name both the k8sbundle notifier and the official chart use.
+        places.push((None, "spire-bundle".to_string(), Vec::new()));
+    }
+    let sources = places
+        .into_iter()
+        .map(|(ns, name, targets)| {
+            let mut candidates: Vec<&Object> = inventory
+                .of(&kinds::CONFIG_MAP)
+                .filter(|cm| cm.name == name && ns.as_ref().is_none_or(|ns| cm.namespace.as_ref() == Some(ns)))
+                .collect();
+            // Prefer the server's namespace when the configuration did not say.
+            candidates.sort_by_key(|cm| !servers.iter().any(|s| s.namespace == cm.namespace));
+            let place = ns.map_or_else(|| format!("ConfigMap {name}"), |ns| format!("ConfigMap {ns}/{name}"));
+            let Some(cm) = candidates.first().copied() else {
+                return BundleSource { targets, place, object: None, read: Vec::new(), empty: Vec::new() };
+            };
+            let filled = |key: &str| data_key(cm, key).filter(|t| !t.trim().is_empty());
+            let mut keys: Vec<String> = targets.iter().map(|t| t.key.clone()).collect();
+            keys.extend(USUAL_BUNDLE_KEYS.iter().map(|k| k.to_string()));
+            keys.sort();
+            keys.dedup();
+            let read = keys
+                .iter()
+                .filter_map(|key| {
+                    let text = filled(key)?;
+                    let parsed = TrustBundle::parse(key.clone(), text.as_bytes()).map(|mut b| {
+                        b.source = format!("{} key {key}", cm.object_ref());
+                        b
+                    });
+                    Some((key.clone(), parsed))
+                })
+                .collect();
+            let empty = targets.iter().filter(|t| filled(&t.key).is_none()).map(|t| (t.key.clone(), t.clone())).collect();
+            BundleSource { targets, place, object: Some(cm), read, empty }
+        })
+        .collect();
+    BundleState::Sources(sources)
 }
 
 fn parse_spiffe_id<'a>(o: &'a Object, controller: Option<&ControllerConfig>) -> SpiffeIdSpec<'a> {
@@ -607,6 +669,53 @@ fn dataplane(ns: &Labels, labels: &Labels, annotations: &Labels, pod: &Value) ->
     None
 }
 
+/// The injector of a subject's revision: `istio-sidecar-injector-<rev>` for the `istio.io/rev`
+/// label of the pod or its namespace, `istio-sidecar-injector` otherwise; the only one when
+/// there is one.
+pub fn injector_for<'c, 'a>(
+    s: &Subject<'_>,
+    injectors: &'c [Parsed<'a, InjectorConfig>],
+    namespaces: &BTreeMap<String, Labels>,
+) -> Option<&'c Parsed<'a, InjectorConfig>> {
+    let rev = s
+        .labels
+        .get("istio.io/rev")
+        .or_else(|| namespaces.get(&s.namespace).and_then(|l| l.get("istio.io/rev")))
+        .filter(|r| r.as_str() != "default");
+    let name = rev.map_or_else(|| "istio-sidecar-injector".to_string(), |r| format!("istio-sidecar-injector-{r}"));
+    injectors.iter().find(|(o, _)| o.name == name).or_else(|| if injectors.len() == 1 { injectors.first() } else { None })
+}
+
+/// Apply what the sidecar injector will add to a pod template that is not injected yet: the
+/// templates it applies (`inject.istio.io/templates`, else the injector's `defaultTemplates`,
+/// else `sidecar`), and the labels and annotations those templates add. Istio merges each
+/// template over the pod in order, so a template's value wins over the pod's own.
+fn predict_injection(s: &mut Subject<'_>, injectors: &[Parsed<'_, InjectorConfig>], namespaces: &BTreeMap<String, Labels>) {
+    if s.dataplane != Dataplane::Sidecar {
+        return;
+    }
+    let injector = injector_for(s, injectors, namespaces).and_then(|(_, c)| c.as_ref().ok());
+    s.templates = s.requested_templates().unwrap_or_else(|| {
+        injector.map_or_else(|| vec!["sidecar".to_string()], |c| c.default_templates.clone())
+    });
+    // A live pod was injected (or not) when it was created; its metadata is what it is.
+    if s.live || s.has_proxy() {
+        return;
+    }
+    let Some(injector) = injector else { return };
+    for name in &s.templates {
+        let Some(text) = injector.templates.get(name) else { continue };
+        let added = config::template_metadata(text);
+        for (k, v) in added.labels {
+            if s.labels.get(&k) != Some(&v) {
+                s.injected_labels.insert(k.clone(), v.clone());
+            }
+            s.labels.insert(k, v);
+        }
+        s.annotations.extend(added.annotations);
+    }
+}
+
 fn find_subjects<'a>(inventory: &'a Inventory, namespaces: &BTreeMap<String, Labels>) -> Vec<Subject<'a>> {
     let units: Vec<(&'a Object, &'a Object, &'a Value, bool)> = if inventory.is_live() {
         inventory
@@ -645,6 +754,8 @@ fn find_subjects<'a>(inventory: &'a Inventory, namespaces: &BTreeMap<String, Lab
                 service_account,
                 live,
                 dataplane: mode,
+                templates: Vec::new(),
+                injected_labels: Labels::new(),
             })
         })
         .collect()

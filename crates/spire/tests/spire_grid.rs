@@ -32,22 +32,44 @@ fn ca_pem(from: i64, to: i64) -> String {
 }
 
 fn ca(from: i64, to: i64) -> (String, Vec<u8>) {
+    cert(true, from, to)
+}
+
+/// A self-signed certificate, a CA or a leaf, as PEM and DER.
+fn cert(is_ca: bool, from: i64, to: i64) -> (String, Vec<u8>) {
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.is_ca =
+        if is_ca { rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained) } else { rcgen::IsCa::ExplicitNoCa };
     params.distinguished_name.push(rcgen::DnType::CountryName, "US");
     params.distinguished_name.push(rcgen::DnType::OrganizationName, "SPIFFE");
-    params.subject_alt_names =
-        vec![rcgen::SanType::URI(rcgen::string::Ia5String::try_from("spiffe://example.org").unwrap())];
+    let san = if is_ca { "spiffe://example.org" } else { "spiffe://example.org/ns/shop/sa/cart" };
+    params.subject_alt_names = vec![rcgen::SanType::URI(rcgen::string::Ia5String::try_from(san).unwrap())];
     let epoch = rcgen::date_time_ymd(1970, 1, 1);
     params.not_before = epoch + Duration::from_secs((NOW + from) as u64);
     params.not_after = epoch + Duration::from_secs((NOW + to) as u64);
-    params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+    if is_ca {
+        params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+    }
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = params.self_signed(&key).unwrap();
     (cert.pem(), cert.der().to_vec())
 }
 
-/// Replace each `{{BUNDLE_*}}` placeholder with a PEM bundle, indented like the placeholder.
+/// A SPIFFE bundle document (what the official chart's BundlePublisher writes to
+/// `bundle.spiffe`) holding these certificates as x509-svid keys and one jwt-svid key, on one line.
+fn spiffe_bundle(certs: &[Vec<u8>]) -> String {
+    let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+    let mut keys: Vec<serde_json::Value> = certs
+        .iter()
+        .map(|der| serde_json::json!({"use": "x509-svid", "kty": "EC", "crv": "P-256", "x5c": [b64(der)]}))
+        .collect();
+    keys.push(serde_json::json!({"use": "jwt-svid", "kty": "EC", "kid": "jwt-key-1", "crv": "P-256",
+        "x": "Y2VydGFpbmx5LW5vdC1hLXJlYWwta2V5LXgtY29vcmQ", "y": "Y2VydGFpbmx5LW5vdC1hLXJlYWwta2V5LXktY29vcmQ"}));
+    serde_json::json!({"keys": keys, "spiffe_refresh_hint": 300, "spiffe_sequence": 4}).to_string()
+}
+
+/// Replace each `{{BUNDLE_*}}` (PEM) and `{{SPIFFE_BUNDLE_*}}` (SPIFFE bundle JSON) placeholder,
+/// indented like the placeholder.
 fn substitute_bundles(text: &str) -> String {
     let bundles = [
         // A 24h CA (SPIRE's default ca_ttl) issued an hour ago.
@@ -56,6 +78,12 @@ fn substitute_bundles(text: &str) -> String {
         ("{{BUNDLE_EXPIRED}}", ca_pem(-48 * HOUR, -24 * HOUR)),
         // A 24h CA with 2h left: inside the 4h activation window, and no successor.
         ("{{BUNDLE_NEAR_EXPIRY}}", ca_pem(-22 * HOUR, 2 * HOUR)),
+        ("{{SPIFFE_BUNDLE_VALID}}", spiffe_bundle(&[ca(-HOUR, 23 * HOUR).1])),
+        // An expired CA, a leaf certificate, and a CA inside its activation window with no successor.
+        (
+            "{{SPIFFE_BUNDLE_FAULTS}}",
+            spiffe_bundle(&[ca(-48 * HOUR, -24 * HOUR).1, cert(false, -HOUR, HOUR).1, ca(-22 * HOUR, 2 * HOUR).1]),
+        ),
     ];
     let mut out = String::new();
     for line in text.split_inclusive('\n') {
@@ -166,6 +194,7 @@ fn fixture_grid() {
         "missing-csi-mount",
         "double-match",
         "hardened-chart-offline",
+        "official-chart-healthy",
     ] {
         assert!(cases.iter().any(|c| c == required), "fixture case {required} is missing");
     }
@@ -183,7 +212,9 @@ fn fixture_grid() {
             ));
         }
         // The report's success flag agrees with the expectations.
-        assert_eq!(report.success, !want.iter().any(|l| l.split(' ').nth(1) == Some("error")), "{case}");
+        if report.success == want.iter().any(|l| l.split(' ').nth(1) == Some("error")) {
+            failures.push(format!("{case}: success is {}\n{}", report.success, explain(&report)));
+        }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -336,7 +367,7 @@ fn bundle_file_in_pem_and_spiffe_json_forms() {
     });
     let bundle = TrustBundle::parse("file bundle.json", doc.to_string().as_bytes()).unwrap();
     assert_eq!(bundle.certificates.len(), 1);
-    assert_eq!(bundle.jwt_keys, 1);
+    assert_eq!(bundle.jwt_authorities.len(), 1);
     assert_eq!(bundle.refresh_hint, Some(Duration::from_secs(300)));
     assert_eq!(bundle.certificates[0].spiffe_ids, ["spiffe://example.org"]);
     assert!(bundle.certificates[0].is_ca);
@@ -501,4 +532,111 @@ fn live_cluster_with_forbidden_pods() {
     assert_eq!(inputs.details[0].message, "pods could not be listed: pods is forbidden: cannot list pods");
     assert!(!report.success);
     assert!(report.fails(FailOn::Error));
+}
+
+#[test]
+fn official_chart_live_reads_bundle_spiffe_and_names_its_publisher() {
+    // Healthy: the bundle is read from bundle.spiffe, and nothing speaks of a k8sbundle notifier
+    // that this installation does not configure.
+    let inv = live("official-chart-healthy", |_, _| {});
+    let report = spire::check(&inv, &options());
+    assert!(non_ok(&report).is_empty(), "{}", explain(&report));
+    let readable = report.checks().find(|c| c.code == "SC2505").unwrap();
+    assert_eq!(
+        readable.details[0].to_string(),
+        "ConfigMap/spire-system/spire-bundle: bundle.spiffe: 1 X.509 authority and 1 JWT authority (SPIFFE bundle, JWT authorities undated, sequence 4, refresh hint 5m)"
+    );
+    let published = report.checks().find(|c| c.code == "SC2506").unwrap();
+    assert_eq!(
+        published.details[0].to_string(),
+        "ConfigMap/spire-system/spire-bundle: publishes the bundle under bundle.spiffe (BundlePublisher k8s_configmap (format spiffe))"
+    );
+    // The same cluster before the server has written the bundle: the warning names the plugin
+    // server.conf configures and the key it writes.
+    let inv = live("official-chart-healthy", |objects, _| {
+        let cm = objects.iter_mut().find(|o| o.kind == "ConfigMap" && o.name == "spire-bundle").unwrap();
+        cm.value["data"] = serde_json::json!({});
+    });
+    let report = spire::check(&inv, &options());
+    let published = report.checks().find(|c| c.code == "SC2506").unwrap();
+    assert_eq!(published.result, CheckStatus::Warning);
+    let text = published.details[0].to_string();
+    assert_eq!(
+        text,
+        "ConfigMap/spire-system/spire-bundle: has no bundle.spiffe: server.conf's BundlePublisher k8s_configmap (format spiffe) has not written it; read the SPIRE server's logs"
+    );
+    assert!(!report.checks().any(|c| c.details.iter().any(|d| d.message.contains("k8sbundle"))), "{}", explain(&report));
+}
+
+#[test]
+fn official_chart_offline_reads_every_bundle_form() {
+    // The rendered chart's ConfigMap is empty: the skip names the right key and plugin.
+    let inv = load("official-chart-healthy");
+    let objects: Vec<Object> = inv
+        .objects()
+        .iter()
+        .cloned()
+        .map(|mut o| {
+            if o.kind == "ConfigMap" && o.name == "spire-bundle" {
+                o.value.as_object_mut().unwrap().remove("data");
+            }
+            o
+        })
+        .collect();
+    let report = spire::check(&Inventory::from_files(objects, vec![], "default".into()), &options());
+    let published = report.checks().find(|c| c.code == "SC2506").unwrap();
+    assert_eq!(published.result, CheckStatus::Skipped);
+    assert_eq!(
+        published.details[0].message,
+        "ConfigMap/spire-system/spire-bundle has no bundle.spiffe yet: server.conf's BundlePublisher k8s_configmap (format spiffe) writes it when the server runs"
+    );
+    // A PEM bundle.crt next to it (a second publisher, or a copy) is read as well.
+    let inv = load("official-chart-healthy");
+    let objects: Vec<Object> = inv
+        .objects()
+        .iter()
+        .cloned()
+        .map(|mut o| {
+            if o.kind == "ConfigMap" && o.name == "spire-bundle" {
+                o.value["data"]["bundle.crt"] = serde_json::json!(ca_pem(-48 * HOUR, -24 * HOUR));
+            }
+            o
+        })
+        .collect();
+    let report = spire::check(&Inventory::from_files(objects, vec![], "default".into()), &options());
+    let expired = report.checks().find(|c| c.code == "SC2501").unwrap();
+    assert_eq!(expired.result, CheckStatus::Error);
+    assert_eq!(expired.details.len(), 1);
+    assert!(expired.details[0].message.starts_with("bundle.crt: certificate #1 "), "{}", expired.details[0]);
+    assert!(expired.details[0].message.ends_with(" expired 1d ago"), "{}", expired.details[0]);
+}
+
+#[test]
+fn spire_bundle_json_dates_jwt_authorities() {
+    // `spire-server bundle show -output json`: SPIRE's own bundle, the one form that dates JWT
+    // authorities. An expired JWT key fails SC2501, a stalled one warns under SC2502.
+    let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+    let doc = serde_json::json!({
+        "trust_domain": "example.org",
+        "x509_authorities": [{"asn1": b64(&ca(-HOUR, 23 * HOUR).1)}],
+        "jwt_authorities": [
+            {"public_key": "MFkw", "key_id": "retired", "expires_at": (NOW - 3 * 86_400).to_string()},
+            {"public_key": "MFkw", "key_id": "current", "expires_at": (NOW + 2 * HOUR).to_string()},
+        ],
+        "refresh_hint": "300",
+        "sequence_number": "9",
+    });
+    let bundle = TrustBundle::parse("file bundle.json", doc.to_string().as_bytes()).unwrap();
+    let report = spire::check(&load("healthy"), &SpireOptions { trust_bundle: Some(bundle), ..options() });
+    let expired = report.checks().find(|c| c.code == "SC2501").unwrap();
+    assert_eq!(expired.result, CheckStatus::Error);
+    assert!(
+        expired.details[0].message.starts_with("file bundle.json: JWT authority #1 (kid retired, expires ")
+            && expired.details[0].message.contains("expired 3d ago"),
+        "{}",
+        expired.details[0]
+    );
+    let rotation = report.checks().find(|c| c.code == "SC2502").unwrap();
+    assert_eq!(rotation.result, CheckStatus::Warning);
+    assert!(rotation.details[0].message.contains("JWT authority #2 (kid current"), "{}", rotation.details[0]);
 }

@@ -49,15 +49,15 @@ fn spire_template(cx: &SpireContext<'_>) -> Verdict {
     for (o, templates) in &cx.injectors {
         match templates {
             Err(e) => problems.push(Detail::on(o, e.clone())),
-            Ok(t) if t.contains_key("spire") => info.push(Detail::on(o, "has the spire template")),
-            Ok(t) => problems.push(Detail::on(
+            Ok(c) if c.templates.contains_key("spire") => info.push(Detail::on(o, "has the spire template")),
+            Ok(c) => problems.push(Detail::on(
                 o,
                 format!(
                     "templates are {}; no spire template",
-                    if t.is_empty() {
+                    if c.templates.is_empty() {
                         "the built-in ones".to_string()
                     } else {
-                        t.keys().cloned().collect::<Vec<_>>().join(", ")
+                        c.templates.keys().cloned().collect::<Vec<_>>().join(", ")
                     }
                 ),
             )),
@@ -68,7 +68,7 @@ fn spire_template(cx: &SpireContext<'_>) -> Verdict {
 
 fn template_mounts(cx: &SpireContext<'_>) -> Verdict {
     let with_template: Vec<_> =
-        cx.injectors.iter().filter_map(|(o, t)| Some((o, t.as_ref().ok()?.get("spire")?))).collect();
+        cx.injectors.iter().filter_map(|(o, c)| Some((o, c.as_ref().ok()?.templates.get("spire")?))).collect();
     if with_template.is_empty() {
         return Verdict::Skip("no spire injection template found".into());
     }
@@ -83,22 +83,22 @@ fn template_mounts(cx: &SpireContext<'_>) -> Verdict {
     )
 }
 
-/// Whether some injector's `spire` template mounts the socket (true when no injector is known:
-/// then the template cannot be judged and is given the benefit of the doubt).
-fn injector_provides_socket(cx: &SpireContext<'_>) -> bool {
-    cx.injectors.is_empty()
-        || cx.injectors.iter().any(|(_, t)| {
-            t.as_ref()
-                .ok()
-                .and_then(|t| t.get("spire"))
-                .is_some_and(|t| template_mounts_socket(t, &cx.options.socket_path).is_ok())
-        })
+/// Whether the injector serving a subject has a `spire` template that mounts the socket (true
+/// when no injector is known: then the template cannot be judged and is given the benefit of the
+/// doubt).
+fn injector_provides_socket(cx: &SpireContext<'_>, s: &Subject<'_>) -> bool {
+    if cx.injectors.is_empty() {
+        return true;
+    }
+    cx.injector_for(s).and_then(|(_, c)| c.as_ref().ok()).and_then(|c| c.templates.get("spire")).is_some_and(|t| {
+        template_mounts_socket(t, &cx.options.socket_path).is_ok()
+    })
 }
 
 /// Whether a sidecar pod gets the Workload API socket, by itself or through the spire template.
-fn gets_socket(cx: &SpireContext<'_>, s: &Subject<'_>) -> bool {
+pub fn gets_socket(cx: &SpireContext<'_>, s: &Subject<'_>) -> bool {
     s.mounts_socket(&cx.options.socket_path)
-        || (!s.has_proxy() && s.opts_into_spire_template() && injector_provides_socket(cx))
+        || (!s.has_proxy() && s.opts_into_spire_template() && injector_provides_socket(cx, s))
 }
 
 fn workload_socket(cx: &SpireContext<'_>) -> Verdict {
