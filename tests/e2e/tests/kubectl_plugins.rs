@@ -68,7 +68,11 @@ fn a_live_command_runs_through_kubectl_against_the_double() {
     let st = r.json();
     assert_eq!(st["namespace"], "shop");
     assert_eq!(st["mode"], "sidecar");
-    assert_eq!(st["workloads"], json!([{"kind": "Deployment", "name": "web", "pods": 2, "meshedPods": 2, "revisions": ["default"], "state": "meshed"}]));
+    assert_eq!(
+        st["workloads"],
+        json!([{"kind": "Deployment", "name": "web", "pods": 2, "meshedPods": 2, "revisions": ["default"], "state": "meshed",
+                "mtls": {"mode": "PERMISSIVE", "decidedBy": "Istio's default: no PeerAuthentication sets a mode"}}])
+    );
     // The plugin's exit codes come through kubectl: a namespace that does not exist is an input error.
     let missing = run(&venv_tool("kubectl"), &["mesh-migrate", "enable", "-n", "nope", "--dry-run=client"], None, &env);
     assert_eq!(missing.code, 2, "{missing:?}");
