@@ -47,6 +47,8 @@ codes! {
         "Create the CSIDriver object csi.spiffe.io (the CSI driver chart ships it); without it kubelet cannot mount the socket volume.";
     CSI_DRIVER_READY = "SC2106" Error "SPIFFE CSI driver is ready on every node"
         "Read the CSI driver pods' logs and events on the named nodes; pods scheduled there stay in ContainerCreating.";
+    AGENT_WHERE_NEEDED = "SC2107" Error "Workloads that need the Workload API only land on nodes with a ready SPIRE agent"
+        "Widen the agent DaemonSet's nodeSelector, affinity or tolerations to the named nodes (or keep these workloads off them with their own), and read the events of unready agent pods: pods there wait forever for an SVID.";
     // registration
     WORKLOAD_REGISTERED = "SC2201" Error "Every meshed workload is selected by a ClusterSPIFFEID"
         "Create or widen a ClusterSPIFFEID (podSelector and namespaceSelector) so the controller manager registers these workloads.";

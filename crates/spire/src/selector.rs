@@ -36,13 +36,45 @@ fn toleration_matches(t: &Value, taint: &Value) -> bool {
     }
 }
 
-/// Why a DaemonSet is not expected to run a pod on a node, or `None` when it is.
+/// Why a DaemonSet is not expected to run a pod on a node, or `None` when it is. Cordoned nodes
+/// are not expected to (a lenient reading for "every node runs an agent": a daemon pod that is
+/// there keeps running, but nobody should be told one is missing from a node being drained).
 pub fn daemon_excluded_from(pod_spec: Option<&Value>, node: &Value) -> Option<String> {
-    let spec = pod_spec.unwrap_or(&Value::Null);
     if node.pointer("/spec/unschedulable").and_then(Value::as_bool) == Some(true) {
         return Some("cordoned".into());
     }
+    daemon_cannot_run_on(pod_spec, node)
+}
+
+/// Why the DaemonSet controller would not place a pod of this template on a node, or `None`.
+/// Its pods tolerate the node-condition taints and `unschedulable` (the DaemonSet controller adds
+/// those tolerations, kubernetes `pkg/controller/daemon/util`), so a cordoned node still runs them.
+pub fn daemon_cannot_run_on(pod_spec: Option<&Value>, node: &Value) -> Option<String> {
+    let spec = pod_spec.unwrap_or(&Value::Null);
     let host_network = spec.get("hostNetwork").and_then(Value::as_bool) == Some(true);
+    placement(spec, node, |key| {
+        DAEMON_TOLERATED.contains(&key) || (host_network && key == "node.kubernetes.io/network-unavailable")
+    })
+}
+
+/// Why the scheduler would not place a pod of this template on a node, or `None`: a `nodeName`
+/// naming another node, a cordoned node, a NoSchedule or NoExecute taint the pod does not
+/// tolerate (every pod tolerates `not-ready` and `unreachable`, which the DefaultTolerationSeconds
+/// admission plugin adds), the node selector and the required node affinity.
+pub fn pod_cannot_run_on(pod_spec: Option<&Value>, node: &Value) -> Option<String> {
+    let spec = pod_spec.unwrap_or(&Value::Null);
+    let node_name = node.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+    if let Some(pinned) = spec.get("nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+        return (pinned != node_name).then(|| format!("spec.nodeName is {pinned}"));
+    }
+    if node.pointer("/spec/unschedulable").and_then(Value::as_bool) == Some(true) {
+        return Some("cordoned".into());
+    }
+    placement(spec, node, |key| matches!(key, "node.kubernetes.io/not-ready" | "node.kubernetes.io/unreachable"))
+}
+
+/// Taints, node selector and required node affinity, with `tolerated` keys always tolerated.
+fn placement(spec: &Value, node: &Value, tolerated: impl Fn(&str) -> bool) -> Option<String> {
     let tolerations = spec.get("tolerations").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
     for taint in node.pointer("/spec/taints").and_then(Value::as_array).into_iter().flatten() {
         let effect = taint.get("effect").and_then(Value::as_str).unwrap_or("");
@@ -50,7 +82,7 @@ pub fn daemon_excluded_from(pod_spec: Option<&Value>, node: &Value) -> Option<St
             continue;
         }
         let key = taint.get("key").and_then(Value::as_str).unwrap_or("");
-        if DAEMON_TOLERATED.contains(&key) || (host_network && key == "node.kubernetes.io/network-unavailable") {
+        if tolerated(key) {
             continue;
         }
         if !tolerations.iter().any(|t| toleration_matches(t, taint)) {
@@ -328,6 +360,27 @@ mod tests {
             {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["cpu"]}]},
             {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}]}}}});
         assert_eq!(daemon_excluded_from(Some(&aff), &node), None);
+    }
+
+    #[test]
+    fn daemon_and_pod_placement_differ_where_kubernetes_does() {
+        let cordoned = json!({"metadata": {"name": "n1"}, "spec": {"unschedulable": true,
+            "taints": [{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]}});
+        // A daemon pod still runs on a cordoned node; a new pod does not land there.
+        assert_eq!(daemon_cannot_run_on(None, &cordoned), None);
+        assert_eq!(pod_cannot_run_on(None, &cordoned).as_deref(), Some("cordoned"));
+        let tainted = json!({"metadata": {"name": "n2"}, "spec": {"taints": [
+            {"key": "node.kubernetes.io/disk-pressure", "effect": "NoSchedule"}]}});
+        assert_eq!(daemon_cannot_run_on(None, &tainted), None);
+        assert!(pod_cannot_run_on(None, &tainted).unwrap().contains("disk-pressure"));
+        let not_ready = json!({"metadata": {"name": "n3"}, "spec": {"taints": [
+            {"key": "node.kubernetes.io/not-ready", "effect": "NoExecute"}]}});
+        assert_eq!(pod_cannot_run_on(None, &not_ready), None);
+        let labelled = json!({"metadata": {"name": "n4", "labels": {"pool": "a"}}});
+        assert_eq!(pod_cannot_run_on(Some(&json!({"nodeSelector": {"pool": "a"}})), &labelled), None);
+        assert!(pod_cannot_run_on(Some(&json!({"nodeSelector": {"pool": "b"}})), &labelled).is_some());
+        assert_eq!(pod_cannot_run_on(Some(&json!({"nodeName": "n4"})), &labelled), None);
+        assert_eq!(pod_cannot_run_on(Some(&json!({"nodeName": "n9"})), &labelled).as_deref(), Some("spec.nodeName is n9"));
     }
 
     #[test]

@@ -195,6 +195,7 @@ fn fixture_grid() {
         "double-match",
         "hardened-chart-offline",
         "official-chart-healthy",
+        "official-chart-faults",
     ] {
         assert!(cases.iter().any(|c| c == required), "fixture case {required} is missing");
     }
@@ -640,3 +641,4 @@ fn spire_bundle_json_dates_jwt_authorities() {
     assert_eq!(rotation.result, CheckStatus::Warning);
     assert!(rotation.details[0].message.contains("JWT authority #2 (kid current"), "{}", rotation.details[0]);
 }
+

@@ -1,12 +1,18 @@
 //! Agent checks: a SPIRE agent and the SPIFFE CSI driver on every node that can run workloads.
 //!
-//! A node without an agent is where pods wait forever for an SVID. Which nodes *should* have one
-//! is the DaemonSet's own placement: nodes that are cordoned, or carry a NoSchedule/NoExecute
-//! taint the DaemonSet does not tolerate, or fall outside its node selector or required affinity,
-//! are not expected to run it (and cannot run meshed workloads that need it either, unless those
-//! tolerate more than the agent does, which this check does not try to prove).
+//! A node without an agent is where pods wait forever for an SVID. Two questions, two checks:
+//! does every node the DaemonSet places itself on run its pod (SC2103: nodes that are cordoned,
+//! carry a NoSchedule/NoExecute taint the DaemonSet does not tolerate, or fall outside its node
+//! selector or required affinity are not expected to); and, from the other side, does every node
+//! that runs or can receive a pod needing the Workload API get an agent at all (SC2107). The
+//! second is where a too narrow nodeSelector hides: the DaemonSet is "complete" on its own terms
+//! while meshed pods land next door. A pod needs the Workload API when Istio's `spire` injection
+//! template applies to it, when it mounts a `csi.spiffe.io` volume, or when it mounts the agent's
+//! socket directory (a hostPath the agent DaemonSet mounts too). Where such pods *can* land is
+//! the scheduler's rule for their template ([`crate::selector::pod_cannot_run_on`]); where the
+//! agent can run, the DaemonSet controller's ([`crate::selector::daemon_cannot_run_on`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
@@ -16,7 +22,7 @@ use crate::CSI_DRIVER_NAME;
 use crate::catalog;
 use crate::context::SpireContext;
 use crate::model::{CategoryDef, CheckDef, Detail, Verdict};
-use crate::selector::daemon_excluded_from;
+use crate::selector::{daemon_cannot_run_on, daemon_excluded_from, pod_cannot_run_on};
 use meshmove_model::workload::{self, Workload};
 
 pub fn category<'a>() -> CategoryDef<SpireContext<'a>> {
@@ -35,6 +41,7 @@ pub fn category<'a>() -> CategoryDef<SpireContext<'a>> {
             CheckDef::new(&catalog::AGENT_FOUND, agent_found),
             CheckDef::new(&catalog::AGENT_READY, agent_ready),
             CheckDef::new(&catalog::AGENT_ON_EVERY_NODE, agent_on_every_node),
+            CheckDef::new(&catalog::AGENT_WHERE_NEEDED, agent_where_needed),
             CheckDef::new(&catalog::CSI_DRIVER_FOUND, csi_found),
             CheckDef::new(&catalog::CSI_DRIVER_REGISTERED, csi_registered),
             CheckDef::new(&catalog::CSI_DRIVER_READY, csi_ready),
@@ -141,6 +148,178 @@ fn nodes_missing(cx: &SpireContext<'_>, daemons: &[&Object], what: &str) -> Verd
 
 fn agent_on_every_node(cx: &SpireContext<'_>) -> Verdict {
     nodes_missing(cx, &cx.agents, "SPIRE agent")
+}
+
+/// Whether a pod is ready: Running, and its Ready condition true (a pod object without
+/// conditions, as hand-written manifests have, counts as ready when Running).
+fn pod_ready(p: &Object) -> bool {
+    let running = p.value.pointer("/status/phase").and_then(Value::as_str) == Some("Running");
+    let ready = p
+        .value
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|cs| cs.iter().find(|c| c.get("type").and_then(Value::as_str) == Some("Ready")))
+        .is_none_or(|c| c.get("status").and_then(Value::as_str) == Some("True"));
+    running && ready
+}
+
+/// Host paths the agent DaemonSets mount: a pod mounting one of them reaches the agent's socket.
+fn agent_host_paths(cx: &SpireContext<'_>) -> BTreeSet<String> {
+    cx.agents
+        .iter()
+        .filter_map(|a| Workload::of(a)?.pod_spec())
+        .flat_map(|spec| spec.get("volumes").and_then(Value::as_array).into_iter().flatten())
+        .filter_map(|v| v.pointer("/hostPath/path").and_then(Value::as_str))
+        .map(|p| p.trim_end_matches('/').to_string())
+        .collect()
+}
+
+/// Why a pod (or pod template) needs the Workload API, if it does.
+fn needs_workload_api(cx: &SpireContext<'_>, object: &Object, pod: &Value, sockets: &BTreeSet<String>) -> Option<String> {
+    if let Some(s) = cx.subjects.iter().find(|s| std::ptr::eq(s.object, object))
+        && super::istio::gets_socket(cx, s)
+        && !s.mounts_socket(&cx.options.socket_path)
+    {
+        return Some("the spire injection template".into());
+    }
+    let volumes = pod.pointer("/spec/volumes").and_then(Value::as_array).into_iter().flatten();
+    for v in volumes {
+        if v.pointer("/csi/driver").and_then(Value::as_str) == Some(CSI_DRIVER_NAME) {
+            return Some(format!("a {CSI_DRIVER_NAME} volume"));
+        }
+        if let Some(path) = v.pointer("/hostPath/path").and_then(Value::as_str)
+            && sockets.contains(path.trim_end_matches('/'))
+        {
+            return Some(format!("the agent socket directory {path}"));
+        }
+    }
+    None
+}
+
+/// `a, b, c and 4 more`
+fn some_of(names: &[String]) -> String {
+    const SHOWN: usize = 5;
+    if names.len() <= SHOWN {
+        return names.join(", ");
+    }
+    format!("{} and {} more", names[..SHOWN].join(", "), names.len() - SHOWN)
+}
+
+/// SC2107: every node that runs, or can receive, a pod needing the Workload API can run an agent,
+/// and where such pods run, the agent pod is ready (a node with no agent pod at all is SC2103's).
+fn agent_where_needed(cx: &SpireContext<'_>) -> Verdict {
+    if cx.agents.is_empty() {
+        return Verdict::Skip("no SPIRE agent DaemonSet found".into());
+    }
+    if let Some(why) = cx.unread(&[&kinds::NODE, &kinds::POD]) {
+        return Verdict::Skip(why);
+    }
+    if !cx.inventory.has(&kinds::NODE) {
+        return Verdict::Skip("needs the Nodes (a live cluster, or manifests that include them)".into());
+    }
+    let sockets = agent_host_paths(cx);
+    // SPIRE's own DaemonSets mount the socket directory; they are not its users.
+    let spire_own: BTreeSet<_> = cx.agents.iter().chain(&cx.csi_drivers).map(|o| o.object_ref()).collect();
+    let in_scope = |o: &Object| {
+        !spire_own.contains(&o.object_ref())
+            && cx.options.workload_namespace.as_deref().is_none_or(|ns| o.namespace.as_deref() == Some(ns))
+    };
+    // Node name → (pods there that need the API, templates that can land there and need it).
+    let mut need: BTreeMap<String, (Vec<String>, Vec<String>)> = BTreeMap::new();
+    let nodes: Vec<&Object> = cx.inventory.of(&kinds::NODE).collect();
+    let mut why: BTreeMap<String, String> = BTreeMap::new();
+    for p in cx.inventory.of(&kinds::POD) {
+        let owner = workload::pod_owner(cx.inventory, p);
+        if !in_scope(p) || owner.is_some_and(|o| !in_scope(o)) {
+            continue;
+        }
+        if matches!(p.value.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed")) {
+            continue;
+        }
+        let Some(node) = p.value.pointer("/spec/nodeName").and_then(Value::as_str) else { continue };
+        if let Some(reason) = needs_workload_api(cx, p, &p.value, &sockets) {
+            why.entry(p.object_ref().to_string()).or_insert(reason);
+            need.entry(node.to_string()).or_default().0.push(p.object_ref().to_string());
+        }
+    }
+    for w in workload::workloads(cx.inventory) {
+        // Scheduled pods were taken above, with the node they run on.
+        let scheduled = w.kind() == "Pod" && w.object.value.pointer("/spec/nodeName").is_some();
+        if scheduled || !in_scope(w.object) {
+            continue;
+        }
+        let Some(reason) = needs_workload_api(cx, w.object, w.template, &sockets) else { continue };
+        why.entry(w.object.object_ref().to_string()).or_insert(reason);
+        for node in &nodes {
+            let blocked = if w.kind() == "DaemonSet" {
+                daemon_cannot_run_on(w.pod_spec(), &node.value)
+            } else {
+                pod_cannot_run_on(w.pod_spec(), &node.value)
+            };
+            if blocked.is_none() {
+                need.entry(node.name.clone()).or_default().1.push(w.object.object_ref().to_string());
+            }
+        }
+    }
+    let mut problems = Vec::new();
+    for (node_name, (running, receivable)) in &need {
+        let Some(node) = nodes.iter().find(|n| n.name == *node_name) else { continue };
+        let blocked: Vec<String> = cx
+            .agents
+            .iter()
+            .filter_map(|a| {
+                daemon_cannot_run_on(Workload::of(a).and_then(|w| w.pod_spec()), &node.value)
+                    .map(|why| format!("{}: {why}", a.object_ref()))
+            })
+            .collect();
+        if blocked.len() == cx.agents.len() {
+            let mut parts = Vec::new();
+            if !running.is_empty() {
+                parts.push(format!("it runs {}", some_of(running)));
+            }
+            if !receivable.is_empty() {
+                parts.push(format!("{} can be scheduled here", some_of(receivable)));
+            }
+            problems.push(Detail::on(
+                node,
+                format!(
+                    "no SPIRE agent can run here ({}), yet {}: these pods need the Workload API and wait forever for an SVID",
+                    blocked.join("; "),
+                    parts.join(" and ")
+                ),
+            ));
+            continue;
+        }
+        if running.is_empty() {
+            continue;
+        }
+        let agent_pods: Vec<&Object> = cx
+            .inventory
+            .of(&kinds::POD)
+            .filter(|p| p.value.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node_name.as_str()))
+            .filter(|p| {
+                cx.agents.iter().any(|a| p.namespace == a.namespace && workload::owner(p) == Some(("DaemonSet", a.name.as_str())))
+            })
+            .filter(|p| !matches!(p.value.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed")))
+            .collect();
+        if !agent_pods.is_empty() && !agent_pods.iter().any(|p| pod_ready(p)) {
+            let names: Vec<String> = agent_pods.iter().map(|p| p.object_ref().to_string()).collect();
+            problems.push(Detail::on(
+                node,
+                format!(
+                    "the SPIRE agent pod here ({}) is not ready, yet it runs {}: these pods need the Workload API and wait for an SVID",
+                    names.join(", "),
+                    some_of(running)
+                ),
+            ));
+        }
+    }
+    let info = vec![Detail::new(format!(
+        "{} node(s) run or can receive pods that need the Workload API ({} such workload(s) and pod(s))",
+        need.len(),
+        why.len()
+    ))];
+    Verdict::from_problems_or(problems, info)
 }
 
 fn csi_found(cx: &SpireContext<'_>) -> Verdict {
