@@ -84,6 +84,7 @@
 mod cidr;
 mod compile;
 mod connection;
+pub mod diff;
 mod eval;
 mod explain;
 mod model;
@@ -112,6 +113,7 @@ pub use model::{
     WorkloadRef,
 };
 pub use reach::{Endpoint, Reach, ReachEntry, ReachEntryRef};
+pub use diff::{Change, Delta, DiffEntry, DiffSummary, ReachDiff};
 
 use cidr::{IpBlock, Regions};
 use compile::{CompileCtx, CompiledPolicy, Peer, PortSel, Rule, compile_policy};
