@@ -1,6 +1,10 @@
 //! Renderers: data in, text out. Tables for people (coloured only on a terminal), JSON and YAML
 //! with stable schemas for machines. Nothing here decides exit codes.
 
+mod graph;
+pub mod reach;
+#[cfg(test)]
+mod reach_tests;
 mod report;
 
 pub use report::report;
