@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::Args;
 use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat, SourceFlags};
 use meshmove_core::dbiso::generate::{self, GenerateOptions, Generation};
-use meshmove_model::inventory::{Inventory, Kind, kinds};
+use meshmove_model::inventory::{Inventory, Kind, Object, Origin, kinds};
 use meshmove_model::workload::WORKLOAD_KINDS;
 use serde_json::json;
 
@@ -14,6 +14,12 @@ pub struct GenerateArgs {
     pub source: SourceFlags,
     #[command(flatten)]
     pub policy: PolicyArgs,
+    /// Print what the policies change in who reaches whom instead of the policies (as `diff`:
+    /// exit 1 when they remove connections)
+    #[arg(long, help_heading = "Output")]
+    pub diff: bool,
+    #[command(flatten)]
+    pub focus: super::reach::FocusArgs,
 }
 
 /// Who besides the owners reaches a database.
@@ -115,4 +121,32 @@ pub fn run(kube: &KubeFlags, args: &GenerateArgs, output: &OutputFlags) -> Resul
     print(&mut out, output.output, &generation)?;
     out.flush()?;
     Ok(Exit::Ok)
+}
+
+/// `generate --diff`: the input as read (its NetworkPolicies included) against the input with the
+/// generated policies applied, on the engine. The AuthorizationPolicies that come with policies in
+/// ambient namespaces are Istio's, not NetworkPolicy, and are not part of the comparison.
+pub fn run_diff(kube: &KubeFlags, args: &GenerateArgs, format: super::Format) -> Result<Exit> {
+    let mut wanted = kinds(true);
+    for k in super::reach::model_kinds(false) {
+        if !wanted.contains(&k) {
+            wanted.push(k);
+        }
+    }
+    let inventory = meshmove_cli::analysis::load_inventory(kube, &args.source, &wanted, &[])?;
+    let generation = policies(&inventory, &args.policy);
+    let objects: Vec<Object> = generation
+        .policies
+        .iter()
+        .map(|p| Object {
+            api_version: kinds::NETWORK_POLICY.api_version(),
+            kind: kinds::NETWORK_POLICY.kind.to_string(),
+            namespace: Some(p.namespace.clone()),
+            name: p.name.clone(),
+            value: p.object.clone(),
+            origin: Origin::Generated { by: "kubectl dbiso generate".into() },
+        })
+        .collect();
+    let after = inventory.overlay(objects);
+    super::diff::compare(inventory, after, &args.focus, format)
 }

@@ -5,10 +5,12 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
-use meshmove_cli::{Exit, KubeFlags, OutputFlags, OutputFormat, ReportFlags, SourceFlags, complete};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use meshmove_cli::render::reach::ViewFormat;
+use meshmove_cli::{Exit, KubeFlags, OutputFlags, ReportFlags, SourceFlags, complete};
 
 mod apply;
+mod diff;
 mod explain;
 mod generate;
 mod reach;
@@ -25,6 +27,8 @@ const TOOL: &str = "dbiso";
         kubectl dbiso audit -n shop\n  \
         helm template shop ./chart | kubectl dbiso audit -f - -n shop\n  \
         kubectl dbiso explain deployment/api sts/postgres 5432 -n shop\n  \
+        kubectl dbiso reach -n shop -o dot | dot -Tsvg > reach.svg\n  \
+        kubectl dbiso diff -n shop -f new-policies.yaml\n  \
         kubectl dbiso generate -n shop | kubectl apply -f -\n  \
         kubectl dbiso apply -n shop --dry-run=server"
 )]
@@ -37,26 +41,14 @@ struct Cli {
     command: Command,
 }
 
-/// `-o` of this plugin: the shared formats plus `txt` for `reach`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-enum Format {
-    /// Aligned table, coloured on a terminal
-    #[default]
-    Table,
-    /// Table with more columns
-    Wide,
-    /// JSON with a stable schema
-    Json,
-    /// The same document as YAML
-    Yaml,
-    /// `reach` only: one `src => dst : conn` line per pair
-    Txt,
-}
+/// `-o` of this plugin: the shared formats, plus `txt`, `dot`, `mermaid`, `md` and `csv` for the
+/// connectivity views (`reach`, `diff`, `generate --diff`).
+type Format = ViewFormat;
 
-/// Output flags, as `meshmove_cli::OutputFlags` with `txt` added.
+/// Output flags, as `meshmove_cli::OutputFlags` with the connectivity formats added.
 #[derive(Debug, Clone, Args)]
 struct Output {
-    /// Output format (txt: reach only)
+    /// Output format (txt, dot, mermaid, md, csv: reach, diff and generate --diff only)
     #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t, help_heading = "Output")]
     format: Format,
     /// Never colour output (also: the NO_COLOR environment variable)
@@ -68,14 +60,13 @@ struct Output {
 }
 
 impl Output {
-    /// The shared output flags, for commands that do not take `txt`.
+    /// The shared output flags, for commands that print reports or manifests.
     fn shared(&self, command: &str) -> Result<OutputFlags> {
-        let output = match self.format {
-            Format::Table => OutputFormat::Table,
-            Format::Wide => OutputFormat::Wide,
-            Format::Json => OutputFormat::Json,
-            Format::Yaml => OutputFormat::Yaml,
-            Format::Txt => anyhow::bail!("-o txt is only supported by `reach`; `{command}` prints table, wide, json or yaml"),
+        let Some(output) = self.format.shared() else {
+            anyhow::bail!(
+                "-o {} is only supported by `reach`, `diff` and `generate --diff`; `{command}` prints table, wide, json or yaml",
+                self.format.name()
+            );
         };
         Ok(OutputFlags { output, no_color: self.no_color, verbosity: self.verbosity })
     }
@@ -92,8 +83,18 @@ enum Command {
         report: ReportFlags,
     },
     /// All-pairs reachability between workloads (and addresses outside the cluster)
-    #[command(after_help = "Examples:\n  kubectl dbiso reach -n shop -o txt\n  kubectl dbiso reach -f rendered.yaml -o json")]
+    #[command(after_help = "Examples:\n  kubectl dbiso reach -n shop -o txt\n  kubectl dbiso reach -f rendered.yaml -o json\n  \
+        kubectl dbiso reach -f rendered.yaml -o dot | dot -Tsvg > reach.svg\n  kubectl dbiso reach -n shop --focus sts/postgres -o mermaid")]
     Reach(reach::ReachArgs),
+    /// What a change does to who reaches whom: connections added, removed and changed
+    #[command(after_help = "The state before is --before PATH... or the cluster; the state after is --after PATH... (a whole\n\
+        state) or the state before with -f PATH... applied on top (as kubectl diff -f: objects of the same kind,\n\
+        namespace and name replace the ones before, the others are added).\n\
+        Exit status: 0 when no connection is removed or narrowed, 1 when the change removes connections.\n\n\
+        Examples:\n  kubectl dbiso diff -n shop -f dbiso-policies.yaml\n  \
+        kubectl dbiso diff --before old.yaml --after new.yaml -o md\n  \
+        kubectl dbiso diff --before rendered.yaml -f policies.yaml --focus deploy/api -o csv")]
+    Diff(diff::DiffArgs),
     /// Explain whether SRC can open a connection to DST on a port, policy by policy
     #[command(after_help = "SRC and DST: KIND/NAME (namespace from -n), KIND/NAMESPACE/NAME, or cidr:ADDRESS[/BITS].\n\
         Kinds: deployment, statefulset, daemonset, replicaset, job, cronjob, pod, service, cluster (CloudNativePG).\n\
@@ -126,7 +127,9 @@ fn run(cli: Cli) -> Result<Exit> {
     match cli.command {
         Command::Audit { source, report } => audit(&cli.kube, &source, &report, &cli.output.shared("audit")?),
         Command::Reach(args) => reach::run(&cli.kube, &args, cli.output.format),
+        Command::Diff(args) => diff::run(&cli.kube, &args, cli.output.format),
         Command::Explain(args) => explain::run(&cli.kube, &args, &cli.output.shared("explain")?),
+        Command::Generate(args) if args.diff => generate::run_diff(&cli.kube, &args, cli.output.format),
         Command::Generate(args) => generate::run(&cli.kube, &args, &cli.output.shared("generate")?),
         Command::Apply(args) => apply::run(&cli.kube, &args, &cli.output.shared("apply")?),
         Command::Completion { shell } => {

@@ -1,9 +1,14 @@
 //! `reach`: all-pairs reachability, as the engine's `Reach` (JSON/YAML), `src => dst : conn`
 //! lines (`-o txt`) or a table. Also the model loading `explain` shares.
 
+use std::collections::BTreeSet;
+
 use anyhow::{Context, Result};
 use clap::Args;
-use meshmove_cli::{Exit, KubeFlags, Out, OutputFormat, SourceFlags};
+use meshmove_cli::render::reach::Marks;
+use meshmove_cli::{Exit, KubeFlags, Out, SourceFlags};
+use meshmove_core::dbiso::target::{ObjectKind, TargetSpec};
+use meshmove_netpol::{Endpoint, WorkloadKind, WorkloadRef};
 use meshmove_netpol::view::{self as model, Model, ModelOptions};
 use meshmove_model::inventory::{Inventory, Kind, Unavailable, kinds};
 use meshmove_netpol::{Engine, EngineOptions};
@@ -15,6 +20,8 @@ use super::Format;
 pub struct ReachArgs {
     #[command(flatten)]
     source: SourceFlags,
+    #[command(flatten)]
+    focus: FocusArgs,
 }
 
 /// What the engine's model is made of; `explain` also resolves Services.
@@ -74,6 +81,11 @@ pub fn load_for_explain(kube: &KubeFlags, source: &SourceFlags, named: &[String]
 
 /// The engine's model of an inventory and the engine over it, with notes for what is left out.
 pub fn model_of(inventory: Inventory) -> Result<(Inventory, Model, Engine)> {
+    model_of_state(inventory, "")
+}
+
+/// [`model_of`] for one of the states a diff compares: notes start with `state` (`before: `).
+pub fn model_of_state(inventory: Inventory, state: &str) -> Result<(Inventory, Model, Engine)> {
     // Kinds the cluster refused or did not find are errors (`warn_unread`, or refused outright by
     // `explain`); only absent ones are left out with a note.
     for (kind, why) in inventory.unavailable().into_iter().filter(|(_, why)| !why.is_read_failure()) {
@@ -82,15 +94,15 @@ pub fn model_of(inventory: Inventory) -> Result<(Inventory, Model, Engine)> {
             Unavailable::NotInFiles => "not in the input".to_string(),
             Unavailable::Forbidden { message } | Unavailable::NotFound { message } => message,
         };
-        meshmove_cli::log::note(format_args!("{} are left out: {why}", kind.resource()));
+        meshmove_cli::log::note(format_args!("{state}{} are left out: {why}", kind.resource()));
     }
     let model = model::build(&inventory, ModelOptions::default());
     let (engine, rejected) = Engine::build_lenient(&model.cluster, EngineOptions::default()).context("building the reachability model")?;
     for e in &rejected {
-        meshmove_cli::log::note(format_args!("{e}: left out (the API server rejects this policy)"));
+        meshmove_cli::log::note(format_args!("{state}{e}: left out (the API server rejects this policy)"));
     }
     for p in &model.unreadable_policies {
-        meshmove_cli::log::note(format_args!("NetworkPolicy {}/{}: {}: left out", p.namespace, p.name, p.message));
+        meshmove_cli::log::note(format_args!("{state}NetworkPolicy {}/{}: {}: left out", p.namespace, p.name, p.message));
     }
     for (pod, problem) in &model.dropped_ports {
         meshmove_cli::debug!(1, "{pod}: {problem}: port left out");
@@ -110,29 +122,84 @@ pub fn model_of(inventory: Inventory) -> Result<(Inventory, Model, Engine)> {
 pub fn run(kube: &KubeFlags, args: &ReachArgs, format: Format) -> Result<Exit> {
     let (inventory, _, engine) = load(kube, &args.source, false)?;
     let reach = engine.reach();
+    let focus = args.focus.resolve(&inventory.default_namespace, &[reach.endpoints()])?;
+    let marks = databases(&[&inventory]);
     let mut out = Out::new();
-    match format {
-        Format::Json | Format::Yaml => {
-            let f = if format == Format::Json { OutputFormat::Json } else { OutputFormat::Yaml };
-            meshmove_cli::render::structured(&mut out, f, &reach)?;
-        }
-        Format::Txt => {
-            for e in reach.iter() {
-                out.line(format_args!("{} => {} : {}", e.src, e.dst, e.conn))?;
-            }
-        }
-        Format::Table | Format::Wide => {
-            if reach.is_empty() {
-                out.line("No traffic is allowed between any two endpoints.")?;
-            } else {
-                let rows = reach.iter().map(|e| vec![e.src.to_string(), e.dst.to_string(), e.conn.to_string()]).collect();
-                out.write_str(&meshmove_cli::render::table(&["SOURCE", "DESTINATION", "ALLOWED"], rows))?;
-            }
-        }
-    }
+    meshmove_cli::render::reach::reach(&mut out, format, &reach, &marks, focus.as_ref())?;
     out.flush()?;
     // What could be read is shown (as `kubectl get` shows the kinds it may list); what could not
     // makes the run fail: pairs through unread policies or pods are missing or wrong.
     let incomplete = meshmove_cli::analysis::warn_unread(super::TOOL, &inventory);
     Ok(if incomplete { Exit::Findings } else { Exit::Ok })
+}
+
+/// The databases of the inventories, for the views to mark.
+pub fn databases(inventories: &[&Inventory]) -> Marks {
+    let databases = inventories.iter().flat_map(|i| meshmove_core::dbiso::discover::databases(i)).map(|d| d.workload_ref()).collect();
+    Marks { databases }
+}
+
+/// `--focus`: narrow a connectivity view to the pairs from or to some workloads.
+#[derive(Args, Debug, Clone, Default)]
+pub struct FocusArgs {
+    /// Only connections from or to this workload: KIND/NAME (namespace from -n), KIND/NAMESPACE/NAME,
+    /// or cidr:ADDRESS[/BITS] for the address ranges outside the cluster that overlap it (repeatable)
+    #[arg(long = "focus", value_name = "WORKLOAD", help_heading = "Output")]
+    pub focus: Vec<TargetSpec>,
+}
+
+impl FocusArgs {
+    /// The endpoints in focus (`None` without `--focus`), each checked against the endpoints the
+    /// views show (`endpoints`: one list per state compared). A name that matches nothing is an
+    /// error, with where workloads of that name are.
+    pub fn resolve(&self, default_namespace: &str, endpoints: &[&[Endpoint]]) -> Result<Option<BTreeSet<Endpoint>>> {
+        if self.focus.is_empty() {
+            return Ok(None);
+        }
+        let all: BTreeSet<&Endpoint> = endpoints.iter().flat_map(|e| e.iter()).collect();
+        let mut set = BTreeSet::new();
+        for spec in &self.focus {
+            match spec {
+                TargetSpec::Cidr(net) => {
+                    let hits: Vec<&Endpoint> = all
+                        .iter()
+                        .copied()
+                        .filter(|e| matches!(e, Endpoint::External(n) if n.contains(net) || net.contains(n)))
+                        .collect();
+                    if hits.is_empty() {
+                        anyhow::bail!("--focus cidr:{net}: no address range outside the cluster that overlaps it is reached or reaches a workload");
+                    }
+                    set.extend(hits.into_iter().cloned());
+                }
+                TargetSpec::Object { kind: ObjectKind::Service, .. } => {
+                    anyhow::bail!("--focus takes a workload (deployment/NAME, statefulset/NAME, cluster/NAME, pod/NAME for a bare pod) or cidr:ADDRESS, not a Service");
+                }
+                TargetSpec::Object { kind, namespace, name } => {
+                    let kind = match kind {
+                        ObjectKind::Workload(k) => k.clone(),
+                        _ => WorkloadKind::Pod,
+                    };
+                    let ns = namespace.as_deref().unwrap_or(default_namespace);
+                    let want = Endpoint::Workload(WorkloadRef::new(kind.clone(), ns, name.as_str()));
+                    if !all.contains(&want) {
+                        let elsewhere: Vec<String> = all
+                            .iter()
+                            .filter_map(|e| match e {
+                                Endpoint::Workload(w) if w.kind == kind && &w.name == name => Some(format!("{}/{}/{}", w.kind.as_str().to_ascii_lowercase(), w.namespace, w.name)),
+                                _ => None,
+                            })
+                            .collect();
+                        let hint = if elsewhere.is_empty() {
+                            if kind == WorkloadKind::Pod { " (pods of a workload are shown as the workload: focus on it)" } else { "" }.to_string()
+                        } else {
+                            format!("; the input has it in another namespace: write {}", elsewhere.join(" or "))
+                        };
+                        anyhow::bail!("--focus: no {want} in the input{hint}");
+                    }
+                    set.insert(want);
+                }
+            }
+        }
+        Ok(Some(set))
+    }
 }

@@ -187,8 +187,10 @@ fn no_output_carries_a_secret_value() {
             outputs.push(dbiso(&["audit", "-f", &file, "-n", NS, "-o", o, "-v", v], &[]));
         }
     }
-    for o in ["table", "json", "yaml", "txt"] {
+    for o in ["table", "json", "yaml", "txt", "dot", "mermaid", "md", "csv"] {
         outputs.push(dbiso(&["reach", "-f", &file, "-n", NS, "-o", o, "-v", "9"], &[]));
+        outputs.push(dbiso(&["generate", "--diff", "--isolate-all", "-f", &file, "-n", NS, "-o", o, "-v", "9"], &[]));
+        outputs.push(dbiso(&["diff", "--before", &file, "--after", &file, "-n", NS, "-o", o, "-v", "9"], &[]));
     }
     for o in ["table", "json", "yaml"] {
         outputs.push(dbiso(&["explain", "deploy/reports", "svc/postgres-core", "-f", &file, "-n", NS, "-o", o, "-v", "9"], &[]));
@@ -339,11 +341,13 @@ fn cluster_errors_exit_3_and_completion_lists_the_commands() {
     let r = dbiso(&["audit", "--kubeconfig", "/nonexistent/kubeconfig"], &[]);
     assert_eq!(r.code, 3, "{r:?}");
     let c = dbiso(&["completion", "bash"], &[]).expect_code(0);
-    for sub in ["audit", "reach", "explain", "generate", "apply"] {
+    for sub in ["audit", "reach", "diff", "explain", "generate", "apply"] {
         assert!(c.stdout.contains(sub), "{sub} missing from the completion script");
     }
     let r = dbiso(&["__complete", "reach", "-o", ""], &[]).expect_code(0);
-    assert!(r.stdout.lines().any(|l| l == "txt"), "{}", r.stdout);
+    for format in ["txt", "dot", "mermaid", "md", "csv"] {
+        assert!(r.stdout.lines().any(|l| l == format), "{format}: {}", r.stdout);
+    }
 }
 
 /// A saved cluster state: raw API lists (items without kind or apiVersion), one of them JSON.
@@ -445,4 +449,167 @@ fn e2e_objects(streams: &[&str]) -> Vec<Value> {
         }
     }
     out
+}
+
+/// A namespace with two services and a database, and the policy that isolates the database.
+const SHOP: &str = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: api, namespace: shop}\nspec:\n  selector: {matchLabels: {app: api}}\n  template:\n    metadata: {labels: {app: api}}\n    spec: {containers: [{name: api, image: shop/api:1, env: [{name: PGHOST, value: pg}], ports: [{containerPort: 8080}]}]}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: web, image: shop/web:1}]}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: pg, namespace: shop}\nspec: {selector: {app: pg}, ports: [{port: 5432}]}\n---\napiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: pg, namespace: shop}\nspec:\n  serviceName: pg\n  selector: {matchLabels: {app: pg}}\n  template:\n    metadata: {labels: {app: pg}}\n    spec: {containers: [{name: pg, image: postgres:16, ports: [{containerPort: 5432}]}]}\n";
+const ISOLATE_PG: &str = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: pg, namespace: shop}\nspec:\n  podSelector: {matchLabels: {app: pg}}\n  ingress:\n  - from: [{podSelector: {matchLabels: {app: api}}}]\n    ports: [{port: 5432}]\n";
+
+/// `(change, src name, dst name or cidr)` of a diff's JSON entries.
+fn changes(diff: &Value) -> Vec<(String, String, String)> {
+    let end = |e: &Value| e["name"].as_str().or(e["cidr"].as_str()).unwrap().to_string();
+    diff["entries"].as_array().unwrap().iter().map(|e| (e["change"].as_str().unwrap().to_string(), end(&e["src"]), end(&e["dst"]))).collect()
+}
+
+#[test]
+fn diff_between_two_inputs_exits_1_when_the_change_removes_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = write(dir.path(), "before.yaml", SHOP);
+    let policy = write(dir.path(), "policy.yaml", ISOLATE_PG);
+    let after = write(dir.path(), "after.yaml", &format!("{SHOP}---\n{ISOLATE_PG}"));
+
+    let r = dbiso(&["diff", "--before", &before, "--after", &after, "-o", "json"], &[]).expect_code(1);
+    let d = r.json();
+    assert_eq!(d["removesConnections"], true);
+    assert_eq!(d["summary"], json!({"added": 0, "removed": 4, "changed": 1, "losing": 5}));
+    let got = changes(&d);
+    assert_eq!(
+        got,
+        [
+            ("changed".to_string(), "api".to_string(), "pg".to_string()),
+            ("removed".into(), "pg".into(), "pg".into()),
+            ("removed".into(), "web".into(), "pg".into()),
+            ("removed".into(), "0.0.0.0/0".into(), "pg".into()),
+            ("removed".into(), "::/0".into(), "pg".into()),
+        ]
+    );
+    let api = &d["entries"][0];
+    assert_eq!((&api["before"], &api["after"], &api["lost"]), (&json!("all"), &json!([{"protocol": "TCP", "port": 5432}]), &json!({"allExcept": [{"protocol": "TCP", "port": 5432}]})));
+
+    // -f applies the policy on top of --before: the same change.
+    let overlay = dbiso(&["diff", "--before", &before, "-f", &policy, "-o", "json"], &[]).expect_code(1).json();
+    assert_eq!(overlay, d);
+    // Stdin for one side.
+    let piped = run(&bin("dbiso"), &["diff", "--before", "-", "--after", &after, "-o", "json"], Some(SHOP), &[]).expect_code(1).json();
+    assert_eq!(piped, d);
+    // The other way round only adds: exit 0. No change: exit 0.
+    let back = dbiso(&["diff", "--before", &after, "--after", &before, "-o", "json"], &[]).expect_code(0).json();
+    assert_eq!(back["summary"], json!({"added": 4, "removed": 0, "changed": 1, "losing": 0}));
+    let same = dbiso(&["diff", "--before", &before, "--after", &before], &[]).expect_code(0);
+    assert_eq!(same.stdout, "No connection changes.\n");
+
+    // Every format keeps the exit code; the table ends with the summary.
+    for o in ["table", "wide", "yaml", "txt", "dot", "mermaid", "md", "csv"] {
+        let r = dbiso(&["diff", "--before", &before, "--after", &after, "-o", o], &[]).expect_code(1);
+        assert!(!r.stdout.is_empty(), "{o}");
+    }
+    let table = dbiso(&["diff", "--before", &before, "--after", &after], &[]).expect_code(1).stdout;
+    assert!(table.ends_with("0 added, 4 removed, 1 changed: the change removes connections (5 pair(s) lose traffic)\n"), "{table}");
+    let txt = dbiso(&["diff", "--before", &before, "--after", &after, "-o", "txt"], &[]).expect_code(1).stdout;
+    assert!(txt.lines().any(|l| l == "~ Deployment/shop/api => StatefulSet/shop/pg : All connections -> TCP 5432"), "{txt}");
+
+    // --focus narrows to the pairs from or to a workload; a name that is not there is an error.
+    let web = dbiso(&["diff", "--before", &before, "--after", &after, "-o", "json", "--focus", "deploy/shop/web"], &[]).expect_code(1).json();
+    assert_eq!(changes(&web), [("removed".to_string(), "web".to_string(), "pg".to_string())]);
+    let outside = dbiso(&["diff", "--before", &before, "--after", &after, "-o", "json", "--focus", "cidr:203.0.113.0/24"], &[]).expect_code(1).json();
+    assert_eq!(changes(&outside), [("removed".to_string(), "0.0.0.0/0".to_string(), "pg".to_string())]);
+    let missing = dbiso(&["diff", "--before", &before, "--after", &after, "--focus", "deploy/shop/nope"], &[]).expect_code(2);
+    assert!(missing.stderr.contains("--focus: no Deployment/shop/nope in the input"), "{}", missing.stderr);
+    let elsewhere = dbiso(&["diff", "--before", &before, "--after", &after, "--focus", "deploy/web"], &[]).expect_code(2);
+    assert!(elsewhere.stderr.contains("write deployment/shop/web"), "{}", elsewhere.stderr);
+
+    // Usage errors: no state after, both kinds of state after, stdin twice.
+    for args in [
+        vec!["diff", "--before", before.as_str()],
+        vec!["diff", "--before", before.as_str(), "--after", after.as_str(), "-f", policy.as_str()],
+        vec!["diff", "--before", "-", "--after", "-"],
+    ] {
+        let r = dbiso(&args, &[]);
+        assert_eq!(r.code, 2, "{args:?}: {r:?}");
+        assert!(r.stdout.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn diff_and_generate_diff_against_the_live_cluster() {
+    let double = Double::spawn_blocking_runtime(DoubleOptions::default()).expect("double starts");
+    double.install_crds(crds::cnpg()).unwrap();
+    double.load_values(apiserver_double::parse_documents(SHOP).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = double.write_kubeconfig(dir.path(), "shop").unwrap();
+    let env = [("KUBECONFIG", kubeconfig.to_str().unwrap())];
+    let policy = write(dir.path(), "policy.yaml", ISOLATE_PG);
+
+    // kubectl diff's shape: the cluster, and the cluster with the file applied.
+    double.clear_requests();
+    let d = dbiso(&["diff", "-f", &policy, "-o", "json"], &env).expect_code(1).json();
+    assert_eq!(d["summary"], json!({"added": 0, "removed": 4, "changed": 1, "losing": 5}));
+    assert!(double.requests().iter().all(|r| r.method == "GET"), "diff only reads");
+    // The files alone against the cluster: --after is the whole state after.
+    let files = write(dir.path(), "after.yaml", &format!("{SHOP}---\n{ISOLATE_PG}"));
+    let whole = dbiso(&["diff", "--after", &files, "-o", "json"], &env).expect_code(1).json();
+    assert_eq!(whole, d);
+
+    // generate --diff: the generated policy keeps the owner on 5432 and cuts the rest.
+    let g = dbiso(&["generate", "--diff", "-o", "json"], &env).expect_code(1).json();
+    let got = changes(&g);
+    assert!(got.contains(&("changed".to_string(), "api".to_string(), "pg".to_string())), "{got:?}");
+    assert!(got.contains(&("removed".to_string(), "web".to_string(), "pg".to_string())), "{got:?}");
+    let api = g["entries"].as_array().unwrap().iter().find(|e| e["src"]["name"] == "api" && e["dst"]["name"] == "pg").unwrap();
+    assert_eq!(api["after"], json!([{"protocol": "TCP", "port": 5432}]));
+    assert!(double.list("networking.k8s.io/v1", "NetworkPolicy", Some("shop")).is_empty(), "generate --diff wrote");
+    // Once applied, the same policies change nothing.
+    dbiso(&["apply"], &env).expect_code(0);
+    let again = dbiso(&["generate", "--diff"], &env).expect_code(0);
+    assert_eq!(again.stdout, "No connection changes.\n");
+}
+
+#[test]
+fn generate_diff_on_the_demo_chart_keeps_every_owner_and_cuts_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "demo.yaml", &rendered_demo());
+    let d = dbiso(&["generate", "--diff", "-f", &file, "-n", NS, "--isolate-all", "-o", "json"], &[]).expect_code(1).json();
+    assert_eq!(d["removesConnections"], true);
+    let entries = d["entries"].as_array().unwrap();
+    let into = |db: &str| -> Vec<(&str, &str)> {
+        entries.iter().filter(|e| e["dst"]["name"] == db).map(|e| (e["src"]["name"].as_str().or(e["src"]["cidr"].as_str()).unwrap(), e["change"].as_str().unwrap())).collect()
+    };
+    let core = into("postgres-core");
+    for owner in ["api-gateway", "platform-services", "db-migrate"] {
+        assert!(core.contains(&(owner, "changed")), "{owner} keeps postgres-core, narrowed: {core:?}");
+    }
+    assert!(core.contains(&("frontend", "removed")), "{core:?}");
+    assert!(!core.iter().any(|(_, c)| *c == "added"), "{core:?}");
+    // Narrowed to the frontend: it only loses, and only databases.
+    let f = dbiso(&["generate", "--diff", "-f", &file, "-n", NS, "--isolate-all", "-o", "json", "--focus", "deploy/frontend"], &[]).expect_code(1).json();
+    for e in f["entries"].as_array().unwrap() {
+        assert_eq!((e["src"]["name"].as_str(), e["change"].as_str()), (Some("frontend"), Some("removed")), "{e}");
+        assert!(["postgres-core", "postgres-llm", "redis"].contains(&e["dst"]["name"].as_str().unwrap()), "{e}");
+    }
+}
+
+#[test]
+fn reach_draws_graphs_and_tables_and_narrows_to_a_workload() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "shop.yaml", &format!("{SHOP}---\n{ISOLATE_PG}"));
+    let dot = dbiso(&["reach", "-f", &file, "-o", "dot"], &[]).expect_code(0).stdout;
+    assert!(dot.starts_with("digraph connectivity {\n") && dot.ends_with("}\n"), "{dot}");
+    assert!(dot.contains("subgraph \"cluster_0\" {\n    label=\"namespace shop\";"), "{dot}");
+    assert!(dot.contains("\"StatefulSet/shop/pg\" [label=\"StatefulSet\\npg\\n(database)\", shape=cylinder"), "{dot}");
+    let mermaid = dbiso(&["reach", "-f", &file, "-o", "mermaid"], &[]).expect_code(0).stdout;
+    assert!(mermaid.starts_with("flowchart LR\n  subgraph ns0[\"namespace shop\"]\n"), "{mermaid}");
+    let md = dbiso(&["reach", "-f", &file, "-o", "md"], &[]).expect_code(0).stdout;
+    assert!(md.contains("| `Deployment/shop/api` | `StatefulSet/shop/pg` (database) | TCP 5432 |"), "{md}");
+    let csv = dbiso(&["reach", "-f", &file, "-o", "csv"], &[]).expect_code(0).stdout;
+    assert!(csv.lines().any(|l| l == "Deployment,shop,api,false,StatefulSet,shop,pg,true,TCP 5432"), "{csv}");
+    let txt = dbiso(&["reach", "-f", &file, "-o", "txt", "--focus", "sts/pg", "-n", "shop"], &[]).expect_code(0).stdout;
+    assert!(!txt.is_empty() && txt.lines().all(|l| l.contains("StatefulSet/shop/pg")), "{txt}");
+    for (cmd, o) in [("audit", "dot"), ("explain", "csv"), ("generate", "mermaid")] {
+        let mut args = vec![cmd, "-f", &file, "-o", o];
+        if cmd == "explain" {
+            args.extend(["deploy/api", "sts/pg", "-n", "shop"]);
+        }
+        let r = dbiso(&args, &[]).expect_code(2);
+        assert!(r.stderr.contains(&format!("-o {o} is only supported by `reach`, `diff` and `generate --diff`")), "{}", r.stderr);
+    }
 }
