@@ -245,8 +245,9 @@ async fn a_changed_label_is_drift_and_rollback_does_not_overwrite_it() {
     d.apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS, "labels": {"istio-injection": "disabled"}}}), "someone", true)
         .unwrap();
     let err = undo(&conn).await.unwrap_err();
-    assert!(matches!(err, PlanError::Drifted { .. }), "{err}");
+    assert!(matches!(err, PlanError::Drifts { .. }), "{err}");
     assert!(err.to_string().contains("\"disabled\""), "{err}");
+    assert!(err.to_string().contains("/metadata/labels/istio-injection"), "{err}");
     let o = RollbackOptions { force: true, timeout: Duration::from_secs(10), ..RollbackOptions::default() };
     plan::rollback(&conn, NS, &o, &mut |_| {}).await.unwrap();
     let ns = d.get("v1", "Namespace", None, NS).unwrap();
@@ -492,4 +493,48 @@ async fn rollback_never_rolls_two_workloads_of_one_budget_together() {
     let pdb = json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "shop", "namespace": NS},
                      "spec": {"maxUnavailable": 1, "selector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["api", "web"]}]}}});
     assert_eq!(rollback_batches(Some(pdb)).await, ["restart web", "ready 1", "restart api", "ready 1"]);
+}
+
+#[tokio::test]
+async fn rollback_finds_every_edit_of_others_before_its_first_write_and_refuses_whole() {
+    let d = double().await;
+    let dir = tempfile::tempdir().unwrap();
+    let conn = connect(&d, &dir).await;
+    let mut p = Plan::new("enable", NS);
+    p.push(Change::label(Target::namespace(NS), "istio-injection", Some("enabled"))).push(Change::Apply { object: peer_auth("PERMISSIVE") });
+    run(&conn, &p, DryRun::None).await.unwrap();
+    let journal = plan::Journal::load(&conn, NS).await.unwrap().unwrap();
+    let pa = Target::new("security.istio.io/v1", "PeerAuthentication", Some(NS), "default");
+    assert_eq!(journal.entry(&pa).unwrap().applied.as_ref(), Some(&peer_auth("PERMISSIVE")), "what the tool applied is journaled");
+    assert!(plan::conflicts(&conn, &p).await.unwrap().is_empty());
+    // Someone adds a field to the tool's PeerAuthentication and changes the label the tool set.
+    d.apply(
+        json!({"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication", "metadata": {"name": "default", "namespace": NS},
+               "spec": {"portLevelMtls": {"8080": {"mode": "DISABLE"}}}}),
+        "kubectl-edit",
+        false,
+    )
+    .unwrap();
+    d.apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS, "labels": {"istio-injection": "disabled"}}}), "someone", true)
+        .unwrap();
+    let before = d.snapshot();
+    d.clear_requests();
+    let err = undo(&conn).await.unwrap_err();
+    let PlanError::Drifts { drifts, .. } = &err else { panic!("{err}") };
+    assert_eq!(drifts.len(), 2, "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("portLevelMtls") && msg.contains("kubectl-edit") && msg.contains("\"disabled\""), "{msg}");
+    assert!(msg.contains("rollback changed nothing"), "{msg}");
+    assert!(writes(&d).is_empty(), "{:#?}", writes(&d));
+    assert!(before.diff(&d.snapshot()).is_empty(), "{:#?}", before.diff(&d.snapshot()));
+    // A rerun of the step sees the label (a field it wrote), not the added field it would keep.
+    let rerun = plan::conflicts(&conn, &p).await.unwrap();
+    assert_eq!(rerun.len(), 1, "{rerun:#?}");
+    assert_eq!(rerun[0].target, Target::namespace(NS));
+    // --force rolls back over both.
+    let o = RollbackOptions { force: true, timeout: Duration::from_secs(10), ..RollbackOptions::default() };
+    plan::rollback(&conn, NS, &o, &mut |_| {}).await.unwrap();
+    assert!(d.get("security.istio.io/v1", "PeerAuthentication", Some(NS), "default").is_none());
+    let ns = d.get("v1", "Namespace", None, NS).unwrap();
+    assert!(ns["metadata"]["labels"].get("istio-injection").is_none(), "{ns}");
 }

@@ -121,7 +121,10 @@ impl Run<'_> {
             let current = client::get(self.conn, &target).await?;
             let step = self.plan.step.clone();
             changed |= match (change, &current) {
-                (Change::Apply { .. }, _) => self.journal.record_object(&step, &target, current.as_ref()),
+                (Change::Apply { object }, _) => {
+                    let recorded = self.journal.record_object(&step, &target, current.as_ref());
+                    self.journal.record_applied(object) | recorded
+                }
                 (Change::Delete { .. }, Some(c)) => self.journal.record_object(&step, &target, Some(c)),
                 (Change::Set { fields, .. }, Some(c)) => {
                     let ops = fields.iter().any(|(p, v)| field_ops(c, p, v.as_ref()).is_some());
@@ -198,7 +201,9 @@ impl Run<'_> {
             };
             return Ok(self.outcome(target, action, ""));
         }
-        if self.options.dry_run == DryRun::None && self.journal.record_object(&self.plan.step, &target, current.as_ref()) {
+        if self.options.dry_run == DryRun::None
+            && (self.journal.record_object(&self.plan.step, &target, current.as_ref()) | self.journal.record_applied(object))
+        {
             self.persist(progress).await?;
         }
         let after = client::apply(self.conn, object, self.dry()).await?;

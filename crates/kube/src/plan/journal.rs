@@ -81,6 +81,12 @@ pub struct JournalEntry {
     pub step: String,
     pub recorded_at: String,
     pub prior: Prior,
+    /// The object as the tool last server-side applied it (the fields it owns), recorded before
+    /// the apply is sent and updated by later field changes of the tool; rollback and reruns
+    /// compare the live object with it to find what someone else changed (`None`: journals of
+    /// earlier versions, or objects the tool never applied).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<Value>,
 }
 
 /// The journal of one namespace.
@@ -231,7 +237,19 @@ impl Journal {
             None => Prior::Absent,
             Some(v) => Prior::Object { object: client::portable(v) },
         };
-        self.entries.push(JournalEntry { target: target.clone(), step: step.to_string(), recorded_at: now(), prior });
+        self.entries.push(JournalEntry { target: target.clone(), step: step.to_string(), recorded_at: now(), prior, applied: None });
+        true
+    }
+
+    /// Record `object` as what the tool last applied to its target (the target must be recorded
+    /// already). Returns whether the journal changed.
+    pub(crate) fn record_applied(&mut self, object: &Value) -> bool {
+        let target = Target::of(object);
+        let Some(entry) = self.entry_mut(&target) else { return false };
+        if entry.applied.as_ref() == Some(object) {
+            return false;
+        }
+        entry.applied = Some(object.clone());
         true
     }
 
@@ -244,11 +262,24 @@ impl Journal {
                 step: step.to_string(),
                 recorded_at: now(),
                 prior: Prior::Fields { fields: BTreeMap::new() },
+                applied: None,
             });
         }
         let entry = self.entry_mut(target).expect("inserted above");
-        let Prior::Fields { fields } = &mut entry.prior else { return false };
+        // Fields the tool sets on an object it applied are the tool's too (a scale of a copy).
         let mut changed = false;
+        if let Some(applied) = entry.applied.as_mut() {
+            for (pointer, value) in writes {
+                if applied.pointer(pointer).is_some() && applied.pointer(pointer) != value.as_ref() {
+                    match value {
+                        Some(v) => client::set_pointer(applied, pointer, v.clone()),
+                        None => client::remove_pointer(applied, pointer),
+                    }
+                    changed = true;
+                }
+            }
+        }
+        let Prior::Fields { fields } = &mut entry.prior else { return changed };
         for (pointer, value) in writes {
             match fields.get_mut(pointer) {
                 Some(rec) if rec.written == *value => {}

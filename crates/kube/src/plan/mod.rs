@@ -70,7 +70,16 @@
 //! in batches of at most [`RollbackOptions::batch_size`], never two workloads one
 //! PodDisruptionBudget guards (as the budgets are at rollback time), each batch waited for. A
 //! field someone changed after the tool wrote it is a
-//! [`PlanError::Drifted`] (reported, not overwritten) unless `force` is set. When everything is
+//! [`PlanError::Drifted`] (reported, not overwritten) unless `force` is set.
+//!
+//! Rollback is three-way: before its first write it compares every object and field it would
+//! restore (prior state) with what the tool last wrote (the journal's `applied` object and
+//! `written` field values) and the live object. An object someone else changed — a field the
+//! tool wrote has another value, or, for an object the tool created, another field manager
+//! wrote fields of it outside `metadata` and `status` — is a [`Drift`]; all of them are
+//! collected first and rollback refuses whole with [`PlanError::Drifts`] (nothing changed),
+//! unless `force`. [`conflicts`] runs the same check (tool-owned fields only) before a step
+//! runs again over objects it wrote. When everything is
 //! restored the journal itself is deleted, so the namespace is exactly as before. Rolling back
 //! only one step ([`RollbackOptions::step`]) undoes what that step recorded first and keeps the
 //! journal for the rest. Rollback is idempotent: values already restored are skipped.
@@ -79,6 +88,7 @@
 #![allow(clippy::result_large_err)]
 
 mod client;
+mod drift;
 mod execute;
 mod journal;
 mod preview;
@@ -96,6 +106,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 pub use client::{pointer_escape, pointer_get};
+pub use drift::{Drift, conflicts, describe};
 pub use execute::execute;
 pub use journal::{FieldRecord, Journal, JournalEntry, Prior, StepRecord, StepStatus};
 pub use preview::{Preview, preview};
@@ -460,6 +471,10 @@ pub enum PlanError {
          rollback would set it back to {prior} (use --force to restore it anyway)"
     )]
     Drifted { target: Target, pointer: String, current: String, written: String, prior: String },
+    /// Objects or fields the tool wrote were changed by someone else since; `action` (rollback,
+    /// or a rerun of a step) refused whole and changed nothing.
+    #[error("{} object(s) changed by someone else since this tool wrote them; {action} changed nothing, {hint}:{}", .drifts.len(), describe(.drifts))]
+    Drifts { action: String, hint: String, drifts: Vec<Drift> },
     /// A workload did not roll out in time.
     #[error("timed out after {}s waiting for {target}: {state}", .timeout.as_secs())]
     Timeout { target: Target, state: String, timeout: Duration },
@@ -490,7 +505,7 @@ impl PlanError {
     pub fn class(&self) -> ErrorClass {
         match self {
             PlanError::Cluster(_) | PlanError::Conflict { .. } | PlanError::JournalConflict { .. } => ErrorClass::Cluster,
-            PlanError::Timeout { .. } | PlanError::RolloutFailed { .. } | PlanError::Drifted { .. } => ErrorClass::Failed,
+            PlanError::Timeout { .. } | PlanError::RolloutFailed { .. } | PlanError::Drifted { .. } | PlanError::Drifts { .. } => ErrorClass::Failed,
             PlanError::BadJournal { .. } | PlanError::NoJournal { .. } | PlanError::UnknownKind { .. } | PlanError::Invalid { .. } => {
                 ErrorClass::Input
             }

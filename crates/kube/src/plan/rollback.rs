@@ -39,6 +39,18 @@ pub async fn rollback(
     let selected: Vec<usize> = (0..journal.entries.len())
         .filter(|&i| options.step.as_ref().is_none_or(|s| &journal.entries[i].step == s))
         .collect();
+    // Three-way: find everything someone else changed before the first write; refuse whole.
+    if !options.force {
+        let entries: Vec<&super::journal::JournalEntry> = selected.iter().map(|&i| &journal.entries[i]).collect();
+        let drifts = super::drift::drifts(conn, &entries, true).await?;
+        if !drifts.is_empty() {
+            return Err(PlanError::Drifts {
+                action: "rollback".to_string(),
+                hint: "they are kept; restore them by hand, or rerun with --force to roll back over them".to_string(),
+                drifts,
+            });
+        }
+    }
     let r = Restore { conn, options };
     let mut outcomes = Vec::new();
     // Objects and plain fields first, newest first; pod templates last, once the namespace

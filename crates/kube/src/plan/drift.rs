@@ -1,0 +1,193 @@
+//! Three-way checks: what someone else changed, since the tool wrote it, on the objects and
+//! fields the journal covers.
+//!
+//! The three states are the prior one (the journal's [`Prior`]), what the tool last wrote (the
+//! applied object, [`JournalEntry::applied`], or a field's `written` value) and the live object.
+//! An object drifted when a field the tool wrote has another value now (or is gone), or — for an
+//! object the tool created, which rollback deletes — when another field manager has written
+//! fields of it outside `metadata` and `status` (`kubectl edit`, `kubectl patch`, a GitOps
+//! controller: Kubernetes records every writer in `metadata.managedFields`, see
+//! <https://kubernetes.io/docs/reference/using-api/server-side-apply/#managed-fields>).
+
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::client::{self, contains};
+use super::journal::{JournalEntry, Prior};
+use super::{Change, FIELD_MANAGER, Plan, PlanError, Target, restart_pointer};
+use crate::cluster::Connection;
+
+/// An object (or fields of it) someone else changed after the tool wrote it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Drift {
+    pub target: Target,
+    /// What changed, in words (`spec changed by kubectl-edit`).
+    pub what: String,
+    /// A unified diff from what the tool wrote to what the object holds now.
+    pub diff: String,
+}
+
+impl fmt::Display for Drift {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.target, self.what)
+    }
+}
+
+/// The objects a listing of drifts covers, one line each, with their diffs.
+pub fn describe(drifts: &[Drift]) -> String {
+    let mut s = String::new();
+    for d in drifts {
+        s.push_str(&format!("\n  - {d}"));
+        if !d.diff.is_empty() {
+            for line in d.diff.lines() {
+                s.push_str(&format!("\n      {line}"));
+            }
+        }
+    }
+    s
+}
+
+/// The object as a user reads it: no server-owned fields, metadata reduced to name, namespace,
+/// labels and annotations.
+fn readable(v: &Value) -> Value {
+    let mut v = client::portable(v);
+    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.retain(|k, _| matches!(k.as_str(), "name" | "namespace" | "labels" | "annotations"));
+    }
+    v
+}
+
+fn yaml(v: &Value) -> String {
+    meshmove_model::yaml::to_yaml_string(v)
+}
+
+fn unified(target: &Target, written: &str, live: &str) -> String {
+    if written == live {
+        return String::new();
+    }
+    similar::TextDiff::from_lines(written, live)
+        .unified_diff()
+        .context_radius(2)
+        .header(&format!("a/{target} (as {FIELD_MANAGER} wrote it)"), &format!("b/{target} (live)"))
+        .to_string()
+}
+
+/// Managers other than the tool that wrote fields of `live` outside `metadata` and `status`
+/// (status subresource writes excluded): the top-level fields each one owns.
+fn other_writers(live: &Value) -> Vec<(String, Vec<String>)> {
+    let empty = Vec::new();
+    let entries = live.pointer("/metadata/managedFields").and_then(Value::as_array).unwrap_or(&empty);
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for e in entries {
+        let manager = e.get("manager").and_then(Value::as_str).unwrap_or("unknown");
+        if manager == FIELD_MANAGER || e.get("subresource").and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
+            continue;
+        }
+        let empty_map = Map::new();
+        let fields = e.get("fieldsV1").and_then(Value::as_object).unwrap_or(&empty_map);
+        let owned: Vec<String> = fields
+            .keys()
+            .filter_map(|k| k.strip_prefix("f:"))
+            .filter(|k| !matches!(*k, "metadata" | "status" | "apiVersion" | "kind"))
+            .map(str::to_string)
+            .collect();
+        if owned.is_empty() {
+            continue;
+        }
+        match out.iter_mut().find(|(m, _)| m == manager) {
+            Some((_, f)) => f.extend(owned),
+            None => out.push((manager.to_string(), owned)),
+        }
+    }
+    out
+}
+
+/// Whether and how `live` drifted from what the tool recorded in `entry`. `deleting`: the
+/// caller would delete or replace the object (rollback), so fields others added count too.
+pub(crate) fn entry_drift(entry: &JournalEntry, live: Option<&Value>, deleting: bool) -> Option<Drift> {
+    let live = live?;
+    let target = &entry.target;
+    match (&entry.prior, &entry.applied) {
+        (Prior::Fields { fields }, _) => {
+            let rp = restart_pointer();
+            let mut what = Vec::new();
+            let mut diff = String::new();
+            for (pointer, rec) in fields {
+                if !deleting && *pointer == rp {
+                    continue;
+                }
+                let now = live.pointer(pointer);
+                if now == rec.prior.as_ref() || now == rec.written.as_ref() {
+                    continue;
+                }
+                let show = |v: Option<&Value>| v.map_or_else(|| "absent".to_string(), Value::to_string);
+                what.push(pointer.clone());
+                diff.push_str(&format!(
+                    "-{pointer}: {} (written by {FIELD_MANAGER}; before it: {})\n+{pointer}: {} (live)\n",
+                    show(rec.written.as_ref()),
+                    show(rec.prior.as_ref()),
+                    show(now)
+                ));
+            }
+            (!what.is_empty()).then(|| Drift { target: target.clone(), what: format!("changed since this tool set it: {}", what.join(", ")), diff })
+        }
+        (prior, applied) => {
+            if let Prior::Object { object } = prior
+                && client::portable(live) == *object
+            {
+                // As before the tool touched it (its apply never went through): nothing to undo.
+                return None;
+            }
+            let mut what = Vec::new();
+            if let Some(a) = applied
+                && !contains(live, a)
+            {
+                what.push("fields this tool wrote have other values now".to_string());
+            }
+            if deleting && matches!(prior, Prior::Absent) {
+                for (manager, fields) in other_writers(live) {
+                    what.push(format!("{} written by {manager}", fields.join(", ")));
+                }
+            }
+            if what.is_empty() {
+                return None;
+            }
+            let written = applied.as_ref().map(|a| yaml(&readable(a))).unwrap_or_default();
+            Some(Drift { target: target.clone(), what: what.join("; "), diff: unified(target, &written, &yaml(&readable(live))) })
+        }
+    }
+}
+
+/// Everything someone changed on `entries` since the tool wrote it (for rollback: objects it
+/// created count when others added fields). Reads only.
+pub(crate) async fn drifts(conn: &Connection, entries: &[&JournalEntry], deleting: bool) -> Result<Vec<Drift>, PlanError> {
+    let mut out = Vec::new();
+    for entry in entries {
+        let live = client::get(conn, &entry.target).await?;
+        out.extend(entry_drift(entry, live.as_ref(), deleting));
+    }
+    Ok(out)
+}
+
+/// Before a step runs again: the objects and fields of `plan` that the journal says the tool
+/// wrote and that someone changed since (the step would overwrite or be refused on them). Reads
+/// only; empty when there is no journal.
+pub async fn conflicts(conn: &Connection, plan: &Plan) -> Result<Vec<Drift>, PlanError> {
+    let Some(journal) = super::Journal::load(conn, &plan.namespace).await? else { return Ok(Vec::new()) };
+    let mut entries: Vec<&JournalEntry> = Vec::new();
+    for change in &plan.changes {
+        if matches!(change, Change::WaitReady { .. } | Change::Restart { .. }) {
+            continue;
+        }
+        if let Some(t) = change.target()
+            && let Some(e) = journal.entry(&t)
+            && !entries.iter().any(|x| x.target == t)
+        {
+            entries.push(e);
+        }
+    }
+    drifts(conn, &entries, false).await
+}
