@@ -206,3 +206,38 @@ pub fn golden(name: &str, actual: &str) {
         );
     }
 }
+
+/// Strict schema validation of a YAML or JSON stream with `tests/tools/validate.sh`: Kubernetes
+/// kinds against Kubernetes 1.37 (kubernetes-validate), Istio kinds (API groups under `istio.io`)
+/// against Istio's CRD schemas (`tests/tools/validate_istio.mjs`), unknown fields failing in
+/// both; other custom resources are reported as SKIP. Panics with the report when an object
+/// fails; returns the report (one `OK`/`SKIP` line per object, then `validated N objects: ...`).
+#[track_caller]
+pub fn validate_stream(text: &str) -> Run {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = dir.path().join("validate.yaml");
+    std::fs::write(&file, text).expect("writing the stream to validate");
+    let r = run(&root().join("tests/tools/validate.sh"), &[file.to_str().unwrap()], None, &[]);
+    assert_eq!(r.code, 0, "schema validation failed:\n{}\n{}", r.stdout, r.stderr);
+    r
+}
+
+/// How many objects a [`validate_stream`] report checked against Istio's schemas.
+pub fn istio_validated(report: &Run) -> usize {
+    report.stdout.lines().filter(|l| l.starts_with("OK ") && l.contains(" (@kubernetes-models/istio ")).count()
+}
+
+/// [`validate_stream`] of objects (e.g. read back from the API double), one JSON document each;
+/// asserts that every Istio object among them was checked against Istio's schemas, and returns
+/// how many there were.
+#[track_caller]
+pub fn validate_objects(objects: &[serde_json::Value]) -> usize {
+    let stream: String = objects.iter().map(|o| format!("---\n{o}\n")).collect();
+    let report = validate_stream(&stream);
+    let istio = objects
+        .iter()
+        .filter(|o| o["apiVersion"].as_str().and_then(|v| v.rsplit_once('/')).is_some_and(|(g, _)| g == "istio.io" || g.ends_with(".istio.io")))
+        .count();
+    assert_eq!(istio_validated(&report), istio, "not every Istio object was checked:\n{}", report.stdout);
+    istio
+}

@@ -98,6 +98,14 @@ fn pods(d: &BlockingDouble) -> Vec<(String, bool)> {
         .collect()
 }
 
+/// The Istio objects of the namespace as the API server holds them (what enable and mtls wrote).
+fn istio_objects(d: &BlockingDouble) -> Vec<Value> {
+    [("networking.istio.io/v1", "Gateway"), ("networking.istio.io/v1", "VirtualService"), ("networking.istio.io/v1", "DestinationRule"), ("security.istio.io/v1", "PeerAuthentication")]
+        .into_iter()
+        .flat_map(|(api_version, kind)| d.list(api_version, kind, Some(NS)))
+        .collect()
+}
+
 fn writes(d: &BlockingDouble) -> Vec<String> {
     d.requests().into_iter().filter(|r| r.method != "GET").map(|r| format!("{} {} {}", r.method, r.path, r.query)).collect()
 }
@@ -141,6 +149,9 @@ fn the_whole_path_and_rollback_to_the_exact_prior_state() {
     let dr = d.get("networking.istio.io/v1", "DestinationRule", Some(NS), "api-gateway").unwrap();
     assert_eq!(dr["spec"]["trafficPolicy"]["outlierDetection"]["consecutive5xxErrors"], 5);
     assert_eq!(dr["spec"]["trafficPolicy"]["connectionPool"]["tcp"]["maxConnections"], 100);
+    // What enable wrote passes Istio's CRD schemas (Gateway, VirtualServices, DestinationRules,
+    // PeerAuthentication).
+    assert!(e2e::validate_objects(&istio_objects(&d)) >= 3, "{:#?}", istio_objects(&d));
     // A second run changes nothing.
     d.clear_requests();
     let again = mm(&e, &["enable"]).expect_code(0);
@@ -152,6 +163,7 @@ fn the_whole_path_and_rollback_to_the_exact_prior_state() {
     assert!(strict.stdout.contains("peerauthentication.security.istio.io/default configured"), "{}", strict.stdout);
     let pa = d.get("security.istio.io/v1", "PeerAuthentication", Some(NS), "default").unwrap();
     assert_eq!(pa["spec"]["mtls"]["mode"], "STRICT");
+    e2e::validate_objects(&istio_objects(&d));
 
     // status.
     let st = mm(&e, &["status", "-o", "json"]).expect_code(0).json();
@@ -212,8 +224,8 @@ fn dry_runs_write_nothing() {
     }
     assert!(before.diff(&d.snapshot()).is_empty(), "{:#?}", before.diff(&d.snapshot()));
 
-    // The generated objects pass strict schema validation (Istio kinds have no upstream schema
-    // and are skipped; workloads appear in the stream only as their restart annotation).
+    // The generated objects pass strict schema validation (Istio kinds against Istio's CRD
+    // schemas; workloads appear in the stream only as their restart annotation).
     let mut stream = String::new();
     for args in [&["expose"][..], &["enable"], &["mtls", "strict", "--force"]] {
         let y = mm(&e, &[args, &["--dry-run=client", "-o", "yaml"]].concat()).expect_code(0).stdout;
@@ -228,6 +240,8 @@ fn dry_runs_write_nothing() {
     let v = run(&e2e::root().join("tests/tools/validate.sh"), &[file.to_str().unwrap()], None, &[]);
     assert_eq!(v.code, 0, "schema validation failed:\n{}\n{}", v.stdout, v.stderr);
     assert!(v.stdout.contains("0 failed"), "{}", v.stdout);
+    let istio = stream.matches("istio.io/v1\nkind: ").count();
+    assert!(istio >= 4 && e2e::istio_validated(&v) == istio, "{istio} Istio objects:\n{}", v.stdout);
 }
 
 /// The double's objects of the namespace, normalized as [`read_back`] does (a quick check for
@@ -412,7 +426,9 @@ fn ambient_mode_labels_the_namespace_without_restarts() {
     assert_eq!(st["mode"], "ambient");
     let states: Vec<&str> = st["workloads"].as_array().unwrap().iter().filter(|w| w["pods"] != 0).map(|w| w["state"].as_str().unwrap()).collect();
     assert!(!states.is_empty() && states.iter().all(|s| *s == "captured"), "{states:?}");
+    e2e::validate_objects(&istio_objects(&d));
     mm(&e, &["mtls", "strict"]).expect_code(0);
+    e2e::validate_objects(&istio_objects(&d));
     mm(&e, &["rollback"]).expect_code(0);
     assert_eq!(read_back(&e), before);
     // Sidecar labels and ambient do not mix.
@@ -601,6 +617,7 @@ fn mtls_strict_sets_the_older_namespace_policy_istio_applies() {
     assert!(strict.stderr.contains("PeerAuthentication pyairtable/legacy is the oldest namespace-wide policy"), "{}", strict.stderr);
     assert!(strict.stdout.contains("peerauthentication.security.istio.io/legacy configured"), "{}", strict.stdout);
     assert_eq!(peer_authentications(&e), [(format!("{NS}/default"), "STRICT".to_string()), (format!("{NS}/legacy"), "STRICT".to_string())]);
+    e2e::validate_objects(&istio_objects(&d));
     let st = mm(&e, &["status", "-o", "json"]).expect_code(0).json();
     assert_eq!((st["mtls"].as_str(), st["mtlsDecidedBy"].as_str()), (Some("STRICT"), Some("namespace-wide PeerAuthentication pyairtable/legacy")));
     // Rollback restores legacy's mode; the `default` someone else created stays theirs.

@@ -96,6 +96,17 @@ fn mesh_weight_in(double: &DoubleHandle, ns: &str, service: &str) -> Option<i64>
     Some(weights[0])
 }
 
+/// The VirtualServices and DestinationRules the double holds in the mesh namespace (what `ns`
+/// writes), checked against Istio's CRD schemas; returns how many there are.
+#[track_caller]
+fn validate_routing(e: &Env) -> usize {
+    let objects: Vec<Value> = [("networking.istio.io/v1", "VirtualService"), ("networking.istio.io/v1", "DestinationRule")]
+        .into_iter()
+        .flat_map(|(api_version, kind)| e.double.list(api_version, kind, Some(&e.mesh())))
+        .collect();
+    e2e::validate_objects(&objects)
+}
+
 /// Healthy metrics, except a success rate of 80 % while `api` routes at least `fail_from` % to
 /// the mesh (never, with 101).
 fn metrics(double: DoubleHandle, fail_from: i64) -> Script {
@@ -147,6 +158,7 @@ fn a_healthy_schedule_reaches_100_percent_and_completes() {
     assert_eq!(e.weight("web"), Some(0));
     let dr = e.get("networking.istio.io/v1", "DestinationRule", "shop-mesh", "api").unwrap();
     assert_eq!(dr["spec"]["trafficPolicy"]["outlierDetection"]["consecutive5xxErrors"], 5);
+    assert_eq!(validate_routing(&e), 4, "a VirtualService and a DestinationRule for api and web");
     // Every write went through server-side apply (or patches) as kubectl-mesh-migrate.
     for w in e.writes() {
         assert_eq!(w.param("fieldManager").as_deref(), Some("kubectl-mesh-migrate"), "{w:?}");
@@ -167,6 +179,7 @@ fn a_healthy_schedule_reaches_100_percent_and_completes() {
     let shifts: Vec<i64> =
         st["history"].as_array().unwrap().iter().filter(|h| h["action"] == "shift").map(|h| h["to"].as_i64().unwrap()).collect();
     assert_eq!(shifts, [10, 25, 50, 75]);
+    assert_eq!(validate_routing(&e), 4);
     assert!(st["history"].as_array().unwrap().iter().all(|h| h["who"] == "alice@double"));
     assert!(prom.queries().iter().any(|q| q.query.contains("destination_workload_namespace=\"shop-mesh\"") && q.time.is_some()));
 
@@ -221,6 +234,7 @@ fn a_healthy_schedule_reaches_100_percent_and_completes() {
     assert_eq!(e.weight("api"), Some(100));
     assert_eq!((e.replicas("shop", "api"), e.replicas("shop", "web")), (0, 0));
     assert_eq!(e.replicas("shop-mesh", "api"), 3);
+    assert_eq!(validate_routing(&e), 4);
     let s = e.mm(&["ns", "status", "shop"]).expect_code(0);
     assert!(s.stdout.contains("completed") && s.stdout.contains("0 % legacy / 100 % mesh"), "{}", s.stdout);
     let j = e.mm(&["ns", "status", "shop", "-o", "json"]).expect_code(0).json();
@@ -235,6 +249,7 @@ fn a_healthy_schedule_reaches_100_percent_and_completes() {
     assert_eq!(e.weight("api"), Some(0));
     assert_eq!(e.replicas("shop-mesh", "api"), 0);
     assert_eq!(e.state()["phase"], "rolled-back");
+    validate_routing(&e);
 }
 
 #[test]
@@ -428,6 +443,10 @@ fn dry_runs_write_nothing() {
     assert!(!r.stdout.contains("tour-secret-pw") && !r.stdout.contains("dG91ci1zZWNyZXQtcHc"), "{}", r.stdout);
     let y = e.mm(&["ns", "create", "shop", "--dry-run=client", "--copy-secrets", "-o", "yaml"]).expect_code(0);
     assert!(y.stdout.contains("kind: VirtualService") && y.stdout.contains("<redacted>"), "{}", y.stdout);
+    // Everything it would write passes strict schema validation, the Istio routing included.
+    let report = e2e::validate_stream(&y.stdout);
+    let istio = y.stdout.matches("\napiVersion: networking.istio.io/").count();
+    assert!(istio >= 4 && e2e::istio_validated(&report) == istio, "{istio} Istio objects:\n{}", report.stdout);
     assert!(!y.stdout.contains("tour-secret-pw"), "{}", y.stdout);
     // Roles, RoleBindings and HorizontalPodAutoscalers are copied, and the copies pass strict
     // schema validation.
@@ -473,6 +492,8 @@ fn dry_runs_write_nothing() {
     e.double.clear_requests();
     let c = e.mm(&["ns", "shift", "shop", "25", "--dry-run=client"]).expect_code(0);
     assert!(c.stdout.contains("-    weight: 10") || c.stdout.contains("-      weight: 10"), "{}", c.stdout);
+    let y = e.mm(&["ns", "shift", "shop", "25", "--dry-run=client", "-o", "yaml"]).expect_code(0);
+    assert!(e2e::istio_validated(&e2e::validate_stream(&y.stdout)) >= 2, "{}", y.stdout);
     e.mm(&["ns", "shift", "shop", "25", "--dry-run=server"]).expect_code(0);
     e.mm(&["ns", "complete", "shop", "--dry-run=server"]).expect_code(0);
     e.mm(&["ns", "rollback", "shop", "--dry-run=client"]).expect_code(0);
@@ -834,6 +855,7 @@ fn ns_create_writes_the_seed_plans_destination_rules_and_takes_the_traffic_profi
         assert_eq!(dr["spec"]["host"], format!("{svc}.zamaz-mesh.svc.cluster.local"));
         assert_eq!(dr["spec"]["trafficPolicy"], seed, "DestinationRule {svc}");
     }
+    assert!(validate_routing(&e) >= 4);
 
     // The same --profile file and flags as `enable`: the file over the defaults, flags over the file.
     let e = env();
@@ -848,6 +870,7 @@ fn ns_create_writes_the_seed_plans_destination_rules_and_takes_the_traffic_profi
     assert_eq!(tp["outlierDetection"]["consecutiveGatewayErrors"], 3);
     assert_eq!(tp["outlierDetection"]["interval"], "10s");
     assert_eq!(tp["outlierDetection"]["consecutive5xxErrors"], 5);
+    validate_routing(&e);
     // A profile `enable` would refuse is refused here too, before anything is written.
     std::fs::write(&file, "maxConnection: 10\n").unwrap();
     let e = env();

@@ -78,6 +78,8 @@ fn ambient_mode_and_diff_and_report() {
     assert!(out.stdout.contains("istio.io/dataplane-mode: ambient"));
     assert!(!out.stdout.contains("sidecar.istio.io/inject"));
     assert!(out.stdout.contains("port: 15008"), "ambient policies admit HBONE");
+    let dir = tempfile::tempdir().unwrap();
+    validate(dir.path(), &out.stdout);
     // Each NetworkPolicy comes with the L4 AuthorizationPolicy ztunnel enforces, of the same name.
     // (The generated documents, as the post-renderer writes them: `kind:` and `metadata.name`
     // at fixed indentation.)
@@ -242,6 +244,8 @@ fn real_helm4_install_through_the_plugin_all_strategies() {
 fn real_helm4_passes_flags_and_fails_whole_on_bad_config() {
     let json = helm_install("combined", &["--post-renderer-arg=--mode", "--post-renderer-arg=ambient"]);
     assert!(json["manifest"].as_str().unwrap().contains("istio.io/dataplane-mode: ambient"));
+    let dir = tempfile::tempdir().unwrap();
+    validate(dir.path(), json["manifest"].as_str().unwrap());
 
     let plugins = tempfile::tempdir().unwrap();
     let dest = plugins.path().join("mesh-migrate");
