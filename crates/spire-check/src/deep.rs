@@ -3,8 +3,11 @@
 //!
 //! The built-in checks predict what spire-controller-manager should have registered; these look at
 //! what the server actually holds. Three commands run in the server container:
-//! `spire-server healthcheck`, `spire-server entry show -output json` and
-//! `spire-server agent list -output json` (with `-socketPath` when `server.conf` moves the socket).
+//! `spire-server healthcheck`, `spire-server entry show -output json`,
+//! `spire-server agent list -output json` and `spire-server bundle show -output json` (with
+//! `-socketPath` when `server.conf` moves the socket). The last is the server's own bundle in
+//! SPIRE's JSON (spiffe/spire-api-sdk `spire.api.types.Bundle`), the one form that dates JWT
+//! authorities; it is judged by the same rules as the published bundle ([`meshmove_spire::bundle`]).
 //! Their JSON is the server API's protobuf JSON: SPIFFE IDs as `{trust_domain, path}`, selectors as
 //! `{type, value}` with the rest of a colon-separated selector in `value`, 64-bit integers as
 //! strings. The comparison with the cluster is pure ([`category`] over a [`DeepInput`]) so that it
@@ -15,6 +18,7 @@ use std::collections::BTreeSet;
 use meshmove_model::findings::{Code, Severity};
 use meshmove_model::inventory::{Object, ObjectRef, kinds};
 use meshmove_spire::context::Subject;
+use meshmove_spire::bundle::{self, TrustBundle};
 use meshmove_spire::{CategoryDef, CheckDef, Detail, SpireContext, Verdict};
 use meshmove_model::workload;
 use serde_json::Value;
@@ -55,6 +59,18 @@ pub static AGENT_ATTESTED: Code = Code {
     title: "Every node running a SPIRE agent pod has an attested agent",
     hint: "Read the agent pod's logs on the named nodes: node attestation failed, the agent is banned, or its SVID expired.",
 };
+pub static SERVER_BUNDLE_CURRENT: Code = Code {
+    code: "SC2707",
+    severity: Severity::Error,
+    title: "The server's own trust bundle has no expired authority",
+    hint: "Read the server's logs for CA and JWT key preparation errors; an expired X.509 or JWT authority that is the newest of its kind stops SVIDs from verifying.",
+};
+pub static SERVER_BUNDLE_ROTATION: Code = Code {
+    code: "SC2708",
+    severity: Severity::Warning,
+    title: "The server's own trust bundle has authorities with time left or a successor",
+    hint: "SPIRE should have prepared the next CA or JWT key by now: read the server's logs for preparation or upstream authority errors.",
+};
 pub static ENTRY_PARENT: Code = Code {
     code: "SC2706",
     severity: Severity::Error,
@@ -64,8 +80,16 @@ pub static ENTRY_PARENT: Code = Code {
 
 /// The deep-check codes, in report order (the tests hold the category and the docs to it).
 #[cfg(test)]
-pub static CODES: [&Code; 6] =
-    [&EXEC_AVAILABLE, &SERVER_HEALTHY, &POD_HAS_ENTRY, &ENTRY_ISTIO_ID, &AGENT_ATTESTED, &ENTRY_PARENT];
+pub static CODES: [&Code; 8] = [
+    &EXEC_AVAILABLE,
+    &SERVER_HEALTHY,
+    &POD_HAS_ENTRY,
+    &ENTRY_ISTIO_ID,
+    &AGENT_ATTESTED,
+    &ENTRY_PARENT,
+    &SERVER_BUNDLE_CURRENT,
+    &SERVER_BUNDLE_ROTATION,
+];
 
 /// Where to run the server commands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,14 +188,15 @@ impl CommandOutput {
     }
 }
 
-/// The outputs of the three server commands. Each command's `Err` means it could not even be
-/// started (the exec call itself failed after the first one worked).
+/// The outputs of the server commands. Each command's `Err` means it could not even be started
+/// (the exec call itself failed after the first one worked).
 #[derive(Debug, Clone)]
 pub struct Gathered {
     pub target: Target,
     pub healthcheck: CommandOutput,
     pub entries: Result<CommandOutput, String>,
     pub agents: Result<CommandOutput, String>,
+    pub bundle: Result<CommandOutput, String>,
 }
 
 /// Everything the deep checks look at.
@@ -550,6 +575,35 @@ fn entry_parent(input: &DeepInput<'_, '_>) -> Verdict {
     })
 }
 
+/// Parse `spire-server bundle show -output json` (any bundle form is accepted).
+pub fn parse_bundle(text: &str) -> Result<TrustBundle, String> {
+    TrustBundle::parse("`spire-server bundle show -output json`", text.as_bytes()).map_err(|e| e.to_string())
+}
+
+/// Judge the server's own bundle (`spire-server bundle show -output json`) with `f`.
+fn with_server_bundle(
+    input: &DeepInput<'_, '_>,
+    f: impl Fn(&TrustBundle, i64, std::time::Duration) -> Vec<String>,
+) -> Verdict {
+    let Ok(g) = &input.gathered else { return Verdict::Skip(NEEDS_EXEC.into()) };
+    let b = match parsed(&g.bundle, parse_bundle, "bundle show -output json") {
+        Ok(b) => b,
+        Err(why) => return Verdict::Skip(why),
+    };
+    let ca_ttl = input.cx.server().map_or(meshmove_spire::config::DEFAULT_CA_TTL, |c| c.ca_ttl());
+    let problems: Vec<Detail> =
+        f(&b, input.cx.now, ca_ttl).into_iter().map(|m| Detail::on_ref(g.target.pod.clone(), m)).collect();
+    let info = vec![Detail::on_ref(
+        g.target.pod.clone(),
+        format!(
+            "the server's bundle has {} X.509 and {} JWT authorities",
+            b.certificates.len(),
+            b.jwt_authorities.len()
+        ),
+    )];
+    Verdict::from_problems_or(problems, info)
+}
+
 /// The deep-check category.
 pub fn category<'c, 'a>() -> CategoryDef<DeepInput<'c, 'a>> {
     CategoryDef {
@@ -557,11 +611,21 @@ pub fn category<'c, 'a>() -> CategoryDef<DeepInput<'c, 'a>> {
         available: |_| Ok(()),
         checks: vec![
             CheckDef::new(&EXEC_AVAILABLE, exec_available),
-            CheckDef::new(&SERVER_HEALTHY, server_healthy),
-            CheckDef::new(&POD_HAS_ENTRY, pod_has_entry),
-            CheckDef::new(&ENTRY_ISTIO_ID, entry_istio_id),
-            CheckDef::new(&AGENT_ATTESTED, agent_attested),
-            CheckDef::new(&ENTRY_PARENT, entry_parent),
+            CheckDef::new(&SERVER_HEALTHY, server_healthy).after(&[&EXEC_AVAILABLE]),
+            CheckDef::new(&POD_HAS_ENTRY, pod_has_entry).after(&[&EXEC_AVAILABLE]),
+            CheckDef::new(&ENTRY_ISTIO_ID, entry_istio_id).after(&[&EXEC_AVAILABLE]),
+            CheckDef::new(&AGENT_ATTESTED, agent_attested).after(&[&EXEC_AVAILABLE]),
+            CheckDef::new(&ENTRY_PARENT, entry_parent).after(&[&EXEC_AVAILABLE]),
+            CheckDef::new(&SERVER_BUNDLE_CURRENT, |input| {
+                with_server_bundle(input, |b, now, _| [bundle::expired(b, now), bundle::jwt_expired(b, now)].concat())
+            })
+            .after(&[&EXEC_AVAILABLE]),
+            CheckDef::new(&SERVER_BUNDLE_ROTATION, |input| {
+                with_server_bundle(input, |b, now, ca_ttl| {
+                    [bundle::rotation_problems(b, ca_ttl, now), bundle::jwt_rotation_problems(b, ca_ttl, now)].concat()
+                })
+            })
+            .after(&[&EXEC_AVAILABLE]),
         ],
     }
 }

@@ -10,7 +10,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::deep::{CommandOutput, Gathered, Target};
 
-/// Run the three server commands. `Err` is why exec is impossible (no pod, or the API refused the
+/// Run the server commands. `Err` is why exec is impossible (no pod, or the API refused the
 /// first call); later calls that fail to start are recorded per command.
 pub async fn gather(client: &kube::Client, cx: &SpireContext<'_>, timeout: Duration) -> Result<Gathered, String> {
     let target = crate::deep::target(cx)?;
@@ -19,7 +19,8 @@ pub async fn gather(client: &kube::Client, cx: &SpireContext<'_>, timeout: Durat
         .map_err(|e| format!("{}: {e}", target.pod))?;
     let entries = run(client, &target, target.command(&["entry", "show", "-output", "json"]), timeout).await;
     let agents = run(client, &target, target.command(&["agent", "list", "-output", "json"]), timeout).await;
-    Ok(Gathered { target, healthcheck, entries, agents })
+    let bundle = run(client, &target, target.command(&["bundle", "show", "-output", "json"]), timeout).await;
+    Ok(Gathered { target, healthcheck, entries, agents, bundle })
 }
 
 /// Run one command and collect its output; `Err` when the exec call itself failed.

@@ -33,7 +33,8 @@ pub use catalog::CATALOG;
 pub use checks::identities::{IdentityRow, IdentityStatus};
 pub use context::SpireContext;
 pub use model::{
-    Category, CategoryDef, CheckDef, CheckResult, CheckStatus, Detail, SpireReport, Verdict, run_category,
+    Category, CategoryDef, CheckDef, CheckResult, CheckStatus, Detail, SpireReport, Verdict, run_categories,
+    run_category, run_category_after,
 };
 pub use selector::LabelQuery;
 
@@ -104,7 +105,7 @@ impl Default for SpireOptions {
 /// [`SpireReport::finish`] with the `--suppress` list.
 pub fn check(inventory: &Inventory, options: &SpireOptions) -> SpireReport {
     let cx = SpireContext::new(inventory, options);
-    SpireReport::new(checks::categories().iter().map(|c| run_category(c, &cx)).collect())
+    SpireReport::new(run_categories(&checks::categories(), &cx))
 }
 
 /// The rows of `spire-check identities`: every meshed workload, the ClusterSPIFFEID that names it,

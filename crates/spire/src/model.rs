@@ -8,7 +8,10 @@
 //!
 //! A check never fails because its inputs are missing: a category whose inputs are unavailable
 //! (no Nodes when checking charts offline) is skipped whole, and a single check whose own input is
-//! missing reports itself skipped with the reason. Results convert to [`Finding`]s so that
+//! missing reports itself skipped with the reason. A check that only means something when another
+//! passed names it ([`CheckDef::after`]); when that one failed, the check is skipped with
+//! "<code> (<description>) failed" instead of reporting an ok that contradicts it (no "✔ Exactly
+//! one SPIRE server is found" under "× SPIRE server is deployed"). Results convert to [`Finding`]s so that
 //! `--suppress` and `--fail-on` behave exactly as in the other plugins, and suppressions apply to
 //! the check list as well.
 
@@ -95,12 +98,20 @@ pub struct CheckDef<I> {
     /// What the check verifies, phrased as the healthy state ("SPIRE server is ready").
     pub description: &'static str,
     pub run: fn(&I) -> Verdict,
+    /// Checks (run earlier in the report) whose failure makes this one meaningless.
+    pub requires: Vec<&'static Code>,
 }
 
 impl<I> CheckDef<I> {
     /// A check whose description is the code's title.
     pub fn new(code: &'static Code, run: fn(&I) -> Verdict) -> Self {
-        CheckDef { code, description: code.title, run }
+        CheckDef { code, description: code.title, run, requires: Vec::new() }
+    }
+
+    /// Skip this check when one of `prerequisites` failed (warning or error).
+    pub fn after(mut self, prerequisites: &[&'static Code]) -> Self {
+        self.requires.extend_from_slice(prerequisites);
+        self
     }
 }
 
@@ -112,21 +123,45 @@ pub struct CategoryDef<I> {
     pub checks: Vec<CheckDef<I>>,
 }
 
-/// Run one category over its inputs. Checks are independent: each sees only `input`.
+/// Run one category over its inputs. Checks are independent: each sees only `input`, and the
+/// results before it only to be skipped when a prerequisite failed.
 pub fn run_category<I>(def: &CategoryDef<I>, input: &I) -> Category {
+    run_category_after(def, input, &[])
+}
+
+/// [`run_category`] after `earlier` categories, whose results prerequisites may name.
+pub fn run_category_after<I>(def: &CategoryDef<I>, input: &I, earlier: &[Category]) -> Category {
     let skipped = (def.available)(input).err();
-    let checks = def
-        .checks
-        .iter()
-        .map(|c| {
-            let verdict = match &skipped {
-                Some(reason) => Verdict::Skip(reason.clone()),
-                None => (c.run)(input),
-            };
-            CheckResult::new(c.code, c.description, verdict)
-        })
-        .collect();
+    let mut checks: Vec<CheckResult> = Vec::new();
+    for c in &def.checks {
+        let failed_prerequisite = c.requires.iter().find_map(|code| {
+            earlier.iter().flat_map(|cat| &cat.checks).chain(&checks).find(|r| {
+                r.code == code.code && matches!(r.result, CheckStatus::Warning | CheckStatus::Error)
+            })
+        });
+        let verdict = match (&skipped, failed_prerequisite) {
+            (Some(reason), _) => Verdict::Skip(reason.clone()),
+            (None, Some(p)) => Verdict::Skip(prerequisite_failed(p.code, &p.description)),
+            (None, None) => (c.run)(input),
+        };
+        checks.push(CheckResult::new(c.code, c.description, verdict));
+    }
     Category { name: def.name.to_string(), checks }
+}
+
+/// The reason a check is skipped for a failed prerequisite: `SC2001 (SPIRE server is deployed) failed`.
+pub fn prerequisite_failed(code: &str, description: &str) -> String {
+    format!("{code} ({description}) failed")
+}
+
+/// Run categories in order, each after the ones before it.
+pub fn run_categories<I>(defs: &[CategoryDef<I>], input: &I) -> Vec<Category> {
+    let mut out: Vec<Category> = Vec::new();
+    for def in defs {
+        let category = run_category_after(def, input, &out);
+        out.push(category);
+    }
+    out
 }
 
 /// The outcome of a check as reported.
@@ -453,6 +488,32 @@ mod tests {
         assert!(report.success);
         assert!(!report.fails(FailOn::Warning));
         assert!(report.findings().is_empty());
+    }
+
+    #[test]
+    fn a_failed_prerequisite_skips_the_checks_after_it() {
+        let def = CategoryDef {
+            name: "demo",
+            available: |_: &Input| Ok(()),
+            checks: vec![
+                CheckDef::new(&catalog::SERVER_FOUND, |_| Verdict::Fail(vec![Detail::new("none")])),
+                CheckDef::new(&catalog::SERVER_UNIQUE, |_| Verdict::Pass(Vec::new())).after(&[&catalog::SERVER_FOUND]),
+                CheckDef::new(&catalog::AGENT_READY, |_| Verdict::Pass(Vec::new())).after(&[&catalog::AGENT_FOUND]),
+            ],
+        };
+        let c = run_category(&def, &Input { nodes: 1 });
+        assert_eq!(c.checks[1].result, CheckStatus::Skipped);
+        assert_eq!(c.checks[1].details[0].message, "SC2001 (SPIRE server is deployed) failed");
+        // A prerequisite that is not in the report (or passed) does not skip anything.
+        assert_eq!(c.checks[2].result, CheckStatus::Ok);
+        // Prerequisites may sit in earlier categories.
+        let later = CategoryDef {
+            name: "later",
+            available: |_: &Input| Ok(()),
+            checks: vec![CheckDef::new(&catalog::SERVER_READY, |_| Verdict::Pass(Vec::new())).after(&[&catalog::SERVER_FOUND])],
+        };
+        let all = run_categories(&[def, later], &Input { nodes: 1 });
+        assert_eq!(all[1].checks[0].result, CheckStatus::Skipped);
     }
 
     #[test]

@@ -196,6 +196,7 @@ fn fixture_grid() {
         "hardened-chart-offline",
         "official-chart-healthy",
         "official-chart-faults",
+        "server-missing",
     ] {
         assert!(cases.iter().any(|c| c == required), "fixture case {required} is missing");
     }
@@ -264,6 +265,10 @@ fn categories_without_inputs_are_skipped_whole() {
     let server = by_name("spire-server");
     assert_eq!(server.checks[0].code, "SC2001");
     assert_eq!(server.checks[0].result, CheckStatus::Error);
+    // No "✔ Exactly one SPIRE server is found" under the failure: it is skipped, saying why.
+    let unique = server.checks.iter().find(|c| c.code == "SC2005").unwrap();
+    assert_eq!(unique.result, CheckStatus::Skipped);
+    assert_eq!(unique.details[0].message, "SC2001 (SPIRE server is deployed) failed");
     // Istio integration runs on the sidecar workloads; without injector config the template checks skip.
     let istio = by_name("istio-integration");
     assert_eq!(istio.checks[0].result, CheckStatus::Skipped);

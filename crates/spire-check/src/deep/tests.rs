@@ -224,7 +224,27 @@ fn gathered(cx: &SpireContext<'_>, entries: &str, agents: &str) -> Gathered {
         healthcheck: ok("Server is healthy.\n"),
         entries: Ok(ok(entries)),
         agents: Ok(ok(agents)),
+        bundle: Ok(ok(&server_bundle(&[NOW + 23 * HOUR_S]))),
     }
+}
+
+const HOUR_S: i64 = 3600;
+
+/// A self-signed CA for `spiffe://example.org` (P-256) valid from 2026-12-07 to 2051-07-29,
+/// made for these tests with openssl: a long-lived root, nowhere near expiry at [`NOW`].
+const LONG_LIVED_CA: &str = "MIIBxjCCAWygAwIBAgIUebOnjZ8+2Gj4hdZZF7Gi/3IykQAwCgYIKoZIzj0EAwIwHjELMAkGA1UEBhMCVVMxDzANBgNVBAoMBlNQSUZGRTAgFw0yNjEyMDcxMDQzNDBaGA8yMDUxMDcyOTEwNDM0MFowHjELMAkGA1UEBhMCVVMxDzANBgNVBAoMBlNQSUZGRTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABPJq4EkN8/ivHrbET7gltg2yQJbz/sk3FmESvEGrDx1GAXbCcdsGoU5JuVJXDnneb1iH+dgB1GgWqB7Yi+lbDq6jgYUwgYIwHQYDVR0OBBYEFLkIZr47mXzzSc27OGBZCqQ3k7YIMB8GA1UdIwQYMBaAFLkIZr47mXzzSc27OGBZCqQ3k7YIMA8GA1UdEwEB/wQFMAMBAf8wDgYDVR0PAQH/BAQDAgEGMB8GA1UdEQQYMBaGFHNwaWZmZTovL2V4YW1wbGUub3JnMAoGCCqGSM49BAMCA0gAMEUCIC0mlwvQCsUasjavIsfFHAt8uauxRvGje4hKCNiktKibAiEAxIKwNfrzKJR0prYZuv9iC3F/FUnjaOTauPGobMqPj7o=";
+
+/// `spire-server bundle show -output json` (protojson of spire.api.types.Bundle): the
+/// long-lived CA and JWT authorities expiring at `jwt` (Unix seconds).
+fn server_bundle(jwt: &[i64]) -> String {
+    let keys: Vec<Value> = jwt
+        .iter()
+        .enumerate()
+        .map(|(i, t)| json!({"public_key": "MFkwEwYHKoZIzj0CAQ==", "key_id": format!("key-{i}"), "expires_at": t.to_string(), "tainted": false}))
+        .collect();
+    json!({"trust_domain": "example.org", "x509_authorities": [{"asn1": LONG_LIVED_CA, "tainted": false}],
+           "jwt_authorities": keys, "refresh_hint": "0", "sequence_number": "3"})
+    .to_string()
 }
 
 /// `CODE result [object]` for every check that is not ok, as in the core's fixture grid.
@@ -399,7 +419,7 @@ fn exec_unavailable_fails_the_first_check_and_skips_the_rest() {
     assert_eq!(cat.checks[0].details[0].to_string(), why);
     for c in &cat.checks[1..] {
         assert_eq!(c.result, CheckStatus::Skipped, "{}", c.code);
-        assert_eq!(c.details[0].message, NEEDS_EXEC);
+        assert_eq!(c.details[0].message, "SC2701 (The SPIRE server pod accepts exec) failed");
     }
     let report = spire::SpireReport::new(vec![cat]);
     assert!(!report.success);
@@ -559,6 +579,30 @@ fn pods_outside_the_workload_namespace_are_not_compared() {
     let input = DeepInput { cx: &cx, gathered: Ok(gathered(&cx, r#"{"entries": []}"#, &healthy_agents())) };
     assert_eq!(non_ok(&input), BTreeSet::new());
     assert_eq!(details(&input, "SC2703"), ["0 meshed pod(s) checked against 0 entries"]);
+}
+
+#[test]
+fn the_servers_own_bundle_dates_jwt_authorities() {
+    let inv = cluster(SERVER_CONF);
+    let opts = options();
+    let cx = SpireContext::new(&inv, &opts);
+    let mut g = gathered(&cx, ENTRIES, &healthy_agents());
+    // An expired JWT key, and the current one 2h from expiry with no successor (24h keys
+    // activate their successor 4h before).
+    g.bundle = Ok(ok(&server_bundle(&[NOW - 86_400, NOW + 2 * HOUR_S])));
+    let input = DeepInput { cx: &cx, gathered: Ok(g) };
+    assert_eq!(
+        non_ok(&input),
+        BTreeSet::from(["SC2707 error Pod/spire/spire-server-1".to_string(), "SC2708 warning Pod/spire/spire-server-1".to_string()])
+    );
+    let expired = details(&input, "SC2707");
+    assert!(expired[0].contains("JWT authority #1 (kid key-0, expires ") && expired[0].ends_with("expired 1d ago: JWT-SVIDs it signed no longer verify"), "{expired:?}");
+    // A server that cannot print its bundle: the two checks are skipped, saying why.
+    let mut g = gathered(&cx, ENTRIES, &healthy_agents());
+    g.bundle = Ok(CommandOutput { stdout: String::new(), stderr: "Error: unknown flag".into(), status: Err("exit code 1".into()) });
+    let input = DeepInput { cx: &cx, gathered: Ok(g) };
+    assert_eq!(non_ok(&input), BTreeSet::from(["SC2707 skipped".to_string(), "SC2708 skipped".to_string()]));
+    assert_eq!(details(&input, "SC2707"), ["`spire-server bundle show -output json` failed (exit code 1: Error: unknown flag)"]);
 }
 
 #[test]

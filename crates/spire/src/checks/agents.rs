@@ -39,12 +39,12 @@ pub fn category<'a>() -> CategoryDef<SpireContext<'a>> {
         },
         checks: vec![
             CheckDef::new(&catalog::AGENT_FOUND, agent_found),
-            CheckDef::new(&catalog::AGENT_READY, agent_ready),
-            CheckDef::new(&catalog::AGENT_ON_EVERY_NODE, agent_on_every_node),
-            CheckDef::new(&catalog::AGENT_WHERE_NEEDED, agent_where_needed),
+            CheckDef::new(&catalog::AGENT_READY, agent_ready).after(&[&catalog::AGENT_FOUND]),
+            CheckDef::new(&catalog::AGENT_ON_EVERY_NODE, agent_on_every_node).after(&[&catalog::AGENT_FOUND]),
+            CheckDef::new(&catalog::AGENT_WHERE_NEEDED, agent_where_needed).after(&[&catalog::AGENT_FOUND]),
             CheckDef::new(&catalog::CSI_DRIVER_FOUND, csi_found),
             CheckDef::new(&catalog::CSI_DRIVER_REGISTERED, csi_registered),
-            CheckDef::new(&catalog::CSI_DRIVER_READY, csi_ready),
+            CheckDef::new(&catalog::CSI_DRIVER_READY, csi_ready).after(&[&catalog::CSI_DRIVER_FOUND]),
         ],
     }
 }

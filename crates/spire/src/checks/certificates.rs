@@ -36,15 +36,19 @@ pub fn category<'a>() -> CategoryDef<SpireContext<'a>> {
             CheckDef::new(&catalog::BUNDLE_READABLE, readable),
             CheckDef::new(&catalog::BUNDLE_NOT_EXPIRED, |cx| {
                 with_bundle(cx, |b, now, _| [bundle::expired(b, now), bundle::jwt_expired(b, now)].concat())
-            }),
-            CheckDef::new(&catalog::BUNDLE_VALID_NOW, |cx| with_bundle(cx, |b, now, _| bundle::not_yet_valid(b, now))),
-            CheckDef::new(&catalog::BUNDLE_ONLY_CAS, |cx| with_bundle(cx, |b, _, _| bundle::non_ca(b))),
+            })
+            .after(&[&catalog::BUNDLE_READABLE]),
+            CheckDef::new(&catalog::BUNDLE_VALID_NOW, |cx| with_bundle(cx, |b, now, _| bundle::not_yet_valid(b, now)))
+                .after(&[&catalog::BUNDLE_READABLE]),
+            CheckDef::new(&catalog::BUNDLE_ONLY_CAS, |cx| with_bundle(cx, |b, _, _| bundle::non_ca(b)))
+                .after(&[&catalog::BUNDLE_READABLE]),
             CheckDef::new(&catalog::BUNDLE_ROTATION, |cx| {
                 with_bundle(cx, |b, now, ca_ttl| {
                     [bundle::rotation_problems(b, ca_ttl, now), bundle::jwt_rotation_problems(b, ca_ttl, now)].concat()
                 })
-            }),
-            CheckDef::new(&catalog::BUNDLE_TRUST_DOMAIN, trust_domain),
+            })
+            .after(&[&catalog::BUNDLE_READABLE]),
+            CheckDef::new(&catalog::BUNDLE_TRUST_DOMAIN, trust_domain).after(&[&catalog::BUNDLE_READABLE]),
             CheckDef::new(&catalog::SVID_TTL_FITS, svid_ttl_fits),
         ],
     }

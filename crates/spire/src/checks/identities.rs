@@ -19,9 +19,12 @@ pub fn category<'a>() -> CategoryDef<SpireContext<'a>> {
         name: "identities",
         available: super::registration::available,
         checks: vec![
-            CheckDef::new(&catalog::ID_RENDERS, |cx| from_rows(cx, IdentityStatus::RenderFailed)),
-            CheckDef::new(&catalog::ID_ISTIO_FORM, |cx| from_rows(cx, IdentityStatus::NotIstioForm)),
-            CheckDef::new(&catalog::ID_TRUST_DOMAIN, |cx| from_rows(cx, IdentityStatus::WrongTrustDomain)),
+            CheckDef::new(&catalog::ID_RENDERS, |cx| from_rows(cx, IdentityStatus::RenderFailed))
+                .after(&[&catalog::CRD_INSTALLED]),
+            CheckDef::new(&catalog::ID_ISTIO_FORM, |cx| from_rows(cx, IdentityStatus::NotIstioForm))
+                .after(&[&catalog::CRD_INSTALLED]),
+            CheckDef::new(&catalog::ID_TRUST_DOMAIN, |cx| from_rows(cx, IdentityStatus::WrongTrustDomain))
+                .after(&[&catalog::CRD_INSTALLED]),
         ],
     }
 }

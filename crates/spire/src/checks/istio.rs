@@ -28,9 +28,9 @@ pub fn category<'a>() -> CategoryDef<SpireContext<'a>> {
         },
         checks: vec![
             CheckDef::new(&catalog::SPIRE_TEMPLATE, spire_template),
-            CheckDef::new(&catalog::SPIRE_TEMPLATE_MOUNTS, template_mounts),
+            CheckDef::new(&catalog::SPIRE_TEMPLATE_MOUNTS, template_mounts).after(&[&catalog::SPIRE_TEMPLATE]),
             CheckDef::new(&catalog::WORKLOAD_SOCKET, workload_socket),
-            CheckDef::new(&catalog::OPT_IN_REGISTERED, opt_in_registered),
+            CheckDef::new(&catalog::OPT_IN_REGISTERED, opt_in_registered).after(&[&catalog::CRD_INSTALLED]),
             CheckDef::new(&catalog::TEMPLATE_WITH_SIDECAR, template_with_sidecar),
         ],
     }
@@ -122,9 +122,6 @@ fn workload_socket(cx: &SpireContext<'_>) -> Verdict {
 fn opt_in_registered(cx: &SpireContext<'_>) -> Verdict {
     if super::registration::available(cx).is_err() {
         return Verdict::Skip("registration cannot be checked (no ClusterSPIFFEIDs or pods in the input)".into());
-    }
-    if super::registration::crd_missing(cx) {
-        return Verdict::Skip("the ClusterSPIFFEID CRD is not installed (SC2208)".into());
     }
     let problems = sidecars(cx)
         .filter(|(i, s)| gets_socket(cx, s) && cx.registrations[*i].ids.is_empty())

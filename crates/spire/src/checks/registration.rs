@@ -20,19 +20,22 @@ pub fn category<'a>() -> CategoryDef<SpireContext<'a>> {
         available,
         checks: vec![
             CheckDef::new(&catalog::CRD_INSTALLED, crd_installed),
-            CheckDef::new(&catalog::SPEC_VALID, spec_valid),
-            CheckDef::new(&catalog::CLASS_SERVED, class_served),
-            CheckDef::new(&catalog::WORKLOAD_REGISTERED, registered),
-            CheckDef::new(&catalog::SINGLE_REGISTRATION, single),
+            CheckDef::new(&catalog::SPEC_VALID, spec_valid).after(&[&catalog::CRD_INSTALLED]),
+            CheckDef::new(&catalog::CLASS_SERVED, class_served).after(&[&catalog::CRD_INSTALLED]),
+            CheckDef::new(&catalog::WORKLOAD_REGISTERED, registered).after(&[&catalog::CRD_INSTALLED]),
+            CheckDef::new(&catalog::SINGLE_REGISTRATION, single).after(&[&catalog::CRD_INSTALLED]),
             CheckDef::new(&catalog::NO_RENDER_FAILURES, |cx| {
                 stat(cx, "podEntryRenderFailures", "selected pods could not be rendered into an entry")
-            }),
+            })
+            .after(&[&catalog::CRD_INSTALLED]),
             CheckDef::new(&catalog::NO_MASKED_ENTRIES, |cx| {
                 stat(cx, "entriesMasked", "entries are masked by another ClusterSPIFFEID's identical entries")
-            }),
+            })
+            .after(&[&catalog::CRD_INSTALLED]),
             CheckDef::new(&catalog::NO_ENTRY_FAILURES, |cx| {
                 stat(cx, "entryFailures", "entries could not be created or updated on the SPIRE server")
-            }),
+            })
+            .after(&[&catalog::CRD_INSTALLED]),
         ],
     }
 }
@@ -63,18 +66,12 @@ fn crd_installed(cx: &SpireContext<'_>) -> Verdict {
 }
 
 fn spec_valid(cx: &SpireContext<'_>) -> Verdict {
-    if crd_missing(cx) {
-        return Verdict::Skip("the ClusterSPIFFEID CRD is not installed".into());
-    }
     Verdict::from_problems(
         cx.ids.iter().flat_map(|id| id.invalid.iter().map(|p| Detail::on(id.object, p.clone()))).collect(),
     )
 }
 
 fn class_served(cx: &SpireContext<'_>) -> Verdict {
-    if crd_missing(cx) {
-        return Verdict::Skip("the ClusterSPIFFEID CRD is not installed".into());
-    }
     let Some(ctrl) = cx.controller_config() else {
         return Verdict::Skip("the controller manager configuration is not in the input".into());
     };
@@ -116,9 +113,6 @@ pub fn unregistered_reason(cx: &SpireContext<'_>, i: usize) -> String {
 }
 
 fn registered(cx: &SpireContext<'_>) -> Verdict {
-    if crd_missing(cx) {
-        return Verdict::Skip("the ClusterSPIFFEID CRD is not installed".into());
-    }
     let problems = (0..cx.subjects.len())
         .filter(|&i| cx.registrations[i].ids.is_empty())
         .map(|i| Detail::on(cx.subjects[i].workload, unregistered_reason(cx, i)))
@@ -157,9 +151,6 @@ fn single(cx: &SpireContext<'_>) -> Verdict {
 }
 
 fn stat(cx: &SpireContext<'_>, field: &str, what: &str) -> Verdict {
-    if crd_missing(cx) {
-        return Verdict::Skip("the ClusterSPIFFEID CRD is not installed".into());
-    }
     let with_status: Vec<_> = cx.ids.iter().filter(|id| id.object.value.pointer("/status/stats").is_some()).collect();
     if with_status.is_empty() {
         return Verdict::Skip("no ClusterSPIFFEID has status.stats (manifests, or not reconciled yet)".into());

@@ -21,10 +21,10 @@ pub fn category<'a>() -> CategoryDef<SpireContext<'a>> {
         },
         checks: vec![
             CheckDef::new(&catalog::SERVER_FOUND, found),
-            CheckDef::new(&catalog::SERVER_UNIQUE, unique),
-            CheckDef::new(&catalog::SERVER_READY, ready),
+            CheckDef::new(&catalog::SERVER_UNIQUE, unique).after(&[&catalog::SERVER_FOUND]),
+            CheckDef::new(&catalog::SERVER_READY, ready).after(&[&catalog::SERVER_FOUND]),
             CheckDef::new(&catalog::SERVER_CONFIG_FOUND, config_found),
-            CheckDef::new(&catalog::SERVER_CONFIG_VALID, config_valid),
+            CheckDef::new(&catalog::SERVER_CONFIG_VALID, config_valid).after(&[&catalog::SERVER_CONFIG_FOUND]),
         ],
     }
 }
