@@ -242,11 +242,17 @@ enum Way {
     In,
 }
 
+/// Both sides' connections of one pair, `None` where a side allows nothing.
+type Sides<'a> = (Option<&'a Connection>, Option<&'a Connection>);
+
+/// A change of an address range's traffic, before and after.
+type RangeChange = (Option<Connection>, Option<Connection>);
+
 type ExternalSides<'a> = BTreeMap<(&'a WorkloadRef, Way), (Vec<(IpNet, &'a Connection)>, Vec<(IpNet, &'a Connection)>)>;
 
 /// What changes from `before` to `after`.
 pub fn diff(before: &Reach, after: &Reach) -> ReachDiff {
-    let mut pairs: BTreeMap<(&Endpoint, &Endpoint), (Option<&Connection>, Option<&Connection>)> = BTreeMap::new();
+    let mut pairs: BTreeMap<(&Endpoint, &Endpoint), Sides<'_>> = BTreeMap::new();
     let mut external: ExternalSides<'_> = BTreeMap::new();
     for (side, reach) in [(0, before), (1, after)] {
         for e in reach.iter() {
@@ -309,7 +315,7 @@ fn external_changes(before: &[(IpNet, &Connection)], after: &[(IpNet, &Connectio
     let prefixes: BTreeSet<IpNet> = before.iter().chain(after).map(|(n, _)| *n).collect();
     let conn_at = |side: &[(IpNet, &Connection)], atom: &IpNet| side.iter().find(|(n, _)| n.contains(atom)).map(|(_, c)| (*c).clone());
     // Few distinct changes per workload: a list, since connections have no order.
-    let mut by_change: Vec<((Option<Connection>, Option<Connection>), Vec<IpNet>)> = Vec::new();
+    let mut by_change: Vec<(RangeChange, Vec<IpNet>)> = Vec::new();
     for p in &prefixes {
         let inside: Vec<IpNet> = prefixes.iter().filter(|q| *q != p && p.contains(*q)).copied().collect();
         for atom in subtract(*p, &inside) {
