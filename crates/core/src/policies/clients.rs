@@ -203,6 +203,95 @@ pub fn scrape_port(w: &Workload<'_>) -> Option<u16> {
     (ann.get("prometheus.io/scrape").map(String::as_str) == Some("true")).then(|| ann.get("prometheus.io/port")?.parse().ok())?
 }
 
+/// Ports Prometheus scrapes on a workload's pods by the Prometheus Operator's monitors: a
+/// `ServiceMonitor` whose selector picks one of the workload's Services (endpoints by Service
+/// port name, or `targetPort`), a `PodMonitor` whose selector picks its pods (endpoints by
+/// container port name, or `targetPort`). Both select in their own namespace unless
+/// `namespaceSelector` says otherwise (`any`, `matchNames`). API:
+/// <https://prometheus-operator.dev/docs/api-reference/api/#monitoring.coreos.com/v1.ServiceMonitor>.
+pub fn monitored_ports(inventory: &Inventory, w: &Workload<'_>, services: &[&meshmove_model::inventory::Object]) -> BTreeSet<u16> {
+    use meshmove_model::selector::LabelSelector;
+    let in_scope = |m: &meshmove_model::inventory::Object, ns: &str| -> bool {
+        let sel = m.value.pointer("/spec/namespaceSelector");
+        if sel.and_then(|s| s.get("any")).and_then(Value::as_bool) == Some(true) {
+            return true;
+        }
+        match sel.and_then(|s| s.get("matchNames")).and_then(Value::as_array) {
+            Some(names) => names.iter().any(|n| n.as_str() == Some(ns)),
+            // A monitor read from files keeps no namespace (its kind's scope is unknown offline):
+            // it lands where the release's namespace-less objects land.
+            None => match m.namespace.as_deref() {
+                Some(own) => own == ns,
+                None => ns.is_empty() || ns == inventory.default_namespace,
+            },
+        }
+    };
+    let selects = |m: &meshmove_model::inventory::Object, labels: &BTreeMap<String, String>| {
+        LabelSelector::from_json(m.value.pointer("/spec/selector")).is_ok_and(|s| s.matches(labels))
+    };
+    let container_port = |name: &str| w.ports().into_iter().find(|p| p.name.as_deref() == Some(name)).map(|p| p.port);
+    let mut out = BTreeSet::new();
+    for m in inventory.of_kind("monitoring.coreos.com", "ServiceMonitor") {
+        for s in services.iter().filter(|s| in_scope(m, s.namespace.as_deref().unwrap_or_default())) {
+            if !selects(m, &meshmove_model::workload::string_map(s.value.pointer("/metadata/labels"))) {
+                continue;
+            }
+            for e in m.value.pointer("/spec/endpoints").and_then(Value::as_array).into_iter().flatten() {
+                let by_name = e.get("port").and_then(Value::as_str).and_then(|name| {
+                    s.value.pointer("/spec/ports")?.as_array()?.iter().find(|p| p.get("name").and_then(Value::as_str) == Some(name)).cloned()
+                });
+                let target = match by_name {
+                    Some(p) => p.get("targetPort").cloned().or_else(|| p.get("port").cloned()),
+                    None => e.get("targetPort").cloned(),
+                };
+                match target {
+                    Some(Value::Number(n)) => out.extend(n.as_u64().and_then(|n| u16::try_from(n).ok())),
+                    Some(Value::String(name)) => out.extend(name.parse::<u16>().ok().or_else(|| container_port(&name))),
+                    _ => {}
+                }
+            }
+        }
+    }
+    for m in inventory.of_kind("monitoring.coreos.com", "PodMonitor") {
+        if !in_scope(m, w.namespace()) || !selects(m, &w.pod_labels()) {
+            continue;
+        }
+        for e in m.value.pointer("/spec/podMetricsEndpoints").and_then(Value::as_array).into_iter().flatten() {
+            match (e.get("port").and_then(Value::as_str), e.get("targetPort")) {
+                (Some(name), _) => out.extend(container_port(name)),
+                (None, Some(Value::Number(n))) => out.extend(n.as_u64().and_then(|n| u16::try_from(n).ok())),
+                (None, Some(Value::String(s))) => out.extend(s.parse::<u16>().ok().or_else(|| container_port(s))),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// Services an Ingress sends to pod IPs directly rather than through an in-cluster proxy: the
+/// AWS Load Balancer Controller with `alb.ingress.kubernetes.io/target-type: ip`
+/// (<https://kubernetes-sigs.github.io/aws-load-balancer-controller/latest/guide/ingress/annotations/#target-type>).
+/// Their traffic comes from the load balancer's addresses in the VPC, not from a namespace.
+pub fn direct_to_pods(inventory: &Inventory) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for ing in inventory.of(&meshmove_model::inventory::kinds::INGRESS) {
+        if ing.annotation("alb.ingress.kubernetes.io/target-type") != Some("ip") {
+            continue;
+        }
+        let ns = ing.namespace.clone().unwrap_or_default();
+        let mut backends: Vec<&Value> = ing.value.pointer("/spec/defaultBackend").into_iter().collect();
+        for rule in ing.value.pointer("/spec/rules").and_then(Value::as_array).into_iter().flatten() {
+            backends.extend(rule.pointer("/http/paths").and_then(Value::as_array).into_iter().flatten().filter_map(|p| p.get("backend")));
+        }
+        for b in backends {
+            if let Some(name) = b.pointer("/service/name").and_then(Value::as_str) {
+                out.insert((ns.clone(), name.to_string()));
+            }
+        }
+    }
+    out
+}
+
 /// Whether a namespace runs ambient: labelled `istio.io/dataplane-mode=ambient`
 /// (<https://istio.io/latest/docs/ambient/usage/add-workloads/>).
 pub fn namespace_is_ambient(inventory: &Inventory, namespace: &str) -> bool {

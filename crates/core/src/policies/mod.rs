@@ -206,6 +206,7 @@ pub fn generate(inventory: &Inventory, req: &Request<'_>) -> Generation {
     let svc_ports: Vec<BTreeSet<Port>> = selecting.iter().map(|ss| ss.iter().flat_map(|s| target_ports(s)).collect()).collect();
     let callers = clients::service_callers(&ws, &usage, &services, &selecting);
     let exposed = rules::exposed_services(inventory);
+    let direct = clients::direct_to_pods(inventory);
     let is_db = |w: &Workload<'_>| dbs.iter().any(|d| d.object == w.object.object_ref());
     let ambient_ns = |ns: &str| match req.mode {
         Some(m) => m == MeshMode::Ambient,
@@ -290,6 +291,22 @@ pub fn generate(inventory: &Inventory, req: &Request<'_>) -> Generation {
                     .flat_map(|s| target_ports(s))
                     .collect();
                 let known = all_labelled || !peers.is_empty() || !exposed_ports.is_empty();
+                // A load balancer that targets pod IPs comes from addresses the input does not
+                // show; without them, isolating the workload would cut its external traffic.
+                let direct_ports: BTreeSet<Port> = selecting[i]
+                    .iter()
+                    .filter(|s| direct.contains(&(s.namespace.clone().unwrap_or_default(), s.name.clone())))
+                    .flat_map(|s| target_ports(s))
+                    .collect();
+                if !direct_ports.is_empty() && opts.ingress_ip_blocks.is_empty() && !isolate_anyway(w.name()) {
+                    out.withheld.push(Withheld {
+                        subject: short(w),
+                        namespace: ns.to_string(),
+                        reason: "an Ingress with alb.ingress.kubernetes.io/target-type: ip sends to its pods from the load balancer's addresses, which the input does not show".into(),
+                        isolate_with: "networkPolicies.ingressIpBlocks: [<the VPC CIDRs>]".into(),
+                    });
+                    continue;
+                }
                 if !known && !isolate_anyway(w.name()) {
                     let names: Vec<&str> = selecting[i].iter().map(|s| s.name.as_str()).collect();
                     out.withheld.push(Withheld {
@@ -305,6 +322,11 @@ pub fn generate(inventory: &Inventory, req: &Request<'_>) -> Generation {
                 }
                 if !peers.is_empty() {
                     rules.push(json!({"from": peers, "ports": with_hbone(port_json.clone(), ambient)}));
+                }
+                if !direct_ports.is_empty() && !opts.ingress_ip_blocks.is_empty() {
+                    admits.push(format!("load balancer addresses {} on the exposed ports", opts.ingress_ip_blocks.join(", ")));
+                    let blocks: Vec<Value> = opts.ingress_ip_blocks.iter().map(|c| json!({"ipBlock": {"cidr": c}})).collect();
+                    rules.push(json!({"from": blocks, "ports": with_hbone(direct_ports.iter().map(Port::json).collect(), ambient)}));
                 }
                 if !exposed_ports.is_empty() && !opts.ingress_namespaces.is_empty() {
                     let exposed_numbers = port_numbers(&exposed_ports, Some(w));
@@ -325,12 +347,29 @@ pub fn generate(inventory: &Inventory, req: &Request<'_>) -> Generation {
                     }
                 }
             }
-            if let Some(p) = clients::scrape_port(w).filter(|_| !monitoring.is_empty()) {
-                admits.push(format!("monitoring namespaces {} on TCP {p} (prometheus.io/port)", monitoring.join(", ")));
+            let mut scraped: BTreeSet<u16> = clients::monitored_ports(inventory, w, &selecting[i]);
+            scraped.extend(clients::scrape_port(w));
+            if !scraped.is_empty() && !monitoring.is_empty() {
+                let shown: Vec<String> = scraped.iter().map(|p| format!("TCP {p}")).collect();
+                admits.push(format!(
+                    "monitoring namespaces {} on {} (prometheus.io/port, ServiceMonitor, PodMonitor)",
+                    monitoring.join(", "),
+                    shown.join(", ")
+                ));
                 rules.push(json!({
                     "from": [{"namespaceSelector": namespaces_selector(&monitoring)}],
-                    "ports": with_hbone(vec![json!({"protocol": "TCP", "port": p})], ambient),
+                    "ports": with_hbone(scraped.iter().map(|p| json!({"protocol": "TCP", "port": p})).collect(), ambient),
                 }));
+                for m in &monitoring {
+                    uses.push(Use {
+                        from: From::Namespace { namespace: m.clone(), labels: BTreeMap::new() },
+                        from_name: format!("monitoring in namespace {m}"),
+                        to: me.clone(),
+                        ports: scraped.iter().copied().collect(),
+                        why: "Prometheus scrapes it (prometheus.io/port, ServiceMonitor or PodMonitor)".into(),
+                        violation: None,
+                    });
+                }
             }
             mesh_rules(&mut rules, &mut admits, ambient, sidecar, &monitoring);
             let mut spec = Map::new();

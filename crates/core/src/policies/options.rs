@@ -35,6 +35,9 @@ pub struct PolicyOptions {
     /// Workloads and databases (by name) to isolate even though their clients cannot all be
     /// established (a Secret outside the input, a Service nobody in the input names).
     pub isolate_anyway: Vec<String>,
+    /// Address ranges of load balancers that send to pod IPs directly (an AWS ALB with
+    /// `target-type: ip`: the VPC's CIDRs), admitted on the exposed ports of what they front.
+    pub ingress_ip_blocks: Vec<String>,
 }
 
 /// An extra client of a database: pods selected by labels (in the database's namespace unless
@@ -157,6 +160,7 @@ impl Default for PolicyOptions {
             database_clients: Vec::new(),
             database_owners: BTreeMap::new(),
             isolate_anyway: Vec::new(),
+            ingress_ip_blocks: Vec::new(),
         }
     }
 }

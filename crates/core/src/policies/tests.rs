@@ -35,6 +35,7 @@ impl Oracle {
         // A pod of an unrelated namespace, and one of the CloudNativePG operator.
         model.pods.push(meshmove_netpol::PodInfo::new("elsewhere", "stranger").with_labels([("app", "stranger")]));
         model.pods.push(meshmove_netpol::PodInfo::new("cnpg-system", "operator").with_labels([("app.kubernetes.io/name", "cloudnative-pg")]));
+        model.pods.push(meshmove_netpol::PodInfo::new("monitoring", "prometheus").with_labels([("app", "prometheus")]));
         let (engine, rejected) = Engine::build_lenient(&model, EngineOptions::default()).unwrap();
         assert!(rejected.is_empty(), "the engine rejects a generated policy: {rejected:?}");
         Oracle { engine }
@@ -367,6 +368,46 @@ fn the_proof_withholds_a_candidate_that_would_cut_a_connection_in_use() {
     assert!(o.reaches("web", "api", 8080));
     assert!(o.reaches("api", "db", 5432));
     assert!(!o.reaches("web", "db", 5432));
+}
+
+/// What the Prometheus Operator scrapes and what an AWS ALB sends to pod IPs are connections the
+/// input shows: the policies keep them, or the workload is left alone until the addresses are known.
+#[test]
+fn monitors_and_load_balancers_that_target_pods_keep_their_connections() {
+    let chart = format!(
+        "{SHOP}---
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata: {{name: api}}
+spec:
+  selector: {{matchLabels: {{app: api}}}}
+  endpoints: [{{port: metrics, path: /api/v2/metrics}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: api-metrics, labels: {{app: api}}}}
+spec: {{selector: {{app: api}}, ports: [{{name: metrics, port: 8000, targetPort: 8000}}]}}
+"
+    );
+    let input = inventory(&chart);
+    let opts = PolicyOptions::default();
+    let g = generate(&input, &release(&opts, MeshMode::Sidecar));
+    let o = Oracle::new(&input, &g);
+    assert!(o.reaches("prometheus", "api", 8000), "the ServiceMonitor's scrape port stays open: {:?}", g.policies);
+    assert!(!o.reaches("stranger", "api", 8000));
+
+    let alb = SHOP.replace("kind: Ingress\nmetadata: {name: web}", "kind: Ingress\nmetadata: {name: web, annotations: {alb.ingress.kubernetes.io/target-type: ip}}");
+    assert_ne!(alb, SHOP);
+    let input = inventory(&alb);
+    let g = generate(&input, &release(&opts, MeshMode::Sidecar));
+    let w = g.withheld.iter().find(|w| w.subject == "Deployment/web").expect("web is left alone");
+    assert!(w.isolate_with.contains("ingressIpBlocks"), "{w:?}");
+    let opts = PolicyOptions { ingress_ip_blocks: vec!["10.0.0.0/16".into()], ..PolicyOptions::default() };
+    let g = generate(&input, &release(&opts, MeshMode::Sidecar));
+    let o = Oracle::new(&input, &g);
+    let vpc: IpNet = "10.0.3.7/32".parse().unwrap();
+    assert!(o.engine.allowed_from_cidr(vpc, o.pod("web")).allows(Protocol::Tcp, 3000), "the ALB reaches the pods");
+    assert!(!o.engine.allowed_from_cidr("192.0.2.1/32".parse().unwrap(), o.pod("web")).allows(Protocol::Tcp, 3000));
 }
 
 #[test]
