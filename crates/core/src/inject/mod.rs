@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use labels::inject_labels;
-pub use probes::{ProbeSettings, inject_probes};
+pub use probes::{ProbeHandler, ProbePort, ProbeSettings, ProbeSpec, inject_probes};
 
 /// Data-plane mode of the mesh.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -1,52 +1,109 @@
 //! Health probes for containers that have none.
 //!
 //! Each probe kind is added only when the container lacks it; existing probes are never changed.
-//! HTTP probes use the configured paths; without a path, a TCP probe on the container's first
-//! declared port (by name when it has one, so a renumbered port keeps working). A container
-//! without ports gets nothing and is reported. A startup probe is added for slow starters: the
-//! workloads named in the options, or containers whose existing liveness probe waits 30 s or more
+//! Each kind (readiness, liveness, startup) has its own handler and timing ([`ProbeSpec`]):
+//! HTTP on a configured path, TCP, or none. Without a path, a TCP probe on the configured port or
+//! the container's first declared port (by name when it has one, so a renumbered port keeps
+//! working). A container without ports (and no configured port) gets nothing and is reported.
+//!
+//! HTTP paths configured for *every* workload (the global `probes` settings) apply only to
+//! containers that serve HTTP: a container running a known data store (by image or well-known
+//! port, [`crate::datastore::Store`]) gets TCP probes instead, since a database answers no HTTP
+//! request and would never become ready. A path configured for the workload itself always applies.
+//!
+//! A startup probe is added for slow starters: workloads configured with `slowStart`, a startup
+//! path or a startup probe type, and containers whose existing liveness probe waits 30 s or more
 //! before its first check (a sign the team already knows start-up is slow).
+//!
+//! Field semantics and the defaults Kubernetes applies when a field is omitted (initialDelaySeconds
+//! 0, periodSeconds 10, timeoutSeconds 1, successThreshold 1 and only 1 for liveness and startup
+//! probes, failureThreshold 3, every one but the delay at least 1):
+//! <https://kubernetes.io/docs/tasks/configure-pod-container/configure-liveness-readiness-startup-probes/#configure-probes>.
 
 use serde_json::{Map, Value, json};
 
 use super::Injection;
+use crate::datastore::Store;
+
+/// How one probe kind checks the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeHandler {
+    /// `tcpSocket` on the port.
+    Tcp,
+    /// `httpGet` on `path`. `global`: configured for every workload, so applied only to
+    /// containers that serve HTTP (data stores get [`ProbeHandler::Tcp`]).
+    Http { path: String, global: bool },
+    /// No probe of this kind is added.
+    None,
+}
+
+/// A probe port as Kubernetes takes it: a number or a container port's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbePort {
+    Number(u16),
+    Name(String),
+}
+
+/// One probe kind's settings. `None` fields are left out of the probe (Kubernetes' default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeSpec {
+    pub handler: ProbeHandler,
+    /// Port to probe; the container's first declared TCP port when unset.
+    pub port: Option<ProbePort>,
+    pub initial_delay_seconds: Option<u32>,
+    pub period_seconds: u32,
+    pub timeout_seconds: Option<u32>,
+    pub failure_threshold: u32,
+    pub success_threshold: Option<u32>,
+}
+
+impl ProbeSpec {
+    /// A TCP probe with Kubernetes' period (10 s) and the given failure threshold.
+    pub fn tcp(failure_threshold: u32) -> Self {
+        ProbeSpec {
+            handler: ProbeHandler::Tcp,
+            port: None,
+            initial_delay_seconds: None,
+            period_seconds: 10,
+            timeout_seconds: None,
+            failure_threshold,
+            success_threshold: None,
+        }
+    }
+}
 
 /// Probe settings for one workload (defaults merged with its override).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeSettings {
-    /// HTTP path for readiness; TCP probe when unset.
-    pub readiness_path: Option<String>,
-    /// HTTP path for liveness; TCP probe when unset.
-    pub liveness_path: Option<String>,
-    /// HTTP path for the startup probe; TCP probe when unset.
-    pub startup_path: Option<String>,
-    /// Treat as a slow starter: add a startup probe.
+    pub readiness: ProbeSpec,
+    pub liveness: ProbeSpec,
+    /// Added only for slow starters (see the module documentation).
+    pub startup: ProbeSpec,
+    /// Treat as a slow starter: add a startup probe (`slowStart`, or a startup path or type
+    /// configured for this workload, or a startup type configured for all).
     pub slow_start: bool,
-    pub period_seconds: u32,
-    pub failure_threshold: u32,
-    /// failureThreshold of startup probes (× periodSeconds = the start-up budget).
-    pub startup_failure_threshold: u32,
     /// Leave this workload's probes alone.
     pub skip: bool,
 }
 
 impl Default for ProbeSettings {
     fn default() -> Self {
-        ProbeSettings {
-            readiness_path: None,
-            liveness_path: None,
-            startup_path: None,
-            slow_start: false,
-            period_seconds: 10,
-            failure_threshold: 3,
-            startup_failure_threshold: 30,
-            skip: false,
-        }
+        ProbeSettings { readiness: ProbeSpec::tcp(3), liveness: ProbeSpec::tcp(3), startup: ProbeSpec::tcp(30), slow_start: false, skip: false }
     }
 }
 
 /// Existing liveness delay from which a container counts as a slow starter.
 const SLOW_LIVENESS_DELAY: i64 = 30;
+
+/// The data store a container runs, by image or a declared well-known port.
+fn data_store(c: &Map<String, Value>) -> Option<Store> {
+    c.get("image").and_then(Value::as_str).and_then(Store::from_image).or_else(|| {
+        c.get("ports")?.as_array()?.iter().find_map(|p| {
+            let n = p.get("containerPort")?.as_u64()?;
+            Store::from_port(u16::try_from(n).ok()?)
+        })
+    })
+}
 
 /// Add missing probes to the containers of a pod template at `template_ptr` of `object`.
 pub fn inject_probes(object: &mut Value, workload: &str, template_ptr: &str, settings: &ProbeSettings) -> Vec<Injection> {
@@ -65,43 +122,66 @@ pub fn inject_probes(object: &mut Value, workload: &str, template_ptr: &str, set
             change,
             skipped,
         };
-        let missing: Vec<&str> = ["readinessProbe", "livenessProbe", "startupProbe"]
-            .into_iter()
-            .filter(|k| !c.contains_key(*k))
-            .collect();
+        let store = data_store(c);
+        // Global HTTP paths do not reach a data store: TCP instead.
+        let handler = |spec: &ProbeSpec| match &spec.handler {
+            ProbeHandler::Http { global: true, .. } if store.is_some() => ProbeHandler::Tcp,
+            h => h.clone(),
+        };
         let slow = settings.slow_start
+            || matches!(&settings.startup.handler, ProbeHandler::Http { global: true, .. } if store.is_none())
             || c.get("livenessProbe")
                 .and_then(|p| p.get("initialDelaySeconds"))
                 .and_then(Value::as_i64)
                 .is_some_and(|d| d >= SLOW_LIVENESS_DELAY);
-        let wanted: Vec<&str> = missing.into_iter().filter(|k| *k != "startupProbe" || slow).collect();
+        let wanted: Vec<(&str, &ProbeSpec, ProbeHandler)> = [("readinessProbe", &settings.readiness), ("livenessProbe", &settings.liveness), ("startupProbe", &settings.startup)]
+            .into_iter()
+            .filter(|(k, _)| !c.contains_key(*k) && (*k != "startupProbe" || slow))
+            .map(|(k, s)| (k, s, handler(s)))
+            .filter(|(_, _, h)| *h != ProbeHandler::None)
+            .collect();
         if wanted.is_empty() {
             continue;
         }
-        let Some(port) = first_port(c) else {
+        let declared = first_port(c);
+        if declared.is_none() && wanted.iter().any(|(_, s, _)| s.port.is_none()) {
             done.push(note("no probes added: container declares no ports".into(), true));
             continue;
-        };
-        for kind in wanted {
-            let path = match kind {
-                "readinessProbe" => &settings.readiness_path,
-                "livenessProbe" => &settings.liveness_path,
-                _ => &settings.startup_path,
+        }
+        for (kind, spec, handler) in wanted {
+            let port = match &spec.port {
+                Some(ProbePort::Number(n)) => json!(n),
+                Some(ProbePort::Name(n)) => json!(n),
+                None => declared.clone().unwrap_or(Value::Null),
             };
-            let handler = match path {
-                Some(p) => json!({"httpGet": {"path": p, "port": port.clone()}}),
-                None => json!({"tcpSocket": {"port": port.clone()}}),
+            let mut probe = Map::new();
+            let how = match &handler {
+                ProbeHandler::Http { path, .. } => {
+                    probe.insert("httpGet".into(), json!({"path": path, "port": port.clone()}));
+                    format!("http {path} port {}", display(&port))
+                }
+                _ => {
+                    probe.insert("tcpSocket".into(), json!({"port": port.clone()}));
+                    format!("tcp port {}", display(&port))
+                }
             };
-            let mut probe = handler.as_object().cloned().unwrap_or_default();
-            probe.insert("periodSeconds".into(), json!(settings.period_seconds));
-            let threshold = if kind == "startupProbe" { settings.startup_failure_threshold } else { settings.failure_threshold };
-            probe.insert("failureThreshold".into(), json!(threshold));
-            let how = match path {
-                Some(p) => format!("http {p} port {}", display(&port)),
-                None => format!("tcp port {}", display(&port)),
-            };
+            if let Some(d) = spec.initial_delay_seconds {
+                probe.insert("initialDelaySeconds".into(), json!(d));
+            }
+            probe.insert("periodSeconds".into(), json!(spec.period_seconds));
+            if let Some(t) = spec.timeout_seconds {
+                probe.insert("timeoutSeconds".into(), json!(t));
+            }
+            if let Some(s) = spec.success_threshold {
+                probe.insert("successThreshold".into(), json!(s));
+            }
+            probe.insert("failureThreshold".into(), json!(spec.failure_threshold));
             c.insert(kind.to_string(), Value::Object(probe));
-            done.push(note(format!("{kind} {how}"), false));
+            let why = match store {
+                Some(s) if handler != spec.handler => format!(" ({} data store: the global HTTP path is not applied)", s.name()),
+                _ => String::new(),
+            };
+            done.push(note(format!("{kind} {how}{why}"), false));
         }
     }
     done
@@ -144,15 +224,82 @@ mod tests {
         assert!(inject_probes(&mut p, "Pod/p", "", &ProbeSettings::default()).is_empty(), "idempotent");
     }
 
+    fn http(path: &str, global: bool) -> ProbeHandler {
+        ProbeHandler::Http { path: path.into(), global }
+    }
+
     #[test]
     fn http_paths_and_slow_starters() {
         let mut p = pod(json!([{"name": "llm", "ports": [{"containerPort": 8003}],
             "livenessProbe": {"httpGet": {"path": "/health", "port": 8003}, "initialDelaySeconds": 120}}]));
-        let s = ProbeSettings { readiness_path: Some("/ready".into()), startup_path: Some("/startup".into()), ..Default::default() };
+        let mut s = ProbeSettings::default();
+        s.readiness.handler = http("/ready", true);
+        s.startup.handler = http("/startup", false);
         let done = inject_probes(&mut p, "Deployment/llm", "", &s);
         assert_eq!(done.iter().map(|d| d.change.as_str()).collect::<Vec<_>>(), ["readinessProbe http /ready port 8003", "startupProbe http /startup port 8003"]);
         assert_eq!(p.pointer("/spec/containers/0/startupProbe/failureThreshold"), Some(&json!(30)));
         assert_eq!(p.pointer("/spec/containers/0/livenessProbe/initialDelaySeconds"), Some(&json!(120)), "existing probe untouched");
+    }
+
+    #[test]
+    fn every_field_of_the_spec_is_written() {
+        let mut p = pod(json!([{"name": "api", "image": "flexdesk/backend:1", "ports": [{"name": "http", "containerPort": 8000}]}]));
+        let mut s = ProbeSettings::default();
+        s.readiness = ProbeSpec {
+            handler: http("/api/v2/ready", false),
+            port: Some(ProbePort::Number(8000)),
+            initial_delay_seconds: Some(5),
+            period_seconds: 5,
+            timeout_seconds: Some(2),
+            failure_threshold: 4,
+            success_threshold: Some(2),
+        };
+        s.liveness.handler = ProbeHandler::None;
+        s.startup.handler = http("/api/v2/startup", true);
+        s.startup.period_seconds = 5;
+        inject_probes(&mut p, "Deployment/api", "", &s);
+        assert_eq!(
+            p.pointer("/spec/containers/0/readinessProbe"),
+            Some(&json!({"httpGet": {"path": "/api/v2/ready", "port": 8000}, "initialDelaySeconds": 5, "periodSeconds": 5, "timeoutSeconds": 2, "successThreshold": 2, "failureThreshold": 4}))
+        );
+        assert!(p.pointer("/spec/containers/0/livenessProbe").is_none(), "type none adds nothing");
+        // A global startup path asks for a startup probe on a container that serves HTTP.
+        assert_eq!(p.pointer("/spec/containers/0/startupProbe"), Some(&json!({"httpGet": {"path": "/api/v2/startup", "port": "http"}, "periodSeconds": 5, "failureThreshold": 30})));
+    }
+
+    #[test]
+    fn global_http_paths_never_reach_data_stores() {
+        let mut s = ProbeSettings::default();
+        s.readiness.handler = http("/ready", true);
+        s.liveness.handler = http("/health", true);
+        s.startup.handler = http("/startup", true);
+        for c in [
+            json!({"name": "postgres", "image": "docker.io/bitnami/postgresql:16", "ports": [{"name": "tcp-postgresql", "containerPort": 5432}]}),
+            json!({"name": "cache", "image": "example.com/custom-cache:1", "ports": [{"containerPort": 6379}]}),
+        ] {
+            let mut p = pod(json!([c]));
+            let done = inject_probes(&mut p, "StatefulSet/db", "", &s);
+            let probe = p.pointer("/spec/containers/0/readinessProbe").unwrap();
+            assert!(probe.get("tcpSocket").is_some() && probe.get("httpGet").is_none(), "{probe}");
+            assert!(p.pointer("/spec/containers/0/livenessProbe/tcpSocket").is_some());
+            assert!(p.pointer("/spec/containers/0/startupProbe").is_none(), "a global startup path is no slow start for a database");
+            assert!(done[0].change.contains("data store: the global HTTP path is not applied"), "{done:?}");
+        }
+        // A path set for the workload itself is what the user asked for.
+        s.readiness.handler = http("/ready", false);
+        let mut p = pod(json!([{"name": "pg", "image": "postgres:16", "ports": [{"containerPort": 5432}]}]));
+        inject_probes(&mut p, "StatefulSet/pg", "", &s);
+        assert_eq!(p.pointer("/spec/containers/0/readinessProbe/httpGet/path"), Some(&json!("/ready")));
+    }
+
+    #[test]
+    fn a_configured_port_needs_no_declared_port() {
+        let mut p = pod(json!([{"name": "app"}]));
+        let mut s = ProbeSettings::default();
+        s.readiness.port = Some(ProbePort::Name("http".into()));
+        s.liveness.handler = ProbeHandler::None;
+        inject_probes(&mut p, "Deployment/app", "", &s);
+        assert_eq!(p.pointer("/spec/containers/0/readinessProbe/tcpSocket/port"), Some(&json!("http")));
     }
 
     #[test]

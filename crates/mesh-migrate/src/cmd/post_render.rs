@@ -117,7 +117,8 @@ impl PostRenderArgs {
             (&self.liveness_path, &mut cfg.probes.liveness_path),
             (&self.startup_path, &mut cfg.probes.startup_path),
         ] {
-            if flag.is_some() {
+            if let Some(path) = flag {
+                postrender::config::check_path(path).map_err(anyhow::Error::msg)?;
                 field.clone_from(flag);
             }
         }
