@@ -273,23 +273,11 @@ pub fn monitored_ports(inventory: &Inventory, w: &Workload<'_>, services: &[&mes
 /// (<https://kubernetes-sigs.github.io/aws-load-balancer-controller/latest/guide/ingress/annotations/#target-type>).
 /// Their traffic comes from the load balancer's addresses in the VPC, not from a namespace.
 pub fn direct_to_pods(inventory: &Inventory) -> BTreeSet<(String, String)> {
-    let mut out = BTreeSet::new();
-    for ing in inventory.of(&meshmove_model::inventory::kinds::INGRESS) {
-        if ing.annotation("alb.ingress.kubernetes.io/target-type") != Some("ip") {
-            continue;
-        }
-        let ns = ing.namespace.clone().unwrap_or_default();
-        let mut backends: Vec<&Value> = ing.value.pointer("/spec/defaultBackend").into_iter().collect();
-        for rule in ing.value.pointer("/spec/rules").and_then(Value::as_array).into_iter().flatten() {
-            backends.extend(rule.pointer("/http/paths").and_then(Value::as_array).into_iter().flatten().filter_map(|p| p.get("backend")));
-        }
-        for b in backends {
-            if let Some(name) = b.pointer("/service/name").and_then(Value::as_str) {
-                out.insert((ns.clone(), name.to_string()));
-            }
-        }
-    }
-    out
+    inventory
+        .of(&meshmove_model::inventory::kinds::INGRESS)
+        .filter(|ing| ing.annotation("alb.ingress.kubernetes.io/target-type") == Some("ip"))
+        .flat_map(super::rules::ingress_backends)
+        .collect()
 }
 
 /// Whether a namespace runs ambient: labelled `istio.io/dataplane-mode=ambient`

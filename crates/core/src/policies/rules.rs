@@ -97,21 +97,20 @@ pub fn target_ports(service: &Object) -> Vec<Port> {
         .collect()
 }
 
+/// The Services an Ingress sends to, `(namespace, name)`: its default backend and every path's.
+pub fn ingress_backends(ing: &Object) -> impl Iterator<Item = (String, String)> + '_ {
+    let ns = ing.namespace.clone().unwrap_or_default();
+    let rules = ing.value.pointer("/spec/rules").and_then(Value::as_array).into_iter().flatten();
+    ing.value
+        .pointer("/spec/defaultBackend")
+        .into_iter()
+        .chain(rules.flat_map(|r| r.pointer("/http/paths").and_then(Value::as_array).into_iter().flatten().filter_map(|p| p.get("backend"))))
+        .filter_map(move |b| Some((ns.clone(), b.pointer("/service/name")?.as_str()?.to_string())))
+}
+
 /// Services reached from outside: Ingress backends, VirtualService and HTTPRoute destinations.
 pub fn exposed_services(inventory: &Inventory) -> BTreeSet<(String, String)> {
-    let mut out = BTreeSet::new();
-    for ing in inventory.of(&kinds::INGRESS) {
-        let ns = ing.namespace.clone().unwrap_or_default();
-        let mut backends: Vec<&Value> = ing.value.pointer("/spec/defaultBackend").into_iter().collect();
-        for rule in ing.value.pointer("/spec/rules").and_then(Value::as_array).into_iter().flatten() {
-            backends.extend(rule.pointer("/http/paths").and_then(Value::as_array).into_iter().flatten().filter_map(|p| p.get("backend")));
-        }
-        for b in backends {
-            if let Some(name) = b.pointer("/service/name").and_then(Value::as_str) {
-                out.insert((ns.clone(), name.to_string()));
-            }
-        }
-    }
+    let mut out: BTreeSet<(String, String)> = inventory.of(&kinds::INGRESS).flat_map(ingress_backends).collect();
     for vs in inventory.of(&kinds::VIRTUAL_SERVICE) {
         let ns = vs.namespace.clone().unwrap_or_default();
         for section in ["http", "tcp", "tls"] {
