@@ -106,9 +106,12 @@ struct SpireArgs {
 struct CheckArgs {
     #[command(flatten)]
     spire: SpireArgs,
-    /// Also run deep checks inside the SPIRE server pod (healthcheck, entry show, agent list); live clusters only
+    /// Also run deep checks inside the SPIRE server pod (healthcheck, entry show, agent list, bundle show); live clusters only
     #[arg(long, help_heading = "SPIRE")]
     exec: bool,
+    /// Also list skipped checks, with the reason (hidden by default, with a count)
+    #[arg(long, help_heading = "Output")]
+    verbose: bool,
 }
 
 fn main() -> ExitCode {
@@ -217,7 +220,12 @@ fn check(kube: &KubeFlags, output: &OutputFlags, args: &CheckArgs) -> Result<Exi
     match output.output {
         OutputFormat::Json | OutputFormat::Yaml => meshmove_cli::render::structured(&mut out, output.output, &report)?,
         OutputFormat::Table | OutputFormat::Wide => {
-            out.write_str(&render::check_report(&report, output.output == OutputFormat::Wide, output.color()))?
+            let view = render::View {
+                wide: output.output == OutputFormat::Wide,
+                verbose: args.verbose,
+                color: output.color(),
+            };
+            out.write_str(&render::check_report(&report, view))?
         }
     }
     out.flush()?;

@@ -1,13 +1,32 @@
 //! Rendering: the check report as `linkerd check` prints it, and the identities table.
 //!
 //! The check table is a list, not a grid: a header per category, one line per check with a mark
-//! (`✔` ok, `‼` warning, `×` error, `-` skipped), and under each failing check its details and a
-//! pointer to the docs. The marks are the same with or without colour (colour is only added on a
-//! terminal), so logs and CI output read the same as a terminal. `-o wide` adds the codes, the
-//! details of passing checks and the hint sentence.
+//! (`✔` ok, `‼` warning, `×` error, `-` skipped). A failing check carries its code on its line,
+//! then its details, a one-line hint and the URL of its documentation. Skipped checks are hidden
+//! unless `--verbose` (or `-o wide`) asks for them; a count says how many were left out, and a
+//! category with nothing to show is left out whole. The last line sums up: `✔` when everything
+//! passed, `‼` when only warnings failed, `×` when an error did. The marks are the same with or
+//! without colour (colour is only added on a terminal), so logs and CI output read the same as a
+//! terminal. `-o wide` adds every check's code and the details of passing checks.
 
 use meshmove_spire::{CheckResult, CheckStatus, IdentityRow, IdentityStatus, SpireReport};
 use owo_colors::OwoColorize;
+
+/// How much of the report to show.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct View {
+    /// `-o wide`: codes and details of every check, skipped ones included.
+    pub wide: bool,
+    /// `--verbose`: skipped checks too, with the reason.
+    pub verbose: bool,
+    pub color: bool,
+}
+
+impl View {
+    fn shows(&self, c: &CheckResult) -> bool {
+        c.result != CheckStatus::Skipped || self.verbose || self.wide
+    }
+}
 
 /// The mark of a result.
 fn mark(status: CheckStatus, color: bool) -> String {
@@ -28,10 +47,10 @@ fn mark(status: CheckStatus, color: bool) -> String {
     }
 }
 
-fn check_lines(out: &mut String, c: &CheckResult, wide: bool, color: bool) {
-    let code = if wide { format!(" [{}]", c.code) } else { String::new() };
-    out.push_str(&format!("{} {}{code}\n", mark(c.result, color), c.description));
+fn check_lines(out: &mut String, c: &CheckResult, view: View) {
     let failed = matches!(c.result, CheckStatus::Warning | CheckStatus::Error);
+    let code = if failed || view.wide { format!(" [{}]", c.code) } else { String::new() };
+    out.push_str(&format!("{} {}{code}\n", mark(c.result, view.color), c.description));
     match c.result {
         CheckStatus::Skipped => {
             for d in &c.details {
@@ -42,12 +61,10 @@ fn check_lines(out: &mut String, c: &CheckResult, wide: bool, color: bool) {
             for d in &c.details {
                 out.push_str(&format!("    {d}\n"));
             }
-            if wide {
-                out.push_str(&format!("    {}\n", c.spec.hint));
-            }
-            out.push_str(&format!("    see {} for hints\n", c.spec.anchor()));
+            out.push_str(&format!("    hint: {}\n", c.hint));
+            out.push_str(&format!("    see {}\n", c.docs));
         }
-        _ if wide => {
+        _ if view.wide => {
             for d in &c.details {
                 out.push_str(&format!("    {d}\n"));
             }
@@ -57,19 +74,35 @@ fn check_lines(out: &mut String, c: &CheckResult, wide: bool, color: bool) {
 }
 
 /// The report as text.
-pub fn check_report(report: &SpireReport, wide: bool, color: bool) -> String {
+pub fn check_report(report: &SpireReport, view: View) -> String {
     let mut out = String::new();
-    for (i, cat) in report.categories.iter().enumerate() {
-        if i > 0 {
+    let mut hidden = 0;
+    for cat in &report.categories {
+        let shown: Vec<&CheckResult> = cat.checks.iter().filter(|c| view.shows(c)).collect();
+        hidden += cat.checks.len() - shown.len();
+        if shown.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
             out.push('\n');
         }
         out.push_str(&format!("{}\n{}\n", cat.name, "-".repeat(cat.name.chars().count())));
-        for c in &cat.checks {
-            check_lines(&mut out, c, wide, color);
+        for c in shown {
+            check_lines(&mut out, c, view);
         }
     }
-    let verdict = if report.success { CheckStatus::Ok } else { CheckStatus::Error };
-    out.push_str(&format!("\nStatus check results are {}\n", mark(verdict, color)));
+    if hidden > 0 {
+        let checks = if hidden == 1 { "check" } else { "checks" };
+        out.push_str(&format!("\n{hidden} skipped {checks} not shown: --verbose lists them with the reason\n"));
+    }
+    let verdict = if !report.success {
+        CheckStatus::Error
+    } else if report.checks().any(|c| c.result == CheckStatus::Warning) {
+        CheckStatus::Warning
+    } else {
+        CheckStatus::Ok
+    };
+    out.push_str(&format!("\nStatus check results are {}\n", mark(verdict, view.color)));
     out
 }
 
@@ -141,28 +174,54 @@ mod tests {
         }])
     }
 
+    fn docs(code: &str) -> String {
+        format!("https://github.com/meshmove/meshmove/blob/v{}/docs/findings.md#{code}", env!("CARGO_PKG_VERSION"))
+    }
+
     #[test]
     fn linkerd_style_lines() {
-        let text = check_report(&report(), false, false);
+        let text = check_report(&report(), View::default());
         assert_eq!(
             text,
-            "spire-agent\n-----------\n✔ SPIRE agent DaemonSet is deployed\n× Every schedulable node runs a SPIRE agent\n    Node/node-2: no agent\n    see docs/findings.md#sc2103 for hints\n‼ No double\n    twice\n    see docs/findings.md#sc2202 for hints\n- Ready\n    skipped: no status\n\nStatus check results are ×\n"
+            format!(
+                "spire-agent\n-----------\n✔ SPIRE agent DaemonSet is deployed\n× Every schedulable node runs a SPIRE agent [SC2103]\n    Node/node-2: no agent\n    hint: {}\n    see {}\n‼ No double [SC2202]\n    twice\n    hint: {}\n    see {}\n\n1 skipped check not shown: --verbose lists them with the reason\n\nStatus check results are ×\n",
+                catalog::AGENT_ON_EVERY_NODE.hint,
+                docs("sc2103"),
+                catalog::SINGLE_REGISTRATION.hint,
+                docs("sc2202")
+            )
         );
-        let wide = check_report(&report(), true, false);
+        let verbose = check_report(&report(), View { verbose: true, ..View::default() });
+        assert!(verbose.contains("- Ready\n    skipped: no status\n\nStatus check results are ×\n"), "{verbose}");
+        assert!(!verbose.contains("not shown"), "{verbose}");
+        let wide = check_report(&report(), View { wide: true, ..View::default() });
         assert!(wide.contains("✔ SPIRE agent DaemonSet is deployed [SC2101]\n    found it\n"), "{wide}");
-        assert!(
-            wide.contains(&format!("    {}\n    see docs/findings.md#sc2103", catalog::AGENT_ON_EVERY_NODE.hint)),
-            "{wide}"
-        );
-        let colored = check_report(&report(), false, true);
+        assert!(wide.contains("- Ready [SC2102]\n    skipped: no status\n"), "{wide}");
+        let colored = check_report(&report(), View { color: true, ..View::default() });
         assert!(colored.contains('\u{1b}') && colored.contains("Every schedulable node"), "{colored}");
     }
 
     #[test]
-    fn success_mark_ignores_warnings() {
+    fn the_summary_mark_is_the_worst_result() {
         let mut r = report();
         r.categories[0].checks.remove(1);
         let r = SpireReport::new(r.categories);
-        assert!(check_report(&r, false, false).ends_with("Status check results are ✔\n"));
+        assert!(check_report(&r, View::default()).ends_with("Status check results are ‼\n"));
+        let mut r = r;
+        r.categories[0].checks.remove(1);
+        let r = SpireReport::new(r.categories);
+        assert!(check_report(&r, View::default()).ends_with("Status check results are ✔\n"));
+    }
+
+    #[test]
+    fn a_category_with_only_skipped_checks_is_left_out() {
+        let r = SpireReport::new(vec![Category {
+            name: "trust".into(),
+            checks: vec![CheckResult::new(&catalog::MESH_CONFIG_FOUND, "Mesh", Verdict::Skip("no mesh".into()))],
+        }]);
+        assert_eq!(
+            check_report(&r, View::default()),
+            "\n1 skipped check not shown: --verbose lists them with the reason\n\nStatus check results are ✔\n"
+        );
     }
 }

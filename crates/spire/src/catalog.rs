@@ -4,9 +4,25 @@
 //! where to look: SC2000 the input itself, SC20xx server, SC21xx agents, SC22xx registration, SC23xx identities, SC24xx
 //! trust, SC25xx certificates, SC26xx Istio integration. Each code is one check: its severity is
 //! the result the check has when it fails, its title is the check's description, and its hint is
-//! what the operator should do next. `docs/findings.md` has a section per code.
+//! what the operator should do next. `docs/findings.md` has a section per code, and every report
+//! links to it with [`docs_url`].
 
-use meshmove_model::findings::{Catalog, Code, Severity};
+use meshmove_model::findings::{Catalog, Code, DOCS_PATH, Severity};
+
+/// The documentation of a code, for people who installed a binary (with krew, say) and have no
+/// checkout: its section of `docs/findings.md` on the project's repository, at the tag of the
+/// release the binary was built from, so the text matches the checks that ran:
+/// `https://github.com/meshmove/meshmove/blob/v0.1.0/docs/findings.md#sc2103`. The scheme is
+/// `<repository>/blob/v<version>/docs/findings.md#<code in lower case>` (README, "Findings");
+/// `docs/findings.md` stays the one source of the text.
+pub fn docs_url(code: &Code) -> String {
+    format!(
+        "{}/blob/v{}/{DOCS_PATH}#{}",
+        env!("CARGO_PKG_REPOSITORY"),
+        env!("CARGO_PKG_VERSION"),
+        code.code.to_ascii_lowercase()
+    )
+}
 
 macro_rules! codes {
     ($($ident:ident = $code:literal $sev:ident $title:literal $hint:literal;)*) => {

@@ -135,28 +135,47 @@ fn scalar(v: &Value, key: &str) -> Option<String> {
     }
 }
 
-/// An HCL error without the configuration's text: the parser's own message quotes the whole
-/// line it failed on, and `server.conf` holds plugin data such as a datastore's
-/// `connection_string` with its password. Line, column and what was expected only.
+/// An HCL error on one line, as compilers write them: `server.conf:8:62: not valid HCL: expected
+/// newline or eof`. Never the configuration's text: the parser's own message quotes (and
+/// underlines) the whole line it failed on, and `server.conf` holds plugin data such as a
+/// datastore's `connection_string` with its password.
 fn hcl_problem(e: &hcl::Error) -> String {
     match e {
         hcl::Error::Parse(p) => format!(
-            "line {}, column {}: {}",
+            "server.conf:{}:{}: not valid HCL: {}",
             p.location().line(),
             p.location().column(),
-            meshmove_model::redact::quoted(p.message())
+            meshmove_model::redact::quoted(p.message().lines().next().unwrap_or_default())
         ),
-        other => meshmove_model::redact::quoted(other.to_string().lines().next().unwrap_or_default()),
+        other => format!(
+            "server.conf: not valid HCL: {}",
+            meshmove_model::redact::quoted(other.to_string().lines().next().unwrap_or_default())
+        ),
     }
+}
+
+/// A JSON error the same way: `server.conf:3:5: not valid JSON: expected `,` or `}``, lines
+/// counted in the whole text.
+fn json_problem(e: &serde_json::Error, skipped_lines: usize) -> String {
+    let message = e.to_string();
+    // serde_json appends " at line L column C"; the position is given in front instead.
+    let message = message.rsplit_once(" at line ").map_or(message.as_str(), |(m, _)| m);
+    format!(
+        "server.conf:{}:{}: not valid JSON: {}",
+        e.line() + skipped_lines,
+        e.column(),
+        meshmove_model::redact::quoted(message)
+    )
 }
 
 /// Parse `server.conf`, HCL or JSON.
 pub fn parse_server_conf(text: &str) -> Result<ServerConfig, String> {
     let trimmed = text.trim_start();
     let root: Value = if trimmed.starts_with('{') {
-        serde_json::from_str(trimmed).map_err(|e| format!("server.conf is not valid JSON: {}", meshmove_model::redact::quoted(&e.to_string())))?
+        let skipped_lines = text[..text.len() - trimmed.len()].matches('\n').count();
+        serde_json::from_str(trimmed).map_err(|e| json_problem(&e, skipped_lines))?
     } else {
-        hcl::from_str(text).map_err(|e| format!("server.conf is not valid HCL: {}", hcl_problem(&e)))?
+        hcl::from_str(text).map_err(|e| hcl_problem(&e))?
     };
     let server = block(&root, "server").ok_or("server.conf has no `server` block")?;
     let mut cfg = ServerConfig {
@@ -536,7 +555,8 @@ plugins {
         let conf = "server {\n  trust_domain = \"example.org\"\n}\nplugins {\n  DataStore \"sql\" {\n    plugin_data {\n      connection_string = \"postgres://spire:S3cretPassw0rd@db/spire\" ]\n    }\n  }\n}\n";
         let e = parse_server_conf(conf).unwrap_err();
         assert!(!e.contains("S3cret") && !e.contains("postgres://"), "{e}");
-        assert!(e.starts_with("server.conf is not valid HCL: line 7, column "), "{e}");
+        assert!(e.starts_with("server.conf:7:") && e.contains(": not valid HCL: "), "{e}");
+        assert!(!e.contains('\n'), "one line: {e}");
         let e = parse_server_conf("{\"server\": {\"trust_domain\": \"S3cret").unwrap_err();
         assert!(!e.contains("S3cret"), "{e}");
     }
@@ -650,6 +670,10 @@ health_checks {
     fn server_conf_errors_are_explained() {
         assert!(parse_server_conf("server {").unwrap_err().contains("HCL"));
         assert!(parse_server_conf("{\"server\": ").unwrap_err().contains("JSON"));
+        assert_eq!(
+            parse_server_conf("\n\n{\"server\": {\n  \"trust_domain\": \"x\",\n}}").unwrap_err(),
+            "server.conf:5:1: not valid JSON: trailing comma"
+        );
         assert!(parse_server_conf("agent { trust_domain = \"x\" }").unwrap_err().contains("no `server` block"));
         let c = parse_server_conf("server {\n trust_domain = \"x\"\n ca_ttl = \"soon\"\n}").unwrap();
         assert_eq!(c.ca_ttl, None);

@@ -185,16 +185,17 @@ impl fmt::Display for CheckStatus {
     }
 }
 
-/// One check's result. Serialized as `{code, description, result, hint, details}` where `hint` is
-/// `"<docs anchor>: <hint text>"` (e.g. `"docs/findings.md#sc2001: Install ..."`) and `details` are
-/// strings (`"Kind/namespace/name: message"` when about an object). For a skipped check the single
-/// detail is the reason.
+/// One check's result. Serialized as `{code, description, result, hint, docs, details}` where
+/// `hint` is what to do (one sentence), `docs` the code's documentation URL
+/// ([`crate::catalog::docs_url`]) and `details` are strings (`"Kind/namespace/name: message"` when
+/// about an object). For a skipped check the single detail is the reason.
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckResult {
     pub code: &'static str,
     pub description: String,
     pub result: CheckStatus,
     pub hint: String,
+    pub docs: String,
     pub details: Vec<Detail>,
     /// The catalog entry (for findings).
     #[serde(skip)]
@@ -226,7 +227,8 @@ impl CheckResult {
             code: spec.code,
             description: description.to_string(),
             result,
-            hint: format!("{}: {}", spec.anchor(), spec.hint),
+            hint: spec.hint.to_string(),
+            docs: crate::catalog::docs_url(spec),
             details,
             spec,
             suppressed: Vec::new(),
@@ -249,6 +251,7 @@ impl CheckResult {
             },
         )
         .severity(severity);
+        f.docs = self.docs.clone();
         if let Some(d) = detail {
             f.object = d.object.clone();
             f.origin = d.origin.clone();
@@ -445,7 +448,7 @@ mod tests {
         let findings = report.findings();
         assert_eq!(findings.len(), 3);
         assert_eq!(findings[0].object.as_ref().unwrap().to_string(), "Node/n1");
-        assert_eq!(findings[0].docs, "docs/findings.md#sc2103");
+        assert_eq!(findings[0].docs, format!("https://github.com/meshmove/meshmove/blob/v{}/docs/findings.md#sc2103", env!("CARGO_PKG_VERSION")));
     }
 
     #[test]
@@ -455,10 +458,11 @@ mod tests {
         assert_eq!(v["success"], false);
         let check = &v["categories"][0]["checks"][0];
         let keys: Vec<&str> = check.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(keys, ["code", "description", "result", "hint", "details"]);
+        assert_eq!(keys, ["code", "description", "result", "hint", "docs", "details"]);
         assert_eq!(check["result"], "error");
         assert_eq!(check["details"][0], "Node/n1: no agent");
-        assert!(check["hint"].as_str().unwrap().starts_with("docs/findings.md#sc2103: "));
+        assert_eq!(check["hint"], catalog::AGENT_ON_EVERY_NODE.hint);
+        assert!(check["docs"].as_str().unwrap().ends_with("/docs/findings.md#sc2103"));
         assert_eq!(v["categories"][0]["name"], "demo");
     }
 
