@@ -124,7 +124,7 @@ spec: {ports: [{name: http, port: 80, protocol: UDP}]}
 
 #[test]
 fn expose_routes_each_service_on_its_host() {
-    let opts = ExposeOptions { domain: Some("shop.test".into()), ingress_class: Some("nginx".into()), hosts: [("web".to_string(), "shop.test".to_string())].into() };
+    let opts = ExposeOptions { domain: Some("shop.test".into()), ingress_class: Some("nginx".into()), hosts: [("web".to_string(), "shop.test".to_string())].into(), merge: false };
     let e = expose::plan(&inv(), "shop", &opts).unwrap();
     let Change::Apply { object } = &e.plan.changes[0] else { panic!() };
     assert_eq!(object["spec"]["ingressClassName"], "nginx");
@@ -132,18 +132,96 @@ fn expose_routes_each_service_on_its_host() {
     assert_eq!(object["spec"]["rules"][0]["http"]["paths"][0]["backend"], json!({"service": {"name": "api", "port": {"number": 8000}}}));
     assert_eq!(object["spec"]["rules"][1]["host"], "shop.test");
     assert_eq!(e.hosts_lines(), vec!["127.0.0.1 api.shop.test shop.test"]);
-    let bad = ExposeOptions { domain: Some("Bad_Domain".into()), ingress_class: None, hosts: Default::default() };
+    let bad = ExposeOptions { domain: Some("Bad_Domain".into()), ingress_class: None, hosts: Default::default(), merge: false };
     assert!(expose::plan(&inv(), "shop", &bad).unwrap_err().to_string().contains("Bad_Domain"));
-    let unknown = ExposeOptions { domain: None, ingress_class: None, hosts: [("nope".to_string(), "x.y".to_string())].into() };
+    let unknown = ExposeOptions { domain: None, ingress_class: None, hosts: [("nope".to_string(), "x.y".to_string())].into(), merge: false };
     assert!(expose::plan(&inv(), "shop", &unknown).unwrap_err().to_string().contains("no Service nope"));
     let empty = load("apiVersion: v1\nkind: Namespace\nmetadata: {name: e}\n", "e");
-    assert!(matches!(expose::plan(&empty, "e", &ExposeOptions { domain: None, ingress_class: None, hosts: Default::default() }), Err(MigrateError::NoServices { .. })));
+    assert!(matches!(expose::plan(&empty, "e", &ExposeOptions { domain: None, ingress_class: None, hosts: Default::default(), merge: false }), Err(MigrateError::NoServices { .. })));
+}
+
+/// Another Ingress of the class, serving `host` at `/` with a body-size annotation; and the
+/// cluster's IngressClasses (`nginx` the default).
+fn with_ingresses(extra: &str) -> Inventory {
+    let text = format!(
+        "{SHOP}---
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {{name: nginx, annotations: {{ingressclass.kubernetes.io/is-default-class: \"true\"}}}}
+spec: {{controller: k8s.io/ingress-nginx}}
+---
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {{name: traefik}}
+spec: {{controller: traefik.io/ingress-controller}}
+{extra}"
+    );
+    load(&text, "shop")
+}
+
+const OLD_INGRESS: &str = r#"---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: shop-web
+  namespace: shop
+  annotations: {nginx.ingress.kubernetes.io/proxy-body-size: 50m, meta.helm.sh/release-name: shop}
+spec:
+  rules:
+  - host: shop.test
+    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 8080}}}}]}
+  - host: other.test
+    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 8080}}}}]}
+"#;
+
+#[test]
+fn expose_uses_the_default_ingress_class_and_refuses_without_one() {
+    let opts = ExposeOptions { domain: Some("shop.test".into()), ingress_class: None, hosts: Default::default(), merge: false };
+    let e = expose::plan(&with_ingresses(""), "shop", &opts).unwrap();
+    assert_eq!((e.class.as_str(), e.class_source), ("nginx", expose::ClassSource::Default));
+    let Change::Apply { object } = &e.plan.changes[0] else { panic!() };
+    assert_eq!(object["spec"]["ingressClassName"], "nginx");
+    // No default class: refused, naming the classes there are.
+    let err = expose::plan(&inv(), "shop", &opts).unwrap_err().to_string();
+    assert!(err.contains("no IngressClass is the cluster's default") && err.contains("--ingress-class"), "{err}");
+    let two = with_ingresses("---\napiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {name: b, annotations: {ingressclass.kubernetes.io/is-default-class: \"true\"}}\n");
+    let err = expose::plan(&two, "shop", &opts).unwrap_err().to_string();
+    assert!(err.contains("2 IngressClasses are marked default (b, nginx)"), "{err}");
+    // A named class that does not exist is a note.
+    let named = ExposeOptions { ingress_class: Some("haproxy".into()), ..opts };
+    let e = expose::plan(&with_ingresses(""), "shop", &named).unwrap();
+    assert_eq!(e.class_source, expose::ClassSource::Flag);
+    assert!(e.notes[0].contains("no IngressClass haproxy exists (the cluster has nginx, traefik)"), "{:?}", e.notes);
+}
+
+#[test]
+fn expose_refuses_a_host_and_path_another_ingress_serves_and_carries_its_annotations() {
+    let hosts: std::collections::BTreeMap<String, String> = [("web".to_string(), "shop.test".to_string())].into();
+    let opts = ExposeOptions { domain: Some("shop.test".into()), ingress_class: None, hosts, merge: false };
+    let err = expose::plan(&with_ingresses(OLD_INGRESS), "shop", &opts).unwrap_err().to_string();
+    assert!(err.contains("host shop.test path / is served by Ingress shop/shop-web (class nginx)") && err.contains("--merge-existing"), "{err}");
+    // Merged: the pair is left to shop-web, which then serves no host of the new Ingress (so none
+    // of its annotations is carried).
+    let e = expose::plan(&with_ingresses(OLD_INGRESS), "shop", &ExposeOptions { merge: true, ..opts.clone() }).unwrap();
+    assert_eq!(e.left, vec![expose::Served { host: "shop.test".into(), path: "/".into(), ingress: "shop/shop-web".into() }]);
+    let Change::Apply { object } = &e.plan.changes[0] else { panic!() };
+    let hosts: Vec<&str> = object["spec"]["rules"].as_array().unwrap().iter().map(|r| r["host"].as_str().unwrap()).collect();
+    assert_eq!(hosts, ["api.shop.test"]);
+    // Another path on the same host is no duplicate: its controller annotations are carried.
+    let other_path = OLD_INGRESS.replace("{path: /, pathType: Prefix, backend: {service: {name: web", "{path: /old, pathType: Prefix, backend: {service: {name: web");
+    let e = expose::plan(&with_ingresses(&other_path), "shop", &opts).unwrap();
+    assert_eq!(e.carried, vec![expose::Carried { key: "nginx.ingress.kubernetes.io/proxy-body-size".into(), value: "50m".into(), from: "shop/shop-web".into() }]);
+    let Change::Apply { object } = &e.plan.changes[0] else { panic!() };
+    assert_eq!(object["metadata"]["annotations"], json!({"nginx.ingress.kubernetes.io/proxy-body-size": "50m"}));
+    // An Ingress of another class is no duplicate.
+    let traefik = OLD_INGRESS.replace("spec:\n  rules:", "spec:\n  ingressClassName: traefik\n  rules:");
+    assert!(expose::plan(&with_ingresses(&traefik), "shop", &opts).unwrap().carried.is_empty());
 }
 
 #[test]
 fn gateway_serves_the_hosts_of_the_ingress_with_the_same_overrides() {
     let hosts: std::collections::BTreeMap<String, String> = [("web".to_string(), "shop.test".to_string())].into();
-    let e = expose::plan(&inv(), "shop", &ExposeOptions { domain: Some("shop.test".into()), ingress_class: None, hosts: hosts.clone() }).unwrap();
+    let e = expose::plan(&inv(), "shop", &ExposeOptions { domain: Some("shop.test".into()), ingress_class: Some("nginx".into()), hosts: hosts.clone(), merge: false }).unwrap();
     let Change::Apply { object: ingress } = &e.plan.changes[0] else { panic!() };
     let ingress_hosts: Vec<&str> = ingress["spec"]["rules"].as_array().unwrap().iter().map(|r| r["host"].as_str().unwrap()).collect();
     let p = enable::plan(&inv(), "shop", &EnableOptions { domain: Some("shop.test".into()), hosts, ..EnableOptions::default() }).unwrap();

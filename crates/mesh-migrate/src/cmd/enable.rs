@@ -153,6 +153,7 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &EnableArgs) -> Result<
     if let Some(refused) = control_plane_gate(&live, &ns, args, output)? {
         return Ok(refused);
     }
+    super::expose::refuse_edited(&live, &plan)?;
     super::live::run_plan(&live, &plan, &args.changes, output.output)?;
     if args.changes.dry_run.into_core() != DryRun::None {
         return Ok(Exit::Ok);

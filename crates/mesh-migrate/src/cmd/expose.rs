@@ -16,9 +16,12 @@ pub struct ExposeArgs {
     /// Hosts are <service>.<DOMAIN> (default: <namespace>.local)
     #[arg(long, value_name = "DOMAIN")]
     domain: Option<String>,
-    /// spec.ingressClassName of the Ingress (default: the cluster's default class)
+    /// spec.ingressClassName of the Ingress (default: the cluster's default IngressClass; refused when there is none)
     #[arg(long, value_name = "CLASS")]
     ingress_class: Option<String>,
+    /// Leave host+path pairs another Ingress of the class already serves to it (default: refuse)
+    #[arg(long)]
+    merge_existing: bool,
     /// Serve a Service on another host, e.g. frontend=shop.local (repeatable)
     #[arg(long = "host", value_name = "SERVICE=HOST", value_parser = parse_host)]
     hosts: Vec<(String, String)>,
@@ -27,6 +30,21 @@ pub struct ExposeArgs {
     cleanup: bool,
     #[command(flatten)]
     changes: MutateFlags,
+}
+
+/// Refuse to run a step again over objects it wrote that someone changed since: every one is
+/// listed with its diff, and nothing is written (exit 1).
+pub(super) fn refuse_edited(live: &Live, plan: &plan::Plan) -> Result<()> {
+    let drifts = live.rt.block_on(plan::conflicts(&live.conn, plan))?;
+    if drifts.is_empty() {
+        return Ok(());
+    }
+    Err(PlanError::Drifts {
+        action: format!("`{}`", plan.step),
+        hint: "revert those edits, or delete the object so the step writes it again, or roll the step back with `rollback --force`".to_string(),
+        drifts,
+    }
+    .into())
 }
 
 pub(super) fn parse_host(s: &str) -> Result<(String, String), String> {
@@ -61,17 +79,36 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &ExposeArgs) -> Result<
         }
         return Ok(Exit::Ok);
     }
-    let inventory = live.inventory(&[&kinds::NAMESPACE], &[&kinds::SERVICE])?;
+    // Services, Ingresses and IngressClasses of the whole cluster: the controller's address, the
+    // host+path pairs already served, the default class.
+    let inventory = live.inventory(&[&kinds::NAMESPACE], &[&kinds::SERVICE, &kinds::INGRESS, &expose::INGRESS_CLASS])?;
     meshmove_cli::analysis::require_complete(&inventory, "plan the Ingress")?;
     let options = expose::ExposeOptions {
         domain: args.domain.clone(),
         ingress_class: args.ingress_class.clone(),
         hosts: args.hosts.iter().cloned().collect::<BTreeMap<_, _>>(),
+        merge: args.merge_existing,
     };
     let exposure = expose::plan(&inventory, &ns, &options).map_err(|e| anyhow!(e))?;
     for s in &exposure.skipped {
         meshmove_cli::debug!(1, "not exposed: {s}");
     }
+    match exposure.class_source {
+        expose::ClassSource::Default => {
+            eprintln!("expose: IngressClass {} (the cluster's default: {}=\"true\")", exposure.class, expose::DEFAULT_CLASS_ANNOTATION);
+        }
+        expose::ClassSource::Flag => eprintln!("expose: IngressClass {} (--ingress-class)", exposure.class),
+    }
+    for n in &exposure.notes {
+        eprintln!("expose: warning: {n}");
+    }
+    for c in &exposure.carried {
+        eprintln!("expose: carried over from Ingress {}: {}={}", c.from, c.key, c.value);
+    }
+    for l in &exposure.left {
+        eprintln!("expose: host {} path {} left to Ingress {} (--merge-existing)", l.host, l.path, l.ingress);
+    }
+    refuse_edited(&live, &exposure.plan)?;
     super::live::run_plan(&live, &exposure.plan, &args.changes, output.output)?;
     if table {
         let mut out = Out::new();

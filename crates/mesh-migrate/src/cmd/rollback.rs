@@ -12,7 +12,7 @@ pub struct RollbackArgs {
     /// Undo only what this step recorded first (expose, enable, mtls-strict)
     #[arg(long, value_name = "STEP", value_parser = ["expose", "enable", "mtls-strict"])]
     step: Option<String>,
-    /// Restore fields even when someone changed them after this tool wrote them
+    /// Roll back over what someone changed after this tool wrote it (their edits are lost); without it, any such change refuses the whole rollback
     #[arg(long)]
     force: bool,
     /// Workloads rolled again at once (each batch waited for; never two guarded by the same PodDisruptionBudget)
