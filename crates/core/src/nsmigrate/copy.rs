@@ -370,15 +370,15 @@ pub fn unreachable_backends(sides: &Sides, legacy: &[Value], set: &CopySet) -> V
         let mut policies: Vec<String> = engine.selecting_policies(backend, Direction::Ingress).into_iter().map(|(_, n)| n).collect();
         policies.sort();
         out.push(format!(
-            "NetworkPolicy {} in {legacy} admit{} {} but not {mesh}'s copies, which will be refused by {}: before shifting traffic, admit them (an ingress rule `from: [{{namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {mesh}}}}}, podSelector: <the callers>}}]`)",
+            "NetworkPolicy {} in {legacy} admit{} {} but not {mesh}'s copies, which will be refused by {}: before shifting traffic, admit them (an ingress rule `from: [{{namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {mesh}}}}}, podSelector: <the callers>}}]`); lost: {}",
             policies.join(", "),
             if policies.len() == 1 { "s" } else { "" },
             refused.iter().map(|r| r.split(" (").next().unwrap_or_default().to_string()).collect::<Vec<_>>().join(", "),
             b.object,
+            refused.join("; "),
             legacy = sides.legacy,
             mesh = sides.mesh,
         ));
-        out.last_mut().map(|w| w.push_str(&format!("; lost: {}", refused.join("; "))));
     }
     out
 }

@@ -26,7 +26,7 @@ use meshmove_model::inventory::{Inventory, ObjectRef};
 use meshmove_model::workload::Workload;
 use serde_json::Value;
 
-use super::rules::{Port, ServiceIndex, target_ports};
+use super::rules::{Port, target_ports};
 use crate::dbiso::discover::{self, Database};
 use crate::dbiso::owners::{self, Usage};
 
@@ -46,16 +46,16 @@ pub struct Call {
 }
 
 /// The callers of every workload (by index), from the Service names each workload uses.
-pub fn service_callers(ws: &[Workload<'_>], usage: &Usage, services: &ServiceIndex<'_>, selecting: &[Vec<&meshmove_model::inventory::Object>]) -> Vec<Vec<Call>> {
+pub fn service_callers(ws: &[Workload<'_>], usage: &Usage, selecting: &[Vec<&meshmove_model::inventory::Object>]) -> Vec<Vec<Call>> {
     let index: HashMap<ObjectRef, usize> = ws.iter().enumerate().map(|(i, w)| (w.object.object_ref(), i)).collect();
     // (namespace, service name) -> workloads it selects, with the Service's target ports.
-    let mut behind: HashMap<(String, String), Vec<(usize, Vec<Port>)>> = HashMap::new();
+    type Behind = HashMap<(String, String), Vec<(usize, Vec<Port>)>>;
+    let mut behind = Behind::new();
     for (i, ss) in selecting.iter().enumerate() {
         for s in ss {
             behind.entry((s.namespace.clone().unwrap_or_default(), s.name.clone())).or_default().push((i, target_ports(s)));
         }
     }
-    let _ = services;
     let mut out: Vec<Vec<Call>> = vec![Vec::new(); ws.len()];
     for h in &usage.hosts {
         let Some(&client) = index.get(&h.workload) else { continue };

@@ -204,7 +204,7 @@ pub fn generate(inventory: &Inventory, req: &Request<'_>) -> Generation {
     let services = ServiceIndex::new(inventory);
     let selecting: Vec<Vec<&meshmove_model::inventory::Object>> = ws.iter().map(|w| services.selecting(w)).collect();
     let svc_ports: Vec<BTreeSet<Port>> = selecting.iter().map(|ss| ss.iter().flat_map(|s| target_ports(s)).collect()).collect();
-    let callers = clients::service_callers(&ws, &usage, &services, &selecting);
+    let callers = clients::service_callers(&ws, &usage, &selecting);
     let exposed = rules::exposed_services(inventory);
     let direct = clients::direct_to_pods(inventory);
     let is_db = |w: &Workload<'_>| dbs.iter().any(|d| d.object == w.object.object_ref());

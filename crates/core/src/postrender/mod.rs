@@ -537,7 +537,10 @@ mod tests {
             "{OK_DOC}---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n  name: t\n  annotations:\n    postrenderer.helm.sh/postrender-filename: app/templates/secret.yaml\n"
         );
         let msg = err(&input).to_string();
-        assert!(msg.starts_with("document 2 (postrenderer.helm.sh/postrender-filename: app/templates/secret.yaml), line 12, column 3: duplicate"), "{msg}");
+        assert!(
+            msg.starts_with("document 2 (postrenderer.helm.sh/postrender-filename: app/templates/secret.yaml), line 12, column 3: at key metadata.name: duplicate"),
+            "{msg}"
+        );
     }
 
     #[test]
