@@ -19,6 +19,10 @@ fn platform() -> Vec<Value> {
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}),
         apiserver_double::istiod(None),
+        // The cluster's default IngressClass, the one the platform's Ingress names.
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+               "metadata": {"name": "nginx", "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"}},
+               "spec": {"controller": "k8s.io/ingress-nginx"}}),
     ];
     docs.extend(apiserver_double::parse_documents(chart).unwrap().into_iter().filter(|d| d["kind"] != "Pod"));
     docs
@@ -123,19 +127,22 @@ fn the_whole_path_and_rollback_to_the_exact_prior_state() {
     assert!(pre.code == 0 || pre.code == 1, "{pre:?}");
     assert_eq!(pre.json()["source"], json!({"type": "cluster", "context": "double", "namespace": NS}));
 
-    // expose: one Ingress, hosts-file lines printed.
-    let exp = mm(&e, &["expose", "--domain", "pyairtable.local", "--ingress-class", "nginx", "--host", "frontend=pyairtable.local"]).expect_code(0);
+    // expose: one Ingress, hosts-file lines printed. The chart's Ingress `platform` serves
+    // pyairtable.local/ already: that pair stays with it.
+    let exp = mm(&e, &["expose", "--domain", "pyairtable.local", "--ingress-class", "nginx", "--host", "frontend=pyairtable.local", "--merge-existing"])
+        .expect_code(0);
+    assert!(exp.stderr.contains("expose: host pyairtable.local path / left to Ingress pyairtable/platform"), "{}", exp.stderr);
     assert!(exp.stdout.contains("ingress.networking.k8s.io/mesh-migrate-expose created (namespace pyairtable)"), "{}", exp.stdout);
     assert!(exp.stdout.contains("127.0.0.1 airtable-gateway.pyairtable.local api-gateway.pyairtable.local"), "{}", exp.stdout);
     let ing = d.get("networking.k8s.io/v1", "Ingress", Some(NS), "mesh-migrate-expose").unwrap();
     let hosts: Vec<&str> = ing["spec"]["rules"].as_array().unwrap().iter().map(|r| r["host"].as_str().unwrap()).collect();
-    assert!(hosts.contains(&"pyairtable.local") && hosts.contains(&"llm-orchestrator.pyairtable.local"), "{hosts:?}");
+    assert!(!hosts.contains(&"pyairtable.local") && hosts.contains(&"llm-orchestrator.pyairtable.local"), "{hosts:?}");
     assert!(!hosts.iter().any(|h| h.starts_with("postgres") || h.starts_with("redis")), "databases are not exposed: {hosts:?}");
     // --cleanup removes exactly that (and the journal, which held nothing else); expose again.
     let clean = mm(&e, &["expose", "--cleanup"]).expect_code(0);
     assert!(clean.stdout.contains("ingress.networking.k8s.io/mesh-migrate-expose deleted"), "{}", clean.stdout);
     assert_eq!(read_back(&e), before, "expose --cleanup left something behind");
-    mm(&e, &["expose", "--domain", "pyairtable.local", "--ingress-class", "nginx", "--host", "frontend=pyairtable.local"]).expect_code(0);
+    mm(&e, &["expose", "--domain", "pyairtable.local", "--ingress-class", "nginx", "--host", "frontend=pyairtable.local", "--merge-existing"]).expect_code(0);
 
     // enable: labels, Istio objects, restarts in batches, every new pod carries the proxy.
     let en = mm(&e, &["enable", "--timeout", "30s"]).expect_code(0);
@@ -718,4 +725,102 @@ fn namespace_label_precedence_in_the_double_and_in_status() {
     wait(&e, "canary");
     let st = mm(&e, &["status", "-o", "json"]).expect_code(0).json();
     assert_eq!(st["mode"], "sidecar (revision canary)", "{st}");
+}
+
+/// Rollback is three-way: objects and fields the tool wrote that someone changed since are kept
+/// and reported with a diff, every one of them found before the first write, so the rollback
+/// refuses whole (exit 1, nothing changed); a rerun of `enable` refuses over them too; `--force`
+/// rolls back over them.
+#[test]
+fn rollback_keeps_and_reports_what_others_changed_and_refuses_whole() {
+    let d = double();
+    let e = env(&d);
+    let before = read_back(&e);
+    mm(&e, &["expose", "--domain", "pyairtable.local"]).expect_code(0);
+    mm(&e, &["enable", "--timeout", "30s"]).expect_code(0);
+    // A user tunes a VirtualService and a DestinationRule the tool created, and plants a
+    // conflict on the namespace label the tool set (with real kubectl).
+    let vs = d.get("networking.istio.io/v1", "VirtualService", Some(NS), "api-gateway").unwrap();
+    let mut http = vs["spec"]["http"].clone();
+    http[0]["timeout"] = json!("30s");
+    http[0]["retries"] = json!({"attempts": 3});
+    let patch = json!({"spec": {"http": http}}).to_string();
+    kubectl(&e, &["patch", "virtualservice.networking.istio.io", "api-gateway", "-n", NS, "--type", "merge", "-p", &patch]).expect_code(0);
+    let dr_patch = json!({"spec": {"trafficPolicy": {"outlierDetection": {"consecutive5xxErrors": 10}}}}).to_string();
+    kubectl(&e, &["patch", "destinationrule.networking.istio.io", "api-gateway", "-n", NS, "--type", "merge", "-p", &dr_patch]).expect_code(0);
+    kubectl(&e, &["label", "--overwrite", "namespace", NS, "istio-injection=disabled"]).expect_code(0);
+
+    let snapshot = d.snapshot();
+    d.clear_requests();
+    let rb = mm(&e, &["rollback", "--timeout", "30s"]).expect_code(1);
+    assert!(rb.stderr.contains("3 object(s) changed by someone else since this tool wrote them; rollback changed nothing"), "{}", rb.stderr);
+    assert!(rb.stderr.contains("VirtualService/pyairtable/api-gateway") && rb.stderr.contains("timeout: 30s"), "{}", rb.stderr);
+    assert!(rb.stderr.contains("DestinationRule/pyairtable/api-gateway") && rb.stderr.contains("consecutive5xxErrors: 10"), "{}", rb.stderr);
+    assert!(rb.stderr.contains("Namespace/pyairtable") && rb.stderr.contains("/metadata/labels/istio-injection"), "{}", rb.stderr);
+    assert!(rb.stderr.contains("\"disabled\" (live)") && rb.stderr.contains("--force"), "{}", rb.stderr);
+    assert!(writes(&d).is_empty(), "rollback wrote: {:#?}", writes(&d));
+    assert!(snapshot.diff(&d.snapshot()).is_empty(), "{:#?}", snapshot.diff(&d.snapshot()));
+    // The dry run reports the same and changes nothing either.
+    mm(&e, &["rollback", "--dry-run=client"]).expect_code(1);
+
+    // A rerun of enable would set the label and the DestinationRule's field back: refused, and
+    // the VirtualService's added fields (which a rerun keeps) are not in the way.
+    let again = mm(&e, &["enable", "--timeout", "30s"]).expect_code(1);
+    assert!(again.stderr.contains("`enable` changed nothing"), "{}", again.stderr);
+    assert!(again.stderr.contains("DestinationRule/pyairtable/api-gateway") && !again.stderr.contains("VirtualService/pyairtable/api-gateway"), "{}", again.stderr);
+    assert!(snapshot.diff(&d.snapshot()).is_empty(), "{:#?}", snapshot.diff(&d.snapshot()));
+
+    // --force rolls back over the edits: exactly the prior state.
+    mm(&e, &["rollback", "--force", "--timeout", "30s"]).expect_code(0);
+    assert!(d.get("networking.istio.io/v1", "VirtualService", Some(NS), "api-gateway").is_none());
+    assert_eq!(read_back(&e), before, "objects differ after rollback --force");
+}
+
+/// expose beside an Ingress already there: the same host and path refused (naming it) or left to
+/// it with --merge-existing, controller annotations of Ingresses on the same hosts carried over,
+/// the cluster's default IngressClass used and named, and refused when there is none.
+#[test]
+fn expose_respects_the_ingresses_already_there() {
+    let d = double();
+    let e = env(&d);
+    // Besides the chart's `platform` (pyairtable.local/, proxy-body-size 16m): one on another
+    // path of the api-gateway host.
+    d.create(json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "legacy-api", "namespace": NS, "annotations": {"nginx.ingress.kubernetes.io/proxy-read-timeout": "120"}},
+        "spec": {"rules": [{"host": "api-gateway.pyairtable.local", "http": {"paths": [{"path": "/v1", "pathType": "Prefix",
+            "backend": {"service": {"name": "api-gateway", "port": {"number": 8000}}}}]}}]}}))
+    .unwrap();
+    let snapshot = d.snapshot();
+    let refused = mm(&e, &["expose", "--domain", "pyairtable.local", "--host", "frontend=pyairtable.local"]).expect_code(2);
+    assert!(refused.stderr.contains("host pyairtable.local path / is served by Ingress pyairtable/platform (class nginx)"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("--merge-existing"), "{}", refused.stderr);
+    assert!(snapshot.diff(&d.snapshot()).is_empty(), "{:#?}", snapshot.diff(&d.snapshot()));
+
+    // Merged: that pair stays with `platform`; legacy-api (no class: the default, nginx) shares
+    // the api-gateway host, so its controller annotation is carried over.
+    let exp = mm(&e, &["expose", "--domain", "pyairtable.local", "--host", "frontend=pyairtable.local", "--merge-existing"]).expect_code(0);
+    assert!(exp.stderr.contains("expose: IngressClass nginx (the cluster's default: ingressclass.kubernetes.io/is-default-class=\"true\")"), "{}", exp.stderr);
+    assert!(exp.stderr.contains("expose: carried over from Ingress pyairtable/legacy-api: nginx.ingress.kubernetes.io/proxy-read-timeout=120"), "{}", exp.stderr);
+    assert!(exp.stderr.contains("expose: host pyairtable.local path / left to Ingress pyairtable/platform"), "{}", exp.stderr);
+    let ing = d.get("networking.k8s.io/v1", "Ingress", Some(NS), "mesh-migrate-expose").unwrap();
+    assert_eq!(ing["spec"]["ingressClassName"], "nginx");
+    assert_eq!(ing["metadata"]["annotations"], json!({"nginx.ingress.kubernetes.io/proxy-read-timeout": "120"}));
+    let hosts: Vec<&str> = ing["spec"]["rules"].as_array().unwrap().iter().map(|r| r["host"].as_str().unwrap()).collect();
+    assert!(!hosts.contains(&"pyairtable.local") && hosts.contains(&"api-gateway.pyairtable.local"), "{hosts:?}");
+
+    // The platform's own host, served by the tool: platform's proxy-body-size comes along.
+    mm(&e, &["expose", "--cleanup"]).expect_code(0);
+    kubectl(&e, &["delete", "ingress", "legacy-api", "-n", NS]).expect_code(0);
+    let body = json!({"spec": {"rules": [{"host": "pyairtable.local", "http": {"paths": [{"path": "/old", "pathType": "Prefix",
+        "backend": {"service": {"name": "frontend", "port": {"number": 3000}}}}]}}]}}).to_string();
+    kubectl(&e, &["patch", "ingress", "platform", "-n", NS, "--type", "merge", "-p", &body]).expect_code(0);
+    let exp = mm(&e, &["expose", "--domain", "pyairtable.local", "--host", "frontend=pyairtable.local"]).expect_code(0);
+    assert!(exp.stderr.contains("carried over from Ingress pyairtable/platform: nginx.ingress.kubernetes.io/proxy-body-size=16m"), "{}", exp.stderr);
+    mm(&e, &["expose", "--cleanup"]).expect_code(0);
+
+    // No default IngressClass and no --ingress-class: refused (nginx ignores a class-less Ingress).
+    kubectl(&e, &["annotate", "ingressclass", "nginx", "ingressclass.kubernetes.io/is-default-class-"]).expect_code(0);
+    let none = mm(&e, &["expose", "--domain", "pyairtable.local"]).expect_code(2);
+    assert!(none.stderr.contains("no IngressClass is the cluster's default") && none.stderr.contains("the cluster has nginx"), "{}", none.stderr);
+    assert!(d.get("networking.k8s.io/v1", "Ingress", Some(NS), "mesh-migrate-expose").is_none());
 }
