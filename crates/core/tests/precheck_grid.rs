@@ -216,7 +216,7 @@ fn the_grid_exercises_every_code_in_each_mode_it_applies_to() {
             });
         }
     }
-    let sidecar_only = ["MM1011", "MM1024", "MM1051", "MM1052", "MM1060", "MM1061"];
+    let sidecar_only = ["MM1011", "MM1024", "MM1051", "MM1052", "MM1060", "MM1061", "MM1062"];
     let ambient_only = ["MM1006", "MM1007", "MM1050"];
     for code in CATALOG.codes {
         let modes = seen.get(code.code).cloned().unwrap_or_default();

@@ -97,6 +97,8 @@ codes! {
         "Add nodes or lower the proxy CPU request (`sidecar.istio.io/proxyCPU` or the mesh default) before injecting.";
     CODE_CAPACITY_MEMORY = "MM1061" Error "Not enough free memory for the sidecars' requests",
         "Add nodes or lower the proxy memory request (`sidecar.istio.io/proxyMemory` or the mesh default) before injecting.";
+    CODE_HPA_CPU_UTILISATION = "MM1062" Warning "HorizontalPodAutoscaler's CPU utilisation shifts with the sidecar",
+        "Lower the HPA's CPU target by the sidecar's share, or scale on the application container's CPU with a `ContainerResource` metric.";
 }
 
 #[cfg(test)]

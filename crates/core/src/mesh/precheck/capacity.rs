@@ -25,6 +25,8 @@ use meshmove_model::inventory::{Inventory, Kind, kinds};
 use crate::mesh::catalog::*;
 
 static REQUIRES: &[&Kind] = &[&kinds::NODE, &kinds::POD];
+/// The injector's configuration, read when present.
+static USES: &[&Kind] = &[&kinds::CONFIG_MAP];
 use crate::mesh::quantity::{self, Bytes, Millis};
 
 /// Proxy requests of the pods to inject against the free allocatable of schedulable nodes.
@@ -101,7 +103,7 @@ fn schedulable(node: &Node) -> bool {
 
 impl Capacity {
     /// The proxy request one pod would add, or `None` when it would get no proxy.
-    fn proxy_for(&self, pod: &Pod) -> Option<Resources> {
+    fn proxy_for(&self, pod: &Pod, defaults: &super::sidecar::ProxyRequests) -> Option<Resources> {
         let meta = &pod.metadata;
         let annotation = |k: &str| meta.annotations.as_ref().and_then(|m| m.get(k)).map(String::as_str);
         let spec = pod.spec.as_ref()?;
@@ -116,12 +118,8 @@ impl Capacity {
         if finished(pod) || declines || injected {
             return None;
         }
-        let cpu = annotation("sidecar.istio.io/proxyCPU").and_then(|q| quantity::cpu_millis(q).ok());
-        let memory = annotation("sidecar.istio.io/proxyMemory").and_then(|q| quantity::bytes(q).ok());
-        Some(Resources {
-            cpu: cpu.unwrap_or(self.0.proxy_cpu_millis),
-            memory: memory.unwrap_or(self.0.proxy_memory_bytes),
-        })
+        let (cpu, memory) = super::sidecar::for_pod(meta.annotations.as_ref(), defaults);
+        Some(Resources { cpu, memory })
     }
 }
 
@@ -134,6 +132,10 @@ impl Analyzer for Capacity {
         REQUIRES
     }
 
+    fn uses(&self) -> &'static [&'static Kind] {
+        USES
+    }
+
     fn cluster_wide(&self) -> &'static [&'static Kind] {
         CLUSTER_WIDE
     }
@@ -143,12 +145,13 @@ impl Analyzer for Capacity {
         let pods: Vec<(Option<&str>, Pod)> =
             inventory.of(&kinds::POD).filter_map(|o| Some((o.namespace.as_deref(), o.typed::<Pod>().ok()?))).collect();
 
+        let defaults = super::sidecar::injector_defaults(inventory, &self.0);
         let mut demand = Resources::default();
         let mut injected = 0usize;
         let mut namespaces = BTreeSet::new();
         for (ns, pod) in &pods {
             let Some(ns) = ns.filter(|n| scope.contains(n)) else { continue };
-            if let Some(proxy) = self.proxy_for(pod) {
+            if let Some(proxy) = self.proxy_for(pod, &defaults) {
                 demand = demand.add(proxy);
                 injected += 1;
                 namespaces.insert(ns.to_string());
@@ -185,10 +188,13 @@ impl Analyzer for Capacity {
 
         let ns_list: Vec<String> = namespaces.into_iter().collect();
         let pods_text = format!(
-            "injecting {injected} pod{} in namespace{} {}",
+            "injecting {injected} pod{} in namespace{} {} (sidecar requests {} CPU / {} memory from {}, unless a pod's annotations say otherwise)",
             if injected == 1 { "" } else { "s" },
             if ns_list.len() == 1 { "" } else { "s" },
-            join_and(&ns_list)
+            join_and(&ns_list),
+            Millis(defaults.cpu_millis),
+            Bytes(defaults.memory_bytes),
+            defaults.source
         );
         let caveat = match listed_only_in(inventory, &kinds::POD) {
             Some(ns) => format!("; only Pods of namespace {ns} were listed, so the real free capacity is lower still"),

@@ -10,17 +10,32 @@
 //! The pods a budget selects are counted from the pod templates in the same namespace whose
 //! labels match its selector: Deployments, StatefulSets and ReplicaSets by `spec.replicas`,
 //! DaemonSets by `status.desiredNumberScheduled` (unknown offline, so such budgets are not judged
-//! on `minAvailable`), bare Pods as one each.
+//! on `minAvailable`), bare Pods as one each. A workload a HorizontalPodAutoscaler manages runs
+//! anywhere from the HPA's `minReplicas` to its `maxReplicas`, whatever its `spec.replicas` says
+//! ([`super::autoscaling`]); the budget is judged at the HPA's minimum, the count the workload
+//! is scaled down to when load is low, which is when a drain must still be able to evict.
 
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{PrecheckOptions, Replicas, Scope, WORKLOAD_KINDS, join_and, selects, workloads};
+use super::autoscaling::autoscaler;
+use super::{PrecheckOptions, Replicas, Scope, join_and, selects, workloads};
 use meshmove_model::findings::{Analyzer, Finding};
 use meshmove_model::inventory::{Inventory, Kind, kinds};
 use crate::mesh::catalog::*;
 
 static REQUIRES: &[&Kind] = &[&kinds::POD_DISRUPTION_BUDGET];
+/// The workload kinds, and the HPAs that set their replicas.
+static USES: &[&Kind] = &[
+    &kinds::DEPLOYMENT,
+    &kinds::STATEFUL_SET,
+    &kinds::DAEMON_SET,
+    &kinds::REPLICA_SET,
+    &kinds::JOB,
+    &kinds::CRON_JOB,
+    &kinds::POD,
+    &kinds::HORIZONTAL_POD_AUTOSCALER,
+];
 
 /// Budgets in the migrated namespaces that would block evictions.
 pub struct DisruptionBudgets(pub PrecheckOptions);
@@ -40,7 +55,7 @@ impl Analyzer for DisruptionBudgets {
     }
 
     fn uses(&self) -> &'static [&'static Kind] {
-        WORKLOAD_KINDS
+        USES
     }
 
     fn analyze(&self, inventory: &Inventory, out: &mut Vec<Finding>) {
@@ -82,7 +97,19 @@ impl Analyzer for DisruptionBudgets {
             if selected.is_empty() || selected.iter().any(|w| w.replicas == Replicas::Unknown) {
                 continue;
             }
-            let pods: u64 = selected.iter().map(|w| if let Replicas::Known(n) = w.replicas { n } else { 0 }).sum();
+            // Pods per workload: the HPA's minimum when one manages it.
+            let counts: Vec<(u64, Option<String>)> = selected
+                .iter()
+                .map(|w| {
+                    let replicas = if let Replicas::Known(n) = w.replicas { n } else { 0 };
+                    match autoscaler(inventory, w.object) {
+                        Some(h) => (h.min, Some(format!("{} scales {} between {} and {}", h.display(), w.display(), h.min, h.max))),
+                        None => (replicas, None),
+                    }
+                })
+                .collect();
+            let pods: u64 = counts.iter().map(|(n, _)| n).sum();
+            let scaled: Vec<String> = counts.into_iter().filter_map(|(_, s)| s).collect();
             if pods == 0 {
                 continue;
             }
@@ -98,11 +125,20 @@ impl Analyzer for DisruptionBudgets {
                 out.push(
                     Finding::new(
                         &CODE_PDB_MIN_AVAILABLE_ALL,
-                        format!(
-                            "minAvailable is {shown} and it selects {pods} pod{} ({}): no pod can be evicted",
-                            if pods == 1 { "" } else { "s" },
-                            join_and(&names)
-                        ),
+                        if scaled.is_empty() {
+                            format!(
+                                "minAvailable is {shown} and it selects {pods} pod{} ({}): no pod can be evicted",
+                                if pods == 1 { "" } else { "s" },
+                                join_and(&names)
+                            )
+                        } else {
+                            format!(
+                                "minAvailable is {shown} and it selects {pods} pod{} ({}) when scaled in ({}): no pod can be evicted then",
+                                if pods == 1 { "" } else { "s" },
+                                join_and(&names),
+                                join_and(&scaled)
+                            )
+                        },
                     )
                     .on(o),
                 );

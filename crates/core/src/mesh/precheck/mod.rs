@@ -17,12 +17,14 @@
 //! inventory except Kubernetes' own and the ones the Istio control plane runs in (a mesh does not
 //! migrate itself, and flagging ztunnel for using the host network would be noise).
 
+mod autoscaling;
 mod capacity;
 mod control_plane;
 mod disruption;
 mod namespaces;
 mod netpol;
 mod services;
+mod sidecar;
 mod workloads;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,6 +37,7 @@ use serde_json::Value;
 use meshmove_model::findings::Analyzer;
 use meshmove_model::inventory::{Inventory, Object, SourceInfo};
 
+pub use autoscaling::CpuAutoscalers;
 pub use capacity::Capacity;
 pub use control_plane::{ControlPlane, GATE_KINDS, GATE_KINDS_WIDE, Gate, gate};
 pub use disruption::DisruptionBudgets;
@@ -53,12 +56,14 @@ pub enum MeshMode {
     Ambient,
 }
 
-/// Proxy CPU request assumed per injected pod when the pod does not set
-/// `sidecar.istio.io/proxyCPU` (the seed plans measured 10m–50m; the top of the range is used).
-pub const DEFAULT_PROXY_CPU_MILLIS: u64 = 50;
-/// Proxy memory request assumed per injected pod when the pod does not set
-/// `sidecar.istio.io/proxyMemory` (the seed plans measured 50Mi–100Mi; the top is used).
-pub const DEFAULT_PROXY_MEMORY_BYTES: u64 = 100 * 1024 * 1024;
+/// Proxy CPU request assumed per injected pod when neither the pod
+/// (`sidecar.istio.io/proxyCPU`) nor the injector's configuration in the input says: Istio's
+/// default, `global.proxy.resources.requests.cpu` in istio/istio
+/// `manifests/charts/istio-control/istio-discovery/values.yaml` (see [`sidecar`]).
+pub const DEFAULT_PROXY_CPU_MILLIS: u64 = 100;
+/// Proxy memory request assumed likewise (`sidecar.istio.io/proxyMemory`; Istio's default
+/// `global.proxy.resources.requests.memory`, 128Mi).
+pub const DEFAULT_PROXY_MEMORY_BYTES: u64 = 128 * 1024 * 1024;
 
 /// What precheck checks and with which assumptions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,9 +71,9 @@ pub struct PrecheckOptions {
     pub mode: MeshMode,
     /// Namespaces being migrated; `None`: see [`Scope`].
     pub namespaces: Option<Vec<String>>,
-    /// CPU request of one sidecar, in millicores.
+    /// CPU request of one sidecar, in millicores, when the input has no injector configuration.
     pub proxy_cpu_millis: u64,
-    /// Memory request of one sidecar, in bytes.
+    /// Memory request of one sidecar, in bytes, likewise.
     pub proxy_memory_bytes: u64,
     /// Namespaces Prometheus scrapes from (the telemetry-port check looks for rules admitting them).
     pub monitoring_namespaces: Vec<String>,
@@ -101,6 +106,7 @@ pub fn analyzers(options: &PrecheckOptions) -> Vec<Box<dyn Analyzer>> {
     if options.mode == MeshMode::Sidecar {
         out.push(Box::new(JobCompletion(o())));
         out.push(Box::new(Capacity(o())));
+        out.push(Box::new(CpuAutoscalers(o())));
     }
     out
 }
