@@ -12,4 +12,7 @@ if [ -n "${CI:-}" ]; then
   export CARGO_INCREMENTAL=0
   export PROPTEST_RNG_SEED="${PROPTEST_RNG_SEED:-20261123}"
 fi
+# The test tools test themselves first: the validators must reject broken objects (kubernetes-
+# validate, Istio's CRD schemas), or every "validated" below would prove nothing.
+tests/tools/selftest.sh
 cargo test --workspace --locked "$@"
