@@ -51,13 +51,25 @@ pub fn describe(drifts: &[Drift]) -> String {
 }
 
 /// The object as a user reads it: no server-owned fields, metadata reduced to name, namespace,
-/// labels and annotations.
+/// labels and annotations, keys sorted (so a diff shows values, not the order they were sent in).
 fn readable(v: &Value) -> Value {
     let mut v = client::portable(v);
     if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.retain(|k, _| matches!(k.as_str(), "name" | "namespace" | "labels" | "annotations"));
     }
-    v
+    sorted(&v)
+}
+
+fn sorted(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&m[k]))).collect())
+        }
+        Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
 }
 
 fn yaml(v: &Value) -> String {
