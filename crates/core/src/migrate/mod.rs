@@ -8,7 +8,10 @@
 //!
 //! * [`expose`] — the quick win: one multi-host Ingress (`<service>.<domain>`) for the HTTP
 //!   Services of the namespace, plus the hosts-file lines to reach it. `expose --cleanup` is a
-//!   rollback of the `expose` step only: it removes exactly what `expose` created.
+//!   rollback of the `expose` step only: it removes exactly what `expose` created. It names its
+//!   IngressClass (the flag's, else the cluster's default), refuses host+path pairs another
+//!   Ingress of the class serves (or leaves them to it, `merge`) and carries over the controller
+//!   annotations of Ingresses on the same hosts.
 //! * [`enable`] — namespace injection labels (sidecar, a revision, or ambient), an Istio Gateway,
 //!   a VirtualService and a DestinationRule per HTTP Service from a [`TrafficProfile`],
 //!   PeerAuthentication `PERMISSIVE` unless that would lower a workload's effective mTLS mode or
