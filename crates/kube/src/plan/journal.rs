@@ -242,9 +242,15 @@ impl Journal {
     }
 
     /// Record `object` as what the tool last applied to its target (the target must be recorded
-    /// already). Returns whether the journal changed.
+    /// already). Only objects of the journal's own namespace are kept (what the in-place steps
+    /// write there; the namespace-based path's copies in another namespace would only grow the
+    /// ConfigMap toward its 1 MiB limit, and its rollback does not read them). Returns whether
+    /// the journal changed.
     pub(crate) fn record_applied(&mut self, object: &Value) -> bool {
         let target = Target::of(object);
+        if target.namespace.as_deref() != Some(self.namespace.as_str()) {
+            return false;
+        }
         let Some(entry) = self.entry_mut(&target) else { return false };
         if entry.applied.as_ref() == Some(object) {
             return false;
