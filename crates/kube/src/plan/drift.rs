@@ -203,3 +203,77 @@ pub async fn conflicts(conn: &Connection, plan: &Plan) -> Result<Vec<Drift>, Pla
     }
     drifts(conn, &entries, false).await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::plan::journal::FieldRecord;
+
+    fn entry(prior: Prior, applied: Option<Value>) -> JournalEntry {
+        JournalEntry { target: Target::new("v1", "ConfigMap", Some("shop"), "c"), step: "enable".into(), recorded_at: String::new(), prior, applied }
+    }
+
+    fn managed(manager: &str, subresource: Option<&str>, fields: Value) -> Value {
+        let mut m = json!({"manager": manager, "operation": "Update", "fieldsType": "FieldsV1", "fieldsV1": fields});
+        if let Some(s) = subresource {
+            m["subresource"] = json!(s);
+        }
+        m
+    }
+
+    #[test]
+    fn a_created_object_drifts_on_changed_tool_fields_and_on_other_writers_outside_metadata_and_status() {
+        let applied = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "shop"}, "data": {"a": "1"}});
+        let e = entry(Prior::Absent, Some(applied.clone()));
+        let mut live = applied.clone();
+        live["metadata"]["managedFields"] = json!([managed(FIELD_MANAGER, None, json!({"f:data": {"f:a": {}}}))]);
+        assert_eq!(entry_drift(&e, Some(&live), true), None);
+        assert_eq!(entry_drift(&e, None, true), None, "gone already: nothing to keep");
+        // A controller's status and a label written by someone are no drift.
+        live["metadata"]["managedFields"].as_array_mut().unwrap().push(managed("ctrl", Some("status"), json!({"f:status": {}})));
+        live["metadata"]["managedFields"].as_array_mut().unwrap().push(managed("kubectl-label", None, json!({"f:metadata": {"f:labels": {}}})));
+        assert_eq!(entry_drift(&e, Some(&live), true), None);
+        // A field added by another manager: drift for rollback (it would delete it), not for a rerun.
+        live["data"]["b"] = json!("2");
+        live["metadata"]["managedFields"].as_array_mut().unwrap().push(managed("kubectl-edit", None, json!({"f:data": {"f:b": {}}})));
+        let d = entry_drift(&e, Some(&live), true).unwrap();
+        assert_eq!(d.what, "data written by kubectl-edit");
+        assert!(d.diff.contains("+  b: '2'") || d.diff.contains("+  b: \"2\""), "{}", d.diff);
+        assert_eq!(entry_drift(&e, Some(&live), false), None);
+        // A value the tool wrote, changed: drift for both.
+        live["data"]["a"] = json!("9");
+        assert!(entry_drift(&e, Some(&live), false).unwrap().what.starts_with("fields this tool wrote have other values now"));
+    }
+
+    #[test]
+    fn fields_drift_when_neither_prior_nor_written_and_restarts_count_only_for_rollback() {
+        let fields = BTreeMap::from([
+            ("/metadata/labels/x".to_string(), FieldRecord { prior: None, written: Some(json!("on")), absent_from: None }),
+            (restart_pointer(), FieldRecord { prior: None, written: Some(json!("t1")), absent_from: None }),
+        ]);
+        let e = entry(Prior::Fields { fields }, None);
+        let live = json!({"metadata": {"labels": {"x": "on"}}, "spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "t2"}}}}});
+        let d = entry_drift(&e, Some(&live), true).unwrap();
+        assert!(d.what.contains("restartedAt") && !d.what.contains("/metadata/labels/x"), "{}", d.what);
+        assert_eq!(entry_drift(&e, Some(&live), false), None, "a rerun restarts by its own rule");
+        let back = json!({"metadata": {"labels": {}}});
+        assert_eq!(entry_drift(&e, Some(&back), true), None, "restored by hand already: nothing to keep");
+        let other = json!({"metadata": {"labels": {"x": "off"}}});
+        assert!(entry_drift(&e, Some(&other), false).unwrap().diff.contains("+/metadata/labels/x: \"off\" (live)"));
+    }
+
+    #[test]
+    fn an_object_as_it_was_before_the_tool_is_no_drift() {
+        let prior = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "shop"}, "data": {"a": "0"}});
+        let applied = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "shop"}, "data": {"a": "1"}});
+        let e = entry(Prior::Object { object: prior.clone() }, Some(applied));
+        assert_eq!(entry_drift(&e, Some(&prior), true), None);
+        let mut other = prior.clone();
+        other["data"]["a"] = json!("5");
+        assert!(entry_drift(&e, Some(&other), true).is_some());
+    }
+}
