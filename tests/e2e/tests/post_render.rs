@@ -264,3 +264,102 @@ fn real_helm4_passes_flags_and_fails_whole_on_bad_config() {
     assert_eq!(inv["stdout"], "", "nothing on stdout");
     assert!(inv["stderr"].as_str().unwrap().contains("/nonexistent.yaml"));
 }
+
+/// The Flexdesk plan's probes (liveness /api/v2/health after 30 s every 10 s; readiness
+/// /api/v2/ready after 5 s every 5 s; startup /api/v2/startup after 10 s every 5 s with 30
+/// failures), as a post-render config, with a workload returned to TCP.
+const PLAN_PROBES: &str = "probes:
+  liveness: {path: /api/v2/health, initialDelaySeconds: 30, periodSeconds: 10}
+  readiness: {path: /api/v2/ready, initialDelaySeconds: 5, periodSeconds: 5, timeoutSeconds: 2}
+  startup: {path: /api/v2/startup, initialDelaySeconds: 10, periodSeconds: 5, failureThreshold: 30}
+  overrides:
+    airtable-gateway: {readinessPath: null, liveness: {type: none}}
+";
+
+/// Every document of a stream as JSON (PyYAML reads it; empty documents dropped).
+fn documents(stream: &str) -> Vec<serde_json::Value> {
+    let script = "import sys, json, yaml\nprint(json.dumps([d for d in yaml.safe_load_all(sys.stdin) if d], default=str))";
+    let r = run(&venv_tool("python"), &["-c", script], Some(stream), &[]).expect_code(0);
+    serde_json::from_str(&r.stdout).unwrap()
+}
+
+/// Check the probes the plan config adds, field by field, against the chart as rendered:
+/// containers that had a probe keep it, data stores and gRPC servers get TCP, the rest the plan.
+fn check_plan_probes(input: &str, output: &str) {
+    use serde_json::{Value, json};
+    let before = documents(input);
+    let after = documents(output);
+    let (mut http, mut tcp) = (0, 0);
+    for doc in &after {
+        let kind = doc["kind"].as_str().unwrap_or_default();
+        if kind != "Deployment" && kind != "StatefulSet" {
+            continue;
+        }
+        let name = doc["metadata"]["name"].as_str().unwrap();
+        let original = before.iter().find(|d| d["kind"] == kind && d["metadata"]["name"] == name).expect("workload in the input");
+        for (i, c) in doc["spec"]["template"]["spec"]["containers"].as_array().unwrap().iter().enumerate() {
+            let was = &original["spec"]["template"]["spec"]["containers"][i];
+            let Some(first) = c["ports"].as_array().and_then(|p| p.first()) else {
+                for k in ["readinessProbe", "livenessProbe", "startupProbe"] {
+                    assert!(c.get(k).is_none() || was.get(k).is_some(), "{name}: {k} without a port");
+                }
+                continue;
+            };
+            let port = first.get("name").cloned().unwrap_or_else(|| first["containerPort"].clone());
+            let image = c["image"].as_str().unwrap_or_default();
+            let not_http = ["postgres", "redis"].iter().any(|s| image.contains(s)) || port.as_str().is_some_and(|p| p.starts_with("grpc"));
+            let expect = |k: &str, want: Option<Value>| {
+                if was.get(k).is_some() {
+                    assert_eq!(c[k], was[k], "{name}: existing {k} changed");
+                } else {
+                    assert_eq!(c.get(k), want.as_ref(), "{name}: {k}");
+                }
+            };
+            if not_http {
+                tcp += 1;
+                expect("readinessProbe", Some(json!({"tcpSocket": {"port": port}, "initialDelaySeconds": 5, "periodSeconds": 5, "timeoutSeconds": 2, "failureThreshold": 3})));
+                expect("livenessProbe", Some(json!({"tcpSocket": {"port": port}, "initialDelaySeconds": 30, "periodSeconds": 10, "failureThreshold": 3})));
+                // A liveness delay of 30 s marks a slow starter: a TCP startup probe.
+                let delay = c["livenessProbe"]["initialDelaySeconds"].as_u64().unwrap_or(0);
+                expect("startupProbe", (delay >= 30).then(|| json!({"tcpSocket": {"port": port}, "initialDelaySeconds": 10, "periodSeconds": 5, "failureThreshold": 30})));
+            } else if name == "airtable-gateway" {
+                expect("readinessProbe", Some(json!({"tcpSocket": {"port": port}, "initialDelaySeconds": 5, "periodSeconds": 5, "timeoutSeconds": 2, "failureThreshold": 3})));
+                expect("livenessProbe", None);
+                expect("startupProbe", Some(json!({"httpGet": {"path": "/api/v2/startup", "port": port}, "initialDelaySeconds": 10, "periodSeconds": 5, "failureThreshold": 30})));
+            } else {
+                http += 1;
+                expect("readinessProbe", Some(json!({"httpGet": {"path": "/api/v2/ready", "port": port}, "initialDelaySeconds": 5, "periodSeconds": 5, "timeoutSeconds": 2, "failureThreshold": 3})));
+                expect("livenessProbe", Some(json!({"httpGet": {"path": "/api/v2/health", "port": port}, "initialDelaySeconds": 30, "periodSeconds": 10, "failureThreshold": 3})));
+                expect("startupProbe", Some(json!({"httpGet": {"path": "/api/v2/startup", "port": port}, "initialDelaySeconds": 10, "periodSeconds": 5, "failureThreshold": 30})));
+            }
+        }
+    }
+    assert!(http >= 3 && tcp >= 3, "the demo chart has HTTP services, data stores and a gRPC server: {http} HTTP, {tcp} TCP");
+}
+
+#[test]
+fn plan_shaped_probes_through_both_helm_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(dir.path(), "probes.yaml", PLAN_PROBES);
+    let input = rendered_demo();
+
+    // Helm 3: the rendered stream through the binary.
+    let out = post_render(&input, &["--config", &config, "--report"]).expect_code(0);
+    validate(dir.path(), &out.stdout);
+    check_plan_probes(&input, &out.stdout);
+    assert!(out.stderr.contains("PostgreSQL data store: the global HTTP path is not applied"), "{}", out.stderr);
+    let again = post_render(&out.stdout, &["--config", &config]).expect_code(0);
+    assert_eq!(again.stdout, out.stdout, "second run changed the output");
+
+    // Helm 4: the shipped plugin, the config passed through.
+    let json = helm_install("combined", &["--post-renderer-arg=--config", &format!("--post-renderer-arg={config}")]);
+    let manifest = json["manifest"].as_str().unwrap();
+    validate(dir.path(), manifest);
+    check_plan_probes(&input, manifest);
+
+    // Invalid probe settings fail the run whole, naming the line and column.
+    let bad = write(dir.path(), "bad.yaml", "probes:\n  livenessPath: \"\"\n");
+    let r = post_render(&input, &["--config", &bad]).expect_code(2);
+    assert!(r.stdout.is_empty());
+    assert!(r.stderr.contains("line 2, column 17") && r.stderr.contains("cannot be empty"), "{}", r.stderr);
+}

@@ -8,12 +8,13 @@
 //!
 //! HTTP paths configured for *every* workload (the global `probes` settings) apply only to
 //! containers that serve HTTP: a container running a known data store (by image or well-known
-//! port, [`crate::datastore::Store`]) gets TCP probes instead, since a database answers no HTTP
-//! request and would never become ready. A path configured for the workload itself always applies.
+//! port, [`crate::datastore::Store`]) or whose port is named for another protocol (`grpc`, `tcp`...)
+//! gets TCP probes instead, since it answers no HTTP GET and would never become ready. A path
+//! configured for the workload itself always applies.
 //!
 //! A startup probe is added for slow starters: workloads configured with `slowStart`, a startup
-//! path or a startup probe type, and containers whose existing liveness probe waits 30 s or more
-//! before its first check (a sign the team already knows start-up is slow).
+//! path or a startup probe type, and containers whose liveness probe (their own, or the one added)
+//! waits 30 s or more before its first check (a sign the team already knows start-up is slow).
 //!
 //! Field semantics and the defaults Kubernetes applies when a field is omitted (initialDelaySeconds
 //! 0, periodSeconds 10, timeoutSeconds 1, successThreshold 1 and only 1 for liveness and startup
@@ -105,6 +106,17 @@ fn data_store(c: &Map<String, Value>) -> Option<Store> {
     })
 }
 
+/// Why a container does not serve HTTP on the port it would be probed on, if it says so: its
+/// first declared TCP port is named for another protocol by Istio's convention (`grpc`, `tcp`,
+/// `tls`, `mongo`, `mysql`, `redis`, with or without a `-suffix`,
+/// <https://istio.io/latest/docs/ops/configuration/traffic-management/protocol-selection/>). A
+/// gRPC server answers an HTTP/1.1 GET with an error, so the probe would never pass.
+fn non_http_port(c: &Map<String, Value>) -> Option<String> {
+    let Some(Value::String(name)) = first_port(c) else { return None };
+    let protocol = name.split('-').next().unwrap_or_default();
+    ["grpc", "tcp", "tls", "mongo", "mysql", "redis"].contains(&protocol).then(|| format!("port {name} is {protocol}"))
+}
+
 /// Add missing probes to the containers of a pod template at `template_ptr` of `object`.
 pub fn inject_probes(object: &mut Value, workload: &str, template_ptr: &str, settings: &ProbeSettings) -> Vec<Injection> {
     if settings.skip {
@@ -122,18 +134,23 @@ pub fn inject_probes(object: &mut Value, workload: &str, template_ptr: &str, set
             change,
             skipped,
         };
-        let store = data_store(c);
+        // Why global HTTP paths do not apply to this container, if they do not.
+        let store = data_store(c).map(|s| format!("{} data store", s.name())).or_else(|| non_http_port(c));
         // Global HTTP paths do not reach a data store: TCP instead.
         let handler = |spec: &ProbeSpec| match &spec.handler {
             ProbeHandler::Http { global: true, .. } if store.is_some() => ProbeHandler::Tcp,
             h => h.clone(),
         };
+        // The liveness delay as the container will have it: its own probe's, else the one added
+        // (so that a second run over the output decides the same).
+        let liveness_delay = match c.get("livenessProbe") {
+            Some(p) => p.get("initialDelaySeconds").and_then(Value::as_i64),
+            None if handler(&settings.liveness) != ProbeHandler::None => settings.liveness.initial_delay_seconds.map(i64::from),
+            None => None,
+        };
         let slow = settings.slow_start
             || matches!(&settings.startup.handler, ProbeHandler::Http { global: true, .. } if store.is_none())
-            || c.get("livenessProbe")
-                .and_then(|p| p.get("initialDelaySeconds"))
-                .and_then(Value::as_i64)
-                .is_some_and(|d| d >= SLOW_LIVENESS_DELAY);
+            || liveness_delay.is_some_and(|d| d >= SLOW_LIVENESS_DELAY);
         let wanted: Vec<(&str, &ProbeSpec, ProbeHandler)> = [("readinessProbe", &settings.readiness), ("livenessProbe", &settings.liveness), ("startupProbe", &settings.startup)]
             .into_iter()
             .filter(|(k, _)| !c.contains_key(*k) && (*k != "startupProbe" || slow))
@@ -177,8 +194,8 @@ pub fn inject_probes(object: &mut Value, workload: &str, template_ptr: &str, set
             }
             probe.insert("failureThreshold".into(), json!(spec.failure_threshold));
             c.insert(kind.to_string(), Value::Object(probe));
-            let why = match store {
-                Some(s) if handler != spec.handler => format!(" ({} data store: the global HTTP path is not applied)", s.name()),
+            let why = match &store {
+                Some(s) if handler != spec.handler => format!(" ({s}: the global HTTP path is not applied)"),
                 _ => String::new(),
             };
             done.push(note(format!("{kind} {how}{why}"), false));
@@ -285,11 +302,26 @@ mod tests {
             assert!(p.pointer("/spec/containers/0/startupProbe").is_none(), "a global startup path is no slow start for a database");
             assert!(done[0].change.contains("data store: the global HTTP path is not applied"), "{done:?}");
         }
+        let mut p = pod(json!([{"name": "mcp", "image": "pyairtable/mcp-server:1", "ports": [{"name": "grpc", "containerPort": 8001}]}]));
+        let done = inject_probes(&mut p, "Deployment/mcp", "", &s);
+        assert!(p.pointer("/spec/containers/0/readinessProbe/tcpSocket").is_some() && p.pointer("/spec/containers/0/startupProbe").is_none());
+        assert!(done[0].change.ends_with("(port grpc is grpc: the global HTTP path is not applied)"), "{done:?}");
         // A path set for the workload itself is what the user asked for.
         s.readiness.handler = http("/ready", false);
         let mut p = pod(json!([{"name": "pg", "image": "postgres:16", "ports": [{"containerPort": 5432}]}]));
         inject_probes(&mut p, "StatefulSet/pg", "", &s);
         assert_eq!(p.pointer("/spec/containers/0/readinessProbe/httpGet/path"), Some(&json!("/ready")));
+    }
+
+    #[test]
+    fn an_added_slow_liveness_probe_counts_as_slow_start_at_once() {
+        let mut s = ProbeSettings::default();
+        s.liveness.initial_delay_seconds = Some(30);
+        let mut p = pod(json!([{"name": "pg", "image": "postgres:16", "ports": [{"containerPort": 5432}]}]));
+        inject_probes(&mut p, "StatefulSet/pg", "", &s);
+        assert!(p.pointer("/spec/containers/0/startupProbe/tcpSocket").is_some());
+        let once = p.clone();
+        assert!(inject_probes(&mut p, "StatefulSet/pg", "", &s).is_empty() && p == once, "a second run changes nothing");
     }
 
     #[test]
