@@ -44,15 +44,16 @@ fn fnv1a(s: &str) -> u32 {
     h as u32
 }
 
-/// A generated object name that is a valid DNS-1123 label: `base` lower-cased, characters
-/// outside `[a-z0-9-]` replaced by `-`, and when longer than 63 characters cut to 54 and
+/// A generated object name that is a valid DNS-1123 subdomain of at most 63 characters (what
+/// NetworkPolicies, AuthorizationPolicies and most kinds accept): `base` lower-cased, characters
+/// outside `[a-z0-9.-]` replaced by `-`, and when longer than 63 characters cut to 54 and
 /// suffixed with `-` and eight hex digits of a hash of the whole original, so that two long
 /// names that share a prefix stay distinct. Never empty.
 pub fn generated_name(base: &str) -> String {
     let mut clean: String =
-        base.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
-    if clean.starts_with('-') || clean.ends_with('-') {
-        clean = clean.trim_matches('-').to_string();
+        base.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c.to_ascii_lowercase() } else { '-' }).collect();
+    if !clean.starts_with(|c: char| c.is_ascii_alphanumeric()) || !clean.ends_with(|c: char| c.is_ascii_alphanumeric()) {
+        clean = clean.trim_matches(['-', '.']).to_string();
     }
     if clean.is_empty() {
         return format!("x-{:08x}", fnv1a(base));
@@ -60,7 +61,7 @@ pub fn generated_name(base: &str) -> String {
     if clean.len() <= MAX_LABEL {
         return clean;
     }
-    format!("{}-{:08x}", clean[..54].trim_end_matches('-'), fnv1a(base))
+    format!("{}-{:08x}", clean[..54].trim_end_matches(['-', '.']), fnv1a(base))
 }
 
 #[cfg(test)]
@@ -88,12 +89,14 @@ mod tests {
     #[test]
     fn generated_names_are_valid_stable_and_distinct() {
         assert_eq!(generated_name("shop-api-ingress"), "shop-api-ingress");
-        assert_eq!(generated_name("Shop_API.v2"), "shop-api-v2");
+        assert_eq!(generated_name("Shop_API.v2"), "shop-api.v2");
         let a = generated_name(&format!("{}-a", "x".repeat(80)));
         let b = generated_name(&format!("{}-b", "x".repeat(80)));
         assert!(is_dns1123_label(&a) && is_dns1123_label(&b), "{a} {b}");
+        assert_eq!(a.len(), 63);
         assert_ne!(a, b);
         assert_eq!(a, generated_name(&format!("{}-a", "x".repeat(80))));
         assert!(is_dns1123_label(&generated_name("---")));
+        assert_eq!(generated_name(".a."), "a");
     }
 }
