@@ -390,6 +390,14 @@ impl<'a> SpireContext<'a> {
         }
     }
 
+    /// A workload's pod template as the subject it will be once injected (on a live cluster too,
+    /// where the subjects are the pods), or `None` when it is not meshed.
+    pub fn template_subject(&self, workload: &Workload<'a>) -> Option<Subject<'a>> {
+        let mut s = subject_of(self.inventory, &self.namespaces, workload.object, workload.object, workload.template, false)?;
+        predict_injection(&mut s, &self.injectors, &self.namespaces);
+        Some(s)
+    }
+
     /// The sidecar injector that serves a subject (see [`injector_for`]).
     pub fn injector_for(&self, s: &Subject<'_>) -> Option<&Parsed<'a, InjectorConfig>> {
         injector_for(s, &self.injectors, &self.namespaces)
@@ -731,34 +739,44 @@ fn find_subjects<'a>(inventory: &'a Inventory, namespaces: &BTreeMap<String, Lab
             .map(|w| (w.object, w.object, w.template, w.kind() == "Pod"))
             .collect()
     };
-    let empty = Labels::new();
     units
         .into_iter()
-        .filter_map(|(top, object, pod, live)| {
-            let namespace = object.namespace.clone().unwrap_or_else(|| inventory.default_namespace.clone());
-            let labels = string_map(pod.pointer("/metadata/labels"));
-            let annotations = string_map(pod.pointer("/metadata/annotations"));
-            let mode = dataplane(namespaces.get(&namespace).unwrap_or(&empty), &labels, &annotations, pod)?;
-            let service_account = ["/spec/serviceAccountName", "/spec/serviceAccount"]
-                .iter()
-                .find_map(|p| pod.pointer(p).and_then(Value::as_str).filter(|s| !s.is_empty()))
-                .unwrap_or("default")
-                .to_string();
-            Some(Subject {
-                workload: top,
-                object,
-                pod,
-                namespace,
-                labels,
-                annotations,
-                service_account,
-                live,
-                dataplane: mode,
-                templates: Vec::new(),
-                injected_labels: Labels::new(),
-            })
-        })
+        .filter_map(|(top, object, pod, live)| subject_of(inventory, namespaces, top, object, pod, live))
         .collect()
+}
+
+/// The subject a pod (or pod template) is, if it is meshed.
+fn subject_of<'a>(
+    inventory: &'a Inventory,
+    namespaces: &BTreeMap<String, Labels>,
+    top: &'a Object,
+    object: &'a Object,
+    pod: &'a Value,
+    live: bool,
+) -> Option<Subject<'a>> {
+    let empty = Labels::new();
+    let namespace = object.namespace.clone().unwrap_or_else(|| inventory.default_namespace.clone());
+    let labels = string_map(pod.pointer("/metadata/labels"));
+    let annotations = string_map(pod.pointer("/metadata/annotations"));
+    let mode = dataplane(namespaces.get(&namespace).unwrap_or(&empty), &labels, &annotations, pod)?;
+    let service_account = ["/spec/serviceAccountName", "/spec/serviceAccount"]
+        .iter()
+        .find_map(|p| pod.pointer(p).and_then(Value::as_str).filter(|s| !s.is_empty()))
+        .unwrap_or("default")
+        .to_string();
+    Some(Subject {
+        workload: top,
+        object,
+        pod,
+        namespace,
+        labels,
+        annotations,
+        service_account,
+        live,
+        dataplane: mode,
+        templates: Vec::new(),
+        injected_labels: Labels::new(),
+    })
 }
 
 fn register(s: &Subject<'_>, ids: &[SpiffeIdSpec<'_>], ns_labels: Labels, ignore: &[NamespacePattern]) -> Registration {

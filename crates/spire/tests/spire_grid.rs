@@ -651,3 +651,32 @@ fn spire_bundle_json_dates_jwt_authorities() {
     assert!(rotation.details[0].message.contains("JWT authority #2 (kid current"), "{}", rotation.details[0]);
 }
 
+
+#[test]
+fn live_agent_coverage_by_need() {
+    // The agent DaemonSet narrowed to node-1 (its pod on node-2 went away with it): SC2103 says
+    // node-2 is not expected to run an agent, and SC2107 says meshed pods run there anyway.
+    let inv = live("healthy", |objects, _| {
+        let ds = objects.iter_mut().find(|o| o.kind == "DaemonSet" && o.name == "spire-agent").unwrap();
+        ds.value["spec"]["template"]["spec"]["nodeSelector"] = serde_json::json!({"kubernetes.io/hostname": "node-1"});
+        objects.retain(|o| !(o.kind == "Pod" && o.name == "spire-agent-b2"));
+    });
+    let report = spire::check(&inv, &options());
+    assert_eq!(non_ok(&report), BTreeSet::from(["SC2107 error Node/node-2".to_string()]), "{}", explain(&report));
+    let detail = report.checks().find(|c| c.code == "SC2107").unwrap().details[0].to_string();
+    assert_eq!(
+        detail,
+        "Node/node-2: no SPIRE agent can run here (DaemonSet/spire/spire-agent: nodeSelector does not match), yet it runs Pod/shop/cart-5f7-1, Pod/shop/checkout-5f7-0 and Deployment/shop/cart, Deployment/shop/checkout can be scheduled here: these pods need the Workload API and wait forever for an SVID"
+    );
+    let placement = report.checks().find(|c| c.code == "SC2103").unwrap();
+    assert!(placement.details.iter().any(|d| d.message.contains("node-2 (nodeSelector does not match)")), "{placement:?}");
+    // An agent pod that runs but is not ready, where meshed pods run.
+    let inv = live("healthy", |objects, _| {
+        let pod = objects.iter_mut().find(|o| o.kind == "Pod" && o.name == "spire-agent-a1").unwrap();
+        pod.value["status"]["conditions"] = serde_json::json!([{"type": "Ready", "status": "False"}]);
+    });
+    let report = spire::check(&inv, &options());
+    assert_eq!(non_ok(&report), BTreeSet::from(["SC2107 error Node/node-1".to_string()]), "{}", explain(&report));
+    let detail = report.checks().find(|c| c.code == "SC2107").unwrap().details[0].to_string();
+    assert!(detail.contains("the SPIRE agent pod here (Pod/spire/spire-agent-a1) is not ready, yet it runs Pod/shop/cart-5f7-0"), "{detail}");
+}

@@ -193,7 +193,7 @@ fn a_broken_server_conf_is_reported_without_its_text() {
     for format in ["table", "wide", "json", "yaml"] {
         let r = run(&bin("spire-check"), &["-f", &file, "-o", format], None, &[]);
         assert_eq!(r.code, 1, "{format}: {r:?}");
-        assert!(r.stdout.contains("server.conf is not valid HCL: line 7, column "), "{format}: {}", r.stdout);
+        assert!(r.stdout.contains("server.conf:7:") && r.stdout.contains(": not valid HCL: "), "{format}: {}", r.stdout);
         assert_clean(&format!("spire-check -o {format}"), &r);
     }
 }

@@ -20,7 +20,7 @@ use super::server::Readiness;
 use meshmove_model::inventory::{Object, ObjectRef, kinds};
 use crate::CSI_DRIVER_NAME;
 use crate::catalog;
-use crate::context::SpireContext;
+use crate::context::{SpireContext, Subject};
 use crate::model::{CategoryDef, CheckDef, Detail, Verdict};
 use crate::selector::{daemon_cannot_run_on, daemon_excluded_from, pod_cannot_run_on};
 use meshmove_model::workload::{self, Workload};
@@ -100,7 +100,7 @@ fn nodes_missing(cx: &SpireContext<'_>, daemons: &[&Object], what: &str) -> Verd
         return Verdict::Skip(format!("no {what} DaemonSet found"));
     }
     if !cx.inventory.has(&kinds::NODE) || !cx.inventory.has(&kinds::POD) {
-        return Verdict::Skip("needs Nodes and Pods (a live cluster)".into());
+        return Verdict::Skip("needs the Nodes and Pods (a live cluster, or manifests that include them)".into());
     }
     // Nodes with a Running pod of each DaemonSet, computed once per DaemonSet.
     let running: Vec<BTreeSet<&str>> = daemons
@@ -174,9 +174,15 @@ fn agent_host_paths(cx: &SpireContext<'_>) -> BTreeSet<String> {
         .collect()
 }
 
-/// Why a pod (or pod template) needs the Workload API, if it does.
-fn needs_workload_api(cx: &SpireContext<'_>, object: &Object, pod: &Value, sockets: &BTreeSet<String>) -> Option<String> {
-    if let Some(s) = cx.subjects.iter().find(|s| std::ptr::eq(s.object, object))
+/// Why a pod (or pod template) needs the Workload API, if it does. `subject` is the pod as a
+/// meshed subject (a template as the injector will make it), when it is meshed.
+fn needs_workload_api(
+    cx: &SpireContext<'_>,
+    subject: Option<&Subject<'_>>,
+    pod: &Value,
+    sockets: &BTreeSet<String>,
+) -> Option<String> {
+    if let Some(s) = subject
         && super::istio::gets_socket(cx, s)
         && !s.mounts_socket(&cx.options.socket_path)
     {
@@ -227,6 +233,7 @@ fn agent_where_needed(cx: &SpireContext<'_>) -> Verdict {
     // Node name → (pods there that need the API, templates that can land there and need it).
     let mut need: BTreeMap<String, (Vec<String>, Vec<String>)> = BTreeMap::new();
     let nodes: Vec<&Object> = cx.inventory.of(&kinds::NODE).collect();
+    // Top-level workload → why it needs the Workload API.
     let mut why: BTreeMap<String, String> = BTreeMap::new();
     for p in cx.inventory.of(&kinds::POD) {
         let owner = workload::pod_owner(cx.inventory, p);
@@ -237,8 +244,9 @@ fn agent_where_needed(cx: &SpireContext<'_>) -> Verdict {
             continue;
         }
         let Some(node) = p.value.pointer("/spec/nodeName").and_then(Value::as_str) else { continue };
-        if let Some(reason) = needs_workload_api(cx, p, &p.value, &sockets) {
-            why.entry(p.object_ref().to_string()).or_insert(reason);
+        let subject = cx.subjects.iter().find(|s| std::ptr::eq(s.object, p));
+        if let Some(reason) = needs_workload_api(cx, subject, &p.value, &sockets) {
+            why.entry(owner.unwrap_or(p).object_ref().to_string()).or_insert(reason);
             need.entry(node.to_string()).or_default().0.push(p.object_ref().to_string());
         }
     }
@@ -248,7 +256,8 @@ fn agent_where_needed(cx: &SpireContext<'_>) -> Verdict {
         if scheduled || !in_scope(w.object) {
             continue;
         }
-        let Some(reason) = needs_workload_api(cx, w.object, w.template, &sockets) else { continue };
+        let subject = cx.template_subject(&w);
+        let Some(reason) = needs_workload_api(cx, subject.as_ref(), w.template, &sockets) else { continue };
         why.entry(w.object.object_ref().to_string()).or_insert(reason);
         for node in &nodes {
             let blocked = if w.kind() == "DaemonSet" {
@@ -314,8 +323,9 @@ fn agent_where_needed(cx: &SpireContext<'_>) -> Verdict {
             ));
         }
     }
+    // Counted by top-level workload, so that a cluster and its manifests say the same.
     let info = vec![Detail::new(format!(
-        "{} node(s) run or can receive pods that need the Workload API ({} such workload(s) and pod(s))",
+        "{} node(s) run or can receive pods of {} workload(s) that need the Workload API",
         need.len(),
         why.len()
     ))];
