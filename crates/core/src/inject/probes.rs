@@ -261,8 +261,7 @@ mod tests {
     #[test]
     fn every_field_of_the_spec_is_written() {
         let mut p = pod(json!([{"name": "api", "image": "flexdesk/backend:1", "ports": [{"name": "http", "containerPort": 8000}]}]));
-        let mut s = ProbeSettings::default();
-        s.readiness = ProbeSpec {
+        let readiness = ProbeSpec {
             handler: http("/api/v2/ready", false),
             port: Some(ProbePort::Number(8000)),
             initial_delay_seconds: Some(5),
@@ -271,6 +270,7 @@ mod tests {
             failure_threshold: 4,
             success_threshold: Some(2),
         };
+        let mut s = ProbeSettings { readiness, ..ProbeSettings::default() };
         s.liveness.handler = ProbeHandler::None;
         s.startup.handler = http("/api/v2/startup", true);
         s.startup.period_seconds = 5;
