@@ -193,9 +193,8 @@ impl TrustBundle {
         // (DER, tainted) of each X.509 authority.
         let mut ders: Vec<(Vec<u8>, bool)> = Vec::new();
         if first == Some(&b'{') {
-            let doc: Value = serde_json::from_slice(bytes).map_err(|e| {
-                unreadable(format!("not valid JSON at line {}, column {}", e.line(), e.column()))
-            })?;
+            let doc: Value = serde_json::from_slice(bytes)
+                .map_err(|e| unreadable(format!("not valid JSON at line {}, column {}", e.line(), e.column())))?;
             if let Some(keys) = doc.get("keys") {
                 bundle.format = BundleFormat::SpiffeJson;
                 let keys = keys.as_array().ok_or_else(|| unreadable("`keys` is not a list".into()))?;
@@ -244,7 +243,8 @@ impl TrustBundle {
                     .and_then(|h| u64::try_from(h).ok())
                     .filter(|h| *h > 0)
                     .map(Duration::from_secs);
-                bundle.sequence = int64(field(&doc, "sequence_number", "sequenceNumber")).and_then(|n| u64::try_from(n).ok());
+                bundle.sequence =
+                    int64(field(&doc, "sequence_number", "sequenceNumber")).and_then(|n| u64::try_from(n).ok());
                 let list = |proto: &str, json: &str| -> Result<Vec<Value>, BundleError> {
                     match field(&doc, proto, json) {
                         None | Some(Value::Null) => Ok(Vec::new()),
@@ -455,7 +455,11 @@ pub fn jwt_expired(bundle: &TrustBundle, now: i64) -> Vec<String> {
         .iter()
         .filter_map(|k| {
             let t = k.expires_at.filter(|t| *t <= now)?;
-            Some(format!("{} expired {} ago: JWT-SVIDs it signed no longer verify", k.label(), show_duration(secs(now - t))))
+            Some(format!(
+                "{} expired {} ago: JWT-SVIDs it signed no longer verify",
+                k.label(),
+                show_duration(secs(now - t))
+            ))
         })
         .collect()
 }
@@ -649,14 +653,23 @@ mod tests {
         assert_eq!(b.jwt_authorities[2].expires_at, None, "0 means the key does not expire");
         let expired = jwt_expired(&b, now);
         assert_eq!(expired.len(), 1, "{expired:?}");
-        assert!(expired[0].starts_with("JWT authority #1 (kid old, expires ") && expired[0].contains("expired 2h ago"), "{}", expired[0]);
+        assert!(
+            expired[0].starts_with("JWT authority #1 (kid old, expires ") && expired[0].contains("expired 2h ago"),
+            "{}",
+            expired[0]
+        );
         // 3h left of a 24h key: inside the 4h activation window, no later key.
         let stalled = jwt_rotation_problems(&b, DAY, now);
         assert_eq!(stalled.len(), 1, "{stalled:?}");
         assert!(stalled[0].contains("kid current") && stalled[0].contains("expires in 3h"), "{}", stalled[0]);
         // With a successor published the rotation is on track.
         let mut ok = b.clone();
-        ok.jwt_authorities.push(JwtAuthority { index: 4, key_id: "next".into(), expires_at: Some(now + 20 * H), tainted: false });
+        ok.jwt_authorities.push(JwtAuthority {
+            index: 4,
+            key_id: "next".into(),
+            expires_at: Some(now + 20 * H),
+            tainted: false,
+        });
         assert!(jwt_rotation_problems(&ok, DAY, now).is_empty());
         // camelCase protojson names read the same.
         let camel = serde_json::json!({"x509Authorities": [{"asn1": ca}], "jwtAuthorities": [{"keyId": "k", "expiresAt": now - 1}]});

@@ -135,9 +135,11 @@ pub fn run_category_after<I>(def: &CategoryDef<I>, input: &I, earlier: &[Categor
     let mut checks: Vec<CheckResult> = Vec::new();
     for c in &def.checks {
         let failed_prerequisite = c.requires.iter().find_map(|code| {
-            earlier.iter().flat_map(|cat| &cat.checks).chain(&checks).find(|r| {
-                r.code == code.code && matches!(r.result, CheckStatus::Warning | CheckStatus::Error)
-            })
+            earlier
+                .iter()
+                .flat_map(|cat| &cat.checks)
+                .chain(&checks)
+                .find(|r| r.code == code.code && matches!(r.result, CheckStatus::Warning | CheckStatus::Error))
         });
         let verdict = match (&skipped, failed_prerequisite) {
             (Some(reason), _) => Verdict::Skip(reason.clone()),
@@ -448,7 +450,10 @@ mod tests {
         let findings = report.findings();
         assert_eq!(findings.len(), 3);
         assert_eq!(findings[0].object.as_ref().unwrap().to_string(), "Node/n1");
-        assert_eq!(findings[0].docs, format!("https://github.com/meshmove/meshmove/blob/v{}/docs/findings.md#sc2103", env!("CARGO_PKG_VERSION")));
+        assert_eq!(
+            findings[0].docs,
+            format!("https://github.com/meshmove/meshmove/blob/v{}/docs/findings.md#sc2103", env!("CARGO_PKG_VERSION"))
+        );
     }
 
     #[test]
@@ -514,7 +519,9 @@ mod tests {
         let later = CategoryDef {
             name: "later",
             available: |_: &Input| Ok(()),
-            checks: vec![CheckDef::new(&catalog::SERVER_READY, |_| Verdict::Pass(Vec::new())).after(&[&catalog::SERVER_FOUND])],
+            checks: vec![
+                CheckDef::new(&catalog::SERVER_READY, |_| Verdict::Pass(Vec::new())).after(&[&catalog::SERVER_FOUND]),
+            ],
         };
         let all = run_categories(&[def, later], &Input { nodes: 1 });
         assert_eq!(all[1].checks[0].result, CheckStatus::Skipped);

@@ -575,7 +575,11 @@ fn official_chart_live_reads_bundle_spiffe_and_names_its_publisher() {
         text,
         "ConfigMap/spire-system/spire-bundle: has no bundle.spiffe: server.conf's BundlePublisher k8s_configmap (format spiffe) has not written it; read the SPIRE server's logs"
     );
-    assert!(!report.checks().any(|c| c.details.iter().any(|d| d.message.contains("k8sbundle"))), "{}", explain(&report));
+    assert!(
+        !report.checks().any(|c| c.details.iter().any(|d| d.message.contains("k8sbundle"))),
+        "{}",
+        explain(&report)
+    );
 }
 
 #[test]
@@ -651,7 +655,6 @@ fn spire_bundle_json_dates_jwt_authorities() {
     assert!(rotation.details[0].message.contains("JWT authority #2 (kid current"), "{}", rotation.details[0]);
 }
 
-
 #[test]
 fn live_agent_coverage_by_need() {
     // The agent DaemonSet narrowed to node-1 (its pod on node-2 went away with it): SC2103 says
@@ -669,7 +672,10 @@ fn live_agent_coverage_by_need() {
         "Node/node-2: no SPIRE agent can run here (DaemonSet/spire/spire-agent: nodeSelector does not match), yet it runs Pod/shop/cart-5f7-1, Pod/shop/checkout-5f7-0 and Deployment/shop/cart, Deployment/shop/checkout can be scheduled here: these pods need the Workload API and wait forever for an SVID"
     );
     let placement = report.checks().find(|c| c.code == "SC2103").unwrap();
-    assert!(placement.details.iter().any(|d| d.message.contains("node-2 (nodeSelector does not match)")), "{placement:?}");
+    assert!(
+        placement.details.iter().any(|d| d.message.contains("node-2 (nodeSelector does not match)")),
+        "{placement:?}"
+    );
     // An agent pod that runs but is not ready, where meshed pods run.
     let inv = live("healthy", |objects, _| {
         let pod = objects.iter_mut().find(|o| o.kind == "Pod" && o.name == "spire-agent-a1").unwrap();
@@ -678,5 +684,10 @@ fn live_agent_coverage_by_need() {
     let report = spire::check(&inv, &options());
     assert_eq!(non_ok(&report), BTreeSet::from(["SC2107 error Node/node-1".to_string()]), "{}", explain(&report));
     let detail = report.checks().find(|c| c.code == "SC2107").unwrap().details[0].to_string();
-    assert!(detail.contains("the SPIRE agent pod here (Pod/spire/spire-agent-a1) is not ready, yet it runs Pod/shop/cart-5f7-0"), "{detail}");
+    assert!(
+        detail.contains(
+            "the SPIRE agent pod here (Pod/spire/spire-agent-a1) is not ready, yet it runs Pod/shop/cart-5f7-0"
+        ),
+        "{detail}"
+    );
 }

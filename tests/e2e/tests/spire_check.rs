@@ -218,7 +218,11 @@ fn offline_grid_in_json_and_table_with_exit_codes() {
             let check = checks.iter().find(|c| c["code"] == code).unwrap();
             let description = check["description"].as_str().unwrap();
             if result == "skipped" {
-                assert!(!table.stdout.contains(&format!("- {description}")), "{case}: {code} is shown\n{}", table.stdout);
+                assert!(
+                    !table.stdout.contains(&format!("- {description}")),
+                    "{case}: {code} is shown\n{}",
+                    table.stdout
+                );
                 continue;
             }
             let docs = format!(
@@ -248,7 +252,11 @@ fn offline_grid_in_json_and_table_with_exit_codes() {
             assert!(table.stdout.contains(&count), "{case}: no `{count}`\n{}", table.stdout);
             let verbose = spire_check(&["-f", path, "--now", NOW_ARG, "--verbose"]);
             assert_eq!(verbose.code, json.code, "{case}: --verbose exits alike");
-            assert!(!verbose.stdout.contains("not shown") && verbose.stdout.contains("    skipped: "), "{case}\n{}", verbose.stdout);
+            assert!(
+                !verbose.stdout.contains("not shown") && verbose.stdout.contains("    skipped: "),
+                "{case}\n{}",
+                verbose.stdout
+            );
         }
 
         let strict = spire_check(&["check", "-f", path, "--now", NOW_ARG, "--fail-on", "warning", "-o", "yaml"]);
@@ -692,7 +700,9 @@ fn live_cluster_reports_what_the_manifests_do() {
             let differing: Vec<String> = ca
                 .iter()
                 .filter(|(code, c)| cb.get(*code) != Some(c))
-                .map(|(code, c)| format!("{code}\n  offline: {}\n  live:    {}", c, cb.get(code).unwrap_or(&Value::Null)))
+                .map(|(code, c)| {
+                    format!("{code}\n  offline: {}\n  live:    {}", c, cb.get(code).unwrap_or(&Value::Null))
+                })
                 .collect();
             panic!("{case}: offline and live differ\n{}", differing.join("\n"));
         }

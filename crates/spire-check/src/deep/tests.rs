@@ -593,16 +593,30 @@ fn the_servers_own_bundle_dates_jwt_authorities() {
     let input = DeepInput { cx: &cx, gathered: Ok(g) };
     assert_eq!(
         non_ok(&input),
-        BTreeSet::from(["SC2707 error Pod/spire/spire-server-1".to_string(), "SC2708 warning Pod/spire/spire-server-1".to_string()])
+        BTreeSet::from([
+            "SC2707 error Pod/spire/spire-server-1".to_string(),
+            "SC2708 warning Pod/spire/spire-server-1".to_string()
+        ])
     );
     let expired = details(&input, "SC2707");
-    assert!(expired[0].contains("JWT authority #1 (kid key-0, expires ") && expired[0].ends_with("expired 1d ago: JWT-SVIDs it signed no longer verify"), "{expired:?}");
+    assert!(
+        expired[0].contains("JWT authority #1 (kid key-0, expires ")
+            && expired[0].ends_with("expired 1d ago: JWT-SVIDs it signed no longer verify"),
+        "{expired:?}"
+    );
     // A server that cannot print its bundle: the two checks are skipped, saying why.
     let mut g = gathered(&cx, ENTRIES, &healthy_agents());
-    g.bundle = Ok(CommandOutput { stdout: String::new(), stderr: "Error: unknown flag".into(), status: Err("exit code 1".into()) });
+    g.bundle = Ok(CommandOutput {
+        stdout: String::new(),
+        stderr: "Error: unknown flag".into(),
+        status: Err("exit code 1".into()),
+    });
     let input = DeepInput { cx: &cx, gathered: Ok(g) };
     assert_eq!(non_ok(&input), BTreeSet::from(["SC2707 skipped".to_string(), "SC2708 skipped".to_string()]));
-    assert_eq!(details(&input, "SC2707"), ["`spire-server bundle show -output json` failed (exit code 1: Error: unknown flag)"]);
+    assert_eq!(
+        details(&input, "SC2707"),
+        ["`spire-server bundle show -output json` failed (exit code 1: Error: unknown flag)"]
+    );
 }
 
 #[test]

@@ -90,9 +90,10 @@ fn injector_provides_socket(cx: &SpireContext<'_>, s: &Subject<'_>) -> bool {
     if cx.injectors.is_empty() {
         return true;
     }
-    cx.injector_for(s).and_then(|(_, c)| c.as_ref().ok()).and_then(|c| c.templates.get("spire")).is_some_and(|t| {
-        template_mounts_socket(t, &cx.options.socket_path).is_ok()
-    })
+    cx.injector_for(s)
+        .and_then(|(_, c)| c.as_ref().ok())
+        .and_then(|c| c.templates.get("spire"))
+        .is_some_and(|t| template_mounts_socket(t, &cx.options.socket_path).is_ok())
 }
 
 /// Whether a sidecar pod gets the Workload API socket, by itself or through the spire template.
