@@ -23,12 +23,20 @@
 //!   at the top of each document is available as [`RawDocument::source`] so a caller can write
 //!   it back above a re-emitted document.
 //!
+//! * **Fast where manifests are plain.** Rendered manifests are block YAML of one dialect;
+//!   [`parse_document`] reads it line by line (`fast`) and hands everything else (anchors,
+//!   tags, flow collections over several lines, folded scalars, every error) to the full
+//!   reader, which agrees with it wherever both read (differential tests). [`scan_document`]
+//!   checks a document the same way without building it, for callers that only need to know
+//!   that it is a valid mapping and what its `apiVersion`, `kind` and name are.
+//!
 //! Decisions where YAML and JSON disagree (each is documented at [`parse_document`]):
 //! `.inf`/`.nan` values are errors (JSON has no such numbers and Go's JSON conversion fails on
 //! them too); integers up to `u64::MAX` stay exact and larger decimals become floats, as in Go;
 //! merge keys overwrite in yaml.v2's order; duplicate keys are errors.
 
 mod emit;
+mod fast;
 mod parse;
 mod resolve;
 mod stream;
@@ -39,6 +47,7 @@ mod tests;
 use std::fmt;
 
 pub use emit::{to_yaml_string, write_yaml};
+pub use fast::{Field, Header, Shape, scan_document};
 pub use parse::{MAX_ALIAS_BYTES, MAX_ALIAS_NODES, MAX_DEPTH, parse_document};
 pub use stream::{RawDocument, split_stream};
 

@@ -78,6 +78,16 @@ const YAML_TAG_NAMESPACE: &str = "tag:yaml.org,2002:";
 /// the key path of the node ([`YamlError::key`], also at the start of the message). They never
 /// quote a value: the document may be a Secret, and errors end up in CI logs.
 pub fn parse_document(doc: &RawDocument<'_>) -> Result<Option<Value>, YamlError> {
+    // Rendered manifests are block YAML the fast reader takes; it declines everything else
+    // (and every error) to the full reader below, and gives what the full reader gives.
+    if let Ok(value) = super::fast::read_document(doc.text) {
+        return Ok(value);
+    }
+    parse_full(doc)
+}
+
+/// [`parse_document`] with the full reader only (granit-parser's events).
+pub(crate) fn parse_full(doc: &RawDocument<'_>) -> Result<Option<Value>, YamlError> {
     let mut options = Options::default();
     options.emit_comments = false;
     options.block_scalar_eof_without_line_feed = true;
@@ -601,7 +611,7 @@ fn resolve_node(
 }
 
 /// A key's JSON string, as `sigs.k8s.io/yaml` converts yaml.v2 keys.
-fn key_string(scalar: Scalar) -> Result<String, String> {
+pub(super) fn key_string(scalar: Scalar) -> Result<String, String> {
     match scalar {
         Scalar::Str(s) => Ok(s),
         Scalar::Bool(b) => Ok(if b { "true" } else { "false" }.to_owned()),
@@ -616,7 +626,7 @@ fn key_string(scalar: Scalar) -> Result<String, String> {
     }
 }
 
-fn scalar_value(scalar: Scalar) -> Result<Value, String> {
+pub(super) fn scalar_value(scalar: Scalar) -> Result<Value, String> {
     Ok(match scalar {
         Scalar::Null => Value::Null,
         Scalar::Bool(b) => Value::Bool(b),
