@@ -4,7 +4,9 @@
 //! charts, Istio's sample or a hand-made Deployment; its configuration is a ConfigMap it mounts;
 //! the bundle lands wherever the notifier is told to put it; Istio's configuration sits in
 //! revisioned ConfigMaps; and "the workloads that need an identity" are Pods on a live cluster but
-//! pod templates in manifests. [`SpireContext::new`] resolves all of it into plain fields, so every
+//! pod templates in manifests. A pod template is taken as the sidecar injector will make it: the
+//! labels and annotations its injection templates add are applied before any ClusterSPIFFEID is
+//! matched (Istio's SPIRE guide selects by a label its `spire` template adds). [`SpireContext::new`] resolves all of it into plain fields, so every
 //! check is a pure function of the context and checks cannot depend on each other's order.
 
 use std::collections::BTreeMap;

@@ -14,7 +14,8 @@
 //! bundle, ClusterSPIFFEIDs and meshed pods once; [`checks`] holds the categories, each check a pure
 //! function of that context; [`model`] runs them and builds the [`SpireReport`] and its findings;
 //! [`template`], [`config`], [`bundle`] and [`selector`] reproduce the rules of Go templates, SPIRE
-//! configuration, X.509 bundles and Kubernetes selectors that the checks rely on. Checks that need
+//! and Istio configuration (server.conf's bundle publishers, the injector's templates), trust
+//! bundles in all of SPIRE's forms, and Kubernetes selectors and placement that the checks rely on. Checks that need
 //! `exec` into pods are the binary's: it appends its own [`Category`] with [`SpireReport::push`].
 
 pub mod bundle;
