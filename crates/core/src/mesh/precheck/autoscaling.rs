@@ -94,7 +94,6 @@ static USES: &[&Kind] = &[
     &kinds::DEPLOYMENT,
     &kinds::STATEFUL_SET,
     &kinds::REPLICA_SET,
-    &kinds::CONFIG_MAP,
 ];
 
 impl Analyzer for CpuAutoscalers {
@@ -148,5 +147,44 @@ fn message(w: &Workload<'_>, target: u64, defaults: &ProxyRequests) -> String {
             Millis(proxy),
             defaults.source,
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshmove_model::inventory::Origin;
+    use serde_json::json;
+
+    fn hpa(spec: Value) -> Object {
+        Object {
+            api_version: "autoscaling/v2".into(),
+            kind: "HorizontalPodAutoscaler".into(),
+            namespace: Some("shop".into()),
+            name: "h".into(),
+            value: json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "h", "namespace": "shop"}, "spec": spec}),
+            origin: Origin::Stdin { line: 1, helm_source: None },
+        }
+    }
+
+    #[test]
+    fn only_cpu_utilisation_of_the_whole_pod_counts() {
+        let cpu = |target: Value| json!({"metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": target}}]});
+        assert_eq!(cpu_utilisation_target(&hpa(cpu(json!({"type": "Utilization", "averageUtilization": 70})))), Some(70));
+        assert_eq!(cpu_utilisation_target(&hpa(json!({"targetCPUUtilizationPercentage": 50}))), Some(50), "autoscaling/v1");
+        assert_eq!(cpu_utilisation_target(&hpa(cpu(json!({"type": "AverageValue", "averageValue": "200m"})))), None, "an absolute value ignores requests");
+        let container = json!({"metrics": [{"type": "ContainerResource", "containerResource": {"name": "cpu", "container": "app", "target": {"type": "Utilization", "averageUtilization": 70}}}]});
+        assert_eq!(cpu_utilisation_target(&hpa(container)), None);
+    }
+
+    #[test]
+    fn the_hpa_range_defaults_min_to_one() {
+        let h = hpa(json!({"scaleTargetRef": {"kind": "Deployment", "name": "api"}, "maxReplicas": 4}));
+        let mut d = h.clone();
+        d.kind = "Deployment".into();
+        d.name = "api".into();
+        let inv = Inventory::from_files(vec![h], vec!["t.yaml".into()], "default".into());
+        let a = autoscaler(&inv, &d).unwrap();
+        assert_eq!((a.min, a.max), (1, 4));
     }
 }

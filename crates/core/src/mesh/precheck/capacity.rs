@@ -25,8 +25,6 @@ use meshmove_model::inventory::{Inventory, Kind, kinds};
 use crate::mesh::catalog::*;
 
 static REQUIRES: &[&Kind] = &[&kinds::NODE, &kinds::POD];
-/// The injector's configuration, read when present.
-static USES: &[&Kind] = &[&kinds::CONFIG_MAP];
 use crate::mesh::quantity::{self, Bytes, Millis};
 
 /// Proxy requests of the pods to inject against the free allocatable of schedulable nodes.
@@ -130,10 +128,6 @@ impl Analyzer for Capacity {
 
     fn requires(&self) -> &'static [&'static Kind] {
         REQUIRES
-    }
-
-    fn uses(&self) -> &'static [&'static Kind] {
-        USES
     }
 
     fn cluster_wide(&self) -> &'static [&'static Kind] {

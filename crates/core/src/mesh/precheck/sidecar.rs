@@ -9,6 +9,9 @@
 //! `manifests/charts/istio-control/istio-discovery/values.yaml`,
 //! `global.proxy.resources.requests`), which [`super::PrecheckOptions`] carries and a caller may
 //! replace.
+//!
+//! ConfigMaps are read when the input has them (files, dumps, a load that listed them); no
+//! analyzer declares the kind, so a cluster that refuses to list ConfigMaps skips no check.
 
 use std::collections::BTreeMap;
 
@@ -71,4 +74,40 @@ pub(crate) fn for_pod(annotations: Option<&BTreeMap<String, String>>, defaults: 
     let cpu = annotation("sidecar.istio.io/proxyCPU").and_then(|q| quantity::cpu_millis(q).ok());
     let memory = annotation("sidecar.istio.io/proxyMemory").and_then(|q| quantity::bytes(q).ok());
     (cpu.unwrap_or(defaults.cpu_millis), memory.unwrap_or(defaults.memory_bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshmove_model::inventory::{Object, Origin};
+    use serde_json::json;
+
+    fn injector(name: &str, values: Value) -> Object {
+        Object {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            namespace: Some("istio-system".into()),
+            name: name.into(),
+            value: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "istio-system"}, "data": {"values": values.to_string()}}),
+            origin: Origin::Stdin { line: 1, helm_source: None },
+        }
+    }
+
+    #[test]
+    fn the_default_revisions_injector_wins_and_istios_defaults_fill_in() {
+        let inv = |objects| Inventory::from_files(objects, vec!["t.yaml".into()], "default".into());
+        let none = injector_defaults(&inv(vec![]), &PrecheckOptions::default());
+        assert_eq!((none.cpu_millis, none.memory_bytes), (100, 128 * 1024 * 1024));
+        let found = injector_defaults(
+            &inv(vec![
+                injector("istio-sidecar-injector-canary", json!({"global": {"proxy": {"resources": {"requests": {"cpu": "1"}}}}})),
+                injector("istio-sidecar-injector", json!({"global": {"proxy": {"resources": {"requests": {"cpu": "250m"}}}}})),
+            ]),
+            &PrecheckOptions::default(),
+        );
+        assert_eq!((found.cpu_millis, found.memory_bytes), (250, 128 * 1024 * 1024), "memory unset there: Istio's default");
+        assert!(found.source.contains("ConfigMap/istio-system/istio-sidecar-injector"), "{}", found.source);
+        let annotated = BTreeMap::from([("sidecar.istio.io/proxyCPU".to_string(), "10m".to_string())]);
+        assert_eq!(for_pod(Some(&annotated), &found), (10, 128 * 1024 * 1024));
+    }
 }
