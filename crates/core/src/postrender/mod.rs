@@ -14,8 +14,9 @@
 //!   stdout: Helm would otherwise install a partial release.
 
 pub mod config;
+mod plan;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -27,6 +28,7 @@ use meshmove_model::inventory::{Inventory, Object, Origin, kinds};
 use crate::policies;
 use meshmove_model::workload::{WORKLOAD_KINDS, template_pointer};
 use meshmove_model::yaml::{self, YamlError};
+use plan::Plan;
 
 /// Helm 4 annotates every document with the file it came from; generated documents get one too
 /// so Helm can place them.
@@ -146,7 +148,8 @@ pub struct Summary {
     pub injections: Vec<Injection>,
     /// Names of generated NetworkPolicies.
     pub generated: Vec<String>,
-    /// The generated policies with what each admits.
+    /// The generated policies with what each admits. Their objects are in the output, not here
+    /// (`object` is null and `authorization` none), so the summary of a large stream stays small.
     pub policies: Vec<policies::Generated>,
     /// Workloads left without a policy, why, and how to isolate them anyway.
     pub withheld: Vec<policies::Withheld>,
@@ -163,89 +166,123 @@ pub struct Rendered {
     pub summary: Summary,
 }
 
+/// A document of the stream as the first pass leaves it for policy generation.
 struct Doc<'a> {
     raw: yaml::RawDocument<'a>,
-    value: Option<Value>,
+    /// What generation reads of it: `None` for documents it does not read.
+    object: Option<Classified>,
 }
 
 /// Post-render a stream. Pure: no I/O, so callers decide where output goes (and that on error
 /// nothing is written).
 ///
-/// Cost: every document is parsed once (to find workloads and to reject invalid YAML), only the
-/// documents that change are re-emitted, and only workloads are copied (the copy gets the
-/// injections; the original feeds policy generation).
+/// Cost ([`plan`]): every document is scanned; those of kinds nothing reads (CRDs, ConfigMaps
+/// no workload names, custom resources) are copied after the scan has checked them, the others
+/// are parsed once, in stream order; only the documents that change are re-emitted, and only
+/// workloads are copied (the copy gets the injections; the original feeds policy generation).
+/// Memory stays proportional to the stream: the objects of a large stream beyond
+/// [`plan::KEEP_PARSED_BYTES`] are read again, one release group at a time, when their policies
+/// are generated, and generated policies are kept as text.
 pub fn post_render(input: &str, cfg: &PostRenderConfig) -> Result<Rendered, PostRenderError> {
-    let raws = yaml::split_stream(input);
-    let mut docs = Vec::with_capacity(raws.len());
-    for raw in raws {
-        let value = yaml::parse_document(&raw).map_err(|yaml| PostRenderError::Yaml { origin: document_origin(&raw, None), yaml })?;
-        if let Some(v) = &value
-            && !v.is_object()
-        {
-            return Err(PostRenderError::Document {
-                index: raw.index,
-                origin: document_origin(&raw, None),
-                problem: format!("expected a mapping (a Kubernetes object), found {}", kind_of(v)),
-            });
-        }
-        docs.push(Doc { raw, value });
+    render(input, cfg, Reading { scan: true, keep_bytes: plan::KEEP_PARSED_BYTES })
+}
+
+/// How much of the stream the run reads: tests compare the economical reading with parsing
+/// every document and keeping every object.
+#[derive(Debug, Clone, Copy)]
+struct Reading {
+    /// Copy documents the scan shows nothing reads (else parse every document).
+    scan: bool,
+    /// Keep parsed objects up to this many bytes of their text; read the rest again later.
+    keep_bytes: usize,
+}
+
+/// The document's node, refused unless it is a mapping (errors name the document).
+fn read(raw: &yaml::RawDocument<'_>) -> Result<Option<Value>, PostRenderError> {
+    let value = yaml::parse_document(raw).map_err(|yaml| PostRenderError::Yaml { origin: document_origin(raw, None), yaml })?;
+    if let Some(v) = &value
+        && !v.is_object()
+    {
+        return Err(PostRenderError::Document {
+            index: raw.index,
+            origin: document_origin(raw, None),
+            problem: format!("expected a mapping (a Kubernetes object), found {}", kind_of(v)),
+        });
     }
+    Ok(value)
+}
 
-    let mut summary = Summary { documents: docs.len(), ..Summary::default() };
-    let helm4 = docs.iter().filter_map(|d| d.value.as_ref()).any(|v| annotation(v, HELM4_FILENAME_ANNOTATION).is_some());
+fn render(input: &str, cfg: &PostRenderConfig, reading: Reading) -> Result<Rendered, PostRenderError> {
+    let raws = yaml::split_stream(input);
+    let plans: Vec<Plan> = raws.iter().map(|raw| if reading.scan { plan::plan(raw, cfg) } else { Plan::Parse }).collect();
+    // ConfigMaps and Secrets are read when a workload names them.
+    let deferred: HashSet<&str> = plans.iter().filter_map(|p| if let Plan::Defer(name) = p { Some(name.as_str()) } else { None }).collect();
+    let mut named: HashSet<&str> = HashSet::new();
 
+    let mut summary = Summary { documents: raws.len(), ..Summary::default() };
+    let mut helm4 = false;
     let mut output = String::with_capacity(input.len() + input.len() / 8);
     let label_opts = cfg.label_options();
     let mut existing: BTreeSet<(Option<String>, String)> = BTreeSet::new();
     let mut existing_authz: BTreeSet<(Option<String>, String)> = BTreeSet::new();
-    for doc in &docs {
-        let Some(value) = &doc.value else {
-            output.push_str(doc.raw.text);
+    let mut docs: Vec<Doc<'_>> = Vec::with_capacity(raws.len());
+    let mut kept = 0usize;
+    for (raw, plan) in raws.into_iter().zip(&plans) {
+        let value = match plan {
+            Plan::Parse => read(&raw)?,
+            Plan::Copy | Plan::Defer(_) => None,
+        };
+        let Some(value) = value else {
+            output.push_str(raw.text);
+            docs.push(Doc { raw, object: None });
             continue;
         };
+        helm4 |= annotation(&value, HELM4_FILENAME_ANNOTATION).is_some();
+        inject_document(&value, &raw, cfg, &label_opts, &mut summary, &mut output);
         let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default();
-        let name = at(value, "/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        let name = at(&value, "/metadata/name").and_then(Value::as_str).unwrap_or_default();
         if kind == "NetworkPolicy" {
-            let ns = at(value, "/metadata/namespace").and_then(Value::as_str).map(str::to_string);
+            let ns = at(&value, "/metadata/namespace").and_then(Value::as_str).map(str::to_string);
             existing.insert((ns, name.to_string()));
         } else if kind == "AuthorizationPolicy" {
-            let ns = at(value, "/metadata/namespace").and_then(Value::as_str).map(str::to_string);
+            let ns = at(&value, "/metadata/namespace").and_then(Value::as_str).map(str::to_string);
             existing_authz.insert((ns, name.to_string()));
         }
-        let Some(ptr) = template_pointer(kind).filter(|_| !name.is_empty() && (cfg.inject.labels || cfg.inject.probes)) else {
-            output.push_str(doc.raw.text);
+        if !cfg.inject.network_policies {
+            docs.push(Doc { raw, object: None });
             continue;
-        };
-        let mut changed = value.clone();
-        let mut done = Vec::new();
-        if cfg.inject.labels {
-            done.extend(inject::inject_labels(&mut changed, kind, name, ptr, &label_opts));
         }
-        if cfg.inject.probes {
-            done.extend(inject::inject_probes(&mut changed, &format!("{kind}/{name}"), ptr, &cfg.probes.for_workload(name)));
+        if !deferred.is_empty() && plan::names_inputs(&value) {
+            plan::mark_named(&value, &deferred, &mut named);
         }
-        if &changed == value {
-            output.push_str(doc.raw.text);
-        } else {
-            summary.changed += 1;
-            summary.changed_documents.push(doc.raw.index);
-            push_reemitted(&mut output, doc.raw.text, &changed);
-        }
-        summary.injections.extend(done);
+        let object = classify(value, &raw, &mut kept, reading.keep_bytes);
+        docs.push(Doc { raw, object });
     }
 
-    // Generated policies come from the non-hook objects as the chart rendered them (the
-    // originals, not the injected copies); generation takes them over, so nothing is copied.
-    let (generation, databases) = if cfg.inject.network_policies { generate(docs, cfg) } else { Default::default() };
-    let policies::Generation { policies: generated, withheld, cuts, notes } = generation;
-    summary.withheld = withheld;
-    summary.cuts = cuts;
-    summary.notes = notes;
+    let mut generation = Generated::default();
+    if cfg.inject.network_policies {
+        for (doc, plan) in docs.iter_mut().zip(&plans) {
+            if let Plan::Defer(name) = plan
+                && named.contains(name.as_str())
+                && let Some(value) = read(&doc.raw)?
+            {
+                helm4 |= annotation(&value, HELM4_FILENAME_ANNOTATION).is_some();
+                doc.object = classify(value, &doc.raw, &mut kept, reading.keep_bytes);
+            }
+        }
+        if !helm4 {
+            helm4 = helm4_in_unread(&docs, &plans)?;
+        }
+        generation = generate(docs, cfg, helm4)?;
+    }
+    summary.withheld = generation.withheld;
+    summary.cuts = generation.cuts;
+    summary.notes = generation.notes;
     if cfg.inject.network_policies && cfg.network_policies.database_isolation {
         // A configured client of a database the stream does not run is reported (a typo, or a
         // run over hooks only), not an error: the same configuration serves every run.
         for (i, c) in cfg.network_policies.database_clients.iter().enumerate() {
-            if !databases.contains(&c.database) {
+            if !generation.databases.contains(&c.database) {
                 summary.injections.push(Injection {
                     workload: format!("networkPolicies.databaseClients[{i}]"),
                     container: None,
@@ -255,7 +292,7 @@ pub fn post_render(input: &str, cfg: &PostRenderConfig) -> Result<Rendered, Post
             }
         }
     }
-    for g in generated {
+    for Written { policy: g, text, authorization } in generation.policies {
         // Not twice: neither a policy the input already has (a second run over our own output)
         // nor one generated for another release of the stream under the same name.
         let ns = (!g.namespace.is_empty()).then(|| g.namespace.clone());
@@ -264,11 +301,8 @@ pub fn post_render(input: &str, cfg: &PostRenderConfig) -> Result<Rendered, Post
         }
         // The ambient companion goes with its NetworkPolicy, once.
         let authz_key = ((!g.namespace.is_empty()).then(|| g.namespace.clone()), g.name.clone());
-        let companion = g.authorization.clone().filter(|_| existing_authz.insert(authz_key));
-        for mut object in std::iter::once(g.object.clone()).chain(companion) {
-            if helm4 && let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-                meta.insert("annotations".into(), serde_json::json!({HELM4_FILENAME_ANNOTATION: GENERATED_SOURCE}));
-            }
+        let companion = authorization.filter(|_| existing_authz.insert(authz_key));
+        for text in std::iter::once(text).chain(companion) {
             // Helm splits manifests only at a `---` that follows a `\n` (a bare `\r` line end of
             // the last input document becomes `\r\n`).
             if !output.is_empty() && !output.ends_with('\n') {
@@ -277,12 +311,63 @@ pub fn post_render(input: &str, cfg: &PostRenderConfig) -> Result<Rendered, Post
             output.push_str("---\n# Source: ");
             output.push_str(GENERATED_SOURCE);
             output.push('\n');
-            yaml::write_yaml(&mut output, &object);
+            output.push_str(&text);
         }
         summary.generated.push(g.name.clone());
         summary.policies.push(g);
     }
     Ok(Rendered { output, summary })
+}
+
+/// Mesh labels and probes for one parsed document (a workload gets them on a copy; the original
+/// feeds policy generation), and the document's text in the output: as it was, or re-emitted.
+fn inject_document(
+    value: &Value,
+    raw: &yaml::RawDocument<'_>,
+    cfg: &PostRenderConfig,
+    label_opts: &inject::LabelOptions,
+    summary: &mut Summary,
+    output: &mut String,
+) {
+    let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let name = at(value, "/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    let Some(ptr) = template_pointer(kind).filter(|_| !name.is_empty() && (cfg.inject.labels || cfg.inject.probes)) else {
+        output.push_str(raw.text);
+        return;
+    };
+    let mut changed = value.clone();
+    let mut done = Vec::new();
+    if cfg.inject.labels {
+        done.extend(inject::inject_labels(&mut changed, kind, name, ptr, label_opts));
+    }
+    if cfg.inject.probes {
+        done.extend(inject::inject_probes(&mut changed, &format!("{kind}/{name}"), ptr, &cfg.probes.for_workload(name)));
+    }
+    if &changed == value {
+        output.push_str(raw.text);
+    } else {
+        summary.changed += 1;
+        summary.changed_documents.push(raw.index);
+        push_reemitted(output, raw.text, &changed);
+    }
+    summary.injections.extend(done);
+}
+
+/// Whether a document the run did not parse carries Helm 4's file-name annotation (then
+/// generated documents get it too). Only looked for when no parsed document has it: Helm 4
+/// annotates every document, so this reads nothing in a Helm 4 stream, and in a Helm 3 stream
+/// only searches the unread texts for the key.
+fn helm4_in_unread(docs: &[Doc<'_>], plans: &[Plan]) -> Result<bool, PostRenderError> {
+    for (doc, plan) in docs.iter().zip(plans) {
+        let unread = matches!(plan, Plan::Copy | Plan::Defer(_)) && doc.object.is_none();
+        if unread
+            && doc.raw.text.contains(HELM4_FILENAME_ANNOTATION)
+            && read(&doc.raw)?.is_some_and(|v| annotation(&v, HELM4_FILENAME_ANNOTATION).is_some())
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// The input with the documents the run changed re-emitted unchanged, so that a diff against
@@ -373,6 +458,38 @@ fn is_marker(line: &str, marker: &str) -> bool {
     line.starts_with(marker) && matches!(line.as_bytes().get(3), None | Some(b' ' | b'\t'))
 }
 
+/// What generation leaves for the output.
+#[derive(Default)]
+struct Generated {
+    /// In emission order (by name).
+    policies: Vec<Written>,
+    withheld: Vec<policies::Withheld>,
+    cuts: Vec<policies::Cut>,
+    notes: Vec<String>,
+    /// Names of the databases found, when database clients are configured.
+    databases: BTreeSet<String>,
+}
+
+/// A generated policy as the output will have it: its YAML (and its ambient companion's),
+/// written as soon as its release group is done so the objects do not pile up.
+struct Written {
+    /// The policy and what it admits; its `object` and `authorization` are in `text` and
+    /// `authorization` below (left empty here).
+    policy: policies::Generated,
+    text: String,
+    authorization: Option<String>,
+}
+
+/// The YAML of a generated object, with Helm 4's file-name annotation when the stream has it.
+fn written(mut object: Value, helm4: bool) -> String {
+    if helm4 && let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("annotations".into(), serde_json::json!({HELM4_FILENAME_ANNOTATION: GENERATED_SOURCE}));
+    }
+    let mut text = yaml::to_yaml_string(&object);
+    text.shrink_to_fit();
+    text
+}
+
 /// NetworkPolicies for the workloads of `docs` (which it takes over: no object is copied unless
 /// several releases share it, below). Helm hooks are read as clients (a migration Job connects
 /// to its database) but never get a policy.
@@ -384,36 +501,30 @@ fn is_marker(line: &str, marker: &str) -> bool {
 /// its policies are named and labelled after it, and "workloads of the same release" means
 /// its own workloads, never those of the other releases (which would open every release to all
 /// the others, and make the output grow with the square of the stream). See [`release_groups`].
-///
-/// Also returns the names of the databases found, when database clients are configured.
-fn generate(docs: Vec<Doc<'_>>, cfg: &PostRenderConfig) -> (policies::Generation, BTreeSet<String>) {
-    let objects: Vec<Classified> = docs
-        .into_iter()
-        .filter_map(|d| {
-            let v = d.value?;
-            let api_version = v.get("apiVersion")?.as_str()?.to_string();
-            let kind = v.get("kind")?.as_str()?.to_string();
-            let name = at(&v, "/metadata/name")?.as_str()?.to_string();
-            let known = kinds::lookup(&api_version, &kind);
-            // Helm leaves the namespace to install time: objects without one are in the release
-            // namespace, written "" here so references between them resolve, and never emitted.
-            let namespace = at(&v, "/metadata/namespace")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .or_else(|| known.filter(|k| k.namespaced).map(|_| String::new()));
-            let object = Object { api_version, kind, namespace, name, value: v, origin: Origin::Stdin { line: d.raw.line, helm_source: d.raw.source } };
-            let workload = known.is_some_and(|k| WORKLOAD_KINDS.contains(&k)) && is_top_level_workload(&object.value, &object.kind);
-            let subject = workload || known == Some(&kinds::CNPG_CLUSTER);
-            Some(Classified { object, workload, subject })
-        })
-        .collect();
-    let mut out = policies::Generation::default();
-    let mut databases = BTreeSet::new();
+/// Groups are generated one after the other, each from its own objects (read again if they
+/// were dropped after the first pass), so only one group's objects are held at a time.
+fn generate(docs: Vec<Doc<'_>>, cfg: &PostRenderConfig, helm4: bool) -> Result<Generated, PostRenderError> {
+    let (raws, objects): (Vec<_>, Vec<_>) = docs.into_iter().filter_map(|d| Some((d.raw, d.object?))).unzip();
+    let mut out = Generated::default();
+    let mut policies_out: Vec<Written> = Vec::new();
     let clients = cfg.network_policies.database_isolation && !cfg.network_policies.database_clients.is_empty();
-    for (release, objects) in release_groups(objects, cfg.release.as_deref()) {
-        let inventory = Inventory::from_files(objects, vec!["-".into()], "default".into());
+    let groups = release_groups(&objects, cfg.release.as_deref());
+    // Each object once: moved into its group, or cloned into every group when shared.
+    let mut dropped: Vec<bool> = objects.iter().map(|c| c.dropped).collect();
+    let mut slots: Vec<Option<Object>> = objects.into_iter().map(|c| Some(c.object)).collect();
+    for (release, members) in groups {
+        let mut group = Vec::with_capacity(members.len());
+        for (i, shared) in members {
+            let slot = slots[i].as_mut().ok_or_else(|| missing(&raws[i]))?;
+            if dropped[i] {
+                slot.value = read(&raws[i])?.ok_or_else(|| missing(&raws[i]))?;
+                dropped[i] = false;
+            }
+            group.push(if shared { slot.clone() } else { slots[i].take().ok_or_else(|| missing(&raws[i]))? });
+        }
+        let inventory = Inventory::from_files(group, vec!["-".into()], "default".into());
         if clients {
-            databases.extend(crate::dbiso::discover::databases(&inventory).into_iter().map(|d| d.object.name));
+            out.databases.extend(crate::dbiso::discover::databases(&inventory).into_iter().map(|d| d.object.name));
         }
         let req = policies::Request {
             subjects: policies::Subjects::Release,
@@ -422,10 +533,26 @@ fn generate(docs: Vec<Doc<'_>>, cfg: &PostRenderConfig) -> (policies::Generation
             options: &cfg.network_policies,
             labels: serde_json::json!({policies::GENERATED_LABEL: "true", policies::RELEASE_LABEL: release}),
         };
-        out.extend(policies::generate(&inventory, &req));
+        let generation = policies::generate(&inventory, &req);
+        drop(inventory);
+        out.withheld.extend(generation.withheld);
+        out.cuts.extend(generation.cuts);
+        out.notes.extend(generation.notes);
+        for mut g in generation.policies {
+            let text = written(std::mem::take(&mut g.object), helm4);
+            let authorization = g.authorization.take().map(|a| written(a, helm4));
+            policies_out.push(Written { policy: g, text, authorization });
+        }
     }
-    out.policies.sort_by(|a, b| a.name.cmp(&b.name));
-    (out, databases)
+    // A stable sort: policies of one name keep the order of their groups.
+    policies_out.sort_by(|a, b| a.policy.name.cmp(&b.policy.name));
+    out.policies = policies_out;
+    Ok(out)
+}
+
+/// An object's document must parse again as it did in the first pass.
+fn missing(raw: &yaml::RawDocument<'_>) -> PostRenderError {
+    PostRenderError::Document { index: raw.index, origin: document_origin(raw, None), problem: "read differently the second time".into() }
 }
 
 /// An object for policy generation, with what [`release_groups`] needs to know about it.
@@ -436,9 +563,40 @@ struct Classified {
     /// An object policy generation may give a policy of its own: a top-level workload or a
     /// CloudNativePG cluster.
     subject: bool,
+    /// [`policies::release_label`].
+    release: Option<String>,
+    /// The object's value was dropped after the first pass (read it again from the document).
+    dropped: bool,
 }
 
-/// Splits the stream's objects by release, each with the release name its policies get.
+/// The object generation reads of a parsed document, if any; its value is kept while `kept`
+/// (the text of the objects kept so far) stays within `keep_bytes`.
+fn classify(v: Value, raw: &yaml::RawDocument<'_>, kept: &mut usize, keep_bytes: usize) -> Option<Classified> {
+    let api_version = v.get("apiVersion")?.as_str()?.to_string();
+    let kind = v.get("kind")?.as_str()?.to_string();
+    let name = at(&v, "/metadata/name")?.as_str()?.to_string();
+    let known = kinds::lookup(&api_version, &kind);
+    // Helm leaves the namespace to install time: objects without one are in the release
+    // namespace, written "" here so references between them resolve, and never emitted.
+    let namespace = at(&v, "/metadata/namespace")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| known.filter(|k| k.namespaced).map(|_| String::new()));
+    let mut object = Object { api_version, kind, namespace, name, value: v, origin: Origin::Stdin { line: raw.line, helm_source: raw.source.clone() } };
+    let workload = known.is_some_and(|k| WORKLOAD_KINDS.contains(&k)) && is_top_level_workload(&object.value, &object.kind);
+    let subject = workload || known == Some(&kinds::CNPG_CLUSTER);
+    let release = policies::release_label(&object).map(str::to_string);
+    let dropped = *kept + raw.text.len() > keep_bytes;
+    if dropped {
+        object.value = Value::Null;
+    } else {
+        *kept += raw.text.len();
+    }
+    Some(Classified { object, workload, subject, release, dropped })
+}
+
+/// Splits the stream's objects by release, each with the release name its policies get, as
+/// indices into `objects` (with whether the object is shared by every group).
 ///
 /// * A configured release name, or at most one release named by the top-level workloads'
 ///   release labels (`app.kubernetes.io/instance`, else `release`): one group of everything,
@@ -448,25 +606,20 @@ struct Classified {
 ///   that get policies) goes to the most common release ([`policies::infer_release`]'s
 ///   choice), so it gets exactly one policy; any other object without such a label (a shared
 ///   Secret, a Service, an Ingress) is context for every group.
-fn release_groups(objects: Vec<Classified>, configured: Option<&str>) -> Vec<(String, Vec<Object>)> {
-    let releases = policies::most_common_first(objects.iter().filter(|c| c.workload).filter_map(|c| policies::release_label(&c.object)));
+fn release_groups(objects: &[Classified], configured: Option<&str>) -> Vec<(String, Vec<(usize, bool)>)> {
+    let releases = policies::most_common_first(objects.iter().filter(|c| c.workload).filter_map(|c| c.release.as_deref()));
     if configured.is_some() || releases.len() <= 1 {
         let name = configured.map(str::to_string).or_else(|| releases.first().map(|(r, _)| r.clone())).unwrap_or_default();
-        return vec![(name, objects.into_iter().map(|c| c.object).collect())];
+        return vec![(name, (0..objects.len()).map(|i| (i, false)).collect())];
     }
     let index: BTreeMap<&str, usize> = releases.iter().enumerate().map(|(i, (r, _))| (r.as_str(), i)).collect();
-    let mut groups: Vec<Vec<Object>> = vec![Vec::new(); releases.len()];
-    for Classified { object, subject, .. } in objects {
-        match policies::release_label(&object).and_then(|r| index.get(r).copied()) {
-            Some(i) => groups[i].push(object),
+    let mut groups: Vec<Vec<(usize, bool)>> = vec![Vec::new(); releases.len()];
+    for (i, c) in objects.iter().enumerate() {
+        match c.release.as_deref().and_then(|r| index.get(r).copied()) {
+            Some(g) => groups[g].push((i, false)),
             // The most common release comes first.
-            None if subject => groups[0].push(object),
-            None => {
-                for g in &mut groups[1..] {
-                    g.push(object.clone());
-                }
-                groups[0].push(object);
-            }
+            None if c.subject => groups[0].push((i, false)),
+            None => groups.iter_mut().for_each(|g| g.push((i, true))),
         }
     }
     releases.into_iter().map(|(r, _)| r).zip(groups).collect()
