@@ -36,7 +36,8 @@ pub fn masked_diff(before: &str, after: &str, headers: (&str, &str)) -> String {
 
 /// Whether a stream holds at least one document with a node (an object, for a valid stream).
 pub fn has_objects(input: &str) -> bool {
-    yaml::split_stream(input).iter().any(|d| matches!(yaml::parse_document(d), Ok(Some(_))))
+    // A document that does not parse is content too: the post-renderer reports its error.
+    yaml::split_stream(input).iter().any(|d| !matches!(yaml::parse_document(d), Ok(None)))
 }
 
 type SecretKey = (Option<String>, String);
