@@ -24,6 +24,7 @@
 //!   than finding its line breaks.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::HashSet;
 
 use serde_json::map::Entry;
@@ -179,6 +180,8 @@ struct Reader<'a, const B: bool> {
     metadata_read: bool,
     /// The root has a `metadata` key that was not read as a block mapping.
     opaque: bool,
+    /// The line [`Self::line_at`] found last.
+    last: Cell<Line>,
 }
 
 fn is_dash(c: &[u8]) -> bool {
@@ -246,6 +249,7 @@ impl<'a, const B: bool> Reader<'a, B> {
             wanted: None,
             metadata_read: false,
             opaque: false,
+            last: Cell::new(Line { start: 0, indent: 0, end: 0, next: 0 }),
         }
     }
 
@@ -253,13 +257,20 @@ impl<'a, const B: bool> Reader<'a, B> {
         if start >= self.b.len() {
             return None;
         }
-        let rest = &self.text[start..];
-        let (end, next) = match rest.find('\n') {
+        // A line is looked at several times (skipping blanks, then as a key, as a possible
+        // continuation): the last one found is kept.
+        let last = self.last.get();
+        if last.start == start && last.next > start {
+            return Some(last);
+        }
+        let (end, next) = match memchr::memchr(b'\n', &self.b[start..]) {
             Some(i) => (start + i, start + i + 1),
             None => (self.b.len(), self.b.len()),
         };
         let indent = self.b[start..end].iter().take_while(|&&c| c == b' ').count();
-        Some(Line { start, indent, end, next })
+        let line = Line { start, indent, end, next };
+        self.last.set(line);
+        Some(line)
     }
 
     fn line(&self) -> Option<Line> {

@@ -206,22 +206,17 @@ impl Chunk {
 
 /// Returns the end of the line's content (before its break) and the start of the next line.
 fn line_bounds(bytes: &[u8], from: usize) -> (usize, usize) {
-    let mut i = from;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\n' => return (i, i + 1),
-            b'\r' => {
-                let next = if bytes.get(i + 1) == Some(&b'\n') {
-                    i + 2
-                } else {
-                    i + 1
-                };
-                return (i, next);
+    match memchr::memchr2(b'\n', b'\r', &bytes[from..]) {
+        Some(n) => {
+            let i = from + n;
+            if bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
+                (i, i + 2)
+            } else {
+                (i, i + 1)
             }
-            _ => i += 1,
         }
+        None => (bytes.len(), bytes.len()),
     }
-    (i, i)
 }
 
 /// `---` or `...` (per `ch`) at column 0, followed by a blank or the end of the line.
