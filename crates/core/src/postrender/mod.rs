@@ -14,6 +14,7 @@
 //!   stdout: Helm would otherwise install a partial release.
 
 pub mod config;
+mod output;
 mod plan;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -22,6 +23,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use config::{ConfigError, PostRenderConfig};
+pub use output::Output;
 
 use crate::inject::{self, Injection, at};
 use meshmove_model::inventory::{Inventory, Object, Origin, kinds};
@@ -166,11 +168,12 @@ pub struct Rendered {
     pub summary: Summary,
 }
 
-/// A document of the stream as the first pass leaves it for policy generation.
-struct Doc<'a> {
-    raw: yaml::RawDocument<'a>,
-    /// What generation reads of it: `None` for documents it does not read.
-    object: Option<Classified>,
+/// The result with the output as pieces of the input ([`Output`]): nothing of the input is
+/// copied until the output is written, so a large stream is held once.
+#[derive(Debug, Clone)]
+pub struct RenderedParts<'a> {
+    pub output: Output<'a>,
+    pub summary: Summary,
 }
 
 /// Post-render a stream. Pure: no I/O, so callers decide where output goes (and that on error
@@ -184,6 +187,12 @@ struct Doc<'a> {
 /// [`plan::KEEP_PARSED_BYTES`] are read again, one release group at a time, when their policies
 /// are generated, and generated policies are kept as text.
 pub fn post_render(input: &str, cfg: &PostRenderConfig) -> Result<Rendered, PostRenderError> {
+    let parts = post_render_parts(input, cfg)?;
+    Ok(Rendered { output: parts.output.into_string(), summary: parts.summary })
+}
+
+/// [`post_render`] with the output as pieces of the input, for callers that write it out.
+pub fn post_render_parts<'a>(input: &'a str, cfg: &PostRenderConfig) -> Result<RenderedParts<'a>, PostRenderError> {
     render(input, cfg, Reading { scan: true, keep_bytes: plan::KEEP_PARSED_BYTES })
 }
 
@@ -212,7 +221,7 @@ fn read(raw: &yaml::RawDocument<'_>) -> Result<Option<Value>, PostRenderError> {
     Ok(value)
 }
 
-fn render(input: &str, cfg: &PostRenderConfig, reading: Reading) -> Result<Rendered, PostRenderError> {
+fn render<'a>(input: &'a str, cfg: &PostRenderConfig, reading: Reading) -> Result<RenderedParts<'a>, PostRenderError> {
     let raws = yaml::split_stream(input);
     let plans: Vec<Plan> = raws.iter().map(|raw| if reading.scan { plan::plan(raw, cfg) } else { Plan::Parse }).collect();
     // ConfigMaps and Secrets are read when a workload names them.
@@ -221,24 +230,24 @@ fn render(input: &str, cfg: &PostRenderConfig, reading: Reading) -> Result<Rende
 
     let mut summary = Summary { documents: raws.len(), ..Summary::default() };
     let mut helm4 = false;
-    let mut output = String::with_capacity(input.len() + input.len() / 8);
+    let mut output = Output::new(input);
     let label_opts = cfg.label_options();
     let mut existing: BTreeSet<(Option<String>, String)> = BTreeSet::new();
     let mut existing_authz: BTreeSet<(Option<String>, String)> = BTreeSet::new();
-    let mut docs: Vec<Doc<'_>> = Vec::with_capacity(raws.len());
+    // What generation reads, by document position (most documents have nothing here).
+    let mut objects: Vec<(usize, Classified)> = Vec::new();
     let mut kept = 0usize;
-    for (raw, plan) in raws.into_iter().zip(&plans) {
+    for (i, (raw, plan)) in raws.iter().zip(&plans).enumerate() {
         let value = match plan {
-            Plan::Parse => read(&raw)?,
+            Plan::Parse => read(raw)?,
             Plan::Copy | Plan::Defer(_) => None,
         };
         let Some(value) = value else {
-            output.push_str(raw.text);
-            docs.push(Doc { raw, object: None });
+            output.push_input(raw.span.clone());
             continue;
         };
         helm4 |= annotation(&value, HELM4_FILENAME_ANNOTATION).is_some();
-        inject_document(&value, &raw, cfg, &label_opts, &mut summary, &mut output);
+        inject_document(&value, raw, cfg, &label_opts, &mut summary, &mut output);
         let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default();
         let name = at(&value, "/metadata/name").and_then(Value::as_str).unwrap_or_default();
         if kind == "NetworkPolicy" {
@@ -249,31 +258,35 @@ fn render(input: &str, cfg: &PostRenderConfig, reading: Reading) -> Result<Rende
             existing_authz.insert((ns, name.to_string()));
         }
         if !cfg.inject.network_policies {
-            docs.push(Doc { raw, object: None });
             continue;
         }
         if !deferred.is_empty() && plan::names_inputs(&value) {
             plan::mark_named(&value, &deferred, &mut named);
         }
-        let object = classify(value, &raw, &mut kept, reading.keep_bytes);
-        docs.push(Doc { raw, object });
+        objects.extend(classify(value, raw, &mut kept, reading.keep_bytes).map(|c| (i, c)));
     }
 
     let mut generation = Generated::default();
     if cfg.inject.network_policies {
-        for (doc, plan) in docs.iter_mut().zip(&plans) {
+        let mut read_late = false;
+        for (i, (raw, plan)) in raws.iter().zip(&plans).enumerate() {
             if let Plan::Defer(name) = plan
                 && named.contains(name.as_str())
-                && let Some(value) = read(&doc.raw)?
+                && let Some(value) = read(raw)?
             {
                 helm4 |= annotation(&value, HELM4_FILENAME_ANNOTATION).is_some();
-                doc.object = classify(value, &doc.raw, &mut kept, reading.keep_bytes);
+                objects.extend(classify(value, raw, &mut kept, reading.keep_bytes).map(|c| (i, c)));
+                read_late = true;
             }
         }
-        if !helm4 {
-            helm4 = helm4_in_unread(&docs, &plans)?;
+        if read_late {
+            // In stream order, as generation has always seen them.
+            objects.sort_by_key(|(i, _)| *i);
         }
-        generation = generate(docs, cfg, helm4)?;
+        if !helm4 {
+            helm4 = helm4_in_unread(&raws, &plans, &objects)?;
+        }
+        generation = generate(&raws, objects, cfg, helm4)?;
     }
     summary.withheld = generation.withheld;
     summary.cuts = generation.cuts;
@@ -305,18 +318,15 @@ fn render(input: &str, cfg: &PostRenderConfig, reading: Reading) -> Result<Rende
         for text in std::iter::once(text).chain(companion) {
             // Helm splits manifests only at a `---` that follows a `\n` (a bare `\r` line end of
             // the last input document becomes `\r\n`).
-            if !output.is_empty() && !output.ends_with('\n') {
-                output.push('\n');
+            if !output.is_empty() && !output.ends_with_newline() {
+                output.push_new("\n");
             }
-            output.push_str("---\n# Source: ");
-            output.push_str(GENERATED_SOURCE);
-            output.push('\n');
-            output.push_str(&text);
+            output.push_owned(text);
         }
         summary.generated.push(g.name.clone());
         summary.policies.push(g);
     }
-    Ok(Rendered { output, summary })
+    Ok(RenderedParts { output, summary })
 }
 
 /// Mesh labels and probes for one parsed document (a workload gets them on a copy; the original
@@ -327,12 +337,12 @@ fn inject_document(
     cfg: &PostRenderConfig,
     label_opts: &inject::LabelOptions,
     summary: &mut Summary,
-    output: &mut String,
+    output: &mut Output<'_>,
 ) {
     let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default();
     let name = at(value, "/metadata/name").and_then(Value::as_str).unwrap_or_default();
     let Some(ptr) = template_pointer(kind).filter(|_| !name.is_empty() && (cfg.inject.labels || cfg.inject.probes)) else {
-        output.push_str(raw.text);
+        output.push_input(raw.span.clone());
         return;
     };
     let mut changed = value.clone();
@@ -344,11 +354,11 @@ fn inject_document(
         done.extend(inject::inject_probes(&mut changed, &format!("{kind}/{name}"), ptr, &cfg.probes.for_workload(name)));
     }
     if &changed == value {
-        output.push_str(raw.text);
+        output.push_input(raw.span.clone());
     } else {
         summary.changed += 1;
         summary.changed_documents.push(raw.index);
-        push_reemitted(output, raw.text, &changed);
+        output.push_with(|s| push_reemitted(s, raw.text, &changed));
     }
     summary.injections.extend(done);
 }
@@ -357,12 +367,13 @@ fn inject_document(
 /// generated documents get it too). Only looked for when no parsed document has it: Helm 4
 /// annotates every document, so this reads nothing in a Helm 4 stream, and in a Helm 3 stream
 /// only searches the unread texts for the key.
-fn helm4_in_unread(docs: &[Doc<'_>], plans: &[Plan]) -> Result<bool, PostRenderError> {
-    for (doc, plan) in docs.iter().zip(plans) {
-        let unread = matches!(plan, Plan::Copy | Plan::Defer(_)) && doc.object.is_none();
+fn helm4_in_unread(raws: &[yaml::RawDocument<'_>], plans: &[Plan], objects: &[(usize, Classified)]) -> Result<bool, PostRenderError> {
+    let read_late: HashSet<usize> = objects.iter().map(|(i, _)| *i).filter(|i| matches!(plans[*i], Plan::Defer(_))).collect();
+    for (i, (raw, plan)) in raws.iter().zip(plans).enumerate() {
+        let unread = matches!(plan, Plan::Copy) || (matches!(plan, Plan::Defer(_)) && !read_late.contains(&i));
         if unread
-            && doc.raw.text.contains(HELM4_FILENAME_ANNOTATION)
-            && read(&doc.raw)?.is_some_and(|v| annotation(&v, HELM4_FILENAME_ANNOTATION).is_some())
+            && raw.text.contains(HELM4_FILENAME_ANNOTATION)
+            && read(raw)?.is_some_and(|v| annotation(&v, HELM4_FILENAME_ANNOTATION).is_some())
         {
             return Ok(true);
         }
@@ -470,7 +481,7 @@ struct Generated {
     databases: BTreeSet<String>,
 }
 
-/// A generated policy as the output will have it: its YAML (and its ambient companion's),
+/// A generated policy as the output will have it: its document (and its ambient companion's),
 /// written as soon as its release group is done so the objects do not pile up.
 struct Written {
     /// The policy and what it admits; its `object` and `authorization` are in `text` and
@@ -480,12 +491,17 @@ struct Written {
     authorization: Option<String>,
 }
 
-/// The YAML of a generated object, with Helm 4's file-name annotation when the stream has it.
+/// A generated object as its document of the output (`---`, `# Source:`, the YAML), with Helm 4's
+/// file-name annotation when the stream has it.
 fn written(mut object: Value, helm4: bool) -> String {
     if helm4 && let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.insert("annotations".into(), serde_json::json!({HELM4_FILENAME_ANNOTATION: GENERATED_SOURCE}));
     }
-    let mut text = yaml::to_yaml_string(&object);
+    let mut text = String::with_capacity(1024);
+    text.push_str("---\n# Source: ");
+    text.push_str(GENERATED_SOURCE);
+    text.push('\n');
+    yaml::write_yaml(&mut text, &object);
     text.shrink_to_fit();
     text
 }
@@ -503,8 +519,8 @@ fn written(mut object: Value, helm4: bool) -> String {
 /// the others, and make the output grow with the square of the stream). See [`release_groups`].
 /// Groups are generated one after the other, each from its own objects (read again if they
 /// were dropped after the first pass), so only one group's objects are held at a time.
-fn generate(docs: Vec<Doc<'_>>, cfg: &PostRenderConfig, helm4: bool) -> Result<Generated, PostRenderError> {
-    let (raws, objects): (Vec<_>, Vec<_>) = docs.into_iter().filter_map(|d| Some((d.raw, d.object?))).unzip();
+fn generate(all: &[yaml::RawDocument<'_>], objects: Vec<(usize, Classified)>, cfg: &PostRenderConfig, helm4: bool) -> Result<Generated, PostRenderError> {
+    let (raws, objects): (Vec<&yaml::RawDocument<'_>>, Vec<Classified>) = objects.into_iter().map(|(i, c)| (&all[i], c)).unzip();
     let mut out = Generated::default();
     let mut policies_out: Vec<Written> = Vec::new();
     let clients = cfg.network_policies.database_isolation && !cfg.network_policies.database_clients.is_empty();
@@ -515,12 +531,12 @@ fn generate(docs: Vec<Doc<'_>>, cfg: &PostRenderConfig, helm4: bool) -> Result<G
     for (release, members) in groups {
         let mut group = Vec::with_capacity(members.len());
         for (i, shared) in members {
-            let slot = slots[i].as_mut().ok_or_else(|| missing(&raws[i]))?;
+            let slot = slots[i].as_mut().ok_or_else(|| missing(raws[i]))?;
             if dropped[i] {
-                slot.value = read(&raws[i])?.ok_or_else(|| missing(&raws[i]))?;
+                slot.value = read(raws[i])?.ok_or_else(|| missing(raws[i]))?;
                 dropped[i] = false;
             }
-            group.push(if shared { slot.clone() } else { slots[i].take().ok_or_else(|| missing(&raws[i]))? });
+            group.push(if shared { slot.clone() } else { slots[i].take().ok_or_else(|| missing(raws[i]))? });
         }
         let inventory = Inventory::from_files(group, vec!["-".into()], "default".into());
         if clients {

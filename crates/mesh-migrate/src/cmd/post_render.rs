@@ -146,15 +146,16 @@ pub fn run(args: &PostRenderArgs, output: &OutputFlags) -> Result<Exit> {
         anyhow::bail!("stdin holds no Kubernetes object (it is empty, blank or comments only): nothing to post-render");
     }
     // Everything is computed before the first byte is written: on error stdout stays empty.
-    let rendered = postrender::post_render(&input, &cfg)?;
+    // The output is pieces of the input and new text, written without a second copy.
+    let rendered = postrender::post_render_parts(&input, &cfg)?;
     let mut out = Out::new();
     if args.diff {
         // Compare with the changed documents re-emitted as they were, so only injections show.
         // Secret values are masked as `kubectl diff` masks them (see `mask`).
         let before = postrender::normalized_input(&input, &rendered.summary)?;
-        out.write_str(&super::mask::masked_diff(&before, &rendered.output, ("rendered", "post-rendered")))?;
+        out.write_str(&super::mask::masked_diff(&before, &rendered.output.to_string(), ("rendered", "post-rendered")))?;
     } else {
-        out.write_str(&rendered.output)?;
+        rendered.output.write_to(&mut out)?;
     }
     out.flush()?;
     if args.report {
