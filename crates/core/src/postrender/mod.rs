@@ -17,13 +17,14 @@ pub mod config;
 mod output;
 mod plan;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
 use serde_json::Value;
 
 pub use config::{ConfigError, PostRenderConfig};
 pub use output::Output;
+use output::Stored;
 
 use crate::inject::{self, Injection, at};
 use meshmove_model::inventory::{Inventory, Object, Origin, kinds};
@@ -234,8 +235,9 @@ fn render<'a>(input: &'a str, cfg: &PostRenderConfig, reading: Reading) -> Resul
     let label_opts = cfg.label_options();
     let mut existing: BTreeSet<(Option<String>, String)> = BTreeSet::new();
     let mut existing_authz: BTreeSet<(Option<String>, String)> = BTreeSet::new();
-    // What generation reads, by document position (most documents have nothing here).
-    let mut objects: Vec<(usize, Classified)> = Vec::new();
+    // What generation reads, in stream order (most documents have nothing here).
+    let mut objects: Vec<Classified> = Vec::new();
+    let mut releases = Releases::default();
     let mut kept = 0usize;
     for (i, (raw, plan)) in raws.iter().zip(&plans).enumerate() {
         let value = match plan {
@@ -263,7 +265,7 @@ fn render<'a>(input: &'a str, cfg: &PostRenderConfig, reading: Reading) -> Resul
         if !deferred.is_empty() && plan::names_inputs(&value) {
             plan::mark_named(&value, &deferred, &mut named);
         }
-        objects.extend(classify(value, raw, &mut kept, reading.keep_bytes).map(|c| (i, c)));
+        objects.extend(classify(i, value, raw.text.len(), &mut releases, &mut kept, reading.keep_bytes));
     }
 
     let mut generation = Generated::default();
@@ -275,18 +277,18 @@ fn render<'a>(input: &'a str, cfg: &PostRenderConfig, reading: Reading) -> Resul
                 && let Some(value) = read(raw)?
             {
                 helm4 |= annotation(&value, HELM4_FILENAME_ANNOTATION).is_some();
-                objects.extend(classify(value, raw, &mut kept, reading.keep_bytes).map(|c| (i, c)));
+                objects.extend(classify(i, value, raw.text.len(), &mut releases, &mut kept, reading.keep_bytes));
                 read_late = true;
             }
         }
         if read_late {
             // In stream order, as generation has always seen them.
-            objects.sort_by_key(|(i, _)| *i);
+            objects.sort_by_key(|c| c.doc);
         }
         if !helm4 {
             helm4 = helm4_in_unread(&raws, &plans, &objects)?;
         }
-        generation = generate(&raws, objects, cfg, helm4)?;
+        generation = generate(&raws, objects, &releases, cfg, helm4, &mut output)?;
     }
     summary.withheld = generation.withheld;
     summary.cuts = generation.cuts;
@@ -321,7 +323,7 @@ fn render<'a>(input: &'a str, cfg: &PostRenderConfig, reading: Reading) -> Resul
             if !output.is_empty() && !output.ends_with_newline() {
                 output.push_new("\n");
             }
-            output.push_owned(text);
+            output.push_stored(text);
         }
         summary.generated.push(g.name.clone());
         summary.policies.push(g);
@@ -367,8 +369,8 @@ fn inject_document(
 /// generated documents get it too). Only looked for when no parsed document has it: Helm 4
 /// annotates every document, so this reads nothing in a Helm 4 stream, and in a Helm 3 stream
 /// only searches the unread texts for the key.
-fn helm4_in_unread(raws: &[yaml::RawDocument<'_>], plans: &[Plan], objects: &[(usize, Classified)]) -> Result<bool, PostRenderError> {
-    let read_late: HashSet<usize> = objects.iter().map(|(i, _)| *i).filter(|i| matches!(plans[*i], Plan::Defer(_))).collect();
+fn helm4_in_unread(raws: &[yaml::RawDocument<'_>], plans: &[Plan], objects: &[Classified]) -> Result<bool, PostRenderError> {
+    let read_late: HashSet<usize> = objects.iter().map(|c| c.doc).filter(|i| matches!(plans[*i], Plan::Defer(_))).collect();
     for (i, (raw, plan)) in raws.iter().zip(plans).enumerate() {
         let unread = matches!(plan, Plan::Copy) || (matches!(plan, Plan::Defer(_)) && !read_late.contains(&i));
         if unread
@@ -487,23 +489,22 @@ struct Written {
     /// The policy and what it admits; its `object` and `authorization` are in `text` and
     /// `authorization` below (left empty here).
     policy: policies::Generated,
-    text: String,
-    authorization: Option<String>,
+    text: Stored,
+    authorization: Option<Stored>,
 }
 
 /// A generated object as its document of the output (`---`, `# Source:`, the YAML), with Helm 4's
-/// file-name annotation when the stream has it.
-fn written(mut object: Value, helm4: bool) -> String {
+/// file-name annotation when the stream has it, kept in the output until placed.
+fn written(mut object: Value, helm4: bool, output: &mut Output<'_>) -> Stored {
     if helm4 && let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.insert("annotations".into(), serde_json::json!({HELM4_FILENAME_ANNOTATION: GENERATED_SOURCE}));
     }
-    let mut text = String::with_capacity(1024);
-    text.push_str("---\n# Source: ");
-    text.push_str(GENERATED_SOURCE);
-    text.push('\n');
-    yaml::write_yaml(&mut text, &object);
-    text.shrink_to_fit();
-    text
+    output.store_with(|text| {
+        text.push_str("---\n# Source: ");
+        text.push_str(GENERATED_SOURCE);
+        text.push('\n');
+        yaml::write_yaml(text, &object);
+    })
 }
 
 /// NetworkPolicies for the workloads of `docs` (which it takes over: no object is copied unless
@@ -519,24 +520,36 @@ fn written(mut object: Value, helm4: bool) -> String {
 /// the others, and make the output grow with the square of the stream). See [`release_groups`].
 /// Groups are generated one after the other, each from its own objects (read again if they
 /// were dropped after the first pass), so only one group's objects are held at a time.
-fn generate(all: &[yaml::RawDocument<'_>], objects: Vec<(usize, Classified)>, cfg: &PostRenderConfig, helm4: bool) -> Result<Generated, PostRenderError> {
-    let (raws, objects): (Vec<&yaml::RawDocument<'_>>, Vec<Classified>) = objects.into_iter().map(|(i, c)| (&all[i], c)).unzip();
+fn generate(
+    raws: &[yaml::RawDocument<'_>],
+    objects: Vec<Classified>,
+    releases: &Releases,
+    cfg: &PostRenderConfig,
+    helm4: bool,
+    output: &mut Output<'_>,
+) -> Result<Generated, PostRenderError> {
     let mut out = Generated::default();
     let mut policies_out: Vec<Written> = Vec::new();
     let clients = cfg.network_policies.database_isolation && !cfg.network_policies.database_clients.is_empty();
-    let groups = release_groups(&objects, cfg.release.as_deref());
+    let groups = release_groups(&objects, releases, cfg.release.as_deref());
     // Each object once: moved into its group, or cloned into every group when shared.
-    let mut dropped: Vec<bool> = objects.iter().map(|c| c.dropped).collect();
-    let mut slots: Vec<Option<Object>> = objects.into_iter().map(|c| Some(c.object)).collect();
+    let docs: Vec<usize> = objects.iter().map(|c| c.doc).collect();
+    let mut values: Vec<Option<Value>> = objects.into_iter().map(|c| c.value).collect();
     for (release, members) in groups {
         let mut group = Vec::with_capacity(members.len());
         for (i, shared) in members {
-            let slot = slots[i].as_mut().ok_or_else(|| missing(raws[i]))?;
-            if dropped[i] {
-                slot.value = read(raws[i])?.ok_or_else(|| missing(raws[i]))?;
-                dropped[i] = false;
-            }
-            group.push(if shared { slot.clone() } else { slots[i].take().ok_or_else(|| missing(raws[i]))? });
+            let raw = &raws[docs[i]];
+            let value = match values[i].take() {
+                Some(v) => v,
+                None => read(raw)?.ok_or_else(|| missing(raw))?,
+            };
+            let value = if shared {
+                values[i] = Some(value.clone());
+                value
+            } else {
+                value
+            };
+            group.push(object_of(value, raw).ok_or_else(|| missing(raw))?);
         }
         let inventory = Inventory::from_files(group, vec!["-".into()], "default".into());
         if clients {
@@ -555,8 +568,8 @@ fn generate(all: &[yaml::RawDocument<'_>], objects: Vec<(usize, Classified)>, cf
         out.cuts.extend(generation.cuts);
         out.notes.extend(generation.notes);
         for mut g in generation.policies {
-            let text = written(std::mem::take(&mut g.object), helm4);
-            let authorization = g.authorization.take().map(|a| written(a, helm4));
+            let text = written(std::mem::take(&mut g.object), helm4, output);
+            let authorization = g.authorization.take().map(|a| written(a, helm4, output));
             policies_out.push(Written { policy: g, text, authorization });
         }
     }
@@ -571,23 +584,44 @@ fn missing(raw: &yaml::RawDocument<'_>) -> PostRenderError {
     PostRenderError::Document { index: raw.index, origin: document_origin(raw, None), problem: "read differently the second time".into() }
 }
 
-/// An object for policy generation, with what [`release_groups`] needs to know about it.
+/// A document policy generation reads, with what [`release_groups`] needs to know about it.
+/// The object itself is built only when its group is generated ([`object_of`]).
 struct Classified {
-    object: Object,
+    /// Its position in the stream.
+    doc: usize,
     /// A top-level workload, as [`meshmove_model::workload::workloads`] counts them.
     workload: bool,
     /// An object policy generation may give a policy of its own: a top-level workload or a
     /// CloudNativePG cluster.
     subject: bool,
-    /// [`policies::release_label`].
-    release: Option<String>,
-    /// The object's value was dropped after the first pass (read it again from the document).
-    dropped: bool,
+    /// [`policies::release_label`], by its number in [`Releases`].
+    release: Option<usize>,
+    /// The parsed document, while the objects kept stay within the budget (else it is read
+    /// again when its group is generated).
+    value: Option<Value>,
 }
 
-/// The object generation reads of a parsed document, if any; its value is kept while `kept`
-/// (the text of the objects kept so far) stays within `keep_bytes`.
-fn classify(v: Value, raw: &yaml::RawDocument<'_>, kept: &mut usize, keep_bytes: usize) -> Option<Classified> {
+/// Release names, numbered in order of appearance.
+#[derive(Default)]
+struct Releases {
+    names: Vec<String>,
+    index: HashMap<String, usize>,
+}
+
+impl Releases {
+    fn number(&mut self, name: &str) -> usize {
+        if let Some(&n) = self.index.get(name) {
+            return n;
+        }
+        self.names.push(name.to_string());
+        self.index.insert(name.to_string(), self.names.len() - 1);
+        self.names.len() - 1
+    }
+}
+
+/// The object generation reads of a parsed document, as generation has always built it: `None`
+/// for a document without a string `apiVersion`, `kind` and `metadata.name`.
+fn object_of(v: Value, raw: &yaml::RawDocument<'_>) -> Option<Object> {
     let api_version = v.get("apiVersion")?.as_str()?.to_string();
     let kind = v.get("kind")?.as_str()?.to_string();
     let name = at(&v, "/metadata/name")?.as_str()?.to_string();
@@ -598,17 +632,29 @@ fn classify(v: Value, raw: &yaml::RawDocument<'_>, kept: &mut usize, keep_bytes:
         .and_then(Value::as_str)
         .map(str::to_string)
         .or_else(|| known.filter(|k| k.namespaced).map(|_| String::new()));
-    let mut object = Object { api_version, kind, namespace, name, value: v, origin: Origin::Stdin { line: raw.line, helm_source: raw.source.clone() } };
-    let workload = known.is_some_and(|k| WORKLOAD_KINDS.contains(&k)) && is_top_level_workload(&object.value, &object.kind);
+    Some(Object { api_version, kind, namespace, name, value: v, origin: Origin::Stdin { line: raw.line, helm_source: raw.source.clone() } })
+}
+
+/// What generation needs to know about document `doc` (its text `text_len` bytes long) before
+/// its group is generated (`None` if generation does not read it, see [`object_of`]); its value
+/// is kept while `kept` (the text of the values kept so far) stays within `keep_bytes`.
+fn classify(doc: usize, v: Value, text_len: usize, releases: &mut Releases, kept: &mut usize, keep_bytes: usize) -> Option<Classified> {
+    let api_version = v.get("apiVersion")?.as_str()?;
+    let kind = v.get("kind")?.as_str()?;
+    at(&v, "/metadata/name")?.as_str()?;
+    let known = kinds::lookup(api_version, kind);
+    let workload = known.is_some_and(|k| WORKLOAD_KINDS.contains(&k)) && is_top_level_workload(&v, kind);
     let subject = workload || known == Some(&kinds::CNPG_CLUSTER);
-    let release = policies::release_label(&object).map(str::to_string);
-    let dropped = *kept + raw.text.len() > keep_bytes;
-    if dropped {
-        object.value = Value::Null;
-    } else {
-        *kept += raw.text.len();
-    }
-    Some(Classified { object, workload, subject, release, dropped })
+    // `release_label` reads the object's value only: no need to build the object for it.
+    let probe = Object { api_version: String::new(), kind: String::new(), namespace: None, name: String::new(), value: v, origin: Origin::Stdin { line: 0, helm_source: None } };
+    let release = policies::release_label(&probe).map(|r| releases.number(r));
+    let v = probe.value;
+    // The text a value was parsed from stands for its size.
+    let value = (*kept + text_len <= keep_bytes).then(|| {
+        *kept += text_len;
+        v
+    });
+    Some(Classified { doc, workload, subject, release, value })
 }
 
 /// Splits the stream's objects by release, each with the release name its policies get, as
@@ -622,23 +668,24 @@ fn classify(v: Value, raw: &yaml::RawDocument<'_>, kept: &mut usize, keep_bytes:
 ///   that get policies) goes to the most common release ([`policies::infer_release`]'s
 ///   choice), so it gets exactly one policy; any other object without such a label (a shared
 ///   Secret, a Service, an Ingress) is context for every group.
-fn release_groups(objects: &[Classified], configured: Option<&str>) -> Vec<(String, Vec<(usize, bool)>)> {
-    let releases = policies::most_common_first(objects.iter().filter(|c| c.workload).filter_map(|c| c.release.as_deref()));
-    if configured.is_some() || releases.len() <= 1 {
-        let name = configured.map(str::to_string).or_else(|| releases.first().map(|(r, _)| r.clone())).unwrap_or_default();
-        return vec![(name, (0..objects.len()).map(|i| (i, false)).collect())];
+fn release_groups(objects: &[Classified], releases: &Releases, configured: Option<&str>) -> Vec<(String, Vec<(usize, bool)>)> {
+    let name = |c: &Classified| c.release.map(|r| releases.names[r].as_str());
+    let most_common = policies::most_common_first(objects.iter().filter(|c| c.workload).filter_map(name));
+    if configured.is_some() || most_common.len() <= 1 {
+        let group = configured.map(str::to_string).or_else(|| most_common.first().map(|(r, _)| r.clone())).unwrap_or_default();
+        return vec![(group, (0..objects.len()).map(|i| (i, false)).collect())];
     }
-    let index: BTreeMap<&str, usize> = releases.iter().enumerate().map(|(i, (r, _))| (r.as_str(), i)).collect();
-    let mut groups: Vec<Vec<(usize, bool)>> = vec![Vec::new(); releases.len()];
+    let index: BTreeMap<&str, usize> = most_common.iter().enumerate().map(|(i, (r, _))| (r.as_str(), i)).collect();
+    let mut groups: Vec<Vec<(usize, bool)>> = vec![Vec::new(); most_common.len()];
     for (i, c) in objects.iter().enumerate() {
-        match c.release.as_deref().and_then(|r| index.get(r).copied()) {
+        match name(c).and_then(|r| index.get(r).copied()) {
             Some(g) => groups[g].push((i, false)),
             // The most common release comes first.
             None if c.subject => groups[0].push((i, false)),
             None => groups.iter_mut().for_each(|g| g.push((i, true))),
         }
     }
-    releases.into_iter().map(|(r, _)| r).zip(groups).collect()
+    most_common.into_iter().map(|(r, _)| r).zip(groups).collect()
 }
 
 /// Whether an object of a workload kind is a top-level workload: it has a pod template and no

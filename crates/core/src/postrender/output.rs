@@ -10,8 +10,21 @@ use std::ops::Range;
 enum Piece {
     /// A byte range of the input.
     Input(Range<usize>),
-    New(String),
+    /// A byte range of one of the output's own text chunks.
+    New(Stored),
 }
+
+/// Text kept in an [`Output`]'s chunks, placed in the output or not (yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Stored {
+    chunk: usize,
+    range: Range<usize>,
+}
+
+/// New text is appended to chunks of this size: the output's own text (re-emitted documents,
+/// generated policies) is held in a few large blocks instead of one allocation per document,
+/// which on large streams fragmented the heap and made every allocation slower.
+const CHUNK: usize = 1 << 20;
 
 /// The output stream of a post-render run (see [`super::post_render_parts`]).
 #[derive(Debug, Clone)]
@@ -19,11 +32,14 @@ pub struct Output<'a> {
     input: &'a str,
     pieces: Vec<Piece>,
     len: usize,
+    chunks: Vec<String>,
+    /// Reused for writing text before it is stored.
+    scratch: String,
 }
 
 impl<'a> Output<'a> {
     pub(super) fn new(input: &'a str) -> Self {
-        Output { input, pieces: Vec::new(), len: 0 }
+        Output { input, pieces: Vec::new(), len: 0, chunks: Vec::new(), scratch: String::new() }
     }
 
     /// Appends a run of the input (a document's span); runs that follow each other in the input
@@ -39,31 +55,51 @@ impl<'a> Output<'a> {
         }
     }
 
-    /// Appends new text; consecutive new texts share one piece.
-    pub(super) fn push_new(&mut self, text: &str) {
-        self.len += text.len();
-        match self.pieces.last_mut() {
-            Some(Piece::New(s)) => s.push_str(text),
-            _ => self.pieces.push(Piece::New(text.to_string())),
+    /// Keeps `text` for the output without placing it.
+    pub(super) fn store(&mut self, text: &str) -> Stored {
+        let fits = self.chunks.last().is_some_and(|c| c.capacity() - c.len() >= text.len());
+        if !fits {
+            self.chunks.push(String::with_capacity(CHUNK.max(text.len())));
         }
+        let chunk = self.chunks.len() - 1;
+        let c = &mut self.chunks[chunk];
+        let start = c.len();
+        c.push_str(text);
+        Stored { chunk, range: start..c.len() }
     }
 
-    /// Appends what `write` writes, as a piece of its own (a document's worth: no piece grows
-    /// by doubling over many documents, which would leave the freed smaller buffers behind).
-    pub(super) fn push_with(&mut self, write: impl FnOnce(&mut String)) {
-        let mut s = String::new();
-        write(&mut s);
-        self.push_owned(s);
+    /// Keeps what `write` writes for the output without placing it.
+    pub(super) fn store_with(&mut self, write: impl FnOnce(&mut String)) -> Stored {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        write(&mut scratch);
+        let stored = self.store(&scratch);
+        self.scratch = scratch;
+        stored
     }
 
-    /// Appends a string as a piece of its own (moved, not copied).
-    pub(super) fn push_owned(&mut self, mut text: String) {
-        if text.is_empty() {
+    /// Places kept text next in the output.
+    pub(super) fn push_stored(&mut self, stored: Stored) {
+        if stored.range.is_empty() {
             return;
         }
-        text.shrink_to_fit();
-        self.len += text.len();
-        self.pieces.push(Piece::New(text));
+        self.len += stored.range.len();
+        match self.pieces.last_mut() {
+            Some(Piece::New(last)) if last.chunk == stored.chunk && last.range.end == stored.range.start => last.range.end = stored.range.end,
+            _ => self.pieces.push(Piece::New(stored)),
+        }
+    }
+
+    /// Appends new text.
+    pub(super) fn push_new(&mut self, text: &str) {
+        let stored = self.store(text);
+        self.push_stored(stored);
+    }
+
+    /// Appends what `write` writes.
+    pub(super) fn push_with(&mut self, write: impl FnOnce(&mut String)) {
+        let stored = self.store_with(write);
+        self.push_stored(stored);
     }
 
     /// Bytes of output.
@@ -75,22 +111,22 @@ impl<'a> Output<'a> {
         self.len == 0
     }
 
+    fn text(&self, p: &Piece) -> &str {
+        match p {
+            Piece::Input(r) => &self.input[r.clone()],
+            Piece::New(s) => &self.chunks[s.chunk][s.range.clone()],
+        }
+    }
+
     /// Whether the output so far ends with a line feed.
     pub(super) fn ends_with_newline(&self) -> bool {
-        match self.pieces.last() {
-            Some(Piece::Input(r)) => self.input[r.clone()].ends_with('\n'),
-            Some(Piece::New(s)) => s.ends_with('\n'),
-            None => false,
-        }
+        self.pieces.last().is_some_and(|p| self.text(p).ends_with('\n'))
     }
 
     /// Writes the whole output.
     pub fn write_to(&self, w: &mut impl io::Write) -> io::Result<()> {
         for p in &self.pieces {
-            w.write_all(match p {
-                Piece::Input(r) => &self.input.as_bytes()[r.clone()],
-                Piece::New(s) => s.as_bytes(),
-            })?;
+            w.write_all(self.text(p).as_bytes())?;
         }
         Ok(())
     }
@@ -99,11 +135,8 @@ impl<'a> Output<'a> {
     #[must_use]
     pub fn into_string(self) -> String {
         let mut out = String::with_capacity(self.len);
-        for p in self.pieces {
-            match p {
-                Piece::Input(r) => out.push_str(&self.input[r]),
-                Piece::New(s) => out.push_str(&s),
-            }
+        for p in &self.pieces {
+            out.push_str(self.text(p));
         }
         out
     }
@@ -112,10 +145,7 @@ impl<'a> Output<'a> {
 impl std::fmt::Display for Output<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for p in &self.pieces {
-            f.write_str(match p {
-                Piece::Input(r) => &self.input[r.clone()],
-                Piece::New(s) => s,
-            })?;
+            f.write_str(self.text(p))?;
         }
         Ok(())
     }
@@ -133,16 +163,28 @@ mod tests {
         out.push_input(5..14);
         out.push_with(|s| s.push_str("---\nb: 9\n"));
         out.push_new("---\n");
-        out.push_owned(String::new());
+        let later = out.store("---\nz: 0\n");
         out.push_input(14..input.len());
-        assert_eq!(out.pieces.len(), 3);
+        out.push_stored(later);
+        assert_eq!(out.pieces.len(), 4, "{:?}", out.pieces);
         assert!(out.ends_with_newline());
         let mut bytes = Vec::new();
         out.write_to(&mut bytes).unwrap();
-        let text = "a: 1\n---\nb: 2\n---\nb: 9\n---\n---\nc: 3\n";
+        let text = "a: 1\n---\nb: 2\n---\nb: 9\n---\n---\nc: 3\n---\nz: 0\n";
         assert_eq!(String::from_utf8(bytes).unwrap(), text);
         assert_eq!(out.len(), text.len());
         assert_eq!(out.to_string(), text);
         assert_eq!(out.into_string(), text);
+    }
+
+    #[test]
+    fn text_larger_than_a_chunk_gets_a_chunk_of_its_own() {
+        let big = "x".repeat(CHUNK + 10);
+        let mut out = Output::new("");
+        out.push_new("a");
+        out.push_new(&big);
+        out.push_new("b");
+        assert_eq!(out.chunks.len(), 3);
+        assert_eq!(out.to_string(), format!("a{big}b"));
     }
 }

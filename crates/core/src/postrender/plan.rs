@@ -328,11 +328,12 @@ mod reading_tests {
     }
 
     fn config(mode: u8, clients: bool, release: bool) -> PostRenderConfig {
-        let mut cfg = PostRenderConfig::default();
+        let mut cfg = if clients {
+            PostRenderConfig::parse("networkPolicies:\n  databaseClients:\n  - database: pg\n    podSelector:\n      matchLabels: {app: tools}\n").unwrap()
+        } else {
+            PostRenderConfig::default()
+        };
         cfg.mode = [MeshMode::Sidecar, MeshMode::Ambient, MeshMode::None][usize::from(mode % 3)];
-        if clients {
-            cfg = PostRenderConfig::parse("networkPolicies:\n  databaseClients:\n  - database: pg\n    podSelector:\n      matchLabels: {app: tools}\n").unwrap();
-        }
         if release {
             cfg.release = Some("fixed".into());
         }
