@@ -1,28 +1,78 @@
 #!/usr/bin/env bash
-# Generate the post-render benchmark input: RELEASES renders of charts/demo-platform by real
-# Helm 4 (tests/tools/helm_render.py), each with its own release name, namespace and name prefix
-# (so object identities do not collide), concatenated into one stream.
+# Generate a post-render benchmark input: RELEASES releases of a chart rendered by real Helm 4
+# (tests/tools/helm_render.py), each with its own release name, namespace and name prefix (so
+# object identities do not collide), concatenated into one stream.
 #
-# usage: tests/bench/gen_input.sh [RELEASES]     (default 400)
-# prints the path of the stream; cached under target/bench/ (delete it to regenerate).
+# usage: tests/bench/gen_input.sh [--chart demo|bench] [RELEASES | --mb MB]
+#
+#   --chart demo    charts/demo-platform (43 KB a release: workloads, Services, Secrets, ...;
+#                   nearly every byte is read by the post-renderer). The default.
+#   --chart bench   the CRD-heavy chart tests/bench/crd_chart.py writes: the demo platform plus
+#                   six more services, three CustomResourceDefinitions built from Kubernetes' own
+#                   API schema, Grafana dashboards and a proxy configuration in ConfigMaps, and a
+#                   PrometheusRule (1.2 MB a release, about 95 % of it bytes the post-renderer
+#                   neither changes nor reads, like argo-cd's or kube-prometheus-stack's renders).
+#   RELEASES        number of releases (default 400);
+#   --mb MB         as many releases as make at least MB megabytes (10^6 bytes).
+#
+# Prints the path of the stream; cached under target/bench/ (delete it to regenerate).
+#
+# Helm renders one release with placeholder names; release i is that render with the placeholder
+# replaced by i. The chart's output depends on the names only through the names themselves
+# (checked: the first and the last release are also rendered by Helm, and must be byte-identical
+# to the substituted ones), so the stream is what rendering every release would give, in
+# seconds instead of a Helm process per release.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-releases=${1:-400}
+chart=demo
+releases=400
+mb=
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --chart) chart=$2; shift 2 ;;
+        --mb) mb=$2; shift 2 ;;
+        *) releases=$1; shift ;;
+    esac
+done
 py=target/venv/bin/python
 [[ -x $py ]] || { echo "gen_input.sh: $py missing: run tests/tools/setup-venv.sh" >&2; exit 1; }
-dir=target/bench/releases
-out=target/bench/stream-$releases.yaml
+case $chart in
+    demo) chart_dir=charts/demo-platform; prefix=stream ;;
+    bench)
+        chart_dir=target/bench/charts/bench-platform
+        prefix=stream-bench
+        if [[ ! -s $chart_dir/Chart.yaml || tests/bench/crd_chart.py -nt $chart_dir/Chart.yaml ]]; then
+            "$py" tests/bench/crd_chart.py "$chart_dir"
+        fi
+        ;;
+    *) echo "gen_input.sh: --chart demo|bench" >&2; exit 2 ;;
+esac
+dir=target/bench/$chart
 mkdir -p "$dir"
+
+# render I: Helm's render of release I (release relI, namespace teamI, name prefix rI-).
+render() {
+    "$py" tests/tools/helm_render.py "$chart_dir" "rel$1" "team$1" --values "{\"namePrefix\":\"r$1-\"}"
+}
+template=$dir/template.yaml
+if [[ ! -s $template || $chart_dir/Chart.yaml -nt $template ]]; then
+    render qzx > "$template.tmp"
+    mv "$template.tmp" "$template"
+fi
+release_bytes=$(sed 's/qzx/1/g' "$template" | wc -c)
+if [[ -n $mb ]]; then
+    # Releases with more digits are a few bytes longer: 1 is the smallest.
+    releases=$(awk -v mb="$mb" -v b="$release_bytes" 'BEGIN { n = int(mb * 1e6 / b); if (n * b < mb * 1e6) n++; print (n < 1 ? 1 : n) }')
+fi
+out=target/bench/$prefix-$releases.yaml
 if [[ ! -s $out ]]; then
-    # Render missing releases two at a time (each render is its own Helm process).
-    seq 1 "$releases" | while read -r i; do
-        f=$dir/r$i.yaml
-        [[ -s $f ]] || echo "$i"
-    done | xargs -r -P 2 -I{} sh -c \
-        "$py tests/tools/helm_render.py charts/demo-platform rel{} team{} --values '{\"namePrefix\":\"r{}-\"}' > $dir/r{}.yaml.tmp && mv $dir/r{}.yaml.tmp $dir/r{}.yaml"
-    tmp=$out.tmp
-    : > "$tmp"
-    for i in $(seq 1 "$releases"); do cat "$dir/r$i.yaml" >> "$tmp"; done
-    mv "$tmp" "$out"
+    for i in 1 "$releases"; do
+        if ! cmp -s <(render "$i") <(sed "s/qzx/$i/g" "$template"); then
+            echo "gen_input.sh: Helm's render of release $i differs from the substituted one: the chart's output depends on its names beyond the names" >&2
+            exit 1
+        fi
+    done
+    awk -v n="$releases" '{ lines[NR] = $0 } END { for (i = 1; i <= n; i++) for (l = 1; l <= NR; l++) { s = lines[l]; gsub(/qzx/, i, s); print s } }' "$template" > "$out.tmp"
+    mv "$out.tmp" "$out"
 fi
 echo "$out"

@@ -1,18 +1,21 @@
 //! Throughput of the Helm post-renderer's in-process paths on a large rendered stream.
 //!
 //! Measures, on the same input, each `--runs` times (default 3):
+//! * `split`: cut the stream into documents, nothing else;
+//! * `scan`: split and scan every document (`yaml::scan_document`: checked, identity read, no
+//!   object built), what the post-renderer does to documents nothing reads;
 //! * `parse`: split the stream and parse every document (`crate::yaml`), nothing else;
 //! * `floor`: split + parse every document + re-emit every document with the same YAML code —
 //!   the parse-and-emit floor the post-renderer is measured against;
-//! * `post_render`: `postrender::post_render` with the default configuration (labels, probes,
-//!   NetworkPolicies), input `&str` to output `String`.
+//! * `post_render`: `postrender::post_render_parts` with the default configuration (labels,
+//!   probes, NetworkPolicies), the output written to memory as the binary writes it to stdout.
 //!
 //! Input: the stream given as the first argument, else `target/bench/stream-400.yaml` (made by
 //! `tests/bench/gen_input.sh`, which renders the demo chart with real Helm). Prints one line per
 //! run, `RESULT <name> <run> <seconds> <MB/s>`, which `tests/bench/postrender.sh` turns into the
 //! table of BENCHMARKS.md, and a short summary.
 //!
-//! Run: `cargo bench -p meshmove-core --bench postrender -- [STREAM] [--runs N]`
+//! Run: `cargo bench -p meshmove-core --bench postrender -- [STREAM] [--runs N] [--only ROW]`
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -25,6 +28,7 @@ use meshmove_model::yaml;
 fn main() -> ExitCode {
     let mut input_path: Option<PathBuf> = None;
     let mut runs = 3usize;
+    let mut only: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -39,6 +43,8 @@ fn main() -> ExitCode {
                     }
                 }
             }
+            // One row only (for profiling: `perf record ... --only post_render`).
+            "--only" => only = args.next(),
             a if a.starts_with("--") => {}
             a => input_path = Some(PathBuf::from(a)),
         }
@@ -81,10 +87,15 @@ fn main() -> ExitCode {
 
     let mut medians = Vec::new();
     for (name, f) in [
-        ("parse", parse_only as fn(&str) -> usize),
+        ("split", split_only as fn(&str) -> usize),
+        ("scan", scan_only),
+        ("parse", parse_only),
         ("floor", parse_and_emit_all),
-        ("post_render", |s: &str| postrender::post_render(s, &PostRenderConfig::default()).map(|r| r.output.len()).unwrap_or(0)),
+        ("post_render", post_render_written),
     ] {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
         let mut times = Vec::new();
         for run in 1..=runs {
             let start = Instant::now();
@@ -108,6 +119,24 @@ fn main() -> ExitCode {
 
 fn ms(t: Duration) -> f64 {
     t.as_secs_f64() * 1e3
+}
+
+/// `post_render_parts` with the output written to memory, as the binary writes it to stdout;
+/// returns the output size.
+fn post_render_written(input: &str) -> usize {
+    let Ok(r) = postrender::post_render_parts(input, &PostRenderConfig::default()) else { return 0 };
+    let mut sink: Vec<u8> = Vec::with_capacity(r.output.len());
+    r.output.write_to(&mut sink).map(|()| sink.len()).unwrap_or(0)
+}
+
+/// Split only; returns the number of documents.
+fn split_only(input: &str) -> usize {
+    yaml::split_stream(input).len()
+}
+
+/// Split and scan every document; returns the number of mappings.
+fn scan_only(input: &str) -> usize {
+    yaml::split_stream(input).iter().filter(|d| matches!(yaml::scan_document(d), yaml::Shape::Mapping(_))).count()
 }
 
 /// Split and parse every document; returns the number of parsed nodes' documents.
