@@ -27,7 +27,8 @@
 #       same slice;
 #    e. plugin start: `kubectl-mesh-migrate --version`, and post-render of one small document;
 # and prints Markdown tables and the ratios against the targets.
-# BENCH_SKIP_BUILD=1 reuses the binaries already built (target/release).
+# BENCH_SKIP_BUILD=1 reuses the binaries already built (target/release); BENCH_REPORT_ONLY=1 prints
+# the tables of the last run again.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 releases=${1:-1000}
@@ -40,7 +41,7 @@ kubectl=target/venv/bin/kubectl
 command -v hyperfine > /dev/null || { echo "postrender.sh: hyperfine missing (apt-get install hyperfine)" >&2; exit 1; }
 
 bin=target/release/kubectl-mesh-migrate
-if [[ ${BENCH_SKIP_BUILD:-0} == 1 ]]; then
+if [[ ${BENCH_SKIP_BUILD:-0} == 1 || ${BENCH_REPORT_ONLY:-0} == 1 ]]; then
     # Reuse the binaries of an earlier build (e.g. while the tree does not compile).
     bench_bin=$(ls -t target/release/deps/postrender-* 2>/dev/null | grep -v '\.d$' | head -1)
     [[ -x $bin && -x $bench_bin ]] || { echo "postrender.sh: BENCH_SKIP_BUILD=1 but no built binaries" >&2; exit 1; }
@@ -50,6 +51,12 @@ else
     bench_bin=$(cargo bench -p meshmove-core --bench postrender --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -1)
 fi
 
+if [[ ${BENCH_REPORT_ONLY:-0} == 1 ]]; then
+    # Print the tables again from the last run's measurements.
+    work=target/bench/run
+    start_version=$(awk -F, 'NR == 2 { printf "%.2f %.2f", $2 * 1000, $7 * 1000 }' "$work/start-version.csv")
+    start_small=$(awk -F, 'NR == 2 { printf "%.2f %.2f", $2 * 1000, $7 * 1000 }' "$work/start-small.csv")
+else
 echo "== inputs" >&2
 crd=$(tests/bench/gen_input.sh --chart bench --mb "$crd_mb")
 crd1=$(tests/bench/gen_input.sh --chart bench 1)
@@ -125,6 +132,7 @@ echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 printf '%s\n' "${rows[@]}" > "$work/rows.txt"
 printf '%s\n%s\n' "$crd_inproc" "$demo_inproc" > "$work/inproc.txt"
+fi
 awk -v runs="$runs" -v sv="$start_version" -v ss="$start_small" '
     FNR == NR { name[NR] = $1; bytes[$1] = $2; mean[$1] = $3; min[$1] = $4; cpu[$1] = $5; rss[$1] = $6; n = NR; next }
     { t[$1 " " $2] = $3 }
@@ -147,11 +155,15 @@ awk -v runs="$runs" -v sv="$start_version" -v ss="$start_small" '
         split(sv, v, " "); split(ss, w, " ")
         printf "\nplugin start (hyperfine, 100 runs): --version mean %s ms (min %s); post-render of one ConfigMap mean %s ms (min %s)\n", v[1], v[2], w[1], w[2]
         crd = bytes["crd-post-render"] / 1e6 / min["crd-post-render"]
+        crd_floor = bytes["crd-post-render"] / 1e6 / t["crd floor"]
+        crd_cat = bytes["crd-cat"] / 1e6 / min["crd-cat"]
         printf "\ntargets\n"
-        printf "post-render, CRD-heavy stream: %.0f MB/s (target >= 100: %s)\n", crd, crd >= 100 ? "met" : "MISSED"
-        printf "  vs the in-process floor (%.0f MB/s): %.2f; vs cat (%.0f MB/s): %.2f\n", m1 = bytes["crd-post-render"] / 1e6 / t["crd floor"], crd / m1, c = bytes["crd-cat"] / 1e6 / min["crd-cat"], crd / c
+        printf "post-render, CRD-heavy stream: %.0f MB/s (target >= 100: %s)\n", crd, (crd >= 100 ? "met" : "MISSED")
+        printf "  vs the in-process floor (%.0f MB/s): %.2f; vs cat (%.0f MB/s): %.3f\n", crd_floor, crd / crd_floor, crd_cat, crd / crd_cat
         d = bytes["demo-post-render"] / 1e6 / min["demo-post-render"]
-        printf "post-render, demo stream: %.1f MB/s; vs floor (%.0f MB/s): %.2f; vs cat: %.3f\n", d, m2 = bytes["demo-post-render"] / 1e6 / t["demo floor"], d / m2, d / (bytes["demo-cat"] / 1e6 / min["demo-cat"])
+        d_floor = bytes["demo-post-render"] / 1e6 / t["demo floor"]
+        d_cat = bytes["demo-cat"] / 1e6 / min["demo-cat"]
+        printf "post-render, demo stream: %.1f MB/s; vs floor (%.0f MB/s): %.2f; vs cat (%.0f MB/s): %.3f\n", d, d_floor, d / d_floor, d_cat, d / d_cat
         printf "post-render vs kustomize on the same slice: %.0fx by wall time, %.0fx by CPU time\n", mean["kustomize"] / min["slice-post-render"], cpu["kustomize"] / cpu["slice-post-render"]
-        printf "plugin start: %s ms (target <= 5: %s)\n", v[1], v[1] <= 5 ? "met" : "MISSED"
+        printf "plugin start: %s ms (target <= 5: %s)\n", v[1], (v[1] <= 5 ? "met" : "MISSED")
     }' "$work/rows.txt" "$work/inproc.txt"
