@@ -190,12 +190,36 @@ fn is_dash(c: &[u8]) -> bool {
 
 /// `---` or `...` at column 0 followed by a blank or the end of the line.
 fn is_marker(c: &[u8], ch: u8) -> bool {
-    c.len() >= 3 && c[0] == ch && c[1] == ch && c[2] == ch && matches!(c.get(3), None | Some(b' ' | b'\t'))
+    c.len() >= 3
+        && c[0] == ch
+        && c[1] == ch
+        && c[2] == ch
+        && matches!(c.get(3), None | Some(b' ' | b'\t'))
 }
 
 /// Characters that may not start a plain scalar (or that the fast reader does not take there).
 fn bad_plain_start(c: u8) -> bool {
-    matches!(c, b'-' | b'?' | b':' | b',' | b'[' | b']' | b'{' | b'}' | b'#' | b'&' | b'*' | b'!' | b'|' | b'>' | b'\'' | b'"' | b'%' | b'@' | b'`')
+    matches!(
+        c,
+        b'-' | b'?'
+            | b':'
+            | b','
+            | b'['
+            | b']'
+            | b'{'
+            | b'}'
+            | b'#'
+            | b'&'
+            | b'*'
+            | b'!'
+            | b'|'
+            | b'>'
+            | b'\''
+            | b'"'
+            | b'%'
+            | b'@'
+            | b'`'
+    )
 }
 
 /// Whether the rest of a line after a node is blank or a comment (a `#` after a space).
@@ -228,7 +252,10 @@ fn check_characters(text: &str) -> Read<bool> {
     }
     if suspect && !text.is_ascii() {
         for ch in text.chars() {
-            if matches!(ch as u32, 0x80..=0x9f | 0x2028 | 0x2029 | 0xfeff | 0xfffe | 0xffff) {
+            if matches!(
+                ch as u32,
+                0x80..=0x9f | 0x2028 | 0x2029 | 0xfeff | 0xfffe | 0xffff
+            ) {
                 return Err(Declined);
             }
         }
@@ -249,7 +276,12 @@ impl<'a, const B: bool> Reader<'a, B> {
             wanted: None,
             metadata_read: false,
             opaque: false,
-            last: Cell::new(Line { start: 0, indent: 0, end: 0, next: 0 }),
+            last: Cell::new(Line {
+                start: 0,
+                indent: 0,
+                end: 0,
+                next: 0,
+            }),
         }
     }
 
@@ -267,8 +299,16 @@ impl<'a, const B: bool> Reader<'a, B> {
             Some(i) => (start + i, start + i + 1),
             None => (self.b.len(), self.b.len()),
         };
-        let indent = self.b[start..end].iter().take_while(|&&c| c == b' ').count();
-        let line = Line { start, indent, end, next };
+        let indent = self.b[start..end]
+            .iter()
+            .take_while(|&&c| c == b' ')
+            .count();
+        let line = Line {
+            start,
+            indent,
+            end,
+            next,
+        };
         self.last.set(line);
         Some(line)
     }
@@ -309,7 +349,9 @@ impl<'a, const B: bool> Reader<'a, B> {
         let mut marker = false;
         loop {
             self.skip_blank()?;
-            let Some(l) = self.line() else { return Ok(None) };
+            let Some(l) = self.line() else {
+                return Ok(None);
+            };
             self.no_tab(&l)?;
             let c = self.content(&l);
             if l.indent == 0 && is_marker(c, b'-') && !marker {
@@ -402,7 +444,13 @@ impl<'a, const B: bool> Reader<'a, B> {
                         return Err(Declined);
                     }
                     if self.keys.len() - base >= 32 {
-                        large = Some(self.keys[base..].iter().cloned().chain([key.clone()]).collect());
+                        large = Some(
+                            self.keys[base..]
+                                .iter()
+                                .cloned()
+                                .chain([key.clone()])
+                                .collect(),
+                        );
                     }
                 }
                 self.keys.push(key.clone());
@@ -455,14 +503,22 @@ impl<'a, const B: bool> Reader<'a, B> {
     /// key there.
     fn key(&self, l: &Line, at: usize) -> Read<Option<(Cow<'a, str>, usize)>> {
         let c = &self.b[at..l.end];
-        let Some(&first) = c.first() else { return Ok(None) };
+        let Some(&first) = c.first() else {
+            return Ok(None);
+        };
         if first == b'"' || first == b'\'' {
-            let Some((text, close)) = self.quoted_key(at, l.end)? else { return Ok(None) };
+            let Some((text, close)) = self.quoted_key(at, l.end)? else {
+                return Ok(None);
+            };
             let mut i = close;
             while i < l.end && self.b[i] == b' ' {
                 i += 1;
             }
-            if i < l.end && self.b[i] == b':' && matches!(self.b.get(i + 1), None | Some(b' ' | b'\n')) && i + 1 - at <= MAX_FAST_KEY {
+            if i < l.end
+                && self.b[i] == b':'
+                && matches!(self.b.get(i + 1), None | Some(b' ' | b'\n'))
+                && i + 1 - at <= MAX_FAST_KEY
+            {
                 return Ok(Some((text, i + 1)));
             }
             return Ok(None);
@@ -528,7 +584,14 @@ impl<'a, const B: bool> Reader<'a, B> {
     }
 
     /// The value after a `:` or `-` at `after` on line `l`, in a collection at column `n`.
-    fn value(&mut self, n: usize, after: usize, l: &Line, parent: Parent, place: Place) -> Read<Value> {
+    fn value(
+        &mut self,
+        n: usize,
+        after: usize,
+        l: &Line,
+        parent: Parent,
+        place: Place,
+    ) -> Read<Value> {
         let mut i = after;
         while i < l.end && self.b[i] == b' ' {
             i += 1;
@@ -559,13 +622,19 @@ impl<'a, const B: bool> Reader<'a, B> {
     /// A value on the lines after its key or dash (the current line is the next one).
     fn block_value(&mut self, n: usize, parent: Parent, place: Place) -> Read<Value> {
         self.skip_blank()?;
-        let Some(l) = self.line() else { return Ok(Value::Null) };
+        let Some(l) = self.line() else {
+            return Ok(Value::Null);
+        };
         let c = self.content(&l);
         if l.indent < n || (n == 0 && l.indent == 0 && (is_marker(c, b'-') || is_marker(c, b'.'))) {
             return Ok(Value::Null);
         }
         if l.indent == n {
-            return if parent == Parent::Map && is_dash(c) { self.sequence(n) } else { Ok(Value::Null) };
+            return if parent == Parent::Map && is_dash(c) {
+                self.sequence(n)
+            } else {
+                Ok(Value::Null)
+            };
         }
         self.no_tab(&l)?;
         if is_dash(c) {
@@ -668,7 +737,8 @@ impl<'a, const B: bool> Reader<'a, B> {
         if !self.keep() {
             // Only a one-line scalar can be `.inf` or `.nan`, which JSON cannot hold.
             if folded.is_none() && matches!(first.as_bytes().first(), Some(b'.' | b'+' | b'-')) {
-                scalar_value(Scalar::from_resolved(resolve_plain(first), "")).map_err(|_| Declined)?;
+                scalar_value(Scalar::from_resolved(resolve_plain(first), ""))
+                    .map_err(|_| Declined)?;
             }
             return Ok(Value::Null);
         }
@@ -787,7 +857,11 @@ impl<'a, const B: bool> Reader<'a, B> {
             return Err(Declined);
         }
         self.pos = l.next;
-        Ok(if keep { Value::String(out) } else { Value::Null })
+        Ok(if keep {
+            Value::String(out)
+        } else {
+            Value::Null
+        })
     }
 
     fn line_start(&self, at: usize) -> usize {
@@ -816,7 +890,9 @@ impl<'a, const B: bool> Reader<'a, B> {
         let mut scan = l.next;
         let mut leading_max = 0;
         let m = loop {
-            let Some(next) = self.line_at(scan) else { return Err(Declined) };
+            let Some(next) = self.line_at(scan) else {
+                return Err(Declined);
+            };
             let spaces = next.indent;
             if next.start + spaces == next.end {
                 leading_max = leading_max.max(spaces);
@@ -870,7 +946,11 @@ impl<'a, const B: bool> Reader<'a, B> {
         if keep && !strip && last_break {
             out.push('\n');
         }
-        Ok(if keep { Value::String(out) } else { Value::Null })
+        Ok(if keep {
+            Value::String(out)
+        } else {
+            Value::Null
+        })
     }
 
     /// A flow collection on one line, starting at `at` on line `l`; the rest of the line must be
@@ -958,7 +1038,9 @@ impl<'a, const B: bool> Reader<'a, B> {
 
     /// A key in a flow mapping and the position after its `: `.
     fn flow_key(&self, at: usize, end: usize) -> Read<(Cow<'a, str>, usize)> {
-        let Some(&first) = self.b.get(at).filter(|_| at < end) else { return Err(Declined) };
+        let Some(&first) = self.b.get(at).filter(|_| at < end) else {
+            return Err(Declined);
+        };
         let (key, after) = if first == b'"' || first == b'\'' {
             self.quoted_key(at, end)?.ok_or(Declined)?
         } else {
@@ -978,7 +1060,11 @@ impl<'a, const B: bool> Reader<'a, B> {
             }
             (plain_key(&self.text[at..stop])?, i)
         };
-        if after < end && self.b[after] == b':' && matches!(self.b.get(after + 1), Some(b' ')) && after + 1 < end {
+        if after < end
+            && self.b[after] == b':'
+            && matches!(self.b.get(after + 1), Some(b' '))
+            && after + 1 < end
+        {
             return Ok((key, after + 1));
         }
         Err(Declined)
@@ -986,14 +1072,29 @@ impl<'a, const B: bool> Reader<'a, B> {
 
     /// A node inside a flow collection: a quoted or plain scalar or a nested collection.
     fn flow_node(&mut self, at: usize, end: usize) -> Read<(Value, usize)> {
-        let Some(&first) = self.b.get(at).filter(|_| at < end) else { return Err(Declined) };
+        let Some(&first) = self.b.get(at).filter(|_| at < end) else {
+            return Err(Declined);
+        };
         match first {
             b'[' | b'{' => self.flow(at, end),
             b'"' | b'\'' => {
                 let (text, after) = self.quoted_key(at, end)?.ok_or(Declined)?;
-                Ok((if self.keep() { Value::String(text.into_owned()) } else { Value::Null }, after))
+                Ok((
+                    if self.keep() {
+                        Value::String(text.into_owned())
+                    } else {
+                        Value::Null
+                    },
+                    after,
+                ))
             }
-            b'-' if matches!(self.b.get(at + 1), Some(b' ' | b',' | b'[' | b']' | b'{' | b'}')) || at + 1 >= end => Err(Declined),
+            b'-' if matches!(
+                self.b.get(at + 1),
+                Some(b' ' | b',' | b'[' | b']' | b'{' | b'}')
+            ) || at + 1 >= end =>
+            {
+                Err(Declined)
+            }
             c if bad_plain_start(c) && c != b'-' => Err(Declined),
             _ => {
                 let mut i = at;
@@ -1001,7 +1102,11 @@ impl<'a, const B: bool> Reader<'a, B> {
                     match self.b[i] {
                         b',' | b'[' | b']' | b'{' | b'}' => break,
                         // `: ` would make a pair; a comment ends the line.
-                        b':' if matches!(self.b.get(i + 1), Some(b' ' | b',' | b']' | b'}')) || i + 1 == end => return Err(Declined),
+                        b':' if matches!(self.b.get(i + 1), Some(b' ' | b',' | b']' | b'}'))
+                            || i + 1 == end =>
+                        {
+                            return Err(Declined);
+                        }
                         b'#' if self.b[i - 1] == b' ' => return Err(Declined),
                         _ => i += 1,
                     }
@@ -1048,14 +1153,18 @@ fn plain_key(text: &str) -> Read<Cow<'_, str>> {
     }
     match resolve_plain(text) {
         Resolved::Str => Ok(Cow::Borrowed(text)),
-        r => key_string(Scalar::from_resolved(r, "")).map(Cow::Owned).map_err(|_| Declined),
+        r => key_string(Scalar::from_resolved(r, ""))
+            .map(Cow::Owned)
+            .map_err(|_| Declined),
     }
 }
 
 /// Decodes the escape at `b[at] == '\\'` (within `[at, end)`) into `out`; returns the position
 /// after it. Declines escapes the full reader refuses or reads specially (surrogates).
 fn escape(b: &[u8], at: usize, end: usize, out: Option<&mut String>) -> Read<usize> {
-    let Some(&e) = b.get(at + 1).filter(|_| at + 1 < end) else { return Err(Declined) };
+    let Some(&e) = b.get(at + 1).filter(|_| at + 1 < end) else {
+        return Err(Declined);
+    };
     let simple = match e {
         b'0' => '\0',
         b'a' => '\x07',
@@ -1080,7 +1189,10 @@ fn escape(b: &[u8], at: usize, end: usize, out: Option<&mut String>) -> Read<usi
                 b'u' => 4,
                 _ => 8,
             };
-            let digits = b.get(at + 2..at + 2 + len).filter(|_| at + 2 + len <= end).ok_or(Declined)?;
+            let digits = b
+                .get(at + 2..at + 2 + len)
+                .filter(|_| at + 2 + len <= end)
+                .ok_or(Declined)?;
             let mut code = 0u32;
             for &d in digits {
                 let v = (d as char).to_digit(16).ok_or(Declined)?;

@@ -32,7 +32,11 @@ fn agree(text: &str) -> Result<Outcome, String> {
     if let Ok(v) = &fast {
         match &full {
             Ok(f) if f == v => {}
-            _ => return Err(format!("fast read {v:?}, full read {full:?}\n--- text\n{text}")),
+            _ => {
+                return Err(format!(
+                    "fast read {v:?}, full read {full:?}\n--- text\n{text}"
+                ));
+            }
         }
     }
     match (&scan, &full) {
@@ -50,32 +54,59 @@ fn agree(text: &str) -> Result<Outcome, String> {
                 field(meta.and_then(|m| m.get("name"))),
                 field(meta.and_then(|m| m.get("namespace"))),
             );
-            let got = (h.api_version.clone(), h.kind.clone(), h.name.clone(), h.namespace.clone());
+            let got = (
+                h.api_version.clone(),
+                h.kind.clone(),
+                h.name.clone(),
+                h.namespace.clone(),
+            );
             if want != got {
-                return Err(format!("scan header {got:?}, object has {want:?}\n--- text\n{text}"));
+                return Err(format!(
+                    "scan header {got:?}, object has {want:?}\n--- text\n{text}"
+                ));
             }
         }
-        _ => return Err(format!("scan said {scan:?}, full read {full:?}\n--- text\n{text}")),
+        _ => {
+            return Err(format!(
+                "scan said {scan:?}, full read {full:?}\n--- text\n{text}"
+            ));
+        }
     }
     // The two modes share their code: they take the same documents (a scan may leave a
     // document with an unusual `metadata` to the full reader).
     match (&scan, &fast) {
         (Shape::Mapping(_), Ok(Some(_))) | (Shape::Empty, Ok(None)) | (Shape::Unknown, Err(_)) => {}
         (Shape::Unknown, Ok(Some(v))) if v.get("metadata").is_some() => {}
-        _ => return Err(format!("scan said {scan:?}, fast build {fast:?}\n--- text\n{text}")),
+        _ => {
+            return Err(format!(
+                "scan said {scan:?}, fast build {fast:?}\n--- text\n{text}"
+            ));
+        }
     }
-    Ok(if fast.is_ok() { Outcome::Read } else { Outcome::Declined })
+    Ok(if fast.is_ok() {
+        Outcome::Read
+    } else {
+        Outcome::Declined
+    })
 }
 
 #[track_caller]
 fn read(text: &str) -> Value {
-    assert_eq!(agree(text), Ok(Outcome::Read), "the fast reader should take:\n{text}");
+    assert_eq!(
+        agree(text),
+        Ok(Outcome::Read),
+        "the fast reader should take:\n{text}"
+    );
     read_document(text).unwrap().unwrap()
 }
 
 #[track_caller]
 fn declined(text: &str) {
-    assert_eq!(agree(text), Ok(Outcome::Declined), "the fast reader should decline:\n{text}");
+    assert_eq!(
+        agree(text),
+        Ok(Outcome::Declined),
+        "the fast reader should decline:\n{text}"
+    );
 }
 
 #[test]
@@ -83,15 +114,26 @@ fn manifests_as_helm_writes_them() {
     let v = read(
         "---\n# Source: app/templates/deploy.yaml\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  labels:\n    app.kubernetes.io/name: web\n    \"quoted\": 'it''s'\nspec:\n  replicas: 2\n  template:\n    spec:\n      containers:\n        - name: web\n          image: \"nginx:1.27\"\n          args: [\"--port\", \"8080\", -v]\n          ports:\n          - containerPort: 80\n            protocol: TCP\n          securityContext:\n            capabilities:\n              drop: [\"ALL\"]\n          resources: {}\n      volumes:\n      - name: tmp\n        emptyDir: {}\n",
     );
-    assert_eq!(v["spec"]["template"]["spec"]["containers"][0]["args"], json!(["--port", "8080", "-v"]));
+    assert_eq!(
+        v["spec"]["template"]["spec"]["containers"][0]["args"],
+        json!(["--port", "8080", "-v"])
+    );
     assert_eq!(v["metadata"]["labels"]["quoted"], json!("it's"));
-    assert_eq!(v["spec"]["template"]["spec"]["volumes"][0]["emptyDir"], json!({}));
+    assert_eq!(
+        v["spec"]["template"]["spec"]["volumes"][0]["emptyDir"],
+        json!({})
+    );
 }
 
 #[test]
 fn yaml_11_scalars_resolve_as_the_full_reader_resolves_them() {
-    let v = read("a: yes\nb: 0755\nc: 1_000\nd: ~\ne: 2024-01-01\nf: 1e3\ng: -1\nh: '0755'\ni: 0x1F\nj: off\nk: -.5\nl: 12:30\n");
-    assert_eq!(v, json!({"a": true, "b": 493, "c": 1000, "d": null, "e": "2024-01-01", "f": 1000.0, "g": -1, "h": "0755", "i": 31, "j": false, "k": -0.5, "l": "12:30"}));
+    let v = read(
+        "a: yes\nb: 0755\nc: 1_000\nd: ~\ne: 2024-01-01\nf: 1e3\ng: -1\nh: '0755'\ni: 0x1F\nj: off\nk: -.5\nl: 12:30\n",
+    );
+    assert_eq!(
+        v,
+        json!({"a": true, "b": 493, "c": 1000, "d": null, "e": "2024-01-01", "f": 1000.0, "g": -1, "h": "0755", "i": 31, "j": false, "k": -0.5, "l": "12:30"})
+    );
     // Keys become strings the way Go converts them.
     let v = read("yes: 1\n1: 2\n1.5: 3\nnull_: 4\n");
     assert_eq!(v, json!({"true": 1, "1": 2, "1.5": 3, "null_": 4}));
@@ -99,31 +141,58 @@ fn yaml_11_scalars_resolve_as_the_full_reader_resolves_them() {
 
 #[test]
 fn folded_plain_and_quoted_scalars() {
-    let v = read("description: Minimum number of seconds for which a newly created pod\n  should be ready\n\n  without crashing.\nq: 'dataSource field can be used\n  to specify either: * An existing\n  snapshot'\ndq: \"a \\\"b\\\"\\n\n   c\\t \"\n");
-    assert_eq!(v["description"], json!("Minimum number of seconds for which a newly created pod should be ready\nwithout crashing."));
-    assert_eq!(v["q"], json!("dataSource field can be used to specify either: * An existing snapshot"));
+    let v = read(
+        "description: Minimum number of seconds for which a newly created pod\n  should be ready\n\n  without crashing.\nq: 'dataSource field can be used\n  to specify either: * An existing\n  snapshot'\ndq: \"a \\\"b\\\"\\n\n   c\\t \"\n",
+    );
+    assert_eq!(
+        v["description"],
+        json!(
+            "Minimum number of seconds for which a newly created pod should be ready\nwithout crashing."
+        )
+    );
+    assert_eq!(
+        v["q"],
+        json!("dataSource field can be used to specify either: * An existing snapshot")
+    );
     assert_eq!(v["dq"], json!("a \"b\"\n c\t "));
 }
 
 #[test]
 fn literal_block_scalars() {
-    let v = read("data:\n  a.json: |-\n    {\n      \"x\": 1\n\n    }\n  b: |\n    line\n     more # not a comment\n\n  c: x\n");
-    assert_eq!(v["data"], json!({"a.json": "{\n  \"x\": 1\n\n}", "b": "line\n more # not a comment\n", "c": "x"}));
+    let v = read(
+        "data:\n  a.json: |-\n    {\n      \"x\": 1\n\n    }\n  b: |\n    line\n     more # not a comment\n\n  c: x\n",
+    );
+    assert_eq!(
+        v["data"],
+        json!({"a.json": "{\n  \"x\": 1\n\n}", "b": "line\n more # not a comment\n", "c": "x"})
+    );
     let v = read("a: |\n  last");
-    assert_eq!(v["a"], json!("last"), "no line feed at the end of the input");
+    assert_eq!(
+        v["a"],
+        json!("last"),
+        "no line feed at the end of the input"
+    );
 }
 
 #[test]
 fn sequences_level_with_their_key_and_compact_mappings() {
     let v = read("a:\n- x\n- k: 1\n  z: 2\n-\n  w: 3\n- # c\n  v\nb:\n  - p\n  -\nc:\n");
-    assert_eq!(v, json!({"a": ["x", {"k": 1, "z": 2}, {"w": 3}, "v"], "b": ["p", null], "c": null}));
+    assert_eq!(
+        v,
+        json!({"a": ["x", {"k": 1, "z": 2}, {"w": 3}, "v"], "b": ["p", null], "c": null})
+    );
     // YAML 1.1: `y` is a boolean, also as a key.
     assert_eq!(read("a:\n- y: 1\n"), json!({"a": [{"true": 1}]}));
 }
 
 #[test]
 fn documents_without_a_node() {
-    for text in ["---\n", "# only\n\n", "--- # Source: x.yaml\n# c\n", "---\n...\n# after\n"] {
+    for text in [
+        "---\n",
+        "# only\n\n",
+        "--- # Source: x.yaml\n# c\n",
+        "---\n...\n# after\n",
+    ] {
         assert_eq!(agree(text), Ok(Outcome::Read), "{text:?}");
         assert_eq!(read_document(text), Ok(None));
     }
@@ -168,14 +237,28 @@ fn what_the_fast_reader_leaves_to_the_full_reader() {
 
 #[test]
 fn header_fields() {
-    let docs = split_stream("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: \"cfg\"\n  namespace: 7\ndata: {}\n");
-    let Shape::Mapping(h) = scan_document(&docs[0]) else { panic!() };
-    assert_eq!((h.api_version, h.kind, h.name, h.namespace), (Field::Str("v1".into()), Field::Str("ConfigMap".into()), Field::Str("cfg".into()), Field::Other));
+    let docs = split_stream(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: \"cfg\"\n  namespace: 7\ndata: {}\n",
+    );
+    let Shape::Mapping(h) = scan_document(&docs[0]) else {
+        panic!()
+    };
+    assert_eq!(
+        (h.api_version, h.kind, h.name, h.namespace),
+        (
+            Field::Str("v1".into()),
+            Field::Str("ConfigMap".into()),
+            Field::Str("cfg".into()),
+            Field::Other
+        )
+    );
     // `metadata` in flow style: left to the full reader, which finds the name.
     let docs = split_stream("kind: ConfigMap\nmetadata: {name: x}\n");
     assert_eq!(scan_document(&docs[0]), Shape::Unknown);
     let docs = split_stream("kind: true\n");
-    let Shape::Mapping(h) = scan_document(&docs[0]) else { panic!() };
+    let Shape::Mapping(h) = scan_document(&docs[0]) else {
+        panic!()
+    };
     assert_eq!((h.kind, h.name), (Field::Other, Field::Absent));
 }
 
@@ -186,12 +269,51 @@ fn header_fields() {
 /// cannot start a node of another kind, values JSON can hold).
 fn plain_word(supported: bool) -> BoxedStrategy<String> {
     let safe = vec![
-        "yes", "No", "on", "OFF", "~", "null", "NULL", "true", "0755", "0o17", "0x1F", "1e3", "1_000", "-1", "+1", "-.5", "1:20",
-        "2024-01-01", "12:30:45", "1.5", "08", "99999999999999999999", "-x", "--", "a:b", "a#b", "http://x:80/y?z", "é", "日本", "a'b",
-        "a\"b", "x]", "y}", "=", "<<x",
+        "yes",
+        "No",
+        "on",
+        "OFF",
+        "~",
+        "null",
+        "NULL",
+        "true",
+        "0755",
+        "0o17",
+        "0x1F",
+        "1e3",
+        "1_000",
+        "-1",
+        "+1",
+        "-.5",
+        "1:20",
+        "2024-01-01",
+        "12:30:45",
+        "1.5",
+        "08",
+        "99999999999999999999",
+        "-x",
+        "--",
+        "a:b",
+        "a#b",
+        "http://x:80/y?z",
+        "é",
+        "日本",
+        "a'b",
+        "a\"b",
+        "x]",
+        "y}",
+        "=",
+        "<<x",
     ];
-    let odd = vec![".inf", "-.Inf", ".nan", "-", "`tick`", "*star", "&amp", "!bang", "%pct", "@at", "[x", "{y", ",z", "a\tb", "<<", "-- x", "#x"];
-    let words = if supported { safe } else { safe.into_iter().chain(odd).collect() };
+    let odd = vec![
+        ".inf", "-.Inf", ".nan", "-", "`tick`", "*star", "&amp", "!bang", "%pct", "@at", "[x",
+        "{y", ",z", "a\tb", "<<", "-- x", "#x",
+    ];
+    let words = if supported {
+        safe
+    } else {
+        safe.into_iter().chain(odd).collect()
+    };
     prop_oneof![
         4 => "[a-z][a-z0-9._/-]{0,10}",
         1 => prop::sample::select(words).prop_map(str::to_string),
@@ -219,9 +341,40 @@ enum Node {
 }
 
 fn key(supported: bool) -> BoxedStrategy<String> {
-    let safe = vec!["apiVersion", "kind", "metadata", "name", "namespace", "yes", "1", "1.5", "\"q\"", "'s'", "\"e\\u00e9\"", "'it''s'", "a b", "a:b", "09", "0x10", "\"\""];
-    let odd = vec!["~", "null", "<<", "-k", "?k", "[k]", "trailing ", "99999999999999999999"];
-    let words = if supported { safe } else { safe.into_iter().chain(odd).collect() };
+    let safe = vec![
+        "apiVersion",
+        "kind",
+        "metadata",
+        "name",
+        "namespace",
+        "yes",
+        "1",
+        "1.5",
+        "\"q\"",
+        "'s'",
+        "\"e\\u00e9\"",
+        "'it''s'",
+        "a b",
+        "a:b",
+        "09",
+        "0x10",
+        "\"\"",
+    ];
+    let odd = vec![
+        "~",
+        "null",
+        "<<",
+        "-k",
+        "?k",
+        "[k]",
+        "trailing ",
+        "99999999999999999999",
+    ];
+    let words = if supported {
+        safe
+    } else {
+        safe.into_iter().chain(odd).collect()
+    };
     prop_oneof![
         6 => "[a-z][a-zA-Z0-9._/-]{0,12}",
         1 => prop::sample::select(words).prop_map(str::to_string),
@@ -231,7 +384,20 @@ fn key(supported: bool) -> BoxedStrategy<String> {
 
 /// Double-quoted text: characters and escapes (only valid ones when `supported`).
 fn double_text(supported: bool) -> BoxedStrategy<String> {
-    let mut escapes = vec!["\\n", "\\t", "\\\"", "\\\\", "\\x41", "\\u00e9", "\\U0001F600", "\\/", "\\ ", "\\0", "\\N", "\\_"];
+    let mut escapes = vec![
+        "\\n",
+        "\\t",
+        "\\\"",
+        "\\\\",
+        "\\x41",
+        "\\u00e9",
+        "\\U0001F600",
+        "\\/",
+        "\\ ",
+        "\\0",
+        "\\N",
+        "\\_",
+    ];
     if !supported {
         escapes.extend(["\\q", "\\x4", "\\ud800", "\\", "\""]);
     }
@@ -242,20 +408,52 @@ fn double_text(supported: bool) -> BoxedStrategy<String> {
 
 fn literal(supported: bool) -> BoxedStrategy<Node> {
     if supported {
-        ("[!-~][ -~]{0,20}", prop::collection::vec(prop_oneof!["[!-~][ -~]{0,20}", Just(String::new()), "  [ -~]{0,10}[!-~]"], 0..5), prop::sample::select(vec!["|", "|-"]))
-            .prop_map(|(first, rest, h)| Node::Literal(std::iter::once(first).chain(rest).collect(), h))
+        (
+            "[!-~][ -~]{0,20}",
+            prop::collection::vec(
+                prop_oneof![
+                    "[!-~][ -~]{0,20}",
+                    Just(String::new()),
+                    "  [ -~]{0,10}[!-~]"
+                ],
+                0..5,
+            ),
+            prop::sample::select(vec!["|", "|-"]),
+        )
+            .prop_map(|(first, rest, h)| {
+                Node::Literal(std::iter::once(first).chain(rest).collect(), h)
+            })
             .boxed()
     } else {
-        (prop::collection::vec("[ -~]{0,20}", 1..5), prop::sample::select(vec!["|", "|-", "|+", ">", ">-", "|2", "|-2", "| x"]))
+        (
+            prop::collection::vec("[ -~]{0,20}", 1..5),
+            prop::sample::select(vec!["|", "|-", "|+", ">", ">-", "|2", "|-2", "| x"]),
+        )
             .prop_map(|(l, h)| Node::Literal(l, h))
             .boxed()
     }
 }
 
 fn leaf(supported: bool) -> BoxedStrategy<Node> {
-    let mut flows = vec!["[]", "{}", "[\"ALL\"]", "[a, 'b', \"c\", 1, yes]", "{a: 1, \"b\": [x, {c: d}]}", "[-1, -x]"];
+    let mut flows = vec![
+        "[]",
+        "{}",
+        "[\"ALL\"]",
+        "[a, 'b', \"c\", 1, yes]",
+        "{a: 1, \"b\": [x, {c: d}]}",
+        "[-1, -x]",
+    ];
     if !supported {
-        flows.extend(["[a: b]", "{a}", "{a: 1, a: 2}", "[x, ]", "[.inf]", "[&a x]", "[a,\n b]", "{a: }"]);
+        flows.extend([
+            "[a: b]",
+            "{a}",
+            "{a: 1, a: 2}",
+            "[x, ]",
+            "[.inf]",
+            "[&a x]",
+            "[a,\n b]",
+            "{a: }",
+        ]);
     }
     prop_oneof![
         4 => (prop::collection::vec(plain_word(supported), 1..10), prop::collection::vec(1usize..10, 0..3)).prop_map(|(w, b)| Node::Plain(w, b)),
@@ -287,7 +485,10 @@ struct Writer {
 
 impl Writer {
     fn roll(&mut self, n: u64) -> bool {
-        self.seed = self.seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.seed = self
+            .seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.seed >> 33).is_multiple_of(n)
     }
 
@@ -379,7 +580,11 @@ impl Writer {
             Node::Seq(items, indented) => {
                 self.trailing_comment();
                 self.out.push('\n');
-                let at = if *indented || !in_map { indent + 2 } else { indent };
+                let at = if *indented || !in_map {
+                    indent + 2
+                } else {
+                    indent
+                };
                 self.seq(items, at);
             }
         }
@@ -435,20 +640,29 @@ impl Writer {
 }
 
 fn document(supported: bool) -> impl Strategy<Value = String> {
-    (prop::collection::vec((key(supported), node(supported)), 1..6), any::<u64>(), any::<bool>(), any::<bool>()).prop_map(move |(mut entries, seed, marker, end)| {
-        if supported {
-            unique_keys(&mut entries);
-        }
-        let mut w = Writer { out: String::new(), seed };
-        if marker {
-            w.out.push_str("---\n# Source: chart/templates/x.yaml\n");
-        }
-        w.map(&entries, 0);
-        if end {
-            w.out.push_str("...\n");
-        }
-        w.out
-    })
+    (
+        prop::collection::vec((key(supported), node(supported)), 1..6),
+        any::<u64>(),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(move |(mut entries, seed, marker, end)| {
+            if supported {
+                unique_keys(&mut entries);
+            }
+            let mut w = Writer {
+                out: String::new(),
+                seed,
+            };
+            if marker {
+                w.out.push_str("---\n# Source: chart/templates/x.yaml\n");
+            }
+            w.map(&entries, 0);
+            if end {
+                w.out.push_str("...\n");
+            }
+            w.out
+        })
 }
 
 #[derive(Debug, Clone)]
@@ -465,7 +679,14 @@ fn mutation() -> impl Strategy<Value = Mutation> {
     use prop::sample::Index;
     prop_oneof![
         any::<Index>().prop_map(Mutation::Delete),
-        (any::<Index>(), prop::sample::select(vec![':', ' ', '#', '-', '\'', '"', '\\', '[', ']', '{', '}', ',', '|', '>', '\t', '\n', '&', '*', '!', '?', 'x', '\r', '\u{85}'])).prop_map(|(i, c)| Mutation::Insert(i, c)),
+        (
+            any::<Index>(),
+            prop::sample::select(vec![
+                ':', ' ', '#', '-', '\'', '"', '\\', '[', ']', '{', '}', ',', '|', '>', '\t', '\n',
+                '&', '*', '!', '?', 'x', '\r', '\u{85}'
+            ])
+        )
+            .prop_map(|(i, c)| Mutation::Insert(i, c)),
         (any::<Index>(), 1usize..4).prop_map(|(i, n)| Mutation::Indent(i, n)),
         any::<Index>().prop_map(Mutation::Dedent),
         any::<Index>().prop_map(Mutation::DuplicateLine),
@@ -524,7 +745,10 @@ fn mutate(mut s: String, m: &Mutation) -> String {
 
 /// One chunk of the text as `split_stream` cuts it (mutations may add `---` lines).
 fn first_chunk(text: &str) -> String {
-    split_stream(text).first().map(|d| d.text.to_string()).unwrap_or_default()
+    split_stream(text)
+        .first()
+        .map(|d| d.text.to_string())
+        .unwrap_or_default()
 }
 
 proptest! {
@@ -598,7 +822,9 @@ fn fast_agrees_on_the_repository_yaml() {
     }
     let (mut docs, mut taken) = (0, 0);
     for f in files {
-        let Ok(text) = std::fs::read_to_string(&f) else { continue };
+        let Ok(text) = std::fs::read_to_string(&f) else {
+            continue;
+        };
         for d in split_stream(&text) {
             docs += 1;
             match agree(d.text) {
@@ -608,11 +834,16 @@ fn fast_agrees_on_the_repository_yaml() {
             }
         }
     }
-    assert!(docs > 100 && taken * 10 >= docs * 8, "the fast reader took {taken} of {docs} documents");
+    assert!(
+        docs > 100 && taken * 10 >= docs * 8,
+        "the fast reader took {taken} of {docs} documents"
+    );
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
