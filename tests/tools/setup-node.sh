@@ -43,21 +43,10 @@ fi
 mkdir -p "$(dirname "$dir")"
 lock="$dir.lock"
 
-# Serialise concurrent setups: flock where available, else a mkdir lock.
-release_lock() { :; }
-if command -v flock >/dev/null 2>&1; then
-  exec 8>"$lock"
-  flock -w 900 8 || die "timed out waiting for $lock"
-else
-  waited=0
-  until mkdir "$lock.d" 2>/dev/null; do
-    sleep 1
-    waited=$((waited + 1))
-    [ "$waited" -lt 900 ] || die "timed out waiting for $lock.d (remove it if no setup is running)"
-  done
-  release_lock() { rmdir "$lock.d" 2>/dev/null || true; }
-  trap release_lock EXIT
-fi
+# Serialise concurrent setups.
+# shellcheck source=tests/tools/_lock.sh
+. "$(dirname "${BASH_SOURCE[0]}")/_lock.sh"
+take_lock "$lock" 8
 
 # Another process may have finished the job while we waited.
 if up_to_date; then
