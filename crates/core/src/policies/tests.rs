@@ -19,6 +19,10 @@ fn release<'a>(opts: &'a PolicyOptions, mode: MeshMode) -> Request<'a> {
     }
 }
 
+fn databases(opts: &PolicyOptions) -> Request<'_> {
+    Request { subjects: Subjects::Databases, release: "", mode: None, options: opts, labels: json!({}) }
+}
+
 /// The engine over the input plus the generated policies.
 struct Oracle {
     engine: Engine,
@@ -281,7 +285,7 @@ fn cnpg_services(yaml: &str) -> String {
 fn a_service_reading_another_services_database_is_cut_and_reported() {
     let input = inventory(&cnpg_services(TWO_CLUSTERS));
     let opts = PolicyOptions::default();
-    let req = Request { subjects: Subjects::Databases, release: "", mode: None, options: &opts, labels: json!({}) };
+    let req = databases(&opts);
     let g = generate(&input, &req);
     assert_eq!(g.policies.len(), 2, "{g:?}");
     let cut = g.cuts.iter().find(|c| c.from == "Deployment/quality-analyzer").expect("the violation is cut");
@@ -303,14 +307,14 @@ fn an_owner_that_cannot_be_told_leaves_a_shared_database_open() {
     let yaml = cnpg_services(TWO_CLUSTERS).replace("assets-db", "shared-db").replace("quality-db", "other-db");
     let input = inventory(&yaml);
     let opts = PolicyOptions::default();
-    let req = Request { subjects: Subjects::Databases, release: "", mode: None, options: &opts, labels: json!({}) };
+    let req = databases(&opts);
     let g = generate(&input, &req);
     let w = g.withheld.iter().find(|w| w.subject.ends_with("shared-db")).expect("not isolated");
     assert!(w.reason.contains("2 services"), "{w:?}");
     assert!(w.isolate_with.contains("databaseOwners"), "{w:?}");
     // Isolated anyway: every service that uses it keeps it, strangers are shut out.
     let opts = PolicyOptions { isolate_anyway: vec!["shared-db".into()], ..PolicyOptions::default() };
-    let req = Request { subjects: Subjects::Databases, release: "", mode: None, options: &opts, labels: json!({}) };
+    let req = databases(&opts);
     let g = generate(&input, &req);
     assert!(g.cuts.is_empty(), "{:?}", g.cuts);
     let o = Oracle::new(&input, &g);
@@ -318,7 +322,7 @@ fn an_owner_that_cannot_be_told_leaves_a_shared_database_open() {
     assert!(!o.reaches("stranger", "shared-db", 5432));
     // Told the owner, it cuts the other service.
     let opts = PolicyOptions { database_owners: [("shared-db".to_string(), "assets".to_string())].into(), ..PolicyOptions::default() };
-    let req = Request { subjects: Subjects::Databases, release: "", mode: None, options: &opts, labels: json!({}) };
+    let req = databases(&opts);
     let g = generate(&input, &req);
     assert!(g.cuts.iter().any(|c| c.from == "Deployment/quality-analyzer" && c.to.ends_with("shared-db")), "{g:?}");
 }
