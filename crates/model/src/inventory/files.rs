@@ -355,6 +355,22 @@ mod tests {
     }
 
     #[test]
+    fn admin_network_policies_are_cluster_scoped() {
+        // AdminNetworkPolicy and BaselineAdminNetworkPolicy are cluster-scoped CRDs
+        // (https://network-policy-api.sigs.k8s.io/reference/spec/): no default namespace.
+        let text = "apiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\nmetadata: {name: deny-db}\nspec: {priority: 10, subject: {namespaces: {}}}\n---\napiVersion: policy.networking.k8s.io/v1alpha1\nkind: BaselineAdminNetworkPolicyList\nitems:\n- metadata: {name: default}\n  spec: {subject: {namespaces: {}}}\n";
+        let objects = load_str(text, None, "shop").unwrap();
+        assert_eq!(
+            ids(&objects),
+            ["policy.networking.k8s.io/v1alpha1 AdminNetworkPolicy/deny-db", "policy.networking.k8s.io/v1alpha1 BaselineAdminNetworkPolicy/default"]
+        );
+        assert!(objects.iter().all(|o| o.namespace.is_none()));
+        let anp = kinds::lookup("policy.networking.k8s.io/v1alpha1", "AdminNetworkPolicy").unwrap();
+        assert!(anp.custom && !anp.namespaced, "an absent CRD makes the kind unavailable, not an error");
+        assert_eq!(anp.resource(), "adminnetworkpolicies.policy.networking.k8s.io");
+    }
+
+    #[test]
     fn plain_lists_need_kinds_on_their_items_and_errors_name_the_item() {
         let list = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Service\n  metadata: {name: db}\n- metadata: {name: orphan}\n";
         let err = load_str(list, Some(Path::new("dump.yaml")), "shop").unwrap_err().to_string();

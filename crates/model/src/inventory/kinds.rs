@@ -78,6 +78,10 @@ kinds! {
     JOB = "batch" "v1" "Job" "jobs" true false;
     CRON_JOB = "batch" "v1" "CronJob" "cronjobs" true false;
     NETWORK_POLICY = "networking.k8s.io" "v1" "NetworkPolicy" "networkpolicies" true false;
+    // The network-policy-api project's cluster-scoped policies (CRDs that most clusters lack):
+    // https://network-policy-api.sigs.k8s.io/reference/spec/
+    ADMIN_NETWORK_POLICY = "policy.networking.k8s.io" "v1alpha1" "AdminNetworkPolicy" "adminnetworkpolicies" false true;
+    BASELINE_ADMIN_NETWORK_POLICY = "policy.networking.k8s.io" "v1alpha1" "BaselineAdminNetworkPolicy" "baselineadminnetworkpolicies" false true;
     INGRESS = "networking.k8s.io" "v1" "Ingress" "ingresses" true false;
     POD_DISRUPTION_BUDGET = "policy" "v1" "PodDisruptionBudget" "poddisruptionbudgets" true false;
     ROLE = "rbac.authorization.k8s.io" "v1" "Role" "roles" true false;
