@@ -17,7 +17,7 @@
 #    a. `kubectl-mesh-migrate post-render` end to end, stdin from the file, stdout to a file,
 #       default configuration (labels, probes, NetworkPolicies), on each input;
 #    b. `cat` on the same inputs (stdin to stdout, a file each side): reading the bytes;
-#    c. in process (crates/core/benches/postrender.rs): split, scan, parse, the parse-and-emit
+#    c. in process (crates/postrender/benches/postrender.rs): split, scan, parse, the parse-and-emit
 #       floor (split + parse every document + re-emit every document with the same YAML code)
 #       and `post_render`, on both streams;
 #    d. `kubectl kustomize` (real kubectl 1.37 from target/venv) on the first KUSTOMIZE_RELEASES
@@ -48,7 +48,7 @@ if [[ ${BENCH_SKIP_BUILD:-0} == 1 || ${BENCH_REPORT_ONLY:-0} == 1 ]]; then
 else
     echo "== build" >&2
     cargo build --release -q -p mesh-migrate
-    bench_bin=$(cargo bench -p meshmove-core --bench postrender --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -1)
+    bench_bin=$(cargo bench -p meshmove-postrender --bench postrender --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -1)
 fi
 
 if [[ ${BENCH_REPORT_ONLY:-0} == 1 ]]; then

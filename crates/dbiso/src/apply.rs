@@ -4,8 +4,8 @@
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat, ReportFlags, SourceFlags};
-use meshmove_core::dbiso::apply::{self, Applied};
-use meshmove_core::dbiso::generate::{DATABASE_LABEL, FIELD_MANAGER, Generated};
+use meshmove_isolation::apply::{self, Applied};
+use meshmove_isolation::generate::{DATABASE_LABEL, FIELD_MANAGER, Generated};
 use meshmove_model::inventory::{Inventory, kinds};
 use serde_json::{Map, Value, json};
 

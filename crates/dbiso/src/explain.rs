@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use anyhow::{Result, anyhow};
 use clap::Args;
 use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat, SourceFlags};
-use meshmove_core::dbiso::discover;
-use meshmove_core::dbiso::target::{self, TargetSpec};
+use meshmove_isolation::discover;
+use meshmove_isolation::target::{self, TargetSpec};
 use meshmove_netpol::{Explanation, PeerDetail, PortDetail, SideExplanation, Target};
 
 #[derive(Args)]

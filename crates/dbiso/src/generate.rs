@@ -3,7 +3,7 @@
 use anyhow::Result;
 use clap::Args;
 use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat, SourceFlags};
-use meshmove_core::dbiso::generate::{self, GenerateOptions, Generation};
+use meshmove_isolation::generate::{self, GenerateOptions, Generation};
 use meshmove_model::inventory::{Inventory, Kind, Object, Origin, kinds};
 use meshmove_model::workload::WORKLOAD_KINDS;
 use serde_json::json;

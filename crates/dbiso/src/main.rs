@@ -1,6 +1,6 @@
 //! `kubectl dbiso`: each service owns its database. Audit who shares and who can reach each
 //! database, explain single connections, and write or apply the NetworkPolicies that isolate
-//! them. Glue only: flags to calls, results to renderers; the work is in `meshmove-core`.
+//! them. Glue only: flags to calls, results to renderers; the work is in `meshmove-isolation`.
 
 use std::process::ExitCode;
 
@@ -141,7 +141,7 @@ fn run(cli: Cli) -> Result<Exit> {
 
 /// `audit`: load what the analyzers need (from `-f` or the cluster), run them, print the report.
 pub fn audit(kube: &KubeFlags, source: &SourceFlags, report: &ReportFlags, output: &OutputFlags) -> Result<Exit> {
-    use meshmove_core::dbiso::{self, AuditOptions};
+    use meshmove_isolation::{self as dbiso, AuditOptions};
     use meshmove_model::findings::{self, Analyzer};
     let analyzers = dbiso::analyzers(&AuditOptions { live: source.filename.is_empty() });
     let refs: Vec<&dyn Analyzer> = analyzers.iter().map(|a| a.as_ref()).collect();
@@ -154,7 +154,7 @@ pub fn audit(kube: &KubeFlags, source: &SourceFlags, report: &ReportFlags, outpu
 
 /// `-v 2`: the databases and the references found (where, never what: no secret value).
 fn debug_ownership(inventory: &meshmove_model::inventory::Inventory) {
-    use meshmove_core::dbiso::{discover, owners};
+    use meshmove_isolation::{discover, owners};
     if meshmove_cli::log::level() < 2 {
         return;
     }

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use meshmove_cli::render::reach::Marks;
 use meshmove_cli::{Exit, KubeFlags, Out, SourceFlags};
-use meshmove_core::dbiso::target::{ObjectKind, TargetSpec};
+use meshmove_isolation::target::{ObjectKind, TargetSpec};
 use meshmove_netpol::{Endpoint, WorkloadKind, WorkloadRef};
 use meshmove_netpol::view::{self as model, Model, ModelOptions};
 use meshmove_model::inventory::{Inventory, Kind, Unavailable, kinds};
@@ -135,7 +135,7 @@ pub fn run(kube: &KubeFlags, args: &ReachArgs, format: Format) -> Result<Exit> {
 
 /// The databases of the inventories, for the views to mark.
 pub fn databases(inventories: &[&Inventory]) -> Marks {
-    let databases = inventories.iter().flat_map(|i| meshmove_core::dbiso::discover::databases(i)).map(|d| d.workload_ref()).collect();
+    let databases = inventories.iter().flat_map(|i| meshmove_isolation::discover::databases(i)).map(|d| d.workload_ref()).collect();
     Marks { databases }
 }
 

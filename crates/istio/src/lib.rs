@@ -41,3 +41,17 @@ pub(crate) fn string_map(value: Option<&Value>) -> Labels {
         .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
         .unwrap_or_default()
 }
+
+/// Data-plane mode the user migrates to (what the post-renderer and the generator label and
+/// admit), as opposed to [`injection::Dataplane`], the data plane a given pod ends up in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MeshMode {
+    /// Envoy sidecar per pod.
+    #[default]
+    Sidecar,
+    /// ztunnel per node, no sidecar.
+    Ambient,
+    /// No mesh labels at all (probes and policies only).
+    None,
+}

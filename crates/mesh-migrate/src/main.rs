@@ -1,12 +1,12 @@
 //! `kubectl mesh-migrate`: move workloads onto Istio safely. Glue only: flags to calls, results
-//! to renderers; the work is in `meshmove-core`.
+//! to renderers; the work is in `meshmove-migration` and `meshmove-postrender`.
 
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use meshmove_cli::{Exit, KubeFlags, OutputFlags, ReportFlags, SourceFlags, analysis, complete};
-use meshmove_core::mesh::precheck::{self, MeshMode, PrecheckOptions};
+use meshmove_migration::precheck::{self, MeshMode, PrecheckOptions};
 
 mod cmd;
 
@@ -102,7 +102,7 @@ fn run(cli: Cli) -> Result<Exit> {
             let options = PrecheckOptions { mode: mode.into(), ..PrecheckOptions::default() };
             let analyzers = precheck::analyzers(&options);
             let refs: Vec<_> = analyzers.iter().map(|a| a.as_ref()).collect();
-            let unread = &meshmove_core::mesh::catalog::CODE_UNREAD_INPUT;
+            let unread = &meshmove_migration::catalog::CODE_UNREAD_INPUT;
             analysis::analyze(TOOL, "precheck", &refs, unread, &cli.kube, &source, &report, &cli.output)
         }
         Command::Expose(args) => cmd::expose::run(&cli.kube, &cli.output, &args),

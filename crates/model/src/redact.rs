@@ -52,6 +52,12 @@ pub fn quoted(text: &str) -> String {
 /// `invalid YAML at line L, column C: what` (`invalid YAML: what` without a location): only the
 /// first line of the message, without the reader's own location prefix and suffix, with quoted
 /// text removed.
+/// A serde-saphyr error on a configuration file, without the file's text: line, column and what
+/// is wrong (serde-saphyr would also render the lines around it and quote the value).
+pub fn saphyr_error(e: &serde_saphyr::Error) -> String {
+    yaml_error(&e.without_snippet().to_string(), e.location().map(|l| (l.line(), l.column())))
+}
+
 pub fn yaml_error(rendered: &str, location: Option<(u64, u64)>) -> String {
     let first = rendered.lines().next().unwrap_or_default().trim();
     let first = first.strip_prefix("error: ").unwrap_or(first);

@@ -2,7 +2,7 @@
 //! over 50 namespaces, 1,000 NetworkPolicies of mixed shapes. Prints the time to build the
 //! index and to compute all-pairs reachability by workload, and the result size.
 //!
-//! Run: `cargo bench -p meshmove-core --bench reach`
+//! Run: `cargo bench -p meshmove-netpol --bench reach`
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};

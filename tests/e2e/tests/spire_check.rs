@@ -1,5 +1,5 @@
-//! `kubectl spire-check` end to end: the built binary over the SPIRE fixture grid of the core
-//! (`crates/core/tests/fixtures/spire/`), offline with `-f` and live against the API double, in
+//! `kubectl spire-check` end to end: the built binary over the SPIRE fixture grid of the spire
+//! crate (`crates/spire/tests/fixtures`), offline with `-f` and live against the API double, in
 //! every output format, with golden files for the healthy and one broken case.
 //!
 //! The fixtures hold `{{BUNDLE_*}}` (PEM) and `{{SPIFFE_BUNDLE_*}}` (SPIFFE bundle JSON)

@@ -6,9 +6,9 @@ use clap::Args;
 use meshmove_cli::render::structured;
 use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat};
 use meshmove_model::inventory::kinds;
-use meshmove_core::mesh::precheck::{self, MeshMode};
-use meshmove_core::migrate::TrafficProfile;
-use meshmove_core::migrate::enable::{self, EnableOptions, Mode};
+use meshmove_migration::precheck::{self, MeshMode};
+use meshmove_migration::inplace::TrafficProfile;
+use meshmove_migration::inplace::enable::{self, EnableOptions, Mode};
 use meshmove_kube::plan::{Change, DryRun};
 use serde_json::json;
 
@@ -45,7 +45,7 @@ pub struct EnableArgs {
 }
 
 /// The DestinationRule traffic profile flags, shared by `enable` and `ns create`: one profile
-/// (`meshmove_core::migrate::TrafficProfile`) for both paths.
+/// (`meshmove_migration::inplace::TrafficProfile`) for both paths.
 #[derive(Args, Clone)]
 pub struct TrafficProfileArgs {
     /// Traffic profile YAML (camelCase keys as the flags below); flags override it
@@ -233,7 +233,7 @@ fn verify_capture(live: &Live, ns: &str, timeout: std::time::Duration) -> Result
         meshmove_cli::analysis::require_complete(&inventory, "verify that ztunnel captured the pods")?;
         let missing = enable::uncaptured_pods(&inventory, ns);
         if missing.is_empty() {
-            let pods = inventory.of(&kinds::POD).filter(|p| p.namespace.as_deref() == Some(ns) && meshmove_core::migrate::ambient_captured(&p.value)).count();
+            let pods = inventory.of(&kinds::POD).filter(|p| p.namespace.as_deref() == Some(ns) && meshmove_migration::inplace::ambient_captured(&p.value)).count();
             eprintln!("verified: ztunnel captured every pod of namespace {ns} ({pods} pod(s) annotated ambient.istio.io/redirection=enabled); nothing restarted");
             return Ok(Exit::Ok);
         }

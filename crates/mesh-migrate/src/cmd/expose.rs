@@ -6,7 +6,7 @@ use anyhow::{Result, anyhow};
 use clap::Args;
 use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat};
 use meshmove_model::inventory::kinds;
-use meshmove_core::migrate::{STEP_EXPOSE, expose};
+use meshmove_migration::inplace::{STEP_EXPOSE, expose};
 use meshmove_kube::plan::{self, PlanError, RollbackOptions};
 
 use super::live::{Live, MutateFlags, progress};

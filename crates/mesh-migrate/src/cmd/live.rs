@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use meshmove_cli::{KubeFlags, Out, OutputFormat};
 use meshmove_kube::cluster::{Connection, parse_timeout};
 use meshmove_model::inventory::{Inventory, Kind};
-use meshmove_core::migrate::peer_auth::Policies;
+use meshmove_migration::inplace::peer_auth::Policies;
 use meshmove_kube::plan::{self, DryRun, ExecOptions, Outcome, Plan, Progress};
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -80,7 +80,7 @@ impl Live {
     pub fn peer_authentications(&self) -> Result<Policies> {
         let kind = [&meshmove_model::inventory::kinds::PEER_AUTHENTICATION];
         let inventory = self.rt.block_on(meshmove_kube::cluster::load(&self.conn, &kind, &kind, Some(&self.conn.namespace)))?;
-        Ok(meshmove_core::migrate::peer_auth::policies(&inventory))
+        Ok(meshmove_migration::inplace::peer_auth::policies(&inventory))
     }
 }
 

@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use meshmove_cli::render::structured;
 use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat};
 use meshmove_model::inventory::kinds;
-use meshmove_core::migrate::mtls;
+use meshmove_migration::inplace::mtls;
 use serde_json::json;
 
 use super::live::{Live, MutateFlags};

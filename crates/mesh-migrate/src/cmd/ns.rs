@@ -1,5 +1,5 @@
 //! `kubectl mesh-migrate ns`: the namespace-based migration path. Glue only: flags to options,
-//! reports to text; the work is in `meshmove_core::nsmigrate`.
+//! reports to text; the work is in `meshmove_migration::namespace`.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -9,12 +9,12 @@ use clap::{Args, Subcommand, ValueEnum};
 use meshmove_cli::render::{structured, table};
 use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat};
 use meshmove_kube::cluster::{Connection, parse_timeout};
-use meshmove_core::nsmigrate::copy::CopyOptions;
-use meshmove_core::nsmigrate::gates::{GateResult, Thresholds, fmt_num};
-use meshmove_core::nsmigrate::prometheus::Prometheus;
-use meshmove_core::nsmigrate::run::{self, GateOptions, NsError, NsEvent, Report, RunOptions};
-use meshmove_core::nsmigrate::state::{self, OnFailure};
-use meshmove_core::nsmigrate::{DataPlane, PodSecurity, Sides};
+use meshmove_migration::namespace::copy::CopyOptions;
+use meshmove_migration::namespace::gates::{GateResult, Thresholds, fmt_num};
+use meshmove_migration::namespace::prometheus::Prometheus;
+use meshmove_migration::namespace::run::{self, GateOptions, NsError, NsEvent, Report, RunOptions};
+use meshmove_migration::namespace::state::{self, OnFailure};
+use meshmove_migration::namespace::{DataPlane, PodSecurity, Sides};
 use meshmove_kube::plan::{self, DryRun, Progress};
 
 #[derive(Subcommand)]

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use meshmove_cli::{Exit, Out, OutputFlags, OutputFormat};
-use meshmove_core::inject::{JobPolicy, MeshMode};
-use meshmove_core::postrender::{self, PostRenderConfig};
+use meshmove_postrender::inject::{JobPolicy, MeshMode};
+use meshmove_postrender::{self as postrender, PostRenderConfig};
 
 use super::Mode;
 

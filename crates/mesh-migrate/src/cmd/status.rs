@@ -5,7 +5,7 @@ use anyhow::Result;
 use meshmove_cli::render::{structured, table};
 use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat, SourceFlags};
 use meshmove_model::inventory::kinds;
-use meshmove_core::migrate::status::{self, NamespaceStatus};
+use meshmove_migration::inplace::status::{self, NamespaceStatus};
 use meshmove_kube::plan::Journal;
 
 use super::live::Live;
@@ -52,7 +52,7 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &StatusArgs) -> Result<
             .get(&kinds::CONFIG_MAP, Some(&ns), meshmove_kube::plan::JOURNAL_NAME)
             .map(|cm| Journal::from_config_map(&ns, &cm.value).map_err(anyhow::Error::from))
             .transpose()?;
-        let policies = meshmove_core::migrate::peer_auth::policies(&inventory);
+        let policies = meshmove_migration::inplace::peer_auth::policies(&inventory);
         (ns, inventory, journal, policies)
     };
     let s = status::status_with(&inventory, policies, &ns, journal.as_ref());

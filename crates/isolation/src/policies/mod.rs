@@ -1,0 +1,747 @@
+//! The one NetworkPolicy generator: what the post-renderer and `kubectl dbiso generate|apply`
+//! write, proven by the exact engine before anything is emitted.
+//!
+//! For every workload (the post-renderer) or every database (`dbiso`) it builds one candidate
+//! policy that isolates the workload's pods for ingress (and egress, when asked) and admits
+//! exactly the traffic the input explains ([`clients`]): Service callers, database clients,
+//! Helm hooks, the CloudNativePG operator, ingress controllers, monitoring, and the mesh's own
+//! ports. Then [`proof`] runs the engine on the input with and without the candidates: a
+//! candidate that would cut a connection in use is withheld, and the report says which
+//! connection and how to isolate the workload anyway. Violations are the exception: a service
+//! using another service's database is cut on purpose, and every such cut is reported.
+//!
+//! A workload whose clients cannot be established (a Secret outside the input may hold the
+//! database's address; a Service nobody in the input names) is not isolated by default:
+//! [`PolicyOptions::isolate_anyway`] says otherwise.
+//!
+//! Mesh ports (Istio: <https://istio.io/latest/docs/ops/deployment/application-requirements/#ports-used-by-istio>):
+//! in sidecar mode the monitoring namespaces reach 15020 and 15090; in ambient mode every meshed
+//! connection arrives on HBONE (TCP 15008) to the destination pod, so 15008 goes into the *same*
+//! rules, with the same peers, as the application ports (a bare 15008 rule would let any pod
+//! through the tunnel), and the kubelet's probes, which ztunnel rewrites to come from
+//! 169.254.7.127, are admitted from that address only
+//! (<https://istio.io/latest/docs/ambient/usage/networkpolicy/>).
+//!
+//! Size: peers are the release's one label selector when every workload carries it, else only
+//! the callers the input shows, so the output grows with the number of connections, never with
+//! the square of the workloads.
+
+mod authz;
+pub(crate) mod clients;
+pub mod options;
+mod proof;
+pub mod rules;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use meshmove_model::inventory::{Inventory, ObjectRef, kinds};
+use meshmove_model::names::generated_name;
+use meshmove_model::workload::{Workload, workloads};
+use meshmove_netpol::WorkloadRef;
+use meshmove_netpol::view::{self, ModelOptions};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+pub use clients::is_hook;
+pub use options::{ClientSelector, DatabaseClient, PolicyOptions, SelectorOperator, SelectorRequirement};
+use proof::{Candidate, From, Use};
+use rules::{Port, ServiceIndex, namespaces_selector, pod_selector, target_ports, workload_peer};
+
+use crate::discover::{self, CNPG_STATUS_PORT, Database};
+use crate::owners;
+use meshmove_istio::MeshMode;
+
+/// Label marking generated objects.
+pub const GENERATED_LABEL: &str = "mesh-migrate.meshmove.io/generated";
+/// Helm's recommended release label.
+pub const RELEASE_LABEL: &str = "app.kubernetes.io/instance";
+/// Ports Istio needs open on meshed pods: HBONE (ambient), Envoy telemetry and merged metrics.
+pub const HBONE_PORT: u16 = 15008;
+pub const ENVOY_TELEMETRY_PORT: u16 = 15090;
+pub const MERGED_METRICS_PORT: u16 = 15020;
+/// The address ztunnel gives kubelet probes of ambient pods.
+pub const AMBIENT_PROBE_SOURCE: &str = "169.254.7.127/32";
+/// Labels of the CloudNativePG operator's pods, as its Helm chart and manifests set them.
+const CNPG_OPERATOR_LABELS: [(&str, &str); 1] = [("app.kubernetes.io/name", "cloudnative-pg")];
+
+/// What to generate policies for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subjects {
+    /// Every top-level workload and database of one release (the post-renderer).
+    Release,
+    /// Databases only (`kubectl dbiso generate`).
+    Databases,
+}
+
+/// One generation request.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    pub subjects: Subjects,
+    /// Release name: prefixes policy names, and its label selects the release's workloads.
+    pub release: &'a str,
+    /// Data-plane mode; `None` reads it per namespace (`istio.io/dataplane-mode=ambient`).
+    pub mode: Option<MeshMode>,
+    pub options: &'a PolicyOptions,
+    /// Labels every generated policy carries.
+    pub labels: Value,
+}
+
+/// One generated policy and why it exists.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Generated {
+    pub name: String,
+    pub namespace: String,
+    #[serde(skip)]
+    pub object: Value,
+    /// The workload (or database) it protects, `Kind/name`.
+    pub protects: String,
+    #[serde(skip)]
+    pub subject: ObjectRef,
+    /// Who it admits, in words (`Deployment/api on TCP 5432`).
+    pub admits: Vec<String>,
+    /// In ambient mode, the L4 AuthorizationPolicy ztunnel enforces with the same peers and
+    /// ports (see [`authz`]); `None` elsewhere or when it cannot be expressed (said in notes).
+    #[serde(skip)]
+    pub authorization: Option<Value>,
+}
+
+/// A workload left without a policy, and how to isolate it anyway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Withheld {
+    pub subject: String,
+    pub namespace: String,
+    pub reason: String,
+    /// The configuration that isolates it regardless.
+    pub isolate_with: String,
+}
+
+/// A connection in use that the generated policies cut on purpose.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cut {
+    pub from: String,
+    pub to: String,
+    pub ports: Vec<u16>,
+    pub reason: String,
+    /// The configuration that keeps it.
+    pub keep_with: String,
+}
+
+/// Everything a generation run produced.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Generation {
+    pub policies: Vec<Generated>,
+    pub withheld: Vec<Withheld>,
+    pub cuts: Vec<Cut>,
+    /// Warnings about the configuration (a monitoring namespace that does not exist).
+    pub notes: Vec<String>,
+}
+
+impl Generation {
+    pub fn extend(&mut self, other: Generation) {
+        self.policies.extend(other.policies);
+        self.withheld.extend(other.withheld);
+        self.cuts.extend(other.cuts);
+        self.notes.extend(other.notes);
+    }
+}
+
+/// A candidate before the proof.
+struct Draft {
+    subject: ObjectRef,
+    ambient: bool,
+    engine_ref: WorkloadRef,
+    protects: String,
+    namespace: String,
+    /// `-ingress` name base (post-renderer) or `dbiso-<db>`.
+    name: String,
+    spec: Map<String, Value>,
+    admits: Vec<String>,
+}
+
+fn port_numbers(ports: &BTreeSet<Port>, w: Option<&Workload<'_>>) -> Vec<u16> {
+    let named = w.map(Workload::ports).unwrap_or_default();
+    let mut out: Vec<u16> = ports
+        .iter()
+        .filter_map(|p| match p {
+            Port::Number(n) => Some(*n),
+            Port::Named(name) => named.iter().find(|c| c.name.as_deref() == Some(name)).map(|c| c.port),
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+fn with_hbone(mut ports: Vec<Value>, ambient: bool) -> Vec<Value> {
+    if ambient {
+        ports.push(json!({"protocol": "TCP", "port": HBONE_PORT}));
+    }
+    ports
+}
+
+fn short(w: &Workload<'_>) -> String {
+    format!("{}/{}", w.kind(), w.name())
+}
+
+/// Whether `namespace` exists as far as the input can tell: only a cluster's list of Namespaces
+/// says (files hold the release's own Namespaces at most).
+fn namespace_exists(inventory: &Inventory, namespace: &str) -> Option<bool> {
+    (inventory.is_live() && inventory.has(&kinds::NAMESPACE)).then(|| inventory.get(&kinds::NAMESPACE, None, namespace).is_some())
+}
+
+/// Generate, prove, and report.
+pub fn generate(inventory: &Inventory, req: &Request<'_>) -> Generation {
+    let opts = req.options;
+    let ws = workloads(inventory);
+    let dbs: Vec<Database> =
+        if opts.database_isolation || req.subjects == Subjects::Databases { discover::databases(inventory) } else { Vec::new() };
+    let usage = owners::usage(inventory, &dbs);
+    let services = ServiceIndex::new(inventory);
+    let selecting: Vec<Vec<&meshmove_model::inventory::Object>> = ws.iter().map(|w| services.selecting(w)).collect();
+    let svc_ports: Vec<BTreeSet<Port>> = selecting.iter().map(|ss| ss.iter().flat_map(|s| target_ports(s)).collect()).collect();
+    let callers = clients::service_callers(&ws, &usage, &selecting);
+    let exposed = rules::exposed_services(inventory);
+    let direct = clients::direct_to_pods(inventory);
+    let is_db = |w: &Workload<'_>| dbs.iter().any(|d| d.object == w.object.object_ref());
+    let ambient_ns = |ns: &str| match req.mode {
+        Some(m) => m == MeshMode::Ambient,
+        None => clients::namespace_is_ambient(inventory, ns),
+    };
+    let sidecar = req.mode == Some(MeshMode::Sidecar);
+
+    let mut out = Generation::default();
+    // Monitoring and operator namespaces a live input shows do not exist are warned about.
+    let monitoring: Vec<String> = opts
+        .monitoring_namespaces
+        .iter()
+        .filter(|ns| {
+            let exists = namespace_exists(inventory, ns) != Some(false);
+            if !exists {
+                out.notes.push(format!("monitoring namespace {ns} does not exist: no metrics port is opened to it"));
+            }
+            exists
+        })
+        .cloned()
+        .collect();
+    if dbs.iter().any(|d| d.cnpg) && namespace_exists(inventory, &opts.cnpg_operator_namespace) == Some(false) {
+        out.notes.push(format!(
+            "the CloudNativePG operator namespace {} does not exist: the policies admit the operator from it; set cnpgOperatorNamespace to where the operator runs",
+            opts.cnpg_operator_namespace
+        ));
+    }
+
+    // Clients of the release: one selector when every non-database workload carries the
+    // release label, else only the callers the input shows.
+    let release_clients: Vec<&Workload<'_>> = ws.iter().filter(|w| !is_db(w)).collect();
+    let all_labelled = !req.release.is_empty()
+        && !release_clients.is_empty()
+        && release_clients.iter().all(|w| w.pod_labels().get(RELEASE_LABEL).is_some_and(|r| r == req.release));
+
+    let mut drafts: Vec<Draft> = Vec::new();
+    let mut uses: Vec<Use> = Vec::new();
+    let isolate_anyway = |name: &str| opts.isolate_anyway.iter().any(|n| n == name);
+
+    if req.subjects == Subjects::Release {
+        for (i, w) in ws.iter().enumerate() {
+            if is_db(w) || is_hook(w) || w.pod_labels().contains_key(meshmove_model::cnpg::CLUSTER_LABEL) {
+                continue;
+            }
+            let ns = w.namespace();
+            let ambient = ambient_ns(ns);
+            let me = view::workload_ref(w.object);
+            let ports = port_numbers(&svc_ports[i], Some(w));
+            let port_json: Vec<Value> = svc_ports[i].iter().map(Port::json).collect();
+            let mut rules: Vec<Value> = Vec::new();
+            let mut admits: Vec<String> = Vec::new();
+            let ports_text = ports.iter().map(|p| format!("TCP {p}")).collect::<Vec<_>>().join(", ");
+            for c in &callers[i] {
+                let client = &ws[c.client];
+                uses.push(Use {
+                    from: From::Workload(view::workload_ref(client.object)),
+                    from_name: short(client),
+                    to: me.clone(),
+                    ports: port_numbers(&c.ports, Some(w)),
+                    why: c.via.clone(),
+                    violation: None,
+                });
+            }
+            if !port_json.is_empty() {
+                let peers: Vec<Value> = if all_labelled {
+                    admits.push(format!("the workloads of release {} on {ports_text}", req.release));
+                    vec![json!({"podSelector": {"matchLabels": {RELEASE_LABEL: req.release}}})]
+                } else {
+                    let mut seen = BTreeSet::new();
+                    callers[i]
+                        .iter()
+                        .filter(|c| seen.insert(c.client))
+                        .map(|c| {
+                            admits.push(format!("{} on {ports_text}", short(&ws[c.client])));
+                            workload_peer(&ws[c.client], ns)
+                        })
+                        .collect()
+                };
+                let exposed_ports: BTreeSet<Port> = selecting[i]
+                    .iter()
+                    .filter(|s| exposed.contains(&(s.namespace.clone().unwrap_or_default(), s.name.clone())))
+                    .flat_map(|s| target_ports(s))
+                    .collect();
+                let known = all_labelled || !peers.is_empty() || !exposed_ports.is_empty();
+                // A load balancer that targets pod IPs comes from addresses the input does not
+                // show; without them, isolating the workload would cut its external traffic.
+                let direct_ports: BTreeSet<Port> = selecting[i]
+                    .iter()
+                    .filter(|s| direct.contains(&(s.namespace.clone().unwrap_or_default(), s.name.clone())))
+                    .flat_map(|s| target_ports(s))
+                    .collect();
+                if !direct_ports.is_empty() && opts.ingress_ip_blocks.is_empty() && !isolate_anyway(w.name()) {
+                    out.withheld.push(Withheld {
+                        subject: short(w),
+                        namespace: ns.to_string(),
+                        reason: "an Ingress with alb.ingress.kubernetes.io/target-type: ip sends to its pods from the load balancer's addresses, which the input does not show".into(),
+                        isolate_with: "networkPolicies.ingressIpBlocks: [<the VPC CIDRs>]".into(),
+                    });
+                    continue;
+                }
+                if !known && !isolate_anyway(w.name()) {
+                    let names: Vec<&str> = selecting[i].iter().map(|s| s.name.as_str()).collect();
+                    out.withheld.push(Withheld {
+                        subject: short(w),
+                        namespace: ns.to_string(),
+                        reason: format!(
+                            "its callers are unknown: no workload in the input names its Service {} and nothing exposes it",
+                            names.join(", ")
+                        ),
+                        isolate_with: format!("networkPolicies.isolateAnyway: [{}]", w.name()),
+                    });
+                    continue;
+                }
+                if !peers.is_empty() {
+                    rules.push(json!({"from": peers, "ports": with_hbone(port_json.clone(), ambient)}));
+                }
+                if !direct_ports.is_empty() && !opts.ingress_ip_blocks.is_empty() {
+                    admits.push(format!("load balancer addresses {} on the exposed ports", opts.ingress_ip_blocks.join(", ")));
+                    let blocks: Vec<Value> = opts.ingress_ip_blocks.iter().map(|c| json!({"ipBlock": {"cidr": c}})).collect();
+                    rules.push(json!({"from": blocks, "ports": with_hbone(direct_ports.iter().map(Port::json).collect(), ambient)}));
+                }
+                if !exposed_ports.is_empty() && !opts.ingress_namespaces.is_empty() {
+                    let exposed_numbers = port_numbers(&exposed_ports, Some(w));
+                    admits.push(format!("ingress namespaces {} on the exposed ports", opts.ingress_namespaces.join(", ")));
+                    rules.push(json!({
+                        "from": [{"namespaceSelector": namespaces_selector(&opts.ingress_namespaces)}],
+                        "ports": with_hbone(exposed_ports.iter().map(Port::json).collect(), ambient),
+                    }));
+                    for ingress_ns in &opts.ingress_namespaces {
+                        uses.push(Use {
+                            from: From::Namespace { namespace: ingress_ns.clone(), labels: BTreeMap::new() },
+                            from_name: format!("namespace {ingress_ns}"),
+                            to: me.clone(),
+                            ports: exposed_numbers.clone(),
+                            why: "the workload is exposed (Ingress, VirtualService or HTTPRoute)".into(),
+                            violation: None,
+                        });
+                    }
+                }
+            }
+            let mut scraped: BTreeSet<u16> = clients::monitored_ports(inventory, w, &selecting[i]);
+            scraped.extend(clients::scrape_port(w));
+            if !scraped.is_empty() && !monitoring.is_empty() {
+                let shown: Vec<String> = scraped.iter().map(|p| format!("TCP {p}")).collect();
+                admits.push(format!(
+                    "monitoring namespaces {} on {} (prometheus.io/port, ServiceMonitor, PodMonitor)",
+                    monitoring.join(", "),
+                    shown.join(", ")
+                ));
+                rules.push(json!({
+                    "from": [{"namespaceSelector": namespaces_selector(&monitoring)}],
+                    "ports": with_hbone(scraped.iter().map(|p| json!({"protocol": "TCP", "port": p})).collect(), ambient),
+                }));
+                for m in &monitoring {
+                    uses.push(Use {
+                        from: From::Namespace { namespace: m.clone(), labels: BTreeMap::new() },
+                        from_name: format!("monitoring in namespace {m}"),
+                        to: me.clone(),
+                        ports: scraped.iter().copied().collect(),
+                        why: "Prometheus scrapes it (prometheus.io/port, ServiceMonitor or PodMonitor)".into(),
+                        violation: None,
+                    });
+                }
+            }
+            mesh_rules(&mut rules, &mut admits, ambient, sidecar, &monitoring);
+            let mut spec = Map::new();
+            spec.insert("podSelector".into(), pod_selector(w));
+            spec.insert("ingress".into(), Value::Array(rules));
+            if opts.egress {
+                spec.insert("egress".into(), Value::Array(egress_rules(&ws, &svc_ports, i, &callers, all_labelled, req, ambient)));
+            }
+            drafts.push(Draft {
+                subject: w.object.object_ref(),
+                ambient,
+                engine_ref: me,
+                protects: short(w),
+                namespace: ns.to_string(),
+                name: policy_name(req.release, w.name()),
+                spec,
+                admits,
+            });
+        }
+    }
+
+    for db in &dbs {
+        let configured_owner = opts.database_owners.get(&db.object.name).map(String::as_str);
+        let found = clients::database_clients(db, &ws, &usage, &dbs, configured_owner);
+        let ns = db.namespace().to_string();
+        let ambient = ambient_ns(&ns);
+        let me = db.workload_ref();
+        let protects = if db.cnpg { format!("Cluster/{}", db.object.name) } else { format!("{}/{}", db.object.kind, db.object.name) };
+        let configured: Vec<&DatabaseClient> = opts.database_clients.iter().filter(|c| c.database == db.object.name).collect();
+        let forced = isolate_anyway(&db.object.name);
+        let name = &db.object.name;
+        let isolate_with = if found.shared_without_owner {
+            format!(
+                "networkPolicies.databaseOwners: {{{name}: <owner service>}} to admit the owner and cut the others, or \
+                 networkPolicies.isolateAnyway: [{name}] to admit every service that uses it (dbiso: --owner {name}=SERVICE or --isolate {name})"
+            )
+        } else {
+            format!("networkPolicies.isolateAnyway: [{name}] (dbiso: --isolate {name})")
+        };
+        let withhold = |reason: String, out: &mut Generation| {
+            out.withheld.push(Withheld { subject: protects.clone(), namespace: ns.clone(), reason, isolate_with: isolate_with.clone() })
+        };
+        if !found.unknown.is_empty() && !forced {
+            withhold(format!("its clients cannot all be established: {}", found.unknown.join("; ")), &mut out);
+            continue;
+        }
+        if found.admitted.is_empty() && configured.is_empty() && !forced {
+            withhold("no workload references it, so its policy would admit no client".into(), &mut out);
+            continue;
+        }
+        let ports: Vec<Value> = with_hbone(db.ports.iter().map(|p| json!({"protocol": "TCP", "port": p})).collect(), ambient);
+        let ports_text = db.ports.iter().map(|p| format!("TCP {p}")).collect::<Vec<_>>().join(", ");
+        let mut admits = Vec::new();
+        let mut peers: Vec<Value> = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (i, via) in &found.admitted {
+            let client = &ws[*i];
+            uses.push(Use {
+                from: From::Workload(view::workload_ref(client.object)),
+                from_name: short(client),
+                to: me.clone(),
+                ports: db.ports.clone(),
+                why: via.clone(),
+                violation: None,
+            });
+            if seen.insert(*i) {
+                admits.push(format!("{} on {ports_text}", short(client)));
+                peers.push(workload_peer(client, &ns));
+            }
+        }
+        for (i, reason) in &found.violators {
+            let client = &ws[*i];
+            uses.push(Use {
+                from: From::Workload(view::workload_ref(client.object)),
+                from_name: short(client),
+                to: me.clone(),
+                ports: db.ports.clone(),
+                why: reason.clone(),
+                violation: Some(reason.clone()),
+            });
+        }
+        for c in &configured {
+            let mut peer = Map::new();
+            if let Some(cns) = &c.namespace {
+                peer.insert("namespaceSelector".into(), namespaces_selector(std::slice::from_ref(cns)));
+            }
+            peer.insert("podSelector".into(), c.pod_selector.json());
+            admits.push(format!("configured client {} on {ports_text}", serde_json::to_string(&c.pod_selector.json()).unwrap_or_default()));
+            peers.push(Value::Object(peer));
+        }
+        let mut rules = Vec::new();
+        if !peers.is_empty() {
+            rules.push(json!({"from": peers, "ports": ports}));
+        }
+        if db.cnpg {
+            // CloudNativePG's operator reaches every instance on the instance manager's status
+            // port and on PostgreSQL; instances replicate to each other
+            // (https://cloudnative-pg.io/documentation/current/networking/).
+            let operator_ports = [meshmove_model::cnpg::POSTGRES_PORT, CNPG_STATUS_PORT];
+            admits.push(format!("the CloudNativePG operator (namespace {}) on TCP 5432, 8000", opts.cnpg_operator_namespace));
+            rules.push(json!({
+                "from": [{"namespaceSelector": namespaces_selector(std::slice::from_ref(&opts.cnpg_operator_namespace)),
+                          "podSelector": {"matchLabels": BTreeMap::from(CNPG_OPERATOR_LABELS)}}],
+                "ports": with_hbone(operator_ports.iter().map(|p| json!({"protocol": "TCP", "port": p})).collect(), ambient),
+            }));
+            uses.push(Use {
+                from: From::Namespace {
+                    namespace: opts.cnpg_operator_namespace.clone(),
+                    labels: CNPG_OPERATOR_LABELS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                },
+                from_name: format!("the CloudNativePG operator ({})", opts.cnpg_operator_namespace),
+                to: me.clone(),
+                ports: operator_ports.to_vec(),
+                why: "the operator manages the instances".into(),
+                violation: None,
+            });
+            admits.push("the cluster's own instances (replication)".into());
+            rules.push(json!({"from": [{"podSelector": {"matchLabels": db.pod_labels}}]}));
+        }
+        if !db.metrics_ports.is_empty() && !monitoring.is_empty() {
+            admits.push(format!("monitoring namespaces {} on the metrics ports", monitoring.join(", ")));
+            rules.push(json!({
+                "from": [{"namespaceSelector": namespaces_selector(&monitoring)}],
+                "ports": with_hbone(db.metrics_ports.iter().map(|p| json!({"protocol": "TCP", "port": p})).collect(), ambient),
+            }));
+        }
+        mesh_rules(&mut rules, &mut admits, ambient, sidecar, &monitoring);
+        let selector = match ws.iter().find(|w| !db.cnpg && w.object.object_ref() == db.object) {
+            Some(w) => pod_selector(w),
+            None => json!({"matchLabels": db.pod_labels}),
+        };
+        let mut spec = Map::new();
+        spec.insert("podSelector".into(), selector);
+        spec.insert("ingress".into(), Value::Array(rules));
+        let name = match req.subjects {
+            Subjects::Release => policy_name(req.release, &db.object.name),
+            Subjects::Databases => {
+                let clash = dbs.iter().filter(|d| d.namespace() == db.namespace() && d.object.name == db.object.name).count() > 1;
+                if clash {
+                    generated_name(&format!("dbiso-{}-{}", db.object.kind.to_ascii_lowercase(), db.object.name))
+                } else {
+                    generated_name(&format!("dbiso-{}", db.object.name))
+                }
+            }
+        };
+        drafts.push(Draft { subject: db.object.clone(), ambient, engine_ref: me, protects, namespace: ns, name, spec, admits });
+    }
+
+    // Prove: the input's engine model, before and with the candidates.
+    let model = view::build(inventory, ModelOptions { probes: false });
+    let candidates: Vec<Candidate> = drafts.iter().map(|d| Candidate { subject: d.engine_ref.clone(), policy: typed(d, req) }).collect();
+    let verdict = proof::prove(&model.cluster, &candidates, &uses);
+    for (i, d) in drafts.into_iter().enumerate() {
+        if let Some((u, ports)) = verdict.withhold.get(&i) {
+            let reason = match uses.get(*u) {
+                Some(u) => format!(
+                    "its policy would cut {} -> {} on {} ({}), a connection the input shows in use",
+                    u.from_name,
+                    d.protects,
+                    ports.iter().map(|p| format!("TCP {p}")).collect::<Vec<_>>().join(", "),
+                    u.why
+                ),
+                None => "the reachability engine could not build the input with its policy".into(),
+            };
+            out.withheld.push(Withheld {
+                subject: d.protects.clone(),
+                namespace: d.namespace.clone(),
+                reason,
+                isolate_with: "add the connection to the policy by hand (the generator never cuts a connection it sees in use)".into(),
+            });
+            continue;
+        }
+        let object = policy_object(&d, req);
+        let authorization = if d.ambient {
+            let subject = ws.iter().find(|w| w.object.object_ref() == d.subject);
+            match authz::companion(&d.name, &d.namespace, &req.labels, &d.spec, subject, &ws) {
+                Ok(ap) => Some(ap),
+                Err(why) => {
+                    out.notes.push(format!(
+                        "{}: no AuthorizationPolicy goes with its NetworkPolicy ({why}): peers it admits reach every port of it through the ambient tunnel",
+                        d.protects
+                    ));
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        out.policies.push(Generated {
+            name: d.name,
+            namespace: d.namespace,
+            object,
+            protects: d.protects,
+            subject: d.subject,
+            admits: d.admits,
+            authorization,
+        });
+    }
+    for (u, ports) in &verdict.cut {
+        let u = &uses[*u];
+        out.cuts.push(Cut {
+            from: u.from_name.clone(),
+            to: format!("{}/{}", u.to.kind.as_str(), u.to.name),
+            ports: ports.clone(),
+            reason: u.violation.clone().unwrap_or_default(),
+            keep_with: format!(
+                "networkPolicies.databaseClients: [{{database: {}, podSelector: {{matchLabels: ...}}}}] (dbiso: fix the violation, or --isolate only the databases you mean)",
+                u.to.name
+            ),
+        });
+    }
+    unique_names(&mut out.policies, req.release);
+    out.policies.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    out.withheld.sort_by(|a, b| (&a.namespace, &a.subject).cmp(&(&b.namespace, &b.subject)));
+    out
+}
+
+/// Mesh rules of every isolated pod: monitoring on the sidecar's telemetry ports, or the
+/// ambient probe source.
+fn mesh_rules(rules: &mut Vec<Value>, admits: &mut Vec<String>, ambient: bool, sidecar: bool, monitoring: &[String]) {
+    if ambient {
+        admits.push(format!("kubelet probes through ztunnel (from {AMBIENT_PROBE_SOURCE})"));
+        rules.push(json!({"from": [{"ipBlock": {"cidr": AMBIENT_PROBE_SOURCE}}]}));
+    } else if sidecar && !monitoring.is_empty() {
+        admits.push(format!("monitoring namespaces {} on TCP {ENVOY_TELEMETRY_PORT}, {MERGED_METRICS_PORT}", monitoring.join(", ")));
+        rules.push(json!({
+            "from": [{"namespaceSelector": namespaces_selector(monitoring)}],
+            "ports": [{"protocol": "TCP", "port": ENVOY_TELEMETRY_PORT}, {"protocol": "TCP", "port": MERGED_METRICS_PORT}],
+        }));
+    }
+}
+
+/// The spec's `policyTypes` and the whole object, as it will be written.
+fn policy_object(d: &Draft, req: &Request<'_>) -> Value {
+    // podSelector, policyTypes, then the rules: the order people write them in.
+    let mut types = vec![json!("Ingress")];
+    if d.spec.contains_key("egress") {
+        types.push(json!("Egress"));
+    }
+    let mut spec = Map::new();
+    spec.insert("podSelector".into(), d.spec.get("podSelector").cloned().unwrap_or_else(|| json!({})));
+    spec.insert("policyTypes".into(), Value::Array(types));
+    for (k, v) in d.spec.iter().filter(|(k, _)| k.as_str() != "podSelector") {
+        spec.insert(k.clone(), v.clone());
+    }
+    let mut metadata = Map::new();
+    metadata.insert("name".into(), json!(d.name));
+    if !d.namespace.is_empty() {
+        metadata.insert("namespace".into(), json!(d.namespace));
+    }
+    metadata.insert("labels".into(), req.labels.clone());
+    let mut object = Map::new();
+    object.insert("apiVersion".into(), json!("networking.k8s.io/v1"));
+    object.insert("kind".into(), json!("NetworkPolicy"));
+    object.insert("metadata".into(), Value::Object(metadata));
+    object.insert("spec".into(), Value::Object(spec));
+    Value::Object(object)
+}
+
+/// The candidate in the engine's types, in its namespace as the engine's model names it.
+fn typed(d: &Draft, req: &Request<'_>) -> NetworkPolicy {
+    let mut np: NetworkPolicy = serde_json::from_value(policy_object(d, req)).unwrap_or_default();
+    np.metadata.namespace = Some(d.engine_ref.namespace.clone());
+    np
+}
+
+fn egress_rules(
+    ws: &[Workload<'_>],
+    svc_ports: &[BTreeSet<Port>],
+    me: usize,
+    callers: &[Vec<clients::Call>],
+    all_labelled: bool,
+    req: &Request<'_>,
+    ambient: bool,
+) -> Vec<Value> {
+    let opts = req.options;
+    let mut rules = vec![json!({
+        "to": [{"namespaceSelector": namespaces_selector(std::slice::from_ref(&opts.dns_namespace)),
+                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+    })];
+    if all_labelled {
+        // Every Service port of the release: one peer, the union of their ports.
+        let ports: BTreeSet<&Port> = svc_ports.iter().enumerate().filter(|(i, _)| *i != me).flat_map(|(_, p)| p).collect();
+        if !ports.is_empty() {
+            rules.push(json!({"to": [{"podSelector": {"matchLabels": {RELEASE_LABEL: req.release}}}],
+                "ports": with_hbone(ports.into_iter().map(Port::json).collect(), ambient)}));
+        }
+    } else {
+        // The workloads this one is seen calling.
+        for (target, calls) in callers.iter().enumerate() {
+            if let Some(c) = calls.iter().find(|c| c.client == me) {
+                rules.push(json!({"to": [workload_peer(&ws[target], ws[me].namespace())],
+                    "ports": with_hbone(c.ports.iter().map(Port::json).collect(), ambient)}));
+            }
+        }
+    }
+    match req.mode {
+        Some(MeshMode::Sidecar) => rules.push(json!({
+            "to": [{"namespaceSelector": namespaces_selector(std::slice::from_ref(&opts.istio_namespace)),
+                    "podSelector": {"matchLabels": {"app": "istiod"}}}],
+            "ports": [{"protocol": "TCP", "port": 15012}, {"protocol": "TCP", "port": 15017}],
+        })),
+        _ if ambient => rules.push(json!({"ports": [{"protocol": "TCP", "port": HBONE_PORT}]})),
+        _ => {}
+    }
+    rules
+}
+
+/// `<release>-<workload>-ingress`, without doubling a release prefix the workload already has,
+/// a valid name of at most 63 characters ([`generated_name`]).
+pub fn policy_name(release: &str, workload: &str) -> String {
+    let base = if release.is_empty() || workload == release || workload.starts_with(&format!("{release}-")) {
+        workload.to_string()
+    } else {
+        format!("{release}-{workload}")
+    };
+    generated_name(&format!("{base}-ingress"))
+}
+
+/// Two objects of different kinds may share a name (a Deployment and a StatefulSet `api`, a
+/// workload and a CloudNativePG cluster), and so would their policies: a release holding two
+/// NetworkPolicies of one name does not install. The first keeps the name; later ones get their
+/// kind in it.
+fn unique_names(out: &mut [Generated], release: &str) {
+    let mut taken: BTreeSet<(String, String)> = BTreeSet::new();
+    for g in out.iter_mut() {
+        if taken.insert((g.namespace.clone(), g.name.clone())) {
+            continue;
+        }
+        let (kind, name) = g.protects.split_once('/').unwrap_or(("", g.protects.as_str()));
+        let base = format!("{name}-{}", kind.to_ascii_lowercase());
+        let mut candidate = policy_name(release, &base);
+        let mut n = 2;
+        while taken.contains(&(g.namespace.clone(), candidate.clone())) {
+            candidate = policy_name(release, &format!("{base}-{n}"));
+            n += 1;
+        }
+        taken.insert((g.namespace.clone(), candidate.clone()));
+        for object in std::iter::once(&mut g.object).chain(g.authorization.as_mut()) {
+            if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.insert("name".into(), json!(candidate));
+            }
+        }
+        g.name = candidate;
+    }
+}
+
+/// The release name the stream belongs to: the most common `app.kubernetes.io/instance` label
+/// (then Helm's older `release` label) of its workloads.
+pub fn infer_release(inventory: &Inventory) -> Option<String> {
+    let ws = workloads(inventory);
+    most_common_first(ws.iter().filter_map(|w| release_label(w.object))).into_iter().next().map(|(name, _)| name)
+}
+
+/// The release an object says it belongs to: its `app.kubernetes.io/instance` label, else Helm's
+/// older `release` label.
+pub fn release_label(object: &meshmove_model::inventory::Object) -> Option<&str> {
+    let labels = object.value.get("metadata")?.get("labels")?;
+    labels.get(RELEASE_LABEL).and_then(Value::as_str).or_else(|| labels.get("release")?.as_str())
+}
+
+/// Distinct names with their counts, the most common first, ties by name.
+pub fn most_common_first<'a>(names: impl Iterator<Item = &'a str>) -> Vec<(String, usize)> {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for name in names {
+        *counts.entry(name).or_default() += 1;
+    }
+    let mut out: Vec<(String, usize)> = counts.into_iter().map(|(name, n)| (name.to_string(), n)).collect();
+    out.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    out
+}
+
+#[cfg(test)]
+mod tests;

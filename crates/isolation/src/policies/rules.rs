@@ -1,0 +1,144 @@
+//! The pieces generated NetworkPolicies are made of: peers (a workload's own selector, namespaces
+//! by name), the target ports of the Services in front of a workload, and which Services are
+//! reached from outside the cluster.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use meshmove_model::inventory::{Inventory, Object, kinds};
+use meshmove_model::workload::{Workload, string_map};
+use serde_json::{Value, json};
+
+/// A target port: a number or a named container port.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Port {
+    Number(u16),
+    Named(String),
+}
+
+impl Port {
+    pub fn json(&self) -> Value {
+        match self {
+            Port::Number(n) => json!({"protocol": "TCP", "port": n}),
+            Port::Named(s) => json!({"protocol": "TCP", "port": s}),
+        }
+    }
+}
+
+/// A peer: the pods of `w`, with a namespace selector when they live outside `namespace` (a
+/// peer's `podSelector` alone looks only in the policy's own namespace).
+pub fn workload_peer(w: &Workload<'_>, namespace: &str) -> Value {
+    let mut peer = serde_json::Map::new();
+    if w.namespace() != namespace {
+        peer.insert("namespaceSelector".into(), namespaces_selector(&[w.namespace().to_string()]));
+    }
+    peer.insert("podSelector".into(), pod_selector(w));
+    Value::Object(peer)
+}
+
+/// The selector of a workload's own pods: its `spec.selector` where it has one, else its pod
+/// template labels.
+pub fn pod_selector(w: &Workload<'_>) -> Value {
+    let sel = w.object.value.pointer("/spec/selector");
+    match (w.kind(), sel) {
+        ("Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet", Some(sel)) if sel.is_object() => sel.clone(),
+        _ => json!({"matchLabels": w.pod_labels()}),
+    }
+}
+
+pub fn namespaces_selector(names: &[String]) -> Value {
+    if let [one] = names {
+        return json!({"matchLabels": {"kubernetes.io/metadata.name": one}});
+    }
+    json!({"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": names}]})
+}
+
+/// The Services of an inventory with their selectors, read once. A Service without a selector
+/// selects nothing (as in [`crate::discover::service_selects`]).
+pub struct ServiceIndex<'a> {
+    services: Vec<(&'a Object, BTreeMap<String, String>)>,
+}
+
+impl<'a> ServiceIndex<'a> {
+    pub fn new(inventory: &'a Inventory) -> Self {
+        let services = inventory
+            .of(&kinds::SERVICE)
+            .map(|s| (s, string_map(s.value.pointer("/spec/selector"))))
+            .filter(|(_, selector)| !selector.is_empty())
+            .collect();
+        ServiceIndex { services }
+    }
+
+    /// The Services in the workload's namespace whose selector matches its pod labels
+    /// ([`meshmove_model::selector::service_selects`]).
+    pub fn selecting(&self, w: &Workload<'_>) -> Vec<&'a Object> {
+        let labels = w.pod_labels();
+        self.services
+            .iter()
+            .filter(|(s, _)| s.namespace == w.object.namespace && meshmove_model::selector::service_selects(&s.value, &labels))
+            .map(|(s, _)| *s)
+            .collect()
+    }
+}
+
+/// Target ports of a Service (the pod ports a NetworkPolicy must name), TCP only.
+pub fn target_ports(service: &Object) -> Vec<Port> {
+    service
+        .value
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|p| p.get("protocol").and_then(Value::as_str).is_none_or(|proto| proto == "TCP"))
+        .filter_map(|p| match p.get("targetPort").or_else(|| p.get("port"))? {
+            Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()).map(Port::Number),
+            Value::String(s) => Some(s.parse::<u16>().map_or_else(|_| Port::Named(s.clone()), Port::Number)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The Services an Ingress sends to, `(namespace, name)`: its default backend and every path's.
+pub fn ingress_backends(ing: &Object) -> impl Iterator<Item = (String, String)> + '_ {
+    let ns = ing.namespace.clone().unwrap_or_default();
+    let rules = ing.value.pointer("/spec/rules").and_then(Value::as_array).into_iter().flatten();
+    ing.value
+        .pointer("/spec/defaultBackend")
+        .into_iter()
+        .chain(rules.flat_map(|r| r.pointer("/http/paths").and_then(Value::as_array).into_iter().flatten().filter_map(|p| p.get("backend"))))
+        .filter_map(move |b| Some((ns.clone(), b.pointer("/service/name")?.as_str()?.to_string())))
+}
+
+/// Services reached from outside: Ingress backends, VirtualService and HTTPRoute destinations.
+pub fn exposed_services(inventory: &Inventory) -> BTreeSet<(String, String)> {
+    let mut out: BTreeSet<(String, String)> = inventory.of(&kinds::INGRESS).flat_map(ingress_backends).collect();
+    for vs in inventory.of(&kinds::VIRTUAL_SERVICE) {
+        let ns = vs.namespace.clone().unwrap_or_default();
+        for section in ["http", "tcp", "tls"] {
+            for route in vs.value.pointer(&format!("/spec/{section}")).and_then(Value::as_array).into_iter().flatten() {
+                for dest in route.get("route").and_then(Value::as_array).into_iter().flatten() {
+                    if let Some(host) = dest.pointer("/destination/host").and_then(Value::as_str) {
+                        let mut parts = host.split('.');
+                        let svc = parts.next().unwrap_or_default().to_string();
+                        let svc_ns = parts.next().filter(|p| *p != "svc").map_or_else(|| ns.clone(), str::to_string);
+                        out.insert((svc_ns, svc));
+                    }
+                }
+            }
+        }
+    }
+    for route in inventory.of(&kinds::HTTP_ROUTE) {
+        let ns = route.namespace.clone().unwrap_or_default();
+        for rule in route.value.pointer("/spec/rules").and_then(Value::as_array).into_iter().flatten() {
+            for b in rule.get("backendRefs").and_then(Value::as_array).into_iter().flatten() {
+                if b.get("kind").and_then(Value::as_str).is_none_or(|k| k == "Service")
+                    && let Some(name) = b.get("name").and_then(Value::as_str)
+                {
+                    let bns = b.get("namespace").and_then(Value::as_str).map_or_else(|| ns.clone(), str::to_string);
+                    out.insert((bns, name.to_string()));
+                }
+            }
+        }
+    }
+    out
+}
+

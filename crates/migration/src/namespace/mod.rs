@@ -1,0 +1,140 @@
+//! `mesh-migrate ns`: the namespace-based migration path.
+//!
+//! Instead of restarting a namespace's workloads in place, the meshed copy of namespace `<ns>` is
+//! run beside it in `<ns>-mesh` and traffic is moved over in steps (10, 25, 50, 75, 100 %), each
+//! step watched by gates, with a way back at any moment. Weighted routing inside one namespace is
+//! what Flagger and Argo Rollouts do; here the two sides are two namespaces: one Istio
+//! `VirtualService` per Service, for the legacy host `<svc>.<ns>.svc.cluster.local`, splits its
+//! traffic between the legacy Service and its copy in `<ns>-mesh`.
+//!
+//! The module is split the way the commands need it:
+//!
+//! * [`copy`]: the pure copy transform (stateless workloads and the Services in front of them,
+//!   ServiceAccounts, Roles and RoleBindings, HorizontalPodAutoscalers, ConfigMaps, Secrets on
+//!   request) with server-set fields stripped and Service DNS names adjusted, plus the target
+//!   Namespace with injection (or ambient) and Pod Security labels; stateful backends
+//!   ([`meshmove_isolation::datastore`]) stay in the legacy namespace, shared by both sides;
+//! * [`routing`]: the VirtualServices and DestinationRules for a weight (the DestinationRules from
+//!   the traffic profile `enable` uses, [`crate::inplace::TrafficProfile`]);
+//! * [`state`]: the migration state machine: which step may follow from the recorded state, and
+//!   the message saying what would when a step may not;
+//! * [`gates`]: readiness, restarts, and success rate / p99 latency from Prometheus, checked
+//!   before a higher weight is written and while it is watched;
+//! * [`prometheus`]: a small client for Prometheus's HTTP query API;
+//! * [`run`]: the commands against a cluster, writing through the shared plan engine
+//!   ([`meshmove_kube::plan`]) and keeping state and history in its journal.
+//!
+//! Everything but `prometheus` and `run` is pure and unit-tested offline.
+
+pub mod copy;
+pub mod gates;
+pub mod prometheus;
+pub mod routing;
+pub mod run;
+pub mod state;
+
+/// The field manager of every write (shared with the in-place path).
+pub const FIELD_MANAGER: &str = "kubectl-mesh-migrate";
+/// Suffix of the mesh namespace: `shop` is copied to `shop-mesh`.
+pub const MESH_SUFFIX: &str = "-mesh";
+/// Label on copied objects and the mesh Namespace naming the legacy namespace.
+pub const COPIED_FROM_LABEL: &str = "mesh-migrate.meshmove.io/copied-from";
+/// Label on routing objects.
+pub const ROLE_LABEL: &str = "mesh-migrate.meshmove.io/role";
+/// `app.kubernetes.io/managed-by` value on objects the tool creates.
+pub const MANAGED_BY: &str = "kubectl-mesh-migrate";
+
+/// The two namespaces of one migration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sides {
+    pub legacy: String,
+    pub mesh: String,
+}
+
+impl Sides {
+    /// `shop` and `shop-mesh`. The legacy name must be a DNS label short enough for the suffix.
+    pub fn new(legacy: &str) -> Result<Sides, String> {
+        let mesh = format!("{legacy}{MESH_SUFFIX}");
+        let valid = !legacy.is_empty()
+            && legacy.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !legacy.starts_with('-')
+            && !legacy.ends_with('-');
+        if !valid {
+            return Err(format!("namespace `{legacy}` is not a valid namespace name (lowercase letters, digits and `-`)"));
+        }
+        if legacy.ends_with(MESH_SUFFIX) {
+            return Err(format!(
+                "namespace `{legacy}` already ends in `{MESH_SUFFIX}`: name the legacy namespace (`{}`), not its mesh copy",
+                legacy.trim_end_matches(MESH_SUFFIX)
+            ));
+        }
+        if mesh.len() > 63 {
+            return Err(format!("namespace `{legacy}` is too long: `{mesh}` would exceed 63 characters"));
+        }
+        Ok(Sides { legacy: legacy.to_string(), mesh })
+    }
+
+    /// The cluster-local DNS name of a Service on the legacy side.
+    pub fn legacy_host(&self, service: &str) -> String {
+        format!("{service}.{}.svc.cluster.local", self.legacy)
+    }
+
+    /// The cluster-local DNS name of a Service's copy on the mesh side.
+    pub fn mesh_host(&self, service: &str) -> String {
+        format!("{service}.{}.svc.cluster.local", self.mesh)
+    }
+}
+
+/// The data plane of the mesh namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", tag = "mode")]
+pub enum DataPlane {
+    /// Sidecar injection: `istio-injection: enabled`, or `istio.io/rev: <revision>`.
+    #[default]
+    Sidecar,
+    SidecarRevision {
+        revision: String,
+    },
+    /// Ambient: `istio.io/dataplane-mode: ambient`.
+    Ambient,
+}
+
+/// The Pod Security level the mesh namespace enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PodSecurity {
+    #[default]
+    Restricted,
+    Baseline,
+    Privileged,
+    /// No Pod Security labels.
+    None,
+}
+
+impl PodSecurity {
+    pub fn label_value(self) -> Option<&'static str> {
+        match self {
+            PodSecurity::Restricted => Some("restricted"),
+            PodSecurity::Baseline => Some("baseline"),
+            PodSecurity::Privileged => Some("privileged"),
+            PodSecurity::None => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sides_are_named_and_validated() {
+        let s = Sides::new("shop").unwrap();
+        assert_eq!(s.mesh, "shop-mesh");
+        assert_eq!(s.legacy_host("api"), "api.shop.svc.cluster.local");
+        assert_eq!(s.mesh_host("api"), "api.shop-mesh.svc.cluster.local");
+        assert!(Sides::new("Shop").unwrap_err().contains("`Shop`"));
+        assert!(Sides::new("shop-mesh").unwrap_err().contains("name the legacy namespace (`shop`)"));
+        assert!(Sides::new(&"a".repeat(60)).unwrap_err().contains("63"));
+        assert!(Sides::new("").is_err());
+    }
+}

@@ -1,0 +1,262 @@
+//! `ns create`: copy the legacy namespace into `<ns>-mesh`, route it at 0 %, record the state.
+
+use super::*;
+
+/// Checks of `ns create` a human may override.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CreateOverrides {
+    /// Label the namespace although copies would violate its Pod Security level.
+    pub allow_pod_security_violations: bool,
+    /// Create the mesh side although the Istio control plane check fails.
+    pub ignore_control_plane: bool,
+}
+
+/// `ns create`.
+pub async fn create(
+    conn: &Connection,
+    sides: &Sides,
+    copy_opts: &CopyOptions,
+    profile: &TrafficProfile,
+    overrides: CreateOverrides,
+    opts: &RunOptions,
+    events: &mut dyn FnMut(NsEvent),
+) -> Result<Report, NsError> {
+    let (_, st) = load_state(conn, sides).await?;
+    let mode = state::check_create(st.as_ref()).map_err(refused)?;
+    if !namespace_exists(conn, &sides.legacy).await? {
+        return Err(refused(format!("namespace {} does not exist", sides.legacy)));
+    }
+    // The control plane must be able to serve the copies before they are created.
+    let (mesh_mode, revision) = match &copy_opts.data_plane {
+        crate::namespace::DataPlane::Sidecar => (MeshMode::Sidecar, None),
+        crate::namespace::DataPlane::SidecarRevision { revision } => (MeshMode::Sidecar, Some(revision.as_str())),
+        crate::namespace::DataPlane::Ambient => (MeshMode::Ambient, None),
+    };
+    let cp = cluster::load(conn, &[precheck::GATE_KINDS, precheck::GATE_KINDS_WIDE].concat(), precheck::GATE_KINDS_WIDE, None).await?;
+    let gate = precheck::gate(&cp, mesh_mode, revision);
+    if !gate.passed() && !overrides.ignore_control_plane {
+        return Err(refused(format!(
+            "the Istio control plane cannot serve {}:\n{}\nfix these (see `kubectl mesh-migrate precheck`), or pass --force to create it anyway",
+            sides.mesh,
+            gate.explain()
+        )));
+    }
+    let forced = (!gate.passed()).then(|| format!("going ahead despite the control plane check (--force):\n{}", gate.explain()));
+    let mut gate_notes = gate.notes;
+    gate_notes.extend(forced);
+    let mut wanted: Vec<&'static Kind> = LEGACY_KINDS.to_vec();
+    if copy_opts.secrets {
+        wanted.push(&kinds::SECRET);
+    }
+    let mut legacy = objects(conn, &wanted, &sides.legacy).await?;
+    // Copied when readable (listing Roles needs more than the `edit` ClusterRole grants): a
+    // kind that cannot be read is named in a note instead of stopping the copy.
+    let mut unread = Vec::new();
+    let optional = [&kinds::ROLE, &kinds::ROLE_BINDING, &kinds::HORIZONTAL_POD_AUTOSCALER];
+    let opt = cluster::load(conn, &optional, &[], Some(&sides.legacy)).await?;
+    for k in optional {
+        let why = match opt.availability(k) {
+            None => continue,
+            Some(meshmove_model::inventory::Unavailable::Forbidden { message }) => format!("forbidden: {message}"),
+            Some(_) => "the cluster does not serve them".to_string(),
+        };
+        unread.push(format!("could not read {} in {} ({why}): any there are not copied", k.resource(), sides.legacy));
+    }
+    legacy.extend(opt.objects().iter().map(|o| o.value.clone()));
+    // Listed as not copied when readable; a kind that cannot be listed is only not listed.
+    let extra = cluster::load(conn, &[&kinds::NETWORK_POLICY, &kinds::POD_DISRUPTION_BUDGET], &[], Some(&sides.legacy)).await?;
+    legacy.extend(extra.objects().iter().map(|o| o.value.clone()));
+    // CloudNativePG clusters are shared backends; without the operator's CRD there are none.
+    let cnpg = cluster::load(conn, &[&kinds::CNPG_CLUSTER], &[], Some(&sides.legacy)).await?;
+    if let Some(meshmove_model::inventory::Unavailable::Forbidden { message }) = cnpg.availability(&kinds::CNPG_CLUSTER) {
+        unread.push(format!(
+            "could not read CloudNativePG clusters in {} (forbidden: {message}): their Services are kept in {} all the same, as they front no copied workload",
+            sides.legacy, sides.legacy
+        ));
+    }
+    legacy.extend(cnpg.objects().iter().map(|o| o.value.clone()));
+    // The Istio routing kinds must be served (Istio's CRDs installed).
+    let istio = cluster::load(conn, &[&kinds::VIRTUAL_SERVICE, &kinds::DESTINATION_RULE], &[], Some(&sides.legacy)).await?;
+    for k in [&kinds::VIRTUAL_SERVICE, &kinds::DESTINATION_RULE] {
+        if istio.availability(k).is_some() {
+            return Err(refused(format!(
+                "the cluster does not serve {} ({}): install Istio (its CRDs) before creating the mesh side",
+                k.kind,
+                k.api_version()
+            )));
+        }
+    }
+    // Sidecar injection adds the istio-init container (NET_ADMIN, NET_RAW), which Pod Security
+    // `baseline` and `restricted` reject, unless the istio-cni node agent does its job instead.
+    let mut cni_note = None;
+    if matches!(copy_opts.data_plane, crate::namespace::DataPlane::Sidecar | crate::namespace::DataPlane::SidecarRevision { .. })
+        && matches!(copy_opts.pod_security, crate::namespace::PodSecurity::Restricted | crate::namespace::PodSecurity::Baseline)
+    {
+        let ds = cluster::load(conn, &[&kinds::DAEMON_SET], &[&kinds::DAEMON_SET], None).await?;
+        if ds.availability(&kinds::DAEMON_SET).is_some() {
+            cni_note = Some("could not list DaemonSets to check for istio-cni: without it, Pod Security rejects the istio-init container of every injected pod".to_string());
+        } else if !ds.of(&kinds::DAEMON_SET).any(|o| o.name == "istio-cni-node" || o.label("k8s-app") == Some("istio-cni-node")) {
+            return Err(refused(format!(
+                "Pod Security {:?} on {} would reject every injected pod: sidecar injection adds the istio-init container (NET_ADMIN, NET_RAW) unless istio-cni is installed, and no istio-cni-node DaemonSet was found; install istio-cni, use --mode ambient, or choose --pod-security privileged",
+                copy_opts.pod_security, sides.mesh
+            )));
+        }
+    }
+    let set: CopySet = copy::copy_namespace(sides, &legacy, copy_opts);
+    if !set.refused.is_empty() {
+        return Err(refused(format!("{}\nnothing was written", set.refused.join("\n"))));
+    }
+    if !set.violations.is_empty() && !overrides.allow_pod_security_violations {
+        let list: Vec<String> = set.violations.iter().map(|v| format!("  {}: {}", v.object, v.problem)).collect();
+        return Err(refused(format!(
+            "{} would reject these pods of the copies (Pod Security level {:?} on {}):\n{}\nfix the pod templates, or choose a level with --pod-security (or pass --allow-pod-security-violations to label the namespace anyway)",
+            sides.mesh,
+            copy_opts.pod_security,
+            sides.mesh,
+            list.join("\n")
+        )));
+    }
+    // Only the copies of stateless workloads are split by weight: shared backends are not
+    // copied, and a stateful copy holds other data than the original.
+    let legacy_services: Vec<Value> = legacy
+        .iter()
+        .filter(|o| kind_of(o) == "Service" && set.routed_services.iter().any(|r| r == name_of(o)))
+        .cloned()
+        .collect();
+    let (routable, unrouted) = routing::routable(&legacy_services);
+    let workloads: Vec<WorkloadRecord> = set
+        .objects
+        .iter()
+        .filter(|o| is_workload(kind_of(o)))
+        .map(|o| WorkloadRecord {
+            kind: kind_of(o).to_string(),
+            name: name_of(o).to_string(),
+            replicas: o.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1),
+            stateful: set.is_stateful_copy(&copy::object_name(o)),
+        })
+        .collect();
+    let service_names: Vec<String> = routable.iter().map(|s| name_of(s).to_string()).collect();
+
+    let mut plan = Plan::new("ns-create", &sides.legacy);
+    plan.push(Change::Apply { object: set.namespace.clone() });
+    let mesh_exists = namespace_exists(conn, &sides.mesh).await?;
+    let mut report = Report {
+        namespace: sides.legacy.clone(),
+        mesh_namespace: sides.mesh.clone(),
+        command: "create".into(),
+        dry_run: opts.dry_run,
+        weight: 0,
+        passed: true,
+        ..Report::default()
+    };
+    // A server dry run cannot create objects in a namespace it did not create.
+    let partial_dry_run = opts.dry_run == DryRun::Server && !mesh_exists;
+    if partial_dry_run {
+        report.notes.push(format!(
+            "server dry run: namespace {} does not exist yet, so only the Namespace was sent; its {} objects were not",
+            sides.mesh,
+            set.objects.len() + 2 * routable.len()
+        ));
+    } else {
+        for o in &set.objects {
+            plan.push(Change::Apply { object: o.clone() });
+        }
+        if mode == CreateMode::Recreate {
+            for w in workloads.iter().filter(|w| w.kind != "DaemonSet") {
+                plan.push(Change::Scale { target: target_of(&w.kind, &sides.mesh, &w.name), replicas: w.replicas });
+            }
+        }
+        let targets: Vec<Target> = workloads.iter().map(|w| target_of(&w.kind, &sides.mesh, &w.name)).collect();
+        if !targets.is_empty() {
+            plan.push(Change::WaitReady { targets });
+        }
+        for s in &routable {
+            plan.push(Change::Apply { object: routing::destination_rule(sides, s, profile) });
+        }
+        for s in &routable {
+            plan.push(Change::Apply { object: routing::virtual_service(sides, s, 0) });
+        }
+    }
+    if mode == CreateMode::Resume && st.as_ref().is_some_and(|s| s.phase == Phase::Aborted) {
+        report.notes.push("the last gate failure left the routing at 0 %; applying the mesh side again".into());
+    }
+    report.copy = Some(CopySummary {
+        copied: set.objects.iter().map(copy::object_name).collect(),
+        skipped: set.skipped.clone(),
+        adjustments: set.adjustments.clone(),
+        unrouted: unrouted.clone(),
+        shared: set.shared.clone(),
+        stateful_copies: set.stateful_copies.clone(),
+    });
+    if !set.shared.is_empty() {
+        report.notes.push(format!(
+            "shared backends stay in {legacy} and keep their data: the copies reach them there (`<service>.{legacy}.svc.cluster.local`), and `ns complete` never scales them down; to put them on the mesh in place later: `kubectl mesh-migrate enable -n {legacy}`",
+            legacy = sides.legacy
+        ));
+    }
+    report.warnings.extend(copy::unreachable_backends(sides, &legacy, &set));
+    for c in &set.stateful_copies {
+        report.warnings.push(format!(
+            "{} is copied on request (--copy-stateful) and its copy in {} starts EMPTY: new volumes, none of the data of {} ({}); the copies in {} use it, its Services are not split by weight, and `ns complete` does not scale the original down",
+            c.object, sides.mesh, sides.legacy, c.reason, sides.mesh
+        ));
+    }
+    for v in &set.violations {
+        report.notes.push(format!("pod security: {}: {}", v.object, v.problem));
+    }
+    if let Some(n) = cni_note {
+        report.notes.push(n);
+    }
+    report.notes.extend(gate_notes);
+    report.notes.extend(unread);
+    if !copy_opts.secrets {
+        let mut by_secret: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (w, secret) in &set.uncopied_secrets {
+            by_secret.entry(secret.as_str()).or_default().push(w.as_str());
+        }
+        for (secret, users) in by_secret {
+            report.notes.push(format!(
+                "{} reads Secret {secret}, which is not copied: create it in {} (or rerun with --copy-secrets) before its pods can start",
+                users.join(", "),
+                sides.mesh
+            ));
+        }
+        if set.uncopied_secrets.is_empty() {
+            report.notes.push("Secrets are not copied (--copy-secrets copies them)".into());
+        }
+    }
+
+    let mine = begin(conn, sides, opts, "create", 0).await?;
+    run_recorded(conn, sides, opts, &mine, &plan, &mut report, events).await?;
+    if opts.dry_run != DryRun::None {
+        report.phase = st.as_ref().map(|s| s.phase);
+        return Ok(report);
+    }
+    let restarts = mesh_restart_counts(conn, sides).await?;
+    let data_plane = copy_opts.data_plane.clone();
+    let shared = set.shared.clone();
+    let who = opts.clone();
+    let st = update_state(conn, sides, move |s| {
+        let from = s.weight;
+        s.phase = Phase::Created;
+        s.weight = 0;
+        s.data_plane = data_plane;
+        s.services = service_names;
+        s.workloads = workloads;
+        s.shared = shared;
+        // The restarts gate counts from here until a step's gates pass.
+        s.restart_baseline = restarts.values().sum();
+        s.restart_baselines = restarts;
+        s.pending = None;
+        s.failed_at = None;
+        let what = match mode {
+            CreateMode::Fresh => "mesh side created",
+            CreateMode::Resume => "mesh side applied again",
+            CreateMode::Recreate => "mesh side scaled up again",
+        };
+        s.history.push(event(&who, "create", from, 0, what, vec![]));
+    })
+    .await?;
+    report.phase = Some(st.phase);
+    Ok(report)
+}
