@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use super::client::{self, contains};
 use super::journal::{JournalEntry, Prior};
-use super::{Change, FIELD_MANAGER, Plan, PlanError, Target, restart_pointer};
+use super::{Change, FIELD_MANAGER, Plan, PlanError, Target, restart_pointer, secret};
 use crate::cluster::Connection;
 
 /// An object (or fields of it) someone else changed after the tool wrote it.
@@ -52,8 +52,10 @@ pub fn describe(drifts: &[Drift]) -> String {
 
 /// The object as a user reads it: no server-owned fields, metadata reduced to name, namespace,
 /// labels and annotations, keys sorted (so a diff shows values, not the order they were sent in).
+/// A Secret's values are masked as `kubectl diff` masks them.
 fn readable(v: &Value) -> Value {
     let mut v = client::portable(v);
+    secret::mask(&mut v, None, true);
     if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.retain(|k, _| matches!(k.as_str(), "name" | "namespace" | "labels" | "annotations"));
     }
@@ -153,7 +155,18 @@ pub(crate) fn entry_drift(entry: &JournalEntry, live: Option<&Value>, deleting: 
                 // As before the tool touched it (its apply never went through): nothing to undo.
                 return None;
             }
+            if let Prior::Secret { object, sha256, .. } = prior
+                && secret::without_values(&client::portable(live)) == *object
+                && secret::content_hash(live) == *sha256
+            {
+                return None;
+            }
             let mut what = Vec::new();
+            if let Some(h) = &entry.applied_sha256
+                && secret::content_hash(live) != *h
+            {
+                what.push("the Secret's data changed since this tool wrote it (values not shown)".to_string());
+            }
             if let Some(a) = applied
                 && !contains(live, a)
             {
@@ -214,7 +227,14 @@ mod tests {
     use crate::plan::journal::FieldRecord;
 
     fn entry(prior: Prior, applied: Option<Value>) -> JournalEntry {
-        JournalEntry { target: Target::new("v1", "ConfigMap", Some("shop"), "c"), step: "enable".into(), recorded_at: String::new(), prior, applied }
+        JournalEntry {
+            target: Target::new("v1", "ConfigMap", Some("shop"), "c"),
+            step: "enable".into(),
+            recorded_at: String::new(),
+            prior,
+            applied,
+            applied_sha256: None,
+        }
     }
 
     fn managed(manager: &str, subresource: Option<&str>, fields: Value) -> Value {

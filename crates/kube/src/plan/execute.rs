@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::client::{self, api_error, contains, field_ops, project};
-use super::journal::{Journal, Prior, StepRecord, StepStatus, now};
+use super::journal::{JOURNAL_RESERVE, Journal, Prior, StepRecord, StepStatus, bounded_error, now};
+use super::secret;
 use super::wait::wait_ready;
 use super::{Action, Change, DryRun, ExecOptions, Outcome, Plan, PlanError, Progress, Target, restart_pointer};
 use crate::cluster::Connection;
@@ -21,6 +22,7 @@ pub async fn execute(
     options: &ExecOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Vec<Outcome>, PlanError> {
+    check_secret_fields(plan)?;
     let journal = Journal::load(conn, &plan.namespace).await?;
     let journal = journal.unwrap_or_else(|| Journal::new(&plan.namespace));
     let mut run = Run { conn, plan, options, journal, begun: false, stamp: now() };
@@ -56,6 +58,24 @@ pub async fn execute(
         }
     }
     Ok(outcomes)
+}
+
+/// Field records keep prior values in the journal: a plan never sets single values of a Secret
+/// (refused before anything is read or written).
+pub(crate) fn check_secret_fields(plan: &Plan) -> Result<(), PlanError> {
+    let values = |p: &str| p == "/data" || p == "/stringData" || p.starts_with("/data/") || p.starts_with("/stringData/");
+    for change in &plan.changes {
+        if let Change::Set { target, fields } = change
+            && secret::is_secret(target)
+            && fields.keys().any(|p| values(p))
+        {
+            return Err(PlanError::Invalid {
+                target: target.clone(),
+                message: "the tool does not set single values of a Secret (its journal would have to keep the prior ones)".to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 struct Run<'a> {
@@ -106,7 +126,7 @@ impl Run<'_> {
         let rec = self.journal.steps.last_mut().expect("a step record exists");
         rec.status = status;
         rec.finished_at = Some(now());
-        rec.error = error;
+        rec.error = error.map(bounded_error);
         self.journal.save(self.conn).await
     }
 
@@ -144,9 +164,47 @@ impl Run<'_> {
             };
         }
         if changed {
+            // Room for this step's records after the objects: refused here, before any write.
+            self.journal.check_size(JOURNAL_RESERVE)?;
             self.persist(progress).await?;
         }
         Ok(())
+    }
+
+    /// Before the tool writes over or deletes the Secret `target` (live content `current`):
+    /// make sure its prior content, which the journal records by hash only, is in the backup
+    /// Secret the journal names. A backup already there must be the tool's backup of this
+    /// Secret with the recorded content; when the live Secret no longer has the recorded
+    /// content (a resumed step wrote it already) there is nothing left to copy, and rollback
+    /// says so for this Secret.
+    async fn ensure_backup(&self, target: &Target, current: &Value) -> Result<(), PlanError> {
+        let Some(Prior::Secret { sha256, backup, .. }) = self.journal.entry(target).map(|e| &e.prior) else { return Ok(()) };
+        if backup.is_empty() {
+            return Err(PlanError::Invalid {
+                target: target.clone(),
+                message: format!(
+                    "its name is too long for a backup Secret (`<name>{}` must be a valid name of at most 253 characters), \
+                     and its content is never kept in the journal; nothing of this step was written to it",
+                    secret::BACKUP_SUFFIX
+                ),
+            });
+        }
+        let bt = secret::backup_target(target, backup);
+        match client::get(self.conn, &bt).await? {
+            Some(b) if secret::is_backup_of(&b, &target.name, sha256) => Ok(()),
+            Some(_) => Err(PlanError::Invalid {
+                target: target.clone(),
+                message: format!(
+                    "Secret {backup} is in the way of this Secret's backup: it is not this tool's copy of the content the journal \
+                     recorded for {}; move it away, then rerun",
+                    target.name
+                ),
+            }),
+            None if secret::content_hash(current) == *sha256 => {
+                client::create(self.conn, &secret::backup_object(target, backup, current, sha256), false).await.map(|_| ())
+            }
+            None => Ok(()),
+        }
     }
 
     /// The restart annotation value a restart of `target` sets now: the one the journal recorded
@@ -205,6 +263,11 @@ impl Run<'_> {
             && (self.journal.record_object(&self.plan.step, &target, current.as_ref()) | self.journal.record_applied(object))
         {
             self.persist(progress).await?;
+        }
+        if self.options.dry_run == DryRun::None
+            && let Some(c) = &current
+        {
+            self.ensure_backup(&target, c).await?;
         }
         let after = client::apply(self.conn, object, self.dry()).await?;
         let action = match &current {
@@ -277,6 +340,9 @@ impl Run<'_> {
         }
         if self.options.dry_run == DryRun::None && self.journal.record_object(&self.plan.step, target, Some(&current)) {
             self.persist(progress).await?;
+        }
+        if self.options.dry_run == DryRun::None {
+            self.ensure_backup(target, &current).await?;
         }
         let existed = client::delete(self.conn, target, self.dry()).await?;
         Ok(self.outcome(target.clone(), if existed { Action::Deleted } else { Action::Skipped }, ""))

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::client::{self, api_error};
-use super::{JOURNAL_KEY, JOURNAL_NAME, MANAGED_BY, PlanError, Target};
+use super::{JOURNAL_KEY, JOURNAL_NAME, MANAGED_BY, PlanError, Target, secret};
 use crate::cluster::Connection;
 
 /// How a step ended (or that it has not).
@@ -70,6 +70,14 @@ pub enum Prior {
     Object { object: Value },
     /// Single fields, by JSON pointer.
     Fields { fields: BTreeMap<String, FieldRecord> },
+    /// A Secret that existed, by reference: its metadata and type without its values, the hash
+    /// of its content, and the backup Secret the tool copies it to before writing it (see
+    /// [`secret`](super::secret)).
+    Secret {
+        object: Value,
+        sha256: String,
+        backup: String,
+    },
 }
 
 /// What rollback needs for one object.
@@ -87,6 +95,10 @@ pub struct JournalEntry {
     /// earlier versions, or objects the tool never applied).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied: Option<Value>,
+    /// For a Secret the tool applied: `applied` holds it without its values, this the hash of
+    /// the content the tool wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_sha256: Option<String>,
 }
 
 /// The journal of one namespace.
@@ -105,6 +117,32 @@ pub struct Journal {
     /// The ConfigMap's resourceVersion when read (`None`: not stored yet).
     #[serde(skip)]
     pub resource_version: Option<String>,
+}
+
+/// Most bytes the journal's data may hold. The API server refuses a ConfigMap whose values
+/// add up to more than 1 MiB ("The data stored in a ConfigMap cannot exceed 1 MiB",
+/// <https://kubernetes.io/docs/concepts/configuration/configmap/>; `ValidateConfigMap` in
+/// `pkg/apis/core/validation/validation.go` sums the lengths of the `data` and `binaryData`
+/// values and compares them with `core.MaxSecretSize`, 1024 * 1024).
+pub const JOURNAL_LIMIT: usize = 1024 * 1024;
+
+/// Room kept free when a step records its objects, for the step records written after them
+/// (status, times, the error that stopped the step: at most [`MAX_ERROR`] bytes each).
+pub(crate) const JOURNAL_RESERVE: usize = 16 * 1024;
+
+/// Longest error text a step record keeps.
+pub(crate) const MAX_ERROR: usize = 4 * 1024;
+
+/// `text` cut to at most `MAX_ERROR` bytes on a character boundary.
+pub(crate) fn bounded_error(text: String) -> String {
+    if text.len() <= MAX_ERROR {
+        return text;
+    }
+    let mut end = MAX_ERROR - 20;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{} ... (cut)", &text[..end])
 }
 
 /// RFC 3339 time in seconds, UTC, as kubectl writes `restartedAt`.
@@ -149,6 +187,31 @@ impl Journal {
         Ok(j)
     }
 
+    /// The journal's text, as the ConfigMap holds it.
+    fn text(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// The size of the journal's data in bytes, or [`PlanError::JournalTooLarge`] when it would
+    /// not leave `reserve` bytes free below [`JOURNAL_LIMIT`]; the error names the biggest
+    /// entries. Checked before every write of the journal, so a journal that would be too big
+    /// is never sent (and the writes it would record are not made).
+    pub fn check_size(&self, reserve: usize) -> Result<usize, PlanError> {
+        let size = self.text().len();
+        if size + reserve <= JOURNAL_LIMIT {
+            return Ok(size);
+        }
+        let mut parts: Vec<(String, usize)> = self
+            .entries
+            .iter()
+            .map(|e| (e.target.to_string(), serde_json::to_string_pretty(e).map_or(0, |t| t.len())))
+            .chain(self.extensions.iter().map(|(k, v)| (format!("{k} (state kept with the journal)"), serde_json::to_string_pretty(v).map_or(0, |t| t.len()))))
+            .collect();
+        parts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        parts.truncate(5);
+        Err(PlanError::JournalTooLarge { namespace: self.namespace.clone(), size, limit: JOURNAL_LIMIT - reserve, entries: self.entries.len(), biggest: parts })
+    }
+
     /// The ConfigMap holding this journal.
     pub fn to_config_map(&self) -> Value {
         let mut cm = json!({
@@ -160,7 +223,7 @@ impl Journal {
                 "labels": {MANAGED_BY.0: MANAGED_BY.1},
                 "annotations": {"mesh-migrate.meshmove.io/purpose": "what `kubectl mesh-migrate rollback` needs to restore this namespace; do not edit"}
             },
-            "data": {JOURNAL_KEY: serde_json::to_string_pretty(self).unwrap_or_default()}
+            "data": {JOURNAL_KEY: self.text()}
         });
         if let Some(rv) = &self.resource_version {
             cm["metadata"]["resourceVersion"] = json!(rv);
@@ -171,6 +234,7 @@ impl Journal {
     /// Store the journal: create it, or update it at the resourceVersion it was read at (a
     /// concurrent change is a [`PlanError::JournalConflict`]).
     pub async fn save(&mut self, conn: &Connection) -> Result<(), PlanError> {
+        self.check_size(0)?;
         let cm = self.to_config_map();
         let t = target(&self.namespace);
         let stored = match &self.resource_version {
@@ -235,9 +299,21 @@ impl Journal {
         }
         let prior = match current {
             None => Prior::Absent,
+            Some(v) if secret::is_secret(target) => Prior::Secret {
+                object: secret::without_values(&client::portable(v)),
+                sha256: secret::content_hash(v),
+                backup: secret::backup_name(&target.name).unwrap_or_default(),
+            },
             Some(v) => Prior::Object { object: client::portable(v) },
         };
-        self.entries.push(JournalEntry { target: target.clone(), step: step.to_string(), recorded_at: now(), prior, applied: None });
+        self.entries.push(JournalEntry {
+            target: target.clone(),
+            step: step.to_string(),
+            recorded_at: now(),
+            prior,
+            applied: None,
+            applied_sha256: None,
+        });
         true
     }
 
@@ -252,10 +328,16 @@ impl Journal {
             return false;
         }
         let Some(entry) = self.entry_mut(&target) else { return false };
-        if entry.applied.as_ref() == Some(object) {
+        let (kept, hash) = if secret::is_secret(&target) {
+            (secret::without_values(object), Some(secret::content_hash(object)))
+        } else {
+            (object.clone(), None)
+        };
+        if entry.applied.as_ref() == Some(&kept) && entry.applied_sha256 == hash {
             return false;
         }
-        entry.applied = Some(object.clone());
+        entry.applied = Some(kept);
+        entry.applied_sha256 = hash;
         true
     }
 
@@ -269,6 +351,7 @@ impl Journal {
                 recorded_at: now(),
                 prior: Prior::Fields { fields: BTreeMap::new() },
                 applied: None,
+                applied_sha256: None,
             });
         }
         let entry = self.entry_mut(target).expect("inserted above");

@@ -54,6 +54,12 @@
 //! (optimistic concurrency): two operators cannot interleave silently, the second gets
 //! [`PlanError::JournalConflict`].
 //!
+//! Secrets are the exception to whole objects: the journal never holds their values. A Secret
+//! the tool applies over or deletes is recorded by reference and content hash, its content
+//! copied to a backup Secret `<name>.mesh-migrate-backup` first (see [`secret`]). A journal
+//! that would pass the API server's 1 MiB limit for a ConfigMap is refused before it is sent
+//! ([`PlanError::JournalTooLarge`], naming its biggest entries): the step then writes nothing.
+//!
 //! # Re-running and resuming
 //!
 //! Every change compares the live object with the intended state first: re-running a completed
@@ -93,6 +99,7 @@ mod execute;
 mod journal;
 mod preview;
 mod rollback;
+pub mod secret;
 mod wait;
 
 #[cfg(test)]
@@ -108,7 +115,7 @@ use serde_json::{Value, json};
 pub use client::{pointer_escape, pointer_get};
 pub use drift::{Drift, conflicts, describe};
 pub use execute::execute;
-pub use journal::{FieldRecord, Journal, JournalEntry, Prior, StepRecord, StepStatus};
+pub use journal::{FieldRecord, JOURNAL_LIMIT, Journal, JournalEntry, Prior, StepRecord, StepStatus};
 pub use preview::{Preview, preview};
 pub use rollback::rollback;
 pub use wait::{ReadyState, Rollout, workload_ready};
@@ -488,6 +495,35 @@ pub enum PlanError {
     /// A change that cannot apply to the object as it is.
     #[error("{target}: {message}")]
     Invalid { target: Target, message: String },
+    /// The journal would pass the API server's 1 MiB limit for a ConfigMap; it was not sent,
+    /// and nothing it would have recorded was written.
+    #[error(
+        "the journal ConfigMap {namespace}/{JOURNAL_NAME} would hold {size} bytes for {entries} object(s), more than the {limit} \
+         bytes it may (ConfigMaps stop at 1 MiB); nothing was written. Its biggest parts:{}\n\
+         run the step on fewer objects at a time (e.g. roll back or complete what is recorded first)",
+        parts(.biggest)
+    )]
+    JournalTooLarge { namespace: String, size: usize, limit: usize, entries: usize, biggest: Vec<(String, usize)> },
+    /// Secrets whose prior content rollback cannot prove it has: neither the live Secret nor
+    /// its backup holds content of the recorded hash. Rollback refused whole.
+    #[error(
+        "rollback changed nothing: the content of {} Secret(s) before this tool wrote them is neither in place nor in their backup, \
+         so they cannot be restored:{}\nput the prior content back by hand (rollback checks it against the hash it recorded and then \
+         goes on), or rerun with --force to leave these Secrets as they are and roll back everything else",
+        .secrets.len(),
+        unrestorable(.secrets)
+    )]
+    SecretsNotRestorable { secrets: Vec<(Target, String)> },
+}
+
+/// The biggest parts of a journal, one per line, for [`PlanError::JournalTooLarge`].
+fn parts(biggest: &[(String, usize)]) -> String {
+    biggest.iter().map(|(what, size)| format!("\n  - {what}: {size} bytes")).collect()
+}
+
+/// The Secrets rollback cannot restore, one per line.
+fn unrestorable(secrets: &[(Target, String)]) -> String {
+    secrets.iter().map(|(t, why)| format!("\n  - {t}: {why}")).collect()
 }
 
 /// How a [`PlanError`] should end the process.
@@ -505,10 +541,16 @@ impl PlanError {
     pub fn class(&self) -> ErrorClass {
         match self {
             PlanError::Cluster(_) | PlanError::Conflict { .. } | PlanError::JournalConflict { .. } => ErrorClass::Cluster,
-            PlanError::Timeout { .. } | PlanError::RolloutFailed { .. } | PlanError::Drifted { .. } | PlanError::Drifts { .. } => ErrorClass::Failed,
-            PlanError::BadJournal { .. } | PlanError::NoJournal { .. } | PlanError::UnknownKind { .. } | PlanError::Invalid { .. } => {
-                ErrorClass::Input
-            }
+            PlanError::Timeout { .. }
+            | PlanError::RolloutFailed { .. }
+            | PlanError::Drifted { .. }
+            | PlanError::Drifts { .. }
+            | PlanError::SecretsNotRestorable { .. } => ErrorClass::Failed,
+            PlanError::BadJournal { .. }
+            | PlanError::NoJournal { .. }
+            | PlanError::UnknownKind { .. }
+            | PlanError::Invalid { .. }
+            | PlanError::JournalTooLarge { .. } => ErrorClass::Input,
         }
     }
 }

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::client::{self, contains, field_ops, portable, project, set_pointer};
 use super::journal::now;
-use super::{Action, Change, FIELD_MANAGER, Plan, PlanError, Target, restart_pointer};
+use super::{Action, Change, FIELD_MANAGER, Plan, PlanError, Target, restart_pointer, secret};
 use crate::cluster::Connection;
 
 /// What one change would do, with a unified diff of the fields it touches (current vs intended).
@@ -45,22 +45,30 @@ fn unified(t: &Target, old: Option<&str>, new: &str) -> String {
 
 /// Preview every change of `plan` (waits are left out).
 pub async fn preview(conn: &Connection, plan: &Plan) -> Result<Vec<Preview>, PlanError> {
+    super::execute::check_secret_fields(plan)?;
     let mut out = Vec::new();
     for change in &plan.changes {
         let Some(target) = change.target() else { continue };
         let current = client::get(conn, &target).await?;
         let (action, diff) = match change {
             Change::Apply { object } => {
-                let new = yaml(object);
+                // A Secret's values are masked on both sides, as `kubectl diff` masks them.
+                let mut new = object.clone();
                 match &current {
-                    None => (Action::Created, unified(&target, None, &new)),
+                    None => {
+                        secret::mask(&mut new, None, true);
+                        (Action::Created, unified(&target, None, &yaml(&new)))
+                    }
                     Some(c) => {
                         let mut old = project(c, object);
                         // Identity fields read as the object sends them.
                         old["apiVersion"] = object["apiVersion"].clone();
                         old["kind"] = object["kind"].clone();
                         let action = if contains(c, object) { Action::Unchanged } else { Action::Configured };
-                        (action, unified(&target, Some(&yaml(&old)), &new))
+                        let theirs = old.clone();
+                        secret::mask(&mut old, Some(object), false);
+                        secret::mask(&mut new, Some(&theirs), true);
+                        (action, unified(&target, Some(&yaml(&old)), &yaml(&new)))
                     }
                 }
             }
@@ -95,7 +103,9 @@ pub async fn preview(conn: &Connection, plan: &Plan) -> Result<Vec<Preview>, Pla
             Change::Delete { .. } => match &current {
                 None => (Action::Skipped, String::new()),
                 Some(c) => {
-                    let old = yaml(&portable(c));
+                    let mut old = portable(c);
+                    secret::mask(&mut old, None, false);
+                    let old = yaml(&old);
                     let name = target.to_string();
                     let diff = similar::TextDiff::from_lines(old.as_str(), "")
                         .unified_diff()

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::client::{self, api_error, empty_tree, field_ops, portable, remove_pointer, set_pointer};
 use super::journal::{FieldRecord, Journal, Prior, StepRecord, StepStatus, now};
 use super::wait::wait_ready;
-use super::{Action, DryRun, Outcome, PlanError, Progress, RollbackOptions, Target, restart_pointer};
+use super::{Action, DryRun, Outcome, PlanError, Progress, RollbackOptions, Target, restart_pointer, secret};
 use crate::cluster::Connection;
 use meshmove_model::inventory::kinds;
 use meshmove_model::workload::disruption_budgets;
@@ -50,6 +50,21 @@ pub async fn rollback(
                 drifts,
             });
         }
+    }
+    // Secrets are restored only from content whose hash is the recorded one: find those for
+    // which there is none before the first write; refuse whole unless `force` (they are then
+    // left as they are).
+    let mut lost = Vec::new();
+    for &i in &selected {
+        let e = &journal.entries[i];
+        if let Prior::Secret { sha256, backup, .. } = &e.prior
+            && let Err(why) = secret_source(conn, &e.target, sha256, backup).await?
+        {
+            lost.push((e.target.clone(), why));
+        }
+    }
+    if !lost.is_empty() && !options.force {
+        return Err(PlanError::SecretsNotRestorable { secrets: lost });
     }
     let r = Restore { conn, options };
     let mut outcomes = Vec::new();
@@ -118,6 +133,26 @@ pub async fn rollback(
     Ok(outcomes)
 }
 
+/// Where the prior content of Secret `target` is: the live Secret when its content has the
+/// recorded hash, else the backup when the backup's has; otherwise why neither is.
+async fn secret_source(conn: &Connection, target: &Target, sha256: &str, backup: &str) -> Result<Result<Value, String>, PlanError> {
+    let live = client::get(conn, target).await?;
+    if let Some(l) = &live
+        && secret::content_hash(l) == sha256
+    {
+        return Ok(Ok(l.clone()));
+    }
+    let now = if live.is_some() { "its content is no longer the one recorded" } else { "it is gone" };
+    if backup.is_empty() {
+        return Ok(Err(format!("{now}, and it has no backup")));
+    }
+    match client::get(conn, &secret::backup_target(target, backup)).await? {
+        Some(b) if secret::is_backup_of(&b, &target.name, sha256) => Ok(Ok(b)),
+        Some(_) => Ok(Err(format!("{now}, and Secret {backup} does not hold the recorded content ({sha256})"))),
+        None => Ok(Err(format!("{now}, and its backup Secret {backup} is gone"))),
+    }
+}
+
 struct Restore<'a> {
     conn: &'a Connection,
     options: &'a RollbackOptions,
@@ -149,6 +184,7 @@ impl Restore<'_> {
                 Ok(Some(self.outcome(target, if existed { Action::Deleted } else { Action::Skipped }, if existed { "" } else { "(already absent)" })))
             }
             Prior::Object { object } if !restarts => self.object(target, object).await.map(Some),
+            Prior::Secret { object, sha256, backup } if !restarts => self.secret(target, object, sha256, backup).await.map(Some),
             Prior::Fields { fields } => {
                 let rp = restart_pointer();
                 let mine: BTreeMap<&String, &FieldRecord> = fields.iter().filter(|(p, _)| (**p == rp) == restarts).collect();
@@ -180,6 +216,39 @@ impl Restore<'_> {
                 Ok(self.outcome(target, Action::Configured, "(restored)"))
             }
         }
+    }
+
+    /// Restore a Secret recorded by reference from content of the recorded hash (the live
+    /// Secret's or the backup's), then delete the backup.
+    async fn secret(&self, target: &Target, object: &Value, sha256: &str, backup: &str) -> Result<Outcome, PlanError> {
+        let Ok(source) = secret_source(self.conn, target, sha256, backup).await? else {
+            // Only with --force: the check before the first write refuses otherwise.
+            return Ok(self.outcome(target, Action::Skipped, "(its prior content is not recoverable: left as it is)"));
+        };
+        let want = secret::restored(object, &source);
+        let outcome = match client::get(self.conn, target).await? {
+            None => {
+                if self.writes() {
+                    client::create(self.conn, &want, self.server_dry()).await?;
+                }
+                self.outcome(target, Action::Created, "(restored)")
+            }
+            Some(c) if secret::without_values(&portable(&c)) == *object && secret::content_hash(&c) == sha256 => {
+                self.outcome(target, Action::Unchanged, "")
+            }
+            Some(c) => {
+                if self.writes() {
+                    let mut put = want;
+                    put["metadata"]["resourceVersion"] = c.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""));
+                    client::replace(self.conn, &put, self.server_dry()).await.map_err(|e| api_error(self.conn, "update", target, e))?;
+                }
+                self.outcome(target, Action::Configured, "(restored)")
+            }
+        };
+        if self.writes() && !backup.is_empty() {
+            client::delete(self.conn, &secret::backup_target(target, backup), self.server_dry()).await?;
+        }
+        Ok(outcome)
     }
 
     async fn fields(&self, target: &Target, fields: &BTreeMap<&String, &FieldRecord>, restarts: bool) -> Result<Option<Outcome>, PlanError> {
