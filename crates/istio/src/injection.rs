@@ -70,6 +70,17 @@ impl Served {
         }
         self.tags.get(name).or_else(|| self.revisions.get(name)).map(String::as_str)
     }
+
+    /// The injectors to assume when only the objects' labels are known (rendered charts, a
+    /// cluster read without the control plane's namespace): every revision the pod's or its
+    /// namespace's `istio.io/rev` names, and a revisionless `default`. Whether an injector really
+    /// answers is a separate question; this asks which data plane the labels select.
+    pub fn assumed(pod: &Pod) -> Served {
+        let mut revisions: BTreeSet<String> = ["default".to_string()].into();
+        revisions.extend(pod.namespace_labels.get(REV_LABEL).cloned());
+        revisions.extend(pod.labels.get(REV_LABEL).cloned());
+        Served { revisions, tags: BTreeMap::new(), default_revision: Some("default".to_string()) }
+    }
 }
 
 /// A pod (or pod template) and its namespace, as the webhooks and the injector see them.
@@ -419,6 +430,21 @@ mod tests {
         // A selected pod whose revision has no injector falls through to ambient.
         let p = pod(&[("istio.io/dataplane-mode", "ambient")], &[("istio.io/rev", "gone")], &[]);
         assert_eq!(dataplane(&p, &s), Dataplane::Ambient);
+    }
+
+    #[test]
+    fn assumed_injectors_serve_what_the_labels_select() {
+        // A template in a namespace that asks for both: the webhook injects, ztunnel skips it.
+        let p = pod(&[("istio.io/dataplane-mode", "ambient"), ("istio-injection", "enabled")], &[], &[]);
+        assert_eq!(dataplane(&p, &Served::assumed(&p)), Dataplane::Sidecar { revision: "default".into() });
+        let p = pod(&[("istio.io/dataplane-mode", "ambient")], &[("istio.io/rev", "1-24")], &[]);
+        assert_eq!(dataplane(&p, &Served::assumed(&p)), Dataplane::Sidecar { revision: "1-24".into() });
+        let p = pod(&[("istio.io/dataplane-mode", "ambient"), ("istio.io/rev", "1-24")], &[], &[]);
+        assert_eq!(dataplane(&p, &Served::assumed(&p)), Dataplane::Sidecar { revision: "1-24".into() });
+        let p = pod(&[("istio.io/dataplane-mode", "ambient")], &[], &[]);
+        assert_eq!(dataplane(&p, &Served::assumed(&p)), Dataplane::Ambient);
+        let p = pod(&[("istio-injection", "disabled"), ("istio.io/dataplane-mode", "ambient")], &[], &[]);
+        assert_eq!(dataplane(&p, &Served::assumed(&p)), Dataplane::Ambient);
     }
 
     #[test]

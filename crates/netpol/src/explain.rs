@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::compile::{Direction, NsScope, Peer, PortSel, PortSpec, named_port_numbers};
 use super::connection::Protocol;
 use super::eval::{PeerVerdict, PodView, View};
+use super::hbone::{AMBIENT_PROBE_SOURCE, HBONE_PORT, Path};
 use super::model::ContainerPort;
 use super::{Engine, NetpolError, Target};
 
@@ -36,6 +37,14 @@ pub struct Explanation {
     pub dst: TargetRef,
     pub protocol: Protocol,
     pub port: u16,
+    /// How the connection travels: `direct` to the port, or `hbone` when both pods are captured
+    /// by Istio ambient and the protocol is TCP. Through the tunnel NetworkPolicy sees TCP 15008
+    /// whatever `port` is, so both sides below are evaluated for TCP 15008.
+    pub path: Path,
+    /// What the path means for this connection, when there is something to add: why it is
+    /// HBONE, or that the address is where an ambient pod's kubelet probes come from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// The source pod's egress policies.
     pub egress: SideExplanation,
     /// The destination pod's ingress policies.
@@ -511,22 +520,50 @@ impl Engine {
             }
         }
         let (src_pod, dst_pod) = (subject(&src_v), subject(&dst_v));
-        let egress = self.explain_side(src_pod.as_ref(), Direction::Egress, &dst_v, protocol, port);
-        let ingress =
-            self.explain_side(dst_pod.as_ref(), Direction::Ingress, &src_v, protocol, port);
-        let allowed = egress.allowed && ingress.allowed;
         let (s, d) = (self.target_ref(&src_v), self.target_ref(&dst_v));
+        let path = match (src, dst) {
+            (Target::Pod(a), Target::Pod(b)) if protocol == Protocol::Tcp => self.path(a, b),
+            _ => Path::Direct,
+        };
+        // Through the tunnel the policies see TCP 15008 (see `hbone`).
+        let seen = match path {
+            Path::Direct => port,
+            Path::Hbone => HBONE_PORT,
+        };
+        let egress = self.explain_side(src_pod.as_ref(), Direction::Egress, &dst_v, protocol, seen);
+        let ingress =
+            self.explain_side(dst_pod.as_ref(), Direction::Ingress, &src_v, protocol, seen);
+        let allowed = egress.allowed && ingress.allowed;
+        let via = match path {
+            Path::Direct => String::new(),
+            Path::Hbone => format!(" via HBONE {HBONE_PORT} (ambient)"),
+        };
         let verdict = match (egress.allowed, ingress.allowed) {
-            (true, true) => format!("ALLOWED: {s} -> {d} on {protocol} {port}"),
-            (false, true) => format!("DENIED by egress of {s}: {}", egress.summary),
-            (true, false) => format!("DENIED by ingress of {d}: {}", ingress.summary),
-            (false, false) => format!("DENIED by both egress of {s} and ingress of {d}"),
+            (true, true) => format!("ALLOWED{via}: {s} -> {d} on {protocol} {port}"),
+            (false, true) => format!("DENIED{via} by egress of {s}: {}", egress.summary),
+            (true, false) => format!("DENIED{via} by ingress of {d}: {}", ingress.summary),
+            (false, false) => format!("DENIED{via} by both egress of {s} and ingress of {d}"),
+        };
+        let note = match (path, src_v, dst_pod) {
+            (Path::Hbone, _, _) => Some(format!(
+                "both pods are captured by Istio ambient: ztunnel carries TCP between them as HBONE to port {HBONE_PORT} of {d}, so NetworkPolicy sees TCP {HBONE_PORT} and never port {port}; with {HBONE_PORT} admitted every TCP port of the pod is reachable"
+            )),
+            (Path::Direct, View::External(net), Some(p)) if p.info.ambient && net.contains(&AMBIENT_PROBE_SOURCE) => Some(format!(
+                "{d} is captured by Istio ambient: the kubelet's probes of it arrive from {AMBIENT_PROBE_SOURCE}, the address ztunnel's in-pod rules give them"
+            )),
+            (Path::Direct, View::Pod(p), Some(q)) if protocol == Protocol::Tcp && (p.info.ambient != q.info.ambient) => Some(format!(
+                "only {} is captured by Istio ambient: TCP goes to port {port} itself, not through HBONE",
+                if p.info.ambient { &s } else { &d }
+            )),
+            _ => None,
         };
         Ok(Explanation {
             src: s,
             dst: d,
             protocol,
             port,
+            path,
+            note,
             egress,
             ingress,
             allowed,

@@ -47,7 +47,8 @@
 //! same values for every label key that any pod selector mentions (other labels, such as
 //! `pod-template-hash` or `statefulset.kubernetes.io/pod-name`, cannot change any selector's
 //! answer), the same container ports for every port name any policy mentions, and the same set
-//! of `ipBlock`s containing their IPs. Every predicate the semantics above use is then a
+//! of `ipBlock`s containing their IPs, and the same Istio ambient capture (which decides whether
+//! TCP between them travels as HBONE, see [`hbone`]). Every predicate the semantics above use is then a
 //! function of the class, so [`Engine::reach`] evaluates class pairs instead of pod pairs, with
 //! policy selection and each rule's peer set precomputed as bitsets over classes and port sets
 //! interned so unions and intersections are table lookups. The per-pod queries
@@ -72,6 +73,14 @@
 //! know the cluster's pod or node ranges, so a mentioned range that lies inside the cluster is
 //! still reported as external.
 //!
+//! # Istio ambient
+//!
+//! Pods captured by Istio's ambient data plane ([`PodInfo::ambient`]) carry TCP between each
+//! other as HBONE to port 15008 of the destination: such a connection is allowed on every TCP
+//! port when both sides admit TCP 15008, and on none otherwise ([`hbone`] has the rules and
+//! their sources). [`Engine::allowed`], [`Engine::reach`] (whose entries say when traffic
+//! travels that way) and [`Engine::explain`] all apply it.
+//!
 //! # Out of scope
 //!
 //! Host-network pods (the node's network namespace; listed by [`Engine::out_of_scope_pods`] and
@@ -87,6 +96,7 @@ mod connection;
 pub mod diff;
 mod eval;
 mod explain;
+pub mod hbone;
 mod model;
 mod reach;
 mod selector;
@@ -255,6 +265,8 @@ pub(crate) struct Class {
     pub profile: usize,
     /// Sorted ids of the ipBlocks containing the class's pod IPs.
     pub blocks: Vec<usize>,
+    /// Captured by Istio ambient ([`PodInfo::ambient`]).
+    pub ambient: bool,
     pub workloads: Vec<usize>,
 }
 
@@ -451,7 +463,7 @@ impl Engine {
 
         let mut idx = ClassIndex::default();
         let mut profile_ids: HashMap<Vec<ContainerPort>, usize> = HashMap::new();
-        let mut class_ids: HashMap<(usize, Labels, usize, Vec<usize>), usize> = HashMap::new();
+        let mut class_ids: HashMap<(usize, Labels, usize, Vec<usize>, bool), usize> = HashMap::new();
         let workload_ids: HashMap<&WorkloadRef, usize> = self
             .workloads
             .iter()
@@ -488,17 +500,18 @@ impl Engine {
             } else {
                 Vec::new()
             };
-            let key = (pod.ns, labels, profile, blocks);
+            let key = (pod.ns, labels, profile, blocks, pod.info.ambient);
             let class = match class_ids.get(&key) {
                 Some(&c) => c,
                 None => {
                     let c = idx.classes.len();
-                    let (ns, labels, profile, blocks) = key.clone();
+                    let (ns, labels, profile, blocks, ambient) = key.clone();
                     idx.classes.push(Class {
                         ns,
                         labels,
                         profile,
                         blocks,
+                        ambient,
                         workloads: Vec::new(),
                     });
                     class_ids.insert(key, c);
@@ -689,13 +702,24 @@ impl Engine {
     }
 
     /// Traffic allowed from pod `src` to pod `dst`: `src`'s egress allowance intersected with
-    /// `dst`'s ingress allowance.
+    /// `dst`'s ingress allowance, and when both pods are captured by Istio ambient, TCP as the
+    /// HBONE tunnel carries it ([`hbone::through_tunnel`]).
     pub fn allowed(&self, src: PodId, dst: PodId) -> Connection {
         let eg = self.egress(src, Target::Pod(dst));
         if eg.is_none() {
             return eg;
         }
-        eg.intersect(&self.ingress(dst, Target::Pod(src)))
+        let direct = eg.intersect(&self.ingress(dst, Target::Pod(src)));
+        match self.path(src, dst) {
+            hbone::Path::Direct => direct,
+            hbone::Path::Hbone => hbone::through_tunnel(&direct),
+        }
+    }
+
+    /// How TCP from pod `src` to pod `dst` travels: as HBONE to port 15008 when both are
+    /// captured by Istio ambient, else to the port itself.
+    pub fn path(&self, src: PodId, dst: PodId) -> hbone::Path {
+        hbone::Path::between(self.pods[src.0].info.ambient, self.pods[dst.0].info.ambient)
     }
 
     /// Traffic from outside the cluster, from *some* address in `cidr`, that `dst` accepts.

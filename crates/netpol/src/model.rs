@@ -184,6 +184,10 @@ pub struct PodInfo {
     /// Host-network pods use the node's network namespace; NetworkPolicy does not govern them
     /// and the engine leaves them out (see [`super::Engine::out_of_scope_pods`]).
     pub host_network: bool,
+    /// Captured by Istio's ambient data plane (ztunnel): TCP between two captured pods travels
+    /// as HBONE to port 15008 (see [`crate::hbone`]). Set by whoever knows the pod's namespace
+    /// labels ([`crate::view`] decides it with Istio's rule); `false` from the constructors here.
+    pub ambient: bool,
 }
 
 impl PodInfo {
@@ -196,6 +200,7 @@ impl PodInfo {
             ports: Vec::new(),
             ips: Vec::new(),
             host_network: false,
+            ambient: false,
         }
     }
 
@@ -220,6 +225,12 @@ impl PodInfo {
 
     pub fn with_ip(mut self, ip: IpAddr) -> Self {
         self.ips.push(ip);
+        self
+    }
+
+    /// Marks the pod as captured (or not) by Istio ambient.
+    pub fn with_ambient(mut self, captured: bool) -> Self {
+        self.ambient = captured;
         self
     }
 
@@ -273,6 +284,7 @@ impl PodInfo {
             ports,
             ips,
             host_network: spec.and_then(|s| s.host_network).unwrap_or(false),
+            ambient: false,
         })
     }
 
@@ -303,6 +315,7 @@ impl PodInfo {
             ports,
             ips: Vec::new(),
             host_network: spec.and_then(|s| s.host_network).unwrap_or(false),
+            ambient: false,
         })
     }
 

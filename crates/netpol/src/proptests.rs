@@ -59,6 +59,8 @@ struct GenPod {
     owner: Option<usize>,
     ports: Vec<(Option<&'static str>, u16, Protocol)>,
     ip: Option<&'static str>,
+    /// Captured by Istio ambient.
+    ambient: bool,
 }
 
 fn gen_pod() -> impl Strategy<Value = GenPod> {
@@ -69,6 +71,7 @@ fn gen_pod() -> impl Strategy<Value = GenPod> {
         (Some("db"), 5432, Protocol::Tcp),
         (Some("db"), 5432, Protocol::Udp),
         (None, 9000, Protocol::Tcp),
+        (Some("hbone"), 15008, Protocol::Tcp),
     ]);
     (
         0..NAMESPACES.len(),
@@ -83,13 +86,15 @@ fn gen_pod() -> impl Strategy<Value = GenPod> {
             "192.168.1.1",
             "fd00::2",
         ])),
+        any::<bool>(),
     )
-        .prop_map(|(ns, labels, owner, ports, ip)| GenPod {
+        .prop_map(|(ns, labels, owner, ports, ip, ambient)| GenPod {
             ns,
             labels,
             owner,
             ports,
             ip,
+            ambient,
         })
 }
 
@@ -145,11 +150,11 @@ fn gen_port() -> impl Strategy<Value = Value> {
     let port = prop_oneof![
         Just(None),
         (
-            proptest::sample::select(vec![53, 80, 443, 5432, 8080]),
+            proptest::sample::select(vec![53, 80, 443, 5432, 8080, 15008]),
             proptest::option::of(0i32..100)
         )
             .prop_map(|(p, e)| Some((json!(p), e.map(|e| p + e)))),
-        proptest::sample::select(vec!["http", "dns", "db"]).prop_map(|n| Some((json!(n), None))),
+        proptest::sample::select(vec!["http", "dns", "db", "hbone"]).prop_map(|n| Some((json!(n), None))),
     ];
     (proto, port).prop_map(|(proto, port)| {
         let mut m = serde_json::Map::new();
@@ -270,7 +275,7 @@ fn model(c: &GenCluster, extra: &[(usize, Value)]) -> ClusterModel {
             if let Some(ip) = p.ip {
                 info = info.with_ip(ip.parse().unwrap());
             }
-            info
+            info.with_ambient(p.ambient)
         })
         .collect();
     let policies = c
@@ -443,13 +448,14 @@ proptest! {
         prop_assert_eq!(keys, sorted, "entries are sorted and unique");
     }
 
-    /// `explain`'s verdict is `allowed()` evaluated at one port.
+    /// `explain`'s verdict is `allowed()` evaluated at one port; each side is that side's
+    /// allowance at the port NetworkPolicy sees (15008 through the HBONE tunnel).
     #[test]
     fn explain_agrees_with_allowed(
         c in gen_cluster(),
         pod_ips in any::<bool>(),
         proto in proptest::sample::select(Protocol::ALL.to_vec()),
-        port in proptest::sample::select(vec![53u16, 80, 443, 5432, 5433, 8080, 9000]),
+        port in proptest::sample::select(vec![53u16, 80, 443, 5432, 5433, 8080, 9000, 15008]),
     ) {
         let e = build(&model(&c, &[]), pod_ips);
         let pods: Vec<PodId> = e.pods().map(|(id, _)| id).collect();
@@ -457,8 +463,12 @@ proptest! {
             for &d in &pods {
                 let x = e.explain(Target::Pod(s), Target::Pod(d), proto, port).unwrap();
                 prop_assert_eq!(x.allowed, e.allowed(s, d).allows(proto, port), "{}", x.verdict);
-                prop_assert_eq!(x.egress.allowed, e.egress(s, Target::Pod(d)).allows(proto, port));
-                prop_assert_eq!(x.ingress.allowed, e.ingress(d, Target::Pod(s)).allows(proto, port));
+                let tunnel = e.pod(s).ambient && e.pod(d).ambient && proto == Protocol::Tcp;
+                prop_assert_eq!(x.path == hbone::Path::Hbone, tunnel);
+                let seen = if tunnel { hbone::HBONE_PORT } else { port };
+                prop_assert_eq!(x.egress.allowed, e.egress(s, Target::Pod(d)).allows(proto, seen));
+                prop_assert_eq!(x.ingress.allowed, e.ingress(d, Target::Pod(s)).allows(proto, seen));
+                prop_assert_eq!(x.verdict.contains("via HBONE 15008 (ambient)"), tunnel, "{}", x.verdict);
             }
             for probe in PROBES {
                 let addr = IpNet::from(probe.parse::<IpAddr>().unwrap());
@@ -466,6 +476,51 @@ proptest! {
                 prop_assert_eq!(x.allowed, e.allowed_from_cidr(addr, s).allows(proto, port));
                 let x = e.explain(Target::Pod(s), Target::External(addr), proto, port).unwrap();
                 prop_assert_eq!(x.allowed, e.allowed_to_cidr(s, addr).allows(proto, port));
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Istio's rule for two captured pods, checked against the two NetworkPolicy sides alone: a
+    /// TCP connection to any port is allowed exactly when the source's egress admits TCP 15008 to
+    /// the destination and the destination's ingress admits TCP 15008 from the source; UDP and
+    /// SCTP keep the ordinary rules; and when either pod is not captured nothing changes. Reach
+    /// marks a workload pair `hbone` exactly when some of its pod pairs use the open tunnel.
+    #[test]
+    fn captured_pods_connect_through_15008(c in gen_cluster(), pod_ips in any::<bool>()) {
+        let e = build(&model(&c, &[]), pod_ips);
+        let reach = e.reach();
+        let pods: Vec<PodId> = e.pods().map(|(id, _)| id).collect();
+        let mut tunnelled: BTreeMap<(WorkloadRef, WorkloadRef), bool> = BTreeMap::new();
+        for &s in &pods {
+            for &d in &pods {
+                let (eg, ing) = (e.egress(s, Target::Pod(d)), e.ingress(d, Target::Pod(s)));
+                let got = e.allowed(s, d);
+                let captured = e.pod(s).ambient && e.pod(d).ambient;
+                let open = eg.allows(Protocol::Tcp, hbone::HBONE_PORT) && ing.allows(Protocol::Tcp, hbone::HBONE_PORT);
+                for port in [1u16, 53, 80, 5432, 8080, 9000, hbone::HBONE_PORT, u16::MAX] {
+                    let direct = |proto| eg.allows(proto, port) && ing.allows(proto, port);
+                    let tcp = if captured { open } else { direct(Protocol::Tcp) };
+                    prop_assert_eq!(got.allows(Protocol::Tcp, port), tcp, "TCP {}", port);
+                    for proto in [Protocol::Udp, Protocol::Sctp] {
+                        prop_assert_eq!(got.allows(proto, port), direct(proto), "{} {}", proto, port);
+                    }
+                }
+                let key = (e.pod(s).workload(), e.pod(d).workload());
+                *tunnelled.entry(key).or_default() |= captured && open;
+            }
+        }
+        for ((ws, wd), via) in tunnelled {
+            let (ws, wd) = (Endpoint::Workload(ws), Endpoint::Workload(wd));
+            prop_assert_eq!(reach.hbone(&ws, &wd), via, "{} -> {}", ws, wd);
+        }
+        for r in reach.iter() {
+            prop_assert_eq!(r.hbone, reach.hbone(r.src, r.dst));
+            if matches!((r.src, r.dst), (Endpoint::External(_), _) | (_, Endpoint::External(_))) {
+                prop_assert!(!r.hbone, "addresses outside the cluster never use the tunnel");
             }
         }
     }

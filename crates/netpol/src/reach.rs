@@ -8,7 +8,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::Engine;
 use super::compile::{Direction, ports_connection};
-use super::connection::Connection;
+use super::connection::{Connection, Protocol};
+use super::hbone::{HBONE_PORT, through_tunnel};
 use super::model::WorkloadRef;
 
 /// One end of a [`Reach`] entry: a workload (or bare pod), or a CIDR outside the cluster.
@@ -80,12 +81,21 @@ impl<'de> Deserialize<'de> for Endpoint {
     }
 }
 
+fn is_false(b: &bool) -> bool {
+    !b
+}
+
 /// An owned result row.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReachEntry {
     pub src: Endpoint,
     pub dst: Endpoint,
     pub conn: Connection,
+    /// Some of this traffic travels as Istio ambient's HBONE tunnel (pods of both workloads
+    /// captured, TCP 15008 admitted): its TCP ports are the tunnel's, not rules naming them.
+    /// Serialized only when true.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub hbone: bool,
 }
 
 /// A borrowed result row.
@@ -94,6 +104,9 @@ pub struct ReachEntryRef<'a> {
     pub src: &'a Endpoint,
     pub dst: &'a Endpoint,
     pub conn: &'a Connection,
+    /// As [`ReachEntry::hbone`].
+    #[serde(skip_serializing_if = "is_false")]
+    pub hbone: bool,
 }
 
 /// Result of [`Engine::reach`]: every ordered pair of endpoints with some traffic allowed,
@@ -103,7 +116,8 @@ pub struct ReachEntryRef<'a> {
 pub struct Reach {
     endpoints: Vec<Endpoint>,
     conns: Vec<Connection>,
-    entries: Vec<(u32, u32, u32)>,
+    /// (source, destination, connection, through the HBONE tunnel).
+    entries: Vec<(u32, u32, u32, bool)>,
 }
 
 impl Reach {
@@ -116,10 +130,11 @@ impl Reach {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = ReachEntryRef<'_>> + '_ {
-        self.entries.iter().map(|&(s, d, c)| ReachEntryRef {
+        self.entries.iter().map(|&(s, d, c, hbone)| ReachEntryRef {
             src: &self.endpoints[s as usize],
             dst: &self.endpoints[d as usize],
             conn: &self.conns[c as usize],
+            hbone,
         })
     }
 
@@ -129,6 +144,7 @@ impl Reach {
                 src: e.src.clone(),
                 dst: e.dst.clone(),
                 conn: e.conn.clone(),
+                hbone: e.hbone,
             })
             .collect()
     }
@@ -139,9 +155,20 @@ impl Reach {
         let d = self.endpoints.binary_search(dst).ok()? as u32;
         let i = self
             .entries
-            .binary_search_by_key(&(s, d), |&(a, b, _)| (a, b))
+            .binary_search_by_key(&(s, d), |&(a, b, _, _)| (a, b))
             .ok()?;
         Some(&self.conns[self.entries[i].2 as usize])
+    }
+
+    /// Whether traffic from `src` to `dst` travels (in part) through the HBONE tunnel
+    /// ([`ReachEntry::hbone`]).
+    pub fn hbone(&self, src: &Endpoint, dst: &Endpoint) -> bool {
+        let (Ok(s), Ok(d)) = (self.endpoints.binary_search(src), self.endpoints.binary_search(dst)) else {
+            return false;
+        };
+        self.entries
+            .binary_search_by_key(&(s as u32, d as u32), |&(a, b, _, _)| (a, b))
+            .is_ok_and(|i| self.entries[i].3)
     }
 
     /// Every workload of the model and every external CIDR that appears in some entry, sorted.
@@ -273,6 +300,23 @@ struct Work {
     t: ConnTable,
     /// (rule id, profile) -> resolved ports, for rules with named ports.
     resolved: IntMap<(usize, usize), u32>,
+    /// Direct connection -> (what the HBONE tunnel lets through, whether the tunnel is open).
+    tunnels: IntMap<u32, (u32, bool)>,
+}
+
+impl Work {
+    /// Between two ambient-captured classes: [`through_tunnel`] of the direct connection.
+    fn tunnel(&mut self, direct: u32) -> (u32, bool) {
+        if let Some(&t) = self.tunnels.get(&direct) {
+            return t;
+        }
+        let conn = &self.t.conns[direct as usize];
+        let open = conn.allows(Protocol::Tcp, HBONE_PORT);
+        let through = through_tunnel(conn);
+        let t = (self.t.intern(through), open);
+        self.tunnels.insert(direct, t);
+        t
+    }
 }
 
 impl Plan<'_> {
@@ -387,13 +431,20 @@ impl Plan<'_> {
         acc
     }
 
-    fn pair(&self, w: &mut Work, src: usize, dst: usize) -> u32 {
+    /// What gets from class `src` to class `dst`, and whether it goes through the HBONE tunnel.
+    fn pair(&self, w: &mut Work, src: usize, dst: usize) -> (u32, bool) {
         let ing = self.ingress(w, dst, src);
         if ing == NONE {
-            return NONE;
+            return (NONE, false);
         }
         let eg = self.egress(w, src, dst);
-        w.t.inter(eg, ing)
+        let direct = w.t.inter(eg, ing);
+        let classes = &self.e.classes.classes;
+        if classes[src].ambient && classes[dst].ambient {
+            w.tunnel(direct)
+        } else {
+            (direct, false)
+        }
     }
 
     fn ingress_from_region(&self, w: &mut Work, dst: usize, region: usize) -> u32 {
@@ -449,6 +500,7 @@ impl Engine {
         let mut w = Work {
             t: ConnTable::new(),
             resolved: IntMap::default(),
+            tunnels: IntMap::default(),
         };
         let plan = Plan::new(self, &mut w);
         let idx = &self.classes;
@@ -461,12 +513,12 @@ impl Engine {
         let mut ext_ids: HashMap<IpNet, u32> = HashMap::new();
         let mut ext_nets: Vec<IpNet> = Vec::new();
         let mut ext_memo: HashMap<Vec<u32>, Vec<(IpNet, u32)>> = HashMap::new();
-        let mut entries: Vec<(u32, u32, u32)> = Vec::new();
+        let mut entries: Vec<(u32, u32, u32, bool)> = Vec::new();
         let mut emit_external =
             |region_conns: Vec<u32>,
              workload: u32,
              outbound: bool,
-             entries: &mut Vec<(u32, u32, u32)>| {
+             entries: &mut Vec<(u32, u32, u32, bool)>| {
                 let cidrs = ext_memo
                     .entry(region_conns)
                     .or_insert_with_key(|k| external_cidrs(self, k));
@@ -476,20 +528,21 @@ impl Engine {
                         (n_w + ext_nets.len() - 1) as u32
                     });
                     entries.push(if outbound {
-                        (workload, id, conn)
+                        (workload, id, conn, false)
                     } else {
-                        (id, workload, conn)
+                        (id, workload, conn, false)
                     });
                 }
             };
 
         let mut acc = vec![NONE; n_w];
+        let mut tunnelled = vec![false; n_w];
         let mut touched: Vec<usize> = Vec::new();
         let mut region_acc = vec![NONE; n_r];
         for ws in 0..n_w {
             for &s in &idx.workload_classes[ws] {
                 for d in 0..n_c {
-                    let conn = plan.pair(&mut w, s, d);
+                    let (conn, tunnel) = plan.pair(&mut w, s, d);
                     if conn == NONE {
                         continue;
                     }
@@ -498,6 +551,7 @@ impl Engine {
                             touched.push(wd);
                         }
                         acc[wd] = w.t.union(acc[wd], conn);
+                        tunnelled[wd] |= tunnel;
                     }
                 }
                 for (g, slot) in region_acc.iter_mut().enumerate() {
@@ -507,8 +561,9 @@ impl Engine {
             }
             touched.sort_unstable();
             for &wd in &touched {
-                entries.push((ws as u32, wd as u32, acc[wd]));
+                entries.push((ws as u32, wd as u32, acc[wd], tunnelled[wd]));
                 acc[wd] = NONE;
+                tunnelled[wd] = false;
             }
             touched.clear();
             emit_external(
@@ -554,7 +609,7 @@ impl Engine {
                 conns.push(w.t.conns[e.2 as usize].clone());
                 (conns.len() - 1) as u32
             });
-            *e = (remap(e.0), remap(e.1), c);
+            *e = (remap(e.0), remap(e.1), c, e.3);
         }
         entries.sort_unstable();
 

@@ -17,7 +17,19 @@
 //! namespace, including one created tomorrow", and one in every namespace that policies name (or
 //! whose labels they select) but whose pods the inventory lacks (a load limited to one
 //! namespace, a chart). They let `audit` tell whether a database is open to other namespaces even
-//! when those namespaces were not loaded. `reach` and `explain` never include them.
+//! when those namespaces were not loaded. `reach` and `explain` never include them. When some pod
+//! of the model is captured by Istio ambient, each probe namespace also gets an ambient probe
+//! pod ([`AMBIENT_PROBE_POD`], labelled `istio.io/dataplane-mode=ambient`, which enrolls a pod
+//! whatever its namespace says): a pod of another namespace may be in the mesh too and then
+//! reach a captured pod through HBONE (see [`crate::hbone`]).
+//!
+//! Istio ambient capture ([`PodInfo::ambient`]) is decided with Istio's rules
+//! ([`meshmove_istio`]), from the pod's and its namespace's labels (a namespace the inventory
+//! lacks has none): a live pod is captured by the CNI node agent's enablement rule
+//! ([`meshmove_istio::ambient_captured`]; a pod that carries a sidecar never is); a pod template
+//! (or a CloudNativePG instance to be) by the data plane it will join when created
+//! ([`meshmove_istio::dataplane`], with the injectors its labels select assumed present,
+//! [`meshmove_istio::Served::assumed`]): a sidecar wins over ambient.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -37,6 +49,9 @@ pub const NEW_NAMESPACE: &str = "(any other namespace)";
 
 /// Name of every probe pod.
 pub const PROBE_POD: &str = "(any pod)";
+
+/// Name of the probe pods captured by Istio ambient (see the module docs).
+pub const AMBIENT_PROBE_POD: &str = "(any ambient pod)";
 
 /// What to put in the model.
 #[derive(Debug, Clone, Copy, Default)]
@@ -70,7 +85,7 @@ pub struct Model {
 impl Model {
     /// Whether a workload reference is a probe pod's.
     pub fn is_probe(w: &WorkloadRef) -> bool {
-        w.kind == WorkloadKind::Pod && w.name == PROBE_POD
+        w.kind == WorkloadKind::Pod && (w.name == PROBE_POD || w.name == AMBIENT_PROBE_POD)
     }
 }
 
@@ -173,10 +188,32 @@ impl<'a> OwnerIndex<'a> {
     }
 }
 
-fn pod_from_live(index: &OwnerIndex<'_>, pod: &Object, dropped: &mut Vec<(String, String)>) -> PodInfo {
+/// Namespace labels by name, from the inventory's Namespace objects (the first of a name).
+type NamespaceLabels = HashMap<String, BTreeMap<String, String>>;
+
+/// The pod as Istio's rules read it.
+fn istio_pod(namespace: &str, ns_labels: &NamespaceLabels, labels: &BTreeMap<String, String>, annotations: BTreeMap<String, String>, host_network: bool) -> meshmove_istio::Pod {
+    meshmove_istio::Pod {
+        namespace: namespace.to_string(),
+        namespace_labels: ns_labels.get(namespace).cloned().unwrap_or_default(),
+        labels: labels.clone(),
+        annotations,
+        host_network,
+    }
+}
+
+/// Whether a pod created now from this template (or by an operator with these labels) joins
+/// Istio ambient: the data plane it will get, a sidecar winning (see the module docs).
+fn template_captured(pod: &meshmove_istio::Pod) -> bool {
+    meshmove_istio::dataplane(pod, &meshmove_istio::Served::assumed(pod)) == meshmove_istio::Dataplane::Ambient
+}
+
+fn pod_from_live(index: &OwnerIndex<'_>, ns_labels: &NamespaceLabels, pod: &Object, dropped: &mut Vec<(String, String)>) -> PodInfo {
     let ns = pod.namespace.clone().unwrap_or_else(|| "default".into());
     let labels = string_labels(pod.value.pointer("/metadata/labels"));
     let spec = pod.value.get("spec");
+    let annotations = string_labels(pod.value.pointer("/metadata/annotations"));
+    let ambient = meshmove_istio::ambient_captured(&istio_pod(&ns, ns_labels, &labels, annotations, host_network(spec)));
     let what = format!("Pod {ns}/{}", pod.name);
     let mut ips: Vec<IpAddr> = Vec::new();
     let listed = pod.value.pointer("/status/podIPs").and_then(Value::as_array).into_iter().flatten().filter_map(|p| p.get("ip"));
@@ -195,28 +232,33 @@ fn pod_from_live(index: &OwnerIndex<'_>, pod: &Object, dropped: &mut Vec<(String
         ports: spec_ports(spec, &what, dropped),
         ips,
         host_network: host_network(spec),
+        ambient,
     }
 }
 
-fn pod_from_template(w: &Workload<'_>, dropped: &mut Vec<(String, String)>) -> PodInfo {
+fn pod_from_template(w: &Workload<'_>, ns_labels: &NamespaceLabels, dropped: &mut Vec<(String, String)>) -> PodInfo {
     let owner = workload_ref(w.object);
     let what = format!("{owner} pod template");
+    let labels = w.pod_labels();
+    let host = host_network(w.pod_spec());
+    let ambient = template_captured(&istio_pod(&owner.namespace, ns_labels, &labels, w.pod_annotations(), host));
     PodInfo {
         namespace: owner.namespace.clone(),
         name: owner.name.clone(),
-        labels: w.pod_labels(),
+        labels,
         ports: spec_ports(w.pod_spec(), &what, dropped),
         ips: Vec::new(),
-        host_network: host_network(w.pod_spec()),
+        host_network: host,
         owner: Some(owner),
+        ambient,
     }
 }
 
 /// A CloudNativePG instance pod as the operator makes it: the labels its policies select on and
 /// the ports it serves (PostgreSQL, the instance manager's status API, metrics).
-fn cnpg_instance(cluster: &Object) -> PodInfo {
+fn cnpg_instance(cluster: &Object, ns_labels: &NamespaceLabels) -> PodInfo {
     let owner = workload_ref(cluster);
-    PodInfo::new(owner.namespace.clone(), format!("{}-1", cluster.name))
+    let pod = PodInfo::new(owner.namespace.clone(), format!("{}-1", cluster.name))
         .with_labels([
             ("cnpg.io/cluster", cluster.name.as_str()),
             ("cnpg.io/podRole", "instance"),
@@ -226,7 +268,9 @@ fn cnpg_instance(cluster: &Object) -> PodInfo {
         .with_port(Some("postgresql"), cnpg::POSTGRES_PORT, Protocol::Tcp)
         .with_port(Some("status"), cnpg::STATUS_PORT, Protocol::Tcp)
         .with_port(Some("metrics"), cnpg::METRICS_PORT, Protocol::Tcp)
-        .with_owner(owner)
+        .with_owner(owner);
+    let captured = template_captured(&istio_pod(&pod.namespace, ns_labels, &pod.labels, BTreeMap::new(), false));
+    pod.with_ambient(captured)
 }
 
 /// A NetworkPolicy in the engine's types, with the inventory's namespace (manifests often leave
@@ -240,24 +284,28 @@ pub fn typed_policy(o: &Object) -> Result<NetworkPolicy, String> {
 /// Build the engine's model of `inventory`.
 pub fn build(inventory: &Inventory, options: ModelOptions) -> Model {
     let mut model = Model::default();
+    let mut ns_labels: NamespaceLabels = HashMap::new();
+    for n in inventory.of(&kinds::NAMESPACE) {
+        ns_labels.entry(n.name.clone()).or_insert_with(|| string_labels(n.value.pointer("/metadata/labels")));
+    }
 
     // Live pods, grouped by the workload they belong to.
     let index = OwnerIndex::new(inventory);
     let mut live: Vec<PodInfo> = Vec::new();
     for pod in inventory.of(&kinds::POD).filter(|p| !is_finished(p)) {
-        live.push(pod_from_live(&index, pod, &mut model.dropped_ports));
+        live.push(pod_from_live(&index, &ns_labels, pod, &mut model.dropped_ports));
     }
     let with_pods: BTreeSet<WorkloadRef> = live.iter().map(PodInfo::workload).collect();
     let mut pods = live;
     for w in workloads(inventory).iter().filter(|w| w.kind() != "Pod") {
         if !with_pods.contains(&workload_ref(w.object)) {
-            pods.push(pod_from_template(w, &mut model.dropped_ports));
+            pods.push(pod_from_template(w, &ns_labels, &mut model.dropped_ports));
             model.template_pods += 1;
         }
     }
     for cluster in inventory.of(&kinds::CNPG_CLUSTER) {
         if !with_pods.contains(&workload_ref(cluster)) {
-            pods.push(cnpg_instance(cluster));
+            pods.push(cnpg_instance(cluster, &ns_labels));
             model.template_pods += 1;
         }
     }
@@ -335,11 +383,16 @@ fn add_probes(namespaces: &mut Vec<NamespaceInfo>, pods: &mut Vec<PodInfo>, poli
         }
     }
     chosen.insert(NEW_NAMESPACE.to_string());
+    let ambient = pods.iter().any(|p| p.ambient);
     for ns in chosen {
         if !known.contains(&ns) {
             namespaces.push(NamespaceInfo::new(ns.clone(), BTreeMap::new()));
         }
         pods.push(PodInfo::new(ns.clone(), PROBE_POD));
+        if ambient {
+            let label = (meshmove_istio::injection::DATAPLANE_MODE_LABEL, "ambient");
+            pods.push(PodInfo::new(ns.clone(), AMBIENT_PROBE_POD).with_labels([label]).with_ambient(true));
+        }
         probes.push(ns);
     }
 }
@@ -395,6 +448,26 @@ mod tests {
         let probes: Vec<&str> = m.cluster.pods.iter().filter(|p| Model::is_probe(&p.workload())).map(|p| p.namespace.as_str()).collect();
         assert_eq!(probes, m.probe_namespaces);
         assert_eq!(m.cluster.policies[0].metadata.namespace.as_deref(), Some("shop"), "the loader's namespace is kept");
+    }
+
+    /// Istio ambient capture, decided by Istio's rules for each kind of pod.
+    #[test]
+    fn ambient_capture_follows_istio() {
+        let yaml = "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {istio.io/dataplane-mode: ambient}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: both, labels: {istio.io/dataplane-mode: ambient, istio-injection: enabled}}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: both}\nspec:\n  selector: {matchLabels: {app: web}}\n  template: {metadata: {labels: {app: web}}, spec: {containers: [{name: c}]}}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: batch}\nspec:\n  selector: {matchLabels: {app: batch}}\n  template: {metadata: {labels: {app: batch, istio.io/dataplane-mode: none}}, spec: {containers: [{name: c}]}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: old, annotations: {sidecar.istio.io/status: '{\"revision\":\"default\"}'}}\nspec: {containers: [{name: c}]}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: debug, namespace: other, labels: {istio.io/dataplane-mode: ambient}}\nspec: {containers: [{name: c}]}\n---\napiVersion: postgresql.cnpg.io/v1\nkind: Cluster\nmetadata: {name: orders-db}\nspec: {instances: 1}\n";
+        let inv = inventory(&format!("{DEPLOYMENT}{yaml}"));
+        let m = build(&inv, ModelOptions { probes: true });
+        let captured = |ns: &str, name: &str| m.cluster.pods.iter().find(|p| p.namespace == ns && p.name == name).unwrap_or_else(|| panic!("{ns}/{name}")).ambient;
+        assert!(captured("shop", "api"), "a template in an ambient namespace");
+        assert!(captured("shop", "orders-db-1"), "the CloudNativePG instance of an ambient namespace");
+        assert!(!captured("shop", "batch"), "opted out with istio.io/dataplane-mode=none");
+        assert!(!captured("shop", "old"), "a live pod that carries a sidecar");
+        assert!(!captured("both", "web"), "the injector wins over ambient");
+        assert!(captured("other", "debug"), "a pod label enrolls it wherever it is");
+        // Probe pods: one of each kind per probe namespace, now that some pod is captured.
+        let probes: Vec<(&str, &str, bool)> = m.cluster.pods.iter().filter(|p| Model::is_probe(&p.workload())).map(|p| (p.namespace.as_str(), p.name.as_str(), p.ambient)).collect();
+        assert_eq!(probes, vec![(NEW_NAMESPACE, PROBE_POD, false), (NEW_NAMESPACE, AMBIENT_PROBE_POD, true)]);
+        let plain = build(&inventory(DEPLOYMENT), ModelOptions { probes: true });
+        assert!(plain.cluster.pods.iter().all(|p| !p.ambient && p.name != AMBIENT_PROBE_POD), "without ambient, no ambient probe");
     }
 
     #[test]
