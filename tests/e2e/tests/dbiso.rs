@@ -601,7 +601,7 @@ fn reach_draws_graphs_and_tables_and_narrows_to_a_workload() {
     let md = dbiso(&["reach", "-f", &file, "-o", "md"], &[]).expect_code(0).stdout;
     assert!(md.contains("| `Deployment/shop/api` | `StatefulSet/shop/pg` (database) | TCP 5432 |"), "{md}");
     let csv = dbiso(&["reach", "-f", &file, "-o", "csv"], &[]).expect_code(0).stdout;
-    assert!(csv.lines().any(|l| l == "Deployment,shop,api,false,StatefulSet,shop,pg,true,TCP 5432"), "{csv}");
+    assert!(csv.lines().any(|l| l == "Deployment,shop,api,false,StatefulSet,shop,pg,true,TCP 5432,direct"), "{csv}");
     let txt = dbiso(&["reach", "-f", &file, "-o", "txt", "--focus", "sts/pg", "-n", "shop"], &[]).expect_code(0).stdout;
     assert!(!txt.is_empty() && txt.lines().all(|l| l.contains("StatefulSet/shop/pg")), "{txt}");
     for (cmd, o) in [("audit", "dot"), ("explain", "csv"), ("generate", "mermaid")] {

@@ -1,7 +1,8 @@
 //! Connectivity as a picture: Graphviz DOT and Mermaid flowcharts. Workloads are grouped by
 //! namespace (DOT clusters, Mermaid subgraphs), addresses outside the cluster in a group of their
 //! own; databases are cylinders; edges carry what is allowed, or for a diff how it changed
-//! (added green `+`, removed red and dashed `-`, changed orange `before → after`).
+//! (added green `+`, removed red and dashed `-`, changed orange `before → after`); traffic
+//! through Istio ambient's HBONE tunnel is a bold purple edge, `via HBONE 15008 (ambient)`.
 //!
 //! SVG is left to Graphviz (`-o dot | dot -Tsvg`): the pure-Rust layout crate that exists
 //! (`layout-rs`) does not draw nested graphs, so it could not show the namespaces.
@@ -10,12 +11,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use meshmove_netpol::{Change, Endpoint};
 
-use super::reach::{Marks, Row, What, namespace, short};
+use super::reach::{Marks, Row, VIA_HBONE, What, namespace, short};
 
 /// Colours of the diff's edges and of database nodes.
 const ADDED: &str = "#2e7d32";
 const REMOVED: &str = "#c62828";
 const CHANGED: &str = "#ef6c00";
+const HBONE: &str = "#6a1b9a";
 const DATABASE_FILL: &str = "#fde2c4";
 const DATABASE_STROKE: &str = "#c77700";
 
@@ -38,8 +40,9 @@ fn node_words(e: &Endpoint) -> (String, String) {
 }
 
 /// The words on an edge.
-fn edge_label(what: &What<'_>) -> String {
-    match what {
+fn edge_label(r: &Row<'_>) -> String {
+    match &r.what {
+        What::Allowed(c) if r.hbone => format!("{} {VIA_HBONE}", short(c)),
         What::Allowed(c) => short(c),
         What::Changed(Change::Added { after }) => format!("+ {}", short(after)),
         What::Changed(Change::Removed { before }) => format!("- {}", short(before)),
@@ -86,8 +89,9 @@ pub(crate) fn dot(nodes: &BTreeSet<&Endpoint>, rows: &[Row<'_>], marks: &Marks, 
         g.push_str("  }\n");
     }
     for r in rows {
-        let mut attrs = vec![format!("label={}", dot_str(&edge_label(&r.what)))];
+        let mut attrs = vec![format!("label={}", dot_str(&edge_label(r)))];
         match r.what {
+            What::Allowed(_) if r.hbone => attrs.push(format!("color={c}, fontcolor={c}, style=bold", c = dot_str(HBONE))),
             What::Allowed(_) => {}
             What::Changed(Change::Added { .. }) => attrs.push(format!("color={c}, fontcolor={c}", c = dot_str(ADDED))),
             What::Changed(Change::Removed { .. }) => attrs.push(format!("color={c}, fontcolor={c}, style=dashed", c = dot_str(REMOVED))),
@@ -133,6 +137,7 @@ pub(crate) fn mermaid(nodes: &BTreeSet<&Endpoint>, rows: &[Row<'_>], marks: &Mar
     let mut styles: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, r) in rows.iter().enumerate() {
         let (arrow, colour) = match r.what {
+            What::Allowed(_) if r.hbone => ("-->", Some(HBONE)),
             What::Allowed(_) => ("-->", None),
             What::Changed(Change::Added { .. }) => ("-->", Some(ADDED)),
             What::Changed(Change::Removed { .. }) => ("-.->", Some(REMOVED)),
@@ -141,7 +146,7 @@ pub(crate) fn mermaid(nodes: &BTreeSet<&Endpoint>, rows: &[Row<'_>], marks: &Mar
         if let Some(c) = colour {
             styles.entry(c).or_default().push(i);
         }
-        m.push_str(&format!("  {} {arrow}|{}| {}\n", ids[r.src], mermaid_str(&edge_label(&r.what)), ids[r.dst]));
+        m.push_str(&format!("  {} {arrow}|{}| {}\n", ids[r.src], mermaid_str(&edge_label(r)), ids[r.dst]));
     }
     for (colour, links) in styles {
         let links: Vec<String> = links.iter().map(ToString::to_string).collect();

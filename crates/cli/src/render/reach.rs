@@ -2,7 +2,10 @@
 //! change does to it ([`ReachDiff`]), in every `-o` format of `kubectl dbiso reach` and `diff`:
 //! a table, `src => dst : conn` lines, JSON and YAML (the engine's serialization), Markdown, CSV,
 //! and graphs (Graphviz DOT, Mermaid; see [`super::graph`]) with workloads grouped by namespace
-//! and databases marked.
+//! and databases marked. Pairs whose traffic goes through Istio ambient's HBONE tunnel (the
+//! engine's [`meshmove_netpol::ReachEntry::hbone`]) say so in every format but `txt`, which
+//! keeps the plain `src => dst : conn` shape other analyzers write: `via HBONE 15008 (ambient)`
+//! after the connection, a `path` column in CSV, a bold purple edge in the graphs.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -76,6 +79,16 @@ pub(crate) struct Row<'a> {
     pub src: &'a Endpoint,
     pub dst: &'a Endpoint,
     pub what: What<'a>,
+    /// The traffic goes (in part) through Istio ambient's HBONE tunnel.
+    pub hbone: bool,
+}
+
+/// What the views add to a connection that goes through the HBONE tunnel.
+pub(crate) const VIA_HBONE: &str = "via HBONE 15008 (ambient)";
+
+/// An allowance as the text views write it: the connection, and the tunnel when it is one.
+fn allowed_text(c: &Connection, hbone: bool) -> String {
+    if hbone { format!("{c} {VIA_HBONE}") } else { c.to_string() }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -110,7 +123,7 @@ pub fn reach(out: &mut dyn Write, format: ViewFormat, reach: &Reach, marks: &Mar
     let rows: Vec<Row<'_>> = reach
         .iter()
         .filter(|e| touches(focus, e.src, e.dst))
-        .map(|e| Row { src: e.src, dst: e.dst, what: What::Allowed(e.conn) })
+        .map(|e| Row { src: e.src, dst: e.dst, what: What::Allowed(e.conn), hbone: e.hbone })
         .collect();
     // Graphs show every workload, so that isolated ones are seen; narrowed, the focus and its
     // peers.
@@ -147,17 +160,18 @@ pub fn reach(out: &mut dyn Write, format: ViewFormat, reach: &Reach, marks: &Mar
             let wide = format == ViewFormat::Wide;
             let mut headers = vec!["SOURCE", "DESTINATION", "ALLOWED"];
             if wide {
-                headers.push("DATABASE");
+                headers.extend(["DATABASE", "PATH"]);
             }
             let table_rows = rows
                 .iter()
                 .map(|r| {
                     let What::Allowed(c) = r.what else { unreachable!("reach rows are allowances") };
-                    let mut row = vec![r.src.to_string(), r.dst.to_string(), c.to_string()];
                     if wide {
-                        row.push(database_column(marks, r));
+                        let path = if r.hbone { "HBONE 15008 (ambient)" } else { "direct" };
+                        vec![r.src.to_string(), r.dst.to_string(), c.to_string(), database_column(marks, r), path.to_string()]
+                    } else {
+                        vec![r.src.to_string(), r.dst.to_string(), allowed_text(c, r.hbone)]
                     }
-                    row
                 })
                 .collect();
             out.write_all(super::table(&headers, table_rows).as_bytes())?;
@@ -184,7 +198,7 @@ fn database_column(marks: &Marks, r: &Row<'_>) -> String {
 /// Render what a change does to reachability (the diff's entries are already narrowed by
 /// `--focus`).
 pub fn diff(out: &mut dyn Write, format: ViewFormat, diff: &ReachDiff, marks: &Marks) -> Result<()> {
-    let rows: Vec<Row<'_>> = diff.entries.iter().map(|e| Row { src: &e.src, dst: &e.dst, what: What::Changed(&e.change) }).collect();
+    let rows: Vec<Row<'_>> = diff.entries.iter().map(|e| Row { src: &e.src, dst: &e.dst, what: What::Changed(&e.change), hbone: false }).collect();
     let nodes: BTreeSet<&Endpoint> = rows.iter().flat_map(|r| [r.src, r.dst]).collect();
     let s = diff.summary();
     let summary = format!(
@@ -300,7 +314,7 @@ fn markdown(rows: &[Row<'_>], marks: &Marks, title: &str, summary: Option<&str>)
         }
         for r in group {
             let line = match r.what {
-                What::Allowed(c) => format!("| {} | {} | {} |\n", cell(r.src), cell(r.dst), md_text(&c.to_string())),
+                What::Allowed(c) => format!("| {} | {} | {} |\n", cell(r.src), cell(r.dst), md_text(&allowed_text(c, r.hbone))),
                 What::Changed(c) => format!(
                     "| {} | {} | {} | {} | {} |\n",
                     c.word(),
@@ -350,11 +364,12 @@ fn endpoint_fields(r: &Row<'_>, marks: &Marks) -> Vec<String> {
 
 fn csv_reach(rows: &[Row<'_>], marks: &Marks) -> Result<String> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(ENDPOINT_COLUMNS.iter().copied().chain(["allowed"]))?;
+    w.write_record(ENDPOINT_COLUMNS.iter().copied().chain(["allowed", "path"]))?;
     for r in rows {
         let What::Allowed(c) = r.what else { continue };
         let mut rec = endpoint_fields(r, marks);
         rec.push(c.to_string());
+        rec.push(if r.hbone { "hbone" } else { "direct" }.to_string());
         w.write_record(&rec)?;
     }
     Ok(String::from_utf8(w.into_inner()?)?)

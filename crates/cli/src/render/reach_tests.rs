@@ -260,8 +260,9 @@ fn csv_reads_back_as_the_engines_pairs() {
     let (headers, rows) = csv_records(&render_reach(ViewFormat::Csv, &r, None));
     assert_eq!(
         headers,
-        ["source_kind", "source_namespace", "source_name", "source_database", "destination_kind", "destination_namespace", "destination_name", "destination_database", "allowed"]
+        ["source_kind", "source_namespace", "source_name", "source_database", "destination_kind", "destination_namespace", "destination_name", "destination_database", "allowed", "path"]
     );
+    assert!(rows.iter().all(|row| row["path"] == "direct"), "nothing is captured by ambient here");
     let got: Vec<(Endpoint, Endpoint, String)> = rows.iter().map(|row| (endpoint_of(row, "source"), endpoint_of(row, "destination"), row["allowed"].clone())).collect();
     let want: Vec<(Endpoint, Endpoint, String)> = r.iter().map(|e| (e.src.clone(), e.dst.clone(), e.conn.to_string())).collect();
     assert_eq!(got, want);
@@ -561,4 +562,64 @@ fn view_formats_map_to_the_shared_ones() {
     assert_eq!(ViewFormat::Json.shared(), Some(crate::OutputFormat::Json));
     assert_eq!(ViewFormat::Dot.shared(), None);
     assert_eq!(ViewFormat::Mermaid.name(), "mermaid");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Istio ambient: pairs through the HBONE tunnel, marked in every format but txt.
+
+/// api and pg captured by ambient; pg admits TCP 15008 from api (and 5432 from web, which is
+/// not captured): api reaches every TCP port of pg through the tunnel, web only 5432.
+fn ambient_reach() -> Reach {
+    let mut m = model(vec![json!({"metadata": {"name": "pg", "namespace": "data"}, "spec": {"podSelector": {"matchLabels": {"app": "pg"}}, "ingress": [
+        {"from": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"app": "api"}}}], "ports": [{"port": 15008}]},
+        {"from": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"app": "web"}}}], "ports": [{"port": 5432}]}]}})]);
+    for p in &mut m.pods {
+        p.ambient = p.name == "api" || p.name == "pg-0";
+    }
+    run(&m)
+}
+
+#[test]
+fn hbone_pairs_are_marked_in_every_format_as_the_engine_says() {
+    let r = ambient_reach();
+    let hbone: Vec<(String, String)> = r.iter().filter(|e| e.hbone).map(|e| (e.src.to_string(), e.dst.to_string())).collect();
+    assert!(hbone.contains(&("Deployment/shop/api".to_string(), "StatefulSet/data/pg".to_string())), "{hbone:?}");
+    assert!(r.iter().any(|e| !e.hbone), "plain pairs stay plain");
+    let is_hbone = |a: &str, b: &str| hbone.contains(&(a.to_string(), b.to_string()));
+
+    let (_, rows) = csv_records(&render_reach(ViewFormat::Csv, &r, None));
+    assert_eq!(rows.len(), r.len());
+    for row in &rows {
+        let (a, b) = (endpoint_of(row, "source").to_string(), endpoint_of(row, "destination").to_string());
+        assert_eq!(row["path"], if is_hbone(&a, &b) { "hbone" } else { "direct" }, "{a} -> {b}");
+    }
+
+    let p = dot::parse(&render_reach(ViewFormat::Dot, &r, None));
+    for (a, b, attrs) in &p.edges {
+        let via = is_hbone(a, b);
+        assert_eq!(attrs.get("color").map(String::as_str) == Some("#6a1b9a"), via, "{a} -> {b}: {attrs:?}");
+        assert_eq!(attrs.get("style").map(String::as_str) == Some("bold"), via);
+        assert_eq!(attrs["label"].ends_with(" via HBONE 15008 (ambient)"), via, "{attrs:?}");
+    }
+
+    let f = parse_mermaid(&render_reach(ViewFormat::Mermaid, &r, None));
+    let by_id: BTreeMap<String, String> = f.nodes.iter().map(|(id, (_, l))| (id.clone(), l.clone())).collect();
+    for (i, (a, _, label, b)) in f.edges.iter().enumerate() {
+        let e = r.iter().nth(i).unwrap();
+        assert!(by_id[a].contains(&match e.src { Endpoint::Workload(w) => w.name.clone(), Endpoint::External(n) => n.to_string() }));
+        assert!(by_id[b].contains(&match e.dst { Endpoint::Workload(w) => w.name.clone(), Endpoint::External(n) => n.to_string() }));
+        assert_eq!(f.link_styles.get(&i).is_some_and(|s| s.contains("#6a1b9a")), e.hbone, "{label}");
+        assert_eq!(label.ends_with("via HBONE 15008 (ambient)"), e.hbone, "{label}");
+    }
+
+    let cells: Vec<Vec<String>> = md_tables(&render_reach(ViewFormat::Md, &r, None)).into_iter().flat_map(|(_, rows)| rows.into_iter().skip(1)).collect();
+    assert_eq!(cells.len(), r.len());
+    for (row, e) in cells.iter().zip(r.iter()) {
+        assert_eq!(row[2], if e.hbone { format!("{} via HBONE 15008 (ambient)", e.conn) } else { e.conn.to_string() });
+    }
+
+    let back: Vec<ReachEntry> = serde_json::from_str(&render_reach(ViewFormat::Json, &r, None)).unwrap();
+    assert_eq!(back, r.to_entries(), "the mark survives JSON");
+    let txt = render_reach(ViewFormat::Txt, &r, None);
+    assert!(txt.lines().all(|l| !l.contains("HBONE")), "txt keeps the plain shape");
 }
