@@ -9,6 +9,10 @@
 //! withheld candidate only removes restrictions, so this ends after at most one round per
 //! candidate, and usually after one.
 //!
+//! Both answers come from the engine, so between pods captured by Istio ambient they are the
+//! HBONE tunnel's: a connection survives when TCP 15008 is admitted between the two pods,
+//! whatever its port ([`meshmove_netpol::hbone`]).
+//!
 //! Sources that are not workloads of the input (the CloudNativePG operator, ingress
 //! controllers, monitoring) stand in the model as one synthetic pod in their namespace with the
 //! labels the policy admits them by.
@@ -16,6 +20,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use meshmove_netpol::hbone::{HBONE_PORT, Path};
 use meshmove_netpol::{ClusterModel, Connection, Engine, EngineOptions, NamespaceInfo, PodId, PodInfo, Protocol, Target, WorkloadRef};
 
 /// Where a connection comes from.
@@ -177,8 +182,14 @@ pub fn prove(model: &ClusterModel, candidates: &[Candidate], uses: &[Use]) -> Ve
                     lost_all.extend(&lost);
                     continue;
                 }
-                // The destination's ingress, else the source's egress, is what cut it.
-                let ingress_cuts = lost.iter().any(|&p| !after.ingress(*dst, Target::Pod(*src)).allows(Protocol::Tcp, p));
+                // The destination's ingress, else the source's egress, is what cut it; between
+                // two pods captured by Istio ambient both sides see TCP 15008, not the port
+                // inside the tunnel (`meshmove_netpol::hbone`).
+                let ingress = after.ingress(*dst, Target::Pod(*src));
+                let ingress_cuts = match after.path(*src, *dst) {
+                    Path::Hbone => !ingress.allows(Protocol::Tcp, HBONE_PORT),
+                    Path::Direct => lost.iter().any(|&p| !ingress.allows(Protocol::Tcp, p)),
+                };
                 let culprit = if ingress_cuts { &u.to } else { &after.pod(*src).workload() };
                 for &c in by_subject.get(culprit).into_iter().flatten() {
                     if let std::collections::btree_map::Entry::Vacant(e) = verdict.withhold.entry(c) {

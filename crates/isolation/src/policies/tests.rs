@@ -38,6 +38,13 @@ impl Oracle {
         let mut model = view::build(&after, ModelOptions { probes: false }).cluster;
         // A pod of an unrelated namespace, and one of the CloudNativePG operator.
         model.pods.push(meshmove_netpol::PodInfo::new("elsewhere", "stranger").with_labels([("app", "stranger")]));
+        // A stranger in the ambient mesh: through the tunnel it reaches every port of a captured
+        // pod that admits it on 15008.
+        model.pods.push(
+            meshmove_netpol::PodInfo::new("elsewhere", "ambient-stranger")
+                .with_labels([("app", "stranger"), ("istio.io/dataplane-mode", "ambient")])
+                .with_ambient(true),
+        );
         model.pods.push(meshmove_netpol::PodInfo::new("cnpg-system", "operator").with_labels([("app.kubernetes.io/name", "cloudnative-pg")]));
         model.pods.push(meshmove_netpol::PodInfo::new("monitoring", "prometheus").with_labels([("app", "prometheus")]));
         let (engine, rejected) = Engine::build_lenient(&model, EngineOptions::default()).unwrap();
@@ -57,6 +64,14 @@ impl Oracle {
         self.engine.allowed(self.pod(from), self.pod(to)).allows(Protocol::Tcp, port)
     }
 }
+
+/// The `shop` namespace enrolled in Istio ambient: every pod of the input is captured.
+const AMBIENT_NS: &str = "
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {istio.io/dataplane-mode: ambient}}
+---
+";
 
 const SHOP: &str = "
 apiVersion: apps/v1
@@ -129,12 +144,16 @@ fn every_connection_in_use_survives_and_strangers_are_shut_out() {
 
 #[test]
 fn ambient_admits_hbone_only_with_the_application_peers() {
-    let input = inventory(SHOP);
+    let input = inventory(&format!("{AMBIENT_NS}{SHOP}"));
     let opts = PolicyOptions::default();
     let g = generate(&input, &release(&opts, MeshMode::Ambient));
     let o = Oracle::new(&input, &g);
-    assert!(o.reaches("api", "db", HBONE_PORT), "the client reaches the database through the tunnel");
-    for from in ["stranger", "web"] {
+    let (api, db) = (o.pod("api"), o.pod("db"));
+    assert!(o.engine.pod(api).ambient && o.engine.pod(db).ambient, "the engine sees both captured");
+    assert_eq!(o.engine.path(api, db), meshmove_netpol::hbone::Path::Hbone);
+    assert!(o.reaches("api", "db", 5432), "the client reaches the database through the tunnel");
+    assert!(o.reaches("web", "api", 8080));
+    for from in ["stranger", "ambient-stranger", "web"] {
         assert!(!o.reaches(from, "db", HBONE_PORT), "{from} must not reach the database's HBONE port");
         assert!(!o.reaches(from, "db", 5432));
     }
@@ -374,6 +393,35 @@ fn the_proof_withholds_a_candidate_that_would_cut_a_connection_in_use() {
     assert!(!o.reaches("web", "db", 5432));
 }
 
+/// The proof asks the engine, which carries TCP between two ambient pods through HBONE: a
+/// candidate that admits the client on the database port but not on 15008 cuts the connection
+/// (the tunnel never gets in) and is withheld; with 15008 in the same rule it stands.
+#[test]
+fn the_proof_sees_the_ambient_tunnel() {
+    use meshmove_netpol::{ClusterModel, NamespaceInfo, PodInfo, WorkloadKind};
+    let w = |kind, name: &str| WorkloadRef::new(kind, "shop", name);
+    let (api, db) = (w(WorkloadKind::Deployment, "api"), w(WorkloadKind::StatefulSet, "db"));
+    let model = ClusterModel {
+        namespaces: vec![NamespaceInfo::new("shop", [("istio.io/dataplane-mode".to_string(), "ambient".to_string())].into())],
+        pods: vec![
+            PodInfo::new("shop", "api").with_labels([("app", "api")]).with_owner(api.clone()).with_ambient(true),
+            PodInfo::new("shop", "db").with_labels([("app", "db")]).with_owner(db.clone()).with_port(None, 5432, Protocol::Tcp).with_ambient(true),
+        ],
+        ..ClusterModel::default()
+    };
+    let candidate = |ports: Value| proof::Candidate {
+        subject: db.clone(),
+        policy: serde_json::from_value(json!({"metadata": {"name": "db", "namespace": "shop"}, "spec": {"podSelector": {"matchLabels": {"app": "db"}},
+            "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "api"}}}], "ports": ports}]}}))
+        .unwrap(),
+    };
+    let uses = [proof::Use { from: proof::From::Workload(api), from_name: "api".into(), to: db.clone(), ports: vec![5432], why: "DATABASE_URL".into(), violation: None }];
+    let v = proof::prove(&model, &[candidate(json!([{"port": 5432}]))], &uses);
+    assert_eq!(v.withhold.get(&0).map(|(u, ports)| (*u, ports.clone())), Some((0, vec![5432])), "{v:?}");
+    let v = proof::prove(&model, &[candidate(json!([{"port": 5432}, {"port": HBONE_PORT}]))], &uses);
+    assert!(v.withhold.is_empty(), "{v:?}");
+}
+
 /// What the Prometheus Operator scrapes and what an AWS ALB sends to pod IPs are connections the
 /// input shows: the policies keep them, or the workload is left alone until the addresses are known.
 #[test]
@@ -511,7 +559,10 @@ mod properties {
 
         #[test]
         fn generation_keeps_every_visible_connection_and_admits_no_stranger_to_a_database(p in platform()) {
-            let input = inventory(&yaml(&p));
+            // Ambient platforms run in a namespace enrolled in ambient: the engine then carries
+            // every connection between their pods through HBONE.
+            let text = if p.ambient { format!("{AMBIENT_NS}{}", yaml(&p)) } else { yaml(&p) };
+            let input = inventory(&text);
             let opts = PolicyOptions::default();
             let mode = if p.ambient { MeshMode::Ambient } else { MeshMode::Sidecar };
             let g = generate(&input, &release(&opts, mode));
@@ -533,7 +584,8 @@ mod properties {
                 let distinct: BTreeSet<&usize> = clients.iter().collect();
                 prop_assert_eq!(isolated, distinct.len() == 1, "{:?}", g.withheld);
                 if isolated {
-                    for other in (0..p.n).filter(|i| !clients.contains(i)).map(|i| format!("svc{i}")).chain(["stranger".to_string()]) {
+                    let strangers = ["stranger".to_string(), "ambient-stranger".to_string()];
+                    for other in (0..p.n).filter(|i| !clients.contains(i)).map(|i| format!("svc{i}")).chain(strangers) {
                         prop_assert!(!o.reaches(&other, &db, 5432), "{} reaches {}", other, db);
                         prop_assert!(!o.reaches(&other, &db, HBONE_PORT), "{} reaches {} through HBONE", other, db);
                     }
