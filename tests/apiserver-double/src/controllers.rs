@@ -1,17 +1,56 @@
 //! Simulated controllers (switched by `DoubleOptions::simulate_controllers`).
 //!
 //! They run synchronously after every API write, before the response is
-//! sent, so by the time `kubectl` or a client sees a write succeed the
-//! cluster has converged: Deployments own ReplicaSets named
-//! `<deployment>-<template hash>` and those own pods `<rs>-<suffix>`;
-//! StatefulSets own pods `<name>-<ordinal>`; DaemonSets own one pod per
-//! Node object. A changed pod template (e.g. `kubectl rollout restart`)
-//! replaces the pods at once. Pods are reported Running and Ready and the
-//! workloads' status (replicas, readyReplicas, updatedReplicas,
-//! availableReplicas, observedGeneration, conditions) is what
-//! `kubectl rollout status` waits for. Deleting an owner deletes its
+//! sent, and again on the clock of [`kubelet`] when something is due.
+//! Deployments own ReplicaSets named `<deployment>-<template hash>` and those
+//! own pods `<rs>-<suffix>`; StatefulSets own pods `<name>-<ordinal>`;
+//! DaemonSets own one pod per Node object. Deleting an owner deletes its
 //! dependents (garbage collection) unless `propagationPolicy=Orphan`.
 //! Jobs and CronJobs are not simulated.
+//!
+//! Pods are Running at creation and Ready as their workload's
+//! [`PodBehaviour`] says (by default at once, so a write returns with the
+//! cluster converged; with a delay, rollouts progress over time). The
+//! controllers follow Kubernetes' rules where the product depends on them:
+//!
+//! * **Deployment** (kubernetes/kubernetes `pkg/controller/deployment`:
+//!   `rolling.go`, `recreate.go`, `sync.go`, `progress.go`,
+//!   `util/deployment_util.go`; the rules as the docs state them:
+//!   <https://kubernetes.io/docs/concepts/workloads/controllers/deployment/#rolling-update-deployment>
+//!   and "Deployment status" on the same page). A RollingUpdate scales the
+//!   new ReplicaSet up while all ReplicaSets together stay within
+//!   `replicas + maxSurge`, and old ones down while the available pods stay at
+//!   least `replicas - maxUnavailable` (percentages: surge rounded up,
+//!   unavailable down; both zero means one unavailable), unhealthy old pods
+//!   first; Recreate scales the old ones to zero before the new one comes up.
+//!   Status: `replicas`, `readyReplicas`, `availableReplicas` summed over the
+//!   ReplicaSets' pods, `updatedReplicas` the new ReplicaSet's,
+//!   `unavailableReplicas` the desired-but-unavailable ones,
+//!   `observedGeneration`. Condition `Available` is True
+//!   (`MinimumReplicasAvailable`) while at least `replicas - maxUnavailable`
+//!   pods are available. Condition `Progressing`: `NewReplicaSetCreated` when
+//!   the new ReplicaSet is made, `ReplicaSetUpdated` whenever a rollout moves
+//!   (more updated, ready or available pods, fewer old ones: only then its
+//!   `lastUpdateTime` moves), `NewReplicaSetAvailable` once every desired pod
+//!   is updated and available and no old pod is left, and `status: False`,
+//!   reason `ProgressDeadlineExceeded`, message `ReplicaSet "<name>" has timed
+//!   out progressing.` once `progressDeadlineSeconds` (or
+//!   `DoubleOptions::progress_deadline`) passed since the last progress.
+//!   Not simulated: `minReadySeconds` (available = ready), `paused`, old
+//!   ReplicaSets' cleanup by `revisionHistoryLimit`.
+//! * **StatefulSet** (`pkg/controller/statefulset/stateful_set_control.go`;
+//!   <https://kubernetes.io/docs/concepts/workloads/controllers/statefulset/#deployment-and-scaling-guarantees>
+//!   and "Update strategies"). `OrderedReady` creates pod N only once pods
+//!   0..N-1 are Running and Ready, `Parallel` all at once. `RollingUpdate`
+//!   replaces one pod at a time, from the highest ordinal down to
+//!   `partition`, and only while every pod is Ready; `OnDelete` replaces a pod
+//!   only when someone deletes it. `currentRevision` becomes the
+//!   `updateRevision` when a RollingUpdate has updated and readied every pod
+//!   (never under OnDelete), `currentReplicas`/`updatedReplicas` count the
+//!   pods of each revision. A pod recreated below the partition gets the new
+//!   template (the double keeps no ControllerRevisions).
+//! * **DaemonSet**: a RollingUpdate deletes old pods only while fewer than
+//!   `maxUnavailable` (default 1) pods are unavailable; OnDelete as above.
 //!
 //! With Istio simulated (`DoubleOptions::istio_injection`), the istio-cni
 //! node agent of ambient mode is too: while a DaemonSet `ztunnel` exists in
@@ -24,11 +63,17 @@
 //! the product. Pods that no longer qualify (label removed,
 //! ztunnel deleted) lose it, as the agent removes them from the mesh.
 
+mod kubelet;
+
+pub use kubelet::{PodBehaviour, Timers, admit_pod, behaviour_of, run_clock, set_pod_behaviour, set_running_pod_behaviour, tick,
+    use_manual_clock};
+
 use crate::store::{Key, State};
 use crate::util::{get_path, get_str, meta_str, random_suffix, template_hash};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 const MANAGER: &str = "kube-controller-manager";
 
@@ -62,12 +107,14 @@ pub fn settle(state: &mut State) {
             return;
         }
         let batch = std::mem::take(&mut state.dirty);
+        let now = state.timers.now();
         let mut todo: BTreeSet<Key> = BTreeSet::new();
         // Namespaces whose pods the ambient node agent looks at again.
         let mut capture: BTreeSet<String> = BTreeSet::new();
         for (key, obj) in batch {
             if key.group.is_empty() && key.resource == "pods" {
                 capture.insert(key.namespace.clone());
+                kubelet::observe_pod(state, &key, now);
             }
             if key.group.is_empty() && key.resource == "namespaces" {
                 capture.insert(key.name.clone());
@@ -362,73 +409,146 @@ fn reconcile_ambient_capture(state: &mut State, ns: &str) {
     }
 }
 
+/// `intstr.GetScaledValueFromIntOrPercent`: an integer, or a percentage of `total` rounded up
+/// or down; `default` when absent.
+fn scaled(v: Option<&Value>, total: i64, round_up: bool, default: i64) -> i64 {
+    match v {
+        Some(Value::Number(n)) => n.as_i64().unwrap_or(default),
+        Some(Value::String(s)) => match s.strip_suffix('%').and_then(|p| p.parse::<i64>().ok()) {
+            Some(p) if round_up => (p * total + 99) / 100,
+            Some(p) => p * total / 100,
+            None => s.parse().unwrap_or(default),
+        },
+        _ => default,
+    }
+}
+
+fn stat(obj: &Value, f: &str) -> i64 {
+    get_path(obj, &["status", f]).and_then(Value::as_i64).unwrap_or(0)
+}
+
+fn condition<'a>(conds: &'a [Value], ty: &str) -> Option<&'a Value> {
+    conds.iter().find(|c| c.get("type").and_then(Value::as_str) == Some(ty))
+}
+
+/// `SetDeploymentCondition`: a condition of the same status and reason is left as it is
+/// (times included); otherwise it replaces the one of its type, keeping `lastTransitionTime`
+/// when the status did not change.
+fn set_condition(conds: &mut Vec<Value>, new: Value) {
+    let ty = new.get("type").cloned();
+    if let Some(i) = conds.iter().position(|c| c.get("type") == ty.as_ref()) {
+        let old = &conds[i];
+        if old.get("status") == new.get("status") && old.get("reason") == new.get("reason") {
+            return;
+        }
+        let mut new = new;
+        if old.get("status") == new.get("status")
+            && let Some(t) = old.get("lastTransitionTime")
+        {
+            new["lastTransitionTime"] = t.clone();
+        }
+        conds[i] = new;
+    } else {
+        conds.push(new);
+    }
+}
+
+fn deployment_condition(ty: &str, status: bool, reason: &str, message: String) -> Value {
+    let now = crate::util::now_rfc3339();
+    json!({"type": ty, "status": if status { "True" } else { "False" }, "lastUpdateTime": now,
+           "lastTransitionTime": now, "reason": reason, "message": message})
+}
+
+fn revision(rs: &Value) -> i64 {
+    get_str(rs, &["metadata", "annotations", "deployment.kubernetes.io/revision"])
+        .and_then(|r| r.parse::<i64>().ok())
+        .unwrap_or(0)
+}
+
+fn scale_rs(state: &mut State, key: &Key, rs: &Value, to: i64) {
+    if replicas(rs) != to {
+        let mut rs = rs.clone();
+        rs["spec"]["replicas"] = json!(to);
+        put(state, "apps", "replicasets", rs);
+    }
+    reconcile_replicaset(state, key);
+}
+
 fn reconcile_deployment(state: &mut State, key: &Key) {
     let Some(d) = live(state, key) else { return };
     let uid = meta_str(&d, "uid").unwrap_or("").to_string();
     let name = key.name.clone();
-    let want = replicas(&d);
-    let template = d
-        .get("spec")
-        .and_then(|s| s.get("template"))
-        .cloned()
-        .unwrap_or(json!({}));
-    let rss = owned(state, "apps", "replicasets", &key.namespace, &uid);
-    let current = rss.iter().find(|(_, rs)| {
-        template_without_hash(
-            rs.get("spec")
-                .and_then(|s| s.get("template"))
-                .unwrap_or(&Value::Null),
-        ) == template_without_hash(&template)
-    });
-    let max_rev = rss
+    let want = replicas(&d).max(0);
+    let template = d.get("spec").and_then(|s| s.get("template")).cloned().unwrap_or(json!({}));
+    let recreate = get_str(&d, &["spec", "strategy", "type"]) == Some("Recreate");
+    // `MaxSurge`/`MaxUnavailable` of `util/deployment_util.go` (`ResolveFenceposts`): zero for
+    // Recreate; both zero is one unavailable.
+    let (max_surge, max_unavailable) = if recreate {
+        (0, 0)
+    } else {
+        let ru = get_path(&d, &["spec", "strategy", "rollingUpdate"]);
+        let surge = scaled(ru.and_then(|r| r.get("maxSurge")), want, true, (want + 3) / 4);
+        let unavailable = scaled(ru.and_then(|r| r.get("maxUnavailable")), want, false, want / 4);
+        (surge, if surge == 0 && unavailable == 0 { 1 } else { unavailable.min(want) })
+    };
+    let mut rss = owned(state, "apps", "replicasets", &key.namespace, &uid);
+    rss.sort_by_key(|(_, rs)| revision(rs));
+    let max_rev = rss.iter().map(|(_, rs)| revision(rs)).max().unwrap_or(0);
+    let current = rss
         .iter()
-        .filter_map(|(_, rs)| {
-            get_str(
-                rs,
-                &[
-                    "metadata",
-                    "annotations",
-                    "deployment.kubernetes.io/revision",
-                ],
-            )
-            .and_then(|r| r.parse::<i64>().ok())
+        .find(|(_, rs)| {
+            template_without_hash(rs.get("spec").and_then(|s| s.get("template")).unwrap_or(&Value::Null))
+                == template_without_hash(&template)
         })
-        .max()
-        .unwrap_or(0);
-    let new_name = match current {
+        .cloned();
+    let old_spec: i64 = rss
+        .iter()
+        .filter(|(k, _)| current.as_ref().is_none_or(|(c, _)| c != k))
+        .map(|(_, rs)| replicas(rs))
+        .sum();
+    let old_pods: i64 = rss
+        .iter()
+        .filter(|(k, _)| current.as_ref().is_none_or(|(c, _)| c != k))
+        .map(|(_, rs)| stat(rs, "replicas"))
+        .sum();
+    let old_status = d.get("status").cloned().unwrap_or(json!({}));
+    let mut conditions: Vec<Value> =
+        old_status.get("conditions").and_then(Value::as_array).cloned().unwrap_or_default();
+    let progress_deadline = state.opts.progress_deadline.or_else(|| {
+        get_path(&d, &["spec", "progressDeadlineSeconds"])
+            .and_then(Value::as_i64)
+            .filter(|s| *s < i64::from(i32::MAX))
+            .map(|s| Duration::from_secs(s.max(0) as u64))
+    });
+    let now = state.timers.now();
+    // The new ReplicaSet: found (its revision raised to the newest when an older template comes
+    // back), or created with as many pods as the surge allows (`NewRSNewReplicas`).
+    let new_key = match current {
         Some((k, rs)) => {
-            if replicas(rs) != want {
-                let mut rs = (**rs).clone();
-                rs["spec"]["replicas"] = json!(want);
-                rs["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] =
-                    json!(want.to_string());
+            if revision(&rs) < max_rev {
+                let mut rs = (*rs).clone();
+                rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = json!((max_rev + 1).to_string());
                 put(state, "apps", "replicasets", rs);
             }
-            k.name.clone()
+            k
         }
         None => {
             let hash = template_hash(&template_without_hash(&template));
             let mut rs_name = format!("{name}-{hash}");
             let mut n = 0;
-            while state.objects.contains_key(&Key {
-                name: rs_name.clone(),
-                resource: "replicasets".into(),
-                ..key.clone()
-            }) {
+            while state.objects.contains_key(&Key { name: rs_name.clone(), resource: "replicasets".into(), ..key.clone() }) {
                 n += 1;
-                rs_name = format!(
-                    "{name}-{}",
-                    template_hash(&json!([template_without_hash(&template), n]))
-                );
+                rs_name = format!("{name}-{}", template_hash(&json!([template_without_hash(&template), n])));
             }
             let mut tpl = template.clone();
             tpl["metadata"]["labels"]["pod-template-hash"] = json!(hash);
-            let mut selector = d
-                .get("spec")
-                .and_then(|s| s.get("selector"))
-                .cloned()
-                .unwrap_or(json!({}));
+            let mut selector = d.get("spec").and_then(|s| s.get("selector")).cloned().unwrap_or(json!({}));
             selector["matchLabels"]["pod-template-hash"] = json!(hash);
+            let initial = if recreate {
+                if old_pods > 0 || old_spec > 0 { 0 } else { want }
+            } else {
+                (want + max_surge - old_spec).clamp(0, want)
+            };
             let rs = json!({
                 "apiVersion": "apps/v1", "kind": "ReplicaSet",
                 "metadata": {
@@ -436,81 +556,194 @@ fn reconcile_deployment(state: &mut State, key: &Key) {
                     "labels": tpl["metadata"]["labels"].clone(),
                     "annotations": {
                         "deployment.kubernetes.io/desired-replicas": want.to_string(),
-                        "deployment.kubernetes.io/max-replicas": (want + 1).to_string(),
+                        "deployment.kubernetes.io/max-replicas": (want + max_surge).to_string(),
                         "deployment.kubernetes.io/revision": (max_rev + 1).to_string()
                     },
                     "ownerReferences": owner_ref("Deployment", &d)
                 },
-                "spec": {"replicas": want, "selector": selector, "template": tpl}
+                "spec": {"replicas": initial, "selector": selector, "template": tpl}
             });
             put(state, "apps", "replicasets", rs);
-            rs_name
+            if progress_deadline.is_some() {
+                set_condition(
+                    &mut conditions,
+                    deployment_condition("Progressing", true, "NewReplicaSetCreated", format!("Created new replica set \"{rs_name}\"")),
+                );
+                state.timers.progressed.insert(key.clone(), now);
+            }
+            Key { name: rs_name, resource: "replicasets".into(), ..key.clone() }
         }
     };
-    for (k, rs) in &rss {
-        if k.name != new_name && replicas(rs) != 0 {
-            let mut rs = (**rs).clone();
-            rs["spec"]["replicas"] = json!(0);
-            put(state, "apps", "replicasets", rs);
+    let new_name = new_key.name.clone();
+    let olds: Vec<Key> = rss.iter().map(|(k, _)| k.clone()).filter(|k| *k != new_key).collect();
+    let get_rs = |state: &State, k: &Key| live(state, k);
+    if recreate {
+        // `recreate.go`: old ReplicaSets to zero; the new one only once no old pod runs.
+        for k in &olds {
+            if let Some(rs) = get_rs(state, k) {
+                scale_rs(state, k, &rs, 0);
+            }
+        }
+        let old_running: i64 = olds.iter().filter_map(|k| get_rs(state, k)).map(|rs| stat(&rs, "replicas")).sum();
+        if let Some(rs) = get_rs(state, &new_key) {
+            let to = if old_running > 0 { replicas(&rs).min(want) } else { want };
+            scale_rs(state, &new_key, &rs, to);
+        }
+    } else {
+        // `reconcileNewReplicaSet`: up to `replicas + maxSurge` pods in all, or down to `replicas`.
+        if let Some(rs) = get_rs(state, &new_key) {
+            let spec = replicas(&rs);
+            let total: i64 = spec + olds.iter().filter_map(|k| get_rs(state, k)).map(|rs| replicas(&rs)).sum::<i64>();
+            let to = if spec > want {
+                want
+            } else {
+                spec + (want + max_surge - total).clamp(0, want - spec)
+            };
+            scale_rs(state, &new_key, &rs, to);
+        }
+        // `reconcileOldReplicaSets`: unhealthy old pods first, then available ones while at
+        // least `replicas - maxUnavailable` stay available.
+        let min_available = want - max_unavailable;
+        let new_rs = get_rs(state, &new_key);
+        let new_spec = new_rs.as_ref().map_or(0, |rs| replicas(rs));
+        let new_unavailable = new_rs.as_ref().map_or(0, |rs| replicas(rs) - stat(rs, "availableReplicas"));
+        let mut old_rss: Vec<(Key, Arc<Value>)> = olds.iter().filter_map(|k| Some((k.clone(), get_rs(state, k)?))).collect();
+        let all_pods: i64 = new_spec + old_rss.iter().map(|(_, rs)| replicas(rs)).sum::<i64>();
+        let mut max_scaled_down = all_pods - min_available - new_unavailable;
+        if max_scaled_down > 0 {
+            for (k, rs) in old_rss.iter_mut() {
+                let unhealthy = replicas(rs) - stat(rs, "availableReplicas");
+                if max_scaled_down == 0 || unhealthy <= 0 {
+                    continue;
+                }
+                let down = unhealthy.min(max_scaled_down);
+                max_scaled_down -= down;
+                scale_rs(state, k, rs, replicas(rs) - down);
+                if let Some(fresh) = get_rs(state, k) {
+                    *rs = fresh;
+                }
+            }
+            let available: i64 = new_rs.as_ref().map_or(0, |rs| stat(rs, "availableReplicas"))
+                + old_rss.iter().map(|(_, rs)| stat(rs, "availableReplicas")).sum::<i64>();
+            let mut total_down = available - min_available;
+            for (k, rs) in &old_rss {
+                if total_down <= 0 {
+                    break;
+                }
+                let down = replicas(rs).min(total_down);
+                if down > 0 {
+                    total_down -= down;
+                    scale_rs(state, k, rs, replicas(rs) - down);
+                }
+            }
         }
     }
-    let rss = owned(state, "apps", "replicasets", &key.namespace, &uid);
-    for (k, _) in &rss {
-        reconcile_replicaset(state, k);
+    if let Some(rs) = get_rs(state, &new_key)
+        && replicas(&rs) == want
+        && get_str(&rs, &["metadata", "annotations", "deployment.kubernetes.io/desired-replicas"]) != Some(want.to_string().as_str())
+    {
+        let mut rs = (*rs).clone();
+        rs["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] = json!(want.to_string());
+        rs["metadata"]["annotations"]["deployment.kubernetes.io/max-replicas"] = json!((want + max_surge).to_string());
+        put(state, "apps", "replicasets", rs);
     }
-    let rss = owned(state, "apps", "replicasets", &key.namespace, &uid);
-    let stat = |rs: &Value, f: &str| {
-        get_path(rs, &["status", f])
-            .and_then(Value::as_i64)
-            .unwrap_or(0)
-    };
-    let total: i64 = rss.iter().map(|(_, rs)| stat(rs, "replicas")).sum();
-    let ready: i64 = rss.iter().map(|(_, rs)| stat(rs, "readyReplicas")).sum();
-    let available: i64 = rss
-        .iter()
-        .map(|(_, rs)| stat(rs, "availableReplicas"))
-        .sum();
-    let updated: i64 = rss
-        .iter()
-        .filter(|(k, _)| k.name == new_name)
-        .map(|(_, rs)| stat(rs, "replicas"))
-        .sum();
+    // `calculateStatus` (sync.go).
+    let rss: Vec<Arc<Value>> = owned(state, "apps", "replicasets", &key.namespace, &uid).into_iter().map(|(_, rs)| rs).collect();
+    let sum = |f: &str| rss.iter().map(|rs| stat(rs, f)).sum::<i64>();
+    let (total, ready, available) = (sum("replicas"), sum("readyReplicas"), sum("availableReplicas"));
+    let spec_total: i64 = rss.iter().map(|rs| replicas(rs)).sum();
+    let updated = get_rs(state, &new_key).map_or(0, |rs| stat(&rs, "replicas"));
     let Some(d) = live(state, key) else { return };
-    let now = crate::util::now_rfc3339();
+    let generation = d["metadata"]["generation"].as_i64().unwrap_or(0);
     let mut st = Map::new();
-    st.insert(
-        "observedGeneration".into(),
-        d["metadata"]["generation"].clone(),
-    );
+    st.insert("observedGeneration".into(), json!(generation));
     nonzero(&mut st, "replicas", total);
     nonzero(&mut st, "updatedReplicas", updated);
     nonzero(&mut st, "readyReplicas", ready);
     nonzero(&mut st, "availableReplicas", available);
-    nonzero(&mut st, "unavailableReplicas", (want - available).max(0));
-    let avail_ok = available >= want;
-    st.insert(
-        "conditions".into(),
-        json!([
-            {"type": "Available", "status": if avail_ok { "True" } else { "False" },
-             "lastUpdateTime": now, "lastTransitionTime": now,
-             "reason": if avail_ok { "MinimumReplicasAvailable" } else { "MinimumReplicasUnavailable" },
-             "message": if avail_ok { "Deployment has minimum availability." } else { "Deployment does not have minimum availability." }},
-            {"type": "Progressing", "status": "True", "lastUpdateTime": now, "lastTransitionTime": now,
-             "reason": "NewReplicaSetAvailable", "message": format!("ReplicaSet \"{new_name}\" has successfully progressed.")}
-        ]),
-    );
+    nonzero(&mut st, "unavailableReplicas", (spec_total - available).max(0));
+    if available >= want - max_unavailable {
+        set_condition(&mut conditions, deployment_condition("Available", true, "MinimumReplicasAvailable", "Deployment has minimum availability.".into()));
+    } else {
+        set_condition(&mut conditions, deployment_condition("Available", false, "MinimumReplicasUnavailable", "Deployment does not have minimum availability.".into()));
+    }
+    // `syncRolloutStatus` (progress.go) with `DeploymentComplete`, `DeploymentProgressing` and
+    // `DeploymentTimedOut` (util/deployment_util.go).
+    match progress_deadline {
+        None => conditions.retain(|c| c.get("type").and_then(Value::as_str) != Some("Progressing")),
+        Some(deadline) => {
+            let current = condition(&conditions, "Progressing").cloned();
+            let reason = |c: &Option<Value>| c.as_ref().and_then(|c| c.get("reason")).and_then(Value::as_str).map(str::to_string);
+            let complete_before = total == updated && reason(&current).as_deref() == Some("NewReplicaSetAvailable");
+            if !complete_before {
+                let old_int = |f: &str| old_status.get(f).and_then(Value::as_i64).unwrap_or(0);
+                let complete = updated == want && total == want && available == want;
+                let progressing = updated > old_int("updatedReplicas")
+                    || total - updated < old_int("replicas") - old_int("updatedReplicas")
+                    || ready > old_int("readyReplicas")
+                    || available > old_int("availableReplicas");
+                let since = *state.timers.progressed.entry(key.clone()).or_insert(now);
+                if complete {
+                    set_condition(
+                        &mut conditions,
+                        deployment_condition("Progressing", true, "NewReplicaSetAvailable", format!("ReplicaSet \"{new_name}\" has successfully progressed.")),
+                    );
+                    state.timers.progressed.remove(key);
+                    state.timers.recheck.remove(key);
+                } else if progressing {
+                    // Progress moves `lastUpdateTime` (and only a change of status moves
+                    // `lastTransitionTime`).
+                    let mut c = deployment_condition("Progressing", true, "ReplicaSetUpdated", format!("ReplicaSet \"{new_name}\" is progressing."));
+                    if let Some(cur) = &current
+                        && cur.get("status").and_then(Value::as_str) == Some("True")
+                        && let Some(t) = cur.get("lastTransitionTime")
+                    {
+                        c["lastTransitionTime"] = t.clone();
+                    }
+                    conditions.retain(|c| c.get("type").and_then(Value::as_str) != Some("Progressing"));
+                    conditions.push(c);
+                    state.timers.progressed.insert(key.clone(), now);
+                    state.timers.recheck.insert(key.clone(), now + deadline + Duration::from_millis(1));
+                } else if reason(&current).as_deref() == Some("ProgressDeadlineExceeded") || now > since + deadline {
+                    set_condition(
+                        &mut conditions,
+                        deployment_condition("Progressing", false, "ProgressDeadlineExceeded", format!("ReplicaSet \"{new_name}\" has timed out progressing.")),
+                    );
+                    state.timers.recheck.remove(key);
+                } else {
+                    if current.is_none() {
+                        set_condition(
+                            &mut conditions,
+                            deployment_condition("Progressing", true, "FoundNewReplicaSet", format!("Found new replica set \"{new_name}\"")),
+                        );
+                    }
+                    state.timers.recheck.insert(key.clone(), since + deadline + Duration::from_millis(1));
+                }
+            }
+        }
+    }
+    if !conditions.is_empty() {
+        st.insert("conditions".into(), Value::Array(conditions));
+    }
     put_status(state, "apps", "deployments", &d, st);
+}
+
+/// Which pod a ReplicaSet deletes first when scaling down (`controller.ActivePods`' order, in
+/// part): not ready before ready, more restarts before fewer, newer before older.
+fn deletion_rank(p: &Value) -> (bool, std::cmp::Reverse<i64>, std::cmp::Reverse<u64>) {
+    let restarts = get_path(p, &["status", "containerStatuses"])
+        .and_then(Value::as_array)
+        .map(|cs| cs.iter().filter_map(|c| c.get("restartCount").and_then(Value::as_i64)).sum())
+        .unwrap_or(0);
+    let rv = meta_str(p, "resourceVersion").and_then(|r| r.parse::<u64>().ok()).unwrap_or(0);
+    (is_ready(p), std::cmp::Reverse(restarts), std::cmp::Reverse(rv))
 }
 
 fn reconcile_replicaset(state: &mut State, key: &Key) {
     let Some(rs) = live(state, key) else { return };
     let uid = meta_str(&rs, "uid").unwrap_or("").to_string();
     let want = replicas(&rs).max(0) as usize;
-    let template = rs
-        .get("spec")
-        .and_then(|s| s.get("template"))
-        .cloned()
-        .unwrap_or(json!({}));
+    let template = rs.get("spec").and_then(|s| s.get("template")).cloned().unwrap_or(json!({}));
     let mut pods = owned(state, "", "pods", &key.namespace, &uid);
     pods.retain(|(_, p)| get_path(p, &["metadata", "deletionTimestamp"]).is_none());
     if pods.len() < want {
@@ -529,13 +762,7 @@ fn reconcile_replicaset(state: &mut State, key: &Key) {
             put(state, "", "pods", pod);
         }
     } else if pods.len() > want {
-        pods.sort_by_key(|(_, p)| {
-            std::cmp::Reverse(
-                meta_str(p, "resourceVersion")
-                    .and_then(|r| r.parse::<u64>().ok())
-                    .unwrap_or(0),
-            )
-        });
+        pods.sort_by_key(|(_, p)| deletion_rank(p));
         for (k, _) in pods.iter().take(pods.len() - want) {
             state.remove(k, Some("Background"), true);
         }
@@ -549,49 +776,53 @@ fn reconcile_replicaset(state: &mut State, key: &Key) {
     nonzero(&mut st, "fullyLabeledReplicas", n);
     nonzero(&mut st, "readyReplicas", ready);
     nonzero(&mut st, "availableReplicas", ready);
-    st.insert(
-        "observedGeneration".into(),
-        rs["metadata"]["generation"].clone(),
-    );
+    st.insert("observedGeneration".into(), rs["metadata"]["generation"].clone());
     put_status(state, "apps", "replicasets", &rs, st);
+}
+
+fn ordinal_of(name: &str) -> i64 {
+    name.rsplit('-').next().and_then(|o| o.parse::<i64>().ok()).unwrap_or(i64::MAX)
 }
 
 fn reconcile_statefulset(state: &mut State, key: &Key) {
     let Some(sts) = live(state, key) else { return };
     let uid = meta_str(&sts, "uid").unwrap_or("").to_string();
     let want = replicas(&sts).max(0);
-    let template = sts
-        .get("spec")
-        .and_then(|s| s.get("template"))
-        .cloned()
-        .unwrap_or(json!({}));
-    let revision = format!("{}-{}", key.name, template_hash(&template));
+    let template = sts.get("spec").and_then(|s| s.get("template")).cloned().unwrap_or(json!({}));
+    let update_revision = format!("{}-{}", key.name, template_hash(&template));
+    let current_revision = get_str(&sts, &["status", "currentRevision"]).unwrap_or(&update_revision).to_string();
     let service = get_str(&sts, &["spec", "serviceName"]).map(str::to_string);
-    // `updateStrategy.type: OnDelete`: a pod of an old template stays until someone deletes it.
     let on_delete = get_str(&sts, &["spec", "updateStrategy", "type"]) == Some("OnDelete");
+    let partition = get_path(&sts, &["spec", "updateStrategy", "rollingUpdate", "partition"]).and_then(Value::as_i64).unwrap_or(0);
+    let parallel = get_str(&sts, &["spec", "podManagementPolicy"]) == Some("Parallel");
+    let revision_of = |p: &Value| get_str(p, &["metadata", "labels", "controller-revision-hash"]).map(str::to_string);
+    // Scale down: pods beyond the replicas go.
+    for (k, _) in owned(state, "", "pods", &key.namespace, &uid) {
+        if ordinal_of(&k.name) >= want {
+            state.remove(&k, Some("Background"), true);
+        }
+    }
+    // RollingUpdate: while every pod exists and is Ready, the highest ordinal at or above the
+    // partition still on an old revision is deleted (and recreated below).
     let pods = owned(state, "", "pods", &key.namespace, &uid);
-    for (k, p) in &pods {
-        let ordinal = k
-            .name
-            .rsplit('-')
-            .next()
-            .and_then(|o| o.parse::<i64>().ok())
-            .unwrap_or(i64::MAX);
-        let stale = get_str(p, &["metadata", "labels", "controller-revision-hash"])
-            != Some(revision.as_str());
-        if ordinal >= want || (stale && !on_delete) {
+    if !on_delete && pods.len() as i64 == want && pods.iter().all(|(_, p)| is_ready(p)) {
+        let stale = pods
+            .iter()
+            .filter(|(k, p)| ordinal_of(&k.name) >= partition && revision_of(p).as_deref() != Some(update_revision.as_str()))
+            .max_by_key(|(k, _)| ordinal_of(&k.name));
+        if let Some((k, _)) = stale {
             state.remove(k, Some("Background"), true);
         }
     }
+    // Create missing pods in ordinal order; OrderedReady waits for each predecessor to be
+    // Running and Ready.
     for ordinal in 0..want {
         let name = format!("{}-{ordinal}", key.name);
-        let pk = Key {
-            group: String::new(),
-            resource: "pods".into(),
-            namespace: key.namespace.clone(),
-            name: name.clone(),
-        };
-        if state.objects.contains_key(&pk) {
+        let pk = Key { group: String::new(), resource: "pods".into(), namespace: key.namespace.clone(), name: name.clone() };
+        if let Some(existing) = live(state, &pk) {
+            if !parallel && !is_ready(&existing) {
+                break;
+            }
             continue;
         }
         let mut pod = new_pod(
@@ -600,7 +831,7 @@ fn reconcile_statefulset(state: &mut State, key: &Key) {
             &name,
             &template,
             &[
-                ("controller-revision-hash", revision.clone()),
+                ("controller-revision-hash", update_revision.clone()),
                 ("statefulset.kubernetes.io/pod-name", name.clone()),
                 ("apps.kubernetes.io/pod-index", ordinal.to_string()),
             ],
@@ -610,29 +841,31 @@ fn reconcile_statefulset(state: &mut State, key: &Key) {
             pod["spec"]["subdomain"] = json!(svc);
         }
         put(state, "", "pods", pod);
+        if !parallel && !live(state, &pk).is_some_and(|p| is_ready(&p)) {
+            break;
+        }
     }
     let pods = owned(state, "", "pods", &key.namespace, &uid);
     let n = pods.len() as i64;
     let ready = pods.iter().filter(|(_, p)| is_ready(p)).count() as i64;
-    let updated = pods
-        .iter()
-        .filter(|(_, p)| {
-            get_str(p, &["metadata", "labels", "controller-revision-hash"]) == Some(revision.as_str())
-        })
-        .count() as i64;
+    let count = |rev: &str| pods.iter().filter(|(_, p)| revision_of(p).as_deref() == Some(rev)).count() as i64;
+    let updated = count(&update_revision);
+    // `completeRollingUpdate`: only a RollingUpdate makes the update revision current.
+    let current_revision = if !on_delete && updated == want && n == want && ready == want {
+        update_revision.clone()
+    } else {
+        current_revision
+    };
     let Some(sts) = live(state, key) else { return };
     let mut st = Map::new();
-    st.insert(
-        "observedGeneration".into(),
-        sts["metadata"]["generation"].clone(),
-    );
+    st.insert("observedGeneration".into(), sts["metadata"]["generation"].clone());
     st.insert("replicas".into(), json!(n));
     nonzero(&mut st, "readyReplicas", ready);
-    nonzero(&mut st, "currentReplicas", n);
+    nonzero(&mut st, "currentReplicas", count(&current_revision));
     nonzero(&mut st, "updatedReplicas", updated);
     nonzero(&mut st, "availableReplicas", ready);
-    st.insert("currentRevision".into(), json!(revision));
-    st.insert("updateRevision".into(), json!(revision));
+    st.insert("currentRevision".into(), json!(current_revision));
+    st.insert("updateRevision".into(), json!(update_revision));
     st.insert("collisionCount".into(), json!(0));
     put_status(state, "apps", "statefulsets", &sts, st);
 }
@@ -640,33 +873,38 @@ fn reconcile_statefulset(state: &mut State, key: &Key) {
 fn reconcile_daemonset(state: &mut State, key: &Key) {
     let Some(ds) = live(state, key) else { return };
     let uid = meta_str(&ds, "uid").unwrap_or("").to_string();
-    let template = ds
-        .get("spec")
-        .and_then(|s| s.get("template"))
-        .cloned()
-        .unwrap_or(json!({}));
+    let template = ds.get("spec").and_then(|s| s.get("template")).cloned().unwrap_or(json!({}));
     let revision = template_hash(&template);
-    // `updateStrategy.type: OnDelete`: a pod of an old template stays until someone deletes it.
     let on_delete = get_str(&ds, &["spec", "updateStrategy", "type"]) == Some("OnDelete");
-    let node_start = Key {
-        group: String::new(),
-        resource: "nodes".into(),
-        namespace: String::new(),
-        name: String::new(),
-    };
+    let node_start = Key { group: String::new(), resource: "nodes".into(), namespace: String::new(), name: String::new() };
     let nodes: Vec<String> = state
         .objects
         .range(node_start..)
         .take_while(|(k, _)| k.group.is_empty() && k.resource == "nodes")
         .map(|(k, _)| k.name.clone())
         .collect();
+    let max_unavailable = scaled(
+        get_path(&ds, &["spec", "updateStrategy", "rollingUpdate", "maxUnavailable"]),
+        nodes.len() as i64,
+        true,
+        1,
+    )
+    .max(1);
     let pods = owned(state, "", "pods", &key.namespace, &uid);
+    let stale = |p: &Value| get_str(p, &["metadata", "labels", "controller-revision-hash"]) != Some(revision.as_str());
     let mut covered = BTreeSet::new();
-    for (k, p) in &pods {
+    let mut unavailable = pods.iter().filter(|(_, p)| !is_ready(p)).count() as i64;
+    let mut by_readiness: Vec<&(Key, Arc<Value>)> = pods.iter().collect();
+    // Old pods that are not ready go first: replacing them costs no availability.
+    by_readiness.sort_by_key(|(_, p)| is_ready(p));
+    for (k, p) in by_readiness {
         let node = get_str(p, &["spec", "nodeName"]).unwrap_or("").to_string();
-        let stale = get_str(p, &["metadata", "labels", "controller-revision-hash"])
-            != Some(revision.as_str());
-        if !nodes.contains(&node) || (stale && !on_delete) || covered.contains(&node) {
+        if !nodes.contains(&node) || covered.contains(&node) {
+            state.remove(k, Some("Background"), true);
+        } else if stale(p) && !on_delete && (!is_ready(p) || unavailable < max_unavailable) {
+            if is_ready(p) {
+                unavailable += 1;
+            }
             state.remove(k, Some("Background"), true);
         } else {
             covered.insert(node);
@@ -677,13 +915,7 @@ fn reconcile_daemonset(state: &mut State, key: &Key) {
             continue;
         }
         let name = format!("{}-{}", key.name, random_suffix(5));
-        let mut pod = new_pod(
-            "DaemonSet",
-            &ds,
-            &name,
-            &template,
-            &[("controller-revision-hash", revision.clone())],
-        );
+        let mut pod = new_pod("DaemonSet", &ds, &name, &template, &[("controller-revision-hash", revision.clone())]);
         pod["spec"]["nodeName"] = json!(node);
         pod["metadata"]["generateName"] = json!(format!("{}-", key.name));
         put(state, "", "pods", pod);
@@ -691,22 +923,14 @@ fn reconcile_daemonset(state: &mut State, key: &Key) {
     let pods = owned(state, "", "pods", &key.namespace, &uid);
     let n = pods.len() as i64;
     let ready = pods.iter().filter(|(_, p)| is_ready(p)).count() as i64;
-    let updated = pods
-        .iter()
-        .filter(|(_, p)| {
-            get_str(p, &["metadata", "labels", "controller-revision-hash"]) == Some(revision.as_str())
-        })
-        .count() as i64;
+    let updated = pods.iter().filter(|(_, p)| !stale(p)).count() as i64;
     let Some(ds) = live(state, key) else { return };
     let mut st = Map::new();
     st.insert("currentNumberScheduled".into(), json!(n));
     st.insert("desiredNumberScheduled".into(), json!(nodes.len()));
     st.insert("numberMisscheduled".into(), json!(0));
     st.insert("numberReady".into(), json!(ready));
-    st.insert(
-        "observedGeneration".into(),
-        ds["metadata"]["generation"].clone(),
-    );
+    st.insert("observedGeneration".into(), ds["metadata"]["generation"].clone());
     nonzero(&mut st, "updatedNumberScheduled", updated);
     nonzero(&mut st, "numberAvailable", ready);
     nonzero(&mut st, "numberUnavailable", nodes.len() as i64 - ready);

@@ -262,6 +262,9 @@ pub struct State {
     pub log: RequestLog,
     /// Fault rules.
     pub faults: FaultSet,
+    /// The simulated kubelet's and controllers' clocks (pods due to become Ready or to crash,
+    /// Deployments' progress deadlines) and the per-workload pod behaviours set at run time.
+    pub timers: crate::controllers::Timers,
 }
 
 /// Which part of an object a write touches.
@@ -348,6 +351,7 @@ impl State {
             ip_counter: 0,
             log: RequestLog::default(),
             faults: FaultSet::default(),
+            timers: crate::controllers::Timers::default(),
         };
         s.seed();
         s
@@ -374,6 +378,7 @@ impl State {
         self.history_floor = self.rv;
         self.log.clear();
         self.faults.clear();
+        self.timers = crate::controllers::Timers::default();
         self.seed();
     }
 
@@ -562,6 +567,9 @@ impl State {
             node_name,
         };
         admission::default_on_create(rt, obj, &ctx);
+        if kubelet && rt.group.is_empty() && rt.kind == "Pod" {
+            crate::controllers::admit_pod(self, ns, obj);
+        }
     }
 
     /// POST: creates an object.
