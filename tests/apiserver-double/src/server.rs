@@ -614,6 +614,31 @@ fn ok_json(code: u16, v: &Value) -> ApiResult {
     Ok((code, Some(json_response(code, v))))
 }
 
+/// A Namespace as it is before an update (`None` for other kinds, or when it does not exist:
+/// Pod Security evaluates existing pods only on updates).
+fn namespace_before(st: &State, rt: &ResourceType, name: &str) -> Option<Value> {
+    (rt.group.is_empty() && rt.kind == "Namespace").then(|| st.get(rt, "", name).ok().map(|s| (*s.obj).clone())).flatten()
+}
+
+/// The Pod Security admission's warnings for an update of a Namespace (see [`crate::podsecurity`]).
+fn pod_security_warnings(st: &State, old: Option<&Value>, new: &Value) -> Vec<String> {
+    old.map(|o| crate::podsecurity::namespace_update_warnings(st, o, new)).unwrap_or_default()
+}
+
+/// A response with `Warning` headers, one per warning, as the API server sends admission warnings.
+fn with_warnings(result: ApiResult, warnings: &[String]) -> ApiResult {
+    let (code, resp) = result?;
+    let resp = resp.map(|mut r| {
+        for w in warnings {
+            if let Ok(v) = http::HeaderValue::from_str(&crate::podsecurity::warning_header(w)) {
+                r.headers_mut().append(http::header::WARNING, v);
+            }
+        }
+        r
+    });
+    Ok((code, resp))
+}
+
 fn api_call(shared: &Arc<Shared>, r: &Req, t: &Target, body: &Bytes) -> ApiResult {
     let rt = &t.rt;
     let ns = t.namespace.clone().unwrap_or_default();
@@ -738,9 +763,11 @@ fn api_call(shared: &Arc<Shared>, r: &Req, t: &Target, body: &Bytes) -> ApiResul
                 crate::controllers::settle(&mut st);
                 return ok_json(200, &scale_of(rt, &updated));
             }
+            let old = namespace_before(&st, rt, name);
             let updated = st.update(rt, &ns, name, obj, &o)?;
+            let warnings = pod_security_warnings(&st, old.as_ref(), &updated);
             crate::controllers::settle(&mut st);
-            ok_json(200, &updated)
+            with_warnings(ok_json(200, &updated), &warnings)
         }
         (&Method::PATCH, Some(name)) => {
             verb_ok("patch")?;
@@ -781,9 +808,11 @@ fn api_call(shared: &Arc<Shared>, r: &Req, t: &Target, body: &Bytes) -> ApiResul
                 return ok_json(200, &scale_of(rt, &updated));
             }
             let existed = st.get(rt, &ns, name).is_ok();
+            let old = namespace_before(&st, rt, name);
             let updated = st.patch(rt, &ns, name, ptype, body, &o)?;
+            let warnings = pod_security_warnings(&st, old.as_ref(), &updated);
             crate::controllers::settle(&mut st);
-            ok_json(if existed { 200 } else { 201 }, &updated)
+            with_warnings(ok_json(if existed { 200 } else { 201 }, &updated), &warnings)
         }
         (&Method::DELETE, Some(name)) => {
             verb_ok("delete")?;
