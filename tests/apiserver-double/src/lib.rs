@@ -77,7 +77,12 @@
 //!   custom resources.
 //! * Multi-version CRDs are served without conversion (only `apiVersion` is
 //!   rewritten).
-//! * Controllers (see [`controllers`]) converge synchronously.
+//! * Controllers (see [`controllers`]) react synchronously to every write; with
+//!   [`DoubleOptions::ready_after`], per-workload [`PodBehaviour`]s or
+//!   [`DoubleOptions::progress_deadline`] they also move on their own clock (pods becoming
+//!   Ready, crash-looping, rollouts progressing or passing their deadline), driven by a
+//!   background tick every few milliseconds. By default every pod is Ready at creation, so
+//!   a write returns with the cluster converged.
 //!
 //! # Test support
 //!
@@ -110,6 +115,7 @@ pub mod store;
 pub mod table;
 pub mod util;
 
+pub use controllers::PodBehaviour;
 pub use faults::{FaultAction, FaultRule, RequestRecord, RuleInfo};
 pub use registry::ResourceType;
 pub use status::ApiError;
@@ -153,6 +159,38 @@ pub struct DoubleOptions {
     pub watch_history: usize,
     /// Additional built-in types.
     pub extra_resources: Vec<ResourceType>,
+    /// How long the simulated kubelet takes from creating a pod to reporting it Ready
+    /// (default zero: Ready at creation). See [`DoubleOptions::ready_after`].
+    pub pod_ready_after: std::time::Duration,
+    /// How the pods of particular workloads run, by `(namespace, workload name)`: the
+    /// Deployment, StatefulSet or DaemonSet (or bare ReplicaSet or Pod) that owns them. Beats
+    /// [`Self::pod_ready_after`]; [`DoubleHandle::set_pod_behaviour`] changes it at run time.
+    pub pod_behaviours: BTreeMap<(String, String), PodBehaviour>,
+    /// Replaces every Deployment's `spec.progressDeadlineSeconds` (so that tests see
+    /// `ProgressDeadlineExceeded` within milliseconds). `None` (default): the spec's value.
+    pub progress_deadline: Option<std::time::Duration>,
+}
+
+impl DoubleOptions {
+    /// Pods become Ready `delay` after their creation (Running, with failing readiness, until
+    /// then).
+    pub fn ready_after(mut self, delay: std::time::Duration) -> Self {
+        self.pod_ready_after = delay;
+        self
+    }
+
+    /// The pods of workload `name` in `namespace` behave as `behaviour`.
+    pub fn pods_of(mut self, namespace: &str, name: &str, behaviour: PodBehaviour) -> Self {
+        self.pod_behaviours.insert((namespace.to_string(), name.to_string()), behaviour);
+        self
+    }
+
+    /// Every Deployment's progress deadline is `deadline` instead of its
+    /// `spec.progressDeadlineSeconds`.
+    pub fn progress_deadline(mut self, deadline: std::time::Duration) -> Self {
+        self.progress_deadline = Some(deadline);
+        self
+    }
 }
 
 impl Default for DoubleOptions {
@@ -167,6 +205,9 @@ impl Default for DoubleOptions {
             port: 0,
             watch_history: 10_000,
             extra_resources: vec![],
+            pod_ready_after: std::time::Duration::ZERO,
+            pod_behaviours: BTreeMap::new(),
+            progress_deadline: None,
         }
     }
 }
@@ -332,6 +373,7 @@ impl Double {
             addr,
         });
         let (tx, rx) = watch::channel(false);
+        tokio::spawn(controllers::run_clock(shared.clone(), rx.clone()));
         tokio::spawn(server::serve(listener, shared.clone(), rx));
         Ok(DoubleHandle {
             inner: Arc::new(Inner {
@@ -538,6 +580,20 @@ impl DoubleHandle {
         )?;
         controllers::settle(&mut st);
         Ok(())
+    }
+
+    /// The pods workload `name` in `namespace` creates from now on (see
+    /// [`DoubleOptions::pod_behaviours`]) behave as `behaviour`, as a new version of an
+    /// application that misbehaves or recovers; running pods keep theirs.
+    pub fn set_pod_behaviour(&self, namespace: &str, name: &str, behaviour: PodBehaviour) {
+        controllers::set_pod_behaviour(&mut self.state(), namespace, name, behaviour);
+    }
+
+    /// As [`Self::set_pod_behaviour`], and the running pods too: they turn unready
+    /// (`NeverReady`), start crash-looping (`CrashLoop`) or become Ready after the delay
+    /// (`Ready`), as an application failing or recovering in place.
+    pub fn set_running_pod_behaviour(&self, namespace: &str, name: &str, behaviour: PodBehaviour) {
+        controllers::set_running_pod_behaviour(&mut self.state(), namespace, name, behaviour);
     }
 
     /// All objects with volatile fields removed (see [`strip_volatile`]).
