@@ -1,16 +1,19 @@
-//! End-to-end cost of `kubectl dbiso` on a large cluster: 10,000 pods (1,000 workloads in 50
-//! namespaces, 400 of them databases), 1,000 Services, 1,000 NetworkPolicies, plus the Secrets,
-//! ConfigMaps, ReplicaSets and Namespaces that go with them.
+//! End-to-end cost of `kubectl dbiso` on a large cluster, and the generator of the cluster
+//! states `tests/bench/dbiso.sh` measures. By default 1,000 workloads in 50 namespaces (400 of
+//! them databases), 10,000 pods, 1,000 Services, 1,000 NetworkPolicies, plus the Secrets,
+//! ConfigMaps, ReplicaSets and Namespaces that go with them; `--workloads N` scales all of it
+//! (10,000 workloads: 500 namespaces, 100,000 pods, 10,000 NetworkPolicies).
 //!
 //! * `audit -A -o json` against the API double (in this process, over HTTP on 127.0.0.1, pages of
 //!   500), run as the release binary under `/usr/bin/time -v`: wall time, peak RSS, and the LIST
 //!   requests per kind from the double's request log (pagination counts as one list);
-//! * `reach -f <file> -A -o json` over the same objects written to one YAML file.
+//! * `reach -f <file> -A -o json` and `audit -f <file>` over the same objects written to one file.
 //!
-//! Run: `cargo bench -p dbiso --bench audit` (prints a table; best of 3 runs each). With
-//! `DBISO_BENCH_KEEP=<dir>` the cluster file (`cluster.yaml`) stays in `<dir>` for profiling; with
-//! `DBISO_BENCH_PROFILE=<command>` (e.g. `heaptrack -o /tmp/audit`) one live audit runs under that
-//! command and the bench stops.
+//! Run: `cargo bench -p dbiso --bench audit [-- --workloads N]` (prints a table; best of 3 runs
+//! each). `-- --write DIR` only writes the cluster as `kubectl get KIND -A -o json` lists, one file
+//! per kind, and stops. With `DBISO_BENCH_KEEP=<dir>` the cluster file (`cluster.yaml`) stays in
+//! `<dir>` for profiling; with `DBISO_BENCH_PROFILE=<command>` (e.g. `heaptrack -o /tmp/audit`) one
+//! live audit runs under that command and the bench stops.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,11 +23,17 @@ use std::time::Instant;
 use apiserver_double::{Double, DoubleOptions};
 use serde_json::{Value, json};
 
-const NAMESPACES: usize = 50;
+/// Workloads per namespace; the cluster has `workloads / WORKLOADS_PER_NS` namespaces.
 const WORKLOADS_PER_NS: usize = 20;
 const PODS_PER_WORKLOAD: usize = 10;
+/// NetworkPolicies per namespace: one per workload.
 const POLICIES_PER_NS: usize = 20;
 const TIERS: [&str; 5] = ["web", "api", "db", "cache", "worker"];
+/// Namespaces per team (the `team` namespace label that cross-namespace rules select).
+const NAMESPACES_PER_TEAM: usize = 5;
+/// Namespaces without a default-deny ingress policy, whatever the cluster's size ("sandbox"
+/// namespaces: every workload of the cluster reaches their pods).
+const OPEN_NAMESPACES: [usize; 2] = [1, 2];
 
 /// Deterministic xorshift so every run measures the same cluster.
 struct Rng(u64);
@@ -42,14 +51,23 @@ impl Rng {
 }
 
 fn ns_name(i: usize) -> String {
-    format!("team-{i:02}")
+    format!("team-{i:03}")
+}
+
+fn team(n: usize) -> String {
+    format!("t{}", n / NAMESPACES_PER_TEAM)
+}
+
+/// Namespace `n`'s pods are in `10.A.B.0/24` (`A.B` = `n` in base 256), 200 addresses of it used.
+fn ns_net(n: usize) -> (usize, usize) {
+    (n / 256, n % 256)
 }
 
 fn labels(app: &str, tier: &str, w: usize) -> Value {
-    json!({"app.kubernetes.io/name": app, "tier": tier, "version": format!("v{}", w % 3)})
+    json!({"app.kubernetes.io/name": app, "app.kubernetes.io/part-of": "shop", "tier": tier, "version": format!("v{}", w % 3)})
 }
 
-/// The pod template of a workload: image and ports by tier, database references by env.
+/// The pod template of a workload: image and named ports by tier, database references by env.
 fn template(app: &str, tier: &str, w: usize) -> Value {
     let (image, ports, env) = match tier {
         "web" => ("acme/web:3.1", json!([{"name": "http", "containerPort": 8080}]), json!([{"name": "API_URL", "value": format!("http://api-{}:9090", (w + 19) % 20)}])),
@@ -70,14 +88,23 @@ fn template(app: &str, tier: &str, w: usize) -> Value {
     })
 }
 
-/// Every object of the cluster, in load order.
-fn cluster() -> Vec<Value> {
+/// Every object of a cluster of `workloads` workloads (a multiple of 20), in load order:
+/// `workloads / 20` namespaces of 20 workloads (7 Deployments with their ReplicaSets, 3
+/// StatefulSets per 10; 8 of the 20 run postgres, mysql or redis), 10 running pods each (with
+/// pod IPs), a Service each, 20 NetworkPolicies per namespace, the Secrets with connection
+/// strings and a ConfigMap. Everything grows in proportion to `workloads`, and so does the number
+/// of connections the policies allow: rules select peers in the policy's namespace, in one named
+/// namespace or in the namespaces of one team (5 namespaces), never a fixed share of the cluster,
+/// except the two namespaces that isolate nothing (whose pods every workload reaches).
+fn cluster(workloads: usize) -> Vec<Value> {
+    let namespaces = (workloads / WORKLOADS_PER_NS).max(1);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut out = Vec::new();
-    for n in 0..NAMESPACES {
+    for n in 0..namespaces {
         let ns = ns_name(n);
+        let (a, b) = ns_net(n);
         out.push(json!({"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": ns, "labels": {"team": format!("t{}", n % 5), "env": if n % 2 == 0 { "prod" } else { "dev" }}}}));
+            "metadata": {"name": ns, "labels": {"team": team(n), "env": if n % 2 == 0 { "prod" } else { "dev" }}}}));
         out.push(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "queues", "namespace": ns},
             "data": {"host": format!("cache-{}", 3)}}));
         for w in 0..WORKLOADS_PER_NS {
@@ -114,7 +141,11 @@ fn cluster() -> Vec<Value> {
                 if let Some(hash) = owner_name.strip_prefix(&format!("{app}-")).filter(|_| !stateful) {
                     pod["metadata"]["labels"]["pod-template-hash"] = json!(hash);
                 }
-                let ip = format!("10.{n}.{w}.{}", p + 1);
+                if stateful {
+                    pod["metadata"]["labels"]["statefulset.kubernetes.io/pod-name"] = json!(name);
+                }
+                let ip = format!("10.{a}.{b}.{}", w * PODS_PER_WORKLOAD + p + 1);
+                pod["spec"]["nodeName"] = json!(format!("node-{}", rng.below(namespaces.div_ceil(2))));
                 pod["status"] = json!({"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]});
                 out.push(pod);
             }
@@ -129,7 +160,7 @@ fn cluster() -> Vec<Value> {
             out.push(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": app, "namespace": ns},
                 "spec": {"selector": {"app.kubernetes.io/name": app}, "ports": [{"port": port, "targetPort": port}]}}));
             if tier == "api" {
-                // Each API reads the database two workloads on: db-(w+1).
+                // Each API reads the database one workload on: db-(w+1).
                 let db = format!("db-{}", w + 1);
                 out.push(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": format!("{app}-db"), "namespace": ns},
                     "type": "Opaque", "stringData": {"url": format!("postgresql://{app}:bench-password@{db}:5432/{app}")}}));
@@ -143,7 +174,7 @@ fn cluster() -> Vec<Value> {
                        "ingress": [{"from": [{"podSelector": {"matchLabels": {"tier": "api"}}}], "ports": [{"port": "db"}]}]}),
             ));
         }
-        if n % 5 != 4 {
+        if !OPEN_NAMESPACES.contains(&n) {
             policies.push(("default-deny-ingress".into(), json!({"podSelector": {}, "policyTypes": ["Ingress"]})));
         }
         if n % 3 == 0 {
@@ -164,7 +195,7 @@ fn cluster() -> Vec<Value> {
         }
         policies.push((
             "allow-monitoring".into(),
-            json!({"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "t0"}},
+            json!({"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": team(n)}},
                                                               "podSelector": {"matchLabels": {"tier": "worker"}}}],
                                                    "ports": [{"port": "metrics"}]}]}),
         ));
@@ -176,18 +207,23 @@ fn cluster() -> Vec<Value> {
         while policies.len() < POLICIES_PER_NS {
             let w = rng.below(WORKLOADS_PER_NS);
             let target = json!({"matchLabels": {"app.kubernetes.io/name": format!("{}-{w}", TIERS[w % TIERS.len()])}});
-            let spec = match rng.below(5) {
-                0 => json!({"podSelector": target, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": format!("t{}", rng.below(5))}}}]}]}),
+            let spec = match rng.below(6) {
+                0 => json!({"podSelector": target, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": team(rng.below(namespaces))}}}]}]}),
                 1 => json!({"podSelector": target, "ingress": [{"from": [
-                        {"namespaceSelector": {"matchExpressions": [{"key": "env", "operator": "NotIn", "values": ["dev"]}]},
+                        {"namespaceSelector": {"matchExpressions": [{"key": "env", "operator": "NotIn", "values": ["dev"]},
+                                                                    {"key": "team", "operator": "In", "values": [team(n)]}]},
                          "podSelector": {"matchLabels": {"tier": "worker"}}}], "ports": [{"port": 8000, "endPort": 9999}]}]}),
                 2 => {
-                    let b = rng.below(NAMESPACES);
-                    json!({"podSelector": target, "ingress": [{"from": [{"ipBlock": {"cidr": format!("10.{b}.0.0/16"), "except": [format!("10.{b}.1.0/24")]}}]}]})
+                    let (c, d) = ns_net(rng.below(namespaces));
+                    json!({"podSelector": target, "ingress": [{"from": [{"ipBlock": {"cidr": format!("10.{c}.{d}.0/24"), "except": [format!("10.{c}.{d}.0/26")]}}]}]})
                 }
-                3 => json!({"podSelector": target, "ingress": [{"ports": [{"port": "http"}, {"protocol": "UDP"}]}]}),
+                3 => json!({"podSelector": target, "ingress": [{"from": [{"podSelector": {}}], "ports": [{"port": "http"}, {"protocol": "UDP"}]}]}),
+                4 => json!({"podSelector": target, "policyTypes": ["Egress"], "egress": [
+                        {"to": [{"ipBlock": {"cidr": format!("203.0.{}.0/24", rng.below(256))}}], "ports": [{"port": 443}]},
+                        {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns_name(rng.below(namespaces))}},
+                                 "podSelector": {"matchLabels": {"tier": "api"}}}], "ports": [{"port": "http"}]}]}),
                 _ => json!({"podSelector": {"matchLabels": {"tier": "cache"}}, "ingress": [{"from": [
-                        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns_name(rng.below(NAMESPACES))}}}]}]}),
+                        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns_name(rng.below(namespaces))}}}]}]}),
             };
             policies.push((format!("p{}", policies.len()), spec));
         }
@@ -196,6 +232,28 @@ fn cluster() -> Vec<Value> {
         }
     }
     out
+}
+
+/// Writes the cluster as `kubectl get KIND -A -o json` would: one `List` file per kind in `dir`
+/// (`pods.json`, ...), the items with their `kind` and `apiVersion`.
+fn write_dump(objects: &[Value], dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut by_kind: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+    for o in objects {
+        by_kind.entry(o["kind"].as_str().expect("kind").to_ascii_lowercase()).or_default().push(o);
+    }
+    for (kind, items) in by_kind {
+        let list = json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items});
+        let plural = match kind.strip_suffix('y') {
+            Some(stem) => format!("{stem}ies"),
+            None => format!("{kind}s"),
+        };
+        let file = std::fs::File::create(dir.join(format!("{plural}.json")))?;
+        let mut w = std::io::BufWriter::new(file);
+        serde_json::to_writer_pretty(&mut w, &list)?;
+        std::io::Write::write_all(&mut w, b"\n")?;
+    }
+    Ok(())
 }
 
 struct Measure {
@@ -233,9 +291,36 @@ fn best_of(n: usize, f: impl Fn() -> Measure) -> Measure {
     (0..n).map(|_| f()).min_by(|a, b| a.wall_ms.total_cmp(&b.wall_ms)).expect("n > 0")
 }
 
+/// `--workloads N` (default 1,000, a multiple of 20) and `--write DIR`; cargo's own `--bench` is
+/// ignored.
+fn args() -> (usize, Option<std::path::PathBuf>) {
+    let mut workloads = 1000;
+    let mut write = None;
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--workloads" => {
+                let v = it.next().unwrap_or_default();
+                workloads = v.parse().ok().filter(|n| *n > 0 && n % WORKLOADS_PER_NS == 0).unwrap_or_else(|| {
+                    eprintln!("--workloads: {v:?} is not a positive multiple of {WORKLOADS_PER_NS}");
+                    std::process::exit(2)
+                });
+            }
+            "--write" => write = it.next().map(std::path::PathBuf::from),
+            "--bench" => {}
+            other => {
+                eprintln!("unknown argument {other:?}: --workloads N, --write DIR");
+                std::process::exit(2)
+            }
+        }
+    }
+    (workloads, write)
+}
+
 fn main() {
     let bin = env!("CARGO_BIN_EXE_kubectl-dbiso");
-    let objects = cluster();
+    let (workloads, write) = args();
+    let objects = cluster(workloads);
     let count = |kind: &str| objects.iter().filter(|o| o["kind"] == kind).count();
     println!(
         "cluster: {} namespaces, {} pods, {} Services, {} NetworkPolicies, {} Deployments, {} StatefulSets, {} ReplicaSets, {} Secrets ({} objects)",
@@ -249,6 +334,10 @@ fn main() {
         count("Secret"),
         objects.len()
     );
+    if let Some(dir) = write {
+        write_dump(&objects, &dir).unwrap_or_else(|e| panic!("writing {}: {e}", dir.display()));
+        return;
+    }
 
     let keep = std::env::var_os("DBISO_BENCH_KEEP").map(std::path::PathBuf::from);
     let dir = keep.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("dbiso-bench-{}", std::process::id())));
