@@ -98,11 +98,27 @@ pub fn report(
     flags: &ReportFlags,
     output: &OutputFlags,
 ) -> Result<Exit> {
+    report_with(tool, command, inventory, analyzers, unread, flags, |out, report| {
+        crate::render::report(out, output.output, output.color(), report)
+    })
+}
+
+/// [`report`] written by another renderer (Markdown, CSV): the same run, suppressions and exit
+/// code.
+pub fn report_with(
+    tool: &'static str,
+    command: &str,
+    inventory: &Inventory,
+    analyzers: &[&dyn Analyzer],
+    unread: &'static Code,
+    flags: &ReportFlags,
+    render: impl FnOnce(&mut Out, &Report) -> Result<()>,
+) -> Result<Exit> {
     let mut report: Report = findings::run(tool, command, analyzers, inventory);
     report.findings.extend(findings::unread_findings(unread, inventory));
     let report = report.finish(&flags.suppress);
     let mut out = Out::new();
-    crate::render::report(&mut out, output.output, output.color(), &report)?;
+    render(&mut out, &report)?;
     out.flush()?;
     Ok(if report.fails(flags.fail_on()) { Exit::Findings } else { Exit::Ok })
 }

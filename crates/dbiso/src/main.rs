@@ -42,13 +42,18 @@ struct Cli {
 }
 
 /// `-o` of this plugin: the shared formats, plus `txt`, `dot`, `mermaid`, `md` and `csv` for the
-/// connectivity views (`reach`, `diff`, `generate --diff`).
+/// connectivity views (`reach`, `diff`, `generate --diff`); `audit` also writes `md` and `csv`,
+/// `explain` also `md`, `dot` and `mermaid` (see [`Output::only`]).
 type Format = ViewFormat;
+
+/// The formats each command writes, as `-o` spells them; any other is refused naming these.
+const AUDIT_FORMATS: [Format; 6] = [Format::Table, Format::Wide, Format::Json, Format::Yaml, Format::Md, Format::Csv];
+const EXPLAIN_FORMATS: [Format; 7] = [Format::Table, Format::Wide, Format::Json, Format::Yaml, Format::Md, Format::Dot, Format::Mermaid];
 
 /// Output flags, as `meshmove_cli::OutputFlags` with the connectivity formats added.
 #[derive(Debug, Clone, Args)]
 struct Output {
-    /// Output format (txt, dot, mermaid, md, csv: reach, diff and generate --diff only)
+    /// Output format (txt: reach, diff and generate --diff; dot, mermaid: also explain; md, csv: also audit; md: also explain)
     #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t, help_heading = "Output")]
     format: Format,
     /// Never colour output (also: the NO_COLOR environment variable)
@@ -60,6 +65,22 @@ struct Output {
 }
 
 impl Output {
+    /// The format, when `command` writes it (one of `supported`); otherwise a usage error
+    /// naming the formats it does write.
+    fn only(&self, command: &str, supported: &[Format]) -> Result<Format> {
+        if supported.contains(&self.format) {
+            return Ok(self.format);
+        }
+        let names: Vec<String> = supported.iter().map(|f| f.name()).collect();
+        anyhow::bail!("-o {} is not supported by `{command}`; it prints {}", self.format.name(), names.join(", "))
+    }
+
+    /// The shared output flags with `format` as the format (table, wide, json, yaml), for the
+    /// renderers that only know those.
+    fn with(&self, format: meshmove_cli::OutputFormat) -> OutputFlags {
+        OutputFlags { output: format, no_color: self.no_color, verbosity: self.verbosity }
+    }
+
     /// The shared output flags, for commands that print reports or manifests.
     fn shared(&self, command: &str) -> Result<OutputFlags> {
         let Some(output) = self.format.shared() else {
@@ -125,10 +146,10 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<Exit> {
     match cli.command {
-        Command::Audit { source, report } => audit(&cli.kube, &source, &report, &cli.output.shared("audit")?),
+        Command::Audit { source, report } => audit_command(&cli.kube, &source, &report, &cli.output),
         Command::Reach(args) => reach::run(&cli.kube, &args, cli.output.format),
         Command::Diff(args) => diff::run(&cli.kube, &args, cli.output.format),
-        Command::Explain(args) => explain::run(&cli.kube, &args, &cli.output.shared("explain")?),
+        Command::Explain(args) => explain::run(&cli.kube, &args, &cli.output),
         Command::Generate(args) if args.diff => generate::run_diff(&cli.kube, &args, cli.output.format),
         Command::Generate(args) => generate::run(&cli.kube, &args, &cli.output.shared("generate")?),
         Command::Apply(args) => apply::run(&cli.kube, &args, &cli.output.shared("apply")?),
@@ -139,8 +160,23 @@ fn run(cli: Cli) -> Result<Exit> {
     }
 }
 
+/// `audit -o FORMAT`: the report as a table, JSON or YAML ([`audit`]), or as a Markdown
+/// document or CSV of the findings.
+fn audit_command(kube: &KubeFlags, source: &SourceFlags, report: &ReportFlags, output: &Output) -> Result<Exit> {
+    let format = output.only("audit", &AUDIT_FORMATS)?;
+    match format.shared() {
+        Some(shared) => audit(kube, source, report, &output.with(shared)),
+        None => audit_as(kube, source, report, Err(format)),
+    }
+}
+
 /// `audit`: load what the analyzers need (from `-f` or the cluster), run them, print the report.
 pub fn audit(kube: &KubeFlags, source: &SourceFlags, report: &ReportFlags, output: &OutputFlags) -> Result<Exit> {
+    audit_as(kube, source, report, Ok(output))
+}
+
+/// The audit, printed with the shared output flags (`Ok`) or as `md`/`csv` (`Err`).
+fn audit_as(kube: &KubeFlags, source: &SourceFlags, report: &ReportFlags, output: std::result::Result<&OutputFlags, Format>) -> Result<Exit> {
     use meshmove_isolation::{self as dbiso, AuditOptions};
     use meshmove_model::findings::{self, Analyzer};
     let analyzers = dbiso::analyzers(&AuditOptions { live: source.filename.is_empty() });
@@ -149,7 +185,13 @@ pub fn audit(kube: &KubeFlags, source: &SourceFlags, report: &ReportFlags, outpu
     let inventory = meshmove_cli::analysis::load_inventory_partial(kube, source, &kinds, &wide)?;
     debug_ownership(&inventory);
     let unread = &dbiso::catalog::CODE_UNREAD_INPUT;
-    meshmove_cli::analysis::report(TOOL, "audit", &inventory, &refs, unread, report, output)
+    match output {
+        Ok(flags) => meshmove_cli::analysis::report(TOOL, "audit", &inventory, &refs, unread, report, flags),
+        Err(format) => meshmove_cli::analysis::report_with(TOOL, "audit", &inventory, &refs, unread, report, |out, r| {
+            let text = if format == Format::Md { meshmove_cli::render::report_markdown(r) } else { meshmove_cli::render::report_csv(r)? };
+            Ok(out.write_str(&text)?)
+        }),
+    }
 }
 
 /// `-v 2`: the databases and the references found (where, never what: no secret value).

@@ -604,12 +604,18 @@ fn reach_draws_graphs_and_tables_and_narrows_to_a_workload() {
     assert!(csv.lines().any(|l| l == "Deployment,shop,api,false,StatefulSet,shop,pg,true,TCP 5432,direct"), "{csv}");
     let txt = dbiso(&["reach", "-f", &file, "-o", "txt", "--focus", "sts/pg", "-n", "shop"], &[]).expect_code(0).stdout;
     assert!(!txt.is_empty() && txt.lines().all(|l| l.contains("StatefulSet/shop/pg")), "{txt}");
-    for (cmd, o) in [("audit", "dot"), ("explain", "csv"), ("generate", "mermaid")] {
+    // A format a command does not write is refused, naming the ones it does.
+    for (cmd, o, says) in [
+        ("audit", "dot", "-o dot is not supported by `audit`; it prints table, wide, json, yaml, md, csv"),
+        ("explain", "csv", "-o csv is not supported by `explain`; it prints table, wide, json, yaml, md, dot, mermaid"),
+        ("generate", "mermaid", "-o mermaid is only supported by `reach`, `diff` and `generate --diff`"),
+    ] {
         let mut args = vec![cmd, "-f", &file, "-o", o];
         if cmd == "explain" {
             args.extend(["deploy/api", "sts/pg", "-n", "shop"]);
         }
         let r = dbiso(&args, &[]).expect_code(2);
-        assert!(r.stderr.contains(&format!("-o {o} is only supported by `reach`, `diff` and `generate --diff`")), "{}", r.stderr);
+        assert!(r.stderr.contains(says), "{}", r.stderr);
+        assert!(r.stdout.is_empty(), "{}", r.stdout);
     }
 }

@@ -44,6 +44,7 @@ fn edge_label(r: &Row<'_>) -> String {
     match &r.what {
         What::Allowed(c) if r.hbone => format!("{} {VIA_HBONE}", short(c)),
         What::Allowed(c) => short(c),
+        What::Verdict { words, .. } => words.to_string(),
         What::Changed(Change::Added { after }) => format!("+ {}", short(after)),
         What::Changed(Change::Removed { before }) => format!("- {}", short(before)),
         What::Changed(Change::Changed { before, after }) => format!("{} → {}", short(before), short(after)),
@@ -91,8 +92,12 @@ pub(crate) fn dot(nodes: &BTreeSet<&Endpoint>, rows: &[Row<'_>], marks: &Marks, 
     for r in rows {
         let mut attrs = vec![format!("label={}", dot_str(&edge_label(r)))];
         match r.what {
-            What::Allowed(_) if r.hbone => attrs.push(format!("color={c}, fontcolor={c}, style=bold", c = dot_str(HBONE))),
+            What::Allowed(_) | What::Verdict { allowed: true, .. } if r.hbone => {
+                attrs.push(format!("color={c}, fontcolor={c}, style=bold", c = dot_str(HBONE)))
+            }
             What::Allowed(_) => {}
+            What::Verdict { allowed: true, .. } => attrs.push(format!("color={c}, fontcolor={c}", c = dot_str(ADDED))),
+            What::Verdict { allowed: false, .. } => attrs.push(format!("color={c}, fontcolor={c}, style=dashed", c = dot_str(REMOVED))),
             What::Changed(Change::Added { .. }) => attrs.push(format!("color={c}, fontcolor={c}", c = dot_str(ADDED))),
             What::Changed(Change::Removed { .. }) => attrs.push(format!("color={c}, fontcolor={c}, style=dashed", c = dot_str(REMOVED))),
             What::Changed(Change::Changed { .. }) => attrs.push(format!("color={c}, fontcolor={c}", c = dot_str(CHANGED))),
@@ -137,8 +142,10 @@ pub(crate) fn mermaid(nodes: &BTreeSet<&Endpoint>, rows: &[Row<'_>], marks: &Mar
     let mut styles: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, r) in rows.iter().enumerate() {
         let (arrow, colour) = match r.what {
-            What::Allowed(_) if r.hbone => ("-->", Some(HBONE)),
+            What::Allowed(_) | What::Verdict { allowed: true, .. } if r.hbone => ("-->", Some(HBONE)),
             What::Allowed(_) => ("-->", None),
+            What::Verdict { allowed: true, .. } => ("-->", Some(ADDED)),
+            What::Verdict { allowed: false, .. } => ("-.->", Some(REMOVED)),
             What::Changed(Change::Added { .. }) => ("-->", Some(ADDED)),
             What::Changed(Change::Removed { .. }) => ("-.->", Some(REMOVED)),
             What::Changed(Change::Changed { .. }) => ("==>", Some(CHANGED)),

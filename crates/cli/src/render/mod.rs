@@ -1,13 +1,14 @@
 //! Renderers: data in, text out. Tables for people (coloured only on a terminal), JSON and YAML
 //! with stable schemas for machines. Nothing here decides exit codes.
 
+pub mod explain;
 mod graph;
 pub mod reach;
 #[cfg(test)]
 mod reach_tests;
 mod report;
 
-pub use report::report;
+pub use report::{report, report_csv, report_markdown};
 
 use anyhow::Result;
 use serde::Serialize;

@@ -95,6 +95,8 @@ fn allowed_text(c: &Connection, hbone: bool) -> String {
 pub(crate) enum What<'a> {
     Allowed(&'a Connection),
     Changed(&'a Change),
+    /// One explained connection: its verdict, in words for the edge.
+    Verdict { allowed: bool, words: &'a str },
 }
 
 /// A connection in few words: `all`, `TCP 5432, UDP 53`, `none`.
@@ -309,12 +311,13 @@ fn markdown(rows: &[Row<'_>], marks: &Marks, title: &str, summary: Option<&str>)
             None => md.push_str("## From outside the cluster\n\n"),
         }
         match group[0].what {
-            What::Allowed(_) => md.push_str("| Source | Destination | Allowed |\n| --- | --- | --- |\n"),
+            What::Allowed(_) | What::Verdict { .. } => md.push_str("| Source | Destination | Allowed |\n| --- | --- | --- |\n"),
             What::Changed(_) => md.push_str("| Change | Source | Destination | Before | After |\n| --- | --- | --- | --- | --- |\n"),
         }
         for r in group {
             let line = match r.what {
                 What::Allowed(c) => format!("| {} | {} | {} |\n", cell(r.src), cell(r.dst), md_text(&allowed_text(c, r.hbone))),
+                What::Verdict { words, .. } => format!("| {} | {} | {} |\n", cell(r.src), cell(r.dst), md_text(words)),
                 What::Changed(c) => format!(
                     "| {} | {} | {} | {} | {} |\n",
                     c.word(),
@@ -331,9 +334,9 @@ fn markdown(rows: &[Row<'_>], marks: &Marks, title: &str, summary: Option<&str>)
     md
 }
 
-/// Text for a Markdown table cell: pipes escaped.
-fn md_text(s: &str) -> String {
-    s.replace('|', "\\|")
+/// Text for a Markdown table cell: pipes escaped, line breaks as `<br>` (a cell is one line).
+pub(crate) fn md_text(s: &str) -> String {
+    s.replace('|', "\\|").replace("\r\n", "<br>").replace('\n', "<br>")
 }
 
 /// `kind`, `namespace`, `name` of an endpoint; an address range is kind `External`, its CIDR as

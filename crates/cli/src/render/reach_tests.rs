@@ -35,7 +35,7 @@ fn model(policies: Vec<Value>) -> ClusterModel {
     ];
     let namespaces = ["shop", "data"].iter().map(|n| NamespaceInfo::new(*n, BTreeMap::new())).collect();
     let policies = policies.into_iter().map(|p| serde_json::from_value::<NetworkPolicy>(p).unwrap()).collect();
-    ClusterModel { namespaces, pods, policies }
+    ClusterModel { namespaces, pods, policies, ..Default::default() }
 }
 
 fn isolate() -> Vec<Value> {
@@ -622,4 +622,91 @@ fn hbone_pairs_are_marked_in_every_format_as_the_engine_says() {
     assert_eq!(back, r.to_entries(), "the mark survives JSON");
     let txt = render_reach(ViewFormat::Txt, &r, None);
     assert!(txt.lines().all(|l| !l.contains("HBONE")), "txt keeps the plain shape");
+}
+
+// ---------------------------------------------------------------------------------------------
+// One explained connection: its single path as DOT and Mermaid, and a Markdown document.
+
+fn explained(src: &str, dst: &str, port: u16) -> (meshmove_netpol::Explanation, Endpoint, Endpoint) {
+    let mut m = model(vec![json!({"metadata": {"name": "pg", "namespace": "data"}, "spec": {"podSelector": {"matchLabels": {"app": "pg"}}, "ingress": [
+        {"from": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"app": "api"}}}], "ports": [{"port": 15008}]}]}})]);
+    for p in &mut m.pods {
+        p.ambient = p.name == "api" || p.name == "pg-0";
+    }
+    let e = Engine::build(&m, EngineOptions::default()).unwrap();
+    let id = |name: &str| e.pods().find(|(_, p)| p.name == name).unwrap().0;
+    let x = e.explain(meshmove_netpol::Target::Pod(id(src)), meshmove_netpol::Target::Pod(id(dst)), Protocol::Tcp, port).unwrap();
+    (x, Endpoint::Workload(e.pod(id(src)).workload()), Endpoint::Workload(e.pod(id(dst)).workload()))
+}
+
+fn render_explained(format: ViewFormat, x: &meshmove_netpol::Explanation, s: &Endpoint, d: &Endpoint) -> String {
+    let mut out = Vec::new();
+    super::explain::graph(&mut out, format, x, s, d, &marks()).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn an_explained_connection_is_one_edge_between_its_two_ends() {
+    let (x, s, d) = explained("api", "pg-0", 5432);
+    assert!(x.allowed, "{}", x.verdict);
+    let p = dot::parse(&render_explained(ViewFormat::Dot, &x, &s, &d));
+    assert_eq!(p.nodes.keys().cloned().collect::<Vec<_>>(), ["Deployment/shop/api", "StatefulSet/data/pg"]);
+    assert_eq!(p.nodes["StatefulSet/data/pg"]["shape"], "cylinder");
+    let labels: Vec<&str> = p.clusters.iter().map(|(_, l, _)| l.as_str()).collect();
+    assert_eq!(labels, ["namespace data", "namespace shop"]);
+    assert_eq!(p.edges.len(), 1);
+    let (a, b, attrs) = &p.edges[0];
+    assert_eq!((a.as_str(), b.as_str()), ("Deployment/shop/api", "StatefulSet/data/pg"));
+    assert_eq!(attrs["label"], "TCP 5432: allowed via HBONE 15008 (ambient)");
+    assert_eq!((attrs["color"].as_str(), attrs["style"].as_str()), ("#6a1b9a", "bold"));
+
+    let (x, s, d) = explained("web", "pg-0", 5432);
+    assert!(!x.allowed);
+    let p = dot::parse(&render_explained(ViewFormat::Dot, &x, &s, &d));
+    let attrs = &p.edges[0].2;
+    assert_eq!((attrs["label"].as_str(), attrs["color"].as_str(), attrs["style"].as_str()), ("TCP 5432: denied", "#c62828", "dashed"));
+    let f = parse_mermaid(&render_explained(ViewFormat::Mermaid, &x, &s, &d));
+    assert_eq!(f.edges.len(), 1);
+    let (from, arrow, label, to) = &f.edges[0];
+    assert_eq!((f.nodes[from].1.as_str(), arrow.as_str(), label.as_str(), f.nodes[to].1.as_str()), ("Deployment web", "-.->", "TCP 5432: denied", "StatefulSet pg (database)"));
+    assert!(f.link_styles[&0].contains("#c62828"));
+    let mut out = Vec::new();
+    assert!(super::explain::graph(&mut out, ViewFormat::Csv, &x, &s, &d, &marks()).is_err(), "only graphs here");
+}
+
+#[test]
+fn an_explanation_as_markdown_reads_back_with_its_verdict_and_sides() {
+    let (x, _, _) = explained("api", "pg-0", 5432);
+    let text = super::explain::markdown(&x, "deployment/api (pod shop/api)", "statefulset/pg (pod data/pg-0)");
+    use pulldown_cmark::{Event, HeadingLevel, Parser, Tag, TagEnd};
+    let (mut headings, mut items, mut strong, mut in_strong, mut level) = (Vec::new(), 0usize, String::new(), false, None);
+    for ev in Parser::new(&text) {
+        match ev {
+            Event::Start(Tag::Heading { level: l, .. }) => {
+                level = Some(l);
+                headings.push((l, String::new()));
+            }
+            Event::End(TagEnd::Heading(_)) => level = None,
+            Event::Start(Tag::Item) => items += 1,
+            Event::Start(Tag::Strong) => in_strong = true,
+            Event::End(TagEnd::Strong) => in_strong = false,
+            Event::Text(t) | Event::Code(t) => {
+                if level.is_some() {
+                    headings.last_mut().unwrap().1.push_str(&t);
+                } else if in_strong {
+                    strong.push_str(&t);
+                }
+            }
+            _ => {}
+        }
+    }
+    let want = vec![
+        (HeadingLevel::H1, "deployment/api (pod shop/api) -> statefulset/pg (pod data/pg-0) on TCP 5432".to_string()),
+        (HeadingLevel::H2, format!("Egress of {}: allowed", x.src)),
+        (HeadingLevel::H2, format!("Ingress of {}: allowed", x.dst)),
+    ];
+    assert_eq!(headings, want);
+    assert_eq!(strong, "ALLOWED");
+    assert!(items >= 3, "the ingress policy, its rule, its peer and ports are listed: {text}");
+    assert!(text.contains(&x.verdict) && x.verdict.contains("via HBONE 15008 (ambient)"), "{text}");
 }
