@@ -180,6 +180,10 @@ pub fn builtin_types() -> Vec<ResourceType> {
         R::builtin("", "v1", "ServiceAccount", "serviceaccounts", true).short(&["sa"]),
         R::builtin("", "v1", "ConfigMap", "configmaps", true).short(&["cm"]),
         R::builtin("", "v1", "Secret", "secrets", true),
+        R::builtin("", "v1", "ResourceQuota", "resourcequotas", true)
+            .short(&["quota"])
+            .with_status(),
+        R::builtin("", "v1", "LimitRange", "limitranges", true).short(&["limits"]),
         R::builtin("", "v1", "Node", "nodes", false)
             .short(&["no"])
             .with_status(),

@@ -177,7 +177,9 @@ fn port_numbers(ports: &BTreeSet<Port>, w: Option<&Workload<'_>>) -> Vec<u16> {
     out
 }
 
-fn with_hbone(mut ports: Vec<Value>, ambient: bool) -> Vec<Value> {
+/// A rule's ports with HBONE (TCP 15008) added in ambient mode: the tunnel's port goes into the
+/// same rule, with the same peers, as the application ports (see the module docs).
+pub fn with_hbone(mut ports: Vec<Value>, ambient: bool) -> Vec<Value> {
     if ambient {
         ports.push(json!({"protocol": "TCP", "port": HBONE_PORT}));
     }
@@ -589,7 +591,7 @@ pub fn generate(inventory: &Inventory, req: &Request<'_>) -> Generation {
 
 /// Mesh rules of every isolated pod: monitoring on the sidecar's telemetry ports, or the
 /// ambient probe source.
-fn mesh_rules(rules: &mut Vec<Value>, admits: &mut Vec<String>, ambient: bool, sidecar: bool, monitoring: &[String]) {
+pub fn mesh_rules(rules: &mut Vec<Value>, admits: &mut Vec<String>, ambient: bool, sidecar: bool, monitoring: &[String]) {
     if ambient {
         admits.push(format!("kubelet probes through ztunnel (from {AMBIENT_PROBE_SOURCE})"));
         rules.push(json!({"from": [{"ipBlock": {"cidr": AMBIENT_PROBE_SOURCE}}]}));

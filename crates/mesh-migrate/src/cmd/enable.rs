@@ -117,6 +117,7 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &EnableArgs) -> Result<
     };
     let live = Live::connect(kube)?;
     let ns = live.namespace().to_string();
+    live.refuse_under_migration("enable")?;
     let workload_kinds = [
         &kinds::NAMESPACE,
         &kinds::SERVICE,

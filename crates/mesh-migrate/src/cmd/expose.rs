@@ -79,6 +79,7 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &ExposeArgs) -> Result<
         }
         return Ok(Exit::Ok);
     }
+    live.refuse_under_migration("expose")?;
     // Services, Ingresses and IngressClasses of the whole cluster: the controller's address, the
     // host+path pairs already served, the default class.
     let inventory = live.inventory(&[&kinds::NAMESPACE], &[&kinds::SERVICE, &kinds::INGRESS, &expose::INGRESS_CLASS])?;

@@ -69,6 +69,18 @@ impl Live {
         Ok(self.rt.block_on(meshmove_kube::cluster::load_readable(&self.conn, &all, wide, Some(&self.conn.namespace)))?)
     }
 
+    /// Refuse `command` on a namespace that a namespace-based migration owns (its legacy or its
+    /// mesh side): the message names the migration and what to do (exit 2).
+    pub fn refuse_under_migration(&self, command: &str) -> Result<()> {
+        let ns = self.namespace().to_string();
+        match self.rt.block_on(meshmove_migration::namespace::ownership::owner_of(&self.conn, &ns)) {
+            Ok(None) => Ok(()),
+            Ok(Some(owner)) => Err(anyhow::anyhow!(owner.refusal(command))),
+            Err(meshmove_migration::namespace::run::NsError::Plan(p)) => Err(p.into()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub fn actor(&self) -> String {
         plan::actor(Some(&self.conn.context))
     }

@@ -31,6 +31,7 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, command: &MtlsCommand) -> Res
     let MtlsCommand::Strict(args) = command;
     let live = Live::connect(kube)?;
     let ns = live.namespace().to_string();
+    live.refuse_under_migration("mtls strict")?;
     // Clients live in other namespaces: pods, workloads, namespaces and policies everywhere.
     let everywhere = [
         &kinds::NAMESPACE,

@@ -117,6 +117,14 @@ pub struct CreateArgs {
     /// Create the mesh side although the Istio control plane check fails
     #[arg(long)]
     force: bool,
+    /// Create the mesh side although the copies would lose connections the legacy side has under
+    /// the carried NetworkPolicies
+    #[arg(long)]
+    allow_lost_connections: bool,
+    /// `istio` label of the ingress gateway pods the Gateways for the namespace's Ingresses and
+    /// HTTPRoutes select
+    #[arg(long, value_name = "VALUE", default_value = "ingressgateway")]
+    gateway_selector: String,
     #[command(flatten)]
     traffic: super::enable::TrafficProfileArgs,
     #[command(flatten)]
@@ -206,6 +214,10 @@ pub struct CompleteArgs {
     /// `ns rollback`)
     #[arg(long)]
     delete_legacy: bool,
+    /// Complete although an Ingress still sends its hosts' traffic to the legacy side (those
+    /// hosts then fail)
+    #[arg(long)]
+    force: bool,
     /// How long 100 % is watched before the legacy side is retired (0: check once)
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_timeout)]
     interval: Duration,
@@ -387,9 +399,9 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, command: NsCommand) -> Result
                     PodSecurityArg::Privileged => PodSecurity::Privileged,
                     PodSecurityArg::None => PodSecurity::None,
                 };
-                let copy = CopyOptions { data_plane, pod_security, secrets: a.copy_secrets, copy_stateful: a.copy_stateful.clone() };
+                let copy = CopyOptions { data_plane, pod_security, secrets: a.copy_secrets, copy_stateful: a.copy_stateful.clone(), gateway_selector: Some(a.gateway_selector.clone()) };
                 let opts = a.write.options(&conn);
-                let overrides = run::CreateOverrides { allow_pod_security_violations: a.allow_pod_security_violations, ignore_control_plane: a.force };
+                let overrides = run::CreateOverrides { allow_pod_security_violations: a.allow_pod_security_violations, ignore_control_plane: a.force, allow_lost_connections: a.allow_lost_connections };
                 let profile = a.traffic.profile()?;
                 run::create(&conn, &sides, &copy, &profile, overrides, &opts, &mut events).await
             }
@@ -408,7 +420,7 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, command: NsCommand) -> Result
                 let sides = legacy_namespace(kube, &a.ns.namespace)?;
                 let g = a.gates.options(a.interval)?;
                 let opts = a.write.options(&conn);
-                run::complete(&conn, &sides, a.delete_legacy, &g, &opts, &mut events).await
+                run::complete(&conn, &sides, a.delete_legacy, a.force, &g, &opts, &mut events).await
             }
             NsCommand::Rollback(a) => {
                 let sides = legacy_namespace(kube, &a.ns.namespace)?;
@@ -492,6 +504,11 @@ fn print_report(output: &OutputFlags, r: &Report) -> Result<Exit> {
                     let rows = c.adjustments.iter().map(|a| vec![a.object.clone(), a.field.clone(), a.change.clone()]).collect();
                     out.write_str("\n")?;
                     out.write_str(&table(&["ADJUSTED", "FIELD", "CHANGE"], rows))?;
+                }
+                if !c.guards.is_empty() {
+                    let rows = c.guards.iter().map(|g| vec![g.object.clone(), g.namespace.clone(), g.note.clone()]).collect();
+                    out.write_str("\n")?;
+                    out.write_str(&table(&["GUARD", "NAMESPACE", "HOW"], rows))?;
                 }
                 if !c.unrouted.is_empty() {
                     let rows = c.unrouted.iter().map(|u| vec![u.service.clone(), u.reason.clone()]).collect();
@@ -579,6 +596,30 @@ fn print_status(output: &OutputFlags, s: &run::Status) -> Result<Exit> {
             .collect();
         out.write_str("\n")?;
         out.write_str(&table(&["SERVICE", "ROUTING"], rows))?;
+    }
+    if let Some(ext) = &s.external
+        && !ext.routes.is_empty()
+    {
+        let rows = ext
+            .routes
+            .iter()
+            .map(|r| {
+                let switched = match ext.switches.iter().find(|sw| sw.source == r.source) {
+                    Some(sw) if sw.still_served => "no: still served by its controller".to_string(),
+                    Some(_) => "looks done: at the gateway's address".to_string(),
+                    None if r.source.starts_with("Ingress/") => "looks done: the Ingress is gone".to_string(),
+                    None => "-".to_string(),
+                };
+                vec![r.source.clone(), r.hosts.join(", "), format!("{}/{}", s.mesh_namespace, r.gateway), switched]
+            })
+            .collect();
+        out.write_str("\n")?;
+        out.write_str(&table(&["EXTERNAL", "HOSTS", "ISTIO GATEWAY", "SWITCHED"], rows))?;
+    }
+    if let Some(ext) = &s.external {
+        for n in &ext.notes {
+            out.line(format_args!("external: {n}"))?;
+        }
     }
     if !st.shared.is_empty() {
         let list: Vec<String> = st.shared.iter().map(|b| format!("{} ({})", b.object, b.services.join(", "))).collect();

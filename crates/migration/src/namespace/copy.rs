@@ -53,6 +53,9 @@ pub struct CopyOptions {
     pub secrets: bool,
     /// Stateful backends to copy anyway (`--copy-stateful`): workload names, or `Kind/name`.
     pub copy_stateful: Vec<String>,
+    /// The `istio` label of the ingress gateway pods the Gateways for the legacy Ingresses and
+    /// HTTPRoutes select (`None`: `ingressgateway`).
+    pub gateway_selector: Option<String>,
 }
 
 /// A stateful backend, or a Service that fronts no copied workload, that stays in the legacy
@@ -505,8 +508,8 @@ fn skip_reason(kind: &str, name: &str, obj: &Value, opts: &CopyOptions) -> Optio
             _ => None,
         },
         "Job" | "CronJob" => Some(format!("{kind}s are not copied: they would run in both namespaces")),
-        "NetworkPolicy" => Some("the mesh namespace needs its own policies (its callers, the mesh ports)".into()),
-        "PodDisruptionBudget" => Some("add one for the copies if they need it".into()),
+        // Carried by `guards`, which lists them.
+        "NetworkPolicy" | "PodDisruptionBudget" | "ResourceQuota" | "LimitRange" => Some(String::new()),
         _ => Some(String::new()),
     }
 }

@@ -14,6 +14,10 @@
 //!   request) with server-set fields stripped and Service DNS names adjusted, plus the target
 //!   Namespace with injection (or ambient) and Pod Security labels; stateful backends
 //!   ([`meshmove_isolation::datastore`]) stay in the legacy namespace, shared by both sides;
+//! * [`external`]: the Istio Gateway and VirtualServices serving the legacy namespace's Ingresses
+//!   and HTTPRoutes with the same split;
+//! * [`guards`]: the PodDisruptionBudgets, NetworkPolicies (peers adapted, proven on the engine),
+//!   ResourceQuotas and LimitRanges carried to the mesh side;
 //! * [`routing`]: the VirtualServices and DestinationRules for a weight (the DestinationRules from
 //!   the traffic profile `enable` uses, [`crate::inplace::TrafficProfile`]);
 //! * [`state`]: the migration state machine: which step may follow from the recorded state, and
@@ -21,13 +25,17 @@
 //! * [`gates`]: readiness, restarts, and success rate / p99 latency from Prometheus, checked
 //!   before a higher weight is written and while it is watched;
 //! * [`prometheus`]: a small client for Prometheus's HTTP query API;
+//! * [`ownership`]: which namespaces a migration owns (the in-place commands refuse them);
 //! * [`run`]: the commands against a cluster, writing through the shared plan engine
 //!   ([`meshmove_kube::plan`]) and keeping state and history in its journal.
 //!
 //! Everything but `prometheus` and `run` is pure and unit-tested offline.
 
 pub mod copy;
+pub mod external;
 pub mod gates;
+pub mod guards;
+pub mod ownership;
 pub mod prometheus;
 pub mod routing;
 pub mod run;

@@ -125,6 +125,13 @@ pub struct NsState {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shared: Vec<super::copy::SharedBackend>,
     /// Legacy replicas before `complete` scaled them to zero (`Kind/name` → replicas).
+    /// The `istio` label of the ingress gateway pods serving external traffic (`None`: the
+    /// default, `ingressgateway`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_selector: Option<String>,
+    /// Ingresses and HTTPRoutes of the legacy namespace served by the Istio ingress gateway.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external: Vec<super::external::ExternalRoute>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub legacy_replicas: BTreeMap<String, i64>,
     #[serde(default)]
@@ -161,6 +168,8 @@ impl NsState {
             services: Vec::new(),
             workloads: Vec::new(),
             shared: Vec::new(),
+            gateway_selector: None,
+            external: Vec::new(),
             legacy_replicas: BTreeMap::new(),
             legacy_deleted: false,
             deleted_legacy: BTreeMap::new(),

@@ -11,6 +11,7 @@ pub async fn complete(
     conn: &Connection,
     sides: &Sides,
     delete_legacy: bool,
+    force: bool,
     g: &GateOptions,
     opts: &RunOptions,
     events: &mut dyn FnMut(NsEvent),
@@ -31,6 +32,22 @@ pub async fn complete(
     if mode == CompleteMode::Done {
         report.notes.push(format!("nothing to do: the migration of {} is complete", sides.legacy));
         return Ok(report);
+    }
+    // An Ingress whose controller still takes its hosts' traffic would send it to workloads
+    // scaled to zero: refused until the hosts point at the Istio ingress gateway.
+    let ext = external_status(conn, sides, &st).await?;
+    let (ext_legacy, ext_notes) = legacy_external(conn, sides).await?;
+    let mut blockers = complete_blockers(sides, &st, &ext_legacy, &ext.switches);
+    blockers.extend(ext_notes.into_iter().filter(|n| n.starts_with(external::INGRESSES_UNREAD)));
+    if !blockers.is_empty() {
+        let list = blockers.iter().map(|b| format!("  {b}")).collect::<Vec<_>>().join("\n");
+        if !force {
+            return Err(refused(format!(
+                "not completing {}: external traffic still reaches the legacy side:\n{list}\npoint DNS or the load balancer for those hosts at the Istio ingress gateway (`kubectl mesh-migrate ns status {}` says where), then delete the Ingress; or pass --force to complete anyway (those hosts then fail)",
+                sides.legacy, sides.legacy
+            )));
+        }
+        report.warnings.push(format!("completing anyway (--force) while external traffic still reaches the legacy side:\n{list}"));
     }
     let legacy = legacy_workloads(conn, sides).await?;
     let recorded: Vec<&WorkloadRecord> = st.workloads.iter().collect();

@@ -9,6 +9,9 @@ pub struct CreateOverrides {
     pub allow_pod_security_violations: bool,
     /// Create the mesh side although the Istio control plane check fails.
     pub ignore_control_plane: bool,
+    /// Create the mesh side although the engine finds connections of the legacy side that the
+    /// copies would not have under the carried NetworkPolicies.
+    pub allow_lost_connections: bool,
 }
 
 /// `ns create`.
@@ -64,7 +67,13 @@ pub async fn create(
     }
     legacy.extend(opt.objects().iter().map(|o| o.value.clone()));
     // Listed as not copied when readable; a kind that cannot be listed is only not listed.
-    let extra = cluster::load(conn, &[&kinds::NETWORK_POLICY, &kinds::POD_DISRUPTION_BUDGET], &[], Some(&sides.legacy)).await?;
+    let guard_kinds = [&kinds::NETWORK_POLICY, &kinds::POD_DISRUPTION_BUDGET, &kinds::RESOURCE_QUOTA, &kinds::LIMIT_RANGE];
+    let extra = cluster::load(conn, &guard_kinds, &[], Some(&sides.legacy)).await?;
+    for k in guard_kinds {
+        if let Some(why) = extra.availability(k) {
+            unread.push(format!("could not read {} in {} ({why:?}): any there are not carried to {}", k.resource(), sides.legacy, sides.mesh));
+        }
+    }
     legacy.extend(extra.objects().iter().map(|o| o.value.clone()));
     // CloudNativePG clusters are shared backends; without the operator's CRD there are none.
     let cnpg = cluster::load(conn, &[&kinds::CNPG_CLUSTER], &[], Some(&sides.legacy)).await?;
@@ -116,6 +125,22 @@ pub async fn create(
             list.join("\n")
         )));
     }
+    // The guards (budgets, policies, quotas, limit ranges), and the engine's proof that the copies
+    // keep every connection the legacy side has.
+    let ambient = copy_opts.data_plane == crate::namespace::DataPlane::Ambient;
+    let carried = guards::carry(sides, &legacy, &set, ambient);
+    let mut engine_input = legacy.clone();
+    engine_input.extend(legacy_namespace(conn, sides).await?);
+    let lost = guards::lost_connections(sides, &engine_input, &set, &carried);
+    let lost_lines: Vec<String> = lost.iter().map(|l| format!("  {l}")).collect();
+    if !lost.is_empty() && !overrides.allow_lost_connections {
+        return Err(refused(format!(
+            "the copies in {} would lose connections the legacy side has (NetworkPolicy, decided by the engine), nothing was written:\n{}\nadmit them in the legacy namespace's policies (a namespaceSelector on kubernetes.io/metadata.name: {}), or pass --allow-lost-connections to create the mesh side anyway",
+            sides.mesh,
+            lost_lines.join("\n"),
+            sides.mesh
+        )));
+    }
     // Only the copies of stateless workloads are split by weight: shared backends are not
     // copied, and a stateful copy holds other data than the original.
     let legacy_services: Vec<Value> = legacy
@@ -136,9 +161,16 @@ pub async fn create(
         })
         .collect();
     let service_names: Vec<String> = routable.iter().map(|s| name_of(s).to_string()).collect();
+    // External traffic: the legacy Ingresses and HTTPRoutes, served by the Istio ingress gateway.
+    let (ext_legacy, ext_notes) = legacy_external(conn, sides).await?;
+    let selector = copy_opts.gateway_selector.clone().unwrap_or_else(|| crate::namespace::external::DEFAULT_SELECTOR.to_string());
 
     let mut plan = Plan::new("ns-create", &sides.legacy);
     plan.push(Change::Apply { object: set.namespace.clone() });
+    // Companion policies of the legacy namespace can go first: they only add connections.
+    for o in carried.policies.iter().filter(|p| p.pointer("/metadata/namespace").and_then(Value::as_str) == Some(sides.legacy.as_str())) {
+        plan.push(Change::Apply { object: o.clone() });
+    }
     let mesh_exists = namespace_exists(conn, &sides.mesh).await?;
     let mut report = Report {
         namespace: sides.legacy.clone(),
@@ -149,6 +181,15 @@ pub async fn create(
         passed: true,
         ..Report::default()
     };
+    let ext = create_external(sides, &ext_legacy, &service_names, &selector, &mut report);
+    report.notes.extend(ext_notes);
+    if let Some(clash) = ext.objects.iter().find(|o| kind_of(o) == "VirtualService" && service_names.iter().any(|s| s == name_of(o))) {
+        return Err(refused(format!(
+            "the VirtualService {} for the external traffic would have the name of the one splitting Service {}: rename the Ingress or HTTPRoute, nothing was written",
+            name_of(clash),
+            name_of(clash)
+        )));
+    }
     // A server dry run cannot create objects in a namespace it did not create.
     let partial_dry_run = opts.dry_run == DryRun::Server && !mesh_exists;
     if partial_dry_run {
@@ -158,7 +199,14 @@ pub async fn create(
             set.objects.len() + 2 * routable.len()
         ));
     } else {
+        // Quotas, limit ranges and policies before any pod of the copies exists.
+        for o in carried.limits.iter().chain(carried.policies.iter().filter(|p| p.pointer("/metadata/namespace").and_then(Value::as_str) == Some(sides.mesh.as_str()))) {
+            plan.push(Change::Apply { object: o.clone() });
+        }
         for o in &set.objects {
+            plan.push(Change::Apply { object: o.clone() });
+        }
+        for o in &carried.budgets {
             plan.push(Change::Apply { object: o.clone() });
         }
         if mode == CreateMode::Recreate {
@@ -176,13 +224,17 @@ pub async fn create(
         for s in &routable {
             plan.push(Change::Apply { object: routing::virtual_service(sides, s, 0) });
         }
+        for o in &ext.objects {
+            plan.push(Change::Apply { object: o.clone() });
+        }
     }
     if mode == CreateMode::Resume && st.as_ref().is_some_and(|s| s.phase == Phase::Aborted) {
         report.notes.push("the last gate failure left the routing at 0 %; applying the mesh side again".into());
     }
     report.copy = Some(CopySummary {
         copied: set.objects.iter().map(copy::object_name).collect(),
-        skipped: set.skipped.clone(),
+        skipped: set.skipped.iter().cloned().chain(carried.skipped.iter().map(|(object, reason)| copy::Skipped { object: object.clone(), reason: reason.clone() })).collect(),
+        guards: carried.carried.clone(),
         adjustments: set.adjustments.clone(),
         unrouted: unrouted.clone(),
         shared: set.shared.clone(),
@@ -194,7 +246,16 @@ pub async fn create(
             legacy = sides.legacy
         ));
     }
-    report.warnings.extend(copy::unreachable_backends(sides, &legacy, &set));
+    let mut with_guards = legacy.clone();
+    with_guards.extend(carried.policies.iter().cloned());
+    report.warnings.extend(copy::unreachable_backends(sides, &with_guards, &set));
+    if !lost.is_empty() {
+        report.warnings.push(format!(
+            "creating anyway (--allow-lost-connections): the copies in {} lose connections the legacy side has:\n{}",
+            sides.mesh,
+            lost_lines.join("\n")
+        ));
+    }
     for c in &set.stateful_copies {
         report.warnings.push(format!(
             "{} is copied on request (--copy-stateful) and its copy in {} starts EMPTY: new volumes, none of the data of {} ({}); the copies in {} use it, its Services are not split by weight, and `ns complete` does not scale the original down",
@@ -235,6 +296,7 @@ pub async fn create(
     let restarts = mesh_restart_counts(conn, sides).await?;
     let data_plane = copy_opts.data_plane.clone();
     let shared = set.shared.clone();
+    let ext_routes = ext.routes.clone();
     let who = opts.clone();
     let st = update_state(conn, sides, move |s| {
         let from = s.weight;
@@ -244,6 +306,8 @@ pub async fn create(
         s.services = service_names;
         s.workloads = workloads;
         s.shared = shared;
+        s.external = ext_routes;
+        s.gateway_selector = (selector != crate::namespace::external::DEFAULT_SELECTOR).then_some(selector);
         // The restarts gate counts from here until a step's gates pass.
         s.restart_baseline = restarts.values().sum();
         s.restart_baselines = restarts;
@@ -259,4 +323,18 @@ pub async fn create(
     .await?;
     report.phase = Some(st.phase);
     Ok(report)
+}
+
+/// The legacy Namespace object (its labels are what namespace selectors match), when readable.
+async fn legacy_namespace(conn: &Connection, sides: &Sides) -> Result<Option<Value>, NsError> {
+    let api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(conn.client.clone());
+    match api.get_opt(&sides.legacy).await {
+        Ok(ns) => Ok(ns.map(|n| {
+            let mut v = serde_json::to_value(&n).unwrap_or_default();
+            v["apiVersion"] = json!("v1");
+            v["kind"] = json!("Namespace");
+            v
+        })),
+        Err(_) => Ok(None),
+    }
 }

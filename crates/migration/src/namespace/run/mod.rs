@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use super::Sides;
 use super::copy::{self, CopyOptions, CopySet};
 use super::gates::{self, GateResult, Thresholds};
+use super::guards;
 use super::prometheus::Prometheus;
 use super::routing::{self, TrafficProfile};
 use super::state::{self, CompleteMode, CreateMode, Event, NsState, OnFailure, Pending, Phase, ShiftDecision, WorkloadRecord};
@@ -30,12 +31,15 @@ use meshmove_kube::plan::{self, Change, DryRun, ExecOptions, Journal, Outcome, P
 mod complete;
 mod create;
 mod checks;
+mod external;
 mod shift;
 mod status;
 
 pub use complete::*;
 pub use create::*;
 pub use checks::*;
+pub use external::{ExternalStatus, reweighted};
+use external::{complete_blockers, create_external, external_changes, external_status, legacy_external};
 pub use shift::*;
 pub use status::*;
 
@@ -140,6 +144,10 @@ pub struct CopySummary {
     /// Stateful backends copied on request: their copies start empty.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stateful_copies: Vec<copy::SharedBackend>,
+    /// PodDisruptionBudgets, NetworkPolicies, ResourceQuotas and LimitRanges carried over (and
+    /// the legacy namespace's companion policies).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub guards: Vec<super::guards::Carried>,
 }
 
 fn now() -> String {
@@ -364,5 +372,7 @@ async fn routing_changes(conn: &Connection, sides: &Sides, st: &NsState, weight:
         };
         changes.push(Change::Apply { object: routing::virtual_service(sides, svc, weight) });
     }
+    // The Istio gateway's routes for the legacy Ingresses and HTTPRoutes follow the same weight.
+    changes.extend(external_changes(conn, sides, weight).await?);
     Ok(changes)
 }

@@ -20,6 +20,10 @@ pub struct Status {
     pub mesh_namespace: String,
     pub state: Option<NsState>,
     pub routes: Vec<RouteState>,
+    /// External traffic: the Ingresses and HTTPRoutes served by the Istio ingress gateway, and
+    /// whether their hosts have been switched to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalStatus>,
     /// Differences between the recorded state and the cluster, explained.
     pub problems: Vec<String>,
     /// The journal's record of the last `ns-*` engine step that did not complete.
@@ -36,6 +40,7 @@ pub async fn status(conn: &Connection, sides: &Sides) -> Result<Status, NsError>
             mesh_namespace: sides.mesh.clone(),
             state: None,
             routes,
+            external: None,
             problems,
             next: format!("kubectl mesh-migrate ns create {}", sides.legacy),
         });
@@ -56,6 +61,21 @@ pub async fn status(conn: &Connection, sides: &Sides) -> Result<Status, NsError>
                     sides.mesh, s.weight, sides.legacy, s.weight
                 )),
                 _ => {}
+            }
+        }
+        for r in &s.external {
+            for name in &r.virtual_services {
+                match vss.iter().find(|v| name_of(v) == name).map(|v| crate::namespace::external::weight_of(sides, v)) {
+                    None if s.phase != Phase::RolledBack || s.weight > 0 => {
+                        problems.push(format!("VirtualService {}/{name} (external traffic of {}) is missing", sides.mesh, r.source))
+                    }
+                    Some(None) => problems.push(format!("VirtualService {}/{name}: its split routes disagree (edited by hand?)", sides.mesh)),
+                    Some(Some(Some(w))) if w != s.weight && s.pending.is_none() => problems.push(format!(
+                        "VirtualService {}/{name} (external traffic of {}) routes {w} % to the mesh, but the recorded weight is {} %: `ns shift {} {}` restores it",
+                        sides.mesh, r.source, s.weight, sides.legacy, s.weight
+                    )),
+                    _ => {}
+                }
             }
         }
     } else {
@@ -91,8 +111,9 @@ pub async fn status(conn: &Connection, sides: &Sides) -> Result<Status, NsError>
             last.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
         ));
     }
+    let external = external_status(conn, sides, &s).await?;
     let next = s.next_step();
-    Ok(Status { namespace: sides.legacy.clone(), mesh_namespace: sides.mesh.clone(), state: Some(s), routes, problems, next })
+    Ok(Status { namespace: sides.legacy.clone(), mesh_namespace: sides.mesh.clone(), state: Some(s), routes, external: Some(external), problems, next })
 }
 
 /// One namespace's migration in `ns status -A`.
