@@ -206,3 +206,27 @@ fn on_delete_workloads_are_not_rolled_out_by_their_controller() {
         "status": {"observedGeneration": 5, "desiredNumberScheduled": 4, "updatedNumberScheduled": 0, "numberReady": 4}});
     assert_eq!(workload_ready("DaemonSet", &ds).rollout, Rollout::InProgress);
 }
+
+/// A partitioned RollingUpdate: waited for until the pods at and above the partition are updated
+/// and every pod is ready (kubectl's "partitioned roll out complete"), then reported as not rolled
+/// out by the controller for the ordinals below.
+#[test]
+fn a_partitioned_statefulset_is_waited_for_down_to_its_partition_only() {
+    let mut sts = json!({"metadata": {"generation": 2},
+        "spec": {"replicas": 3, "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 1}}},
+        "status": {"observedGeneration": 2, "replicas": 3, "updatedReplicas": 1, "readyReplicas": 2}});
+    assert_eq!(workload_ready("StatefulSet", &sts).rollout, Rollout::InProgress, "ordinal 1 not updated yet");
+    sts["status"]["updatedReplicas"] = json!(2);
+    assert_eq!(workload_ready("StatefulSet", &sts).rollout, Rollout::InProgress, "one pod not ready yet");
+    sts["status"]["readyReplicas"] = json!(3);
+    let s = workload_ready("StatefulSet", &sts);
+    let Rollout::Manual { reason } = &s.rollout else { panic!("{s:?}") };
+    assert!(reason.contains("partition 1") && reason.contains("1 of 3 pod(s) keep the old template"), "{reason}");
+    // A partition at or past the replicas updates nothing.
+    sts["spec"]["updateStrategy"]["rollingUpdate"]["partition"] = json!(5);
+    sts["status"]["updatedReplicas"] = json!(0);
+    assert!(matches!(workload_ready("StatefulSet", &sts).rollout, Rollout::Manual { .. }));
+    // Partition 0 is an ordinary rolling update.
+    sts["spec"]["updateStrategy"]["rollingUpdate"]["partition"] = json!(0);
+    assert_eq!(workload_ready("StatefulSet", &sts).rollout, Rollout::InProgress);
+}

@@ -18,6 +18,14 @@
 //!   (<https://kubernetes.io/docs/tasks/manage-daemon/update-daemon-set/#daemonset-update-strategy>).
 //!   `kubectl rollout status` refuses them ("rollout status is only available for RollingUpdate
 //!   strategy type"). They are not waited for, and the outcome says so ([`Rollout::Manual`]).
+//! * A StatefulSet whose RollingUpdate has a `partition`: "all Pods with an ordinal that is
+//!   greater than or equal to the partition will be updated ... All Pods with an ordinal that is
+//!   less than the partition will not be updated, and, even if they are deleted, they will be
+//!   recreated at the previous version"
+//!   (<https://kubernetes.io/docs/concepts/workloads/controllers/statefulset/#partitions>).
+//!   `kubectl rollout status` calls it done once the pods at and above the partition are updated
+//!   ("partitioned roll out complete"). Once they are (and every pod is ready), the rest will
+//!   never change by itself: [`Rollout::Manual`], naming the partition.
 
 use std::time::{Duration, Instant};
 
@@ -37,8 +45,9 @@ pub enum Rollout {
     InProgress,
     /// The Deployment exceeded its progress deadline; `message` is the condition's message.
     Failed { message: String },
-    /// The controller does not replace pods on its own (`updateStrategy: OnDelete`): the
-    /// rollout happens only as pods are deleted, so there is nothing to wait for.
+    /// The controller does not replace (some of the) pods on its own (`updateStrategy:
+    /// OnDelete`, or ordinals below a StatefulSet's `partition`), so there is nothing (more) to
+    /// wait for.
     Manual { reason: String },
 }
 
@@ -77,7 +86,9 @@ fn int(v: &Value, p: &str) -> Option<i64> {
 /// its pods are ready: the controller saw the latest generation, every pod runs the current
 /// template, no old pod is left, and all are ready. A Deployment past its progress deadline is
 /// [`Rollout::Failed`]; a StatefulSet or DaemonSet whose update strategy is `OnDelete` and whose
-/// pods are not all of the current template is [`Rollout::Manual`] (see the module docs).
+/// pods are not all of the current template, or a StatefulSet whose pods at and above its
+/// `partition` are updated and ready but not those below, is [`Rollout::Manual`] (see the
+/// module docs).
 pub fn workload_ready(kind: &str, w: &Value) -> ReadyState {
     let generation = int(w, "/metadata/generation").unwrap_or(0);
     let observed = int(w, "/status/observedGeneration").unwrap_or(0);
@@ -109,6 +120,11 @@ pub fn workload_ready(kind: &str, w: &Value) -> ReadyState {
     };
     let on_delete = matches!(kind, "StatefulSet" | "DaemonSet")
         && w.pointer("/spec/updateStrategy/type").and_then(Value::as_str) == Some("OnDelete");
+    let partition = if kind == "StatefulSet" && !on_delete {
+        int(w, "/spec/updateStrategy/rollingUpdate/partition").unwrap_or(0).clamp(0, desired)
+    } else {
+        0
+    };
     let rollout = if reason.is_empty() {
         Rollout::Complete
     } else if let Some(message) = deadline_exceeded(kind, w, observed >= generation) {
@@ -117,6 +133,18 @@ pub fn workload_ready(kind: &str, w: &Value) -> ReadyState {
         Rollout::Manual {
             reason: format!(
                 "updateStrategy OnDelete: the {kind} controller replaces a pod only when it is deleted, so {} of {desired} pod(s) keep the old template until someone deletes them",
+                desired - updated
+            ),
+        }
+    } else if partition > 0
+        && observed >= generation
+        && updated >= desired - partition
+        && ready_pods >= desired
+        && total <= desired
+    {
+        Rollout::Manual {
+            reason: format!(
+                "updateStrategy RollingUpdate with partition {partition}: the StatefulSet controller updates only the pods of ordinal {partition} and above, so {} of {desired} pod(s) keep the old template until the partition is lowered",
                 desired - updated
             ),
         }
