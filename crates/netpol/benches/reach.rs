@@ -195,6 +195,7 @@ fn model() -> ClusterModel {
         namespaces,
         pods,
         policies,
+        ..Default::default()
     }
 }
 

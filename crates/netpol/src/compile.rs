@@ -17,9 +17,15 @@ use super::connection::{Connection, PortRange, PortSet, Protocol};
 use super::model::{ContainerPort, DEFAULT_NAMESPACE};
 use super::selector::{Interner, Selector};
 
-/// One reason a NetworkPolicy is invalid, with the field path as the API server would print it.
+/// One reason a policy is invalid (or, for the admin policies, a field the engine does not
+/// model), with the field path as the API server would print it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct PolicyError {
+    /// `NetworkPolicy`, `AdminNetworkPolicy` or `BaselineAdminNetworkPolicy`; serialized only
+    /// for the latter two.
+    #[serde(skip_serializing_if = "is_network_policy")]
+    pub kind: &'static str,
+    /// Empty for the cluster-scoped admin policies.
     pub namespace: String,
     pub name: String,
     /// For example `spec.ingress[0].from[1]`.
@@ -27,13 +33,27 @@ pub struct PolicyError {
     pub message: String,
 }
 
+pub(crate) const NETWORK_POLICY: &str = "NetworkPolicy";
+
+fn is_network_policy(kind: &&'static str) -> bool {
+    *kind == NETWORK_POLICY
+}
+
 impl std::fmt::Display for PolicyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "NetworkPolicy {}/{}: {}: {}",
-            self.namespace, self.name, self.path, self.message
-        )
+        if self.namespace.is_empty() {
+            write!(
+                f,
+                "{} {}: {}: {}",
+                self.kind, self.name, self.path, self.message
+            )
+        } else {
+            write!(
+                f,
+                "{} {}/{}: {}: {}",
+                self.kind, self.namespace, self.name, self.path, self.message
+            )
+        }
     }
 }
 
@@ -131,7 +151,7 @@ pub(crate) struct CompileCtx {
 }
 
 impl CompileCtx {
-    fn block_id(&mut self, b: IpBlock) -> usize {
+    pub(crate) fn block_id(&mut self, b: IpBlock) -> usize {
         if let Some(&id) = self.block_ids.get(&b) {
             return id;
         }
@@ -151,6 +171,7 @@ struct Errs<'a> {
 impl Errs<'_> {
     fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.list.push(PolicyError {
+            kind: NETWORK_POLICY,
             namespace: self.namespace.to_string(),
             name: self.name.to_string(),
             path: path.into(),

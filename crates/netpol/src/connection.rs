@@ -243,6 +243,45 @@ impl PortSet {
     pub fn is_subset(&self, other: &PortSet) -> bool {
         self.intersect(other) == *self
     }
+
+    /// Every port of every protocol (TCP, UDP and SCTP 1-65535).
+    pub fn every_port() -> PortSet {
+        PortSet::from_ranges(Protocol::ALL.map(PortRange::full))
+    }
+
+    /// The ports of TCP, UDP and SCTP that are not in the set.
+    pub fn complement(&self) -> PortSet {
+        let mut out = Vec::new();
+        for protocol in Protocol::ALL {
+            let mut next: u32 = 1;
+            for r in self.ranges.iter().filter(|r| r.protocol == protocol) {
+                if u32::from(r.start) > next {
+                    out.push(PortRange {
+                        protocol,
+                        start: next as u16,
+                        end: r.start - 1,
+                    });
+                }
+                next = u32::from(r.end) + 1;
+            }
+            if next <= u32::from(u16::MAX) {
+                out.push(PortRange {
+                    protocol,
+                    start: next as u16,
+                    end: u16::MAX,
+                });
+            }
+        }
+        PortSet::from_ranges(out)
+    }
+
+    /// The ports of `self` that are not in `other`.
+    pub fn difference(&self, other: &PortSet) -> PortSet {
+        if other.is_empty() || self.is_empty() {
+            return self.clone();
+        }
+        self.intersect(&other.complement())
+    }
 }
 
 impl fmt::Display for PortSet {
@@ -455,6 +494,30 @@ mod tests {
         assert!(
             serde_json::from_str::<Connection>(r#"[{"protocol":"TCP","port":9,"endPort":8}]"#)
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn complement_and_difference_partition_every_port() {
+        let a = PortSet::from_ranges([r(Protocol::Tcp, 1, 100), r(Protocol::Udp, 53, 53)]);
+        let b = PortSet::from_ranges([r(Protocol::Tcp, 50, 60), r(Protocol::Udp, 1, 65535)]);
+        assert_eq!(
+            a.difference(&b).ranges(),
+            &[r(Protocol::Tcp, 1, 49), r(Protocol::Tcp, 61, 100)]
+        );
+        let c = a.complement();
+        assert!(c.intersect(&a).is_empty());
+        assert_eq!(c.union(&a), PortSet::every_port());
+        assert_eq!(PortSet::every_port().complement(), PortSet::new());
+        assert_eq!(PortSet::new().complement(), PortSet::every_port());
+        let edge = PortSet::from_ranges([r(Protocol::Sctp, 1, 1), r(Protocol::Sctp, 65535, 65535)]);
+        assert_eq!(
+            edge.complement().ranges(),
+            &[
+                r(Protocol::Tcp, 1, 65535),
+                r(Protocol::Udp, 1, 65535),
+                r(Protocol::Sctp, 2, 65534)
+            ]
         );
     }
 

@@ -365,7 +365,7 @@ mod tests {
     }
 
     fn reach(policies: Vec<NetworkPolicy>) -> Reach {
-        let model = ClusterModel { namespaces: vec![NamespaceInfo::new("shop", BTreeMap::new())], pods: pods(), policies };
+        let model = ClusterModel { namespaces: vec![NamespaceInfo::new("shop", BTreeMap::new())], pods: pods(), policies, ..Default::default() };
         Engine::build(&model, EngineOptions::default()).unwrap().reach()
     }
 

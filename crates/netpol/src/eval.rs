@@ -221,9 +221,10 @@ impl Engine {
         ports_connection(rule.ports.as_deref(), target)
     }
 
-    /// One side's allowance: what `subject` accepts from (`Ingress`) or may send to (`Egress`)
+    /// One side's NetworkPolicy allowance (the admin tiers are applied by `side_connection`):
+    /// what `subject` accepts from (`Ingress`) or may send to (`Egress`)
     /// the other end.
-    pub(crate) fn side_connection(
+    pub(crate) fn np_side_connection(
         &self,
         subject: &PodView<'_>,
         dir: Direction,

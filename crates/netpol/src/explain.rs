@@ -67,6 +67,10 @@ pub struct SideExplanation {
     pub policies: Vec<PolicyExplanation>,
     pub allowed: bool,
     pub summary: String,
+    /// The AdminNetworkPolicy / BaselineAdminNetworkPolicy rules looked at, when some select the
+    /// pod; `allowed` and `summary` then say what all tiers decide.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin: Option<crate::AdminSideExplanation>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -344,7 +348,8 @@ impl Engine {
         }
     }
 
-    fn explain_side(
+    /// The NetworkPolicy side of [`Engine::explain_side`].
+    pub(crate) fn explain_np_side(
         &self,
         subject: Option<&PodView<'_>>,
         dir: Direction,
@@ -367,6 +372,7 @@ impl Engine {
                     "{} is outside the cluster: no NetworkPolicy governs its {dir_word}",
                     self.target_ref(other)
                 ),
+                admin: None,
             };
         };
         let me = self.target_ref(&View::Pod(*subject));
@@ -381,6 +387,7 @@ impl Engine {
                 summary: format!(
                     "{me} is not isolated for {dir_word}: no NetworkPolicy of type {dir:?} selects it"
                 ),
+                admin: None,
             };
         }
         let receiver_ports: Option<(&[ContainerPort], String)> = match (dir, other) {
@@ -475,6 +482,7 @@ impl Engine {
             policies,
             allowed,
             summary,
+            admin: None,
         }
     }
 

@@ -87,9 +87,20 @@
 //! otherwise ignored), traffic from or to nodes (the API always allows ingress from a pod's own
 //! node), a pod talking to itself over loopback, Service virtual IPs, source-NAT by load
 //! balancers or ingress paths (whether `ipBlock` sees the original client address is
-//! implementation-defined), and policy APIs beyond NetworkPolicy v1 (AdminNetworkPolicy, CNI
-//! custom resources).
+//! implementation-defined), and policy APIs beyond NetworkPolicy v1 and the admin policies
+//! below (CNI custom resources).
+//!
+//! # AdminNetworkPolicy and BaselineAdminNetworkPolicy
+//!
+//! With admin policies in [`ClusterModel::admin_network_policies`] and
+//! [`ClusterModel::baseline_admin_network_policies`], each side of a connection is decided in
+//! three tiers: AdminNetworkPolicy rules by priority (Allow and Deny are final, Pass hands over),
+//! then NetworkPolicy as above if some NetworkPolicy of the direction selects the pod, else the
+//! BaselineAdminNetworkPolicy's rules, else allowed. The `admin` module has the version read, the
+//! fields supported and their sources; what the engine cannot model is listed by
+//! [`Engine::admin_caveats`]. Without admin policies every answer is the NetworkPolicy one.
 
+mod admin;
 mod cidr;
 mod compile;
 mod connection;
@@ -114,6 +125,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 
 pub use compile::{Direction, PolicyError};
 pub use connection::{Connection, PortRange, PortSet, Protocol, ProtocolParseError};
+pub use admin::{AdminAction, AdminExplanationRule, AdminSideExplanation, AdminTier};
 pub use explain::{
     Explanation, PeerDetail, PeerExplanation, PolicyExplanation, PortDetail, PortExplanation,
     RuleExplanation, SideExplanation, TargetRef,
@@ -171,6 +183,10 @@ pub struct ClusterModel {
     pub namespaces: Vec<NamespaceInfo>,
     pub pods: Vec<PodInfo>,
     pub policies: Vec<NetworkPolicy>,
+    /// `AdminNetworkPolicy` objects (`policy.networking.k8s.io/v1alpha1`) as read.
+    pub admin_network_policies: Vec<serde_json::Value>,
+    /// `BaselineAdminNetworkPolicy` objects as read (a cluster has at most one, `default`).
+    pub baseline_admin_network_policies: Vec<serde_json::Value>,
 }
 
 /// Handle of a pod inside an [`Engine`].
@@ -233,6 +249,7 @@ pub struct Engine {
     pub(crate) workloads: Vec<WorkloadRef>,
     pub(crate) classes: ClassIndex,
     rejected: Vec<PolicyError>,
+    pub(crate) admin: admin::Admin,
     out_of_scope: Vec<PodInfo>,
 }
 
@@ -330,6 +347,12 @@ impl Engine {
                 Err(errs) => rejected.extend(errs),
             }
         }
+        let (admin, admin_rejected) = admin::compile_admin(
+            &model.admin_network_policies,
+            &model.baseline_admin_network_policies,
+            &mut ctx,
+        );
+        rejected.extend(admin_rejected);
         let CompileCtx {
             mut interner,
             blocks,
@@ -433,9 +456,11 @@ impl Engine {
             workloads,
             classes: ClassIndex::default(),
             rejected: rejected.clone(),
+            admin,
             out_of_scope,
         };
         engine.build_classes();
+        engine.build_admin_index();
         Ok((engine, rejected))
     }
 
@@ -460,6 +485,8 @@ impl Engine {
                 }
             }
         }
+
+        self.admin.class_keys(&mut keys, &mut port_names);
 
         let mut idx = ClassIndex::default();
         let mut profile_ids: HashMap<Vec<ContainerPort>, usize> = HashMap::new();
@@ -488,8 +515,15 @@ impl Engine {
             profile.dedup();
             let next = profile_ids.len();
             let profile = *profile_ids.entry(profile).or_insert(next);
-            let blocks: Vec<usize> = if self.options.pod_ips_match_ip_blocks {
+            // NetworkPolicy ipBlocks see pod IPs when the options say so; admin `networks`
+            // always do.
+            let blocks: Vec<usize> = if self.options.pod_ips_match_ip_blocks
+                || self.admin.blocks.contains(&true)
+            {
                 (0..self.blocks.len())
+                    .filter(|&b| {
+                        self.options.pod_ips_match_ip_blocks || self.admin.blocks[b]
+                    })
                     .filter(|&b| {
                         pod.info
                             .ips
@@ -582,7 +616,9 @@ impl Engine {
             for peer in peers {
                 match peer {
                     Peer::Block(b) => {
-                        classes.union_with(&block_classes[*b]);
+                        if self.options.pod_ips_match_ip_blocks {
+                            classes.union_with(&block_classes[*b]);
+                        }
                         regions.union_with(&block_regions[*b]);
                     }
                     Peer::Pods { namespaces, pods } => {

@@ -289,6 +289,7 @@ fn model(c: &GenCluster, extra: &[(usize, Value)]) -> ClusterModel {
         namespaces,
         pods,
         policies,
+        ..Default::default()
     }
 }
 

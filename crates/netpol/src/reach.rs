@@ -7,6 +7,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::Engine;
+use super::admin::ClassPeer;
 use super::compile::{Direction, ports_connection};
 use super::connection::{Connection, Protocol};
 use super::hbone::{HBONE_PORT, through_tunnel};
@@ -397,7 +398,45 @@ impl Plan<'_> {
             .is_none_or(|b| b.contains(region))
     }
 
+    /// The ingress side with every tier (ANP, NetworkPolicy, BANP; see `admin`).
     fn ingress(&self, w: &mut Work, dst: usize, src: usize) -> u32 {
+        let np = self.np_ingress(w, dst, src);
+        let profile = self.e.classes.classes[dst].profile;
+        self.with_admin(w, Direction::Ingress, dst, ClassPeer::Class(src), profile, self.in_isolated[dst], np)
+    }
+
+    fn egress(&self, w: &mut Work, src: usize, dst: usize) -> u32 {
+        let np = self.np_egress(w, src, dst);
+        let profile = self.e.classes.classes[dst].profile;
+        self.with_admin(w, Direction::Egress, src, ClassPeer::Class(dst), profile, self.eg_isolated[src], np)
+    }
+
+    fn ingress_from_region(&self, w: &mut Work, dst: usize, region: usize) -> u32 {
+        let np = self.np_ingress_from_region(w, dst, region);
+        let profile = self.e.classes.classes[dst].profile;
+        self.with_admin(w, Direction::Ingress, dst, ClassPeer::Region(region), profile, self.in_isolated[dst], np)
+    }
+
+    fn egress_to_region(&self, w: &mut Work, src: usize, region: usize) -> u32 {
+        let np = self.np_egress_to_region(w, src, region);
+        // Named ports never match an external address, whatever the profile.
+        let profile = self.e.classes.classes[src].profile;
+        self.with_admin(w, Direction::Egress, src, ClassPeer::Region(region), profile, self.eg_isolated[src], np)
+    }
+
+    /// NetworkPolicy's allowance `np` for one side of `subject`, with the admin tiers applied
+    /// when an admin policy selects the class (otherwise `np` as it is).
+    #[allow(clippy::too_many_arguments)]
+    fn with_admin(&self, w: &mut Work, dir: Direction, subject: usize, other: ClassPeer, profile: usize, isolated: bool, np: u32) -> u32 {
+        if !self.e.admin_selects_class(dir, subject) {
+            return np;
+        }
+        let np = isolated.then(|| w.t.conns[np as usize].clone());
+        let conn = self.e.admin_class_side(dir, subject, other, profile, np.as_ref());
+        w.t.intern(conn)
+    }
+
+    fn np_ingress(&self, w: &mut Work, dst: usize, src: usize) -> u32 {
         if !self.in_isolated[dst] {
             return ALL;
         }
@@ -413,7 +452,7 @@ impl Plan<'_> {
         acc
     }
 
-    fn egress(&self, w: &mut Work, src: usize, dst: usize) -> u32 {
+    fn np_egress(&self, w: &mut Work, src: usize, dst: usize) -> u32 {
         if !self.eg_isolated[src] {
             return ALL;
         }
@@ -447,7 +486,7 @@ impl Plan<'_> {
         }
     }
 
-    fn ingress_from_region(&self, w: &mut Work, dst: usize, region: usize) -> u32 {
+    fn np_ingress_from_region(&self, w: &mut Work, dst: usize, region: usize) -> u32 {
         if !self.in_isolated[dst] {
             return ALL;
         }
@@ -460,7 +499,7 @@ impl Plan<'_> {
         acc
     }
 
-    fn egress_to_region(&self, w: &mut Work, src: usize, region: usize) -> u32 {
+    fn np_egress_to_region(&self, w: &mut Work, src: usize, region: usize) -> u32 {
         if !self.eg_isolated[src] {
             return ALL;
         }

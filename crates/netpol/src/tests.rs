@@ -108,6 +108,7 @@ fn engine_with(policies: Vec<NetworkPolicy>, options: EngineOptions) -> Engine {
         namespaces: namespaces(),
         pods: pods(),
         policies,
+        ..Default::default()
     };
     Engine::build(&model, options).unwrap()
 }
@@ -839,6 +840,7 @@ fn invalid_policies_are_errors() {
             namespaces: namespaces(),
             pods: pods(),
             policies: vec![pol("data", "bad", spec.clone())],
+            ..Default::default()
         };
         match Engine::build(&model, EngineOptions::default()) {
             Err(NetpolError::InvalidPolicies(errs)) => {
@@ -872,6 +874,7 @@ fn lenient_build_leaves_invalid_policies_out_and_reports_them() {
         namespaces: namespaces(),
         pods: pods(),
         policies,
+        ..Default::default()
     };
     let (e, rejected) = Engine::build_lenient(&model, EngineOptions::default()).unwrap();
     assert_eq!(rejected.len(), 1);
@@ -895,6 +898,7 @@ fn duplicates_are_errors() {
         namespaces: namespaces(),
         pods: pods(),
         policies: vec![pol("data", "p", json!({})), pol("data", "p", json!({}))],
+        ..Default::default()
     };
     assert!(matches!(
         Engine::build(&model, EngineOptions::default()),
@@ -909,6 +913,7 @@ fn duplicates_are_errors() {
         namespaces: namespaces(),
         pods,
         policies: vec![],
+        ..Default::default()
     };
     assert!(matches!(
         Engine::build(&model, EngineOptions::default()),
@@ -929,6 +934,7 @@ fn namespaces_referenced_only_by_pods_get_the_name_label() {
             "from-other",
             json!({"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "other"}}}]}]}),
         )],
+        ..Default::default()
     };
     let e = Engine::build(&model, EngineOptions::default()).unwrap();
     assert_eq!(
@@ -952,6 +958,7 @@ fn host_network_pods_are_out_of_scope() {
         namespaces: namespaces(),
         pods,
         policies: vec![],
+        ..Default::default()
     };
     let e = Engine::build(&model, EngineOptions::default()).unwrap();
     assert_eq!(e.pod_id("ops", "node-exporter"), None);
@@ -999,6 +1006,7 @@ fn dns_access_with_real_and_assumed_dns_pods() {
             .filter(|p| p.namespace != "kube-system")
             .collect(),
         policies: vec![deny_egress.clone()],
+        ..Default::default()
     };
     let e = Engine::build(&model, EngineOptions::default()).unwrap();
     let d = e.dns_access(web(&e));
@@ -1334,6 +1342,7 @@ fn reach_fixture() -> Engine {
                 json!({"podSelector": {"matchLabels": {"app": "web"}}, "policyTypes": ["Egress"], "egress": [{"to": [{"namespaceSelector": {}}]}]}),
             ),
         ],
+        ..Default::default()
     };
     Engine::build(&model, EngineOptions::default()).unwrap()
 }
@@ -1401,6 +1410,7 @@ fn reach_merges_pods_of_a_workload_by_union() {
             "s",
             json!({"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "10.1.0.0/16"}}], "ports": [{"port": 80}]}]}),
         )],
+        ..Default::default()
     };
     let e = Engine::build(&model, EngineOptions::default()).unwrap();
     assert_eq!(e.class_count(), 3);
@@ -1449,6 +1459,7 @@ fn equivalence_classes_ignore_labels_no_selector_mentions() {
             namespaces: vec![],
             pods: pods.clone(),
             policies: policies.clone(),
+            ..Default::default()
         },
         EngineOptions::default(),
     )
@@ -1462,6 +1473,7 @@ fn equivalence_classes_ignore_labels_no_selector_mentions() {
             namespaces: vec![],
             pods,
             policies: more,
+            ..Default::default()
         },
         EngineOptions::default(),
     )
@@ -1493,6 +1505,7 @@ fn classes_keep_labels_that_only_peer_selectors_mention() {
             "p",
             json!({"podSelector": {}, "ingress": [{"from": [{"podSelector": {"matchLabels": {"role": "client"}}}]}]}),
         )],
+        ..Default::default()
     };
     let e = Engine::build(&model, EngineOptions::default()).unwrap();
     assert_eq!(e.class_count(), 2);
@@ -1522,6 +1535,7 @@ fn classes_keep_labels_that_only_peer_selectors_mention() {
             "c",
             json!({"podSelector": {"matchLabels": {"app": "c"}}, "policyTypes": ["Egress"], "egress": [{"ports": [{"port": "web"}]}]}),
         )],
+        ..Default::default()
     };
     let e = Engine::build(&model, EngineOptions::default()).unwrap();
     assert_eq!(e.class_count(), 3);

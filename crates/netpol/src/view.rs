@@ -341,7 +341,15 @@ pub fn build(inventory: &Inventory, options: ModelOptions) -> Model {
     if options.probes {
         add_probes(&mut namespaces, &mut pods, &policies, &mut model.probe_namespaces);
     }
-    model.cluster = ClusterModel { namespaces, pods, policies };
+    // The admin policies go to the engine as read (it validates them and names what it cannot
+    // model); one object per name, as above.
+    let mut admin = [Vec::new(), Vec::new()];
+    for (slot, kind) in admin.iter_mut().zip([&kinds::ADMIN_NETWORK_POLICY, &kinds::BASELINE_ADMIN_NETWORK_POLICY]) {
+        let mut seen = BTreeSet::new();
+        slot.extend(inventory.of(kind).filter(|o| seen.insert(o.name.clone())).map(|o| o.value.clone()));
+    }
+    let [admin_network_policies, baseline_admin_network_policies] = admin;
+    model.cluster = ClusterModel { namespaces, pods, policies, admin_network_policies, baseline_admin_network_policies };
     model
 }
 
