@@ -185,7 +185,9 @@ fn external_traffic_is_served_by_an_istio_gateway_with_the_same_split_and_comple
     lb("ingress", "zamaz", "zamaz", "203.0.113.20");
     let r = e.mm(&["ns", "complete", "zamaz"]).expect_code(2);
     assert!(!r.stderr.contains("Ingress zamaz/zamaz ") && r.stderr.contains("Ingress zamaz/api "), "{}", r.stderr);
+    assert!(r.stderr.contains("HTTPRoute zamaz/www (hosts www.zamaz.example.com; through its own Gateway) still sends traffic to frontend"), "{}", r.stderr);
     e.kubectl(&["delete", "ingress", "api", "-n", "zamaz"]).expect_code(0);
+    e.kubectl(&["delete", "httproute", "www", "-n", "zamaz"]).expect_code(0);
     let s = e.mm(&["ns", "status", "zamaz"]);
     assert!(s.stdout.lines().any(|l| l.starts_with("Ingress/zamaz") && l.contains("looks done")), "{}", s.stdout);
     e.mm(&["ns", "complete", "zamaz"]).expect_code(0);

@@ -605,10 +605,10 @@ fn print_status(output: &OutputFlags, s: &run::Status) -> Result<Exit> {
             .iter()
             .map(|r| {
                 let switched = match ext.switches.iter().find(|sw| sw.source == r.source) {
+                    Some(sw) if sw.still_served && r.source.starts_with("HTTPRoute/") => "no: served by its own Gateway".to_string(),
                     Some(sw) if sw.still_served => "no: still served by its controller".to_string(),
                     Some(_) => "looks done: at the gateway's address".to_string(),
-                    None if r.source.starts_with("Ingress/") => "looks done: the Ingress is gone".to_string(),
-                    None => "-".to_string(),
+                    None => format!("looks done: the {} is gone", r.source.split('/').next().unwrap_or("object")),
                 };
                 vec![r.source.clone(), r.hosts.join(", "), format!("{}/{}", s.mesh_namespace, r.gateway), switched]
             })

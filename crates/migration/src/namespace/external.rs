@@ -421,10 +421,22 @@ pub struct Switch {
     pub still_served: bool,
 }
 
-/// For each Ingress among `legacy`, whether it still takes the traffic of its hosts.
+/// For each Ingress among `legacy`, whether it still takes the traffic of its hosts; each
+/// HTTPRoute still attached to its own Gateway takes them as long as it exists (a Gateway API
+/// Gateway is its own entry point, whose address is not the Istio ingress gateway's).
 pub fn switches(legacy: &[Value], gateway_services: &[Value]) -> Vec<Switch> {
     let gateway_addresses: Vec<String> = gateway_services.iter().flat_map(lb_addresses).collect();
-    legacy
+    let routes = legacy.iter().filter(|o| str_at(o, "/kind") == Some("HTTPRoute")).map(|r| {
+        let hosts: Vec<String> = r.pointer("/spec/hostnames").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect();
+        Switch {
+            source: format!("HTTPRoute/{}", str_at(r, "/metadata/name").unwrap_or("?")),
+            hosts: if hosts.is_empty() { vec!["*".into()] } else { hosts },
+            addresses: Vec::new(),
+            gateway_addresses: gateway_addresses.clone(),
+            still_served: true,
+        }
+    });
+    let ingresses: Vec<Switch> = legacy
         .iter()
         .filter(|o| str_at(o, "/kind") == Some("Ingress"))
         .map(|ing| {
@@ -437,7 +449,12 @@ pub fn switches(legacy: &[Value], gateway_services: &[Value]) -> Vec<Switch> {
                 .map(|r| r.get("host").and_then(Value::as_str).unwrap_or("*").to_string())
                 .collect();
             hosts.dedup();
-            let still_served = addresses.is_empty() || addresses.iter().any(|a| !gateway_addresses.contains(a));
+            // Istio serving the Ingress itself (class `istio`) shares the gateway's address but
+            // routes to the legacy Service without the split: it still takes the traffic.
+            // <https://istio.io/latest/docs/tasks/traffic-management/ingress/kubernetes-ingress/>
+            let istio_class = str_at(ing, "/spec/ingressClassName") == Some("istio")
+                || str_at(ing, "/metadata/annotations/kubernetes.io~1ingress.class") == Some("istio");
+            let still_served = istio_class || addresses.is_empty() || addresses.iter().any(|a| !gateway_addresses.contains(a));
             Switch {
                 source: format!("Ingress/{}", str_at(ing, "/metadata/name").unwrap_or("?")),
                 hosts,
@@ -446,7 +463,30 @@ pub fn switches(legacy: &[Value], gateway_services: &[Value]) -> Vec<Switch> {
                 still_served,
             }
         })
-        .collect()
+        .collect();
+    ingresses.into_iter().chain(routes).collect()
+}
+
+/// The Services an Ingress (its rules and default backend) or an HTTPRoute (backendRefs of kind
+/// Service in its own namespace) sends traffic to.
+pub fn backend_services(obj: &Value) -> Vec<String> {
+    if str_at(obj, "/kind") == Some("HTTPRoute") {
+        let ns = str_at(obj, "/metadata/namespace");
+        let mut out: Vec<String> = obj
+            .pointer("/spec/rules")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .flat_map(|r| r.get("backendRefs").and_then(Value::as_array).into_iter().flatten())
+            .filter(|b| b.get("kind").and_then(Value::as_str).is_none_or(|k| k == "Service") && b.get("group").and_then(Value::as_str).is_none_or(str::is_empty))
+            .filter(|b| b.get("namespace").and_then(Value::as_str).is_none_or(|n| Some(n) == ns))
+            .filter_map(|b| str_at(b, "/name").map(str::to_string))
+            .collect();
+        out.sort();
+        out.dedup();
+        return out;
+    }
+    ingress_services(obj)
 }
 
 /// Ingress backends: the Services each Ingress sends traffic to.
@@ -614,6 +654,15 @@ mod tests {
         assert!(s[0].still_served);
         assert_eq!((s[0].hosts.clone(), s[0].gateway_addresses.clone()), (vec!["shop.example.com".to_string()], vec!["203.0.113.20".to_string()]));
         ing["status"]["loadBalancer"]["ingress"][0]["ip"] = json!("203.0.113.20");
-        assert!(!switches(&[ing], &[gw])[0].still_served);
+        assert!(!switches(std::slice::from_ref(&ing), std::slice::from_ref(&gw))[0].still_served);
+        let mut istio = ing.clone();
+        istio["spec"]["ingressClassName"] = json!("istio");
+        assert!(switches(std::slice::from_ref(&istio), std::slice::from_ref(&gw))[0].still_served, "Istio's own Ingress support routes without the split");
+        // An HTTPRoute takes its hosts' traffic through its own Gateway while it exists.
+        let route = json!({"kind": "HTTPRoute", "metadata": {"name": "www", "namespace": "shop"},
+            "spec": {"hostnames": ["www.example.com"], "rules": [{"backendRefs": [{"name": "web", "port": 80}, {"name": "x", "namespace": "other", "port": 80}]}]}});
+        let s = switches(&[ing, route.clone()], &[gw]);
+        assert_eq!((s[1].source.as_str(), s[1].still_served), ("HTTPRoute/www", true));
+        assert_eq!(backend_services(&route), ["web"]);
     }
 }

@@ -103,7 +103,14 @@ pub(super) async fn external_status(conn: &Connection, sides: &Sides, st: &NsSta
         notes.push(format!("no Service selects the Istio ingress gateway pods (istio: {selector}): install the ingress gateway, or recreate with --gateway-selector"));
     }
     let switches = external::switches(&legacy, gw.as_deref().unwrap_or_default());
-    for s in switches.iter().filter(|s| s.still_served) {
+    for s in switches.iter().filter(|s| s.still_served && s.source.starts_with("HTTPRoute/")) {
+        notes.push(format!(
+            "switch {} to the Istio ingress gateway: it is served by its own Gateway; point DNS (or the load balancer) for {} at the Istio ingress gateway (istio: {selector}), then delete the HTTPRoute (or detach it from its Gateway)",
+            s.source,
+            s.hosts.join(", ")
+        ));
+    }
+    for s in switches.iter().filter(|s| s.still_served && s.source.starts_with("Ingress/")) {
         let target = if s.gateway_addresses.is_empty() { format!("the Istio ingress gateway (istio: {selector})") } else { s.gateway_addresses.join(", ") };
         let now = if s.addresses.is_empty() { "publishes no address".to_string() } else { format!("is at {}", s.addresses.join(", ")) };
         notes.push(format!(
@@ -127,22 +134,29 @@ pub(super) async fn external_status(conn: &Connection, sides: &Sides, st: &NsSta
     Ok(ExternalStatus { routes: st.external.clone(), switches, gateway_services: gw_services, notes })
 }
 
-/// Ingresses that still take traffic for Services `complete` would retire: one line each,
-/// naming the Ingress and its hosts.
+/// Ingresses and HTTPRoutes that still take traffic for Services `complete` would retire: one
+/// line each, naming it and its hosts.
 pub(super) fn complete_blockers(sides: &Sides, st: &NsState, legacy: &[Value], switches: &[Switch]) -> Vec<String> {
     let mut out = Vec::new();
-    for ing in legacy.iter().filter(|o| kind_of(o) == "Ingress") {
-        let source = format!("Ingress/{}", name_of(ing));
+    for obj in legacy.iter().filter(|o| matches!(kind_of(o), "Ingress" | "HTTPRoute")) {
+        let source = format!("{}/{}", kind_of(obj), name_of(obj));
         let Some(sw) = switches.iter().find(|s| s.source == source && s.still_served) else { continue };
-        let retired: Vec<String> = external::ingress_services(ing).into_iter().filter(|s| st.services.contains(s)).collect();
+        let retired: Vec<String> = external::backend_services(obj).into_iter().filter(|s| st.services.contains(s)).collect();
         if retired.is_empty() {
             continue;
         }
-        let at = if sw.addresses.is_empty() { "no published address".to_string() } else { sw.addresses.join(", ") };
+        let at = if kind_of(obj) == "HTTPRoute" {
+            "through its own Gateway".to_string()
+        } else if sw.addresses.is_empty() {
+            "at no published address".to_string()
+        } else {
+            format!("at {}", sw.addresses.join(", "))
+        };
         out.push(format!(
-            "Ingress {}/{} (hosts {}; at {at}) still sends traffic to {} in {}, whose workloads `complete` scales down",
+            "{} {}/{} (hosts {}; {at}) still sends traffic to {} in {}, whose workloads `complete` scales down",
+            kind_of(obj),
             sides.legacy,
-            name_of(ing),
+            name_of(obj),
             sw.hosts.join(", "),
             retired.join(", "),
             sides.legacy
