@@ -99,6 +99,7 @@ mod execute;
 mod journal;
 mod preview;
 mod rollback;
+pub mod podsecurity;
 pub mod secret;
 mod wait;
 
