@@ -44,6 +44,16 @@ pub struct Source {
     pub from: Endpoint,
     /// The database ports it reaches (TCP).
     pub ports: Vec<u16>,
+    /// It reaches them through Istio ambient's HBONE tunnel (both ends captured, TCP 15008
+    /// admitted): the engine's [`meshmove_netpol::ReachEntry::hbone`].
+    pub hbone: bool,
+}
+
+/// What a finding adds after a source that reaches the database through the tunnel.
+const VIA_HBONE: &str = " via HBONE 15008 (ambient)";
+
+fn via(s: &Source) -> &'static str {
+    if s.hbone { VIA_HBONE } else { "" }
 }
 
 /// Who reaches one database, on its ports.
@@ -144,12 +154,12 @@ impl Audit {
         let Some(engine) = &self.engine else { return Vec::new() };
         let db_refs: HashMap<WorkloadRef, usize> =
             self.databases.iter().enumerate().map(|(i, d)| (d.workload_ref(), i)).collect();
-        let mut incoming: Vec<Vec<(&Endpoint, &Connection)>> = vec![Vec::new(); self.databases.len()];
+        let mut incoming: Vec<Vec<(&Endpoint, &Connection, bool)>> = vec![Vec::new(); self.databases.len()];
         for e in self.reach.iter() {
             if let Endpoint::Workload(dst) = e.dst
                 && let Some(&i) = db_refs.get(dst)
             {
-                incoming[i].push((e.src, e.conn));
+                incoming[i].push((e.src, e.conn, e.hbone));
             }
         }
         let mut pods: HashMap<WorkloadRef, Vec<PodId>> = HashMap::new();
@@ -172,12 +182,17 @@ impl Audit {
                 other_namespaces: Vec::new(),
                 external: Vec::new(),
             };
-            for &(src, conn) in &incoming[i] {
+            // The kubelet's probes of a pod in Istio ambient arrive from the link-local address
+            // ztunnel's in-pod rules give them, which Istio asks policies to admit
+            // (<https://istio.io/latest/docs/ambient/usage/networkpolicy/>): no client.
+            let captured = my_pods.iter().any(|&p| engine.pod(p).ambient);
+            let probe_source = IpNet::from(meshmove_netpol::hbone::AMBIENT_PROBE_SOURCE);
+            for &(src, conn, hbone) in &incoming[i] {
                 let ports = reached(conn);
-                if ports.is_empty() {
+                if ports.is_empty() || (captured && *src == Endpoint::External(probe_source)) {
                     continue;
                 }
-                let source = Source { from: src.clone(), ports };
+                let source = Source { from: src.clone(), ports, hbone };
                 match src {
                     Endpoint::Workload(w) if *w == me || owners.contains(w) => {}
                     Endpoint::Workload(w) if Model::is_probe(w) || w.namespace != db.namespace() => x.other_namespaces.push(source),
@@ -525,8 +540,8 @@ impl DbisoAnalyzer {
                     .non_owners
                     .iter()
                     .map(|s| match &s.from {
-                        Endpoint::Workload(w) if s.ports != x.ports => format!("{} ({})", short(w, ns), ports_text(&s.ports)),
-                        Endpoint::Workload(w) => short(w, ns),
+                        Endpoint::Workload(w) if s.ports != x.ports => format!("{} ({}){}", short(w, ns), ports_text(&s.ports), via(s)),
+                        Endpoint::Workload(w) => format!("{}{}", short(w, ns), via(s)),
                         Endpoint::External(n) => n.to_string(),
                     })
                     .collect();
@@ -544,19 +559,32 @@ impl DbisoAnalyzer {
                 );
             }
             Check::OtherNamespace if !x.other_namespaces.is_empty() => {
-                let any_namespace = x.other_namespaces.iter().any(|s| matches!(&s.from, Endpoint::Workload(w) if w.namespace == NEW_NAMESPACE));
+                // Probe pods, by namespace: whether only the one in the ambient mesh gets through
+                // (then only pods in the mesh do, through the tunnel).
+                let mut probes: BTreeMap<&str, bool> = BTreeMap::new();
+                for s in &x.other_namespaces {
+                    if let Endpoint::Workload(w) = &s.from
+                        && Model::is_probe(w)
+                    {
+                        *probes.entry(w.namespace.as_str()).or_insert(true) &= s.hbone;
+                    }
+                }
+                let anyone = |of: &str, only_mesh: bool| {
+                    if only_mesh { format!("any pod of {of} in the ambient mesh{VIA_HBONE}") } else { format!("any pod of {of}") }
+                };
                 let mut names: Vec<String> = Vec::new();
-                if any_namespace {
-                    names.push("any pod of any other namespace".to_string());
+                let any_namespace = probes.get(NEW_NAMESPACE).copied();
+                if let Some(only_mesh) = any_namespace {
+                    names.push(anyone("any other namespace", only_mesh));
                 }
                 for s in &x.other_namespaces {
                     let Endpoint::Workload(w) = &s.from else { continue };
                     if Model::is_probe(w) {
-                        if !any_namespace {
-                            names.push(format!("any pod of namespace {}", w.namespace));
+                        if any_namespace.is_none() && let Some(only_mesh) = probes.remove(w.namespace.as_str()) {
+                            names.push(anyone(&format!("namespace {}", w.namespace), only_mesh));
                         }
                     } else {
-                        names.push(w.to_string());
+                        names.push(format!("{w}{}", via(s)));
                     }
                 }
                 out.push(

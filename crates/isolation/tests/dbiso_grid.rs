@@ -206,6 +206,17 @@ fn generated_policies_isolate_every_owned_database() {
     }
 }
 
+/// In an ambient namespace the findings say which sources reach the database only through the
+/// HBONE tunnel.
+#[test]
+fn ambient_exposures_name_the_tunnel() {
+    let case = load(&fixtures().join("ambient-hbone"));
+    let report = audit(&case.inventory, &case.options);
+    let message = |code: &str| report.findings.iter().find(|f| f.code == code).map(|f| f.message.clone()).unwrap_or_default();
+    assert!(message("DB3010").ends_with(": Deployment/web via HBONE 15008 (ambient)"), "{}", message("DB3010"));
+    assert!(message("DB3011").ends_with(": any pod of any other namespace in the ambient mesh via HBONE 15008 (ambient)"), "{}", message("DB3011"));
+}
+
 #[test]
 fn catalog_codes_are_unique_and_well_formed() {
     let mut seen = BTreeSet::new();
