@@ -30,6 +30,11 @@ pub struct RequestRecord {
     pub fault: Option<u64>,
     /// Whether this was a watch.
     pub watch: bool,
+    /// The user the request was authorized as (after impersonation) when the double enforces
+    /// RBAC ([`DoubleOptions::rbac`](crate::DoubleOptions)); `None` otherwise or when the
+    /// credentials were rejected.
+    #[serde(default)]
+    pub user: Option<String>,
 }
 
 impl RequestRecord {

@@ -44,10 +44,16 @@
 //!
 //! # What is simplified
 //!
-//! * No authentication or authorization: the kubeconfig carries a token,
-//!   which is only checked with [`DoubleOptions::require_token`]; RBAC
-//!   denials are produced by fault rules. `SelfSubjectAccessReview` always
-//!   allows.
+//! * Authorization is off by default: the kubeconfig carries a token, which
+//!   is only checked with [`DoubleOptions::require_token`]; RBAC denials are
+//!   produced by fault rules and `SelfSubjectAccessReview` always allows.
+//!   With [`DoubleOptions::rbac`] the double authenticates bearer tokens
+//!   ([`DoubleOptions::tokens`]), honours impersonation headers and enforces
+//!   the Roles, ClusterRoles and bindings it stores, with the default
+//!   discovery roles, as Kubernetes RBAC does (see [`rbac`]);
+//!   `SelfSubjectAccessReview` then answers by the same rules. Not enforced:
+//!   RBAC's escalation checks on writing Roles and bindings (`escalate`,
+//!   `bind`), and aggregated ClusterRoles are not filled in.
 //! * OpenAPI: `/openapi/v3` serves an index and one minimal document per
 //!   group/version (paths, verbs, `x-kubernetes-group-version-kind` and the
 //!   `fieldValidation`/`fieldManager`/`dryRun`/`force` parameters, open
@@ -106,6 +112,7 @@ pub mod patch;
 pub mod podsecurity;
 pub mod prometheus;
 pub mod protobuf;
+pub mod rbac;
 pub mod registry;
 pub mod selector;
 pub mod server;
@@ -153,6 +160,14 @@ pub struct DoubleOptions {
     pub token: String,
     /// Reject requests without the token (401), default `false`.
     pub require_token: bool,
+    /// Enforce RBAC (default `false`): authenticate bearer tokens by [`Self::tokens`], apply
+    /// `Impersonate-*` headers, and authorize every API request by the stored Roles,
+    /// ClusterRoles and bindings (see [`rbac`]). Requests without a token are
+    /// `system:anonymous`; an unknown token is 401.
+    pub rbac: bool,
+    /// Bearer tokens and the users they authenticate, when [`Self::rbac`] is on. [`Self::token`]
+    /// (the kubeconfig's) authenticates as `double-admin` in `system:masters` unless listed here.
+    pub tokens: BTreeMap<String, rbac::UserInfo>,
     /// Port to bind on 127.0.0.1 (0 = any free port).
     pub port: u16,
     /// Watch events kept for resuming watches.
@@ -202,6 +217,8 @@ impl Default for DoubleOptions {
             default_namespaces: true,
             token: "double-token".into(),
             require_token: false,
+            rbac: false,
+            tokens: BTreeMap::new(),
             port: 0,
             watch_history: 10_000,
             extra_resources: vec![],
@@ -209,6 +226,17 @@ impl Default for DoubleOptions {
             pod_behaviours: BTreeMap::new(),
             progress_deadline: None,
         }
+    }
+}
+
+impl DoubleOptions {
+    /// [`Self::tokens`] plus the kubeconfig's token as `double-admin` in `system:masters`
+    /// (unless `tokens` names it).
+    pub fn tokens_with_default(&self) -> BTreeMap<String, rbac::UserInfo> {
+        let mut t = self.tokens.clone();
+        t.entry(self.token.clone())
+            .or_insert_with(|| rbac::UserInfo::authenticated("double-admin", &[rbac::MASTERS]));
+        t
     }
 }
 
@@ -471,6 +499,35 @@ impl DoubleHandle {
     /// The kubeconfig text (cluster, user and context `double`).
     pub fn kubeconfig_yaml(&self, namespace: &str) -> String {
         kubeconfig_yaml(&self.url(), namespace, &self.state().opts.token)
+    }
+
+    /// Adds a bearer token authenticating as `user` in `groups` (plus `system:authenticated`)
+    /// while the double enforces RBAC.
+    pub fn add_token(&self, token: &str, user: &str, groups: &[&str]) {
+        self.state()
+            .opts
+            .tokens
+            .insert(token.to_string(), rbac::UserInfo::authenticated(user, groups));
+    }
+
+    /// Writes `dir/kubeconfig` with `token` as the user's credentials and returns its path.
+    pub fn write_kubeconfig_with_token(
+        &self,
+        dir: impl AsRef<Path>,
+        namespace: &str,
+        token: &str,
+    ) -> io::Result<PathBuf> {
+        std::fs::create_dir_all(dir.as_ref())?;
+        let path = dir.as_ref().join("kubeconfig");
+        std::fs::write(&path, kubeconfig_yaml(&self.url(), namespace, token))?;
+        Ok(path)
+    }
+
+    /// What RBAC decides for `user` (with its groups) and a request described by `attrs`, by the
+    /// stored RBAC objects and the default roles: the authorizer the double enforces with
+    /// [`DoubleOptions::rbac`].
+    pub fn authorize(&self, user: &rbac::UserInfo, attrs: &rbac::Attributes) -> rbac::Decision {
+        rbac::policy_of(&self.state()).authorize(user, attrs)
     }
 
     /// Writes `dir/kubeconfig` and returns its path.

@@ -269,6 +269,20 @@ pub fn builtin_types() -> Vec<ResourceType> {
             true,
         ),
         R::builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRole",
+            "clusterroles",
+            false,
+        ),
+        R::builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRoleBinding",
+            "clusterrolebindings",
+            false,
+        ),
+        R::builtin(
             "autoscaling",
             "v2",
             "HorizontalPodAutoscaler",

@@ -166,7 +166,7 @@ struct Req {
     content_type: Option<String>,
     accept: String,
     user_agent: Option<String>,
-    authorization: Option<String>,
+    credentials: crate::rbac::Credentials,
 }
 
 impl Req {
@@ -196,7 +196,7 @@ async fn handle(shared: Arc<Shared>, conn: Arc<ConnCtx>, req: Request<Incoming>)
         content_type: header_str(&header::CONTENT_TYPE),
         accept: header_str(&header::ACCEPT).unwrap_or_default(),
         user_agent: header_str(&header::USER_AGENT),
-        authorization: header_str(&header::AUTHORIZATION),
+        credentials: credentials(req.headers()),
     };
     if r.path == "/__double" || r.path.starts_with("/__double/") {
         let body = req
@@ -254,12 +254,42 @@ async fn handle(shared: Arc<Shared>, conn: Arc<ConnCtx>, req: Request<Incoming>)
         Ok(b) => b.to_bytes(),
         Err(_) => Bytes::new(),
     };
-    let (resp, is_watch) = dispatch(&shared, &r, &body);
-    log(&shared, &r, resp.status().as_u16(), fault_id, is_watch);
+    let (resp, is_watch, user) = dispatch(&shared, &r, &body);
+    log_as(&shared, &r, resp.status().as_u16(), fault_id, is_watch, user);
     resp
 }
 
+/// The headers authentication and impersonation read; `Impersonate-Group` and
+/// `Impersonate-Extra-KEY` may repeat.
+fn credentials(headers: &http::HeaderMap) -> crate::rbac::Credentials {
+    let one = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let mut extra = Vec::new();
+    for (name, value) in headers {
+        if let Some(key) = name.as_str().strip_prefix("impersonate-extra-")
+            && let Ok(v) = value.to_str()
+        {
+            extra.push((key.to_string(), v.to_string()));
+        }
+    }
+    crate::rbac::Credentials {
+        authorization: one("authorization"),
+        impersonate_user: one("impersonate-user"),
+        impersonate_groups: headers
+            .get_all("impersonate-group")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_string)
+            .collect(),
+        impersonate_uid: one("impersonate-uid"),
+        impersonate_extra: extra,
+    }
+}
+
 fn log(shared: &Shared, r: &Req, status: u16, fault: Option<u64>, watch: bool) {
+    log_as(shared, r, status, fault, watch, None);
+}
+
+fn log_as(shared: &Shared, r: &Req, status: u16, fault: Option<u64>, watch: bool, user: Option<String>) {
     shared.lock().log.push(RequestRecord {
         seq: 0,
         method: r.method.to_string(),
@@ -275,6 +305,7 @@ fn log(shared: &Shared, r: &Req, status: u16, fault: Option<u64>, watch: bool) {
         status,
         fault,
         watch,
+        user,
     });
 }
 
@@ -419,16 +450,49 @@ fn resolve(st: &State, group: &str, version: &str, segs: &[String]) -> Result<Ta
     })
 }
 
-fn dispatch(shared: &Arc<Shared>, r: &Req, body: &Bytes) -> (Response<Body>, bool) {
-    {
+fn dispatch(shared: &Arc<Shared>, r: &Req, body: &Bytes) -> (Response<Body>, bool, Option<String>) {
+    let user = {
         let st = shared.lock();
         if st.opts.require_token {
             let want = format!("Bearer {}", st.opts.token);
-            if r.authorization.as_deref() != Some(want.as_str()) {
-                return (error_response(&ApiError::unauthorized()), false);
+            if r.credentials.authorization.as_deref() != Some(want.as_str()) {
+                return (error_response(&ApiError::unauthorized()), false, None);
             }
         }
+        if st.opts.rbac {
+            match authorize(&st, r) {
+                Ok(user) => Some(user),
+                Err((e, user)) => return (error_response(&e), false, user),
+            }
+        } else {
+            None
+        }
+    };
+    let name = user.as_ref().map(|u| u.name.clone());
+    let (resp, watch) = serve_authorized(shared, r, body, user.as_ref());
+    (resp, watch, name)
+}
+
+/// Authentication, impersonation and RBAC (see [`crate::rbac`]): the user a request is served
+/// as, or its `401`/`403` (with the user's name, when known, for the request log).
+fn authorize(st: &State, r: &Req) -> Result<crate::rbac::UserInfo, (ApiError, Option<String>)> {
+    let policy = crate::rbac::policy_of(st);
+    let user = crate::rbac::authenticate(&st.opts.tokens_with_default(), &policy, &r.credentials).map_err(|e| (e, None))?;
+    let attrs = crate::rbac::request_attributes(r.method.as_str(), &r.path, &r.params);
+    match policy.authorize(&user, &attrs) {
+        crate::rbac::Decision::Allow(_) => Ok(user),
+        crate::rbac::Decision::Deny(reason) => {
+            Err((crate::rbac::forbidden(&user.name, &attrs, &reason), Some(user.name)))
+        }
     }
+}
+
+fn serve_authorized(
+    shared: &Arc<Shared>,
+    r: &Req,
+    body: &Bytes,
+    user: Option<&crate::rbac::UserInfo>,
+) -> (Response<Body>, bool) {
     let (group, version, segs) = match route(shared, r) {
         Route::Page(p) => return (p, false),
         Route::Api {
@@ -448,7 +512,7 @@ fn dispatch(shared: &Arc<Shared>, r: &Req, body: &Bytes) -> (Response<Body>, boo
     if r.method == Method::GET && t.name.is_none() && r.flag("watch") {
         return (watch(shared, r, &t), true);
     }
-    let result = api_call(shared, r, &t, body);
+    let result = api_call(shared, r, &t, body, user);
     (
         match result {
             Ok((code, resp)) => resp.unwrap_or_else(|| json_response(code, &Value::Null)),
@@ -639,7 +703,13 @@ fn with_warnings(result: ApiResult, warnings: &[String]) -> ApiResult {
     Ok((code, resp))
 }
 
-fn api_call(shared: &Arc<Shared>, r: &Req, t: &Target, body: &Bytes) -> ApiResult {
+fn api_call(
+    shared: &Arc<Shared>,
+    r: &Req,
+    t: &Target,
+    body: &Bytes,
+    user: Option<&crate::rbac::UserInfo>,
+) -> ApiResult {
     let rt = &t.rt;
     let ns = t.namespace.clone().unwrap_or_default();
     let verb_ok = |v: &str| {
@@ -731,7 +801,10 @@ fn api_call(shared: &Arc<Shared>, r: &Req, t: &Target, body: &Bytes) -> ApiResul
                 let mut out = obj;
                 out["kind"] = json!(rt.kind);
                 out["apiVersion"] = json!(rt.api_version());
-                out["status"] = json!({"allowed": true, "reason": "the API-server double authorizes every request"});
+                out["status"] = match user {
+                    Some(u) => self_subject_access_review(&st, u, &out),
+                    None => json!({"allowed": true, "reason": "the API-server double authorizes every request"}),
+                };
                 return ok_json(201, &out);
             }
             let o = write_opts(r, None)?;
@@ -831,6 +904,42 @@ fn api_call(shared: &Arc<Shared>, r: &Req, t: &Target, body: &Bytes) -> ApiResul
         }
         _ => Err(ApiError::method_not_allowed()),
     }
+}
+
+/// The `status` of a SelfSubjectAccessReview judged by RBAC: `allowed`, and the authorizer's
+/// reason when it has one (`kubectl auth can-i` asks this).
+fn self_subject_access_review(st: &State, user: &crate::rbac::UserInfo, review: &Value) -> Value {
+    let spec = &review["spec"];
+    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let attrs = if let Some(ra) = spec.get("resourceAttributes").filter(|v| v.is_object()) {
+        crate::rbac::Attributes {
+            verb: s(ra, "verb"),
+            resource_request: true,
+            api_group: s(ra, "group"),
+            resource: s(ra, "resource"),
+            subresource: s(ra, "subresource"),
+            namespace: s(ra, "namespace"),
+            name: s(ra, "name"),
+            path: String::new(),
+        }
+    } else {
+        let nr = spec.get("nonResourceAttributes").cloned().unwrap_or(Value::Null);
+        crate::rbac::Attributes {
+            verb: s(&nr, "verb"),
+            resource_request: false,
+            path: s(&nr, "path"),
+            ..Default::default()
+        }
+    };
+    let (allowed, reason) = match crate::rbac::policy_of(st).authorize(user, &attrs) {
+        crate::rbac::Decision::Allow(reason) => (true, reason),
+        crate::rbac::Decision::Deny(reason) => (false, reason),
+    };
+    let mut status = json!({"allowed": allowed});
+    if !reason.is_empty() {
+        status["reason"] = json!(reason);
+    }
+    status
 }
 
 fn parse_json_or_yaml(body: &[u8], content_type: Option<&str>) -> Result<Value, ApiError> {

@@ -200,6 +200,11 @@ fn control_plane_gate(live: &Live, ns: &str, args: &EnableArgs, output: &OutputF
         _ => MeshMode::Sidecar,
     };
     let inventory = live.inventory(precheck::GATE_KINDS, precheck::GATE_KINDS_WIDE)?;
+    // A gate whose inputs could not be read has not passed: refuse (exit 3, naming the RBAC),
+    // unless --force, where the notes below say what was not checked.
+    if !args.force {
+        meshmove_cli::analysis::require_complete(&inventory, "check that the Istio control plane can serve the namespace (pass --force to go ahead unchecked)")?;
+    }
     let gate = precheck::gate(&inventory, mode, args.revision.as_deref());
     for n in &gate.notes {
         meshmove_cli::log::note(n);
