@@ -1069,7 +1069,7 @@ impl Engine {
             return side;
         }
         let me = format!("pod {}/{}", subject.info.namespace, subject.info.name);
-        let deciding = decided.as_ref().map(|(r, _)| r.describe());
+        let deciding = decided.as_ref().filter(|(_, a)| *a != AdminAction::Pass).map(|(r, _)| r.describe());
         let (allowed, summary) = match &decided {
             Some((r, AdminAction::Allow)) => (true, format!("{me}: {} allows {protocol} {port} ({dir_word})", r.describe())),
             Some((r, AdminAction::Deny)) => (false, format!("{me}: {} denies {protocol} {port} ({dir_word})", r.describe())),

@@ -605,3 +605,6 @@ proptest! {
         }
     }
 }
+
+#[path = "admin_proptests.rs"]
+mod admin;
