@@ -18,12 +18,12 @@
 #      <archive>.sha256 file;
 #   4. writes <out-dir>/<plugin>.yaml (default out-dir:
 #      target/release-artifacts, where the archives go too): the manifest with
-#      spec.version, the download URLs and the store path in caveats set to
-#      VERSION and the sha256 of this platform filled in. An existing file
-#      there is updated in place, so running once per target accumulates all
-#      platforms of one VERSION; platforms not built keep their previous value
-#      (the all-zero placeholder at first). A file left from another version
-#      is replaced.
+#      spec.version, the download URLs, the store path and the RBAC link in
+#      caveats set to VERSION and the sha256 of this platform filled in. An
+#      existing file there is updated in place, so running once per target
+#      accumulates all platforms of one VERSION; platforms not built keep
+#      their previous value (the all-zero placeholder at first). A file left
+#      from another version is replaced.
 # The os/arch come from the target triple (default: the host's).
 #
 # The second form only does step 4, for every <plugin>_<os>_<arch>.tar.gz in
@@ -129,6 +129,7 @@ for line in lines:
         line = f"  version: {version}"
     line = re.sub(r"(/releases/download/)v[^/]+/", rf"\g<1>{version}/", line)
     line = re.sub(r"(/store/[A-Za-z0-9_-]+/)v[0-9][^/]*/", rf"\g<1>{version}/", line)
+    line = re.sub(r"(/meshmove/tree/)v[0-9][^/]*/", rf"\g<1>{version}/", line)
     m = re.match(r"^(\s+sha256:\s*)\"?[0-9a-f]*\"?\s*$", line)
     if m and cur_os == os_name and cur_arch == arch:
         line = f'{m.group(1)}"{digest}"'

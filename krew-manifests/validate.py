@@ -25,7 +25,10 @@ and this project's release policy on top:
   * the platforms cover exactly linux, darwin and windows x amd64 and arm64;
   * bin is put in place by one of the files entries, and ends in .exe on windows;
   * uri is https and names the archive <name>_<os>_<arch>.tar.gz (or .zip);
-  * with --release, the all-zero sha256 placeholder is rejected.
+  * with --release, the all-zero sha256 placeholder is rejected;
+  * the caveats name every RBAC manifest of the plugin (rbac/<name>*.yaml next
+    to this script) and no other of its name, and link that directory at the
+    release's tag.
 
 Prints "<file>: ok" per valid manifest on stdout. Otherwise prints
 "<file>: <field>: <problem>" lines on stderr and exits 1 (2 for usage errors).
@@ -48,6 +51,8 @@ WINDOWS_FORBIDDEN = {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(1, 
 }
 SHA256 = re.compile(r"^[a-f0-9]{64}$")
 PLACEHOLDER_SHA256 = "0" * 64
+RBAC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rbac")
+RBAC_LINK = "https://github.com/meshmove/meshmove/tree/{version}/krew-manifests/rbac"
 # Semantic version with a mandatory leading "v" (krew: "v" + k8s ParseSemantic).
 SEMVER = re.compile(
     r"^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
@@ -130,7 +135,9 @@ class Checker:
             self.error("spec.shortDescription", "must not contain line breaks")
         self.line_length(short, 70, "spec.shortDescription")
         self.line_length(self.string(spec, "description", "spec.description", False), 80, "spec.description")
-        self.line_length(self.string(spec, "caveats", "spec.caveats", False), 80, "spec.caveats")
+        caveats = self.string(spec, "caveats", "spec.caveats", False)
+        self.line_length(caveats, 80, "spec.caveats")
+        self.check_rbac(caveats, name, version)
         homepage = self.string(spec, "homepage", "spec.homepage", False)
         if homepage and not homepage.startswith("https://"):
             self.error("spec.homepage", "must be an https URL")
@@ -214,6 +221,20 @@ class Checker:
                 if archive not in (f"{expected}.tar.gz", f"{expected}.zip"):
                     self.error(f"{field}.uri", f"archive {archive!r} should be {expected}.tar.gz")
         return pairs
+
+    def check_rbac(self, caveats: str, name: str, version: str) -> None:
+        """The plugin's least-privilege RBAC manifests are named in the caveats, linked at the tag."""
+        shipped = sorted(f for f in os.listdir(RBAC_DIR) if f.startswith(name) and f.endswith(".yaml")) if os.path.isdir(RBAC_DIR) else []
+        named = set(re.findall(r"[A-Za-z0-9_.-]+\.yaml", caveats))
+        for f in shipped:
+            if f not in named:
+                self.error("spec.caveats", f"does not name the RBAC manifest krew-manifests/rbac/{f}")
+        for f in sorted(named):
+            if f.startswith(name) and f not in shipped:
+                self.error("spec.caveats", f"names {f}, which krew-manifests/rbac/ does not have")
+        link = RBAC_LINK.format(version=version)
+        if shipped and link not in caveats.split():
+            self.error("spec.caveats", f"does not link the RBAC manifests at the release's tag: {link}")
 
     @staticmethod
     def places(src: str, dst: str, bin_path: str) -> bool:

@@ -445,3 +445,24 @@ fn as_and_as_group_impersonate_the_role_holder() {
     assert_eq!(r.code, 3, "{r:?}");
     assert!(r.stderr.contains("groups \"system:masters\" is forbidden: User \"ops\" cannot impersonate resource \"groups\""), "{}", r.stderr);
 }
+
+/// The krew manifests' caveats name each plugin's RBAC manifests and link them at the release's
+/// tag; `krew-manifests/validate.py` holds them to it.
+#[test]
+fn krew_caveats_name_the_rbac_manifests() {
+    let validate = |path: &std::path::Path| run(&venv_tool("python"), &[root().join("krew-manifests/validate.py").to_str().unwrap(), path.to_str().unwrap()], None, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    for (plugin, files) in [("dbiso", &["dbiso-audit.yaml", "dbiso-apply.yaml"][..]), ("mesh-migrate", &["mesh-migrate-read.yaml", "mesh-migrate-write.yaml"]), ("spire-check", &["spire-check.yaml"])] {
+        let text = std::fs::read_to_string(root().join(format!("krew-manifests/{plugin}.yaml"))).unwrap();
+        let ok = dir.path().join(format!("{plugin}.yaml"));
+        std::fs::write(&ok, &text).unwrap();
+        validate(&ok).expect_code(0);
+        for file in files {
+            assert!(root().join("krew-manifests/rbac").join(file).exists(), "{file}");
+            std::fs::write(&ok, text.lines().filter(|l| !l.contains(file)).map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+            let r = validate(&ok);
+            assert_eq!(r.code, 1, "{plugin} without {file}: {r:?}");
+            assert!(r.stderr.contains(&format!("does not name the RBAC manifest krew-manifests/rbac/{file}")), "{}", r.stderr);
+        }
+    }
+}
