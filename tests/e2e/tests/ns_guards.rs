@@ -219,6 +219,7 @@ fn disruption_budgets_policies_quotas_and_limit_ranges_are_carried_and_the_engin
         .create(json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "zamaz", "namespace": "zamaz"},
             "spec": {"limits": [{"type": "Container", "defaultRequest": {"cpu": "100m", "memory": "128Mi"}}]}}))
         .unwrap();
+    let original = legacy_policies(&e);
     let before = e.double.snapshot();
     let plan = e.mm(&["ns", "create", "zamaz", "--dry-run=client"]).expect_code(0);
     assert!(e.double.snapshot().diff(&before).is_empty(), "a client dry run writes nothing");
@@ -236,6 +237,17 @@ fn disruption_budgets_policies_quotas_and_limit_ranges_are_carried_and_the_engin
         );
     }
     assert!(plan.stdout.lines().any(|l| l.starts_with("PodDisruptionBudget/postgres") && l.contains("shared backend")), "{}", plan.stdout);
+    assert!(!plan.stdout.contains("warning: ResourceQuota"), "the copies fit in 30 pods and 8 CPUs: {}", plan.stdout);
+    // A quota the copies and their sidecars cannot fit in is named before anything is written.
+    let tight = json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "tight", "namespace": "zamaz"}, "spec": {"hard": {"pods": "1"}}});
+    e.double.create(tight).unwrap();
+    let plan = e.mm(&["ns", "create", "zamaz", "--dry-run=client"]).expect_code(0);
+    assert!(
+        plan.stdout.lines().any(|l| l.starts_with("warning: ResourceQuota/tight copied to zamaz-mesh: the copies with their sidecars request") && l.contains("of pods") && l.contains("hard 1")),
+        "{}",
+        plan.stdout
+    );
+    e.double.delete("v1", "ResourceQuota", Some("zamaz"), "tight").unwrap();
 
     e.mm(&["ns", "create", "zamaz"]).expect_code(0);
     let get = |api: &str, kind: &str, ns: &str, name: &str| e.get(api, kind, ns, name).unwrap_or_else(|| panic!("{kind} {ns}/{name}"));
@@ -271,6 +283,19 @@ fn disruption_budgets_policies_quotas_and_limit_ranges_are_carried_and_the_engin
         .collect();
     assert_eq!(carried.len(), 5);
     e2e::validate_objects(&carried);
+    // Rollback takes the companion away with the copies: the legacy policies are as they were.
+    e.mm(&["ns", "rollback", "zamaz"]).expect_code(0);
+    assert!(e.get("networking.k8s.io/v1", "NetworkPolicy", "zamaz", "postgres-from-api-zamaz-mesh").is_none());
+    assert_eq!(legacy_policies(&e), original);
+}
+
+/// The NetworkPolicies of zamaz as served, without what the server changes on every write.
+fn legacy_policies(e: &Env) -> Vec<Value> {
+    let mut v: Vec<Value> = e.double.list("networking.k8s.io/v1", "NetworkPolicy", Some("zamaz"));
+    for p in &mut v {
+        apiserver_double::strip_volatile(p);
+    }
+    v
 }
 
 #[test]

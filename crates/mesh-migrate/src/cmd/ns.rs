@@ -21,7 +21,9 @@ use meshmove_kube::plan::{self, DryRun, Progress};
 pub enum NsCommand {
     /// Create <ns>-mesh beside <ns>: copies of the stateless workloads, their Services,
     /// ServiceAccounts, Roles, RoleBindings, autoscalers and ConfigMaps, injection and Pod Security
-    /// labels, routing at 0 %; stateful backends stay in <ns>, shared with the copies
+    /// labels, routing at 0 %; stateful backends stay in <ns>, shared with the copies; its
+    /// PodDisruptionBudgets, NetworkPolicies, quotas and limit ranges carried; its Ingresses and
+    /// HTTPRoutes served by an Istio Gateway with the same split
     #[command(
         after_help = "Examples:\n  kubectl mesh-migrate ns create shop\n  kubectl mesh-migrate ns create shop --mode ambient --dry-run=client\n  kubectl mesh-migrate ns create shop --copy-secrets --pod-security baseline\n  kubectl mesh-migrate ns create shop --profile traffic.yaml --max-connections 200\n  kubectl mesh-migrate ns create shop --copy-stateful redis"
     )]
@@ -42,7 +44,7 @@ pub enum NsCommand {
     #[command(after_help = "Examples:\n  kubectl mesh-migrate ns status shop\n  kubectl mesh-migrate ns status -A")]
     Status(NsArg),
     /// Shift to 100 % (gates checked first), then scale the legacy workloads to zero (stateful
-    /// backends stay, serving the mesh side)
+    /// backends stay, serving the mesh side); refused while an Ingress still serves them
     #[command(after_help = "Examples:\n  kubectl mesh-migrate ns complete shop\n  kubectl mesh-migrate ns complete shop --delete-legacy")]
     Complete(CompleteArgs),
     /// Back to 0 %, mesh workloads scaled to zero; the legacy side is left as it is

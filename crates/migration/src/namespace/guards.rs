@@ -391,6 +391,52 @@ pub fn lost_connections(sides: &Sides, legacy: &[Value], set: &CopySet, guards: 
     out
 }
 
+/// A quota check: the `spec.hard` keys (first present wins), the copies' demand, the parser of
+/// the hard value, how a demand is shown.
+type QuotaCheck = (&'static [&'static str], u64, fn(&str) -> Result<u64, crate::quantity::QuantityError>, fn(u64) -> String);
+
+/// ResourceQuotas of the mesh namespace the copies (and their sidecars) would exceed at their
+/// replicas: `pods`, and CPU and memory requests (`requests.cpu`/`cpu`, `requests.memory`/
+/// `memory`). A necessary condition: containers without requests count as zero here, while a
+/// LimitRange may give them defaults. One line per quota and resource.
+pub fn quota_shortfalls(sides: &Sides, set: &CopySet, quotas: &[Value], sidecar: bool) -> Vec<String> {
+    let options = crate::precheck::PrecheckOptions::default();
+    let (mut pods, mut cpu, mut memory) = (0u64, 0u64, 0u64);
+    for w in set.objects.iter().filter(|o| matches!(str_at(o, "/kind"), Some("Deployment" | "StatefulSet"))) {
+        let replicas = w.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(1);
+        let (c, m) = crate::precheck::template_requests(w.pointer("/spec/template").unwrap_or(&Value::Null), sidecar, &options);
+        pods += replicas;
+        cpu = cpu.saturating_add(c.saturating_mul(replicas));
+        memory = memory.saturating_add(m.saturating_mul(replicas));
+    }
+    let mut out = Vec::new();
+    for q in quotas.iter().filter(|q| str_at(q, "/kind") == Some("ResourceQuota")) {
+        let name = str_at(q, "/metadata/name").unwrap_or("?");
+        let hard = |keys: &[&'static str]| -> Option<(&'static str, String)> {
+            keys.iter().find_map(|k| q.pointer("/spec/hard").and_then(|h| h.get(*k)).and_then(Value::as_str).map(|v| (*k, v.to_string())))
+        };
+        let checks: [QuotaCheck; 3] = [
+            (&["pods", "count/pods"], pods, |t| t.parse::<u64>().map_err(|_| crate::quantity::QuantityError::Syntax(t.to_string())), |n| n.to_string()),
+            (&["requests.cpu", "cpu"], cpu, crate::quantity::cpu_millis, |n| format!("{n}m")),
+            (&["requests.memory", "memory"], memory, crate::quantity::bytes, |n| format!("{}Mi", n.div_ceil(1024 * 1024))),
+        ];
+        for (keys, demand, parse, show) in checks {
+            let Some((key, text)) = hard(keys) else { continue };
+            let Ok(limit) = parse(&text) else { continue };
+            if demand > limit {
+                out.push(format!(
+                    "ResourceQuota/{name} copied to {}: the copies{} request {} of {key} at their replicas, more than its hard {text}: the API server rejects the pods beyond it; raise it in {} once created, or lower the replicas",
+                    sides.mesh,
+                    if sidecar { " with their sidecars" } else { "" },
+                    show(demand),
+                    sides.mesh
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// Group carried guards by namespace for notes.
 pub fn by_namespace(carried: &[Carried]) -> BTreeMap<&str, Vec<&Carried>> {
     let mut m: BTreeMap<&str, Vec<&Carried>> = BTreeMap::new();
@@ -494,6 +540,23 @@ mod tests {
             assert_eq!(companion["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"][NAME_LABEL], "zamaz-mesh");
             assert_eq!(companion["spec"]["podSelector"], json!({"matchLabels": {"app": "redis"}}));
         }
+    }
+
+    #[test]
+    fn a_quota_the_copies_and_their_sidecars_exceed_is_named() {
+        let mut objs = platform();
+        // api: 3 replicas of 200m; frontend: 1 of 0; sidecars 100m each by default (4 pods).
+        objs[2]["spec"]["replicas"] = json!(3);
+        objs[2]["spec"]["template"]["spec"]["containers"][0]["resources"] = json!({"requests": {"cpu": "200m", "memory": "64Mi"}});
+        let set = copy_namespace(&sides(), &objs, &CopyOptions::default());
+        let quota = |hard: Value| vec![json!({"kind": "ResourceQuota", "metadata": {"name": "q"}, "spec": {"hard": hard}})];
+        // 600m of the app and 400m of proxies.
+        assert!(quota_shortfalls(&sides(), &set, &quota(json!({"requests.cpu": "1"})), true).is_empty());
+        let w = quota_shortfalls(&sides(), &set, &quota(json!({"requests.cpu": "999m", "pods": "3"})), true);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("request 4 of pods") && w[0].contains("hard 3"), "{}", w[0]);
+        assert!(w[1].contains("request 1000m of requests.cpu"), "{}", w[1]);
+        assert!(quota_shortfalls(&sides(), &set, &quota(json!({"requests.cpu": "999m"})), false).is_empty(), "no sidecars in ambient");
     }
 
     #[test]

@@ -82,6 +82,29 @@ fn pod_requests(pod: &Pod) -> Resources {
     main.add(restartable).max(init_peak).add(Resources::from_map(spec.overhead.as_ref()))
 }
 
+/// What one pod of a workload's `template` (`spec.template`) requests (CPU millicores, memory
+/// bytes) as the scheduler and a ResourceQuota count it, with the sidecar the injector would add
+/// when `sidecar` and the template does not opt out (its annotations, else the injector's
+/// defaults in `options`).
+pub(crate) fn template_requests(template: &serde_json::Value, sidecar: bool, options: &PrecheckOptions) -> (u64, u64) {
+    let pod = Pod {
+        metadata: serde_json::from_value(template.get("metadata").cloned().unwrap_or_default()).unwrap_or_default(),
+        spec: template.get("spec").cloned().and_then(|s| serde_json::from_value(s).ok()),
+        status: None,
+    };
+    let own = pod_requests(&pod);
+    let opted_out = |k: &str| {
+        pod.metadata.labels.as_ref().and_then(|m| m.get(k)).or_else(|| pod.metadata.annotations.as_ref().and_then(|m| m.get(k))).map(String::as_str)
+            == Some("false")
+    };
+    if !sidecar || opted_out("sidecar.istio.io/inject") {
+        return (own.cpu, own.memory);
+    }
+    let defaults = super::sidecar::ProxyRequests { cpu_millis: options.proxy_cpu_millis, memory_bytes: options.proxy_memory_bytes, source: String::new() };
+    let (cpu, memory) = super::sidecar::for_pod(pod.metadata.annotations.as_ref(), &defaults);
+    (own.cpu.saturating_add(cpu), own.memory.saturating_add(memory))
+}
+
 fn finished(pod: &Pod) -> bool {
     matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
 }

@@ -19,6 +19,7 @@
 
 mod autoscaling;
 mod capacity;
+pub(crate) use capacity::template_requests;
 mod control_plane;
 mod disruption;
 mod namespaces;

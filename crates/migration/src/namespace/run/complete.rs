@@ -286,6 +286,16 @@ pub async fn rollback(conn: &Connection, sides: &Sides, opts: &RunOptions, event
     if st.workloads.iter().any(|w| w.kind == "DaemonSet") {
         report.notes.push("DaemonSets cannot be scaled: their copies keep running (with no traffic routed to them)".into());
     }
+    // The legacy namespace's companion policies admitted the copies only: with the copies scaled
+    // to zero they go, and the legacy namespace's policies are as before the migration.
+    let companions = cluster::load(conn, &[&kinds::NETWORK_POLICY], &[], Some(&sides.legacy)).await?;
+    for np in companions.of(&kinds::NETWORK_POLICY) {
+        if np.label(crate::namespace::ROLE_LABEL) == Some(crate::namespace::guards::COMPANION_ROLE)
+            && np.label(crate::namespace::COPIED_FROM_LABEL) == Some(sides.legacy.as_str())
+        {
+            plan.push(Change::Delete { target: Target::new(&kinds::NETWORK_POLICY.api_version(), "NetworkPolicy", Some(&sides.legacy), &np.name) });
+        }
+    }
     let mine = begin(conn, sides, opts, "rollback", 0).await?;
     run_recorded(conn, sides, opts, &mine, &plan, &mut report, events).await?;
     if opts.dry_run != DryRun::None {

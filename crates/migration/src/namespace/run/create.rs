@@ -129,6 +129,7 @@ pub async fn create(
     // keep every connection the legacy side has.
     let ambient = copy_opts.data_plane == crate::namespace::DataPlane::Ambient;
     let carried = guards::carry(sides, &legacy, &set, ambient);
+    let quota_warnings = guards::quota_shortfalls(sides, &set, &carried.limits, !ambient);
     let mut engine_input = legacy.clone();
     engine_input.extend(legacy_namespace(conn, sides).await?);
     let lost = guards::lost_connections(sides, &engine_input, &set, &carried);
@@ -249,6 +250,7 @@ pub async fn create(
     let mut with_guards = legacy.clone();
     with_guards.extend(carried.policies.iter().cloned());
     report.warnings.extend(copy::unreachable_backends(sides, &with_guards, &set));
+    report.warnings.extend(quota_warnings);
     if !lost.is_empty() {
         report.warnings.push(format!(
             "creating anyway (--allow-lost-connections): the copies in {} lose connections the legacy side has:\n{}",
