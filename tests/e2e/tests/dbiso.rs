@@ -173,8 +173,57 @@ fn reach_json_is_the_engines_serialization() {
     let yaml = dbiso(&["reach", "-f", &file, "-n", NS, "-o", "yaml"], &[]).expect_code(0).stdout;
     assert!(yaml.starts_with("- src:\n"), "{}", &yaml[..yaml.len().min(200)]);
     let txt = dbiso(&["audit", "-f", &file, "-n", NS, "-o", "txt"], &[]);
-    assert_eq!(txt.code, 2, "txt is reach's only: {txt:?}");
-    assert!(txt.stderr.contains("only supported by `reach`"), "{}", txt.stderr);
+    assert_eq!(txt.code, 2, "txt is not audit's: {txt:?}");
+    assert!(txt.stderr.contains("-o txt is not supported by `audit`; it prints table, wide, json, yaml, md, csv"), "{}", txt.stderr);
+}
+
+/// `audit -o csv` and `-o md` carry the findings of `-o json`, finding for finding, read back by
+/// Python's csv module and as Markdown table rows; all three exit alike.
+#[test]
+fn audit_csv_and_markdown_carry_the_json_findings() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "demo.yaml", &rendered_demo());
+    let json = dbiso(&["audit", "-f", &file, "-n", NS, "-o", "json"], &[]);
+    let want: Vec<(String, String, String)> = findings(&json.json())
+        .iter()
+        .map(|f| {
+            let o = &f["object"];
+            let object = match o["namespace"].as_str() {
+                Some(ns) => format!("{}/{ns}/{}", o["kind"].as_str().unwrap(), o["name"].as_str().unwrap()),
+                None => o["kind"].as_str().map(|k| format!("{k}/{}", o["name"].as_str().unwrap())).unwrap_or_default(),
+            };
+            (f["code"].as_str().unwrap().to_string(), object, f["message"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert!(!want.is_empty(), "the demo chart has findings");
+    let csv = dbiso(&["audit", "-f", &file, "-n", NS, "-o", "csv"], &[]);
+    assert_eq!(csv.code, json.code);
+    // Read by Python's csv module: rows as JSON objects keyed by the header.
+    let py = "import csv, json, sys; print(json.dumps(list(csv.DictReader(sys.stdin))))";
+    let rows = run(&venv_tool("python"), &["-c", py], Some(&csv.stdout), &[]).expect_code(0).json();
+    let got: Vec<(String, String, String)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let r: BTreeMap<String, String> = serde_json::from_value(r.clone()).unwrap();
+            let object = match (r["kind"].as_str(), r["namespace"].as_str()) {
+                ("", _) => String::new(),
+                (k, "") => format!("{k}/{}", r["name"]),
+                (k, ns) => format!("{k}/{ns}/{}", r["name"]),
+            };
+            (r["code"].clone(), object, r["message"].clone())
+        })
+        .collect();
+    assert_eq!(got, want);
+    let md = dbiso(&["audit", "-f", &file, "-n", NS, "-o", "md"], &[]);
+    assert_eq!(md.code, json.code);
+    assert!(md.stdout.starts_with("# dbiso audit\n"), "{}", md.stdout);
+    let rows: Vec<&str> = md.stdout.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| Severity") && !l.starts_with("| ---")).collect();
+    assert_eq!(rows.len(), want.len());
+    for (row, (code, _, _)) in rows.iter().zip(&want) {
+        assert_eq!(row.split(" | ").nth(1), Some(code.as_str()), "{row}");
+    }
 }
 
 #[test]
@@ -182,10 +231,13 @@ fn no_output_carries_a_secret_value() {
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "demo.yaml", &format!("{}\n{PLANTED}", rendered_demo()));
     let mut outputs = Vec::new();
-    for o in ["table", "wide", "json", "yaml"] {
+    for o in ["table", "wide", "json", "yaml", "md", "csv"] {
         for v in ["0", "9"] {
             outputs.push(dbiso(&["audit", "-f", &file, "-n", NS, "-o", o, "-v", v], &[]));
         }
+    }
+    for o in ["md", "dot", "mermaid"] {
+        outputs.push(dbiso(&["explain", "deploy/reports", "svc/postgres-core", "-f", &file, "-n", NS, "-o", o, "-v", "9"], &[]));
     }
     for o in ["table", "json", "yaml", "txt", "dot", "mermaid", "md", "csv"] {
         outputs.push(dbiso(&["reach", "-f", &file, "-n", NS, "-o", o, "-v", "9"], &[]));
