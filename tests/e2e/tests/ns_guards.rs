@@ -318,3 +318,25 @@ fn ns_create_refuses_when_the_copies_would_lose_a_connection_and_names_it() {
     assert!(r.stdout.lines().any(|l| l.starts_with("warning: creating anyway (--allow-lost-connections)")), "{}", r.stdout);
     assert_eq!(e.get("networking.k8s.io/v1", "NetworkPolicy", "zamaz-mesh", "redis-from-team"), None, "it selects only a shared backend");
 }
+
+#[test]
+fn in_ambient_the_carried_policies_admit_hbone_and_the_ztunnel_probes_as_the_generator_writes_them() {
+    let e = env();
+    e.double
+        .create(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "api-from-frontend", "namespace": "zamaz"},
+            "spec": {"podSelector": {"matchLabels": {"app": "api"}}, "policyTypes": ["Ingress"],
+                "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "frontend"}}}], "ports": [{"protocol": "TCP", "port": 8080}]}]}}))
+        .unwrap();
+    // The fixture has no ztunnel: the control plane check is overridden; the policies are the point.
+    e.mm(&["ns", "create", "zamaz", "--mode", "ambient", "--force"]).expect_code(0);
+    let api = e.get("networking.k8s.io/v1", "NetworkPolicy", "zamaz-mesh", "api-from-frontend").unwrap();
+    assert_eq!(
+        api["spec"]["ingress"][0],
+        json!({"from": [{"podSelector": {"matchLabels": {"app": "frontend"}}},
+                        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "zamaz"}}, "podSelector": {"matchLabels": {"app": "frontend"}}}],
+               "ports": [{"protocol": "TCP", "port": 8080}, {"protocol": "TCP", "port": 15008}]})
+    );
+    let deny = e.get("networking.k8s.io/v1", "NetworkPolicy", "zamaz-mesh", "default-deny").unwrap();
+    assert_eq!(deny["spec"]["ingress"], json!([{"from": [{"ipBlock": {"cidr": "169.254.7.127/32"}}]}]));
+    e2e::validate_objects(&e.double.list("networking.k8s.io/v1", "NetworkPolicy", Some("zamaz-mesh")));
+}
