@@ -95,7 +95,7 @@ impl Owner {
             ),
         };
         let what = match self.phase {
-            Some((Phase::Completed, _)) | None if self.side == Side::Mesh => format!(
+            _ if self.side == Side::Mesh => format!(
                 "manage {mesh} with `kubectl mesh-migrate ns` (`ns status {legacy}` shows its routing and Gateway); when the migration is complete and {legacy} retired, the Gateway `ns create` made serves external traffic"
             ),
             Some((Phase::Completed, _)) => format!(
@@ -139,8 +139,13 @@ pub async fn owner_of(conn: &meshmove_kube::cluster::Connection, namespace: &str
     };
     let Some(ns) = get(namespace.to_string()).await? else { return Ok(None) };
     let object = serde_json::to_value(&ns).unwrap_or_default();
-    if copied_from(&object).is_some() {
-        return Ok(owner(namespace, Some(&object), None, false));
+    if let Some(legacy) = copied_from(&object) {
+        // The phase, from the legacy namespace's journal when it can be read.
+        let phase = match super::Sides::new(legacy) {
+            Ok(sides) => super::run::load_state(conn, &sides).await.ok().and_then(|(_, st)| st).map(|st| (st.phase, st.weight)),
+            Err(_) => None,
+        };
+        return Ok(owner(namespace, Some(&object), None, false).map(|o| Owner { phase, ..o }));
     }
     let Ok(sides) = super::Sides::new(namespace) else { return Ok(None) };
     let (_, st) = super::run::load_state(conn, &sides).await?;
@@ -184,6 +189,8 @@ mod tests {
         let mesh = json!({"metadata": {"labels": {COPIED_FROM_LABEL: "shop"}}});
         let m = owner("shop-mesh", Some(&mesh), None, false).unwrap().refusal("mtls strict");
         assert!(m.starts_with("namespace shop-mesh is the mesh side of the namespace-based migration shop -> shop-mesh:"), "{m}");
+        let o = Owner { phase: Some((Phase::Completed, 100)), ..owner("shop-mesh", Some(&mesh), None, false).unwrap() };
+        assert!(o.refusal("enable").starts_with("namespace shop-mesh is the mesh side of the namespace-based migration shop -> shop-mesh, completed at 100 %:"));
         assert!(m.contains("`mtls strict`"), "{m}");
     }
 }
