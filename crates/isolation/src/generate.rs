@@ -76,6 +76,8 @@ pub fn generate(inventory: &Inventory, options: &GenerateOptions) -> Generation 
         mode: None,
         options: &opts,
         labels: json!({"app.kubernetes.io/managed-by": FIELD_MANAGER}),
+        // Objects from files get the default namespace (-n) when they carry none.
+        namespace: None,
     };
     let mut generation = policies::generate(inventory, &req);
     for p in &mut generation.policies {

@@ -392,6 +392,11 @@ pub struct PostRenderConfig {
     pub inject: Injections,
     pub probes: ProbeConfig,
     pub network_policies: PolicyOptions,
+    /// The namespace Helm installs the release in, where the chart's objects without one go (from
+    /// the command line, not the file): names service accounts exactly in the ambient
+    /// AuthorizationPolicies the generator writes.
+    #[serde(skip)]
+    pub release_namespace: Option<String>,
 }
 
 /// A configuration file that could not be used.

@@ -562,6 +562,7 @@ fn generate(
             mode: Some(cfg.mode),
             options: &cfg.network_policies,
             labels: serde_json::json!({policies::GENERATED_LABEL: "true", policies::RELEASE_LABEL: release}),
+            namespace: cfg.release_namespace.as_deref(),
         };
         let generation = policies::generate(&inventory, &req);
         drop(inventory);

@@ -13,8 +13,10 @@
 //!
 //! * a peer that is a workload of the input becomes its service account's principal, written
 //!   `*/ns/<namespace>/sa/<serviceAccountName or default>` (any trust domain: Istio matches
-//!   principals with a leading or trailing `*`), or `*/sa/<name>` when the namespace is left to
-//!   install time (a chart rendered without one);
+//!   principals with a leading or trailing `*`); a workload the input leaves without a namespace
+//!   (a chart rendered for Helm) is in the release namespace when the caller knows it, and only
+//!   when it does not is the principal `*/sa/<name>`, which any namespace's account of that name
+//!   matches;
 //! * a namespace peer (ingress controllers, monitoring, the CloudNativePG operator) admits any
 //!   source on the rule's ports: Istio's `source.namespaces` needs the peer's mTLS identity
 //!   (<https://istio.io/latest/docs/reference/config/security/authorization-policy/#Source>),
@@ -32,17 +34,18 @@ use meshmove_model::selector::LabelSelector;
 use meshmove_model::workload::Workload;
 use serde_json::{Map, Value, json};
 
-/// The service account's principal in Istio's SPIFFE form, any trust domain.
-fn principal(w: &Workload<'_>) -> String {
+/// The service account's principal in Istio's SPIFFE form, any trust domain; `release_namespace`
+/// stands for a namespace the input leaves to install time.
+fn principal(w: &Workload<'_>, release_namespace: Option<&str>) -> String {
     let sa = w
         .pod_spec()
         .and_then(|s| s.get("serviceAccountName").or_else(|| s.get("serviceAccount")))
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .unwrap_or("default");
-    match w.namespace() {
-        "" => format!("*/sa/{sa}"),
-        ns => format!("*/ns/{ns}/sa/{sa}"),
+    match (w.namespace(), release_namespace) {
+        ("", None | Some("")) => format!("*/sa/{sa}"),
+        ("", Some(ns)) | (ns, _) => format!("*/ns/{ns}/sa/{sa}"),
     }
 }
 
@@ -54,6 +57,7 @@ pub fn companion(
     spec: &Map<String, Value>,
     subject: Option<&Workload<'_>>,
     workloads: &[Workload<'_>],
+    release_namespace: Option<&str>,
 ) -> Result<Value, String> {
     let pod_selector = spec.get("podSelector").cloned().unwrap_or(Value::Null);
     if pod_selector.get("matchExpressions").is_some() {
@@ -96,7 +100,7 @@ pub fn companion(
                 if picked.is_empty() {
                     return Err("a peer selects pods of no workload of the input, whose service accounts are unknown".into());
                 }
-                principals.extend(picked.into_iter().map(principal));
+                principals.extend(picked.into_iter().map(|w| principal(w, release_namespace)));
             }
         }
         if !principals.is_empty() {

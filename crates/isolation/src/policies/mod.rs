@@ -85,6 +85,10 @@ pub struct Request<'a> {
     pub options: &'a PolicyOptions,
     /// Labels every generated policy carries.
     pub labels: Value,
+    /// The namespace objects the input leaves without one will be installed in (a chart rendered
+    /// for Helm: the release namespace), when known; names their service accounts exactly in
+    /// ambient AuthorizationPolicies ([`authz`]).
+    pub namespace: Option<&'a str>,
 }
 
 /// One generated policy and why it exists.
@@ -547,7 +551,7 @@ pub fn generate(inventory: &Inventory, req: &Request<'_>) -> Generation {
         let object = policy_object(&d, req);
         let authorization = if d.ambient {
             let subject = ws.iter().find(|w| w.object.object_ref() == d.subject);
-            match authz::companion(&d.name, &d.namespace, &req.labels, &d.spec, subject, &ws) {
+            match authz::companion(&d.name, &d.namespace, &req.labels, &d.spec, subject, &ws, req.namespace) {
                 Ok(ap) => Some(ap),
                 Err(why) => {
                     out.notes.push(format!(

@@ -16,11 +16,12 @@ fn release<'a>(opts: &'a PolicyOptions, mode: MeshMode) -> Request<'a> {
         mode: Some(mode),
         options: opts,
         labels: json!({GENERATED_LABEL: "true"}),
+        namespace: None,
     }
 }
 
 fn databases(opts: &PolicyOptions) -> Request<'_> {
-    Request { subjects: Subjects::Databases, release: "", mode: None, options: opts, labels: json!({}) }
+    Request { subjects: Subjects::Databases, release: "", mode: None, options: opts, labels: json!({}), namespace: None }
 }
 
 /// The engine over the input plus the generated policies.
@@ -190,6 +191,24 @@ fn ambient_policies_come_with_an_authorization_policy_of_the_same_peers_and_port
     // Sidecar mode: none.
     let g = generate(&input, &release(&opts, MeshMode::Sidecar));
     assert!(g.policies.iter().all(|p| p.authorization.is_none()));
+
+    // A chart rendered for Helm leaves the namespace to install time (the post-renderer reads its
+    // objects with an empty one): the principal is exact when the release namespace is known.
+    let mut objects = input.objects().to_vec();
+    for o in &mut objects {
+        if o.namespace.is_some() {
+            o.namespace = Some(String::new());
+        }
+    }
+    let chart = Inventory::from_files(objects, vec!["-".into()], "default".into());
+    let principals = |namespace: Option<&str>| {
+        let g = generate(&chart, &Request { namespace, ..release(&opts, MeshMode::Ambient) });
+        let db = g.policies.iter().find(|p| p.protects == "StatefulSet/db").expect("db policy");
+        let rules = db.authorization.as_ref().expect("an AuthorizationPolicy")["spec"]["rules"].clone();
+        rules.as_array().unwrap().iter().filter_map(|r| r.pointer("/from/0/source/principals").cloned()).collect::<Vec<Value>>()
+    };
+    assert_eq!(principals(Some("prod")), vec![json!(["*/ns/prod/sa/api-sa"])]);
+    assert_eq!(principals(None), vec![json!(["*/sa/api-sa"])], "unknown: any namespace's account of that name");
 }
 
 

@@ -36,6 +36,10 @@ pub struct PostRenderArgs {
     /// Release name for generated object names (default: the workloads' app.kubernetes.io/instance)
     #[arg(long, value_name = "NAME")]
     release: Option<String>,
+    /// Namespace the release is installed in (default, as a Helm plugin: HELM_NAMESPACE): names
+    /// service accounts exactly in ambient AuthorizationPolicies
+    #[arg(long, value_name = "NS")]
+    release_namespace: Option<String>,
     /// Do not inject mesh, app and version labels
     #[arg(long)]
     no_labels: bool,
@@ -109,6 +113,13 @@ impl PostRenderArgs {
         if self.release.is_some() {
             cfg.release.clone_from(&self.release);
         }
+        // Helm runs its plugins (a Helm 4 `postrenderer/v1` plugin included) with its settings as
+        // environment variables, HELM_NAMESPACE among them (`EnvVars` in helm/helm
+        // `pkg/cli/environment.go`), and HELM_PLUGIN_NAME set. A Helm 3 `--post-renderer` runs
+        // in the user's environment, where HELM_NAMESPACE may say something else than `-n`: there
+        // only the flag counts.
+        let from_helm = || std::env::var_os("HELM_PLUGIN_NAME").and_then(|_| std::env::var("HELM_NAMESPACE").ok());
+        cfg.release_namespace = self.release_namespace.clone().or_else(from_helm).filter(|ns| !ns.is_empty());
         cfg.inject.labels &= !self.no_labels;
         cfg.inject.probes &= !self.no_probes;
         cfg.inject.network_policies &= !self.no_network_policies;
