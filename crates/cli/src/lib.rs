@@ -7,6 +7,7 @@ pub mod complete;
 pub mod exit;
 pub mod flags;
 pub mod log;
+pub mod mutate;
 pub mod output;
 pub mod render;
 

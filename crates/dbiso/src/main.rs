@@ -128,9 +128,13 @@ enum Command {
     /// Print NetworkPolicies that isolate every database (YAML on stdout)
     #[command(after_help = "Examples:\n  kubectl dbiso generate -n shop | kubectl apply -f -\n  kubectl dbiso generate -f rendered.yaml -n shop --monitoring-namespace observability")]
     Generate(generate::GenerateArgs),
-    /// Apply the isolating NetworkPolicies with server-side apply, then audit again
+    /// Apply the isolating NetworkPolicies (ambient: and AuthorizationPolicies) with server-side apply, journaled, then audit again
     #[command(after_help = "Examples:\n  kubectl dbiso apply -n shop --dry-run=client\n  kubectl dbiso apply -n shop --dry-run=server\n  kubectl dbiso apply -n shop")]
     Apply(apply::ApplyArgs),
+    /// Undo what apply wrote in the namespace (from its journal): created policies deleted, changed ones restored
+    #[command(after_help = "Refuses whole, changing nothing, when someone edited a policy after apply wrote it (--force to roll back anyway).\n\n\
+        Examples:\n  kubectl dbiso rollback -n shop --dry-run\n  kubectl dbiso rollback -n shop")]
+    Rollback(apply::RollbackArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell)
     Completion { shell: clap_complete::Shell },
 }
@@ -153,6 +157,7 @@ fn run(cli: Cli) -> Result<Exit> {
         Command::Generate(args) if args.diff => generate::run_diff(&cli.kube, &args, cli.output.format),
         Command::Generate(args) => generate::run(&cli.kube, &args, &cli.output.shared("generate")?),
         Command::Apply(args) => apply::run(&cli.kube, &args, &cli.output.shared("apply")?),
+        Command::Rollback(args) => apply::rollback(&cli.kube, &args, &cli.output.shared("rollback")?),
         Command::Completion { shell } => {
             complete::script(&mut Cli::command(), shell, &mut std::io::stdout());
             Ok(Exit::Ok)

@@ -248,7 +248,6 @@ fn no_output_carries_a_secret_value() {
         outputs.push(dbiso(&["explain", "deploy/reports", "svc/postgres-core", "-f", &file, "-n", NS, "-o", o, "-v", "9"], &[]));
         outputs.push(dbiso(&["generate", "-f", &file, "-n", NS, "-o", o, "-v", "9"], &[]));
     }
-    outputs.push(dbiso(&["apply", "-f", &file, "-n", NS, "--dry-run=client", "-v", "9"], &[]));
     for r in &outputs {
         assert!(r.code == 0 || r.code == 1, "{r:?}");
         for secret in SECRET_VALUES {
@@ -323,14 +322,17 @@ fn live_audit_apply_and_audit_again_against_the_api_double() {
     double.clear_requests();
     let diff = dbiso(&["apply", "--dry-run=client", "--isolate-all"], &env).expect_code(0);
     assert!(diff.stdout.contains("+++ b/NetworkPolicy/pyairtable/dbiso-postgres-core (kubectl-dbiso)"), "{}", diff.stdout);
-    assert!(diff.stderr.contains("dbiso-redis created (dry run)"), "{}", diff.stderr);
+    assert!(diff.stderr.contains("networkpolicy.networking.k8s.io/dbiso-redis created (namespace pyairtable) (dry run)"), "{}", diff.stderr);
     assert!(double.requests().iter().all(|r| r.method == "GET"), "client dry run sent a write");
 
     // Server dry run: every object sent with dryRun=All, nothing stored.
     double.clear_requests();
-    let dry = dbiso(&["apply", "--dry-run=server", "-o", "json", "--isolate-all"], &env).expect_code(0).json();
-    assert_eq!(dry.as_array().unwrap().len(), 3, "{dry}");
-    assert!(dry.as_array().unwrap().iter().all(|a| a["outcome"] == "created" && a["dryRun"] == true), "{dry}");
+    let dry = dbiso(&["apply", "--dry-run=server", "-o", "json", "--isolate-all"], &env).expect_code(0);
+    assert_eq!(dry.stderr.matches("created (namespace pyairtable) (server dry run)").count(), 3, "{}", dry.stderr);
+    let sent = dry.json();
+    assert_eq!(sent["kind"], "List");
+    let sent_names: Vec<&str> = sent["items"].as_array().unwrap().iter().map(|i| i["metadata"]["name"].as_str().unwrap()).collect();
+    assert_eq!(sent_names, ["dbiso-postgres-core", "dbiso-postgres-llm", "dbiso-redis"], "{sent}");
     let patches: Vec<_> = double.requests().into_iter().filter(|r| r.method == "PATCH").collect();
     assert_eq!(patches.len(), 3);
     assert!(patches.iter().all(|r| r.param("dryRun").as_deref() == Some("All")), "{patches:?}");
@@ -364,6 +366,42 @@ fn live_audit_apply_and_audit_again_against_the_api_double() {
     assert!(again.stderr.contains("dbiso-postgres-core unchanged"), "{}", again.stderr);
     let table = dbiso(&["audit", "-o", "wide"], &env).expect_code(1);
     assert!(table.stdout.contains("NetworkPolicies cannot fix"), "{}", table.stdout);
+
+    // Rollback: a dry run first (nothing deleted), then the policies apply created are gone and
+    // so is the journal that recorded them; real kubectl sees the namespace as before.
+    let preview = dbiso(&["rollback", "--dry-run"], &env).expect_code(0);
+    assert_eq!(preview.stdout.matches("deleted (namespace pyairtable) (dry run)").count(), 3, "{}", preview.stdout);
+    assert_eq!(double.list("networking.k8s.io/v1", "NetworkPolicy", Some(NS)).len(), 3, "a dry run deleted");
+    let undone = dbiso(&["rollback"], &env).expect_code(0);
+    assert!(undone.stderr.contains("rolled back dbiso-apply in namespace pyairtable: 3 objects restored"), "{}", undone.stderr);
+    let got = run(&venv_tool("kubectl"), &["--kubeconfig", kc, "get", "networkpolicies,configmaps", "-n", NS, "-o", "name"], None, &[]).expect_code(0);
+    assert!(!got.stdout.contains("networkpolicy"), "{}", got.stdout);
+    assert!(!got.stdout.contains("mesh-migrate-journal"), "{}", got.stdout);
+    assert_eq!(dbiso(&["rollback"], &env).code, 2, "nothing left to roll back is a usage error");
+}
+
+/// A policy someone edited after `apply` wrote it is kept: rollback refuses whole and names it,
+/// and `--force` restores it anyway.
+#[test]
+fn rollback_keeps_a_policy_someone_edited() {
+    let double = double_with(&rendered_demo());
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = double.write_kubeconfig(dir.path(), NS).unwrap();
+    let env = [("KUBECONFIG", kubeconfig.to_str().unwrap())];
+    dbiso(&["apply", "--isolate-all"], &env).expect_code(1);
+    // Another manager widens one policy.
+    let theirs = json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "dbiso-redis", "namespace": NS},
+        "spec": {"ingress": [{"ports": [{"protocol": "TCP", "port": 6380}]}]}
+    });
+    double.apply(theirs, "platform-team", true).unwrap();
+    let refused = dbiso(&["rollback"], &env);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(refused.stderr.contains("dbiso-redis"), "{}", refused.stderr);
+    assert_eq!(double.list("networking.k8s.io/v1", "NetworkPolicy", Some(NS)).len(), 3, "a refused rollback changed something");
+    dbiso(&["rollback", "--force"], &env).expect_code(0);
+    assert!(double.list("networking.k8s.io/v1", "NetworkPolicy", Some(NS)).is_empty());
 }
 
 #[test]
@@ -393,7 +431,7 @@ fn cluster_errors_exit_3_and_completion_lists_the_commands() {
     let r = dbiso(&["audit", "--kubeconfig", "/nonexistent/kubeconfig"], &[]);
     assert_eq!(r.code, 3, "{r:?}");
     let c = dbiso(&["completion", "bash"], &[]).expect_code(0);
-    for sub in ["audit", "reach", "diff", "explain", "generate", "apply"] {
+    for sub in ["audit", "reach", "diff", "explain", "generate", "apply", "rollback"] {
         assert!(c.stdout.contains(sub), "{sub} missing from the completion script");
     }
     let r = dbiso(&["__complete", "reach", "-o", ""], &[]).expect_code(0);

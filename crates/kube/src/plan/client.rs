@@ -4,7 +4,7 @@ use kube::api::{ApiResource, DeleteParams, DynamicObject, GetParams, Patch, Patc
 use kube::core::{GroupVersionKind, Request};
 use serde_json::{Map, Value, json};
 
-use super::{FIELD_MANAGER, PlanError, Target};
+use super::{PlanError, Target};
 use crate::cluster::{ClusterError, Connection};
 use meshmove_model::inventory::kinds::{self, Kind};
 
@@ -172,29 +172,29 @@ pub(crate) async fn get(conn: &Connection, target: &Target) -> Result<Option<Val
     }
 }
 
-fn patch_params(dry_run: bool) -> PatchParams {
-    let mut p = PatchParams::apply(FIELD_MANAGER);
+fn patch_params(manager: &str, dry_run: bool) -> PatchParams {
+    let mut p = PatchParams::apply(manager);
     p.dry_run = dry_run;
     p
 }
 
-/// Server-side apply as [`FIELD_MANAGER`], never forced.
-pub(crate) async fn apply(conn: &Connection, object: &Value, dry_run: bool) -> Result<Value, PlanError> {
+/// Server-side apply as `manager`, never forced.
+pub(crate) async fn apply(conn: &Connection, manager: &str, object: &Value, dry_run: bool) -> Result<Value, PlanError> {
     let target = Target::of(object);
     let kind = kind_of(&target)?;
     let req = request(kind, target.namespace.as_deref())
-        .patch(&target.name, &patch_params(dry_run), &Patch::Apply(object))
+        .patch(&target.name, &patch_params(manager, dry_run), &Patch::Apply(object))
         .map_err(|e| api_error(conn, "apply", &target, kube::Error::BuildRequest(e)))?;
     conn.client.request::<Value>(req).await.map_err(|e| api_error(conn, "apply", &target, e))
 }
 
-/// A JSON patch (RFC 6902) as [`FIELD_MANAGER`], sent as kube's typed [`Patch::Json`] (content
+/// A JSON patch (RFC 6902) as `manager`, sent as kube's typed [`Patch::Json`] (content
 /// type `application/json-patch+json`, set by kube from the variant). The operations are checked
 /// against RFC 6902's shape before anything is sent. Errors are returned raw: callers retry
 /// failed `test` operations.
-pub(crate) async fn json_patch(conn: &Connection, target: &Target, ops: &[Value], dry_run: bool) -> Result<Value, kube::Error> {
+pub(crate) async fn json_patch(conn: &Connection, manager: &str, target: &Target, ops: &[Value], dry_run: bool) -> Result<Value, kube::Error> {
     let kind = kind_of(target).map_err(|e| kube::Error::Service(e.to_string().into()))?;
-    let mut params = PatchParams { field_manager: Some(FIELD_MANAGER.to_string()), ..PatchParams::default() };
+    let mut params = PatchParams { field_manager: Some(manager.to_string()), ..PatchParams::default() };
     params.dry_run = dry_run;
     let req = request(kind, target.namespace.as_deref())
         .patch(&target.name, &params, &json_patch_body(ops)?)
@@ -208,10 +208,10 @@ pub(crate) fn json_patch_body(ops: &[Value]) -> Result<Patch<()>, kube::Error> {
 }
 
 /// POST.
-pub(crate) async fn create(conn: &Connection, object: &Value, dry_run: bool) -> Result<Value, PlanError> {
+pub(crate) async fn create(conn: &Connection, manager: &str, object: &Value, dry_run: bool) -> Result<Value, PlanError> {
     let target = Target::of(object);
     let kind = kind_of(&target)?;
-    let pp = PostParams { dry_run, field_manager: Some(FIELD_MANAGER.to_string()) };
+    let pp = PostParams { dry_run, field_manager: Some(manager.to_string()) };
     let body = serde_json::to_vec(object).unwrap_or_default();
     let req = request(kind, target.namespace.as_deref())
         .create(&pp, body)
@@ -220,10 +220,10 @@ pub(crate) async fn create(conn: &Connection, object: &Value, dry_run: bool) -> 
 }
 
 /// PUT (the object carries the resourceVersion it was read at).
-pub(crate) async fn replace(conn: &Connection, object: &Value, dry_run: bool) -> Result<Value, kube::Error> {
+pub(crate) async fn replace(conn: &Connection, manager: &str, object: &Value, dry_run: bool) -> Result<Value, kube::Error> {
     let target = Target::of(object);
     let kind = kind_of(&target).map_err(|e| kube::Error::Service(e.to_string().into()))?;
-    let pp = PostParams { dry_run, field_manager: Some(FIELD_MANAGER.to_string()) };
+    let pp = PostParams { dry_run, field_manager: Some(manager.to_string()) };
     let body = serde_json::to_vec(object).unwrap_or_default();
     let req = request(kind, target.namespace.as_deref()).replace(&target.name, &pp, body).map_err(kube::Error::BuildRequest)?;
     conn.client.request::<Value>(req).await
@@ -300,7 +300,7 @@ mod json_patch_tests {
             serde_json::json!({"op": "add", "path": "/metadata/labels/istio-injection", "value": "enabled"}),
             serde_json::json!({"op": "remove", "path": "/metadata/annotations/a~1b"}),
         ];
-        let params = PatchParams { field_manager: Some(FIELD_MANAGER.to_string()), ..PatchParams::default() };
+        let params = PatchParams { field_manager: Some(super::super::FIELD_MANAGER.to_string()), ..PatchParams::default() };
         let req = request(&kinds::DEPLOYMENT, Some("shop")).patch("api", &params, &json_patch_body(&ops).unwrap()).unwrap();
         assert_eq!(req.headers()[http::header::CONTENT_TYPE], "application/json-patch+json");
         let sent: Value = serde_json::from_slice(req.body()).unwrap();

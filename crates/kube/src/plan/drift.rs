@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use super::client::{self, contains};
 use super::journal::{JournalEntry, Prior};
-use super::{Change, FIELD_MANAGER, Plan, PlanError, Target, restart_pointer, secret};
+use super::{Change, FIELD_MANAGER, Manager, Plan, PlanError, Target, restart_pointer, secret};
 use crate::cluster::Connection;
 
 /// An object (or fields of it) someone else changed after the tool wrote it.
@@ -97,7 +97,7 @@ fn other_writers(live: &Value) -> Vec<(String, Vec<String>)> {
     let mut out: Vec<(String, Vec<String>)> = Vec::new();
     for e in entries {
         let manager = e.get("manager").and_then(Value::as_str).unwrap_or("unknown");
-        if manager == FIELD_MANAGER || e.get("subresource").and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
+        if Manager::is_ours(manager) || e.get("subresource").and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
             continue;
         }
         let empty_map = Map::new();

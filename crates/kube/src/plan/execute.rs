@@ -201,7 +201,7 @@ impl Run<'_> {
                 ),
             }),
             None if secret::content_hash(current) == *sha256 => {
-                client::create(self.conn, &secret::backup_object(target, backup, current, sha256), false).await.map(|_| ())
+                client::create(self.conn, self.plan.manager.field_manager(), &secret::backup_object(target, backup, current, sha256), false).await.map(|_| ())
             }
             None => Ok(()),
         }
@@ -269,7 +269,7 @@ impl Run<'_> {
         {
             self.ensure_backup(&target, c).await?;
         }
-        let after = client::apply(self.conn, object, self.dry()).await?;
+        let after = client::apply(self.conn, self.plan.manager.field_manager(), object, self.dry()).await?;
         let action = match &current {
             None => Action::Created,
             Some(c) if project(c, object) == project(&after, object) => Action::Unchanged,
@@ -301,7 +301,7 @@ impl Run<'_> {
                 }
                 recorded = true;
             }
-            match client::json_patch(self.conn, target, &ops, self.dry()).await {
+            match client::json_patch(self.conn, self.plan.manager.field_manager(), target, &ops, self.dry()).await {
                 Ok(_) => return Ok(self.outcome(target.clone(), done, "")),
                 // A `test` failed: the object changed since it was read. Read it again.
                 Err(kube::Error::Api(s)) if (s.code == 422 || s.code == 409) && attempt < PATCH_ATTEMPTS => {

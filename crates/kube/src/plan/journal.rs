@@ -238,7 +238,7 @@ impl Journal {
         let cm = self.to_config_map();
         let t = target(&self.namespace);
         let stored = match &self.resource_version {
-            None => client::create(conn, &cm, false).await.map_err(|e| match e {
+            None => client::create(conn, super::FIELD_MANAGER, &cm, false).await.map_err(|e| match e {
                 PlanError::Cluster(crate::cluster::ClusterError::Api { source: source @ kube::Error::Api(_), .. })
                     if matches!(&source, kube::Error::Api(s) if s.code == 409) =>
                 {
@@ -246,7 +246,7 @@ impl Journal {
                 }
                 other => other,
             })?,
-            Some(_) => match client::replace(conn, &cm, false).await {
+            Some(_) => match client::replace(conn, super::FIELD_MANAGER, &cm, false).await {
                 Ok(v) => v,
                 Err(source @ kube::Error::Api(_)) if matches!(&source, kube::Error::Api(s) if s.code == 409) => {
                     return Err(PlanError::JournalConflict { namespace: self.namespace.clone(), source });

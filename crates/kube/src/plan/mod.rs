@@ -123,8 +123,34 @@ pub use wait::{ReadyState, Rollout, workload_ready};
 
 use crate::cluster::ClusterError;
 
-/// The field manager of every write.
+/// The field manager of `kubectl mesh-migrate`'s writes ([`Manager::MeshMigrate`]).
 pub const FIELD_MANAGER: &str = "kubectl-mesh-migrate";
+
+/// Which plugin of the suite writes: its field manager for server-side apply and patches. Both
+/// write through this engine into the same per-namespace journal, so a rollback of the namespace
+/// undoes either's steps, and neither's fields count as someone else's edits in a drift check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Manager {
+    #[default]
+    MeshMigrate,
+    Dbiso,
+}
+
+impl Manager {
+    /// The field manager the API server records in `managedFields`.
+    pub fn field_manager(self) -> &'static str {
+        match self {
+            Manager::MeshMigrate => FIELD_MANAGER,
+            Manager::Dbiso => "kubectl-dbiso",
+        }
+    }
+
+    /// Whether `field_manager` is one of the suite's own.
+    pub fn is_ours(field_manager: &str) -> bool {
+        [Manager::MeshMigrate, Manager::Dbiso].iter().any(|m| m.field_manager() == field_manager)
+    }
+}
 /// Name of the journal ConfigMap.
 pub const JOURNAL_NAME: &str = "mesh-migrate-journal";
 /// Data key of the journal ConfigMap.
@@ -268,11 +294,24 @@ pub struct Plan {
     /// Namespace the step works on; the journal lives there.
     pub namespace: String,
     pub changes: Vec<Change>,
+    /// Who writes (field manager); `kubectl mesh-migrate` unless set.
+    #[serde(default, skip_serializing_if = "is_default_manager")]
+    pub manager: Manager,
+}
+
+fn is_default_manager(m: &Manager) -> bool {
+    *m == Manager::default()
 }
 
 impl Plan {
     pub fn new(step: &str, namespace: &str) -> Self {
-        Plan { step: step.to_string(), namespace: namespace.to_string(), changes: Vec::new() }
+        Plan { step: step.to_string(), namespace: namespace.to_string(), changes: Vec::new(), manager: Manager::default() }
+    }
+
+    /// The plan, written by `manager`.
+    pub fn by(mut self, manager: Manager) -> Self {
+        self.manager = manager;
+        self
     }
 
     pub fn push(&mut self, change: Change) -> &mut Self {
@@ -428,6 +467,8 @@ pub struct RollbackOptions {
     /// Workloads rolled again at once, each batch waited for (0: all at once).
     pub batch_size: usize,
     pub actor: String,
+    /// Field manager of the restoring writes.
+    pub manager: Manager,
 }
 
 impl Default for RollbackOptions {
@@ -439,6 +480,7 @@ impl Default for RollbackOptions {
             timeout: Duration::from_secs(300),
             batch_size: 0,
             actor: actor(None),
+            manager: Manager::default(),
         }
     }
 }

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::client::{self, contains, field_ops, portable, project, set_pointer};
 use super::journal::now;
-use super::{Action, Change, FIELD_MANAGER, Plan, PlanError, Target, restart_pointer, secret};
+use super::{Action, Change, Manager, Plan, PlanError, Target, restart_pointer, secret};
 use crate::cluster::Connection;
 
 /// What one change would do, with a unified diff of the fields it touches (current vs intended).
@@ -31,7 +31,7 @@ fn yaml(v: &Value) -> String {
     meshmove_model::yaml::to_yaml_string(v)
 }
 
-fn unified(t: &Target, old: Option<&str>, new: &str) -> String {
+fn unified(manager: Manager, t: &Target, old: Option<&str>, new: &str) -> String {
     if old == Some(new) {
         return String::new();
     }
@@ -39,7 +39,7 @@ fn unified(t: &Target, old: Option<&str>, new: &str) -> String {
     similar::TextDiff::from_lines(old.unwrap_or(""), new)
         .unified_diff()
         .context_radius(3)
-        .header(&format!("a/{name} ({})", if old.is_some() { "current" } else { "absent" }), &format!("b/{name} ({FIELD_MANAGER})"))
+        .header(&format!("a/{name} ({})", if old.is_some() { "current" } else { "absent" }), &format!("b/{name} ({})", manager.field_manager()))
         .to_string()
 }
 
@@ -57,7 +57,7 @@ pub async fn preview(conn: &Connection, plan: &Plan) -> Result<Vec<Preview>, Pla
                 match &current {
                     None => {
                         secret::mask(&mut new, None, true);
-                        (Action::Created, unified(&target, None, &yaml(&new)))
+                        (Action::Created, unified(plan.manager, &target, None, &yaml(&new)))
                     }
                     Some(c) => {
                         let mut old = project(c, object);
@@ -68,7 +68,7 @@ pub async fn preview(conn: &Connection, plan: &Plan) -> Result<Vec<Preview>, Pla
                         let theirs = old.clone();
                         secret::mask(&mut old, Some(object), false);
                         secret::mask(&mut new, Some(&theirs), true);
-                        (action, unified(&target, Some(&yaml(&old)), &yaml(&new)))
+                        (action, unified(plan.manager, &target, Some(&yaml(&old)), &yaml(&new)))
                     }
                 }
             }
@@ -98,7 +98,7 @@ pub async fn preview(conn: &Connection, plan: &Plan) -> Result<Vec<Preview>, Pla
                     (true, Change::Restart { .. }) => Action::Restarted,
                     (true, _) => Action::Configured,
                 };
-                (action, unified(&target, Some(&yaml(&old)), &yaml(&new)))
+                (action, unified(plan.manager, &target, Some(&yaml(&old)), &yaml(&new)))
             }
             Change::Delete { .. } => match &current {
                 None => (Action::Skipped, String::new()),

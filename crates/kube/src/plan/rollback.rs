@@ -202,7 +202,7 @@ impl Restore<'_> {
         match current {
             None => {
                 if self.writes() {
-                    client::create(self.conn, object, self.server_dry()).await?;
+                    client::create(self.conn, self.options.manager.field_manager(), object, self.server_dry()).await?;
                 }
                 Ok(self.outcome(target, Action::Created, "(restored)"))
             }
@@ -211,7 +211,7 @@ impl Restore<'_> {
                 if self.writes() {
                     let mut put = object.clone();
                     put["metadata"]["resourceVersion"] = c.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""));
-                    client::replace(self.conn, &put, self.server_dry()).await.map_err(|e| api_error(self.conn, "update", target, e))?;
+                    client::replace(self.conn, self.options.manager.field_manager(), &put, self.server_dry()).await.map_err(|e| api_error(self.conn, "update", target, e))?;
                 }
                 Ok(self.outcome(target, Action::Configured, "(restored)"))
             }
@@ -229,7 +229,7 @@ impl Restore<'_> {
         let outcome = match client::get(self.conn, target).await? {
             None => {
                 if self.writes() {
-                    client::create(self.conn, &want, self.server_dry()).await?;
+                    client::create(self.conn, self.options.manager.field_manager(), &want, self.server_dry()).await?;
                 }
                 self.outcome(target, Action::Created, "(restored)")
             }
@@ -240,7 +240,7 @@ impl Restore<'_> {
                 if self.writes() {
                     let mut put = want;
                     put["metadata"]["resourceVersion"] = c.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""));
-                    client::replace(self.conn, &put, self.server_dry()).await.map_err(|e| api_error(self.conn, "update", target, e))?;
+                    client::replace(self.conn, self.options.manager.field_manager(), &put, self.server_dry()).await.map_err(|e| api_error(self.conn, "update", target, e))?;
                 }
                 self.outcome(target, Action::Configured, "(restored)")
             }
@@ -305,7 +305,7 @@ impl Restore<'_> {
             if !self.writes() {
                 return Ok(Some(self.outcome(target, done, "")));
             }
-            match client::json_patch(self.conn, target, &ops, self.server_dry()).await {
+            match client::json_patch(self.conn, self.options.manager.field_manager(), target, &ops, self.server_dry()).await {
                 Ok(_) => return Ok(Some(self.outcome(target, done, ""))),
                 Err(kube::Error::Api(s)) if (s.code == 422 || s.code == 409) && attempt < 3 => continue,
                 Err(e) => return Err(api_error(self.conn, "patch", target, e)),

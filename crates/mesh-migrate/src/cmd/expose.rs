@@ -66,6 +66,7 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &ExposeArgs) -> Result<
             timeout: args.changes.timeout,
             batch_size: 0,
             actor: live.actor(),
+            manager: plan::Manager::MeshMigrate,
         };
         let outcomes = match live.rt.block_on(plan::rollback(&live.conn, &ns, &options, &mut progress(table))) {
             Err(PlanError::NoJournal { .. }) => Vec::new(),

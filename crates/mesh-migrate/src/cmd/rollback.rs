@@ -9,8 +9,8 @@ use super::live::{Live, MutateFlags, progress};
 
 #[derive(Args)]
 pub struct RollbackArgs {
-    /// Undo only what this step recorded first (expose, enable, mtls-strict)
-    #[arg(long, value_name = "STEP", value_parser = ["expose", "enable", "mtls-strict"])]
+    /// Undo only what this step recorded first (expose, enable, mtls-strict; dbiso-apply: the policies kubectl dbiso apply wrote)
+    #[arg(long, value_name = "STEP", value_parser = ["expose", "enable", "mtls-strict", "dbiso-apply"])]
     step: Option<String>,
     /// Roll back over what someone changed after this tool wrote it (their edits are lost); without it, any such change refuses the whole rollback
     #[arg(long)]
@@ -33,6 +33,7 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &RollbackArgs) -> Resul
         timeout: args.changes.timeout,
         batch_size: usize::from(args.batch_size),
         actor: live.actor(),
+        manager: plan::Manager::MeshMigrate,
     };
     let outcomes = live.rt.block_on(plan::rollback(&live.conn, &ns, &options, &mut progress(table)))?;
     if options.dry_run == plan::DryRun::None {

@@ -96,6 +96,7 @@ kinds! {
     VIRTUAL_SERVICE = "networking.istio.io" "v1" "VirtualService" "virtualservices" true true;
     DESTINATION_RULE = "networking.istio.io" "v1" "DestinationRule" "destinationrules" true true;
     PEER_AUTHENTICATION = "security.istio.io" "v1" "PeerAuthentication" "peerauthentications" true true;
+    AUTHORIZATION_POLICY = "security.istio.io" "v1" "AuthorizationPolicy" "authorizationpolicies" true true;
     GATEWAY_API_GATEWAY = "gateway.networking.k8s.io" "v1" "Gateway" "gateways" true true;
     HTTP_ROUTE = "gateway.networking.k8s.io" "v1" "HTTPRoute" "httproutes" true true;
     CNPG_CLUSTER = "postgresql.cnpg.io" "v1" "Cluster" "clusters" true true;
