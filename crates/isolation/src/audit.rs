@@ -16,7 +16,7 @@
 //! database into a false "reachable by everyone", so there they require the kind and are
 //! reported as skipped instead.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use ipnet::IpNet;
@@ -88,6 +88,7 @@ pub struct Audit {
     /// [`model::build`] hold each namespace, pod and policy once, so the engine accepts them.
     pub engine: Option<Engine>,
     pub engine_error: Option<String>,
+    /// What reaches the databases: [`Engine::reach_into`] their workloads.
     pub reach: Reach,
     pub rejected: Vec<PolicyError>,
     pub exposures: Vec<Exposure>,
@@ -109,12 +110,13 @@ impl Audit {
         let databases = discover::databases(inventory);
         let usage = owners::usage(inventory, &databases);
         let ws = meshmove_model::workload::workloads(inventory);
+        let client_index = crate::policies::clients::ClientIndex::new(&ws, &usage, &databases);
         let entitled: HashMap<ObjectRef, BTreeSet<WorkloadRef>> = databases
             .iter()
             .map(|db| {
-                let found = crate::policies::clients::database_clients(db, &ws, &usage, &databases, None);
+                let found = client_index.database_clients(db, None);
                 let set: BTreeSet<WorkloadRef> = if found.violators.is_empty() {
-                    usage.references.iter().filter(|r| r.database == db.object).map(|r| to_workload(&r.workload)).collect()
+                    client_index.references(&db.object).iter().map(|r| to_workload(&r.workload)).collect()
                 } else {
                     found.admitted.iter().map(|(i, _)| to_workload(&ws[*i].object.object_ref())).collect()
                 };
@@ -127,13 +129,15 @@ impl Audit {
             Ok((e, rejected)) => (Some(e), None, rejected),
             Err(e) => (None, Some(e.to_string()), Vec::new()),
         };
+        // Only what reaches the databases is judged: reachability into them, not all pairs.
+        let db_workloads: HashSet<WorkloadRef> = databases.iter().map(Database::workload_ref).collect();
         let mut audit = Audit {
             databases,
             references,
             owners: entitled,
             unresolved,
             model,
-            reach: engine.as_ref().map(Engine::reach).unwrap_or_default(),
+            reach: engine.as_ref().map(|e| e.reach_into(|w| db_workloads.contains(w))).unwrap_or_default(),
             engine,
             engine_error,
             rejected,

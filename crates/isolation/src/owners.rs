@@ -13,7 +13,7 @@
 //! contained, and an [`Unresolved`] host that was read from a Secret is withheld (`host: None`),
 //! since a host is part of the Secret's value.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use base64::Engine as _;
 use serde::Serialize;
@@ -189,6 +189,8 @@ pub fn usage(inventory: &Inventory, dbs: &[Database]) -> Usage {
         .collect();
     let credential_secrets: Vec<(&Database, BTreeSet<String>)> =
         dbs.iter().filter(|d| d.cnpg).map(|d| (d, cnpg_credential_secrets(inventory, d))).collect();
+    let databases: HashSet<&ObjectRef> = dbs.iter().map(|d| &d.object).collect();
+    let by_service = DatabaseServices::new(dbs);
 
     let mut refs = Vec::new();
     let mut unresolved = Vec::new();
@@ -208,7 +210,7 @@ pub fn usage(inventory: &Inventory, dbs: &[Database]) -> Usage {
             }
         }
         // Databases do not own databases; CloudNativePG's own instance pods are the database.
-        if dbs.iter().any(|d| d.object == me) || w.pod_labels().contains_key("cnpg.io/cluster") {
+        if databases.contains(&me) || w.pod_labels().contains_key("cnpg.io/cluster") {
             continue;
         }
         let service = service_map.get(&me).cloned().unwrap_or_else(|| service_of(w));
@@ -234,7 +236,7 @@ pub fn usage(inventory: &Inventory, dbs: &[Database]) -> Usage {
                 hosts.extend(strip_port(&ev.value));
             }
             for host in hosts {
-                match resolve_host(&host, ns, dbs) {
+                match by_service.resolve(&host, ns) {
                     Some(db) => push(db, &ev.via),
                     None if !ev.token
                         && looks_like_database_key(&ev.key)
@@ -471,12 +473,27 @@ const PUBLIC_SUFFIXES: &[&str] = &[
     "internal", "lan", "corp", "home", "localdomain",
 ];
 
-/// Resolve a DNS name as cluster DNS would, from a client in `client_ns`: `svc`, `svc.ns`,
-/// `svc.ns.svc`, `svc.ns.svc.cluster.local`, and StatefulSet pod names `pod.svc[.ns...]`.
-pub fn resolve_host<'a>(host: &str, client_ns: &str, dbs: &'a [Database]) -> Option<&'a Database> {
-    candidates(host, client_ns)
-        .into_iter()
-        .find_map(|(svc, ns)| dbs.iter().find(|d| d.namespace() == ns && d.services.iter().any(|s| s == svc)))
+
+/// The databases by (namespace, Service), to resolve the names clients use.
+struct DatabaseServices<'a>(HashMap<(&'a str, &'a str), &'a Database>);
+
+impl<'a> DatabaseServices<'a> {
+    fn new(dbs: &'a [Database]) -> Self {
+        let mut map = HashMap::new();
+        for d in dbs {
+            for s in &d.services {
+                // Two databases behind one Service: the first in `dbs` order.
+                map.entry((d.namespace(), s.as_str())).or_insert(d);
+            }
+        }
+        DatabaseServices(map)
+    }
+
+    /// Resolve a DNS name as cluster DNS would, from a client in `client_ns`: `svc`, `svc.ns`,
+    /// `svc.ns.svc`, `svc.ns.svc.cluster.local`, and StatefulSet pod names `pod.svc[.ns...]`.
+    fn resolve(&self, host: &str, client_ns: &str) -> Option<&'a Database> {
+        candidates(host, client_ns).into_iter().find_map(|(svc, ns)| self.0.get(&(ns, svc)).copied())
+    }
 }
 
 /// (service, namespace) pairs a name may denote, in the order the DNS search path tries them.

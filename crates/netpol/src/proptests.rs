@@ -1,6 +1,6 @@
 //! Property tests on random small clusters: monotonicity of isolation, the allow-all and
-//! deny-all shapes, agreement of the class-based `reach` with per-pod `allowed`, and agreement
-//! of `explain` with `allowed`.
+//! deny-all shapes, agreement of the class-based `reach` and `reach_into` with per-pod
+//! `allowed`, and agreement of `explain` with `allowed`.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -447,6 +447,45 @@ proptest! {
         sorted.sort();
         sorted.dedup();
         prop_assert_eq!(keys, sorted, "entries are sorted and unique");
+    }
+
+    /// `reach_into` evaluates pairs by class and only for the source classes a destination's
+    /// ingress rules can admit; for the destinations it is asked about it must give exactly the
+    /// union of the per-pod answers (from every workload and every probed address), and nothing
+    /// about other destinations or traffic leaving the cluster.
+    #[test]
+    fn reach_into_agrees_with_pairwise_allowed(c in gen_cluster(), pod_ips in any::<bool>(), pick in any::<u64>()) {
+        let e = build(&model(&c, &[]), pod_ips);
+        let wanted: Vec<WorkloadRef> = e.workloads().iter().enumerate().filter(|(i, _)| pick >> (i % 64) & 1 == 1).map(|(_, w)| w.clone()).collect();
+        let reach = e.reach_into(|w| wanted.contains(w));
+        let by_workload: BTreeMap<WorkloadRef, Vec<PodId>> = e.pods().fold(BTreeMap::new(), |mut m, (id, p)| {
+            m.entry(p.workload()).or_default().push(id);
+            m
+        });
+        for r in reach.iter() {
+            prop_assert!(matches!(r.dst, Endpoint::Workload(w) if wanted.contains(w)), "entry to {} was not asked for", r.dst);
+            prop_assert!(!r.conn.is_none(), "empty entries are not listed");
+        }
+        for wd in &wanted {
+            let dst_pods = &by_workload[wd];
+            let dst = Endpoint::Workload(wd.clone());
+            for (ws, src_pods) in &by_workload {
+                let want = union_all(src_pods.iter().flat_map(|&s| dst_pods.iter().map(move |&d| (s, d))).map(|(s, d)| e.allowed(s, d)));
+                let got = reach.get(&Endpoint::Workload(ws.clone()), &dst);
+                prop_assert_eq!(got.cloned().unwrap_or_default(), want, "{} -> {}", ws, wd);
+            }
+            for probe in PROBES {
+                let addr = IpNet::from(probe.parse::<IpAddr>().unwrap());
+                let got: Vec<&Connection> = reach
+                    .iter()
+                    .filter(|r| r.dst == &dst && matches!(r.src, Endpoint::External(n) if n.contains(&addr)))
+                    .map(|r| r.conn)
+                    .collect();
+                prop_assert!(got.len() <= 1, "external CIDRs of one workload overlap");
+                let want = union_all(dst_pods.iter().map(|&p| e.allowed_from_cidr(addr, p)));
+                prop_assert_eq!(got.first().map(|c| (*c).clone()).unwrap_or_default(), want, "{} -> {}", probe, wd);
+            }
+        }
     }
 
     /// `explain`'s verdict is `allowed()` evaluated at one port; each side is that side's

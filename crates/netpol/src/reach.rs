@@ -6,8 +6,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::Engine;
 use super::admin::ClassPeer;
+use super::{BitSet, Engine};
 use super::compile::{Direction, ports_connection};
 use super::connection::{Connection, Protocol};
 use super::hbone::{HBONE_PORT, through_tunnel};
@@ -470,6 +470,25 @@ impl Plan<'_> {
         acc
     }
 
+    /// The source classes whose traffic `dst`'s ingress side may admit: `None` for every class
+    /// (`dst` is not isolated for ingress, or one of its rules has no peers), else the union of
+    /// the peer sets of the rules of the NetworkPolicies selecting it. A class outside the set gets
+    /// `NONE` from [`Plan::ingress`], hence from [`Plan::pair`], so enumerating only the set
+    /// gives the same result with work in proportion to the pairs that may connect. Anything
+    /// that makes `ingress` admit more than these rules must widen the set.
+    fn ingress_sources(&self, dst: usize) -> Option<BitSet> {
+        // An AdminNetworkPolicy or BaselineAdminNetworkPolicy selecting the class may allow
+        // sources no NetworkPolicy rule names (`Plan::with_admin`).
+        if !self.in_isolated[dst] || self.e.admin_selects_class(Direction::Ingress, dst) {
+            return None;
+        }
+        let mut set = BitSet::new(self.e.classes.classes.len());
+        for &(rule, _) in &self.in_grants[dst] {
+            set.union_with(self.e.classes.rule_classes[rule].as_ref()?);
+        }
+        Some(set)
+    }
+
     /// What gets from class `src` to class `dst`, and whether it goes through the HBONE tunnel.
     fn pair(&self, w: &mut Work, src: usize, dst: usize) -> (u32, bool) {
         let ing = self.ingress(w, dst, src);
@@ -513,6 +532,22 @@ impl Plan<'_> {
     }
 }
 
+impl BitSet {
+    /// The members, in increasing order.
+    fn ones(&self) -> impl Iterator<Item = usize> + '_ {
+        self.0.iter().enumerate().flat_map(|(i, &word)| {
+            let mut rest = word;
+            std::iter::from_fn(move || {
+                (rest != 0).then(|| {
+                    let bit = rest.trailing_zeros() as usize;
+                    rest &= rest - 1;
+                    i * 64 + bit
+                })
+            })
+        })
+    }
+}
+
 /// Turns per-region allowances into disjoint CIDRs, merging regions with equal allowances.
 fn external_cidrs(e: &Engine, region_conns: &[u32]) -> Vec<(IpNet, u32)> {
     let mut by_conn: BTreeMap<u32, Vec<IpNet>> = BTreeMap::new();
@@ -536,6 +571,18 @@ impl Engine {
     /// All-pairs reachability grouped by owning workload, plus traffic from and to the external
     /// regions described in the module docs. Only pairs with some traffic allowed are listed.
     pub fn reach(&self) -> Reach {
+        self.reach_where(|_| true, true)
+    }
+
+    /// The entries of [`Engine::reach`] whose destination is a workload `dst` accepts (from
+    /// workloads and from outside the cluster), computed for those destinations only: what
+    /// `audit` needs about databases without the all-pairs work. Sources that reach none of them
+    /// are absent; [`Reach::endpoints`] still lists every workload.
+    pub fn reach_into(&self, dst: impl Fn(&WorkloadRef) -> bool) -> Reach {
+        self.reach_where(dst, false)
+    }
+
+    fn reach_where(&self, wanted: impl Fn(&WorkloadRef) -> bool, outbound_external: bool) -> Reach {
         let mut w = Work {
             t: ConnTable::new(),
             resolved: IntMap::default(),
@@ -574,57 +621,67 @@ impl Engine {
                 }
             };
 
+        // By destination: for each of its classes, only the source classes its ingress rules
+        // can admit (`Plan::ingress_sources`), the union over the classes of both workloads.
         let mut acc = vec![NONE; n_w];
         let mut tunnelled = vec![false; n_w];
         let mut touched: Vec<usize> = Vec::new();
         let mut region_acc = vec![NONE; n_r];
-        for ws in 0..n_w {
-            for &s in &idx.workload_classes[ws] {
-                for d in 0..n_c {
+        for wd in 0..n_w {
+            if !wanted(&self.workloads[wd]) {
+                continue;
+            }
+            for &d in &idx.workload_classes[wd] {
+                let mut visit = |s: usize| {
                     let (conn, tunnel) = plan.pair(&mut w, s, d);
                     if conn == NONE {
-                        continue;
+                        return;
                     }
-                    for &wd in &idx.classes[d].workloads {
-                        if acc[wd] == NONE {
-                            touched.push(wd);
+                    for &ws in &idx.classes[s].workloads {
+                        if acc[ws] == NONE {
+                            touched.push(ws);
                         }
-                        acc[wd] = w.t.union(acc[wd], conn);
-                        tunnelled[wd] |= tunnel;
+                        acc[ws] = w.t.union(acc[ws], conn);
+                        tunnelled[ws] |= tunnel;
                     }
+                };
+                match plan.ingress_sources(d) {
+                    None => (0..n_c).for_each(&mut visit),
+                    Some(set) => set.ones().for_each(&mut visit),
                 }
-                for (g, slot) in region_acc.iter_mut().enumerate() {
-                    let c = plan.egress_to_region(&mut w, s, g);
-                    *slot = w.t.union(*slot, c);
-                }
-            }
-            touched.sort_unstable();
-            for &wd in &touched {
-                entries.push((ws as u32, wd as u32, acc[wd], tunnelled[wd]));
-                acc[wd] = NONE;
-                tunnelled[wd] = false;
-            }
-            touched.clear();
-            emit_external(
-                std::mem::replace(&mut region_acc, vec![NONE; n_r]),
-                ws as u32,
-                true,
-                &mut entries,
-            );
-        }
-        for wd in 0..n_w {
-            for &d in &idx.workload_classes[wd] {
                 for (g, slot) in region_acc.iter_mut().enumerate() {
                     let c = plan.ingress_from_region(&mut w, d, g);
                     *slot = w.t.union(*slot, c);
                 }
             }
+            for &ws in &touched {
+                entries.push((ws as u32, wd as u32, acc[ws], tunnelled[ws]));
+                acc[ws] = NONE;
+                tunnelled[ws] = false;
+            }
+            touched.clear();
             emit_external(
                 std::mem::replace(&mut region_acc, vec![NONE; n_r]),
                 wd as u32,
                 false,
                 &mut entries,
             );
+        }
+        if outbound_external {
+            for ws in 0..n_w {
+                for &s in &idx.workload_classes[ws] {
+                    for (g, slot) in region_acc.iter_mut().enumerate() {
+                        let c = plan.egress_to_region(&mut w, s, g);
+                        *slot = w.t.union(*slot, c);
+                    }
+                }
+                emit_external(
+                    std::mem::replace(&mut region_acc, vec![NONE; n_r]),
+                    ws as u32,
+                    true,
+                    &mut entries,
+                );
+            }
         }
 
         // Renumber external endpoints in sorted order, keep only used connections, sort.

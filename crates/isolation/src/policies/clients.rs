@@ -20,7 +20,7 @@
 //! input (`existingSecret`), or a Service nobody in the input names. Policy generation does not
 //! isolate a workload whose clients are unknown, unless told to.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use meshmove_model::inventory::{Inventory, ObjectRef};
 use meshmove_model::workload::Workload;
@@ -28,7 +28,7 @@ use serde_json::Value;
 
 use super::rules::{Port, target_ports};
 use crate::discover::{self, Database};
-use crate::owners::{self, Usage};
+use crate::owners::{self, Opaque, Reference, Usage};
 
 /// Whether a workload is a Helm hook (`helm.sh/hook` annotation on the object). Helm's hook
 /// annotations: <https://helm.sh/docs/topics/charts_hooks/>.
@@ -101,87 +101,114 @@ fn is_tooling(w: &Workload<'_>) -> bool {
     images.peek().is_some() && images.all(|i| discover::Engine::from_image(i).is_some())
 }
 
-/// The clients of `db`: its references grouped by service; when several services use it, the
-/// owner (configured, else told from the names) is admitted and the others are violators; Helm
-/// hooks and database tooling are always admitted. Workloads of the database's namespace that
-/// read a Secret the input lacks make its clients unknown.
-pub fn database_clients(
-    db: &Database,
-    ws: &[Workload<'_>],
-    usage: &Usage,
-    dbs: &[Database],
-    configured_owner: Option<&str>,
-) -> DatabaseClients {
-    let index: HashMap<ObjectRef, usize> = ws.iter().enumerate().map(|(i, w)| (w.object.object_ref(), i)).collect();
-    let mut by_service: BTreeMap<&str, Vec<(usize, &str)>> = BTreeMap::new();
-    let mut always: Vec<(usize, String)> = Vec::new();
-    for r in usage.references.iter().filter(|r| r.database == db.object) {
-        let Some(&i) = index.get(&r.workload) else { continue };
-        if is_hook(&ws[i]) || is_tooling(&ws[i]) {
-            always.push((i, r.via.clone()));
-        } else {
-            by_service.entry(r.service.as_str()).or_default().push((i, r.via.as_str()));
+/// The workloads, their database references and the Secrets they lack, indexed once so that
+/// asking for the clients of every database costs in proportion to the references, not to
+/// databases times workloads.
+pub struct ClientIndex<'a, 'o> {
+    ws: &'a [Workload<'o>],
+    index: HashMap<ObjectRef, usize>,
+    /// Per database, its references in [`Usage::references`] order.
+    references: HashMap<&'a ObjectRef, Vec<&'a Reference>>,
+    /// Per namespace, in [`Usage::opaque`] order: workloads (by index) that read a Secret the
+    /// input lacks, databases and CloudNativePG instance pods left out.
+    opaque: HashMap<&'a str, Vec<(usize, &'a Opaque)>>,
+}
+
+impl<'a, 'o> ClientIndex<'a, 'o> {
+    pub fn new(ws: &'a [Workload<'o>], usage: &'a Usage, dbs: &[Database]) -> Self {
+        let index: HashMap<ObjectRef, usize> = ws.iter().enumerate().map(|(i, w)| (w.object.object_ref(), i)).collect();
+        let mut references: HashMap<&ObjectRef, Vec<&Reference>> = HashMap::new();
+        for r in &usage.references {
+            references.entry(&r.database).or_default().push(r);
         }
+        let databases: HashSet<&ObjectRef> = dbs.iter().map(|d| &d.object).collect();
+        let mut opaque: HashMap<&str, Vec<(usize, &Opaque)>> = HashMap::new();
+        for o in &usage.opaque {
+            let Some(&i) = index.get(&o.workload) else { continue };
+            let w = &ws[i];
+            if databases.contains(&o.workload) || w.pod_labels().contains_key(meshmove_model::cnpg::CLUSTER_LABEL) {
+                continue;
+            }
+            opaque.entry(w.namespace()).or_default().push((i, o));
+        }
+        ClientIndex { ws, index, references, opaque }
     }
-    let mut out = DatabaseClients { admitted: always, ..DatabaseClients::default() };
-    let services: Vec<&str> = by_service.keys().copied().collect();
-    let owner: Option<String> = match services.as_slice() {
-        [] => None,
-        [one] => Some((*one).to_string()),
-        many => configured_owner.map(str::to_string).or_else(|| owner_by_name(&db.object.name, many)),
-    };
-    match &owner {
-        Some(o) => {
-            for (service, clients) in &by_service {
-                for &(i, via) in clients {
-                    if service == o {
-                        out.admitted.push((i, via.to_string()));
-                    } else {
-                        out.violators.push((
-                            i,
-                            format!("service {service} uses the database of service {o} ({via}): each service owns its database (DB3001)"),
-                        ));
+
+    /// The references to one database, in [`Usage::references`] order.
+    pub fn references(&self, db: &ObjectRef) -> &[&'a Reference] {
+        self.references.get(db).map_or(&[], Vec::as_slice)
+    }
+
+    /// The clients of `db`: its references grouped by service; when several services use it,
+    /// the owner (configured, else told from the names) is admitted and the others are
+    /// violators; Helm hooks and database tooling are always admitted. Workloads of the
+    /// database's namespace that read a Secret the input lacks make its clients unknown.
+    pub fn database_clients(&self, db: &Database, configured_owner: Option<&str>) -> DatabaseClients {
+        let ws = self.ws;
+        let mut by_service: BTreeMap<&str, Vec<(usize, &str)>> = BTreeMap::new();
+        let mut always: Vec<(usize, String)> = Vec::new();
+        for r in self.references(&db.object) {
+            let Some(&i) = self.index.get(&r.workload) else { continue };
+            if is_hook(&ws[i]) || is_tooling(&ws[i]) {
+                always.push((i, r.via.clone()));
+            } else {
+                by_service.entry(r.service.as_str()).or_default().push((i, r.via.as_str()));
+            }
+        }
+        let mut out = DatabaseClients { admitted: always, ..DatabaseClients::default() };
+        let services: Vec<&str> = by_service.keys().copied().collect();
+        let owner: Option<String> = match services.as_slice() {
+            [] => None,
+            [one] => Some((*one).to_string()),
+            many => configured_owner.map(str::to_string).or_else(|| owner_by_name(&db.object.name, many)),
+        };
+        match &owner {
+            Some(o) => {
+                for (service, clients) in &by_service {
+                    for &(i, via) in clients {
+                        if service == o {
+                            out.admitted.push((i, via.to_string()));
+                        } else {
+                            out.violators.push((
+                                i,
+                                format!("service {service} uses the database of service {o} ({via}): each service owns its database (DB3001)"),
+                            ));
+                        }
                     }
                 }
             }
-        }
-        None => {
-            if services.len() > 1 {
-                out.unknown.push(format!(
-                    "it is used by {} services ({}) and which one owns it cannot be told from the names",
-                    services.len(),
-                    services.join(", ")
-                ));
-                out.shared_without_owner = true;
+            None => {
+                if services.len() > 1 {
+                    out.unknown.push(format!(
+                        "it is used by {} services ({}) and which one owns it cannot be told from the names",
+                        services.len(),
+                        services.join(", ")
+                    ));
+                    out.shared_without_owner = true;
+                }
+                // Isolated anyway, it keeps every service that uses it and shuts out the rest.
+                for clients in by_service.values() {
+                    out.admitted.extend(clients.iter().map(|&(i, via)| (i, via.to_string())));
+                }
             }
-            // Isolated anyway, it keeps every service that uses it and shuts out the rest.
-            for clients in by_service.values() {
-                out.admitted.extend(clients.iter().map(|&(i, via)| (i, via.to_string())));
+        }
+        out.admitted.sort();
+        out.violators.sort();
+        out.owner = owner.filter(|_| services.len() > 1);
+        // A workload of the database's namespace that reads a Secret the input does not hold may
+        // hold its host there (an `existingSecret` with DATABASE_URL). Known clients are admitted
+        // anyway; databases and their own pods do not connect to other databases.
+        let known: BTreeSet<usize> = out.admitted.iter().chain(&out.violators).map(|(i, _)| *i).collect();
+        let mut seen = BTreeSet::new();
+        for &(i, o) in self.opaque.get(db.namespace()).map_or(&[][..], Vec::as_slice) {
+            let w = &ws[i];
+            if known.contains(&i) || !seen.insert(i) {
+                continue;
             }
+            out.unknown.push(format!("{}/{} reads Secret {} ({}), which is not in the input", w.kind(), w.name(), o.secret, o.via));
         }
+        out
     }
-    out.admitted.sort();
-    out.violators.sort();
-    out.owner = owner.filter(|_| services.len() > 1);
-    // A workload of the database's namespace that reads a Secret the input does not hold may
-    // hold its host there (an `existingSecret` with DATABASE_URL). Known clients are admitted
-    // anyway; databases and their own pods do not connect to other databases.
-    let known: BTreeSet<usize> = out.admitted.iter().chain(&out.violators).map(|(i, _)| *i).collect();
-    let mut seen = BTreeSet::new();
-    for o in &usage.opaque {
-        let Some(&i) = index.get(&o.workload) else { continue };
-        let w = &ws[i];
-        if w.namespace() != db.namespace()
-            || known.contains(&i)
-            || dbs.iter().any(|d| d.object == o.workload)
-            || w.pod_labels().contains_key(meshmove_model::cnpg::CLUSTER_LABEL)
-            || !seen.insert(i)
-        {
-            continue;
-        }
-        out.unknown.push(format!("{}/{} reads Secret {} ({}), which is not in the input", w.kind(), w.name(), o.secret, o.via));
-    }
-    out
 }
 
 /// The service a database is named after: `assets-db`, `assets-postgres` and `assets` belong to

@@ -397,9 +397,10 @@ pub fn generate(inventory: &Inventory, req: &Request<'_>) -> Generation {
         }
     }
 
+    let client_index = clients::ClientIndex::new(&ws, &usage, &dbs);
     for db in &dbs {
         let configured_owner = opts.database_owners.get(&db.object.name).map(String::as_str);
-        let found = clients::database_clients(db, &ws, &usage, &dbs, configured_owner);
+        let found = client_index.database_clients(db, configured_owner);
         let ns = db.namespace().to_string();
         let ambient = ambient_ns(&ns);
         let me = db.workload_ref();
