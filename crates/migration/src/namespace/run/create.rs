@@ -132,7 +132,16 @@ pub async fn create(
     let quota_warnings = guards::quota_shortfalls(sides, &set, &carried.limits, !ambient);
     let mut engine_input = legacy.clone();
     engine_input.extend(legacy_namespace(conn, sides).await?);
-    let lost = guards::lost_connections(sides, &engine_input, &set, &carried);
+    let lost = match guards::lost_connections(sides, &engine_input, &set, &carried) {
+        Ok(lost) => lost,
+        Err(why) if !overrides.allow_lost_connections => {
+            return Err(refused(format!(
+                "cannot prove that the copies in {} keep the connections the legacy side has: the NetworkPolicy engine cannot model them ({why}); nothing was written; pass --allow-lost-connections to create the mesh side anyway",
+                sides.mesh
+            )));
+        }
+        Err(_) => Vec::new(),
+    };
     let lost_lines: Vec<String> = lost.iter().map(|l| format!("  {l}")).collect();
     if !lost.is_empty() && !overrides.allow_lost_connections {
         return Err(refused(format!(
