@@ -625,6 +625,24 @@ mod tests {
     }
 
     #[test]
+    fn the_default_backend_takes_what_no_path_matches_on_every_host() {
+        let backend = json!({"service": {"name": "web", "port": {"number": 80}}});
+        let spec = json!({"defaultBackend": backend, "rules": [{"host": "shop.example.com", "http": {"paths": [
+            {"path": "/api", "pathType": "Prefix", "backend": {"service": {"name": "api", "port": {"number": 8080}}}}]}}]});
+        let ext = external(&sides(), &[ingress(spec)], &["web".into()], 10, DEFAULT_SELECTOR);
+        let vs = ext.objects.iter().find(|o| o["kind"] == "VirtualService").unwrap();
+        assert_eq!(taken(vs, "/api/x").unwrap()["route"][0]["destination"]["host"], "api.shop.svc.cluster.local");
+        let other = taken(vs, "/other").unwrap();
+        assert!(other.get("match").is_none(), "the catch-all comes last");
+        assert_eq!(other["route"][1]["weight"], 10);
+        // Without rules, the default backend serves every host.
+        let only = external(&sides(), &[ingress(json!({"defaultBackend": backend}))], &[], 0, DEFAULT_SELECTOR);
+        assert_eq!(only.routes[0].hosts, ["*"]);
+        assert_eq!(only.objects[1]["metadata"]["name"], "ingress-web-any");
+        assert_eq!(only.objects[0]["spec"]["servers"][0]["hosts"], json!(["*"]));
+    }
+
+    #[test]
     fn http_routes_are_carried_in_gateway_api_precedence_and_unsupported_rules_named() {
         let route = json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "web", "namespace": "shop"},
             "spec": {"hostnames": ["shop.example.com"], "rules": [
