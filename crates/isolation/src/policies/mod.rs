@@ -56,11 +56,13 @@ use meshmove_istio::MeshMode;
 pub const GENERATED_LABEL: &str = "mesh-migrate.meshmove.io/generated";
 /// Helm's recommended release label.
 pub const RELEASE_LABEL: &str = "app.kubernetes.io/instance";
-/// Ports Istio needs open on meshed pods: HBONE (ambient), Envoy telemetry and merged metrics.
-pub const HBONE_PORT: u16 = 15008;
+/// Ports Istio needs open on meshed pods: HBONE (ambient; the engine's, which models the tunnel),
+/// Envoy telemetry and merged metrics.
+pub use meshmove_netpol::hbone::HBONE_PORT;
 pub const ENVOY_TELEMETRY_PORT: u16 = 15090;
 pub const MERGED_METRICS_PORT: u16 = 15020;
-/// The address ztunnel gives kubelet probes of ambient pods.
+/// The address ztunnel gives kubelet probes of ambient pods, as an `ipBlock` CIDR: the engine's
+/// [`meshmove_netpol::hbone::AMBIENT_PROBE_SOURCE`] (a test keeps them equal).
 pub const AMBIENT_PROBE_SOURCE: &str = "169.254.7.127/32";
 /// Labels of the CloudNativePG operator's pods, as its Helm chart and manifests set them.
 const CNPG_OPERATOR_LABELS: [(&str, &str); 1] = [("app.kubernetes.io/name", "cloudnative-pg")];

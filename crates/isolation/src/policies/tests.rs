@@ -166,6 +166,11 @@ fn ambient_admits_hbone_only_with_the_application_peers() {
 
 use ipnet::IpNet;
 
+#[test]
+fn the_probe_source_is_the_engines() {
+    assert_eq!(AMBIENT_PROBE_SOURCE, format!("{}/32", meshmove_netpol::hbone::AMBIENT_PROBE_SOURCE));
+}
+
 /// In ambient mode a peer admitted on 15008 reaches every port through the tunnel: each policy
 /// comes with an L4 AuthorizationPolicy that names the same peers (as service-account
 /// principals) and the same ports, which ztunnel enforces.
