@@ -53,7 +53,8 @@ static USES: &[&Kind] = &[
 /// HBONE, telemetry and istiod ports against the NetworkPolicies of the migrated namespaces.
 pub struct MeshPorts(pub PrecheckOptions);
 
-const HBONE: u16 = 15008;
+/// The engine's HBONE port ([`meshmove_netpol::hbone`]).
+const HBONE: u16 = meshmove_netpol::hbone::HBONE_PORT;
 const MERGED_METRICS: u16 = 15020;
 const ENVOY_METRICS: u16 = 15090;
 const ISTIOD_XDS: u16 = 15012;
