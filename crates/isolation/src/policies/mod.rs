@@ -682,7 +682,9 @@ fn egress_rules(
                     "podSelector": {"matchLabels": {"app": "istiod"}}}],
             "ports": [{"protocol": "TCP", "port": 15012}, {"protocol": "TCP", "port": 15017}],
         })),
-        _ if ambient => rules.push(json!({"ports": [{"protocol": "TCP", "port": HBONE_PORT}]})),
+        // Ambient: no rule of its own for 15008. Through the tunnel a pod admitted on 15008
+        // reaches every port of a captured destination (`meshmove_netpol::hbone`), so 15008 only
+        // goes into the rules above, to the peers they name.
         _ => {}
     }
     rules

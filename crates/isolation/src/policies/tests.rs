@@ -166,6 +166,21 @@ fn ambient_admits_hbone_only_with_the_application_peers() {
 
 use ipnet::IpNet;
 
+/// With `--egress` in ambient mode, egress admits 15008 only with the peers a workload is seen
+/// calling: the tunnel to anyone else would open every port of every pod in the mesh.
+#[test]
+fn ambient_egress_opens_the_tunnel_only_to_the_callees() {
+    let input = inventory(&format!("{AMBIENT_NS}{SHOP}"));
+    let opts = PolicyOptions { egress: true, ..PolicyOptions::default() };
+    let g = generate(&input, &release(&opts, MeshMode::Ambient));
+    let o = Oracle::new(&input, &g);
+    assert!(o.reaches("web", "api", 8080) && o.reaches("api", "db", 5432), "{:?}", g.withheld);
+    for to in ["ambient-stranger", "stranger"] {
+        assert!(!o.reaches("api", to, 8080), "api's egress reaches {to}");
+        assert!(!o.reaches("api", to, HBONE_PORT), "api's egress opens the tunnel to {to}");
+    }
+}
+
 #[test]
 fn the_probe_source_is_the_engines() {
     assert_eq!(AMBIENT_PROBE_SOURCE, format!("{}/32", meshmove_netpol::hbone::AMBIENT_PROBE_SOURCE));
