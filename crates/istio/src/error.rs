@@ -1,4 +1,4 @@
-//! Errors for malformed input objects.
+//! Errors for malformed input objects (PeerAuthentications, the mesh config).
 //!
 //! Messages name the object (`namespace/name`) and the offending field, with at most a short
 //! excerpt of the field's value, never the whole object: objects can carry secrets in annotations
@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-/// A malformed PeerAuthentication.
+/// A malformed PeerAuthentication or mesh config.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     #[error("PeerAuthentication without metadata.{field}")]
@@ -22,6 +22,8 @@ pub enum Error {
     PortLevelWithoutSelector { namespace: String, name: String },
     #[error("PeerAuthentication {namespace}/{name}: {field} is {value}, expected {expected}")]
     InvalidField { namespace: String, name: String, field: String, value: String, expected: &'static str },
+    #[error("mesh config: {field} is {value}, expected {expected}")]
+    InvalidMeshConfig { field: String, value: String, expected: &'static str },
 }
 
 /// A short description of a field's value for an error message.

@@ -11,6 +11,7 @@
 //! - [`protocol`]: which protocol Istio assigns to a Service port.
 //! - [`mod@injection`]: whether a pod gets a sidecar (and from which revision) or joins ambient.
 //! - [`peer_authentication`]: the effective mTLS mode of a workload port under PeerAuthentication.
+//! - [`mesh_config`]: the mesh root namespace from the mesh config.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +19,7 @@ use serde_json::Value;
 
 mod error;
 pub mod injection;
+pub mod mesh_config;
 pub mod peer_authentication;
 pub mod protocol;
 mod timestamp;

@@ -150,13 +150,13 @@ pub enum Permissive {
 /// namespace), or why they are unknown, in which case nothing is written.
 pub fn permissive(inventory: &Inventory, namespace: &str, policies: Result<PeerAuthentications, String>) -> Permissive {
     let skip = |reason: String| Permissive::Skip { reason: format!("PeerAuthentication {namespace}/{PEER_AUTHENTICATION} PERMISSIVE not written: {reason}") };
-    if namespace == peer_auth::ROOT_NAMESPACE {
-        return skip("this is the mesh root namespace, where a namespace-wide policy applies to the whole mesh".into());
-    }
     let before = match policies {
         Ok(p) => p,
         Err(e) => return skip(format!("{e}; without them it cannot be shown not to lower a STRICT mode (the mode Istio applies is left as it is)")),
     };
+    if namespace == before.root_namespace() {
+        return skip("this is the mesh root namespace, where a namespace-wide policy applies to the whole mesh".into());
+    }
     let proposed = peer_auth::proposed(&before, namespace, PEER_AUTHENTICATION, MtlsMode::Permissive);
     let after = before.apply(proposed.clone());
     let workloads = peer_auth::workload_targets(inventory, namespace, &before);

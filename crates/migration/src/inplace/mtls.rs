@@ -36,7 +36,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::peer_auth::{self, ANY_PORT, PortMode, ROOT_NAMESPACE, WorkloadTargets, port_words};
+use super::peer_auth::{self, ANY_PORT, PortMode, WorkloadTargets, port_words};
 use super::{MigrateError, PEER_AUTHENTICATION, STEP_MTLS, ambient_captured, has_proxy, labels_of, namespace_object, selected_dataplane};
 use meshmove_istio::{Dataplane, Level, Mode, MtlsSource, PeerAuthentication, PeerAuthentications, Target as MtlsTarget};
 use meshmove_kube::plan::{Change, MANAGED_BY, Plan, Target};
@@ -264,10 +264,10 @@ pub fn prove(before: &PeerAuthentications, proposed: &PeerAuthentication, target
 /// must hold the PeerAuthentications of every namespace.
 pub fn strict(inventory: &Inventory, namespace: &str) -> Result<Strict, MigrateError> {
     let refuse = |message: String| MigrateError::PeerAuthentication { namespace: namespace.to_string(), message };
-    if namespace == ROOT_NAMESPACE {
-        return Err(refuse(format!("{ROOT_NAMESPACE} is the mesh root namespace: a namespace-wide PeerAuthentication there applies to the whole mesh")));
-    }
     let before = peer_auth::policies(inventory).map_err(refuse)?;
+    if namespace == before.root_namespace() {
+        return Err(refuse(format!("{namespace} is the mesh root namespace: a namespace-wide PeerAuthentication there applies to the whole mesh")));
+    }
     // The namespace-wide policy Istio applies: the oldest selector-less one of the namespace.
     let ns_now = before.namespace_mode(namespace);
     let (proposed, change, instead_of_default) = match &ns_now.from {

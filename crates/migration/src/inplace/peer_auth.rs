@@ -16,9 +16,9 @@ use std::collections::BTreeSet;
 
 use meshmove_istio::{
     DEFAULT_ROOT_NAMESPACE, Effective, Labels, Level, Mode, MtlsSource, PROXY_PORTS, PeerAuthentication,
-    PeerAuthentications, Target,
+    PeerAuthentications, Target, mesh_config,
 };
-use meshmove_model::inventory::{Inventory, kinds};
+use meshmove_model::inventory::{Inventory, Object, Origin, kinds};
 use meshmove_netpol::view::{self as model, ModelOptions};
 use meshmove_netpol::{PodInfo, Protocol};
 use serde::Serialize;
@@ -28,16 +28,92 @@ use serde_json::Value;
 /// policy can name it: Istio's validation admits ports 1 to 65535 only.
 pub const ANY_PORT: u16 = 0;
 
-/// The mesh root namespace these commands assume (MeshConfig `rootNamespace`, Istio's default).
-pub const ROOT_NAMESPACE: &str = DEFAULT_ROOT_NAMESPACE;
+/// The namespace of Istio's control plane, where the mesh config is read from a cluster.
+pub const ISTIO_NAMESPACE: &str = "istio-system";
 
 /// The mesh's PeerAuthentications, or why they cannot be known (see [`policies`]).
 pub type Policies = Result<PeerAuthentications, String>;
 
+/// The mesh root namespace (MeshConfig `rootNamespace`, see [`meshmove_istio::mesh_config`]) and
+/// where it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootNamespace {
+    pub name: String,
+    /// `--mesh-root-namespace`, `ConfigMap istio-system/istio`, or Istio's default.
+    pub source: String,
+}
+
+/// The mesh root namespace: `flag` (`--mesh-root-namespace`) when given; else what the mesh
+/// config ConfigMaps of the inventory set (`istio`, `istio-<revision>`, key `mesh`; several must
+/// agree); else Istio's default, `istio-system`. A mesh config that does not parse or names no
+/// namespace is an error naming the ConfigMap.
+pub fn root_namespace(inventory: &Inventory, flag: Option<&str>) -> Result<RootNamespace, String> {
+    if let Some(name) = flag {
+        let name = mesh_config::root_namespace(&serde_json::json!({"rootNamespace": name}))
+            .map_err(|e| format!("--mesh-root-namespace: {e}"))?;
+        return Ok(RootNamespace { name, source: "--mesh-root-namespace".into() });
+    }
+    let mut found: Vec<RootNamespace> = Vec::new();
+    for cm in inventory.of(&kinds::CONFIG_MAP) {
+        if cm.name != "istio" && !cm.name.starts_with("istio-") {
+            continue;
+        }
+        let Some(text) = cm.value.pointer(&format!("/data/{}", mesh_config::MESH_KEY)).and_then(Value::as_str) else { continue };
+        let at = format!("ConfigMap {}/{}", cm.namespace.as_deref().unwrap_or_default(), cm.name);
+        let mesh = match meshmove_model::yaml::split_stream(text).first() {
+            Some(doc) => meshmove_model::yaml::parse_document(doc).map_err(|e| format!("{at}, key {}: {e}", mesh_config::MESH_KEY))?,
+            None => None,
+        };
+        let name = mesh_config::root_namespace(&mesh.unwrap_or(Value::Null)).map_err(|e| format!("{at}: {e}"))?;
+        found.push(RootNamespace { name, source: at });
+    }
+    match found.as_slice() {
+        [] => Ok(RootNamespace { name: DEFAULT_ROOT_NAMESPACE.into(), source: "Istio's default (no mesh config found)".into() }),
+        [first, rest @ ..] => match rest.iter().find(|r| r.name != first.name) {
+            None => Ok(first.clone()),
+            Some(other) => Err(format!(
+                "the mesh configs disagree on the root namespace ({} in {}, {} in {}): pass --mesh-root-namespace",
+                first.name, first.source, other.name, other.source
+            )),
+        },
+    }
+}
+
+/// The mesh config ConfigMap `istio` in `istio_namespace`, read from the cluster with one GET
+/// (no list of ConfigMaps), as an object to overlay on a live inventory; none when it does not
+/// exist. Why it could not be read otherwise (forbidden, unreachable), with the flag that
+/// replaces it.
+pub async fn read_mesh_config(conn: &meshmove_kube::cluster::Connection, istio_namespace: &str) -> Result<Vec<Object>, String> {
+    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::namespaced(conn.client.clone(), istio_namespace);
+    let name = mesh_config::configmap_name(None);
+    match api.get_opt(&name).await {
+        Ok(None) => Ok(vec![]),
+        Ok(Some(cm)) => {
+            let mut value = serde_json::to_value(&cm).map_err(|e| e.to_string())?;
+            value["apiVersion"] = Value::String("v1".into());
+            value["kind"] = Value::String("ConfigMap".into());
+            Ok(Object::from_value(value, Origin::Cluster { context: conn.context.clone() }).into_iter().collect())
+        }
+        Err(e) => Err(format!(
+            "the mesh config (ConfigMap {istio_namespace}/{name}) could not be read ({}), so the mesh root namespace is unknown: pass --mesh-root-namespace",
+            match &e {
+                kube::Error::Api(status) => format!("{} {}", status.code, status.reason),
+                other => other.to_string(),
+            }
+        )),
+    }
+}
+
 /// Every PeerAuthentication of the mesh, or why they cannot be known: a list the cluster refused,
 /// a load that saw only one namespace (the mesh-wide policies live in the root namespace), or a
-/// malformed object.
+/// malformed object. The root namespace is [`root_namespace`] of the inventory.
 pub fn policies(inventory: &Inventory) -> Policies {
+    policies_in(inventory, root_namespace(inventory, None))
+}
+
+/// [`policies`] with the root namespace given (or why it is unknown).
+pub fn policies_in(inventory: &Inventory, root: Result<RootNamespace, String>) -> Policies {
+    let root = root?;
     let kind = &kinds::PEER_AUTHENTICATION;
     // Not served (no Istio CRDs) or none in the files: there are none. Refused or not found: unknown.
     if let Some(why) = inventory.availability(kind).filter(|w| w.is_read_failure()) {
@@ -45,7 +121,8 @@ pub fn policies(inventory: &Inventory) -> Policies {
     }
     if !inventory.complete_across_namespaces(kind) {
         return Err(format!(
-            "PeerAuthentications were listed in one namespace only, so the mesh-wide ones in {ROOT_NAMESPACE} were not seen"
+            "PeerAuthentications were listed in one namespace only, so the mesh-wide ones in {} were not seen",
+            root.name
         ));
     }
     let objects: Vec<Value> = inventory
@@ -61,7 +138,7 @@ pub fn policies(inventory: &Inventory) -> Policies {
             v
         })
         .collect();
-    PeerAuthentications::from_values(ROOT_NAMESPACE, &objects).map_err(|e| e.to_string())
+    PeerAuthentications::from_values(root.name, &objects).map_err(|e| e.to_string())
 }
 
 /// What decided an effective mode, in words.

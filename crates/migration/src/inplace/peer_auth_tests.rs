@@ -337,3 +337,80 @@ fn the_sidecars_own_ports_are_not_workload_ports() {
     let ports: Vec<u16> = targets(&inv, "shop").iter().map(|t| t.port).collect();
     assert_eq!(ports, [ANY_PORT, 8080]);
 }
+
+/// The mesh config ConfigMap as Istio's chart writes it (`rootNamespace` in the `mesh` YAML).
+fn mesh_config(ns: &str, name: &str, root: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns},
+           "data": {"mesh": format!("defaultConfig:\n  discoveryAddress: istiod.{ns}.svc:15012\nrootNamespace: {root}\ntrustDomain: cluster.local\n")}})
+}
+
+/// With the mesh config naming another root namespace, a policy in `istio-system` is an
+/// ordinary namespace's, and the mesh-wide one is the root namespace's: `enable` sees the
+/// mesh-wide STRICT there (and lowers nothing), treats `istio-system` as any namespace, and
+/// refuses the real root; `mtls strict` likewise.
+#[test]
+fn the_root_namespace_comes_from_the_mesh_config() {
+    let objects = |root: &str| {
+        vec![
+            namespace("shop", json!({})),
+            namespace("istio-system", json!({})),
+            namespace("mesh-admin", json!({})),
+            mesh_config("istio-system", "istio", root),
+            deployment("shop", "api", 8080),
+            deployment("istio-system", "gw", 8443),
+            pa("mesh-admin", "default", T1, mode("STRICT")),
+            pa("istio-system", "default", T1, mode("DISABLE")),
+        ]
+    };
+    let inv = load(&objects("mesh-admin"));
+    let root = peer_auth::root_namespace(&inv, None).unwrap();
+    assert_eq!((root.name.as_str(), root.source.as_str()), ("mesh-admin", "ConfigMap istio-system/istio"));
+    let set = peer_auth::policies(&inv).unwrap();
+    assert_eq!(set.root_namespace(), "mesh-admin");
+    let api = Target { namespace: "shop".into(), labels: [("app".to_string(), "api".to_string())].into(), port: 8080 };
+    assert_eq!(set.effective(&api.namespace, &api.labels, api.port).mode, Mode::Strict, "the mesh-wide STRICT of mesh-admin");
+    let Permissive::Skip { reason } = enable::permissive(&inv, "shop", peer_auth::policies(&inv)) else { panic!("written") };
+    assert!(reason.contains("mesh-wide PeerAuthentication mesh-admin/default"), "{reason}");
+    // istio-system is an ordinary namespace now: its DISABLE is namespace-wide there only.
+    let gw = Target { namespace: "istio-system".into(), labels: [("app".to_string(), "gw".to_string())].into(), port: 8443 };
+    assert_eq!(set.effective(&gw.namespace, &gw.labels, gw.port).mode, Mode::Disable);
+    let Permissive::Skip { reason } = enable::permissive(&inv, "mesh-admin", peer_auth::policies(&inv)) else { panic!("written") };
+    assert!(reason.contains("mesh root namespace"), "{reason}");
+    let e = mtls::strict(&inv, "mesh-admin").unwrap_err().to_string();
+    assert!(e.contains("mesh-admin is the mesh root namespace"), "{e}");
+    assert!(mtls::strict(&inv, "istio-system").is_ok(), "not the root namespace");
+    // The same objects under the default root: istio-system's DISABLE is mesh-wide.
+    let inv = load(&objects("istio-system"));
+    let set = peer_auth::policies(&inv).unwrap();
+    assert_eq!(set.effective(&api.namespace, &api.labels, api.port).mode, Mode::Disable);
+    // The flag beats the mesh config; a name that is no namespace is refused, naming the flag.
+    let root = peer_auth::root_namespace(&inv, Some("mesh-admin")).unwrap();
+    assert_eq!((root.name.as_str(), root.source.as_str()), ("mesh-admin", "--mesh-root-namespace"));
+    let e = peer_auth::root_namespace(&inv, Some("Mesh")).unwrap_err();
+    assert!(e.starts_with("--mesh-root-namespace: mesh config: rootNamespace is `Mesh`"), "{e}");
+}
+
+#[test]
+fn mesh_configs_that_disagree_or_do_not_parse_leave_the_root_namespace_unknown() {
+    let base = vec![namespace("shop", json!({})), deployment("shop", "api", 8080)];
+    // None: Istio's default.
+    let root = peer_auth::root_namespace(&load(&base), None).unwrap();
+    assert_eq!((root.name.as_str(), root.source.as_str()), ("istio-system", "Istio's default (no mesh config found)"));
+    // Two revisions that disagree.
+    let mut objects = base.clone();
+    objects.push(mesh_config("istio-system", "istio", "istio-system"));
+    objects.push(mesh_config("istio-system", "istio-canary", "mesh-admin"));
+    let inv = load(&objects);
+    let e = peer_auth::policies(&inv).unwrap_err();
+    assert!(e.contains("disagree") && e.contains("mesh-admin in ConfigMap istio-system/istio-canary") && e.contains("--mesh-root-namespace"), "{e}");
+    // enable then writes no PeerAuthentication, saying why.
+    let Permissive::Skip { reason } = enable::permissive(&inv, "shop", peer_auth::policies(&inv)) else { panic!("written") };
+    assert!(reason.contains("disagree"), "{reason}");
+    // A mesh config that is not YAML: named, with the key.
+    let mut objects = base;
+    let mut bad = mesh_config("istio-system", "istio", "x");
+    bad["data"]["mesh"] = json!("rootNamespace: [unclosed\n");
+    objects.push(bad);
+    let e = peer_auth::root_namespace(&load(&objects), None).unwrap_err();
+    assert!(e.starts_with("ConfigMap istio-system/istio, key mesh: "), "{e}");
+}
