@@ -39,9 +39,13 @@ use meshmove_model::selector::LabelSelector;
 use serde_json::Value;
 
 use meshmove_model::cnpg;
-use meshmove_model::inventory::{Inventory, Object, kinds};
+use meshmove_model::inventory::{Inventory, Kind, Object, kinds};
 use crate::{ClusterModel, ContainerPort, NAMESPACE_NAME_LABEL, NamespaceInfo, PodInfo, Protocol, WorkloadKind, WorkloadRef};
 use meshmove_model::workload::{Workload, owner, template_pointer, workloads};
+
+/// The network-policy-api kinds the engine reads besides NetworkPolicy (cluster-scoped CRDs; a
+/// cluster without them has none).
+pub static ADMIN_POLICY_KINDS: [&Kind; 2] = [&kinds::ADMIN_NETWORK_POLICY, &kinds::BASELINE_ADMIN_NETWORK_POLICY];
 
 /// The namespace of the probe pod that stands for any namespace the inventory does not show. Not a
 /// valid namespace name, so it cannot collide with a real one.

@@ -532,6 +532,15 @@ pub fn generate(inventory: &Inventory, req: &Request<'_>) -> Generation {
     let candidates: Vec<Candidate> = drafts.iter().map(|d| Candidate { subject: d.engine_ref.clone(), policy: typed(d, req) }).collect();
     let verdict = proof::prove(&model.cluster, &candidates, &uses);
     for (i, d) in drafts.into_iter().enumerate() {
+        if let Some(why) = verdict.overridden.get(&i) {
+            out.withheld.push(Withheld {
+                subject: d.protects.clone(),
+                namespace: d.namespace.clone(),
+                reason: format!("no NetworkPolicy can isolate it: AdminNetworkPolicy rules come before NetworkPolicy and {why}"),
+                isolate_with: "change that AdminNetworkPolicy rule (Deny, or Pass to leave the traffic to NetworkPolicy), then generate again".into(),
+            });
+            continue;
+        }
         if let Some((u, ports)) = verdict.withhold.get(&i) {
             let reason = match uses.get(*u) {
                 Some(u) => format!(

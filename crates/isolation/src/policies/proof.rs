@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use meshmove_netpol::hbone::{HBONE_PORT, Path};
+use meshmove_netpol::view::{NEW_NAMESPACE, PROBE_POD};
 use meshmove_netpol::{ClusterModel, Connection, Engine, EngineOptions, NamespaceInfo, PodId, PodInfo, Protocol, Target, WorkloadRef};
 
 /// Where a connection comes from.
@@ -63,6 +64,11 @@ pub struct Verdict {
     pub cut: Vec<(usize, Vec<u16>)>,
     /// Uses whose source or destination has no pod in the model (not checked).
     pub unchecked: Vec<usize>,
+    /// Candidate index -> why it cannot isolate: an AdminNetworkPolicy `Allow` admits traffic to
+    /// its pods that the NetworkPolicies (the candidate included) refuse. ANP rules come before
+    /// NetworkPolicy and an `Allow` is final (`meshmove_netpol`'s `admin` module), so such a
+    /// candidate would be claimed to isolate what it cannot.
+    pub overridden: BTreeMap<usize, String>,
 }
 
 struct Pods {
@@ -108,6 +114,12 @@ fn with_sources(model: &ClusterModel, uses: &[Use]) -> (ClusterModel, Vec<Option
                 source_of.push(Some(w.clone()));
             }
         }
+    }
+    if !model.admin_network_policies.is_empty() {
+        // Admin policies select peers by namespace labels: a pod in a namespace of the input's
+        // future stands for the sources the input does not show (see `admin_overrides`).
+        model.namespaces.push(NamespaceInfo::new(NEW_NAMESPACE, BTreeMap::new()));
+        model.pods.push(PodInfo::new(NEW_NAMESPACE, PROBE_POD));
     }
     (model, source_of)
 }
@@ -205,7 +217,127 @@ pub fn prove(model: &ClusterModel, candidates: &[Candidate], uses: &[Use]) -> Ve
             }
         }
         if !blamed {
+            if !base.admin_network_policies.is_empty() {
+                verdict.overridden = admin_overrides(&after_model, &after, candidates, &verdict);
+            }
             return verdict;
+        }
+    }
+}
+
+/// The active candidates an AdminNetworkPolicy `Allow` defeats: for each pod a candidate
+/// selects, every pod of the model (a probe pod stands for any other namespace) and every
+/// address is compared, the destination's ingress with all tiers against NetworkPolicy alone.
+/// Ports the first admits and the second refuses are the ANP's doing; the first such port of
+/// the destination's container ports is explained to name the rule.
+fn admin_overrides(after_model: &ClusterModel, after: &Engine, candidates: &[Candidate], verdict: &Verdict) -> BTreeMap<usize, String> {
+    let mut out = BTreeMap::new();
+    let mut np_model = after_model.clone();
+    np_model.admin_network_policies.clear();
+    np_model.baseline_admin_network_policies.clear();
+    let Ok((np_only, _)) = Engine::build_lenient(&np_model, EngineOptions::default()) else {
+        return out;
+    };
+    let pods = Pods::new(after);
+    let sources: Vec<Target> = after
+        .pods()
+        .map(|(id, _)| Target::Pod(id))
+        .chain(["0.0.0.0/0", "::/0"].iter().map(|n| Target::External(n.parse().expect("a valid CIDR"))))
+        .collect();
+    for (i, c) in candidates.iter().enumerate() {
+        if verdict.withhold.contains_key(&i) {
+            continue;
+        }
+        'candidate: for &dst in pods.of(&c.subject) {
+            let ports: Vec<u16> = after.pod(dst).ports.iter().filter(|p| p.protocol == Protocol::Tcp).map(|p| p.port).collect();
+            for &src in &sources {
+                if src == Target::Pod(dst) {
+                    continue;
+                }
+                let with = after.ingress(dst, src);
+                let without = np_only.ingress(dst, src);
+                let Some(&port) = ports.iter().find(|&&p| with.allows(Protocol::Tcp, p) && !without.allows(Protocol::Tcp, p)) else { continue };
+                let rule = after
+                    .explain(src, Target::Pod(dst), Protocol::Tcp, port)
+                    .ok()
+                    .and_then(|x| x.ingress.admin.and_then(|a| a.decided_by))
+                    .unwrap_or_else(|| "an AdminNetworkPolicy rule".into());
+                let from = match src {
+                    Target::Pod(p) if after.pod(p).name == PROBE_POD => "pods of any other namespace".to_string(),
+                    Target::Pod(p) => after.pod(p).workload().to_string(),
+                    Target::External(n) => format!("addresses in {n}"),
+                };
+                out.insert(i, format!("{rule} admits {from} on TCP {port}, which its NetworkPolicy refuses"));
+                break 'candidate;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use meshmove_netpol::{NamespaceInfo, PodInfo, WorkloadKind};
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// `shop` holds api (a client) and db; `other` holds a stranger. The candidate admits api
+    /// only, and proves nothing in use is cut.
+    fn setup(anps: Vec<Value>) -> (ClusterModel, Vec<Candidate>, Vec<Use>) {
+        let w = |kind, ns: &str, name: &str| WorkloadRef::new(kind, ns, name);
+        let (api, db) = (w(WorkloadKind::Deployment, "shop", "api"), w(WorkloadKind::StatefulSet, "shop", "db"));
+        let model = ClusterModel {
+            namespaces: vec![NamespaceInfo::new("shop", BTreeMap::new()), NamespaceInfo::new("other", BTreeMap::new())],
+            pods: vec![
+                PodInfo::new("shop", "api").with_labels([("app", "api")]).with_owner(api.clone()),
+                PodInfo::new("shop", "db").with_labels([("app", "db")]).with_owner(db.clone()).with_port(Some("pg"), 5432, Protocol::Tcp),
+                PodInfo::new("other", "stranger").with_labels([("app", "stranger")]),
+            ],
+            admin_network_policies: anps,
+            ..ClusterModel::default()
+        };
+        let policy = serde_json::from_value(json!({"metadata": {"name": "db", "namespace": "shop"}, "spec": {"podSelector": {"matchLabels": {"app": "db"}},
+            "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "api"}}}], "ports": [{"port": 5432}]}]}}))
+        .unwrap();
+        let uses = vec![Use { from: From::Workload(api), from_name: "api".into(), to: db.clone(), ports: vec![5432], why: "DATABASE_URL".into(), violation: None }];
+        (model, vec![Candidate { subject: db, policy }], uses)
+    }
+
+    fn anp(name: &str, action: &str, from: Value) -> Value {
+        json!({"metadata": {"name": name}, "spec": {"priority": 10, "subject": {"namespaces": {}},
+            "ingress": [{"name": "r", "action": action, "from": from, "ports": [{"portNumber": {"port": 5432}}]}]}})
+    }
+
+    #[test]
+    fn an_anp_allow_that_admits_others_is_reported_not_claimed_isolated() {
+        let (model, candidates, uses) = setup(vec![anp("open-db", "Allow", json!([{"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": "other"}}}]))]);
+        let v = prove(&model, &candidates, &uses);
+        assert!(v.withhold.is_empty(), "nothing in use is cut: {v:?}");
+        let why = v.overridden.get(&0).expect("the ANP Allow defeats the candidate");
+        assert!(why.starts_with("AdminNetworkPolicy open-db (priority 10) ingress[0] \"r\": Allow admits Pod/other/stranger on TCP 5432"), "{why}");
+    }
+
+    #[test]
+    fn an_anp_allow_for_every_namespace_is_seen_through_the_probe() {
+        // The stranger's namespace is left out of the input: the probe pod stands for it.
+        let (mut model, candidates, uses) = setup(vec![anp("open-db", "Allow", json!([{"namespaces": {}}]))]);
+        model.pods.retain(|p| p.namespace != "other");
+        let v = prove(&model, &candidates, &uses);
+        assert!(v.overridden.get(&0).is_some_and(|w| w.contains("pods of any other namespace")), "{v:?}");
+    }
+
+    #[test]
+    fn pass_deny_and_allows_the_policy_also_admits_leave_the_candidate_alone() {
+        for anps in [
+            vec![],
+            vec![anp("pass", "Pass", json!([{"namespaces": {}}]))],
+            vec![anp("deny", "Deny", json!([{"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": "other"}}}]))],
+            vec![anp("api-only", "Allow", json!([{"pods": {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app": "api"}}}}]))],
+        ] {
+            let (model, candidates, uses) = setup(anps.clone());
+            let v = prove(&model, &candidates, &uses);
+            assert!(v.overridden.is_empty() && v.withhold.is_empty(), "{anps:?}: {v:?}");
         }
     }
 }
