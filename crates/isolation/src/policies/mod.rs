@@ -685,16 +685,15 @@ fn egress_rules(
             }
         }
     }
-    match req.mode {
-        Some(MeshMode::Sidecar) => rules.push(json!({
+    // Ambient: no rule of its own for 15008. Through the tunnel a pod admitted on 15008 reaches
+    // every port of a captured destination (`meshmove_netpol::hbone`), so 15008 only goes into the
+    // rules above, to the peers they name.
+    if req.mode == Some(MeshMode::Sidecar) {
+        rules.push(json!({
             "to": [{"namespaceSelector": namespaces_selector(std::slice::from_ref(&opts.istio_namespace)),
                     "podSelector": {"matchLabels": {"app": "istiod"}}}],
             "ports": [{"protocol": "TCP", "port": 15012}, {"protocol": "TCP", "port": 15017}],
-        })),
-        // Ambient: no rule of its own for 15008. Through the tunnel a pod admitted on 15008
-        // reaches every port of a captured destination (`meshmove_netpol::hbone`), so 15008 only
-        // goes into the rules above, to the peers they name.
-        _ => {}
+        }));
     }
     rules
 }
