@@ -115,8 +115,10 @@ pub async fn create(
     if !set.refused.is_empty() {
         return Err(refused(format!("{}\nnothing was written", set.refused.join("\n"))));
     }
-    if !set.violations.is_empty() && !overrides.allow_pod_security_violations {
-        let list: Vec<String> = set.violations.iter().map(|v| format!("  {}: {}", v.object, v.problem)).collect();
+    // Pod Security as the API server judges the pods the copies are made from.
+    let (violations, pod_security_notes) = podsecurity::copy_violations(conn, sides, copy_opts.pod_security, &set).await?;
+    if !violations.is_empty() && !overrides.allow_pod_security_violations {
+        let list: Vec<String> = violations.iter().map(|v| format!("  {}: {}", v.object, v.problem)).collect();
         return Err(refused(format!(
             "{} would reject these pods of the copies (Pod Security level {:?} on {}):\n{}\nfix the pod templates, or choose a level with --pod-security (or pass --allow-pod-security-violations to label the namespace anyway)",
             sides.mesh,
@@ -273,7 +275,8 @@ pub async fn create(
             c.object, sides.mesh, sides.legacy, c.reason, sides.mesh
         ));
     }
-    for v in &set.violations {
+    report.notes.extend(pod_security_notes);
+    for v in &violations {
         report.notes.push(format!("pod security: {}: {}", v.object, v.problem));
     }
     if let Some(n) = cni_note {

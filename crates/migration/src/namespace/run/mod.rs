@@ -32,6 +32,7 @@ mod complete;
 mod create;
 mod checks;
 mod external;
+mod podsecurity;
 mod shift;
 mod status;
 
