@@ -1071,8 +1071,8 @@ impl Engine {
         let me = format!("pod {}/{}", subject.info.namespace, subject.info.name);
         let deciding = decided.as_ref().filter(|(_, a)| *a != AdminAction::Pass).map(|(r, _)| r.describe());
         let (allowed, summary) = match &decided {
-            Some((r, AdminAction::Allow)) => (true, format!("{me}: {} allows {protocol} {port} ({dir_word})", r.describe())),
-            Some((r, AdminAction::Deny)) => (false, format!("{me}: {} denies {protocol} {port} ({dir_word})", r.describe())),
+            Some((r, AdminAction::Allow)) => (true, format!("{me} {dir_word} on {protocol} {port} is decided by {}", r.describe())),
+            Some((r, AdminAction::Deny)) => (false, format!("{me} {dir_word} on {protocol} {port} is decided by {}", r.describe())),
             Some((r, AdminAction::Pass)) => (side.allowed, format!("{} passes {protocol} {port} to NetworkPolicy: {}", r.describe(), side.summary)),
             None if side.isolated => (side.allowed, format!("no AdminNetworkPolicy rule matches; {}", side.summary)),
             None => (true, format!("no AdminNetworkPolicy or BaselineAdminNetworkPolicy rule matches and {}", side.summary)),

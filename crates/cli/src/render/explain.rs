@@ -62,6 +62,14 @@ fn side_lines(s: &SideExplanation) -> Vec<(usize, String)> {
         Direction::Ingress => ("from", "ingress"),
         Direction::Egress => ("to", "egress"),
     };
+    // The admin policies' rules looked at, in evaluation order, before the NetworkPolicies.
+    for r in s.admin.iter().flat_map(|a| &a.rules) {
+        let ok = |b: bool| if b { "match" } else { "no match" };
+        out.push((0, format!("{}: peers {}, ports {}", r.describe(), ok(r.peer_matched), ok(r.port_matched))));
+        if !r.unmodelled_peers.is_empty() {
+            out.push((1, format!("not modelled, matched by nothing here: {}", r.unmodelled_peers.join(", "))));
+        }
+    }
     for p in &s.policies {
         let admits = if p.allows { "admits" } else { "does not admit" };
         out.push((0, format!("NetworkPolicy {}/{}: {admits}", p.namespace, p.name)));
