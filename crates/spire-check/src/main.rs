@@ -1,7 +1,6 @@
 //! `kubectl spire-check`: verify that SPIRE gives every meshed workload the identity Istio
-//! expects. Glue only: flags to calls, results to renderers; the checks are in
-//! `meshmove_spire`. The deep checks over `exec` ([`deep`], [`exec`]) are the one piece
-//! that lives here, since they talk to a pod rather than read objects.
+//! expects. Glue only: flags to one call of `meshmove_spire` (the checks, the deep checks over
+//! exec too) and its result to a printer of `meshmove_cli`.
 //!
 //! Scope: SPIRE is cluster infrastructure that lives in its own namespaces, so every kind is read
 //! in every namespace whatever `-n` says; `-n NS` narrows only the meshed workloads that the
@@ -15,16 +14,14 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Result, anyhow, bail};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use meshmove_cli::render::checks;
 use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat, ReportFlags, SourceFlags, analysis, complete};
 use meshmove_model::findings::{Code, Finding, Suppression};
 use meshmove_model::inventory::{Inventory, Kind};
-use meshmove_spire::{self as spire, 
-    self, IdentityRow, IdentityStatus, LabelQuery, SpireContext, SpireOptions, TrustBundle, catalog, run_category,
-};
+use meshmove_kube::exec::PodExec;
+use meshmove_spire::{self as spire, IdentityRow, IdentityStatus, LabelQuery, SpireOptions, TrustBundle, catalog};
 
 mod clock;
-mod deep;
-mod exec;
 mod render;
 
 const TOOL: &str = "spire-check";
@@ -201,33 +198,20 @@ fn check(kube: &KubeFlags, output: &OutputFlags, args: &CheckArgs) -> Result<Exi
     }
     let options = options(kube, &args.spire)?;
     let inventory = load(kube, &args.spire)?;
-    let mut report = spire::check(&inventory, &options);
-    if args.exec {
-        let cx = SpireContext::new(&inventory, &options);
+    let report = if args.exec {
         let timeout = Some(kube.request_timeout).filter(|t| !t.is_zero()).unwrap_or(Duration::from_secs(30));
-        let rt = meshmove_cli::runtime()?;
-        let gathered = rt.block_on(async {
+        meshmove_cli::runtime()?.block_on(async {
             let conn = kube.options().connect().await?;
-            Ok::<_, anyhow::Error>(exec::gather(&conn.client, &cx, timeout).await)
-        })?;
-        if let Err(why) = &gathered {
-            meshmove_cli::debug!(1, "deep checks: {why}");
-        }
-        report.push(run_category(&deep::category(), &deep::DeepInput { cx: &cx, gathered }));
-    }
+            let exec = PodExec::new(conn.client, timeout);
+            Ok::<_, anyhow::Error>(spire::check_with_exec(&inventory, &options, &exec).await)
+        })?
+    } else {
+        spire::check(&inventory, &options)
+    };
     let report = report.finish(&args.spire.report.suppress);
     let mut out = Out::new();
-    match output.output {
-        OutputFormat::Json | OutputFormat::Yaml => meshmove_cli::render::structured(&mut out, output.output, &report)?,
-        OutputFormat::Table | OutputFormat::Wide => {
-            let view = render::View {
-                wide: output.output == OutputFormat::Wide,
-                verbose: args.verbose,
-                color: output.color(),
-            };
-            out.write_str(&render::check_report(&report, view))?
-        }
-    }
+    let view = checks::View { wide: false, verbose: args.verbose, color: output.color() };
+    checks::checks(&mut out, output.output, view, &report)?;
     out.flush()?;
     Ok(if report.fails(args.spire.report.fail_on()) { Exit::Findings } else { Exit::Ok })
 }

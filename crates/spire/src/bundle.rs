@@ -161,7 +161,7 @@ fn base64_bytes(text: &str) -> Option<Vec<u8>> {
 }
 
 /// A protojson 64-bit integer: a string of digits, or a plain number.
-fn int64(v: Option<&Value>) -> Option<i64> {
+pub(crate) fn int64(v: Option<&Value>) -> Option<i64> {
     match v? {
         Value::String(s) => s.parse().ok(),
         Value::Number(n) => n.as_i64(),

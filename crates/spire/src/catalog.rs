@@ -2,7 +2,8 @@
 //!
 //! Codes are grouped by the category of check that produces them, so a code alone tells a reader
 //! where to look: SC2000 the input itself, SC20xx server, SC21xx agents, SC22xx registration, SC23xx identities, SC24xx
-//! trust, SC25xx certificates, SC26xx Istio integration. Each code is one check: its severity is
+//! trust, SC25xx certificates, SC26xx Istio integration, SC27xx the server itself
+//! asked through exec (`--exec`). Each code is one check: its severity is
 //! the result the check has when it fails, its title is the check's description, and its hint is
 //! what the operator should do next. `docs/findings.md` has a section per code, and every report
 //! links to it with [`docs_url`].
@@ -130,4 +131,21 @@ codes! {
         "Create a ClusterSPIFFEID selecting these pods: istio-proxy waits for an SVID that never comes and the pod hangs unready.";
     TEMPLATE_WITH_SIDECAR = "SC2605" Warning "The spire template is requested together with sidecar"
         "List both templates: inject.istio.io/templates: \"sidecar,spire\"; the spire template alone injects no proxy.";
+    // the server itself, asked through exec (`--exec`, live clusters only)
+    EXEC_AVAILABLE = "SC2701" Error "The SPIRE server pod accepts exec"
+        "Make sure a server pod is Running and that you may create pods/exec in its namespace (kubectl auth can-i create pods/exec -n <namespace>).";
+    SERVER_HEALTHY = "SC2702" Error "The SPIRE server passes its own healthcheck"
+        "Read the server container's logs: the healthcheck fails when the server API socket does not answer.";
+    POD_HAS_ENTRY = "SC2703" Error "Every meshed pod that uses SPIRE has a registration entry on the server"
+        "Read the spire-controller-manager logs: it has not synced entries for these pods, so their proxies wait for an SVID forever.";
+    ENTRY_ISTIO_ID = "SC2704" Error "Registration entries give meshed pods Istio's SPIFFE ID"
+        "Delete or fix the named entries (or the ClusterSPIFFEID that created them) so that each pod gets spiffe://<trust domain>/ns/<namespace>/sa/<service account>.";
+    AGENT_ATTESTED = "SC2705" Error "Every node running a SPIRE agent pod has an attested agent"
+        "Read the agent pod's logs on the named nodes: node attestation failed, the agent is banned, or its SVID expired.";
+    ENTRY_PARENT = "SC2706" Error "Entries of meshed pods belong to the agent on the pod's node"
+        "Restart spire-controller-manager (or recreate the named entries) so that each entry's parent is the agent attested on the node where the pod runs.";
+    SERVER_BUNDLE_CURRENT = "SC2707" Error "The server's own trust bundle has no expired authority"
+        "Read the server's logs for CA and JWT key preparation errors; an expired X.509 or JWT authority that is the newest of its kind stops SVIDs from verifying.";
+    SERVER_BUNDLE_ROTATION = "SC2708" Warning "The server's own trust bundle has authorities with time left or a successor"
+        "SPIRE should have prepared the next CA or JWT key by now: read the server's logs for preparation or upstream authority errors.";
 }

@@ -9,21 +9,23 @@
 //! has no registration entry and hangs unready. This module answers those questions from one
 //! [`Inventory`] (a live cluster or manifests), reporting like `linkerd check`: categories of
 //! checks, each ok / warning / error / skipped, with a stable code (see [`catalog`]) and a hint.
+//! The report is the findings [`Report`] every plugin gives, made of checks
+//! ([`meshmove_model::findings::check`]).
 //!
 //! The pieces: [`context`] discovers the SPIRE server, agents, CSI driver, configurations, trust
 //! bundle, ClusterSPIFFEIDs and meshed pods once; [`checks`] holds the categories, each check a pure
-//! function of that context; [`model`] runs them and builds the [`SpireReport`] and its findings;
-//! [`template`], [`config`], [`bundle`] and [`selector`] reproduce the rules of Go templates, SPIRE
-//! and Istio configuration (server.conf's bundle publishers, the injector's templates), trust
-//! bundles in all of SPIRE's forms, and Kubernetes selectors and placement that the checks rely on. Checks that need
-//! `exec` into pods are the binary's: it appends its own [`Category`] with [`SpireReport::push`].
+//! function of that context; [`deep`] asks the SPIRE server itself, through commands run in its
+//! pod by an [`deep::Exec`] (`--exec`); [`template`], [`config`], [`bundle`] and [`selector`]
+//! reproduce the rules of Go templates, SPIRE and Istio configuration (server.conf's bundle
+//! publishers, the injector's templates), trust bundles in all of SPIRE's forms, and Kubernetes
+//! selectors and placement that the checks rely on.
 
 pub mod bundle;
 pub mod catalog;
 pub mod checks;
 pub mod config;
 pub mod context;
-pub mod model;
+pub mod deep;
 pub mod selector;
 pub mod template;
 
@@ -33,12 +35,9 @@ pub use bundle::{BundleError, TrustBundle};
 pub use catalog::CATALOG;
 pub use checks::identities::{IdentityRow, IdentityStatus};
 pub use context::SpireContext;
-pub use model::{
-    Category, CategoryDef, CheckDef, CheckResult, CheckStatus, Detail, SpireReport, Verdict, run_categories,
-    run_category, run_category_after,
-};
 pub use selector::LabelQuery;
 
+use meshmove_model::findings::Report;
 use meshmove_model::inventory::{Inventory, Kind, kinds};
 
 /// The CSI driver name of the SPIFFE CSI driver.
@@ -102,11 +101,26 @@ impl Default for SpireOptions {
     }
 }
 
-/// Run every built-in check. Call [`SpireReport::push`] for extra categories, then
-/// [`SpireReport::finish`] with the `--suppress` list.
-pub fn check(inventory: &Inventory, options: &SpireOptions) -> SpireReport {
+/// Run every built-in check; then [`Report::finish`] with the `--suppress` list.
+pub fn check(inventory: &Inventory, options: &SpireOptions) -> Report {
     let cx = SpireContext::new(inventory, options);
-    SpireReport::new(run_categories(&checks::categories(), &cx))
+    built_in(&cx)
+}
+
+/// [`check`], then the deep checks over commands run in the SPIRE server's pod by `exec`
+/// (`--exec`, live clusters only).
+pub async fn check_with_exec(inventory: &Inventory, options: &SpireOptions, exec: &impl deep::Exec) -> Report {
+    let cx = SpireContext::new(inventory, options);
+    let mut report = built_in(&cx);
+    let gathered = deep::gather(exec, &cx).await;
+    report.run_checks(&[deep::category()], &deep::DeepInput { cx: &cx, gathered }, &catalog::docs_url);
+    report
+}
+
+fn built_in(cx: &SpireContext<'_>) -> Report {
+    let mut report = Report::new(CATALOG.tool, "check", cx.inventory.source.clone());
+    report.run_checks(&checks::categories(), cx, &catalog::docs_url);
+    report
 }
 
 /// The rows of `spire-check identities`: every meshed workload, the ClusterSPIFFEID that names it,

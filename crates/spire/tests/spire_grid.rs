@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use meshmove_model::findings::{FailOn, Suppression};
+use meshmove_model::findings::{Detail, FailOn, Outcome, Report, Suppression};
 use meshmove_model::inventory::{self, Inventory, Kind, Object, Origin, SourceInfo, Unavailable, kinds};
-use meshmove_spire::{self as spire, CheckStatus, IdentityStatus, SpireOptions, SpireReport, TrustBundle};
+use meshmove_spire::{self as spire, IdentityStatus, SpireOptions, TrustBundle};
 
 /// 2031-06-15T12:00:00Z: the injected clock of every fixture.
 const NOW: i64 = 1_939_291_200;
@@ -139,11 +139,56 @@ fn options() -> SpireOptions {
     SpireOptions { now: now(), ..SpireOptions::default() }
 }
 
+/// A check as the tests look at it: its category, result and what it says (its problems when it
+/// failed, what it found when it passed, the reason when it was skipped).
+#[derive(Debug)]
+struct Seen {
+    category: &'static str,
+    code: &'static str,
+    description: &'static str,
+    result: Outcome,
+    details: Vec<Detail>,
+}
+
+fn checks(report: &Report) -> Vec<Seen> {
+    report
+        .checks
+        .iter()
+        .map(|c| Seen {
+            category: c.category,
+            code: c.code,
+            description: c.description,
+            result: c.result,
+            details: match c.result {
+                Outcome::Ok => c.info.iter().map(Detail::new).collect(),
+                Outcome::Skipped => vec![Detail::new(report.skip_reason(c.code).unwrap())],
+                _ => report
+                    .findings_of(c.code)
+                    .map(|f| Detail { object: f.object.clone(), origin: f.origin.clone(), message: f.message.clone() })
+                    .collect(),
+            },
+        })
+        .collect()
+}
+
+fn seen(report: &Report, code: &str) -> Seen {
+    checks(report).into_iter().find(|c| c.code == code).unwrap_or_else(|| panic!("{code} did not run"))
+}
+
+fn category(report: &Report, name: &str) -> Vec<Seen> {
+    checks(report).into_iter().filter(|c| c.category == name).collect()
+}
+
+/// No check failed with an error (warnings alone do not fail the run, as with `linkerd check`).
+fn success(report: &Report) -> bool {
+    !report.fails(FailOn::Error)
+}
+
 /// The report as `expected.txt` lines.
-fn lines(report: &SpireReport) -> BTreeSet<String> {
+fn lines(report: &Report) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    for c in report.checks().filter(|c| c.result != CheckStatus::Ok) {
-        if c.result == CheckStatus::Skipped || c.details.is_empty() {
+    for c in checks(report).iter().filter(|c| c.result != Outcome::Ok) {
+        if c.result == Outcome::Skipped || c.details.is_empty() {
             out.insert(format!("{} {}", c.code, c.result));
             continue;
         }
@@ -167,14 +212,12 @@ fn expected(case: &str) -> BTreeSet<String> {
         .collect()
 }
 
-fn explain(report: &SpireReport) -> String {
+fn explain(report: &Report) -> String {
     let mut s = String::new();
-    for cat in &report.categories {
-        for c in cat.checks.iter().filter(|c| c.result != CheckStatus::Ok) {
-            s.push_str(&format!("  [{}] {} {} {}\n", cat.name, c.code, c.result, c.description));
-            for d in &c.details {
-                s.push_str(&format!("      {d}\n"));
-            }
+    for c in checks(report).iter().filter(|c| c.result != Outcome::Ok) {
+        s.push_str(&format!("  [{}] {} {} {}\n", c.category, c.code, c.result, c.description));
+        for d in &c.details {
+            s.push_str(&format!("      {d}\n"));
         }
     }
     s
@@ -214,8 +257,8 @@ fn fixture_grid() {
             ));
         }
         // The report's success flag agrees with the expectations.
-        if report.success == want.iter().any(|l| l.split(' ').nth(1) == Some("error")) {
-            failures.push(format!("{case}: success is {}\n{}", report.success, explain(&report)));
+        if success(&report) == want.iter().any(|l| l.split(' ').nth(1) == Some("error")) {
+            failures.push(format!("{case}: success is {}\n{}", success(&report), explain(&report)));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -224,19 +267,25 @@ fn fixture_grid() {
 #[test]
 fn every_check_runs_once_in_the_healthy_case() {
     let report = spire::check(&load("healthy"), &options());
-    let codes: Vec<&str> = report.checks().map(|c| c.code).collect();
-    let catalog: Vec<&str> = spire::CATALOG.codes.iter().map(|c| c.code).collect();
+    let codes: Vec<&str> = report.checks.iter().map(|c| c.code).collect();
+    // The built-in checks are the catalog but for the deep checks, which need exec (SC27xx).
+    let catalog: Vec<&str> =
+        spire::CATALOG.codes.iter().map(|c| c.code).filter(|c| !c.starts_with("SC27")).collect();
     let (mut a, mut b) = (codes.clone(), catalog.clone());
     a.sort();
     b.sort();
     assert_eq!(a, b, "every catalog code is exactly one check");
-    assert!(report.checks().all(|c| c.result == CheckStatus::Ok), "{}", explain(&report));
-    assert!(report.success);
+    let deep: Vec<&str> = spire::deep::category().checks.iter().map(|c| c.code.code).collect();
+    assert!(deep.iter().all(|c| c.starts_with("SC27")) && deep.len() == spire::CATALOG.codes.len() - catalog.len());
+    assert!(report.checks.iter().all(|c| c.result == Outcome::Ok), "{}", explain(&report));
+    assert!(success(&report));
     assert!(!report.fails(FailOn::Warning));
     // Categories group codes by their hundreds (SC2000, the input itself, comes first).
+    let names = ["inputs", "spire-server", "spire-agent", "registration", "identities", "trust", "certificates", "istio-integration"];
     let prefixes = ["SC2000", "SC20", "SC21", "SC22", "SC23", "SC24", "SC25", "SC26"];
-    for (cat, prefix) in report.categories.iter().zip(prefixes) {
-        assert!(cat.checks.iter().all(|c| c.code.starts_with(prefix)), "{} holds codes outside {prefix}", cat.name);
+    for (name, prefix) in names.into_iter().zip(prefixes) {
+        let cat = category(&report, name);
+        assert!(!cat.is_empty() && cat.iter().all(|c| c.code.starts_with(prefix)), "{name} holds codes outside {prefix}");
     }
 }
 
@@ -253,49 +302,57 @@ fn categories_without_inputs_are_skipped_whole() {
         .collect();
     let inv = Inventory::from_files(objects, vec![], "default".into());
     let report = spire::check(&inv, &options());
-    let by_name = |n: &str| report.categories.iter().find(|c| c.name == n).unwrap();
     for skipped in ["spire-agent", "registration", "identities", "trust", "certificates"] {
         assert!(
-            by_name(skipped).checks.iter().all(|c| c.result == CheckStatus::Skipped),
+            category(&report, skipped).iter().all(|c| c.result == Outcome::Skipped),
             "{skipped}: {}",
             explain(&report)
         );
     }
     // The server category runs (Deployments are present) and finds no server.
-    let server = by_name("spire-server");
-    assert_eq!(server.checks[0].code, "SC2001");
-    assert_eq!(server.checks[0].result, CheckStatus::Error);
+    let server = category(&report, "spire-server");
+    assert_eq!(server[0].code, "SC2001");
+    assert_eq!(server[0].result, Outcome::Error);
     // No "✔ Exactly one SPIRE server is found" under the failure: it is skipped, saying why.
-    let unique = server.checks.iter().find(|c| c.code == "SC2005").unwrap();
-    assert_eq!(unique.result, CheckStatus::Skipped);
+    let unique = server.iter().find(|c| c.code == "SC2005").unwrap();
+    assert_eq!(unique.result, Outcome::Skipped);
     assert_eq!(unique.details[0].message, "SC2001 (SPIRE server is deployed) failed");
     // Istio integration runs on the sidecar workloads; without injector config the template checks skip.
-    let istio = by_name("istio-integration");
-    assert_eq!(istio.checks[0].result, CheckStatus::Skipped);
-    assert_eq!(istio.checks.iter().find(|c| c.code == "SC2603").unwrap().result, CheckStatus::Ok);
+    let istio = category(&report, "istio-integration");
+    assert_eq!(istio[0].result, Outcome::Skipped);
+    assert_eq!(istio.iter().find(|c| c.code == "SC2603").unwrap().result, Outcome::Ok);
 }
 
 #[test]
 fn json_shape() {
-    let report = spire::check(&load("agent-missing-on-node"), &options());
+    let report = spire::check(&load("agent-missing-on-node"), &options()).finish(&[]);
     let v = serde_json::to_value(&report).unwrap();
-    assert_eq!(v.as_object().unwrap().keys().collect::<Vec<_>>(), ["success", "categories"]);
-    assert_eq!(v["success"], false);
-    assert_eq!(v["categories"][0]["name"], "inputs");
-    assert_eq!(v["categories"][0]["checks"][0]["result"], "ok", "files are read whole");
-    let agents = &v["categories"][2];
-    assert_eq!(agents["name"], "spire-agent");
-    let node_check = agents["checks"].as_array().unwrap().iter().find(|c| c["code"] == "SC2103").unwrap();
-    assert_eq!(node_check["result"], "error");
-    assert_eq!(node_check["description"], "Every schedulable node runs a SPIRE agent");
-    assert_eq!(node_check["hint"], spire::catalog::AGENT_ON_EVERY_NODE.hint);
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["schema", "tool", "command", "source", "findings", "skipped", "notes", "summary", "checks"]);
+    assert_eq!((v["schema"].as_str(), v["tool"].as_str(), v["command"].as_str()), (Some("meshmove.report/v1"), Some("spire-check"), Some("check")));
+    assert_eq!(v["summary"]["errors"], 2, "SC2102 and SC2103, as expected.txt says");
     assert_eq!(
-        node_check["docs"],
-        format!("https://github.com/meshmove/meshmove/blob/v{}/docs/findings.md#sc2103", env!("CARGO_PKG_VERSION"))
+        v["checks"][0],
+        serde_json::json!({"category": "inputs", "code": "SC2000", "description": "Every kind the checks need could be read", "result": "ok"}),
+        "files are read whole"
     );
+    let node_check = v["checks"].as_array().unwrap().iter().find(|c| c["code"] == "SC2103").unwrap();
+    assert_eq!((node_check["category"].as_str(), node_check["result"].as_str()), (Some("spire-agent"), Some("error")));
+    assert_eq!(node_check["description"], "Every schedulable node runs a SPIRE agent");
+    let mut finding = v["findings"].as_array().unwrap().iter().find(|f| f["code"] == "SC2103").unwrap().clone();
+    let origin = finding.as_object_mut().unwrap().remove("origin").unwrap();
+    assert!(origin.as_str().unwrap().ends_with("agent-missing-on-node/input.yaml:31"), "{origin}");
     assert_eq!(
-        node_check["details"],
-        serde_json::json!(["Node/node-2: no running SPIRE agent pod of DaemonSet/spire/spire-agent"])
+        finding,
+        serde_json::json!({
+            "code": "SC2103",
+            "severity": "error",
+            "message": "no running SPIRE agent pod of DaemonSet/spire/spire-agent",
+            "object": {"kind": "Node", "name": "node-2"},
+            "hint": spire::catalog::AGENT_ON_EVERY_NODE.hint,
+            "docs": format!("https://github.com/meshmove/meshmove/blob/v{}/docs/findings.md#sc2103", env!("CARGO_PKG_VERSION")),
+            "category": "spire-agent"
+        })
     );
 }
 
@@ -303,20 +360,17 @@ fn json_shape() {
 fn suppressions_and_fail_on_work_like_the_other_plugins() {
     let inv = load("double-match");
     let report = spire::check(&inv, &options());
-    assert!(report.success, "only warnings");
+    assert!(success(&report), "only warnings");
     assert!(report.fails(FailOn::Warning));
     assert!(!report.fails(FailOn::Error));
-    let findings = report.findings();
-    assert_eq!(findings.len(), 3);
-    assert!(findings.iter().all(|f| f.docs.contains("/docs/findings.md#sc22")));
+    assert_eq!(report.findings.len(), 3);
+    assert!(report.findings.iter().all(|f| f.docs.contains("/docs/findings.md#sc22")));
 
     let sup: Vec<Suppression> = vec!["SC2202=Deployment/shop/cart".parse().unwrap(), "SC2204".parse().unwrap()];
-    let finished = report.clone().finish(&sup);
-    assert_eq!(finished.findings().len(), 1);
-    let check = finished.checks().find(|c| c.code == "SC2204").unwrap();
-    assert_eq!(check.result, CheckStatus::Skipped);
-    let std = report.finish(&sup).to_report("spire-check", inv.source.clone()).finish(&sup);
-    assert_eq!((std.summary.warnings, std.summary.suppressed), (1, 2));
+    let finished = report.finish(&sup);
+    assert_eq!(finished.findings.len(), 1);
+    assert_eq!(seen(&finished, "SC2204").result, Outcome::Skipped);
+    assert_eq!((finished.summary.warnings, finished.summary.suppressed), (1, 2));
 }
 
 #[test]
@@ -385,12 +439,12 @@ fn bundle_file_in_pem_and_spiffe_json_forms() {
     // A given bundle replaces the ConfigMap: the expired case passes with a good file...
     let inv = load("expired-bundle");
     let report = spire::check(&inv, &SpireOptions { trust_bundle: Some(bundle), ..options() });
-    assert!(report.success, "{}", explain(&report));
+    assert!(success(&report), "{}", explain(&report));
     // ...and the healthy case fails with an expired one, reported against the file.
     let expired = TrustBundle::parse("file old.pem", expired_pem.as_bytes()).unwrap();
     let report = spire::check(&load("healthy"), &SpireOptions { trust_bundle: Some(expired), ..options() });
-    let check = report.checks().find(|c| c.code == "SC2501").unwrap();
-    assert_eq!(check.result, CheckStatus::Error);
+    let check = seen(&report, "SC2501");
+    assert_eq!(check.result, Outcome::Error);
     assert!(check.details[0].message.starts_with("file old.pem: certificate #1"), "{}", check.details[0]);
 }
 
@@ -422,17 +476,7 @@ fn live(case: &str, edit: impl Fn(&mut Vec<Object>, &mut BTreeMap<&'static Kind,
     let origin = Origin::Cluster { context: "test".into() };
     let mut objects: Vec<Object> =
         load(case).objects().iter().cloned().map(|o| Object { origin: origin.clone(), ..o }).collect();
-    let object = |value: serde_json::Value| {
-        let meta = &value["metadata"];
-        Object {
-            api_version: value["apiVersion"].as_str().unwrap().into(),
-            kind: value["kind"].as_str().unwrap().into(),
-            namespace: meta["namespace"].as_str().map(str::to_string),
-            name: meta["name"].as_str().unwrap().into(),
-            value: value.clone(),
-            origin: origin.clone(),
-        }
-    };
+    let object = |value: serde_json::Value| Object::from_value(value, origin.clone()).unwrap();
     for (app, pods) in [("cart", &["node-1", "node-2"][..]), ("checkout", &["node-2"][..])] {
         objects.push(object(serde_json::json!({
             "apiVersion": "apps/v1", "kind": "ReplicaSet",
@@ -466,7 +510,7 @@ fn live(case: &str, edit: impl Fn(&mut Vec<Object>, &mut BTreeMap<&'static Kind,
     )
 }
 
-fn non_ok(report: &SpireReport) -> BTreeSet<String> {
+fn non_ok(report: &Report) -> BTreeSet<String> {
     lines(report)
 }
 
@@ -503,7 +547,7 @@ fn live_cluster_without_the_crd() {
     let got = non_ok(&report);
     assert!(got.contains("SC2208 error"), "{got:?}");
     assert!(got.contains("SC2201 skipped") && got.contains("SC2604 skipped"), "{got:?}");
-    assert!(!report.success);
+    assert!(!success(&report));
 }
 
 #[test]
@@ -531,16 +575,16 @@ fn live_cluster_with_forbidden_pods() {
         );
     });
     let report = spire::check(&inv, &options());
-    let registration = report.categories.iter().find(|c| c.name == "registration").unwrap();
-    assert!(registration.checks.iter().all(|c| c.result == CheckStatus::Skipped));
-    assert_eq!(registration.checks[0].details[0].message, "pods is forbidden: cannot list pods");
+    let registration = category(&report, "registration");
+    assert!(registration.iter().all(|c| c.result == Outcome::Skipped));
+    assert_eq!(registration[0].details[0].message, "pods is forbidden: cannot list pods");
     // Without Pods the per-node checks cannot run either.
     assert!(non_ok(&report).contains("SC2103 skipped"));
     // Skipped is not passed: the refused list is an error of its own, and the run fails.
-    let inputs = report.checks().find(|c| c.code == "SC2000").unwrap();
-    assert_eq!(inputs.result, CheckStatus::Error);
+    let inputs = seen(&report, "SC2000");
+    assert_eq!(inputs.result, Outcome::Error);
     assert_eq!(inputs.details[0].message, "pods could not be listed: pods is forbidden: cannot list pods");
-    assert!(!report.success);
+    assert!(!success(&report));
     assert!(report.fails(FailOn::Error));
 }
 
@@ -551,12 +595,12 @@ fn official_chart_live_reads_bundle_spiffe_and_names_its_publisher() {
     let inv = live("official-chart-healthy", |_, _| {});
     let report = spire::check(&inv, &options());
     assert!(non_ok(&report).is_empty(), "{}", explain(&report));
-    let readable = report.checks().find(|c| c.code == "SC2505").unwrap();
+    let readable = seen(&report, "SC2505");
     assert_eq!(
         readable.details[0].to_string(),
         "ConfigMap/spire-system/spire-bundle: bundle.spiffe: 1 X.509 authority and 1 JWT authority (SPIFFE bundle, JWT authorities undated, sequence 4, refresh hint 5m)"
     );
-    let published = report.checks().find(|c| c.code == "SC2506").unwrap();
+    let published = seen(&report, "SC2506");
     assert_eq!(
         published.details[0].to_string(),
         "ConfigMap/spire-system/spire-bundle: publishes the bundle under bundle.spiffe (BundlePublisher k8s_configmap (format spiffe))"
@@ -568,15 +612,15 @@ fn official_chart_live_reads_bundle_spiffe_and_names_its_publisher() {
         cm.value["data"] = serde_json::json!({});
     });
     let report = spire::check(&inv, &options());
-    let published = report.checks().find(|c| c.code == "SC2506").unwrap();
-    assert_eq!(published.result, CheckStatus::Warning);
+    let published = seen(&report, "SC2506");
+    assert_eq!(published.result, Outcome::Warning);
     let text = published.details[0].to_string();
     assert_eq!(
         text,
         "ConfigMap/spire-system/spire-bundle: has no bundle.spiffe: server.conf's BundlePublisher k8s_configmap (format spiffe) has not written it; read the SPIRE server's logs"
     );
     assert!(
-        !report.checks().any(|c| c.details.iter().any(|d| d.message.contains("k8sbundle"))),
+        !checks(&report).iter().any(|c| c.details.iter().any(|d| d.message.contains("k8sbundle"))),
         "{}",
         explain(&report)
     );
@@ -598,8 +642,8 @@ fn official_chart_offline_reads_every_bundle_form() {
         })
         .collect();
     let report = spire::check(&Inventory::from_files(objects, vec![], "default".into()), &options());
-    let published = report.checks().find(|c| c.code == "SC2506").unwrap();
-    assert_eq!(published.result, CheckStatus::Skipped);
+    let published = seen(&report, "SC2506");
+    assert_eq!(published.result, Outcome::Skipped);
     assert_eq!(
         published.details[0].message,
         "ConfigMap/spire-system/spire-bundle has no bundle.spiffe yet: server.conf's BundlePublisher k8s_configmap (format spiffe) writes it when the server runs"
@@ -618,8 +662,8 @@ fn official_chart_offline_reads_every_bundle_form() {
         })
         .collect();
     let report = spire::check(&Inventory::from_files(objects, vec![], "default".into()), &options());
-    let expired = report.checks().find(|c| c.code == "SC2501").unwrap();
-    assert_eq!(expired.result, CheckStatus::Error);
+    let expired = seen(&report, "SC2501");
+    assert_eq!(expired.result, Outcome::Error);
     assert_eq!(expired.details.len(), 1);
     assert!(expired.details[0].message.starts_with("bundle.crt: certificate #1 "), "{}", expired.details[0]);
     assert!(expired.details[0].message.ends_with(" expired 1d ago"), "{}", expired.details[0]);
@@ -642,16 +686,16 @@ fn spire_bundle_json_dates_jwt_authorities() {
     });
     let bundle = TrustBundle::parse("file bundle.json", doc.to_string().as_bytes()).unwrap();
     let report = spire::check(&load("healthy"), &SpireOptions { trust_bundle: Some(bundle), ..options() });
-    let expired = report.checks().find(|c| c.code == "SC2501").unwrap();
-    assert_eq!(expired.result, CheckStatus::Error);
+    let expired = seen(&report, "SC2501");
+    assert_eq!(expired.result, Outcome::Error);
     assert!(
         expired.details[0].message.starts_with("file bundle.json: JWT authority #1 (kid retired, expires ")
             && expired.details[0].message.contains("expired 3d ago"),
         "{}",
         expired.details[0]
     );
-    let rotation = report.checks().find(|c| c.code == "SC2502").unwrap();
-    assert_eq!(rotation.result, CheckStatus::Warning);
+    let rotation = seen(&report, "SC2502");
+    assert_eq!(rotation.result, Outcome::Warning);
     assert!(rotation.details[0].message.contains("JWT authority #2 (kid current"), "{}", rotation.details[0]);
 }
 
@@ -666,12 +710,12 @@ fn live_agent_coverage_by_need() {
     });
     let report = spire::check(&inv, &options());
     assert_eq!(non_ok(&report), BTreeSet::from(["SC2107 error Node/node-2".to_string()]), "{}", explain(&report));
-    let detail = report.checks().find(|c| c.code == "SC2107").unwrap().details[0].to_string();
+    let detail = seen(&report, "SC2107").details[0].to_string();
     assert_eq!(
         detail,
         "Node/node-2: no SPIRE agent can run here (DaemonSet/spire/spire-agent: nodeSelector does not match), yet it runs Pod/shop/cart-5f7-1, Pod/shop/checkout-5f7-0 and Deployment/shop/cart, Deployment/shop/checkout can be scheduled here: these pods need the Workload API and wait forever for an SVID"
     );
-    let placement = report.checks().find(|c| c.code == "SC2103").unwrap();
+    let placement = seen(&report, "SC2103");
     assert!(
         placement.details.iter().any(|d| d.message.contains("node-2 (nodeSelector does not match)")),
         "{placement:?}"
@@ -683,7 +727,7 @@ fn live_agent_coverage_by_need() {
     });
     let report = spire::check(&inv, &options());
     assert_eq!(non_ok(&report), BTreeSet::from(["SC2107 error Node/node-1".to_string()]), "{}", explain(&report));
-    let detail = report.checks().find(|c| c.code == "SC2107").unwrap().details[0].to_string();
+    let detail = seen(&report, "SC2107").details[0].to_string();
     assert!(
         detail.contains(
             "the SPIRE agent pod here (Pod/spire/spire-agent-a1) is not ready, yet it runs Pod/shop/cart-5f7-0"

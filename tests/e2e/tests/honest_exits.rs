@@ -175,11 +175,12 @@ fn some_reads_failed_is_an_error_finding_per_kind_and_exit_1() {
     let nodes = d.add_fault(FaultRule::on("GET", "^/api/v1/nodes$").forbidden("jane")).unwrap();
     let r = tool("spire-check", &with_kubeconfig(&["-o", "json"], kc)).expect_code(1);
     let report = r.json();
-    assert_eq!(report["success"], false);
-    assert_eq!(report["categories"][0]["name"], "inputs");
-    let check = &report["categories"][0]["checks"][0];
-    assert_eq!((check["code"].as_str(), check["result"].as_str()), (Some("SC2000"), Some("error")), "{check}");
-    assert!(check["details"][0].as_str().unwrap().starts_with("nodes could not be listed: nodes is forbidden"), "{check}");
+    assert_eq!(report["schema"], "meshmove.report/v1");
+    let check = &report["checks"][0];
+    assert_eq!((check["category"].as_str(), check["code"].as_str(), check["result"].as_str()), (Some("inputs"), Some("SC2000"), Some("error")), "{check}");
+    let finding = report["findings"].as_array().unwrap().iter().find(|f| f["code"] == "SC2000").unwrap();
+    assert_eq!(finding["severity"], "error");
+    assert!(finding["message"].as_str().unwrap().starts_with("nodes could not be listed: nodes is forbidden"), "{finding}");
     let r = tool("spire-check", &with_kubeconfig(&[], kc)).expect_code(1);
     assert!(r.stdout.contains("× Every kind the checks need could be read") && r.stdout.contains("Status check results are ×"), "{}", r.stdout);
     d.remove_fault(nodes);

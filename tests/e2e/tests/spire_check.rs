@@ -132,17 +132,50 @@ fn expected(case: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// The non-ok checks of a JSON report as `CODE result` with their details.
+/// The checks that ran, in order (`checks` of the findings report).
+fn checks(report: &Value) -> Vec<&Value> {
+    report["checks"].as_array().unwrap().iter().collect()
+}
+
+/// The findings of one check, in report order.
+fn findings_of<'v>(report: &'v Value, code: &str) -> Vec<&'v Value> {
+    report["findings"].as_array().unwrap().iter().filter(|f| f["code"] == code).collect()
+}
+
+/// A finding as the table prints it under its check: `Kind/namespace/name: message`.
+fn detail(f: &Value) -> String {
+    let o = &f["object"];
+    let message = f["message"].as_str().unwrap();
+    match (o["kind"].as_str(), o["namespace"].as_str(), o["name"].as_str()) {
+        (Some(kind), Some(ns), Some(name)) => format!("{kind}/{ns}/{name}: {message}"),
+        (Some(kind), None, Some(name)) => format!("{kind}/{name}: {message}"),
+        _ => message.to_string(),
+    }
+}
+
+/// Why a check was skipped (its `skipped` entry).
+fn skip_reason(report: &Value, code: &str) -> String {
+    let s = report["skipped"].as_array().unwrap().iter().find(|s| s["analyzer"] == code);
+    s.unwrap_or_else(|| panic!("{code} has no skipped entry"))["reason"].as_str().unwrap().to_string()
+}
+
+/// No error among the findings (warnings alone pass, as with `linkerd check`).
+fn success(report: &Value) -> bool {
+    report["summary"]["errors"] == 0
+}
+
+/// The non-ok checks of a JSON report as `CODE result` with their details: the findings of a
+/// failed check, the reason of a skipped one.
 fn non_ok(report: &Value) -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::new();
-    for cat in report["categories"].as_array().unwrap() {
-        for c in cat["checks"].as_array().unwrap() {
-            if c["result"] != "ok" {
-                let details =
-                    c["details"].as_array().unwrap().iter().map(|d| d.as_str().unwrap().to_string()).collect();
-                out.insert(format!("{} {}", c["code"].as_str().unwrap(), c["result"].as_str().unwrap()), details);
-            }
-        }
+    for c in checks(report) {
+        let code = c["code"].as_str().unwrap();
+        let details = match c["result"].as_str().unwrap() {
+            "ok" => continue,
+            "skipped" => vec![skip_reason(report, code)],
+            _ => findings_of(report, code).into_iter().map(detail).collect(),
+        };
+        out.insert(format!("{code} {}", c["result"].as_str().unwrap()), details);
     }
     out
 }
@@ -198,7 +231,7 @@ fn offline_grid_in_json_and_table_with_exit_codes() {
         let json = spire_check(&["-f", path, "--now", NOW_ARG, "-o", "json"]);
         assert_eq!(json.code, i32::from(errors), "{case}: exit code\n{}", json.stderr);
         let report = json.json();
-        assert_eq!(report["success"], !errors, "{case}");
+        assert_eq!(success(&report), !errors, "{case}");
         assert_matches_expected(case, &report);
 
         let table = spire_check(&["-f", path, "--now", NOW_ARG]);
@@ -211,11 +244,9 @@ fn offline_grid_in_json_and_table_with_exit_codes() {
         assert_eq!(table.stdout.lines().last(), Some(last), "{case}\n{}", table.stdout);
         // Each failing check is a marked line with its code, its details, the hint and the URL
         // of its documentation; skipped checks are left out and counted.
-        let checks: Vec<&Value> =
-            report["categories"].as_array().unwrap().iter().flat_map(|c| c["checks"].as_array().unwrap()).collect();
         for (key, details) in non_ok(&report) {
             let (code, result) = key.split_once(' ').unwrap();
-            let check = checks.iter().find(|c| c["code"] == code).unwrap();
+            let check = checks(&report).into_iter().find(|c| c["code"] == code).unwrap();
             let description = check["description"].as_str().unwrap();
             if result == "skipped" {
                 assert!(
@@ -230,7 +261,9 @@ fn offline_grid_in_json_and_table_with_exit_codes() {
                 env!("CARGO_PKG_VERSION"),
                 code.to_ascii_lowercase()
             );
-            assert_eq!(check["docs"], docs.as_str(), "{case}: {code}");
+            let findings = findings_of(&report, code);
+            assert!(findings.iter().all(|f| f["docs"] == docs.as_str()), "{case}: {code}");
+            assert!(findings.iter().all(|f| f["severity"] == result && f["category"] == check["category"]), "{case}: {code}");
             let pointer = format!("    see {docs}");
             let lines: Vec<&str> = table.stdout.lines().collect();
             let at = lines
@@ -243,7 +276,7 @@ fn offline_grid_in_json_and_table_with_exit_codes() {
             for (i, d) in details.iter().enumerate() {
                 assert_eq!(lines[head + 1 + i], format!("    {d}"), "{case}: {code}");
             }
-            assert_eq!(lines[at - 1], format!("    hint: {}", check["hint"].as_str().unwrap()), "{case}: {code}");
+            assert_eq!(lines[at - 1], format!("    hint: {}", findings[0]["hint"].as_str().unwrap()), "{case}: {code}");
         }
         let skipped = non_ok(&report).keys().filter(|k| k.ends_with(" skipped")).count();
         if skipped > 0 {
@@ -277,7 +310,11 @@ fn golden_outputs_of_a_healthy_and_a_broken_installation() {
         let table = spire_check(&["-f", path, "--now", NOW_ARG]).expect_code(want);
         golden(&format!("spire-check.{name}.txt"), &table.stdout);
         let json = spire_check(&["-f", path, "--now", NOW_ARG, "-o", "json"]).expect_code(want);
-        golden(&format!("spire-check.{name}.json"), &json.stdout);
+        // The fixture is written to a temporary directory: the report names it as its source and
+        // in every finding's origin.
+        let dir = f.path.parent().unwrap().display().to_string();
+        assert!(json.stdout.contains(&dir), "{}", json.stdout);
+        golden(&format!("spire-check.{name}.json"), &json.stdout.replace(&dir, "$TMP"));
     }
     // The official chart wired to Istio as its guide says, healthy and with the faults a new user
     // met (the agent's nodeSelector leaving out a node with meshed pods; expired, leaf and
@@ -654,22 +691,29 @@ fn undo_live_only_differences(case: &str, live: &Value) -> (Value, BTreeSet<Stri
     if case != "wrong-id-template" {
         return (v, touched);
     }
-    for cat in v["categories"].as_array_mut().unwrap() {
-        for c in cat["checks"].as_array_mut().unwrap() {
-            if c["code"] != "SC2302" {
-                continue;
-            }
-            for d in c["details"].as_array_mut().unwrap() {
-                let text = d.as_str().unwrap();
-                let back = text.replace("-5f7d9-x1;", ";");
-                if back != text {
-                    touched.insert("SC2302".to_string());
-                    *d = json!(back);
-                }
-            }
+    for f in v["findings"].as_array_mut().unwrap() {
+        if f["code"] != "SC2302" {
+            continue;
+        }
+        let text = f["message"].as_str().unwrap();
+        let back = text.replace("-5f7d9-x1;", ";");
+        if back != text {
+            touched.insert("SC2302".to_string());
+            f["message"] = json!(back);
         }
     }
     (v, touched)
+}
+
+/// A report without what says where it was read from (the source, and each finding's origin:
+/// `file:line` offline, `cluster <context>` live).
+fn without_origins(report: &Value) -> Value {
+    let mut v = report.clone();
+    v.as_object_mut().unwrap().remove("source");
+    for f in v["findings"].as_array_mut().unwrap() {
+        f.as_object_mut().unwrap().remove("origin");
+    }
+    v
 }
 
 #[test]
@@ -683,17 +727,17 @@ fn live_cluster_reports_what_the_manifests_do() {
         let (_double, kubeconfig, _dir) = live(&f);
         let online = spire_check(&[&kubeconfig_arg(&kubeconfig), "--now", NOW_ARG, "-o", "json"]);
         assert_eq!(online.code, offline.code, "{case}: exit code\n{}", online.stderr);
-        let (a, b) = (offline.json(), online.json());
+        let (a, b) = (without_origins(&offline.json()), without_origins(&online.json()));
         let (b, touched) = undo_live_only_differences(case, &b);
         if a != b {
             // Name the checks that differ rather than dumping two reports.
             let checks = |v: &Value| -> BTreeMap<String, Value> {
-                v["categories"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .flat_map(|c| c["checks"].as_array().unwrap())
-                    .map(|c| (c["code"].as_str().unwrap().to_string(), c.clone()))
+                checks(v)
+                    .into_iter()
+                    .map(|c| {
+                        let code = c["code"].as_str().unwrap();
+                        (code.to_string(), json!({"check": c, "findings": findings_of(v, code)}))
+                    })
                     .collect()
             };
             let (ca, cb) = (checks(&a), checks(&b));
@@ -731,23 +775,24 @@ fn exec_against_the_double_reports_exec_unavailable() {
     let r = spire_check(&[&kc, "--now", NOW_ARG, "--exec", "-o", "json"]);
     assert_eq!(r.code, 1, "{r:?}");
     let report = r.json();
-    assert_eq!(report["success"], false);
-    let cats = report["categories"].as_array().unwrap();
-    let deep = cats.last().unwrap();
-    assert_eq!(deep["name"], "spire-server-exec");
-    let checks = deep["checks"].as_array().unwrap();
-    assert_eq!(checks[0]["code"], "SC2701");
-    assert_eq!(checks[0]["result"], "error");
-    let detail = checks[0]["details"][0].as_str().unwrap();
+    assert!(!success(&report));
+    let all = checks(&report);
+    let deep: Vec<&Value> = all.iter().copied().filter(|c| c["category"] == "spire-server-exec").collect();
+    assert_eq!(deep.len(), 8, "{report:#}");
+    assert_eq!((deep[0]["code"].as_str(), deep[0]["result"].as_str()), (Some("SC2701"), Some("error")));
+    let exec = findings_of(&report, "SC2701");
+    assert_eq!(exec.len(), 1, "{report:#}");
+    let detail = detail(exec[0]);
     assert!(detail.starts_with("Pod/spire/spire-server-0: exec not available: HTTP 404"), "{detail}");
-    assert!(checks[0]["docs"].as_str().unwrap().ends_with("/docs/findings.md#sc2701"));
-    for c in &checks[1..] {
+    assert!(exec[0]["docs"].as_str().unwrap().ends_with("/docs/findings.md#sc2701"));
+    assert_eq!(exec[0]["category"], "spire-server-exec");
+    for c in &deep[1..] {
         assert_eq!(c["result"], "skipped", "{c}");
-        assert_eq!(c["details"], json!(["SC2701 (The SPIRE server pod accepts exec) failed"]));
+        assert_eq!(skip_reason(&report, c["code"].as_str().unwrap()), "SC2701 (The SPIRE server pod accepts exec) failed");
     }
-    // The built-in categories are untouched by --exec.
+    // The built-in checks are untouched by --exec, and come first.
     let plain = spire_check(&[&kc, "--now", NOW_ARG, "-o", "json"]).expect_code(0).json();
-    assert_eq!(plain["categories"].as_array().unwrap()[..], cats[..cats.len() - 1]);
+    assert_eq!(checks(&plain)[..], all[..all.len() - deep.len()]);
     // The exec call reached the API server once (the healthcheck; nothing more after the 404),
     // asking for the server container and the healthcheck command.
     let calls = double.requests_matching("GET", "^/api/v1/namespaces/spire/pods/spire-server-0/exec$");

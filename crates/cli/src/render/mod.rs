@@ -1,6 +1,7 @@
 //! Renderers: data in, text out. Tables for people (coloured only on a terminal), JSON and YAML
 //! with stable schemas for machines. Nothing here decides exit codes.
 
+pub mod checks;
 pub mod explain;
 mod graph;
 pub mod reach;

@@ -1,6 +1,6 @@
 //! Analyzers: pure functions from an inventory to findings.
 
-use super::{Code, Finding, Report, Severity, Skipped, Summary, REPORT_SCHEMA};
+use super::{Code, Finding, Report, Severity, Skipped};
 use crate::inventory::{Inventory, Kind, Origin, SourceInfo};
 
 /// One analysis over the inventory. It declares the kinds it needs: when one of them is
@@ -68,16 +68,7 @@ pub fn run(tool: &'static str, command: &str, analyzers: &[&dyn Analyzer], inven
         .filter(|(_, why)| !why.is_read_failure())
         .map(|(k, why)| why.describe(k))
         .collect();
-    Report {
-        schema: REPORT_SCHEMA,
-        tool,
-        command: command.to_string(),
-        source: inventory.source.clone(),
-        findings,
-        skipped,
-        notes,
-        summary: Summary::default(),
-    }
+    Report { findings, skipped, notes, ..Report::new(tool, command, inventory.source.clone()) }
 }
 
 /// One error finding per kind the cluster should have answered for and did not (RBAC denied the

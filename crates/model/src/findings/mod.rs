@@ -7,8 +7,12 @@
 //!
 //! What is *shown* and what *fails the run* are separate choices: the report keeps everything that
 //! was not suppressed, and [`FailOn`] decides the exit status, the same way in every output format.
+//!
+//! Findings come from [`Analyzer`]s (a pass over the inventory) or from [`check`]s, reported as
+//! categories of checks like `linkerd check` does; both fill the one [`Report`].
 
 mod analyzer;
+pub mod check;
 
 use std::fmt;
 use std::str::FromStr;
@@ -16,6 +20,7 @@ use std::str::FromStr;
 use serde::Serialize;
 
 pub use analyzer::{Analyzer, run, unread_findings, wanted_kinds};
+pub use check::{CategoryDef, Check, CheckDef, Detail, Outcome, Verdict};
 
 use crate::inventory::{ObjectRef, SourceInfo};
 
@@ -87,6 +92,9 @@ pub struct Finding {
     pub hint: &'static str,
     /// Docs anchor, e.g. `docs/findings.md#mm1001`.
     pub docs: String,
+    /// The category of the check that found it, for findings of [`check`]s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<&'static str>,
 }
 
 impl Finding {
@@ -100,6 +108,7 @@ impl Finding {
             origin: None,
             hint: code.hint,
             docs: code.anchor(),
+            category: None,
         }
     }
 
@@ -212,24 +221,47 @@ pub struct Report {
     /// Things the run could not see (forbidden lists, absent CRDs), in plain words.
     pub notes: Vec<String>,
     pub summary: Summary,
+    /// Every check that ran, in order, for reports made of [`check`]s (empty, and left out of
+    /// the JSON, for analyzer reports).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<Check>,
 }
 
 pub const REPORT_SCHEMA: &str = "meshmove.report/v1";
 
 impl Report {
+    /// An empty report of `tool`'s `command` over `source`; analyzers and checks fill it.
+    pub fn new(tool: &'static str, command: impl Into<String>, source: SourceInfo) -> Self {
+        Report {
+            schema: REPORT_SCHEMA,
+            tool,
+            command: command.into(),
+            source,
+            findings: Vec::new(),
+            skipped: Vec::new(),
+            notes: Vec::new(),
+            summary: Summary::default(),
+            checks: Vec::new(),
+        }
+    }
+
     /// Drop suppressed findings (counting them), sort the rest deterministically and count them.
+    /// The findings of checks keep the order of the checks, which is already deterministic.
     pub fn finish(mut self, suppressions: &[Suppression]) -> Self {
-        let before = self.findings.len();
+        let before = self.findings.clone();
         self.findings.retain(|f| !suppressions.iter().any(|s| s.matches(f)));
-        self.summary.suppressed = before - self.findings.len();
-        self.findings.sort_by(|a, b| {
-            b.severity
-                .cmp(&a.severity)
-                .then_with(|| a.code.cmp(b.code))
-                .then_with(|| a.object.cmp(&b.object))
-                .then_with(|| a.message.cmp(&b.message))
-        });
+        self.summary.suppressed = before.len() - self.findings.len();
+        if self.checks.is_empty() {
+            self.findings.sort_by(|a, b| {
+                b.severity
+                    .cmp(&a.severity)
+                    .then_with(|| a.code.cmp(b.code))
+                    .then_with(|| a.object.cmp(&b.object))
+                    .then_with(|| a.message.cmp(&b.message))
+            });
+        }
         self.findings.dedup();
+        self.suppress_checks(suppressions, &before);
         self.summary.errors = self.count(Severity::Error);
         self.summary.warnings = self.count(Severity::Warning);
         self.summary.infos = self.count(Severity::Info);

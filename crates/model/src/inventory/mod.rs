@@ -97,6 +97,20 @@ pub struct Object {
 }
 
 impl Object {
+    /// An object from its JSON as the API server serves it, read from `origin`; `None` without
+    /// `apiVersion`, `kind` or `metadata.name`.
+    pub fn from_value(value: Value, origin: Origin) -> Option<Object> {
+        let text = |pointer: &str| value.pointer(pointer).and_then(Value::as_str).map(str::to_string);
+        Some(Object {
+            api_version: text("/apiVersion")?,
+            kind: text("/kind")?,
+            namespace: text("/metadata/namespace"),
+            name: text("/metadata/name")?,
+            value,
+            origin,
+        })
+    }
+
     /// The API group (empty for the core group).
     pub fn group(&self) -> &str {
         self.api_version.rsplit_once('/').map_or("", |(g, _)| g)

@@ -21,7 +21,7 @@ use meshmove_model::inventory::{Object, ObjectRef, kinds};
 use crate::CSI_DRIVER_NAME;
 use crate::catalog;
 use crate::context::{SpireContext, Subject};
-use crate::model::{CategoryDef, CheckDef, Detail, Verdict};
+use meshmove_model::findings::{CategoryDef, CheckDef, Detail, Verdict};
 use crate::selector::{daemon_cannot_run_on, daemon_excluded_from, pod_cannot_run_on};
 use meshmove_model::workload::{self, Workload};
 

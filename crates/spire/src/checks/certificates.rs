@@ -18,7 +18,7 @@ use crate::catalog;
 use meshmove_model::duration::human as show_duration;
 use crate::config::ServerConfig;
 use crate::context::{BundleState, ServerConfigState, SpireContext, USUAL_BUNDLE_KEYS};
-use crate::model::{CategoryDef, CheckDef, Detail, Verdict};
+use meshmove_model::findings::{CategoryDef, CheckDef, Detail, Verdict};
 
 pub fn category<'a>() -> CategoryDef<SpireContext<'a>> {
     CategoryDef {

@@ -11,7 +11,7 @@ use serde::Serialize;
 use meshmove_model::inventory::ObjectRef;
 use crate::catalog;
 use crate::context::SpireContext;
-use crate::model::{CategoryDef, CheckDef, Detail, Verdict};
+use meshmove_model::findings::{CategoryDef, CheckDef, Detail, Verdict};
 use crate::template::{RenderError, render_spiffe_id, split_spiffe_id};
 
 pub fn category<'a>() -> CategoryDef<SpireContext<'a>> {

@@ -6,7 +6,7 @@ use meshmove_model::inventory::Inventory;
 
 use crate::catalog;
 use crate::context::SpireContext;
-use crate::model::{CategoryDef, CheckDef, Detail, Verdict};
+use meshmove_model::findings::{CategoryDef, CheckDef, Detail, Verdict};
 
 pub fn category<'a>() -> CategoryDef<SpireContext<'a>> {
     CategoryDef { name: "inputs", available: |_| Ok(()), checks: vec![CheckDef::new(&catalog::INPUTS_READ, |cx| read(cx.inventory))] }

@@ -14,7 +14,7 @@
 use crate::catalog;
 use crate::config::template_mounts_socket;
 use crate::context::{Dataplane, SpireContext, Subject};
-use crate::model::{CategoryDef, CheckDef, Detail, Verdict};
+use meshmove_model::findings::{CategoryDef, CheckDef, Detail, Verdict};
 
 pub fn category<'a>() -> CategoryDef<SpireContext<'a>> {
     CategoryDef {

@@ -10,7 +10,7 @@ pub mod server;
 pub mod trust;
 
 use super::context::SpireContext;
-use super::model::CategoryDef;
+use meshmove_model::findings::CategoryDef;
 
 /// Every built-in category, in the order they are reported.
 pub fn categories<'a>() -> Vec<CategoryDef<SpireContext<'a>>> {

@@ -11,7 +11,7 @@ use serde_json::Value;
 use meshmove_model::inventory::{Unavailable, kinds};
 use crate::catalog;
 use crate::context::{SpireContext, Subject};
-use crate::model::{CategoryDef, CheckDef, Detail, Verdict};
+use meshmove_model::findings::{CategoryDef, CheckDef, Detail, Verdict};
 use crate::template::render_spiffe_id;
 
 pub fn category<'a>() -> CategoryDef<SpireContext<'a>> {

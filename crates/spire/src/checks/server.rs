@@ -5,7 +5,7 @@ use serde_json::Value;
 use meshmove_model::inventory::{Object, kinds};
 use crate::catalog;
 use crate::context::{ServerConfigState, SpireContext};
-use crate::model::{CategoryDef, CheckDef, Detail, Verdict};
+use meshmove_model::findings::{CategoryDef, CheckDef, Detail, Verdict};
 
 pub fn category<'a>() -> CategoryDef<SpireContext<'a>> {
     CategoryDef {

@@ -16,7 +16,7 @@ use meshmove_model::inventory::kinds;
 use crate::catalog;
 use crate::config::ISTIO_DEFAULT_TRUST_DOMAIN;
 use crate::context::{ServerConfigState, SpireContext};
-use crate::model::{CategoryDef, CheckDef, Detail, Verdict};
+use meshmove_model::findings::{CategoryDef, CheckDef, Detail, Verdict};
 
 pub fn category<'a>() -> CategoryDef<SpireContext<'a>> {
     CategoryDef {

@@ -9,87 +9,56 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, UNIX_EPOCH};
 
 use meshmove_model::inventory::{Inventory, Kind, Object, Origin, SourceInfo};
-use meshmove_spire::{self as spire, CheckStatus, SpireContext, SpireOptions, run_category};
+use meshmove_model::findings::{Code, Outcome, Report};
+
+use crate::catalog::{
+    AGENT_ATTESTED, ENTRY_ISTIO_ID, ENTRY_PARENT, EXEC_AVAILABLE, POD_HAS_ENTRY, SERVER_BUNDLE_CURRENT,
+    SERVER_BUNDLE_ROTATION, SERVER_HEALTHY,
+};
+use crate::{self as spire, SpireContext, SpireOptions};
 use serde_json::{Value, json};
 
+use super::server_api::k8s_selector_holds;
 use super::*;
 
 /// 2031-06-15T12:00:00Z.
 const NOW: i64 = 1_939_291_200;
 
-const ENTRIES: &str = r#"{
-  "entries": [
-    {
-      "id": "7b1c1d1e-0001-4a4b-9c9d-000000000001",
-      "spiffe_id": {"trust_domain": "example.org", "path": "/ns/shop/sa/cart"},
-      "parent_id": {"trust_domain": "example.org", "path": "/spire/agent/k8s_psat/demo-cluster/uid-node-1"},
-      "selectors": [{"type": "k8s", "value": "pod-uid:uid-cart-0"}],
-      "x509_svid_ttl": 3600,
-      "federates_with": [],
-      "admin": false,
-      "downstream": false,
-      "expires_at": "0",
-      "dns_names": ["cart-0"],
-      "revision_number": "2",
-      "store_svid": false,
-      "jwt_svid_ttl": 300,
-      "hint": "",
-      "created_at": "1939287600"
-    },
-    {
-      "id": "7b1c1d1e-0002-4a4b-9c9d-000000000002",
-      "spiffe_id": {"trust_domain": "example.org", "path": "/ns/shop/sa/checkout"},
-      "parent_id": {"trust_domain": "example.org", "path": "/spire/agent/k8s_psat/demo-cluster/uid-node-2"},
-      "selectors": [{"type": "k8s", "value": "pod-uid:uid-checkout-0"}],
-      "x509_svid_ttl": 3600,
-      "federates_with": [],
-      "admin": false,
-      "downstream": false,
-      "expires_at": "0",
-      "dns_names": [],
-      "revision_number": "0",
-      "store_svid": false,
-      "jwt_svid_ttl": 300,
-      "hint": "",
-      "created_at": "1939287600"
-    },
-    {
-      "id": "7b1c1d1e-0003-4a4b-9c9d-000000000003",
-      "spiffe_id": {"trust_domain": "example.org", "path": "/spire/agent/k8s_psat/demo-cluster"},
-      "parent_id": {"trust_domain": "example.org", "path": "/spire/server"},
-      "selectors": [{"type": "k8s_psat", "value": "cluster:demo-cluster"}],
-      "x509_svid_ttl": 0,
-      "federates_with": [],
-      "admin": false,
-      "downstream": false,
-      "expires_at": "0",
-      "dns_names": [],
-      "revision_number": "0",
-      "store_svid": false,
-      "jwt_svid_ttl": 0,
-      "hint": "",
-      "created_at": "1939280000"
-    },
-    {
-      "id": "7b1c1d1e-0004-4a4b-9c9d-000000000004",
-      "spiffe_id": {"trust_domain": "example.org", "path": "/host/backup"},
-      "parent_id": {"trust_domain": "example.org", "path": "/spire/agent/k8s_psat/demo-cluster/uid-node-1"},
-      "selectors": [{"type": "unix", "value": "uid:0"}],
-      "x509_svid_ttl": 3600,
-      "federates_with": [],
-      "admin": false,
-      "downstream": false,
-      "expires_at": "0",
-      "dns_names": [],
-      "revision_number": "0",
-      "store_svid": false,
-      "jwt_svid_ttl": 300,
-      "hint": "",
-      "created_at": "1939280000"
-    }
-  ],
-  "next_page_token": ""
-}"#;
+/// One entry of `entry show -output json`: entry `n` gives `path` under `parent` to what
+/// `selector` (`type`, `value`) selects, with SPIRE's other fields as a controller-made entry has them.
+fn entry_json(n: u32, path: &str, parent: &str, selector: (&str, &str), dns_names: &[&str]) -> Value {
+    let agent = parent != "/spire/server";
+    json!({
+        "id": format!("7b1c1d1e-000{n}-4a4b-9c9d-00000000000{n}"),
+        "spiffe_id": {"trust_domain": "example.org", "path": path},
+        "parent_id": {"trust_domain": "example.org", "path": parent},
+        "selectors": [{"type": selector.0, "value": selector.1}],
+        "x509_svid_ttl": if agent { 3600 } else { 0 },
+        "federates_with": [],
+        "admin": false,
+        "downstream": false,
+        "expires_at": "0",
+        "dns_names": dns_names,
+        "revision_number": if dns_names.is_empty() { "0" } else { "2" },
+        "store_svid": false,
+        "jwt_svid_ttl": if agent { 300 } else { 0 },
+        "hint": "",
+        "created_at": if selector.0 == "k8s" { "1939287600" } else { "1939280000" }
+    })
+}
+
+/// The server's entries: the two meshed pods (on node-1 and node-2), the node alias of the
+/// cluster's agents, and an entry for a host process.
+static ENTRIES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    const NODE_1: &str = "/spire/agent/k8s_psat/demo-cluster/uid-node-1";
+    let entries = [
+        entry_json(1, "/ns/shop/sa/cart", NODE_1, ("k8s", "pod-uid:uid-cart-0"), &["cart-0"]),
+        entry_json(2, "/ns/shop/sa/checkout", "/spire/agent/k8s_psat/demo-cluster/uid-node-2", ("k8s", "pod-uid:uid-checkout-0"), &[]),
+        entry_json(3, "/spire/agent/k8s_psat/demo-cluster", "/spire/server", ("k8s_psat", "cluster:demo-cluster"), &[]),
+        entry_json(4, "/host/backup", NODE_1, ("unix", "uid:0"), &[]),
+    ];
+    serde_json::to_string_pretty(&json!({"entries": entries, "next_page_token": ""})).unwrap()
+});
 
 fn agent_json(node: &str, banned: bool, expires: i64) -> Value {
     json!({
@@ -119,15 +88,7 @@ fn healthy_agents() -> String {
 }
 
 fn object(value: Value) -> Object {
-    let meta = &value["metadata"];
-    Object {
-        api_version: value["apiVersion"].as_str().unwrap().into(),
-        kind: value["kind"].as_str().unwrap().into(),
-        namespace: meta["namespace"].as_str().map(str::to_string),
-        name: meta["name"].as_str().unwrap().into(),
-        value: value.clone(),
-        origin: Origin::Cluster { context: "test".into() },
-    }
+    Object::from_value(value, Origin::Cluster { context: "test".into() }).unwrap()
 }
 
 fn app_pod(app: &str, node: &str) -> Value {
@@ -214,8 +175,8 @@ fn options() -> SpireOptions {
     SpireOptions { now: UNIX_EPOCH + Duration::from_secs(NOW as u64), ..SpireOptions::default() }
 }
 
-fn ok(stdout: &str) -> CommandOutput {
-    CommandOutput { stdout: stdout.into(), stderr: String::new(), status: Ok(()) }
+fn ok(stdout: &str) -> ExecOutput {
+    ExecOutput { stdout: stdout.into(), stderr: String::new(), status: Ok(()) }
 }
 
 fn gathered(cx: &SpireContext<'_>, entries: &str, agents: &str) -> Gathered {
@@ -247,19 +208,38 @@ fn server_bundle(jwt: &[i64]) -> String {
     .to_string()
 }
 
-/// `CODE result [object]` for every check that is not ok, as in the core's fixture grid.
+/// The deep-check codes, in report order.
+static CODES: [&Code; 8] = [
+    &EXEC_AVAILABLE,
+    &SERVER_HEALTHY,
+    &POD_HAS_ENTRY,
+    &ENTRY_ISTIO_ID,
+    &AGENT_ATTESTED,
+    &ENTRY_PARENT,
+    &SERVER_BUNDLE_CURRENT,
+    &SERVER_BUNDLE_ROTATION,
+];
+
+/// The deep category alone, as a report.
+fn run(input: &DeepInput<'_, '_>) -> Report {
+    let mut report = Report::new(spire::CATALOG.tool, "check", input.cx.inventory.source.clone());
+    report.run_checks(&[category()], input, &crate::catalog::docs_url);
+    assert!(report.checks.iter().all(|c| c.category == CATEGORY));
+    assert_eq!(report.checks.iter().map(|c| c.code).collect::<Vec<_>>(), CODES.map(|c| c.code));
+    report
+}
+
+/// `CODE result [object]` for every check that is not ok, as in the fixture grid.
 fn non_ok(input: &DeepInput<'_, '_>) -> BTreeSet<String> {
-    let cat = run_category(&category(), input);
-    assert_eq!(cat.name, CATEGORY);
-    assert_eq!(cat.checks.iter().map(|c| c.code).collect::<Vec<_>>(), CODES.map(|c| c.code));
+    let report = run(input);
     let mut out = BTreeSet::new();
-    for c in cat.checks.iter().filter(|c| c.result != CheckStatus::Ok) {
-        if c.result == CheckStatus::Skipped {
+    for c in report.checks.iter().filter(|c| c.result != Outcome::Ok) {
+        if c.result == Outcome::Skipped {
             out.insert(format!("{} skipped", c.code));
             continue;
         }
-        for d in &c.details {
-            out.insert(match &d.object {
+        for f in report.findings_of(c.code) {
+            out.insert(match &f.object {
                 Some(o) => format!("{} {} {o}", c.code, c.result),
                 None => format!("{} {}", c.code, c.result),
             });
@@ -268,14 +248,29 @@ fn non_ok(input: &DeepInput<'_, '_>) -> BTreeSet<String> {
     out
 }
 
+/// What a check says: what it found when it passed, its problems when it failed, the reason it
+/// was skipped.
 fn details(input: &DeepInput<'_, '_>, code: &str) -> Vec<String> {
-    let cat = run_category(&category(), input);
-    cat.checks.iter().find(|c| c.code == code).unwrap().details.iter().map(ToString::to_string).collect()
+    lines(&run(input), code)
+}
+
+fn lines(report: &Report, code: &str) -> Vec<String> {
+    match report.check(code).unwrap().result {
+        Outcome::Ok => report.check(code).unwrap().info.clone(),
+        Outcome::Skipped => vec![report.skip_reason(code).unwrap().to_string()],
+        _ => report
+            .findings_of(code)
+            .map(|f| match &f.object {
+                Some(o) => format!("{o}: {}", f.message),
+                None => f.message.clone(),
+            })
+            .collect(),
+    }
 }
 
 #[test]
 fn parses_entry_show_json() {
-    let entries = parse_entries(ENTRIES).unwrap();
+    let entries = parse_entries(&ENTRIES).unwrap();
     assert_eq!(entries.len(), 4);
     assert_eq!(entries[0].id, "7b1c1d1e-0001-4a4b-9c9d-000000000001");
     assert_eq!(entries[0].spiffe_id, "spiffe://example.org/ns/shop/sa/cart");
@@ -400,7 +395,7 @@ fn healthy_server_passes_every_deep_check() {
     let inv = cluster(SERVER_CONF);
     let opts = options();
     let cx = SpireContext::new(&inv, &opts);
-    let input = DeepInput { cx: &cx, gathered: Ok(gathered(&cx, ENTRIES, &healthy_agents())) };
+    let input = DeepInput { cx: &cx, gathered: Ok(gathered(&cx, &ENTRIES, &healthy_agents())) };
     assert_eq!(non_ok(&input), BTreeSet::new());
     assert_eq!(details(&input, "SC2702"), ["Pod/spire/spire-server-1: Server is healthy."]);
     assert_eq!(details(&input, "SC2703"), ["2 meshed pod(s) checked against 4 entries"]);
@@ -414,16 +409,16 @@ fn exec_unavailable_fails_the_first_check_and_skips_the_rest() {
     let cx = SpireContext::new(&inv, &opts);
     let why = "Pod/spire/spire-server-1: exec not available: HTTP 404 the server could not find the requested resource";
     let input = DeepInput { cx: &cx, gathered: Err(why.into()) };
-    let cat = run_category(&category(), &input);
-    assert_eq!(cat.checks[0].result, CheckStatus::Error);
-    assert_eq!(cat.checks[0].details[0].to_string(), why);
-    for c in &cat.checks[1..] {
-        assert_eq!(c.result, CheckStatus::Skipped, "{}", c.code);
-        assert_eq!(c.details[0].message, "SC2701 (The SPIRE server pod accepts exec) failed");
+    let report = run(&input);
+    assert_eq!(report.checks[0].result, Outcome::Error);
+    assert_eq!(lines(&report, "SC2701"), [why]);
+    for c in &report.checks[1..] {
+        assert_eq!(c.result, Outcome::Skipped, "{}", c.code);
+        assert_eq!(report.skip_reason(c.code), Some("SC2701 (The SPIRE server pod accepts exec) failed"));
     }
-    let report = spire::SpireReport::new(vec![cat]);
-    assert!(!report.success);
-    assert!(report.findings()[0].docs.ends_with("/docs/findings.md#sc2701"), "{}", report.findings()[0].docs);
+    let report = report.finish(&[]);
+    assert_eq!(report.summary.errors, 1);
+    assert!(report.findings[0].docs.ends_with("/docs/findings.md#sc2701"), "{}", report.findings[0].docs);
 }
 
 #[test]
@@ -431,8 +426,8 @@ fn failing_healthcheck_is_an_error_with_what_the_server_said() {
     let inv = cluster(SERVER_CONF);
     let opts = options();
     let cx = SpireContext::new(&inv, &opts);
-    let mut g = gathered(&cx, ENTRIES, &healthy_agents());
-    g.healthcheck = CommandOutput {
+    let mut g = gathered(&cx, &ENTRIES, &healthy_agents());
+    g.healthcheck = ExecOutput {
         stdout: String::new(),
         stderr: "\nServer is unhealthy: unable to determine health\n".into(),
         status: Err("exit code 1".into()),
@@ -454,7 +449,7 @@ fn entries_are_compared_with_the_pods() {
     let cx = SpireContext::new(&inv, &opts);
     // cart: its entry renders the pod name instead of Istio's ID, and hangs off node-2's agent
     // although the pod runs on node-1. checkout: no entry at all.
-    let mut doc: Value = serde_json::from_str(ENTRIES).unwrap();
+    let mut doc: Value = serde_json::from_str(&ENTRIES).unwrap();
     doc["entries"][0]["spiffe_id"]["path"] = json!("/ns/shop/pod/cart-0");
     doc["entries"][0]["parent_id"]["path"] = json!("/spire/agent/k8s_psat/demo-cluster/uid-node-2");
     doc["entries"].as_array_mut().unwrap().remove(1);
@@ -490,7 +485,7 @@ fn entries_under_a_node_alias_or_an_unknown_parent() {
     let inv = cluster(SERVER_CONF);
     let opts = options();
     let cx = SpireContext::new(&inv, &opts);
-    let mut doc: Value = serde_json::from_str(ENTRIES).unwrap();
+    let mut doc: Value = serde_json::from_str(&ENTRIES).unwrap();
     // cart hangs off the node alias (fine); checkout off an agent the server does not know.
     doc["entries"][0]["parent_id"]["path"] = json!("/spire/agent/k8s_psat/demo-cluster");
     doc["entries"][1]["parent_id"]["path"] = json!("/spire/agent/k8s_psat/demo-cluster/uid-gone");
@@ -511,7 +506,7 @@ fn agents_banned_expired_or_missing() {
     let cx = SpireContext::new(&inv, &opts);
     // node-1's agent is banned; node-2 has only an expired one.
     let list = agents(&[agent_json("node-1", true, NOW + 1800), agent_json("node-2", false, NOW - 60)]);
-    let input = DeepInput { cx: &cx, gathered: Ok(gathered(&cx, ENTRIES, &list)) };
+    let input = DeepInput { cx: &cx, gathered: Ok(gathered(&cx, &ENTRIES, &list)) };
     let got = non_ok(&input);
     assert!(got.contains("SC2705 error Node/node-1") && got.contains("SC2705 error Node/node-2"), "{got:?}");
     // The entries of both pods now hang off unusable agents.
@@ -527,7 +522,7 @@ fn agents_banned_expired_or_missing() {
     );
     // No agent at all for node-2.
     let list = agents(&[agent_json("node-1", false, NOW + 1800)]);
-    let input = DeepInput { cx: &cx, gathered: Ok(gathered(&cx, ENTRIES, &list)) };
+    let input = DeepInput { cx: &cx, gathered: Ok(gathered(&cx, &ENTRIES, &list)) };
     assert_eq!(
         details(&input, "SC2705"),
         ["Node/node-2: agent pod Pod/spire/spire-agent-b runs here, but no attested agent names this node"]
@@ -542,11 +537,11 @@ fn agents_without_node_names_cannot_be_matched() {
     let list =
         agents(&[json!({"id": "spiffe://example.org/spire/agent/join_token/t1", "attestation_type": "join_token",
                                 "selectors": [], "banned": false, "x509svid_expires_at": "0"})]);
-    let input = DeepInput { cx: &cx, gathered: Ok(gathered(&cx, ENTRIES, &list)) };
-    let cat = run_category(&category(), &input);
-    let c = cat.checks.iter().find(|c| c.code == "SC2705").unwrap();
-    assert_eq!(c.result, CheckStatus::Skipped);
-    assert!(c.details[0].message.contains("attestation: join_token"), "{}", c.details[0]);
+    let input = DeepInput { cx: &cx, gathered: Ok(gathered(&cx, &ENTRIES, &list)) };
+    let report = run(&input);
+    assert_eq!(report.check("SC2705").unwrap().result, Outcome::Skipped);
+    let why = report.skip_reason("SC2705").unwrap();
+    assert!(why.contains("attestation: join_token"), "{why}");
 }
 
 #[test]
@@ -554,8 +549,8 @@ fn a_server_without_json_output_skips_the_comparisons() {
     let inv = cluster(SERVER_CONF);
     let opts = options();
     let cx = SpireContext::new(&inv, &opts);
-    let mut g = gathered(&cx, ENTRIES, &healthy_agents());
-    g.entries = Ok(CommandOutput {
+    let mut g = gathered(&cx, &ENTRIES, &healthy_agents());
+    g.entries = Ok(ExecOutput {
         stdout: String::new(),
         stderr: "flag provided but not defined: -output\nUsage of entry show:\n".into(),
         status: Err("exit code 1".into()),
@@ -586,7 +581,7 @@ fn the_servers_own_bundle_dates_jwt_authorities() {
     let inv = cluster(SERVER_CONF);
     let opts = options();
     let cx = SpireContext::new(&inv, &opts);
-    let mut g = gathered(&cx, ENTRIES, &healthy_agents());
+    let mut g = gathered(&cx, &ENTRIES, &healthy_agents());
     // An expired JWT key, and the current one 2h from expiry with no successor (24h keys
     // activate their successor 4h before).
     g.bundle = Ok(ok(&server_bundle(&[NOW - 86_400, NOW + 2 * HOUR_S])));
@@ -605,8 +600,8 @@ fn the_servers_own_bundle_dates_jwt_authorities() {
         "{expired:?}"
     );
     // A server that cannot print its bundle: the two checks are skipped, saying why.
-    let mut g = gathered(&cx, ENTRIES, &healthy_agents());
-    g.bundle = Ok(CommandOutput {
+    let mut g = gathered(&cx, &ENTRIES, &healthy_agents());
+    g.bundle = Ok(ExecOutput {
         stdout: String::new(),
         stderr: "Error: unknown flag".into(),
         status: Err("exit code 1".into()),
@@ -620,14 +615,13 @@ fn the_servers_own_bundle_dates_jwt_authorities() {
 }
 
 #[test]
-fn codes_are_outside_the_core_catalog_and_well_formed() {
-    for c in CODES {
-        assert!(spire::CATALOG.get(c.code).is_none(), "{} collides with a built-in check", c.code);
-        assert!(c.code.starts_with("SC27"), "{}", c.code);
-        assert!(c.hint.ends_with('.') && !c.title.ends_with('.'), "{}", c.code);
-    }
+fn codes_are_the_catalogs_sc27xx_and_documented() {
+    let in_catalog: Vec<&str> =
+        spire::CATALOG.codes.iter().map(|c| c.code).filter(|c| c.starts_with("SC27")).collect();
+    assert_eq!(in_catalog, CODES.map(|c| c.code), "the deep checks are the catalog's SC27xx, in order");
     let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/findings.md")).unwrap();
     for c in CODES {
+        assert!(c.hint.ends_with('.') && !c.title.ends_with('.'), "{}", c.code);
         let section =
             docs.split(&format!("\n### {}\n", c.code)).nth(1).unwrap_or_else(|| panic!("{} is not documented", c.code));
         assert!(
@@ -636,4 +630,52 @@ fn codes_are_outside_the_core_catalog_and_well_formed() {
             c.code
         );
     }
+}
+
+/// Captured outputs by command, standing in for the exec API; records what was run.
+struct Captured {
+    outputs: Vec<(&'static str, Result<ExecOutput, String>)>,
+    ran: std::cell::RefCell<Vec<(String, Vec<String>)>>,
+}
+
+impl Exec for Captured {
+    async fn exec(&self, target: &Target, argv: Vec<String>) -> Result<ExecOutput, String> {
+        let out = self.outputs.iter().find(|(sub, _)| argv.get(1).map(String::as_str) == Some(*sub));
+        self.ran.borrow_mut().push((target.container.clone(), argv.clone()));
+        out.map(|(_, o)| o.clone()).unwrap_or_else(|| Err("no such command".into()))
+    }
+}
+
+/// Poll a future that never waits (the captured outputs are ready at once).
+fn ready<T>(f: impl std::future::Future<Output = T>) -> T {
+    let mut f = std::pin::pin!(f);
+    match f.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("the captured exec never waits"),
+    }
+}
+
+#[test]
+fn gather_runs_the_four_commands_in_the_server_container() {
+    let inv = cluster(SERVER_CONF);
+    let opts = options();
+    let cx = SpireContext::new(&inv, &opts);
+    let exec = Captured {
+        outputs: vec![("healthcheck", Ok(ok("Server is healthy.\n"))), ("entry", Ok(ok(&ENTRIES))), ("agent", Err("stream broke".into()))],
+        ran: Default::default(),
+    };
+    let g = ready(gather(&exec, &cx)).unwrap();
+    let ran = exec.ran.borrow();
+    let subcommands: Vec<&str> = ran.iter().map(|(_, argv)| argv[1].as_str()).collect();
+    assert_eq!(subcommands, ["healthcheck", "entry", "agent", "bundle"]);
+    assert!(ran.iter().all(|(container, argv)| container == "server" && argv[0] == SERVER_BINARY));
+    assert_eq!(g.agents, Err("stream broke".into()), "a later call that fails is kept per command");
+    assert_eq!(g.bundle, Err("no such command".into()));
+    // A first call that cannot be made is why exec is impossible, named by the pod.
+    let refused = Captured { outputs: vec![("healthcheck", Err("exec not allowed: HTTP 403".into()))], ran: Default::default() };
+    let why = ready(gather(&refused, &cx)).unwrap_err();
+    assert_eq!(why, "Pod/spire/spire-server-1: exec not allowed: HTTP 403");
+    assert_eq!(refused.ran.borrow().len(), 1, "nothing runs after the first refusal");
+    let input = DeepInput { cx: &cx, gathered: Err(why) };
+    assert_eq!(non_ok(&input).len(), CODES.len());
 }
