@@ -4,7 +4,7 @@
 //! Jobs and CronJobs are never databases, whatever they run: a CronJob running `postgres:16` is
 //! a `pg_dump` client, and a migration Job shipping a database image is a client too.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -110,12 +110,13 @@ pub use meshmove_model::cnpg::{METRICS_PORT as CNPG_METRICS_PORT, STATUS_PORT as
 
 /// Find every database of the inventory, sorted by object reference.
 pub fn databases(inventory: &Inventory) -> Vec<Database> {
+    let by_namespace = ServicesByNamespace::new(inventory);
     let mut out = Vec::new();
     for cluster in inventory.of(&kinds::CNPG_CLUSTER) {
         let ns = cluster.namespace.clone();
         let pod_labels = BTreeMap::from([("cnpg.io/cluster".to_string(), cluster.name.clone())]);
         let mut services: Vec<String> = ["rw", "ro", "r"].iter().map(|s| format!("{}-{s}", cluster.name)).collect();
-        services.extend(selecting_services(inventory, ns.as_deref(), &pod_labels));
+        services.extend(selecting_services(&by_namespace, ns.as_deref(), &pod_labels));
         services.sort();
         services.dedup();
         out.push(Database {
@@ -138,7 +139,7 @@ pub fn databases(inventory: &Inventory) -> Vec<Database> {
             continue;
         }
         let Some(engine) = w.images().find_map(Engine::from_image) else {
-            if let Some(db) = behind_database_port(inventory, &w) {
+            if let Some(db) = behind_database_port(&by_namespace, &w) {
                 out.push(db);
             }
             continue;
@@ -169,7 +170,7 @@ pub fn databases(inventory: &Inventory) -> Vec<Database> {
         out.push(Database {
             object: w.object.object_ref(),
             engine,
-            services: selecting_services(inventory, Some(w.namespace()), &pod_labels),
+            services: selecting_services(&by_namespace, Some(w.namespace()), &pod_labels),
             pod_labels,
             ports,
             cnpg: false,
@@ -192,13 +193,13 @@ impl Engine {
 /// image, or a proxy or pooler in front of one (PgBouncer, ProxySQL), which clients treat as
 /// the database. Its client ports are the target ports of those Service ports, resolved against
 /// the container ports.
-fn behind_database_port(inventory: &Inventory, w: &Workload<'_>) -> Option<Database> {
+fn behind_database_port(services_in: &ServicesByNamespace<'_>, w: &Workload<'_>) -> Option<Database> {
     let pod_labels = w.pod_labels();
     let container_ports = w.ports();
     let mut engine = None;
     let mut ports = Vec::new();
     let mut services = Vec::new();
-    for svc in inventory.of(&kinds::SERVICE).filter(|s| s.namespace.as_deref() == Some(w.namespace()) && service_selects(s, &pod_labels)) {
+    for svc in services_in.of(Some(w.namespace())).iter().filter(|s| service_selects(s, &pod_labels)) {
         let mut on_db_port = false;
         for p in svc.value.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
             if p.get("protocol").and_then(Value::as_str).is_some_and(|proto| proto != "TCP") {
@@ -237,14 +238,37 @@ fn is_metrics_port(name: Option<&str>) -> bool {
     name.is_some_and(|n| n.contains("metrics") || n.contains("exporter"))
 }
 
+/// The inventory's Services by namespace, in inventory order: looking at the Services of one
+/// namespace per database costs their number, not the cluster's.
+struct ServicesByNamespace<'a> {
+    by_namespace: HashMap<&'a str, Vec<&'a Object>>,
+    /// Services without a namespace.
+    none: Vec<&'a Object>,
+}
+
+impl<'a> ServicesByNamespace<'a> {
+    fn new(inventory: &'a Inventory) -> Self {
+        let mut out = ServicesByNamespace { by_namespace: HashMap::new(), none: Vec::new() };
+        for s in inventory.of(&kinds::SERVICE) {
+            match s.namespace.as_deref() {
+                Some(ns) => out.by_namespace.entry(ns).or_default().push(s),
+                None => out.none.push(s),
+            }
+        }
+        out
+    }
+
+    fn of(&self, namespace: Option<&str>) -> &[&'a Object] {
+        match namespace {
+            Some(ns) => self.by_namespace.get(ns).map_or(&[], Vec::as_slice),
+            None => &self.none,
+        }
+    }
+}
+
 /// Names of the Services in `namespace` whose selector matches `pod_labels`.
-pub fn selecting_services(inventory: &Inventory, namespace: Option<&str>, pod_labels: &BTreeMap<String, String>) -> Vec<String> {
-    inventory
-        .of(&kinds::SERVICE)
-        .filter(|s| s.namespace.as_deref() == namespace)
-        .filter(|s| service_selects(s, pod_labels))
-        .map(|s| s.name.clone())
-        .collect()
+fn selecting_services(services: &ServicesByNamespace<'_>, namespace: Option<&str>, pod_labels: &BTreeMap<String, String>) -> Vec<String> {
+    services.of(namespace).iter().filter(|s| service_selects(s, pod_labels)).map(|s| s.name.clone()).collect()
 }
 
 /// Whether a Service's selector matches pod labels (a Service without selector selects nothing).

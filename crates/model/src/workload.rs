@@ -132,7 +132,9 @@ pub struct ContainerPort {
 
 /// The controller owner (kind, name) of an object, from `metadata.ownerReferences`.
 pub fn owner(object: &Object) -> Option<(&str, &str)> {
-    let refs = object.value.pointer("/metadata/ownerReferences")?.as_array()?;
+    // Read for every object of every workload kind (every Pod of a cluster): no `pointer`, which
+    // allocates a string per path segment.
+    let refs = object.value.get("metadata")?.get("ownerReferences")?.as_array()?;
     let r = refs
         .iter()
         .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
