@@ -64,10 +64,13 @@ impl PolicyArgs {
 }
 
 /// What generating policies reads: workloads, the Services, Secrets and ConfigMaps that name
-/// databases, CloudNativePG clusters; `apply` also diffs against existing NetworkPolicies.
+/// databases, CloudNativePG clusters, the admin policies the proof must account for (an
+/// AdminNetworkPolicy `Allow` no NetworkPolicy can override); `apply` also diffs against existing
+/// NetworkPolicies.
 pub fn kinds(with_policies: bool) -> Vec<&'static Kind> {
     let mut k: Vec<&'static Kind> = WORKLOAD_KINDS.to_vec();
     k.extend([&kinds::SERVICE, &kinds::SECRET, &kinds::CONFIG_MAP, &kinds::CNPG_CLUSTER]);
+    k.extend(meshmove_netpol::view::ADMIN_POLICY_KINDS);
     if with_policies {
         k.push(&kinds::NETWORK_POLICY);
     }
