@@ -41,6 +41,8 @@ pub struct EnableArgs {
     #[arg(long)]
     force: bool,
     #[command(flatten)]
+    root: super::live::MeshRootArgs,
+    #[command(flatten)]
     changes: MutateFlags,
 }
 
@@ -140,7 +142,7 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &EnableArgs) -> Result<
     }
     // PeerAuthentication PERMISSIVE only where it provably lowers no workload's mTLS mode: the
     // mesh's policies are read on their own (a namespace administrator may not list them).
-    let options = EnableOptions { policies: Some(live.peer_authentications()?), ..options };
+    let options = EnableOptions { policies: Some(live.peer_authentications(&args.root)?), ..options };
     let permissive = enable::permissive(&inventory, &ns, options.policies.clone().expect("read above"));
     let plan = enable::plan(&inventory, &ns, &options).map_err(|e| anyhow!(e))?;
     match &permissive {

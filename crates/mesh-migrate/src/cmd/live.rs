@@ -6,7 +6,7 @@
 use anyhow::Result;
 use meshmove_cli::KubeFlags;
 pub use meshmove_cli::mutate::{DryRunArg, MutateFlags, progress, run_plan};
-use meshmove_migration::inplace::peer_auth::Policies;
+use meshmove_migration::inplace::peer_auth::{self, Policies, RootNamespace};
 use meshmove_model::inventory::{Inventory, Kind};
 
 /// The shared connection ([`meshmove_cli::mutate::Live`]) with what the in-place commands read
@@ -46,14 +46,36 @@ impl Live {
     }
 
     /// The mesh's PeerAuthentications, listed in every namespace (the mesh-wide ones live in the
-    /// root namespace), or why they cannot be known. A list the cluster refuses is an answer here,
-    /// not an error: `enable` then writes no PeerAuthentication and `status` shows the modes as
-    /// unknown, saying why.
-    pub fn peer_authentications(&self) -> Result<Policies> {
+    /// root namespace, see [`Self::mesh_root`]), or why they cannot be known. A list the cluster
+    /// refuses is an answer here, not an error: `enable` then writes no PeerAuthentication and
+    /// `status` shows the modes as unknown, saying why.
+    pub fn peer_authentications(&self, root: &MeshRootArgs) -> Result<Policies> {
         let kind = [&meshmove_model::inventory::kinds::PEER_AUTHENTICATION];
         let inventory = self.rt.block_on(meshmove_kube::cluster::load(&self.conn, &kind, &kind, Some(&self.conn.namespace)))?;
-        Ok(meshmove_migration::inplace::peer_auth::policies(&inventory))
+        Ok(peer_auth::policies_in(&inventory, self.mesh_root(root)))
     }
+
+    /// The mesh root namespace: `--mesh-root-namespace`, else the mesh config read from the
+    /// cluster (ConfigMap `istio` in `istio-system`, one GET), else Istio's default; or why it
+    /// is unknown (the mesh config could not be read, or does not parse).
+    pub fn mesh_root(&self, root: &MeshRootArgs) -> std::result::Result<RootNamespace, String> {
+        let flag = root.mesh_root_namespace.as_deref();
+        let mesh_config = match flag {
+            Some(_) => vec![],
+            None => self.rt.block_on(peer_auth::read_mesh_config(&self.conn, peer_auth::ISTIO_NAMESPACE))?,
+        };
+        let found = Inventory::from_files(mesh_config, vec![], self.conn.namespace.clone());
+        peer_auth::root_namespace(&found, flag)
+    }
+}
+
+/// Where the mesh-wide PeerAuthentications live.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct MeshRootArgs {
+    /// The mesh root namespace (MeshConfig rootNamespace), where mesh-wide PeerAuthentications
+    /// live (default: as the mesh config, ConfigMap istio-system/istio, sets it; else istio-system)
+    #[arg(long, value_name = "NS")]
+    pub mesh_root_namespace: Option<String>,
 }
 
 /// Whether `target` is a StatefulSet or DaemonSet with `updateStrategy.type: OnDelete` in

@@ -24,6 +24,8 @@ pub struct StrictArgs {
     #[arg(long)]
     force: bool,
     #[command(flatten)]
+    root: super::live::MeshRootArgs,
+    #[command(flatten)]
     changes: MutateFlags,
 }
 
@@ -64,7 +66,7 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, command: &MtlsCommand) -> Res
     };
     // A write that would not take effect, or policies it cannot see, is refused even with
     // --force: --force overrides what would break, never the proof of what the write does.
-    let strict = match mtls::strict(&inventory, &ns) {
+    let strict = match mtls::strict_in(&inventory, &ns, live.mesh_root(&args.root)) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("mtls strict: not switching: {e}");

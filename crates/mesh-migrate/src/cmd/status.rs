@@ -14,6 +14,8 @@ use super::live::Live;
 pub struct StatusArgs {
     #[command(flatten)]
     source: SourceFlags,
+    #[command(flatten)]
+    root: super::live::MeshRootArgs,
 }
 
 const KINDS: &[&meshmove_model::inventory::Kind] = &[
@@ -41,7 +43,7 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &StatusArgs) -> Result<
         }
         let journal = live.rt.block_on(Journal::load(&live.conn, &ns))?;
         // The mesh-wide policies live in the root namespace: listed in every namespace.
-        let policies = live.peer_authentications()?;
+        let policies = live.peer_authentications(&args.root)?;
         (ns, inventory, journal, policies)
     } else {
         // From manifests (e.g. `kubectl get ... -o yaml` saved earlier): the journal, if the
@@ -52,7 +54,9 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &StatusArgs) -> Result<
             .get(&kinds::CONFIG_MAP, Some(&ns), meshmove_kube::plan::JOURNAL_NAME)
             .map(|cm| Journal::from_config_map(&ns, &cm.value).map_err(anyhow::Error::from))
             .transpose()?;
-        let policies = meshmove_migration::inplace::peer_auth::policies(&inventory);
+        // The mesh config, if the files hold it, or the flag, names the root namespace.
+        let peer_auth = meshmove_migration::inplace::peer_auth::root_namespace(&inventory, args.root.mesh_root_namespace.as_deref());
+        let policies = meshmove_migration::inplace::peer_auth::policies_in(&inventory, peer_auth);
         (ns, inventory, journal, policies)
     };
     let s = status::status_with(&inventory, policies, &ns, journal.as_ref());

@@ -263,8 +263,13 @@ pub fn prove(before: &PeerAuthentications, proposed: &PeerAuthentication, target
 /// mode before and after (proven with [`prove`]), and what `STRICT` would break. The inventory
 /// must hold the PeerAuthentications of every namespace.
 pub fn strict(inventory: &Inventory, namespace: &str) -> Result<Strict, MigrateError> {
+    strict_in(inventory, namespace, peer_auth::root_namespace(inventory, None))
+}
+
+/// [`strict`] with the mesh root namespace given (or why it is unknown: then nothing is switched).
+pub fn strict_in(inventory: &Inventory, namespace: &str, root: Result<peer_auth::RootNamespace, String>) -> Result<Strict, MigrateError> {
     let refuse = |message: String| MigrateError::PeerAuthentication { namespace: namespace.to_string(), message };
-    let before = peer_auth::policies(inventory).map_err(refuse)?;
+    let before = peer_auth::policies_in(inventory, root).map_err(refuse)?;
     if namespace == before.root_namespace() {
         return Err(refuse(format!("{namespace} is the mesh root namespace: a namespace-wide PeerAuthentication there applies to the whole mesh")));
     }
