@@ -340,20 +340,8 @@ pub fn unreachable_backends(sides: &Sides, legacy: &[Value], set: &CopySet) -> V
     for b in &set.shared {
         let Some((kind, name)) = b.object.split_once('/') else { continue };
         let Some(backend) = first_pod(kind, &sides.legacy, name) else { continue };
-        // The backend's TCP ports: its containers' and its Services' target ports (charts often
-        // declare only the Service's).
-        let mut ports: Vec<u16> = engine.pod(backend).ports.iter().filter(|p| p.protocol == Protocol::Tcp).map(|p| p.port).collect();
-        for svc in legacy.iter().filter(|o| str_at(o, "/kind") == Some("Service") && b.services.iter().any(|n| str_at(o, "/metadata/name") == Some(n))) {
-            for sp in svc.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
-                if sp.get("protocol").and_then(Value::as_str).is_none_or(|p| p == "TCP")
-                    && let Some(p) = sp.get("targetPort").filter(|t| t.is_u64()).or_else(|| sp.get("port")).and_then(Value::as_u64)
-                {
-                    ports.extend(u16::try_from(p).ok());
-                }
-            }
-        }
-        ports.sort_unstable();
-        ports.dedup();
+        let services = legacy.iter().filter(|o| str_at(o, "/kind") == Some("Service") && b.services.iter().any(|n| str_at(o, "/metadata/name") == Some(n)));
+        let ports = backend_tcp_ports(&engine, backend, services);
         let mut refused: Vec<String> = Vec::new();
         for (kind, name) in &copies {
             let (Some(original), Some(copy)) = (first_pod(kind, &sides.legacy, name), first_pod(kind, &sides.mesh, name)) else { continue };
@@ -1349,4 +1337,27 @@ mod tests {
         assert!(set.violations.iter().all(|v| v.object == "Deployment/api"));
         assert!(!set.violations.is_empty());
     }
+}
+
+/// A backend's TCP ports: its containers' and, numeric ones, its Services' target ports (or
+/// ports), since charts often declare only the Service's. Sorted, without duplicates.
+pub(super) fn backend_tcp_ports<'a>(
+    engine: &meshmove_netpol::Engine,
+    backend: meshmove_netpol::PodId,
+    services: impl Iterator<Item = &'a Value>,
+) -> Vec<u16> {
+    use meshmove_netpol::Protocol;
+    let mut ports: Vec<u16> = engine.pod(backend).ports.iter().filter(|p| p.protocol == Protocol::Tcp).map(|p| p.port).collect();
+    for svc in services {
+        for sp in svc.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
+            if sp.get("protocol").and_then(Value::as_str).is_none_or(|p| p == "TCP")
+                && let Some(p) = sp.get("targetPort").filter(|t| t.is_u64()).or_else(|| sp.get("port")).and_then(Value::as_u64)
+            {
+                ports.extend(u16::try_from(p).ok());
+            }
+        }
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    ports
 }

@@ -363,18 +363,8 @@ pub fn lost_connections(sides: &Sides, legacy: &[Value], set: &CopySet, guards: 
     let mut out = Vec::new();
     for (bk, bn, blabels) in &workloads {
         let Some(backend) = first_pod(bk, &sides.legacy, bn) else { continue };
-        let mut ports: Vec<u16> = engine.pod(backend).ports.iter().filter(|p| p.protocol == Protocol::Tcp).map(|p| p.port).collect();
-        for svc in services.iter().filter(|s| meshmove_model::selector::service_selects(s, blabels)) {
-            for sp in svc.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
-                if sp.get("protocol").and_then(Value::as_str).is_none_or(|p| p == "TCP")
-                    && let Some(p) = sp.get("targetPort").filter(|t| t.is_u64()).or_else(|| sp.get("port")).and_then(Value::as_u64)
-                {
-                    ports.extend(u16::try_from(p).ok());
-                }
-            }
-        }
-        ports.sort_unstable();
-        ports.dedup();
+        let selecting = services.iter().copied().filter(|s| meshmove_model::selector::service_selects(s, blabels));
+        let ports = super::copy::backend_tcp_ports(&engine, backend, selecting);
         // The backend's counterpart: its copy, or itself when it stays.
         let target = if copied(bk, bn) { first_pod(bk, &sides.mesh, bn) } else { Some(backend) };
         let Some(target) = target else { continue };
