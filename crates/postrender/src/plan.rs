@@ -30,7 +30,7 @@ use serde_json::Value;
 use super::PostRenderConfig;
 
 /// Kinds (API group, kind) the policy generator reads: its inventory lookups, in
-/// `core::policies`, `core::dbiso::{discover, owners}`, `netpol::view` and `model::workload`.
+/// `isolation::policies`, `isolation::{discover, owners}`, `netpol::view` and `model::workload`.
 /// `kind_reads_are_covered` (tests) fails when one of them starts reading a kind missing here.
 pub(super) const ANALYSED: &[(&str, &str)] = &[
     ("apps", "Deployment"),
@@ -45,6 +45,8 @@ pub(super) const ANALYSED: &[(&str, &str)] = &[
     ("", "ConfigMap"),
     ("", "Secret"),
     ("networking.k8s.io", "NetworkPolicy"),
+    ("policy.networking.k8s.io", "AdminNetworkPolicy"),
+    ("policy.networking.k8s.io", "BaselineAdminNetworkPolicy"),
     ("networking.k8s.io", "Ingress"),
     ("networking.istio.io", "VirtualService"),
     ("gateway.networking.k8s.io", "HTTPRoute"),
@@ -177,6 +179,8 @@ mod tests {
             "CONFIG_MAP" => &kinds::CONFIG_MAP,
             "SECRET" => &kinds::SECRET,
             "NETWORK_POLICY" => &kinds::NETWORK_POLICY,
+            "ADMIN_NETWORK_POLICY" => &kinds::ADMIN_NETWORK_POLICY,
+            "BASELINE_ADMIN_NETWORK_POLICY" => &kinds::BASELINE_ADMIN_NETWORK_POLICY,
             "INGRESS" => &kinds::INGRESS,
             "VIRTUAL_SERVICE" => &kinds::VIRTUAL_SERVICE,
             "HTTP_ROUTE" => &kinds::HTTP_ROUTE,

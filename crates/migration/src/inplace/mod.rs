@@ -34,9 +34,8 @@ pub mod peer_auth;
 pub mod profile;
 pub mod status;
 
-use std::collections::{BTreeMap, BTreeSet};
 
-use meshmove_istio::injection::{INJECTION_LABEL, REV_LABEL};
+use meshmove_istio::injection::INJECTION_LABEL;
 use meshmove_istio::{Dataplane, Labels, Pod, Protocol, Served, dataplane};
 use serde_json::Value;
 
@@ -227,25 +226,17 @@ pub fn namespace_object<'a>(inventory: &'a Inventory, namespace: &str) -> Option
     inventory.get(&kinds::NAMESPACE, None, namespace)
 }
 
-/// The injectors `status`, `enable` and `mtls strict` assume when they ask which data plane the
-/// labels select: every revision the labels name, and `default`. These commands report or change
-/// what the labels select; whether an injector answers is the control-plane gate's question
-/// (precheck's MM1013, `enable`'s gate) and the proxy check after the restarts.
-fn assume_served(pod: &Pod) -> Served {
-    let mut revisions: BTreeSet<String> = ["default".to_string()].into();
-    revisions.extend(pod.namespace_labels.get(REV_LABEL).cloned());
-    revisions.extend(pod.labels.get(REV_LABEL).cloned());
-    Served { revisions, tags: BTreeMap::new(), default_revision: Some("default".to_string()) }
-}
-
 /// The data plane a pod created now from `template` (`{metadata, spec}`, or a Pod) would join
 /// in a namespace labelled `namespace_labels`, by Istio's webhook selection, injector policy and
-/// ambient enablement ([`meshmove_istio::dataplane`]), with [`assume_served`]'s injectors.
+/// ambient enablement ([`meshmove_istio::dataplane`]), with the injectors [`Served::assumed`]
+/// supposes: every revision the labels name, and `default`. `status`, `enable` and `mtls strict`
+/// report or change what the labels select; whether an injector answers is the control-plane
+/// gate's question (precheck's MM1013, `enable`'s gate) and the proxy check after the restarts.
 pub fn selected_dataplane(namespace: &str, namespace_labels: &Labels, template: &Value) -> Dataplane {
     let mut pod = Pod::from_objects(&Value::Null, template);
     pod.namespace = namespace.to_string();
     pod.namespace_labels = namespace_labels.clone();
-    let served = assume_served(&pod);
+    let served = Served::assumed(&pod);
     dataplane(&pod, &served)
 }
 
