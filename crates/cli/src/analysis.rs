@@ -11,7 +11,9 @@ use crate::output::Out;
 
 /// Load the inventory a command works from: manifests when `-f` is given, else the cluster
 /// (listing `kinds` in the namespace scope from `-n`/`-A`/the context, and `cluster_wide` kinds
-/// in every namespace). Input without a single object is an error (exit 2). On a cluster, every
+/// in every namespace; when Secrets are asked for, Secrets and ConfigMaps are not listed but
+/// fetched by name, those the workloads read, see `meshmove_kube::cluster::load_by_reference`).
+/// Input without a single object is an error (exit 2). On a cluster, every
 /// kind must be read: a list refused (403) or a built-in kind not found (404) is an error (exit 3)
 /// naming the lists and the RBAC the command needs, since what it would print or write from a
 /// partial view (policies, a verdict) could be wrong. Absent CRDs are not errors.
@@ -44,7 +46,13 @@ pub fn load_inventory_partial(kube: &KubeFlags, source: &SourceFlags, kinds: &[&
         crate::debug!(1, "loading {} kinds from context {} ({})", kinds.len(), conn.context,
             if conn.all_namespaces { "all namespaces".to_string() } else { format!("namespace {}", conn.namespace) });
         let scope = if conn.all_namespaces { None } else { Some(conn.namespace.as_str()) };
-        Ok(meshmove_kube::cluster::load_readable(&conn, kinds, cluster_wide, scope).await?)
+        // A command that reads Secrets (dbiso: the connection strings workloads take from them)
+        // reads Secrets and ConfigMaps by reference: only those the workloads name, each with a
+        // GET, so it needs `get` on them and never lists them. Others list what they ask for
+        // (spire-check reads ConfigMaps no workload names, such as Istio's mesh config).
+        let by_reference: &[&'static Kind] =
+            if kinds.contains(&&meshmove_model::inventory::kinds::SECRET) { &meshmove_kube::cluster::BY_REFERENCE } else { &[] };
+        Ok(meshmove_kube::cluster::load_readable_by_reference(&conn, kinds, by_reference, cluster_wide, scope).await?)
     })
 }
 

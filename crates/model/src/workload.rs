@@ -120,6 +120,42 @@ impl<'a> Workload<'a> {
     pub fn images(&self) -> impl Iterator<Item = &'a str> + 'a {
         self.containers().filter_map(|c| c.get("image").and_then(Value::as_str))
     }
+
+    /// Names of the Secrets (`kind` `"Secret"`) or ConfigMaps (`"ConfigMap"`) whose content the
+    /// pods read, in the workload's namespace: `env[].valueFrom.secretKeyRef` /
+    /// `configMapKeyRef` and `envFrom[].secretRef` / `configMapRef` of the containers and init
+    /// containers, and `secret` / `configMap` volumes, directly or as `projected` sources (the
+    /// ways a pod consumes them, per the Kubernetes "Secrets" and "ConfigMaps" concept pages,
+    /// <https://kubernetes.io/docs/concepts/configuration/secret/#using-a-secret>). Image pull
+    /// Secrets are left out: their content is for the kubelet, not the pod. Sorted, once each.
+    pub fn referenced(&self, kind: &str) -> Vec<&'a str> {
+        let (key_ref, env_from, volume, volume_name) = match kind {
+            "Secret" => ("/valueFrom/secretKeyRef/name", "/secretRef/name", "secret", "secretName"),
+            "ConfigMap" => ("/valueFrom/configMapKeyRef/name", "/configMapRef/name", "configMap", "name"),
+            _ => return Vec::new(),
+        };
+        let mut names = Vec::new();
+        for c in self.containers().chain(self.init_containers()) {
+            let env = c.get("env").and_then(Value::as_array).into_iter().flatten();
+            names.extend(env.filter_map(|e| e.pointer(key_ref).and_then(Value::as_str)));
+            let from = c.get("envFrom").and_then(Value::as_array).into_iter().flatten();
+            names.extend(from.filter_map(|e| e.pointer(env_from).and_then(Value::as_str)));
+        }
+        let volumes = self.template.pointer("/spec/volumes").and_then(Value::as_array).into_iter().flatten();
+        for v in volumes {
+            let projected = v.pointer("/projected/sources").and_then(Value::as_array).into_iter().flatten();
+            for src in std::iter::once(v).chain(projected) {
+                let Some(vol) = src.get(volume) else { continue };
+                // A volume names its Secret with `secretName`, a projected source with `name`.
+                let name = vol.get(volume_name).or_else(|| vol.get("name")).and_then(Value::as_str);
+                names.extend(name);
+            }
+        }
+        names.retain(|n| !n.is_empty());
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
 }
 
 /// A container port.
@@ -203,4 +239,43 @@ pub fn disruption_budgets(inventory: &Inventory, w: &Object) -> Vec<String> {
         })
         .map(|p| p.name.clone())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::Origin;
+    use serde_json::json;
+
+    #[test]
+    fn referenced_secrets_and_config_maps_are_the_ones_pods_read() {
+        let value = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api", "namespace": "shop"},
+            "spec": {"template": {"spec": {
+                "imagePullSecrets": [{"name": "registry"}],
+                "initContainers": [{"name": "migrate", "envFrom": [{"secretRef": {"name": "db-admin"}}]}],
+                "containers": [{"name": "api",
+                    "env": [{"name": "DB", "valueFrom": {"secretKeyRef": {"name": "db", "key": "url"}}},
+                            {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "mode"}}},
+                            {"name": "PLAIN", "value": "x"}],
+                    "envFrom": [{"configMapRef": {"name": "env"}}, {"secretRef": {"name": "db"}}]}],
+                "volumes": [{"name": "tls", "secret": {"secretName": "tls"}},
+                            {"name": "conf", "configMap": {"name": "conf"}},
+                            {"name": "both", "projected": {"sources": [{"secret": {"name": "token"}}, {"configMap": {"name": "ca"}},
+                                                                       {"serviceAccountToken": {"path": "t"}}]}},
+                            {"name": "scratch", "emptyDir": {}}]}}}
+        });
+        let object = Object {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            namespace: Some("shop".into()),
+            name: "api".into(),
+            value,
+            origin: Origin::Cluster { context: "c".into() },
+        };
+        let w = Workload::of(&object).unwrap();
+        assert_eq!(w.referenced("Secret"), ["db", "db-admin", "tls", "token"]);
+        assert_eq!(w.referenced("ConfigMap"), ["ca", "conf", "env", "settings"]);
+        assert!(w.referenced("Service").is_empty());
+    }
 }

@@ -283,7 +283,8 @@ fn live_audit_apply_and_audit_again_against_the_api_double() {
     let kc = kubeconfig.to_str().unwrap();
     let env = [("KUBECONFIG", kc)];
 
-    // Live audit: the shared database, every kind listed exactly once.
+    // Live audit: the shared database, every kind listed exactly once; Secrets and ConfigMaps
+    // are not listed but fetched by name, those the workloads read, each once.
     double.clear_requests();
     let live = dbiso(&["audit", "-o", "json"], &env).expect_code(1);
     let live_report = live.json();
@@ -292,9 +293,7 @@ fn live_audit_apply_and_audit_again_against_the_api_double() {
     let listed = lists(&double);
     let expected: Vec<String> = [
         "/api/v1/namespaces",
-        "/api/v1/namespaces/pyairtable/configmaps",
         "/api/v1/namespaces/pyairtable/pods",
-        "/api/v1/namespaces/pyairtable/secrets",
         "/api/v1/namespaces/pyairtable/services",
         "/apis/apps/v1/namespaces/pyairtable/daemonsets",
         "/apis/apps/v1/namespaces/pyairtable/deployments",
@@ -310,6 +309,22 @@ fn live_audit_apply_and_audit_again_against_the_api_double() {
     .collect();
     assert_eq!(listed.keys().cloned().collect::<Vec<_>>(), expected, "kinds listed: {listed:?}");
     assert!(listed.values().all(|&n| n == 1), "a kind was listed more than once: {listed:?}");
+    let mut fetched: Vec<String> = double
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && (r.path.contains("/secrets/") || r.path.contains("/configmaps/")))
+        .map(|r| r.path.rsplit('/').next().unwrap().to_string())
+        .collect();
+    let count = fetched.len();
+    fetched.sort();
+    fetched.dedup();
+    assert!(!fetched.is_empty() && fetched.len() == count, "each named Secret and ConfigMap once: {fetched:?}");
+    for name in &fetched {
+        assert!(
+            [format!("name: {name}\n"), format!("secretName: {name}\n"), format!("name: {name}}}")].iter().any(|r| demo.contains(r.as_str())),
+            "{name} was fetched but no workload names it"
+        );
+    }
     let others: Vec<String> = double.requests().iter().filter(|r| r.method != "GET").map(|r| format!("{} {}", r.method, r.path)).collect();
     assert!(others.is_empty(), "audit only reads: {others:?}");
 

@@ -142,14 +142,16 @@ fn some_reads_failed_is_an_error_finding_per_kind_and_exit_1() {
     assert_eq!(unread.len(), 1, "{report:#}");
     assert!(unread[0]["message"].as_str().unwrap().starts_with("could not list networkpolicies.networking.k8s.io: networkpolicies.networking.k8s.io is forbidden"));
     // Commands that would judge or write from a partial view refuse it (exit 3, nothing on
-    // stdout): explain reads the policies, generate the Secrets that name database hosts.
+    // stdout): explain reads the policies, generate the Secrets that name database hosts (each
+    // one a workload names, fetched by name).
     let r = tool("dbiso", &with_kubeconfig(&["explain", "deployment/llm-orchestrator", "statefulset/postgres-core", "5432"], kc)).expect_code(3);
     assert!(r.stdout.is_empty(), "{}", r.stdout);
     assert!(r.stderr.contains("from a partial view of cluster double") && r.stderr.contains("list networkpolicies"), "{}", r.stderr);
-    let secrets = d.add_fault(FaultRule::on("GET", "/secrets$").forbidden("jane")).unwrap();
+    let secrets = d.add_fault(FaultRule::on("GET", "/secrets/").forbidden("jane")).unwrap();
     let r = tool("dbiso", &with_kubeconfig(&["generate"], kc)).expect_code(3);
     assert!(r.stdout.is_empty(), "no policy from a partial view: {}", r.stdout);
-    assert!(r.stderr.contains("from a partial view of cluster double") && r.stderr.contains("list secrets"), "{}", r.stderr);
+    assert!(r.stderr.contains("from a partial view of cluster double") && r.stderr.contains("get secrets: secrets \""), "{}", r.stderr);
+    assert!(r.stderr.contains("`get` on secrets in namespace pyairtable (a Role)"), "the hint names get, not list: {}", r.stderr);
     d.remove_fault(secrets);
     // reach shows what it could read and fails for what it could not.
     let r = tool("dbiso", &with_kubeconfig(&["reach", "-o", "txt"], kc)).expect_code(1);

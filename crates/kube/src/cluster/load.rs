@@ -77,12 +77,20 @@ pub async fn load_readable(
     namespace: Option<&str>,
 ) -> Result<Inventory, ClusterError> {
     let inventory = load(conn, kinds, cluster_wide, namespace).await?;
+    match nothing_read(conn, &inventory) {
+        Some(e) => Err(e),
+        None => Ok(inventory),
+    }
+}
+
+/// The error when every kind the inventory asked for was refused or not found.
+pub(super) fn nothing_read(conn: &Connection, inventory: &Inventory) -> Option<ClusterError> {
     let unread = inventory.unread();
     if !unread.is_empty() && !inventory.listed_any() {
-        let (failures, hint) = describe_unread(&inventory);
-        return Err(ClusterError::NothingRead { context: conn.context.clone(), failures, hint });
+        let (failures, hint) = describe_unread(inventory);
+        return Some(ClusterError::NothingRead { context: conn.context.clone(), failures, hint });
     }
-    Ok(inventory)
+    None
 }
 
 /// The error of a command that cannot work from a partial view (`action`, e.g. "generate
@@ -102,43 +110,50 @@ pub fn unread_error(inventory: &Inventory, action: &str) -> Option<ClusterError>
 /// One line per unread kind, and a hint naming the `list` permissions (by resource and scope)
 /// that would let the command read them.
 fn describe_unread(inventory: &Inventory) -> (Vec<String>, String) {
+    // Secrets and ConfigMaps reach these errors only through the analysis commands, which read
+    // them by reference (`super::fetch`): they need `get` on them, not `list`.
+    let verb = |k: &Kind| if super::fetch::BY_REFERENCE.contains(&k) { "get" } else { "list" };
     let unread = inventory.unread();
-    let failures = unread.iter().map(|(k, why)| format!("list {}: {}", k.resource(), why.describe(k))).collect();
+    let failures = unread.iter().map(|(k, why)| format!("{} {}: {}", verb(k), k.resource(), why.describe(k))).collect();
     let scoped_ns = match &inventory.source {
         SourceInfo::Cluster { namespace: Some(ns), .. } => Some(ns.clone()),
         _ => None,
     };
-    let mut in_namespace = Vec::new();
-    let mut everywhere = Vec::new();
-    let mut cluster_scoped = Vec::new();
+    // (verb, scope) -> resources, in the order the grants are named.
+    let mut scopes: Vec<((&str, u8), Vec<String>)> = Vec::new();
     let mut not_found = false;
     for (kind, why) in &unread {
         not_found |= matches!(why, Unavailable::NotFound { .. });
-        if !kind.namespaced {
-            cluster_scoped.push(kind.resource());
+        let scope = if !kind.namespaced {
+            2
         } else if scoped_ns.is_some() && !inventory.complete_across_namespaces(kind) {
-            in_namespace.push(kind.resource());
+            0
         } else {
-            everywhere.push(kind.resource());
+            1
+        };
+        let key = (verb(kind), scope);
+        match scopes.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, list)) => list.push(kind.resource()),
+            None => scopes.push((key, vec![kind.resource()])),
         }
     }
-    let mut grants = Vec::new();
-    if let Some(ns) = &scoped_ns
-        && !in_namespace.is_empty()
-    {
-        grants.push(format!("`list` on {} in namespace {ns} (a Role)", in_namespace.join(", ")));
-    }
-    if !everywhere.is_empty() {
-        grants.push(format!("`list` on {} in all namespaces (a ClusterRole)", everywhere.join(", ")));
-    }
-    if !cluster_scoped.is_empty() {
-        grants.push(format!("`list` on {} (cluster-scoped: a ClusterRole)", cluster_scoped.join(", ")));
-    }
-    let first = &unread[0].0;
+    scopes.sort_by_key(|((v, scope), _)| (*scope, *v != "list"));
+    let grants: Vec<String> = scopes
+        .iter()
+        .map(|((v, scope), list)| match (scope, &scoped_ns) {
+            (0, Some(ns)) => format!("`{v}` on {} in namespace {ns} (a Role)", list.join(", ")),
+            (2, _) => format!("`{v}` on {} (cluster-scoped: a ClusterRole)", list.join(", ")),
+            _ => format!("`{v}` on {} in all namespaces (a ClusterRole)", list.join(", ")),
+        })
+        .collect();
+    // The command to check one grant with: a listed kind when there is one (the by-reference
+    // kinds are unread when the workloads naming them are).
+    let first = unread.iter().map(|(k, _)| *k).find(|k| verb(k) == "list").unwrap_or(unread[0].0);
+    let v = verb(first);
     let check = match (&scoped_ns, first.namespaced && !inventory.complete_across_namespaces(first)) {
-        (Some(ns), true) => format!("kubectl auth can-i list {} -n {ns}", first.resource()),
-        _ if first.namespaced => format!("kubectl auth can-i list {} -A", first.resource()),
-        _ => format!("kubectl auth can-i list {}", first.resource()),
+        (Some(ns), true) => format!("kubectl auth can-i {v} {} -n {ns}", first.resource()),
+        _ if first.namespaced => format!("kubectl auth can-i {v} {} -A", first.resource()),
+        _ => format!("kubectl auth can-i {v} {}", first.resource()),
     };
     let mut hint = format!("this command needs {}; check with `{check}`", grants.join(", and "));
     if not_found {
@@ -200,7 +215,7 @@ fn scope(ns: Option<&str>) -> String {
     ns.map_or_else(|| "all namespaces".to_string(), |n| format!("namespace {n}"))
 }
 
-fn to_object(mut value: Value, kind: &'static Kind, origin: Origin) -> Object {
+pub(super) fn to_object(mut value: Value, kind: &'static Kind, origin: Origin) -> Object {
     // LIST items may omit kind/apiVersion; the inventory needs them on every object.
     if let Value::Object(map) = &mut value {
         map.entry("apiVersion").or_insert_with(|| Value::String(kind.api_version()));

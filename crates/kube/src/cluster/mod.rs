@@ -6,6 +6,7 @@
 //! impersonation with `--as`/`--as-group`; exec credential plugins through kube's loader. The
 //! default namespace comes from the context, not "all namespaces".
 
+mod fetch;
 mod load;
 
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use meshmove_model::duration::Mode;
 use meshmove_model::redact;
 
+pub use fetch::{BY_REFERENCE, Fetched, get_named, load_by_reference, load_readable_by_reference};
 pub use load::{load, load_readable, unread_error};
 
 /// kubectl's cluster flags as plain data (the binaries fill it from clap).
