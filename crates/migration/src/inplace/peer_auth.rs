@@ -95,9 +95,9 @@ pub async fn read_mesh_config(conn: &meshmove_kube::cluster::Connection, istio_n
             Ok(Object::from_value(value, Origin::Cluster { context: conn.context.clone() }).into_iter().collect())
         }
         Err(e) => Err(format!(
-            "the mesh config (ConfigMap {istio_namespace}/{name}) could not be read ({}), so the mesh root namespace is unknown: pass --mesh-root-namespace",
+            "could not read the mesh config, ConfigMap {istio_namespace}/{name} ({}), so the mesh root namespace is unknown: pass --mesh-root-namespace",
             match &e {
-                kube::Error::Api(status) => format!("{} {}", status.code, status.reason),
+                kube::Error::Api(status) => format!("{}: {}", status.code, status.message),
                 other => other.to_string(),
             }
         )),
