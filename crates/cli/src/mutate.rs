@@ -1,15 +1,18 @@
 //! What every mutating command of the suite shares, whichever plugin runs it: `--dry-run` and
 //! `--timeout`, a connection with its runtime, running a plan of `meshmove_kube::plan` with
-//! progress, and printing outcomes and objects. One contract: `--dry-run=client` prints a diff
-//! per object, `-o json|yaml` the objects sent (a `List` in JSON), and outcomes read as kubectl's
-//! (`networkpolicy.networking.k8s.io/x created`).
+//! progress, and printing outcomes and objects. One contract, rollbacks included:
+//! `--dry-run=client` prints a unified diff per object; `-o yaml` prints the whole objects as the
+//! command leaves them (the live object with the change applied, without status and the server's
+//! metadata, Secret values masked), `-o json` the same objects as a kubectl `List`; outcomes read
+//! as kubectl's (`networkpolicy.networking.k8s.io/x created`), on stderr unless the output is a
+//! table.
 
 use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 use meshmove_kube::cluster::{Connection, parse_timeout};
-use meshmove_kube::plan::{self, DryRun, ExecOptions, Outcome, Plan, Progress};
+use meshmove_kube::plan::{self, DryRun, ExecOptions, Outcome, Plan, Preview, Progress, RollbackOptions};
 
 use crate::{KubeFlags, Out, OutputFormat};
 
@@ -115,48 +118,85 @@ pub fn print_object_list(out: &mut Out, format: OutputFormat, objects: &[serde_j
     Ok(())
 }
 
-/// The plan's objects as a YAML stream or a JSON `List`.
-pub fn print_objects(out: &mut Out, format: OutputFormat, plan: &Plan) -> Result<()> {
-    print_object_list(out, format, &plan.objects())
-}
-
 /// Run `plan`: `--dry-run=client` prints diffs (table) or objects (json/yaml); otherwise execute
 /// with progress, printing the objects after when `-o json|yaml`.
 pub fn run_plan(live: &Live, plan: &Plan, flags: &MutateFlags, format: OutputFormat) -> Result<Vec<Outcome>> {
     run_plans(live, std::slice::from_ref(plan), flags, format)
 }
 
-/// [`run_plan`] for several plans (one per namespace), in order: every diff is shown before
-/// anything is sent, a failing plan stops the rest, and `-o json|yaml` prints one list of every
-/// plan's objects.
-pub fn run_plans(live: &Live, plans: &[Plan], flags: &MutateFlags, format: OutputFormat) -> Result<Vec<Outcome>> {
-    let table = matches!(format, OutputFormat::Table | OutputFormat::Wide);
-    let mut out = Out::new();
-    if flags.dry_run == DryRunArg::Client && table {
-        for plan in plans {
-            for p in live.rt.block_on(plan::preview(&live.conn, plan))? {
-                out.write_str(&p.diff)?;
-            }
-        }
-        out.flush()?;
+fn is_table(format: OutputFormat) -> bool {
+    matches!(format, OutputFormat::Table | OutputFormat::Wide)
+}
+
+/// Where outcomes go: on stdout as kubectl prints them in table mode, unless stdout carries
+/// diffs (client dry runs) or objects (`-o json|yaml`).
+fn sink(table: bool, dry_run: DryRunArg) -> impl FnMut(Progress) {
+    let mut show = progress(table && dry_run != DryRunArg::Client);
+    move |p: Progress| match (&p, dry_run) {
+        (Progress::Done(o), DryRunArg::Client) => eprintln!("{o}"),
+        (_, DryRunArg::Client) => {}
+        _ => show(p),
     }
-    let options = ExecOptions { dry_run: flags.dry_run.into(), timeout: flags.timeout, actor: live.actor() };
-    let mut show = progress(table && flags.dry_run != DryRunArg::Client);
-    let mut show_client = |p: Progress| {
-        // Client dry runs print diffs on stdout; outcomes go to stderr.
-        if let Progress::Done(o) = &p {
-            eprintln!("{o}");
+}
+
+/// Print what `previews` show: their diffs in table mode under `--dry-run=client`, the objects
+/// they leave under `-o json|yaml`.
+fn print_previews(out: &mut Out, previews: &[Preview], dry_run: DryRunArg, format: OutputFormat) -> Result<()> {
+    if !is_table(format) {
+        print_object_list(out, format, &plan::objects_after(previews))?;
+    } else if dry_run == DryRunArg::Client {
+        for p in previews {
+            out.write_str(&p.diff)?;
         }
-    };
-    let sink: &mut dyn FnMut(Progress) = if flags.dry_run == DryRunArg::Client { &mut show_client } else { &mut show };
-    let mut outcomes = Vec::new();
-    for plan in plans {
-        outcomes.extend(live.rt.block_on(plan::execute(&live.conn, plan, &options, sink))?);
-    }
-    if !table {
-        let objects: Vec<_> = plans.iter().flat_map(Plan::objects).collect();
-        print_object_list(&mut out, format, &objects)?;
     }
     out.flush()?;
+    Ok(())
+}
+
+/// Whether the command needs previews: for diffs or for the objects it prints.
+fn wants_previews(dry_run: DryRunArg, format: OutputFormat) -> bool {
+    dry_run == DryRunArg::Client || !is_table(format)
+}
+
+/// [`run_plan`] for several plans (one per namespace), in order: every diff is shown before
+/// anything is sent, a failing plan stops the rest, and `-o json|yaml` prints one list of every
+/// plan's objects, as they are after the change (read before it is sent).
+pub fn run_plans(live: &Live, plans: &[Plan], flags: &MutateFlags, format: OutputFormat) -> Result<Vec<Outcome>> {
+    let mut out = Out::new();
+    let mut previews = Vec::new();
+    if wants_previews(flags.dry_run, format) {
+        for plan in plans {
+            previews.extend(live.rt.block_on(plan::preview(&live.conn, plan))?);
+        }
+    }
+    if flags.dry_run == DryRunArg::Client {
+        print_previews(&mut out, &previews, flags.dry_run, format)?;
+    }
+    let options = ExecOptions { dry_run: flags.dry_run.into(), timeout: flags.timeout, actor: live.actor() };
+    let mut sink = sink(is_table(format), flags.dry_run);
+    let mut outcomes = Vec::new();
+    for plan in plans {
+        outcomes.extend(live.rt.block_on(plan::execute(&live.conn, plan, &options, &mut sink))?);
+    }
+    if flags.dry_run != DryRunArg::Client {
+        print_previews(&mut out, &previews, flags.dry_run, format)?;
+    }
+    Ok(outcomes)
+}
+
+/// Roll back from the journal (`options.step`'s entries, or all) with the same contract as a
+/// plan: `--dry-run=client` prints a diff per object it would restore or delete, `-o json|yaml`
+/// the objects as the rollback leaves them (deleted ones left out), outcomes as they happen.
+/// Rollback's own checks (drift, unrestorable Secrets) run first and refuse before anything is
+/// printed on stdout.
+pub fn run_rollback(live: &Live, options: &RollbackOptions, dry_run: DryRunArg, format: OutputFormat) -> Result<Vec<Outcome>> {
+    let ns = live.namespace().to_string();
+    let previews = if wants_previews(dry_run, format) {
+        live.rt.block_on(plan::rollback_preview(&live.conn, &ns, options.step.as_deref()))?
+    } else {
+        Vec::new()
+    };
+    let outcomes = live.rt.block_on(plan::rollback(&live.conn, &ns, options, &mut sink(is_table(format), dry_run)))?;
+    print_previews(&mut Out::new(), &previews, dry_run, format)?;
     Ok(outcomes)
 }

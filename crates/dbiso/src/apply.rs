@@ -4,8 +4,8 @@
 
 use anyhow::Result;
 use clap::Args;
-use meshmove_cli::mutate::{DryRunArg, Live, MutateFlags, progress, run_plans};
-use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat, ReportFlags, SourceFlags};
+use meshmove_cli::mutate::{DryRunArg, Live, MutateFlags, progress, run_plans, run_rollback};
+use meshmove_cli::{Exit, KubeFlags, OutputFlags, ReportFlags, SourceFlags};
 use meshmove_isolation::apply;
 use meshmove_kube::plan::{self, DryRun, ExecOptions, Manager, RollbackOptions};
 
@@ -61,7 +61,6 @@ pub struct RollbackArgs {
 pub fn rollback(kube: &KubeFlags, args: &RollbackArgs, output: &OutputFlags) -> Result<Exit> {
     let live = Live::connect(kube)?;
     let ns = live.namespace().to_string();
-    let table = matches!(output.output, OutputFormat::Table | OutputFormat::Wide);
     let options = RollbackOptions {
         dry_run: args.dry_run.into(),
         step: Some(apply::STEP.to_string()),
@@ -70,12 +69,9 @@ pub fn rollback(kube: &KubeFlags, args: &RollbackArgs, output: &OutputFlags) -> 
         manager: Manager::Dbiso,
         ..RollbackOptions::default()
     };
-    let outcomes = live.rt.block_on(plan::rollback(&live.conn, &ns, &options, &mut progress(table)))?;
+    let outcomes = run_rollback(&live, &options, args.dry_run, output.output)?;
     if options.dry_run == DryRun::None {
         eprintln!("rolled back {} in namespace {ns}: {} objects restored", apply::STEP, outcomes.len());
-    }
-    if !table {
-        meshmove_cli::render::structured(&mut Out::new(), output.output, &outcomes)?;
     }
     Ok(Exit::Ok)
 }

@@ -385,7 +385,11 @@ fn live_audit_apply_and_audit_again_against_the_api_double() {
     // Rollback: a dry run first (nothing deleted), then the policies apply created are gone and
     // so is the journal that recorded them; real kubectl sees the namespace as before.
     let preview = dbiso(&["rollback", "--dry-run"], &env).expect_code(0);
-    assert_eq!(preview.stdout.matches("deleted (namespace pyairtable) (dry run)").count(), 3, "{}", preview.stdout);
+    // A diff per policy on stdout (the live policy against nothing), the outcomes on stderr.
+    for name in ["dbiso-postgres-core", "dbiso-postgres-llm", "dbiso-redis"] {
+        assert!(preview.stdout.contains(&format!("+++ b/NetworkPolicy/pyairtable/{name} (deleted)")), "{}", preview.stdout);
+    }
+    assert_eq!(preview.stderr.matches("deleted (namespace pyairtable) (dry run)").count(), 3, "{}", preview.stderr);
     assert_eq!(double.list("networking.k8s.io/v1", "NetworkPolicy", Some(NS)).len(), 3, "a dry run deleted");
     let undone = dbiso(&["rollback"], &env).expect_code(0);
     assert!(undone.stderr.contains("rolled back dbiso-apply in namespace pyairtable: 3 objects restored"), "{}", undone.stderr);

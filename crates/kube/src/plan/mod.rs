@@ -4,7 +4,7 @@
 //! A mutating command never writes while it decides. It first builds a [`Plan`] — an ordered list
 //! of [`Change`]s — with a pure function of an [`Inventory`](meshmove_model::inventory::Inventory), so the
 //! decision can be unit-tested offline and previewed (`--dry-run=client` renders a diff per
-//! object with [`preview`], `-o yaml` prints [`Plan::objects`]). Then [`execute`] sends it, and
+//! object with [`preview`], `-o yaml` prints the whole objects it leaves, [`objects_after`]). Then [`execute`] sends it, and
 //! [`rollback`] undoes every step recorded for a namespace.
 //!
 //! # The API
@@ -35,7 +35,10 @@
 //!   created / configured / unchanged / deleted / restarted / scaled / ready.
 //! * [`preview`]`(conn, plan) -> Vec<`[`Preview`]`>`: a unified diff per change (current vs
 //!   intended, only the fields the change touches), reads only.
-//! * [`rollback`]`(conn, namespace, options, progress) -> Vec<Outcome>`: undo from the journal.
+//! * [`rollback`]`(conn, namespace, options, progress) -> Vec<Outcome>`: undo from the journal;
+//!   [`rollback_preview`] shows what it would do, a diff per object, from reads only.
+//! * [`objects_after`]`(previews)`: the whole objects as a plan (or a rollback) leaves them,
+//!   what `-o yaml|json` prints.
 //! * [`Journal`]: [`Journal::load`] reads it (for `status` and similar read-only uses);
 //!   [`Journal::save`] stores it with optimistic concurrency; `extensions` keeps other commands'
 //!   state (by key) in the same object.
@@ -117,8 +120,8 @@ pub use client::{pointer_escape, pointer_get};
 pub use drift::{Drift, conflicts, describe};
 pub use execute::execute;
 pub use journal::{FieldRecord, JOURNAL_LIMIT, Journal, JournalEntry, Prior, StepRecord, StepStatus};
-pub use preview::{Preview, preview};
-pub use rollback::rollback;
+pub use preview::{Preview, objects_after, preview};
+pub use rollback::{rollback, rollback_preview};
 pub use wait::{ReadyState, Rollout, workload_ready};
 
 use crate::cluster::ClusterError;
@@ -317,34 +320,6 @@ impl Plan {
     pub fn push(&mut self, change: Change) -> &mut Self {
         self.changes.push(change);
         self
-    }
-
-    /// The objects the plan sends, for `-o yaml|json`: applied objects as they are sent; for
-    /// field changes, restarts and scales a partial object with just the fields set (removed
-    /// fields are shown as `null`, as in a merge patch). Deletes and waits send no object.
-    pub fn objects(&self) -> Vec<Value> {
-        let partial = |t: &Target, fields: &[(String, Option<Value>)]| {
-            let mut v = json!({"apiVersion": t.api_version, "kind": t.kind, "metadata": {"name": t.name}});
-            if let Some(ns) = &t.namespace {
-                v["metadata"]["namespace"] = json!(ns);
-            }
-            for (p, val) in fields {
-                client::set_pointer(&mut v, p, val.clone().unwrap_or(Value::Null));
-            }
-            v
-        };
-        self.changes
-            .iter()
-            .filter_map(|c| match c {
-                Change::Apply { object } => Some(object.clone()),
-                Change::Set { target, fields } => {
-                    Some(partial(target, &fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>()))
-                }
-                Change::Restart { target } => Some(partial(target, &[(restart_pointer(), Some(json!("<time of the restart>")))])),
-                Change::Scale { target, replicas } => Some(partial(target, &[("/spec/replicas".into(), Some(json!(replicas)))])),
-                Change::Delete { .. } | Change::WaitReady { .. } => None,
-            })
-            .collect()
     }
 
     /// Number of changes that write (everything but waits).

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use super::client::{self, api_error, empty_tree, field_ops, portable, remove_pointer, set_pointer};
 use super::journal::{FieldRecord, Journal, Prior, StepRecord, StepStatus, now};
 use super::wait::wait_ready;
+use super::preview::{Preview, labelled, shown, yaml};
 use super::{Action, DryRun, Outcome, PlanError, Progress, RollbackOptions, Target, restart_pointer, secret};
 use crate::cluster::Connection;
 use meshmove_model::inventory::kinds;
@@ -133,6 +134,93 @@ pub async fn rollback(
     Ok(outcomes)
 }
 
+/// What [`rollback`] of `namespace` (only `step`'s entries when given) would do, from reads
+/// only: one [`Preview`] per journaled object, newest first as rollback restores them, with a
+/// unified diff of the live object and the object restored (deleted, recreated from the
+/// journal, or with the fields the tool wrote given their prior values) and the object as it
+/// would be after. Secret values are never shown: masked on both sides as `kubectl diff` masks
+/// them. It checks nothing: [`rollback`] finds drift and unrestorable Secrets first.
+pub async fn rollback_preview(conn: &Connection, namespace: &str, step: Option<&str>) -> Result<Vec<Preview>, PlanError> {
+    let Some(journal) = Journal::load(conn, namespace).await? else {
+        return Err(PlanError::NoJournal { namespace: namespace.to_string() });
+    };
+    let mut out = Vec::new();
+    for e in journal.entries.iter().rev().filter(|e| step.is_none_or(|s| e.step == s)) {
+        let target = &e.target;
+        let current = client::get(conn, target).await?;
+        let old = current.as_ref().map(|c| {
+            let mut v = portable(c);
+            if let Prior::Secret { .. } = &e.prior {
+                v = secret::without_values(&v);
+            }
+            v
+        });
+        let preview = |action: Action, verb: &'static str, after: Option<Value>| {
+            let mut old = old.clone();
+            let mut new = after.clone();
+            // Masked on both sides: a changed key reads `*** (before)` / `*** (after)`.
+            if let (Some(o), Some(n)) = (&mut old, &mut new) {
+                let theirs = o.clone();
+                secret::mask(o, Some(n), false);
+                secret::mask(n, Some(&theirs), true);
+            } else {
+                old.iter_mut().chain(new.iter_mut()).for_each(|v| secret::mask(v, None, true));
+            }
+            let old_text = old.as_ref().map(yaml);
+            let diff = match &new {
+                Some(n) => labelled(target, old_text.as_deref(), if old.is_some() { "current" } else { "absent" }, &yaml(n), "restored"),
+                None => old_text.map_or_else(String::new, |o| labelled(target, Some(&o), "current", "", "deleted")),
+            };
+            Preview { target: target.clone(), verb, action, diff, object: after.as_ref().map(shown) }
+        };
+        let p = match (&e.prior, &current) {
+            (Prior::Absent, None) => preview(Action::Skipped, "delete", None),
+            (Prior::Absent, Some(_)) => preview(Action::Deleted, "delete", None),
+            (Prior::Object { object }, None) => preview(Action::Created, "restore", Some(object.clone())),
+            (Prior::Object { object }, Some(c)) => {
+                let action = if portable(c) == *object { Action::Unchanged } else { Action::Configured };
+                preview(action, "restore", Some(object.clone()))
+            }
+            (Prior::Secret { object, sha256, backup }, _) => match secret_source(conn, target, sha256, backup).await? {
+                Ok(source) => {
+                    let want = secret::restored(object, &source);
+                    let action = match &current {
+                        None => Action::Created,
+                        Some(c) if secret::without_values(&portable(c)) == *object && secret::content_hash(c) == *sha256 => Action::Unchanged,
+                        Some(_) => Action::Configured,
+                    };
+                    // The live side with its values, so that changed keys are told apart.
+                    let mut p = preview(action, "restore", Some(want.clone()));
+                    if let Some(c) = &current {
+                        let (mut o, mut n) = (portable(c), want);
+                        let theirs = o.clone();
+                        secret::mask(&mut o, Some(&n), false);
+                        secret::mask(&mut n, Some(&theirs), true);
+                        p.diff = labelled(target, Some(&yaml(&o)), "current", &yaml(&n), "restored");
+                    }
+                    p
+                }
+                // Rollback refuses these unless forced, and then leaves them as they are.
+                Err(_) => preview(Action::Skipped, "restore", current.clone()),
+            },
+            (Prior::Fields { .. }, None) => preview(Action::Skipped, "restore", None),
+            (Prior::Fields { fields }, Some(c)) => {
+                let all: BTreeMap<&String, &FieldRecord> = fields.iter().collect();
+                let (ops, after) = restore_fields(target, c, &all, true)?;
+                let restarts = fields.contains_key(&restart_pointer());
+                let action = match (ops.is_empty(), restarts) {
+                    (true, _) => Action::Unchanged,
+                    (false, true) => Action::Restarted,
+                    (false, false) => Action::Configured,
+                };
+                preview(action, "restore", Some(portable(&after)))
+            }
+        };
+        out.push(p);
+    }
+    Ok(out)
+}
+
 /// Where the prior content of Secret `target` is: the live Secret when its content has the
 /// recorded hash, else the backup when the backup's has; otherwise why neither is.
 async fn secret_source(conn: &Connection, target: &Target, sha256: &str, backup: &str) -> Result<Result<Value, String>, PlanError> {
@@ -151,6 +239,56 @@ async fn secret_source(conn: &Connection, target: &Target, sha256: &str, backup:
         Some(_) => Ok(Err(format!("{now}, and Secret {backup} does not hold the recorded content ({sha256})"))),
         None => Ok(Err(format!("{now}, and its backup Secret {backup} is gone"))),
     }
+}
+
+/// The JSON-patch operations that give `fields` of `current` their prior values back (removed
+/// when they were absent, with the parent the tool created when only they are in it), and the
+/// object as they leave it. A field someone changed after the tool wrote it is
+/// [`PlanError::Drifted`] unless `force`.
+fn restore_fields(target: &Target, current: &Value, fields: &BTreeMap<&String, &FieldRecord>, force: bool) -> Result<(Vec<Value>, Value), PlanError> {
+    let mut ops = Vec::new();
+    // Operations apply in sequence: build each against the document as the previous
+    // ones leave it.
+    let mut working = current.clone();
+    for (pointer, rec) in fields {
+        let now = current.pointer(pointer);
+        if now == rec.prior.as_ref() {
+            continue;
+        }
+        if now != rec.written.as_ref() && !force {
+            let show = |v: Option<&Value>| v.map_or_else(|| "absent".to_string(), |v| v.to_string());
+            return Err(PlanError::Drifted {
+                target: target.clone(),
+                pointer: (*pointer).clone(),
+                current: show(now),
+                written: show(rec.written.as_ref()),
+                prior: show(rec.prior.as_ref()),
+            });
+        }
+        let mut at = (*pointer).clone();
+        if rec.prior.is_none()
+            && let Some(outer) = rec.absent_from.as_ref().filter(|o| *o != *pointer)
+            && let Some(sub) = working.pointer(outer)
+        {
+            // Remove the parent the tool created too, when only this field is in it.
+            let mut probe = json!({"x": sub.clone()});
+            remove_pointer(&mut probe, &format!("/x{}", &pointer[outer.len()..]));
+            if empty_tree(&probe["x"]) {
+                at = outer.clone();
+            }
+        }
+        match &rec.prior {
+            None => {
+                ops.extend(field_ops(&working, &at, None).unwrap_or_default());
+                remove_pointer(&mut working, &at);
+            }
+            Some(v) => {
+                ops.extend(field_ops(&working, pointer, Some(v)).unwrap_or_default());
+                set_pointer(&mut working, pointer, v.clone());
+            }
+        }
+    }
+    Ok((ops, working))
 }
 
 struct Restore<'a> {
@@ -257,48 +395,7 @@ impl Restore<'_> {
             let Some(current) = client::get(self.conn, target).await? else {
                 return Ok(Some(self.outcome(target, Action::Skipped, "(object is gone)")));
             };
-            let mut ops = Vec::new();
-            // Operations apply in sequence: build each against the document as the previous
-            // ones leave it.
-            let mut working = current.clone();
-            for (pointer, rec) in fields {
-                let now = current.pointer(pointer);
-                if now == rec.prior.as_ref() {
-                    continue;
-                }
-                if now != rec.written.as_ref() && !self.options.force {
-                    let show = |v: Option<&Value>| v.map_or_else(|| "absent".to_string(), |v| v.to_string());
-                    return Err(PlanError::Drifted {
-                        target: target.clone(),
-                        pointer: (*pointer).clone(),
-                        current: show(now),
-                        written: show(rec.written.as_ref()),
-                        prior: show(rec.prior.as_ref()),
-                    });
-                }
-                let mut at = (*pointer).clone();
-                if rec.prior.is_none()
-                    && let Some(outer) = rec.absent_from.as_ref().filter(|o| *o != *pointer)
-                    && let Some(sub) = working.pointer(outer)
-                {
-                    // Remove the parent the tool created too, when only this field is in it.
-                    let mut probe = json!({"x": sub.clone()});
-                    remove_pointer(&mut probe, &format!("/x{}", &pointer[outer.len()..]));
-                    if empty_tree(&probe["x"]) {
-                        at = outer.clone();
-                    }
-                }
-                match &rec.prior {
-                    None => {
-                        ops.extend(field_ops(&working, &at, None).unwrap_or_default());
-                        remove_pointer(&mut working, &at);
-                    }
-                    Some(v) => {
-                        ops.extend(field_ops(&working, pointer, Some(v)).unwrap_or_default());
-                        set_pointer(&mut working, pointer, v.clone());
-                    }
-                }
-            }
+            let (ops, _) = restore_fields(target, &current, fields, self.options.force)?;
             if ops.is_empty() {
                 return Ok(Some(self.outcome(target, Action::Unchanged, "")));
             }

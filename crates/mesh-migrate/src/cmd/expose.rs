@@ -9,7 +9,7 @@ use meshmove_model::inventory::kinds;
 use meshmove_migration::inplace::{STEP_EXPOSE, expose};
 use meshmove_kube::plan::{self, PlanError, RollbackOptions};
 
-use super::live::{Live, MutateFlags, progress};
+use super::live::{Live, MutateFlags};
 
 #[derive(Args)]
 pub struct ExposeArgs {
@@ -68,15 +68,18 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &ExposeArgs) -> Result<
             actor: live.actor(),
             manager: plan::Manager::MeshMigrate,
         };
-        let outcomes = match live.rt.block_on(plan::rollback(&live.conn, &ns, &options, &mut progress(table))) {
-            Err(PlanError::NoJournal { .. }) => Vec::new(),
+        // The changes contract of a rollback: a diff per object, -o yaml|json the objects left.
+        let outcomes = match meshmove_cli::mutate::run_rollback(&live, &options, args.changes.dry_run, output.output) {
+            Err(e) if matches!(e.downcast_ref::<PlanError>(), Some(PlanError::NoJournal { .. })) => {
+                if !table {
+                    meshmove_cli::mutate::print_object_list(&mut Out::new(), output.output, &[])?;
+                }
+                Vec::new()
+            }
             other => other?,
         };
         if outcomes.is_empty() {
             eprintln!("nothing to clean up: no object of `expose` is recorded in namespace {ns}");
-        }
-        if !table {
-            meshmove_cli::render::structured(&mut Out::new(), output.output, &outcomes)?;
         }
         return Ok(Exit::Ok);
     }

@@ -5,7 +5,7 @@
 
 use anyhow::Result;
 use meshmove_cli::KubeFlags;
-pub use meshmove_cli::mutate::{DryRunArg, MutateFlags, progress, run_plan};
+pub use meshmove_cli::mutate::{DryRunArg, MutateFlags, run_plan};
 use meshmove_migration::inplace::peer_auth::{self, Policies, RootNamespace};
 use meshmove_model::inventory::{Inventory, Kind};
 

@@ -2,10 +2,10 @@
 
 use anyhow::Result;
 use clap::Args;
-use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat};
+use meshmove_cli::{Exit, KubeFlags, OutputFlags};
 use meshmove_kube::plan::{self, RollbackOptions};
 
-use super::live::{Live, MutateFlags, progress};
+use super::live::{Live, MutateFlags};
 
 #[derive(Args)]
 pub struct RollbackArgs {
@@ -25,7 +25,6 @@ pub struct RollbackArgs {
 pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &RollbackArgs) -> Result<Exit> {
     let live = Live::connect(kube)?;
     let ns = live.namespace().to_string();
-    let table = matches!(output.output, OutputFormat::Table | OutputFormat::Wide);
     let options = RollbackOptions {
         dry_run: args.changes.dry_run.into(),
         step: args.step.clone(),
@@ -35,13 +34,10 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &RollbackArgs) -> Resul
         actor: live.actor(),
         manager: plan::Manager::MeshMigrate,
     };
-    let outcomes = live.rt.block_on(plan::rollback(&live.conn, &ns, &options, &mut progress(table)))?;
+    let outcomes = meshmove_cli::mutate::run_rollback(&live, &options, args.changes.dry_run, output.output)?;
     if options.dry_run == plan::DryRun::None {
         let what = args.step.as_deref().map_or_else(|| "every step".to_string(), |s| format!("step {s}"));
         eprintln!("rolled back {what} in namespace {ns}: {} objects restored", outcomes.len());
-    }
-    if !table {
-        meshmove_cli::render::structured(&mut Out::new(), output.output, &outcomes)?;
     }
     Ok(Exit::Ok)
 }

@@ -90,13 +90,22 @@ fn render(s: &NamespaceStatus, wide: bool) -> String {
         text.push_str("Steps:      none recorded\n");
     } else {
         text.push_str("Steps:\n");
-        for st in &s.steps {
-            let mut line = format!("  {:<14}{:<12}{}  {}", st.step, st.status.to_string(), st.started_at, st.who);
-            if wide && let Some(e) = &st.error {
-                line.push_str(&format!("  ({e})"));
-            }
-            text.push_str(line.trim_end());
-            text.push('\n');
+        // The shared table renderer: columns as wide as their longest cell, never run together
+        // (`rollback expose` is longer than any fixed width).
+        let rows = s
+            .steps
+            .iter()
+            .map(|st| {
+                let mut row = vec![st.step.clone(), st.status.to_string(), st.started_at.clone(), st.who.clone()];
+                if wide {
+                    row.push(st.error.clone().unwrap_or_default());
+                }
+                row
+            })
+            .collect();
+        let headers: &[&str] = if wide { &["STEP", "STATUS", "STARTED", "BY", "ERROR"] } else { &["STEP", "STATUS", "STARTED", "BY"] };
+        for line in table(headers, rows).lines() {
+            text.push_str(&format!("  {line}\n"));
         }
     }
     text.push('\n');
@@ -123,4 +132,67 @@ fn render(s: &NamespaceStatus, wide: bool) -> String {
         }
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshmove_kube::plan::{StepRecord, StepStatus};
+
+    fn step(step: &str, status: StepStatus, error: Option<&str>) -> StepRecord {
+        StepRecord {
+            step: step.into(),
+            who: "ops@prod".into(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+            finished_at: None,
+            status,
+            error: error.map(str::to_string),
+        }
+    }
+
+    /// The steps block read by columns: each column starts where its header does.
+    fn steps_by_column(text: &str) -> Vec<Vec<String>> {
+        let block: Vec<&str> = text.lines().skip_while(|l| *l != "Steps:").skip(1).take_while(|l| l.starts_with("  ")).collect();
+        let header = block[0];
+        let starts: Vec<usize> = (0..header.len()).filter(|&i| &header[i..=i] != " " && (i == 0 || &header[i - 1..i] == " ")).collect();
+        block
+            .iter()
+            .map(|l| {
+                starts
+                    .iter()
+                    .enumerate()
+                    .map(|(c, &s)| {
+                        let end = starts.get(c + 1).copied().unwrap_or(l.len()).min(l.len());
+                        if end < l.len() {
+                            assert_eq!(&l[end - 1..end], " ", "column {c} runs into the next in {l:?}");
+                        }
+                        l.get(s..end).unwrap_or("").trim().to_string()
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn steps_never_run_together() {
+        let s = NamespaceStatus {
+            namespace: "shop".into(),
+            mode: None,
+            mtls: None,
+            mtls_decided_by: "no PeerAuthentication".into(),
+            istio_objects: Default::default(),
+            workloads: vec![],
+            steps: vec![
+                step("expose", StepStatus::RolledBack, None),
+                step("rollback expose", StepStatus::Completed, None),
+                step("mtls-strict", StepStatus::Failed, Some("timed out after 300s")),
+            ],
+            pending: vec![],
+        };
+        let narrow = steps_by_column(&render(&s, false));
+        assert_eq!(narrow[0], ["STEP", "STATUS", "STARTED", "BY"]);
+        assert_eq!(narrow[2], ["rollback expose", "completed", "2026-01-01T00:00:00Z", "ops@prod"]);
+        let wide = steps_by_column(&render(&s, true));
+        assert_eq!(wide[3], ["mtls-strict", "failed", "2026-01-01T00:00:00Z", "ops@prod", "timed out after 300s"]);
+    }
 }

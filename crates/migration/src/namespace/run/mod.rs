@@ -330,8 +330,9 @@ async fn run_plan(
                     p.diff = format!("--- a/{t}\n+++ b/{t}\n(Secret values are not shown)\n", t = p.target);
                 }
             }
+            // The whole objects as the plan leaves them (Secret values masked, then redacted).
+            report.objects.extend(plan::objects_after(&previews).into_iter().map(redact));
             report.previews.extend(previews);
-            report.objects.extend(plan.objects().into_iter().map(redact));
             let exec = ExecOptions { dry_run: DryRun::Client, timeout: opts.timeout, actor: opts.actor.clone() };
             let out = plan::execute(conn, plan, &exec, &mut |p| events(NsEvent::Plan(p))).await?;
             report.outcomes.extend(out);
