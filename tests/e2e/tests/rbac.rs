@@ -225,11 +225,20 @@ const DBISO_AUDIT: Scenario = Scenario {
     ],
 };
 
+/// The demo platform with an earlier version of one policy `dbiso apply` writes
+/// (`fixtures/rbac/dbiso-stale-policy.yaml`).
+fn platform_with_stale_policy(d: &BlockingDouble) {
+    platform(d);
+    d.load_yaml(&std::fs::read_to_string(root().join("tests/e2e/fixtures/rbac/dbiso-stale-policy.yaml")).unwrap()).unwrap();
+}
+
 const DBISO_APPLY: Scenario = Scenario {
     file: "dbiso-apply.yaml",
     namespace: "pyairtable",
-    seed: platform,
-    steps: &[("dbiso", &["apply", "--isolate-all"])],
+    seed: platform_with_stale_policy,
+    // rollback undoes apply from its journal: deletes the policies apply created, puts back the
+    // one it changed, then deletes the journal.
+    steps: &[("dbiso", &["apply", "--isolate-all"]), ("dbiso", &["rollback"])],
 };
 
 const MIGRATE_READ: Scenario = Scenario {

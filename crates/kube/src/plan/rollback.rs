@@ -79,8 +79,12 @@ pub async fn rollback(
     }
     // Workloads roll again in batches, each waited for before the next, never two in one batch
     // that a PodDisruptionBudget guards together (budgets as they are now, not at enable time).
+    // Budgets are read only when some workload rolls again (a journal of NetworkPolicies alone,
+    // as `dbiso apply` writes, reads no workloads).
     let live = options.dry_run == DryRun::None;
-    let guards = if live { guarding_budgets(conn, namespace).await? } else { BTreeMap::new() };
+    let rp = restart_pointer();
+    let rolls = selected.iter().any(|&i| matches!(&journal.entries[i].prior, Prior::Fields { fields } if fields.contains_key(&rp)));
+    let guards = if live && rolls { guarding_budgets(conn, namespace).await? } else { BTreeMap::new() };
     let mut batch = Vec::new();
     let mut guarded: Vec<&String> = Vec::new();
     let size = if options.batch_size == 0 { usize::MAX } else { options.batch_size };
