@@ -546,9 +546,15 @@ fn steps_that_do_not_follow_from_the_state_are_refused() {
     let r = e3.mm(&["ns", "create", "shop", "--mode", "ambient"]).expect_code(2);
     assert!(r.stderr.contains("MM1006") && r.stderr.contains("MM1007") && r.stderr.contains("--force"), "{}", r.stderr);
     assert!(e3.writes().is_empty(), "{:?}", e3.writes());
-    // Roles that cannot be listed (the `edit` ClusterRole does not grant it) are named, not fatal.
+    // Roles that cannot be listed (the `edit` ClusterRole does not grant it): the copies would
+    // lack them, so create refuses naming them and the flag; with it, they are named in a note.
+    e3.double.add_fault(FaultRule::on("GET", "^/apis/rbac.authorization.k8s.io/v1/namespaces/shop/roles$").forbidden("alice").times(1)).unwrap();
+    e3.double.clear_requests();
+    let r = e3.mm(&["ns", "create", "shop", "--mode", "ambient", "--force"]).expect_code(2);
+    assert!(r.stderr.contains("could not read roles.rbac.authorization.k8s.io in shop") && r.stderr.contains("--allow-unreadable"), "{}", r.stderr);
+    assert!(e3.writes().is_empty(), "{:?}", e3.writes());
     e3.double.add_fault(FaultRule::on("GET", "^/apis/rbac.authorization.k8s.io/v1/namespaces/shop/roles$").forbidden("alice")).unwrap();
-    let r = e3.mm(&["ns", "create", "shop", "--mode", "ambient", "--dry-run=client", "--force"]).expect_code(0);
+    let r = e3.mm(&["ns", "create", "shop", "--mode", "ambient", "--dry-run=client", "--force", "--allow-unreadable"]).expect_code(0);
     assert!(r.stdout.contains("note: going ahead despite the control plane check (--force):"), "{}", r.stdout);
     assert!(r.stdout.contains("note: could not read roles.rbac.authorization.k8s.io in shop (forbidden: "), "{}", r.stdout);
     assert!(r.stdout.contains("any there are not copied"), "{}", r.stdout);

@@ -123,6 +123,11 @@ pub struct CreateArgs {
     /// the carried NetworkPolicies
     #[arg(long)]
     allow_lost_connections: bool,
+    /// Create the mesh side although some kinds of the legacy namespace could not be read
+    /// (Roles, RoleBindings, autoscalers, NetworkPolicies, budgets, quotas, CloudNativePG
+    /// clusters): the copies then lack what those would have carried
+    #[arg(long)]
+    allow_unreadable: bool,
     /// `istio` label of the ingress gateway pods the Gateways for the namespace's Ingresses and
     /// HTTPRoutes select
     #[arg(long, value_name = "VALUE", default_value = "ingressgateway")]
@@ -403,7 +408,7 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, command: NsCommand) -> Result
                 };
                 let copy = CopyOptions { data_plane, pod_security, secrets: a.copy_secrets, copy_stateful: a.copy_stateful.clone(), gateway_selector: Some(a.gateway_selector.clone()) };
                 let opts = a.write.options(&conn);
-                let overrides = run::CreateOverrides { allow_pod_security_violations: a.allow_pod_security_violations, ignore_control_plane: a.force, allow_lost_connections: a.allow_lost_connections };
+                let overrides = run::CreateOverrides { allow_pod_security_violations: a.allow_pod_security_violations, ignore_control_plane: a.force, allow_lost_connections: a.allow_lost_connections, allow_unreadable: a.allow_unreadable };
                 let profile = a.traffic.profile()?;
                 run::create(&conn, &sides, &copy, &profile, overrides, &opts, &mut events).await
             }

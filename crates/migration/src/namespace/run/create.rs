@@ -12,6 +12,8 @@ pub struct CreateOverrides {
     /// Create the mesh side although the engine finds connections of the legacy side that the
     /// copies would not have under the carried NetworkPolicies.
     pub allow_lost_connections: bool,
+    /// Create the mesh side although kinds it copies or carries could not be read.
+    pub allow_unreadable: bool,
 }
 
 /// `ns create`.
@@ -52,15 +54,20 @@ pub async fn create(
         wanted.push(&kinds::SECRET);
     }
     let mut legacy = objects(conn, &wanted, &sides.legacy).await?;
-    // Copied when readable (listing Roles needs more than the `edit` ClusterRole grants): a
-    // kind that cannot be read is named in a note instead of stopping the copy.
+    // A kind that cannot be read (listing Roles needs more than the `edit` ClusterRole grants)
+    // would leave the copies without what it holds: RoleBindings their ServiceAccounts need,
+    // autoscalers, the guards. Refused unless --allow-unreadable, then named in a note.
     let mut unread = Vec::new();
+    let mut refused_reads = Vec::new();
     let optional = [&kinds::ROLE, &kinds::ROLE_BINDING, &kinds::HORIZONTAL_POD_AUTOSCALER];
     let opt = cluster::load(conn, &optional, &[], Some(&sides.legacy)).await?;
     for k in optional {
         let why = match opt.availability(k) {
             None => continue,
-            Some(meshmove_model::inventory::Unavailable::Forbidden { message }) => format!("forbidden: {message}"),
+            Some(meshmove_model::inventory::Unavailable::Forbidden { message }) => {
+                refused_reads.push(k.resource());
+                format!("forbidden: {message}")
+            }
             Some(_) => "the cluster does not serve them".to_string(),
         };
         unread.push(format!("could not read {} in {} ({why}): any there are not copied", k.resource(), sides.legacy));
@@ -71,6 +78,9 @@ pub async fn create(
     let extra = cluster::load(conn, &guard_kinds, &[], Some(&sides.legacy)).await?;
     for k in guard_kinds {
         if let Some(why) = extra.availability(k) {
+            if why.is_read_failure() {
+                refused_reads.push(k.resource());
+            }
             unread.push(format!("could not read {} in {} ({why:?}): any there are not carried to {}", k.resource(), sides.legacy, sides.mesh));
         }
     }
@@ -78,12 +88,21 @@ pub async fn create(
     // CloudNativePG clusters are shared backends; without the operator's CRD there are none.
     let cnpg = cluster::load(conn, &[&kinds::CNPG_CLUSTER], &[], Some(&sides.legacy)).await?;
     if let Some(meshmove_model::inventory::Unavailable::Forbidden { message }) = cnpg.availability(&kinds::CNPG_CLUSTER) {
+        refused_reads.push(kinds::CNPG_CLUSTER.resource());
         unread.push(format!(
             "could not read CloudNativePG clusters in {} (forbidden: {message}): their Services are kept in {} all the same, as they front no copied workload",
             sides.legacy, sides.legacy
         ));
     }
     legacy.extend(cnpg.objects().iter().map(|o| o.value.clone()));
+    if !refused_reads.is_empty() && !overrides.allow_unreadable {
+        return Err(refused(format!(
+            "could not read {} in {}:\n  {}\ngrant the reads (see krew-manifests/rbac/mesh-migrate-write.yaml), or pass --allow-unreadable to create the mesh side without them",
+            refused_reads.join(", "),
+            sides.legacy,
+            unread.join("\n  ")
+        )));
+    }
     // The Istio routing kinds must be served (Istio's CRDs installed).
     let istio = cluster::load(conn, &[&kinds::VIRTUAL_SERVICE, &kinds::DESTINATION_RULE], &[], Some(&sides.legacy)).await?;
     for k in [&kinds::VIRTUAL_SERVICE, &kinds::DESTINATION_RULE] {
