@@ -170,6 +170,26 @@ pub fn run(program: &Path, args: &[&str], stdin: Option<&str>, env: &[(&str, &st
 }
 
 /// Run a plugin binary directly.
+/// A kubeconfig for an API double, in a temporary directory kept while the value lives.
+pub struct DoubleEnv {
+    _dir: tempfile::TempDir,
+    pub kubeconfig: String,
+}
+
+impl DoubleEnv {
+    /// A kubeconfig for `double` with `namespace` as its context's namespace.
+    pub fn new(double: &apiserver_double::BlockingDouble, namespace: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = double.write_kubeconfig(dir.path(), namespace).unwrap().to_str().unwrap().to_string();
+        DoubleEnv { _dir: dir, kubeconfig }
+    }
+
+    /// `kubectl-mesh-migrate ARGS` against the double, as user `tester`.
+    pub fn mesh_migrate(&self, args: &[&str]) -> Run {
+        run(&bin("mesh-migrate"), args, None, &[("KUBECONFIG", &self.kubeconfig), ("USER", "tester")])
+    }
+}
+
 pub fn plugin(name: &str, args: &[&str]) -> Run {
     run(&bin(name), args, None, &[])
 }

@@ -48,19 +48,14 @@ fn seed_with(d: &BlockingDouble, istiod: bool) {
     }
 }
 
-struct Env {
-    _dir: tempfile::TempDir,
-    kubeconfig: String,
-}
+type Env = e2e::DoubleEnv;
 
 fn env(d: &BlockingDouble) -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = d.write_kubeconfig(dir.path(), NS).unwrap().to_str().unwrap().to_string();
-    Env { _dir: dir, kubeconfig }
+    Env::new(d, NS)
 }
 
 fn mm(e: &Env, args: &[&str]) -> Run {
-    run(&bin("mesh-migrate"), args, None, &[("KUBECONFIG", &e.kubeconfig), ("USER", "tester")])
+    e.mesh_migrate(args)
 }
 
 /// What real kubectl reads back of the namespace and its mesh state, without what the server

@@ -33,19 +33,14 @@ fn double() -> BlockingDouble {
     d
 }
 
-struct Env {
-    _dir: tempfile::TempDir,
-    kubeconfig: String,
-}
+type Env = e2e::DoubleEnv;
 
 fn env(d: &BlockingDouble) -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = d.write_kubeconfig(dir.path(), NS).unwrap().to_str().unwrap().to_string();
-    Env { _dir: dir, kubeconfig }
+    Env::new(d, NS)
 }
 
 fn mm(e: &Env, args: &[&str]) -> Run {
-    run(&bin("mesh-migrate"), args, None, &[("KUBECONFIG", &e.kubeconfig), ("USER", "tester")])
+    e.mesh_migrate(args)
 }
 
 fn writes(d: &BlockingDouble) -> Vec<String> {
