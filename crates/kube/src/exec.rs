@@ -17,8 +17,25 @@ use tokio::io::AsyncReadExt;
 pub struct ExecOutput {
     pub stdout: String,
     pub stderr: String,
-    /// `Err("exit code 1")` and the like when the command failed.
-    pub status: Result<(), String>,
+    /// `Err(exit code 1)` and the like when the command failed.
+    pub status: Result<(), CommandFailed>,
+}
+
+/// How a command that ran ended without success, as the exec protocol's final `Status` says.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandFailed {
+    /// The stream closed without a `Status`.
+    #[error("the command ended without a status")]
+    NoStatus,
+    /// `details.causes[reason=ExitCode]`.
+    #[error("exit code {0}")]
+    ExitCode(String),
+    /// A failure without an exit code (the container was not found, for instance): its message.
+    #[error("{0}")]
+    Status(String),
+    /// A failure without an exit code or a message.
+    #[error("the command failed")]
+    Unspecified,
 }
 
 impl ExecOutput {
@@ -28,13 +45,13 @@ impl ExecOutput {
         let said = self.stderr.lines().chain(self.stdout.lines()).map(str::trim).find(|l| !l.is_empty());
         Some(match said {
             Some(line) => format!("{why}: {line}"),
-            None => why.clone(),
+            None => why.to_string(),
         })
     }
 }
 
 /// Why a command could not be run (as opposed to running and failing, which is [`ExecOutput::status`]).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExecError {
     /// The API server does not serve `pods/exec` (404), or did not switch to a WebSocket.
     #[error("exec not available: HTTP {code}{detail}")]
@@ -123,8 +140,8 @@ impl PodExec {
 }
 
 /// The command's end as the exec protocol reports it (see the module docs).
-fn exit_status(status: Option<&Status>) -> Result<(), String> {
-    let Some(s) = status else { return Err("the command ended without a status".into()) };
+fn exit_status(status: Option<&Status>) -> Result<(), CommandFailed> {
+    let Some(s) = status else { return Err(CommandFailed::NoStatus) };
     if s.status.as_deref() == Some("Success") {
         return Ok(());
     }
@@ -135,8 +152,8 @@ fn exit_status(status: Option<&Status>) -> Result<(), String> {
         .and_then(|c| c.iter().find(|c| c.reason.as_deref() == Some("ExitCode")))
         .and_then(|c| c.message.clone());
     Err(match code {
-        Some(code) => format!("exit code {code}"),
-        None => s.message.clone().filter(|m| !m.is_empty()).unwrap_or_else(|| "the command failed".into()),
+        Some(code) => CommandFailed::ExitCode(code),
+        None => s.message.clone().filter(|m| !m.is_empty()).map_or(CommandFailed::Unspecified, CommandFailed::Status),
     })
 }
 
@@ -165,22 +182,25 @@ mod tests {
             }),
             ..Status::default()
         };
-        assert_eq!(exit_status(Some(&failed)), Err("exit code 1".into()));
+        assert_eq!(exit_status(Some(&failed)), Err(CommandFailed::ExitCode("1".into())));
+        assert_eq!(exit_status(Some(&failed)).unwrap_err().to_string(), "exit code 1");
         let internal =
             Status { status: Some("Failure".into()), message: Some("container not found".into()), ..Status::default() };
-        assert_eq!(exit_status(Some(&internal)), Err("container not found".into()));
-        assert!(exit_status(None).is_err());
+        assert_eq!(exit_status(Some(&internal)).unwrap_err().to_string(), "container not found");
+        assert_eq!(exit_status(None).unwrap_err().to_string(), "the command ended without a status");
+        let bare = Status { status: Some("Failure".into()), ..Status::default() };
+        assert_eq!(exit_status(Some(&bare)).unwrap_err().to_string(), "the command failed");
     }
 
     #[test]
     fn failures_say_what_the_command_said_first() {
-        let out = |stdout: &str, stderr: &str, status: Result<(), String>| ExecOutput {
+        let out = |stdout: &str, stderr: &str, status: Result<(), CommandFailed>| ExecOutput {
             stdout: stdout.into(),
             stderr: stderr.into(),
             status,
         };
         assert_eq!(out("fine\n", "", Ok(())).failure(), None);
-        let code = || Err("exit code 1".to_string());
+        let code = || Err(CommandFailed::ExitCode("1".into()));
         assert_eq!(out("x\n", "\n  Error: boom \n", code()).failure().as_deref(), Some("exit code 1: Error: boom"));
         assert_eq!(out("only stdout\n", "", code()).failure().as_deref(), Some("exit code 1: only stdout"));
         assert_eq!(out("", "", code()).failure().as_deref(), Some("exit code 1"));

@@ -30,10 +30,12 @@ use crate::catalog::{
 use crate::context::{SpireContext, Subject};
 use meshmove_model::findings::{CategoryDef, CheckDef, Detail, Verdict};
 
-pub use meshmove_kube::exec::ExecOutput;
-pub use server_api::{Agent, Entry, Selector, parse_agents, parse_bundle, parse_entries};
+pub use meshmove_kube::exec::{ExecError, ExecOutput};
+pub use server_api::{
+    Agent, Entry, ItemProblem, OutputError, Selector, Unusable, parse_agents, parse_bundle, parse_entries,
+};
 use server_api::{entry_selects, phase, str_at};
-pub use target::{Exec, Gathered, SERVER_BINARY, Target, gather, target};
+pub use target::{Exec, GatherError, Gathered, SERVER_BINARY, Target, TargetError, gather, target};
 
 /// The name of the category the deep checks report under.
 pub const CATEGORY: &str = "spire-server-exec";
@@ -42,7 +44,7 @@ pub const CATEGORY: &str = "spire-server-exec";
 pub struct DeepInput<'c, 'a> {
     pub cx: &'c SpireContext<'a>,
     /// `Err` when there is no pod to exec into or the exec API refused (the SC2701 details).
-    pub gathered: Result<Gathered, String>,
+    pub gathered: Result<Gathered, GatherError>,
 }
 
 /// Meshed pods the server must serve: live pods that mount the Workload API socket or that a
@@ -67,24 +69,36 @@ fn expected_id(cx: &SpireContext<'_>, s: &Subject<'_>) -> String {
 
 const NEEDS_EXEC: &str = "needs exec into the SPIRE server (see SC2701)";
 
+/// Why one list command gave nothing to judge.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("`spire-server {what}` could not run: {source}")]
+    CouldNotRun { what: &'static str, source: ExecError },
+    /// It ran and failed: the exit status and the first line it printed.
+    #[error("`spire-server {what}` failed ({why})")]
+    Failed { what: &'static str, why: String },
+    #[error(transparent)]
+    Output(#[from] OutputError),
+}
+
 /// The parsed output of one list command, or why the check using it cannot run.
 fn parsed<T>(
-    out: &Result<ExecOutput, String>,
-    parse: fn(&str) -> Result<T, String>,
-    what: &str,
-) -> Result<T, String> {
-    let out = out.as_ref().map_err(|e| format!("`spire-server {what}` could not run: {e}"))?;
+    out: &Result<ExecOutput, ExecError>,
+    parse: fn(&str) -> Result<T, OutputError>,
+    what: &'static str,
+) -> Result<T, CommandError> {
+    let out = out.as_ref().map_err(|source| CommandError::CouldNotRun { what, source: source.clone() })?;
     if let Some(why) = out.failure() {
-        return Err(format!("`spire-server {what}` failed ({why})"));
+        return Err(CommandError::Failed { what, why });
     }
-    parse(&out.stdout)
+    Ok(parse(&out.stdout)?)
 }
 
 fn with_entries(input: &DeepInput<'_, '_>, f: impl FnOnce(&Gathered, Vec<Entry>) -> Verdict) -> Verdict {
     let Ok(g) = &input.gathered else { return Verdict::Skip(NEEDS_EXEC.into()) };
     match parsed(&g.entries, parse_entries, "entry show -output json") {
         Ok(entries) => f(g, entries),
-        Err(why) => Verdict::Skip(why),
+        Err(why) => Verdict::Skip(why.to_string()),
     }
 }
 
@@ -94,7 +108,7 @@ fn exec_available(input: &DeepInput<'_, '_>) -> Verdict {
             g.target.pod.clone(),
             format!("ran spire-server in container {}", g.target.container),
         )]),
-        Err(why) => Verdict::Fail(vec![Detail::new(why.clone())]),
+        Err(why) => Verdict::Fail(vec![Detail::new(why.to_string())]),
     }
 }
 
@@ -162,7 +176,7 @@ fn agent_attested(input: &DeepInput<'_, '_>) -> Verdict {
     let Ok(g) = &input.gathered else { return Verdict::Skip(NEEDS_EXEC.into()) };
     let agents = match parsed(&g.agents, parse_agents, "agent list -output json") {
         Ok(a) => a,
-        Err(why) => return Verdict::Skip(why),
+        Err(why) => return Verdict::Skip(why.to_string()),
     };
     let pods = agent_pods(input.cx);
     if pods.is_empty() {
@@ -190,7 +204,7 @@ fn agent_attested(input: &DeepInput<'_, '_>) -> Verdict {
                 format!("agent pod {} runs here, but no attested agent names this node", pod.object_ref()),
             ));
         } else if on_node.iter().all(|a| a.usable(now).is_err()) {
-            let why: Vec<String> = on_node.iter().filter_map(|a| a.usable(now).err()).collect();
+            let why: Vec<String> = on_node.iter().filter_map(|a| a.usable(now).err()).map(|e| e.to_string()).collect();
             problems.push(Detail::on_ref(node_ref, why.join("; ")));
         }
     }
@@ -202,7 +216,7 @@ fn entry_parent(input: &DeepInput<'_, '_>) -> Verdict {
     let Ok(g) = &input.gathered else { return Verdict::Skip(NEEDS_EXEC.into()) };
     let agents = match parsed(&g.agents, parse_agents, "agent list -output json") {
         Ok(a) => a,
-        Err(why) => return Verdict::Skip(why),
+        Err(why) => return Verdict::Skip(why.to_string()),
     };
     with_entries(input, |_, entries| {
         let td = input.cx.trust_domain().0;
@@ -243,7 +257,7 @@ fn with_server_bundle(
     let Ok(g) = &input.gathered else { return Verdict::Skip(NEEDS_EXEC.into()) };
     let b = match parsed(&g.bundle, parse_bundle, "bundle show -output json") {
         Ok(b) => b,
-        Err(why) => return Verdict::Skip(why),
+        Err(why) => return Verdict::Skip(why.to_string()),
     };
     let ca_ttl = input.cx.server().map_or(crate::config::DEFAULT_CA_TTL, |c| c.ca_ttl());
     let problems: Vec<Detail> =

@@ -6,7 +6,45 @@
 use meshmove_model::inventory::Object;
 use serde_json::Value;
 
-use crate::bundle::{TrustBundle, int64};
+use crate::bundle::{BundleError, TrustBundle, int64};
+
+/// Why what a server command printed with `-output json` cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutputError {
+    #[error("`{command}` did not print JSON ({message})")]
+    NotJson { command: &'static str, message: String },
+    #[error("`{command}` printed no `{key}` list")]
+    NoList { command: &'static str, key: &'static str },
+    /// Item `index` (from 1) of the list.
+    #[error("`{command}`: {noun} {index}: {problem}")]
+    Item { command: &'static str, noun: &'static str, index: usize, problem: ItemProblem },
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+}
+
+/// What is wrong with one entry or agent of a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ItemProblem {
+    #[error("a SPIFFE ID without trust_domain")]
+    NoTrustDomain,
+    #[error("a missing SPIFFE ID")]
+    NoSpiffeId,
+    #[error("`selectors` is not a list")]
+    SelectorsNotList,
+    #[error("a selector without `type`")]
+    SelectorWithoutType,
+    #[error("a selector without `value`")]
+    SelectorWithoutValue,
+}
+
+/// Why an attested agent cannot be the parent of a workload's entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unusable {
+    #[error("agent {agent} is banned")]
+    Banned { agent: String },
+    #[error("agent {agent} has an expired SVID (expired {})", crate::bundle::show_time(*.expired))]
+    Expired { agent: String, expired: i64 },
+}
 
 /// A registration-entry or agent selector: `type:value`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -47,42 +85,38 @@ impl Agent {
         self.selectors.iter().filter(|s| s.kind == "k8s_psat").find_map(|s| s.value.strip_prefix("agent_node_name:"))
     }
 
-    pub(super) fn usable(&self, now: i64) -> Result<(), String> {
+    pub(super) fn usable(&self, now: i64) -> Result<(), Unusable> {
         if self.banned {
-            return Err(format!("agent {} is banned", self.id));
+            return Err(Unusable::Banned { agent: self.id.clone() });
         }
         match self.expires_at {
-            Some(t) if t <= now => Err(format!(
-                "agent {} has an expired SVID (expired {})",
-                self.id,
-                crate::bundle::show_time(t)
-            )),
+            Some(t) if t <= now => Err(Unusable::Expired { agent: self.id.clone(), expired: t }),
             _ => Ok(()),
         }
     }
 }
 
 /// `{"trust_domain": "example.org", "path": "/ns/a"}` (or a plain string) as a SPIFFE ID.
-fn spiffe_id(v: Option<&Value>) -> Result<String, String> {
+fn spiffe_id(v: Option<&Value>) -> Result<String, ItemProblem> {
     match v {
         Some(Value::String(s)) => Ok(s.clone()),
         Some(Value::Object(m)) => {
-            let td = m.get("trust_domain").and_then(Value::as_str).ok_or("a SPIFFE ID without trust_domain")?;
+            let td = m.get("trust_domain").and_then(Value::as_str).ok_or(ItemProblem::NoTrustDomain)?;
             let path = m.get("path").and_then(Value::as_str).unwrap_or("");
             Ok(format!("spiffe://{td}{path}"))
         }
-        _ => Err("a missing SPIFFE ID".into()),
+        _ => Err(ItemProblem::NoSpiffeId),
     }
 }
 
-fn selectors(v: Option<&Value>) -> Result<Vec<Selector>, String> {
+fn selectors(v: Option<&Value>) -> Result<Vec<Selector>, ItemProblem> {
     let Some(v) = v else { return Ok(Vec::new()) };
-    let items = v.as_array().ok_or("`selectors` is not a list")?;
+    let items = v.as_array().ok_or(ItemProblem::SelectorsNotList)?;
     items
         .iter()
         .map(|s| {
-            let kind = s.get("type").and_then(Value::as_str).ok_or("a selector without `type`")?;
-            let value = s.get("value").and_then(Value::as_str).ok_or("a selector without `value`")?;
+            let kind = s.get("type").and_then(Value::as_str).ok_or(ItemProblem::SelectorWithoutType)?;
+            let value = s.get("value").and_then(Value::as_str).ok_or(ItemProblem::SelectorWithoutValue)?;
             Ok(Selector { kind: kind.to_string(), value: value.to_string() })
         })
         .collect()
@@ -92,23 +126,23 @@ fn selectors(v: Option<&Value>) -> Result<Vec<Selector>, String> {
 /// the command and the item (`... entry 3: a selector without `type``).
 fn parse_list<T>(
     text: &str,
-    command: &str,
-    key: &str,
-    noun: &str,
-    item: impl Fn(&Value) -> Result<T, String>,
-) -> Result<Vec<T>, String> {
-    let doc: Value =
-        serde_json::from_str(text).map_err(|e| format!("`{command}` did not print JSON ({e})"))?;
-    let items = doc.get(key).and_then(Value::as_array).ok_or_else(|| format!("`{command}` printed no `{key}` list"))?;
+    command: &'static str,
+    key: &'static str,
+    noun: &'static str,
+    item: impl Fn(&Value) -> Result<T, ItemProblem>,
+) -> Result<Vec<T>, OutputError> {
+    let doc: Value = serde_json::from_str(text)
+        .map_err(|e| OutputError::NotJson { command, message: e.to_string() })?;
+    let items = doc.get(key).and_then(Value::as_array).ok_or(OutputError::NoList { command, key })?;
     items
         .iter()
         .enumerate()
-        .map(|(i, v)| item(v).map_err(|why| format!("`{command}`: {noun} {}: {why}", i + 1)))
+        .map(|(i, v)| item(v).map_err(|problem| OutputError::Item { command, noun, index: i + 1, problem }))
         .collect()
 }
 
 /// Parse `spire-server entry show -output json`.
-pub fn parse_entries(text: &str) -> Result<Vec<Entry>, String> {
+pub fn parse_entries(text: &str) -> Result<Vec<Entry>, OutputError> {
     parse_list(text, "spire-server entry show -output json", "entries", "entry", |e| {
         Ok(Entry {
             id: e.get("id").and_then(Value::as_str).unwrap_or("").to_string(),
@@ -120,7 +154,7 @@ pub fn parse_entries(text: &str) -> Result<Vec<Entry>, String> {
 }
 
 /// Parse `spire-server agent list -output json`.
-pub fn parse_agents(text: &str) -> Result<Vec<Agent>, String> {
+pub fn parse_agents(text: &str) -> Result<Vec<Agent>, OutputError> {
     parse_list(text, "spire-server agent list -output json", "agents", "agent", |a| {
         Ok(Agent {
             id: spiffe_id(a.get("id"))?,
@@ -175,8 +209,8 @@ pub(super) fn entry_selects(entry: &Entry, pod: &Value) -> bool {
 }
 
 /// Parse `spire-server bundle show -output json` (any bundle form is accepted).
-pub fn parse_bundle(text: &str) -> Result<TrustBundle, String> {
-    TrustBundle::parse("`spire-server bundle show -output json`", text.as_bytes()).map_err(|e| e.to_string())
+pub fn parse_bundle(text: &str) -> Result<TrustBundle, OutputError> {
+    Ok(TrustBundle::parse("`spire-server bundle show -output json`", text.as_bytes())?)
 }
 
 pub(super) fn str_at<'v>(v: &'v Value, pointer: &str) -> Option<&'v str> {

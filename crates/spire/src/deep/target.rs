@@ -4,7 +4,7 @@
 
 use std::future::Future;
 
-use meshmove_kube::exec::{Container, ExecOutput, PodExec};
+use meshmove_kube::exec::{Container, ExecError, ExecOutput, PodExec};
 use meshmove_model::inventory::{Object, ObjectRef, kinds};
 use meshmove_model::workload;
 use serde_json::Value;
@@ -43,10 +43,31 @@ impl Target {
     }
 }
 
+/// Why there is no container to run the server commands in.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("no SPIRE server found to exec into (see SC2001)")]
+    NoServer,
+    #[error("{server}: no Running pod to exec into")]
+    NoRunningPod { server: ObjectRef },
+    #[error("{pod}: the pod has no containers")]
+    NoContainers { pod: ObjectRef },
+}
+
+/// Why the deep checks cannot exec at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GatherError {
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// The first call into the pod could not be made.
+    #[error("{pod}: {source}")]
+    Exec { pod: ObjectRef, source: ExecError },
+}
+
 /// The first Running pod of the (first) SPIRE server, and its server container.
-pub fn target(cx: &SpireContext<'_>) -> Result<Target, String> {
+pub fn target(cx: &SpireContext<'_>) -> Result<Target, TargetError> {
     let Some(server) = cx.servers.first() else {
-        return Err("no SPIRE server found to exec into (see SC2001)".into());
+        return Err(TargetError::NoServer);
     };
     let mut pods: Vec<&Object> = cx
         .inventory
@@ -56,7 +77,7 @@ pub fn target(cx: &SpireContext<'_>) -> Result<Target, String> {
         .collect();
     pods.sort_by(|a, b| a.name.cmp(&b.name));
     let Some(pod) = pods.first() else {
-        return Err(format!("{}: no Running pod to exec into", server.object_ref()));
+        return Err(TargetError::NoRunningPod { server: server.object_ref() });
     };
     let containers: Vec<(&str, &str)> = pod
         .value
@@ -72,7 +93,7 @@ pub fn target(cx: &SpireContext<'_>) -> Result<Target, String> {
         .or_else(|| containers.iter().find(|(_, i)| image_name(i) == "spire-server"))
         .or_else(|| containers.first())
         .map(|(n, _)| n.to_string())
-        .ok_or_else(|| format!("{}: the pod has no containers", pod.object_ref()))?;
+        .ok_or_else(|| TargetError::NoContainers { pod: pod.object_ref() })?;
     Ok(Target {
         pod: pod.object_ref(),
         namespace: pod.namespace.clone().unwrap_or_default(),
@@ -85,12 +106,12 @@ pub fn target(cx: &SpireContext<'_>) -> Result<Target, String> {
 /// Runs a command in a container and collects its output. `Err` is why the command could not be
 /// started at all (the exec call failed), as opposed to a command that ran and failed.
 pub trait Exec {
-    fn exec(&self, target: &Target, argv: Vec<String>) -> impl Future<Output = Result<ExecOutput, String>>;
+    fn exec(&self, target: &Target, argv: Vec<String>) -> impl Future<Output = Result<ExecOutput, ExecError>>;
 }
 
 impl Exec for PodExec {
-    async fn exec(&self, target: &Target, argv: Vec<String>) -> Result<ExecOutput, String> {
-        self.run(&target.container(), argv).await.map_err(|e| e.to_string())
+    async fn exec(&self, target: &Target, argv: Vec<String>) -> Result<ExecOutput, ExecError> {
+        self.run(&target.container(), argv).await
     }
 }
 
@@ -100,17 +121,19 @@ impl Exec for PodExec {
 pub struct Gathered {
     pub target: Target,
     pub healthcheck: ExecOutput,
-    pub entries: Result<ExecOutput, String>,
-    pub agents: Result<ExecOutput, String>,
-    pub bundle: Result<ExecOutput, String>,
+    pub entries: Result<ExecOutput, ExecError>,
+    pub agents: Result<ExecOutput, ExecError>,
+    pub bundle: Result<ExecOutput, ExecError>,
 }
 
 /// Run the server commands through `exec`. `Err` is why exec is impossible (no pod, or the first
 /// call could not be made); later calls that fail to start are recorded per command.
-pub async fn gather(exec: &impl Exec, cx: &SpireContext<'_>) -> Result<Gathered, String> {
+pub async fn gather(exec: &impl Exec, cx: &SpireContext<'_>) -> Result<Gathered, GatherError> {
     let target = target(cx)?;
-    let healthcheck =
-        exec.exec(&target, target.command(&["healthcheck"])).await.map_err(|e| format!("{}: {e}", target.pod))?;
+    let healthcheck = exec
+        .exec(&target, target.command(&["healthcheck"]))
+        .await
+        .map_err(|source| GatherError::Exec { pod: target.pod.clone(), source })?;
     let entries = exec.exec(&target, target.command(&["entry", "show", "-output", "json"])).await;
     let agents = exec.exec(&target, target.command(&["agent", "list", "-output", "json"])).await;
     let bundle = exec.exec(&target, target.command(&["bundle", "show", "-output", "json"])).await;

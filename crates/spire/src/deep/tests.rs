@@ -303,15 +303,28 @@ fn parses_agent_list_json() {
 #[test]
 fn parse_errors_name_the_command() {
     let e = parse_entries("Error: flag provided but not defined: -output").unwrap_err();
-    assert!(e.contains("entry show -output json") && e.contains("did not print JSON"), "{e}");
+    assert!(
+        matches!(e, OutputError::NotJson { command: "spire-server entry show -output json", .. }),
+        "{e:?}"
+    );
+    assert!(e.to_string().starts_with("`spire-server entry show -output json` did not print JSON ("), "{e}");
     let e = parse_agents(r#"{"next_page_token": ""}"#).unwrap_err();
-    assert!(e.contains("no `agents` list"), "{e}");
+    assert_eq!(e.to_string(), "`spire-server agent list -output json` printed no `agents` list");
     let e =
         parse_entries(r#"{"entries": [{"id": "x", "parent_id": {"trust_domain": "t", "path": "/p"}}]}"#).unwrap_err();
-    assert!(e.contains("entry 1: a missing SPIFFE ID"), "{e}");
+    assert_eq!(
+        e,
+        OutputError::Item {
+            command: "spire-server entry show -output json",
+            noun: "entry",
+            index: 1,
+            problem: ItemProblem::NoSpiffeId
+        }
+    );
+    assert_eq!(e.to_string(), "`spire-server entry show -output json`: entry 1: a missing SPIFFE ID");
     let e = parse_entries(r#"{"entries": [{"id": "x", "spiffe_id": "spiffe://t/a", "parent_id": "spiffe://t/p", "selectors": [{"type": "k8s"}]}]}"#)
         .unwrap_err();
-    assert!(e.contains("a selector without `value`"), "{e}");
+    assert!(matches!(e, OutputError::Item { problem: ItemProblem::SelectorWithoutValue, .. }), "{e:?}");
 }
 
 #[test]
@@ -387,7 +400,7 @@ fn no_target_without_a_running_server_pod() {
     let inv = Inventory::from_cluster(objects, listed, inv.source.clone(), "default".into());
     let opts = options();
     let cx = SpireContext::new(&inv, &opts);
-    assert_eq!(target(&cx).unwrap_err(), "StatefulSet/spire/spire-server: no Running pod to exec into");
+    assert_eq!(target(&cx).unwrap_err().to_string(), "StatefulSet/spire/spire-server: no Running pod to exec into");
 }
 
 #[test]
@@ -408,7 +421,12 @@ fn exec_unavailable_fails_the_first_check_and_skips_the_rest() {
     let opts = options();
     let cx = SpireContext::new(&inv, &opts);
     let why = "Pod/spire/spire-server-1: exec not available: HTTP 404 the server could not find the requested resource";
-    let input = DeepInput { cx: &cx, gathered: Err(why.into()) };
+    let refused = GatherError::Exec {
+        pod: meshmove_model::inventory::ObjectRef::new("Pod", Some("spire"), "spire-server-1"),
+        source: ExecError::NotAvailable { code: 404, detail: " the server could not find the requested resource".into() },
+    };
+    assert_eq!(refused.to_string(), why);
+    let input = DeepInput { cx: &cx, gathered: Err(refused) };
     let report = run(&input);
     assert_eq!(report.checks[0].result, Outcome::Error);
     assert_eq!(lines(&report, "SC2701"), [why]);
@@ -430,7 +448,7 @@ fn failing_healthcheck_is_an_error_with_what_the_server_said() {
     g.healthcheck = ExecOutput {
         stdout: String::new(),
         stderr: "\nServer is unhealthy: unable to determine health\n".into(),
-        status: Err("exit code 1".into()),
+        status: Err(meshmove_kube::exec::CommandFailed::ExitCode("1".into())),
     };
     let input = DeepInput { cx: &cx, gathered: Ok(g) };
     assert_eq!(non_ok(&input), BTreeSet::from(["SC2702 error Pod/spire/spire-server-1".to_string()]));
@@ -553,7 +571,7 @@ fn a_server_without_json_output_skips_the_comparisons() {
     g.entries = Ok(ExecOutput {
         stdout: String::new(),
         stderr: "flag provided but not defined: -output\nUsage of entry show:\n".into(),
-        status: Err("exit code 1".into()),
+        status: Err(meshmove_kube::exec::CommandFailed::ExitCode("1".into())),
     });
     let input = DeepInput { cx: &cx, gathered: Ok(g) };
     assert_eq!(
@@ -604,7 +622,7 @@ fn the_servers_own_bundle_dates_jwt_authorities() {
     g.bundle = Ok(ExecOutput {
         stdout: String::new(),
         stderr: "Error: unknown flag".into(),
-        status: Err("exit code 1".into()),
+        status: Err(meshmove_kube::exec::CommandFailed::ExitCode("1".into())),
     });
     let input = DeepInput { cx: &cx, gathered: Ok(g) };
     assert_eq!(non_ok(&input), BTreeSet::from(["SC2707 skipped".to_string(), "SC2708 skipped".to_string()]));
@@ -634,15 +652,15 @@ fn codes_are_the_catalogs_sc27xx_and_documented() {
 
 /// Captured outputs by command, standing in for the exec API; records what was run.
 struct Captured {
-    outputs: Vec<(&'static str, Result<ExecOutput, String>)>,
+    outputs: Vec<(&'static str, Result<ExecOutput, ExecError>)>,
     ran: std::cell::RefCell<Vec<(String, Vec<String>)>>,
 }
 
 impl Exec for Captured {
-    async fn exec(&self, target: &Target, argv: Vec<String>) -> Result<ExecOutput, String> {
+    async fn exec(&self, target: &Target, argv: Vec<String>) -> Result<ExecOutput, ExecError> {
         let out = self.outputs.iter().find(|(sub, _)| argv.get(1).map(String::as_str) == Some(*sub));
         self.ran.borrow_mut().push((target.container.clone(), argv.clone()));
-        out.map(|(_, o)| o.clone()).unwrap_or_else(|| Err("no such command".into()))
+        out.map(|(_, o)| o.clone()).unwrap_or_else(|| Err(ExecError::Failed("no such command".into())))
     }
 }
 
@@ -661,7 +679,7 @@ fn gather_runs_the_four_commands_in_the_server_container() {
     let opts = options();
     let cx = SpireContext::new(&inv, &opts);
     let exec = Captured {
-        outputs: vec![("healthcheck", Ok(ok("Server is healthy.\n"))), ("entry", Ok(ok(&ENTRIES))), ("agent", Err("stream broke".into()))],
+        outputs: vec![("healthcheck", Ok(ok("Server is healthy.\n"))), ("entry", Ok(ok(&ENTRIES))), ("agent", Err(ExecError::Stream("stream broke".into())))],
         ran: Default::default(),
     };
     let g = ready(gather(&exec, &cx)).unwrap();
@@ -669,12 +687,15 @@ fn gather_runs_the_four_commands_in_the_server_container() {
     let subcommands: Vec<&str> = ran.iter().map(|(_, argv)| argv[1].as_str()).collect();
     assert_eq!(subcommands, ["healthcheck", "entry", "agent", "bundle"]);
     assert!(ran.iter().all(|(container, argv)| container == "server" && argv[0] == SERVER_BINARY));
-    assert_eq!(g.agents, Err("stream broke".into()), "a later call that fails is kept per command");
-    assert_eq!(g.bundle, Err("no such command".into()));
+    assert_eq!(g.agents, Err(ExecError::Stream("stream broke".into())), "a later call that fails is kept per command");
+    assert_eq!(g.bundle, Err(ExecError::Failed("no such command".into())));
     // A first call that cannot be made is why exec is impossible, named by the pod.
-    let refused = Captured { outputs: vec![("healthcheck", Err("exec not allowed: HTTP 403".into()))], ran: Default::default() };
+    let refused = Captured {
+        outputs: vec![("healthcheck", Err(ExecError::NotAllowed { code: 403, detail: String::new() }))],
+        ran: Default::default(),
+    };
     let why = ready(gather(&refused, &cx)).unwrap_err();
-    assert_eq!(why, "Pod/spire/spire-server-1: exec not allowed: HTTP 403");
+    assert_eq!(why.to_string(), "Pod/spire/spire-server-1: exec not allowed: HTTP 403");
     assert_eq!(refused.ran.borrow().len(), 1, "nothing runs after the first refusal");
     let input = DeepInput { cx: &cx, gathered: Err(why) };
     assert_eq!(non_ok(&input).len(), CODES.len());
