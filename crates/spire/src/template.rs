@@ -39,7 +39,24 @@ pub enum RenderError {
     /// Go would fail executing the template (a field that does not exist).
     Execution(String),
     /// It rendered, but the result is not a valid SPIFFE ID.
-    InvalidId { rendered: String, reason: String },
+    InvalidId { rendered: String, reason: SpiffeIdError },
+}
+
+/// Why a text is not a SPIFFE ID or a trust domain name (the SPIFFE ID specification).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SpiffeIdError {
+    #[error("scheme must be spiffe://")]
+    Scheme,
+    #[error("trust domain is empty")]
+    EmptyTrustDomain,
+    #[error("trust domain character `{0}` is not allowed (lowercase letters, digits, `.`, `-`, `_`)")]
+    TrustDomainCharacter(char),
+    #[error("path has an empty segment or a trailing slash")]
+    EmptySegment,
+    #[error("path has a `.` or `..` segment")]
+    DotSegment,
+    #[error("path character `{0}` is not allowed")]
+    PathCharacter(char),
 }
 
 impl fmt::Display for RenderError {
@@ -285,8 +302,8 @@ fn print(v: Resolved, what: &str) -> Result<String, RenderError> {
 /// Check a SPIFFE ID against the SPIFFE ID specification: `spiffe://` scheme, a lowercase trust
 /// domain of `[a-z0-9.-_]`, and a path of non-empty `[A-Za-z0-9.-_]` segments other than `.` and
 /// `..`, with no trailing slash, query or fragment.
-pub fn validate_spiffe_id(id: &str) -> Result<(), String> {
-    let rest = id.strip_prefix("spiffe://").ok_or("scheme must be spiffe://")?;
+pub fn validate_spiffe_id(id: &str) -> Result<(), SpiffeIdError> {
+    let rest = id.strip_prefix("spiffe://").ok_or(SpiffeIdError::Scheme)?;
     let (td, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, ""),
@@ -297,25 +314,25 @@ pub fn validate_spiffe_id(id: &str) -> Result<(), String> {
     }
     for segment in path[1..].split('/') {
         if segment.is_empty() {
-            return Err("path has an empty segment or a trailing slash".into());
+            return Err(SpiffeIdError::EmptySegment);
         }
         if segment == "." || segment == ".." {
-            return Err("path has a `.` or `..` segment".into());
+            return Err(SpiffeIdError::DotSegment);
         }
         if let Some(c) = segment.chars().find(|c| !(c.is_ascii_alphanumeric() || "-._".contains(*c))) {
-            return Err(format!("path character `{c}` is not allowed"));
+            return Err(SpiffeIdError::PathCharacter(c));
         }
     }
     Ok(())
 }
 
 /// Check a trust domain name: non-empty, `[a-z0-9.-_]` only.
-pub fn validate_trust_domain(td: &str) -> Result<(), String> {
+pub fn validate_trust_domain(td: &str) -> Result<(), SpiffeIdError> {
     if td.is_empty() {
-        return Err("trust domain is empty".into());
+        return Err(SpiffeIdError::EmptyTrustDomain);
     }
     if let Some(c) = td.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || "-._".contains(*c))) {
-        return Err(format!("trust domain character `{c}` is not allowed (lowercase letters, digits, `.`, `-`, `_`)"));
+        return Err(SpiffeIdError::TrustDomainCharacter(c));
     }
     Ok(())
 }
@@ -408,6 +425,12 @@ mod tests {
     fn spiffe_id_validation_follows_the_spec() {
         assert!(validate_spiffe_id("spiffe://example.org").is_ok());
         assert!(validate_spiffe_id("spiffe://example.org/ns/a/sa/b").is_ok());
+        assert_eq!(validate_spiffe_id("http://example.org/x"), Err(SpiffeIdError::Scheme));
+        assert_eq!(validate_spiffe_id("spiffe://example.org/a b"), Err(SpiffeIdError::PathCharacter(' ')));
+        assert_eq!(
+            validate_spiffe_id("spiffe://Example.org/x").unwrap_err().to_string(),
+            "trust domain character `E` is not allowed (lowercase letters, digits, `.`, `-`, `_`)"
+        );
         for bad in [
             "http://example.org/x",
             "spiffe://",

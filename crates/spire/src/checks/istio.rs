@@ -48,7 +48,7 @@ fn spire_template(cx: &SpireContext<'_>) -> Verdict {
     let mut info = Vec::new();
     for (o, templates) in &cx.injectors {
         match templates {
-            Err(e) => problems.push(Detail::on(o, e.clone())),
+            Err(e) => problems.push(Detail::on(o, e.to_string())),
             Ok(c) if c.templates.contains_key("spire") => info.push(Detail::on(o, "has the spire template")),
             Ok(c) => problems.push(Detail::on(
                 o,

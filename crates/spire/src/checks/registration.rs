@@ -12,7 +12,7 @@ use meshmove_model::inventory::{Unavailable, kinds};
 use crate::catalog;
 use crate::context::{SpireContext, Subject};
 use meshmove_model::findings::{CategoryDef, CheckDef, Detail, Verdict};
-use crate::template::render_spiffe_id;
+use crate::template::{RenderError, render_spiffe_id};
 
 pub fn category<'a>() -> CategoryDef<SpireContext<'a>> {
     CategoryDef {
@@ -122,8 +122,8 @@ fn registered(cx: &SpireContext<'_>) -> Verdict {
 }
 
 /// Render a subject's ID from one ClusterSPIFFEID, or say why it does not render.
-pub fn render(cx: &SpireContext<'_>, s: &Subject<'_>, id: usize) -> Result<String, String> {
-    render_spiffe_id(&cx.ids[id].template, &cx.template_data(s)).map_err(|e| e.to_string())
+pub fn render(cx: &SpireContext<'_>, s: &Subject<'_>, id: usize) -> Result<String, RenderError> {
+    render_spiffe_id(&cx.ids[id].template, &cx.template_data(s))
 }
 
 fn single(cx: &SpireContext<'_>) -> Verdict {
@@ -135,7 +135,9 @@ fn single(cx: &SpireContext<'_>) -> Verdict {
             .map(|&i| format!("{} → {}", cx.ids[i].object.name, render(cx, s, i).unwrap_or_else(|e| format!("({e})"))))
             .collect();
         let distinct = {
-            let mut ids: Vec<Result<String, String>> = reg.ids.iter().map(|&i| render(cx, s, i)).collect();
+            // Rendered IDs, or why not in parentheses (never a `spiffe://` ID).
+            let mut ids: Vec<String> =
+                reg.ids.iter().map(|&i| render(cx, s, i).unwrap_or_else(|e| format!("({e})"))).collect();
             ids.sort();
             ids.dedup();
             ids.len()

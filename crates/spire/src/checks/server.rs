@@ -107,7 +107,7 @@ fn config_valid(cx: &SpireContext<'_>) -> Verdict {
         return Verdict::Skip("no server configuration found".into());
     };
     match parsed {
-        Err(e) => Verdict::Fail(vec![Detail::on(object, e.clone())]),
+        Err(e) => Verdict::Fail(vec![Detail::on(object, e.to_string())]),
         Ok(c) => {
             let mut problems: Vec<Detail> = c.problems.iter().map(|p| Detail::on(object, p.clone())).collect();
             match &c.trust_domain {

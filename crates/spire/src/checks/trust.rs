@@ -59,7 +59,7 @@ fn mesh_found(cx: &SpireContext<'_>) -> Verdict {
         ))]);
     }
     Verdict::from_problems_or(
-        cx.meshes.iter().filter_map(|(o, m)| m.as_ref().err().map(|e| Detail::on(o, e.clone()))).collect(),
+        cx.meshes.iter().filter_map(|(o, m)| m.as_ref().err().map(|e| Detail::on(o, e.to_string()))).collect(),
         cx.meshes
             .iter()
             .filter_map(|(o, m)| m.as_ref().ok().map(|m| Detail::on(o, format!("trust domain {}", m.trust_domain))))

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::parse_yaml;
+use super::{ConfigError, parse_yaml};
 
 /// The controller manager's default `ignoreNamespaces`.
 pub const DEFAULT_IGNORED_NAMESPACES: &[&str] = &["kube-system", "kube-public", "spire-system"];
@@ -47,13 +47,13 @@ impl ControllerConfig {
 }
 
 /// Parse a `ControllerManagerConfig` document; `None` when the document is not one.
-pub fn parse_controller_config(text: &str) -> Option<Result<ControllerConfig, String>> {
+pub fn parse_controller_config(text: &str) -> Option<Result<ControllerConfig, ConfigError>> {
     if !text.contains("ControllerManagerConfig") {
         return None;
     }
     let v = match parse_yaml(text) {
         Ok(v) => v,
-        Err(e) => return Some(Err(format!("controller manager config is not valid YAML: {e}"))),
+        Err(e) => return Some(Err(ConfigError::ControllerYaml(Box::new(e)))),
     };
     if v.get("kind").and_then(Value::as_str) != Some("ControllerManagerConfig") {
         return None;

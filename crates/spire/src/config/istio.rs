@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::parse_yaml;
+use super::{ConfigError, parse_yaml};
 
 /// Istio's default trust domain.
 pub const ISTIO_DEFAULT_TRUST_DOMAIN: &str = "cluster.local";
@@ -22,10 +22,10 @@ pub struct MeshConfig {
 }
 
 /// Parse the `mesh` key of the `istio` ConfigMap.
-pub fn parse_mesh_config(text: &str) -> Result<MeshConfig, String> {
-    let v = parse_yaml(text).map_err(|e| format!("mesh config is not valid YAML: {e}"))?;
+pub fn parse_mesh_config(text: &str) -> Result<MeshConfig, ConfigError> {
+    let v = parse_yaml(text).map_err(|e| ConfigError::MeshYaml(Box::new(e)))?;
     if !(v.is_object() || v.is_null()) {
-        return Err("mesh config is not a mapping".into());
+        return Err(ConfigError::MeshNotMapping);
     }
     let strings = |v: Option<&Value>| -> Vec<String> {
         v.and_then(Value::as_array).into_iter().flatten().filter_map(|x| x.as_str().map(str::to_string)).collect()
@@ -55,8 +55,8 @@ pub struct InjectorConfig {
 }
 
 /// Parse the `config` key of the `istio-sidecar-injector` ConfigMap.
-pub fn parse_injector_config(text: &str) -> Result<InjectorConfig, String> {
-    let v = parse_yaml(text).map_err(|e| format!("injector config is not valid YAML: {e}"))?;
+pub fn parse_injector_config(text: &str) -> Result<InjectorConfig, ConfigError> {
+    let v = parse_yaml(text).map_err(|e| ConfigError::InjectorYaml(Box::new(e)))?;
     let default_templates: Vec<String> = v
         .get("defaultTemplates")
         .and_then(Value::as_array)
@@ -132,7 +132,21 @@ pub fn template_metadata(template: &str) -> TemplateMetadata {
 /// `socket_path`. Templates are Go templates producing YAML: when the text is plain YAML its
 /// structure is checked; when templating makes it unreadable, the driver name and the path must
 /// both appear in it.
-pub fn template_mounts_socket(template: &str, socket_path: &str) -> Result<(), String> {
+/// Why an injection template does not give istio-proxy the Workload API socket (read after "the
+/// spire template").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SocketMount {
+    #[error("adds no volume with CSI driver {}", crate::CSI_DRIVER_NAME)]
+    NoCsiVolume,
+    #[error("does not mount the {} volume into istio-proxy at {socket_path}", crate::CSI_DRIVER_NAME)]
+    NotMounted { socket_path: String },
+    #[error("never mentions CSI driver {}", crate::CSI_DRIVER_NAME)]
+    DriverNotMentioned,
+    #[error("never mentions the socket path {socket_path}")]
+    PathNotMentioned { socket_path: String },
+}
+
+pub fn template_mounts_socket(template: &str, socket_path: &str) -> Result<(), SocketMount> {
     if let Ok(v) = parse_yaml(template)
         && let Some(spec) = v.get("spec")
     {
@@ -145,7 +159,7 @@ pub fn template_mounts_socket(template: &str, socket_path: &str) -> Result<(), S
             .filter_map(|vol| vol.get("name").and_then(Value::as_str))
             .collect();
         if volumes.is_empty() {
-            return Err(format!("adds no volume with CSI driver {}", crate::CSI_DRIVER_NAME));
+            return Err(SocketMount::NoCsiVolume);
         }
         let mounted = spec
             .get("containers")
@@ -162,16 +176,13 @@ pub fn template_mounts_socket(template: &str, socket_path: &str) -> Result<(), S
         return if mounted {
             Ok(())
         } else {
-            Err(format!(
-                "does not mount the {} volume into istio-proxy at {socket_path}",
-                crate::CSI_DRIVER_NAME
-            ))
+            Err(SocketMount::NotMounted { socket_path: socket_path.to_string() })
         };
     }
     match (template.contains(crate::CSI_DRIVER_NAME), template.contains(socket_path)) {
         (true, true) => Ok(()),
-        (false, _) => Err(format!("never mentions CSI driver {}", crate::CSI_DRIVER_NAME)),
-        (true, false) => Err(format!("never mentions the socket path {socket_path}")),
+        (false, _) => Err(SocketMount::DriverNotMentioned),
+        (true, false) => Err(SocketMount::PathNotMentioned { socket_path: socket_path.to_string() }),
     }
 }
 
@@ -201,7 +212,7 @@ mod tests {
         assert!(template_mounts_socket(good, "/other").is_err());
         let no_volume = good.replace("csi.spiffe.io", "other.csi");
         assert!(
-            template_mounts_socket(&no_volume, "/run/secrets/workload-spiffe-uds").unwrap_err().contains("no volume")
+            template_mounts_socket(&no_volume, "/run/secrets/workload-spiffe-uds").unwrap_err() == SocketMount::NoCsiVolume
         );
         let templated = "spec:\n  containers:\n  {{- if true }}\n  - name: istio-proxy\n  volumes: [{name: s, csi: {driver: csi.spiffe.io}}] # /run/secrets/workload-spiffe-uds\n";
         assert!(template_mounts_socket(templated, "/run/secrets/workload-spiffe-uds").is_ok());

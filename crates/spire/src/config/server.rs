@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::ConfigError;
+
 /// SPIRE's defaults when `server.conf` does not set them.
 pub const DEFAULT_CA_TTL: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_X509_SVID_TTL: Duration = Duration::from_secs(3600);
@@ -120,37 +122,34 @@ fn scalar(v: &Value, key: &str) -> Option<String> {
 /// newline or eof`. Never the configuration's text: the parser's own message quotes (and
 /// underlines) the whole line it failed on, and `server.conf` holds plugin data such as a
 /// datastore's `connection_string` with its password.
-fn hcl_problem(e: &hcl::Error) -> String {
+fn hcl_problem(e: &hcl::Error) -> ConfigError {
     match e {
-        hcl::Error::Parse(p) => format!(
-            "server.conf:{}:{}: not valid HCL: {}",
-            p.location().line(),
-            p.location().column(),
-            meshmove_model::redact::quoted(p.message().lines().next().unwrap_or_default())
-        ),
-        other => format!(
-            "server.conf: not valid HCL: {}",
-            meshmove_model::redact::quoted(other.to_string().lines().next().unwrap_or_default())
-        ),
+        hcl::Error::Parse(p) => ConfigError::ServerHclAt {
+            line: p.location().line(),
+            column: p.location().column(),
+            message: meshmove_model::redact::quoted(p.message().lines().next().unwrap_or_default()),
+        },
+        other => ConfigError::ServerHcl {
+            message: meshmove_model::redact::quoted(other.to_string().lines().next().unwrap_or_default()),
+        },
     }
 }
 
 /// A JSON error the same way: `server.conf:3:5: not valid JSON: expected `,` or `}``, lines
 /// counted in the whole text.
-fn json_problem(e: &serde_json::Error, skipped_lines: usize) -> String {
+fn json_problem(e: &serde_json::Error, skipped_lines: usize) -> ConfigError {
     let message = e.to_string();
     // serde_json appends " at line L column C"; the position is given in front instead.
     let message = message.rsplit_once(" at line ").map_or(message.as_str(), |(m, _)| m);
-    format!(
-        "server.conf:{}:{}: not valid JSON: {}",
-        e.line() + skipped_lines,
-        e.column(),
-        meshmove_model::redact::quoted(message)
-    )
+    ConfigError::ServerJson {
+        line: e.line() + skipped_lines,
+        column: e.column(),
+        message: meshmove_model::redact::quoted(message),
+    }
 }
 
 /// Parse `server.conf`, HCL or JSON.
-pub fn parse_server_conf(text: &str) -> Result<ServerConfig, String> {
+pub fn parse_server_conf(text: &str) -> Result<ServerConfig, ConfigError> {
     let trimmed = text.trim_start();
     let root: Value = if trimmed.starts_with('{') {
         let skipped_lines = text[..text.len() - trimmed.len()].matches('\n').count();
@@ -158,7 +157,7 @@ pub fn parse_server_conf(text: &str) -> Result<ServerConfig, String> {
     } else {
         hcl::from_str(text).map_err(|e| hcl_problem(&e))?
     };
-    let server = block(&root, "server").ok_or("server.conf has no `server` block")?;
+    let server = block(&root, "server").ok_or(ConfigError::NoServerBlock)?;
     let mut cfg = ServerConfig {
         trust_domain: scalar(&server, "trust_domain"),
         socket_path: scalar(&server, "socket_path"),
@@ -297,11 +296,11 @@ plugins {
     #[test]
     fn syntax_errors_never_quote_the_configuration() {
         let conf = "server {\n  trust_domain = \"example.org\"\n}\nplugins {\n  DataStore \"sql\" {\n    plugin_data {\n      connection_string = \"postgres://spire:S3cretPassw0rd@db/spire\" ]\n    }\n  }\n}\n";
-        let e = parse_server_conf(conf).unwrap_err();
+        let e = parse_server_conf(conf).unwrap_err().to_string();
         assert!(!e.contains("S3cret") && !e.contains("postgres://"), "{e}");
         assert!(e.starts_with("server.conf:7:") && e.contains(": not valid HCL: "), "{e}");
         assert!(!e.contains('\n'), "one line: {e}");
-        let e = parse_server_conf("{\"server\": {\"trust_domain\": \"S3cret").unwrap_err();
+        let e = parse_server_conf("{\"server\": {\"trust_domain\": \"S3cret").unwrap_err().to_string();
         assert!(!e.contains("S3cret"), "{e}");
     }
 
@@ -412,13 +411,13 @@ health_checks {
 
     #[test]
     fn server_conf_errors_are_explained() {
-        assert!(parse_server_conf("server {").unwrap_err().contains("HCL"));
-        assert!(parse_server_conf("{\"server\": ").unwrap_err().contains("JSON"));
+        assert!(matches!(parse_server_conf("server {").unwrap_err(), ConfigError::ServerHclAt { .. }));
+        assert!(matches!(parse_server_conf("{\"server\": ").unwrap_err(), ConfigError::ServerJson { .. }));
         assert_eq!(
-            parse_server_conf("\n\n{\"server\": {\n  \"trust_domain\": \"x\",\n}}").unwrap_err(),
+            parse_server_conf("\n\n{\"server\": {\n  \"trust_domain\": \"x\",\n}}").unwrap_err().to_string(),
             "server.conf:5:1: not valid JSON: trailing comma"
         );
-        assert!(parse_server_conf("agent { trust_domain = \"x\" }").unwrap_err().contains("no `server` block"));
+        assert_eq!(parse_server_conf("agent { trust_domain = \"x\" }").unwrap_err(), ConfigError::NoServerBlock);
         let c = parse_server_conf("server {\n trust_domain = \"x\"\n ca_ttl = \"soon\"\n}").unwrap();
         assert_eq!(c.ca_ttl, None);
         assert_eq!(c.problems.len(), 1);

@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::bundle::{BundleError, TrustBundle, unix_seconds};
-use super::config::{self, BundleTarget, ControllerConfig, InjectorConfig, MeshConfig, ServerConfig};
+use super::config::{self, BundleTarget, ConfigError, ControllerConfig, InjectorConfig, MeshConfig, ServerConfig};
 use super::selector::{LabelSelector, Labels, NamespacePattern};
 use super::template::TemplateData;
 use super::{CSI_DRIVER_NAME, SpireOptions};
@@ -35,7 +35,7 @@ use subjects::{find_subjects, parse_spiffe_id, predict_injection, register, subj
 #[allow(clippy::large_enum_variant)] // one value per run
 pub enum ServerConfigState<'a> {
     NotFound,
-    Found { object: &'a Object, parsed: Result<ServerConfig, String> },
+    Found { object: &'a Object, parsed: Result<ServerConfig, ConfigError> },
 }
 
 /// One ConfigMap the trust bundle was looked for in, and what it held.
@@ -89,7 +89,7 @@ impl BundleState<'_> {
 }
 
 /// A configuration document and what reading it gave.
-pub type Parsed<'a, T> = (&'a Object, Result<T, String>);
+pub type Parsed<'a, T> = (&'a Object, Result<T, ConfigError>);
 
 /// The inputs of every check.
 pub struct SpireContext<'a> {
