@@ -1,6 +1,8 @@
 //! The shape every read-only analysis command shares: load an inventory from `-f` or the cluster,
 //! run analyzers, apply suppressions, render, and decide the exit code.
 
+use std::collections::BTreeMap;
+
 use anyhow::{Context, Result};
 use meshmove_model::findings::{self, Analyzer, Code, Report};
 use meshmove_model::inventory::{self, Inventory, Kind};
@@ -30,6 +32,26 @@ pub fn load_inventory(kube: &KubeFlags, source: &SourceFlags, kinds: &[&'static 
 /// kinds that only partly failed are left in [`Inventory::unread`]: reports turn them into error
 /// findings ([`report`]), views print an error per kind ([`warn_unread`]); neither exits 0.
 pub fn load_inventory_partial(kube: &KubeFlags, source: &SourceFlags, kinds: &[&'static Kind], cluster_wide: &[&'static Kind]) -> Result<Inventory> {
+    // A command that reads Secrets (dbiso: the connection strings workloads take from them)
+    // reads Secrets and ConfigMaps by reference: only those the workloads name, each with a
+    // GET, so it needs `get` on them and never lists them.
+    let by_reference: &[&'static Kind] =
+        if kinds.contains(&&meshmove_model::inventory::kinds::SECRET) { &meshmove_kube::cluster::BY_REFERENCE } else { &[] };
+    load_inventory_by_reference(kube, source, kinds, cluster_wide, by_reference, |_| Vec::new())
+}
+
+/// [`load_inventory_partial`] reading the `by_reference` kinds by reference (see
+/// [`meshmove_kube::cluster::load_by_reference`]), then GETting the objects `follow` names in
+/// what was read (objects named inside other objects, such as a ConfigMap a configuration file
+/// names), so that the command needs `get` on those kinds and never `list`. Files are read whole.
+pub fn load_inventory_by_reference(
+    kube: &KubeFlags,
+    source: &SourceFlags,
+    kinds: &[&'static Kind],
+    cluster_wide: &[&'static Kind],
+    by_reference: &[&'static Kind],
+    follow: impl Fn(&Inventory) -> Vec<(&'static Kind, String, String)>,
+) -> Result<Inventory> {
     let opts = kube.options();
     if !source.filename.is_empty() {
         let default_ns = opts.default_namespace();
@@ -46,13 +68,15 @@ pub fn load_inventory_partial(kube: &KubeFlags, source: &SourceFlags, kinds: &[&
         crate::debug!(1, "loading {} kinds from context {} ({})", kinds.len(), conn.context,
             if conn.all_namespaces { "all namespaces".to_string() } else { format!("namespace {}", conn.namespace) });
         let scope = if conn.all_namespaces { None } else { Some(conn.namespace.as_str()) };
-        // A command that reads Secrets (dbiso: the connection strings workloads take from them)
-        // reads Secrets and ConfigMaps by reference: only those the workloads name, each with a
-        // GET, so it needs `get` on them and never lists them. Others list what they ask for
-        // (spire-check reads ConfigMaps no workload names, such as Istio's mesh config).
-        let by_reference: &[&'static Kind] =
-            if kinds.contains(&&meshmove_model::inventory::kinds::SECRET) { &meshmove_kube::cluster::BY_REFERENCE } else { &[] };
-        Ok(meshmove_kube::cluster::load_readable_by_reference(&conn, kinds, by_reference, cluster_wide, scope).await?)
+        let mut inventory = meshmove_kube::cluster::load_readable_by_reference(&conn, kinds, by_reference, cluster_wide, scope).await?;
+        let mut more: BTreeMap<&'static Kind, Vec<(String, String)>> = BTreeMap::new();
+        for (kind, namespace, name) in follow(&inventory) {
+            more.entry(kind).or_default().push((namespace, name));
+        }
+        for (kind, names) in more {
+            inventory = meshmove_kube::cluster::fetch_into(&conn, inventory, kind, &names).await?;
+        }
+        Ok(inventory)
     })
 }
 

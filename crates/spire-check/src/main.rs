@@ -17,7 +17,7 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand}
 use meshmove_cli::render::checks;
 use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat, ReportFlags, SourceFlags, analysis, complete};
 use meshmove_model::findings::{Code, Finding, Suppression};
-use meshmove_model::inventory::{Inventory, Kind};
+use meshmove_model::inventory::{Inventory, Kind, kinds};
 use meshmove_kube::exec::PodExec;
 use meshmove_spire::{self as spire, IdentityRow, IdentityStatus, LabelQuery, SpireOptions, TrustBundle, catalog};
 
@@ -181,13 +181,18 @@ fn options(kube: &KubeFlags, args: &SpireArgs) -> Result<SpireOptions> {
     })
 }
 
-/// Read every kind spire-check needs, in every namespace (see the module docs). Kinds the cluster
-/// refused are reported by the `inputs` check (SC2000) of `check`, and by `identities` as errors.
-fn load(kube: &KubeFlags, args: &SpireArgs) -> Result<Inventory> {
+/// Read every kind spire-check needs, in every namespace (see the module docs). ConfigMaps are
+/// read by reference: those the workloads mount, then those the configuration names
+/// ([`spire::config_maps_to_read`]), each with a GET, so spire-check never lists ConfigMaps (it
+/// needs `get` on them). Kinds the cluster refused are reported by the `inputs` check (SC2000)
+/// of `check`, and by `identities` as errors.
+fn load(kube: &KubeFlags, args: &SpireArgs, options: &SpireOptions) -> Result<Inventory> {
     let mut everywhere = kube.clone();
     everywhere.all_namespaces = true;
     let namespaced: Vec<&'static Kind> = spire::KINDS.iter().copied().filter(|k| k.namespaced).collect();
-    analysis::load_inventory_partial(&everywhere, &args.source, spire::KINDS, &namespaced)
+    analysis::load_inventory_by_reference(&everywhere, &args.source, spire::KINDS, &namespaced, &[&kinds::CONFIG_MAP], |inventory| {
+        spire::config_maps_to_read(inventory, options).into_iter().map(|(ns, name)| (&kinds::CONFIG_MAP, ns, name)).collect()
+    })
 }
 
 fn check(kube: &KubeFlags, output: &OutputFlags, args: &CheckArgs) -> Result<Exit> {
@@ -197,7 +202,7 @@ fn check(kube: &KubeFlags, output: &OutputFlags, args: &CheckArgs) -> Result<Exi
         );
     }
     let options = options(kube, &args.spire)?;
-    let inventory = load(kube, &args.spire)?;
+    let inventory = load(kube, &args.spire, &options)?;
     let report = if args.exec {
         let timeout = Some(kube.request_timeout).filter(|t| !t.is_zero()).unwrap_or(Duration::from_secs(30));
         meshmove_cli::runtime()?.block_on(async {
@@ -246,7 +251,7 @@ fn suppress_rows(rows: Vec<IdentityRow>, suppressions: &[Suppression]) -> (Vec<I
 
 fn identities(kube: &KubeFlags, output: &OutputFlags, args: &SpireArgs) -> Result<Exit> {
     let options = options(kube, args)?;
-    let inventory = load(kube, args)?;
+    let inventory = load(kube, args, &options)?;
     let (rows, suppressed) = suppress_rows(spire::identities(&inventory, &options), &args.report.suppress);
     let mut out = Out::new();
     match output.output {

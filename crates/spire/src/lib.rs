@@ -101,6 +101,71 @@ impl Default for SpireOptions {
     }
 }
 
+/// The ConfigMaps spire-check reads that no loaded workload mounts, as `(namespace, name)`, not
+/// yet in `inventory`. A live load GETs the ConfigMaps workloads mount (SPIRE's server.conf,
+/// agent.conf and controller configuration, the bundle agents mount, istiod's mesh and injector
+/// configuration) and then these, so spire-check needs `get` on ConfigMaps and never lists them:
+///
+/// * the ConfigMaps server.conf publishes the trust bundle into (the `k8sbundle` notifier's
+///   `namespace`/`config_map`, the `k8s_configmap` BundlePublisher's clusters);
+/// * the names SPIRE's official charts and Istio's SPIRE sample give its ConfigMaps
+///   (`spire-server`, `spire-agent`, `spire-bundle` — also the notifier's default —,
+///   `spire-controller-manager`, `spire-controller-manager-config`;
+///   <https://github.com/spiffe/helm-charts-hardened/tree/main/charts/spire/charts>,
+///   <https://github.com/istio/istio/tree/master/samples/security/spire>) in the namespaces of the
+///   SPIRE workloads found, of `--spire-namespace`, or, when none is found, the charts' and the
+///   sample's namespaces (`spire-server`, `spire-system`, `spire`): a server that is missing or
+///   not running still leaves its configuration to check;
+/// * Istio's `istio` mesh config and `istio-sidecar-injector` ConfigMaps (and their `-<revision>`
+///   forms for the revisions namespaces and pods name with `istio.io/rev`) in istiod's namespace,
+///   or `istio-system` when no istiod workload is in the inventory (an external control plane
+///   still leaves them there). Istio names them so in its charts
+///   (<https://github.com/istio/istio/tree/master/manifests/charts/istio-control/istio-discovery/templates>).
+pub fn config_maps_to_read(inventory: &Inventory, options: &SpireOptions) -> Vec<(String, String)> {
+    use std::collections::BTreeSet;
+    let cx = SpireContext::new(inventory, options);
+    let mut wanted: BTreeSet<(String, String)> = BTreeSet::new();
+    let targets = match &cx.server_config {
+        context::ServerConfigState::Found { parsed: Ok(c), .. } => c.bundle_targets.clone(),
+        _ => Vec::new(),
+    };
+    wanted.extend(targets.into_iter().map(|t| (t.namespace, t.config_map)));
+    let mut spire_namespaces: BTreeSet<String> =
+        cx.servers.iter().chain(&cx.agents).chain(&cx.csi_drivers).filter_map(|o| o.namespace.clone()).collect();
+    spire_namespaces.extend(options.namespace.clone());
+    if spire_namespaces.is_empty() {
+        spire_namespaces.extend(["spire-server", "spire-system", "spire"].map(String::from));
+    }
+    for ns in &spire_namespaces {
+        for name in ["spire-server", "spire-agent", "spire-bundle", "spire-controller-manager", "spire-controller-manager-config"] {
+            wanted.insert((ns.clone(), name.to_string()));
+        }
+    }
+    let istiod_namespaces: BTreeSet<String> = [&kinds::DEPLOYMENT, &kinds::POD]
+        .into_iter()
+        .flat_map(|k| inventory.of(k))
+        .filter(|o| o.name == "istiod" || o.name.starts_with("istiod-") || o.labels().any(|(k, v)| k == "app" && v == "istiod"))
+        .filter_map(|o| o.namespace.clone())
+        .collect();
+    let istio_namespaces = if istiod_namespaces.is_empty() { BTreeSet::from(["istio-system".to_string()]) } else { istiod_namespaces };
+    let revisions: BTreeSet<String> = [&kinds::NAMESPACE, &kinds::POD]
+        .into_iter()
+        .flat_map(|k| inventory.of(k))
+        .flat_map(|o| o.labels().filter(|(k, _)| *k == "istio.io/rev").map(|(_, v)| v.to_string()).collect::<Vec<_>>())
+        .filter(|rev| !rev.is_empty() && rev != "default")
+        .collect();
+    for ns in &istio_namespaces {
+        for base in ["istio", "istio-sidecar-injector"] {
+            wanted.insert((ns.clone(), base.to_string()));
+            for rev in &revisions {
+                wanted.insert((ns.clone(), format!("{base}-{rev}")));
+            }
+        }
+    }
+    wanted.retain(|(ns, name)| inventory.get(&kinds::CONFIG_MAP, Some(ns), name).is_none());
+    wanted.into_iter().collect()
+}
+
 /// Run every built-in check; then [`Report::finish`] with the `--suppress` list.
 pub fn check(inventory: &Inventory, options: &SpireOptions) -> Report {
     let cx = SpireContext::new(inventory, options);

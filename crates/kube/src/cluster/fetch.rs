@@ -30,6 +30,17 @@ pub struct Fetched {
     pub forbidden: Vec<(String, String, String)>,
 }
 
+impl Fetched {
+    /// The kind is unread when any GET was refused: the first refusal's message, and how many
+    /// more there were.
+    fn refused(&self) -> Option<Unavailable> {
+        let (_, _, message) = self.forbidden.first()?;
+        let more = self.forbidden.len() - 1;
+        let message = if more == 0 { message.clone() } else { format!("{message} (and {more} more)") };
+        Some(Unavailable::Forbidden { message })
+    }
+}
+
 /// GET each `(namespace, name)` of `kind`. 404 is recorded as missing and 403 as forbidden, and
 /// the round goes on; an unreachable server, rejected credentials or another API error stops it.
 pub async fn get_named(conn: &Connection, kind: &'static Kind, names: &[(String, String)]) -> Result<Fetched, ClusterError> {
@@ -127,16 +138,33 @@ pub async fn load_by_reference(
             .flat_map(|w| w.referenced(kind.kind).into_iter().map(|n| (w.namespace().to_string(), n.to_string())))
             .collect();
         let fetched = get_named(conn, kind, &names.into_iter().collect::<Vec<_>>()).await?;
+        state.insert(kind, fetched.refused().or_else(|| workloads_unread.clone()));
         objects.extend(fetched.objects);
-        let why = fetched.forbidden.first().map(|(_, _, message)| {
-            let more = fetched.forbidden.len() - 1;
-            let message = if more == 0 { message.clone() } else { format!("{message} (and {more} more)") };
-            Unavailable::Forbidden { message }
-        });
-        state.insert(kind, why.or_else(|| workloads_unread.clone()));
     }
     let wide = cluster_wide.iter().copied().filter(|k| k.namespaced).collect();
     Ok(Inventory::from_cluster(objects, state, inventory.source.clone(), inventory.default_namespace.clone()).with_cluster_wide(wide))
+}
+
+/// GET `names` of `kind` (objects an earlier load's objects name indirectly, such as a ConfigMap
+/// a configuration file names) and add those that exist to `inventory`. A 404 leaves the name
+/// absent, as a list would; a refused GET (403) makes `kind` unread, naming how many were
+/// refused, as in [`load_by_reference`].
+pub async fn fetch_into(
+    conn: &Connection,
+    inventory: Inventory,
+    kind: &'static Kind,
+    names: &[(String, String)],
+) -> Result<Inventory, ClusterError> {
+    if names.is_empty() {
+        return Ok(inventory);
+    }
+    let fetched = get_named(conn, kind, names).await?;
+    let refused = fetched.refused();
+    let out = inventory.overlay(fetched.objects);
+    Ok(match refused {
+        None => out,
+        Some(why) => out.with_unread(kind, why),
+    })
 }
 
 /// [`load_by_reference`], refusing a load that read nothing (see [`super::load_readable`]).

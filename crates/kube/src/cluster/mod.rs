@@ -16,7 +16,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use meshmove_model::duration::Mode;
 use meshmove_model::redact;
 
-pub use fetch::{BY_REFERENCE, Fetched, get_named, load_by_reference, load_readable_by_reference};
+pub use fetch::{BY_REFERENCE, Fetched, fetch_into, get_named, load_by_reference, load_readable_by_reference};
 pub use load::{load, load_readable, unread_error};
 
 /// kubectl's cluster flags as plain data (the binaries fill it from clap).

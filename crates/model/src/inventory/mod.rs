@@ -332,6 +332,18 @@ impl Inventory {
         out
     }
 
+    /// Record that `kind` could not be read completely (a refused GET after a successful list),
+    /// unless a failure is already recorded for it. No effect on an inventory from files.
+    pub fn with_unread(mut self, kind: &'static Kind, why: Unavailable) -> Self {
+        if let Some(listed) = self.listed.as_mut() {
+            let slot = listed.entry(kind).or_insert(None);
+            if slot.is_none() {
+                *slot = Some(why);
+            }
+        }
+        self
+    }
+
     /// Record kinds that were listed across all namespaces by a namespace-scoped cluster load.
     pub fn with_cluster_wide(mut self, kinds: Vec<&'static Kind>) -> Self {
         self.wide = kinds;
