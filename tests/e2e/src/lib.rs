@@ -242,6 +242,17 @@ pub fn validate_stream(text: &str) -> Run {
     r
 }
 
+/// Validate `doc` against one shape (`$defs` entry) of the published output schema
+/// `docs/schemas/meshmove-output.schema.json`, with the `jsonschema` package of the test venv
+/// (Draft 2020-12; `tests/tools/validate_json.py`). Panics with every violation and its path.
+#[track_caller]
+pub fn validate_shape(shape: &str, doc: &serde_json::Value) {
+    let python = venv_tool("python");
+    let script = root().join("tests/tools/validate_json.py");
+    let r = run(&python, &[script.to_str().unwrap(), shape, "-"], Some(&doc.to_string()), &[]);
+    assert_eq!(r.code, 0, "not a valid `{shape}` of docs/schemas/meshmove-output.schema.json:\n{}{}\n{doc:#}", r.stdout, r.stderr);
+}
+
 /// How many objects a [`validate_stream`] report checked against Istio's schemas.
 pub fn istio_validated(report: &Run) -> usize {
     report.stdout.lines().filter(|l| l.starts_with("OK ") && l.contains(" (@kubernetes-models/istio ")).count()

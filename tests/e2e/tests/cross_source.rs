@@ -61,6 +61,7 @@ fn files_and_cluster_give_identical_findings() {
     let (f, l) = (files.json(), live.json());
     assert_eq!(f["source"]["type"], "files");
     assert_eq!(l["source"], serde_json::json!({"type": "cluster", "context": "double", "namespace": "pyairtable"}));
+    e2e::validate_shape("report", &l);
     assert_eq!(comparable(f.clone()), comparable(l), "file and cluster reports differ");
     // The findings are the real ones, not an empty agreement. (No MM1013: the namespace's
     // istio.io/rev=canary sits beside istio-injection=enabled, which wins, so it selects the

@@ -349,6 +349,7 @@ fn mtls_strict_lists_what_would_break_and_force_overrides() {
     let r = mm(&e, &["mtls", "strict", "-o", "json"]).expect_code(1);
     assert!(r.stderr.contains("Deployment/reports/reporter is outside the mesh and can reach"), "{}", r.stderr);
     assert_eq!(r.json()["ready"], false);
+    e2e::validate_shape("refusal", &r.json());
     assert!(writes(&d).is_empty(), "{:#?}", writes(&d));
     let f = mm(&e, &["mtls", "strict", "--force"]).expect_code(0);
     assert!(f.stderr.contains("switching anyway"), "{}", f.stderr);
@@ -459,6 +460,7 @@ fn enable_refuses_without_a_control_plane_for_its_revision_unless_forced() {
     let j = mm(&e, &["enable", "-o", "json"]);
     assert_eq!(j.code, 1, "{j:?}");
     assert_eq!(j.json()["blockers"][0]["code"], "MM1002");
+    e2e::validate_shape("refusal", &j.json());
     // Forced: the restarted pods come back without a proxy (no injector), which the check
     // after the rollout reports; rollback restores the namespace.
     let forced = mm(&e, &["enable", "--force", "--timeout", "1m"]);

@@ -102,7 +102,8 @@ fn contract(d: &BlockingDouble, e: &Env, args: &[&str]) -> Vec<Value> {
     assert!(!objects.is_empty(), "{args:?} changes something: {}", diff.stdout);
     // Whole objects: kubernetes-validate strict and Istio's CRD schemas, every Istio object checked.
     e2e::validate_objects(&objects);
-    // The same objects as a kubectl List.
+    // The same objects as a kubectl List, the published `objectList` shape.
+    e2e::validate_shape("objectList", &json);
     assert_eq!((json["apiVersion"].as_str(), json["kind"].as_str()), (Some("v1"), Some("List")));
     let items: Vec<Value> = json["items"].as_array().unwrap().iter().map(normal).collect();
     assert_eq!(items, objects.iter().map(normal).collect::<Vec<_>>(), "{args:?}: -o json and -o yaml differ");
