@@ -46,8 +46,9 @@ pub struct EnableArgs {
     changes: MutateFlags,
 }
 
-/// The DestinationRule traffic profile flags, shared by `enable` and `ns create`: one profile
-/// (`meshmove_migration::inplace::TrafficProfile`) for both paths.
+/// The traffic profile flags (DestinationRules, and the VirtualServices' HTTP routes), shared by
+/// `enable` and `ns create`: one profile (`meshmove_migration::inplace::TrafficProfile`) for
+/// both paths.
 #[derive(Args, Clone)]
 pub struct TrafficProfileArgs {
     /// Traffic profile YAML (camelCase keys as the flags below); flags override it
@@ -80,9 +81,59 @@ pub struct TrafficProfileArgs {
     /// connectionPool.http.maxRequestsPerConnection [default: 10]
     #[arg(long, value_name = "N", help_heading = "Traffic profile")]
     max_requests_per_connection: Option<u32>,
+    /// VirtualService http[].timeout, HTTP routes only [default: none, Istio's: no timeout]
+    #[arg(long, value_name = "DURATION", help_heading = "Traffic profile")]
+    http_timeout: Option<String>,
+    /// http[].retries.attempts, HTTP routes only; 0 turns retries off [default: Istio's, 2]
+    #[arg(long, value_name = "N", help_heading = "Traffic profile")]
+    retries: Option<u32>,
+    /// http[].retries.perTryTimeout (needs --retries)
+    #[arg(long, value_name = "DURATION", help_heading = "Traffic profile")]
+    per_try_timeout: Option<String>,
+    /// http[].retries.retryOn: comma-separated Envoy retry policies or status codes, e.g.
+    /// 5xx,connect-failure,503 (needs --retries)
+    #[arg(long, value_name = "POLICIES", help_heading = "Traffic profile")]
+    retry_on: Option<String>,
 }
 
+/// Profile keys and the flags that set them.
+const FLAG_OF_KEY: &[(&str, &str)] = &[
+    ("consecutive5xxErrors", "consecutive-5xx-errors"),
+    ("consecutiveGatewayErrors", "consecutive-gateway-errors"),
+    ("interval", "interval"),
+    ("baseEjectionTime", "base-ejection-time"),
+    ("maxEjectionPercent", "max-ejection-percent"),
+    ("maxConnections", "max-connections"),
+    ("connectTimeout", "connect-timeout"),
+    ("http1MaxPendingRequests", "http1-max-pending-requests"),
+    ("maxRequestsPerConnection", "max-requests-per-connection"),
+    ("httpTimeout", "http-timeout"),
+    ("retries", "retries"),
+    ("perTryTimeout", "per-try-timeout"),
+    ("retryOn", "retry-on"),
+];
+
 impl TrafficProfileArgs {
+    /// Whether the flag `--name` was given.
+    fn given(&self, name: &str) -> bool {
+        match name {
+            "consecutive-5xx-errors" => self.consecutive_5xx_errors.is_some(),
+            "consecutive-gateway-errors" => self.consecutive_gateway_errors.is_some(),
+            "interval" => self.interval.is_some(),
+            "base-ejection-time" => self.base_ejection_time.is_some(),
+            "max-ejection-percent" => self.max_ejection_percent.is_some(),
+            "max-connections" => self.max_connections.is_some(),
+            "connect-timeout" => self.connect_timeout.is_some(),
+            "http1-max-pending-requests" => self.http1_max_pending_requests.is_some(),
+            "max-requests-per-connection" => self.max_requests_per_connection.is_some(),
+            "http-timeout" => self.http_timeout.is_some(),
+            "retries" => self.retries.is_some(),
+            "per-try-timeout" => self.per_try_timeout.is_some(),
+            "retry-on" => self.retry_on.is_some(),
+            _ => false,
+        }
+    }
+
     /// The defaults, overridden by the file, overridden by the flags.
     pub fn profile(&self) -> Result<TrafficProfile> {
         let mut p = match &self.profile {
@@ -96,7 +147,21 @@ impl TrafficProfileArgs {
             ($($f:ident),*) => { $( if let Some(v) = &self.$f { p.$f = v.clone(); } )* };
         }
         set!(consecutive_5xx_errors, consecutive_gateway_errors, interval, base_ejection_time, max_ejection_percent, max_connections, connect_timeout, http1_max_pending_requests, max_requests_per_connection);
-        p.validate().map_err(|e| anyhow!("traffic profile: {e}"))?;
+        macro_rules! set_some {
+            ($($f:ident),*) => { $( if let Some(v) = &self.$f { p.$f = Some(v.clone()); } )* };
+        }
+        set_some!(http_timeout, retries, per_try_timeout, retry_on);
+        p.validate().map_err(|e| {
+            // Name where the value came from: the flag when one was given, else the file.
+            let key = e.split(':').next().unwrap_or_default();
+            let flag = FLAG_OF_KEY.iter().find(|(k, _)| *k == key).map(|(_, f)| *f);
+            let given = flag.is_some_and(|f| self.given(f));
+            match (&self.profile, given, flag) {
+                (_, true, Some(f)) => anyhow!("--{f}: {}", e.split_once(": ").map_or(e.as_str(), |(_, m)| m)),
+                (Some(path), _, _) => anyhow!("traffic profile {}: {e}", path.display()),
+                (None, _, _) => anyhow!("traffic profile: {e}"),
+            }
+        })?;
         Ok(p)
     }
 }
@@ -145,6 +210,16 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &EnableArgs) -> Result<
     let options = EnableOptions { policies: Some(live.peer_authentications(&args.root)?), ..options };
     let permissive = enable::permissive(&inventory, &ns, options.policies.clone().expect("read above"));
     let plan = enable::plan(&inventory, &ns, &options).map_err(|e| anyhow!(e))?;
+    let http_policy = options.profile.http_policy();
+    if !http_policy.is_empty() {
+        let (_, skipped) = meshmove_migration::inplace::service_routes(&inventory, &ns, options.domain.as_deref(), &options.hosts).map_err(|e| anyhow!(e))?;
+        let tcp = if skipped.is_empty() {
+            String::new()
+        } else {
+            format!("; these Services get no VirtualService (only HTTP ports are routed; Istio's TCP routes have no timeout or retries), so none of it: {}", skipped.join(", "))
+        };
+        eprintln!("enable: the HTTP routes of the VirtualServices carry {}{tcp}", http_policy.describe());
+    }
     match &permissive {
         enable::Permissive::Skip { reason } => eprintln!("enable: {reason}"),
         enable::Permissive::Write { raised } => {

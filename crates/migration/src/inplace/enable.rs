@@ -263,8 +263,11 @@ pub fn plan(inventory: &Inventory, namespace: &str, options: &EnableOptions) -> 
             ),
         });
     }
+    let http_policy = options.profile.http_policy();
     for r in &routes {
         let fqdn = format!("{}.{namespace}.svc.cluster.local", r.service);
+        let mut route = json!({"route": [{"destination": {"host": fqdn, "port": {"number": r.port}}}]});
+        http_policy.apply(&mut route);
         plan.push(Change::Apply {
             object: managed(
                 "networking.istio.io/v1",
@@ -273,7 +276,7 @@ pub fn plan(inventory: &Inventory, namespace: &str, options: &EnableOptions) -> 
                 &r.service,
                 json!({"hosts": [r.service, r.host],
                        "gateways": [gw, "mesh"],
-                       "http": [{"route": [{"destination": {"host": fqdn, "port": {"number": r.port}}}]}]}),
+                       "http": [route]}),
             ),
         });
         plan.push(Change::Apply {

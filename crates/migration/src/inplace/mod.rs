@@ -41,7 +41,7 @@ use serde_json::Value;
 
 use meshmove_model::inventory::{Inventory, Object, kinds};
 
-pub use profile::TrafficProfile;
+pub use profile::{HttpPolicy, TrafficProfile};
 
 /// Step names as the journal records them.
 pub const STEP_EXPOSE: &str = "expose";

@@ -24,7 +24,27 @@ use super::{COPIED_FROM_LABEL, MANAGED_BY, ROLE_LABEL, Sides};
 
 /// The traffic profile of the DestinationRules: the one `enable` uses too (the seed plans'
 /// values by default, `--profile FILE` and one flag per key override them).
-pub use crate::inplace::TrafficProfile;
+pub use crate::inplace::{HttpPolicy, TrafficProfile};
+
+/// The ports of routable Services whose traffic is routed as TCP only (`service:port`): the
+/// profile's HTTP timeout and retries do not apply to them.
+pub fn tcp_only_ports(services: &[&Value]) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in services {
+        let name = s.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        for p in s.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
+            if p.get("protocol").and_then(Value::as_str).is_some_and(|pr| pr != "TCP") {
+                continue;
+            }
+            if let Some(port) = p.get("port").and_then(Value::as_i64)
+                && port_protocol(p) == PortProtocol::Tcp
+            {
+                out.push(format!("{name}:{port}"));
+            }
+        }
+    }
+    out
+}
 
 /// How a port's traffic is routed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +112,9 @@ fn labels(sides: &Sides, role: &str) -> Value {
 }
 
 /// The VirtualService splitting `service` (a legacy Service object) at `weight` % to the mesh.
-pub fn virtual_service(sides: &Sides, service: &Value, weight: u8) -> Value {
+/// Its `http` routes carry the profile's timeout and retries (`policy`); `tcp` routes have no
+/// such fields in Istio's API (`TCPRoute`) and get none.
+pub fn virtual_service(sides: &Sides, service: &Value, weight: u8, policy: &HttpPolicy) -> Value {
     let name = service.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
     let legacy = sides.legacy_host(name);
     let mesh = sides.mesh_host(name);
@@ -112,7 +134,9 @@ pub fn virtual_service(sides: &Sides, service: &Value, weight: u8) -> Value {
         let Some(port) = p.get("port").and_then(Value::as_i64) else { continue };
         let proto = port_protocol(p);
         if matches!(proto, PortProtocol::Http | PortProtocol::Detected) {
-            http.push(json!({"name": format!("port-{port}"), "match": [{"port": port}], "route": route(port)}));
+            let mut r = json!({"name": format!("port-{port}"), "match": [{"port": port}], "route": route(port)});
+            policy.apply(&mut r);
+            http.push(r);
         }
         if matches!(proto, PortProtocol::Tcp | PortProtocol::Detected) {
             tcp.push(json!({"match": [{"port": port}], "route": route(port)}));
@@ -202,7 +226,7 @@ mod tests {
     fn virtual_service_splits_every_port_by_weight() {
         let sides = Sides::new("shop").unwrap();
         let s = svc("api", json!([{"name": "http", "port": 80}, {"name": "redis", "port": 6379}, {"port": 9000}]));
-        let vs = virtual_service(&sides, &s, 25);
+        let vs = virtual_service(&sides, &s, 25, &HttpPolicy::default());
         assert_eq!(vs["metadata"]["namespace"], "shop-mesh");
         assert_eq!(vs["spec"]["hosts"], json!(["api.shop.svc.cluster.local"]));
         let http = vs["spec"]["http"].as_array().unwrap();
@@ -216,8 +240,8 @@ mod tests {
         assert_eq!(http[0]["route"][1]["destination"]["host"], "api.shop-mesh.svc.cluster.local");
         assert_eq!(http[0]["route"][1]["weight"], 25);
         assert_eq!(weight_of(&sides, &vs), Some(25));
-        assert_eq!(weight_of(&sides, &virtual_service(&sides, &s, 0)), Some(0));
-        assert_eq!(weight_of(&sides, &virtual_service(&sides, &s, 100)), Some(100));
+        assert_eq!(weight_of(&sides, &virtual_service(&sides, &s, 0, &HttpPolicy::default())), Some(0));
+        assert_eq!(weight_of(&sides, &virtual_service(&sides, &s, 100, &HttpPolicy::default())), Some(100));
         // A hand edit that makes routes disagree is not a weight.
         let mut edited = vs.clone();
         edited["spec"]["tcp"][0]["route"][0]["weight"] = json!(50);
@@ -225,6 +249,24 @@ mod tests {
         assert_eq!(weight_of(&sides, &edited), None);
         edited["spec"]["tcp"][0]["route"][1]["weight"] = json!(40);
         assert_eq!(weight_of(&sides, &edited), None, "weights not summing to 100");
+    }
+
+    #[test]
+    fn timeouts_and_retries_go_on_http_routes_only() {
+        let sides = Sides::new("shop").unwrap();
+        let s = svc("api", json!([{"name": "http", "port": 80}, {"name": "redis", "port": 6379}, {"port": 9000}]));
+        let policy = HttpPolicy { timeout: Some("30s".into()), retries: Some(3), ..HttpPolicy::default() };
+        let vs = virtual_service(&sides, &s, 10, &policy);
+        for r in vs["spec"]["http"].as_array().unwrap() {
+            assert_eq!((&r["timeout"], &r["retries"]), (&json!("30s"), &json!({"attempts": 3})));
+        }
+        for r in vs["spec"]["tcp"].as_array().unwrap() {
+            assert!(r.get("timeout").is_none() && r.get("retries").is_none(), "{r}");
+        }
+        // The weight reading ignores them.
+        assert_eq!(weight_of(&sides, &vs), Some(10));
+        // Only the redis port is TCP alone; the sniffed one has an HTTP route too.
+        assert_eq!(tcp_only_ports(&[&s]), ["api:6379"]);
     }
 
     #[test]

@@ -132,6 +132,10 @@ pub struct NsState {
     /// Ingresses and HTTPRoutes of the legacy namespace served by the Istio ingress gateway.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub external: Vec<super::external::ExternalRoute>,
+    /// The request timeout and retries every HTTP route of the splitting VirtualServices
+    /// carries (the traffic profile's route keys at `ns create`), so each weight keeps them.
+    #[serde(default, skip_serializing_if = "crate::inplace::HttpPolicy::is_empty")]
+    pub http_policy: crate::inplace::HttpPolicy,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub legacy_replicas: BTreeMap<String, i64>,
     #[serde(default)]
@@ -170,6 +174,7 @@ impl NsState {
             shared: Vec::new(),
             gateway_selector: None,
             external: Vec::new(),
+            http_policy: Default::default(),
             legacy_replicas: BTreeMap::new(),
             legacy_deleted: false,
             deleted_legacy: BTreeMap::new(),

@@ -196,6 +196,7 @@ pub async fn create(
     let (ext_legacy, ext_notes) = legacy_external(conn, sides).await?;
     let selector = copy_opts.gateway_selector.clone().unwrap_or_else(|| crate::namespace::external::DEFAULT_SELECTOR.to_string());
 
+    let http_policy = profile.http_policy();
     let mut plan = Plan::new("ns-create", &sides.legacy);
     plan.push(Change::Apply { object: set.namespace.clone() });
     // Companion policies of the legacy namespace can go first: they only add connections.
@@ -213,6 +214,18 @@ pub async fn create(
         ..Report::default()
     };
     let ext = create_external(sides, &ext_legacy, &service_names, &selector, &mut report);
+    if !http_policy.is_empty() {
+        let tcp = routing::tcp_only_ports(&routable);
+        report.notes.push(format!(
+            "the HTTP routes of the splitting VirtualServices carry {}{}",
+            http_policy.describe(),
+            if tcp.is_empty() {
+                String::new()
+            } else {
+                format!("; ports routed as TCP have no timeout or retries in Istio's API and carry none: {}", tcp.join(", "))
+            }
+        ));
+    }
     report.notes.extend(ext_notes);
     if let Some(clash) = ext.objects.iter().find(|o| kind_of(o) == "VirtualService" && service_names.iter().any(|s| s == name_of(o))) {
         return Err(refused(format!(
@@ -253,7 +266,7 @@ pub async fn create(
             plan.push(Change::Apply { object: routing::destination_rule(sides, s, profile) });
         }
         for s in &routable {
-            plan.push(Change::Apply { object: routing::virtual_service(sides, s, 0) });
+            plan.push(Change::Apply { object: routing::virtual_service(sides, s, 0, &http_policy) });
         }
         for o in &ext.objects {
             plan.push(Change::Apply { object: o.clone() });
@@ -340,6 +353,7 @@ pub async fn create(
         s.workloads = workloads;
         s.shared = shared;
         s.external = ext_routes;
+        s.http_policy = http_policy.clone();
         s.gateway_selector = (selector != crate::namespace::external::DEFAULT_SELECTOR).then_some(selector);
         // The restarts gate counts from here until a step's gates pass.
         s.restart_baseline = restarts.values().sum();

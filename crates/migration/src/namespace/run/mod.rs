@@ -372,7 +372,7 @@ async fn routing_changes(conn: &Connection, sides: &Sides, st: &NsState, weight:
                 sides.mesh, sides.legacy, sides.legacy
             )));
         };
-        changes.push(Change::Apply { object: routing::virtual_service(sides, svc, weight) });
+        changes.push(Change::Apply { object: routing::virtual_service(sides, svc, weight, &st.http_policy) });
     }
     // The Istio gateway's routes for the legacy Ingresses and HTTPRoutes follow the same weight.
     changes.extend(external_changes(conn, sides, weight).await?);
