@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use super::discover::Database;
 use meshmove_model::inventory::{Inventory, ObjectRef, SourceInfo, kinds};
-use meshmove_model::workload::{Workload, workloads};
+use meshmove_model::workload::{ConfigUse, Workload, config_refs, workloads};
 
 /// A workload's use of a database.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -288,6 +288,9 @@ fn cnpg_credential_secrets(inventory: &Inventory, db: &Database) -> BTreeSet<Str
 
 type Index<'a> = HashMap<(&'a str, &'a str), &'a Value>;
 
+/// What a workload reads: the words of its commands, its literal environment values and the
+/// content of the Secrets and ConfigMaps it references ([`config_refs`], the one walk of those
+/// references), each with where it was found.
 fn inputs_of(w: &Workload<'_>, secrets: &Index<'_>, configmaps: &Index<'_>) -> Inputs {
     let ns = w.namespace();
     let mut inputs = Inputs { values: Vec::new(), secrets: BTreeMap::new() };
@@ -307,63 +310,40 @@ fn inputs_of(w: &Workload<'_>, secrets: &Index<'_>, configmaps: &Index<'_>) -> I
             let Some(key) = e.get("name").and_then(Value::as_str) else { continue };
             if let Some(v) = e.get("value").and_then(Value::as_str) {
                 inputs.values.push(EnvValue { key: key.into(), value: v.into(), via: format!("env {key}"), secret: false, token: false });
-            } else if let Some(r) = e.pointer("/valueFrom/secretKeyRef") {
-                let (name, k) = (str_of(r, "name"), str_of(r, "key"));
-                let via = format!("env {key} from Secret {name} key {k}");
-                inputs.secrets.entry(name.to_string()).or_insert_with(|| via.clone());
-                let value = secret(name).remove(k).unwrap_or_default();
-                inputs.values.push(EnvValue { key: key.into(), value, via, secret: true, token: false });
-            } else if let Some(r) = e.pointer("/valueFrom/configMapKeyRef") {
-                let (name, k) = (str_of(r, "name"), str_of(r, "key"));
-                let via = format!("env {key} from ConfigMap {name} key {k}");
-                let value = configmap(name).remove(k).unwrap_or_default();
-                inputs.values.push(EnvValue { key: key.into(), value, via, secret: false, token: false });
-            }
-        }
-        for e in c.get("envFrom").and_then(Value::as_array).into_iter().flatten() {
-            let prefix = e.get("prefix").and_then(Value::as_str).unwrap_or("");
-            if let Some(name) = e.pointer("/secretRef/name").and_then(Value::as_str) {
-                inputs.secrets.entry(name.to_string()).or_insert_with(|| format!("envFrom Secret {name}"));
-                for (k, v) in secret(name) {
-                    let via = format!("envFrom Secret {name} key {k}");
-                    inputs.values.push(EnvValue { key: format!("{prefix}{k}"), value: v, via, secret: true, token: false });
-                }
-            }
-            if let Some(name) = e.pointer("/configMapRef/name").and_then(Value::as_str) {
-                for (k, v) in configmap(name) {
-                    let via = format!("envFrom ConfigMap {name} key {k}");
-                    inputs.values.push(EnvValue { key: format!("{prefix}{k}"), value: v, via, secret: false, token: false });
-                }
             }
         }
     }
-    // Mounted Secrets and ConfigMaps: the file name plays the part of the key.
-    for v in w.pod_spec().and_then(|s| s.get("volumes")).and_then(Value::as_array).into_iter().flatten() {
-        let vol = v.get("name").and_then(Value::as_str).unwrap_or("");
-        let projected = v.pointer("/projected/sources").and_then(Value::as_array).into_iter().flatten();
-        let sources = std::iter::once(v).chain(projected);
-        for src in sources {
-            let secret_name = src.pointer("/secret/secretName").or_else(|| src.pointer("/secret/name")).and_then(Value::as_str);
-            if let Some(name) = secret_name {
-                inputs.secrets.entry(name.to_string()).or_insert_with(|| format!("volume {vol} from Secret {name}"));
-                for (k, value) in secret(name) {
-                    let via = format!("volume {vol} from Secret {name} key {k}");
-                    inputs.values.push(EnvValue { key: k, value, via, secret: true, token: false });
-                }
+    let Some(spec) = w.pod_spec() else { return inputs };
+    for r in config_refs(spec) {
+        let (kind, name, is_secret) = (r.kind, r.name, r.kind == "Secret");
+        let content = if is_secret { secret(name) } else { configmap(name) };
+        // (the variable or file each key becomes, where the whole object is used, where each key is)
+        let (keys, whole, each): (Vec<(String, String)>, String, Vec<String>) = match r.used {
+            ConfigUse::EnvKey { env, key, .. } => {
+                let via = format!("env {env} from {kind} {name} key {key}");
+                let value = content.get(key).cloned().unwrap_or_default();
+                (vec![(env.to_string(), value)], via.clone(), vec![via])
             }
-            if let Some(name) = src.pointer("/configMap/name").and_then(Value::as_str) {
-                for (k, value) in configmap(name) {
-                    let via = format!("volume {vol} from ConfigMap {name} key {k}");
-                    inputs.values.push(EnvValue { key: k, value, via, secret: false, token: false });
-                }
-            }
+            ConfigUse::EnvFrom { prefix, .. } => (
+                content.iter().map(|(k, v)| (format!("{prefix}{k}"), v.clone())).collect(),
+                format!("envFrom {kind} {name}"),
+                content.keys().map(|k| format!("envFrom {kind} {name} key {k}")).collect(),
+            ),
+            // Mounted: the file name plays the part of the key.
+            ConfigUse::Volume { volume } => (
+                content.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                format!("volume {volume} from {kind} {name}"),
+                content.keys().map(|k| format!("volume {volume} from {kind} {name} key {k}")).collect(),
+            ),
+        };
+        if is_secret {
+            inputs.secrets.entry(name.to_string()).or_insert(whole);
+        }
+        for ((key, value), via) in keys.into_iter().zip(each) {
+            inputs.values.push(EnvValue { key, value, via, secret: is_secret, token: false });
         }
     }
     inputs
-}
-
-fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
 /// A Secret's values (`stringData` and base64-decoded `data`); undecodable entries are skipped.
@@ -531,6 +511,48 @@ fn names_service(services: &BTreeSet<(&str, &str)>, host: &str, client_ns: &str)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn inventory(yaml: &str) -> Inventory {
+        use meshmove_model::inventory;
+        Inventory::from_files(inventory::load_str(yaml, None, "shop").unwrap(), vec!["test".into()], "shop".into())
+    }
+
+    /// The references come from `model::workload::config_refs`, the walk `kube::cluster` uses to
+    /// know which Secrets to read: where the two walks differed, a key selector without a name
+    /// (which the API server rejects, `name` being required) made this module report an opaque
+    /// Secret with an empty name; it reads nothing now, as the cluster loader always did.
+    #[test]
+    fn secret_uses_are_named_by_where_they_are_read() {
+        let inv = inventory(
+            r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: api-db, namespace: shop}
+stringData: {url: "postgresql://app:pw@pg:5432/app", user: app}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api, namespace: shop}
+spec:
+  template:
+    spec:
+      containers:
+      - name: api
+        env:
+        - {name: DATABASE_URL, valueFrom: {secretKeyRef: {name: api-db, key: url}}}
+        - {name: BROKEN, valueFrom: {secretKeyRef: {key: token}}}
+        envFrom:
+        - {secretRef: {name: api-env}, prefix: APP_}
+      volumes:
+      - {name: tls, projected: {sources: [{secret: {name: api-tls}}]}}
+"#,
+        );
+        let u = usage(&inv, &[]);
+        let opaque: Vec<(&str, &str)> = u.opaque.iter().map(|o| (o.secret.as_str(), o.via.as_str())).collect();
+        assert_eq!(opaque, [("api-env", "envFrom Secret api-env"), ("api-tls", "volume tls from Secret api-tls")]);
+        let hosts: Vec<(&str, &str)> = u.hosts.iter().map(|h| (h.host.as_str(), h.via.as_str())).collect();
+        assert_eq!(hosts, [("pg", "env DATABASE_URL from Secret api-db key url")]);
+    }
 
     #[test]
     fn hosts_from_connection_strings() {

@@ -122,40 +122,85 @@ impl<'a> Workload<'a> {
     }
 
     /// Names of the Secrets (`kind` `"Secret"`) or ConfigMaps (`"ConfigMap"`) whose content the
-    /// pods read, in the workload's namespace: `env[].valueFrom.secretKeyRef` /
-    /// `configMapKeyRef` and `envFrom[].secretRef` / `configMapRef` of the containers and init
-    /// containers, and `secret` / `configMap` volumes, directly or as `projected` sources (the
-    /// ways a pod consumes them, per the Kubernetes "Secrets" and "ConfigMaps" concept pages,
-    /// <https://kubernetes.io/docs/concepts/configuration/secret/#using-a-secret>). Image pull
-    /// Secrets are left out: their content is for the kubelet, not the pod. Sorted, once each.
+    /// pods read, in the workload's namespace (see [`config_refs`]; image pull Secrets are left
+    /// out: their content is for the kubelet, not the pod). Sorted, once each.
     pub fn referenced(&self, kind: &str) -> Vec<&'a str> {
-        let (key_ref, env_from, volume, volume_name) = match kind {
-            "Secret" => ("/valueFrom/secretKeyRef/name", "/secretRef/name", "secret", "secretName"),
-            "ConfigMap" => ("/valueFrom/configMapKeyRef/name", "/configMapRef/name", "configMap", "name"),
-            _ => return Vec::new(),
-        };
-        let mut names = Vec::new();
-        for c in self.containers().chain(self.init_containers()) {
-            let env = c.get("env").and_then(Value::as_array).into_iter().flatten();
-            names.extend(env.filter_map(|e| e.pointer(key_ref).and_then(Value::as_str)));
-            let from = c.get("envFrom").and_then(Value::as_array).into_iter().flatten();
-            names.extend(from.filter_map(|e| e.pointer(env_from).and_then(Value::as_str)));
-        }
-        let volumes = self.template.pointer("/spec/volumes").and_then(Value::as_array).into_iter().flatten();
-        for v in volumes {
-            let projected = v.pointer("/projected/sources").and_then(Value::as_array).into_iter().flatten();
-            for src in std::iter::once(v).chain(projected) {
-                let Some(vol) = src.get(volume) else { continue };
-                // A volume names its Secret with `secretName`, a projected source with `name`.
-                let name = vol.get(volume_name).or_else(|| vol.get("name")).and_then(Value::as_str);
-                names.extend(name);
-            }
-        }
-        names.retain(|n| !n.is_empty());
+        let Some(spec) = self.pod_spec() else { return Vec::new() };
+        let mut names: Vec<&str> = config_refs(spec).into_iter().filter(|r| r.kind == kind).map(|r| r.name).collect();
         names.sort_unstable();
         names.dedup();
         names
     }
+}
+
+/// How a pod reads a Secret or ConfigMap it references.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigUse<'a> {
+    /// `env[].valueFrom.secretKeyRef` / `configMapKeyRef`: variable `env` of `container` is `key`.
+    EnvKey { container: &'a str, env: &'a str, key: &'a str },
+    /// `envFrom[].secretRef` / `configMapRef`: every key becomes a variable, named with `prefix`.
+    EnvFrom { container: &'a str, prefix: &'a str },
+    /// A `secret` / `configMap` volume, or such a source of a `projected` volume: keys are files.
+    Volume { volume: &'a str },
+}
+
+/// One reference of a pod spec to a Secret or ConfigMap of its namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigRef<'a> {
+    /// `"Secret"` or `"ConfigMap"`.
+    pub kind: &'static str,
+    pub name: &'a str,
+    pub used: ConfigUse<'a>,
+}
+
+/// Every Secret and ConfigMap a pod spec reads, in the order the spec names them (containers,
+/// then init containers, each `env` then `envFrom`; then volumes): the ways a pod consumes them
+/// per the Kubernetes "Secrets" and "ConfigMaps" concept pages
+/// (<https://kubernetes.io/docs/concepts/configuration/secret/#using-a-secret>,
+/// <https://kubernetes.io/docs/concepts/configuration/configmap/#using-configmaps>). A volume
+/// names its Secret with `secretName`, a projected source with `name`. References without a name
+/// are left out: the API server rejects them (`name` is required in a key selector, and a
+/// reference to no object reads nothing).
+pub fn config_refs<'v>(spec: &'v Value) -> Vec<ConfigRef<'v>> {
+    fn str_at<'v>(v: &'v Value, pointer: &str) -> Option<&'v str> {
+        v.pointer(pointer).and_then(Value::as_str)
+    }
+    let mut out: Vec<ConfigRef<'v>> = Vec::new();
+    let mut push = |kind: &'static str, name: Option<&'v str>, used: ConfigUse<'v>| {
+        if let Some(name) = name.filter(|n| !n.is_empty()) {
+            out.push(ConfigRef { kind, name, used });
+        }
+    };
+    let containers = ["containers", "initContainers"]
+        .into_iter()
+        .flat_map(|list| spec.get(list).and_then(Value::as_array).into_iter().flatten());
+    for c in containers {
+        let container = c.get("name").and_then(Value::as_str).unwrap_or("");
+        for e in c.get("env").and_then(Value::as_array).into_iter().flatten() {
+            let env = e.get("name").and_then(Value::as_str).unwrap_or("");
+            for (kind, selector) in [("Secret", "/valueFrom/secretKeyRef"), ("ConfigMap", "/valueFrom/configMapKeyRef")] {
+                if let Some(r) = e.pointer(selector) {
+                    let key = r.get("key").and_then(Value::as_str).unwrap_or("");
+                    push(kind, r.get("name").and_then(Value::as_str), ConfigUse::EnvKey { container, env, key });
+                }
+            }
+        }
+        for e in c.get("envFrom").and_then(Value::as_array).into_iter().flatten() {
+            let prefix = e.get("prefix").and_then(Value::as_str).unwrap_or("");
+            push("Secret", str_at(e, "/secretRef/name"), ConfigUse::EnvFrom { container, prefix });
+            push("ConfigMap", str_at(e, "/configMapRef/name"), ConfigUse::EnvFrom { container, prefix });
+        }
+    }
+    for v in spec.get("volumes").and_then(Value::as_array).into_iter().flatten() {
+        let volume = v.get("name").and_then(Value::as_str).unwrap_or("");
+        let projected = v.pointer("/projected/sources").and_then(Value::as_array).into_iter().flatten();
+        for src in std::iter::once(v).chain(projected) {
+            let secret = src.get("secret").and_then(|s| s.get("secretName").or_else(|| s.get("name")));
+            push("Secret", secret.and_then(Value::as_str), ConfigUse::Volume { volume });
+            push("ConfigMap", str_at(src, "/configMap/name"), ConfigUse::Volume { volume });
+        }
+    }
+    out
 }
 
 /// A container port.
@@ -277,5 +322,22 @@ mod tests {
         assert_eq!(w.referenced("Secret"), ["db", "db-admin", "tls", "token"]);
         assert_eq!(w.referenced("ConfigMap"), ["ca", "conf", "env", "settings"]);
         assert!(w.referenced("Service").is_empty());
+        // How each is read, in the spec's order (containers, init containers, volumes).
+        let uses: Vec<(&str, &str, ConfigUse<'_>)> =
+            config_refs(w.pod_spec().unwrap()).into_iter().map(|r| (r.kind, r.name, r.used)).collect();
+        assert_eq!(
+            uses,
+            [
+                ("Secret", "db", ConfigUse::EnvKey { container: "api", env: "DB", key: "url" }),
+                ("ConfigMap", "settings", ConfigUse::EnvKey { container: "api", env: "MODE", key: "mode" }),
+                ("ConfigMap", "env", ConfigUse::EnvFrom { container: "api", prefix: "" }),
+                ("Secret", "db", ConfigUse::EnvFrom { container: "api", prefix: "" }),
+                ("Secret", "db-admin", ConfigUse::EnvFrom { container: "migrate", prefix: "" }),
+                ("Secret", "tls", ConfigUse::Volume { volume: "tls" }),
+                ("ConfigMap", "conf", ConfigUse::Volume { volume: "conf" }),
+                ("Secret", "token", ConfigUse::Volume { volume: "both" }),
+                ("ConfigMap", "ca", ConfigUse::Volume { volume: "both" }),
+            ]
+        );
     }
 }

@@ -43,6 +43,7 @@ use serde_json::{Map, Value, json};
 
 use super::{COPIED_FROM_LABEL, DataPlane, MANAGED_BY, PodSecurity, Sides};
 use meshmove_isolation::datastore;
+use meshmove_model::workload::config_refs;
 
 /// What to copy and how to label the mesh namespace.
 #[derive(Debug, Clone, Default)]
@@ -872,35 +873,14 @@ fn host_position(pre: &str, post: &str, ports: &BTreeSet<u16>) -> bool {
     ends_value && key_before(pre).is_some_and(host_key)
 }
 
-/// The Secrets a pod spec reads: env `secretKeyRef`, `envFrom` `secretRef`, secret volumes
-/// (also in projected volumes) and image pull secrets. Names only, sorted, without duplicates.
+/// The Secrets a pod spec reads ([`config_refs`]: env `secretKeyRef`, `envFrom` `secretRef`,
+/// secret volumes, also in projected volumes) and its image pull secrets. Names only, sorted,
+/// without duplicates.
 pub fn secret_refs(spec: &Value) -> Vec<String> {
-    let mut out = BTreeSet::new();
-    let mut add = |v: Option<&Value>| {
-        if let Some(n) = v.and_then(Value::as_str) {
-            out.insert(n.to_string());
-        }
-    };
-    for list in ["initContainers", "containers"] {
-        for c in spec.get(list).and_then(Value::as_array).into_iter().flatten() {
-            for e in c.get("env").and_then(Value::as_array).into_iter().flatten() {
-                add(e.pointer("/valueFrom/secretKeyRef/name"));
-            }
-            for e in c.get("envFrom").and_then(Value::as_array).into_iter().flatten() {
-                add(e.pointer("/secretRef/name"));
-            }
-        }
-    }
-    for v in spec.get("volumes").and_then(Value::as_array).into_iter().flatten() {
-        add(v.pointer("/secret/secretName"));
-        for src in v.pointer("/projected/sources").and_then(Value::as_array).into_iter().flatten() {
-            add(src.pointer("/secret/name"));
-        }
-    }
-    for s in spec.get("imagePullSecrets").and_then(Value::as_array).into_iter().flatten() {
-        add(s.get("name"));
-    }
-    out.into_iter().collect()
+    let read = config_refs(spec).into_iter().filter(|r| r.kind == "Secret").map(|r| r.name);
+    let pull = spec.get("imagePullSecrets").and_then(Value::as_array).into_iter().flatten();
+    let pull = pull.filter_map(|s| s.get("name").and_then(Value::as_str)).filter(|n| !n.is_empty());
+    read.chain(pull).map(str::to_string).collect::<BTreeSet<_>>().into_iter().collect()
 }
 
 /// What Pod Security `level` would reject in a pod spec (empty for `baseline` and looser levels
