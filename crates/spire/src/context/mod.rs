@@ -171,7 +171,7 @@ impl<'a> SpireContext<'a> {
             .filter(|s| options.workload_namespace.as_deref().is_none_or(|ns| s.namespace == ns))
             .collect();
         for s in &mut subjects {
-            predict_injection(s, &injectors, &namespaces);
+            predict_injection(s, &injectors);
         }
         let default_controller = ControllerConfig::default();
         let ignore: Vec<NamespacePattern> = controller_cfg
@@ -283,13 +283,13 @@ impl<'a> SpireContext<'a> {
     /// where the subjects are the pods), or `None` when it is not meshed.
     pub fn template_subject(&self, workload: &Workload<'a>) -> Option<Subject<'a>> {
         let mut s = subject_of(self.inventory, &self.namespaces, workload.object, workload.object, workload.template, false)?;
-        predict_injection(&mut s, &self.injectors, &self.namespaces);
+        predict_injection(&mut s, &self.injectors);
         Some(s)
     }
 
     /// The sidecar injector that serves a subject (see [`injector_for`]).
     pub fn injector_for(&self, s: &Subject<'_>) -> Option<&Parsed<'a, InjectorConfig>> {
-        injector_for(s, &self.injectors, &self.namespaces)
+        injector_for(s, &self.injectors)
     }
 
     /// Whether the ClusterSPIFFEID kind can be relied on, or why not.

@@ -2,6 +2,7 @@
 //! ClusterSPIFFEIDs that register them (as spire-controller-manager selects and validates them).
 
 use super::*;
+use meshmove_istio::injection;
 
 /// How a meshed pod reaches the mesh.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +29,9 @@ pub struct Subject<'a> {
     /// A real Pod rather than a template.
     pub live: bool,
     pub dataplane: Dataplane,
+    /// The revision whose sidecar injector serves the pod (`default` for the revisionless one);
+    /// `None` for ambient pods and for a sidecar declared by hand that no injector selects.
+    pub revision: Option<String>,
     /// The injection templates the sidecar injector applies: `inject.istio.io/templates`, or the
     /// injector's `defaultTemplates` (sidecar subjects only; empty otherwise).
     pub templates: Vec<String>,
@@ -177,44 +181,46 @@ pub(super) fn parse_spiffe_id<'a>(o: &'a Object, controller: Option<&ControllerC
     }
 }
 
-/// How a pod reaches the mesh, if it is meshed.
-pub(super) fn dataplane(ns: &Labels, labels: &Labels, annotations: &Labels, pod: &Value) -> Option<Dataplane> {
+/// How a pod reaches the mesh, if it is meshed, and the revision whose injector serves it (for
+/// a sidecar): Istio's injection and data-plane selection (`meshmove_istio::injection`), with the
+/// revisions the labels name assumed installed. A pod that carries an `istio-proxy` container
+/// already (injected, or declared by hand as gateways do) is a sidecar pod whatever its labels say.
+pub(super) fn dataplane(
+    namespace: &str,
+    ns: &Labels,
+    labels: &Labels,
+    annotations: &Labels,
+    pod: &Value,
+) -> Option<(Dataplane, Option<String>)> {
+    let pod_view = injection::Pod {
+        namespace: namespace.to_string(),
+        namespace_labels: ns.clone(),
+        labels: labels.clone(),
+        annotations: annotations.clone(),
+        host_network: pod.pointer("/spec/hostNetwork").and_then(Value::as_bool).unwrap_or(false),
+    };
+    let served = injection::Served::assumed(&pod_view);
     if containers(pod).any(|c| c.get("name").and_then(Value::as_str) == Some("istio-proxy")) {
-        return Some(Dataplane::Sidecar);
+        let revision = match injection::injection(&pod_view, &served) {
+            injection::Injection::Injected { revision } => Some(revision),
+            _ => None,
+        };
+        return Some((Dataplane::Sidecar, revision));
     }
-    let inject = labels
-        .get("sidecar.istio.io/inject")
-        .or_else(|| annotations.get("sidecar.istio.io/inject"))
-        .map(String::as_str);
-    let ns_injection = ns.get("istio-injection").map(String::as_str);
-    let wants_sidecar = inject == Some("true")
-        || ns_injection == Some("enabled")
-        || (ns_injection.is_none() && (ns.contains_key("istio.io/rev") || labels.contains_key("istio.io/rev")));
-    if inject != Some("false") && ns_injection != Some("disabled") && wants_sidecar {
-        return Some(Dataplane::Sidecar);
+    match injection::dataplane(&pod_view, &served) {
+        injection::Dataplane::Sidecar { revision } => Some((Dataplane::Sidecar, Some(revision))),
+        injection::Dataplane::Ambient => Some((Dataplane::Ambient, None)),
+        injection::Dataplane::None => None,
     }
-    let pod_mode = labels.get("istio.io/dataplane-mode").map(String::as_str);
-    if pod_mode == Some("ambient")
-        || (pod_mode != Some("none") && ns.get("istio.io/dataplane-mode").map(String::as_str) == Some("ambient"))
-    {
-        return Some(Dataplane::Ambient);
-    }
-    None
 }
 
-/// The injector of a subject's revision: `istio-sidecar-injector-<rev>` for the `istio.io/rev`
-/// label of the pod or its namespace, `istio-sidecar-injector` otherwise; the only one when
-/// there is one.
+/// The injector of a subject's revision ([`Subject::revision`]): `istio-sidecar-injector-<rev>`,
+/// `istio-sidecar-injector` for the default revision; the only one when there is one.
 pub fn injector_for<'c, 'a>(
     s: &Subject<'_>,
     injectors: &'c [Parsed<'a, InjectorConfig>],
-    namespaces: &BTreeMap<String, Labels>,
 ) -> Option<&'c Parsed<'a, InjectorConfig>> {
-    let rev = s
-        .labels
-        .get("istio.io/rev")
-        .or_else(|| namespaces.get(&s.namespace).and_then(|l| l.get("istio.io/rev")))
-        .filter(|r| r.as_str() != "default");
+    let rev = s.revision.as_ref().filter(|r| r.as_str() != "default");
     let name = rev.map_or_else(|| "istio-sidecar-injector".to_string(), |r| format!("istio-sidecar-injector-{r}"));
     injectors.iter().find(|(o, _)| o.name == name).or_else(|| if injectors.len() == 1 { injectors.first() } else { None })
 }
@@ -223,11 +229,11 @@ pub fn injector_for<'c, 'a>(
 /// templates it applies (`inject.istio.io/templates`, else the injector's `defaultTemplates`,
 /// else `sidecar`), and the labels and annotations those templates add. Istio merges each
 /// template over the pod in order, so a template's value wins over the pod's own.
-pub(super) fn predict_injection(s: &mut Subject<'_>, injectors: &[Parsed<'_, InjectorConfig>], namespaces: &BTreeMap<String, Labels>) {
+pub(super) fn predict_injection(s: &mut Subject<'_>, injectors: &[Parsed<'_, InjectorConfig>]) {
     if s.dataplane != Dataplane::Sidecar {
         return;
     }
-    let injector = injector_for(s, injectors, namespaces).and_then(|(_, c)| c.as_ref().ok());
+    let injector = injector_for(s, injectors).and_then(|(_, c)| c.as_ref().ok());
     s.templates = s.requested_templates().unwrap_or_else(|| {
         injector.map_or_else(|| vec!["sidecar".to_string()], |c| c.default_templates.clone())
     });
@@ -283,7 +289,7 @@ pub(super) fn subject_of<'a>(
     let namespace = object.namespace.clone().unwrap_or_else(|| inventory.default_namespace.clone());
     let labels = string_map(pod.pointer("/metadata/labels"));
     let annotations = string_map(pod.pointer("/metadata/annotations"));
-    let mode = dataplane(namespaces.get(&namespace).unwrap_or(&empty), &labels, &annotations, pod)?;
+    let (mode, revision) = dataplane(&namespace, namespaces.get(&namespace).unwrap_or(&empty), &labels, &annotations, pod)?;
     let service_account = ["/spec/serviceAccountName", "/spec/serviceAccount"]
         .iter()
         .find_map(|p| pod.pointer(p).and_then(Value::as_str).filter(|s| !s.is_empty()))
@@ -299,6 +305,7 @@ pub(super) fn subject_of<'a>(
         service_account,
         live,
         dataplane: mode,
+        revision,
         templates: Vec::new(),
         injected_labels: Labels::new(),
     })
@@ -323,36 +330,57 @@ mod tests {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
+    /// The data plane only (as spire-check uses it), in namespace `shop`.
+    fn plane(ns: &Labels, labels: &Labels, annotations: &Labels, pod: &Value) -> Option<Dataplane> {
+        dataplane("shop", ns, labels, annotations, pod).map(|(d, _)| d)
+    }
+
     #[test]
     fn meshed_pods_are_recognised() {
         let pod = serde_json::json!({"spec": {"containers": [{"name": "app"}]}});
         let none = Labels::new();
-        assert_eq!(dataplane(&l(&[("istio-injection", "enabled")]), &none, &none, &pod), Some(Dataplane::Sidecar));
-        assert_eq!(dataplane(&l(&[("istio.io/rev", "1-22")]), &none, &none, &pod), Some(Dataplane::Sidecar));
+        assert_eq!(plane(&l(&[("istio-injection", "enabled")]), &none, &none, &pod), Some(Dataplane::Sidecar));
+        assert_eq!(plane(&l(&[("istio.io/rev", "1-22")]), &none, &none, &pod), Some(Dataplane::Sidecar));
         assert_eq!(
-            dataplane(&l(&[("istio-injection", "enabled")]), &l(&[("sidecar.istio.io/inject", "false")]), &none, &pod),
+            plane(&l(&[("istio-injection", "enabled")]), &l(&[("sidecar.istio.io/inject", "false")]), &none, &pod),
             None
         );
-        assert_eq!(dataplane(&none, &l(&[("sidecar.istio.io/inject", "true")]), &none, &pod), Some(Dataplane::Sidecar));
+        assert_eq!(plane(&none, &l(&[("sidecar.istio.io/inject", "true")]), &none, &pod), Some(Dataplane::Sidecar));
         assert_eq!(
-            dataplane(&l(&[("istio-injection", "disabled")]), &l(&[("sidecar.istio.io/inject", "true")]), &none, &pod),
+            plane(&l(&[("istio-injection", "disabled")]), &l(&[("sidecar.istio.io/inject", "true")]), &none, &pod),
             None
         );
+        assert_eq!(plane(&l(&[("istio.io/dataplane-mode", "ambient")]), &none, &none, &pod), Some(Dataplane::Ambient));
         assert_eq!(
-            dataplane(&l(&[("istio.io/dataplane-mode", "ambient")]), &none, &none, &pod),
-            Some(Dataplane::Ambient)
-        );
-        assert_eq!(
-            dataplane(
-                &l(&[("istio.io/dataplane-mode", "ambient")]),
-                &l(&[("istio.io/dataplane-mode", "none")]),
-                &none,
-                &pod
-            ),
+            plane(&l(&[("istio.io/dataplane-mode", "ambient")]), &l(&[("istio.io/dataplane-mode", "none")]), &none, &pod),
             None
         );
         let injected = serde_json::json!({"spec": {"containers": [{"name": "app"}, {"name": "istio-proxy"}]}});
-        assert_eq!(dataplane(&none, &none, &none, &injected), Some(Dataplane::Sidecar));
-        assert_eq!(dataplane(&none, &none, &none, &pod), None);
+        assert_eq!(plane(&none, &none, &none, &injected), Some(Dataplane::Sidecar));
+        assert_eq!(plane(&none, &none, &none, &pod), None);
+    }
+
+    /// Where spire's own rules disagreed with Istio's injection selection (`meshmove_istio::injection`,
+    /// after istio/istio `pkg/kube/inject/inject.go` `injectRequired` and the webhooks' selectors),
+    /// which decides now.
+    #[test]
+    fn istio_decides_which_pods_get_a_sidecar() {
+        let pod = serde_json::json!({"spec": {"containers": [{"name": "app"}]}});
+        let none = Labels::new();
+        let enabled = l(&[("istio-injection", "enabled")]);
+        // The legacy annotation alone: no webhook selector sees annotations (was: a sidecar).
+        assert_eq!(plane(&none, &none, &l(&[("sidecar.istio.io/inject", "true")]), &pod), None);
+        // Any value other than a YAML true-like opts out at the injector (was: only `false`).
+        assert_eq!(plane(&enabled, &l(&[("sidecar.istio.io/inject", "no")]), &none, &pod), None);
+        // The injector skips host-network pods and the system namespaces (was: a sidecar).
+        let host = serde_json::json!({"spec": {"hostNetwork": true, "containers": [{"name": "app"}]}});
+        assert_eq!(plane(&enabled, &none, &none, &host), None);
+        assert_eq!(dataplane("kube-system", &enabled, &none, &none, &pod), None);
+        // A namespace's istio.io/rev selects the revision; the pod's is not read (was: the pod's
+        // label chose the injector).
+        let revision = |ns: &Labels, labels: &Labels| dataplane("shop", ns, labels, &none, &pod).and_then(|(_, r)| r);
+        assert_eq!(revision(&l(&[("istio.io/rev", "blue")]), &l(&[("istio.io/rev", "green")])).as_deref(), Some("blue"));
+        assert_eq!(revision(&none, &l(&[("istio.io/rev", "green")])).as_deref(), Some("green"));
+        assert_eq!(revision(&enabled, &none).as_deref(), Some("default"));
     }
 }
