@@ -390,14 +390,18 @@ type QuotaCheck = (&'static [&'static str], u64, fn(&str) -> Result<u64, crate::
 
 /// ResourceQuotas of the mesh namespace the copies (and their sidecars) would exceed at their
 /// replicas: `pods`, and CPU and memory requests (`requests.cpu`/`cpu`, `requests.memory`/
-/// `memory`). A necessary condition: containers without requests count as zero here, while a
-/// LimitRange may give them defaults. One line per quota and resource.
+/// `memory`), counting the requests the carried LimitRanges give containers that set none
+/// ([`with_limit_range_defaults`]). One line per quota and resource. `quotas` holds the carried
+/// ResourceQuotas and LimitRanges.
 pub fn quota_shortfalls(sides: &Sides, set: &CopySet, quotas: &[Value], sidecar: bool) -> Vec<String> {
     let options = crate::precheck::PrecheckOptions::default();
+    let mut limit_ranges: Vec<&Value> = quotas.iter().filter(|q| str_at(q, "/kind") == Some("LimitRange")).collect();
+    limit_ranges.sort_by_key(|l| str_at(l, "/metadata/name"));
     let (mut pods, mut cpu, mut memory) = (0u64, 0u64, 0u64);
     for w in set.objects.iter().filter(|o| matches!(str_at(o, "/kind"), Some("Deployment" | "StatefulSet"))) {
         let replicas = w.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(1);
-        let (c, m) = crate::precheck::template_requests(w.pointer("/spec/template").unwrap_or(&Value::Null), sidecar, &options);
+        let template = with_limit_range_defaults(w.pointer("/spec/template").unwrap_or(&Value::Null), &limit_ranges);
+        let (c, m) = crate::precheck::template_requests(&template, sidecar, &options);
         pods += replicas;
         cpu = cpu.saturating_add(c.saturating_mul(replicas));
         memory = memory.saturating_add(m.saturating_mul(replicas));
@@ -424,6 +428,49 @@ pub fn quota_shortfalls(sides: &Sides, set: &CopySet, quotas: &[Value], sidecar:
                     show(demand),
                     sides.mesh
                 ));
+            }
+        }
+    }
+    out
+}
+
+/// `template` with the CPU and memory requests the LimitRanger admission plugin gives its
+/// containers (init containers too) that set neither a request nor a limit for the resource: the
+/// `defaultRequest` of the first LimitRange item of `type: Container` that has one, where an
+/// item's `defaultRequest` defaults to its `default`, and `default` to its `max`
+/// (`SetDefaults_LimitRangeItem`,
+/// <https://github.com/kubernetes/kubernetes/blob/master/pkg/apis/core/v1/defaults.go>; "Limit
+/// Ranges", <https://kubernetes.io/docs/concepts/policy/limit-range/>). A container with only a
+/// limit gets the limit as its request from the API server's own defaulting, which
+/// [`crate::precheck::template_requests`] already counts. `limit_ranges` in the order the
+/// plugin meets them (by name).
+pub fn with_limit_range_defaults(template: &Value, limit_ranges: &[&Value]) -> Value {
+    let mut out = template.clone();
+    let default_for = |resource: &str| -> Option<Value> {
+        limit_ranges.iter().find_map(|l| {
+            let items = l.pointer("/spec/limits").and_then(Value::as_array)?;
+            items.iter().filter(|i| i.get("type").and_then(Value::as_str) == Some("Container")).find_map(|i| {
+                ["defaultRequest", "default", "max"].iter().find_map(|field| i.get(*field).and_then(|m| m.get(resource)).cloned())
+            })
+        })
+    };
+    for list in ["containers", "initContainers"] {
+        let Some(containers) = out.pointer_mut(&format!("/spec/{list}")).and_then(Value::as_array_mut) else { continue };
+        for c in containers {
+            for resource in ["cpu", "memory"] {
+                let set = |field: &str| c.pointer(&format!("/resources/{field}/{resource}")).is_some();
+                if set("requests") || set("limits") {
+                    continue;
+                }
+                let Some(value) = default_for(resource) else { continue };
+                let Some(container) = c.as_object_mut() else { continue };
+                let resources = container.entry("resources").or_insert_with(|| json!({}));
+                if let Some(resources) = resources.as_object_mut() {
+                    let requests = resources.entry("requests").or_insert_with(|| json!({}));
+                    if let Some(requests) = requests.as_object_mut() {
+                        requests.insert(resource.to_string(), value);
+                    }
+                }
             }
         }
     }
@@ -550,6 +597,34 @@ mod tests {
         assert!(w[0].contains("request 4 of pods") && w[0].contains("hard 3"), "{}", w[0]);
         assert!(w[1].contains("request 1000m of requests.cpu"), "{}", w[1]);
         assert!(quota_shortfalls(&sides(), &set, &quota(json!({"requests.cpu": "999m"})), false).is_empty(), "no sidecars in ambient");
+    }
+
+    #[test]
+    fn limit_range_defaults_count_towards_the_quota() {
+        let mut objs = platform();
+        // api: 2 replicas, no requests at all; frontend: 1 replica with its own 50m.
+        objs[2]["spec"]["replicas"] = json!(2);
+        objs[1]["spec"]["template"]["spec"]["containers"][0]["resources"] = json!({"requests": {"cpu": "50m"}});
+        let set = copy_namespace(&sides(), &objs, &CopyOptions::default());
+        let quota = json!({"kind": "ResourceQuota", "metadata": {"name": "q"}, "spec": {"hard": {"requests.cpu": "400m"}}});
+        let range = |item: Value| json!({"kind": "LimitRange", "metadata": {"name": "l"}, "spec": {"limits": [{"type": "Pod", "max": {"cpu": "9"}}, item]}});
+        // Without a LimitRange the api counts 0: 50m, under 400m (no sidecars: ambient).
+        assert!(quota_shortfalls(&sides(), &set, &[quota.clone()], false).is_empty());
+        // defaultRequest 200m: 2 × 200m + 50m = 450m; the frontend keeps its own request.
+        let w = quota_shortfalls(&sides(), &set, &[quota.clone(), range(json!({"type": "Container", "defaultRequest": {"cpu": "200m"}, "default": {"cpu": "1"}}))], false);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("request 450m of requests.cpu"), "{}", w[0]);
+        // Only `default` (a limit): the request defaults to it, 2 × 1 + 50m.
+        let w = quota_shortfalls(&sides(), &set, &[quota.clone(), range(json!({"type": "Container", "default": {"cpu": "1"}}))], false);
+        assert!(w[0].contains("request 2050m of requests.cpu"), "{w:?}");
+        // Only `max`: default and then defaultRequest default to it.
+        let w = quota_shortfalls(&sides(), &set, &[quota.clone(), range(json!({"type": "Container", "max": {"cpu": "300m"}}))], false);
+        assert!(w[0].contains("request 650m of requests.cpu"), "{w:?}");
+        // A container with a limit of its own takes that, not the LimitRange's default.
+        let mut objs = objs.clone();
+        objs[2]["spec"]["template"]["spec"]["containers"][0]["resources"] = json!({"limits": {"cpu": "100m"}});
+        let set = copy_namespace(&sides(), &objs, &CopyOptions::default());
+        assert!(quota_shortfalls(&sides(), &set, &[quota, range(json!({"type": "Container", "defaultRequest": {"cpu": "1"}}))], false).is_empty());
     }
 
     #[test]
