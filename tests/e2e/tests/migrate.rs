@@ -169,6 +169,7 @@ fn the_whole_path_and_rollback_to_the_exact_prior_state() {
 
     // status.
     let st = mm(&e, &["status", "-o", "json"]).expect_code(0).json();
+    e2e::validate_shape("namespaceStatus", &st);
     assert_eq!(st["mode"], "sidecar");
     assert_eq!(st["mtls"], "STRICT");
     let steps: Vec<(&str, &str)> = st["steps"].as_array().unwrap().iter().map(|s| (s["step"].as_str().unwrap(), s["status"].as_str().unwrap())).collect();
