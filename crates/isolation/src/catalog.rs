@@ -13,30 +13,7 @@
 //!
 //! Each code is also a `pub static` so analyzers refer to it by name, not by a string.
 
-use meshmove_model::findings::{Catalog, Code, Severity};
-
-macro_rules! codes {
-    ($($ident:ident = $code:literal $severity:ident $title:literal, $hint:literal;)*) => {
-        $(
-            #[doc = concat!("`", $code, "`: ", $title)]
-            pub static $ident: Code = Code {
-                code: $code,
-                severity: Severity::$severity,
-                title: $title,
-                hint: $hint,
-            };
-        )*
-        /// Every code of `dbiso`, in number order.
-        pub static CATALOG: Catalog = Catalog {
-            tool: "dbiso",
-            codes: &[$(
-                Code { code: $code, severity: Severity::$severity, title: $title, hint: $hint },
-            )*],
-        };
-    };
-}
-
-codes! {
+meshmove_model::finding_codes! { tool: "dbiso";
     CODE_UNREAD_INPUT = "DB3000" Error "Part of the input could not be read",
         "Grant the named `list` permissions (see the README's RBAC section) or run with -f on manifests; the checks that needed the kind were skipped, not passed.";
     CODE_SHARED_DATABASE = "DB3001" Error "Database is used by more than one service",
@@ -66,6 +43,7 @@ codes! {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use meshmove_model::findings::Severity;
 
     #[test]
     fn codes_are_in_number_order_and_unique() {

@@ -17,30 +17,7 @@
 //!
 //! Each code is also a `pub static` so analyzers refer to it by name, not by a string.
 
-use meshmove_model::findings::{Catalog, Code, Severity};
-
-macro_rules! codes {
-    ($($ident:ident = $code:literal $severity:ident $title:literal, $hint:literal;)*) => {
-        $(
-            #[doc = concat!("`", $code, "`: ", $title)]
-            pub static $ident: Code = Code {
-                code: $code,
-                severity: Severity::$severity,
-                title: $title,
-                hint: $hint,
-            };
-        )*
-        /// Every code of `mesh-migrate`, in number order.
-        pub static CATALOG: Catalog = Catalog {
-            tool: "mesh-migrate",
-            codes: &[$(
-                Code { code: $code, severity: Severity::$severity, title: $title, hint: $hint },
-            )*],
-        };
-    };
-}
-
-codes! {
+meshmove_model::finding_codes! { tool: "mesh-migrate";
     CODE_UNREAD_INPUT = "MM1000" Error "Part of the input could not be read",
         "Grant the named `list` permissions (see the README's RBAC section) or run with -f on manifests; the checks that needed the kind were skipped, not passed.";
     CODE_ISTIO_CRDS_MISSING = "MM1001" Error "Istio CRDs are not installed",

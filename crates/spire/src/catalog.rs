@@ -8,7 +8,7 @@
 //! what the operator should do next. `docs/findings.md` has a section per code, and every report
 //! links to it with [`docs_url`].
 
-use meshmove_model::findings::{Catalog, Code, DOCS_PATH, Severity};
+use meshmove_model::findings::{Code, DOCS_PATH};
 
 /// The documentation of a code, for people who installed a binary (with krew, say) and have no
 /// checkout: its section of `docs/findings.md` on the project's repository, at the tag of the
@@ -25,18 +25,7 @@ pub fn docs_url(code: &Code) -> String {
     )
 }
 
-macro_rules! codes {
-    ($($ident:ident = $code:literal $sev:ident $title:literal $hint:literal;)*) => {
-        $(
-            #[doc = concat!("`", $code, "`: ", $title)]
-            pub static $ident: Code = Code { code: $code, severity: Severity::$sev, title: $title, hint: $hint };
-        )*
-        /// Every `spire-check` code, in catalog order.
-        pub static CATALOG: Catalog = Catalog { tool: "spire-check", codes: &[$(Code { code: $code, severity: Severity::$sev, title: $title, hint: $hint }),*] };
-    };
-}
-
-codes! {
+meshmove_model::finding_codes! { tool: "spire-check";
     // inputs
     INPUTS_READ = "SC2000" Error "Every kind the checks need could be read"
         "Grant the named `list` permissions (see the README's RBAC section) or run with -f on manifests; the checks that needed the kind were skipped, not passed.";

@@ -277,3 +277,39 @@ impl Report {
         self.findings.iter().any(|f| fail_on.fails(f.severity))
     }
 }
+
+/// The codes of one tool's catalog: a `static` per code and the tool's `CATALOG` of them all, in
+/// the order given.
+///
+/// ```ignore
+/// meshmove_model::finding_codes! { tool: "dbiso";
+///     CODE_SHARED_DATABASE = "DB3001" Error "Database is used by more than one service",
+///         "Give each service its own database ...";
+/// }
+/// ```
+#[macro_export]
+macro_rules! finding_codes {
+    (tool: $tool:literal; $($ident:ident = $code:literal $severity:ident $title:literal $(,)? $hint:literal;)*) => {
+        $(
+            #[doc = concat!("`", $code, "`: ", $title)]
+            pub static $ident: $crate::findings::Code = $crate::findings::Code {
+                code: $code,
+                severity: $crate::findings::Severity::$severity,
+                title: $title,
+                hint: $hint,
+            };
+        )*
+        #[doc = concat!("Every code of `", $tool, "`, in catalog order.")]
+        pub static CATALOG: $crate::findings::Catalog = $crate::findings::Catalog {
+            tool: $tool,
+            codes: &[$(
+                $crate::findings::Code {
+                    code: $code,
+                    severity: $crate::findings::Severity::$severity,
+                    title: $title,
+                    hint: $hint,
+                },
+            )*],
+        };
+    };
+}
