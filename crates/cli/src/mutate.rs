@@ -184,7 +184,7 @@ pub fn run_plans(live: &Live, plans: &[Plan], flags: &MutateFlags, format: Outpu
     Ok(outcomes)
 }
 
-/// Roll back from the journal (`options.step`'s entries, or all) with the same contract as a
+/// Roll back from the journal (the entries `options` selects: its step's, its objects', or all) with the same contract as a
 /// plan: `--dry-run=client` prints a diff per object it would restore or delete, `-o json|yaml`
 /// the objects as the rollback leaves them (deleted ones left out), outcomes as they happen.
 /// Rollback's own checks (drift, unrestorable Secrets) run first and refuse before anything is
@@ -192,7 +192,7 @@ pub fn run_plans(live: &Live, plans: &[Plan], flags: &MutateFlags, format: Outpu
 pub fn run_rollback(live: &Live, options: &RollbackOptions, dry_run: DryRunArg, format: OutputFormat) -> Result<Vec<Outcome>> {
     let ns = live.namespace().to_string();
     let previews = if wants_previews(dry_run, format) {
-        live.rt.block_on(plan::rollback_preview(&live.conn, &ns, options.step.as_deref()))?
+        live.rt.block_on(plan::rollback_preview_of(&live.conn, &ns, options))?
     } else {
         Vec::new()
     };

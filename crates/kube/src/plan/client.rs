@@ -244,14 +244,22 @@ pub(crate) async fn delete(conn: &Connection, target: &Target, dry_run: bool) ->
 }
 
 /// An object without what the server owns (status, uid, resourceVersion, managedFields,
-/// timestamps): what is needed to create it again.
-pub(crate) fn portable(object: &Value) -> Value {
+/// timestamps): what is needed to create it again. These are the fields the API server sets
+/// and a client never sends: "uid", "resourceVersion", "generation", "creationTimestamp",
+/// "deletionTimestamp", "deletionGracePeriodSeconds" and "selfLink" are described as populated
+/// by the system and read-only in ObjectMeta (<https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/object-meta/#System>),
+/// `managedFields` is the server's record of field managers
+/// (<https://kubernetes.io/docs/reference/using-api/server-side-apply/#managed-fields>), and
+/// `status` is written through its own subresource
+/// (<https://kubernetes.io/docs/concepts/overview/working-with-objects/#object-spec-and-status>).
+/// Everything else, annotations included, is the object's own.
+pub fn portable(object: &Value) -> Value {
     let mut v = object.clone();
     if let Some(m) = v.as_object_mut() {
         m.shift_remove("status");
     }
     if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        for k in ["uid", "resourceVersion", "managedFields", "creationTimestamp", "generation", "selfLink", "deletionTimestamp"] {
+        for k in ["uid", "resourceVersion", "managedFields", "creationTimestamp", "generation", "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds"] {
             meta.shift_remove(k);
         }
     }

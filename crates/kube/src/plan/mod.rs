@@ -36,7 +36,11 @@
 //! * [`preview`]`(conn, plan) -> Vec<`[`Preview`]`>`: a unified diff per change (current vs
 //!   intended, only the fields the change touches), reads only.
 //! * [`rollback`]`(conn, namespace, options, progress) -> Vec<Outcome>`: undo from the journal;
-//!   [`rollback_preview`] shows what it would do, a diff per object, from reads only.
+//!   [`rollback_preview`] shows what it would do, a diff per object, from reads only;
+//!   [`RollbackOptions::only`] narrows both to some objects.
+//! * [`retire`]`(conn, namespace, select, options)`: make what the tool wrote to the selected
+//!   objects final: their Secret backups are deleted and their entries leave the journal (the
+//!   journal goes when nothing is left in it).
 //! * [`objects_after`]`(previews)`: the whole objects as a plan (or a rollback) leaves them,
 //!   what `-o yaml|json` prints.
 //! * [`Journal`]: [`Journal::load`] reads it (for `status` and similar read-only uses);
@@ -101,6 +105,7 @@ mod drift;
 mod execute;
 mod journal;
 mod preview;
+mod retire;
 mod rollback;
 pub mod podsecurity;
 pub mod secret;
@@ -116,12 +121,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-pub use client::{pointer_escape, pointer_get};
+pub use client::{pointer_escape, pointer_get, portable};
 pub use drift::{Drift, conflicts, describe};
 pub use execute::execute;
 pub use journal::{FieldRecord, JOURNAL_LIMIT, Journal, JournalEntry, Prior, StepRecord, StepStatus};
 pub use preview::{Preview, objects_after, preview};
-pub use rollback::{rollback, rollback_preview};
+pub use retire::{RetireOptions, retire};
+pub use rollback::{rollback, rollback_drifts, rollback_preview, rollback_preview_of};
 pub use wait::{ReadyState, Rollout, workload_ready};
 
 use crate::cluster::ClusterError;
@@ -236,6 +242,11 @@ pub enum Change {
     Delete { target: Target },
     /// Wait for these workloads to be rolled out and ready.
     WaitReady { targets: Vec<Target> },
+}
+
+/// Read one object of the kinds table; `None` when it does not exist.
+pub async fn get(conn: &crate::cluster::Connection, target: &Target) -> Result<Option<Value>, PlanError> {
+    client::get(conn, target).await
 }
 
 /// JSON pointer of a label.
@@ -435,6 +446,9 @@ pub struct RollbackOptions {
     pub dry_run: DryRun,
     /// Roll back only what this step recorded first (default: everything).
     pub step: Option<String>,
+    /// Roll back only the entries of these objects (default: every object; with `step`, both
+    /// must select an entry). The journal keeps the others.
+    pub only: Option<Vec<Target>>,
     /// Restore fields even when someone changed them after the tool wrote them.
     pub force: bool,
     /// Longest wait for a batch of re-rolled workloads.
@@ -451,6 +465,7 @@ impl Default for RollbackOptions {
         RollbackOptions {
             dry_run: DryRun::None,
             step: None,
+            only: None,
             force: false,
             timeout: Duration::from_secs(300),
             batch_size: 0,

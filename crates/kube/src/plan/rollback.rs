@@ -37,13 +37,10 @@ pub async fn rollback(
     let Some(mut journal) = Journal::load(conn, namespace).await? else {
         return Err(PlanError::NoJournal { namespace: namespace.to_string() });
     };
-    let selected: Vec<usize> = (0..journal.entries.len())
-        .filter(|&i| options.step.as_ref().is_none_or(|s| &journal.entries[i].step == s))
-        .collect();
+    let selected: Vec<usize> = (0..journal.entries.len()).filter(|&i| options.selects(&journal.entries[i])).collect();
     // Three-way: find everything someone else changed before the first write; refuse whole.
     if !options.force {
-        let entries: Vec<&super::journal::JournalEntry> = selected.iter().map(|&i| &journal.entries[i]).collect();
-        let drifts = super::drift::drifts(conn, &entries, true).await?;
+        let drifts = drifts_of(conn, &journal, options).await?;
         if !drifts.is_empty() {
             return Err(PlanError::Drifts {
                 action: "rollback".to_string(),
@@ -117,16 +114,29 @@ pub async fn rollback(
         wait_ready(conn, &batch, options.timeout, progress).await?;
     }
     let remaining: Vec<_> = journal.entries.iter().enumerate().filter(|(i, _)| !selected.contains(i)).map(|(_, e)| e.clone()).collect();
-    if options.step.is_none() || (remaining.is_empty() && journal.steps.iter().all(|s| Some(&s.step) == options.step.as_ref())) {
+    let whole = options.step.is_none() && options.only.is_none();
+    let nothing_left = remaining.is_empty()
+        && match &options.only {
+            // Objects picked one by one: the journal goes once it holds nothing at all.
+            Some(_) => journal.extensions.is_empty(),
+            None => journal.steps.iter().all(|s| Some(&s.step) == options.step.as_ref()),
+        };
+    if whole || nothing_left {
         journal.remove(conn).await?;
     } else {
-        let step = options.step.clone().unwrap_or_default();
+        let what = match (&options.step, &options.only) {
+            (Some(step), _) => step.clone(),
+            (None, Some(only)) => format!("of {} object(s)", only.len()),
+            (None, None) => String::new(),
+        };
         journal.entries = remaining;
-        for s in journal.steps.iter_mut().filter(|s| s.step == step) {
-            s.status = StepStatus::RolledBack;
+        if let (Some(step), None) = (&options.step, &options.only) {
+            for s in journal.steps.iter_mut().filter(|s| &s.step == step) {
+                s.status = StepStatus::RolledBack;
+            }
         }
         journal.steps.push(StepRecord {
-            step: format!("rollback {step}"),
+            step: format!("rollback {what}"),
             who: options.actor.clone(),
             started_at: now(),
             finished_at: Some(now()),
@@ -145,11 +155,16 @@ pub async fn rollback(
 /// would be after. Secret values are never shown: masked on both sides as `kubectl diff` masks
 /// them. It checks nothing: [`rollback`] finds drift and unrestorable Secrets first.
 pub async fn rollback_preview(conn: &Connection, namespace: &str, step: Option<&str>) -> Result<Vec<Preview>, PlanError> {
+    rollback_preview_of(conn, namespace, &RollbackOptions { step: step.map(str::to_string), ..RollbackOptions::default() }).await
+}
+
+/// [`rollback_preview`] of the entries `options` selects (its `step` and `only`).
+pub async fn rollback_preview_of(conn: &Connection, namespace: &str, options: &RollbackOptions) -> Result<Vec<Preview>, PlanError> {
     let Some(journal) = Journal::load(conn, namespace).await? else {
         return Err(PlanError::NoJournal { namespace: namespace.to_string() });
     };
     let mut out = Vec::new();
-    for e in journal.entries.iter().rev().filter(|e| step.is_none_or(|s| e.step == s)) {
+    for e in journal.entries.iter().rev().filter(|e| options.selects(e)) {
         let target = &e.target;
         let current = client::get(conn, target).await?;
         let old = current.as_ref().map(|c| {
@@ -223,6 +238,28 @@ pub async fn rollback_preview(conn: &Connection, namespace: &str, step: Option<&
         out.push(p);
     }
     Ok(out)
+}
+
+/// What someone else changed on the objects `options` selects, since the tool wrote them: what
+/// [`rollback`] refuses on unless `force` (reads only). A caller that adds checks of its own
+/// reports them with these, before anything is written.
+pub async fn rollback_drifts(conn: &Connection, namespace: &str, options: &RollbackOptions) -> Result<Vec<super::Drift>, PlanError> {
+    let Some(journal) = Journal::load(conn, namespace).await? else {
+        return Err(PlanError::NoJournal { namespace: namespace.to_string() });
+    };
+    drifts_of(conn, &journal, options).await
+}
+
+async fn drifts_of(conn: &Connection, journal: &Journal, options: &RollbackOptions) -> Result<Vec<super::Drift>, PlanError> {
+    let entries: Vec<&super::journal::JournalEntry> = journal.entries.iter().filter(|e| options.selects(e)).collect();
+    super::drift::drifts(conn, &entries, true).await
+}
+
+impl RollbackOptions {
+    /// Whether the entry is one these options roll back.
+    pub(crate) fn selects(&self, e: &super::journal::JournalEntry) -> bool {
+        self.step.as_ref().is_none_or(|s| &e.step == s) && self.only.as_ref().is_none_or(|o| o.contains(&e.target))
+    }
 }
 
 /// Where the prior content of Secret `target` is: the live Secret when its content has the

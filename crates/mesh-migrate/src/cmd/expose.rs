@@ -67,6 +67,7 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &ExposeArgs) -> Result<
             batch_size: 0,
             actor: live.actor(),
             manager: plan::Manager::MeshMigrate,
+            only: None,
         };
         // The changes contract of a rollback: a diff per object, -o yaml|json the objects left.
         let outcomes = match meshmove_cli::mutate::run_rollback(&live, &options, args.changes.dry_run, output.output) {

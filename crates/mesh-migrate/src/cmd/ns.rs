@@ -49,6 +49,13 @@ pub enum NsCommand {
     Complete(CompleteArgs),
     /// Back to 0 %, mesh workloads scaled to zero; the legacy side is left as it is
     Rollback(RollbackArgs),
+    /// After a rollback: delete what the migration created (the mesh side, and <ns>-mesh when it
+    /// created it and nothing else is in it), from its journal; objects changed by someone else
+    /// since are kept and named unless --force
+    #[command(
+        after_help = "Examples:\n  kubectl mesh-migrate ns cleanup shop --dry-run=client\n  kubectl mesh-migrate ns cleanup shop\n  kubectl mesh-migrate ns cleanup shop --force"
+    )]
+    Cleanup(CleanupArgs),
 }
 
 #[derive(Args)]
@@ -242,6 +249,18 @@ pub struct RollbackArgs {
     write: WriteArgs,
 }
 
+#[derive(Args)]
+pub struct CleanupArgs {
+    #[command(flatten)]
+    ns: NsArg,
+    /// Delete objects of the mesh side although someone changed them since the tool wrote them
+    /// (objects that no longer carry the migration's marker are kept all the same)
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    write: WriteArgs,
+}
+
 fn parse_weight(s: &str) -> Result<u8, String> {
     state::parse_weight(s)
 }
@@ -317,6 +336,7 @@ impl NsCommand {
             NsCommand::Status(_) => "status",
             NsCommand::Complete(_) => "complete",
             NsCommand::Rollback(_) => "rollback",
+            NsCommand::Cleanup(_) => "cleanup",
         }
     }
 }
@@ -433,6 +453,11 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, command: NsCommand) -> Result
                 let sides = legacy_namespace(kube, &a.ns.namespace)?;
                 let opts = a.write.options(&conn);
                 run::rollback(&conn, &sides, &opts, &mut events).await
+            }
+            NsCommand::Cleanup(a) => {
+                let sides = legacy_namespace(kube, &a.ns.namespace)?;
+                let opts = a.write.options(&conn);
+                run::cleanup(&conn, &sides, a.force, &opts, &mut events).await
             }
             NsCommand::Status(a) => {
                 let sides = legacy_namespace(kube, &a.namespace)?;

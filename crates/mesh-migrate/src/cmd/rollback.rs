@@ -33,6 +33,7 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &RollbackArgs) -> Resul
         batch_size: usize::from(args.batch_size),
         actor: live.actor(),
         manager: plan::Manager::MeshMigrate,
+        only: None,
     };
     let outcomes = meshmove_cli::mutate::run_rollback(&live, &options, args.changes.dry_run, output.output)?;
     if options.dry_run == plan::DryRun::None {

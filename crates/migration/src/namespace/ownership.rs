@@ -45,6 +45,12 @@ pub fn copied_from(namespace: &Value) -> Option<&str> {
     namespace.pointer("/metadata/labels").and_then(|l| l.get(COPIED_FROM_LABEL)).and_then(Value::as_str)
 }
 
+/// Whether `object` carries the marker of the migration of `legacy` (its [`COPIED_FROM_LABEL`]
+/// names it): every object `ns create` writes and the mesh Namespace carry it.
+pub fn marked(object: &Value, legacy: &str) -> bool {
+    copied_from(object) == Some(legacy)
+}
+
 /// Decide from what was read: `namespace` (its Namespace object, if it exists), the migration
 /// state recorded in its own journal, and whether its `-mesh` namespace exists.
 pub fn owner(namespace: &str, object: Option<&Value>, own_state: Option<&NsState>, mesh_exists: bool) -> Option<Owner> {

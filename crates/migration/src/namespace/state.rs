@@ -391,6 +391,38 @@ pub fn check_rollback(state: Option<&NsState>, legacy: &str) -> Result<(), Strin
     Ok(())
 }
 
+/// Whether `cleanup` may run: `Ok(true)` for a rolled-back migration (or a cleanup to finish),
+/// `Ok(false)` when no migration is recorded (nothing to clean up), else why not and what would.
+pub fn check_cleanup(state: Option<&NsState>) -> Result<bool, String> {
+    let Some(s) = state else { return Ok(false) };
+    let ns = &s.legacy;
+    if let Some(p) = s.pending.as_ref().filter(|p| p.action != "cleanup") {
+        return Err(format!(
+            "a `{}` started at {} by {} did not finish: run it again (or `kubectl mesh-migrate ns rollback {ns}`) before `ns cleanup`",
+            p.action, p.at, p.who
+        ));
+    }
+    match s.phase {
+        Phase::RolledBack => Ok(true),
+        Phase::Completed => Err(format!(
+            "the migration of {ns} is complete: {mesh} serves all of its traffic, and `ns cleanup` removes the mesh side only after `kubectl mesh-migrate ns rollback {ns}`; nothing was changed",
+            mesh = s.mesh
+        )),
+        Phase::Created | Phase::Aborted => Err(format!(
+            "the migration of {ns} is not rolled back: {mesh} is running ({} at {} %); `kubectl mesh-migrate ns rollback {ns}` scales it to zero, then `ns cleanup {ns}` removes it; nothing was changed",
+            s.phase,
+            s.weight,
+            mesh = s.mesh
+        )),
+        Phase::Shifting | Phase::Frozen => Err(format!(
+            "the migration of {ns} is not rolled back: {mesh} takes {} % of its traffic ({}); `kubectl mesh-migrate ns rollback {ns}` returns it to the legacy side, then `ns cleanup {ns}` removes the mesh side; nothing was changed",
+            s.weight,
+            s.phase,
+            mesh = s.mesh
+        )),
+    }
+}
+
 /// What to do when a gate fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -493,6 +525,27 @@ mod tests {
         deleted.deleted_legacy.insert("Deployment/api".into(), serde_json::json!({"kind": "Deployment"}));
         assert!(check_rollback(Some(&deleted), "shop").is_ok());
         assert!(deleted.next_step().contains("`ns rollback shop` re-creates them"));
+    }
+
+    #[test]
+    fn cleanup_follows_only_a_rollback() {
+        assert_eq!(check_cleanup(None), Ok(false));
+        assert_eq!(check_cleanup(Some(&state(Phase::RolledBack, 0))), Ok(true));
+        for (phase, weight, words) in [
+            (Phase::Created, 0, "is running (created at 0 %)"),
+            (Phase::Aborted, 0, "is running (aborted at 0 %)"),
+            (Phase::Shifting, 25, "takes 25 % of its traffic"),
+            (Phase::Frozen, 50, "takes 50 % of its traffic (frozen)"),
+            (Phase::Completed, 100, "is complete"),
+        ] {
+            let e = check_cleanup(Some(&state(phase, weight))).unwrap_err();
+            assert!(e.contains(words) && e.contains("ns rollback shop") && e.ends_with("nothing was changed"), "{e}");
+        }
+        let mut interrupted = state(Phase::RolledBack, 0);
+        interrupted.pending = Some(Pending { action: "rollback".into(), to: 0, at: "t".into(), who: "a".into(), error: None });
+        assert!(check_cleanup(Some(&interrupted)).unwrap_err().contains("a `rollback` started at t by a did not finish"));
+        interrupted.pending = Some(Pending { action: "cleanup".into(), to: 0, at: "t".into(), who: "a".into(), error: None });
+        assert_eq!(check_cleanup(Some(&interrupted)), Ok(true), "an interrupted cleanup is resumed");
     }
 
     #[test]

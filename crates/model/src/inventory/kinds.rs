@@ -86,6 +86,7 @@ kinds! {
     POD_DISRUPTION_BUDGET = "policy" "v1" "PodDisruptionBudget" "poddisruptionbudgets" true false;
     RESOURCE_QUOTA = "" "v1" "ResourceQuota" "resourcequotas" true false;
     LIMIT_RANGE = "" "v1" "LimitRange" "limitranges" true false;
+    PERSISTENT_VOLUME_CLAIM = "" "v1" "PersistentVolumeClaim" "persistentvolumeclaims" true false;
     ROLE = "rbac.authorization.k8s.io" "v1" "Role" "roles" true false;
     ROLE_BINDING = "rbac.authorization.k8s.io" "v1" "RoleBinding" "rolebindings" true false;
     HORIZONTAL_POD_AUTOSCALER = "autoscaling" "v2" "HorizontalPodAutoscaler" "horizontalpodautoscalers" true false;

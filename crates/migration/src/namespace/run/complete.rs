@@ -30,7 +30,11 @@ pub async fn complete(
         ..Report::default()
     };
     if mode == CompleteMode::Done {
-        report.notes.push(format!("nothing to do: the migration of {} is complete", sides.legacy));
+        // Backups an earlier version (or an interrupted run) left behind go now.
+        retire_backups(conn, sides, opts, &mut report, events).await?;
+        if report.outcomes.is_empty() {
+            report.notes.push(format!("nothing to do: the migration of {} is complete", sides.legacy));
+        }
         return Ok(report);
     }
     // An Ingress whose controller still takes its hosts' traffic would send it to workloads
@@ -106,6 +110,7 @@ pub async fn complete(
             plan.push(if delete_legacy { Change::Delete { target: t.clone() } } else { Change::Scale { target: t.clone(), replicas: 0 } });
         }
         run_plan(conn, &plan, opts, &mut report, events).await?;
+        retire_backups(conn, sides, opts, &mut report, events).await?;
         report.weight = 100;
         report.notes.push(outside_callers_note(sides, &st.services, delete_legacy));
         report.notes.extend(shared_note(sides, &st.shared));
@@ -178,9 +183,27 @@ pub async fn complete(
     .await?;
     report.phase = Some(st.phase);
     report.weight = st.weight;
+    retire_backups(conn, sides, opts, &mut report, events).await?;
     report.notes.push(outside_callers_note(sides, &st.services, st.legacy_deleted));
     report.notes.extend(shared_note(sides, &st.shared));
     Ok(report)
+}
+
+/// Whether a journal entry was recorded by a step of the namespace-based migration.
+pub(super) fn migration_entry(e: &plan::JournalEntry) -> bool {
+    e.step.starts_with("ns-")
+}
+
+/// Once the migration is complete, the backups of the Secrets it wrote over are no longer
+/// needed: `ns rollback` returns traffic and workloads but never a Secret's earlier content, and
+/// `ns cleanup` keeps Secrets that existed before the migration. Their entries leave the journal
+/// and the backups are deleted (see [`plan::retire`]), so no copy of old credentials lingers.
+async fn retire_backups(conn: &Connection, sides: &Sides, opts: &RunOptions, report: &mut Report, events: &mut dyn FnMut(NsEvent)) -> Result<(), NsError> {
+    let select = |e: &plan::JournalEntry| migration_entry(e) && matches!(e.prior, plan::Prior::Secret { .. });
+    let options = plan::RetireOptions { dry_run: opts.dry_run, step: "ns-complete: Secret backups deleted".into(), actor: opts.actor.clone(), extension: None };
+    let out = plan::retire(conn, &sides.legacy, &select, &options, &mut |p| events(NsEvent::Plan(p))).await?;
+    report.outcomes.extend(out);
+    Ok(())
 }
 
 /// The shared backends `complete` leaves running where they are.
@@ -211,21 +234,21 @@ pub(super) fn outside_callers_note(sides: &Sides, services: &[String], deleted: 
     )
 }
 
-/// A legacy workload as `rollback` re-creates it: without what the API server set (uid,
-/// resourceVersion, timestamps, managedFields, status) or the owner references of a release.
+/// A legacy workload as `rollback` re-creates it: the object as it was, without what the API
+/// server sets ([`plan::portable`]: uid, resourceVersion, generation, timestamps, managedFields,
+/// status) and without owner references, which name their owners by uid: an owner that is
+/// gone makes the garbage collector delete the re-created object
+/// (<https://kubernetes.io/docs/concepts/architecture/garbage-collection/#owners-dependents>).
+/// Every annotation stays, `kubectl.kubernetes.io/last-applied-configuration` included: it is
+/// what the next `kubectl apply` merges against, and annotations belong to the object's authors
+/// and "should be preserved when modifying objects"
+/// (<https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/object-meta/#ObjectMeta>).
+/// (Copies to the mesh side drop it instead, see [`copy`]: they are new objects, not the
+/// applied ones.)
 pub(super) fn restorable(o: &Value) -> Value {
-    let mut v = o.clone();
-    if let Some(m) = v.as_object_mut() {
-        m.remove("status");
-    }
+    let mut v = plan::portable(o);
     if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        for f in ["uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink", "ownerReferences"] {
-            meta.remove(f);
-        }
-        if let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
-            a.remove("kubectl.kubernetes.io/last-applied-configuration");
-            a.remove("deployment.kubernetes.io/revision");
-        }
+        meta.shift_remove("ownerReferences");
     }
     v
 }

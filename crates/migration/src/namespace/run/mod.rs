@@ -28,6 +28,7 @@ use meshmove_model::inventory::{Kind, kinds};
 use crate::precheck::{self, MeshMode};
 use meshmove_kube::plan::{self, Change, DryRun, ExecOptions, Journal, Outcome, Plan, PlanError, Preview, Progress, Target};
 
+mod cleanup;
 mod complete;
 mod create;
 mod checks;
@@ -36,6 +37,7 @@ mod podsecurity;
 mod shift;
 mod status;
 
+pub use cleanup::*;
 pub use complete::*;
 pub use create::*;
 pub use checks::*;
