@@ -42,6 +42,14 @@ pub const INJECT_LABEL: &str = "sidecar.istio.io/inject";
 pub const INJECT_ANNOTATION: &str = "sidecar.istio.io/inject";
 pub const STATUS_ANNOTATION: &str = "sidecar.istio.io/status";
 pub const DATAPLANE_MODE_LABEL: &str = "istio.io/dataplane-mode";
+/// The pod annotation naming the injection templates the sidecar injector applies, in order
+/// (`inject.istio.io/templates`; istio/istio `pkg/kube/inject/inject.go`, `InjectTemplates`).
+pub const TEMPLATES_ANNOTATION: &str = "inject.istio.io/templates";
+/// Its value for SPIRE-issued identities: the `sidecar` template, then the `spire` one that
+/// mounts the SPIFFE CSI driver's Workload API socket into istio-proxy (Istio's SPIRE
+/// integration, <https://istio.io/latest/docs/ops/integrations/spire/>). Sidecar mode only:
+/// ambient pods are not injected.
+pub const SPIRE_TEMPLATES: &str = "sidecar,spire";
 
 /// Namespaces the injector never injects into (`IgnoredNamespaces` in istio/istio
 /// `pkg/kube/inject/initializer.go`).

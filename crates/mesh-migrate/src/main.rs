@@ -50,7 +50,7 @@ enum Command {
     Expose(cmd::expose::ExposeArgs),
     /// Put the namespace on the mesh: injection labels, Gateway, VirtualServices, DestinationRules,
     /// PeerAuthentication PERMISSIVE, restarts in batches
-    #[command(after_help = "Examples:\n  kubectl mesh-migrate enable -n shop --dry-run=client\n  kubectl mesh-migrate enable -n shop --revision 1-24 --batch-size 2\n  kubectl mesh-migrate enable -n shop --mode ambient --profile traffic.yaml\n  kubectl mesh-migrate enable -n shop --http-timeout 30s --retries 3 --retry-on 5xx,connect-failure")]
+    #[command(after_help = "Examples:\n  kubectl mesh-migrate enable -n shop --dry-run=client\n  kubectl mesh-migrate enable -n shop --revision 1-24 --batch-size 2\n  kubectl mesh-migrate enable -n shop --mode ambient --profile traffic.yaml\n  kubectl mesh-migrate enable -n shop --http-timeout 30s --retries 3 --retry-on 5xx,connect-failure\n  kubectl mesh-migrate enable -n shop --spire --dry-run=client")]
     Enable(cmd::enable::EnableArgs),
     /// Mutual TLS: `mtls strict` checks that nothing would break, then requires it
     #[command(subcommand)]

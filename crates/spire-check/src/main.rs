@@ -175,6 +175,7 @@ fn options(kube: &KubeFlags, args: &SpireArgs) -> Result<SpireOptions> {
         csi_selector: args.csi_selector.clone(),
         namespace: args.spire_namespace.clone(),
         workload_namespace: if kube.all_namespaces { None } else { kube.namespace.clone() },
+        restarting_namespace: None,
         trust_bundle,
         socket_path: args.socket_path.clone(),
         now: args.now.unwrap_or_else(SystemTime::now),

@@ -78,6 +78,11 @@ pub struct SpireOptions {
     /// Only meshed workloads in this namespace are checked (registration, identities, Istio
     /// integration); SPIRE's own components are found in every namespace regardless.
     pub workload_namespace: Option<String>,
+    /// A namespace whose Deployments, StatefulSets and DaemonSets are about to be restarted
+    /// (`kubectl mesh-migrate enable --spire`): on a live cluster their pods are then checked as
+    /// the restart will make them, from the workloads' pod templates with the injection predicted,
+    /// not as they run now. Other pods of the namespace (Jobs', bare pods) stay as they are.
+    pub restarting_namespace: Option<String>,
     /// A trust bundle to check instead of the `spire-bundle` ConfigMap (`--bundle FILE`).
     pub trust_bundle: Option<TrustBundle>,
     /// The Workload API socket directory inside istio-proxy.
@@ -94,6 +99,7 @@ impl Default for SpireOptions {
             csi_selector: None,
             namespace: None,
             workload_namespace: None,
+            restarting_namespace: None,
             trust_bundle: None,
             socket_path: DEFAULT_SOCKET_PATH.to_string(),
             now: SystemTime::now(),

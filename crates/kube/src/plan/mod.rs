@@ -275,6 +275,25 @@ impl Change {
         Change::Set { target, fields: BTreeMap::from([(annotation_pointer(key), value.map(|v| json!(v)))]) }
     }
 
+    /// `object` as this change leaves it, when the change sets fields of it ([`Change::Set`],
+    /// [`Change::Scale`] of the same target): what a check of the planned state reads. Other
+    /// changes, and other objects, are left as they are.
+    pub fn set_fields_on(&self, object: &mut Value) {
+        let fields = match self {
+            Change::Set { target, fields } if *target == Target::of(object) => fields.clone(),
+            Change::Scale { target, replicas } if *target == Target::of(object) => {
+                BTreeMap::from([("/spec/replicas".to_string(), Some(json!(replicas)))])
+            }
+            _ => return,
+        };
+        for (pointer, value) in fields {
+            match value {
+                Some(v) => client::set_pointer(object, &pointer, v),
+                None => client::remove_pointer(object, &pointer),
+            }
+        }
+    }
+
     /// The object this change writes (`None` for [`Change::WaitReady`]).
     pub fn target(&self) -> Option<Target> {
         match self {

@@ -9,7 +9,7 @@ use meshmove_model::inventory::kinds;
 use meshmove_migration::precheck::{self, MeshMode};
 use meshmove_migration::inplace::TrafficProfile;
 use meshmove_migration::inplace::enable::{self, EnableOptions, Mode};
-use meshmove_kube::plan::{Change, DryRun};
+use meshmove_kube::plan::DryRun;
 use serde_json::json;
 
 use super::live::{Live, MutateFlags};
@@ -40,6 +40,14 @@ pub struct EnableArgs {
     /// without a proxy, and the verification afterwards says so)
     #[arg(long)]
     force: bool,
+    /// SPIRE-issued identities: add inject.istio.io/templates=sidecar,spire to the pod templates
+    /// the injector serves (as post-render --spire does), after spire-check's checks pass
+    #[arg(long, help_heading = "SPIRE")]
+    spire: bool,
+    /// With --spire: go ahead although spire-check's checks fail (the new pods may then hang
+    /// unready without an SVID)
+    #[arg(long, requires = "spire", help_heading = "SPIRE")]
+    allow_spire_check_failures: bool,
     #[command(flatten)]
     root: super::live::MeshRootArgs,
     #[command(flatten)]
@@ -180,6 +188,7 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &EnableArgs) -> Result<
         hosts: args.hosts.iter().cloned().collect(),
         batch_size: usize::from(args.batch_size),
         gateway_selector: args.gateway_selector.clone(),
+        spire: args.spire,
         policies: None,
     };
     let live = Live::connect(kube)?;
@@ -231,6 +240,11 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &EnableArgs) -> Result<
     if let Some(refused) = control_plane_gate(&live, &ns, args, output)? {
         return Ok(refused);
     }
+    if args.spire
+        && let Some(refused) = super::spire::gate(kube, &inventory, &ns, &plan, args.allow_spire_check_failures, output)?
+    {
+        return Ok(refused);
+    }
     super::expose::refuse_edited(&live, &plan)?;
     super::live::run_plan(&live, &plan, &args.changes, output.output)?;
     if args.changes.dry_run.into_core() != DryRun::None {
@@ -240,7 +254,7 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &EnableArgs) -> Result<
         return verify_capture(&live, &ns, args.changes.timeout);
     }
     // The new pods must carry the proxy.
-    let restarted: Vec<_> = plan.changes.iter().filter_map(|c| if let Change::Restart { target } = c { Some(target.clone()) } else { None }).collect();
+    let restarted = enable::rolled_out(&plan);
     let after = live.inventory(&[&kinds::POD, &kinds::REPLICA_SET, &kinds::DEPLOYMENT, &kinds::STATEFUL_SET, &kinds::DAEMON_SET], &[])?;
     meshmove_cli::analysis::require_complete(&after, "verify that the restarted pods carry the sidecar")?;
     // OnDelete workloads were not rolled (their controller replaces no pod by itself): their

@@ -8,6 +8,7 @@ pub mod mtls;
 pub mod ns;
 pub mod post_render;
 pub mod rollback;
+pub mod spire;
 pub mod status;
 
 /// Mesh data-plane mode as a flag value.

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::peer_auth::{self, PortMode};
 use super::{MigrateError, PEER_AUTHENTICATION, STEP_ENABLE, TrafficProfile, has_proxy, labels_of, namespace_object, selected_dataplane, service_routes};
-use meshmove_istio::injection::{DATAPLANE_MODE_LABEL, INJECTION_LABEL, REV_LABEL};
+use meshmove_istio::injection::{DATAPLANE_MODE_LABEL, INJECTION_LABEL, REV_LABEL, SPIRE_TEMPLATES, TEMPLATES_ANNOTATION};
 use meshmove_istio::{Dataplane, Labels, Level, Mode as MtlsMode, MtlsSource, PeerAuthentications};
 use meshmove_model::inventory::{Inventory, Object, kinds};
 use meshmove_kube::plan::{Change, MANAGED_BY, Plan, Target};
@@ -46,6 +46,9 @@ pub struct EnableOptions {
     pub batch_size: usize,
     /// Label selector value of the ingress gateway pods (`istio: <value>`).
     pub gateway_selector: String,
+    /// Ask Istio's injector for SPIRE-issued identities: the pod templates of the workloads it
+    /// injects get `inject.istio.io/templates: sidecar,spire` ([`spire_requests`]).
+    pub spire: bool,
     /// The mesh's PeerAuthentications, or why they are unknown, when the caller read them
     /// separately (a namespace administrator may not list them in every namespace); `None`: read
     /// them from the inventory. See [`permissive`].
@@ -62,6 +65,7 @@ impl Default for EnableOptions {
             hosts: BTreeMap::new(),
             batch_size: 3,
             gateway_selector: "ingressgateway".into(),
+            spire: false,
             policies: None,
         }
     }
@@ -104,6 +108,62 @@ pub fn to_restart<'a>(inventory: &'a Inventory, namespace: &str, namespace_label
             Some(any_unmeshed) => *any_unmeshed,
             // No pod listed: restart unless it runs none (scaled to zero) and pods were listed.
             None => !pods_listed || Workload::of(o).and_then(|w| w.replicas()).unwrap_or(1) > 0,
+        })
+        .collect()
+}
+
+/// The SPIRE template request of `enable --spire`, workload by workload.
+#[derive(Debug, Clone)]
+pub enum SpireRequest<'a> {
+    /// The pod template gets `inject.istio.io/templates: sidecar,spire`: writing it rolls the
+    /// workload out, so it takes the place of a restart.
+    Add(&'a Object),
+    /// The template asks for the spire template already.
+    Present(&'a Object),
+    /// The template names other injection templates: kept, as the post-renderer keeps it (what
+    /// a chart or a person set wins), so its new pods get no SPIRE identity from this step.
+    Kept { workload: &'a Object, templates: String },
+}
+
+/// For `enable --spire`: the Deployments, StatefulSets and DaemonSets of the namespace whose
+/// pods Istio would inject once the namespace is labelled `namespace_labels` (the selection of
+/// [`to_restart`]), each with what happens to its `inject.istio.io/templates` annotation. The
+/// annotation and its value are Istio's ([`meshmove_istio::injection::SPIRE_TEMPLATES`]), the
+/// same the post-renderer's `--spire` writes.
+pub fn spire_requests<'a>(inventory: &'a Inventory, namespace: &str, namespace_labels: &Labels) -> Vec<SpireRequest<'a>> {
+    [&kinds::DEPLOYMENT, &kinds::STATEFUL_SET, &kinds::DAEMON_SET]
+        .iter()
+        .flat_map(|k| inventory.of(k))
+        .filter(|o| o.namespace.as_deref() == Some(namespace))
+        .filter_map(|o| {
+            let w = Workload::of(o)?;
+            if !matches!(selected_dataplane(namespace, namespace_labels, w.template), Dataplane::Sidecar { .. }) {
+                return None;
+            }
+            let current = w.template.pointer("/metadata/annotations").and_then(|a| a.get(TEMPLATES_ANNOTATION)).and_then(Value::as_str);
+            Some(match current {
+                None => SpireRequest::Add(o),
+                Some(t) if t.split(',').any(|t| t.trim() == "spire") => SpireRequest::Present(o),
+                Some(t) => SpireRequest::Kept { workload: o, templates: t.to_string() },
+            })
+        })
+        .collect()
+}
+
+/// The pod-template annotation pointer of the SPIRE template request.
+pub fn spire_pointer() -> String {
+    format!("/spec/template{}", meshmove_kube::plan::annotation_pointer(TEMPLATES_ANNOTATION))
+}
+
+/// The workloads an `enable` plan rolls out: restarted, or given the SPIRE template request
+/// (a pod template change rolls them out too).
+pub fn rolled_out(plan: &Plan) -> Vec<Target> {
+    plan.changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Restart { target } => Some(target.clone()),
+            Change::Set { target, fields } if fields.keys().any(|p| p.starts_with("/spec/template/")) => Some(target.clone()),
+            _ => None,
         })
         .collect()
 }
@@ -203,6 +263,12 @@ pub fn plan(inventory: &Inventory, namespace: &str, options: &EnableOptions) -> 
     if options.mode == Mode::Ambient && options.revision.is_some() {
         return Err(MigrateError::BadOption { what: "--revision".into(), message: "applies to sidecar mode only".into() });
     }
+    if options.mode == Mode::Ambient && options.spire {
+        return Err(MigrateError::BadOption {
+            what: "--spire".into(),
+            message: "applies to sidecar mode only: the spire template is an injection template, and ambient pods are not injected".into(),
+        });
+    }
     let mut plan = Plan::new(STEP_ENABLE, namespace);
     let ns_target = Target::namespace(namespace);
     // Label changes, and the namespace labels once they are applied.
@@ -284,10 +350,28 @@ pub fn plan(inventory: &Inventory, namespace: &str, options: &EnableOptions) -> 
         });
     }
     if options.mode == Mode::Sidecar {
-        let restart = to_restart(inventory, namespace, &labels_after);
+        let mut restart = to_restart(inventory, namespace, &labels_after);
+        let spire: Vec<&Object> = if options.spire {
+            spire_requests(inventory, namespace, &labels_after)
+                .into_iter()
+                .filter_map(|r| if let SpireRequest::Add(o) = r { Some(o) } else { None })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for o in &spire {
+            if !restart.iter().any(|r| std::ptr::eq(*r, *o)) {
+                restart.push(o);
+            }
+        }
         for batch in batches(inventory, &restart, options.batch_size) {
             for w in &batch {
-                plan.push(Change::Restart { target: target(w) });
+                // The annotation changes the pod template, which rolls the workload out itself.
+                if spire.iter().any(|o| std::ptr::eq(*o, *w)) {
+                    plan.push(Change::Set { target: target(w), fields: BTreeMap::from([(spire_pointer(), Some(json!(SPIRE_TEMPLATES)))]) });
+                } else {
+                    plan.push(Change::Restart { target: target(w) });
+                }
             }
             plan.push(Change::WaitReady { targets: batch.iter().map(|w| target(w)).collect() });
         }

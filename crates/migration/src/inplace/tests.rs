@@ -444,3 +444,60 @@ fn ambient_enable_is_refused_only_when_injection_labels_take_effect() {
     let inv = namespace(json!({"istio.io/rev": "canary"}));
     assert!(enable::plan(&inv, "shop", &ambient).unwrap_err().to_string().contains("labelled for sidecar injection"));
 }
+
+#[test]
+fn enable_spire_requests_the_template_where_the_injector_serves_and_rolls_those_out() {
+    let extra = r#"
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: custom, namespace: shop}
+spec: {selector: {matchLabels: {app: custom}}, template: {metadata: {labels: {app: custom}, annotations: {inject.istio.io/templates: "sidecar,custom"}}, spec: {containers: [{name: c, image: c}]}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: asked, namespace: shop}
+spec: {selector: {matchLabels: {app: asked}}, template: {metadata: {labels: {app: asked}, annotations: {inject.istio.io/templates: "sidecar, spire"}}, spec: {containers: [{name: a, image: a}]}}}
+"#;
+    let inventory = load(&format!("{SHOP}{extra}"), "shop");
+    let plan = enable::plan(&inventory, "shop", &EnableOptions { spire: true, ..EnableOptions::default() }).unwrap();
+    let pointer = enable::spire_pointer();
+    assert_eq!(pointer, "/spec/template/metadata/annotations/inject.istio.io~1templates");
+    let mut annotated: Vec<&str> = plan
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Set { target, fields } if fields.get(&pointer) == Some(&Some(json!("sidecar,spire"))) => Some(target.name.as_str()),
+            _ => None,
+        })
+        .collect();
+    annotated.sort();
+    // The opted-out workload gets nothing; one that names other templates keeps them; one that
+    // asks for spire already needs no request.
+    assert_eq!(annotated, ["api", "batch", "db", "web"]);
+    let restarted: Vec<&str> = plan.changes.iter().filter_map(|c| if let Change::Restart { target } = c { Some(target.name.as_str()) } else { None }).collect();
+    assert!(restarted.contains(&"custom") && restarted.contains(&"asked") && !restarted.contains(&"web"), "{restarted:?}");
+    let mut rolled: Vec<String> = enable::rolled_out(&plan).into_iter().map(|t| t.name).collect();
+    rolled.sort();
+    assert_eq!(rolled, ["api", "asked", "batch", "custom", "db", "web"]);
+    // Every annotated workload is waited for in a batch.
+    for name in &annotated {
+        assert!(plan.changes.iter().any(|c| matches!(c, Change::WaitReady { targets } if targets.iter().any(|t| t.name == *name))), "{name}");
+    }
+    let requests = enable::spire_requests(&inventory, "shop", &[("istio-injection".to_string(), "enabled".to_string())].into());
+    assert!(requests.iter().any(|r| matches!(r, enable::SpireRequest::Kept { workload, templates } if workload.name == "custom" && templates == "sidecar,custom")));
+    // The template change as the plan engine applies it to the object.
+    let web = inventory.get(&kinds::DEPLOYMENT, Some("shop"), "web").unwrap();
+    let mut after = web.value.clone();
+    for c in &plan.changes {
+        c.set_fields_on(&mut after);
+    }
+    assert_eq!(after.pointer(&pointer), Some(&json!("sidecar,spire")));
+    assert_eq!(after["spec"]["template"]["metadata"]["labels"], web.value["spec"]["template"]["metadata"]["labels"]);
+    // Without --spire, nothing of it.
+    let plain = enable::plan(&inventory, "shop", &EnableOptions::default()).unwrap();
+    assert!(!plain.changes.iter().any(|c| matches!(c, Change::Set { fields, .. } if fields.contains_key(&pointer))));
+    // Ambient pods are not injected: refused.
+    let e = enable::plan(&inventory, "shop", &EnableOptions { spire: true, mode: Mode::Ambient, ..EnableOptions::default() }).unwrap_err();
+    assert!(e.to_string().starts_with("--spire: applies to sidecar mode only"), "{e}");
+}

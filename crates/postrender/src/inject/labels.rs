@@ -8,7 +8,7 @@ use super::{Injection, JobPolicy, LabelOptions, MeshMode, object_entry};
 pub const INJECT_LABEL: &str = "sidecar.istio.io/inject";
 pub const REV_LABEL: &str = "istio.io/rev";
 pub const DATAPLANE_LABEL: &str = "istio.io/dataplane-mode";
-pub const TEMPLATES_ANNOTATION: &str = "inject.istio.io/templates";
+pub use meshmove_istio::injection::{SPIRE_TEMPLATES, TEMPLATES_ANNOTATION};
 pub const NATIVE_SIDECAR_ANNOTATION: &str = "sidecar.istio.io/nativeSidecar";
 
 /// Add mesh labels (and `app`/`version`) to the pod template of a workload object. `kind` and
@@ -37,7 +37,7 @@ pub fn inject_labels(object: &mut Value, kind: &str, name: &str, template_ptr: &
                 wanted_annotations.push((NATIVE_SIDECAR_ANNOTATION, "true".into()));
             }
             if opts.spire {
-                wanted_annotations.push((TEMPLATES_ANNOTATION, "sidecar,spire".into()));
+                wanted_annotations.push((TEMPLATES_ANNOTATION, SPIRE_TEMPLATES.into()));
             }
         }
         MeshMode::Ambient => wanted_labels.push((DATAPLANE_LABEL, "ambient".into())),

@@ -166,7 +166,7 @@ impl<'a> SpireContext<'a> {
         };
         let ids =
             inventory.of(&kinds::CLUSTER_SPIFFE_ID).map(|o| parse_spiffe_id(o, controller_cfg)).collect::<Vec<_>>();
-        let mut subjects: Vec<Subject<'a>> = find_subjects(inventory, &namespaces)
+        let mut subjects: Vec<Subject<'a>> = find_subjects(inventory, &namespaces, options.restarting_namespace.as_deref())
             .into_iter()
             .filter(|s| options.workload_namespace.as_deref().is_none_or(|ns| s.namespace == ns))
             .collect();

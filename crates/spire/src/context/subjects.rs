@@ -255,15 +255,33 @@ pub(super) fn predict_injection(s: &mut Subject<'_>, injectors: &[Parsed<'_, Inj
     }
 }
 
-pub(super) fn find_subjects<'a>(inventory: &'a Inventory, namespaces: &BTreeMap<String, Labels>) -> Vec<Subject<'a>> {
+/// The workload kinds a rollout restart replaces the pods of.
+const RESTARTED_KINDS: [&str; 3] = ["Deployment", "StatefulSet", "DaemonSet"];
+
+pub(super) fn find_subjects<'a>(
+    inventory: &'a Inventory,
+    namespaces: &BTreeMap<String, Labels>,
+    restarting: Option<&str>,
+) -> Vec<Subject<'a>> {
     let units: Vec<(&'a Object, &'a Object, &'a Value, bool)> = if inventory.is_live() {
-        inventory
+        let restarted = |o: &Object| restarting.is_some_and(|ns| o.namespace.as_deref() == Some(ns)) && RESTARTED_KINDS.contains(&o.kind.as_str());
+        let mut units: Vec<_> = inventory
             .of(&kinds::POD)
             .filter(|p| {
                 !matches!(p.value.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"))
             })
             .map(|p| (workload::pod_owner(inventory, p).unwrap_or(p), p, &p.value, true))
-            .collect()
+            .filter(|(top, _, _, _)| !restarted(top))
+            .collect();
+        // The pods a restart makes: one per workload that runs any (its template), a workload
+        // scaled to zero has none.
+        units.extend(
+            workload::workloads(inventory)
+                .into_iter()
+                .filter(|w| restarted(w.object) && w.replicas().is_none_or(|r| r > 0))
+                .map(|w| (w.object, w.object, w.template, false)),
+        );
+        units
     } else {
         workload::workloads(inventory)
             .into_iter()
