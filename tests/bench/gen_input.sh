@@ -3,10 +3,17 @@
 # (tests/tools/helm_render.py), each with its own release name, namespace and name prefix (so
 # object identities do not collide), concatenated into one stream.
 #
-# usage: tests/bench/gen_input.sh [--chart demo|bench] [RELEASES | --mb MB]
+# usage: tests/bench/gen_input.sh [--chart demo|unlabelled|bench] [RELEASES | --mb MB]
 #
 #   --chart demo    charts/demo-platform (43 KB a release: workloads, Services, Secrets, ...;
 #                   nearly every byte is read by the post-renderer). The default.
+#   --chart unlabelled  charts/demo-platform with the release label (app.kubernetes.io/instance)
+#                   left out of the metadata of everything but the workloads, as charts that
+#                   label only their workloads render: Services, Secrets, the ConfigMap, the
+#                   Ingress and the PodDisruptionBudget of every release belong to no release by
+#                   their labels (selectors and pod labels keep it). Helm's render with that one
+#                   line removed per object (`unlabel` below); the check against Helm applies
+#                   the same removal.
 #   --chart bench   the CRD-heavy chart tests/bench/crd_chart.py writes: the demo platform plus
 #                   six more services, three CustomResourceDefinitions built from Kubernetes' own
 #                   API schema, Grafana dashboards and a proxy configuration in ConfigMaps, and a
@@ -36,8 +43,24 @@ while [[ $# -gt 0 ]]; do
 done
 py=target/venv/bin/python
 [[ -x $py ]] || { echo "gen_input.sh: $py missing: run tests/tools/setup-venv.sh" >&2; exit 1; }
+# unlabel: the stream without the release label in the metadata of objects other than workloads.
+unlabel() { cat; }
 case $chart in
     demo) chart_dir=charts/demo-platform; prefix=stream ;;
+    unlabelled)
+        chart_dir=charts/demo-platform
+        prefix=stream-unlabelled
+        unlabel() {
+            awk '
+                /^---/ { kind = ""; top = ""; second = ""; print; next }
+                /^kind: / { kind = $2 }
+                /^[^ #]/ { split($0, a, ":"); top = a[1]; second = "" }
+                /^  [^ #-]/ { s = $0; sub(/^  /, "", s); split(s, a, ":"); second = a[1] }
+                top == "metadata" && second == "labels" && /^    app\.kubernetes\.io\/instance: / &&
+                    kind !~ /^(Deployment|StatefulSet|DaemonSet|Job|CronJob)$/ { next }
+                { print }'
+        }
+        ;;
     bench)
         chart_dir=target/bench/charts/bench-platform
         prefix=stream-bench
@@ -45,14 +68,14 @@ case $chart in
             "$py" tests/bench/crd_chart.py "$chart_dir"
         fi
         ;;
-    *) echo "gen_input.sh: --chart demo|bench" >&2; exit 2 ;;
+    *) echo "gen_input.sh: --chart demo|unlabelled|bench" >&2; exit 2 ;;
 esac
 dir=target/bench/$chart
 mkdir -p "$dir"
 
 # render I: Helm's render of release I (release relI, namespace teamI, name prefix rI-).
 render() {
-    "$py" tests/tools/helm_render.py "$chart_dir" "rel$1" "team$1" --values "{\"namePrefix\":\"r$1-\"}"
+    "$py" tests/tools/helm_render.py "$chart_dir" "rel$1" "team$1" --values "{\"namePrefix\":\"r$1-\"}" | unlabel
 }
 template=$dir/template.yaml
 if [[ ! -s $template || $chart_dir/Chart.yaml -nt $template ]]; then

@@ -347,7 +347,7 @@ fn inputs_of(w: &Workload<'_>, secrets: &Index<'_>, configmaps: &Index<'_>) -> I
 }
 
 /// A Secret's values (`stringData` and base64-decoded `data`); undecodable entries are skipped.
-fn secret_data(secret: &Value) -> BTreeMap<String, String> {
+pub fn secret_data(secret: &Value) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for (k, v) in secret.get("data").and_then(Value::as_object).into_iter().flatten() {
         let decoded = v

@@ -15,6 +15,7 @@
 
 pub mod config;
 pub mod inject;
+mod links;
 mod output;
 mod plan;
 
@@ -523,7 +524,7 @@ fn written(mut object: Value, helm4: bool, output: &mut Output<'_>) -> Stored {
 /// were dropped after the first pass), so only one group's objects are held at a time.
 fn generate(
     raws: &[yaml::RawDocument<'_>],
-    objects: Vec<Classified>,
+    mut objects: Vec<Classified>,
     releases: &Releases,
     cfg: &PostRenderConfig,
     helm4: bool,
@@ -532,25 +533,49 @@ fn generate(
     let mut out = Generated::default();
     let mut policies_out: Vec<Written> = Vec::new();
     let clients = cfg.network_policies.database_isolation && !cfg.network_policies.database_clients.is_empty();
-    let groups = release_groups(&objects, releases, cfg.release.as_deref());
-    // Each object once: moved into its group, or cloned into every group when shared.
+    let (groups, pool) = release_groups(&objects, releases, cfg.release.as_deref());
+    // Each object belongs to one group; a group also reads the objects linked to it (`links`).
+    let context = if groups.len() > 1 || !pool.is_empty() {
+        let own: Vec<Vec<usize>> = groups.iter().map(|(_, m)| m.clone()).collect();
+        let facts: Vec<links::Facts> = objects.iter_mut().map(|c| std::mem::take(&mut c.facts)).collect();
+        let workload: Vec<bool> = objects.iter().map(|c| c.workload).collect();
+        links::context(&own, &pool, &facts, &workload, cfg.network_policies.egress)
+    } else {
+        vec![Vec::new(); groups.len()]
+    };
     let docs: Vec<usize> = objects.iter().map(|c| c.doc).collect();
+    let workload: Vec<bool> = objects.iter().map(|c| c.workload).collect();
     let mut values: Vec<Option<Value>> = objects.into_iter().map(|c| c.value).collect();
-    for (release, members) in groups {
-        let mut group = Vec::with_capacity(members.len());
-        for (i, shared) in members {
+    for ((release, members), context) in groups.into_iter().zip(context) {
+        let mut group = Vec::with_capacity(members.len() + context.len());
+        let mut own_refs = HashSet::new();
+        for i in members {
             let raw = &raws[docs[i]];
             let value = match values[i].take() {
                 Some(v) => v,
                 None => read(raw)?.ok_or_else(|| missing(raw))?,
             };
-            let value = if shared {
-                values[i] = Some(value.clone());
-                value
-            } else {
-                value
+            let object = object_of(value, raw).ok_or_else(|| missing(raw))?;
+            own_refs.insert(object.object_ref());
+            group.push(object);
+        }
+        // Objects of other groups and of none that this group's generation must see: cloned
+        // while kept, else read again; a workload among them is a client, never a subject.
+        let mut callers = HashSet::new();
+        for i in context {
+            let raw = &raws[docs[i]];
+            let value = match &values[i] {
+                Some(v) => v.clone(),
+                None => read(raw)?.ok_or_else(|| missing(raw))?,
             };
-            group.push(object_of(value, raw).ok_or_else(|| missing(raw))?);
+            let object = object_of(value, raw).ok_or_else(|| missing(raw))?;
+            if own_refs.contains(&object.object_ref()) {
+                continue;
+            }
+            if workload[i] {
+                callers.insert(object.object_ref());
+            }
+            group.push(object);
         }
         let inventory = Inventory::from_files(group, vec!["-".into()], "default".into());
         if clients {
@@ -564,7 +589,7 @@ fn generate(
             labels: serde_json::json!({policies::GENERATED_LABEL: "true", policies::RELEASE_LABEL: release}),
             namespace: cfg.release_namespace.as_deref(),
         };
-        let generation = policies::generate(&inventory, &req);
+        let generation = policies::generate_with_context(&inventory, &req, &callers);
         drop(inventory);
         out.withheld.extend(generation.withheld);
         out.cuts.extend(generation.cuts);
@@ -601,6 +626,8 @@ struct Classified {
     /// The parsed document, while the objects kept stay within the budget (else it is read
     /// again when its group is generated).
     value: Option<Value>,
+    /// What links it to the objects of other release groups.
+    facts: links::Facts,
 }
 
 /// Release names, numbered in order of appearance.
@@ -647,6 +674,7 @@ fn classify(doc: usize, v: Value, text_len: usize, releases: &mut Releases, kept
     let known = kinds::lookup(api_version, kind);
     let workload = known.is_some_and(|k| WORKLOAD_KINDS.contains(&k)) && is_top_level_workload(&v, kind);
     let subject = workload || known == Some(&kinds::CNPG_CLUSTER);
+    let facts = links::Facts::of(&v, kind, workload);
     // `release_label` reads the object's value only: no need to build the object for it.
     let probe = Object { api_version: String::new(), kind: String::new(), namespace: None, name: String::new(), value: v, origin: Origin::Stdin { line: 0, helm_source: None } };
     let release = policies::release_label(&probe).map(|r| releases.number(r));
@@ -656,11 +684,11 @@ fn classify(doc: usize, v: Value, text_len: usize, releases: &mut Releases, kept
         *kept += text_len;
         v
     });
-    Some(Classified { doc, workload, subject, release, value })
+    Some(Classified { doc, workload, subject, release, value, facts })
 }
 
-/// Splits the stream's objects by release, each with the release name its policies get, as
-/// indices into `objects` (with whether the object is shared by every group).
+/// Splits the stream's objects by release, each group with the release name its policies get
+/// and its objects (indices into `objects`), and the objects of no group.
 ///
 /// * A configured release name, or at most one release named by the top-level workloads'
 ///   release labels (`app.kubernetes.io/instance`, else `release`): one group of everything,
@@ -669,25 +697,27 @@ fn classify(doc: usize, v: Value, text_len: usize, releases: &mut Releases, kept
 ///   of them goes to that group. An unlabelled workload or CloudNativePG cluster (the objects
 ///   that get policies) goes to the most common release ([`policies::infer_release`]'s
 ///   choice), so it gets exactly one policy; any other object without such a label (a shared
-///   Secret, a Service, an Ingress) is context for every group.
-fn release_groups(objects: &[Classified], releases: &Releases, configured: Option<&str>) -> Vec<(String, Vec<(usize, bool)>)> {
+///   Secret, a Service, an Ingress) belongs to no group: it is read by the groups it is linked
+///   to ([`links`]).
+fn release_groups(objects: &[Classified], releases: &Releases, configured: Option<&str>) -> (Vec<(String, Vec<usize>)>, Vec<usize>) {
     let name = |c: &Classified| c.release.map(|r| releases.names[r].as_str());
     let most_common = policies::most_common_first(objects.iter().filter(|c| c.workload).filter_map(name));
     if configured.is_some() || most_common.len() <= 1 {
         let group = configured.map(str::to_string).or_else(|| most_common.first().map(|(r, _)| r.clone())).unwrap_or_default();
-        return vec![(group, (0..objects.len()).map(|i| (i, false)).collect())];
+        return (vec![(group, (0..objects.len()).collect())], Vec::new());
     }
     let index: BTreeMap<&str, usize> = most_common.iter().enumerate().map(|(i, (r, _))| (r.as_str(), i)).collect();
-    let mut groups: Vec<Vec<(usize, bool)>> = vec![Vec::new(); most_common.len()];
+    let mut groups: Vec<Vec<usize>> = vec![Vec::new(); most_common.len()];
+    let mut pool = Vec::new();
     for (i, c) in objects.iter().enumerate() {
         match name(c).and_then(|r| index.get(r).copied()) {
-            Some(g) => groups[g].push((i, false)),
+            Some(g) => groups[g].push(i),
             // The most common release comes first.
-            None if c.subject => groups[0].push((i, false)),
-            None => groups.iter_mut().for_each(|g| g.push((i, true))),
+            None if c.subject => groups[0].push(i),
+            None => pool.push(i),
         }
     }
-    most_common.into_iter().map(|(r, _)| r).zip(groups).collect()
+    (most_common.into_iter().map(|(r, _)| r).zip(groups).collect(), pool)
 }
 
 /// Whether an object of a workload kind is a top-level workload: it has a pod template and no

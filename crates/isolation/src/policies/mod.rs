@@ -32,7 +32,7 @@ pub mod options;
 mod proof;
 pub mod rules;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use meshmove_model::inventory::{Inventory, ObjectRef, kinds};
@@ -204,8 +204,18 @@ fn namespace_exists(inventory: &Inventory, namespace: &str) -> Option<bool> {
 
 /// Generate, prove, and report.
 pub fn generate(inventory: &Inventory, req: &Request<'_>) -> Generation {
+    generate_with_context(inventory, req, &HashSet::new())
+}
+
+/// [`generate`] where the workloads named in `context` are clients and callees only, never
+/// subjects: the workloads of other releases of one stream that call this release's Services
+/// (or that its workloads call). They get no policy here (their own release's run gives them
+/// theirs), but the policies admit them where they are seen calling, and the proof checks those
+/// connections like any other.
+pub fn generate_with_context(inventory: &Inventory, req: &Request<'_>, context: &HashSet<ObjectRef>) -> Generation {
     let opts = req.options;
     let ws = workloads(inventory);
+    let is_context: Vec<bool> = ws.iter().map(|w| !context.is_empty() && context.contains(&w.object.object_ref())).collect();
     let dbs: Vec<Database> =
         if opts.database_isolation || req.subjects == Subjects::Databases { discover::databases(inventory) } else { Vec::new() };
     let usage = owners::usage(inventory, &dbs);
@@ -245,7 +255,7 @@ pub fn generate(inventory: &Inventory, req: &Request<'_>) -> Generation {
 
     // Clients of the release: one selector when every non-database workload carries the
     // release label, else only the callers the input shows.
-    let release_clients: Vec<&Workload<'_>> = ws.iter().filter(|w| !is_db(w)).collect();
+    let release_clients: Vec<&Workload<'_>> = ws.iter().zip(&is_context).filter(|(w, ctx)| !**ctx && !is_db(w)).map(|(w, _)| w).collect();
     let all_labelled = !req.release.is_empty()
         && !release_clients.is_empty()
         && release_clients.iter().all(|w| w.pod_labels().get(RELEASE_LABEL).is_some_and(|r| r == req.release));
@@ -254,12 +264,26 @@ pub fn generate(inventory: &Inventory, req: &Request<'_>) -> Generation {
     let mut uses: Vec<Use> = Vec::new();
     let isolate_anyway = |name: &str| opts.isolate_anyway.iter().any(|n| n == name);
 
+    // The release's own Service ports, where its egress rules reach it by its label.
+    let egress_ports: Vec<BTreeSet<Port>> =
+        svc_ports.iter().zip(&is_context).map(|(p, ctx)| if *ctx { BTreeSet::new() } else { p.clone() }).collect();
     if req.subjects == Subjects::Release {
         for (i, w) in ws.iter().enumerate() {
-            if is_db(w) || is_hook(w) || w.pod_labels().contains_key(meshmove_model::cnpg::CLUSTER_LABEL) {
+            if is_context[i] || is_db(w) || is_hook(w) || w.pod_labels().contains_key(meshmove_model::cnpg::CLUSTER_LABEL) {
                 continue;
             }
             let ns = w.namespace();
+            // A connection with a workload of another release: the release's policies admit its
+            // own workloads only, so isolating this one would cut it.
+            let across = callers[i].iter().find(|c| is_context[c.client]).map(|c| (&ws[c.client], "is called by", &c.via)).or_else(|| {
+                callers.iter().enumerate().filter(|(t, _)| opts.egress && is_context[*t]).find_map(|(t, calls)| {
+                    calls.iter().find(|c| c.client == i).map(|c| (&ws[t], "calls", &c.via))
+                })
+            });
+            if let Some((other, how, via)) = across {
+                out.withheld.push(across_releases(short(w), ns, how, other, via, req.release));
+                continue;
+            }
             let ambient = ambient_ns(ns);
             let me = view::workload_ref(w.object);
             let ports = port_numbers(&svc_ports[i], Some(w));
@@ -384,7 +408,7 @@ pub fn generate(inventory: &Inventory, req: &Request<'_>) -> Generation {
             spec.insert("podSelector".into(), pod_selector(w));
             spec.insert("ingress".into(), Value::Array(rules));
             if opts.egress {
-                spec.insert("egress".into(), Value::Array(egress_rules(&ws, &svc_ports, i, &callers, all_labelled, req, ambient)));
+                spec.insert("egress".into(), Value::Array(egress_rules(&ws, &egress_ports, i, &callers, all_labelled, req, ambient)));
             }
             drafts.push(Draft {
                 subject: w.object.object_ref(),
@@ -401,12 +425,19 @@ pub fn generate(inventory: &Inventory, req: &Request<'_>) -> Generation {
 
     let client_index = clients::ClientIndex::new(&ws, &usage, &dbs);
     for db in &dbs {
+        if context.contains(&db.object) {
+            continue;
+        }
         let configured_owner = opts.database_owners.get(&db.object.name).map(String::as_str);
         let found = client_index.database_clients(db, configured_owner);
         let ns = db.namespace().to_string();
         let ambient = ambient_ns(&ns);
         let me = db.workload_ref();
         let protects = if db.cnpg { format!("Cluster/{}", db.object.name) } else { format!("{}/{}", db.object.kind, db.object.name) };
+        if let Some((c, via)) = found.admitted.iter().find(|(c, _)| is_context[*c]) {
+            out.withheld.push(across_releases(protects, &ns, "is used by", &ws[*c], via, req.release));
+            continue;
+        }
         let configured: Vec<&DatabaseClient> = opts.database_clients.iter().filter(|c| c.database == db.object.name).collect();
         let forced = isolate_anyway(&db.object.name);
         let name = &db.object.name;
@@ -603,6 +634,21 @@ pub fn generate(inventory: &Inventory, req: &Request<'_>) -> Generation {
     out.policies.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     out.withheld.sort_by(|a, b| (&a.namespace, &a.subject).cmp(&(&b.namespace, &b.subject)));
     out
+}
+
+/// Why a workload with a connection to a workload of another release of the stream gets no
+/// policy, and how to isolate it anyway.
+fn across_releases(subject: String, namespace: &str, how: &str, other: &Workload<'_>, via: &str, release: &str) -> Withheld {
+    let theirs = release_label(other.object).map(|r| format!(" of release {r}")).unwrap_or_else(|| " of another release".into());
+    Withheld {
+        subject,
+        namespace: namespace.to_string(),
+        reason: format!(
+            "it {how} {}{theirs} ({via}), and the policies of release {release} admit its own workloads only: isolating it would cut that connection",
+            short(other)
+        ),
+        isolate_with: "post-render the releases as one release (--release NAME, or release: NAME in the configuration): callers are then admitted across releases".into(),
+    }
 }
 
 /// Mesh rules of every isolated pod: monitoring on the sidecar's telemetry ports, or the
