@@ -315,7 +315,10 @@ static OWNERSHIP: &[&Kind] = &[
     &kinds::CNPG_CLUSTER,
 ];
 
-/// Kinds reachability reads (ownership's, plus policies and namespace labels).
+/// Kinds reachability reads (ownership's, plus policies and namespace labels). The admin policy
+/// tiers (AdminNetworkPolicy before NetworkPolicy, BaselineAdminNetworkPolicy after) decide what
+/// reaches a database as much as NetworkPolicy does: listed too, where a cluster without their
+/// CRDs simply has none and a refused list is unread input like any other.
 static REACHABILITY: &[&Kind] = &[
     &kinds::DEPLOYMENT,
     &kinds::STATEFUL_SET,
@@ -330,6 +333,8 @@ static REACHABILITY: &[&Kind] = &[
     &kinds::CNPG_CLUSTER,
     &kinds::NETWORK_POLICY,
     &kinds::NAMESPACE,
+    &kinds::ADMIN_NETWORK_POLICY,
+    &kinds::BASELINE_ADMIN_NETWORK_POLICY,
 ];
 
 /// Kinds the policy checks read besides the policies: the pods they select.
