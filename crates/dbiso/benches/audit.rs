@@ -258,12 +258,15 @@ fn write_dump(objects: &[Value], dir: &Path) -> std::io::Result<()> {
 
 struct Measure {
     wall_ms: f64,
+    /// User plus system time of the child: the figure to compare on a shared machine, where
+    /// other jobs stretch the wall time.
+    cpu_s: f64,
     rss_mb: f64,
     code: i32,
     stdout_bytes: usize,
 }
 
-/// Run `bin args` under `/usr/bin/time -v`: wall time and peak RSS of the child.
+/// Run `bin args` under `/usr/bin/time -v`: wall time, CPU time and peak RSS of the child.
 fn measure(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Measure {
     let mut cmd = Command::new("/usr/bin/time");
     cmd.arg("-v").arg(bin).args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -284,7 +287,15 @@ fn measure(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Measure {
         .find_map(|l| l.trim().strip_prefix("Exit status: "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(-1);
-    Measure { wall_ms, rss_mb: rss_kb / 1024.0, code, stdout_bytes: out.stdout.len() }
+    let seconds = |prefix: &str| -> f64 {
+        stderr
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix:?} in /usr/bin/time output:\n{stderr}"))
+    };
+    let cpu_s = seconds("User time (seconds): ") + seconds("System time (seconds): ");
+    Measure { wall_ms, cpu_s, rss_mb: rss_kb / 1024.0, code, stdout_bytes: out.stdout.len() }
 }
 
 fn best_of(n: usize, f: impl Fn() -> Measure) -> Measure {
@@ -392,9 +403,9 @@ fn main() {
     }
     let once = lists.values().all(|(l, _)| *l == 1);
     println!("  one list per kind: {once}");
-    println!("\n{:<40} {:>10} {:>14} {:>12}", "command (best of 3)", "wall ms", "peak RSS MB", "stdout KB");
+    println!("\n{:<40} {:>10} {:>8} {:>14} {:>12}", "command (best of 3)", "wall ms", "CPU s", "peak RSS MiB", "stdout KB");
     for (name, m) in [("audit -A -o json (live, double)", &audit), ("audit -f cluster.yaml -A -o json", &audit_files), ("reach -f cluster.yaml -A -o json", &reach)] {
-        println!("{name:<40} {:>10.0} {:>14.1} {:>12}", m.wall_ms, m.rss_mb, m.stdout_bytes / 1024);
+        println!("{name:<40} {:>10.0} {:>8.2} {:>14.1} {:>12}", m.wall_ms, m.cpu_s, m.rss_mb, m.stdout_bytes / 1024);
     }
     println!("\ninput file: {} MB", text.len() / (1024 * 1024));
     if keep.is_none() {

@@ -302,6 +302,9 @@ fn live_audit_apply_and_audit_again_against_the_api_double() {
         "/apis/batch/v1/namespaces/pyairtable/cronjobs",
         "/apis/batch/v1/namespaces/pyairtable/jobs",
         "/apis/networking.k8s.io/v1/namespaces/pyairtable/networkpolicies",
+        // Cluster-scoped, and absent from this double (no CRDs): asked once, answered 404.
+        "/apis/policy.networking.k8s.io/v1alpha1/adminnetworkpolicies",
+        "/apis/policy.networking.k8s.io/v1alpha1/baselineadminnetworkpolicies",
         "/apis/postgresql.cnpg.io/v1/namespaces/pyairtable/clusters",
     ]
     .iter()

@@ -7,10 +7,10 @@ use kube::api::{ApiResource, DynamicObject, ListParams};
 use kube::core::{GroupVersionKind, Request};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta;
 use serde::Deserialize;
-use serde::de::{MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use super::{ClusterError, Connection};
+use meshmove_model::inventory::read::{self, Exact};
 use meshmove_model::inventory::{Inventory, Kind, Object, Origin, SourceInfo, Unavailable};
 
 /// Page size for LIST calls (kubectl uses 500 too).
@@ -216,100 +216,15 @@ fn scope(ns: Option<&str>) -> String {
 }
 
 pub(super) fn to_object(mut value: Value, kind: &'static Kind, origin: Origin) -> Object {
-    // LIST items may omit kind/apiVersion; the inventory needs them on every object.
+    // LIST items omit kind/apiVersion; the inventory needs them on every object. Field ownership
+    // records go: nothing that reads an inventory uses them (see `read::complete_item`).
     if let Value::Object(map) = &mut value {
-        map.entry("apiVersion").or_insert_with(|| Value::String(kind.api_version()));
-        map.entry("kind").or_insert_with(|| Value::String(kind.kind.to_string()));
-        // Field ownership records are about as large as the object itself and nothing that reads
-        // an inventory uses them (writes go through server-side apply or strip them anyway).
-        if let Some(Value::Object(meta)) = map.get_mut("metadata") {
-            meta.shift_remove("managedFields");
-        }
+        read::complete_item(map, kind.kind, &kind.api_version(), true);
     }
     let meta = value.get("metadata");
     let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or_default().to_string();
     let namespace = meta.and_then(|m| m.get("namespace")).and_then(Value::as_str).map(str::to_string);
     Object { api_version: kind.api_version(), kind: kind.kind.to_string(), namespace, name, value, origin }
-}
-
-/// A JSON value whose maps and arrays are allocated at their exact size. `Value`'s own parser
-/// grows them by doubling, leaving about a third of their room spare, and an inventory of a large
-/// cluster keeps every one (most of a live audit's memory is these trees; see BENCHMARKS.md).
-/// Here a map's entries are gathered first and the map is built once at its size, which also
-/// spares the rehashing of each growth step. Same keys, same order, same values.
-struct Exact(Value);
-
-impl<'de> Deserialize<'de> for Exact {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ExactVisitor)
-    }
-}
-
-struct ExactVisitor;
-
-impl<'de> Visitor<'de> for ExactVisitor {
-    type Value = Exact;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Exact, E> {
-        Ok(Exact(Value::Bool(v)))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Exact, E> {
-        Ok(Exact(Value::Number(v.into())))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Exact, E> {
-        Ok(Exact(Value::Number(v.into())))
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<Exact, E> {
-        Ok(Exact(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Exact, E> {
-        Ok(Exact(Value::String(v.to_owned())))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Exact, E> {
-        Ok(Exact(Value::String(v)))
-    }
-
-    fn visit_unit<E>(self) -> Result<Exact, E> {
-        Ok(Exact(Value::Null))
-    }
-
-    fn visit_none<E>(self) -> Result<Exact, E> {
-        Ok(Exact(Value::Null))
-    }
-
-    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Exact, D::Error> {
-        Exact::deserialize(d)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Exact, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(Exact(v)) = seq.next_element()? {
-            items.push(v);
-        }
-        items.shrink_to_fit();
-        Ok(Exact(Value::Array(items)))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Exact, A::Error> {
-        let mut entries: Vec<(String, Value)> = Vec::new();
-        while let Some((k, Exact(v))) = map.next_entry::<String, Exact>()? {
-            entries.push((k, v));
-        }
-        let mut exact = serde_json::Map::with_capacity(entries.len());
-        for (k, v) in entries {
-            exact.insert(k, v);
-        }
-        Ok(Exact(Value::Object(exact)))
-    }
 }
 
 /// Classify a failed call: unreachable, unauthorized, or another API error naming verb and resource.
@@ -351,16 +266,5 @@ mod tests {
         assert!(o.value["metadata"].get("managedFields").is_none(), "{}", o.value);
         assert_eq!(o.value["metadata"]["labels"]["app"], "api");
         assert_eq!(o.value["spec"]["replicas"], 2);
-    }
-
-    #[test]
-    fn exact_values_are_the_values_serde_json_parses() {
-        let text = r#"{"z": 1, "a": [3, {"y": null, "b": "x\u00e9"}, []], "m": {}, "k": [true, 2.5, -7, 18446744073709551615], "d": {"k": 1, "k": 2}}"#;
-        let Exact(v) = serde_json::from_str(text).unwrap();
-        let reference: Value = serde_json::from_str(text).unwrap();
-        assert_eq!(v, reference);
-        assert_eq!(serde_json::to_string(&v).unwrap(), serde_json::to_string(&reference).unwrap(), "same key order");
-        let Value::Object(m) = &v else { panic!() };
-        assert_eq!(m.keys().collect::<Vec<_>>(), ["z", "a", "m", "k", "d"]);
     }
 }

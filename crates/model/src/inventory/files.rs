@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{Inventory, Object, Origin, kinds};
+use super::{Inventory, Object, Origin, kinds, read};
 use crate::yaml::{self, YamlError};
 
 /// Errors reading manifests. Every variant names the place.
@@ -181,17 +181,12 @@ fn parse_documents(text: &str, path: Option<&Path>) -> Result<Vec<Document>, Inv
     };
     let mut docs = Vec::new();
     if is_json(text, path) {
-        let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
-        let mut end = 0;
-        loop {
-            let start = end + text[end..].len() - text[end..].trim_start().len();
-            let line = text[..start].matches('\n').count() + 1;
-            match stream.next() {
-                None => break,
-                Some(Ok(value)) => docs.push(Document { value, origin: origin_at(line, None), index: docs.len() + 1 }),
-                Some(Err(source)) => return Err(InventoryError::Json { origin: origin_at(line, None).to_string(), source }),
+        for doc in read::json_documents(text) {
+            let origin = origin_at(doc.line, None);
+            match doc.value {
+                Ok(value) => docs.push(Document { value, origin, index: docs.len() + 1 }),
+                Err(source) => return Err(InventoryError::Json { origin: origin.to_string(), source }),
             }
-            end = stream.byte_offset();
         }
         return Ok(docs);
     }
@@ -272,12 +267,7 @@ fn push_object(
     };
     let Value::Object(map) = &mut value else { return Err(not_object("not a mapping")) };
     if let Some(d) = defaults {
-        if !map.contains_key("kind") {
-            map.insert("kind".into(), Value::String(d.kind.to_string()));
-        }
-        if !map.contains_key("apiVersion") {
-            map.insert("apiVersion".into(), Value::String(d.api_version.to_string()));
-        }
+        read::complete_item(map, d.kind, d.api_version, false);
     }
     let kind = map.get("kind").and_then(Value::as_str).ok_or_else(|| not_object("no `kind`"))?.to_string();
     let api_version =

@@ -14,6 +14,7 @@
 
 pub mod files;
 pub mod kinds;
+pub mod read;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
