@@ -267,4 +267,29 @@ mod tests {
         assert_eq!(o.value["metadata"]["labels"]["app"], "api");
         assert_eq!(o.value["spec"]["replicas"], 2);
     }
+
+    #[test]
+    fn a_listed_page_reads_as_the_same_list_saved_to_a_file() {
+        // One reader for both sources: the items of a LIST page and the same page saved with
+        // `kubectl get pods -o json` (a typed list) become the same objects.
+        let page = r#"{"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "7", "continue": "next"},
+            "items": [
+              {"metadata": {"name": "api-1", "namespace": "shop", "labels": {"app": "api", "pod-template-hash": "5d"},
+                            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "api-5d", "uid": "u", "controller": true}]},
+               "spec": {"containers": [{"name": "api", "image": "shop/api:1", "ports": [{"name": "http", "containerPort": 8080}],
+                                        "env": [{"name": "DB", "valueFrom": {"secretKeyRef": {"name": "db", "key": "url"}}}]}]},
+               "status": {"phase": "Running", "podIP": "10.0.0.7", "podIPs": [{"ip": "10.0.0.7"}]}},
+              {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "db-0", "namespace": "shop"}, "spec": {"containers": []}}
+            ]}"#;
+        let listed: ListPage = serde_json::from_str(page).unwrap();
+        assert_eq!(listed.metadata.continue_.as_deref(), Some("next"));
+        let live: Vec<Object> =
+            listed.items.into_iter().map(|Exact(v)| to_object(v, &kinds::POD, Origin::Cluster { context: "c".into() })).collect();
+        let saved = meshmove_model::inventory::load_str(page, Some(std::path::Path::new("pods.json")), "default").unwrap();
+        let ids = |objects: &[Object]| -> Vec<(String, String, Option<String>, String, Value)> {
+            objects.iter().map(|o| (o.api_version.clone(), o.kind.clone(), o.namespace.clone(), o.name.clone(), o.value.clone())).collect()
+        };
+        assert_eq!(ids(&live), ids(&saved));
+        assert_eq!(serde_json::to_string(&live[0].value).unwrap(), serde_json::to_string(&saved[0].value).unwrap(), "same key order");
+    }
 }
