@@ -13,7 +13,10 @@
 //! each). `-- --write DIR` only writes the cluster as `kubectl get KIND -A -o json` lists, one file
 //! per kind, and stops. With `DBISO_BENCH_KEEP=<dir>` the cluster file (`cluster.yaml`) stays in
 //! `<dir>` for profiling; with `DBISO_BENCH_PROFILE=<command>` (e.g. `heaptrack -o /tmp/audit`) one
-//! live audit runs under that command and the bench stops.
+//! live audit runs under that command and the bench stops; with `DBISO_BENCH_BIN=<path>` another
+//! build of `kubectl-dbiso` is measured, and `DBISO_BENCH_RUNS=<n>` sets the runs of each command
+//! (best of 3 by default). `DBISO_BENCH_PHASES=<dir>` times the phases of an audit of a written
+//! cluster state in process with their resident memory (see `audit/phases.rs`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -22,6 +25,9 @@ use std::time::Instant;
 
 use apiserver_double::{Double, DoubleOptions};
 use serde_json::{Value, json};
+
+#[path = "audit/phases.rs"]
+mod phases;
 
 /// Workloads per namespace; the cluster has `workloads / WORKLOADS_PER_NS` namespaces.
 const WORKLOADS_PER_NS: usize = 20;
@@ -312,7 +318,7 @@ fn args() -> (usize, Option<std::path::PathBuf>) {
         match a.as_str() {
             "--workloads" => {
                 let v = it.next().unwrap_or_default();
-                workloads = v.parse().ok().filter(|n| *n > 0 && n % WORKLOADS_PER_NS == 0).unwrap_or_else(|| {
+                workloads = v.parse::<usize>().ok().filter(|n| *n > 0 && n % WORKLOADS_PER_NS == 0).unwrap_or_else(|| {
                     eprintln!("--workloads: {v:?} is not a positive multiple of {WORKLOADS_PER_NS}");
                     std::process::exit(2)
                 });
@@ -329,7 +335,15 @@ fn args() -> (usize, Option<std::path::PathBuf>) {
 }
 
 fn main() {
-    let bin = env!("CARGO_BIN_EXE_kubectl-dbiso");
+    if let Some(dir) = std::env::var_os("DBISO_BENCH_PHASES") {
+        phases::run(Path::new(&dir));
+        return;
+    }
+    // `DBISO_BENCH_BIN`: measure another build (e.g. an older commit's) on the same cluster.
+    let built = env!("CARGO_BIN_EXE_kubectl-dbiso").to_string();
+    let bin = &std::env::var("DBISO_BENCH_BIN").unwrap_or(built);
+    // `DBISO_BENCH_RUNS`: runs of each command (best of; default 3).
+    let runs: usize = std::env::var("DBISO_BENCH_RUNS").ok().and_then(|r| r.parse().ok()).filter(|&r| r > 0).unwrap_or(3);
     let (workloads, write) = args();
     let objects = cluster(workloads);
     let count = |kind: &str| objects.iter().filter(|o| o["kind"] == kind).count();
@@ -383,7 +397,7 @@ fn main() {
             e.1 += 1;
         }
     }
-    let audit = best_of(3, || measure(bin, &["audit", "-A", "-o", "json"], &env));
+    let audit = best_of(runs, || measure(bin, &["audit", "-A", "-o", "json"], &env));
 
     let file = dir.join("cluster.yaml");
     let mut text = String::new();
@@ -394,8 +408,8 @@ fn main() {
     }
     std::fs::write(&file, &text).unwrap();
     let file_arg = file.to_str().unwrap();
-    let reach = best_of(3, || measure(bin, &["reach", "-f", file_arg, "-A", "-o", "json"], &env));
-    let audit_files = best_of(3, || measure(bin, &["audit", "-f", file_arg, "-A", "-o", "json"], &env));
+    let reach = best_of(runs, || measure(bin, &["reach", "-f", file_arg, "-A", "-o", "json"], &env));
+    let audit_files = best_of(runs, || measure(bin, &["audit", "-f", file_arg, "-A", "-o", "json"], &env));
 
     println!("\nLIST requests during one live audit (path: lists, requests including continuations):");
     for (path, (lists, requests)) in &lists {
@@ -403,7 +417,7 @@ fn main() {
     }
     let once = lists.values().all(|(l, _)| *l == 1);
     println!("  one list per kind: {once}");
-    println!("\n{:<40} {:>10} {:>8} {:>14} {:>12}", "command (best of 3)", "wall ms", "CPU s", "peak RSS MiB", "stdout KB");
+    println!("\n{:<40} {:>10} {:>8} {:>14} {:>12}", format!("command (best of {runs})"), "wall ms", "CPU s", "peak RSS MiB", "stdout KB");
     for (name, m) in [("audit -A -o json (live, double)", &audit), ("audit -f cluster.yaml -A -o json", &audit_files), ("reach -f cluster.yaml -A -o json", &reach)] {
         println!("{name:<40} {:>10.0} {:>8.2} {:>14.1} {:>12}", m.wall_ms, m.cpu_s, m.rss_mb, m.stdout_bytes / 1024);
     }
