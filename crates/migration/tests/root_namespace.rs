@@ -45,7 +45,7 @@ async fn connect(d: &DoubleHandle, dir: &tempfile::TempDir) -> Connection {
 
 /// What the live commands do: the PeerAuthentications of every namespace, the root namespace from
 /// the mesh config read with one GET.
-async fn live(conn: &Connection) -> (Inventory, Result<peer_auth::RootNamespace, String>) {
+async fn live(conn: &Connection) -> (Inventory, Result<peer_auth::RootNamespace, peer_auth::PeerAuthError>) {
     let kinds = [&kinds::NAMESPACE, &kinds::DEPLOYMENT, &kinds::PEER_AUTHENTICATION];
     let inventory = load(conn, &kinds, &kinds, Some("shop")).await.unwrap();
     let root = match peer_auth::read_mesh_config(conn, peer_auth::ISTIO_NAMESPACE).await {
@@ -55,7 +55,7 @@ async fn live(conn: &Connection) -> (Inventory, Result<peer_auth::RootNamespace,
     (inventory, root)
 }
 
-fn api_mode(inventory: &Inventory, root: Result<peer_auth::RootNamespace, String>) -> Mode {
+fn api_mode(inventory: &Inventory, root: Result<peer_auth::RootNamespace, peer_auth::PeerAuthError>) -> Mode {
     let set = peer_auth::policies_in(inventory, root).unwrap();
     set.effective("shop", &[("app".to_string(), "api".to_string())].into(), 8080).mode
 }
@@ -91,6 +91,8 @@ async fn without_a_mesh_config_the_default_applies_and_an_unreadable_one_leaves_
     d.add_fault(FaultRule::on("GET", "^/api/v1/namespaces/istio-system/configmaps/istio$").status(403, "configmaps \"istio\" is forbidden")).unwrap();
     let (inventory, root) = live(&conn).await;
     let e = root.clone().unwrap_err();
+    assert!(matches!(&e, peer_auth::PeerAuthError::MeshConfigUnreadable { namespace, name, .. } if namespace == "istio-system" && name == "istio"), "{e:?}");
+    let e = e.to_string();
     assert!(e.starts_with("could not read the mesh config, ConfigMap istio-system/istio (403: configmaps \"istio\" is forbidden)"), "{e}");
     assert!(e.ends_with("pass --mesh-root-namespace"), "{e}");
     let Permissive::Skip { reason } = enable::permissive(&inventory, "shop", peer_auth::policies_in(&inventory, root)) else { panic!("written") };

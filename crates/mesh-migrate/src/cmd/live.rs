@@ -58,7 +58,7 @@ impl Live {
     /// The mesh root namespace: `--mesh-root-namespace`, else the mesh config read from the
     /// cluster (ConfigMap `istio` in `istio-system`, one GET), else Istio's default; or why it
     /// is unknown (the mesh config could not be read, or does not parse).
-    pub fn mesh_root(&self, root: &MeshRootArgs) -> std::result::Result<RootNamespace, String> {
+    pub fn mesh_root(&self, root: &MeshRootArgs) -> std::result::Result<RootNamespace, peer_auth::PeerAuthError> {
         let flag = root.mesh_root_namespace.as_deref();
         let mesh_config = match flag {
             Some(_) => vec![],

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::peer_auth::{self, PortMode};
 use super::{MigrateError, PEER_AUTHENTICATION, STEP_ENABLE, TrafficProfile, has_proxy, labels_of, namespace_object, selected_dataplane, service_routes};
 use meshmove_istio::injection::{DATAPLANE_MODE_LABEL, INJECTION_LABEL, REV_LABEL, SPIRE_TEMPLATES, TEMPLATES_ANNOTATION};
-use meshmove_istio::{Dataplane, Labels, Level, Mode as MtlsMode, MtlsSource, PeerAuthentications};
+use meshmove_istio::{Dataplane, Labels, Level, Mode as MtlsMode, MtlsSource};
 use meshmove_model::inventory::{Inventory, Object, kinds};
 use meshmove_kube::plan::{Change, MANAGED_BY, Plan, Target};
 use meshmove_model::workload::{Workload, disruption_budgets, pod_owner};
@@ -52,7 +52,7 @@ pub struct EnableOptions {
     /// The mesh's PeerAuthentications, or why they are unknown, when the caller read them
     /// separately (a namespace administrator may not list them in every namespace); `None`: read
     /// them from the inventory. See [`permissive`].
-    pub policies: Option<Result<PeerAuthentications, String>>,
+    pub policies: Option<peer_auth::Policies>,
 }
 
 impl Default for EnableOptions {
@@ -208,7 +208,7 @@ pub enum Permissive {
 /// Istio applies instead of `default`. `policies` are the mesh's PeerAuthentications
 /// ([`peer_auth::policies`]: every namespace's, as the mesh-wide ones live in the root
 /// namespace), or why they are unknown, in which case nothing is written.
-pub fn permissive(inventory: &Inventory, namespace: &str, policies: Result<PeerAuthentications, String>) -> Permissive {
+pub fn permissive(inventory: &Inventory, namespace: &str, policies: peer_auth::Policies) -> Permissive {
     let skip = |reason: String| Permissive::Skip { reason: format!("PeerAuthentication {namespace}/{PEER_AUTHENTICATION} PERMISSIVE not written: {reason}") };
     let before = match policies {
         Ok(p) => p,

@@ -267,9 +267,9 @@ pub fn strict(inventory: &Inventory, namespace: &str) -> Result<Strict, MigrateE
 }
 
 /// [`strict`] with the mesh root namespace given (or why it is unknown: then nothing is switched).
-pub fn strict_in(inventory: &Inventory, namespace: &str, root: Result<peer_auth::RootNamespace, String>) -> Result<Strict, MigrateError> {
+pub fn strict_in(inventory: &Inventory, namespace: &str, root: Result<peer_auth::RootNamespace, peer_auth::PeerAuthError>) -> Result<Strict, MigrateError> {
     let refuse = |message: String| MigrateError::PeerAuthentication { namespace: namespace.to_string(), message };
-    let before = peer_auth::policies_in(inventory, root).map_err(refuse)?;
+    let before = peer_auth::policies_in(inventory, root).map_err(|e| refuse(e.to_string()))?;
     if namespace == before.root_namespace() {
         return Err(refuse(format!("{namespace} is the mesh root namespace: a namespace-wide PeerAuthentication there applies to the whole mesh")));
     }

@@ -32,7 +32,36 @@ pub const ANY_PORT: u16 = 0;
 pub const ISTIO_NAMESPACE: &str = "istio-system";
 
 /// The mesh's PeerAuthentications, or why they cannot be known (see [`policies`]).
-pub type Policies = Result<PeerAuthentications, String>;
+pub type Policies = Result<PeerAuthentications, PeerAuthError>;
+
+/// Why the mesh root namespace or the mesh's PeerAuthentications cannot be known. Each names
+/// the flag, ConfigMap or kind concerned, and what replaces it where something can.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeerAuthError {
+    #[error("--mesh-root-namespace: {0}")]
+    RootFlag(meshmove_istio::Error),
+    /// The `mesh` key of a mesh config ConfigMap is not YAML.
+    #[error("{at}, key {key}: {message}")]
+    MeshYaml { at: String, key: &'static str, message: String },
+    #[error("{at}: {source}")]
+    MeshConfig { at: String, source: meshmove_istio::Error },
+    #[error(
+        "the mesh configs disagree on the root namespace ({first} in {first_at}, {other} in {other_at}): pass --mesh-root-namespace"
+    )]
+    RootsDisagree { first: String, first_at: String, other: String, other_at: String },
+    #[error(
+        "could not read the mesh config, ConfigMap {namespace}/{name} ({why}), so the mesh root namespace is unknown: pass --mesh-root-namespace"
+    )]
+    MeshConfigUnreadable { namespace: String, name: String, why: String },
+    /// Listing PeerAuthentications was refused, or the kind was not found.
+    #[error("PeerAuthentications could not be read ({0})")]
+    Unreadable(String),
+    #[error("PeerAuthentications were listed in one namespace only, so the mesh-wide ones in {root} were not seen")]
+    OneNamespace { root: String },
+    /// A malformed PeerAuthentication.
+    #[error(transparent)]
+    Policy(#[from] meshmove_istio::Error),
+}
 
 /// The mesh root namespace (MeshConfig `rootNamespace`, see [`meshmove_istio::mesh_config`]) and
 /// where it was read.
@@ -47,10 +76,9 @@ pub struct RootNamespace {
 /// config ConfigMaps of the inventory set (`istio`, `istio-<revision>`, key `mesh`; several must
 /// agree); else Istio's default, `istio-system`. A mesh config that does not parse or names no
 /// namespace is an error naming the ConfigMap.
-pub fn root_namespace(inventory: &Inventory, flag: Option<&str>) -> Result<RootNamespace, String> {
+pub fn root_namespace(inventory: &Inventory, flag: Option<&str>) -> Result<RootNamespace, PeerAuthError> {
     if let Some(name) = flag {
-        let name = mesh_config::root_namespace(&serde_json::json!({"rootNamespace": name}))
-            .map_err(|e| format!("--mesh-root-namespace: {e}"))?;
+        let name = mesh_config::root_namespace(&serde_json::json!({"rootNamespace": name})).map_err(PeerAuthError::RootFlag)?;
         return Ok(RootNamespace { name, source: "--mesh-root-namespace".into() });
     }
     let mut found: Vec<RootNamespace> = Vec::new();
@@ -61,20 +89,27 @@ pub fn root_namespace(inventory: &Inventory, flag: Option<&str>) -> Result<RootN
         let Some(text) = cm.value.pointer(&format!("/data/{}", mesh_config::MESH_KEY)).and_then(Value::as_str) else { continue };
         let at = format!("ConfigMap {}/{}", cm.namespace.as_deref().unwrap_or_default(), cm.name);
         let mesh = match meshmove_model::yaml::split_stream(text).first() {
-            Some(doc) => meshmove_model::yaml::parse_document(doc).map_err(|e| format!("{at}, key {}: {e}", mesh_config::MESH_KEY))?,
+            Some(doc) => meshmove_model::yaml::parse_document(doc).map_err(|e| PeerAuthError::MeshYaml {
+                at: at.clone(),
+                key: mesh_config::MESH_KEY,
+                message: e.to_string(),
+            })?,
             None => None,
         };
-        let name = mesh_config::root_namespace(&mesh.unwrap_or(Value::Null)).map_err(|e| format!("{at}: {e}"))?;
+        let name = mesh_config::root_namespace(&mesh.unwrap_or(Value::Null))
+            .map_err(|source| PeerAuthError::MeshConfig { at: at.clone(), source })?;
         found.push(RootNamespace { name, source: at });
     }
     match found.as_slice() {
         [] => Ok(RootNamespace { name: DEFAULT_ROOT_NAMESPACE.into(), source: "Istio's default (no mesh config found)".into() }),
         [first, rest @ ..] => match rest.iter().find(|r| r.name != first.name) {
             None => Ok(first.clone()),
-            Some(other) => Err(format!(
-                "the mesh configs disagree on the root namespace ({} in {}, {} in {}): pass --mesh-root-namespace",
-                first.name, first.source, other.name, other.source
-            )),
+            Some(other) => Err(PeerAuthError::RootsDisagree {
+                first: first.name.clone(),
+                first_at: first.source.clone(),
+                other: other.name.clone(),
+                other_at: other.source.clone(),
+            }),
         },
     }
 }
@@ -83,24 +118,29 @@ pub fn root_namespace(inventory: &Inventory, flag: Option<&str>) -> Result<RootN
 /// (no list of ConfigMaps), as an object to overlay on a live inventory; none when it does not
 /// exist. Why it could not be read otherwise (forbidden, unreachable), with the flag that
 /// replaces it.
-pub async fn read_mesh_config(conn: &meshmove_kube::cluster::Connection, istio_namespace: &str) -> Result<Vec<Object>, String> {
+pub async fn read_mesh_config(
+    conn: &meshmove_kube::cluster::Connection,
+    istio_namespace: &str,
+) -> Result<Vec<Object>, PeerAuthError> {
     let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::namespaced(conn.client.clone(), istio_namespace);
     let name = mesh_config::configmap_name(None);
+    let unreadable = |why: String| PeerAuthError::MeshConfigUnreadable {
+        namespace: istio_namespace.to_string(),
+        name: name.clone(),
+        why,
+    };
     match api.get_opt(&name).await {
         Ok(None) => Ok(vec![]),
         Ok(Some(cm)) => {
-            let mut value = serde_json::to_value(&cm).map_err(|e| e.to_string())?;
+            let mut value = serde_json::to_value(&cm).map_err(|e| unreadable(e.to_string()))?;
             value["apiVersion"] = Value::String("v1".into());
             value["kind"] = Value::String("ConfigMap".into());
             Ok(Object::from_value(value, Origin::Cluster { context: conn.context.clone() }).into_iter().collect())
         }
-        Err(e) => Err(format!(
-            "could not read the mesh config, ConfigMap {istio_namespace}/{name} ({}), so the mesh root namespace is unknown: pass --mesh-root-namespace",
-            match &e {
-                kube::Error::Api(status) => format!("{}: {}", status.code, status.message),
-                other => other.to_string(),
-            }
-        )),
+        Err(e) => Err(unreadable(match &e {
+            kube::Error::Api(status) => format!("{}: {}", status.code, status.message),
+            other => other.to_string(),
+        })),
     }
 }
 
@@ -112,18 +152,15 @@ pub fn policies(inventory: &Inventory) -> Policies {
 }
 
 /// [`policies`] with the root namespace given (or why it is unknown).
-pub fn policies_in(inventory: &Inventory, root: Result<RootNamespace, String>) -> Policies {
+pub fn policies_in(inventory: &Inventory, root: Result<RootNamespace, PeerAuthError>) -> Policies {
     let root = root?;
     let kind = &kinds::PEER_AUTHENTICATION;
     // Not served (no Istio CRDs) or none in the files: there are none. Refused or not found: unknown.
     if let Some(why) = inventory.availability(kind).filter(|w| w.is_read_failure()) {
-        return Err(format!("PeerAuthentications could not be read ({})", why.describe(kind)));
+        return Err(PeerAuthError::Unreadable(why.describe(kind)));
     }
     if !inventory.complete_across_namespaces(kind) {
-        return Err(format!(
-            "PeerAuthentications were listed in one namespace only, so the mesh-wide ones in {} were not seen",
-            root.name
-        ));
+        return Err(PeerAuthError::OneNamespace { root: root.name });
     }
     let objects: Vec<Value> = inventory
         .of(kind)
@@ -138,7 +175,7 @@ pub fn policies_in(inventory: &Inventory, root: Result<RootNamespace, String>) -
             v
         })
         .collect();
-    PeerAuthentications::from_values(root.name, &objects).map_err(|e| e.to_string())
+    Ok(PeerAuthentications::from_values(root.name, &objects)?)
 }
 
 /// What decided an effective mode, in words.

@@ -387,6 +387,8 @@ fn the_root_namespace_comes_from_the_mesh_config() {
     let root = peer_auth::root_namespace(&inv, Some("mesh-admin")).unwrap();
     assert_eq!((root.name.as_str(), root.source.as_str()), ("mesh-admin", "--mesh-root-namespace"));
     let e = peer_auth::root_namespace(&inv, Some("Mesh")).unwrap_err();
+    assert!(matches!(e, peer_auth::PeerAuthError::RootFlag(_)), "{e:?}");
+    let e = e.to_string();
     assert!(e.starts_with("--mesh-root-namespace: mesh config: rootNamespace is `Mesh`"), "{e}");
 }
 
@@ -402,6 +404,8 @@ fn mesh_configs_that_disagree_or_do_not_parse_leave_the_root_namespace_unknown()
     objects.push(mesh_config("istio-system", "istio-canary", "mesh-admin"));
     let inv = load(&objects);
     let e = peer_auth::policies(&inv).unwrap_err();
+    assert!(matches!(&e, peer_auth::PeerAuthError::RootsDisagree { other, .. } if other == "mesh-admin"), "{e:?}");
+    let e = e.to_string();
     assert!(e.contains("disagree") && e.contains("mesh-admin in ConfigMap istio-system/istio-canary") && e.contains("--mesh-root-namespace"), "{e}");
     // enable then writes no PeerAuthentication, saying why.
     let Permissive::Skip { reason } = enable::permissive(&inv, "shop", peer_auth::policies(&inv)) else { panic!("written") };
@@ -412,5 +416,7 @@ fn mesh_configs_that_disagree_or_do_not_parse_leave_the_root_namespace_unknown()
     bad["data"]["mesh"] = json!("rootNamespace: [unclosed\n");
     objects.push(bad);
     let e = peer_auth::root_namespace(&load(&objects), None).unwrap_err();
+    assert!(matches!(&e, peer_auth::PeerAuthError::MeshYaml { key: "mesh", .. }), "{e:?}");
+    let e = e.to_string();
     assert!(e.starts_with("ConfigMap istio-system/istio, key mesh: "), "{e}");
 }

@@ -102,7 +102,7 @@ pub fn status(inventory: &Inventory, namespace: &str, journal: Option<&Journal>)
 /// (`policies`, or why they are unknown: the modes are then `None`).
 pub fn status_with(
     inventory: &Inventory,
-    policies: Result<PeerAuthentications, String>,
+    policies: peer_auth::Policies,
     namespace: &str,
     journal: Option<&Journal>,
 ) -> NamespaceStatus {
@@ -113,7 +113,7 @@ pub fn status_with(
             let e = p.namespace_mode(namespace);
             (Some(e.mode.to_string()), peer_auth::decided_by(&e))
         }
-        Err(e) => (None, e.clone()),
+        Err(e) => (None, e.to_string()),
     };
     let mut istio_objects: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for k in [&kinds::ISTIO_GATEWAY, &kinds::VIRTUAL_SERVICE, &kinds::DESTINATION_RULE, &kinds::PEER_AUTHENTICATION] {
