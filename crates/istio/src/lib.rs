@@ -12,6 +12,8 @@
 //! - [`mod@injection`]: whether a pod gets a sidecar (and from which revision) or joins ambient.
 //! - [`peer_authentication`]: the effective mTLS mode of a workload port under PeerAuthentication.
 //! - [`mesh_config`]: the mesh root namespace from the mesh config.
+//! - [`waypoint`]: ambient waypoints (the Gateway, the binding labels) and which proxy emits
+//!   which metrics.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +25,7 @@ pub mod mesh_config;
 pub mod peer_authentication;
 pub mod protocol;
 mod timestamp;
+pub mod waypoint;
 
 pub use error::Error;
 pub use injection::{Dataplane, Injection, NotInjectedReason, Pod, Served, ambient_captured, dataplane, injection};

@@ -14,7 +14,7 @@ use meshmove_migration::namespace::gates::{GateResult, Thresholds, fmt_num};
 use meshmove_migration::namespace::prometheus::Prometheus;
 use meshmove_migration::namespace::run::{self, GateOptions, NsError, NsEvent, Report, RunOptions};
 use meshmove_migration::namespace::state::{self, OnFailure};
-use meshmove_migration::namespace::{DataPlane, PodSecurity, Sides};
+use meshmove_migration::namespace::{DataPlane, PodSecurity, Sides, WaypointChoice};
 use meshmove_kube::plan::{self, DryRun, Progress};
 
 #[derive(Subcommand)]
@@ -139,6 +139,14 @@ pub struct CreateArgs {
     /// HTTPRoutes select
     #[arg(long, value_name = "VALUE", default_value = "ingressgateway")]
     gateway_selector: String,
+    /// Ambient: bind the mesh namespace to this existing waypoint (a Gateway of class
+    /// istio-waypoint; a bare name is in the mesh namespace) instead of deploying one
+    #[arg(long, value_name = "[NAMESPACE/]NAME")]
+    waypoint: Option<String>,
+    /// Ambient: no waypoint (L4 only: no HTTP routing at a waypoint, gates from ztunnel's
+    /// connection metrics)
+    #[arg(long)]
+    no_waypoint: bool,
     #[command(flatten)]
     traffic: super::enable::TrafficProfileArgs,
     #[command(flatten)]
@@ -426,7 +434,18 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, command: NsCommand) -> Result
                     PodSecurityArg::Privileged => PodSecurity::Privileged,
                     PodSecurityArg::None => PodSecurity::None,
                 };
-                let copy = CopyOptions { data_plane, pod_security, secrets: a.copy_secrets, copy_stateful: a.copy_stateful.clone(), gateway_selector: Some(a.gateway_selector.clone()) };
+                if a.mode == ModeArg::Sidecar && (a.waypoint.is_some() || a.no_waypoint) {
+                    return Err(anyhow!("--waypoint and --no-waypoint apply to --mode ambient only"));
+                }
+                let waypoint = WaypointChoice::from_flags(a.waypoint.as_deref(), a.no_waypoint, &sides).map_err(|e| anyhow!(e))?;
+                let copy = CopyOptions {
+                    data_plane,
+                    pod_security,
+                    secrets: a.copy_secrets,
+                    copy_stateful: a.copy_stateful.clone(),
+                    gateway_selector: Some(a.gateway_selector.clone()),
+                    waypoint,
+                };
                 let opts = a.write.options(&conn);
                 let overrides = run::CreateOverrides { allow_pod_security_violations: a.allow_pod_security_violations, ignore_control_plane: a.force, allow_lost_connections: a.allow_lost_connections, allow_unreadable: a.allow_unreadable };
                 let profile = a.traffic.profile()?;
@@ -492,6 +511,7 @@ fn gate_rows(results: &[GateResult]) -> Vec<Vec<String>> {
                 if g.passed { "passed".into() } else { "FAILED".into() },
                 g.observed.clone(),
                 g.threshold.clone(),
+                if g.source.is_empty() { "cluster".into() } else { g.source.clone() },
                 g.detail.clone(),
             ]
         })
@@ -556,7 +576,7 @@ fn print_report(output: &OutputFlags, r: &Report) -> Result<Exit> {
             }
             if !r.gates.is_empty() {
                 out.write_str("\n")?;
-                out.write_str(&table(&["GATE", "RESULT", "OBSERVED", "THRESHOLD", "DETAIL"], gate_rows(&r.gates)))?;
+                out.write_str(&table(&["GATE", "RESULT", "OBSERVED", "THRESHOLD", "SOURCE", "DETAIL"], gate_rows(&r.gates)))?;
             }
             for n in &r.notes {
                 out.line(format_args!("note: {n}"))?;
@@ -605,7 +625,10 @@ fn print_status(output: &OutputFlags, s: &run::Status) -> Result<Exit> {
     let plane = match &st.data_plane {
         DataPlane::Sidecar => "sidecar".to_string(),
         DataPlane::SidecarRevision { revision } => format!("sidecar ({revision})"),
-        DataPlane::Ambient => "ambient".to_string(),
+        DataPlane::Ambient => match &st.waypoint {
+            Some(w) => format!("ambient (waypoint {}/{})", w.namespace, w.name),
+            None => "ambient (no waypoint)".to_string(),
+        },
     };
     out.write_str(&table(
         &["NAMESPACE", "MESH NAMESPACE", "PHASE", "WEIGHT", "MODE", "SCHEDULE"],
@@ -661,7 +684,7 @@ fn print_status(output: &OutputFlags, s: &run::Status) -> Result<Exit> {
     if let Some(last) = st.history.iter().rev().find(|e| !e.gates.is_empty()) {
         out.write_str("\n")?;
         out.line(format_args!("last gates ({} at {} %, {}):", last.at, last.from, last.result))?;
-        out.write_str(&table(&["GATE", "RESULT", "OBSERVED", "THRESHOLD", "DETAIL"], gate_rows(&last.gates)))?;
+        out.write_str(&table(&["GATE", "RESULT", "OBSERVED", "THRESHOLD", "SOURCE", "DETAIL"], gate_rows(&last.gates)))?;
     }
     if !st.history.is_empty() {
         let rows = st

@@ -57,6 +57,8 @@ pub struct CopyOptions {
     /// The `istio` label of the ingress gateway pods the Gateways for the legacy Ingresses and
     /// HTTPRoutes select (`None`: `ingressgateway`).
     pub gateway_selector: Option<String>,
+    /// The waypoint of an ambient mesh namespace (ignored in sidecar mode).
+    pub waypoint: super::WaypointChoice,
 }
 
 /// A stateful backend, or a Service that fronts no copied workload, that stays in the legacy
@@ -163,7 +165,10 @@ pub fn mesh_namespace(sides: &Sides, opts: &CopyOptions) -> Value {
             labels.insert("istio.io/rev".into(), json!(revision));
         }
         DataPlane::Ambient => {
-            labels.insert("istio.io/dataplane-mode".into(), json!("ambient"));
+            // Pods of a namespace labelled so are captured by ztunnel
+            // (https://istio.io/latest/docs/ambient/usage/add-workloads/); the waypoint binding
+            // (`istio.io/use-waypoint`) is set once the waypoint exists (`run::create`).
+            labels.insert(meshmove_istio::injection::DATAPLANE_MODE_LABEL.into(), json!("ambient"));
         }
     }
     if let Some(level) = opts.pod_security.label_value() {

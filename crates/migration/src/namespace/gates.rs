@@ -7,12 +7,23 @@
 //! stop) and **restarts** (container restarts on the mesh side since the baseline, at most
 //! `max_restarts`; the baseline is taken per pod when the mesh side is created and moved only
 //! when a step's gates pass, so restarts between two commands are not forgotten). With a
-//! Prometheus URL, from Istio's standard
-//! metrics as the mesh side's proxies report them (`reporter="destination"`): the **success rate**
-//! (non-5xx share of requests) and the **p99 latency** over a window, against configurable
-//! thresholds. A query that returns no samples fails its gate: no traffic measured is not
-//! evidence of health. A Prometheus that cannot be reached fails its gates too.
+//! Prometheus URL, from Istio's standard metrics as the proxies that see the mesh side's traffic
+//! report them ([`metric_gates`]; which proxy emits what is [`meshmove_istio::waypoint::Source`]):
+//!
+//! * sidecar mode: the **success rate** (non-5xx share of requests) and the **p99 latency** from
+//!   the mesh side's sidecars (`istio_requests_total{reporter="destination"}`);
+//! * ambient mode with a waypoint: the same two from the waypoint (`reporter="waypoint"`) when a
+//!   routed Service has an HTTP port, and the **connection success** (share of connections that
+//!   ended without an error flag) from ztunnel (`istio_tcp_connections_*{reporter="destination"}`)
+//!   when a routed Service has none: ztunnel emits no request metrics at all;
+//! * ambient mode without a waypoint: the connection success from ztunnel only.
+//!
+//! Each result names the source it was read from. A query that returns no samples fails its
+//! gate: no traffic measured is not evidence of health (a ratio over no requests or no new
+//! connections in the window is `NaN`, which is no samples too). A Prometheus that cannot be
+//! reached fails its gates too.
 
+use meshmove_istio::waypoint::{self as wp, Source};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -51,11 +62,21 @@ pub struct GateResult {
     /// Why it failed (empty when it passed).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
+    /// Where a metrics gate's numbers came from (`waypoint: istio_requests_total{reporter="waypoint"}`);
+    /// empty for the gates read from the cluster.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source: String,
 }
 
 impl GateResult {
     fn new(gate: &str, passed: bool, observed: String, threshold: String, detail: String) -> Self {
-        GateResult { gate: gate.into(), passed, observed, threshold, detail }
+        GateResult { gate: gate.into(), passed, observed, threshold, detail, source: String::new() }
+    }
+
+    /// The same result, naming the metrics it was read from.
+    pub fn from_source(mut self, source: impl Into<String>) -> Self {
+        self.source = source.into();
+        self
     }
 }
 
@@ -192,29 +213,128 @@ pub fn restarts(new: u64, th: &Thresholds) -> GateResult {
     )
 }
 
-/// The PromQL for the success rate of a namespace's workloads (ratio 0–1), as their proxies
+/// The PromQL for the success rate of a namespace's workloads (ratio 0–1), as their sidecars
 /// report it.
 pub fn success_rate_query(namespace: &str, window: &str) -> String {
-    success_rate_query_by(namespace, "destination", window)
+    success_rate_query_by(namespace, Source::Sidecar.reporter(), window)
 }
 
-/// The success rate as `reporter` (`source` or `destination`) proxies report it.
+/// The success rate as `reporter` (`source`, `destination` or `waypoint`) proxies report it. The
+/// numerator falls back to 0 when no request succeeded (no non-5xx series at all), so that a
+/// side answering only errors reads 0 %, not "no samples"; no requests at all stay no samples.
 pub fn success_rate_query_by(namespace: &str, reporter: &str, window: &str) -> String {
+    let requests = wp::REQUESTS_TOTAL;
     format!(
-        "sum(rate(istio_requests_total{{reporter=\"{reporter}\",destination_workload_namespace=\"{namespace}\",response_code!~\"5..\"}}[{window}])) / sum(rate(istio_requests_total{{reporter=\"{reporter}\",destination_workload_namespace=\"{namespace}\"}}[{window}]))"
+        "(sum(rate({requests}{{reporter=\"{reporter}\",destination_workload_namespace=\"{namespace}\",response_code!~\"5..\"}}[{window}])) or vector(0)) / sum(rate({requests}{{reporter=\"{reporter}\",destination_workload_namespace=\"{namespace}\"}}[{window}]))"
     )
 }
 
-/// The PromQL for the p99 latency (milliseconds) of a namespace's workloads.
+/// The PromQL for the p99 latency (milliseconds) of a namespace's workloads (sidecars).
 pub fn p99_query(namespace: &str, window: &str) -> String {
-    p99_query_by(namespace, "destination", window)
+    p99_query_by(namespace, Source::Sidecar.reporter(), window)
 }
 
 /// The p99 latency as `reporter` proxies report it.
 pub fn p99_query_by(namespace: &str, reporter: &str, window: &str) -> String {
     format!(
-        "histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{{reporter=\"{reporter}\",destination_workload_namespace=\"{namespace}\"}}[{window}])) by (le))"
+        "histogram_quantile(0.99, sum(rate({}{{reporter=\"{reporter}\",destination_workload_namespace=\"{namespace}\"}}[{window}])) by (le))",
+        wp::REQUEST_DURATION_BUCKET
     )
+}
+
+/// The PromQL for the share (0–1) of TCP connections to a namespace's workloads that ended
+/// without an error flag, as the destination's ztunnel (or sidecar) reports them: one minus the
+/// connections closed with `response_flags` other than `-` over those opened in the window. No
+/// connection opened in the window is `NaN` (no samples); no failed one is 0 failures.
+pub fn connection_success_query(namespace: &str, source: Source, window: &str) -> String {
+    let reporter = source.reporter();
+    format!(
+        "1 - ((sum(rate({closed}{{reporter=\"{reporter}\",destination_workload_namespace=\"{namespace}\",response_flags!=\"{ok}\"}}[{window}])) or vector(0)) / sum(rate({opened}{{reporter=\"{reporter}\",destination_workload_namespace=\"{namespace}\"}}[{window}])))",
+        closed = wp::TCP_CLOSED_TOTAL,
+        opened = wp::TCP_OPENED_TOTAL,
+        ok = wp::NO_RESPONSE_FLAGS,
+    )
+}
+
+/// What a metrics gate measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    SuccessRate,
+    P99Latency,
+    ConnectionSuccess,
+}
+
+/// One metrics gate: what it measures, from which proxies, and its query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricGate {
+    pub measure: Measure,
+    pub source: Source,
+    pub query: String,
+}
+
+impl MetricGate {
+    /// How `ns status` names the source: the proxies and the series read.
+    pub fn source_label(&self) -> String {
+        let metric = match self.measure {
+            Measure::SuccessRate => wp::REQUESTS_TOTAL,
+            Measure::P99Latency => "istio_request_duration_milliseconds",
+            Measure::ConnectionSuccess => "istio_tcp_connections_opened_total/closed_total",
+        };
+        format!("{}: {metric}{{reporter=\"{}\"}}", self.source.as_str(), self.source.reporter())
+    }
+
+    /// The gate's result from the query's answer.
+    pub fn judge(&self, sample: &Sample, th: &Thresholds) -> GateResult {
+        let r = match self.measure {
+            Measure::SuccessRate => success_rate(sample, th),
+            Measure::P99Latency => latency(sample, th),
+            Measure::ConnectionSuccess => connection_success(sample, th),
+        };
+        r.from_source(self.source_label())
+    }
+}
+
+/// The traffic a mesh side serves, as far as the gates need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MeshTraffic {
+    /// Ambient data plane (else sidecars).
+    pub ambient: bool,
+    /// A waypoint serves the mesh namespace's Services (ambient).
+    pub waypoint: bool,
+    /// Some routed Service has an HTTP-family port (HTTP, HTTP2, gRPC).
+    pub http: bool,
+    /// Some routed Service has no HTTP-family port (TCP only, or detected at run time).
+    pub tcp_only: bool,
+}
+
+/// The metrics gates of a mesh side: each from the proxies that see its traffic and emit the
+/// metric (module docs).
+pub fn metric_gates(namespace: &str, traffic: MeshTraffic, window: &str) -> Vec<MetricGate> {
+    let requests = |source: Source| {
+        vec![
+            MetricGate { measure: Measure::SuccessRate, source, query: success_rate_query_by(namespace, source.reporter(), window) },
+            MetricGate { measure: Measure::P99Latency, source, query: p99_query_by(namespace, source.reporter(), window) },
+        ]
+    };
+    let connections = || MetricGate {
+        measure: Measure::ConnectionSuccess,
+        source: Source::Ztunnel,
+        query: connection_success_query(namespace, Source::Ztunnel, window),
+    };
+    if !traffic.ambient {
+        return requests(Source::Sidecar);
+    }
+    if !traffic.waypoint {
+        return vec![connections()];
+    }
+    let mut gates = Vec::new();
+    if traffic.http {
+        gates.extend(requests(Source::Waypoint));
+    }
+    if traffic.tcp_only || !traffic.http {
+        gates.push(connections());
+    }
+    gates
 }
 
 /// A Prometheus answer as the gates see it: a value, no samples, or an error.
@@ -254,6 +374,28 @@ pub fn latency(sample: &Sample, th: &Thresholds) -> GateResult {
             GateResult::new("p99-latency", false, "no samples".into(), threshold, "no request durations measured on the mesh side".into())
         }
         Err(e) => GateResult::new("p99-latency", false, "error".into(), threshold, e.clone()),
+    }
+}
+
+/// The connection-success gate from a query result (a ratio 0–1), against the success-rate bar.
+pub fn connection_success(sample: &Sample, th: &Thresholds) -> GateResult {
+    let threshold = format!(">= {} %", fmt_num(th.min_success_rate));
+    match sample {
+        Ok(Some(r)) => {
+            let pct = r * 100.0;
+            let passed = pct >= th.min_success_rate;
+            let detail =
+                if passed { String::new() } else { format!("{} % of connections ended without an error, below {threshold}", fmt_num(pct)) };
+            GateResult::new("connection-success", passed, format!("{} %", fmt_num(pct)), threshold, detail)
+        }
+        Ok(None) => GateResult::new(
+            "connection-success",
+            false,
+            "no samples".into(),
+            threshold,
+            "no connections to the mesh side opened in the window: is traffic reaching it? (long-lived connections open none: widen --window)".into(),
+        ),
+        Err(e) => GateResult::new("connection-success", false, "error".into(), threshold, e.clone()),
     }
 }
 
@@ -342,6 +484,113 @@ mod tests {
             failures(&[low, slow]),
             "success-rate: 80 % of requests succeeded, below >= 99 %; p99-latency: p99 latency 812.5 ms, above <= 500 ms"
         );
+    }
+
+    /// Label matchers of every selector in a PromQL text (`metric{a="b",c!~"5.."}`), for
+    /// checking a query against series as the proxies export them.
+    fn selectors(q: &str) -> Vec<(String, Vec<(String, String, String)>)> {
+        let mut out = Vec::new();
+        let mut rest = q;
+        while let Some(open) = rest.find('{') {
+            let name: String = rest[..open].chars().rev().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect::<Vec<_>>().into_iter().rev().collect();
+            let close = rest[open..].find('}').unwrap() + open;
+            let matchers = rest[open + 1..close]
+                .split(',')
+                .map(|m| {
+                    let op = ["!~", "=~", "!=", "="].into_iter().find(|op| m.contains(op)).unwrap();
+                    let (k, v) = m.split_once(op).unwrap();
+                    (k.to_string(), op.to_string(), v.trim_matches('"').to_string())
+                })
+                .collect();
+            out.push((name, matchers));
+            rest = &rest[close + 1..];
+        }
+        out
+    }
+
+    /// Whether a selector selects a series (anchored regexes of the `5..` kind only).
+    fn selects(matchers: &[(String, String, String)], series: &Value) -> bool {
+        matchers.iter().all(|(k, op, v)| {
+            let actual = series.get(k).and_then(Value::as_str).unwrap_or("");
+            let re = |v: &str| v.len() == actual.len() && v.chars().zip(actual.chars()).all(|(p, c)| p == '.' || p == c);
+            match op.as_str() {
+                "=" => actual == v,
+                "!=" => actual != v,
+                "=~" => re(v),
+                _ => !re(v),
+            }
+        })
+    }
+
+    // Series as the proxies export them (label sets of istio/ztunnel `src/proxy/metrics.rs`
+    // `CommonTrafficLabels`, and of the waypoint's and sidecars' standard metrics), reduced to the
+    // labels the gates read.
+    fn ztunnel_closed(flags: &str) -> Value {
+        json!({"__name__": "istio_tcp_connections_closed_total", "reporter": "destination", "destination_workload_namespace": "shop-mesh",
+               "destination_service_name": "db", "request_protocol": "tcp", "response_flags": flags, "connection_security_policy": "mutual_tls"})
+    }
+    fn requests(reporter: &str, code: &str) -> Value {
+        json!({"__name__": "istio_requests_total", "reporter": reporter, "destination_workload_namespace": "shop-mesh", "response_code": code, "request_protocol": "http"})
+    }
+
+    #[test]
+    fn each_mode_reads_the_metrics_its_proxies_emit() {
+        let http_and_tcp = MeshTraffic { ambient: true, waypoint: true, http: true, tcp_only: true };
+        let gates = metric_gates("shop-mesh", http_and_tcp, "5m");
+        let kinds: Vec<(Measure, Source)> = gates.iter().map(|g| (g.measure, g.source)).collect();
+        assert_eq!(
+            kinds,
+            [(Measure::SuccessRate, Source::Waypoint), (Measure::P99Latency, Source::Waypoint), (Measure::ConnectionSuccess, Source::Ztunnel)]
+        );
+        // The waypoint's success rate selects the waypoint's series, never the sidecars' (which
+        // ambient never has) or ztunnel's.
+        let sr = selectors(&gates[0].query);
+        assert!(sr.iter().all(|(name, _)| name == "istio_requests_total"), "{sr:?}");
+        assert!(selects(&sr[0].1, &requests("waypoint", "200")) && !selects(&sr[0].1, &requests("waypoint", "503")));
+        assert!(selects(&sr[1].1, &requests("waypoint", "503")));
+        assert!(!selects(&sr[1].1, &requests("destination", "200")), "sidecar series are not the waypoint's");
+        // ztunnel: the failed closes are those with a response flag, the denominator all opens.
+        let cs = selectors(&gates[2].query);
+        assert_eq!(cs[0].0, "istio_tcp_connections_closed_total");
+        assert!(selects(&cs[0].1, &ztunnel_closed("CONNECT")) && selects(&cs[0].1, &ztunnel_closed("DENY")));
+        assert!(!selects(&cs[0].1, &ztunnel_closed("-")), "a clean close is no failure");
+        assert_eq!(cs[1].0, "istio_tcp_connections_opened_total");
+        assert!(gates[2].source_label().starts_with("ztunnel: "), "{}", gates[2].source_label());
+        assert!(gates[0].source_label().contains("reporter=\"waypoint\""), "{}", gates[0].source_label());
+
+        // Only HTTP Services: no connection gate; only TCP: no request gates (ztunnel emits none).
+        let only = |http, tcp_only| metric_gates("shop-mesh", MeshTraffic { ambient: true, waypoint: true, http, tcp_only }, "5m");
+        assert!(only(true, false).iter().all(|g| g.source == Source::Waypoint));
+        assert!(only(false, true).iter().all(|g| g.measure == Measure::ConnectionSuccess));
+        let no_waypoint = metric_gates("shop-mesh", MeshTraffic { ambient: true, waypoint: false, http: true, tcp_only: false }, "5m");
+        assert_eq!(no_waypoint.iter().map(|g| g.measure).collect::<Vec<_>>(), [Measure::ConnectionSuccess]);
+        // Sidecar mode: as before, the sidecars at the destination.
+        let sidecar = metric_gates("shop-mesh", MeshTraffic::default(), "5m");
+        assert_eq!(sidecar.iter().map(|g| g.source).collect::<Vec<_>>(), [Source::Sidecar, Source::Sidecar]);
+        assert!(selects(&selectors(&sidecar[0].query)[1].1, &requests("destination", "200")));
+    }
+
+    #[test]
+    fn recorded_answers_decide_the_gates_and_no_data_fails() {
+        use crate::namespace::prometheus::parse_response;
+        let th = Thresholds::default();
+        let gates = metric_gates("shop-mesh", MeshTraffic { ambient: true, waypoint: true, http: true, tcp_only: true }, "5m");
+        let answer = |v: &str| format!(r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{}},"value":[1765112400.123,"{v}"]}}]}}}}"#);
+        let judge = |g: &MetricGate, body: &str| g.judge(&parse_response(200, body.as_bytes()), &th);
+        let ok = judge(&gates[0], &answer("0.9975"));
+        assert!(ok.passed && ok.observed == "99.75 %" && ok.source.starts_with("waypoint"), "{ok:?}");
+        let slow = judge(&gates[1], &answer("742.5"));
+        assert!(!slow.passed && slow.observed == "742.5 ms", "{slow:?}");
+        let failing = judge(&gates[2], &answer("0.93"));
+        assert!(!failing.passed && failing.detail.contains("93 % of connections"), "{failing:?}");
+        // No new connection in the window: 0/0 is NaN, which is no samples, which fails.
+        let idle = judge(&gates[2], &answer("NaN"));
+        assert!(!idle.passed && idle.observed == "no samples", "{idle:?}");
+        // No series at all (the sidecar query against an ambient side would answer this).
+        let empty = judge(&gates[0], r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#);
+        assert!(!empty.passed && empty.observed == "no samples");
+        let bad = judge(&gates[2], r#"{"status":"error","errorType":"bad_data","error":"1:1: parse error"}"#);
+        assert!(!bad.passed && bad.observed == "error" && bad.detail.contains("bad_data"), "{bad:?}");
     }
 
     #[test]

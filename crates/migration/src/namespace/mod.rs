@@ -107,6 +107,45 @@ pub enum DataPlane {
     Ambient,
 }
 
+/// How an ambient mesh namespace gets the waypoint that gives its Services L7 routing and request
+/// metrics (<https://istio.io/latest/docs/ambient/usage/waypoint/>).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum WaypointChoice {
+    /// Deploy a waypoint named [`meshmove_istio::waypoint::DEFAULT_WAYPOINT_NAME`] in the mesh
+    /// namespace (or use the one of that name already there).
+    #[default]
+    Deploy,
+    /// Use this existing waypoint (`--waypoint [NAMESPACE/]NAME`).
+    Existing(meshmove_istio::waypoint::Waypoint),
+    /// No waypoint (`--no-waypoint`): ztunnel only, L4.
+    None,
+}
+
+impl WaypointChoice {
+    /// From `--waypoint [NAMESPACE/]NAME` (a bare name is in the mesh namespace) and
+    /// `--no-waypoint`.
+    pub fn from_flags(waypoint: Option<&str>, no_waypoint: bool, sides: &Sides) -> Result<WaypointChoice, String> {
+        match (waypoint, no_waypoint) {
+            (Some(_), true) => Err("--waypoint and --no-waypoint exclude each other".into()),
+            (None, true) => Ok(WaypointChoice::None),
+            (None, false) => Ok(WaypointChoice::Deploy),
+            (Some(arg), false) => {
+                let (namespace, name) = arg.split_once('/').unwrap_or((sides.mesh.as_str(), arg));
+                if !meshmove_model::names::is_dns1123_label(namespace) {
+                    return Err(format!("--waypoint `{arg}`: `{namespace}` is not a namespace name"));
+                }
+                let subdomain = !name.is_empty()
+                    && name.len() <= 253
+                    && name.split('.').all(meshmove_model::names::is_dns1123_label);
+                if !subdomain {
+                    return Err(format!("--waypoint `{arg}`: `{name}` is not a Gateway name (lowercase letters, digits, `-` and `.`)"));
+                }
+                Ok(WaypointChoice::Existing(meshmove_istio::waypoint::Waypoint { namespace: namespace.into(), name: name.into() }))
+            }
+        }
+    }
+}
+
 /// The Pod Security level the mesh namespace enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -144,5 +183,18 @@ mod tests {
         assert!(Sides::new("shop-mesh").unwrap_err().contains("name the legacy namespace (`shop`)"));
         assert!(Sides::new(&"a".repeat(60)).unwrap_err().contains("63"));
         assert!(Sides::new("").is_err());
+    }
+
+    #[test]
+    fn waypoint_flags_name_a_gateway() {
+        let s = Sides::new("shop").unwrap();
+        assert_eq!(WaypointChoice::from_flags(None, false, &s), Ok(WaypointChoice::Deploy));
+        assert_eq!(WaypointChoice::from_flags(None, true, &s), Ok(WaypointChoice::None));
+        let w = |ns: &str, n: &str| Ok(WaypointChoice::Existing(meshmove_istio::waypoint::Waypoint { namespace: ns.into(), name: n.into() }));
+        assert_eq!(WaypointChoice::from_flags(Some("wp"), false, &s), w("shop-mesh", "wp"));
+        assert_eq!(WaypointChoice::from_flags(Some("infra/shared.wp"), false, &s), w("infra", "shared.wp"));
+        assert!(WaypointChoice::from_flags(Some("wp"), true, &s).unwrap_err().contains("exclude"));
+        assert!(WaypointChoice::from_flags(Some("Infra/wp"), false, &s).unwrap_err().contains("`Infra`"));
+        assert!(WaypointChoice::from_flags(Some("infra/"), false, &s).unwrap_err().contains("not a Gateway name"));
     }
 }

@@ -83,6 +83,17 @@ pub struct Event {
     pub gates: Vec<GateResult>,
 }
 
+/// The waypoint of an ambient mesh namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WaypointRecord {
+    pub namespace: String,
+    pub name: String,
+    /// `ns create` deployed it (its Gateway carries the migration's labels), so `ns rollback`
+    /// deletes it; a waypoint named with `--waypoint` is only unbound.
+    pub created: bool,
+}
+
 /// A step that started and has not recorded its end (an interrupted step).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -136,6 +147,10 @@ pub struct NsState {
     /// carries (the traffic profile's route keys at `ns create`), so each weight keeps them.
     #[serde(default, skip_serializing_if = "crate::inplace::HttpPolicy::is_empty")]
     pub http_policy: crate::inplace::HttpPolicy,
+    /// Ambient: the waypoint the mesh namespace is bound to (`None`: sidecars, or ambient
+    /// without a waypoint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waypoint: Option<WaypointRecord>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub legacy_replicas: BTreeMap<String, i64>,
     #[serde(default)]
@@ -175,6 +190,7 @@ impl NsState {
             gateway_selector: None,
             external: Vec::new(),
             http_policy: Default::default(),
+            waypoint: None,
             legacy_replicas: BTreeMap::new(),
             legacy_deleted: false,
             deleted_legacy: BTreeMap::new(),

@@ -99,6 +99,7 @@ kinds! {
     PEER_AUTHENTICATION = "security.istio.io" "v1" "PeerAuthentication" "peerauthentications" true true;
     AUTHORIZATION_POLICY = "security.istio.io" "v1" "AuthorizationPolicy" "authorizationpolicies" true true;
     GATEWAY_API_GATEWAY = "gateway.networking.k8s.io" "v1" "Gateway" "gateways" true true;
+    GATEWAY_CLASS = "gateway.networking.k8s.io" "v1" "GatewayClass" "gatewayclasses" false true;
     HTTP_ROUTE = "gateway.networking.k8s.io" "v1" "HTTPRoute" "httproutes" true true;
     CNPG_CLUSTER = "postgresql.cnpg.io" "v1" "Cluster" "clusters" true true;
     CLUSTER_SPIFFE_ID = "spire.spiffe.io" "v1alpha1" "ClusterSPIFFEID" "clusterspiffeids" false true;

@@ -38,13 +38,31 @@ pub async fn check_gates(conn: &Connection, sides: &Sides, st: &NsState, g: &Gat
     let mut results = vec![gates::readiness(&present, &missing, &pods), gates::restarts(new, &g.thresholds)];
     if metrics && let Some(prom) = &g.prometheus {
         let t = Some(unix_now());
-        let window = &g.thresholds.window;
-        let sr = prom.query(&gates::success_rate_query(&sides.mesh, window), t).await;
-        results.push(gates::success_rate(&sr, &g.thresholds));
-        let p99 = prom.query(&gates::p99_query(&sides.mesh, window), t).await;
-        results.push(gates::latency(&p99, &g.thresholds));
+        let traffic = mesh_traffic(conn, sides, st).await?;
+        for gate in gates::metric_gates(&sides.mesh, traffic, &g.thresholds.window) {
+            let sample = prom.query(&gate.query, t).await;
+            results.push(gate.judge(&sample, &g.thresholds));
+        }
     }
     Ok(GateCheck { results, restarts: gates::restart_counts(&pods) })
+}
+
+/// What the metrics gates need to know of the mesh side: its data plane, whether a waypoint
+/// serves it, and whether its routed Services have HTTP-family ports (Istio's protocol
+/// selection, as the routing reads it: [`routing::port_protocol`]).
+pub(super) async fn mesh_traffic(conn: &Connection, sides: &Sides, st: &NsState) -> Result<gates::MeshTraffic, NsError> {
+    let ambient = st.data_plane == crate::namespace::DataPlane::Ambient;
+    let services = objects(conn, &[&kinds::SERVICE], &sides.mesh).await?;
+    let mut traffic = gates::MeshTraffic { ambient, waypoint: ambient && st.waypoint.is_some(), ..Default::default() };
+    for svc in services.iter().filter(|s| st.services.iter().any(|n| n == name_of(s))) {
+        let ports = svc.pointer("/spec/ports").and_then(Value::as_array).cloned().unwrap_or_default();
+        if ports.iter().any(|p| routing::port_protocol(p) == routing::PortProtocol::Http) {
+            traffic.http = true;
+        } else {
+            traffic.tcp_only = true;
+        }
+    }
+    Ok(traffic)
 }
 
 pub(super) fn unix_now() -> f64 {

@@ -297,6 +297,9 @@ pub async fn rollback(conn: &Connection, sides: &Sides, opts: &RunOptions, event
         plan.push(Change::WaitReady { targets });
     }
     plan.changes.extend(routing_changes(conn, sides, &st, 0).await?);
+    // Ambient: the mesh namespace unbound from its waypoint, and a waypoint `ns create` deployed
+    // deleted (re-created by the next `ns create`).
+    plan.changes.extend(waypoint::rollback_changes(conn, sides, &st).await?);
     let mesh_live = objects(conn, &[&kinds::DEPLOYMENT, &kinds::STATEFUL_SET, &kinds::DAEMON_SET], &sides.mesh).await?;
     for w in &st.workloads {
         if w.kind == "DaemonSet" {

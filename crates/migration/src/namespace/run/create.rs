@@ -130,6 +130,21 @@ pub async fn create(
             )));
         }
     }
+    // Ambient: the waypoint the mesh namespace's Services will use (refused here, before any
+    // write, when the cluster cannot run one).
+    let waypoint = if copy_opts.data_plane == crate::namespace::DataPlane::Ambient {
+        let mesh_ns = copy::mesh_namespace(sides, copy_opts);
+        let mut mesh_labels: meshmove_istio::Labels = mesh_ns
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object)
+            .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+            .unwrap_or_default();
+        // The API server's own label on every namespace.
+        mesh_labels.insert("kubernetes.io/metadata.name".into(), sides.mesh.clone());
+        waypoint::plan_waypoint(conn, sides, &copy_opts.waypoint, &mesh_labels, overrides.ignore_control_plane).await?
+    } else {
+        waypoint::WaypointPlan::default()
+    };
     let set: CopySet = copy::copy_namespace(sides, &legacy, copy_opts);
     if !set.refused.is_empty() {
         return Err(refused(format!("{}\nnothing was written", set.refused.join("\n"))));
@@ -253,6 +268,9 @@ pub async fn create(
         for o in &carried.budgets {
             plan.push(Change::Apply { object: o.clone() });
         }
+        if let Some(g) = &waypoint.gateway {
+            plan.push(Change::Apply { object: g.clone() });
+        }
         if mode == CreateMode::Recreate {
             for w in workloads.iter().filter(|w| w.kind != "DaemonSet") {
                 plan.push(Change::Scale { target: target_of(&w.kind, &sides.mesh, &w.name), replicas: w.replicas });
@@ -271,6 +289,8 @@ pub async fn create(
         for o in &ext.objects {
             plan.push(Change::Apply { object: o.clone() });
         }
+        // Bound last: the copies are ready and the waypoint's Gateway is written.
+        plan.changes.extend(waypoint.binding(sides));
     }
     if mode == CreateMode::Resume && st.as_ref().is_some_and(|s| s.phase == Phase::Aborted) {
         report.notes.push("the last gate failure left the routing at 0 %; applying the mesh side again".into());
@@ -315,6 +335,7 @@ pub async fn create(
         report.notes.push(n);
     }
     report.notes.extend(gate_notes);
+    report.notes.extend(waypoint.notes.iter().cloned());
     report.notes.extend(unread);
     if !copy_opts.secrets {
         let mut by_secret: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
@@ -343,6 +364,7 @@ pub async fn create(
     let data_plane = copy_opts.data_plane.clone();
     let shared = set.shared.clone();
     let ext_routes = ext.routes.clone();
+    let waypoint_record = waypoint.record.clone();
     let who = opts.clone();
     let st = update_state(conn, sides, move |s| {
         let from = s.weight;
@@ -354,6 +376,7 @@ pub async fn create(
         s.shared = shared;
         s.external = ext_routes;
         s.http_policy = http_policy.clone();
+        s.waypoint = waypoint_record;
         s.gateway_selector = (selector != crate::namespace::external::DEFAULT_SELECTOR).then_some(selector);
         // The restarts gate counts from here until a step's gates pass.
         s.restart_baseline = restarts.values().sum();

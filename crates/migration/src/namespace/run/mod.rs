@@ -36,6 +36,7 @@ mod external;
 mod podsecurity;
 mod shift;
 mod status;
+mod waypoint;
 
 pub use cleanup::*;
 pub use complete::*;
@@ -45,6 +46,7 @@ pub use external::{ExternalStatus, reweighted};
 use external::{complete_blockers, create_external, external_changes, external_status, legacy_external};
 pub use shift::*;
 pub use status::*;
+pub use waypoint::WAYPOINT_ROLE;
 
 /// Journal extension key of this path's state.
 pub const STATE_KEY: &str = "nsMigration";

@@ -250,8 +250,14 @@ pub async fn sample(conn: &Connection, sides: &Sides, prom: Option<&Prometheus>,
         )));
     };
     // The legacy side has no proxies (sidecar mode): its traffic is what meshed callers report.
+    // The mesh side's requests are reported by its sidecars, or in ambient by its waypoint
+    // (ztunnel emits no request metrics: without a waypoint there are none to show).
     let (legacy, mut notes) = side(conn, &sides.legacy, &st.workloads, prom, "source", window).await?;
-    let (mesh, more) = side(conn, &sides.mesh, &st.workloads, prom, "destination", window).await?;
+    let mesh_reporter = match (&st.data_plane, &st.waypoint) {
+        (crate::namespace::DataPlane::Ambient, Some(_)) => meshmove_istio::waypoint::Source::Waypoint.reporter(),
+        _ => meshmove_istio::waypoint::Source::Sidecar.reporter(),
+    };
+    let (mesh, more) = side(conn, &sides.mesh, &st.workloads, prom, mesh_reporter, window).await?;
     notes.extend(more);
     notes.dedup();
     Ok(Sample { at: now(), phase: Some(st.phase), weight: st.weight, legacy, mesh, notes })
