@@ -84,32 +84,60 @@ impl Waypoint {
 /// Why an existing Gateway cannot be the waypoint of namespace `bound` (whose labels are
 /// `bound_labels`), or `None` when it can take its Services' traffic.
 pub fn unusable(gateway: &Value, bound: &str, bound_labels: &crate::Labels) -> Option<String> {
-    let ns = gateway.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
-    let name = gateway.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-    let class = gateway.pointer("/spec/gatewayClassName").and_then(Value::as_str).unwrap_or_default();
+    let ns = gateway
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let name = gateway
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let class = gateway
+        .pointer("/spec/gatewayClassName")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if class != WAYPOINT_CLASS {
-        return Some(format!("Gateway {ns}/{name} has gatewayClassName `{class}`, not `{WAYPOINT_CLASS}`: it is no waypoint"));
+        return Some(format!(
+            "Gateway {ns}/{name} has gatewayClassName `{class}`, not `{WAYPOINT_CLASS}`: it is no waypoint"
+        ));
     }
     let labels = crate::string_map(gateway.pointer("/metadata/labels"));
-    let traffic = labels.get(WAYPOINT_FOR_LABEL).map(String::as_str).unwrap_or("service");
+    let traffic = labels
+        .get(WAYPOINT_FOR_LABEL)
+        .map(String::as_str)
+        .unwrap_or("service");
     if !matches!(traffic, "service" | "all") {
         return Some(format!(
             "waypoint {ns}/{name} is labelled {WAYPOINT_FOR_LABEL}={traffic}: it does not take Service traffic (needs `service` or `all`)"
         ));
     }
-    let listeners = gateway.pointer("/spec/listeners").and_then(Value::as_array).cloned().unwrap_or_default();
-    let Some(mesh) = listeners.iter().find(|l| l.get("protocol").and_then(Value::as_str) == Some("HBONE")) else {
+    let listeners = gateway
+        .pointer("/spec/listeners")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let Some(mesh) = listeners
+        .iter()
+        .find(|l| l.get("protocol").and_then(Value::as_str) == Some("HBONE"))
+    else {
         return Some(format!("waypoint {ns}/{name} has no HBONE listener"));
     };
     if ns == bound {
         return None;
     }
-    let from = mesh.pointer("/allowedRoutes/namespaces/from").and_then(Value::as_str).unwrap_or("Same");
+    let from = mesh
+        .pointer("/allowedRoutes/namespaces/from")
+        .and_then(Value::as_str)
+        .unwrap_or("Same");
     match from {
         "All" => None,
         "Selector" => {
             let sel = mesh.pointer("/allowedRoutes/namespaces/selector");
-            if sel.and_then(|s| s.get("matchExpressions")).and_then(Value::as_array).is_some_and(|e| !e.is_empty()) {
+            if sel
+                .and_then(|s| s.get("matchExpressions"))
+                .and_then(Value::as_array)
+                .is_some_and(|e| !e.is_empty())
+            {
                 return Some(format!(
                     "waypoint {ns}/{name} admits namespaces by a selector with matchExpressions, which this tool does not evaluate: cannot show that it admits {bound}"
                 ));
@@ -118,7 +146,9 @@ pub fn unusable(gateway: &Value, bound: &str, bound_labels: &crate::Labels) -> O
             if want.iter().all(|(k, v)| bound_labels.get(k) == Some(v)) {
                 None
             } else {
-                Some(format!("waypoint {ns}/{name} admits only namespaces labelled {want:?}, and {bound} is not"))
+                Some(format!(
+                    "waypoint {ns}/{name} admits only namespaces labelled {want:?}, and {bound} is not"
+                ))
             }
         }
         other => Some(format!(
@@ -178,20 +208,36 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> crate::Labels {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn the_gateway_is_the_one_istioctl_writes() {
-        let w = Waypoint { namespace: "shop-mesh".into(), name: DEFAULT_WAYPOINT_NAME.into() };
+        let w = Waypoint {
+            namespace: "shop-mesh".into(),
+            name: DEFAULT_WAYPOINT_NAME.into(),
+        };
         let g = w.gateway(&json!({"app.kubernetes.io/managed-by": "x"}));
         assert_eq!(g["spec"]["gatewayClassName"], WAYPOINT_CLASS);
-        assert_eq!(g["spec"]["listeners"], json!([{"name": "mesh", "port": 15008, "protocol": "HBONE"}]));
+        assert_eq!(
+            g["spec"]["listeners"],
+            json!([{"name": "mesh", "port": 15008, "protocol": "HBONE"}])
+        );
         assert_eq!(g["metadata"]["labels"][WAYPOINT_FOR_LABEL], "service");
         assert_eq!(g["metadata"]["labels"]["app.kubernetes.io/managed-by"], "x");
         assert!(unusable(&g, "shop-mesh", &labels(&[])).is_none());
-        assert_eq!(w.binding("shop-mesh"), vec![(USE_WAYPOINT_LABEL, "waypoint".to_string())]);
-        assert_eq!(w.binding("other").len(), 2, "another namespace's waypoint needs its namespace named");
+        assert_eq!(
+            w.binding("shop-mesh"),
+            vec![(USE_WAYPOINT_LABEL, "waypoint".to_string())]
+        );
+        assert_eq!(
+            w.binding("other").len(),
+            2,
+            "another namespace's waypoint needs its namespace named"
+        );
     }
 
     #[test]
@@ -202,21 +248,78 @@ mod tests {
         };
         let hbone = json!({"name": "mesh", "port": 15008, "protocol": "HBONE"});
         let ns = labels(&[("kubernetes.io/metadata.name", "shop-mesh"), ("team", "a")]);
-        assert!(unusable(&gw("istio", json!({}), hbone.clone()), "infra", &ns).unwrap().contains("not `istio-waypoint`"));
-        let workload_only = gw(WAYPOINT_CLASS, json!({WAYPOINT_FOR_LABEL: "workload"}), hbone.clone());
-        assert!(unusable(&workload_only, "infra", &ns).unwrap().contains("does not take Service traffic"));
+        assert!(
+            unusable(&gw("istio", json!({}), hbone.clone()), "infra", &ns)
+                .unwrap()
+                .contains("not `istio-waypoint`")
+        );
+        let workload_only = gw(
+            WAYPOINT_CLASS,
+            json!({WAYPOINT_FOR_LABEL: "workload"}),
+            hbone.clone(),
+        );
+        assert!(
+            unusable(&workload_only, "infra", &ns)
+                .unwrap()
+                .contains("does not take Service traffic")
+        );
         // Same namespace: always admitted; another: `Same` (the default) is not enough.
         assert!(unusable(&gw(WAYPOINT_CLASS, json!({}), hbone.clone()), "infra", &ns).is_none());
-        assert!(unusable(&gw(WAYPOINT_CLASS, json!({}), hbone.clone()), "shop-mesh", &ns).unwrap().contains("`Same`"));
+        assert!(
+            unusable(
+                &gw(WAYPOINT_CLASS, json!({}), hbone.clone()),
+                "shop-mesh",
+                &ns
+            )
+            .unwrap()
+            .contains("`Same`")
+        );
         let all = json!({"name": "mesh", "port": 15008, "protocol": "HBONE", "allowedRoutes": {"namespaces": {"from": "All"}}});
-        assert!(unusable(&gw(WAYPOINT_CLASS, json!({WAYPOINT_FOR_LABEL: "all"}), all), "shop-mesh", &ns).is_none());
+        assert!(
+            unusable(
+                &gw(WAYPOINT_CLASS, json!({WAYPOINT_FOR_LABEL: "all"}), all),
+                "shop-mesh",
+                &ns
+            )
+            .is_none()
+        );
         let sel = |s: Value| json!({"name": "mesh", "port": 15008, "protocol": "HBONE", "allowedRoutes": {"namespaces": {"from": "Selector", "selector": s}}});
-        assert!(unusable(&gw(WAYPOINT_CLASS, json!({}), sel(json!({"matchLabels": {"team": "a"}}))), "shop-mesh", &ns).is_none());
-        assert!(unusable(&gw(WAYPOINT_CLASS, json!({}), sel(json!({"matchLabels": {"team": "b"}}))), "shop-mesh", &ns).is_some());
+        assert!(
+            unusable(
+                &gw(
+                    WAYPOINT_CLASS,
+                    json!({}),
+                    sel(json!({"matchLabels": {"team": "a"}}))
+                ),
+                "shop-mesh",
+                &ns
+            )
+            .is_none()
+        );
+        assert!(
+            unusable(
+                &gw(
+                    WAYPOINT_CLASS,
+                    json!({}),
+                    sel(json!({"matchLabels": {"team": "b"}}))
+                ),
+                "shop-mesh",
+                &ns
+            )
+            .is_some()
+        );
         let exprs = sel(json!({"matchExpressions": [{"key": "team", "operator": "Exists"}]}));
-        assert!(unusable(&gw(WAYPOINT_CLASS, json!({}), exprs), "shop-mesh", &ns).unwrap().contains("matchExpressions"));
+        assert!(
+            unusable(&gw(WAYPOINT_CLASS, json!({}), exprs), "shop-mesh", &ns)
+                .unwrap()
+                .contains("matchExpressions")
+        );
         let http = json!({"name": "http", "port": 80, "protocol": "HTTP"});
-        assert!(unusable(&gw(WAYPOINT_CLASS, json!({}), http), "infra", &ns).unwrap().contains("no HBONE listener"));
+        assert!(
+            unusable(&gw(WAYPOINT_CLASS, json!({}), http), "infra", &ns)
+                .unwrap()
+                .contains("no HBONE listener")
+        );
     }
 
     #[test]

@@ -327,8 +327,9 @@ fn in_ambient_the_carried_policies_admit_hbone_and_the_ztunnel_probes_as_the_gen
             "spec": {"podSelector": {"matchLabels": {"app": "api"}}, "policyTypes": ["Ingress"],
                 "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "frontend"}}}], "ports": [{"protocol": "TCP", "port": 8080}]}]}}))
         .unwrap();
-    // The fixture has no ztunnel: the control plane check is overridden; the policies are the point.
-    e.mm(&["ns", "create", "zamaz", "--mode", "ambient", "--force"]).expect_code(0);
+    // The fixture has no ztunnel and no Gateway API: the control plane check is overridden and
+    // no waypoint is deployed; the policies are the point.
+    e.mm(&["ns", "create", "zamaz", "--mode", "ambient", "--force", "--no-waypoint"]).expect_code(0);
     let api = e.get("networking.k8s.io/v1", "NetworkPolicy", "zamaz-mesh", "api-from-frontend").unwrap();
     assert_eq!(
         api["spec"]["ingress"][0],

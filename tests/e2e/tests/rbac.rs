@@ -330,6 +330,33 @@ const MIGRATE_NS_GUARDS: Scenario = Scenario {
     ],
 };
 
+/// The same namespace migrated in ambient mode: `ns create` lists the GatewayClasses (istiod's
+/// `istio-waypoint` must be there) and the mesh namespace's Gateways, applies the waypoint's
+/// Gateway and binds the namespace; `ns rollback` unbinds it and deletes the Gateway.
+fn zamaz_ambient(d: &BlockingDouble) {
+    d.install_crds(crds::istio()).unwrap();
+    d.install_crds(crds::gateway_api()).unwrap();
+    d.create(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"}})).unwrap();
+    let text = std::fs::read_to_string(root().join("tests/e2e/fixtures/ns-migrate/zamaz.yaml")).unwrap();
+    for doc in apiserver_double::parse_documents(&text).unwrap() {
+        d.create(doc).unwrap();
+    }
+    d.create(json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "ztunnel", "namespace": "istio-system", "labels": {"app": "ztunnel"}},
+        "spec": {"selector": {"matchLabels": {"app": "ztunnel"}}, "template": {"metadata": {"labels": {"app": "ztunnel"}},
+            "spec": {"containers": [{"name": "istio-proxy", "image": "docker.io/istio/ztunnel:1.24.0"}]}}}}))
+        .unwrap();
+    d.create(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": "istio-waypoint"},
+        "spec": {"controllerName": "istio.io/mesh-controller"}}))
+        .unwrap();
+}
+
+const MIGRATE_NS_AMBIENT: Scenario = Scenario {
+    file: "mesh-migrate-write.yaml",
+    namespace: "default",
+    seed: zamaz_ambient,
+    steps: &[("mesh-migrate", &["ns", "create", "zamaz", "--mode", "ambient"]), ("mesh-migrate", &["ns", "rollback", "zamaz"])],
+};
+
 const SPIRE_CHECK: Scenario = Scenario {
     file: "spire-check.yaml",
     namespace: "default",
@@ -343,7 +370,7 @@ const SPIRE_CHECK: Scenario = Scenario {
 #[ignore]
 fn requests_of_each_command() {
     let only = std::env::var("RBAC_PROBE").unwrap_or_default();
-    for s in [&DBISO_AUDIT, &DBISO_APPLY, &MIGRATE_READ, &MIGRATE_WRITE, &MIGRATE_NS, &MIGRATE_NS_COMPLETE, &MIGRATE_NS_GUARDS, &SPIRE_CHECK] {
+    for s in [&DBISO_AUDIT, &DBISO_APPLY, &MIGRATE_READ, &MIGRATE_WRITE, &MIGRATE_NS, &MIGRATE_NS_COMPLETE, &MIGRATE_NS_GUARDS, &MIGRATE_NS_AMBIENT, &SPIRE_CHECK] {
         // RBAC_PROBE: part of the manifest's file name, or of one of the scenario's commands.
         if !only.is_empty() && !s.file.contains(&only) && !s.steps.iter().any(|(_, args)| args.join(" ").contains(&only)) {
             continue;
@@ -385,7 +412,7 @@ fn mesh_migrate_read_role_is_sufficient_and_minimal() {
 
 #[test]
 fn mesh_migrate_write_role_is_sufficient_and_minimal() {
-    prove(&[&MIGRATE_WRITE, &MIGRATE_NS, &MIGRATE_NS_COMPLETE, &MIGRATE_NS_GUARDS]);
+    prove(&[&MIGRATE_WRITE, &MIGRATE_NS, &MIGRATE_NS_COMPLETE, &MIGRATE_NS_GUARDS, &MIGRATE_NS_AMBIENT]);
 }
 
 #[test]

@@ -166,9 +166,13 @@ pub fn mesh_namespace(sides: &Sides, opts: &CopyOptions) -> Value {
         }
         DataPlane::Ambient => {
             // Pods of a namespace labelled so are captured by ztunnel
-            // (https://istio.io/latest/docs/ambient/usage/add-workloads/); the waypoint binding
-            // (`istio.io/use-waypoint`) is set once the waypoint exists (`run::create`).
+            // (https://istio.io/latest/docs/ambient/usage/add-workloads/), and its Services use
+            // the waypoint `istio.io/use-waypoint` names, as `istioctl waypoint apply
+            // --enroll-namespace` labels it (https://istio.io/latest/docs/ambient/usage/waypoint/).
             labels.insert(meshmove_istio::injection::DATAPLANE_MODE_LABEL.into(), json!("ambient"));
+            for (key, value) in opts.waypoint.binding(sides) {
+                labels.insert(key.into(), json!(value));
+            }
         }
     }
     if let Some(level) = opts.pod_security.label_value() {

@@ -122,6 +122,20 @@ pub enum WaypointChoice {
 }
 
 impl WaypointChoice {
+    /// The labels binding the mesh namespace of `sides` to the chosen waypoint (none for
+    /// [`WaypointChoice::None`]).
+    pub fn binding(&self, sides: &Sides) -> Vec<(&'static str, String)> {
+        match self {
+            WaypointChoice::Deploy => meshmove_istio::waypoint::Waypoint {
+                namespace: sides.mesh.clone(),
+                name: meshmove_istio::waypoint::DEFAULT_WAYPOINT_NAME.into(),
+            }
+            .binding(&sides.mesh),
+            WaypointChoice::Existing(w) => w.binding(&sides.mesh),
+            WaypointChoice::None => Vec::new(),
+        }
+    }
+
     /// From `--waypoint [NAMESPACE/]NAME` (a bare name is in the mesh namespace) and
     /// `--no-waypoint`.
     pub fn from_flags(waypoint: Option<&str>, no_waypoint: bool, sides: &Sides) -> Result<WaypointChoice, String> {

@@ -258,6 +258,10 @@ pub async fn create(
             set.objects.len() + 2 * routable.len()
         ));
     } else {
+        // The waypoint first: it starts while the copies roll out.
+        if let Some(g) = &waypoint.gateway {
+            plan.push(Change::Apply { object: g.clone() });
+        }
         // Quotas, limit ranges and policies before any pod of the copies exists.
         for o in carried.limits.iter().chain(carried.policies.iter().filter(|p| p.pointer("/metadata/namespace").and_then(Value::as_str) == Some(sides.mesh.as_str()))) {
             plan.push(Change::Apply { object: o.clone() });
@@ -268,9 +272,7 @@ pub async fn create(
         for o in &carried.budgets {
             plan.push(Change::Apply { object: o.clone() });
         }
-        if let Some(g) = &waypoint.gateway {
-            plan.push(Change::Apply { object: g.clone() });
-        }
+
         if mode == CreateMode::Recreate {
             for w in workloads.iter().filter(|w| w.kind != "DaemonSet") {
                 plan.push(Change::Scale { target: target_of(&w.kind, &sides.mesh, &w.name), replicas: w.replicas });
@@ -289,8 +291,6 @@ pub async fn create(
         for o in &ext.objects {
             plan.push(Change::Apply { object: o.clone() });
         }
-        // Bound last: the copies are ready and the waypoint's Gateway is written.
-        plan.changes.extend(waypoint.binding(sides));
     }
     if mode == CreateMode::Resume && st.as_ref().is_some_and(|s| s.phase == Phase::Aborted) {
         report.notes.push("the last gate failure left the routing at 0 %; applying the mesh side again".into());

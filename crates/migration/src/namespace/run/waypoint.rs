@@ -6,7 +6,10 @@
 //! `ns create` deploys one in the mesh namespace (the Gateway `istioctl waypoint apply` writes,
 //! [`meshmove_istio::waypoint::Waypoint::gateway`], carrying the migration's labels), or uses the
 //! one named with `--waypoint`, and binds the mesh namespace to it with `istio.io/use-waypoint`
-//! (plus `istio.io/use-waypoint-namespace` when it lives elsewhere) after the copies are ready.
+//! (plus `istio.io/use-waypoint-namespace` when it lives elsewhere) on the Namespace it applies
+//! ([`crate::namespace::copy::mesh_namespace`]), as `istioctl waypoint apply --enroll-namespace`
+//! does; the Gateway is the first object written into the namespace, so the waypoint starts
+//! while the copies roll out (at 0 % no traffic reaches them).
 //! Waypoints are Gateway API objects of the class istiod serves, so the Gateway API CRDs and the
 //! `istio-waypoint` GatewayClass must be there: without them nothing is written.
 //! `ns rollback` removes the binding and deletes a waypoint `ns create` deployed.
@@ -29,21 +32,17 @@ pub(super) struct WaypointPlan {
     pub notes: Vec<String>,
 }
 
-impl WaypointPlan {
-    /// The changes binding the mesh namespace (set after the copies are ready).
-    pub fn binding(&self, sides: &Sides) -> Vec<Change> {
-        let Some(r) = &self.record else { return Vec::new() };
-        let w = Waypoint { namespace: r.namespace.clone(), name: r.name.clone() };
-        w.binding(&sides.mesh).into_iter().map(|(k, v)| Change::label(namespace_target(&sides.mesh), k, Some(&v))).collect()
-    }
-}
-
 fn namespace_target(name: &str) -> Target {
     Target::new("v1", "Namespace", None, name)
 }
 
 fn gateway_target(w: &WaypointRecord) -> Target {
-    Target::new(&kinds::GATEWAY_API_GATEWAY.api_version(), "Gateway", Some(&w.namespace), &w.name)
+    Target::new(
+        &kinds::GATEWAY_API_GATEWAY.api_version(),
+        "Gateway",
+        Some(&w.namespace),
+        &w.name,
+    )
 }
 
 /// Decide the waypoint of an ambient mesh namespace whose labels will be `mesh_labels`. Refused
@@ -84,7 +83,10 @@ pub(super) async fn plan_waypoint(
             )));
         }
     }
-    if !classes.of(&kinds::GATEWAY_CLASS).any(|c| c.name == wp::WAYPOINT_CLASS) {
+    if !classes
+        .of(&kinds::GATEWAY_CLASS)
+        .any(|c| c.name == wp::WAYPOINT_CLASS)
+    {
         let why = format!(
             "the cluster has no GatewayClass {}: istiod creates it when ambient is enabled and the Gateway API CRDs were installed",
             wp::WAYPOINT_CLASS
@@ -99,9 +101,18 @@ pub(super) async fn plan_waypoint(
     }
     let wanted = match choice {
         WaypointChoice::Existing(w) => w.clone(),
-        _ => Waypoint { namespace: sides.mesh.clone(), name: wp::DEFAULT_WAYPOINT_NAME.to_string() },
+        _ => Waypoint {
+            namespace: sides.mesh.clone(),
+            name: wp::DEFAULT_WAYPOINT_NAME.to_string(),
+        },
     };
-    let gateways = cluster::load(conn, &[&kinds::GATEWAY_API_GATEWAY], &[], Some(&wanted.namespace)).await?;
+    let gateways = cluster::load(
+        conn,
+        &[&kinds::GATEWAY_API_GATEWAY],
+        &[],
+        Some(&wanted.namespace),
+    )
+    .await?;
     if let Some(why) = gateways.availability(&kinds::GATEWAY_API_GATEWAY) {
         return Err(refused(format!(
             "cannot read Gateways in {} ({}); nothing was written",
@@ -109,10 +120,18 @@ pub(super) async fn plan_waypoint(
             why.describe(&kinds::GATEWAY_API_GATEWAY)
         )));
     }
-    let existing = gateways.of(&kinds::GATEWAY_API_GATEWAY).find(|g| g.name == wanted.name).map(|g| g.value.clone());
+    let existing = gateways
+        .of(&kinds::GATEWAY_API_GATEWAY)
+        .find(|g| g.name == wanted.name)
+        .map(|g| g.value.clone());
     let ours = existing.as_ref().is_some_and(|g| {
-        g.pointer("/metadata/labels").and_then(|l| l.get(crate::namespace::ROLE_LABEL)).and_then(Value::as_str) == Some(WAYPOINT_ROLE)
-            && g.pointer("/metadata/labels").and_then(|l| l.get(crate::namespace::COPIED_FROM_LABEL)).and_then(Value::as_str)
+        g.pointer("/metadata/labels")
+            .and_then(|l| l.get(crate::namespace::ROLE_LABEL))
+            .and_then(Value::as_str)
+            == Some(WAYPOINT_ROLE)
+            && g.pointer("/metadata/labels")
+                .and_then(|l| l.get(crate::namespace::COPIED_FROM_LABEL))
+                .and_then(Value::as_str)
                 == Some(sides.legacy.as_str())
     });
     match (choice, existing) {
@@ -126,8 +145,15 @@ pub(super) async fn plan_waypoint(
             if let Some(why) = wp::unusable(&g, &sides.mesh, mesh_labels) {
                 return Err(refused(format!("{why}; nothing was written")));
             }
-            plan.notes.push(format!("{} is bound to the existing waypoint {}/{} (not deleted by `ns rollback`)", sides.mesh, wanted.namespace, wanted.name));
-            plan.record = Some(WaypointRecord { namespace: wanted.namespace, name: wanted.name, created: false });
+            plan.notes.push(format!(
+                "{} is bound to the existing waypoint {}/{} (not deleted by `ns rollback`)",
+                sides.mesh, wanted.namespace, wanted.name
+            ));
+            plan.record = Some(WaypointRecord {
+                namespace: wanted.namespace,
+                name: wanted.name,
+                created: false,
+            });
         }
         _ => {
             let labels = json!({
@@ -136,7 +162,11 @@ pub(super) async fn plan_waypoint(
                 crate::namespace::ROLE_LABEL: WAYPOINT_ROLE,
             });
             plan.gateway = Some(wanted.gateway(&labels));
-            plan.record = Some(WaypointRecord { namespace: wanted.namespace, name: wanted.name, created: true });
+            plan.record = Some(WaypointRecord {
+                namespace: wanted.namespace,
+                name: wanted.name,
+                created: true,
+            });
         }
     }
     Ok(plan)
@@ -144,8 +174,14 @@ pub(super) async fn plan_waypoint(
 
 /// `ns rollback`: unbind the mesh namespace and delete a waypoint `ns create` deployed (live
 /// objects only: what is already gone is not deleted again).
-pub(super) async fn rollback_changes(conn: &Connection, sides: &Sides, st: &NsState) -> Result<Vec<Change>, NsError> {
-    let Some(w) = &st.waypoint else { return Ok(Vec::new()) };
+pub(super) async fn rollback_changes(
+    conn: &Connection,
+    sides: &Sides,
+    st: &NsState,
+) -> Result<Vec<Change>, NsError> {
+    let Some(w) = &st.waypoint else {
+        return Ok(Vec::new());
+    };
     let mut changes = Vec::new();
     if namespace_exists(conn, &sides.mesh).await? {
         for key in [wp::USE_WAYPOINT_LABEL, wp::USE_WAYPOINT_NAMESPACE_LABEL] {
@@ -153,9 +189,20 @@ pub(super) async fn rollback_changes(conn: &Connection, sides: &Sides, st: &NsSt
         }
     }
     if w.created {
-        let live = cluster::load(conn, &[&kinds::GATEWAY_API_GATEWAY], &[], Some(&w.namespace)).await?;
-        if live.of(&kinds::GATEWAY_API_GATEWAY).any(|g| g.name == w.name) {
-            changes.push(Change::Delete { target: gateway_target(w) });
+        let live = cluster::load(
+            conn,
+            &[&kinds::GATEWAY_API_GATEWAY],
+            &[],
+            Some(&w.namespace),
+        )
+        .await?;
+        if live
+            .of(&kinds::GATEWAY_API_GATEWAY)
+            .any(|g| g.name == w.name)
+        {
+            changes.push(Change::Delete {
+                target: gateway_target(w),
+            });
         }
     }
     Ok(changes)

@@ -1,0 +1,231 @@
+//! `kubectl mesh-migrate ns create --mode ambient` on the Zamaz-shaped platform: the waypoint of
+//! the mesh namespace (deployed, or an existing one named with `--waypoint`), its binding, the
+//! refusal when the cluster cannot run waypoints, `ns rollback` taking both away, and gates that
+//! query the metrics an ambient mesh side has. Against the API double (with the Gateway API
+//! CRDs registered as the standard channel serves them), with real kubectl reading objects back.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use apiserver_double::prometheus::{FakePrometheus, PromQuery, Reply};
+use apiserver_double::{BlockingDouble, Double, DoubleOptions, crds};
+use e2e::{Run, bin, root, run};
+use serde_json::{Value, json};
+
+struct Env {
+    double: BlockingDouble,
+    _dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+}
+
+/// The platform, with ztunnel running; `gateway_api`: the Gateway API CRDs installed, `class`:
+/// and istiod's `istio-waypoint` GatewayClass.
+fn env(gateway_api: bool, class: bool) -> Env {
+    let double = Double::spawn_blocking_runtime(DoubleOptions::default()).expect("double starts");
+    double.install_crds(crds::istio()).unwrap();
+    if gateway_api {
+        double.install_crds(crds::gateway_api()).unwrap();
+    }
+    // A DaemonSet on no node is ready nowhere: ztunnel and istio-cni run on this one.
+    double.create(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"}})).unwrap();
+    let text = std::fs::read_to_string(root().join("tests/e2e/fixtures/ns-migrate/zamaz.yaml")).unwrap();
+    for doc in apiserver_double::parse_documents(&text).unwrap() {
+        double.create(doc).unwrap();
+    }
+    double
+        .create(json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "ztunnel", "namespace": "istio-system", "labels": {"app": "ztunnel"}},
+            "spec": {"selector": {"matchLabels": {"app": "ztunnel"}}, "template": {"metadata": {"labels": {"app": "ztunnel"}},
+                "spec": {"containers": [{"name": "istio-proxy", "image": "docker.io/istio/ztunnel:1.24.0"}]}}}}))
+        .unwrap();
+    if class {
+        // What istiod creates with ambient enabled.
+        double
+            .create(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": "istio-waypoint"},
+                "spec": {"controllerName": "istio.io/mesh-controller", "description": "The default Istio waypoint GatewayClass"}}))
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = double.write_kubeconfig(dir.path(), "default").unwrap();
+    Env { double, _dir: dir, kubeconfig }
+}
+
+impl Env {
+    fn mm(&self, args: &[&str]) -> Run {
+        let mut all = vec!["--kubeconfig", self.kubeconfig.to_str().unwrap()];
+        all.extend_from_slice(args);
+        run(&bin("mesh-migrate"), &all, None, &[("USER", "alice")])
+    }
+
+    fn kubectl_json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--kubeconfig", self.kubeconfig.to_str().unwrap()];
+        all.extend_from_slice(args);
+        all.extend(["-o", "json"]);
+        run(&e2e::venv_tool("kubectl"), &all, None, &[]).expect_code(0).json()
+    }
+
+    fn gateway(&self, ns: &str, name: &str) -> Option<Value> {
+        self.double.get("gateway.networking.k8s.io/v1", "Gateway", Some(ns), name)
+    }
+
+    fn namespace_labels(&self, ns: &str) -> Value {
+        self.double.get("v1", "Namespace", None, ns).map(|n| n["metadata"]["labels"].clone()).unwrap_or(Value::Null)
+    }
+}
+
+#[test]
+fn ambient_create_deploys_a_waypoint_binds_the_mesh_namespace_and_rollback_removes_both() {
+    let e = env(true, true);
+    // A client dry run writes nothing and shows the waypoint it would deploy.
+    let dry = e.mm(&["ns", "create", "zamaz", "--mode", "ambient", "--dry-run=client", "-o", "json"]).expect_code(0);
+    assert!(e.double.get("v1", "Namespace", None, "zamaz-mesh").is_none(), "dry run wrote nothing");
+    assert!(dry.stdout.contains("\"gatewayClassName\": \"istio-waypoint\""), "{}", dry.stdout);
+
+    let r = e.mm(&["ns", "create", "zamaz", "--mode", "ambient"]).expect_code(0);
+    assert!(r.stdout.contains("gateway.gateway.networking.k8s.io/waypoint created"), "{}", r.stdout);
+    let gw = e.gateway("zamaz-mesh", "waypoint").expect("the waypoint's Gateway");
+    // As `istioctl waypoint apply` writes it, with the migration's ownership labels.
+    assert_eq!(gw["spec"], json!({"gatewayClassName": "istio-waypoint", "listeners": [{"name": "mesh", "port": 15008, "protocol": "HBONE"}]}));
+    let labels = &gw["metadata"]["labels"];
+    assert_eq!(labels["istio.io/waypoint-for"], "service");
+    assert_eq!(labels["app.kubernetes.io/managed-by"], "kubectl-mesh-migrate");
+    assert_eq!(labels["mesh-migrate.meshmove.io/copied-from"], "zamaz");
+    let ns = e.namespace_labels("zamaz-mesh");
+    assert_eq!(ns["istio.io/dataplane-mode"], "ambient");
+    assert_eq!(ns["istio.io/use-waypoint"], "waypoint");
+    assert!(ns.get("istio.io/use-waypoint-namespace").is_none(), "the waypoint is in the bound namespace");
+    // Real kubectl reads both back; the objects validate (the Gateway API has no schema offline:
+    // reported as skipped, never as failed).
+    let read = e.kubectl_json(&["get", "gateways.gateway.networking.k8s.io", "waypoint", "-n", "zamaz-mesh"]);
+    assert_eq!(read["spec"]["listeners"][0]["protocol"], "HBONE");
+    let read_ns = e.kubectl_json(&["get", "namespace", "zamaz-mesh"]);
+    assert_eq!(read_ns["metadata"]["labels"]["istio.io/use-waypoint"], "waypoint");
+    e2e::validate_objects(&[gw.clone(), e.double.get("v1", "Namespace", None, "zamaz-mesh").unwrap()]);
+    let st = e.mm(&["ns", "status", "zamaz", "-o", "json"]).json();
+    assert_eq!(st["state"]["waypoint"], json!({"namespace": "zamaz-mesh", "name": "waypoint", "created": true}));
+    let table = e.mm(&["ns", "status", "zamaz"]);
+    assert!(table.stdout.contains("ambient (waypoint zamaz-mesh/waypoint)"), "{}", table.stdout);
+
+    e.mm(&["ns", "rollback", "zamaz"]).expect_code(0);
+    assert!(e.gateway("zamaz-mesh", "waypoint").is_none(), "the deployed waypoint is deleted");
+    let ns = e.namespace_labels("zamaz-mesh");
+    assert!(ns.get("istio.io/use-waypoint").is_none(), "{ns}");
+    // Creating again after the rollback deploys and binds it again.
+    e.mm(&["ns", "create", "zamaz", "--mode", "ambient"]).expect_code(0);
+    assert!(e.gateway("zamaz-mesh", "waypoint").is_some());
+    assert_eq!(e.namespace_labels("zamaz-mesh")["istio.io/use-waypoint"], "waypoint");
+}
+
+#[test]
+fn ambient_create_refuses_without_the_gateway_api_or_the_waypoint_class_and_writes_nothing() {
+    let e = env(false, false);
+    let r = e.mm(&["ns", "create", "zamaz", "--mode", "ambient"]).expect_code(2);
+    assert!(r.stderr.contains("does not serve the Gateway API") && r.stderr.contains("install the Gateway API CRDs"), "{}", r.stderr);
+    assert!(r.stderr.contains("--no-waypoint"), "{}", r.stderr);
+    assert!(e.double.get("v1", "Namespace", None, "zamaz-mesh").is_none(), "nothing written");
+
+    let e = env(true, false);
+    let r = e.mm(&["ns", "create", "zamaz", "--mode", "ambient"]).expect_code(2);
+    assert!(r.stderr.contains("no GatewayClass istio-waypoint"), "{}", r.stderr);
+    assert!(e.double.get("v1", "Namespace", None, "zamaz-mesh").is_none(), "nothing written");
+    // --no-waypoint: ambient at L4, no binding, no Gateway.
+    let r = e.mm(&["ns", "create", "zamaz", "--mode", "ambient", "--no-waypoint"]).expect_code(0);
+    assert!(r.stdout.contains("no waypoint (--no-waypoint)"), "{}", r.stdout);
+    let ns = e.namespace_labels("zamaz-mesh");
+    assert_eq!(ns["istio.io/dataplane-mode"], "ambient");
+    assert!(ns.get("istio.io/use-waypoint").is_none());
+    assert!(e.double.list("gateway.networking.k8s.io/v1", "Gateway", Some("zamaz-mesh")).is_empty());
+}
+
+#[test]
+fn an_existing_waypoint_elsewhere_must_admit_the_mesh_namespace_and_stays_after_rollback() {
+    let e = env(true, true);
+    e.double.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "infra"}})).unwrap();
+    let shared = |from: &str| {
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "shared", "namespace": "infra", "labels": {"istio.io/waypoint-for": "service"}},
+            "spec": {"gatewayClassName": "istio-waypoint", "listeners": [{"name": "mesh", "port": 15008, "protocol": "HBONE", "allowedRoutes": {"namespaces": {"from": from}}}]}})
+    };
+    e.double.create(shared("Same")).unwrap();
+    let r = e.mm(&["ns", "create", "zamaz", "--mode", "ambient", "--waypoint", "infra/shared"]).expect_code(2);
+    assert!(r.stderr.contains("admits bindings from namespaces `Same`"), "{}", r.stderr);
+    assert!(e.double.get("v1", "Namespace", None, "zamaz-mesh").is_none(), "nothing written");
+    let missing = e.mm(&["ns", "create", "zamaz", "--mode", "ambient", "--waypoint", "infra/nope"]).expect_code(2);
+    assert!(missing.stderr.contains("--waypoint infra/nope: no such Gateway"), "{}", missing.stderr);
+
+    e.double.apply(shared("All"), "platform-team", true).unwrap();
+    e.mm(&["ns", "create", "zamaz", "--mode", "ambient", "--waypoint", "infra/shared"]).expect_code(0);
+    let ns = e.namespace_labels("zamaz-mesh");
+    assert_eq!(ns["istio.io/use-waypoint"], "shared");
+    assert_eq!(ns["istio.io/use-waypoint-namespace"], "infra");
+    assert!(e.gateway("zamaz-mesh", "waypoint").is_none(), "none deployed");
+    e.mm(&["ns", "rollback", "zamaz"]).expect_code(0);
+    let ns = e.namespace_labels("zamaz-mesh");
+    assert!(ns.get("istio.io/use-waypoint").is_none() && ns.get("istio.io/use-waypoint-namespace").is_none(), "{ns}");
+    assert!(e.gateway("infra", "shared").is_some(), "a waypoint the migration did not deploy stays");
+}
+
+/// Prometheus as an ambient mesh side's proxies fill it: the waypoint's request series, and
+/// ztunnel's connection series with no connection opened in the window (long-lived ones).
+fn ambient_prometheus() -> FakePrometheus {
+    FakePrometheus::start(Arc::new(|q: &PromQuery| {
+        if q.query.contains("reporter=\"waypoint\"") && q.query.contains("histogram_quantile") {
+            Reply::Value(87.0)
+        } else if q.query.contains("reporter=\"waypoint\"") {
+            Reply::Value(0.9991)
+        } else if q.query.contains("istio_tcp_connections_opened_total") {
+            Reply::NaN
+        } else {
+            Reply::Empty
+        }
+    }))
+    .unwrap()
+}
+
+fn gate_row(r: &Run, gate: &str) -> String {
+    r.stdout.lines().find(|l| l.starts_with(gate)).unwrap_or_else(|| panic!("no {gate} row: {}", r.stdout)).to_string()
+}
+
+#[test]
+fn with_a_waypoint_the_gates_read_its_request_metrics_and_never_the_sidecar_series() {
+    let e = env(true, true);
+    let prom = ambient_prometheus();
+    let url = prom.url();
+    e.mm(&["ns", "create", "zamaz", "--mode", "ambient"]).expect_code(0);
+    e.mm(&["ns", "shift", "zamaz", "10"]).expect_code(0);
+    // The routed Services (api, frontend) are HTTP: success rate and p99 from the waypoint.
+    let r = e.mm(&["ns", "shift", "zamaz", "25", "--prometheus-url", &url]).expect_code(0);
+    assert!(r.stderr.contains("success-rate 99.91 % ok, p99-latency 87 ms ok"), "{}", r.stderr);
+    let queries = prom.queries();
+    // Checked before 25 % is written and once after it: each time the same two series.
+    assert!(!queries.is_empty() && queries.len() % 2 == 0, "{queries:?}");
+    assert!(queries.iter().all(|q| q.query.contains("reporter=\"waypoint\"") && q.query.contains("destination_workload_namespace=\"zamaz-mesh\"")));
+    // `ns status` keeps the source of each metrics gate.
+    let st = e.mm(&["ns", "status", "zamaz", "-o", "json"]).json();
+    let last = st["state"]["history"].as_array().unwrap().iter().rev().find(|h| h["gates"].as_array().is_some_and(|g| !g.is_empty())).unwrap();
+    let sources: Vec<&str> = last["gates"].as_array().unwrap().iter().filter_map(|g| g["source"].as_str()).collect();
+    assert_eq!(
+        sources,
+        ["waypoint: istio_requests_total{reporter=\"waypoint\"}", "waypoint: istio_request_duration_milliseconds{reporter=\"waypoint\"}"],
+        "{last}"
+    );
+    let table = e.mm(&["ns", "status", "zamaz"]);
+    assert!(table.stdout.lines().any(|l| l.starts_with("success-rate") && l.contains("waypoint: istio_requests_total")), "{}", table.stdout);
+}
+
+#[test]
+fn without_a_waypoint_the_gate_reads_ztunnel_and_no_new_connection_fails_it() {
+    let e = env(true, true);
+    let prom = ambient_prometheus();
+    let url = prom.url();
+    e.mm(&["ns", "create", "zamaz", "--mode", "ambient", "--no-waypoint"]).expect_code(0);
+    e.mm(&["ns", "shift", "zamaz", "10"]).expect_code(0);
+    // ztunnel emits no request metrics: the connection gate only; none opened in the window is
+    // no data, which fails rather than passing silently, before 25 % is written.
+    let r = e.mm(&["ns", "shift", "zamaz", "25", "--prometheus-url", &url]).expect_code(1);
+    let conn = gate_row(&r, "connection-success");
+    assert!(conn.contains("FAILED") && conn.contains("no samples") && conn.contains("ztunnel: istio_tcp_connections"), "{}", r.stdout);
+    assert!(!r.stdout.lines().any(|l| l.starts_with("success-rate")), "{}", r.stdout);
+    let queries = prom.queries();
+    assert!(queries.iter().all(|q| !q.query.contains("istio_requests_total")), "{queries:?}");
+    assert!(queries.iter().all(|q| q.query.contains("reporter=\"destination\"") && q.query.contains("destination_workload_namespace=\"zamaz-mesh\"")));
+    assert_eq!(e.mm(&["ns", "status", "zamaz", "-o", "json"]).json()["state"]["weight"], 0, "the failure policy took it back to 0 %");
+}
