@@ -269,6 +269,8 @@ const MIGRATE_NS: Scenario = Scenario {
         ("mesh-migrate", &["ns", "shift", "shop", "10"]),
         ("mesh-migrate", &["ns", "status", "shop"]),
         ("mesh-migrate", &["ns", "rollback", "shop"]),
+        // Deletes the copies and the mesh namespace, after listing what is in it.
+        ("mesh-migrate", &["ns", "cleanup", "shop"]),
     ],
 };
 
@@ -299,6 +301,10 @@ const MIGRATE_NS_COMPLETE: Scenario = Scenario {
         ("mesh-migrate", &["ns", "shift", "shop", "100"]),
         // --force: the fixture's Ingress still points at the legacy side (no DNS to move here).
         ("mesh-migrate", &["ns", "complete", "shop", "--force"]),
+        // Back, then the copies go: Secrets, quotas, limit ranges, Roles, RoleBindings, budgets,
+        // autoscalers.
+        ("mesh-migrate", &["ns", "rollback", "shop"]),
+        ("mesh-migrate", &["ns", "cleanup", "shop"]),
     ],
 };
 
@@ -327,6 +333,9 @@ const MIGRATE_NS_GUARDS: Scenario = Scenario {
     steps: &[
         ("mesh-migrate", &["ns", "create", "zamaz", "--copy-secrets", "--pod-security", "baseline"]),
         ("mesh-migrate", &["ns", "rollback", "zamaz"]),
+        // The Secret written over gets its content back from the backup (update), the backup
+        // goes, and the namespace that existed before is put back as it was (update).
+        ("mesh-migrate", &["ns", "cleanup", "zamaz"]),
     ],
 };
 

@@ -590,7 +590,11 @@ fn print_report(output: &OutputFlags, r: &Report) -> Result<Exit> {
                 DryRun::Client => " (dry run)",
                 DryRun::Server => " (server dry run)",
             };
-            out.line(format_args!("{}: {} to {}{phase}{dry}", r.namespace, pct(r.weight), r.mesh_namespace))?;
+            if r.command == "cleanup" {
+                out.line(format_args!("{}: mesh side {} cleaned up{phase}{dry}", r.namespace, r.mesh_namespace))?;
+            } else {
+                out.line(format_args!("{}: {} to {}{phase}{dry}", r.namespace, pct(r.weight), r.mesh_namespace))?;
+            }
         }
     }
     out.flush()?;

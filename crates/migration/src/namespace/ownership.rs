@@ -105,10 +105,10 @@ impl Owner {
                 "manage {mesh} with `kubectl mesh-migrate ns` (`ns status {legacy}` shows its routing and Gateway); when the migration is complete and {legacy} retired, the Gateway `ns create` made serves external traffic"
             ),
             Some((Phase::Completed, _)) => format!(
-                "the migration is complete: {legacy}'s traffic is served by {mesh}; `ns rollback {legacy}` returns to it, after which delete namespace {mesh} to run `{command}` on {legacy} in place"
+                "the migration is complete: {legacy}'s traffic is served by {mesh}; `ns rollback {legacy}` returns to it, after which `ns cleanup {legacy}` removes {mesh} so that `{command}` can run on {legacy} in place"
             ),
             _ => format!(
-                "finish it (`kubectl mesh-migrate ns complete {legacy}`) or return (`kubectl mesh-migrate ns rollback {legacy}`, then delete namespace {mesh}) before `{command}`; `kubectl mesh-migrate ns status {legacy}` shows where it stands"
+                "finish it (`kubectl mesh-migrate ns complete {legacy}`) or return (`kubectl mesh-migrate ns rollback {legacy}`, then `kubectl mesh-migrate ns cleanup {legacy}` to remove {mesh}) before `{command}`; `kubectl mesh-migrate ns status {legacy}` shows where it stands"
             ),
         };
         format!(

@@ -240,7 +240,7 @@ impl NsState {
             Phase::Completed => format!(
                 "none: the migration is complete; legacy workloads are scaled to zero (`ns complete {ns} --delete-legacy` deletes them, `ns rollback {ns}` returns)"
             ),
-            Phase::RolledBack => format!("none: rolled back; `kubectl mesh-migrate ns create {ns}` starts again"),
+            Phase::RolledBack => format!("none: rolled back; `kubectl mesh-migrate ns create {ns}` starts again, `kubectl mesh-migrate ns cleanup {ns}` removes the mesh side"),
         }
     }
 }
