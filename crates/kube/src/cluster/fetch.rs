@@ -120,7 +120,6 @@ pub async fn load_by_reference(
     if referenced.is_empty() {
         return Ok(inventory);
     }
-    let mut objects: Vec<Object> = inventory.objects().to_vec();
     let mut state: BTreeMap<&'static Kind, Option<Unavailable>> =
         listed.iter().map(|k| (*k, inventory.availability(k))).collect();
     // Without every workload kind, the references are not all known: what was not fetched
@@ -132,17 +131,27 @@ pub async fn load_by_reference(
             other => other,
         })
     });
-    for kind in referenced {
-        let names: BTreeSet<(String, String)> = workloads(&inventory)
-            .iter()
-            .flat_map(|w| w.referenced(kind.kind).into_iter().map(|n| (w.namespace().to_string(), n.to_string())))
-            .collect();
-        let fetched = get_named(conn, kind, &names.into_iter().collect::<Vec<_>>()).await?;
+    let named: Vec<(&'static Kind, Vec<(String, String)>)> = referenced
+        .into_iter()
+        .map(|kind| {
+            let names: BTreeSet<(String, String)> = workloads(&inventory)
+                .iter()
+                .flat_map(|w| w.referenced(kind.kind).into_iter().map(|n| (w.namespace().to_string(), n.to_string())))
+                .collect();
+            (kind, names.into_iter().collect())
+        })
+        .collect();
+    let mut fetched_objects = Vec::new();
+    for (kind, names) in named {
+        let fetched = get_named(conn, kind, &names).await?;
         state.insert(kind, fetched.refused().or_else(|| workloads_unread.clone()));
-        objects.extend(fetched.objects);
+        fetched_objects.extend(fetched.objects);
     }
+    // The listed objects are moved, not copied: a cluster's Pods are most of a load's memory.
+    let (source, default_namespace) = (inventory.source.clone(), inventory.default_namespace.clone());
+    let objects = inventory.into_objects().into_iter().chain(fetched_objects).collect();
     let wide = cluster_wide.iter().copied().filter(|k| k.namespaced).collect();
-    Ok(Inventory::from_cluster(objects, state, inventory.source.clone(), inventory.default_namespace.clone()).with_cluster_wide(wide))
+    Ok(Inventory::from_cluster(objects, state, source, default_namespace).with_cluster_wide(wide))
 }
 
 /// GET `names` of `kind` (objects an earlier load's objects name indirectly, such as a ConfigMap
@@ -160,7 +169,10 @@ pub async fn fetch_into(
     }
     let fetched = get_named(conn, kind, names).await?;
     let refused = fetched.refused();
-    let out = inventory.overlay(fetched.objects);
+    // `names` are objects a load did not read: added, not overlaid (no copy of the others).
+    let missing: Vec<Object> =
+        fetched.objects.into_iter().filter(|o| inventory.get(kind, o.namespace.as_deref(), &o.name).is_none()).collect();
+    let out = inventory.extended(missing);
     Ok(match refused {
         None => out,
         Some(why) => out.with_unread(kind, why),

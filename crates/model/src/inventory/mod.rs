@@ -333,6 +333,16 @@ impl Inventory {
         out
     }
 
+    /// The inventory with `more` objects added at the end (objects it does not hold yet, such as
+    /// those fetched by name after a load), without copying the ones it has.
+    pub fn extended(mut self, more: Vec<Object>) -> Self {
+        for o in more {
+            self.by_kind.entry((o.group().to_string(), o.kind.clone())).or_default().push(self.objects.len());
+            self.objects.push(o);
+        }
+        self
+    }
+
     /// Record that `kind` could not be read completely (a refused GET after a successful list),
     /// unless a failure is already recorded for it. No effect on an inventory from files.
     pub fn with_unread(mut self, kind: &'static Kind, why: Unavailable) -> Self {
@@ -362,6 +372,11 @@ impl Inventory {
 
     pub fn is_live(&self) -> bool {
         self.listed.is_some()
+    }
+
+    /// The objects, in load order, without the index.
+    pub fn into_objects(self) -> Vec<Object> {
+        self.objects
     }
 
     /// All objects in load order.
