@@ -50,11 +50,7 @@ fn fnv1a(s: &str) -> u32 {
 /// suffixed with `-` and eight hex digits of a hash of the whole original, so that two long
 /// names that share a prefix stay distinct. Never empty.
 pub fn generated_name(base: &str) -> String {
-    let mut clean: String =
-        base.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c.to_ascii_lowercase() } else { '-' }).collect();
-    if !clean.starts_with(|c: char| c.is_ascii_alphanumeric()) || !clean.ends_with(|c: char| c.is_ascii_alphanumeric()) {
-        clean = clean.trim_matches(['-', '.']).to_string();
-    }
+    let clean = clean_name(base);
     if clean.is_empty() {
         return format!("x-{:08x}", fnv1a(base));
     }
@@ -62,6 +58,34 @@ pub fn generated_name(base: &str) -> String {
         return clean;
     }
     format!("{}-{:08x}", clean[..54].trim_end_matches(['-', '.']), fnv1a(base))
+}
+
+/// [`generated_name`] of `<base>-<suffix>` that keeps `-<suffix>` whole at its end (a policy's
+/// `-ingress` or `-egress` says what it is): when the whole is too long, `base` is cut and
+/// followed by eight hex digits of a hash of the whole, then the suffix. `suffix` is a short
+/// lower-case DNS label.
+pub fn generated_name_ending(base: &str, suffix: &str) -> String {
+    let whole = format!("{base}-{suffix}");
+    let name = generated_name(&whole);
+    if name.ends_with(&format!("-{suffix}")) {
+        return name;
+    }
+    let clean = clean_name(base);
+    let room = MAX_LABEL.saturating_sub(suffix.len() + 1 + 9);
+    let cut = clean[..clean.len().min(room)].trim_end_matches(['-', '.']);
+    let cut = if cut.is_empty() { "x" } else { cut };
+    format!("{cut}-{:08x}-{suffix}", fnv1a(&whole))
+}
+
+/// `base` lower-cased, characters outside `[a-z0-9.-]` replaced by `-`, trimmed to begin and end
+/// with an alphanumeric character.
+fn clean_name(base: &str) -> String {
+    let mut clean: String =
+        base.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c.to_ascii_lowercase() } else { '-' }).collect();
+    if !clean.starts_with(|c: char| c.is_ascii_alphanumeric()) || !clean.ends_with(|c: char| c.is_ascii_alphanumeric()) {
+        clean = clean.trim_matches(['-', '.']).to_string();
+    }
+    clean
 }
 
 #[cfg(test)]
@@ -98,5 +122,19 @@ mod tests {
         assert_eq!(a, generated_name(&format!("{}-a", "x".repeat(80))));
         assert!(is_dns1123_label(&generated_name("---")));
         assert_eq!(generated_name(".a."), "a");
+    }
+
+    #[test]
+    fn generated_names_keep_their_ending() {
+        assert_eq!(generated_name_ending("shop-api", "egress"), "shop-api-egress");
+        let long = "x".repeat(80);
+        let (i, e) = (generated_name_ending(&long, "ingress"), generated_name_ending(&long, "egress"));
+        for n in [&i, &e] {
+            assert!(is_dns1123_label(n) && n.len() <= MAX_LABEL, "{n}");
+        }
+        assert!(i.ends_with("-ingress") && e.ends_with("-egress") && i != e, "{i} {e}");
+        assert_ne!(generated_name_ending(&format!("{long}a"), "egress"), e);
+        assert_eq!(generated_name_ending(&long, "egress"), e);
+        assert!(generated_name_ending("---", "egress").ends_with("-egress"));
     }
 }

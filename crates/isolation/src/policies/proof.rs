@@ -19,10 +19,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use ipnet::IpNet;
+
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use meshmove_netpol::hbone::{HBONE_PORT, Path};
 use meshmove_netpol::view::{NEW_NAMESPACE, PROBE_POD};
-use meshmove_netpol::{ClusterModel, Connection, Engine, EngineOptions, NamespaceInfo, PodId, PodInfo, Protocol, Target, WorkloadRef};
+use meshmove_netpol::{
+    ClusterModel, Connection, Engine, EngineOptions, NamespaceInfo, PodId, PodInfo, PortRange, PortSet, Protocol, Target, WorkloadRef,
+};
 
 /// Where a connection comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,14 +37,32 @@ pub enum From {
     Namespace { namespace: String, labels: BTreeMap<String, String> },
 }
 
+/// Where a connection goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum To {
+    Workload(WorkloadRef),
+    /// Addresses outside the cluster (an external database), as an egress `ipBlock` names them.
+    External(IpNet),
+}
+
+impl std::fmt::Display for To {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            To::Workload(w) => write!(f, "{}/{}", w.kind.as_str(), w.name),
+            To::External(net) => write!(f, "{net}"),
+        }
+    }
+}
+
 /// A connection the input shows in use.
 #[derive(Debug, Clone)]
 pub struct Use {
     pub from: From,
     /// How reports name the source.
     pub from_name: String,
-    pub to: WorkloadRef,
-    /// TCP ports.
+    pub to: To,
+    /// TCP ports; empty for an external destination whose port nothing names: then every TCP
+    /// port allowed before must stay allowed.
     pub ports: Vec<u16>,
     pub why: String,
     /// `Some(reason)`: a connection the policies are meant to cut.
@@ -52,6 +74,8 @@ pub struct Use {
 pub struct Candidate {
     pub subject: WorkloadRef,
     pub policy: NetworkPolicy,
+    /// An egress policy (`policyTypes: [Egress]`), else an ingress one.
+    pub egress: bool,
 }
 
 /// The outcome: candidates to withhold (with the connection each would cut) and the violations
@@ -124,8 +148,51 @@ fn with_sources(model: &ClusterModel, uses: &[Use]) -> (ClusterModel, Vec<Option
     (model, source_of)
 }
 
-fn allowed_ports(conn: &Connection, ports: &[u16]) -> Vec<u16> {
-    ports.iter().copied().filter(|&p| conn.allows(Protocol::Tcp, p)).collect()
+/// What the engine allows from a pod to a destination: to a pod, both sides (and the HBONE
+/// tunnel's view between ambient pods); to addresses outside the cluster, the pod's egress.
+fn between(engine: &Engine, src: PodId, dst: Target) -> Connection {
+    match dst {
+        Target::Pod(dst) => engine.allowed(src, dst),
+        Target::External(_) => engine.egress(src, dst),
+    }
+}
+
+/// What a use needs to keep: its TCP ports that were allowed before, or, when no port is named,
+/// every TCP port that was.
+#[derive(Debug, Clone)]
+enum Required {
+    Ports(Vec<u16>),
+    Every(Connection),
+}
+
+impl Required {
+    fn of(before: &Connection, ports: &[u16]) -> Required {
+        if ports.is_empty() {
+            let tcp = Connection::Ports(PortSet::from_ranges([PortRange::full(Protocol::Tcp)]));
+            Required::Every(before.intersect(&tcp))
+        } else {
+            Required::Ports(ports.iter().copied().filter(|&p| before.allows(Protocol::Tcp, p)).collect())
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Required::Ports(p) => p.is_empty(),
+            Required::Every(c) => c.is_none(),
+        }
+    }
+
+    /// The ports `now` no longer allows (empty when the lost ones are "every port"), or `None`
+    /// when nothing is lost.
+    fn lost(&self, now: &Connection) -> Option<Vec<u16>> {
+        match self {
+            Required::Ports(p) => {
+                let lost: Vec<u16> = p.iter().copied().filter(|&p| !now.allows(Protocol::Tcp, p)).collect();
+                (!lost.is_empty()).then_some(lost)
+            }
+            Required::Every(c) => (!c.is_subset(now)).then(Vec::new),
+        }
+    }
 }
 
 /// Prove `candidates` against `uses` on `model` (the input's engine model).
@@ -139,26 +206,29 @@ pub fn prove(model: &ClusterModel, candidates: &[Candidate], uses: &[Use]) -> Ve
         };
     };
     let pods = Pods::new(&before);
-    // The ports of each use allowed before, per (source pod, destination pod).
-    let mut pairs: Vec<Vec<(PodId, PodId, Vec<u16>)>> = Vec::with_capacity(uses.len());
+    // What each use is allowed before, per (source pod, destination).
+    let mut pairs: Vec<Vec<(PodId, Target, Required)>> = Vec::with_capacity(uses.len());
     let mut verdict = Verdict::default();
     for (i, u) in uses.iter().enumerate() {
         let src = source_of[i].as_ref().and_then(|w| pods.of(w).first().copied());
-        let dsts = pods.of(&u.to);
+        let dsts: Vec<Target> = match &u.to {
+            To::Workload(w) => pods.of(w).iter().map(|&p| Target::Pod(p)).collect(),
+            To::External(net) => vec![Target::External(net.trunc())],
+        };
         let Some(src) = src.filter(|_| !dsts.is_empty()) else {
             verdict.unchecked.push(i);
             pairs.push(Vec::new());
             continue;
         };
         pairs.push(
-            dsts.iter()
-                .map(|&dst| (src, dst, allowed_ports(&before.allowed(src, dst), &u.ports)))
-                .filter(|(_, _, p)| !p.is_empty())
+            dsts.into_iter()
+                .map(|dst| (src, dst, Required::of(&between(&before, src, dst), &u.ports)))
+                .filter(|(_, _, r)| !r.is_empty())
                 .collect(),
         );
     }
-    let by_subject: HashMap<&WorkloadRef, Vec<usize>> = candidates.iter().enumerate().fold(HashMap::new(), |mut m, (i, c)| {
-        m.entry(&c.subject).or_default().push(i);
+    let by_subject: HashMap<(&WorkloadRef, bool), Vec<usize>> = candidates.iter().enumerate().fold(HashMap::new(), |mut m, (i, c)| {
+        m.entry((&c.subject, c.egress)).or_default().push(i);
         m
     });
     loop {
@@ -185,11 +255,8 @@ pub fn prove(model: &ClusterModel, candidates: &[Candidate], uses: &[Use]) -> Ve
         for (i, u) in uses.iter().enumerate() {
             let mut lost_all: Vec<u16> = Vec::new();
             for (src, dst, required) in &pairs[i] {
-                let now = after.allowed(*src, *dst);
-                let lost: Vec<u16> = required.iter().copied().filter(|&p| !now.allows(Protocol::Tcp, p)).collect();
-                if lost.is_empty() {
-                    continue;
-                }
+                let now = between(&after, *src, *dst);
+                let Some(lost) = required.lost(&now) else { continue };
                 if u.violation.is_some() {
                     lost_all.extend(&lost);
                     continue;
@@ -197,13 +264,23 @@ pub fn prove(model: &ClusterModel, candidates: &[Candidate], uses: &[Use]) -> Ve
                 // The destination's ingress, else the source's egress, is what cut it; between
                 // two pods captured by Istio ambient both sides see TCP 15008, not the port
                 // inside the tunnel (`meshmove_netpol::hbone`).
-                let ingress = after.ingress(*dst, Target::Pod(*src));
-                let ingress_cuts = match after.path(*src, *dst) {
-                    Path::Hbone => !ingress.allows(Protocol::Tcp, HBONE_PORT),
-                    Path::Direct => lost.iter().any(|&p| !ingress.allows(Protocol::Tcp, p)),
+                let ingress_cuts = match *dst {
+                    Target::Pod(dst) => {
+                        let ingress = after.ingress(dst, Target::Pod(*src));
+                        match after.path(*src, dst) {
+                            Path::Hbone => !ingress.allows(Protocol::Tcp, HBONE_PORT),
+                            Path::Direct => required.lost(&ingress).is_some(),
+                        }
+                    }
+                    // Addresses outside the cluster have no ingress side in the model.
+                    Target::External(_) => false,
                 };
-                let culprit = if ingress_cuts { &u.to } else { &after.pod(*src).workload() };
-                for &c in by_subject.get(culprit).into_iter().flatten() {
+                let src_workload = after.pod(*src).workload();
+                let culprit = match (&u.to, ingress_cuts) {
+                    (To::Workload(w), true) => (w, false),
+                    _ => (&src_workload, true),
+                };
+                for &c in by_subject.get(&culprit).into_iter().flatten() {
                     if let std::collections::btree_map::Entry::Vacant(e) = verdict.withhold.entry(c) {
                         e.insert((i, lost.clone()));
                         blamed = true;
@@ -245,7 +322,8 @@ fn admin_overrides(after_model: &ClusterModel, after: &Engine, candidates: &[Can
         .chain(["0.0.0.0/0", "::/0"].iter().map(|n| Target::External(n.parse().expect("a valid CIDR"))))
         .collect();
     for (i, c) in candidates.iter().enumerate() {
-        if verdict.withhold.contains_key(&i) {
+        // An AdminNetworkPolicy's ingress `Allow` defeats ingress isolation only.
+        if verdict.withhold.contains_key(&i) || c.egress {
             continue;
         }
         'candidate: for &dst in pods.of(&c.subject) {
@@ -300,8 +378,8 @@ mod tests {
         let policy = serde_json::from_value(json!({"metadata": {"name": "db", "namespace": "shop"}, "spec": {"podSelector": {"matchLabels": {"app": "db"}},
             "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "api"}}}], "ports": [{"port": 5432}]}]}}))
         .unwrap();
-        let uses = vec![Use { from: From::Workload(api), from_name: "api".into(), to: db.clone(), ports: vec![5432], why: "DATABASE_URL".into(), violation: None }];
-        (model, vec![Candidate { subject: db, policy }], uses)
+        let uses = vec![Use { from: From::Workload(api), from_name: "api".into(), to: To::Workload(db.clone()), ports: vec![5432], why: "DATABASE_URL".into(), violation: None }];
+        (model, vec![Candidate { subject: db, policy, egress: false }], uses)
     }
 
     fn anp(name: &str, action: &str, from: Value) -> Value {
