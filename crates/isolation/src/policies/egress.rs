@@ -56,18 +56,46 @@ impl<'u> Outside<'u> {
         for e in &usage.external {
             external.entry(&e.workload).or_default().push(e);
         }
-        let known: BTreeSet<(&ObjectRef, &str)> = usage.references.iter().map(|r| (&r.workload, r.via.as_str())).collect();
+        let known: BTreeSet<(&ObjectRef, &str)> = usage
+            .references
+            .iter()
+            .map(|r| (&r.workload, r.via.as_str()))
+            .collect();
         let mut opaque: HashMap<&ObjectRef, Vec<&str>> = HashMap::new();
-        for o in usage.opaque.iter().filter(|o| !known.contains(&(&o.workload, o.via.as_str()))) {
+        for o in usage
+            .opaque
+            .iter()
+            .filter(|o| !known.contains(&(&o.workload, o.via.as_str())))
+        {
             opaque.entry(&o.workload).or_default().push(o.via.as_str());
         }
         Outside { external, opaque }
     }
 }
 
+/// istiod's ports: xDS and certificates (the sidecar connects from inside the pod) and the
+/// webhook (<https://istio.io/latest/docs/ops/deployment/application-requirements/#ports-used-by-istio>).
+pub const ISTIOD_XDS_PORT: u16 = 15012;
+pub const ISTIOD_WEBHOOK_PORT: u16 = 15017;
+
+/// The egress rule a sidecar needs: istiod's pods in `istio_namespace` on its ports.
+pub fn istiod_rule(istio_namespace: &str) -> Value {
+    json!({
+        "to": [{"namespaceSelector": namespaces_selector(&[istio_namespace.to_string()]),
+                "podSelector": {"matchLabels": {"app": "istiod"}}}],
+        "ports": [{"protocol": "TCP", "port": ISTIOD_XDS_PORT}, {"protocol": "TCP", "port": ISTIOD_WEBHOOK_PORT}],
+    })
+}
+
 /// Configured ranges of a host (case-insensitive key).
 fn configured<'o>(hosts: &'o BTreeMap<String, Vec<Cidr>>, host: &str) -> Option<&'o Vec<Cidr>> {
-    hosts.iter().find(|(k, _)| k.trim_end_matches('.').eq_ignore_ascii_case(host.trim_end_matches('.'))).map(|(_, v)| v)
+    hosts
+        .iter()
+        .find(|(k, _)| {
+            k.trim_end_matches('.')
+                .eq_ignore_ascii_case(host.trim_end_matches('.'))
+        })
+        .map(|(_, v)| v)
 }
 
 /// The egress plan of workload `me`, or why its egress stays open.
@@ -87,7 +115,10 @@ pub(super) fn plan(
     let opts = req.options;
     let w = &ws[me];
     let object = w.object.object_ref();
-    let mut admits = vec![format!("DNS (pods k8s-app=kube-dns in {}) on UDP and TCP 53", opts.dns_namespace)];
+    let mut admits = vec![format!(
+        "DNS (pods k8s-app=kube-dns in {}) on UDP and TCP 53",
+        opts.dns_namespace
+    )];
     let mut rules = vec![json!({
         "to": [{"namespaceSelector": namespaces_selector(std::slice::from_ref(&opts.dns_namespace)),
                 "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
@@ -95,17 +126,32 @@ pub(super) fn plan(
     })];
     if all_labelled {
         // Every Service port of the release: one peer, the union of their ports.
-        let ports: BTreeSet<&Port> = svc_ports.iter().enumerate().filter(|(i, _)| *i != me).flat_map(|(_, p)| p).collect();
+        let ports: BTreeSet<&Port> = svc_ports
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != me)
+            .flat_map(|(_, p)| p)
+            .collect();
         if !ports.is_empty() {
-            admits.push(format!("the workloads of release {} on their Service ports", req.release));
-            rules.push(json!({"to": [{"podSelector": {"matchLabels": {RELEASE_LABEL: req.release}}}],
-                "ports": with_hbone(ports.into_iter().map(Port::json).collect(), ambient)}));
+            admits.push(format!(
+                "the workloads of release {} on their Service ports",
+                req.release
+            ));
+            rules.push(
+                json!({"to": [{"podSelector": {"matchLabels": {RELEASE_LABEL: req.release}}}],
+                "ports": with_hbone(ports.into_iter().map(Port::json).collect(), ambient)}),
+            );
         }
     } else {
         // The workloads this one is seen calling.
         for (target, calls) in callers.iter().enumerate() {
             if let Some(c) = calls.iter().find(|c| c.client == me) {
-                admits.push(format!("{}/{} ({})", ws[target].kind(), ws[target].name(), c.via));
+                admits.push(format!(
+                    "{}/{} ({})",
+                    ws[target].kind(),
+                    ws[target].name(),
+                    c.via
+                ));
                 rules.push(json!({"to": [workload_peer(&ws[target], w.namespace())],
                     "ports": with_hbone(c.ports.iter().map(Port::json).collect(), ambient)}));
             }
@@ -115,12 +161,11 @@ pub(super) fn plan(
     // every port of a captured destination (`meshmove_netpol::hbone`), so 15008 only goes into the
     // rules above, to the peers they name.
     if req.mode == Some(MeshMode::Sidecar) {
-        admits.push(format!("istiod ({}) on TCP 15012, 15017", opts.istio_namespace));
-        rules.push(json!({
-            "to": [{"namespaceSelector": namespaces_selector(std::slice::from_ref(&opts.istio_namespace)),
-                    "podSelector": {"matchLabels": {"app": "istiod"}}}],
-            "ports": [{"protocol": "TCP", "port": 15012}, {"protocol": "TCP", "port": 15017}],
-        }));
+        admits.push(format!(
+            "istiod ({}) on TCP {ISTIOD_XDS_PORT}, {ISTIOD_WEBHOOK_PORT}",
+            opts.istio_namespace
+        ));
+        rules.push(istiod_rule(&opts.istio_namespace));
     }
 
     // Destinations outside the cluster, grouped by port: (port, ranges, where named).
@@ -133,11 +178,21 @@ pub(super) fn plan(
             (None, Some(ip)) if !e.secret => vec![Cidr::host(ip)],
             (None, _) => {
                 let (named, key) = if e.secret {
-                    (format!("an address read from {} (not shown: part of a Secret's value)", e.via), "<that host>".to_string())
+                    (
+                        format!(
+                            "an address read from {} (not shown: part of a Secret's value)",
+                            e.via
+                        ),
+                        "<that host>".to_string(),
+                    )
                 } else {
                     (format!("{} ({})", e.host, e.via), e.host.clone())
                 };
-                let what = if e.secret || e.ip().is_some() { "" } else { ", a DNS name outside the cluster" };
+                let what = if e.secret || e.ip().is_some() {
+                    ""
+                } else {
+                    ", a DNS name outside the cluster"
+                };
                 unknown.push(format!("{named}{what}"));
                 settings.push(format!("{key}: [<its address ranges>]"));
                 continue;
@@ -152,7 +207,10 @@ pub(super) fn plan(
             return Err(Open {
                 reason: format!(
                     "egress stays open: it reads {} the input does not hold, which may name any destination",
-                    vias.iter().map(|v| format!("a Secret ({v})")).collect::<Vec<_>>().join(", ")
+                    vias.iter()
+                        .map(|v| format!("a Secret ({v})"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
                 isolate_with: format!("networkPolicies.isolateAnyway: [{}]", w.name()),
             });
@@ -171,11 +229,18 @@ pub(super) fn plan(
     }
     let mut uses = Vec::new();
     for (port, (ranges, vias)) in &by_port {
-        let peers: Vec<Value> = ranges.iter().map(|c| json!({"ipBlock": {"cidr": c.to_string()}})).collect();
+        let peers: Vec<Value> = ranges
+            .iter()
+            .map(|c| json!({"ipBlock": {"cidr": c.to_string()}}))
+            .collect();
         let shown: Vec<String> = ranges.iter().map(ToString::to_string).collect();
         let vias: Vec<&str> = vias.iter().map(String::as_str).collect();
         let port_text = port.map_or_else(|| "every port".to_string(), |p| format!("TCP {p}"));
-        admits.push(format!("{} on {port_text} (named in {})", shown.join(", "), vias.join(", ")));
+        admits.push(format!(
+            "{} on {port_text} (named in {})",
+            shown.join(", "),
+            vias.join(", ")
+        ));
         let mut rule = serde_json::Map::new();
         rule.insert("to".into(), Value::Array(peers));
         if let Some(p) = port {
@@ -193,7 +258,11 @@ pub(super) fn plan(
             });
         }
     }
-    Ok(Plan { rules, admits, uses })
+    Ok(Plan {
+        rules,
+        admits,
+        uses,
+    })
 }
 
 #[cfg(test)]

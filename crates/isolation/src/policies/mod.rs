@@ -29,6 +29,8 @@
 mod authz;
 pub(crate) mod clients;
 mod egress;
+
+pub use egress::{ISTIOD_WEBHOOK_PORT, ISTIOD_XDS_PORT, istiod_rule};
 pub mod options;
 mod proof;
 pub mod rules;

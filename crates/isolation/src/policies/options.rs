@@ -168,15 +168,26 @@ impl TryFrom<ClientSelectorSpec> for ClientSelector {
         for r in &spec.match_expressions {
             match r.operator {
                 SelectorOperator::In | SelectorOperator::NotIn if r.values.is_empty() => {
-                    return Err(format!("matchExpressions key `{}`: operator {:?} needs values", r.key, r.operator));
+                    return Err(format!(
+                        "matchExpressions key `{}`: operator {:?} needs values",
+                        r.key, r.operator
+                    ));
                 }
-                SelectorOperator::Exists | SelectorOperator::DoesNotExist if !r.values.is_empty() => {
-                    return Err(format!("matchExpressions key `{}`: operator {:?} takes no values", r.key, r.operator));
+                SelectorOperator::Exists | SelectorOperator::DoesNotExist
+                    if !r.values.is_empty() =>
+                {
+                    return Err(format!(
+                        "matchExpressions key `{}`: operator {:?} takes no values",
+                        r.key, r.operator
+                    ));
                 }
                 _ => {}
             }
         }
-        Ok(ClientSelector { match_labels: spec.match_labels, match_expressions: spec.match_expressions })
+        Ok(ClientSelector {
+            match_labels: spec.match_labels,
+            match_expressions: spec.match_expressions,
+        })
     }
 }
 
@@ -202,7 +213,11 @@ pub enum SelectorOperator {
 impl Default for PolicyOptions {
     fn default() -> Self {
         PolicyOptions {
-            ingress_namespaces: vec!["istio-ingress".into(), "istio-system".into(), "ingress-nginx".into()],
+            ingress_namespaces: vec![
+                "istio-ingress".into(),
+                "istio-system".into(),
+                "ingress-nginx".into(),
+            ],
             monitoring_namespaces: vec!["monitoring".into()],
             dns_namespace: "kube-system".into(),
             cnpg_operator_namespace: "cnpg-system".into(),
@@ -217,4 +232,3 @@ impl Default for PolicyOptions {
         }
     }
 }
-

@@ -25,7 +25,8 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use meshmove_netpol::hbone::{HBONE_PORT, Path};
 use meshmove_netpol::view::{NEW_NAMESPACE, PROBE_POD};
 use meshmove_netpol::{
-    ClusterModel, Connection, Engine, EngineOptions, NamespaceInfo, PodId, PodInfo, PortRange, PortSet, Protocol, Target, WorkloadRef,
+    ClusterModel, Connection, Engine, EngineOptions, NamespaceInfo, PodId, PodInfo, PortRange,
+    PortSet, Protocol, Target, WorkloadRef,
 };
 
 /// Where a connection comes from.
@@ -34,7 +35,10 @@ pub enum From {
     Workload(WorkloadRef),
     /// Pods of a namespace outside the input (an operator, ingress controllers, monitoring),
     /// with the labels the generated rule selects them by.
-    Namespace { namespace: String, labels: BTreeMap<String, String> },
+    Namespace {
+        namespace: String,
+        labels: BTreeMap<String, String>,
+    },
 }
 
 /// Where a connection goes.
@@ -125,16 +129,21 @@ fn with_sources(model: &ClusterModel, uses: &[Use]) -> (ClusterModel, Vec<Option
             From::Workload(w) => source_of.push(Some(w.clone())),
             From::Namespace { namespace, labels } => {
                 let next = names.len();
-                let w = names.entry((namespace.clone(), labels.clone())).or_insert_with(|| {
-                    let name = format!("{SOURCE_POD}-{next}");
-                    if !model.namespaces.iter().any(|n| &n.name == namespace) {
-                        model.namespaces.push(NamespaceInfo::new(namespace.clone(), BTreeMap::new()));
-                    }
-                    let pod = PodInfo::new(namespace.clone(), name).with_labels(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-                    let r = pod.workload();
-                    model.pods.push(pod);
-                    r
-                });
+                let w = names
+                    .entry((namespace.clone(), labels.clone()))
+                    .or_insert_with(|| {
+                        let name = format!("{SOURCE_POD}-{next}");
+                        if !model.namespaces.iter().any(|n| &n.name == namespace) {
+                            model
+                                .namespaces
+                                .push(NamespaceInfo::new(namespace.clone(), BTreeMap::new()));
+                        }
+                        let pod = PodInfo::new(namespace.clone(), name)
+                            .with_labels(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                        let r = pod.workload();
+                        model.pods.push(pod);
+                        r
+                    });
                 source_of.push(Some(w.clone()));
             }
         }
@@ -142,7 +151,9 @@ fn with_sources(model: &ClusterModel, uses: &[Use]) -> (ClusterModel, Vec<Option
     if !model.admin_network_policies.is_empty() {
         // Admin policies select peers by namespace labels: a pod in a namespace of the input's
         // future stands for the sources the input does not show (see `admin_overrides`).
-        model.namespaces.push(NamespaceInfo::new(NEW_NAMESPACE, BTreeMap::new()));
+        model
+            .namespaces
+            .push(NamespaceInfo::new(NEW_NAMESPACE, BTreeMap::new()));
         model.pods.push(PodInfo::new(NEW_NAMESPACE, PROBE_POD));
     }
     (model, source_of)
@@ -171,7 +182,13 @@ impl Required {
             let tcp = Connection::Ports(PortSet::from_ranges([PortRange::full(Protocol::Tcp)]));
             Required::Every(before.intersect(&tcp))
         } else {
-            Required::Ports(ports.iter().copied().filter(|&p| before.allows(Protocol::Tcp, p)).collect())
+            Required::Ports(
+                ports
+                    .iter()
+                    .copied()
+                    .filter(|&p| before.allows(Protocol::Tcp, p))
+                    .collect(),
+            )
         }
     }
 
@@ -187,7 +204,11 @@ impl Required {
     fn lost(&self, now: &Connection) -> Option<Vec<u16>> {
         match self {
             Required::Ports(p) => {
-                let lost: Vec<u16> = p.iter().copied().filter(|&p| !now.allows(Protocol::Tcp, p)).collect();
+                let lost: Vec<u16> = p
+                    .iter()
+                    .copied()
+                    .filter(|&p| !now.allows(Protocol::Tcp, p))
+                    .collect();
                 (!lost.is_empty()).then_some(lost)
             }
             Required::Every(c) => (!c.is_subset(now)).then(Vec::new),
@@ -201,7 +222,9 @@ pub fn prove(model: &ClusterModel, candidates: &[Candidate], uses: &[Use]) -> Ve
     let Ok((before, _)) = Engine::build_lenient(&base, EngineOptions::default()) else {
         // The input's own model does not build (a duplicate object): nothing can be shown safe.
         return Verdict {
-            withhold: (0..candidates.len()).map(|i| (i, (usize::MAX, Vec::new()))).collect(),
+            withhold: (0..candidates.len())
+                .map(|i| (i, (usize::MAX, Vec::new())))
+                .collect(),
             ..Verdict::default()
         };
     };
@@ -210,7 +233,9 @@ pub fn prove(model: &ClusterModel, candidates: &[Candidate], uses: &[Use]) -> Ve
     let mut pairs: Vec<Vec<(PodId, Target, Required)>> = Vec::with_capacity(uses.len());
     let mut verdict = Verdict::default();
     for (i, u) in uses.iter().enumerate() {
-        let src = source_of[i].as_ref().and_then(|w| pods.of(w).first().copied());
+        let src = source_of[i]
+            .as_ref()
+            .and_then(|w| pods.of(w).first().copied());
         let dsts: Vec<Target> = match &u.to {
             To::Workload(w) => pods.of(w).iter().map(|&p| Target::Pod(p)).collect(),
             To::External(net) => vec![Target::External(net.trunc())],
@@ -222,29 +247,50 @@ pub fn prove(model: &ClusterModel, candidates: &[Candidate], uses: &[Use]) -> Ve
         };
         pairs.push(
             dsts.into_iter()
-                .map(|dst| (src, dst, Required::of(&between(&before, src, dst), &u.ports)))
+                .map(|dst| {
+                    (
+                        src,
+                        dst,
+                        Required::of(&between(&before, src, dst), &u.ports),
+                    )
+                })
                 .filter(|(_, _, r)| !r.is_empty())
                 .collect(),
         );
     }
-    let by_subject: HashMap<(&WorkloadRef, bool), Vec<usize>> = candidates.iter().enumerate().fold(HashMap::new(), |mut m, (i, c)| {
-        m.entry((&c.subject, c.egress)).or_default().push(i);
-        m
-    });
+    let by_subject: HashMap<(&WorkloadRef, bool), Vec<usize>> =
+        candidates
+            .iter()
+            .enumerate()
+            .fold(HashMap::new(), |mut m, (i, c)| {
+                m.entry((&c.subject, c.egress)).or_default().push(i);
+                m
+            });
     loop {
         // Applying a candidate replaces a policy of the same name (a second run over its own
         // output, or `dbiso apply` over what it applied before).
         let mut after_model = base.clone();
-        let active: Vec<&NetworkPolicy> =
-            candidates.iter().enumerate().filter(|(i, _)| !verdict.withhold.contains_key(i)).map(|(_, c)| &c.policy).collect();
-        let replaced: std::collections::HashSet<(&Option<String>, &Option<String>)> =
-            active.iter().map(|p| (&p.metadata.namespace, &p.metadata.name)).collect();
-        after_model.policies.retain(|p| !replaced.contains(&(&p.metadata.namespace, &p.metadata.name)));
+        let active: Vec<&NetworkPolicy> = candidates
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !verdict.withhold.contains_key(i))
+            .map(|(_, c)| &c.policy)
+            .collect();
+        let replaced: std::collections::HashSet<(&Option<String>, &Option<String>)> = active
+            .iter()
+            .map(|p| (&p.metadata.namespace, &p.metadata.name))
+            .collect();
+        after_model
+            .policies
+            .retain(|p| !replaced.contains(&(&p.metadata.namespace, &p.metadata.name)));
         after_model.policies.extend(active.into_iter().cloned());
         let Ok((after, _)) = Engine::build_lenient(&after_model, EngineOptions::default()) else {
             // A candidate the engine cannot build with: withhold them all.
             for i in 0..candidates.len() {
-                verdict.withhold.entry(i).or_insert((usize::MAX, Vec::new()));
+                verdict
+                    .withhold
+                    .entry(i)
+                    .or_insert((usize::MAX, Vec::new()));
             }
             verdict.cut.clear();
             return verdict;
@@ -256,7 +302,9 @@ pub fn prove(model: &ClusterModel, candidates: &[Candidate], uses: &[Use]) -> Ve
             let mut lost_all: Vec<u16> = Vec::new();
             for (src, dst, required) in &pairs[i] {
                 let now = between(&after, *src, *dst);
-                let Some(lost) = required.lost(&now) else { continue };
+                let Some(lost) = required.lost(&now) else {
+                    continue;
+                };
                 if u.violation.is_some() {
                     lost_all.extend(&lost);
                     continue;
@@ -281,7 +329,8 @@ pub fn prove(model: &ClusterModel, candidates: &[Candidate], uses: &[Use]) -> Ve
                     _ => (&src_workload, true),
                 };
                 for &c in by_subject.get(&culprit).into_iter().flatten() {
-                    if let std::collections::btree_map::Entry::Vacant(e) = verdict.withhold.entry(c) {
+                    if let std::collections::btree_map::Entry::Vacant(e) = verdict.withhold.entry(c)
+                    {
                         e.insert((i, lost.clone()));
                         blamed = true;
                     }
@@ -307,7 +356,12 @@ pub fn prove(model: &ClusterModel, candidates: &[Candidate], uses: &[Use]) -> Ve
 /// address is compared, the destination's ingress with all tiers against NetworkPolicy alone.
 /// Ports the first admits and the second refuses are the ANP's doing; the first such port of
 /// the destination's container ports is explained to name the rule.
-fn admin_overrides(after_model: &ClusterModel, after: &Engine, candidates: &[Candidate], verdict: &Verdict) -> BTreeMap<usize, String> {
+fn admin_overrides(
+    after_model: &ClusterModel,
+    after: &Engine,
+    candidates: &[Candidate],
+    verdict: &Verdict,
+) -> BTreeMap<usize, String> {
     let mut out = BTreeMap::new();
     let mut np_model = after_model.clone();
     np_model.admin_network_policies.clear();
@@ -319,7 +373,11 @@ fn admin_overrides(after_model: &ClusterModel, after: &Engine, candidates: &[Can
     let sources: Vec<Target> = after
         .pods()
         .map(|(id, _)| Target::Pod(id))
-        .chain(["0.0.0.0/0", "::/0"].iter().map(|n| Target::External(n.parse().expect("a valid CIDR"))))
+        .chain(
+            ["0.0.0.0/0", "::/0"]
+                .iter()
+                .map(|n| Target::External(n.parse().expect("a valid CIDR"))),
+        )
         .collect();
     for (i, c) in candidates.iter().enumerate() {
         // An AdminNetworkPolicy's ingress `Allow` defeats ingress isolation only.
@@ -327,25 +385,41 @@ fn admin_overrides(after_model: &ClusterModel, after: &Engine, candidates: &[Can
             continue;
         }
         'candidate: for &dst in pods.of(&c.subject) {
-            let ports: Vec<u16> = after.pod(dst).ports.iter().filter(|p| p.protocol == Protocol::Tcp).map(|p| p.port).collect();
+            let ports: Vec<u16> = after
+                .pod(dst)
+                .ports
+                .iter()
+                .filter(|p| p.protocol == Protocol::Tcp)
+                .map(|p| p.port)
+                .collect();
             for &src in &sources {
                 if src == Target::Pod(dst) {
                     continue;
                 }
                 let with = after.ingress(dst, src);
                 let without = np_only.ingress(dst, src);
-                let Some(&port) = ports.iter().find(|&&p| with.allows(Protocol::Tcp, p) && !without.allows(Protocol::Tcp, p)) else { continue };
+                let Some(&port) = ports
+                    .iter()
+                    .find(|&&p| with.allows(Protocol::Tcp, p) && !without.allows(Protocol::Tcp, p))
+                else {
+                    continue;
+                };
                 let rule = after
                     .explain(src, Target::Pod(dst), Protocol::Tcp, port)
                     .ok()
                     .and_then(|x| x.ingress.admin.and_then(|a| a.decided_by))
                     .unwrap_or_else(|| "an AdminNetworkPolicy rule".into());
                 let from = match src {
-                    Target::Pod(p) if after.pod(p).name == PROBE_POD => "pods of any other namespace".to_string(),
+                    Target::Pod(p) if after.pod(p).name == PROBE_POD => {
+                        "pods of any other namespace".to_string()
+                    }
                     Target::Pod(p) => after.pod(p).workload().to_string(),
                     Target::External(n) => format!("addresses in {n}"),
                 };
-                out.insert(i, format!("{rule} admits {from} on TCP {port}, which its NetworkPolicy refuses"));
+                out.insert(
+                    i,
+                    format!("{rule} admits {from} on TCP {port}, which its NetworkPolicy refuses"),
+                );
                 break 'candidate;
             }
         }
@@ -364,12 +438,23 @@ mod tests {
     /// only, and proves nothing in use is cut.
     fn setup(anps: Vec<Value>) -> (ClusterModel, Vec<Candidate>, Vec<Use>) {
         let w = |kind, ns: &str, name: &str| WorkloadRef::new(kind, ns, name);
-        let (api, db) = (w(WorkloadKind::Deployment, "shop", "api"), w(WorkloadKind::StatefulSet, "shop", "db"));
+        let (api, db) = (
+            w(WorkloadKind::Deployment, "shop", "api"),
+            w(WorkloadKind::StatefulSet, "shop", "db"),
+        );
         let model = ClusterModel {
-            namespaces: vec![NamespaceInfo::new("shop", BTreeMap::new()), NamespaceInfo::new("other", BTreeMap::new())],
+            namespaces: vec![
+                NamespaceInfo::new("shop", BTreeMap::new()),
+                NamespaceInfo::new("other", BTreeMap::new()),
+            ],
             pods: vec![
-                PodInfo::new("shop", "api").with_labels([("app", "api")]).with_owner(api.clone()),
-                PodInfo::new("shop", "db").with_labels([("app", "db")]).with_owner(db.clone()).with_port(Some("pg"), 5432, Protocol::Tcp),
+                PodInfo::new("shop", "api")
+                    .with_labels([("app", "api")])
+                    .with_owner(api.clone()),
+                PodInfo::new("shop", "db")
+                    .with_labels([("app", "db")])
+                    .with_owner(db.clone())
+                    .with_port(Some("pg"), 5432, Protocol::Tcp),
                 PodInfo::new("other", "stranger").with_labels([("app", "stranger")]),
             ],
             admin_network_policies: anps,
@@ -378,8 +463,23 @@ mod tests {
         let policy = serde_json::from_value(json!({"metadata": {"name": "db", "namespace": "shop"}, "spec": {"podSelector": {"matchLabels": {"app": "db"}},
             "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "api"}}}], "ports": [{"port": 5432}]}]}}))
         .unwrap();
-        let uses = vec![Use { from: From::Workload(api), from_name: "api".into(), to: To::Workload(db.clone()), ports: vec![5432], why: "DATABASE_URL".into(), violation: None }];
-        (model, vec![Candidate { subject: db, policy, egress: false }], uses)
+        let uses = vec![Use {
+            from: From::Workload(api),
+            from_name: "api".into(),
+            to: To::Workload(db.clone()),
+            ports: vec![5432],
+            why: "DATABASE_URL".into(),
+            violation: None,
+        }];
+        (
+            model,
+            vec![Candidate {
+                subject: db,
+                policy,
+                egress: false,
+            }],
+            uses,
+        )
     }
 
     fn anp(name: &str, action: &str, from: Value) -> Value {
@@ -389,20 +489,33 @@ mod tests {
 
     #[test]
     fn an_anp_allow_that_admits_others_is_reported_not_claimed_isolated() {
-        let (model, candidates, uses) = setup(vec![anp("open-db", "Allow", json!([{"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": "other"}}}]))]);
+        let (model, candidates, uses) = setup(vec![anp(
+            "open-db",
+            "Allow",
+            json!([{"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": "other"}}}]),
+        )]);
         let v = prove(&model, &candidates, &uses);
         assert!(v.withhold.is_empty(), "nothing in use is cut: {v:?}");
-        let why = v.overridden.get(&0).expect("the ANP Allow defeats the candidate");
+        let why = v
+            .overridden
+            .get(&0)
+            .expect("the ANP Allow defeats the candidate");
         assert!(why.starts_with("AdminNetworkPolicy open-db (priority 10) ingress[0] \"r\": Allow admits Pod/other/stranger on TCP 5432"), "{why}");
     }
 
     #[test]
     fn an_anp_allow_for_every_namespace_is_seen_through_the_probe() {
         // The stranger's namespace is left out of the input: the probe pod stands for it.
-        let (mut model, candidates, uses) = setup(vec![anp("open-db", "Allow", json!([{"namespaces": {}}]))]);
+        let (mut model, candidates, uses) =
+            setup(vec![anp("open-db", "Allow", json!([{"namespaces": {}}]))]);
         model.pods.retain(|p| p.namespace != "other");
         let v = prove(&model, &candidates, &uses);
-        assert!(v.overridden.get(&0).is_some_and(|w| w.contains("pods of any other namespace")), "{v:?}");
+        assert!(
+            v.overridden
+                .get(&0)
+                .is_some_and(|w| w.contains("pods of any other namespace")),
+            "{v:?}"
+        );
     }
 
     #[test]
@@ -410,12 +523,23 @@ mod tests {
         for anps in [
             vec![],
             vec![anp("pass", "Pass", json!([{"namespaces": {}}]))],
-            vec![anp("deny", "Deny", json!([{"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": "other"}}}]))],
-            vec![anp("api-only", "Allow", json!([{"pods": {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app": "api"}}}}]))],
+            vec![anp(
+                "deny",
+                "Deny",
+                json!([{"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": "other"}}}]),
+            )],
+            vec![anp(
+                "api-only",
+                "Allow",
+                json!([{"pods": {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app": "api"}}}}]),
+            )],
         ] {
             let (model, candidates, uses) = setup(anps.clone());
             let v = prove(&model, &candidates, &uses);
-            assert!(v.overridden.is_empty() && v.withhold.is_empty(), "{anps:?}: {v:?}");
+            assert!(
+                v.overridden.is_empty() && v.withhold.is_empty(),
+                "{anps:?}: {v:?}"
+            );
         }
     }
 }
