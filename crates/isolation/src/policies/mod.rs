@@ -699,6 +699,7 @@ fn across_releases(subject: String, namespace: &str, how: &str, other: &Workload
             short(other)
         ),
         isolate_with: "post-render the releases as one release (--release NAME, or release: NAME in the configuration): callers are then admitted across releases".into(),
+        egress: false,
     }
 }
 
