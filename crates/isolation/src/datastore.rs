@@ -116,6 +116,21 @@ impl Store {
         IMAGES.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
     }
 
+    /// The store a connection URL's scheme names (`postgresql://`, `postgres://`, `mysql://`,
+    /// `mariadb://`, `redis://`, `rediss://`, `mongodb://`, `mongodb+srv://`; a JDBC URL's
+    /// subprotocol, `jdbc:postgresql://`, is the scheme here). These schemes are the stores'
+    /// names, as in the image table.
+    pub fn from_scheme(scheme: &str) -> Option<Store> {
+        let s = scheme.to_ascii_lowercase();
+        let s = s.rsplit(':').next().unwrap_or_default();
+        let s = match s {
+            "rediss" => "redis",
+            "mongodb+srv" => "mongodb",
+            other => other,
+        };
+        IMAGES.iter().find(|(n, _)| *n == s).map(|(_, st)| *st)
+    }
+
     /// The store whose well-known client port this is.
     pub fn from_port(port: u16) -> Option<Store> {
         PORTS.iter().find(|(p, _)| *p == port).map(|(_, s)| *s)

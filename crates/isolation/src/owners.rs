@@ -152,6 +152,44 @@ pub struct Usage {
     pub opaque: Vec<Opaque>,
     /// Every cluster host each workload names, database or not (hooks and databases included).
     pub hosts: Vec<NamedHost>,
+    /// Every destination outside the cluster each workload names (hooks and databases included).
+    pub external: Vec<ExternalHost>,
+}
+
+/// A destination outside the cluster a workload names: an IP address, or a DNS name cluster DNS
+/// does not answer ([`is_cluster_name`]), such as a managed database's endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ExternalHost {
+    pub workload: ObjectRef,
+    /// Lowercase, without port.
+    pub host: String,
+    /// The port the value names (`host:port`, libpq `port=`, a sibling `*_PORT` value), else the
+    /// well-known port of the URL's scheme (`postgresql://` is 5432); `None` when nothing says.
+    pub port: Option<u16>,
+    /// Where it was found; never a value.
+    pub via: String,
+    /// Read from a Secret: the host is part of a secret value and is never shown or written.
+    pub secret: bool,
+}
+
+impl ExternalHost {
+    /// The address, when the host is one (rather than a DNS name).
+    pub fn ip(&self) -> Option<std::net::IpAddr> {
+        self.host.parse().ok()
+    }
+}
+
+/// Whether a host is a destination outside the cluster: an IP address other than loopback (a
+/// proxy sidecar in the pod, such as cloud-sql-proxy, listens there), or a dotted DNS name that is
+/// not a cluster name.
+pub fn is_external(host: &str) -> bool {
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => !ip.is_loopback() && !ip.is_unspecified(),
+        Err(_) => {
+            let h = host.trim_end_matches('.');
+            h.contains('.') && h.contains(|c: char| c.is_ascii_alphabetic()) && !is_cluster_name(h)
+        }
+    }
 }
 
 /// A cluster DNS name a workload names somewhere in its pod spec or the values it reads.
@@ -196,17 +234,34 @@ pub fn usage(inventory: &Inventory, dbs: &[Database]) -> Usage {
     let mut unresolved = Vec::new();
     let mut opaque = Vec::new();
     let mut named = Vec::new();
+    let mut external = Vec::new();
     for w in &ws {
         let ns = w.namespace();
         let me = w.object.object_ref();
         let inputs = inputs_of(w, &secret_index, &configmap_index);
         for ev in &inputs.values {
-            let mut hosts = hosts_in(&ev.key, &ev.value);
-            if ev.token && hosts.is_empty() {
-                hosts.extend(strip_port(&ev.value));
+            let mut endpoints = endpoints_in(&ev.key, &ev.value);
+            if ev.token && endpoints.is_empty() {
+                endpoints.extend(split_port(&ev.value));
             }
-            for host in hosts.into_iter().filter(|h| is_cluster_name(h)) {
-                named.push(NamedHost { workload: me.clone(), host, via: ev.via.clone() });
+            for (host, port) in endpoints {
+                if is_cluster_name(&host) {
+                    named.push(NamedHost { workload: me.clone(), host, via: ev.via.clone() });
+                } else if is_external(&host) {
+                    // `DB_HOST` with `DB_PORT` beside it: the port of a value that is not secret.
+                    let sibling = || {
+                        let prefix = ev.key.to_ascii_uppercase();
+                        let prefix = ["HOSTNAME", "HOST", "ADDRESS", "ADDR", "SERVER"].iter().find_map(|s| prefix.strip_suffix(s))?.to_string();
+                        inputs
+                            .values
+                            .iter()
+                            .filter(|p| !p.secret && !p.token)
+                            .find(|p| p.key.eq_ignore_ascii_case(&format!("{prefix}PORT")))
+                            .and_then(|p| p.value.trim().parse::<u16>().ok())
+                    };
+                    let port = port.or_else(|| (!ev.token).then(sibling).flatten());
+                    external.push(ExternalHost { workload: me.clone(), host, port, via: ev.via.clone(), secret: ev.secret });
+                }
             }
         }
         // Databases do not own databases; CloudNativePG's own instance pods are the database.
@@ -263,7 +318,9 @@ pub fn usage(inventory: &Inventory, dbs: &[Database]) -> Usage {
     opaque.dedup();
     named.sort();
     named.dedup();
-    Usage { references: refs, unresolved, opaque, hosts: named }
+    external.sort();
+    external.dedup();
+    Usage { references: refs, unresolved, opaque, hosts: named, external }
 }
 
 /// Secrets that carry a CloudNativePG cluster's credentials: the operator's `<cluster>-app` and
@@ -383,27 +440,40 @@ fn looks_like_database_key(key: &str) -> bool {
 /// `redis://host:6379`) anywhere in the value, libpq keyword strings (`host=db port=5432`), or
 /// the whole value for `*_HOST`-style keys.
 pub fn hosts_in(key: &str, value: &str) -> Vec<String> {
-    let mut hosts = Vec::new();
+    let mut hosts: Vec<String> = endpoints_in(key, value).into_iter().map(|(h, _)| h).collect();
+    hosts.dedup();
+    hosts
+}
+
+/// [`hosts_in`] with the port each host is named with: `host:port`, libpq's `port=`, else the
+/// well-known port of a URL's scheme when it is a data store's (`postgresql://`, `mysql://`,
+/// `redis://`, `mongodb://`: [`crate::datastore::Store::from_scheme`]).
+pub fn endpoints_in(key: &str, value: &str) -> Vec<(String, Option<u16>)> {
+    let mut out = Vec::new();
     let mut rest = value;
     while let Some(i) = rest.find("://") {
+        let scheme = rest[..i].rsplit(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))).next().unwrap_or_default();
+        let default_port = crate::datastore::Store::from_scheme(scheme).and_then(crate::datastore::Store::default_port);
         let after = &rest[i + 3..];
         let end = after.find(['/', '?', '#', ' ', '"', '\'', ';']).unwrap_or(after.len());
         let authority = &after[..end];
         let hostlist = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
         for h in hostlist.split(',') {
-            if let Some(host) = strip_port(h) {
-                hosts.push(host);
+            if let Some((host, port)) = split_port(h) {
+                out.push((host, port.or(default_port)));
             }
         }
         rest = &after[end..];
     }
-    if hosts.is_empty() {
+    if out.is_empty() {
         // libpq keyword/value connection strings.
-        for token in value.split([' ', ';', '\n', '\t']) {
+        let tokens: Vec<&str> = value.split([' ', ';', '\n', '\t']).collect();
+        let port = tokens.iter().find_map(|t| t.strip_prefix("port=")?.trim_matches(['\'', '"']).parse::<u16>().ok());
+        for token in &tokens {
             if let Some(list) = token.strip_prefix("host=").or_else(|| token.strip_prefix("hostaddr=")) {
                 for h in list.trim_matches(['\'', '"']).split(',') {
-                    if let Some(host) = strip_port(h) {
-                        hosts.push(host);
+                    if let Some((host, p)) = split_port(h) {
+                        out.push((host, p.or(port)));
                     }
                 }
             }
@@ -411,23 +481,25 @@ pub fn hosts_in(key: &str, value: &str) -> Vec<String> {
     }
     let k = key.to_ascii_uppercase();
     let host_key = ["HOST", "_SERVER", "_ADDR", "_ADDRESS", "HOSTNAME", "HOSTS"].iter().any(|s| k.ends_with(s));
-    if hosts.is_empty() && host_key && !value.contains(char::is_whitespace) {
-        for h in value.split(',') {
-            if let Some(host) = strip_port(h) {
-                hosts.push(host);
-            }
-        }
+    if out.is_empty() && host_key && !value.contains(char::is_whitespace) {
+        out.extend(value.split(',').filter_map(split_port));
     }
-    hosts.sort();
-    hosts.dedup();
-    hosts
+    out.sort();
+    out.dedup();
+    out
 }
 
 fn strip_port(h: &str) -> Option<String> {
+    split_port(h).map(|(host, _)| host)
+}
+
+/// `host[:port]` as (lowercase host, port); `None` when the host has characters no host name or
+/// IPv4 address has.
+fn split_port(h: &str) -> Option<(String, Option<u16>)> {
     let h = h.trim();
-    let host = if h.starts_with('[') { h } else { h.rsplit_once(':').map_or(h, |(host, _)| host) };
-    (!host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'))
-        .then(|| host.to_ascii_lowercase())
+    let (host, port) = if h.starts_with('[') { (h, None) } else { h.rsplit_once(':').map_or((h, None), |(host, p)| (host, Some(p))) };
+    let port = port.and_then(|p| p.parse::<u16>().ok()).filter(|&p| p != 0);
+    (!host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')).then(|| (host.to_ascii_lowercase(), port))
 }
 
 /// Whether a host could be a name cluster DNS answers: not an IP address, not `localhost` (a
@@ -565,6 +637,22 @@ spec:
         assert_eq!(hosts_in("MSSQL", "jdbc:sqlserver://sql.data:1433;databaseName=x"), ["sql.data"]);
         assert!(hosts_in("GREETING", "hello world").is_empty());
         assert!(hosts_in("MODE", "redis").is_empty(), "plain values of non-host keys are not hosts");
+    }
+
+    #[test]
+    fn endpoints_carry_the_port_named_or_the_schemes() {
+        assert_eq!(endpoints_in("DATABASE_URL", "postgresql://app:x@10.0.5.7:6432/core"), [("10.0.5.7".to_string(), Some(6432))]);
+        assert_eq!(endpoints_in("DATABASE_URL", "postgres://app@db.example.com/core"), [("db.example.com".to_string(), Some(5432))]);
+        assert_eq!(endpoints_in("X", "jdbc:mysql://10.1.1.1,10.1.1.2:3307/app"), [("10.1.1.1".into(), Some(3306)), ("10.1.1.2".into(), Some(3307))]);
+        assert_eq!(endpoints_in("PG_DSN", "host=10.0.0.9 port=5433 dbname=app"), [("10.0.0.9".to_string(), Some(5433))]);
+        assert_eq!(endpoints_in("DB_HOST", "10.0.0.9"), [("10.0.0.9".to_string(), None)]);
+        assert_eq!(endpoints_in("API", "https://api.example.com/v1"), [("api.example.com".to_string(), None)]);
+        for yes in ["10.0.5.7", "db.abc.eu-west-1.rds.amazonaws.com", "pg.example.com"] {
+            assert!(is_external(yes), "{yes}");
+        }
+        for no in ["127.0.0.1", "localhost", "pg", "pg.data.svc", "1.5", "0.0.0.0"] {
+            assert!(!is_external(no), "{no}");
+        }
     }
 
     #[test]

@@ -23,7 +23,8 @@ pub fn is_valid_label_value(v: &str) -> bool {
         || (b.len() <= MAX_LABEL
             && alnum(b[0])
             && alnum(b[b.len() - 1])
-            && b.iter().all(|&c| alnum(c) || matches!(c, b'-' | b'_' | b'.')))
+            && b.iter()
+                .all(|&c| alnum(c) || matches!(c, b'-' | b'_' | b'.')))
 }
 
 /// A DNS-1123 label (names of Namespaces, Services): at most 63 lower-case alphanumerics or `-`,
@@ -34,13 +35,16 @@ pub fn is_dns1123_label(v: &str) -> bool {
         && b.len() <= MAX_LABEL
         && alnum(b[0])
         && alnum(b[b.len() - 1])
-        && b.iter().all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        && b.iter()
+            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
 }
 
 /// FNV-1a: a short, stable hash that does not change between releases of the suite (a
 /// generated name must be the same on every run, or `helm upgrade` would replace objects).
 fn fnv1a(s: &str) -> u32 {
-    let h = s.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let h = s.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     h as u32
 }
 
@@ -50,18 +54,56 @@ fn fnv1a(s: &str) -> u32 {
 /// suffixed with `-` and eight hex digits of a hash of the whole original, so that two long
 /// names that share a prefix stay distinct. Never empty.
 pub fn generated_name(base: &str) -> String {
-    let mut clean: String =
-        base.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c.to_ascii_lowercase() } else { '-' }).collect();
-    if !clean.starts_with(|c: char| c.is_ascii_alphanumeric()) || !clean.ends_with(|c: char| c.is_ascii_alphanumeric()) {
-        clean = clean.trim_matches(['-', '.']).to_string();
-    }
+    let clean = clean_name(base);
     if clean.is_empty() {
         return format!("x-{:08x}", fnv1a(base));
     }
     if clean.len() <= MAX_LABEL {
         return clean;
     }
-    format!("{}-{:08x}", clean[..54].trim_end_matches(['-', '.']), fnv1a(base))
+    format!(
+        "{}-{:08x}",
+        clean[..54].trim_end_matches(['-', '.']),
+        fnv1a(base)
+    )
+}
+
+/// [`generated_name`] of `<base>-<suffix>` that keeps `-<suffix>` whole at its end (a policy's
+/// `-ingress` or `-egress` says what it is): when the whole is too long, `base` is cut and
+/// followed by eight hex digits of a hash of the whole, then the suffix. `suffix` is a short
+/// lower-case DNS label.
+pub fn generated_name_ending(base: &str, suffix: &str) -> String {
+    let whole = format!("{base}-{suffix}");
+    let name = generated_name(&whole);
+    if name.ends_with(&format!("-{suffix}")) {
+        return name;
+    }
+    let clean = clean_name(base);
+    let room = MAX_LABEL.saturating_sub(suffix.len() + 1 + 9);
+    let cut = clean[..clean.len().min(room)].trim_end_matches(['-', '.']);
+    let cut = if cut.is_empty() { "x" } else { cut };
+    format!("{cut}-{:08x}-{suffix}", fnv1a(&whole))
+}
+
+/// `base` lower-cased, characters outside `[a-z0-9.-]` replaced by `-`, trimmed to begin and end
+/// with an alphanumeric character.
+fn clean_name(base: &str) -> String {
+    let mut clean: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if !clean.starts_with(|c: char| c.is_ascii_alphanumeric())
+        || !clean.ends_with(|c: char| c.is_ascii_alphanumeric())
+    {
+        clean = clean.trim_matches(['-', '.']).to_string();
+    }
+    clean
 }
 
 #[cfg(test)]
@@ -73,7 +115,17 @@ mod tests {
         for ok in ["", "a", "1.2.3", "v1_beta-2", &"x".repeat(63)] {
             assert!(is_valid_label_value(ok), "{ok:?}");
         }
-        for bad in ["-a", "a-", "_a", "a_", ".a", "a b", "a/b", &"x".repeat(64), "é"] {
+        for bad in [
+            "-a",
+            "a-",
+            "_a",
+            "a_",
+            ".a",
+            "a b",
+            "a/b",
+            &"x".repeat(64),
+            "é",
+        ] {
             assert!(!is_valid_label_value(bad), "{bad:?}");
         }
     }
@@ -98,5 +150,28 @@ mod tests {
         assert_eq!(a, generated_name(&format!("{}-a", "x".repeat(80))));
         assert!(is_dns1123_label(&generated_name("---")));
         assert_eq!(generated_name(".a."), "a");
+    }
+
+    #[test]
+    fn generated_names_keep_their_ending() {
+        assert_eq!(
+            generated_name_ending("shop-api", "egress"),
+            "shop-api-egress"
+        );
+        let long = "x".repeat(80);
+        let (i, e) = (
+            generated_name_ending(&long, "ingress"),
+            generated_name_ending(&long, "egress"),
+        );
+        for n in [&i, &e] {
+            assert!(is_dns1123_label(n) && n.len() <= MAX_LABEL, "{n}");
+        }
+        assert!(
+            i.ends_with("-ingress") && e.ends_with("-egress") && i != e,
+            "{i} {e}"
+        );
+        assert_ne!(generated_name_ending(&format!("{long}a"), "egress"), e);
+        assert_eq!(generated_name_ending(&long, "egress"), e);
+        assert!(generated_name_ending("---", "egress").ends_with("-egress"));
     }
 }

@@ -1031,11 +1031,32 @@ proptest! {
         let rendered = postrender::post_render(&input, &cfg);
         prop_assert!(rendered.is_ok(), "a valid stream is refused: {}\n{input}", rendered.unwrap_err());
         check_accepted(&input, &cfg)?;
-        // Every workload that is not a hook either gets a policy or is reported as left alone
-        // (with the reason), also when names repeat across kinds.
+        // Every workload that is not a hook either gets an ingress policy or is reported as left
+        // alone (with the reason), also when names repeat across kinds; with egress isolation,
+        // an egress policy or the reason its egress stays open too, in a policy named for egress.
         let workloads = spec.docs.iter().filter(|d| matches!(d.body, Body::Workload(_)) && !d.hook).count();
         let summary = rendered.unwrap().summary;
-        prop_assert_eq!(summary.generated.len() + summary.withheld.len(), workloads, "{:?}", summary.withheld);
+        prop_assert_eq!(summary.generated.len(), summary.policies.len());
+        for egress in [false, true] {
+            let policies = summary.policies.iter().filter(|p| p.egress == egress).count();
+            let withheld = summary.withheld.iter().filter(|w| w.egress == egress).count();
+            let ending = if egress { "-egress" } else { "-ingress" };
+            let misnamed: Vec<&str> = summary.policies.iter().filter(|p| p.egress == egress && !p.name.ends_with(ending)).map(|p| p.name.as_str()).collect();
+            prop_assert!(misnamed.is_empty(), "{:?}", misnamed);
+            if !egress || cfg.network_policies.egress {
+                // An ingress policy withheld by the proof may leave its egress judged or not:
+                // workloads that are not services (no Service, no policy) count once each side.
+                prop_assert!(policies + withheld <= workloads, "{egress}: {:?}", summary.withheld);
+            } else {
+                prop_assert_eq!(policies + withheld, 0);
+            }
+        }
+        prop_assert_eq!(
+            summary.policies.iter().filter(|p| !p.egress).count() + summary.withheld.iter().filter(|w| !w.egress).count(),
+            workloads,
+            "{:?}",
+            summary.withheld
+        );
     }
 
     #[test]

@@ -28,6 +28,9 @@
 
 mod authz;
 pub(crate) mod clients;
+mod egress;
+
+pub use egress::{ISTIOD_WEBHOOK_PORT, ISTIOD_XDS_PORT, istiod_rule};
 pub mod options;
 mod proof;
 pub mod rules;
@@ -44,8 +47,8 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 pub use clients::is_hook;
-pub use options::{ClientSelector, DatabaseClient, PolicyOptions, SelectorOperator, SelectorRequirement};
-use proof::{Candidate, From, Use};
+pub use options::{Cidr, ClientSelector, DatabaseClient, PolicyOptions, SelectorOperator, SelectorRequirement};
+use proof::{Candidate, From, To, Use};
 use rules::{Port, ServiceIndex, namespaces_selector, pod_selector, target_ports, workload_peer};
 
 use crate::discover::{self, CNPG_STATUS_PORT, Database};
@@ -105,8 +108,12 @@ pub struct Generated {
     pub protects: String,
     #[serde(skip)]
     pub subject: ObjectRef,
-    /// Who it admits, in words (`Deployment/api on TCP 5432`).
+    /// Who it admits, in words (`Deployment/api on TCP 5432`); for an egress policy, where the
+    /// pods may connect.
     pub admits: Vec<String>,
+    /// An egress policy (`<name>-egress`, `policyTypes: [Egress]`), else an ingress one.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub egress: bool,
     /// In ambient mode, the L4 AuthorizationPolicy ztunnel enforces with the same peers and
     /// ports (see [`authz`]); `None` elsewhere or when it cannot be expressed (said in notes).
     #[serde(skip)]
@@ -122,6 +129,9 @@ pub struct Withheld {
     pub reason: String,
     /// The configuration that isolates it regardless.
     pub isolate_with: String,
+    /// Only its egress is left unrestricted (its ingress policy is reported on its own).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub egress: bool,
 }
 
 /// A connection in use that the generated policies cut on purpose.
@@ -163,8 +173,10 @@ struct Draft {
     engine_ref: WorkloadRef,
     protects: String,
     namespace: String,
-    /// `-ingress` name base (post-renderer) or `dbiso-<db>`.
+    /// `-ingress` or `-egress` name (post-renderer) or `dbiso-<db>`.
     name: String,
+    /// Egress rules (`policyTypes: [Egress]`), else ingress.
+    egress: bool,
     spec: Map<String, Value>,
     admits: Vec<String>,
 }
@@ -225,6 +237,7 @@ pub fn generate_with_context(inventory: &Inventory, req: &Request<'_>, context: 
     let callers = clients::service_callers(&ws, &usage, &selecting);
     let exposed = rules::exposed_services(inventory);
     let direct = clients::direct_to_pods(inventory);
+    let outside = egress::Outside::new(&usage);
     let is_db = |w: &Workload<'_>| dbs.iter().any(|d| d.object == w.object.object_ref());
     let ambient_ns = |ns: &str| match req.mode {
         Some(m) => m == MeshMode::Ambient,
@@ -286,6 +299,35 @@ pub fn generate_with_context(inventory: &Inventory, req: &Request<'_>, context: 
             }
             let ambient = ambient_ns(ns);
             let me = view::workload_ref(w.object);
+            // Egress first: it does not depend on whether the ingress side can be isolated.
+            if opts.egress {
+                match egress::plan(&ws, &egress_ports, i, &callers, all_labelled, req, ambient, &outside, &me, isolate_anyway(w.name())) {
+                    Ok(plan) => {
+                        let mut spec = Map::new();
+                        spec.insert("podSelector".into(), pod_selector(w));
+                        spec.insert("egress".into(), Value::Array(plan.rules));
+                        uses.extend(plan.uses);
+                        drafts.push(Draft {
+                            subject: w.object.object_ref(),
+                            ambient,
+                            engine_ref: me.clone(),
+                            protects: short(w),
+                            namespace: ns.to_string(),
+                            name: named_policy(req.release, w.name(), EGRESS_SUFFIX),
+                            egress: true,
+                            spec,
+                            admits: plan.admits,
+                        });
+                    }
+                    Err(open) => out.withheld.push(Withheld {
+                        subject: short(w),
+                        namespace: ns.to_string(),
+                        reason: open.reason,
+                        isolate_with: open.isolate_with,
+                        egress: true,
+                    }),
+                }
+            }
             let ports = port_numbers(&svc_ports[i], Some(w));
             let port_json: Vec<Value> = svc_ports[i].iter().map(Port::json).collect();
             let mut rules: Vec<Value> = Vec::new();
@@ -296,7 +338,7 @@ pub fn generate_with_context(inventory: &Inventory, req: &Request<'_>, context: 
                 uses.push(Use {
                     from: From::Workload(view::workload_ref(client.object)),
                     from_name: short(client),
-                    to: me.clone(),
+                    to: To::Workload(me.clone()),
                     ports: port_numbers(&c.ports, Some(w)),
                     why: c.via.clone(),
                     violation: None,
@@ -336,6 +378,7 @@ pub fn generate_with_context(inventory: &Inventory, req: &Request<'_>, context: 
                         namespace: ns.to_string(),
                         reason: "an Ingress with alb.ingress.kubernetes.io/target-type: ip sends to its pods from the load balancer's addresses, which the input does not show".into(),
                         isolate_with: "networkPolicies.ingressIpBlocks: [<the VPC CIDRs>]".into(),
+                        egress: false,
                     });
                     continue;
                 }
@@ -349,6 +392,7 @@ pub fn generate_with_context(inventory: &Inventory, req: &Request<'_>, context: 
                             names.join(", ")
                         ),
                         isolate_with: format!("networkPolicies.isolateAnyway: [{}]", w.name()),
+                        egress: false,
                     });
                     continue;
                 }
@@ -371,7 +415,7 @@ pub fn generate_with_context(inventory: &Inventory, req: &Request<'_>, context: 
                         uses.push(Use {
                             from: From::Namespace { namespace: ingress_ns.clone(), labels: BTreeMap::new() },
                             from_name: format!("namespace {ingress_ns}"),
-                            to: me.clone(),
+                            to: To::Workload(me.clone()),
                             ports: exposed_numbers.clone(),
                             why: "the workload is exposed (Ingress, VirtualService or HTTPRoute)".into(),
                             violation: None,
@@ -396,7 +440,7 @@ pub fn generate_with_context(inventory: &Inventory, req: &Request<'_>, context: 
                     uses.push(Use {
                         from: From::Namespace { namespace: m.clone(), labels: BTreeMap::new() },
                         from_name: format!("monitoring in namespace {m}"),
-                        to: me.clone(),
+                        to: To::Workload(me.clone()),
                         ports: scraped.iter().copied().collect(),
                         why: "Prometheus scrapes it (prometheus.io/port, ServiceMonitor or PodMonitor)".into(),
                         violation: None,
@@ -407,9 +451,6 @@ pub fn generate_with_context(inventory: &Inventory, req: &Request<'_>, context: 
             let mut spec = Map::new();
             spec.insert("podSelector".into(), pod_selector(w));
             spec.insert("ingress".into(), Value::Array(rules));
-            if opts.egress {
-                spec.insert("egress".into(), Value::Array(egress_rules(&ws, &egress_ports, i, &callers, all_labelled, req, ambient)));
-            }
             drafts.push(Draft {
                 subject: w.object.object_ref(),
                 ambient,
@@ -417,6 +458,7 @@ pub fn generate_with_context(inventory: &Inventory, req: &Request<'_>, context: 
                 protects: short(w),
                 namespace: ns.to_string(),
                 name: policy_name(req.release, w.name()),
+                egress: false,
                 spec,
                 admits,
             });
@@ -450,7 +492,7 @@ pub fn generate_with_context(inventory: &Inventory, req: &Request<'_>, context: 
             format!("networkPolicies.isolateAnyway: [{name}] (dbiso: --isolate {name})")
         };
         let withhold = |reason: String, out: &mut Generation| {
-            out.withheld.push(Withheld { subject: protects.clone(), namespace: ns.clone(), reason, isolate_with: isolate_with.clone() })
+            out.withheld.push(Withheld { subject: protects.clone(), namespace: ns.clone(), reason, isolate_with: isolate_with.clone(), egress: false })
         };
         if !found.unknown.is_empty() && !forced {
             withhold(format!("its clients cannot all be established: {}", found.unknown.join("; ")), &mut out);
@@ -470,7 +512,7 @@ pub fn generate_with_context(inventory: &Inventory, req: &Request<'_>, context: 
             uses.push(Use {
                 from: From::Workload(view::workload_ref(client.object)),
                 from_name: short(client),
-                to: me.clone(),
+                to: To::Workload(me.clone()),
                 ports: db.ports.clone(),
                 why: via.clone(),
                 violation: None,
@@ -485,7 +527,7 @@ pub fn generate_with_context(inventory: &Inventory, req: &Request<'_>, context: 
             uses.push(Use {
                 from: From::Workload(view::workload_ref(client.object)),
                 from_name: short(client),
-                to: me.clone(),
+                to: To::Workload(me.clone()),
                 ports: db.ports.clone(),
                 why: reason.clone(),
                 violation: Some(reason.clone()),
@@ -521,7 +563,7 @@ pub fn generate_with_context(inventory: &Inventory, req: &Request<'_>, context: 
                     labels: CNPG_OPERATOR_LABELS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
                 },
                 from_name: format!("the CloudNativePG operator ({})", opts.cnpg_operator_namespace),
-                to: me.clone(),
+                to: To::Workload(me.clone()),
                 ports: operator_ports.to_vec(),
                 why: "the operator manages the instances".into(),
                 violation: None,
@@ -555,12 +597,13 @@ pub fn generate_with_context(inventory: &Inventory, req: &Request<'_>, context: 
                 }
             }
         };
-        drafts.push(Draft { subject: db.object.clone(), ambient, engine_ref: me, protects, namespace: ns, name, spec, admits });
+        drafts.push(Draft { subject: db.object.clone(), ambient, engine_ref: me, protects, namespace: ns, name, egress: false, spec, admits });
     }
 
     // Prove: the input's engine model, before and with the candidates.
     let model = view::build(inventory, ModelOptions { probes: false });
-    let candidates: Vec<Candidate> = drafts.iter().map(|d| Candidate { subject: d.engine_ref.clone(), policy: typed(d, req) }).collect();
+    let candidates: Vec<Candidate> =
+        drafts.iter().map(|d| Candidate { subject: d.engine_ref.clone(), policy: typed(d, req), egress: d.egress }).collect();
     let verdict = proof::prove(&model.cluster, &candidates, &uses);
     for (i, d) in drafts.into_iter().enumerate() {
         if let Some(why) = verdict.overridden.get(&i) {
@@ -569,6 +612,7 @@ pub fn generate_with_context(inventory: &Inventory, req: &Request<'_>, context: 
                 namespace: d.namespace.clone(),
                 reason: format!("no NetworkPolicy can isolate it: AdminNetworkPolicy rules come before NetworkPolicy and {why}"),
                 isolate_with: "change that AdminNetworkPolicy rule (Deny, or Pass to leave the traffic to NetworkPolicy), then generate again".into(),
+                egress: false,
             });
             continue;
         }
@@ -583,16 +627,19 @@ pub fn generate_with_context(inventory: &Inventory, req: &Request<'_>, context: 
                 ),
                 None => "the reachability engine could not build the input with its policy".into(),
             };
+            let reason = if d.egress { format!("egress stays open: {reason}") } else { reason };
             out.withheld.push(Withheld {
                 subject: d.protects.clone(),
                 namespace: d.namespace.clone(),
                 reason,
                 isolate_with: "add the connection to the policy by hand (the generator never cuts a connection it sees in use)".into(),
+                egress: d.egress,
             });
             continue;
         }
         let object = policy_object(&d, req);
-        let authorization = if d.ambient {
+        // ztunnel's AuthorizationPolicy goes with the ingress side only.
+        let authorization = if d.ambient && !d.egress {
             let subject = ws.iter().find(|w| w.object.object_ref() == d.subject);
             match authz::companion(&d.name, &d.namespace, &req.labels, &d.spec, subject, &ws, req.namespace) {
                 Ok(ap) => Some(ap),
@@ -614,6 +661,7 @@ pub fn generate_with_context(inventory: &Inventory, req: &Request<'_>, context: 
             protects: d.protects,
             subject: d.subject,
             admits: d.admits,
+            egress: d.egress,
             authorization,
         });
     }
@@ -621,12 +669,15 @@ pub fn generate_with_context(inventory: &Inventory, req: &Request<'_>, context: 
         let u = &uses[*u];
         out.cuts.push(Cut {
             from: u.from_name.clone(),
-            to: format!("{}/{}", u.to.kind.as_str(), u.to.name),
+            to: u.to.to_string(),
             ports: ports.clone(),
             reason: u.violation.clone().unwrap_or_default(),
             keep_with: format!(
                 "networkPolicies.databaseClients: [{{database: {}, podSelector: {{matchLabels: ...}}}}] (dbiso: fix the violation, or --isolate only the databases you mean)",
-                u.to.name
+                match &u.to {
+                    To::Workload(w) => w.name.as_str(),
+                    To::External(_) => "",
+                }
             ),
         });
     }
@@ -648,6 +699,7 @@ fn across_releases(subject: String, namespace: &str, how: &str, other: &Workload
             short(other)
         ),
         isolate_with: "post-render the releases as one release (--release NAME, or release: NAME in the configuration): callers are then admitted across releases".into(),
+        egress: false,
     }
 }
 
@@ -669,10 +721,7 @@ pub fn mesh_rules(rules: &mut Vec<Value>, admits: &mut Vec<String>, ambient: boo
 /// The spec's `policyTypes` and the whole object, as it will be written.
 fn policy_object(d: &Draft, req: &Request<'_>) -> Value {
     // podSelector, policyTypes, then the rules: the order people write them in.
-    let mut types = vec![json!("Ingress")];
-    if d.spec.contains_key("egress") {
-        types.push(json!("Egress"));
-    }
+    let types = vec![json!(if d.egress { "Egress" } else { "Ingress" })];
     let mut spec = Map::new();
     spec.insert("podSelector".into(), d.spec.get("podSelector").cloned().unwrap_or_else(|| json!({})));
     spec.insert("policyTypes".into(), Value::Array(types));
@@ -700,59 +749,25 @@ fn typed(d: &Draft, req: &Request<'_>) -> NetworkPolicy {
     np
 }
 
-fn egress_rules(
-    ws: &[Workload<'_>],
-    svc_ports: &[BTreeSet<Port>],
-    me: usize,
-    callers: &[Vec<clients::Call>],
-    all_labelled: bool,
-    req: &Request<'_>,
-    ambient: bool,
-) -> Vec<Value> {
-    let opts = req.options;
-    let mut rules = vec![json!({
-        "to": [{"namespaceSelector": namespaces_selector(std::slice::from_ref(&opts.dns_namespace)),
-                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
-        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-    })];
-    if all_labelled {
-        // Every Service port of the release: one peer, the union of their ports.
-        let ports: BTreeSet<&Port> = svc_ports.iter().enumerate().filter(|(i, _)| *i != me).flat_map(|(_, p)| p).collect();
-        if !ports.is_empty() {
-            rules.push(json!({"to": [{"podSelector": {"matchLabels": {RELEASE_LABEL: req.release}}}],
-                "ports": with_hbone(ports.into_iter().map(Port::json).collect(), ambient)}));
-        }
-    } else {
-        // The workloads this one is seen calling.
-        for (target, calls) in callers.iter().enumerate() {
-            if let Some(c) = calls.iter().find(|c| c.client == me) {
-                rules.push(json!({"to": [workload_peer(&ws[target], ws[me].namespace())],
-                    "ports": with_hbone(c.ports.iter().map(Port::json).collect(), ambient)}));
-            }
-        }
-    }
-    // Ambient: no rule of its own for 15008. Through the tunnel a pod admitted on 15008 reaches
-    // every port of a captured destination (`meshmove_netpol::hbone`), so 15008 only goes into the
-    // rules above, to the peers they name.
-    if req.mode == Some(MeshMode::Sidecar) {
-        rules.push(json!({
-            "to": [{"namespaceSelector": namespaces_selector(std::slice::from_ref(&opts.istio_namespace)),
-                    "podSelector": {"matchLabels": {"app": "istiod"}}}],
-            "ports": [{"protocol": "TCP", "port": 15012}, {"protocol": "TCP", "port": 15017}],
-        }));
-    }
-    rules
-}
+/// Name endings of the two kinds of generated policy.
+pub const INGRESS_SUFFIX: &str = "ingress";
+pub const EGRESS_SUFFIX: &str = "egress";
 
 /// `<release>-<workload>-ingress`, without doubling a release prefix the workload already has,
 /// a valid name of at most 63 characters ([`generated_name`]).
 pub fn policy_name(release: &str, workload: &str) -> String {
+    named_policy(release, workload, INGRESS_SUFFIX)
+}
+
+/// `<release>-<workload>-<suffix>` ([`policy_name`] for `ingress`, the egress policy's name for
+/// `egress`).
+pub fn named_policy(release: &str, workload: &str, suffix: &str) -> String {
     let base = if release.is_empty() || workload == release || workload.starts_with(&format!("{release}-")) {
         workload.to_string()
     } else {
         format!("{release}-{workload}")
     };
-    generated_name(&format!("{base}-ingress"))
+    meshmove_model::names::generated_name_ending(&base, suffix)
 }
 
 /// Two objects of different kinds may share a name (a Deployment and a StatefulSet `api`, a
@@ -767,10 +782,11 @@ fn unique_names(out: &mut [Generated], release: &str) {
         }
         let (kind, name) = g.protects.split_once('/').unwrap_or(("", g.protects.as_str()));
         let base = format!("{name}-{}", kind.to_ascii_lowercase());
-        let mut candidate = policy_name(release, &base);
+        let suffix = if g.egress { EGRESS_SUFFIX } else { INGRESS_SUFFIX };
+        let mut candidate = named_policy(release, &base, suffix);
         let mut n = 2;
         while taken.contains(&(g.namespace.clone(), candidate.clone())) {
-            candidate = policy_name(release, &format!("{base}-{n}"));
+            candidate = named_policy(release, &format!("{base}-{n}"), suffix);
             n += 1;
         }
         taken.insert((g.namespace.clone(), candidate.clone()));

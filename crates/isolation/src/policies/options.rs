@@ -38,6 +38,58 @@ pub struct PolicyOptions {
     /// Address ranges of load balancers that send to pod IPs directly (an AWS ALB with
     /// `target-type: ip`: the VPC's CIDRs), admitted on the exposed ports of what they front.
     pub ingress_ip_blocks: Vec<String>,
+    /// Address ranges of destinations outside the cluster that workloads name by DNS name
+    /// (`{db.abc.eu-west-1.rds.amazonaws.com: [10.20.0.0/16]}`): with egress isolation a
+    /// NetworkPolicy cannot name a host, so a workload connecting to one is left unrestricted for
+    /// egress unless its range is given here. The key is the host as the workload names it
+    /// (case-insensitive); an IP address may be a key too, to widen it to its range.
+    pub external_hosts: BTreeMap<String, Vec<Cidr>>,
+}
+
+/// An address range in CIDR notation (`10.20.0.0/16`, `2001:db8::/32`; a bare address is one
+/// host), checked where the configuration is read and normalised to its network address
+/// (`10.20.0.5/16` is `10.20.0.0/16`), the form a policy's `ipBlock.cidr` is written in.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Cidr(ipnet::IpNet);
+
+impl Cidr {
+    pub fn net(&self) -> ipnet::IpNet {
+        self.0
+    }
+
+    /// One address as a range of one host (`/32`, `/128`).
+    pub fn host(ip: std::net::IpAddr) -> Cidr {
+        Cidr(ipnet::IpNet::from(ip))
+    }
+}
+
+impl TryFrom<String> for Cidr {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        let t = s.trim();
+        let net = match t.parse::<ipnet::IpNet>() {
+            Ok(net) => net.trunc(),
+            Err(_) => t
+                .parse::<std::net::IpAddr>()
+                .map(ipnet::IpNet::from)
+                .map_err(|_| format!("`{t}` is not an address range in CIDR notation (10.20.0.0/16) nor an IP address"))?,
+        };
+        Ok(Cidr(net))
+    }
+}
+
+impl From<Cidr> for String {
+    fn from(c: Cidr) -> String {
+        c.0.to_string()
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
 }
 
 /// An extra client of a database: pods selected by labels (in the database's namespace unless
@@ -116,15 +168,26 @@ impl TryFrom<ClientSelectorSpec> for ClientSelector {
         for r in &spec.match_expressions {
             match r.operator {
                 SelectorOperator::In | SelectorOperator::NotIn if r.values.is_empty() => {
-                    return Err(format!("matchExpressions key `{}`: operator {:?} needs values", r.key, r.operator));
+                    return Err(format!(
+                        "matchExpressions key `{}`: operator {:?} needs values",
+                        r.key, r.operator
+                    ));
                 }
-                SelectorOperator::Exists | SelectorOperator::DoesNotExist if !r.values.is_empty() => {
-                    return Err(format!("matchExpressions key `{}`: operator {:?} takes no values", r.key, r.operator));
+                SelectorOperator::Exists | SelectorOperator::DoesNotExist
+                    if !r.values.is_empty() =>
+                {
+                    return Err(format!(
+                        "matchExpressions key `{}`: operator {:?} takes no values",
+                        r.key, r.operator
+                    ));
                 }
                 _ => {}
             }
         }
-        Ok(ClientSelector { match_labels: spec.match_labels, match_expressions: spec.match_expressions })
+        Ok(ClientSelector {
+            match_labels: spec.match_labels,
+            match_expressions: spec.match_expressions,
+        })
     }
 }
 
@@ -150,7 +213,11 @@ pub enum SelectorOperator {
 impl Default for PolicyOptions {
     fn default() -> Self {
         PolicyOptions {
-            ingress_namespaces: vec!["istio-ingress".into(), "istio-system".into(), "ingress-nginx".into()],
+            ingress_namespaces: vec![
+                "istio-ingress".into(),
+                "istio-system".into(),
+                "ingress-nginx".into(),
+            ],
             monitoring_namespaces: vec!["monitoring".into()],
             dns_namespace: "kube-system".into(),
             cnpg_operator_namespace: "cnpg-system".into(),
@@ -161,7 +228,7 @@ impl Default for PolicyOptions {
             database_owners: BTreeMap::new(),
             isolate_anyway: Vec::new(),
             ingress_ip_blocks: Vec::new(),
+            external_hosts: BTreeMap::new(),
         }
     }
 }
-

@@ -19,10 +19,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use ipnet::IpNet;
+
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use meshmove_netpol::hbone::{HBONE_PORT, Path};
 use meshmove_netpol::view::{NEW_NAMESPACE, PROBE_POD};
-use meshmove_netpol::{ClusterModel, Connection, Engine, EngineOptions, NamespaceInfo, PodId, PodInfo, Protocol, Target, WorkloadRef};
+use meshmove_netpol::{
+    ClusterModel, Connection, Engine, EngineOptions, NamespaceInfo, PodId, PodInfo, PortRange,
+    PortSet, Protocol, Target, WorkloadRef,
+};
 
 /// Where a connection comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +35,27 @@ pub enum From {
     Workload(WorkloadRef),
     /// Pods of a namespace outside the input (an operator, ingress controllers, monitoring),
     /// with the labels the generated rule selects them by.
-    Namespace { namespace: String, labels: BTreeMap<String, String> },
+    Namespace {
+        namespace: String,
+        labels: BTreeMap<String, String>,
+    },
+}
+
+/// Where a connection goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum To {
+    Workload(WorkloadRef),
+    /// Addresses outside the cluster (an external database), as an egress `ipBlock` names them.
+    External(IpNet),
+}
+
+impl std::fmt::Display for To {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            To::Workload(w) => write!(f, "{}/{}", w.kind.as_str(), w.name),
+            To::External(net) => write!(f, "{net}"),
+        }
+    }
 }
 
 /// A connection the input shows in use.
@@ -39,8 +64,9 @@ pub struct Use {
     pub from: From,
     /// How reports name the source.
     pub from_name: String,
-    pub to: WorkloadRef,
-    /// TCP ports.
+    pub to: To,
+    /// TCP ports; empty for an external destination whose port nothing names: then every TCP
+    /// port allowed before must stay allowed.
     pub ports: Vec<u16>,
     pub why: String,
     /// `Some(reason)`: a connection the policies are meant to cut.
@@ -52,6 +78,8 @@ pub struct Use {
 pub struct Candidate {
     pub subject: WorkloadRef,
     pub policy: NetworkPolicy,
+    /// An egress policy (`policyTypes: [Egress]`), else an ingress one.
+    pub egress: bool,
 }
 
 /// The outcome: candidates to withhold (with the connection each would cut) and the violations
@@ -101,16 +129,21 @@ fn with_sources(model: &ClusterModel, uses: &[Use]) -> (ClusterModel, Vec<Option
             From::Workload(w) => source_of.push(Some(w.clone())),
             From::Namespace { namespace, labels } => {
                 let next = names.len();
-                let w = names.entry((namespace.clone(), labels.clone())).or_insert_with(|| {
-                    let name = format!("{SOURCE_POD}-{next}");
-                    if !model.namespaces.iter().any(|n| &n.name == namespace) {
-                        model.namespaces.push(NamespaceInfo::new(namespace.clone(), BTreeMap::new()));
-                    }
-                    let pod = PodInfo::new(namespace.clone(), name).with_labels(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-                    let r = pod.workload();
-                    model.pods.push(pod);
-                    r
-                });
+                let w = names
+                    .entry((namespace.clone(), labels.clone()))
+                    .or_insert_with(|| {
+                        let name = format!("{SOURCE_POD}-{next}");
+                        if !model.namespaces.iter().any(|n| &n.name == namespace) {
+                            model
+                                .namespaces
+                                .push(NamespaceInfo::new(namespace.clone(), BTreeMap::new()));
+                        }
+                        let pod = PodInfo::new(namespace.clone(), name)
+                            .with_labels(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                        let r = pod.workload();
+                        model.pods.push(pod);
+                        r
+                    });
                 source_of.push(Some(w.clone()));
             }
         }
@@ -118,14 +151,69 @@ fn with_sources(model: &ClusterModel, uses: &[Use]) -> (ClusterModel, Vec<Option
     if !model.admin_network_policies.is_empty() {
         // Admin policies select peers by namespace labels: a pod in a namespace of the input's
         // future stands for the sources the input does not show (see `admin_overrides`).
-        model.namespaces.push(NamespaceInfo::new(NEW_NAMESPACE, BTreeMap::new()));
+        model
+            .namespaces
+            .push(NamespaceInfo::new(NEW_NAMESPACE, BTreeMap::new()));
         model.pods.push(PodInfo::new(NEW_NAMESPACE, PROBE_POD));
     }
     (model, source_of)
 }
 
-fn allowed_ports(conn: &Connection, ports: &[u16]) -> Vec<u16> {
-    ports.iter().copied().filter(|&p| conn.allows(Protocol::Tcp, p)).collect()
+/// What the engine allows from a pod to a destination: to a pod, both sides (and the HBONE
+/// tunnel's view between ambient pods); to addresses outside the cluster, the pod's egress.
+fn between(engine: &Engine, src: PodId, dst: Target) -> Connection {
+    match dst {
+        Target::Pod(dst) => engine.allowed(src, dst),
+        Target::External(_) => engine.egress(src, dst),
+    }
+}
+
+/// What a use needs to keep: its TCP ports that were allowed before, or, when no port is named,
+/// every TCP port that was.
+#[derive(Debug, Clone)]
+enum Required {
+    Ports(Vec<u16>),
+    Every(Connection),
+}
+
+impl Required {
+    fn of(before: &Connection, ports: &[u16]) -> Required {
+        if ports.is_empty() {
+            let tcp = Connection::Ports(PortSet::from_ranges([PortRange::full(Protocol::Tcp)]));
+            Required::Every(before.intersect(&tcp))
+        } else {
+            Required::Ports(
+                ports
+                    .iter()
+                    .copied()
+                    .filter(|&p| before.allows(Protocol::Tcp, p))
+                    .collect(),
+            )
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Required::Ports(p) => p.is_empty(),
+            Required::Every(c) => c.is_none(),
+        }
+    }
+
+    /// The ports `now` no longer allows (empty when the lost ones are "every port"), or `None`
+    /// when nothing is lost.
+    fn lost(&self, now: &Connection) -> Option<Vec<u16>> {
+        match self {
+            Required::Ports(p) => {
+                let lost: Vec<u16> = p
+                    .iter()
+                    .copied()
+                    .filter(|&p| !now.allows(Protocol::Tcp, p))
+                    .collect();
+                (!lost.is_empty()).then_some(lost)
+            }
+            Required::Every(c) => (!c.is_subset(now)).then(Vec::new),
+        }
+    }
 }
 
 /// Prove `candidates` against `uses` on `model` (the input's engine model).
@@ -134,47 +222,75 @@ pub fn prove(model: &ClusterModel, candidates: &[Candidate], uses: &[Use]) -> Ve
     let Ok((before, _)) = Engine::build_lenient(&base, EngineOptions::default()) else {
         // The input's own model does not build (a duplicate object): nothing can be shown safe.
         return Verdict {
-            withhold: (0..candidates.len()).map(|i| (i, (usize::MAX, Vec::new()))).collect(),
+            withhold: (0..candidates.len())
+                .map(|i| (i, (usize::MAX, Vec::new())))
+                .collect(),
             ..Verdict::default()
         };
     };
     let pods = Pods::new(&before);
-    // The ports of each use allowed before, per (source pod, destination pod).
-    let mut pairs: Vec<Vec<(PodId, PodId, Vec<u16>)>> = Vec::with_capacity(uses.len());
+    // What each use is allowed before, per (source pod, destination).
+    let mut pairs: Vec<Vec<(PodId, Target, Required)>> = Vec::with_capacity(uses.len());
     let mut verdict = Verdict::default();
     for (i, u) in uses.iter().enumerate() {
-        let src = source_of[i].as_ref().and_then(|w| pods.of(w).first().copied());
-        let dsts = pods.of(&u.to);
+        let src = source_of[i]
+            .as_ref()
+            .and_then(|w| pods.of(w).first().copied());
+        let dsts: Vec<Target> = match &u.to {
+            To::Workload(w) => pods.of(w).iter().map(|&p| Target::Pod(p)).collect(),
+            To::External(net) => vec![Target::External(net.trunc())],
+        };
         let Some(src) = src.filter(|_| !dsts.is_empty()) else {
             verdict.unchecked.push(i);
             pairs.push(Vec::new());
             continue;
         };
         pairs.push(
-            dsts.iter()
-                .map(|&dst| (src, dst, allowed_ports(&before.allowed(src, dst), &u.ports)))
-                .filter(|(_, _, p)| !p.is_empty())
+            dsts.into_iter()
+                .map(|dst| {
+                    (
+                        src,
+                        dst,
+                        Required::of(&between(&before, src, dst), &u.ports),
+                    )
+                })
+                .filter(|(_, _, r)| !r.is_empty())
                 .collect(),
         );
     }
-    let by_subject: HashMap<&WorkloadRef, Vec<usize>> = candidates.iter().enumerate().fold(HashMap::new(), |mut m, (i, c)| {
-        m.entry(&c.subject).or_default().push(i);
-        m
-    });
+    let by_subject: HashMap<(&WorkloadRef, bool), Vec<usize>> =
+        candidates
+            .iter()
+            .enumerate()
+            .fold(HashMap::new(), |mut m, (i, c)| {
+                m.entry((&c.subject, c.egress)).or_default().push(i);
+                m
+            });
     loop {
         // Applying a candidate replaces a policy of the same name (a second run over its own
         // output, or `dbiso apply` over what it applied before).
         let mut after_model = base.clone();
-        let active: Vec<&NetworkPolicy> =
-            candidates.iter().enumerate().filter(|(i, _)| !verdict.withhold.contains_key(i)).map(|(_, c)| &c.policy).collect();
-        let replaced: std::collections::HashSet<(&Option<String>, &Option<String>)> =
-            active.iter().map(|p| (&p.metadata.namespace, &p.metadata.name)).collect();
-        after_model.policies.retain(|p| !replaced.contains(&(&p.metadata.namespace, &p.metadata.name)));
+        let active: Vec<&NetworkPolicy> = candidates
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !verdict.withhold.contains_key(i))
+            .map(|(_, c)| &c.policy)
+            .collect();
+        let replaced: std::collections::HashSet<(&Option<String>, &Option<String>)> = active
+            .iter()
+            .map(|p| (&p.metadata.namespace, &p.metadata.name))
+            .collect();
+        after_model
+            .policies
+            .retain(|p| !replaced.contains(&(&p.metadata.namespace, &p.metadata.name)));
         after_model.policies.extend(active.into_iter().cloned());
         let Ok((after, _)) = Engine::build_lenient(&after_model, EngineOptions::default()) else {
             // A candidate the engine cannot build with: withhold them all.
             for i in 0..candidates.len() {
-                verdict.withhold.entry(i).or_insert((usize::MAX, Vec::new()));
+                verdict
+                    .withhold
+                    .entry(i)
+                    .or_insert((usize::MAX, Vec::new()));
             }
             verdict.cut.clear();
             return verdict;
@@ -185,11 +301,10 @@ pub fn prove(model: &ClusterModel, candidates: &[Candidate], uses: &[Use]) -> Ve
         for (i, u) in uses.iter().enumerate() {
             let mut lost_all: Vec<u16> = Vec::new();
             for (src, dst, required) in &pairs[i] {
-                let now = after.allowed(*src, *dst);
-                let lost: Vec<u16> = required.iter().copied().filter(|&p| !now.allows(Protocol::Tcp, p)).collect();
-                if lost.is_empty() {
+                let now = between(&after, *src, *dst);
+                let Some(lost) = required.lost(&now) else {
                     continue;
-                }
+                };
                 if u.violation.is_some() {
                     lost_all.extend(&lost);
                     continue;
@@ -197,14 +312,25 @@ pub fn prove(model: &ClusterModel, candidates: &[Candidate], uses: &[Use]) -> Ve
                 // The destination's ingress, else the source's egress, is what cut it; between
                 // two pods captured by Istio ambient both sides see TCP 15008, not the port
                 // inside the tunnel (`meshmove_netpol::hbone`).
-                let ingress = after.ingress(*dst, Target::Pod(*src));
-                let ingress_cuts = match after.path(*src, *dst) {
-                    Path::Hbone => !ingress.allows(Protocol::Tcp, HBONE_PORT),
-                    Path::Direct => lost.iter().any(|&p| !ingress.allows(Protocol::Tcp, p)),
+                let ingress_cuts = match *dst {
+                    Target::Pod(dst) => {
+                        let ingress = after.ingress(dst, Target::Pod(*src));
+                        match after.path(*src, dst) {
+                            Path::Hbone => !ingress.allows(Protocol::Tcp, HBONE_PORT),
+                            Path::Direct => required.lost(&ingress).is_some(),
+                        }
+                    }
+                    // Addresses outside the cluster have no ingress side in the model.
+                    Target::External(_) => false,
                 };
-                let culprit = if ingress_cuts { &u.to } else { &after.pod(*src).workload() };
-                for &c in by_subject.get(culprit).into_iter().flatten() {
-                    if let std::collections::btree_map::Entry::Vacant(e) = verdict.withhold.entry(c) {
+                let src_workload = after.pod(*src).workload();
+                let culprit = match (&u.to, ingress_cuts) {
+                    (To::Workload(w), true) => (w, false),
+                    _ => (&src_workload, true),
+                };
+                for &c in by_subject.get(&culprit).into_iter().flatten() {
+                    if let std::collections::btree_map::Entry::Vacant(e) = verdict.withhold.entry(c)
+                    {
                         e.insert((i, lost.clone()));
                         blamed = true;
                     }
@@ -230,7 +356,12 @@ pub fn prove(model: &ClusterModel, candidates: &[Candidate], uses: &[Use]) -> Ve
 /// address is compared, the destination's ingress with all tiers against NetworkPolicy alone.
 /// Ports the first admits and the second refuses are the ANP's doing; the first such port of
 /// the destination's container ports is explained to name the rule.
-fn admin_overrides(after_model: &ClusterModel, after: &Engine, candidates: &[Candidate], verdict: &Verdict) -> BTreeMap<usize, String> {
+fn admin_overrides(
+    after_model: &ClusterModel,
+    after: &Engine,
+    candidates: &[Candidate],
+    verdict: &Verdict,
+) -> BTreeMap<usize, String> {
     let mut out = BTreeMap::new();
     let mut np_model = after_model.clone();
     np_model.admin_network_policies.clear();
@@ -242,32 +373,53 @@ fn admin_overrides(after_model: &ClusterModel, after: &Engine, candidates: &[Can
     let sources: Vec<Target> = after
         .pods()
         .map(|(id, _)| Target::Pod(id))
-        .chain(["0.0.0.0/0", "::/0"].iter().map(|n| Target::External(n.parse().expect("a valid CIDR"))))
+        .chain(
+            ["0.0.0.0/0", "::/0"]
+                .iter()
+                .map(|n| Target::External(n.parse().expect("a valid CIDR"))),
+        )
         .collect();
     for (i, c) in candidates.iter().enumerate() {
-        if verdict.withhold.contains_key(&i) {
+        // An AdminNetworkPolicy's ingress `Allow` defeats ingress isolation only.
+        if verdict.withhold.contains_key(&i) || c.egress {
             continue;
         }
         'candidate: for &dst in pods.of(&c.subject) {
-            let ports: Vec<u16> = after.pod(dst).ports.iter().filter(|p| p.protocol == Protocol::Tcp).map(|p| p.port).collect();
+            let ports: Vec<u16> = after
+                .pod(dst)
+                .ports
+                .iter()
+                .filter(|p| p.protocol == Protocol::Tcp)
+                .map(|p| p.port)
+                .collect();
             for &src in &sources {
                 if src == Target::Pod(dst) {
                     continue;
                 }
                 let with = after.ingress(dst, src);
                 let without = np_only.ingress(dst, src);
-                let Some(&port) = ports.iter().find(|&&p| with.allows(Protocol::Tcp, p) && !without.allows(Protocol::Tcp, p)) else { continue };
+                let Some(&port) = ports
+                    .iter()
+                    .find(|&&p| with.allows(Protocol::Tcp, p) && !without.allows(Protocol::Tcp, p))
+                else {
+                    continue;
+                };
                 let rule = after
                     .explain(src, Target::Pod(dst), Protocol::Tcp, port)
                     .ok()
                     .and_then(|x| x.ingress.admin.and_then(|a| a.decided_by))
                     .unwrap_or_else(|| "an AdminNetworkPolicy rule".into());
                 let from = match src {
-                    Target::Pod(p) if after.pod(p).name == PROBE_POD => "pods of any other namespace".to_string(),
+                    Target::Pod(p) if after.pod(p).name == PROBE_POD => {
+                        "pods of any other namespace".to_string()
+                    }
                     Target::Pod(p) => after.pod(p).workload().to_string(),
                     Target::External(n) => format!("addresses in {n}"),
                 };
-                out.insert(i, format!("{rule} admits {from} on TCP {port}, which its NetworkPolicy refuses"));
+                out.insert(
+                    i,
+                    format!("{rule} admits {from} on TCP {port}, which its NetworkPolicy refuses"),
+                );
                 break 'candidate;
             }
         }
@@ -286,12 +438,23 @@ mod tests {
     /// only, and proves nothing in use is cut.
     fn setup(anps: Vec<Value>) -> (ClusterModel, Vec<Candidate>, Vec<Use>) {
         let w = |kind, ns: &str, name: &str| WorkloadRef::new(kind, ns, name);
-        let (api, db) = (w(WorkloadKind::Deployment, "shop", "api"), w(WorkloadKind::StatefulSet, "shop", "db"));
+        let (api, db) = (
+            w(WorkloadKind::Deployment, "shop", "api"),
+            w(WorkloadKind::StatefulSet, "shop", "db"),
+        );
         let model = ClusterModel {
-            namespaces: vec![NamespaceInfo::new("shop", BTreeMap::new()), NamespaceInfo::new("other", BTreeMap::new())],
+            namespaces: vec![
+                NamespaceInfo::new("shop", BTreeMap::new()),
+                NamespaceInfo::new("other", BTreeMap::new()),
+            ],
             pods: vec![
-                PodInfo::new("shop", "api").with_labels([("app", "api")]).with_owner(api.clone()),
-                PodInfo::new("shop", "db").with_labels([("app", "db")]).with_owner(db.clone()).with_port(Some("pg"), 5432, Protocol::Tcp),
+                PodInfo::new("shop", "api")
+                    .with_labels([("app", "api")])
+                    .with_owner(api.clone()),
+                PodInfo::new("shop", "db")
+                    .with_labels([("app", "db")])
+                    .with_owner(db.clone())
+                    .with_port(Some("pg"), 5432, Protocol::Tcp),
                 PodInfo::new("other", "stranger").with_labels([("app", "stranger")]),
             ],
             admin_network_policies: anps,
@@ -300,8 +463,23 @@ mod tests {
         let policy = serde_json::from_value(json!({"metadata": {"name": "db", "namespace": "shop"}, "spec": {"podSelector": {"matchLabels": {"app": "db"}},
             "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "api"}}}], "ports": [{"port": 5432}]}]}}))
         .unwrap();
-        let uses = vec![Use { from: From::Workload(api), from_name: "api".into(), to: db.clone(), ports: vec![5432], why: "DATABASE_URL".into(), violation: None }];
-        (model, vec![Candidate { subject: db, policy }], uses)
+        let uses = vec![Use {
+            from: From::Workload(api),
+            from_name: "api".into(),
+            to: To::Workload(db.clone()),
+            ports: vec![5432],
+            why: "DATABASE_URL".into(),
+            violation: None,
+        }];
+        (
+            model,
+            vec![Candidate {
+                subject: db,
+                policy,
+                egress: false,
+            }],
+            uses,
+        )
     }
 
     fn anp(name: &str, action: &str, from: Value) -> Value {
@@ -311,20 +489,33 @@ mod tests {
 
     #[test]
     fn an_anp_allow_that_admits_others_is_reported_not_claimed_isolated() {
-        let (model, candidates, uses) = setup(vec![anp("open-db", "Allow", json!([{"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": "other"}}}]))]);
+        let (model, candidates, uses) = setup(vec![anp(
+            "open-db",
+            "Allow",
+            json!([{"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": "other"}}}]),
+        )]);
         let v = prove(&model, &candidates, &uses);
         assert!(v.withhold.is_empty(), "nothing in use is cut: {v:?}");
-        let why = v.overridden.get(&0).expect("the ANP Allow defeats the candidate");
+        let why = v
+            .overridden
+            .get(&0)
+            .expect("the ANP Allow defeats the candidate");
         assert!(why.starts_with("AdminNetworkPolicy open-db (priority 10) ingress[0] \"r\": Allow admits Pod/other/stranger on TCP 5432"), "{why}");
     }
 
     #[test]
     fn an_anp_allow_for_every_namespace_is_seen_through_the_probe() {
         // The stranger's namespace is left out of the input: the probe pod stands for it.
-        let (mut model, candidates, uses) = setup(vec![anp("open-db", "Allow", json!([{"namespaces": {}}]))]);
+        let (mut model, candidates, uses) =
+            setup(vec![anp("open-db", "Allow", json!([{"namespaces": {}}]))]);
         model.pods.retain(|p| p.namespace != "other");
         let v = prove(&model, &candidates, &uses);
-        assert!(v.overridden.get(&0).is_some_and(|w| w.contains("pods of any other namespace")), "{v:?}");
+        assert!(
+            v.overridden
+                .get(&0)
+                .is_some_and(|w| w.contains("pods of any other namespace")),
+            "{v:?}"
+        );
     }
 
     #[test]
@@ -332,12 +523,23 @@ mod tests {
         for anps in [
             vec![],
             vec![anp("pass", "Pass", json!([{"namespaces": {}}]))],
-            vec![anp("deny", "Deny", json!([{"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": "other"}}}]))],
-            vec![anp("api-only", "Allow", json!([{"pods": {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app": "api"}}}}]))],
+            vec![anp(
+                "deny",
+                "Deny",
+                json!([{"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": "other"}}}]),
+            )],
+            vec![anp(
+                "api-only",
+                "Allow",
+                json!([{"pods": {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app": "api"}}}}]),
+            )],
         ] {
             let (model, candidates, uses) = setup(anps.clone());
             let v = prove(&model, &candidates, &uses);
-            assert!(v.overridden.is_empty() && v.withhold.is_empty(), "{anps:?}: {v:?}");
+            assert!(
+                v.overridden.is_empty() && v.withhold.is_empty(),
+                "{anps:?}: {v:?}"
+            );
         }
     }
 }

@@ -5,11 +5,11 @@ use super::*;
 use meshmove_model::inventory::{self, Inventory};
 use meshmove_netpol::{Engine, EngineOptions, Protocol};
 
-fn inventory(yaml: &str) -> Inventory {
+pub(super) fn inventory(yaml: &str) -> Inventory {
     Inventory::from_files(inventory::load_str(yaml, None, "shop").unwrap(), vec!["test".into()], "shop".into())
 }
 
-fn release<'a>(opts: &'a PolicyOptions, mode: MeshMode) -> Request<'a> {
+pub(super) fn release<'a>(opts: &'a PolicyOptions, mode: MeshMode) -> Request<'a> {
     Request {
         subjects: Subjects::Release,
         release: "rel",
@@ -25,12 +25,12 @@ fn databases(opts: &PolicyOptions) -> Request<'_> {
 }
 
 /// The engine over the input plus the generated policies.
-struct Oracle {
-    engine: Engine,
+pub(super) struct Oracle {
+    pub(super) engine: Engine,
 }
 
 impl Oracle {
-    fn new(input: &Inventory, generated: &Generation) -> Oracle {
+    pub(super) fn new(input: &Inventory, generated: &Generation) -> Oracle {
         let mut objects: Vec<_> = input.objects().to_vec();
         for g in &generated.policies {
             objects.extend(inventory::load_str(&meshmove_model::yaml::to_yaml_string(&g.object), None, "shop").unwrap());
@@ -53,7 +53,7 @@ impl Oracle {
         Oracle { engine }
     }
 
-    fn pod(&self, workload: &str) -> meshmove_netpol::PodId {
+    pub(super) fn pod(&self, workload: &str) -> meshmove_netpol::PodId {
         self.engine
             .pods()
             .find(|(_, p)| p.workload().name == workload || p.name == workload)
@@ -61,7 +61,7 @@ impl Oracle {
             .unwrap_or_else(|| panic!("no pod of {workload}"))
     }
 
-    fn reaches(&self, from: &str, to: &str, port: u16) -> bool {
+    pub(super) fn reaches(&self, from: &str, to: &str, port: u16) -> bool {
         self.engine.allowed(self.pod(from), self.pod(to)).allows(Protocol::Tcp, port)
     }
 }
@@ -74,7 +74,7 @@ metadata: {name: shop, labels: {istio.io/dataplane-mode: ambient}}
 ---
 ";
 
-const SHOP: &str = "
+pub(super) const SHOP: &str = "
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: api}
@@ -453,8 +453,9 @@ fn the_proof_sees_the_ambient_tunnel() {
         policy: serde_json::from_value(json!({"metadata": {"name": "db", "namespace": "shop"}, "spec": {"podSelector": {"matchLabels": {"app": "db"}},
             "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "api"}}}], "ports": ports}]}}))
         .unwrap(),
+        egress: false,
     };
-    let uses = [proof::Use { from: proof::From::Workload(api), from_name: "api".into(), to: db.clone(), ports: vec![5432], why: "DATABASE_URL".into(), violation: None }];
+    let uses = [proof::Use { from: proof::From::Workload(api), from_name: "api".into(), to: proof::To::Workload(db.clone()), ports: vec![5432], why: "DATABASE_URL".into(), violation: None }];
     let v = proof::prove(&model, &[candidate(json!([{"port": 5432}]))], &uses);
     assert_eq!(v.withhold.get(&0).map(|(u, ports)| (*u, ports.clone())), Some((0, vec![5432])), "{v:?}");
     let v = proof::prove(&model, &[candidate(json!([{"port": 5432}, {"port": HBONE_PORT}]))], &uses);

@@ -3,6 +3,7 @@
 //! Order of the plan: the namespace labels first (so pods created from then on are injected),
 //! the PeerAuthentication `PERMISSIVE` (meshed and plaintext clients both work) unless that would
 //! lower a workload's effective mode or be ignored ([`permissive`]), the Gateway and
+//! the mesh's ports in the NetworkPolicies the suite generated ([`super::mesh_policies`]),
 //! one VirtualService and DestinationRule per HTTP Service, then restarts in batches with a wait
 //! after each. In sidecar mode only workloads whose pods would be injected and do not carry the
 //! proxy yet are restarted; ambient mode restarts nothing (ztunnel captures running pods).
@@ -53,6 +54,11 @@ pub struct EnableOptions {
     /// separately (a namespace administrator may not list them in every namespace); `None`: read
     /// them from the inventory. See [`permissive`].
     pub policies: Option<peer_auth::Policies>,
+    /// Namespaces Prometheus scrapes from (the suite's policies admit them to the sidecar's
+    /// metrics ports, [`super::mesh_policies`]); the precheck's by default.
+    pub monitoring_namespaces: Vec<String>,
+    /// Namespace of istiod (egress of the suite's policies in sidecar mode).
+    pub istio_namespace: String,
 }
 
 impl Default for EnableOptions {
@@ -67,6 +73,8 @@ impl Default for EnableOptions {
             gateway_selector: "ingressgateway".into(),
             spire: false,
             policies: None,
+            monitoring_namespaces: crate::precheck::PrecheckOptions::default().monitoring_namespaces,
+            istio_namespace: meshmove_isolation::policies::PolicyOptions::default().istio_namespace,
         }
     }
 }
@@ -251,6 +259,12 @@ pub fn permissive(inventory: &Inventory, namespace: &str, policies: peer_auth::P
     Permissive::Write { raised: modes.into_iter().filter(|m| m.after != m.before).collect() }
 }
 
+/// What `enable` changes in the namespace's NetworkPolicies ([`super::mesh_policies`]): the
+/// suite's own get the mesh's ports; the findings left are on policies it does not edit.
+pub fn mesh_policies(inventory: &Inventory, namespace: &str, options: &EnableOptions) -> super::mesh_policies::MeshPolicies {
+    super::mesh_policies::update(inventory, namespace, options.mode, &options.monitoring_namespaces, &options.istio_namespace)
+}
+
 /// Build the `enable` plan.
 pub fn plan(inventory: &Inventory, namespace: &str, options: &EnableOptions) -> Result<Plan, MigrateError> {
     let ns = namespace_object(inventory, namespace).ok_or_else(|| MigrateError::NoNamespace { namespace: namespace.to_string() })?;
@@ -313,6 +327,8 @@ pub fn plan(inventory: &Inventory, namespace: &str, options: &EnableOptions) -> 
             object: managed("security.istio.io/v1", "PeerAuthentication", namespace, PEER_AUTHENTICATION, json!({"mtls": {"mode": "PERMISSIVE"}})),
         });
     }
+    // The suite's own NetworkPolicies get the mesh's ports before any pod joins the mesh.
+    plan.changes.extend(mesh_policies(inventory, namespace, options).changes);
 
     let (routes, _) = service_routes(inventory, namespace, options.domain.as_deref(), &options.hosts)?;
     let gw = gateway_name(namespace);

@@ -29,6 +29,7 @@
 
 pub mod enable;
 pub mod expose;
+pub mod mesh_policies;
 pub mod mtls;
 pub mod peer_auth;
 pub mod profile;
