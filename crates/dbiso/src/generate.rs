@@ -71,6 +71,7 @@ pub fn kinds(with_policies: bool) -> Vec<&'static Kind> {
     let mut k: Vec<&'static Kind> = WORKLOAD_KINDS.to_vec();
     k.extend([&kinds::SERVICE, &kinds::SECRET, &kinds::CONFIG_MAP, &kinds::CNPG_CLUSTER]);
     k.extend(meshmove_netpol::view::ADMIN_POLICY_KINDS);
+    k.extend(meshmove_netpol::view::ISTIO_POLICY_KINDS);
     if with_policies {
         k.push(&kinds::NETWORK_POLICY);
     }

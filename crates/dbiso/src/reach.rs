@@ -29,6 +29,7 @@ pub fn model_kinds(with_services: bool) -> Vec<&'static Kind> {
     let mut k: Vec<&'static Kind> = WORKLOAD_KINDS.to_vec();
     k.extend([&kinds::NETWORK_POLICY, &kinds::NAMESPACE, &kinds::CNPG_CLUSTER]);
     k.extend(model::ADMIN_POLICY_KINDS);
+    k.extend(model::ISTIO_POLICY_KINDS);
     if with_services {
         k.push(&kinds::SERVICE);
     }
@@ -90,7 +91,10 @@ pub fn model_of_state(inventory: Inventory, state: &str) -> Result<(Inventory, M
     // Kinds the cluster refused or did not find are errors (`warn_unread`, or refused outright by
     // `explain`); only absent ones are left out with a note.
     // Admin policies that are absent (no CRD, none in the files) are simply none: no note.
-    let absent_is_none = |kind: &Kind, why: &Unavailable| model::ADMIN_POLICY_KINDS.contains(&kind) && !why.is_read_failure();
+    // So are Istio's policies (no Istio installed).
+    let absent_is_none = |kind: &Kind, why: &Unavailable| {
+        (model::ADMIN_POLICY_KINDS.contains(&kind) || model::ISTIO_POLICY_KINDS.contains(&kind)) && !why.is_read_failure()
+    };
     for (kind, why) in inventory.unavailable().into_iter().filter(|(k, why)| !why.is_read_failure() && !absent_is_none(k, why)) {
         let why = match why {
             Unavailable::NotServed => "not served by the cluster".to_string(),
@@ -105,6 +109,9 @@ pub fn model_of_state(inventory: Inventory, state: &str) -> Result<(Inventory, M
         meshmove_cli::log::note(format_args!("{state}{e}: left out (the API server rejects this policy)"));
     }
     for c in engine.admin_caveats() {
+        meshmove_cli::log::note(format_args!("{state}{c}"));
+    }
+    for c in engine.authz_caveats() {
         meshmove_cli::log::note(format_args!("{state}{c}"));
     }
     for p in &model.unreadable_policies {

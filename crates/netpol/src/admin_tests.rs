@@ -54,7 +54,7 @@ fn banp(spec: Value) -> Value {
 }
 
 fn model(nps: Vec<NetworkPolicy>, anps: Vec<Value>, banps: Vec<Value>) -> ClusterModel {
-    ClusterModel { namespaces: namespaces(), pods: pods(), policies: nps, admin_network_policies: anps, baseline_admin_network_policies: banps }
+    ClusterModel { namespaces: namespaces(), pods: pods(), policies: nps, admin_network_policies: anps, baseline_admin_network_policies: banps, ..ClusterModel::default() }
 }
 
 fn engine(nps: Vec<NetworkPolicy>, anps: Vec<Value>, banps: Vec<Value>) -> Engine {

@@ -49,7 +49,12 @@ pub struct Explanation {
     pub egress: SideExplanation,
     /// The destination pod's ingress policies.
     pub ingress: SideExplanation,
-    /// Both sides allow it.
+    /// What the destination's Istio proxy decides (TCP to a pod, when the model has
+    /// AuthorizationPolicies or PeerAuthentications; see [`crate::authz`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<crate::AuthzDecision>,
+    /// Both sides allow it, and the destination's AuthorizationPolicies may admit it (a
+    /// conditional verdict counts: `authorization.state` says so).
     pub allowed: bool,
     pub verdict: String,
 }
@@ -541,13 +546,27 @@ impl Engine {
         let egress = self.explain_side(src_pod.as_ref(), Direction::Egress, &dst_v, protocol, seen);
         let ingress =
             self.explain_side(dst_pod.as_ref(), Direction::Ingress, &src_v, protocol, seen);
-        let allowed = egress.allowed && ingress.allowed;
+        let authorization = match dst_pod {
+            Some(d) if protocol == Protocol::Tcp && self.authz_active() => Some(self.authz_decide(&src_v, &d, port)),
+            _ => None,
+        };
+        let authz_state = authorization.as_ref().map(|a| a.state);
+        let allowed = egress.allowed && ingress.allowed && authz_state.is_none_or(crate::AuthzState::may_pass);
         let via = match path {
             Path::Direct => String::new(),
             Path::Hbone => format!(" via HBONE {HBONE_PORT} (ambient)"),
         };
         let verdict = match (egress.allowed, ingress.allowed) {
-            (true, true) => format!("ALLOWED{via}: {s} -> {d} on {protocol} {port}"),
+            (true, true) => match &authorization {
+                Some(a) if a.state == crate::AuthzState::Denied => {
+                    format!("DENIED{via} by the AuthorizationPolicies of {d}: {}", a.reason)
+                }
+                Some(a) if a.state == crate::AuthzState::Conditional => format!(
+                    "CONDITIONAL{via}: {s} -> {d} on {protocol} {port}: the network allows it; AuthorizationPolicy: {}",
+                    a.reason
+                ),
+                _ => format!("ALLOWED{via}: {s} -> {d} on {protocol} {port}"),
+            },
             (false, true) => format!("DENIED{via} by egress of {s}: {}", egress.summary),
             (true, false) => format!("DENIED{via} by ingress of {d}: {}", ingress.summary),
             (false, false) => format!("DENIED{via} by both egress of {s} and ingress of {d}"),
@@ -574,6 +593,7 @@ impl Engine {
             note,
             egress,
             ingress,
+            authorization,
             allowed,
             verdict,
         })

@@ -101,6 +101,9 @@
 //! [`Engine::admin_caveats`]. Without admin policies every answer is the NetworkPolicy one.
 
 mod admin;
+pub mod authz;
+mod authz_compile;
+mod authz_engine;
 mod cidr;
 mod compile;
 mod connection;
@@ -114,6 +117,8 @@ mod selector;
 pub mod view;
 
 #[cfg(test)]
+mod authz_tests;
+#[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod tests;
@@ -126,6 +131,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 pub use compile::{Direction, PolicyError};
 pub use connection::{Connection, PortRange, PortSet, Protocol, ProtocolParseError};
 pub use admin::{AdminAction, AdminExplanationRule, AdminSideExplanation, AdminTier};
+pub use authz::{AuthzAction, AuthzDecision, AuthzRuleRef, AuthzState, Enforcer};
 pub use explain::{
     Explanation, PeerDetail, PeerExplanation, PolicyExplanation, PortDetail, PortExplanation,
     RuleExplanation, SideExplanation, TargetRef,
@@ -187,6 +193,13 @@ pub struct ClusterModel {
     pub admin_network_policies: Vec<serde_json::Value>,
     /// `BaselineAdminNetworkPolicy` objects as read (a cluster has at most one, `default`).
     pub baseline_admin_network_policies: Vec<serde_json::Value>,
+    /// Istio `AuthorizationPolicy` objects as read, `metadata.namespace` set ([`authz`]).
+    pub authorization_policies: Vec<serde_json::Value>,
+    /// Istio `PeerAuthentication` objects as read, `metadata.namespace` set: whether a
+    /// connection is mutual TLS, so whether the source has a principal ([`authz`]).
+    pub peer_authentications: Vec<serde_json::Value>,
+    /// The mesh root namespace (`None`: Istio's default, `istio-system`).
+    pub istio_root_namespace: Option<String>,
 }
 
 /// Handle of a pod inside an [`Engine`].
@@ -250,6 +263,7 @@ pub struct Engine {
     pub(crate) classes: ClassIndex,
     rejected: Vec<PolicyError>,
     pub(crate) admin: admin::Admin,
+    pub(crate) authz: authz_engine::AuthzIndex,
     out_of_scope: Vec<PodInfo>,
 }
 
@@ -285,6 +299,8 @@ pub(crate) struct Class {
     /// Captured by Istio ambient ([`PodInfo::ambient`]).
     pub ambient: bool,
     pub workloads: Vec<usize>,
+    /// A pod of the class (index into the engine's pods), for the AuthorizationPolicy verdict.
+    pub rep: usize,
 }
 
 /// Per-class precomputation for the all-pairs query.
@@ -347,6 +363,14 @@ impl Engine {
                 Err(errs) => rejected.extend(errs),
             }
         }
+        // Before the admin policies: their block markers cover every block compiled so far.
+        let (authz, authz_rejected) = authz_engine::compile_authz(
+            &model.authorization_policies,
+            &model.peer_authentications,
+            model.istio_root_namespace.as_deref(),
+            &mut ctx,
+        );
+        rejected.extend(authz_rejected);
         let (admin, admin_rejected) = admin::compile_admin(
             &model.admin_network_policies,
             &model.baseline_admin_network_policies,
@@ -457,6 +481,7 @@ impl Engine {
             classes: ClassIndex::default(),
             rejected: rejected.clone(),
             admin,
+            authz,
             out_of_scope,
         };
         engine.build_classes();
@@ -487,17 +512,26 @@ impl Engine {
         }
 
         self.admin.class_keys(&mut keys, &mut port_names);
+        keys.extend(
+            self.authz_label_keys()
+                .into_iter()
+                .map(|k| self.interner.get(k))
+                .filter(|&k| k != selector::UNKNOWN),
+        );
 
         let mut idx = ClassIndex::default();
         let mut profile_ids: HashMap<Vec<ContainerPort>, usize> = HashMap::new();
-        let mut class_ids: HashMap<(usize, Labels, usize, Vec<usize>, bool), usize> = HashMap::new();
+        // The AuthorizationPolicy verdict also reads the data plane, the service account and
+        // whether the pod's addresses are known.
+        type Key = (usize, Labels, usize, Vec<usize>, bool, bool, Option<String>, bool);
+        let mut class_ids: HashMap<Key, usize> = HashMap::new();
         let workload_ids: HashMap<&WorkloadRef, usize> = self
             .workloads
             .iter()
             .enumerate()
             .map(|(i, w)| (w, i))
             .collect();
-        for pod in &self.pods {
+        for (pod_index, pod) in self.pods.iter().enumerate() {
             let labels: Labels = pod
                 .labels
                 .iter()
@@ -519,10 +553,13 @@ impl Engine {
             // always do.
             let blocks: Vec<usize> = if self.options.pod_ips_match_ip_blocks
                 || self.admin.blocks.contains(&true)
+                || !self.authz.block_ids.is_empty()
             {
                 (0..self.blocks.len())
                     .filter(|&b| {
-                        self.options.pod_ips_match_ip_blocks || self.admin.blocks[b]
+                        self.options.pod_ips_match_ip_blocks
+                            || self.admin.blocks[b]
+                            || self.authz.block_ids.contains(&b)
                     })
                     .filter(|&b| {
                         pod.info
@@ -534,12 +571,22 @@ impl Engine {
             } else {
                 Vec::new()
             };
-            let key = (pod.ns, labels, profile, blocks, pod.info.ambient);
+            let authz = self.authz.active;
+            let key = (
+                pod.ns,
+                labels,
+                profile,
+                blocks,
+                pod.info.ambient,
+                authz && pod.info.sidecar,
+                authz.then(|| pod.info.service_account_name().to_string()),
+                authz && !pod.info.ips.is_empty(),
+            );
             let class = match class_ids.get(&key) {
                 Some(&c) => c,
                 None => {
                     let c = idx.classes.len();
-                    let (ns, labels, profile, blocks, ambient) = key.clone();
+                    let (ns, labels, profile, blocks, ambient, ..) = key.clone();
                     idx.classes.push(Class {
                         ns,
                         labels,
@@ -547,6 +594,7 @@ impl Engine {
                         blocks,
                         ambient,
                         workloads: Vec::new(),
+                        rep: pod_index,
                     });
                     class_ids.insert(key, c);
                     c
@@ -746,10 +794,21 @@ impl Engine {
             return eg;
         }
         let direct = eg.intersect(&self.ingress(dst, Target::Pod(src)));
-        match self.path(src, dst) {
+        let network = match self.path(src, dst) {
             hbone::Path::Direct => direct,
             hbone::Path::Hbone => hbone::through_tunnel(&direct),
+        };
+        self.with_authz(network, Target::Pod(src), dst)
+    }
+
+    /// `network` (what NetworkPolicy lets through) narrowed to what the destination's proxy may
+    /// admit ([`authz`]; conditional ports included).
+    fn with_authz(&self, network: Connection, src: Target, dst: PodId) -> Connection {
+        if !self.authz.active || network.is_none() {
+            return network;
         }
+        let (possible, _) = self.authz_connection(&self.view(src), &self.pod_view(dst));
+        network.intersect(&possible)
     }
 
     /// How TCP from pod `src` to pod `dst` travels: as HBONE to port 15008 when both are
@@ -761,7 +820,8 @@ impl Engine {
     /// Traffic from outside the cluster, from *some* address in `cidr`, that `dst` accepts.
     /// Within one region of [`Engine::reach`]'s partition every address is treated alike.
     pub fn allowed_from_cidr(&self, cidr: IpNet, dst: PodId) -> Connection {
-        self.ingress(dst, Target::External(cidr.trunc()))
+        let src = Target::External(cidr.trunc());
+        self.with_authz(self.ingress(dst, src), src, dst)
     }
 
     /// Traffic `src` may send to *some* address in `cidr` outside the cluster.

@@ -188,6 +188,12 @@ pub struct PodInfo {
     /// as HBONE to port 15008 (see [`crate::hbone`]). Set by whoever knows the pod's namespace
     /// labels ([`crate::view`] decides it with Istio's rule); `false` from the constructors here.
     pub ambient: bool,
+    /// Carries an Istio sidecar, which enforces AuthorizationPolicy for it and gives its
+    /// outbound connections a mutual-TLS identity ([`crate::authz`]); set like `ambient`.
+    pub sidecar: bool,
+    /// `spec.serviceAccountName` (`None`: the namespace's `default`): the identity its
+    /// meshed connections carry.
+    pub service_account: Option<String>,
 }
 
 impl PodInfo {
@@ -201,6 +207,8 @@ impl PodInfo {
             ips: Vec::new(),
             host_network: false,
             ambient: false,
+            sidecar: false,
+            service_account: None,
         }
     }
 
@@ -232,6 +240,27 @@ impl PodInfo {
     pub fn with_ambient(mut self, captured: bool) -> Self {
         self.ambient = captured;
         self
+    }
+
+    /// Marks the pod as carrying an Istio sidecar (or not).
+    pub fn with_sidecar(mut self, sidecar: bool) -> Self {
+        self.sidecar = sidecar;
+        self
+    }
+
+    pub fn with_service_account(mut self, sa: impl Into<String>) -> Self {
+        self.service_account = Some(sa.into());
+        self
+    }
+
+    /// In the mesh: a sidecar or ambient capture.
+    pub fn meshed(&self) -> bool {
+        self.sidecar || self.ambient
+    }
+
+    /// The service account its pods run as.
+    pub fn service_account_name(&self) -> &str {
+        self.service_account.as_deref().filter(|s| !s.is_empty()).unwrap_or("default")
     }
 
     /// The workload results are grouped under: the owner, or the pod itself.
@@ -285,6 +314,8 @@ impl PodInfo {
             ips,
             host_network: spec.and_then(|s| s.host_network).unwrap_or(false),
             ambient: false,
+            sidecar: false,
+            service_account: spec.and_then(|s| s.service_account_name.clone()),
         })
     }
 
@@ -316,6 +347,8 @@ impl PodInfo {
             ips: Vec::new(),
             host_network: spec.and_then(|s| s.host_network).unwrap_or(false),
             ambient: false,
+            sidecar: false,
+            service_account: spec.and_then(|s| s.service_account_name.clone()),
         })
     }
 

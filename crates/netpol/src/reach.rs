@@ -97,6 +97,11 @@ pub struct ReachEntry {
     /// Serialized only when true.
     #[serde(default, skip_serializing_if = "is_false")]
     pub hbone: bool,
+    /// The TCP ports of `conn` that the destination's Istio AuthorizationPolicies admit only for
+    /// some requests (L7 fields, conditions, an external authorizer: see [`crate::authz`]).
+    /// Serialized only when some.
+    #[serde(default, rename = "authzConditional", skip_serializing_if = "Option::is_none")]
+    pub authz_conditional: Option<Connection>,
 }
 
 /// A borrowed result row.
@@ -108,6 +113,9 @@ pub struct ReachEntryRef<'a> {
     /// As [`ReachEntry::hbone`].
     #[serde(skip_serializing_if = "is_false")]
     pub hbone: bool,
+    /// As [`ReachEntry::authz_conditional`].
+    #[serde(rename = "authzConditional", skip_serializing_if = "Option::is_none")]
+    pub authz_conditional: Option<&'a Connection>,
 }
 
 /// Result of [`Engine::reach`]: every ordered pair of endpoints with some traffic allowed,
@@ -117,8 +125,9 @@ pub struct ReachEntryRef<'a> {
 pub struct Reach {
     endpoints: Vec<Endpoint>,
     conns: Vec<Connection>,
-    /// (source, destination, connection, through the HBONE tunnel).
-    entries: Vec<(u32, u32, u32, bool)>,
+    /// (source, destination, connection, through the HBONE tunnel, AuthorizationPolicy
+    /// conditional ports: `NONE` for none).
+    entries: Vec<(u32, u32, u32, bool, u32)>,
 }
 
 impl Reach {
@@ -131,11 +140,12 @@ impl Reach {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = ReachEntryRef<'_>> + '_ {
-        self.entries.iter().map(|&(s, d, c, hbone)| ReachEntryRef {
+        self.entries.iter().map(|&(s, d, c, hbone, cond)| ReachEntryRef {
             src: &self.endpoints[s as usize],
             dst: &self.endpoints[d as usize],
             conn: &self.conns[c as usize],
             hbone,
+            authz_conditional: self.conns.get(cond as usize).filter(|c| !c.is_none()),
         })
     }
 
@@ -146,6 +156,7 @@ impl Reach {
                 dst: e.dst.clone(),
                 conn: e.conn.clone(),
                 hbone: e.hbone,
+                authz_conditional: e.authz_conditional.cloned(),
             })
             .collect()
     }
@@ -156,7 +167,7 @@ impl Reach {
         let d = self.endpoints.binary_search(dst).ok()? as u32;
         let i = self
             .entries
-            .binary_search_by_key(&(s, d), |&(a, b, _, _)| (a, b))
+            .binary_search_by_key(&(s, d), |&(a, b, ..)| (a, b))
             .ok()?;
         Some(&self.conns[self.entries[i].2 as usize])
     }
@@ -168,7 +179,7 @@ impl Reach {
             return false;
         };
         self.entries
-            .binary_search_by_key(&(s as u32, d as u32), |&(a, b, _, _)| (a, b))
+            .binary_search_by_key(&(s as u32, d as u32), |&(a, b, ..)| (a, b))
             .is_ok_and(|i| self.entries[i].3)
     }
 
@@ -303,6 +314,9 @@ struct Work {
     resolved: IntMap<(usize, usize), u32>,
     /// Direct connection -> (what the HBONE tunnel lets through, whether the tunnel is open).
     tunnels: IntMap<u32, (u32, bool)>,
+    /// (source class or region, is a region, destination class) -> AuthorizationPolicy
+    /// (possible, conditional) connections.
+    authz: HashMap<(usize, bool, usize), (u32, u32)>,
 }
 
 impl Work {
@@ -489,20 +503,43 @@ impl Plan<'_> {
         Some(set)
     }
 
-    /// What gets from class `src` to class `dst`, and whether it goes through the HBONE tunnel.
-    fn pair(&self, w: &mut Work, src: usize, dst: usize) -> (u32, bool) {
+    /// What gets from class `src` to class `dst`, whether it goes through the HBONE tunnel,
+    /// and which of it AuthorizationPolicy admits only for some requests.
+    fn pair(&self, w: &mut Work, src: usize, dst: usize) -> (u32, bool, u32) {
         let ing = self.ingress(w, dst, src);
         if ing == NONE {
-            return (NONE, false);
+            return (NONE, false, NONE);
         }
         let eg = self.egress(w, src, dst);
         let direct = w.t.inter(eg, ing);
         let classes = &self.e.classes.classes;
-        if classes[src].ambient && classes[dst].ambient {
+        let (conn, tunnel) = if classes[src].ambient && classes[dst].ambient {
             w.tunnel(direct)
         } else {
             (direct, false)
+        };
+        self.authz(w, (src, false), dst, conn, tunnel)
+    }
+
+    /// `conn` narrowed by the destination's AuthorizationPolicies ([`crate::authz`]).
+    fn authz(&self, w: &mut Work, src: (usize, bool), dst: usize, conn: u32, tunnel: bool) -> (u32, bool, u32) {
+        if conn == NONE || !self.e.authz.active {
+            return (conn, tunnel, NONE);
         }
+        let key = (src.0, src.1, dst);
+        let (possible, cond) = match w.authz.get(&key) {
+            Some(&v) => v,
+            None => {
+                let (s, g) = if src.1 { (None, Some(src.0)) } else { (Some(src.0), None) };
+                let (possible, cond) = self.e.authz_classes(s, g, dst);
+                let v = (w.t.intern(possible), w.t.intern(cond));
+                w.authz.insert(key, v);
+                v
+            }
+        };
+        let conn = w.t.inter(conn, possible);
+        let cond = w.t.inter(conn, cond);
+        (conn, tunnel && conn != NONE, cond)
     }
 
     fn np_ingress_from_region(&self, w: &mut Work, dst: usize, region: usize) -> u32 {
@@ -587,6 +624,7 @@ impl Engine {
             t: ConnTable::new(),
             resolved: IntMap::default(),
             tunnels: IntMap::default(),
+            authz: HashMap::new(),
         };
         let plan = Plan::new(self, &mut w);
         let idx = &self.classes;
@@ -599,12 +637,12 @@ impl Engine {
         let mut ext_ids: HashMap<IpNet, u32> = HashMap::new();
         let mut ext_nets: Vec<IpNet> = Vec::new();
         let mut ext_memo: HashMap<Vec<u32>, Vec<(IpNet, u32)>> = HashMap::new();
-        let mut entries: Vec<(u32, u32, u32, bool)> = Vec::new();
+        let mut entries: Vec<(u32, u32, u32, bool, u32)> = Vec::new();
         let mut emit_external =
             |region_conns: Vec<u32>,
              workload: u32,
              outbound: bool,
-             entries: &mut Vec<(u32, u32, u32, bool)>| {
+             entries: &mut Vec<(u32, u32, u32, bool, u32)>| {
                 let cidrs = ext_memo
                     .entry(region_conns)
                     .or_insert_with_key(|k| external_cidrs(self, k));
@@ -614,9 +652,9 @@ impl Engine {
                         (n_w + ext_nets.len() - 1) as u32
                     });
                     entries.push(if outbound {
-                        (workload, id, conn, false)
+                        (workload, id, conn, false, NONE)
                     } else {
-                        (id, workload, conn, false)
+                        (id, workload, conn, false, NONE)
                     });
                 }
             };
@@ -624,6 +662,7 @@ impl Engine {
         // By destination: for each of its classes, only the source classes its ingress rules
         // can admit (`Plan::ingress_sources`), the union over the classes of both workloads.
         let mut acc = vec![NONE; n_w];
+        let mut acc_cond = vec![NONE; n_w];
         let mut tunnelled = vec![false; n_w];
         let mut touched: Vec<usize> = Vec::new();
         let mut region_acc = vec![NONE; n_r];
@@ -633,7 +672,7 @@ impl Engine {
             }
             for &d in &idx.workload_classes[wd] {
                 let mut visit = |s: usize| {
-                    let (conn, tunnel) = plan.pair(&mut w, s, d);
+                    let (conn, tunnel, cond) = plan.pair(&mut w, s, d);
                     if conn == NONE {
                         return;
                     }
@@ -642,6 +681,7 @@ impl Engine {
                             touched.push(ws);
                         }
                         acc[ws] = w.t.union(acc[ws], conn);
+                        acc_cond[ws] = w.t.union(acc_cond[ws], cond);
                         tunnelled[ws] |= tunnel;
                     }
                 };
@@ -651,12 +691,14 @@ impl Engine {
                 }
                 for (g, slot) in region_acc.iter_mut().enumerate() {
                     let c = plan.ingress_from_region(&mut w, d, g);
+                    let (c, ..) = plan.authz(&mut w, (g, true), d, c, false);
                     *slot = w.t.union(*slot, c);
                 }
             }
             for &ws in &touched {
-                entries.push((ws as u32, wd as u32, acc[ws], tunnelled[ws]));
+                entries.push((ws as u32, wd as u32, acc[ws], tunnelled[ws], acc_cond[ws]));
                 acc[ws] = NONE;
+                acc_cond[ws] = NONE;
                 tunnelled[ws] = false;
             }
             touched.clear();
@@ -700,12 +742,18 @@ impl Engine {
         };
         let mut conn_ids: HashMap<u32, u32> = HashMap::new();
         let mut conns: Vec<Connection> = Vec::new();
+        // The empty connection first, so that `NONE` keeps meaning none.
+        conn_ids.insert(NONE, NONE);
+        conns.push(Connection::none());
         for e in entries.iter_mut() {
-            let c = *conn_ids.entry(e.2).or_insert_with(|| {
-                conns.push(w.t.conns[e.2 as usize].clone());
-                (conns.len() - 1) as u32
-            });
-            *e = (remap(e.0), remap(e.1), c, e.3);
+            let mut id = |c: u32| {
+                *conn_ids.entry(c).or_insert_with(|| {
+                    conns.push(w.t.conns[c as usize].clone());
+                    (conns.len() - 1) as u32
+                })
+            };
+            let (c, cond) = (id(e.2), id(e.4));
+            *e = (remap(e.0), remap(e.1), c, e.3, cond);
         }
         entries.sort_unstable();
 

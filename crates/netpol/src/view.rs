@@ -47,6 +47,10 @@ use meshmove_model::workload::{Workload, owner, template_pointer, workloads};
 /// cluster without them has none).
 pub static ADMIN_POLICY_KINDS: [&Kind; 2] = [&kinds::ADMIN_NETWORK_POLICY, &kinds::BASELINE_ADMIN_NETWORK_POLICY];
 
+/// The Istio kinds the engine reads (namespaced CRDs; a cluster without Istio has none):
+/// AuthorizationPolicy and the PeerAuthentications that decide whether a source has a principal.
+pub static ISTIO_POLICY_KINDS: [&Kind; 2] = [&kinds::AUTHORIZATION_POLICY, &kinds::PEER_AUTHENTICATION];
+
 /// The namespace of the probe pod that stands for any namespace the inventory does not show. Not a
 /// valid namespace name, so it cannot collide with a real one.
 pub const NEW_NAMESPACE: &str = "(any other namespace)";
@@ -206,10 +210,14 @@ fn istio_pod(namespace: &str, ns_labels: &NamespaceLabels, labels: &BTreeMap<Str
     }
 }
 
-/// Whether a pod created now from this template (or by an operator with these labels) joins
-/// Istio ambient: the data plane it will get, a sidecar winning (see the module docs).
-fn template_captured(pod: &meshmove_istio::Pod) -> bool {
-    meshmove_istio::dataplane(pod, &meshmove_istio::Served::assumed(pod)) == meshmove_istio::Dataplane::Ambient
+/// The data plane a pod created now from this template (or by an operator with these labels)
+/// joins: `(ambient, sidecar)`, a sidecar winning (see the module docs).
+fn template_dataplane(pod: &meshmove_istio::Pod) -> (bool, bool) {
+    match meshmove_istio::dataplane(pod, &meshmove_istio::Served::assumed(pod)) {
+        meshmove_istio::Dataplane::Ambient => (true, false),
+        meshmove_istio::Dataplane::Sidecar { .. } => (false, true),
+        meshmove_istio::Dataplane::None => (false, false),
+    }
 }
 
 fn pod_from_live(index: &OwnerIndex<'_>, ns_labels: &NamespaceLabels, pod: &Object, dropped: &mut Vec<(String, String)>) -> PodInfo {
@@ -217,6 +225,8 @@ fn pod_from_live(index: &OwnerIndex<'_>, ns_labels: &NamespaceLabels, pod: &Obje
     let labels = string_labels(pod.value.pointer("/metadata/labels"));
     let spec = pod.value.get("spec");
     let annotations = string_labels(pod.value.pointer("/metadata/annotations"));
+    // A running pod has a sidecar when the injector marked it so.
+    let sidecar = annotations.contains_key(meshmove_istio::injection::STATUS_ANNOTATION);
     let ambient = meshmove_istio::ambient_captured(&istio_pod(&ns, ns_labels, &labels, annotations, host_network(spec)));
     let what = format!("Pod {ns}/{}", pod.name);
     let mut ips: Vec<IpAddr> = Vec::new();
@@ -237,7 +247,15 @@ fn pod_from_live(index: &OwnerIndex<'_>, ns_labels: &NamespaceLabels, pod: &Obje
         ips,
         host_network: host_network(spec),
         ambient,
+        sidecar,
+        service_account: service_account(spec),
     }
+}
+
+/// `spec.serviceAccountName` (or the deprecated `serviceAccount`), when set.
+fn service_account(spec: Option<&Value>) -> Option<String> {
+    let spec = spec?;
+    spec.get("serviceAccountName").or_else(|| spec.get("serviceAccount")).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string)
 }
 
 fn pod_from_template(w: &Workload<'_>, ns_labels: &NamespaceLabels, dropped: &mut Vec<(String, String)>) -> PodInfo {
@@ -245,7 +263,7 @@ fn pod_from_template(w: &Workload<'_>, ns_labels: &NamespaceLabels, dropped: &mu
     let what = format!("{owner} pod template");
     let labels = w.pod_labels();
     let host = host_network(w.pod_spec());
-    let ambient = template_captured(&istio_pod(&owner.namespace, ns_labels, &labels, w.pod_annotations(), host));
+    let (ambient, sidecar) = template_dataplane(&istio_pod(&owner.namespace, ns_labels, &labels, w.pod_annotations(), host));
     PodInfo {
         namespace: owner.namespace.clone(),
         name: owner.name.clone(),
@@ -255,6 +273,8 @@ fn pod_from_template(w: &Workload<'_>, ns_labels: &NamespaceLabels, dropped: &mu
         host_network: host,
         owner: Some(owner),
         ambient,
+        sidecar,
+        service_account: service_account(w.pod_spec()),
     }
 }
 
@@ -273,8 +293,9 @@ fn cnpg_instance(cluster: &Object, ns_labels: &NamespaceLabels) -> PodInfo {
         .with_port(Some("status"), cnpg::STATUS_PORT, Protocol::Tcp)
         .with_port(Some("metrics"), cnpg::METRICS_PORT, Protocol::Tcp)
         .with_owner(owner);
-    let captured = template_captured(&istio_pod(&pod.namespace, ns_labels, &pod.labels, BTreeMap::new(), false));
-    pod.with_ambient(captured)
+    let (ambient, sidecar) = template_dataplane(&istio_pod(&pod.namespace, ns_labels, &pod.labels, BTreeMap::new(), false));
+    // The operator's instances run as a service account named after the cluster.
+    pod.with_ambient(ambient).with_sidecar(sidecar).with_service_account(cluster.name.clone())
 }
 
 /// A NetworkPolicy in the engine's types, with the inventory's namespace (manifests often leave
@@ -353,7 +374,32 @@ pub fn build(inventory: &Inventory, options: ModelOptions) -> Model {
         slot.extend(inventory.of(kind).filter(|o| seen.insert(o.name.clone())).map(|o| o.value.clone()));
     }
     let [admin_network_policies, baseline_admin_network_policies] = admin;
-    model.cluster = ClusterModel { namespaces, pods, policies, admin_network_policies, baseline_admin_network_policies };
+    // Istio's policies, with the inventory's namespace (one object per name).
+    let mut istio = [Vec::new(), Vec::new()];
+    for (slot, kind) in istio.iter_mut().zip(ISTIO_POLICY_KINDS) {
+        let mut seen = BTreeSet::new();
+        for o in inventory.of(kind) {
+            let ns = o.namespace.clone().unwrap_or_else(|| "default".into());
+            if seen.insert((ns.clone(), o.name.clone())) {
+                let mut v = o.value.clone();
+                if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+                    meta.insert("namespace".into(), Value::String(ns));
+                }
+                slot.push(v);
+            }
+        }
+    }
+    let [authorization_policies, peer_authentications] = istio;
+    model.cluster = ClusterModel {
+        namespaces,
+        pods,
+        policies,
+        admin_network_policies,
+        baseline_admin_network_policies,
+        authorization_policies,
+        peer_authentications,
+        istio_root_namespace: None,
+    };
     model
 }
 

@@ -92,13 +92,43 @@ fn side_lines(s: &SideExplanation) -> Vec<(usize, String)> {
     out
 }
 
-fn verdict_word(allowed: bool) -> &'static str {
-    if allowed { "ALLOWED" } else { "DENIED" }
+fn verdict_word(e: &Explanation) -> &'static str {
+    match &e.authorization {
+        Some(a) if e.allowed && a.state == meshmove_netpol::AuthzState::Conditional => "CONDITIONAL",
+        _ if e.allowed => "ALLOWED",
+        _ => "DENIED",
+    }
+}
+
+/// The destination proxy's AuthorizationPolicy verdict, when the model has Istio policies: a
+/// title and the lines under it.
+fn authz_lines(e: &Explanation) -> Option<(String, Vec<String>)> {
+    let a = e.authorization.as_ref()?;
+    let state = match a.state {
+        meshmove_netpol::AuthzState::NotEnforced => "not enforced",
+        meshmove_netpol::AuthzState::Allowed => "allowed",
+        meshmove_netpol::AuthzState::Denied => "denied",
+        meshmove_netpol::AuthzState::Conditional => "conditional",
+    };
+    let mut lines = vec![a.reason.clone()];
+    if let Some(by) = a.enforced_by {
+        let by = match by {
+            meshmove_netpol::Enforcer::Sidecar => "the destination's sidecar",
+            meshmove_netpol::Enforcer::Ztunnel => "ztunnel (ambient, L4 only)",
+        };
+        let mode = a.mtls_mode.unwrap_or("PERMISSIVE");
+        let from = a.source_principal.as_deref().map_or_else(|| "no principal (plaintext)".to_string(), |p| format!("principal {p}"));
+        lines.push(format!("enforced by {by}; mTLS mode {mode}; source: {from}"));
+    }
+    if !a.policies.is_empty() {
+        lines.push(format!("policies: {}", a.policies.join(", ")));
+    }
+    Some((format!("AuthorizationPolicy at {}: {state}", e.dst), lines))
 }
 
 /// The explanation for people; `src` and `dst` say which pod stood for each end.
 pub fn text(e: &Explanation, src: &str, dst: &str) -> String {
-    let mut t = format!("{src} -> {dst} on {} {}: {}\n", e.protocol, e.port, verdict_word(e.allowed));
+    let mut t = format!("{src} -> {dst} on {} {}: {}\n", e.protocol, e.port, verdict_word(e));
     if let Some(note) = &e.note {
         t.push_str(&format!("\n{note}\n"));
     }
@@ -109,6 +139,12 @@ pub fn text(e: &Explanation, src: &str, dst: &str) -> String {
             t.push_str(&format!("{}{line}\n", " ".repeat(2 + depth * 2)));
         }
     }
+    if let Some((title, lines)) = authz_lines(e) {
+        t.push_str(&format!("\n{title}\n"));
+        for line in lines {
+            t.push_str(&format!("  {line}\n"));
+        }
+    }
     t.push_str(&format!("\n{}\n", e.verdict));
     t
 }
@@ -116,7 +152,7 @@ pub fn text(e: &Explanation, src: &str, dst: &str) -> String {
 /// The explanation as a Markdown document: the verdict, the path, then each side with its
 /// policies, rules, peers and ports as nested lists.
 pub fn markdown(e: &Explanation, src: &str, dst: &str) -> String {
-    let mut md = format!("# {} -> {} on {} {}\n\n**{}**: {}\n", md_text(src), md_text(dst), e.protocol, e.port, verdict_word(e.allowed), md_text(&e.verdict));
+    let mut md = format!("# {} -> {} on {} {}\n\n**{}**: {}\n", md_text(src), md_text(dst), e.protocol, e.port, verdict_word(e), md_text(&e.verdict));
     if let Some(note) = &e.note {
         md.push_str(&format!("\n{}\n", md_text(note)));
     }
@@ -133,6 +169,12 @@ pub fn markdown(e: &Explanation, src: &str, dst: &str) -> String {
             for (depth, line) in rest {
                 md.push_str(&format!("{}- {}\n", "  ".repeat(depth), md_text(&line)));
             }
+        }
+    }
+    if let Some((title, lines)) = authz_lines(e) {
+        md.push_str(&format!("\n## {}\n\n", md_text(&title)));
+        for line in lines {
+            md.push_str(&format!("- {}\n", md_text(&line)));
         }
     }
     md

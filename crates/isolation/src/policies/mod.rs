@@ -27,6 +27,7 @@
 //! the square of the workloads.
 
 mod authz;
+mod authz_proof;
 pub(crate) mod clients;
 mod egress;
 
@@ -665,6 +666,7 @@ pub fn generate_with_context(inventory: &Inventory, req: &Request<'_>, context: 
             authorization,
         });
     }
+    prove_companions(&model.cluster, &candidates, &verdict, &uses, &mut out);
     for (u, ports) in &verdict.cut {
         let u = &uses[*u];
         out.cuts.push(Cut {
@@ -700,6 +702,54 @@ fn across_releases(subject: String, namespace: &str, how: &str, other: &Workload
         ),
         isolate_with: "post-render the releases as one release (--release NAME, or release: NAME in the configuration): callers are then admitted across releases".into(),
         egress: false,
+    }
+}
+
+/// Withhold the ambient AuthorizationPolicy companions the engine cannot show to keep every
+/// connection in use ([`authz_proof`]), each with a note saying which connection and why.
+fn prove_companions(model: &meshmove_netpol::ClusterModel, candidates: &[Candidate], verdict: &proof::Verdict, uses: &[Use], out: &mut Generation) {
+    if out.policies.iter().all(|g| g.authorization.is_none()) {
+        return;
+    }
+    let policies: Vec<NetworkPolicy> = candidates
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !verdict.withhold.contains_key(i) && !verdict.overridden.contains_key(i))
+        .map(|(_, c)| c.policy.clone())
+        .collect();
+    let mut at: Vec<usize> = Vec::new();
+    let mut companions: Vec<authz_proof::Companion> = Vec::new();
+    for (gi, g) in out.policies.iter().enumerate() {
+        let Some(ap) = &g.authorization else { continue };
+        let Some(c) = candidates.iter().find(|c| {
+            c.policy.metadata.name.as_deref() == Some(g.name.as_str()) && c.subject.kind.as_str() == g.subject.kind && c.subject.name == g.subject.name
+        }) else {
+            continue;
+        };
+        let mut policy = ap.clone();
+        if let Some(meta) = policy.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.insert("namespace".into(), json!(c.subject.namespace));
+        }
+        at.push(gi);
+        companions.push(authz_proof::Companion { subject: c.subject.clone(), policy });
+    }
+    for (ci, (ui, ports)) in authz_proof::prove(model, &policies, &companions, uses) {
+        let g = &mut out.policies[at[ci]];
+        g.authorization = None;
+        let why = match uses.get(ui) {
+            Some(u) => format!(
+                "it would cut {} -> {} on {} ({}), a connection the input shows in use",
+                u.from_name,
+                g.protects,
+                ports.iter().map(|p| format!("TCP {p}")).collect::<Vec<_>>().join(", "),
+                u.why
+            ),
+            None => "the reachability engine could not build the input with it".into(),
+        };
+        out.notes.push(format!(
+            "{}: no AuthorizationPolicy goes with its NetworkPolicy ({why}): peers it admits reach every port of it through the ambient tunnel",
+            g.protects
+        ));
     }
 }
 

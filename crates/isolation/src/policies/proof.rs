@@ -99,12 +99,12 @@ pub struct Verdict {
     pub overridden: BTreeMap<usize, String>,
 }
 
-struct Pods {
+pub(super) struct Pods {
     by_workload: HashMap<WorkloadRef, Vec<PodId>>,
 }
 
 impl Pods {
-    fn new(engine: &Engine) -> Pods {
+    pub(super) fn new(engine: &Engine) -> Pods {
         let mut by_workload: HashMap<WorkloadRef, Vec<PodId>> = HashMap::new();
         for (id, p) in engine.pods() {
             by_workload.entry(p.workload()).or_default().push(id);
@@ -112,7 +112,7 @@ impl Pods {
         Pods { by_workload }
     }
 
-    fn of(&self, w: &WorkloadRef) -> &[PodId] {
+    pub(super) fn of(&self, w: &WorkloadRef) -> &[PodId] {
         self.by_workload.get(w).map_or(&[], Vec::as_slice)
     }
 }
@@ -120,7 +120,7 @@ impl Pods {
 const SOURCE_POD: &str = "(source)";
 
 /// Add one synthetic pod per distinct namespace source (and its namespace when absent).
-fn with_sources(model: &ClusterModel, uses: &[Use]) -> (ClusterModel, Vec<Option<WorkloadRef>>) {
+pub(super) fn with_sources(model: &ClusterModel, uses: &[Use]) -> (ClusterModel, Vec<Option<WorkloadRef>>) {
     let mut model = model.clone();
     let mut names: BTreeMap<(String, BTreeMap<String, String>), WorkloadRef> = BTreeMap::new();
     let mut source_of = Vec::with_capacity(uses.len());
@@ -214,6 +214,10 @@ impl Required {
             Required::Every(c) => (!c.is_subset(now)).then(Vec::new),
         }
     }
+}
+
+pub(super) fn allowed_ports(conn: &Connection, ports: &[u16]) -> Vec<u16> {
+    ports.iter().copied().filter(|&p| conn.allows(Protocol::Tcp, p)).collect()
 }
 
 /// Prove `candidates` against `uses` on `model` (the input's engine model).

@@ -3,7 +3,7 @@
 
 use super::*;
 use meshmove_model::inventory::{self, Inventory};
-use meshmove_netpol::{Engine, EngineOptions, Protocol};
+use meshmove_netpol::{Engine, EngineOptions, Protocol, Target};
 
 pub(super) fn inventory(yaml: &str) -> Inventory {
     Inventory::from_files(inventory::load_str(yaml, None, "shop").unwrap(), vec!["test".into()], "shop".into())
@@ -33,7 +33,9 @@ impl Oracle {
     pub(super) fn new(input: &Inventory, generated: &Generation) -> Oracle {
         let mut objects: Vec<_> = input.objects().to_vec();
         for g in &generated.policies {
-            objects.extend(inventory::load_str(&meshmove_model::yaml::to_yaml_string(&g.object), None, "shop").unwrap());
+            for o in std::iter::once(&g.object).chain(g.authorization.as_ref()) {
+                objects.extend(inventory::load_str(&meshmove_model::yaml::to_yaml_string(o), None, "shop").unwrap());
+            }
         }
         let after = Inventory::from_files(objects, vec!["after".into()], "shop".into());
         let mut model = view::build(&after, ModelOptions { probes: false }).cluster;
@@ -61,8 +63,10 @@ impl Oracle {
             .unwrap_or_else(|| panic!("no pod of {workload}"))
     }
 
+    /// For every request: a port the destination's AuthorizationPolicies admit only for some
+    /// requests does not count.
     pub(super) fn reaches(&self, from: &str, to: &str, port: u16) -> bool {
-        self.engine.allowed(self.pod(from), self.pod(to)).allows(Protocol::Tcp, port)
+        self.engine.allowed_for_every_request(self.pod(from), self.pod(to)).allows(Protocol::Tcp, port)
     }
 }
 
@@ -165,6 +169,45 @@ fn ambient_admits_hbone_only_with_the_application_peers() {
 }
 
 use ipnet::IpNet;
+
+/// The ambient companions, proven by the engine: inside the tunnel they keep the client on the
+/// ports it uses and shut it out of the others, which the NetworkPolicy alone cannot.
+#[test]
+fn ambient_companions_narrow_the_tunnel_to_the_ports_in_use() {
+    let input = inventory(&format!("{AMBIENT_NS}{SHOP}"));
+    let opts = PolicyOptions::default();
+    let g = generate(&input, &release(&opts, MeshMode::Ambient));
+    assert!(g.policies.iter().all(|p| p.authorization.is_some()), "{:?}", g.notes);
+    let o = Oracle::new(&input, &g);
+    assert!(o.engine.authz_active());
+    assert!(o.reaches("api", "db", 5432) && o.reaches("web", "api", 8080));
+    assert!(!o.reaches("api", "db", 9999), "the companion admits api on 5432 (and 15008) only");
+    let x = o.engine.explain(Target::Pod(o.pod("api")), Target::Pod(o.pod("db")), Protocol::Tcp, 9999).unwrap();
+    let a = x.authorization.expect("ztunnel's verdict");
+    assert_eq!((a.state, a.enforced_by), (meshmove_netpol::AuthzState::Denied, Some(meshmove_netpol::Enforcer::Ztunnel)), "{a:?}");
+    // Without the companions the tunnel opens every port.
+    let bare = Generation { policies: g.policies.iter().cloned().map(|p| Generated { authorization: None, ..p }).collect(), ..g.clone() };
+    assert!(Oracle::new(&input, &bare).reaches("api", "db", 9999));
+}
+
+/// A client left out of the mesh connects in plaintext, without the principal the companion
+/// names: the proof withholds the companion (the NetworkPolicy still goes out) and says why.
+#[test]
+fn a_companion_that_would_refuse_a_plaintext_client_is_withheld() {
+    let shop = SHOP.replacen("metadata: {labels: {app: api}}", "metadata: {labels: {app: api, istio.io/dataplane-mode: none}}", 1);
+    let input = inventory(&format!("{AMBIENT_NS}{shop}"));
+    let opts = PolicyOptions::default();
+    let g = generate(&input, &release(&opts, MeshMode::Ambient));
+    let db = g.policies.iter().find(|p| p.protects == "StatefulSet/db").expect("db keeps its NetworkPolicy");
+    assert!(db.authorization.is_none());
+    assert!(
+        g.notes.iter().any(|n| n.starts_with("StatefulSet/db: no AuthorizationPolicy goes with its NetworkPolicy (it would cut Deployment/api -> StatefulSet/db on TCP 5432")),
+        "{:?}",
+        g.notes
+    );
+    let o = Oracle::new(&input, &g);
+    assert!(o.reaches("api", "db", 5432), "the plaintext client keeps its connection");
+}
 
 /// With `--egress` in ambient mode, egress admits 15008 only with the peers a workload is seen
 /// calling: the tunnel to anyone else would open every port of every pod in the mesh.

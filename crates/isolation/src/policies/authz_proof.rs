@@ -1,0 +1,139 @@
+//! Proof of the ambient AuthorizationPolicy companions ([`super::authz`]), on the engine like
+//! the NetworkPolicies ([`super::proof`]): with the generated NetworkPolicies in place, every
+//! connection in use that the destination's proxy admits for every request before must still
+//! be admitted for every request with the companions added. The engine evaluates the
+//! companions as ztunnel does ([`meshmove_netpol::authz`]): principals from the sources'
+//! service accounts over mutual TLS, none for sources outside the mesh.
+//!
+//! A companion that would cut a connection is withheld (its NetworkPolicy still goes out) and
+//! the proof runs again without it, until nothing in use is cut.
+
+use std::collections::{BTreeMap, HashSet};
+
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use meshmove_netpol::{ClusterModel, Engine, EngineOptions, PodId, WorkloadRef};
+use serde_json::Value;
+
+use super::proof::{Pods, Use, allowed_ports, with_sources};
+
+/// A companion and the workload whose pods it selects; `policy` has `metadata.namespace` set.
+pub struct Companion {
+    pub subject: WorkloadRef,
+    pub policy: Value,
+}
+
+fn key(v: &Value) -> (Option<&str>, Option<&str>) {
+    (
+        v.pointer("/metadata/namespace").and_then(Value::as_str),
+        v.pointer("/metadata/name").and_then(Value::as_str),
+    )
+}
+
+/// The companions to withhold: index -> (use index, ports it would cut). `policies` are the
+/// NetworkPolicies that go out with them (they replace existing ones of the same name).
+pub fn prove(
+    model: &ClusterModel,
+    policies: &[NetworkPolicy],
+    companions: &[Companion],
+    uses: &[Use],
+) -> BTreeMap<usize, (usize, Vec<u16>)> {
+    let (mut base, source_of) = with_sources(model, uses);
+    let replaced: HashSet<(&Option<String>, &Option<String>)> = policies
+        .iter()
+        .map(|p| (&p.metadata.namespace, &p.metadata.name))
+        .collect();
+    base.policies
+        .retain(|p| !replaced.contains(&(&p.metadata.namespace, &p.metadata.name)));
+    base.policies.extend(policies.iter().cloned());
+    let mut withheld: BTreeMap<usize, (usize, Vec<u16>)> = BTreeMap::new();
+    let Ok((before, _)) = Engine::build_lenient(&base, EngineOptions::default()) else {
+        return (0..companions.len())
+            .map(|i| (i, (usize::MAX, Vec::new())))
+            .collect();
+    };
+    let pods = Pods::new(&before);
+    // Per use: (source pod, destination pod, ports admitted for every request before).
+    let pairs: Vec<Vec<(PodId, PodId, Vec<u16>)>> = uses
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let Some(src) = source_of[i]
+                .as_ref()
+                .and_then(|w| pods.of(w).first().copied())
+            else {
+                return Vec::new();
+            };
+            if u.violation.is_some() {
+                return Vec::new();
+            }
+            pods.of(&u.to)
+                .iter()
+                .map(|&dst| {
+                    (
+                        src,
+                        dst,
+                        allowed_ports(&before.allowed_for_every_request(src, dst), &u.ports),
+                    )
+                })
+                .filter(|(_, _, p)| !p.is_empty())
+                .collect()
+        })
+        .collect();
+    loop {
+        let active: Vec<(usize, &Companion)> = companions
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !withheld.contains_key(i))
+            .collect();
+        let mut after_model = base.clone();
+        let names: HashSet<(Option<&str>, Option<&str>)> =
+            active.iter().map(|(_, c)| key(&c.policy)).collect();
+        after_model
+            .authorization_policies
+            .retain(|p| !names.contains(&key(p)));
+        after_model
+            .authorization_policies
+            .extend(active.iter().map(|(_, c)| c.policy.clone()));
+        let Ok((after, _)) = Engine::build_lenient(&after_model, EngineOptions::default()) else {
+            for (i, _) in active {
+                withheld.insert(i, (usize::MAX, Vec::new()));
+            }
+            return withheld;
+        };
+        let mut blamed = false;
+        for (i, u) in uses.iter().enumerate() {
+            for (src, dst, required) in &pairs[i] {
+                let now = allowed_ports(&after.allowed_for_every_request(*src, *dst), required);
+                let lost: Vec<u16> = required
+                    .iter()
+                    .copied()
+                    .filter(|p| !now.contains(p))
+                    .collect();
+                if lost.is_empty() {
+                    continue;
+                }
+                // The destination's companions; when none is its own (a selector shared with
+                // another workload), every active one, so that nothing in use is ever cut.
+                let own: Vec<usize> = active
+                    .iter()
+                    .filter(|(_, c)| c.subject == u.to)
+                    .map(|(j, _)| *j)
+                    .collect();
+                let blame = if own.is_empty() {
+                    active.iter().map(|(j, _)| *j).collect()
+                } else {
+                    own
+                };
+                for j in blame {
+                    withheld.entry(j).or_insert_with(|| {
+                        blamed = true;
+                        (i, lost.clone())
+                    });
+                }
+            }
+        }
+        if !blamed {
+            return withheld;
+        }
+    }
+}
