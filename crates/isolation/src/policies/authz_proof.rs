@@ -14,7 +14,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use meshmove_netpol::{ClusterModel, Engine, EngineOptions, PodId, WorkloadRef};
 use serde_json::Value;
 
-use super::proof::{Pods, Use, allowed_ports, with_sources};
+use super::proof::{Pods, To, Use, allowed_ports, with_sources};
 
 /// A companion and the workload whose pods it selects; `policy` has `metadata.namespace` set.
 pub struct Companion {
@@ -63,10 +63,11 @@ pub fn prove(
             else {
                 return Vec::new();
             };
-            if u.violation.is_some() {
+            // AuthorizationPolicies guard pods: a use of an address outside the cluster has none.
+            let (None, To::Workload(to)) = (&u.violation, &u.to) else {
                 return Vec::new();
-            }
-            pods.of(&u.to)
+            };
+            pods.of(to)
                 .iter()
                 .map(|&dst| {
                     (
@@ -116,7 +117,7 @@ pub fn prove(
                 // another workload), every active one, so that nothing in use is ever cut.
                 let own: Vec<usize> = active
                     .iter()
-                    .filter(|(_, c)| c.subject == u.to)
+                    .filter(|(_, c)| matches!(&u.to, To::Workload(w) if *w == c.subject))
                     .map(|(j, _)| *j)
                     .collect();
                 let blame = if own.is_empty() {
