@@ -554,7 +554,7 @@ fn steps_that_do_not_follow_from_the_state_are_refused() {
     assert!(r.stderr.contains("could not read roles.rbac.authorization.k8s.io in shop") && r.stderr.contains("--allow-unreadable"), "{}", r.stderr);
     assert!(e3.writes().is_empty(), "{:?}", e3.writes());
     e3.double.add_fault(FaultRule::on("GET", "^/apis/rbac.authorization.k8s.io/v1/namespaces/shop/roles$").forbidden("alice")).unwrap();
-    let r = e3.mm(&["ns", "create", "shop", "--mode", "ambient", "--dry-run=client", "--force", "--allow-unreadable"]).expect_code(0);
+    let r = e3.mm(&["ns", "create", "shop", "--mode", "ambient", "--dry-run=client", "--force", "--allow-unreadable", "--no-waypoint"]).expect_code(0);
     assert!(r.stdout.contains("note: going ahead despite the control plane check (--force):"), "{}", r.stdout);
     assert!(r.stdout.contains("note: could not read roles.rbac.authorization.k8s.io in shop (forbidden: "), "{}", r.stdout);
     assert!(r.stdout.contains("any there are not copied"), "{}", r.stdout);
