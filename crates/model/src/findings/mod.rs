@@ -281,11 +281,13 @@ impl Report {
 /// The codes of one tool's catalog: a `static` per code and the tool's `CATALOG` of them all, in
 /// the order given.
 ///
-/// ```ignore
+/// ```
 /// meshmove_model::finding_codes! { tool: "dbiso";
 ///     CODE_SHARED_DATABASE = "DB3001" Error "Database is used by more than one service",
 ///         "Give each service its own database ...";
 /// }
+/// assert_eq!(CODE_SHARED_DATABASE.code, "DB3001");
+/// assert_eq!(CATALOG.get("DB3001").map(|c| c.title), Some("Database is used by more than one service"));
 /// ```
 #[macro_export]
 macro_rules! finding_codes {
