@@ -10,27 +10,9 @@ use serde_json::Value;
 
 use super::authz::{AuthzAction, AuthzPolicy, AuthzRule, Clause, Conjunction, Field, Pattern};
 use super::cidr::parse_cidr;
-use super::compile::PolicyError;
+use super::compile::{Errs, PolicyError};
 
 pub(crate) const AUTHORIZATION_POLICY: &str = "AuthorizationPolicy";
-
-struct Errs<'a> {
-    namespace: &'a str,
-    name: &'a str,
-    list: Vec<PolicyError>,
-}
-
-impl Errs<'_> {
-    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.list.push(PolicyError {
-            kind: AUTHORIZATION_POLICY,
-            namespace: self.namespace.to_string(),
-            name: self.name.to_string(),
-            path: path.into(),
-            message: message.into(),
-        });
-    }
-}
 
 fn strings(v: &Value, path: &str, errs: &mut Errs<'_>) -> Vec<String> {
     match v.as_array() {
@@ -217,11 +199,7 @@ pub(crate) fn compile(object: &Value, namespace: &str) -> Result<AuthzPolicy, Ve
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    let mut errs = Errs {
-        namespace,
-        name: &name,
-        list: Vec::new(),
-    };
+    let mut errs = Errs::new(AUTHORIZATION_POLICY, namespace, &name);
     let spec = object
         .get("spec")
         .cloned()

@@ -162,16 +162,23 @@ impl CompileCtx {
     }
 }
 
-struct Errs<'a> {
+/// The problems found reading one namespaced policy object (a NetworkPolicy here, an Istio
+/// AuthorizationPolicy in [`crate::authz_compile`]), each with its field path.
+pub(crate) struct Errs<'a> {
+    kind: &'static str,
     namespace: &'a str,
     name: &'a str,
-    list: Vec<PolicyError>,
+    pub(crate) list: Vec<PolicyError>,
 }
 
-impl Errs<'_> {
-    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+impl<'a> Errs<'a> {
+    pub(crate) fn new(kind: &'static str, namespace: &'a str, name: &'a str) -> Self {
+        Errs { kind, namespace, name, list: Vec::new() }
+    }
+
+    pub(crate) fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.list.push(PolicyError {
-            kind: NETWORK_POLICY,
+            kind: self.kind,
             namespace: self.namespace.to_string(),
             name: self.name.to_string(),
             path: path.into(),
@@ -192,11 +199,7 @@ pub(crate) fn compile_policy(
         .clone()
         .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
     let name = np.metadata.name.clone().unwrap_or_default();
-    let mut errs = Errs {
-        namespace: &namespace,
-        name: &name,
-        list: Vec::new(),
-    };
+    let mut errs = Errs::new(NETWORK_POLICY, &namespace, &name);
     if name.is_empty() {
         errs.push("metadata.name", "Required value");
     }
