@@ -5,16 +5,20 @@
 //! companions as ztunnel does ([`meshmove_netpol::authz`]): principals from the sources'
 //! service accounts over mutual TLS, none for sources outside the mesh.
 //!
+//! A use that names no port (a client of every port of the destination) must keep every TCP
+//! port it was admitted on before ([`Required::Every`]): a companion whose rules list ports cuts
+//! it on the others, as the engine evaluates it, and is withheld.
+//!
 //! A companion that would cut a connection is withheld (its NetworkPolicy still goes out) and
 //! the proof runs again without it, until nothing in use is cut.
 
 use std::collections::{BTreeMap, HashSet};
 
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use meshmove_netpol::{ClusterModel, Engine, EngineOptions, PodId, WorkloadRef};
+use meshmove_netpol::{ClusterModel, Engine, EngineOptions, PodId, PortSet, WorkloadRef};
 use serde_json::Value;
 
-use super::proof::{Pods, To, Use, allowed_ports, with_sources};
+use super::proof::{Pods, Required, To, Use, with_sources};
 
 /// A companion and the workload whose pods it selects; `policy` has `metadata.namespace` set.
 pub struct Companion {
@@ -29,14 +33,14 @@ fn key(v: &Value) -> (Option<&str>, Option<&str>) {
     )
 }
 
-/// The companions to withhold: index -> (use index, ports it would cut). `policies` are the
+/// The companions to withhold: index -> (use index, TCP ports it would cut). `policies` are the
 /// NetworkPolicies that go out with them (they replace existing ones of the same name).
 pub fn prove(
     model: &ClusterModel,
     policies: &[NetworkPolicy],
     companions: &[Companion],
     uses: &[Use],
-) -> BTreeMap<usize, (usize, Vec<u16>)> {
+) -> BTreeMap<usize, (usize, PortSet)> {
     let (mut base, source_of) = with_sources(model, uses);
     let replaced: HashSet<(&Option<String>, &Option<String>)> = policies
         .iter()
@@ -45,15 +49,15 @@ pub fn prove(
     base.policies
         .retain(|p| !replaced.contains(&(&p.metadata.namespace, &p.metadata.name)));
     base.policies.extend(policies.iter().cloned());
-    let mut withheld: BTreeMap<usize, (usize, Vec<u16>)> = BTreeMap::new();
+    let mut withheld: BTreeMap<usize, (usize, PortSet)> = BTreeMap::new();
     let Ok((before, _)) = Engine::build_lenient(&base, EngineOptions::default()) else {
         return (0..companions.len())
-            .map(|i| (i, (usize::MAX, Vec::new())))
+            .map(|i| (i, (usize::MAX, PortSet::new())))
             .collect();
     };
     let pods = Pods::new(&before);
-    // Per use: (source pod, destination pod, ports admitted for every request before).
-    let pairs: Vec<Vec<(PodId, PodId, Vec<u16>)>> = uses
+    // Per use: (source pod, destination pod, what was admitted for every request before).
+    let pairs: Vec<Vec<(PodId, PodId, Required)>> = uses
         .iter()
         .enumerate()
         .map(|(i, u)| {
@@ -73,10 +77,10 @@ pub fn prove(
                     (
                         src,
                         dst,
-                        allowed_ports(&before.allowed_for_every_request(src, dst), &u.ports),
+                        Required::of(&before.allowed_for_every_request(src, dst), &u.ports),
                     )
                 })
-                .filter(|(_, _, p)| !p.is_empty())
+                .filter(|(_, _, r)| !r.is_empty())
                 .collect()
         })
         .collect();
@@ -97,22 +101,16 @@ pub fn prove(
             .extend(active.iter().map(|(_, c)| c.policy.clone()));
         let Ok((after, _)) = Engine::build_lenient(&after_model, EngineOptions::default()) else {
             for (i, _) in active {
-                withheld.insert(i, (usize::MAX, Vec::new()));
+                withheld.insert(i, (usize::MAX, PortSet::new()));
             }
             return withheld;
         };
         let mut blamed = false;
         for (i, u) in uses.iter().enumerate() {
             for (src, dst, required) in &pairs[i] {
-                let now = allowed_ports(&after.allowed_for_every_request(*src, *dst), required);
-                let lost: Vec<u16> = required
-                    .iter()
-                    .copied()
-                    .filter(|p| !now.contains(p))
-                    .collect();
-                if lost.is_empty() {
+                let Some(lost) = required.lost(&after.allowed_for_every_request(*src, *dst)) else {
                     continue;
-                }
+                };
                 // The destination's companions; when none is its own (a selector shared with
                 // another workload), every active one, so that nothing in use is ever cut.
                 let own: Vec<usize> = active

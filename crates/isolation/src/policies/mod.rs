@@ -623,7 +623,7 @@ pub fn generate_with_context(inventory: &Inventory, req: &Request<'_>, context: 
                     "its policy would cut {} -> {} on {} ({}), a connection the input shows in use",
                     u.from_name,
                     d.protects,
-                    ports.iter().map(|p| format!("TCP {p}")).collect::<Vec<_>>().join(", "),
+                    proof::ports_text(ports),
                     u.why
                 ),
                 None => "the reachability engine could not build the input with its policy".into(),
@@ -741,7 +741,7 @@ fn prove_companions(model: &meshmove_netpol::ClusterModel, candidates: &[Candida
                 "it would cut {} -> {} on {} ({}), a connection the input shows in use",
                 u.from_name,
                 g.protects,
-                ports.iter().map(|p| format!("TCP {p}")).collect::<Vec<_>>().join(", "),
+                proof::ports_text(&ports),
                 u.why
             ),
             None => "the reachability engine could not build the input with it".into(),

@@ -86,8 +86,8 @@ pub struct Candidate {
 /// the remaining policies do cut.
 #[derive(Debug, Clone, Default)]
 pub struct Verdict {
-    /// Candidate index -> (use index, ports it would cut).
-    pub withhold: BTreeMap<usize, (usize, Vec<u16>)>,
+    /// Candidate index -> (use index, TCP ports it would cut).
+    pub withhold: BTreeMap<usize, (usize, PortSet)>,
     /// Use index -> ports cut (violations only).
     pub cut: Vec<(usize, Vec<u16>)>,
     /// Uses whose source or destination has no pod in the model (not checked).
@@ -120,7 +120,10 @@ impl Pods {
 const SOURCE_POD: &str = "(source)";
 
 /// Add one synthetic pod per distinct namespace source (and its namespace when absent).
-pub(super) fn with_sources(model: &ClusterModel, uses: &[Use]) -> (ClusterModel, Vec<Option<WorkloadRef>>) {
+pub(super) fn with_sources(
+    model: &ClusterModel,
+    uses: &[Use],
+) -> (ClusterModel, Vec<Option<WorkloadRef>>) {
     let mut model = model.clone();
     let mut names: BTreeMap<(String, BTreeMap<String, String>), WorkloadRef> = BTreeMap::new();
     let mut source_of = Vec::with_capacity(uses.len());
@@ -168,16 +171,17 @@ fn between(engine: &Engine, src: PodId, dst: Target) -> Connection {
     }
 }
 
-/// What a use needs to keep: its TCP ports that were allowed before, or, when no port is named,
-/// every TCP port that was.
+/// What a use needs to keep: its TCP ports that were allowed before, or, when no port is named
+/// (a client of every port of a receiver, an address outside the cluster whose port nothing
+/// names), every TCP port that was.
 #[derive(Debug, Clone)]
-enum Required {
+pub(super) enum Required {
     Ports(Vec<u16>),
     Every(Connection),
 }
 
 impl Required {
-    fn of(before: &Connection, ports: &[u16]) -> Required {
+    pub(super) fn of(before: &Connection, ports: &[u16]) -> Required {
         if ports.is_empty() {
             let tcp = Connection::Ports(PortSet::from_ranges([PortRange::full(Protocol::Tcp)]));
             Required::Every(before.intersect(&tcp))
@@ -192,32 +196,47 @@ impl Required {
         }
     }
 
-    fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         match self {
             Required::Ports(p) => p.is_empty(),
             Required::Every(c) => c.is_none(),
         }
     }
 
-    /// The ports `now` no longer allows (empty when the lost ones are "every port"), or `None`
-    /// when nothing is lost.
-    fn lost(&self, now: &Connection) -> Option<Vec<u16>> {
-        match self {
-            Required::Ports(p) => {
-                let lost: Vec<u16> = p
-                    .iter()
-                    .copied()
-                    .filter(|&p| !now.allows(Protocol::Tcp, p))
-                    .collect();
-                (!lost.is_empty()).then_some(lost)
-            }
-            Required::Every(c) => (!c.is_subset(now)).then(Vec::new),
-        }
+    /// The TCP ports `now` no longer allows, or `None` when nothing is lost.
+    pub(super) fn lost(&self, now: &Connection) -> Option<PortSet> {
+        let lost = match self {
+            Required::Ports(p) => PortSet::from_ranges(
+                p.iter()
+                    .filter(|&&p| !now.allows(Protocol::Tcp, p))
+                    .map(|&p| PortRange::single(Protocol::Tcp, p)),
+            ),
+            Required::Every(c) => match (c, now) {
+                (_, Connection::All) => PortSet::new(),
+                // `c` is TCP only (see `of`), never `All`.
+                (Connection::All, Connection::Ports(n)) => {
+                    PortSet::from_ranges([PortRange::full(Protocol::Tcp)]).difference(n)
+                }
+                (Connection::Ports(c), Connection::Ports(n)) => c.difference(n),
+            },
+        };
+        (!lost.is_empty()).then_some(lost)
     }
 }
 
-pub(super) fn allowed_ports(conn: &Connection, ports: &[u16]) -> Vec<u16> {
-    ports.iter().copied().filter(|&p| conn.allows(Protocol::Tcp, p)).collect()
+/// Lost ports as reports name them: `TCP 5432, TCP 8000-8010`.
+pub fn ports_text(ports: &PortSet) -> String {
+    ports
+        .ranges()
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Every port of a set of TCP ranges (the ports of a cut violation).
+fn port_list(ports: &PortSet) -> impl Iterator<Item = u16> + '_ {
+    ports.ranges().iter().flat_map(|r| r.start..=r.end)
 }
 
 /// Prove `candidates` against `uses` on `model` (the input's engine model).
@@ -227,7 +246,7 @@ pub fn prove(model: &ClusterModel, candidates: &[Candidate], uses: &[Use]) -> Ve
         // The input's own model does not build (a duplicate object): nothing can be shown safe.
         return Verdict {
             withhold: (0..candidates.len())
-                .map(|i| (i, (usize::MAX, Vec::new())))
+                .map(|i| (i, (usize::MAX, PortSet::new())))
                 .collect(),
             ..Verdict::default()
         };
@@ -294,7 +313,7 @@ pub fn prove(model: &ClusterModel, candidates: &[Candidate], uses: &[Use]) -> Ve
                 verdict
                     .withhold
                     .entry(i)
-                    .or_insert((usize::MAX, Vec::new()));
+                    .or_insert((usize::MAX, PortSet::new()));
             }
             verdict.cut.clear();
             return verdict;
@@ -310,7 +329,7 @@ pub fn prove(model: &ClusterModel, candidates: &[Candidate], uses: &[Use]) -> Ve
                     continue;
                 };
                 if u.violation.is_some() {
-                    lost_all.extend(&lost);
+                    lost_all.extend(port_list(&lost));
                     continue;
                 }
                 // The destination's ingress, else the source's egress, is what cut it; between

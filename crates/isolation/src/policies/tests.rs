@@ -3,7 +3,7 @@
 
 use super::*;
 use meshmove_model::inventory::{self, Inventory};
-use meshmove_netpol::{Engine, EngineOptions, Protocol, Target};
+use meshmove_netpol::{Engine, EngineOptions, PortRange, PortSet, Protocol, Target};
 
 pub(super) fn inventory(yaml: &str) -> Inventory {
     Inventory::from_files(inventory::load_str(yaml, None, "shop").unwrap(), vec!["test".into()], "shop".into())
@@ -207,6 +207,41 @@ fn a_companion_that_would_refuse_a_plaintext_client_is_withheld() {
     );
     let o = Oracle::new(&input, &g);
     assert!(o.reaches("api", "db", 5432), "the plaintext client keeps its connection");
+}
+
+/// A client of every port: `web` also names `api-peers`, a headless Service without ports, so
+/// it may use any port of api's pods. In ambient mode the NetworkPolicy admits it on 15008, which
+/// opens every port through the tunnel; the companion lists 8080 and 15008 only and would cut
+/// the others, so the proof withholds it and says which ports.
+#[test]
+fn a_companion_that_would_cut_a_client_of_every_port_is_withheld() {
+    let shop = SHOP.replace("env: [{name: API_URL, value: 'http://api/v1'}]", "env: [{name: API_URL, value: 'http://api/v1'}, {name: PEERS, value: 'http://api-peers:9000/'}]");
+    let headless = "
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api-peers}
+spec: {clusterIP: None, selector: {app: api}}
+";
+    let input = inventory(&format!("{AMBIENT_NS}{shop}{headless}"));
+    let opts = PolicyOptions::default();
+    let g = generate(&input, &release(&opts, MeshMode::Ambient));
+    let api = g.policies.iter().find(|p| p.protects == "Deployment/api").expect("api keeps its NetworkPolicy");
+    assert!(api.authorization.is_none(), "{:?}", api.authorization);
+    assert!(
+        g.notes.iter().any(|n| n.starts_with(
+            "Deployment/api: no AuthorizationPolicy goes with its NetworkPolicy (it would cut Deployment/web -> Deployment/api on TCP 1-8079, TCP 8081-15007, TCP 15009-65535 (env PEERS names api-peers)"
+        )),
+        "{:?}",
+        g.notes
+    );
+    let o = Oracle::new(&input, &g);
+    for port in [8080, 9000, 1] {
+        assert!(o.reaches("web", "api", port), "web keeps every port of api: {port}");
+    }
+    // The database's companion does not concern web's use and still goes out.
+    assert!(g.policies.iter().find(|p| p.protects == "StatefulSet/db").is_some_and(|p| p.authorization.is_some()), "{:?}", g.notes);
+    assert!(!o.reaches("web", "db", 5432));
 }
 
 /// With `--egress` in ambient mode, egress admits 15008 only with the peers a workload is seen
@@ -500,7 +535,7 @@ fn the_proof_sees_the_ambient_tunnel() {
     };
     let uses = [proof::Use { from: proof::From::Workload(api), from_name: "api".into(), to: proof::To::Workload(db.clone()), ports: vec![5432], why: "DATABASE_URL".into(), violation: None }];
     let v = proof::prove(&model, &[candidate(json!([{"port": 5432}]))], &uses);
-    assert_eq!(v.withhold.get(&0).map(|(u, ports)| (*u, ports.clone())), Some((0, vec![5432])), "{v:?}");
+    assert_eq!(v.withhold.get(&0).map(|(u, ports)| (*u, ports.clone())), Some((0, PortSet::from_ranges([PortRange::single(Protocol::Tcp, 5432)]))), "{v:?}");
     let v = proof::prove(&model, &[candidate(json!([{"port": 5432}, {"port": HBONE_PORT}]))], &uses);
     assert!(v.withhold.is_empty(), "{v:?}");
 }
