@@ -1004,3 +1004,30 @@ fn complete_never_retires_a_backend_a_journal_of_an_older_version_recorded_as_co
     assert!(e.get("apps/v1", "Deployment", "zamaz", "api").is_none(), "the stateless side is retired");
     assert!(e.state()["deletedLegacy"].get("StatefulSet/postgres").is_none());
 }
+
+/// Where stdout is not a terminal (a pipe here), `ns monitor` prints one plain line per refresh:
+/// no cursor movement or clearing, each line the sample of that moment, as the cluster and
+/// Prometheus give it.
+#[test]
+fn monitor_prints_plain_lines_when_stdout_is_not_a_terminal() {
+    let e = env();
+    let prom = FakePrometheus::start(metrics((*e.double).clone(), 101)).unwrap();
+    e.mm(&["ns", "create", "shop"]).expect_code(0);
+    e.mm(&["ns", "shift", "shop", "10"]).expect_code(0);
+    let r = e.mm(&["ns", "monitor", "shop", "--for", "600ms", "--every", "200ms", "--prometheus-url", &prom.url()]).expect_code(0);
+    assert!(!r.stdout.contains('\x1b') && !r.stdout.contains('\r'), "escape sequences on a pipe: {:?}", r.stdout);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert!(lines.len() >= 2, "one line per refresh over 600ms every 200ms: {:?}", r.stdout);
+    let ready = |ns: &str| {
+        let deployments = e.double.list("apps/v1", "Deployment", Some(ns));
+        let sum = |f: &str| deployments.iter().map(|d| d["status"][f].as_i64().unwrap_or(0)).sum::<i64>();
+        format!("{}/{}", sum("readyReplicas"), sum("replicas"))
+    };
+    for line in lines {
+        let (head, mesh) = line.split_once(" | ").unwrap_or_else(|| panic!("not `legacy | mesh`: {line:?}"));
+        let fields: Vec<&str> = head.split(' ').collect();
+        assert_eq!(fields[1], format!("weight={}%", e.weight("api").unwrap()), "{line}");
+        assert_eq!(fields[2..].join(" "), format!("legacy ready={} restarts=0 success=99.95% p99=42.5ms", ready("shop")), "{line}");
+        assert_eq!(mesh, format!("mesh ready={} restarts=0 success=99.95% p99=42.5ms", ready("shop-mesh")), "{line}");
+    }
+}
