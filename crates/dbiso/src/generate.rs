@@ -3,7 +3,10 @@
 use anyhow::Result;
 use clap::Args;
 use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat, SourceFlags};
+use std::collections::BTreeMap;
+
 use meshmove_isolation::generate::{self, GenerateOptions, Generation};
+use meshmove_isolation::policies::Cidr;
 use meshmove_model::inventory::{Inventory, Kind, Object, Origin, kinds};
 use meshmove_model::workload::WORKLOAD_KINDS;
 use serde_json::json;
@@ -22,7 +25,7 @@ pub struct GenerateArgs {
     pub focus: super::reach::FocusArgs,
 }
 
-/// Who besides the owners reaches a database.
+/// Who besides the owners reaches a database, and whether egress is isolated too.
 #[derive(Args)]
 pub struct PolicyArgs {
     /// Namespace of the CloudNativePG operator (admitted on ports 5432 and 8000 of the instances)
@@ -31,7 +34,8 @@ pub struct PolicyArgs {
     /// Namespace of monitoring, admitted on metrics ports (repeatable; replaces the default)
     #[arg(long = "monitoring-namespace", value_name = "NS", default_values_t = ["monitoring".to_string()], help_heading = "Policies")]
     pub monitoring_namespaces: Vec<String>,
-    /// Isolate this database even when its clients cannot all be established (repeatable)
+    /// Isolate this database (with --egress also: this workload's egress) even when its clients
+    /// (its destinations) cannot all be established (repeatable)
     #[arg(long = "isolate", value_name = "DATABASE", help_heading = "Policies")]
     pub isolate: Vec<String>,
     /// Isolate every database, including those no workload references (their policy admits no
@@ -42,6 +46,23 @@ pub struct PolicyArgs {
     /// (repeatable)
     #[arg(long = "owner", value_name = "DATABASE=SERVICE", value_parser = parse_owner, help_heading = "Policies")]
     pub owners: Vec<(String, String)>,
+    /// Also isolate the egress of every workload that is not a database (a policy
+    /// dbiso-<workload>-egress each): DNS, the Services and databases it is seen using, istiod for
+    /// sidecars, and the addresses outside the cluster it names
+    #[arg(long, help_heading = "Policies")]
+    pub egress: bool,
+    /// With --egress: the address ranges of a host outside the cluster that workloads name by DNS
+    /// name (a NetworkPolicy names such destinations by range only; repeatable)
+    #[arg(long = "external-host", value_name = "HOST=CIDR[,CIDR...]", value_parser = parse_external_host, requires = "egress", help_heading = "Policies")]
+    pub external_hosts: Vec<(String, Vec<Cidr>)>,
+}
+
+fn parse_external_host(s: &str) -> Result<(String, Vec<Cidr>), String> {
+    let Some((host, ranges)) = s.split_once('=').filter(|(h, r)| !h.trim().is_empty() && !r.trim().is_empty()) else {
+        return Err(format!("`{s}` is not HOST=CIDR[,CIDR...] (db.example.com=10.20.0.0/16)"));
+    };
+    let cidrs = ranges.split(',').map(|c| Cidr::try_from(c.to_string())).collect::<Result<Vec<_>, _>>()?;
+    Ok((host.trim().to_ascii_lowercase(), cidrs))
 }
 
 fn parse_owner(s: &str) -> Result<(String, String), String> {
@@ -59,6 +80,11 @@ impl PolicyArgs {
             isolate: self.isolate.clone(),
             isolate_all: self.isolate_all,
             owners: self.owners.iter().cloned().collect(),
+            egress: self.egress,
+            external_hosts: self.external_hosts.iter().fold(BTreeMap::new(), |mut m, (host, cidrs)| {
+                m.entry(host.clone()).or_insert_with(Vec::new).extend(cidrs.iter().cloned());
+                m
+            }),
         }
     }
 }
@@ -83,7 +109,8 @@ pub fn kinds(with_policies: bool) -> Vec<&'static Kind> {
 pub fn policies(inventory: &Inventory, args: &PolicyArgs) -> Generation {
     let generation = generate::generate(inventory, &args.options());
     for w in &generation.withheld {
-        meshmove_cli::log::note(format_args!("{} (namespace {}): no policy generated: {}; to isolate it anyway: {}", w.subject, w.namespace, w.reason, w.isolate_with));
+        let what = if w.egress { "no egress policy generated" } else { "no policy generated" };
+        meshmove_cli::log::note(format_args!("{} (namespace {}): {what}: {}; to isolate it anyway: {}", w.subject, w.namespace, w.reason, w.isolate_with));
     }
     for c in &generation.cuts {
         let ports: Vec<String> = c.ports.iter().map(|p| format!("TCP {p}")).collect();

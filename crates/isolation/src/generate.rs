@@ -12,18 +12,25 @@
 //! use it and none is its owner by name) is left alone unless asked
 //! ([`GenerateOptions::isolate`]). Policies are additive, so these policies do not remove what
 //! other policies selecting the same pods already admit.
+//!
+//! With [`GenerateOptions::egress`] every workload that is not a database also gets an egress
+//! policy, `dbiso-<workload>-egress`, from the same generator as the post-renderer's `--egress`
+//! ([`crate::policies`]'s `egress` module): cluster DNS, the Services and databases it is seen
+//! using, istiod where it carries a sidecar, and the addresses outside the cluster it names
+//! (hosts named by DNS name need their ranges in [`GenerateOptions::external_hosts`]), proven by
+//! the engine like the ingress policies.
 
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
 use super::discover;
-use crate::policies::{self, PolicyOptions, Request, Subjects};
+use crate::policies::{self, Cidr, PolicyOptions, Request, Subjects};
 use meshmove_model::inventory::Inventory;
 
 pub use crate::policies::{Generated, Generation};
 
-/// Label on every policy `dbiso` writes, naming the database it isolates.
+/// Label on every ingress policy `dbiso` writes, naming the database it isolates.
 pub const DATABASE_LABEL: &str = "dbiso.meshmove.io/database";
 /// The field manager `dbiso apply` uses, also written as `app.kubernetes.io/managed-by`.
 pub const FIELD_MANAGER: &str = "kubectl-dbiso";
@@ -41,6 +48,11 @@ pub struct GenerateOptions {
     pub isolate_all: bool,
     /// Owner service of shared databases, by database name.
     pub owners: BTreeMap<String, String>,
+    /// Also isolate the egress of every workload that is not a database.
+    pub egress: bool,
+    /// Address ranges of hosts outside the cluster that workloads name by DNS name (or of an
+    /// address, to widen it), for egress policies.
+    pub external_hosts: BTreeMap<String, Vec<Cidr>>,
 }
 
 impl Default for GenerateOptions {
@@ -51,6 +63,8 @@ impl Default for GenerateOptions {
             isolate: Vec::new(),
             isolate_all: false,
             owners: BTreeMap::new(),
+            egress: false,
+            external_hosts: BTreeMap::new(),
         }
     }
 }
@@ -68,6 +82,8 @@ pub fn generate(inventory: &Inventory, options: &GenerateOptions) -> Generation 
         database_isolation: true,
         isolate_anyway: isolate,
         database_owners: options.owners.clone(),
+        egress: options.egress,
+        external_hosts: options.external_hosts.clone(),
         ..PolicyOptions::default()
     };
     let req = Request {
@@ -83,7 +99,8 @@ pub fn generate(inventory: &Inventory, options: &GenerateOptions) -> Generation 
     for p in &mut generation.policies {
         let (database, namespace) = (p.subject.name.clone(), p.namespace.clone());
         for object in std::iter::once(&mut p.object).chain(p.authorization.as_mut()) {
-            if let Some(labels) = object.pointer_mut("/metadata/labels").and_then(Value::as_object_mut) {
+            // An egress policy restricts a client, not a database.
+            if let Some(labels) = object.pointer_mut("/metadata/labels").and_then(Value::as_object_mut).filter(|_| !p.egress) {
                 labels.insert(DATABASE_LABEL.into(), json!(database));
             }
             if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {

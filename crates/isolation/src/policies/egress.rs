@@ -11,7 +11,10 @@
 //! "Behavior of to and from selectors"). So a workload that names an outside host by DNS name,
 //! or an address read from a Secret (a secret value is never written out), is left unrestricted
 //! for egress unless `networkPolicies.externalHosts` gives that host's ranges; the report says
-//! which host and which setting. A workload that reads a Secret the input lacks may connect to
+//! which host and which setting. The CloudNativePG clusters it references are named by their
+//! instance pods' labels (`cnpg.io/cluster`): their Services are the operator's, so no Service
+//! call of the input shows them. Where the mode is read from the input (`kubectl dbiso`), istiod
+//! stays open to the workloads that carry a sidecar. A workload that reads a Secret the input lacks may connect to
 //! anything it holds and is left unrestricted too, unless it is named in `isolateAnyway`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -25,8 +28,8 @@ use super::options::Cidr;
 use super::proof::{From, To, Use};
 use super::rules::{Port, namespaces_selector, workload_peer};
 use super::{RELEASE_LABEL, Request, clients, with_hbone};
+use crate::discover::Database;
 use crate::owners::{ExternalHost, Usage};
-use meshmove_istio::MeshMode;
 
 /// A workload's egress rules, what they admit in words, and the connections to outside the
 /// cluster the proof must see kept.
@@ -98,20 +101,31 @@ fn configured<'o>(hosts: &'o BTreeMap<String, Vec<Cidr>>, host: &str) -> Option<
         .map(|(_, v)| v)
 }
 
-/// The egress plan of workload `me`, or why its egress stays open.
+/// What the input shows of every workload, read once for all plans.
+pub(super) struct Context<'c, 'u> {
+    /// Service ports per workload (empty for workloads of other releases).
+    pub svc_ports: &'c [BTreeSet<Port>],
+    pub callers: &'c [Vec<clients::Call>],
+    /// Every workload carries the release label: one peer reaches them all.
+    pub all_labelled: bool,
+    pub outside: &'c Outside<'u>,
+}
+
+/// The egress plan of workload `me`, or why its egress stays open. `with_istiod`: it carries a
+/// sidecar, which needs istiod; `cnpg`: the CloudNativePG clusters it references.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn plan(
     ws: &[Workload<'_>],
-    svc_ports: &[BTreeSet<Port>],
+    context: &Context<'_, '_>,
     me: usize,
-    callers: &[Vec<clients::Call>],
-    all_labelled: bool,
     req: &Request<'_>,
     ambient: bool,
-    outside: &Outside<'_>,
+    with_istiod: bool,
+    cnpg: &[&Database],
     engine_ref: &WorkloadRef,
     forced: bool,
 ) -> Result<Plan, Open> {
+    let Context { svc_ports, callers, all_labelled, outside } = *context;
     let opts = req.options;
     let w = &ws[me];
     let object = w.object.object_ref();
@@ -157,10 +171,25 @@ pub(super) fn plan(
             }
         }
     }
+    // CloudNativePG clusters it references: their instance pods on the database's ports.
+    for db in cnpg {
+        let mut peer = serde_json::Map::new();
+        if db.object.namespace != object.namespace {
+            peer.insert("namespaceSelector".into(), namespaces_selector(&[db.namespace().to_string()]));
+        }
+        peer.insert("podSelector".into(), json!({"matchLabels": db.pod_labels}));
+        admits.push(format!(
+            "Cluster/{} (CloudNativePG) on {}",
+            db.object.name,
+            db.ports.iter().map(|p| format!("TCP {p}")).collect::<Vec<_>>().join(", ")
+        ));
+        rules.push(json!({"to": [Value::Object(peer)],
+            "ports": with_hbone(db.ports.iter().map(|p| json!({"protocol": "TCP", "port": p})).collect(), ambient)}));
+    }
     // Ambient: no rule of its own for 15008. Through the tunnel a pod admitted on 15008 reaches
     // every port of a captured destination (`meshmove_netpol::hbone`), so 15008 only goes into the
     // rules above, to the peers they name.
-    if req.mode == Some(MeshMode::Sidecar) {
+    if with_istiod {
         admits.push(format!(
             "istiod ({}) on TCP {ISTIOD_XDS_PORT}, {ISTIOD_WEBHOOK_PORT}",
             opts.istio_namespace
@@ -171,6 +200,7 @@ pub(super) fn plan(
     // Destinations outside the cluster, grouped by port: (port, ranges, where named).
     let mut unknown: Vec<String> = Vec::new();
     let mut settings: Vec<String> = Vec::new();
+    let mut flags: Vec<String> = Vec::new();
     let mut by_port: BTreeMap<Option<u16>, (BTreeSet<Cidr>, BTreeSet<String>)> = BTreeMap::new();
     for e in outside.external.get(&object).map_or(&[][..], Vec::as_slice) {
         let ranges: Vec<Cidr> = match (configured(&opts.external_hosts, &e.host), e.ip()) {
@@ -188,6 +218,7 @@ pub(super) fn plan(
                 } else {
                     (format!("{} ({})", e.host, e.via), e.host.clone())
                 };
+                flags.push(format!("--external-host {key}=<CIDR>"));
                 let what = if e.secret || e.ip().is_some() {
                     ""
                 } else {
@@ -212,18 +243,20 @@ pub(super) fn plan(
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
-                isolate_with: format!("networkPolicies.isolateAnyway: [{}]", w.name()),
+                isolate_with: format!("networkPolicies.isolateAnyway: [{name}] (dbiso: --isolate {name})", name = w.name()),
             });
         }
         if !unknown.is_empty() {
             settings.sort();
             settings.dedup();
+            flags.sort();
+            flags.dedup();
             return Err(Open {
                 reason: format!(
                     "egress stays open: it connects to {}, and a NetworkPolicy names destinations outside the cluster by address range only (ipBlock)",
                     unknown.join("; ")
                 ),
-                isolate_with: format!("networkPolicies.externalHosts: {{{}}}", settings.join(", ")),
+                isolate_with: format!("networkPolicies.externalHosts: {{{}}} (dbiso: {})", settings.join(", "), flags.join(" ")),
             });
         }
     }
@@ -265,5 +298,7 @@ pub(super) fn plan(
     })
 }
 
+#[cfg(test)]
+mod dbiso_tests;
 #[cfg(test)]
 mod tests;

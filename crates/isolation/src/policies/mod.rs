@@ -229,8 +229,9 @@ pub fn generate_with_context(inventory: &Inventory, req: &Request<'_>, context: 
     let opts = req.options;
     let ws = workloads(inventory);
     let is_context: Vec<bool> = ws.iter().map(|w| !context.is_empty() && context.contains(&w.object.object_ref())).collect();
-    let dbs: Vec<Database> =
-        if opts.database_isolation || req.subjects == Subjects::Databases { discover::databases(inventory) } else { Vec::new() };
+    let isolate_dbs = opts.database_isolation || req.subjects == Subjects::Databases;
+    // Egress isolation needs the databases too: their clients must keep reaching them.
+    let dbs: Vec<Database> = if isolate_dbs || opts.egress { discover::databases(inventory) } else { Vec::new() };
     let usage = owners::usage(inventory, &dbs);
     let services = ServiceIndex::new(inventory);
     let selecting: Vec<Vec<&meshmove_model::inventory::Object>> = ws.iter().map(|w| services.selecting(w)).collect();
@@ -245,6 +246,17 @@ pub fn generate_with_context(inventory: &Inventory, req: &Request<'_>, context: 
         None => clients::namespace_is_ambient(inventory, ns),
     };
     let sidecar = req.mode == Some(MeshMode::Sidecar);
+    // The release's own Service ports, where its egress rules reach it by its label.
+    let egress_ports: Vec<BTreeSet<Port>> =
+        svc_ports.iter().zip(&is_context).map(|(p, ctx)| if *ctx { BTreeSet::new() } else { p.clone() }).collect();
+    // The input's engine model: who carries a sidecar when the mode is read from the input, and
+    // the proof's before.
+    let model = view::build(inventory, ModelOptions { probes: false });
+    let with_sidecar: HashSet<WorkloadRef> = if req.mode.is_none() && opts.egress {
+        model.cluster.pods.iter().filter(|p| p.sidecar).map(|p| p.workload()).collect()
+    } else {
+        HashSet::new()
+    };
 
     let mut out = Generation::default();
     // Monitoring and operator namespaces a live input shows do not exist are warned about.
@@ -278,9 +290,48 @@ pub fn generate_with_context(inventory: &Inventory, req: &Request<'_>, context: 
     let mut uses: Vec<Use> = Vec::new();
     let isolate_anyway = |name: &str| opts.isolate_anyway.iter().any(|n| n == name);
 
-    // The release's own Service ports, where its egress rules reach it by its label.
-    let egress_ports: Vec<BTreeSet<Port>> =
-        svc_ports.iter().zip(&is_context).map(|(p, ctx)| if *ctx { BTreeSet::new() } else { p.clone() }).collect();
+    let client_index = clients::ClientIndex::new(&ws, &usage, &dbs);
+    // The CloudNativePG clusters each workload references: their pods and Services are the
+    // operator's, not the input's, so no Service call shows them and egress names them itself.
+    let cnpg_of = |w: &Workload<'_>| -> Vec<&Database> {
+        let object = w.object.object_ref();
+        dbs.iter().filter(|d| d.cnpg && client_index.references(&d.object).iter().any(|r| r.workload == object)).collect()
+    };
+    let egress_draft = |w: &Workload<'_>, i: usize, me: &WorkloadRef, ambient: bool, drafts: &mut Vec<Draft>, uses: &mut Vec<Use>, out: &mut Generation| {
+        let with_istiod = match req.mode {
+            Some(m) => m == MeshMode::Sidecar,
+            None => with_sidecar.contains(me),
+        };
+        let forced = opts.isolate_anyway.iter().any(|n| n == w.name());
+        let context = egress::Context { svc_ports: &egress_ports, callers: &callers, all_labelled, outside: &outside };
+        match egress::plan(&ws, &context, i, req, ambient, with_istiod, &cnpg_of(w), me, forced) {
+            Ok(plan) => {
+                let mut spec = Map::new();
+                spec.insert("podSelector".into(), pod_selector(w));
+                spec.insert("egress".into(), Value::Array(plan.rules));
+                uses.extend(plan.uses);
+                let release = if req.subjects == Subjects::Databases { "dbiso" } else { req.release };
+                drafts.push(Draft {
+                    subject: w.object.object_ref(),
+                    ambient,
+                    engine_ref: me.clone(),
+                    protects: short(w),
+                    namespace: w.namespace().to_string(),
+                    name: named_policy(release, w.name(), EGRESS_SUFFIX),
+                    egress: true,
+                    spec,
+                    admits: plan.admits,
+                });
+            }
+            Err(open) => out.withheld.push(Withheld {
+                subject: short(w),
+                namespace: w.namespace().to_string(),
+                reason: open.reason,
+                isolate_with: open.isolate_with,
+                egress: true,
+            }),
+        }
+    };
     if req.subjects == Subjects::Release {
         for (i, w) in ws.iter().enumerate() {
             if is_context[i] || is_db(w) || is_hook(w) || w.pod_labels().contains_key(meshmove_model::cnpg::CLUSTER_LABEL) {
@@ -302,32 +353,7 @@ pub fn generate_with_context(inventory: &Inventory, req: &Request<'_>, context: 
             let me = view::workload_ref(w.object);
             // Egress first: it does not depend on whether the ingress side can be isolated.
             if opts.egress {
-                match egress::plan(&ws, &egress_ports, i, &callers, all_labelled, req, ambient, &outside, &me, isolate_anyway(w.name())) {
-                    Ok(plan) => {
-                        let mut spec = Map::new();
-                        spec.insert("podSelector".into(), pod_selector(w));
-                        spec.insert("egress".into(), Value::Array(plan.rules));
-                        uses.extend(plan.uses);
-                        drafts.push(Draft {
-                            subject: w.object.object_ref(),
-                            ambient,
-                            engine_ref: me.clone(),
-                            protects: short(w),
-                            namespace: ns.to_string(),
-                            name: named_policy(req.release, w.name(), EGRESS_SUFFIX),
-                            egress: true,
-                            spec,
-                            admits: plan.admits,
-                        });
-                    }
-                    Err(open) => out.withheld.push(Withheld {
-                        subject: short(w),
-                        namespace: ns.to_string(),
-                        reason: open.reason,
-                        isolate_with: open.isolate_with,
-                        egress: true,
-                    }),
-                }
+                egress_draft(w, i, &me, ambient, &mut drafts, &mut uses, &mut out);
             }
             let ports = port_numbers(&svc_ports[i], Some(w));
             let port_json: Vec<Value> = svc_ports[i].iter().map(Port::json).collect();
@@ -466,9 +492,62 @@ pub fn generate_with_context(inventory: &Inventory, req: &Request<'_>, context: 
         }
     }
 
-    let client_index = clients::ClientIndex::new(&ws, &usage, &dbs);
+    // `dbiso --egress`: the workloads' egress, beside the databases' ingress. The Service calls
+    // the input shows are uses the proof must see kept (the release path records them for its
+    // ingress side); calls to databases are the database loop's, violations included.
+    if req.subjects == Subjects::Databases && opts.egress {
+        for (i, w) in ws.iter().enumerate() {
+            if is_db(w) {
+                continue;
+            }
+            let me = view::workload_ref(w.object);
+            for c in &callers[i] {
+                let client = &ws[c.client];
+                uses.push(Use {
+                    from: From::Workload(view::workload_ref(client.object)),
+                    from_name: short(client),
+                    to: To::Workload(me.clone()),
+                    ports: port_numbers(&c.ports, Some(w)),
+                    why: c.via.clone(),
+                    violation: None,
+                });
+            }
+        }
+        for (i, w) in ws.iter().enumerate() {
+            if is_context[i] || is_db(w) || is_hook(w) || w.pod_labels().contains_key(meshmove_model::cnpg::CLUSTER_LABEL) {
+                continue;
+            }
+            let me = view::workload_ref(w.object);
+            egress_draft(w, i, &me, ambient_ns(w.namespace()), &mut drafts, &mut uses, &mut out);
+        }
+    }
+
+    // With egress isolation, every reference to a database the loop below leaves unrestricted
+    // is a use the egress proof must see kept.
+    let ws_index: std::collections::HashMap<ObjectRef, usize> =
+        if opts.egress { ws.iter().enumerate().map(|(i, w)| (w.object.object_ref(), i)).collect() } else { Default::default() };
+    let reference_uses = |db: &Database, uses: &mut Vec<Use>| {
+        if !opts.egress {
+            return;
+        }
+        for r in client_index.references(&db.object) {
+            let Some(client) = ws_index.get(&r.workload).map(|&i| &ws[i]) else { continue };
+            uses.push(Use {
+                from: From::Workload(view::workload_ref(client.object)),
+                from_name: short(client),
+                to: To::Workload(db.workload_ref()),
+                ports: db.ports.clone(),
+                why: r.via.clone(),
+                violation: None,
+            });
+        }
+    };
     for db in &dbs {
         if context.contains(&db.object) {
+            continue;
+        }
+        if !isolate_dbs {
+            reference_uses(db, &mut uses);
             continue;
         }
         let configured_owner = opts.database_owners.get(&db.object.name).map(String::as_str);
@@ -497,10 +576,12 @@ pub fn generate_with_context(inventory: &Inventory, req: &Request<'_>, context: 
         };
         if !found.unknown.is_empty() && !forced {
             withhold(format!("its clients cannot all be established: {}", found.unknown.join("; ")), &mut out);
+            reference_uses(db, &mut uses);
             continue;
         }
         if found.admitted.is_empty() && configured.is_empty() && !forced {
             withhold("no workload references it, so its policy would admit no client".into(), &mut out);
+            reference_uses(db, &mut uses);
             continue;
         }
         let ports: Vec<Value> = with_hbone(db.ports.iter().map(|p| json!({"protocol": "TCP", "port": p})).collect(), ambient);
@@ -602,7 +683,6 @@ pub fn generate_with_context(inventory: &Inventory, req: &Request<'_>, context: 
     }
 
     // Prove: the input's engine model, before and with the candidates.
-    let model = view::build(inventory, ModelOptions { probes: false });
     let candidates: Vec<Candidate> =
         drafts.iter().map(|d| Candidate { subject: d.engine_ref.clone(), policy: typed(d, req), egress: d.egress }).collect();
     let verdict = proof::prove(&model.cluster, &candidates, &uses);

@@ -31,6 +31,11 @@ pub(super) struct Oracle {
 
 impl Oracle {
     pub(super) fn new(input: &Inventory, generated: &Generation) -> Oracle {
+        Oracle::with_pods(input, generated, Vec::new())
+    }
+
+    /// [`Oracle::new`] with more pods outside the input (istiod, say).
+    pub(super) fn with_pods(input: &Inventory, generated: &Generation, extra: Vec<meshmove_netpol::PodInfo>) -> Oracle {
         let mut objects: Vec<_> = input.objects().to_vec();
         for g in &generated.policies {
             for o in std::iter::once(&g.object).chain(g.authorization.as_ref()) {
@@ -50,6 +55,7 @@ impl Oracle {
         );
         model.pods.push(meshmove_netpol::PodInfo::new("cnpg-system", "operator").with_labels([("app.kubernetes.io/name", "cloudnative-pg")]));
         model.pods.push(meshmove_netpol::PodInfo::new("monitoring", "prometheus").with_labels([("app", "prometheus")]));
+        model.pods.extend(extra);
         let (engine, rejected) = Engine::build_lenient(&model, EngineOptions::default()).unwrap();
         assert!(rejected.is_empty(), "the engine rejects a generated policy: {rejected:?}");
         Oracle { engine }

@@ -223,7 +223,7 @@ fn a_secret_the_input_lacks_leaves_egress_open_unless_isolated_anyway() {
         .find(|w| w.egress && w.subject == "Deployment/billing")
         .expect("reported");
     assert!(
-        w.isolate_with == "networkPolicies.isolateAnyway: [billing]",
+        w.isolate_with == "networkPolicies.isolateAnyway: [billing] (dbiso: --isolate billing)",
         "{w:?}"
     );
     assert!(reaches_outside(
