@@ -78,7 +78,8 @@ fn create_shift_rollback_cleanup_leaves_both_namespaces_as_before() {
     let d = e.mm(&["ns", "cleanup", "zamaz", "--dry-run=client"]).expect_code(0);
     assert!(d.stdout.contains("--- a/Deployment/zamaz-mesh/api (current)") && d.stdout.contains("+++ b/Deployment/zamaz-mesh/api (deleted)"), "{}", d.stdout);
     assert!(d.stdout.contains("+++ b/Namespace/zamaz-mesh (deleted)"), "{}", d.stdout);
-    assert!(d.stdout.contains("namespace/zamaz-mesh deleted (dry run)"), "{}", d.stdout);
+    assert!(d.stderr.contains("namespace/zamaz-mesh deleted (dry run)"), "{}", d.stderr);
+    assert!(!d.stdout.contains("deleted (dry run)"), "outcomes go to stderr under a client dry run: {}", d.stdout);
     let j = e.mm(&["ns", "cleanup", "zamaz", "--dry-run=client", "-o", "json"]).expect_code(0).json();
     assert_eq!((j["kind"].as_str(), j["items"].as_array().map(Vec::len)), (Some("List"), Some(0)), "everything goes: no object is left");
     assert!(e.writes().is_empty(), "a client dry run sends no write: {:?}", e.writes());

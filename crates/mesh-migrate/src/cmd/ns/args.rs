@@ -6,7 +6,8 @@ use std::time::Duration;
 use anyhow::{Result, anyhow};
 use clap::{Args, Subcommand, ValueEnum};
 use meshmove_kube::cluster::{Connection, parse_timeout};
-use meshmove_kube::plan::{self, DryRun};
+use meshmove_cli::mutate::MutateFlags;
+use meshmove_kube::plan;
 use meshmove_migration::inplace::TrafficProfile;
 use meshmove_migration::namespace::copy::CopyOptions;
 use meshmove_migration::namespace::gates::Thresholds;
@@ -61,26 +62,6 @@ pub struct NsArg {
     /// The legacy namespace (default: -n, else the kubeconfig context's namespace)
     #[arg(id = "legacy_namespace", value_name = "NAMESPACE")]
     pub(super) namespace: Option<String>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DryRunArg {
-    /// Write for real
-    None,
-    /// Send nothing: print a diff per object (-o yaml|json: the objects)
-    Client,
-    /// Send every write with dryRun=All: the server validates and persists nothing
-    Server,
-}
-
-#[derive(Args)]
-pub struct WriteArgs {
-    /// none, client or server
-    #[arg(long, value_enum, value_name = "MODE", default_value = "none", num_args = 0..=1, default_missing_value = "client")]
-    pub(super) dry_run: DryRunArg,
-    /// Longest wait for a rollout
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_timeout)]
-    pub(super) timeout: Duration,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -148,7 +129,7 @@ pub struct CreateArgs {
     #[command(flatten)]
     pub(super) traffic: crate::cmd::enable::TrafficProfileArgs,
     #[command(flatten)]
-    pub(super) write: WriteArgs,
+    pub(super) write: MutateFlags,
 }
 
 #[derive(Args, Clone)]
@@ -202,7 +183,7 @@ pub struct ShiftArgs {
     #[command(flatten)]
     pub(super) gates: GateArgs,
     #[command(flatten)]
-    pub(super) write: WriteArgs,
+    pub(super) write: MutateFlags,
 }
 
 #[derive(Clone)]
@@ -244,7 +225,7 @@ pub struct CompleteArgs {
     #[command(flatten)]
     pub(super) gates: GateArgs,
     #[command(flatten)]
-    pub(super) write: WriteArgs,
+    pub(super) write: MutateFlags,
 }
 
 #[derive(Args)]
@@ -252,7 +233,7 @@ pub struct RollbackArgs {
     #[command(flatten)]
     pub(super) ns: NsArg,
     #[command(flatten)]
-    pub(super) write: WriteArgs,
+    pub(super) write: MutateFlags,
 }
 
 #[derive(Args)]
@@ -264,7 +245,7 @@ pub struct CleanupArgs {
     #[arg(long)]
     pub(super) force: bool,
     #[command(flatten)]
-    pub(super) write: WriteArgs,
+    pub(super) write: MutateFlags,
 }
 
 fn parse_weight(s: &str) -> Result<u8, String> {
@@ -298,15 +279,10 @@ fn prom_range(s: &str) -> Result<String, String> {
     if re_ok { Ok(s.to_string()) } else { Err(format!("`{s}` is not a PromQL range: use e.g. 30s, 5m, 1h")) }
 }
 
-impl WriteArgs {
-    pub(super) fn options(&self, conn: &Connection) -> RunOptions {
-        let dry_run = match self.dry_run {
-            DryRunArg::None => DryRun::None,
-            DryRunArg::Client => DryRun::Client,
-            DryRunArg::Server => DryRun::Server,
-        };
-        RunOptions { dry_run, timeout: self.timeout, actor: plan::actor(Some(&conn.context)) }
-    }
+/// The shared `--dry-run` and `--timeout` ([`MutateFlags`], the suite's mutating-command
+/// contract) as the `ns` commands' options.
+pub(super) fn run_options(flags: &MutateFlags, conn: &Connection) -> RunOptions {
+    RunOptions { dry_run: flags.dry_run.into(), timeout: flags.timeout, actor: plan::actor(Some(&conn.context)) }
 }
 
 impl GateArgs {

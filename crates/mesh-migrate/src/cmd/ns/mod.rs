@@ -90,29 +90,29 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, command: NsCommand) -> Result
             NsCommand::Create(a) => {
                 let sides = legacy_namespace(kube, &a.ns.namespace)?;
                 let (copy, overrides, profile) = a.options(&sides)?;
-                let opts = a.write.options(&conn);
+                let opts = args::run_options(&a.write, &conn);
                 run::create(&conn, &sides, &copy, &profile, overrides, &opts, &mut events).await
             }
             NsCommand::Shift(a) => {
                 let sides = legacy_namespace(kube, &a.namespace)?;
                 let (steps, g) = a.schedule()?;
-                let opts = a.write.options(&conn);
+                let opts = args::run_options(&a.write, &conn);
                 run::shift(&conn, &sides, &steps, a.allow_decrease, &g, &opts, &mut events).await
             }
             NsCommand::Complete(a) => {
                 let sides = legacy_namespace(kube, &a.ns.namespace)?;
                 let g = a.gates.options(a.interval)?;
-                let opts = a.write.options(&conn);
+                let opts = args::run_options(&a.write, &conn);
                 run::complete(&conn, &sides, a.delete_legacy, a.force, &g, &opts, &mut events).await
             }
             NsCommand::Rollback(a) => {
                 let sides = legacy_namespace(kube, &a.ns.namespace)?;
-                let opts = a.write.options(&conn);
+                let opts = args::run_options(&a.write, &conn);
                 run::rollback(&conn, &sides, &opts, &mut events).await
             }
             NsCommand::Cleanup(a) => {
                 let sides = legacy_namespace(kube, &a.ns.namespace)?;
-                let opts = a.write.options(&conn);
+                let opts = args::run_options(&a.write, &conn);
                 run::cleanup(&conn, &sides, a.force, &opts, &mut events).await
             }
             NsCommand::Status(a) => {

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Result;
+use meshmove_cli::mutate::print_object_list;
 use meshmove_cli::render::{structured, table};
 use meshmove_cli::{Exit, Out, OutputFlags, OutputFormat};
 use meshmove_kube::plan::{self, DryRun};
@@ -31,33 +32,32 @@ fn gate_rows(results: &[GateResult]) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// A step's report. Under `--dry-run=client` stdout carries what the shared contract
+/// (`meshmove_cli::mutate`) prints, a diff per object (`-o yaml|json`: the objects), and each
+/// object's outcome goes to stderr; otherwise the outcomes are the report's first lines (`-o
+/// json|yaml`: the whole report).
 pub(super) fn report(output: &OutputFlags, r: &Report) -> Result<Exit> {
     let mut out = Out::new();
     let exit = if r.passed { Exit::Ok } else { Exit::Findings };
-    match output.output {
-        OutputFormat::Json | OutputFormat::Yaml if r.dry_run == DryRun::Client => {
-            let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": r.objects});
-            if output.output == OutputFormat::Yaml {
-                for o in &r.objects {
-                    out.write_str("---\n")?;
-                    out.write_str(&meshmove_model::yaml::to_yaml_string(o))?;
-                }
-            } else {
-                structured(&mut out, output.output, &list)?;
-            }
+    // Waits that a dry run skips, and deletes of what is already gone, say nothing.
+    let outcomes = r.outcomes.iter().filter(|o| !(o.action == plan::Action::Skipped && o.target.kind != "ConfigMap" && r.dry_run != DryRun::None));
+    if r.dry_run == DryRun::Client {
+        for o in outcomes.clone() {
+            eprintln!("{o}");
         }
+    }
+    match output.output {
+        OutputFormat::Json | OutputFormat::Yaml if r.dry_run == DryRun::Client => print_object_list(&mut out, output.output, &r.objects)?,
         OutputFormat::Json | OutputFormat::Yaml => structured(&mut out, output.output, r)?,
         OutputFormat::Table | OutputFormat::Wide => {
             if r.dry_run == DryRun::Client {
                 for p in &r.previews {
                     out.write_str(&p.diff)?;
                 }
-            }
-            for o in &r.outcomes {
-                if o.action == plan::Action::Skipped && o.target.kind != "ConfigMap" && r.dry_run != DryRun::None {
-                    continue;
+            } else {
+                for o in outcomes {
+                    out.line(o)?;
                 }
-                out.line(o)?;
             }
             if let Some(c) = &r.copy {
                 if !c.skipped.is_empty() {

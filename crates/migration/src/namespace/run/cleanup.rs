@@ -199,7 +199,7 @@ pub async fn cleanup(conn: &Connection, sides: &Sides, force: bool, opts: &RunOp
     }
     if opts.dry_run == DryRun::Client {
         let previews = plan::rollback_preview_of(conn, &sides.legacy, &options).await?;
-        report.objects.extend(plan::objects_after(&previews).into_iter().map(redact));
+        report.objects.extend(plan::objects_after(&previews));
         report.previews.extend(previews);
     }
     let mine = begin(conn, sides, opts, "cleanup", 0).await?;

@@ -117,8 +117,8 @@ pub struct Report {
     pub outcomes: Vec<Outcome>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub previews: Vec<Preview>,
-    /// Objects the plan would send (`-o yaml|json` with `--dry-run=client`); Secret values
-    /// redacted.
+    /// The objects as the plan leaves them (`-o yaml|json` with `--dry-run=client`), Secret
+    /// values masked ([`plan::objects_after`]).
     #[serde(skip)]
     pub objects: Vec<Value>,
     pub weight: u8,
@@ -328,14 +328,10 @@ async fn run_plan(
 ) -> Result<(), NsError> {
     match opts.dry_run {
         DryRun::Client => {
-            let mut previews = plan::preview(conn, plan).await?;
-            for p in &mut previews {
-                if p.target.kind == "Secret" && !p.diff.is_empty() {
-                    p.diff = format!("--- a/{t}\n+++ b/{t}\n(Secret values are not shown)\n", t = p.target);
-                }
-            }
-            // The whole objects as the plan leaves them (Secret values masked, then redacted).
-            report.objects.extend(plan::objects_after(&previews).into_iter().map(redact));
+            // Diffs and objects as every mutating command shows them: Secret values masked by
+            // the plan engine (`***`, as `kubectl diff` masks them).
+            let previews = plan::preview(conn, plan).await?;
+            report.objects.extend(plan::objects_after(&previews));
             report.previews.extend(previews);
             let exec = ExecOptions { dry_run: DryRun::Client, timeout: opts.timeout, actor: opts.actor.clone() };
             let out = plan::execute(conn, plan, &exec, &mut |p| events(NsEvent::Plan(p))).await?;
@@ -348,20 +344,6 @@ async fn run_plan(
         }
     }
     Ok(())
-}
-
-/// Secret values never leave the process: `data`/`stringData` values are replaced.
-fn redact(mut v: Value) -> Value {
-    if kind_of(&v) == "Secret" {
-        for key in ["data", "stringData"] {
-            if let Some(m) = v.get_mut(key).and_then(Value::as_object_mut) {
-                for val in m.values_mut() {
-                    *val = json!("<redacted>");
-                }
-            }
-        }
-    }
-    v
 }
 
 /// The routing plan for `weight` over the recorded Services (built from their mesh copies, which
