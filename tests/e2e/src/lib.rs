@@ -272,3 +272,24 @@ pub fn validate_objects(objects: &[serde_json::Value]) -> usize {
     assert_eq!(istio_validated(&report), istio, "not every Istio object was checked:\n{}", report.stdout);
     istio
 }
+
+/// Objects without what differs between two runs or what the server sets by itself: the time a
+/// restart wrote, uid, creation time, the Deployment controller's revision counter.
+pub fn normal_object(o: &serde_json::Value) -> serde_json::Value {
+    let mut o = o.clone();
+    o.as_object_mut().unwrap().shift_remove("status");
+    let m = o["metadata"].as_object_mut().unwrap();
+    for k in ["uid", "creationTimestamp", "resourceVersion", "managedFields", "generation"] {
+        m.shift_remove(k);
+    }
+    if let Some(a) = m.get_mut("annotations").and_then(serde_json::Value::as_object_mut) {
+        a.shift_remove("deployment.kubernetes.io/revision");
+        if a.is_empty() {
+            m.shift_remove("annotations");
+        }
+    }
+    if let Some(t) = o.pointer_mut("/spec/template/metadata/annotations/kubectl.kubernetes.io~1restartedAt") {
+        *t = serde_json::json!("<restarted>");
+    }
+    o
+}

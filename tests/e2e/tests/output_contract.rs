@@ -61,26 +61,7 @@ fn name(o: &Value) -> String {
     }
 }
 
-/// Objects without what differs between two runs or what the server sets by itself: the time a
-/// restart wrote, uid, creation time, the Deployment controller's revision counter.
-fn normal(o: &Value) -> Value {
-    let mut o = o.clone();
-    o.as_object_mut().unwrap().shift_remove("status");
-    let m = o["metadata"].as_object_mut().unwrap();
-    for k in ["uid", "creationTimestamp", "resourceVersion", "managedFields", "generation"] {
-        m.shift_remove(k);
-    }
-    if let Some(a) = m.get_mut("annotations").and_then(Value::as_object_mut) {
-        a.shift_remove("deployment.kubernetes.io/revision");
-        if a.is_empty() {
-            m.shift_remove("annotations");
-        }
-    }
-    if let Some(t) = o.pointer_mut("/spec/template/metadata/annotations/kubectl.kubernetes.io~1restartedAt") {
-        *t = json!("<restarted>");
-    }
-    o
-}
+use e2e::normal_object as normal;
 
 fn live(d: &BlockingDouble, o: &Value) -> Option<Value> {
     let ns = o["metadata"]["namespace"].as_str();
