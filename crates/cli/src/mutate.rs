@@ -99,6 +99,12 @@ pub fn progress(table: bool) -> impl FnMut(Progress) {
                 last_wait = line;
             }
         }
+        Progress::WaitingFor { target, state } => {
+            // Completion shows as the wait's outcome.
+            if !state.met {
+                eprintln!("waiting for {}: {state}", target.kubectl_name());
+            }
+        }
         Progress::Journaled { entries } => crate::debug!(1, "journal written ({entries} objects recorded)"),
     }
 }

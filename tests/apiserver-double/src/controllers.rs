@@ -61,9 +61,14 @@
 //! or carries a sidecar (the injector's `sidecar.istio.io/status`
 //! annotation); the rule is `meshmove_istio::ambient_captured`, shared with
 //! the product. Pods that no longer qualify (label removed,
-//! ztunnel deleted) lose it, as the agent removes them from the mesh.
+//! ztunnel deleted) lose it, as the agent removes them from the mesh. And
+//! istiod programs waypoints: a Gateway of class `istio-waypoint` gets
+//! `Programmed: True` and an address once the class exists and an istiod
+//! runs, and keeps the Gateway API's pending default otherwise
+//! ([`waypoint`]).
 
 mod kubelet;
+mod waypoint;
 
 pub use kubelet::{PodBehaviour, Timers, admit_pod, behaviour_of, run_clock, set_pod_behaviour, set_running_pod_behaviour, tick,
     use_manual_clock};
@@ -111,6 +116,8 @@ pub fn settle(state: &mut State) {
         let mut todo: BTreeSet<Key> = BTreeSet::new();
         // Namespaces whose pods the ambient node agent looks at again.
         let mut capture: BTreeSet<String> = BTreeSet::new();
+        // Whether a waypoint Gateway, its class or istiod changed.
+        let mut waypoints = false;
         for (key, obj) in batch {
             if key.group.is_empty() && key.resource == "pods" {
                 capture.insert(key.namespace.clone());
@@ -149,6 +156,12 @@ pub fn settle(state: &mut State) {
                     .collect();
                 todo.extend(all);
             }
+            // Waypoint Gateways, their class and istiod (see [`waypoint`]).
+            if (key.group == waypoint::GROUP && matches!(key.resource.as_str(), "gateways" | "gatewayclasses"))
+                || (key.group == "apps" && key.resource == "deployments" && key.namespace == "istio-system")
+            {
+                waypoints = true;
+            }
             if let Some(refs) =
                 get_path(&obj, &["metadata", "ownerReferences"]).and_then(Value::as_array)
             {
@@ -172,6 +185,9 @@ pub fn settle(state: &mut State) {
             for ns in capture {
                 reconcile_ambient_capture(state, &ns);
             }
+        }
+        if state.opts.istio_injection && waypoints {
+            waypoint::reconcile_waypoints(state);
         }
     }
     state.dirty.clear();

@@ -67,6 +67,12 @@ impl Env {
         self.double.get("gateway.networking.k8s.io/v1", "Gateway", Some(ns), name)
     }
 
+    /// `kubectl wait --for=condition=Programmed` on the deployed waypoint, checking once.
+    fn kubectl_wait_programmed(&self) -> Run {
+        let args = ["--kubeconfig", self.kubeconfig.to_str().unwrap(), "wait", "--for=condition=Programmed", "gateways.gateway.networking.k8s.io/waypoint", "-n", "zamaz-mesh", "--timeout=0s"];
+        run(&e2e::venv_tool("kubectl"), &args, None, &[])
+    }
+
     fn namespace_labels(&self, ns: &str) -> Value {
         self.double.get("v1", "Namespace", None, ns).map(|n| n["metadata"]["labels"].clone()).unwrap_or(Value::Null)
     }
@@ -83,6 +89,9 @@ fn ambient_create_deploys_a_waypoint_binds_the_mesh_namespace_and_rollback_remov
     let r = e.mm(&["ns", "create", "zamaz", "--mode", "ambient"]).expect_code(0);
     assert!(r.stdout.contains("gateway.gateway.networking.k8s.io/waypoint created"), "{}", r.stdout);
     let gw = e.gateway("zamaz-mesh", "waypoint").expect("the waypoint's Gateway");
+    // Waited for until istiod programmed it, and real kubectl's condition check agrees.
+    assert!(r.stdout.contains("gateway.gateway.networking.k8s.io/waypoint ready (namespace zamaz-mesh) (condition Programmed)"), "{}", r.stdout);
+    e.kubectl_wait_programmed().expect_code(0);
     // As `istioctl waypoint apply` writes it, with the migration's ownership labels.
     assert_eq!(gw["spec"], json!({"gatewayClassName": "istio-waypoint", "listeners": [{"name": "mesh", "port": 15008, "protocol": "HBONE"}]}));
     let labels = &gw["metadata"]["labels"];
@@ -113,6 +122,36 @@ fn ambient_create_deploys_a_waypoint_binds_the_mesh_namespace_and_rollback_remov
     e.mm(&["ns", "create", "zamaz", "--mode", "ambient"]).expect_code(0);
     assert!(e.gateway("zamaz-mesh", "waypoint").is_some());
     assert_eq!(e.namespace_labels("zamaz-mesh")["istio.io/use-waypoint"], "waypoint");
+}
+
+#[test]
+fn ambient_create_fails_naming_the_waypoint_until_it_is_programmed_and_a_rerun_resumes() {
+    let e = env(true, true);
+    // No istiod: nothing programs the waypoint (the control-plane check is overridden).
+    let mut istiod = e.double.get("apps/v1", "Deployment", Some("istio-system"), "istiod").unwrap();
+    e.double.delete("apps/v1", "Deployment", Some("istio-system"), "istiod").unwrap();
+    let r = e.mm(&["ns", "create", "zamaz", "--mode", "ambient", "--force", "--timeout", "2s"]).expect_code(1);
+    assert!(
+        r.stderr.contains("timed out after 2s waiting for Gateway/zamaz-mesh/waypoint: condition Programmed is Unknown (reason Pending: Waiting for controller)"),
+        "{}",
+        r.stderr
+    );
+    e.kubectl_wait_programmed().expect_code(1);
+    // The step stopped at the wait: no routing was written, and the journal says why.
+    assert!(e.double.list("networking.istio.io/v1", "VirtualService", Some("zamaz-mesh")).is_empty());
+    let st = e.mm(&["ns", "status", "zamaz", "-o", "json"]).json();
+    assert!(st["state"]["pending"]["error"].as_str().is_some_and(|m| m.contains("Gateway/zamaz-mesh/waypoint")), "{st}");
+    // With istiod back, running the step again finishes it.
+    for f in ["uid", "resourceVersion", "creationTimestamp", "generation", "managedFields"] {
+        istiod["metadata"].as_object_mut().unwrap().remove(f);
+    }
+    istiod.as_object_mut().unwrap().remove("status");
+    e.double.create(istiod).unwrap();
+    let r = e.mm(&["ns", "create", "zamaz", "--mode", "ambient"]).expect_code(0);
+    assert!(r.stdout.contains("(condition Programmed)"), "{}", r.stdout);
+    e.kubectl_wait_programmed().expect_code(0);
+    assert!(!e.double.list("networking.istio.io/v1", "VirtualService", Some("zamaz-mesh")).is_empty());
+    assert_eq!(e.mm(&["ns", "status", "zamaz", "-o", "json"]).json()["state"]["phase"], "created");
 }
 
 #[test]

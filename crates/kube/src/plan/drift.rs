@@ -204,7 +204,7 @@ pub async fn conflicts(conn: &Connection, plan: &Plan) -> Result<Vec<Drift>, Pla
     let Some(journal) = super::Journal::load(conn, &plan.namespace).await? else { return Ok(Vec::new()) };
     let mut entries: Vec<&JournalEntry> = Vec::new();
     for change in &plan.changes {
-        if matches!(change, Change::WaitReady { .. } | Change::Restart { .. }) {
+        if matches!(change, Change::WaitReady { .. } | Change::WaitCondition { .. } | Change::Restart { .. }) {
             continue;
         }
         if let Some(t) = change.target()

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::client::{self, api_error, contains, field_ops, project};
 use super::journal::{JOURNAL_RESERVE, Journal, Prior, StepRecord, StepStatus, bounded_error, now};
 use super::secret;
-use super::wait::wait_ready;
+use super::wait::{wait_condition, wait_ready};
 use super::{Action, Change, DryRun, ExecOptions, Outcome, Plan, PlanError, Progress, Target, restart_pointer};
 use crate::cluster::Connection;
 
@@ -244,6 +244,14 @@ impl Run<'_> {
                 }
                 wait_ready(self.conn, targets, self.options.timeout, progress).await?;
                 Ok(self.outcome(first, Action::Ready, &detail))
+            }
+            Change::WaitCondition { target, condition } => {
+                let detail = format!("(condition {condition})");
+                if self.options.dry_run != DryRun::None {
+                    return Ok(self.outcome(target.clone(), Action::Skipped, &detail));
+                }
+                wait_condition(self.conn, target, condition, self.options.timeout, progress).await?;
+                Ok(self.outcome(target.clone(), Action::Ready, &detail))
             }
         }
     }

@@ -27,6 +27,9 @@
 //!   - [`Change::WaitReady`] — no write: wait until the listed workloads have rolled out
 //!     (observedGeneration, updated and ready replicas), with the timeout of [`ExecOptions`].
 //!     Builders put one after each batch of restarts.
+//!   - [`Change::WaitCondition`] — no write: wait until an object's `status.conditions` entry of
+//!     a type is `True` for its current generation (as `kubectl wait --for=condition=...`
+//!     decides it), with the same timeout; a Gateway's `Programmed`, say.
 //! * [`Plan`] `{ step, namespace, changes }`: `step` names the command (`expose`, `enable`,
 //!   `mtls-strict`, `ns-create` ...); `namespace` is where the journal lives.
 //! * [`execute`]`(conn, plan, options, progress) -> Vec<`[`Outcome`]`>` with [`DryRun`]:
@@ -128,7 +131,7 @@ pub use journal::{FieldRecord, JOURNAL_LIMIT, Journal, JournalEntry, Prior, Step
 pub use preview::{Preview, objects_after, preview};
 pub use retire::{RetireOptions, retire};
 pub use rollback::{rollback, rollback_drifts, rollback_preview, rollback_preview_of};
-pub use wait::{ReadyState, Rollout, workload_ready};
+pub use wait::{ConditionState, ReadyState, Rollout, condition_state, workload_ready};
 
 use crate::cluster::ClusterError;
 
@@ -242,6 +245,8 @@ pub enum Change {
     Delete { target: Target },
     /// Wait for these workloads to be rolled out and ready.
     WaitReady { targets: Vec<Target> },
+    /// Wait for the condition `condition` of `target` to be `True` (see [`ConditionState`]).
+    WaitCondition { target: Target, condition: String },
 }
 
 /// Read one object of the kinds table; `None` when it does not exist.
@@ -294,14 +299,14 @@ impl Change {
         }
     }
 
-    /// The object this change writes (`None` for [`Change::WaitReady`]).
+    /// The object this change writes (`None` for the waits).
     pub fn target(&self) -> Option<Target> {
         match self {
             Change::Apply { object } => Some(Target::of(object)),
             Change::Set { target, .. } | Change::Restart { target } | Change::Scale { target, .. } | Change::Delete { target } => {
                 Some(target.clone())
             }
-            Change::WaitReady { .. } => None,
+            Change::WaitReady { .. } | Change::WaitCondition { .. } => None,
         }
     }
 
@@ -313,7 +318,7 @@ impl Change {
             Change::Restart { .. } => "restart",
             Change::Scale { .. } => "scale",
             Change::Delete { .. } => "delete",
-            Change::WaitReady { .. } => "wait",
+            Change::WaitReady { .. } | Change::WaitCondition { .. } => "wait",
         }
     }
 }
@@ -354,7 +359,7 @@ impl Plan {
 
     /// Number of changes that write (everything but waits).
     pub fn writes(&self) -> usize {
-        self.changes.iter().filter(|c| !matches!(c, Change::WaitReady { .. })).count()
+        self.changes.iter().filter(|c| !matches!(c, Change::WaitReady { .. } | Change::WaitCondition { .. })).count()
     }
 }
 
@@ -381,7 +386,7 @@ pub enum Action {
     Deleted,
     Restarted,
     Scaled,
-    /// Workloads waited for are rolled out and ready.
+    /// Workloads waited for are rolled out and ready (or an object's condition waited for is met).
     Ready,
     /// Nothing to do: the object is already absent, or a wait in a dry run.
     Skipped,
@@ -439,6 +444,8 @@ pub enum Progress {
     Done(Outcome),
     /// Waiting for workloads: how many of them are ready, and the least ready one's state.
     Waiting { ready: usize, total: usize, pending: Option<(Target, ReadyState)> },
+    /// Waiting for a condition of an object ([`Change::WaitCondition`]): its state now.
+    WaitingFor { target: Target, state: ConditionState },
     /// The journal was written (the count of objects recorded so far).
     Journaled { entries: usize },
 }
@@ -447,7 +454,7 @@ pub enum Progress {
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
     pub dry_run: DryRun,
-    /// Longest wait for one [`Change::WaitReady`].
+    /// Longest wait for one [`Change::WaitReady`] or [`Change::WaitCondition`].
     pub timeout: Duration,
     /// Who runs the step (recorded in the journal).
     pub actor: String,

@@ -172,7 +172,7 @@ pub async fn preview(conn: &Connection, plan: &Plan) -> Result<Vec<Preview>, Pla
                     (Action::Deleted, labelled(&target, Some(&yaml(&old)), "current", "", "deleted"), None)
                 }
             },
-            Change::WaitReady { .. } => continue,
+            Change::WaitReady { .. } | Change::WaitCondition { .. } => continue,
         };
         planned.insert(target.clone(), after.clone());
         out.push(Preview { target, verb: change.verb(), action, diff, object: after.as_ref().map(shown) });

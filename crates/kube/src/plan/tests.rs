@@ -225,3 +225,30 @@ fn a_partitioned_statefulset_is_waited_for_down_to_its_partition_only() {
     sts["spec"]["updateStrategy"]["rollingUpdate"]["partition"] = json!(0);
     assert_eq!(workload_ready("StatefulSet", &sts).rollout, Rollout::InProgress);
 }
+
+/// Conditions as `kubectl wait --for=condition=...` reads them: the type ignoring case, `True`
+/// ignoring case, and a condition observed at an older generation does not count.
+#[test]
+fn a_condition_is_met_when_true_for_the_current_generation() {
+    let gw = |status: &str, observed: Option<i64>| {
+        let mut c = json!({"type": "Programmed", "status": status, "reason": "Pending", "message": "Waiting for controller"});
+        if let Some(o) = observed {
+            c["observedGeneration"] = json!(o);
+        }
+        json!({"metadata": {"generation": 2}, "status": {"conditions": [{"type": "Accepted", "status": "True"}, c]}})
+    };
+    assert!(condition_state(&gw("True", Some(2)), "Programmed").met);
+    assert!(condition_state(&gw("true", None), "programmed").met, "type and status ignore case");
+    let stale = condition_state(&gw("True", Some(1)), "Programmed");
+    assert!(!stale.met && stale.to_string().contains("generation 1"), "{stale}");
+    let pending = condition_state(&gw("Unknown", Some(2)), "Programmed");
+    assert!(!pending.met);
+    assert_eq!(pending.to_string(), "condition Programmed is Unknown (reason Pending: Waiting for controller)");
+    // `status.observedGeneration` stands in for a condition without one.
+    let mut o = gw("True", None);
+    o["status"]["observedGeneration"] = json!(1);
+    assert!(!condition_state(&o, "Programmed").met);
+    let none = condition_state(&json!({"metadata": {"generation": 1}}), "Programmed");
+    assert!(!none.met && none.status.is_none());
+    assert_eq!(none.to_string(), "no Programmed condition in its status yet");
+}

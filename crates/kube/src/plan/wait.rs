@@ -26,6 +26,9 @@
 //!   `kubectl rollout status` calls it done once the pods at and above the partition are updated
 //!   ("partitioned roll out complete"). Once they are (and every pod is ready), the rest will
 //!   never change by itself: [`Rollout::Manual`], naming the partition.
+//!
+//! Objects other than workloads are waited for by a status condition ([`condition_state`]), as
+//! `kubectl wait --for=condition=...` does.
 
 use std::time::{Duration, Instant};
 
@@ -240,6 +243,130 @@ pub(crate) async fn wait_ready(
         let Some((target, state)) = pending else { return Ok(()) };
         if start.elapsed() >= timeout {
             return Err(PlanError::Timeout { target, state: state.to_string(), timeout });
+        }
+        tokio::time::sleep(delay.min(timeout.saturating_sub(start.elapsed()))).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Where an object's status condition of one type stands (for [`Change::WaitCondition`]).
+///
+/// Decided as `kubectl wait --for=condition=<type>` decides it (kubernetes/kubectl
+/// `pkg/cmd/wait/wait.go`, `ConditionalWait.checkCondition`): the first entry of
+/// `status.conditions` whose `type` equals the wanted one (ignoring case) and that has a
+/// `status`; it is met when that status is `True` (ignoring case), unless the condition's
+/// `observedGeneration` (else `status.observedGeneration`) is older than `metadata.generation`,
+/// in which case it describes an earlier spec and is not met yet.
+///
+/// [`Change::WaitCondition`]: super::Change::WaitCondition
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConditionState {
+    /// The condition type waited for (`Programmed`).
+    pub condition: String,
+    pub met: bool,
+    /// The condition's `status` (`True`, `False`, `Unknown`), `None` when there is no such
+    /// condition (or no object).
+    pub status: Option<String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// Why the condition does not count although it says `True` (an older generation), or that
+    /// the object is missing.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+impl std::fmt::Display for ConditionState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.status {
+            None if self.note.is_empty() => write!(f, "no {} condition in its status yet", self.condition)?,
+            None => write!(f, "{}", self.note)?,
+            Some(status) => {
+                write!(f, "condition {} is {status}", self.condition)?;
+                match (self.reason.is_empty(), self.message.is_empty()) {
+                    (true, true) => {}
+                    (false, true) => write!(f, " (reason {})", self.reason)?,
+                    (true, false) => write!(f, " ({})", self.message)?,
+                    (false, false) => write!(f, " (reason {}: {})", self.reason, self.message)?,
+                }
+                if !self.note.is_empty() {
+                    write!(f, "; {}", self.note)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The state of condition `condition` of `object` (see [`ConditionState`]).
+pub fn condition_state(object: &Value, condition: &str) -> ConditionState {
+    let mut state = ConditionState {
+        condition: condition.to_string(),
+        met: false,
+        status: None,
+        reason: String::new(),
+        message: String::new(),
+        note: String::new(),
+    };
+    let conditions = object.pointer("/status/conditions").and_then(Value::as_array).cloned().unwrap_or_default();
+    let str_of = |c: &Value, k: &str| c.get(k).and_then(Value::as_str).map(str::to_string);
+    let Some(found) = conditions.iter().find(|c| {
+        str_of(c, "type").is_some_and(|t| t.eq_ignore_ascii_case(condition)) && str_of(c, "status").is_some()
+    }) else {
+        return state;
+    };
+    let status = str_of(found, "status").unwrap_or_default();
+    state.reason = str_of(found, "reason").unwrap_or_default();
+    state.message = str_of(found, "message").unwrap_or_default();
+    state.met = status.eq_ignore_ascii_case("True");
+    if let Some(generation) = int(object, "/metadata/generation") {
+        let observed = found.get("observedGeneration").and_then(Value::as_i64).or_else(|| int(object, "/status/observedGeneration"));
+        if let Some(observed) = observed
+            && observed < generation
+        {
+            state.met = false;
+            state.note = format!("it was set for generation {observed}, the object is at generation {generation}");
+        }
+    }
+    state.status = Some(status);
+    state
+}
+
+/// Poll `target` until its condition `condition` is met or `timeout` passes (backing off from
+/// 100 ms to 2 s), reporting each new state. A missing object counts as not met.
+pub(crate) async fn wait_condition(
+    conn: &Connection,
+    target: &Target,
+    condition: &str,
+    timeout: Duration,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(), PlanError> {
+    let start = Instant::now();
+    let mut delay = Duration::from_millis(100);
+    let mut last: Option<ConditionState> = None;
+    loop {
+        let state = match client::get(conn, target).await? {
+            Some(o) => condition_state(&o, condition),
+            None => ConditionState {
+                condition: condition.to_string(),
+                met: false,
+                status: None,
+                reason: String::new(),
+                message: String::new(),
+                note: "not found".to_string(),
+            },
+        };
+        if last.as_ref() != Some(&state) {
+            progress(Progress::WaitingFor { target: target.clone(), state: state.clone() });
+            last = Some(state.clone());
+        }
+        if state.met {
+            return Ok(());
+        }
+        if start.elapsed() >= timeout {
+            return Err(PlanError::Timeout { target: target.clone(), state: state.to_string(), timeout });
         }
         tokio::time::sleep(delay.min(timeout.saturating_sub(start.elapsed()))).await;
         delay = (delay * 2).min(Duration::from_secs(2));

@@ -51,6 +51,12 @@ fn progress(verbose: bool) -> impl FnMut(NsEvent) {
                 eprintln!("{line}");
             }
         }
+        NsEvent::Plan(Progress::WaitingFor { target, state }) => {
+            if !state.met {
+                let ns = target.namespace.as_deref().map(|n| format!(" (namespace {n})")).unwrap_or_default();
+                eprintln!("waiting for {}{ns}: {state}", target.kubectl_name());
+            }
+        }
         NsEvent::Plan(Progress::Done(o)) if verbose => eprintln!("{o}"),
         NsEvent::Plan(_) => {}
     }

@@ -282,6 +282,12 @@ pub async fn create(
         if !targets.is_empty() {
             plan.push(Change::WaitReady { targets });
         }
+        // The waypoint (applied first, so it started while the copies rolled out) must be
+        // programmed before the mesh side is routed: until then the Services bound to it have
+        // no waypoint (no HTTP routing there, no request metrics for the gates).
+        if let Some(wait) = waypoint::programmed_wait(&waypoint) {
+            plan.push(wait);
+        }
         for s in &routable {
             plan.push(Change::Apply { object: routing::destination_rule(sides, s, profile) });
         }

@@ -29,7 +29,28 @@ pub(super) struct WaypointPlan {
     pub record: Option<WaypointRecord>,
     /// The Gateway to apply (a waypoint `ns create` deploys).
     pub gateway: Option<Value>,
+    /// The Gateway whose `Programmed` condition `ns create` waits for ([`programmed_wait`]).
+    pub wait: Option<Target>,
     pub notes: Vec<String>,
+}
+
+/// The Gateway API condition of a Gateway whose data plane is configured: "This condition
+/// indicates whether a Gateway has generated some configuration that is assumed to be ready soon
+/// in the underlying data plane" (Gateway API `GatewayConditionProgrammed`,
+/// <https://gateway-api.sigs.k8s.io/reference/spec/#gatewayconditiontype>). istiod sets it on a
+/// waypoint once its Deployment has a ready pod and its Service an address, and only a waypoint
+/// with an address in its status takes the traffic of what is bound to it (istio/istio
+/// `pilot/pkg/serviceregistry/kube/controller/ambient/waypoints.go`: a Gateway without
+/// `status.addresses` is no waypoint yet, and a Service bound to it is reported "not ready" and
+/// keeps going without one). `istioctl waypoint apply --wait` waits for the same condition
+/// (istio/istio `istioctl/pkg/waypoint/waypoint.go`).
+pub const PROGRAMMED: &str = "Programmed";
+
+/// The wait of `ns create` for the waypoint to be programmed, with the command's timeout (a
+/// timeout fails the step as a rollout wait does: the journal records it, and rerunning
+/// `ns create` resumes).
+pub(super) fn programmed_wait(plan: &WaypointPlan) -> Option<Change> {
+    plan.wait.clone().map(|target| Change::WaitCondition { target, condition: PROGRAMMED.to_string() })
 }
 
 fn namespace_target(name: &str) -> Target {
@@ -97,8 +118,12 @@ pub(super) async fn plan_waypoint(
                 sides.mesh
             )));
         }
-        plan.notes.push(format!("going ahead despite the missing class (--force): {why}; the waypoint stays unprogrammed until it exists"));
+        plan.notes.push(format!(
+            "going ahead despite the missing class (--force): {why}; the waypoint stays unprogrammed until it exists, so its {PROGRAMMED} condition is not waited for, and {} gets no HTTP routing or request metrics at a waypoint until then",
+            sides.mesh
+        ));
     }
+    let class_present = classes.of(&kinds::GATEWAY_CLASS).any(|c| c.name == wp::WAYPOINT_CLASS);
     let wanted = match choice {
         WaypointChoice::Existing(w) => w.clone(),
         _ => Waypoint {
@@ -168,6 +193,9 @@ pub(super) async fn plan_waypoint(
                 created: true,
             });
         }
+    }
+    if class_present {
+        plan.wait = plan.record.as_ref().map(gateway_target);
     }
     Ok(plan)
 }
