@@ -56,7 +56,7 @@ pub fn load_inventory_by_reference(
     if !source.filename.is_empty() {
         let default_ns = opts.default_namespace();
         let only = if kube.all_namespaces { None } else { kube.namespace.as_deref() };
-        let inventory = inventory::load_paths(&source.filename, &default_ns, only).context("reading manifests")?;
+        let inventory = inventory::load_paths_with(&source.filename, &default_ns, only, source.pods).context("reading manifests")?;
         for skipped in inventory.skipped_files() {
             crate::log::warn(format_args!("skipped {skipped}"));
         }

@@ -126,4 +126,14 @@ pub struct SourceFlags {
     /// Manifests to analyze instead of the cluster: a file, a directory (recursive) or - for stdin
     #[arg(short = 'f', long = "filename", value_name = "PATH", help_heading = "Input")]
     pub filename: Vec<PathBuf>,
+    /// How much of each Pod the command's analyses read (not a flag: set by the command).
+    #[arg(skip)]
+    pub pods: meshmove_model::inventory::PodDetail,
+}
+
+impl SourceFlags {
+    /// The same source, read keeping pods as `pods` says.
+    pub fn keeping(&self, pods: meshmove_model::inventory::PodDetail) -> SourceFlags {
+        SourceFlags { pods, ..self.clone() }
+    }
 }

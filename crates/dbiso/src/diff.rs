@@ -29,7 +29,8 @@ pub struct DiffArgs {
 }
 
 fn files(paths: &[PathBuf]) -> SourceFlags {
-    SourceFlags { filename: paths.to_vec() }
+    // The engine's model reads no more of a pod managed by a workload than its facts.
+    SourceFlags { filename: paths.to_vec(), pods: meshmove_model::inventory::PodDetail::Facts }
 }
 
 /// Read a state: manifests, or the cluster when `paths` is empty. A cluster read must be

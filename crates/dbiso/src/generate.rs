@@ -176,6 +176,7 @@ pub fn run_diff(kube: &KubeFlags, args: &GenerateArgs, format: super::Format) ->
             name: p.name.clone(),
             value: p.object.clone(),
             origin: Origin::Generated { by: "kubectl dbiso generate".into() },
+            pod: None,
         })
         .collect();
     let after = inventory.overlay(objects);

@@ -187,7 +187,9 @@ fn audit_as(kube: &KubeFlags, source: &SourceFlags, report: &ReportFlags, output
     let analyzers = dbiso::analyzers(&AuditOptions { live: source.filename.is_empty() });
     let refs: Vec<&dyn Analyzer> = analyzers.iter().map(|a| a.as_ref()).collect();
     let (kinds, wide) = findings::wanted_kinds(&refs);
-    let inventory = meshmove_cli::analysis::load_inventory_partial(kube, source, &kinds, &wide)?;
+    // The analyzers read no more of a pod managed by a workload than the engine's model does.
+    let source = source.keeping(meshmove_model::inventory::PodDetail::Facts);
+    let inventory = meshmove_cli::analysis::load_inventory_partial(kube, &source, &kinds, &wide)?;
     debug_ownership(&inventory);
     let unread = &dbiso::catalog::CODE_UNREAD_INPUT;
     let exit = match output {

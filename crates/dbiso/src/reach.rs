@@ -10,7 +10,7 @@ use meshmove_cli::{Exit, KubeFlags, Out, SourceFlags};
 use meshmove_isolation::target::{ObjectKind, TargetSpec};
 use meshmove_netpol::{Endpoint, WorkloadKind, WorkloadRef};
 use meshmove_netpol::view::{self as model, Model, ModelOptions};
-use meshmove_model::inventory::{Inventory, Kind, Unavailable, kinds};
+use meshmove_model::inventory::{Inventory, Kind, PodDetail, Unavailable, kinds};
 use meshmove_netpol::{Engine, EngineOptions};
 use meshmove_model::workload::WORKLOAD_KINDS;
 
@@ -42,6 +42,7 @@ pub fn model_kinds(with_services: bool) -> Vec<&'static Kind> {
 /// read and fails the run for what it could not.
 pub fn load(kube: &KubeFlags, source: &SourceFlags, explain: bool) -> Result<(Inventory, Model, Engine)> {
     let kinds = model_kinds(explain);
+    let source = &source.keeping(PodDetail::Facts);
     let inventory = if explain {
         meshmove_cli::analysis::load_inventory(kube, source, &kinds, &[])?
     } else {
@@ -56,6 +57,7 @@ pub fn load(kube: &KubeFlags, source: &SourceFlags, explain: bool) -> Result<(In
 /// one scoped load each, so no cluster-wide list permission is needed. A partial read is refused.
 pub fn load_for_explain(kube: &KubeFlags, source: &SourceFlags, named: &[String]) -> Result<(Inventory, Model, Engine)> {
     let kinds = model_kinds(true);
+    let source = &source.keeping(PodDetail::Facts);
     if !source.filename.is_empty() || kube.all_namespaces {
         let mut everywhere = kube.clone();
         everywhere.all_namespaces = true;

@@ -10,6 +10,7 @@ pub mod duration;
 pub mod findings;
 pub mod inventory;
 pub mod names;
+pub mod pod;
 pub mod selector;
 pub mod redact;
 pub mod workload;

@@ -44,6 +44,10 @@ pub struct Workload<'a> {
 impl<'a> Workload<'a> {
     /// View an object as a workload, if its kind runs pods.
     pub fn of(object: &'a Object) -> Option<Self> {
+        // A pod kept as facts is managed by a workload: it is that workload's, not one itself.
+        if object.pod.is_some() {
+            return None;
+        }
         let ptr = template_pointer(&object.kind)?;
         let template = if ptr.is_empty() { &object.value } else { object.value.pointer(ptr)? };
         Some(Workload { object, template })
@@ -213,14 +217,28 @@ pub struct ContainerPort {
 
 /// The controller owner (kind, name) of an object, from `metadata.ownerReferences`.
 pub fn owner(object: &Object) -> Option<(&str, &str)> {
+    if let Some(pod) = &object.pod {
+        return pod.owner();
+    }
+    owner_of_value(&object.value)
+}
+
+/// [`owner`] of an object as JSON.
+pub fn owner_of_value(value: &Value) -> Option<(&str, &str)> {
     // Read for every object of every workload kind (every Pod of a cluster): no `pointer`, which
     // allocates a string per path segment.
-    let refs = object.value.get("metadata")?.get("ownerReferences")?.as_array()?;
-    let r = refs
-        .iter()
-        .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
-        .or_else(|| refs.first())?;
-    Some((r.get("kind")?.as_str()?, r.get("name")?.as_str()?))
+    let refs = value.get("metadata")?.get("ownerReferences")?.as_array()?;
+    pick_owner(refs.iter().map(|r| {
+        let text = |key| r.get(key).and_then(Value::as_str);
+        (text("kind"), text("name"), r.get("controller").and_then(Value::as_bool) == Some(true))
+    }))
+}
+
+/// The owner among owner references given as (kind, name, whether `controller` is true): the
+/// first controller, else the first reference; `None` when that one lacks a kind or a name.
+pub fn pick_owner<'a>(refs: impl Iterator<Item = (Option<&'a str>, Option<&'a str>, bool)> + Clone) -> Option<(&'a str, &'a str)> {
+    let (kind, name, _) = refs.clone().find(|r| r.2).or_else(|| refs.clone().next())?;
+    Some((kind?, name?))
 }
 
 /// Top-level workloads of an inventory: objects that run pods and are not themselves managed by
@@ -317,6 +335,7 @@ mod tests {
             name: "api".into(),
             value,
             origin: Origin::Cluster { context: "c".into() },
+            pod: None,
         };
         let w = Workload::of(&object).unwrap();
         assert_eq!(w.referenced("Secret"), ["db", "db-admin", "tls", "token"]);

@@ -32,7 +32,6 @@
 //! [`meshmove_istio::Served::assumed`]): a sidecar wins over ambient.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::IpAddr;
 
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use meshmove_model::selector::LabelSelector;
@@ -40,6 +39,7 @@ use serde_json::Value;
 
 use meshmove_model::cnpg;
 use meshmove_model::inventory::{Inventory, Kind, Object, kinds};
+use meshmove_model::pod::PodFacts;
 use crate::{ClusterModel, ContainerPort, NAMESPACE_NAME_LABEL, NamespaceInfo, PodInfo, Protocol, WorkloadKind, WorkloadRef};
 use meshmove_model::workload::{Workload, owner, template_pointer, workloads};
 
@@ -107,47 +107,32 @@ fn string_labels(v: Option<&Value>) -> BTreeMap<String, String> {
 }
 
 /// Finished pods (phase Succeeded or Failed) accept and open no connection.
-fn is_finished(pod: &Object) -> bool {
-    matches!(pod.value.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"))
+fn is_finished(pod: &PodFacts) -> bool {
+    matches!(pod.phase(), Some("Succeeded" | "Failed"))
 }
 
-/// Container ports of the main containers and of native sidecars (init containers with
-/// `restartPolicy: Always`); other init containers have exited before the pod serves.
-fn spec_ports(spec: Option<&Value>, what: &str, dropped: &mut Vec<(String, String)>) -> Vec<ContainerPort> {
-    let Some(spec) = spec else { return Vec::new() };
-    let main = spec.get("containers").and_then(Value::as_array).into_iter().flatten();
-    let sidecars = spec
-        .get("initContainers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter(|c| c.get("restartPolicy").and_then(Value::as_str) == Some("Always"));
+/// The container ports of a pod or template ([`PodFacts::ports`]: main containers and native
+/// sidecars); those that are not ports are left out and named in `dropped`.
+fn spec_ports(pod: &PodFacts, what: &str, dropped: &mut Vec<(String, String)>) -> Vec<ContainerPort> {
     let mut out = Vec::new();
-    for c in main.chain(sidecars) {
-        for p in c.get("ports").and_then(Value::as_array).into_iter().flatten() {
-            let Some(port) = p.get("containerPort").and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok()).filter(|&n| n != 0)
-            else {
-                dropped.push((what.to_string(), format!("invalid containerPort {}", p.get("containerPort").unwrap_or(&Value::Null))));
-                continue;
-            };
-            let protocol = match p.get("protocol").and_then(Value::as_str) {
-                None => Protocol::Tcp,
-                Some(s) => match s.parse() {
-                    Ok(proto) => proto,
-                    Err(e) => {
-                        dropped.push((what.to_string(), format!("container port {port}: {e}")));
-                        continue;
-                    }
-                },
-            };
-            out.push(ContainerPort::new(p.get("name").and_then(Value::as_str), port, protocol));
-        }
+    for p in pod.ports() {
+        let Some(port) = p.container_port.as_u64().and_then(|n| u16::try_from(n).ok()).filter(|&n| n != 0) else {
+            dropped.push((what.to_string(), format!("invalid containerPort {}", p.container_port)));
+            continue;
+        };
+        let protocol = match p.protocol.as_deref() {
+            None => Protocol::Tcp,
+            Some(s) => match s.parse() {
+                Ok(proto) => proto,
+                Err(e) => {
+                    dropped.push((what.to_string(), format!("container port {port}: {e}")));
+                    continue;
+                }
+            },
+        };
+        out.push(ContainerPort::new(p.name.as_deref(), port, protocol));
     }
     out
-}
-
-fn host_network(spec: Option<&Value>) -> bool {
-    spec.and_then(|s| s.get("hostNetwork")).and_then(Value::as_bool).unwrap_or(false)
 }
 
 /// The workload a live pod is grouped under: its top-level owner in the inventory, else what its
@@ -220,61 +205,46 @@ fn template_dataplane(pod: &meshmove_istio::Pod) -> (bool, bool) {
     }
 }
 
-fn pod_from_live(index: &OwnerIndex<'_>, ns_labels: &NamespaceLabels, pod: &Object, dropped: &mut Vec<(String, String)>) -> PodInfo {
+fn pod_from_live(index: &OwnerIndex<'_>, ns_labels: &NamespaceLabels, pod: &Object, facts: &PodFacts, dropped: &mut Vec<(String, String)>) -> PodInfo {
     let ns = pod.namespace.clone().unwrap_or_else(|| "default".into());
-    let labels = string_labels(pod.value.pointer("/metadata/labels"));
-    let spec = pod.value.get("spec");
-    let annotations = string_labels(pod.value.pointer("/metadata/annotations"));
+    let labels = facts.label_map();
+    let annotations = facts.annotation_map();
     // A running pod has a sidecar when the injector marked it so.
     let sidecar = annotations.contains_key(meshmove_istio::injection::STATUS_ANNOTATION);
-    let ambient = meshmove_istio::ambient_captured(&istio_pod(&ns, ns_labels, &labels, annotations, host_network(spec)));
+    let ambient = meshmove_istio::ambient_captured(&istio_pod(&ns, ns_labels, &labels, annotations, facts.host_network()));
     let what = format!("Pod {ns}/{}", pod.name);
-    let mut ips: Vec<IpAddr> = Vec::new();
-    let listed = pod.value.pointer("/status/podIPs").and_then(Value::as_array).into_iter().flatten().filter_map(|p| p.get("ip"));
-    for ip in pod.value.pointer("/status/podIP").into_iter().chain(listed).filter_map(Value::as_str) {
-        if let Ok(ip) = ip.parse::<IpAddr>()
-            && !ips.contains(&ip)
-        {
-            ips.push(ip);
-        }
-    }
     PodInfo {
         owner: live_owner(index, pod, &labels),
         namespace: ns,
         name: pod.name.clone(),
         labels,
-        ports: spec_ports(spec, &what, dropped),
-        ips,
-        host_network: host_network(spec),
+        ports: spec_ports(facts, &what, dropped),
+        ips: facts.ips().to_vec(),
+        host_network: facts.host_network(),
         ambient,
         sidecar,
-        service_account: service_account(spec),
+        service_account: facts.service_account().map(str::to_string),
     }
-}
-
-/// `spec.serviceAccountName` (or the deprecated `serviceAccount`), when set.
-fn service_account(spec: Option<&Value>) -> Option<String> {
-    let spec = spec?;
-    spec.get("serviceAccountName").or_else(|| spec.get("serviceAccount")).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string)
 }
 
 fn pod_from_template(w: &Workload<'_>, ns_labels: &NamespaceLabels, dropped: &mut Vec<(String, String)>) -> PodInfo {
     let owner = workload_ref(w.object);
     let what = format!("{owner} pod template");
-    let labels = w.pod_labels();
-    let host = host_network(w.pod_spec());
-    let (ambient, sidecar) = template_dataplane(&istio_pod(&owner.namespace, ns_labels, &labels, w.pod_annotations(), host));
+    let facts = PodFacts::from_value(w.template);
+    let labels = facts.label_map();
+    let host = facts.host_network();
+    let (ambient, sidecar) = template_dataplane(&istio_pod(&owner.namespace, ns_labels, &labels, facts.annotation_map(), host));
     PodInfo {
         namespace: owner.namespace.clone(),
         name: owner.name.clone(),
         labels,
-        ports: spec_ports(w.pod_spec(), &what, dropped),
+        ports: spec_ports(&facts, &what, dropped),
         ips: Vec::new(),
         host_network: host,
         owner: Some(owner),
         ambient,
         sidecar,
-        service_account: service_account(w.pod_spec()),
+        service_account: facts.service_account().map(str::to_string),
     }
 }
 
@@ -317,8 +287,11 @@ pub fn build(inventory: &Inventory, options: ModelOptions) -> Model {
     // Live pods, grouped by the workload they belong to.
     let index = OwnerIndex::new(inventory);
     let mut live: Vec<PodInfo> = Vec::new();
-    for pod in inventory.of(&kinds::POD).filter(|p| !is_finished(p)) {
-        live.push(pod_from_live(&index, &ns_labels, pod, &mut model.dropped_ports));
+    for pod in inventory.of(&kinds::POD) {
+        let facts = PodFacts::of(pod);
+        if !is_finished(&facts) {
+            live.push(pod_from_live(&index, &ns_labels, pod, &facts, &mut model.dropped_ports));
+        }
     }
     let with_pods: BTreeSet<WorkloadRef> = live.iter().map(PodInfo::workload).collect();
     let mut pods = live;
@@ -458,6 +431,7 @@ fn add_probes(namespaces: &mut Vec<NamespaceInfo>, pods: &mut Vec<PodInfo>, poli
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
     use meshmove_model::inventory::load_str;
 
     fn inventory(yaml: &str) -> Inventory {

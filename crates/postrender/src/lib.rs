@@ -661,7 +661,7 @@ fn object_of(v: Value, raw: &yaml::RawDocument<'_>) -> Option<Object> {
         .and_then(Value::as_str)
         .map(str::to_string)
         .or_else(|| known.filter(|k| k.namespaced).map(|_| String::new()));
-    Some(Object { api_version, kind, namespace, name, value: v, origin: Origin::Stdin { line: raw.line, helm_source: raw.source.clone() } })
+    Some(Object { api_version, kind, namespace, name, value: v, origin: Origin::Stdin { line: raw.line, helm_source: raw.source.clone() }, pod: None })
 }
 
 /// What generation needs to know about document `doc` (its text `text_len` bytes long) before
@@ -676,7 +676,7 @@ fn classify(doc: usize, v: Value, text_len: usize, releases: &mut Releases, kept
     let subject = workload || known == Some(&kinds::CNPG_CLUSTER);
     let facts = links::Facts::of(&v, kind, workload);
     // `release_label` reads the object's value only: no need to build the object for it.
-    let probe = Object { api_version: String::new(), kind: String::new(), namespace: None, name: String::new(), value: v, origin: Origin::Stdin { line: 0, helm_source: None } };
+    let probe = Object { api_version: String::new(), kind: String::new(), namespace: None, name: String::new(), value: v, origin: Origin::Stdin { line: 0, helm_source: None }, pod: None };
     let release = policies::release_label(&probe).map(|r| releases.number(r));
     let v = probe.value;
     // The text a value was parsed from stands for its size.

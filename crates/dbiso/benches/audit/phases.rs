@@ -5,7 +5,7 @@
 //! called in its order; no profiler or debug symbols needed.
 
 use meshmove_model::findings::{self, Analyzer};
-use meshmove_model::inventory::load_paths;
+use meshmove_model::inventory::{PodDetail, load_paths_with};
 use meshmove_netpol::view::{self, ModelOptions};
 use meshmove_netpol::{Engine, EngineOptions};
 
@@ -59,7 +59,10 @@ impl Phases {
 /// Read `dir` and audit it phase by phase; print a Markdown table.
 pub fn run(dir: &std::path::Path) {
     let mut p = Phases { last_cpu: cpu(), rows: Vec::new() };
-    let inventory = p.run("read the files into the inventory", || load_paths(&[dir.to_path_buf()], "default", None).expect("the cluster state loads"));
+    // As `audit` reads them: pods managed by a workload kept as the facts the engine reads.
+    let inventory = p.run("read the files into the inventory", || {
+        load_paths_with(&[dir.to_path_buf()], "default", None, PodDetail::Facts).expect("the cluster state loads")
+    });
     let objects = inventory.objects().len();
     let model = p.run("engine model (`view::build`)", || view::build(&inventory, ModelOptions { probes: true }));
     let engine = p.run("engine index (`Engine::build_lenient`)", || Engine::build_lenient(&model.cluster, EngineOptions::default()).expect("the engine builds"));

@@ -224,7 +224,7 @@ pub(super) fn to_object(mut value: Value, kind: &'static Kind, origin: Origin) -
     let meta = value.get("metadata");
     let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or_default().to_string();
     let namespace = meta.and_then(|m| m.get("namespace")).and_then(Value::as_str).map(str::to_string);
-    Object { api_version: kind.api_version(), kind: kind.kind.to_string(), namespace, name, value, origin }
+    Object { api_version: kind.api_version(), kind: kind.kind.to_string(), namespace, name, value, origin, pod: None }
 }
 
 /// Classify a failed call: unreachable, unauthorized, or another API error naming verb and resource.

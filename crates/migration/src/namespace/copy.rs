@@ -325,6 +325,7 @@ pub fn unreachable_backends(sides: &Sides, legacy: &[Value], set: &CopySet) -> V
             name: str_at(v, "/metadata/name")?.to_string(),
             value: v.clone(),
             origin: Origin::Cluster { context: String::new() },
+            pod: None,
         })
     };
     if set.shared.is_empty() || !legacy.iter().any(|o| str_at(o, "/kind") == Some("NetworkPolicy")) {

@@ -327,6 +327,7 @@ pub fn lost_connections(sides: &Sides, legacy: &[Value], set: &CopySet, guards: 
             name: str_at(v, "/metadata/name")?.to_string(),
             value: v.clone(),
             origin: Origin::Cluster { context: String::new() },
+            pod: None,
         })
     };
     let mut objects: Vec<Object> = legacy.iter().filter_map(|v| object(v, &sides.legacy)).collect();
@@ -341,6 +342,7 @@ pub fn lost_connections(sides: &Sides, legacy: &[Value], set: &CopySet, guards: 
             name: sides.legacy.clone(),
             value: json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": sides.legacy}}),
             origin: Origin::Cluster { context: String::new() },
+            pod: None,
         });
     }
     let inventory = Inventory::from_files(objects, Vec::new(), sides.legacy.clone());

@@ -164,6 +164,7 @@ mod tests {
             name: "h".into(),
             value: json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "h", "namespace": "shop"}, "spec": spec}),
             origin: Origin::Stdin { line: 1, helm_source: None },
+            pod: None,
         }
     }
 

@@ -90,6 +90,7 @@ mod tests {
             name: name.into(),
             value: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "istio-system"}, "data": {"values": values.to_string()}}),
             origin: Origin::Stdin { line: 1, helm_source: None },
+            pod: None,
         }
     }
 

@@ -10,7 +10,7 @@ fn obj(value: serde_json::Value) -> Object {
     let kind = value["kind"].as_str().unwrap().to_string();
     let name = value["metadata"]["name"].as_str().unwrap().to_string();
     let namespace = value["metadata"]["namespace"].as_str().map(str::to_string);
-    Object { api_version, kind, namespace, name, value, origin: Origin::Stdin { line: 1, helm_source: None } }
+    Object { api_version, kind, namespace, name, value, origin: Origin::Stdin { line: 1, helm_source: None }, pod: None }
 }
 
 fn files(objects: Vec<Object>) -> Inventory {

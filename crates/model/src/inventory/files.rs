@@ -20,7 +20,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{Inventory, Object, Origin, kinds, read};
+use super::facts::{FactsDocument, TakenPod};
+use super::{Inventory, Object, Origin, PodDetail, kinds, read};
 use crate::yaml::{self, YamlError};
 
 /// Errors reading manifests. Every variant names the place.
@@ -83,6 +84,17 @@ pub fn load_paths(
     default_namespace: &str,
     only_namespace: Option<&str>,
 ) -> Result<Inventory, InventoryError> {
+    load_paths_with(paths, default_namespace, only_namespace, PodDetail::Whole)
+}
+
+/// [`load_paths`], keeping pods as `detail` says.
+pub fn load_paths_with(
+    paths: &[PathBuf],
+    default_namespace: &str,
+    only_namespace: Option<&str>,
+    detail: PodDetail,
+) -> Result<Inventory, InventoryError> {
+    let cx = Reading { default_ns: default_namespace, detail };
     let mut objects = Vec::new();
     let mut skipped = Vec::new();
     for path in paths {
@@ -92,7 +104,7 @@ pub fn load_paths(
             std::io::stdin()
                 .read_to_string(&mut text)
                 .map_err(|source| InventoryError::Io { path: "stdin".into(), source })?;
-            load_text(&text, None, default_namespace, &mut objects)?;
+            load_text(&text, None, &cx, &mut objects)?;
             if objects.len() == before {
                 return Err(InventoryError::NoObjects { path: "stdin".into() });
             }
@@ -102,7 +114,7 @@ pub fn load_paths(
         if std::fs::metadata(path).map_err(io)?.is_file() {
             // Named on the command line: it must be manifests.
             let text = std::fs::read_to_string(path).map_err(io)?;
-            load_text(&text, Some(path), default_namespace, &mut objects)?;
+            load_text(&text, Some(path), &cx, &mut objects)?;
         } else {
             let files = collect_files(path)?;
             if files.is_empty() {
@@ -112,7 +124,7 @@ pub fn load_paths(
             for file in files {
                 let text = std::fs::read_to_string(&file)
                     .map_err(|source| InventoryError::Io { path: file.display().to_string(), source })?;
-                if let Some(reason) = load_found(&text, &file, default_namespace, &mut objects)? {
+                if let Some(reason) = load_found(&text, &file, &cx, &mut objects)? {
                     skipped.push(SkippedFile { path: file, reason });
                 }
             }
@@ -134,7 +146,7 @@ pub fn load_paths(
 /// Load objects from a string (as if read from `path`, or stdin when `None`).
 pub fn load_str(text: &str, path: Option<&Path>, default_namespace: &str) -> Result<Vec<Object>, InventoryError> {
     let mut objects = Vec::new();
-    load_text(text, path, default_namespace, &mut objects)?;
+    load_text(text, path, &Reading { default_ns: default_namespace, detail: PodDetail::Whole }, &mut objects)?;
     Ok(objects)
 }
 
@@ -158,11 +170,20 @@ fn collect_files(path: &Path) -> Result<Vec<PathBuf>, InventoryError> {
     Ok(out)
 }
 
-/// One parsed document, with where it starts.
+/// How objects are read: the namespace of namespaced objects that name none, and how much of a
+/// pod is kept.
+struct Reading<'a> {
+    default_ns: &'a str,
+    detail: PodDetail,
+}
+
+/// One parsed document, with where it starts, and the items of its `items` taken as pod facts
+/// while it was read (see [`super::facts`]).
 struct Document {
     value: Value,
     origin: Origin,
     index: usize,
+    taken: Vec<TakenPod>,
 }
 
 fn is_json(text: &str, path: Option<&Path>) -> bool {
@@ -174,17 +195,31 @@ fn is_json(text: &str, path: Option<&Path>) -> bool {
 
 /// Every non-empty document of `text`: YAML documents, or JSON values one after the other (a
 /// single object, or a stream such as `kubectl get -o json` output concatenated).
-fn parse_documents(text: &str, path: Option<&Path>) -> Result<Vec<Document>, InventoryError> {
+fn parse_documents(text: &str, path: Option<&Path>, detail: PodDetail) -> Result<Vec<Document>, InventoryError> {
     let origin_at = |line: usize, helm_source: Option<String>| match path {
         Some(p) => Origin::File { path: p.to_path_buf(), line, helm_source },
         None => Origin::Stdin { line, helm_source },
     };
     let mut docs = Vec::new();
+    if is_json(text, path) && detail == PodDetail::Facts {
+        for doc in read::json_documents_as::<FactsDocument>(text) {
+            let origin = origin_at(doc.line, None);
+            let read = doc.value.map_err(|source| InventoryError::Json { origin: origin.to_string(), source })?;
+            let (value, taken) = if read.reread || (!read.taken.is_empty() && !is_list(&read.value)) {
+                let again: Result<read::Exact, _> = serde_json::from_str(&text[doc.span]);
+                (again.map_err(|source| InventoryError::Json { origin: origin.to_string(), source })?.0, Vec::new())
+            } else {
+                (read.value, read.taken)
+            };
+            docs.push(Document { value, origin, index: docs.len() + 1, taken });
+        }
+        return Ok(docs);
+    }
     if is_json(text, path) {
         for doc in read::json_documents(text) {
             let origin = origin_at(doc.line, None);
             match doc.value {
-                Ok(value) => docs.push(Document { value, origin, index: docs.len() + 1 }),
+                Ok(value) => docs.push(Document { value, origin, index: docs.len() + 1, taken: Vec::new() }),
                 Err(source) => return Err(InventoryError::Json { origin: origin.to_string(), source }),
             }
         }
@@ -194,22 +229,34 @@ fn parse_documents(text: &str, path: Option<&Path>) -> Result<Vec<Document>, Inv
     for doc in yaml::split_stream(text) {
         let parsed = yaml::parse_document(&doc).map_err(|source| InventoryError::Yaml { path: shown(), source })?;
         let Some(value) = parsed else { continue };
-        docs.push(Document { value, origin: origin_at(doc.line, doc.source.clone()), index: doc.index });
+        docs.push(Document { value, origin: origin_at(doc.line, doc.source.clone()), index: doc.index, taken: Vec::new() });
     }
     Ok(docs)
 }
 
-fn load_text(text: &str, path: Option<&Path>, default_ns: &str, out: &mut Vec<Object>) -> Result<(), InventoryError> {
-    for doc in parse_documents(text, path)? {
-        push_object(doc.value, &doc.origin, &format!("document {}", doc.index), None, default_ns, out)?;
+fn load_text(text: &str, path: Option<&Path>, cx: &Reading<'_>, out: &mut Vec<Object>) -> Result<(), InventoryError> {
+    for doc in parse_documents(text, path, cx.detail)? {
+        push_document(doc, cx, out)?;
     }
     Ok(())
 }
 
+fn push_document(doc: Document, cx: &Reading<'_>, out: &mut Vec<Object>) -> Result<(), InventoryError> {
+    push_object(doc.value, &doc.origin, &format!("document {}", doc.index), None, doc.taken, cx, out)
+}
+
+/// Whether a document is a list [`push_object`] flattens (a list in the API's sense).
+fn is_list(value: &Value) -> bool {
+    match value.get("kind").and_then(Value::as_str) {
+        Some(kind) => kind == "List" || (kind.ends_with("List") && value.get("items").is_some()),
+        None => false,
+    }
+}
+
 /// A file found in a directory: its objects, or `Some(reason)` when it is not a Kubernetes
 /// manifest (see the module docs) and is skipped.
-fn load_found(text: &str, path: &Path, default_ns: &str, out: &mut Vec<Object>) -> Result<Option<String>, InventoryError> {
-    let docs = match parse_documents(text, Some(path)) {
+fn load_found(text: &str, path: &Path, cx: &Reading<'_>, out: &mut Vec<Object>) -> Result<Option<String>, InventoryError> {
+    let docs = match parse_documents(text, Some(path), cx.detail) {
         Ok(docs) => docs,
         Err(e) if looks_like_manifest(text) => return Err(e),
         Err(InventoryError::Yaml { source, .. }) => {
@@ -225,7 +272,7 @@ fn load_found(text: &str, path: &Path, default_ns: &str, out: &mut Vec<Object>) 
         return Ok(Some("not a Kubernetes manifest: no document has `apiVersion` and `kind`".to_string()));
     }
     for doc in docs {
-        push_object(doc.value, &doc.origin, &format!("document {}", doc.index), None, default_ns, out)?;
+        push_document(doc, cx, out)?;
     }
     Ok(None)
 }
@@ -252,12 +299,27 @@ struct ItemDefaults<'a> {
     api_version: &'a str,
 }
 
+/// The name (`metadata.name`, else `generateName`) and namespace an object names, when they are
+/// strings.
+pub(super) fn identity(value: &Value) -> (Option<&str>, Option<&str>) {
+    let meta = value.get("metadata");
+    let name = meta.and_then(|m| m.get("name").or_else(|| m.get("generateName"))).and_then(Value::as_str);
+    (name, meta.and_then(|m| m.get("namespace")).and_then(Value::as_str))
+}
+
+/// The namespace of an object: the one it names, else the default one for namespaced kinds (the
+/// scope of kinds outside the table is unknown offline: their namespace stays unset).
+fn namespace_of(named: Option<String>, api_version: &str, kind: &str, default_ns: &str) -> Option<String> {
+    named.or_else(|| kinds::lookup(api_version, kind).filter(|k| k.namespaced).map(|_| default_ns.to_string()))
+}
+
 fn push_object(
     mut value: Value,
     origin: &Origin,
     place: &str,
     defaults: Option<&ItemDefaults<'_>>,
-    default_ns: &str,
+    taken: Vec<TakenPod>,
+    cx: &Reading<'_>,
     out: &mut Vec<Object>,
 ) -> Result<(), InventoryError> {
     let not_object = |problem: &str| InventoryError::NotAnObject {
@@ -282,27 +344,25 @@ fn push_object(
         };
         let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty());
         let defaults = item_kind.map(|k| ItemDefaults { kind: k, api_version: &api_version });
+        let mut taken = taken.into_iter().peekable();
         for (i, item) in items.into_iter().enumerate() {
+            if let Some(pod) = taken.next_if(|t| t.index == i) {
+                let (api_version, kind) = ("v1".to_string(), "Pod".to_string());
+                let namespace = namespace_of(pod.namespace, &api_version, &kind, cx.default_ns);
+                let (name, pod) = (pod.name, Some(Box::new(pod.facts)));
+                out.push(Object { api_version, kind, namespace, name, value: Value::Null, origin: origin.clone(), pod });
+                continue;
+            }
             let name = item.pointer("/metadata/name").and_then(Value::as_str).map(|n| format!(" ({n})")).unwrap_or_default();
             let place = format!("{place}, items[{i}]{name} of the {kind}");
-            push_object(item, origin, &place, defaults.as_ref(), default_ns, out)?;
+            push_object(item, origin, &place, defaults.as_ref(), Vec::new(), cx, out)?;
         }
         return Ok(());
     }
-    let meta = value.get("metadata");
-    let name = meta
-        .and_then(|m| m.get("name").or_else(|| m.get("generateName")))
-        .and_then(Value::as_str)
-        .ok_or_else(|| not_object("no `metadata.name`"))?
-        .to_string();
-    let mut namespace = meta.and_then(|m| m.get("namespace")).and_then(Value::as_str).map(str::to_string);
-    if namespace.is_none() {
-        // The scope of kinds outside the table is unknown offline: leave their namespace unset.
-        if kinds::lookup(&api_version, &kind).is_some_and(|k| k.namespaced) {
-            namespace = Some(default_ns.to_string());
-        }
-    }
-    out.push(Object { api_version, kind, namespace, name, value, origin: origin.clone() });
+    let (name, namespace) = identity(&value);
+    let name = name.ok_or_else(|| not_object("no `metadata.name`"))?.to_string();
+    let namespace = namespace_of(namespace.map(str::to_string), &api_version, &kind, cx.default_ns);
+    out.push(cx.detail.keep(Object { api_version, kind, namespace, name, value, origin: origin.clone(), pod: None }));
     Ok(())
 }
 

@@ -12,6 +12,7 @@
 //! [`Inventory::unread`]: the run could not see part of its input, and reports say so as an error
 //! rather than passing the checks that needed it.
 
+mod facts;
 pub mod files;
 pub mod kinds;
 pub mod read;
@@ -24,8 +25,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-pub use files::{InventoryError, SkippedFile, load_paths, load_str};
+pub use files::{InventoryError, SkippedFile, load_paths, load_paths_with, load_str};
 pub use kinds::Kind;
+
+use crate::pod::PodFacts;
 
 /// Where an object was read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +90,10 @@ impl fmt::Display for ObjectRef {
 }
 
 /// One Kubernetes object as loaded: identity fields pulled out, the whole object kept as JSON.
+///
+/// A pod read as [`PodDetail::Facts`] keeps only what the reachability engine reads of it, in
+/// `pod`, and its `value` is `null`: the labels and annotations accessors read the facts, and so
+/// do [`crate::workload::owner`] and [`crate::pod::PodFacts::of`].
 #[derive(Debug, Clone)]
 pub struct Object {
     pub api_version: String,
@@ -95,6 +102,41 @@ pub struct Object {
     pub name: String,
     pub value: Value,
     pub origin: Origin,
+    pub pod: Option<Box<PodFacts>>,
+}
+
+/// How much of each Pod the inventory keeps. Pods are most of a cluster's objects; a command
+/// whose analyses read no more of a pod managed by a workload than the reachability engine does
+/// (dbiso) asks for [`PodDetail::Facts`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PodDetail {
+    /// Every object as read.
+    #[default]
+    Whole,
+    /// A Pod whose controller is a workload kind (a ReplicaSet, StatefulSet, DaemonSet, Job...)
+    /// is kept as [`PodFacts`] alone. Pods without one are workloads of their own and stay whole.
+    Facts,
+}
+
+impl PodDetail {
+    /// `object` as this detail keeps it: a Pod managed by a workload reduced to its facts.
+    pub fn keep(self, mut object: Object) -> Object {
+        if object.pod.is_none() && self.reduces(&object.kind, &object.api_version, crate::workload::owner(&object)) {
+            let facts = PodFacts::from_value(&object.value);
+            object.value = Value::Null;
+            object.pod = Some(Box::new(facts));
+        }
+        object
+    }
+
+    /// Whether an object of `kind` and `api_version` with `owner` (its controller, as
+    /// [`crate::workload::owner`] reads it) is kept as facts.
+    pub fn reduces(self, kind: &str, api_version: &str, owner: Option<(&str, &str)>) -> bool {
+        self == PodDetail::Facts
+            && kind == "Pod"
+            && api_version == "v1"
+            && owner.is_some_and(|(kind, _)| crate::workload::template_pointer(kind).is_some())
+    }
 }
 
 impl Object {
@@ -109,6 +151,7 @@ impl Object {
             name: text("/metadata/name")?,
             value,
             origin,
+            pod: None,
         })
     }
 
@@ -121,13 +164,18 @@ impl Object {
         ObjectRef::new(&self.kind, self.namespace.as_deref(), &self.name)
     }
 
-    fn meta_map(&self, field: &str) -> impl Iterator<Item = (&str, &str)> {
-        self.value
-            .pointer(&format!("/metadata/{field}"))
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-            .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)))
+    fn meta_map(&self, field: &str) -> Box<dyn Iterator<Item = (&str, &str)> + '_> {
+        if let Some(pod) = &self.pod {
+            return if field == "labels" { Box::new(pod.labels()) } else { Box::new(pod.annotations()) };
+        }
+        Box::new(
+            self.value
+                .pointer(&format!("/metadata/{field}"))
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?))),
+        )
     }
 
     pub fn labels(&self) -> impl Iterator<Item = (&str, &str)> {
@@ -135,10 +183,16 @@ impl Object {
     }
 
     pub fn label(&self, key: &str) -> Option<&str> {
+        if let Some(pod) = &self.pod {
+            return pod.label(key);
+        }
         self.value.pointer("/metadata/labels")?.get(key)?.as_str()
     }
 
     pub fn annotation(&self, key: &str) -> Option<&str> {
+        if let Some(pod) = &self.pod {
+            return pod.annotation(key);
+        }
         self.value.pointer("/metadata/annotations")?.get(key)?.as_str()
     }
 
@@ -146,7 +200,8 @@ impl Object {
         self.meta_map("annotations")
     }
 
-    /// Deserialize into a typed k8s-openapi struct (no copy of the JSON tree is made).
+    /// Deserialize into a typed k8s-openapi struct (no copy of the JSON tree is made). A pod
+    /// kept as facts ([`PodDetail::Facts`]) has no JSON tree to read.
     pub fn typed<T: DeserializeOwned>(&self) -> Result<T, InventoryError> {
         T::deserialize(&self.value).map_err(|e| InventoryError::Shape {
             origin: self.origin.to_string(),

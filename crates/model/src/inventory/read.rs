@@ -28,7 +28,7 @@ impl<'de> Deserialize<'de> for Exact {
     }
 }
 
-struct ExactVisitor;
+pub(crate) struct ExactVisitor;
 
 impl<'de> Visitor<'de> for ExactVisitor {
     type Value = Exact;
@@ -97,16 +97,23 @@ impl<'de> Visitor<'de> for ExactVisitor {
 
 /// One JSON document of a text: its value, or where it stopped parsing. `line` is the 1-based
 /// line on which the document starts.
-pub struct JsonDocument {
+pub struct JsonDocument<T = Value> {
     pub line: usize,
-    pub value: Result<Value, serde_json::Error>,
+    pub value: Result<T, serde_json::Error>,
+    /// Where the document is in the text (byte offsets).
+    pub span: std::ops::Range<usize>,
 }
 
 /// The JSON values of `text` one after the other (a single object, or a stream such as
 /// `kubectl get -o json` outputs concatenated), read as [`Exact`] values. Stops after the first
 /// document that does not parse.
 pub fn json_documents(text: &str) -> impl Iterator<Item = JsonDocument> + '_ {
-    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Exact>();
+    json_documents_as::<Exact>(text).map(|d| JsonDocument { line: d.line, value: d.value.map(|Exact(v)| v), span: d.span })
+}
+
+/// [`json_documents`], each document read as `T`.
+pub fn json_documents_as<'t, T: Deserialize<'t> + 't>(text: &'t str) -> impl Iterator<Item = JsonDocument<T>> + 't {
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<T>();
     let (mut counted, mut line, mut failed) = (0usize, 1usize, false);
     std::iter::from_fn(move || {
         if failed {
@@ -119,7 +126,7 @@ pub fn json_documents(text: &str) -> impl Iterator<Item = JsonDocument> + '_ {
         counted = start;
         let next = stream.next()?;
         failed = next.is_err();
-        Some(JsonDocument { line, value: next.map(|Exact(v)| v) })
+        Some(JsonDocument { line, value: next, span: start..stream.byte_offset() })
     })
 }
 
