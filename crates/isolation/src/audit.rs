@@ -317,8 +317,10 @@ static OWNERSHIP: &[&Kind] = &[
 
 /// Kinds reachability reads (ownership's, plus policies and namespace labels). The admin policy
 /// tiers (AdminNetworkPolicy before NetworkPolicy, BaselineAdminNetworkPolicy after) decide what
-/// reaches a database as much as NetworkPolicy does: listed too, where a cluster without their
-/// CRDs simply has none and a refused list is unread input like any other.
+/// reaches a database as much as NetworkPolicy does, and so do Istio's AuthorizationPolicies
+/// (with the PeerAuthentications that decide whether a source has a principal), which the engine
+/// applies after the network: listed too, where a cluster without their CRDs simply has none and
+/// a refused list is unread input like any other.
 static REACHABILITY: &[&Kind] = &[
     &kinds::DEPLOYMENT,
     &kinds::STATEFUL_SET,
@@ -335,6 +337,8 @@ static REACHABILITY: &[&Kind] = &[
     &kinds::NAMESPACE,
     &kinds::ADMIN_NETWORK_POLICY,
     &kinds::BASELINE_ADMIN_NETWORK_POLICY,
+    &kinds::AUTHORIZATION_POLICY,
+    &kinds::PEER_AUTHENTICATION,
 ];
 
 /// Kinds the policy checks read besides the policies: the pods they select.

@@ -131,3 +131,83 @@ fn explain_reads_authorization_policies_live() {
     let x = dbiso(&["explain", "deploy/web", "sts/db", "5432", "-o", "json"], &env).expect_code(1).json();
     assert_eq!(x["authorization"]["state"], "denied");
 }
+
+/// The findings of an audit report as (code, object, message), sorted: what two runs over the
+/// same state must agree on whatever they read it from.
+fn findings(report: &Value) -> Vec<(String, String, String)> {
+    let mut out: Vec<_> = report["findings"]
+        .as_array()
+        .expect("the report has findings")
+        .iter()
+        .map(|f| (f["code"].to_string(), f["object"].to_string(), f["message"].to_string()))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn audit_reads_authorization_policies_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_ap = dir.path().join("shop.yaml");
+    std::fs::write(&with_ap, SHOP).unwrap();
+    let docs = apiserver_double::parse_documents(SHOP).unwrap();
+    let without: Vec<Value> = docs.iter().filter(|d| d["kind"] != "AuthorizationPolicy").cloned().collect();
+    let plain = dir.path().join("plain.yaml");
+    std::fs::write(&plain, without.iter().map(|d| format!("---\n{}\n", serde_json::to_string(d).unwrap())).collect::<String>()).unwrap();
+    let audit_files = |path: &std::path::Path| dbiso(&["audit", "-f", path.to_str().unwrap(), "-A", "-o", "json"], &[]).json();
+    let (from_files, from_plain) = (audit_files(&with_ap), audit_files(&plain));
+    // The policy admits api alone on 5432: web no longer reaches the database, and the audit says so.
+    assert_ne!(findings(&from_files), findings(&from_plain), "{from_files}");
+
+    // With Istio's CRDs served: listed once each, and the audit is the one of the files.
+    let double = Double::spawn_blocking_runtime(DoubleOptions::default()).expect("double starts");
+    double.install_crds(crds::istio()).unwrap();
+    double.load_values(docs.clone()).unwrap();
+    let kubeconfig = double.write_kubeconfig(dir.path(), "shop").unwrap();
+    let r = dbiso(&["audit", "-A", "-o", "json"], &[("KUBECONFIG", kubeconfig.to_str().unwrap())]);
+    let live = r.json();
+    assert_eq!(findings(&live), findings(&from_files), "{}", r.stderr);
+    assert_eq!(live["skipped"], serde_json::json!([]), "{live}");
+    let listed: Vec<String> = double.requests().into_iter().filter(|q| q.method == "GET").map(|q| q.path).collect();
+    for plural in ["authorizationpolicies", "peerauthentications"] {
+        let path = format!("/apis/security.istio.io/v1/{plural}");
+        assert_eq!(listed.iter().filter(|p| **p == path).count(), 1, "one list of {plural}: {listed:?}");
+    }
+
+    // Without Istio (the group answers 404): none, not an error.
+    let double = Double::spawn_blocking_runtime(DoubleOptions::default()).expect("double starts");
+    double.load_values(without).unwrap();
+    let kubeconfig = double.write_kubeconfig(dir.path(), "shop").unwrap();
+    let r = dbiso(&["audit", "-A", "-o", "json"], &[("KUBECONFIG", kubeconfig.to_str().unwrap())]);
+    let live = r.json();
+    assert_eq!(findings(&live), findings(&from_plain), "{}", r.stderr);
+    assert_eq!(live["skipped"], serde_json::json!([]), "{live}");
+
+    // Served but not granted (403): unread input, the reachability checks skipped, exit 1.
+    let double = Double::spawn_blocking_runtime(DoubleOptions { rbac: true, ..DoubleOptions::default() }).expect("double starts");
+    double.install_crds(crds::istio()).unwrap();
+    double.load_values(docs).unwrap();
+    let role_text = std::fs::read_to_string(e2e::root().join("krew-manifests/rbac/dbiso-audit.yaml")).unwrap();
+    let mut role = apiserver_double::parse_documents(&role_text).unwrap();
+    let mut groups = Vec::new();
+    for d in &mut role {
+        if let Some(rules) = d["rules"].as_array_mut() {
+            let before = rules.len();
+            rules.retain(|r| r["apiGroups"] != serde_json::json!(["security.istio.io"]));
+            assert_eq!(rules.len() + 1, before, "the shipped role grants Istio's policies in one rule");
+        }
+        for s in d["subjects"].as_array().into_iter().flatten() {
+            groups.push(s["name"].as_str().unwrap().to_string());
+        }
+    }
+    double.load_values(role).unwrap();
+    double.add_token("auditor-token", "auditor", &groups.iter().map(String::as_str).collect::<Vec<_>>());
+    let kubeconfig = double.write_kubeconfig_with_token(dir.path(), "shop", "auditor-token").unwrap();
+    let r = dbiso(&["audit", "-A", "-o", "json"], &[("KUBECONFIG", kubeconfig.to_str().unwrap())]).expect_code(1);
+    let report = r.json();
+    let unread: Vec<&str> =
+        report["findings"].as_array().unwrap().iter().filter(|f| f["code"] == "DB3000").filter_map(|f| f["message"].as_str()).collect();
+    assert!(unread.iter().any(|m| m.contains("authorizationpolicies.security.istio.io")), "{report}");
+    let skipped: Vec<&str> = report["skipped"].as_array().unwrap().iter().map(|s| s["analyzer"].as_str().unwrap()).collect();
+    assert!(skipped.contains(&"non-owner-reachability") && skipped.contains(&"database-isolation"), "{report}");
+}
