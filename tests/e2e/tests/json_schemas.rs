@@ -162,8 +162,14 @@ impl Ns {
         if !items.is_empty() {
             e2e::validate_objects(&items);
         }
-        let report = self.mm(&[args, &["-o", "json"]].concat()).expect_code(0).json();
+        let run = self.mm(&[args, &["-o", "json"]].concat()).expect_code(0);
+        let report = run.json();
         validate_shape("namespaceMigrationReport", &report);
+        // Each object's outcome on stderr, in kubectl's words, as for every mutating command.
+        for o in report["outcomes"].as_array().unwrap() {
+            let line = format!("/{} {}", o["target"]["name"].as_str().unwrap(), o["action"].as_str().unwrap());
+            assert!(run.stderr.lines().any(|l| l.contains(&line)), "{args:?}: no `{line}` on stderr:\n{}", run.stderr);
+        }
         // What the client dry run printed is what the API server holds after the step, besides
         // what the server adds by itself (a new Namespace's `kubernetes.io/metadata.name` label
         // and finalizer); Secret values are masked in the preview, so Secrets are left out.

@@ -33,15 +33,18 @@ fn gate_rows(results: &[GateResult]) -> Vec<Vec<String>> {
 }
 
 /// A step's report. Under `--dry-run=client` stdout carries what the shared contract
-/// (`meshmove_cli::mutate`) prints, a diff per object (`-o yaml|json`: the objects), and each
-/// object's outcome goes to stderr; otherwise the outcomes are the report's first lines (`-o
-/// json|yaml`: the whole report).
+/// (`meshmove_cli::mutate`) prints, a diff per object (`-o yaml|json`: the objects); otherwise
+/// the outcomes are the report's first lines (`-o json|yaml`: the whole report). As for every
+/// mutating command, outcomes go to stderr where stdout is not a table of them.
 pub(super) fn report(output: &OutputFlags, r: &Report) -> Result<Exit> {
     let mut out = Out::new();
     let exit = if r.passed { Exit::Ok } else { Exit::Findings };
     // Waits that a dry run skips, and deletes of what is already gone, say nothing.
     let outcomes = r.outcomes.iter().filter(|o| !(o.action == plan::Action::Skipped && o.target.kind != "ConfigMap" && r.dry_run != DryRun::None));
-    if r.dry_run == DryRun::Client {
+    // Outcomes on stderr where stdout carries diffs or a document (with -v they were printed
+    // there as they happened).
+    let tabular = matches!(output.output, OutputFormat::Table | OutputFormat::Wide);
+    if (r.dry_run == DryRun::Client || !tabular) && output.verbosity == 0 {
         for o in outcomes.clone() {
             eprintln!("{o}");
         }
