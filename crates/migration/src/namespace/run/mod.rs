@@ -364,3 +364,66 @@ async fn routing_changes(conn: &Connection, sides: &Sides, st: &NsState, weight:
     changes.extend(external_changes(conn, sides, weight).await?);
     Ok(changes)
 }
+
+#[cfg(test)]
+mod schema_tests {
+    //! The published output schema (`docs/schemas/meshmove-output.schema.json`) names every value
+    //! the reports serialize for phases, outcomes and dry-run modes: a variant added here without
+    //! the schema fails this test (and the exhaustive matches fail to compile until it is listed).
+    use super::*;
+
+    fn schema_enum(pointer: &str) -> Vec<String> {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/schemas/meshmove-output.schema.json")).unwrap();
+        let schema: Value = serde_json::from_str(&text).unwrap();
+        let values = schema.pointer(pointer).unwrap_or_else(|| panic!("no {pointer} in the schema"));
+        values.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect()
+    }
+
+    fn names<T: Serialize>(all: &[T]) -> Vec<String> {
+        all.iter().map(|v| serde_json::to_value(v).unwrap().as_str().unwrap().to_string()).collect()
+    }
+
+    #[test]
+    fn the_schema_lists_every_phase_action_and_dry_run_mode() {
+        use plan::Action;
+        let phases = [Phase::Created, Phase::Shifting, Phase::Frozen, Phase::Aborted, Phase::Completed, Phase::RolledBack];
+        for p in phases {
+            match p {
+                Phase::Created | Phase::Shifting | Phase::Frozen | Phase::Aborted | Phase::Completed | Phase::RolledBack => {}
+            }
+        }
+        let actions = [
+            Action::Created,
+            Action::Configured,
+            Action::Unchanged,
+            Action::Deleted,
+            Action::Restarted,
+            Action::Scaled,
+            Action::Ready,
+            Action::Skipped,
+        ];
+        for a in actions {
+            match a {
+                Action::Created
+                | Action::Configured
+                | Action::Unchanged
+                | Action::Deleted
+                | Action::Restarted
+                | Action::Scaled
+                | Action::Ready
+                | Action::Skipped => {}
+            }
+        }
+        let modes = [DryRun::None, DryRun::Client, DryRun::Server];
+        for m in modes {
+            match m {
+                DryRun::None | DryRun::Client | DryRun::Server => {}
+            }
+        }
+        assert_eq!(names(&phases), schema_enum("/$defs/migrationPhase/enum"));
+        assert_eq!(names(&actions), schema_enum("/$defs/outcome/properties/action/enum"));
+        assert_eq!(names(&modes), schema_enum("/$defs/outcome/properties/dryRun/enum"));
+        // A report printed as a document is never a client dry run (that prints the objects).
+        assert_eq!(names(&[DryRun::None, DryRun::Server]), schema_enum("/$defs/namespaceMigrationReport/properties/dryRun/enum"));
+    }
+}
