@@ -1,7 +1,8 @@
 //! The traffic profile's HTTP route keys end to end against the API double: `enable` and
 //! `ns create` with `--http-timeout`, `--retries`, `--per-try-timeout` and `--retry-on` write
 //! VirtualServices that Istio's CRD schemas accept (`tests/tools/validate.sh`) and that carry the
-//! values on every HTTP route and on no TCP route; a `ns shift` keeps them; values Istio rejects
+//! values on every HTTP route and on no TCP route (the Istio gateway's VirtualServices serving a
+//! legacy Ingress too); a `ns shift` keeps them; values Istio rejects
 //! are refused before anything is written, naming the flag or the profile file's line.
 
 use std::sync::Arc;
@@ -147,6 +148,12 @@ fn healthy() -> apiserver_double::prometheus::Script {
 #[test]
 fn ns_create_takes_the_same_flags_and_shift_keeps_them() {
     let d = shop();
+    // An Ingress: the Istio gateway's VirtualServices serving it carry the profile too.
+    d.create(json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "shop", "namespace": "shop"},
+        "spec": {"rules": [{"host": "shop.example.com", "http": {"paths": [
+            {"path": "/api", "pathType": "Prefix", "backend": {"service": {"name": "api", "port": {"number": 8080}}}},
+            {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}}))
+        .unwrap();
     let e = DoubleEnv::new(&d, "default");
     let mut args = vec!["ns", "create", "shop"];
     args.extend(ROUTE_FLAGS);
@@ -165,6 +172,15 @@ fn ns_create_takes_the_same_flags_and_shift_keeps_them() {
             for route in vs["spec"]["tcp"].as_array().into_iter().flatten() {
                 assert!(route.get("timeout").is_none() && route.get("retries").is_none(), "{vs}");
             }
+        }
+        let external: Vec<&Value> = vss.iter().filter(|v| v["metadata"]["labels"]["mesh-migrate.meshmove.io/role"] == "external-traffic").collect();
+        assert_eq!(external.len(), 1, "{vss:?}");
+        let routes = external[0]["spec"]["http"].as_array().unwrap();
+        assert!(routes.len() >= 2, "{}", external[0]);
+        for route in routes {
+            assert_eq!(route["timeout"], "30s", "{}", external[0]);
+            assert_eq!(route["retries"], expected_retries(), "{}", external[0]);
+            assert_eq!(route["route"][1]["weight"], weight, "{}", external[0]);
         }
         let mut all = vss.clone();
         all.extend(d.list("networking.istio.io/v1", "DestinationRule", Some("shop-mesh")));

@@ -228,12 +228,13 @@ pub async fn create(
         passed: true,
         ..Report::default()
     };
-    let ext = create_external(sides, &ext_legacy, &service_names, &selector, &mut report);
+    let ext = create_external(sides, &ext_legacy, &service_names, &selector, &http_policy, &mut report);
     if !http_policy.is_empty() {
         let tcp = routing::tcp_only_ports(&routable);
         report.notes.push(format!(
-            "the HTTP routes of the splitting VirtualServices carry {}{}",
+            "the HTTP routes of the splitting VirtualServices carry {}{}{}",
             http_policy.describe(),
+            if ext.routes.is_empty() { "" } else { " (so do the split routes of the Istio gateway's VirtualServices for the Ingresses and HTTPRoutes)" },
             if tcp.is_empty() {
                 String::new()
             } else {

@@ -26,8 +26,9 @@ pub(super) async fn legacy_external(conn: &Connection, sides: &Sides) -> Result<
 }
 
 /// A route VirtualService of the mesh side at `weight` % (the split routes only; a shared
-/// backend's single destination stays), as an object to apply.
-pub fn reweighted(sides: &Sides, vs: &Value, weight: u8) -> Value {
+/// backend's single destination stays), its split routes carrying `policy` (as
+/// [`external::external`] writes them), as an object to apply.
+pub fn reweighted(sides: &Sides, vs: &Value, weight: u8, policy: &routing::HttpPolicy) -> Value {
     let mut spec = vs.get("spec").cloned().unwrap_or_default();
     let w = u64::from(weight.min(100));
     for r in spec.get_mut("http").and_then(Value::as_array_mut).into_iter().flatten() {
@@ -39,6 +40,7 @@ pub fn reweighted(sides: &Sides, vs: &Value, weight: u8) -> Value {
             let mesh = d.pointer("/destination/host").and_then(Value::as_str).is_some_and(|h| h.split('.').nth(1) == Some(sides.mesh.as_str()));
             d["weight"] = json!(if mesh { w } else { 100 - w });
         }
+        policy.apply(r);
     }
     json!({
         "apiVersion": vs.get("apiVersion").cloned().unwrap_or(json!("networking.istio.io/v1")),
@@ -53,12 +55,12 @@ fn is_external(v: &Value) -> bool {
 }
 
 /// The external VirtualServices of the mesh side at `weight` %.
-pub(super) async fn external_changes(conn: &Connection, sides: &Sides, weight: u8) -> Result<Vec<Change>, NsError> {
+pub(super) async fn external_changes(conn: &Connection, sides: &Sides, weight: u8, policy: &routing::HttpPolicy) -> Result<Vec<Change>, NsError> {
     if !namespace_exists(conn, &sides.mesh).await? {
         return Ok(Vec::new());
     }
     let vss = objects(conn, &[&kinds::VIRTUAL_SERVICE], &sides.mesh).await?;
-    Ok(vss.iter().filter(|v| is_external(v)).map(|v| Change::Apply { object: reweighted(sides, v, weight) }).collect())
+    Ok(vss.iter().filter(|v| is_external(v)).map(|v| Change::Apply { object: reweighted(sides, v, weight, policy) }).collect())
 }
 
 /// The ingress gateway Services (`istio: <selector>` in their selector) anywhere in the cluster,
@@ -166,8 +168,15 @@ pub(super) fn complete_blockers(sides: &Sides, st: &NsState, legacy: &[Value], s
 }
 
 /// The external Gateways and VirtualServices for `create`, at weight 0, and the plan's lines.
-pub(super) fn create_external(sides: &Sides, legacy: &[Value], routed: &[String], selector: &str, report: &mut Report) -> external::External {
-    let ext = external::external(sides, legacy, routed, 0, selector);
+pub(super) fn create_external(
+    sides: &Sides,
+    legacy: &[Value],
+    routed: &[String],
+    selector: &str,
+    policy: &routing::HttpPolicy,
+    report: &mut Report,
+) -> external::External {
+    let ext = external::external(sides, legacy, routed, 0, selector, policy);
     report.warnings.extend(ext.warnings.iter().cloned());
     for r in &ext.routes {
         report.notes.push(format!(

@@ -360,8 +360,9 @@ async fn routing_changes(conn: &Connection, sides: &Sides, st: &NsState, weight:
         };
         changes.push(Change::Apply { object: routing::virtual_service(sides, svc, weight, &st.http_policy) });
     }
-    // The Istio gateway's routes for the legacy Ingresses and HTTPRoutes follow the same weight.
-    changes.extend(external_changes(conn, sides, weight).await?);
+    // The Istio gateway's routes for the legacy Ingresses and HTTPRoutes follow the same weight
+    // and carry the same timeout and retries.
+    changes.extend(external_changes(conn, sides, weight, &st.http_policy).await?);
     Ok(changes)
 }
 
