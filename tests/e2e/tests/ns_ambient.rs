@@ -268,3 +268,41 @@ fn without_a_waypoint_the_gate_reads_ztunnel_and_no_new_connection_fails_it() {
     assert!(queries.iter().all(|q| q.query.contains("reporter=\"destination\"") && q.query.contains("destination_workload_namespace=\"zamaz-mesh\"")));
     assert_eq!(e.mm(&["ns", "status", "zamaz", "-o", "json"]).json()["state"]["weight"], 0, "the failure policy took it back to 0 %");
 }
+
+/// Callers captured by ztunnel reach the legacy Services at L4, where no VirtualService applies:
+/// `create` and `shift` name them in a warning (the split reaches sidecars and the Istio gateway
+/// only), and `complete` refuses while they exist, unless `--force`.
+#[test]
+fn ambient_callers_are_named_as_not_shifted_and_complete_refuses_until_forced() {
+    let e = env(true, true);
+    // No Ingress: the external refusal of `complete` is another test's.
+    e.double.delete("networking.k8s.io/v1", "Ingress", Some("zamaz"), "zamaz").unwrap();
+    e.double.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "front", "labels": {"istio.io/dataplane-mode": "ambient"}}})).unwrap();
+    e.double
+        .create(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "client", "namespace": "front"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "client"}}, "template": {"metadata": {"labels": {"app": "client"}},
+                "spec": {"containers": [{"name": "client", "image": "curlimages/curl:8.10.1"}]}}}}))
+        .unwrap();
+    // The double's CNI agent captured them, as ztunnel runs.
+    let pods = e.double.list("v1", "Pod", Some("front"));
+    assert_eq!(pods.len(), 2);
+    assert!(pods.iter().all(|p| p["metadata"]["annotations"]["ambient.istio.io/redirection"] == "enabled"), "{pods:?}");
+
+    let named = "2 pod(s) captured by ztunnel (ambient) may call the legacy Services: front (2 pods: Deployment/client)";
+    let r = e.mm(&["ns", "create", "zamaz", "--mode", "ambient", "-o", "json"]).expect_code(0);
+    let warnings = r.json()["warnings"].to_string();
+    assert!(warnings.contains(named) && warnings.contains("at every weight"), "{warnings}");
+    let r = e.mm(&["ns", "shift", "zamaz", "10"]).expect_code(0);
+    assert!(r.stdout.contains(&format!("warning: {named}")), "{}", r.stdout);
+
+    let legacy_replicas = || e.double.get("apps/v1", "Deployment", Some("zamaz"), "api").unwrap()["spec"]["replicas"].clone();
+    let before = legacy_replicas();
+    let r = e.mm(&["ns", "complete", "zamaz"]).expect_code(2);
+    assert!(r.stderr.contains("not completing zamaz") && r.stderr.contains("front (2 pods: Deployment/client)") && r.stderr.contains("--force"), "{}", r.stderr);
+    assert_eq!(legacy_replicas(), before, "nothing scaled down");
+    assert_eq!(e.mm(&["ns", "status", "zamaz", "-o", "json"]).json()["state"]["weight"], 10, "nothing shifted");
+
+    let r = e.mm(&["ns", "complete", "zamaz", "--force"]).expect_code(0);
+    assert!(r.stdout.contains("warning: completing anyway (--force)"), "{}", r.stdout);
+    assert_eq!(legacy_replicas(), json!(0));
+}

@@ -31,6 +31,7 @@
 //!
 //! Everything but `prometheus` and `run` is pure and unit-tested offline.
 
+pub mod callers;
 pub mod copy;
 pub mod external;
 pub mod gates;

@@ -53,6 +53,8 @@ pub async fn complete(
         }
         report.warnings.push(format!("completing anyway (--force) while external traffic still reaches the legacy side:\n{list}"));
     }
+    // Callers ztunnel carries were never moved by the weights: they would lose the legacy side.
+    callers::complete_check(conn, sides, force, &mut report).await?;
     let legacy = legacy_workloads(conn, sides).await?;
     let recorded: Vec<&WorkloadRecord> = st.workloads.iter().collect();
     let kept: Vec<String> = legacy

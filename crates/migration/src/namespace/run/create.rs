@@ -361,6 +361,9 @@ pub async fn create(
         }
     }
 
+    // Callers the weights will not move (ztunnel's): named before anything is routed.
+    callers::report_ambient_callers(conn, sides, &mut report).await?;
+
     let mine = begin(conn, sides, opts, "create", 0).await?;
     run_recorded(conn, sides, opts, &mine, &plan, &mut report, events).await?;
     if opts.dry_run != DryRun::None {

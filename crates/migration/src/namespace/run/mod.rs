@@ -28,6 +28,7 @@ use meshmove_model::inventory::{Kind, kinds};
 use crate::precheck::{self, MeshMode};
 use meshmove_kube::plan::{self, Change, DryRun, ExecOptions, Journal, Outcome, Plan, PlanError, Preview, Progress, Target};
 
+mod callers;
 mod cleanup;
 mod complete;
 mod create;

@@ -44,6 +44,7 @@ pub async fn shift(
         report.notes.push(format!("nothing to do: {} is at {} %", sides.legacy, st.weight));
         return Ok(report);
     }
+    callers::report_ambient_callers(conn, sides, &mut report).await?;
     if opts.dry_run != DryRun::None {
         // Preview the first step only: later steps depend on the gates.
         let to = todo[0];
