@@ -18,7 +18,7 @@ use meshmove_istio::{DEFAULT_ROOT_NAMESPACE, PeerAuthentications};
 use serde_json::Value;
 
 use super::authz::{
-    AuthzDecision, AuthzPolicy, AuthzState, DEFAULT_TRUST_DOMAIN, Enforcer, Peer,
+    AuthzDecision, AuthzPolicy, AuthzRuleRef, AuthzState, DEFAULT_TRUST_DOMAIN, Enforcer, Peer,
     SIDECAR_UNCAPTURED_PORTS, decide,
 };
 use super::authz_compile::compile;
@@ -320,6 +320,30 @@ impl Engine {
     pub fn authz_decision(&self, src: Target, dst: PodId, port: u16) -> AuthzDecision {
         let src = self.view(src);
         self.authz_decide(&src, &self.pod_view(dst), port)
+    }
+
+    /// The AuthorizationPolicies that apply to pod `dst` as its proxy enforces them (each as a
+    /// [`AuthzRuleRef`] without a rule), or `None` when no proxy captures it.
+    pub fn authz_policies_of(&self, dst: PodId) -> Option<Vec<AuthzRuleRef>> {
+        let d = self.pod_view(dst);
+        let enforcer = if d.info.sidecar {
+            Enforcer::Sidecar
+        } else if d.info.ambient {
+            Enforcer::Ztunnel
+        } else {
+            return None;
+        };
+        Some(
+            self.applicable(&d, enforcer)
+                .into_iter()
+                .map(|p| AuthzRuleRef {
+                    namespace: p.namespace.clone(),
+                    name: p.name.clone(),
+                    action: p.action,
+                    rule: None,
+                })
+                .collect(),
+        )
     }
 
     /// The TCP ports from `src` to pod `dst` that the destination's AuthorizationPolicies admit

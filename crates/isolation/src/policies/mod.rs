@@ -27,6 +27,7 @@
 //! the square of the workloads.
 
 mod authz;
+mod authz_only;
 mod authz_proof;
 pub(crate) mod clients;
 mod egress;
@@ -220,12 +221,38 @@ pub fn generate(inventory: &Inventory, req: &Request<'_>) -> Generation {
     generate_with_context(inventory, req, &HashSet::new())
 }
 
+/// The L4 Istio `AuthorizationPolicy` of every workload of `inventory` whose clients the input
+/// shows, alone (no NetworkPolicy goes with it), for either data-plane mode: what
+/// `kubectl mesh-migrate enable --authz` writes. The clients, peers and ports are the
+/// generator's, as the ambient companions have them ([`authz`]); `inventory` must show the
+/// namespace as it will be once on the mesh (labels, which pods carry a proxy, the
+/// PeerAuthentications), and `mesh_root` is the mesh root namespace, where mesh-wide policies
+/// live. The proof and what is withheld are [`authz_only`]'s. `Generated::object` is the
+/// AuthorizationPolicy, named `<workload>-authz`.
+pub fn authorization_policies(inventory: &Inventory, req: &Request<'_>, mesh_root: &str) -> Generation {
+    run(inventory, req, &HashSet::new(), Output::AuthorizationPolicies { mesh_root })
+}
+
 /// [`generate`] where the workloads named in `context` are clients and callees only, never
 /// subjects: the workloads of other releases of one stream that call this release's Services
 /// (or that its workloads call). They get no policy here (their own release's run gives them
 /// theirs), but the policies admit them where they are seen calling, and the proof checks those
 /// connections like any other.
 pub fn generate_with_context(inventory: &Inventory, req: &Request<'_>, context: &HashSet<ObjectRef>) -> Generation {
+    run(inventory, req, context, Output::NetworkPolicies)
+}
+
+/// What a generation run emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output<'a> {
+    /// NetworkPolicies, with their ambient AuthorizationPolicy companions.
+    NetworkPolicies,
+    /// AuthorizationPolicies alone, for every data-plane mode ([`authorization_policies`]).
+    AuthorizationPolicies { mesh_root: &'a str },
+}
+
+fn run(inventory: &Inventory, req: &Request<'_>, context: &HashSet<ObjectRef>, output: Output<'_>) -> Generation {
+    let alone = output != Output::NetworkPolicies;
     let opts = req.options;
     let ws = workloads(inventory);
     let is_context: Vec<bool> = ws.iter().map(|w| !context.is_empty() && context.contains(&w.object.object_ref())).collect();
@@ -404,7 +431,7 @@ pub fn generate_with_context(inventory: &Inventory, req: &Request<'_>, context: 
                         subject: short(w),
                         namespace: ns.to_string(),
                         reason: "an Ingress with alb.ingress.kubernetes.io/target-type: ip sends to its pods from the load balancer's addresses, which the input does not show".into(),
-                        isolate_with: "networkPolicies.ingressIpBlocks: [<the VPC CIDRs>]".into(),
+                        isolate_with: if alone { authz_only::anyway(w.name()) } else { "networkPolicies.ingressIpBlocks: [<the VPC CIDRs>]".into() },
                         egress: false,
                     });
                     continue;
@@ -418,7 +445,7 @@ pub fn generate_with_context(inventory: &Inventory, req: &Request<'_>, context: 
                             "its callers are unknown: no workload in the input names its Service {} and nothing exposes it",
                             names.join(", ")
                         ),
-                        isolate_with: format!("networkPolicies.isolateAnyway: [{}]", w.name()),
+                        isolate_with: if alone { authz_only::anyway(w.name()) } else { format!("networkPolicies.isolateAnyway: [{}]", w.name()) },
                         egress: false,
                     });
                     continue;
@@ -683,6 +710,15 @@ pub fn generate_with_context(inventory: &Inventory, req: &Request<'_>, context: 
     }
 
     // Prove: the input's engine model, before and with the candidates.
+    if let Output::AuthorizationPolicies { mesh_root } = output {
+        let mut model = model;
+        model.cluster.istio_root_namespace = Some(mesh_root.to_string());
+        authz_only::finish(drafts, &ws, req, &model.cluster, &uses, &mut out);
+        unique_names(&mut out.policies, req.release);
+        out.policies.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        out.withheld.sort_by(|a, b| (&a.namespace, &a.subject).cmp(&(&b.namespace, &b.subject)));
+        return out;
+    }
     let candidates: Vec<Candidate> =
         drafts.iter().map(|d| Candidate { subject: d.engine_ref.clone(), policy: typed(d, req), egress: d.egress }).collect();
     let verdict = proof::prove(&model.cluster, &candidates, &uses);
@@ -912,7 +948,13 @@ fn unique_names(out: &mut [Generated], release: &str) {
         }
         let (kind, name) = g.protects.split_once('/').unwrap_or(("", g.protects.as_str()));
         let base = format!("{name}-{}", kind.to_ascii_lowercase());
-        let suffix = if g.egress { EGRESS_SUFFIX } else { INGRESS_SUFFIX };
+        let suffix = if g.object.get("kind").and_then(Value::as_str) == Some("AuthorizationPolicy") {
+            authz_only::AUTHZ_SUFFIX
+        } else if g.egress {
+            EGRESS_SUFFIX
+        } else {
+            INGRESS_SUFFIX
+        };
         let mut candidate = named_policy(release, &base, suffix);
         let mut n = 2;
         while taken.contains(&(g.namespace.clone(), candidate.clone())) {
@@ -956,3 +998,6 @@ pub fn most_common_first<'a>(names: impl Iterator<Item = &'a str>) -> Vec<(Strin
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod authz_only_tests;
