@@ -59,6 +59,10 @@ pub struct EnableOptions {
     pub monitoring_namespaces: Vec<String>,
     /// Namespace of istiod (egress of the suite's policies in sidecar mode).
     pub istio_namespace: String,
+    /// L4 AuthorizationPolicies from the clients the namespace shows (`--authz`,
+    /// [`super::authz`]); the inventory must then hold the kinds [`super::authz::KINDS`] and
+    /// [`super::authz::WIDE_KINDS`] name.
+    pub authz: Option<super::authz::AuthzOptions>,
 }
 
 impl Default for EnableOptions {
@@ -75,6 +79,7 @@ impl Default for EnableOptions {
             policies: None,
             monitoring_namespaces: crate::precheck::PrecheckOptions::default().monitoring_namespaces,
             istio_namespace: meshmove_isolation::policies::PolicyOptions::default().istio_namespace,
+            authz: None,
         }
     }
 }
@@ -267,6 +272,16 @@ pub fn mesh_policies(inventory: &Inventory, namespace: &str, options: &EnableOpt
 
 /// Build the `enable` plan.
 pub fn plan(inventory: &Inventory, namespace: &str, options: &EnableOptions) -> Result<Plan, MigrateError> {
+    plan_with_authz(inventory, namespace, options).map(|(plan, _)| plan)
+}
+
+/// [`plan`], with what `--authz` generated ([`super::authz::policies`]: the policies the plan
+/// applies last, once every restarted pod is ready, and those withheld) when it was asked for.
+pub fn plan_with_authz(
+    inventory: &Inventory,
+    namespace: &str,
+    options: &EnableOptions,
+) -> Result<(Plan, Option<meshmove_isolation::policies::Generation>), MigrateError> {
     let ns = namespace_object(inventory, namespace).ok_or_else(|| MigrateError::NoNamespace { namespace: namespace.to_string() })?;
     options.profile.validate().map_err(|message| MigrateError::BadOption { what: "traffic profile".into(), message })?;
     if let Some(rev) = &options.revision
@@ -322,10 +337,22 @@ pub fn plan(inventory: &Inventory, namespace: &str, options: &EnableOptions) -> 
     }
     plan.push(Change::Set { target: ns_target, fields: labels });
     let policies = options.policies.clone().unwrap_or_else(|| peer_auth::policies(inventory));
+    // `--authz` proves its policies under the mesh's PeerAuthentications: unknown, nothing is.
+    let mesh_root = match (&options.authz, &policies) {
+        (Some(_), Err(e)) => {
+            return Err(MigrateError::BadOption {
+                what: "--authz".into(),
+                message: format!("{e}: which clients present an mTLS identity cannot be shown, so no AuthorizationPolicy can be proven"),
+            });
+        }
+        (_, Ok(p)) => p.root_namespace().to_string(),
+        (None, Err(_)) => String::new(),
+    };
+    let mut written: Vec<Value> = Vec::new();
     if let Permissive::Write { .. } = permissive(inventory, namespace, policies) {
-        plan.push(Change::Apply {
-            object: managed("security.istio.io/v1", "PeerAuthentication", namespace, PEER_AUTHENTICATION, json!({"mtls": {"mode": "PERMISSIVE"}})),
-        });
+        let object = managed("security.istio.io/v1", "PeerAuthentication", namespace, PEER_AUTHENTICATION, json!({"mtls": {"mode": "PERMISSIVE"}}));
+        written.push(object.clone());
+        plan.push(Change::Apply { object });
     }
     // The suite's own NetworkPolicies get the mesh's ports before any pod joins the mesh.
     plan.changes.extend(mesh_policies(inventory, namespace, options).changes);
@@ -392,7 +419,15 @@ pub fn plan(inventory: &Inventory, namespace: &str, options: &EnableOptions) -> 
             plan.push(Change::WaitReady { targets: batch.iter().map(|w| target(w)).collect() });
         }
     }
-    Ok(plan)
+    // Last: a principal exists only once its client carries the proxy, so the policies go in
+    // after every restart is ready (in ambient mode ztunnel captures the running pods).
+    let authz = options.authz.as_ref().map(|a| {
+        super::authz::policies(inventory, namespace, options, a, &labels_after, &written, &mesh_root)
+    });
+    for g in authz.iter().flat_map(|g| &g.policies) {
+        plan.push(Change::Apply { object: g.object.clone() });
+    }
+    Ok((plan, authz))
 }
 
 /// After `enable`: pods of the namespace's restarted workloads that still lack the proxy

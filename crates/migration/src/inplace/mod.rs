@@ -27,6 +27,7 @@
 //! PeerAuthentication decides a port's mode — come from [`meshmove_istio`] only;
 //! [`peer_auth`] feeds it the mesh's policies and the namespace's workload ports.
 
+pub mod authz;
 pub mod enable;
 pub mod expose;
 pub mod mesh_policies;
@@ -263,3 +264,6 @@ pub fn namespace_mode(ns: &Object) -> Option<String> {
 mod peer_auth_tests;
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod authz_tests;

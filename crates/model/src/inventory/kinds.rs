@@ -101,6 +101,10 @@ kinds! {
     GATEWAY_API_GATEWAY = "gateway.networking.k8s.io" "v1" "Gateway" "gateways" true true;
     GATEWAY_CLASS = "gateway.networking.k8s.io" "v1" "GatewayClass" "gatewayclasses" false true;
     HTTP_ROUTE = "gateway.networking.k8s.io" "v1" "HTTPRoute" "httproutes" true true;
+    // The Prometheus operator's scrape configurations:
+    // https://prometheus-operator.dev/docs/api-reference/api/
+    SERVICE_MONITOR = "monitoring.coreos.com" "v1" "ServiceMonitor" "servicemonitors" true true;
+    POD_MONITOR = "monitoring.coreos.com" "v1" "PodMonitor" "podmonitors" true true;
     CNPG_CLUSTER = "postgresql.cnpg.io" "v1" "Cluster" "clusters" true true;
     CLUSTER_SPIFFE_ID = "spire.spiffe.io" "v1alpha1" "ClusterSPIFFEID" "clusterspiffeids" false true;
     CLUSTER_FEDERATED_TRUST_DOMAIN = "spire.spiffe.io" "v1alpha1" "ClusterFederatedTrustDomain" "clusterfederatedtrustdomains" false true;
