@@ -8,6 +8,7 @@ use meshmove_cli::{Exit, KubeFlags, Out, OutputFlags, OutputFormat};
 use meshmove_model::inventory::kinds;
 use meshmove_migration::precheck::{self, MeshMode};
 use meshmove_migration::inplace::TrafficProfile;
+use meshmove_migration::inplace::authz::{self, AuthzOptions};
 use meshmove_migration::inplace::enable::{self, EnableOptions, Mode};
 use meshmove_kube::plan::DryRun;
 use serde_json::json;
@@ -48,6 +49,16 @@ pub struct EnableArgs {
     /// unready without an SVID)
     #[arg(long, requires = "spire", help_heading = "SPIRE")]
     allow_spire_check_failures: bool,
+    /// L4 Istio AuthorizationPolicies (ALLOW, per workload: its clients' service accounts on
+    /// the ports they use), from the clients the namespace shows, applied after the restarts;
+    /// each is proven on the engine to keep every connection in use, else withheld with the reason
+    #[arg(long, help_heading = "Authorization")]
+    authz: bool,
+    /// With --authz: write the policy of workload NAME although it is withheld (unknown
+    /// callers, another ALLOW or CUSTOM policy on its pods, or a connection in use it would
+    /// refuse, which is then named) (repeatable)
+    #[arg(long, value_name = "NAME", requires = "authz", help_heading = "Authorization")]
+    authz_isolate_anyway: Vec<String>,
     #[command(flatten)]
     root: super::live::MeshRootArgs,
     #[command(flatten)]
@@ -190,6 +201,7 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &EnableArgs) -> Result<
         gateway_selector: args.gateway_selector.clone(),
         spire: args.spire,
         policies: None,
+        authz: args.authz.then(|| AuthzOptions { isolate_anyway: args.authz_isolate_anyway.clone(), ..AuthzOptions::default() }),
         ..EnableOptions::default()
     };
     let live = Live::connect(kube)?;
@@ -210,7 +222,14 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &EnableArgs) -> Result<
         // The suite's own policies get the mesh's ports; the others are checked, never edited.
         &kinds::NETWORK_POLICY,
     ];
-    let inventory = live.inventory(&workload_kinds, &[])?;
+    // --authz: what shows the namespace's clients, and the mesh's policies everywhere.
+    let inventory = if args.authz {
+        let mut kinds = workload_kinds.to_vec();
+        kinds.extend_from_slice(authz::KINDS);
+        live.inventory_by_reference(&kinds, authz::WIDE_KINDS)?
+    } else {
+        live.inventory(&workload_kinds, &[])?
+    };
     // Restart batches are planned around the pods and PodDisruptionBudgets it can see.
     if args.force {
         meshmove_cli::analysis::warn_unread("mesh-migrate", &inventory);
@@ -221,7 +240,10 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &EnableArgs) -> Result<
     // mesh's policies are read on their own (a namespace administrator may not list them).
     let options = EnableOptions { policies: Some(live.peer_authentications(&args.root)?), ..options };
     let permissive = enable::permissive(&inventory, &ns, options.policies.clone().expect("read above"));
-    let plan = enable::plan(&inventory, &ns, &options).map_err(|e| anyhow!(e))?;
+    let (plan, generated) = enable::plan_with_authz(&inventory, &ns, &options).map_err(|e| anyhow!(e))?;
+    if let Some(g) = &generated {
+        report_authz(g);
+    }
     let http_policy = options.profile.http_policy();
     if !http_policy.is_empty() {
         let (_, skipped) = meshmove_migration::inplace::service_routes(&inventory, &ns, options.domain.as_deref(), &options.hosts).map_err(|e| anyhow!(e))?;
@@ -290,6 +312,19 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &EnableArgs) -> Result<
             eprintln!("  {m}");
         }
         Ok(Exit::Findings)
+    }
+}
+
+/// What `--authz` writes and withholds, on stderr.
+fn report_authz(g: &meshmove_isolation::policies::Generation) {
+    for p in &g.policies {
+        eprintln!("enable: AuthorizationPolicy {} guards {}: admits {}", p.name, p.protects, if p.admits.is_empty() { "nothing but the mesh".to_string() } else { p.admits.join("; ") });
+    }
+    for w in &g.withheld {
+        eprintln!("enable: no AuthorizationPolicy for {}: {} (to write it anyway: {})", w.subject, w.reason, w.isolate_with);
+    }
+    for n in &g.notes {
+        eprintln!("enable: {n}");
     }
 }
 

@@ -33,6 +33,16 @@ impl Live {
         Ok(self.rt.block_on(meshmove_kube::cluster::load_readable(&self.conn, &all, wide, Some(&self.conn.namespace)))?)
     }
 
+    /// [`Self::inventory`], with Secrets and ConfigMaps (when `kinds` names them) not listed but
+    /// fetched by name: those the workloads read, one GET each
+    /// ([`meshmove_kube::cluster::load_by_reference`]).
+    pub fn inventory_by_reference(&self, kinds: &[&'static Kind], wide: &[&'static Kind]) -> Result<Inventory> {
+        let mut all = kinds.to_vec();
+        all.extend_from_slice(wide);
+        let by_reference = &meshmove_kube::cluster::BY_REFERENCE;
+        Ok(self.rt.block_on(meshmove_kube::cluster::load_readable_by_reference(&self.conn, &all, by_reference, wide, Some(&self.conn.namespace)))?)
+    }
+
     /// Refuse `command` on a namespace that a namespace-based migration owns (its legacy or its
     /// mesh side): the message names the migration and what to do (exit 2).
     pub fn refuse_under_migration(&self, command: &str) -> Result<()> {
