@@ -366,6 +366,25 @@ const MIGRATE_NS_AMBIENT: Scenario = Scenario {
     steps: &[("mesh-migrate", &["ns", "create", "zamaz", "--mode", "ambient"]), ("mesh-migrate", &["ns", "rollback", "zamaz"])],
 };
 
+/// `tests/e2e/fixtures/rbac/authz-shop.yaml` created through the API, with istiod.
+fn authz_shop(d: &BlockingDouble) {
+    d.install_crds(crds::istio()).unwrap();
+    let text = std::fs::read_to_string(root().join("tests/e2e/fixtures/rbac/authz-shop.yaml")).unwrap();
+    for doc in apiserver_double::parse_documents(&text).unwrap() {
+        d.create(doc).unwrap();
+    }
+    d.create(apiserver_double::istiod(None)).unwrap();
+}
+
+/// `enable --authz` reads what shows the clients (monitors, routes, the ConfigMaps workloads
+/// name) and the mesh's AuthorizationPolicies, and writes the policies that rollback deletes.
+const MIGRATE_AUTHZ: Scenario = Scenario {
+    file: "mesh-migrate-write.yaml",
+    namespace: "shop",
+    seed: authz_shop,
+    steps: &[("mesh-migrate", &["enable", "--authz", "--timeout", "30s"]), ("mesh-migrate", &["rollback", "--timeout", "30s"])],
+};
+
 const SPIRE_CHECK: Scenario = Scenario {
     file: "spire-check.yaml",
     namespace: "default",
@@ -421,7 +440,7 @@ fn mesh_migrate_read_role_is_sufficient_and_minimal() {
 
 #[test]
 fn mesh_migrate_write_role_is_sufficient_and_minimal() {
-    prove(&[&MIGRATE_WRITE, &MIGRATE_NS, &MIGRATE_NS_COMPLETE, &MIGRATE_NS_GUARDS, &MIGRATE_NS_AMBIENT]);
+    prove(&[&MIGRATE_WRITE, &MIGRATE_NS, &MIGRATE_NS_COMPLETE, &MIGRATE_NS_GUARDS, &MIGRATE_NS_AMBIENT, &MIGRATE_AUTHZ]);
 }
 
 #[test]
