@@ -231,7 +231,11 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &EnableArgs) -> Result<
         live.inventory(&workload_kinds, &[])?
     };
     // Restart batches are planned around the pods and PodDisruptionBudgets it can see.
-    if args.force {
+    if args.authz {
+        // Policies proven from a partial view could refuse a client it did not show: --force
+        // does not cover them.
+        meshmove_cli::analysis::require_complete(&inventory, "prove the AuthorizationPolicies of --authz (--force does not cover them)")?;
+    } else if args.force {
         meshmove_cli::analysis::warn_unread("mesh-migrate", &inventory);
     } else {
         meshmove_cli::analysis::require_complete(&inventory, "plan the restarts (pass --force to plan from what can be read)")?;
