@@ -162,11 +162,7 @@ pub(super) fn finish(
                     "it would refuse {} -> {} on {} ({}), a connection in use",
                     u.from_name,
                     d.protects,
-                    ports
-                        .iter()
-                        .map(|p| format!("TCP {p}"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    super::proof::ports_text(ports),
                     u.why
                 ),
                 None => "the reachability engine could not build the namespace with it".into(),
