@@ -19,6 +19,7 @@ mod links;
 mod output;
 mod plan;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
@@ -239,8 +240,7 @@ fn render<'a>(input: &'a str, cfg: &PostRenderConfig, reading: Reading) -> Resul
     let mut existing_authz: BTreeSet<(Option<String>, String)> = BTreeSet::new();
     // What generation reads, in stream order (most documents have nothing here).
     let mut objects: Vec<Classified> = Vec::new();
-    let mut releases = Releases::default();
-    let mut kept = 0usize;
+    let mut first = FirstPass { keep_bytes: reading.keep_bytes, ..FirstPass::default() };
     for (i, (raw, plan)) in raws.iter().zip(&plans).enumerate() {
         let value = match plan {
             Plan::Parse => read(raw)?,
@@ -251,7 +251,6 @@ fn render<'a>(input: &'a str, cfg: &PostRenderConfig, reading: Reading) -> Resul
             continue;
         };
         helm4 |= annotation(&value, HELM4_FILENAME_ANNOTATION).is_some();
-        inject_document(&value, raw, cfg, &label_opts, &mut summary, &mut output);
         let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default();
         let name = at(&value, "/metadata/name").and_then(Value::as_str).unwrap_or_default();
         if kind == "NetworkPolicy" {
@@ -262,12 +261,23 @@ fn render<'a>(input: &'a str, cfg: &PostRenderConfig, reading: Reading) -> Resul
             existing_authz.insert((ns, name.to_string()));
         }
         if !cfg.inject.network_policies {
+            inject_document(Cow::Owned(value), raw, cfg, &label_opts, &mut summary, &mut output);
             continue;
         }
         if !deferred.is_empty() && plan::names_inputs(&value) {
             plan::mark_named(&value, &deferred, &mut named);
         }
-        objects.extend(classify(i, value, raw.text.len(), &mut releases, &mut kept, reading.keep_bytes));
+        match first.classify(i, &value, raw.text.len()) {
+            Some(mut c) if c.keep => {
+                inject_document(Cow::Borrowed(&value), raw, cfg, &label_opts, &mut summary, &mut output);
+                c.value = Some(value);
+                objects.push(c);
+            }
+            c => {
+                inject_document(Cow::Owned(value), raw, cfg, &label_opts, &mut summary, &mut output);
+                objects.extend(c);
+            }
+        }
     }
 
     let mut generation = Generated::default();
@@ -279,7 +289,12 @@ fn render<'a>(input: &'a str, cfg: &PostRenderConfig, reading: Reading) -> Resul
                 && let Some(value) = read(raw)?
             {
                 helm4 |= annotation(&value, HELM4_FILENAME_ANNOTATION).is_some();
-                objects.extend(classify(i, value, raw.text.len(), &mut releases, &mut kept, reading.keep_bytes));
+                objects.extend(first.classify(i, &value, raw.text.len()).map(|mut c| {
+                    if c.keep {
+                        c.value = Some(value);
+                    }
+                    c
+                }));
                 read_late = true;
             }
         }
@@ -290,7 +305,7 @@ fn render<'a>(input: &'a str, cfg: &PostRenderConfig, reading: Reading) -> Resul
         if !helm4 {
             helm4 = helm4_in_unread(&raws, &plans, &objects)?;
         }
-        generation = generate(&raws, objects, &releases, cfg, helm4, &mut output)?;
+        generation = generate(&raws, objects, first, cfg, helm4, &mut output)?;
     }
     summary.withheld = generation.withheld;
     summary.cuts = generation.cuts;
@@ -333,10 +348,13 @@ fn render<'a>(input: &'a str, cfg: &PostRenderConfig, reading: Reading) -> Resul
     Ok(RenderedParts { output, summary })
 }
 
-/// Mesh labels and probes for one parsed document (a workload gets them on a copy; the original
-/// feeds policy generation), and the document's text in the output: as it was, or re-emitted.
+/// Mesh labels and probes for one parsed document, and the document's text in the output: as it
+/// was, or re-emitted. A document generation keeps (`Cow::Borrowed`: the original feeds policy
+/// generation) gets them on a copy; any other is changed in place, which spares cloning nearly
+/// every workload of a large stream. The document changed exactly when an injection was made
+/// (the inject functions write nothing else; debug builds check it on every copy).
 fn inject_document(
-    value: &Value,
+    value: Cow<'_, Value>,
     raw: &yaml::RawDocument<'_>,
     cfg: &PostRenderConfig,
     label_opts: &inject::LabelOptions,
@@ -344,25 +362,32 @@ fn inject_document(
     output: &mut Output<'_>,
 ) {
     let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default();
-    let name = at(value, "/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    let name = at(&value, "/metadata/name").and_then(Value::as_str).unwrap_or_default();
     let Some(ptr) = template_pointer(kind).filter(|_| !name.is_empty() && (cfg.inject.labels || cfg.inject.probes)) else {
         output.push_input(raw.span.clone());
         return;
     };
-    let mut changed = value.clone();
+    let (kind, name) = (kind.to_string(), name.to_string());
+    let original = match &value {
+        Cow::Borrowed(v) => Some(*v),
+        Cow::Owned(_) => None,
+    };
+    let mut changed = value.into_owned();
     let mut done = Vec::new();
     if cfg.inject.labels {
-        done.extend(inject::inject_labels(&mut changed, kind, name, ptr, label_opts));
+        done.extend(inject::inject_labels(&mut changed, &kind, &name, ptr, label_opts));
     }
     if cfg.inject.probes {
-        done.extend(inject::inject_probes(&mut changed, &format!("{kind}/{name}"), ptr, &cfg.probes.for_workload(name)));
+        done.extend(inject::inject_probes(&mut changed, &format!("{kind}/{name}"), ptr, &cfg.probes.for_workload(&name)));
     }
-    if &changed == value {
-        output.push_input(raw.span.clone());
-    } else {
+    let made = done.iter().any(|d| !d.skipped);
+    debug_assert!(original.is_none_or(|o| (o != &changed) == made), "{kind}/{name}: changed without an injection, or the reverse");
+    if made {
         summary.changed += 1;
         summary.changed_documents.push(raw.index);
         output.push_with(|s| push_reemitted(s, raw.text, &changed));
+    } else {
+        output.push_input(raw.span.clone());
     }
     summary.injections.extend(done);
 }
@@ -524,8 +549,8 @@ fn written(mut object: Value, helm4: bool, output: &mut Output<'_>) -> Stored {
 /// were dropped after the first pass), so only one group's objects are held at a time.
 fn generate(
     raws: &[yaml::RawDocument<'_>],
-    mut objects: Vec<Classified>,
-    releases: &Releases,
+    objects: Vec<Classified>,
+    first: FirstPass,
     cfg: &PostRenderConfig,
     helm4: bool,
     output: &mut Output<'_>,
@@ -533,11 +558,12 @@ fn generate(
     let mut out = Generated::default();
     let mut policies_out: Vec<Written> = Vec::new();
     let clients = cfg.network_policies.database_isolation && !cfg.network_policies.database_clients.is_empty();
-    let (groups, pool) = release_groups(&objects, releases, cfg.release.as_deref());
+    let (groups, pool) = release_groups(&objects, &first.releases, cfg.release.as_deref());
     // Each object belongs to one group; a group also reads the objects linked to it (`links`).
     let context = if groups.len() > 1 || !pool.is_empty() {
         let own: Vec<Vec<usize>> = groups.iter().map(|(_, m)| m.clone()).collect();
-        let facts: Vec<links::Facts> = objects.iter_mut().map(|c| std::mem::take(&mut c.facts)).collect();
+        let order: Vec<usize> = objects.iter().map(|c| c.facts).collect();
+        let facts = first.facts.in_order(&order);
         let workload: Vec<bool> = objects.iter().map(|c| c.workload).collect();
         links::context(&own, &pool, &facts, &workload, cfg.network_policies.egress)
     } else {
@@ -623,11 +649,13 @@ struct Classified {
     subject: bool,
     /// [`policies::release_label`], by its number in [`Releases`].
     release: Option<usize>,
-    /// The parsed document, while the objects kept stay within the budget (else it is read
-    /// again when its group is generated).
+    /// Whether its parsed document is kept: while the objects kept stay within the budget
+    /// (else it is read again when its group is generated).
+    keep: bool,
+    /// The parsed document, when kept.
     value: Option<Value>,
-    /// What links it to the objects of other release groups.
-    facts: links::Facts,
+    /// Its facts for linking it to the objects of other release groups ([`FirstPass::facts`]).
+    facts: usize,
 }
 
 /// Release names, numbered in order of appearance.
@@ -664,27 +692,38 @@ fn object_of(v: Value, raw: &yaml::RawDocument<'_>) -> Option<Object> {
     Some(Object { api_version, kind, namespace, name, value: v, origin: Origin::Stdin { line: raw.line, helm_source: raw.source.clone() }, pod: None })
 }
 
-/// What generation needs to know about document `doc` (its text `text_len` bytes long) before
-/// its group is generated (`None` if generation does not read it, see [`object_of`]); its value
-/// is kept while `kept` (the text of the values kept so far) stays within `keep_bytes`.
-fn classify(doc: usize, v: Value, text_len: usize, releases: &mut Releases, kept: &mut usize, keep_bytes: usize) -> Option<Classified> {
-    let api_version = v.get("apiVersion")?.as_str()?;
-    let kind = v.get("kind")?.as_str()?;
-    at(&v, "/metadata/name")?.as_str()?;
-    let known = kinds::lookup(api_version, kind);
-    let workload = known.is_some_and(|k| WORKLOAD_KINDS.contains(&k)) && is_top_level_workload(&v, kind);
-    let subject = workload || known == Some(&kinds::CNPG_CLUSTER);
-    let facts = links::Facts::of(&v, kind, workload);
-    // `release_label` reads the object's value only: no need to build the object for it.
-    let probe = Object { api_version: String::new(), kind: String::new(), namespace: None, name: String::new(), value: v, origin: Origin::Stdin { line: 0, helm_source: None }, pod: None };
-    let release = policies::release_label(&probe).map(|r| releases.number(r));
-    let v = probe.value;
-    // The text a value was parsed from stands for its size.
-    let value = (*kept + text_len <= keep_bytes).then(|| {
-        *kept += text_len;
-        v
-    });
-    Some(Classified { doc, workload, subject, release, value, facts })
+/// What the first pass gathers for generation besides the objects themselves.
+#[derive(Default)]
+struct FirstPass {
+    releases: Releases,
+    /// The facts of every object, by `Classified::facts`.
+    facts: links::FactsTable,
+    /// The text of the values kept so far, and the budget.
+    kept: usize,
+    keep_bytes: usize,
+}
+
+impl FirstPass {
+    /// What generation needs to know about document `doc` (its text `text_len` bytes long)
+    /// before its group is generated (`None` if generation does not read it, see
+    /// [`object_of`]); its value is to be kept while the text of the values kept stays within
+    /// the budget.
+    fn classify(&mut self, doc: usize, v: &Value, text_len: usize) -> Option<Classified> {
+        let api_version = v.get("apiVersion")?.as_str()?;
+        let kind = v.get("kind")?.as_str()?;
+        at(v, "/metadata/name")?.as_str()?;
+        let known = kinds::lookup(api_version, kind);
+        let workload = known.is_some_and(|k| WORKLOAD_KINDS.contains(&k)) && is_top_level_workload(v, kind);
+        let subject = workload || known == Some(&kinds::CNPG_CLUSTER);
+        let facts = self.facts.push(v, kind, workload);
+        let release = policies::release_label_of(v).map(|r| self.releases.number(r));
+        // The text a value was parsed from stands for its size.
+        let keep = self.kept + text_len <= self.keep_bytes;
+        if keep {
+            self.kept += text_len;
+        }
+        Some(Classified { doc, workload, subject, release, keep, value: None, facts })
+    }
 }
 
 /// Splits the stream's objects by release, each group with the release name its policies get

@@ -35,20 +35,36 @@ use meshmove_isolation::owners;
 use meshmove_model::workload::template_pointer;
 use serde_json::Value;
 
-/// What the first pass records of an object for linking (hashes, no text kept).
+/// What the first pass records of every object for linking (hashes, no text kept), in one
+/// flat table: an object's facts are ranges of `data`, so a stream of any size costs a handful
+/// of allocations here, not several per object living as long as the run (which fragmented the
+/// heap and slowed every later allocation of a large stream).
 #[derive(Debug, Default)]
-pub(super) struct Facts {
-    /// The names it is known by: `metadata.name`, and for a CloudNativePG cluster the names of
-    /// the Services and Secrets its operator creates.
-    names: Vec<u64>,
-    /// Every name-like word of its strings, sorted and unique.
-    words: Vec<u64>,
-    /// Its label pairs (metadata and pod template).
-    labels: Vec<u64>,
-    /// Its label selectors' pairs (not of workloads: their selectors select their own pods).
-    selectors: Vec<Vec<u64>>,
-    /// Context for every group: a selector that selects by more than label pairs, or a kind
-    /// that applies cluster-wide.
+pub(super) struct FactsTable {
+    /// Per object: its names, its words, its label pairs, then its selectors, each written as
+    /// its length followed by its pairs.
+    data: Vec<u64>,
+    entries: Vec<Entry>,
+    /// Reused while reading one object's words.
+    scratch: Vec<u64>,
+}
+
+/// One object's facts in [`FactsTable::data`]:
+/// * names (`start..words`): `metadata.name`, and for a CloudNativePG cluster the names of the
+///   Services and Secrets its operator creates;
+/// * words (`words..labels`): every name-like word of its strings, sorted and unique;
+/// * label pairs (`labels..selectors`), of its metadata and pod template;
+/// * selectors (`selectors..end`): its label selectors' pairs (not of workloads: their
+///   selectors select their own pods);
+/// * `global`: context for every group: a selector that selects by more than label pairs, or
+///   a kind that applies cluster-wide.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    start: usize,
+    words: usize,
+    labels: usize,
+    selectors: usize,
+    end: usize,
     global: bool,
     class: Class,
 }
@@ -118,39 +134,53 @@ fn label_pairs(v: Option<&Value>, out: &mut Vec<u64>) {
     }
 }
 
+/// Appends the label pairs of a selector map as one selector (its length, then its pairs);
+/// nothing for an empty one.
+fn push_selector(map: Option<&Value>, data: &mut Vec<u64>) {
+    let at = data.len();
+    data.push(0);
+    label_pairs(map, data);
+    match data.len() - at - 1 {
+        0 => {
+            data.pop();
+        }
+        n => data[at] = n as u64,
+    }
+}
+
 /// Selectors anywhere in `v`: `matchLabels` maps; a selector-like key whose value is empty or
 /// has `matchExpressions` makes the object global.
-fn selectors(v: &Value, out: &mut Vec<Vec<u64>>, global: &mut bool) {
+fn selectors(v: &Value, data: &mut Vec<u64>, global: &mut bool) {
     match v {
-        Value::Array(items) => items.iter().for_each(|i| selectors(i, out, global)),
+        Value::Array(items) => items.iter().for_each(|i| selectors(i, data, global)),
         Value::Object(map) => {
             for (k, val) in map {
                 if k == "matchLabels" {
-                    let mut pairs = Vec::new();
-                    label_pairs(Some(val), &mut pairs);
-                    out.push(pairs);
+                    push_selector(Some(val), data);
                 } else if matches!(k.as_str(), "podSelector" | "selector" | "namespaceSelector")
                     && let Some(sel) = val.as_object()
                     && (sel.is_empty() || sel.contains_key("matchExpressions"))
                 {
                     *global = true;
                 }
-                selectors(val, out, global);
+                selectors(val, data, global);
             }
         }
         _ => {}
     }
 }
 
-impl Facts {
-    /// The facts of a parsed object of `kind`; `workload`: a top-level workload.
-    pub(super) fn of(value: &Value, kind: &str, workload: bool) -> Facts {
-        let mut f = Facts::default();
+impl FactsTable {
+    /// Records the facts of a parsed object of `kind` (`workload`: a top-level workload);
+    /// returns their number.
+    pub(super) fn push(&mut self, value: &Value, kind: &str, workload: bool) -> usize {
+        let data = &mut self.data;
+        let start = data.len();
         let name = value
             .pointer("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        f.names.push(hash(&[name.as_bytes()]));
+        data.push(hash(&[name.as_bytes()]));
         let group = value
             .get("apiVersion")
             .and_then(Value::as_str)
@@ -161,43 +191,87 @@ impl Facts {
             // https://cloudnative-pg.io/documentation/current/service_management/ and
             // https://cloudnative-pg.io/documentation/current/applications/
             for suffix in ["-rw", "-ro", "-r", "-app", "-superuser"] {
-                f.names.push(hash(&[format!("{name}{suffix}").as_bytes()]));
+                data.push(hash(&[format!("{name}{suffix}").as_bytes()]));
             }
         }
-        strings(value, &mut f.words);
+        let words = data.len();
+        self.scratch.clear();
+        strings(value, &mut self.scratch);
         if kind == "Secret" {
             for v in owners::secret_data(value).values() {
-                words_of(v, &mut f.words);
+                words_of(v, &mut self.scratch);
             }
         }
-        f.words.sort_unstable();
-        f.words.dedup();
-        label_pairs(value.pointer("/metadata/labels"), &mut f.labels);
+        self.scratch.sort_unstable();
+        self.scratch.dedup();
+        data.extend_from_slice(&self.scratch);
+        let labels = data.len();
+        label_pairs(value.pointer("/metadata/labels"), data);
         if let Some(ptr) = template_pointer(kind) {
-            label_pairs(
-                value.pointer(&format!("{ptr}/metadata/labels")),
-                &mut f.labels,
-            );
+            label_pairs(value.pointer(&format!("{ptr}/metadata/labels")), data);
         }
+        let selectors_at = data.len();
+        let mut global = false;
         if !workload {
             if kind == "Service" {
-                let mut pairs = Vec::new();
-                label_pairs(value.pointer("/spec/selector"), &mut pairs);
-                if !pairs.is_empty() {
-                    f.selectors.push(pairs);
-                }
+                push_selector(value.pointer("/spec/selector"), data);
             }
-            selectors(value, &mut f.selectors, &mut f.global);
-            f.selectors.retain(|s| !s.is_empty());
+            selectors(value, data, &mut global);
         }
         // Admin policies apply to the whole cluster.
-        f.global |= group == "policy.networking.k8s.io";
-        f.class = match kind {
+        global |= group == "policy.networking.k8s.io";
+        let class = match kind {
             "Secret" | "ConfigMap" | "Namespace" => Class::Input,
             "Service" => Class::Service,
             _ => Class::Other,
         };
-        f
+        self.entries.push(Entry { start, words, labels, selectors: selectors_at, end: data.len(), global, class });
+        self.entries.len() - 1
+    }
+
+    /// The table with its entries in the order `order` gives (entry numbers as [`Self::push`]
+    /// returned them): entry `i` of the result is entry `order[i]`.
+    pub(super) fn in_order(mut self, order: &[usize]) -> FactsTable {
+        self.entries = order.iter().map(|&i| self.entries[i]).collect();
+        self
+    }
+
+    fn names(&self, i: usize) -> &[u64] {
+        let e = &self.entries[i];
+        &self.data[e.start..e.words]
+    }
+
+    fn words(&self, i: usize) -> &[u64] {
+        let e = &self.entries[i];
+        &self.data[e.words..e.labels]
+    }
+
+    fn labels(&self, i: usize) -> &[u64] {
+        let e = &self.entries[i];
+        &self.data[e.labels..e.selectors]
+    }
+
+    fn selectors(&self, i: usize) -> impl Iterator<Item = &[u64]> {
+        let e = &self.entries[i];
+        let mut rest = &self.data[e.selectors..e.end];
+        std::iter::from_fn(move || {
+            let (&n, tail) = rest.split_first()?;
+            let (sel, tail) = tail.split_at(n as usize);
+            rest = tail;
+            Some(sel)
+        })
+    }
+
+    fn global(&self, i: usize) -> bool {
+        self.entries[i].global
+    }
+
+    fn class(&self, i: usize) -> Class {
+        self.entries[i].class
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
     }
 }
 
@@ -208,7 +282,7 @@ impl Facts {
 pub(super) fn context(
     own: &[Vec<usize>],
     pool: &[usize],
-    facts: &[Facts],
+    facts: &FactsTable,
     workload: &[bool],
     egress: bool,
 ) -> Vec<Vec<usize>> {
@@ -220,8 +294,8 @@ pub(super) fn context(
         }
     }
     let mut named: HashMap<u64, Vec<usize>> = HashMap::new();
-    for (i, f) in facts.iter().enumerate() {
-        for &h in &f.names {
+    for i in 0..n {
+        for &h in facts.names(i) {
             named.entry(h).or_default().push(i);
         }
     }
@@ -229,7 +303,7 @@ pub(super) fn context(
     let mut labelled: HashMap<u64, BTreeSet<usize>> = HashMap::new();
     for (g, members) in own.iter().enumerate() {
         for &i in members {
-            for &l in &facts[i].labels {
+            for &l in facts.labels(i) {
                 labelled.entry(l).or_default().insert(g);
             }
         }
@@ -239,15 +313,14 @@ pub(super) fn context(
     // and the groups each is linked to (those, and the groups whose objects name it).
     let mut points: HashMap<usize, BTreeSet<usize>> = HashMap::new();
     for &x in pool {
-        let f = &facts[x];
-        if f.global {
+        if facts.global(x) {
             out.iter_mut().for_each(|c| {
                 c.insert(x);
             });
             continue;
         }
         let gs = points.entry(x).or_default();
-        for w in &f.words {
+        for w in facts.words(x) {
             gs.extend(
                 named
                     .get(w)
@@ -256,7 +329,7 @@ pub(super) fn context(
                     .filter_map(|&o| group_of[o]),
             );
         }
-        for sel in &f.selectors {
+        for sel in facts.selectors(x) {
             let mut pairs = sel.iter().map(|p| labelled.get(p));
             let Some(Some(first)) = pairs.next() else {
                 continue;
@@ -274,12 +347,12 @@ pub(super) fn context(
     let mut linked = points.clone();
     for (g, members) in own.iter().enumerate() {
         for &o in members {
-            for w in &facts[o].words {
+            for w in facts.words(o) {
                 for &x in named
                     .get(w)
                     .into_iter()
                     .flatten()
-                    .filter(|&&x| group_of[x].is_none() && !facts[x].global)
+                    .filter(|&&x| group_of[x].is_none() && !facts.global(x))
                 {
                     linked.entry(x).or_default().insert(g);
                 }
@@ -303,31 +376,31 @@ pub(super) fn context(
                 .unwrap_or_default(),
         }
     };
-    for (w, f) in facts.iter().enumerate().filter(|(w, _)| workload[*w]) {
+    for w in (0..n).filter(|&w| workload[w]) {
         let Some(home) = group_of[w] else { continue };
         // What it names, and what the Secrets, ConfigMaps and Namespaces it names hold.
-        let inputs: BTreeSet<usize> = f
-            .words
+        let inputs: BTreeSet<usize> = facts
+            .words(w)
             .iter()
             .flat_map(|h| named.get(h).into_iter().flatten())
             .copied()
-            .filter(|&o| facts[o].class == Class::Input && o != w)
+            .filter(|&o| facts.class(o) == Class::Input && o != w)
             .collect();
         let mut targets: BTreeSet<usize> = BTreeSet::new();
-        for h in f
-            .words
+        for h in facts
+            .words(w)
             .iter()
-            .chain(inputs.iter().flat_map(|&i| facts[i].words.iter()))
+            .chain(inputs.iter().flat_map(|&i| facts.words(i).iter()))
         {
             for &o in named.get(h).into_iter().flatten() {
                 targets.extend(groups_of(o));
-                if egress && facts[o].class == Class::Service && group_of[o] != Some(home) {
+                if egress && facts.class(o) == Class::Service && group_of[o] != Some(home) {
                     // A callee's Service: it and the workloads it may select join the caller's group.
                     out[home].insert(o);
-                    for sel in &facts[o].selectors {
+                    for sel in facts.selectors(o) {
                         for g in groups_of(o) {
                             for &callee in own[g].iter().filter(|&&c| workload[c]) {
-                                if sel.iter().all(|p| facts[callee].labels.contains(p)) {
+                                if sel.iter().all(|p| facts.labels(callee).contains(p)) {
                                     out[home].insert(callee);
                                     out[home].extend(callee_inputs(callee, facts, &named));
                                 }
@@ -352,35 +425,43 @@ pub(super) fn context(
 /// The Secrets, ConfigMaps and Namespaces a workload names.
 fn callee_inputs<'a>(
     w: usize,
-    facts: &'a [Facts],
+    facts: &'a FactsTable,
     named: &'a HashMap<u64, Vec<usize>>,
 ) -> impl Iterator<Item = usize> + 'a {
-    facts[w]
-        .words
+    facts
+        .words(w)
         .iter()
         .flat_map(|h| named.get(h).into_iter().flatten())
         .copied()
-        .filter(move |&o| facts[o].class == Class::Input && o != w)
+        .filter(move |&o| facts.class(o) == Class::Input && o != w)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn facts(text: &str) -> (Facts, bool) {
+    /// Records the facts of the one object `text` holds; whether it is a workload.
+    fn record(table: &mut FactsTable, text: &str) -> bool {
         let v = meshmove_model::yaml::parse_document(&meshmove_model::yaml::split_stream(text)[0])
             .unwrap()
             .unwrap();
         let kind = v["kind"].as_str().unwrap().to_string();
         let workload = template_pointer(&kind).is_some();
-        (Facts::of(&v, &kind, workload), workload)
+        table.push(&v, &kind, workload);
+        workload
+    }
+
+    fn is_global(text: &str) -> bool {
+        let mut table = FactsTable::default();
+        record(&mut table, text);
+        table.global(0)
     }
 
     /// `n` releases, each a workload with its release label reading an unlabelled Secret and
     /// behind an unlabelled Service; release 0's workload also calls release 1's Service.
-    fn stream(n: usize) -> (Vec<Vec<usize>>, Vec<usize>, Vec<Facts>, Vec<bool>) {
+    fn stream(n: usize) -> (Vec<Vec<usize>>, Vec<usize>, FactsTable, Vec<bool>) {
         let (mut own, mut pool, mut all, mut workload) =
-            (vec![Vec::new(); n], Vec::new(), Vec::new(), Vec::new());
+            (vec![Vec::new(); n], Vec::new(), FactsTable::default(), Vec::new());
         for (r, members) in own.iter_mut().enumerate() {
             let call = if r == 0 {
                 ", {name: PEER, value: 'http://r1-api.default.svc:80'}"
@@ -399,14 +480,12 @@ mod tests {
                 ),
             ];
             for (d, text) in docs.iter().enumerate() {
-                let (f, w) = facts(text);
                 if d == 0 {
                     members.push(all.len())
                 } else {
                     pool.push(all.len())
                 }
-                all.push(f);
-                workload.push(w);
+                workload.push(record(&mut all, text));
             }
         }
         (own, pool, all, workload)
@@ -447,8 +526,8 @@ mod tests {
             "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: x}\nspec: {podSelector: {matchExpressions: [{key: a, operator: Exists}]}}\n",
             "apiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\nmetadata: {name: a}\nspec: {priority: 1, subject: {namespaces: {matchLabels: {a: b}}}}\n",
         ] {
-            assert!(facts(text).0.global, "{text}");
+            assert!(is_global(text), "{text}");
         }
-        assert!(!facts("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: x}\nspec: {podSelector: {matchLabels: {a: b}}}\n").0.global);
+        assert!(!is_global("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: x}\nspec: {podSelector: {matchLabels: {a: b}}}\n"));
     }
 }

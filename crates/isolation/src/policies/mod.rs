@@ -981,7 +981,12 @@ pub fn infer_release(inventory: &Inventory) -> Option<String> {
 /// The release an object says it belongs to: its `app.kubernetes.io/instance` label, else Helm's
 /// older `release` label.
 pub fn release_label(object: &meshmove_model::inventory::Object) -> Option<&str> {
-    let labels = object.value.get("metadata")?.get("labels")?;
+    release_label_of(&object.value)
+}
+
+/// [`release_label`] of an object's value (for callers that have not built the object).
+pub fn release_label_of(value: &Value) -> Option<&str> {
+    let labels = value.get("metadata")?.get("labels")?;
     labels.get(RELEASE_LABEL).and_then(Value::as_str).or_else(|| labels.get("release")?.as_str())
 }
 

@@ -22,7 +22,6 @@ pub fn inject_labels(object: &mut Value, kind: &str, name: &str, template_ptr: &
     };
     let Some(template) = template.as_object_mut() else { return Vec::new() };
     let image_tag = first_image_tag(template.get("spec"));
-    let Some(meta) = object_entry(template, "metadata") else { return Vec::new() };
 
     let mut wanted_labels: Vec<(&str, String)> = Vec::new();
     let mut wanted_annotations: Vec<(&str, String)> = Vec::new();
@@ -43,7 +42,9 @@ pub fn inject_labels(object: &mut Value, kind: &str, name: &str, template_ptr: &
         MeshMode::Ambient => wanted_labels.push((DATAPLANE_LABEL, "ambient".into())),
         MeshMode::None => {}
     }
-    let labels = meta.get("labels").and_then(Value::as_object);
+    // Read first, written only when something is added: a document the run leaves alone must
+    // compare equal to its input (the caller decides "changed" by the injections made).
+    let labels = template.get("metadata").and_then(|m| m.get("labels")).and_then(Value::as_object);
     let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str).map(str::to_string);
     let mut done = Vec::new();
     // `app` and `version` are what Istio's telemetry and routing read
@@ -78,6 +79,10 @@ pub fn inject_labels(object: &mut Value, kind: &str, name: &str, template_ptr: &
         }
     }
 
+    if wanted_labels.is_empty() && wanted_annotations.is_empty() {
+        return done;
+    }
+    let Some(meta) = object_entry(template, "metadata") else { return done };
     for (field, wanted) in [("labels", wanted_labels), ("annotations", wanted_annotations)] {
         if wanted.is_empty() {
             continue;
