@@ -22,6 +22,8 @@ use std::sync::{Arc, Mutex};
 use ipnet::IpNet;
 
 use super::catalog::*;
+
+mod waypoint;
 use super::discover::{self, Database};
 use meshmove_netpol::view::{self as model, Model, ModelOptions, NEW_NAMESPACE};
 use super::owners::{self, Reference, Unresolved};
@@ -369,9 +371,10 @@ enum Check {
     OwnerBlocked,
     SelectsNothing,
     InvalidPolicy,
+    WaypointPolicy,
 }
 
-const CHECKS: [Check; 10] = [
+const CHECKS: [Check; 11] = [
     Check::Shared,
     Check::NoOwner,
     Check::UnresolvedHost,
@@ -382,6 +385,7 @@ const CHECKS: [Check; 10] = [
     Check::OwnerBlocked,
     Check::SelectsNothing,
     Check::InvalidPolicy,
+    Check::WaypointPolicy,
 ];
 
 /// One audit check.
@@ -413,6 +417,7 @@ impl Analyzer for DbisoAnalyzer {
             Check::OwnerBlocked => "owner-reachability",
             Check::SelectsNothing => "policy-selection",
             Check::InvalidPolicy => "policy-validity",
+            Check::WaypointPolicy => "waypoint-policies",
         }
     }
 
@@ -423,6 +428,7 @@ impl Analyzer for DbisoAnalyzer {
                 if self.options.live { NETWORK_POLICIES } else { &[] }
             }
             Check::SelectsNothing | Check::InvalidPolicy => NETWORK_POLICIES,
+            Check::WaypointPolicy => &[],
         }
     }
 
@@ -431,7 +437,7 @@ impl Analyzer for DbisoAnalyzer {
             Check::Shared | Check::NoOwner | Check::UnresolvedHost => OWNERSHIP,
             Check::NonOwner | Check::OtherNamespace | Check::External | Check::NotIsolated | Check::OwnerBlocked => REACHABILITY,
             Check::SelectsNothing => SELECTION,
-            Check::InvalidPolicy => &[],
+            Check::InvalidPolicy | Check::WaypointPolicy => &[],
         }
     }
 
@@ -460,6 +466,7 @@ impl Analyzer for DbisoAnalyzer {
                 }
             }
             Check::InvalidPolicy => invalid(inventory, &audit, out),
+            Check::WaypointPolicy => waypoint::unmodelled(inventory, audit.engine.as_ref(), out),
         }
     }
 }
