@@ -357,6 +357,8 @@ static SELECTION: &[&Kind] = &[
 ];
 
 static NETWORK_POLICIES: &[&Kind] = &[&kinds::NETWORK_POLICY];
+/// The policies DB3016 reports (the reachability checks read them too).
+static AUTHORIZATION_POLICIES: &[&Kind] = &[&kinds::AUTHORIZATION_POLICY];
 
 /// Which aspect of the audit an analyzer reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -437,7 +439,8 @@ impl Analyzer for DbisoAnalyzer {
             Check::Shared | Check::NoOwner | Check::UnresolvedHost => OWNERSHIP,
             Check::NonOwner | Check::OtherNamespace | Check::External | Check::NotIsolated | Check::OwnerBlocked => REACHABILITY,
             Check::SelectsNothing => SELECTION,
-            Check::InvalidPolicy | Check::WaypointPolicy => &[],
+            Check::InvalidPolicy => &[],
+            Check::WaypointPolicy => AUTHORIZATION_POLICIES,
         }
     }
 
