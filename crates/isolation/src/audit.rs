@@ -22,6 +22,8 @@ use std::sync::{Arc, Mutex};
 use ipnet::IpNet;
 
 use super::catalog::*;
+
+mod waypoint;
 use super::discover::{self, Database};
 use meshmove_netpol::view::{self as model, Model, ModelOptions, NEW_NAMESPACE};
 use super::owners::{self, Reference, Unresolved};
@@ -355,6 +357,8 @@ static SELECTION: &[&Kind] = &[
 ];
 
 static NETWORK_POLICIES: &[&Kind] = &[&kinds::NETWORK_POLICY];
+/// The policies DB3016 reports (the reachability checks read them too).
+static AUTHORIZATION_POLICIES: &[&Kind] = &[&kinds::AUTHORIZATION_POLICY];
 
 /// Which aspect of the audit an analyzer reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -369,9 +373,10 @@ enum Check {
     OwnerBlocked,
     SelectsNothing,
     InvalidPolicy,
+    WaypointPolicy,
 }
 
-const CHECKS: [Check; 10] = [
+const CHECKS: [Check; 11] = [
     Check::Shared,
     Check::NoOwner,
     Check::UnresolvedHost,
@@ -382,6 +387,7 @@ const CHECKS: [Check; 10] = [
     Check::OwnerBlocked,
     Check::SelectsNothing,
     Check::InvalidPolicy,
+    Check::WaypointPolicy,
 ];
 
 /// One audit check.
@@ -413,6 +419,7 @@ impl Analyzer for DbisoAnalyzer {
             Check::OwnerBlocked => "owner-reachability",
             Check::SelectsNothing => "policy-selection",
             Check::InvalidPolicy => "policy-validity",
+            Check::WaypointPolicy => "waypoint-policies",
         }
     }
 
@@ -423,6 +430,7 @@ impl Analyzer for DbisoAnalyzer {
                 if self.options.live { NETWORK_POLICIES } else { &[] }
             }
             Check::SelectsNothing | Check::InvalidPolicy => NETWORK_POLICIES,
+            Check::WaypointPolicy => &[],
         }
     }
 
@@ -432,6 +440,7 @@ impl Analyzer for DbisoAnalyzer {
             Check::NonOwner | Check::OtherNamespace | Check::External | Check::NotIsolated | Check::OwnerBlocked => REACHABILITY,
             Check::SelectsNothing => SELECTION,
             Check::InvalidPolicy => &[],
+            Check::WaypointPolicy => AUTHORIZATION_POLICIES,
         }
     }
 
@@ -460,6 +469,7 @@ impl Analyzer for DbisoAnalyzer {
                 }
             }
             Check::InvalidPolicy => invalid(inventory, &audit, out),
+            Check::WaypointPolicy => waypoint::unmodelled(inventory, audit.engine.as_ref(), out),
         }
     }
 }

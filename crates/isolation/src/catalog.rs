@@ -34,6 +34,8 @@ meshmove_model::finding_codes! { tool: "dbiso";
         "Apply an ingress NetworkPolicy selecting the database pods: `kubectl dbiso generate | kubectl apply -f -` or `kubectl dbiso apply`.";
     CODE_OWNER_BLOCKED = "DB3015" Warning "An owner cannot reach its database",
         "Admit the owner on the database port in the database's ingress policy and in the owner's egress policy.";
+    CODE_UNMODELLED_AUTHORIZATION = "DB3016" Warning "An AuthorizationPolicy at a waypoint or gateway is left out of reachability",
+        "Check the traffic through that waypoint or gateway with Istio's own tools (`istioctl x authz check` on its pod); a rule ztunnel can enforce (L4 attributes only) can attach to the pods by `selector` instead, and is then part of the analysis.";
     CODE_POLICY_SELECTS_NOTHING = "DB3020" Warning "NetworkPolicy selects no pod",
         "Fix the policy's podSelector (a misspelt label isolates nothing) or delete the policy.";
     CODE_INVALID_POLICY = "DB3021" Error "NetworkPolicy is invalid",

@@ -379,13 +379,24 @@ impl Engine {
         self.authz_connection(&view, &d)
     }
 
-    /// Names of policies applying to nothing the engine models, for notes (`targetRefs`).
-    pub fn authz_caveats(&self) -> Vec<String> {
+    /// The policies (namespace, name) that attach with `targetRefs` to a Gateway, a waypoint or
+    /// a Service: enforced by that proxy, for traffic that goes through it, which depends on how
+    /// the client addresses the destination (a waypoint serves Service-addressed traffic unless
+    /// `istio.io/waypoint-for` says otherwise:
+    /// <https://istio.io/latest/docs/ambient/usage/waypoint/>). The engine models connections
+    /// between pods, not addressing, so it leaves them out.
+    pub fn authz_unmodelled(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
         self.authz
             .policies
             .iter()
             .filter(|p| p.target_refs)
-            .map(|p| format!("AuthorizationPolicy {}/{} attaches with targetRefs to a gateway or waypoint, which the engine does not model: left out", p.namespace, p.name))
+            .map(|p| (p.namespace.as_str(), p.name.as_str()))
+    }
+
+    /// Names of policies applying to nothing the engine models, for notes (`targetRefs`).
+    pub fn authz_caveats(&self) -> Vec<String> {
+        self.authz_unmodelled()
+            .map(|(ns, name)| format!("AuthorizationPolicy {ns}/{name} attaches with targetRefs to a gateway or waypoint, which the engine does not model: left out"))
             .collect()
     }
 }

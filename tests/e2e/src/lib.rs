@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
+pub mod spire;
+
 pub const PLUGINS: [&str; 3] = ["mesh-migrate", "spire-check", "dbiso"];
 
 /// The workspace root.

@@ -86,6 +86,10 @@ struct Scenario {
     file: &'static str,
     /// The namespace the kubeconfig's context names.
     namespace: &'static str,
+    /// Other manifests the user holds as well, whole (`enable --spire` runs spire-check's checks
+    /// first, so its user holds spire-check's role besides the migration writer's): the proof
+    /// takes grants away from `file` only.
+    also: &'static [&'static str],
     /// Fills a fresh double (RBAC enforced).
     seed: fn(&BlockingDouble),
     steps: &'static [Step],
@@ -105,8 +109,9 @@ fn play(s: &Scenario, role: Option<&[Value]>, stop: &dyn Fn(usize, &Run) -> bool
     let kubeconfig = match role {
         None => d.write_kubeconfig(dir.path(), s.namespace).unwrap(),
         Some(docs) => {
-            d.load_values(docs.to_vec()).unwrap();
-            let groups = bound_groups(docs);
+            let docs: Vec<Value> = docs.iter().cloned().chain(s.also.iter().flat_map(|f| manifest(f))).collect();
+            d.load_values(docs.clone()).unwrap();
+            let groups = bound_groups(&docs);
             d.add_token(TOKEN, USER, &groups.iter().map(String::as_str).collect::<Vec<_>>());
             d.write_kubeconfig_with_token(dir.path(), s.namespace, TOKEN).unwrap()
         }
@@ -214,6 +219,7 @@ fn shop(d: &BlockingDouble) {
 
 const DBISO_AUDIT: Scenario = Scenario {
     file: "dbiso-audit.yaml",
+    also: &[],
     namespace: "pyairtable",
     seed: platform,
     steps: &[
@@ -234,6 +240,7 @@ fn platform_with_stale_policy(d: &BlockingDouble) {
 
 const DBISO_APPLY: Scenario = Scenario {
     file: "dbiso-apply.yaml",
+    also: &[],
     namespace: "pyairtable",
     seed: platform_with_stale_policy,
     // rollback undoes apply from its journal: deletes the policies apply created, puts back the
@@ -243,6 +250,7 @@ const DBISO_APPLY: Scenario = Scenario {
 
 const MIGRATE_READ: Scenario = Scenario {
     file: "mesh-migrate-read.yaml",
+    also: &[],
     namespace: "pyairtable",
     seed: platform_created,
     steps: &[("mesh-migrate", &["precheck", "-o", "json"]), ("mesh-migrate", &["status"])],
@@ -250,6 +258,7 @@ const MIGRATE_READ: Scenario = Scenario {
 
 const MIGRATE_WRITE: Scenario = Scenario {
     file: "mesh-migrate-write.yaml",
+    also: &[],
     namespace: "pyairtable",
     seed: platform_created,
     steps: &[
@@ -262,6 +271,7 @@ const MIGRATE_WRITE: Scenario = Scenario {
 
 const MIGRATE_NS: Scenario = Scenario {
     file: "mesh-migrate-write.yaml",
+    also: &[],
     namespace: "default",
     seed: shop,
     steps: &[
@@ -294,6 +304,7 @@ fn spire(d: &BlockingDouble) {
 
 const MIGRATE_NS_COMPLETE: Scenario = Scenario {
     file: "mesh-migrate-write.yaml",
+    also: &[],
     namespace: "default",
     seed: shop_with_extras,
     steps: &[
@@ -328,6 +339,7 @@ fn zamaz(d: &BlockingDouble) {
 
 const MIGRATE_NS_GUARDS: Scenario = Scenario {
     file: "mesh-migrate-write.yaml",
+    also: &[],
     namespace: "default",
     seed: zamaz,
     steps: &[
@@ -361,6 +373,7 @@ fn zamaz_ambient(d: &BlockingDouble) {
 
 const MIGRATE_NS_AMBIENT: Scenario = Scenario {
     file: "mesh-migrate-write.yaml",
+    also: &[],
     namespace: "default",
     seed: zamaz_ambient,
     steps: &[("mesh-migrate", &["ns", "create", "zamaz", "--mode", "ambient"]), ("mesh-migrate", &["ns", "rollback", "zamaz"])],
@@ -382,14 +395,52 @@ const MIGRATE_AUTHZ: Scenario = Scenario {
     file: "mesh-migrate-write.yaml",
     namespace: "shop",
     seed: authz_shop,
+    also: &[],
     steps: &[("mesh-migrate", &["enable", "--authz", "--timeout", "30s"]), ("mesh-migrate", &["rollback", "--timeout", "30s"])],
 };
 
 const SPIRE_CHECK: Scenario = Scenario {
     file: "spire-check.yaml",
+    also: &[],
     namespace: "default",
     seed: spire,
     steps: &[("spire-check", &["-o", "json"]), ("spire-check", &["identities"])],
+};
+
+/// A SPIRE installation that serves (spire-check's `healthy` fixture, a valid trust bundle) and
+/// a namespace of workloads to put on the mesh, as `tests/enable_spire.rs` sets them up.
+fn spire_shop(d: &BlockingDouble) {
+    d.install_crds(crds::istio()).unwrap();
+    d.install_crds(crds::spire()).unwrap();
+    d.load_values(e2e::spire::spire_installation()).unwrap();
+    d.create(apiserver_double::istiod(None)).unwrap();
+    for doc in e2e::spire::shop() {
+        d.create(doc).unwrap();
+    }
+}
+
+/// `enable --spire` checks SPIRE as spire-check does (its reads), then writes as `enable`;
+/// `rollback` takes the template request away. Its user holds both roles: proven sufficient
+/// together, and each minimal with the other held whole (below and in the spire-check proof).
+const ENABLE_SPIRE_STEPS: &[Step] = &[
+    ("mesh-migrate", &["enable", "--spire", "--timeout", "30s"]),
+    ("mesh-migrate", &["rollback", "--timeout", "30s"]),
+];
+
+const MIGRATE_ENABLE_SPIRE: Scenario = Scenario {
+    file: "mesh-migrate-write.yaml",
+    also: &["spire-check.yaml"],
+    namespace: e2e::spire::NS,
+    seed: spire_shop,
+    steps: ENABLE_SPIRE_STEPS,
+};
+
+const SPIRE_CHECK_ENABLE: Scenario = Scenario {
+    file: "spire-check.yaml",
+    also: &["mesh-migrate-write.yaml"],
+    namespace: e2e::spire::NS,
+    seed: spire_shop,
+    steps: ENABLE_SPIRE_STEPS,
 };
 
 /// Prints what each scenario requests as the admin, as authorizer attributes (for writing the
@@ -398,7 +449,7 @@ const SPIRE_CHECK: Scenario = Scenario {
 #[ignore]
 fn requests_of_each_command() {
     let only = std::env::var("RBAC_PROBE").unwrap_or_default();
-    for s in [&DBISO_AUDIT, &DBISO_APPLY, &MIGRATE_READ, &MIGRATE_WRITE, &MIGRATE_NS, &MIGRATE_NS_COMPLETE, &MIGRATE_NS_GUARDS, &MIGRATE_NS_AMBIENT, &SPIRE_CHECK] {
+    for s in [&DBISO_AUDIT, &DBISO_APPLY, &MIGRATE_READ, &MIGRATE_WRITE, &MIGRATE_NS, &MIGRATE_NS_COMPLETE, &MIGRATE_NS_GUARDS, &MIGRATE_NS_AMBIENT, &MIGRATE_AUTHZ, &MIGRATE_ENABLE_SPIRE, &SPIRE_CHECK] {
         // RBAC_PROBE: part of the manifest's file name, or of one of the scenario's commands.
         if !only.is_empty() && !s.file.contains(&only) && !s.steps.iter().any(|(_, args)| args.join(" ").contains(&only)) {
             continue;
@@ -440,12 +491,12 @@ fn mesh_migrate_read_role_is_sufficient_and_minimal() {
 
 #[test]
 fn mesh_migrate_write_role_is_sufficient_and_minimal() {
-    prove(&[&MIGRATE_WRITE, &MIGRATE_NS, &MIGRATE_NS_COMPLETE, &MIGRATE_NS_GUARDS, &MIGRATE_NS_AMBIENT, &MIGRATE_AUTHZ]);
+    prove(&[&MIGRATE_WRITE, &MIGRATE_NS, &MIGRATE_NS_COMPLETE, &MIGRATE_NS_GUARDS, &MIGRATE_NS_AMBIENT, &MIGRATE_AUTHZ, &MIGRATE_ENABLE_SPIRE]);
 }
 
 #[test]
 fn spire_check_role_is_sufficient_and_minimal() {
-    prove(&[&SPIRE_CHECK]);
+    prove(&[&SPIRE_CHECK, &SPIRE_CHECK_ENABLE]);
 }
 
 /// The files under `krew-manifests/rbac/`, each proven by a test above.
