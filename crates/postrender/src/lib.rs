@@ -47,7 +47,7 @@ pub const GENERATED_SOURCE: &str = "mesh-migrate/networkpolicies.yaml";
 pub enum PostRenderError {
     /// A document is not valid YAML (or not valid for Kubernetes' YAML reader).
     #[error("document {}{}, line {}, column {}: {}", .yaml.document, origin_suffix(.origin), .yaml.line, .yaml.column, .yaml.message)]
-    Yaml { yaml: YamlError, origin: Option<DocumentOrigin> },
+    Yaml { yaml: Box<YamlError>, origin: Option<DocumentOrigin> },
     /// A document is valid YAML but not something a manifest stream may hold.
     #[error("document {index}{}: {problem}", origin_suffix(.origin))]
     Document { index: usize, origin: Option<DocumentOrigin>, problem: String },
@@ -211,7 +211,7 @@ struct Reading {
 
 /// The document's node, refused unless it is a mapping (errors name the document).
 fn read(raw: &yaml::RawDocument<'_>) -> Result<Option<Value>, PostRenderError> {
-    let value = yaml::parse_document(raw).map_err(|yaml| PostRenderError::Yaml { origin: document_origin(raw, None), yaml })?;
+    let value = yaml::parse_document(raw).map_err(|yaml| PostRenderError::Yaml { origin: document_origin(raw, None), yaml: Box::new(yaml) })?;
     if let Some(v) = &value
         && !v.is_object()
     {
@@ -391,7 +391,7 @@ fn helm4_in_unread(raws: &[yaml::RawDocument<'_>], plans: &[Plan], objects: &[Cl
 pub fn normalized_input(input: &str, summary: &Summary) -> Result<String, PostRenderError> {
     let mut out = String::with_capacity(input.len());
     for raw in yaml::split_stream(input) {
-        match yaml::parse_document(&raw).map_err(|yaml| PostRenderError::Yaml { origin: document_origin(&raw, None), yaml })? {
+        match yaml::parse_document(&raw).map_err(|yaml| PostRenderError::Yaml { origin: document_origin(&raw, None), yaml: Box::new(yaml) })? {
             Some(value) if summary.changed_documents.contains(&raw.index) => push_reemitted(&mut out, raw.text, &value),
             _ => out.push_str(raw.text),
         }

@@ -32,7 +32,7 @@ pub enum InventoryError {
     /// Invalid YAML: the file (or `stdin`), then the document, line, column and key; never a
     /// value (see [`YamlError`]).
     #[error("{path}: {source}")]
-    Yaml { path: String, source: YamlError },
+    Yaml { path: String, source: Box<YamlError> },
     /// Invalid JSON: serde_json's syntax message (line and column, never a value).
     #[error("{origin}: invalid JSON: {source}")]
     Json { origin: String, source: serde_json::Error },
@@ -227,7 +227,7 @@ fn parse_documents(text: &str, path: Option<&Path>, detail: PodDetail) -> Result
     }
     let shown = || path.map_or_else(|| "stdin".to_string(), |p| p.display().to_string());
     for doc in yaml::split_stream(text) {
-        let parsed = yaml::parse_document(&doc).map_err(|source| InventoryError::Yaml { path: shown(), source })?;
+        let parsed = yaml::parse_document(&doc).map_err(|source| InventoryError::Yaml { path: shown(), source: Box::new(source) })?;
         let Some(value) = parsed else { continue };
         docs.push(Document { value, origin: origin_at(doc.line, doc.source.clone()), index: doc.index, taken: Vec::new() });
     }
