@@ -33,11 +33,34 @@ pub enum Mode {
 /// Go's largest duration: `math.MaxInt64` nanoseconds.
 const MAX_NANOS: u128 = i64::MAX as u128;
 
+/// A text that is not a duration; every variant but `Empty` names the text, and says what to
+/// write instead where that can be told.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("empty duration (write it with a unit, like 30s, 1m30s, 500ms or 24h)")]
+    Empty,
+    /// A bare number where a unit is required.
+    #[error("{text} has no unit: write {text}ms or {text}s")]
+    NoUnit { text: String },
+    #[error("`{text}` is not a duration (write it with a unit, like 30s, 1m30s, 500ms or 24h)")]
+    NotADuration { text: String },
+    #[error("`{text}` has a number without a unit at the end (h, m, s, ms, us, ns)")]
+    TrailingNumber { text: String },
+    #[error("`{text}` has an unknown unit `{unit}` (use h, m, s, ms, us or ns)")]
+    UnknownUnit { text: String, unit: String },
+    #[error("`{text}` is negative")]
+    Negative { text: String },
+    /// Beyond Go's limit (`math.MaxInt64` nanoseconds, about 292 years).
+    #[error("`{text}` is too long")]
+    TooLong { text: String },
+}
+
 /// Parse a duration; the error names the text and says what to write instead.
-pub fn parse(s: &str, mode: Mode) -> Result<Duration, String> {
+pub fn parse(s: &str, mode: Mode) -> Result<Duration, DurationError> {
     let s = s.trim();
+    let text = || s.to_string();
     if s.is_empty() {
-        return Err("empty duration (write it with a unit, like 30s, 1m30s, 500ms or 24h)".into());
+        return Err(DurationError::Empty);
     }
     if s == "0" {
         return Ok(Duration::ZERO);
@@ -49,19 +72,19 @@ pub fn parse(s: &str, mode: Mode) -> Result<Duration, String> {
                 .ok()
                 .filter(|secs| u128::from(*secs) * 1_000_000_000 <= MAX_NANOS)
                 .map(Duration::from_secs)
-                .ok_or_else(|| format!("`{s}` is too long")),
-            Mode::Units => Err(format!("{s} has no unit: write {s}ms or {s}s")),
+                .ok_or_else(|| DurationError::TooLong { text: text() }),
+            Mode::Units => Err(DurationError::NoUnit { text: text() }),
         };
     }
     let rest = s.strip_prefix('+').unwrap_or(s);
     if rest.starts_with('-') {
-        return Err(format!("`{s}` is negative"));
+        return Err(DurationError::Negative { text: text() });
     }
     let mut total: u128 = 0;
     let whole_input = rest;
     let mut rest = rest;
     while !rest.is_empty() {
-        let (number, after) = leading_number(rest).ok_or_else(|| format!("`{s}` is not a duration (write it with a unit, like 30s, 1m30s, 500ms or 24h)"))?;
+        let (number, after) = leading_number(rest).ok_or_else(|| DurationError::NotADuration { text: text() })?;
         let unit_len = after.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after.len());
         let unit = &after[..unit_len];
         let per_unit: u128 = match unit {
@@ -72,17 +95,17 @@ pub fn parse(s: &str, mode: Mode) -> Result<Duration, String> {
             "m" => 60_000_000_000,
             "h" => 3_600_000_000_000,
             // The whole text is one number (a fraction: integers were handled above).
-            "" if rest == whole_input => return Err(format!("{rest} has no unit: write {rest}ms or {rest}s")),
-            "" => return Err(format!("`{s}` has a number without a unit at the end (h, m, s, ms, us, ns)")),
-            u => return Err(format!("`{s}` has an unknown unit `{u}` (use h, m, s, ms, us or ns)")),
+            "" if rest == whole_input => return Err(DurationError::NoUnit { text: rest.to_string() }),
+            "" => return Err(DurationError::TrailingNumber { text: text() }),
+            u => return Err(DurationError::UnknownUnit { text: text(), unit: u.to_string() }),
         };
         total = total.saturating_add(number.nanos(per_unit));
         if total > MAX_NANOS {
-            return Err(format!("`{s}` is too long"));
+            return Err(DurationError::TooLong { text: text() });
         }
         rest = &after[unit_len..];
     }
-    let secs = u64::try_from(total / 1_000_000_000).map_err(|_| format!("`{s}` is too long"))?;
+    let secs = u64::try_from(total / 1_000_000_000).map_err(|_| DurationError::TooLong { text: text() })?;
     let nanos = u32::try_from(total % 1_000_000_000).unwrap_or(0);
     Ok(Duration::new(secs, nanos))
 }
@@ -173,7 +196,7 @@ mod tests {
     use super::*;
 
     fn units(s: &str) -> Result<Duration, String> {
-        parse(s, Mode::Units)
+        parse(s, Mode::Units).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -219,7 +242,7 @@ mod tests {
 
     #[test]
     fn kubectl_request_timeout_reads_a_bare_integer_as_seconds() {
-        let t = |s| parse(s, Mode::KubectlTimeout);
+        let t = |s| parse(s, Mode::KubectlTimeout).map_err(|e| e.to_string());
         assert_eq!(t("5").unwrap(), Duration::from_secs(5));
         assert_eq!(t("0").unwrap(), Duration::ZERO);
         assert_eq!(t("1m30s").unwrap(), Duration::from_secs(90));

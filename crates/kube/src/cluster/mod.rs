@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use meshmove_model::duration::Mode;
+use meshmove_model::duration::{DurationError, Mode};
 use meshmove_model::redact;
 
 pub use fetch::{BY_REFERENCE, Fetched, fetch_into, get_named, load_by_reference, load_readable_by_reference};
@@ -184,17 +184,26 @@ fn describe_kubeconfig_error(e: &kube::config::KubeconfigError) -> String {
     }
 }
 
+/// A duration flag that cannot be read (clap shows it after the flag and its value).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FlagDurationError {
+    #[error("invalid duration: {0}")]
+    Duration(DurationError),
+    #[error("invalid timeout: {0}")]
+    Timeout(DurationError),
+}
+
 /// Parse this product's duration flags (`--timeout 5m`, `--interval 30s`): every number needs a
 /// unit (`500` is an error that suggests `500ms` or `500s`); `0` is zero.
-pub fn parse_timeout(s: &str) -> Result<Duration, String> {
-    meshmove_model::duration::parse(s, Mode::Units).map_err(|e| format!("invalid duration: {e}"))
+pub fn parse_timeout(s: &str) -> Result<Duration, FlagDurationError> {
+    meshmove_model::duration::parse(s, Mode::Units).map_err(FlagDurationError::Duration)
 }
 
 /// Parse kubectl's `--request-timeout`: `0` (none), a bare integer of seconds, or a duration with
 /// units like `1m30s` — client-go's `clientcmd.ParseTimeout`, so the flag means what it means to
 /// kubectl.
-pub fn parse_request_timeout(s: &str) -> Result<Duration, String> {
-    meshmove_model::duration::parse(s, Mode::KubectlTimeout).map_err(|e| format!("invalid timeout: {e}"))
+pub fn parse_request_timeout(s: &str) -> Result<Duration, FlagDurationError> {
+    meshmove_model::duration::parse(s, Mode::KubectlTimeout).map_err(FlagDurationError::Timeout)
 }
 
 #[cfg(test)]
@@ -232,7 +241,7 @@ mod tests {
         assert_eq!(parse_request_timeout("5").unwrap(), Duration::from_secs(5));
         assert_eq!(parse_request_timeout("1m30s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_request_timeout("500ms").unwrap(), Duration::from_millis(500));
-        assert!(parse_request_timeout("5x").unwrap_err().contains("5x"));
+        assert!(parse_request_timeout("5x").unwrap_err().to_string().contains("5x"));
         assert!(parse_request_timeout("").is_err());
         assert!(parse_request_timeout("m").is_err());
     }
@@ -241,6 +250,6 @@ mod tests {
     fn product_durations_need_units() {
         assert_eq!(parse_timeout("5m").unwrap(), Duration::from_secs(300));
         assert_eq!(parse_timeout("0").unwrap(), Duration::ZERO);
-        assert_eq!(parse_timeout("500").unwrap_err(), "invalid duration: 500 has no unit: write 500ms or 500s");
+        assert_eq!(parse_timeout("500").unwrap_err().to_string(), "invalid duration: 500 has no unit: write 500ms or 500s");
     }
 }
