@@ -12,7 +12,6 @@ use anyhow::{Result, anyhow};
 use meshmove_cli::{Exit, KubeFlags, OutputFlags};
 use meshmove_kube::plan::Progress;
 use meshmove_migration::namespace::Sides;
-use meshmove_migration::namespace::prometheus::Prometheus;
 use meshmove_migration::namespace::run::{self, NsError, NsEvent};
 
 pub use args::NsCommand;
