@@ -112,6 +112,7 @@ pub mod patch;
 pub mod podsecurity;
 pub mod prometheus;
 pub mod protobuf;
+pub mod proxy;
 pub mod rbac;
 pub mod registry;
 pub mod selector;

@@ -7,6 +7,9 @@
 //! routes 50 % to the mesh). Answers are encoded as Prometheus encodes them: an instant vector
 //! with one sample, an empty vector, `NaN`, or an error object with `errorType`. Every query is
 //! logged. Unknown paths answer 404.
+//!
+//! A [`Backend`] is the answering part alone: the API double serves one behind a Service's
+//! proxy path (see [`crate::proxy`]), and [`FakePrometheus`] serves one on its own port.
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
@@ -72,10 +75,38 @@ struct Shared {
     log: Mutex<Vec<PromQuery>>,
 }
 
+/// The query API answering from a script, without a server of its own.
+#[derive(Clone)]
+pub struct Backend {
+    shared: Arc<Shared>,
+}
+
+impl Backend {
+    pub fn new(script: Script) -> Backend {
+        Backend { shared: Arc::new(Shared { script: Mutex::new(script), log: Mutex::new(Vec::new()) }) }
+    }
+
+    /// Replaces the script.
+    pub fn set_script(&self, script: Script) {
+        *self.shared.script.lock().unwrap_or_else(|e| e.into_inner()) = script;
+    }
+
+    /// The queries received so far.
+    pub fn queries(&self) -> Vec<PromQuery> {
+        self.shared.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The answer to one request: `path` as Prometheus sees it (`/api/v1/query`), the URL's
+    /// query string, and the body (a form, for `POST`). Returns the status and the JSON body.
+    pub fn answer(&self, method: &Method, path: &str, query: &str, body: &[u8]) -> (u16, String) {
+        answer(&self.shared, method, path, query, body)
+    }
+}
+
 /// A running fake Prometheus on its own thread; stops when dropped.
 pub struct FakePrometheus {
     addr: SocketAddr,
-    shared: Arc<Shared>,
+    backend: Backend,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -83,10 +114,8 @@ pub struct FakePrometheus {
 impl FakePrometheus {
     /// Binds 127.0.0.1 on a free port and serves `script`.
     pub fn start(script: Script) -> std::io::Result<FakePrometheus> {
-        let shared = Arc::new(Shared {
-            script: Mutex::new(script),
-            log: Mutex::new(Vec::new()),
-        });
+        let backend = Backend::new(script);
+        let shared = backend.shared.clone();
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
@@ -116,7 +145,7 @@ impl FakePrometheus {
         })?;
         Ok(FakePrometheus {
             addr,
-            shared,
+            backend,
             stop: Some(stop_tx),
             thread: Some(thread),
         })
@@ -129,16 +158,12 @@ impl FakePrometheus {
 
     /// Replaces the script.
     pub fn set_script(&self, script: Script) {
-        *self.shared.script.lock().unwrap_or_else(|e| e.into_inner()) = script;
+        self.backend.set_script(script);
     }
 
     /// The queries received so far.
     pub fn queries(&self) -> Vec<PromQuery> {
-        self.shared
-            .log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.backend.queries()
     }
 }
 
@@ -161,29 +186,30 @@ fn respond(code: u16, body: String) -> Response<Full<Bytes>> {
         .unwrap_or_default()
 }
 
-fn error(code: u16, error_type: &str, message: &str) -> Response<Full<Bytes>> {
-    respond(
-        code,
-        json!({"status": "error", "errorType": error_type, "error": message}).to_string(),
-    )
+async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let body = if method == Method::POST {
+        req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default()
+    } else {
+        Bytes::new()
+    };
+    let (code, body) = answer(shared, &method, &path, &query, &body);
+    respond(code, body)
 }
 
-async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    if req.uri().path() != "/api/v1/query" {
-        return respond(404, "404 page not found".into());
+fn answer(shared: &Shared, method: &Method, path: &str, query: &str, body: &[u8]) -> (u16, String) {
+    let error = |code: u16, error_type: &str, message: &str| {
+        (code, json!({"status": "error", "errorType": error_type, "error": message}).to_string())
+    };
+    if path != "/api/v1/query" {
+        return (404, "404 page not found".into());
     }
-    let mut params = parse_query(req.uri().query().unwrap_or(""));
-    match *req.method() {
+    let mut params = parse_query(query);
+    match *method {
         Method::GET => {}
-        Method::POST => {
-            let body = req
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            params.extend(parse_query(&String::from_utf8_lossy(&body)));
-        }
+        Method::POST => params.extend(parse_query(&String::from_utf8_lossy(body))),
         _ => return error(405, "bad_data", "method not allowed"),
     }
     let Some(query) = params
@@ -237,9 +263,9 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
         json!({"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [at, v]}]}}).to_string()
     };
     match script(&q) {
-        Reply::Value(x) => respond(200, vector(&x.to_string())),
-        Reply::NaN => respond(200, vector("NaN")),
-        Reply::Empty => respond(
+        Reply::Value(x) => (200, vector(&x.to_string())),
+        Reply::NaN => (200, vector("NaN")),
+        Reply::Empty => (
             200,
             json!({"status": "success", "data": {"resultType": "vector", "result": []}})
                 .to_string(),
@@ -249,6 +275,6 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
             error_type,
             message,
         } => error(code, &error_type, &message),
-        Reply::Raw { code, body } => respond(code, body),
+        Reply::Raw { code, body } => (code, body),
     }
 }

@@ -493,6 +493,16 @@ fn serve_authorized(
     body: &Bytes,
     user: Option<&crate::rbac::UserInfo>,
 ) -> (Response<Body>, bool) {
+    if let Some(p) = crate::proxy::parse(&r.path) {
+        let backend = crate::proxy::backend(&shared.lock(), &p);
+        return match backend {
+            Ok(b) => {
+                let (code, text) = b.answer(&r.method, &p.rest, &r.query, body);
+                (respond(code, "application/json", text), false)
+            }
+            Err(e) => (error_response(&e), false),
+        };
+    }
     let (group, version, segs) = match route(shared, r) {
         Route::Page(p) => return (p, false),
         Route::Api {

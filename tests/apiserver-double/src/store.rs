@@ -265,6 +265,8 @@ pub struct State {
     /// The simulated kubelet's and controllers' clocks (pods due to become Ready or to crash,
     /// Deployments' progress deadlines) and the per-workload pod behaviours set at run time.
     pub timers: crate::controllers::Timers,
+    /// What answers behind Services' proxy paths ([`crate::proxy`]).
+    pub backends: crate::proxy::Backends,
 }
 
 /// Which part of an object a write touches.
@@ -352,6 +354,7 @@ impl State {
             log: RequestLog::default(),
             faults: FaultSet::default(),
             timers: crate::controllers::Timers::default(),
+            backends: crate::proxy::Backends::default(),
         };
         s.seed();
         s
@@ -379,6 +382,7 @@ impl State {
         self.log.clear();
         self.faults.clear();
         self.timers = crate::controllers::Timers::default();
+        self.backends = crate::proxy::Backends::default();
         self.seed();
     }
 

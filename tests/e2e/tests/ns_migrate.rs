@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use apiserver_double::prometheus::{FakePrometheus, PromQuery, Reply, Script};
+use apiserver_double::prometheus::{PromQuery, Reply, Script};
 use apiserver_double::{BlockingDouble, Double, DoubleHandle, DoubleOptions, FaultRule, crds};
 use e2e::{Run, bin, root, run};
 use serde_json::{Value, json};
@@ -126,11 +126,32 @@ fn metrics(double: DoubleHandle, fail_from: i64) -> Script {
 
 const FAST: [&str; 4] = ["--interval", "30ms", "--check-every", "10ms"];
 
+/// The fake Prometheus the double serves behind `monitoring/prometheus` (port `web`, 9090).
+const PROMETHEUS: &str = "monitoring/prometheus:web";
+
+/// A Prometheus the API server cannot proxy to fails the gates with the server's reason (here a
+/// missing Service), and nothing moves; so does one the user may not proxy to (`tests/rbac.rs`).
+#[test]
+fn a_prometheus_service_the_api_server_cannot_reach_fails_the_gates_with_its_reason() {
+    let e = env();
+    e.double.serve_prometheus("monitoring", "prometheus", 9090, metrics((*e.double).clone(), 101));
+    e.mm(&["ns", "create", "shop"]).expect_code(0);
+    e.mm(&["ns", "shift", "shop", "10"]).expect_code(0);
+    for (spec, reason) in [("monitoring/nothing:web", "HTTP 404 from the API server: services \"nothing\" not found")] {
+        let r = e.mm(&["ns", "shift", "shop", "25", "--on-failure", "freeze", "--prometheus-service", spec]).expect_code(1);
+        let line = r.stdout.lines().find(|l| l.starts_with("success-rate")).unwrap_or_else(|| panic!("{}", r.stdout));
+        assert!(line.contains("FAILED") && r.stdout.contains(reason), "{spec}: {}", r.stdout);
+        assert!(r.stdout.contains(&format!("Prometheus service {}", spec.split_once(':').unwrap().0)), "{}", r.stdout);
+        assert_eq!(e.weight("api"), Some(10));
+    }
+    let bad = e.mm(&["ns", "shift", "shop", "25", "--prometheus-service", "prometheus:9090"]).expect_code(2);
+    assert!(bad.stderr.contains("--prometheus-service `prometheus:9090` names no namespace"), "{}", bad.stderr);
+}
+
 #[test]
 fn a_healthy_schedule_reaches_100_percent_and_completes() {
     let e = env();
-    let prom = FakePrometheus::start(metrics((*e.double).clone(), 101)).unwrap();
-    let url = prom.url();
+    let prom = e.double.serve_prometheus("monitoring", "prometheus", 9090, metrics((*e.double).clone(), 101));
 
     let r = e.mm(&["ns", "create", "shop"]).expect_code(0);
     assert!(r.stdout.contains("namespace/shop-mesh created"), "{}", r.stdout);
@@ -171,7 +192,7 @@ fn a_healthy_schedule_reaches_100_percent_and_completes() {
     let again = e.mm(&["ns", "create", "shop"]).expect_code(0);
     assert!(!again.stdout.contains(" created") && !again.stdout.contains(" configured"), "{}", again.stdout);
 
-    let mut args = vec!["ns", "shift", "shop", "--steps", "10,25,50,75", "--prometheus-url", &url];
+    let mut args = vec!["ns", "shift", "shop", "--steps", "10,25,50,75", "--prometheus-service", PROMETHEUS];
     args.extend(FAST);
     let r = e.mm(&args).expect_code(0);
     assert!(r.stderr.contains("weight 50 % -> 75 %"), "{}", r.stderr);
@@ -186,6 +207,9 @@ fn a_healthy_schedule_reaches_100_percent_and_completes() {
     assert_eq!(validate_routing(&e), 4);
     assert!(st["history"].as_array().unwrap().iter().all(|h| h["who"] == "alice@double"));
     assert!(prom.queries().iter().any(|q| q.query.contains("destination_workload_namespace=\"shop-mesh\"") && q.time.is_some()));
+    // Every query went through the API server's service proxy, with the kubeconfig's user.
+    let proxied = e.double.requests_matching("GET", "^/api/v1/namespaces/monitoring/services/prometheus:web/proxy/api/v1/query$");
+    assert_eq!(proxied.len(), prom.queries().len(), "{proxied:?}");
 
     // Real kubectl reads the same routing back.
     let kc = run(
@@ -208,7 +232,7 @@ fn a_healthy_schedule_reaches_100_percent_and_completes() {
     assert_eq!(kc.stdout, "25 75");
 
     // Monitor: one sample, plain lines when stdout is not a terminal.
-    let m = e.mm(&["ns", "monitor", "shop", "--prometheus-url", &url]).expect_code(0);
+    let m = e.mm(&["ns", "monitor", "shop", "--prometheus-service", PROMETHEUS]).expect_code(0);
     assert_eq!(m.stdout.lines().count(), 1, "{}", m.stdout);
     assert!(m.stdout.contains("weight=75% legacy ready=5/5"), "{}", m.stdout);
     assert!(m.stdout.contains("mesh ready=5/5 restarts=0 success=99.95% p99=42.5ms"), "{}", m.stdout);
@@ -225,7 +249,7 @@ fn a_healthy_schedule_reaches_100_percent_and_completes() {
     assert!(tty.stdout.contains("\x1b[4A\x1b[J"), "no in-place refresh: {:?}", tty.stdout);
     assert!(tty.stdout.contains("mesh (shop-mesh)    75 %"), "{}", tty.stdout);
 
-    let r = e.mm(&["ns", "complete", "shop", "--prometheus-url", &url]).expect_code(0);
+    let r = e.mm(&["ns", "complete", "shop", "--prometheus-service", PROMETHEUS]).expect_code(0);
     assert!(r.stdout.contains("shop: 100 % to shop-mesh (completed)"), "{}", r.stdout);
     assert!(
         r.stdout.contains("note: callers outside the mesh (pods without a proxy")
@@ -259,10 +283,9 @@ fn a_healthy_schedule_reaches_100_percent_and_completes() {
 #[test]
 fn a_gate_failing_at_50_percent_rolls_back_to_0() {
     let e = env();
-    let prom = FakePrometheus::start(metrics((*e.double).clone(), 50)).unwrap();
-    let url = prom.url();
+    e.double.serve_prometheus("monitoring", "prometheus", 9090, metrics((*e.double).clone(), 50));
     e.mm(&["ns", "create", "shop"]).expect_code(0);
-    let mut args = vec!["ns", "shift", "shop", "--steps", "10,25,50,75,100", "--prometheus-url", &url];
+    let mut args = vec!["ns", "shift", "shop", "--steps", "10,25,50,75,100", "--prometheus-service", PROMETHEUS];
     args.extend(FAST);
     let r = e.mm(&args).expect_code(1);
     assert!(r.stdout.lines().any(|l| l.starts_with("success-rate") && l.contains("FAILED") && l.contains("80 %")), "{}", r.stdout);
@@ -288,10 +311,9 @@ fn a_gate_failing_at_50_percent_rolls_back_to_0() {
 #[test]
 fn a_gate_failing_at_50_percent_with_freeze_holds_the_weight() {
     let e = env();
-    let prom = FakePrometheus::start(metrics((*e.double).clone(), 50)).unwrap();
-    let url = prom.url();
+    let prom = e.double.serve_prometheus("monitoring", "prometheus", 9090, metrics((*e.double).clone(), 50));
     e.mm(&["ns", "create", "shop"]).expect_code(0);
-    let mut args = vec!["ns", "shift", "shop", "--steps", "10,25,50,75,100", "--on-failure", "freeze", "--prometheus-url", &url];
+    let mut args = vec!["ns", "shift", "shop", "--steps", "10,25,50,75,100", "--on-failure", "freeze", "--prometheus-service", PROMETHEUS];
     args.extend(FAST);
     let r = e.mm(&args).expect_code(1);
     assert!(r.stdout.contains("frozen at 50 %"), "{}", r.stdout);
@@ -301,7 +323,7 @@ fn a_gate_failing_at_50_percent_with_freeze_holds_the_weight() {
     assert!(c.stderr.contains("frozen at 50 % after a failed gate"), "{}", c.stderr);
     // A human fixed it: the metrics are healthy again and the schedule resumes after 50 %.
     prom.set_script(metrics((*e.double).clone(), 101));
-    let mut args = vec!["ns", "shift", "shop", "--steps", "10,25,50,75,100", "--prometheus-url", &url];
+    let mut args = vec!["ns", "shift", "shop", "--steps", "10,25,50,75,100", "--prometheus-service", PROMETHEUS];
     args.extend(FAST);
     let r = e.mm(&args).expect_code(0);
     assert!(r.stdout.contains("already reached: 10 %, 25 %, 50 %"), "{}", r.stdout);
@@ -1030,10 +1052,10 @@ fn complete_never_retires_a_backend_a_journal_of_an_older_version_recorded_as_co
 #[test]
 fn monitor_prints_plain_lines_when_stdout_is_not_a_terminal() {
     let e = env();
-    let prom = FakePrometheus::start(metrics((*e.double).clone(), 101)).unwrap();
+    e.double.serve_prometheus("monitoring", "prometheus", 9090, metrics((*e.double).clone(), 101));
     e.mm(&["ns", "create", "shop"]).expect_code(0);
     e.mm(&["ns", "shift", "shop", "10"]).expect_code(0);
-    let r = e.mm(&["ns", "monitor", "shop", "--for", "600ms", "--every", "200ms", "--prometheus-url", &prom.url()]).expect_code(0);
+    let r = e.mm(&["ns", "monitor", "shop", "--for", "600ms", "--every", "200ms", "--prometheus-service", PROMETHEUS]).expect_code(0);
     assert!(!r.stdout.contains('\x1b') && !r.stdout.contains('\r'), "escape sequences on a pipe: {:?}", r.stdout);
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert!(lines.len() >= 2, "one line per refresh over 600ms every 200ms: {:?}", r.stdout);

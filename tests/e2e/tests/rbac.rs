@@ -208,8 +208,13 @@ fn platform_created(d: &BlockingDouble) {
     }
 }
 
-/// `tests/e2e/fixtures/ns-migrate/shop.yaml` created through the API (as `tests/ns_migrate.rs`).
+/// `tests/e2e/fixtures/ns-migrate/shop.yaml` created through the API (as `tests/ns_migrate.rs`),
+/// with a healthy Prometheus behind Service `monitoring/prometheus` (port `web`).
 fn shop(d: &BlockingDouble) {
+    d.serve_prometheus("monitoring", "prometheus", 9090, apiserver_double::prometheus::rules(vec![
+        ("istio_requests_total", apiserver_double::prometheus::Reply::Value(1.0)),
+        ("histogram_quantile", apiserver_double::prometheus::Reply::Value(20.0)),
+    ]));
     d.install_crds(crds::istio()).unwrap();
     let text = std::fs::read_to_string(root().join("tests/e2e/fixtures/ns-migrate/shop.yaml")).unwrap();
     for doc in apiserver_double::parse_documents(&text).unwrap() {
@@ -277,6 +282,8 @@ const MIGRATE_NS: Scenario = Scenario {
     steps: &[
         ("mesh-migrate", &["ns", "create", "shop"]),
         ("mesh-migrate", &["ns", "shift", "shop", "10"]),
+        // From 10 % the metrics gates query Prometheus through the API server's service proxy.
+        ("mesh-migrate", &["ns", "shift", "shop", "25", "--prometheus-service", "monitoring/prometheus:web"]),
         ("mesh-migrate", &["ns", "status", "shop"]),
         ("mesh-migrate", &["ns", "rollback", "shop"]),
         // Deletes the copies and the mesh namespace, after listing what is in it.

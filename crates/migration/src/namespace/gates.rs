@@ -338,7 +338,7 @@ pub fn metric_gates(namespace: &str, traffic: MeshTraffic, window: &str) -> Vec<
 }
 
 /// A Prometheus answer as the gates see it: a value, no samples, or an error.
-pub type Sample = Result<Option<f64>, String>;
+pub type Sample = Result<Option<f64>, crate::namespace::prometheus::PrometheusError>;
 
 /// The success-rate gate from a query result (a ratio 0–1).
 pub fn success_rate(sample: &Sample, th: &Thresholds) -> GateResult {
@@ -357,7 +357,7 @@ pub fn success_rate(sample: &Sample, th: &Thresholds) -> GateResult {
             threshold,
             "no requests measured on the mesh side: is traffic reaching it?".into(),
         ),
-        Err(e) => GateResult::new("success-rate", false, "error".into(), threshold, e.clone()),
+        Err(e) => GateResult::new("success-rate", false, "error".into(), threshold, e.to_string()),
     }
 }
 
@@ -373,7 +373,7 @@ pub fn latency(sample: &Sample, th: &Thresholds) -> GateResult {
         Ok(None) => {
             GateResult::new("p99-latency", false, "no samples".into(), threshold, "no request durations measured on the mesh side".into())
         }
-        Err(e) => GateResult::new("p99-latency", false, "error".into(), threshold, e.clone()),
+        Err(e) => GateResult::new("p99-latency", false, "error".into(), threshold, e.to_string()),
     }
 }
 
@@ -395,7 +395,7 @@ pub fn connection_success(sample: &Sample, th: &Thresholds) -> GateResult {
             threshold,
             "no connections to the mesh side opened in the window: is traffic reaching it? (long-lived connections open none: widen --window)".into(),
         ),
-        Err(e) => GateResult::new("connection-success", false, "error".into(), threshold, e.clone()),
+        Err(e) => GateResult::new("connection-success", false, "error".into(), threshold, e.to_string()),
     }
 }
 
@@ -410,6 +410,7 @@ pub fn fmt_num(x: f64) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+    use crate::namespace::prometheus::PrometheusError;
 
     fn deploy(name: &str, replicas: i64, ready: i64, updated: i64, generation: i64, observed: i64) -> Value {
         json!({"kind": "Deployment", "metadata": {"name": name, "generation": generation},
@@ -476,7 +477,7 @@ mod tests {
         assert!(!low.passed);
         assert_eq!(low.detail, "80 % of requests succeeded, below >= 99 %");
         assert!(!success_rate(&Ok(None), &th).passed, "no samples is not health");
-        assert!(!success_rate(&Err("unreachable".into()), &th).passed);
+        assert!(!success_rate(&Err(PrometheusError::Unreachable { at: "Prometheus at http://p".into(), detail: "refused".into() }), &th).passed);
         assert!(latency(&Ok(Some(120.0)), &th).passed);
         let slow = latency(&Ok(Some(812.5)), &th);
         assert!(!slow.passed && slow.observed == "812.5 ms", "{slow:?}");
@@ -573,6 +574,7 @@ mod tests {
     #[test]
     fn recorded_answers_decide_the_gates_and_no_data_fails() {
         use crate::namespace::prometheus::parse_response;
+        let parse_response = |status, body: &[u8]| parse_response(status, body).map_err(|problem| PrometheusError::Answer { at: "Prometheus".into(), problem });
         let th = Thresholds::default();
         let gates = metric_gates("shop-mesh", MeshTraffic { ambient: true, waypoint: true, http: true, tcp_only: true }, "5m");
         let answer = |v: &str| format!(r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{}},"value":[1765112400.123,"{v}"]}}]}}}}"#);

@@ -30,12 +30,12 @@ pub enum NsCommand {
     /// Set the share of traffic the mesh side gets (0-100), or run a schedule of steps with
     /// gates between them
     #[command(
-        after_help = "Examples:\n  kubectl mesh-migrate ns shift shop 10\n  kubectl mesh-migrate ns shift shop --steps 10,25,50,75,100 --interval 30m --prometheus-url http://localhost:9090\n  kubectl mesh-migrate ns shift shop 25 --allow-decrease"
+        after_help = "Examples:\n  kubectl mesh-migrate ns shift shop 10\n  kubectl mesh-migrate ns shift shop --steps 10,25,50,75,100 --interval 30m --prometheus-service monitoring/prometheus-k8s:web\n  kubectl mesh-migrate ns shift shop 25 --allow-decrease"
     )]
     Shift(ShiftArgs),
     /// Watch weight, readiness, restarts, success rate and latency of both sides
     #[command(
-        after_help = "Examples:\n  kubectl mesh-migrate ns monitor shop --for 30m --prometheus-url http://localhost:9090\n  kubectl mesh-migrate ns monitor shop --for 0s -o json"
+        after_help = "Examples:\n  kubectl mesh-migrate ns monitor shop --for 30m --prometheus-service monitoring/prometheus-k8s:web\n  kubectl mesh-migrate ns monitor shop --for 0s -o json"
     )]
     Monitor(MonitorArgs),
     /// Phase, weight, routing, last gate results and history, from the cluster (-A: one line
@@ -132,11 +132,32 @@ pub struct CreateArgs {
     pub(super) write: MutateFlags,
 }
 
+/// Where the success-rate and latency gates (and `ns monitor`) read Istio's metrics.
+#[derive(Args, Clone)]
+pub struct PrometheusArgs {
+    /// Prometheus Service reached through the API server's service proxy with the kubeconfig's
+    /// credentials (needs `get` on `services/proxy` there), e.g. monitoring/prometheus-k8s:web
+    #[arg(long, value_name = "[https:]NAMESPACE/NAME[:PORT]", help_heading = "Gates", conflicts_with = "prometheus_url")]
+    prometheus_service: Option<String>,
+    /// Prometheus base URL reached directly, without credentials (e.g. through kubectl port-forward)
+    #[arg(long, value_name = "URL", help_heading = "Gates")]
+    prometheus_url: Option<String>,
+}
+
+impl PrometheusArgs {
+    pub(super) fn prometheus(&self, conn: &Connection) -> Result<Option<Prometheus>> {
+        Ok(match (&self.prometheus_service, &self.prometheus_url) {
+            (Some(spec), _) => Some(Prometheus::service(&conn.client, spec)?),
+            (None, Some(url)) => Some(Prometheus::url(url)?),
+            (None, None) => None,
+        })
+    }
+}
+
 #[derive(Args, Clone)]
 pub struct GateArgs {
-    /// Prometheus base URL for the success-rate and latency gates (its HTTP query API)
-    #[arg(long, value_name = "URL", help_heading = "Gates")]
-    pub(super) prometheus_url: Option<String>,
+    #[command(flatten)]
+    pub(super) prometheus: PrometheusArgs,
     /// Lowest acceptable success rate of the mesh side, in percent
     #[arg(long, value_name = "PERCENT", default_value_t = 99.0, help_heading = "Gates")]
     pub(super) min_success_rate: f64,
@@ -199,9 +220,8 @@ pub struct MonitorArgs {
     /// Time between refreshes
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
     pub(super) every: Duration,
-    /// Prometheus base URL (success rate and latency per side)
-    #[arg(long, value_name = "URL")]
-    pub(super) prometheus_url: Option<String>,
+    #[command(flatten)]
+    pub(super) prometheus: PrometheusArgs,
     /// PromQL rate window
     #[arg(long, value_name = "RANGE", default_value = "5m", value_parser = prom_range)]
     pub(super) window: String,
@@ -286,11 +306,11 @@ pub(super) fn run_options(flags: &MutateFlags, conn: &Connection) -> RunOptions 
 }
 
 impl GateArgs {
-    pub(super) fn options(&self, interval: Duration) -> Result<GateOptions> {
+    pub(super) fn options(&self, conn: &Connection, interval: Duration) -> Result<GateOptions> {
         if !(0.0..=100.0).contains(&self.min_success_rate) {
             return Err(anyhow!("--min-success-rate {} is out of range: use 0-100", self.min_success_rate));
         }
-        let prometheus = self.prometheus_url.as_deref().map(Prometheus::new).transpose().map_err(|e| anyhow!(e))?;
+        let prometheus = self.prometheus.prometheus(conn)?;
         Ok(GateOptions {
             thresholds: Thresholds {
                 min_success_rate: self.min_success_rate,
@@ -363,12 +383,12 @@ impl CreateArgs {
 impl ShiftArgs {
     /// The weights to go through and the gates between them (`--steps` watches each for 30m
     /// unless `--interval` says otherwise; one weight is checked once).
-    pub(super) fn schedule(&self) -> Result<(Vec<u8>, GateOptions)> {
+    pub(super) fn schedule(&self, conn: &Connection) -> Result<(Vec<u8>, GateOptions)> {
         let (steps, default_interval) = match (&self.steps, self.percent) {
             (Some(Steps(s)), _) => (s.clone(), Duration::from_secs(30 * 60)),
             (None, Some(p)) => (vec![p], Duration::ZERO),
             (None, None) => return Err(anyhow!("give a weight (0-100) or --steps")),
         };
-        Ok((steps, self.gates.options(self.interval.unwrap_or(default_interval))?))
+        Ok((steps, self.gates.options(conn, self.interval.unwrap_or(default_interval))?))
     }
 }

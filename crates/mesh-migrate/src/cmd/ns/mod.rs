@@ -12,7 +12,6 @@ use anyhow::{Result, anyhow};
 use meshmove_cli::{Exit, KubeFlags, OutputFlags};
 use meshmove_kube::plan::Progress;
 use meshmove_migration::namespace::Sides;
-use meshmove_migration::namespace::prometheus::Prometheus;
 use meshmove_migration::namespace::run::{self, NsError, NsEvent};
 
 pub use args::NsCommand;
@@ -101,13 +100,13 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, command: NsCommand) -> Result
             }
             NsCommand::Shift(a) => {
                 let sides = legacy_namespace(kube, &a.namespace)?;
-                let (steps, g) = a.schedule()?;
+                let (steps, g) = a.schedule(&conn)?;
                 let opts = args::run_options(&a.write, &conn);
                 run::shift(&conn, &sides, &steps, a.allow_decrease, &g, &opts, &mut events).await
             }
             NsCommand::Complete(a) => {
                 let sides = legacy_namespace(kube, &a.ns.namespace)?;
-                let g = a.gates.options(a.interval)?;
+                let g = a.gates.options(&conn, a.interval)?;
                 let opts = args::run_options(&a.write, &conn);
                 run::complete(&conn, &sides, a.delete_legacy, a.force, &g, &opts, &mut events).await
             }
@@ -130,7 +129,7 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, command: NsCommand) -> Result
             }
             NsCommand::Monitor(a) => {
                 let sides = legacy_namespace(kube, &a.ns.namespace)?;
-                let prom = a.prometheus_url.as_deref().map(Prometheus::new).transpose().map_err(|e| anyhow!(e))?;
+                let prom = a.prometheus.prometheus(&conn)?;
                 return monitor::monitor(&conn, &sides, prom.as_ref(), a, output).await;
             }
         };

@@ -230,11 +230,11 @@ pub(super) async fn side(
         let t = Some(unix_now());
         match p.query(&gates::success_rate_query_by(ns, reporter, window), t).await {
             Ok(v) => s.success_rate = v.map(|r| r * 100.0),
-            Err(e) => notes.push(e),
+            Err(e) => notes.push(e.to_string()),
         }
         match p.query(&gates::p99_query_by(ns, reporter, window), t).await {
             Ok(v) => s.p99_ms = v,
-            Err(e) => notes.push(e),
+            Err(e) => notes.push(e.to_string()),
         }
     }
     Ok((s, notes))
