@@ -306,6 +306,9 @@ fn live_audit_apply_and_audit_again_against_the_api_double() {
         "/apis/policy.networking.k8s.io/v1alpha1/adminnetworkpolicies",
         "/apis/policy.networking.k8s.io/v1alpha1/baselineadminnetworkpolicies",
         "/apis/postgresql.cnpg.io/v1/namespaces/pyairtable/clusters",
+        // Istio's policies, which the engine evaluates (the double serves Istio's kinds).
+        "/apis/security.istio.io/v1/namespaces/pyairtable/authorizationpolicies",
+        "/apis/security.istio.io/v1/namespaces/pyairtable/peerauthentications",
     ]
     .iter()
     .map(|s| s.to_string())
