@@ -330,3 +330,28 @@ spec: {selector: {app: lone}, ports: [{port: 7000}]}
         "{w:?}"
     );
 }
+
+#[test]
+fn a_namespace_or_service_bound_to_a_waypoint_withholds_the_policies_unless_overridden() {
+    let opts = PolicyOptions::default();
+    let (_, free) = generated(&format!("{AMBIENT_NS}{}", shop()), &opts, MeshMode::Ambient);
+    assert!(!free.policies.is_empty(), "{:?}", free.withheld);
+    // The namespace bound to a waypoint: every policy there is withheld, naming the binding.
+    let bound_ns = AMBIENT_NS.replace("istio.io/dataplane-mode: ambient", "istio.io/dataplane-mode: ambient, istio.io/use-waypoint: waypoint");
+    let (_, g) = generated(&format!("{bound_ns}{}", shop()), &opts, MeshMode::Ambient);
+    assert!(g.policies.is_empty(), "{:?}", names(&g));
+    assert_eq!(g.withheld.len(), free.policies.len() + free.withheld.len(), "{:?}", g.withheld);
+    assert!(g.withheld.iter().all(|w| w.reason.starts_with("Namespace/shop uses waypoint waypoint")), "{:?}", g.withheld);
+    assert!(g.withheld.iter().all(|w| w.isolate_with.starts_with("--authz-isolate-anyway ")), "{:?}", g.withheld);
+    // One Service bound: the namespace's policies are withheld too (which pods a waypoint
+    // serves is not needed to be safe); the override writes the named workload's anyway.
+    let bound_svc = format!(
+        "{AMBIENT_NS}{}\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: routed, namespace: shop, labels: {{istio.io/use-waypoint: waypoint}}}}\nspec: {{selector: {{app: nothing}}, ports: [{{port: 80}}]}}\n",
+        shop()
+    );
+    let forced = PolicyOptions { isolate_anyway: vec!["api".into()], ..PolicyOptions::default() };
+    let (_, g) = generated(&bound_svc, &forced, MeshMode::Ambient);
+    assert_eq!(names(&g), ["api-authz"], "{:?}", g.withheld);
+    assert!(g.notes.iter().any(|n| n.contains("Service/shop/routed uses waypoint waypoint")), "{:?}", g.notes);
+    assert!(g.withheld.iter().all(|w| w.reason.starts_with("Service/shop/routed")), "{:?}", g.withheld);
+}

@@ -230,7 +230,9 @@ pub fn generate(inventory: &Inventory, req: &Request<'_>) -> Generation {
 /// live. The proof and what is withheld are [`authz_only`]'s. `Generated::object` is the
 /// AuthorizationPolicy, named `<workload>-authz`.
 pub fn authorization_policies(inventory: &Inventory, req: &Request<'_>, mesh_root: &str) -> Generation {
-    run(inventory, req, &HashSet::new(), Output::AuthorizationPolicies { mesh_root })
+    let mut out = run(inventory, req, &HashSet::new(), Output::AuthorizationPolicies { mesh_root });
+    authz_only::behind_waypoints(inventory, req, &mut out);
+    out
 }
 
 /// [`generate`] where the workloads named in `context` are clients and callees only, never
