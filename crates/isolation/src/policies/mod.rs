@@ -206,6 +206,21 @@ pub fn with_hbone(mut ports: Vec<Value>, ambient: bool) -> Vec<Value> {
     ports
 }
 
+/// The uses the Service calls `calls` into `w` (engine reference `me`) make, for the proofs.
+fn call_uses<'a>(ws: &'a [Workload<'a>], w: &'a Workload<'a>, me: &'a WorkloadRef, calls: &'a [clients::Call]) -> impl Iterator<Item = Use> + 'a {
+    calls.iter().map(move |c| {
+        let client = &ws[c.client];
+        Use {
+            from: From::Workload(view::workload_ref(client.object)),
+            from_name: short(client),
+            to: To::Workload(me.clone()),
+            ports: port_numbers(&c.ports, Some(w)),
+            why: c.via.clone(),
+            violation: None,
+        }
+    })
+}
+
 fn short(w: &Workload<'_>) -> String {
     format!("{}/{}", w.kind(), w.name())
 }
@@ -389,17 +404,7 @@ fn run(inventory: &Inventory, req: &Request<'_>, context: &HashSet<ObjectRef>, o
             let mut rules: Vec<Value> = Vec::new();
             let mut admits: Vec<String> = Vec::new();
             let ports_text = ports.iter().map(|p| format!("TCP {p}")).collect::<Vec<_>>().join(", ");
-            for c in &callers[i] {
-                let client = &ws[c.client];
-                uses.push(Use {
-                    from: From::Workload(view::workload_ref(client.object)),
-                    from_name: short(client),
-                    to: To::Workload(me.clone()),
-                    ports: port_numbers(&c.ports, Some(w)),
-                    why: c.via.clone(),
-                    violation: None,
-                });
-            }
+            uses.extend(call_uses(&ws, w, &me, &callers[i]));
             if !port_json.is_empty() {
                 let peers: Vec<Value> = if all_labelled {
                     admits.push(format!("the workloads of release {} on {ports_text}", req.release));
@@ -530,17 +535,7 @@ fn run(inventory: &Inventory, req: &Request<'_>, context: &HashSet<ObjectRef>, o
                 continue;
             }
             let me = view::workload_ref(w.object);
-            for c in &callers[i] {
-                let client = &ws[c.client];
-                uses.push(Use {
-                    from: From::Workload(view::workload_ref(client.object)),
-                    from_name: short(client),
-                    to: To::Workload(me.clone()),
-                    ports: port_numbers(&c.ports, Some(w)),
-                    why: c.via.clone(),
-                    violation: None,
-                });
-            }
+            uses.extend(call_uses(&ws, w, &me, &callers[i]));
         }
         for (i, w) in ws.iter().enumerate() {
             if is_context[i] || is_db(w) || is_hook(w) || w.pod_labels().contains_key(meshmove_model::cnpg::CLUSTER_LABEL) {
