@@ -131,29 +131,55 @@ pub fn unusable(gateway: &Value, bound: &str, bound_labels: &crate::Labels) -> O
         .unwrap_or("Same");
     match from {
         "All" => None,
-        "Selector" => {
-            let sel = mesh.pointer("/allowedRoutes/namespaces/selector");
-            if sel
-                .and_then(|s| s.get("matchExpressions"))
-                .and_then(Value::as_array)
-                .is_some_and(|e| !e.is_empty())
-            {
-                return Some(format!(
-                    "waypoint {ns}/{name} admits namespaces by a selector with matchExpressions, which this tool does not evaluate: cannot show that it admits {bound}"
-                ));
-            }
-            let want = crate::string_map(sel.and_then(|s| s.get("matchLabels")));
-            if want.iter().all(|(k, v)| bound_labels.get(k) == Some(v)) {
-                None
-            } else {
-                Some(format!(
-                    "waypoint {ns}/{name} admits only namespaces labelled {want:?}, and {bound} is not"
-                ))
-            }
-        }
+        "Selector" => admitted_by_selector(
+            mesh.pointer("/allowedRoutes/namespaces/selector"),
+            bound,
+            bound_labels,
+        )
+        .err()
+        .map(|why| format!("waypoint {ns}/{name} {why}")),
         other => Some(format!(
             "waypoint {ns}/{name} admits bindings from namespaces `{other}` (its HBONE listener's allowedRoutes), so not from {bound}: set allowedRoutes.namespaces.from to All or a selector matching {bound}"
         )),
+    }
+}
+
+/// Whether a listener with `allowedRoutes.namespaces.from: Selector` admits namespace `bound`,
+/// whose labels are `labels`: `Err` says why not.
+///
+/// Gateway API's `RouteNamespaces` (kubernetes-sigs/gateway-api `apis/v1/gateway_types.go`,
+/// <https://gateway-api.sigs.k8s.io/reference/spec/#routenamespaces>; `FromNamespaces` lists
+/// `All`, `Selector` and `Same`) makes `selector` a standard `metav1.LabelSelector` that must be
+/// given with `Selector`, and only namespaces whose labels match it are admitted. It is evaluated
+/// with the suite's one label selector ([`meshmove_model::selector`]), `matchLabels` and
+/// `matchExpressions` alike. Two cases the spec leaves to implementations are read as the
+/// implementations read them (a selector they cannot turn into a `labels.Selector` with
+/// apimachinery's `LabelSelectorAsSelector`, or none at all, admits no namespace): an absent
+/// selector, and an invalid one (an unknown operator, `In` without values, `Exists` with
+/// values). Both make the waypoint unusable here, with the reason, rather than an error: the
+/// Gateway is someone else's existing object, so the answer to "can this namespace bind to it"
+/// is no, and saying which field of it is wrong is the useful message.
+fn admitted_by_selector(
+    selector: Option<&Value>,
+    bound: &str,
+    labels: &crate::Labels,
+) -> Result<(), String> {
+    use meshmove_model::selector::LabelSelector;
+    let Some(selector) = selector.filter(|s| !s.is_null()) else {
+        return Err(
+            "admits namespaces `from: Selector` but gives no selector (allowedRoutes.namespaces.selector), which admits none"
+                .to_string(),
+        );
+    };
+    let parsed = LabelSelector::from_json(Some(selector)).map_err(|e| {
+        format!("has an invalid allowedRoutes.namespaces.selector ({e}), which admits no namespace")
+    })?;
+    if parsed.matches(labels) {
+        Ok(())
+    } else {
+        Err(format!(
+            "admits only namespaces matching its allowedRoutes.namespaces.selector {selector}, and {bound} (labels {labels:?}) does not"
+        ))
     }
 }
 
@@ -308,18 +334,84 @@ mod tests {
             )
             .is_some()
         );
-        let exprs = sel(json!({"matchExpressions": [{"key": "team", "operator": "Exists"}]}));
-        assert!(
-            unusable(&gw(WAYPOINT_CLASS, json!({}), exprs), "shop-mesh", &ns)
-                .unwrap()
-                .contains("matchExpressions")
-        );
         let http = json!({"name": "http", "port": 80, "protocol": "HTTP"});
         assert!(
             unusable(&gw(WAYPOINT_CLASS, json!({}), http), "infra", &ns)
                 .unwrap()
                 .contains("no HBONE listener")
         );
+    }
+
+    /// `from: Selector` on another namespace's waypoint, judged by the suite's one label selector
+    /// (`meshmove_model::selector`, held to apimachinery's semantics by its own tests): what
+    /// matches the bound namespace's labels admits it, what does not names the selector, and an
+    /// absent or invalid selector admits nothing (as Gateway API implementations read it).
+    #[test]
+    fn a_selector_listener_admits_exactly_the_namespaces_its_selector_matches() {
+        let gw = |selector: Option<Value>| {
+            let mut namespaces = json!({"from": "Selector"});
+            if let Some(s) = selector {
+                namespaces["selector"] = s;
+            }
+            json!({"metadata": {"name": "wp", "namespace": "infra"},
+                   "spec": {"gatewayClassName": WAYPOINT_CLASS, "listeners": [
+                       {"name": "mesh", "port": 15008, "protocol": "HBONE", "allowedRoutes": {"namespaces": namespaces}}]}})
+        };
+        let ns = labels(&[
+            ("kubernetes.io/metadata.name", "shop-mesh"),
+            ("team", "a"),
+            ("env", "prod"),
+        ]);
+        let admits = |s: Value| unusable(&gw(Some(s)), "shop-mesh", &ns);
+        // Admitted: matchLabels, each set-based operator, both ANDed, the empty selector.
+        for s in [
+            json!({"matchLabels": {"team": "a"}}),
+            json!({"matchLabels": {"kubernetes.io/metadata.name": "shop-mesh"}}),
+            json!({"matchExpressions": [{"key": "team", "operator": "In", "values": ["a", "b"]}]}),
+            json!({"matchExpressions": [{"key": "env", "operator": "NotIn", "values": ["dev"]}]}),
+            json!({"matchExpressions": [{"key": "team", "operator": "Exists"}]}),
+            json!({"matchExpressions": [{"key": "retired", "operator": "DoesNotExist"}]}),
+            json!({"matchLabels": {"env": "prod"}, "matchExpressions": [{"key": "team", "operator": "In", "values": ["a"]}]}),
+            json!({}),
+        ] {
+            assert_eq!(admits(s.clone()), None, "{s}");
+        }
+        // Not admitted: the reason names the waypoint, the selector and the namespace.
+        for s in [
+            json!({"matchLabels": {"team": "b"}}),
+            json!({"matchExpressions": [{"key": "team", "operator": "NotIn", "values": ["a"]}]}),
+            json!({"matchExpressions": [{"key": "team", "operator": "DoesNotExist"}]}),
+            json!({"matchExpressions": [{"key": "owner", "operator": "Exists"}]}),
+            json!({"matchLabels": {"env": "prod"}, "matchExpressions": [{"key": "team", "operator": "In", "values": ["b"]}]}),
+        ] {
+            let why = admits(s.clone()).unwrap_or_else(|| panic!("{s} must not admit shop-mesh"));
+            assert!(
+                why.starts_with("waypoint infra/wp admits only namespaces matching")
+                    && why.contains(&s.to_string())
+                    && why.contains("shop-mesh"),
+                "{why}"
+            );
+        }
+        // Invalid selectors (as the API server's validation rejects them) admit nothing.
+        for s in [
+            json!({"matchExpressions": [{"key": "team", "operator": "Matches", "values": ["a"]}]}),
+            json!({"matchExpressions": [{"key": "team", "operator": "In"}]}),
+            json!({"matchExpressions": [{"key": "team", "operator": "Exists", "values": ["a"]}]}),
+            json!({"matchLabels": "team=a"}),
+        ] {
+            let why = admits(s.clone())
+                .unwrap_or_else(|| panic!("{s} is invalid and must admit nothing"));
+            assert!(
+                why.starts_with(
+                    "waypoint infra/wp has an invalid allowedRoutes.namespaces.selector"
+                ) && why.ends_with("which admits no namespace"),
+                "{why}"
+            );
+        }
+        let none = unusable(&gw(None), "shop-mesh", &ns).expect("no selector admits nothing");
+        assert!(none.contains("gives no selector"), "{none}");
+        // The selector is not consulted for the waypoint's own namespace.
+        assert_eq!(unusable(&gw(None), "infra", &ns), None);
     }
 
     #[test]
