@@ -271,17 +271,23 @@ fn without_a_waypoint_the_gate_reads_ztunnel_and_no_new_connection_fails_it() {
 
 /// Callers captured by ztunnel reach the legacy Services at L4, where no VirtualService applies:
 /// `create` and `shift` name them in a warning (the split reaches sidecars and the Istio gateway
-/// only), and `complete` refuses while they exist, unless `--force`.
+/// only). `complete` refuses, with its own override (`--force` is the Ingress guard's), while
+/// one of them can reach the legacy pods it scales down, as the NetworkPolicy engine judges the
+/// cluster: here only while a policy in the legacy namespace admits `front` (the fixture's
+/// default-deny admits nobody else), naming the caller as seen calling (its `API_URL` names the
+/// legacy Service). Once the policy is gone the ambient pods cannot reach the legacy side and
+/// `complete` proceeds, naming them in a note.
 #[test]
-fn ambient_callers_are_named_as_not_shifted_and_complete_refuses_until_forced() {
+fn complete_refuses_only_while_ambient_callers_can_reach_the_legacy_pods() {
     let e = env(true, true);
     // No Ingress: the external refusal of `complete` is another test's.
     e.double.delete("networking.k8s.io/v1", "Ingress", Some("zamaz"), "zamaz").unwrap();
-    e.double.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "front", "labels": {"istio.io/dataplane-mode": "ambient"}}})).unwrap();
+    e.double.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "front", "labels": {"istio.io/dataplane-mode": "ambient", "team": "front"}}})).unwrap();
     e.double
         .create(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "client", "namespace": "front"},
             "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "client"}}, "template": {"metadata": {"labels": {"app": "client"}},
-                "spec": {"containers": [{"name": "client", "image": "curlimages/curl:8.10.1"}]}}}}))
+                "spec": {"containers": [{"name": "client", "image": "curlimages/curl:8.10.1",
+                    "env": [{"name": "API_URL", "value": "http://api.zamaz.svc.cluster.local:8080"}]}]}}}}))
         .unwrap();
     // The double's CNI agent captured them, as ztunnel runs.
     let pods = e.double.list("v1", "Pod", Some("front"));
@@ -295,14 +301,36 @@ fn ambient_callers_are_named_as_not_shifted_and_complete_refuses_until_forced() 
     let r = e.mm(&["ns", "shift", "zamaz", "10"]).expect_code(0);
     assert!(r.stdout.contains(&format!("warning: {named}")), "{}", r.stdout);
 
+    // A policy admitting `front` to the api: the client can reach the pods `complete` retires.
+    let admit = json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "api-from-front", "namespace": "zamaz"},
+        "spec": {"podSelector": {"matchLabels": {"app": "api"}}, "policyTypes": ["Ingress"], "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "front"}}}]}]}});
+    e.double.create(admit).unwrap();
     let legacy_replicas = || e.double.get("apps/v1", "Deployment", Some("zamaz"), "api").unwrap()["spec"]["replicas"].clone();
     let before = legacy_replicas();
-    let r = e.mm(&["ns", "complete", "zamaz"]).expect_code(2);
-    assert!(r.stderr.contains("not completing zamaz") && r.stderr.contains("front (2 pods: Deployment/client)") && r.stderr.contains("--force"), "{}", r.stderr);
+    let caller = "front/Deployment/client: seen calling: names api (env API_URL); reaches Service api TCP 8080 (Deployment/api), Service api TCP 9000 (Deployment/api)";
+    for args in [&["ns", "complete", "zamaz"][..], &["ns", "complete", "zamaz", "--force"], &["ns", "complete", "zamaz", "--dry-run=client", "-o", "json"]] {
+        let r = e.mm(args).expect_code(2);
+        assert!(
+            r.stderr.contains("not completing zamaz: 1 workload(s) captured by ztunnel (ambient) can reach")
+                && r.stderr.contains(caller)
+                && r.stderr.contains("--ignore-ambient-callers"),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(r.stdout.is_empty(), "{args:?}: nothing on stdout: {}", r.stdout);
+    }
     assert_eq!(legacy_replicas(), before, "nothing scaled down");
     assert_eq!(e.mm(&["ns", "status", "zamaz", "-o", "json"]).json()["state"]["weight"], 10, "nothing shifted");
+    // The override, previewed: the refusal becomes a warning in the report.
+    let r = e.mm(&["ns", "complete", "zamaz", "--ignore-ambient-callers", "--dry-run=client"]).expect_code(0);
+    assert!(r.stdout.contains("warning: completing anyway (--ignore-ambient-callers)") && r.stdout.contains(caller), "{}", r.stdout);
+    assert_eq!(legacy_replicas(), before, "a preview scales nothing");
 
-    let r = e.mm(&["ns", "complete", "zamaz", "--force"]).expect_code(0);
-    assert!(r.stdout.contains("warning: completing anyway (--force)"), "{}", r.stdout);
+    // Without the policy the fixture's default-deny keeps `front` out: nothing to lose.
+    e.double.delete("networking.k8s.io/v1", "NetworkPolicy", Some("zamaz"), "api-from-front").unwrap();
+    let r = e.mm(&["ns", "complete", "zamaz", "-o", "json"]).expect_code(0);
+    let j = r.json();
+    assert!(j["warnings"].as_array().is_none_or(|w| w.is_empty()), "{j}");
+    assert!(j["notes"].to_string().contains("cannot reach the legacy workloads of zamaz") && j["notes"].to_string().contains("front/Deployment/client"), "{j}");
     assert_eq!(legacy_replicas(), json!(0));
 }

@@ -309,11 +309,26 @@ fn spire(d: &BlockingDouble) {
     d.load_yaml(&text).unwrap();
 }
 
+/// [`shop_with_extras`] with an ambient workload in another namespace that its own policy keeps
+/// from reaching anything: `ns complete` reads the cluster's model (workloads, policies, the admin
+/// tiers, Istio's L4 policies, the Secrets and ConfigMaps workloads read) to tell, and completes.
+fn shop_with_extras_and_blocked_ambient(d: &BlockingDouble) {
+    shop_with_extras(d);
+    d.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "front", "labels": {"istio.io/dataplane-mode": "ambient"}}})).unwrap();
+    d.create(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "client", "namespace": "front"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "client"}}, "template": {"metadata": {"labels": {"app": "client"}},
+            "spec": {"containers": [{"name": "client", "image": "curlimages/curl:8.10.1", "env": [{"name": "API_URL", "value": "http://api.shop"}]}]}}}}))
+        .unwrap();
+    d.create(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "no-egress", "namespace": "front"},
+        "spec": {"podSelector": {}, "policyTypes": ["Egress"]}}))
+        .unwrap();
+}
+
 const MIGRATE_NS_COMPLETE: Scenario = Scenario {
     file: "mesh-migrate-write.yaml",
     also: &[],
     namespace: "default",
-    seed: shop_with_extras,
+    seed: shop_with_extras_and_blocked_ambient,
     steps: &[
         ("mesh-migrate", &["ns", "create", "shop", "--copy-secrets"]),
         ("mesh-migrate", &["ns", "shift", "shop", "100"]),

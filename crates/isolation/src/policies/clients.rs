@@ -47,7 +47,6 @@ pub struct Call {
 
 /// The callers of every workload (by index), from the Service names each workload uses.
 pub fn service_callers(ws: &[Workload<'_>], usage: &Usage, selecting: &[Vec<&meshmove_model::inventory::Object>]) -> Vec<Vec<Call>> {
-    let index: HashMap<ObjectRef, usize> = ws.iter().enumerate().map(|(i, w)| (w.object.object_ref(), i)).collect();
     // (namespace, service name) -> workloads it selects, with the Service's target ports.
     type Behind = HashMap<(String, String), Vec<(usize, Vec<Port>)>>;
     let mut behind = Behind::new();
@@ -57,24 +56,70 @@ pub fn service_callers(ws: &[Workload<'_>], usage: &Usage, selecting: &[Vec<&mes
         }
     }
     let mut out: Vec<Vec<Call>> = vec![Vec::new(); ws.len()];
-    for h in &usage.hosts {
-        let Some(&client) = index.get(&h.workload) else { continue };
-        let client_ns = ws[client].namespace();
-        for (svc, ns) in owners::candidates(&h.host, client_ns) {
-            let Some(targets) = behind.get(&(ns.to_string(), svc.to_string())) else { continue };
-            for (target, ports) in targets {
-                if *target == client {
-                    continue;
-                }
-                out[*target].push(Call { client, ports: ports.iter().cloned().collect(), via: format!("{} names {}", h.via, h.host) });
+    for (client, key, h) in named_services(ws, usage, |key| behind.contains_key(key)) {
+        for (target, ports) in &behind[&key] {
+            if *target == client {
+                continue;
             }
-            break;
+            out[*target].push(Call { client, ports: ports.iter().cloned().collect(), via: format!("{} names {}", h.via, h.host) });
         }
     }
     for calls in &mut out {
         calls.sort_by(|a, b| a.client.cmp(&b.client).then_with(|| a.via.cmp(&b.via)));
         calls.dedup_by(|a, b| a.client == b.client && a.ports == b.ports);
     }
+    out
+}
+
+/// The Service each cluster name a workload uses denotes: the first `(namespace, service)` of its
+/// DNS candidates from the workload's namespace ([`owners::candidates`]) that `exists` accepts.
+/// `(client index, (namespace, service), the name as found)`.
+fn named_services<'u>(
+    ws: &[Workload<'_>],
+    usage: &'u Usage,
+    exists: impl Fn(&(String, String)) -> bool,
+) -> Vec<(usize, (String, String), &'u owners::NamedHost)> {
+    let index: HashMap<ObjectRef, usize> = ws.iter().enumerate().map(|(i, w)| (w.object.object_ref(), i)).collect();
+    let mut out = Vec::new();
+    for h in &usage.hosts {
+        let Some(&client) = index.get(&h.workload) else { continue };
+        let client_ns = ws[client].namespace();
+        let found = owners::candidates(&h.host, client_ns).into_iter().map(|(svc, ns)| (ns.to_string(), svc.to_string())).find(|key| exists(key));
+        if let Some(key) = found {
+            out.push((client, key, h));
+        }
+    }
+    out
+}
+
+/// A workload the input shows naming a Service.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ServiceUse {
+    pub client: ObjectRef,
+    pub namespace: String,
+    pub service: String,
+    /// Where the name was found (`env API_URL`, `ConfigMap shop-config key url`); never a value.
+    pub via: String,
+}
+
+/// Every Service of `inventory` that a workload of it names, resolved as cluster DNS resolves
+/// the name from the workload's namespace: the caller analysis the generator admits Service
+/// callers by ([`service_callers`]), for whoever needs "who calls this Service" (the namespace
+/// migration's ambient callers). Names in Secrets and ConfigMaps count when the inventory holds
+/// them.
+pub fn service_uses(inventory: &Inventory) -> Vec<ServiceUse> {
+    let ws = meshmove_model::workload::workloads(inventory);
+    let usage = owners::usage(inventory, &[]);
+    let services: HashSet<(String, String)> = inventory
+        .of(&meshmove_model::inventory::kinds::SERVICE)
+        .map(|s| (s.namespace.clone().unwrap_or_default(), s.name.clone()))
+        .collect();
+    let mut out: Vec<ServiceUse> = named_services(&ws, &usage, |key| services.contains(key))
+        .into_iter()
+        .map(|(client, (namespace, service), h)| ServiceUse { client: ws[client].object.object_ref(), namespace, service, via: h.via.clone() })
+        .collect();
+    out.sort();
+    out.dedup();
     out
 }
 

@@ -48,7 +48,7 @@ use meshmove_netpol::view::{self, ModelOptions};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-pub use clients::is_hook;
+pub use clients::{ServiceUse, is_hook, service_uses};
 pub use options::{Cidr, ClientSelector, DatabaseClient, PolicyOptions, SelectorOperator, SelectorRequirement};
 use proof::{Candidate, From, To, Use};
 use rules::{Port, ServiceIndex, namespaces_selector, pod_selector, target_ports, workload_peer};

@@ -196,6 +196,36 @@ pub fn port_words(port: u16) -> String {
     if port == ANY_PORT { "other ports".to_string() } else { format!("port {port}") }
 }
 
+/// The TCP ports of `pod` that Service `svc` sends to, when its selector selects the pod (none
+/// otherwise, and none for a Service without a selector): each port's `targetPort`, a name
+/// resolved against the pod's container ports, `port` when absent
+/// (<https://kubernetes.io/docs/reference/kubernetes-api/service-resources/service-v1/#ServiceSpec>).
+pub fn service_target_ports(pod: &PodInfo, svc: &Value) -> Vec<u16> {
+    let selector = Labels::from_iter(
+        svc.pointer("/spec/selector")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))),
+    );
+    if selector.is_empty() || !selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v)) {
+        return Vec::new();
+    }
+    let mut ports = Vec::new();
+    for p in svc.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
+        if p.get("protocol").and_then(Value::as_str).is_some_and(|pr| pr != "TCP") {
+            continue;
+        }
+        let target = match p.get("targetPort") {
+            Some(Value::String(name)) => pod.ports.iter().find(|c| c.name.as_deref() == Some(name)).map(|c| c.port),
+            Some(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
+            None => p.get("port").and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok()),
+        };
+        ports.extend(target.filter(|t| *t > 0));
+    }
+    ports
+}
+
 /// The ports of one pod (live or a workload's template) as PeerAuthentication targets: its TCP
 /// container ports, the target ports of `services` selecting it, the `portLevelMtls` ports of
 /// policies in its namespace selecting it, and [`ANY_PORT`]; sorted. The sidecar's own ports
@@ -205,27 +235,7 @@ pub fn pod_ports(pod: &PodInfo, services: &[&Value], policies: &PeerAuthenticati
     let mut ports: BTreeSet<u16> = [ANY_PORT].into();
     ports.extend(pod.ports.iter().filter(|p| p.protocol == Protocol::Tcp && !PROXY_PORTS.contains(&p.port)).map(|p| p.port));
     for svc in services {
-        let selector = Labels::from_iter(
-            svc.pointer("/spec/selector")
-                .and_then(Value::as_object)
-                .into_iter()
-                .flatten()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))),
-        );
-        if selector.is_empty() || !selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v)) {
-            continue;
-        }
-        for p in svc.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
-            if p.get("protocol").and_then(Value::as_str).is_some_and(|pr| pr != "TCP") {
-                continue;
-            }
-            let target = match p.get("targetPort") {
-                Some(Value::String(name)) => pod.ports.iter().find(|c| c.name.as_deref() == Some(name)).map(|c| c.port),
-                Some(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
-                None => p.get("port").and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok()),
-            };
-            ports.extend(target.filter(|t| *t > 0));
-        }
+        ports.extend(service_target_ports(pod, svc));
     }
     for policy in policies.policies().iter().filter(|p| p.policy.namespace == pod.namespace) {
         if policy.selector.as_ref().is_some_and(|s| s.iter().all(|(k, v)| pod.labels.get(k) == Some(v))) {

@@ -22,7 +22,8 @@
 //! `pilot/pkg/serviceregistry/kube/controller/ambient/sidecar_interop.go`), so a weighted
 //! HTTPRoute for the same Services at a waypoint would be exactly that unsupported mix. Instead
 //! the tool names the ambient callers wherever it splits or retires (`create`, `shift`
-//! warn; `complete` refuses without `--force`).
+//! warn; `complete` refuses while any of them can reach the legacy pods it retires,
+//! [`super::ambient_reach`], without `--ignore-ambient-callers`).
 
 use std::collections::BTreeMap;
 

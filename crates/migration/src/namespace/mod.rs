@@ -25,12 +25,15 @@
 //! * [`gates`]: readiness, restarts, and success rate / p99 latency from Prometheus, checked
 //!   before a higher weight is written and while it is watched;
 //! * [`prometheus`]: a small client for Prometheus's HTTP query API;
+//! * [`callers`], [`ambient_reach`]: the callers the split does not move (ztunnel carries
+//!   them), and which of them can reach the legacy pods `complete` retires;
 //! * [`ownership`]: which namespaces a migration owns (the in-place commands refuse them);
 //! * [`run`]: the commands against a cluster, writing through the shared plan engine
 //!   ([`meshmove_kube::plan`]) and keeping state and history in its journal.
 //!
 //! Everything but `prometheus` and `run` is pure and unit-tested offline.
 
+pub mod ambient_reach;
 pub mod callers;
 pub mod copy;
 pub mod external;

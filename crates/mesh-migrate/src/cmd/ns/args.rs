@@ -43,8 +43,9 @@ pub enum NsCommand {
     #[command(after_help = "Examples:\n  kubectl mesh-migrate ns status shop\n  kubectl mesh-migrate ns status -A")]
     Status(NsArg),
     /// Shift to 100 % (gates checked first), then scale the legacy workloads to zero (stateful
-    /// backends stay, serving the mesh side); refused while an Ingress still serves them
-    #[command(after_help = "Examples:\n  kubectl mesh-migrate ns complete shop\n  kubectl mesh-migrate ns complete shop --delete-legacy")]
+    /// backends stay, serving the mesh side); refused while an Ingress still serves them or
+    /// ambient workloads can reach them
+    #[command(after_help = "Examples:\n  kubectl mesh-migrate ns complete shop\n  kubectl mesh-migrate ns complete shop --delete-legacy\n  kubectl mesh-migrate ns complete shop --ignore-ambient-callers")]
     Complete(CompleteArgs),
     /// Back to 0 %, mesh workloads scaled to zero; the legacy side is left as it is
     Rollback(RollbackArgs),
@@ -239,6 +240,10 @@ pub struct CompleteArgs {
     /// hosts then fail)
     #[arg(long)]
     pub(super) force: bool,
+    /// Complete although workloads captured by ztunnel (ambient), which the weights never
+    /// moved, can reach the legacy workloads it scales down (their requests then fail)
+    #[arg(long)]
+    pub(super) ignore_ambient_callers: bool,
     /// How long 100 % is watched before the legacy side is retired (0: check once)
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_timeout)]
     pub(super) interval: Duration,

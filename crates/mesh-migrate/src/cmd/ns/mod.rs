@@ -108,7 +108,7 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, command: NsCommand) -> Result
                 let sides = legacy_namespace(kube, &a.ns.namespace)?;
                 let g = a.gates.options(&conn, a.interval)?;
                 let opts = args::run_options(&a.write, &conn);
-                run::complete(&conn, &sides, a.delete_legacy, a.force, &g, &opts, &mut events).await
+                run::complete(&conn, &sides, a.delete_legacy, a.force, a.ignore_ambient_callers, &g, &opts, &mut events).await
             }
             NsCommand::Rollback(a) => {
                 let sides = legacy_namespace(kube, &a.ns.namespace)?;

@@ -7,11 +7,14 @@ pub(super) async fn legacy_workloads(conn: &Connection, sides: &Sides) -> Result
 }
 
 /// `ns complete`: 100 % (gates checked), then the legacy workloads scaled to zero (or deleted).
+/// Refused while an Ingress still serves the legacy side (`force` overrides) and while ambient
+/// workloads can reach the legacy workloads it retires (`ignore_ambient_callers` overrides).
 pub async fn complete(
     conn: &Connection,
     sides: &Sides,
     delete_legacy: bool,
     force: bool,
+    ignore_ambient_callers: bool,
     g: &GateOptions,
     opts: &RunOptions,
     events: &mut dyn FnMut(NsEvent),
@@ -53,8 +56,6 @@ pub async fn complete(
         }
         report.warnings.push(format!("completing anyway (--force) while external traffic still reaches the legacy side:\n{list}"));
     }
-    // Callers ztunnel carries were never moved by the weights: they would lose the legacy side.
-    callers::complete_check(conn, sides, force, &mut report).await?;
     let legacy = legacy_workloads(conn, sides).await?;
     let recorded: Vec<&WorkloadRecord> = st.workloads.iter().collect();
     let kept: Vec<String> = legacy
@@ -100,6 +101,10 @@ pub async fn complete(
         .filter(|o| !stateful.contains(&copy::object_name(o)))
         .map(|o| (target_of(kind_of(o), &sides.legacy, name_of(o)), o.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)))
         .collect();
+    // Callers ztunnel carries were never moved by the weights: those that can reach the pods
+    // retired here would lose the legacy side.
+    let retired: Vec<(String, String)> = targets.iter().map(|(t, _)| (t.kind.clone(), t.name.clone())).collect();
+    callers::complete_check(conn, sides, &retired, ignore_ambient_callers, &mut report).await?;
     if opts.dry_run != DryRun::None {
         if mode == CompleteMode::Complete && st.weight < 100 && gates_before(conn, sides, &st, 100, g, opts, &mut report, events).await?.is_some() {
             return Ok(report);
