@@ -4,6 +4,7 @@
 use super::*;
 use meshmove_model::inventory::{self, Inventory};
 use meshmove_netpol::{Engine, EngineOptions, PortRange, PortSet, Protocol, Target};
+use meshmove_netpol::view::ModelOptions;
 
 pub(super) fn inventory(yaml: &str) -> Inventory {
     Inventory::from_files(inventory::load_str(yaml, None, "shop").unwrap(), vec!["test".into()], "shop".into())
