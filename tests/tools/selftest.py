@@ -61,6 +61,46 @@ TRAPS = {
 
 # Valid Istio objects of the kinds the suite writes or may meet, a SPIRE
 # resource (custom, skipped) and a core object.
+# A waypoint Gateway as `ns create --mode ambient` writes it (with a selector listener, as an
+# existing waypoint elsewhere has), and an HTTPRoute of the kind the namespace path reads.
+GATEWAY_API_VALID = """\
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: waypoint
+  namespace: shop-mesh
+  labels: {istio.io/waypoint-for: service}
+spec:
+  gatewayClassName: istio-waypoint
+  listeners:
+    - name: mesh
+      port: 15008
+      protocol: HBONE
+      hostname: waypoint.example
+      allowedRoutes:
+        namespaces:
+          from: Selector
+          selector:
+            matchExpressions: [{key: team, operator: In, values: [a]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web, namespace: shop}
+spec:
+  parentRefs: [{name: public, namespace: infra}]
+  hostnames: [shop.example.com]
+  rules:
+    - matches: [{path: {type: PathPrefix, value: /}}]
+      backendRefs: [{name: web, port: 80, weight: 90}, {name: web, namespace: shop-mesh, port: 80, weight: 10}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {app: web}
+  ports: [{port: 80}]
+"""
+
 ISTIO_VALID = """\
 apiVersion: networking.istio.io/v1
 kind: Gateway
@@ -290,9 +330,32 @@ class SelfTest:
         node = shutil.which("node")
         assert node, "node not on PATH"
         proc = run([node, os.path.join(HERE, "validate_istio.mjs"), "--quiet", path])
-        assert proc.returncode == 0 and proc.stdout == "validated 7 Istio objects: 0 failed, 2 skipped (not Istio)\n", proc.stdout + proc.stderr
+        assert proc.returncode == 0 and proc.stdout == "validated 7 Istio and Gateway API objects: 0 failed, 2 skipped (neither)\n", proc.stdout + proc.stderr
         proc = run([PY, os.path.join(HERE, "validate_manifests.py"), "--quiet", "--node-dir", self.work, path])
         assert proc.returncode == 1 and proc.stdout.count("ERROR ") == 7 and "setup-node.sh" in proc.stdout, proc.stdout
+
+    # -- Gateway API schemas ----------------------------------------------
+
+    def test_gateway_api_schemas(self) -> None:
+        valid = GATEWAY_API_VALID
+        proc = self.validate_text(valid, "gateway-api-valid.yaml")
+        assert proc.returncode == 0, f"valid Gateway API objects rejected:\n{proc.stdout}{proc.stderr}"
+        for kind in ("Gateway", "HTTPRoute"):
+            assert f"gateway.networking.k8s.io/v1/{kind} (@kubernetes-models/gateway-api 2.0.0)" in proc.stdout, f"{kind} not validated:\n{proc.stdout}"
+        assert proc.stdout.splitlines()[-1] == "validated 3 objects: 0 failed, 0 skipped (custom resources)", proc.stdout
+        broken = {
+            "port: 15008": ("port: \"15008\"", "gateway/waypoint", "/spec/listeners/0/port: must be integer"),
+            "from: Selector": ("from: Elsewhere", "gateway/waypoint", "/spec/listeners/0/allowedRoutes/namespaces/from: must be equal to one"),
+            "  gatewayClassName: istio-waypoint": ("  gatewayClass: istio-waypoint", "gateway/waypoint", "/spec: must have required property gatewayClassName"),
+            "      hostname: waypoint.example": ("      hostnme: waypoint.example", "gateway/waypoint", '/spec/listeners/0/hostnme: unknown field "hostnme"'),
+            "kind: HTTPRoute": ("kind: HttpRoute", "httproute/web", "no kind HttpRoute in gateway.networking.k8s.io/v1"),
+        }
+        for n, (good, (bad, what, message)) in enumerate(broken.items()):
+            assert valid.count(good) == 1, good
+            proc = self.validate_text(valid.replace(good, bad), f"gateway-api-broken-{n}.yaml")
+            assert proc.returncode == 1, f"{bad!r} accepted:\n{proc.stdout}"
+            errors = [line for line in proc.stdout.splitlines() if line.startswith("ERROR ")]
+            assert len(errors) == 1 and what in errors[0] and message in errors[0], f"{bad!r}:\n{proc.stdout}"
 
     # -- Helm plugin ------------------------------------------------------
 
@@ -390,6 +453,7 @@ def main() -> int:
         suite.check("demo-platform YAML 1.1 traps stay strings", suite.test_traps)
         suite.check("cnpg-service renders and validates", suite.test_cnpg_service)
         suite.check("Istio objects are validated against Istio's CRD schemas", suite.test_istio_schemas)
+        suite.check("Gateway API objects are validated against Gateway API's CRD schemas", suite.test_gateway_api_schemas)
         suite.check("yaml11_roundtrip.py detects lost quotes", suite.test_roundtrip_tool)
         suite.check("Helm 4 runs the mesh-migrate post-renderer plugin", suite.test_helm_plugin)
         suite.check("krew manifests validate", suite.test_krew_manifests)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the Istio CRD schemas (npm @kubernetes-models/istio, pinned) for validate_istio.mjs.
+# Install the Istio and Gateway API CRD schemas (npm @kubernetes-models/istio and
+# @kubernetes-models/gateway-api, pinned) for validate_istio.mjs.
 #
 #   tests/tools/setup-node.sh        (setup-venv.sh runs it; so does every validate.sh)
 #
@@ -32,7 +33,8 @@ want="$(cat "$package" "$lockfile" | cksum | tr ' ' '-')-$node_version"
 stamp="$dir/.installed"
 
 up_to_date() {
-  [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -d "$dir/node_modules/@kubernetes-models/istio" ]
+  [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -d "$dir/node_modules/@kubernetes-models/istio" ] \
+    && [ -d "$dir/node_modules/@kubernetes-models/gateway-api" ]
 }
 
 if up_to_date; then
@@ -72,9 +74,10 @@ if ! (cd "$new" && npm_config_cache="$root/target/npm-cache" npm ci --ignore-scr
 fi
 if ! (cd "$new" && node --input-type=module -e '
     await import("@kubernetes-models/istio/networking.istio.io/v1/VirtualService");
+    await import("@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/Gateway");
     await import("yaml");') >"$log" 2>&1; then
   cat "$log" >&2
-  die "the installed Istio schemas do not load with node $node_version"
+  die "the installed Istio or Gateway API schemas do not load with node $node_version"
 fi
 echo "$want" >"$new/.installed"
 rm -rf "$dir"

@@ -1,19 +1,23 @@
 #!/usr/bin/env node
 // Validate Istio objects (every API group under istio.io) against Istio's CRD schemas, as the
-// npm package @kubernetes-models/istio generates them from Istio's CRDs.
+// npm package @kubernetes-models/istio generates them from Istio's CRDs, and Gateway API objects
+// (gateway.networking.k8s.io, gateway.networking.x-k8s.io: the waypoints and routes Istio's
+// ambient mode and gateways use) against the Gateway API CRDs, as @kubernetes-models/gateway-api
+// generates them.
 //
 //   node tests/tools/validate_istio.mjs [--quiet] [--lax] FILE...   ("-" = stdin; YAML 1.1 or JSON)
 //   node tests/tools/validate_istio.mjs --batch [--lax]             (validate_manifests.py's protocol)
 //
 // The packages come from target/node-tools/node_modules (tests/tools/setup-node.sh; override with
 // --node-dir DIR or MESHMOVE_TOOLS_NODE_DIR). For each document the model class is picked from
-// the package by API group, version and kind (`@kubernetes-models/istio/<group>/<version>/<Kind>`)
-// and `new Kind(obj).validate()` runs. A group, version or kind the package has no schema for is
+// the package of its API group by group, version and kind
+// (`@kubernetes-models/<istio|gateway-api>/<group>/<version>/<Kind>`) and `new Kind(obj).validate()`
+// runs. A group, version or kind the package has no schema for is
 // an error, never a skip. Documents of other groups are SKIP here (validate_manifests.py checks
 // the Kubernetes ones).
 //
 // Strict like kubernetes-validate --strict: the generated schemas accept fields they do not
-// declare (Istio's CRDs are structural, so the API server would prune such a field or, with
+// declare (the CRDs are structural, so the API server would prune such a field or, with
 // kubectl's default strict field validation, refuse it). After the schema passes, every field
 // of the object is therefore probed: replaced by `true` and by a string, a field the schema
 // declares makes validation fail for at least one of them, so a field for which both pass is
@@ -22,10 +26,12 @@
 // fields) are not probed. --lax turns the unknown-field check off.
 //
 // Not checked (they are not in the generated schemas): the CRDs' CEL rules
-// (x-kubernetes-validations, e.g. that a duration string parses) and istiod's validating webhook.
+// (x-kubernetes-validations, e.g. that a duration string parses, or Gateway API's rules across
+// fields) and istiod's validating webhook.
 //
 // Output (files): one "OK", "SKIP" or "ERROR" line per document, then
-// "validated N Istio objects: N failed, N skipped (not Istio)"; exit 1 if anything failed.
+// "validated N Istio and Gateway API objects: N failed, N skipped (neither)"; exit 1 if anything
+// failed.
 // --batch: stdin {"documents": [{"file", "index", "object"}]}, stdout a JSON array of
 // {"status": "OK"|"SKIP"|"ERROR", "schema", "errors": [...]} in the same order.
 
@@ -66,21 +72,24 @@ for (let i = 0; i < args.length; i++) {
 }
 if (!opts.batch && opts.files.length === 0) usage("no files");
 const nodeDir = resolve(opts.nodeDir || join(here, "..", "..", "target", "node-tools"));
-const pkgDir = join(nodeDir, "node_modules", "@kubernetes-models", "istio");
-if (!existsSync(join(pkgDir, "package.json"))) {
-  process.stderr.write(`validate_istio.mjs: ${pkgDir} is missing: run tests/tools/setup-node.sh (setup-venv.sh runs it)\n`);
-  process.exit(2);
-}
-const pkgVersion = JSON.parse(readFileSync(join(pkgDir, "package.json"), "utf8")).version;
-const SOURCE = `@kubernetes-models/istio ${pkgVersion}`;
+// The schema packages, each with the API groups it answers for.
+const PACKAGES = [
+  { name: "istio", owns: (group) => group === "istio.io" || group.endsWith(".istio.io") },
+  { name: "gateway-api", owns: (group) => group === "gateway.networking.k8s.io" || group === "gateway.networking.x-k8s.io" },
+].map((p) => {
+  const dir = join(nodeDir, "node_modules", "@kubernetes-models", p.name);
+  if (!existsSync(join(dir, "package.json"))) {
+    process.stderr.write(`validate_istio.mjs: ${dir} is missing: run tests/tools/setup-node.sh (setup-venv.sh runs it)\n`);
+    process.exit(2);
+  }
+  const version = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")).version;
+  return { ...p, dir, source: `@kubernetes-models/${p.name} ${version}` };
+});
 
 const listing = (dir, pred) => (existsSync(dir) ? readdirSync(dir).filter(pred).sort() : []);
-const groups = listing(pkgDir, (n) => n.endsWith("istio.io"));
-
-function isIstio(apiVersion) {
-  const group = apiVersion.includes("/") ? apiVersion.slice(0, apiVersion.lastIndexOf("/")) : "";
-  return group === "istio.io" || group.endsWith(".istio.io");
-}
+const groupOf = (apiVersion) => (apiVersion.includes("/") ? apiVersion.slice(0, apiVersion.lastIndexOf("/")) : "");
+/** The schema package of an API version, or undefined (neither Istio nor Gateway API). */
+const packageOf = (apiVersion) => PACKAGES.find((p) => p.owns(groupOf(apiVersion)));
 
 const models = new Map();
 /** The model class for apiVersion/kind, or an Error saying what the package has instead. */
@@ -91,24 +100,26 @@ async function model(apiVersion, kind) {
 }
 
 async function loadModel(apiVersion, kind) {
+  const pkg = packageOf(apiVersion);
   const slash = apiVersion.lastIndexOf("/");
   const group = apiVersion.slice(0, slash);
   const version = apiVersion.slice(slash + 1);
+  const groups = listing(pkg.dir, (n) => pkg.owns(n));
   if (!groups.includes(group)) {
-    return new Error(`no Istio schema for API group ${group} (${SOURCE} has ${groups.join(", ")})`);
+    return new Error(`no schema for API group ${group} (${pkg.source} has ${groups.join(", ")})`);
   }
-  const versions = listing(join(pkgDir, group), (n) => /^v[0-9a-z]+$/.test(n));
+  const versions = listing(join(pkg.dir, group), (n) => /^v[0-9a-z]+$/.test(n));
   if (!versions.includes(version)) {
-    return new Error(`no schema for ${apiVersion} (${SOURCE} has ${group} ${versions.join(", ")})`);
+    return new Error(`no schema for ${apiVersion} (${pkg.source} has ${group} ${versions.join(", ")})`);
   }
-  const kinds = listing(join(pkgDir, group, version), (n) => /^[A-Z][A-Za-z0-9]*\.js$/.test(n)).map((n) => n.slice(0, -3));
+  const kinds = listing(join(pkg.dir, group, version), (n) => /^[A-Z][A-Za-z0-9]*\.js$/.test(n)).map((n) => n.slice(0, -3));
   if (!kinds.includes(kind)) {
-    return new Error(`no kind ${kind} in ${apiVersion} (${SOURCE} has ${kinds.join(", ")})`);
+    return new Error(`no kind ${kind} in ${apiVersion} (${pkg.source} has ${kinds.join(", ")})`);
   }
-  const mod = await import(pathToFileURL(join(pkgDir, group, version, `${kind}.js`)).href);
+  const mod = await import(pathToFileURL(join(pkg.dir, group, version, `${kind}.js`)).href);
   const cls = mod[kind];
   if (typeof cls !== "function" || cls.apiVersion !== apiVersion || cls.kind !== kind) {
-    return new Error(`${group}/${version}/${kind}.js of ${SOURCE} exports no ${kind} model`);
+    return new Error(`${group}/${version}/${kind}.js of ${pkg.source} exports no ${kind} model`);
   }
   return cls;
 }
@@ -153,7 +164,7 @@ function unknownFields(cls, obj) {
       for (const key of Object.keys(value)) {
         const at = [...path, key];
         if (free.some((f) => matches(f, at)) || declared(at)) walk(value[key], at);
-        else found.push(`${pointer(at)}: unknown field "${key}" (not in Istio's schema)`);
+        else found.push(`${pointer(at)}: unknown field "${key}" (not in the schema)`);
       }
     }
   };
@@ -170,10 +181,11 @@ async function validateDoc(obj) {
   if (typeof apiVersion !== "string" || typeof kind !== "string" || !kind) {
     return { status: "ERROR", schema: null, errors: ["not a Kubernetes object (apiVersion/kind missing)"] };
   }
-  if (!isIstio(apiVersion)) return { status: "SKIP", schema: null, errors: [] };
+  const pkg = packageOf(apiVersion);
+  if (!pkg) return { status: "SKIP", schema: null, errors: [] };
   const cls = await model(apiVersion, kind);
   if (cls instanceof Error) return { status: "ERROR", schema: null, errors: [cls.message] };
-  const schema = `${apiVersion}/${kind} (${SOURCE})`;
+  const schema = `${apiVersion}/${kind} (${pkg.source})`;
   let errors;
   try {
     errors = schemaErrors(cls, obj);
@@ -229,7 +241,7 @@ async function main() {
       const r = await validateDoc(obj);
       if (r.status === "SKIP") {
         skipped++;
-        if (!opts.quiet) console.log(`SKIP ${where} (${obj.apiVersion}): not an Istio object`);
+        if (!opts.quiet) console.log(`SKIP ${where} (${obj.apiVersion}): neither an Istio nor a Gateway API object`);
       } else if (r.status === "OK") {
         passed++;
         if (!opts.quiet) console.log(`OK ${where} against ${r.schema}`);
@@ -239,7 +251,7 @@ async function main() {
       }
     }
   }
-  console.log(`validated ${passed + failed} Istio objects: ${failed} failed, ${skipped} skipped (not Istio)`);
+  console.log(`validated ${passed + failed} Istio and Gateway API objects: ${failed} failed, ${skipped} skipped (neither)`);
   return failed ? 1 : 0;
 }
 

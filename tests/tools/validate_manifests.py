@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Strict schema validation of Kubernetes manifests against Kubernetes 1.37 and Istio's CRDs.
+"""Strict schema validation of Kubernetes manifests against Kubernetes 1.37, Istio's and Gateway API's CRDs.
 
 usage: validate_manifests.py [-k VERSION] [--quiet] [--node-dir DIR] FILE... ("-" = stdin)
 
@@ -9,11 +9,13 @@ Uses kubernetes-validate's own loader and validator, the same code as
 * a document whose API group is a built-in Kubernetes group ("", apps,
   batch, *.k8s.io, ...) must have an upstream schema: a missing schema there
   means a misspelt kind or a removed API version, and fails;
-* a document of an Istio group (istio.io, *.istio.io) is validated against
-  Istio's CRD schemas (npm @kubernetes-models/istio, installed by
-  setup-node.sh) by validate_istio.mjs, as JSON of what this loader read, so
-  both validators see the same YAML 1.1 values. Unknown fields fail there
-  too, and so does a group, version or kind the package has no schema for;
+* a document of an Istio group (istio.io, *.istio.io) or a Gateway API group
+  (gateway.networking.k8s.io, gateway.networking.x-k8s.io) is validated
+  against those CRDs' schemas (npm @kubernetes-models/istio and
+  @kubernetes-models/gateway-api, installed by setup-node.sh) by
+  validate_istio.mjs, as JSON of what this loader read, so both validators
+  see the same YAML 1.1 values. Unknown fields fail there too, and so does a
+  group, version or kind the package has no schema for;
 * a document of any other group (SPIRE, CloudNativePG, ... custom
   resources) is reported as SKIP and not validated. kubernetes-validate keys
   its schemas by the first label of the group only, so it would otherwise
@@ -95,7 +97,8 @@ def label(doc: Any) -> str:
 
 
 def is_istio(group: str) -> bool:
-    return group == "istio.io" or group.endswith(".istio.io")
+    """Whether validate_istio.mjs has the schemas of the group: Istio's, or Gateway API's."""
+    return group == "istio.io" or group.endswith(".istio.io") or group in ("gateway.networking.k8s.io", "gateway.networking.x-k8s.io")
 
 
 def json_default(value: Any) -> Any:

@@ -231,8 +231,9 @@ pub fn golden(name: &str, actual: &str) {
 
 /// Strict schema validation of a YAML or JSON stream with `tests/tools/validate.sh`: Kubernetes
 /// kinds against Kubernetes 1.37 (kubernetes-validate), Istio kinds (API groups under `istio.io`)
-/// against Istio's CRD schemas (`tests/tools/validate_istio.mjs`), unknown fields failing in
-/// both; other custom resources are reported as SKIP. Panics with the report when an object
+/// and Gateway API kinds (`gateway.networking.k8s.io`) against their CRD schemas
+/// (`tests/tools/validate_istio.mjs`), unknown fields failing in all; other custom resources
+/// are reported as SKIP. Panics with the report when an object
 /// fails; returns the report (one `OK`/`SKIP` line per object, then `validated N objects: ...`).
 #[track_caller]
 pub fn validate_stream(text: &str) -> Run {
@@ -260,18 +261,23 @@ pub fn istio_validated(report: &Run) -> usize {
     report.stdout.lines().filter(|l| l.starts_with("OK ") && l.contains(" (@kubernetes-models/istio ")).count()
 }
 
+/// How many objects a [`validate_stream`] report checked against Gateway API's schemas.
+pub fn gateway_api_validated(report: &Run) -> usize {
+    report.stdout.lines().filter(|l| l.starts_with("OK ") && l.contains(" (@kubernetes-models/gateway-api ")).count()
+}
+
 /// [`validate_stream`] of objects (e.g. read back from the API double), one JSON document each;
-/// asserts that every Istio object among them was checked against Istio's schemas, and returns
-/// how many there were.
+/// asserts that every Istio object among them was checked against Istio's schemas and every
+/// Gateway API object against Gateway API's, and returns how many Istio objects there were.
 #[track_caller]
 pub fn validate_objects(objects: &[serde_json::Value]) -> usize {
     let stream: String = objects.iter().map(|o| format!("---\n{o}\n")).collect();
     let report = validate_stream(&stream);
-    let istio = objects
-        .iter()
-        .filter(|o| o["apiVersion"].as_str().and_then(|v| v.rsplit_once('/')).is_some_and(|(g, _)| g == "istio.io" || g.ends_with(".istio.io")))
-        .count();
+    let group = |o: &serde_json::Value| o["apiVersion"].as_str().and_then(|v| v.rsplit_once('/')).map(|(g, _)| g.to_string()).unwrap_or_default();
+    let istio = objects.iter().map(group).filter(|g| g == "istio.io" || g.ends_with(".istio.io")).count();
     assert_eq!(istio_validated(&report), istio, "not every Istio object was checked:\n{}", report.stdout);
+    let gateway_api = objects.iter().map(group).filter(|g| g == "gateway.networking.k8s.io" || g == "gateway.networking.x-k8s.io").count();
+    assert_eq!(gateway_api_validated(&report), gateway_api, "not every Gateway API object was checked:\n{}", report.stdout);
     istio
 }
 

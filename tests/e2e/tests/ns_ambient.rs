@@ -102,13 +102,16 @@ fn ambient_create_deploys_a_waypoint_binds_the_mesh_namespace_and_rollback_remov
     assert_eq!(ns["istio.io/dataplane-mode"], "ambient");
     assert_eq!(ns["istio.io/use-waypoint"], "waypoint");
     assert!(ns.get("istio.io/use-waypoint-namespace").is_none(), "the waypoint is in the bound namespace");
-    // Real kubectl reads both back; the objects validate (the Gateway API has no schema offline:
-    // reported as skipped, never as failed).
+    // Real kubectl reads both back; the objects validate, the Gateway against the Gateway API
+    // CRD schema (as the dry run printed it, and as the API server holds it).
     let read = e.kubectl_json(&["get", "gateways.gateway.networking.k8s.io", "waypoint", "-n", "zamaz-mesh"]);
     assert_eq!(read["spec"]["listeners"][0]["protocol"], "HBONE");
     let read_ns = e.kubectl_json(&["get", "namespace", "zamaz-mesh"]);
     assert_eq!(read_ns["metadata"]["labels"]["istio.io/use-waypoint"], "waypoint");
     e2e::validate_objects(&[gw.clone(), e.double.get("v1", "Namespace", None, "zamaz-mesh").unwrap()]);
+    let printed: Vec<Value> = dry.json()["items"].as_array().expect("a List of objects").clone();
+    assert!(printed.iter().any(|o| o["kind"] == "Gateway" && o["apiVersion"] == "gateway.networking.k8s.io/v1"), "{}", dry.stdout);
+    e2e::validate_objects(&printed);
     let st = e.mm(&["ns", "status", "zamaz", "-o", "json"]).json();
     assert_eq!(st["state"]["waypoint"], json!({"namespace": "zamaz-mesh", "name": "waypoint", "created": true}));
     let table = e.mm(&["ns", "status", "zamaz"]);
