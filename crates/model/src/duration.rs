@@ -195,8 +195,8 @@ pub fn human(d: Duration) -> String {
 mod tests {
     use super::*;
 
-    fn units(s: &str) -> Result<Duration, String> {
-        parse(s, Mode::Units).map_err(|e| e.to_string())
+    fn units(s: &str) -> Result<Duration, DurationError> {
+        parse(s, Mode::Units)
     }
 
     #[test]
@@ -229,15 +229,17 @@ mod tests {
         assert_eq!(units("0.1234567890123456789012s").unwrap(), Duration::new(0, 123_456_789));
         // Go's limit: math.MaxInt64 nanoseconds.
         assert_eq!(units("2562047h47m16.854775807s").unwrap(), Duration::new(9_223_372_036, 854_775_807));
-        assert!(units("2562047h47m16.854775808s").unwrap_err().contains("too long"));
+        assert!(matches!(units("2562047h47m16.854775808s"), Err(DurationError::TooLong { .. })));
         assert!(units("99999999999999999999999999999999999999999h").is_err());
     }
 
     #[test]
     fn a_bare_number_needs_a_unit_with_a_hint() {
-        assert_eq!(units("500").unwrap_err(), "500 has no unit: write 500ms or 500s");
-        assert_eq!(units("1.5").unwrap_err(), "1.5 has no unit: write 1.5ms or 1.5s");
-        assert!(units("1h30").unwrap_err().contains("without a unit"), "{}", units("1h30").unwrap_err());
+        assert_eq!(units("500").unwrap_err(), DurationError::NoUnit { text: "500".into() });
+        assert_eq!(units("500").unwrap_err().to_string(), "500 has no unit: write 500ms or 500s");
+        assert_eq!(units("1.5").unwrap_err().to_string(), "1.5 has no unit: write 1.5ms or 1.5s");
+        assert!(matches!(units("1h30"), Err(DurationError::TrailingNumber { .. })));
+        assert!(units("1h30").unwrap_err().to_string().contains("without a unit"));
     }
 
     #[test]
@@ -254,7 +256,7 @@ mod tests {
     #[test]
     fn bad_durations_name_the_text() {
         for bad in ["", "h", "5x", "10x", "-1s", "1h-", "abc", "1.2.3s", "1d", ".s", "1 s"] {
-            let e = units(bad).unwrap_err();
+            let e = units(bad).unwrap_err().to_string();
             assert!(bad.is_empty() || e.contains(bad.trim()), "{bad}: {e}");
         }
     }

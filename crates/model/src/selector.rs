@@ -19,10 +19,39 @@ use std::str::FromStr;
 
 use serde_json::Value;
 
-/// Why a selector is not one the API server accepts.
+/// Why a selector is not one the API server accepts, or a command-line selector is not one
+/// kubectl's `-l` reads. Each names the field, key or requirement at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct SelectorError(pub String);
+pub enum SelectorError {
+    #[error("a label selector must be a mapping")]
+    NotMapping,
+    /// `matchLabels` is not a mapping, or `matchExpressions` not a list.
+    #[error("{field} must be {shape}")]
+    FieldShape { field: &'static str, shape: &'static str },
+    #[error("matchLabels.{key} must be a string")]
+    LabelNotString { key: String },
+    #[error("a matchExpression has no key")]
+    ExpressionWithoutKey,
+    /// `In`/`NotIn` without values.
+    #[error("{operator} on {key} needs values")]
+    NeedsValues { operator: String, key: String },
+    /// `Exists`/`DoesNotExist` with values.
+    #[error("{operator} on {key} takes no values")]
+    TakesNoValues { operator: String, key: String },
+    #[error("unknown operator {operator} on {key}")]
+    UnknownOperator { operator: String, key: String },
+    #[error("matchExpression on {key} has no operator")]
+    NoOperator { key: String },
+    /// A typed selector that does not convert to its JSON form.
+    #[error("the label selector does not convert to JSON: {0}")]
+    Unconvertible(String),
+    /// A command-line selector's part that is no requirement.
+    #[error("`{part}` is not a label requirement (key=value, key!=value, key or !key)")]
+    NotARequirement { part: String },
+    /// A command-line selector without any requirement.
+    #[error("empty label selector")]
+    Empty,
+}
 
 /// Labels as a sorted map.
 pub type Labels = BTreeMap<String, String>;
@@ -64,22 +93,18 @@ impl LabelSelector {
     /// selector; invalid selectors (unknown operator, `In` without values, `Exists` with values)
     /// are errors, as the API server and the controller manager reject them.
     pub fn from_json(v: Option<&Value>) -> Result<Self, SelectorError> {
-        Self::parse(v).map_err(SelectorError)
-    }
-
-    fn parse(v: Option<&Value>) -> Result<Self, String> {
         let Some(v) = v.filter(|v| !v.is_null()) else { return Ok(Self::default()) };
-        let obj = v.as_object().ok_or("a label selector must be a mapping")?;
+        let obj = v.as_object().ok_or(SelectorError::NotMapping)?;
         let mut reqs = Vec::new();
         if let Some(ml) = obj.get("matchLabels").filter(|v| !v.is_null()) {
-            for (k, v) in ml.as_object().ok_or("matchLabels must be a mapping")? {
-                let v = v.as_str().ok_or_else(|| format!("matchLabels.{k} must be a string"))?;
+            for (k, v) in ml.as_object().ok_or(SelectorError::FieldShape { field: "matchLabels", shape: "a mapping" })? {
+                let v = v.as_str().ok_or_else(|| SelectorError::LabelNotString { key: k.clone() })?;
                 reqs.push(Requirement { key: k.clone(), op: Op::In(vec![v.to_string()]) });
             }
         }
         if let Some(me) = obj.get("matchExpressions").filter(|v| !v.is_null()) {
-            for e in me.as_array().ok_or("matchExpressions must be a list")? {
-                let key = e.get("key").and_then(Value::as_str).ok_or("a matchExpression has no key")?.to_string();
+            for e in me.as_array().ok_or(SelectorError::FieldShape { field: "matchExpressions", shape: "a list" })? {
+                let key = e.get("key").and_then(Value::as_str).ok_or(SelectorError::ExpressionWithoutKey)?.to_string();
                 let values: Vec<String> = e
                     .get("values")
                     .and_then(Value::as_array)
@@ -90,10 +115,12 @@ impl LabelSelector {
                     Some("NotIn") if !values.is_empty() => Op::NotIn(values),
                     Some("Exists") if values.is_empty() => Op::Exists,
                     Some("DoesNotExist") if values.is_empty() => Op::DoesNotExist,
-                    Some(op @ ("In" | "NotIn")) => return Err(format!("{op} on {key} needs values")),
-                    Some(op @ ("Exists" | "DoesNotExist")) => return Err(format!("{op} on {key} takes no values")),
-                    Some(op) => return Err(format!("unknown operator {op} on {key}")),
-                    None => return Err(format!("matchExpression on {key} has no operator")),
+                    Some(op @ ("In" | "NotIn")) => return Err(SelectorError::NeedsValues { operator: op.into(), key }),
+                    Some(op @ ("Exists" | "DoesNotExist")) => {
+                        return Err(SelectorError::TakesNoValues { operator: op.into(), key });
+                    }
+                    Some(op) => return Err(SelectorError::UnknownOperator { operator: op.into(), key }),
+                    None => return Err(SelectorError::NoOperator { key }),
                 };
                 reqs.push(Requirement { key, op });
             }
@@ -112,7 +139,7 @@ impl LabelSelector {
 
     /// A typed `LabelSelector` (k8s-openapi) as a matcher.
     pub fn from_typed(ls: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector) -> Result<Self, SelectorError> {
-        let v = serde_json::to_value(ls).map_err(|e| SelectorError(e.to_string()))?;
+        let v = serde_json::to_value(ls).map_err(|e| SelectorError::Unconvertible(e.to_string()))?;
         Self::from_json(Some(&v))
     }
 }
@@ -141,8 +168,8 @@ impl LabelQuery {
 }
 
 impl FromStr for LabelQuery {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = SelectorError;
+    fn from_str(s: &str) -> Result<Self, SelectorError> {
         let mut reqs = Vec::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let valid_key =
@@ -157,12 +184,12 @@ impl FromStr for LabelQuery {
                 (part, Op::Exists)
             };
             if !valid_key(key) {
-                return Err(format!("`{part}` is not a label requirement (key=value, key!=value, key or !key)"));
+                return Err(SelectorError::NotARequirement { part: part.to_string() });
             }
             reqs.push(Requirement { key: key.to_string(), op });
         }
         if reqs.is_empty() {
-            return Err("empty label selector".into());
+            return Err(SelectorError::Empty);
         }
         Ok(LabelQuery { source: s.to_string(), selector: LabelSelector { reqs } })
     }

@@ -3,38 +3,73 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// A `--now` value that is not an RFC 3339 time: the text and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid time `{text}`: {problem} (expected RFC 3339, e.g. 2031-06-15T12:00:00Z)")]
+pub struct TimeError {
+    pub text: String,
+    pub problem: TimeProblem,
+}
+
+/// What is wrong with a time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimeProblem {
+    #[error("too short")]
+    TooShort,
+    /// RFC 3339 times are ASCII (and byte offsets below rely on it).
+    #[error("a character that is not ASCII")]
+    NotAscii,
+    #[error("misplaced separators")]
+    Separators,
+    /// A date or time field that is not all digits.
+    #[error("`{0}` is not a number")]
+    NotANumber(String),
+    #[error("no such date")]
+    NoSuchDate,
+    #[error("no such time of day")]
+    NoSuchTime,
+    #[error("empty fraction of a second")]
+    EmptyFraction,
+    #[error("the time zone must be Z or ±HH:MM")]
+    Zone,
+    #[error("bad zone offset")]
+    ZoneOffset,
+}
+
 /// Parse `2031-06-15T12:00:00Z`, `2031-06-15T14:00:00+02:00` or `2031-06-15 12:00:00.5Z`.
 /// Fractions of a second are accepted and dropped.
-pub fn parse_rfc3339(s: &str) -> Result<SystemTime, String> {
-    let bad = |why: &str| format!("invalid time `{s}`: {why} (expected RFC 3339, e.g. 2031-06-15T12:00:00Z)");
+pub fn parse_rfc3339(s: &str) -> Result<SystemTime, TimeError> {
+    let bad = |problem: TimeProblem| TimeError { text: s.to_string(), problem };
     let b = s.as_bytes();
     if b.len() < 20 {
-        return Err(bad("too short"));
+        return Err(bad(TimeProblem::TooShort));
     }
-    let num = |range: std::ops::Range<usize>| -> Result<i64, String> {
+    if !s.is_ascii() {
+        return Err(bad(TimeProblem::NotAscii));
+    }
+    let num = |range: std::ops::Range<usize>| -> Result<i64, TimeError> {
         let part = &s[range];
-        if part.bytes().all(|c| c.is_ascii_digit()) {
-            part.parse::<i64>().map_err(|_| bad("not a number"))
-        } else {
-            Err(bad(&format!("`{part}` is not a number")))
+        match part.parse::<i64>() {
+            Ok(n) if part.bytes().all(|c| c.is_ascii_digit()) => Ok(n),
+            _ => Err(bad(TimeProblem::NotANumber(part.to_string()))),
         }
     };
     if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
-        return Err(bad("misplaced separators"));
+        return Err(bad(TimeProblem::Separators));
     }
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
     if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-        return Err(bad("no such date"));
+        return Err(bad(TimeProblem::NoSuchDate));
     }
     if hour > 23 || minute > 59 || second > 60 {
-        return Err(bad("no such time of day"));
+        return Err(bad(TimeProblem::NoSuchTime));
     }
     let mut rest = &s[19..];
     if let Some(frac) = rest.strip_prefix('.') {
         let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
         if digits == 0 {
-            return Err(bad("empty fraction of a second"));
+            return Err(bad(TimeProblem::EmptyFraction));
         }
         rest = &frac[digits..];
     }
@@ -43,12 +78,14 @@ pub fn parse_rfc3339(s: &str) -> Result<SystemTime, String> {
         _ => {
             let rb = rest.as_bytes();
             if rb.len() != 6 || !matches!(rb[0], b'+' | b'-') || rb[3] != b':' {
-                return Err(bad("the time zone must be Z or ±HH:MM"));
+                return Err(bad(TimeProblem::Zone));
             }
-            let h: i64 = rest[1..3].parse().map_err(|_| bad("bad zone hours"))?;
-            let m: i64 = rest[4..6].parse().map_err(|_| bad("bad zone minutes"))?;
+            let digits = |part: &str| part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse::<i64>().ok()).flatten();
+            let (Some(h), Some(m)) = (digits(&rest[1..3]), digits(&rest[4..6])) else {
+                return Err(bad(TimeProblem::Zone));
+            };
             if h > 23 || m > 59 {
-                return Err(bad("bad zone offset"));
+                return Err(bad(TimeProblem::ZoneOffset));
             }
             let secs = h * 3600 + m * 60;
             if rb[0] == b'-' { -secs } else { secs }
@@ -119,7 +156,19 @@ mod tests {
             "2031-06-15T12:00:00.Z",
         ] {
             let err = parse_rfc3339(bad).unwrap_err();
-            assert!(err.contains(bad), "{err}");
+            assert_eq!(err.text, bad);
+            assert!(err.to_string().starts_with(&format!("invalid time `{bad}`: ")), "{err}");
         }
+        let problem = |s| parse_rfc3339(s).unwrap_err().problem;
+        assert_eq!(problem("2031-06-15"), TimeProblem::TooShort);
+        assert_eq!(problem("2031-13-01T00:00:00Z"), TimeProblem::NoSuchDate);
+        assert_eq!(problem("2031-06-15T24:00:00Z"), TimeProblem::NoSuchTime);
+        assert_eq!(problem("2031-06-15T12:00:00+2:00"), TimeProblem::Zone);
+        assert_eq!(problem("2031-06-15T12:00:00+24:00"), TimeProblem::ZoneOffset);
+        assert_eq!(problem("2031-06-15T12:00:00.Z"), TimeProblem::EmptyFraction);
+        assert_eq!(problem("2031-06-15T12:00:00.5+0x:00"), TimeProblem::Zone);
+        assert_eq!(problem("2031-06-15T12:00:0\u{e9}Z"), TimeProblem::NotAscii);
+        assert_eq!(secs("2031-06-15T14:00:00.25+02:00"), 1_939_291_200);
+        assert_eq!(problem("2031-0x-15T12:00:00Z"), TimeProblem::NotANumber("0x".into()));
     }
 }

@@ -20,7 +20,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::{Code, Finding, Report, Severity, Skipped, Suppression};
-use crate::inventory::{Object, ObjectRef};
+use crate::inventory::{Kind, Object, ObjectRef};
 
 /// One line of a check's details, optionally about one object.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -109,11 +109,28 @@ impl<I> CheckDef<I> {
     }
 }
 
+/// Why a category's inputs are unavailable: every check of the category is then skipped with
+/// this as its reason (a reason to skip, never a failure: see the module notes).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CategoryUnavailable {
+    /// A kind the category reads could not be read (RBAC denied the list, or the server did not
+    /// find a built-in kind); shown as the inventory's reason, which names the verb and resource.
+    #[error("{}", why.describe(kind))]
+    Unread { kind: &'static Kind, why: crate::inventory::Unavailable },
+    /// On a cluster, a kind the category reads was not listed at all.
+    #[error("{}s are not listed", kind.kind)]
+    NotListed { kind: &'static Kind },
+    /// The input holds nothing the category reads; the text says what is missing and, where it
+    /// helps, how to provide it ("no DaemonSet in the input").
+    #[error("{0}")]
+    NotInInput(&'static str),
+}
+
 /// A named group of checks over the same inputs.
 pub struct CategoryDef<I> {
     pub name: &'static str,
-    /// `Err(reason)` when the category's inputs are unavailable: every check is then skipped.
-    pub available: fn(&I) -> Result<(), String>,
+    /// `Err(why)` when the category's inputs are unavailable: every check is then skipped.
+    pub available: fn(&I) -> Result<(), CategoryUnavailable>,
     pub checks: Vec<CheckDef<I>>,
 }
 
@@ -180,7 +197,7 @@ impl Report {
                     self.checks.iter().find(|r| r.code == code.code && r.result.failed())
                 });
                 let verdict = match (&unavailable, failed_prerequisite) {
-                    (Some(reason), _) => Verdict::Skip(reason.clone()),
+                    (Some(reason), _) => Verdict::Skip(reason.to_string()),
                     (None, Some(p)) => Verdict::Skip(prerequisite_failed(p.code, p.description)),
                     (None, None) => (c.run)(input),
                 };
@@ -263,7 +280,7 @@ mod tests {
     fn category() -> CategoryDef<Input> {
         CategoryDef {
             name: "demo",
-            available: |i| if i.nodes == 0 { Err("no nodes".into()) } else { Ok(()) },
+            available: |i| if i.nodes == 0 { Err(CategoryUnavailable::NotInInput("no nodes")) } else { Ok(()) },
             checks: vec![
                 CheckDef::new(&MISSING, |i| {
                     Verdict::from_problems(

@@ -20,7 +20,7 @@ use std::str::FromStr;
 use serde::Serialize;
 
 pub use analyzer::{Analyzer, run, unread_findings, wanted_kinds};
-pub use check::{CategoryDef, Check, CheckDef, Detail, Outcome, Verdict};
+pub use check::{CategoryDef, CategoryUnavailable, Check, CheckDef, Detail, Outcome, Verdict};
 
 use crate::inventory::{ObjectRef, SourceInfo};
 
@@ -136,9 +136,18 @@ pub struct Suppression {
     pub target: Option<(String, Option<String>, String)>,
 }
 
+/// Why a `--suppress` value is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SuppressionError {
+    #[error("`{target}` is not kind/name or kind/namespace/name")]
+    Target { target: String },
+    #[error("`{code}` is not a finding code (like MM1001)")]
+    Code { code: String },
+}
+
 impl FromStr for Suppression {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = SuppressionError;
+    fn from_str(s: &str) -> Result<Self, SuppressionError> {
         let (code, target) = match s.split_once('=') {
             None => (s, None),
             Some((code, target)) => {
@@ -148,13 +157,13 @@ impl FromStr for Suppression {
                     [kind, ns, name] if [kind, ns, name].iter().all(|p| !p.is_empty()) => {
                         (kind.to_string(), Some(ns.to_string()), name.to_string())
                     }
-                    _ => return Err(format!("`{target}` is not kind/name or kind/namespace/name")),
+                    _ => return Err(SuppressionError::Target { target: target.to_string() }),
                 };
                 (code, Some(t))
             }
         };
         if code.is_empty() || !code.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(format!("`{code}` is not a finding code (like MM1001)"));
+            return Err(SuppressionError::Code { code: code.to_string() });
         }
         Ok(Suppression { code: code.to_ascii_uppercase(), target })
     }

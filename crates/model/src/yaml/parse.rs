@@ -308,7 +308,7 @@ impl<'d, 'a> Builder<'d, 'a> {
                     .insert(anchor, Anchored::Scalar(scalar.clone()));
             }
             let name = key_string(scalar)
-                .map_err(|msg| error(doc, span.start, YamlErrorKind::UnsupportedKey, msg))?;
+                .map_err(|e| error(doc, span.start, e.kind(), e.to_string()))?;
             self.set_key(Some(name), span.start);
             return Ok(());
         }
@@ -321,7 +321,7 @@ impl<'d, 'a> Builder<'d, 'a> {
         }
         let size = Size::scalar(&scalar);
         let value = scalar_value(scalar)
-            .map_err(|msg| error(doc, span.start, YamlErrorKind::NonFinite, msg))?;
+            .map_err(|e| error(doc, span.start, e.kind(), e.to_string()))?;
         self.place(value, size, span.start)
     }
 
@@ -417,15 +417,15 @@ impl<'d, 'a> Builder<'d, 'a> {
         if self.expecting_key() {
             let name = match anchored {
                 Anchored::Scalar(s) => key_string(s.clone()),
-                Anchored::Tree(..) => Err("an alias of a collection cannot be a mapping key: JSON object keys are strings".to_owned()),
+                Anchored::Tree(..) => Err(ScalarError::CollectionKey),
             }
-            .map_err(|msg| error(doc, span.start, YamlErrorKind::UnsupportedKey, msg))?;
+            .map_err(|e| error(doc, span.start, e.kind(), e.to_string()))?;
             self.set_key(Some(name), span.start);
             return Ok(());
         }
         let value = match anchored {
             Anchored::Scalar(s) => scalar_value(s.clone())
-                .map_err(|msg| error(doc, span.start, YamlErrorKind::NonFinite, msg))?,
+                .map_err(|e| error(doc, span.start, e.kind(), e.to_string()))?,
             Anchored::Tree(v, _) => v.clone(),
         };
         self.place(value, size, span.start)
@@ -456,7 +456,7 @@ impl<'d, 'a> Builder<'d, 'a> {
                 };
                 match name {
                     Some(name) => {
-                        if let Err(dup) = insert_explicit(map, explicit, name, value) {
+                        if let Err(DuplicateKey(dup)) = insert_explicit(map, explicit, name, value) {
                             // The key path names the duplicate: the mapping's path plus the key.
                             let mut e = error(
                                 doc,
@@ -475,7 +475,7 @@ impl<'d, 'a> Builder<'d, 'a> {
                         }
                     }
                     None => merge(map, explicit, value)
-                        .map_err(|msg| error(doc, key_at, YamlErrorKind::Merge, msg))?,
+                        .map_err(|e| error(doc, key_at, YamlErrorKind::Merge, e.to_string()))?,
                 }
             }
         }
@@ -489,18 +489,18 @@ fn insert_explicit(
     explicit: &mut Option<HashSet<String>>,
     name: String,
     value: Value,
-) -> Result<(), String> {
+) -> Result<(), DuplicateKey> {
     match explicit {
         None => match map.entry(name) {
             Entry::Vacant(slot) => {
                 slot.insert(value);
                 Ok(())
             }
-            Entry::Occupied(slot) => Err(slot.key().clone()),
+            Entry::Occupied(slot) => Err(DuplicateKey(slot.key().clone())),
         },
         Some(seen) => {
             if !seen.insert(name.clone()) {
-                return Err(name);
+                return Err(DuplicateKey(name));
             }
             map.insert(name, value);
             Ok(())
@@ -513,7 +513,7 @@ fn merge(
     map: &mut Map<String, Value>,
     explicit: &mut Option<HashSet<String>>,
     value: Value,
-) -> Result<(), String> {
+) -> Result<(), MergeError> {
     if explicit.is_none() {
         *explicit = Some(map.keys().cloned().collect());
     }
@@ -526,10 +526,7 @@ fn merge(
         }
         Value::Array(items) => {
             if let Some(bad) = items.iter().find(|v| !v.is_object()) {
-                return Err(format!(
-                    "the merge key `<<` needs a mapping or a sequence of mappings, but this sequence holds {}",
-                    describe_value(bad)
-                ));
+                return Err(MergeError::SequenceItem(describe_value(bad)));
             }
             let mut written = HashSet::new();
             for item in items {
@@ -544,10 +541,7 @@ fn merge(
             }
             Ok(())
         }
-        other => Err(format!(
-            "the merge key `<<` needs a mapping or a sequence of mappings, found {}",
-            describe_value(&other)
-        )),
+        other => Err(MergeError::NotMapping(describe_value(&other))),
     }
 }
 
@@ -611,22 +605,55 @@ fn resolve_node(
 }
 
 /// A key's JSON string, as `sigs.k8s.io/yaml` converts yaml.v2 keys.
-pub(super) fn key_string(scalar: Scalar) -> Result<String, String> {
+/// Why a node has no JSON form as a mapping key or as a value; the caller locates it in a
+/// [`YamlError`] of [`ScalarError::kind`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum ScalarError {
+    #[error("the key {0} is an integer beyond the 64-bit signed range, which Go's YAML-to-JSON conversion rejects; quote it")]
+    KeyBeyondI64(u64),
+    #[error("a null key has no JSON form; quote it if the text was meant")]
+    NullKey,
+    #[error("an alias of a collection cannot be a mapping key: JSON object keys are strings")]
+    CollectionKey,
+    /// `.inf`, `-.inf` or `.nan` (the word as written in YAML).
+    #[error("{0} is not a number JSON can hold (Kubernetes and Helm reject it too); quote it if the text was meant")]
+    NonFinite(&'static str),
+}
+
+impl ScalarError {
+    pub(super) fn kind(&self) -> YamlErrorKind {
+        match self {
+            ScalarError::KeyBeyondI64(_) | ScalarError::NullKey | ScalarError::CollectionKey => YamlErrorKind::UnsupportedKey,
+            ScalarError::NonFinite(_) => YamlErrorKind::NonFinite,
+        }
+    }
+}
+
+/// Why a merge key `<<` cannot be applied (yaml.v2 merges mappings only); names what it found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum MergeError {
+    #[error("the merge key `<<` needs a mapping or a sequence of mappings, but this sequence holds {0}")]
+    SequenceItem(&'static str),
+    #[error("the merge key `<<` needs a mapping or a sequence of mappings, found {0}")]
+    NotMapping(&'static str),
+}
+
+/// A key written twice in one mapping (the key as converted to a string).
+#[derive(Debug)]
+struct DuplicateKey(String);
+
+pub(super) fn key_string(scalar: Scalar) -> Result<String, ScalarError> {
     match scalar {
         Scalar::Str(s) => Ok(s),
         Scalar::Bool(b) => Ok(if b { "true" } else { "false" }.to_owned()),
         Scalar::Int(i) => Ok(i.to_string()),
         Scalar::Float(f) => Ok(go_float_key(f)),
-        Scalar::Uint(u) => Err(format!(
-            "the key {u} is an integer beyond the 64-bit signed range, which Go's YAML-to-JSON conversion rejects; quote it"
-        )),
-        Scalar::Null => {
-            Err("a null key has no JSON form; quote it if the text was meant".to_owned())
-        }
+        Scalar::Uint(u) => Err(ScalarError::KeyBeyondI64(u)),
+        Scalar::Null => Err(ScalarError::NullKey),
     }
 }
 
-pub(super) fn scalar_value(scalar: Scalar) -> Result<Value, String> {
+pub(super) fn scalar_value(scalar: Scalar) -> Result<Value, ScalarError> {
     Ok(match scalar {
         Scalar::Null => Value::Null,
         Scalar::Bool(b) => Value::Bool(b),
@@ -642,9 +669,7 @@ pub(super) fn scalar_value(scalar: Scalar) -> Result<Value, String> {
                 } else {
                     "-.inf"
                 };
-                return Err(format!(
-                    "{word} is not a number JSON can hold (Kubernetes and Helm reject it too); quote it if the text was meant"
-                ));
+                return Err(ScalarError::NonFinite(word));
             }
         },
         Scalar::Str(s) => Value::String(s),

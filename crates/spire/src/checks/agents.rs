@@ -21,7 +21,7 @@ use meshmove_model::inventory::{Object, ObjectRef, kinds};
 use crate::CSI_DRIVER_NAME;
 use crate::catalog;
 use crate::context::{SpireContext, Subject};
-use meshmove_model::findings::{CategoryDef, CheckDef, Detail, Verdict};
+use meshmove_model::findings::{CategoryDef, CategoryUnavailable, CheckDef, Detail, Verdict};
 use crate::selector::{daemon_cannot_run_on, daemon_excluded_from, pod_cannot_run_on};
 use meshmove_model::workload::{self, Workload};
 
@@ -34,7 +34,7 @@ pub fn category<'a>() -> CategoryDef<SpireContext<'a>> {
             } else if cx.live() || cx.inventory.has(&kinds::DAEMON_SET) {
                 Ok(())
             } else {
-                Err("no DaemonSet in the input".into())
+                Err(CategoryUnavailable::NotInInput("no DaemonSet in the input"))
             }
         },
         checks: vec![
@@ -218,7 +218,7 @@ fn agent_where_needed(cx: &SpireContext<'_>) -> Verdict {
         return Verdict::Skip("no SPIRE agent DaemonSet found".into());
     }
     if let Some(why) = cx.unread(&[&kinds::NODE, &kinds::POD]) {
-        return Verdict::Skip(why);
+        return Verdict::Skip(why.to_string());
     }
     if !cx.inventory.has(&kinds::NODE) {
         return Verdict::Skip("needs the Nodes (a live cluster, or manifests that include them)".into());
@@ -351,7 +351,7 @@ fn csi_registered(cx: &SpireContext<'_>) -> Verdict {
         return Verdict::Skip("no CSIDriver in the input".into());
     }
     if let Some(why) = cx.unread(&[&kinds::CSI_DRIVER]) {
-        return Verdict::Skip(why);
+        return Verdict::Skip(why.to_string());
     }
     Verdict::Fail(vec![Detail::on_ref(
         ObjectRef::new("CSIDriver", None, CSI_DRIVER_NAME),

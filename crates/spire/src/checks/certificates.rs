@@ -18,7 +18,7 @@ use crate::catalog;
 use meshmove_model::duration::human as show_duration;
 use crate::config::ServerConfig;
 use crate::context::{BundleState, ServerConfigState, SpireContext, USUAL_BUNDLE_KEYS};
-use meshmove_model::findings::{CategoryDef, CheckDef, Detail, Verdict};
+use meshmove_model::findings::{CategoryDef, CategoryUnavailable, CheckDef, Detail, Verdict};
 
 pub fn category<'a>() -> CategoryDef<SpireContext<'a>> {
     CategoryDef {
@@ -28,7 +28,9 @@ pub fn category<'a>() -> CategoryDef<SpireContext<'a>> {
             if cx.bundle.seen() || config_seen || (cx.live() && cx.inventory.has(&kinds::CONFIG_MAP)) {
                 Ok(())
             } else {
-                Err("no trust bundle (pass --bundle or include the spire-bundle ConfigMap) and no server configuration in the input".into())
+                Err(CategoryUnavailable::NotInInput(
+                    "no trust bundle (pass --bundle or include the spire-bundle ConfigMap) and no server configuration in the input",
+                ))
             }
         },
         checks: vec![
@@ -62,7 +64,7 @@ fn published(cx: &SpireContext<'_>) -> Verdict {
     if sources.iter().all(|s| s.object.is_none())
         && let Some(why) = cx.unread(&[&kinds::CONFIG_MAP])
     {
-        return Verdict::Skip(why);
+        return Verdict::Skip(why.to_string());
     }
     let (mut problems, mut info, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
     for s in sources {

@@ -14,7 +14,7 @@
 use crate::catalog;
 use crate::config::template_mounts_socket;
 use crate::context::{Dataplane, SpireContext, Subject};
-use meshmove_model::findings::{CategoryDef, CheckDef, Detail, Verdict};
+use meshmove_model::findings::{CategoryDef, CategoryUnavailable, CheckDef, Detail, Verdict};
 
 pub fn category<'a>() -> CategoryDef<SpireContext<'a>> {
     CategoryDef {
@@ -23,7 +23,7 @@ pub fn category<'a>() -> CategoryDef<SpireContext<'a>> {
             if !cx.injectors.is_empty() || sidecars(cx).next().is_some() {
                 Ok(())
             } else {
-                Err("no Istio sidecar injector configuration and no sidecar workloads in the input".into())
+                Err(CategoryUnavailable::NotInInput("no Istio sidecar injector configuration and no sidecar workloads in the input"))
             }
         },
         checks: vec![

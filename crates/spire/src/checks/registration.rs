@@ -11,7 +11,7 @@ use serde_json::Value;
 use meshmove_model::inventory::{Unavailable, kinds};
 use crate::catalog;
 use crate::context::{SpireContext, Subject};
-use meshmove_model::findings::{CategoryDef, CheckDef, Detail, Verdict};
+use meshmove_model::findings::{CategoryDef, CategoryUnavailable, CheckDef, Detail, Verdict};
 use crate::template::{RenderError, render_spiffe_id};
 
 pub fn category<'a>() -> CategoryDef<SpireContext<'a>> {
@@ -41,13 +41,13 @@ pub fn category<'a>() -> CategoryDef<SpireContext<'a>> {
 }
 
 /// Shared by the registration and identity categories.
-pub fn available(cx: &SpireContext<'_>) -> Result<(), String> {
+pub fn available(cx: &SpireContext<'_>) -> Result<(), CategoryUnavailable> {
     cx.subjects_available()?;
     match cx.ids_availability() {
         None => Ok(()),
         Some(Unavailable::NotServed) if cx.live() => Ok(()),
-        Some(why) if why.is_read_failure() => Err(why.describe(&kinds::CLUSTER_SPIFFE_ID)),
-        Some(_) => Err("no ClusterSPIFFEID in the input".into()),
+        Some(why) if why.is_read_failure() => Err(CategoryUnavailable::Unread { kind: &kinds::CLUSTER_SPIFFE_ID, why }),
+        Some(_) => Err(CategoryUnavailable::NotInInput("no ClusterSPIFFEID in the input")),
     }
 }
 

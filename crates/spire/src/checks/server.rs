@@ -5,7 +5,7 @@ use serde_json::Value;
 use meshmove_model::inventory::{Object, kinds};
 use crate::catalog;
 use crate::context::{ServerConfigState, SpireContext};
-use meshmove_model::findings::{CategoryDef, CheckDef, Detail, Verdict};
+use meshmove_model::findings::{CategoryDef, CategoryUnavailable, CheckDef, Detail, Verdict};
 
 pub fn category<'a>() -> CategoryDef<SpireContext<'a>> {
     CategoryDef {
@@ -16,7 +16,7 @@ pub fn category<'a>() -> CategoryDef<SpireContext<'a>> {
             } else if cx.live() || cx.inventory.has(&kinds::STATEFUL_SET) || cx.inventory.has(&kinds::DEPLOYMENT) {
                 Ok(())
             } else {
-                Err("no StatefulSet or Deployment in the input".into())
+                Err(CategoryUnavailable::NotInInput("no StatefulSet or Deployment in the input"))
             }
         },
         checks: vec![

@@ -16,7 +16,7 @@ use meshmove_model::inventory::kinds;
 use crate::catalog;
 use crate::config::ISTIO_DEFAULT_TRUST_DOMAIN;
 use crate::context::{ServerConfigState, SpireContext};
-use meshmove_model::findings::{CategoryDef, CheckDef, Detail, Verdict};
+use meshmove_model::findings::{CategoryDef, CategoryUnavailable, CheckDef, Detail, Verdict};
 
 pub fn category<'a>() -> CategoryDef<SpireContext<'a>> {
     CategoryDef {
@@ -28,7 +28,7 @@ pub fn category<'a>() -> CategoryDef<SpireContext<'a>> {
             {
                 Ok(())
             } else {
-                Err("no SPIRE server, controller manager or Istio configuration in the input".into())
+                Err(CategoryUnavailable::NotInInput("no SPIRE server, controller manager or Istio configuration in the input"))
             }
         },
         checks: vec![
@@ -49,7 +49,7 @@ fn server_td(cx: &SpireContext<'_>) -> Option<String> {
 fn mesh_found(cx: &SpireContext<'_>) -> Verdict {
     if cx.meshes.is_empty() {
         if let Some(why) = cx.unread(&[&kinds::CONFIG_MAP]) {
-            return Verdict::Skip(why);
+            return Verdict::Skip(why.to_string());
         }
         if !cx.live() {
             return Verdict::Skip("no istio mesh ConfigMap in the input".into());
@@ -75,7 +75,7 @@ fn trust_domain_match(cx: &SpireContext<'_>) -> Verdict {
     let mut info = Vec::new();
     if cx.meshes.is_empty() {
         if let Some(why) = cx.unread(&[&kinds::CONFIG_MAP]) {
-            return Verdict::Skip(why);
+            return Verdict::Skip(why.to_string());
         }
         if !cx.live() {
             return Verdict::Skip("no istio mesh ConfigMap in the input".into());

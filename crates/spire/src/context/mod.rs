@@ -20,6 +20,7 @@ use super::selector::{LabelSelector, Labels, NamespacePattern};
 use super::template::TemplateData;
 use super::{CSI_DRIVER_NAME, SpireOptions};
 use meshmove_model::inventory::{Inventory, Kind, Object, Unavailable, kinds};
+use meshmove_model::findings::CategoryUnavailable;
 use meshmove_model::workload::{self, Workload, string_map};
 
 mod discovery;
@@ -210,10 +211,10 @@ impl<'a> SpireContext<'a> {
     /// Why the cluster did not let the checks read `kinds` (the first refused or not found), if
     /// it did not. A live check must not read "none listed" as "none exist" for such a kind: it is
     /// skipped, and the `inputs` category reports the failed read.
-    pub fn unread(&self, kinds: &[&Kind]) -> Option<String> {
-        kinds
-            .iter()
-            .find_map(|k| self.inventory.availability(k).filter(Unavailable::is_read_failure).map(|why| why.describe(k)))
+    pub fn unread(&self, kinds: &[&'static Kind]) -> Option<CategoryUnavailable> {
+        kinds.iter().find_map(|&kind| {
+            self.inventory.availability(kind).filter(Unavailable::is_read_failure).map(|why| CategoryUnavailable::Unread { kind, why })
+        })
     }
 
     /// The parsed server configuration, if it was found and is readable.
@@ -298,18 +299,18 @@ impl<'a> SpireContext<'a> {
     }
 
     /// Whether the inventory can show which pods need identities, or why not.
-    pub fn subjects_available(&self) -> Result<(), String> {
+    pub fn subjects_available(&self) -> Result<(), CategoryUnavailable> {
         if self.live() {
             return match self.inventory.availability(&kinds::POD) {
                 None => Ok(()),
-                Some(why) if why.is_read_failure() => Err(why.describe(&kinds::POD)),
-                Some(_) => Err("Pods are not listed".into()),
+                Some(why) if why.is_read_failure() => Err(CategoryUnavailable::Unread { kind: &kinds::POD, why }),
+                Some(_) => Err(CategoryUnavailable::NotListed { kind: &kinds::POD }),
             };
         }
         if workload::WORKLOAD_KINDS.iter().any(|k| self.inventory.has(k)) {
             Ok(())
         } else {
-            Err("no workloads in the input".into())
+            Err(CategoryUnavailable::NotInInput("no workloads in the input"))
         }
     }
 }
