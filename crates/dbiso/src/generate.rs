@@ -65,10 +65,17 @@ fn parse_external_host(s: &str) -> Result<(String, Vec<Cidr>), String> {
     Ok((host.trim().to_ascii_lowercase(), cidrs))
 }
 
-fn parse_owner(s: &str) -> Result<(String, String), String> {
+/// A policy flag's value that is not in the flag's form (clap names the flag and the value).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyFlagError {
+    #[error("`{value}` is not DATABASE=SERVICE")]
+    Owner { value: String },
+}
+
+fn parse_owner(s: &str) -> Result<(String, String), PolicyFlagError> {
     match s.split_once('=') {
         Some((db, svc)) if !db.is_empty() && !svc.is_empty() => Ok((db.to_string(), svc.to_string())),
-        _ => Err(format!("`{s}` is not DATABASE=SERVICE")),
+        _ => Err(PolicyFlagError::Owner { value: s.to_string() }),
     }
 }
 

@@ -157,6 +157,11 @@ async fn rollback_refuses_for_a_secret_whose_prior_content_it_cannot_prove_and_n
     let err = plan::rollback(&conn, NS, &rollback_options(false), &mut |_| {}).await.unwrap_err();
     let PlanError::SecretsNotRestorable { secrets } = &err else { panic!("{err}") };
     assert_eq!(secrets.iter().map(|(t, _)| t.clone()).collect::<Vec<_>>(), vec![secret_target("db")]);
+    // The live db holds what the tool wrote (changed since), and its backup is gone.
+    assert_eq!(
+        secrets[0].1,
+        plan::secret::SecretLost::BackupGone { live: plan::secret::LiveSecret::Changed, backup: "db.mesh-migrate-backup".into() }
+    );
     let msg = err.to_string();
     assert!(msg.contains("Secret/shop/db") && msg.contains("db.mesh-migrate-backup is gone") && msg.contains("--force"), "{msg}");
     assert_clean("the refusal", &msg, &[&new_value, &format!("{PLANTED}-db")]);

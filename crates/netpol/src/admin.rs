@@ -545,7 +545,7 @@ fn compile_peers(v: Option<&Value>, path: &str, dir: Direction, ctx: &mut Compil
                     match n.as_str().map(parse_cidr) {
                         Some(Ok(cidr)) => ids.push(ctx.block_id(IpBlock { cidr, except: Vec::new() })),
                         Some(Err(e)) => {
-                            errs.push(p, e);
+                            errs.push(p, e.to_string());
                             good = false;
                         }
                         None => {

@@ -9,7 +9,7 @@ use ipnet::IpNet;
 use serde_json::Value;
 
 use super::authz::{AuthzAction, AuthzPolicy, AuthzRule, Clause, Conjunction, Field, Pattern};
-use super::cidr::parse_cidr;
+use super::cidr::{AddressError, parse_cidr};
 use super::compile::{Errs, PolicyError};
 
 pub(crate) const AUTHORIZATION_POLICY: &str = "AuthorizationPolicy";
@@ -43,11 +43,11 @@ fn ip_list(values: &[String], path: &str, errs: &mut Errs<'_>) -> Vec<IpNet> {
         } else {
             s.parse::<IpAddr>()
                 .map(IpNet::from)
-                .map_err(|_| format!("invalid address {s:?}"))
+                .map_err(|_| AddressError::Address { text: s.clone() })
         };
         match parsed {
             Ok(n) => out.push(n),
-            Err(e) => errs.push(format!("{path}[{i}]"), e),
+            Err(e) => errs.push(format!("{path}[{i}]"), e.to_string()),
         }
     }
     out

@@ -123,10 +123,18 @@ impl Regions {
 
 /// Parses a CIDR the way the API's legacy CIDR fields are used: host bits are allowed and
 /// dropped (`10.1.2.3/8` is `10.0.0.0/8`).
-pub(crate) fn parse_cidr(s: &str) -> Result<IpNet, String> {
-    s.parse::<IpNet>()
-        .map(|n| n.trunc())
-        .map_err(|_| format!("invalid CIDR {s:?}: must be an address and prefix length such as 10.0.0.0/8 or fd00::/8"))
+pub(crate) fn parse_cidr(s: &str) -> Result<IpNet, AddressError> {
+    s.parse::<IpNet>().map(|n| n.trunc()).map_err(|_| AddressError::Cidr { text: s.to_string() })
+}
+
+/// An address or CIDR of a policy that is not one; the text as written (the caller adds the
+/// field path).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum AddressError {
+    #[error("invalid CIDR {text:?}: must be an address and prefix length such as 10.0.0.0/8 or fd00::/8")]
+    Cidr { text: String },
+    #[error("invalid address {text:?}")]
+    Address { text: String },
 }
 
 #[cfg(test)]
@@ -231,7 +239,7 @@ mod tests {
     #[test]
     fn cidr_parsing_truncates_host_bits_and_rejects_garbage() {
         assert_eq!(parse_cidr("10.1.2.3/8").unwrap(), n("10.0.0.0/8"));
-        assert!(parse_cidr("10.0.0.0").is_err());
+        assert_eq!(parse_cidr("10.0.0.0"), Err(AddressError::Cidr { text: "10.0.0.0".into() }));
         assert!(parse_cidr("10.0.0.0/33").is_err());
     }
 }

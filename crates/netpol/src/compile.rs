@@ -351,7 +351,7 @@ fn compile_block(
     let cidr = match parse_cidr(&b.cidr) {
         Ok(c) => c,
         Err(e) => {
-            errs.push(format!("{path}.cidr"), e);
+            errs.push(format!("{path}.cidr"), e.to_string());
             return None;
         }
     };
@@ -369,8 +369,8 @@ fn compile_block(
                 );
                 ok = false;
             }
-            Err(msg) => {
-                errs.push(epath, msg);
+            Err(e) => {
+                errs.push(epath, e.to_string());
                 ok = false;
             }
         }

@@ -269,9 +269,10 @@ fn cnpg_instance(cluster: &Object, ns_labels: &NamespaceLabels) -> PodInfo {
 }
 
 /// A NetworkPolicy in the engine's types, with the inventory's namespace (manifests often leave
-/// `metadata.namespace` out; the loader knows which namespace they go to).
-pub fn typed_policy(o: &Object) -> Result<NetworkPolicy, String> {
-    let mut np: NetworkPolicy = serde_json::from_value(o.value.clone()).map_err(|e| e.to_string())?;
+/// `metadata.namespace` out; the loader knows which namespace they go to). The error is the
+/// decoder's, naming the field whose value does not fit the API's type.
+pub fn typed_policy(o: &Object) -> Result<NetworkPolicy, serde_json::Error> {
+    let mut np: NetworkPolicy = serde_json::from_value(o.value.clone())?;
     np.metadata.namespace = Some(o.namespace.clone().unwrap_or_else(|| "default".into()));
     Ok(np)
 }
@@ -323,10 +324,10 @@ pub fn build(inventory: &Inventory, options: ModelOptions) -> Model {
     for o in inventory.of(&kinds::NETWORK_POLICY) {
         match typed_policy(o) {
             Ok(np) => policies.push(np),
-            Err(message) => model.unreadable_policies.push(UnreadablePolicy {
+            Err(e) => model.unreadable_policies.push(UnreadablePolicy {
                 namespace: o.namespace.clone().unwrap_or_else(|| "default".into()),
                 name: o.name.clone(),
-                message,
+                message: e.to_string(),
             }),
         }
     }

@@ -87,12 +87,22 @@ fn global_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Err
     Ok(path_value(d)?.flatten())
 }
 
+/// An HTTP probe path the configuration refuses; the caller says where it was written (line and
+/// column, or the flag).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProbePathError {
+    #[error("an HTTP probe path cannot be empty: write a path such as /healthz, or `type: tcp` / `type: none` for the probe")]
+    Empty,
+    #[error("an HTTP probe path must start with `/`: {path}")]
+    NotAbsolute { path: String },
+}
+
 /// An HTTP probe path as the configuration accepts it (also for the `--*-path` flags).
-pub fn check_path(p: &str) -> Result<(), String> {
+pub fn check_path(p: &str) -> Result<(), ProbePathError> {
     if p.is_empty() {
-        Err("an HTTP probe path cannot be empty: write a path such as /healthz, or `type: tcp` / `type: none` for the probe".into())
+        Err(ProbePathError::Empty)
     } else if !p.starts_with('/') {
-        Err(format!("an HTTP probe path must start with `/`: {p}"))
+        Err(ProbePathError::NotAbsolute { path: p.to_string() })
     } else {
         Ok(())
     }
@@ -320,7 +330,7 @@ fn at_least_one(v: &Spanned<u32>, key: &str) -> Result<(), serde_saphyr::Error> 
 fn check_fields(kind: Kind, f: &ProbeFields, path_inherited: bool) -> Result<(), serde_saphyr::Error> {
     let key = kind.key();
     if let Some(p) = &f.path {
-        check_path(&p.value).map_err(|m| invalid(&p.referenced, m))?;
+        check_path(&p.value).map_err(|e| invalid(&p.referenced, e.to_string()))?;
         if let Some(t) = &f.kind
             && t.value != ProbeType::Http
         {

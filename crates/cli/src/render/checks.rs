@@ -205,7 +205,7 @@ mod tests {
     #[test]
     fn a_category_with_only_skipped_checks_is_left_out() {
         let trust =
-            CategoryDef { name: "trust", available: |_| Err("no mesh".into()), checks: vec![CheckDef::new(code(r#"XX0402 Warning "Mesh" "Add it.""#), |_| Verdict::Pass(Vec::new()))] };
+            CategoryDef { name: "trust", available: |_| Err(meshmove_model::findings::CategoryUnavailable::NotInInput("no mesh")), checks: vec![CheckDef::new(code(r#"XX0402 Warning "Mesh" "Add it.""#), |_| Verdict::Pass(Vec::new()))] };
         assert_eq!(
             text(&report(&[trust]), View::default()),
             "\n1 skipped check not shown: --verbose lists them with the reason\n\nStatus check results are ✔\n"

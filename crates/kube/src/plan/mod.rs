@@ -572,7 +572,7 @@ pub enum PlanError {
         .secrets.len(),
         unrestorable(.secrets)
     )]
-    SecretsNotRestorable { secrets: Vec<(Target, String)> },
+    SecretsNotRestorable { secrets: Vec<(Target, secret::SecretLost)> },
 }
 
 /// The biggest parts of a journal, one per line, for [`PlanError::JournalTooLarge`].
@@ -581,7 +581,7 @@ fn parts(biggest: &[(String, usize)]) -> String {
 }
 
 /// The Secrets rollback cannot restore, one per line.
-fn unrestorable(secrets: &[(Target, String)]) -> String {
+fn unrestorable(secrets: &[(Target, secret::SecretLost)]) -> String {
     secrets.iter().map(|(t, why)| format!("\n  - {t}: {why}")).collect()
 }
 

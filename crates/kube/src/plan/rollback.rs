@@ -9,6 +9,7 @@ use super::journal::{FieldRecord, Journal, Prior, StepRecord, StepStatus, now};
 use super::wait::wait_ready;
 use super::preview::{Preview, labelled, shown, yaml};
 use super::{Action, DryRun, Outcome, PlanError, Progress, RollbackOptions, Target, restart_pointer, secret};
+use super::secret::{LiveSecret, SecretLost};
 use crate::cluster::Connection;
 use meshmove_model::inventory::kinds;
 use meshmove_model::workload::disruption_budgets;
@@ -264,21 +265,22 @@ impl RollbackOptions {
 
 /// Where the prior content of Secret `target` is: the live Secret when its content has the
 /// recorded hash, else the backup when the backup's has; otherwise why neither is.
-async fn secret_source(conn: &Connection, target: &Target, sha256: &str, backup: &str) -> Result<Result<Value, String>, PlanError> {
+async fn secret_source(conn: &Connection, target: &Target, sha256: &str, backup: &str) -> Result<Result<Value, SecretLost>, PlanError> {
     let live = client::get(conn, target).await?;
     if let Some(l) = &live
         && secret::content_hash(l) == sha256
     {
         return Ok(Ok(l.clone()));
     }
-    let now = if live.is_some() { "its content is no longer the one recorded" } else { "it is gone" };
+    let live = if live.is_some() { LiveSecret::Changed } else { LiveSecret::Gone };
     if backup.is_empty() {
-        return Ok(Err(format!("{now}, and it has no backup")));
+        return Ok(Err(SecretLost::NoBackup { live }));
     }
-    match client::get(conn, &secret::backup_target(target, backup)).await? {
+    let backup = backup.to_string();
+    match client::get(conn, &secret::backup_target(target, &backup)).await? {
         Some(b) if secret::is_backup_of(&b, &target.name, sha256) => Ok(Ok(b)),
-        Some(_) => Ok(Err(format!("{now}, and Secret {backup} does not hold the recorded content ({sha256})"))),
-        None => Ok(Err(format!("{now}, and its backup Secret {backup} is gone"))),
+        Some(_) => Ok(Err(SecretLost::BackupDiffers { live, backup, sha256: sha256.to_string() })),
+        None => Ok(Err(SecretLost::BackupGone { live, backup })),
     }
 }
 

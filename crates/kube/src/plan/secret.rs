@@ -186,6 +186,27 @@ pub fn mask(v: &mut Value, other: Option<&Value>, new_side: bool) {
     }
 }
 
+/// Why rollback cannot restore a Secret's prior content: neither the live Secret nor its backup
+/// holds content of the recorded hash (the hash names the content, never a value).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretLost {
+    #[error("{live}, and it has no backup")]
+    NoBackup { live: LiveSecret },
+    #[error("{live}, and Secret {backup} does not hold the recorded content ({sha256})")]
+    BackupDiffers { live: LiveSecret, backup: String, sha256: String },
+    #[error("{live}, and its backup Secret {backup} is gone")]
+    BackupGone { live: LiveSecret, backup: String },
+}
+
+/// What became of the live Secret since the tool wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LiveSecret {
+    #[error("its content is no longer the one recorded")]
+    Changed,
+    #[error("it is gone")]
+    Gone,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

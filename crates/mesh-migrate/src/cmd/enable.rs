@@ -172,11 +172,10 @@ impl TrafficProfileArgs {
         set_some!(http_timeout, retries, per_try_timeout, retry_on);
         p.validate().map_err(|e| {
             // Name where the value came from: the flag when one was given, else the file.
-            let key = e.split(':').next().unwrap_or_default();
-            let flag = FLAG_OF_KEY.iter().find(|(k, _)| *k == key).map(|(_, f)| *f);
+            let flag = FLAG_OF_KEY.iter().find(|(k, _)| *k == e.key).map(|(_, f)| *f);
             let given = flag.is_some_and(|f| self.given(f));
             match (&self.profile, given, flag) {
-                (_, true, Some(f)) => anyhow!("--{f}: {}", e.split_once(": ").map_or(e.as_str(), |(_, m)| m)),
+                (_, true, Some(f)) => anyhow!("--{f}: {}", e.problem),
                 (Some(path), _, _) => anyhow!("traffic profile {}: {e}", path.display()),
                 (None, _, _) => anyhow!("traffic profile: {e}"),
             }

@@ -47,10 +47,17 @@ pub(super) fn refuse_edited(live: &Live, plan: &plan::Plan) -> Result<()> {
     .into())
 }
 
-pub(super) fn parse_host(s: &str) -> Result<(String, String), String> {
+/// A `--host` value that is not SERVICE=HOST (clap names the flag).
+#[derive(Debug, thiserror::Error)]
+#[error("`{value}`: use SERVICE=HOST, e.g. frontend=shop.local")]
+pub(super) struct HostFlagError {
+    value: String,
+}
+
+pub(super) fn parse_host(s: &str) -> Result<(String, String), HostFlagError> {
     match s.split_once('=') {
         Some((svc, host)) if !svc.is_empty() && !host.is_empty() => Ok((svc.to_string(), host.to_string())),
-        _ => Err(format!("`{s}`: use SERVICE=HOST, e.g. frontend=shop.local")),
+        _ => Err(HostFlagError { value: s.to_string() }),
     }
 }
 

@@ -123,13 +123,13 @@ impl PostRenderArgs {
         cfg.inject.labels &= !self.no_labels;
         cfg.inject.probes &= !self.no_probes;
         cfg.inject.network_policies &= !self.no_network_policies;
-        for (flag, field) in [
-            (&self.readiness_path, &mut cfg.probes.readiness_path),
-            (&self.liveness_path, &mut cfg.probes.liveness_path),
-            (&self.startup_path, &mut cfg.probes.startup_path),
+        for (name, flag, field) in [
+            ("--readiness-path", &self.readiness_path, &mut cfg.probes.readiness_path),
+            ("--liveness-path", &self.liveness_path, &mut cfg.probes.liveness_path),
+            ("--startup-path", &self.startup_path, &mut cfg.probes.startup_path),
         ] {
             if let Some(path) = flag {
-                postrender::config::check_path(path).map_err(anyhow::Error::msg)?;
+                postrender::config::check_path(path).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
                 field.clone_from(flag);
             }
         }

@@ -283,7 +283,7 @@ pub fn plan_with_authz(
     options: &EnableOptions,
 ) -> Result<(Plan, Option<meshmove_isolation::policies::Generation>), MigrateError> {
     let ns = namespace_object(inventory, namespace).ok_or_else(|| MigrateError::NoNamespace { namespace: namespace.to_string() })?;
-    options.profile.validate().map_err(|message| MigrateError::BadOption { what: "traffic profile".into(), message })?;
+    options.profile.validate()?;
     if let Some(rev) = &options.revision
         && (rev.is_empty() || rev.len() > 63 || !rev.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_'))
     {

@@ -62,6 +62,12 @@ pub enum MigrateError {
     NoServices { namespace: String, skipped: Vec<String> },
     #[error("traffic profile {path}: {message}")]
     BadProfile { path: String, message: String },
+    /// A value of a profile file Istio would refuse, with the line of its key when found.
+    #[error("traffic profile {path}: {}{error}", line.map(|n| format!("line {n}: ")).unwrap_or_default())]
+    ProfileValue { path: String, line: Option<usize>, error: profile::ProfileError },
+    /// A profile given as options (flags, a library caller) that Istio would refuse.
+    #[error("traffic profile: {0}")]
+    Profile(#[from] profile::ProfileError),
     #[error("{what}: {message}")]
     BadOption { what: String, message: String },
     /// The PeerAuthentications cannot be known, or the write would not do what the step claims.

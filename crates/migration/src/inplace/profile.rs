@@ -127,18 +127,51 @@ fn known_status(code: i64) -> bool {
     matches!(code, 100..=103 | 200..=208 | 226 | 300..=305 | 307 | 308 | 400..=418 | 421..=426 | 428 | 429 | 431 | 451 | 500..=508 | 510 | 511)
 }
 
+/// A `retryOn` element Istio refuses (the element as written).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "`{policy}` is not a retry policy Istio accepts (comma-separated, no spaces: {} or an HTTP status code like 503)",
+    RETRY_ON_POLICIES.join(", ")
+)]
+pub struct RetryOnError {
+    pub policy: String,
+}
+
+/// A profile value Istio would refuse: the key (as in the profile file) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {problem}")]
+pub struct ProfileError {
+    pub key: &'static str,
+    pub problem: ProfileProblem,
+}
+
+/// What is wrong with a profile value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProfileProblem {
+    #[error("`{value}` is not a duration like 30s, 1m or 500ms (one number and unit h, m, s or ms; at least 1ms, whole milliseconds)")]
+    NotADuration { value: String },
+    #[error("{0} is more than 100")]
+    PercentOver100(u32),
+    /// `HTTPRetry.attempts` is an int32.
+    #[error("{0} is more than {max}", max = i32::MAX)]
+    AttemptsOverInt32(u32),
+    #[error(transparent)]
+    RetryOn(#[from] RetryOnError),
+    #[error("set retries too (the number of retry attempts); Istio rejects a retry policy without attempts")]
+    RetryWithoutAttempts,
+    #[error("retries is 0 (retries off), and Istio rejects a retry policy with 0 attempts")]
+    RetryWithZeroAttempts,
+}
+
 /// Check a `retryOn` value as Istio's `validateHTTPRetry` does: comma-separated, each element a
 /// known policy or an HTTP status code (no spaces, no empty element).
-pub fn check_retry_on(value: &str) -> Result<(), String> {
+pub fn check_retry_on(value: &str) -> Result<(), RetryOnError> {
     for policy in value.split(',') {
         // Go's strconv.Atoi: an optional sign, then decimal digits.
         let digits = policy.strip_prefix(['+', '-']).unwrap_or(policy);
         let code = (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then(|| policy.parse::<i64>().ok()).flatten();
         if !code.is_some_and(known_status) && !RETRY_ON_POLICIES.contains(&policy) {
-            return Err(format!(
-                "`{policy}` is not a retry policy Istio accepts (comma-separated, no spaces: {} or an HTTP status code like 503)",
-                RETRY_ON_POLICIES.join(", ")
-            ));
+            return Err(RetryOnError { policy: policy.to_string() });
         }
     }
     Ok(())
@@ -215,49 +248,44 @@ impl TrafficProfile {
     /// A value the checks refuse is named with its key and the line it is on.
     pub fn from_yaml(path: &str, text: &str) -> Result<Self, MigrateError> {
         let p: TrafficProfile = serde_saphyr::from_str(text).map_err(|e| MigrateError::BadProfile { path: path.to_string(), message: meshmove_model::redact::saphyr_error(&e) })?;
-        p.validate().map_err(|message| {
-            // The message starts with the key; the profile is one flat mapping, so the key's
-            // line is the one that starts with it.
-            let key = message.split(':').next().unwrap_or_default();
-            let line = text.lines().position(|l| l.split_once(':').is_some_and(|(k, _)| k.trim().trim_matches(['"', '\'']) == key));
-            let message = match line {
-                Some(n) => format!("line {}: {message}", n + 1),
-                None => message,
-            };
-            MigrateError::BadProfile { path: path.to_string(), message }
+        p.validate().map_err(|error| {
+            // The profile is one flat mapping, so the key's line is the one that starts with it.
+            let line = text.lines().position(|l| l.split_once(':').is_some_and(|(k, _)| k.trim().trim_matches(['"', '\'']) == error.key));
+            MigrateError::ProfileValue { path: path.to_string(), line: line.map(|n| n + 1), error }
         })?;
         Ok(p)
     }
 
     /// Check durations, the percentage and the retry policy with Istio's rules; the error
-    /// starts with the key (`retryOn: ...`).
-    pub fn validate(&self) -> Result<(), String> {
+    /// names the key (`retryOn`).
+    pub fn validate(&self) -> Result<(), ProfileError> {
+        let err = |key, problem| Err(ProfileError { key, problem });
         let optional = [("httpTimeout", &self.http_timeout), ("perTryTimeout", &self.per_try_timeout)];
         let set = optional.iter().filter_map(|(k, v)| Some((*k, v.as_ref()?)));
         for (key, v) in [("interval", &self.interval), ("baseEjectionTime", &self.base_ejection_time), ("connectTimeout", &self.connect_timeout)].into_iter().chain(set) {
             if !duration_ok(v) {
-                return Err(format!("{key}: `{v}` is not a duration like 30s, 1m or 500ms (one number and unit h, m, s or ms; at least 1ms, whole milliseconds)"));
+                return err(key, ProfileProblem::NotADuration { value: v.clone() });
             }
         }
         if self.max_ejection_percent > 100 {
-            return Err(format!("maxEjectionPercent: {} is more than 100", self.max_ejection_percent));
+            return err("maxEjectionPercent", ProfileProblem::PercentOver100(self.max_ejection_percent));
         }
         // HTTPRetry.attempts is an int32.
         if let Some(n) = self.retries
             && i32::try_from(n).is_err()
         {
-            return Err(format!("retries: {n} is more than {}", i32::MAX));
+            return err("retries", ProfileProblem::AttemptsOverInt32(n));
         }
         if let Some(on) = &self.retry_on {
-            check_retry_on(on).map_err(|e| format!("retryOn: {e}"))?;
+            check_retry_on(on).map_err(|e| ProfileError { key: "retryOn", problem: e.into() })?;
         }
         // Istio's validateHTTPRetry: "http retry policy configured when attempts are set to 0
         // (disabled)"; with no attempts given the policy would have 0 of them.
         for (key, set) in [("perTryTimeout", self.per_try_timeout.is_some()), ("retryOn", self.retry_on.is_some())] {
             match self.retries {
                 _ if !set => {}
-                None => return Err(format!("{key}: set retries too (the number of retry attempts); Istio rejects a retry policy without attempts")),
-                Some(0) => return Err(format!("{key}: retries is 0 (retries off), and Istio rejects a retry policy with 0 attempts")),
+                None => return err(key, ProfileProblem::RetryWithoutAttempts),
+                Some(0) => return err(key, ProfileProblem::RetryWithZeroAttempts),
                 Some(_) => {}
             }
         }
@@ -305,7 +333,9 @@ mod duration_tests {
             assert!(!duration_ok(bad), "{bad}");
         }
         let p = TrafficProfile { interval: "30".into(), ..TrafficProfile::default() };
-        assert!(p.validate().unwrap_err().starts_with("interval: `30` is not a duration"));
+        let e = p.validate().unwrap_err();
+        assert_eq!(e, ProfileError { key: "interval", problem: ProfileProblem::NotADuration { value: "30".into() } });
+        assert!(e.to_string().starts_with("interval: `30` is not a duration"), "{e}");
     }
 }
 

@@ -56,6 +56,29 @@ pub const ROLE_LABEL: &str = "mesh-migrate.meshmove.io/role";
 /// `app.kubernetes.io/managed-by` value on objects the tool creates.
 pub const MANAGED_BY: &str = "kubectl-mesh-migrate";
 
+/// A legacy namespace name the migration cannot pair with a mesh namespace (the name as given).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SidesError {
+    #[error("namespace `{legacy}` is not a valid namespace name (lowercase letters, digits and `-`)")]
+    Invalid { legacy: String },
+    /// The mesh copy was named instead of the legacy namespace.
+    #[error("namespace `{legacy}` already ends in `{MESH_SUFFIX}`: name the legacy namespace (`{}`), not its mesh copy", legacy.trim_end_matches(MESH_SUFFIX))]
+    MeshCopy { legacy: String },
+    #[error("namespace `{legacy}` is too long: `{legacy}{MESH_SUFFIX}` would exceed 63 characters")]
+    TooLong { legacy: String },
+}
+
+/// `--waypoint` and `--no-waypoint` values that name no waypoint.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WaypointFlagError {
+    #[error("--waypoint and --no-waypoint exclude each other")]
+    Both,
+    #[error("--waypoint `{arg}`: `{namespace}` is not a namespace name")]
+    Namespace { arg: String, namespace: String },
+    #[error("--waypoint `{arg}`: `{name}` is not a Gateway name (lowercase letters, digits, `-` and `.`)")]
+    Name { arg: String, name: String },
+}
+
 /// The two namespaces of one migration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sides {
@@ -65,23 +88,20 @@ pub struct Sides {
 
 impl Sides {
     /// `shop` and `shop-mesh`. The legacy name must be a DNS label short enough for the suffix.
-    pub fn new(legacy: &str) -> Result<Sides, String> {
+    pub fn new(legacy: &str) -> Result<Sides, SidesError> {
         let mesh = format!("{legacy}{MESH_SUFFIX}");
         let valid = !legacy.is_empty()
             && legacy.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !legacy.starts_with('-')
             && !legacy.ends_with('-');
         if !valid {
-            return Err(format!("namespace `{legacy}` is not a valid namespace name (lowercase letters, digits and `-`)"));
+            return Err(SidesError::Invalid { legacy: legacy.to_string() });
         }
         if legacy.ends_with(MESH_SUFFIX) {
-            return Err(format!(
-                "namespace `{legacy}` already ends in `{MESH_SUFFIX}`: name the legacy namespace (`{}`), not its mesh copy",
-                legacy.trim_end_matches(MESH_SUFFIX)
-            ));
+            return Err(SidesError::MeshCopy { legacy: legacy.to_string() });
         }
         if mesh.len() > 63 {
-            return Err(format!("namespace `{legacy}` is too long: `{mesh}` would exceed 63 characters"));
+            return Err(SidesError::TooLong { legacy: legacy.to_string() });
         }
         Ok(Sides { legacy: legacy.to_string(), mesh })
     }
@@ -142,21 +162,21 @@ impl WaypointChoice {
 
     /// From `--waypoint [NAMESPACE/]NAME` (a bare name is in the mesh namespace) and
     /// `--no-waypoint`.
-    pub fn from_flags(waypoint: Option<&str>, no_waypoint: bool, sides: &Sides) -> Result<WaypointChoice, String> {
+    pub fn from_flags(waypoint: Option<&str>, no_waypoint: bool, sides: &Sides) -> Result<WaypointChoice, WaypointFlagError> {
         match (waypoint, no_waypoint) {
-            (Some(_), true) => Err("--waypoint and --no-waypoint exclude each other".into()),
+            (Some(_), true) => Err(WaypointFlagError::Both),
             (None, true) => Ok(WaypointChoice::None),
             (None, false) => Ok(WaypointChoice::Deploy),
             (Some(arg), false) => {
                 let (namespace, name) = arg.split_once('/').unwrap_or((sides.mesh.as_str(), arg));
                 if !meshmove_model::names::is_dns1123_label(namespace) {
-                    return Err(format!("--waypoint `{arg}`: `{namespace}` is not a namespace name"));
+                    return Err(WaypointFlagError::Namespace { arg: arg.into(), namespace: namespace.into() });
                 }
                 let subdomain = !name.is_empty()
                     && name.len() <= 253
                     && name.split('.').all(meshmove_model::names::is_dns1123_label);
                 if !subdomain {
-                    return Err(format!("--waypoint `{arg}`: `{name}` is not a Gateway name (lowercase letters, digits, `-` and `.`)"));
+                    return Err(WaypointFlagError::Name { arg: arg.into(), name: name.into() });
                 }
                 Ok(WaypointChoice::Existing(meshmove_istio::waypoint::Waypoint { namespace: namespace.into(), name: name.into() }))
             }
@@ -197,10 +217,14 @@ mod tests {
         assert_eq!(s.mesh, "shop-mesh");
         assert_eq!(s.legacy_host("api"), "api.shop.svc.cluster.local");
         assert_eq!(s.mesh_host("api"), "api.shop-mesh.svc.cluster.local");
-        assert!(Sides::new("Shop").unwrap_err().contains("`Shop`"));
-        assert!(Sides::new("shop-mesh").unwrap_err().contains("name the legacy namespace (`shop`)"));
-        assert!(Sides::new(&"a".repeat(60)).unwrap_err().contains("63"));
-        assert!(Sides::new("").is_err());
+        assert_eq!(Sides::new("Shop"), Err(SidesError::Invalid { legacy: "Shop".into() }));
+        assert!(Sides::new("shop-mesh").unwrap_err().to_string().contains("name the legacy namespace (`shop`)"));
+        let long = "a".repeat(60);
+        assert_eq!(
+            Sides::new(&long).unwrap_err().to_string(),
+            format!("namespace `{long}` is too long: `{long}-mesh` would exceed 63 characters")
+        );
+        assert_eq!(Sides::new(""), Err(SidesError::Invalid { legacy: String::new() }));
     }
 
     #[test]
@@ -211,8 +235,11 @@ mod tests {
         let w = |ns: &str, n: &str| Ok(WaypointChoice::Existing(meshmove_istio::waypoint::Waypoint { namespace: ns.into(), name: n.into() }));
         assert_eq!(WaypointChoice::from_flags(Some("wp"), false, &s), w("shop-mesh", "wp"));
         assert_eq!(WaypointChoice::from_flags(Some("infra/shared.wp"), false, &s), w("infra", "shared.wp"));
-        assert!(WaypointChoice::from_flags(Some("wp"), true, &s).unwrap_err().contains("exclude"));
-        assert!(WaypointChoice::from_flags(Some("Infra/wp"), false, &s).unwrap_err().contains("`Infra`"));
-        assert!(WaypointChoice::from_flags(Some("infra/"), false, &s).unwrap_err().contains("not a Gateway name"));
+        assert_eq!(WaypointChoice::from_flags(Some("wp"), true, &s), Err(WaypointFlagError::Both));
+        assert_eq!(
+            WaypointChoice::from_flags(Some("Infra/wp"), false, &s),
+            Err(WaypointFlagError::Namespace { arg: "Infra/wp".into(), namespace: "Infra".into() })
+        );
+        assert!(WaypointChoice::from_flags(Some("infra/"), false, &s).unwrap_err().to_string().contains("not a Gateway name"));
     }
 }

@@ -252,28 +252,106 @@ fn next_default_step(weight: u8) -> u8 {
     DEFAULT_STEPS.iter().copied().find(|s| *s > weight).unwrap_or(100)
 }
 
+/// A weight that is not an integer percentage 0–100 (the text as written).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WeightError {
+    #[error("weight `{text}` is not an integer percentage (0-100)")]
+    NotAnInteger { text: String },
+    #[error("weight `{text}` is out of range: use 0-100")]
+    OutOfRange { text: String },
+}
+
+/// A `--steps` list that is not a schedule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StepsError {
+    #[error(transparent)]
+    Weight(#[from] WeightError),
+    #[error("no weights given")]
+    Empty,
+    #[error("the weights must increase: {next} follows {previous}")]
+    NotIncreasing { previous: u8, next: u8 },
+}
+
 /// Parse a weight: an integer 0–100 (a trailing `%` is allowed).
-pub fn parse_weight(s: &str) -> Result<u8, String> {
+pub fn parse_weight(s: &str) -> Result<u8, WeightError> {
     let t = s.trim().trim_end_matches('%');
-    let n: i64 = t.parse().map_err(|_| format!("weight `{s}` is not an integer percentage (0-100)"))?;
-    if !(0..=100).contains(&n) {
-        return Err(format!("weight `{s}` is out of range: use 0-100"));
-    }
-    Ok(n as u8)
+    let n: i64 = t.parse().map_err(|_| WeightError::NotAnInteger { text: s.to_string() })?;
+    u8::try_from(n).ok().filter(|n| *n <= 100).ok_or_else(|| WeightError::OutOfRange { text: s.to_string() })
 }
 
 /// Parse `--steps 10,25,50,75,100`: weights, strictly increasing.
-pub fn parse_steps(s: &str) -> Result<Vec<u8>, String> {
-    let steps = s.split(',').map(|p| parse_weight(p).map_err(|e| format!("--steps: {e}"))).collect::<Result<Vec<_>, _>>()?;
+pub fn parse_steps(s: &str) -> Result<Vec<u8>, StepsError> {
+    let steps = s.split(',').map(parse_weight).collect::<Result<Vec<_>, _>>()?;
     if steps.is_empty() {
-        return Err("--steps: no weights given".into());
+        return Err(StepsError::Empty);
     }
-    for w in steps.windows(2) {
-        if w[1] <= w[0] {
-            return Err(format!("--steps must increase: {} follows {}", w[1], w[0]));
-        }
+    if let Some(w) = steps.windows(2).find(|w| w[1] <= w[0]) {
+        return Err(StepsError::NotIncreasing { previous: w[0], next: w[1] });
     }
     Ok(steps)
+}
+
+/// A step that does not follow from the recorded state of the migration of `legacy`: each says
+/// where the migration stands and which command would move it on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    #[error("no migration of {legacy} is recorded: run `kubectl mesh-migrate ns create {legacy}` first")]
+    NotRecorded { legacy: String },
+    #[error("no migration of {legacy} is recorded: nothing to roll back")]
+    NothingToRollBack { legacy: String },
+    /// `create` while traffic is shifting or frozen.
+    #[error(
+        "{legacy} is already migrating ({weight} % on {mesh}): `ns create` would reset the routing; next: `kubectl mesh-migrate ns shift {legacy} <percent>` or `kubectl mesh-migrate ns rollback {legacy}`"
+    )]
+    AlreadyMigrating { legacy: String, mesh: String, weight: u8 },
+    #[error("the migration of {legacy} is complete: there is nothing to create (`ns rollback {legacy}` returns to the legacy side)")]
+    NothingToCreate { legacy: String },
+    #[error(
+        "the migration of {legacy} was rolled back and the mesh side is scaled to zero: run `kubectl mesh-migrate ns create {legacy}` to bring it back first"
+    )]
+    ShiftAfterRollback { legacy: String },
+    #[error(
+        "the migration of {legacy} is complete (100 %, legacy scaled to zero): nothing to shift; `kubectl mesh-migrate ns rollback {legacy}` returns to the legacy side"
+    )]
+    ShiftAfterComplete { legacy: String },
+    /// A lower weight without `--allow-decrease`.
+    #[error(
+        "{legacy} is at {weight} %: shifting to {to} % would move traffic back; pass --allow-decrease to do that (or `kubectl mesh-migrate ns rollback {legacy}` for 0 % and the mesh side scaled down)"
+    )]
+    Decrease { legacy: String, weight: u8, to: u8 },
+    #[error(
+        "{legacy} is at 0 %: shift traffic first (`kubectl mesh-migrate ns shift {legacy} --steps 10,25,50,75`); `ns complete` takes the last step to 100 % and retires the legacy side"
+    )]
+    CompleteAtZero { legacy: String },
+    #[error(
+        "{legacy} is frozen at {weight} % after a failed gate: resolve it and run `kubectl mesh-migrate ns shift {legacy} {weight}` (gates are checked again), or `kubectl mesh-migrate ns rollback {legacy}`"
+    )]
+    CompleteFrozen { legacy: String, weight: u8 },
+    #[error("the migration of {legacy} was rolled back: `kubectl mesh-migrate ns create {legacy}` starts again")]
+    CompleteAfterRollback { legacy: String },
+    /// `complete --delete-legacy` deleted the legacy workloads with a version that kept no copy.
+    #[error(
+        "the legacy workloads of {legacy} were deleted by `ns complete --delete-legacy` and the journal holds no copy of them (it was written by a version that did not keep one), so rollback cannot re-create them; the mesh side in {mesh} keeps serving all traffic. To return: re-create the workloads in {legacy} from their source (manifests, Helm chart, GitOps repository), wait until they are ready, then delete the VirtualServices in {mesh} (`kubectl delete virtualservice -n {mesh} -l {role}`): callers then reach the legacy Services directly",
+        role = super::ROLE_LABEL
+    )]
+    LegacyNotKept { legacy: String, mesh: String },
+    /// `cleanup` while another step is unfinished.
+    #[error("a `{action}` started at {at} by {who} did not finish: run it again (or `kubectl mesh-migrate ns rollback {legacy}`) before `ns cleanup`")]
+    CleanupPending { legacy: String, action: String, at: String, who: String },
+    #[error(
+        "the migration of {legacy} is complete: {mesh} serves all of its traffic, and `ns cleanup` removes the mesh side only after `kubectl mesh-migrate ns rollback {legacy}`; nothing was changed"
+    )]
+    CleanupComplete { legacy: String, mesh: String },
+    /// `cleanup` at 0 % but not rolled back: the mesh side runs.
+    #[error(
+        "the migration of {legacy} is not rolled back: {mesh} is running ({phase} at {weight} %); `kubectl mesh-migrate ns rollback {legacy}` scales it to zero, then `ns cleanup {legacy}` removes it; nothing was changed"
+    )]
+    CleanupRunning { legacy: String, mesh: String, phase: Phase, weight: u8 },
+    /// `cleanup` while the mesh side takes traffic.
+    #[error(
+        "the migration of {legacy} is not rolled back: {mesh} takes {weight} % of its traffic ({phase}); `kubectl mesh-migrate ns rollback {legacy}` returns it to the legacy side, then `ns cleanup {legacy}` removes the mesh side; nothing was changed"
+    )]
+    CleanupServing { legacy: String, mesh: String, phase: Phase, weight: u8 },
 }
 
 /// What `create` may do from the recorded state.
@@ -288,19 +366,14 @@ pub enum CreateMode {
     Recreate,
 }
 
-pub fn check_create(state: Option<&NsState>) -> Result<CreateMode, String> {
+pub fn check_create(state: Option<&NsState>) -> Result<CreateMode, StateError> {
     let Some(s) = state else { return Ok(CreateMode::Fresh) };
-    let ns = &s.legacy;
+    let legacy = s.legacy.clone();
     match s.phase {
         Phase::Created | Phase::Aborted => Ok(CreateMode::Resume),
         Phase::RolledBack => Ok(CreateMode::Recreate),
-        Phase::Shifting | Phase::Frozen => Err(format!(
-            "{ns} is already migrating ({} % on {}): `ns create` would reset the routing; next: `kubectl mesh-migrate ns shift {ns} <percent>` or `kubectl mesh-migrate ns rollback {ns}`",
-            s.weight, s.mesh
-        )),
-        Phase::Completed => {
-            Err(format!("the migration of {ns} is complete: there is nothing to create (`ns rollback {ns}` returns to the legacy side)"))
-        }
+        Phase::Shifting | Phase::Frozen => Err(StateError::AlreadyMigrating { legacy, mesh: s.mesh.clone(), weight: s.weight }),
+        Phase::Completed => Err(StateError::NothingToCreate { legacy }),
     }
 }
 
@@ -313,48 +386,31 @@ pub enum ShiftDecision {
     Move { from: u8, to: u8 },
 }
 
-fn refuse_unshiftable(s: &NsState) -> Option<String> {
-    let ns = &s.legacy;
+/// The recorded state of a migration that can shift, or why it cannot.
+fn shiftable<'a>(state: Option<&'a NsState>, legacy: &str) -> Result<&'a NsState, StateError> {
+    let Some(s) = state else { return Err(StateError::NotRecorded { legacy: legacy.to_string() }) };
     match s.phase {
-        Phase::RolledBack => Some(format!(
-            "the migration of {ns} was rolled back and the mesh side is scaled to zero: run `kubectl mesh-migrate ns create {ns}` to bring it back first"
-        )),
-        Phase::Completed => Some(format!(
-            "the migration of {ns} is complete (100 %, legacy scaled to zero): nothing to shift; `kubectl mesh-migrate ns rollback {ns}` returns to the legacy side"
-        )),
-        _ => None,
+        Phase::RolledBack => Err(StateError::ShiftAfterRollback { legacy: s.legacy.clone() }),
+        Phase::Completed => Err(StateError::ShiftAfterComplete { legacy: s.legacy.clone() }),
+        _ => Ok(s),
     }
 }
 
-pub fn check_shift(state: Option<&NsState>, legacy: &str, to: u8, allow_decrease: bool) -> Result<ShiftDecision, String> {
-    let Some(s) = state else {
-        return Err(format!("no migration of {legacy} is recorded: run `kubectl mesh-migrate ns create {legacy}` first"));
-    };
-    if let Some(why) = refuse_unshiftable(s) {
-        return Err(why);
-    }
-    let ns = &s.legacy;
+pub fn check_shift(state: Option<&NsState>, legacy: &str, to: u8, allow_decrease: bool) -> Result<ShiftDecision, StateError> {
+    let s = shiftable(state, legacy)?;
     if to == s.weight {
         return Ok(ShiftDecision::Same);
     }
     if to < s.weight && !allow_decrease {
-        return Err(format!(
-            "{ns} is at {} %: shifting to {to} % would move traffic back; pass --allow-decrease to do that (or `kubectl mesh-migrate ns rollback {ns}` for 0 % and the mesh side scaled down)",
-            s.weight
-        ));
+        return Err(StateError::Decrease { legacy: s.legacy.clone(), weight: s.weight, to });
     }
     Ok(ShiftDecision::Move { from: s.weight, to })
 }
 
 /// The steps of a schedule still to run from the recorded weight: steps at or below it are done
 /// (a rerun of an interrupted schedule resumes after the last weight reached).
-pub fn remaining_steps(state: Option<&NsState>, legacy: &str, steps: &[u8]) -> Result<Vec<u8>, String> {
-    let Some(s) = state else {
-        return Err(format!("no migration of {legacy} is recorded: run `kubectl mesh-migrate ns create {legacy}` first"));
-    };
-    if let Some(why) = refuse_unshiftable(s) {
-        return Err(why);
-    }
+pub fn remaining_steps(state: Option<&NsState>, legacy: &str, steps: &[u8]) -> Result<Vec<u8>, StateError> {
+    let s = shiftable(state, legacy)?;
     // The recorded weight is written only once a step's routing is fully applied, so an
     // interrupted step is simply still ahead.
     Ok(steps.iter().copied().filter(|w| *w > s.weight).collect())
@@ -371,71 +427,41 @@ pub enum CompleteMode {
     Done,
 }
 
-pub fn check_complete(state: Option<&NsState>, legacy: &str, delete_legacy: bool) -> Result<CompleteMode, String> {
-    let Some(s) = state else {
-        return Err(format!("no migration of {legacy} is recorded: run `kubectl mesh-migrate ns create {legacy}` first"));
-    };
-    let ns = &s.legacy;
+pub fn check_complete(state: Option<&NsState>, legacy: &str, delete_legacy: bool) -> Result<CompleteMode, StateError> {
+    let Some(s) = state else { return Err(StateError::NotRecorded { legacy: legacy.to_string() }) };
+    let legacy = s.legacy.clone();
     match s.phase {
         Phase::Shifting => Ok(CompleteMode::Complete),
         Phase::Completed if delete_legacy && !s.legacy_deleted => Ok(CompleteMode::DeleteLegacy),
         Phase::Completed => Ok(CompleteMode::Done),
-        Phase::Created | Phase::Aborted => Err(format!(
-            "{ns} is at 0 %: shift traffic first (`kubectl mesh-migrate ns shift {ns} --steps 10,25,50,75`); `ns complete` takes the last step to 100 % and retires the legacy side"
-        )),
-        Phase::Frozen => Err(format!(
-            "{ns} is frozen at {} % after a failed gate: resolve it and run `kubectl mesh-migrate ns shift {ns} {}` (gates are checked again), or `kubectl mesh-migrate ns rollback {ns}`",
-            s.weight, s.weight
-        )),
-        Phase::RolledBack => Err(format!("the migration of {ns} was rolled back: `kubectl mesh-migrate ns create {ns}` starts again")),
+        Phase::Created | Phase::Aborted => Err(StateError::CompleteAtZero { legacy }),
+        Phase::Frozen => Err(StateError::CompleteFrozen { legacy, weight: s.weight }),
+        Phase::RolledBack => Err(StateError::CompleteAfterRollback { legacy }),
     }
 }
 
 /// Whether `rollback` may run.
-pub fn check_rollback(state: Option<&NsState>, legacy: &str) -> Result<(), String> {
-    let Some(s) = state else {
-        return Err(format!("no migration of {legacy} is recorded: nothing to roll back"));
-    };
+pub fn check_rollback(state: Option<&NsState>, legacy: &str) -> Result<(), StateError> {
+    let Some(s) = state else { return Err(StateError::NothingToRollBack { legacy: legacy.to_string() }) };
     if s.legacy_deleted && s.deleted_legacy.is_empty() {
-        return Err(format!(
-            "the legacy workloads of {ns} were deleted by `ns complete --delete-legacy` and the journal holds no copy of them (it was written by a version that did not keep one), so rollback cannot re-create them; the mesh side in {mesh} keeps serving all traffic. To return: re-create the workloads in {ns} from their source (manifests, Helm chart, GitOps repository), wait until they are ready, then delete the VirtualServices in {mesh} (`kubectl delete virtualservice -n {mesh} -l {role}`): callers then reach the legacy Services directly",
-            ns = s.legacy,
-            mesh = s.mesh,
-            role = super::ROLE_LABEL,
-        ));
+        return Err(StateError::LegacyNotKept { legacy: s.legacy.clone(), mesh: s.mesh.clone() });
     }
     Ok(())
 }
 
 /// Whether `cleanup` may run: `Ok(true)` for a rolled-back migration (or a cleanup to finish),
 /// `Ok(false)` when no migration is recorded (nothing to clean up), else why not and what would.
-pub fn check_cleanup(state: Option<&NsState>) -> Result<bool, String> {
+pub fn check_cleanup(state: Option<&NsState>) -> Result<bool, StateError> {
     let Some(s) = state else { return Ok(false) };
-    let ns = &s.legacy;
+    let (legacy, mesh) = (s.legacy.clone(), s.mesh.clone());
     if let Some(p) = s.pending.as_ref().filter(|p| p.action != "cleanup") {
-        return Err(format!(
-            "a `{}` started at {} by {} did not finish: run it again (or `kubectl mesh-migrate ns rollback {ns}`) before `ns cleanup`",
-            p.action, p.at, p.who
-        ));
+        return Err(StateError::CleanupPending { legacy, action: p.action.clone(), at: p.at.clone(), who: p.who.clone() });
     }
     match s.phase {
         Phase::RolledBack => Ok(true),
-        Phase::Completed => Err(format!(
-            "the migration of {ns} is complete: {mesh} serves all of its traffic, and `ns cleanup` removes the mesh side only after `kubectl mesh-migrate ns rollback {ns}`; nothing was changed",
-            mesh = s.mesh
-        )),
-        Phase::Created | Phase::Aborted => Err(format!(
-            "the migration of {ns} is not rolled back: {mesh} is running ({} at {} %); `kubectl mesh-migrate ns rollback {ns}` scales it to zero, then `ns cleanup {ns}` removes it; nothing was changed",
-            s.phase,
-            s.weight,
-            mesh = s.mesh
-        )),
-        Phase::Shifting | Phase::Frozen => Err(format!(
-            "the migration of {ns} is not rolled back: {mesh} takes {} % of its traffic ({}); `kubectl mesh-migrate ns rollback {ns}` returns it to the legacy side, then `ns cleanup {ns}` removes the mesh side; nothing was changed",
-            s.weight,
-            s.phase,
-            mesh = s.mesh
-        )),
+        Phase::Completed => Err(StateError::CleanupComplete { legacy, mesh }),
+        Phase::Created | Phase::Aborted => Err(StateError::CleanupRunning { legacy, mesh, phase: s.phase, weight: s.weight }),
+        Phase::Shifting | Phase::Frozen => Err(StateError::CleanupServing { legacy, mesh, phase: s.phase, weight: s.weight }),
     }
 }
 
@@ -479,33 +505,35 @@ mod tests {
         assert_eq!(parse_weight("25").unwrap(), 25);
         assert_eq!(parse_weight("100%").unwrap(), 100);
         assert_eq!(parse_weight("0").unwrap(), 0);
-        assert!(parse_weight("101").unwrap_err().contains("out of range"));
-        assert!(parse_weight("-1").unwrap_err().contains("out of range"));
-        assert!(parse_weight("12.5").unwrap_err().contains("not an integer"));
-        assert!(parse_weight("ten").unwrap_err().contains("`ten`"));
+        assert_eq!(parse_weight("101"), Err(WeightError::OutOfRange { text: "101".into() }));
+        assert_eq!(parse_weight("256"), Err(WeightError::OutOfRange { text: "256".into() }));
+        assert_eq!(parse_weight("-1"), Err(WeightError::OutOfRange { text: "-1".into() }));
+        assert_eq!(parse_weight("12.5"), Err(WeightError::NotAnInteger { text: "12.5".into() }));
+        assert_eq!(parse_weight("ten").unwrap_err().to_string(), "weight `ten` is not an integer percentage (0-100)");
     }
 
     #[test]
     fn steps_must_increase() {
         assert_eq!(parse_steps("10,25,50,75,100").unwrap(), DEFAULT_STEPS.to_vec());
-        assert!(parse_steps("10,25,25").unwrap_err().contains("25 follows 25"));
-        assert!(parse_steps("50,10").unwrap_err().contains("10 follows 50"));
-        assert!(parse_steps("10,x").unwrap_err().starts_with("--steps: weight `x`"));
-        assert!(parse_steps("10,200").is_err());
+        assert_eq!(parse_steps("10,25,25"), Err(StepsError::NotIncreasing { previous: 25, next: 25 }));
+        assert_eq!(parse_steps("50,10").unwrap_err().to_string(), "the weights must increase: 10 follows 50");
+        assert_eq!(parse_steps("10,x").unwrap_err().to_string(), "weight `x` is not an integer percentage (0-100)");
+        assert_eq!(parse_steps("10,200"), Err(StepsError::Weight(WeightError::OutOfRange { text: "200".into() })));
     }
 
     #[test]
     fn shifts_follow_from_the_recorded_state() {
-        assert!(check_shift(None, "shop", 10, false).unwrap_err().contains("ns create shop"));
+        assert_eq!(check_shift(None, "shop", 10, false), Err(StateError::NotRecorded { legacy: "shop".into() }));
+        assert!(check_shift(None, "shop", 10, false).unwrap_err().to_string().contains("ns create shop"));
         assert_eq!(check_shift(Some(&state(Phase::Created, 0)), "shop", 10, false), Ok(ShiftDecision::Move { from: 0, to: 10 }));
         assert_eq!(check_shift(Some(&state(Phase::Shifting, 25)), "shop", 25, false), Ok(ShiftDecision::Same));
-        let down = check_shift(Some(&state(Phase::Shifting, 50)), "shop", 25, false).unwrap_err();
+        let down = check_shift(Some(&state(Phase::Shifting, 50)), "shop", 25, false).unwrap_err().to_string();
         assert!(down.contains("at 50 %") && down.contains("--allow-decrease"), "{down}");
         assert_eq!(check_shift(Some(&state(Phase::Shifting, 50)), "shop", 25, true), Ok(ShiftDecision::Move { from: 50, to: 25 }));
         assert_eq!(check_shift(Some(&state(Phase::Frozen, 50)), "shop", 75, false), Ok(ShiftDecision::Move { from: 50, to: 75 }));
         assert_eq!(check_shift(Some(&state(Phase::Aborted, 0)), "shop", 10, false), Ok(ShiftDecision::Move { from: 0, to: 10 }));
-        assert!(check_shift(Some(&state(Phase::RolledBack, 0)), "shop", 10, false).unwrap_err().contains("ns create shop"));
-        assert!(check_shift(Some(&state(Phase::Completed, 100)), "shop", 50, true).unwrap_err().contains("complete"));
+        assert!(check_shift(Some(&state(Phase::RolledBack, 0)), "shop", 10, false).unwrap_err().to_string().contains("ns create shop"));
+        assert_eq!(check_shift(Some(&state(Phase::Completed, 100)), "shop", 50, true), Err(StateError::ShiftAfterComplete { legacy: "shop".into() }));
     }
 
     #[test]
@@ -524,9 +552,12 @@ mod tests {
         assert_eq!(check_create(None), Ok(CreateMode::Fresh));
         assert_eq!(check_create(Some(&state(Phase::Created, 0))), Ok(CreateMode::Resume));
         assert_eq!(check_create(Some(&state(Phase::RolledBack, 0))), Ok(CreateMode::Recreate));
-        assert!(check_create(Some(&state(Phase::Shifting, 25))).unwrap_err().contains("ns shift shop"));
-        assert!(check_complete(Some(&state(Phase::Created, 0)), "shop", false).unwrap_err().contains("at 0 %"));
-        assert!(check_complete(Some(&state(Phase::Frozen, 50)), "shop", false).unwrap_err().contains("frozen at 50 %"));
+        assert!(check_create(Some(&state(Phase::Shifting, 25))).unwrap_err().to_string().contains("ns shift shop"));
+        assert!(check_complete(Some(&state(Phase::Created, 0)), "shop", false).unwrap_err().to_string().contains("at 0 %"));
+        assert_eq!(
+            check_complete(Some(&state(Phase::Frozen, 50)), "shop", false).unwrap_err().to_string(),
+            "shop is frozen at 50 % after a failed gate: resolve it and run `kubectl mesh-migrate ns shift shop 50` (gates are checked again), or `kubectl mesh-migrate ns rollback shop`"
+        );
         assert_eq!(check_complete(Some(&state(Phase::Shifting, 75)), "shop", false), Ok(CompleteMode::Complete));
         assert_eq!(check_complete(Some(&state(Phase::Completed, 100)), "shop", true), Ok(CompleteMode::DeleteLegacy));
         assert_eq!(check_complete(Some(&state(Phase::Completed, 100)), "shop", false), Ok(CompleteMode::Done));
@@ -534,7 +565,7 @@ mod tests {
         assert!(check_rollback(Some(&state(Phase::Completed, 100)), "shop").is_ok());
         let mut deleted = state(Phase::Completed, 100);
         deleted.legacy_deleted = true;
-        let e = check_rollback(Some(&deleted), "shop").unwrap_err();
+        let e = check_rollback(Some(&deleted), "shop").unwrap_err().to_string();
         assert!(e.contains("--delete-legacy") && e.contains("holds no copy") && e.contains("re-create the workloads in shop"), "{e}");
         assert!(e.contains("kubectl delete virtualservice -n shop-mesh -l mesh-migrate.meshmove.io/role"), "{e}");
         assert_eq!(deleted.next_step(), "none: the migration is complete and the legacy workloads are deleted");
@@ -554,12 +585,12 @@ mod tests {
             (Phase::Frozen, 50, "takes 50 % of its traffic (frozen)"),
             (Phase::Completed, 100, "is complete"),
         ] {
-            let e = check_cleanup(Some(&state(phase, weight))).unwrap_err();
+            let e = check_cleanup(Some(&state(phase, weight))).unwrap_err().to_string();
             assert!(e.contains(words) && e.contains("ns rollback shop") && e.ends_with("nothing was changed"), "{e}");
         }
         let mut interrupted = state(Phase::RolledBack, 0);
         interrupted.pending = Some(Pending { action: "rollback".into(), to: 0, at: "t".into(), who: "a".into(), error: None });
-        assert!(check_cleanup(Some(&interrupted)).unwrap_err().contains("a `rollback` started at t by a did not finish"));
+        assert!(check_cleanup(Some(&interrupted)).unwrap_err().to_string().contains("a `rollback` started at t by a did not finish"));
         interrupted.pending = Some(Pending { action: "cleanup".into(), to: 0, at: "t".into(), who: "a".into(), error: None });
         assert_eq!(check_cleanup(Some(&interrupted)), Ok(true), "an interrupted cleanup is resumed");
     }

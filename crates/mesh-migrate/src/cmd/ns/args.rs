@@ -273,16 +273,23 @@ pub struct CleanupArgs {
     pub(super) write: MutateFlags,
 }
 
-fn parse_weight(s: &str) -> Result<u8, String> {
+fn parse_weight(s: &str) -> Result<u8, state::WeightError> {
     state::parse_weight(s)
 }
 
-fn parse_steps(s: &str) -> Result<Steps, String> {
-    state::parse_steps(s).map(Steps).map_err(|e| e.trim_start_matches("--steps: ").to_string())
+fn parse_steps(s: &str) -> Result<Steps, state::StepsError> {
+    state::parse_steps(s).map(Steps)
+}
+
+/// A `--range` value that is not a PromQL range (clap names the flag).
+#[derive(Debug, thiserror::Error)]
+#[error("`{text}` is not a PromQL range: use e.g. 30s, 5m, 1h")]
+pub(super) struct PromRangeError {
+    text: String,
 }
 
 /// A PromQL range: digits and a unit (ms, s, m, h, d, w, y), possibly combined (`1h30m`).
-fn prom_range(s: &str) -> Result<String, String> {
+fn prom_range(s: &str) -> Result<String, PromRangeError> {
     let re_ok = !s.is_empty() && {
         let mut rest = s;
         let mut ok = true;
@@ -301,7 +308,7 @@ fn prom_range(s: &str) -> Result<String, String> {
         }
         ok
     };
-    if re_ok { Ok(s.to_string()) } else { Err(format!("`{s}` is not a PromQL range: use e.g. 30s, 5m, 1h")) }
+    if re_ok { Ok(s.to_string()) } else { Err(PromRangeError { text: s.to_string() }) }
 }
 
 /// The shared `--dry-run` and `--timeout` ([`MutateFlags`], the suite's mutating-command
@@ -366,7 +373,7 @@ impl CreateArgs {
         if self.mode == ModeArg::Sidecar && (self.waypoint.is_some() || self.no_waypoint) {
             return Err(anyhow!("--waypoint and --no-waypoint apply to --mode ambient only"));
         }
-        let waypoint = WaypointChoice::from_flags(self.waypoint.as_deref(), self.no_waypoint, sides).map_err(|e| anyhow!(e))?;
+        let waypoint = WaypointChoice::from_flags(self.waypoint.as_deref(), self.no_waypoint, sides)?;
         let copy = CopyOptions {
             data_plane,
             pod_security,

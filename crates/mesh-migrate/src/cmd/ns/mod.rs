@@ -18,7 +18,7 @@ pub use args::NsCommand;
 
 fn legacy_namespace(kube: &KubeFlags, positional: &Option<String>) -> Result<Sides> {
     let ns = positional.clone().unwrap_or_else(|| kube.options().default_namespace());
-    Sides::new(&ns).map_err(|e| anyhow!(e))
+    Ok(Sides::new(&ns)?)
 }
 
 /// Turn a core error into the exit-code contract: refused steps and bad input 2; plan errors by

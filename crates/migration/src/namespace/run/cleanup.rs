@@ -101,7 +101,7 @@ pub async fn cleanup(conn: &Connection, sides: &Sides, force: bool, opts: &RunOp
     };
     let mesh_ns = cluster_get(conn, &Target::namespace(&sides.mesh)).await?;
     match state::check_cleanup(st.as_ref()) {
-        Err(why) => return Err(refused(why)),
+        Err(why) => return Err(why.into()),
         Ok(false) => {
             // Nothing recorded. A mesh namespace that carries the marker came from a migration
             // whose journal is gone: which objects it created cannot be told any more.

@@ -20,7 +20,7 @@ pub async fn complete(
     events: &mut dyn FnMut(NsEvent),
 ) -> Result<Report, NsError> {
     let (_, st) = load_state(conn, sides).await?;
-    let mode = state::check_complete(st.as_ref(), &sides.legacy, delete_legacy).map_err(refused)?;
+    let mode = state::check_complete(st.as_ref(), &sides.legacy, delete_legacy)?;
     let mut st = st.expect("checked above");
     let mut report = Report {
         namespace: sides.legacy.clone(),
@@ -265,7 +265,7 @@ pub(super) fn restorable(o: &Value) -> Value {
 /// re-created from the journal after `--delete-legacy`, and waited for).
 pub async fn rollback(conn: &Connection, sides: &Sides, opts: &RunOptions, events: &mut dyn FnMut(NsEvent)) -> Result<Report, NsError> {
     let (_, st) = load_state(conn, sides).await?;
-    state::check_rollback(st.as_ref(), &sides.legacy).map_err(refused)?;
+    state::check_rollback(st.as_ref(), &sides.legacy)?;
     let st = st.expect("checked above");
     let mut report = Report {
         namespace: sides.legacy.clone(),

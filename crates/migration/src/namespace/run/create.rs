@@ -27,7 +27,7 @@ pub async fn create(
     events: &mut dyn FnMut(NsEvent),
 ) -> Result<Report, NsError> {
     let (_, st) = load_state(conn, sides).await?;
-    let mode = state::check_create(st.as_ref()).map_err(refused)?;
+    let mode = state::check_create(st.as_ref())?;
     if !namespace_exists(conn, &sides.legacy).await? {
         return Err(refused(format!("namespace {} does not exist", sides.legacy)));
     }

@@ -59,6 +59,9 @@ pub enum NsError {
     /// says what would.
     #[error("{message}")]
     Refused { message: String },
+    /// The step does not follow from the recorded state; says where it stands and what would.
+    #[error(transparent)]
+    State(#[from] super::state::StateError),
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error("the journal in namespace {namespace} holds a migration state this version cannot read: {reason}")]

@@ -23,11 +23,11 @@ pub async fn shift(
     };
     let todo: Vec<u8> = if steps.len() == 1 {
         // `Same` is applied again too: it finishes a shift that was interrupted half-way.
-        match state::check_shift(st.as_ref(), &sides.legacy, steps[0], allow_decrease).map_err(refused)? {
+        match state::check_shift(st.as_ref(), &sides.legacy, steps[0], allow_decrease)? {
             ShiftDecision::Same | ShiftDecision::Move { .. } => vec![steps[0]],
         }
     } else {
-        let rest = state::remaining_steps(st.as_ref(), &sides.legacy, steps).map_err(refused)?;
+        let rest = state::remaining_steps(st.as_ref(), &sides.legacy, steps)?;
         let done: Vec<String> = steps.iter().filter(|w| !rest.contains(w)).map(|w| format!("{w} %")).collect();
         if !done.is_empty() {
             report.notes.push(format!("already reached: {} (resuming the schedule)", done.join(", ")));
