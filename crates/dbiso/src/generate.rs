@@ -57,9 +57,9 @@ pub struct PolicyArgs {
     pub external_hosts: Vec<(String, Vec<Cidr>)>,
 }
 
-fn parse_external_host(s: &str) -> Result<(String, Vec<Cidr>), String> {
+fn parse_external_host(s: &str) -> Result<(String, Vec<Cidr>), PolicyFlagError> {
     let Some((host, ranges)) = s.split_once('=').filter(|(h, r)| !h.trim().is_empty() && !r.trim().is_empty()) else {
-        return Err(format!("`{s}` is not HOST=CIDR[,CIDR...] (db.example.com=10.20.0.0/16)"));
+        return Err(PolicyFlagError::ExternalHost { value: s.to_string() });
     };
     let cidrs = ranges.split(',').map(|c| Cidr::try_from(c.to_string())).collect::<Result<Vec<_>, _>>()?;
     Ok((host.trim().to_ascii_lowercase(), cidrs))
@@ -70,6 +70,10 @@ fn parse_external_host(s: &str) -> Result<(String, Vec<Cidr>), String> {
 pub enum PolicyFlagError {
     #[error("`{value}` is not DATABASE=SERVICE")]
     Owner { value: String },
+    #[error("`{value}` is not HOST=CIDR[,CIDR...] (db.example.com=10.20.0.0/16)")]
+    ExternalHost { value: String },
+    #[error(transparent)]
+    Range(#[from] meshmove_isolation::policies::CidrError),
 }
 
 fn parse_owner(s: &str) -> Result<(String, String), PolicyFlagError> {

@@ -49,6 +49,22 @@ fn principal(w: &Workload<'_>, release_namespace: Option<&str>) -> String {
     }
 }
 
+/// Why a NetworkPolicy's rules have no AuthorizationPolicy that admits the same peers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoCompanion {
+    #[error("its pods are selected by matchExpressions, which an AuthorizationPolicy selector cannot express")]
+    MatchExpressions,
+    #[error("its named port `{port}` is declared by no container")]
+    UndeclaredPort { port: String },
+    #[error("a rule admits a protocol without a port")]
+    ProtocolWithoutPort,
+    #[error(transparent)]
+    Selector(#[from] meshmove_model::selector::SelectorError),
+    /// Principals come from the selected workloads' service accounts.
+    #[error("a peer selects pods of no workload of the input, whose service accounts are unknown")]
+    UnknownPeer,
+}
+
 /// The companion of the NetworkPolicy `spec` that protects `subject`, or why there is none.
 pub fn companion(
     name: &str,
@@ -58,10 +74,10 @@ pub fn companion(
     subject: Option<&Workload<'_>>,
     workloads: &[Workload<'_>],
     release_namespace: Option<&str>,
-) -> Result<Value, String> {
+) -> Result<Value, NoCompanion> {
     let pod_selector = spec.get("podSelector").cloned().unwrap_or(Value::Null);
     if pod_selector.get("matchExpressions").is_some() {
-        return Err("its pods are selected by matchExpressions, which an AuthorizationPolicy selector cannot express".into());
+        return Err(NoCompanion::MatchExpressions);
     }
     let match_labels = pod_selector.get("matchLabels").cloned().unwrap_or_else(|| json!({}));
     let named_ports = subject.map(Workload::ports).unwrap_or_default();
@@ -77,9 +93,9 @@ pub fn companion(
                     Some(c) => {
                         ports.insert(c.port.to_string());
                     }
-                    None => return Err(format!("its named port `{s}` is declared by no container")),
+                    None => return Err(NoCompanion::UndeclaredPort { port: s.clone() }),
                 },
-                _ => return Err("a rule admits a protocol without a port".into()),
+                _ => return Err(NoCompanion::ProtocolWithoutPort),
             }
         }
         let peers = rule.get("from").and_then(Value::as_array);
@@ -94,11 +110,11 @@ pub fn companion(
                 any_source = true;
             } else if let Some(sel) = peer.get("podSelector") {
                 // Pods of the policy's own namespace: the workloads of the input the selector picks.
-                let sel = LabelSelector::from_json(Some(sel)).map_err(|e| e.to_string())?;
+                let sel = LabelSelector::from_json(Some(sel))?;
                 let picked: Vec<&Workload<'_>> =
                     workloads.iter().filter(|w| w.namespace() == namespace && sel.matches(&w.pod_labels())).collect();
                 if picked.is_empty() {
-                    return Err("a peer selects pods of no workload of the input, whose service accounts are unknown".into());
+                    return Err(NoCompanion::UnknownPeer);
                 }
                 principals.extend(picked.into_iter().map(|w| principal(w, release_namespace)));
             }

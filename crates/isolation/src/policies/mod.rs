@@ -60,7 +60,7 @@ use serde_json::{Map, Value, json};
 pub use clients::{ServiceUse, is_hook, service_uses};
 pub use names::{EGRESS_SUFFIX, INGRESS_SUFFIX, infer_release, most_common_first, named_policy, policy_name, release_label, release_label_of};
 use names::unique_names;
-pub use options::{Cidr, ClientSelector, DatabaseClient, PolicyOptions, SelectorOperator, SelectorRequirement};
+pub use options::{Cidr, CidrError, ClientSelector, ClientSelectorError, DatabaseClient, PolicyOptions, SelectorOperator, SelectorRequirement};
 use proof::{From, To, Use};
 use rules::{Port, namespaces_selector};
 

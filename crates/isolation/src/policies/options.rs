@@ -64,17 +64,24 @@ impl Cidr {
     }
 }
 
-impl TryFrom<String> for Cidr {
-    type Error = String;
+/// An address range that is neither in CIDR notation nor one IP address (the text as written).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{text}` is not an address range in CIDR notation (10.20.0.0/16) nor an IP address")]
+pub struct CidrError {
+    pub text: String,
+}
 
-    fn try_from(s: String) -> Result<Self, String> {
+impl TryFrom<String> for Cidr {
+    type Error = CidrError;
+
+    fn try_from(s: String) -> Result<Self, CidrError> {
         let t = s.trim();
         let net = match t.parse::<ipnet::IpNet>() {
             Ok(net) => net.trunc(),
             Err(_) => t
                 .parse::<std::net::IpAddr>()
                 .map(ipnet::IpNet::from)
-                .map_err(|_| format!("`{t}` is not an address range in CIDR notation (10.20.0.0/16) nor an IP address"))?,
+                .map_err(|_| CidrError { text: t.to_string() })?,
         };
         Ok(Cidr(net))
     }
@@ -156,30 +163,37 @@ struct ClientSelectorSpec {
     match_expressions: Vec<SelectorRequirement>,
 }
 
-impl TryFrom<ClientSelectorSpec> for ClientSelector {
-    type Error = String;
+/// A client `podSelector` of the configuration that selects nothing definite (the key and
+/// operator at fault; the YAML reader adds the line).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientSelectorError {
+    #[error(
+        "podSelector needs matchLabels or matchExpressions: an empty selector would admit every pod of the namespace \
+         (to stop isolating databases, set databaseIsolation: false)"
+    )]
+    Empty,
+    #[error("matchExpressions key `{key}`: operator {operator:?} needs values")]
+    NeedsValues { key: String, operator: SelectorOperator },
+    #[error("matchExpressions key `{key}`: operator {operator:?} takes no values")]
+    TakesNoValues { key: String, operator: SelectorOperator },
+}
 
-    fn try_from(spec: ClientSelectorSpec) -> Result<Self, String> {
+impl TryFrom<ClientSelectorSpec> for ClientSelector {
+    type Error = ClientSelectorError;
+
+    fn try_from(spec: ClientSelectorSpec) -> Result<Self, ClientSelectorError> {
         if spec.match_labels.is_empty() && spec.match_expressions.is_empty() {
-            return Err("podSelector needs matchLabels or matchExpressions: an empty selector would admit every pod of the namespace \
-                        (to stop isolating databases, set databaseIsolation: false)"
-                .into());
+            return Err(ClientSelectorError::Empty);
         }
         for r in &spec.match_expressions {
             match r.operator {
                 SelectorOperator::In | SelectorOperator::NotIn if r.values.is_empty() => {
-                    return Err(format!(
-                        "matchExpressions key `{}`: operator {:?} needs values",
-                        r.key, r.operator
-                    ));
+                    return Err(ClientSelectorError::NeedsValues { key: r.key.clone(), operator: r.operator });
                 }
                 SelectorOperator::Exists | SelectorOperator::DoesNotExist
                     if !r.values.is_empty() =>
                 {
-                    return Err(format!(
-                        "matchExpressions key `{}`: operator {:?} takes no values",
-                        r.key, r.operator
-                    ));
+                    return Err(ClientSelectorError::TakesNoValues { key: r.key.clone(), operator: r.operator });
                 }
                 _ => {}
             }
