@@ -47,6 +47,61 @@ pub const HBONE_PORT: u16 = 15008;
 /// API version of the Gateway API objects written.
 pub const GATEWAY_API_VERSION: &str = "gateway.networking.k8s.io/v1";
 
+/// `gateway.networking.k8s.io/gateway-name`: the label Istio's gateway controller puts on the
+/// Deployment (and so the pods) it creates for a Gateway, a waypoint included
+/// (<https://istio.io/latest/docs/reference/config/labels/>).
+pub const GATEWAY_NAME_LABEL: &str = "gateway.networking.k8s.io/gateway-name";
+/// The value of [`USE_WAYPOINT_LABEL`] that opts a Service or pod out of its namespace's waypoint.
+pub const NO_WAYPOINT: &str = "none";
+
+/// Which waypoint the traffic to an object takes, by the binding labels of the object itself
+/// (`own`: a Service, or a pod for traffic addressed to it) and of its namespace (`namespace`,
+/// whose labels are `namespace_labels`): the object's own label wins over the namespace's, and
+/// `none` opts out of the namespace's (<https://istio.io/latest/docs/ambient/usage/waypoint/>,
+/// "Configure a pod to use a specific waypoint" and "Use a waypoint"). A label without
+/// `istio.io/use-waypoint-namespace` names a waypoint of the bound object's namespace. Returns
+/// the waypoint and which label binds it (`Service` / `Namespace`, for reports), or `None`.
+pub fn bound_to(
+    namespace: &str,
+    namespace_labels: &crate::Labels,
+    own_kind: &str,
+    own_name: &str,
+    own: &crate::Labels,
+) -> Option<(Waypoint, String)> {
+    let pick = |labels: &crate::Labels| -> Option<Option<Waypoint>> {
+        let name = labels.get(USE_WAYPOINT_LABEL)?;
+        if name == NO_WAYPOINT || name.is_empty() {
+            return Some(None);
+        }
+        let ns = labels
+            .get(USE_WAYPOINT_NAMESPACE_LABEL)
+            .filter(|n| !n.is_empty())
+            .cloned()
+            .unwrap_or_else(|| namespace.to_string());
+        Some(Some(Waypoint {
+            namespace: ns,
+            name: name.clone(),
+        }))
+    };
+    match pick(own) {
+        Some(Some(w)) => {
+            let by = format!(
+                "{own_kind}/{own_name} is labelled {USE_WAYPOINT_LABEL}={}",
+                w.name
+            );
+            Some((w, by))
+        }
+        Some(None) => None,
+        None => pick(namespace_labels).flatten().map(|w| {
+            let by = format!(
+                "Namespace/{namespace} is labelled {USE_WAYPOINT_LABEL}={}",
+                w.name
+            );
+            (w, by)
+        }),
+    }
+}
+
 /// A waypoint, by namespace and name.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Waypoint {
@@ -420,5 +475,50 @@ mod tests {
         assert_eq!(Source::Ztunnel.reporter(), "destination");
         assert_eq!(Source::Sidecar.reporter(), "destination");
         assert!(!Source::Ztunnel.has_http_metrics());
+    }
+
+    #[test]
+    fn a_services_own_binding_wins_over_its_namespaces_and_none_opts_out() {
+        let l = |pairs: &[(&str, &str)]| -> crate::Labels {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let ns = l(&[(USE_WAYPOINT_LABEL, "ns-wp")]);
+        let wp = |namespace: &str, name: &str| Waypoint {
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        let (w, by) = bound_to("shop", &ns, "Service", "api", &l(&[])).unwrap();
+        assert_eq!(w, wp("shop", "ns-wp"));
+        assert!(by.starts_with("Namespace/shop"), "{by}");
+        let own = l(&[
+            (USE_WAYPOINT_LABEL, "svc-wp"),
+            (USE_WAYPOINT_NAMESPACE_LABEL, "mesh"),
+        ]);
+        let (w, by) = bound_to("shop", &ns, "Service", "api", &own).unwrap();
+        assert_eq!(w, wp("mesh", "svc-wp"));
+        assert!(by.starts_with("Service/api"), "{by}");
+        assert_eq!(
+            bound_to(
+                "shop",
+                &ns,
+                "Service",
+                "api",
+                &l(&[(USE_WAYPOINT_LABEL, NO_WAYPOINT)])
+            ),
+            None
+        );
+        assert_eq!(bound_to("shop", &l(&[]), "Service", "api", &l(&[])), None);
+        // The namespace's own waypoint namespace label goes with its binding.
+        let ns = l(&[
+            (USE_WAYPOINT_LABEL, "shared"),
+            (USE_WAYPOINT_NAMESPACE_LABEL, "mesh"),
+        ]);
+        assert_eq!(
+            bound_to("shop", &ns, "Service", "api", &l(&[])).unwrap().0,
+            wp("mesh", "shared")
+        );
     }
 }

@@ -15,12 +15,11 @@
 //!   (<https://istio.io/latest/docs/reference/config/security/authorization-policy/>, "the
 //!   `CUSTOM`, `DENY` and `ALLOW` actions"); a `DENY` policy is judged by the proof like
 //!   any other, and the tool's own earlier policy of the same name is replaced, not counted;
-//! * its namespace, or a Service there, is bound to a waypoint (`istio.io/use-waypoint`,
-//!   [`behind_waypoints`]): traffic through a waypoint reaches the pods' ztunnel with the
-//!   waypoint's identity, not the client's, and policies for such traffic belong on the
-//!   waypoint (<https://istio.io/latest/docs/ambient/usage/l4-policy/>, on policy enforced in
-//!   two places; <https://istio.io/latest/docs/ambient/usage/waypoint/>),
-//!   which the engine does not model, so a proof that names client principals would be wrong;
+//! * a Service in front of its pods (or their namespace) is bound to a waypoint the input does
+//!   not show (`istio.io/use-waypoint`, [`super::waypoints`], said where the drafts are made):
+//!   traffic through a waypoint reaches the pods' ztunnel with the waypoint's identity, not the
+//!   client's (<https://istio.io/latest/docs/ambient/usage/l4-policy/>, on policy enforced in
+//!   two places); when the input shows the waypoint's pods, its principal is admitted instead;
 //! * the engine shows it would refuse a connection in use ([`super::authz_proof`]): a client
 //!   without an mTLS identity (not in the mesh, or a port whose effective PeerAuthentication
 //!   mode is `DISABLE` at a sidecar) has no principal for `from.source.principals` to match
@@ -32,10 +31,6 @@
 //!
 //! [`PolicyOptions::isolate_anyway`]: super::PolicyOptions::isolate_anyway
 
-use std::collections::BTreeMap;
-
-use meshmove_istio::waypoint::USE_WAYPOINT_LABEL;
-use meshmove_model::inventory::{Inventory, kinds};
 use meshmove_model::workload::Workload;
 use meshmove_netpol::{AuthzAction, ClusterModel, Engine, EngineOptions};
 use serde_json::{Value, json};
@@ -203,48 +198,5 @@ pub(super) fn finish(
             egress: false,
             authorization: None,
         });
-    }
-}
-
-/// Withholds the policies of workloads in namespaces where a waypoint may carry their traffic
-/// (see the module docs): the namespace, or a Service in it, carries `istio.io/use-waypoint`.
-/// Judged per namespace, since which Services select which pods is not needed to be safe.
-pub(super) fn behind_waypoints(inventory: &Inventory, req: &Request<'_>, out: &mut Generation) {
-    let mut bound: BTreeMap<&str, String> = BTreeMap::new();
-    for ns in inventory.of(&kinds::NAMESPACE) {
-        if let Some(w) = ns.label(USE_WAYPOINT_LABEL) {
-            bound.entry(ns.name.as_str()).or_insert_with(|| format!("Namespace/{} uses waypoint {w}", ns.name));
-        }
-    }
-    for svc in inventory.of(&kinds::SERVICE) {
-        if let (Some(w), Some(ns)) = (svc.label(USE_WAYPOINT_LABEL), svc.namespace.as_deref()) {
-            bound.entry(ns).or_insert_with(|| format!("Service/{ns}/{} uses waypoint {w}", svc.name));
-        }
-    }
-    if bound.is_empty() {
-        return;
-    }
-    let policies = std::mem::take(&mut out.policies);
-    for g in policies {
-        let Some(binding) = bound.get(g.namespace.as_str()) else {
-            out.policies.push(g);
-            continue;
-        };
-        let name = g.protects.rsplit('/').next().unwrap_or_default().to_string();
-        let why = format!(
-            "{binding}: traffic through a waypoint reaches the pods with the waypoint's identity, which the proof does not model"
-        );
-        if req.options.isolate_anyway.iter().any(|n| *n == name) {
-            out.notes.push(format!("{}: AuthorizationPolicy written anyway ({}): {why}", g.protects, anyway(&name)));
-            out.policies.push(g);
-        } else {
-            out.withheld.push(Withheld {
-                subject: g.protects.clone(),
-                namespace: g.namespace.clone(),
-                reason: why,
-                isolate_with: anyway(&name),
-                egress: false,
-            });
-        }
     }
 }

@@ -336,22 +336,72 @@ fn a_namespace_or_service_bound_to_a_waypoint_withholds_the_policies_unless_over
     let opts = PolicyOptions::default();
     let (_, free) = generated(&format!("{AMBIENT_NS}{}", shop()), &opts, MeshMode::Ambient);
     assert!(!free.policies.is_empty(), "{:?}", free.withheld);
-    // The namespace bound to a waypoint: every policy there is withheld, naming the binding.
-    let bound_ns = AMBIENT_NS.replace("istio.io/dataplane-mode: ambient", "istio.io/dataplane-mode: ambient, istio.io/use-waypoint: waypoint");
+    // The namespace bound to a waypoint the input does not show: every policy of a workload
+    // behind a Service there is withheld, naming the binding.
+    let bound_ns = AMBIENT_NS.replace(
+        "istio.io/dataplane-mode: ambient",
+        "istio.io/dataplane-mode: ambient, istio.io/use-waypoint: waypoint",
+    );
     let (_, g) = generated(&format!("{bound_ns}{}", shop()), &opts, MeshMode::Ambient);
     assert!(g.policies.is_empty(), "{:?}", names(&g));
-    assert_eq!(g.withheld.len(), free.policies.len() + free.withheld.len(), "{:?}", g.withheld);
-    assert!(g.withheld.iter().all(|w| w.reason.starts_with("Namespace/shop uses waypoint waypoint")), "{:?}", g.withheld);
-    assert!(g.withheld.iter().all(|w| w.isolate_with.starts_with("--authz-isolate-anyway ")), "{:?}", g.withheld);
-    // One Service bound: the namespace's policies are withheld too (which pods a waypoint
-    // serves is not needed to be safe); the override writes the named workload's anyway.
-    let bound_svc = format!(
-        "{AMBIENT_NS}{}\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: routed, namespace: shop, labels: {{istio.io/use-waypoint: waypoint}}}}\nspec: {{selector: {{app: nothing}}, ports: [{{port: 80}}]}}\n",
-        shop()
+    assert_eq!(
+        g.withheld.len(),
+        free.policies.len() + free.withheld.len(),
+        "{:?}",
+        g.withheld
     );
-    let forced = PolicyOptions { isolate_anyway: vec!["api".into()], ..PolicyOptions::default() };
+    assert!(
+        g.withheld.iter().all(|w| w
+            .reason
+            .starts_with("Namespace/shop is labelled istio.io/use-waypoint=waypoint")),
+        "{:?}",
+        g.withheld
+    );
+    assert!(
+        g.withheld
+            .iter()
+            .all(|w| w.isolate_with.contains("--authz-isolate-anyway ")),
+        "{:?}",
+        g.withheld
+    );
+    // One Service bound: only the pods behind it are withheld; the override writes it anyway.
+    let bound_svc = format!(
+        "{AMBIENT_NS}{}",
+        shop().replace(
+            "metadata: {name: api}\nspec: {selector",
+            "metadata: {name: api, labels: {istio.io/use-waypoint: waypoint}}\nspec: {selector"
+        )
+    );
+    let (_, g) = generated(&bound_svc, &opts, MeshMode::Ambient);
+    assert_eq!(
+        g.withheld
+            .iter()
+            .map(|w| w.subject.as_str())
+            .collect::<Vec<_>>(),
+        ["Deployment/api"],
+        "{:?}",
+        g.withheld
+    );
+    assert!(
+        g.withheld[0]
+            .reason
+            .starts_with("Service/api is labelled istio.io/use-waypoint=waypoint"),
+        "{:?}",
+        g.withheld
+    );
+    assert_eq!(names(&g).len(), free.policies.len() - 1, "{:?}", names(&g));
+    let forced = PolicyOptions {
+        isolate_anyway: vec!["api".into()],
+        ..PolicyOptions::default()
+    };
     let (_, g) = generated(&bound_svc, &forced, MeshMode::Ambient);
-    assert_eq!(names(&g), ["api-authz"], "{:?}", g.withheld);
-    assert!(g.notes.iter().any(|n| n.contains("Service/shop/routed uses waypoint waypoint")), "{:?}", g.notes);
-    assert!(g.withheld.iter().all(|w| w.reason.starts_with("Service/shop/routed")), "{:?}", g.withheld);
+    assert!(names(&g).contains(&"api-authz"), "{:?}", g.withheld);
+    assert!(
+        g.notes
+            .iter()
+            .any(|n| n
+                .starts_with("Deployment/api: policy written anyway (--authz-isolate-anyway api)")),
+        "{:?}",
+        g.notes
+    );
 }

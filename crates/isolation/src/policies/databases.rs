@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use super::proof::{From, To, Use};
 use super::rules::{namespaces_selector, pod_selector, workload_peer};
 use super::run::{Drafts, Run, across_releases};
+use super::waypoints::{self, Gate};
 use super::{CNPG_OPERATOR_LABELS, DatabaseClient, Draft, Generation, Subjects, Withheld, mesh_rules, policy_name, short, with_hbone};
 use crate::discover::{CNPG_STATUS_PORT, Database};
 
@@ -84,6 +85,20 @@ impl Run<'_, '_> {
                 reference_uses(db, &mut acc.uses);
                 continue;
             }
+            // Behind a waypoint, ambient clients arrive from the waypoint's pods.
+            let hop = match ws.iter().position(|w| !db.cnpg && w.object.object_ref() == db.object) {
+                _ if !ambient => None,
+                Some(wi) => f.hops[wi].clone(),
+                None => waypoints::namespace_hop(f.inventory, ws, &ns, "Cluster", &db.object.name),
+            };
+            let anyway = if f.alone { super::authz_only::anyway(name) } else { format!("networkPolicies.isolateAnyway: [{name}] (dbiso: --isolate {name})") };
+            let gate = match self.waypoint_gate(hop.as_ref(), &protects, &ns, name, anyway, out) {
+                Gate::Withheld => {
+                    reference_uses(db, &mut acc.uses);
+                    continue;
+                }
+                g => g,
+            };
             let ports: Vec<Value> = with_hbone(db.ports.iter().map(|p| json!({"protocol": "TCP", "port": p})).collect(), ambient);
             let ports_text = db.ports.iter().map(|p| format!("TCP {p}")).collect::<Vec<_>>().join(", ");
             let mut admits = Vec::new();
@@ -127,6 +142,10 @@ impl Run<'_, '_> {
             let mut rules = Vec::new();
             if !peers.is_empty() {
                 rules.push(json!({"from": peers, "ports": ports}));
+            }
+            if let Gate::Admit(hop, j) = gate {
+                let port_json = db.ports.iter().map(|p| json!({"protocol": "TCP", "port": p})).collect();
+                self.waypoint_rule(hop, j, &me, &ns, port_json, &db.ports, &mut rules, &mut admits, &mut acc.uses);
             }
             if db.cnpg {
                 // CloudNativePG's operator reaches every instance on the instance manager's status

@@ -41,6 +41,7 @@ mod egress;
 mod emit;
 mod names;
 mod run;
+mod waypoints;
 mod workloads;
 
 pub use egress::{ISTIOD_WEBHOOK_PORT, ISTIOD_XDS_PORT, istiod_rule};
@@ -248,9 +249,7 @@ pub fn generate(inventory: &Inventory, req: &Request<'_>) -> Generation {
 /// live. The proof and what is withheld are [`authz_only`]'s. `Generated::object` is the
 /// AuthorizationPolicy, named `<workload>-authz`.
 pub fn authorization_policies(inventory: &Inventory, req: &Request<'_>, mesh_root: &str) -> Generation {
-    let mut out = run::run(inventory, req, &HashSet::new(), Output::AuthorizationPolicies { mesh_root });
-    authz_only::behind_waypoints(inventory, req, &mut out);
-    out
+    run::run(inventory, req, &HashSet::new(), Output::AuthorizationPolicies { mesh_root })
 }
 
 /// [`generate`] where the workloads named in `context` are clients and callees only, never
@@ -291,3 +290,6 @@ mod tests;
 
 #[cfg(test)]
 mod authz_only_tests;
+
+#[cfg(test)]
+mod waypoint_tests;

@@ -48,6 +48,8 @@ pub(super) struct Facts<'a> {
     pub monitoring: Vec<String>,
     /// Every non-database workload of the release carries its label: one peer admits them all.
     pub all_labelled: bool,
+    /// Per workload: the ambient waypoint its traffic goes through, when one is bound.
+    pub hops: Vec<Option<super::waypoints::Hop>>,
     /// Whether the run emits AuthorizationPolicies alone (`enable --authz`).
     pub alone: bool,
     pub isolate_dbs: bool,
@@ -76,6 +78,7 @@ impl<'a> Facts<'a> {
         let selecting: Vec<Vec<&Object>> = ws.iter().map(|w| services.selecting(w)).collect();
         let svc_ports: Vec<BTreeSet<Port>> = selecting.iter().map(|ss| ss.iter().flat_map(|s| target_ports(s)).collect()).collect();
         let callers = clients::service_callers(&ws, &usage, &selecting);
+        let hops = super::waypoints::hops(inventory, &ws, &selecting);
         let egress_ports = svc_ports.iter().zip(&is_context).map(|(p, ctx)| if *ctx { BTreeSet::new() } else { p.clone() }).collect();
         let with_sidecar: HashSet<WorkloadRef> = if req.mode.is_none() && opts.egress {
             model.cluster.pods.iter().filter(|p| p.sidecar).map(|p| p.workload()).collect()
@@ -122,6 +125,7 @@ impl<'a> Facts<'a> {
             with_sidecar,
             monitoring,
             all_labelled,
+            hops,
             alone: output != Output::NetworkPolicies,
             isolate_dbs,
             sidecar: req.mode == Some(MeshMode::Sidecar),

@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use super::proof::{From, To, Use};
 use super::rules::{Port, namespaces_selector, pod_selector, target_ports, workload_peer};
 use super::run::{Drafts, Run, across_releases};
+use super::waypoints::Gate;
 use super::{Draft, Generation, RELEASE_LABEL, Withheld, authz_only, call_uses, clients, mesh_rules, policy_name, port_numbers, short, with_hbone};
 
 impl Run<'_, '_> {
@@ -43,6 +44,16 @@ impl Run<'_, '_> {
             if opts.egress {
                 self.egress_draft(w, i, &me, ambient, acc, out);
             }
+            // Behind a waypoint, ambient clients arrive from the waypoint's pods.
+            let hop = if ambient { f.hops[i].as_ref() } else { None };
+            let anyway = if alone { authz_only::anyway(w.name()) } else { format!("networkPolicies.isolateAnyway: [{}]", w.name()) };
+            let gate = match self.waypoint_gate(hop, &short(w), ns, w.name(), anyway, out) {
+                Gate::Withheld => {
+                    acc.uses.extend(call_uses(ws, w, &me, &callers[i]));
+                    continue;
+                }
+                g => g,
+            };
             let ports = port_numbers(&svc_ports[i], Some(w));
             let port_json: Vec<Value> = svc_ports[i].iter().map(Port::json).collect();
             let mut rules: Vec<Value> = Vec::new();
@@ -103,6 +114,9 @@ impl Run<'_, '_> {
                 }
                 if !peers.is_empty() {
                     rules.push(json!({"from": peers, "ports": with_hbone(port_json.clone(), ambient)}));
+                }
+                if let Gate::Admit(hop, j) = gate {
+                    self.waypoint_rule(hop, j, &me, ns, port_json.clone(), &ports, &mut rules, &mut admits, &mut acc.uses);
                 }
                 if !direct_ports.is_empty() && !opts.ingress_ip_blocks.is_empty() {
                     admits.push(format!("load balancer addresses {} on the exposed ports", opts.ingress_ip_blocks.join(", ")));
