@@ -27,7 +27,12 @@
 //!
 //! The override (`--authz-isolate-anyway NAME`, [`PolicyOptions::isolate_anyway`]) writes the
 //! workload's policy although its clients are not all known, another policy applies, or the
-//! proof shows a cut; every connection it cuts is then named in a note.
+//! proof shows a cut. A policy withheld for cuts names every connection it would refuse (the
+//! reason, and [`Withheld::refuses`]); written anyway, the same in a note and in
+//! [`Generated::refuses`], so whoever overrides knows the whole cost.
+//!
+//! [`Withheld::refuses`]: super::Withheld::refuses
+//! [`Generated::refuses`]: super::Generated::refuses
 //!
 //! [`PolicyOptions::isolate_anyway`]: super::PolicyOptions::isolate_anyway
 
@@ -64,6 +69,7 @@ pub(super) fn finish(
             reason,
             isolate_with,
             egress: false,
+            refuses: Vec::new(),
         })
     };
     let engine = match Engine::build_lenient(model, EngineOptions::default()) {
@@ -161,19 +167,25 @@ pub(super) fn finish(
         .collect();
     let cuts = authz_proof::prove(model, &[], &companions, uses);
     for (i, (d, c)) in kept.into_iter().enumerate() {
-        if let Some((u, ports)) = cuts.get(&i) {
-            let why = match uses.get(*u) {
-                Some(u) => format!(
-                    "it would refuse {} -> {} on {} ({}), a connection in use",
-                    u.from_name,
-                    d.protects,
-                    super::proof::ports_text(ports),
-                    u.why
-                ),
+        let mut refuses = Vec::new();
+        if let Some(lost) = cuts.get(&i) {
+            let why = match super::refusals(lost, uses, &d.protects) {
+                Some(all) => {
+                    let why = super::refusals_text("refuse", &all);
+                    refuses = all;
+                    why
+                }
                 None => "the reachability engine could not build the namespace with it".into(),
             };
             if !forced(&d.subject.name) {
-                withhold(&d, why, anyway(&d.subject.name), out);
+                out.withheld.push(Withheld {
+                    subject: d.protects.clone(),
+                    namespace: d.namespace.clone(),
+                    reason: why,
+                    isolate_with: anyway(&d.subject.name),
+                    egress: false,
+                    refuses,
+                });
                 continue;
             }
             out.notes.push(format!(
@@ -197,6 +209,7 @@ pub(super) fn finish(
             admits: d.admits,
             egress: false,
             authorization: None,
+            refuses,
         });
     }
 }

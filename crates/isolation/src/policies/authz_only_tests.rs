@@ -172,6 +172,57 @@ fn a_plaintext_client_withholds_the_policy_unless_overridden() {
     );
 }
 
+/// Two plaintext callers of api (web, and a worker, both skipped by the injector): the withheld
+/// policy names both connections it would refuse, with their ports and why they are in use, in
+/// the reason and in `refuses`; written anyway, the note and `Generated::refuses` name both, and
+/// the engine shows both cut.
+#[test]
+fn every_connection_a_withheld_policy_would_refuse_is_named() {
+    let plain = SHOP.replacen(
+        "metadata: {labels: {app: web}}",
+        "metadata: {labels: {app: web, sidecar.istio.io/inject: 'false'}}",
+        1,
+    );
+    let worker = "
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: worker}
+spec:
+  selector: {matchLabels: {app: worker}}
+  template:
+    metadata: {labels: {app: worker, sidecar.istio.io/inject: 'false'}}
+    spec:
+      containers: [{name: worker, image: acme/worker:1, env: [{name: API_URL, value: 'http://api:80/jobs'}]}]
+";
+    let yaml = format!("{SIDECAR_NS}{plain}{worker}");
+    let (input, g) = generated(&yaml, &PolicyOptions::default(), MeshMode::Sidecar);
+    let o = Oracle::new(&input, &g);
+    assert!(o.reaches("web", "api", 8080) && o.reaches("worker", "api", 8080), "both keep their connection");
+    let w = g.withheld.iter().find(|w| w.subject == "Deployment/api").expect("api withheld");
+    let from: Vec<&str> = w.refuses.iter().map(|r| r.from.as_str()).collect();
+    assert_eq!(from, ["Deployment/web", "Deployment/worker"], "{w:?}");
+    for r in &w.refuses {
+        assert_eq!((r.to.as_str(), r.ports.as_slice()), ("Deployment/api", ["TCP 8080".to_string()].as_slice()), "{r:?}");
+        assert!(!r.why.is_empty() && w.reason.contains(&r.to_string()), "{w:?}");
+    }
+    assert!(w.reason.starts_with("it would refuse 2 connections in use: "), "{w:?}");
+    assert_eq!(w.isolate_with, "--authz-isolate-anyway api");
+
+    let forced = PolicyOptions { isolate_anyway: vec!["api".into()], ..PolicyOptions::default() };
+    let (input, g) = generated(&yaml, &forced, MeshMode::Sidecar);
+    let p = g.policies.iter().find(|p| p.name == "api-authz").expect("written anyway");
+    assert_eq!(p.refuses, w.refuses, "the same cost, written anyway");
+    let note = g.notes.iter().find(|n| n.starts_with("Deployment/api: AuthorizationPolicy written anyway")).expect("a note");
+    assert!(p.refuses.iter().all(|r| note.contains(&r.to_string())), "{note}");
+    // What the report names is what the engine shows cut.
+    let o = Oracle::new(&input, &g);
+    assert!(!o.reaches("web", "api", 8080) && !o.reaches("worker", "api", 8080));
+    // The report's JSON carries them.
+    let json = serde_json::to_value(p).unwrap();
+    assert_eq!(json.pointer("/refuses/1/from"), Some(&json!("Deployment/worker")), "{json}");
+}
+
 /// PeerAuthentication DISABLE on the database's port: the sidecars talk plaintext there, so
 /// the client's principal never arrives and the policy is withheld.
 #[test]

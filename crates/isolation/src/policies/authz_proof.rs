@@ -10,7 +10,9 @@
 //! it on the others, as the engine evaluates it, and is withheld.
 //!
 //! A companion that would cut a connection is withheld (its NetworkPolicy still goes out) and
-//! the proof runs again without it, until nothing in use is cut.
+//! the proof runs again without it, until nothing in use is cut. Every connection it cuts in the
+//! round it is blamed is named, not only the first: a user who writes it anyway
+//! (`--authz-isolate-anyway`) is told the whole cost.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -33,14 +35,19 @@ fn key(v: &Value) -> (Option<&str>, Option<&str>) {
     )
 }
 
-/// The companions to withhold: index -> (use index, TCP ports it would cut). `policies` are the
-/// NetworkPolicies that go out with them (they replace existing ones of the same name).
+/// Each connection in use a companion would cut: (use index, TCP ports lost); the use index is
+/// `usize::MAX` when the engine could not build the model with it.
+pub type Lost = Vec<(usize, PortSet)>;
+
+/// The companions to withhold: index -> every use it would cut, with the TCP ports each loses.
+/// `policies` are the NetworkPolicies that go out with them (they replace existing ones of the
+/// same name).
 pub fn prove(
     model: &ClusterModel,
     policies: &[NetworkPolicy],
     companions: &[Companion],
     uses: &[Use],
-) -> BTreeMap<usize, (usize, PortSet)> {
+) -> BTreeMap<usize, Lost> {
     let (mut base, source_of) = with_sources(model, uses);
     let replaced: HashSet<(&Option<String>, &Option<String>)> = policies
         .iter()
@@ -49,10 +56,10 @@ pub fn prove(
     base.policies
         .retain(|p| !replaced.contains(&(&p.metadata.namespace, &p.metadata.name)));
     base.policies.extend(policies.iter().cloned());
-    let mut withheld: BTreeMap<usize, (usize, PortSet)> = BTreeMap::new();
+    let mut withheld: BTreeMap<usize, Lost> = BTreeMap::new();
     let Ok((before, _)) = Engine::build_lenient(&base, EngineOptions::default()) else {
         return (0..companions.len())
-            .map(|i| (i, (usize::MAX, PortSet::new())))
+            .map(|i| (i, vec![(usize::MAX, PortSet::new())]))
             .collect();
     };
     let pods = Pods::new(&before);
@@ -101,11 +108,12 @@ pub fn prove(
             .extend(active.iter().map(|(_, c)| c.policy.clone()));
         let Ok((after, _)) = Engine::build_lenient(&after_model, EngineOptions::default()) else {
             for (i, _) in active {
-                withheld.insert(i, (usize::MAX, PortSet::new()));
+                withheld.insert(i, vec![(usize::MAX, PortSet::new())]);
             }
             return withheld;
         };
-        let mut blamed = false;
+        // Blamed this round: every use each cuts (all of them, for the report).
+        let mut blamed: BTreeMap<usize, Lost> = BTreeMap::new();
         for (i, u) in uses.iter().enumerate() {
             for (src, dst, required) in &pairs[i] {
                 let Some(lost) = required.lost(&after.allowed_for_every_request(*src, *dst)) else {
@@ -124,15 +132,18 @@ pub fn prove(
                     own
                 };
                 for j in blame {
-                    withheld.entry(j).or_insert_with(|| {
-                        blamed = true;
-                        (i, lost.clone())
-                    });
+                    let cut = blamed.entry(j).or_default();
+                    // One entry per use: its pods' losses together.
+                    match cut.iter_mut().find(|(u, _)| *u == i) {
+                        Some((_, ports)) => *ports = ports.union(&lost),
+                        None => cut.push((i, lost.clone())),
+                    }
                 }
             }
         }
-        if !blamed {
+        if blamed.is_empty() {
             return withheld;
         }
+        withheld.extend(blamed);
     }
 }

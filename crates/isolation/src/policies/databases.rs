@@ -73,7 +73,7 @@ impl Run<'_, '_> {
                 format!("networkPolicies.isolateAnyway: [{name}] (dbiso: --isolate {name})")
             };
             let withhold = |reason: String, out: &mut Generation| {
-                out.withheld.push(Withheld { subject: protects.clone(), namespace: ns.clone(), reason, isolate_with: isolate_with.clone(), egress: false })
+                out.withheld.push(Withheld { subject: protects.clone(), namespace: ns.clone(), reason, isolate_with: isolate_with.clone(), egress: false, refuses: Vec::new() })
             };
             if !found.unknown.is_empty() && !forced {
                 withhold(format!("its clients cannot all be established: {}", found.unknown.join("; ")), out);

@@ -37,6 +37,7 @@ pub(super) fn finish(facts: &Facts<'_>, model: view::Model, acc: Drafts, output:
                 reason: format!("no NetworkPolicy can isolate it: AdminNetworkPolicy rules come before NetworkPolicy and {why}"),
                 isolate_with: "change that AdminNetworkPolicy rule (Deny, or Pass to leave the traffic to NetworkPolicy), then generate again".into(),
                 egress: false,
+                refuses: Vec::new(),
             });
             continue;
         }
@@ -58,6 +59,7 @@ pub(super) fn finish(facts: &Facts<'_>, model: view::Model, acc: Drafts, output:
                 reason,
                 isolate_with: "add the connection to the policy by hand (the generator never cuts a connection it sees in use)".into(),
                 egress: d.egress,
+                refuses: Vec::new(),
             });
             continue;
         }
@@ -87,6 +89,7 @@ pub(super) fn finish(facts: &Facts<'_>, model: view::Model, acc: Drafts, output:
             admits: d.admits,
             egress: d.egress,
             authorization,
+            refuses: Vec::new(),
         });
     }
     prove_companions(&model.cluster, &candidates, &verdict, uses, out);
@@ -139,17 +142,11 @@ fn prove_companions(model: &meshmove_netpol::ClusterModel, candidates: &[Candida
         at.push(gi);
         companions.push(authz_proof::Companion { subject: c.subject.clone(), policy });
     }
-    for (ci, (ui, ports)) in authz_proof::prove(model, &policies, &companions, uses) {
+    for (ci, lost) in authz_proof::prove(model, &policies, &companions, uses) {
         let g = &mut out.policies[at[ci]];
         g.authorization = None;
-        let why = match uses.get(ui) {
-            Some(u) => format!(
-                "it would cut {} -> {} on {} ({}), a connection the input shows in use",
-                u.from_name,
-                g.protects,
-                proof::ports_text(&ports),
-                u.why
-            ),
+        let why = match super::refusals(&lost, uses, &g.protects) {
+            Some(all) => super::refusals_text("cut", &all),
             None => "the reachability engine could not build the input with it".into(),
         };
         out.notes.push(format!(

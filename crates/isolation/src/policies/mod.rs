@@ -130,6 +130,10 @@ pub struct Generated {
     /// ports (see [`authz`]); `None` elsewhere or when it cannot be expressed (said in notes).
     #[serde(skip)]
     pub authorization: Option<Value>,
+    /// Connections in use it refuses: a policy written although the proof shows them cut
+    /// (`--authz-isolate-anyway`); empty otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refuses: Vec<Refusal>,
 }
 
 /// A workload left without a policy, and how to isolate it anyway.
@@ -144,6 +148,57 @@ pub struct Withheld {
     /// Only its egress is left unrestricted (its ingress policy is reported on its own).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub egress: bool,
+    /// Every connection in use the policy would refuse, when that is why it is withheld: what
+    /// writing it anyway costs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refuses: Vec<Refusal>,
+}
+
+/// A connection in use that a policy would refuse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Refusal {
+    /// The client, `Kind/name`.
+    pub from: String,
+    /// The workload the policy guards, `Kind/name`.
+    pub to: String,
+    /// The TCP ports it loses, as ranges (`TCP 8000`, `TCP 1-79`).
+    pub ports: Vec<String>,
+    /// Why the input shows it in use.
+    pub why: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} -> {} on {} ({})", self.from, self.to, self.ports.join(", "), self.why)
+    }
+}
+
+/// The uses `lost` names ([`authz_proof::Lost`]) as refusals of connections to `to`; `None` when
+/// the engine could not build the model with the policy (then there is no connection to name).
+fn refusals(lost: &authz_proof::Lost, uses: &[Use], to: &str) -> Option<Vec<Refusal>> {
+    lost.iter()
+        .map(|(u, ports)| {
+            uses.get(*u).map(|u| Refusal {
+                from: u.from_name.clone(),
+                to: to.to_string(),
+                ports: ports.ranges().iter().map(ToString::to_string).collect(),
+                why: u.why.clone(),
+            })
+        })
+        .collect()
+}
+
+/// `refuses` in words, after `it would {verb}`: the one connection, or every one, counted.
+fn refusals_text(verb: &str, refuses: &[Refusal]) -> String {
+    match refuses {
+        [one] => format!("it would {verb} {one}, a connection in use"),
+        all => format!(
+            "it would {verb} {} connections in use: {}",
+            all.len(),
+            all.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+        ),
+    }
 }
 
 /// A connection in use that the generated policies cut on purpose.

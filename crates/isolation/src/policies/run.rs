@@ -219,6 +219,7 @@ impl<'f, 'a> Run<'f, 'a> {
                 reason: open.reason,
                 isolate_with: open.isolate_with,
                 egress: true,
+                refuses: Vec::new(),
             }),
         }
     }
@@ -282,5 +283,6 @@ pub(super) fn across_releases(subject: String, namespace: &str, how: &str, other
         ),
         isolate_with: "post-render the releases as one release (--release NAME, or release: NAME in the configuration): callers are then admitted across releases".into(),
         egress: false,
+        refuses: Vec::new(),
     }
 }

@@ -201,6 +201,7 @@ impl Run<'_, '_> {
                     reason: hop.withheld_reason(),
                     isolate_with: hop.isolate_with(&anyway),
                     egress: false,
+                    refuses: Vec::new(),
                 });
                 Gate::Withheld
             }

@@ -95,6 +95,7 @@ impl Run<'_, '_> {
                         reason: "an Ingress with alb.ingress.kubernetes.io/target-type: ip sends to its pods from the load balancer's addresses, which the input does not show".into(),
                         isolate_with: if alone { authz_only::anyway(w.name()) } else { "networkPolicies.ingressIpBlocks: [<the VPC CIDRs>]".into() },
                         egress: false,
+                        refuses: Vec::new(),
                     });
                     continue;
                 }
@@ -109,6 +110,7 @@ impl Run<'_, '_> {
                         ),
                         isolate_with: if alone { authz_only::anyway(w.name()) } else { format!("networkPolicies.isolateAnyway: [{}]", w.name()) },
                         egress: false,
+                        refuses: Vec::new(),
                     });
                     continue;
                 }

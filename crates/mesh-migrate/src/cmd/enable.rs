@@ -55,8 +55,8 @@ pub struct EnableArgs {
     #[arg(long, help_heading = "Authorization")]
     authz: bool,
     /// With --authz: write the policy of workload NAME although it is withheld (unknown
-    /// callers, another ALLOW or CUSTOM policy on its pods, or a connection in use it would
-    /// refuse, which is then named) (repeatable)
+    /// callers, another ALLOW or CUSTOM policy on its pods, or connections in use it would
+    /// refuse, every one of which is then named) (repeatable)
     #[arg(long, value_name = "NAME", requires = "authz", help_heading = "Authorization")]
     authz_isolate_anyway: Vec<String>,
     #[command(flatten)]
