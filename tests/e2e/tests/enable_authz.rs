@@ -121,3 +121,45 @@ fn enable_authz_writes_proven_policies_that_rollback_removes() {
     assert!(policies(&d).is_empty(), "{:?}", names(&policies(&d)));
     assert!(explain(&e, "deploy/debug", "statefulset/db", "5432/TCP").0);
 }
+
+/// A caller in namespace `b` names api's Service across namespaces (`api.shop`): `enable
+/// --authz` in `shop` reads the other namespaces' workloads, so api's policy admits the caller's
+/// principal, and the engine on the live cluster keeps that connection while a stranger of `b`
+/// is refused. Outside the mesh (namespace `c`, not injected), such a caller has no principal:
+/// api's policy is then withheld, naming that connection.
+#[test]
+fn enable_authz_admits_callers_of_other_namespaces() {
+    let d = installed();
+    for (ns, labels) in [("b", json!({"istio-injection": "enabled"})), ("c", json!({}))] {
+        d.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}})).unwrap();
+    }
+    let elsewhere = |ns: &str, name: &str, env: Value| {
+        let mut o = deployment("Deployment", name, name, "acme/tool:1", 9000, env);
+        o["metadata"]["namespace"] = json!(ns);
+        o
+    };
+    d.create(elsewhere("b", "caller", json!([{"name": "API_URL", "value": "http://api.shop:80/v1"}]))).unwrap();
+    d.create(elsewhere("b", "stranger", json!([]))).unwrap();
+    let e = DoubleEnv::new(&d, NS);
+
+    let en = e.mesh_migrate(&["enable", "--authz", "--timeout", "60s"]).expect_code(0);
+    assert_eq!(names(&policies(&d)), ["api-authz", "db-authz", "debug-authz"], "{}", en.stderr);
+    let (ok, authz) = explain(&e, "deploy/b/caller", "deploy/api", "8000/TCP");
+    assert!(ok, "b/caller -> api: {authz}");
+    assert_eq!(authz["state"], "allowed", "{authz}");
+    let (ok, authz) = explain(&e, "deploy/b/stranger", "deploy/api", "8000/TCP");
+    assert!(!ok && authz["state"] == "denied", "b/stranger -> api: {authz}");
+    e.mesh_migrate(&["rollback", "--timeout", "60s"]).expect_code(0);
+
+    // A caller outside the mesh: api's policy would refuse it, so it is withheld, naming it.
+    d.create(elsewhere("c", "plain", json!([{"name": "API_URL", "value": "http://api.shop.svc.cluster.local/v1"}]))).unwrap();
+    let dry = e.mesh_migrate(&["enable", "--authz", "--dry-run=client", "-o", "yaml"]).expect_code(0);
+    let printed: Vec<Value> = documents(&dry.stdout).into_iter().filter(|o| o["kind"] == "AuthorizationPolicy").collect();
+    assert_eq!(names(&printed), ["db-authz", "debug-authz"], "{}", dry.stderr);
+    assert!(
+        dry.stderr.contains("enable: no AuthorizationPolicy for Deployment/api: it would refuse ")
+            && dry.stderr.contains("Deployment/c/plain -> Deployment/api on TCP 8000"),
+        "{}",
+        dry.stderr
+    );
+}

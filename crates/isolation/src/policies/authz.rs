@@ -17,6 +17,8 @@
 //!   (a chart rendered for Helm) is in the release namespace when the caller knows it, and only
 //!   when it does not is the principal `*/sa/<name>`, which any namespace's account of that name
 //!   matches;
+//! * a workload of another namespace of the input (a workload peer with a namespace selector of
+//!   `kubernetes.io/metadata.name` alone) becomes its principal in its namespace the same way;
 //! * a namespace peer (ingress controllers, monitoring, the CloudNativePG operator) admits any
 //!   source on the rule's ports: Istio's `source.namespaces` needs the peer's mTLS identity
 //!   (<https://istio.io/latest/docs/reference/config/security/authorization-policy/#Source>),
@@ -65,6 +67,22 @@ pub enum NoCompanion {
     UnknownPeer,
 }
 
+/// The one namespace a peer's pods are in: the policy's own without a `namespaceSelector`, or
+/// the namespace a selector of `kubernetes.io/metadata.name` alone names (the label the API
+/// server sets on every Namespace,
+/// <https://kubernetes.io/docs/reference/labels-annotations-taints/#kubernetes-io-metadata-name>);
+/// `None` for any other selector.
+fn peer_namespace<'p>(peer: &'p Value, own: &'p str) -> Option<&'p str> {
+    let Some(ns) = peer.get("namespaceSelector") else {
+        return Some(own);
+    };
+    let labels = ns.get("matchLabels").and_then(Value::as_object)?;
+    if ns.get("matchExpressions").is_some() || labels.len() != 1 {
+        return None;
+    }
+    labels.get("kubernetes.io/metadata.name").and_then(Value::as_str)
+}
+
 /// The companion of the NetworkPolicy `spec` that protects `subject`, or why there is none.
 pub fn companion(
     name: &str,
@@ -106,17 +124,29 @@ pub fn companion(
         for peer in peers.into_iter().flatten() {
             if let Some(cidr) = peer.pointer("/ipBlock/cidr").and_then(Value::as_str) {
                 ip_blocks.insert(cidr.to_string());
-            } else if peer.get("namespaceSelector").is_some() {
-                any_source = true;
-            } else if let Some(sel) = peer.get("podSelector") {
-                // Pods of the policy's own namespace: the workloads of the input the selector picks.
+            } else if let Some(sel) = peer.get("podSelector")
+                && let Some(in_ns) = peer_namespace(peer, namespace)
+            {
+                // Pods of one namespace (the policy's own, or the one a workload peer of another
+                // namespace names, [`super::rules::workload_peer`]): the workloads of the input
+                // the selector picks there.
                 let sel = LabelSelector::from_json(Some(sel))?;
                 let picked: Vec<&Workload<'_>> =
-                    workloads.iter().filter(|w| w.namespace() == namespace && sel.matches(&w.pod_labels())).collect();
+                    workloads.iter().filter(|w| w.namespace() == in_ns && sel.matches(&w.pod_labels())).collect();
+                if picked.is_empty() && in_ns != namespace {
+                    // Pods of another namespace the input does not hold (the CloudNativePG
+                    // operator): a namespace peer, as below.
+                    any_source = true;
+                    continue;
+                }
                 if picked.is_empty() {
                     return Err(NoCompanion::UnknownPeer);
                 }
                 principals.extend(picked.into_iter().map(|w| principal(w, release_namespace)));
+            } else {
+                // Namespaces by selector (ingress, monitoring): often outside the mesh, with no
+                // mTLS identity to name, so any source on the rule's ports.
+                any_source = true;
             }
         }
         if !principals.is_empty() {

@@ -277,7 +277,7 @@ fn call_uses<'a>(ws: &'a [Workload<'a>], w: &'a Workload<'a>, me: &'a WorkloadRe
         let client = &ws[c.client];
         Use {
             from: From::Workload(view::workload_ref(client.object)),
-            from_name: short(client),
+            from_name: short_in(client, w.namespace()),
             to: To::Workload(me.clone()),
             ports: port_numbers(&c.ports, Some(w)),
             why: c.via.clone(),
@@ -288,6 +288,15 @@ fn call_uses<'a>(ws: &'a [Workload<'a>], w: &'a Workload<'a>, me: &'a WorkloadRe
 
 fn short(w: &Workload<'_>) -> String {
     format!("{}/{}", w.kind(), w.name())
+}
+
+/// [`short`] as seen from `namespace`: `Kind/NAMESPACE/name` for a workload of another one.
+fn short_in(w: &Workload<'_>, namespace: &str) -> String {
+    if w.namespace() == namespace || w.namespace().is_empty() {
+        short(w)
+    } else {
+        format!("{}/{}/{}", w.kind(), w.namespace(), w.name())
+    }
 }
 
 /// Generate, prove, and report.
@@ -304,7 +313,17 @@ pub fn generate(inventory: &Inventory, req: &Request<'_>) -> Generation {
 /// live. The proof and what is withheld are [`authz_only`]'s. `Generated::object` is the
 /// AuthorizationPolicy, named `<workload>-authz`.
 pub fn authorization_policies(inventory: &Inventory, req: &Request<'_>, mesh_root: &str) -> Generation {
-    run::run(inventory, req, &HashSet::new(), Output::AuthorizationPolicies { mesh_root })
+    authorization_policies_with_context(inventory, req, mesh_root, &HashSet::new())
+}
+
+/// [`authorization_policies`] where the workloads named in `context` are clients and callees
+/// only, never subjects: the workloads of other namespaces, read so that their calls into the
+/// namespace's Services (`api.shop`) are seen. Unlike [`generate_with_context`]'s other
+/// releases, they are admitted by their principals like any client, and the proof checks those
+/// connections like any other (a client there without a proxy has no principal, and the
+/// policy it needs is withheld, naming it).
+pub fn authorization_policies_with_context(inventory: &Inventory, req: &Request<'_>, mesh_root: &str, context: &HashSet<ObjectRef>) -> Generation {
+    run::run(inventory, req, context, Output::AuthorizationPolicies { mesh_root })
 }
 
 /// [`generate`] where the workloads named in `context` are clients and callees only, never

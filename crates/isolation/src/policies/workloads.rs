@@ -11,7 +11,7 @@ use super::proof::{From, To, Use};
 use super::rules::{Port, namespaces_selector, pod_selector, target_ports, workload_peer};
 use super::run::{Drafts, Run, across_releases};
 use super::waypoints::Gate;
-use super::{Draft, Generation, RELEASE_LABEL, Withheld, authz_only, call_uses, clients, mesh_rules, policy_name, port_numbers, short, with_hbone};
+use super::{Draft, Generation, RELEASE_LABEL, Withheld, authz_only, call_uses, clients, mesh_rules, policy_name, port_numbers, short, short_in, with_hbone};
 
 impl Run<'_, '_> {
     /// One ingress candidate (and, with egress isolation, one egress candidate) per workload of
@@ -28,12 +28,13 @@ impl Run<'_, '_> {
             }
             let ns = w.namespace();
             // A connection with a workload of another release: the release's policies admit its
-            // own workloads only, so isolating this one would cut it.
-            let across = callers[i].iter().find(|c| is_context[c.client]).map(|c| (&ws[c.client], "is called by", &c.via)).or_else(|| {
+            // own workloads only, so isolating this one would cut it. AuthorizationPolicies alone
+            // admit every caller by its principal, other namespaces' included.
+            let across = (!alone).then_some(()).and_then(|()| callers[i].iter().find(|c| is_context[c.client]).map(|c| (&ws[c.client], "is called by", &c.via)).or_else(|| {
                 callers.iter().enumerate().filter(|(t, _)| opts.egress && is_context[*t]).find_map(|(t, calls)| {
                     calls.iter().find(|c| c.client == i).map(|c| (&ws[t], "calls", &c.via))
                 })
-            });
+            }));
             if let Some((other, how, via)) = across {
                 out.withheld.push(across_releases(short(w), ns, how, other, via, req.release));
                 continue;
@@ -70,7 +71,7 @@ impl Run<'_, '_> {
                         .iter()
                         .filter(|c| seen.insert(c.client))
                         .map(|c| {
-                            admits.push(format!("{} on {ports_text}", short(&ws[c.client])));
+                            admits.push(format!("{} on {ports_text}", short_in(&ws[c.client], ns)));
                             workload_peer(&ws[c.client], ns)
                         })
                         .collect()

@@ -241,7 +241,11 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &EnableArgs) -> Result<
     }
     // PeerAuthentication PERMISSIVE only where it provably lowers no workload's mTLS mode: the
     // mesh's policies are read on their own (a namespace administrator may not list them).
-    let options = EnableOptions { policies: Some(live.peer_authentications(&args.root)?), ..options };
+    let mut options = EnableOptions { policies: Some(live.peer_authentications(&args.root)?), ..options };
+    // --authz: callers in other namespaces that name the namespace's Services.
+    if let Some(a) = options.authz.as_mut() {
+        a.elsewhere = live.authz_elsewhere()?;
+    }
     let permissive = enable::permissive(&inventory, &ns, options.policies.clone().expect("read above"));
     let (plan, generated) = enable::plan_with_authz(&inventory, &ns, &options).map_err(|e| anyhow!(e))?;
     if let Some(g) = &generated {

@@ -43,6 +43,24 @@ impl Live {
         Ok(self.rt.block_on(meshmove_kube::cluster::load_readable_by_reference(&self.conn, &all, by_reference, wide, Some(&self.conn.namespace)))?)
     }
 
+    /// The objects of `enable --authz`'s [`authz::ELSEWHERE_KINDS`] in every namespace (the
+    /// ConfigMaps and Secrets by name, those the workloads read), or why some could not be read:
+    /// a refused list is an answer here, not an error (`--authz` then withholds what a caller
+    /// there could need, [`authz::Elsewhere::Unreadable`]).
+    ///
+    /// [`authz::ELSEWHERE_KINDS`]: meshmove_migration::inplace::authz::ELSEWHERE_KINDS
+    /// [`authz::Elsewhere::Unreadable`]: meshmove_migration::inplace::authz::Elsewhere::Unreadable
+    pub fn authz_elsewhere(&self) -> Result<meshmove_migration::inplace::authz::Elsewhere> {
+        use meshmove_kube::cluster::{BY_REFERENCE, load_by_reference};
+        use meshmove_migration::inplace::authz::{ELSEWHERE_KINDS, Elsewhere};
+        let inventory = self.rt.block_on(load_by_reference(&self.conn, ELSEWHERE_KINDS, &BY_REFERENCE, &[], None))?;
+        if let Some((kind, why)) = inventory.unread().into_iter().next() {
+            let verb = if BY_REFERENCE.contains(&kind) { "get" } else { "list" };
+            return Ok(Elsewhere::Unreadable(format!("could not {verb} {} in every namespace: {}", kind.resource(), why.describe(kind))));
+        }
+        Ok(Elsewhere::Read(inventory.into_objects()))
+    }
+
     /// Refuse `command` on a namespace that a namespace-based migration owns (its legacy or its
     /// mesh side): the message names the migration and what to do (exit 2).
     pub fn refuse_under_migration(&self, command: &str) -> Result<()> {

@@ -14,32 +14,68 @@
 //!
 //! What the generator cannot see it does not admit, so its reasons for withholding apply:
 //! a workload whose callers the namespace does not show (a Service nobody names) gets no policy
-//! unless named with `--authz-isolate-anyway`. Callers in other namespaces are seen only
-//! through what the namespace shows of them (ingress and monitoring namespaces, Ingresses,
-//! routes, monitors); a caller that names a Service of the namespace from elsewhere is not.
+//! unless named with `--authz-isolate-anyway`. Callers in other namespaces that name a Service
+//! of the namespace (`api.shop`, `api.shop.svc.cluster.local`, in env, the ConfigMaps and
+//! Secrets they read, or their commands) are seen when their workloads are read
+//! ([`Elsewhere::Read`]): they are clients like the namespace's own, admitted by principal and
+//! proven the same way. When they cannot be read ([`Elsewhere::Unreadable`]), a policy for a
+//! workload that a Service selects could refuse such a caller unseen: it is withheld with the
+//! reason, unless named with `--authz-isolate-anyway`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
-use meshmove_isolation::policies::{self, Generation, PolicyOptions, Request, Subjects};
+use meshmove_isolation::policies::rules::ServiceIndex;
+use meshmove_isolation::policies::{self, Generation, PolicyOptions, Request, Subjects, Withheld};
 use meshmove_istio::MeshMode;
 use meshmove_istio::injection::STATUS_ANNOTATION;
 use meshmove_kube::plan::MANAGED_BY;
-use meshmove_model::inventory::{Inventory, Object, kinds};
-use meshmove_model::workload::pod_owner;
+use meshmove_model::inventory::{Inventory, Object, ObjectRef, kinds};
+use meshmove_model::workload::{pod_owner, workloads};
 use serde_json::{Value, json};
 
 use super::enable::{EnableOptions, Mode, to_restart};
 use super::{Labels, namespace_object};
 
 /// What `enable --authz` is told.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct AuthzOptions {
     /// Workloads whose policy is written although it is withheld (`--authz-isolate-anyway`).
     pub isolate_anyway: Vec<String>,
     /// Namespaces of ingress controllers and gateways, admitted on the exposed ports; the
     /// generator's defaults when empty.
     pub ingress_namespaces: Vec<String>,
+    /// The workloads of the other namespaces, whose calls into the namespace's Services the
+    /// policies must admit.
+    pub elsewhere: Elsewhere,
 }
+
+/// What is known of the other namespaces' workloads (see the module docs).
+#[derive(Debug, Clone, Default)]
+pub enum Elsewhere {
+    /// The inventory holds every caller there is (an input of files).
+    #[default]
+    InInventory,
+    /// The objects of the other namespaces ([`ELSEWHERE_KINDS`]), read from the cluster.
+    Read(Vec<Object>),
+    /// Why they could not be read.
+    Unreadable(String),
+}
+
+/// Kinds read in the other namespaces: the workloads and Pods (who calls, with which identity
+/// and proxy), Services (what a name denotes), and the ConfigMaps and Secrets the workloads read
+/// (fetched by name, for the names they hold).
+pub const ELSEWHERE_KINDS: &[&meshmove_model::inventory::Kind] = &[
+    &kinds::DEPLOYMENT,
+    &kinds::STATEFUL_SET,
+    &kinds::DAEMON_SET,
+    &kinds::REPLICA_SET,
+    &kinds::JOB,
+    &kinds::CRON_JOB,
+    &kinds::POD,
+    &kinds::SERVICE,
+    &kinds::CONFIG_MAP,
+    &kinds::SECRET,
+];
 
 /// Kinds `enable --authz` reads in the namespace besides `enable`'s: what shows clients
 /// (exposure, monitors; ConfigMaps and Secrets by reference, where workloads take addresses).
@@ -149,8 +185,61 @@ pub fn policies(
         labels: json!(BTreeMap::from([(MANAGED_BY.0, MANAGED_BY.1)])),
         namespace: Some(namespace),
     };
-    let mut out = policies::authorization_policies(&after, &req, mesh_root);
+    let (after, context) = match &options.elsewhere {
+        Elsewhere::Read(objects) => {
+            let theirs: Vec<Object> = objects.iter().filter(|o| o.namespace.as_deref().is_some_and(|ns| ns != namespace)).cloned().collect();
+            let all = after.overlay(theirs);
+            let context: HashSet<ObjectRef> = workloads(&all).iter().filter(|w| w.namespace() != namespace).map(|w| w.object.object_ref()).collect();
+            (all, context)
+        }
+        _ => (after, HashSet::new()),
+    };
+    let mut out = policies::authorization_policies_with_context(&after, &req, mesh_root, &context);
     // Only the namespace's own workloads: the input holds nothing else to guard.
     out.policies.retain(|g| g.namespace == namespace);
+    if let Elsewhere::Unreadable(why) = &options.elsewhere {
+        withhold_callable(&after, namespace, why, options, &mut out);
+    }
     out
+}
+
+/// The other namespaces could not be read (`why`): the policy of every workload a Service of
+/// the namespace selects is withheld (a caller elsewhere may name that Service), unless it is
+/// named with `--authz-isolate-anyway`, which a note then records.
+fn withhold_callable(inventory: &Inventory, namespace: &str, why: &str, options: &AuthzOptions, out: &mut Generation) {
+    let ws = workloads(inventory);
+    let services = ServiceIndex::new(inventory);
+    let policies = std::mem::take(&mut out.policies);
+    for g in policies {
+        let selecting: Vec<String> = ws
+            .iter()
+            .filter(|w| w.object.object_ref() == g.subject)
+            .flat_map(|w| services.selecting(w))
+            .map(|s| format!("{}.{namespace}", s.name))
+            .collect();
+        if selecting.is_empty() {
+            out.policies.push(g);
+            continue;
+        }
+        let reason = format!(
+            "the workloads of other namespaces could not be read ({why}), so a caller there naming {} is not seen and would be refused",
+            selecting.join(", ")
+        );
+        let name = g.subject.name.clone();
+        let isolate_with = format!("--authz-isolate-anyway {name}");
+        if options.isolate_anyway.contains(&name) {
+            out.notes.push(format!("{}: AuthorizationPolicy written anyway ({isolate_with}): {reason}", g.protects));
+            out.policies.push(g);
+        } else {
+            out.withheld.push(Withheld {
+                subject: g.protects,
+                namespace: g.namespace,
+                reason,
+                isolate_with,
+                egress: false,
+                refuses: Vec::new(),
+            });
+        }
+    }
+    out.withheld.sort_by(|a, b| (&a.namespace, &a.subject).cmp(&(&b.namespace, &b.subject)));
 }

@@ -197,3 +197,80 @@ fn unknown_peer_authentications_refuse_authz() {
         "{err}"
     );
 }
+
+/// Namespace `b`, injected when `meshed`, and its `caller`, which names api's Service across
+/// namespaces (`api.shop`), as cluster DNS resolves it from `b`.
+fn namespace_b(meshed: bool) -> (String, &'static str) {
+    let labels = if meshed { "{istio-injection: enabled}" } else { "{}" };
+    let ns = format!("\n---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: b, labels: {labels}}}\n");
+    let caller = r#"
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: caller, namespace: b}
+spec: {selector: {matchLabels: {app: caller}}, template: {metadata: {labels: {app: caller}}, spec: {serviceAccountName: caller, containers: [{name: c, image: c, env: [{name: API, value: "http://api.shop:80/v1"}]}]}}}
+"#;
+    (ns, caller)
+}
+
+fn with_elsewhere(elsewhere: super::authz::Elsewhere, isolate_anyway: &[&str]) -> EnableOptions {
+    EnableOptions {
+        authz: Some(AuthzOptions {
+            elsewhere,
+            isolate_anyway: isolate_anyway.iter().map(|s| s.to_string()).collect(),
+            ..AuthzOptions::default()
+        }),
+        ..options(Mode::Sidecar)
+    }
+}
+
+/// A caller in another namespace naming `api.shop`: read with the other namespaces, it is
+/// admitted by its principal (and the engine shows it keeps its connection while a stranger is
+/// refused); outside the mesh, api's policy is withheld naming it; unreadable, every policy of a
+/// workload a Service selects is withheld with the reason.
+#[test]
+fn callers_in_other_namespaces_are_admitted_or_their_servers_policy_withheld() {
+    use super::authz::Elsewhere;
+    for meshed in [true, false] {
+        let (ns, caller) = namespace_b(meshed);
+        let inventory = load(&format!("{SHOP}{ns}"));
+        let elsewhere = Elsewhere::Read(load(caller).into_objects());
+        let (plan, generated) = enable::plan_with_authz(&inventory, "shop", &with_elsewhere(elsewhere, &[])).unwrap();
+        let generated = generated.unwrap();
+        // The engine over the cluster as it is: the caller's namespace included.
+        let whole = load(&format!("{SHOP}{ns}{caller}"));
+        let e = engine_after(&whole, &plan, Mode::Sidecar);
+        assert!(reaches(&e, "caller", "api", 8000), "meshed {meshed}: the caller keeps its connection");
+        let api = generated.policies.iter().find(|g| g.name == "api-authz");
+        if meshed {
+            let api = api.expect("api's policy");
+            let principals = api.object.pointer("/spec/rules/0/from/0/source/principals").cloned().unwrap_or_default();
+            assert!(principals.as_array().is_some_and(|p| p.contains(&"*/ns/b/sa/caller".into())), "{}", api.object);
+            assert!(!reaches(&e, "web", "db", 5432), "the policies still guard");
+        } else {
+            assert!(api.is_none());
+            let w = generated.withheld.iter().find(|w| w.subject == "Deployment/api").expect("api withheld");
+            assert_eq!(w.refuses.iter().map(|r| r.from.as_str()).collect::<Vec<_>>(), ["Deployment/b/caller"], "{w:?}");
+        }
+        // Nothing of the other namespace is guarded or reported.
+        assert!(generated.policies.iter().all(|g| g.namespace == "shop"));
+        assert!(generated.withheld.iter().all(|w| w.namespace == "shop"), "{:?}", generated.withheld);
+    }
+
+    // Not read: what a Service selects may be called from elsewhere unseen.
+    let (ns, _) = namespace_b(true);
+    let inventory = load(&format!("{SHOP}{ns}"));
+    let why = "could not list deployments in every namespace: forbidden".to_string();
+    let (_, generated) = enable::plan_with_authz(&inventory, "shop", &with_elsewhere(Elsewhere::Unreadable(why.clone()), &[])).unwrap();
+    let generated = generated.unwrap();
+    assert_eq!(generated.policies.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(), ["web-authz"], "web has no Service");
+    let withheld: Vec<(&str, &str)> = generated.withheld.iter().map(|w| (w.subject.as_str(), w.isolate_with.as_str())).collect();
+    assert_eq!(withheld, [("Deployment/api", "--authz-isolate-anyway api"), ("StatefulSet/db", "--authz-isolate-anyway db")]);
+    assert!(generated.withheld.iter().all(|w| w.reason.contains(&why)), "{:?}", generated.withheld);
+    assert!(generated.withheld[0].reason.contains("naming api.shop"), "{:?}", generated.withheld);
+    // The override writes it, with a note.
+    let (_, generated) = enable::plan_with_authz(&inventory, "shop", &with_elsewhere(Elsewhere::Unreadable(why), &["api"])).unwrap();
+    let generated = generated.unwrap();
+    assert!(generated.policies.iter().any(|g| g.name == "api-authz"));
+    assert!(generated.notes.iter().any(|n| n.starts_with("Deployment/api: AuthorizationPolicy written anyway (--authz-isolate-anyway api)")), "{:?}", generated.notes);
+}
