@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::client::{self, contains};
+use super::fingerprint::{Check, Fingerprints};
 use super::journal::{JournalEntry, Prior};
 use super::{Change, FIELD_MANAGER, Manager, Plan, PlanError, Target, restart_pointer, secret};
 use crate::cluster::Connection;
@@ -121,7 +122,8 @@ fn other_writers(live: &Value) -> Vec<(String, Vec<String>)> {
 
 /// Whether and how `live` drifted from what the tool recorded in `entry`. `deleting`: the
 /// caller would delete or replace the object (rollback), so fields others added count too.
-pub(crate) fn entry_drift(entry: &JournalEntry, live: Option<&Value>, deleting: bool) -> Option<Drift> {
+/// `prints` checks a Secret's content against the fingerprints recorded.
+pub(crate) fn entry_drift(entry: &JournalEntry, live: Option<&Value>, deleting: bool, prints: &Fingerprints) -> Option<Drift> {
     let live = live?;
     let target = &entry.target;
     match (&entry.prior, &entry.applied) {
@@ -155,17 +157,19 @@ pub(crate) fn entry_drift(entry: &JournalEntry, live: Option<&Value>, deleting: 
                 // As before the tool touched it (its apply never went through): nothing to undo.
                 return None;
             }
-            if let Prior::Secret { object, sha256, .. } = prior
+            if let Prior::Secret { object, fingerprint, .. } = prior
                 && secret::without_values(&client::portable(live)) == *object
-                && secret::content_hash(live) == *sha256
+                && prints.check(live, fingerprint).same()
             {
                 return None;
             }
             let mut what = Vec::new();
-            if let Some(h) = &entry.applied_sha256
-                && secret::content_hash(live) != *h
-            {
-                what.push("the Secret's data changed since this tool wrote it (values not shown)".to_string());
+            if let Some(f) = &entry.applied_fingerprint {
+                match prints.check(live, f) {
+                    Check::Same => {}
+                    Check::Different => what.push("the Secret's data changed since this tool wrote it (values not shown)".to_string()),
+                    Check::Unverifiable(why) => what.push(format!("whether the Secret's data changed since this tool wrote it cannot be told: {why}")),
+                }
             }
             if let Some(a) = applied
                 && !contains(live, a)
@@ -188,11 +192,11 @@ pub(crate) fn entry_drift(entry: &JournalEntry, live: Option<&Value>, deleting: 
 
 /// Everything someone changed on `entries` since the tool wrote it (for rollback: objects it
 /// created count when others added fields). Reads only.
-pub(crate) async fn drifts(conn: &Connection, entries: &[&JournalEntry], deleting: bool) -> Result<Vec<Drift>, PlanError> {
+pub(crate) async fn drifts(conn: &Connection, entries: &[&JournalEntry], deleting: bool, prints: &Fingerprints) -> Result<Vec<Drift>, PlanError> {
     let mut out = Vec::new();
     for entry in entries {
         let live = client::get(conn, &entry.target).await?;
-        out.extend(entry_drift(entry, live.as_ref(), deleting));
+        out.extend(entry_drift(entry, live.as_ref(), deleting, prints));
     }
     Ok(out)
 }
@@ -214,7 +218,8 @@ pub async fn conflicts(conn: &Connection, plan: &Plan) -> Result<Vec<Drift>, Pla
             entries.push(e);
         }
     }
-    drifts(conn, &entries, false).await
+    let prints = Fingerprints::read(conn, &journal).await?;
+    drifts(conn, &entries, false, &prints).await
 }
 
 #[cfg(test)]
@@ -233,8 +238,12 @@ mod tests {
             recorded_at: String::new(),
             prior,
             applied,
-            applied_sha256: None,
+            applied_fingerprint: None,
         }
+    }
+
+    fn none() -> Fingerprints {
+        Fingerprints::unkeyed("shop")
     }
 
     fn managed(manager: &str, subresource: Option<&str>, fields: Value) -> Value {
@@ -251,22 +260,22 @@ mod tests {
         let e = entry(Prior::Absent, Some(applied.clone()));
         let mut live = applied.clone();
         live["metadata"]["managedFields"] = json!([managed(FIELD_MANAGER, None, json!({"f:data": {"f:a": {}}}))]);
-        assert_eq!(entry_drift(&e, Some(&live), true), None);
-        assert_eq!(entry_drift(&e, None, true), None, "gone already: nothing to keep");
+        assert_eq!(entry_drift(&e, Some(&live), true, &none()), None);
+        assert_eq!(entry_drift(&e, None, true, &none()), None, "gone already: nothing to keep");
         // A controller's status and a label written by someone are no drift.
         live["metadata"]["managedFields"].as_array_mut().unwrap().push(managed("ctrl", Some("status"), json!({"f:status": {}})));
         live["metadata"]["managedFields"].as_array_mut().unwrap().push(managed("kubectl-label", None, json!({"f:metadata": {"f:labels": {}}})));
-        assert_eq!(entry_drift(&e, Some(&live), true), None);
+        assert_eq!(entry_drift(&e, Some(&live), true, &none()), None);
         // A field added by another manager: drift for rollback (it would delete it), not for a rerun.
         live["data"]["b"] = json!("2");
         live["metadata"]["managedFields"].as_array_mut().unwrap().push(managed("kubectl-edit", None, json!({"f:data": {"f:b": {}}})));
-        let d = entry_drift(&e, Some(&live), true).unwrap();
+        let d = entry_drift(&e, Some(&live), true, &none()).unwrap();
         assert_eq!(d.what, "data written by kubectl-edit");
         assert!(d.diff.contains("+  b: '2'") || d.diff.contains("+  b: \"2\""), "{}", d.diff);
-        assert_eq!(entry_drift(&e, Some(&live), false), None);
+        assert_eq!(entry_drift(&e, Some(&live), false, &none()), None);
         // A value the tool wrote, changed: drift for both.
         live["data"]["a"] = json!("9");
-        assert!(entry_drift(&e, Some(&live), false).unwrap().what.starts_with("fields this tool wrote have other values now"));
+        assert!(entry_drift(&e, Some(&live), false, &none()).unwrap().what.starts_with("fields this tool wrote have other values now"));
     }
 
     #[test]
@@ -277,13 +286,13 @@ mod tests {
         ]);
         let e = entry(Prior::Fields { fields }, None);
         let live = json!({"metadata": {"labels": {"x": "on"}}, "spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "t2"}}}}});
-        let d = entry_drift(&e, Some(&live), true).unwrap();
+        let d = entry_drift(&e, Some(&live), true, &none()).unwrap();
         assert!(d.what.contains("restartedAt") && !d.what.contains("/metadata/labels/x"), "{}", d.what);
-        assert_eq!(entry_drift(&e, Some(&live), false), None, "a rerun restarts by its own rule");
+        assert_eq!(entry_drift(&e, Some(&live), false, &none()), None, "a rerun restarts by its own rule");
         let back = json!({"metadata": {"labels": {}}});
-        assert_eq!(entry_drift(&e, Some(&back), true), None, "restored by hand already: nothing to keep");
+        assert_eq!(entry_drift(&e, Some(&back), true, &none()), None, "restored by hand already: nothing to keep");
         let other = json!({"metadata": {"labels": {"x": "off"}}});
-        assert!(entry_drift(&e, Some(&other), false).unwrap().diff.contains("+/metadata/labels/x: \"off\" (live)"));
+        assert!(entry_drift(&e, Some(&other), false, &none()).unwrap().diff.contains("+/metadata/labels/x: \"off\" (live)"));
     }
 
     #[test]
@@ -291,9 +300,9 @@ mod tests {
         let prior = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "shop"}, "data": {"a": "0"}});
         let applied = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "shop"}, "data": {"a": "1"}});
         let e = entry(Prior::Object { object: prior.clone() }, Some(applied));
-        assert_eq!(entry_drift(&e, Some(&prior), true), None);
+        assert_eq!(entry_drift(&e, Some(&prior), true, &none()), None);
         let mut other = prior.clone();
         other["data"]["a"] = json!("5");
-        assert!(entry_drift(&e, Some(&other), true).is_some());
+        assert!(entry_drift(&e, Some(&other), true, &none()).is_some());
     }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::client::{self, api_error, contains, field_ops, project};
+use super::fingerprint::Fingerprints;
 use super::journal::{JOURNAL_RESERVE, Journal, Prior, StepRecord, StepStatus, bounded_error, now};
 use super::secret;
 use super::wait::{wait_condition, wait_ready};
@@ -25,7 +26,7 @@ pub async fn execute(
     check_secret_fields(plan)?;
     let journal = Journal::load(conn, &plan.namespace).await?;
     let journal = journal.unwrap_or_else(|| Journal::new(&plan.namespace));
-    let mut run = Run { conn, plan, options, journal, begun: false, stamp: now() };
+    let mut run = Run { conn, plan, options, journal, begun: false, stamp: now(), prints: None, keyed: false };
     if options.dry_run == DryRun::None
         && let Err(e) = run.record_all(progress).await
     {
@@ -87,6 +88,9 @@ struct Run<'a> {
     begun: bool,
     /// The time restarts of this run set (one value, so the journal records it up front).
     stamp: String,
+    /// The journal's fingerprint key, once read (`keyed`: read or created for recording).
+    prints: Option<Fingerprints>,
+    keyed: bool,
 }
 
 impl Run<'_> {
@@ -96,6 +100,30 @@ impl Run<'_> {
 
     fn outcome(&self, target: Target, action: Action, detail: &str) -> Outcome {
         Outcome { target, action, dry_run: self.options.dry_run, detail: detail.to_string() }
+    }
+
+    /// The fingerprints to record a change of `target` with (`current`: the object as it is;
+    /// `applies`: the change applies it). A Secret's content is fingerprinted when the journal
+    /// records it as the prior state (it exists) or as applied (in the journal's namespace):
+    /// then the journal's key is read, or created on first use. Anything else needs no key.
+    async fn prints_for(&mut self, target: &Target, current: Option<&Value>, applies: bool) -> Result<Fingerprints, PlanError> {
+        let own = target.namespace.as_deref() == Some(self.journal.namespace.as_str());
+        if !secret::is_secret(target) || !(current.is_some() || (applies && own)) {
+            return Ok(Fingerprints::unkeyed(&self.journal.namespace));
+        }
+        if !self.keyed {
+            self.prints = Some(Fingerprints::ensure(self.conn, &mut self.journal).await?);
+            self.keyed = true;
+        }
+        Ok(self.prints.clone().expect("set above"))
+    }
+
+    /// The fingerprints to check the journal's records with: its key when it names one.
+    async fn checker(&mut self) -> Result<Fingerprints, PlanError> {
+        if self.prints.is_none() {
+            self.prints = Some(Fingerprints::read(self.conn, &self.journal).await?);
+        }
+        Ok(self.prints.clone().expect("set above"))
     }
 
     /// Add this step's record (status `started`) to the journal, once.
@@ -140,12 +168,16 @@ impl Run<'_> {
             let Some(target) = change.target() else { continue };
             let current = client::get(self.conn, &target).await?;
             let step = self.plan.step.clone();
+            let prints = match change {
+                Change::Apply { .. } | Change::Delete { .. } => self.prints_for(&target, current.as_ref(), matches!(change, Change::Apply { .. })).await?,
+                _ => Fingerprints::unkeyed(&self.journal.namespace),
+            };
             changed |= match (change, &current) {
                 (Change::Apply { object }, _) => {
-                    let recorded = self.journal.record_object(&step, &target, current.as_ref());
-                    self.journal.record_applied(object) | recorded
+                    let recorded = self.journal.record_object(&step, &target, current.as_ref(), &prints)?;
+                    self.journal.record_applied(object, &prints)? | recorded
                 }
-                (Change::Delete { .. }, Some(c)) => self.journal.record_object(&step, &target, Some(c)),
+                (Change::Delete { .. }, Some(c)) => self.journal.record_object(&step, &target, Some(c), &prints)?,
                 (Change::Set { fields, .. }, Some(c)) => {
                     let ops = fields.iter().any(|(p, v)| field_ops(c, p, v.as_ref()).is_some());
                     ops && self.journal.record_fields(&step, &target, c, fields)
@@ -172,13 +204,14 @@ impl Run<'_> {
     }
 
     /// Before the tool writes over or deletes the Secret `target` (live content `current`):
-    /// make sure its prior content, which the journal records by hash only, is in the backup
+    /// make sure its prior content, which the journal records by fingerprint only, is in the backup
     /// Secret the journal names. A backup already there must be the tool's backup of this
     /// Secret with the recorded content; when the live Secret no longer has the recorded
     /// content (a resumed step wrote it already) there is nothing left to copy, and rollback
     /// says so for this Secret.
-    async fn ensure_backup(&self, target: &Target, current: &Value) -> Result<(), PlanError> {
-        let Some(Prior::Secret { sha256, backup, .. }) = self.journal.entry(target).map(|e| &e.prior) else { return Ok(()) };
+    async fn ensure_backup(&mut self, target: &Target, current: &Value) -> Result<(), PlanError> {
+        let Some(Prior::Secret { fingerprint, backup, .. }) = self.journal.entry(target).map(|e| e.prior.clone()) else { return Ok(()) };
+        let prints = self.checker().await?;
         if backup.is_empty() {
             return Err(PlanError::Invalid {
                 target: target.clone(),
@@ -189,9 +222,9 @@ impl Run<'_> {
                 ),
             });
         }
-        let bt = secret::backup_target(target, backup);
+        let bt = secret::backup_target(target, &backup);
         match client::get(self.conn, &bt).await? {
-            Some(b) if secret::is_backup_of(&b, &target.name, sha256) => Ok(()),
+            Some(b) if secret::is_backup_of(&b, &target.name, &fingerprint, &prints) => Ok(()),
             Some(_) => Err(PlanError::Invalid {
                 target: target.clone(),
                 message: format!(
@@ -200,8 +233,10 @@ impl Run<'_> {
                     target.name
                 ),
             }),
-            None if secret::content_hash(current) == *sha256 => {
-                client::create(self.conn, self.plan.manager.field_manager(), &secret::backup_object(target, backup, current, sha256), false).await.map(|_| ())
+            None if prints.check(current, &fingerprint).same() => {
+                client::create(self.conn, self.plan.manager.field_manager(), &secret::backup_object(target, &backup, current, &fingerprint), false)
+                    .await
+                    .map(|_| ())
             }
             None => Ok(()),
         }
@@ -267,10 +302,12 @@ impl Run<'_> {
             };
             return Ok(self.outcome(target, action, ""));
         }
-        if self.options.dry_run == DryRun::None
-            && (self.journal.record_object(&self.plan.step, &target, current.as_ref()) | self.journal.record_applied(object))
-        {
-            self.persist(progress).await?;
+        if self.options.dry_run == DryRun::None {
+            let prints = self.prints_for(&target, current.as_ref(), true).await?;
+            let recorded = self.journal.record_object(&self.plan.step, &target, current.as_ref(), &prints)?;
+            if self.journal.record_applied(object, &prints)? | recorded {
+                self.persist(progress).await?;
+            }
         }
         if self.options.dry_run == DryRun::None
             && let Some(c) = &current
@@ -346,8 +383,11 @@ impl Run<'_> {
         if self.options.dry_run == DryRun::Client {
             return Ok(self.outcome(target.clone(), Action::Deleted, ""));
         }
-        if self.options.dry_run == DryRun::None && self.journal.record_object(&self.plan.step, target, Some(&current)) {
-            self.persist(progress).await?;
+        if self.options.dry_run == DryRun::None {
+            let prints = self.prints_for(target, Some(&current), false).await?;
+            if self.journal.record_object(&self.plan.step, target, Some(&current), &prints)? {
+                self.persist(progress).await?;
+            }
         }
         if self.options.dry_run == DryRun::None {
             self.ensure_backup(target, &current).await?;

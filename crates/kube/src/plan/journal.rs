@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::client::{self, api_error};
+use super::fingerprint::Fingerprints;
 use super::{JOURNAL_KEY, JOURNAL_NAME, MANAGED_BY, PlanError, Target, secret};
 use crate::cluster::Connection;
 
@@ -70,12 +71,14 @@ pub enum Prior {
     Object { object: Value },
     /// Single fields, by JSON pointer.
     Fields { fields: BTreeMap<String, FieldRecord> },
-    /// A Secret that existed, by reference: its metadata and type without its values, the hash
-    /// of its content, and the backup Secret the tool copies it to before writing it (see
-    /// [`secret`](super::secret)).
+    /// A Secret that existed, by reference: its metadata and type without its values, the keyed
+    /// fingerprint of its content (see [`fingerprint`](super::fingerprint); journals of earlier
+    /// versions: an unkeyed `sha256:` under the name `sha256`), and the backup Secret the tool
+    /// copies it to before writing it (see [`secret`](super::secret)).
     Secret {
         object: Value,
-        sha256: String,
+        #[serde(alias = "sha256")]
+        fingerprint: String,
         backup: String,
     },
 }
@@ -95,10 +98,11 @@ pub struct JournalEntry {
     /// earlier versions, or objects the tool never applied).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied: Option<Value>,
-    /// For a Secret the tool applied: `applied` holds it without its values, this the hash of
-    /// the content the tool wrote.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub applied_sha256: Option<String>,
+    /// For a Secret the tool applied: `applied` holds it without its values, this the keyed
+    /// fingerprint of the content the tool wrote (`appliedSha256` in journals of earlier
+    /// versions, unkeyed).
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "appliedSha256")]
+    pub applied_fingerprint: Option<String>,
 }
 
 /// The journal of one namespace.
@@ -114,6 +118,11 @@ pub struct Journal {
     /// keeps its state and history under `nsMigration`). The engine round-trips it untouched.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extensions: BTreeMap<String, Value>,
+    /// The Secret beside the journal holding the key of its Secret fingerprints
+    /// ([`KEY_SECRET`](super::fingerprint::KEY_SECRET)), once a fingerprint was made; deleted
+    /// with the journal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint_key: Option<String>,
     /// The ConfigMap's resourceVersion when read (`None`: not stored yet).
     #[serde(skip)]
     pub resource_version: Option<String>,
@@ -162,6 +171,7 @@ impl Journal {
             steps: Vec::new(),
             entries: Vec::new(),
             extensions: BTreeMap::new(),
+            fingerprint_key: None,
             resource_version: None,
         }
     }
@@ -258,8 +268,17 @@ impl Journal {
         Ok(())
     }
 
-    /// Delete the journal ConfigMap (only the version read: a concurrent change is a conflict).
+    /// Delete the journal ConfigMap (only the version read: a concurrent change is a conflict),
+    /// then the key of its Secret fingerprints, if it has one.
     pub(crate) async fn remove(&self, conn: &Connection) -> Result<(), PlanError> {
+        self.remove_config_map(conn).await?;
+        if let Some(name) = &self.fingerprint_key {
+            client::delete(conn, &Target::new("v1", "Secret", Some(&self.namespace), name), false).await?;
+        }
+        Ok(())
+    }
+
+    async fn remove_config_map(&self, conn: &Connection) -> Result<(), PlanError> {
         let t = target(&self.namespace);
         let dp = DeleteParams {
             preconditions: Some(Preconditions { resource_version: self.resource_version.clone(), uid: None }),
@@ -291,17 +310,18 @@ impl Journal {
         self.steps.iter().rev().find(|s| s.step == step)
     }
 
-    /// Record the prior state of a whole object unless the object is recorded already. Returns
-    /// whether the journal changed.
-    pub(crate) fn record_object(&mut self, step: &str, target: &Target, current: Option<&Value>) -> bool {
+    /// Record the prior state of a whole object unless the object is recorded already (a
+    /// Secret's content by its fingerprint, keyed with `prints`). Returns whether the journal
+    /// changed.
+    pub(crate) fn record_object(&mut self, step: &str, target: &Target, current: Option<&Value>, prints: &Fingerprints) -> Result<bool, PlanError> {
         if self.entry(target).is_some() {
-            return false;
+            return Ok(false);
         }
         let prior = match current {
             None => Prior::Absent,
             Some(v) if secret::is_secret(target) => Prior::Secret {
                 object: secret::without_values(&client::portable(v)),
-                sha256: secret::content_hash(v),
+                fingerprint: prints.of(v)?,
                 backup: secret::backup_name(&target.name).unwrap_or_default(),
             },
             Some(v) => Prior::Object { object: client::portable(v) },
@@ -312,33 +332,37 @@ impl Journal {
             recorded_at: now(),
             prior,
             applied: None,
-            applied_sha256: None,
+            applied_fingerprint: None,
         });
-        true
+        Ok(true)
     }
 
     /// Record `object` as what the tool last applied to its target (the target must be recorded
     /// already). Only objects of the journal's own namespace are kept (what the in-place steps
     /// write there; the namespace-based path's copies in another namespace would only grow the
-    /// ConfigMap toward its 1 MiB limit, and its rollback does not read them). Returns whether
-    /// the journal changed.
-    pub(crate) fn record_applied(&mut self, object: &Value) -> bool {
+    /// ConfigMap toward its 1 MiB limit, and its rollback does not read them). A Secret is kept
+    /// without its values, with the fingerprint of its content. Returns whether the journal
+    /// changed.
+    pub(crate) fn record_applied(&mut self, object: &Value, prints: &Fingerprints) -> Result<bool, PlanError> {
         let target = Target::of(object);
         if target.namespace.as_deref() != Some(self.namespace.as_str()) {
-            return false;
+            return Ok(false);
         }
-        let Some(entry) = self.entry_mut(&target) else { return false };
-        let (kept, hash) = if secret::is_secret(&target) {
-            (secret::without_values(object), Some(secret::content_hash(object)))
+        let Some(entry) = self.entry_mut(&target) else { return Ok(false) };
+        let (kept, print) = if secret::is_secret(&target) {
+            // The same content keeps the fingerprint recorded (a journal of an earlier version
+            // keeps its unkeyed one until the content changes).
+            let same = entry.applied_fingerprint.as_deref().is_some_and(|f| prints.check(object, f).same());
+            (secret::without_values(object), if same { entry.applied_fingerprint.clone() } else { Some(prints.of(object)?) })
         } else {
             (object.clone(), None)
         };
-        if entry.applied.as_ref() == Some(&kept) && entry.applied_sha256 == hash {
-            return false;
+        if entry.applied.as_ref() == Some(&kept) && entry.applied_fingerprint == print {
+            return Ok(false);
         }
         entry.applied = Some(kept);
-        entry.applied_sha256 = hash;
-        true
+        entry.applied_fingerprint = print;
+        Ok(true)
     }
 
     /// Record the prior values of fields not recorded yet and the values about to be written.
@@ -351,7 +375,7 @@ impl Journal {
                 recorded_at: now(),
                 prior: Prior::Fields { fields: BTreeMap::new() },
                 applied: None,
-                applied_sha256: None,
+                applied_fingerprint: None,
             });
         }
         let entry = self.entry_mut(target).expect("inserted above");

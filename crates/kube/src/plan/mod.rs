@@ -65,7 +65,7 @@
 //! [`PlanError::JournalConflict`].
 //!
 //! Secrets are the exception to whole objects: the journal never holds their values. A Secret
-//! the tool applies over or deletes is recorded by reference and content hash, its content
+//! the tool applies over or deletes is recorded by reference and a keyed fingerprint ([`fingerprint`]), its content
 //! copied to a backup Secret `<name>.mesh-migrate-backup` first (see [`secret`]). A journal
 //! that would pass the API server's 1 MiB limit for a ConfigMap is refused before it is sent
 //! ([`PlanError::JournalTooLarge`], naming its biggest entries): the step then writes nothing.
@@ -111,6 +111,7 @@ mod preview;
 mod retire;
 mod rollback;
 pub mod podsecurity;
+pub mod fingerprint;
 pub mod secret;
 mod wait;
 

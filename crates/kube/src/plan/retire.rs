@@ -12,6 +12,7 @@
 use serde_json::Value;
 
 use super::client;
+use super::fingerprint::Fingerprints;
 use super::journal::{Journal, JournalEntry, Prior, StepRecord, StepStatus, now};
 use super::{Action, DryRun, Outcome, PlanError, Progress, Target, secret};
 use crate::cluster::Connection;
@@ -31,7 +32,7 @@ pub struct RetireOptions {
 /// The backup Secret the entry names, when the entry is a Secret's with a backup.
 fn backup_of(entry: &JournalEntry) -> Option<(Target, String)> {
     match &entry.prior {
-        Prior::Secret { sha256, backup, .. } if !backup.is_empty() => Some((secret::backup_target(&entry.target, backup), sha256.clone())),
+        Prior::Secret { fingerprint, backup, .. } if !backup.is_empty() => Some((secret::backup_target(&entry.target, backup), fingerprint.clone())),
         _ => None,
     }
 }
@@ -58,10 +59,15 @@ pub async fn retire(
     }
     // The backups that are the tool's copies, read before anything changes.
     let mut backups: Vec<Target> = Vec::new();
+    let mut prints: Option<Fingerprints> = None;
     for e in &picked {
-        let Some((bt, sha256)) = backup_of(e) else { continue };
+        let Some((bt, fingerprint)) = backup_of(e) else { continue };
         let live: Option<Value> = client::get(conn, &bt).await?;
-        if live.is_some_and(|b| secret::is_backup_of(&b, &e.target.name, &sha256)) {
+        if prints.is_none() {
+            prints = Some(Fingerprints::read(conn, &journal).await?);
+        }
+        let prints = prints.as_ref().expect("read above");
+        if live.is_some_and(|b| secret::is_backup_of(&b, &e.target.name, &fingerprint, prints)) {
             backups.push(bt);
         }
     }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::client::{self, api_error, empty_tree, field_ops, portable, remove_pointer, set_pointer};
+use super::fingerprint::{Check, Fingerprints};
 use super::journal::{FieldRecord, Journal, Prior, StepRecord, StepStatus, now};
 use super::wait::wait_ready;
 use super::preview::{Preview, labelled, shown, yaml};
@@ -39,9 +40,10 @@ pub async fn rollback(
         return Err(PlanError::NoJournal { namespace: namespace.to_string() });
     };
     let selected: Vec<usize> = (0..journal.entries.len()).filter(|&i| options.selects(&journal.entries[i])).collect();
+    let prints = Fingerprints::read(conn, &journal).await?;
     // Three-way: find everything someone else changed before the first write; refuse whole.
     if !options.force {
-        let drifts = drifts_of(conn, &journal, options).await?;
+        let drifts = drifts_of(conn, &journal, options, &prints).await?;
         if !drifts.is_empty() {
             return Err(PlanError::Drifts {
                 action: "rollback".to_string(),
@@ -50,14 +52,14 @@ pub async fn rollback(
             });
         }
     }
-    // Secrets are restored only from content whose hash is the recorded one: find those for
+    // Secrets are restored only from content of the recorded fingerprint: find those for
     // which there is none before the first write; refuse whole unless `force` (they are then
     // left as they are).
     let mut lost = Vec::new();
     for &i in &selected {
         let e = &journal.entries[i];
-        if let Prior::Secret { sha256, backup, .. } = &e.prior
-            && let Err(why) = secret_source(conn, &e.target, sha256, backup).await?
+        if let Prior::Secret { fingerprint, backup, .. } = &e.prior
+            && let Err(why) = secret_source(conn, &e.target, fingerprint, backup, &prints).await?
         {
             lost.push((e.target.clone(), why));
         }
@@ -65,7 +67,7 @@ pub async fn rollback(
     if !lost.is_empty() && !options.force {
         return Err(PlanError::SecretsNotRestorable { secrets: lost });
     }
-    let r = Restore { conn, options };
+    let r = Restore { conn, options, prints: &prints };
     let mut outcomes = Vec::new();
     // Objects and plain fields first, newest first; pod templates last, once the namespace
     // labels are back, so the re-rolled pods come up as they were.
@@ -164,6 +166,7 @@ pub async fn rollback_preview_of(conn: &Connection, namespace: &str, options: &R
     let Some(journal) = Journal::load(conn, namespace).await? else {
         return Err(PlanError::NoJournal { namespace: namespace.to_string() });
     };
+    let prints = Fingerprints::read(conn, &journal).await?;
     let mut out = Vec::new();
     for e in journal.entries.iter().rev().filter(|e| options.selects(e)) {
         let target = &e.target;
@@ -201,12 +204,12 @@ pub async fn rollback_preview_of(conn: &Connection, namespace: &str, options: &R
                 let action = if portable(c) == *object { Action::Unchanged } else { Action::Configured };
                 preview(action, "restore", Some(object.clone()))
             }
-            (Prior::Secret { object, sha256, backup }, _) => match secret_source(conn, target, sha256, backup).await? {
+            (Prior::Secret { object, fingerprint, backup }, _) => match secret_source(conn, target, fingerprint, backup, &prints).await? {
                 Ok(source) => {
                     let want = secret::restored(object, &source);
                     let action = match &current {
                         None => Action::Created,
-                        Some(c) if secret::without_values(&portable(c)) == *object && secret::content_hash(c) == *sha256 => Action::Unchanged,
+                        Some(c) if secret::without_values(&portable(c)) == *object && prints.check(c, fingerprint).same() => Action::Unchanged,
                         Some(_) => Action::Configured,
                     };
                     // The live side with its values, so that changed keys are told apart.
@@ -248,12 +251,13 @@ pub async fn rollback_drifts(conn: &Connection, namespace: &str, options: &Rollb
     let Some(journal) = Journal::load(conn, namespace).await? else {
         return Err(PlanError::NoJournal { namespace: namespace.to_string() });
     };
-    drifts_of(conn, &journal, options).await
+    let prints = Fingerprints::read(conn, &journal).await?;
+    drifts_of(conn, &journal, options, &prints).await
 }
 
-async fn drifts_of(conn: &Connection, journal: &Journal, options: &RollbackOptions) -> Result<Vec<super::Drift>, PlanError> {
+async fn drifts_of(conn: &Connection, journal: &Journal, options: &RollbackOptions, prints: &Fingerprints) -> Result<Vec<super::Drift>, PlanError> {
     let entries: Vec<&super::journal::JournalEntry> = journal.entries.iter().filter(|e| options.selects(e)).collect();
-    super::drift::drifts(conn, &entries, true).await
+    super::drift::drifts(conn, &entries, true, prints).await
 }
 
 impl RollbackOptions {
@@ -264,13 +268,22 @@ impl RollbackOptions {
 }
 
 /// Where the prior content of Secret `target` is: the live Secret when its content has the
-/// recorded hash, else the backup when the backup's has; otherwise why neither is.
-async fn secret_source(conn: &Connection, target: &Target, sha256: &str, backup: &str) -> Result<Result<Value, SecretLost>, PlanError> {
+/// recorded fingerprint, else the backup when the backup's has; otherwise why neither is (also
+/// when the fingerprint cannot be checked: without the journal's key nothing is proven).
+async fn secret_source(
+    conn: &Connection,
+    target: &Target,
+    fingerprint: &str,
+    backup: &str,
+    prints: &Fingerprints,
+) -> Result<Result<Value, SecretLost>, PlanError> {
     let live = client::get(conn, target).await?;
-    if let Some(l) = &live
-        && secret::content_hash(l) == sha256
-    {
-        return Ok(Ok(l.clone()));
+    if let Some(l) = &live {
+        match prints.check(l, fingerprint) {
+            Check::Same => return Ok(Ok(l.clone())),
+            Check::Unverifiable(reason) => return Ok(Err(SecretLost::Unverifiable { reason })),
+            Check::Different => {}
+        }
     }
     let live = if live.is_some() { LiveSecret::Changed } else { LiveSecret::Gone };
     if backup.is_empty() {
@@ -278,8 +291,8 @@ async fn secret_source(conn: &Connection, target: &Target, sha256: &str, backup:
     }
     let backup = backup.to_string();
     match client::get(conn, &secret::backup_target(target, &backup)).await? {
-        Some(b) if secret::is_backup_of(&b, &target.name, sha256) => Ok(Ok(b)),
-        Some(_) => Ok(Err(SecretLost::BackupDiffers { live, backup, sha256: sha256.to_string() })),
+        Some(b) if secret::is_backup_of(&b, &target.name, fingerprint, prints) => Ok(Ok(b)),
+        Some(_) => Ok(Err(SecretLost::BackupDiffers { live, backup, fingerprint: fingerprint.to_string() })),
         None => Ok(Err(SecretLost::BackupGone { live, backup })),
     }
 }
@@ -337,6 +350,7 @@ fn restore_fields(target: &Target, current: &Value, fields: &BTreeMap<&String, &
 struct Restore<'a> {
     conn: &'a Connection,
     options: &'a RollbackOptions,
+    prints: &'a Fingerprints,
 }
 
 impl Restore<'_> {
@@ -365,7 +379,7 @@ impl Restore<'_> {
                 Ok(Some(self.outcome(target, if existed { Action::Deleted } else { Action::Skipped }, if existed { "" } else { "(already absent)" })))
             }
             Prior::Object { object } if !restarts => self.object(target, object).await.map(Some),
-            Prior::Secret { object, sha256, backup } if !restarts => self.secret(target, object, sha256, backup).await.map(Some),
+            Prior::Secret { object, fingerprint, backup } if !restarts => self.secret(target, object, fingerprint, backup).await.map(Some),
             Prior::Fields { fields } => {
                 let rp = restart_pointer();
                 let mine: BTreeMap<&String, &FieldRecord> = fields.iter().filter(|(p, _)| (**p == rp) == restarts).collect();
@@ -399,10 +413,10 @@ impl Restore<'_> {
         }
     }
 
-    /// Restore a Secret recorded by reference from content of the recorded hash (the live
+    /// Restore a Secret recorded by reference from content of the recorded fingerprint (the live
     /// Secret's or the backup's), then delete the backup.
-    async fn secret(&self, target: &Target, object: &Value, sha256: &str, backup: &str) -> Result<Outcome, PlanError> {
-        let Ok(source) = secret_source(self.conn, target, sha256, backup).await? else {
+    async fn secret(&self, target: &Target, object: &Value, fingerprint: &str, backup: &str) -> Result<Outcome, PlanError> {
+        let Ok(source) = secret_source(self.conn, target, fingerprint, backup, self.prints).await? else {
             // Only with --force: the check before the first write refuses otherwise.
             return Ok(self.outcome(target, Action::Skipped, "(its prior content is not recoverable: left as it is)"));
         };
@@ -414,7 +428,7 @@ impl Restore<'_> {
                 }
                 self.outcome(target, Action::Created, "(restored)")
             }
-            Some(c) if secret::without_values(&portable(&c)) == *object && secret::content_hash(&c) == sha256 => {
+            Some(c) if secret::without_values(&portable(&c)) == *object && self.prints.check(&c, fingerprint).same() => {
                 self.outcome(target, Action::Unchanged, "")
             }
             Some(c) => {

@@ -1,4 +1,5 @@
-//! Secrets in the journal: recorded by reference and content hash, never by their data.
+//! Secrets in the journal: recorded by reference and a keyed fingerprint of their content,
+//! never by their data.
 //!
 //! The journal is a ConfigMap, and Kubernetes keeps ConfigMaps apart from Secrets on purpose
 //! ("ConfigMap does not provide secrecy or encryption",
@@ -8,27 +9,27 @@
 //! journal never holds a Secret's `data` or `stringData`:
 //!
 //! * a Secret the tool applies over or deletes is recorded as [`Prior::Secret`](super::Prior):
-//!   its metadata and type (no values), the SHA-256 of its content ([`content_hash`]) and the
-//!   name of a backup Secret. Before the first write to it, the tool copies the Secret to
+//!   its metadata and type (no values), the fingerprint of its content (an HMAC keyed with a
+//!   random key kept in a Secret beside the journal, see [`fingerprint`](super::fingerprint): a
+//!   reader of the ConfigMap cannot test guesses of a value against it) and the name of a
+//!   backup Secret. Before the first write to it, the tool copies the Secret to
 //!   `<name>.mesh-migrate-backup` ([`backup_name`]) in the same namespace — an immutable Secret
 //!   of type `Opaque` (so no controller acts on it, whatever the original's type), labelled as
-//!   the tool's and annotated with the original's name and the hash. The prior content thereby
-//!   stays a Secret, under the same RBAC and encryption as the original.
-//! * a Secret the tool applied is recorded as applied without its values, plus the hash of what
-//!   it wrote (for the three-way checks of rollback and reruns).
+//!   the tool's and annotated with the original's name and the fingerprint. The prior content
+//!   thereby stays a Secret, under the same RBAC and encryption as the original.
+//! * a Secret the tool applied is recorded as applied without its values, plus the fingerprint
+//!   of what it wrote (for the three-way checks of rollback and reruns).
 //!
 //! Rollback restores a Secret only from content it can prove to be the prior one: the live
-//! Secret's own data when its hash is the recorded prior hash, else the backup's data when the
-//! backup's hash is. Otherwise it refuses for that Secret, naming it (see
+//! Secret's own data when it has the recorded fingerprint, else the backup's data when the
+//! backup has. Otherwise it refuses for that Secret, naming it (see
 //! [`PlanError::SecretsNotRestorable`](super::PlanError)). After the restore the backup is
 //! deleted.
 //!
-//! The hash is over the content as the API server stores it: `data` (base64-decoded) with
-//! `stringData` merged over it, key by key ("If a field is specified in both data and
-//! stringData, the value from stringData is used",
+//! The fingerprint is over the content as the API server stores it ([`content`]): `data`
+//! (base64-decoded) with `stringData` merged over it, key by key ("If a field is specified in
+//! both data and stringData, the value from stringData is used",
 //! <https://kubernetes.io/docs/concepts/configuration/secret/#restriction-names-data>).
-//! The hash of a Secret with a short, guessable value lets a reader of the journal test
-//! guesses of it; the values themselves are never there.
 //!
 //! Diffs the plan engine shows (previews and drifts) mask Secret values as `kubectl diff` does
 //! ([`mask`]).
@@ -38,14 +39,17 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
+use super::fingerprint::Fingerprints;
 use super::{MANAGED_BY, Target};
 
 /// Suffix of the backup Secret's name.
 pub const BACKUP_SUFFIX: &str = ".mesh-migrate-backup";
 /// Annotation of a backup Secret: the name of the Secret it holds the prior content of.
 pub const BACKUP_OF: &str = "mesh-migrate.meshmove.io/backup-of";
-/// Annotation of a backup Secret: the content hash of what it holds.
-pub const BACKUP_HASH: &str = "mesh-migrate.meshmove.io/content-sha256";
+/// Annotation of a backup Secret: the fingerprint of what it holds (backups of earlier versions:
+/// `mesh-migrate.meshmove.io/content-sha256`, unkeyed). Informative: a backup is checked against
+/// the journal's fingerprint, computed from its data.
+pub const BACKUP_FINGERPRINT: &str = "mesh-migrate.meshmove.io/content-fingerprint";
 /// A Secret's name is a DNS subdomain: at most 253 characters
 /// (<https://kubernetes.io/docs/concepts/overview/working-with-objects/names/#dns-subdomain-names>).
 const MAX_NAME: usize = 253;
@@ -79,22 +83,6 @@ pub fn content(object: &Value) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-/// `sha256:<hex>` of a Secret's [`content`]: keys in order, each key and value length-prefixed
-/// (so no two contents share an encoding), after a version tag.
-pub fn content_hash(object: &Value) -> String {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(b"meshmove secret content v1\0");
-    for (k, v) in content(object) {
-        ctx.update(&(k.len() as u64).to_be_bytes());
-        ctx.update(k.as_bytes());
-        ctx.update(&(v.len() as u64).to_be_bytes());
-        ctx.update(&v);
-    }
-    let digest = ctx.finish();
-    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
-}
-
 /// The object without its values (`data`, `stringData`).
 pub fn without_values(object: &Value) -> Value {
     let mut v = object.clone();
@@ -116,8 +104,9 @@ pub fn backup_target(target: &Target, backup: &str) -> Target {
     Target::new("v1", "Secret", target.namespace.as_deref(), backup)
 }
 
-/// The backup of `live` (the Secret `target` as it is before the tool writes it).
-pub fn backup_object(target: &Target, backup: &str, live: &Value, hash: &str) -> Value {
+/// The backup of `live` (the Secret `target` as it is before the tool writes it, of fingerprint
+/// `fingerprint`).
+pub fn backup_object(target: &Target, backup: &str, live: &Value, fingerprint: &str) -> Value {
     let data: Map<String, Value> = content(live)
         .into_iter()
         .map(|(k, v)| (k, Value::String(base64::engine::general_purpose::STANDARD.encode(v))))
@@ -131,7 +120,7 @@ pub fn backup_object(target: &Target, backup: &str, live: &Value, hash: &str) ->
             "labels": {MANAGED_BY.0: MANAGED_BY.1},
             "annotations": {
                 BACKUP_OF: target.name,
-                BACKUP_HASH: hash,
+                BACKUP_FINGERPRINT: fingerprint,
                 "mesh-migrate.meshmove.io/purpose": "the content of the Secret named in backup-of before kubectl mesh-migrate wrote it; `kubectl mesh-migrate rollback` restores it from here and deletes this copy",
             }
         },
@@ -141,10 +130,11 @@ pub fn backup_object(target: &Target, backup: &str, live: &Value, hash: &str) ->
     })
 }
 
-/// Whether `backup` is the tool's backup of Secret `name` holding content of hash `hash`.
-pub fn is_backup_of(backup: &Value, name: &str, hash: &str) -> bool {
+/// Whether `backup` is the tool's backup of Secret `name` holding content of the recorded
+/// `fingerprint` (checked with the journal's key, `prints`).
+pub fn is_backup_of(backup: &Value, name: &str, fingerprint: &str, prints: &Fingerprints) -> bool {
     let ann = |k: &str| backup.pointer(&format!("/metadata/annotations/{}", super::pointer_escape(k))).and_then(Value::as_str);
-    ann(BACKUP_OF) == Some(name) && content_hash(backup) == hash
+    ann(BACKUP_OF) == Some(name) && prints.check(backup, fingerprint).same()
 }
 
 /// The prior Secret: its recorded metadata and type with the `data` of `source` (a live Secret
@@ -187,13 +177,17 @@ pub fn mask(v: &mut Value, other: Option<&Value>, new_side: bool) {
 }
 
 /// Why rollback cannot restore a Secret's prior content: neither the live Secret nor its backup
-/// holds content of the recorded hash (the hash names the content, never a value).
+/// holds content of the recorded fingerprint (keyed: it names the content, never a value), or
+/// the fingerprint cannot be checked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretLost {
     #[error("{live}, and it has no backup")]
     NoBackup { live: LiveSecret },
-    #[error("{live}, and Secret {backup} does not hold the recorded content ({sha256})")]
-    BackupDiffers { live: LiveSecret, backup: String, sha256: String },
+    #[error("{live}, and Secret {backup} does not hold the recorded content ({fingerprint})")]
+    BackupDiffers { live: LiveSecret, backup: String, fingerprint: String },
+    /// Without the journal's key (or for a fingerprint of an unknown form) nothing is proven.
+    #[error("{reason}")]
+    Unverifiable { reason: String },
     #[error("{live}, and its backup Secret {backup} is gone")]
     BackupGone { live: LiveSecret, backup: String },
 }
@@ -216,36 +210,32 @@ mod tests {
     }
 
     #[test]
-    fn the_hash_is_of_the_stored_content_and_tells_contents_apart() {
-        // "cw==" is base64 of "s"; stringData says the same in clear text.
-        let a = secret(json!({"k": "cw=="}));
-        let b = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "stringData": {"k": "s"}});
-        assert_eq!(content_hash(&a), content_hash(&b));
-        // stringData wins over data for the same key.
-        let mut c = a.clone();
-        c["stringData"] = json!({"k": "t"});
-        assert_ne!(content_hash(&a), content_hash(&c));
-        // Length prefixes: moving bytes from a key to its value is another content.
-        assert_ne!(content_hash(&secret(json!({"ab": "Yw=="}))), content_hash(&secret(json!({"a": "YmM="}))));
-        assert!(content_hash(&a).starts_with("sha256:") && content_hash(&a).len() == 7 + 64);
-        // The hash of the empty content is fixed (no data, empty data).
-        assert_eq!(content_hash(&secret(json!({}))), content_hash(&without_values(&a)));
+    fn the_content_is_as_the_api_server_stores_it() {
+        // "cw==" is base64 of "s"; stringData says the same in clear text, and wins over data.
+        let a = secret(json!({"k": "cw==", "j": "dA=="}));
+        assert_eq!(content(&a), BTreeMap::from([("j".to_string(), b"t".to_vec()), ("k".to_string(), b"s".to_vec())]));
+        let mut b = a.clone();
+        b["stringData"] = json!({"k": "u"});
+        assert_eq!(content(&b)["k"], b"u".to_vec());
+        assert!(content(&without_values(&b)).is_empty());
     }
 
     #[test]
     fn backups_carry_the_content_and_restore_it_under_the_recorded_metadata() {
         let t = Target::new("v1", "Secret", Some("shop"), "db");
         let live = secret(json!({"password": "aHVudGVyMg=="}));
-        let h = content_hash(&live);
+        // Checked the way journals of earlier versions recorded it (no key needed).
+        let prints = Fingerprints::unkeyed("shop");
+        let h = super::super::fingerprint::legacy_sha256(&live);
         let b = backup_object(&t, "db.mesh-migrate-backup", &live, &h);
-        assert!(is_backup_of(&b, "db", &h));
-        assert!(!is_backup_of(&b, "other", &h));
+        assert!(is_backup_of(&b, "db", &h, &prints));
+        assert!(!is_backup_of(&b, "other", &h, &prints));
         assert_eq!(b["type"], "Opaque");
         let mut recorded = without_values(&live);
         recorded["type"] = json!("kubernetes.io/basic-auth");
         let back = restored(&recorded, &b);
         assert_eq!(back["type"], "kubernetes.io/basic-auth");
-        assert_eq!(content_hash(&back), h);
+        assert!(prints.check(&back, &h).same());
         assert_eq!(backup_name(&"x".repeat(233)).map(|n| n.len()), Some(253));
         assert_eq!(backup_name(&"x".repeat(234)), None);
     }

@@ -67,14 +67,15 @@ fn the_journal_records_prior_state_once() {
 
     // Objects: absent once, never re-recorded.
     let gw = Target::new("networking.istio.io/v1", "Gateway", Some("shop"), "shop-gateway");
-    assert!(j.record_object("enable", &gw, None));
-    assert!(!j.record_object("enable", &gw, Some(&json!({"metadata": {"uid": "u"}}))));
+    let none = super::fingerprint::Fingerprints::unkeyed("shop");
+    assert!(j.record_object("enable", &gw, None, &none).unwrap());
+    assert!(!j.record_object("enable", &gw, Some(&json!({"metadata": {"uid": "u"}})), &none).unwrap());
     assert_eq!(j.entry(&gw).unwrap().prior, Prior::Absent);
     // Objects that existed are kept without server-owned fields.
     let cm = Target::new("v1", "ConfigMap", Some("shop"), "c");
     let live = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "shop", "uid": "u", "resourceVersion": "9",
         "managedFields": [], "creationTimestamp": "2024-01-01T00:00:00Z"}, "data": {"a": "1"}});
-    assert!(j.record_object("expose", &cm, Some(&live)));
+    assert!(j.record_object("expose", &cm, Some(&live), &none).unwrap());
     assert_eq!(
         j.entry(&cm).unwrap().prior,
         Prior::Object { object: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "shop"}, "data": {"a": "1"}}) }

@@ -291,7 +291,7 @@ mod tests {
     #[test]
     fn the_mesh_side_is_the_migrations_entries_there_and_what_it_created_in_the_legacy_namespace() {
         let sides = Sides::new("shop").unwrap();
-        let entry = |step: &str, t: Target, prior: Prior| JournalEntry { target: t, step: step.into(), recorded_at: String::new(), prior, applied: None, applied_sha256: None };
+        let entry = |step: &str, t: Target, prior: Prior| JournalEntry { target: t, step: step.into(), recorded_at: String::new(), prior, applied: None, applied_fingerprint: None };
         let np = |ns: &str| Target::new("networking.k8s.io/v1", "NetworkPolicy", Some(ns), "p");
         assert!(mesh_side(&sides, &entry("ns-create", np("shop-mesh"), Prior::Absent)));
         assert!(mesh_side(&sides, &entry("ns-create", Target::namespace("shop-mesh"), Prior::Absent)));
