@@ -209,9 +209,10 @@ fn platform_created(d: &BlockingDouble) {
 }
 
 /// `tests/e2e/fixtures/ns-migrate/shop.yaml` created through the API (as `tests/ns_migrate.rs`),
-/// with a healthy Prometheus behind Service `monitoring/prometheus` (port `web`).
+/// with a healthy Prometheus behind Service `monitoring/prometheus-k8s` (port `web`: where
+/// kube-prometheus runs it, and what `mesh-migrate-prometheus.yaml` names).
 fn shop(d: &BlockingDouble) {
-    d.serve_prometheus("monitoring", "prometheus", 9090, apiserver_double::prometheus::rules(vec![
+    d.serve_prometheus("monitoring", "prometheus-k8s", 9090, apiserver_double::prometheus::rules(vec![
         ("istio_requests_total", apiserver_double::prometheus::Reply::Value(1.0)),
         ("histogram_quantile", apiserver_double::prometheus::Reply::Value(20.0)),
     ]));
@@ -274,16 +275,24 @@ const MIGRATE_WRITE: Scenario = Scenario {
     ],
 };
 
+/// The gates' Prometheus: from 10 % the metrics gates query it through the API server's service
+/// proxy, which `mesh-migrate-prometheus.yaml` grants (a Role in `monitoring` for that Service
+/// alone; `mesh-migrate-write.yaml` grants no proxy, and the proofs fail if it does).
+const PROMETHEUS_STEPS: &[Step] = &[
+    ("mesh-migrate", &["ns", "create", "shop"]),
+    ("mesh-migrate", &["ns", "shift", "shop", "10"]),
+    ("mesh-migrate", &["ns", "shift", "shop", "25", "--prometheus-service", "monitoring/prometheus-k8s:web"]),
+];
+
 const MIGRATE_NS: Scenario = Scenario {
     file: "mesh-migrate-write.yaml",
-    also: &[],
+    also: &["mesh-migrate-prometheus.yaml"],
     namespace: "default",
     seed: shop,
     steps: &[
-        ("mesh-migrate", &["ns", "create", "shop"]),
-        ("mesh-migrate", &["ns", "shift", "shop", "10"]),
-        // From 10 % the metrics gates query Prometheus through the API server's service proxy.
-        ("mesh-migrate", &["ns", "shift", "shop", "25", "--prometheus-service", "monitoring/prometheus:web"]),
+        PROMETHEUS_STEPS[0],
+        PROMETHEUS_STEPS[1],
+        PROMETHEUS_STEPS[2],
         ("mesh-migrate", &["ns", "status", "shop"]),
         ("mesh-migrate", &["ns", "rollback", "shop"]),
         // Deletes the copies and the mesh namespace, after listing what is in it.
@@ -421,6 +430,16 @@ const MIGRATE_AUTHZ: Scenario = Scenario {
     steps: &[("mesh-migrate", &["enable", "--authz", "--timeout", "30s"]), ("mesh-migrate", &["rollback", "--timeout", "30s"])],
 };
 
+/// The Prometheus Role with the writer's role held whole: without its one rule the gates' query
+/// is refused and `ns shift` fails on it.
+const PROMETHEUS_PROXY: Scenario = Scenario {
+    file: "mesh-migrate-prometheus.yaml",
+    also: &["mesh-migrate-write.yaml"],
+    namespace: "default",
+    seed: shop,
+    steps: PROMETHEUS_STEPS,
+};
+
 const SPIRE_CHECK: Scenario = Scenario {
     file: "spire-check.yaml",
     also: &[],
@@ -471,7 +490,7 @@ const SPIRE_CHECK_ENABLE: Scenario = Scenario {
 #[ignore]
 fn requests_of_each_command() {
     let only = std::env::var("RBAC_PROBE").unwrap_or_default();
-    for s in [&DBISO_AUDIT, &DBISO_APPLY, &MIGRATE_READ, &MIGRATE_WRITE, &MIGRATE_NS, &MIGRATE_NS_COMPLETE, &MIGRATE_NS_GUARDS, &MIGRATE_NS_AMBIENT, &MIGRATE_AUTHZ, &MIGRATE_ENABLE_SPIRE, &SPIRE_CHECK] {
+    for s in [&DBISO_AUDIT, &DBISO_APPLY, &MIGRATE_READ, &MIGRATE_WRITE, &MIGRATE_NS, &MIGRATE_NS_COMPLETE, &MIGRATE_NS_GUARDS, &MIGRATE_NS_AMBIENT, &MIGRATE_AUTHZ, &MIGRATE_ENABLE_SPIRE, &PROMETHEUS_PROXY, &SPIRE_CHECK] {
         // RBAC_PROBE: part of the manifest's file name, or of one of the scenario's commands.
         if !only.is_empty() && !s.file.contains(&only) && !s.steps.iter().any(|(_, args)| args.join(" ").contains(&only)) {
             continue;
@@ -517,12 +536,18 @@ fn mesh_migrate_write_role_is_sufficient_and_minimal() {
 }
 
 #[test]
+fn mesh_migrate_prometheus_role_is_sufficient_and_minimal() {
+    prove(&[&PROMETHEUS_PROXY]);
+}
+
+#[test]
 fn spire_check_role_is_sufficient_and_minimal() {
     prove(&[&SPIRE_CHECK, &SPIRE_CHECK_ENABLE]);
 }
 
 /// The files under `krew-manifests/rbac/`, each proven by a test above.
-const PROVEN: [&str; 5] = ["dbiso-audit.yaml", "dbiso-apply.yaml", "mesh-migrate-read.yaml", "mesh-migrate-write.yaml", "spire-check.yaml"];
+const PROVEN: [&str; 6] =
+    ["dbiso-audit.yaml", "dbiso-apply.yaml", "mesh-migrate-prometheus.yaml", "mesh-migrate-read.yaml", "mesh-migrate-write.yaml", "spire-check.yaml"];
 
 #[test]
 fn the_manifests_are_valid_and_each_is_proven() {
@@ -554,10 +579,13 @@ fn the_manifests_are_valid_and_each_is_proven() {
             let line = format!("{kind}.rbac.authorization.k8s.io/{} created (dry run)", doc["metadata"]["name"].as_str().unwrap());
             assert!(r.stdout.lines().any(|l| l == line), "{file}: no `{line}` in\n{}", r.stdout);
         }
-        // One ClusterRole and its example ClusterRoleBinding to a group.
+        // One role and its example binding to a group: a ClusterRole and ClusterRoleBinding, or a
+        // Role and a RoleBinding in the same namespace.
         let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
-        assert_eq!(kinds, ["ClusterRole", "ClusterRoleBinding"], "{file}");
+        assert!(kinds == ["ClusterRole", "ClusterRoleBinding"] || kinds == ["Role", "RoleBinding"], "{file}: {kinds:?}");
         assert_eq!(docs[1]["roleRef"]["name"], docs[0]["metadata"]["name"], "{file}");
+        assert_eq!(docs[1]["roleRef"]["kind"], docs[0]["kind"], "{file}");
+        assert_eq!(docs[1]["metadata"]["namespace"], docs[0]["metadata"]["namespace"], "{file}");
         assert_eq!(bound_groups(&docs).len(), 1, "{file}");
     }
 }
@@ -618,7 +646,7 @@ fn as_and_as_group_impersonate_the_role_holder() {
 fn krew_caveats_name_the_rbac_manifests() {
     let validate = |path: &std::path::Path| run(&venv_tool("python"), &[root().join("krew-manifests/validate.py").to_str().unwrap(), path.to_str().unwrap()], None, &[]);
     let dir = tempfile::tempdir().unwrap();
-    for (plugin, files) in [("dbiso", &["dbiso-audit.yaml", "dbiso-apply.yaml"][..]), ("mesh-migrate", &["mesh-migrate-read.yaml", "mesh-migrate-write.yaml"]), ("spire-check", &["spire-check.yaml"])] {
+    for (plugin, files) in [("dbiso", &["dbiso-audit.yaml", "dbiso-apply.yaml"][..]), ("mesh-migrate", &["mesh-migrate-read.yaml", "mesh-migrate-write.yaml", "mesh-migrate-prometheus.yaml"]), ("spire-check", &["spire-check.yaml"])] {
         let text = std::fs::read_to_string(root().join(format!("krew-manifests/{plugin}.yaml"))).unwrap();
         let ok = dir.path().join(format!("{plugin}.yaml"));
         std::fs::write(&ok, &text).unwrap();
