@@ -72,10 +72,11 @@ pub fn handle(
     match (method, segs.as_slice()) {
         ("GET", ["health"]) => reply(200, &json!({"ok": true})),
         ("GET", ["kubeconfig"]) => {
-            let cfg = crate::kubeconfig_yaml(
-                &format!("http://{}", shared.addr),
+            let cfg = crate::kubeconfig_yaml_with_ca(
+                &shared.url(),
                 param("namespace").unwrap_or("default"),
                 &shared.lock().opts.token,
+                shared.ca_pem(),
             );
             text(200, "application/yaml", cfg.into_bytes())
         }

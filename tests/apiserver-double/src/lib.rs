@@ -1,6 +1,7 @@
-//! An in-process Kubernetes API-server double, served over plain HTTP on
-//! 127.0.0.1 and reached through a real kubeconfig, for end-to-end tests of
-//! the kubectl plugins with real `kubectl` and kube-rs.
+//! An in-process Kubernetes API-server double, served over plain HTTP (or HTTPS
+//! with a certificate made at start, [`DoubleOptions::tls`]) on 127.0.0.1 and
+//! reached through a real kubeconfig, for end-to-end tests of the kubectl
+//! plugins with real `kubectl` and kube-rs.
 //!
 //! # What is faithful
 //!
@@ -121,6 +122,7 @@ pub mod ssa;
 pub mod status;
 pub mod store;
 pub mod table;
+pub mod tls;
 pub mod util;
 
 pub use controllers::PodBehaviour;
@@ -161,6 +163,9 @@ pub struct DoubleOptions {
     pub token: String,
     /// Reject requests without the token (401), default `false`.
     pub require_token: bool,
+    /// Serve HTTPS with a certificate made at start ([`tls`]) instead of plain HTTP (default
+    /// `false`); kubeconfigs then trust its CA. Real kubectl sends credentials only over TLS.
+    pub tls: bool,
     /// Enforce RBAC (default `false`): authenticate bearer tokens by [`Self::tokens`], apply
     /// `Impersonate-*` headers, and authorize every API request by the stored Roles,
     /// ClusterRoles and bindings (see [`rbac`]). Requests without a token are
@@ -218,6 +223,7 @@ impl Default for DoubleOptions {
             default_namespaces: true,
             token: "double-token".into(),
             require_token: false,
+            tls: false,
             rbac: false,
             tokens: BTreeMap::new(),
             port: 0,
@@ -301,9 +307,19 @@ pub fn strip_volatile(v: &mut Value) {
 /// A kubeconfig for a double. Values are double-quoted so names such as
 /// `y` or `on` stay strings.
 pub fn kubeconfig_yaml(server: &str, namespace: &str, token: &str) -> String {
+    kubeconfig_yaml_with_ca(server, namespace, token, None)
+}
+
+/// [`kubeconfig_yaml`] trusting the CA `ca_pem` (the cluster's `certificate-authority-data`)
+/// when given.
+pub fn kubeconfig_yaml_with_ca(server: &str, namespace: &str, token: &str, ca_pem: Option<&str>) -> String {
+    use base64::Engine as _;
     let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let ca = ca_pem
+        .map(|p| format!("\n    certificate-authority-data: {}", base64::engine::general_purpose::STANDARD.encode(p)))
+        .unwrap_or_default();
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: double\n  cluster:\n    server: {}\ncontexts:\n- name: double\n  context:\n    cluster: double\n    user: double\n    namespace: {}\ncurrent-context: double\nusers:\n- name: double\n  user:\n    token: {}\npreferences: {{}}\n",
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: double\n  cluster:\n    server: {}{ca}\ncontexts:\n- name: double\n  context:\n    cluster: double\n    user: double\n    namespace: {}\ncurrent-context: double\nusers:\n- name: double\n  user:\n    token: {}\npreferences: {{}}\n",
         q(server),
         q(namespace),
         q(token)
@@ -397,9 +413,11 @@ impl Double {
     pub async fn start(opts: DoubleOptions) -> io::Result<DoubleHandle> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port)).await?;
         let addr = listener.local_addr()?;
+        let tls = if opts.tls { Some(tls::Tls::generate()?) } else { None };
         let shared = Arc::new(Shared {
             state: Mutex::new(State::new(opts)),
             addr,
+            tls,
         });
         let (tx, rx) = watch::channel(false);
         tokio::spawn(controllers::run_clock(shared.clone(), rx.clone()));
@@ -487,9 +505,14 @@ impl DoubleHandle {
         self.inner.shared.lock()
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` with [`DoubleOptions::tls`]).
     pub fn url(&self) -> String {
-        format!("http://{}", self.inner.shared.addr)
+        self.inner.shared.url()
+    }
+
+    /// The CA certificate (PEM) that signed the serving certificate, with [`DoubleOptions::tls`].
+    pub fn ca_pem(&self) -> Option<String> {
+        self.inner.shared.ca_pem().map(str::to_string)
     }
 
     /// The bound address.
@@ -499,7 +522,7 @@ impl DoubleHandle {
 
     /// The kubeconfig text (cluster, user and context `double`).
     pub fn kubeconfig_yaml(&self, namespace: &str) -> String {
-        kubeconfig_yaml(&self.url(), namespace, &self.state().opts.token)
+        kubeconfig_yaml_with_ca(&self.url(), namespace, &self.state().opts.token, self.inner.shared.ca_pem())
     }
 
     /// Adds a bearer token authenticating as `user` in `groups` (plus `system:authenticated`)
@@ -520,7 +543,7 @@ impl DoubleHandle {
     ) -> io::Result<PathBuf> {
         std::fs::create_dir_all(dir.as_ref())?;
         let path = dir.as_ref().join("kubeconfig");
-        std::fs::write(&path, kubeconfig_yaml(&self.url(), namespace, token))?;
+        std::fs::write(&path, kubeconfig_yaml_with_ca(&self.url(), namespace, token, self.inner.shared.ca_pem()))?;
         Ok(path)
     }
 

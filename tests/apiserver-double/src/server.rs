@@ -36,9 +36,21 @@ pub struct Shared {
     pub state: Mutex<State>,
     /// Bound address.
     pub addr: SocketAddr,
+    /// HTTPS ([`crate::tls`]); `None`: plain HTTP.
+    pub tls: Option<crate::tls::Tls>,
 }
 
 impl Shared {
+    /// `https://ADDR` with TLS, else `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("{}://{}", if self.tls.is_some() { "https" } else { "http" }, self.addr)
+    }
+
+    /// The CA certificate (PEM) clients trust, with TLS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.tls.as_ref().map(|t| t.ca_pem.as_str())
+    }
+
     /// Locks the state (a poisoned lock is recovered: the state is plain data).
     pub fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -86,6 +98,34 @@ async fn serve_conn(
         dup: Mutex::new(Some(dup)),
         kill: Notify::new(),
     });
+    match shared.tls.as_ref().map(|t| t.acceptor.clone()) {
+        None => serve_http(stream, shared, ctx.clone(), &mut shutdown).await,
+        Some(acceptor) => {
+            // The handshake, then HTTP over it; a failed handshake closes the connection.
+            let accepted = tokio::select! {
+                a = acceptor.accept(stream) => a.ok(),
+                _ = ctx.kill.notified() => None,
+                _ = shutdown.changed() => None,
+            };
+            if let Some(tls) = accepted {
+                serve_http(tls, shared, ctx.clone(), &mut shutdown).await;
+            }
+        }
+    }
+    if let Ok(mut d) = ctx.dup.lock() {
+        d.take();
+    }
+}
+
+/// HTTP/1.1 on a connection (plain or TLS) until it ends, is killed or the double stops.
+async fn serve_http<S>(
+    io: S,
+    shared: Arc<Shared>,
+    ctx: Arc<ConnCtx>,
+    shutdown: &mut watch::Receiver<bool>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let svc_ctx = ctx.clone();
     let svc = service_fn(move |req| {
         let shared = shared.clone();
@@ -94,14 +134,11 @@ async fn serve_conn(
     });
     let conn = http1::Builder::new()
         .keep_alive(true)
-        .serve_connection(TokioIo::new(stream), svc);
+        .serve_connection(TokioIo::new(io), svc);
     tokio::select! {
         _ = conn => {}
         _ = ctx.kill.notified() => {}
         _ = shutdown.changed() => {}
-    }
-    if let Ok(mut d) = ctx.dup.lock() {
-        d.take();
     }
 }
 

@@ -593,7 +593,7 @@ fn the_manifests_are_valid_and_each_is_proven() {
 /// `--as`/`--as-group` reach the server as impersonation headers, which RBAC checks (the
 /// `impersonate` verb on the user and each group) before it authorizes the request as the
 /// impersonated user. (Real kubectl sends no credentials, impersonation included, to a server
-/// over plain HTTP, so the double's own tests check impersonation with kube-rs.)
+/// over plain HTTP: `tests/rbac_kubectl.rs` runs it against the double over HTTPS.)
 #[test]
 fn as_and_as_group_impersonate_the_role_holder() {
     let docs = manifest("dbiso-audit.yaml");
