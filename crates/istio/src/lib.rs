@@ -14,6 +14,8 @@
 //! - [`mesh_config`]: the mesh root namespace from the mesh config.
 //! - [`waypoint`]: ambient waypoints (the Gateway, the binding labels) and which proxy emits
 //!   which metrics.
+//! - [`traffic`]: the traffic profile of DestinationRules and HTTP routes (connection pool,
+//!   outlier detection, request timeout, retries), checked with Istio's validation rules.
 
 use std::collections::BTreeMap;
 
@@ -25,6 +27,7 @@ pub mod mesh_config;
 pub mod peer_authentication;
 pub mod protocol;
 mod timestamp;
+pub mod traffic;
 pub mod waypoint;
 
 pub use error::Error;
@@ -35,6 +38,7 @@ pub use peer_authentication::{
 };
 pub use protocol::{Protocol, Selection, known_app_protocol, known_protocol_name, port_protocol};
 pub use timestamp::Timestamp;
+pub use traffic::TrafficProfile;
 
 /// Kubernetes labels or annotations.
 pub type Labels = BTreeMap<String, String>;

@@ -5,7 +5,7 @@
 //! wrong.
 
 use meshmove_migration::namespace::Sides;
-use meshmove_migration::namespace::routing::{HttpPolicy, PortProtocol, port_protocol, virtual_service};
+use meshmove_migration::namespace::routing::{PortProtocol, TrafficProfile, port_protocol, virtual_service};
 use meshmove_istio::protocol;
 use serde_json::{Value, json};
 
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 fn routes(port: Value) -> (bool, bool) {
     let sides = Sides::new("shop").unwrap();
     let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": "shop"}, "spec": {"ports": [port]}});
-    let vs = virtual_service(&sides, &svc, 10, &HttpPolicy::default());
+    let vs = virtual_service(&sides, &svc, 10, &TrafficProfile::default());
     (vs["spec"].get("http").is_some(), vs["spec"].get("tcp").is_some())
 }
 

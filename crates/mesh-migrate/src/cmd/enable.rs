@@ -66,8 +66,8 @@ pub struct EnableArgs {
 }
 
 /// The traffic profile flags (DestinationRules, and the VirtualServices' HTTP routes), shared by
-/// `enable` and `ns create`: one profile (`meshmove_migration::inplace::TrafficProfile`) for
-/// both paths.
+/// `enable` and `ns create`: one profile (`meshmove_istio::traffic::TrafficProfile`, re-exported
+/// by `meshmove_migration::inplace`) for both paths.
 #[derive(Args, Clone)]
 pub struct TrafficProfileArgs {
     /// Traffic profile YAML (camelCase keys as the flags below); flags override it
@@ -251,15 +251,14 @@ pub fn run(kube: &KubeFlags, output: &OutputFlags, args: &EnableArgs) -> Result<
     if let Some(g) = &generated {
         report_authz(g);
     }
-    let http_policy = options.profile.http_policy();
-    if !http_policy.is_empty() {
+    if !options.profile.routes_unset() {
         let (_, skipped) = meshmove_migration::inplace::service_routes(&inventory, &ns, options.domain.as_deref(), &options.hosts).map_err(|e| anyhow!(e))?;
         let tcp = if skipped.is_empty() {
             String::new()
         } else {
             format!("; these Services get no VirtualService (only HTTP ports are routed; Istio's TCP routes have no timeout or retries), so none of it: {}", skipped.join(", "))
         };
-        eprintln!("enable: the HTTP routes of the VirtualServices carry {}{tcp}", http_policy.describe());
+        eprintln!("enable: the HTTP routes of the VirtualServices carry {}{tcp}", options.profile.describe_routes());
     }
     let policies = enable::mesh_policies(&inventory, &ns, &options);
     for u in &policies.updated {

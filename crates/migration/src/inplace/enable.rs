@@ -372,11 +372,10 @@ pub fn plan_with_authz(
             ),
         });
     }
-    let http_policy = options.profile.http_policy();
     for r in &routes {
         let fqdn = format!("{}.{namespace}.svc.cluster.local", r.service);
         let mut route = json!({"route": [{"destination": {"host": fqdn, "port": {"number": r.port}}}]});
-        http_policy.apply(&mut route);
+        options.profile.apply_to_route(&mut route);
         plan.push(Change::Apply {
             object: managed(
                 "networking.istio.io/v1",

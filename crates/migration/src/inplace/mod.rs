@@ -33,7 +33,6 @@ pub mod expose;
 pub mod mesh_policies;
 pub mod mtls;
 pub mod peer_auth;
-pub mod profile;
 pub mod status;
 
 
@@ -43,7 +42,7 @@ use serde_json::Value;
 
 use meshmove_model::inventory::{Inventory, Object, kinds};
 
-pub use profile::{HttpPolicy, TrafficProfile};
+pub use meshmove_istio::traffic::TrafficProfile;
 
 /// Step names as the journal records them.
 pub const STEP_EXPOSE: &str = "expose";
@@ -60,14 +59,9 @@ pub enum MigrateError {
     NoNamespace { namespace: String },
     #[error("namespace {namespace} has no Service with an HTTP port to route to{}", if .skipped.is_empty() { String::new() } else { format!(" (skipped: {})", .skipped.join("; ")) })]
     NoServices { namespace: String, skipped: Vec<String> },
-    #[error("traffic profile {path}: {message}")]
-    BadProfile { path: String, message: String },
-    /// A value of a profile file Istio would refuse, with the line of its key when found.
-    #[error("traffic profile {path}: {}{error}", line.map(|n| format!("line {n}: ")).unwrap_or_default())]
-    ProfileValue { path: String, line: Option<usize>, error: profile::ProfileError },
     /// A profile given as options (flags, a library caller) that Istio would refuse.
     #[error("traffic profile: {0}")]
-    Profile(#[from] profile::ProfileError),
+    Profile(#[from] meshmove_istio::traffic::ProfileError),
     #[error("{what}: {message}")]
     BadOption { what: String, message: String },
     /// The PeerAuthentications cannot be known, or the write would not do what the step claims.

@@ -10,7 +10,7 @@
 //! at the migration's weight when the Service is one the migration splits; a shared backend (not
 //! copied) keeps 100 % on the legacy side. The routes split by weight carry the migration's
 //! traffic profile (`--http-timeout`, `--retries`, `--per-try-timeout`, `--retry-on`:
-//! [`HttpPolicy::apply`], the one rule the splitting VirtualServices of the mesh namespace
+//! [`TrafficProfile::apply_to_route`], the one rule the splitting VirtualServices of the mesh namespace
 //! follow), so a request from outside meets the same timeout and retries as one from inside;
 //! a shared backend's single route keeps Istio's defaults, as it has no splitting VirtualService.
 //!
@@ -39,7 +39,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::routing::HttpPolicy;
+use super::routing::TrafficProfile;
 use super::{COPIED_FROM_LABEL, MANAGED_BY, ROLE_LABEL, Sides};
 
 /// `ROLE_LABEL` value of the external routing objects.
@@ -142,7 +142,7 @@ fn destinations(sides: &Sides, service: &str, port: i64, split: bool, weight: u8
 }
 
 #[allow(clippy::too_many_arguments)]
-fn virtual_service(sides: &Sides, name: &str, gateway: &str, host: &str, mut routes: Vec<Route>, routed: &[String], weight: u8, policy: &HttpPolicy) -> Value {
+fn virtual_service(sides: &Sides, name: &str, gateway: &str, host: &str, mut routes: Vec<Route>, routed: &[String], weight: u8, profile: &TrafficProfile) -> Value {
     routes.sort_by_key(|a| a.key);
     let http: Vec<Value> = routes
         .iter()
@@ -155,7 +155,7 @@ fn virtual_service(sides: &Sides, name: &str, gateway: &str, host: &str, mut rou
             route.insert("route".into(), destinations(sides, &r.service, r.port, split, weight));
             let mut route = Value::Object(route);
             if split {
-                policy.apply(&mut route);
+                profile.apply_to_route(&mut route);
             }
             route
         })
@@ -188,8 +188,8 @@ fn gateway(sides: &Sides, name: &str, selector: &str, hosts: &[String], tls: &[(
 
 /// The Gateways and VirtualServices serving the Ingresses and HTTPRoutes among `legacy` (the
 /// legacy namespace's objects; its Services resolve ports given by name) at `weight` % to the
-/// mesh for the Services in `routed`, their split routes carrying `policy`.
-pub fn external(sides: &Sides, legacy: &[Value], routed: &[String], weight: u8, selector: &str, policy: &HttpPolicy) -> External {
+/// mesh for the Services in `routed`, their split routes carrying the route keys of `profile`.
+pub fn external(sides: &Sides, legacy: &[Value], routed: &[String], weight: u8, selector: &str, profile: &TrafficProfile) -> External {
     let services: Vec<&Value> = legacy.iter().filter(|o| str_at(o, "/kind") == Some("Service")).collect();
     let mut out = External::default();
     let mut gateways = Vec::new();
@@ -359,7 +359,7 @@ pub fn external(sides: &Sides, legacy: &[Value], routed: &[String], weight: u8, 
         for (host, routes) in by_host {
             let vs_name = format!("{gw_name}-{}", host_slug(&host));
             names.push(vs_name.clone());
-            vss.push(virtual_service(sides, &vs_name, &gw_name, &host, routes, routed, weight, policy));
+            vss.push(virtual_service(sides, &vs_name, &gw_name, &host, routes, routed, weight, profile));
         }
         gateways.push(gateway(sides, &gw_name, selector, &hosts, &tls));
         out.routes.push(ExternalRoute {
@@ -577,7 +577,7 @@ mod tests {
         let spec = json!({"rules": [{"host": "shop.example.com", "http": {"paths": paths.iter().map(|(t, p, s)| json!({
             "path": p, "pathType": t, "backend": {"service": {"name": s, "port": {"number": 80}}}})).collect::<Vec<_>>()}}]});
         let objs = vec![ingress(spec)];
-        let ext = external(&sides(), &objs, &[], 0, DEFAULT_SELECTOR, &HttpPolicy::default());
+        let ext = external(&sides(), &objs, &[], 0, DEFAULT_SELECTOR, &TrafficProfile::default());
         assert!(ext.warnings.is_empty(), "{:?}", ext.warnings);
         let vs = ext.objects.iter().find(|o| o["kind"] == "VirtualService").unwrap();
         for request in ["/", "/foo", "/foo/", "/foobar", "/foo/bar", "/foo/bar/", "/foo/bar/baz", "/aaa/bbb", "/aaa/bbbxyz", "/aaa/bbb/c", "/x"] {
@@ -607,7 +607,7 @@ mod tests {
                 {"host": "api.example.com", "http": {"paths": [
                     {"path": "/v1", "pathType": "Exact", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]});
         let objs = vec![svc("web"), svc("db"), ingress(spec)];
-        let ext = external(&sides(), &objs, &["web".to_string()], 25, "my-gw", &HttpPolicy::default());
+        let ext = external(&sides(), &objs, &["web".to_string()], 25, "my-gw", &TrafficProfile::default());
         assert_eq!(ext.warnings.len(), 1);
         assert!(ext.warnings[0].starts_with("Ingress/web host shop.example.com path /legacy (rule 0): pathType ImplementationSpecific"), "{}", ext.warnings[0]);
         let gw = &ext.objects[0];
@@ -631,24 +631,30 @@ mod tests {
         assert!(taken(api, "/v1/").is_none());
         assert_eq!(ext.routes[0].services, ["db", "web"]);
         assert_eq!(ext.routes[0].tls_secrets, ["shop-tls"]);
-        let again = external(&sides(), &objs, &["web".to_string()], 100, "my-gw", &HttpPolicy::default());
+        let again = external(&sides(), &objs, &["web".to_string()], 100, "my-gw", &TrafficProfile::default());
         assert_eq!(weight_of(&sides(), &again.objects[1]), Some(Some(100)));
     }
 
     /// The split routes carry the traffic profile, as the splitting VirtualServices do (one rule:
-    /// `HttpPolicy::apply`); the shared backend's single route, which no splitting
+    /// `TrafficProfile::apply_to_route`); the shared backend's single route, which no splitting
     /// VirtualService covers, keeps Istio's defaults.
     #[test]
     fn split_routes_carry_the_timeout_and_retries_of_the_profile() {
         let spec = json!({"rules": [{"host": "shop.example.com", "http": {"paths": [
             {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}},
             {"path": "/db", "pathType": "Prefix", "backend": {"service": {"name": "db", "port": {"number": 80}}}}]}}]});
-        let policy = HttpPolicy { timeout: Some("30s".into()), retries: Some(3), per_try_timeout: Some("10s".into()), retry_on: Some("5xx".into()) };
+        let policy = TrafficProfile {
+            http_timeout: Some("30s".into()),
+            retries: Some(3),
+            per_try_timeout: Some("10s".into()),
+            retry_on: Some("5xx".into()),
+            ..TrafficProfile::default()
+        };
         let ext = external(&sides(), &[svc("web"), svc("db"), ingress(spec)], &["web".to_string()], 10, DEFAULT_SELECTOR, &policy);
         let vs = ext.objects.iter().find(|o| o["kind"] == "VirtualService").unwrap();
         // The same keys the splitting VirtualService of `web` gets.
         let mut expected = json!({});
-        policy.apply(&mut expected);
+        policy.apply_to_route(&mut expected);
         let web = taken(vs, "/").unwrap();
         assert_eq!((&web["timeout"], &web["retries"]), (&expected["timeout"], &expected["retries"]));
         assert_eq!(web["retries"], json!({"attempts": 3, "perTryTimeout": "10s", "retryOn": "5xx"}));
@@ -661,14 +667,14 @@ mod tests {
         let backend = json!({"service": {"name": "web", "port": {"number": 80}}});
         let spec = json!({"defaultBackend": backend, "rules": [{"host": "shop.example.com", "http": {"paths": [
             {"path": "/api", "pathType": "Prefix", "backend": {"service": {"name": "api", "port": {"number": 8080}}}}]}}]});
-        let ext = external(&sides(), &[ingress(spec)], &["web".into()], 10, DEFAULT_SELECTOR, &HttpPolicy::default());
+        let ext = external(&sides(), &[ingress(spec)], &["web".into()], 10, DEFAULT_SELECTOR, &TrafficProfile::default());
         let vs = ext.objects.iter().find(|o| o["kind"] == "VirtualService").unwrap();
         assert_eq!(taken(vs, "/api/x").unwrap()["route"][0]["destination"]["host"], "api.shop.svc.cluster.local");
         let other = taken(vs, "/other").unwrap();
         assert!(other.get("match").is_none(), "the catch-all comes last");
         assert_eq!(other["route"][1]["weight"], 10);
         // Without rules, the default backend serves every host.
-        let only = external(&sides(), &[ingress(json!({"defaultBackend": backend}))], &[], 0, DEFAULT_SELECTOR, &HttpPolicy::default());
+        let only = external(&sides(), &[ingress(json!({"defaultBackend": backend}))], &[], 0, DEFAULT_SELECTOR, &TrafficProfile::default());
         assert_eq!(only.routes[0].hosts, ["*"]);
         assert_eq!(only.objects[1]["metadata"]["name"], "ingress-web-any");
         assert_eq!(only.objects[0]["spec"]["servers"][0]["hosts"], json!(["*"]));
@@ -683,7 +689,7 @@ mod tests {
                 {"matches": [{"path": {"type": "RegularExpression", "value": "/re.*"}}], "backendRefs": [{"name": "web", "port": 80}]},
                 {"backendRefs": [{"name": "web", "port": 80, "weight": 1}, {"name": "api", "port": 8080, "weight": 1}]},
                 {"filters": [{"type": "RequestRedirect"}], "backendRefs": [{"name": "web", "port": 80}]}]}});
-        let ext = external(&sides(), &[route], &["web".into(), "api".into()], 10, DEFAULT_SELECTOR, &HttpPolicy::default());
+        let ext = external(&sides(), &[route], &["web".into(), "api".into()], 10, DEFAULT_SELECTOR, &TrafficProfile::default());
         assert_eq!(ext.warnings.len(), 3, "{:?}", ext.warnings);
         let vs = ext.objects.iter().find(|o| o["kind"] == "VirtualService").unwrap();
         assert_eq!(vs["metadata"]["name"], "httproute-web-shop.example.com");

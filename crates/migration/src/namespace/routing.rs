@@ -22,9 +22,9 @@ use serde_json::{Value, json};
 
 use super::{COPIED_FROM_LABEL, MANAGED_BY, ROLE_LABEL, Sides};
 
-/// The traffic profile of the DestinationRules: the one `enable` uses too (the seed plans'
-/// values by default, `--profile FILE` and one flag per key override them).
-pub use crate::inplace::{HttpPolicy, TrafficProfile};
+/// The traffic profile of the DestinationRules and HTTP routes: the one `enable` uses too (the
+/// seed plans' values by default, `--profile FILE` and one flag per key override them).
+pub use meshmove_istio::traffic::TrafficProfile;
 
 /// The ports of routable Services whose traffic is routed as TCP only (`service:port`): the
 /// profile's HTTP timeout and retries do not apply to them.
@@ -112,9 +112,9 @@ fn labels(sides: &Sides, role: &str) -> Value {
 }
 
 /// The VirtualService splitting `service` (a legacy Service object) at `weight` % to the mesh.
-/// Its `http` routes carry the profile's timeout and retries (`policy`); `tcp` routes have no
-/// such fields in Istio's API (`TCPRoute`) and get none.
-pub fn virtual_service(sides: &Sides, service: &Value, weight: u8, policy: &HttpPolicy) -> Value {
+/// Its `http` routes carry the profile's timeout and retries; `tcp` routes have no such fields in
+/// Istio's API (`TCPRoute`) and get none.
+pub fn virtual_service(sides: &Sides, service: &Value, weight: u8, profile: &TrafficProfile) -> Value {
     let name = service.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
     let legacy = sides.legacy_host(name);
     let mesh = sides.mesh_host(name);
@@ -135,7 +135,7 @@ pub fn virtual_service(sides: &Sides, service: &Value, weight: u8, policy: &Http
         let proto = port_protocol(p);
         if matches!(proto, PortProtocol::Http | PortProtocol::Detected) {
             let mut r = json!({"name": format!("port-{port}"), "match": [{"port": port}], "route": route(port)});
-            policy.apply(&mut r);
+            profile.apply_to_route(&mut r);
             http.push(r);
         }
         if matches!(proto, PortProtocol::Tcp | PortProtocol::Detected) {
@@ -226,7 +226,7 @@ mod tests {
     fn virtual_service_splits_every_port_by_weight() {
         let sides = Sides::new("shop").unwrap();
         let s = svc("api", json!([{"name": "http", "port": 80}, {"name": "redis", "port": 6379}, {"port": 9000}]));
-        let vs = virtual_service(&sides, &s, 25, &HttpPolicy::default());
+        let vs = virtual_service(&sides, &s, 25, &TrafficProfile::default());
         assert_eq!(vs["metadata"]["namespace"], "shop-mesh");
         assert_eq!(vs["spec"]["hosts"], json!(["api.shop.svc.cluster.local"]));
         let http = vs["spec"]["http"].as_array().unwrap();
@@ -240,8 +240,8 @@ mod tests {
         assert_eq!(http[0]["route"][1]["destination"]["host"], "api.shop-mesh.svc.cluster.local");
         assert_eq!(http[0]["route"][1]["weight"], 25);
         assert_eq!(weight_of(&sides, &vs), Some(25));
-        assert_eq!(weight_of(&sides, &virtual_service(&sides, &s, 0, &HttpPolicy::default())), Some(0));
-        assert_eq!(weight_of(&sides, &virtual_service(&sides, &s, 100, &HttpPolicy::default())), Some(100));
+        assert_eq!(weight_of(&sides, &virtual_service(&sides, &s, 0, &TrafficProfile::default())), Some(0));
+        assert_eq!(weight_of(&sides, &virtual_service(&sides, &s, 100, &TrafficProfile::default())), Some(100));
         // A hand edit that makes routes disagree is not a weight.
         let mut edited = vs.clone();
         edited["spec"]["tcp"][0]["route"][0]["weight"] = json!(50);
@@ -255,7 +255,7 @@ mod tests {
     fn timeouts_and_retries_go_on_http_routes_only() {
         let sides = Sides::new("shop").unwrap();
         let s = svc("api", json!([{"name": "http", "port": 80}, {"name": "redis", "port": 6379}, {"port": 9000}]));
-        let policy = HttpPolicy { timeout: Some("30s".into()), retries: Some(3), ..HttpPolicy::default() };
+        let policy = TrafficProfile { http_timeout: Some("30s".into()), retries: Some(3), ..TrafficProfile::default() };
         let vs = virtual_service(&sides, &s, 10, &policy);
         for r in vs["spec"]["http"].as_array().unwrap() {
             assert_eq!((&r["timeout"], &r["retries"]), (&json!("30s"), &json!({"attempts": 3})));

@@ -20,6 +20,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use meshmove_istio::traffic::TrafficProfile;
+
 use super::gates::GateResult;
 use super::{DataPlane, Sides};
 
@@ -143,10 +145,14 @@ pub struct NsState {
     /// Ingresses and HTTPRoutes of the legacy namespace served by the Istio ingress gateway.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub external: Vec<super::external::ExternalRoute>,
-    /// The request timeout and retries every HTTP route of the splitting VirtualServices
-    /// carries (the traffic profile's route keys at `ns create`), so each weight keeps them.
-    #[serde(default, skip_serializing_if = "crate::inplace::HttpPolicy::is_empty")]
-    pub http_policy: crate::inplace::HttpPolicy,
+    /// The traffic profile of `ns create`, whose route keys (request timeout, retries) every
+    /// HTTP route of the splitting VirtualServices carries, so that each weight keeps them.
+    /// Recorded as the route keys alone, in the `httpPolicy` shape of the published output
+    /// schema that every version writes and reads ([`meshmove_istio::traffic::route_keys`]): the
+    /// DestinationRules are written once by `ns create` and no later step rewrites one, so a
+    /// loaded state holds the default DestinationRule keys.
+    #[serde(rename = "httpPolicy", default, with = "meshmove_istio::traffic::route_keys", skip_serializing_if = "TrafficProfile::routes_unset")]
+    pub profile: TrafficProfile,
     /// Ambient: the waypoint the mesh namespace is bound to (`None`: sidecars, or ambient
     /// without a waypoint).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -189,7 +195,7 @@ impl NsState {
             shared: Vec::new(),
             gateway_selector: None,
             external: Vec::new(),
-            http_policy: Default::default(),
+            profile: TrafficProfile::default(),
             waypoint: None,
             legacy_replicas: BTreeMap::new(),
             legacy_deleted: false,
@@ -625,4 +631,37 @@ mod tests {
         let back: NsState = serde_json::from_value(j).unwrap();
         assert_eq!(back, s);
     }
+
+    /// A state recorded by a version whose route keys were a type of their own (`HttpPolicy`),
+    /// taken from that version's serializer: it loads into the one traffic profile, shifts carry
+    /// its route keys, and it is written back byte for byte.
+    #[test]
+    fn states_recorded_before_the_one_profile_still_load() {
+        const RECORDED: &str = include_str!("../../tests/fixtures/state/shifting-with-http-policy.json");
+        let st: NsState = serde_json::from_str(RECORDED).unwrap();
+        assert_eq!((st.legacy.as_str(), st.phase, st.weight), ("shop", Phase::Shifting, 25));
+        assert_eq!(st.services, ["api", "web"]);
+        let p = &st.profile;
+        assert_eq!(p.http_timeout.as_deref(), Some("30s"));
+        assert_eq!(p.retries, Some(3));
+        assert_eq!(p.per_try_timeout.as_deref(), Some("10s"));
+        assert_eq!(p.retry_on.as_deref(), Some("5xx,connect-failure"));
+        // The DestinationRule keys were never recorded: the defaults (no later step uses them).
+        assert_eq!(p.traffic_policy(), TrafficProfile::default().traffic_policy());
+        // The next shift writes the recorded route keys on every HTTP route.
+        let svc = serde_json::json!({"metadata": {"name": "api"}, "spec": {"ports": [{"name": "http", "port": 80}]}});
+        let vs = super::super::routing::virtual_service(&Sides::new("shop").unwrap(), &svc, 50, p);
+        let route = &vs["spec"]["http"][0];
+        assert_eq!(route["timeout"], "30s");
+        assert_eq!(route["retries"], serde_json::json!({"attempts": 3, "perTryTimeout": "10s", "retryOn": "5xx,connect-failure"}));
+        // Written back in the same shape, byte for byte (older versions read what this one writes).
+        assert_eq!(serde_json::to_string_pretty(&st).unwrap() + "\n", RECORDED);
+        // A state without route keys has no `httpPolicy` and loads with none set.
+        let mut bare: serde_json::Value = serde_json::from_str(RECORDED).unwrap();
+        bare.as_object_mut().unwrap().remove("httpPolicy");
+        let st: NsState = serde_json::from_value(bare.clone()).unwrap();
+        assert!(st.profile.routes_unset());
+        assert_eq!(serde_json::to_value(&st).unwrap(), bare);
+    }
+
 }

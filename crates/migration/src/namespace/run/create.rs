@@ -211,7 +211,6 @@ pub async fn create(
     let (ext_legacy, ext_notes) = legacy_external(conn, sides).await?;
     let selector = copy_opts.gateway_selector.clone().unwrap_or_else(|| crate::namespace::external::DEFAULT_SELECTOR.to_string());
 
-    let http_policy = profile.http_policy();
     let mut plan = Plan::new("ns-create", &sides.legacy);
     plan.push(Change::Apply { object: set.namespace.clone() });
     // Companion policies of the legacy namespace can go first: they only add connections.
@@ -228,12 +227,12 @@ pub async fn create(
         passed: true,
         ..Report::default()
     };
-    let ext = create_external(sides, &ext_legacy, &service_names, &selector, &http_policy, &mut report);
-    if !http_policy.is_empty() {
+    let ext = create_external(sides, &ext_legacy, &service_names, &selector, profile, &mut report);
+    if !profile.routes_unset() {
         let tcp = routing::tcp_only_ports(&routable);
         report.notes.push(format!(
             "the HTTP routes of the splitting VirtualServices carry {}{}{}",
-            http_policy.describe(),
+            profile.describe_routes(),
             if ext.routes.is_empty() { "" } else { " (so do the split routes of the Istio gateway's VirtualServices for the Ingresses and HTTPRoutes)" },
             if tcp.is_empty() {
                 String::new()
@@ -293,7 +292,7 @@ pub async fn create(
             plan.push(Change::Apply { object: routing::destination_rule(sides, s, profile) });
         }
         for s in &routable {
-            plan.push(Change::Apply { object: routing::virtual_service(sides, s, 0, &http_policy) });
+            plan.push(Change::Apply { object: routing::virtual_service(sides, s, 0, profile) });
         }
         for o in &ext.objects {
             plan.push(Change::Apply { object: o.clone() });
@@ -385,7 +384,7 @@ pub async fn create(
         s.workloads = workloads;
         s.shared = shared;
         s.external = ext_routes;
-        s.http_policy = http_policy.clone();
+        s.profile = profile.clone();
         s.waypoint = waypoint_record;
         s.gateway_selector = (selector != crate::namespace::external::DEFAULT_SELECTOR).then_some(selector);
         // The restarts gate counts from here until a step's gates pass.

@@ -26,9 +26,9 @@ pub(super) async fn legacy_external(conn: &Connection, sides: &Sides) -> Result<
 }
 
 /// A route VirtualService of the mesh side at `weight` % (the split routes only; a shared
-/// backend's single destination stays), its split routes carrying `policy` (as
-/// [`external::external`] writes them), as an object to apply.
-pub fn reweighted(sides: &Sides, vs: &Value, weight: u8, policy: &routing::HttpPolicy) -> Value {
+/// backend's single destination stays), its split routes carrying the route keys of `profile`
+/// (as [`external::external`] writes them), as an object to apply.
+pub fn reweighted(sides: &Sides, vs: &Value, weight: u8, profile: &routing::TrafficProfile) -> Value {
     let mut spec = vs.get("spec").cloned().unwrap_or_default();
     let w = u64::from(weight.min(100));
     for r in spec.get_mut("http").and_then(Value::as_array_mut).into_iter().flatten() {
@@ -40,7 +40,7 @@ pub fn reweighted(sides: &Sides, vs: &Value, weight: u8, policy: &routing::HttpP
             let mesh = d.pointer("/destination/host").and_then(Value::as_str).is_some_and(|h| h.split('.').nth(1) == Some(sides.mesh.as_str()));
             d["weight"] = json!(if mesh { w } else { 100 - w });
         }
-        policy.apply(r);
+        profile.apply_to_route(r);
     }
     json!({
         "apiVersion": vs.get("apiVersion").cloned().unwrap_or(json!("networking.istio.io/v1")),
@@ -55,12 +55,12 @@ fn is_external(v: &Value) -> bool {
 }
 
 /// The external VirtualServices of the mesh side at `weight` %.
-pub(super) async fn external_changes(conn: &Connection, sides: &Sides, weight: u8, policy: &routing::HttpPolicy) -> Result<Vec<Change>, NsError> {
+pub(super) async fn external_changes(conn: &Connection, sides: &Sides, weight: u8, profile: &routing::TrafficProfile) -> Result<Vec<Change>, NsError> {
     if !namespace_exists(conn, &sides.mesh).await? {
         return Ok(Vec::new());
     }
     let vss = objects(conn, &[&kinds::VIRTUAL_SERVICE], &sides.mesh).await?;
-    Ok(vss.iter().filter(|v| is_external(v)).map(|v| Change::Apply { object: reweighted(sides, v, weight, policy) }).collect())
+    Ok(vss.iter().filter(|v| is_external(v)).map(|v| Change::Apply { object: reweighted(sides, v, weight, profile) }).collect())
 }
 
 /// The ingress gateway Services (`istio: <selector>` in their selector) anywhere in the cluster,
@@ -173,10 +173,10 @@ pub(super) fn create_external(
     legacy: &[Value],
     routed: &[String],
     selector: &str,
-    policy: &routing::HttpPolicy,
+    profile: &routing::TrafficProfile,
     report: &mut Report,
 ) -> external::External {
-    let ext = external::external(sides, legacy, routed, 0, selector, policy);
+    let ext = external::external(sides, legacy, routed, 0, selector, profile);
     report.warnings.extend(ext.warnings.iter().cloned());
     for r in &ext.routes {
         report.notes.push(format!(

@@ -362,11 +362,11 @@ async fn routing_changes(conn: &Connection, sides: &Sides, st: &NsState, weight:
                 sides.mesh, sides.legacy, sides.legacy
             )));
         };
-        changes.push(Change::Apply { object: routing::virtual_service(sides, svc, weight, &st.http_policy) });
+        changes.push(Change::Apply { object: routing::virtual_service(sides, svc, weight, &st.profile) });
     }
     // The Istio gateway's routes for the legacy Ingresses and HTTPRoutes follow the same weight
     // and carry the same timeout and retries.
-    changes.extend(external_changes(conn, sides, weight, &st.http_policy).await?);
+    changes.extend(external_changes(conn, sides, weight, &st.profile).await?);
     Ok(changes)
 }
 
