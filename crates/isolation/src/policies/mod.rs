@@ -39,6 +39,7 @@ pub(crate) mod clients;
 mod databases;
 mod egress;
 mod emit;
+mod gateways;
 mod names;
 mod run;
 mod waypoints;
@@ -367,3 +368,6 @@ mod authz_only_tests;
 
 #[cfg(test)]
 mod waypoint_tests;
+
+#[cfg(test)]
+mod gateway_tests;

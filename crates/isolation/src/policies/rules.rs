@@ -1,8 +1,8 @@
 //! The pieces generated NetworkPolicies are made of: peers (a workload's own selector, namespaces
-//! by name), the target ports of the Services in front of a workload, and which Services are
-//! reached from outside the cluster.
+//! by name), the target ports of the Services in front of a workload, and an Ingress's backends
+//! (which routes reach which Service is [`super::gateways`]'s).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use meshmove_model::inventory::{Inventory, Object, kinds};
 use meshmove_model::workload::{Workload, string_map};
@@ -107,38 +107,3 @@ pub fn ingress_backends(ing: &Object) -> impl Iterator<Item = (String, String)> 
         .chain(rules.flat_map(|r| r.pointer("/http/paths").and_then(Value::as_array).into_iter().flatten().filter_map(|p| p.get("backend"))))
         .filter_map(move |b| Some((ns.clone(), b.pointer("/service/name")?.as_str()?.to_string())))
 }
-
-/// Services reached from outside: Ingress backends, VirtualService and HTTPRoute destinations.
-pub fn exposed_services(inventory: &Inventory) -> BTreeSet<(String, String)> {
-    let mut out: BTreeSet<(String, String)> = inventory.of(&kinds::INGRESS).flat_map(ingress_backends).collect();
-    for vs in inventory.of(&kinds::VIRTUAL_SERVICE) {
-        let ns = vs.namespace.clone().unwrap_or_default();
-        for section in ["http", "tcp", "tls"] {
-            for route in vs.value.pointer(&format!("/spec/{section}")).and_then(Value::as_array).into_iter().flatten() {
-                for dest in route.get("route").and_then(Value::as_array).into_iter().flatten() {
-                    if let Some(host) = dest.pointer("/destination/host").and_then(Value::as_str) {
-                        let mut parts = host.split('.');
-                        let svc = parts.next().unwrap_or_default().to_string();
-                        let svc_ns = parts.next().filter(|p| *p != "svc").map_or_else(|| ns.clone(), str::to_string);
-                        out.insert((svc_ns, svc));
-                    }
-                }
-            }
-        }
-    }
-    for route in inventory.of(&kinds::HTTP_ROUTE) {
-        let ns = route.namespace.clone().unwrap_or_default();
-        for rule in route.value.pointer("/spec/rules").and_then(Value::as_array).into_iter().flatten() {
-            for b in rule.get("backendRefs").and_then(Value::as_array).into_iter().flatten() {
-                if b.get("kind").and_then(Value::as_str).is_none_or(|k| k == "Service")
-                    && let Some(name) = b.get("name").and_then(Value::as_str)
-                {
-                    let bns = b.get("namespace").and_then(Value::as_str).map_or_else(|| ns.clone(), str::to_string);
-                    out.insert((bns, name.to_string()));
-                }
-            }
-        }
-    }
-    out
-}
-

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use super::clients::{self, Call, ClientIndex, is_hook};
 use super::proof::Use;
-use super::rules::{self, Port, ServiceIndex, pod_selector, target_ports};
+use super::rules::{Port, ServiceIndex, pod_selector, target_ports};
 use super::{Draft, EGRESS_SUFFIX, Generation, Output, RELEASE_LABEL, Request, Subjects, Withheld, egress, emit, named_policy, release_label, short};
 use crate::discover::{self, Database};
 use crate::owners::{self, Usage};
@@ -35,9 +35,10 @@ pub(super) struct Facts<'a> {
     pub svc_ports: Vec<BTreeSet<Port>>,
     /// Per workload: the Service calls into it the input shows.
     pub callers: Vec<Vec<Call>>,
-    /// Services an Ingress, VirtualService or HTTPRoute exposes, and those a load balancer
-    /// reaches by pod IP, as `(namespace, name)`.
-    pub exposed: BTreeSet<(String, String)>,
+    /// The routes into each Service (Ingress, VirtualService, HTTPRoute) and where their
+    /// traffic comes from, by `(namespace, name)`; and the Services a load balancer reaches by
+    /// pod IP.
+    pub exposures: std::collections::BTreeMap<(String, String), Vec<super::gateways::Exposure>>,
     pub direct: BTreeSet<(String, String)>,
     /// The release's own Service ports, where its egress rules reach it by its label (empty for
     /// workloads of other releases).
@@ -119,7 +120,7 @@ impl<'a> Facts<'a> {
             usage,
             svc_ports,
             callers,
-            exposed: rules::exposed_services(inventory),
+            exposures: super::gateways::exposures(inventory, &ws, &opts.ingress_namespaces),
             direct: clients::direct_to_pods(inventory),
             egress_ports,
             with_sidecar,

@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use super::proof::{From, To, Use};
 use super::rules::{Port, namespaces_selector, pod_selector, target_ports, workload_peer};
 use super::run::{Drafts, Run, across_releases};
+use super::gateways::Entry;
 use super::waypoints::Gate;
 use super::{Draft, Generation, RELEASE_LABEL, Withheld, authz_only, call_uses, clients, mesh_rules, policy_name, port_numbers, short, short_in, with_hbone};
 
@@ -20,7 +21,7 @@ impl Run<'_, '_> {
         let f = self.f;
         let (req, opts, ws, inventory) = (f.req, f.req.options, &f.ws, f.inventory);
         let (callers, is_context, selecting, svc_ports) = (&f.callers, &f.is_context, &f.selecting, &f.svc_ports);
-        let (exposed, direct, monitoring) = (&f.exposed, &f.direct, &f.monitoring);
+        let (exposures, direct, monitoring) = (&f.exposures, &f.direct, &f.monitoring);
         let (all_labelled, alone, sidecar) = (f.all_labelled, f.alone, f.sidecar);
         for (i, w) in ws.iter().enumerate() {
             if self.skipped(i, w) {
@@ -76,11 +77,16 @@ impl Run<'_, '_> {
                         })
                         .collect()
                 };
-                let exposed_ports: BTreeSet<Port> = selecting[i]
-                    .iter()
-                    .filter(|s| exposed.contains(&(s.namespace.clone().unwrap_or_default(), s.name.clone())))
-                    .flat_map(|s| target_ports(s))
-                    .collect();
+                // Where each route into its Services comes from, with the ports it reaches.
+                let mut entries: BTreeMap<&Entry, (BTreeSet<Port>, BTreeSet<&str>)> = BTreeMap::new();
+                for s in &selecting[i] {
+                    for e in exposures.get(&(s.namespace.clone().unwrap_or_default(), s.name.clone())).into_iter().flatten() {
+                        let slot = entries.entry(&e.entry).or_default();
+                        slot.0.extend(target_ports(s));
+                        slot.1.insert(e.via.as_str());
+                    }
+                }
+                let exposed_ports: BTreeSet<Port> = entries.values().flat_map(|(p, _)| p.iter().cloned()).collect();
                 let known = all_labelled || !peers.is_empty() || !exposed_ports.is_empty();
                 // A load balancer that targets pod IPs comes from addresses the input does not
                 // show; without them, isolating the workload would cut its external traffic.
@@ -97,6 +103,26 @@ impl Run<'_, '_> {
                         isolate_with: if alone { authz_only::anyway(w.name()) } else { "networkPolicies.ingressIpBlocks: [<the VPC CIDRs>]".into() },
                         egress: false,
                         refuses: Vec::new(),
+                    });
+                    continue;
+                }
+                if let Some((Entry::Unlocated { gateway, namespace }, (_, via))) =
+                    entries.iter().find(|(e, _)| matches!(e, Entry::Unlocated { .. })).filter(|_| !self.isolate_anyway(w.name()))
+                {
+                    let via: Vec<&str> = via.iter().copied().collect();
+                    out.withheld.push(Withheld {
+                        subject: short(w),
+                        namespace: ns.to_string(),
+                        reason: format!(
+                            "{} attaches it to {gateway}, which the input does not hold, so where its traffic comes from is unknown (namespace {namespace} is no configured ingress namespace)",
+                            via.join(", ")
+                        ),
+                        isolate_with: if alone {
+                            authz_only::anyway(w.name())
+                        } else {
+                            format!("networkPolicies.ingressNamespaces: [{}] (the configured ones and the gateway's), or networkPolicies.isolateAnyway: [{}]", opts.ingress_namespaces.iter().map(String::as_str).chain([namespace.as_str()]).collect::<Vec<_>>().join(", "), w.name())
+                        },
+                        egress: false,
                     });
                     continue;
                 }
@@ -126,6 +152,32 @@ impl Run<'_, '_> {
                     let blocks: Vec<Value> = opts.ingress_ip_blocks.iter().map(|c| json!({"ipBlock": {"cidr": c}})).collect();
                     rules.push(json!({"from": blocks, "ports": with_hbone(direct_ports.iter().map(Port::json).collect(), ambient)}));
                 }
+                // The gateways the input shows: their pods, else their namespaces.
+                let mut controller_ports: BTreeSet<Port> = BTreeSet::new();
+                for (entry, (entry_ports, via)) in &entries {
+                    let via: Vec<&str> = via.iter().copied().collect();
+                    let numbers = port_numbers(entry_ports, Some(w));
+                    let shown = numbers.iter().map(|p| format!("TCP {p}")).collect::<Vec<_>>().join(", ");
+                    let (peer, from, from_name) = match entry {
+                        Entry::Controllers | Entry::Unlocated { .. } => {
+                            controller_ports.extend(entry_ports.iter().cloned());
+                            continue;
+                        }
+                        Entry::Pods(j) => {
+                            let g = &ws[*j];
+                            (workload_peer(g, ns), From::Workload(view::workload_ref(g.object)), format!("gateway {}", short(g)))
+                        }
+                        Entry::Namespace(gns) => {
+                            controller_ports.extend(entry_ports.iter().cloned());
+                            let labels = BTreeMap::new();
+                            (json!({"namespaceSelector": namespaces_selector(std::slice::from_ref(gns))}), From::Namespace { namespace: gns.clone(), labels }, format!("gateway namespace {gns}"))
+                        }
+                    };
+                    admits.push(format!("{from_name} on {shown} ({})", via.join(", ")));
+                    rules.push(json!({"from": [peer], "ports": with_hbone(entry_ports.iter().map(Port::json).collect(), ambient)}));
+                    acc.uses.push(Use { from, from_name, to: To::Workload(me.clone()), ports: numbers, why: format!("{} routes to it", via.join(", ")), violation: None });
+                }
+                let exposed_ports = controller_ports;
                 if !exposed_ports.is_empty() && !opts.ingress_namespaces.is_empty() {
                     let exposed_numbers = port_numbers(&exposed_ports, Some(w));
                     admits.push(format!("ingress namespaces {} on the exposed ports", opts.ingress_namespaces.join(", ")));
