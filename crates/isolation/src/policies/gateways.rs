@@ -39,6 +39,10 @@ pub(super) enum Entry {
     Controllers,
     /// The gateway's pods: a workload of the run.
     Pods(usize),
+    /// The pods Istio deploys for a Gateway of class `istio` the input holds but whose pods it
+    /// does not show: labelled `gateway.networking.k8s.io/gateway-name: <name>`, in the
+    /// Gateway's namespace.
+    Labelled { namespace: String, name: String },
     /// The gateway's namespace, whose pods the input does not show; the configured ingress
     /// namespaces are admitted with it.
     Namespace(String),
@@ -144,7 +148,11 @@ fn gateway_api_entry(inventory: &Inventory, ws: &[Workload<'_>], ns: &str, name:
     if let Some(j) = ws.iter().position(|w| w.namespace() == ns && w.pod_labels().get(GATEWAY_NAME_LABEL).is_some_and(|g| g == name)) {
         return Entry::Pods(j);
     }
-    located(inventory.get(&kinds::GATEWAY_API_GATEWAY, Some(ns), name).is_some(), ns, name, ingress_namespaces)
+    let gateway = inventory.get(&kinds::GATEWAY_API_GATEWAY, Some(ns), name);
+    if gateway.and_then(|g| g.value.pointer("/spec/gatewayClassName")).and_then(Value::as_str) == Some(ISTIO_GATEWAY_CLASS) {
+        return Entry::Labelled { namespace: ns.to_string(), name: name.to_string() };
+    }
+    located(gateway.is_some(), ns, name, ingress_namespaces)
 }
 
 /// An Istio Gateway: the pods its selector matches, else its namespace, else unlocated unless
@@ -160,6 +168,10 @@ fn istio_entry(inventory: &Inventory, ws: &[Workload<'_>], ns: &str, name: &str,
     }
     located(true, ns, name, ingress_namespaces)
 }
+
+/// The GatewayClass of Istio's own gateway controller, which deploys each Gateway's proxy in its
+/// namespace with the gateway-name label (see the module docs).
+const ISTIO_GATEWAY_CLASS: &str = "istio";
 
 fn located(present: bool, ns: &str, name: &str, ingress_namespaces: &[String]) -> Entry {
     if ingress_namespaces.iter().any(|n| n == ns) {

@@ -11,6 +11,7 @@ use super::proof::{From, To, Use};
 use super::rules::{Port, namespaces_selector, pod_selector, target_ports, workload_peer};
 use super::run::{Drafts, Run, across_releases};
 use super::gateways::Entry;
+use meshmove_istio::waypoint::GATEWAY_NAME_LABEL;
 use super::waypoints::Gate;
 use super::{Draft, Generation, RELEASE_LABEL, Withheld, authz_only, call_uses, clients, mesh_rules, policy_name, port_numbers, short, short_in, with_hbone};
 
@@ -123,6 +124,7 @@ impl Run<'_, '_> {
                             format!("networkPolicies.ingressNamespaces: [{}] (the configured ones and the gateway's), or networkPolicies.isolateAnyway: [{}]", opts.ingress_namespaces.iter().map(String::as_str).chain([namespace.as_str()]).collect::<Vec<_>>().join(", "), w.name())
                         },
                         egress: false,
+                        refuses: Vec::new(),
                     });
                     continue;
                 }
@@ -167,10 +169,25 @@ impl Run<'_, '_> {
                             let g = &ws[*j];
                             (workload_peer(g, ns), From::Workload(view::workload_ref(g.object)), format!("gateway {}", short(g)))
                         }
+                        Entry::Labelled { namespace: gns, name } => {
+                            let labels = BTreeMap::from([(GATEWAY_NAME_LABEL.to_string(), name.clone())]);
+                            let mut peer = Map::new();
+                            if gns != ns {
+                                peer.insert("namespaceSelector".into(), namespaces_selector(std::slice::from_ref(gns)));
+                            }
+                            peer.insert("podSelector".into(), json!({"matchLabels": labels}));
+                            // A namespace the input leaves to install time is the workload's.
+                            let namespace = if gns == ns { me.namespace.clone() } else { gns.clone() };
+                            (Value::Object(peer), From::Namespace { namespace, labels }, format!("the pods of Gateway {name}"))
+                        }
                         Entry::Namespace(gns) => {
                             controller_ports.extend(entry_ports.iter().cloned());
                             let labels = BTreeMap::new();
-                            (json!({"namespaceSelector": namespaces_selector(std::slice::from_ref(gns))}), From::Namespace { namespace: gns.clone(), labels }, format!("gateway namespace {gns}"))
+                            if gns == ns {
+                                (json!({"podSelector": {}}), From::Namespace { namespace: me.namespace.clone(), labels }, "its own namespace (the gateway's)".to_string())
+                            } else {
+                                (json!({"namespaceSelector": namespaces_selector(std::slice::from_ref(gns))}), From::Namespace { namespace: gns.clone(), labels }, format!("gateway namespace {gns}"))
+                            }
                         }
                     };
                     admits.push(format!("{from_name} on {shown} ({})", via.join(", ")));
