@@ -228,29 +228,12 @@ pub fn stateful_backend(workload: &Value, services: &[&Value]) -> Option<Statefu
         }
     }
     let labels = pod_labels(workload);
-    let container_ports: Vec<(Option<&str>, u16)> = containers
-        .iter()
-        .flat_map(|c| c.get("ports").and_then(Value::as_array).into_iter().flatten())
-        .filter_map(|p| {
-            let n = p.get("containerPort").and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok())?;
-            Some((p.get("name").and_then(Value::as_str), n))
-        })
-        .collect();
+    let container_ports = meshmove_model::workload::container_ports(containers.iter().copied());
     for svc in services.iter().filter(|s| service_selects(s, &labels)) {
         let sname = str_at(svc, "/metadata/name").unwrap_or("?");
-        for p in svc.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
-            if p.get("protocol").and_then(Value::as_str).is_some_and(|proto| proto != "TCP") {
-                continue;
-            }
-            let port = p.get("port").and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok());
-            let target = match p.get("targetPort") {
-                Some(Value::Number(n)) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
-                Some(Value::String(name)) => {
-                    name.parse::<u16>().ok().or_else(|| container_ports.iter().find(|(n, _)| *n == Some(name.as_str())).map(|(_, p)| *p))
-                }
-                _ => port,
-            };
-            let found = port.and_then(|p| Store::from_port(p).map(|s| (p, s))).or_else(|| target.and_then(|t| Store::from_port(t).map(|s| (t, s))));
+        for p in meshmove_model::service::service_ports(svc).iter().filter(|p| p.is_tcp()) {
+            let target = p.pod_port(&container_ports);
+            let found = Store::from_port(p.port).map(|s| (p.port, s)).or_else(|| target.and_then(|t| Store::from_port(t).map(|s| (t, s))));
             if let Some((n, s)) = found {
                 store.get_or_insert(s);
                 reasons.push(format!("Service {sname} on port {n} ({})", s.name()));

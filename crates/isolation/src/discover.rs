@@ -201,20 +201,9 @@ fn behind_database_port(services_in: &ServicesByNamespace<'_>, w: &Workload<'_>)
     let mut services = Vec::new();
     for svc in services_in.of(Some(w.namespace())).iter().filter(|s| service_selects(s, &pod_labels)) {
         let mut on_db_port = false;
-        for p in svc.value.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
-            if p.get("protocol").and_then(Value::as_str).is_some_and(|proto| proto != "TCP") {
-                continue;
-            }
-            let port = p.get("port").and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok());
-            let target = match p.get("targetPort") {
-                Some(Value::Number(n)) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
-                Some(Value::String(name)) => name
-                    .parse::<u16>()
-                    .ok()
-                    .or_else(|| container_ports.iter().find(|c| c.name.as_deref() == Some(name.as_str())).map(|c| c.port)),
-                _ => port,
-            };
-            let Some(found) = port.and_then(Engine::from_port).or_else(|| target.and_then(Engine::from_port)) else { continue };
+        for p in meshmove_model::service::service_ports(&svc.value).iter().filter(|p| p.is_tcp()) {
+            let target = p.pod_port(&container_ports);
+            let Some(found) = Engine::from_port(p.port).or_else(|| target.and_then(Engine::from_port)) else { continue };
             engine.get_or_insert(found);
             on_db_port = true;
             ports.extend(target);

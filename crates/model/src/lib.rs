@@ -12,6 +12,7 @@ pub mod inventory;
 pub mod names;
 pub mod pod;
 pub mod selector;
+pub mod service;
 pub mod redact;
 pub mod workload;
 pub mod yaml;

@@ -91,16 +91,7 @@ impl<'a> Workload<'a> {
 
     /// Container ports of the main containers: (name, number, protocol).
     pub fn ports(&self) -> Vec<ContainerPort> {
-        self.containers()
-            .flat_map(|c| c.get("ports").and_then(Value::as_array).into_iter().flatten())
-            .filter_map(|p| {
-                Some(ContainerPort {
-                    name: p.get("name").and_then(Value::as_str).map(str::to_string),
-                    port: u16::try_from(p.get("containerPort")?.as_i64()?).ok()?,
-                    protocol: p.get("protocol").and_then(Value::as_str).unwrap_or("TCP").to_string(),
-                })
-            })
-            .collect()
+        container_ports(self.containers())
     }
 
     /// Desired replicas: `spec.replicas` (default 1) for scalable kinds, 1 for Pods, Jobs and
@@ -213,6 +204,21 @@ pub struct ContainerPort {
     pub name: Option<String>,
     pub port: u16,
     pub protocol: String,
+}
+
+/// The declared ports of `containers` (JSON container specs): those with a `containerPort` in
+/// 0..=65535; `protocol` defaults to `TCP`.
+pub fn container_ports<'a>(containers: impl Iterator<Item = &'a Value>) -> Vec<ContainerPort> {
+    containers
+        .flat_map(|c| c.get("ports").and_then(Value::as_array).into_iter().flatten())
+        .filter_map(|p| {
+            Some(ContainerPort {
+                name: p.get("name").and_then(Value::as_str).map(str::to_string),
+                port: u16::try_from(p.get("containerPort")?.as_i64()?).ok()?,
+                protocol: p.get("protocol").and_then(Value::as_str).unwrap_or("TCP").to_string(),
+            })
+        })
+        .collect()
 }
 
 /// The controller owner (kind, name) of an object, from `metadata.ownerReferences`.

@@ -169,6 +169,14 @@ impl ContainerPort {
     }
 }
 
+impl From<&ContainerPort> for meshmove_model::workload::ContainerPort {
+    /// The workload model's form, which a Service's named `targetPort` resolves against
+    /// ([`meshmove_model::service::TargetPort::resolve`]).
+    fn from(p: &ContainerPort) -> Self {
+        meshmove_model::workload::ContainerPort { name: p.name.clone(), port: p.port, protocol: p.protocol.as_str().to_string() }
+    }
+}
+
 /// A pod, or a representative pod of a workload's template.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PodInfo {

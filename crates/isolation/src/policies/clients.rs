@@ -27,6 +27,7 @@ use meshmove_model::workload::Workload;
 use serde_json::Value;
 
 use super::rules::{Port, target_ports};
+use meshmove_model::service::{TargetPort, service_ports};
 use crate::discover::{self, Database};
 use crate::owners::{self, Opaque, Reference, Usage};
 
@@ -301,7 +302,10 @@ pub fn monitored_ports(inventory: &Inventory, w: &Workload<'_>, services: &[&mes
     let selects = |m: &meshmove_model::inventory::Object, labels: &BTreeMap<String, String>| {
         LabelSelector::from_json(m.value.pointer("/spec/selector")).is_ok_and(|s| s.matches(labels))
     };
-    let container_port = |name: &str| w.ports().into_iter().find(|p| p.name.as_deref() == Some(name)).map(|p| p.port);
+    let container_ports = w.ports();
+    let container_port = |name: &str| container_ports.iter().find(|p| p.name.as_deref() == Some(name)).map(|p| p.port);
+    // A monitor's own `targetPort` reads like a Service's ([`meshmove_model::service`]).
+    let resolve = |v: &Value| TargetPort::from_value(v).and_then(|t| t.resolve("TCP", &container_ports));
     let mut out = BTreeSet::new();
     for m in inventory.of_kind("monitoring.coreos.com", "ServiceMonitor") {
         for s in services.iter().filter(|s| in_scope(m, s.namespace.as_deref().unwrap_or_default())) {
@@ -309,17 +313,12 @@ pub fn monitored_ports(inventory: &Inventory, w: &Workload<'_>, services: &[&mes
                 continue;
             }
             for e in m.value.pointer("/spec/endpoints").and_then(Value::as_array).into_iter().flatten() {
-                let by_name = e.get("port").and_then(Value::as_str).and_then(|name| {
-                    s.value.pointer("/spec/ports")?.as_array()?.iter().find(|p| p.get("name").and_then(Value::as_str) == Some(name)).cloned()
-                });
-                let target = match by_name {
-                    Some(p) => p.get("targetPort").cloned().or_else(|| p.get("port").cloned()),
-                    None => e.get("targetPort").cloned(),
-                };
-                match target {
-                    Some(Value::Number(n)) => out.extend(n.as_u64().and_then(|n| u16::try_from(n).ok())),
-                    Some(Value::String(name)) => out.extend(name.parse::<u16>().ok().or_else(|| container_port(&name))),
-                    _ => {}
+                // An endpoint's `port` names a Service port, which sends to its target in the pod.
+                match e.get("port").and_then(Value::as_str) {
+                    Some(name) => out.extend(
+                        service_ports(&s.value).into_iter().find(|p| p.name.as_deref() == Some(name)).and_then(|p| p.pod_port(&container_ports)),
+                    ),
+                    None => out.extend(e.get("targetPort").and_then(resolve)),
                 }
             }
         }
@@ -329,11 +328,9 @@ pub fn monitored_ports(inventory: &Inventory, w: &Workload<'_>, services: &[&mes
             continue;
         }
         for e in m.value.pointer("/spec/podMetricsEndpoints").and_then(Value::as_array).into_iter().flatten() {
-            match (e.get("port").and_then(Value::as_str), e.get("targetPort")) {
-                (Some(name), _) => out.extend(container_port(name)),
-                (None, Some(Value::Number(n))) => out.extend(n.as_u64().and_then(|n| u16::try_from(n).ok())),
-                (None, Some(Value::String(s))) => out.extend(s.parse::<u16>().ok().or_else(|| container_port(s))),
-                _ => {}
+            match e.get("port").and_then(Value::as_str) {
+                Some(name) => out.extend(container_port(name)),
+                None => out.extend(e.get("targetPort").and_then(resolve)),
             }
         }
     }

@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 
 use super::options::Cidr;
 use super::proof::{From, To, Use};
-use super::rules::{Port, namespaces_selector, workload_peer};
+use super::rules::{Port, port_rule, namespaces_selector, workload_peer};
 use super::{RELEASE_LABEL, Request, clients, with_hbone};
 use crate::discover::Database;
 use crate::owners::{ExternalHost, Usage};
@@ -153,7 +153,7 @@ pub(super) fn plan(
             ));
             rules.push(
                 json!({"to": [{"podSelector": {"matchLabels": {RELEASE_LABEL: req.release}}}],
-                "ports": with_hbone(ports.into_iter().map(Port::json).collect(), ambient)}),
+                "ports": with_hbone(ports.into_iter().map(port_rule).collect(), ambient)}),
             );
         }
     } else {
@@ -167,7 +167,7 @@ pub(super) fn plan(
                     c.via
                 ));
                 rules.push(json!({"to": [workload_peer(&ws[target], w.namespace())],
-                    "ports": with_hbone(c.ports.iter().map(Port::json).collect(), ambient)}));
+                    "ports": with_hbone(c.ports.iter().map(port_rule).collect(), ambient)}));
             }
         }
     }

@@ -253,10 +253,7 @@ fn port_numbers(ports: &BTreeSet<Port>, w: Option<&Workload<'_>>) -> Vec<u16> {
     let named = w.map(Workload::ports).unwrap_or_default();
     let mut out: Vec<u16> = ports
         .iter()
-        .filter_map(|p| match p {
-            Port::Number(n) => Some(*n),
-            Port::Named(name) => named.iter().find(|c| c.name.as_deref() == Some(name)).map(|c| c.port),
-        })
+        .filter_map(|p| p.resolve("TCP", &named))
         .collect();
     out.sort_unstable();
     out.dedup();

@@ -8,20 +8,13 @@ use meshmove_model::inventory::{Inventory, Object, kinds};
 use meshmove_model::workload::{Workload, string_map};
 use serde_json::{Value, json};
 
-/// A target port: a number or a named container port.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Port {
-    Number(u16),
-    Named(String),
-}
+/// A target port: a number or a named container port, as a Service writes it and a
+/// NetworkPolicy rule may name it (the one reading: [`meshmove_model::service`]).
+pub use meshmove_model::service::TargetPort as Port;
 
-impl Port {
-    pub fn json(&self) -> Value {
-        match self {
-            Port::Number(n) => json!({"protocol": "TCP", "port": n}),
-            Port::Named(s) => json!({"protocol": "TCP", "port": s}),
-        }
-    }
+/// The NetworkPolicy port entry for a target port, TCP.
+pub fn port_rule(port: &Port) -> Value {
+    json!({"protocol": "TCP", "port": port.to_value()})
 }
 
 /// A peer: the pods of `w`, with a namespace selector when they live outside `namespace` (a
@@ -80,21 +73,11 @@ impl<'a> ServiceIndex<'a> {
     }
 }
 
-/// Target ports of a Service (the pod ports a NetworkPolicy must name), TCP only.
+/// Target ports of a Service (the pod ports a NetworkPolicy must name), TCP only, unresolved:
+/// a rule naming the port admits it in every pod whatever its number
+/// ([`meshmove_model::service::service_ports`]).
 pub fn target_ports(service: &Object) -> Vec<Port> {
-    service
-        .value
-        .pointer("/spec/ports")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter(|p| p.get("protocol").and_then(Value::as_str).is_none_or(|proto| proto == "TCP"))
-        .filter_map(|p| match p.get("targetPort").or_else(|| p.get("port"))? {
-            Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()).map(Port::Number),
-            Value::String(s) => Some(s.parse::<u16>().map_or_else(|_| Port::Named(s.clone()), Port::Number)),
-            _ => None,
-        })
-        .collect()
+    meshmove_model::service::service_ports(&service.value).into_iter().filter(|p| p.is_tcp()).map(|p| p.target).collect()
 }
 
 /// The Services an Ingress sends to, `(namespace, name)`: its default backend and every path's.

@@ -727,3 +727,20 @@ mod properties {
         }
     }
 }
+
+/// The ports a generated rule names for a Service come from model's one reading of `targetPort`:
+/// a name stays a name (the network plugin resolves it per pod), a digit string is its number,
+/// and `0` or `""` mean `port` as the API server defaults them (this reading used to emit port 0
+/// and a rule naming `""`).
+#[test]
+fn service_target_ports_as_rules_name_them() {
+    let inv = inventory(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: shop}\nspec:\n  selector: {app: api}\n  ports:\n  - {port: 80, targetPort: http}\n  - {port: 81, targetPort: '8081'}\n  - {port: 82, targetPort: 0}\n  - {port: 83, targetPort: ''}\n  - {port: 84}\n  - {port: 53, protocol: UDP}\n",
+    );
+    let svc = inv.of(&meshmove_model::inventory::kinds::SERVICE).next().unwrap();
+    let ports = rules::target_ports(svc);
+    assert_eq!(ports, [Port::Named("http".into()), Port::Number(8081), Port::Number(82), Port::Number(83), Port::Number(84)]);
+    let rule: Vec<Value> = ports.iter().map(rules::port_rule).collect();
+    assert_eq!(rule[0], serde_json::json!({"protocol": "TCP", "port": "http"}));
+    assert_eq!(rule[1], serde_json::json!({"protocol": "TCP", "port": 8081}));
+}

@@ -8,7 +8,7 @@ use meshmove_netpol::view;
 use serde_json::{Map, Value, json};
 
 use super::proof::{From, To, Use};
-use super::rules::{Port, namespaces_selector, pod_selector, target_ports, workload_peer};
+use super::rules::{Port, port_rule, namespaces_selector, pod_selector, target_ports, workload_peer};
 use super::run::{Drafts, Run, across_releases};
 use super::gateways::Entry;
 use meshmove_istio::waypoint::GATEWAY_NAME_LABEL;
@@ -58,7 +58,7 @@ impl Run<'_, '_> {
                 g => g,
             };
             let ports = port_numbers(&svc_ports[i], Some(w));
-            let port_json: Vec<Value> = svc_ports[i].iter().map(Port::json).collect();
+            let port_json: Vec<Value> = svc_ports[i].iter().map(port_rule).collect();
             let mut rules: Vec<Value> = Vec::new();
             let mut admits: Vec<String> = Vec::new();
             let ports_text = ports.iter().map(|p| format!("TCP {p}")).collect::<Vec<_>>().join(", ");
@@ -152,7 +152,7 @@ impl Run<'_, '_> {
                 if !direct_ports.is_empty() && !opts.ingress_ip_blocks.is_empty() {
                     admits.push(format!("load balancer addresses {} on the exposed ports", opts.ingress_ip_blocks.join(", ")));
                     let blocks: Vec<Value> = opts.ingress_ip_blocks.iter().map(|c| json!({"ipBlock": {"cidr": c}})).collect();
-                    rules.push(json!({"from": blocks, "ports": with_hbone(direct_ports.iter().map(Port::json).collect(), ambient)}));
+                    rules.push(json!({"from": blocks, "ports": with_hbone(direct_ports.iter().map(port_rule).collect(), ambient)}));
                 }
                 // The gateways the input shows: their pods, else their namespaces.
                 let mut controller_ports: BTreeSet<Port> = BTreeSet::new();
@@ -200,7 +200,7 @@ impl Run<'_, '_> {
                     admits.push(format!("ingress namespaces {} on the exposed ports", opts.ingress_namespaces.join(", ")));
                     rules.push(json!({
                         "from": [{"namespaceSelector": namespaces_selector(&opts.ingress_namespaces)}],
-                        "ports": with_hbone(exposed_ports.iter().map(Port::json).collect(), ambient),
+                        "ports": with_hbone(exposed_ports.iter().map(port_rule).collect(), ambient),
                     }));
                     for ingress_ns in &opts.ingress_namespaces {
                         acc.uses.push(Use {

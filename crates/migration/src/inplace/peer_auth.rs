@@ -15,7 +15,7 @@
 use std::collections::BTreeSet;
 
 use meshmove_istio::{
-    DEFAULT_ROOT_NAMESPACE, Effective, Labels, Level, Mode, MtlsSource, PROXY_PORTS, PeerAuthentication,
+    DEFAULT_ROOT_NAMESPACE, Effective, Level, Mode, MtlsSource, PROXY_PORTS, PeerAuthentication,
     PeerAuthentications, Target, mesh_config,
 };
 use meshmove_model::inventory::{Inventory, Object, Origin, kinds};
@@ -197,33 +197,15 @@ pub fn port_words(port: u16) -> String {
 }
 
 /// The TCP ports of `pod` that Service `svc` sends to, when its selector selects the pod (none
-/// otherwise, and none for a Service without a selector): each port's `targetPort`, a name
-/// resolved against the pod's container ports, `port` when absent
-/// (<https://kubernetes.io/docs/reference/kubernetes-api/service-resources/service-v1/#ServiceSpec>).
+/// otherwise, and none for a Service without a selector: [`meshmove_model::selector::service_selects`]),
+/// by the one reading of `targetPort` ([`meshmove_model::service`]: a name resolved against the
+/// pod's container ports, `port` when absent).
 pub fn service_target_ports(pod: &PodInfo, svc: &Value) -> Vec<u16> {
-    let selector = Labels::from_iter(
-        svc.pointer("/spec/selector")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))),
-    );
-    if selector.is_empty() || !selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v)) {
+    if !meshmove_model::selector::service_selects(svc, &pod.labels) {
         return Vec::new();
     }
-    let mut ports = Vec::new();
-    for p in svc.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
-        if p.get("protocol").and_then(Value::as_str).is_some_and(|pr| pr != "TCP") {
-            continue;
-        }
-        let target = match p.get("targetPort") {
-            Some(Value::String(name)) => pod.ports.iter().find(|c| c.name.as_deref() == Some(name)).map(|c| c.port),
-            Some(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
-            None => p.get("port").and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok()),
-        };
-        ports.extend(target.filter(|t| *t > 0));
-    }
-    ports
+    let container_ports: Vec<meshmove_model::workload::ContainerPort> = pod.ports.iter().map(Into::into).collect();
+    meshmove_model::service::tcp_pod_ports(svc, &container_ports)
 }
 
 /// The ports of one pod (live or a workload's template) as PeerAuthentication targets: its TCP

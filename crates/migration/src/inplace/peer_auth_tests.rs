@@ -420,3 +420,26 @@ fn mesh_configs_that_disagree_or_do_not_parse_leave_the_root_namespace_unknown()
     let e = e.to_string();
     assert!(e.starts_with("ConfigMap istio-system/istio, key mesh: "), "{e}");
 }
+
+/// The ports a Service sends to in each pod, by model's one reading of `targetPort`: a name per
+/// pod (two pods of one Service on different numbers), `port` when absent, and a digit string as
+/// its number (this function used to look `"8080"` up as a port name and find nothing, leaving
+/// the port out of the PeerAuthentication targets).
+#[test]
+fn service_target_ports_per_pod() {
+    use meshmove_netpol::{ContainerPort, PodInfo, Protocol};
+    let pod = |name: &str, ports: &[(&str, u16)]| {
+        let mut p = PodInfo::new("shop", name).with_labels([("app", "api")]);
+        p.ports = ports.iter().map(|(n, port)| ContainerPort::new(Some(n), *port, Protocol::Tcp)).collect();
+        p
+    };
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": "shop"},
+        "spec": {"selector": {"app": "api"}, "ports": [{"port": 80, "targetPort": "http"}, {"port": 81}, {"port": 82, "targetPort": "8080"},
+                                                       {"port": 53, "protocol": "UDP"}]}});
+    assert_eq!(peer_auth::service_target_ports(&pod("a", &[("http", 8000)]), &svc), [8000, 81, 8080]);
+    assert_eq!(peer_auth::service_target_ports(&pod("b", &[("http", 9000)]), &svc), [9000, 81, 8080]);
+    assert_eq!(peer_auth::service_target_ports(&pod("c", &[("grpc", 9000)]), &svc), [81, 8080]);
+    let mut other = pod("d", &[("http", 8000)]);
+    other.labels.insert("app".into(), "web".into());
+    assert!(peer_auth::service_target_ports(&other, &svc).is_empty(), "not selected");
+}

@@ -1329,23 +1329,20 @@ mod tests {
     }
 }
 
-/// A backend's TCP ports: its containers' and, numeric ones, its Services' target ports (or
-/// ports), since charts often declare only the Service's. Sorted, without duplicates.
+/// A backend's TCP ports: its containers' and its Services' target ports in its pod
+/// ([`meshmove_model::service`]; a numeric one counts although no container declares it, since
+/// charts often declare only the Service's). Sorted, without duplicates.
 pub(super) fn backend_tcp_ports<'a>(
     engine: &meshmove_netpol::Engine,
     backend: meshmove_netpol::PodId,
     services: impl Iterator<Item = &'a Value>,
 ) -> Vec<u16> {
     use meshmove_netpol::Protocol;
-    let mut ports: Vec<u16> = engine.pod(backend).ports.iter().filter(|p| p.protocol == Protocol::Tcp).map(|p| p.port).collect();
+    let pod = engine.pod(backend);
+    let mut ports: Vec<u16> = pod.ports.iter().filter(|p| p.protocol == Protocol::Tcp).map(|p| p.port).collect();
+    let container_ports: Vec<meshmove_model::workload::ContainerPort> = pod.ports.iter().map(Into::into).collect();
     for svc in services {
-        for sp in svc.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
-            if sp.get("protocol").and_then(Value::as_str).is_none_or(|p| p == "TCP")
-                && let Some(p) = sp.get("targetPort").filter(|t| t.is_u64()).or_else(|| sp.get("port")).and_then(Value::as_u64)
-            {
-                ports.extend(u16::try_from(p).ok());
-            }
-        }
+        ports.extend(meshmove_model::service::tcp_pod_ports(svc, &container_ports));
     }
     ports.sort_unstable();
     ports.dedup();

@@ -196,6 +196,11 @@ impl Workload<'_> {
         self.spec.host_network == Some(true)
     }
 
+    /// The container ports of its main containers ([`meshmove_model::workload::Workload::ports`]).
+    pub fn ports(&self) -> Vec<meshmove_model::workload::ContainerPort> {
+        meshmove_model::workload::Workload::of(self.object).map(|w| w.ports()).unwrap_or_default()
+    }
+
     /// `Kind/namespace/name` of the owning object.
     pub fn display(&self) -> String {
         self.object.object_ref().to_string()

@@ -16,10 +16,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{Service, ServicePort};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use meshmove_istio::protocol::{self, Protocol, Selection, Source};
 
-use super::{PrecheckOptions, Scope, WORKLOAD_KINDS, Workload, join_and, workloads};
+use super::{PrecheckOptions, Scope, WORKLOAD_KINDS, join_and, workloads};
 use meshmove_model::findings::{Analyzer, Finding};
 use meshmove_model::inventory::{Inventory, Kind, Object, kinds};
 use crate::catalog::*;
@@ -103,19 +102,9 @@ fn port_label(port: &ServicePort) -> String {
 }
 
 /// The pod port a Service port targets in one pod template (`None`: a named port the template
-/// does not declare).
-fn target_port(port: &ServicePort, w: &Workload<'_>) -> Option<i32> {
-    match &port.target_port {
-        None => Some(port.port),
-        Some(IntOrString::Int(n)) => Some(*n),
-        Some(IntOrString::String(name)) => w
-            .spec
-            .containers
-            .iter()
-            .flat_map(|c| c.ports.iter().flatten())
-            .find(|p| p.name.as_deref() == Some(name.as_str()))
-            .map(|p| p.container_port),
-    }
+/// does not declare), by the one reading of `targetPort` ([`meshmove_model::service`]).
+fn target_port(port: &ServicePort, container_ports: &[meshmove_model::workload::ContainerPort]) -> Option<u16> {
+    meshmove_model::service::ServicePort::from_typed(port)?.pod_port(container_ports)
 }
 
 struct Svc<'a> {
@@ -134,13 +123,14 @@ impl ServicePorts {
         for w in workloads(inventory, scope) {
             let Some(candidates) = by_namespace.get(&w.object.namespace.as_deref()) else { continue };
             let labels = w.labels();
+            let container_ports = w.ports();
             // pod port -> (class -> declarations)
-            let mut by_port: BTreeMap<i32, BTreeMap<&'static str, BTreeSet<String>>> = BTreeMap::new();
+            let mut by_port: BTreeMap<u16, BTreeMap<&'static str, BTreeSet<String>>> = BTreeMap::new();
             let selecting = candidates.iter().filter(|s| meshmove_model::selector::service_selects(&s.object.value, &labels));
             for s in selecting {
                 for port in &s.ports {
                     let Treatment::Declared(p, app_protocol) = treatment(port) else { continue };
-                    let Some(target) = target_port(port, &w) else { continue };
+                    let Some(target) = target_port(port, &container_ports) else { continue };
                     let via = app_protocol.map(|a| format!(" (appProtocol `{a}`)")).unwrap_or_default();
                     by_port.entry(target).or_default().entry(inbound_group(p)).or_default().insert(format!(
                         "{p} by {} {}{via}",
