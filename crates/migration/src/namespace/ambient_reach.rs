@@ -55,6 +55,20 @@ pub struct AmbientReach {
     pub unreached: Vec<String>,
 }
 
+/// Why the engine cannot judge who reaches the legacy pods: then nothing is shown safe.
+#[derive(Debug, thiserror::Error)]
+pub enum ReachError {
+    /// A NetworkPolicy the view cannot read.
+    #[error("NetworkPolicy {namespace}/{name} cannot be read ({message}), so which pods reach the legacy ones cannot be told")]
+    UnreadablePolicy { namespace: String, name: String, message: String },
+    /// The engine cannot model the cluster at all.
+    #[error("the NetworkPolicy engine cannot model the cluster ({0})")]
+    Model(#[source] meshmove_netpol::NetpolError),
+    /// A policy the engine cannot compile.
+    #[error("{0}: the NetworkPolicy engine cannot compile it, so which pods reach the legacy ones cannot be told")]
+    Uncompilable(meshmove_netpol::PolicyError),
+}
+
 /// Judge every ambient workload of `inventory` outside the mesh namespace against the legacy
 /// workloads `retired` (`(kind, name)` in the legacy namespace). The inventory holds the engine's
 /// kinds in every namespace (workloads, Pods, Namespaces, NetworkPolicies, admin policies, Istio's
@@ -65,20 +79,19 @@ pub fn ambient_reach(
     sides: &Sides,
     inventory: &Inventory,
     retired: &[(String, String)],
-) -> Result<AmbientReach, String> {
+) -> Result<AmbientReach, ReachError> {
     let model = view::build(inventory, ModelOptions { probes: false });
     if let Some(p) = model.unreadable_policies.first() {
-        return Err(format!(
-            "NetworkPolicy {}/{} cannot be read ({}), so which pods reach the legacy ones cannot be told",
-            p.namespace, p.name, p.message
-        ));
+        return Err(ReachError::UnreadablePolicy {
+            namespace: p.namespace.clone(),
+            name: p.name.clone(),
+            message: p.message.clone(),
+        });
     }
     let (engine, rejected) = Engine::build_lenient(&model.cluster, EngineOptions::default())
-        .map_err(|e| format!("the NetworkPolicy engine cannot model the cluster ({e})"))?;
+        .map_err(ReachError::Model)?;
     if let Some(e) = rejected.first() {
-        return Err(format!(
-            "{e}: the NetworkPolicy engine cannot compile it, so which pods reach the legacy ones cannot be told"
-        ));
+        return Err(ReachError::Uncompilable(e.clone()));
     }
     let namespace_labels: BTreeMap<&str, meshmove_istio::Labels> = inventory
         .of(&kinds::NAMESPACE)

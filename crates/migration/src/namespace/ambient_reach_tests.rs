@@ -215,3 +215,23 @@ spec:
     let r = ambient_reach(&sides, &inv(&open), &[]).unwrap();
     assert!(r.callers.is_empty() && r.unreached.len() == 2, "{r:?}");
 }
+
+/// A policy the engine cannot judge leaves nothing shown safe: the error names it.
+#[test]
+fn a_policy_the_engine_cannot_judge_is_an_error_naming_it() {
+    let sides = Sides::new("shop").unwrap();
+    let mut extra = deployment("front", "web", "{name: API_URL, value: 'http://api.shop'}");
+    extra += r#"---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: bad, namespace: front}
+spec:
+  podSelector: {matchExpressions: [{key: app, operator: Near, values: [web]}]}
+  policyTypes: [Egress]
+"#;
+    match ambient_reach(&sides, &inv(&platform(&extra)), &retired()) {
+        Err(ReachError::UnreadablePolicy { namespace, name, .. }) => assert_eq!((namespace.as_str(), name.as_str()), ("front", "bad")),
+        Err(ReachError::Uncompilable(p)) => assert_eq!((p.namespace.as_str(), p.name.as_str()), ("front", "bad")),
+        other => panic!("expected the policy named as the reason, got {other:?}"),
+    }
+}

@@ -85,7 +85,7 @@ async fn ambient_reach(
             sides.legacy
         )));
     }
-    Ok(ambient_reach::ambient_reach(sides, &inv, retired))
+    Ok(ambient_reach::ambient_reach(sides, &inv, retired).map_err(|e| e.to_string()))
 }
 
 /// `complete`: refused (unless `anyway`, `--ignore-ambient-callers`) while ambient workloads can
