@@ -191,7 +191,7 @@ impl Run<'_, '_> {
                         }
                     };
                     admits.push(format!("{from_name} on {shown} ({})", via.join(", ")));
-                    rules.push(json!({"from": [peer], "ports": with_hbone(entry_ports.iter().map(Port::json).collect(), ambient)}));
+                    rules.push(json!({"from": [peer], "ports": with_hbone(entry_ports.iter().map(port_rule).collect(), ambient)}));
                     acc.uses.push(Use { from, from_name, to: To::Workload(me.clone()), ports: numbers, why: format!("{} routes to it", via.join(", ")), violation: None });
                 }
                 let exposed_ports = controller_ports;
