@@ -14,10 +14,11 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::inventory::Object;
+use crate::inventory::read::Checked;
 
 /// What the engine reads of a pod or pod template. Build with [`PodFacts::of`] (an inventory
 /// object) or [`PodFacts::from_value`] (a pod or template as JSON), or deserialize from JSON text.
@@ -133,14 +134,15 @@ fn find<'a>(pairs: &'a [(Box<str>, Box<str>)], key: &str) -> Option<&'a str> {
 }
 
 // The lenient reader. Each part reads a JSON mapping and takes any other value as absent; keys
-// it does not read are skipped without building anything.
+// it does not read are read through without building anything, and checked as reading them into
+// a JSON tree checks them (`Checked`): text that would not read as a tree does not read as facts.
 
 /// Keys the reader looks at, matched without allocating.
 fn known_key(key: &str) -> Option<&'static str> {
     const KEYS: &[&str] = &[
         "metadata", "spec", "status", "labels", "annotations", "ownerReferences", "kind", "name", "controller",
         "containers", "initContainers", "ports", "restartPolicy", "containerPort", "protocol", "hostNetwork",
-        "serviceAccountName", "serviceAccount", "phase", "podIP", "podIPs", "ip",
+        "serviceAccountName", "serviceAccount", "phase", "podIP", "podIPs", "ip", "namespace", "generateName",
     ];
     KEYS.iter().find(|k| **k == key).copied()
 }
@@ -199,7 +201,7 @@ macro_rules! other_values {
 macro_rules! drain_seq {
     ($other:expr) => {
         fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            while seq.next_element::<Checked>()?.is_some() {}
             Ok($other)
         }
     };
@@ -208,7 +210,7 @@ macro_rules! drain_seq {
 macro_rules! drain_map {
     ($other:expr) => {
         fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            while map.next_entry::<Checked, Checked>()?.is_some() {}
             Ok($other)
         }
     };
@@ -242,7 +244,7 @@ impl<'de, T: FromMap> Deserialize<'de> for MapOr<T> {
                     match key {
                         Some(key) => t.entry(key, &mut map)?,
                         None => {
-                            map.next_value::<IgnoredAny>()?;
+                            map.next_value::<Checked>()?;
                         }
                     }
                 }
@@ -415,7 +417,7 @@ impl FromMap for Top {
             "spec" => self.spec = map.next_value::<MapOr<Spec>>()?.0,
             "status" => self.status = map.next_value::<MapOr<Status>>()?.0,
             _ => {
-                map.next_value::<IgnoredAny>()?;
+                map.next_value::<Checked>()?;
             }
         }
         Ok(())
@@ -427,6 +429,10 @@ struct Meta {
     labels: Box<[(Box<str>, Box<str>)]>,
     annotations: Box<[(Box<str>, Box<str>)]>,
     owner_refs: Vec<OwnerRef>,
+    /// `name` and `generateName`: `None` when absent, `Some(None)` when not a string.
+    name: Option<Option<Box<str>>>,
+    generate_name: Option<Option<Box<str>>>,
+    namespace: Option<Box<str>>,
 }
 
 impl FromMap for Meta {
@@ -435,8 +441,11 @@ impl FromMap for Meta {
             "labels" => self.labels = map.next_value::<StringMap>()?.0,
             "annotations" => self.annotations = map.next_value::<StringMap>()?.0,
             "ownerReferences" => self.owner_refs = map.next_value::<SeqOr<MapOr<OwnerRef>>>()?.0.into_iter().map(|r| r.0).collect(),
+            "name" => self.name = Some(map.next_value::<Str>()?.0),
+            "generateName" => self.generate_name = Some(map.next_value::<Str>()?.0),
+            "namespace" => self.namespace = map.next_value::<Str>()?.0,
             _ => {
-                map.next_value::<IgnoredAny>()?;
+                map.next_value::<Checked>()?;
             }
         }
         Ok(())
@@ -450,7 +459,7 @@ impl FromMap for OwnerRef {
             "name" => self.name = map.next_value::<Str>()?.0,
             "controller" => self.controller = map.next_value::<Flag>()?.0 == Some(true),
             _ => {
-                map.next_value::<IgnoredAny>()?;
+                map.next_value::<Checked>()?;
             }
         }
         Ok(())
@@ -478,7 +487,7 @@ impl FromMap for Spec {
             "serviceAccountName" => self.service_account_name = Some(map.next_value::<Str>()?.0),
             "serviceAccount" => self.service_account = Some(map.next_value::<Str>()?.0),
             _ => {
-                map.next_value::<IgnoredAny>()?;
+                map.next_value::<Checked>()?;
             }
         }
         Ok(())
@@ -497,7 +506,7 @@ impl FromMap for Container {
             "ports" => self.ports = map.next_value::<SeqOr<MapOr<PortFacts>>>()?.0.into_iter().map(|p| p.0).collect(),
             "restartPolicy" => self.always = map.next_value::<Str>()?.0.as_deref() == Some("Always"),
             _ => {
-                map.next_value::<IgnoredAny>()?;
+                map.next_value::<Checked>()?;
             }
         }
         Ok(())
@@ -517,7 +526,7 @@ impl FromMap for PortFacts {
             "name" => self.name = map.next_value::<Str>()?.0,
             "protocol" => self.protocol = map.next_value::<Str>()?.0,
             _ => {
-                map.next_value::<IgnoredAny>()?;
+                map.next_value::<Checked>()?;
             }
         }
         Ok(())
@@ -539,7 +548,7 @@ impl FromMap for PodIp {
         match key {
             "ip" => self.0 = map.next_value::<Str>()?.0,
             _ => {
-                map.next_value::<IgnoredAny>()?;
+                map.next_value::<Checked>()?;
             }
         }
         Ok(())
@@ -553,7 +562,7 @@ impl FromMap for Status {
             "podIP" => self.pod_ip = map.next_value::<Str>()?.0,
             "podIPs" => self.pod_ips = map.next_value::<SeqOr<MapOr<PodIp>>>()?.0.into_iter().map(|p| p.0 .0).collect(),
             _ => {
-                map.next_value::<IgnoredAny>()?;
+                map.next_value::<Checked>()?;
             }
         }
         Ok(())
@@ -562,7 +571,66 @@ impl FromMap for Status {
 
 impl<'de> Deserialize<'de> for PodFacts {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let Top { meta, spec, status } = MapOr::<Top>::deserialize(d)?.0;
+        Ok(MapOr::<Top>::deserialize(d)?.0.into_facts())
+    }
+}
+
+/// A pod read part by part from its mapping, for a reader that learns only along the way whether
+/// it keeps the pod as facts (`inventory::facts`): `metadata`, `spec` and `status` read as facts
+/// ([`PodParts::read`]) or taken from a JSON tree read for them ([`PodParts::add_tree`]), in the
+/// order of the keys (for a key given twice, the last value).
+#[derive(Default)]
+pub(crate) struct PodParts(Top);
+
+impl PodParts {
+    /// Whether `key` is a part the facts come from.
+    pub(crate) fn is_part(key: &str) -> bool {
+        matches!(key, "metadata" | "spec" | "status")
+    }
+
+    /// Read the value of `key` (one of [`PodParts::is_part`]) as facts.
+    pub(crate) fn read<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        match known_key(key) {
+            Some(key) => self.0.entry(key, map),
+            None => map.next_value::<Checked>().map(drop),
+        }
+    }
+
+    /// Take the part `key` from its value read as a JSON tree.
+    pub(crate) fn add_tree(&mut self, key: &str, value: &Value) {
+        // The reader accepts any JSON value: reading a tree cannot fail.
+        match key {
+            "metadata" => self.0.meta = MapOr::<Meta>::deserialize(value).map(|m| m.0).unwrap_or_default(),
+            "spec" => self.0.spec = MapOr::<Spec>::deserialize(value).map(|m| m.0).unwrap_or_default(),
+            "status" => self.0.status = MapOr::<Status>::deserialize(value).map(|m| m.0).unwrap_or_default(),
+            _ => {}
+        }
+    }
+
+    /// The controller owner, as [`crate::workload::owner_of_value`] reads it from the tree.
+    pub(crate) fn owner(&self) -> Option<(&str, &str)> {
+        crate::workload::pick_owner(self.0.meta.owner_refs.iter().map(|r| (r.kind.as_deref(), r.name.as_deref(), r.controller)))
+    }
+
+    /// The name and namespace, as `inventory::files::identity` reads them from the tree
+    /// (`metadata.name`, else `generateName` when `name` is absent; strings only).
+    pub(crate) fn identity(&self) -> (Option<&str>, Option<&str>) {
+        let m = &self.0.meta;
+        let name = match &m.name {
+            Some(name) => name.as_deref(),
+            None => m.generate_name.as_ref().and_then(|g| g.as_deref()),
+        };
+        (name, m.namespace.as_deref())
+    }
+
+    pub(crate) fn into_facts(self) -> PodFacts {
+        self.0.into_facts()
+    }
+}
+
+impl Top {
+    fn into_facts(self) -> PodFacts {
+        let Top { meta, spec, status } = self;
         let sidecars = spec.init_containers.into_iter().filter(|c| c.always);
         let ports: Vec<PortFacts> = spec.containers.into_iter().chain(sidecars).flat_map(|c| c.ports).collect();
         let service_account = match spec.service_account_name {
@@ -578,7 +646,7 @@ impl<'de> Deserialize<'de> for PodFacts {
                 ips.push(ip);
             }
         }
-        Ok(PodFacts {
+        PodFacts {
             labels: meta.labels,
             annotations: meta.annotations,
             owner_refs: meta.owner_refs.into_boxed_slice(),
@@ -587,7 +655,7 @@ impl<'de> Deserialize<'de> for PodFacts {
             service_account,
             phase: status.phase,
             ips: ips.into_boxed_slice(),
-        })
+        }
     }
 }
 

@@ -20,7 +20,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::facts::{FactsDocument, TakenPod};
+use serde::de::DeserializeSeed;
+
+use super::facts::{FactsDocument, Rebuild, TakenPod};
 use super::{Inventory, Object, Origin, PodDetail, kinds, read};
 use crate::yaml::{self, YamlError};
 
@@ -87,6 +89,27 @@ pub fn load_paths(
     load_paths_with(paths, default_namespace, only_namespace, PodDetail::Whole)
 }
 
+/// All of stdin as text. When stdin is a regular file (`< FILE`), the text is allocated at the
+/// file's size once, instead of growing by doubling while it is read (each step a copy of what
+/// was read so far, and with it up to twice the input resident at once).
+pub fn read_stdin() -> std::io::Result<String> {
+    let stdin = std::io::stdin();
+    let mut text = String::new();
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        let size = stdin.as_fd().try_clone_to_owned().and_then(|fd| std::fs::File::from(fd).metadata());
+        if let Ok(meta) = size
+            && meta.is_file()
+        {
+            // One byte more: reading stops at the first read that returns nothing.
+            text.reserve(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
+        }
+    }
+    stdin.lock().read_to_string(&mut text)?;
+    Ok(text)
+}
+
 /// [`load_paths`], keeping pods as `detail` says.
 pub fn load_paths_with(
     paths: &[PathBuf],
@@ -100,10 +123,7 @@ pub fn load_paths_with(
     for path in paths {
         let before = objects.len();
         if path.as_os_str() == "-" {
-            let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .map_err(|source| InventoryError::Io { path: "stdin".into(), source })?;
+            let text = read_stdin().map_err(|source| InventoryError::Io { path: "stdin".into(), source })?;
             load_text(&text, None, &cx, &mut objects)?;
             if objects.len() == before {
                 return Err(InventoryError::NoObjects { path: "stdin".into() });
@@ -205,9 +225,14 @@ fn parse_documents(text: &str, path: Option<&Path>, detail: PodDetail) -> Result
         for doc in read::json_documents_as::<FactsDocument>(text) {
             let origin = origin_at(doc.line, None);
             let read = doc.value.map_err(|source| InventoryError::Json { origin: origin.to_string(), source })?;
-            let (value, taken) = if read.reread || (!read.taken.is_empty() && !is_list(&read.value)) {
+            let json_error = |source| InventoryError::Json { origin: origin.to_string(), source };
+            let (value, taken) = if read.reread || ((!read.taken.is_empty() || read.rebuild) && !is_list(&read.value)) {
                 let again: Result<read::Exact, _> = serde_json::from_str(&text[doc.span]);
-                (again.map_err(|source| InventoryError::Json { origin: origin.to_string(), source })?.0, Vec::new())
+                (again.map_err(json_error)?.0, Vec::new())
+            } else if read.rebuild {
+                let seed = Rebuild { taken: &read.taken };
+                let value = seed.deserialize(&mut serde_json::Deserializer::from_str(&text[doc.span])).map_err(json_error)?;
+                (value, read.taken)
             } else {
                 (read.value, read.taken)
             };
